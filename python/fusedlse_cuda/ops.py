@@ -1,0 +1,64 @@
+"""Python entry points of the fusedlse ops (schemas in csrc/fusedlse.cpp, kernels in csrc/cpu and csrc/cuda)."""
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+
+def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
+    """The whole model: ``10 * logsumexp(mean_HW(conv_transpose2d(x, weight, conv_bias)) + bias)`` over C_out.
+
+    Args:
+        x: ``[B, C_in, H, W]``, float16, bfloat16, float32 or float64; any strides (contiguous and
+            channels_last are read in place, other layouts are copied first).
+        weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
+        conv_bias: ``[C_out]`` or None.
+        bias: ``C_out`` elements in any shape (the model's is ``[C_out, 1, 1]``).
+
+    Returns:
+        ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32.
+        Results are bitwise reproducible run to run on the same device.
+    """
+    return torch.ops.fusedlse.forward.default(x, weight, conv_bias, bias)
+
+
+def sum_hw(x: Tensor) -> Tensor:
+    """``x.sum(dim=(2, 3))`` of ``x [B, C, H, W]`` as ``[B, C]`` float32 (float64 for float64 input)."""
+    return torch.ops.fusedlse.sum_hw.default(x)
+
+
+def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float) -> Tensor:
+    """The epilogue: ``10 * logsumexp(sums @ weight_sum * scale + total_bias, dim=1, keepdim=True)``.
+
+    Args:
+        sums: ``[B, C_in]`` float32 or float64 (what :func:`sum_hw` returns).
+        weight_sum: ``[C_in, C_out]``, e.g. ``weight.sum((2, 3))``, same dtype as ``sums``.
+        total_bias: ``C_out`` elements (``conv_bias + bias``), same dtype.
+        scale: ``1 / (H_out * W_out)``.
+
+    Returns:
+        ``[B, 1]`` in ``sums``'s dtype.
+    """
+    return torch.ops.fusedlse.gemm_lse.default(sums, weight_sum, total_bias, float(scale))
+
+
+def cuda_backend_built() -> bool:
+    """Whether this build carries the CUDA kernels (False for a FUSEDLSE_CPU_ONLY=1 build)."""
+    return torch._C._dispatch_has_kernel_for_dispatch_key("fusedlse::forward", "CUDA")
+
+
+# Fake kernels: output shape and dtype only, so the ops trace under torch.compile and torch.export (symbolic shapes
+# included). Argument validation runs in the real kernels (csrc/fusedlse.cpp).
+@torch.library.register_fake("fusedlse::forward")
+def _forward_fake(x, weight, conv_bias, bias):
+    return x.new_empty((x.shape[0], 1))
+
+
+@torch.library.register_fake("fusedlse::sum_hw")
+def _sum_hw_fake(x):
+    return x.new_empty((x.shape[0], x.shape[1]), dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+
+
+@torch.library.register_fake("fusedlse::gemm_lse")
+def _gemm_lse_fake(sums, weight_sum, total_bias, scale):
+    return sums.new_empty((sums.shape[0], 1))

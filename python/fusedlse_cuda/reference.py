@@ -1,0 +1,45 @@
+"""The model fusedlse replaces, and the algebraic shortcut it computes, in plain PyTorch (for tests and benchmarks)."""
+from typing import Optional
+
+import torch
+from torch import Tensor, nn
+
+
+class Model(nn.Module):
+    """KernelBench level 2 problem 42: ConvTranspose2d, global average pool, bias, logsumexp, sum, x10."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias_shape):
+        super().__init__()
+        self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size)
+        self.bias = nn.Parameter(torch.randn(bias_shape))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.conv_transpose(x)
+        x = torch.mean(x, dim=(2, 3), keepdim=True)
+        x = x + self.bias
+        x = torch.logsumexp(x, dim=1, keepdim=True)
+        x = torch.sum(x, dim=(2, 3))
+        return x * 10.0
+
+
+def model_forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
+    """The model's forward with explicit parameters (the real transposed convolution)."""
+    y = torch.nn.functional.conv_transpose2d(x, weight, conv_bias)
+    y = y.mean(dim=(2, 3), keepdim=True) + bias.reshape(1, -1, 1, 1)
+    return 10.0 * torch.logsumexp(y, dim=1, keepdim=True).sum(dim=(2, 3))
+
+
+def truth(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
+    """The real model run in float64 on the CPU: what every path is checked against."""
+    f64 = lambda t: None if t is None else t.detach().to("cpu", torch.float64)  # noqa: E731
+    return model_forward(f64(x), f64(weight), f64(conv_bias), f64(bias))
+
+
+def shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
+    """mean_HW(convT(x)) = sum_HW(x) @ W.sum((2,3)) / (H_out*W_out) + conv_bias, then bias, logsumexp, x10."""
+    kh, kw = weight.shape[2], weight.shape[3]
+    area = (x.shape[2] + kh - 1) * (x.shape[3] + kw - 1)
+    logits = x.sum(dim=(2, 3)) @ weight.sum(dim=(2, 3)) / area + bias.reshape(1, -1)
+    if conv_bias is not None:
+        logits = logits + conv_bias
+    return 10.0 * torch.logsumexp(logits, dim=1, keepdim=True)

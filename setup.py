@@ -1,0 +1,72 @@
+"""Builds fusedlse_cuda and its compiled module fusedlse_cuda._C.
+
+Environment:
+  FUSEDLSE_CPU_ONLY=1   build the CPU backend alone.
+  FUSEDLSE_CUDA=1       require the CUDA backend: fail if torch has no CUDA or no toolkit is found.
+  (neither)             build CUDA whenever torch has CUDA and a toolkit is found, else CPU with a warning.
+  CUDA_HOME             the toolkit (a directory with bin/nvcc and include/cuda_runtime.h).
+  TORCH_CUDA_ARCH_LIST  target GPUs; unset means "8.9;9.0+PTX" (RTX 4090 and H100 SASS, plus PTX).
+"""
+import glob
+import os
+import sys
+
+from setuptools import setup
+
+import torch
+from torch.utils import cpp_extension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _toolkit_problem():
+    """None when a usable CUDA toolkit is there, else why not."""
+    if torch.version.cuda is None:
+        return f"torch {torch.__version__} was built without CUDA"
+    home = cpp_extension.CUDA_HOME
+    if home is None:
+        return "no CUDA toolkit found (set CUDA_HOME)"
+    if not os.path.exists(os.path.join(home, "include", "cuda_runtime.h")):
+        return f"CUDA_HOME={home} has no include/cuda_runtime.h (point CUDA_HOME at the toolkit, e.g. /usr/local/cuda)"
+    return None
+
+
+def _want_cuda():
+    if os.environ.get("FUSEDLSE_CPU_ONLY") == "1":
+        return False
+    problem = _toolkit_problem()
+    if os.environ.get("FUSEDLSE_CUDA") == "1":
+        if problem:
+            sys.exit(f"error: FUSEDLSE_CUDA=1 asks for the CUDA backend, but {problem}")
+        return True
+    if problem:
+        print(f"warning: building fusedlse_cuda without its CUDA backend: {problem}", file=sys.stderr)
+        return False
+    return True
+
+
+def _extension():
+    sources = [os.path.join("csrc", "fusedlse.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    cxx_flags = ["-O3", "-std=c++20"]
+    if not _want_cuda():
+        return cpp_extension.CppExtension("fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags})
+    os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.9;9.0+PTX")
+    sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cpp")))
+    sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+    nvcc_flags = ["-O3", "-std=c++20", "-Xptxas=-warn-spills", "-lineinfo"]
+    return cpp_extension.CUDAExtension(
+        "fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags}
+    )
+
+
+setup(
+    name="fusedlse_cuda",
+    version="0.1.0",
+    description="ConvTranspose2d -> mean -> +bias -> logsumexp -> x10 (KernelBench L2/42) in one pass over x",
+    packages=["fusedlse_cuda", "triton_ref"],
+    package_dir={"fusedlse_cuda": "python/fusedlse_cuda", "triton_ref": "triton_ref"},
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    python_requires=">=3.10",
+    zip_safe=False,
+)

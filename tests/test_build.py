@@ -1,0 +1,53 @@
+"""What the build put in the compiled module: SASS for the RTX 4090 (sm_89) and the H100 (sm_90), PTX for newer
+GPUs, 16-byte global loads in the x-reading kernels and no local-memory traffic. Needs no GPU: CI runs it."""
+import glob
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+import fusedlse_cuda
+
+
+def _cuobjdump():
+    candidates = [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "cuobjdump"),
+                  shutil.which("cuobjdump") or ""]
+    try:
+        import triton
+
+        candidates.append(os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump"))
+    except ImportError:
+        pass
+    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+
+
+CUOBJDUMP = _cuobjdump()
+MODULE = glob.glob(os.path.join(os.path.dirname(fusedlse_cuda.__file__), "_C*.so"))[0]
+pytestmark = [
+    pytest.mark.skipif(not fusedlse_cuda.cuda_backend_built(), reason="built without the CUDA backend"),
+    pytest.mark.skipif(CUOBJDUMP is None, reason="no cuobjdump (CUDA toolkit or Triton's bundled copy)"),
+]
+
+
+def run(*args):
+    return subprocess.run([CUOBJDUMP, *args, MODULE], check=True, capture_output=True, text=True).stdout
+
+
+def test_sass_for_ada_and_hopper_and_ptx():
+    elves = run("--list-elf")
+    assert "sm_89" in elves and "sm_90" in elves
+    assert "sm_90" in run("--list-ptx")
+
+
+@pytest.mark.parametrize("arch", ["sm_89", "sm_90"])
+def test_fused_kernels_load_16_bytes_and_never_spill(arch):
+    sass = run("-sass", "-arch", arch)
+    functions = re.split(r"\n\s*Function : ", sass)
+    fused = [f for f in functions if "fused_kernelI" in f.split("\n", 1)[0]]
+    assert len(fused) == 8  # 4 dtypes x 2 layouts
+    for body in fused:
+        name = body.split("\n", 1)[0]
+        assert re.search(r"LDG\.E\.(EF\.)?128", body), f"{name}: no 128-bit global load"
+        assert not re.search(r"\b(LDL|STL)\b", body), f"{name}: local-memory traffic"

@@ -1,0 +1,61 @@
+"""sum_hw and gemm_lse, the two halves of the forward, each against float64."""
+import pytest
+import torch
+
+import fusedlse_cuda
+from helpers import DEVICES, DTYPES, LAYOUTS, lay_out, make_problem, poison_allocator
+
+SUM_TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 2e-6, torch.bfloat16: 2e-6}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", [(2, 3, 8, 8), (1, 4, 509, 509), (3, 70, 1, 1), (2, 5, 300, 200), (64, 33, 5, 7)],
+                         ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_sum_hw_matches_float64(device, dtype, shape, layout):
+    x, *_ = make_problem(*shape, 1, 1, 1, dtype=dtype, device=device, layout=layout)
+    poison_allocator(device)
+    sums = fusedlse_cuda.sum_hw(x)
+    assert sums.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    assert sums.shape == shape[:2]
+    truth = x.to("cpu", torch.float64).sum(dim=(2, 3))
+    # Relative to the sum of magnitudes: the error bound of a float32 sum of exactly rounded inputs.
+    scale = x.to("cpu", torch.float64).abs().sum(dim=(2, 3)).clamp_min(1.0)
+    assert ((sums.cpu().double() - truth).abs() / scale).max().item() <= SUM_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("c_in,c_out", [(3, 5), (64, 128), (700, 33), (5, 4099)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gemm_lse_matches_float64(device, dtype, c_in, c_out):
+    g = torch.Generator().manual_seed(1)
+    sums = torch.randn(6, c_in, generator=g, dtype=torch.float64) * 50
+    weight_sum = torch.randn(c_in, c_out, generator=g, dtype=torch.float64) / c_in**0.5
+    total_bias = torch.randn(c_out, generator=g, dtype=torch.float64)
+    scale = 1 / 100.0
+    truth = 10 * torch.logsumexp(sums @ weight_sum * scale + total_bias, dim=1, keepdim=True)
+    to = lambda t: t.to(device=device, dtype=dtype)  # noqa: E731
+    poison_allocator(device)
+    out = fusedlse_cuda.gemm_lse(to(sums), to(weight_sum), to(total_bias), scale)
+    assert out.shape == (6, 1) and out.dtype == dtype
+    tolerance = 1e-12 if dtype == torch.float64 else 2e-5
+    assert ((out.cpu().double() - truth).abs().max() / truth.abs().max()).item() <= tolerance
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_blocks_compose_to_forward(device):
+    x, weight, conv_bias, bias = make_problem(3, 6, 10, 12, 9, 3, 2, device=device)
+    scale = 1.0 / ((10 + 3 - 1) * (12 + 2 - 1))
+    composed = fusedlse_cuda.gemm_lse(fusedlse_cuda.sum_hw(x), weight.sum((2, 3)), conv_bias + bias.flatten(), scale)
+    direct = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    torch.testing.assert_close(composed, direct, rtol=2e-6, atol=0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sum_hw_of_layouts_agree_exactly_on_integers(device):
+    """Integer-valued floats sum exactly, so every layout must give the identical answer."""
+    x = torch.randint(-50, 50, (3, 8, 37, 41), dtype=torch.float32, device=device)
+    expected = x.double().sum(dim=(2, 3)).float()
+    for layout in ("contiguous", "channels_last", "offset", "sliced"):
+        assert torch.equal(fusedlse_cuda.sum_hw(lay_out(x, layout)), expected), layout

@@ -1,0 +1,30 @@
+"""torch.library.opcheck on every op: schema, fake (Meta) kernels, dispatch and autograd registration agree."""
+import pytest
+import torch
+
+from helpers import DEVICES, make_problem
+
+
+def samples(device):
+    for dtype in (torch.float32, torch.float16):
+        x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 2, dtype=dtype, device=device)
+        yield "forward", (x, weight, conv_bias, bias)
+        yield "forward", (x.contiguous(memory_format=torch.channels_last), weight, None, bias)
+        yield "sum_hw", (x,)
+    sums = torch.randn(2, 3, device=device)
+    yield "gemm_lse", (sums, torch.randn(3, 4, device=device), torch.randn(4, device=device), 0.25)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_opcheck(device):
+    for name, args in samples(device):
+        torch.library.opcheck(getattr(torch.ops.fusedlse, name).default, args)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_traces_under_torch_compile(device):
+    import fusedlse_cuda
+
+    x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 2, device=device)
+    compiled = torch.compile(fusedlse_cuda.forward, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x, weight, conv_bias, bias), fusedlse_cuda.forward(x, weight, conv_bias, bias))
