@@ -1,10 +1,12 @@
 // The fused forward in one launch:
 //   blocks [0, wsum_blocks)          fold weight.sum((2,3)) into wsum, one channel group each;
-//   blocks [wsum_blocks, grid end)   read x once, writing per-row partial sums.
-// A block that finishes work takes tickets for the epilogue units it contributed to; the block that completes a
-// unit (one channel group of one batch) turns its sums into that unit's share of the GEMM, and the block that
-// completes the last unit of a batch adds bias and takes the logsumexp. Every sum runs in a fixed order, so the
-// result is bitwise reproducible; tickets are reset by the block that consumes them, so nothing is cleared per call.
+//   blocks [wsum_blocks, grid end)   persistent: each warp reads a balanced, contiguous range of warp items of x,
+//                                    writing per-row partial sums; no block-wide barrier while reading.
+// A warp counts the partials it wrote against the epilogue unit (a few channels of one batch) they belong to, one
+// ticket per unit it touched; the warp that completes a unit turns its sums into that unit's share of the GEMM, and
+// the warp that completes a batch's last unit adds bias and takes the logsumexp. Every sum runs in a fixed order,
+// so the result is bitwise reproducible; tickets are reset by the warp that consumes them, so nothing is cleared
+// per call.
 //
 // Only CUDA headers are included: see fused_kernels.h.
 
@@ -147,126 +149,39 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
 
 constexpr int kRowsAtOnce = 4;
 
-// Row layout: each warp reduces its own warp item. Returns the partial-index range [first, end) this block wrote.
-template <typename T>
-__device__ void reduce_rows_item(const FusedArgs& a, int64_t block_item, int64_t* first, int64_t* end) {
-  using A = acc_t<T>;
-  const LaunchPlan& plan = a.plan;
-  const T* x = static_cast<const T*>(a.x);
-  A* partials = static_cast<A*>(a.partials);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t rows = a.batch * a.channels;
-  const int64_t item0 = block_item * kWarpsPerBlock;
-  const int64_t item_end = imin(item0 + kWarpsPerBlock, plan.warp_items);
-  const int64_t item = item0 + warp;
-  auto row_ptr = [&](int64_t row) {
-    return x + (row / a.channels) * a.stride_b + (row % a.channels) * a.stride_c;
-  };
-  if (plan.splits > 1) {
-    *first = item0;
-    *end = item_end;
-    if (item < item_end) {
-      const int64_t row = item / plan.splits, split = item % plan.splits;
-      const int64_t begin = split * plan.chunk;
-      const int64_t count = imin(plan.chunk, a.plane - begin);
-      const A s = warp_chunk_sum(row_ptr(row) + begin, count, lane);
-      if (lane == 0) partials[item] = s;
-    }
-  } else {
-    *first = item0 * plan.rows_per_warp_item;
-    *end = imin(item_end * plan.rows_per_warp_item, rows);
-    if (item < item_end) {
-      const int64_t row_end = imin((item + 1) * plan.rows_per_warp_item, rows);
-      for (int64_t row = item * plan.rows_per_warp_item; row < row_end; row += kRowsAtOnce) {
-        const T* ptrs[kRowsAtOnce];
-#pragma unroll
-        for (int r = 0; r < kRowsAtOnce; ++r) ptrs[r] = row + r < row_end ? row_ptr(row + r) : nullptr;
-        A s[kRowsAtOnce];
-        warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
-        if (lane == 0) {
-#pragma unroll
-          for (int r = 0; r < kRowsAtOnce; ++r)
-            if (ptrs[r] != nullptr) partials[row + r] = s[r];
-        }
-      }
-    }
-  }
-}
+// ---------------------------------------------------------------------------------------------------------------
+// Work layout shared by the readers and the epilogue.
+//
+// x is cut into `items`: S = splits consecutive items per group, where a group is one row (row layout) or one
+// channel block of one batch (channels-last). Warp w of the reading blocks owns items [begin(w), begin(w+1)).
+// For each group it touches, a warp writes one partial per row, at slot row*S + (first item it owns in the group
+// - the group's first item). A row's sum is the sum of its slots over the owning warps, in warp order.
+struct Layout {
+  int64_t channels, splits, items, warps;
+  int64_t group_channels, groups_per_batch;  // rows: 1, C; channels-last: channels per block, blocks per batch
+  int64_t unit_rows, groups;                 // epilogue units: unit_rows channels of one batch, `groups` per batch
 
-// Channels-last layout: the block reduces `channels_per_item` channels of one batch over one split of H*W.
-// Threads form a [position lanes, channel lanes] grid; kVec channels per thread (1, or 16 bytes' worth).
-template <typename T, int kVec>
-__device__ void reduce_channels_last_item(const FusedArgs& a, int64_t block_item, unsigned char* scratch,
-                                          int64_t* first_row, int64_t* end_row) {
-  using A = acc_t<T>;
-  const LaunchPlan& plan = a.plan;
-  const int64_t split = block_item % plan.splits;
-  const int64_t channel_block = (block_item / plan.splits) % plan.channel_blocks;
-  const int64_t b = block_item / (plan.splits * plan.channel_blocks);
-  const int64_t c_begin = channel_block * plan.channels_per_item;
-  const int64_t c_end = imin(c_begin + plan.channels_per_item, a.channels);
-  const int channel_lanes = static_cast<int>(plan.channels_per_item / kVec);
-  const int position_lanes = kBlockThreads / channel_lanes;
-  const int channel_lane = threadIdx.x % channel_lanes, position_lane = threadIdx.x / channel_lanes;
-  const int64_t c = c_begin + static_cast<int64_t>(channel_lane) * kVec;
-  const int64_t p_begin = split * plan.chunk, p_end = imin(p_begin + plan.chunk, a.plane);
-
-  A acc[kVec];
-#pragma unroll
-  for (int e = 0; e < kVec; ++e) acc[e] = A(0);
-  if (position_lane < position_lanes && c < c_end) {
-    const T* base = static_cast<const T*>(a.x) + b * a.stride_b + c;
-    int64_t p = p_begin + position_lane;
-    const int64_t step = position_lanes;
-    if constexpr (kVec > 1) {
-      for (; p + 3 * step < p_end; p += 4 * step) {
-        uint4 v[4];
-#pragma unroll
-        for (int u = 0; u < 4; ++u) v[u] = __ldcs(reinterpret_cast<const uint4*>(base + (p + u * step) * a.stride_p));
-#pragma unroll
-        for (int u = 0; u < 4; ++u)
-#pragma unroll
-          for (int e = 0; e < kVec; ++e) acc[e] += vec_elem<T>(v[u], e);
-      }
-      for (; p < p_end; p += step) {
-        const uint4 v = __ldcs(reinterpret_cast<const uint4*>(base + p * a.stride_p));
-#pragma unroll
-        for (int e = 0; e < kVec; ++e) acc[e] += vec_elem<T>(v, e);
-      }
-    } else {
-      A more[3] = {A(0), A(0), A(0)};
-      for (; p + 3 * step < p_end; p += 4 * step) {
-        const T v0 = base[p * a.stride_p], v1 = base[(p + step) * a.stride_p];
-        const T v2 = base[(p + 2 * step) * a.stride_p], v3 = base[(p + 3 * step) * a.stride_p];
-        acc[0] += to_acc(v0);
-        more[0] += to_acc(v1);
-        more[1] += to_acc(v2);
-        more[2] += to_acc(v3);
-      }
-      for (; p < p_end; p += step) acc[0] += to_acc(base[p * a.stride_p]);
-      acc[0] = (acc[0] + more[0]) + (more[1] + more[2]);
-    }
+  __device__ int64_t begin(int64_t w) const { return items * w / warps; }
+  __device__ int64_t owner(int64_t item) const { return ((item + 1) * warps - 1) / items; }
+  __device__ int64_t first_item_of_row(int64_t row) const {
+    return ((row / channels) * groups_per_batch + (row % channels) / group_channels) * splits;
   }
-  // Combine position lanes in a fixed order: scratch is [position_lanes][channels_per_item].
-  A* lanes = reinterpret_cast<A*>(scratch);
-  const int64_t width = plan.channels_per_item;
-  if (position_lane < position_lanes) {
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) lanes[position_lane * width + channel_lane * kVec + e] = acc[e];
+  __device__ int64_t unit_of_row(int64_t row) const {
+    return (row / channels) * groups + (row % channels) / unit_rows;
   }
-  __syncthreads();
-  A* partials = static_cast<A*>(a.partials);
-  for (int64_t t = threadIdx.x; t < c_end - c_begin; t += kBlockThreads) {
-    A s = A(0);
-    for (int l = 0; l < position_lanes; ++l) s += lanes[l * width + t];
-    partials[(b * a.channels + c_begin + t) * plan.splits + split] = s;
+  __device__ int64_t unit_first_row(int64_t u) const { return (u / groups) * channels + (u % groups) * unit_rows; }
+  __device__ int64_t unit_end_row(int64_t u) const {
+    return (u / groups) * channels + imin((u % groups + 1) * unit_rows, channels);
   }
-  *first_row = b * a.channels + c_begin;
-  *end_row = b * a.channels + c_end;
-}
+  // Partials a row receives: one from each warp owning some of its group's items.
+  __device__ int64_t writers_of_row(int64_t row) const {
+    const int64_t first = first_item_of_row(row);
+    return owner(first + splits - 1) - owner(first) + 1;
+  }
+};
 
 // ---------------------------------------------------------------------------------------------------------------
-// The epilogue.
+// The epilogue, run by one warp.
 
 template <typename A> struct Lse {
   A max_value, scaled_sum;  // logsumexp = max_value + log(scaled_sum); scaled_sum == 0 means empty
@@ -288,20 +203,12 @@ template <typename A> __device__ __forceinline__ Lse<A> lse_merge(Lse<A> p, Lse<
   return {m, p.scaled_sum * exp(p.max_value - m) + q.scaled_sum * exp(q.max_value - m)};
 }
 
-// Merge every thread's state in a fixed tree order; the block's result is returned in thread 0.
-template <typename A> __device__ Lse<A> block_lse(Lse<A> s, unsigned char* scratch) {
+template <typename A> __device__ __forceinline__ Lse<A> warp_lse(Lse<A> s) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) {
-    Lse<A> other{__shfl_xor_sync(0xffffffffu, s.max_value, offset), __shfl_xor_sync(0xffffffffu, s.scaled_sum, offset)};
+    const Lse<A> other{__shfl_xor_sync(0xffffffffu, s.max_value, offset),
+                       __shfl_xor_sync(0xffffffffu, s.scaled_sum, offset)};
     s = lse_merge(s, other);
-  }
-  Lse<A>* per_warp = reinterpret_cast<Lse<A>*>(scratch);
-  __syncthreads();  // scratch may still be read by the caller's previous phase
-  if (threadIdx.x % 32 == 0) per_warp[threadIdx.x / 32] = s;
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    s = per_warp[0];
-    for (int w = 1; w < kWarpsPerBlock; ++w) s = lse_merge(s, per_warp[w]);
   }
   return s;
 }
@@ -309,11 +216,11 @@ template <typename A> __device__ Lse<A> block_lse(Lse<A> s, unsigned char* scrat
 // What a unit epilogue reads and writes; T is the type of bias and output.
 template <typename T> struct Epilogue {
   using A = acc_t<T>;
-  const A* partials;   // [B*C*splits]
-  int64_t splits;
+  Layout layout;
+  const A* partials;   // [B*C*splits], sparse: see Layout
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
-  int64_t channels, unit_rows, groups, c_out;
+  int64_t c_out;
   const A* wsum;       // [C, C_out]
   const T* conv_bias;  // [C_out] or null
   const T* bias;       // element n at n * bias_stride
@@ -331,108 +238,240 @@ __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t
   return v;
 }
 
-// Runs in the block that completed unit (b, g). Block-uniform: every thread calls it.
+// Unit u = (b, g): its rows' sums, their share of the GEMM, and, if it is the batch's last unit, the logsumexp.
+// Warp-uniform: every lane calls it. unit_sums is this warp's scratch (kMaxUnitRows values).
 template <typename T>
-__device__ void unit_epilogue(const Epilogue<T>& e, int64_t b, int64_t g, unsigned char* scratch, int* flag) {
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, int lane, acc_t<T>* unit_sums) {
   using A = acc_t<T>;
-  const int64_t k0 = g * e.unit_rows;
-  const int64_t k_count = imin(e.unit_rows, e.channels - k0);
-  A* unit_sums = reinterpret_cast<A*>(scratch);
-  __syncthreads();  // scratch may still be in use by the previous phase
-  for (int64_t t = threadIdx.x; t < k_count; t += kBlockThreads) {
-    const int64_t row = b * e.channels + k0 + t;
+  const Layout& L = e.layout;
+  const int64_t b = u / L.groups, g = u % L.groups;
+  const int64_t k0 = g * L.unit_rows;
+  const int64_t k_count = imin(L.unit_rows, L.channels - k0);
+  for (int64_t t = 0; t < k_count; ++t) {
+    const int64_t row = b * L.channels + k0 + t;
+    const int64_t first = L.first_item_of_row(row);
+    const int64_t w_end = L.owner(first + L.splits - 1) + 1;
     A s = A(0);
-    for (int64_t j = 0; j < e.splits; ++j) s += __ldcg(e.partials + row * e.splits + j);
-    if (e.splits > 1) e.sums[row] = s;
-    unit_sums[t] = s;
+    for (int64_t w = L.owner(first) + lane; w < w_end; w += 32) {
+      const int64_t own = L.begin(w);
+      if (own == L.begin(w + 1)) continue;  // a warp with no items wrote nothing
+      s += __ldcg(e.partials + row * L.splits + (own > first ? own - first : 0));
+    }
+    s = warp_sum(s);
+    if (lane == 0) {
+      unit_sums[t] = s;
+      if (L.splits > 1) e.sums[row] = s;
+    }
   }
-  __syncthreads();
+  __syncwarp();
   if (e.sums_only) return;
 
   Lse<A> state{-INFINITY, A(0)};
-  for (int64_t n = threadIdx.x; n < e.c_out; n += kBlockThreads) {
+  for (int64_t n = lane; n < e.c_out; n += 32) {
     A dot = A(0);
     const A* w = e.wsum + k0 * e.c_out + n;
 #pragma unroll 4
     for (int64_t k = 0; k < k_count; ++k) dot += unit_sums[k] * __ldcg(w + k * e.c_out);
-    if (e.groups == 1) {
+    if (L.groups == 1) {
       lse_push(state, logit(e, n, dot));
     } else {
-      e.zpart[(b * e.groups + g) * e.c_out + n] = dot;
+      e.zpart[u * e.c_out + n] = dot;
     }
   }
-  if (e.groups > 1) {
+  __syncwarp();  // unit_sums is free again
+  if (L.groups > 1) {
     __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      const bool last = atomicAdd(e.batch_tickets + b, 1) == e.groups - 1;
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+      last = atomicAdd(e.batch_tickets + b, 1) == L.groups - 1;
       if (last) e.batch_tickets[b] = 0;
-      *flag = last;
     }
-    __syncthreads();
-    if (!*flag) return;
+    if (!__shfl_sync(0xffffffffu, last, 0)) return;
     __threadfence();
-    for (int64_t n = threadIdx.x; n < e.c_out; n += kBlockThreads) {
+    for (int64_t n = lane; n < e.c_out; n += 32) {
       A dot = A(0);
-      for (int64_t q = 0; q < e.groups; ++q) dot += __ldcg(e.zpart + (b * e.groups + q) * e.c_out + n);
+      for (int64_t q = 0; q < L.groups; ++q) dot += __ldcg(e.zpart + (b * L.groups + q) * e.c_out + n);
       lse_push(state, logit(e, n, dot));
     }
   }
-  state = block_lse(state, scratch);
-  if (threadIdx.x == 0) e.out[b] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
+  state = warp_lse(state);
+  if (lane == 0) e.out[b] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
 }
 
-// Unit u = b * groups + g holds rows [b*C + g*unit_rows, b*C + min((g+1)*unit_rows, C)).
-struct UnitSpace {
-  int64_t channels, unit_rows, groups;
-  __device__ int64_t unit_of_row(int64_t row) const {
-    return (row / channels) * groups + (row % channels) / unit_rows;
+// A warp's running count of the partials it wrote for one unit; sent as one ticket when the unit changes.
+template <typename T> struct TicketCounter {
+  const Epilogue<T>& e;
+  int* unit_tickets;
+  int extra;  // what each unit waits for beyond its partials (1 when this launch folds the weight)
+  int lane;
+  acc_t<T>* scratch;
+  bool enabled;  // false for sum_hw with whole rows as items: its partials are the final sums
+  int64_t unit = -1;
+  int pending = 0;
+
+  __device__ __forceinline__ void flush() {
+    if (!enabled) return;
+    if (pending == 0) return;
+    __threadfence();
+    __syncwarp();
+    int last = 0;
+    if (lane == 0) {
+      const Layout& L = e.layout;
+      int64_t expected = extra;
+      for (int64_t row = L.unit_first_row(unit); row < L.unit_end_row(unit); ++row) expected += L.writers_of_row(row);
+      last = atomicAdd(unit_tickets + unit, pending) + pending == expected;
+      if (last) unit_tickets[unit] = 0;
+    }
+    pending = 0;
+    if (__shfl_sync(0xffffffffu, last, 0)) {
+      __threadfence();
+      unit_epilogue(e, unit, lane, scratch);
+    }
   }
-  __device__ int64_t first_row(int64_t u) const { return (u / groups) * channels + (u % groups) * unit_rows; }
-  __device__ int64_t end_row(int64_t u) const {
-    return (u / groups) * channels + imin((u % groups + 1) * unit_rows, channels);
+  // Rows [first, end) each received one partial from this warp.
+  __device__ __forceinline__ void add_rows(int64_t first, int64_t end) {
+    if (!enabled) return;
+    const Layout& L = e.layout;
+    while (first < end) {
+      const int64_t u = L.unit_of_row(first);
+      const int64_t stop = imin(end, L.unit_end_row(u));
+      if (u != unit) {
+        flush();
+        unit = u;
+      }
+      pending += static_cast<int>(stop - first);
+      first = stop;
+    }
   }
 };
 
-// After writing partials [first, end) (in units of rows * per_row), count them against each unit they fall in,
-// and run the epilogue of every unit this completes. `extra` is what each unit expects beyond its partials.
+// ---------------------------------------------------------------------------------------------------------------
+// Reading x.
+
+// Row layout: every plane is contiguous. With splits == 1 whole rows are items, read four at a time.
 template <typename T>
-__device__ void settle_range(const Epilogue<T>& e, int* unit_tickets, int64_t first, int64_t end, int64_t per_row,
-                             int extra, unsigned char* scratch, int* flag) {
-  const UnitSpace units{e.channels, e.unit_rows, e.groups};
-  __threadfence();
-  __syncthreads();
-  if (first >= end) return;
-  const int64_t u_end = units.unit_of_row((end - 1) / per_row) + 1;
-  for (int64_t u = units.unit_of_row(first / per_row); u < u_end; ++u) {
-    if (threadIdx.x == 0) {
-      const int64_t lo = imax(first, units.first_row(u) * per_row);
-      const int64_t hi = imin(end, units.end_row(u) * per_row);
-      const int expected = static_cast<int>((units.end_row(u) - units.first_row(u)) * e.splits) + extra;
-      const int contributed = static_cast<int>(hi - lo);
-      const bool last = atomicAdd(unit_tickets + u, contributed) + contributed == expected;
-      if (last) unit_tickets[u] = 0;
-      *flag = last;
+__device__ __forceinline__ void read_rows(const FusedArgs& a, TicketCounter<T>& tickets, int64_t begin, int64_t end, int lane) {
+  using A = acc_t<T>;
+  const T* x = static_cast<const T*>(a.x);
+  A* partials = static_cast<A*>(a.partials);
+  const int64_t splits = a.plan.splits;
+  auto row_ptr = [&](int64_t row) {
+    return x + (row / a.channels) * a.stride_b + (row % a.channels) * a.stride_c;
+  };
+  if (splits == 1) {
+    for (int64_t row = begin; row < end; row += kRowsAtOnce) {
+      const T* ptrs[kRowsAtOnce];
+#pragma unroll
+      for (int r = 0; r < kRowsAtOnce; ++r) ptrs[r] = row + r < end ? row_ptr(row + r) : nullptr;
+      A s[kRowsAtOnce];
+      warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
+      if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < kRowsAtOnce; ++r)
+          if (ptrs[r] != nullptr) partials[row + r] = s[r];
+      }
+      tickets.add_rows(row, imin(row + kRowsAtOnce, end));
     }
-    __syncthreads();
-    const bool last = *flag;
-    if (last) {
-      __threadfence();
-      unit_epilogue(e, u / e.groups, u % e.groups, scratch, flag);
-    }
-    __syncthreads();
+    return;
+  }
+  for (int64_t item = begin; item < end;) {
+    const int64_t row = item / splits, first = row * splits;
+    const int64_t stop = imin(end, first + splits);
+    const int64_t e0 = (item - first) * a.plan.chunk;
+    const int64_t e1 = imin((stop - first) * a.plan.chunk, a.plane);
+    const A s = warp_chunk_sum(row_ptr(row) + e0, e1 - e0, lane);
+    if (lane == 0) partials[row * splits + (item - first)] = s;
+    tickets.add_rows(row, row + 1);
+    item = stop;
   }
 }
 
-// weight [C, C_out, kernel_area] -> wsum rows of channel group g; then each batch's unit (b, g) is told.
-template <typename T>
-__device__ void fold_weight_group(const FusedArgs& a, const Epilogue<T>& e, int64_t g, unsigned char* scratch,
-                                  int* flag) {
+// Channels-last layout: a group is channels_per_item channels of one batch; lanes form a [position, channel] grid
+// with kVec channels per lane (1, or 16 bytes' worth); a segment is a contiguous run of positions.
+template <typename T, int kVec>
+__device__ __forceinline__ void read_channels_last(const FusedArgs& a, TicketCounter<T>& tickets, int64_t begin, int64_t end, int lane,
+                                   acc_t<T>* scratch) {
   using A = acc_t<T>;
+  const LaunchPlan& plan = a.plan;
+  const int channel_lanes = static_cast<int>(plan.channels_per_item / kVec);
+  const int position_lanes = 32 / channel_lanes;
+  const int channel_lane = lane % channel_lanes, position_lane = lane / channel_lanes;
+  const bool active = position_lane < position_lanes;
+  A* partials = static_cast<A*>(a.partials);
+  for (int64_t item = begin; item < end;) {
+    const int64_t group = item / plan.splits, first = group * plan.splits;
+    const int64_t stop = imin(end, first + plan.splits);
+    const int64_t b = group / plan.channel_blocks;
+    const int64_t c_begin = (group % plan.channel_blocks) * plan.channels_per_item;
+    const int64_t c_end = imin(c_begin + plan.channels_per_item, a.channels);
+    const int64_t c = c_begin + static_cast<int64_t>(channel_lane) * kVec;
+    const int64_t p_end = imin((stop - first) * plan.chunk, a.plane);
+    A acc[kVec];
+#pragma unroll
+    for (int v = 0; v < kVec; ++v) acc[v] = A(0);
+    if (active && c < c_end) {
+      const T* base = static_cast<const T*>(a.x) + b * a.stride_b + c;
+      const int64_t step = position_lanes;
+      int64_t p = (item - first) * plan.chunk + position_lane;
+      if constexpr (kVec > 1) {
+        for (; p + 3 * step < p_end; p += 4 * step) {
+          uint4 v[4];
+#pragma unroll
+          for (int u = 0; u < 4; ++u) v[u] = __ldcs(reinterpret_cast<const uint4*>(base + (p + u * step) * a.stride_p));
+#pragma unroll
+          for (int u = 0; u < 4; ++u)
+#pragma unroll
+            for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v[u], k);
+        }
+        for (; p < p_end; p += step) {
+          const uint4 v = __ldcs(reinterpret_cast<const uint4*>(base + p * a.stride_p));
+#pragma unroll
+          for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v, k);
+        }
+      } else {
+        A more[3] = {A(0), A(0), A(0)};
+        for (; p + 3 * step < p_end; p += 4 * step) {
+          const T v0 = base[p * a.stride_p], v1 = base[(p + step) * a.stride_p];
+          const T v2 = base[(p + 2 * step) * a.stride_p], v3 = base[(p + 3 * step) * a.stride_p];
+          acc[0] += to_acc(v0);
+          more[0] += to_acc(v1);
+          more[1] += to_acc(v2);
+          more[2] += to_acc(v3);
+        }
+        for (; p < p_end; p += step) acc[0] += to_acc(base[p * a.stride_p]);
+        acc[0] = (acc[0] + more[0]) + (more[1] + more[2]);
+      }
+    }
+    // Combine position lanes in a fixed order through this warp's scratch: [position_lanes][channels_per_item].
+    const int64_t width = plan.channels_per_item;
+    if (active) {
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) scratch[position_lane * width + channel_lane * kVec + k] = acc[k];
+    }
+    __syncwarp();
+    for (int64_t t = lane; t < c_end - c_begin; t += 32) {
+      A s = A(0);
+      for (int l = 0; l < position_lanes; ++l) s += scratch[l * width + t];
+      partials[(b * a.channels + c_begin + t) * plan.splits + (item - first)] = s;
+    }
+    __syncwarp();
+    tickets.add_rows(b * a.channels + c_begin, b * a.channels + c_end);
+    item = stop;
+  }
+}
+
+// weight [C, C_out, kernel_area] -> wsum rows of channel group g (whole block); then each batch's unit (b, g) is
+// told, and the units this completes run their epilogues, one warp each.
+template <typename T>
+__device__ __forceinline__ void fold_weight_group(const FusedArgs& a, const Epilogue<T>& e, int64_t g, acc_t<T>* warp_scratch,
+                                  int64_t* completed, int* completed_count) {
+  using A = acc_t<T>;
+  const Layout& L = e.layout;
   const T* weight = static_cast<const T*>(a.weight);
   A* wsum = static_cast<A*>(a.wsum);
-  const int64_t k0 = g * e.unit_rows;
-  const int64_t count = imin(e.unit_rows, a.channels - k0) * a.c_out;
+  const int64_t k0 = g * L.unit_rows;
+  const int64_t count = imin(L.unit_rows, a.channels - k0) * a.c_out;
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
     const int64_t idx = k0 * a.c_out + i;
     const T* taps = weight + idx * a.kernel_area;
@@ -441,41 +480,41 @@ __device__ void fold_weight_group(const FusedArgs& a, const Epilogue<T>& e, int6
     wsum[idx] = s;
   }
   __threadfence();
-  __syncthreads();
-  bool* completes = reinterpret_cast<bool*>(flag + 1);  // kBlockThreads flags after `flag`
-  // Each unit of this group waits for its rows' partials plus this block's +1.
-  const int expected = static_cast<int>(imin(e.unit_rows, a.channels - k0) * e.splits) + 1;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t b0 = 0; b0 < a.batch; b0 += kBlockThreads) {
-    const int64_t b = b0 + threadIdx.x;
-    bool last = false;
-    if (b < a.batch) {
-      const int64_t u = b * e.groups + g;
-      last = atomicAdd(a.unit_tickets + u, 1) + 1 == expected;
-      if (last) a.unit_tickets[u] = 0;
-    }
-    completes[threadIdx.x] = last;
+    __syncthreads();  // wsum is written block-wide (first round); the previous round's epilogues are done
+    if (threadIdx.x == 0) *completed_count = 0;
     __syncthreads();
-    for (int t = 0; t < kBlockThreads && b0 + t < a.batch; ++t) {
-      if (completes[t]) {  // block-uniform: read from shared memory after the barrier
-        __threadfence();
-        unit_epilogue(e, b0 + t, g, scratch, flag);
+    const int64_t b = b0 + threadIdx.x;
+    if (b < a.batch) {
+      const int64_t u = b * L.groups + g;
+      int64_t expected = 1;
+      for (int64_t row = L.unit_first_row(u); row < L.unit_end_row(u); ++row) expected += L.writers_of_row(row);
+      if (atomicAdd(a.unit_tickets + u, 1) + 1 == expected) {
+        a.unit_tickets[u] = 0;
+        completed[atomicAdd(completed_count, 1)] = u;
       }
     }
     __syncthreads();
+    for (int i = warp; i < *completed_count; i += kWarpsPerBlock) {
+      __threadfence();
+      unit_epilogue(e, completed[i], lane, warp_scratch);
+    }
   }
 }
 
 template <typename T>
-__device__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
+__device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   using A = acc_t<T>;
+  const LaunchPlan& plan = a.plan;
   Epilogue<T> e;
+  const bool rows = a.layout == XLayout::kRows;
+  e.layout = Layout{a.channels, plan.splits, plan.items, plan.reduce_blocks * kWarpsPerBlock,
+                    rows ? 1 : plan.channels_per_item, rows ? a.channels : plan.channel_blocks,
+                    plan.unit_rows, plan.groups};
   e.partials = static_cast<const A*>(a.partials);
-  e.splits = a.plan.splits;
   e.sums = static_cast<A*>(a.sums);
   e.sums_only = a.mode == Mode::kSumsOnly;
-  e.channels = a.channels;
-  e.unit_rows = a.plan.unit_rows;
-  e.groups = a.plan.groups;
   e.c_out = a.c_out;
   e.wsum = static_cast<const A*>(a.wsum);
   e.conv_bias = static_cast<const T*>(a.conv_bias);
@@ -488,49 +527,49 @@ __device__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   return e;
 }
 
-constexpr int kScratchBytes = 8192;
-
 template <typename T, XLayout kLayout>
-__global__ void __launch_bounds__(kBlockThreads, 3) fused_kernel(const FusedArgs a) {
-  __shared__ __align__(16) unsigned char scratch[kScratchBytes];
-  __shared__ int flags[1 + kBlockThreads];
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm) fused_kernel(const __grid_constant__ FusedArgs a) {
+  using A = acc_t<T>;
+  __shared__ __align__(16) unsigned char scratch[kWarpsPerBlock][kWarpScratchBytes];
+  __shared__ int64_t completed[kBlockThreads];
+  __shared__ int completed_count;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  A* warp_scratch = reinterpret_cast<A*>(scratch[warp]);
   const Epilogue<T> e = fused_epilogue_args<T>(a);
-  const int extra = a.plan.wsum_blocks > 0 ? 1 : 0;
   if (blockIdx.x < a.plan.wsum_blocks) {
-    fold_weight_group<T>(a, e, blockIdx.x, scratch, flags);
+    fold_weight_group<T>(a, e, blockIdx.x, warp_scratch, completed, &completed_count);
     return;
   }
-  const int64_t item = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
-  int64_t first = 0, end = 0;
+  const int64_t w = (static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks) * kWarpsPerBlock + warp;
+  const int64_t begin = e.layout.begin(w), end = e.layout.begin(w + 1);
+  TicketCounter<T> tickets{e, a.unit_tickets, a.plan.wsum_blocks > 0 ? 1 : 0, lane, warp_scratch,
+                           !(a.mode == Mode::kSumsOnly && a.plan.splits == 1)};
   if constexpr (kLayout == XLayout::kRows) {
-    reduce_rows_item<T>(a, item, &first, &end);
-    if (a.mode == Mode::kSumsOnly && a.plan.splits == 1) return;  // partials are the sums already
-    settle_range<T>(e, a.unit_tickets, first, end, a.plan.splits, extra, scratch, flags);
+    read_rows<T>(a, tickets, begin, end, lane);
   } else {
     constexpr int kVec = 16 / sizeof(T);
     if (a.plan.vec == kVec) {
-      reduce_channels_last_item<T, kVec>(a, item, scratch, &first, &end);
+      read_channels_last<T, kVec>(a, tickets, begin, end, lane, warp_scratch);
     } else {
-      reduce_channels_last_item<T, 1>(a, item, scratch, &first, &end);
+      read_channels_last<T, 1>(a, tickets, begin, end, lane, warp_scratch);
     }
-    if (a.mode == Mode::kSumsOnly && a.plan.splits == 1) return;
-    settle_range<T>(e, a.unit_tickets, first, end, 1, extra, scratch, flags);
   }
+  tickets.flush();
 }
 
-// gemm_lse: block (b, g) runs unit (b, g)'s epilogue from ready-made sums.
+// gemm_lse: warp u runs unit u's epilogue from ready-made sums (one slot per row).
 template <typename A>
-__global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const GemmLseArgs a) {
-  __shared__ __align__(16) unsigned char scratch[kScratchBytes];
-  __shared__ int flag;
+__global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  __shared__ __align__(16) unsigned char scratch[kWarpsPerBlock][kWarpScratchBytes];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t u = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  if (u >= a.batch * a.groups) return;
+  const int64_t rows = a.batch * a.channels;
   Epilogue<A> e;
+  e.layout = Layout{a.channels, 1, rows, rows, 1, a.channels, a.unit_rows, a.groups};
   e.partials = static_cast<const A*>(a.sums);
-  e.splits = 1;
   e.sums = nullptr;
   e.sums_only = false;
-  e.channels = a.channels;
-  e.unit_rows = a.unit_rows;
-  e.groups = a.groups;
   e.c_out = a.c_out;
   e.wsum = static_cast<const A*>(a.weight_sum);
   e.conv_bias = nullptr;
@@ -540,7 +579,7 @@ __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const GemmLseAr
   e.zpart = static_cast<A*>(a.zpart);
   e.batch_tickets = a.batch_tickets;
   e.out = static_cast<A*>(a.out);
-  unit_epilogue(e, blockIdx.x / a.groups, blockIdx.x % a.groups, scratch, &flag);
+  unit_epilogue(e, u, lane, reinterpret_cast<A*>(scratch[warp]));
 }
 
 template <typename T>
@@ -587,7 +626,7 @@ cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream) {
 }
 
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>(args.batch * args.groups);
+  const unsigned blocks = static_cast<unsigned>((args.batch * args.groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
   if (args.is_double) {
     gemm_lse_kernel<double><<<blocks, kBlockThreads, 0, stream>>>(args);
   } else {

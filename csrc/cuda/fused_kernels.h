@@ -20,19 +20,18 @@ enum class XLayout { kRows, kChannelsLast };
 enum class Mode { kForward, kSumsOnly };
 
 // Work decomposition, chosen on the host by plan_launch() in fusedlse_cuda.cpp (the only place that sizes it).
+// x is cut into `items`, `splits` consecutive items per group: a group is one row (kRows) or `channels_per_item`
+// channels of one batch (kChannelsLast); an item is `chunk` consecutive positions of its group. The reading
+// blocks are persistent: warp w of reduce_blocks * 8 owns the contiguous item range [items*w/W, items*(w+1)/W).
 struct LaunchPlan {
-  // Row layout: a warp item is `rows_per_warp_item` whole rows (splits == 1) or one chunk of
-  // `chunk` elements of one row (rows_per_warp_item == 1). Items are numbered row-group-major.
-  // Channels-last layout: a block item is (b, channel block of `channels_per_item`, split).
-  int64_t splits = 1;               // partial sums per row
-  int64_t chunk = 0;                // elements of a row per split
-  int64_t rows_per_warp_item = 1;   // kRows only
-  int64_t warp_items = 0;           // kRows only
-  int64_t channels_per_item = 0;    // kChannelsLast only
-  int64_t channel_blocks = 0;       // kChannelsLast only
-  int vec = 1;                      // elements per vector load (16 bytes / element size, or 1)
-  int64_t reduce_blocks = 0;        // blocks that read x
-  int64_t wsum_blocks = 0;          // blocks that fold weight.sum((2,3)) into the launch (kForward only)
+  int64_t splits = 1;
+  int64_t chunk = 0;
+  int64_t items = 0;
+  int64_t channels_per_item = 1;  // kChannelsLast only
+  int64_t channel_blocks = 1;     // kChannelsLast only
+  int vec = 1;                    // kChannelsLast: channels per 16-byte load (1: scalar loads)
+  int64_t reduce_blocks = 0;      // blocks that read x
+  int64_t wsum_blocks = 0;        // blocks that fold weight.sum((2,3)) into the launch (kForward only)
   // Epilogue: a unit is `unit_rows` consecutive channels of one batch; there are `groups` units per batch.
   int64_t unit_rows = 1;
   int64_t groups = 1;
@@ -52,7 +51,7 @@ struct FusedArgs {
   int64_t bias_stride;
   double scale;           // 1 / (H_out * W_out)
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
-  void* partials;         // [B*C_in*splits] accumulation type; may alias `sums` when splits == 1
+  void* partials;         // [B*C_in*splits] accumulation type, written sparsely; aliases `sums` when splits == 1
   void* sums;             // [B, C_in] accumulation type
   void* wsum;             // [C_in, C_out] accumulation type, written by the launch
   void* zpart;            // [B, groups, C_out] accumulation type (groups > 1)
@@ -77,8 +76,12 @@ struct GemmLseArgs {
 
 constexpr int kBlockThreads = 256;
 constexpr int kWarpsPerBlock = kBlockThreads / 32;
-// Upper bound on unit_rows: the epilogue stages one unit's sums in shared memory.
-constexpr int64_t kMaxUnitRows = 1024;
+// Minimum resident blocks per SM the kernels are compiled for (caps registers at 128 per thread; no kernel spills).
+constexpr int kMinBlocksPerSm = 2;
+// Per-warp shared scratch: the channels-last lane combine and the epilogue's unit sums.
+constexpr int kWarpScratchBytes = 1024;
+// Upper bound on unit_rows: a unit's sums live in its warp's scratch (128 doubles).
+constexpr int64_t kMaxUnitRows = 128;
 
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);

@@ -11,6 +11,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -51,22 +52,22 @@ DeviceFill device_fill(int device, ScalarKind kind, XLayout layout) {
   return fill;
 }
 
-// Tuning constants, all in bytes of x: what one warp (row layout) or one block (channels-last layout) reads per
-// work item, and the fewest bytes worth splitting a row for. Work items are sized so that the grid covers every
-// resident block slot kWaves times over when x is large enough.
-constexpr int64_t kWarpItemBytes = 16 * 1024;
-constexpr int64_t kMinWarpItemBytes = 2 * 1024;
-constexpr int64_t kBlockItemBytes = 64 * 1024;
-constexpr int64_t kWaves = 4;
-// The epilogue's GEMM is cut into units of about this many multiply-adds, so that the unit finished last (the
-// only one not hidden behind other blocks' reads) is short.
-constexpr int64_t kUnitMultiplyAdds = 8192;
+// Tuning constants. Reading warps are persistent and own contiguous item ranges, so an item only sets the grain
+// of load balance: about kItemsPerWarp items per warp, none smaller than one 16-byte load per lane.
+constexpr int64_t kItemsPerWarp = 256;
+constexpr int64_t kMinItemBytes = 512;
+// Problems whose GEMM is at most this many multiply-adds per batch run it in one unit per batch; larger ones are
+// cut into about sqrt(C_in) units so that the unit finished last (the only one not hidden behind other warps'
+// reads) is short.
+constexpr int64_t kSingleUnitMultiplyAdds = 4096;
 
-// Channels per epilogue unit (c_out == 0: sums only, no GEMM). Tickets count partials in an int, so a unit
-// holds fewer than 2^30 of them.
-int64_t epilogue_unit_rows(int64_t channels, int64_t c_out, int64_t splits) {
-  const int64_t by_gemm = c_out > 0 ? std::max<int64_t>(kUnitMultiplyAdds / c_out, 1) : kMaxUnitRows;
-  return std::min({by_gemm, channels, kMaxUnitRows, std::max<int64_t>(1, (int64_t{1} << 30) / splits)});
+// Channels per epilogue unit (c_out == 0: sum_hw, no GEMM). Tickets count partials in an int.
+int64_t epilogue_unit_rows(int64_t channels, int64_t c_out) {
+  int64_t rows = channels;
+  if (c_out == 0 || channels * c_out > kSingleUnitMultiplyAdds) {
+    rows = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(channels))));
+  }
+  return std::max<int64_t>(1, std::min(rows, kMaxUnitRows));
 }
 
 struct XGeometry {
@@ -90,86 +91,71 @@ c10::optional<XGeometry> x_geometry(const at::Tensor& x) {
 LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out) {
   const int64_t B = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
   const int64_t elem = x.element_size();
-  const int64_t rows = B * C;
   const DeviceFill fill = device_fill(x.get_device(), kind_of(x.scalar_type()), g.layout);
-  const int64_t resident_blocks = fill.multiprocessors * fill.blocks_per_sm;
+  const int64_t resident_warps = fill.multiprocessors * fill.blocks_per_sm * kWarpsPerBlock;
+  const int64_t wanted_items = kItemsPerWarp * resident_warps;
   LaunchPlan plan;
-  plan.vec = static_cast<int>(16 / elem);
-
+  int64_t groups_total, group_bytes;
   if (g.layout == XLayout::kRows) {
-    const int64_t row_bytes = plane * elem;
-    const int64_t wanted_items = kWaves * resident_blocks * kWarpsPerBlock;
-    if (row_bytes > kWarpItemBytes) {
-      int64_t splits = ceil_div(row_bytes, kWarpItemBytes);
-      if (rows * splits < wanted_items) {
-        splits = std::max(splits, std::min(ceil_div(wanted_items, rows), ceil_div(row_bytes, kMinWarpItemBytes)));
-      }
-      // Chunks start 16 bytes apart from the row's start, so an aligned row stays aligned in every chunk.
-      plan.chunk = ceil_div(ceil_div(plane, splits), plan.vec) * plan.vec;
-      plan.splits = ceil_div(plane, plan.chunk);
-      plan.rows_per_warp_item = 1;
-      plan.warp_items = rows * plan.splits;
-    } else {
-      plan.splits = 1;
-      plan.chunk = plane;
-      const int64_t by_size = std::max<int64_t>(1, kWarpItemBytes / std::max<int64_t>(row_bytes, 1));
-      const int64_t by_fill = std::max<int64_t>(1, rows / wanted_items);
-      plan.rows_per_warp_item = std::min(by_size, by_fill);
-      plan.warp_items = ceil_div(rows, plan.rows_per_warp_item);
-    }
-    plan.reduce_blocks = ceil_div(plan.warp_items, kWarpsPerBlock);
+    groups_total = B * C;
+    group_bytes = plane * elem;
   } else {
+    plan.vec = static_cast<int>(16 / elem);
     const bool vector_ok = C % plan.vec == 0 && g.stride_p % plan.vec == 0 && g.stride_b % plan.vec == 0 &&
                            reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
     if (!vector_ok) plan.vec = 1;
-    plan.channels_per_item = std::min<int64_t>(C, kBlockThreads * plan.vec);
+    plan.channels_per_item = std::min<int64_t>(C, 32 * plan.vec);  // one warp's lanes across the channels
     plan.channel_blocks = ceil_div(C, plan.channels_per_item);
-    const int64_t position_lanes = kBlockThreads / (plan.channels_per_item / plan.vec);
-    int64_t splits = ceil_div(plane * plan.channels_per_item * elem, kBlockItemBytes);
-    const int64_t items_per_split = B * plan.channel_blocks;
-    if (items_per_split * splits < kWaves * resident_blocks) {
-      splits = std::max(splits, std::min(ceil_div(kWaves * resident_blocks, items_per_split),
-                                         ceil_div(plane, position_lanes)));
-    }
-    plan.chunk = ceil_div(plane, splits);
-    plan.splits = ceil_div(plane, plan.chunk);
-    plan.reduce_blocks = items_per_split * plan.splits;
+    groups_total = B * plan.channel_blocks;
+    group_bytes = plane * plan.channels_per_item * elem;
   }
-
-  plan.unit_rows = epilogue_unit_rows(C, mode == Mode::kForward ? c_out : 0, plan.splits);
+  // Split groups until there are enough items to balance the warps, but no item is under kMinItemBytes.
+  const int64_t splits = std::max<int64_t>(
+      1, std::min(ceil_div(wanted_items, groups_total), group_bytes / kMinItemBytes));
+  // Row items start 16 bytes apart from the row's start, so an aligned row stays aligned in every item.
+  const int64_t grain = g.layout == XLayout::kRows ? 16 / elem : 1;
+  plan.chunk = ceil_div(ceil_div(plane, splits), grain) * grain;
+  plan.splits = ceil_div(plane, plan.chunk);
+  plan.items = groups_total * plan.splits;
+  plan.reduce_blocks = std::min(fill.multiprocessors * fill.blocks_per_sm, ceil_div(plan.items, kWarpsPerBlock));
+  plan.unit_rows = epilogue_unit_rows(C, mode == Mode::kForward ? c_out : 0);
   plan.groups = ceil_div(C, plan.unit_rows);
   plan.wsum_blocks = mode == Mode::kForward ? plan.groups : 0;
-  TORCH_CHECK(plan.reduce_blocks + plan.wsum_blocks < (int64_t{1} << 31), "x is too large for one launch: ",
-              plan.reduce_blocks + plan.wsum_blocks, " blocks");
   return plan;
 }
 
 // Tickets persist between launches, one buffer per (device, stream), zeroed once when it grows; a launch leaves
-// every ticket it used at zero. Retired buffers are kept alive: a captured CUDA graph may still point at them.
+// every ticket it used at zero, so nothing is cleared per call. Retired buffers are kept alive: a captured CUDA
+// graph may still point at them. During a capture, a stream without a large enough buffer gets one per capture,
+// from the graph's memory pool, zeroed by a memset node captured before its first use (run at every replay).
 struct TicketBuffers {
   std::mutex mutex;
   std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
+  std::map<std::pair<int, unsigned long long>, at::Tensor> per_capture;
   std::vector<at::Tensor> retired;
 };
 
 int* tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
   static TicketBuffers buffers;
   std::lock_guard<std::mutex> lock(buffers.mutex);
-  const auto key = std::make_pair(like.get_device(), stream);
-  auto it = buffers.live.find(key);
+  const int device = like.get_device();
+  auto it = buffers.live.find({device, stream});
   if (it != buffers.live.end() && it->second.numel() >= count) return it->second.data_ptr<int>();
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  TORCH_CHECK(capture == cudaStreamCaptureStatusNone,
-              "fusedlse needs a larger ticket buffer (", count, " counters) while a CUDA graph is being captured; "
-              "run the op once with the same shapes on this stream before capturing (the usual warm-up)");
-  int64_t capacity = std::max<int64_t>(count, 4096);
-  if (it != buffers.live.end()) {
-    capacity = std::max(capacity, 2 * it->second.numel());
-    buffers.retired.push_back(it->second);
+  unsigned long long capture_id = 0;
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &capture, &capture_id));
+  const int64_t capacity = std::max<int64_t>({count, 4096, it != buffers.live.end() ? 2 * it->second.numel() : 0});
+  if (capture == cudaStreamCaptureStatusActive) {
+    at::Tensor& mine = buffers.per_capture[{device, capture_id}];
+    if (!mine.defined() || mine.numel() < count) {
+      if (mine.defined()) buffers.retired.push_back(mine);
+      mine = at::zeros({capacity}, like.options().dtype(at::kInt));
+    }
+    return mine.data_ptr<int>();
   }
+  if (it != buffers.live.end()) buffers.retired.push_back(it->second);
   at::Tensor fresh = at::zeros({capacity}, like.options().dtype(at::kInt));
-  buffers.live[key] = fresh;
+  buffers.live[{device, stream}] = fresh;
   return fresh.data_ptr<int>();
 }
 
@@ -277,7 +263,7 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   a.batch = B;
   a.channels = C;
   a.c_out = c_out;
-  a.unit_rows = epilogue_unit_rows(C, c_out, 1);
+  a.unit_rows = epilogue_unit_rows(C, c_out);
   a.groups = ceil_div(C, a.unit_rows);
   a.scale = scale;
   const at::Tensor zpart = at::empty({a.groups > 1 ? B * a.groups * c_out : 1}, sums.options());
