@@ -45,15 +45,24 @@ def _want_cuda():
     return True
 
 
+def _cxx_standard():
+    """The standard torch's own headers were written for: C++20 where ATen demands it, else C++17. A mismatch
+    compiles but changes the layout of classes shared with libtorch (seen: c10::Error crashing when thrown)."""
+    aten_h = os.path.join(os.path.dirname(torch.__file__), "include", "ATen", "ATen.h")
+    with open(aten_h) as f:
+        return "c++20" if "202002L" in f.read() else "c++17"
+
+
 def _extension():
+    std = f"-std={_cxx_standard()}"
     sources = [os.path.join("csrc", "fusedlse.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    cxx_flags = ["-O3", "-std=c++20"]
+    cxx_flags = ["-O3", std]
     if not _want_cuda():
         return cpp_extension.CppExtension("fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags})
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.9;9.0+PTX")
     sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cpp")))
     sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-    nvcc_flags = ["-O3", "-std=c++20", "-Xptxas=-warn-spills", "-lineinfo"]
+    nvcc_flags = ["-O3", std, "-Xptxas=-warn-spills", "-lineinfo"]
     return cpp_extension.CUDAExtension(
         "fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags}
     )

@@ -85,8 +85,12 @@ template <typename A> __device__ __forceinline__ A warp_sum(A v) {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading x.
 
-// One warp's sum of n contiguous elements at p: scalar head up to 16-byte alignment, 16-byte body with four
-// loads in flight per lane, scalar tail. The result is the same in every lane.
+// Loads each lane keeps in flight while streaming x: 16 warps per SM x 32 lanes x 8 x 16 bytes = 64 KiB per SM,
+// above the ~32 KiB Hopper needs to saturate HBM, with room to spare while a warp runs an epilogue.
+constexpr int kLoadsInFlight = 8;
+
+// One warp's sum of n contiguous elements at p: scalar head up to 16-byte alignment, 16-byte body with
+// kLoadsInFlight loads in flight per lane, scalar tail. The result is the same in every lane.
 template <typename T>
 __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int lane) {
   using A = acc_t<T>;
@@ -100,12 +104,12 @@ __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int la
   if (lane < n - tail_begin) acc[1] += to_acc(p[tail_begin + lane]);
   const uint4* body = reinterpret_cast<const uint4*>(p + head);
   int64_t i = lane;
-  for (; i + 96 < vectors; i += 128) {
-    uint4 v[4];
+  for (; i + 32 * (kLoadsInFlight - 1) < vectors; i += 32 * kLoadsInFlight) {
+    uint4 v[kLoadsInFlight];
 #pragma unroll
-    for (int u = 0; u < 4; ++u) v[u] = __ldcs(body + i + 32 * u);
+    for (int u = 0; u < kLoadsInFlight; ++u) v[u] = __ldcs(body + i + 32 * u);
 #pragma unroll
-    for (int u = 0; u < 4; ++u) acc[u] += vec_sum<T>(v[u]);
+    for (int u = 0; u < kLoadsInFlight; ++u) acc[u % 4] += vec_sum<T>(v[u]);
   }
   for (; i < vectors; i += 32) acc[2] += vec_sum<T>(__ldcs(body + i));
   return warp_sum((acc[0] + acc[1]) + (acc[2] + acc[3]));
@@ -238,8 +242,50 @@ __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t
   return v;
 }
 
+// Four consecutive accumulation-type values at p (count of them valid); one or two 16-byte loads when aligned.
+template <typename A>
+__device__ __forceinline__ void load4(const A* p, int64_t valid, A (&v)[4]) {
+  if (valid >= 4 && (reinterpret_cast<uintptr_t>(p) & 15) == 0) {
+    if constexpr (sizeof(A) == 4) {
+      const float4 q = __ldcg(reinterpret_cast<const float4*>(p));
+      v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+    } else {
+      const double2 lo = __ldcg(reinterpret_cast<const double2*>(p));
+      const double2 hi = __ldcg(reinterpret_cast<const double2*>(p) + 1);
+      v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) v[i] = i < valid ? __ldcg(p + i) : A(0);
+  }
+}
+
+// Sum of one row's partial slots, over the writers [w_lo, w_hi), by one lane, four loads in flight.
+template <typename A>
+__device__ __forceinline__ A row_slots_sum(const Layout& L, const A* partials, int64_t row, int64_t first,
+                                           int64_t w_lo, int64_t w_hi, int64_t w_step) {
+  A acc[4] = {A(0), A(0), A(0), A(0)};
+  int64_t w = w_lo;
+  for (; w + 3 * w_step < w_hi; w += 4 * w_step) {
+    A v[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const int64_t own = L.begin(w + i * w_step);
+      v[i] = own == L.begin(w + i * w_step + 1) ? A(0) : __ldcg(partials + row * L.splits + (own > first ? own - first : 0));
+    }
+#pragma unroll
+    for (int i = 0; i < 4; ++i) acc[i] += v[i];
+  }
+  for (; w < w_hi; w += w_step) {
+    const int64_t own = L.begin(w);
+    if (own != L.begin(w + 1)) acc[0] += __ldcg(partials + row * L.splits + (own > first ? own - first : 0));
+  }
+  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
+}
+
 // Unit u = (b, g): its rows' sums, their share of the GEMM, and, if it is the batch's last unit, the logsumexp.
-// Warp-uniform: every lane calls it. unit_sums is this warp's scratch (kMaxUnitRows values).
+// Warp-uniform: every lane calls it. unit_sums is this warp's scratch (kMaxUnitRows values). Written for latency:
+// it runs after the last reads of x for the last units, so loads are issued many at a time (16-byte, unrolled).
 template <typename T>
 __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, int lane, acc_t<T>* unit_sums) {
   using A = acc_t<T>;
@@ -247,39 +293,52 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, i
   const int64_t b = u / L.groups, g = u % L.groups;
   const int64_t k0 = g * L.unit_rows;
   const int64_t k_count = imin(L.unit_rows, L.channels - k0);
-  for (int64_t t = 0; t < k_count; ++t) {
-    const int64_t row = b * L.channels + k0 + t;
-    const int64_t first = L.first_item_of_row(row);
-    const int64_t w_end = L.owner(first + L.splits - 1) + 1;
-    A s = A(0);
-    for (int64_t w = L.owner(first) + lane; w < w_end; w += 32) {
-      const int64_t own = L.begin(w);
-      if (own == L.begin(w + 1)) continue;  // a warp with no items wrote nothing
-      s += __ldcg(e.partials + row * L.splits + (own > first ? own - first : 0));
-    }
-    s = warp_sum(s);
-    if (lane == 0) {
+  // 1. Row sums. Few writers per row: a lane per row; many: all lanes on each row, then a butterfly.
+  const int64_t first_row = b * L.channels + k0;
+  if (L.writers_of_row(first_row) <= 16) {
+    for (int64_t t = lane; t < k_count; t += 32) {
+      const int64_t row = first_row + t, first = L.first_item_of_row(row);
+      const A s = row_slots_sum(L, e.partials, row, first, L.owner(first), L.owner(first + L.splits - 1) + 1, 1);
       unit_sums[t] = s;
       if (L.splits > 1) e.sums[row] = s;
+    }
+  } else {
+    for (int64_t t = 0; t < k_count; ++t) {
+      const int64_t row = first_row + t, first = L.first_item_of_row(row);
+      const A s = warp_sum(
+          row_slots_sum(L, e.partials, row, first, L.owner(first) + lane, L.owner(first + L.splits - 1) + 1, 32));
+      if (lane == 0) {
+        unit_sums[t] = s;
+        if (L.splits > 1) e.sums[row] = s;
+      }
     }
   }
   __syncwarp();
   if (e.sums_only) return;
 
+  // 2. This unit's share of the GEMM: each lane owns 4 consecutive outputs at a time.
   Lse<A> state{-INFINITY, A(0)};
-  for (int64_t n = lane; n < e.c_out; n += 32) {
-    A dot = A(0);
+  for (int64_t n = 4 * lane; n < e.c_out; n += 128) {
+    const int64_t valid = imin(4, e.c_out - n);
+    A dot[4] = {A(0), A(0), A(0), A(0)};
     const A* w = e.wsum + k0 * e.c_out + n;
 #pragma unroll 4
-    for (int64_t k = 0; k < k_count; ++k) dot += unit_sums[k] * __ldcg(w + k * e.c_out);
+    for (int64_t k = 0; k < k_count; ++k) {
+      A v[4];
+      load4(w + k * e.c_out, valid, v);
+      const A s = unit_sums[k];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) dot[i] += s * v[i];
+    }
     if (L.groups == 1) {
-      lse_push(state, logit(e, n, dot));
+      for (int i = 0; i < valid; ++i) lse_push(state, logit(e, n + i, dot[i]));
     } else {
-      e.zpart[u * e.c_out + n] = dot;
+      for (int i = 0; i < valid; ++i) e.zpart[u * e.c_out + n + i] = dot[i];
     }
   }
   __syncwarp();  // unit_sums is free again
   if (L.groups > 1) {
+    // 3. The batch's last unit adds up every unit's share, in unit order.
     __threadfence();
     __syncwarp();
     int last = 0;
@@ -289,10 +348,18 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, i
     }
     if (!__shfl_sync(0xffffffffu, last, 0)) return;
     __threadfence();
-    for (int64_t n = lane; n < e.c_out; n += 32) {
-      A dot = A(0);
-      for (int64_t q = 0; q < L.groups; ++q) dot += __ldcg(e.zpart + (b * L.groups + q) * e.c_out + n);
-      lse_push(state, logit(e, n, dot));
+    for (int64_t n = 4 * lane; n < e.c_out; n += 128) {
+      const int64_t valid = imin(4, e.c_out - n);
+      A dot[4] = {A(0), A(0), A(0), A(0)};
+      const A* z = e.zpart + b * L.groups * e.c_out + n;
+#pragma unroll 4
+      for (int64_t q = 0; q < L.groups; ++q) {
+        A v[4];
+        load4(z + q * e.c_out, valid, v);
+#pragma unroll
+        for (int i = 0; i < 4; ++i) dot[i] += v[i];
+      }
+      for (int i = 0; i < valid; ++i) lse_push(state, logit(e, n + i, dot[i]));
     }
   }
   state = warp_lse(state);
@@ -415,12 +482,13 @@ __device__ __forceinline__ void read_channels_last(const FusedArgs& a, TicketCou
       const int64_t step = position_lanes;
       int64_t p = (item - first) * plan.chunk + position_lane;
       if constexpr (kVec > 1) {
-        for (; p + 3 * step < p_end; p += 4 * step) {
-          uint4 v[4];
+        for (; p + (kLoadsInFlight - 1) * step < p_end; p += kLoadsInFlight * step) {
+          uint4 v[kLoadsInFlight];
 #pragma unroll
-          for (int u = 0; u < 4; ++u) v[u] = __ldcs(reinterpret_cast<const uint4*>(base + (p + u * step) * a.stride_p));
+          for (int u = 0; u < kLoadsInFlight; ++u)
+            v[u] = __ldcs(reinterpret_cast<const uint4*>(base + (p + u * step) * a.stride_p));
 #pragma unroll
-          for (int u = 0; u < 4; ++u)
+          for (int u = 0; u < kLoadsInFlight; ++u)
 #pragma unroll
             for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v[u], k);
         }
