@@ -27,7 +27,7 @@ test: install
 
 # Nothing is downloaded: the device machine has torch, triton and pytest but no network.
 gpu-test:
-	$(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .
+	TORCH_CUDA_ARCH_LIST="8.9;9.0+PTX" $(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PYTHON) -m pytest tests
 	TRITON_INTERPRET=1 CUDA_VISIBLE_DEVICES= $(PYTHON) -m pytest -q tests/test_triton_seed.py
 

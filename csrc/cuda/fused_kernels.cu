@@ -177,8 +177,10 @@ struct Layout {
   __device__ int64_t unit_end_row(int64_t u) const {
     return (u / groups) * channels + imin((u % groups + 1) * unit_rows, channels);
   }
-  // Partials a row receives: one from each warp owning some of its group's items.
+  // Partials a row receives: one from each warp owning some of its group's items. With fewer items than warps,
+  // every warp owns at most one item and some own none.
   __device__ int64_t writers_of_row(int64_t row) const {
+    if (items < warps) return splits;
     const int64_t first = first_item_of_row(row);
     return owner(first + splits - 1) - owner(first) + 1;
   }
