@@ -22,19 +22,19 @@ bool is_supported_float(at::ScalarType t) {
 }
 
 void check_float_dtype(const at::Tensor& t, const char* name) {
-  TORCH_CHECK(is_supported_float(t.scalar_type()), name,
+  FUSEDLSE_CHECK(is_supported_float(t.scalar_type()), name,
               " must be float16, bfloat16, float32 or float64, got ", t.scalar_type());
 }
 
 // `first` is the argument the others must agree with ("x" for forward, "sums" for gemm_lse).
 void check_same_dtype(const at::Tensor& ref, const char* first, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.scalar_type() == ref.scalar_type(), name, " has dtype ", t.scalar_type(), " but ", first,
+  FUSEDLSE_CHECK(t.scalar_type() == ref.scalar_type(), name, " has dtype ", t.scalar_type(), " but ", first,
               " has dtype ", ref.scalar_type(), "; convert one side first, e.g. model.to(", first, ".dtype) or ",
               first, ".to(", t.scalar_type(), ")");
 }
 
 void check_same_device(const at::Tensor& ref, const char* first, const at::Tensor& t, const char* name) {
-  TORCH_CHECK(t.device() == ref.device(), name, " is on ", t.device(), " but ", first, " is on ", ref.device(),
+  FUSEDLSE_CHECK(t.device() == ref.device(), name, " is on ", t.device(), " but ", first, " is on ", ref.device(),
               "; move all arguments to one device");
 }
 
@@ -45,14 +45,14 @@ at::ScalarType accumulation_type(at::ScalarType input) {
 }
 
 void check_sum_hw_args(const at::Tensor& x) {
-  TORCH_CHECK(x.dim() == 4, "x must be 4-D [B, C_in, H, W], got ", x.dim(), "-D with shape ", x.sizes());
+  FUSEDLSE_CHECK(x.dim() == 4, "x must be 4-D [B, C_in, H, W], got ", x.dim(), "-D with shape ", x.sizes());
   check_float_dtype(x, "x");
 }
 
 ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias) {
   check_sum_hw_args(x);
-  TORCH_CHECK(weight.dim() == 4, "weight must be 4-D [C_in, C_out, kH, kW] (nn.ConvTranspose2d layout), got ",
+  FUSEDLSE_CHECK(weight.dim() == 4, "weight must be 4-D [C_in, C_out, kH, kW] (nn.ConvTranspose2d layout), got ",
               weight.dim(), "-D with shape ", weight.sizes());
   ForwardShape s;
   s.batch = x.size(0);
@@ -62,16 +62,16 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
   s.out_channels = weight.size(1);
   s.kernel_h = weight.size(2);
   s.kernel_w = weight.size(3);
-  TORCH_CHECK(s.in_channels >= 1 && s.height >= 1 && s.width >= 1,
+  FUSEDLSE_CHECK(s.in_channels >= 1 && s.height >= 1 && s.width >= 1,
               "x must have C_in, H and W of at least 1, got shape ", x.sizes());
-  TORCH_CHECK(weight.size(0) == s.in_channels, "weight.shape[0] must equal x's C_in = ", s.in_channels,
+  FUSEDLSE_CHECK(weight.size(0) == s.in_channels, "weight.shape[0] must equal x's C_in = ", s.in_channels,
               ", got weight of shape ", weight.sizes());
-  TORCH_CHECK(s.out_channels >= 1 && s.kernel_h >= 1 && s.kernel_w >= 1,
+  FUSEDLSE_CHECK(s.out_channels >= 1 && s.kernel_h >= 1 && s.kernel_w >= 1,
               "weight must have C_out, kH and kW of at least 1, got shape ", weight.sizes());
-  TORCH_CHECK(bias.numel() == s.out_channels, "bias must hold C_out = ", s.out_channels,
+  FUSEDLSE_CHECK(bias.numel() == s.out_channels, "bias must hold C_out = ", s.out_channels,
               " elements (e.g. shape [C_out, 1, 1]), got shape ", bias.sizes());
   if (conv_bias.has_value()) {
-    TORCH_CHECK(conv_bias->dim() == 1 && conv_bias->size(0) == s.out_channels,
+    FUSEDLSE_CHECK(conv_bias->dim() == 1 && conv_bias->size(0) == s.out_channels,
                 "conv_bias must have shape [C_out] = [", s.out_channels, "], got ", conv_bias->sizes());
   }
   check_same_device(x, "x", weight, "weight");
@@ -92,14 +92,14 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
 }
 
 void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias) {
-  TORCH_CHECK(sums.dim() == 2, "sums must be 2-D [B, C_in], got shape ", sums.sizes());
-  TORCH_CHECK(weight_sum.dim() == 2, "weight_sum must be 2-D [C_in, C_out], got shape ", weight_sum.sizes());
-  TORCH_CHECK(weight_sum.size(0) == sums.size(1), "weight_sum.shape[0] must equal sums.shape[1] = ", sums.size(1),
+  FUSEDLSE_CHECK(sums.dim() == 2, "sums must be 2-D [B, C_in], got shape ", sums.sizes());
+  FUSEDLSE_CHECK(weight_sum.dim() == 2, "weight_sum must be 2-D [C_in, C_out], got shape ", weight_sum.sizes());
+  FUSEDLSE_CHECK(weight_sum.size(0) == sums.size(1), "weight_sum.shape[0] must equal sums.shape[1] = ", sums.size(1),
               ", got weight_sum of shape ", weight_sum.sizes());
-  TORCH_CHECK(weight_sum.size(1) >= 1, "weight_sum must have C_out of at least 1, got shape ", weight_sum.sizes());
-  TORCH_CHECK(total_bias.numel() == weight_sum.size(1), "total_bias must hold C_out = ", weight_sum.size(1),
+  FUSEDLSE_CHECK(weight_sum.size(1) >= 1, "weight_sum must have C_out of at least 1, got shape ", weight_sum.sizes());
+  FUSEDLSE_CHECK(total_bias.numel() == weight_sum.size(1), "total_bias must hold C_out = ", weight_sum.size(1),
               " elements, got shape ", total_bias.sizes());
-  TORCH_CHECK(sums.scalar_type() == at::kFloat || sums.scalar_type() == at::kDouble,
+  FUSEDLSE_CHECK(sums.scalar_type() == at::kFloat || sums.scalar_type() == at::kDouble,
               "sums must be float32 or float64 (what sum_hw returns), got ", sums.scalar_type());
   check_same_dtype(sums, "sums", weight_sum, "weight_sum");
   check_same_dtype(sums, "sums", total_bias, "total_bias");

@@ -4,7 +4,35 @@
 #include <ATen/core/Tensor.h>
 #include <c10/util/Optional.h>
 
+#include <string>
+
 namespace fusedlse {
+
+// Error messages are assembled with std::string, never iostreams: on the H100 machine's toolchain the iostream
+// code that TORCH_CHECK's formatting instantiates inside this module segfaulted while building the message.
+// FUSEDLSE_CHECK(cond, parts...) takes strings, integers, shapes, dtypes and devices.
+namespace detail {
+inline void append(std::string& s, const char* part) { s += part; }
+inline void append(std::string& s, const std::string& part) { s += part; }
+inline void append(std::string& s, int64_t part) { s += std::to_string(part); }
+inline void append(std::string& s, int part) { s += std::to_string(part); }
+inline void append(std::string& s, at::ScalarType part) { s += c10::toString(part); }
+inline void append(std::string& s, const c10::Device& part) { s += part.str(); }
+inline void append(std::string& s, at::IntArrayRef part) {
+  s += "[";
+  for (size_t i = 0; i < part.size(); ++i) s += (i ? ", " : "") + std::to_string(part[i]);
+  s += "]";
+}
+}  // namespace detail
+
+template <typename... Parts>
+std::string message(const Parts&... parts) {
+  std::string s;
+  (detail::append(s, parts), ...);
+  return s;
+}
+
+#define FUSEDLSE_CHECK(cond, ...) TORCH_CHECK(cond, ::fusedlse::message(__VA_ARGS__))
 
 // The sizes of one forward call, after validation.
 struct ForwardShape {

@@ -28,7 +28,7 @@ ScalarKind kind_of(at::ScalarType t) {
     case at::kHalf: return ScalarKind::kHalf;
     case at::kBFloat16: return ScalarKind::kBFloat16;
     case at::kDouble: return ScalarKind::kDouble;
-    default: TORCH_CHECK(false, "unsupported dtype ", t);  // validation rejects these earlier
+    default: FUSEDLSE_CHECK(false, "unsupported dtype ", t);  // validation rejects these earlier
   }
 }
 
@@ -250,7 +250,7 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   const int64_t B = sums_in.size(0), C = sums_in.size(1), c_out = weight_sum_in.size(1);
   at::Tensor out = at::empty({B, 1}, sums_in.options());
   if (B == 0) return out;
-  TORCH_CHECK(C >= 1, "sums must have C_in of at least 1, got shape ", sums_in.sizes());
+  FUSEDLSE_CHECK(C >= 1, "sums must have C_in of at least 1, got shape ", sums_in.sizes());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const at::Tensor sums = sums_in.contiguous(), weight_sum = weight_sum_in.contiguous();
   const at::Tensor total_bias = total_bias_in.reshape({-1}).contiguous();
