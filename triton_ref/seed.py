@@ -24,16 +24,16 @@ def _row_sum_kernel(
     x_ptr,  # [B, C, H*W] contiguous
     sums_ptr,  # [B*C], x's dtype
     plane,  # H*W
-    BLOCK: tl.constexpr,
+    BLOCK: tl.constexpr, ACC_DTYPE: tl.constexpr,
 ):
     row = tl.program_id(0)
     row_start = x_ptr + row.to(tl.int64) * plane
     lanes = tl.arange(0, BLOCK)
-    total = 0.0
+    total = tl.zeros((), dtype=ACC_DTYPE)
     for begin in range(0, plane, BLOCK):
         index = begin + lanes
         values = tl.load(row_start + index, mask=index < plane, other=0.0)
-        total += tl.sum(values, axis=0)
+        total += tl.sum(values, axis=0).to(ACC_DTYPE)
     tl.store(sums_ptr + row, total)
 
 
@@ -83,7 +83,9 @@ def sum_hw(x: torch.Tensor) -> torch.Tensor:
     batch, channels, height, width = x.shape
     sums = torch.empty(batch * channels, device=x.device, dtype=x.dtype)
     if sums.numel():
-        _row_sum_kernel[(batch * channels,)](x, sums, height * width, BLOCK=SUM_BLOCK)
+        _row_sum_kernel[(batch * channels,)](
+            x, sums, height * width, BLOCK=SUM_BLOCK,
+            ACC_DTYPE=tl.float64 if x.dtype == torch.float64 else tl.float32)
     return sums.view(batch, channels)
 
 

@@ -138,6 +138,7 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
     if (lane < head[r]) acc[r] += to_acc(rows[r][lane]);
     if (lane < n - tail_begin) acc[r] += to_acc(rows[r][tail_begin + lane]);
   }
+#pragma unroll 2
   for (int64_t i = lane; i < most_vectors; i += 32) {
     uint4 v[kRowsAtOnce];
 #pragma unroll

@@ -56,6 +56,7 @@ DeviceFill device_fill(int device, ScalarKind kind, XLayout layout) {
 // of load balance: about kItemsPerWarp items per warp, none smaller than one 16-byte load per lane.
 constexpr int64_t kItemsPerWarp = 256;
 constexpr int64_t kMinItemBytes = 512;
+constexpr int64_t kWholeRowBytes = 16 * 1024;
 // Problems whose GEMM is at most this many multiply-adds per batch run it in one unit per batch; larger ones are
 // cut into about sqrt(C_in) units so that the unit finished last (the only one not hidden behind other warps'
 // reads) is short.
@@ -109,8 +110,11 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
     groups_total = B * plan.channel_blocks;
     group_bytes = plane * plan.channels_per_item * elem;
   }
-  // Split groups until there are enough items to balance the warps, but no item is under kMinItemBytes.
-  const int64_t splits = std::max<int64_t>(
+  // Split groups until there are enough items to balance the warps, but no item is under kMinItemBytes. Short
+  // rows stay whole: a warp then reads kRowsAtOnce of them at a time, which keeps more loads in flight than
+  // reading pieces of one row after another.
+  const bool short_rows = g.layout == XLayout::kRows && group_bytes <= kWholeRowBytes;
+  const int64_t splits = short_rows ? 1 : std::max<int64_t>(
       1, std::min(ceil_div(wanted_items, groups_total), group_bytes / kMinItemBytes));
   // Row items start 16 bytes apart from the row's start, so an aligned row stays aligned in every item.
   const int64_t grain = g.layout == XLayout::kRows ? 16 / elem : 1;
