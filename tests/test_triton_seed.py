@@ -14,8 +14,9 @@ SEED_DEVICES = [
     pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
                                                                      reason="needs a CUDA GPU, compiled Triton")]),
 ]
-# The seed's numerics: a TF32 dot for float32; sums rounded to x's dtype for 16-bit inputs.
-SEED_TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-3, torch.float16: 2e-2, torch.bfloat16: 6e-2}
+# The seed's numerics: a TF32 dot for float32; sums rounded to x's dtype for 16-bit inputs; for float64, Triton
+# passes the Python-float scale as a float32 scalar (measured: 2e-8 on the H100).
+SEED_TOLERANCE = {torch.float64: 1e-7, torch.float32: 2e-3, torch.float16: 2e-2, torch.bfloat16: 6e-2}
 SHAPES = [(2, 3, 8, 8, 5, 3, 3), (3, 17, 13, 11, 70, 2, 3), (1, 2, 37, 29, 130, 3, 3), (20, 5, 4, 4, 9, 1, 1)]
 
 
