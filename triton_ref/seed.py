@@ -29,7 +29,7 @@ def _row_sum_kernel(
     row = tl.program_id(0)
     row_start = x_ptr + row.to(tl.int64) * plane
     lanes = tl.arange(0, BLOCK)
-    total = tl.zeros((), dtype=ACC_DTYPE)
+    total = tl.sum(tl.zeros([BLOCK], dtype=ACC_DTYPE), axis=0)  # a 0-d zero that Triton 3.6's interpreter takes
     for begin in range(0, plane, BLOCK):
         index = begin + lanes
         values = tl.load(row_start + index, mask=index < plane, other=0.0)
