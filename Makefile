@@ -29,7 +29,6 @@ test: install
 gpu-test:
 	TORCH_CUDA_ARCH_LIST="8.9;9.0+PTX" $(PYTHON) -m pip install -q --no-build-isolation --no-deps -e .
 	$(PYTHON) -m pytest tests
-	TRITON_INTERPRET=1 CUDA_VISIBLE_DEVICES= $(PYTHON) -m pytest -q tests/test_triton_seed.py
 
 bench:
 	$(PYTHON) -m pytest bench -q --benchmark-json=$(BENCH_JSON) --benchmark-columns=median,rounds
