@@ -80,3 +80,13 @@ def test_reference_module_matches_functional_model():
     out = model(x)
     ref = reference.truth(x, model.conv_transpose.weight, model.conv_transpose.bias, model.bias)
     assert rel_err(out, ref) < 1e-12
+
+
+def test_package_imports_on_its_own():
+    """`import fusedlse_cuda` must work without importing torch first (the compiled module needs libtorch)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "import fusedlse_cuda; print(fusedlse_cuda.forward.__doc__[:10])"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

@@ -6,6 +6,8 @@
 
 computed as out = 10 * logsumexp(sum_HW(x) @ W.sum((2, 3)) / (H_out * W_out) + conv_bias + bias).
 """
+import torch  # noqa: F401  (loads libtorch, which _C links against)
+
 from . import _C  # noqa: F401  (registers torch.ops.fusedlse.*)
 from . import reference
 from .ops import cuda_backend_built, forward, gemm_lse, sum_hw
