@@ -185,6 +185,12 @@ struct Layout {
     const int64_t first = first_item_of_row(row);
     return owner(first + splits - 1) - owner(first) + 1;
   }
+  // Partials unit u waits for: every writer of every row in it.
+  __device__ int64_t partials_of_unit(int64_t u) const {
+    int64_t count = 0;
+    for (int64_t row = unit_first_row(u); row < unit_end_row(u); ++row) count += writers_of_row(row);
+    return count;
+  }
 };
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -388,8 +394,7 @@ template <typename T> struct TicketCounter {
     int last = 0;
     if (lane == 0) {
       const Layout& L = e.layout;
-      int64_t expected = extra;
-      for (int64_t row = L.unit_first_row(unit); row < L.unit_end_row(unit); ++row) expected += L.writers_of_row(row);
+      const int64_t expected = extra + L.partials_of_unit(unit);
       last = atomicAdd(unit_tickets + unit, pending) + pending == expected;
       if (last) unit_tickets[unit] = 0;
     }
@@ -559,8 +564,7 @@ __device__ __forceinline__ void fold_weight_group(const FusedArgs& a, const Epil
     const int64_t b = b0 + threadIdx.x;
     if (b < a.batch) {
       const int64_t u = b * L.groups + g;
-      int64_t expected = 1;
-      for (int64_t row = L.unit_first_row(u); row < L.unit_end_row(u); ++row) expected += L.writers_of_row(row);
+      const int64_t expected = 1 + L.partials_of_unit(u);  // +1: this block's weight fold
       if (atomicAdd(a.unit_tickets + u, 1) + 1 == expected) {
         a.unit_tickets[u] = 0;
         completed[atomicAdd(completed_count, 1)] = u;

@@ -62,7 +62,8 @@ constexpr int64_t kWholeRowBytes = 16 * 1024;
 // reads) is short.
 constexpr int64_t kSingleUnitMultiplyAdds = 4096;
 
-// Channels per epilogue unit (c_out == 0: sum_hw, no GEMM). Tickets count partials in an int.
+// Channels per epilogue unit (c_out == 0: sum_hw, no GEMM). A unit's ticket counts at most
+// kMaxUnitRows x (reading warps) partials, far below the int it is kept in.
 int64_t epilogue_unit_rows(int64_t channels, int64_t c_out) {
   int64_t rows = channels;
   if (c_out == 0 || channels * c_out > kSingleUnitMultiplyAdds) {
