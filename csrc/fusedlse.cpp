@@ -49,8 +49,44 @@ void check_sum_hw_args(const at::Tensor& x) {
   check_float_dtype(x, "x");
 }
 
+ConvSettings check_conv_settings(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                 at::IntArrayRef dilation, int64_t groups) {
+  const std::pair<const char*, at::IntArrayRef> lists[] = {
+      {"stride", stride}, {"padding", padding}, {"output_padding", output_padding}, {"dilation", dilation}};
+  for (const auto& [name, values] : lists) {
+    FUSEDLSE_CHECK(values.size() == 2, name, " must be an int or a pair (height, width), got ", values);
+  }
+  ConvSettings c;
+  for (int d = 0; d < 2; ++d) {
+    c.stride[d] = stride[d];
+    c.padding[d] = padding[d];
+    c.output_padding[d] = output_padding[d];
+    c.dilation[d] = dilation[d];
+  }
+  c.groups = groups;
+  FUSEDLSE_CHECK(c.stride[0] >= 1 && c.stride[1] >= 1, "stride must be positive, got ", stride);
+  FUSEDLSE_CHECK(c.dilation[0] >= 1 && c.dilation[1] >= 1, "dilation must be positive, got ", dilation);
+  FUSEDLSE_CHECK(c.padding[0] >= 0 && c.padding[1] >= 0, "padding must be non-negative, got ", padding);
+  FUSEDLSE_CHECK(c.padding[0] == 0 && c.padding[1] == 0, "padding ", padding,
+              " is not supported yet: padding > 0 crops the transposed convolution's border, so its mean no longer "
+              "factors through sum_HW(x); only padding=0 is");
+  FUSEDLSE_CHECK(groups >= 1, "groups must be positive, got ", groups);
+  FUSEDLSE_CHECK(groups == 1, "groups=", groups, " is not supported yet; only groups=1 is");
+  for (int d = 0; d < 2; ++d) {
+    // nn.ConvTranspose2d's own rule: the extra rows must be fewer than the stride or the dilation.
+    FUSEDLSE_CHECK(c.output_padding[d] >= 0 &&
+                       (c.output_padding[d] < c.stride[d] || c.output_padding[d] < c.dilation[d]),
+                "output_padding must be non-negative and smaller than either stride or dilation, got output_padding ",
+                output_padding, ", stride ", stride, ", dilation ", dilation);
+  }
+  return c;
+}
+
 ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
-                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias) {
+                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                at::IntArrayRef dilation, int64_t groups) {
+  const ConvSettings conv = check_conv_settings(stride, padding, output_padding, dilation, groups);
   check_sum_hw_args(x);
   FUSEDLSE_CHECK(weight.dim() == 4, "weight must be 4-D [C_in, C_out, kH, kW] (nn.ConvTranspose2d layout), got ",
               weight.dim(), "-D with shape ", weight.sizes());
@@ -85,9 +121,10 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
     check_float_dtype(*conv_bias, "conv_bias");
     check_same_dtype(x, "x", *conv_bias, "conv_bias");
   }
-  // ConvTranspose2d with stride 1 and no padding: H_out = H + kH - 1.
-  const double out_area = static_cast<double>(s.height + s.kernel_h - 1) * static_cast<double>(s.width + s.kernel_w - 1);
-  s.scale = 1.0 / out_area;
+  // nn.ConvTranspose2d's output size, with padding 0.
+  s.out_height = (s.height - 1) * conv.stride[0] + conv.dilation[0] * (s.kernel_h - 1) + conv.output_padding[0] + 1;
+  s.out_width = (s.width - 1) * conv.stride[1] + conv.dilation[1] * (s.kernel_w - 1) + conv.output_padding[1] + 1;
+  s.scale = 1.0 / (static_cast<double>(s.out_height) * static_cast<double>(s.out_width));
   return s;
 }
 
@@ -108,9 +145,17 @@ void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, c
 }
 
 TORCH_LIBRARY(fusedlse, m) {
-  m.def("forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias) -> Tensor");
+  // forward returns (out [B, 1] in x's dtype, sums [B, C_in] = sum_HW(x) in the accumulation type); the sums are
+  // what the backward needs, kept so that it does not read x again.
+  m.def("forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias, int[2] stride=1, int[2] padding=0, "
+        "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> (Tensor, Tensor)");
   m.def("sum_hw(Tensor x) -> Tensor");
   m.def("gemm_lse(Tensor sums, Tensor weight_sum, Tensor total_bias, float scale) -> Tensor");
+  // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
+  m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
+        "int groups=1) -> ()",
+        [](at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
+           int64_t groups) { check_conv_settings(stride, padding, output_padding, dilation, groups); });
 }
 
 }  // namespace fusedlse

@@ -34,17 +34,37 @@ std::string message(const Parts&... parts) {
 
 #define FUSEDLSE_CHECK(cond, ...) TORCH_CHECK(cond, ::fusedlse::message(__VA_ARGS__))
 
+// nn.ConvTranspose2d's settings, each (height, width). Only H_out and W_out depend on stride, output_padding and
+// dilation: with no padding every product of an input pixel and a kernel tap lands inside the output, so
+// sum_HW(convT(x)) = sum_HW(x) @ W.sum((2,3)) + H_out*W_out*conv_bias still holds.
+struct ConvSettings {
+  int64_t stride[2] = {1, 1};
+  int64_t padding[2] = {0, 0};
+  int64_t output_padding[2] = {0, 0};
+  int64_t dilation[2] = {1, 1};
+  int64_t groups = 1;
+};
+
+// Reads the schema's int[2] lists; raises a c10::Error naming the setting when fusedlse cannot compute it
+// (padding > 0, groups > 1) or nn.ConvTranspose2d would reject it.
+ConvSettings check_conv_settings(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                 at::IntArrayRef dilation, int64_t groups);
+
 // The sizes of one forward call, after validation.
 struct ForwardShape {
   int64_t batch, in_channels, height, width;
   int64_t out_channels, kernel_h, kernel_w;
+  int64_t out_height, out_width;  // of the transposed convolution
   double scale;  // 1 / (H_out * W_out): turns sum_HW(x) @ W.sum((2,3)) into the mean of the convolution
 };
 
 // Checks x [B, C_in, H, W], weight [C_in, C_out, kH, kW], conv_bias [C_out] or None, bias (C_out elements):
-// ranks, sizes, floating dtypes that agree, one device. Raises a c10::Error naming the argument otherwise.
+// ranks, sizes, floating dtypes that agree, one device; and the convolution settings (check_conv_settings).
+// Raises a c10::Error naming the argument otherwise.
 ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
-                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias);
+                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                at::IntArrayRef dilation, int64_t groups);
 
 // x [B, C, H, W] of a floating dtype.
 void check_sum_hw_args(const at::Tensor& x);

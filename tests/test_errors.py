@@ -63,6 +63,42 @@ def test_tensors_on_cpu_and_cuda(moved):
     torch.cuda.synchronize()
 
 
+BAD_SETTINGS = {
+    "padding": (dict(padding=1), r"padding \[1, 1\] is not supported yet: padding > 0 crops"),
+    "padding_pair": (dict(padding=(0, 2)), r"padding \[0, 2\] is not supported yet"),
+    "negative_padding": (dict(padding=-1), r"padding must be non-negative, got \[-1, -1\]"),
+    "groups": (dict(groups=3), r"groups=3 is not supported yet; only groups=1 is"),
+    "zero_groups": (dict(groups=0), r"groups must be positive, got 0"),
+    "zero_stride": (dict(stride=(1, 0)), r"stride must be positive, got \[1, 0\]"),
+    "zero_dilation": (dict(dilation=0), r"dilation must be positive, got \[0, 0\]"),
+    "output_padding_too_big": (dict(stride=2, output_padding=2),
+                               r"output_padding must be non-negative and smaller than either stride or dilation, "
+                               r"got output_padding \[2, 2\], stride \[2, 2\], dilation \[1, 1\]"),
+    "stride_triple": (dict(stride=(1, 2, 3)), r"stride must be an int or a pair \(height, width\), got \[1, 2, 3\]"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS), ids=list(BAD_SETTINGS))
+@pytest.mark.parametrize("device", DEVICES)
+def test_bad_conv_settings(device, case):
+    """The op, and ModelNew when it is built, name the setting they cannot compute or nn.ConvTranspose2d rejects."""
+    settings, message = BAD_SETTINGS[case]
+    args = good(device)
+    with pytest.raises(RuntimeError, match=message):
+        fusedlse_cuda.forward(args["x"], args["weight"], args["conv_bias"], args["bias"], **settings)
+    with pytest.raises(RuntimeError, match=message):
+        fusedlse_cuda.ModelNew(3, 6, 3, (6, 1, 1), **settings)
+
+
+def test_from_model_rejects_unsupported_settings():
+    from fusedlse_cuda import reference
+
+    with pytest.raises(RuntimeError, match=r"padding \[1, 2\] is not supported yet"):
+        fusedlse_cuda.ModelNew.from_model(reference.Model(3, 6, 3, (6, 1, 1), padding=(1, 2)))
+    with pytest.raises(RuntimeError, match=r"groups=3 is not supported yet"):
+        fusedlse_cuda.ModelNew.from_model(reference.Model(3, 6, 3, (6, 1, 1), groups=3))
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_bad_sum_hw_arguments(device):
     x = good(device)["x"]

@@ -1,4 +1,5 @@
-"""torch.library.opcheck on every op: schema, fake (Meta) kernels, dispatch and autograd registration agree."""
+"""torch.library.opcheck on every op: schema, fake (Meta) kernels, dispatch and autograd registration agree; with
+inputs that require grad it also runs each op's backward through AOT autograd."""
 import pytest
 import torch
 
@@ -11,8 +12,15 @@ def samples(device):
         yield "forward", (x, weight, conv_bias, bias)
         yield "forward", (x.contiguous(memory_format=torch.channels_last), weight, None, bias)
         yield "sum_hw", (x,)
+        grad = [t.detach().requires_grad_() for t in (x, weight, conv_bias, bias)]
+        yield "forward", tuple(grad)
+        yield "forward", (*grad, [2, 1], [0, 0], [1, 0], [1, 2], 1)
+        yield "forward", (x, grad[1], None, grad[3], [1, 3])
+        yield "sum_hw", (grad[0],)
     sums = torch.randn(2, 3, device=device)
     yield "gemm_lse", (sums, torch.randn(3, 4, device=device), torch.randn(4, device=device), 0.25)
+    yield "gemm_lse", tuple(t.requires_grad_() for t in (sums.clone(), torch.randn(3, 4, device=device),
+                                                         torch.randn(4, device=device))) + (0.25,)
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -3,13 +3,22 @@
 #include "../fusedlse.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 namespace fusedlse {
 namespace {
 
+// The ATen calls below would otherwise meet an enclosing torch.autocast region (the op itself has no autocast
+// kernel, so autocast passes it through) and run the GEMM in bfloat16: the CPU kernel, like the CUDA one, computes
+// in its documented accumulation type whatever the autocast state.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
+
 at::Tensor sum_hw_cpu(const at::Tensor& x) {
   check_sum_hw_args(x);
+  const NoAutocast no_autocast;
   return x.sum({2, 3}, /*keepdim=*/false, accumulation_type(x.scalar_type()));
 }
 
@@ -23,19 +32,25 @@ at::Tensor gemm_lse_impl(const at::Tensor& sums, const at::Tensor& weight_sum, c
 at::Tensor gemm_lse_cpu(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias,
                         double scale) {
   check_gemm_lse_args(sums, weight_sum, total_bias);
+  const NoAutocast no_autocast;
   return gemm_lse_impl(sums, weight_sum, total_bias, scale);
 }
 
-at::Tensor forward_cpu(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
-                       const at::Tensor& bias) {
-  const ForwardShape s = check_forward_args(x, weight, conv_bias, bias);
+std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                               const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                               at::IntArrayRef stride, at::IntArrayRef padding,
+                                               at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                                               int64_t groups) {
+  const ForwardShape s =
+      check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (s.batch == 0) return at::empty({0, 1}, x.options());
+  const NoAutocast no_autocast;
   const at::Tensor sums = x.sum({2, 3}, /*keepdim=*/false, acc);
+  if (s.batch == 0) return {at::empty({0, 1}, x.options()), sums};
   const at::Tensor weight_sum = weight.sum({2, 3}, /*keepdim=*/false, acc);
   at::Tensor total_bias = bias.reshape({-1}).to(acc);
   if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
-  return gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type());
+  return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), sums};
 }
 
 }  // namespace

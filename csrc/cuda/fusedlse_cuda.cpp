@@ -164,7 +164,8 @@ int* tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
   return fresh.data_ptr<int>();
 }
 
-// Fills everything but out/sums; allocates partials, wsum and zpart in one workspace of the accumulation type.
+// Fills everything but out and sums (both ops' outputs); allocates partials, wsum and zpart in one workspace of the
+// accumulation type.
 FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, at::Tensor& workspace,
                           cudaStream_t stream) {
   FusedArgs a{};
@@ -182,17 +183,15 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.plan = plan_launch(g, x, mode, c_out);
   const int64_t rows = a.batch * a.channels;
   const int64_t partial_count = a.plan.splits > 1 ? rows * a.plan.splits : 0;
-  const int64_t sums_count = mode == Mode::kForward ? rows : 0;  // sum_hw writes into its output
   const int64_t wsum_count = mode == Mode::kForward ? a.channels * c_out : 0;
   const int64_t zpart_count = mode == Mode::kForward && a.plan.groups > 1 ? a.batch * a.plan.groups * c_out : 0;
-  workspace = at::empty({partial_count + sums_count + wsum_count + zpart_count},
+  workspace = at::empty({partial_count + wsum_count + zpart_count},
                         x.options().dtype(accumulation_type(x.scalar_type())));
   char* base = static_cast<char*>(workspace.data_ptr());
   const int64_t acc_size = workspace.element_size();
   a.partials = partial_count ? base : nullptr;
-  a.sums = sums_count ? base + partial_count * acc_size : nullptr;
-  a.wsum = base + (partial_count + sums_count) * acc_size;
-  a.zpart = base + (partial_count + sums_count + wsum_count) * acc_size;
+  a.wsum = base + partial_count * acc_size;
+  a.zpart = base + (partial_count + wsum_count) * acc_size;
   int* tickets = tickets_for(x, stream, a.batch * a.plan.groups + a.batch);
   a.unit_tickets = tickets;
   a.batch_tickets = tickets + a.batch * a.plan.groups;
@@ -206,12 +205,17 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
   return {copy, *x_geometry(copy)};
 }
 
-at::Tensor forward_cuda(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
-                        const at::Tensor& bias) {
-  const ForwardShape s = check_forward_args(x_in, weight, conv_bias, bias);
+std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at::Tensor& weight,
+                                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                                                int64_t groups) {
+  const ForwardShape s =
+      check_forward_args(x_in, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x_in.device());
   at::Tensor out = at::empty({s.batch, 1}, x_in.options());
-  if (s.batch == 0) return out;
+  at::Tensor sums = at::empty({s.batch, s.in_channels}, x_in.options().dtype(accumulation_type(x_in.scalar_type())));
+  if (s.batch == 0) return {out, sums};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   auto [x, geometry] = readable_x(x_in);
   const at::Tensor weight_c = weight.contiguous();
@@ -220,6 +224,7 @@ at::Tensor forward_cuda(const at::Tensor& x_in, const at::Tensor& weight, const 
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
   at::Tensor workspace;
   FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, workspace, stream);
+  a.sums = sums.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   a.weight = weight_c.data_ptr();
   a.kernel_area = s.kernel_h * s.kernel_w;
@@ -229,7 +234,7 @@ at::Tensor forward_cuda(const at::Tensor& x_in, const at::Tensor& weight, const 
   a.scale = s.scale;
   a.out = out.data_ptr();
   C10_CUDA_CHECK(launch_fused(a, stream));
-  return out;
+  return {out, sums};
 }
 
 at::Tensor sum_hw_cuda(const at::Tensor& x_in) {

@@ -9,8 +9,10 @@ computed as out = 10 * logsumexp(sum_HW(x) @ W.sum((2, 3)) / (H_out * W_out) + c
 import torch  # noqa: F401  (loads libtorch, which _C links against)
 
 from . import _C  # noqa: F401  (registers torch.ops.fusedlse.*)
+from . import autograd  # noqa: F401  (registers the ops' backward formulas)
 from . import reference
+from .modules import ModelNew
 from .ops import cuda_backend_built, forward, gemm_lse, sum_hw
 
-__all__ = ["forward", "sum_hw", "gemm_lse", "cuda_backend_built", "reference"]
+__all__ = ["forward", "sum_hw", "gemm_lse", "cuda_backend_built", "ModelNew", "reference"]
 __version__ = "0.1.0"

@@ -1,12 +1,30 @@
 """Python entry points of the fusedlse ops (schemas in csrc/fusedlse.cpp, kernels in csrc/cpu and csrc/cuda)."""
-from typing import Optional
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
+IntOrPair = Union[int, Sequence[int]]
 
-def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
-    """The whole model: ``10 * logsumexp(mean_HW(conv_transpose2d(x, weight, conv_bias)) + bias)`` over C_out.
+
+def conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
+                  dilation: IntOrPair = 1, groups: int = 1) -> dict:
+    """nn.ConvTranspose2d's settings as the op's schema takes them (each int or pair becomes a pair)."""
+    pair = lambda v: [int(v), int(v)] if isinstance(v, int) else [int(e) for e in v]  # noqa: E731
+    return dict(stride=pair(stride), padding=pair(padding), output_padding=pair(output_padding),
+                dilation=pair(dilation), groups=int(groups))
+
+
+def check_conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
+                        dilation: IntOrPair = 1, groups: int = 1) -> None:
+    """Raises the op's own error for settings it cannot compute (padding > 0, groups > 1) or that are invalid."""
+    torch.ops.fusedlse.check_conv_settings.default(**conv_settings(stride, padding, output_padding, dilation, groups))
+
+
+def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, *, stride: IntOrPair = 1,
+            padding: IntOrPair = 0, output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+            groups: int = 1) -> Tensor:
+    """The whole model: ``10 * logsumexp(mean_HW(conv_transpose2d(x, weight, conv_bias, ...)) + bias)`` over C_out.
 
     Args:
         x: ``[B, C_in, H, W]``, float16, bfloat16, float32 or float64; any strides (contiguous and
@@ -14,12 +32,20 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
         conv_bias: ``[C_out]`` or None.
         bias: ``C_out`` elements in any shape (the model's is ``[C_out, 1, 1]``).
+        stride, output_padding, dilation: as nn.ConvTranspose2d's (int or pair); they change only H_out, W_out.
+        padding, groups: only 0 and 1; anything else raises an error naming the setting.
 
     Returns:
         ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32.
-        Results are bitwise reproducible run to run on the same device.
+        Results are bitwise reproducible run to run on the same device. Differentiable in x, weight, conv_bias
+        and bias (see fusedlse_cuda.autograd).
+
+    ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)``, which its backward uses instead of reading x
+    again.
     """
-    return torch.ops.fusedlse.forward.default(x, weight, conv_bias, bias)
+    out, _ = torch.ops.fusedlse.forward.default(
+        x, weight, conv_bias, bias, **conv_settings(stride, padding, output_padding, dilation, groups))
+    return out
 
 
 def sum_hw(x: Tensor) -> Tensor:
@@ -50,8 +76,10 @@ def cuda_backend_built() -> bool:
 # Fake kernels: output shape and dtype only, so the ops trace under torch.compile and torch.export (symbolic shapes
 # included). Argument validation runs in the real kernels (csrc/fusedlse.cpp).
 @torch.library.register_fake("fusedlse::forward")
-def _forward_fake(x, weight, conv_bias, bias):
-    return x.new_empty((x.shape[0], 1))
+def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
+                  groups=1):
+    sums_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    return x.new_empty((x.shape[0], 1)), x.new_empty((x.shape[0], x.shape[1]), dtype=sums_dtype)
 
 
 @torch.library.register_fake("fusedlse::sum_hw")

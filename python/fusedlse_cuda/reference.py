@@ -8,9 +8,10 @@ from torch import Tensor, nn
 class Model(nn.Module):
     """KernelBench level 2 problem 42: ConvTranspose2d, global average pool, bias, logsumexp, sum, x10."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, bias_shape):
+    def __init__(self, in_channels, out_channels, kernel_size, bias_shape, **conv_settings):
+        """conv_settings: nn.ConvTranspose2d's keyword arguments (stride, padding, ...); KernelBench uses none."""
         super().__init__()
-        self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size)
+        self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, **conv_settings)
         self.bias = nn.Parameter(torch.randn(bias_shape))
 
     def forward(self, x: Tensor) -> Tensor:
@@ -22,17 +23,18 @@ class Model(nn.Module):
         return x * 10.0
 
 
-def model_forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
-    """The model's forward with explicit parameters (the real transposed convolution)."""
-    y = torch.nn.functional.conv_transpose2d(x, weight, conv_bias)
+def model_forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, **conv_settings) -> Tensor:
+    """The model's forward with explicit parameters (the real transposed convolution; conv_settings are
+    F.conv_transpose2d's stride, padding, output_padding, dilation, groups)."""
+    y = torch.nn.functional.conv_transpose2d(x, weight, conv_bias, **conv_settings)
     y = y.mean(dim=(2, 3), keepdim=True) + bias.reshape(1, -1, 1, 1)
     return 10.0 * torch.logsumexp(y, dim=1, keepdim=True).sum(dim=(2, 3))
 
 
-def truth(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:
+def truth(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, **conv_settings) -> Tensor:
     """The real model run in float64 on the CPU: what every path is checked against."""
     f64 = lambda t: None if t is None else t.detach().to("cpu", torch.float64)  # noqa: E731
-    return model_forward(f64(x), f64(weight), f64(conv_bias), f64(bias))
+    return model_forward(f64(x), f64(weight), f64(conv_bias), f64(bias), **conv_settings)
 
 
 def shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor) -> Tensor:

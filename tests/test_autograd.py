@@ -1,0 +1,109 @@
+"""Backward of every op: gradcheck in float64, and gradients against the real model's autograd."""
+import pytest
+import torch
+
+import fusedlse_cuda
+from fusedlse_cuda import reference
+from helpers import DEVICES, TOLERANCE, make_problem, poison_allocator, rel_err
+
+# nn.ConvTranspose2d settings fusedlse computes exactly (padding 0, groups 1).
+SETTINGS = {
+    "default": {},
+    "stride2": dict(stride=2),
+    "stride_output_padding": dict(stride=(3, 2), output_padding=(2, 1)),
+    "dilation": dict(dilation=(2, 3)),
+    "all": dict(stride=(2, 1), output_padding=(1, 0), dilation=(1, 2)),
+    "output_padding_via_dilation": dict(dilation=3, output_padding=2),  # output_padding < dilation suffices
+}
+
+
+def requiring_grad(*tensors):
+    return [None if t is None else t.detach().requires_grad_() for t in tensors]
+
+
+@pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_forward_float64(device, settings):
+    x, weight, conv_bias, bias = requiring_grad(*make_problem(2, 3, 5, 4, 4, 2, 3, dtype=torch.float64, device=device))
+    fn = lambda *args: fusedlse_cuda.forward(*args, **SETTINGS[settings])  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, weight, conv_bias, bias))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_double_backward_float64(device):
+    x, weight, conv_bias, bias = requiring_grad(*make_problem(2, 3, 4, 3, 4, 2, 2, dtype=torch.float64, device=device))
+    fn = lambda *args: fusedlse_cuda.forward(*args, stride=2, dilation=(1, 2))  # noqa: E731
+    assert torch.autograd.gradgradcheck(fn, (x, weight, conv_bias, bias))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_building_blocks_float64(device):
+    x, = requiring_grad(make_problem(2, 3, 5, 4, 4, 2, 3, dtype=torch.float64, device=device)[0])
+    assert torch.autograd.gradcheck(fusedlse_cuda.sum_hw, (x,))
+    assert torch.autograd.gradgradcheck(fusedlse_cuda.sum_hw, (x,))
+    g = torch.Generator().manual_seed(0)
+    sums, weight_sum, total_bias = requiring_grad(
+        *(torch.randn(*s, generator=g, dtype=torch.float64).to(device) for s in ((3, 4), (4, 5), (5,))))
+    fn = lambda s, w, b: fusedlse_cuda.gemm_lse(s, w, b, 0.3)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (sums, weight_sum, total_bias))
+    assert torch.autograd.gradgradcheck(fn, (sums, weight_sum, total_bias))
+
+
+def reference_grads(x, weight, conv_bias, bias, grad_out, settings):
+    """Gradients of the real model (nn.functional.conv_transpose2d and friends) in float64 on the CPU."""
+    f64 = requiring_grad(*(None if t is None else t.detach().to("cpu", torch.float64)
+                           for t in (x, weight, conv_bias, bias)))
+    out = reference.model_forward(*f64, **settings)
+    inputs = [t for t in f64 if t is not None]
+    return torch.autograd.grad(out, inputs, grad_out.to("cpu", torch.float64))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+@pytest.mark.parametrize("settings", ["default", "all"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradients_match_the_model(device, dtype, settings, layout):
+    x, weight, conv_bias, bias = requiring_grad(
+        *make_problem(3, 6, 7, 9, 5, 3, 2, dtype=dtype, device=device, layout=layout))
+    grad_out = torch.randn(3, 1, generator=torch.Generator().manual_seed(1)).to(device, dtype)
+    poison_allocator(device)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **SETTINGS[settings])
+    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
+    expected = reference_grads(x, weight, conv_bias, bias, grad_out, SETTINGS[settings])
+    for name, got, want, param in zip(["x", "weight", "conv_bias", "bias"], grads, expected,
+                                      [x, weight, conv_bias, bias]):
+        assert got.shape == param.shape and got.dtype == param.dtype, name
+        assert torch.isfinite(got).all(), name
+        # Gradients go through a softmax; 16-bit ones are rounded to their dtype at the end.
+        assert rel_err(got, want) <= 4 * TOLERANCE[dtype], name
+    # grad_x is written in x's own layout when that is channels_last, so optimisers keep it.
+    if layout == "channels_last":
+        assert grads[0].is_contiguous(memory_format=torch.channels_last)
+    else:
+        assert grads[0].is_contiguous()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_only_requested_gradients(device):
+    """x without requires_grad (the usual training case for a first layer) skips the full-size grad_x."""
+    x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 3, device=device)
+    weight, bias = requiring_grad(weight, bias)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    grad_weight, grad_bias = torch.autograd.grad(out.sum(), [weight, bias])
+    want = reference_grads(x, weight, conv_bias, bias, torch.ones(2, 1), {})
+    assert rel_err(grad_weight, want[1]) <= 4 * TOLERANCE[torch.float32]
+    assert rel_err(grad_bias, want[3]) <= 4 * TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sums_output_of_the_op_is_differentiable(device):
+    """torch.ops.fusedlse.forward also returns sum_HW(x); a loss on it reaches x like x.sum((2, 3)) would."""
+    x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 3, dtype=torch.float64, device=device)
+    x = x.requires_grad_()
+    out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+    assert torch.allclose(sums, x.sum(dim=(2, 3)))
+    (grad_x,) = torch.autograd.grad((out.sum() + (sums ** 2).sum()), [x])
+    x_ref = x.detach().requires_grad_()
+    loss = reference.model_forward(x_ref, weight, conv_bias, bias).sum() + (x_ref.sum(dim=(2, 3)) ** 2).sum()
+    (want,) = torch.autograd.grad(loss, [x_ref])
+    assert rel_err(grad_x, want) < 1e-10

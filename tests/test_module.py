@@ -1,0 +1,159 @@
+"""ModelNew as a drop-in for the reference Model: parameters, state dicts, settings, autocast, compile, export."""
+import pytest
+import torch
+
+import fusedlse_cuda
+from fusedlse_cuda import ModelNew, reference
+from helpers import DEVICES, HAS_CUDA, TOLERANCE, make_problem, rel_err
+from test_autograd import SETTINGS
+
+CUDA_ONLY = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")]
+
+
+def pair_of_models(*args, seed=0, **settings):
+    torch.manual_seed(seed)
+    model = reference.Model(*args, **settings)
+    torch.manual_seed(seed)
+    new = ModelNew(*args, **settings)
+    return model, new
+
+
+def varied_input(batch, c_in, height, width, device="cpu", dtype=torch.float32):
+    return make_problem(batch, c_in, height, width, 1, 1, 1, dtype=dtype, device=device)[0]
+
+
+@pytest.mark.parametrize("kernel_size", [3, (2, 4)], ids=str)
+@pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
+def test_same_seed_same_parameters_and_state_dicts_load_both_ways(settings, kernel_size):
+    model, new = pair_of_models(4, 6, kernel_size, (6, 1, 1), **SETTINGS[settings])
+    assert list(new.state_dict()) == list(model.state_dict()) == ["bias", "conv_transpose.weight",
+                                                                   "conv_transpose.bias"]
+    for key, value in model.state_dict().items():
+        assert torch.equal(new.state_dict()[key], value), key
+    other = reference.Model(4, 6, kernel_size, (6, 1, 1), **SETTINGS[settings])
+    other.load_state_dict(new.state_dict())
+    new.load_state_dict(reference.Model(4, 6, kernel_size, (6, 1, 1), **SETTINGS[settings]).state_dict())
+    assert new.conv_transpose.stride == model.conv_transpose.stride
+
+
+@pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_matches_the_model(device, settings):
+    model, new = pair_of_models(5, 7, (3, 2), (7, 1, 1), **SETTINGS[settings])
+    model, new = model.to(device), new.to(device)
+    x = varied_input(3, 5, 9, 8, device)
+    out = new(x)
+    assert out.shape == (3, 1) and out.dtype == torch.float32
+    p = model.conv_transpose
+    truth = reference.truth(x, p.weight, p.bias, model.bias, **SETTINGS[settings])
+    assert rel_err(out, truth) <= TOLERANCE[torch.float32]
+    assert rel_err(model(x), truth) <= TOLERANCE[torch.float32]  # the settings mean the same to both
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_from_model_shares_parameters(device):
+    model = reference.Model(4, 6, 3, (6, 1, 1), stride=2).to(device)
+    new = ModelNew.from_model(model)
+    assert new.conv_transpose.weight is model.conv_transpose.weight and new.bias is model.bias
+    x = varied_input(2, 4, 7, 7, device)
+    assert rel_err(new(x), model(x)) <= TOLERANCE[torch.float32]
+    with torch.no_grad():
+        model.bias.add_(1.5)
+        model.conv_transpose.weight.mul_(-2)
+    assert rel_err(new(x), model(x)) <= TOLERANCE[torch.float32]
+    new(x).sum().backward()  # gradients land on the shared parameters
+    assert model.conv_transpose.weight.grad is not None and model.bias.grad is not None
+
+
+def test_module_without_conv_bias():
+    model = reference.Model(4, 6, 3, (6, 1, 1), bias=False)
+    new = ModelNew.from_model(model)
+    x = varied_input(2, 4, 5, 5)
+    assert rel_err(new(x), reference.truth(x, model.conv_transpose.weight, None, model.bias)) <= 2e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_gradients_match_the_model(device):
+    model, new = pair_of_models(4, 6, 3, (6, 1, 1), stride=2, dilation=2)
+    model, new = model.to(device).double(), new.to(device).double()
+    x = varied_input(3, 4, 6, 5, device, torch.float64).requires_grad_()
+    grads = torch.autograd.grad(new(x).sum(), [x, *new.parameters()])
+    want = torch.autograd.grad(model(x).sum(), [x, *model.parameters()])
+    for got, ref in zip(grads, want):
+        assert rel_err(got, ref) < 1e-10
+
+
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_autocast_like_the_model(device, autocast_dtype, x_dtype):
+    """Under autocast both return float32; the model rounds its convolution to the autocast dtype, ModelNew reads
+    x in its own dtype (README, 'Mixed precision'), so they agree to the 16-bit dtypes' precision."""
+    if device == "cpu" and autocast_dtype == torch.float16:
+        pytest.skip("CPU autocast's float16 conv_transpose2d is not in every torch build")
+    model, new = pair_of_models(4, 6, 3, (6, 1, 1), stride=2)
+    model, new = model.to(device), new.to(device)
+    x = varied_input(3, 4, 9, 9, device, x_dtype)
+    with torch.autocast(device, dtype=autocast_dtype):
+        out = new(x)
+        want = model(x)
+    assert out.dtype == want.dtype == torch.float32
+    truth = reference.truth(x, model.conv_transpose.weight, model.conv_transpose.bias, model.bias, stride=2)
+    assert rel_err(out, truth) <= (TOLERANCE[torch.float32] if x_dtype == torch.float32 else TOLERANCE[x_dtype])
+    assert rel_err(want, truth) <= 2 * TOLERANCE[torch.bfloat16]  # the model's own error under autocast
+    out.sum().backward()  # and it trains under autocast
+    assert new.conv_transpose.weight.grad.dtype == torch.float32
+
+
+def test_dtype_mismatch_outside_autocast_is_an_error():
+    new = ModelNew(4, 6, 3, (6, 1, 1))
+    with pytest.raises(RuntimeError, match=r"weight has dtype Float but x has dtype BFloat16"):
+        new(varied_input(2, 4, 5, 5, dtype=torch.bfloat16))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_compile_fullgraph_forward_and_backward(device):
+    model, new = pair_of_models(4, 6, 3, (6, 1, 1), stride=2)
+    new = new.to(device)
+    compiled = torch.compile(new, fullgraph=True)
+    for seed in (0, 1):  # a second input of the same shape reuses the graph
+        x = make_problem(2, 4, 7, 6, 1, 1, 1, device=device, seed=seed)[0].requires_grad_()
+        out = compiled(x)
+        (grad_x, grad_w) = torch.autograd.grad(out.sum(), [x, new.conv_transpose.weight])
+        x_eager = x.detach().requires_grad_()
+        want = new(x_eager)
+        want_x, want_w = torch.autograd.grad(want.sum(), [x_eager, new.conv_transpose.weight])
+        assert rel_err(out, want) <= 1e-6
+        assert rel_err(grad_x, want_x) <= 1e-6 and rel_err(grad_w, want_w) <= 1e-6
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_export(device):
+    _, new = pair_of_models(4, 6, 3, (6, 1, 1), dilation=2)
+    new = new.to(device)
+    x = varied_input(2, 4, 7, 6, device)
+    program = torch.export.export(new, (x,))
+    assert any("fusedlse.forward" in str(node.target) for node in program.graph.nodes)
+    other = varied_input(2, 4, 7, 6, device) * 3 + 1
+    assert torch.equal(program.module()(other), new(other))
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("training", [False, True])
+@pytest.mark.parametrize("device", [pytest.param("cuda", marks=CUDA_ONLY)])
+def test_torch_compile_reduce_overhead(device, training, layout):
+    """mode="reduce-overhead" replays the op inside CUDA graphs, forward and backward, on fresh inputs."""
+    _, new = pair_of_models(8, 16, 3, (16, 1, 1), stride=2)
+    new = new.to(device)
+    compiled = torch.compile(new, mode="reduce-overhead", fullgraph=True)
+    for step in range(4):
+        x = make_problem(4, 8, 20, 21, 1, 1, 1, device=device, seed=step, layout=layout)[0]
+        x.requires_grad_(training)
+        out = compiled(x)
+        want = new(x.detach())
+        assert rel_err(out, want) <= 1e-6
+        if training:
+            (grad_x,) = torch.autograd.grad(out.sum(), [x])
+            x_eager = x.detach().requires_grad_()
+            (want_x,) = torch.autograd.grad(new(x_eager).sum(), [x_eager])
+            assert rel_err(grad_x, want_x) <= 1e-6
