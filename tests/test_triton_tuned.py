@@ -1,0 +1,75 @@
+"""The tuned Triton forward (triton_ref.tuned) over the CUDA path's correctness matrix, against the float64 model:
+on the GPU, and on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py) in CI."""
+import os
+
+import pytest
+import torch
+
+from fusedlse_cuda import reference
+from helpers import DTYPES, HAS_CUDA, LAYOUTS, TOLERANCE, make_problem, poison_allocator, rel_err
+from test_autograd import SETTINGS
+from test_forward import SHAPES
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+TUNED_DEVICES = [
+    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
+                                                                     reason="needs a CUDA GPU, compiled Triton")]),
+]
+
+
+@pytest.fixture(scope="module")
+def tuned():
+    from triton_ref import tuned as module
+
+    return module
+
+
+def skip_interpreter_bfloat16(device, dtype):
+    if device == "cpu" and dtype == torch.bfloat16:
+        pytest.skip("Triton's CPU interpreter mis-reads bfloat16 (a plain load + tl.sum is wrong); the GPU test covers it")
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", TUNED_DEVICES)
+def test_tuned_forward_matches_float64_model(tuned, device, dtype, shape, layout):
+    skip_interpreter_bfloat16(device, dtype)
+    x, weight, conv_bias, bias = make_problem(*SHAPES[shape], dtype=dtype, device=device, layout=layout)
+    poison_allocator(device)
+    out = tuned.forward(x, weight, conv_bias, bias)
+    assert out.shape == (x.shape[0], 1) and out.dtype == dtype and out.device == x.device
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
+@pytest.mark.parametrize("device", TUNED_DEVICES)
+def test_tuned_conv_settings(tuned, device, settings):
+    x, weight, _, bias = make_problem(3, 5, 9, 7, 6, 2, 3, device=device)
+    out = tuned.forward(x, weight, None, bias, **SETTINGS[settings])
+    assert rel_err(out, reference.truth(x, weight, None, bias, **SETTINGS[settings])) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("device", TUNED_DEVICES)
+def test_tuned_checks_its_arguments_like_the_op(tuned, device):
+    x, weight, conv_bias, bias = make_problem(2, 3, 5, 5, 4, 3, 3, device=device)
+    with pytest.raises(RuntimeError, match=r"weight has dtype Double but x has dtype Float"):
+        tuned.forward(x, weight.double(), conv_bias, bias)
+    with pytest.raises(RuntimeError, match=r"padding \[1, 1\] is not supported yet"):
+        tuned.forward(x, weight, conv_bias, bias, padding=1)
+    assert tuned.forward(x[:0], weight, conv_bias, bias).shape == (0, 1)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA or INTERPRETED, reason="needs a CUDA GPU, compiled Triton")
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", [(2, 300, 40, 50, 64, 3, 3), (1, 4, 1024, 1024, 128, 3, 3),
+                                   (64, 96, 9, 9, 200, 3, 3)], ids=str)
+def test_tuned_bitwise_reproducible(tuned, shape, layout):
+    """Split sums and both ticket levels (C_in and C_out tiles) are combined in a fixed order."""
+    x, weight, conv_bias, bias = make_problem(*shape, device="cuda", layout=layout)
+    first = tuned.forward(x, weight, conv_bias, bias)
+    for _ in range(5):
+        assert torch.equal(tuned.forward(x, weight, conv_bias, bias), first)
+    assert rel_err(first, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
