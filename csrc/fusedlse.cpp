@@ -152,14 +152,15 @@ TORCH_LIBRARY(fusedlse, m) {
   m.def("sum_hw(Tensor x) -> Tensor");
   m.def("gemm_lse(Tensor sums, Tensor weight_sum, Tensor total_bias, float scale) -> Tensor");
   // Validation and shape inference alone, one kernel for every device (no tensor is read): the Triton rival
-  // (triton_ref/tuned.py) checks its arguments here and takes 1 / (H_out * W_out) from it.
+  // (triton_ref/tuned.py) checks its arguments here and takes H_out * W_out from it.
   m.def("check_forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias, int[2] stride=1, int[2] padding=0, "
-        "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> float",
+        "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> int",
         [](const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
            const at::Tensor& bias, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
            at::IntArrayRef dilation, int64_t groups) {
-          return check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups)
-              .scale;
+          const ForwardShape s =
+              check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
+          return s.out_height * s.out_width;
         });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "

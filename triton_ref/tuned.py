@@ -38,6 +38,8 @@ WHOLE_ROW_BYTES = 16 * 1024
 PROGRAMS_PER_SM = 16
 # The smallest piece of a row worth a program.
 MIN_CHUNK_BYTES = 8 * 1024
+# At most this many pieces per row: the GEMM program reads each row's pieces back, SPLIT_BLOCK at a time.
+MAX_SPLITS = 128
 
 
 # Triton before 3.3 has no on-disk cache of autotuning results; there the choice is remade once per process.
@@ -156,32 +158,42 @@ def _gemm_lse(
     stats_ptr,  # [B, C_out tiles, 2] accumulation dtype: per-tile row max and sum of exp
     tickets_ptr,  # [batch tiles * C_out tiles + batch tiles] int32, zero between launches
     out_ptr,  # [B] x's dtype
-    batch, channels, c_out, splits, bias_stride, scale, KA,
+    batch, channels, c_out, splits, bias_stride, out_area, KA,  # out_area = H_out * W_out
     HAS_CONV_BIAS: tl.constexpr, USE_DOT: tl.constexpr, ACC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
+    SUB_CI: tl.constexpr, SPLIT_BLOCK: tl.constexpr, KA_P2: tl.constexpr,
 ):
     b_tile, co_tile, ci_tile = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     co_tiles, ci_tiles = tl.num_programs(1), tl.num_programs(2)
     offs_b = b_tile * BLOCK_B + tl.arange(0, BLOCK_B)
     offs_co = co_tile * BLOCK_CO + tl.arange(0, BLOCK_CO)
-    offs_ci = ci_tile * BLOCK_CI + tl.arange(0, BLOCK_CI)
-    b_ok, co_ok, ci_ok = offs_b < batch, offs_co < c_out, offs_ci < channels
+    b_ok, co_ok = offs_b < batch, offs_co < c_out
     rows = batch * channels
-    # This program's share of the GEMM: sums [BLOCK_B, BLOCK_CI] @ weight.sum((2,3)) [BLOCK_CI, BLOCK_CO].
-    s_mask = b_ok[:, None] & ci_ok[None, :]
-    s_where = offs_b[:, None] * channels + offs_ci[None, :]
-    sums = tl.zeros([BLOCK_B, BLOCK_CI], dtype=ACC)
-    for split in range(0, splits):
-        sums += tl.load(partials_ptr + split * rows + s_where, mask=s_mask, other=0.0)
-    w_mask = ci_ok[:, None] & co_ok[None, :]
-    w_where = offs_ci[:, None].to(tl.int64) * c_out * KA + offs_co[None, :] * KA
-    wsum = tl.zeros([BLOCK_CI, BLOCK_CO], dtype=ACC)
-    for tap in range(0, KA):
-        wsum += tl.load(weight_ptr + w_where + tap, mask=w_mask, other=0.0).to(ACC)
-    if USE_DOT:
-        z = tl.dot(sums, wsum, input_precision="ieee", out_dtype=ACC)
-    else:
-        z = tl.sum(sums[:, :, None] * wsum[None, :, :], axis=1)
+    offs_s = tl.arange(0, SPLIT_BLOCK)
+    taps = tl.arange(0, KA_P2)
+    ci_end = tl.minimum((ci_tile + 1) * BLOCK_CI, channels)
+    # This program's share of the GEMM, SUB_CI input channels at a time:
+    # sums [BLOCK_B, SUB_CI] @ weight.sum((2,3)) [SUB_CI, BLOCK_CO].
+    z = tl.zeros([BLOCK_B, BLOCK_CO], dtype=ACC)
+    for ci0 in range(ci_tile * BLOCK_CI, ci_end, SUB_CI):
+        offs_ci = ci0 + tl.arange(0, SUB_CI)
+        ci_ok = offs_ci < ci_end
+        # Row sums from the partials, SPLIT_BLOCK splits per load (few round trips when rows are split many ways).
+        s_where = offs_b[None, :, None] * channels + offs_ci[None, None, :]
+        s_mask = b_ok[None, :, None] & ci_ok[None, None, :]
+        sums = tl.zeros([BLOCK_B, SUB_CI], dtype=ACC)
+        for s0 in range(0, splits, SPLIT_BLOCK):
+            split = s0 + offs_s
+            sums += tl.sum(tl.load(partials_ptr + split[:, None, None] * rows + s_where,
+                                   mask=(split < splits)[:, None, None] & s_mask, other=0.0), axis=0)
+        # A channel's taps for the C_out tile are contiguous in weight: load them as [SUB_CI, BLOCK_CO, KA_P2].
+        w_where = offs_ci[:, None, None].to(tl.int64) * c_out * KA + offs_co[None, :, None] * KA + taps[None, None, :]
+        w_mask = ci_ok[:, None, None] & co_ok[None, :, None] & (taps < KA)[None, None, :]
+        wsum = tl.sum(tl.load(weight_ptr + w_where, mask=w_mask, other=0.0).to(ACC), axis=2)
+        if USE_DOT:
+            z += tl.dot(sums, wsum, input_precision="ieee", out_dtype=ACC)
+        else:
+            z += tl.sum(sums[:, :, None] * wsum[None, :, :], axis=1)
     z_mask = b_ok[:, None] & co_ok[None, :]
     z_where = offs_b[:, None] * c_out + offs_co[None, :]
     b_tiles = tl.num_programs(0)
@@ -200,7 +212,8 @@ def _gemm_lse(
         bias = tl.load(bias_ptr + offs_co * bias_stride, mask=co_ok, other=0.0).to(ACC)
         if HAS_CONV_BIAS:
             bias += tl.load(conv_bias_ptr + offs_co, mask=co_ok, other=0.0).to(ACC)
-        logits = tl.where(z_mask, z * scale + bias[None, :], float("-inf"))
+        # Divided by the integer area in ACC: a Python float scale would reach the kernel as a float32.
+        logits = tl.where(z_mask, z / out_area + bias[None, :], float("-inf"))
         row_max = tl.max(logits, axis=1)
         row_max = tl.where(b_ok, row_max, 0.0)
         row_sum = tl.sum(tl.exp(logits - row_max[:, None]), axis=1)
@@ -235,6 +248,9 @@ _multiprocessors = {}
 
 
 def _tickets_for(device: torch.device, count: int) -> torch.Tensor:
+    """Zeroed tickets: a per-stream buffer the kernel leaves at zero; during a CUDA-graph capture, the call's own."""
+    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
+        return torch.zeros(count, dtype=torch.int32, device=device)
     stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
     key = (str(device), stream)
     with _tickets_lock:
@@ -260,7 +276,7 @@ def _splits(groups: int, length: int, group_bytes: int, elem: int, device: torch
     if group_bytes <= WHOLE_ROW_BYTES:
         return 1
     wanted = triton.cdiv(_programs_wanted(device), groups)
-    return max(1, min(wanted, group_bytes // MIN_CHUNK_BYTES))
+    return max(1, min(wanted, group_bytes // MIN_CHUNK_BYTES, MAX_SPLITS))
 
 
 def _launch(kernel, grid, *args, chunk, **constexprs):
@@ -313,7 +329,7 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
             stride=1, padding=0, output_padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
     """fusedlse_cuda.forward in Triton: same arguments, checks and numerics; [B, 1] in x's dtype. No autograd."""
     settings = fusedlse_cuda.ops.conv_settings(stride, padding, output_padding, dilation, groups)
-    scale = torch.ops.fusedlse.check_forward.default(x, weight, conv_bias, bias, **settings)
+    out_area = torch.ops.fusedlse.check_forward.default(x, weight, conv_bias, bias, **settings)
     batch, channels = x.shape[0], x.shape[1]
     c_out, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
     out = torch.empty(batch, 1, dtype=x.dtype, device=x.device)
@@ -326,7 +342,10 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
     use_dot = acc_dtype == torch.float32
     block_b = 32 if use_dot and batch >= 256 else 16
     block_co = 64 if use_dot else 32
-    block_ci = (64 if channels > 32 else 32) if use_dot else 8
+    sub_ci = 16 if use_dot else 8  # tl.dot's smallest K
+    block_ci = 64 if channels > 32 else 32
+    splits = partials.shape[0]
+    split_block = min(triton.next_power_of_2(splits), max(1, 4096 // (block_b * sub_ci)))
     b_tiles, co_tiles, ci_tiles = triton.cdiv(batch, block_b), triton.cdiv(c_out, block_co), triton.cdiv(
         channels, block_ci)
     zpart = torch.empty(ci_tiles * batch * c_out if ci_tiles > 1 else 1, dtype=acc_dtype, device=x.device)
@@ -334,7 +353,8 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
     tickets = _tickets_for(x.device, b_tiles * co_tiles + b_tiles)
     _gemm_lse[(b_tiles, co_tiles, ci_tiles)](
         partials, weight, conv_bias if conv_bias is not None else bias, bias, zpart, stats, tickets, out,
-        batch, channels, c_out, partials.shape[0], bias.stride(0), scale, taps,
+        batch, channels, c_out, splits, bias.stride(0), out_area, taps,
         HAS_CONV_BIAS=conv_bias is not None, USE_DOT=use_dot, ACC=_ACC.get(acc_dtype, tl.float32),
-        BLOCK_B=block_b, BLOCK_CO=block_co, BLOCK_CI=block_ci, num_warps=4)
+        BLOCK_B=block_b, BLOCK_CO=block_co, BLOCK_CI=block_ci, SUB_CI=sub_ci, SPLIT_BLOCK=split_block,
+        KA_P2=triton.next_power_of_2(taps), num_warps=8)
     return out

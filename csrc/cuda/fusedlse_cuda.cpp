@@ -130,44 +130,30 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
 }
 
 // Tickets persist between launches, one buffer per (device, stream), zeroed once when it grows; a launch leaves
-// every ticket it used at zero, so nothing is cleared per call. Retired buffers are kept alive: a captured CUDA
-// graph may still point at them. During a capture, a stream without a large enough buffer gets one per capture,
-// from the graph's memory pool, zeroed by a memset node captured before its first use (run at every replay).
-struct TicketBuffers {
-  std::mutex mutex;
-  std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
-  std::map<std::pair<int, unsigned long long>, at::Tensor> per_capture;
-  std::vector<at::Tensor> retired;
-};
-
-int* tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
-  static TicketBuffers buffers;
-  std::lock_guard<std::mutex> lock(buffers.mutex);
-  const int device = like.get_device();
-  auto it = buffers.live.find({device, stream});
-  if (it != buffers.live.end() && it->second.numel() >= count) return it->second.data_ptr<int>();
+// every ticket it used at zero, so nothing is cleared per call. Work queued on a stream runs in order, so a buffer
+// replaced by a larger one can be freed at once. During a CUDA-graph capture the call gets its own tickets instead,
+// zeroed by a memset node captured with it (run at every replay) and freed when the call returns: a buffer kept
+// alive from the graph's pool would be a live allocation the graph does not know about, which torch.compile's
+// CUDA-graph trees reject.
+at::Tensor tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  unsigned long long capture_id = 0;
-  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &capture, &capture_id));
-  const int64_t capacity = std::max<int64_t>({count, 4096, it != buffers.live.end() ? 2 * it->second.numel() : 0});
-  if (capture == cudaStreamCaptureStatusActive) {
-    at::Tensor& mine = buffers.per_capture[{device, capture_id}];
-    if (!mine.defined() || mine.numel() < count) {
-      if (mine.defined()) buffers.retired.push_back(mine);
-      mine = at::zeros({capacity}, like.options().dtype(at::kInt));
-    }
-    return mine.data_ptr<int>();
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &capture, nullptr));
+  if (capture == cudaStreamCaptureStatusActive) return at::zeros({count}, like.options().dtype(at::kInt));
+  static std::mutex mutex;
+  static std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
+  std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& buffer = live[{like.get_device(), stream}];
+  if (!buffer.defined() || buffer.numel() < count) {
+    const int64_t capacity = std::max<int64_t>({count, 4096, buffer.defined() ? 2 * buffer.numel() : 0});
+    buffer = at::zeros({capacity}, like.options().dtype(at::kInt));
   }
-  if (it != buffers.live.end()) buffers.retired.push_back(it->second);
-  at::Tensor fresh = at::zeros({capacity}, like.options().dtype(at::kInt));
-  buffers.live[{device, stream}] = fresh;
-  return fresh.data_ptr<int>();
+  return buffer;
 }
 
 // Fills everything but out and sums (both ops' outputs); allocates partials, wsum and zpart in one workspace of the
-// accumulation type.
+// accumulation type, and takes the tickets (held by the caller until the launch is queued).
 FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, at::Tensor& workspace,
-                          cudaStream_t stream) {
+                          at::Tensor& tickets, cudaStream_t stream) {
   FusedArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.layout = g.layout;
@@ -192,9 +178,9 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.partials = partial_count ? base : nullptr;
   a.wsum = base + partial_count * acc_size;
   a.zpart = base + (partial_count + wsum_count) * acc_size;
-  int* tickets = tickets_for(x, stream, a.batch * a.plan.groups + a.batch);
-  a.unit_tickets = tickets;
-  a.batch_tickets = tickets + a.batch * a.plan.groups;
+  tickets = tickets_for(x, stream, a.batch * a.plan.groups + a.batch);
+  a.unit_tickets = tickets.data_ptr<int>();
+  a.batch_tickets = a.unit_tickets + a.batch * a.plan.groups;
   return a;
 }
 
@@ -222,8 +208,8 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at
   const at::Tensor bias_flat = bias.reshape({-1});
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
-  at::Tensor workspace;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, workspace, stream);
+  at::Tensor workspace, tickets;
+  FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, workspace, tickets, stream);
   a.sums = sums.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   a.weight = weight_c.data_ptr();
@@ -245,8 +231,8 @@ at::Tensor sum_hw_cuda(const at::Tensor& x_in) {
   if (x_in.size(2) * x_in.size(3) == 0) return out.zero_();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   auto [x, geometry] = readable_x(x_in);
-  at::Tensor workspace;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, workspace, stream);
+  at::Tensor workspace, tickets;
+  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, workspace, tickets, stream);
   a.sums = out.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   C10_CUDA_CHECK(launch_fused(a, stream));
@@ -278,7 +264,8 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   a.scale = scale;
   const at::Tensor zpart = at::empty({a.groups > 1 ? B * a.groups * c_out : 1}, sums.options());
   a.zpart = zpart.data_ptr();
-  a.batch_tickets = tickets_for(sums, stream, B);
+  const at::Tensor tickets = tickets_for(sums, stream, B);
+  a.batch_tickets = tickets.data_ptr<int>();
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
   return out;
 }

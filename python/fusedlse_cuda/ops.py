@@ -43,14 +43,31 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)``, which its backward uses instead of reading x
     again.
     """
-    out, _ = torch.ops.fusedlse.forward.default(
-        x, weight, conv_bias, bias, **conv_settings(stride, padding, output_padding, dilation, groups))
+    args = (x, weight, conv_bias, bias)
+    if not (stride == 1 and padding == 0 and output_padding == 0 and dilation == 1 and groups == 1):
+        args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
+    if _autograd_needed(x, weight, conv_bias, bias):
+        out, _ = torch.ops.fusedlse.forward.default(*args)
+    else:
+        # What the registered autograd kernel does itself when nothing needs a gradient, without its Python
+        # round trip (about 10 us per call, as much as the launch on a small problem).
+        with torch._C._AutoDispatchBelowAutograd():
+            out, _ = torch.ops.fusedlse.forward.default(*args)
     return out
+
+
+def _autograd_needed(*tensors) -> bool:
+    if torch.compiler.is_compiling():  # traced graphs pay no per-call Python: keep the plain op
+        return True
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
 
 
 def sum_hw(x: Tensor) -> Tensor:
     """``x.sum(dim=(2, 3))`` of ``x [B, C, H, W]`` as ``[B, C]`` float32 (float64 for float64 input)."""
-    return torch.ops.fusedlse.sum_hw.default(x)
+    if _autograd_needed(x):
+        return torch.ops.fusedlse.sum_hw.default(x)
+    with torch._C._AutoDispatchBelowAutograd():
+        return torch.ops.fusedlse.sum_hw.default(x)
 
 
 def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float) -> Tensor:
