@@ -14,6 +14,7 @@
 #include <cmath>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -129,24 +130,43 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
   return plan;
 }
 
+// A zeroed int buffer that lives for the rest of the process, allocated from a helper thread: torch.compile's
+// CUDA-graph trees route every allocation of the calling thread into a graph's private pool during their warm-up
+// runs, where a buffer kept alive would be reported as an untracked live allocation. It is zeroed on `stream`
+// after the allocating stream's earlier work on that memory.
+at::Tensor lasting_zeros(const at::Tensor& like, cudaStream_t stream, int64_t count) {
+  at::Tensor fresh;
+  cudaStream_t allocated_on = nullptr;
+  std::thread([&] {
+    const c10::cuda::CUDAGuard guard(like.device());
+    allocated_on = c10::cuda::getCurrentCUDAStream().stream();
+    fresh = at::empty({count}, like.options().dtype(at::kInt));
+  }).join();
+  cudaEvent_t allocated;
+  C10_CUDA_CHECK(cudaEventCreateWithFlags(&allocated, cudaEventDisableTiming));
+  C10_CUDA_CHECK(cudaEventRecord(allocated, allocated_on));
+  C10_CUDA_CHECK(cudaStreamWaitEvent(stream, allocated, 0));
+  C10_CUDA_CHECK(cudaEventDestroy(allocated));
+  C10_CUDA_CHECK(cudaMemsetAsync(fresh.data_ptr(), 0, count * sizeof(int), stream));
+  return fresh;
+}
+
 // Tickets persist between launches, one buffer per (device, stream), zeroed once when it grows; a launch leaves
-// every ticket it used at zero, so nothing is cleared per call. Work queued on a stream runs in order, so a buffer
-// replaced by a larger one can be freed at once. During a CUDA-graph capture the call gets its own tickets instead,
-// zeroed by a memset node captured with it (run at every replay) and freed when the call returns: a buffer kept
-// alive from the graph's pool would be a live allocation the graph does not know about, which torch.compile's
-// CUDA-graph trees reject.
+// every ticket it used at zero, so nothing is cleared per call. Replaced buffers are kept: a captured CUDA graph
+// may still point at them. A capture that finds no large enough buffer gets tickets of its own for the call,
+// zeroed by a memset node captured with it (run at every replay) and freed with the call's other temporaries.
 at::Tensor tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
+  static std::vector<at::Tensor> retired;
+  std::lock_guard<std::mutex> lock(mutex);
+  at::Tensor& buffer = live[{like.get_device(), stream}];
+  if (buffer.defined() && buffer.numel() >= count) return buffer;
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &capture, nullptr));
   if (capture == cudaStreamCaptureStatusActive) return at::zeros({count}, like.options().dtype(at::kInt));
-  static std::mutex mutex;
-  static std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
-  std::lock_guard<std::mutex> lock(mutex);
-  at::Tensor& buffer = live[{like.get_device(), stream}];
-  if (!buffer.defined() || buffer.numel() < count) {
-    const int64_t capacity = std::max<int64_t>({count, 4096, buffer.defined() ? 2 * buffer.numel() : 0});
-    buffer = at::zeros({capacity}, like.options().dtype(at::kInt));
-  }
+  if (buffer.defined()) retired.push_back(buffer);
+  buffer = lasting_zeros(like, stream, std::max<int64_t>({count, 4096, buffer.defined() ? 2 * buffer.numel() : 0}));
   return buffer;
 }
 
