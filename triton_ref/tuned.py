@@ -74,6 +74,14 @@ def _prune(configs, named_args, **kwargs):
     return fit or configs[:1]
 
 
+@triton.jit
+def _plane_offsets(offs_p, width, stride_h, stride_w, FLAT: tl.constexpr):
+    """Element offsets of plane positions p = h*W + w within a (b, c) plane."""
+    if FLAT:
+        return offs_p.to(tl.int64) * stride_w
+    return (offs_p // width).to(tl.int64) * stride_h + (offs_p % width).to(tl.int64) * stride_w
+
+
 @triton.autotune(configs=_row_configs(), key=["rows_bucket", "chunk_bucket"],
                  prune_configs_by={"early_config_prune": _prune}, **_CACHE)
 @triton.jit
@@ -98,16 +106,10 @@ def _row_partials(
     acc = tl.zeros([BLOCK_R, BLOCK_P], dtype=ACC)
     for p0 in range(begin, full_end, BLOCK_P):
         offs_p = p0 + tl.arange(0, BLOCK_P)
-        if FLAT:
-            where = offs_p.to(tl.int64) * stride_w
-        else:
-            where = (offs_p // width).to(tl.int64) * stride_h + (offs_p % width).to(tl.int64) * stride_w
+        where = _plane_offsets(offs_p, width, stride_h, stride_w, FLAT)
         acc += tl.load(x_ptr + row_start[:, None] + where[None, :], mask=row_ok[:, None], other=0.0).to(ACC)
     offs_p = full_end + tl.arange(0, BLOCK_P)
-    if FLAT:
-        where = offs_p.to(tl.int64) * stride_w
-    else:
-        where = (offs_p // width).to(tl.int64) * stride_h + (offs_p % width).to(tl.int64) * stride_w
+    where = _plane_offsets(offs_p, width, stride_h, stride_w, FLAT)
     tail_ok = row_ok[:, None] & (offs_p < end)[None, :]
     acc += tl.load(x_ptr + row_start[:, None] + where[None, :], mask=tail_ok, other=0.0).to(ACC)
     tl.store(partials_ptr + split * rows + offs_r, tl.sum(acc, axis=1), mask=row_ok)
@@ -270,13 +272,16 @@ def _programs_wanted(device: torch.device) -> int:
     return PROGRAMS_PER_SM * _multiprocessors[index]
 
 
-def _splits(groups: int, length: int, group_bytes: int, elem: int, device: torch.device) -> int:
-    """How many pieces each of `groups` rows of `length` positions is cut into: none for short rows, else enough
-    for the wanted program count, no piece under MIN_CHUNK_BYTES."""
-    if group_bytes <= WHOLE_ROW_BYTES:
-        return 1
-    wanted = triton.cdiv(_programs_wanted(device), groups)
-    return max(1, min(wanted, group_bytes // MIN_CHUNK_BYTES, MAX_SPLITS))
+def _split_plan(groups: int, group_bytes: int, plane: int, rows: int, acc_dtype: torch.dtype, device: torch.device):
+    """(chunk, partials [splits, rows]): each of `groups` groups of `plane` positions is cut into pieces of `chunk`
+    positions. Short groups stay whole; others give enough programs for the device, no piece under MIN_CHUNK_BYTES.
+    Pieces start 16 elements apart, so an aligned row stays aligned in every piece."""
+    splits = 1
+    if group_bytes > WHOLE_ROW_BYTES:
+        wanted = triton.cdiv(_programs_wanted(device), groups)
+        splits = max(1, min(wanted, group_bytes // MIN_CHUNK_BYTES, MAX_SPLITS))
+    chunk = triton.cdiv(triton.cdiv(plane, splits), 16) * 16
+    return chunk, torch.empty(triton.cdiv(plane, chunk), rows, dtype=acc_dtype, device=device)
 
 
 def _launch(kernel, grid, *args, chunk, **constexprs):
@@ -305,21 +310,15 @@ def _partials(x: torch.Tensor, acc_dtype: torch.dtype) -> torch.Tensor:
     if channels_adjacent and flat and sw != 1 and sc == 1:
         block_c = min(triton.next_power_of_2(channels), max(16, 256 // elem))
         channel_blocks = triton.cdiv(channels, block_c)
-        splits = _splits(batch * channel_blocks, plane, plane * block_c * elem, elem, x.device)
-        chunk = triton.cdiv(triton.cdiv(plane, splits), 16) * 16
-        splits = triton.cdiv(plane, chunk)
-        partials = torch.empty(splits, rows, dtype=acc_dtype, device=x.device)
-        _launch(_channels_last_partials, (batch * channel_blocks, splits),
+        chunk, partials = _split_plan(batch * channel_blocks, plane * block_c * elem, plane, rows, acc_dtype, x.device)
+        _launch(_channels_last_partials, (batch * channel_blocks, partials.shape[0]),
                 x, partials, rows, channels, plane, chunk, channel_blocks, sb, sw, _bucket(rows), _bucket(chunk),
                 chunk=chunk, EVEN_C=channels % block_c == 0, ACC=acc, BLOCK_C=block_c)
         return partials
     if width == 1:
         sw = sh  # a column: positions step by stride_h
-    splits = _splits(rows, plane, plane * elem, elem, x.device)
-    chunk = triton.cdiv(triton.cdiv(plane, splits), 16) * 16  # pieces start 16 elements apart: alignment kept
-    splits = triton.cdiv(plane, chunk)
-    partials = torch.empty(splits, rows, dtype=acc_dtype, device=x.device)
-    grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_R"]), splits)  # noqa: E731
+    chunk, partials = _split_plan(rows, plane * elem, plane, rows, acc_dtype, x.device)
+    grid = lambda meta: (triton.cdiv(rows, meta["BLOCK_R"]), partials.shape[0])  # noqa: E731
     _launch(_row_partials, grid, x, partials, rows, channels, width, plane, chunk, sb, sc, sh, sw,
             _bucket(rows), _bucket(chunk), chunk=chunk, FLAT=flat or width == 1, ACC=acc)
     return partials

@@ -46,28 +46,24 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     args = (x, weight, conv_bias, bias)
     if not (stride == 1 and padding == 0 and output_padding == 0 and dilation == 1 and groups == 1):
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
-    if _autograd_needed(x, weight, conv_bias, bias):
-        out, _ = torch.ops.fusedlse.forward.default(*args)
-    else:
-        # What the registered autograd kernel does itself when nothing needs a gradient, without its Python
-        # round trip (about 10 us per call, as much as the launch on a small problem).
-        with torch._C._AutoDispatchBelowAutograd():
-            out, _ = torch.ops.fusedlse.forward.default(*args)
+    out, _ = _call(torch.ops.fusedlse.forward.default, *args)
     return out
 
 
-def _autograd_needed(*tensors) -> bool:
-    if torch.compiler.is_compiling():  # traced graphs pay no per-call Python: keep the plain op
-        return True
-    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+def _call(op, *args):
+    """op(*args). When nothing needs a gradient, dispatched below autograd: what the registered (Python) autograd
+    kernel does itself then, without its Python round trip (about 10 us per call, as much as the launch on a small
+    problem). Traced graphs pay no per-call Python, so under torch.compile the plain op is kept."""
+    if torch.compiler.is_compiling() or (
+            torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)):
+        return op(*args)
+    with torch._C._AutoDispatchBelowAutograd():
+        return op(*args)
 
 
 def sum_hw(x: Tensor) -> Tensor:
     """``x.sum(dim=(2, 3))`` of ``x [B, C, H, W]`` as ``[B, C]`` float32 (float64 for float64 input)."""
-    if _autograd_needed(x):
-        return torch.ops.fusedlse.sum_hw.default(x)
-    with torch._C._AutoDispatchBelowAutograd():
-        return torch.ops.fusedlse.sum_hw.default(x)
+    return _call(torch.ops.fusedlse.sum_hw.default, x)
 
 
 def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float) -> Tensor:
@@ -82,7 +78,7 @@ def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float)
     Returns:
         ``[B, 1]`` in ``sums``'s dtype.
     """
-    return torch.ops.fusedlse.gemm_lse.default(sums, weight_sum, total_bias, float(scale))
+    return _call(torch.ops.fusedlse.gemm_lse.default, sums, weight_sum, total_bias, float(scale))
 
 
 def cuda_backend_built() -> bool:
