@@ -2,8 +2,9 @@
 
     python bench/backward.py
 
-grad_x is the same value across H*W of each (b, c_in) row; fusedlse writes it once in x's layout. Its ceiling is
-torch's own fill of a tensor of x's size (a pure write), measured in the same run.
+grad_x is the same value across H*W of each (b, c_in) row; fusedlse writes it once in x's layout with its
+broadcast_hw kernel. Its ceiling is torch's own fill of a tensor of x's size (a pure write), measured in the same run.
+The whole backward also runs a few small kernels (the [B, C_out] softmax and GEMMs) and Python autograd code.
 """
 import os
 import sys
@@ -25,12 +26,17 @@ def main():
         params = [t.requires_grad_() for t in (weight, conv_bias, bias)]
         x.requires_grad_()
         fill_ms = median_ms(lambda: torch.empty_like(x).fill_(1.0))
+        rows = torch.randn(x.shape[0], x.shape[1], device=x.device,
+                           dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+        layout = torch.channels_last if name.endswith("nhwc") else torch.contiguous_format
+        write_ms = median_ms(lambda: fusedlse_cuda.broadcast_hw(rows, x.shape[2], x.shape[3], x.dtype, layout))
         out = fusedlse_cuda.forward(x, *params)
         grad_out = torch.ones_like(out)
         backward_ms = median_ms(lambda: torch.autograd.grad(out, [x, *params], grad_out, retain_graph=True))
         step_ms = median_ms(lambda: torch.autograd.grad(fusedlse_cuda.forward(x, *params), [x, *params], grad_out))
         line = (f"{name:14s} x {nbytes / 2**20:.0f} MiB: fill (write ceiling) {fill_ms:.3f} ms = "
-                f"{nbytes / fill_ms / 1e6:.0f} GB/s; backward {backward_ms:.3f} ms = {nbytes / backward_ms / 1e6:.0f} "
+                f"{nbytes / fill_ms / 1e6:.0f} GB/s; broadcast_hw (grad_x's write) {write_ms:.3f} ms = "
+                f"{nbytes / write_ms / 1e6:.0f} GB/s ({fill_ms / write_ms:.2f} of the fill); backward {backward_ms:.3f} ms = {nbytes / backward_ms / 1e6:.0f} "
                 f"GB/s of grad_x ({fill_ms / backward_ms:.2f} of the fill); forward+backward {step_ms:.3f} ms")
         if name == "headline":
             ref_ms = median_ms(lambda: torch.autograd.grad(reference.model_forward(x, *params), [x, *params],

@@ -1,5 +1,6 @@
 """Where a forward's time goes: the fused kernel's own duration (torch.profiler/CUPTI) against the event-timed
-call (do_bench, which also counts any host time the GPU waits through) and the host time per call.
+call (do_bench, which also counts any host time the GPU waits through), the same launch without the GEMM +
+logsumexp epilogue (sum_hw), and the host time per call.
 
 python bench/kernel_times.py [shape ...]
 """
@@ -47,7 +48,9 @@ def main(names):
         call = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
         summed = lambda: x.sum(dim=(2, 3))  # noqa: E731
         kernels = kernel_us(call)
-        print(f"{name:16s} do_bench {median_ms(call) * 1000:8.1f} us  host {host_us(call):6.1f} us/call  "
+        sums_only_us = median_ms(lambda: fusedlse_cuda.sum_hw(x)) * 1000
+        print(f"{name:16s} do_bench {median_ms(call) * 1000:8.1f} us (sum_hw alone {sums_only_us:.1f} us)  "
+              f"host {host_us(call):6.1f} us/call  "
               f"kernels: " + ", ".join(f"{k[:40]} {v:.1f} us" for k, v in kernels.items()) +
               f"  | torch sum do_bench {median_ms(summed) * 1000:.1f} us, host {host_us(summed):.1f} us/call")
         del args, x

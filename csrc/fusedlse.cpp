@@ -144,6 +144,18 @@ void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, c
   check_same_device(sums, "sums", total_bias, "total_bias");
 }
 
+at::Tensor empty_broadcast_hw(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,
+                              bool channels_last) {
+  FUSEDLSE_CHECK(is_supported_float(dtype), "dtype must be float16, bfloat16, float32 or float64, got ", dtype);
+  FUSEDLSE_CHECK(rows.dim() == 2, "rows must be 2-D [B, C], got shape ", rows.sizes());
+  FUSEDLSE_CHECK(rows.scalar_type() == accumulation_type(dtype), "rows must have dtype ", accumulation_type(dtype),
+              " (the accumulation type of ", dtype, "), got ", rows.scalar_type());
+  FUSEDLSE_CHECK(height >= 0 && width >= 0, "height and width must be non-negative, got ", height, " and ", width);
+  return at::empty({rows.size(0), rows.size(1), height, width},
+                   rows.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                           : at::MemoryFormat::Contiguous));
+}
+
 TORCH_LIBRARY(fusedlse, m) {
   // forward returns (out [B, 1] in x's dtype, sums [B, C_in] = sum_HW(x) in the accumulation type); the sums are
   // what the backward needs, kept so that it does not read x again.
@@ -151,6 +163,8 @@ TORCH_LIBRARY(fusedlse, m) {
         "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> (Tensor, Tensor)");
   m.def("sum_hw(Tensor x) -> Tensor");
   m.def("gemm_lse(Tensor sums, Tensor weight_sum, Tensor total_bias, float scale) -> Tensor");
+  // The backward's write of grad_x: rows [B, C] repeated over every (h, w), in dtype and the given layout.
+  m.def("broadcast_hw(Tensor rows, SymInt height, SymInt width, ScalarType dtype, bool channels_last=False) -> Tensor");
   // Validation and shape inference alone, one kernel for every device (no tensor is read): the Triton rival
   // (triton_ref/tuned.py) checks its arguments here and takes H_out * W_out from it.
   m.def("check_forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias, int[2] stride=1, int[2] padding=0, "

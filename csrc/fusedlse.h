@@ -75,4 +75,9 @@ void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, c
 // float32 for float32/float16/bfloat16 inputs, float64 for float64.
 at::ScalarType accumulation_type(at::ScalarType input);
 
+// broadcast_hw's output, allocated after validation: rows [B, C] in accumulation_type(dtype) -> an uninitialised
+// [B, C, height, width] tensor of `dtype` on rows' device, channels_last or contiguous.
+at::Tensor empty_broadcast_hw(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,
+                              bool channels_last);
+
 }  // namespace fusedlse

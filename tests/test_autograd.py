@@ -47,6 +47,10 @@ def test_gradcheck_building_blocks_float64(device):
     fn = lambda s, w, b: fusedlse_cuda.gemm_lse(s, w, b, 0.3)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (sums, weight_sum, total_bias))
     assert torch.autograd.gradgradcheck(fn, (sums, weight_sum, total_bias))
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        fn = lambda r: fusedlse_cuda.broadcast_hw(r, 3, 2, torch.float64, memory_format)  # noqa: E731
+        assert torch.autograd.gradcheck(fn, (sums,))
+        assert torch.autograd.gradgradcheck(fn, (sums,))
 
 
 def reference_grads(x, weight, conv_bias, bias, grad_out, settings):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import fusedlse_cuda
-from helpers import DEVICES, DTYPES, LAYOUTS, lay_out, make_problem, poison_allocator
+from helpers import DEVICES, HAS_CUDA, DTYPES, LAYOUTS, lay_out, make_problem, poison_allocator
 
 SUM_TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 2e-6, torch.bfloat16: 2e-6}
 
@@ -59,3 +59,39 @@ def test_sum_hw_of_layouts_agree_exactly_on_integers(device):
     expected = x.double().sum(dim=(2, 3)).float()
     for layout in ("contiguous", "channels_last", "offset", "sliced"):
         assert torch.equal(fusedlse_cuda.sum_hw(lay_out(x, layout)), expected), layout
+
+
+# Planes shorter than, equal to and not a multiple of a 16-byte vector; channel counts that are and are not.
+BROADCAST_SHAPES = [(2, 3, 8, 8), (3, 5, 7, 3), (2, 3, 1, 1), (2, 70, 1, 2), (4, 6, 5, 7), (3, 16, 9, 9),
+                    (1, 1, 1, 3), (5, 8, 64, 64)]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", BROADCAST_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_hw_writes_every_element(device, dtype, shape, channels_last):
+    """Exactly rows.to(dtype) at every (h, w), in the layout asked for: each value rounded once, none missed."""
+    batch, channels, height, width = shape
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    rows = torch.randn(batch, channels, generator=torch.Generator().manual_seed(2), dtype=acc).to(device) * 100
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    poison_allocator(device)
+    out = fusedlse_cuda.broadcast_hw(rows, height, width, dtype, memory_format)
+    assert out.shape == shape and out.dtype == dtype and out.device == rows.device
+    assert out.is_contiguous(memory_format=memory_format)
+    assert torch.equal(out, rows.to(dtype)[:, :, None, None].expand(shape))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_broadcast_hw_past_32_bit_indices():
+    """2^31 + 2^19 elements: the kernel's 64-bit index path, up to the last element."""
+    height, width = 1 << 15, (1 << 15) + 8
+    rows = torch.tensor([[1.5, -2.25]], device="cuda")
+    out = fusedlse_cuda.broadcast_hw(rows, height, width, torch.bfloat16)
+    for c in range(2):
+        plane = out[0, c]
+        assert plane.amin().item() == plane.amax().item() == rows[0, c].item()
+    del out
+    torch.cuda.empty_cache()

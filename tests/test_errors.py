@@ -123,3 +123,21 @@ def test_bad_gemm_lse_arguments(device):
         fusedlse_cuda.gemm_lse(sums.half(), wsum.half(), bias.half(), 1.0)
     with pytest.raises(RuntimeError, match=r"weight_sum has dtype Double but sums has dtype Float"):
         fusedlse_cuda.gemm_lse(sums, wsum.double(), bias, 1.0)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bad_broadcast_hw_arguments(device):
+    rows = torch.randn(2, 3, device=device)
+    with pytest.raises(RuntimeError, match=r"rows must be 2-D \[B, C\], got shape \[6\]"):
+        fusedlse_cuda.broadcast_hw(rows.flatten(), 4, 5, torch.float32)
+    with pytest.raises(RuntimeError, match=r"rows must have dtype Double \(the accumulation type of Double\), got Float"):
+        fusedlse_cuda.broadcast_hw(rows, 4, 5, torch.float64)
+    with pytest.raises(RuntimeError, match=r"rows must have dtype Float \(the accumulation type of BFloat16\), got "
+                                           r"BFloat16"):
+        fusedlse_cuda.broadcast_hw(rows.bfloat16(), 4, 5, torch.bfloat16)
+    with pytest.raises(RuntimeError, match=r"dtype must be float16, bfloat16, float32 or float64, got Int"):
+        fusedlse_cuda.broadcast_hw(rows, 4, 5, torch.int32)
+    with pytest.raises(RuntimeError, match=r"height and width must be non-negative, got -1 and 5"):
+        fusedlse_cuda.broadcast_hw(rows, -1, 5, torch.float32)
+    with pytest.raises(ValueError, match=r"memory_format must be torch.contiguous_format or torch.channels_last"):
+        fusedlse_cuda.broadcast_hw(rows, 4, 5, torch.float32, torch.preserve_format)

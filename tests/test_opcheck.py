@@ -18,6 +18,9 @@ def samples(device):
         yield "forward", (x, grad[1], None, grad[3], [1, 3])
         yield "sum_hw", (grad[0],)
     sums = torch.randn(2, 3, device=device)
+    for dtype, channels_last in ((torch.float32, False), (torch.bfloat16, True)):
+        yield "broadcast_hw", (sums, 5, 3, dtype, channels_last)
+        yield "broadcast_hw", (sums.clone().requires_grad_(), 5, 3, dtype, channels_last)
     yield "gemm_lse", (sums, torch.randn(3, 4, device=device), torch.randn(4, device=device), 0.25)
     yield "gemm_lse", tuple(t.requires_grad_() for t in (sums.clone(), torch.randn(3, 4, device=device),
                                                          torch.randn(4, device=device))) + (0.25,)

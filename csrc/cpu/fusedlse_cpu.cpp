@@ -53,12 +53,20 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), sums};
 }
 
+at::Tensor broadcast_hw_cpu(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,
+                            bool channels_last) {
+  at::Tensor out = empty_broadcast_hw(rows, height, width, dtype, channels_last);
+  const NoAutocast no_autocast;
+  return out.copy_(rows.to(dtype).view({rows.size(0), rows.size(1), 1, 1}).expand(out.sizes()));
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
   m.impl("forward", &forward_cpu);
   m.impl("sum_hw", &sum_hw_cpu);
   m.impl("gemm_lse", &gemm_lse_cpu);
+  m.impl("broadcast_hw", &broadcast_hw_cpu);
 }
 
 }  // namespace fusedlse

@@ -74,6 +74,16 @@ struct GemmLseArgs {
   double scale;
 };
 
+// broadcast_hw: out[b, c, h, w] = rows[b, c], the backward's write of grad_x.
+struct BroadcastArgs {
+  ScalarKind kind;     // of out; rows are its accumulation type
+  bool channels_last;  // out's layout: element (b, c, p) at (b*C + c)*plane + p, or at (b*plane + p)*C + c
+  const void* rows;    // [B, C] contiguous
+  void* out;           // [B, C, H, W], 16-byte aligned
+  int64_t batch, channels, plane;
+  int64_t blocks;      // grid size, from the host (broadcast_hw_cuda in fusedlse_cuda.cpp)
+};
+
 constexpr int kBlockThreads = 256;
 constexpr int kWarpsPerBlock = kBlockThreads / 32;
 // Minimum resident blocks per SM the kernels are compiled for (caps registers at 128 per thread; no kernel spills).
@@ -86,7 +96,13 @@ constexpr int64_t kMaxUnitRows = 128;
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);
 
+// Resident broadcast_hw blocks per multiprocessor, from the occupancy calculator.
+int broadcast_blocks_per_sm(ScalarKind kind);
+// 16-byte stores each thread has in flight per loop trip (sizes the grid).
+constexpr int kBroadcastVectorsPerThread = 4;
+
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
+cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 
 }  // namespace fusedlse

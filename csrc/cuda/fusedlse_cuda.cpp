@@ -290,12 +290,37 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   return out;
 }
 
+at::Tensor broadcast_hw_cuda(const at::Tensor& rows_in, int64_t height, int64_t width, at::ScalarType dtype,
+                             bool channels_last) {
+  at::Tensor out = empty_broadcast_hw(rows_in, height, width, dtype, channels_last);
+  if (out.numel() == 0) return out;
+  const c10::cuda::CUDAGuard guard(rows_in.device());
+  const at::Tensor rows = rows_in.contiguous();
+  BroadcastArgs a{};
+  a.kind = kind_of(dtype);
+  a.channels_last = channels_last;
+  a.rows = rows.data_ptr();
+  a.out = out.data_ptr();
+  a.batch = out.size(0);
+  a.channels = out.size(1);
+  a.plane = height * width;
+  // Enough blocks to fill every multiprocessor, fewer when there are not that many 16-byte stores to give them.
+  int sms = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, rows.get_device()));
+  const int64_t vectors = ceil_div(out.numel() * out.element_size(), 16);
+  a.blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{sms} * broadcast_blocks_per_sm(a.kind),
+                                                    ceil_div(vectors, kBlockThreads * kBroadcastVectorsPerThread)));
+  C10_CUDA_CHECK(launch_broadcast_hw(a, c10::cuda::getCurrentCUDAStream().stream()));
+  return out;
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(fusedlse, CUDA, m) {
   m.impl("forward", &forward_cuda);
   m.impl("sum_hw", &sum_hw_cuda);
   m.impl("gemm_lse", &gemm_lse_cuda);
+  m.impl("broadcast_hw", &broadcast_hw_cuda);
 }
 
 }  // namespace fusedlse

@@ -12,7 +12,7 @@ from . import _C  # noqa: F401  (registers torch.ops.fusedlse.*)
 from . import autograd  # noqa: F401  (registers the ops' backward formulas)
 from . import reference
 from .modules import ModelNew
-from .ops import cuda_backend_built, forward, gemm_lse, sum_hw
+from .ops import broadcast_hw, cuda_backend_built, forward, gemm_lse, sum_hw
 
-__all__ = ["forward", "sum_hw", "gemm_lse", "cuda_backend_built", "ModelNew", "reference"]
+__all__ = ["forward", "sum_hw", "gemm_lse", "broadcast_hw", "cuda_backend_built", "ModelNew", "reference"]
 __version__ = "0.1.0"

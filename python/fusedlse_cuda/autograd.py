@@ -14,6 +14,8 @@ saved tensors (s is an output of the op, so its own backward chains): double bac
 """
 import torch
 
+from .ops import broadcast_hw, sum_hw
+
 # torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable), with the schema's
 # defaults: callers (opcheck, the dispatcher's normalisation) may leave trailing defaults out.
 _SETTING_DEFAULTS = ((1, 1), (0, 0), (0, 0), (1, 1), 1)
@@ -39,7 +41,8 @@ def _layout_of(x: torch.Tensor) -> torch.memory_format:
 
 def _broadcast_hw(grad_rows: torch.Tensor, shape, dtype, memory_format) -> torch.Tensor:
     """grad_rows [B, C] written to every (h, w) of a [B, C, H, W] tensor: one write pass, no GEMM."""
-    return grad_rows.to(dtype)[:, :, None, None].expand(shape).contiguous(memory_format=memory_format)
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    return broadcast_hw(grad_rows.to(acc), shape[2], shape[3], dtype, memory_format)
 
 
 def _lse_grads(grad_out, sums, weight_sum, total_bias, scale):
@@ -108,6 +111,18 @@ def _gemm_lse_backward(ctx, grad_out):
     return grad_sums, grad_weight_sum, dz.sum(dim=0).reshape(total_bias.shape), None
 
 
+# --- fusedlse::broadcast_hw ------------------------------------------------------------------------------------
+
+def _broadcast_hw_setup(ctx, inputs, output):
+    ctx.rows_dtype = inputs[0].dtype
+
+
+def _broadcast_hw_backward(ctx, grad):
+    # Each row was written to every (h, w): its gradient is the sum over them.
+    return sum_hw(grad).to(ctx.rows_dtype), None, None, None, None
+
+
 torch.library.register_autograd("fusedlse::forward", _forward_backward, setup_context=_forward_setup)
 torch.library.register_autograd("fusedlse::sum_hw", _sum_hw_backward, setup_context=_sum_hw_setup)
 torch.library.register_autograd("fusedlse::gemm_lse", _gemm_lse_backward, setup_context=_gemm_lse_setup)
+torch.library.register_autograd("fusedlse::broadcast_hw", _broadcast_hw_backward, setup_context=_broadcast_hw_setup)

@@ -81,6 +81,20 @@ def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float)
     return _call(torch.ops.fusedlse.gemm_lse.default, sums, weight_sum, total_bias, float(scale))
 
 
+def broadcast_hw(rows: Tensor, height: int, width: int, dtype: torch.dtype,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """``rows [B, C]`` repeated over every ``(h, w)``: a new ``[B, C, height, width]`` tensor of ``dtype``.
+
+    The backward of :func:`sum_hw` (grad_x of the forward is one of these). ``rows`` must already be in the
+    accumulation type of ``dtype`` (float32, or float64 for float64); each value is rounded to ``dtype`` once.
+    ``memory_format`` is ``torch.contiguous_format`` or ``torch.channels_last``.
+    """
+    if memory_format not in (torch.contiguous_format, torch.channels_last):
+        raise ValueError(f"memory_format must be torch.contiguous_format or torch.channels_last, got {memory_format}")
+    return _call(torch.ops.fusedlse.broadcast_hw.default, rows, height, width, dtype,
+                 memory_format == torch.channels_last)
+
+
 def cuda_backend_built() -> bool:
     """Whether this build carries the CUDA kernels (False for a FUSEDLSE_CPU_ONLY=1 build)."""
     return torch._C._dispatch_has_kernel_for_dispatch_key("fusedlse::forward", "CUDA")
@@ -103,3 +117,10 @@ def _sum_hw_fake(x):
 @torch.library.register_fake("fusedlse::gemm_lse")
 def _gemm_lse_fake(sums, weight_sum, total_bias, scale):
     return sums.new_empty((sums.shape[0], 1))
+
+
+@torch.library.register_fake("fusedlse::broadcast_hw")
+def _broadcast_hw_fake(rows, height, width, dtype, channels_last=False):
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((rows.shape[0], rows.shape[1], height, width), dtype=dtype, device=rows.device,
+                       memory_format=memory_format)
