@@ -75,6 +75,14 @@ def _prune(configs, named_args, **kwargs):
 
 
 @triton.jit
+def _split_bounds(split, chunk, plane, BLOCK_P: tl.constexpr):
+    """This split's positions [begin, end), and full_end, where its last whole BLOCK_P tile ends."""
+    begin = split * chunk
+    end = tl.minimum(begin + chunk, plane)
+    return begin, end, begin + ((end - begin) // BLOCK_P) * BLOCK_P
+
+
+@triton.jit
 def _plane_offsets(offs_p, width, stride_h, stride_w, FLAT: tl.constexpr):
     """Element offsets of plane positions p = h*W + w within a (b, c) plane."""
     if FLAT:
@@ -100,9 +108,7 @@ def _row_partials(
     row_ok = offs_r < rows
     r64 = offs_r.to(tl.int64)
     row_start = (r64 // channels) * stride_b + (r64 % channels) * stride_c  # [BLOCK_R]
-    begin = split * chunk
-    end = tl.minimum(begin + chunk, plane)
-    full_end = begin + ((end - begin) // BLOCK_P) * BLOCK_P
+    begin, end, full_end = _split_bounds(split, chunk, plane, BLOCK_P)
     acc = tl.zeros([BLOCK_R, BLOCK_P], dtype=ACC)
     for p0 in range(begin, full_end, BLOCK_P):
         offs_p = p0 + tl.arange(0, BLOCK_P)
@@ -133,9 +139,7 @@ def _channels_last_partials(
     offs_c = (tl.program_id(0) % channel_blocks) * BLOCK_C + tl.arange(0, BLOCK_C)
     c_ok = offs_c < channels
     batch_start = batch.to(tl.int64) * stride_b
-    begin = split * chunk
-    end = tl.minimum(begin + chunk, plane)
-    full_end = begin + ((end - begin) // BLOCK_P) * BLOCK_P
+    begin, end, full_end = _split_bounds(split, chunk, plane, BLOCK_P)
     acc = tl.zeros([BLOCK_P, BLOCK_C], dtype=ACC)
     for p0 in range(begin, full_end, BLOCK_P):
         offs_p = p0 + tl.arange(0, BLOCK_P)

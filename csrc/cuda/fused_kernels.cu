@@ -25,6 +25,19 @@ template <typename T> struct AccOf { using type = float; };
 template <> struct AccOf<double> { using type = double; };
 template <typename T> using acc_t = typename AccOf<T>::type;
 
+// f(T{}) for the element type that `kind` names (the one switch over dtypes every entry point shares); `fallback`
+// for a value outside the enum.
+template <typename R, typename F>
+R with_element_type(ScalarKind kind, R fallback, F&& f) {
+  switch (kind) {
+    case ScalarKind::kFloat: return f(float{});
+    case ScalarKind::kHalf: return f(__half{});
+    case ScalarKind::kBFloat16: return f(__nv_bfloat16{});
+    case ScalarKind::kDouble: return f(double{});
+  }
+  return fallback;
+}
+
 __device__ __forceinline__ float to_acc(float v) { return v; }
 __device__ __forceinline__ double to_acc(double v) { return v; }
 __device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
@@ -780,43 +793,21 @@ int broadcast_blocks_per_sm_typed() {
 }  // namespace
 
 int broadcast_blocks_per_sm(ScalarKind kind) {
-  switch (kind) {
-    case ScalarKind::kFloat: return broadcast_blocks_per_sm_typed<float>();
-    case ScalarKind::kHalf: return broadcast_blocks_per_sm_typed<__half>();
-    case ScalarKind::kBFloat16: return broadcast_blocks_per_sm_typed<__nv_bfloat16>();
-    case ScalarKind::kDouble: return broadcast_blocks_per_sm_typed<double>();
-  }
-  return 1;
+  return with_element_type(kind, 1, [](auto t) { return broadcast_blocks_per_sm_typed<decltype(t)>(); });
 }
 
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream) {
-  switch (args.kind) {
-    case ScalarKind::kFloat: return launch_broadcast_typed<float>(args, stream);
-    case ScalarKind::kHalf: return launch_broadcast_typed<__half>(args, stream);
-    case ScalarKind::kBFloat16: return launch_broadcast_typed<__nv_bfloat16>(args, stream);
-    case ScalarKind::kDouble: return launch_broadcast_typed<double>(args, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_element_type(args.kind, cudaErrorInvalidValue,
+                           [&](auto t) { return launch_broadcast_typed<decltype(t)>(args, stream); });
 }
 
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout) {
-  switch (kind) {
-    case ScalarKind::kFloat: return blocks_per_sm_typed<float>(layout);
-    case ScalarKind::kHalf: return blocks_per_sm_typed<__half>(layout);
-    case ScalarKind::kBFloat16: return blocks_per_sm_typed<__nv_bfloat16>(layout);
-    case ScalarKind::kDouble: return blocks_per_sm_typed<double>(layout);
-  }
-  return 1;
+  return with_element_type(kind, 1, [&](auto t) { return blocks_per_sm_typed<decltype(t)>(layout); });
 }
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream) {
-  switch (args.kind) {
-    case ScalarKind::kFloat: return launch_fused_typed<float>(args, stream);
-    case ScalarKind::kHalf: return launch_fused_typed<__half>(args, stream);
-    case ScalarKind::kBFloat16: return launch_fused_typed<__nv_bfloat16>(args, stream);
-    case ScalarKind::kDouble: return launch_fused_typed<double>(args, stream);
-  }
-  return cudaErrorInvalidValue;
+  return with_element_type(args.kind, cudaErrorInvalidValue,
+                           [&](auto t) { return launch_fused_typed<decltype(t)>(args, stream); });
 }
 
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream) {

@@ -33,22 +33,23 @@ ScalarKind kind_of(at::ScalarType t) {
   }
 }
 
-// Multiprocessors and resident fused-kernel blocks per multiprocessor, read once per device and kernel.
+// Multiprocessors and resident blocks per multiprocessor of a kernel, read once per device and kernel. `layout`
+// names the fused kernel; none, the broadcast_hw kernel.
 struct DeviceFill {
   int64_t multiprocessors;
   int64_t blocks_per_sm;
 };
 
-DeviceFill device_fill(int device, ScalarKind kind, XLayout layout) {
+DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layout) {
   static std::mutex mutex;
   static std::map<std::tuple<int, int, int>, DeviceFill> cache;
   std::lock_guard<std::mutex> lock(mutex);
-  const auto key = std::make_tuple(device, static_cast<int>(kind), static_cast<int>(layout));
+  const auto key = std::make_tuple(device, static_cast<int>(kind), layout ? static_cast<int>(*layout) : -1);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   int sms = 0;
   C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  DeviceFill fill{sms, fused_blocks_per_sm(kind, layout)};
+  DeviceFill fill{sms, layout ? fused_blocks_per_sm(kind, *layout) : broadcast_blocks_per_sm(kind)};
   cache.emplace(key, fill);
   return fill;
 }
@@ -305,11 +306,10 @@ at::Tensor broadcast_hw_cuda(const at::Tensor& rows_in, int64_t height, int64_t 
   a.channels = out.size(1);
   a.plane = height * width;
   // Enough blocks to fill every multiprocessor, fewer when there are not that many 16-byte stores to give them.
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, rows.get_device()));
+  const DeviceFill fill = device_fill(rows.get_device(), a.kind, c10::nullopt);
   const int64_t vectors = ceil_div(out.numel() * out.element_size(), 16);
-  a.blocks = std::max<int64_t>(1, std::min<int64_t>(int64_t{sms} * broadcast_blocks_per_sm(a.kind),
-                                                    ceil_div(vectors, kBlockThreads * kBroadcastVectorsPerThread)));
+  a.blocks = std::max<int64_t>(1, std::min(fill.multiprocessors * fill.blocks_per_sm,
+                                           ceil_div(vectors, kBlockThreads * kBroadcastVectorsPerThread)));
   C10_CUDA_CHECK(launch_broadcast_hw(a, c10::cuda::getCurrentCUDAStream().stream()));
   return out;
 }
