@@ -1,12 +1,12 @@
-// The fused forward in one launch:
-//   blocks [0, wsum_blocks)          fold weight.sum((2,3)) into wsum, one channel group each;
-//   blocks [wsum_blocks, grid end)   persistent: each warp reads a balanced, contiguous range of warp items of x,
-//                                    writing per-row partial sums; no block-wide barrier while reading.
-// A warp counts the partials it wrote against the epilogue unit (a few channels of one batch) they belong to, one
-// ticket per unit it touched; the warp that completes a unit turns its sums into that unit's share of the GEMM, and
-// the warp that completes a batch's last unit adds bias and takes the logsumexp. Every sum runs in a fixed order,
-// so the result is bitwise reproducible; tickets are reset by the warp that consumes them, so nothing is cleared
-// per call.
+// The fused forward in one launch, one-shot: no block waits for another.
+//   blocks [0, wsum_blocks)          fold weight.sum((2,3)) into wsum, one unit channel group each;
+//   blocks [wsum_blocks, grid end)   read one tile of x each (a piece of a row or of a channel group, or a few
+//                                    whole short rows) and write its partial sums.
+// A block then counts its items against the epilogue units they belong to (a tile of batches x a group of
+// channels), one atomic ticket per unit. The block that completes a unit sums the unit's partials in a fixed order
+// and computes the unit's share of the GEMM; the block that completes a batch tile's last unit adds the shares in
+// unit order, adds the biases and takes the logsumexp. Every sum runs in a fixed order, so the result is bitwise
+// reproducible; tickets are reset by the block that consumes them, so nothing is cleared per call.
 //
 // Only CUDA headers are included: see fused_kernels.h.
 
@@ -98,8 +98,8 @@ template <typename A> __device__ __forceinline__ A warp_sum(A v) {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading x.
 
-// Loads each lane keeps in flight while streaming x: 16 warps per SM x 32 lanes x 8 x 16 bytes = 64 KiB per SM,
-// above the ~32 KiB Hopper needs to saturate HBM, with room to spare while a warp runs an epilogue.
+// Loads each lane keeps in flight while streaming x: 24 warps per SM x 32 lanes x 8 x 16 bytes = 96 KiB per SM,
+// above the ~32 KiB Hopper needs to saturate HBM, with room to spare while blocks start, sync or run an epilogue.
 constexpr int kLoadsInFlight = 8;
 
 // One warp's sum of n contiguous elements at p: scalar head up to 16-byte alignment, 16-byte body with
@@ -124,11 +124,18 @@ __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int la
 #pragma unroll
     for (int u = 0; u < kLoadsInFlight; ++u) acc[u % 4] += vec_sum<T>(v[u]);
   }
-  for (; i < vectors; i += 32) acc[2] += vec_sum<T>(__ldcs(body + i));
+  // Fewer than 32 * kLoadsInFlight vectors are left: one more trip, predicated, rather than a round trip per load.
+  uint4 v[kLoadsInFlight];
+#pragma unroll
+  for (int u = 0; u < kLoadsInFlight; ++u)
+    if (i + 32 * u < vectors) v[u] = __ldcs(body + i + 32 * u);
+#pragma unroll
+  for (int u = 0; u < kLoadsInFlight; ++u)
+    if (i + 32 * u < vectors) acc[u % 4] += vec_sum<T>(v[u]);
   return warp_sum((acc[0] + acc[1]) + (acc[2] + acc[3]));
 }
 
-// One warp's sums of kRowsAtOnce whole rows of n elements, loads of all rows interleaved so that short rows
+// One warp's sums of up to kRowsAtOnce whole rows of n elements, loads of all rows interleaved so that short rows
 // still keep several loads in flight. rows[r] is null for rows past the end.
 template <typename T, int kRowsAtOnce>
 __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, int lane, acc_t<T>* sums) {
@@ -165,49 +172,9 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
   for (int r = 0; r < kRowsAtOnce; ++r) sums[r] = warp_sum(acc[r]);
 }
 
-constexpr int kRowsAtOnce = 4;
 
 // ---------------------------------------------------------------------------------------------------------------
-// Work layout shared by the readers and the epilogue.
-//
-// x is cut into `items`: S = splits consecutive items per group, where a group is one row (row layout) or one
-// channel block of one batch (channels-last). Warp w of the reading blocks owns items [begin(w), begin(w+1)).
-// For each group it touches, a warp writes one partial per row, at slot row*S + (first item it owns in the group
-// - the group's first item). A row's sum is the sum of its slots over the owning warps, in warp order.
-struct Layout {
-  int64_t channels, splits, items, warps;
-  int64_t group_channels, groups_per_batch;  // rows: 1, C; channels-last: channels per block, blocks per batch
-  int64_t unit_rows, groups;                 // epilogue units: unit_rows channels of one batch, `groups` per batch
-
-  __device__ int64_t begin(int64_t w) const { return items * w / warps; }
-  __device__ int64_t owner(int64_t item) const { return ((item + 1) * warps - 1) / items; }
-  __device__ int64_t first_item_of_row(int64_t row) const {
-    return ((row / channels) * groups_per_batch + (row % channels) / group_channels) * splits;
-  }
-  __device__ int64_t unit_of_row(int64_t row) const {
-    return (row / channels) * groups + (row % channels) / unit_rows;
-  }
-  __device__ int64_t unit_first_row(int64_t u) const { return (u / groups) * channels + (u % groups) * unit_rows; }
-  __device__ int64_t unit_end_row(int64_t u) const {
-    return (u / groups) * channels + imin((u % groups + 1) * unit_rows, channels);
-  }
-  // Partials a row receives: one from each warp owning some of its group's items. With fewer items than warps,
-  // every warp owns at most one item and some own none.
-  __device__ int64_t writers_of_row(int64_t row) const {
-    if (items < warps) return splits;
-    const int64_t first = first_item_of_row(row);
-    return owner(first + splits - 1) - owner(first) + 1;
-  }
-  // Partials unit u waits for: every writer of every row in it.
-  __device__ int64_t partials_of_unit(int64_t u) const {
-    int64_t count = 0;
-    for (int64_t row = unit_first_row(u); row < unit_end_row(u); ++row) count += writers_of_row(row);
-    return count;
-  }
-};
-
-// ---------------------------------------------------------------------------------------------------------------
-// The epilogue, run by one warp.
+// Logsumexp, online.
 
 template <typename A> struct Lse {
   A max_value, scaled_sum;  // logsumexp = max_value + log(scaled_sum); scaled_sum == 0 means empty
@@ -239,11 +206,37 @@ template <typename A> __device__ __forceinline__ Lse<A> warp_lse(Lse<A> s) {
   return s;
 }
 
-// What a unit epilogue reads and writes; T is the type of bias and output.
+// ---------------------------------------------------------------------------------------------------------------
+// Epilogue units and their tickets.
+
+// How the epilogue cuts [B, C] into units: unit u = (tile, group) covers batches [b0, b0 + nb) and channels
+// [c0, c0 + nc).
+struct UnitGrid {
+  int64_t batch, channels;
+  int64_t unit_batches, unit_channels, unit_groups;
+};
+
+struct UnitBox {
+  int64_t tile, group, b0, nb, c0, nc;
+};
+
+__device__ __forceinline__ UnitBox unit_box(const UnitGrid& g, int64_t u) {
+  UnitBox box;
+  box.tile = u / g.unit_groups;
+  box.group = u - box.tile * g.unit_groups;
+  box.b0 = box.tile * g.unit_batches;
+  box.nb = imin(g.unit_batches, g.batch - box.b0);
+  box.c0 = box.group * g.unit_channels;
+  box.nc = imin(g.unit_channels, g.channels - box.c0);
+  return box;
+}
+
+// What the block-wide epilogue reads and writes; T is the type of bias and output.
 template <typename T> struct Epilogue {
   using A = acc_t<T>;
-  Layout layout;
-  const A* partials;   // [B*C*splits], sparse: see Layout
+  UnitGrid grid;
+  int64_t splits;
+  const A* partials;   // [B*C*splits]: slot row * splits + split
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
   int64_t c_out;
@@ -252,10 +245,18 @@ template <typename T> struct Epilogue {
   const T* bias;       // element n at n * bias_stride
   int64_t bias_stride;
   A scale;
-  A* zpart;            // [B, groups, C_out]
-  int* batch_tickets;  // [B]
+  A* zpart;            // [B, unit_groups, C_out]
+  int* batch_tickets;  // [tiles]
   T* out;              // [B]
 };
+
+// Block-shared memory of the epilogue: a unit's sums, and a buffer for cross-thread sums (also used by the reads).
+template <typename A> struct EpilogueShared {
+  A* unit_sums;  // kMaxUnitSums values
+  A* reduce;     // kReduceBytes
+  int* flag;
+};
+constexpr int kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= kMaxUnitSums doubles
 
 template <typename T>
 __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t<T> dot) {
@@ -265,6 +266,7 @@ __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t
 }
 
 // Four consecutive accumulation-type values at p (count of them valid); one or two 16-byte loads when aligned.
+// Through L2 (ld.cg): these values were written by other blocks of this launch.
 template <typename A>
 __device__ __forceinline__ void load4(const A* p, int64_t valid, A (&v)[4]) {
   if (valid >= 4 && (reinterpret_cast<uintptr_t>(p) & 15) == 0) {
@@ -282,312 +284,381 @@ __device__ __forceinline__ void load4(const A* p, int64_t valid, A (&v)[4]) {
   }
 }
 
-// Sum of one row's partial slots, over the writers [w_lo, w_hi), by one lane, four loads in flight.
-template <typename A>
-__device__ __forceinline__ A row_slots_sum(const Layout& L, const A* partials, int64_t row, int64_t first,
-                                           int64_t w_lo, int64_t w_hi, int64_t w_step) {
-  A acc[4] = {A(0), A(0), A(0), A(0)};
-  int64_t w = w_lo;
-  for (; w + 3 * w_step < w_hi; w += 4 * w_step) {
-    A v[4];
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const int64_t own = L.begin(w + i * w_step);
-      v[i] = own == L.begin(w + i * w_step + 1) ? A(0) : __ldcg(partials + row * L.splits + (own > first ? own - first : 0));
-    }
-#pragma unroll
-    for (int i = 0; i < 4; ++i) acc[i] += v[i];
-  }
-  for (; w < w_hi; w += w_step) {
-    const int64_t own = L.begin(w);
-    if (own != L.begin(w + 1)) acc[0] += __ldcg(partials + row * L.splits + (own > first ? own - first : 0));
-  }
-  return (acc[0] + acc[1]) + (acc[2] + acc[3]);
-}
-
-// Unit u = (b, g): its rows' sums, their share of the GEMM, and, if it is the batch's last unit, the logsumexp.
-// Warp-uniform: every lane calls it. unit_sums is this warp's scratch (kMaxUnitRows values). Written for latency:
-// it runs after the last reads of x for the last units, so loads are issued many at a time (16-byte, unrolled).
+// 1. The unit's row sums, into shared memory (and into `sums` when rows were split). `lanes` threads per row, as
+// many as spread the unit's rows over the block in about one pass; each sums its slots in order, then a butterfly.
 template <typename T>
-__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, int lane, acc_t<T>* unit_sums) {
+__device__ __forceinline__ void unit_row_sums(const Epilogue<T>& e, const UnitBox& box, acc_t<T>* unit_sums) {
   using A = acc_t<T>;
-  const Layout& L = e.layout;
-  const int64_t b = u / L.groups, g = u % L.groups;
-  const int64_t k0 = g * L.unit_rows;
-  const int64_t k_count = imin(L.unit_rows, L.channels - k0);
-  // 1. Row sums. Few writers per row: a lane per row; many: all lanes on each row, then a butterfly.
-  const int64_t first_row = b * L.channels + k0;
-  if (L.writers_of_row(first_row) <= 16) {
-    for (int64_t t = lane; t < k_count; t += 32) {
-      const int64_t row = first_row + t, first = L.first_item_of_row(row);
-      const A s = row_slots_sum(L, e.partials, row, first, L.owner(first), L.owner(first + L.splits - 1) + 1, 1);
-      unit_sums[t] = s;
-      if (L.splits > 1) e.sums[row] = s;
+  const int64_t rows = box.nb * box.nc;
+  if (e.splits == 1) {
+    for (int64_t i = threadIdx.x; i < rows; i += kBlockThreads) {
+      const int64_t b = i / box.nc;
+      unit_sums[i] = __ldcg(e.partials + (box.b0 + b) * e.grid.channels + box.c0 + (i - b * box.nc));
     }
   } else {
-    for (int64_t t = 0; t < k_count; ++t) {
-      const int64_t row = first_row + t, first = L.first_item_of_row(row);
-      const A s = warp_sum(
-          row_slots_sum(L, e.partials, row, first, L.owner(first) + lane, L.owner(first + L.splits - 1) + 1, 32));
-      if (lane == 0) {
-        unit_sums[t] = s;
-        if (L.splits > 1) e.sums[row] = s;
+    int lanes = 1;
+    while (lanes < 32 && lanes < e.splits && rows * lanes * 2 <= kBlockThreads) lanes *= 2;
+    const int64_t rows_per_pass = kBlockThreads / lanes;
+    const int sub = threadIdx.x % lanes;
+    for (int64_t first = 0; first < rows; first += rows_per_pass) {
+      const int64_t i = first + threadIdx.x / lanes;
+      int64_t row = 0;
+      A acc = A(0);
+      if (i < rows) {
+        const int64_t b = i / box.nc;
+        row = (box.b0 + b) * e.grid.channels + box.c0 + (i - b * box.nc);
+        const A* slots = e.partials + row * e.splits;
+#pragma unroll 8
+        for (int64_t s = sub; s < e.splits; s += lanes) acc += __ldcg(slots + s);
+      }
+      for (int offset = lanes / 2; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
+      if (i < rows && sub == 0) {
+        unit_sums[i] = acc;
+        e.sums[row] = acc;
       }
     }
   }
-  __syncwarp();
-  if (e.sums_only) return;
+  __syncthreads();
+}
 
-  // 2. This unit's share of the GEMM: each lane owns 4 consecutive outputs at a time.
-  Lse<A> state{-INFINITY, A(0)};
-  for (int64_t n = 4 * lane; n < e.c_out; n += 128) {
-    const int64_t valid = imin(4, e.c_out - n);
-    A dot[4] = {A(0), A(0), A(0), A(0)};
-    const A* w = e.wsum + k0 * e.c_out + n;
+// 2. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ wsum[c0:c0+nc, :] for its nb batches.
+// A thread owns 4 consecutive outputs of every batch and a slice of the unit's channels: when C_out is narrow,
+// the channels are cut into up to 256/quads slices, summed afterwards through shared memory in slice order.
+template <typename T>
+__device__ __forceinline__ void unit_gemm(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
+                                          acc_t<T>* reduce) {
+  using A = acc_t<T>;
+  const int64_t quads = (e.c_out + 3) / 4;
+  const int64_t slices = quads >= kBlockThreads ? 1 : imax(1, imin(kBlockThreads / quads, box.nc));
+  const int64_t quads_per_pass = imin(quads, kBlockThreads / slices);
+  const int64_t slice = threadIdx.x / quads_per_pass, quad_in_pass = threadIdx.x - slice * quads_per_pass;
+  const int64_t k_begin = box.nc * slice / slices, k_end = box.nc * (slice + 1) / slices;
+  A* z = e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;  // batch b's row at b * unit_groups * c_out
+  const int64_t z_batch_stride = e.grid.unit_groups * e.c_out;
+  for (int64_t first_quad = 0; first_quad < quads; first_quad += quads_per_pass) {
+    const int64_t n = 4 * (first_quad + quad_in_pass);
+    const int64_t valid = slice < slices ? imin(4, e.c_out - n) : 0;
+    A dot[kMaxUnitBatches][4] = {};
+    if (valid > 0) {
+      const A* w = e.wsum + (box.c0 + k_begin) * e.c_out + n;
 #pragma unroll 4
-    for (int64_t k = 0; k < k_count; ++k) {
-      A v[4];
-      load4(w + k * e.c_out, valid, v);
-      const A s = unit_sums[k];
+      for (int64_t k = k_begin; k < k_end; ++k, w += e.c_out) {
+        A v[4];
+        load4(w, valid, v);
 #pragma unroll
-      for (int i = 0; i < 4; ++i) dot[i] += s * v[i];
+        for (int b = 0; b < kMaxUnitBatches; ++b) {
+          if (b < box.nb) {
+            const A s = unit_sums[b * box.nc + k];
+#pragma unroll
+            for (int i = 0; i < 4; ++i) dot[b][i] += s * v[i];
+          }
+        }
+      }
     }
-    if (L.groups == 1) {
-      for (int i = 0; i < valid; ++i) lse_push(state, logit(e, n + i, dot[i]));
-    } else {
-      for (int i = 0; i < valid; ++i) e.zpart[u * e.c_out + n + i] = dot[i];
+    if (slices == 1) {
+#pragma unroll
+      for (int b = 0; b < kMaxUnitBatches; ++b)
+        if (b < box.nb)
+#pragma unroll
+          for (int i = 0; i < 4; ++i)
+            if (i < valid) z[b * z_batch_stride + n + i] = dot[b][i];
+      continue;
+    }
+    // slices > 1 means quads < 256: this is the only pass.
+    const int64_t width = 4 * quads_per_pass;
+#pragma unroll
+    for (int b = 0; b < kMaxUnitBatches; ++b) {
+      if (b >= box.nb) break;
+      if (slice < slices) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i) reduce[slice * width + 4 * quad_in_pass + i] = dot[b][i];
+      }
+      __syncthreads();
+      for (int64_t col = threadIdx.x; col < e.c_out; col += kBlockThreads) {
+        A s = A(0);
+        for (int64_t q = 0; q < slices; ++q) s += reduce[q * width + col];
+        z[b * z_batch_stride + col] = s;
+      }
+      __syncthreads();
     }
   }
-  __syncwarp();  // unit_sums is free again
-  if (L.groups > 1) {
-    // 3. The batch's last unit adds up every unit's share, in unit order.
-    __threadfence();
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) {
-      last = atomicAdd(e.batch_tickets + b, 1) == L.groups - 1;
-      if (last) e.batch_tickets[b] = 0;
-    }
-    if (!__shfl_sync(0xffffffffu, last, 0)) return;
-    __threadfence();
+}
+
+// 3. Every batch of the tile: add up the units' shares in unit order, add the biases, logsumexp x 10. A warp per
+// batch.
+template <typename T>
+__device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox& box) {
+  using A = acc_t<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t b = box.b0 + warp; b < box.b0 + box.nb; b += kWarpsPerBlock) {
+    Lse<A> state{-INFINITY, A(0)};
+    const A* z = e.zpart + b * e.grid.unit_groups * e.c_out;
     for (int64_t n = 4 * lane; n < e.c_out; n += 128) {
       const int64_t valid = imin(4, e.c_out - n);
-      A dot[4] = {A(0), A(0), A(0), A(0)};
-      const A* z = e.zpart + b * L.groups * e.c_out + n;
+      A total[4] = {A(0), A(0), A(0), A(0)};
 #pragma unroll 4
-      for (int64_t q = 0; q < L.groups; ++q) {
+      for (int64_t g = 0; g < e.grid.unit_groups; ++g) {
         A v[4];
-        load4(z + q * e.c_out, valid, v);
+        load4(z + g * e.c_out + n, valid, v);
 #pragma unroll
-        for (int i = 0; i < 4; ++i) dot[i] += v[i];
+        for (int i = 0; i < 4; ++i) total[i] += v[i];
       }
-      for (int i = 0; i < valid; ++i) lse_push(state, logit(e, n + i, dot[i]));
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+        if (i < valid) lse_push(state, logit(e, n + i, total[i]));
     }
+    state = warp_lse(state);
+    if (lane == 0) e.out[b] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
   }
-  state = warp_lse(state);
-  if (lane == 0) e.out[b] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
 }
 
-// A warp's running count of the partials it wrote for one unit; sent as one ticket when the unit changes.
-template <typename T> struct TicketCounter {
-  const Epilogue<T>& e;
-  int* unit_tickets;
-  int extra;  // what each unit waits for beyond its partials (1 when this launch folds the weight)
-  int lane;
-  acc_t<T>* scratch;
-  bool enabled;  // false for sum_hw with whole rows as items: its partials are the final sums
-  int64_t unit = -1;
-  int pending = 0;
-
-  __device__ __forceinline__ void flush() {
-    if (!enabled) return;
-    if (pending == 0) return;
+// Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
+// The block that completes a tile's last unit finishes the tile.
+template <typename T>
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared) {
+  const UnitBox box = unit_box(e.grid, u);
+  unit_row_sums(e, box, shared.unit_sums);
+  if (e.sums_only) return;
+  unit_gemm(e, box, shared.unit_sums, shared.reduce);
+  if (e.grid.unit_groups > 1) {
     __threadfence();
-    __syncwarp();
-    int last = 0;
-    if (lane == 0) {
-      const Layout& L = e.layout;
-      const int64_t expected = extra + L.partials_of_unit(unit);
-      last = atomicAdd(unit_tickets + unit, pending) + pending == expected;
-      if (last) unit_tickets[unit] = 0;
-    }
-    pending = 0;
-    if (__shfl_sync(0xffffffffu, last, 0)) {
-      __threadfence();
-      unit_epilogue(e, unit, lane, scratch);
-    }
-  }
-  // Rows [first, end) each received one partial from this warp.
-  __device__ __forceinline__ void add_rows(int64_t first, int64_t end) {
-    if (!enabled) return;
-    const Layout& L = e.layout;
-    while (first < end) {
-      const int64_t u = L.unit_of_row(first);
-      const int64_t stop = imin(end, L.unit_end_row(u));
-      if (u != unit) {
-        flush();
-        unit = u;
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const bool last = atomicAdd(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
+      if (last) {
+        e.batch_tickets[box.tile] = 0;
+        __threadfence();
       }
-      pending += static_cast<int>(stop - first);
-      first = stop;
+      *shared.flag = last;
     }
+    __syncthreads();
+    if (!*shared.flag) return;
+  } else {
+    __syncthreads();  // zpart written by other threads of this block
   }
-};
+  finish_tile(e, box);
+  __syncthreads();  // shared memory is free for the next unit
+}
 
 // ---------------------------------------------------------------------------------------------------------------
-// Reading x.
+// Reading x: one tile per block.
 
-// Row layout: every plane is contiguous. With splits == 1 whole rows are items, read four at a time.
+// Split tile of a row: positions [split * chunk, ...) of one row, an eighth per warp; one partial.
 template <typename T>
-__device__ __forceinline__ void read_rows(const FusedArgs& a, TicketCounter<T>& tickets, int64_t begin, int64_t end, int lane) {
+__device__ __forceinline__ void read_row_item(const FusedArgs& a, int64_t item, acc_t<T>* reduce) {
   using A = acc_t<T>;
-  const T* x = static_cast<const T*>(a.x);
-  A* partials = static_cast<A*>(a.partials);
+  constexpr int64_t kGrain = 16 / sizeof(T);  // pieces start 16 bytes apart from the row's start
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t splits = a.plan.splits;
-  auto row_ptr = [&](int64_t row) {
-    return x + (row / a.channels) * a.stride_b + (row % a.channels) * a.stride_c;
-  };
-  if (splits == 1) {
-    for (int64_t row = begin; row < end; row += kRowsAtOnce) {
-      const T* ptrs[kRowsAtOnce];
+  const int64_t row = item / splits, split = item - row * splits;
+  const int64_t begin = split * a.plan.chunk, end = imin(begin + a.plan.chunk, a.plane);
+  const int64_t piece = ((end - begin + kWarpsPerBlock - 1) / kWarpsPerBlock + kGrain - 1) / kGrain * kGrain;
+  const int64_t p0 = imin(begin + warp * piece, end), p1 = imin(p0 + piece, end);
+  const int64_t b = row / a.channels;
+  const T* x = static_cast<const T*>(a.x) + b * a.stride_b + (row - b * a.channels) * a.stride_c;
+  const A s = warp_chunk_sum(x + p0, p1 - p0, lane);
+  if (lane == 0) reduce[warp] = s;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    A total = A(0);
 #pragma unroll
-      for (int r = 0; r < kRowsAtOnce; ++r) ptrs[r] = row + r < end ? row_ptr(row + r) : nullptr;
-      A s[kRowsAtOnce];
-      warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
-      if (lane == 0) {
-#pragma unroll
-        for (int r = 0; r < kRowsAtOnce; ++r)
-          if (ptrs[r] != nullptr) partials[row + r] = s[r];
-      }
-      tickets.add_rows(row, imin(row + kRowsAtOnce, end));
-    }
-    return;
-  }
-  for (int64_t item = begin; item < end;) {
-    const int64_t row = item / splits, first = row * splits;
-    const int64_t stop = imin(end, first + splits);
-    const int64_t e0 = (item - first) * a.plan.chunk;
-    const int64_t e1 = imin((stop - first) * a.plan.chunk, a.plane);
-    const A s = warp_chunk_sum(row_ptr(row) + e0, e1 - e0, lane);
-    if (lane == 0) partials[row * splits + (item - first)] = s;
-    tickets.add_rows(row, row + 1);
-    item = stop;
+    for (int w = 0; w < kWarpsPerBlock; ++w) total += reduce[w];
+    static_cast<A*>(a.partials)[row * splits + split] = total;
   }
 }
 
-// Channels-last layout: a group is channels_per_item channels of one batch; lanes form a [position, channel] grid
-// with kVec channels per lane (1, or 16 bytes' worth); a segment is a contiguous run of positions.
+// Whole-row tile: rows_per_warp rows per warp, their loads interleaved; the sums are final.
+template <typename T>
+__device__ __forceinline__ void read_whole_rows(const FusedArgs& a, int64_t first_row, int64_t end_row) {
+  using A = acc_t<T>;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t k = a.plan.rows_per_warp;
+  const int64_t warp_first = first_row + warp * k, warp_end = imin(warp_first + k, end_row);
+  for (int64_t row0 = warp_first; row0 < warp_end; row0 += kRowsAtOnce) {
+    const T* ptrs[kRowsAtOnce];
+#pragma unroll
+    for (int r = 0; r < kRowsAtOnce; ++r) {
+      const int64_t row = row0 + r;
+      ptrs[r] = nullptr;
+      if (row < warp_end) {
+        const int64_t b = row / a.channels;
+        ptrs[r] = static_cast<const T*>(a.x) + b * a.stride_b + (row - b * a.channels) * a.stride_c;
+      }
+    }
+    A s[kRowsAtOnce];
+    warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
+    if (lane == 0) {
+#pragma unroll
+      for (int r = 0; r < kRowsAtOnce; ++r)
+        if (ptrs[r] != nullptr) static_cast<A*>(a.partials)[row0 + r] = s[r];
+    }
+  }
+}
+
+// Adds kVec channels' values from the 16 bytes (kVec > 1) or the one element (kVec == 1) at p.
 template <typename T, int kVec>
-__device__ __forceinline__ void read_channels_last(const FusedArgs& a, TicketCounter<T>& tickets, int64_t begin, int64_t end, int lane,
-                                   acc_t<T>* scratch) {
+__device__ __forceinline__ void accumulate_position(const T* p, acc_t<T> (&acc)[kVec]) {
+  if constexpr (kVec > 1) {
+    const uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v, k);
+  } else {
+    acc[0] += to_acc(__ldcs(p));
+  }
+}
+
+// Channels-last split tile: positions [split * chunk, ...) of one channel group of one batch, an eighth per warp.
+// A warp's lanes form a [position, channel] grid with kVec channels per lane; the block adds its lanes' values per
+// channel in a fixed order and writes one partial per channel.
+template <typename T, int kVec>
+__device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int64_t item, acc_t<T>* reduce) {
   using A = acc_t<T>;
   const LaunchPlan& plan = a.plan;
-  const int channel_lanes = static_cast<int>(plan.channels_per_item / kVec);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t group = item / plan.splits, split = item - group * plan.splits;
+  const int64_t b = group / plan.groups_per_batch;
+  const int64_t c_begin = (group - b * plan.groups_per_batch) * plan.group_channels;
+  const int64_t width = imin(plan.group_channels, a.channels - c_begin);
+  const int channel_lanes = static_cast<int>(plan.group_channels / kVec);
   const int position_lanes = 32 / channel_lanes;
   const int channel_lane = lane % channel_lanes, position_lane = lane / channel_lanes;
+  const int64_t begin = split * plan.chunk, end = imin(begin + plan.chunk, a.plane);
+  const int64_t piece = (end - begin + kWarpsPerBlock - 1) / kWarpsPerBlock;
+  const int64_t p0 = imin(begin + warp * piece, end), p1 = imin(p0 + piece, end);
+  A acc[kVec];
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) acc[k] = A(0);
+  const int64_t c = channel_lane * kVec;
   const bool active = position_lane < position_lanes;
+  if (active && c < width && p0 + position_lane < p1) {
+    const int64_t step = position_lanes * a.stride_p;
+    const T* p = static_cast<const T*>(a.x) + b * a.stride_b + c_begin + c + (p0 + position_lane) * a.stride_p;
+    int64_t left = (p1 - p0 - position_lane + position_lanes - 1) / position_lanes;
+    for (; left >= kLoadsInFlight; left -= kLoadsInFlight, p += kLoadsInFlight * step) {
+      A part[kLoadsInFlight / 2][kVec];
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight / 2; ++u)
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) part[u][k] = A(0);
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight; ++u) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
+#pragma unroll
+      for (int u = 0; u < kLoadsInFlight / 2; ++u)
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) acc[k] += part[u][k];
+    }
+    // Fewer than kLoadsInFlight positions left: their loads issued together, predicated.
+    A part[kLoadsInFlight / 2][kVec];
+#pragma unroll
+    for (int u = 0; u < kLoadsInFlight / 2; ++u)
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) part[u][k] = A(0);
+#pragma unroll
+    for (int u = 0; u < kLoadsInFlight; ++u)
+      if (u < left) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
+#pragma unroll
+    for (int u = 0; u < kLoadsInFlight / 2; ++u)
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) acc[k] += part[u][k];
+  }
+  if (active) {
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) reduce[(warp * 32 + lane) * kVec + k] = acc[k];
+  }
+  __syncthreads();
   A* partials = static_cast<A*>(a.partials);
-  for (int64_t item = begin; item < end;) {
-    const int64_t group = item / plan.splits, first = group * plan.splits;
-    const int64_t stop = imin(end, first + plan.splits);
-    const int64_t b = group / plan.channel_blocks;
-    const int64_t c_begin = (group % plan.channel_blocks) * plan.channels_per_item;
-    const int64_t c_end = imin(c_begin + plan.channels_per_item, a.channels);
-    const int64_t c = c_begin + static_cast<int64_t>(channel_lane) * kVec;
-    const int64_t p_end = imin((stop - first) * plan.chunk, a.plane);
-    A acc[kVec];
-#pragma unroll
-    for (int v = 0; v < kVec; ++v) acc[v] = A(0);
-    if (active && c < c_end) {
-      const T* base = static_cast<const T*>(a.x) + b * a.stride_b + c;
-      const int64_t step = position_lanes;
-      int64_t p = (item - first) * plan.chunk + position_lane;
-      if constexpr (kVec > 1) {
-        for (; p + (kLoadsInFlight - 1) * step < p_end; p += kLoadsInFlight * step) {
-          uint4 v[kLoadsInFlight];
-#pragma unroll
-          for (int u = 0; u < kLoadsInFlight; ++u)
-            v[u] = __ldcs(reinterpret_cast<const uint4*>(base + (p + u * step) * a.stride_p));
-#pragma unroll
-          for (int u = 0; u < kLoadsInFlight; ++u)
-#pragma unroll
-            for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v[u], k);
-        }
-        for (; p < p_end; p += step) {
-          const uint4 v = __ldcs(reinterpret_cast<const uint4*>(base + p * a.stride_p));
-#pragma unroll
-          for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v, k);
-        }
-      } else {
-        A more[3] = {A(0), A(0), A(0)};
-        for (; p + 3 * step < p_end; p += 4 * step) {
-          const T v0 = base[p * a.stride_p], v1 = base[(p + step) * a.stride_p];
-          const T v2 = base[(p + 2 * step) * a.stride_p], v3 = base[(p + 3 * step) * a.stride_p];
-          acc[0] += to_acc(v0);
-          more[0] += to_acc(v1);
-          more[1] += to_acc(v2);
-          more[2] += to_acc(v3);
-        }
-        for (; p < p_end; p += step) acc[0] += to_acc(base[p * a.stride_p]);
-        acc[0] = (acc[0] + more[0]) + (more[1] + more[2]);
-      }
-    }
-    // Combine position lanes in a fixed order through this warp's scratch: [position_lanes][channels_per_item].
-    const int64_t width = plan.channels_per_item;
-    if (active) {
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) scratch[position_lane * width + channel_lane * kVec + k] = acc[k];
-    }
-    __syncwarp();
-    for (int64_t t = lane; t < c_end - c_begin; t += 32) {
-      A s = A(0);
-      for (int l = 0; l < position_lanes; ++l) s += scratch[l * width + t];
-      partials[(b * a.channels + c_begin + t) * plan.splits + (item - first)] = s;
-    }
-    __syncwarp();
-    tickets.add_rows(b * a.channels + c_begin, b * a.channels + c_end);
-    item = stop;
+  for (int64_t t = threadIdx.x; t < width; t += kBlockThreads) {
+    A s = A(0);
+    for (int w = 0; w < kWarpsPerBlock; ++w)
+      for (int l = 0; l < position_lanes; ++l) s += reduce[(w * 32 + l * channel_lanes) * kVec + t];
+    partials[(b * a.channels + c_begin + t) * plan.splits + split] = s;
   }
 }
 
-// weight [C, C_out, kernel_area] -> wsum rows of channel group g (whole block); then each batch's unit (b, g) is
-// told, and the units this completes run their epilogues, one warp each.
+// Tickets unit `box` waits for: one per item of its rows, plus one per weight-fold piece of its channel group.
+__device__ __forceinline__ int unit_expected(const FusedArgs& a, const UnitBox& box) {
+  const LaunchPlan& p = a.plan;
+  const int64_t groups = (box.nc + p.group_channels - 1) / p.group_channels;
+  return static_cast<int>(box.nb * groups * p.splits + p.fold_pieces);
+}
+
+// Thread 0: `count` more items of unit u are visible; if that completes it, reset its ticket and list it.
+__device__ __forceinline__ void arrive(const FusedArgs& a, const UnitGrid& grid, int64_t u, int count,
+                                       int64_t* done, int* done_count) {
+  const int expected = unit_expected(a, unit_box(grid, u));
+  if (atomicAdd(a.unit_tickets + u, count) + count == expected) {
+    a.unit_tickets[u] = 0;
+    done[(*done_count)++] = u;
+  }
+}
+
+// Thread 0, after the block's tile is written: its items, run by run of equal unit, to their tickets.
+template <XLayout kLayout>
+__device__ __forceinline__ void arrive_tile(const FusedArgs& a, const UnitGrid& grid, int64_t tile, int64_t* done,
+                                            int* done_count) {
+  const LaunchPlan& p = a.plan;
+  // Batch and channel indices fit in 32 bits (plan_launch checks): cheap divisions.
+  const uint32_t unit_batches = static_cast<uint32_t>(p.unit_batches);
+  const uint32_t unit_channels = static_cast<uint32_t>(p.unit_channels);
+  const uint32_t channels = static_cast<uint32_t>(a.channels);
+  if (kLayout == XLayout::kRows && p.rows_per_warp > 0) {
+    const int64_t first = tile * kWarpsPerBlock * p.rows_per_warp;
+    const int64_t end = imin(first + kWarpsPerBlock * p.rows_per_warp, a.batch * a.channels);
+    uint32_t b = static_cast<uint32_t>(first / a.channels);
+    uint32_t c = static_cast<uint32_t>(first - static_cast<int64_t>(b) * a.channels);
+    for (int64_t row = first; row < end;) {
+      const uint32_t g = c / unit_channels;
+      const uint32_t c_stop = min((g + 1) * unit_channels, channels);
+      const int count = static_cast<int>(imin(c_stop - c, end - row));
+      arrive(a, grid, static_cast<int64_t>(b / unit_batches) * p.unit_groups + g, count, done, done_count);
+      row += count;
+      c += count;
+      if (c == channels) c = 0, ++b;
+    }
+  } else {
+    const int64_t group = tile / p.splits;
+    const int64_t b = group / p.groups_per_batch;
+    const uint32_t c = static_cast<uint32_t>((group - b * p.groups_per_batch) * p.group_channels);
+    arrive(a, grid, static_cast<int64_t>(static_cast<uint32_t>(b) / unit_batches) * p.unit_groups + c / unit_channels,
+           1, done, done_count);
+  }
+}
+
+// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g; then each
+// tile's unit (tile, g) is told, and the units this completes run their epilogues.
 template <typename T>
-__device__ __forceinline__ void fold_weight_group(const FusedArgs& a, const Epilogue<T>& e, int64_t g, acc_t<T>* warp_scratch,
-                                  int64_t* completed, int* completed_count) {
+__device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, const Epilogue<T>& e, int64_t g, int64_t piece,
+                                                  EpilogueShared<acc_t<T>> shared, int64_t* done, int* done_count) {
   using A = acc_t<T>;
-  const Layout& L = e.layout;
   const T* weight = static_cast<const T*>(a.weight);
   A* wsum = static_cast<A*>(a.wsum);
-  const int64_t k0 = g * L.unit_rows;
-  const int64_t count = imin(L.unit_rows, a.channels - k0) * a.c_out;
+  const int64_t group_values = imin(a.plan.unit_channels, a.channels - g * a.plan.unit_channels) * a.c_out;
+  const int64_t first = g * a.plan.unit_channels * a.c_out + piece * kFoldValues;
+  const int64_t count = imin(kFoldValues, group_values - piece * kFoldValues);  // <= 0 for a spare piece
+#pragma unroll 4
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
-    const int64_t idx = k0 * a.c_out + i;
-    const T* taps = weight + idx * a.kernel_area;
+    const T* taps = weight + (first + i) * a.kernel_area;
     A s = A(0);
     for (int64_t q = 0; q < a.kernel_area; ++q) s += to_acc(taps[q]);
-    wsum[idx] = s;
+    wsum[first + i] = s;
   }
   __threadfence();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t b0 = 0; b0 < a.batch; b0 += kBlockThreads) {
-    __syncthreads();  // wsum is written block-wide (first round); the previous round's epilogues are done
-    if (threadIdx.x == 0) *completed_count = 0;
+  for (int64_t t0 = 0; t0 < a.plan.tiles; t0 += kBlockThreads) {
+    __syncthreads();  // wsum is complete (first round); the previous round's epilogues are done
+    if (threadIdx.x == 0) *done_count = 0;
     __syncthreads();
-    const int64_t b = b0 + threadIdx.x;
-    if (b < a.batch) {
-      const int64_t u = b * L.groups + g;
-      const int64_t expected = 1 + L.partials_of_unit(u);  // +1: this block's weight fold
-      if (atomicAdd(a.unit_tickets + u, 1) + 1 == expected) {
+    const int64_t tile = t0 + threadIdx.x;
+    if (tile < a.plan.tiles) {
+      const int64_t u = tile * a.plan.unit_groups + g;
+      if (atomicAdd(a.unit_tickets + u, 1) + 1 == unit_expected(a, unit_box(e.grid, u))) {
         a.unit_tickets[u] = 0;
-        completed[atomicAdd(completed_count, 1)] = u;
+        done[atomicAdd(done_count, 1)] = u;
       }
     }
     __syncthreads();
-    for (int i = warp; i < *completed_count; i += kWarpsPerBlock) {
-      __threadfence();
-      unit_epilogue(e, completed[i], lane, warp_scratch);
-    }
+    const int completed = *done_count;
+    if (completed > 0) __threadfence();
+    for (int i = 0; i < completed; ++i) unit_epilogue(e, done[i], shared);
   }
 }
 
@@ -596,10 +667,8 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   using A = acc_t<T>;
   const LaunchPlan& plan = a.plan;
   Epilogue<T> e;
-  const bool rows = a.layout == XLayout::kRows;
-  e.layout = Layout{a.channels, plan.splits, plan.items, plan.reduce_blocks * kWarpsPerBlock,
-                    rows ? 1 : plan.channels_per_item, rows ? a.channels : plan.channel_blocks,
-                    plan.unit_rows, plan.groups};
+  e.grid = UnitGrid{a.batch, a.channels, plan.unit_batches, plan.unit_channels, plan.unit_groups};
+  e.splits = plan.splits;
   e.partials = static_cast<const A*>(a.partials);
   e.sums = static_cast<A*>(a.sums);
   e.sums_only = a.mode == Mode::kSumsOnly;
@@ -618,43 +687,57 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
 template <typename T, XLayout kLayout>
 __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm) fused_kernel(const __grid_constant__ FusedArgs a) {
   using A = acc_t<T>;
-  __shared__ __align__(16) unsigned char scratch[kWarpsPerBlock][kWarpScratchBytes];
-  __shared__ int64_t completed[kBlockThreads];
-  __shared__ int completed_count;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  A* warp_scratch = reinterpret_cast<A*>(scratch[warp]);
+  __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
+  __shared__ A unit_sums[kMaxUnitSums];
+  __shared__ int64_t done[kBlockThreads];  // units completed by this block
+  __shared__ int done_count, flag;
+  A* reduce = reinterpret_cast<A*>(reduce_bytes);
+  const EpilogueShared<A> shared{unit_sums, reduce, &flag};
   const Epilogue<T> e = fused_epilogue_args<T>(a);
   if (blockIdx.x < a.plan.wsum_blocks) {
-    fold_weight_group<T>(a, e, blockIdx.x, warp_scratch, completed, &completed_count);
+    const int64_t g = blockIdx.x / a.plan.fold_pieces;
+    fold_weight_piece<T>(a, e, g, blockIdx.x - g * a.plan.fold_pieces, shared, done, &done_count);
     return;
   }
-  const int64_t w = (static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks) * kWarpsPerBlock + warp;
-  const int64_t begin = e.layout.begin(w), end = e.layout.begin(w + 1);
-  TicketCounter<T> tickets{e, a.unit_tickets, a.plan.wsum_blocks > 0 ? 1 : 0, lane, warp_scratch,
-                           !(a.mode == Mode::kSumsOnly && a.plan.splits == 1)};
+  const int64_t tile = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
   if constexpr (kLayout == XLayout::kRows) {
-    read_rows<T>(a, tickets, begin, end, lane);
+    if (a.plan.rows_per_warp > 0) {
+      const int64_t first = tile * kWarpsPerBlock * a.plan.rows_per_warp;
+      read_whole_rows<T>(a, first, imin(first + kWarpsPerBlock * a.plan.rows_per_warp, a.batch * a.channels));
+    } else {
+      read_row_item<T>(a, tile, reduce);
+    }
   } else {
     constexpr int kVec = 16 / sizeof(T);
     if (a.plan.vec == kVec) {
-      read_channels_last<T, kVec>(a, tickets, begin, end, lane, warp_scratch);
+      read_channels_last_item<T, kVec>(a, tile, reduce);
     } else {
-      read_channels_last<T, 1>(a, tickets, begin, end, lane, warp_scratch);
+      read_channels_last_item<T, 1>(a, tile, reduce);
     }
   }
-  tickets.flush();
+  if (!a.plan.tickets) return;
+  // Release this block's partials, then count them; the acquire side is the fence after a completed ticket.
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    done_count = 0;
+    arrive_tile<kLayout>(a, e.grid, tile, done, &done_count);
+    if (done_count > 0) __threadfence();
+  }
+  __syncthreads();
+  const int completed = done_count;
+  for (int i = 0; i < completed; ++i) unit_epilogue(e, done[i], shared);
 }
 
-// gemm_lse: warp u runs unit u's epilogue from ready-made sums (one slot per row).
+// gemm_lse: block u runs unit u's epilogue from ready-made sums (one slot per row).
 template <typename A>
 __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
-  __shared__ __align__(16) unsigned char scratch[kWarpsPerBlock][kWarpScratchBytes];
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t u = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
-  if (u >= a.batch * a.groups) return;
-  const int64_t rows = a.batch * a.channels;
+  __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
+  __shared__ A unit_sums[kMaxUnitSums];
+  __shared__ int flag;
   Epilogue<A> e;
-  e.layout = Layout{a.channels, 1, rows, rows, 1, a.channels, a.unit_rows, a.groups};
+  e.grid = UnitGrid{a.batch, a.channels, a.unit_batches, a.unit_channels, a.unit_groups};
+  e.splits = 1;
   e.partials = static_cast<const A*>(a.sums);
   e.sums = nullptr;
   e.sums_only = false;
@@ -667,12 +750,12 @@ __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_co
   e.zpart = static_cast<A*>(a.zpart);
   e.batch_tickets = a.batch_tickets;
   e.out = static_cast<A*>(a.out);
-  unit_epilogue(e, u, lane, reinterpret_cast<A*>(scratch[warp]));
+  unit_epilogue(e, blockIdx.x, EpilogueShared<A>{unit_sums, reinterpret_cast<A*>(reduce_bytes), &flag});
 }
 
 template <typename T>
 cudaError_t launch_fused_typed(const FusedArgs& a, cudaStream_t stream) {
-  const int64_t blocks = a.plan.wsum_blocks + a.plan.reduce_blocks;
+  const int64_t blocks = a.plan.wsum_blocks + a.plan.read_blocks;
   if (a.layout == XLayout::kRows) {
     fused_kernel<T, XLayout::kRows><<<static_cast<unsigned>(blocks), kBlockThreads, 0, stream>>>(a);
   } else {
@@ -690,6 +773,7 @@ int blocks_per_sm_typed(XLayout layout) {
                                                       kBlockThreads, 0);
   return status == cudaSuccess && blocks > 0 ? blocks : 1;
 }
+
 
 // ---------------------------------------------------------------------------------------------------------------
 // broadcast_hw: a pure write, so 16-byte streaming stores, several per thread in flight, over a grid sized to fill
@@ -811,7 +895,7 @@ cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream) {
 }
 
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((args.batch * args.groups + kWarpsPerBlock - 1) / kWarpsPerBlock);
+  const unsigned blocks = static_cast<unsigned>(args.tiles * args.unit_groups);
   if (args.is_double) {
     gemm_lse_kernel<double><<<blocks, kBlockThreads, 0, stream>>>(args);
   } else {

@@ -20,23 +20,30 @@ enum class XLayout { kRows, kChannelsLast };
 enum class Mode { kForward, kSumsOnly };
 
 // Work decomposition, chosen on the host by plan_launch() in fusedlse_cuda.cpp (the only place that sizes it).
-// x is cut into `items`, `splits` consecutive items per group: a group is one row (kRows) or `channels_per_item`
-// channels of one batch (kChannelsLast); an item is `chunk` consecutive positions of its group. The reading
-// blocks are persistent: warp w of reduce_blocks * 8 owns the contiguous item range [items*w/W, items*(w+1)/W).
+// The launch is one-shot: every block reads one tile of x and exits; no block waits for another.
+//  Split tiles (rows_per_warp == 0): a *group* is one row (kRows) or `group_channels` channels of one batch
+//    (kChannelsLast). Each group is cut into `splits` items of `chunk` positions; block i reads item i, its eight
+//    warps one contiguous eighth each, and writes one partial per row of the group, at slot row * splits + split.
+//  Whole-row tiles (kRows with short rows, rows_per_warp = k > 0): block i reads rows [8k*i, 8k*(i+1)), warp w the
+//    k rows from 8k*i + k*w on; an item is a row, and its sum is written straight into `sums`.
+// Epilogue units: `unit_batches` batches x `unit_channels` channels; `unit_groups` per batch tile, `tiles` tiles.
+// A unit waits for every item of its rows (and for the weight fold, in a forward), counted by one ticket.
 struct LaunchPlan {
   int64_t splits = 1;
   int64_t chunk = 0;
-  int64_t items = 0;
-  int64_t channels_per_item = 1;  // kChannelsLast only
-  int64_t channel_blocks = 1;     // kChannelsLast only
+  int64_t rows_per_warp = 0;
+  int64_t group_channels = 1;     // kChannelsLast: channels per group (1 for kRows)
+  int64_t groups_per_batch = 1;   // kRows: C; kChannelsLast: ceil(C / group_channels)
   int vec = 1;                    // kChannelsLast: channels per 16-byte load (1: scalar loads)
-  int64_t reduce_blocks = 0;      // blocks that read x
-  int64_t wsum_blocks = 0;        // blocks that fold weight.sum((2,3)) into the launch (kForward only)
-  // Epilogue: a unit is `unit_rows` consecutive channels of one batch; there are `groups` units per batch.
-  int64_t unit_rows = 1;
-  int64_t groups = 1;
+  int64_t read_blocks = 0;        // blocks that read x
+  int64_t wsum_blocks = 0;        // blocks that fold weight.sum((2,3)) into the launch (kForward only):
+  int64_t fold_pieces = 0;        //   fold_pieces per unit channel group, kFoldValues values of wsum each
+  int64_t unit_batches = 1;
+  int64_t unit_channels = 1;      // a multiple of group_channels unless it is C
+  int64_t unit_groups = 1;        // ceil(C / unit_channels)
+  int64_t tiles = 1;              // ceil(B / unit_batches)
+  bool tickets = true;            // false for sum_hw when every item is a whole row (its sums are final)
 };
-
 struct FusedArgs {
   ScalarKind kind;
   XLayout layout;
@@ -51,12 +58,12 @@ struct FusedArgs {
   int64_t bias_stride;
   double scale;           // 1 / (H_out * W_out)
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
-  void* partials;         // [B*C_in*splits] accumulation type, written sparsely; aliases `sums` when splits == 1
+  void* partials;         // [B*C_in*splits] accumulation type; aliases `sums` when splits == 1
   void* sums;             // [B, C_in] accumulation type
   void* wsum;             // [C_in, C_out] accumulation type, written by the launch
-  void* zpart;            // [B, groups, C_out] accumulation type (groups > 1)
-  int* unit_tickets;      // [B*groups], zero between launches; the kernel resets what it uses
-  int* batch_tickets;     // [B], likewise
+  void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
+  int* unit_tickets;      // [tiles * unit_groups], zero between launches; the kernel resets what it uses
+  int* batch_tickets;     // [tiles], likewise
   LaunchPlan plan;
 };
 
@@ -67,10 +74,10 @@ struct GemmLseArgs {
   const void* weight_sum;
   const void* total_bias;
   void* out;
-  void* zpart;            // [B, groups, C_out]
-  int* batch_tickets;     // [B], zero between launches
+  void* zpart;            // [B, unit_groups, C_out]
+  int* batch_tickets;     // [tiles], zero between launches
   int64_t batch, channels, c_out;
-  int64_t unit_rows, groups;
+  int64_t unit_batches, unit_channels, unit_groups, tiles;
   double scale;
 };
 
@@ -86,12 +93,18 @@ struct BroadcastArgs {
 
 constexpr int kBlockThreads = 256;
 constexpr int kWarpsPerBlock = kBlockThreads / 32;
-// Minimum resident blocks per SM the kernels are compiled for (caps registers at 128 per thread; no kernel spills).
+// Minimum resident blocks per SM the fused kernel is compiled for (caps registers at 80 per thread; the
+// float32/16-bit kernels do not spill).
 constexpr int kMinBlocksPerSm = 2;
-// Per-warp shared scratch: the channels-last lane combine and the epilogue's unit sums.
-constexpr int kWarpScratchBytes = 1024;
-// Upper bound on unit_rows: a unit's sums live in its warp's scratch (128 doubles).
-constexpr int64_t kMaxUnitRows = 128;
+// Whole-row tiles: at most this many rows per warp, read kRowsAtOnce at a time with their loads interleaved.
+constexpr int kMaxRowsPerWarp = 16;
+constexpr int kRowsAtOnce = 4;
+// Values of wsum one weight-fold block computes: small pieces, so the fold is done long before the reads.
+constexpr int64_t kFoldValues = 1024;
+// Epilogue limits: a unit's sums live in shared memory (kMaxUnitSums values), and its GEMM keeps
+// kMaxUnitBatches x 4 accumulators per thread.
+constexpr int64_t kMaxUnitSums = 1024;
+constexpr int64_t kMaxUnitBatches = 2;
 
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);

@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -54,24 +55,34 @@ DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layou
   return fill;
 }
 
-// Tuning constants. Reading warps are persistent and own contiguous item ranges, so an item only sets the grain
-// of load balance: about kItemsPerWarp items per warp, none smaller than one 16-byte load per lane.
-constexpr int64_t kItemsPerWarp = 256;
-constexpr int64_t kMinItemBytes = 512;
-constexpr int64_t kWholeRowBytes = 16 * 1024;
-// Problems whose GEMM is at most this many multiply-adds per batch run it in one unit per batch; larger ones are
-// cut into about sqrt(C_in) units so that the unit finished last (the only one not hidden behind other warps'
-// reads) is short.
-constexpr int64_t kSingleUnitMultiplyAdds = 4096;
+// Tuning constants. A reading block streams one tile of x of at most kMaxTileBytes. Measured on the H100 (forward
+// of the 1 GiB headline, share of torch's sum): 16 KiB tiles 0.48, 32 KiB 0.82, 64 KiB 0.96, 128 KiB 0.975,
+// 256 KiB 0.966; 128 KiB was also best or within 2% of best for bf16, skinny, short_rows, mid and odd509 (a
+// block's start and its ticket cost a fixed time; larger tiles leave a longer tail). Smaller x gets smaller
+// tiles, down to kMinTileBytes, so that every resident block slot has one.
+constexpr int64_t kMaxTileBytes = 128 * 1024;
+constexpr int64_t kMinTileBytes = 4 * 1024;
+// Values of W.sum((2,3)) one epilogue unit multiplies by: its GEMM is short, so the unit finished last (the only
+// one not hidden behind other blocks' reads) adds little.
+constexpr int64_t kUnitWeightValues = 16384;
+// Batch tiles are sized so that re-reading W.sum once per tile costs at most about 1/kWeightRereadShare of the
+// bytes of x.
+constexpr int64_t kWeightRereadShare = 16;
 
-// Channels per epilogue unit (c_out == 0: sum_hw, no GEMM). A unit's ticket counts at most
-// kMaxUnitRows x (reading warps) partials, far below the int it is kept in.
-int64_t epilogue_unit_rows(int64_t channels, int64_t c_out) {
-  int64_t rows = channels;
-  if (c_out == 0 || channels * c_out > kSingleUnitMultiplyAdds) {
-    rows = static_cast<int64_t>(std::lround(std::sqrt(static_cast<double>(channels))));
-  }
-  return std::max<int64_t>(1, std::min(rows, kMaxUnitRows));
+struct UnitPlan {
+  int64_t batches, channels, groups, tiles;
+};
+
+// Epilogue units for a GEMM [B, C] x [C, c_out]; channel groups are multiples of `group_channels` (the channels
+// one reading item covers). row_bytes: bytes of input per (b, c) row.
+UnitPlan plan_units(int64_t B, int64_t C, int64_t c_out, int64_t group_channels, int64_t row_bytes,
+                    int64_t acc_bytes) {
+  int64_t channels = C * c_out > kUnitWeightValues ? std::max<int64_t>(1, kUnitWeightValues / c_out) : C;
+  channels = std::min(channels, kMaxUnitSums);
+  if (channels < C) channels = std::max(group_channels, channels / group_channels * group_channels);
+  int64_t batches = ceil_div(kWeightRereadShare * c_out * acc_bytes, std::max<int64_t>(row_bytes, 1));
+  batches = std::max<int64_t>(1, std::min({batches, kMaxUnitBatches, B, kMaxUnitSums / channels}));
+  return UnitPlan{batches, channels, ceil_div(C, channels), ceil_div(B, batches)};
 }
 
 struct XGeometry {
@@ -95,39 +106,61 @@ c10::optional<XGeometry> x_geometry(const at::Tensor& x) {
 LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out) {
   const int64_t B = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
   const int64_t elem = x.element_size();
+  constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
+  FUSEDLSE_CHECK(B <= kInt32Max && C <= kInt32Max, "x: the CUDA kernels expect batch and channel counts below 2^31, "
+                 "got shape ", x.sizes());
   const DeviceFill fill = device_fill(x.get_device(), kind_of(x.scalar_type()), g.layout);
-  const int64_t resident_warps = fill.multiprocessors * fill.blocks_per_sm * kWarpsPerBlock;
-  const int64_t wanted_items = kItemsPerWarp * resident_warps;
+  const int64_t tile_bytes = std::clamp(B * C * plane * elem / (fill.multiprocessors * fill.blocks_per_sm),
+                                        kMinTileBytes, kMaxTileBytes);
   LaunchPlan plan;
-  int64_t groups_total, group_bytes;
+  int64_t row_positions_per_tile;  // positions of one group a split tile covers, before balancing
   if (g.layout == XLayout::kRows) {
-    groups_total = B * C;
-    group_bytes = plane * elem;
+    plan.group_channels = 1;
+    plan.groups_per_batch = C;
+    const int64_t row_bytes = plane * elem;
+    if (row_bytes * kWarpsPerBlock <= tile_bytes) {  // short rows: whole rows, a few per warp
+      plan.rows_per_warp =
+          std::min<int64_t>(kMaxRowsPerWarp, tile_bytes / (kWarpsPerBlock * std::max<int64_t>(row_bytes, 1)));
+      plan.chunk = plane;
+      plan.read_blocks = ceil_div(B * C, kWarpsPerBlock * plan.rows_per_warp);
+    }
+    row_positions_per_tile = tile_bytes / elem;
   } else {
     plan.vec = static_cast<int>(16 / elem);
     const bool vector_ok = C % plan.vec == 0 && g.stride_p % plan.vec == 0 && g.stride_b % plan.vec == 0 &&
                            reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
     if (!vector_ok) plan.vec = 1;
-    plan.channels_per_item = std::min<int64_t>(C, 32 * plan.vec);  // one warp's lanes across the channels
-    plan.channel_blocks = ceil_div(C, plan.channels_per_item);
-    groups_total = B * plan.channel_blocks;
-    group_bytes = plane * plan.channels_per_item * elem;
+    plan.group_channels = std::min<int64_t>(C, 32 * plan.vec);  // one warp's lanes across the channels
+    plan.groups_per_batch = ceil_div(C, plan.group_channels);
+    row_positions_per_tile = std::max<int64_t>(1, tile_bytes / (plan.group_channels * elem));
   }
-  // Split groups until there are enough items to balance the warps, but no item is under kMinItemBytes. Short
-  // rows stay whole: a warp then reads kRowsAtOnce of them at a time, which keeps more loads in flight than
-  // reading pieces of one row after another.
-  const bool short_rows = g.layout == XLayout::kRows && group_bytes <= kWholeRowBytes;
-  const int64_t splits = short_rows ? 1 : std::max<int64_t>(
-      1, std::min(ceil_div(wanted_items, groups_total), group_bytes / kMinItemBytes));
-  // Row items start 16 bytes apart from the row's start, so an aligned row stays aligned in every item.
-  const int64_t grain = g.layout == XLayout::kRows ? 16 / elem : 1;
-  plan.chunk = ceil_div(ceil_div(plane, splits), grain) * grain;
-  plan.splits = ceil_div(plane, plan.chunk);
-  plan.items = groups_total * plan.splits;
-  plan.reduce_blocks = std::min(fill.multiprocessors * fill.blocks_per_sm, ceil_div(plan.items, kWarpsPerBlock));
-  plan.unit_rows = epilogue_unit_rows(C, mode == Mode::kForward ? c_out : 0);
-  plan.groups = ceil_div(C, plan.unit_rows);
-  plan.wsum_blocks = mode == Mode::kForward ? plan.groups : 0;
+  if (plan.rows_per_warp == 0) {
+    // Equal pieces; row pieces start 16 bytes apart from the row's start, so an aligned row stays aligned.
+    const int64_t grain = g.layout == XLayout::kRows ? 16 / elem : 1;
+    plan.splits = std::max<int64_t>(1, ceil_div(plane, row_positions_per_tile));
+    plan.chunk = std::max<int64_t>(grain, ceil_div(ceil_div(plane, plan.splits), grain) * grain);
+    plan.splits = std::max<int64_t>(1, ceil_div(plane, plan.chunk));
+    plan.read_blocks = B * plan.groups_per_batch * plan.splits;
+  }
+  if (mode == Mode::kForward) {
+    const UnitPlan units = plan_units(B, C, c_out, plan.group_channels, plane * elem,
+                                      c10::elementSize(accumulation_type(x.scalar_type())));
+    plan.unit_batches = units.batches;
+    plan.unit_channels = units.channels;
+    plan.unit_groups = units.groups;
+    plan.tiles = units.tiles;
+    // Every group gets as many fold pieces as the widest one needs (spare pieces fold nothing but still count).
+    plan.fold_pieces = ceil_div(units.channels * c_out, kFoldValues);
+    plan.wsum_blocks = units.groups * plan.fold_pieces;
+  } else {  // sum_hw: a unit is one reading group, whose partials it adds up
+    plan.unit_batches = 1;
+    plan.unit_channels = plan.group_channels;
+    plan.unit_groups = plan.groups_per_batch;
+    plan.tiles = B;
+    plan.tickets = plan.splits > 1;
+  }
+  FUSEDLSE_CHECK(plan.read_blocks + plan.wsum_blocks <= kInt32Max, "x is too large for one launch: ",
+                 plan.read_blocks + plan.wsum_blocks, " blocks");
   return plan;
 }
 
@@ -191,7 +224,7 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   const int64_t rows = a.batch * a.channels;
   const int64_t partial_count = a.plan.splits > 1 ? rows * a.plan.splits : 0;
   const int64_t wsum_count = mode == Mode::kForward ? a.channels * c_out : 0;
-  const int64_t zpart_count = mode == Mode::kForward && a.plan.groups > 1 ? a.batch * a.plan.groups * c_out : 0;
+  const int64_t zpart_count = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out : 0;
   workspace = at::empty({partial_count + wsum_count + zpart_count},
                         x.options().dtype(accumulation_type(x.scalar_type())));
   char* base = static_cast<char*>(workspace.data_ptr());
@@ -199,9 +232,10 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.partials = partial_count ? base : nullptr;
   a.wsum = base + partial_count * acc_size;
   a.zpart = base + (partial_count + wsum_count) * acc_size;
-  tickets = tickets_for(x, stream, a.batch * a.plan.groups + a.batch);
+  const int64_t units = a.plan.tiles * a.plan.unit_groups;
+  tickets = tickets_for(x, stream, units + a.plan.tiles);
   a.unit_tickets = tickets.data_ptr<int>();
-  a.batch_tickets = a.unit_tickets + a.batch * a.plan.groups;
+  a.batch_tickets = a.unit_tickets + units;
   return a;
 }
 
@@ -280,12 +314,16 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   a.batch = B;
   a.channels = C;
   a.c_out = c_out;
-  a.unit_rows = epilogue_unit_rows(C, c_out);
-  a.groups = ceil_div(C, a.unit_rows);
+  const int64_t acc_bytes = sums.element_size();
+  const UnitPlan units = plan_units(B, C, c_out, 1, acc_bytes, acc_bytes);
+  a.unit_batches = units.batches;
+  a.unit_channels = units.channels;
+  a.unit_groups = units.groups;
+  a.tiles = units.tiles;
   a.scale = scale;
-  const at::Tensor zpart = at::empty({a.groups > 1 ? B * a.groups * c_out : 1}, sums.options());
+  const at::Tensor zpart = at::empty({B * units.groups * c_out}, sums.options());
   a.zpart = zpart.data_ptr();
-  const at::Tensor tickets = tickets_for(sums, stream, B);
+  const at::Tensor tickets = tickets_for(sums, stream, units.tiles);
   a.batch_tickets = tickets.data_ptr<int>();
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
   return out;
