@@ -98,7 +98,7 @@ template <typename A> __device__ __forceinline__ A warp_sum(A v) {
 // ---------------------------------------------------------------------------------------------------------------
 // Reading x.
 
-// Loads each lane keeps in flight while streaming x: 24 warps per SM x 32 lanes x 8 x 16 bytes = 96 KiB per SM,
+// Loads each lane keeps in flight while streaming x: 16 warps per SM x 32 lanes x 8 x 16 bytes = 64 KiB per SM,
 // above the ~32 KiB Hopper needs to saturate HBM, with room to spare while blocks start, sync or run an epilogue.
 constexpr int kLoadsInFlight = 8;
 
@@ -534,32 +534,23 @@ __device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int6
     const int64_t step = position_lanes * a.stride_p;
     const T* p = static_cast<const T*>(a.x) + b * a.stride_b + c_begin + c + (p0 + position_lane) * a.stride_p;
     int64_t left = (p1 - p0 - position_lane + position_lanes - 1) / position_lanes;
-    for (; left >= kLoadsInFlight; left -= kLoadsInFlight, p += kLoadsInFlight * step) {
+    // One trip: the next `count` (<= kLoadsInFlight) positions' loads issued together, in pairs of partial sums.
+    auto trip = [&](int64_t count) {
       A part[kLoadsInFlight / 2][kVec];
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight / 2; ++u)
 #pragma unroll
         for (int k = 0; k < kVec; ++k) part[u][k] = A(0);
 #pragma unroll
-      for (int u = 0; u < kLoadsInFlight; ++u) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
+      for (int u = 0; u < kLoadsInFlight; ++u)
+        if (u < count) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight / 2; ++u)
 #pragma unroll
         for (int k = 0; k < kVec; ++k) acc[k] += part[u][k];
-    }
-    // Fewer than kLoadsInFlight positions left: their loads issued together, predicated.
-    A part[kLoadsInFlight / 2][kVec];
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight / 2; ++u)
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) part[u][k] = A(0);
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u)
-      if (u < left) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
-#pragma unroll
-    for (int u = 0; u < kLoadsInFlight / 2; ++u)
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) acc[k] += part[u][k];
+    };
+    for (; left >= kLoadsInFlight; left -= kLoadsInFlight, p += kLoadsInFlight * step) trip(kLoadsInFlight);
+    trip(left);  // fewer than kLoadsInFlight positions left: predicated, not a round trip per load
   }
   if (active) {
 #pragma unroll
@@ -582,13 +573,13 @@ __device__ __forceinline__ int unit_expected(const FusedArgs& a, const UnitBox& 
   return static_cast<int>(box.nb * groups * p.splits + p.fold_pieces);
 }
 
-// Thread 0: `count` more items of unit u are visible; if that completes it, reset its ticket and list it.
+// `count` more items of unit u are visible; if that completes it, reset its ticket and list it in shared `done`.
 __device__ __forceinline__ void arrive(const FusedArgs& a, const UnitGrid& grid, int64_t u, int count,
                                        int64_t* done, int* done_count) {
   const int expected = unit_expected(a, unit_box(grid, u));
   if (atomicAdd(a.unit_tickets + u, count) + count == expected) {
     a.unit_tickets[u] = 0;
-    done[(*done_count)++] = u;
+    done[atomicAdd(done_count, 1)] = u;  // several threads of a weight-fold block may complete units at once
   }
 }
 
@@ -649,11 +640,7 @@ __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, const Epil
     __syncthreads();
     const int64_t tile = t0 + threadIdx.x;
     if (tile < a.plan.tiles) {
-      const int64_t u = tile * a.plan.unit_groups + g;
-      if (atomicAdd(a.unit_tickets + u, 1) + 1 == unit_expected(a, unit_box(e.grid, u))) {
-        a.unit_tickets[u] = 0;
-        done[atomicAdd(done_count, 1)] = u;
-      }
+      arrive(a, e.grid, tile * a.plan.unit_groups + g, 1, done, done_count);
     }
     __syncthreads();
     const int completed = *done_count;
