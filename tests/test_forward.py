@@ -16,6 +16,10 @@ SHAPES = {
     "cout1": (3, 4, 6, 10, 1, 3, 3),
     "wide_cin": (2, 300, 5, 6, 40, 3, 3),  # several epilogue units per batch
     "long_rows": (2, 3, 200, 300, 16, 3, 3),  # rows split across warps
+    # short rows in units of several batches (the last tile partial), two unit groups, two passes of 256 columns
+    "batch_units": (37, 70, 5, 7, 300, 3, 3),
+    # small x: self-contained batch tiles (contiguous), several batches per tile where B exceeds the resident blocks
+    "self_contained": (601, 3, 8, 8, 5, 3, 3),
 }
 
 

@@ -7,6 +7,8 @@
 // and computes the unit's share of the GEMM; the block that completes a batch tile's last unit adds the shares in
 // unit order, adds the biases and takes the logsumexp. Every sum runs in a fixed order, so the result is bitwise
 // reproducible; tickets are reset by the block that consumes them, so nothing is cleared per call.
+// For small x (plan.self_contained), each block instead reads whole batches, folds W.sum from the weight itself and
+// finishes them alone: no fold blocks, no tickets.
 //
 // Only CUDA headers are included: see fused_kernels.h.
 
@@ -93,6 +95,14 @@ template <typename A> __device__ __forceinline__ A warp_sum(A v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
+}
+
+// One value of W.sum((2,3)): the sum of its kernel_area taps.
+template <typename T>
+__device__ __forceinline__ acc_t<T> tap_sum(const T* taps, int64_t kernel_area) {
+  acc_t<T> s = acc_t<T>(0);
+  for (int64_t q = 0; q < kernel_area; ++q) s += to_acc(taps[q]);
+  return s;
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -240,7 +250,9 @@ template <typename T> struct Epilogue {
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
   int64_t c_out;
-  const A* wsum;       // [C, C_out]
+  const A* wsum;       // [C, C_out], or null: then W.sum is folded from `weight` as the GEMM goes
+  const T* weight;     // [C, C_out, kernel_area]
+  int64_t kernel_area;
   const T* conv_bias;  // [C_out] or null
   const T* bias;       // element n at n * bias_stride
   int64_t bias_stride;
@@ -256,7 +268,6 @@ template <typename A> struct EpilogueShared {
   A* reduce;     // kReduceBytes
   int* flag;
 };
-constexpr int kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= kMaxUnitSums doubles
 
 template <typename T>
 __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t<T> dot) {
@@ -284,16 +295,30 @@ __device__ __forceinline__ void load4(const A* p, int64_t valid, A (&v)[4]) {
   }
 }
 
+// A unit's sums in shared memory: [channel][batch], the batches padded to a multiple of four (zeros), so that the
+// GEMM reads four batches' sums of a channel with one vector load.
+__device__ __forceinline__ int64_t unit_sum_stride(int64_t nb) { return (nb + 3) & ~int64_t{3}; }
+
+template <typename A>
+__device__ __forceinline__ void clear_sum_padding(const UnitBox& box, A* unit_sums) {
+  const int64_t stride = unit_sum_stride(box.nb), pad = stride - box.nb;
+  for (int64_t i = threadIdx.x; i < box.nc * pad; i += kBlockThreads) {
+    const int64_t k = i / pad;
+    unit_sums[k * stride + box.nb + (i - k * pad)] = A(0);
+  }
+}
+
 // 1. The unit's row sums, into shared memory (and into `sums` when rows were split). `lanes` threads per row, as
 // many as spread the unit's rows over the block in about one pass; each sums its slots in order, then a butterfly.
 template <typename T>
 __device__ __forceinline__ void unit_row_sums(const Epilogue<T>& e, const UnitBox& box, acc_t<T>* unit_sums) {
   using A = acc_t<T>;
-  const int64_t rows = box.nb * box.nc;
+  const int64_t rows = box.nb * box.nc, stride = unit_sum_stride(box.nb);
+  clear_sum_padding(box, unit_sums);
   if (e.splits == 1) {
     for (int64_t i = threadIdx.x; i < rows; i += kBlockThreads) {
-      const int64_t b = i / box.nc;
-      unit_sums[i] = __ldcg(e.partials + (box.b0 + b) * e.grid.channels + box.c0 + (i - b * box.nc));
+      const int64_t b = i / box.nc, k = i - b * box.nc;
+      unit_sums[k * stride + b] = __ldcg(e.partials + (box.b0 + b) * e.grid.channels + box.c0 + k);
     }
   } else {
     int lanes = 1;
@@ -302,18 +327,17 @@ __device__ __forceinline__ void unit_row_sums(const Epilogue<T>& e, const UnitBo
     const int sub = threadIdx.x % lanes;
     for (int64_t first = 0; first < rows; first += rows_per_pass) {
       const int64_t i = first + threadIdx.x / lanes;
-      int64_t row = 0;
+      const int64_t b = i / box.nc, k = i - b * box.nc;
+      const int64_t row = (box.b0 + b) * e.grid.channels + box.c0 + k;
       A acc = A(0);
       if (i < rows) {
-        const int64_t b = i / box.nc;
-        row = (box.b0 + b) * e.grid.channels + box.c0 + (i - b * box.nc);
         const A* slots = e.partials + row * e.splits;
 #pragma unroll 8
         for (int64_t s = sub; s < e.splits; s += lanes) acc += __ldcg(slots + s);
       }
       for (int offset = lanes / 2; offset > 0; offset >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, offset);
       if (i < rows && sub == 0) {
-        unit_sums[i] = acc;
+        unit_sums[k * stride + b] = acc;
         e.sums[row] = acc;
       }
     }
@@ -321,63 +345,99 @@ __device__ __forceinline__ void unit_row_sums(const Epilogue<T>& e, const UnitBo
   __syncthreads();
 }
 
+// Four consecutive accumulation-type values of shared memory at p (16-byte aligned).
+template <typename A>
+__device__ __forceinline__ void load4_shared(const A* p, A (&v)[4]) {
+  if constexpr (sizeof(A) == 4) {
+    const float4 q = *reinterpret_cast<const float4*>(p);
+    v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+  } else {
+    const double2 lo = reinterpret_cast<const double2*>(p)[0], hi = reinterpret_cast<const double2*>(p)[1];
+    v[0] = lo.x, v[1] = lo.y, v[2] = hi.x, v[3] = hi.y;
+  }
+}
+
+// wsum[c, n]: from the launch's fold (written by other blocks of this launch), or kFoldTaps: folded here from the
+// weight's taps.
+template <bool kFoldTaps, typename T>
+__device__ __forceinline__ acc_t<T> weight_sum_at(const Epilogue<T>& e, int64_t c, int64_t n) {
+  if constexpr (kFoldTaps) {
+    return tap_sum(e.weight + (c * e.c_out + n) * e.kernel_area, e.kernel_area);
+  } else {
+    return __ldcg(e.wsum + c * e.c_out + n);
+  }
+}
+
+// W.sum values each thread of the GEMM loads before using any: its time is mostly L2 latency (16 spilled at 128
+// registers).
+constexpr int kGemmLoads = 8;
+
 // 2. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ wsum[c0:c0+nc, :] for its nb batches.
-// A thread owns 4 consecutive outputs of every batch and a slice of the unit's channels: when C_out is narrow,
-// the channels are cut into up to 256/quads slices, summed afterwards through shared memory in slice order.
-template <typename T>
+// A thread owns one output column for every batch of the unit, so W.sum is read once per unit whatever nb is.
+// When C_out is narrow, the channels are cut into up to 256/C_out slices, added afterwards through shared memory in
+// slice order, four batches at a time.
+template <bool kFoldTaps, typename T>
 __device__ __forceinline__ void unit_gemm(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
                                           acc_t<T>* reduce) {
   using A = acc_t<T>;
-  const int64_t quads = (e.c_out + 3) / 4;
-  const int64_t slices = quads >= kBlockThreads ? 1 : imax(1, imin(kBlockThreads / quads, box.nc));
-  const int64_t quads_per_pass = imin(quads, kBlockThreads / slices);
-  const int64_t slice = threadIdx.x / quads_per_pass, quad_in_pass = threadIdx.x - slice * quads_per_pass;
+  constexpr int kBatches = kMaxUnitBatches, kQuads = kBatches / 4;
+  const int64_t stride = unit_sum_stride(box.nb);
+  const int64_t cols = imin(e.c_out, kBlockThreads);
+  const int64_t slices = imax(1, imin(kBlockThreads / cols, box.nc));
+  const int64_t slice = threadIdx.x / cols, col = threadIdx.x - slice * cols;
   const int64_t k_begin = box.nc * slice / slices, k_end = box.nc * (slice + 1) / slices;
   A* z = e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;  // batch b's row at b * unit_groups * c_out
   const int64_t z_batch_stride = e.grid.unit_groups * e.c_out;
-  for (int64_t first_quad = 0; first_quad < quads; first_quad += quads_per_pass) {
-    const int64_t n = 4 * (first_quad + quad_in_pass);
-    const int64_t valid = slice < slices ? imin(4, e.c_out - n) : 0;
-    A dot[kMaxUnitBatches][4] = {};
-    if (valid > 0) {
-      const A* w = e.wsum + (box.c0 + k_begin) * e.c_out + n;
-#pragma unroll 4
-      for (int64_t k = k_begin; k < k_end; ++k, w += e.c_out) {
-        A v[4];
-        load4(w, valid, v);
+  for (int64_t n0 = 0; n0 < e.c_out; n0 += cols) {
+    const int64_t n = n0 + col;
+    const bool active = slice < slices && n < e.c_out;
+    A dot[kBatches];
 #pragma unroll
-        for (int b = 0; b < kMaxUnitBatches; ++b) {
-          if (b < box.nb) {
-            const A s = unit_sums[b * box.nc + k];
+    for (int b = 0; b < kBatches; ++b) dot[b] = A(0);
+    if (active) {
+      for (int64_t k0 = k_begin; k0 < k_end; k0 += kGemmLoads) {
+        A w[kGemmLoads];
 #pragma unroll
-            for (int i = 0; i < 4; ++i) dot[b][i] += s * v[i];
+        for (int j = 0; j < kGemmLoads; ++j) w[j] = k0 + j < k_end ? weight_sum_at<kFoldTaps>(e, box.c0 + k0 + j, n) : A(0);
+#pragma unroll
+        for (int j = 0; j < kGemmLoads; ++j) {
+          const A* s = unit_sums + (k0 + j) * stride;
+#pragma unroll
+          for (int q = 0; q < kQuads; ++q) {
+            if (k0 + j < k_end && 4 * q < box.nb) {
+              A v[4];
+              load4_shared(s + 4 * q, v);
+#pragma unroll
+              for (int i = 0; i < 4; ++i) dot[4 * q + i] += v[i] * w[j];
+            }
           }
         }
       }
     }
     if (slices == 1) {
+      if (active) {
 #pragma unroll
-      for (int b = 0; b < kMaxUnitBatches; ++b)
-        if (b < box.nb)
-#pragma unroll
-          for (int i = 0; i < 4; ++i)
-            if (i < valid) z[b * z_batch_stride + n + i] = dot[b][i];
+        for (int b = 0; b < kBatches; ++b)
+          if (b < box.nb) z[b * z_batch_stride + n] = dot[b];
+      }
       continue;
     }
-    // slices > 1 means quads < 256: this is the only pass.
-    const int64_t width = 4 * quads_per_pass;
+    // slices > 1 means cols == C_out < 256: this is the only pass.
 #pragma unroll
-    for (int b = 0; b < kMaxUnitBatches; ++b) {
-      if (b >= box.nb) break;
+    for (int q = 0; q < kQuads; ++q) {
+      if (4 * q >= box.nb) continue;  // block-uniform
       if (slice < slices) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i) reduce[slice * width + 4 * quad_in_pass + i] = dot[b][i];
+        for (int i = 0; i < 4; ++i) reduce[(slice * 4 + i) * cols + col] = dot[4 * q + i];
       }
       __syncthreads();
-      for (int64_t col = threadIdx.x; col < e.c_out; col += kBlockThreads) {
-        A s = A(0);
-        for (int64_t q = 0; q < slices; ++q) s += reduce[q * width + col];
-        z[b * z_batch_stride + col] = s;
+      for (int64_t t = threadIdx.x; t < 4 * cols; t += kBlockThreads) {
+        const int64_t i = t / cols, c = t - i * cols;
+        if (4 * q + i < box.nb) {
+          A s = A(0);
+          for (int64_t sl = 0; sl < slices; ++sl) s += reduce[(sl * 4 + i) * cols + c];
+          z[(4 * q + i) * z_batch_stride + c] = s;
+        }
       }
       __syncthreads();
     }
@@ -414,12 +474,18 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
 
 // Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
 // The block that completes a tile's last unit finishes the tile.
+// sums_in_shared: the unit's sums are already in shared.unit_sums (a self-contained tile).
 template <typename T>
-__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared) {
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared,
+                                              bool sums_in_shared = false) {
   const UnitBox box = unit_box(e.grid, u);
-  unit_row_sums(e, box, shared.unit_sums);
+  if (!sums_in_shared) unit_row_sums(e, box, shared.unit_sums);
   if (e.sums_only) return;
-  unit_gemm(e, box, shared.unit_sums, shared.reduce);
+  if (e.wsum != nullptr) {
+    unit_gemm<false>(e, box, shared.unit_sums, shared.reduce);
+  } else {
+    unit_gemm<true>(e, box, shared.unit_sums, shared.reduce);
+  }
   if (e.grid.unit_groups > 1) {
     __threadfence();
     __syncthreads();
@@ -443,19 +509,93 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, E
 // ---------------------------------------------------------------------------------------------------------------
 // Reading x: one tile per block.
 
+// Reading items per unit: batches x channel groups x splits.
+__device__ __forceinline__ int64_t unit_items(const LaunchPlan& p, const UnitBox& box) {
+  return box.nb * ((box.nc + p.group_channels - 1) / p.group_channels) * p.splits;
+}
+
+// Where reading item `item` lies. Items are numbered unit by unit: tile, unit group, then within the unit batch,
+// channel group and split.
+struct ItemPos {
+  int64_t b, group, split;  // batch, channel group within the batch (kRows: the channel), piece of the group
+  int64_t unit, unit_end;   // its unit, and the number one past the unit's last item
+};
+
+__device__ __forceinline__ ItemPos item_position(const FusedArgs& a, int64_t item) {
+  const LaunchPlan& p = a.plan;
+  if (p.unit_batches == 1 && a.batch * p.groups_per_batch * p.splits <= 0xffffffffll) {
+    // One batch per unit, the common case: items are in plain (b, group, split) order, and a reading block's start
+    // is on the critical path, so 32-bit divisions only.
+    const uint32_t splits = static_cast<uint32_t>(p.splits), per_batch = static_cast<uint32_t>(p.groups_per_batch);
+    const uint32_t groups_per_unit = static_cast<uint32_t>((p.unit_channels + p.group_channels - 1) / p.group_channels);
+    const uint32_t i = static_cast<uint32_t>(item), row_group = i / splits, b = row_group / per_batch;
+    const uint32_t group = row_group - b * per_batch, g = group / groups_per_unit;
+    const uint32_t unit_first = (b * per_batch + g * groups_per_unit) * splits;
+    ItemPos pos;
+    pos.b = b;
+    pos.group = group;
+    pos.split = i - row_group * splits;
+    pos.unit = static_cast<int64_t>(b) * p.unit_groups + g;
+    pos.unit_end = unit_first + min(groups_per_unit, per_batch - g * groups_per_unit) * splits;
+    return pos;
+  }
+  const int64_t groups_per_unit = (p.unit_channels + p.group_channels - 1) / p.group_channels;
+  const int64_t tile_items = p.unit_batches * p.groups_per_batch * p.splits;  // every tile but the last is full
+  const int64_t t = item / tile_items;
+  int64_t rest = item - t * tile_items;
+  const int64_t nb = imin(p.unit_batches, a.batch - t * p.unit_batches);
+  const int64_t full_unit_items = nb * groups_per_unit * p.splits;  // every unit group but the last is full
+  const int64_t g = imin(rest / full_unit_items, p.unit_groups - 1);
+  rest -= g * full_unit_items;
+  const int64_t ng = imin(groups_per_unit, p.groups_per_batch - g * groups_per_unit);
+  const int64_t b_local = rest / (ng * p.splits);
+  rest -= b_local * ng * p.splits;
+  const int64_t g_local = rest / p.splits;
+  ItemPos pos;
+  pos.b = t * p.unit_batches + b_local;
+  pos.group = g * groups_per_unit + g_local;
+  pos.split = rest - g_local * p.splits;
+  pos.unit = t * p.unit_groups + g;
+  pos.unit_end = t * tile_items + g * full_unit_items + nb * ng * p.splits;
+  return pos;
+}
+
+// Whole-row tiles walk rows in item order: (b, c) and the bounds of its unit. 32 bits suffice (plan_launch checks
+// B and C against 2^31); it is kept small because the warp's loads need the registers.
+struct RowCursor {
+  uint32_t b, c, c_begin, c_end, b_end;
+  int64_t unit;
+};
+
+__device__ __forceinline__ void cursor_enter(const UnitGrid& grid, RowCursor& r, int64_t unit) {
+  const UnitBox box = unit_box(grid, unit);
+  r.unit = unit;
+  r.c_begin = static_cast<uint32_t>(box.c0);
+  r.c_end = static_cast<uint32_t>(box.c0 + box.nc);
+  r.b_end = static_cast<uint32_t>(box.b0 + box.nb);
+}
+
+__device__ __forceinline__ void cursor_next(const UnitGrid& grid, RowCursor& r) {
+  if (++r.c < r.c_end) return;
+  r.c = r.c_begin;
+  if (++r.b < r.b_end) return;
+  cursor_enter(grid, r, r.unit + 1);
+  r.b = static_cast<uint32_t>(unit_box(grid, r.unit).b0);
+  r.c = r.c_begin;
+}
+
 // Split tile of a row: positions [split * chunk, ...) of one row, an eighth per warp; one partial.
 template <typename T>
 __device__ __forceinline__ void read_row_item(const FusedArgs& a, int64_t item, acc_t<T>* reduce) {
   using A = acc_t<T>;
   constexpr int64_t kGrain = 16 / sizeof(T);  // pieces start 16 bytes apart from the row's start
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t splits = a.plan.splits;
-  const int64_t row = item / splits, split = item - row * splits;
+  const ItemPos pos = item_position(a, item);
+  const int64_t row = pos.b * a.channels + pos.group, split = pos.split;
   const int64_t begin = split * a.plan.chunk, end = imin(begin + a.plan.chunk, a.plane);
   const int64_t piece = ((end - begin + kWarpsPerBlock - 1) / kWarpsPerBlock + kGrain - 1) / kGrain * kGrain;
   const int64_t p0 = imin(begin + warp * piece, end), p1 = imin(p0 + piece, end);
-  const int64_t b = row / a.channels;
-  const T* x = static_cast<const T*>(a.x) + b * a.stride_b + (row - b * a.channels) * a.stride_c;
+  const T* x = static_cast<const T*>(a.x) + pos.b * a.stride_b + pos.group * a.stride_c;
   const A s = warp_chunk_sum(x + p0, p1 - p0, lane);
   if (lane == 0) reduce[warp] = s;
   __syncthreads();
@@ -463,35 +603,41 @@ __device__ __forceinline__ void read_row_item(const FusedArgs& a, int64_t item, 
     A total = A(0);
 #pragma unroll
     for (int w = 0; w < kWarpsPerBlock; ++w) total += reduce[w];
-    static_cast<A*>(a.partials)[row * splits + split] = total;
+    static_cast<A*>(a.partials)[row * a.plan.splits + split] = total;
   }
 }
 
 // Whole-row tile: rows_per_warp rows per warp, their loads interleaved; the sums are final.
 template <typename T>
-__device__ __forceinline__ void read_whole_rows(const FusedArgs& a, int64_t first_row, int64_t end_row) {
+__device__ __forceinline__ void read_whole_rows(const FusedArgs& a, const UnitGrid& grid, int64_t first_row,
+                                                int64_t end_row) {
   using A = acc_t<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t k = a.plan.rows_per_warp;
   const int64_t warp_first = first_row + warp * k, warp_end = imin(warp_first + k, end_row);
-  for (int64_t row0 = warp_first; row0 < warp_end; row0 += kRowsAtOnce) {
+  if (warp_first >= warp_end) return;
+  const ItemPos start = item_position(a, warp_first);
+  RowCursor cursor;
+  cursor_enter(grid, cursor, start.unit);
+  cursor.b = static_cast<uint32_t>(start.b);
+  cursor.c = static_cast<uint32_t>(start.group);
+  for (int64_t item = warp_first; item < warp_end; item += kRowsAtOnce) {
     const T* ptrs[kRowsAtOnce];
+    int64_t my_row = 0;  // lane r keeps the index of the group's row r, to write its sum
 #pragma unroll
     for (int r = 0; r < kRowsAtOnce; ++r) {
-      const int64_t row = row0 + r;
       ptrs[r] = nullptr;
-      if (row < warp_end) {
-        const int64_t b = row / a.channels;
-        ptrs[r] = static_cast<const T*>(a.x) + b * a.stride_b + (row - b * a.channels) * a.stride_c;
+      if (item + r < warp_end) {
+        ptrs[r] = static_cast<const T*>(a.x) + cursor.b * a.stride_b + cursor.c * a.stride_c;
+        if (lane == r) my_row = static_cast<int64_t>(cursor.b) * a.channels + cursor.c;
+        cursor_next(grid, cursor);
       }
     }
     A s[kRowsAtOnce];
     warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
-    if (lane == 0) {
 #pragma unroll
-      for (int r = 0; r < kRowsAtOnce; ++r)
-        if (ptrs[r] != nullptr) static_cast<A*>(a.partials)[row0 + r] = s[r];
-    }
+    for (int r = 0; r < kRowsAtOnce; ++r)
+      if (lane == r && ptrs[r] != nullptr) static_cast<A*>(a.partials)[my_row] = s[r];
   }
 }
 
@@ -515,9 +661,9 @@ __device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int6
   using A = acc_t<T>;
   const LaunchPlan& plan = a.plan;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t group = item / plan.splits, split = item - group * plan.splits;
-  const int64_t b = group / plan.groups_per_batch;
-  const int64_t c_begin = (group - b * plan.groups_per_batch) * plan.group_channels;
+  const ItemPos pos = item_position(a, item);
+  const int64_t b = pos.b, split = pos.split;
+  const int64_t c_begin = pos.group * plan.group_channels;
   const int64_t width = imin(plan.group_channels, a.channels - c_begin);
   const int channel_lanes = static_cast<int>(plan.group_channels / kVec);
   const int position_lanes = 32 / channel_lanes;
@@ -568,9 +714,7 @@ __device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int6
 
 // Tickets unit `box` waits for: one per item of its rows, plus one per weight-fold piece of its channel group.
 __device__ __forceinline__ int unit_expected(const FusedArgs& a, const UnitBox& box) {
-  const LaunchPlan& p = a.plan;
-  const int64_t groups = (box.nc + p.group_channels - 1) / p.group_channels;
-  return static_cast<int>(box.nb * groups * p.splits + p.fold_pieces);
+  return static_cast<int>(unit_items(a.plan, box) + a.plan.fold_pieces);
 }
 
 // `count` more items of unit u are visible; if that completes it, reset its ticket and list it in shared `done`.
@@ -583,69 +727,39 @@ __device__ __forceinline__ void arrive(const FusedArgs& a, const UnitGrid& grid,
   }
 }
 
-// Thread 0, after the block's tile is written: its items, run by run of equal unit, to their tickets.
-template <XLayout kLayout>
+// Thread 0, after the block's tile is written: its items, unit by unit (they are consecutive in item order), to
+// their tickets.
 __device__ __forceinline__ void arrive_tile(const FusedArgs& a, const UnitGrid& grid, int64_t tile, int64_t* done,
                                             int* done_count) {
   const LaunchPlan& p = a.plan;
-  // Batch and channel indices fit in 32 bits (plan_launch checks): cheap divisions.
-  const uint32_t unit_batches = static_cast<uint32_t>(p.unit_batches);
-  const uint32_t unit_channels = static_cast<uint32_t>(p.unit_channels);
-  const uint32_t channels = static_cast<uint32_t>(a.channels);
-  if (kLayout == XLayout::kRows && p.rows_per_warp > 0) {
-    const int64_t first = tile * kWarpsPerBlock * p.rows_per_warp;
-    const int64_t end = imin(first + kWarpsPerBlock * p.rows_per_warp, a.batch * a.channels);
-    uint32_t b = static_cast<uint32_t>(first / a.channels);
-    uint32_t c = static_cast<uint32_t>(first - static_cast<int64_t>(b) * a.channels);
-    for (int64_t row = first; row < end;) {
-      const uint32_t g = c / unit_channels;
-      const uint32_t c_stop = min((g + 1) * unit_channels, channels);
-      const int count = static_cast<int>(imin(c_stop - c, end - row));
-      arrive(a, grid, static_cast<int64_t>(b / unit_batches) * p.unit_groups + g, count, done, done_count);
-      row += count;
-      c += count;
-      if (c == channels) c = 0, ++b;
-    }
-  } else {
-    const int64_t group = tile / p.splits;
-    const int64_t b = group / p.groups_per_batch;
-    const uint32_t c = static_cast<uint32_t>((group - b * p.groups_per_batch) * p.group_channels);
-    arrive(a, grid, static_cast<int64_t>(static_cast<uint32_t>(b) / unit_batches) * p.unit_groups + c / unit_channels,
-           1, done, done_count);
+  if (p.rows_per_warp == 0) {
+    arrive(a, grid, item_position(a, tile).unit, 1, done, done_count);
+    return;
+  }
+  int64_t item = tile * p.rows_per_block;
+  const int64_t end = imin(item + p.rows_per_block, a.batch * a.channels);
+  const ItemPos pos = item_position(a, item);
+  int64_t u = pos.unit, unit_end = pos.unit_end;
+  while (item < end) {
+    const int64_t count = imin(end, unit_end) - item;
+    arrive(a, grid, u, static_cast<int>(count), done, done_count);
+    item += count;
+    ++u;
+    unit_end += unit_items(p, unit_box(grid, u));
   }
 }
 
-// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g; then each
-// tile's unit (tile, g) is told, and the units this completes run their epilogues.
+// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g.
 template <typename T>
-__device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, const Epilogue<T>& e, int64_t g, int64_t piece,
-                                                  EpilogueShared<acc_t<T>> shared, int64_t* done, int* done_count) {
-  using A = acc_t<T>;
+__device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g, int64_t piece) {
   const T* weight = static_cast<const T*>(a.weight);
-  A* wsum = static_cast<A*>(a.wsum);
+  acc_t<T>* wsum = static_cast<acc_t<T>*>(a.wsum);
   const int64_t group_values = imin(a.plan.unit_channels, a.channels - g * a.plan.unit_channels) * a.c_out;
   const int64_t first = g * a.plan.unit_channels * a.c_out + piece * kFoldValues;
   const int64_t count = imin(kFoldValues, group_values - piece * kFoldValues);  // <= 0 for a spare piece
 #pragma unroll 4
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
-    const T* taps = weight + (first + i) * a.kernel_area;
-    A s = A(0);
-    for (int64_t q = 0; q < a.kernel_area; ++q) s += to_acc(taps[q]);
-    wsum[first + i] = s;
-  }
-  __threadfence();
-  for (int64_t t0 = 0; t0 < a.plan.tiles; t0 += kBlockThreads) {
-    __syncthreads();  // wsum is complete (first round); the previous round's epilogues are done
-    if (threadIdx.x == 0) *done_count = 0;
-    __syncthreads();
-    const int64_t tile = t0 + threadIdx.x;
-    if (tile < a.plan.tiles) {
-      arrive(a, e.grid, tile * a.plan.unit_groups + g, 1, done, done_count);
-    }
-    __syncthreads();
-    const int completed = *done_count;
-    if (completed > 0) __threadfence();
-    for (int i = 0; i < completed; ++i) unit_epilogue(e, done[i], shared);
+    wsum[first + i] = tap_sum(weight + (first + i) * a.kernel_area, a.kernel_area);
   }
 }
 
@@ -660,7 +774,9 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   e.sums = static_cast<A*>(a.sums);
   e.sums_only = a.mode == Mode::kSumsOnly;
   e.c_out = a.c_out;
-  e.wsum = static_cast<const A*>(a.wsum);
+  e.wsum = plan.self_contained ? nullptr : static_cast<const A*>(a.wsum);
+  e.weight = static_cast<const T*>(a.weight);
+  e.kernel_area = a.kernel_area;
   e.conv_bias = static_cast<const T*>(a.conv_bias);
   e.bias = static_cast<const T*>(a.bias);
   e.bias_stride = a.bias_stride;
@@ -671,26 +787,66 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   return e;
 }
 
+// Self-contained tile: the batches of `box`, contiguous, 16-byte aligned and a whole number of vectors per row
+// (plan_launch checks), read with all of the block's loads in flight at once. Each thread sums its vectors into
+// `reduce` (one slot per vector); then a warp per row adds the row's slots in order. The sums go to shared memory
+// for the epilogue, and to `sums`.
+template <typename T>
+__device__ __forceinline__ void read_self_contained_tile(const FusedArgs& a, const UnitBox& box, acc_t<T>* reduce,
+                                                         acc_t<T>* unit_sums) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t rows = box.nb * a.channels, row_vectors = a.plane / kVec, vectors = rows * row_vectors;
+  const uint4* x = reinterpret_cast<const uint4*>(static_cast<const T*>(a.x) + box.b0 * a.stride_b);
+  uint4 v[kSelfContainedLoads];
+#pragma unroll
+  for (int j = 0; j < kSelfContainedLoads; ++j)
+    if (threadIdx.x + j * kBlockThreads < vectors) v[j] = __ldcs(x + threadIdx.x + j * kBlockThreads);
+#pragma unroll
+  for (int j = 0; j < kSelfContainedLoads; ++j)
+    if (threadIdx.x + j * kBlockThreads < vectors) reduce[threadIdx.x + j * kBlockThreads] = vec_sum<T>(v[j]);
+  clear_sum_padding(box, unit_sums);
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t stride = unit_sum_stride(box.nb);
+  for (int64_t r = warp; r < rows; r += kWarpsPerBlock) {
+    A s = A(0);
+    for (int64_t i = lane; i < row_vectors; i += 32) s += reduce[r * row_vectors + i];
+    s = warp_sum(s);
+    if (lane == 0) {
+      const int64_t b = r / a.channels;
+      unit_sums[(r - b * a.channels) * stride + b] = s;
+      static_cast<A*>(a.sums)[box.b0 * a.channels + r] = s;
+    }
+  }
+  __syncthreads();
+}
+
 template <typename T, XLayout kLayout>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm) fused_kernel(const __grid_constant__ FusedArgs a) {
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kernel(const __grid_constant__ FusedArgs a) {
   using A = acc_t<T>;
   __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
-  __shared__ A unit_sums[kMaxUnitSums];
+  __shared__ __align__(16) A unit_sums[kMaxUnitSums];
   __shared__ int64_t done[kBlockThreads];  // units completed by this block
   __shared__ int done_count, flag;
   A* reduce = reinterpret_cast<A*>(reduce_bytes);
   const EpilogueShared<A> shared{unit_sums, reduce, &flag};
-  const Epilogue<T> e = fused_epilogue_args<T>(a);
-  if (blockIdx.x < a.plan.wsum_blocks) {
-    const int64_t g = blockIdx.x / a.plan.fold_pieces;
-    fold_weight_piece<T>(a, e, g, blockIdx.x - g * a.plan.fold_pieces, shared, done, &done_count);
-    return;
-  }
+  // The epilogue's arguments are made where they are used, from the kernel's (constant) parameters: kept live
+  // through the reads, they would take registers the loads need.
+  const UnitGrid grid{a.batch, a.channels, a.plan.unit_batches, a.plan.unit_channels, a.plan.unit_groups};
+  const bool fold_block = blockIdx.x < a.plan.wsum_blocks;
   const int64_t tile = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
-  if constexpr (kLayout == XLayout::kRows) {
-    if (a.plan.rows_per_warp > 0) {
-      const int64_t first = tile * kWarpsPerBlock * a.plan.rows_per_warp;
-      read_whole_rows<T>(a, first, imin(first + kWarpsPerBlock * a.plan.rows_per_warp, a.batch * a.channels));
+  const int64_t fold_group = fold_block ? blockIdx.x / a.plan.fold_pieces : 0;
+  bool sums_in_shared = false;
+  if (fold_block) {
+    fold_weight_piece<T>(a, fold_group, blockIdx.x - fold_group * a.plan.fold_pieces);
+  } else if constexpr (kLayout == XLayout::kRows) {
+    if (a.plan.self_contained) {
+      read_self_contained_tile<T>(a, unit_box(grid, tile), reduce, unit_sums);
+      sums_in_shared = true;
+    } else if (a.plan.rows_per_warp > 0) {
+      const int64_t first = tile * a.plan.rows_per_block;
+      read_whole_rows<T>(a, grid, first, imin(first + a.plan.rows_per_block, a.batch * a.channels));
     } else {
       read_row_item<T>(a, tile, reduce);
     }
@@ -702,25 +858,37 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm) fused_kernel(c
       read_channels_last_item<T, 1>(a, tile, reduce);
     }
   }
-  if (!a.plan.tickets) return;
-  // Release this block's partials, then count them; the acquire side is the fence after a completed ticket.
-  __threadfence();
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    done_count = 0;
-    arrive_tile<kLayout>(a, e.grid, tile, done, &done_count);
-    if (done_count > 0) __threadfence();
+  if (!a.plan.tickets && !sums_in_shared) return;
+  // Release this block's writes, then count them; the acquire side is the fence after a completed ticket. A
+  // reading block counts its tile's items; a fold block tells unit (tile, fold_group) of every tile, up to
+  // kBlockThreads tiles per round. One call site for the epilogue keeps the kernel within its registers.
+  if (!sums_in_shared) __threadfence();
+  const int64_t rounds = fold_block ? (a.plan.tiles + kBlockThreads - 1) / kBlockThreads : 1;
+  for (int64_t round = 0; round < rounds; ++round) {
+    __syncthreads();  // this block's writes are done (first round); the previous round's epilogues are done
+    if (threadIdx.x == 0) {
+      done_count = 0;
+      if (sums_in_shared) done[done_count++] = tile;  // self-contained: the block's tile is its whole unit
+    }
+    __syncthreads();
+    if (fold_block) {
+      const int64_t unit_tile = round * kBlockThreads + threadIdx.x;
+      if (unit_tile < a.plan.tiles) arrive(a, grid, unit_tile * a.plan.unit_groups + fold_group, 1, done, &done_count);
+    } else if (threadIdx.x == 0 && !sums_in_shared) {
+      arrive_tile(a, grid, tile, done, &done_count);
+    }
+    __syncthreads();
+    const int completed = done_count;
+    if (completed > 0 && !sums_in_shared) __threadfence();
+    for (int i = 0; i < completed; ++i) unit_epilogue(fused_epilogue_args<T>(a), done[i], shared, sums_in_shared);
   }
-  __syncthreads();
-  const int completed = done_count;
-  for (int i = 0; i < completed; ++i) unit_epilogue(e, done[i], shared);
 }
 
 // gemm_lse: block u runs unit u's epilogue from ready-made sums (one slot per row).
 template <typename A>
 __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
-  __shared__ A unit_sums[kMaxUnitSums];
+  __shared__ __align__(16) A unit_sums[kMaxUnitSums];
   __shared__ int flag;
   Epilogue<A> e;
   e.grid = UnitGrid{a.batch, a.channels, a.unit_batches, a.unit_channels, a.unit_groups};
@@ -730,6 +898,8 @@ __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_co
   e.sums_only = false;
   e.c_out = a.c_out;
   e.wsum = static_cast<const A*>(a.weight_sum);
+  e.weight = nullptr;
+  e.kernel_area = 0;
   e.conv_bias = nullptr;
   e.bias = static_cast<const A*>(a.total_bias);
   e.bias_stride = 1;

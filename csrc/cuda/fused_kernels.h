@@ -21,17 +21,24 @@ enum class Mode { kForward, kSumsOnly };
 
 // Work decomposition, chosen on the host by plan_launch() in fusedlse_cuda.cpp (the only place that sizes it).
 // The launch is one-shot: every block reads one tile of x and exits; no block waits for another.
+// Epilogue units: `unit_batches` batches x `unit_channels` channels; `unit_groups` per batch tile, `tiles` tiles.
+// A unit waits for every item of its rows (and for the weight fold, in a forward), counted by one ticket.
+// Reading items are numbered unit by unit (tile, then unit group, then batch, channel group and split), so each
+// unit's items are read by neighbouring blocks and units complete one after another through the launch.
 //  Split tiles (rows_per_warp == 0): a *group* is one row (kRows) or `group_channels` channels of one batch
 //    (kChannelsLast). Each group is cut into `splits` items of `chunk` positions; block i reads item i, its eight
 //    warps one contiguous eighth each, and writes one partial per row of the group, at slot row * splits + split.
-//  Whole-row tiles (kRows with short rows, rows_per_warp = k > 0): block i reads rows [8k*i, 8k*(i+1)), warp w the
-//    k rows from 8k*i + k*w on; an item is a row, and its sum is written straight into `sums`.
-// Epilogue units: `unit_batches` batches x `unit_channels` channels; `unit_groups` per batch tile, `tiles` tiles.
-// A unit waits for every item of its rows (and for the weight fold, in a forward), counted by one ticket.
+//  Whole-row tiles (kRows with short rows, rows_per_warp = k > 0): block i reads items (rows)
+//    [rows_per_block * i, rows_per_block * (i + 1)), warp w the k of them from k * w on; their sums are final.
+//  Self-contained tiles (a whole-row plan with self_contained set): block i reads whole batch tile i, which is
+//    contiguous in memory, and runs its epilogue itself, folding W.sum from the weight as it goes: no tickets,
+//    no weight-fold blocks. For small problems, where a chain of tickets would cost more than the reads.
 struct LaunchPlan {
   int64_t splits = 1;
   int64_t chunk = 0;
   int64_t rows_per_warp = 0;
+  int64_t rows_per_block = 0;     // whole-row tiles: rows per block (rows_per_warp * 8, or a whole batch tile)
+  bool self_contained = false;
   int64_t group_channels = 1;     // kChannelsLast: channels per group (1 for kRows)
   int64_t groups_per_batch = 1;   // kRows: C; kChannelsLast: ceil(C / group_channels)
   int vec = 1;                    // kChannelsLast: channels per 16-byte load (1: scalar loads)
@@ -42,7 +49,8 @@ struct LaunchPlan {
   int64_t unit_channels = 1;      // a multiple of group_channels unless it is C
   int64_t unit_groups = 1;        // ceil(C / unit_channels)
   int64_t tiles = 1;              // ceil(B / unit_batches)
-  bool tickets = true;            // false for sum_hw when every item is a whole row (its sums are final)
+  bool tickets = true;            // false for sum_hw when every item is a whole row (its sums are final), and for
+                                  // self-contained tiles
 };
 struct FusedArgs {
   ScalarKind kind;
@@ -60,7 +68,7 @@ struct FusedArgs {
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
   void* partials;         // [B*C_in*splits] accumulation type; aliases `sums` when splits == 1
   void* sums;             // [B, C_in] accumulation type
-  void* wsum;             // [C_in, C_out] accumulation type, written by the launch
+  void* wsum;             // [C_in, C_out] accumulation type, written by the launch (unused by self-contained tiles)
   void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
   int* unit_tickets;      // [tiles * unit_groups], zero between launches; the kernel resets what it uses
   int* batch_tickets;     // [tiles], likewise
@@ -93,18 +101,24 @@ struct BroadcastArgs {
 
 constexpr int kBlockThreads = 256;
 constexpr int kWarpsPerBlock = kBlockThreads / 32;
-// Minimum resident blocks per SM the fused kernel is compiled for (caps registers at 128 per thread; the
-// float32/16-bit kernels do not spill, at 3 blocks (80 registers) they did).
-constexpr int kMinBlocksPerSm = 2;
+// Minimum resident blocks per SM the fused kernel is compiled for: 2 caps registers at 128 per thread, where the
+// float32/16-bit kernels do not spill (at 3 blocks, 80 registers, they did). The float64 kernels, a dtype for
+// accuracy rather than speed, get 1 (up to 255 registers): at 128 their epilogue spilled.
+template <typename T> constexpr int kMinBlocksPerSm = sizeof(T) == 8 ? 1 : 2;
 // Whole-row tiles: at most this many rows per warp, read kRowsAtOnce at a time with their loads interleaved.
 constexpr int kMaxRowsPerWarp = 16;
 constexpr int kRowsAtOnce = 4;
 // Values of wsum one weight-fold block computes: small pieces, so the fold is done long before the reads.
 constexpr int64_t kFoldValues = 1024;
-// Epilogue limits: a unit's sums live in shared memory (kMaxUnitSums values), and its GEMM keeps
-// kMaxUnitBatches x 4 accumulators per thread.
+// Epilogue limits: a unit's sums live in shared memory, [channel][batch] with the batches padded to a multiple of
+// four (at most kMaxUnitSums values), and its GEMM keeps one accumulator per batch of the unit per thread, up to
+// kMaxUnitBatches (16 spilled at 128 registers).
 constexpr int64_t kMaxUnitSums = 1024;
-constexpr int64_t kMaxUnitBatches = 2;
+constexpr int kMaxUnitBatches = 8;
+// Self-contained tiles: each thread keeps up to kSelfContainedLoads 16-byte loads in flight, and the tile's
+// per-vector sums fit the block's reduce buffer (kReduceBytes).
+constexpr int kSelfContainedLoads = 8;
+constexpr int64_t kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= 1024 doubles
 
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);

@@ -68,6 +68,8 @@ constexpr int64_t kUnitWeightValues = 16384;
 // Batch tiles are sized so that re-reading W.sum once per tile costs at most about 1/kWeightRereadShare of the
 // bytes of x.
 constexpr int64_t kWeightRereadShare = 16;
+// Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values).
+constexpr int64_t kSelfContainedWeightValues = 4096;
 
 struct UnitPlan {
   int64_t batches, channels, groups, tiles;
@@ -75,13 +77,17 @@ struct UnitPlan {
 
 // Epilogue units for a GEMM [B, C] x [C, c_out]; channel groups are multiples of `group_channels` (the channels
 // one reading item covers). row_bytes: bytes of input per (b, c) row.
+// Shared-memory values a unit of `batches` x `channels` takes (batches padded to a multiple of four).
+int64_t unit_sum_values(int64_t batches, int64_t channels) { return ceil_div(batches, 4) * 4 * channels; }
+
 UnitPlan plan_units(int64_t B, int64_t C, int64_t c_out, int64_t group_channels, int64_t row_bytes,
                     int64_t acc_bytes) {
   int64_t channels = C * c_out > kUnitWeightValues ? std::max<int64_t>(1, kUnitWeightValues / c_out) : C;
-  channels = std::min(channels, kMaxUnitSums);
+  channels = std::min(channels, kMaxUnitSums / 4);
   if (channels < C) channels = std::max(group_channels, channels / group_channels * group_channels);
   int64_t batches = ceil_div(kWeightRereadShare * c_out * acc_bytes, std::max<int64_t>(row_bytes, 1));
-  batches = std::max<int64_t>(1, std::min({batches, kMaxUnitBatches, B, kMaxUnitSums / channels}));
+  batches = std::max<int64_t>(1, std::min<int64_t>({batches, kMaxUnitBatches, B}));
+  while (batches > 1 && unit_sum_values(batches, channels) > kMaxUnitSums) --batches;
   return UnitPlan{batches, channels, ceil_div(C, channels), ceil_div(B, batches)};
 }
 
@@ -103,16 +109,51 @@ c10::optional<XGeometry> x_geometry(const at::Tensor& x) {
   return c10::nullopt;
 }
 
-LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out) {
+// Self-contained tiles (see LaunchPlan) when x is small enough for one wave of them: batches per tile, or 0 when
+// they do not apply. kernel_area: taps per weight value.
+int64_t self_contained_batches(const XGeometry& g, const at::Tensor& x, int64_t c_out, int64_t kernel_area,
+                               int64_t slots) {
+  const int64_t B = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
+  const int64_t elem = x.element_size(), vec = 16 / elem;
+  const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
+  const bool contiguous_batches = g.layout == XLayout::kRows && g.stride_c == plane && g.stride_b == C * plane;
+  if (!contiguous_batches || plane % vec != 0 || reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 != 0 ||
+      C * c_out * kernel_area > kSelfContainedWeightValues || unit_sum_values(1, C) > kMaxUnitSums) {
+    return 0;
+  }
+  const int64_t batches = ceil_div(B, slots);
+  const int64_t max_vectors = std::min<int64_t>(kBlockThreads * kSelfContainedLoads, kReduceBytes / acc_bytes);
+  const bool fits = batches <= kMaxUnitBatches && unit_sum_values(batches, C) <= kMaxUnitSums &&
+                    batches * C * plane / vec <= max_vectors;
+  return fits ? batches : 0;
+}
+
+LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out, int64_t kernel_area) {
   const int64_t B = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
   const int64_t elem = x.element_size();
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
   FUSEDLSE_CHECK(B <= kInt32Max && C <= kInt32Max, "x: the CUDA kernels expect batch and channel counts below 2^31, "
                  "got shape ", x.sizes());
   const DeviceFill fill = device_fill(x.get_device(), kind_of(x.scalar_type()), g.layout);
-  const int64_t tile_bytes = std::clamp(B * C * plane * elem / (fill.multiprocessors * fill.blocks_per_sm),
-                                        kMinTileBytes, kMaxTileBytes);
+  const int64_t slots = fill.multiprocessors * fill.blocks_per_sm;
   LaunchPlan plan;
+  if (mode == Mode::kForward) {
+    if (const int64_t batches = self_contained_batches(g, x, c_out, kernel_area, slots)) {
+      plan.self_contained = true;
+      plan.tickets = false;
+      plan.chunk = plane;
+      plan.groups_per_batch = C;
+      plan.rows_per_block = batches * C;
+      plan.rows_per_warp = ceil_div(plan.rows_per_block, kWarpsPerBlock);
+      plan.unit_batches = batches;
+      plan.unit_channels = C;
+      plan.unit_groups = 1;
+      plan.tiles = ceil_div(B, batches);
+      plan.read_blocks = plan.tiles;
+      return plan;
+    }
+  }
+  const int64_t tile_bytes = std::clamp(B * C * plane * elem / slots, kMinTileBytes, kMaxTileBytes);
   int64_t row_positions_per_tile;  // positions of one group a split tile covers, before balancing
   if (g.layout == XLayout::kRows) {
     plan.group_channels = 1;
@@ -122,7 +163,8 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
       plan.rows_per_warp =
           std::min<int64_t>(kMaxRowsPerWarp, tile_bytes / (kWarpsPerBlock * std::max<int64_t>(row_bytes, 1)));
       plan.chunk = plane;
-      plan.read_blocks = ceil_div(B * C, kWarpsPerBlock * plan.rows_per_warp);
+      plan.rows_per_block = kWarpsPerBlock * plan.rows_per_warp;
+      plan.read_blocks = ceil_div(B * C, plan.rows_per_block);
     }
     row_positions_per_tile = tile_bytes / elem;
   } else {
@@ -158,6 +200,10 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
     plan.unit_groups = plan.groups_per_batch;
     plan.tiles = B;
     plan.tickets = plan.splits > 1;
+    if (plan.rows_per_warp > 0) {  // whole rows need no unit; one per batch keeps the walk over rows cheap
+      plan.unit_channels = C;
+      plan.unit_groups = 1;
+    }
   }
   FUSEDLSE_CHECK(plan.read_blocks + plan.wsum_blocks <= kInt32Max, "x is too large for one launch: ",
                  plan.read_blocks + plan.wsum_blocks, " blocks");
@@ -206,8 +252,8 @@ at::Tensor tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t coun
 
 // Fills everything but out and sums (both ops' outputs); allocates partials, wsum and zpart in one workspace of the
 // accumulation type, and takes the tickets (held by the caller until the launch is queued).
-FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, at::Tensor& workspace,
-                          at::Tensor& tickets, cudaStream_t stream) {
+FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, int64_t kernel_area,
+                          at::Tensor& workspace, at::Tensor& tickets, cudaStream_t stream) {
   FusedArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.layout = g.layout;
@@ -220,10 +266,11 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.stride_c = g.stride_c;
   a.stride_p = g.stride_p;
   a.c_out = c_out;
-  a.plan = plan_launch(g, x, mode, c_out);
+  a.kernel_area = kernel_area;
+  a.plan = plan_launch(g, x, mode, c_out, kernel_area);
   const int64_t rows = a.batch * a.channels;
   const int64_t partial_count = a.plan.splits > 1 ? rows * a.plan.splits : 0;
-  const int64_t wsum_count = mode == Mode::kForward ? a.channels * c_out : 0;
+  const int64_t wsum_count = mode == Mode::kForward && !a.plan.self_contained ? a.channels * c_out : 0;
   const int64_t zpart_count = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out : 0;
   workspace = at::empty({partial_count + wsum_count + zpart_count},
                         x.options().dtype(accumulation_type(x.scalar_type())));
@@ -264,11 +311,11 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
   at::Tensor workspace, tickets;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, workspace, tickets, stream);
+  FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, s.kernel_h * s.kernel_w, workspace,
+                                tickets, stream);
   a.sums = sums.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   a.weight = weight_c.data_ptr();
-  a.kernel_area = s.kernel_h * s.kernel_w;
   a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
   a.bias = bias_flat.data_ptr();
   a.bias_stride = bias_flat.stride(0);
@@ -287,7 +334,7 @@ at::Tensor sum_hw_cuda(const at::Tensor& x_in) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   auto [x, geometry] = readable_x(x_in);
   at::Tensor workspace, tickets;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, workspace, tickets, stream);
+  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, 1, workspace, tickets, stream);
   a.sums = out.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   C10_CUDA_CHECK(launch_fused(a, stream));
