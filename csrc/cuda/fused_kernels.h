@@ -30,14 +30,14 @@ enum class Mode { kForward, kSumsOnly };
 //    warps one contiguous eighth each, and writes one partial per row of the group, at slot row * splits + split.
 //  Whole-row tiles (kRows with short rows, rows_per_warp = k > 0): block i reads items (rows)
 //    [rows_per_block * i, rows_per_block * (i + 1)), warp w the k of them from k * w on; their sums are final.
-//  Self-contained tiles (a whole-row plan with self_contained set): block i reads whole batch tile i, which is
+//  Self-contained tiles (self_contained set; kRows only): block i reads whole batch tile i, which is
 //    contiguous in memory, and runs its epilogue itself, folding W.sum from the weight as it goes: no tickets,
 //    no weight-fold blocks. For small problems, where a chain of tickets would cost more than the reads.
 struct LaunchPlan {
   int64_t splits = 1;
   int64_t chunk = 0;
   int64_t rows_per_warp = 0;
-  int64_t rows_per_block = 0;     // whole-row tiles: rows per block (rows_per_warp * 8, or a whole batch tile)
+  int64_t rows_per_block = 0;     // whole-row tiles: rows per block (rows_per_warp * 8)
   bool self_contained = false;
   int64_t group_channels = 1;     // kChannelsLast: channels per group (1 for kRows)
   int64_t groups_per_batch = 1;   // kRows: C; kChannelsLast: ceil(C / group_channels)
@@ -70,6 +70,7 @@ struct FusedArgs {
   void* sums;             // [B, C_in] accumulation type
   void* wsum;             // [C_in, C_out] accumulation type, written by the launch (unused by self-contained tiles)
   void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
+  // Null when plan.tickets is false (nothing is counted):
   int* unit_tickets;      // [tiles * unit_groups], zero between launches; the kernel resets what it uses
   int* batch_tickets;     // [tiles], likewise
   LaunchPlan plan;

@@ -141,10 +141,6 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
     if (const int64_t batches = self_contained_batches(g, x, c_out, kernel_area, slots)) {
       plan.self_contained = true;
       plan.tickets = false;
-      plan.chunk = plane;
-      plan.groups_per_batch = C;
-      plan.rows_per_block = batches * C;
-      plan.rows_per_warp = ceil_div(plan.rows_per_block, kWarpsPerBlock);
       plan.unit_batches = batches;
       plan.unit_channels = C;
       plan.unit_groups = 1;
@@ -251,7 +247,7 @@ at::Tensor tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t coun
 }
 
 // Fills everything but out and sums (both ops' outputs); allocates partials, wsum and zpart in one workspace of the
-// accumulation type, and takes the tickets (held by the caller until the launch is queued).
+// accumulation type, and takes the tickets when the plan uses them (held by the caller until the launch is queued).
 FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, int64_t kernel_area,
                           at::Tensor& workspace, at::Tensor& tickets, cudaStream_t stream) {
   FusedArgs a{};
@@ -279,10 +275,12 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.partials = partial_count ? base : nullptr;
   a.wsum = base + partial_count * acc_size;
   a.zpart = base + (partial_count + wsum_count) * acc_size;
-  const int64_t units = a.plan.tiles * a.plan.unit_groups;
-  tickets = tickets_for(x, stream, units + a.plan.tiles);
-  a.unit_tickets = tickets.data_ptr<int>();
-  a.batch_tickets = a.unit_tickets + units;
+  if (a.plan.tickets) {  // batch tickets are only used by forward launches that also take unit tickets
+    const int64_t units = a.plan.tiles * a.plan.unit_groups;
+    tickets = tickets_for(x, stream, units + a.plan.tiles);
+    a.unit_tickets = tickets.data_ptr<int>();
+    a.batch_tickets = a.unit_tickets + units;
+  }
   return a;
 }
 
