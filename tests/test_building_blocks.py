@@ -44,6 +44,21 @@ def test_gemm_lse_matches_float64(device, dtype, c_in, c_out):
 
 
 @pytest.mark.parametrize("device", DEVICES)
+def test_gemm_lse_takes_weight_sum_at_any_offset(device):
+    # The CUDA GEMM copies W.sum rows in 16-byte pieces; a start 4 bytes past alignment must give the same answer.
+    g = torch.Generator().manual_seed(2)
+    sums = torch.randn(5, 7, generator=g, dtype=torch.float64) * 50
+    storage = torch.randn(7 * 12 + 1, generator=g, dtype=torch.float64)
+    weight_sum = storage[1:].view(7, 12)
+    total_bias = torch.randn(12, generator=g, dtype=torch.float64)
+    truth = 10 * torch.logsumexp(sums @ weight_sum / 9 + total_bias, dim=1, keepdim=True)
+    unaligned = storage.to(device=device, dtype=torch.float32)[1:].view(7, 12)
+    assert unaligned.storage_offset() == 1 and unaligned.is_contiguous()
+    out = fusedlse_cuda.gemm_lse(sums.to(device, torch.float32), unaligned, total_bias.to(device, torch.float32), 1 / 9)
+    assert ((out.cpu().double() - truth).abs().max() / truth.abs().max()).item() <= 2e-5
+
+
+@pytest.mark.parametrize("device", DEVICES)
 def test_blocks_compose_to_forward(device):
     x, weight, conv_bias, bias = make_problem(3, 6, 10, 12, 9, 3, 2, device=device)
     scale = 1.0 / ((10 + 3 - 1) * (12 + 2 - 1))

@@ -219,6 +219,25 @@ template <typename A> __device__ __forceinline__ Lse<A> warp_lse(Lse<A> s) {
 // ---------------------------------------------------------------------------------------------------------------
 // Epilogue units and their tickets.
 
+// Adds `count` to a ticket, acquire-release at device scope, and returns the old count. Called after a
+// __syncthreads(), the release publishes the writes of the whole block before it (a release is cumulative over what
+// the barrier ordered before it); when the add completes a count, the acquire makes the writes that every other
+// block published visible to this block after the __syncthreads() that follows. One ordered atomic instead of a
+// sequentially consistent __threadfence() in every thread: under a full load of reads, that fence held each
+// reading block for about 3 us (H100, globaltimer trace).
+__device__ __forceinline__ int ticket_add(int* ticket, int count) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
+  int old;
+  asm volatile("atom.acq_rel.gpu.global.add.s32 %0, [%1], %2;" : "=r"(old) : "l"(ticket), "r"(count) : "memory");
+  return old;
+#else
+  __threadfence();
+  const int old = atomicAdd(ticket, count);
+  __threadfence();
+  return old;
+#endif
+}
+
 // How the epilogue cuts [B, C] into units: unit u = (tile, group) covers batches [b0, b0 + nb) and channels
 // [c0, c0 + nc).
 struct UnitGrid {
@@ -250,7 +269,8 @@ template <typename T> struct Epilogue {
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
   int64_t c_out;
-  const A* wsum;       // [C, C_out], or null: then W.sum is folded from `weight` as the GEMM goes
+  const A* wsum;       // [C, wsum_stride], or null: then W.sum is folded from `weight` as the GEMM goes
+  int64_t wsum_stride; // C_out rounded up to whole 16-byte pieces
   const T* weight;     // [C, C_out, kernel_area]
   int64_t kernel_area;
   const T* conv_bias;  // [C_out] or null
@@ -262,10 +282,11 @@ template <typename T> struct Epilogue {
   T* out;              // [B]
 };
 
-// Block-shared memory of the epilogue: a unit's sums, and a buffer for cross-thread sums (also used by the reads).
+// Block-shared memory of the epilogue: a unit's sums, and a buffer that stages W.sum for the GEMM and holds
+// cross-thread sums (also used by the reads).
 template <typename A> struct EpilogueShared {
   A* unit_sums;  // kMaxUnitSums values
-  A* reduce;     // kReduceBytes
+  A* stage;      // kStageBytes
   int* flag;
 };
 
@@ -357,48 +378,88 @@ __device__ __forceinline__ void load4_shared(const A* p, A (&v)[4]) {
   }
 }
 
-// wsum[c, n]: from the launch's fold (written by other blocks of this launch), or kFoldTaps: folded here from the
-// weight's taps.
-template <bool kFoldTaps, typename T>
-__device__ __forceinline__ acc_t<T> weight_sum_at(const Epilogue<T>& e, int64_t c, int64_t n) {
-  if constexpr (kFoldTaps) {
-    return tap_sum(e.weight + (c * e.c_out + n) * e.kernel_area, e.kernel_area);
-  } else {
-    return __ldcg(e.wsum + c * e.c_out + n);
+// The end of both GEMMs: a thread's accumulators for column n (one per batch of the unit) go to zpart; with several
+// channel slices they are first added up through shared memory, in slice order, four batches at a time (slices > 1
+// means cols == C_out < 256: there is one column pass, and n is the thread's column).
+template <typename T>
+__device__ __forceinline__ void store_unit_share(const Epilogue<T>& e, const UnitBox& box, int64_t n, int64_t cols,
+                                                 int64_t slices, int64_t slice, bool active,
+                                                 const acc_t<T> (&dot)[kMaxUnitBatches], acc_t<T>* reduce) {
+  using A = acc_t<T>;
+  constexpr int kQuads = kMaxUnitBatches / 4;
+  A* z = e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;  // batch b's row at b * unit_groups * c_out
+  const int64_t z_batch_stride = e.grid.unit_groups * e.c_out;
+  if (slices == 1) {
+    if (active) {
+#pragma unroll
+      for (int b = 0; b < kMaxUnitBatches; ++b)
+        if (b < box.nb) z[b * z_batch_stride + n] = dot[b];
+    }
+    return;
+  }
+  const int64_t col = n;  // the only pass starts at column 0
+#pragma unroll
+  for (int q = 0; q < kQuads; ++q) {
+    if (4 * q >= box.nb) continue;  // block-uniform
+    if (slice < slices) {
+#pragma unroll
+      for (int i = 0; i < 4; ++i) reduce[(slice * 4 + i) * cols + col] = dot[4 * q + i];
+    }
+    __syncthreads();
+    for (int64_t t = threadIdx.x; t < 4 * cols; t += kBlockThreads) {
+      const int64_t i = t / cols, c = t - i * cols;
+      if (4 * q + i < box.nb) {
+        A s = A(0);
+        for (int64_t sl = 0; sl < slices; ++sl) s += reduce[(sl * 4 + i) * cols + c];
+        z[(4 * q + i) * z_batch_stride + c] = s;
+      }
+    }
+    __syncthreads();
   }
 }
 
-// W.sum values each thread of the GEMM loads before using any: its time is mostly L2 latency (16 spilled at 128
-// registers).
+// How a GEMM of a unit spreads over the block: a thread owns one output column for every batch of the unit, so W.sum
+// is read once per unit whatever nb is. When C_out is narrow, the unit's channels are dealt out to up to 256/C_out
+// slices of threads.
+struct GemmLayout {
+  int64_t cols, slices, slice, col;
+};
+
+__device__ __forceinline__ GemmLayout gemm_layout(int64_t c_out, const UnitBox& box) {
+  GemmLayout l;
+  l.cols = imin(c_out, kBlockThreads);
+  l.slices = imax(1, imin(kBlockThreads / l.cols, box.nc));
+  l.slice = threadIdx.x / l.cols;
+  l.col = threadIdx.x - l.slice * l.cols;
+  return l;
+}
+
+// W.sum values each thread of the tap-folding GEMM folds before using any (16 spilled at 128 registers).
 constexpr int kGemmLoads = 8;
 
-// 2. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ wsum[c0:c0+nc, :] for its nb batches.
-// A thread owns one output column for every batch of the unit, so W.sum is read once per unit whatever nb is.
-// When C_out is narrow, the channels are cut into up to 256/C_out slices, added afterwards through shared memory in
-// slice order, four batches at a time.
-template <bool kFoldTaps, typename T>
-__device__ __forceinline__ void unit_gemm(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
-                                          acc_t<T>* reduce) {
+// 2a. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ W.sum[c0:c0+nc, :], W.sum folded here
+// from the weight's taps (self-contained tiles, whose weight is small).
+template <typename T>
+__device__ __forceinline__ void unit_gemm_folding_taps(const Epilogue<T>& e, const UnitBox& box,
+                                                       const acc_t<T>* unit_sums, acc_t<T>* reduce) {
   using A = acc_t<T>;
-  constexpr int kBatches = kMaxUnitBatches, kQuads = kBatches / 4;
+  constexpr int kQuads = kMaxUnitBatches / 4;
   const int64_t stride = unit_sum_stride(box.nb);
-  const int64_t cols = imin(e.c_out, kBlockThreads);
-  const int64_t slices = imax(1, imin(kBlockThreads / cols, box.nc));
-  const int64_t slice = threadIdx.x / cols, col = threadIdx.x - slice * cols;
-  const int64_t k_begin = box.nc * slice / slices, k_end = box.nc * (slice + 1) / slices;
-  A* z = e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;  // batch b's row at b * unit_groups * c_out
-  const int64_t z_batch_stride = e.grid.unit_groups * e.c_out;
-  for (int64_t n0 = 0; n0 < e.c_out; n0 += cols) {
-    const int64_t n = n0 + col;
-    const bool active = slice < slices && n < e.c_out;
-    A dot[kBatches];
+  const GemmLayout l = gemm_layout(e.c_out, box);
+  const int64_t k_begin = box.nc * l.slice / l.slices, k_end = box.nc * (l.slice + 1) / l.slices;
+  for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
+    const int64_t n = n0 + l.col;
+    const bool active = l.slice < l.slices && n < e.c_out;
+    A dot[kMaxUnitBatches];
 #pragma unroll
-    for (int b = 0; b < kBatches; ++b) dot[b] = A(0);
+    for (int b = 0; b < kMaxUnitBatches; ++b) dot[b] = A(0);
     if (active) {
       for (int64_t k0 = k_begin; k0 < k_end; k0 += kGemmLoads) {
         A w[kGemmLoads];
 #pragma unroll
-        for (int j = 0; j < kGemmLoads; ++j) w[j] = k0 + j < k_end ? weight_sum_at<kFoldTaps>(e, box.c0 + k0 + j, n) : A(0);
+        for (int j = 0; j < kGemmLoads; ++j)
+          w[j] = k0 + j < k_end ? tap_sum(e.weight + ((box.c0 + k0 + j) * e.c_out + n) * e.kernel_area, e.kernel_area)
+                                : A(0);
 #pragma unroll
         for (int j = 0; j < kGemmLoads; ++j) {
           const A* s = unit_sums + (k0 + j) * stride;
@@ -414,33 +475,103 @@ __device__ __forceinline__ void unit_gemm(const Epilogue<T>& e, const UnitBox& b
         }
       }
     }
-    if (slices == 1) {
-      if (active) {
+    store_unit_share(e, box, n, l.cols, l.slices, l.slice, active, dot, reduce);
+  }
+}
+
+// 16-byte copies global -> shared that hold no registers while in flight (cp.async, sm_80 and newer), through L2
+// only: W.sum was written by other blocks of this launch.
+__device__ __forceinline__ void copy_async_16(void* shared_dst, const void* global_src) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(global_src) : "memory");
+#else
+  *static_cast<uint4*>(shared_dst) = __ldcg(static_cast<const uint4*>(global_src));
+#endif
+}
+
+__device__ __forceinline__ void copy_async_wait_all() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm volatile("cp.async.wait_all;\n" ::: "memory");
+#endif
+}
+
+// A chunk of W.sum staged in shared memory: rows [k0, k0 + rows) of the unit's channels, columns [n0, n0 + width),
+// each row padded to whole 16-byte pieces and `row_pitch` values apart.
+struct StageChunk {
+  int64_t n0, k0, width, rows, row_pitch;
+};
+
+template <typename A>
+__device__ __forceinline__ StageChunk stage_chunk(const UnitBox& box, int64_t c_out, int64_t cols, int64_t n0,
+                                                  int64_t k0) {
+  constexpr int64_t kPiece = 16 / sizeof(A);
+  StageChunk c;
+  c.n0 = n0;
+  c.k0 = k0;
+  c.width = imin(cols, c_out - n0);
+  c.row_pitch = (cols + kPiece - 1) / kPiece * kPiece;
+  c.rows = imin(static_cast<int64_t>(kStageBytes / sizeof(A)) / c.row_pitch, box.nc - k0);
+  return c;
+}
+
+// Issues the chunk's copies (every thread of the block). W.sum rows are wsum_stride values apart, a whole number of
+// 16-byte pieces from a 16-byte aligned start (the host pads them), so a row's last piece stays inside its padding.
+template <typename T>
+__device__ __forceinline__ void stage_issue(const Epilogue<T>& e, const UnitBox& box, const StageChunk& c,
+                                            acc_t<T>* stage) {
+  using A = acc_t<T>;
+  constexpr int64_t kPiece = 16 / sizeof(A);
+  const uint32_t row_pieces = static_cast<uint32_t>((c.width + kPiece - 1) / kPiece);
+  const uint32_t pieces = static_cast<uint32_t>(c.rows) * row_pieces;
+  const A* src = e.wsum + (box.c0 + c.k0) * e.wsum_stride + c.n0;
+  for (uint32_t i = threadIdx.x; i < pieces; i += kBlockThreads) {
+    const uint32_t r = i / row_pieces, p = i - r * row_pieces;
+    copy_async_16(stage + r * c.row_pitch + p * kPiece, src + r * e.wsum_stride + p * kPiece);
+  }
+}
+
+// 2b. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ wsum[c0:c0+nc, :], wsum written earlier in
+// the launch. Its rows come through shared memory in chunks of up to kStageBytes, copied with every piece in flight
+// at once, so a unit costs one round trip to L2 per chunk rather than one per few channels. The first chunk was
+// issued by the caller. In a chunk, slice s takes rows s, s + slices, ...: a fixed order.
+template <typename T>
+__device__ __forceinline__ void unit_gemm_staged(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
+                                                 acc_t<T>* stage) {
+  using A = acc_t<T>;
+  constexpr int kQuads = kMaxUnitBatches / 4;
+  const int64_t stride = unit_sum_stride(box.nb);
+  const GemmLayout l = gemm_layout(e.c_out, box);
+  for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
+    const int64_t n = n0 + l.col;
+    const bool active = l.slice < l.slices && n < e.c_out;
+    A dot[kMaxUnitBatches];
 #pragma unroll
-        for (int b = 0; b < kBatches; ++b)
-          if (b < box.nb) z[b * z_batch_stride + n] = dot[b];
-      }
-      continue;
-    }
-    // slices > 1 means cols == C_out < 256: this is the only pass.
-#pragma unroll
-    for (int q = 0; q < kQuads; ++q) {
-      if (4 * q >= box.nb) continue;  // block-uniform
-      if (slice < slices) {
-#pragma unroll
-        for (int i = 0; i < 4; ++i) reduce[(slice * 4 + i) * cols + col] = dot[4 * q + i];
-      }
+    for (int b = 0; b < kMaxUnitBatches; ++b) dot[b] = A(0);
+    for (int64_t k0 = 0; k0 < box.nc;) {
+      const StageChunk c = stage_chunk<A>(box, e.c_out, l.cols, n0, k0);
+      if (n0 != 0 || k0 != 0) stage_issue(e, box, c, stage);
+      copy_async_wait_all();
       __syncthreads();
-      for (int64_t t = threadIdx.x; t < 4 * cols; t += kBlockThreads) {
-        const int64_t i = t / cols, c = t - i * cols;
-        if (4 * q + i < box.nb) {
-          A s = A(0);
-          for (int64_t sl = 0; sl < slices; ++sl) s += reduce[(sl * 4 + i) * cols + c];
-          z[(4 * q + i) * z_batch_stride + c] = s;
+      if (active) {
+        for (int64_t r = l.slice; r < c.rows; r += l.slices) {
+          const A w = stage[r * c.row_pitch + l.col];
+          const A* s = unit_sums + (c.k0 + r) * stride;
+#pragma unroll
+          for (int q = 0; q < kQuads; ++q) {
+            if (4 * q < box.nb) {
+              A v[4];
+              load4_shared(s + 4 * q, v);
+#pragma unroll
+              for (int i = 0; i < 4; ++i) dot[4 * q + i] += v[i] * w;
+            }
+          }
         }
       }
-      __syncthreads();
+      __syncthreads();  // the stage is free for the next chunk (or for the slices' sums, which share it)
+      k0 += c.rows;
     }
+    store_unit_share(e, box, n, l.cols, l.slices, l.slice, active, dot, stage);
   }
 }
 
@@ -478,23 +609,23 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
 template <typename T>
 __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared,
                                               bool sums_in_shared = false) {
+  using A = acc_t<T>;
   const UnitBox box = unit_box(e.grid, u);
+  const bool staged = !e.sums_only && e.wsum != nullptr;
+  // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
+  if (staged) stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
   if (!sums_in_shared) unit_row_sums(e, box, shared.unit_sums);
   if (e.sums_only) return;
-  if (e.wsum != nullptr) {
-    unit_gemm<false>(e, box, shared.unit_sums, shared.reduce);
+  if (staged) {
+    unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
   } else {
-    unit_gemm<true>(e, box, shared.unit_sums, shared.reduce);
+    unit_gemm_folding_taps(e, box, shared.unit_sums, shared.stage);
   }
   if (e.grid.unit_groups > 1) {
-    __threadfence();
-    __syncthreads();
+    __syncthreads();  // the block's zpart writes, released by the ticket add
     if (threadIdx.x == 0) {
-      const bool last = atomicAdd(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
-      if (last) {
-        e.batch_tickets[box.tile] = 0;
-        __threadfence();
-      }
+      const bool last = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
+      if (last) e.batch_tickets[box.tile] = 0;
       *shared.flag = last;
     }
     __syncthreads();
@@ -721,7 +852,7 @@ __device__ __forceinline__ int unit_expected(const FusedArgs& a, const UnitBox& 
 __device__ __forceinline__ void arrive(const FusedArgs& a, const UnitGrid& grid, int64_t u, int count,
                                        int64_t* done, int* done_count) {
   const int expected = unit_expected(a, unit_box(grid, u));
-  if (atomicAdd(a.unit_tickets + u, count) + count == expected) {
+  if (ticket_add(a.unit_tickets + u, count) + count == expected) {
     a.unit_tickets[u] = 0;
     done[atomicAdd(done_count, 1)] = u;  // several threads of a weight-fold block may complete units at once
   }
@@ -749,7 +880,8 @@ __device__ __forceinline__ void arrive_tile(const FusedArgs& a, const UnitGrid& 
   }
 }
 
-// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g.
+// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
+// (wsum [C, wsum_stride]: rows padded to whole 16-byte pieces for the staged GEMM).
 template <typename T>
 __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g, int64_t piece) {
   const T* weight = static_cast<const T*>(a.weight);
@@ -759,7 +891,8 @@ __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g,
   const int64_t count = imin(kFoldValues, group_values - piece * kFoldValues);  // <= 0 for a spare piece
 #pragma unroll 4
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
-    wsum[first + i] = tap_sum(weight + (first + i) * a.kernel_area, a.kernel_area);
+    const int64_t c = (first + i) / a.c_out, n = first + i - c * a.c_out;
+    wsum[c * a.wsum_stride + n] = tap_sum(weight + (first + i) * a.kernel_area, a.kernel_area);
   }
 }
 
@@ -775,6 +908,7 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   e.sums_only = a.mode == Mode::kSumsOnly;
   e.c_out = a.c_out;
   e.wsum = plan.self_contained ? nullptr : static_cast<const A*>(a.wsum);
+  e.wsum_stride = a.wsum_stride;
   e.weight = static_cast<const T*>(a.weight);
   e.kernel_area = a.kernel_area;
   e.conv_bias = static_cast<const T*>(a.conv_bias);
@@ -825,11 +959,13 @@ __device__ __forceinline__ void read_self_contained_tile(const FusedArgs& a, con
 template <typename T, XLayout kLayout>
 __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kernel(const __grid_constant__ FusedArgs a) {
   using A = acc_t<T>;
-  __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
+  // The reads' cross-thread sums (kReduceBytes) and the epilogue's W.sum stage share one buffer: a block does one,
+  // then the other.
+  __shared__ __align__(16) unsigned char stage_bytes[kStageBytes];
   __shared__ __align__(16) A unit_sums[kMaxUnitSums];
   __shared__ int64_t done[kBlockThreads];  // units completed by this block
   __shared__ int done_count, flag;
-  A* reduce = reinterpret_cast<A*>(reduce_bytes);
+  A* reduce = reinterpret_cast<A*>(stage_bytes);
   const EpilogueShared<A> shared{unit_sums, reduce, &flag};
   // The epilogue's arguments are made where they are used, from the kernel's (constant) parameters: kept live
   // through the reads, they would take registers the loads need.
@@ -859,10 +995,9 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
     }
   }
   if (!a.plan.tickets && !sums_in_shared) return;
-  // Release this block's writes, then count them; the acquire side is the fence after a completed ticket. A
-  // reading block counts its tile's items; a fold block tells unit (tile, fold_group) of every tile, up to
-  // kBlockThreads tiles per round. One call site for the epilogue keeps the kernel within its registers.
-  if (!sums_in_shared) __threadfence();
+  // Count this block's writes (the ticket adds release them, see ticket_add). A reading block counts its tile's
+  // items; a fold block tells unit (tile, fold_group) of every tile, up to kBlockThreads tiles per round. One call
+  // site for the epilogue keeps the kernel within its registers.
   const int64_t rounds = fold_block ? (a.plan.tiles + kBlockThreads - 1) / kBlockThreads : 1;
   for (int64_t round = 0; round < rounds; ++round) {
     __syncthreads();  // this block's writes are done (first round); the previous round's epilogues are done
@@ -879,15 +1014,14 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
     }
     __syncthreads();
     const int completed = done_count;
-    if (completed > 0 && !sums_in_shared) __threadfence();
     for (int i = 0; i < completed; ++i) unit_epilogue(fused_epilogue_args<T>(a), done[i], shared, sums_in_shared);
   }
 }
 
 // gemm_lse: block u runs unit u's epilogue from ready-made sums (one slot per row).
 template <typename A>
-__global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
-  __shared__ __align__(16) unsigned char reduce_bytes[kReduceBytes];
+__global__ void __launch_bounds__(kBlockThreads, 1) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  __shared__ __align__(16) unsigned char stage_bytes[kStageBytes];
   __shared__ __align__(16) A unit_sums[kMaxUnitSums];
   __shared__ int flag;
   Epilogue<A> e;
@@ -898,6 +1032,7 @@ __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_co
   e.sums_only = false;
   e.c_out = a.c_out;
   e.wsum = static_cast<const A*>(a.weight_sum);
+  e.wsum_stride = a.weight_sum_stride;
   e.weight = nullptr;
   e.kernel_area = 0;
   e.conv_bias = nullptr;
@@ -907,7 +1042,7 @@ __global__ void __launch_bounds__(kBlockThreads) gemm_lse_kernel(const __grid_co
   e.zpart = static_cast<A*>(a.zpart);
   e.batch_tickets = a.batch_tickets;
   e.out = static_cast<A*>(a.out);
-  unit_epilogue(e, blockIdx.x, EpilogueShared<A>{unit_sums, reinterpret_cast<A*>(reduce_bytes), &flag});
+  unit_epilogue(e, blockIdx.x, EpilogueShared<A>{unit_sums, reinterpret_cast<A*>(stage_bytes), &flag});
 }
 
 template <typename T>

@@ -68,7 +68,9 @@ struct FusedArgs {
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
   void* partials;         // [B*C_in*splits] accumulation type; aliases `sums` when splits == 1
   void* sums;             // [B, C_in] accumulation type
-  void* wsum;             // [C_in, C_out] accumulation type, written by the launch (unused by self-contained tiles)
+  void* wsum;             // [C_in, wsum_stride] accumulation type, written by the launch (unused by self-contained
+                          // tiles); 16-byte aligned
+  int64_t wsum_stride;    // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
   void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
   // Null when plan.tickets is false (nothing is counted):
   int* unit_tickets;      // [tiles * unit_groups], zero between launches; the kernel resets what it uses
@@ -80,7 +82,8 @@ struct FusedArgs {
 struct GemmLseArgs {
   bool is_double;
   const void* sums;
-  const void* weight_sum;
+  const void* weight_sum;  // [C_in, weight_sum_stride], 16-byte aligned
+  int64_t weight_sum_stride;  // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
   const void* total_bias;
   void* out;
   void* zpart;            // [B, unit_groups, C_out]
@@ -120,6 +123,16 @@ constexpr int kMaxUnitBatches = 8;
 // per-vector sums fit the block's reduce buffer (kReduceBytes).
 constexpr int kSelfContainedLoads = 8;
 constexpr int64_t kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= 1024 doubles
+// The epilogue GEMM copies W.sum to shared memory in chunks of up to kStageBytes, all in flight at once. The reads'
+// kReduceBytes are the first bytes of the same buffer.
+constexpr int64_t kStageBytes = 32 * 1024;
+static_assert(kStageBytes >= kReduceBytes, "the reduce buffer lives in the stage");
+
+// Values between rows of W.sum as the kernels read it: C_out rounded up to a whole number of 16-byte pieces of the
+// accumulation type, so that every row starts 16-byte aligned.
+constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
+  return (c_out * acc_bytes + 15) / 16 * 16 / acc_bytes;
+}
 
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);

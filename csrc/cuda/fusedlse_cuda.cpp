@@ -265,13 +265,16 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.kernel_area = kernel_area;
   a.plan = plan_launch(g, x, mode, c_out, kernel_area);
   const int64_t rows = a.batch * a.channels;
-  const int64_t partial_count = a.plan.splits > 1 ? rows * a.plan.splits : 0;
-  const int64_t wsum_count = mode == Mode::kForward && !a.plan.self_contained ? a.channels * c_out : 0;
+  const int64_t acc_size = c10::elementSize(accumulation_type(x.scalar_type()));
+  a.wsum_stride = weight_sum_stride(c_out, acc_size);
+  // wsum starts 16-byte aligned: the partials before it take whole 16-byte pieces.
+  const int64_t partial_count =
+      a.plan.splits > 1 ? ceil_div(rows * a.plan.splits * acc_size, 16) * 16 / acc_size : 0;
+  const int64_t wsum_count = mode == Mode::kForward && !a.plan.self_contained ? a.channels * a.wsum_stride : 0;
   const int64_t zpart_count = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out : 0;
   workspace = at::empty({partial_count + wsum_count + zpart_count},
                         x.options().dtype(accumulation_type(x.scalar_type())));
   char* base = static_cast<char*>(workspace.data_ptr());
-  const int64_t acc_size = workspace.element_size();
   a.partials = partial_count ? base : nullptr;
   a.wsum = base + partial_count * acc_size;
   a.zpart = base + (partial_count + wsum_count) * acc_size;
@@ -348,18 +351,28 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   if (B == 0) return out;
   FUSEDLSE_CHECK(C >= 1, "sums must have C_in of at least 1, got shape ", sums_in.sizes());
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const at::Tensor sums = sums_in.contiguous(), weight_sum = weight_sum_in.contiguous();
+  const at::Tensor sums = sums_in.contiguous();
   const at::Tensor total_bias = total_bias_in.reshape({-1}).contiguous();
+  const int64_t acc_bytes = sums.element_size();
+  // The GEMM copies W.sum rows in 16-byte pieces: rows that are not whole pieces, or an unaligned start, get a
+  // padded copy.
+  const int64_t weight_sum_pitch = weight_sum_stride(c_out, acc_bytes);
+  at::Tensor weight_sum = weight_sum_in.contiguous();
+  if (weight_sum_pitch != c_out || reinterpret_cast<uintptr_t>(weight_sum.data_ptr()) % 16 != 0) {
+    at::Tensor padded = at::zeros({C, weight_sum_pitch}, weight_sum.options());
+    padded.narrow(1, 0, c_out).copy_(weight_sum);
+    weight_sum = padded;
+  }
   GemmLseArgs a{};
   a.is_double = sums.scalar_type() == at::kDouble;
   a.sums = sums.data_ptr();
   a.weight_sum = weight_sum.data_ptr();
+  a.weight_sum_stride = weight_sum_pitch;
   a.total_bias = total_bias.data_ptr();
   a.out = out.data_ptr();
   a.batch = B;
   a.channels = C;
   a.c_out = c_out;
-  const int64_t acc_bytes = sums.element_size();
   const UnitPlan units = plan_units(B, C, c_out, 1, acc_bytes, acc_bytes);
   a.unit_batches = units.batches;
   a.unit_channels = units.channels;
