@@ -26,8 +26,7 @@ def main():
         params = [t.requires_grad_() for t in (weight, conv_bias, bias)]
         x.requires_grad_()
         fill_ms = median_ms(lambda: torch.empty_like(x).fill_(1.0))
-        rows = torch.randn(x.shape[0], x.shape[1], device=x.device,
-                           dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+        rows = torch.randn(x.shape[0], x.shape[1], device=x.device, dtype=fusedlse_cuda.ops.accumulation_dtype(x.dtype))
         layout = torch.channels_last if name.endswith("nhwc") else torch.contiguous_format
         write_ms = median_ms(lambda: fusedlse_cuda.broadcast_hw(rows, x.shape[2], x.shape[3], x.dtype, layout))
         out = fusedlse_cuda.forward(x, *params)

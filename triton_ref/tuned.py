@@ -338,7 +338,7 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
     out = torch.empty(batch, 1, dtype=x.dtype, device=x.device)
     if batch == 0:
         return out
-    acc_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    acc_dtype = fusedlse_cuda.ops.accumulation_dtype(x.dtype)
     partials = _partials(x, acc_dtype)
     weight = weight.contiguous()
     bias = bias.reshape(-1)

@@ -434,6 +434,21 @@ __device__ __forceinline__ GemmLayout gemm_layout(int64_t c_out, const UnitBox& 
   return l;
 }
 
+// dot[b] += W.sum[c, n] * sums[b, c] for the unit's nb batches; `sums` is channel c's row of the unit's sums in
+// shared memory, four batches per load.
+template <typename A>
+__device__ __forceinline__ void add_channel(A (&dot)[kMaxUnitBatches], const A* sums, int64_t nb, A weight_sum) {
+#pragma unroll
+  for (int q = 0; q < kMaxUnitBatches / 4; ++q) {
+    if (4 * q < nb) {
+      A v[4];
+      load4_shared(sums + 4 * q, v);
+#pragma unroll
+      for (int i = 0; i < 4; ++i) dot[4 * q + i] += v[i] * weight_sum;
+    }
+  }
+}
+
 // W.sum values each thread of the tap-folding GEMM folds before using any (16 spilled at 128 registers).
 constexpr int kGemmLoads = 8;
 
@@ -443,16 +458,13 @@ template <typename T>
 __device__ __forceinline__ void unit_gemm_folding_taps(const Epilogue<T>& e, const UnitBox& box,
                                                        const acc_t<T>* unit_sums, acc_t<T>* reduce) {
   using A = acc_t<T>;
-  constexpr int kQuads = kMaxUnitBatches / 4;
   const int64_t stride = unit_sum_stride(box.nb);
   const GemmLayout l = gemm_layout(e.c_out, box);
   const int64_t k_begin = box.nc * l.slice / l.slices, k_end = box.nc * (l.slice + 1) / l.slices;
   for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
     const int64_t n = n0 + l.col;
     const bool active = l.slice < l.slices && n < e.c_out;
-    A dot[kMaxUnitBatches];
-#pragma unroll
-    for (int b = 0; b < kMaxUnitBatches; ++b) dot[b] = A(0);
+    A dot[kMaxUnitBatches] = {};
     if (active) {
       for (int64_t k0 = k_begin; k0 < k_end; k0 += kGemmLoads) {
         A w[kGemmLoads];
@@ -461,18 +473,8 @@ __device__ __forceinline__ void unit_gemm_folding_taps(const Epilogue<T>& e, con
           w[j] = k0 + j < k_end ? tap_sum(e.weight + ((box.c0 + k0 + j) * e.c_out + n) * e.kernel_area, e.kernel_area)
                                 : A(0);
 #pragma unroll
-        for (int j = 0; j < kGemmLoads; ++j) {
-          const A* s = unit_sums + (k0 + j) * stride;
-#pragma unroll
-          for (int q = 0; q < kQuads; ++q) {
-            if (k0 + j < k_end && 4 * q < box.nb) {
-              A v[4];
-              load4_shared(s + 4 * q, v);
-#pragma unroll
-              for (int i = 0; i < 4; ++i) dot[4 * q + i] += v[i] * w[j];
-            }
-          }
-        }
+        for (int j = 0; j < kGemmLoads; ++j)
+          if (k0 + j < k_end) add_channel(dot, unit_sums + (k0 + j) * stride, box.nb, w[j]);
       }
     }
     store_unit_share(e, box, n, l.cols, l.slices, l.slice, active, dot, reduce);
@@ -539,34 +541,20 @@ template <typename T>
 __device__ __forceinline__ void unit_gemm_staged(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
                                                  acc_t<T>* stage) {
   using A = acc_t<T>;
-  constexpr int kQuads = kMaxUnitBatches / 4;
   const int64_t stride = unit_sum_stride(box.nb);
   const GemmLayout l = gemm_layout(e.c_out, box);
   for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
     const int64_t n = n0 + l.col;
     const bool active = l.slice < l.slices && n < e.c_out;
-    A dot[kMaxUnitBatches];
-#pragma unroll
-    for (int b = 0; b < kMaxUnitBatches; ++b) dot[b] = A(0);
+    A dot[kMaxUnitBatches] = {};
     for (int64_t k0 = 0; k0 < box.nc;) {
       const StageChunk c = stage_chunk<A>(box, e.c_out, l.cols, n0, k0);
       if (n0 != 0 || k0 != 0) stage_issue(e, box, c, stage);
       copy_async_wait_all();
       __syncthreads();
       if (active) {
-        for (int64_t r = l.slice; r < c.rows; r += l.slices) {
-          const A w = stage[r * c.row_pitch + l.col];
-          const A* s = unit_sums + (c.k0 + r) * stride;
-#pragma unroll
-          for (int q = 0; q < kQuads; ++q) {
-            if (4 * q < box.nb) {
-              A v[4];
-              load4_shared(s + 4 * q, v);
-#pragma unroll
-              for (int i = 0; i < 4; ++i) dot[4 * q + i] += v[i] * w;
-            }
-          }
-        }
+        for (int64_t r = l.slice; r < c.rows; r += l.slices)
+          add_channel(dot, unit_sums + (c.k0 + r) * stride, box.nb, stage[r * c.row_pitch + l.col]);
       }
       __syncthreads();  // the stage is free for the next chunk (or for the slices' sums, which share it)
       k0 += c.rows;

@@ -14,7 +14,7 @@ saved tensors (s is an output of the op, so its own backward chains): double bac
 """
 import torch
 
-from .ops import broadcast_hw, sum_hw
+from .ops import accumulation_dtype, broadcast_hw, sum_hw
 
 # torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable), with the schema's
 # defaults: callers (opcheck, the dispatcher's normalisation) may leave trailing defaults out.
@@ -41,8 +41,7 @@ def _layout_of(x: torch.Tensor) -> torch.memory_format:
 
 def _broadcast_hw(grad_rows: torch.Tensor, shape, dtype, memory_format) -> torch.Tensor:
     """grad_rows [B, C] written to every (h, w) of a [B, C, H, W] tensor: one write pass, no GEMM."""
-    acc = torch.float64 if dtype == torch.float64 else torch.float32
-    return broadcast_hw(grad_rows.to(acc), shape[2], shape[3], dtype, memory_format)
+    return broadcast_hw(grad_rows.to(accumulation_dtype(dtype)), shape[2], shape[3], dtype, memory_format)
 
 
 def _lse_grads(grad_out, sums, weight_sum, total_bias, scale):

@@ -95,6 +95,11 @@ def broadcast_hw(rows: Tensor, height: int, width: int, dtype: torch.dtype,
                  memory_format == torch.channels_last)
 
 
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The dtype of the sums for inputs of ``dtype``: float64 for float64, float32 otherwise (as in csrc)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def cuda_backend_built() -> bool:
     """Whether this build carries the CUDA kernels (False for a FUSEDLSE_CPU_ONLY=1 build)."""
     return torch._C._dispatch_has_kernel_for_dispatch_key("fusedlse::forward", "CUDA")
@@ -105,13 +110,12 @@ def cuda_backend_built() -> bool:
 @torch.library.register_fake("fusedlse::forward")
 def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                   groups=1):
-    sums_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    return x.new_empty((x.shape[0], 1)), x.new_empty((x.shape[0], x.shape[1]), dtype=sums_dtype)
+    return x.new_empty((x.shape[0], 1)), x.new_empty((x.shape[0], x.shape[1]), dtype=accumulation_dtype(x.dtype))
 
 
 @torch.library.register_fake("fusedlse::sum_hw")
 def _sum_hw_fake(x):
-    return x.new_empty((x.shape[0], x.shape[1]), dtype=torch.float64 if x.dtype == torch.float64 else torch.float32)
+    return x.new_empty((x.shape[0], x.shape[1]), dtype=accumulation_dtype(x.dtype))
 
 
 @torch.library.register_fake("fusedlse::gemm_lse")
