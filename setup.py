@@ -68,6 +68,16 @@ def _extension():
     )
 
 
+class _IncrementalBuild(cpp_extension.BuildExtension):
+    """Compiles in build/temp-<python>/, kept between builds, rather than in the throw-away directory that
+    `pip install -e` hands out: ninja then recompiles only what changed (sources, and the sources whose headers
+    changed, through the compilers' dependency files) or what is compiled with other flags."""
+
+    def finalize_options(self):
+        super().finalize_options()
+        self.build_temp = os.path.join(HERE, "build", f"temp-{sys.implementation.cache_tag}")
+
+
 setup(
     name="fusedlse_cuda",
     version="0.1.0",
@@ -75,7 +85,7 @@ setup(
     packages=["fusedlse_cuda", "triton_ref"],
     package_dir={"fusedlse_cuda": "python/fusedlse_cuda", "triton_ref": "triton_ref"},
     ext_modules=[_extension()],
-    cmdclass={"build_ext": cpp_extension.BuildExtension.with_options(use_ninja=True)},
+    cmdclass={"build_ext": _IncrementalBuild.with_options(use_ninja=True)},
     python_requires=">=3.10",
     zip_safe=False,
 )

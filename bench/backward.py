@@ -14,11 +14,12 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
-from problems import make_inputs  # noqa: E402
+from problems import make_inputs, require_cuda  # noqa: E402
 from timing import median_ms  # noqa: E402
 
 
 def main():
+    require_cuda("bench/backward.py")
     print(torch.cuda.get_device_name())
     for name in ("headline", "headline_nhwc", "headline_bf16"):
         x, weight, conv_bias, bias = make_inputs(name)

@@ -12,7 +12,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
-from problems import SWEEP, make_inputs  # noqa: E402
+from problems import SWEEP, make_inputs, require_cuda  # noqa: E402
 from timing import median_ms  # noqa: E402
 
 
@@ -42,6 +42,7 @@ def host_us(fn, calls=500):
 
 
 def main(names):
+    require_cuda("bench/kernel_times.py")
     for name in names:
         args = make_inputs(name)
         x = args[0]

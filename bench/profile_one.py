@@ -10,7 +10,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from problems import PROVIDERS, make_inputs  # noqa: E402
+from problems import PROVIDERS, SWEEP, make_inputs, require_cuda  # noqa: E402
 
 
 def main(provider, shape):
@@ -26,4 +26,8 @@ def main(provider, shape):
 
 
 if __name__ == "__main__":
+    require_cuda("bench/profile_one.py")
+    if len(sys.argv) != 3 or sys.argv[1] not in PROVIDERS or sys.argv[2] not in SWEEP:
+        sys.exit(f"usage: python bench/profile_one.py PROVIDER SHAPE\n  PROVIDER: {' '.join(PROVIDERS)}\n"
+                 f"  SHAPE: {' '.join(SWEEP)}")
     main(*sys.argv[1:])

@@ -10,11 +10,12 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
-from problems import PROVIDERS, SWEEP, make_inputs  # noqa: E402
+from problems import PROVIDERS, SWEEP, make_inputs, require_cuda  # noqa: E402
 from timing import back_to_back_us, graph_replay_us, median_ms  # noqa: E402
 
 
 def main(names):
+    require_cuda("bench/quick.py")
     x = make_inputs("headline")[0]
     ceiling = x.numel() * x.element_size() / median_ms(lambda: x.sum(dim=(2, 3))) / 1e6
     del x

@@ -3,7 +3,8 @@
 The figures that matter are in each benchmark's extra_info, timed on the GPU with CUDA events (median, L2 flushed
 before each run): median_ms, gbps (bytes of x / time), ratio_to_torch_sum and bw_frac (gbps / ceiling_gbps). The
 pytest-benchmark statistics themselves are host wall-clock times of one synchronized call, launch overhead
-included. Run: pytest bench --benchmark-json=bench/results/<file>.json, then python bench/report.py <file>.json.
+included. Run: make bench (pytest bench --benchmark-json=build/bench-run.json, then
+python bench/report.py --record build/bench-run.json: bench/results/<device>/latest.* and bench/results/history.csv).
 """
 import pytest
 import torch
@@ -20,7 +21,8 @@ def _record(benchmark, provider, shape, x, ms, sum_ms, ceiling_gbps, **more):
     benchmark.extra_info.update(
         provider=provider, shape=shape, bytes=x.numel() * x.element_size(), dtype=str(x.dtype).split(".")[-1],
         median_ms=ms, gbps=gbps, torch_sum_ms=sum_ms, ratio_to_torch_sum=ms / sum_ms,
-        ceiling_gbps=ceiling_gbps, bw_frac=gbps / ceiling_gbps, device=torch.cuda.get_device_name(), **more)
+        ceiling_gbps=ceiling_gbps, bw_frac=gbps / ceiling_gbps, device=torch.cuda.get_device_name(),
+        torch=torch.__version__, **more)
 
 
 def _synchronized(call):

@@ -12,11 +12,12 @@ import time
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from problems import SWEEP, make_inputs  # noqa: E402
+from problems import SWEEP, make_inputs, require_cuda  # noqa: E402
 from timing import median_ms  # noqa: E402
 
 
 def main(names):
+    require_cuda("bench/tuning_cost.py")
     from triton_ref import tuned
 
     print(f"{torch.cuda.get_device_name()}; TRITON_CACHE_DIR={os.environ.get('TRITON_CACHE_DIR', '(default)')}")

@@ -38,6 +38,39 @@ void check_same_device(const at::Tensor& ref, const char* first, const at::Tenso
               "; move all arguments to one device");
 }
 
+// (in - 1) * stride + dilation * (kernel - 1) + output_padding + 1, or an error naming `what` if it overflows int64.
+int64_t output_extent(int64_t in, int64_t stride, int64_t dilation, int64_t kernel, int64_t output_padding,
+                      const char* what) {
+  int64_t spread = 0, reach = 0, extent = 0;
+  const bool overflow = __builtin_mul_overflow(in - 1, stride, &spread) ||
+                        __builtin_mul_overflow(dilation, kernel - 1, &reach) ||
+                        __builtin_add_overflow(spread, reach, &extent) ||
+                        __builtin_add_overflow(extent, output_padding + 1, &extent);
+  FUSEDLSE_CHECK(!overflow, "the output's ", what, " = (", in, " - 1) * stride ", stride, " + dilation ", dilation,
+                 " * (", kernel, " - 1) + output_padding ", output_padding, " + 1 overflows int64; use a smaller "
+                 "stride or dilation");
+  return extent;
+}
+
+// The bias shapes whose meaning in the model is one value per output channel: after the model's broadcast against
+// mean(convT(x)) [B, C_out, 1, 1] they give [B, C_out, 1, 1] back. Right-aligned, that is [C_out, 1, 1],
+// [1, C_out, 1, 1], [C_out, 1, 1] with leading ones, or one value for every channel ([], [1], [1, 1, 1], ...).
+// A bias such as [C_out] or [1, C_out] would broadcast along W in the model (its logsumexp then runs over a
+// [B, C_out, 1, C_out] tensor): a different function, which this op does not compute.
+void check_bias_shape(const at::Tensor& bias, int64_t c_out) {
+  const int64_t dims = bias.dim();
+  bool per_channel = dims <= 4;
+  for (int64_t d = 0; per_channel && d < dims; ++d) {
+    const int64_t axis = 4 - dims + d;  // the model's axis this one lines up with: 0 B, 1 C_out, 2 H, 3 W
+    const int64_t size = bias.size(d);
+    per_channel = size == 1 || (axis == 1 && size == c_out);
+  }
+  FUSEDLSE_CHECK(per_channel, "bias must be one value per output channel as the model broadcasts it: shape "
+                 "[C_out, 1, 1] = [", c_out, ", 1, 1] (or [1, C_out, 1, 1], or a single value), got shape ",
+                 bias.sizes(), "; in the model a bias of this shape would broadcast along B, H or W and give a "
+                 "different function (fusedlse_cuda.ModelNew computes it for any bias shape)");
+}
+
 }  // namespace
 
 at::ScalarType accumulation_type(at::ScalarType input) {
@@ -104,8 +137,7 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
               ", got weight of shape ", weight.sizes());
   FUSEDLSE_CHECK(s.out_channels >= 1 && s.kernel_h >= 1 && s.kernel_w >= 1,
               "weight must have C_out, kH and kW of at least 1, got shape ", weight.sizes());
-  FUSEDLSE_CHECK(bias.numel() == s.out_channels, "bias must hold C_out = ", s.out_channels,
-              " elements (e.g. shape [C_out, 1, 1]), got shape ", bias.sizes());
+  check_bias_shape(bias, s.out_channels);
   if (conv_bias.has_value()) {
     FUSEDLSE_CHECK(conv_bias->dim() == 1 && conv_bias->size(0) == s.out_channels,
                 "conv_bias must have shape [C_out] = [", s.out_channels, "], got ", conv_bias->sizes());
@@ -121,10 +153,14 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
     check_float_dtype(*conv_bias, "conv_bias");
     check_same_dtype(x, "x", *conv_bias, "conv_bias");
   }
-  // nn.ConvTranspose2d's output size, with padding 0.
-  s.out_height = (s.height - 1) * conv.stride[0] + conv.dilation[0] * (s.kernel_h - 1) + conv.output_padding[0] + 1;
-  s.out_width = (s.width - 1) * conv.stride[1] + conv.dilation[1] * (s.kernel_w - 1) + conv.output_padding[1] + 1;
-  s.scale = 1.0 / (static_cast<double>(s.out_height) * static_cast<double>(s.out_width));
+  // nn.ConvTranspose2d's output size, with padding 0, and its area: checked, since huge strides or dilations
+  // would wrap int64 (and the mean's scale with it).
+  s.out_height = output_extent(s.height, conv.stride[0], conv.dilation[0], s.kernel_h, conv.output_padding[0], "H_out");
+  s.out_width = output_extent(s.width, conv.stride[1], conv.dilation[1], s.kernel_w, conv.output_padding[1], "W_out");
+  int64_t area = 0;
+  FUSEDLSE_CHECK(!__builtin_mul_overflow(s.out_height, s.out_width, &area), "the output's H_out * W_out = ",
+                 s.out_height, " * ", s.out_width, " overflows int64; use a smaller stride or dilation");
+  s.scale = 1.0 / static_cast<double>(area);
   return s;
 }
 

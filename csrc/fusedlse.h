@@ -58,9 +58,10 @@ struct ForwardShape {
   double scale;  // 1 / (H_out * W_out): turns sum_HW(x) @ W.sum((2,3)) into the mean of the convolution
 };
 
-// Checks x [B, C_in, H, W], weight [C_in, C_out, kH, kW], conv_bias [C_out] or None, bias (C_out elements):
-// ranks, sizes, floating dtypes that agree, one device; and the convolution settings (check_conv_settings).
-// Raises a c10::Error naming the argument otherwise.
+// Checks x [B, C_in, H, W], weight [C_in, C_out, kH, kW], conv_bias [C_out] or None, bias of one value per output
+// channel as the model broadcasts it ([C_out, 1, 1], [1, C_out, 1, 1] or a single value): ranks, sizes, floating
+// dtypes that agree, one device; the convolution settings (check_conv_settings); and an output size (and area)
+// that fits int64. Raises a c10::Error naming the argument otherwise.
 ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,

@@ -8,6 +8,7 @@ equal parameters after the same seed, and runs the fused one-pass forward.
 """
 import torch
 
+import fusedlse_cuda
 from fusedlse_cuda import ModelNew  # noqa: F401  (what the harness looks up)
 from fusedlse_cuda.reference import Model  # noqa: F401
 
@@ -29,10 +30,16 @@ def get_init_inputs():
 
 def main():
     global batch_size, height, width
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cpu":  # the reference's full transposed convolution at 16x64x512x512 takes minutes on a CPU
+    if not torch.cuda.is_available():
+        why = "no CUDA GPU found"
+    elif not fusedlse_cuda.cuda_backend_built():
+        why = "fusedlse_cuda was built without its CUDA backend"
+    else:
+        why = None
+    device = "cpu" if why else "cuda"
+    if why:  # the reference's full transposed convolution at 16x64x512x512 takes minutes on a CPU
         batch_size, height, width = 4, 64, 64
-        print(f"no CUDA GPU: CPU path at {batch_size}x{in_channels}x{height}x{width}")
+        print(f"{why}: CPU path at {batch_size}x{in_channels}x{height}x{width}")
     torch.manual_seed(0)
     model = Model(*get_init_inputs()).to(device)
     torch.manual_seed(0)

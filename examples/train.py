@@ -8,6 +8,7 @@ import argparse
 
 import torch
 
+import fusedlse_cuda
 from fusedlse_cuda import ModelNew
 from fusedlse_cuda.reference import Model
 
@@ -34,10 +35,17 @@ def train(model_class, args, device, dtype):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    gpu = torch.cuda.is_available() and fusedlse_cuda.cuda_backend_built()
+    parser.add_argument("--device", default="cuda" if gpu else "cpu", help="cuda when there is a GPU and fusedlse_cuda "
+                        "was built with its CUDA backend, else cpu")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     args = parser.parse_args()
+    if args.device.startswith("cuda") and not gpu:
+        why = "no CUDA GPU found" if not torch.cuda.is_available() else "fusedlse_cuda was built without it"
+        print(f"examples/train.py --device {args.device} needs a CUDA GPU and fusedlse's CUDA backend: {why}. "
+              f"Without --device it runs on the CPU.")
+        return
     dtype = getattr(torch, args.dtype)
     tolerance = 1e-4 if dtype == torch.float32 else 1e-10
     ref_losses, ref_params = train(Model, args, args.device, dtype)

@@ -1,4 +1,6 @@
-"""Shared test fixtures: problems whose output depends strongly on x, the float64 truth, tolerances, devices."""
+"""What tests and benchmarks share: problems whose output depends strongly on x, their shapes and settings, the
+error measure, tolerances, devices. Test modules import this module and the package, never each other; bench/
+imports it too (bench/problems.py), so both draw inputs the same way and write shapes in the same order."""
 import math
 
 import pytest
@@ -21,8 +23,38 @@ TOLERANCE = {torch.float64: 1e-10, torch.float32: 2e-5, torch.float16: 1e-3, tor
 
 LAYOUTS = ["contiguous", "channels_last", "offset", "sliced"]
 
+# Every problem size, in tests and in bench/problems.py, is a tuple in make_problem's order:
+SHAPE_FIELDS = ("batch", "c_in", "height", "width", "c_out", "kernel_h", "kernel_w")
+
+# (B, C_in, H, W, C_out, kH, kW)
+SHAPES = {
+    "small": (2, 3, 8, 8, 5, 3, 3),
+    "odd509_b1": (1, 2, 509, 509, 3, 3, 3),
+    "hw1x1": (3, 5, 1, 1, 7, 3, 3),
+    "cout1000_kh_ne_kw": (2, 6, 7, 5, 1000, 2, 4),
+    "cout4099": (2, 3, 9, 7, 4099, 1, 2),
+    "cout1": (3, 4, 6, 10, 1, 3, 3),
+    "wide_cin": (2, 300, 5, 6, 40, 3, 3),  # several epilogue units per batch
+    "long_rows": (2, 3, 200, 300, 16, 3, 3),  # rows split across warps
+    # short rows in units of several batches (the last tile partial), two unit groups, two passes of 256 columns
+    "batch_units": (37, 70, 5, 7, 300, 3, 3),
+    # small x: self-contained batch tiles (contiguous), several batches per tile where B exceeds the resident blocks
+    "self_contained": (601, 3, 8, 8, 5, 3, 3),
+}
+
+# nn.ConvTranspose2d settings fusedlse computes exactly (padding 0, groups 1).
+SETTINGS = {
+    "default": {},
+    "stride2": dict(stride=2),
+    "stride_output_padding": dict(stride=(3, 2), output_padding=(2, 1)),
+    "dilation": dict(dilation=(2, 3)),
+    "all": dict(stride=(2, 1), output_padding=(1, 0), dilation=(1, 2)),
+    "output_padding_via_dilation": dict(dilation=3, output_padding=2),  # output_padding < dilation suffices
+}
+
 
 def rel_err(out, ref):
+    """max |out - ref| over max(max |ref|, 1), in float64 on the CPU."""
     out = out.detach().to("cpu", torch.float64)
     ref = ref.detach().to("cpu", torch.float64)
     assert out.shape == ref.shape, (out.shape, ref.shape)
@@ -50,16 +82,22 @@ def lay_out(x, layout):
 
 
 def make_problem(batch, c_in, height, width, c_out, kernel_h, kernel_w, dtype=torch.float32, device="cpu",
-                 layout="contiguous", seed=0, conv_bias=True):
-    """Inputs where each (b, c_in) row has its own offset and scale, so the output depends strongly on x."""
-    g = torch.Generator().manual_seed(seed)
-    offsets = torch.randn(batch, c_in, 1, 1, generator=g, dtype=torch.float64) * 2
-    scales = torch.rand(batch, c_in, 1, 1, generator=g, dtype=torch.float64) * 2 + 0.1
-    x = offsets + scales * torch.randn(batch, c_in, height, width, generator=g, dtype=torch.float64)
-    weight = torch.randn(c_in, c_out, kernel_h, kernel_w, generator=g, dtype=torch.float64)
+                 layout="contiguous", seed=0, conv_bias=True, draw_on_device=False):
+    """Inputs where each (b, c_in) row has its own offset and scale, so the output depends strongly on x.
+
+    The values are drawn in float64 on the CPU, then rounded to dtype: the same values on every device.
+    draw_on_device=True (benchmarks) draws them on `device` in float32 (float64 for float64) instead: other values
+    from the same distribution, and seconds rather than minutes for GiB-sized inputs."""
+    draw = dict(device=torch.device(device) if draw_on_device else torch.device("cpu"),
+                dtype=torch.float32 if draw_on_device and dtype != torch.float64 else torch.float64)
+    g = torch.Generator(device=draw["device"]).manual_seed(seed)
+    offsets = torch.randn(batch, c_in, 1, 1, generator=g, **draw) * 2
+    scales = torch.rand(batch, c_in, 1, 1, generator=g, **draw) * 2 + 0.1
+    x = torch.randn(batch, c_in, height, width, generator=g, **draw).mul_(scales).add_(offsets)
+    weight = torch.randn(c_in, c_out, kernel_h, kernel_w, generator=g, **draw)
     weight *= 3 / math.sqrt(c_in * kernel_h * kernel_w)
-    cbias = torch.randn(c_out, generator=g, dtype=torch.float64) if conv_bias else None
-    bias = torch.randn(c_out, 1, 1, generator=g, dtype=torch.float64)
+    cbias = torch.randn(c_out, generator=g, **draw) if conv_bias else None
+    bias = torch.randn(c_out, 1, 1, generator=g, **draw)
     to = lambda t: None if t is None else t.to(device=device, dtype=dtype)  # noqa: E731
     return lay_out(to(x), layout), to(weight), to(cbias), to(bias)
 

@@ -4,17 +4,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from helpers import DEVICES, TOLERANCE, make_problem, poison_allocator, rel_err
-
-# nn.ConvTranspose2d settings fusedlse computes exactly (padding 0, groups 1).
-SETTINGS = {
-    "default": {},
-    "stride2": dict(stride=2),
-    "stride_output_padding": dict(stride=(3, 2), output_padding=(2, 1)),
-    "dilation": dict(dilation=(2, 3)),
-    "all": dict(stride=(2, 1), output_padding=(1, 0), dilation=(1, 2)),
-    "output_padding_via_dilation": dict(dilation=3, output_padding=2),  # output_padding < dilation suffices
-}
+from helpers import DEVICES, SETTINGS, TOLERANCE, make_problem, poison_allocator, rel_err
 
 
 def requiring_grad(*tensors):

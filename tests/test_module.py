@@ -4,8 +4,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import ModelNew, reference
-from helpers import DEVICES, HAS_CUDA, TOLERANCE, make_problem, rel_err
-from test_autograd import SETTINGS
+from helpers import DEVICES, HAS_CUDA, SETTINGS, TOLERANCE, make_problem, rel_err
 
 CUDA_ONLY = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")]
 

@@ -6,9 +6,7 @@ import pytest
 import torch
 
 from fusedlse_cuda import reference
-from helpers import DTYPES, HAS_CUDA, LAYOUTS, TOLERANCE, make_problem, poison_allocator, rel_err
-from test_autograd import SETTINGS
-from test_forward import SHAPES
+from helpers import DTYPES, HAS_CUDA, LAYOUTS, SETTINGS, SHAPES, TOLERANCE, make_problem, poison_allocator, rel_err
 
 INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
 TUNED_DEVICES = [

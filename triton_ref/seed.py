@@ -1,6 +1,6 @@
 """The seed's Triton forward, re-implemented: the baseline every benchmark compares against.
 
-Same algorithm, block sizes and grid as the seed (../shared/seed/): one program per (b, c_in) row summing H*W in
+Same algorithm, block sizes and grid as the seed (docs/design.md): one program per (b, c_in) row summing H*W in
 steps of 256 elements, the sums stored in x's dtype; then one program per 16 batch rows doing the GEMM with
 W.sum((2,3)) in 64 x 32 tiles on a TF32 dot, scale, bias and an online logsumexp, x10.
 

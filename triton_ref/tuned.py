@@ -2,7 +2,7 @@
 
 Same arguments, checks (the op library's own, torch.ops.fusedlse.check_forward) and numerics as
 fusedlse_cuda.forward: float32 accumulation (float64 for float64), an IEEE (not TF32) dot, output in x's dtype.
-Two launches, following the seed's rules for fused Triton code (../shared/seed/): each kernel has one grid over
+Two launches, following the seed's rules for fused Triton code (docs/design.md): each kernel has one grid over
 its output and one (offsets, mask) pair that every fused step uses; what needs other indexing is its own kernel.
 
 1. Partial sums of x over H*W, in place for every layout. One kernel per layout, one launched per call:
@@ -14,16 +14,16 @@ its output and one (offsets, mask) pair that every fused step uses; what needs o
 2. _gemm_lse: grid (batch tiles, C_out tiles, C_in tiles). A program sums its rows' partials (fixed split
    order), folds weight.sum((2,3)) for its tile, and multiplies. With several C_in tiles, the last of them
    (an atomic ticket) adds the products in tile order; the last C_out tile of a batch tile combines the
-   per-tile logsumexp statistics in tile order and writes out. Tickets reset themselves. Results are therefore
-   bitwise identical run to run for a given configuration; the autotuner's choice is cached on disk
+   per-tile logsumexp statistics in tile order and writes out. Tickets are each call's own, zeroed. Results are
+   therefore bitwise identical run to run for a given configuration; the autotuner's choice is cached on disk
    (cache_results), so later processes on the same machine pick the same configuration.
 
 Only _row_partials and _channels_last_partials are autotuned: they are where the time goes. Their keys are the
 power-of-two buckets of row count and split length (dtype is part of every Triton autotune key), and
 `_prune` keeps 2 to 6 of the configurations for a given shape, so a new shape costs a few benchmark runs.
 """
+import contextlib
 import inspect
-import threading
 from typing import Optional
 
 import torch
@@ -162,7 +162,7 @@ def _gemm_lse(
     bias_ptr,  # C_out elements of x's dtype, element n at n*bias_stride
     zpart_ptr,  # [C_in tiles, B, C_out] accumulation dtype: per-C_in-tile products (if several tiles)
     stats_ptr,  # [B, C_out tiles, 2] accumulation dtype: per-tile row max and sum of exp
-    tickets_ptr,  # [batch tiles * C_out tiles + batch tiles] int32, zero between launches
+    tickets_ptr,  # [batch tiles * C_out tiles + batch tiles] int32, zeroed for this launch
     out_ptr,  # [B] x's dtype
     batch, channels, c_out, splits, bias_stride, out_area, KA,  # out_area = H_out * W_out
     HAS_CONV_BIAS: tl.constexpr, USE_DOT: tl.constexpr, ACC: tl.constexpr,
@@ -222,7 +222,10 @@ def _gemm_lse(
         logits = tl.where(z_mask, z / out_area + bias[None, :], float("-inf"))
         row_max = tl.max(logits, axis=1)
         row_max = tl.where(b_ok, row_max, 0.0)
-        row_sum = tl.sum(tl.exp(logits - row_max[:, None]), axis=1)
+        # torch.logsumexp's semantics for infinities: where a logit equals the max (+inf included) its term is
+        # exp(0), not exp(inf - inf) = NaN; an all -inf row gives -inf + log(n) = -inf. NaN still propagates.
+        shifted = tl.where(logits == row_max[:, None], 0.0, logits - row_max[:, None])
+        row_sum = tl.sum(tl.exp(shifted), axis=1)
         if co_tiles == 1:
             result = 10.0 * (row_max + tl.log(tl.where(b_ok, row_sum, 1.0)))
             tl.store(out_ptr + offs_b, result.to(out_ptr.dtype.element_ty), mask=b_ok)
@@ -240,7 +243,9 @@ def _gemm_lse(
                     t_sum = tl.load(stats_ptr + (offs_b * co_tiles + t) * 2 + 1, mask=b_ok, other=0.0,
                                     cache_modifier=".cg")
                     new_max = tl.maximum(run_max, t_max)
-                    run_sum = run_sum * tl.exp(run_max - new_max) + t_sum * tl.exp(t_max - new_max)
+                    run_scale = tl.exp(tl.where(run_max == new_max, 0.0, run_max - new_max))
+                    t_scale = tl.exp(tl.where(t_max == new_max, 0.0, t_max - new_max))
+                    run_sum = run_sum * run_scale + t_sum * t_scale
                     run_max = new_max
                 result = 10.0 * (run_max + tl.log(tl.where(b_ok, run_sum, 1.0)))
                 tl.store(out_ptr + offs_b, result.to(out_ptr.dtype.element_ty), mask=b_ok)
@@ -248,23 +253,7 @@ def _gemm_lse(
 
 
 _ACC = {torch.float64: tl.float64}
-_tickets_lock = threading.Lock()
-_tickets = {}  # (device, stream) -> int32 tensor; the kernel leaves every ticket at zero
 _multiprocessors = {}
-
-
-def _tickets_for(device: torch.device, count: int) -> torch.Tensor:
-    """Zeroed tickets: a per-stream buffer the kernel leaves at zero; during a CUDA-graph capture, the call's own."""
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return torch.zeros(count, dtype=torch.int32, device=device)
-    stream = torch.cuda.current_stream(device).cuda_stream if device.type == "cuda" else 0
-    key = (str(device), stream)
-    with _tickets_lock:
-        buffer = _tickets.get(key)
-        if buffer is None or buffer.numel() < count:
-            buffer = torch.zeros(max(count, 1024), dtype=torch.int32, device=device)
-            _tickets[key] = buffer
-        return buffer
 
 
 def _programs_wanted(device: torch.device) -> int:
@@ -338,26 +327,32 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
     out = torch.empty(batch, 1, dtype=x.dtype, device=x.device)
     if batch == 0:
         return out
-    acc_dtype = fusedlse_cuda.ops.accumulation_dtype(x.dtype)
-    partials = _partials(x, acc_dtype)
-    weight = weight.contiguous()
-    bias = bias.reshape(-1)
-    use_dot = acc_dtype == torch.float32
-    block_b = 32 if use_dot and batch >= 256 else 16
-    block_co = 64 if use_dot else 32
-    sub_ci = 16 if use_dot else 8  # tl.dot's smallest K
-    block_ci = 64 if channels > 32 else 32
-    splits = partials.shape[0]
-    split_block = min(triton.next_power_of_2(splits), max(1, 4096 // (block_b * sub_ci)))
-    b_tiles, co_tiles, ci_tiles = triton.cdiv(batch, block_b), triton.cdiv(c_out, block_co), triton.cdiv(
-        channels, block_ci)
-    zpart = torch.empty(ci_tiles * batch * c_out if ci_tiles > 1 else 1, dtype=acc_dtype, device=x.device)
-    stats = torch.empty(batch * co_tiles * 2 if co_tiles > 1 else 1, dtype=acc_dtype, device=x.device)
-    tickets = _tickets_for(x.device, b_tiles * co_tiles + b_tiles)
-    _gemm_lse[(b_tiles, co_tiles, ci_tiles)](
-        partials, weight, conv_bias if conv_bias is not None else bias, bias, zpart, stats, tickets, out,
-        batch, channels, c_out, splits, bias.stride(0), out_area, taps,
-        HAS_CONV_BIAS=conv_bias is not None, USE_DOT=use_dot, ACC=_ACC.get(acc_dtype, tl.float32),
-        BLOCK_B=block_b, BLOCK_CO=block_co, BLOCK_CI=block_ci, SUB_CI=sub_ci, SPLIT_BLOCK=split_block,
-        KA_P2=triton.next_power_of_2(taps), num_warps=8)
+    # Triton launches on the current device: make it x's (x may be on cuda:1 while cuda:0 is current).
+    on_device = torch.cuda.device(x.device) if x.device.type == "cuda" else contextlib.nullcontext()
+    with on_device:
+        acc_dtype = fusedlse_cuda.ops.accumulation_dtype(x.dtype)
+        partials = _partials(x, acc_dtype)
+        weight = weight.contiguous()
+        bias = bias.reshape(-1)
+        bias_stride = 0 if bias.numel() == 1 else bias.stride(0)  # one value for every channel
+        use_dot = acc_dtype == torch.float32
+        block_b = 32 if use_dot and batch >= 256 else 16
+        block_co = 64 if use_dot else 32
+        sub_ci = 16 if use_dot else 8  # tl.dot's smallest K
+        block_ci = 64 if channels > 32 else 32
+        splits = partials.shape[0]
+        split_block = min(triton.next_power_of_2(splits), max(1, 4096 // (block_b * sub_ci)))
+        b_tiles, co_tiles, ci_tiles = triton.cdiv(batch, block_b), triton.cdiv(c_out, block_co), triton.cdiv(
+            channels, block_ci)
+        zpart = torch.empty(ci_tiles * batch * c_out if ci_tiles > 1 else 1, dtype=acc_dtype, device=x.device)
+        stats = torch.empty(batch * co_tiles * 2 if co_tiles > 1 else 1, dtype=acc_dtype, device=x.device)
+        # The launch's own tickets, zeroed in its stream: no launch that may run beside it (another stream, a CUDA
+        # graph replay) shares them.
+        tickets = torch.zeros(b_tiles * co_tiles + b_tiles, dtype=torch.int32, device=x.device)
+        _gemm_lse[(b_tiles, co_tiles, ci_tiles)](
+            partials, weight, conv_bias if conv_bias is not None else bias, bias, zpart, stats, tickets, out,
+            batch, channels, c_out, splits, bias_stride, out_area, taps,
+            HAS_CONV_BIAS=conv_bias is not None, USE_DOT=use_dot, ACC=_ACC.get(acc_dtype, tl.float32),
+            BLOCK_B=block_b, BLOCK_CO=block_co, BLOCK_CI=block_ci, SUB_CI=sub_ci, SPLIT_BLOCK=split_block,
+            KA_P2=triton.next_power_of_2(taps), num_warps=8)
     return out

@@ -5,10 +5,13 @@
 //   nvcc -O3 -std=c++17 -arch=sm_90 bench/experiments/read_strategies.cu -o /tmp/read_strategies && /tmp/read_strategies
 //
 // Strategies (T = 256 threads per block, L = 16-byte loads each thread keeps in flight):
-//   static      persistent warps, warp w owns the w-th contiguous 1/W of the buffer (fusedlse's reading so far)
+//   static      persistent warps, warp w owns the w-th contiguous 1/W of the buffer (fusedlse's first reader,
+//               replaced after this experiment)
 //   dynamic     persistent warps take fixed chunks in order from an atomic counter (the fast warps take more)
 //   interleave  persistent blocks, block b takes tiles b, b + G, b + 2G... (all blocks read neighbouring tiles)
-//   oneshot     one block per tile, as many blocks as tiles: the hardware block scheduler balances
+//   oneshot     one block per tile, as many blocks as tiles: the hardware block scheduler balances (the schedule
+//               fusedlse's forward uses now, with 128 KiB tiles; docs/design.md)
+// Results on the H100 and what came of them: docs/limits.md.
 // Timing: CUDA events around the kernel alone, the L2 flushed (a 256 MiB memset) before each rep; median of 30.
 #include <cuda_runtime.h>
 

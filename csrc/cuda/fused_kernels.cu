@@ -6,7 +6,7 @@
 // channels), one atomic ticket per unit. The block that completes a unit sums the unit's partials in a fixed order
 // and computes the unit's share of the GEMM; the block that completes a batch tile's last unit adds the shares in
 // unit order, adds the biases and takes the logsumexp. Every sum runs in a fixed order, so the result is bitwise
-// reproducible; tickets are reset by the block that consumes them, so nothing is cleared per call.
+// reproducible. The tickets are the launch's own, zeroed by the host just before it (fusedlse_cuda.cpp).
 // For small x (plan.self_contained), each block instead reads whole batches, folds W.sum from the weight itself and
 // finishes them alone: no fold blocks, no tickets.
 //
@@ -186,16 +186,20 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
 // ---------------------------------------------------------------------------------------------------------------
 // Logsumexp, online.
 
+// torch.logsumexp's semantics: NaN if any value is NaN, else +inf if any is +inf, -inf if all are -inf.
 template <typename A> struct Lse {
-  A max_value, scaled_sum;  // logsumexp = max_value + log(scaled_sum); scaled_sum == 0 means empty
+  A max_value, scaled_sum;  // logsumexp = max_value + log(scaled_sum); scaled_sum == 0 means empty (or all -inf)
 };
+
+// exp(v - max) for v <= max, with exp(0) where they are equal: +inf - +inf would be NaN.
+template <typename A> __device__ __forceinline__ A exp_below(A v, A max) { return exp(v == max ? A(0) : v - max); }
 
 template <typename A> __device__ __forceinline__ void lse_push(Lse<A>& s, A v) {
   if (v > s.max_value) {
-    s.scaled_sum = s.scaled_sum * exp(s.max_value - v) + A(1);
+    s.scaled_sum = s.scaled_sum * exp(s.max_value - v) + A(1);  // max_value is finite or -inf here
     s.max_value = v;
   } else if (v != -INFINITY) {  // NaN lands here and poisons the sum, as it should
-    s.scaled_sum += exp(v - s.max_value);
+    s.scaled_sum += exp_below(v, s.max_value);
   }
 }
 
@@ -203,7 +207,7 @@ template <typename A> __device__ __forceinline__ Lse<A> lse_merge(Lse<A> p, Lse<
   if (q.scaled_sum == A(0)) return p;
   if (p.scaled_sum == A(0)) return q;
   const A m = p.max_value > q.max_value ? p.max_value : q.max_value;
-  return {m, p.scaled_sum * exp(p.max_value - m) + q.scaled_sum * exp(q.max_value - m)};
+  return {m, p.scaled_sum * exp_below(p.max_value, m) + q.scaled_sum * exp_below(q.max_value, m)};
 }
 
 template <typename A> __device__ __forceinline__ Lse<A> warp_lse(Lse<A> s) {
@@ -611,11 +615,7 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, E
   }
   if (e.grid.unit_groups > 1) {
     __syncthreads();  // the block's zpart writes, released by the ticket add
-    if (threadIdx.x == 0) {
-      const bool last = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
-      if (last) e.batch_tickets[box.tile] = 0;
-      *shared.flag = last;
-    }
+    if (threadIdx.x == 0) *shared.flag = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
     __syncthreads();
     if (!*shared.flag) return;
   } else {
@@ -836,12 +836,11 @@ __device__ __forceinline__ int unit_expected(const FusedArgs& a, const UnitBox& 
   return static_cast<int>(unit_items(a.plan, box) + a.plan.fold_pieces);
 }
 
-// `count` more items of unit u are visible; if that completes it, reset its ticket and list it in shared `done`.
+// `count` more items of unit u are visible; if that completes it, list it in shared `done`.
 __device__ __forceinline__ void arrive(const FusedArgs& a, const UnitGrid& grid, int64_t u, int count,
                                        int64_t* done, int* done_count) {
   const int expected = unit_expected(a, unit_box(grid, u));
   if (ticket_add(a.unit_tickets + u, count) + count == expected) {
-    a.unit_tickets[u] = 0;
     done[atomicAdd(done_count, 1)] = u;  // several threads of a weight-fold block may complete units at once
   }
 }
@@ -869,7 +868,9 @@ __device__ __forceinline__ void arrive_tile(const FusedArgs& a, const UnitGrid& 
 }
 
 // weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
-// (wsum [C, wsum_stride]: rows padded to whole 16-byte pieces for the staged GEMM).
+// (wsum [C, wsum_stride]: rows padded to whole 16-byte pieces for the staged GEMM). The thread that folds a row's
+// last value also zeroes the row's padding, which the staged GEMM copies (and never uses): no copy reads memory
+// that nothing wrote.
 template <typename T>
 __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g, int64_t piece) {
   const T* weight = static_cast<const T*>(a.weight);
@@ -881,6 +882,9 @@ __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g,
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
     const int64_t c = (first + i) / a.c_out, n = first + i - c * a.c_out;
     wsum[c * a.wsum_stride + n] = tap_sum(weight + (first + i) * a.kernel_area, a.kernel_area);
+    if (n == a.c_out - 1) {
+      for (int64_t pad = a.c_out; pad < a.wsum_stride; ++pad) wsum[c * a.wsum_stride + pad] = acc_t<T>(0);
+    }
   }
 }
 

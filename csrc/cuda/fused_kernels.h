@@ -62,7 +62,7 @@ struct FusedArgs {
   const void* weight;     // [C_in, C_out, kH*kW] contiguous, `kind` (kForward)
   int64_t c_out, kernel_area;
   const void* conv_bias;  // [C_out] `kind`, or nullptr
-  const void* bias;       // C_out elements of `kind`, element n at n*bias_stride
+  const void* bias;       // C_out elements of `kind`, element n at n*bias_stride (0: one value for every n)
   int64_t bias_stride;
   double scale;           // 1 / (H_out * W_out)
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
@@ -72,9 +72,9 @@ struct FusedArgs {
                           // tiles); 16-byte aligned
   int64_t wsum_stride;    // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
   void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
-  // Null when plan.tickets is false (nothing is counted):
-  int* unit_tickets;      // [tiles * unit_groups], zero between launches; the kernel resets what it uses
-  int* batch_tickets;     // [tiles], likewise
+  // Null when plan.tickets is false (nothing is counted). The launch's own, zeroed just before it:
+  int* unit_tickets;      // [tiles * unit_groups]
+  int* batch_tickets;     // [tiles]
   LaunchPlan plan;
 };
 
@@ -87,7 +87,7 @@ struct GemmLseArgs {
   const void* total_bias;
   void* out;
   void* zpart;            // [B, unit_groups, C_out]
-  int* batch_tickets;     // [tiles], zero between launches
+  int* batch_tickets;     // [tiles], zeroed just before the launch
   int64_t batch, channels, c_out;
   int64_t unit_batches, unit_channels, unit_groups, tiles;
   double scale;

@@ -1,5 +1,5 @@
-// CUDA backend glue: layout detection, launch sizing (plan_launch is the only place the grid is sized), the
-// per-stream ticket buffers and the workspaces. The kernels are in fused_kernels.cu.
+// CUDA backend glue: layout detection, launch sizing (plan_launch is the only place the grid is sized) and each
+// launch's workspace (tickets included). The kernels are in fused_kernels.cu.
 
 #include "../fusedlse.h"
 #include "fused_kernels.h"
@@ -15,9 +15,8 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <thread>
+#include <optional>
 #include <tuple>
-#include <vector>
 
 namespace fusedlse {
 namespace {
@@ -71,20 +70,47 @@ constexpr int64_t kWeightRereadShare = 16;
 // Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values).
 constexpr int64_t kSelfContainedWeightValues = 4096;
 
+// Scratch memory a launch may take besides its outputs: at most kWorkspaceInputShare times the bytes of its inputs,
+// or kWorkspaceFloorBytes for small inputs. Epilogue units are widened, and then the batches cut into several
+// launches, to stay within it (the units' shares of the GEMM, zpart, grow with B * C_in * C_out^2 otherwise).
+constexpr int64_t kWorkspaceInputShare = 2;
+constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
+
+int64_t workspace_budget_bytes(int64_t input_bytes) {
+  return std::max(kWorkspaceFloorBytes, kWorkspaceInputShare * input_bytes);
+}
+
+// The widest epilogue unit, in channels: a unit's sums take at most kMaxUnitSums values of shared memory, with its
+// batches padded to a multiple of four.
+constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
+
+// Batches one launch may take so that its zpart, with the widest units, fits `budget_values` (at least one).
+int64_t batches_per_launch(int64_t B, int64_t C, int64_t c_out, int64_t budget_values) {
+  const int64_t per_batch = ceil_div(C, kWidestUnitChannels) * c_out;
+  return std::clamp<int64_t>(budget_values / per_batch, 1, std::max<int64_t>(B, 1));
+}
+
 struct UnitPlan {
   int64_t batches, channels, groups, tiles;
 };
 
-// Epilogue units for a GEMM [B, C] x [C, c_out]; channel groups are multiples of `group_channels` (the channels
-// one reading item covers). row_bytes: bytes of input per (b, c) row.
 // Shared-memory values a unit of `batches` x `channels` takes (batches padded to a multiple of four).
 int64_t unit_sum_values(int64_t batches, int64_t channels) { return ceil_div(batches, 4) * 4 * channels; }
 
+// Epilogue units for a GEMM [B, C] x [C, c_out]; channel groups are multiples of `group_channels` (the channels
+// one reading item covers). row_bytes: bytes of input per (b, c) row. zpart_budget_values: what the units' shares
+// of the GEMM (B x groups x c_out values) may take; units get wider until they fit, up to kWidestUnitChannels
+// (batches_per_launch keeps B small enough for that).
 UnitPlan plan_units(int64_t B, int64_t C, int64_t c_out, int64_t group_channels, int64_t row_bytes,
-                    int64_t acc_bytes) {
+                    int64_t acc_bytes, int64_t zpart_budget_values) {
   int64_t channels = C * c_out > kUnitWeightValues ? std::max<int64_t>(1, kUnitWeightValues / c_out) : C;
-  channels = std::min(channels, kMaxUnitSums / 4);
+  channels = std::min(channels, kWidestUnitChannels);
   if (channels < C) channels = std::max(group_channels, channels / group_channels * group_channels);
+  // Wider units where B x ceil(C / channels) x c_out values of zpart would pass the budget. kWidestUnitChannels is a
+  // multiple of every group_channels smaller than C (32 times the channels of one 16-byte load, or 32).
+  const int64_t groups_allowed = std::max<int64_t>(1, zpart_budget_values / std::max<int64_t>(1, B * c_out));
+  const int64_t budget_channels = ceil_div(ceil_div(C, groups_allowed), group_channels) * group_channels;
+  channels = std::min(C, std::max(channels, std::min(budget_channels, kWidestUnitChannels)));
   int64_t batches = ceil_div(kWeightRereadShare * c_out * acc_bytes, std::max<int64_t>(row_bytes, 1));
   batches = std::max<int64_t>(1, std::min<int64_t>({batches, kMaxUnitBatches, B}));
   while (batches > 1 && unit_sum_values(batches, channels) > kMaxUnitSums) --batches;
@@ -128,7 +154,8 @@ int64_t self_contained_batches(const XGeometry& g, const at::Tensor& x, int64_t 
   return fits ? batches : 0;
 }
 
-LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out, int64_t kernel_area) {
+LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64_t c_out, int64_t kernel_area,
+                       int64_t zpart_budget_values) {
   const int64_t B = x.size(0), C = x.size(1), plane = x.size(2) * x.size(3);
   const int64_t elem = x.element_size();
   constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
@@ -182,7 +209,7 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
   }
   if (mode == Mode::kForward) {
     const UnitPlan units = plan_units(B, C, c_out, plan.group_channels, plane * elem,
-                                      c10::elementSize(accumulation_type(x.scalar_type())));
+                                      c10::elementSize(accumulation_type(x.scalar_type())), zpart_budget_values);
     plan.unit_batches = units.batches;
     plan.unit_channels = units.channels;
     plan.unit_groups = units.groups;
@@ -206,50 +233,33 @@ LaunchPlan plan_launch(const XGeometry& g, const at::Tensor& x, Mode mode, int64
   return plan;
 }
 
-// A zeroed int buffer that lives for the rest of the process, allocated from a helper thread: torch.compile's
-// CUDA-graph trees route every allocation of the calling thread into a graph's private pool during their warm-up
-// runs, where a buffer kept alive would be reported as an untracked live allocation. It is zeroed on `stream`
-// after the allocating stream's earlier work on that memory.
-at::Tensor lasting_zeros(const at::Tensor& like, cudaStream_t stream, int64_t count) {
-  at::Tensor fresh;
-  cudaStream_t allocated_on = nullptr;
-  std::thread([&] {
-    const c10::cuda::CUDAGuard guard(like.device());
-    allocated_on = c10::cuda::getCurrentCUDAStream().stream();
-    fresh = at::empty({count}, like.options().dtype(at::kInt));
-  }).join();
-  cudaEvent_t allocated;
-  C10_CUDA_CHECK(cudaEventCreateWithFlags(&allocated, cudaEventDisableTiming));
-  C10_CUDA_CHECK(cudaEventRecord(allocated, allocated_on));
-  C10_CUDA_CHECK(cudaStreamWaitEvent(stream, allocated, 0));
-  C10_CUDA_CHECK(cudaEventDestroy(allocated));
-  C10_CUDA_CHECK(cudaMemsetAsync(fresh.data_ptr(), 0, count * sizeof(int), stream));
-  return fresh;
-}
+// One launch's scratch, carved from one allocation of the caching allocator in 16-byte aligned sections: the tickets
+// (zeroed here, on the launch's stream), then partials, wsum and zpart in the accumulation type. Nothing outlives
+// the call, so no two launches that may run at once share tickets: the allocator hands a block to another stream
+// only after the work queued on it is done, and a CUDA-graph capture allocates (and captures the zeroing memset)
+// from its own pool. A launch that stopped half-way cannot leave a count behind for a later one.
+struct Scratch {
+  at::Tensor storage;
+  char* next = nullptr;
 
-// Tickets persist between launches, one buffer per (device, stream), zeroed once when it grows; a launch leaves
-// every ticket it used at zero, so nothing is cleared per call. Replaced buffers are kept: a captured CUDA graph
-// may still point at them. A capture that finds no large enough buffer gets tickets of its own for the call,
-// zeroed by a memset node captured with it (run at every replay) and freed with the call's other temporaries.
-at::Tensor tickets_for(const at::Tensor& like, cudaStream_t stream, int64_t count) {
-  static std::mutex mutex;
-  static std::map<std::pair<int, cudaStream_t>, at::Tensor> live;
-  static std::vector<at::Tensor> retired;
-  std::lock_guard<std::mutex> lock(mutex);
-  at::Tensor& buffer = live[{like.get_device(), stream}];
-  if (buffer.defined() && buffer.numel() >= count) return buffer;
-  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
-  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(stream, &capture, nullptr));
-  if (capture == cudaStreamCaptureStatusActive) return at::zeros({count}, like.options().dtype(at::kInt));
-  if (buffer.defined()) retired.push_back(buffer);
-  buffer = lasting_zeros(like, stream, std::max<int64_t>({count, 4096, buffer.defined() ? 2 * buffer.numel() : 0}));
-  return buffer;
-}
+  Scratch(const at::Tensor& like, std::initializer_list<int64_t> section_bytes) {
+    int64_t total = 0;
+    for (int64_t bytes : section_bytes) total += ceil_div(bytes, 16) * 16;
+    if (total == 0) return;  // e.g. sum_hw over whole rows
+    storage = at::empty({total}, like.options().dtype(at::kByte));
+    next = static_cast<char*>(storage.data_ptr());
+  }
+  void* take(int64_t bytes) {
+    void* section = bytes ? next : nullptr;
+    next += ceil_div(bytes, 16) * 16;
+    return section;
+  }
+};
 
-// Fills everything but out and sums (both ops' outputs); allocates partials, wsum and zpart in one workspace of the
-// accumulation type, and takes the tickets when the plan uses them (held by the caller until the launch is queued).
+// Fills everything but out and sums (both ops' outputs) and the weights; allocates the launch's scratch into
+// `scratch` (held by the caller until the launch is queued) and zeroes its tickets on `stream`.
 FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, int64_t c_out, int64_t kernel_area,
-                          at::Tensor& workspace, at::Tensor& tickets, cudaStream_t stream) {
+                          int64_t zpart_budget_values, std::optional<Scratch>& scratch, cudaStream_t stream) {
   FusedArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.layout = g.layout;
@@ -263,27 +273,25 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.stride_p = g.stride_p;
   a.c_out = c_out;
   a.kernel_area = kernel_area;
-  a.plan = plan_launch(g, x, mode, c_out, kernel_area);
+  a.plan = plan_launch(g, x, mode, c_out, kernel_area, zpart_budget_values);
   const int64_t rows = a.batch * a.channels;
   const int64_t acc_size = c10::elementSize(accumulation_type(x.scalar_type()));
   a.wsum_stride = weight_sum_stride(c_out, acc_size);
-  // wsum starts 16-byte aligned: the partials before it take whole 16-byte pieces.
-  const int64_t partial_count =
-      a.plan.splits > 1 ? ceil_div(rows * a.plan.splits * acc_size, 16) * 16 / acc_size : 0;
-  const int64_t wsum_count = mode == Mode::kForward && !a.plan.self_contained ? a.channels * a.wsum_stride : 0;
-  const int64_t zpart_count = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out : 0;
-  workspace = at::empty({partial_count + wsum_count + zpart_count},
-                        x.options().dtype(accumulation_type(x.scalar_type())));
-  char* base = static_cast<char*>(workspace.data_ptr());
-  a.partials = partial_count ? base : nullptr;
-  a.wsum = base + partial_count * acc_size;
-  a.zpart = base + (partial_count + wsum_count) * acc_size;
-  if (a.plan.tickets) {  // batch tickets are only used by forward launches that also take unit tickets
-    const int64_t units = a.plan.tiles * a.plan.unit_groups;
-    tickets = tickets_for(x, stream, units + a.plan.tiles);
-    a.unit_tickets = tickets.data_ptr<int>();
+  const int64_t units = a.plan.tiles * a.plan.unit_groups;
+  // Batch tickets are only used by forward launches that also take unit tickets.
+  const int64_t ticket_bytes = a.plan.tickets ? (units + a.plan.tiles) * int64_t{sizeof(int)} : 0;
+  const int64_t partial_bytes = a.plan.splits > 1 ? rows * a.plan.splits * acc_size : 0;
+  const int64_t wsum_bytes = mode == Mode::kForward && !a.plan.self_contained ? a.channels * a.wsum_stride * acc_size : 0;
+  const int64_t zpart_bytes = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out * acc_size : 0;
+  scratch.emplace(x, std::initializer_list<int64_t>{ticket_bytes, partial_bytes, wsum_bytes, zpart_bytes});
+  if (ticket_bytes) {
+    a.unit_tickets = static_cast<int*>(scratch->take(ticket_bytes));
     a.batch_tickets = a.unit_tickets + units;
+    C10_CUDA_CHECK(cudaMemsetAsync(a.unit_tickets, 0, ticket_bytes, stream));
   }
+  a.partials = scratch->take(partial_bytes);
+  a.wsum = scratch->take(wsum_bytes);
+  a.zpart = scratch->take(zpart_bytes);
   return a;
 }
 
@@ -293,6 +301,9 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
   at::Tensor copy = x.contiguous();
   return {copy, *x_geometry(copy)};
 }
+
+// Element n of a per-channel bias at n * stride: 0 for one value shared by every channel (check_bias_shape).
+int64_t bias_stride(const at::Tensor& bias_flat) { return bias_flat.numel() == 1 ? 0 : bias_flat.stride(0); }
 
 std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at::Tensor& weight,
                                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
@@ -311,18 +322,27 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at
   const at::Tensor bias_flat = bias.reshape({-1});
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
-  at::Tensor workspace, tickets;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kForward, s.out_channels, s.kernel_h * s.kernel_w, workspace,
-                                tickets, stream);
-  a.sums = sums.data_ptr();
-  if (a.plan.splits == 1) a.partials = a.sums;
-  a.weight = weight_c.data_ptr();
-  a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
-  a.bias = bias_flat.data_ptr();
-  a.bias_stride = bias_flat.stride(0);
-  a.scale = s.scale;
-  a.out = out.data_ptr();
-  C10_CUDA_CHECK(launch_fused(a, stream));
+  const int64_t acc_bytes = sums.element_size();
+  const int64_t budget_values =
+      workspace_budget_bytes(x_in.nbytes() + weight.nbytes()) / acc_bytes;
+  const int64_t launch_batches = batches_per_launch(s.batch, s.in_channels, s.out_channels, budget_values);
+  // Each batch range is one launch, in stream order: the next one's scratch may reuse this one's memory.
+  for (int64_t b0 = 0; b0 < s.batch; b0 += launch_batches) {
+    const int64_t nb = std::min(launch_batches, s.batch - b0);
+    const at::Tensor x_part = nb == s.batch ? x : x.narrow(0, b0, nb);
+    std::optional<Scratch> scratch;
+    FusedArgs a = make_fused_args(x_part, geometry, Mode::kForward, s.out_channels, s.kernel_h * s.kernel_w,
+                                  budget_values, scratch, stream);
+    a.sums = static_cast<char*>(sums.data_ptr()) + b0 * s.in_channels * acc_bytes;
+    if (a.plan.splits == 1) a.partials = a.sums;
+    a.weight = weight_c.data_ptr();
+    a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+    a.bias = bias_flat.data_ptr();
+    a.bias_stride = bias_stride(bias_flat);
+    a.scale = s.scale;
+    a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
+    C10_CUDA_CHECK(launch_fused(a, stream));
+  }
   return {out, sums};
 }
 
@@ -334,8 +354,8 @@ at::Tensor sum_hw_cuda(const at::Tensor& x_in) {
   if (x_in.size(2) * x_in.size(3) == 0) return out.zero_();
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   auto [x, geometry] = readable_x(x_in);
-  at::Tensor workspace, tickets;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, 1, workspace, tickets, stream);
+  std::optional<Scratch> scratch;
+  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, 1, 0, scratch, stream);
   a.sums = out.data_ptr();
   if (a.plan.splits == 1) a.partials = a.sums;
   C10_CUDA_CHECK(launch_fused(a, stream));
@@ -363,27 +383,34 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
     padded.narrow(1, 0, c_out).copy_(weight_sum);
     weight_sum = padded;
   }
-  GemmLseArgs a{};
-  a.is_double = sums.scalar_type() == at::kDouble;
-  a.sums = sums.data_ptr();
-  a.weight_sum = weight_sum.data_ptr();
-  a.weight_sum_stride = weight_sum_pitch;
-  a.total_bias = total_bias.data_ptr();
-  a.out = out.data_ptr();
-  a.batch = B;
-  a.channels = C;
-  a.c_out = c_out;
-  const UnitPlan units = plan_units(B, C, c_out, 1, acc_bytes, acc_bytes);
-  a.unit_batches = units.batches;
-  a.unit_channels = units.channels;
-  a.unit_groups = units.groups;
-  a.tiles = units.tiles;
-  a.scale = scale;
-  const at::Tensor zpart = at::empty({B * units.groups * c_out}, sums.options());
-  a.zpart = zpart.data_ptr();
-  const at::Tensor tickets = tickets_for(sums, stream, units.tiles);
-  a.batch_tickets = tickets.data_ptr<int>();
-  C10_CUDA_CHECK(launch_gemm_lse(a, stream));
+  const int64_t budget_values =
+      workspace_budget_bytes(sums_in.nbytes() + weight_sum_in.nbytes() + total_bias_in.nbytes()) / acc_bytes;
+  const int64_t launch_batches = batches_per_launch(B, C, c_out, budget_values);
+  for (int64_t b0 = 0; b0 < B; b0 += launch_batches) {
+    const int64_t nb = std::min(launch_batches, B - b0);
+    GemmLseArgs a{};
+    a.is_double = sums.scalar_type() == at::kDouble;
+    a.sums = static_cast<const char*>(sums.data_ptr()) + b0 * C * acc_bytes;
+    a.weight_sum = weight_sum.data_ptr();
+    a.weight_sum_stride = weight_sum_pitch;
+    a.total_bias = total_bias.data_ptr();
+    a.out = static_cast<char*>(out.data_ptr()) + b0 * acc_bytes;
+    a.batch = nb;
+    a.channels = C;
+    a.c_out = c_out;
+    const UnitPlan units = plan_units(nb, C, c_out, 1, acc_bytes, acc_bytes, budget_values);
+    a.unit_batches = units.batches;
+    a.unit_channels = units.channels;
+    a.unit_groups = units.groups;
+    a.tiles = units.tiles;
+    a.scale = scale;
+    const int64_t ticket_bytes = units.tiles * int64_t{sizeof(int)};
+    Scratch scratch(sums, {ticket_bytes, nb * units.groups * c_out * acc_bytes});
+    a.batch_tickets = static_cast<int*>(scratch.take(ticket_bytes));
+    C10_CUDA_CHECK(cudaMemsetAsync(a.batch_tickets, 0, ticket_bytes, stream));
+    a.zpart = scratch.take(nb * units.groups * c_out * acc_bytes);
+    C10_CUDA_CHECK(launch_gemm_lse(a, stream));
+  }
   return out;
 }
 

@@ -15,21 +15,11 @@ saved tensors (s is an output of the op, so its own backward chains): double bac
 import torch
 
 from .ops import accumulation_dtype, broadcast_hw, sum_hw
+from .shape import mean_scale
 
 # torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable), with the schema's
 # defaults: callers (opcheck, the dispatcher's normalisation) may leave trailing defaults out.
 _SETTING_DEFAULTS = ((1, 1), (0, 0), (0, 0), (1, 1), 1)
-
-
-def mean_scale(x_shape, weight_shape, stride, output_padding, dilation) -> float:
-    """1 / (H_out * W_out) of nn.ConvTranspose2d with padding 0.
-
-    The forward computes the same number in C++ (check_forward_args in csrc/fusedlse.cpp); tests/test_autograd.py
-    checks both against nn.ConvTranspose2d's gradients and outputs for several settings.
-    """
-    out_h = (x_shape[2] - 1) * stride[0] + dilation[0] * (weight_shape[2] - 1) + output_padding[0] + 1
-    out_w = (x_shape[3] - 1) * stride[1] + dilation[1] * (weight_shape[3] - 1) + output_padding[1] + 1
-    return 1.0 / (out_h * out_w)
 
 
 def _layout_of(x: torch.Tensor) -> torch.memory_format:
@@ -81,6 +71,8 @@ def _forward_backward(ctx, grad_out, grad_sums):
     if ctx.needs_input_grad[2]:
         grad_conv_bias = dz_total.to(conv_bias.dtype)
     if ctx.needs_input_grad[3]:
+        if bias.numel() != dz_total.numel():  # one value for every channel
+            dz_total = dz_total.sum()
         grad_bias = dz_total.reshape(bias.shape).to(bias.dtype)
     return (grad_x, grad_weight, grad_conv_bias, grad_bias) + (None,) * len(_SETTING_DEFAULTS)
 

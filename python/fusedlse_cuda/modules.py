@@ -4,7 +4,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from . import ops
+from . import ops, shape
 from .reference import Model
 
 
@@ -17,6 +17,11 @@ class ModelNew(nn.Module):
 
     Keyword arguments are nn.ConvTranspose2d's (int or pair). stride, output_padding and dilation are exact;
     padding > 0 and groups > 1 raise an error naming the setting, here rather than at the first call.
+
+    Any ``bias_shape`` computes what ``Model`` computes. One value per output channel (``(C_out, 1, 1)``, the
+    problem's, ``(1, C_out, 1, 1)`` or a single value) runs the fused op. Other shapes, which ``Model`` broadcasts
+    along B, H or W (``(C_out,)`` makes its logsumexp run over a ``[B, C_out, 1, C_out]`` tensor), read x with
+    :func:`fusedlse_cuda.sum_hw` and finish with ``Model``'s own tail in torch ops on the ``[B, C_out]`` means.
 
     Under ``torch.autocast``, see :meth:`forward`.
     """
@@ -58,14 +63,35 @@ class ModelNew(nn.Module):
         """
         conv = self.conv_transpose
         weight, conv_bias, bias = conv.weight, conv.bias, self.bias
-        autocast = torch.is_autocast_enabled(x.device.type)
+        autocast = x.device.type != "meta" and torch.is_autocast_enabled(x.device.type)  # meta has no autocast
         if autocast and x.dtype != weight.dtype:
             weight, bias = weight.to(x.dtype), bias.to(x.dtype)
             conv_bias = None if conv_bias is None else conv_bias.to(x.dtype)
-        out = _fused(x, weight, conv_bias, bias, conv)
+        if shape.bias_is_per_channel(bias.shape, weight.shape[1]):
+            out = _fused(x, weight, conv_bias, bias, conv)
+        else:
+            out = _broadcast_bias(x, weight, conv_bias, bias, conv)
         return out.float() if autocast and out.dtype in (torch.float16, torch.bfloat16) else out
 
 
 def _fused(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, conv: nn.ConvTranspose2d) -> Tensor:
     return ops.forward(x, weight, conv_bias, bias, stride=conv.stride, padding=conv.padding,
                        output_padding=conv.output_padding, dilation=conv.dilation, groups=conv.groups)
+
+
+def _broadcast_bias(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor,
+                    conv: nn.ConvTranspose2d) -> Tensor:
+    """Model's forward for a bias that is not one value per channel: the means of the transposed convolution
+    [B, C_out, 1, 1] from one read of x (the identity), then Model's tail, broadcasting included, in the
+    accumulation dtype; the result in x's dtype."""
+    settings = ops.conv_settings(conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups)
+    channel_bias = torch.empty(weight.shape[1], 1, 1, dtype=x.dtype, device="meta")
+    area = torch.ops.fusedlse.check_forward.default(ops.meta_twin(x), ops.meta_twin(weight),
+                                                    ops.meta_twin(conv_bias), channel_bias, **settings)
+    ops.check_same_device("x", x, weight=weight, conv_bias=conv_bias, bias=bias)
+    acc = ops.accumulation_dtype(x.dtype)
+    means = ops.sum_hw(x) @ weight.sum(dim=(2, 3), dtype=acc) * (1.0 / area)
+    if conv_bias is not None:
+        means = means + conv_bias.to(acc)
+    y = means[:, :, None, None] + bias.to(acc)
+    return (10.0 * torch.logsumexp(y, dim=1, keepdim=True).sum(dim=(2, 3))).to(x.dtype)

@@ -1,18 +1,11 @@
 """Python entry points of the fusedlse ops (schemas in csrc/fusedlse.cpp, kernels in csrc/cpu and csrc/cuda)."""
-from typing import Optional, Sequence, Tuple, Union
+from typing import Optional
 
 import torch
 from torch import Tensor
+from torch.autograd import forward_ad
 
-IntOrPair = Union[int, Sequence[int]]
-
-
-def conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
-                  dilation: IntOrPair = 1, groups: int = 1) -> dict:
-    """nn.ConvTranspose2d's settings as the op's schema takes them (each int or pair becomes a pair)."""
-    pair = lambda v: [int(v), int(v)] if isinstance(v, int) else [int(e) for e in v]  # noqa: E731
-    return dict(stride=pair(stride), padding=pair(padding), output_padding=pair(output_padding),
-                dilation=pair(dilation), groups=int(groups))
+from .shape import IntOrPair, conv_settings  # noqa: F401  (conv_settings: part of the ops API)
 
 
 def check_conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
@@ -31,14 +24,20 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
             channels_last are read in place, other layouts are copied first).
         weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
         conv_bias: ``[C_out]`` or None.
-        bias: ``C_out`` elements in any shape (the model's is ``[C_out, 1, 1]``).
-        stride, output_padding, dilation: as nn.ConvTranspose2d's (int or pair); they change only H_out, W_out.
+        bias: one value per output channel as the model broadcasts it: ``[C_out, 1, 1]`` (the model's),
+            ``[1, C_out, 1, 1]``, either with more leading ones, or a single value (``[]``, ``[1]``, ``[1, 1, 1]``).
+            Other shapes (``[C_out]``, ``[1, C_out]``, ``[C_out, 1]``, ...) broadcast along B, H or W in the model
+            and compute a different function: they raise an error here; :class:`ModelNew` computes any of them.
+        stride, output_padding, dilation: as nn.ConvTranspose2d's (int, or pair of ints; anything
+            ``operator.index`` takes, such as numpy integers; floats are refused); they change only H_out, W_out.
+            Output sizes whose area overflows int64 are refused.
         padding, groups: only 0 and 1; anything else raises an error naming the setting.
 
     Returns:
         ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32.
         Results are bitwise reproducible run to run on the same device. Differentiable in x, weight, conv_bias
-        and bias (see fusedlse_cuda.autograd).
+        and bias (see fusedlse_cuda.autograd), in reverse mode and, through a composite of torch ops, in forward
+        mode (``torch.autograd.forward_ad``) and under ``torch.func`` transforms (jvp, jacfwd, grad, jacrev, vmap).
 
     ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)``, which its backward uses instead of reading x
     again.
@@ -46,6 +45,8 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     args = (x, weight, conv_bias, bias)
     if not (stride == 1 and padding == 0 and output_padding == 0 and dilation == 1 and groups == 1):
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
+    if _transformed(args):
+        return _composite_forward(*args)[0]
     out, _ = _call(torch.ops.fusedlse.forward.default, *args)
     return out
 
@@ -61,8 +62,69 @@ def _call(op, *args):
         return op(*args)
 
 
+def _transformed(args) -> bool:
+    """Whether an argument carries a forward-mode tangent (torch.autograd.forward_ad) or is wrapped by a torch.func
+    transform (jvp, jacfwd, grad, jacrev, vmap). The compiled ops have reverse-mode formulas only, so such calls
+    run the same computation as differentiable torch ops (_composite_*), which every transform understands.
+    Under torch.compile the check is skipped (the traced graph has no such tensors)."""
+    if torch.compiler.is_compiling():
+        return False
+    duals = forward_ad._current_level >= 0
+    for a in args:
+        if isinstance(a, Tensor) and (torch._C._functorch.is_functorch_wrapped_tensor(a) or
+                                      (duals and forward_ad.unpack_dual(a).tangent is not None)):
+            return True
+    return False
+
+
+def meta_twin(t: Optional[Tensor]) -> Optional[Tensor]:
+    """A shape-only stand-in for t (the catch-all check ops validate shapes, dtypes and devices on it)."""
+    return None if t is None else torch.empty(t.shape, dtype=t.dtype, device="meta")
+
+
+def empty_twin(t: Tensor, empty_first_dim: bool = False) -> Tensor:
+    """An unwrapped CPU stand-in for t, with its first dimension emptied if asked: an op's CPU kernel run on it does
+    the op's checks and almost none of its work."""
+    shape = tuple(t.shape)
+    if empty_first_dim and shape:
+        shape = (0,) + shape[1:]
+    return torch.empty(shape, dtype=t.dtype)
+
+
+def check_same_device(first: str, ref: Tensor, **others: Optional[Tensor]) -> None:
+    """The C++ check_same_device's error, for code paths that do not reach the C++ checks (fakes, composites)."""
+    for name, t in others.items():
+        if t is not None and t.device != ref.device:
+            raise RuntimeError(f"{name} is on {t.device} but {first} is on {ref.device}; move all arguments to one "
+                               f"device")
+
+
+def _composite_forward(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                       dilation=(1, 1), groups=1):
+    """fusedlse::forward as differentiable torch ops, with the op's checks (run on shape-only twins, so that no
+    transform sees them) and numerics: sums in the accumulation dtype, output in x's dtype."""
+    check_same_device("x", x, weight=weight, conv_bias=conv_bias, bias=bias)
+    area = torch.ops.fusedlse.check_forward.default(*map(meta_twin, (x, weight, conv_bias, bias)), stride, padding,
+                                                    output_padding, dilation, groups)
+    acc = accumulation_dtype(x.dtype)
+    sums = x.sum(dim=(2, 3), dtype=acc)
+    total_bias = bias.reshape(-1).to(acc)
+    if conv_bias is not None:
+        total_bias = total_bias + conv_bias.to(acc)
+    out = _composite_gemm_lse(sums, weight.sum(dim=(2, 3), dtype=acc), total_bias, 1.0 / area)
+    return out.to(x.dtype), sums
+
+
+def _composite_gemm_lse(sums, weight_sum, total_bias, scale):
+    logits = sums @ weight_sum * scale + total_bias.reshape(1, -1)
+    return torch.logsumexp(logits, dim=1, keepdim=True) * 10
+
+
 def sum_hw(x: Tensor) -> Tensor:
     """``x.sum(dim=(2, 3))`` of ``x [B, C, H, W]`` as ``[B, C]`` float32 (float64 for float64 input)."""
+    if _transformed((x,)):
+        torch.ops.fusedlse.sum_hw.default(empty_twin(x, True))  # the op's checks
+        return x.sum(dim=(2, 3), dtype=accumulation_dtype(x.dtype))
     return _call(torch.ops.fusedlse.sum_hw.default, x)
 
 
@@ -78,7 +140,13 @@ def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float)
     Returns:
         ``[B, 1]`` in ``sums``'s dtype.
     """
-    return _call(torch.ops.fusedlse.gemm_lse.default, sums, weight_sum, total_bias, float(scale))
+    args = (sums, weight_sum, total_bias)
+    if _transformed(args):
+        check_same_device("sums", sums, weight_sum=weight_sum, total_bias=total_bias)
+        torch.ops.fusedlse.gemm_lse.default(empty_twin(sums, True), empty_twin(weight_sum), empty_twin(total_bias),
+                                            float(scale))  # the op's checks
+        return _composite_gemm_lse(*args, float(scale))
+    return _call(torch.ops.fusedlse.gemm_lse.default, *args, float(scale))
 
 
 def broadcast_hw(rows: Tensor, height: int, width: int, dtype: torch.dtype,
@@ -91,6 +159,10 @@ def broadcast_hw(rows: Tensor, height: int, width: int, dtype: torch.dtype,
     """
     if memory_format not in (torch.contiguous_format, torch.channels_last):
         raise ValueError(f"memory_format must be torch.contiguous_format or torch.channels_last, got {memory_format}")
+    if _transformed((rows,)):
+        torch.ops.fusedlse.broadcast_hw.default(empty_twin(rows, True), height, width, dtype)  # the op's checks
+        shape = (rows.shape[0], rows.shape[1], height, width)
+        return rows.to(dtype)[:, :, None, None].expand(shape).contiguous(memory_format=memory_format)
     return _call(torch.ops.fusedlse.broadcast_hw.default, rows, height, width, dtype,
                  memory_format == torch.channels_last)
 
@@ -107,9 +179,12 @@ def cuda_backend_built() -> bool:
 
 # Fake kernels: output shape and dtype only, so the ops trace under torch.compile and torch.export (symbolic shapes
 # included). Argument validation runs in the real kernels (csrc/fusedlse.cpp).
+# Tensors on different devices, meta among them, dispatch here too (Meta outranks every backend): they must fail
+# as the real kernels do, not return uninitialised memory.
 @torch.library.register_fake("fusedlse::forward")
 def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                   groups=1):
+    check_same_device("x", x, weight=weight, bias=bias, conv_bias=conv_bias)
     return x.new_empty((x.shape[0], 1)), x.new_empty((x.shape[0], x.shape[1]), dtype=accumulation_dtype(x.dtype))
 
 
@@ -120,6 +195,7 @@ def _sum_hw_fake(x):
 
 @torch.library.register_fake("fusedlse::gemm_lse")
 def _gemm_lse_fake(sums, weight_sum, total_bias, scale):
+    check_same_device("sums", sums, weight_sum=weight_sum, total_bias=total_bias)
     return sums.new_empty((sums.shape[0], 1))
 
 

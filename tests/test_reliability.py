@@ -1,0 +1,609 @@
+"""No silent wrong answer and no crash at the edges: launches that overlap, a full GPU, infinities, every bias shape
+the model accepts, forward-mode AD and torch.func, settings parsed as nn.ConvTranspose2d parses them, devices (meta
+included) and memory. The two-GPU cases are in test_multi_gpu.py, the sanitizer runs in test_sanitizers.py."""
+import ctypes
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import fusedlse_cuda
+from fusedlse_cuda import reference, shape
+from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, make_problem, rel_err
+
+def check_truth(out, x, weight, conv_bias, bias, dtype=torch.float32, **settings):
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
+
+
+# --- 1. Launches that may overlap never share ticket state ----------------------------------------------------------
+
+# Ticketed launches (several epilogue units per batch, weight-fold blocks) small enough that launches from two
+# streams run side by side on the GPU; a graph of CALLS_PER_GRAPH of them keeps two replays overlapping throughout.
+SIDE_BY_SIDE = (2, 64, 16, 32, 300, 3, 3)
+TICKETED = (8, 96, 48, 64, 300, 3, 3)
+CALLS_PER_GRAPH = 24
+
+
+def capture(stream, call, calls=CALLS_PER_GRAPH):
+    """A graph of `calls` calls of `call()` captured on `stream` after a warm-up call there (as torch.compile's
+    reduce-overhead mode does), and their outputs."""
+    stream.wait_stream(torch.cuda.current_stream())
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.stream(stream):
+        call()
+        with torch.cuda.graph(graph, stream=stream):
+            outs = [call() for _ in range(calls)]
+    return graph, outs
+
+
+def assert_all_right(outs, truth, tolerance=TOLERANCE[torch.float32]):
+    errors = [rel_err(out, truth) for out in outs]
+    assert max(errors) <= tolerance, errors
+
+
+def replay_at_once(graphs, truths, rounds=10, tolerance=TOLERANCE[torch.float32]):
+    """Replays each (graph, outputs) on a stream of its own, all at once, `rounds` times; every output must be right
+    every time (a ticket count corrupted in one round would show in the later ones too)."""
+    streams = [torch.cuda.Stream() for _ in graphs]
+    for _ in range(rounds):
+        for (_, outs), stream in zip(graphs, streams):
+            for out in outs:
+                out.fill_(float("nan"))
+            stream.wait_stream(torch.cuda.current_stream())
+        for (graph, _), stream in zip(graphs, streams):
+            with torch.cuda.stream(stream):
+                graph.replay()
+        torch.cuda.synchronize()
+        for (_, outs), truth in zip(graphs, truths):
+            assert_all_right(outs, truth, tolerance)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_graphs_captured_on_one_stream_replay_at_once():
+    """Two graphs captured on one stream after a warm-up call there (torch.compile's mode="reduce-overhead"), replayed
+    at the same time on two streams: they must not share tickets."""
+    problems = [make_problem(*SIDE_BY_SIDE, device="cuda", seed=s) for s in (1, 2)]
+    capture_stream = torch.cuda.Stream()
+    graphs = [capture(capture_stream, lambda p=p: fusedlse_cuda.forward(*p)) for p in problems]
+    replay_at_once(graphs, [reference.truth(*p) for p in problems])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_graph_replay_beside_eager_calls_on_its_capture_stream():
+    graph_problem, eager_problem = (make_problem(*SIDE_BY_SIDE, device="cuda", seed=s) for s in (3, 4))
+    capture_stream, replay_stream = torch.cuda.Stream(), torch.cuda.Stream()
+    graph, graph_outs = capture(capture_stream, lambda: fusedlse_cuda.forward(*graph_problem))
+    graph_truth, eager_truth = reference.truth(*graph_problem), reference.truth(*eager_problem)
+    for _ in range(10):
+        replay_stream.wait_stream(torch.cuda.current_stream())
+        capture_stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(replay_stream):
+            graph.replay()
+        with torch.cuda.stream(capture_stream):
+            eager = [fusedlse_cuda.forward(*eager_problem) for _ in range(CALLS_PER_GRAPH)]
+        torch.cuda.synchronize()
+        assert_all_right(graph_outs, graph_truth)
+        assert_all_right(eager, eager_truth)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_gemm_lse_graphs_replay_at_once():
+    g = torch.Generator().manual_seed(5)
+    inputs = [tuple(t.cuda() for t in (torch.randn(64, 300, generator=g), torch.randn(300, 700, generator=g) / 10,
+                                        torch.randn(700, generator=g))) for _ in range(2)]
+    capture_stream = torch.cuda.Stream()
+    graphs = [capture(capture_stream, lambda a=a: fusedlse_cuda.gemm_lse(*a, 0.01)) for a in inputs]
+    truths = [10 * torch.logsumexp(s.double() @ w.double() * 0.01 + b.double(), 1, keepdim=True) for s, w, b in inputs]
+    replay_at_once(graphs, truths, tolerance=1e-5)
+
+
+# --- 2. Out of memory surfaces in the caller ------------------------------------------------------------------------
+
+OOM_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {tests!r})
+    import torch, fusedlse_cuda
+    from fusedlse_cuda import reference
+    from helpers import make_problem, rel_err
+    # Unaligned rows: a ticketed launch (not self-contained) whose outputs and scratch take a few hundred bytes.
+    problem = make_problem(2, 3, 16, 16, 5, 3, 3, device="cuda", layout="offset")
+    side = torch.cuda.Stream()
+    with torch.cuda.stream(side):  # loads the kernels and sizes everything, on a stream the test will not use again
+        fusedlse_cuda.forward(*problem)
+    torch.cuda.synchronize()
+    hog = []
+    for size in (1 << 30, 1 << 25, 1 << 21, 1 << 19, 1 << 16):  # every segment of the allocator, then the device
+        while True:
+            try:
+                hog.append(torch.empty(size, dtype=torch.uint8, device="cuda"))
+            except torch.OutOfMemoryError:
+                break
+    hole = None
+    try:
+        hole = torch.empty(16 << 10, dtype=torch.uint8, device="cuda")
+    except torch.OutOfMemoryError:
+        pass
+    for size in (4096, 512):
+        while True:
+            try:
+                hog.append(torch.empty(size, dtype=torch.uint8, device="cuda"))
+            except torch.OutOfMemoryError:
+                break
+    del hole  # 16 KiB free in one place: enough for the outputs and scratch, not for a 16 KiB ticket buffer too
+    try:
+        out = fusedlse_cuda.forward(*problem)
+        torch.cuda.synchronize()
+        print("ran", rel_err(out, reference.truth(*problem)))
+    except torch.OutOfMemoryError:
+        print("oom")
+    del hog
+    torch.cuda.empty_cache()
+    out = fusedlse_cuda.forward(*problem)
+    print("after", rel_err(out, reference.truth(*problem)))
+""")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_out_of_memory_is_an_error_in_the_caller(tmp_path):
+    script = tmp_path / "oom.py"
+    script.write_text(OOM_SCRIPT.format(tests=os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.split("\n")
+    first = next(line for line in lines if line.startswith(("ran", "oom")))
+    if first.startswith("ran"):
+        assert float(first.split()[1]) <= TOLERANCE[torch.float32]
+    after = next(line for line in lines if line.startswith("after"))
+    assert float(after.split()[1]) <= TOLERANCE[torch.float32]
+
+
+# --- 3. Infinities and NaN as torch.logsumexp has them -------------------------------------------------------------
+
+INF = float("inf")
+# (bias values by channel, conv_bias values by channel); unnamed channels keep their random values.
+SPECIAL = {
+    "one_plus_inf": ({1: INF}, {}),
+    "two_plus_inf": ({1: INF, 4: INF}, {}),
+    "plus_and_minus_inf": ({1: INF}, {2: -INF, 5: -INF}),
+    "conv_bias_plus_inf": ({}, {0: INF, 3: INF}),
+    "all_minus_inf": ({"all": -INF}, {}),
+    "nan": ({2: float("nan")}, {}),
+    "nan_and_plus_inf": ({2: float("nan"), 3: INF}, {}),
+}
+
+
+def assert_same_specials(out, truth, dtype):
+    out, truth = out.detach().double().cpu(), truth.double()
+    assert torch.equal(out.isnan(), truth.isnan()), (out.flatten(), truth.flatten())
+    assert torch.equal(out.isposinf(), truth.isposinf()), (out.flatten(), truth.flatten())
+    assert torch.equal(out.isneginf(), truth.isneginf()), (out.flatten(), truth.flatten())
+    finite = truth.isfinite()
+    if finite.any():
+        assert rel_err(out[finite], truth[finite]) <= TOLERANCE[dtype]
+
+
+def special_problem(case, dtype, device, shape=(3, 4, 6, 5, 7, 3, 3)):
+    x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device=device)
+    bias_values, conv_values = SPECIAL[case]
+    for c, v in bias_values.items():
+        bias[slice(None) if c == "all" else c] = v
+    for c, v in conv_values.items():
+        conv_bias[c] = v
+    return x, weight, conv_bias, bias
+
+
+@pytest.mark.parametrize("case", list(SPECIAL))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
+    problem = special_problem(case, dtype, device)
+    assert_same_specials(fusedlse_cuda.forward(*problem), reference.truth(*problem), dtype)
+
+
+@pytest.mark.parametrize("case", list(SPECIAL))
+@pytest.mark.parametrize("device", DEVICES)
+def test_infinities_in_a_ticketed_launch(device, case):
+    """Many units per batch and a logsumexp merged across threads: the CUDA kernel's multi-unit epilogue."""
+    problem = special_problem(case, torch.float32, device, shape=(5, 300, 20, 30, 7, 3, 3))
+    assert_same_specials(fusedlse_cuda.forward(*problem), reference.truth(*problem), torch.float32)
+
+
+@pytest.mark.parametrize("case", list(SPECIAL))
+@pytest.mark.parametrize("device", DEVICES)
+def test_gemm_lse_infinities(device, case):
+    g = torch.Generator().manual_seed(0)
+    sums, weight_sum = torch.randn(5, 40, generator=g), torch.randn(40, 300, generator=g) / 10
+    total_bias = torch.randn(300, generator=g)
+    bias_values, conv_values = SPECIAL[case]
+    for c, v in {**bias_values, **conv_values}.items():
+        total_bias[slice(None) if c == "all" else c] = v
+    truth = 10 * torch.logsumexp(sums.double() @ weight_sum.double() * 0.1 + total_bias.double(), 1, keepdim=True)
+    out = fusedlse_cuda.gemm_lse(sums.to(device), weight_sum.to(device), total_bias.to(device), 0.1)
+    assert_same_specials(out, truth, torch.float32)
+
+
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+TRITON_DEVICES = [
+    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
+                                                                     reason="needs a CUDA GPU, compiled Triton")]),
+]
+
+
+@pytest.mark.parametrize("case", list(SPECIAL))
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+def test_tuned_triton_rival_infinities(device, case):
+    """One C_out tile and several (whose statistics are merged): the rival keeps torch.logsumexp's semantics too."""
+    from triton_ref import tuned
+
+    for shape in ((3, 4, 6, 5, 7, 3, 3), (3, 40, 6, 5, 150, 3, 3)):
+        problem = special_problem(case, torch.float32, device, shape=shape)
+        assert_same_specials(tuned.forward(*problem), reference.truth(*problem), torch.float32)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_float32_sums_overflow_like_the_float32_model(device):
+    """Sums past float32's range: the float32 model gives +inf, so must the op (not NaN from inf - inf)."""
+    x, weight, conv_bias, bias = make_problem(2, 3, 16, 16, 5, 3, 3, device=device)
+    x = x.abs() * 1e37 + 1e37
+    weight = weight.abs() + 0.1
+    expected = reference.model_forward(x, weight, conv_bias, bias)
+    assert expected.isposinf().all()
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert out.isposinf().all(), out.flatten()
+
+
+# --- 4. Bias shapes: the op takes one value per channel; ModelNew computes every shape Model accepts ---------------
+
+@pytest.mark.parametrize("bias_shape", [(7,), (1, 7), (7, 1), (2, 7, 1, 1), (1, 1, 7), (1, 7, 1, 7)], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_op_refuses_bias_the_model_broadcasts_along_b_h_or_w(device, bias_shape):
+    x, weight, conv_bias, _ = make_problem(2, 3, 4, 4, 7, 3, 3, device=device)
+    bias = torch.randn(bias_shape, device=device)
+    with pytest.raises(RuntimeError, match=r"bias must be one value per output channel as the model broadcasts it: "
+                                           r"shape \[C_out, 1, 1\] = \[7, 1, 1\].* got shape \["):
+        fusedlse_cuda.forward(x, weight, conv_bias, bias)
+
+
+# Every shape broadcastable against Model's [B=2, C_out=7, 1, 1] means; each gives Model's own answer.
+MODEL_BIAS_SHAPES = [(7, 1, 1), (1, 7, 1, 1), (), (1,), (7,), (1, 7), (7, 1), (2, 7, 1, 1), (2, 1, 1, 1), (1, 1, 7),
+                     (3, 1), (1, 1, 1, 5), (2, 1, 3, 4), (1, 7, 2, 1)]
+
+
+@pytest.mark.parametrize("bias_shape", MODEL_BIAS_SHAPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_model_new_matches_model_for_every_bias_shape(device, bias_shape):
+    torch.manual_seed(0)
+    model = reference.Model(3, 7, 3, bias_shape).double().to(device)
+    new = fusedlse_cuda.ModelNew.from_model(model)
+    x = make_problem(2, 3, 5, 6, 7, 3, 3, dtype=torch.float64, device=device)[0].requires_grad_()
+    expected = model(x)
+    out = new(x)
+    assert out.shape == expected.shape and rel_err(out, expected) <= 1e-10
+    grads = torch.autograd.grad(out.sum(), (x, model.bias, model.conv_transpose.weight))
+    truths = torch.autograd.grad(expected.sum(), (x, model.bias, model.conv_transpose.weight))
+    for got, want in zip(grads, truths):
+        assert rel_err(got, want) <= 1e-10
+
+
+@pytest.mark.parametrize("bias_shape", [(7,), (1, 7), (7, 1)], ids=str)
+def test_model_new_float32_broadcast_bias_against_float64_model(bias_shape):
+    torch.manual_seed(1)
+    model = reference.Model(3, 7, 3, bias_shape)
+    new = fusedlse_cuda.ModelNew.from_model(model)
+    x = make_problem(2, 3, 5, 6, 7, 3, 3)[0]
+    truth = reference.truth(x, model.conv_transpose.weight, model.conv_transpose.bias, model.bias)
+    assert rel_err(new(x), truth) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+def test_tuned_triton_rival_single_value_bias(device):
+    from triton_ref import tuned
+
+    x, weight, conv_bias, bias = make_problem(2, 3, 4, 4, 7, 3, 3, device=device)
+    single = bias.flatten()[:1].reshape(1, 1, 1)
+    check_truth(tuned.forward(x, weight, conv_bias, single), x, weight, conv_bias, single)
+    with pytest.raises(RuntimeError, match=r"bias must be one value per output channel"):
+        tuned.forward(x, weight, conv_bias, bias.flatten())
+
+
+# --- 5. Forward-mode AD and torch.func ------------------------------------------------------------------------------
+
+def real_model(x, weight, conv_bias, bias):
+    return reference.model_forward(x, weight, conv_bias, bias)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_jvp_and_forward_ad_match_the_real_model(device):
+    from torch.autograd import forward_ad
+
+    primals = make_problem(2, 3, 5, 4, 6, 3, 2, dtype=torch.float64, device=device)
+    tangents = tuple(torch.randn_like(p) for p in primals)
+    _, expected = torch.func.jvp(real_model, primals, tangents)
+    out, tangent = torch.func.jvp(fusedlse_cuda.forward, primals, tangents)
+    assert rel_err(out, real_model(*primals)) <= 1e-10 and rel_err(tangent, expected) <= 1e-10
+    assert tangent.abs().max() > 0
+    with forward_ad.dual_level():
+        duals = [forward_ad.make_dual(p, t) for p, t in zip(primals, tangents)]
+        dual_tangent = forward_ad.unpack_dual(fusedlse_cuda.forward(*duals)).tangent
+    assert dual_tangent is not None and rel_err(dual_tangent, expected) <= 1e-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_func_jacobians_and_grad_match_the_real_model(device):
+    x, weight, conv_bias, bias = make_problem(2, 3, 4, 4, 5, 2, 2, dtype=torch.float64, device=device)
+    for argnums in (0, 1, 3):
+        for transform in (torch.func.jacfwd, torch.func.jacrev):
+            got = transform(fusedlse_cuda.forward, argnums=argnums)(x, weight, conv_bias, bias)
+            want = torch.func.jacrev(real_model, argnums=argnums)(x, weight, conv_bias, bias)
+            assert rel_err(got, want) <= 1e-10, (transform.__name__, argnums)
+    loss = lambda w: fusedlse_cuda.forward(x, w, conv_bias, bias).sum()  # noqa: E731
+    want = torch.func.grad(lambda w: real_model(x, w, conv_bias, bias).sum())(weight)
+    assert rel_err(torch.func.grad(loss)(weight), want) <= 1e-10
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_func_on_the_building_blocks(device):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, generator=g, dtype=torch.float64).to(device)
+    sums = torch.randn(2, 3, generator=g, dtype=torch.float64).to(device)
+    weight_sum = torch.randn(3, 4, generator=g, dtype=torch.float64).to(device)
+    total_bias = torch.randn(4, generator=g, dtype=torch.float64).to(device)
+    assert rel_err(torch.func.jacfwd(fusedlse_cuda.sum_hw)(x), torch.func.jacrev(lambda t: t.sum((2, 3)))(x)) == 0
+    lse = lambda s, w: 10 * torch.logsumexp(s @ w * 0.5 + total_bias, 1, keepdim=True)  # noqa: E731
+    got = torch.func.jacfwd(lambda s, w: fusedlse_cuda.gemm_lse(s, w, total_bias, 0.5), argnums=(0, 1))(sums, weight_sum)
+    want = torch.func.jacrev(lse, argnums=(0, 1))(sums, weight_sum)
+    assert all(rel_err(a, b) <= 1e-12 for a, b in zip(got, want))
+    rows = sums.clone()
+    _, tangent = torch.func.jvp(lambda r: fusedlse_cuda.broadcast_hw(r, 3, 2, torch.float64), (rows,), (sums,))
+    assert torch.equal(tangent, sums[:, :, None, None].expand(2, 3, 3, 2))
+
+
+def test_model_new_under_jvp():
+    torch.manual_seed(2)
+    model = reference.Model(3, 5, 3, (5, 1, 1)).double()
+    new = fusedlse_cuda.ModelNew.from_model(model)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    t = torch.randn_like(x)
+    assert rel_err(torch.func.jvp(new, (x,), (t,))[1], torch.func.jvp(model, (x,), (t,))[1]) <= 1e-10
+
+
+# --- 6. Settings parsed as nn.ConvTranspose2d parses them -----------------------------------------------------------
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_numpy_and_other_index_integers_are_settings(device):
+    problem = make_problem(2, 3, 5, 4, 6, 3, 2, device=device)
+    for stride in (np.int64(2), (np.int32(2), 1), torch.tensor(2), [2, np.int16(1)]):
+        out = fusedlse_cuda.forward(*problem, stride=stride, dilation=np.int64(1), groups=np.int64(1))
+        check_truth(out, *problem, stride=tuple(int(v) for v in shape.pair("stride", stride)))
+    model = fusedlse_cuda.ModelNew(3, 6, np.int64(3), (6, 1, 1), stride=np.int64(2), output_padding=np.int64(1))
+    assert model.to(device)(problem[0]).shape == (2, 1)
+
+
+@pytest.mark.parametrize("value, message", [(1.5, r"stride must be an int or a pair of ints, got 1.5 \(float\)"),
+                                            (2.0, r"stride must be an int or a pair of ints, got 2.0 \(float\)"),
+                                            ((2, 1.0), r"stride must be an int or a pair of ints, got 1.0 \(float\)"),
+                                            (np.float32(2), r"stride must be an int or a pair of ints, got "),
+                                            ("2", r"stride must be an int or a pair of ints, got '2' \(str\)"),
+                                            ((1, 2, 3), r"stride must be an int or a pair \(height, width\)")])
+def test_non_integer_settings_are_refused(value, message):
+    problem = make_problem(2, 3, 5, 4, 6, 3, 2)
+    with pytest.raises((TypeError, ValueError), match=message):
+        fusedlse_cuda.forward(*problem, stride=value)
+    with pytest.raises((TypeError, ValueError), match=message):
+        fusedlse_cuda.ModelNew(3, 6, 3, (6, 1, 1), stride=value)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_output_sizes_that_overflow_are_refused(device):
+    x, weight, conv_bias, bias = make_problem(2, 3, 5, 4, 6, 3, 2, device=device)
+    for stride in ([2**40, 2**40], [2**63 - 1, 1], [1, 2**62]):
+        with pytest.raises(RuntimeError, match=r"the output's .* overflows int64; use a smaller stride or dilation"):
+            torch.ops.fusedlse.forward(x, weight, conv_bias, bias, stride)
+        with pytest.raises(RuntimeError, match=r"overflows int64"):
+            torch.ops.fusedlse.check_forward(x, weight, conv_bias, bias, stride)
+        with pytest.raises(ValueError, match=r"overflows int64"):
+            shape.output_size(5, 4, 3, 2, stride, (0, 0), (1, 1))
+    with pytest.raises(RuntimeError, match=r"overflows int64"):
+        torch.ops.fusedlse.forward(x, weight, conv_bias, bias, [1, 1], [0, 0], [0, 0], [2**62, 1])
+    with pytest.raises(ValueError, match=r"stride must fit in 64 bits, got 9223372036854775808"):
+        fusedlse_cuda.forward(x, weight, conv_bias, bias, stride=2**63)
+    # Large but representable: the exact answer, with no transposed convolution allocated.
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, stride=(2**20, 2**21))
+    area = torch.ops.fusedlse.check_forward(x, weight, conv_bias, bias, [2**20, 2**21])
+    assert area == (4 * 2**20 + 3) * (3 * 2**21 + 2)
+    sums = x.double().sum((2, 3)).cpu()
+    logits = sums @ weight.double().sum((2, 3)).cpu() / area + conv_bias.double().cpu() + bias.double().flatten().cpu()
+    assert rel_err(out, 10 * torch.logsumexp(logits, 1, keepdim=True)) <= TOLERANCE[torch.float32]
+
+
+def test_python_output_size_is_the_cpp_one_and_nn_convtranspose2d_one():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w, kh, kw = (int(v) for v in rng.integers(1, 9, 4))
+        stride, dilation = [int(v) for v in rng.integers(1, 5, 2)], [int(v) for v in rng.integers(1, 4, 2)]
+        output_padding = [int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation)]
+        x, weight, conv_bias, bias = make_problem(1, 2, h, w, 3, kh, kw)
+        area = torch.ops.fusedlse.check_forward(x, weight, conv_bias, bias, stride, [0, 0], output_padding, dilation)
+        out_h, out_w = shape.output_size(h, w, kh, kw, stride, output_padding, dilation)
+        conv = torch.nn.functional.conv_transpose2d(x, weight, stride=stride, output_padding=output_padding,
+                                                    dilation=dilation)
+        assert (out_h, out_w) == tuple(conv.shape[2:]) and area == out_h * out_w
+
+
+# --- 7. Devices --------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("moved", ["weight", "bias", "conv_bias"])
+def test_cpu_x_with_a_meta_argument(moved):
+    args = dict(zip(("x", "weight", "conv_bias", "bias"), make_problem(2, 3, 5, 5, 4, 3, 3)))
+    args[moved] = args[moved].to("meta")
+    with pytest.raises(RuntimeError, match=rf"{moved} is on meta but x is on cpu; move all arguments to one device"):
+        fusedlse_cuda.forward(*args.values())
+    with pytest.raises(RuntimeError, match=rf"{moved} is on meta but x is on cpu"):
+        torch.ops.fusedlse.forward(*args.values())
+
+
+def test_meta_x_with_cpu_arguments():
+    x, weight, conv_bias, bias = make_problem(2, 3, 5, 5, 4, 3, 3)
+    with pytest.raises(RuntimeError, match=r"weight is on cpu but x is on meta"):
+        fusedlse_cuda.forward(x.to("meta"), weight, conv_bias, bias)
+    with pytest.raises(RuntimeError, match=r"weight_sum is on meta but sums is on cpu"):
+        fusedlse_cuda.gemm_lse(torch.randn(2, 3), torch.randn(3, 4, device="meta"), torch.randn(4), 1.0)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("moved", ["weight", "bias", "conv_bias"])
+def test_cuda_x_with_a_meta_argument(moved):
+    args = dict(zip(("x", "weight", "conv_bias", "bias"), make_problem(2, 3, 5, 5, 4, 3, 3, device="cuda")))
+    args[moved] = args[moved].to("meta")
+    with pytest.raises(RuntimeError, match=rf"{moved} is on meta but x is on cuda:0"):
+        fusedlse_cuda.forward(*args.values())
+    torch.cuda.synchronize()
+
+
+@pytest.mark.parametrize("bias_shape", [(6, 1, 1), (6,)], ids=str)
+def test_model_new_on_meta_like_the_reference(bias_shape):
+    torch.manual_seed(0)
+    model = reference.Model(3, 6, 3, bias_shape).to("meta")
+    new = fusedlse_cuda.ModelNew(3, 6, 3, bias_shape).to("meta")
+    x = torch.empty(2, 3, 8, 8, device="meta")
+    out, expected = new(x), model(x)
+    assert out.device.type == "meta" and out.shape == expected.shape and out.dtype == expected.dtype
+
+
+# --- 8. Memory ---------------------------------------------------------------------------------------------------
+
+def peak_extra_bytes(fn):
+    """Peak device memory fn takes beyond what was allocated before it (its outputs included)."""
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    result = fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - before, result
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("batch, c_in, side, c_out", [(64, 1024, 2, 16384),  # wide units suffice
+                                                       (2048, 1024, 1, 16384)],  # several launches
+                         ids=["wide_units", "batch_ranges"])
+def test_workspace_is_a_small_multiple_of_the_inputs(batch, c_in, side, c_out):
+    g = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(batch, c_in, side, side, device="cuda", generator=g) + 1
+    weight = torch.randn(c_in, c_out, 1, 1, device="cuda", generator=g) / 30
+    conv_bias, bias = torch.randn(c_out, device="cuda", generator=g), torch.randn(c_out, 1, 1, device="cuda",
+                                                                                  generator=g)
+    input_bytes = sum(t.nbytes for t in (x, weight, conv_bias, bias))
+    extra, out = peak_extra_bytes(lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias))
+    assert extra <= max(3 * input_bytes, 80 << 20), (extra, input_bytes)
+    logits = x.double().sum((2, 3)) @ weight.double().sum((2, 3)) / (side * side) + conv_bias.double() \
+        + bias.double().flatten()
+    assert rel_err(out, 10 * torch.logsumexp(logits, 1, keepdim=True)) <= TOLERANCE[torch.float32]
+    sums, weight_sum, total_bias = x.sum((2, 3)), weight.sum((2, 3)), conv_bias + bias.flatten()
+    extra, out = peak_extra_bytes(lambda: fusedlse_cuda.gemm_lse(sums, weight_sum, total_bias, 1 / (side * side)))
+    assert extra <= max(3 * sum(t.nbytes for t in (sums, weight_sum, total_bias)), 80 << 20)
+    assert rel_err(out, 10 * torch.logsumexp(logits, 1, keepdim=True)) <= TOLERANCE[torch.float32]
+
+
+def driver():
+    """The CUDA driver API, for streams created and destroyed outside torch's stream pool."""
+    lib = ctypes.CDLL("libcuda.so.1")
+    lib.cuStreamCreate.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint]
+    lib.cuStreamDestroy_v2.argtypes = [ctypes.c_void_p]
+    return lib
+
+
+def new_stream(lib):
+    handle = ctypes.c_void_p()
+    assert lib.cuStreamCreate(ctypes.byref(handle), 1) == 0  # CU_STREAM_NON_BLOCKING
+    return handle, torch.cuda.ExternalStream(handle.value)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_short_lived_streams_leave_memory_flat():
+    problem = make_problem(*TICKETED, device="cuda")
+    truth = reference.truth(*problem)
+    lib = driver()
+    fusedlse_cuda.forward(*problem)
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    streams = [new_stream(lib) for _ in range(100)]  # alive together: 100 distinct handles
+    outs = []
+    for _, stream in streams:
+        with torch.cuda.stream(stream):
+            for i in range(100):
+                out = fusedlse_cuda.forward(*problem)
+                if i == 99:
+                    outs.append(out)
+    torch.cuda.synchronize()
+    for handle, _ in streams:
+        assert lib.cuStreamDestroy_v2(handle) == 0
+    for out in outs:
+        assert rel_err(out, truth) <= TOLERANCE[torch.float32]
+    del outs, out
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() == before
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_a_new_stream_does_not_wait_for_the_legacy_default_stream():
+    problem = make_problem(*TICKETED, device="cuda")
+    fusedlse_cuda.forward(*problem)  # the kernels are loaded
+    lib = driver()
+    handle, stream = new_stream(lib)
+    try:
+        with torch.cuda.stream(stream):
+            # The caching allocator gets blocks for the new stream now (its large and small pools), so that no
+            # device allocation, whose behaviour is the driver's, happens inside the call below.
+            for size in (64 << 20, 512 << 10):
+                torch.empty(size, dtype=torch.uint8, device="cuda")
+        torch.cuda.synchronize()
+        done = torch.cuda.Event()
+        default = torch.cuda.default_stream()
+        with torch.cuda.stream(default):
+            torch.cuda._sleep(4_000_000_000)  # about two seconds of a busy legacy default stream
+        with torch.cuda.stream(stream):
+            out = fusedlse_cuda.forward(*problem)
+            done.record(stream)
+        done.synchronize()
+        assert not default.query(), "the call on the new stream waited for the legacy default stream"
+        torch.cuda.synchronize()
+        assert rel_err(out, reference.truth(*problem)) <= TOLERANCE[torch.float32]
+    finally:
+        torch.cuda.synchronize()
+        lib.cuStreamDestroy_v2(handle)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_threads_on_their_own_streams():
+    problems = [make_problem(*TICKETED, device="cuda", seed=s) for s in range(4)]
+    truths = [reference.truth(*p) for p in problems]
+    errors = []
+
+    def work(i):
+        stream = torch.cuda.Stream()
+        with torch.cuda.stream(stream):
+            outs = [fusedlse_cuda.forward(*problems[i]) for _ in range(50)]
+        stream.synchronize()
+        errors.extend(rel_err(out, truths[i]) for out in outs)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(errors) == 200 and max(errors) <= TOLERANCE[torch.float32]
