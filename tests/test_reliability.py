@@ -295,6 +295,18 @@ def test_model_new_matches_model_for_every_bias_shape(device, bias_shape):
         assert rel_err(got, want) <= 1e-10
 
 
+@pytest.mark.parametrize("bias_shape", [(7,), (1, 7, 1, 1)], ids=str)
+def test_model_new_any_bias_shape_under_torch_compile(bias_shape):
+    torch.manual_seed(3)
+    model = reference.Model(3, 7, 3, bias_shape).double()
+    compiled = torch.compile(fusedlse_cuda.ModelNew.from_model(model), fullgraph=True, backend="aot_eager")
+    x = torch.randn(2, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    out = compiled(x)
+    assert rel_err(out, model(x)) <= 1e-10
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert rel_err(grad, torch.autograd.grad(model(x).sum(), x)[0]) <= 1e-10
+
+
 @pytest.mark.parametrize("bias_shape", [(7,), (1, 7), (7, 1)], ids=str)
 def test_model_new_float32_broadcast_bias_against_float64_model(bias_shape):
     torch.manual_seed(1)

@@ -85,12 +85,15 @@ def _broadcast_bias(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias
     [B, C_out, 1, 1] from one read of x (the identity), then Model's tail, broadcasting included, in the
     accumulation dtype; the result in x's dtype."""
     settings = ops.conv_settings(conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups)
-    channel_bias = torch.empty(weight.shape[1], 1, 1, dtype=x.dtype, device="meta")
-    area = torch.ops.fusedlse.check_forward.default(ops.meta_twin(x), ops.meta_twin(weight),
-                                                    ops.meta_twin(conv_bias), channel_bias, **settings)
-    ops.check_same_device("x", x, weight=weight, conv_bias=conv_bias, bias=bias)
+    if not torch.compiler.is_compiling():  # the op's checks and messages (a traced graph was checked when traced)
+        channel_bias = torch.empty(weight.shape[1], 1, 1, dtype=x.dtype, device="meta")
+        torch.ops.fusedlse.check_forward.default(ops.meta_twin(x), ops.meta_twin(weight), ops.meta_twin(conv_bias),
+                                                 channel_bias, **settings)
+        ops.check_same_device("x", x, weight=weight, conv_bias=conv_bias, bias=bias)
+    scale = shape.mean_scale(x.shape, weight.shape, settings["stride"], settings["output_padding"],
+                             settings["dilation"])
     acc = ops.accumulation_dtype(x.dtype)
-    means = ops.sum_hw(x) @ weight.sum(dim=(2, 3), dtype=acc) * (1.0 / area)
+    means = ops.sum_hw(x) @ weight.sum(dim=(2, 3), dtype=acc) * scale
     if conv_bias is not None:
         means = means + conv_bias.to(acc)
     y = means[:, :, None, None] + bias.to(acc)

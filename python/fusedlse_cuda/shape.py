@@ -24,8 +24,12 @@ def _index(name: str, value) -> int:
 
 def pair(name: str, value: IntOrPair) -> List[int]:
     """An int or a pair of ints as [height, width]."""
-    if hasattr(value, "__index__"):
-        number = _index(name, value)
+    try:
+        number = operator.index(value)
+    except TypeError:
+        number = None  # not an integer: a pair, or refused below
+    if number is not None:
+        number = _index(name, number)
         return [number, number]
     try:
         if isinstance(value, (str, bytes)):
