@@ -24,13 +24,14 @@ def _index(name: str, value) -> int:
 
 def pair(name: str, value: IntOrPair) -> List[int]:
     """An int or a pair of ints as [height, width]."""
-    try:
-        number = operator.index(value)
-    except TypeError:
-        number = None  # not an integer: a pair, or refused below
-    if number is not None:
-        number = _index(name, number)
-        return [number, number]
+    if hasattr(value, "__index__"):  # asked first: torch.compile traces this for the tuples it sees, not an exception
+        try:
+            number = operator.index(value)
+        except TypeError:  # a tensor of several elements: perhaps a pair
+            number = None
+        if number is not None:
+            number = _index(name, number)
+            return [number, number]
     try:
         if isinstance(value, (str, bytes)):
             raise TypeError
