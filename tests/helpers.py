@@ -2,6 +2,7 @@
 error measure, tolerances, devices. Test modules import this module and the package, never each other; bench/
 imports it too (bench/problems.py), so both draw inputs the same way and write shapes in the same order."""
 import math
+import os
 
 import pytest
 import torch
@@ -15,6 +16,14 @@ _NO_CUDA_REASON = (
 )
 CUDA = pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason=_NO_CUDA_REASON)])
 DEVICES = ["cpu", CUDA]
+# Where the Triton paths run: compiled on the GPU, and on CPU tensors through Triton's interpreter
+# (TRITON_INTERPRET=1, which conftest.py sets without a GPU, as in CI).
+INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
+TRITON_DEVICES = [
+    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
+    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
+                                                                     reason="needs a CUDA GPU, compiled Triton")]),
+]
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 # Relative error allowed against the float64 truth of the same (already rounded) inputs: accumulation in

@@ -14,7 +14,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference, shape
-from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, make_problem, rel_err
+from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, TRITON_DEVICES, make_problem, rel_err
 
 def check_truth(out, x, weight, conv_bias, bias, dtype=torch.float32, **settings):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
@@ -231,12 +231,6 @@ def test_gemm_lse_infinities(device, case):
     assert_same_specials(out, truth, torch.float32)
 
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-TRITON_DEVICES = [
-    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
-                                                                     reason="needs a CUDA GPU, compiled Triton")]),
-]
 
 
 @pytest.mark.parametrize("case", list(SPECIAL))
@@ -245,8 +239,8 @@ def test_tuned_triton_rival_infinities(device, case):
     """One C_out tile and several (whose statistics are merged): the rival keeps torch.logsumexp's semantics too."""
     from triton_ref import tuned
 
-    for shape in ((3, 4, 6, 5, 7, 3, 3), (3, 40, 6, 5, 150, 3, 3)):
-        problem = special_problem(case, torch.float32, device, shape=shape)
+    for dims in ((3, 4, 6, 5, 7, 3, 3), (3, 40, 6, 5, 150, 3, 3)):
+        problem = special_problem(case, torch.float32, device, shape=dims)
         assert_same_specials(tuned.forward(*problem), reference.truth(*problem), torch.float32)
 
 
@@ -372,7 +366,8 @@ def test_func_on_the_building_blocks(device):
     total_bias = torch.randn(4, generator=g, dtype=torch.float64).to(device)
     assert rel_err(torch.func.jacfwd(fusedlse_cuda.sum_hw)(x), torch.func.jacrev(lambda t: t.sum((2, 3)))(x)) == 0
     lse = lambda s, w: 10 * torch.logsumexp(s @ w * 0.5 + total_bias, 1, keepdim=True)  # noqa: E731
-    got = torch.func.jacfwd(lambda s, w: fusedlse_cuda.gemm_lse(s, w, total_bias, 0.5), argnums=(0, 1))(sums, weight_sum)
+    fused = lambda s, w: fusedlse_cuda.gemm_lse(s, w, total_bias, 0.5)  # noqa: E731
+    got = torch.func.jacfwd(fused, argnums=(0, 1))(sums, weight_sum)
     want = torch.func.jacrev(lse, argnums=(0, 1))(sums, weight_sum)
     assert all(rel_err(a, b) <= 1e-12 for a, b in zip(got, want))
     rows = sums.clone()

@@ -1,19 +1,11 @@
 """The seed's Triton path (triton_ref.seed): correct within its own numerics, on the GPU and, without one, on CPU
 tensors through Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py), which is how CI runs it."""
-import os
-
 import pytest
 import torch
 
 from fusedlse_cuda import reference
-from helpers import HAS_CUDA, make_problem, rel_err
+from helpers import TRITON_DEVICES, make_problem, rel_err
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-SEED_DEVICES = [
-    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
-                                                                     reason="needs a CUDA GPU, compiled Triton")]),
-]
 # The seed's numerics: a TF32 dot for float32; sums rounded to x's dtype for 16-bit inputs; for float64, Triton
 # passes the Python-float scale as a float32 scalar (measured: 2e-8 on the H100).
 SEED_TOLERANCE = {torch.float64: 1e-7, torch.float32: 2e-3, torch.float16: 2e-2, torch.bfloat16: 6e-2}
@@ -29,7 +21,7 @@ def seed():
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("device", SEED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_seed_forward_matches_float64_model(seed, device, dtype, shape):
     if device == "cpu" and dtype == torch.bfloat16:
         pytest.skip("Triton's CPU interpreter mis-reads bfloat16 (a plain load + tl.sum is wrong); the GPU test covers it")
@@ -39,20 +31,20 @@ def test_seed_forward_matches_float64_model(seed, device, dtype, shape):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= SEED_TOLERANCE[dtype]
 
 
-@pytest.mark.parametrize("device", SEED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_seed_reads_strided_x_through_a_copy(seed, device):
     x, weight, conv_bias, bias = make_problem(2, 4, 9, 10, 6, 3, 3, device=device, layout="channels_last")
     assert rel_err(seed.forward(x, weight, conv_bias, bias), reference.truth(x, weight, conv_bias, bias)) \
         <= SEED_TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize("device", SEED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_seed_sum_hw(seed, device):
     x, *_ = make_problem(3, 4, 20, 30, 1, 1, 1, device=device)
     torch.testing.assert_close(seed.sum_hw(x).double(), x.double().sum(dim=(2, 3)), rtol=1e-5, atol=1e-3)
 
 
-@pytest.mark.parametrize("device", SEED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_seed_float16_sums_overflow_on_large_planes(seed, device):
     """Where the seed's numerics break: it stores row sums in float16, which overflow past 65504.
     A 300 x 300 plane of values near 1 sums to ~9e4, so the seed returns inf where the model does not."""

@@ -1,19 +1,12 @@
 """The tuned Triton forward (triton_ref.tuned) over the CUDA path's correctness matrix, against the float64 model:
 on the GPU, and on CPU tensors through Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py) in CI."""
-import os
-
 import pytest
 import torch
 
 from fusedlse_cuda import reference
-from helpers import DTYPES, HAS_CUDA, LAYOUTS, SETTINGS, SHAPES, TOLERANCE, make_problem, poison_allocator, rel_err
+from helpers import (DTYPES, HAS_CUDA, INTERPRETED, LAYOUTS, SETTINGS, SHAPES, TOLERANCE, TRITON_DEVICES,
+                     make_problem, poison_allocator, rel_err)
 
-INTERPRETED = os.environ.get("TRITON_INTERPRET") == "1"
-TUNED_DEVICES = [
-    pytest.param("cpu", marks=pytest.mark.skipif(not INTERPRETED, reason="CPU tensors need TRITON_INTERPRET=1")),
-    pytest.param("cuda", marks=[pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA or INTERPRETED,
-                                                                     reason="needs a CUDA GPU, compiled Triton")]),
-]
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +24,7 @@ def skip_interpreter_bfloat16(device, dtype):
 @pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("shape", list(SHAPES), ids=list(SHAPES))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("device", TUNED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_tuned_forward_matches_float64_model(tuned, device, dtype, shape, layout):
     skip_interpreter_bfloat16(device, dtype)
     x, weight, conv_bias, bias = make_problem(*SHAPES[shape], dtype=dtype, device=device, layout=layout)
@@ -42,14 +35,14 @@ def test_tuned_forward_matches_float64_model(tuned, device, dtype, shape, layout
 
 
 @pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
-@pytest.mark.parametrize("device", TUNED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_tuned_conv_settings(tuned, device, settings):
     x, weight, _, bias = make_problem(3, 5, 9, 7, 6, 2, 3, device=device)
     out = tuned.forward(x, weight, None, bias, **SETTINGS[settings])
     assert rel_err(out, reference.truth(x, weight, None, bias, **SETTINGS[settings])) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize("device", TUNED_DEVICES)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_tuned_checks_its_arguments_like_the_op(tuned, device):
     x, weight, conv_bias, bias = make_problem(2, 3, 5, 5, 4, 3, 3, device=device)
     with pytest.raises(RuntimeError, match=r"weight has dtype Double but x has dtype Float"):

@@ -25,7 +25,7 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
         conv_bias: ``[C_out]`` or None.
         bias: one value per output channel as the model broadcasts it: ``[C_out, 1, 1]`` (the model's),
-            ``[1, C_out, 1, 1]``, either with more leading ones, or a single value (``[]``, ``[1]``, ``[1, 1, 1]``).
+            ``[1, C_out, 1, 1]``, or a single value (``[]``, ``[1]``, ``[1, 1, 1]``, ...).
             Other shapes (``[C_out]``, ``[1, C_out]``, ``[C_out, 1]``, ...) broadcast along B, H or W in the model
             and compute a different function: they raise an error here; :class:`ModelNew` computes any of them.
         stride, output_padding, dilation: as nn.ConvTranspose2d's (int, or pair of ints; anything

@@ -1,5 +1,5 @@
 """The Python mirror of csrc/fusedlse.cpp's settings parsing and ForwardShape: nn.ConvTranspose2d's settings as
-the op's schema takes them, its output size and the mean's scale. tests/test_settings.py checks each rule against
+the op's schema takes them, its output size and the mean's scale. tests/test_reliability.py checks each rule against
 the C++ one (torch.ops.fusedlse.check_forward) and against nn.ConvTranspose2d."""
 import operator
 from typing import List, Sequence, Tuple, Union
