@@ -5,7 +5,9 @@ Shapes are written in tests/helpers.py's order, (B, C_in, H, W, C_out, kH, kW), 
 make_problem: one input generator and one error measure (rel_err) for tests and benchmarks.
 """
 import functools
+import math
 import os
+import random
 import sys
 
 import torch
@@ -13,7 +15,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tests"))
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
-from helpers import SHAPE_FIELDS, make_problem, rel_err  # noqa: E402,F401  (rel_err: for the scripts)
+from helpers import SHAPE_FIELDS, lay_out, make_problem, rel_err  # noqa: E402,F401  (rel_err: for the scripts)
 
 # name: ((B, C_in, H, W, C_out, kH, kW), dtype, layout)
 SWEEP = {
@@ -107,3 +109,97 @@ PROVIDERS = {
     "torch_model": lambda: reference.model_forward,
     "torch_model_compiled": lambda: _compiled(reference.model_forward),
 }
+
+
+# The public random sweep: seeded shapes nobody tuned for. Each (dtype, layout) pair gets an equal share.
+RANDOM_DTYPES = (torch.float32, torch.bfloat16, torch.float16, torch.float64)
+RANDOM_LAYOUTS = ("contiguous", "channels_last", "sliced_hw", "sliced_bc")
+RANDOM_LIMITS = dict(batch=10**6, c_in=2048, c_out=8192, plane=4 * 2**20, min_bytes=8 * 2**20, max_bytes=2**30)
+# Corners the random draw rarely reaches, each (B, C_in, H, W, C_out, kH, kW): a million 1x1 planes, a million
+# batches of tiny planes, one channel into thousands, the widest GEMM, one huge plane, long thin planes.
+RANDOM_CORNERS = (
+    (10**6, 4, 1, 1, 64, 3, 3),
+    (10**6, 2, 2, 3, 16, 2, 2),
+    (64, 1, 256, 256, 4096, 3, 3),
+    (2048, 2048, 1, 1, 8192, 1, 1),
+    (1, 64, 2048, 2048, 100, 3, 3),
+    (3, 5, 2**20, 1, 700, 5, 1),
+    (512, 2048, 4, 4, 1024, 3, 3),
+    (100000, 16, 3, 3, 3, 4, 4),
+)
+
+
+def _random_shape(rng, elem_bytes):
+    """(B, C_in, H, W, C_out, kH, kW) with bytes of x log-uniform in [8 MiB, 1 GiB] and B, C_in, plane and C_out
+    log-uniform within RANDOM_LIMITS."""
+    lim = RANDOM_LIMITS
+    log_uniform = lambda lo, hi: int(round(math.exp(rng.uniform(math.log(lo), math.log(max(lo, hi))))))  # noqa
+    elements = int(2 ** rng.uniform(math.log2(lim["min_bytes"]), math.log2(lim["max_bytes"]))) // elem_bytes
+    batch = log_uniform(1, min(lim["batch"], elements))
+    c_in = log_uniform(1, min(lim["c_in"], elements // batch))
+    plane = min(lim["plane"], max(1, elements // (batch * c_in)))
+    # A plane's aspect: mostly square-ish, sometimes a single row or column.
+    shape_kind = rng.random()
+    height = 1 if shape_kind < 0.1 else plane if shape_kind < 0.2 else max(1, round(plane ** rng.uniform(0.25, 0.75)))
+    width = max(1, plane // height)
+    # Too few bytes after the caps and rounding: more batches (within the limit), then more channels.
+    for _ in range(64):
+        nbytes = batch * c_in * height * width * elem_bytes
+        if nbytes >= lim["min_bytes"]:
+            break
+        if batch < lim["batch"]:
+            batch = min(lim["batch"], batch * 2)
+        elif c_in < lim["c_in"]:
+            c_in = min(lim["c_in"], c_in * 2)
+        else:
+            height *= 2
+    return (batch, c_in, height, width, log_uniform(1, lim["c_out"]), rng.randint(1, 5), rng.randint(1, 5))
+
+
+def random_problems(count=64, seed=2026):
+    """The public sweep: {name: ((B, C_in, H, W, C_out, kH, kW), dtype, layout)}, RANDOM_CORNERS first, the rest
+    drawn from `seed`. The same seed gives the same problems on every machine (Python's own generator)."""
+    rng = random.Random(seed)
+    problems = {}
+    for index in range(count):
+        dtype = RANDOM_DTYPES[index % len(RANDOM_DTYPES)]
+        layout = RANDOM_LAYOUTS[(index // len(RANDOM_DTYPES)) % len(RANDOM_LAYOUTS)]
+        elem_bytes = torch.empty((), dtype=dtype).element_size()
+        if index < len(RANDOM_CORNERS):
+            shape = RANDOM_CORNERS[index]
+        else:
+            shape = _random_shape(rng, elem_bytes)
+        problems[f"r{index:02d}"] = (shape, dtype, layout)
+    return problems
+
+
+def sweep_layout(x, layout, seed=0):
+    """x laid out as the sweep's layouts name: the RANDOM_LAYOUTS beside helpers.lay_out's. sliced_hw: W contiguous,
+    rows strided (x[:, :, 1:, 2:] of a bigger tensor); sliced_bc: whole planes, batch or channel strides not those
+    of a contiguous tensor (x[:, 1:C+1] of a bigger tensor, or every other batch)."""
+    if layout == "sliced_hw":
+        b, c, h, w = x.shape
+        big = torch.empty(b, c, h + 1, w + 2, dtype=x.dtype, device=x.device)
+        view = big[:, :, 1:, 2:]
+    elif layout == "sliced_bc":
+        b, c, h, w = x.shape
+        if seed % 2:
+            view = torch.empty(2 * b, c, h, w, dtype=x.dtype, device=x.device)[::2]
+        else:
+            view = torch.empty(b, c + 2, h, w, dtype=x.dtype, device=x.device)[:, 1:c + 1]
+    else:
+        return lay_out(x, layout)
+    view.copy_(x)
+    return view
+
+
+def make_random_inputs(problem, index=0, device="cuda"):
+    """(x, weight, conv_bias, bias) of a random-sweep problem: make_problem's values (each plane its own offset and
+    scale) in the problem's layout."""
+    shape, dtype, layout = problem
+    base = "contiguous" if layout.startswith("sliced") else layout
+    x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device=device, layout=base, seed=index,
+                                              draw_on_device=True)
+    if layout.startswith("sliced"):
+        x = sweep_layout(x, layout, seed=index)
+    return x, weight, conv_bias, bias

@@ -2,6 +2,7 @@
 // cuda/; the fake (shape-only) kernels that let the ops trace under torch.compile are in python/.../ops.py.
 
 #include "fusedlse.h"
+#include "plan.h"
 
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -212,6 +213,28 @@ TORCH_LIBRARY(fusedlse, m) {
               check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
           return s.out_height * s.out_width;
         });
+  // The plan the CUDA forward would run for x and weight, as JSON (fusedlse_cuda.explain); CPU tensors: the CPU path.
+  m.def("explain(Tensor x, Tensor weight) -> str");
+  // The planner alone, for made-up devices (tests/test_plan.py): problem = [B, C_in, C_out, H, W, element bytes,
+  // layout (plan::Layout)], device = [SMs, L2 bytes, shared bytes per SM, warps per SM, GB/s, float32 GFLOP/s].
+  m.def("plan(int[] problem, float[] device) -> str", [](at::IntArrayRef problem, c10::ArrayRef<double> device) {
+    FUSEDLSE_CHECK(problem.size() == 7, "plan: problem must have 7 values [B, C_in, C_out, H, W, element bytes, "
+                   "layout], got ", static_cast<int64_t>(problem.size()));
+    FUSEDLSE_CHECK(device.size() == 6, "plan: device must have 6 values, got ", static_cast<int64_t>(device.size()));
+    FUSEDLSE_CHECK(problem[6] >= 0 && problem[6] <= 3, "plan: layout must be 0..3, got ", problem[6]);
+    const plan::Problem p{problem[0], problem[1], problem[2], problem[3], problem[4], problem[5],
+                          static_cast<plan::Layout>(problem[6])};
+    const plan::DeviceProps d{static_cast<int64_t>(device[0]), static_cast<int64_t>(device[1]),
+                              static_cast<int64_t>(device[2]), static_cast<int64_t>(device[3]), device[4], device[5]};
+    return plan::to_json(plan::choose(p, d), p, d);
+  });
+  // For measurements only (bench/strategies.py): every later CUDA forward runs this strategy (plan::Strategy) and,
+  // for the split one, this reader (plan::Reader); -1 hands the choice back to the planner.
+  m.def("_force_plan(int strategy, int reader) -> ()", [](int64_t strategy, int64_t reader) {
+    FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
+    FUSEDLSE_CHECK(reader >= -1 && reader <= 3, "_force_plan: reader must be -1..3, got ", reader);
+    plan::force(static_cast<int>(strategy), static_cast<int>(reader));
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

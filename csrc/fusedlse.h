@@ -2,6 +2,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <c10/util/Optional.h>
 
 #include <string>
@@ -72,6 +73,13 @@ void check_sum_hw_args(const at::Tensor& x);
 
 // sums [B, C_in], weight_sum [C_in, C_out], total_bias (C_out elements): float32 or float64, all alike.
 void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias);
+
+// ATen calls inside an op would otherwise meet an enclosing torch.autocast region (the ops have no autocast kernel,
+// so autocast passes them through) and run a GEMM in bfloat16: every backend computes in its documented
+// accumulation type whatever the autocast state.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
 
 // float32 for float32/float16/bfloat16 inputs, float64 for float64.
 at::ScalarType accumulation_type(at::ScalarType input);

@@ -10,28 +10,38 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
+from fusedlse_cuda.planning import forced_plan  # noqa: E402
 from helpers import TOLERANCE, make_problem, rel_err  # noqa: E402
 
-# (B, C_in, H, W, C_out, kH, kW), layout, dtype: what plan it exercises.
+# (B, C_in, H, W, C_out, kH, kW), layout, dtype, forced (strategy, reader): what plan it exercises.
+FUSED = ("fused", None)
 PLANS = [
-    ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32),     # self-contained batch tiles, no tickets
-    ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16),     # whole short rows, multi-batch units, 7 slices
-    ((2, 300, 40, 50, 64, 3, 3), "contiguous", torch.float32),     # split rows, one-batch units, several groups
-    ((2, 3, 41, 37, 1000, 2, 4), "offset", torch.float32),         # split unaligned rows, C_out 1000
-    ((2, 3, 9, 7, 4099, 1, 2), "contiguous", torch.float16),       # C_out 4099: unit groups of one channel
-    ((3, 96, 20, 20, 300, 3, 3), "channels_last", torch.float32),  # channels-last, 16-byte channel vectors
-    ((2, 5, 30, 31, 12, 3, 3), "channels_last", torch.bfloat16),   # channels-last, scalar loads (C % 8 != 0)
-    ((2, 7, 25, 25, 9, 3, 3), "sliced", torch.float32),            # copied first
-    ((3, 4, 6, 5, 7, 3, 3), "contiguous", torch.float64),          # float64 kernels
-    ((2100, 1, 1, 1, 8192, 1, 1), "contiguous", torch.float32),    # zpart over budget: two batch-range launches
+    ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
+    ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
+    ((2, 300, 40, 50, 64, 3, 3), "contiguous", torch.float32, FUSED),     # split rows, one-batch units, several groups
+    ((2, 3, 41, 37, 1000, 2, 4), "offset", torch.float32, FUSED),         # split unaligned rows, C_out 1000
+    ((2, 3, 9, 7, 4099, 1, 2), "contiguous", torch.float16, FUSED),       # C_out 4099: unit groups of one channel
+    ((3, 96, 20, 20, 300, 3, 3), "channels_last", torch.float32, FUSED),  # channels-last, 16-byte channel vectors
+    ((2, 5, 30, 31, 12, 3, 3), "channels_last", torch.bfloat16, FUSED),   # channels-last, scalar loads (C % 8 != 0)
+    ((2, 7, 25, 25, 9, 3, 3), "sliced", torch.float32, FUSED),            # copied first
+    ((3, 4, 6, 5, 7, 3, 3), "contiguous", torch.float64, FUSED),          # float64 kernels
+    ((2100, 1, 1, 1, 8192, 1, 1), "contiguous", torch.float32, FUSED),    # zpart over budget: two batch-range launches
+    ((3000, 5, 2, 3, 40, 3, 3), "sliced", torch.bfloat16, ("split", "tiny_planes")),  # thread per plane, strided
+    ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, ("split", "tiny_planes")),  # float64, 4 lanes/row
+    ((20000, 1, 1, 1, 1000, 1, 1), "contiguous", torch.float32, ("split", "tiny_planes")),  # two batch ranges
+    ((5, 7, 30, 31, 33, 3, 3), "sliced", torch.float16, ("split", "torch_sum")),  # torch reads, strided rows
+    ((4, 40, 33, 35, 300, 3, 3), "contiguous", torch.float32, ("split", "planes")),  # fusedlse reader + GEMM
+    ((6, 5, 4, 4, 3000, 1, 1), "contiguous", torch.bfloat16, ("split", "tiny_planes")),  # logsumexp: block per row
 ]
 
 
 def main():
     failures = []
-    for shape, layout, dtype in PLANS:
+    for shape, layout, dtype, plan in PLANS:
         x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout)
-        err = rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias), reference.truth(x, weight, conv_bias, bias))
+        with forced_plan(*plan):
+            out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        err = rel_err(out, reference.truth(x, weight, conv_bias, bias))
         sums = fusedlse_cuda.sum_hw(x)
         sums_err = rel_err(sums, x.double().sum((2, 3)))
         acc = sums.dtype
@@ -40,10 +50,10 @@ def main():
         lse_err = rel_err(lse, reference.truth(x, weight, conv_bias, bias))
         grid = fusedlse_cuda.broadcast_hw(sums, 3, 5, dtype, x_format(x))
         grid_ok = torch.equal(grid, sums.to(dtype)[:, :, None, None].expand(grid.shape))
-        print(shape, layout, dtype, f"forward {err:.1e} sum_hw {sums_err:.1e} gemm_lse {lse_err:.1e} "
+        print(shape, layout, dtype, plan, f"forward {err:.1e} sum_hw {sums_err:.1e} gemm_lse {lse_err:.1e} "
               f"broadcast_hw {'ok' if grid_ok else 'WRONG'}", flush=True)
         if max(err, lse_err) > TOLERANCE[dtype] or sums_err > 1e-5 or not grid_ok:
-            failures.append((shape, layout, dtype))
+            failures.append((shape, layout, dtype, plan))
     torch.cuda.synchronize()
     if failures:
         print("wrong results:", failures)

@@ -9,6 +9,7 @@ from helpers import HAS_CUDA, TOLERANCE, make_problem, rel_err
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")]
 
 
+@pytest.mark.usefixtures("fused_only")
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 # Split rows; long rows of few channels; multi-batch units of short rows; self-contained batch tiles (KernelBench's
 # older shape).
@@ -24,6 +25,7 @@ def test_bitwise_reproducible(shape, layout):
     assert rel_err(first, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
+@pytest.mark.usefixtures("fused_only")
 # Several units per batch, so both ticket levels are exercised; and self-contained batch tiles, with no tickets.
 @pytest.mark.parametrize("shape", [(4, 40, 33, 35, 300, 3, 3), (128, 3, 32, 32, 16, 3, 3)], ids=str)
 def test_cuda_graph_replay_on_new_data(shape):

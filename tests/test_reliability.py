@@ -14,6 +14,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference, shape
+from fusedlse_cuda.planning import forced_plan
 from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, TRITON_DEVICES, make_problem, rel_err
 
 def check_truth(out, x, weight, conv_bias, bias, dtype=torch.float32, **settings):
@@ -63,6 +64,7 @@ def replay_at_once(graphs, truths, rounds=10, tolerance=TOLERANCE[torch.float32]
             assert_all_right(outs, truth, tolerance)
 
 
+@pytest.mark.usefixtures("fused_only")
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_graphs_captured_on_one_stream_replay_at_once():
@@ -74,6 +76,7 @@ def test_graphs_captured_on_one_stream_replay_at_once():
     replay_at_once(graphs, [reference.truth(*p) for p in problems])
 
 
+@pytest.mark.usefixtures("fused_only")
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_graph_replay_beside_eager_calls_on_its_capture_stream():
@@ -209,6 +212,22 @@ def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
     assert_same_specials(fusedlse_cuda.forward(*problem), reference.truth(*problem), dtype)
 
 
+@pytest.mark.parametrize("case", list(SPECIAL))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("plan", [("fused", None), ("split", "tiny_planes")], ids=["fused", "split"])
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):
+    """The split strategy's logsumexp kernels (8 and 32 lanes per row: C_out 7 and 300; a block per row: C_out 700)
+    keep the same semantics."""
+    for size in [(3, 4, 6, 5, 7, 3, 3), (5, 3, 2, 2, 300, 3, 3), (5, 3, 2, 2, 700, 3, 3)]:
+        problem = special_problem(case, dtype, "cuda", shape=size)
+        with forced_plan(*plan):
+            out = fusedlse_cuda.forward(*problem)
+        assert_same_specials(out, reference.truth(*problem), dtype)
+
+
+@pytest.mark.usefixtures("fused_only")
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("device", DEVICES)
 def test_infinities_in_a_ticketed_launch(device, case):
@@ -505,6 +524,7 @@ def peak_extra_bytes(fn):
 @pytest.mark.parametrize("batch, c_in, side, c_out", [(64, 1024, 2, 16384),  # wide units suffice
                                                        (2048, 1024, 1, 16384)],  # several launches
                          ids=["wide_units", "batch_ranges"])
+@pytest.mark.usefixtures("fused_only")
 def test_workspace_is_a_small_multiple_of_the_inputs(batch, c_in, side, c_out):
     g = torch.Generator(device="cuda").manual_seed(0)
     x = torch.randn(batch, c_in, side, side, device="cuda", generator=g) + 1

@@ -3,18 +3,10 @@
 #include "../fusedlse.h"
 
 #include <ATen/ATen.h>
-#include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/library.h>
 
 namespace fusedlse {
 namespace {
-
-// The ATen calls below would otherwise meet an enclosing torch.autocast region (the op itself has no autocast
-// kernel, so autocast passes it through) and run the GEMM in bfloat16: the CPU kernel, like the CUDA one, computes
-// in its documented accumulation type whatever the autocast state.
-struct NoAutocast {
-  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
-};
 
 at::Tensor sum_hw_cpu(const at::Tensor& x) {
   check_sum_hw_args(x);
@@ -67,6 +59,9 @@ TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
   m.impl("sum_hw", &sum_hw_cpu);
   m.impl("gemm_lse", &gemm_lse_cpu);
   m.impl("broadcast_hw", &broadcast_hw_cpu);
+  m.impl("explain", [](const at::Tensor&, const at::Tensor&) -> std::string {
+    return "{\"strategy\": \"cpu\", \"why\": \"CPU tensors: x.sum, matmul and logsumexp through ATen\"}";
+  });
 }
 
 }  // namespace fusedlse

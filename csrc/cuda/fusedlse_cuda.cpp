@@ -1,8 +1,11 @@
-// CUDA backend glue: layout detection, launch sizing (plan_launch is the only place the grid is sized) and each
-// launch's workspace (tickets included). The kernels are in fused_kernels.cu.
+// CUDA backend glue: layout detection, the planner's inputs (plan.h chooses the strategy), launch sizing (plan_launch
+// is the only place the fused grid is sized) and each launch's workspace (tickets included). The kernels are in
+// fused_kernels.cu and split_kernels.cu.
 
 #include "../fusedlse.h"
+#include "../plan.h"
 #include "fused_kernels.h"
+#include "split_kernels.h"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
@@ -254,6 +257,12 @@ struct Scratch {
     next += ceil_div(bytes, 16) * 16;
     return section;
   }
+  // The next `count` ints, zeroed on `stream` before the launch that counts on them (null when count is 0).
+  int* take_tickets(int64_t count, cudaStream_t stream) {
+    int* tickets = static_cast<int*>(take(count * int64_t{sizeof(int)}));
+    if (count) C10_CUDA_CHECK(cudaMemsetAsync(tickets, 0, count * sizeof(int), stream));
+    return tickets;
+  }
 };
 
 // Fills everything but out and sums (both ops' outputs) and the weights; allocates the launch's scratch into
@@ -279,16 +288,14 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.wsum_stride = weight_sum_stride(c_out, acc_size);
   const int64_t units = a.plan.tiles * a.plan.unit_groups;
   // Batch tickets are only used by forward launches that also take unit tickets.
-  const int64_t ticket_bytes = a.plan.tickets ? (units + a.plan.tiles) * int64_t{sizeof(int)} : 0;
+  const int64_t ticket_count = a.plan.tickets ? units + a.plan.tiles : 0;
   const int64_t partial_bytes = a.plan.splits > 1 ? rows * a.plan.splits * acc_size : 0;
   const int64_t wsum_bytes = mode == Mode::kForward && !a.plan.self_contained ? a.channels * a.wsum_stride * acc_size : 0;
   const int64_t zpart_bytes = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out * acc_size : 0;
-  scratch.emplace(x, std::initializer_list<int64_t>{ticket_bytes, partial_bytes, wsum_bytes, zpart_bytes});
-  if (ticket_bytes) {
-    a.unit_tickets = static_cast<int*>(scratch->take(ticket_bytes));
-    a.batch_tickets = a.unit_tickets + units;
-    C10_CUDA_CHECK(cudaMemsetAsync(a.unit_tickets, 0, ticket_bytes, stream));
-  }
+  scratch.emplace(x, std::initializer_list<int64_t>{ticket_count * int64_t{sizeof(int)}, partial_bytes, wsum_bytes,
+                                                   zpart_bytes});
+  a.unit_tickets = scratch->take_tickets(ticket_count, stream);
+  a.batch_tickets = ticket_count ? a.unit_tickets + units : nullptr;
   a.partials = scratch->take(partial_bytes);
   a.wsum = scratch->take(wsum_bytes);
   a.zpart = scratch->take(zpart_bytes);
@@ -305,18 +312,10 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
 // Element n of a per-channel bias at n * stride: 0 for one value shared by every channel (check_bias_shape).
 int64_t bias_stride(const at::Tensor& bias_flat) { return bias_flat.numel() == 1 ? 0 : bias_flat.stride(0); }
 
-std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at::Tensor& weight,
-                                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
-                                                at::IntArrayRef stride, at::IntArrayRef padding,
-                                                at::IntArrayRef output_padding, at::IntArrayRef dilation,
-                                                int64_t groups) {
-  const ForwardShape s =
-      check_forward_args(x_in, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
-  const c10::cuda::CUDAGuard guard(x_in.device());
-  at::Tensor out = at::empty({s.batch, 1}, x_in.options());
-  at::Tensor sums = at::empty({s.batch, s.in_channels}, x_in.options().dtype(accumulation_type(x_in.scalar_type())));
-  if (s.batch == 0) return {out, sums};
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+// The fused strategy: one launch per batch range reads x and runs the epilogue (fused_kernels.cu).
+void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
+                   const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums,
+                   cudaStream_t stream) {
   auto [x, geometry] = readable_x(x_in);
   const at::Tensor weight_c = weight.contiguous();
   const at::Tensor bias_flat = bias.reshape({-1});
@@ -343,23 +342,174 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x_in, const at
     a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
     C10_CUDA_CHECK(launch_fused(a, stream));
   }
+}
+
+// The planner's view of x: its sizes, element size and layout.
+plan::Problem problem_of(const at::Tensor& x, int64_t out_channels) {
+  plan::Layout layout = plan::Layout::kOther;
+  if (auto g = x_geometry(x)) {
+    layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
+  } else if (x.size(3) == 1 || x.stride(3) == 1) {
+    layout = plan::Layout::kStridedRows;
+  }
+  return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout};
+}
+
+// What the planner needs of a device, read once per device.
+plan::DeviceProps device_props(int device) {
+  static std::mutex mutex;
+  static std::map<int, plan::DeviceProps> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(device);
+  if (it != cache.end()) return it->second;
+  const auto attribute = [device](cudaDeviceAttr what) {
+    int value = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
+    return static_cast<int64_t>(value);
+  };
+  plan::DeviceProps props{};
+  props.multiprocessors = attribute(cudaDevAttrMultiProcessorCount);
+  props.l2_bytes = attribute(cudaDevAttrL2CacheSize);
+  props.shared_bytes_per_sm = attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+  props.warps_per_sm = attribute(cudaDevAttrMaxThreadsPerMultiProcessor) / 32;
+  // kHz x bits: double data rate, bytes, GB/s.
+  props.read_gbps = 2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
+  // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
+  props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
+  cache.emplace(device, props);
+  return props;
+}
+
+// Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
+// more.
+int64_t resident_split_blocks(int device) {
+  const plan::DeviceProps props = device_props(device);
+  return props.multiprocessors * std::max<int64_t>(1, props.warps_per_sm * 32 / kSplitThreads);
+}
+
+// sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`.
+void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream) {
+  if (sums.numel() == 0) return;
+  if (x_in.size(2) * x_in.size(3) == 0) {
+    sums.zero_();
+    return;
+  }
+  switch (reader) {
+    case plan::Reader::kTinyPlanes: {
+      TinyPlanesArgs a{};
+      a.kind = kind_of(x_in.scalar_type());
+      a.x = x_in.data_ptr();
+      a.sums = sums.data_ptr();
+      a.batch = x_in.size(0);
+      a.channels = x_in.size(1);
+      a.height = x_in.size(2);
+      a.width = x_in.size(3);
+      a.stride_b = x_in.stride(0);
+      a.stride_c = x_in.stride(1);
+      a.stride_h = x_in.stride(2);
+      a.stride_w = x_in.stride(3);
+      C10_CUDA_CHECK(launch_tiny_planes(a, resident_split_blocks(x_in.get_device()), stream));
+      return;
+    }
+    case plan::Reader::kTorchSum:
+      at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
+      return;
+    case plan::Reader::kPlanes:
+    case plan::Reader::kCopyThenPlanes: {
+      auto [x, geometry] = readable_x(x_in);
+      std::optional<Scratch> scratch;
+      FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, 1, 0, scratch, stream);
+      a.sums = sums.data_ptr();
+      if (a.plan.splits == 1) a.partials = a.sums;
+      C10_CUDA_CHECK(launch_fused(a, stream));
+      return;
+    }
+  }
+}
+
+// a @ b in float32 (or float64) accuracy whatever torch's TF32 setting: with TF32 allowed, cuBLAS would round each
+// factor to 10 mantissa bits (relative error ~1e-3). Then both are split into a part TF32 holds exactly and the rest,
+// and the three products that matter are added, smallest first (3xTF32: float32 accuracy on tensor cores).
+at::Tensor exact_mm(const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() != at::kFloat || !at::globalContext().allowTF32CuBLAS()) return at::mm(a, b);
+  constexpr int32_t kTf32Mask = ~((1 << 13) - 1);  // keeps the sign, the exponent and 10 mantissa bits
+  const auto high = [](const at::Tensor& t) { return t.view(at::kInt).bitwise_and(kTf32Mask).view(at::kFloat); };
+  const at::Tensor a_high = high(a), b_high = high(b);
+  const at::Tensor a_low = a - a_high, b_low = b - b_high;
+  return at::addmm(at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
+}
+
+// The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, the GEMM by cuBLAS, then biases + logsumexp in
+// one kernel. The GEMM's [rows, C_out] logits are the only workspace; batches go through in ranges that keep them
+// within the workspace budget.
+void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
+                   const at::Tensor& bias, const ForwardShape& s, plan::Reader reader, at::Tensor& out,
+                   at::Tensor& sums, cudaStream_t stream) {
+  const NoAutocast no_autocast;
+  read_sums(x_in, reader, sums, stream);
+  const at::Tensor weight_sum = weight.sum({2, 3}, /*keepdim=*/false, sums.scalar_type());
+  const at::Tensor bias_flat = bias.reshape({-1});
+  c10::optional<at::Tensor> conv_bias_c;
+  if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
+  const int64_t acc_bytes = sums.element_size();
+  const int64_t budget_rows = workspace_budget_bytes(x_in.nbytes() + weight.nbytes()) /
+                              std::max<int64_t>(1, s.out_channels * acc_bytes);
+  const int64_t rows_per_range = std::clamp<int64_t>(budget_rows, 1, s.batch);
+  const int64_t max_blocks = resident_split_blocks(x_in.get_device());
+  for (int64_t b0 = 0; b0 < s.batch; b0 += rows_per_range) {
+    const int64_t rows = std::min(rows_per_range, s.batch - b0);
+    const at::Tensor logits = exact_mm(sums.narrow(0, b0, rows), weight_sum);
+    BiasLseArgs a{};
+    a.kind = kind_of(x_in.scalar_type());
+    a.logits = logits.data_ptr();
+    a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+    a.bias = bias_flat.data_ptr();
+    a.bias_stride = bias_stride(bias_flat);
+    a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
+    a.batch = rows;
+    a.c_out = s.out_channels;
+    a.scale = s.scale;
+    C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& weight,
+                                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                                at::IntArrayRef stride, at::IntArrayRef padding,
+                                                at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                                                int64_t groups) {
+  const ForwardShape s =
+      check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = at::empty({s.batch, 1}, x.options());
+  at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
+  if (s.batch == 0) return {out, sums};
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  const plan::Plan chosen = plan::choose(problem_of(x, s.out_channels), device_props(x.get_device()));
+  if (chosen.strategy == plan::Strategy::kFused) {
+    forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
+  } else {
+    forward_split(x, weight, conv_bias, bias, s, chosen.reader, out, sums, stream);
+  }
   return {out, sums};
 }
 
-at::Tensor sum_hw_cuda(const at::Tensor& x_in) {
-  check_sum_hw_args(x_in);
-  const c10::cuda::CUDAGuard guard(x_in.device());
-  at::Tensor out = at::empty({x_in.size(0), x_in.size(1)}, x_in.options().dtype(accumulation_type(x_in.scalar_type())));
-  if (out.numel() == 0) return out;
-  if (x_in.size(2) * x_in.size(3) == 0) return out.zero_();
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  auto [x, geometry] = readable_x(x_in);
-  std::optional<Scratch> scratch;
-  FusedArgs a = make_fused_args(x, geometry, Mode::kSumsOnly, 1, 1, 0, scratch, stream);
-  a.sums = out.data_ptr();
-  if (a.plan.splits == 1) a.partials = a.sums;
-  C10_CUDA_CHECK(launch_fused(a, stream));
+at::Tensor sum_hw_cuda(const at::Tensor& x) {
+  check_sum_hw_args(x);
+  const c10::cuda::CUDAGuard guard(x.device());
+  at::Tensor out = at::empty({x.size(0), x.size(1)}, x.options().dtype(accumulation_type(x.scalar_type())));
+  const NoAutocast no_autocast;
+  read_sums(x, plan::reader_for_sums(problem_of(x, 1)), out, c10::cuda::getCurrentCUDAStream().stream());
   return out;
+}
+
+// The plan forward(x, weight, ...) would run, as JSON (fusedlse_cuda.explain).
+std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
+  FUSEDLSE_CHECK(x.dim() == 4 && weight.dim() == 4, "explain: x and weight must be 4-D, got shapes ", x.sizes(),
+                 " and ", weight.sizes());
+  const plan::Problem problem = problem_of(x, weight.size(1));
+  const plan::DeviceProps props = device_props(x.get_device());
+  return plan::to_json(plan::choose(problem, props), problem, props);
 }
 
 at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum_in, const at::Tensor& total_bias_in,
@@ -404,10 +554,8 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
     a.unit_groups = units.groups;
     a.tiles = units.tiles;
     a.scale = scale;
-    const int64_t ticket_bytes = units.tiles * int64_t{sizeof(int)};
-    Scratch scratch(sums, {ticket_bytes, nb * units.groups * c_out * acc_bytes});
-    a.batch_tickets = static_cast<int*>(scratch.take(ticket_bytes));
-    C10_CUDA_CHECK(cudaMemsetAsync(a.batch_tickets, 0, ticket_bytes, stream));
+    Scratch scratch(sums, {units.tiles * int64_t{sizeof(int)}, nb * units.groups * c_out * acc_bytes});
+    a.batch_tickets = scratch.take_tickets(units.tiles, stream);
     a.zpart = scratch.take(nb * units.groups * c_out * acc_bytes);
     C10_CUDA_CHECK(launch_gemm_lse(a, stream));
   }
@@ -444,6 +592,7 @@ TORCH_LIBRARY_IMPL(fusedlse, CUDA, m) {
   m.impl("sum_hw", &sum_hw_cuda);
   m.impl("gemm_lse", &gemm_lse_cuda);
   m.impl("broadcast_hw", &broadcast_hw_cuda);
+  m.impl("explain", &explain_cuda);
 }
 
 }  // namespace fusedlse

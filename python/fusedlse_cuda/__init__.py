@@ -13,6 +13,7 @@ from . import autograd  # noqa: F401  (registers the ops' backward formulas)
 from . import reference
 from .modules import ModelNew
 from .ops import broadcast_hw, cuda_backend_built, forward, gemm_lse, sum_hw
+from .planning import explain
 
-__all__ = ["forward", "sum_hw", "gemm_lse", "broadcast_hw", "cuda_backend_built", "ModelNew", "reference"]
+__all__ = ["forward", "explain", "sum_hw", "gemm_lse", "broadcast_hw", "cuda_backend_built", "ModelNew", "reference"]
 __version__ = "0.1.0"

@@ -1,0 +1,102 @@
+"""Every strategy and reader of the CUDA forward, forced one at a time, on the random sweep and the named problems:
+the data behind the planner's cost model (csrc/plan.cpp), and a check of its choices.
+
+    python bench/strategies.py [--count 64] [--only r03,headline] [--out FILE.json]
+
+Per problem: the time of the planner's choice ("auto"), of the fused launch, of the split strategy with each reader
+that applies, and of the plain-torch shortcut, each with its error against the float64 shortcut; then what the
+planner chose, what it predicted, and how far its choice is from the fastest option measured.
+"""
+import argparse
+import json
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import fusedlse_cuda  # noqa: E402
+from fusedlse_cuda import reference  # noqa: E402
+from fusedlse_cuda.planning import explain, forced_plan  # noqa: E402
+from problems import SWEEP, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
+from sweep import shortcut_f64, time_ms  # noqa: E402
+
+# Largest plane the tiny-planes reader is timed on (a thread per plane: far off the floor beyond).
+TINY_READER_MAX_PLANE = 4096
+
+
+def options(x):
+    """(label, strategy, reader) to time for x; strategy None: the planner's choice."""
+    found = [("auto", None, None), ("fused", "fused", None)]
+    plane = x.shape[2] * x.shape[3]
+    found.append(("split_planes", "split", "planes"))
+    if plane <= TINY_READER_MAX_PLANE:
+        found.append(("split_tiny", "split", "tiny_planes"))
+    found.append(("split_torch", "split", "torch_sum"))
+    return found
+
+
+def measure(name, args, index):
+    x = args[0]
+    truth = shortcut_f64(*args)
+    plan = explain(x, args[1])
+    row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
+               strides=list(x.stride()), bytes=x.numel() * x.element_size(), plan=plan, times={}, errors={})
+    for label, strategy, reader in options(x):
+        try:
+            if strategy is None:
+                fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
+                out = fn()
+                row["times"][label] = time_ms(fn)
+            else:
+                with forced_plan(strategy, reader):
+                    fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
+                    out = fn()
+                    row["times"][label] = time_ms(fn)
+            row["errors"][label] = rel_err(out, truth)
+        except Exception as error:  # noqa: BLE001  (a row, not the end of the run)
+            row["errors"][label] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+            torch.cuda.synchronize()
+    fn = lambda: reference.shortcut(*args)  # noqa: E731
+    fn()
+    row["times"]["shortcut"] = time_ms(fn)
+    flat = torch.empty(x.numel(), dtype=x.dtype, device=x.device).normal_()
+    flat.sum()
+    row["times"]["read_floor"] = time_ms(lambda: flat.sum())
+    return row
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--only", default="")
+    parser.add_argument("--out", default="strategies.json")
+    args = parser.parse_args(argv)
+    require_cuda("bench/strategies.py")
+    problems = dict(random_problems(args.count))
+    named = [n for n in SWEEP if not n.startswith("grow_")] + ["grow_16777216", "grow_268435456"]
+    wanted = set(args.only.split(",")) if args.only else None
+    rows = []
+    for name in list(problems) + named:
+        if wanted and name not in wanted:
+            continue
+        inputs = make_random_inputs(problems[name], index=int(name[1:])) if name in problems else make_inputs(name)
+        row = measure(name, inputs, len(rows))
+        rows.append(row)
+        t = row["times"]
+        fastest = min((v, k) for k, v in t.items() if k not in ("auto", "shortcut", "read_floor"))
+        chosen = f"{row['plan']['strategy']}/{row['plan']['reader']}"
+        bad = [k for k, e in row["errors"].items() if isinstance(e, str) or e > 1e-2]
+        print(f"{name:14s} {str(row['dims']):34s} {row['dtype']:8s} {row['plan']['problem']['layout']:13s} "
+              + " ".join(f"{k}={v * 1000:.1f}" for k, v in t.items())
+              + f"  chose {chosen} ({row['plan']['predicted_us']:.1f} predicted)  best {fastest[1]}"
+              + f"  auto/best {t.get('auto', float('nan')) / fastest[0]:.2f}  auto/shortcut "
+              + f"{t.get('auto', float('nan')) / t['shortcut']:.2f}" + (f"  BAD {bad}" if bad else ""), flush=True)
+        inputs = None
+        torch.cuda.empty_cache()
+    with open(args.out, "w") as f:
+        json.dump(rows, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

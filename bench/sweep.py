@@ -1,0 +1,260 @@
+"""The public random sweep: every provider on seeded shapes nobody tuned for (bench/problems.py random_problems),
+each time set against the floor measured on the same shape in the same run.
+
+    python bench/sweep.py [--count 64] [--seed 2026] [--only r03,r17] [--out DIR]
+
+floor = max(read floor, GEMM floor): the read floor is torch's flat t.sum() over a contiguous tensor of x's dtype and
+bytes, the GEMM floor torch.mm of the epilogue's [B, C_in] x [C_in, C_out] in float32 with TF32 off.
+floor_frac = floor / time (1.0: at the floor). Every output is also checked against the float64 shortcut computed
+from the same inputs (err column), so a fast wrong answer shows. Writes DIR/sweep.json (every row), DIR/sweep.md
+(summary per provider: min, p10, median floor_frac; then every row) and DIR/sweep.png (floor_frac against bytes).
+DIR defaults to bench/results/<device>/.
+"""
+import argparse
+import datetime
+import functools
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problems import (PROVIDERS, SWEEP, describe, make_inputs, make_random_inputs, random_problems,  # noqa: E402
+                      rel_err, require_cuda)
+from report import device_dir  # noqa: E402
+
+import fusedlse_cuda  # noqa: E402
+
+SWEEP_PROVIDERS = ("cuda", "torch_shortcut", "torch_shortcut_compiled", "triton_tuned", "triton_seed")
+# One call slower than this is timed by a few single calls instead of do_bench's hundreds (a provider far off the
+# floor would otherwise take minutes on one shape).
+SLOW_CALL_MS = 50.0
+
+
+def time_ms(fn):
+    """Median time of fn (already called once): do_bench (L2 flushed, CUDA events) unless one call takes over
+    SLOW_CALL_MS; then the median of three single calls, or one call's time when that took over a second."""
+    from timing import median_ms
+
+    start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    times = []
+    for _ in range(3):
+        start.record()
+        fn()
+        stop.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(stop))
+        if times[0] < SLOW_CALL_MS:
+            return median_ms(fn, warmup_ms=10, rep_ms=60)
+        if times[0] > 1000:
+            break
+    return statistics.median(times)
+
+
+def floors_ms(x, c_out):
+    """(read floor, GEMM floor) for x and an epilogue of c_out channels, in ms."""
+    flat = torch.empty(x.numel(), dtype=x.dtype, device=x.device).normal_()
+    flat.sum()
+    read = time_ms(lambda: flat.sum())
+    sums = torch.randn(x.shape[0], x.shape[1], device=x.device)
+    weight_sum = torch.randn(x.shape[1], c_out, device=x.device)
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        torch.mm(sums, weight_sum)
+        gemm = time_ms(lambda: torch.mm(sums, weight_sum))
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return read, gemm
+
+
+def shortcut_f64(x, weight, conv_bias, bias):
+    """The shortcut in float64 on the GPU: the truth for a sweep row (the identity is exact; tests check it against
+    the real model)."""
+    from fusedlse_cuda import reference
+
+    d = lambda t: None if t is None else t.double()  # noqa: E731
+    return reference.shortcut(d(x), d(weight), d(conv_bias), d(bias))
+
+
+@functools.lru_cache(maxsize=None)
+def _shortcut_compiled():
+    """The shortcut under torch.compile with dynamic shapes: one graph per dtype and layout rather than per shape
+    (the compile time is not what is measured; its kernels are the same)."""
+    from fusedlse_cuda import reference
+
+    return torch.compile(reference.shortcut, dynamic=True)
+
+
+def provider_fn(name):
+    return _shortcut_compiled() if name == "torch_shortcut_compiled" else PROVIDERS[name]()
+
+
+def run(problems, providers):
+    torch._dynamo.config.recompile_limit = 10**6  # a compiled shortcut per shape, never a silent eager fallback
+    rows = []
+    for name, problem in problems.items():
+        shape, dtype, layout = problem
+        if name in SWEEP:
+            args = make_inputs(name)
+        else:
+            args = make_random_inputs(problem, index=int(name[1:]))
+        x = args[0]
+        nbytes = x.numel() * x.element_size()
+        read_ms, gemm_ms = floors_ms(x, shape[4])
+        floor = max(read_ms, gemm_ms)
+        truth = shortcut_f64(*args)
+        plan = fusedlse_cuda.explain(x, args[1])
+        base = dict(shape=name, dims=list(shape), dtype=str(dtype).split(".")[-1], layout=layout, bytes=nbytes,
+                    read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor,
+                    plan=f"{plan['strategy']}/{plan['reader']}", predicted_ms=plan["predicted_us"] / 1000)
+        for who in providers:
+            fn = provider_fn(who)
+            row = dict(base, provider=who)
+            try:
+                out = fn(*args)
+                row["err"] = rel_err(out, truth)
+                row["median_ms"] = time_ms(lambda: fn(*args))
+                row["floor_frac"] = floor / row["median_ms"]
+            except Exception as error:  # a provider that cannot run a shape is a row, not the end of the sweep
+                row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+                torch.cuda.synchronize()
+            rows.append(row)
+        line = "  ".join(f"{r['provider']} {r['floor_frac']:.3f}" if "floor_frac" in r else f"{r['provider']} ERR"
+                         for r in rows[-len(providers):])
+        print(f"{name} {describe(shape)} {base['dtype']} {layout} {nbytes / 2**20:.1f} MiB  floor "
+              f"{floor * 1000:.1f} us ({'gemm' if gemm_ms > read_ms else 'read'})  {line}", flush=True)
+        args = x = truth = None  # this problem's tensors go before the next one's are drawn
+        torch.cuda.empty_cache()
+    return rows
+
+
+def is_random(name):
+    return name[0] == "r" and name[1:].isdigit()
+
+
+def summary(rows, providers):
+    """{provider: (min, p10, median) of floor_frac over the shapes it ran; shapes it could not run count as 0}."""
+    out = {}
+    for provider in providers:
+        fracs = sorted(r.get("floor_frac", 0.0) for r in rows if r["provider"] == provider and is_random(r["shape"]))
+        if fracs:
+            out[provider] = (fracs[0], fracs[int(0.1 * (len(fracs) - 1))], statistics.median(fracs))
+    return out
+
+
+def losses(rows):
+    """Shapes where fusedlse CUDA is slower than another provider that ran: [(shape, provider, ratio)]."""
+    by_shape = {}
+    for r in rows:
+        by_shape.setdefault(r["shape"], {})[r["provider"]] = r.get("median_ms")
+    found = []
+    for shape, times in by_shape.items():
+        ours = times.get("cuda")
+        for provider, ms in times.items():
+            if provider != "cuda" and ms and (ours is None or ours > ms):
+                found.append((shape, provider, (ours / ms) if ours else float("inf")))
+    return found
+
+
+def markdown(meta, rows, providers):
+    lines = [f"Random sweep: {sum(map(is_random, dict.fromkeys(r['shape'] for r in rows)))} random shapes "
+             f"(seed {meta['seed']}; the summary counts these, not the named problems listed after them), "
+             f"{meta['device']}, torch {meta['torch']}, run {meta['date']} UTC on commit {meta['commit']}.", "",
+             "floor_frac = max(read floor, GEMM floor) / time, both floors measured on the same shape in the same run "
+             "(read: torch's flat `t.sum()` over the same bytes; GEMM: fp32 `torch.mm` of the epilogue, TF32 off).",
+             "", "| provider | min | p10 | median |", "|---|---|---|---|"]
+    for provider, (lo, p10, med) in summary(rows, providers).items():
+        lines.append(f"| {provider} | {lo:.3f} | {p10:.3f} | {med:.3f} |")
+    lost = losses(rows)
+    lines += ["", f"Shapes where fusedlse CUDA is slower than a rival: {len(lost)}"
+              + "".join(f"\n- {s}: {p} is {ratio:.2f}x faster" for s, p, ratio in lost), "",
+              "Each cell: floor_frac. plan: what fusedlse_cuda.explain() chose; predicted: its cost model's time.", "",
+              "| shape | dims (B, C_in, H, W, C_out, kH, kW) | dtype | layout | MiB | floor us | plan | predicted us | "
+              + " | ".join(providers) + " |", "|---|---|---|---|---|---|---|---|" + "---|" * len(providers)]
+    by_key = {(r["shape"], r["provider"]): r for r in rows}
+    for name in dict.fromkeys(r["shape"] for r in rows):
+        first = by_key[(name, providers[0])]
+        cells = []
+        for provider in providers:
+            r = by_key.get((name, provider), {})
+            cells.append(f"{r['floor_frac']:.3f}" if "floor_frac" in r else "error")
+        kind = "gemm" if first["gemm_floor_ms"] > first["read_floor_ms"] else "read"
+        lines.append(f"| {name} | {tuple(first['dims'])} | {first['dtype']} | {first['layout']} | "
+                     f"{first['bytes'] / 2**20:.1f} | {first['floor_ms'] * 1000:.1f} ({kind}) | {first['plan']} | "
+                     f"{first['predicted_ms'] * 1000:.1f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(meta, rows, providers, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5.5))
+    for provider in providers:
+        points = [(r["bytes"] / 2**20, r["floor_frac"]) for r in rows if r["provider"] == provider and "floor_frac" in r]
+        if points:
+            ax.scatter(*zip(*points), label=provider, s=18, alpha=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
+    ax.set_xlabel("bytes of x (MiB)")
+    ax.set_ylabel("floor_frac = max(read floor, GEMM floor) / time")
+    ax.set_title(f"random sweep ({meta['count']} shapes, seed {meta['seed']}) — {meta['device']}")
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _commit():
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                                check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                               capture_output=True, text=True).stdout.strip()
+        return commit + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return os.environ.get("FUSEDLSE_COMMIT", "unknown")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=64)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--only", default="", help="comma-separated problem names (r00, r17, ...)")
+    parser.add_argument("--named", action="store_true", help="the named problems too (bench/problems.py SWEEP; "
+                        "their rows are listed, not counted in the summary)")
+    parser.add_argument("--providers", default=",".join(SWEEP_PROVIDERS))
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args(argv)
+    require_cuda("bench/sweep.py")
+    problems = random_problems(args.count, args.seed)
+    if args.named:
+        problems.update({name: SWEEP[name] for name in SWEEP if not name.startswith("grow_")})
+    if args.only:
+        problems = {name: problems[name] for name in args.only.split(",")}
+    providers = tuple(args.providers.split(","))
+    meta = dict(count=len(problems), seed=args.seed, device=torch.cuda.get_device_name(), torch=torch.__version__,
+                date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
+                commit=os.environ.get("FUSEDLSE_COMMIT") or _commit())
+    rows = run(problems, providers)
+    out = args.out or device_dir(meta["device"])
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "sweep.json"), "w") as f:
+        json.dump(dict(meta=meta, rows=rows), f, indent=1)
+    text = markdown(meta, rows, providers)
+    with open(os.path.join(out, "sweep.md"), "w") as f:
+        f.write(text)
+    plot(meta, rows, providers, os.path.join(out, "sweep.png"))
+    print(text.split("\n\n| shape")[0])
+
+
+if __name__ == "__main__":
+    main()

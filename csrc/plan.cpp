@@ -1,0 +1,231 @@
+// The planner's cost model (see plan.h). Every constant names the measurement behind it: bench/strategies.py on one
+// H200 (2026-11-30; 64 random problems of bench/problems.py's sweep and the named ones, each strategy and reader
+// forced in turn; rN below is random problem N, its shape in bench/results/h200/strategies.md).
+
+#include "plan.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+namespace fusedlse {
+namespace plan {
+namespace {
+
+// --- Tuning table ---------------------------------------------------------------------------------------------------
+
+// Host and GPU cost of one more launch in a chain of eager launches (public H200 figure ~2.5 us per stream launch,
+// RRZE gpu-small-kernels; a torch op adds its dispatch). The split strategy takes three more than the fused launch:
+// kb_old ran in 14.3 us fused, 21-23 us split.
+constexpr double kLaunchUs = 3.0;
+// Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
+constexpr double kReadLatencyUs = 6.0;
+// Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
+// 0.83 (headline, 1 GiB: 269 us), torch's x.sum((2, 3)) 0.78-0.84 on planes and channels-last x of 0.2-1 GiB
+// (r15, r16, r35, r52, headline) but 0.13-0.5 on strided rows (r10, r25, r40, r41, r57), the tiny-planes reader
+// 0.1-0.57 (r07, r24, r26, r39, r54: neighbouring planes share cache lines, but one thread per plane keeps few loads
+// in flight).
+constexpr double kFusedReadShare = 0.83;
+constexpr double kTorchSumShare = 0.8;
+constexpr double kTorchSumStridedShare = 0.3;
+constexpr double kPlanesReadShare = 0.75;
+constexpr double kTinyPlanesShare = 0.3;
+// A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
+constexpr double kCopyShare = 0.9;
+// cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
+// float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
+constexpr double kGemmShareOfPeak = 0.7;
+
+// Planes of at most this many elements go to the tiny-planes reader: on planes of 2 to 24 elements it was the
+// fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50 177 vs
+// 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that is a
+// copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
+constexpr int64_t kTinyPlaneElements = 32;
+
+// Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
+// logsumexp per batch tile) is not modelled: it was 1.1x to 2000x slower than the split strategy there, so the
+// planner does not choose it.
+//  - C_out: up to 700 it was fastest or within 10% (r05, r12, r48); at 2069 to 5164 it took 1.5-12x the split
+//    strategy's time (r02, r18, r30, r60, r61).
+constexpr int64_t kFusedMaxOutChannels = 1024;
+//  - B: at 1378 and more, 1.4-1.9x slower (r16, r33, r52); at 1e5 and more, 20-2000x (r00, r01, r14).
+constexpr int64_t kFusedMaxBatch = 512;
+//  - rows (planes) of at least 16 KiB: at 53 KiB and more it was fastest or within 10% (r12, r29, r34, r44, r48,
+//    r49, headline, mid, skinny); at 1-8 KiB torch's reader was 1.2-2x faster (r16, r17, r32, r33, r46, short_rows).
+constexpr int64_t kFusedMinRowBytes = 16 * 1024;
+//  - channels-last x: at most this many partial sums per batch (channels x pieces of 128 KiB the positions are cut
+//    into), which one block adds up at the end: 524k of them took r04 (B = 1) 700 us against 359 through torch's
+//    reader; 32k cost the headline's channels-last copy 2%; 400 to 5k (r05, r20, r21, r38) left the fused launch
+//    fastest.
+constexpr int64_t kFusedMaxPartialsPerBatch = 16384;
+constexpr int64_t kFusedPieceBytes = 128 * 1024;
+//  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed. On
+//    41 or fewer rows (B x C_in) it was fastest (r19, r63); on 424 and more torch's reader was 1.4-5x faster (r15,
+//    r31, r35, r47).
+constexpr int64_t kFusedMaxFloat64Rows = 64;
+//  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
+//    of 4 KiB planes, fused 14.3 us, split 21-23 us).
+constexpr double kSmallInputUs = 2.0;
+
+// --- Model ----------------------------------------------------------------------------------------------------------
+
+std::atomic<int> forced_strategy{-1};
+std::atomic<int> forced_reader{-1};
+
+double x_bytes(const Problem& p) {
+  return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
+}
+
+double read_us(double bytes, const DeviceProps& d, double share) {
+  return kReadLatencyUs + bytes / (d.read_gbps * 1e3 * share);
+}
+
+bool in_place_for_planes(Layout layout) { return layout == Layout::kPlanes || layout == Layout::kChannelsLast; }
+
+// Why the fused launch is not considered for p, or nullptr where it is.
+const char* fused_excluded(const Problem& p, const DeviceProps& d) {
+  const int64_t plane = p.height * p.width;
+  if (plane <= kTinyPlaneElements) return "planes this small: the fused reader and epilogue are far slower";
+  if (!in_place_for_planes(p.layout)) return "the fused launch would copy x first";
+  if (p.out_channels > kFusedMaxOutChannels) return "C_out is too wide for the fused epilogue";
+  if (p.element_bytes == 8) {
+    return p.batch * p.in_channels <= kFusedMaxFloat64Rows ? nullptr
+                                                            : "float64 x of many rows reads faster through torch";
+  }
+  if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
+  if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
+  if (p.layout == Layout::kPlanes) {
+    return plane * p.element_bytes >= kFusedMinRowBytes ? nullptr : "planes this short read faster through torch";
+  }
+  const int64_t pieces = (plane * p.in_channels * p.element_bytes + kFusedPieceBytes - 1) / kFusedPieceBytes;
+  return pieces * p.in_channels <= kFusedMaxPartialsPerBatch ? nullptr
+                                                             : "too many partial sums per batch for one block";
+}
+
+double reader_us(Reader reader, const Problem& p, const DeviceProps& d) {
+  const double bytes = x_bytes(p);
+  switch (reader) {
+    case Reader::kPlanes: return read_us(bytes, d, kPlanesReadShare);
+    case Reader::kCopyThenPlanes:
+      return kLaunchUs + 2 * bytes / (d.read_gbps * 1e3 * kCopyShare) + read_us(bytes, d, kPlanesReadShare);
+    case Reader::kTinyPlanes: return read_us(bytes, d, kTinyPlanesShare);
+    case Reader::kTorchSum:
+      return read_us(bytes, d, in_place_for_planes(p.layout) ? kTorchSumShare : kTorchSumStridedShare);
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+double fused_us(const Problem& p, const DeviceProps& d) {
+  return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare);
+}
+
+double split_us(const Problem& p, const DeviceProps& d, Reader reader) {
+  const double precision = p.element_bytes == 8 ? 0.5 : 1.0;
+  const double acc_bytes = p.element_bytes == 8 ? 8 : 4;
+  const double gemm = 2.0 * p.batch * p.in_channels * p.out_channels /
+                      (d.fp32_gflops * 1e3 * kGemmShareOfPeak * precision);
+  // The GEMM writes [B, C_out] logits and the logsumexp kernel reads them back.
+  const double logits = 2.0 * p.batch * p.out_channels * acc_bytes / (d.read_gbps * 1e3);
+  return kLaunchUs + reader_us(reader, p, d) + 3 * kLaunchUs + gemm + logits;
+}
+
+}  // namespace
+
+Reader reader_for_sums(const Problem& p) {
+  const int64_t plane = p.height * p.width;
+  if (plane > 1 && plane <= kTinyPlaneElements) return Reader::kTinyPlanes;
+  return Reader::kTorchSum;
+}
+
+Plan choose(const Problem& p, const DeviceProps& d) {
+  Plan plan{};
+  plan.split_reader = reader_for_sums(p);
+  plan.split_us = split_us(p, d, plan.split_reader);
+  const char* excluded = fused_excluded(p, d);
+  plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
+  const int strategy = forced_strategy.load(std::memory_order_relaxed);
+  if (strategy >= 0) {
+    plan.strategy = static_cast<Strategy>(strategy);
+    const int reader = forced_reader.load(std::memory_order_relaxed);
+    if (plan.strategy == Strategy::kSplit && reader >= 0) {
+      plan.split_reader = static_cast<Reader>(reader);
+      if (plan.split_reader == Reader::kPlanes && !in_place_for_planes(p.layout)) {
+        plan.split_reader = Reader::kCopyThenPlanes;
+      }
+      plan.split_us = split_us(p, d, plan.split_reader);
+    }
+    if (plan.strategy == Strategy::kFused) plan.fused_us = fused_us(p, d);
+    plan.why = "forced (planning.forced_plan, for measurements)";
+  } else if (plan.fused_us <= plan.split_us) {
+    plan.strategy = Strategy::kFused;
+    plan.why = "one launch: the epilogue is small and x is read in place";
+  } else {
+    plan.strategy = Strategy::kSplit;
+    plan.why = excluded ? excluded : "separate launches are predicted faster";
+  }
+  if (plan.strategy == Strategy::kFused) {
+    plan.reader = in_place_for_planes(p.layout) ? Reader::kPlanes : Reader::kCopyThenPlanes;
+  } else {
+    plan.reader = plan.split_reader;
+  }
+  plan.predicted_us = plan.strategy == Strategy::kFused ? plan.fused_us : plan.split_us;
+  return plan;
+}
+
+std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
+  char fused[32];
+  if (std::isfinite(plan.fused_us)) {
+    std::snprintf(fused, sizeof(fused), "%.3f", plan.fused_us);
+  } else {
+    std::snprintf(fused, sizeof(fused), "null");
+  }
+  char text[1280];
+  std::snprintf(text, sizeof(text),
+                "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
+                "\"split_us\": %.3f, \"split_reader\": \"%s\", \"copies_x\": %s, \"why\": \"%s\", "
+                "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
+                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\"}, "
+                "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
+                "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
+                name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
+                name(plan.split_reader), plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
+                static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
+                static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
+                static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
+                static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
+                static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
+                d.fp32_gflops);
+  return text;
+}
+
+void force(int strategy, int reader) {
+  forced_reader.store(reader, std::memory_order_relaxed);
+  forced_strategy.store(strategy, std::memory_order_relaxed);
+}
+
+const char* name(Strategy strategy) { return strategy == Strategy::kFused ? "fused" : "split"; }
+
+const char* name(Reader reader) {
+  switch (reader) {
+    case Reader::kPlanes: return "planes";
+    case Reader::kCopyThenPlanes: return "copy_then_planes";
+    case Reader::kTinyPlanes: return "tiny_planes";
+    case Reader::kTorchSum: return "torch_sum";
+  }
+  return "?";
+}
+
+const char* name(Layout layout) {
+  switch (layout) {
+    case Layout::kPlanes: return "planes";
+    case Layout::kChannelsLast: return "channels_last";
+    case Layout::kStridedRows: return "strided_rows";
+    case Layout::kOther: return "other";
+  }
+  return "?";
+}
+
+}  // namespace plan
+}  // namespace fusedlse

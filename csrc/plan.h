@@ -1,0 +1,74 @@
+// The forward's planner: a problem and a device's properties -> the strategy that computes it, the reader that
+// walks x, and the time each strategy is predicted to take. Plain C++ (no torch, no CUDA), so that the unit tests
+// run it on CPU with made-up devices (tests/test_plan.py, through the `plan` op), and every constant of its cost
+// model sits in plan.cpp beside the measurement it comes from.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fusedlse {
+namespace plan {
+
+// How x's elements sit in memory.
+//  kPlanes:       every (b, c) plane contiguous; any batch and channel strides.
+//  kChannelsLast: channels adjacent, (H, W) flattening to one stride.
+//  kStridedRows:  W contiguous but rows strided (a slice of H or W), planes not contiguous.
+//  kOther:        neither W nor C contiguous.
+enum class Layout { kPlanes = 0, kChannelsLast = 1, kStridedRows = 2, kOther = 3 };
+
+struct Problem {
+  int64_t batch, in_channels, out_channels, height, width;
+  int64_t element_bytes;  // of x: 2, 4 or 8 (8: float64, accumulated and multiplied in float64)
+  Layout layout;
+};
+
+// What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).
+struct DeviceProps {
+  int64_t multiprocessors;
+  int64_t l2_bytes;
+  int64_t shared_bytes_per_sm;
+  int64_t warps_per_sm;
+  double read_gbps;    // DRAM bandwidth: 2 x memory clock x bus width
+  double fp32_gflops;  // FMA peak without tensor cores: 2 x 128 lanes x SMs x clock
+};
+
+// kFused: one launch reads x and runs the epilogue as batch tiles complete (fused_kernels.cu).
+// kSplit: the reader writes sums [B, C_in]; W.sum((2,3)) once; the GEMM sums @ W.sum (cuBLAS, float32-exact);
+//         one kernel adds the biases and takes each row's logsumexp (split_kernels.cu).
+enum class Strategy { kFused = 0, kSplit = 1 };
+// Who reads x.
+//  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (fused_kernels.cu);
+//  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
+//  kTinyPlanes:     a thread per plane, any strides, in place (split_kernels.cu): planes of a few dozen elements;
+//  kTorchSum:       torch's own x.sum((2, 3)), in place: strided rows, until fusedlse has a reader for them.
+enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kTinyPlanes = 2, kTorchSum = 3 };
+
+struct Plan {
+  Strategy strategy;
+  Reader reader;
+  double predicted_us;  // of the chosen strategy
+  double fused_us;      // the fused launch's prediction (its reader: kPlanes, or kCopyThenPlanes)
+  double split_us;      // the split strategy's, with `split_reader`
+  Reader split_reader;
+  std::string why;
+};
+
+Plan choose(const Problem& problem, const DeviceProps& device);
+
+// The reader for sums alone (the sum_hw op, and the split strategy's first step).
+Reader reader_for_sums(const Problem& problem);
+
+// The plan as one JSON object: strategy, reader, predictions and the inputs they came from.
+std::string to_json(const Plan& plan, const Problem& problem, const DeviceProps& device);
+
+// For measurements (bench/strategies.py): every later choose() returns this strategy (and reader, for kSplit)
+// instead of the cost model's; -1 gives the choice back to the model. Not for production code.
+void force(int strategy, int reader);
+
+const char* name(Strategy strategy);
+const char* name(Reader reader);
+const char* name(Layout layout);
+
+}  // namespace plan
+}  // namespace fusedlse

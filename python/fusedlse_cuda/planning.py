@@ -1,0 +1,49 @@
+"""How the CUDA forward runs a problem: the planner's choice (csrc/plan.cpp), for users and for measurements."""
+import contextlib
+import json
+
+import torch
+from torch import Tensor
+
+# The planner's names, in the order of plan::Strategy and plan::Reader (csrc/plan.h).
+STRATEGIES = ("fused", "split")
+READERS = ("planes", "copy_then_planes", "tiny_planes", "torch_sum")
+
+
+def explain(x: Tensor, weight: Tensor) -> dict:
+    """The plan ``fusedlse_cuda.forward(x, weight, ...)`` runs, and why. The plan depends on x's sizes, dtype and
+    layout, C_out (from ``weight``) and the device; not on the values, biases or settings.
+
+    Returns a dict:
+        strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
+            then W.sum, one GEMM, and one kernel for the biases and logsumexp); ``"cpu"`` for CPU tensors.
+        reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
+            (x is copied first: ``copies_x`` is True), ``"tiny_planes"`` (a thread per plane, any strides, in
+            place), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: strided rows).
+        predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies.
+        why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
+    """
+    return json.loads(torch.ops.fusedlse.explain(x, weight))
+
+
+def plan_for(problem: dict, device: dict) -> dict:
+    """The planner alone, for any device: problem = {batch, in_channels, out_channels, height, width,
+    element_bytes, layout} (layout: "planes", "channels_last", "strided_rows" or "other"); device =
+    {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
+    explain() for the same inputs."""
+    layouts = ("planes", "channels_last", "strided_rows", "other")
+    sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
+    props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",
+                                        "read_gbps", "fp32_gflops")]
+    return json.loads(torch.ops.fusedlse.plan(sizes + [layouts.index(problem["layout"])], props))
+
+
+@contextlib.contextmanager
+def forced_plan(strategy: str, reader: str = None):
+    """For measurements and tests only: inside the block every CUDA forward, in every thread, runs `strategy`
+    (and, for "split", `reader`; None leaves the reader to the planner) instead of the planner's choice."""
+    torch.ops.fusedlse._force_plan(STRATEGIES.index(strategy), -1 if reader is None else READERS.index(reader))
+    try:
+        yield
+    finally:
+        torch.ops.fusedlse._force_plan(-1, -1)

@@ -1,0 +1,123 @@
+"""The planner (csrc/plan.cpp) on made-up devices, on CPU: its choices, its predictions and explain()."""
+import math
+
+import pytest
+import torch
+
+import fusedlse_cuda
+from fusedlse_cuda.planning import READERS, STRATEGIES, plan_for
+from helpers import HAS_CUDA
+
+# Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
+# 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
+RTX_4090 = dict(multiprocessors=128, l2_bytes=72 << 20, shared_bytes_per_sm=100 << 10, warps_per_sm=48,
+                read_gbps=1008.0, fp32_gflops=2 * 128 * 128 * 2.52)
+H200 = dict(multiprocessors=132, l2_bytes=60 << 20, shared_bytes_per_sm=228 << 10, warps_per_sm=64,
+            read_gbps=4800.0, fp32_gflops=2 * 128 * 132 * 1.98)
+DEVICES = {"rtx4090": RTX_4090, "h200": H200}
+
+
+def problem(batch, c_in, c_out, height, width, element_bytes=4, layout="planes"):
+    return dict(batch=batch, in_channels=c_in, out_channels=c_out, height=height, width=width,
+                element_bytes=element_bytes, layout=layout)
+
+
+HEADLINE = problem(16, 64, 128, 512, 512)
+MANY_TINY_PLANES = problem(10**6, 2, 16, 2, 3)
+GEMM_HEAVY = problem(2048, 2048, 8192, 2, 2)
+STRIDED_ROWS = problem(11, 185, 5, 1178, 89, layout="strided_rows")
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_headline_runs_in_one_launch(device):
+    plan = plan_for(HEADLINE, DEVICES[device])
+    assert (plan["strategy"], plan["reader"], plan["copies_x"]) == ("fused", "planes", False)
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("case", ["many_tiny_planes", "gemm_heavy"])
+def test_big_epilogues_go_to_the_split_strategy(device, case):
+    plan = plan_for({"many_tiny_planes": MANY_TINY_PLANES, "gemm_heavy": GEMM_HEAVY}[case], DEVICES[device])
+    assert plan["strategy"] == "split" and plan["reader"] == "tiny_planes"
+    assert plan["fused_us"] is None  # outside what the fused launch was measured on
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_strided_rows_are_read_in_place(device):
+    plan = plan_for(STRIDED_ROWS, DEVICES[device])
+    assert not plan["copies_x"] and plan["reader"] in ("torch_sum", "tiny_planes")
+
+
+@pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_tiny_planes_of_every_layout_get_the_tiny_reader(device, layout):
+    plan = plan_for(problem(50000, 12, 7, 2, 3, layout=layout), DEVICES[device])
+    assert plan["split_reader"] == "tiny_planes"
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_the_choice_is_the_cheaper_prediction(device):
+    """Over a grid of shapes, the plan is the cheaper of the two predictions, both finite and positive."""
+    for batch in (1, 16, 1000, 10**6):
+        for c_in in (1, 64, 2048):
+            for c_out in (1, 128, 8192):
+                for side in (1, 8, 512):
+                    for layout in ("planes", "channels_last", "strided_rows", "other"):
+                        plan = plan_for(problem(batch, c_in, c_out, side, side, layout=layout), DEVICES[device])
+                        assert plan["strategy"] in STRATEGIES and plan["reader"] in READERS
+                        fused_us = math.inf if plan["fused_us"] is None else plan["fused_us"]
+                        assert 0 < fused_us and 0 < plan["split_us"] < math.inf
+                        assert plan["predicted_us"] == min(fused_us, plan["split_us"])
+                        assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
+
+
+# (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
+ENVELOPE = {
+    "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
+    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "torch_sum"),
+    "many_batches": (problem(1378, 166, 4, 25, 39), "split", "torch_sum"),
+    "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "torch_sum"),
+    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
+    "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "fused", "planes"),
+    "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_long_rows": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
+    "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "torch_sum"),
+    "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "torch_sum"),
+}
+
+
+@pytest.mark.parametrize("case", list(ENVELOPE))
+def test_measured_boundaries_on_the_h200(case):
+    shape, strategy, reader = ENVELOPE[case]
+    plan = plan_for(shape, H200)
+    assert (plan["strategy"], plan["reader"]) == (strategy, reader), plan["why"]
+    assert plan["why"]
+
+
+def test_predictions_follow_the_memory_speed():
+    """Read-bound problems are predicted slower on the 4090 by about the ratio of bandwidths."""
+    ratio = plan_for(HEADLINE, RTX_4090)["predicted_us"] / plan_for(HEADLINE, H200)["predicted_us"]
+    assert 3.5 < ratio < 5.5
+
+
+def test_plan_op_rejects_malformed_input():
+    with pytest.raises(RuntimeError, match="problem must have 7 values"):
+        torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="layout must be 0..3"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9], [1.0] * 6)
+
+
+def test_explain_on_cpu_names_the_cpu_path():
+    assert fusedlse_cuda.explain(torch.randn(2, 3, 4, 5), torch.randn(3, 6, 3, 3))["strategy"] == "cpu"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+def test_explain_on_cuda_is_the_planner_on_this_device():
+    x = torch.randn(4, 8, 16, 16, device="cuda").contiguous(memory_format=torch.channels_last)
+    plan = fusedlse_cuda.explain(x, torch.randn(8, 6, 3, 3, device="cuda"))
+    assert plan["problem"]["layout"] == "channels_last"
+    props = torch.cuda.get_device_properties(x.device)
+    assert plan["device"]["multiprocessors"] == props.multi_processor_count
+    again = plan_for(plan["problem"], plan["device"])
+    assert (plan["strategy"], plan["reader"]) == (again["strategy"], again["reader"])
