@@ -1,7 +1,8 @@
 """Every strategy and reader of the CUDA forward, forced one at a time, on the random sweep and the named problems:
 the data behind the planner's cost model (csrc/plan.cpp), and a check of its choices.
 
-    python bench/strategies.py [--count 64] [--only r03,headline] [--out FILE.json]
+    python bench/strategies.py [--count 64] [--only r03,headline] [--out FILE.json]   # GPU: measure, write FILE.md too
+    python bench/strategies.py --render FILE.json                                     # rewrite FILE.md from FILE.json
 
 Per problem: the time of the planner's choice ("auto"), of the fused launch, of the split strategy with each reader
 that applies, and of the plain-torch shortcut, each with its error against the float64 shortcut; then what the
@@ -66,12 +67,42 @@ def measure(name, args, index):
     return row
 
 
+OPTIONS = ("auto", "fused", "split_planes", "split_tiny", "split_torch", "shortcut", "read_floor")
+
+
+def markdown(rows):
+    """Every problem's times (us) per option, the planner's choice when measured, and the fastest option."""
+    lines = ["Times in us (CUDA events, median, L2 flushed); `auto` is the planner of the build measured, the others "
+             "forced (planning.forced_plan). read_floor: torch's flat `t.sum()` over x's bytes.", "",
+             "| problem | dims (B, C_in, H, W, C_out) | dtype | layout | MiB | " + " | ".join(OPTIONS)
+             + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
+    for r in rows:
+        t = r["times"]
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:5]}
+        fastest = min(forced, key=forced.get)
+        cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
+        lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "
+                     f"{r['bytes'] / 2**20:.1f} | " + " | ".join(cells) + f" | {fastest} |")
+    return "\n".join(lines) + "\n"
+
+
+def render(path):
+    with open(path) as f:
+        rows = json.load(f)
+    with open(os.path.splitext(path)[0] + ".md", "w") as f:
+        f.write(markdown(rows))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--only", default="")
     parser.add_argument("--out", default="strategies.json")
+    parser.add_argument("--render", default=None, help="only rewrite this JSON file's .md")
     args = parser.parse_args(argv)
+    if args.render:
+        render(args.render)
+        return
     require_cuda("bench/strategies.py")
     problems = dict(random_problems(args.count))
     named = [n for n in SWEEP if not n.startswith("grow_")] + ["grow_16777216", "grow_268435456"]
@@ -96,6 +127,7 @@ def main(argv=None):
         torch.cuda.empty_cache()
     with open(args.out, "w") as f:
         json.dump(rows, f, indent=1)
+    render(args.out)
 
 
 if __name__ == "__main__":

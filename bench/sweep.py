@@ -1,7 +1,8 @@
 """The public random sweep: every provider on seeded shapes nobody tuned for (bench/problems.py random_problems),
 each time set against the floor measured on the same shape in the same run.
 
-    python bench/sweep.py [--count 64] [--seed 2026] [--only r03,r17] [--out DIR]
+    python bench/sweep.py [--count 64] [--seed 2026] [--only r03,r17] [--named] [--out DIR]   # GPU
+    python bench/sweep.py --render DIR/sweep.json          # rewrite DIR/sweep.md and sweep.png from the JSON
 
 floor = max(read floor, GEMM floor): the read floor is torch's flat t.sum() over a contiguous tensor of x's dtype and
 bytes, the GEMM floor torch.mm of the epilogue's [B, C_in] x [C_in, C_out] in float32 with TF32 off.
@@ -205,7 +206,11 @@ def plot(meta, rows, providers, path):
     ax.axhline(1.0, color="k", linestyle="--", linewidth=0.8)
     ax.set_xlabel("bytes of x (MiB)")
     ax.set_ylabel("floor_frac = max(read floor, GEMM floor) / time")
-    ax.set_title(f"random sweep ({meta['count']} shapes, seed {meta['seed']}) — {meta['device']}")
+    names = dict.fromkeys(r["shape"] for r in rows)
+    random_count = sum(map(is_random, names))
+    named = f" + {len(names) - random_count} named" if len(names) > random_count else ""
+    ax.set_title(f"random sweep ({random_count} shapes, seed {meta['seed']}{named}) — {meta['device']}, "
+                 f"{meta['commit']}")
     ax.legend(fontsize=8)
     ax.grid(True, alpha=0.3, which="both")
     fig.tight_layout()
@@ -233,7 +238,17 @@ def main(argv=None):
                         "their rows are listed, not counted in the summary)")
     parser.add_argument("--providers", default=",".join(SWEEP_PROVIDERS))
     parser.add_argument("--out", default=None)
+    parser.add_argument("--render", default=None, help="only rewrite this sweep.json's .md and .png")
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            run = json.load(f)
+        providers = tuple(dict.fromkeys(r["provider"] for r in run["rows"]))
+        out = os.path.dirname(args.render)
+        with open(os.path.join(out, "sweep.md"), "w") as f:
+            f.write(markdown(run["meta"], run["rows"], providers))
+        plot(run["meta"], run["rows"], providers, os.path.join(out, "sweep.png"))
+        return
     require_cuda("bench/sweep.py")
     problems = random_problems(args.count, args.seed)
     if args.named:
