@@ -20,8 +20,8 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     """The whole model: ``10 * logsumexp(mean_HW(conv_transpose2d(x, weight, conv_bias, ...)) + bias)`` over C_out.
 
     Args:
-        x: ``[B, C_in, H, W]``, float16, bfloat16, float32 or float64; any strides (contiguous and
-            channels_last are read in place, other layouts are copied first).
+        x: ``[B, C_in, H, W]``, float16, bfloat16, float32 or float64; any strides, read in place. On CUDA a
+            planner chooses how (:func:`fusedlse_cuda.explain` shows its choice for given x and weight).
         weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
         conv_bias: ``[C_out]`` or None.
         bias: one value per output channel as the model broadcasts it: ``[C_out, 1, 1]`` (the model's),
@@ -34,7 +34,8 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         padding, groups: only 0 and 1; anything else raises an error naming the setting.
 
     Returns:
-        ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32.
+        ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32 (with
+        TF32 allowed, the split strategy's GEMM is split 3xTF32 to stay float32-exact).
         Results are bitwise reproducible run to run on the same device. Differentiable in x, weight, conv_bias
         and bias (see fusedlse_cuda.autograd), in reverse mode and, through a composite of torch ops, in forward
         mode (``torch.autograd.forward_ad``) and under ``torch.func`` transforms (jvp, jacfwd, grad, jacrev, vmap).
