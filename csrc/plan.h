@@ -33,14 +33,14 @@ struct DeviceProps {
   double fp32_gflops;  // FMA peak without tensor cores: 2 x 128 lanes x SMs x clock
 };
 
-// kFused: one launch reads x and runs the epilogue as batch tiles complete (fused_kernels.cu).
+// kFused: one launch reads x and runs the epilogue as batch tiles complete (cuda/forward.cu).
 // kSplit: the reader writes sums [B, C_in]; W.sum((2,3)) once; the GEMM sums @ W.sum (cuBLAS, float32-exact);
-//         one kernel adds the biases and takes each row's logsumexp (split_kernels.cu).
+//         one kernel adds the biases and takes each row's logsumexp (cuda/split.cu).
 enum class Strategy { kFused = 0, kSplit = 1 };
 // Who reads x.
-//  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (fused_kernels.cu);
+//  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
-//  kTinyPlanes:     a thread per plane, any strides, in place (split_kernels.cu): planes of a few dozen elements;
+//  kTinyPlanes:     a thread per plane, any strides, in place (cuda/split.cu): planes of a few dozen elements;
 //  kTorchSum:       torch's own x.sum((2, 3)), in place: strided rows, until fusedlse has a reader for them.
 enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kTinyPlanes = 2, kTorchSum = 3 };
 

@@ -1,8 +1,9 @@
-// The split strategy's kernels: a reader for tiny planes of any layout, and the biases + logsumexp after the GEMM.
-// Only CUDA headers are included: see fused_kernels.h.
+// The split strategy's kernels (../plan.h): a reader for tiny planes of any layout, and the biases + logsumexp
+// after the GEMM. Only CUDA headers are included: see kernels.h.
 
-#include "split_kernels.h"
-#include "device_common.cuh"
+#include "kernels.h"
+#include "kernels/dtype.cuh"
+#include "kernels/reduce.cuh"
 
 #include <algorithm>
 

@@ -1,6 +1,9 @@
-// Plain-C++ interface between the ATen glue (fusedlse_cuda.cpp) and the kernels (fused_kernels.cu).
-// Nothing from torch is included here, so the .cu file compiles without ATen's heavy headers.
+// Plain-C++ interface between the ATen glue (ops_cuda.cpp) and every CUDA kernel: the fused launch (forward.cu,
+// its stages in kernels/), gemm_lse (gemm_lse.cu), broadcast_hw (broadcast_hw.cu) and the split strategy's kernels
+// (split.cu). Nothing from torch is included here, so the .cu files compile without ATen's heavy headers.
 #pragma once
+
+#include "tuning.h"
 
 #include <cstdint>
 #include <cuda_runtime_api.h>
@@ -19,7 +22,7 @@ enum class XLayout { kRows, kChannelsLast };
 //  kSumsOnly: sums[b, c] = sum_p x[b, c, p] (the sum_hw op).
 enum class Mode { kForward, kSumsOnly };
 
-// Work decomposition, chosen on the host by plan_launch() in fusedlse_cuda.cpp (the only place that sizes it).
+// Work decomposition, chosen on the host by plan_launch() in ops_cuda.cpp (the only place that sizes it).
 // The launch is one-shot: every block reads one tile of x and exits; no block waits for another.
 // Epilogue units: `unit_batches` batches x `unit_channels` channels; `unit_groups` per batch tile, `tiles` tiles.
 // A unit waits for every item of its rows (and for the weight fold, in a forward), counted by one ticket.
@@ -100,33 +103,8 @@ struct BroadcastArgs {
   const void* rows;    // [B, C] contiguous
   void* out;           // [B, C, H, W], 16-byte aligned
   int64_t batch, channels, plane;
-  int64_t blocks;      // grid size, from the host (broadcast_hw_cuda in fusedlse_cuda.cpp)
+  int64_t blocks;      // grid size, from the host (broadcast_hw_cuda in ops_cuda.cpp)
 };
-
-constexpr int kBlockThreads = 256;
-constexpr int kWarpsPerBlock = kBlockThreads / 32;
-// Minimum resident blocks per SM the fused kernel is compiled for: 2 caps registers at 128 per thread, where the
-// float32/16-bit kernels do not spill (at 3 blocks, 80 registers, they did). The float64 kernels, a dtype for
-// accuracy rather than speed, get 1 (up to 255 registers): at 128 their epilogue spilled.
-template <typename T> constexpr int kMinBlocksPerSm = sizeof(T) == 8 ? 1 : 2;
-// Whole-row tiles: at most this many rows per warp, read kRowsAtOnce at a time with their loads interleaved.
-constexpr int kMaxRowsPerWarp = 16;
-constexpr int kRowsAtOnce = 4;
-// Values of wsum one weight-fold block computes: small pieces, so the fold is done long before the reads.
-constexpr int64_t kFoldValues = 1024;
-// Epilogue limits: a unit's sums live in shared memory, [channel][batch] with the batches padded to a multiple of
-// four (at most kMaxUnitSums values), and its GEMM keeps one accumulator per batch of the unit per thread, up to
-// kMaxUnitBatches (16 spilled at 128 registers).
-constexpr int64_t kMaxUnitSums = 1024;
-constexpr int kMaxUnitBatches = 8;
-// Self-contained tiles: each thread keeps up to kSelfContainedLoads 16-byte loads in flight, and the tile's
-// per-vector sums fit the block's reduce buffer (kReduceBytes).
-constexpr int kSelfContainedLoads = 8;
-constexpr int64_t kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= 1024 doubles
-// The epilogue GEMM copies W.sum to shared memory in chunks of up to kStageBytes, all in flight at once. The reads'
-// kReduceBytes are the first bytes of the same buffer.
-constexpr int64_t kStageBytes = 32 * 1024;
-static_assert(kStageBytes >= kReduceBytes, "the reduce buffer lives in the stage");
 
 // Values between rows of W.sum as the kernels read it: C_out rounded up to a whole number of 16-byte pieces of the
 // accumulation type, so that every row starts 16-byte aligned.
@@ -134,16 +112,39 @@ constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
   return (c_out * acc_bytes + 15) / 16 * 16 / acc_bytes;
 }
 
+// sums[b, c] = sum over h, w of x[b, c, h, w], for any strides: one thread per plane.
+struct TinyPlanesArgs {
+  ScalarKind kind;
+  const void* x;   // [B, C, H, W] in `kind`, element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w
+  void* sums;      // [B, C] contiguous, accumulation type
+  int64_t batch, channels, height, width;
+  int64_t stride_b, stride_c, stride_h, stride_w;
+};
+
+// out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's
+// semantics for infinities and NaN.
+struct BiasLseArgs {
+  ScalarKind kind;        // of conv_bias, bias and out; logits are its accumulation type
+  const void* logits;     // [B, C_out] contiguous, accumulation type
+  const void* conv_bias;  // [C_out] contiguous, or nullptr
+  const void* bias;       // C_out elements, element n at n * bias_stride (0: one value for every n)
+  int64_t bias_stride;
+  void* out;              // [B]
+  int64_t batch, c_out;
+  double scale;           // 1 / (H_out * W_out)
+};
+
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);
 
 // Resident broadcast_hw blocks per multiprocessor, from the occupancy calculator.
 int broadcast_blocks_per_sm(ScalarKind kind);
-// 16-byte stores each thread has in flight per loop trip (sizes the grid).
-constexpr int kBroadcastVectorsPerThread = 4;
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
+cudaError_t launch_tiny_planes(const TinyPlanesArgs& args, int64_t max_blocks, cudaStream_t stream);
+cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);
+
 
 }  // namespace fusedlse

@@ -1,11 +1,10 @@
-// CUDA backend glue: layout detection, the planner's inputs (plan.h chooses the strategy), launch sizing (plan_launch
-// is the only place the fused grid is sized) and each launch's workspace (tickets included). The kernels are in
-// fused_kernels.cu and split_kernels.cu.
+// CUDA backend glue: layout detection, the planner's inputs (../plan.h chooses the strategy), the fused launch's
+// sizing (plan_launch is the only place its grid is sized), each launch's workspace (tickets included) and the split
+// strategy's steps. The kernels are behind kernels.h; the tuning constants in tuning.h.
 
 #include "../fusedlse.h"
 #include "../plan.h"
-#include "fused_kernels.h"
-#include "split_kernels.h"
+#include "kernels.h"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
@@ -57,35 +56,9 @@ DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layou
   return fill;
 }
 
-// Tuning constants. A reading block streams one tile of x of at most kMaxTileBytes. Measured on the H100 (forward
-// of the 1 GiB headline, share of torch's sum): 16 KiB tiles 0.48, 32 KiB 0.82, 64 KiB 0.96, 128 KiB 0.975,
-// 256 KiB 0.966; 128 KiB was also best or within 2% of best for bf16, skinny, short_rows, mid and odd509 (a
-// block's start and its ticket cost a fixed time; larger tiles leave a longer tail). Smaller x gets smaller
-// tiles, down to kMinTileBytes, so that every resident block slot has one.
-constexpr int64_t kMaxTileBytes = 128 * 1024;
-constexpr int64_t kMinTileBytes = 4 * 1024;
-// Values of W.sum((2,3)) one epilogue unit multiplies by: its GEMM is short, so the unit finished last (the only
-// one not hidden behind other blocks' reads) adds little.
-constexpr int64_t kUnitWeightValues = 16384;
-// Batch tiles are sized so that re-reading W.sum once per tile costs at most about 1/kWeightRereadShare of the
-// bytes of x.
-constexpr int64_t kWeightRereadShare = 16;
-// Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values).
-constexpr int64_t kSelfContainedWeightValues = 4096;
-
-// Scratch memory a launch may take besides its outputs: at most kWorkspaceInputShare times the bytes of its inputs,
-// or kWorkspaceFloorBytes for small inputs. Epilogue units are widened, and then the batches cut into several
-// launches, to stay within it (the units' shares of the GEMM, zpart, grow with B * C_in * C_out^2 otherwise).
-constexpr int64_t kWorkspaceInputShare = 2;
-constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
-
 int64_t workspace_budget_bytes(int64_t input_bytes) {
   return std::max(kWorkspaceFloorBytes, kWorkspaceInputShare * input_bytes);
 }
-
-// The widest epilogue unit, in channels: a unit's sums take at most kMaxUnitSums values of shared memory, with its
-// batches padded to a multiple of four.
-constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 
 // Batches one launch may take so that its zpart, with the widest units, fits `budget_values` (at least one).
 int64_t batches_per_launch(int64_t B, int64_t C, int64_t c_out, int64_t budget_values) {
@@ -312,7 +285,7 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
 // Element n of a per-channel bias at n * stride: 0 for one value shared by every channel (check_bias_shape).
 int64_t bias_stride(const at::Tensor& bias_flat) { return bias_flat.numel() == 1 ? 0 : bias_flat.stride(0); }
 
-// The fused strategy: one launch per batch range reads x and runs the epilogue (fused_kernels.cu).
+// The fused strategy: one launch per batch range reads x and runs the epilogue (forward.cu).
 void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums,
                    cudaStream_t stream) {

@@ -1,0 +1,42 @@
+// Element and accumulation types, and the one switch over dtypes every entry point shares. Device code only (no
+// torch); everything in these headers has internal linkage in each file that includes it.
+#pragma once
+
+#include "../kernels.h"
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+namespace fusedlse {
+namespace {
+
+template <typename T> struct AccOf { using type = float; };
+template <> struct AccOf<double> { using type = double; };
+template <typename T> using acc_t = typename AccOf<T>::type;
+
+// f(T{}) for the element type that `kind` names (the one switch over dtypes every entry point shares); `fallback`
+// for a value outside the enum.
+template <typename R, typename F>
+R with_element_type(ScalarKind kind, R fallback, F&& f) {
+  switch (kind) {
+    case ScalarKind::kFloat: return f(float{});
+    case ScalarKind::kHalf: return f(__half{});
+    case ScalarKind::kBFloat16: return f(__nv_bfloat16{});
+    case ScalarKind::kDouble: return f(double{});
+  }
+  return fallback;
+}
+
+__device__ __forceinline__ float to_acc(float v) { return v; }
+__device__ __forceinline__ double to_acc(double v) { return v; }
+__device__ __forceinline__ float to_acc(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_acc(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T> __device__ __forceinline__ T from_acc(acc_t<T> v);
+template <> __device__ __forceinline__ float from_acc<float>(float v) { return v; }
+template <> __device__ __forceinline__ double from_acc<double>(double v) { return v; }
+template <> __device__ __forceinline__ __half from_acc<__half>(float v) { return __float2half_rn(v); }
+template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+
+}  // namespace
+}  // namespace fusedlse

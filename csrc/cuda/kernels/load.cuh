@@ -1,0 +1,121 @@
+// Loading x: 16-byte vectors and their sums, a warp's sum of a contiguous run (scalar head, vector body, scalar
+// tail), a warp's sums of several short rows with their loads interleaved.
+#pragma once
+
+#include "reduce.cuh"
+
+namespace fusedlse {
+namespace {
+
+// Sum of the elements packed in one 16-byte vector.
+template <typename T> __device__ __forceinline__ acc_t<T> vec_sum(uint4 v);
+template <> __device__ __forceinline__ float vec_sum<float>(uint4 v) {
+  return (__uint_as_float(v.x) + __uint_as_float(v.y)) + (__uint_as_float(v.z) + __uint_as_float(v.w));
+}
+template <> __device__ __forceinline__ double vec_sum<double>(uint4 v) {
+  const double lo = __hiloint2double(static_cast<int>(v.y), static_cast<int>(v.x));
+  const double hi = __hiloint2double(static_cast<int>(v.w), static_cast<int>(v.z));
+  return lo + hi;
+}
+template <typename P, typename F>
+__device__ __forceinline__ float sum_pairs(uint4 v, F to_float2) {
+  const unsigned words[4] = {v.x, v.y, v.z, v.w};
+  float total[2] = {0.f, 0.f};
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    P pair;
+    memcpy(&pair, &words[i], sizeof(pair));
+    const float2 f = to_float2(pair);
+    total[i & 1] += f.x + f.y;
+  }
+  return total[0] + total[1];
+}
+template <> __device__ __forceinline__ float vec_sum<__half>(uint4 v) {
+  return sum_pairs<__half2>(v, [](__half2 p) { return __half22float2(p); });
+}
+template <> __device__ __forceinline__ float vec_sum<__nv_bfloat16>(uint4 v) {
+  return sum_pairs<__nv_bfloat162>(v, [](__nv_bfloat162 p) { return __bfloat1622float2(p); });
+}
+
+// The i-th element of a 16-byte vector, as the accumulation type.
+template <typename T> __device__ __forceinline__ acc_t<T> vec_elem(const uint4& v, int i) {
+  T e;
+  memcpy(&e, reinterpret_cast<const char*>(&v) + i * sizeof(T), sizeof(T));
+  return to_acc(e);
+}
+
+__device__ __forceinline__ int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+__device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+// One warp's sum of n contiguous elements at p: scalar head up to 16-byte alignment, 16-byte body with
+// kLoadsInFlight loads in flight per lane, scalar tail. The result is the same in every lane.
+template <typename T>
+__device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int lane) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  const int64_t misalign = (reinterpret_cast<uintptr_t>(p) & 15) / sizeof(T);
+  const int64_t head = imin(misalign ? kVec - misalign : 0, n);
+  const int64_t vectors = (n - head) / kVec;
+  const int64_t tail_begin = head + vectors * kVec;
+  A acc[4] = {A(0), A(0), A(0), A(0)};
+  if (lane < head) acc[0] += to_acc(p[lane]);
+  if (lane < n - tail_begin) acc[1] += to_acc(p[tail_begin + lane]);
+  const uint4* body = reinterpret_cast<const uint4*>(p + head);
+  int64_t i = lane;
+  for (; i + 32 * (kLoadsInFlight - 1) < vectors; i += 32 * kLoadsInFlight) {
+    uint4 v[kLoadsInFlight];
+#pragma unroll
+    for (int u = 0; u < kLoadsInFlight; ++u) v[u] = __ldcs(body + i + 32 * u);
+#pragma unroll
+    for (int u = 0; u < kLoadsInFlight; ++u) acc[u % 4] += vec_sum<T>(v[u]);
+  }
+  // Fewer than 32 * kLoadsInFlight vectors are left: one more trip, predicated, rather than a round trip per load.
+  uint4 v[kLoadsInFlight];
+#pragma unroll
+  for (int u = 0; u < kLoadsInFlight; ++u)
+    if (i + 32 * u < vectors) v[u] = __ldcs(body + i + 32 * u);
+#pragma unroll
+  for (int u = 0; u < kLoadsInFlight; ++u)
+    if (i + 32 * u < vectors) acc[u % 4] += vec_sum<T>(v[u]);
+  return warp_sum((acc[0] + acc[1]) + (acc[2] + acc[3]));
+}
+
+// One warp's sums of up to kRowsAtOnce whole rows of n elements, loads of all rows interleaved so that short rows
+// still keep several loads in flight. rows[r] is null for rows past the end.
+template <typename T, int kRowsAtOnce>
+__device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, int lane, acc_t<T>* sums) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  int64_t head[kRowsAtOnce], vectors[kRowsAtOnce];
+  A acc[kRowsAtOnce];
+  int64_t most_vectors = 0;
+#pragma unroll
+  for (int r = 0; r < kRowsAtOnce; ++r) {
+    acc[r] = A(0);
+    head[r] = 0;
+    vectors[r] = 0;
+    if (rows[r] == nullptr) continue;
+    const int64_t misalign = (reinterpret_cast<uintptr_t>(rows[r]) & 15) / sizeof(T);
+    head[r] = imin(misalign ? kVec - misalign : 0, n);
+    vectors[r] = (n - head[r]) / kVec;
+    most_vectors = imax(most_vectors, vectors[r]);
+    const int64_t tail_begin = head[r] + vectors[r] * kVec;
+    if (lane < head[r]) acc[r] += to_acc(rows[r][lane]);
+    if (lane < n - tail_begin) acc[r] += to_acc(rows[r][tail_begin + lane]);
+  }
+#pragma unroll 2
+  for (int64_t i = lane; i < most_vectors; i += 32) {
+    uint4 v[kRowsAtOnce];
+#pragma unroll
+    for (int r = 0; r < kRowsAtOnce; ++r)
+      if (i < vectors[r]) v[r] = __ldcs(reinterpret_cast<const uint4*>(rows[r] + head[r]) + i);
+#pragma unroll
+    for (int r = 0; r < kRowsAtOnce; ++r)
+      if (i < vectors[r]) acc[r] += vec_sum<T>(v[r]);
+  }
+#pragma unroll
+  for (int r = 0; r < kRowsAtOnce; ++r) sums[r] = warp_sum(acc[r]);
+}
+
+}  // namespace
+}  // namespace fusedlse

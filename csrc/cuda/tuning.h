@@ -1,0 +1,78 @@
+// Every tuning constant of the CUDA backend, each beside the measurement behind it (device and date where the
+// comment gives them; docs/limits.md has the runs). The strategy planner's constants, which also decide between
+// the fused launch and the split strategy, are in ../plan.cpp. Plain C++: included by host code and kernels alike.
+#pragma once
+
+#include <cstdint>
+
+namespace fusedlse {
+
+// --- Kernels --------------------------------------------------------------------------------------------------------
+
+constexpr int kBlockThreads = 256;
+constexpr int kWarpsPerBlock = kBlockThreads / 32;
+// Minimum resident blocks per SM the fused kernel is compiled for: 2 caps registers at 128 per thread, where the
+// float32/16-bit kernels do not spill (at 3 blocks, 80 registers, they did). The float64 kernels, a dtype for
+// accuracy rather than speed, get 1 (up to 255 registers): at 128 their epilogue spilled.
+template <typename T> constexpr int kMinBlocksPerSm = sizeof(T) == 8 ? 1 : 2;
+// Whole-row tiles: at most this many rows per warp, read kRowsAtOnce at a time with their loads interleaved.
+constexpr int kMaxRowsPerWarp = 16;
+constexpr int kRowsAtOnce = 4;
+// Values of wsum one weight-fold block computes: small pieces, so the fold is done long before the reads.
+constexpr int64_t kFoldValues = 1024;
+// Epilogue limits: a unit's sums live in shared memory, [channel][batch] with the batches padded to a multiple of
+// four (at most kMaxUnitSums values), and its GEMM keeps one accumulator per batch of the unit per thread, up to
+// kMaxUnitBatches (16 spilled at 128 registers).
+constexpr int64_t kMaxUnitSums = 1024;
+constexpr int kMaxUnitBatches = 8;
+// Self-contained tiles: each thread keeps up to kSelfContainedLoads 16-byte loads in flight, and the tile's
+// per-vector sums fit the block's reduce buffer (kReduceBytes).
+constexpr int kSelfContainedLoads = 8;
+constexpr int64_t kReduceBytes = 8192;  // >= 256 threads x 16 bytes' worth of float accumulators; >= 1024 doubles
+// The epilogue GEMM copies W.sum to shared memory in chunks of up to kStageBytes, all in flight at once. The reads'
+// kReduceBytes are the first bytes of the same buffer.
+constexpr int64_t kStageBytes = 32 * 1024;
+static_assert(kStageBytes >= kReduceBytes, "the reduce buffer lives in the stage");
+
+// Loads each lane keeps in flight while streaming x: 16 warps per SM x 32 lanes x 8 x 16 bytes = 64 KiB per SM,
+// above the ~32 KiB Hopper needs to saturate HBM, with room to spare while blocks start, sync or run an epilogue.
+constexpr int kLoadsInFlight = 8;
+
+// W.sum values each thread of the tap-folding GEMM folds before using any (16 spilled at 128 registers).
+constexpr int kGemmLoads = 8;
+
+// 16-byte stores each thread has in flight per loop trip (sizes the grid).
+constexpr int kBroadcastVectorsPerThread = 4;
+
+// Threads per block of the split strategy's kernels (split.cu).
+constexpr int64_t kSplitThreads = 256;
+
+// --- Sizing the fused launch (plan_launch in ops_cuda.cpp) -------------------------------------------------------
+
+// Tuning constants. A reading block streams one tile of x of at most kMaxTileBytes. Measured on the H100 (forward
+// of the 1 GiB headline, share of torch's sum): 16 KiB tiles 0.48, 32 KiB 0.82, 64 KiB 0.96, 128 KiB 0.975,
+// 256 KiB 0.966; 128 KiB was also best or within 2% of best for bf16, skinny, short_rows, mid and odd509 (a
+// block's start and its ticket cost a fixed time; larger tiles leave a longer tail). Smaller x gets smaller
+// tiles, down to kMinTileBytes, so that every resident block slot has one.
+constexpr int64_t kMaxTileBytes = 128 * 1024;
+constexpr int64_t kMinTileBytes = 4 * 1024;
+// Values of W.sum((2,3)) one epilogue unit multiplies by: its GEMM is short, so the unit finished last (the only
+// one not hidden behind other blocks' reads) adds little.
+constexpr int64_t kUnitWeightValues = 16384;
+// Batch tiles are sized so that re-reading W.sum once per tile costs at most about 1/kWeightRereadShare of the
+// bytes of x.
+constexpr int64_t kWeightRereadShare = 16;
+// Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values).
+constexpr int64_t kSelfContainedWeightValues = 4096;
+
+// Scratch memory a launch may take besides its outputs: at most kWorkspaceInputShare times the bytes of its inputs,
+// or kWorkspaceFloorBytes for small inputs. Epilogue units are widened, and then the batches cut into several
+// launches, to stay within it (the units' shares of the GEMM, zpart, grow with B * C_in * C_out^2 otherwise).
+constexpr int64_t kWorkspaceInputShare = 2;
+constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
+
+// The widest epilogue unit, in channels: a unit's sums take at most kMaxUnitSums values of shared memory, with its
+// batches padded to a multiple of four.
+constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
+
+}  // namespace fusedlse
