@@ -58,12 +58,12 @@ run: install
 	$(PYTHON) bench/headline.py
 
 test: install
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests bench/test_problems.py
 
 # Nothing is downloaded: the device machine has torch, triton and pytest but no network.
 gpu-test: export TORCH_CUDA_ARCH_LIST = $(GPU_ARCHS)
 gpu-test: module
-	$(PYTHON) -m pytest tests
+	$(PYTHON) -m pytest tests bench/test_problems.py
 
 # The long tests (GPU): compute-sanitizer's four tools over every launch plan, DistributedDataParallel on two GPUs.
 stress-test: export TORCH_CUDA_ARCH_LIST = $(GPU_ARCHS)

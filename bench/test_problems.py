@@ -1,0 +1,39 @@
+"""The public random sweep's problems (bench/problems.py random_problems): the ranges issue 14 asks for, on CPU."""
+import torch
+
+from problems import RANDOM_DTYPES, RANDOM_LAYOUTS, RANDOM_LIMITS, make_random_inputs, random_problems
+
+
+def test_random_problems_span_the_required_ranges():
+    problems = random_problems()
+    assert len(problems) >= 60
+    assert problems == random_problems()  # seeded: the same problems every time
+    sizes = [shape for shape, _, _ in problems.values()]
+    batches = [s[0] for s in sizes]
+    c_ins = [s[1] for s in sizes]
+    planes = [s[2] * s[3] for s in sizes]
+    c_outs = [s[4] for s in sizes]
+    assert min(batches) == 1 and max(batches) == RANDOM_LIMITS["batch"]
+    assert min(c_ins) == 1 and max(c_ins) == RANDOM_LIMITS["c_in"]
+    assert min(c_outs) <= 2 and max(c_outs) >= RANDOM_LIMITS["c_out"] // 2
+    assert min(planes) == 1 and max(planes) == RANDOM_LIMITS["plane"]
+    for shape, dtype, _ in problems.values():
+        nbytes = shape[0] * shape[1] * shape[2] * shape[3] * torch.empty((), dtype=dtype).element_size()
+        assert RANDOM_LIMITS["min_bytes"] <= nbytes <= RANDOM_LIMITS["max_bytes"], (shape, dtype)
+    combos = {(dtype, layout) for _, dtype, layout in problems.values()}
+    assert combos == {(d, l) for d in RANDOM_DTYPES for l in RANDOM_LAYOUTS}
+
+
+def test_random_inputs_have_the_named_layouts():
+    for index, layout in enumerate(RANDOM_LAYOUTS * 2):
+        x = make_random_inputs(((3, 4, 5, 6, 7, 3, 3), torch.float32, layout), index=index, device="cpu")[0]
+        assert x.shape == (3, 4, 5, 6)
+        if layout == "contiguous":
+            assert x.is_contiguous()
+        elif layout == "channels_last":
+            assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        elif layout == "sliced_hw":
+            assert x.stride(3) == 1 and x.stride(2) > x.shape[3]
+        else:  # sliced_bc: whole planes, batch or channel strides of a bigger tensor
+            assert x.stride(3) == 1 and x.stride(2) == x.shape[3]
+            assert (x.stride(1), x.stride(0)) != (30, 120)
