@@ -16,12 +16,18 @@ namespace {
 
 // --- Tuning table ---------------------------------------------------------------------------------------------------
 
-// Host and GPU cost of one more launch in a chain of eager launches (public H200 figure ~2.5 us per stream launch,
-// RRZE gpu-small-kernels; a torch op adds its dispatch). The split strategy takes three more than the fused launch:
-// kb_old ran in 14.3 us fused, 21-23 us split.
-constexpr double kLaunchUs = 3.0;
+// The fixed costs below were fitted to the random sweep of 13c0970 (bench/results/h200/sweep.json: 73 problems,
+// the plan each ran and its time): measured / predicted has median 1.00, p10 0.75, p90 1.43 (with the first
+// guesses, 3 us per launch, 6 us per read and no traffic besides x: 1.63, 0.99, 2.37). Off by more than 1.6x:
+// float64 on the H200, whose GEMM runs at the float32 rate and whose 8-byte tiny planes read better (r03, r07,
+// r39: 0.4-0.5), and GEMMs of K <= 4 or N <= 8 through cuBLAS (r00, r01, r22: 1.8-5).
+// Host and GPU cost of one more launch in a chain of eager launches, torch's dispatch and allocations included
+// (public H200 figure ~2.5 us per bare stream launch, RRZE gpu-small-kernels). The split strategy takes three
+// more than the fused launch: kb_old ran in 14.3 us fused, 21-23 us split.
+constexpr double kLaunchUs = 7.0;
+constexpr double kSplitExtraLaunches = 3;
 // Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
-constexpr double kReadLatencyUs = 6.0;
+constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
 // 0.83 (headline, 1 GiB: 269 us), torch's x.sum((2, 3)) 0.78-0.84 on planes and channels-last x of 0.2-1 GiB
 // (r15, r16, r35, r52, headline) but 0.13-0.5 on strided rows (r10, r25, r40, r41, r57), the tiny-planes reader
@@ -34,6 +40,12 @@ constexpr double kPlanesReadShare = 0.75;
 constexpr double kTinyPlanesShare = 0.3;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
+// The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
+constexpr double kWeightReadShare = 0.8;
+// The split strategy's own traffic: sums [B, C_in] written by the reader and read by the GEMM, logits [B, C_out]
+// written by the GEMM and read by the logsumexp kernel. Small, skinny GEMMs move them at a fraction of the
+// bandwidth (fitted with the constants above).
+constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
@@ -117,8 +129,13 @@ double reader_us(Reader reader, const Problem& p, const DeviceProps& d) {
   return std::numeric_limits<double>::infinity();
 }
 
+double weight_us(const Problem& p, const DeviceProps& d) {
+  const double bytes = static_cast<double>(p.in_channels) * p.out_channels * p.kernel_area * p.element_bytes;
+  return bytes / (d.read_gbps * 1e3 * kWeightReadShare);
+}
+
 double fused_us(const Problem& p, const DeviceProps& d) {
-  return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare);
+  return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare) + weight_us(p, d);
 }
 
 double split_us(const Problem& p, const DeviceProps& d, Reader reader) {
@@ -126,9 +143,9 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader) {
   const double acc_bytes = p.element_bytes == 8 ? 8 : 4;
   const double gemm = 2.0 * p.batch * p.in_channels * p.out_channels /
                       (d.fp32_gflops * 1e3 * kGemmShareOfPeak * precision);
-  // The GEMM writes [B, C_out] logits and the logsumexp kernel reads them back.
-  const double logits = 2.0 * p.batch * p.out_channels * acc_bytes / (d.read_gbps * 1e3);
-  return kLaunchUs + reader_us(reader, p, d) + 3 * kLaunchUs + gemm + logits;
+  const double traffic = 2.0 * p.batch * (p.in_channels + p.out_channels) * acc_bytes /
+                         (d.read_gbps * 1e3 * kSplitTrafficShare);
+  return kLaunchUs + reader_us(reader, p, d) + kSplitExtraLaunches * kLaunchUs + gemm + traffic + weight_us(p, d);
 }
 
 }  // namespace
@@ -186,7 +203,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
-                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\"}, "
+                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
@@ -194,6 +211,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
+                static_cast<long long>(p.kernel_area),
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
                 d.fp32_gflops);

@@ -21,6 +21,7 @@ struct Problem {
   int64_t batch, in_channels, out_channels, height, width;
   int64_t element_bytes;  // of x: 2, 4 or 8 (8: float64, accumulated and multiplied in float64)
   Layout layout;
+  int64_t kernel_area = 1;  // kH * kW: the weight's values per (C_in, C_out) pair
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).

@@ -101,10 +101,10 @@ def test_predictions_follow_the_memory_speed():
 
 
 def test_plan_op_rejects_malformed_input():
-    with pytest.raises(RuntimeError, match="problem must have 7 values"):
+    with pytest.raises(RuntimeError, match="problem must have 8 values"):
         torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
     with pytest.raises(RuntimeError, match="layout must be 0..3"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1], [1.0] * 6)
 
 
 def test_explain_on_cpu_names_the_cpu_path():

@@ -317,15 +317,16 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   }
 }
 
-// The planner's view of x: its sizes, element size and layout.
-plan::Problem problem_of(const at::Tensor& x, int64_t out_channels) {
+// The planner's view of x and the weight: sizes, element size, layout and taps per weight pair.
+plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
   plan::Layout layout = plan::Layout::kOther;
   if (auto g = x_geometry(x)) {
     layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
   }
-  return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout};
+  return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
+                       kernel_area};
 }
 
 // What the planner needs of a device, read once per device.
@@ -458,7 +459,8 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
   if (s.batch == 0) return {out, sums};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const plan::Plan chosen = plan::choose(problem_of(x, s.out_channels), device_props(x.get_device()));
+  const plan::Plan chosen = plan::choose(problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
+                                                 device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kFused) {
     forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
   } else {
@@ -472,7 +474,7 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
   const c10::cuda::CUDAGuard guard(x.device());
   at::Tensor out = at::empty({x.size(0), x.size(1)}, x.options().dtype(accumulation_type(x.scalar_type())));
   const NoAutocast no_autocast;
-  read_sums(x, plan::reader_for_sums(problem_of(x, 1)), out, c10::cuda::getCurrentCUDAStream().stream());
+  read_sums(x, plan::reader_for_sums(problem_of(x, 1, 1)), out, c10::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 
@@ -480,7 +482,7 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
 std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
   FUSEDLSE_CHECK(x.dim() == 4 && weight.dim() == 4, "explain: x and weight must be 4-D, got shapes ", x.sizes(),
                  " and ", weight.sizes());
-  const plan::Problem problem = problem_of(x, weight.size(1));
+  const plan::Problem problem = problem_of(x, weight.size(1), weight.size(2) * weight.size(3));
   const plan::DeviceProps props = device_props(x.get_device());
   return plan::to_json(plan::choose(problem, props), problem, props);
 }

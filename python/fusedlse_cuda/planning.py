@@ -28,14 +28,15 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 
 def plan_for(problem: dict, device: dict) -> dict:
     """The planner alone, for any device: problem = {batch, in_channels, out_channels, height, width,
-    element_bytes, layout} (layout: "planes", "channels_last", "strided_rows" or "other"); device =
-    {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
-    explain() for the same inputs."""
+    element_bytes, layout, kernel_area (optional, kH * kW, default 1)} (layout: "planes", "channels_last",
+    "strided_rows" or "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps,
+    fp32_gflops}. Same result as explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
     sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
     props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",
                                         "read_gbps", "fp32_gflops")]
-    return json.loads(torch.ops.fusedlse.plan(sizes + [layouts.index(problem["layout"])], props))
+    return json.loads(torch.ops.fusedlse.plan(sizes + [layouts.index(problem["layout"]), problem.get("kernel_area", 1)],
+                                              props))
 
 
 @contextlib.contextmanager
