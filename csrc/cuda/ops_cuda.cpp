@@ -35,8 +35,34 @@ ScalarKind kind_of(at::ScalarType t) {
   }
 }
 
-// Multiprocessors and resident blocks per multiprocessor of a kernel, read once per device and kernel. `layout`
-// names the fused kernel; none, the broadcast_hw kernel.
+// What the planner and the launch sizing need of a device, read once per device.
+plan::DeviceProps device_props(int device) {
+  static std::mutex mutex;
+  static std::map<int, plan::DeviceProps> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(device);
+  if (it != cache.end()) return it->second;
+  const auto attribute = [device](cudaDeviceAttr what) {
+    int value = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
+    return static_cast<int64_t>(value);
+  };
+  plan::DeviceProps props{};
+  props.multiprocessors = attribute(cudaDevAttrMultiProcessorCount);
+  props.l2_bytes = attribute(cudaDevAttrL2CacheSize);
+  props.shared_bytes_per_sm = attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+  props.warps_per_sm = attribute(cudaDevAttrMaxThreadsPerMultiProcessor) / 32;
+  // kHz x bits: double data rate, bytes, GB/s.
+  props.read_gbps =
+      2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
+  // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
+  props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
+  cache.emplace(device, props);
+  return props;
+}
+
+// Multiprocessors (device_props) and resident blocks per multiprocessor of a kernel, the latter read once per device
+// and kernel. `layout` names the fused kernel; none, the broadcast_hw kernel.
 struct DeviceFill {
   int64_t multiprocessors;
   int64_t blocks_per_sm;
@@ -49,8 +75,7 @@ DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layou
   const auto key = std::make_tuple(device, static_cast<int>(kind), layout ? static_cast<int>(*layout) : -1);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  int sms = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  const int64_t sms = device_props(device).multiprocessors;
   DeviceFill fill{sms, layout ? fused_blocks_per_sm(kind, *layout) : broadcast_blocks_per_sm(kind)};
   cache.emplace(key, fill);
   return fill;
@@ -327,31 +352,6 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
   }
   return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
                        kernel_area};
-}
-
-// What the planner needs of a device, read once per device.
-plan::DeviceProps device_props(int device) {
-  static std::mutex mutex;
-  static std::map<int, plan::DeviceProps> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(device);
-  if (it != cache.end()) return it->second;
-  const auto attribute = [device](cudaDeviceAttr what) {
-    int value = 0;
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
-    return static_cast<int64_t>(value);
-  };
-  plan::DeviceProps props{};
-  props.multiprocessors = attribute(cudaDevAttrMultiProcessorCount);
-  props.l2_bytes = attribute(cudaDevAttrL2CacheSize);
-  props.shared_bytes_per_sm = attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
-  props.warps_per_sm = attribute(cudaDevAttrMaxThreadsPerMultiProcessor) / 32;
-  // kHz x bits: double data rate, bytes, GB/s.
-  props.read_gbps = 2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
-  // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
-  props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
-  cache.emplace(device, props);
-  return props;
 }
 
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
