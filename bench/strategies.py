@@ -27,13 +27,16 @@ TINY_READER_MAX_PLANE = 4096
 
 
 def options(x):
-    """(label, strategy, reader) to time for x; strategy None: the planner's choice."""
-    found = [("auto", None, None), ("fused", "fused", None)]
+    """(label, strategy, reader, epilogue) to time for x; strategy None: the planner's choice; reader or epilogue
+    None: the planner's for that part."""
+    found = [("auto", None, None, None), ("fused", "fused", None, None)]
     plane = x.shape[2] * x.shape[3]
-    found.append(("split_planes", "split", "planes"))
+    found.append(("split_planes", "split", "planes", None))
     if plane <= TINY_READER_MAX_PLANE:
-        found.append(("split_tiny", "split", "tiny_planes"))
-    found.append(("split_torch", "split", "torch_sum"))
+        found.append(("split_tiny", "split", "tiny_planes", None))
+    found.append(("split_torch", "split", "torch_sum", None))
+    found.append(("split_tiled", "split", None, "tiled_lse"))
+    found.append(("split_cublas", "split", None, "cublas_lse"))
     return found
 
 
@@ -43,14 +46,14 @@ def measure(name, args, index):
     plan = explain(x, args[1])
     row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
                strides=list(x.stride()), bytes=x.numel() * x.element_size(), plan=plan, times={}, errors={})
-    for label, strategy, reader in options(x):
+    for label, strategy, reader, epilogue in options(x):
         try:
             if strategy is None:
                 fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
                 out = fn()
                 row["times"][label] = time_ms(fn)
             else:
-                with forced_plan(strategy, reader):
+                with forced_plan(strategy, reader, epilogue):
                     fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
                     out = fn()
                     row["times"][label] = time_ms(fn)
@@ -67,7 +70,8 @@ def measure(name, args, index):
     return row
 
 
-OPTIONS = ("auto", "fused", "split_planes", "split_tiny", "split_torch", "shortcut", "read_floor")
+OPTIONS = ("auto", "fused", "split_planes", "split_tiny", "split_torch", "split_tiled", "split_cublas", "shortcut",
+           "read_floor")
 
 
 def markdown(rows):
@@ -78,7 +82,7 @@ def markdown(rows):
              + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
     for r in rows:
         t = r["times"]
-        forced = {k: v for k, v in t.items() if k in OPTIONS[1:5]}
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:7]}
         fastest = min(forced, key=forced.get)
         cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
         lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "
@@ -116,7 +120,7 @@ def main(argv=None):
         rows.append(row)
         t = row["times"]
         fastest = min((v, k) for k, v in t.items() if k not in ("auto", "shortcut", "read_floor"))
-        chosen = f"{row['plan']['strategy']}/{row['plan']['reader']}"
+        chosen = f"{row['plan']['strategy']}/{row['plan']['reader']}/{row['plan']['epilogue']}"
         bad = [k for k, e in row["errors"].items() if isinstance(e, str) or e > 1e-2]
         print(f"{name:14s} {str(row['dims']):34s} {row['dtype']:8s} {row['plan']['problem']['layout']:13s} "
               + " ".join(f"{k}={v * 1000:.1f}" for k, v in t.items())

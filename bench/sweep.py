@@ -109,9 +109,11 @@ def run(problems, providers):
         floor = max(read_ms, gemm_ms)
         truth = shortcut_f64(*args)
         plan = fusedlse_cuda.explain(x, args[1])
+        split_epilogue = [plan["epilogue"]] if plan["strategy"] == "split" else []
+        plan_name = "/".join([plan["strategy"], plan["reader"]] + split_epilogue)
         base = dict(shape=name, dims=list(shape), dtype=str(dtype).split(".")[-1], layout=layout, bytes=nbytes,
                     read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor,
-                    plan=f"{plan['strategy']}/{plan['reader']}", predicted_ms=plan["predicted_us"] / 1000)
+                    plan=plan_name, predicted_ms=plan["predicted_us"] / 1000)
         for who in providers:
             fn = provider_fn(who)
             row = dict(base, provider=who)

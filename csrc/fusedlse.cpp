@@ -230,12 +230,14 @@ TORCH_LIBRARY(fusedlse, m) {
     return plan::to_json(plan::choose(p, d), p, d);
   });
   // For measurements only (bench/strategies.py): every later CUDA forward runs this strategy (plan::Strategy) and,
-  // for the split one, this reader (plan::Reader); -1 hands the choice back to the planner.
-  m.def("_force_plan(int strategy, int reader) -> ()", [](int64_t strategy, int64_t reader) {
-    FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
-    FUSEDLSE_CHECK(reader >= -1 && reader <= 3, "_force_plan: reader must be -1..3, got ", reader);
-    plan::force(static_cast<int>(strategy), static_cast<int>(reader));
-  });
+  // for the split one, this reader (plan::Reader) and epilogue (plan::Epilogue); -1 leaves that to the planner.
+  m.def("_force_plan(int strategy, int reader, int epilogue=-1) -> ()",
+        [](int64_t strategy, int64_t reader, int64_t epilogue) {
+          FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
+          FUSEDLSE_CHECK(reader >= -1 && reader <= 3, "_force_plan: reader must be -1..3, got ", reader);
+          FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= 1, "_force_plan: epilogue must be -1, 0 or 1, got ", epilogue);
+          plan::force(static_cast<int>(strategy), static_cast<int>(reader), static_cast<int>(epilogue));
+        });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

@@ -4,6 +4,8 @@
 
 #include "plan.h"
 
+#include "cuda/tuning.h"  // the tiled GEMM's tiles (plain C++)
+
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -22,10 +24,12 @@ namespace {
 // float64 on the H200, whose GEMM runs at the float32 rate and whose 8-byte tiny planes read better (r03, r07,
 // r39: 0.4-0.5), and GEMMs of K <= 4 or N <= 8 through cuBLAS (r00, r01, r22: 1.8-5).
 // Host and GPU cost of one more launch in a chain of eager launches, torch's dispatch and allocations included
-// (public H200 figure ~2.5 us per bare stream launch, RRZE gpu-small-kernels). The split strategy takes three
-// more than the fused launch: kb_old ran in 14.3 us fused, 21-23 us split.
+// (public H200 figure ~2.5 us per bare stream launch, RRZE gpu-small-kernels). After the reader, the split strategy
+// takes two more launches with the tiled epilogue (W.sum, gemm_lse) and three with cuBLAS's (W.sum, the GEMM, the
+// logsumexp): kb_old ran in 14.3 us fused, 21-23 us split with cuBLAS's.
 constexpr double kLaunchUs = 7.0;
-constexpr double kSplitExtraLaunches = 3;
+constexpr double kTiledLaunches = 2;
+constexpr double kCublasLaunches = 3;
 // Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
 constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
@@ -49,6 +53,14 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
+// The tiled GEMM + logsumexp (H200, 2026-11-30: bench/strategies.py's split_tiled, and the gemm_lse op alone): 26-28 TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.4 of the FMA peak; cuBLAS 48-51), 5.3-5.5 in
+// float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about
+// kLseFmas FMAs' worth of issue slots (an exp, a max, the scaling and the biases). A step (a few channels, one
+// prefetched) waits about kTiledStepUs for memory when its FMAs are too few to cover it (r43, r50, r59: 1.2-1.7 us).
+constexpr double kTiledShareOfPeak = 0.4;
+constexpr double kTiledFloat64ShareOfPeak = 0.08;
+constexpr double kLseFmas = 16;
+constexpr double kTiledStepUs = 1.5;
 
 // Planes of at most this many elements go to the tiny-planes reader: on planes of 2 to 24 elements it was the
 // fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50 177 vs
@@ -85,6 +97,7 @@ constexpr double kSmallInputUs = 2.0;
 
 std::atomic<int> forced_strategy{-1};
 std::atomic<int> forced_reader{-1};
+std::atomic<int> forced_epilogue{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -138,17 +151,60 @@ double fused_us(const Problem& p, const DeviceProps& d) {
   return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare) + weight_us(p, d);
 }
 
-double split_us(const Problem& p, const DeviceProps& d, Reader reader) {
-  const double precision = p.element_bytes == 8 ? 0.5 : 1.0;
-  const double acc_bytes = p.element_bytes == 8 ? 8 : 4;
-  const double gemm = 2.0 * p.batch * p.in_channels * p.out_channels /
-                      (d.fp32_gflops * 1e3 * kGemmShareOfPeak * precision);
-  const double traffic = 2.0 * p.batch * (p.in_channels + p.out_channels) * acc_bytes /
+double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
+double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
+
+// The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`.
+double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
+  const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
+  if (epilogue == Epilogue::kTiledLse) {
+    const GemmTiling t = gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)),
+                                     d.multiprocessors);
+    const GemmTileShape& shape = kGemmTiles[t.tile];
+    const double depth = gemm_depth(t.tile, static_cast<int>(acc_bytes(p)));
+    const double rows = std::ceil(static_cast<double>(p.batch) / shape.rows) * shape.rows;
+    const double cols = std::ceil(static_cast<double>(p.out_channels) / shape.cols) * shape.cols;
+    const double channels = std::ceil(p.in_channels / depth) * depth;
+    const double share = p.element_bytes == 8 ? kTiledFloat64ShareOfPeak : kTiledShareOfPeak;
+    const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
+    const double resident = static_cast<double>(d.multiprocessors) * (p.element_bytes == 8 ? 1 : kGemmBlocksPerSm);
+    const double latency = std::ceil(t.blocks / resident) * t.steps_per_block * kTiledStepUs;
+    const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
+    return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums;
+  }
+  const double gemm = 2.0 * p.batch * p.in_channels * p.out_channels / (peak_flops * kGemmShareOfPeak);
+  const double traffic = 2.0 * p.batch * (p.in_channels + p.out_channels) * acc_bytes(p) /
                          (d.read_gbps * 1e3 * kSplitTrafficShare);
-  return kLaunchUs + reader_us(reader, p, d) + kSplitExtraLaunches * kLaunchUs + gemm + traffic + weight_us(p, d);
+  return kCublasLaunches * kLaunchUs + gemm + traffic;
+}
+
+double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
+  return kLaunchUs + reader_us(reader, p, d) + weight_us(p, d) + epilogue_us(p, d, epilogue);
 }
 
 }  // namespace
+
+GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                       int64_t multiprocessors) {
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : acc_bytes == 8 ? 4 : 3;
+  const auto tiles = [&](int t) {
+    return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
+  };
+  if (tile >= 2 && tiles(tile) < multiprocessors) tile = 5;
+  const int64_t row_tiles = ceil_div(batch, kGemmTiles[tile].rows);
+  const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
+  constexpr int64_t kMaxGridY = 65535;
+  const int64_t runs = std::clamp<int64_t>(ceil_div(kGemmBlocksPerSm * multiprocessors, row_tiles), 1,
+                                           std::min(col_tiles, kMaxGridY));
+  const int64_t tiles_per_run = ceil_div(col_tiles, runs);
+  GemmTiling t{};
+  t.tile = tile;
+  t.column_runs = ceil_div(col_tiles, tiles_per_run);  // equal runs, none empty
+  t.blocks = row_tiles * t.column_runs;
+  t.steps_per_block = tiles_per_run * ceil_div(in_channels, gemm_depth(tile, static_cast<int>(acc_bytes)));
+  return t;
+}
 
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
@@ -159,7 +215,12 @@ Reader reader_for_sums(const Problem& p) {
 Plan choose(const Problem& p, const DeviceProps& d) {
   Plan plan{};
   plan.split_reader = reader_for_sums(p);
-  plan.split_us = split_us(p, d, plan.split_reader);
+  plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
+  plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
+  plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
+  const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
+  if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
+  plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
   const int strategy = forced_strategy.load(std::memory_order_relaxed);
@@ -171,7 +232,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       if (plan.split_reader == Reader::kPlanes && !in_place_for_planes(p.layout)) {
         plan.split_reader = Reader::kCopyThenPlanes;
       }
-      plan.split_us = split_us(p, d, plan.split_reader);
+      plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
     }
     if (plan.strategy == Strategy::kFused) plan.fused_us = fused_us(p, d);
     plan.why = "forced (planning.forced_plan, for measurements)";
@@ -201,13 +262,15 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   char text[1280];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
-                "\"split_us\": %.3f, \"split_reader\": \"%s\", \"copies_x\": %s, \"why\": \"%s\", "
+                "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
+                "\"cublas_us\": %.3f, \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
-                name(plan.split_reader), plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
+                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us,
+                plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
@@ -218,8 +281,9 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   return text;
 }
 
-void force(int strategy, int reader) {
+void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);
+  forced_epilogue.store(epilogue, std::memory_order_relaxed);
   forced_strategy.store(strategy, std::memory_order_relaxed);
 }
 
@@ -233,6 +297,10 @@ const char* name(Reader reader) {
     case Reader::kTorchSum: return "torch_sum";
   }
   return "?";
+}
+
+const char* name(Epilogue epilogue) {
+  return epilogue == Epilogue::kTiledLse ? "tiled_lse" : "cublas_lse";
 }
 
 const char* name(Layout layout) {

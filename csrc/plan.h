@@ -35,9 +35,15 @@ struct DeviceProps {
 };
 
 // kFused: one launch reads x and runs the epilogue as batch tiles complete (cuda/forward.cu).
-// kSplit: the reader writes sums [B, C_in]; W.sum((2,3)) once; the GEMM sums @ W.sum (cuBLAS, float32-exact);
-//         one kernel adds the biases and takes each row's logsumexp (cuda/split.cu).
+// kSplit: the reader writes sums [B, C_in]; W.sum((2,3)) once; then `Epilogue`.
 enum class Strategy { kFused = 0, kSplit = 1 };
+// The split strategy's GEMM + biases + logsumexp.
+//  kTiledLse:  one kernel (cuda/gemm_lse.cu): a register-tiled GEMM whose column tiles go straight into each row's
+//              logsumexp, so no [B, C_out] logits are written; plain FMAs in the accumulation type.
+//  kCublasLse: cuBLAS's GEMM (float32-exact: 3xTF32 when TF32 is allowed) writes the logits, then one kernel adds
+//              the biases and takes each row's logsumexp (cuda/split.cu): for GEMMs where cuBLAS's speed (float64
+//              tensor cores, tuned SIMT) repays the logits' round trip.
+enum class Epilogue { kTiledLse = 0, kCublasLse = 1 };
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
@@ -52,10 +58,25 @@ struct Plan {
   double fused_us;      // the fused launch's prediction (its reader: kPlanes, or kCopyThenPlanes)
   double split_us;      // the split strategy's, with `split_reader`
   Reader split_reader;
+  Epilogue epilogue;    // of the split strategy (also reported for kFused: what a split would run)
+  double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
+  double cublas_us;
   std::string why;
 };
 
 Plan choose(const Problem& problem, const DeviceProps& device);
+
+// The tiled GEMM + logsumexp's launch (cuda/gemm_lse.cu) for B x C_out outputs over C_in channels: a tile of
+// kGemmTiles (cuda/tuning.h), the runs C_out's column tiles are cut into (blocks along C_out), and what the cost
+// model needs of it.
+struct GemmTiling {
+  int tile;
+  int64_t column_runs;
+  int64_t blocks;
+  int64_t steps_per_block;  // column tiles per run x depth steps per column tile
+};
+GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                       int64_t multiprocessors);
 
 // The reader for sums alone (the sum_hw op, and the split strategy's first step).
 Reader reader_for_sums(const Problem& problem);
@@ -63,12 +84,13 @@ Reader reader_for_sums(const Problem& problem);
 // The plan as one JSON object: strategy, reader, predictions and the inputs they came from.
 std::string to_json(const Plan& plan, const Problem& problem, const DeviceProps& device);
 
-// For measurements (bench/strategies.py): every later choose() returns this strategy (and reader, for kSplit)
-// instead of the cost model's; -1 gives the choice back to the model. Not for production code.
-void force(int strategy, int reader);
+// For measurements (bench/strategies.py): every later choose() returns this strategy (and reader and epilogue, for
+// kSplit) instead of the cost model's; -1 leaves that choice to the model. Not for production code.
+void force(int strategy, int reader, int epilogue);
 
 const char* name(Strategy strategy);
 const char* name(Reader reader);
+const char* name(Epilogue epilogue);
 const char* name(Layout layout);
 
 }  // namespace plan

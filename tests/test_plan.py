@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import fusedlse_cuda
-from fusedlse_cuda.planning import READERS, STRATEGIES, plan_for
+from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, plan_for
 from helpers import HAS_CUDA
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
@@ -69,6 +69,27 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert 0 < fused_us and 0 < plan["split_us"] < math.inf
                         assert plan["predicted_us"] == min(fused_us, plan["split_us"])
                         assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
+                        epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"]}
+                        assert plan["epilogue"] in EPILOGUES and 0 < min(epilogue_us.values())
+                        assert epilogue_us[plan["epilogue"]] == min(epilogue_us.values())
+
+
+# (problem, epilogue): skinny GEMMs, whose logits would cost far more than their FMAs, never write them; GEMMs whose
+# FMAs dominate go to cuBLAS.
+EPILOGUE_CASES = {
+    "million_rows_4_channels": (problem(10**6, 4, 64, 1, 1), "tiled_lse"),
+    "wide_c_out_one_channel": (problem(64, 1, 4096, 256, 256, element_bytes=2), "tiled_lse"),
+    "million_tiny_planes": (MANY_TINY_PLANES, "tiled_lse"),
+    "gemm_heavy": (GEMM_HEAVY, "cublas_lse"),
+    "gemm_heavy_float64": (problem(2048, 2048, 8192, 1, 1, element_bytes=8), "cublas_lse"),
+}
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("case", list(EPILOGUE_CASES))
+def test_epilogue_follows_the_gemm(device, case):
+    shape, epilogue = EPILOGUE_CASES[case]
+    assert plan_for(shape, DEVICES[device])["epilogue"] == epilogue
 
 
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.

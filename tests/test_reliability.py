@@ -214,13 +214,15 @@ def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
 
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("plan", [("fused", None), ("split", "tiny_planes")], ids=["fused", "split"])
+@pytest.mark.parametrize("plan", [("fused", None, None), ("split", "tiny_planes", "tiled_lse"),
+                                  ("split", "tiny_planes", "cublas_lse")], ids=["fused", "split_tiled", "split_cublas"])
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):
-    """The split strategy's logsumexp kernels (8 and 32 lanes per row: C_out 7 and 300; a block per row: C_out 700)
-    keep the same semantics."""
-    for size in [(3, 4, 6, 5, 7, 3, 3), (5, 3, 2, 2, 300, 3, 3), (5, 3, 2, 2, 700, 3, 3)]:
+    """The split strategy's epilogues keep the same semantics: the tiled one with tiles 8, 128 (C_out 300: three
+    column tiles, merged across column runs) and 64 wide; cuBLAS's logsumexp kernels with 8 and 32 lanes per row
+    (C_out 7 and 300) and a block per row (C_out 700)."""
+    for size in [(3, 4, 6, 5, 7, 3, 3), (5, 3, 2, 2, 300, 3, 3), (5, 3, 2, 2, 700, 3, 3), (300, 3, 2, 2, 60, 3, 3)]:
         problem = special_problem(case, dtype, "cuda", shape=size)
         with forced_plan(*plan):
             out = fusedlse_cuda.forward(*problem)

@@ -10,9 +10,10 @@ from helpers import DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, make_problem, 
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
-# (strategy, reader): every path forward() can take. "planes" on a layout it does not walk copies x first.
-PLANS = {"fused": ("fused", None), "split_planes": ("split", "planes"), "split_tiny": ("split", "tiny_planes"),
-         "split_torch": ("split", "torch_sum")}
+# (strategy, reader, epilogue): every path forward() can take. "planes" on a layout it does not walk copies x first.
+PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
+         "split_tiny": ("split", "tiny_planes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
+         "split_cublas": ("split", "torch_sum", "cublas_lse")}
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
@@ -29,7 +30,7 @@ def test_every_plan_matches_float64_model(dtype, shape, layout, plan):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
-@pytest.mark.parametrize("plan", ["split_tiny", "split_torch", "split_planes"])
+@pytest.mark.parametrize("plan", ["split_tiny", "split_torch", "split_planes", "split_cublas"])
 @pytest.mark.parametrize("bias_shape", [(7, 1, 1), (1, 7, 1, 1), (), (1, 1, 1)], ids=str)
 def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):
     x, weight, _, bias = make_problem(3, 4, 2, 3, 7, 3, 3, device="cuda")
@@ -39,9 +40,10 @@ def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):
     assert rel_err(out, reference.truth(x, weight, None, bias)) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize("plan", ["split_tiny", "split_planes"])
-def test_split_is_bitwise_reproducible_and_graph_capturable(plan):
-    x, weight, conv_bias, bias = make_problem(300, 20, 3, 4, 500, 3, 3, device="cuda")
+@pytest.mark.parametrize("plan", ["split_tiny", "split_planes", "split_cublas"])
+@pytest.mark.parametrize("batch", [300, 20], ids=["one_column_run", "column_runs"])
+def test_split_is_bitwise_reproducible_and_graph_capturable(plan, batch):
+    x, weight, conv_bias, bias = make_problem(batch, 20, 3, 4, 500, 3, 3, device="cuda")
     with forced_plan(*PLANS[plan]):
         first = fusedlse_cuda.forward(x, weight, conv_bias, bias)
         for _ in range(3):
@@ -60,37 +62,42 @@ def test_split_is_bitwise_reproducible_and_graph_capturable(plan):
     assert rel_err(captured, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
-def test_split_keeps_float32_accuracy_with_tf32_allowed():
-    """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; the split strategy splits the factors (3xTF32)."""
+@pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
+def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
+    """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32), the
+    tiled one never uses TF32."""
     x, weight, conv_bias, bias = make_problem(256, 512, 1, 1, 700, 1, 1, device="cuda")
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        with forced_plan("split", "tiny_planes"):
+        with forced_plan("split", "tiny_planes", epilogue):
             out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
+@pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 @pytest.mark.parametrize("autocast_dtype", [torch.bfloat16, torch.float16], ids=str)
-def test_split_ignores_autocast(autocast_dtype):
+def test_split_ignores_autocast(autocast_dtype, epilogue):
     x, weight, conv_bias, bias = make_problem(256, 512, 1, 1, 700, 1, 1, device="cuda")
-    with forced_plan("split", "torch_sum"), torch.autocast("cuda", dtype=autocast_dtype):
+    with forced_plan("split", "torch_sum", epilogue), torch.autocast("cuda", dtype=autocast_dtype):
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     assert out.dtype == torch.float32
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
-def test_split_batch_ranges_stay_within_the_workspace():
-    """Logits of 20000 x 1000 float32 (80 MB) exceed the 64 MiB workspace floor: two batch ranges."""
+@pytest.mark.parametrize("epilogue,workspace_bytes", [("cublas_lse", (64 << 20) + (1 << 20)), ("tiled_lse", 1 << 20)])
+def test_split_workspace(epilogue, workspace_bytes):
+    """Logits of 20000 x 1000 float32 (80 MB) exceed the 64 MiB workspace floor: cuBLAS's epilogue takes two batch
+    ranges; the tiled one writes no logits at all (the sums and W.sum, 80 kB, and its column runs' partial states)."""
     x, weight, conv_bias, bias = make_problem(20000, 1, 1, 1, 1000, 1, 1, device="cuda")
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    with forced_plan("split", "tiny_planes"):
+    with forced_plan("split", "tiny_planes", epilogue):
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     torch.cuda.synchronize()
-    assert torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated() <= (64 << 20) + (1 << 20)
+    assert torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated() <= workspace_bytes
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
@@ -100,6 +107,24 @@ def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     x = make_problem(700, 9, 2, 3, 1, 1, 1, dtype=dtype, device="cuda", layout=layout)[0]
     assert fusedlse_cuda.explain(x, torch.empty(9, 1, 1, 1, device="cuda"))["split_reader"] == "tiny_planes"
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
+
+
+# (B, C_in, C_out): each tile of the tiled GEMM + logsumexp (csrc/cuda/tuning.h, kGemmTiles) with partial row,
+# channel and column tiles, one column run and several.
+TILED_CASES = [(1, 1, 1), (257, 9, 8), (300, 17, 9), (129, 7, 32), (1000, 33, 33), (259, 8, 64), (513, 3, 65),
+               (2000, 40, 300), (300, 300, 129), (33, 20, 4099), (5, 1, 700), (70, 1000, 200), (17000, 9, 130)]
+
+
+@pytest.mark.parametrize("b,c_in,c_out", TILED_CASES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
+    x, weight, conv_bias, bias = make_problem(b, c_in, 2, 3, c_out, 2, 2, dtype=dtype, device="cuda")
+    poison_allocator("cuda")
+    with forced_plan("split", "tiny_planes", "tiled_lse"):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        again = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert torch.equal(out, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
 def test_planner_choice_is_what_runs():

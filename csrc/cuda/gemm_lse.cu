@@ -1,53 +1,236 @@
-// The gemm_lse op's kernel: the fused launch's epilogue (kernels/epilogue.cuh) run from ready-made sums, one block
-// per unit. Only CUDA headers are included: see kernels.h.
+// The tiled GEMM + online logsumexp (kernels.h, GemmLseArgs): the split strategy's epilogue and the gemm_lse op.
+// Register-blocked SIMT: each block stages `kGemmDepth` channels of its rows' sums and of W.sum in shared memory
+// (double-buffered through registers, so the next step's loads fly while this one's FMAs run), each thread keeps a
+// thread_rows x thread_cols block of logits in registers, and when a column tile is complete the logits go straight
+// into the rows' logsumexp states: no [B, C_out] tensor is ever written. Only CUDA headers are included: see
+// kernels.h.
 
 #include "kernels.h"
 #include "kernels/dtype.cuh"
-#include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
-#include "kernels/units.cuh"
-#include "kernels/epilogue.cuh"
+
+#include <algorithm>
+#include <utility>
 
 namespace fusedlse {
 namespace {
 
-// gemm_lse: block u runs unit u's epilogue from ready-made sums (one slot per row).
-template <typename A>
-__global__ void __launch_bounds__(kBlockThreads, 1) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
-  __shared__ __align__(16) unsigned char stage_bytes[kStageBytes];
-  __shared__ __align__(16) A unit_sums[kMaxUnitSums];
-  __shared__ int flag;
-  Epilogue<A> e;
-  e.grid = UnitGrid{a.batch, a.channels, a.unit_batches, a.unit_channels, a.unit_groups};
-  e.splits = 1;
-  e.partials = static_cast<const A*>(a.sums);
-  e.sums = nullptr;
-  e.sums_only = false;
-  e.c_out = a.c_out;
-  e.wsum = static_cast<const A*>(a.weight_sum);
-  e.wsum_stride = a.weight_sum_stride;
-  e.weight = nullptr;
-  e.kernel_area = 0;
-  e.conv_bias = nullptr;
-  e.bias = static_cast<const A*>(a.total_bias);
-  e.bias_stride = 1;
-  e.scale = static_cast<A>(a.scale);
-  e.zpart = static_cast<A*>(a.zpart);
-  e.batch_tickets = a.batch_tickets;
-  e.out = static_cast<A*>(a.out);
-  unit_epilogue(e, blockIdx.x, EpilogueShared<A>{unit_sums, reinterpret_cast<A*>(stage_bytes), &flag});
+// N consecutive values of shared memory, 16 bytes at a time where N and the type allow (the callers' offsets keep
+// them 16-byte aligned).
+template <typename A, int N>
+__device__ __forceinline__ void load_run(const A* from, A* to) {
+  if constexpr (sizeof(A) == 4 && N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) {
+      const float4 v = reinterpret_cast<const float4*>(from)[i];
+      to[4 * i] = v.x, to[4 * i + 1] = v.y, to[4 * i + 2] = v.z, to[4 * i + 3] = v.w;
+    }
+  } else if constexpr (sizeof(A) == 8 && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      const double2 v = reinterpret_cast<const double2*>(from)[i];
+      to[2 * i] = v.x, to[2 * i + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) to[i] = from[i];
+  }
+}
+
+// Float accumulation keeps kGemmBlocksPerSm blocks per multiprocessor (128 registers); double accumulation gets
+// one (255 registers): at 128 its tiles of 8 rows spilled.
+template <typename A> constexpr int kGemmMinBlocks = sizeof(A) == 8 ? 1 : kGemmBlocksPerSm;
+
+template <typename T, int kTile>
+__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  using A = acc_t<T>;
+  constexpr GemmTileShape kShape = kGemmTiles[kTile];
+  constexpr int kRows = kShape.rows, kCols = kShape.cols, kTm = kShape.thread_rows, kTn = kShape.thread_cols;
+  constexpr int kColLanes = kCols / kTn;  // lanes sharing a row, neighbours in their warp
+  static_assert((kRows / kTm) * kColLanes == kGemmThreads, "one thread per thread block of outputs");
+  static_assert(kColLanes <= 32 && (kColLanes & (kColLanes - 1)) == 0, "a row's lanes merge by shuffles");
+  // A thread's columns come in runs of kRun: runs of four are kCols * 4 / kTn apart, so that the lanes of a quarter
+  // warp read neighbouring 16-byte pieces of shared memory (no bank conflicts).
+  constexpr int kRun = kTn >= 4 ? 4 : kTn;
+  constexpr int kRunStride = kCols * kRun / kTn;
+  constexpr int kGemmDepth = gemm_depth(kTile, sizeof(A));
+  // The sums are staged transposed ([channel][row]); 16 bytes of padding per channel spread the staging stores,
+  // whose lanes walk the channels of a row, over every bank.
+  constexpr int kRowPitch = kRows + 16 / static_cast<int>(sizeof(A));
+  constexpr int kSumLoads = (kRows * kGemmDepth + kGemmThreads - 1) / kGemmThreads;
+  constexpr int kWeightLoads = (kGemmDepth * kCols + kGemmThreads - 1) / kGemmThreads;
+  __shared__ __align__(16) A staged_sums[2][kGemmDepth][kRowPitch];
+  __shared__ __align__(16) A staged_wsum[2][kGemmDepth][kCols];
+
+  const A* sums = static_cast<const A*>(a.sums);
+  const A* wsum = static_cast<const A*>(a.weight_sum);
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  const A scale = static_cast<A>(a.scale);
+  const int col_lane = threadIdx.x % kColLanes, row_lane = threadIdx.x / kColLanes;
+  const int64_t row0 = int64_t{blockIdx.x} * kRows;
+  const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
+  const int64_t tiles_per_split = (col_tiles + a.column_splits - 1) / a.column_splits;
+  const int64_t first_tile = blockIdx.y * tiles_per_split;
+  const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_split);
+  const int64_t depth_steps = (a.channels + kGemmDepth - 1) / kGemmDepth;
+
+  A sum_next[kSumLoads], wsum_next[kWeightLoads];
+  // Step k0's values into registers (zeros past B, C_in and C_out), then into buffer `buf`.
+  const auto fetch = [&](int64_t n0, int64_t k0) {
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l) {
+      const int e = threadIdx.x + l * kGemmThreads, r = e / kGemmDepth, k = e % kGemmDepth;
+      const int64_t row = row0 + r, channel = k0 + k;
+      sum_next[l] = e < kRows * kGemmDepth && row < a.batch && channel < a.channels
+                        ? sums[row * a.channels + channel] : A(0);
+    }
+#pragma unroll
+    for (int l = 0; l < kWeightLoads; ++l) {
+      const int e = threadIdx.x + l * kGemmThreads, k = e / kCols, c = e % kCols;
+      const int64_t channel = k0 + k, col = n0 + c;
+      wsum_next[l] = e < kGemmDepth * kCols && channel < a.channels && col < a.c_out
+                         ? wsum[channel * a.c_out + col] : A(0);
+    }
+  };
+  const auto stage = [&](int buf) {
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l) {
+      const int e = threadIdx.x + l * kGemmThreads;
+      if (e < kRows * kGemmDepth) staged_sums[buf][e % kGemmDepth][e / kGemmDepth] = sum_next[l];
+    }
+#pragma unroll
+    for (int l = 0; l < kWeightLoads; ++l) {
+      const int e = threadIdx.x + l * kGemmThreads;
+      if (e < kGemmDepth * kCols) staged_wsum[buf][e / kCols][e % kCols] = wsum_next[l];
+    }
+  };
+
+  Lse<A> state[kTm];
+#pragma unroll
+  for (int i = 0; i < kTm; ++i) state[i] = Lse<A>{-INFINITY, A(0)};
+
+  for (int64_t tile = first_tile; tile < end_tile; ++tile) {
+    const int64_t n0 = tile * kCols;
+    A logits[kTm][kTn] = {};
+    if (depth_steps > 0) {
+      fetch(n0, 0);
+      stage(0);
+      __syncthreads();
+    }
+    for (int64_t step = 0; step < depth_steps; ++step) {
+      const int buf = static_cast<int>(step & 1);
+      const bool more = step + 1 < depth_steps;
+      if (more) fetch(n0, (step + 1) * kGemmDepth);
+      // Channels past C_in are zeros: skipped, since a few channels (C_in of 1 to 8) are common.
+      const int64_t valid = std::min<int64_t>(kGemmDepth, a.channels - step * kGemmDepth);
+#pragma unroll
+      for (int k = 0; k < kGemmDepth; ++k) {
+        if (k >= valid) break;
+        A row_values[kTm], col_values[kTn];
+        load_run<A, kTm>(&staged_sums[buf][k][row_lane * kTm], row_values);
+#pragma unroll
+        for (int run = 0; run < kTn / kRun; ++run)
+          load_run<A, kRun>(&staged_wsum[buf][k][run * kRunStride + col_lane * kRun], col_values + run * kRun);
+#pragma unroll
+        for (int i = 0; i < kTm; ++i)
+#pragma unroll
+          for (int j = 0; j < kTn; ++j) logits[i][j] = fma(row_values[i], col_values[j], logits[i][j]);
+      }
+      if (more) stage(buf ^ 1);
+      // Every thread is done with `buf` (refilled two steps on, or by the next column tile's first step) and sees
+      // the next buffer.
+      __syncthreads();
+    }
+    // The biases of this thread's columns, added the way the other epilogues add them (scale x logit + bias, then
+    // + conv_bias); columns past C_out become -inf, which adds nothing.
+    A col_bias[kTn], col_conv_bias[kTn];
+    bool col_valid[kTn];
+#pragma unroll
+    for (int j = 0; j < kTn; ++j) {
+      const int64_t col = n0 + (j / kRun) * kRunStride + col_lane * kRun + j % kRun;
+      col_valid[j] = col < a.c_out;
+      col_bias[j] = col_valid[j] ? to_acc(bias[col * a.bias_stride]) : A(0);
+      col_conv_bias[j] = col_valid[j] && conv_bias ? to_acc(conv_bias[col]) : A(0);
+    }
+#pragma unroll
+    for (int i = 0; i < kTm; ++i) {
+      A v[kTn];
+#pragma unroll
+      for (int j = 0; j < kTn; ++j) {
+        v[j] = scale * logits[i][j] + col_bias[j];
+        if (conv_bias) v[j] += col_conv_bias[j];
+        if (!col_valid[j]) v[j] = -INFINITY;
+      }
+      lse_push_all(state[i], v);
+    }
+  }
+
+#pragma unroll
+  for (int i = 0; i < kTm; ++i) {
+    const Lse<A> merged = group_lse<A, kColLanes>(state[i]);
+    const int64_t row = row0 + row_lane * kTm + i;
+    if (col_lane != 0 || row >= a.batch) continue;
+    if (a.column_splits == 1) {
+      static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+    } else {
+      A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+      partial[0] = merged.max_value;
+      partial[1] = merged.scaled_sum;
+    }
+  }
+}
+
+// out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
+// order (a thread per row would wait on one load after another when there are many runs and few rows).
+constexpr int kMergeRowsPerBlock = kGemmThreads / 32;
+
+template <typename T>
+__global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __grid_constant__ GemmLseArgs a) {
+  using A = acc_t<T>;
+  const int lane = threadIdx.x % 32;
+  const int64_t row = int64_t{blockIdx.x} * kMergeRowsPerBlock + threadIdx.x / 32;
+  if (row >= a.batch) return;  // the whole warp
+  const A* partial = static_cast<const A*>(a.partial_lse);
+  Lse<A> state{-INFINITY, A(0)};
+  for (int64_t s = lane; s < a.column_splits; s += 32) {
+    const A* p = partial + (s * a.batch + row) * 2;
+    state = lse_merge(state, Lse<A>{p[0], p[1]});
+  }
+  state = group_lse(state);
+  if (lane == 0) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
+}
+
+template <typename T, int kTile>
+cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
+  if constexpr (sizeof(acc_t<T>) == 8 && kTile == 3) {
+    return cudaErrorInvalidValue;  // gemm_lse_tiling never picks it
+  } else {
+    const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
+                    static_cast<unsigned>(a.column_splits));
+    gemm_lse_kernel<T, kTile><<<grid, kGemmThreads, 0, stream>>>(a);
+    return cudaGetLastError();
+  }
+}
+
+template <typename T, int... kTiles>
+cudaError_t launch_tile_of(const GemmLseArgs& a, cudaStream_t stream, std::integer_sequence<int, kTiles...>) {
+  cudaError_t result = cudaErrorInvalidValue;
+  ((a.tile == kTiles ? (result = launch_tile<T, kTiles>(a, stream), true) : false) || ...);
+  return result;
 }
 
 }  // namespace
 
-cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>(args.tiles * args.unit_groups);
-  if (args.is_double) {
-    gemm_lse_kernel<double><<<blocks, kBlockThreads, 0, stream>>>(args);
-  } else {
-    gemm_lse_kernel<float><<<blocks, kBlockThreads, 0, stream>>>(args);
-  }
-  return cudaGetLastError();
+cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
+  return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
+    using T = decltype(element);
+    cudaError_t result = launch_tile_of<T>(a, stream, std::make_integer_sequence<int, kGemmTileCount>{});
+    if (result != cudaSuccess || a.column_splits == 1) return result;
+    const unsigned blocks = static_cast<unsigned>((a.batch + kMergeRowsPerBlock - 1) / kMergeRowsPerBlock);
+    gemm_lse_merge_kernel<T><<<blocks, kGemmThreads, 0, stream>>>(a);
+    return cudaGetLastError();
+  });
 }
 
 }  // namespace fusedlse

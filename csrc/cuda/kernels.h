@@ -1,5 +1,5 @@
 // Plain-C++ interface between the ATen glue (ops_cuda.cpp) and every CUDA kernel: the fused launch (forward.cu,
-// its stages in kernels/), gemm_lse (gemm_lse.cu), broadcast_hw (broadcast_hw.cu) and the split strategy's kernels
+// its stages in kernels/), the tiled GEMM + logsumexp (gemm_lse.cu), broadcast_hw (broadcast_hw.cu) and the split strategy's kernels
 // (split.cu). Nothing from torch is included here, so the .cu files compile without ATen's heavy headers.
 #pragma once
 
@@ -81,19 +81,25 @@ struct FusedArgs {
   LaunchPlan plan;
 };
 
-// sums [B, C_in], weight_sum [C_in, C_out], total_bias [C_out] -> out [B], all float or all double.
+// out[b] = 10 * logsumexp_n(scale * (sums @ weight_sum)[b, n] + conv_bias[n] + bias[n * bias_stride]), with
+// torch.logsumexp's semantics for infinities and NaN, and no [B, C_out] tensor written: a tiled GEMM in the
+// accumulation type (plain FMAs, so float32 stays float32-exact) takes each row's logsumexp as its column tiles
+// complete. Block (i, s) takes row tile i (kGemmTiles[tile].rows rows) and the s-th of `column_splits` equal runs
+// of column tiles; with more than one run, each block leaves its rows' partial states and gemm_lse_merge adds them
+// up in run order (so the result is the same on every run).
 struct GemmLseArgs {
-  bool is_double;
-  const void* sums;
-  const void* weight_sum;  // [C_in, weight_sum_stride], 16-byte aligned
-  int64_t weight_sum_stride;  // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
-  const void* total_bias;
-  void* out;
-  void* zpart;            // [B, unit_groups, C_out]
-  int* batch_tickets;     // [tiles], zeroed just before the launch
+  ScalarKind kind;          // of conv_bias, bias and out; sums and weight_sum are its accumulation type
+  const void* sums;         // [B, C_in] contiguous, accumulation type
+  const void* weight_sum;   // [C_in, C_out] contiguous, accumulation type
+  const void* conv_bias;    // [C_out] contiguous, or nullptr
+  const void* bias;         // C_out elements, element n at n * bias_stride (0: one value for every n)
+  int64_t bias_stride;
+  void* out;                // [B]
+  void* partial_lse;        // [column_splits, B, 2] accumulation type (max, scaled sum); used when column_splits > 1
   int64_t batch, channels, c_out;
-  int64_t unit_batches, unit_channels, unit_groups, tiles;
-  double scale;
+  int64_t column_splits;
+  int tile;                 // index into kGemmTiles (tuning.h)
+  double scale;             // 1 / (H_out * W_out)
 };
 
 // broadcast_hw: out[b, c, h, w] = rows[b, c], the backward's write of grad_x.
@@ -142,6 +148,7 @@ int broadcast_blocks_per_sm(ScalarKind kind);
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
+// Runs gemm_lse, and its merge when args.column_splits > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 cudaError_t launch_tiny_planes(const TinyPlanesArgs& args, int64_t max_blocks, cudaStream_t stream);
 cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);

@@ -413,18 +413,54 @@ at::Tensor exact_mm(const at::Tensor& a, const at::Tensor& b) {
   return at::addmm(at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
 }
 
-// The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, the GEMM by cuBLAS, then biases + logsumexp in
-// one kernel. The GEMM's [rows, C_out] logits are the only workspace; batches go through in ranges that keep them
-// within the workspace budget.
+// out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by the tiled GEMM + logsumexp.
+// sums [B, C_in] and weight_sum [C_in, C_out]: contiguous, accumulation type; conv_bias: [C_out] contiguous or
+// null; bias: C_out values at bias_stride (0: one for all).
+void tiled_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const void* conv_bias, const at::Tensor& bias,
+                    int64_t bias_stride, ScalarKind kind, double scale, void* out, cudaStream_t stream) {
+  GemmLseArgs a{};
+  a.kind = kind;
+  a.sums = sums.data_ptr();
+  a.weight_sum = weight_sum.data_ptr();
+  a.conv_bias = conv_bias;
+  a.bias = bias.data_ptr();
+  a.bias_stride = bias_stride;
+  a.out = out;
+  a.batch = sums.size(0);
+  a.channels = sums.size(1);
+  a.c_out = weight_sum.size(1);
+  a.scale = scale;
+  const plan::GemmTiling tiling = plan::gemm_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
+                                                    device_props(sums.get_device()).multiprocessors);
+  a.tile = tiling.tile;
+  a.column_splits = tiling.column_runs;
+  at::Tensor partial_lse;
+  if (a.column_splits > 1) {
+    partial_lse = at::empty({a.column_splits, a.batch, 2}, sums.options());
+    a.partial_lse = partial_lse.data_ptr();
+  }
+  C10_CUDA_CHECK(launch_gemm_lse(a, stream));
+}
+
+// The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
+// `epilogue`. cuBLAS's epilogue writes the [rows, C_out] logits, its only workspace; batches go through in ranges
+// that keep them within the workspace budget.
 void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
-                   const at::Tensor& bias, const ForwardShape& s, plan::Reader reader, at::Tensor& out,
+                   const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
-  read_sums(x_in, reader, sums, stream);
+  read_sums(x_in, chosen.reader, sums, stream);
   const at::Tensor weight_sum = weight.sum({2, 3}, /*keepdim=*/false, sums.scalar_type());
   const at::Tensor bias_flat = bias.reshape({-1});
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
+  const void* conv_bias_ptr = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+  const ScalarKind kind = kind_of(x_in.scalar_type());
+  if (chosen.epilogue == plan::Epilogue::kTiledLse) {
+    tiled_gemm_lse(sums, weight_sum, conv_bias_ptr, bias_flat, bias_stride(bias_flat), kind, s.scale,
+                   out.data_ptr(), stream);
+    return;
+  }
   const int64_t acc_bytes = sums.element_size();
   const int64_t budget_rows = workspace_budget_bytes(x_in.nbytes() + weight.nbytes()) /
                               std::max<int64_t>(1, s.out_channels * acc_bytes);
@@ -434,9 +470,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     const int64_t rows = std::min(rows_per_range, s.batch - b0);
     const at::Tensor logits = exact_mm(sums.narrow(0, b0, rows), weight_sum);
     BiasLseArgs a{};
-    a.kind = kind_of(x_in.scalar_type());
+    a.kind = kind;
     a.logits = logits.data_ptr();
-    a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+    a.conv_bias = conv_bias_ptr;
     a.bias = bias_flat.data_ptr();
     a.bias_stride = bias_stride(bias_flat);
     a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
@@ -464,7 +500,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
   if (chosen.strategy == plan::Strategy::kFused) {
     forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
   } else {
-    forward_split(x, weight, conv_bias, bias, s, chosen.reader, out, sums, stream);
+    forward_split(x, weight, conv_bias, bias, s, chosen, out, sums, stream);
   }
   return {out, sums};
 }
@@ -491,49 +527,11 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
                          double scale) {
   check_gemm_lse_args(sums_in, weight_sum_in, total_bias_in);
   const c10::cuda::CUDAGuard guard(sums_in.device());
-  const int64_t B = sums_in.size(0), C = sums_in.size(1), c_out = weight_sum_in.size(1);
-  at::Tensor out = at::empty({B, 1}, sums_in.options());
-  if (B == 0) return out;
-  FUSEDLSE_CHECK(C >= 1, "sums must have C_in of at least 1, got shape ", sums_in.sizes());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const at::Tensor sums = sums_in.contiguous();
+  at::Tensor out = at::empty({sums_in.size(0), 1}, sums_in.options());
+  if (out.numel() == 0) return out;
   const at::Tensor total_bias = total_bias_in.reshape({-1}).contiguous();
-  const int64_t acc_bytes = sums.element_size();
-  // The GEMM copies W.sum rows in 16-byte pieces: rows that are not whole pieces, or an unaligned start, get a
-  // padded copy.
-  const int64_t weight_sum_pitch = weight_sum_stride(c_out, acc_bytes);
-  at::Tensor weight_sum = weight_sum_in.contiguous();
-  if (weight_sum_pitch != c_out || reinterpret_cast<uintptr_t>(weight_sum.data_ptr()) % 16 != 0) {
-    at::Tensor padded = at::zeros({C, weight_sum_pitch}, weight_sum.options());
-    padded.narrow(1, 0, c_out).copy_(weight_sum);
-    weight_sum = padded;
-  }
-  const int64_t budget_values =
-      workspace_budget_bytes(sums_in.nbytes() + weight_sum_in.nbytes() + total_bias_in.nbytes()) / acc_bytes;
-  const int64_t launch_batches = batches_per_launch(B, C, c_out, budget_values);
-  for (int64_t b0 = 0; b0 < B; b0 += launch_batches) {
-    const int64_t nb = std::min(launch_batches, B - b0);
-    GemmLseArgs a{};
-    a.is_double = sums.scalar_type() == at::kDouble;
-    a.sums = static_cast<const char*>(sums.data_ptr()) + b0 * C * acc_bytes;
-    a.weight_sum = weight_sum.data_ptr();
-    a.weight_sum_stride = weight_sum_pitch;
-    a.total_bias = total_bias.data_ptr();
-    a.out = static_cast<char*>(out.data_ptr()) + b0 * acc_bytes;
-    a.batch = nb;
-    a.channels = C;
-    a.c_out = c_out;
-    const UnitPlan units = plan_units(nb, C, c_out, 1, acc_bytes, acc_bytes, budget_values);
-    a.unit_batches = units.batches;
-    a.unit_channels = units.channels;
-    a.unit_groups = units.groups;
-    a.tiles = units.tiles;
-    a.scale = scale;
-    Scratch scratch(sums, {units.tiles * int64_t{sizeof(int)}, nb * units.groups * c_out * acc_bytes});
-    a.batch_tickets = scratch.take_tickets(units.tiles, stream);
-    a.zpart = scratch.take(nb * units.groups * c_out * acc_bytes);
-    C10_CUDA_CHECK(launch_gemm_lse(a, stream));
-  }
+  tiled_gemm_lse(sums_in.contiguous(), weight_sum_in.contiguous(), nullptr, total_bias, 1,
+                 kind_of(sums_in.scalar_type()), scale, out.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 

@@ -62,21 +62,9 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const BiasLseArgs& a, int64_t 
   return state;
 }
 
-template <typename A, int kLanes>
-__device__ __forceinline__ Lse<A> group_lse(Lse<A> state) {
-#pragma unroll
-  for (int offset = kLanes / 2; offset > 0; offset >>= 1) {
-    const Lse<A> other{__shfl_xor_sync(0xffffffffu, state.max_value, offset),
-                       __shfl_xor_sync(0xffffffffu, state.scaled_sum, offset)};
-    state = lse_merge(state, other);
-  }
-  return state;
-}
-
 template <typename T>
 __device__ __forceinline__ void write_lse(const BiasLseArgs& a, int64_t row, Lse<acc_t<T>> state) {
-  using A = acc_t<T>;
-  static_cast<T*>(a.out)[row] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
+  static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
 // `kLanes` lanes per row (a power of two, at most 32): as many as C_out keeps busy, so a warp takes 32 / kLanes rows.

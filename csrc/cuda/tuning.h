@@ -47,6 +47,31 @@ constexpr int kBroadcastVectorsPerThread = 4;
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
 
+// The tiled GEMM + logsumexp (gemm_lse.cu): tiles of rows x cols outputs, each of kGemmThreads threads computing
+// thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
+// that the static shared memory stays under 48 KiB). cols / thread_cols lanes share a row (at most 32, a power of
+// two: their logsumexp states merge by shuffles). plan::gemm_tiling() picks one by C_out (narrow tiles waste no
+// lanes on columns past C_out), the accumulation type (8 x 8 doubles would not fit 255 registers) and how many
+// tiles there are to spread over the multiprocessors. Each step waits for its loads (one step is prefetched), so
+// thin tiles take deeper steps: on the H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel
+// waiting on memory (1.2-1.7 us per step; r43, r50, r59 of the sweep).
+struct GemmTileShape {
+  int rows, cols, thread_rows, thread_cols, depth;
+};
+constexpr int kGemmThreads = 256;
+constexpr GemmTileShape kGemmTiles[] = {
+    {256, 8, 8, 1, 16},    // 0: C_out <= 8
+    {128, 32, 8, 2, 16},   // 1: C_out <= 32
+    {128, 64, 8, 4, 16},   // 2: C_out <= 64
+    {128, 128, 8, 8, 8},   // 3: wider, float accumulation
+    {64, 64, 4, 4, 16},    // 4: wider, double accumulation
+    {32, 64, 4, 2, 32},    // 5: wider, too few row tiles of 3 or 4 to give every multiprocessor a block
+};
+constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
+constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
+// Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each).
+constexpr int64_t kGemmBlocksPerSm = 2;
+
 // --- Sizing the fused launch (plan_launch in ops_cuda.cpp) -------------------------------------------------------
 
 // Tuning constants. A reading block streams one tile of x of at most kMaxTileBytes. Measured on the H100 (forward

@@ -5,9 +5,10 @@ import json
 import torch
 from torch import Tensor
 
-# The planner's names, in the order of plan::Strategy and plan::Reader (csrc/plan.h).
+# The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "tiny_planes", "torch_sum")
+EPILOGUES = ("tiled_lse", "cublas_lse")
 
 
 def explain(x: Tensor, weight: Tensor) -> dict:
@@ -16,11 +17,15 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 
     Returns a dict:
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
-            then W.sum, one GEMM, and one kernel for the biases and logsumexp); ``"cpu"`` for CPU tensors.
+            then W.sum, then ``epilogue``); ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"tiny_planes"`` (a thread per plane, any strides, in
             place), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: strided rows).
-        predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies.
+        epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
+            logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
+            writes the logits, one kernel takes the logsumexp).
+        predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
+            cublas_us: the epilogue's part of split_us with each epilogue.
         why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
@@ -40,11 +45,12 @@ def plan_for(problem: dict, device: dict) -> dict:
 
 
 @contextlib.contextmanager
-def forced_plan(strategy: str, reader: str = None):
+def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
     """For measurements and tests only: inside the block every CUDA forward, in every thread, runs `strategy`
-    (and, for "split", `reader`; None leaves the reader to the planner) instead of the planner's choice."""
-    torch.ops.fusedlse._force_plan(STRATEGIES.index(strategy), -1 if reader is None else READERS.index(reader))
+    (and, for "split", `reader` and `epilogue`; None leaves that to the planner) instead of the planner's choice."""
+    torch.ops.fusedlse._force_plan(STRATEGIES.index(strategy), -1 if reader is None else READERS.index(reader),
+                                   -1 if epilogue is None else EPILOGUES.index(epilogue))
     try:
         yield
     finally:
-        torch.ops.fusedlse._force_plan(-1, -1)
+        torch.ops.fusedlse._force_plan(-1, -1, -1)

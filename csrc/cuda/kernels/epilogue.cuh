@@ -327,8 +327,8 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
       for (int i = 0; i < 4; ++i)
         if (i < valid) lse_push(state, logit(e, n + i, total[i]));
     }
-    state = warp_lse(state);
-    if (lane == 0) e.out[b] = from_acc<T>(A(10) * (state.max_value + log(state.scaled_sum)));
+    state = group_lse(state);
+    if (lane == 0) e.out[b] = from_acc<T>(ten_lse(state));
   }
 }
 

@@ -38,15 +38,33 @@ template <typename A> __device__ __forceinline__ Lse<A> lse_merge(Lse<A> p, Lse<
   return {m, p.scaled_sum * exp_below(p.max_value, m) + q.scaled_sum * exp_below(q.max_value, m)};
 }
 
-template <typename A> __device__ __forceinline__ Lse<A> warp_lse(Lse<A> s) {
+// N values at once (-inf ones add nothing, as in lse_push): one rescale of the state, an exp per value, no branches.
+// fmax ignores NaN, so the max stays a number and a NaN value poisons the sum through its exp.
+template <typename A, int N> __device__ __forceinline__ void lse_push_all(Lse<A>& s, const A (&v)[N]) {
+  A max = s.max_value;
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) {
-    const Lse<A> other{__shfl_xor_sync(0xffffffffu, s.max_value, offset),
-                       __shfl_xor_sync(0xffffffffu, s.scaled_sum, offset)};
-    s = lse_merge(s, other);
-  }
-  return s;
+  for (int i = 0; i < N; ++i) max = fmax(max, v[i]);
+  A sum = s.scaled_sum * exp_below(s.max_value, max);  // an empty state (sum 0) stays 0
+#pragma unroll
+  for (int i = 0; i < N; ++i) sum += v[i] == -INFINITY ? A(0) : exp_below(v[i], max);
+  s = Lse<A>{max, sum};
 }
+
+// The merged state of `kLanes` neighbouring lanes (a power of two, at most 32), in every one of them; the whole warp
+// must take part. The max first, then each lane's sum rescaled to it once and the sums added: one exp per lane
+// rather than two per merge. The same tree every run, so the result is reproducible.
+template <typename A, int kLanes = 32> __device__ __forceinline__ Lse<A> group_lse(Lse<A> s) {
+  A max = s.max_value;
+#pragma unroll
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) max = fmax(max, __shfl_xor_sync(0xffffffffu, max, offset));
+  A sum = s.scaled_sum * exp_below(s.max_value, max);
+#pragma unroll
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  return Lse<A>{max, sum};
+}
+
+// The model's output for one batch: 10 x logsumexp (-inf for an empty state: log(0) = -inf).
+template <typename A> __device__ __forceinline__ A ten_lse(Lse<A> s) { return A(10) * (s.max_value + log(s.scaled_sum)); }
 
 }  // namespace
 }  // namespace fusedlse
