@@ -94,10 +94,12 @@ def provider_fn(name):
     return _shortcut_compiled() if name == "torch_shortcut_compiled" else PROVIDERS[name]()
 
 
-def run(problems, providers):
+def run(problems, providers, checkpoint=lambda rows: None):
+    """Every provider on every problem; checkpoint(rows) after each problem (a run cut short keeps what it did)."""
     torch._dynamo.config.recompile_limit = 10**6  # a compiled shortcut per shape, never a silent eager fallback
     rows = []
     for name, problem in problems.items():
+        checkpoint(rows)
         shape, dtype, layout = problem
         if name in SWEEP:
             args = make_inputs(name)
@@ -244,12 +246,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.render:
         with open(args.render) as f:
-            run = json.load(f)
-        providers = tuple(dict.fromkeys(r["provider"] for r in run["rows"]))
+            saved = json.load(f)
+        providers = tuple(dict.fromkeys(r["provider"] for r in saved["rows"]))
         out = os.path.dirname(args.render)
         with open(os.path.join(out, "sweep.md"), "w") as f:
-            f.write(markdown(run["meta"], run["rows"], providers))
-        plot(run["meta"], run["rows"], providers, os.path.join(out, "sweep.png"))
+            f.write(markdown(saved["meta"], saved["rows"], providers))
+        plot(saved["meta"], saved["rows"], providers, os.path.join(out, "sweep.png"))
         return
     require_cuda("bench/sweep.py")
     problems = random_problems(args.count, args.seed)
@@ -261,11 +263,15 @@ def main(argv=None):
     meta = dict(count=len(problems), seed=args.seed, device=torch.cuda.get_device_name(), torch=torch.__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"),
                 commit=os.environ.get("FUSEDLSE_COMMIT") or _commit())
-    rows = run(problems, providers)
     out = args.out or device_dir(meta["device"])
     os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "sweep.json"), "w") as f:
-        json.dump(dict(meta=meta, rows=rows), f, indent=1)
+
+    def save(rows):
+        with open(os.path.join(out, "sweep.json"), "w") as f:
+            json.dump(dict(meta=meta, rows=rows), f, indent=1)
+
+    rows = run(problems, providers, save)
+    save(rows)
     text = markdown(meta, rows, providers)
     with open(os.path.join(out, "sweep.md"), "w") as f:
         f.write(text)
