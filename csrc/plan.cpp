@@ -53,8 +53,9 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
-// The tiled GEMM + logsumexp (H200, 2026-11-30: bench/strategies.py's split_tiled, and the gemm_lse op alone): 26-28 TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.4 of the FMA peak; cuBLAS 48-51), 5.3-5.5 in
-// float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about
+// The tiled GEMM + logsumexp (H200, 2026-11-30: split_tiled in bench/results/h200/strategies_epilogues.md, and the
+// gemm_lse op alone, docs/limits.md §10): 22-30 TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.4 of the FMA peak;
+// cuBLAS 48-51), 5.2-5.7 in float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about
 // kLseFmas FMAs' worth of issue slots (an exp, a max, the scaling and the biases). A step (a few channels, one
 // prefetched) waits about kTiledStepUs for memory when its FMAs are too few to cover it (r43, r50, r59: 1.2-1.7 us).
 constexpr double kTiledShareOfPeak = 0.4;
