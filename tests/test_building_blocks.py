@@ -45,7 +45,7 @@ def test_gemm_lse_matches_float64(device, dtype, c_in, c_out):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_gemm_lse_takes_weight_sum_at_any_offset(device):
-    # The CUDA GEMM copies W.sum rows in 16-byte pieces; a start 4 bytes past alignment must give the same answer.
+    # W.sum as a view 4 bytes past an aligned start (the old CUDA GEMM copied its rows in 16-byte pieces): same answer.
     g = torch.Generator().manual_seed(2)
     sums = torch.randn(5, 7, generator=g, dtype=torch.float64) * 50
     storage = torch.randn(7 * 12 + 1, generator=g, dtype=torch.float64)
