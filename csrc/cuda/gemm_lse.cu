@@ -75,34 +75,43 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_l
   const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_split);
   const int64_t depth_steps = (a.channels + kGemmDepth - 1) / kGemmDepth;
 
+  // Each thread's loads of a step: sums (row r_l, channel sum_channel) with r_l = sum_row + l * kSumRowsApart, and
+  // W.sum (channel wsum_channel + l * kWeightChannelsApart, column wsum_col): one base pointer each, moved by a
+  // fixed stride, so that no load needs its own 64-bit index.
+  static_assert(kGemmThreads % kGemmDepth == 0 && kGemmThreads % kCols == 0, "loads keep their lane's channel");
+  static_assert(kRows * kGemmDepth % kGemmThreads == 0, "every thread loads the same number of sums");
+  constexpr int kSumRowsApart = kGemmThreads / kGemmDepth;
+  constexpr int kWeightChannelsApart = kGemmThreads / kCols;
+  const int sum_row = threadIdx.x / kGemmDepth, sum_channel = threadIdx.x % kGemmDepth;
+  const int wsum_channel = threadIdx.x / kCols, wsum_col = threadIdx.x % kCols;
+  const bool wsum_lane = kGemmDepth * kCols >= kGemmThreads || threadIdx.x < kGemmDepth * kCols;
+  const int64_t rows_left = a.batch - row0 - sum_row;  // loads with l * kSumRowsApart < rows_left are rows of B
+  const A* sum_base = sums + (row0 + sum_row) * a.channels + sum_channel;
+  const int64_t sum_stride = kSumRowsApart * a.channels;
+
   A sum_next[kSumLoads], wsum_next[kWeightLoads];
   // Step k0's values into registers (zeros past B, C_in and C_out), then into buffer `buf`.
   const auto fetch = [&](int64_t n0, int64_t k0) {
+    const bool channel_ok = k0 + sum_channel < a.channels;
+    const A* from = sum_base + k0;
 #pragma unroll
-    for (int l = 0; l < kSumLoads; ++l) {
-      const int e = threadIdx.x + l * kGemmThreads, r = e / kGemmDepth, k = e % kGemmDepth;
-      const int64_t row = row0 + r, channel = k0 + k;
-      sum_next[l] = e < kRows * kGemmDepth && row < a.batch && channel < a.channels
-                        ? sums[row * a.channels + channel] : A(0);
-    }
+    for (int l = 0; l < kSumLoads; ++l)
+      sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
+    const bool col_ok = wsum_lane && n0 + wsum_col < a.c_out;
+    const int64_t channels_left = a.channels - k0 - wsum_channel;
+    const A* wfrom = wsum + (k0 + wsum_channel) * a.c_out + n0 + wsum_col;
 #pragma unroll
-    for (int l = 0; l < kWeightLoads; ++l) {
-      const int e = threadIdx.x + l * kGemmThreads, k = e / kCols, c = e % kCols;
-      const int64_t channel = k0 + k, col = n0 + c;
-      wsum_next[l] = e < kGemmDepth * kCols && channel < a.channels && col < a.c_out
-                         ? wsum[channel * a.c_out + col] : A(0);
-    }
+    for (int l = 0; l < kWeightLoads; ++l)
+      wsum_next[l] = col_ok && l * kWeightChannelsApart < channels_left ? wfrom[l * kWeightChannelsApart * a.c_out]
+                                                                        : A(0);
   };
   const auto stage = [&](int buf) {
 #pragma unroll
-    for (int l = 0; l < kSumLoads; ++l) {
-      const int e = threadIdx.x + l * kGemmThreads;
-      if (e < kRows * kGemmDepth) staged_sums[buf][e % kGemmDepth][e / kGemmDepth] = sum_next[l];
-    }
+    for (int l = 0; l < kSumLoads; ++l) staged_sums[buf][sum_channel][sum_row + l * kSumRowsApart] = sum_next[l];
+    if (wsum_lane) {
 #pragma unroll
-    for (int l = 0; l < kWeightLoads; ++l) {
-      const int e = threadIdx.x + l * kGemmThreads;
-      if (e < kGemmDepth * kCols) staged_wsum[buf][e / kCols][e % kCols] = wsum_next[l];
+      for (int l = 0; l < kWeightLoads; ++l)
+        staged_wsum[buf][wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
     }
   };
 
