@@ -172,6 +172,8 @@ def markdown(meta, rows, providers):
              "floor_frac = max(read floor, GEMM floor) / time, both floors measured on the same shape in the same run "
              "(read: torch's flat `t.sum()` over the same bytes; GEMM: fp32 `torch.mm` of the epilogue, TF32 off).",
              "", "| provider | min | p10 | median |", "|---|---|---|---|"]
+    if meta.get("note"):
+        lines[2:2] = ["Note: " + meta["note"], ""]
     for provider, (lo, p10, med) in summary(rows, providers).items():
         lines.append(f"| {provider} | {lo:.3f} | {p10:.3f} | {med:.3f} |")
     lost = losses(rows)

@@ -55,7 +55,8 @@ constexpr double kSplitTrafficShare = 0.35;
 constexpr double kGemmShareOfPeak = 0.7;
 // The tiled GEMM + logsumexp (H200, 2026-11-30: split_tiled in bench/results/h200/strategies_epilogues.md, and the
 // gemm_lse op alone, docs/limits.md §10): 22-30 TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.4 of the FMA peak;
-// cuBLAS 48-51), 5.2-5.7 in float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about
+// cuBLAS 48-51), 5.2-5.7 in float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Since e4080e0
+// the kernel reaches 30-36 and 7.8-9.3; the shares below are still the earlier ones (not yet refitted). Each logit's logsumexp costs about
 // kLseFmas FMAs' worth of issue slots (an exp, a max, the scaling and the biases). A step (a few channels, one
 // prefetched) waits about kTiledStepUs for memory when its FMAs are too few to cover it (r43, r50, r59: 1.2-1.7 us).
 constexpr double kTiledShareOfPeak = 0.4;
