@@ -22,18 +22,13 @@ from fusedlse_cuda.planning import explain, forced_plan  # noqa: E402
 from problems import SWEEP, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
 from sweep import shortcut_f64, time_ms  # noqa: E402
 
-# Largest plane the tiny-planes reader is timed on (a thread per plane: far off the floor beyond).
-TINY_READER_MAX_PLANE = 4096
-
 
 def options(x):
     """(label, strategy, reader, epilogue) to time for x; strategy None: the planner's choice; reader or epilogue
     None: the planner's for that part."""
     found = [("auto", None, None, None), ("fused", "fused", None, None)]
-    plane = x.shape[2] * x.shape[3]
     found.append(("split_planes", "split", "planes", None))
-    if plane <= TINY_READER_MAX_PLANE:
-        found.append(("split_tiny", "split", "tiny_planes", None))
+    found.append(("split_lanes", "split", "plane_lanes", None))
     found.append(("split_torch", "split", "torch_sum", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
@@ -70,7 +65,7 @@ def measure(name, args, index):
     return row
 
 
-OPTIONS = ("auto", "fused", "split_planes", "split_tiny", "split_torch", "split_tiled", "split_cublas", "shortcut",
+OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_tiled", "split_cublas", "shortcut",
            "read_floor")
 
 

@@ -34,14 +34,17 @@ constexpr double kCublasLaunches = 3;
 constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
 // 0.83 (headline, 1 GiB: 269 us), torch's x.sum((2, 3)) 0.78-0.84 on planes and channels-last x of 0.2-1 GiB
-// (r15, r16, r35, r52, headline) but 0.13-0.5 on strided rows (r10, r25, r40, r41, r57), the tiny-planes reader
+// (r15, r16, r35, r52, headline) but 0.13-0.5 on strided rows (r10, r25, r40, r41, r57), a thread per tiny plane
 // 0.1-0.57 (r07, r24, r26, r39, r54: neighbouring planes share cache lines, but one thread per plane keeps few loads
-// in flight).
+// in flight). kPlaneLanesShare: the plane-lanes reader on planes of more than kTinyPlaneElements, 0.87-0.99 of
+// torch's flat sum (itself about 0.81 of read_gbps) on x of 0.2-0.9 GiB with W contiguous (r15, r16, r17, r35, r40,
+// r44); 16-bit strided rows of 39-43 elements reach 0.4-0.5 (r42, r57), planes of a few elements 0.1-0.3.
 constexpr double kFusedReadShare = 0.83;
 constexpr double kTorchSumShare = 0.8;
 constexpr double kTorchSumStridedShare = 0.3;
 constexpr double kPlanesReadShare = 0.75;
 constexpr double kTinyPlanesShare = 0.3;
+constexpr double kPlaneLanesShare = 0.75;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -53,18 +56,21 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
-// The tiled GEMM + logsumexp (H200, 2026-11-30: split_tiled in bench/results/h200/strategies_epilogues.md, and the
-// gemm_lse op alone, docs/limits.md §10): 22-30 TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.4 of the FMA peak;
-// cuBLAS 48-51), 5.2-5.7 in float64 (0.08; SIMT, where cuBLAS uses the H200's float64 tensor cores). Since e4080e0
-// the kernel reaches 30-36 and 7.8-9.3; the shares below are still the earlier ones (not yet refitted). Each logit's logsumexp costs about
-// kLseFmas FMAs' worth of issue slots (an exp, a max, the scaling and the biases). A step (a few channels, one
-// prefetched) waits about kTiledStepUs for memory when its FMAs are too few to cover it (r43, r50, r59: 1.2-1.7 us).
-constexpr double kTiledShareOfPeak = 0.4;
-constexpr double kTiledFloat64ShareOfPeak = 0.08;
+// The tiled GEMM + logsumexp since e4080e0 (H200, 2026-11-30; the gemm_lse op alone, docs/limits.md §10): 30-36
+// TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.45-0.54 of the FMA peak; cuBLAS 48-51), 7.8-9.3 in float64 (0.12-0.14;
+// SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about kLseFmas FMAs' worth
+// of issue slots (an exp, a max, the scaling and the biases). A step (a few channels, one prefetched) waits about
+// kTiledStepUs for memory when its FMAs are too few to cover it. Fitted together to both epilogues forced on 47
+// problems (strategies_epilogues.json of e4080e0 and two runs of the plane-lanes reader's work): 0.45, 0.12 and 1 us
+// choose the slower epilogue by 3% or more on 4 of them (r07 6%, r14 8%, r27 16%, r58 12%; the tiled kernel's
+// wide tiles do better on those than its share says, and worse on r62); 0.4, 0.08 and 1.5 us did on 5 (r20 by 28%).
+constexpr double kTiledShareOfPeak = 0.45;
+constexpr double kTiledFloat64ShareOfPeak = 0.12;
 constexpr double kLseFmas = 16;
-constexpr double kTiledStepUs = 1.5;
+constexpr double kTiledStepUs = 1.0;
 
-// Planes of at most this many elements go to the tiny-planes reader: on planes of 2 to 24 elements it was the
+// Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
+// elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements it was the
 // fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50 177 vs
 // 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that is a
 // copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
@@ -119,12 +125,12 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (p.out_channels > kFusedMaxOutChannels) return "C_out is too wide for the fused epilogue";
   if (p.element_bytes == 8) {
     return p.batch * p.in_channels <= kFusedMaxFloat64Rows ? nullptr
-                                                            : "float64 x of many rows reads faster through torch";
+                                                            : "float64 x of many rows reads faster in the split strategy";
   }
   if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
-    return plane * p.element_bytes >= kFusedMinRowBytes ? nullptr : "planes this short read faster through torch";
+    return plane * p.element_bytes >= kFusedMinRowBytes ? nullptr : "planes this short read faster in the split strategy";
   }
   const int64_t pieces = (plane * p.in_channels * p.element_bytes + kFusedPieceBytes - 1) / kFusedPieceBytes;
   return pieces * p.in_channels <= kFusedMaxPartialsPerBatch ? nullptr
@@ -137,7 +143,8 @@ double reader_us(Reader reader, const Problem& p, const DeviceProps& d) {
     case Reader::kPlanes: return read_us(bytes, d, kPlanesReadShare);
     case Reader::kCopyThenPlanes:
       return kLaunchUs + 2 * bytes / (d.read_gbps * 1e3 * kCopyShare) + read_us(bytes, d, kPlanesReadShare);
-    case Reader::kTinyPlanes: return read_us(bytes, d, kTinyPlanesShare);
+    case Reader::kPlaneLanes:
+      return read_us(bytes, d, p.height * p.width <= kTinyPlaneElements ? kTinyPlanesShare : kPlaneLanesShare);
     case Reader::kTorchSum:
       return read_us(bytes, d, in_place_for_planes(p.layout) ? kTorchSumShare : kTorchSumStridedShare);
   }
@@ -208,9 +215,30 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   return t;
 }
 
+PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads) {
+  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
+  PlaneLanesTiling t{};
+  t.lanes = 1;
+  for (int lanes : {4, 8, 32}) {
+    if (units >= lanes * kPlaneLanesUnitsPerLane) t.lanes = lanes;
+  }
+  const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);
+  const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));
+  const int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
+  t.pieces = std::clamp<int64_t>(wanted, 1, most_pieces);
+  t.piece_units = std::max<int64_t>(1, ceil_div(units, t.pieces));
+  t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
+  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
+  t.blocks = std::clamp<int64_t>(ceil_div(planes * t.pieces * t.lanes, kSplitThreads), 1, resident_blocks);
+  return t;
+}
+
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
-  if (plane > 1 && plane <= kTinyPlaneElements) return Reader::kTinyPlanes;
+  if (plane == 1) return Reader::kTorchSum;
+  if (plane <= kTinyPlaneElements || p.layout == Layout::kPlanes || p.layout == Layout::kStridedRows) {
+    return Reader::kPlaneLanes;
+  }
   return Reader::kTorchSum;
 }
 
@@ -295,7 +323,7 @@ const char* name(Reader reader) {
   switch (reader) {
     case Reader::kPlanes: return "planes";
     case Reader::kCopyThenPlanes: return "copy_then_planes";
-    case Reader::kTinyPlanes: return "tiny_planes";
+    case Reader::kPlaneLanes: return "plane_lanes";
     case Reader::kTorchSum: return "torch_sum";
   }
   return "?";

@@ -47,9 +47,11 @@ enum class Epilogue { kTiledLse = 0, kCublasLse = 1 };
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
-//  kTinyPlanes:     a thread per plane, any strides, in place (cuda/split.cu): planes of a few dozen elements;
-//  kTorchSum:       torch's own x.sum((2, 3)), in place: strided rows, until fusedlse has a reader for them.
-enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kTinyPlanes = 2, kTorchSum = 3 };
+//  kPlaneLanes:     a group of 1 to 32 lanes per plane (or piece of one), any strides, in place (cuda/split.cu):
+//                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
+//  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and
+//                   planes of one element (a copy).
+enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3 };
 
 struct Plan {
   Strategy strategy;
@@ -77,6 +79,17 @@ struct GemmTiling {
 };
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors);
+
+// The plane-lanes reader's launch (cuda/split.cu) over `planes` planes of `units` loads each (elements, or 16-byte
+// vectors): lanes per plane, the pieces each plane is cut into (a second pass adds them when more than one), and
+// blocks of kSplitThreads for a device of `resident_threads` (multiprocessors x resident threads per SM).
+struct PlaneLanesTiling {
+  int lanes;
+  int64_t pieces;
+  int64_t piece_units;
+  int64_t blocks;
+};
+PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads);
 
 // The reader for sums alone (the sum_hw op, and the split strategy's first step).
 Reader reader_for_sums(const Problem& problem);

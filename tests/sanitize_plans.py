@@ -15,8 +15,8 @@ from helpers import TOLERANCE, make_problem, rel_err  # noqa: E402
 
 # (B, C_in, H, W, C_out, kH, kW), layout, dtype, forced (strategy, reader, epilogue): what plan it exercises.
 FUSED = ("fused", None, None)
-TINY_TILED = ("split", "tiny_planes", "tiled_lse")
-TINY_CUBLAS = ("split", "tiny_planes", "cublas_lse")
+LANES_TILED = ("split", "plane_lanes", "tiled_lse")
+LANES_CUBLAS = ("split", "plane_lanes", "cublas_lse")
 PLANS = [
     ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
     ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
@@ -28,16 +28,20 @@ PLANS = [
     ((2, 7, 25, 25, 9, 3, 3), "sliced", torch.float32, FUSED),            # copied first
     ((3, 4, 6, 5, 7, 3, 3), "contiguous", torch.float64, FUSED),          # float64 kernels
     ((2100, 1, 1, 1, 8192, 1, 1), "contiguous", torch.float32, FUSED),    # zpart over budget: two batch-range launches
-    ((3000, 5, 2, 3, 40, 3, 3), "sliced", torch.bfloat16, TINY_TILED),  # thread per plane, strided; tile 64 wide
-    ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, TINY_TILED),  # float64, tile 8 wide
-    ((300, 30, 2, 2, 100, 1, 1), "contiguous", torch.float64, TINY_TILED),  # float64, 64 x 64 tiles, column runs
-    ((17000, 4, 1, 2, 130, 1, 1), "contiguous", torch.float32, TINY_TILED),  # 128 x 128 tiles, two column runs
-    ((20, 20, 2, 2, 700, 1, 1), "contiguous", torch.float16, TINY_TILED),  # 32 x 64 tiles, many column runs
-    ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, TINY_CUBLAS),  # cuBLAS, logsumexp 4 lanes/row
-    ((20000, 1, 1, 1, 1000, 1, 1), "contiguous", torch.float32, TINY_CUBLAS),  # cuBLAS, two batch ranges
+    ((3000, 5, 2, 3, 40, 3, 3), "sliced", torch.bfloat16, LANES_TILED),  # plane-lanes: 1 lane, strided rows; tile 64 wide
+    ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, LANES_TILED),  # float64, tile 8 wide
+    ((300, 30, 2, 2, 100, 1, 1), "contiguous", torch.float64, LANES_TILED),  # float64, 64 x 64 tiles, column runs
+    ((17000, 4, 1, 2, 130, 1, 1), "contiguous", torch.float32, LANES_TILED),  # 128 x 128 tiles, two column runs
+    ((20, 20, 2, 2, 700, 1, 1), "contiguous", torch.float16, LANES_TILED),  # 32 x 64 tiles, many column runs
+    ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, LANES_CUBLAS),  # cuBLAS, logsumexp 4 lanes/row
+    ((20000, 1, 1, 1, 1000, 1, 1), "contiguous", torch.float32, LANES_CUBLAS),  # cuBLAS, two batch ranges
     ((5, 7, 30, 31, 33, 3, 3), "sliced", torch.float16, ("split", "torch_sum", None)),  # torch reads, strided rows
     ((4, 40, 33, 35, 300, 3, 3), "contiguous", torch.float32, ("split", "planes", None)),  # fusedlse reader + GEMM
-    ((6, 5, 4, 4, 3000, 1, 1), "contiguous", torch.bfloat16, TINY_CUBLAS),  # cuBLAS, logsumexp: block per row
+    ((6, 5, 4, 4, 3000, 1, 1), "contiguous", torch.bfloat16, LANES_CUBLAS),  # cuBLAS, logsumexp: block per row
+    ((1, 2, 256, 256, 5, 1, 1), "contiguous", torch.float32, LANES_TILED),  # plane-lanes: vectors, pieces, 2nd pass
+    ((2, 3, 130, 70, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: 32 lanes, strided rows, pieces
+    ((3, 4, 20, 3, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: 8 lanes over rows of 3
+    ((3, 4, 9, 7, 5, 1, 1), "channels_last", torch.float32, LANES_TILED),  # plane-lanes: one row of stride C
 ]
 
 

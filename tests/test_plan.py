@@ -38,21 +38,32 @@ def test_headline_runs_in_one_launch(device):
 @pytest.mark.parametrize("case", ["many_tiny_planes", "gemm_heavy"])
 def test_big_epilogues_go_to_the_split_strategy(device, case):
     plan = plan_for({"many_tiny_planes": MANY_TINY_PLANES, "gemm_heavy": GEMM_HEAVY}[case], DEVICES[device])
-    assert plan["strategy"] == "split" and plan["reader"] == "tiny_planes"
+    assert plan["strategy"] == "split" and plan["reader"] == "plane_lanes"
     assert plan["fused_us"] is None  # outside what the fused launch was measured on
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_strided_rows_are_read_in_place(device):
     plan = plan_for(STRIDED_ROWS, DEVICES[device])
-    assert not plan["copies_x"] and plan["reader"] in ("torch_sum", "tiny_planes")
+    assert not plan["copies_x"] and plan["reader"] == "plane_lanes"
 
 
 @pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_tiny_planes_of_every_layout_get_the_tiny_reader(device, layout):
+def test_tiny_planes_of_every_layout_get_the_plane_lanes_reader(device, layout):
     plan = plan_for(problem(50000, 12, 7, 2, 3, layout=layout), DEVICES[device])
-    assert plan["split_reader"] == "tiny_planes"
+    assert plan["split_reader"] == "plane_lanes"
+
+
+@pytest.mark.parametrize("layout,plane,reader", [
+    ("planes", (25, 39), "plane_lanes"), ("strided_rows", (365, 39), "plane_lanes"),
+    ("planes", (1, 1), "torch_sum"),  # a plane of one element: the reduction is a copy
+    ("channels_last", (165, 45), "torch_sum"), ("other", (165, 45), "torch_sum")])
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_split_reader_by_layout(device, layout, plane, reader):
+    """fusedlse's reader where W is contiguous (any plane size) and for tiny planes; torch's where a larger plane's
+    elements are apart in memory (channels-last, other layouts) and for single elements."""
+    assert plan_for(problem(1378, 166, 4, *plane, layout=layout), DEVICES[device])["split_reader"] == reader
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -95,15 +106,15 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
-    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "torch_sum"),
-    "many_batches": (problem(1378, 166, 4, 25, 39), "split", "torch_sum"),
-    "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "torch_sum"),
-    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
+    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "plane_lanes"),
+    "many_batches": (problem(1378, 166, 4, 25, 39), "split", "plane_lanes"),
+    "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "plane_lanes"),
+    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "plane_lanes"),
     "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "fused", "planes"),
     "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split", "torch_sum"),
     "channels_last_long_rows": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
     "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "torch_sum"),
-    "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "torch_sum"),
+    "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
 }
 
 

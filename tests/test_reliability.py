@@ -214,8 +214,8 @@ def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
 
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("plan", [("fused", None, None), ("split", "tiny_planes", "tiled_lse"),
-                                  ("split", "tiny_planes", "cublas_lse")], ids=["fused", "split_tiled", "split_cublas"])
+@pytest.mark.parametrize("plan", [("fused", None, None), ("split", "plane_lanes", "tiled_lse"),
+                                  ("split", "plane_lanes", "cublas_lse")], ids=["fused", "split_tiled", "split_cublas"])
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):

@@ -6,13 +6,13 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.planning import forced_plan
-from helpers import DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, make_problem, poison_allocator, rel_err
+from helpers import DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
 # (strategy, reader, epilogue): every path forward() can take. "planes" on a layout it does not walk copies x first.
 PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
-         "split_tiny": ("split", "tiny_planes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
+         "split_lanes": ("split", "plane_lanes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
          "split_cublas": ("split", "torch_sum", "cublas_lse")}
 
 
@@ -30,7 +30,7 @@ def test_every_plan_matches_float64_model(dtype, shape, layout, plan):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
-@pytest.mark.parametrize("plan", ["split_tiny", "split_torch", "split_planes", "split_cublas"])
+@pytest.mark.parametrize("plan", ["split_lanes", "split_torch", "split_planes", "split_cublas"])
 @pytest.mark.parametrize("bias_shape", [(7, 1, 1), (1, 7, 1, 1), (), (1, 1, 1)], ids=str)
 def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):
     x, weight, _, bias = make_problem(3, 4, 2, 3, 7, 3, 3, device="cuda")
@@ -40,7 +40,7 @@ def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):
     assert rel_err(out, reference.truth(x, weight, None, bias)) <= TOLERANCE[torch.float32]
 
 
-@pytest.mark.parametrize("plan", ["split_tiny", "split_planes", "split_cublas"])
+@pytest.mark.parametrize("plan", ["split_lanes", "split_planes", "split_cublas"])
 @pytest.mark.parametrize("batch", [300, 20], ids=["one_column_run", "column_runs"])
 def test_split_is_bitwise_reproducible_and_graph_capturable(plan, batch):
     x, weight, conv_bias, bias = make_problem(batch, 20, 3, 4, 500, 3, 3, device="cuda")
@@ -70,7 +70,7 @@ def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True
     try:
-        with forced_plan("split", "tiny_planes", epilogue):
+        with forced_plan("split", "plane_lanes", epilogue):
             out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = previous
@@ -94,7 +94,7 @@ def test_split_workspace(epilogue, workspace_bytes):
     x, weight, conv_bias, bias = make_problem(20000, 1, 1, 1, 1000, 1, 1, device="cuda")
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
-    with forced_plan("split", "tiny_planes", epilogue):
+    with forced_plan("split", "plane_lanes", epilogue):
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     torch.cuda.synchronize()
     assert torch.cuda.max_memory_allocated() - torch.cuda.memory_allocated() <= workspace_bytes
@@ -105,8 +105,65 @@ def test_split_workspace(epilogue, workspace_bytes):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     x = make_problem(700, 9, 2, 3, 1, 1, 1, dtype=dtype, device="cuda", layout=layout)[0]
-    assert fusedlse_cuda.explain(x, torch.empty(9, 1, 1, 1, device="cuda"))["split_reader"] == "tiny_planes"
+    assert fusedlse_cuda.explain(x, torch.empty(9, 1, 1, 1, device="cuda"))["split_reader"] == "plane_lanes"
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
+
+
+def _strided(x, layout):
+    """x's values with W contiguous but rows padded ("rows"), W padded to a multiple of 16 bytes ("padded_w": every
+    plane aligned, a vector tail), or W and H swapped in memory ("transposed": no unit stride in a plane)."""
+    b, c, h, w = x.shape
+    if layout == "rows":
+        view = torch.empty(b, c, h + 1, w + 3, dtype=x.dtype, device=x.device)[:, :, 1:, 3:]
+    elif layout == "padded_w":
+        padded = -(-w * x.element_size() // 16) * 16 // x.element_size() + 16 // x.element_size()
+        view = torch.empty(b, c, h, padded, dtype=x.dtype, device=x.device)[..., :w]
+    else:
+        view = torch.empty(b, c, w, h, dtype=x.dtype, device=x.device).transpose(2, 3)
+    view.copy_(x)
+    return view
+
+
+# (B, C_in, H, W): every walk of the plane-lanes reader (strided rows, one row, 16-byte vectors with and without a
+# tail, the tail longer than the lanes), lanes 1 to 32 (more lanes than a row is wide included), planes cut into
+# pieces (a second pass adds them), rows of one column.
+READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (4, 6, 20, 3), (2, 3, 64, 64),
+                 (1, 2, 512, 512), (1, 1, 1, 131), (2, 3, 1, 135), (3, 2, 300, 299), (1, 1, 2048, 2048)]
+
+
+@pytest.mark.parametrize("layout", LAYOUTS + ["rows", "padded_w", "transposed"])
+@pytest.mark.parametrize("shape", READER_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_plane_lanes_reader_sums_every_plane(dtype, shape, layout):
+    """The sums forward() saves for the backward, read by the plane-lanes reader in every layout, against float64;
+    bitwise the same on a second run."""
+    if shape[2] * shape[3] >= 2**22 and layout not in ("contiguous", "rows"):
+        pytest.skip("the largest plane in two layouts is enough")
+    x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 1, 1, dtype=dtype,
+                                              device="cuda", layout=layout if layout in LAYOUTS else "contiguous")
+    if layout not in LAYOUTS:
+        x = _strided(x, layout)
+    poison_allocator("cuda")
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
+    truth = x.double().sum((2, 3))
+    assert rel_err(sums, truth) <= TOLERANCE[dtype]
+    assert torch.equal(sums, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (7, 6)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "offset", "transposed"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_split_sums_the_weight_in_every_layout(dtype, layout, kernel):
+    """The split strategy's W.sum((2, 3)) goes through the readers: taps of one element (a copy through torch), tiny
+    planes (any layout) and planes of 42 taps (fusedlse's reader where the taps' W is contiguous, torch's else)."""
+    x, weight, conv_bias, bias = make_problem(33, 5, 3, 4, 7, *kernel, dtype=dtype, device="cuda")
+    weight = _strided(weight, layout) if layout == "transposed" else lay_out(weight, layout)
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
 # (B, C_in, C_out): each tile of the tiled GEMM + logsumexp (csrc/cuda/tuning.h, kGemmTiles) with partial row,
@@ -120,7 +177,7 @@ TILED_CASES = [(1, 1, 1), (257, 9, 8), (300, 17, 9), (129, 7, 32), (1000, 33, 33
 def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
     x, weight, conv_bias, bias = make_problem(b, c_in, 2, 3, c_out, 2, 2, dtype=dtype, device="cuda")
     poison_allocator("cuda")
-    with forced_plan("split", "tiny_planes", "tiled_lse"):
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
         again = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     assert torch.equal(out, again)

@@ -118,13 +118,22 @@ constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
   return (c_out * acc_bytes + 15) / 16 * 16 / acc_bytes;
 }
 
-// sums[b, c] = sum over h, w of x[b, c, h, w], for any strides: one thread per plane.
-struct TinyPlanesArgs {
+// sums[b, c] = sum over h, w of x[b, c, h, w] for any strides, in place: a group of `lanes` neighbouring lanes (1, 4,
+// 8 or 32) per plane, or per piece of a plane when there are too few planes to keep the device busy. Element
+// e = h * width + w of a plane is at h * stride_h + w * stride_w; a plane whose rows follow each other comes as one
+// row (height 1). With vec > 1 the planes are such rows of contiguous elements, each starting 16-byte aligned, and
+// the lanes load vec elements at a time: a plane's *units* are its elements, or its whole vectors (the last piece
+// also adds the width % vec elements past them). Piece k covers units [k * piece_units, (k + 1) * piece_units) and
+// its sum goes to out[plane * pieces + k]; plane = b * C + c.
+struct PlaneLanesArgs {
   ScalarKind kind;
-  const void* x;   // [B, C, H, W] in `kind`, element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w
-  void* sums;      // [B, C] contiguous, accumulation type
+  const void* x;  // [B, C, H, W] in `kind`: element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w
+  void* out;      // [B, C, pieces] contiguous, accumulation type
   int64_t batch, channels, height, width;
   int64_t stride_b, stride_c, stride_h, stride_w;
+  int lanes, vec;
+  int64_t pieces, piece_units;
+  int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
 };
 
 // out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's
@@ -150,7 +159,9 @@ cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 // Runs gemm_lse, and its merge when args.column_splits > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
-cudaError_t launch_tiny_planes(const TinyPlanesArgs& args, int64_t max_blocks, cudaStream_t stream);
+cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
+// Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
+int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);
 cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);
 
 

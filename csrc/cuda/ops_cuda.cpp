@@ -361,6 +361,88 @@ int64_t resident_split_blocks(int device) {
   return props.multiprocessors * std::max<int64_t>(1, props.warps_per_sm * 32 / kSplitThreads);
 }
 
+// Blocks of the plane-lanes kernel `a` selects that fit on `device` at once (its grid-stride loop needs no more: a
+// second wave would start late and take as many items as the first), read once per device and kernel.
+int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
+  static std::mutex mutex;
+  static std::map<std::tuple<int, int, int, int, bool>, int64_t> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.lanes, a.vec, a.height == 1);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const int64_t blocks = device_props(device).multiprocessors * plane_lanes_blocks_per_sm(a);
+  cache.emplace(key, blocks);
+  return blocks;
+}
+
+// out [planes] = the sum of each plane's elements by the plane-lanes reader (split.cu), `a` filled but for its sizing
+// and output. Planes cut into pieces leave [planes, pieces] partial sums, which the same reader then adds up, as
+// planes of `pieces` contiguous elements of the accumulation type.
+void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_threads, cudaStream_t stream) {
+  const int64_t planes = a.batch * a.channels;
+  const int64_t units = a.vec > 1 ? a.width / a.vec : a.height * a.width;
+  const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(planes, units, resident_threads);
+  a.lanes = tiling.lanes;
+  a.pieces = tiling.pieces;
+  a.piece_units = tiling.piece_units;
+  a.blocks = std::min<int64_t>(tiling.blocks, plane_lanes_blocks(a, out.get_device()));
+  at::Tensor partials;
+  if (a.pieces > 1) partials = at::empty({planes * a.pieces}, out.options());
+  a.out = a.pieces > 1 ? partials.data_ptr() : out.data_ptr();
+  C10_CUDA_CHECK(launch_plane_lanes(a, stream));
+  if (a.pieces == 1) return;
+  PlaneLanesArgs add{};
+  add.kind = kind_of(out.scalar_type());
+  add.x = partials.data_ptr();
+  add.batch = planes;
+  add.channels = 1;
+  add.height = 1;
+  add.width = a.pieces;
+  add.stride_b = a.pieces;
+  add.stride_w = 1;
+  add.vec = 1;
+  run_plane_lanes(add, out, resident_threads, stream);
+}
+
+// sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
+// column, or rows `width` elements apart) is walked as one row; contiguous ones with every plane 16-byte aligned
+// are loaded 16 bytes at a time.
+void read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+  PlaneLanesArgs a{};
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = x.size(0);
+  a.channels = x.size(1);
+  a.height = x.size(2);
+  a.width = x.size(3);
+  // The stride of a dimension of size 1 is never used: 0, so that it does not stand in the way of 16-byte loads.
+  a.stride_b = a.batch > 1 ? x.stride(0) : 0;
+  a.stride_c = a.channels > 1 ? x.stride(1) : 0;
+  a.stride_h = x.stride(2);
+  a.stride_w = x.stride(3);
+  if (a.width == 1) {
+    a.width = a.height;
+    a.stride_w = a.stride_h;
+    a.height = 1;
+  } else if (a.height == 1 || a.stride_h == a.width * a.stride_w) {
+    a.width *= a.height;
+    a.height = 1;
+  }
+  a.stride_h = a.height > 1 ? a.stride_h : a.width * a.stride_w;
+  if (a.batch == 1 || a.stride_b == a.channels * a.stride_c) {  // planes evenly spaced: one index, no division
+    a.stride_b = a.stride_c;
+    a.batch *= a.channels;
+    a.channels = 1;
+  }
+  const int64_t vec = 16 / x.element_size();
+  const bool vectors = a.height == 1 && a.stride_w == 1 && a.width >= vec * 4 * kPlaneLanesUnitsPerLane &&
+                       a.stride_b % vec == 0 && a.stride_c % vec == 0 &&
+                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+  a.vec = vectors ? static_cast<int>(vec) : 1;
+  const plan::DeviceProps props = device_props(x.get_device());
+  run_plane_lanes(a, sums, props.multiprocessors * props.warps_per_sm * 32, stream);
+}
+
 // sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`.
 void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream) {
   if (sums.numel() == 0) return;
@@ -369,22 +451,9 @@ void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
     return;
   }
   switch (reader) {
-    case plan::Reader::kTinyPlanes: {
-      TinyPlanesArgs a{};
-      a.kind = kind_of(x_in.scalar_type());
-      a.x = x_in.data_ptr();
-      a.sums = sums.data_ptr();
-      a.batch = x_in.size(0);
-      a.channels = x_in.size(1);
-      a.height = x_in.size(2);
-      a.width = x_in.size(3);
-      a.stride_b = x_in.stride(0);
-      a.stride_c = x_in.stride(1);
-      a.stride_h = x_in.stride(2);
-      a.stride_w = x_in.stride(3);
-      C10_CUDA_CHECK(launch_tiny_planes(a, resident_split_blocks(x_in.get_device()), stream));
+    case plan::Reader::kPlaneLanes:
+      read_plane_lanes(x_in, sums, stream);
       return;
-    }
     case plan::Reader::kTorchSum:
       at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
       return;
@@ -450,7 +519,10 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
   read_sums(x_in, chosen.reader, sums, stream);
-  const at::Tensor weight_sum = weight.sum({2, 3}, /*keepdim=*/false, sums.scalar_type());
+  // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
+  // dimension of a wide weight took tens of microseconds).
+  at::Tensor weight_sum = at::empty({weight.size(0), weight.size(1)}, sums.options());
+  read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
   const at::Tensor bias_flat = bias.reshape({-1});
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();

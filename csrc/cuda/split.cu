@@ -1,37 +1,163 @@
-// The split strategy's kernels (../plan.h): a reader for tiny planes of any layout, and the biases + logsumexp
-// after the GEMM. Only CUDA headers are included: see kernels.h.
+// The split strategy's kernels (../plan.h): a reader of planes in any layout, in place (a group of lanes per plane or
+// piece of one), and the biases + logsumexp after cuBLAS's GEMM. Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
 #include "kernels/dtype.cuh"
+#include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
 
 #include <algorithm>
+#include <type_traits>
 
 namespace fusedlse {
 namespace {
 
-// One thread per plane: planes of a few dozen elements would leave most lanes of a warp per plane idle. Neighbouring
-// threads take neighbouring planes, whose bytes share cache lines in every layout (adjacent planes when planes are
-// contiguous, adjacent channels when channels are), so each line is fetched from DRAM once. Each plane is summed in
-// a fixed order: the result is bitwise reproducible.
-template <typename T>
-__global__ void __launch_bounds__(kSplitThreads) tiny_planes_kernel(TinyPlanesArgs a) {
+// How a lane walks its elements of a plane (PlaneLanesArgs).
+//  kRows:    element e at (e / width) * stride_h + (e % width) * stride_w; the lane steps kLanes elements at a time,
+//            carrying its column and offset, with one more row's stride when the column passes the width.
+//  kOneRow:  element e at e * stride_w (height 1).
+//  kVectors: unit e is the 16-byte vector at element e * vec (height 1, stride_w 1, every plane aligned).
+enum class Walk { kRows, kOneRow, kVectors };
+
+// A kLanes-element step of the kRows walk, for every lane: columns and offset it moves, and the offset to add when the
+// column passes the width.
+struct RowStep {
+  int64_t columns, offset, wrap;
+};
+template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLanesArgs& a) {
+  const int64_t rows = kLanes / a.width, columns = kLanes - rows * a.width;
+  return RowStep{columns, rows * a.stride_h + columns * a.stride_w, a.stride_h - a.width * a.stride_w};
+}
+
+// The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`: whole trips of
+// kLoads loads in flight, then one trip of the rest, also all in flight (a lane's share of a small plane is often all
+// rest). The rest's loads stop at the end rather than being predicated one by one: per-load predicates, each kept
+// until its add, ran out of predicate registers and made nvcc interleave loads and adds (one load in flight; 1.7x
+// slower on r35 of the sweep). Four accumulators instead of one (to keep ptxas from placing adds between the loads)
+// were 10-55% slower on float64 and contiguous planes (r15, r31, r33, r40 of the sweep). Summed in a fixed order:
+// the reader is bitwise reproducible.
+template <typename T, int kLanes, Walk kWalk>
+__device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const RowStep& step, const T* plane,
+                                               int64_t e, int64_t end) {
   using A = acc_t<T>;
-  const T* x = static_cast<const T*>(a.x);
-  A* sums = static_cast<A*>(a.sums);
-  const int64_t planes = a.batch * a.channels;
-  for (int64_t i = int64_t{blockIdx.x} * kSplitThreads + threadIdx.x; i < planes;
-       i += int64_t{gridDim.x} * kSplitThreads) {
-    const int64_t b = i / a.channels, c = i - b * a.channels;
-    const T* plane = x + b * a.stride_b + c * a.stride_c;
-    A total = A(0);
-    for (int64_t h = 0; h < a.height; ++h) {
-      const T* row = plane + h * a.stride_h;
-#pragma unroll 4
-      for (int64_t w = 0; w < a.width; ++w) total += to_acc(__ldg(row + w * a.stride_w));
+  using Load = std::conditional_t<kWalk == Walk::kVectors, uint4, T>;
+  // 16-bit scalars: twice the loads for the same bytes in flight.
+  constexpr int kLoads = sizeof(T) == 2 && kWalk != Walk::kVectors ? 16 : 8;
+  const auto sum = [](const Load& v) {
+    if constexpr (kWalk == Walk::kVectors) {
+      return vec_sum<T>(v);
+    } else {
+      return to_acc(v);
     }
-    sums[i] = total;
+  };
+  // Where the walk stands: unit e's offset in elements (or vectors), and for kRows its column.
+  int64_t column = 0, offset;
+  if constexpr (kWalk == Walk::kRows) {
+    column = e;  // one division per item, none for the first row of a plane
+    offset = e * a.stride_w;
+    if (e >= a.width) {
+      const int64_t row = e / a.width;
+      column = e - row * a.width;
+      offset = row * a.stride_h + column * a.stride_w;
+    }
+  } else {
+    offset = kWalk == Walk::kVectors ? e : e * a.stride_w;
   }
+  const auto load_and_step = [&]() {
+    Load v;
+    if constexpr (kWalk == Walk::kVectors) {
+      v = __ldcs(reinterpret_cast<const uint4*>(plane) + offset);  // each byte read once: do not keep it in L1
+    } else {
+      v = __ldg(plane + offset);
+    }
+    if constexpr (kWalk == Walk::kRows) {
+      column += step.columns;
+      offset += step.offset;
+      if (column >= a.width) {
+        column -= a.width;
+        offset += step.wrap;
+      }
+    } else {
+      offset += kWalk == Walk::kVectors ? kLanes : kLanes * a.stride_w;
+    }
+    return v;
+  };
+  A acc = A(0);
+  for (; e + (kLoads - 1) * kLanes < end; e += kLoads * kLanes) {
+    Load v[kLoads];
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) v[i] = load_and_step();
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) acc += sum(v[i]);
+  }
+  if (e < end) {
+    Load v[kLoads];
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if (e + i * kLanes >= end) break;
+      v[i] = load_and_step();
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if (e + i * kLanes >= end) break;
+      acc += sum(v[i]);
+    }
+  }
+  return acc;
+}
+
+// Groups of kLanes lanes take items (a piece of a plane) in order: neighbouring groups take neighbouring planes,
+// whose bytes share cache lines in every layout, so each line is fetched from DRAM once.
+template <typename T, int kLanes, Walk kWalk>
+__global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesArgs a) {
+  using A = acc_t<T>;
+  constexpr int kGroups = kSplitThreads / kLanes;
+  const T* x = static_cast<const T*>(a.x);
+  A* out = static_cast<A*>(a.out);
+  const int lane = threadIdx.x % kLanes;
+  const int64_t items = a.batch * a.channels * a.pieces;
+  const int64_t units = kWalk == Walk::kVectors ? a.width / a.vec : a.height * a.width;
+  const RowStep step = kWalk == Walk::kRows ? row_step<kLanes>(a) : RowStep{};
+  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
+  for (int64_t first = int64_t{blockIdx.x} * kGroups; first < items; first += int64_t{gridDim.x} * kGroups) {
+    const int64_t item = first + threadIdx.x / kLanes;
+    A total = A(0);
+    if (item < items) {
+      // No division where there is nothing to divide by (one piece; batches and channels evenly spaced, which the
+      // host passes as one channel): a 64-bit division costs more than the loads of a tiny plane.
+      const int64_t plane_index = a.pieces == 1 ? item : item / a.pieces;
+      const int64_t piece = item - plane_index * a.pieces;
+      const int64_t b = a.channels == 1 ? plane_index : plane_index / a.channels, c = plane_index - b * a.channels;
+      const T* plane = x + b * a.stride_b + c * a.stride_c;
+      const int64_t begin = piece * a.piece_units;
+      total = lane_share<T, kLanes, kWalk>(a, step, plane, begin + lane, imin(units, begin + a.piece_units));
+      if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
+        for (int64_t e = units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
+      }
+    }
+    total = group_sum<A, kLanes>(total);
+    if (lane == 0 && item < items) out[item] = total;
+  }
+}
+
+// The kernel that walks a's planes with kLanes lanes each.
+template <typename T, int kLanes> auto plane_lanes_kernel_for(const PlaneLanesArgs& a) {
+  if (a.vec > 1) return plane_lanes_kernel<T, kLanes, Walk::kVectors>;
+  return a.height == 1 ? plane_lanes_kernel<T, kLanes, Walk::kOneRow> : plane_lanes_kernel<T, kLanes, Walk::kRows>;
+}
+
+// f(the kernel for a), or `fallback` for a lane count it has none for.
+template <typename R, typename F> R with_plane_lanes_kernel(const PlaneLanesArgs& a, R fallback, F&& f) {
+  return with_element_type(a.kind, fallback, [&](auto element) {
+    using T = decltype(element);
+    switch (a.lanes) {
+      case 1: return f(plane_lanes_kernel_for<T, 1>(a));
+      case 4: return f(plane_lanes_kernel_for<T, 4>(a));
+      case 8: return f(plane_lanes_kernel_for<T, 8>(a));
+      case 32: return f(plane_lanes_kernel_for<T, 32>(a));
+    }
+    return fallback;
+  });
 }
 
 // The logit of (row, n), biases added.
@@ -117,13 +243,18 @@ cudaError_t launch_bias_lse_lanes(const BiasLseArgs& a, int64_t max_blocks, cuda
 
 }  // namespace
 
-cudaError_t launch_tiny_planes(const TinyPlanesArgs& a, int64_t max_blocks, cudaStream_t stream) {
-  const int64_t planes = a.batch * a.channels;
-  const int64_t blocks = std::max<int64_t>(1, std::min<int64_t>(max_blocks, (planes + kSplitThreads - 1) / kSplitThreads));
-  return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
-    using T = decltype(element);
-    tiny_planes_kernel<T><<<static_cast<unsigned>(blocks), kSplitThreads, 0, stream>>>(a);
+cudaError_t launch_plane_lanes(const PlaneLanesArgs& a, cudaStream_t stream) {
+  return with_plane_lanes_kernel(a, cudaErrorInvalidValue, [&](auto kernel) {
+    kernel<<<static_cast<unsigned>(a.blocks), kSplitThreads, 0, stream>>>(a);
     return cudaGetLastError();
+  });
+}
+
+int plane_lanes_blocks_per_sm(const PlaneLanesArgs& a) {
+  return with_plane_lanes_kernel(a, 1, [](auto kernel) {
+    int blocks = 0;
+    const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kSplitThreads, 0);
+    return status == cudaSuccess && blocks > 0 ? blocks : 1;
   });
 }
 

@@ -47,6 +47,16 @@ constexpr int kBroadcastVectorsPerThread = 4;
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
 
+// The plane-lanes reader (split.cu; sized by plan::plane_lanes_tiling): the most lanes (1, 4, 8 or 32) that still
+// leave each at least kPlaneLanesUnitsPerLane of a plane's loads (about one trip of loads in flight: with 4, planes
+// of 172 elements went to 32 lanes of 6 loads each and the per-plane work, not memory, bound r42 of the sweep);
+// planes cut into pieces of at least kPlaneLanesPieceLoads loads per lane (128 or 32: within 4% on 11 problems of
+// the sweep, 128 ahead on float64), until every resident group has kPlaneLanesItemsPerGroup items (the last wave of
+// equal items is then a small part).
+constexpr int64_t kPlaneLanesUnitsPerLane = 8;
+constexpr int64_t kPlaneLanesPieceLoads = 32;
+constexpr int64_t kPlaneLanesItemsPerGroup = 4;
+
 // The tiled GEMM + logsumexp (gemm_lse.cu): tiles of rows x cols outputs, each of kGemmThreads threads computing
 // thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
 // that the static shared memory stays under 48 KiB). cols / thread_cols lanes share a row (at most 32, a power of

@@ -7,11 +7,14 @@
 namespace fusedlse {
 namespace {
 
-template <typename A> __device__ __forceinline__ A warp_sum(A v) {
+// The sum of `kLanes` neighbouring lanes (a power of two, at most 32), in every one of them; the whole warp must take
+// part. The same tree every run.
+template <typename A, int kLanes = 32> __device__ __forceinline__ A group_sum(A v) {
 #pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  for (int offset = kLanes / 2; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
 }
+template <typename A> __device__ __forceinline__ A warp_sum(A v) { return group_sum<A, 32>(v); }
 
 // Logsumexp, online.
 // torch.logsumexp's semantics: NaN if any value is NaN, else +inf if any is +inf, -inf if all are -inf.
