@@ -50,9 +50,9 @@ constexpr int64_t kSplitThreads = 256;
 // The plane-lanes reader (split.cu; sized by plan::plane_lanes_tiling): the most lanes (1, 4, 8 or 32) that still
 // leave each at least kPlaneLanesUnitsPerLane of a plane's loads (about one trip of loads in flight: with 4, planes
 // of 172 elements went to 32 lanes of 6 loads each and the per-plane work, not memory, bound r42 of the sweep);
-// planes cut into pieces of at least kPlaneLanesPieceLoads loads per lane (128 or 32: within 4% on 11 problems of
-// the sweep, 128 ahead on float64), until every resident group has kPlaneLanesItemsPerGroup items (the last wave of
-// equal items is then a small part).
+// planes cut into pieces of at least kPlaneLanesPieceLoads loads per lane (at 128, r02's 64 planes of 64K elements
+// made 128 items and ran 2x slower; elsewhere 128 and 32 were within 4%), until every resident group has
+// kPlaneLanesItemsPerGroup items (the last wave of equal items is then a small part).
 constexpr int64_t kPlaneLanesUnitsPerLane = 8;
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
