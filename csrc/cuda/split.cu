@@ -30,12 +30,13 @@ template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLan
 }
 
 // The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`: whole trips of
-// kLoads loads in flight, then one trip of the rest, also all in flight (a lane's share of a small plane is often all
-// rest). The rest's loads stop at the end rather than being predicated one by one: per-load predicates, each kept
-// until its add, ran out of predicate registers and made nvcc interleave loads and adds (one load in flight; 1.7x
-// slower on r35 of the sweep). Four accumulators instead of one (to keep ptxas from placing adds between the loads)
-// were 10-55% slower on float64 and contiguous planes (r15, r31, r33, r40 of the sweep). Summed in a fixed order:
-// the reader is bitwise reproducible.
+// kLoads loads, then one trip of the rest, its loads all issued before its adds (a lane's share of a small plane is
+// often all rest; one load at a time there was 1.3-2x slower on r26, r42, r57 of the sweep). The rest's loads stop
+// at the end rather than being predicated one by one: per-load predicates, each kept until its add, ran out of
+// predicate registers and ptxas interleaved loads and adds (one load in flight; 1.7x slower on r35). In the whole
+// trips ptxas still places some adds between the loads (2-4 in flight per lane in the SASS; docs/limits.md §11);
+// four accumulators instead of one did not stop it and were 10-55% slower (r15, r31, r33, r40). Summed in a fixed
+// order: the reader is bitwise reproducible.
 template <typename T, int kLanes, Walk kWalk>
 __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const RowStep& step, const T* plane,
                                                int64_t e, int64_t end) {
