@@ -31,7 +31,7 @@ template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLan
 
 // The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`: whole trips of
 // kLoads loads, then one trip of the rest, its loads all issued before its adds (a lane's share of a small plane is
-// often all rest; one load at a time there was 1.3-2x slower on r26, r42, r57 of the sweep). The rest's loads stop
+// often all rest; one load at a time there left r33, r57 and r59 of the sweep 5-14% slower). The rest's loads stop
 // at the end rather than being predicated one by one: per-load predicates, each kept until its add, ran out of
 // predicate registers and ptxas interleaved loads and adds (one load in flight; 1.7x slower on r35). In the whole
 // trips ptxas still places some adds between the loads (2-4 in flight per lane in the SASS; docs/limits.md §11);
