@@ -29,14 +29,12 @@ template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLan
   return RowStep{columns, rows * a.stride_h + columns * a.stride_w, a.stride_h - a.width * a.stride_w};
 }
 
-// The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`: whole trips of
-// kLoads loads, then one trip of the rest, its loads all issued before its adds (a lane's share of a small plane is
-// often all rest; one load at a time there left r33, r57 and r59 of the sweep 5-14% slower). The rest's loads stop
-// at the end rather than being predicated one by one: per-load predicates, each kept until its add, ran out of
-// predicate registers and ptxas interleaved loads and adds (one load in flight; 1.7x slower on r35). In the whole
-// trips ptxas still places some adds between the loads (2-4 in flight per lane in the SASS; docs/limits.md §11);
-// four accumulators instead of one did not stop it and were 10-55% slower (r15, r31, r33, r40). Summed in a fixed
-// order: the reader is bitwise reproducible.
+// The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`, in trips of
+// kLoads loads that stop at the end (`break`, not a predicate per load) and are all issued before the trip's adds.
+// Every trip has this form, the last partial one too: with whole trips written separately from the last one, ptxas
+// placed adds between the whole trips' loads (2-4 in flight per lane in the SASS, not 8-16; docs/limits.md §11);
+// with a predicate per load, kept until its add, it ran out of predicate registers and issued one load at a time
+// (1.7x slower on r35 of the sweep). Summed in a fixed order: the reader is bitwise reproducible.
 template <typename T, int kLanes, Walk kWalk>
 __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const RowStep& step, const T* plane,
                                                int64_t e, int64_t end) {
@@ -84,14 +82,7 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
     return v;
   };
   A acc = A(0);
-  for (; e + (kLoads - 1) * kLanes < end; e += kLoads * kLanes) {
-    Load v[kLoads];
-#pragma unroll
-    for (int i = 0; i < kLoads; ++i) v[i] = load_and_step();
-#pragma unroll
-    for (int i = 0; i < kLoads; ++i) acc += sum(v[i]);
-  }
-  if (e < end) {
+  for (; e < end; e += kLoads * kLanes) {
     Load v[kLoads];
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
