@@ -76,6 +76,12 @@ constexpr double kTiledStepUs = 1.0;
 // copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
 constexpr int64_t kTinyPlaneElements = 32;
 
+// Contiguous planes where torch's reduction read faster than the plane-lanes reader (H200, sweep of e5e10bb and its
+// forced strategies): float64 planes of 2406 to 122744 elements by 2-10% (r15, r31, r35, r47), planes of at least
+// this many elements by 4-10% (r02, r30, r44). Below, in float32 and 16-bit, the plane-lanes reader was 4-50% faster
+// (r16, r17, r18, r28, r32, r46, short_rows; r33 the exception, 6% slower).
+constexpr int64_t kLanesMaxContiguousPlane = 16384;
+
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
 // logsumexp per batch tile) is not modelled: it was 1.1x to 2000x slower than the split strategy there, so the
 // planner does not choose it.
@@ -236,8 +242,10 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
   if (plane == 1) return Reader::kTorchSum;
-  if (plane <= kTinyPlaneElements || p.layout == Layout::kPlanes || p.layout == Layout::kStridedRows) {
-    return Reader::kPlaneLanes;
+  if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows) return Reader::kPlaneLanes;
+  if (p.layout == Layout::kPlanes) {
+    const bool torch_faster = p.element_bytes == 8 || plane >= kLanesMaxContiguousPlane;
+    return torch_faster ? Reader::kTorchSum : Reader::kPlaneLanes;
   }
   return Reader::kTorchSum;
 }

@@ -58,12 +58,21 @@ def test_tiny_planes_of_every_layout_get_the_plane_lanes_reader(device, layout):
 @pytest.mark.parametrize("layout,plane,reader", [
     ("planes", (25, 39), "plane_lanes"), ("strided_rows", (365, 39), "plane_lanes"),
     ("planes", (1, 1), "torch_sum"),  # a plane of one element: the reduction is a copy
+    ("planes", (256, 256), "torch_sum"),  # long contiguous planes: torch's reduction was faster
+    ("strided_rows", (256, 256), "plane_lanes"),
     ("channels_last", (165, 45), "torch_sum"), ("other", (165, 45), "torch_sum")])
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_split_reader_by_layout(device, layout, plane, reader):
-    """fusedlse's reader where W is contiguous (any plane size) and for tiny planes; torch's where a larger plane's
-    elements are apart in memory (channels-last, other layouts) and for single elements."""
+    """fusedlse's reader for strided rows, tiny planes and contiguous planes up to 16K elements; torch's where a
+    larger plane's elements are apart in memory (channels-last, other layouts), for long contiguous planes and for
+    single elements."""
     assert plan_for(problem(1378, 166, 4, *plane, layout=layout), DEVICES[device])["split_reader"] == reader
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_float64_contiguous_planes_go_to_torch(device):
+    assert plan_for(problem(1378, 166, 4, 25, 39, element_bytes=8), DEVICES[device])["split_reader"] == "torch_sum"
+    assert plan_for(problem(1378, 166, 4, 2, 3, element_bytes=8), DEVICES[device])["split_reader"] == "plane_lanes"
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -106,10 +115,10 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
-    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "plane_lanes"),
+    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "torch_sum"),
     "many_batches": (problem(1378, 166, 4, 25, 39), "split", "plane_lanes"),
     "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "plane_lanes"),
-    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "plane_lanes"),
+    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
     "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "fused", "planes"),
     "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split", "torch_sum"),
     "channels_last_long_rows": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
