@@ -124,7 +124,8 @@ constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
 // row (height 1). With vec > 1 the planes are such rows of contiguous elements, each starting 16-byte aligned, and
 // the lanes load vec elements at a time: a plane's *units* are its elements, or its whole vectors (the last piece
 // also adds the width % vec elements past them). Piece k covers units [k * piece_units, (k + 1) * piece_units) and
-// its sum goes to out[plane * pieces + k]; plane = b * C + c.
+// its sum goes to out[plane * pieces + k]; plane = b * C + c. Every element of a plane lies less than 2^30 elements
+// from its first (and a plane has fewer than 2^30 units): offsets within a plane are 32-bit.
 struct PlaneLanesArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w

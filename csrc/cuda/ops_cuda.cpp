@@ -406,8 +406,9 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
 // column, or rows `width` elements apart) is walked as one row; contiguous ones with every plane 16-byte aligned
-// are loaded 16 bytes at a time.
-void read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+// are loaded 16 bytes at a time. False, and nothing queued, for planes that reach 2^30 elements or more from their
+// first (4 GiB of float32 in one plane): the kernel's offsets within a plane are 32-bit.
+bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
   PlaneLanesArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.x = x.data_ptr();
@@ -429,6 +430,12 @@ void read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     a.height = 1;
   }
   a.stride_h = a.height > 1 ? a.stride_h : a.width * a.stride_w;
+  // The kernel's offsets within a plane are 32-bit, and a lane's last step may pass the plane's end by a row or so:
+  // half the range.
+  constexpr int64_t kMaxReach = int64_t{1} << 30;
+  if ((a.height - 1) * a.stride_h + (a.width - 1) * a.stride_w >= kMaxReach || a.height * a.width >= kMaxReach) {
+    return false;
+  }
   if (a.batch == 1 || a.stride_b == a.channels * a.stride_c) {  // planes evenly spaced: one index, no division
     a.stride_b = a.stride_c;
     a.batch *= a.channels;
@@ -441,6 +448,7 @@ void read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
   a.vec = vectors ? static_cast<int>(vec) : 1;
   const plan::DeviceProps props = device_props(x.get_device());
   run_plane_lanes(a, sums, props.multiprocessors * props.warps_per_sm * 32, stream);
+  return true;
 }
 
 // sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`.
@@ -452,8 +460,8 @@ void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
   }
   switch (reader) {
     case plan::Reader::kPlaneLanes:
-      read_plane_lanes(x_in, sums, stream);
-      return;
+      if (read_plane_lanes(x_in, sums, stream)) return;
+      [[fallthrough]];  // planes too far-reaching for it: torch's reduction
     case plan::Reader::kTorchSum:
       at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
       return;

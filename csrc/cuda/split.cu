@@ -20,24 +20,26 @@ namespace {
 enum class Walk { kRows, kOneRow, kVectors };
 
 // A kLanes-element step of the kRows walk, for every lane: columns and offset it moves, and the offset to add when the
-// column passes the width.
+// column passes the width. 32-bit, as every offset within a plane is (PlaneLanesArgs): the walk's few integer
+// operations per element are what bounds 16-bit planes of strided rows.
 struct RowStep {
-  int64_t columns, offset, wrap;
+  int32_t columns, offset, wrap;
 };
 template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLanesArgs& a) {
   const int64_t rows = kLanes / a.width, columns = kLanes - rows * a.width;
-  return RowStep{columns, rows * a.stride_h + columns * a.stride_w, a.stride_h - a.width * a.stride_w};
+  return RowStep{static_cast<int32_t>(columns), static_cast<int32_t>(rows * a.stride_h + columns * a.stride_w),
+                 static_cast<int32_t>(a.stride_h - a.width * a.stride_w)};
 }
 
 // The sum of one lane's units e, e + kLanes, e + 2 kLanes, ... below `end` of the plane at `plane`, in trips of
-// kLoads loads that stop at the end (`break`, not a predicate per load) and are all issued before the trip's adds.
-// Every trip has this form, the last partial one too: with whole trips written separately from the last one, ptxas
-// placed adds between the whole trips' loads (2-4 in flight per lane in the SASS, not 8-16; docs/limits.md §11);
-// with a predicate per load, kept until its add, it ran out of predicate registers and issued one load at a time
-// (1.7x slower on r35 of the sweep). Summed in a fixed order: the reader is bitwise reproducible.
+// kLoads loads, all issued before the trip's adds: whole trips as they are, the last partial one stopping at the end
+// (`break`, not a predicate per load), both inside one loop. Written as a loop of whole trips followed by the partial
+// one, ptxas placed adds between the whole trips' loads (2-4 in flight per lane in the SASS, not 8-16;
+// docs/limits.md §11); with a predicate per load, kept until its add, it ran out of predicate registers and issued
+// one load at a time (1.7x slower on r35 of the sweep). Summed in a fixed order: the reader is bitwise reproducible.
 template <typename T, int kLanes, Walk kWalk>
 __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const RowStep& step, const T* plane,
-                                               int64_t e, int64_t end) {
+                                               int32_t e, int32_t end) {
   using A = acc_t<T>;
   using Load = std::conditional_t<kWalk == Walk::kVectors, uint4, T>;
   // 16-bit scalars: twice the loads for the same bytes in flight.
@@ -50,17 +52,18 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
     }
   };
   // Where the walk stands: unit e's offset in elements (or vectors), and for kRows its column.
-  int64_t column = 0, offset;
+  const int32_t width = static_cast<int32_t>(a.width), stride_w = static_cast<int32_t>(a.stride_w);
+  int32_t column = 0, offset;
   if constexpr (kWalk == Walk::kRows) {
     column = e;  // one division per item, none for the first row of a plane
-    offset = e * a.stride_w;
-    if (e >= a.width) {
-      const int64_t row = e / a.width;
-      column = e - row * a.width;
-      offset = row * a.stride_h + column * a.stride_w;
+    offset = e * stride_w;
+    if (e >= width) {
+      const int32_t row = e / width;
+      column = e - row * width;
+      offset = row * static_cast<int32_t>(a.stride_h) + column * stride_w;
     }
   } else {
-    offset = kWalk == Walk::kVectors ? e : e * a.stride_w;
+    offset = kWalk == Walk::kVectors ? e : e * stride_w;
   }
   const auto load_and_step = [&]() {
     Load v;
@@ -72,27 +75,34 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
     if constexpr (kWalk == Walk::kRows) {
       column += step.columns;
       offset += step.offset;
-      if (column >= a.width) {
-        column -= a.width;
+      if (column >= width) {
+        column -= width;
         offset += step.wrap;
       }
     } else {
-      offset += kWalk == Walk::kVectors ? kLanes : kLanes * a.stride_w;
+      offset += kWalk == Walk::kVectors ? kLanes : kLanes * stride_w;
     }
     return v;
   };
   A acc = A(0);
   for (; e < end; e += kLoads * kLanes) {
     Load v[kLoads];
+    if (e + (kLoads - 1) * kLanes < end) {
 #pragma unroll
-    for (int i = 0; i < kLoads; ++i) {
-      if (e + i * kLanes >= end) break;
-      v[i] = load_and_step();
-    }
+      for (int i = 0; i < kLoads; ++i) v[i] = load_and_step();
 #pragma unroll
-    for (int i = 0; i < kLoads; ++i) {
-      if (e + i * kLanes >= end) break;
-      acc += sum(v[i]);
+      for (int i = 0; i < kLoads; ++i) acc += sum(v[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (e + i * kLanes >= end) break;
+        v[i] = load_and_step();
+      }
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (e + i * kLanes >= end) break;
+        acc += sum(v[i]);
+      }
     }
   }
   return acc;
@@ -122,7 +132,8 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
       const int64_t b = a.channels == 1 ? plane_index : plane_index / a.channels, c = plane_index - b * a.channels;
       const T* plane = x + b * a.stride_b + c * a.stride_c;
       const int64_t begin = piece * a.piece_units;
-      total = lane_share<T, kLanes, kWalk>(a, step, plane, begin + lane, imin(units, begin + a.piece_units));
+      total = lane_share<T, kLanes, kWalk>(a, step, plane, static_cast<int32_t>(begin + lane),
+                                           static_cast<int32_t>(imin(units, begin + a.piece_units)));
       if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
         for (int64_t e = units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
       }
