@@ -62,6 +62,28 @@ def test_split_is_bitwise_reproducible_and_graph_capturable(plan, batch):
     assert rel_err(captured, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
+# Many tiny planes; few planes, cut into pieces (two reader passes); a wide C_out (the tiled epilogue's column runs
+# and their merge).
+@pytest.mark.parametrize("shape", [(3000, 40, 2, 3, 9, 3, 3), (2, 3, 700, 900, 40, 3, 3), (64, 20, 5, 7, 3000, 2, 2)],
+                         ids=str)
+@pytest.mark.parametrize("plan", ["split_lanes", "split_cublas"])
+def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
+    """The split strategy's kernels may start before the kernel ahead of them in the stream ends (programmatic
+    dependent launch on sm_90): each must still see what that kernel wrote. x is rewritten by the kernel just
+    before each call, and each output is copied by the kernel just after it, with no synchronization between."""
+    x, weight, conv_bias, bias = make_problem(*shape, device="cuda")
+    seen, outs = [], []
+    with forced_plan(*PLANS[plan]):
+        for step in range(6):
+            seen.append(x.clone())
+            x.mul_(-1.25).add_(0.5 + step)  # the kernel right before the reader writes x
+            outs.append(fusedlse_cuda.forward(x, weight, conv_bias, bias).clone())
+    torch.cuda.synchronize()
+    for step, out in enumerate(outs):
+        expected_x = seen[step].mul(-1.25).add(0.5 + step)
+        assert rel_err(out, reference.truth(expected_x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
+
+
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
     """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32), the

@@ -8,6 +8,7 @@
 #include "kernels.h"
 #include "kernels/dtype.cuh"
 #include "kernels/reduce.cuh"
+#include "launch.cuh"
 
 #include <algorithm>
 #include <utility>
@@ -44,6 +45,7 @@ template <typename A> constexpr int kGemmMinBlocks = sizeof(A) == 8 ? 1 : kGemmB
 template <typename T, int kTile>
 __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();
   constexpr GemmTileShape kShape = kGemmTiles[kTile];
   constexpr int kRows = kShape.rows, kCols = kShape.cols, kTm = kShape.thread_rows, kTn = kShape.thread_cols;
   constexpr int kColLanes = kCols / kTn;  // lanes sharing a row, neighbours in their warp
@@ -197,6 +199,7 @@ constexpr int kMergeRowsPerBlock = kGemmThreads / 32;
 template <typename T>
 __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();
   const int lane = threadIdx.x % 32;
   const int64_t row = int64_t{blockIdx.x} * kMergeRowsPerBlock + threadIdx.x / 32;
   if (row >= a.batch) return;  // the whole warp
@@ -217,8 +220,7 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
   } else {
     const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
                     static_cast<unsigned>(a.column_splits));
-    gemm_lse_kernel<T, kTile><<<grid, kGemmThreads, 0, stream>>>(a);
-    return cudaGetLastError();
+    return launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
   }
 }
 
@@ -237,8 +239,7 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
     cudaError_t result = launch_tile_of<T>(a, stream, std::make_integer_sequence<int, kGemmTileCount>{});
     if (result != cudaSuccess || a.column_splits == 1) return result;
     const unsigned blocks = static_cast<unsigned>((a.batch + kMergeRowsPerBlock - 1) / kMergeRowsPerBlock);
-    gemm_lse_merge_kernel<T><<<blocks, kGemmThreads, 0, stream>>>(a);
-    return cudaGetLastError();
+    return launch_after_previous(gemm_lse_merge_kernel<T>, blocks, kGemmThreads, stream, a);
   });
 }
 

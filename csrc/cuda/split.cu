@@ -6,6 +6,7 @@
 #include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
 #include "kernels/read_plane_lanes.cuh"
+#include "launch.cuh"
 
 #include <algorithm>
 
@@ -17,6 +18,7 @@ namespace {
 template <typename T, int kLanes, Walk kWalk>
 __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();
   constexpr int kGroups = kSplitThreads / kLanes;
   const T* x = static_cast<const T*>(a.x);
   A* out = static_cast<A*>(a.out);
@@ -104,6 +106,7 @@ __device__ __forceinline__ void write_lse(const BiasLseArgs& a, int64_t row, Lse
 template <typename T, int kLanes>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();
   constexpr int kRowsPerBlock = kSplitThreads / kLanes;
   const int lane = threadIdx.x % kLanes;
   // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
@@ -121,6 +124,7 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) 
 template <typename T>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();
   constexpr int kWarps = kSplitThreads / 32;
   __shared__ A warp_max[kWarps], warp_sum[kWarps];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -144,16 +148,14 @@ template <typename T, int kLanes>
 cudaError_t launch_bias_lse_lanes(const BiasLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
   constexpr int64_t kRowsPerBlock = kSplitThreads / kLanes;
   const int64_t blocks = std::min<int64_t>(max_blocks, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
-  bias_lse_kernel<T, kLanes><<<static_cast<unsigned>(blocks), kSplitThreads, 0, stream>>>(a);
-  return cudaGetLastError();
+  return launch_after_previous(bias_lse_kernel<T, kLanes>, static_cast<unsigned>(blocks), kSplitThreads, stream, a);
 }
 
 }  // namespace
 
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& a, cudaStream_t stream) {
   return with_plane_lanes_kernel(a, cudaErrorInvalidValue, [&](auto kernel) {
-    kernel<<<static_cast<unsigned>(a.blocks), kSplitThreads, 0, stream>>>(a);
-    return cudaGetLastError();
+    return launch_after_previous(kernel, static_cast<unsigned>(a.blocks), kSplitThreads, stream, a);
   });
 }
 
@@ -171,9 +173,8 @@ cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream
     // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
     // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
     if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
-      bias_lse_block_kernel<T><<<static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch)), kSplitThreads, 0,
-                                 stream>>>(a);
-      return cudaGetLastError();
+      return launch_after_previous(bias_lse_block_kernel<T>, static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch)),
+                                   kSplitThreads, stream, a);
     }
     if (a.c_out <= 1) return launch_bias_lse_lanes<T, 1>(a, max_blocks, stream);
     if (a.c_out <= 2) return launch_bias_lse_lanes<T, 2>(a, max_blocks, stream);
