@@ -33,6 +33,8 @@ PLANS = [
     ((300, 30, 2, 2, 100, 1, 1), "contiguous", torch.float64, LANES_TILED),  # float64, 64 x 64 tiles, column runs
     ((17000, 4, 1, 2, 130, 1, 1), "contiguous", torch.float32, LANES_TILED),  # 128 x 128 tiles, two column runs
     ((20, 20, 2, 2, 700, 1, 1), "contiguous", torch.float16, LANES_TILED),  # 32 x 64 tiles, many column runs
+    ((70001, 3, 1, 1, 40, 1, 1), "contiguous", torch.float32, LANES_TILED),  # more row tiles than fit at once
+    ((40000, 2, 1, 1, 9, 1, 1), "contiguous", torch.float64, LANES_TILED),  # the same, float64
     ((700, 9, 1, 1, 3, 3, 3), "channels_last", torch.float64, LANES_CUBLAS),  # cuBLAS, logsumexp 4 lanes/row
     ((20000, 1, 1, 1, 1000, 1, 1), "contiguous", torch.float32, LANES_CUBLAS),  # cuBLAS, two batch ranges
     ((5, 7, 30, 31, 33, 3, 3), "sliced", torch.float16, ("split", "torch_sum", None)),  # torch reads, strided rows

@@ -43,6 +43,25 @@ def test_gemm_lse_matches_float64(device, dtype, c_in, c_out):
     assert ((out.cpu().double() - truth).abs().max() / truth.abs().max()).item() <= tolerance
 
 
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("c_in,c_out", [(3, 5), (20, 40), (3, 200), (9, 1000)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_gemm_lse_blocks_walk_many_row_tiles(dtype, c_in, c_out):
+    """More tiles of rows than blocks fit on the device at once (70001 rows, the last tile partial), with one and
+    several column tiles and runs: every row's answer is its own, bitwise the same on a second call."""
+    g = torch.Generator().manual_seed(3)
+    sums = torch.randn(70001, c_in, generator=g, dtype=torch.float64) * 50
+    weight_sum = torch.randn(c_in, c_out, generator=g, dtype=torch.float64) / c_in**0.5
+    total_bias = torch.randn(c_out, generator=g, dtype=torch.float64)
+    truth = 10 * torch.logsumexp(sums @ weight_sum / 7 + total_bias, dim=1, keepdim=True)
+    to = lambda t: t.to(device="cuda", dtype=dtype)  # noqa: E731
+    poison_allocator("cuda")
+    out = fusedlse_cuda.gemm_lse(to(sums), to(weight_sum), to(total_bias), 1 / 7)
+    assert torch.equal(out, fusedlse_cuda.gemm_lse(to(sums), to(weight_sum), to(total_bias), 1 / 7))
+    tolerance = 1e-12 if dtype == torch.float64 else 2e-5
+    assert ((out.cpu().double() - truth).abs().max() / truth.abs().max()).item() <= tolerance
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_gemm_lse_takes_weight_sum_at_any_offset(device):
     # W.sum as a view 4 bytes past an aligned start (the old CUDA GEMM copied its rows in 16-byte pieces): same answer.
