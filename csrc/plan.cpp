@@ -201,7 +201,6 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue 
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors) {
-  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : acc_bytes == 8 ? 4 : 3;
   const auto tiles = [&](int t) {
     return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
@@ -222,10 +221,9 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
 }
 
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads) {
-  const auto ceil_div = [](int64_t a, int64_t b) { return (a + b - 1) / b; };
   PlaneLanesTiling t{};
   t.lanes = 1;
-  for (int lanes : {4, 8, 32}) {
+  for (int lanes : kPlaneLanesGroups) {
     if (units >= lanes * kPlaneLanesUnitsPerLane) t.lanes = lanes;
   }
   const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);

@@ -10,6 +10,9 @@
 namespace fusedlse {
 namespace plan {
 
+// a / b rounded up (b > 0).
+constexpr int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 // How x's elements sit in memory.
 //  kPlanes:       every (b, c) plane contiguous; any batch and channel strides.
 //  kChannelsLast: channels adjacent, (H, W) flattening to one stride.

@@ -72,9 +72,9 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_l
   const int col_lane = threadIdx.x % kColLanes, row_lane = threadIdx.x / kColLanes;
   const int64_t row0 = int64_t{blockIdx.x} * kRows;
   const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
-  const int64_t tiles_per_split = (col_tiles + a.column_splits - 1) / a.column_splits;
-  const int64_t first_tile = blockIdx.y * tiles_per_split;
-  const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_split);
+  const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
+  const int64_t first_tile = blockIdx.y * tiles_per_run;
+  const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_run);
   const int64_t depth_steps = (a.channels + kGemmDepth - 1) / kGemmDepth;
 
   // Each thread's loads of a step: sums (row r_l, channel sum_channel) with r_l = sum_row + l * kSumRowsApart, and
@@ -182,7 +182,7 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_l
     const Lse<A> merged = group_lse<A, kColLanes>(state[i]);
     const int64_t row = row0 + row_lane * kTm + i;
     if (col_lane != 0 || row >= a.batch) continue;
-    if (a.column_splits == 1) {
+    if (a.column_runs == 1) {
       static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
     } else {
       A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
@@ -205,7 +205,7 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
   if (row >= a.batch) return;  // the whole warp
   const A* partial = static_cast<const A*>(a.partial_lse);
   Lse<A> state{-INFINITY, A(0)};
-  for (int64_t s = lane; s < a.column_splits; s += 32) {
+  for (int64_t s = lane; s < a.column_runs; s += 32) {
     const A* p = partial + (s * a.batch + row) * 2;
     state = lse_merge(state, Lse<A>{p[0], p[1]});
   }
@@ -219,7 +219,7 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
     return cudaErrorInvalidValue;  // gemm_lse_tiling never picks it
   } else {
     const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
-                    static_cast<unsigned>(a.column_splits));
+                    static_cast<unsigned>(a.column_runs));
     return launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
   }
 }
@@ -237,7 +237,7 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
     cudaError_t result = launch_tile_of<T>(a, stream, std::make_integer_sequence<int, kGemmTileCount>{});
-    if (result != cudaSuccess || a.column_splits == 1) return result;
+    if (result != cudaSuccess || a.column_runs == 1) return result;
     const unsigned blocks = static_cast<unsigned>((a.batch + kMergeRowsPerBlock - 1) / kMergeRowsPerBlock);
     return launch_after_previous(gemm_lse_merge_kernel<T>, blocks, kGemmThreads, stream, a);
   });

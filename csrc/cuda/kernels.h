@@ -84,7 +84,7 @@ struct FusedArgs {
 // out[b] = 10 * logsumexp_n(scale * (sums @ weight_sum)[b, n] + conv_bias[n] + bias[n * bias_stride]), with
 // torch.logsumexp's semantics for infinities and NaN, and no [B, C_out] tensor written: a tiled GEMM in the
 // accumulation type (plain FMAs, so float32 stays float32-exact) takes each row's logsumexp as its column tiles
-// complete. Block (i, s) takes row tile i (kGemmTiles[tile].rows rows) and the s-th of `column_splits` equal runs
+// complete. Block (i, s) takes row tile i (kGemmTiles[tile].rows rows) and the s-th of `column_runs` equal runs
 // of column tiles; with more than one run, each block leaves its rows' partial states and gemm_lse_merge adds them
 // up in run order (so the result is the same on every run).
 struct GemmLseArgs {
@@ -95,9 +95,9 @@ struct GemmLseArgs {
   const void* bias;         // C_out elements, element n at n * bias_stride (0: one value for every n)
   int64_t bias_stride;
   void* out;                // [B]
-  void* partial_lse;        // [column_splits, B, 2] accumulation type (max, scaled sum); used when column_splits > 1
+  void* partial_lse;        // [column_runs, B, 2] accumulation type (max, scaled sum); used when column_runs > 1
   int64_t batch, channels, c_out;
-  int64_t column_splits;
+  int64_t column_runs;
   int tile;                 // index into kGemmTiles (tuning.h)
   double scale;             // 1 / (H_out * W_out)
 };
@@ -158,7 +158,7 @@ int broadcast_blocks_per_sm(ScalarKind kind);
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
-// Runs gemm_lse, and its merge when args.column_splits > 1.
+// Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.

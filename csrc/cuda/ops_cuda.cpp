@@ -23,7 +23,7 @@
 namespace fusedlse {
 namespace {
 
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+using plan::ceil_div;
 
 ScalarKind kind_of(at::ScalarType t) {
   switch (t) {
@@ -35,30 +35,38 @@ ScalarKind kind_of(at::ScalarType t) {
   }
 }
 
+// compute() once per key, under one lock, and its value on every later call: the caches of what a device is and what
+// fits on it, read on every call and filled on the first. Each call site (its own lambda type) has its own cache.
+template <typename Key, typename Compute> auto once_per_key(const Key& key, Compute&& compute) {
+  using Value = decltype(compute());
+  static std::mutex mutex;
+  static std::map<Key, Value> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it == cache.end()) it = cache.emplace(key, compute()).first;
+  return it->second;
+}
+
 // What the planner and the launch sizing need of a device, read once per device.
 plan::DeviceProps device_props(int device) {
-  static std::mutex mutex;
-  static std::map<int, plan::DeviceProps> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(device);
-  if (it != cache.end()) return it->second;
-  const auto attribute = [device](cudaDeviceAttr what) {
-    int value = 0;
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
-    return static_cast<int64_t>(value);
-  };
-  plan::DeviceProps props{};
-  props.multiprocessors = attribute(cudaDevAttrMultiProcessorCount);
-  props.l2_bytes = attribute(cudaDevAttrL2CacheSize);
-  props.shared_bytes_per_sm = attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
-  props.warps_per_sm = attribute(cudaDevAttrMaxThreadsPerMultiProcessor) / 32;
-  // kHz x bits: double data rate, bytes, GB/s.
-  props.read_gbps =
-      2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
-  // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
-  props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
-  cache.emplace(device, props);
-  return props;
+  return once_per_key(device, [device] {
+    const auto attribute = [device](cudaDeviceAttr what) {
+      int value = 0;
+      C10_CUDA_CHECK(cudaDeviceGetAttribute(&value, what, device));
+      return static_cast<int64_t>(value);
+    };
+    plan::DeviceProps props{};
+    props.multiprocessors = attribute(cudaDevAttrMultiProcessorCount);
+    props.l2_bytes = attribute(cudaDevAttrL2CacheSize);
+    props.shared_bytes_per_sm = attribute(cudaDevAttrMaxSharedMemoryPerMultiprocessor);
+    props.warps_per_sm = attribute(cudaDevAttrMaxThreadsPerMultiProcessor) / 32;
+    // kHz x bits: double data rate, bytes, GB/s.
+    props.read_gbps =
+        2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
+    // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
+    props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
+    return props;
+  });
 }
 
 // Multiprocessors (device_props) and resident blocks per multiprocessor of a kernel, the latter read once per device
@@ -69,16 +77,11 @@ struct DeviceFill {
 };
 
 DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layout) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int, int, int>, DeviceFill> cache;
-  std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_tuple(device, static_cast<int>(kind), layout ? static_cast<int>(*layout) : -1);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  const int64_t sms = device_props(device).multiprocessors;
-  DeviceFill fill{sms, layout ? fused_blocks_per_sm(kind, *layout) : broadcast_blocks_per_sm(kind)};
-  cache.emplace(key, fill);
-  return fill;
+  return once_per_key(key, [&] {
+    return DeviceFill{device_props(device).multiprocessors,
+                      layout ? fused_blocks_per_sm(kind, *layout) : broadcast_blocks_per_sm(kind)};
+  });
 }
 
 int64_t workspace_budget_bytes(int64_t input_bytes) {
@@ -364,15 +367,8 @@ int64_t resident_split_blocks(int device) {
 // Blocks of the plane-lanes kernel `a` selects that fit on `device` at once (its grid-stride loop needs no more: a
 // second wave would start late and take as many items as the first), read once per device and kernel.
 int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
-  static std::mutex mutex;
-  static std::map<std::tuple<int, int, int, int, bool>, int64_t> cache;
-  std::lock_guard<std::mutex> lock(mutex);
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.lanes, a.vec, a.height == 1);
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  const int64_t blocks = device_props(device).multiprocessors * plane_lanes_blocks_per_sm(a);
-  cache.emplace(key, blocks);
-  return blocks;
+  return once_per_key(key, [&] { return device_props(device).multiprocessors * plane_lanes_blocks_per_sm(a); });
 }
 
 // out [planes] = the sum of each plane's elements by the plane-lanes reader (split.cu), `a` filled but for its sizing
@@ -441,8 +437,11 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     a.batch *= a.channels;
     a.channels = 1;
   }
+  // 16-byte loads only where a row holds enough of them for the smallest group of several lanes; shorter rows take
+  // the scalar walk.
   const int64_t vec = 16 / x.element_size();
-  const bool vectors = a.height == 1 && a.stride_w == 1 && a.width >= vec * 4 * kPlaneLanesUnitsPerLane &&
+  const bool vectors = a.height == 1 && a.stride_w == 1 &&
+                       a.width >= vec * kPlaneLanesGroups[0] * kPlaneLanesUnitsPerLane &&
                        a.stride_b % vec == 0 && a.stride_c % vec == 0 &&
                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   a.vec = vectors ? static_cast<int>(vec) : 1;
@@ -510,10 +509,10 @@ void tiled_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const 
   const plan::GemmTiling tiling = plan::gemm_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
                                                     device_props(sums.get_device()).multiprocessors);
   a.tile = tiling.tile;
-  a.column_splits = tiling.column_runs;
+  a.column_runs = tiling.column_runs;
   at::Tensor partial_lse;
-  if (a.column_splits > 1) {
-    partial_lse = at::empty({a.column_splits, a.batch, 2}, sums.options());
+  if (a.column_runs > 1) {
+    partial_lse = at::empty({a.column_runs, a.batch, 2}, sums.options());
     a.partial_lse = partial_lse.data_ptr();
   }
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
