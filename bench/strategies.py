@@ -30,6 +30,8 @@ def options(x):
     found.append(("split_planes", "split", "planes", None))
     found.append(("split_lanes", "split", "plane_lanes", None))
     found.append(("split_torch", "split", "torch_sum", None))
+    if x.size(1) > 1 and x.stride(1) == 1:  # channels adjacent: the channel-rows reader applies
+        found.append(("split_rows", "split", "channel_rows", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
     return found
@@ -65,8 +67,8 @@ def measure(name, args, index):
     return row
 
 
-OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_tiled", "split_cublas", "shortcut",
-           "read_floor")
+OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_rows", "split_tiled", "split_cublas",
+           "shortcut", "read_floor")
 
 
 def markdown(rows):
@@ -77,7 +79,7 @@ def markdown(rows):
              + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
     for r in rows:
         t = r["times"]
-        forced = {k: v for k, v in t.items() if k in OPTIONS[1:7]}
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:8]}
         fastest = min(forced, key=forced.get)
         cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
         lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "

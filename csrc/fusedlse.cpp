@@ -234,7 +234,7 @@ TORCH_LIBRARY(fusedlse, m) {
   m.def("_force_plan(int strategy, int reader, int epilogue=-1) -> ()",
         [](int64_t strategy, int64_t reader, int64_t epilogue) {
           FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
-          FUSEDLSE_CHECK(reader >= -1 && reader <= 3, "_force_plan: reader must be -1..3, got ", reader);
+          FUSEDLSE_CHECK(reader >= -1 && reader <= 4, "_force_plan: reader must be -1..4, got ", reader);
           FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= 1, "_force_plan: epilogue must be -1, 0 or 1, got ", epilogue);
           plan::force(static_cast<int>(strategy), static_cast<int>(reader), static_cast<int>(epilogue));
         });

@@ -45,6 +45,8 @@ constexpr double kTorchSumStridedShare = 0.3;
 constexpr double kPlanesReadShare = 0.75;
 constexpr double kTinyPlanesShare = 0.3;
 constexpr double kPlaneLanesShare = 0.75;
+// The channel-rows reader: not measured yet; torch's figure on the layout it reads until it is.
+constexpr double kChannelRowsShare = kTorchSumShare;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -153,6 +155,9 @@ double reader_us(Reader reader, const Problem& p, const DeviceProps& d) {
       return read_us(bytes, d, p.height * p.width <= kTinyPlaneElements ? kTinyPlanesShare : kPlaneLanesShare);
     case Reader::kTorchSum:
       return read_us(bytes, d, in_place_for_planes(p.layout) ? kTorchSumShare : kTorchSumStridedShare);
+    case Reader::kChannelRows:
+      return p.layout == Layout::kChannelsLast ? read_us(bytes, d, kChannelRowsShare)
+                                               : reader_us(Reader::kTorchSum, p, d);
   }
   return std::numeric_limits<double>::infinity();
 }
@@ -234,6 +239,22 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
   const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
   t.blocks = std::clamp<int64_t>(ceil_div(planes * t.pieces * t.lanes, kSplitThreads), 1, resident_blocks);
+  return t;
+}
+
+ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks) {
+  ChannelRowsTiling t{};
+  const bool narrow = channels <= kSplitThreads;
+  t.rows_per_step = narrow ? static_cast<int>(kSplitThreads / std::max<int64_t>(channels, 1)) : 1;
+  // Pixels that give each thread kChannelRowsMinLoads loads: one per step of rows_per_step pixels (narrow), or one
+  // per channel it takes of every pixel (wide).
+  const int64_t min_pixels = narrow ? kChannelRowsMinLoads * t.rows_per_step
+                                    : ceil_div(kChannelRowsMinLoads, ceil_div(channels, kSplitThreads));
+  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
+  t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
+  t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
+  t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));  // equal chunks, none empty
+  t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
   return t;
 }
 
@@ -331,6 +352,7 @@ const char* name(Reader reader) {
     case Reader::kCopyThenPlanes: return "copy_then_planes";
     case Reader::kPlaneLanes: return "plane_lanes";
     case Reader::kTorchSum: return "torch_sum";
+    case Reader::kChannelRows: return "channel_rows";
   }
   return "?";
 }

@@ -54,7 +54,9 @@ enum class Epilogue { kTiledLse = 0, kCublasLse = 1 };
 //                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
 //  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and
 //                   planes of one element (a copy).
-enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3 };
+//  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu); torch's
+//                   reduction for other layouts. Forced only (planning.forced_plan) until measured.
+enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3, kChannelRows = 4 };
 
 struct Plan {
   Strategy strategy;
@@ -93,6 +95,17 @@ struct PlaneLanesTiling {
   int64_t blocks;
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads);
+
+// The channel-rows reader's launch (cuda/split.cu) over `batch` batches of `pixels` pixels of `channels` channels:
+// pixels per step of a block (kSplitThreads / C for C <= kSplitThreads, else 1), the chunks each batch's pixels are
+// cut into (a second pass adds them when more than one), and blocks, at most `resident_blocks`.
+struct ChannelRowsTiling {
+  int rows_per_step;
+  int64_t chunks;
+  int64_t chunk_pixels;
+  int64_t blocks;
+};
+ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks);
 
 // The reader for sums alone (the sum_hw op, and the split strategy's first step).
 Reader reader_for_sums(const Problem& problem);

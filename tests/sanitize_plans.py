@@ -17,6 +17,7 @@ from helpers import TOLERANCE, make_problem, rel_err  # noqa: E402
 FUSED = ("fused", None, None)
 LANES_TILED = ("split", "plane_lanes", "tiled_lse")
 LANES_CUBLAS = ("split", "plane_lanes", "cublas_lse")
+ROWS_TILED = ("split", "channel_rows", "tiled_lse")
 PLANS = [
     ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
     ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
@@ -44,6 +45,9 @@ PLANS = [
     ((2, 3, 130, 70, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: 32 lanes, strided rows, pieces
     ((3, 4, 20, 3, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: 8 lanes over rows of 3
     ((3, 4, 9, 7, 5, 1, 1), "channels_last", torch.float32, LANES_TILED),  # plane-lanes: one row of stride C
+    ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
+    ((2, 300, 7, 9, 5, 1, 1), "channels_last", torch.float32, ROWS_TILED),  # channel rows: 2 channels per thread
+    ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
 ]
 
 

@@ -13,7 +13,7 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a
 # (strategy, reader, epilogue): every path forward() can take. "planes" on a layout it does not walk copies x first.
 PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
          "split_lanes": ("split", "plane_lanes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
-         "split_cublas": ("split", "torch_sum", "cublas_lse")}
+         "split_cublas": ("split", "torch_sum", "cublas_lse"), "split_rows": ("split", "channel_rows", "tiled_lse")}
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
@@ -129,6 +129,49 @@ def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     x = make_problem(700, 9, 2, 3, 1, 1, 1, dtype=dtype, device="cuda", layout=layout)[0]
     assert fusedlse_cuda.explain(x, torch.empty(9, 1, 1, 1, device="cuda"))["split_reader"] == "plane_lanes"
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
+
+
+def _channels_last(x, layout):
+    """x's values channels-last: dense ("nhwc"), a slice of a wider channels-last tensor's channels ("channel_slice":
+    pixels C + 3 elements apart, unaligned), every other batch of one twice as long ("batch_slice"), or dense with
+    H and W swapped in memory ("transposed_hw": pixels still on one stride when H or W is 1, else torch's reduction)."""
+    b, c, h, w = x.shape
+    if layout == "nhwc":
+        return x.contiguous(memory_format=torch.channels_last)
+    if layout == "channel_slice":
+        view = torch.empty(b, h, w, c + 3, dtype=x.dtype, device=x.device).permute(0, 3, 1, 2)[:, 1:c + 1]
+    elif layout == "batch_slice":
+        view = torch.empty(2 * b, h, w, c, dtype=x.dtype, device=x.device).permute(0, 3, 1, 2)[::2]
+    else:
+        view = torch.empty(b, w, h, c, dtype=x.dtype, device=x.device).permute(0, 3, 2, 1)
+    view.copy_(x)
+    return view
+
+
+# (B, C_in, H, W): channels 1 to 2049 (a thread per (pixel, channel) up to 256 channels, several channels per thread
+# past that, 2048 the most, 2049 torch's reduction), one batch of many pixels (chunks, a second pass), many batches
+# of few pixels, pixels on one row or column.
+CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
+                       (3, 1439, 5, 9), (1, 2048, 4, 4), (1, 2049, 2, 2), (1, 4, 512, 512), (300, 5, 3, 3),
+                       (2, 40, 1, 301), (2, 40, 301, 1)]
+
+
+@pytest.mark.parametrize("layout", ["nhwc", "channel_slice", "batch_slice", "transposed_hw"])
+@pytest.mark.parametrize("shape", CHANNEL_ROWS_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channel_rows_reader_sums_every_channel(dtype, shape, layout):
+    """The sums forward() saves for the backward, read by the channel-rows reader (forced) in channels-last layouts,
+    against float64; bitwise the same on a second run; the output against the model."""
+    x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 2, 1, dtype=dtype,
+                                              device="cuda")
+    x = _channels_last(x, layout)
+    poison_allocator("cuda")
+    with forced_plan("split", "channel_rows", "tiled_lse"):
+        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
+    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
+    assert torch.equal(sums, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
 def _strided(x, layout):

@@ -137,6 +137,22 @@ struct PlaneLanesArgs {
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
 };
 
+// sums[b, c] = sum over pixels p of x[b, c, p] for channels-last x, in place: block items are (batch, chunk of
+// `chunk_pixels` pixels). With C <= kSplitThreads a thread takes one (pixel, channel) of each step of
+// rows_per_step = kSplitThreads / C pixels, and the block adds its rows per channel at the end of the chunk; with more
+// channels (up to kSplitThreads * kChannelRowsWideLoads) a thread takes channels t, t + kSplitThreads, ... of every
+// pixel (rows_per_step 1). Chunk k's sum of channel c goes to out[(b * C + c) * chunks + k].
+struct ChannelRowsArgs {
+  ScalarKind kind;
+  const void* x;  // [B, C, pixels] in `kind`: element (b, c, p) at b*stride_b + p*stride_p + c
+  void* out;      // [B, C, chunks] contiguous, accumulation type
+  int64_t batch, channels, pixels;
+  int64_t stride_b, stride_p;
+  int64_t chunks, chunk_pixels;
+  int rows_per_step;
+  int64_t blocks;  // grid size: at most what fits on the device at once
+};
+
 // out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's
 // semantics for infinities and NaN.
 struct BiasLseArgs {
@@ -163,6 +179,9 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);
+cudaError_t launch_channel_rows(const ChannelRowsArgs& args, cudaStream_t stream);
+// Resident blocks per multiprocessor of the channel-rows kernel that `args` (its kind, rows_per_step) selects.
+int channel_rows_blocks_per_sm(const ChannelRowsArgs& args);
 cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);
 
 

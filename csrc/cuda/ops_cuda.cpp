@@ -371,9 +371,11 @@ int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
   return once_per_key(key, [&] { return device_props(device).multiprocessors * plane_lanes_blocks_per_sm(a); });
 }
 
+void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, const at::Tensor& out,
+                int64_t resident_threads, cudaStream_t stream);
+
 // out [planes] = the sum of each plane's elements by the plane-lanes reader (split.cu), `a` filled but for its sizing
-// and output. Planes cut into pieces leave [planes, pieces] partial sums, which the same reader then adds up, as
-// planes of `pieces` contiguous elements of the accumulation type.
+// and output. Planes cut into pieces leave [planes, pieces] partial sums, which add_pieces then adds up.
 void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_threads, cudaStream_t stream) {
   const int64_t planes = a.batch * a.channels;
   const int64_t units = a.vec > 1 ? a.width / a.vec : a.height * a.width;
@@ -386,18 +388,59 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
   if (a.pieces > 1) partials = at::empty({planes * a.pieces}, out.options());
   a.out = a.pieces > 1 ? partials.data_ptr() : out.data_ptr();
   C10_CUDA_CHECK(launch_plane_lanes(a, stream));
-  if (a.pieces == 1) return;
+  if (a.pieces > 1) add_pieces(partials, planes, a.pieces, out, resident_threads, stream);
+}
+
+// out [planes] = the sum of each plane's `pieces` partial sums (partials [planes, pieces], contiguous, accumulation
+// type, as out), added in order by the plane-lanes reader: planes of `pieces` contiguous elements.
+void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, const at::Tensor& out,
+                int64_t resident_threads, cudaStream_t stream) {
   PlaneLanesArgs add{};
   add.kind = kind_of(out.scalar_type());
   add.x = partials.data_ptr();
   add.batch = planes;
   add.channels = 1;
   add.height = 1;
-  add.width = a.pieces;
-  add.stride_b = a.pieces;
+  add.width = pieces;
+  add.stride_b = pieces;
   add.stride_w = 1;
   add.vec = 1;
   run_plane_lanes(add, out, resident_threads, stream);
+}
+
+// sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place. False, and nothing
+// queued, where x's channels are not adjacent with its pixels on one stride (x_geometry), or where it has more
+// channels than the kernel takes.
+bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+  const auto geometry = x_geometry(x);
+  if (!geometry || geometry->layout != XLayout::kChannelsLast || x.size(1) > kSplitThreads * kChannelRowsWideLoads) {
+    return false;
+  }
+  ChannelRowsArgs a{};
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = x.size(0);
+  a.channels = x.size(1);
+  a.pixels = x.size(2) * x.size(3);
+  a.stride_b = a.batch > 1 ? geometry->stride_b : 0;
+  a.stride_p = geometry->stride_p;
+  const int device = x.get_device();
+  const plan::DeviceProps props = device_props(device);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads);
+  const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
+  const plan::ChannelRowsTiling tiling = plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
+  a.rows_per_step = tiling.rows_per_step;
+  a.chunks = tiling.chunks;
+  a.chunk_pixels = tiling.chunk_pixels;
+  a.blocks = tiling.blocks;
+  at::Tensor partials;
+  if (a.chunks > 1) partials = at::empty({a.batch * a.channels * a.chunks}, sums.options());
+  a.out = a.chunks > 1 ? partials.data_ptr() : sums.data_ptr();
+  C10_CUDA_CHECK(launch_channel_rows(a, stream));
+  if (a.chunks > 1) {
+    add_pieces(partials, a.batch * a.channels, a.chunks, sums, props.multiprocessors * props.warps_per_sm * 32, stream);
+  }
+  return true;
 }
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
@@ -460,10 +503,12 @@ void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
   switch (reader) {
     case plan::Reader::kPlaneLanes:
       if (read_plane_lanes(x_in, sums, stream)) return;
-      [[fallthrough]];  // planes too far-reaching for it: torch's reduction
+      break;  // planes too far-reaching for it: torch's reduction
+    case plan::Reader::kChannelRows:
+      if (read_channel_rows(x_in, sums, stream)) return;
+      break;  // not channels-last, or too many channels: torch's reduction
     case plan::Reader::kTorchSum:
-      at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
-      return;
+      break;
     case plan::Reader::kPlanes:
     case plan::Reader::kCopyThenPlanes: {
       auto [x, geometry] = readable_x(x_in);
@@ -475,6 +520,7 @@ void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
       return;
     }
   }
+  at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
 }
 
 // a @ b in float32 (or float64) accuracy whatever torch's TF32 setting: with TF32 allowed, cuBLAS would round each

@@ -1,10 +1,11 @@
 // The split strategy's kernels (../plan.h): a reader of planes in any layout, in place (a group of lanes per plane or
-// piece of one), and the biases + logsumexp after cuBLAS's GEMM. Only CUDA headers are included: see kernels.h.
+// piece of one), a reader of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM. Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
 #include "kernels/dtype.cuh"
 #include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
+#include "kernels/read_channel_rows.cuh"
 #include "kernels/read_plane_lanes.cuh"
 #include "launch.cuh"
 
@@ -47,6 +48,59 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
     total = group_sum<A, kLanes>(total);
     if (lane == 0 && item < items) out[item] = total;
   }
+}
+
+// A block per item (a batch's chunk of pixels) at a time; kWide: more channels than threads (ChannelRowsArgs).
+template <typename T, bool kWide>
+__global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRowsArgs a) {
+  using A = acc_t<T>;
+  wait_for_previous_grid();
+  __shared__ A column[kSplitThreads];  // each thread's sum down its rows, added per channel at the chunk's end
+  const T* x = static_cast<const T*>(a.x);
+  A* out = static_cast<A*>(a.out);
+  const int64_t items = a.batch * a.chunks;
+  const int channels = static_cast<int>(a.channels), rows = a.rows_per_step;
+  const int t = threadIdx.x;
+  // Narrow: thread t reads channel t % C of pixel t / C of each step (threads past rows x C read nothing). Wide:
+  // channels t, t + kSplitThreads, ..., as many as lie below C.
+  const int row = kWide ? 0 : t / channels, channel = kWide ? t : t - row * channels;
+  const int wide_channels = kWide ? (channels - t + kSplitThreads - 1) / kSplitThreads : 0;
+  // Every thread runs the same items, so the syncs see the whole block.
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t b = a.chunks == 1 ? item : item / a.chunks, chunk = item - b * a.chunks;
+    const int64_t begin = chunk * a.chunk_pixels, end = imin(a.pixels, begin + a.chunk_pixels);
+    const T* batch_x = x + b * a.stride_b;
+    A* batch_out = out + b * a.channels * a.chunks + chunk;  // channel c's sum at c * chunks
+    if constexpr (kWide) {
+      A acc[kChannelRowsWideLoads];
+      wide_columns_share<T, kChannelRowsWideLoads>(batch_x + begin * a.stride_p + t, a.stride_p, end - begin,
+                                                   kSplitThreads, wide_channels, acc);
+#pragma unroll
+      for (int j = 0; j < kChannelRowsWideLoads; ++j) {
+        if (j >= wide_channels) break;
+        batch_out[static_cast<int64_t>(t + j * kSplitThreads) * a.chunks] = acc[j];
+      }
+    } else {
+      A acc = A(0);
+      if (row < rows) {
+        const int64_t first = begin + row;
+        const int64_t count = first < end ? (end - first + rows - 1) / rows : 0;
+        acc = column_share(batch_x + first * a.stride_p + channel, rows * a.stride_p, count);
+      }
+      column[t] = acc;
+      __syncthreads();
+      if (t < channels) {
+        A total = A(0);
+        for (int r = 0; r < rows; ++r) total += column[r * channels + t];  // in row order: reproducible
+        batch_out[static_cast<int64_t>(t) * a.chunks] = total;
+      }
+      __syncthreads();  // the next item rewrites `column`
+    }
+  }
+}
+
+template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
+  return a.channels > kSplitThreads ? channel_rows_kernel<T, true> : channel_rows_kernel<T, false>;
 }
 
 // The kernel that walks a's planes with kLanes lanes each.
@@ -156,6 +210,24 @@ cudaError_t launch_bias_lse_lanes(const BiasLseArgs& a, int64_t max_blocks, cuda
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& a, cudaStream_t stream) {
   return with_plane_lanes_kernel(a, cudaErrorInvalidValue, [&](auto kernel) {
     return launch_after_previous(kernel, static_cast<unsigned>(a.blocks), kSplitThreads, stream, a);
+  });
+}
+
+cudaError_t launch_channel_rows(const ChannelRowsArgs& a, cudaStream_t stream) {
+  return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
+    using T = decltype(element);
+    return launch_after_previous(channel_rows_kernel_for<T>(a), static_cast<unsigned>(a.blocks), kSplitThreads,
+                                 stream, a);
+  });
+}
+
+int channel_rows_blocks_per_sm(const ChannelRowsArgs& a) {
+  return with_element_type(a.kind, 1, [&](auto element) {
+    using T = decltype(element);
+    int blocks = 0;
+    const cudaError_t status =
+        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, channel_rows_kernel_for<T>(a), kSplitThreads, 0);
+    return status == cudaSuccess && blocks > 0 ? blocks : 1;
   });
 }
 

@@ -58,6 +58,14 @@ constexpr int kPlaneLanesGroups[] = {4, 8, 32};  // the lane counts past one, sm
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
 
+// The channel-rows reader (split.cu; sized by plan::channel_rows_tiling): channels-last x of up to
+// kSplitThreads * kChannelRowsWideLoads channels (C_in 2048: the sweep's widest). Chunks of pixels leave each thread
+// at least kChannelRowsMinLoads loads (four trips), until every resident block has kChannelRowsItemsPerBlock items.
+// Not measured yet: the plane-lanes reader's figures, taken over.
+constexpr int kChannelRowsWideLoads = 8;
+constexpr int64_t kChannelRowsMinLoads = 32;
+constexpr int64_t kChannelRowsItemsPerBlock = 4;
+
 // The tiled GEMM + logsumexp (gemm_lse.cu): tiles of rows x cols outputs, each of kGemmThreads threads computing
 // thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
 // that the static shared memory stays under 48 KiB). cols / thread_cols lanes share a row (at most 32, a power of

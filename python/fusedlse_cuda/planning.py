@@ -7,7 +7,7 @@ from torch import Tensor
 
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
-READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum")
+READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
 EPILOGUES = ("tiled_lse", "cublas_lse")
 
 
@@ -21,7 +21,9 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout),
-            ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts).
+            ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts),
+            ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place; only where forced, for
+            now).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp).

@@ -1,0 +1,70 @@
+// Reading channels-last x by rows of channels (the channel-rows reader, ChannelRowsArgs): a block takes one batch's
+// chunk of pixels, each pixel a row of C adjacent channels, and adds every channel down the chunk. Neighbouring
+// threads read neighbouring channels, so each warp's loads are one contiguous run of memory whatever C is, aligned
+// or not. The kernel that uses it is in ../split.cu.
+#pragma once
+
+#include "load.cuh"
+
+namespace fusedlse {
+namespace {
+
+// Loads a thread keeps in flight down its column: one trip, all issued before its adds (16-bit scalars: twice as
+// many, for the same bytes).
+template <typename T> constexpr int kColumnLoads = sizeof(T) == 2 ? 16 : 8;
+
+// The sum of the `count` elements first, first + step, first + 2 step, ... in trips of kColumnLoads loads: whole
+// trips as they are, the last partial one stopping at its end (`break`), both inside one loop, the form that keeps
+// ptxas from placing adds between a trip's loads (read_plane_lanes.cuh). Added in a fixed order: reproducible.
+template <typename T>
+__device__ __forceinline__ acc_t<T> column_share(const T* first, int64_t step, int64_t count) {
+  using A = acc_t<T>;
+  constexpr int kLoads = kColumnLoads<T>;
+  A acc = A(0);
+  for (; count > 0; count -= kLoads, first += kLoads * step) {
+    T v[kLoads];
+    if (count >= kLoads) {
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) v[i] = __ldcs(first + i * step);  // each byte read once: not kept in L1
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) acc += to_acc(v[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (i >= count) break;
+        v[i] = __ldcs(first + i * step);
+      }
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (i >= count) break;
+        acc += to_acc(v[i]);
+      }
+    }
+  }
+  return acc;
+}
+
+// The sums of up to kWideLoads channels c, c + stride, c + 2 stride, ... (`channels` of them) over the pixels
+// [0, count) at `row`, row + pixel_step, ...: a pixel's loads issued together, then added.
+template <typename T, int kWideLoads>
+__device__ __forceinline__ void wide_columns_share(const T* row, int64_t pixel_step, int64_t count, int stride,
+                                                   int channels, acc_t<T> (&acc)[kWideLoads]) {
+#pragma unroll
+  for (int j = 0; j < kWideLoads; ++j) acc[j] = acc_t<T>(0);
+  for (; count > 0; --count, row += pixel_step) {
+    T v[kWideLoads];
+#pragma unroll
+    for (int j = 0; j < kWideLoads; ++j) {
+      if (j >= channels) break;
+      v[j] = __ldcs(row + j * stride);
+    }
+#pragma unroll
+    for (int j = 0; j < kWideLoads; ++j) {
+      if (j >= channels) break;
+      acc[j] += to_acc(v[j]);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace fusedlse
