@@ -117,5 +117,23 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
   for (int r = 0; r < kRowsAtOnce; ++r) sums[r] = warp_sum(acc[r]);
 }
 
+// One trip of loads: v[i] = load(i) for i < count (at most kLoads), every load issued before add(v[i]) takes the
+// first value. Stopping at `count` with `break`, not a predicate per load kept until its add: with predicates ptxas
+// ran out of predicate registers and issued one load at a time (read_plane_lanes.cuh).
+template <typename V, int kLoads, typename Load, typename Add>
+__device__ __forceinline__ void load_trip(int count, Load&& load, Add&& add) {
+  V v[kLoads];
+#pragma unroll
+  for (int i = 0; i < kLoads; ++i) {
+    if (i >= count) break;
+    v[i] = load(i);
+  }
+#pragma unroll
+  for (int i = 0; i < kLoads; ++i) {
+    if (i >= count) break;
+    add(v[i]);
+  }
+}
+
 }  // namespace
 }  // namespace fusedlse

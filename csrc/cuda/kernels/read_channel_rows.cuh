@@ -21,24 +21,13 @@ __device__ __forceinline__ acc_t<T> column_share(const T* first, int64_t step, i
   using A = acc_t<T>;
   constexpr int kLoads = kColumnLoads<T>;
   A acc = A(0);
+  const auto load = [&](int i) { return __ldcs(first + i * step); };  // each byte read once: not kept in L1
+  const auto add = [&](T v) { acc += to_acc(v); };
   for (; count > 0; count -= kLoads, first += kLoads * step) {
-    T v[kLoads];
     if (count >= kLoads) {
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) v[i] = __ldcs(first + i * step);  // each byte read once: not kept in L1
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) acc += to_acc(v[i]);
+      load_trip<T, kLoads>(kLoads, load, add);
     } else {
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) {
-        if (i >= count) break;
-        v[i] = __ldcs(first + i * step);
-      }
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) {
-        if (i >= count) break;
-        acc += to_acc(v[i]);
-      }
+      load_trip<T, kLoads>(static_cast<int>(count), load, add);
     }
   }
   return acc;
@@ -52,17 +41,9 @@ __device__ __forceinline__ void wide_columns_share(const T* row, int64_t pixel_s
 #pragma unroll
   for (int j = 0; j < kWideLoads; ++j) acc[j] = acc_t<T>(0);
   for (; count > 0; --count, row += pixel_step) {
-    T v[kWideLoads];
-#pragma unroll
-    for (int j = 0; j < kWideLoads; ++j) {
-      if (j >= channels) break;
-      v[j] = __ldcs(row + j * stride);
-    }
-#pragma unroll
-    for (int j = 0; j < kWideLoads; ++j) {
-      if (j >= channels) break;
-      acc[j] += to_acc(v[j]);
-    }
+    int j = 0;
+    load_trip<T, kWideLoads>(channels, [&](int i) { return __ldcs(row + i * stride); },
+                             [&](T v) { acc[j++] += to_acc(v); });
   }
 }
 
