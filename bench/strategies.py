@@ -23,9 +23,9 @@ from problems import SWEEP, make_inputs, make_random_inputs, random_problems, re
 from sweep import shortcut_f64, time_ms  # noqa: E402
 
 
-def options(x):
-    """(label, strategy, reader, epilogue) to time for x; strategy None: the planner's choice; reader or epilogue
-    None: the planner's for that part."""
+def options(x, weight):
+    """(label, strategy, reader, epilogue) to time for x and weight; strategy None: the planner's choice; reader or
+    epilogue None: the planner's for that part."""
     found = [("auto", None, None, None), ("fused", "fused", None, None)]
     found.append(("split_planes", "split", "planes", None))
     found.append(("split_lanes", "split", "plane_lanes", None))
@@ -34,6 +34,9 @@ def options(x):
         found.append(("split_rows", "split", "channel_rows", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
+    c_in, c_out = weight.shape[0], weight.shape[1]
+    if c_out <= 256 and c_in * c_out <= 4096:  # plan::rows_lse_applies
+        found.append(("split_rows_lse", "split", None, "rows_lse"))
     return found
 
 
@@ -43,7 +46,7 @@ def measure(name, args, index):
     plan = explain(x, args[1])
     row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
                strides=list(x.stride()), bytes=x.numel() * x.element_size(), plan=plan, times={}, errors={})
-    for label, strategy, reader, epilogue in options(x):
+    for label, strategy, reader, epilogue in options(x, args[1]):
         try:
             if strategy is None:
                 fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
@@ -68,7 +71,7 @@ def measure(name, args, index):
 
 
 OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_rows", "split_tiled", "split_cublas",
-           "shortcut", "read_floor")
+           "split_rows_lse", "shortcut", "read_floor")
 
 
 def markdown(rows):
@@ -79,7 +82,7 @@ def markdown(rows):
              + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
     for r in rows:
         t = r["times"]
-        forced = {k: v for k, v in t.items() if k in OPTIONS[1:8]}
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:9]}
         fastest = min(forced, key=forced.get)
         cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
         lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "

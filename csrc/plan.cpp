@@ -177,6 +177,15 @@ double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 // The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`.
 double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
+  if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels)) {
+    // Not measured yet: one launch, the sums read once, the FMAs and exps at the tiled kernel's share of the peak.
+    const double share = p.element_bytes == 8 ? kTiledFloat64ShareOfPeak : kTiledShareOfPeak;
+    const double compute =
+        2.0 * p.batch * p.out_channels * (p.in_channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
+    const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
+    return kLaunchUs + std::max(compute, sums);
+  }
+  if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kTiledLse) {
     const GemmTiling t = gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)),
                                      d.multiprocessors);
@@ -242,6 +251,11 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
+bool rows_lse_applies(int64_t in_channels, int64_t out_channels) {
+  return out_channels >= 1 && out_channels <= 32 * kRowsLseColumnsPerLane &&  // a warp of lanes per row at most
+         in_channels * out_channels <= kRowsLseMaxWeights;
+}
+
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks) {
   ChannelRowsTiling t{};
   const bool narrow = channels <= kSplitThreads;
@@ -277,6 +291,9 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
+  if (plan.epilogue == Epilogue::kRowsLse && !rows_lse_applies(p.in_channels, p.out_channels)) {
+    plan.epilogue = Epilogue::kTiledLse;
+  }
   plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
@@ -358,7 +375,12 @@ const char* name(Reader reader) {
 }
 
 const char* name(Epilogue epilogue) {
-  return epilogue == Epilogue::kTiledLse ? "tiled_lse" : "cublas_lse";
+  switch (epilogue) {
+    case Epilogue::kTiledLse: return "tiled_lse";
+    case Epilogue::kCublasLse: return "cublas_lse";
+    case Epilogue::kRowsLse: return "rows_lse";
+  }
+  return "?";
 }
 
 const char* name(Layout layout) {

@@ -46,7 +46,15 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 //  kCublasLse: cuBLAS's GEMM (float32-exact: 3xTF32 when TF32 is allowed) writes the logits, then one kernel adds
 //              the biases and takes each row's logsumexp (cuda/split.cu): for GEMMs where cuBLAS's speed (float64
 //              tensor cores, tuned SIMT) repays the logits' round trip.
-enum class Epilogue { kTiledLse = 0, kCublasLse = 1 };
+//  kRowsLse:   one kernel (cuda/gemm_lse.cu): a group of lanes per row computes the row's logits from W.sum in shared
+//              memory and takes their logsumexp; for C_in x C_out small enough (rows_lse_applies), where a tile's
+//              fixed costs in the tiled kernel outweigh its FMAs. Forced only until measured; where it does not
+//              apply, the tiled one runs.
+enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2 };
+
+// Whether the rows epilogue takes a GEMM of C_in x C_out: W.sum fits its shared memory, and each lane takes at
+// most kRowsLseColumnsPerLane columns.
+bool rows_lse_applies(int64_t in_channels, int64_t out_channels);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);

@@ -18,6 +18,7 @@ FUSED = ("fused", None, None)
 LANES_TILED = ("split", "plane_lanes", "tiled_lse")
 LANES_CUBLAS = ("split", "plane_lanes", "cublas_lse")
 ROWS_TILED = ("split", "channel_rows", "tiled_lse")
+ROWS_LSE = ("split", None, "rows_lse")
 PLANS = [
     ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
     ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
@@ -48,6 +49,8 @@ PLANS = [
     ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
     ((2, 300, 7, 9, 5, 1, 1), "channels_last", torch.float32, ROWS_TILED),  # channel rows: 2 channels per thread
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
+    ((3000, 4, 1, 2, 40, 1, 1), "contiguous", torch.float32, ROWS_LSE),  # rows epilogue: 32 lanes, 2 columns each
+    ((500, 3, 2, 1, 5, 1, 1), "contiguous", torch.float64, ROWS_LSE),  # rows epilogue: float64, 8 lanes
 ]
 
 

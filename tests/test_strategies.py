@@ -13,7 +13,8 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a
 # (strategy, reader, epilogue): every path forward() can take. "planes" on a layout it does not walk copies x first.
 PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
          "split_lanes": ("split", "plane_lanes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
-         "split_cublas": ("split", "torch_sum", "cublas_lse"), "split_rows": ("split", "channel_rows", "tiled_lse")}
+         "split_cublas": ("split", "torch_sum", "cublas_lse"), "split_rows": ("split", "channel_rows", "tiled_lse"),
+         "split_rows_lse": ("split", None, "rows_lse")}
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
@@ -82,6 +83,30 @@ def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
     for step, out in enumerate(outs):
         expected_x = seen[step].mul(-1.25).add(0.5 + step)
         assert rel_err(out, reference.truth(expected_x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
+
+
+# (B, C_in, C_out): one column on one lane; 16 lanes of one column; 32 lanes of one (C_out 17); two columns per lane
+# over more rows than blocks at once; eight per lane with W.sum filling shared memory (16 x 256 = 4096 values); one
+# value past it (the tiled epilogue runs instead).
+ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (70001, 4, 64), (50, 16, 256), (40, 17, 241)]
+
+
+@pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_rows_epilogue_matches_float64_model(dtype, problem):
+    """The rows epilogue (forced) against the model, bitwise the same on a second run; explain() says where it
+    runs and where the tiled one stands in."""
+    batch, c_in, c_out = problem
+    x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    poison_allocator("cuda")
+    with forced_plan("split", None, "rows_lse"):
+        expected = "rows_lse" if c_in * c_out <= 4096 else "tiled_lse"
+        assert fusedlse_cuda.explain(x, weight)["epilogue"] == expected
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias))
+        no_conv_bias = fusedlse_cuda.forward(x, weight, None, bias[:1, :1, :1])
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    assert rel_err(no_conv_bias, reference.truth(x, weight, None, bias[:1, :1, :1])) <= TOLERANCE[dtype]
 
 
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])

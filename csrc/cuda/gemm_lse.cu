@@ -213,6 +213,71 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
   if (lane == 0) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
+// A group of kLanes lanes per row (GemmLseArgs, plan::rows_lse_applies): W.sum [C_in, C_out] is copied to shared
+// memory once per block; lane l takes columns l, l + kLanes, ... (at most kRowsLseColumnsPerLane) of its row, adds
+// their C_in products in channel order, adds the biases the way the tiled kernel does, and the group merges the
+// lanes' logsumexp states. No tiles, no steps, no syncs past the copy: for small GEMMs over many rows, where a tile's
+// fixed costs outweigh its FMAs.
+template <typename T, int kLanes>
+__global__ void __launch_bounds__(kGemmThreads) rows_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  using A = acc_t<T>;
+  constexpr int kGroups = kGemmThreads / kLanes;
+  __shared__ A staged_wsum[kRowsLseMaxWeights];  // [C_in, C_out], as W.sum is
+  wait_for_previous_grid();
+  const A* sums = static_cast<const A*>(a.sums);
+  const A* wsum = static_cast<const A*>(a.weight_sum);
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  const A scale = static_cast<A>(a.scale);
+  const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
+  for (int i = threadIdx.x; i < channels * c_out; i += kGemmThreads) staged_wsum[i] = wsum[i];
+  const int lane = threadIdx.x % kLanes;
+  const int columns = lane < c_out ? (c_out - lane + kLanes - 1) / kLanes : 0;  // this lane's
+  A col_bias[kRowsLseColumnsPerLane], col_conv_bias[kRowsLseColumnsPerLane];
+#pragma unroll
+  for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
+    const int col = lane + j * kLanes;
+    col_bias[j] = j < columns ? to_acc(bias[col * a.bias_stride]) : A(0);
+    col_conv_bias[j] = j < columns && conv_bias ? to_acc(conv_bias[col]) : A(0);
+  }
+  __syncthreads();
+  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
+  for (int64_t first = int64_t{blockIdx.x} * kGroups; first < a.batch; first += int64_t{gridDim.x} * kGroups) {
+    const int64_t row = first + threadIdx.x / kLanes;
+    Lse<A> state{-INFINITY, A(0)};
+    if (row < a.batch) {
+      A logits[kRowsLseColumnsPerLane] = {};
+      const A* row_sums = sums + row * a.channels;
+#pragma unroll 4
+      for (int k = 0; k < channels; ++k) {
+        const A s = row_sums[k];  // the same address in every lane of the group: one load
+        const A* w = staged_wsum + k * c_out + lane;
+#pragma unroll
+        for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
+          if (j < columns) logits[j] = fma(s, w[j * kLanes], logits[j]);
+        }
+      }
+      A v[kRowsLseColumnsPerLane];
+#pragma unroll
+      for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
+        v[j] = scale * logits[j] + col_bias[j];
+        if (conv_bias) v[j] += col_conv_bias[j];
+        if (j >= columns) v[j] = -INFINITY;
+      }
+      lse_push_all(state, v);
+    }
+    state = group_lse<A, kLanes>(state);
+    if (lane == 0 && row < a.batch) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
+  }
+}
+
+template <typename T, int kLanes>
+cudaError_t launch_rows_lanes(const GemmLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
+  constexpr int64_t kGroups = kGemmThreads / kLanes;
+  const int64_t blocks = std::clamp<int64_t>((a.batch + kGroups - 1) / kGroups, 1, std::max<int64_t>(max_blocks, 1));
+  return launch_after_previous(rows_lse_kernel<T, kLanes>, static_cast<unsigned>(blocks), kGemmThreads, stream, a);
+}
+
 template <typename T, int kTile>
 cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
   if constexpr (sizeof(acc_t<T>) == 8 && kTile == 3) {
@@ -240,6 +305,19 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
     if (result != cudaSuccess || a.column_runs == 1) return result;
     const unsigned blocks = static_cast<unsigned>((a.batch + kMergeRowsPerBlock - 1) / kMergeRowsPerBlock);
     return launch_after_previous(gemm_lse_merge_kernel<T>, blocks, kGemmThreads, stream, a);
+  });
+}
+
+cudaError_t launch_rows_lse(const GemmLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
+  return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
+    using T = decltype(element);
+    // As few lanes per row as C_out allows, up to a warp: every lane busy on narrow rows.
+    if (a.c_out <= 1) return launch_rows_lanes<T, 1>(a, max_blocks, stream);
+    if (a.c_out <= 2) return launch_rows_lanes<T, 2>(a, max_blocks, stream);
+    if (a.c_out <= 4) return launch_rows_lanes<T, 4>(a, max_blocks, stream);
+    if (a.c_out <= 8) return launch_rows_lanes<T, 8>(a, max_blocks, stream);
+    if (a.c_out <= 16) return launch_rows_lanes<T, 16>(a, max_blocks, stream);
+    return launch_rows_lanes<T, 32>(a, max_blocks, stream);
   });
 }
 

@@ -535,11 +535,11 @@ at::Tensor exact_mm(const at::Tensor& a, const at::Tensor& b) {
   return at::addmm(at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
 }
 
-// out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by the tiled GEMM + logsumexp.
-// sums [B, C_in] and weight_sum [C_in, C_out]: contiguous, accumulation type; conv_bias: [C_out] contiguous or
-// null; bias: C_out values at bias_stride (0: one for all).
-void tiled_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const void* conv_bias, const at::Tensor& bias,
-                    int64_t bias_stride, ScalarKind kind, double scale, void* out, cudaStream_t stream) {
+// The GEMM + logsumexp's operands for out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias +
+// bias). sums [B, C_in] and weight_sum [C_in, C_out]: contiguous, accumulation type; conv_bias: [C_out] contiguous
+// or null; bias: C_out values at bias_stride (0: one for all).
+GemmLseArgs gemm_lse_operands(const at::Tensor& sums, const at::Tensor& weight_sum, const void* conv_bias,
+                              const at::Tensor& bias, int64_t bias_stride, ScalarKind kind, double scale, void* out) {
   GemmLseArgs a{};
   a.kind = kind;
   a.sums = sums.data_ptr();
@@ -552,6 +552,11 @@ void tiled_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const 
   a.channels = sums.size(1);
   a.c_out = weight_sum.size(1);
   a.scale = scale;
+  return a;
+}
+
+// out = gemm_lse_operands' by the tiled GEMM + logsumexp.
+void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) {
   const plan::GemmTiling tiling = plan::gemm_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
                                                     device_props(sums.get_device()).multiprocessors);
   a.tile = tiling.tile;
@@ -581,9 +586,14 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
   const void* conv_bias_ptr = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
   const ScalarKind kind = kind_of(x_in.scalar_type());
-  if (chosen.epilogue == plan::Epilogue::kTiledLse) {
-    tiled_gemm_lse(sums, weight_sum, conv_bias_ptr, bias_flat, bias_stride(bias_flat), kind, s.scale,
-                   out.data_ptr(), stream);
+  if (chosen.epilogue != plan::Epilogue::kCublasLse) {
+    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, conv_bias_ptr, bias_flat,
+                                                   bias_stride(bias_flat), kind, s.scale, out.data_ptr());
+    if (chosen.epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
+      C10_CUDA_CHECK(launch_rows_lse(operands, resident_split_blocks(x_in.get_device()), stream));
+    } else {
+      tiled_gemm_lse(operands, sums, stream);
+    }
     return;
   }
   const int64_t acc_bytes = sums.element_size();
@@ -655,8 +665,10 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   at::Tensor out = at::empty({sums_in.size(0), 1}, sums_in.options());
   if (out.numel() == 0) return out;
   const at::Tensor total_bias = total_bias_in.reshape({-1}).contiguous();
-  tiled_gemm_lse(sums_in.contiguous(), weight_sum_in.contiguous(), nullptr, total_bias, 1,
-                 kind_of(sums_in.scalar_type()), scale, out.data_ptr(), c10::cuda::getCurrentCUDAStream().stream());
+  const at::Tensor sums = sums_in.contiguous(), weight_sum = weight_sum_in.contiguous();
+  tiled_gemm_lse(gemm_lse_operands(sums, weight_sum, nullptr, total_bias, 1, kind_of(sums.scalar_type()), scale,
+                                   out.data_ptr()),
+                 sums, c10::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 

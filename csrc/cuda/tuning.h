@@ -58,6 +58,12 @@ constexpr int kPlaneLanesGroups[] = {4, 8, 32};  // the lane counts past one, sm
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
 
+// The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse): W.sum of up to kRowsLseMaxWeights values in shared memory
+// (16 KiB of float, 32 KiB of double), and at most kRowsLseColumnsPerLane columns per lane (C_out up to 256 on 32
+// lanes a row). Not measured yet.
+constexpr int64_t kRowsLseMaxWeights = 4096;
+constexpr int kRowsLseColumnsPerLane = 8;
+
 // The channel-rows reader (split.cu; sized by plan::channel_rows_tiling): channels-last x of up to
 // kSplitThreads * kChannelRowsWideLoads channels (C_in 2048: the sweep's widest). Chunks of pixels leave each thread
 // at least kChannelRowsMinLoads loads (four trips), until every resident block has kChannelRowsItemsPerBlock items.

@@ -8,7 +8,7 @@ from torch import Tensor
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
-EPILOGUES = ("tiled_lse", "cublas_lse")
+EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse")
 
 
 def explain(x: Tensor, weight: Tensor) -> dict:
@@ -26,7 +26,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             now).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
-            writes the logits, one kernel takes the logsumexp).
+            writes the logits, one kernel takes the logsumexp); ``"rows_lse"`` (a group of lanes per row, W.sum
+            in shared memory, for small C_in x C_out; only where forced, for now).
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
             cublas_us: the epilogue's part of split_us with each epilogue.
         why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
