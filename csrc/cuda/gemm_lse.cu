@@ -312,12 +312,9 @@ cudaError_t launch_rows_lse(const GemmLseArgs& a, int64_t max_blocks, cudaStream
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
     // As few lanes per row as C_out allows, up to a warp: every lane busy on narrow rows.
-    if (a.c_out <= 1) return launch_rows_lanes<T, 1>(a, max_blocks, stream);
-    if (a.c_out <= 2) return launch_rows_lanes<T, 2>(a, max_blocks, stream);
-    if (a.c_out <= 4) return launch_rows_lanes<T, 4>(a, max_blocks, stream);
-    if (a.c_out <= 8) return launch_rows_lanes<T, 8>(a, max_blocks, stream);
-    if (a.c_out <= 16) return launch_rows_lanes<T, 16>(a, max_blocks, stream);
-    return launch_rows_lanes<T, 32>(a, max_blocks, stream);
+    return with_row_lanes(a.c_out, [&](auto lanes) {
+      return launch_rows_lanes<T, decltype(lanes)::value>(a, max_blocks, stream);
+    });
   });
 }
 

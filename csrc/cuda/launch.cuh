@@ -3,11 +3,14 @@
 // grid's end and its writes (griddepcontrol.wait) before touching memory. What overlaps is the launch itself and the
 // blocks' start, a few microseconds per kernel that a small problem's 3 or 4 kernels otherwise pay in a row (the
 // profiler put the kernels of r02 at 12 us of its 26). On sm_89 the launch is an ordinary one and the wait compiles
-// to nothing. Only CUDA headers are included: see kernels.h.
+// to nothing. Also how many lanes a kernel of a lane group per row gives each row. Only CUDA headers are included:
+// see kernels.h.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <cstdint>
+#include <type_traits>
 #include <utility>
 
 namespace fusedlse {
@@ -21,6 +24,17 @@ __device__ __forceinline__ void wait_for_previous_grid() {
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+
+// f(std::integral_constant<int, L>) for L, the fewest lanes of 1, 2, 4, 8, 16 and 32 that cover `width` values (32
+// past that): how many lanes a row-per-group kernel gives each row.
+template <typename F> auto with_row_lanes(int64_t width, F&& f) {
+  if (width <= 1) return f(std::integral_constant<int, 1>{});
+  if (width <= 2) return f(std::integral_constant<int, 2>{});
+  if (width <= 4) return f(std::integral_constant<int, 4>{});
+  if (width <= 8) return f(std::integral_constant<int, 8>{});
+  if (width <= 16) return f(std::integral_constant<int, 16>{});
+  return f(std::integral_constant<int, 32>{});
 }
 
 // Whether the current device starts a grid before the one ahead of it ends (compute capability 9.0 and later).

@@ -248,12 +248,9 @@ cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream
       return launch_after_previous(bias_lse_block_kernel<T>, static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch)),
                                    kSplitThreads, stream, a);
     }
-    if (a.c_out <= 1) return launch_bias_lse_lanes<T, 1>(a, max_blocks, stream);
-    if (a.c_out <= 2) return launch_bias_lse_lanes<T, 2>(a, max_blocks, stream);
-    if (a.c_out <= 4) return launch_bias_lse_lanes<T, 4>(a, max_blocks, stream);
-    if (a.c_out <= 8) return launch_bias_lse_lanes<T, 8>(a, max_blocks, stream);
-    if (a.c_out <= 16) return launch_bias_lse_lanes<T, 16>(a, max_blocks, stream);
-    return launch_bias_lse_lanes<T, 32>(a, max_blocks, stream);
+    return with_row_lanes(a.c_out, [&](auto lanes) {
+      return launch_bias_lse_lanes<T, decltype(lanes)::value>(a, max_blocks, stream);
+    });
   });
 }
 
