@@ -1,5 +1,6 @@
 // The split strategy's kernels (../plan.h): a reader of planes in any layout, in place (a group of lanes per plane or
-// piece of one), a reader of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM. Only CUDA headers are included: see kernels.h.
+// piece of one), a reader of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM.
+// Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
 #include "kernels/dtype.cuh"
@@ -245,8 +246,8 @@ cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream
     // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
     // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
     if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
-      return launch_after_previous(bias_lse_block_kernel<T>, static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch)),
-                                   kSplitThreads, stream, a);
+      const auto blocks = static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch));
+      return launch_after_previous(bias_lse_block_kernel<T>, blocks, kSplitThreads, stream, a);
     }
     return with_row_lanes(a.c_out, [&](auto lanes) {
       return launch_bias_lse_lanes<T, decltype(lanes)::value>(a, max_blocks, stream);

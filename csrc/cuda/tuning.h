@@ -54,7 +54,8 @@ constexpr int64_t kSplitThreads = 256;
 // made 128 items and ran 2x slower; elsewhere 128 and 32 were within 4%), until every resident group has
 // kPlaneLanesItemsPerGroup items (the last wave of equal items is then a small part).
 constexpr int64_t kPlaneLanesUnitsPerLane = 8;
-constexpr int kPlaneLanesGroups[] = {4, 8, 32};  // the lane counts past one, smallest first (split.cu has a kernel each)
+// The lane counts past one, smallest first (split.cu has a kernel for each).
+constexpr int kPlaneLanesGroups[] = {4, 8, 32};
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
 
