@@ -45,8 +45,16 @@ constexpr double kTorchSumStridedShare = 0.3;
 constexpr double kPlanesReadShare = 0.75;
 constexpr double kTinyPlanesShare = 0.3;
 constexpr double kPlaneLanesShare = 0.75;
-// The channel-rows reader: not measured yet; torch's figure on the layout it reads until it is.
-constexpr double kChannelRowsShare = kTorchSumShare;
+// The channel-rows reader on the channels-last x it is chosen for (channel_rows_suits; H200, bench/strategies.py of
+// f91f29f, every reader forced in turn): the whole forward of r04 and headline_nhwc (1 GiB) at 3.7-3.8 TB/s (r04
+// 287 us against 353 through torch's reduction; headline_nhwc 286 against torch's 289 and the fused launch's 301),
+// and the fastest reader, or within 2% of it, on every channels-last problem of at most kChannelRowsMaxChannels
+// channels and at least kChannelRowsMinPixels pixels (r05 28 us against the fused launch's 40, r21 65 against 83,
+// r36 45 against torch's 58, r38, r55). With more channels or fewer pixels torch's reduction or the fused launch was
+// faster: C of 142 to 1439 (r20, r23, r37, r52: by up to 1.27x), planes of 4 to 69 pixels (r07, r53, r54: 2.7-10x).
+constexpr double kChannelRowsShare = 0.8;
+constexpr int64_t kChannelRowsMaxChannels = 128;
+constexpr int64_t kChannelRowsMinPixels = 4096;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -70,6 +78,19 @@ constexpr double kTiledShareOfPeak = 0.45;
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
+// The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about
+// kRowsLseChannelSlots per channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and
+// kRowsLseLogitSlots for the biases, the mask and the logsumexp (its precise exp alone is 8 instructions); float64
+// takes kRowsLseFloat64Factor times as many (FMAs at half rate, a longer exp). It reaches kRowsLseIssueShare of the
+// device's issue rate (lanes x multiprocessors x clock: fp32_gflops / 2). First figures from the SASS, then checked
+// on the H200 (f91f29f): r00's epilogue predicted 95 us, measured about 96 (the forward's 119 less its reader's 19
+// and W.sum's 3); r01's 32, measured about 29. Against the tiled epilogue, forced on the 16 problems where it
+// applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old: r00 212 -> 119 us, r01 172 -> 48, r07 70 -> 53,
+// skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31.
+constexpr double kRowsLseChannelSlots = 1.4;
+constexpr double kRowsLseLogitSlots = 24;
+constexpr double kRowsLseFloat64Factor = 3;
+constexpr double kRowsLseIssueShare = 0.7;
 
 // Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
 // elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements it was the
@@ -125,6 +146,11 @@ double read_us(double bytes, const DeviceProps& d, double share) {
 
 bool in_place_for_planes(Layout layout) { return layout == Layout::kPlanes || layout == Layout::kChannelsLast; }
 
+bool channel_rows_suits(const Problem& p) {
+  return p.layout == Layout::kChannelsLast && p.in_channels > 1 && p.in_channels <= kChannelRowsMaxChannels &&
+         p.height * p.width >= kChannelRowsMinPixels;
+}
+
 // Why the fused launch is not considered for p, or nullptr where it is.
 const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   const int64_t plane = p.height * p.width;
@@ -136,6 +162,7 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
                                                             : "float64 x of many rows reads faster in the split strategy";
   }
   if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
+  if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
     return plane * p.element_bytes >= kFusedMinRowBytes ? nullptr : "planes this short read faster in the split strategy";
@@ -177,13 +204,13 @@ double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 // The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`.
 double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
-  if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels)) {
-    // Not measured yet: one launch, the sums read once, the FMAs and exps at the tiled kernel's share of the peak.
-    const double share = p.element_bytes == 8 ? kTiledFloat64ShareOfPeak : kTiledShareOfPeak;
-    const double compute =
-        2.0 * p.batch * p.out_channels * (p.in_channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
+  if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
+    const double slots = static_cast<double>(p.batch) * ceil_div(p.out_channels, kRowsLseChunk) * kRowsLseChunk *
+                         (p.in_channels * kRowsLseChannelSlots + kRowsLseLogitSlots) *
+                         (p.element_bytes == 8 ? kRowsLseFloat64Factor : 1.0);
+    const double compute = slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
-    return kLaunchUs + std::max(compute, sums);
+    return kTiledLaunches * kLaunchUs + std::max(compute, sums);
   }
   if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kTiledLse) {
@@ -251,9 +278,23 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
-bool rows_lse_applies(int64_t in_channels, int64_t out_channels) {
-  return out_channels >= 1 && out_channels <= 32 * kRowsLseColumnsPerLane &&  // a warp of lanes per row at most
-         in_channels * out_channels <= kRowsLseMaxWeights;
+bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
+  return in_channels >= 1 && in_channels <= kRowsLseMaxChannels && out_channels >= 1 &&
+         out_channels <= kRowsLseMaxOutChannels &&
+         in_channels * ceil_div(out_channels, kRowsLseChunk) * kRowsLseChunk * acc_bytes <= kRowsLseMaxWeightBytes;
+}
+
+RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                              int64_t resident_threads) {
+  RowsLseTiling t{};
+  const int64_t chunks = ceil_div(out_channels, kRowsLseChunk);
+  t.lanes = 1;
+  while (t.lanes < 32 && 2 * t.lanes <= chunks && batch * t.lanes < resident_threads) t.lanes *= 2;
+  const int64_t padded_columns = chunks * kRowsLseChunk;
+  const int64_t rows = kRowsLseThreads / t.lanes;
+  // W.sum and both biases padded to whole chunks, then the sums [C_in][rows + 1].
+  t.shared_bytes = ((in_channels + 2) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
+  return t;
 }
 
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks) {
@@ -276,6 +317,7 @@ Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
   if (plane == 1) return Reader::kTorchSum;
   if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows) return Reader::kPlaneLanes;
+  if (channel_rows_suits(p)) return Reader::kChannelRows;
   if (p.layout == Layout::kPlanes) {
     const bool torch_faster = p.element_bytes == 8 || plane >= kLanesMaxContiguousPlane;
     return torch_faster ? Reader::kTorchSum : Reader::kPlaneLanes;
@@ -289,11 +331,12 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
+  const bool rows_apply = rows_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
+  plan.rows_us = rows_apply ? epilogue_us(p, d, Epilogue::kRowsLse) : std::numeric_limits<double>::infinity();
+  if (plan.rows_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kRowsLse;
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
-  if (plan.epilogue == Epilogue::kRowsLse && !rows_lse_applies(p.in_channels, p.out_channels)) {
-    plan.epilogue = Epilogue::kTiledLse;
-  }
+  if (plan.epilogue == Epilogue::kRowsLse && !rows_apply) plan.epilogue = Epilogue::kTiledLse;
   plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
@@ -327,23 +370,27 @@ Plan choose(const Problem& p, const DeviceProps& d) {
 }
 
 std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
-  char fused[32];
-  if (std::isfinite(plan.fused_us)) {
-    std::snprintf(fused, sizeof(fused), "%.3f", plan.fused_us);
-  } else {
-    std::snprintf(fused, sizeof(fused), "null");
-  }
+  char fused[32], rows[32];
+  const auto number_or_null = [](char (&text)[32], double value) {
+    if (std::isfinite(value)) {
+      std::snprintf(text, sizeof(text), "%.3f", value);
+    } else {
+      std::snprintf(text, sizeof(text), "null");
+    }
+  };
+  number_or_null(fused, plan.fused_us);
+  number_or_null(rows, plan.rows_us);
   char text[1280];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"cublas_us\": %.3f, \"copies_x\": %s, \"why\": \"%s\", "
+                "\"cublas_us\": %.3f, \"rows_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
-                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us,
+                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),

@@ -46,15 +46,15 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 //  kCublasLse: cuBLAS's GEMM (float32-exact: 3xTF32 when TF32 is allowed) writes the logits, then one kernel adds
 //              the biases and takes each row's logsumexp (cuda/split.cu): for GEMMs where cuBLAS's speed (float64
 //              tensor cores, tuned SIMT) repays the logits' round trip.
-//  kRowsLse:   one kernel (cuda/gemm_lse.cu): a group of lanes per row computes the row's logits from W.sum in shared
-//              memory and takes their logsumexp; for C_in x C_out small enough (rows_lse_applies), where a tile's
-//              fixed costs in the tiled kernel outweigh its FMAs. Forced only until measured; where it does not
-//              apply, the tiled one runs.
+//  kRowsLse:   one kernel (cuda/gemm_lse.cu): a group of lanes per row computes the row's logits, a chunk of
+//              columns at a time, from W.sum and the sums staged in shared memory, and takes their logsumexp; for few
+//              channels (rows_lse_applies), where the tiled kernel's tiles spend more on staging and bookkeeping than
+//              on FMAs.
 enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2 };
 
-// Whether the rows epilogue takes a GEMM of C_in x C_out: W.sum fits its shared memory, and each lane takes at
-// most kRowsLseColumnsPerLane columns.
-bool rows_lse_applies(int64_t in_channels, int64_t out_channels);
+// Whether the rows epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: what it stages fits a
+// block's shared memory (cuda/tuning.h, kRowsLseMax*).
+bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
@@ -62,8 +62,9 @@ bool rows_lse_applies(int64_t in_channels, int64_t out_channels);
 //                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
 //  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and
 //                   planes of one element (a copy).
-//  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu); torch's
-//                   reduction for other layouts. Forced only (planning.forced_plan) until measured.
+//  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu): up to
+//                   kChannelRowsMaxChannels channels and planes of kChannelRowsMinPixels pixels or more (plan.cpp);
+//                   torch's reduction for other layouts, where forced.
 enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3, kChannelRows = 4 };
 
 struct Plan {
@@ -76,6 +77,7 @@ struct Plan {
   Epilogue epilogue;    // of the split strategy (also reported for kFused: what a split would run)
   double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
   double cublas_us;
+  double rows_us;       // infinity where the rows epilogue does not apply
   std::string why;
 };
 
@@ -114,6 +116,16 @@ struct ChannelRowsTiling {
   int64_t blocks;
 };
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks);
+
+// The rows epilogue's launch (cuda/gemm_lse.cu) for B rows: lanes per row (1 to 32, powers of two: more while the
+// rows alone leave resident threads idle and each lane still has a chunk of columns), and the dynamic shared memory
+// of a block (W.sum, the biases, its rows' sums).
+struct RowsLseTiling {
+  int lanes;
+  int64_t shared_bytes;
+};
+RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                              int64_t resident_threads);
 
 // The reader for sums alone (the sum_hw op, and the split strategy's first step).
 Reader reader_for_sums(const Problem& problem);

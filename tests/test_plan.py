@@ -69,6 +69,16 @@ def test_split_reader_by_layout(device, layout, plane, reader):
     assert plan_for(problem(1378, 166, 4, *plane, layout=layout), DEVICES[device])["split_reader"] == reader
 
 
+@pytest.mark.parametrize("c_in,plane,reader", [
+    (64, (512, 512), "channel_rows"), (128, (64, 64), "channel_rows"),
+    (129, (512, 512), "torch_sum"),  # more channels than the channel-rows reader was measured good on
+    (64, (63, 65), "torch_sum"),  # fewer pixels than that
+    (64, (5, 6), "plane_lanes")])  # tiny planes, whatever the layout
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader):
+    assert plan_for(problem(8, c_in, 16, *plane, layout="channels_last"), DEVICES[device])["split_reader"] == reader
+
+
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_float64_contiguous_planes_go_to_torch(device):
     assert plan_for(problem(1378, 166, 4, 25, 39, element_bytes=8), DEVICES[device])["split_reader"] == "torch_sum"
@@ -90,16 +100,20 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert plan["predicted_us"] == min(fused_us, plan["split_us"])
                         assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
                         epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"]}
+                        if plan["rows_us"] is not None:  # the rows epilogue applies: C_in <= 16, C_out <= 512
+                            assert c_in <= 16 and c_out <= 512
+                            epilogue_us["rows_lse"] = plan["rows_us"]
                         assert plan["epilogue"] in EPILOGUES and 0 < min(epilogue_us.values())
                         assert epilogue_us[plan["epilogue"]] == min(epilogue_us.values())
 
 
-# (problem, epilogue): skinny GEMMs, whose logits would cost far more than their FMAs, never write them; GEMMs whose
-# FMAs dominate go to cuBLAS.
+# (problem, epilogue): skinny GEMMs, whose logits would cost far more than their FMAs, never write them: the rows
+# epilogue where C_in is a few channels (its cost is the row's own columns and channels, no tile), the tiled one
+# where C_out is too wide for it; GEMMs whose FMAs dominate go to cuBLAS.
 EPILOGUE_CASES = {
-    "million_rows_4_channels": (problem(10**6, 4, 64, 1, 1), "tiled_lse"),
+    "million_rows_4_channels": (problem(10**6, 4, 64, 1, 1), "rows_lse"),
     "wide_c_out_one_channel": (problem(64, 1, 4096, 256, 256, element_bytes=2), "tiled_lse"),
-    "million_tiny_planes": (MANY_TINY_PLANES, "tiled_lse"),
+    "million_tiny_planes": (MANY_TINY_PLANES, "rows_lse"),
     "gemm_heavy": (GEMM_HEAVY, "cublas_lse"),
     "gemm_heavy_float64": (problem(2048, 2048, 8192, 1, 1, element_bytes=8), "cublas_lse"),
 }
@@ -120,8 +134,12 @@ ENVELOPE = {
     "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "plane_lanes"),
     "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
     "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "fused", "planes"),
-    "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split", "torch_sum"),
-    "channels_last_long_rows": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
+    "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split",
+                                     "channel_rows"),
+    "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",
+                                   "channel_rows"),
+    "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
+    "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "torch_sum"),
     "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "torch_sum"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
 }

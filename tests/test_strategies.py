@@ -85,10 +85,19 @@ def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
         assert rel_err(out, reference.truth(expected_x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
 
 
-# (B, C_in, C_out): one column on one lane; 16 lanes of one column; 32 lanes of one (C_out 17); two columns per lane
-# over more rows than blocks at once; eight per lane with W.sum filling shared memory (16 x 256 = 4096 values); one
-# value past it (the tiled epilogue runs instead).
-ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (70001, 4, 64), (50, 16, 256), (40, 17, 241)]
+# (B, C_in, C_out): one column of a chunk on one lane; two lanes of one chunk each; two lanes over three chunks (the
+# last part-masked); four lanes of two chunks over more rows than fit on the device at once (a second trip); 32
+# lanes of 13 chunks, and W.sum at the shared-memory limit in float32 (16 x 256 x 4 bytes; float64 runs tiled);
+# C_out 512 on one channel; C_in 17 and C_out 513, one past each limit (the tiled epilogue runs instead).
+ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (70001, 4, 64), (3, 16, 100), (50, 16, 256), (20, 1, 512),
+                     (40, 17, 241), (30, 2, 513)]
+
+
+def rows_lse_applies(c_in, c_out, dtype):
+    """plan::rows_lse_applies: at most 16 channels and 512 columns, W.sum (columns padded to chunks of 8) within
+    16 KiB of the accumulation type."""
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    return c_in <= 16 and c_out <= 512 and c_in * -(-c_out // 8) * 8 * acc_bytes <= 16384
 
 
 @pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)
@@ -100,7 +109,7 @@ def test_rows_epilogue_matches_float64_model(dtype, problem):
     x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
     poison_allocator("cuda")
     with forced_plan("split", None, "rows_lse"):
-        expected = "rows_lse" if c_in * c_out <= 4096 else "tiled_lse"
+        expected = "rows_lse" if rows_lse_applies(c_in, c_out, dtype) else "tiled_lse"
         assert fusedlse_cuda.explain(x, weight)["epilogue"] == expected
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
         assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias))

@@ -213,69 +213,85 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
   if (lane == 0) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
-// A group of kLanes lanes per row (GemmLseArgs, plan::rows_lse_applies): W.sum [C_in, C_out] is copied to shared
-// memory once per block; lane l takes columns l, l + kLanes, ... (at most kRowsLseColumnsPerLane) of its row, adds
-// their C_in products in channel order, adds the biases the way the tiled kernel does, and the group merges the
-// lanes' logsumexp states. No tiles, no steps, no syncs past the copy: for small GEMMs over many rows, where a tile's
-// fixed costs outweigh its FMAs.
+// A row of B per group of kLanes lanes (GemmLseArgs; plan::rows_lse_applies and rows_lse_tiling): the block stages
+// W.sum and both biases once, padded to whole chunks of kRowsLseChunk columns, and, trip after trip, its rows' sums.
+// Lane l of a group takes the row's chunks l, l + kLanes, ...: a chunk's logits in registers (an FMA per channel and
+// column, W.sum by 16-byte loads that every group's lane reads alike), then the biases and the lane's logsumexp; the
+// group merges its lanes' states once per row. Unlike a tile, a row costs its own C_out columns and C_in channels.
 template <typename T, int kLanes>
-__global__ void __launch_bounds__(kGemmThreads) rows_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+__global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
-  constexpr int kGroups = kGemmThreads / kLanes;
-  __shared__ A staged_wsum[kRowsLseMaxWeights];  // [C_in, C_out], as W.sum is
+  constexpr int kRows = kRowsLseThreads / kLanes;
+  constexpr int kSumPitch = kRows + 1;  // odd: the staging stores, a row's channels lane after lane, hit all banks
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
   wait_for_previous_grid();
+  const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
+  const int padded = (c_out + kRowsLseChunk - 1) / kRowsLseChunk * kRowsLseChunk;
+  // Whole chunks of the accumulation type from offset 0: every array below starts 16-byte aligned.
+  A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [C_in][padded], zeros past C_out
+  A* staged_bias = staged_wsum + channels * padded;      // [padded]
+  A* staged_conv_bias = staged_bias + padded;            // [padded], zeros without conv_bias
+  A* staged_sums = staged_conv_bias + padded;            // [C_in][kSumPitch]: this trip's rows
   const A* sums = static_cast<const A*>(a.sums);
   const A* wsum = static_cast<const A*>(a.weight_sum);
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);
-  const A scale = static_cast<A>(a.scale);
-  const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
-  for (int i = threadIdx.x; i < channels * c_out; i += kGemmThreads) staged_wsum[i] = wsum[i];
-  const int lane = threadIdx.x % kLanes;
-  const int columns = lane < c_out ? (c_out - lane + kLanes - 1) / kLanes : 0;  // this lane's
-  A col_bias[kRowsLseColumnsPerLane], col_conv_bias[kRowsLseColumnsPerLane];
-#pragma unroll
-  for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
-    const int col = lane + j * kLanes;
-    col_bias[j] = j < columns ? to_acc(bias[col * a.bias_stride]) : A(0);
-    col_conv_bias[j] = j < columns && conv_bias ? to_acc(conv_bias[col]) : A(0);
+  for (int i = threadIdx.x; i < channels * padded; i += kRowsLseThreads) {
+    const int k = i / padded, col = i - k * padded;
+    staged_wsum[i] = col < c_out ? wsum[k * c_out + col] : A(0);
   }
-  __syncthreads();
-  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
-  for (int64_t first = int64_t{blockIdx.x} * kGroups; first < a.batch; first += int64_t{gridDim.x} * kGroups) {
-    const int64_t row = first + threadIdx.x / kLanes;
+  for (int col = threadIdx.x; col < padded; col += kRowsLseThreads) {
+    staged_bias[col] = col < c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
+    staged_conv_bias[col] = col < c_out && conv_bias ? to_acc(conv_bias[col]) : A(0);
+  }
+  const A scale = static_cast<A>(a.scale);
+  const int lane = threadIdx.x % kLanes, local_row = threadIdx.x / kLanes;
+  for (int64_t first = int64_t{blockIdx.x} * kRows; first < a.batch; first += int64_t{gridDim.x} * kRows) {
+    const int rows_here = static_cast<int>(std::min<int64_t>(kRows, a.batch - first));
+    __syncthreads();  // the last trip's reads of staged_sums are done (and, on the first, the staging above)
+    const A* from = sums + first * channels;  // this trip's rows: rows_here x C_in values in a row
+    for (int i = threadIdx.x; i < rows_here * channels; i += kRowsLseThreads) {
+      const int r = i / channels;
+      staged_sums[(i - r * channels) * kSumPitch + r] = from[i];
+    }
+    __syncthreads();
     Lse<A> state{-INFINITY, A(0)};
-    if (row < a.batch) {
-      A logits[kRowsLseColumnsPerLane] = {};
-      const A* row_sums = sums + row * a.channels;
+    if (local_row < rows_here) {  // a whole group or none of it
+      for (int c0 = lane * kRowsLseChunk; c0 < c_out; c0 += kLanes * kRowsLseChunk) {
+        A logits[kRowsLseChunk] = {};
 #pragma unroll 4
-      for (int k = 0; k < channels; ++k) {
-        const A s = row_sums[k];  // the same address in every lane of the group: one load
-        const A* w = staged_wsum + k * c_out + lane;
+        for (int k = 0; k < channels; ++k) {
+          const A s = staged_sums[k * kSumPitch + local_row];
+          A w[kRowsLseChunk];
+          load_run<A, kRowsLseChunk>(staged_wsum + k * padded + c0, w);
 #pragma unroll
-        for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
-          if (j < columns) logits[j] = fma(s, w[j * kLanes], logits[j]);
+          for (int j = 0; j < kRowsLseChunk; ++j) logits[j] = fma(s, w[j], logits[j]);
         }
-      }
-      A v[kRowsLseColumnsPerLane];
+        A col_bias[kRowsLseChunk], col_conv_bias[kRowsLseChunk], v[kRowsLseChunk];
+        load_run<A, kRowsLseChunk>(staged_bias + c0, col_bias);
+        load_run<A, kRowsLseChunk>(staged_conv_bias + c0, col_conv_bias);
+        // The biases as the other epilogues add them (scale x logit + bias, then + conv_bias); columns past C_out
+        // become -inf, which adds nothing.
 #pragma unroll
-      for (int j = 0; j < kRowsLseColumnsPerLane; ++j) {
-        v[j] = scale * logits[j] + col_bias[j];
-        if (conv_bias) v[j] += col_conv_bias[j];
-        if (j >= columns) v[j] = -INFINITY;
+        for (int j = 0; j < kRowsLseChunk; ++j) {
+          v[j] = scale * logits[j] + col_bias[j];
+          if (conv_bias) v[j] += col_conv_bias[j];
+          if (c0 + j >= c_out) v[j] = -INFINITY;
+        }
+        lse_push_all(state, v);
       }
-      lse_push_all(state, v);
     }
     state = group_lse<A, kLanes>(state);
-    if (lane == 0 && row < a.batch) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
+    if (lane == 0 && local_row < rows_here) static_cast<T*>(a.out)[first + local_row] = from_acc<T>(ten_lse(state));
   }
 }
 
 template <typename T, int kLanes>
-cudaError_t launch_rows_lanes(const GemmLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
-  constexpr int64_t kGroups = kGemmThreads / kLanes;
-  const int64_t blocks = std::clamp<int64_t>((a.batch + kGroups - 1) / kGroups, 1, std::max<int64_t>(max_blocks, 1));
-  return launch_after_previous(rows_lse_kernel<T, kLanes>, static_cast<unsigned>(blocks), kGemmThreads, stream, a);
+cudaError_t launch_rows_lanes(const GemmLseArgs& a, int64_t shared_bytes, int64_t max_blocks, cudaStream_t stream) {
+  constexpr int64_t kRows = kRowsLseThreads / kLanes;
+  const int64_t blocks = std::clamp<int64_t>((a.batch + kRows - 1) / kRows, 1, std::max<int64_t>(max_blocks, 1));
+  return launch_after_previous_with_shared(rows_lse_kernel<T, kLanes>, static_cast<unsigned>(blocks),
+                                           kRowsLseThreads, static_cast<size_t>(shared_bytes), stream, a);
 }
 
 template <typename T, int kTile>
@@ -308,12 +324,27 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
   });
 }
 
-cudaError_t launch_rows_lse(const GemmLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
+cudaError_t launch_rows_lse(const GemmLseArgs& a, int lanes, int64_t shared_bytes, int64_t max_blocks,
+                            cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
-    // As few lanes per row as C_out allows, up to a warp: every lane busy on narrow rows.
-    return with_row_lanes(a.c_out, [&](auto lanes) {
-      return launch_rows_lanes<T, decltype(lanes)::value>(a, max_blocks, stream);
+    return with_row_lanes(lanes, [&](auto group) {  // lanes: a power of two
+      return launch_rows_lanes<T, decltype(group)::value>(a, shared_bytes, max_blocks, stream);
+    });
+  });
+}
+
+int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes) {
+  return with_element_type(kind, 0, [&](auto element) {
+    using T = decltype(element);
+    return with_row_lanes(lanes, [&](auto group) {  // lanes: a power of two
+      int blocks = 0;
+      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, rows_lse_kernel<T, decltype(group)::value>,
+                                                        kRowsLseThreads, static_cast<size_t>(shared_bytes)) !=
+          cudaSuccess) {
+        return 0;
+      }
+      return blocks;
     });
   });
 }

@@ -176,9 +176,13 @@ cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 // Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
-// The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): a group of lanes per row, W.sum in shared
-// memory; reads every field but partial_lse, column_runs, row tiles and tile; at most max_blocks blocks.
-cudaError_t launch_rows_lse(const GemmLseArgs& args, int64_t max_blocks, cudaStream_t stream);
+// The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of
+// dynamic shared memory (plan::rows_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse,
+// column_runs and tile.
+cudaError_t launch_rows_lse(const GemmLseArgs& args, int lanes, int64_t shared_bytes, int64_t max_blocks,
+                            cudaStream_t stream);
+// Resident rows-epilogue blocks per multiprocessor with `lanes` lanes per row and shared_bytes of shared memory.
+int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);

@@ -45,22 +45,29 @@ inline bool device_overlaps_launches() {
   return major >= 9;
 }
 
-// kernel<<<grid, block, 0, stream>>>(args...), allowed to start before the grid ahead of it ends where the device
-// can; the kernel's first statement must be wait_for_previous_grid().
+// kernel<<<grid, block, shared_bytes, stream>>>(args...), allowed to start before the grid ahead of it ends where
+// the device can; the kernel's first statement must be wait_for_previous_grid().
 template <typename... Params, typename... Args>
-cudaError_t launch_after_previous(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
-                                  Args&&... args) {
+cudaError_t launch_after_previous_with_shared(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared_bytes,
+                                              cudaStream_t stream, Args&&... args) {
   cudaLaunchAttribute overlap{};
   overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
   overlap.val.programmaticStreamSerializationAllowed = 1;
   cudaLaunchConfig_t config{};
   config.gridDim = grid;
   config.blockDim = block;
-  config.dynamicSmemBytes = 0;
+  config.dynamicSmemBytes = shared_bytes;
   config.stream = stream;
   config.attrs = &overlap;
   config.numAttrs = device_overlaps_launches() ? 1 : 0;
   return cudaLaunchKernelEx(&config, kernel, std::forward<Args>(args)...);
+}
+
+// The same without dynamic shared memory.
+template <typename... Params, typename... Args>
+cudaError_t launch_after_previous(void (*kernel)(Params...), dim3 grid, dim3 block, cudaStream_t stream,
+                                  Args&&... args) {
+  return launch_after_previous_with_shared(kernel, grid, block, 0, stream, std::forward<Args>(args)...);
 }
 
 }  // namespace

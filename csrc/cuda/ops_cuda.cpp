@@ -569,6 +569,19 @@ void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) 
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
 }
 
+// out = gemm_lse_operands' by the rows epilogue (plan::rows_lse_applies must hold), sized by plan::rows_lse_tiling.
+void rows_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t stream) {
+  const int device = sums.get_device();
+  const plan::DeviceProps props = device_props(device);
+  const plan::RowsLseTiling tiling = plan::rows_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
+                                                           props.multiprocessors * props.warps_per_sm * 32);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.lanes, tiling.shared_bytes);
+  const int64_t max_blocks =
+      props.multiprocessors *
+      std::max(1, once_per_key(key, [&] { return rows_lse_blocks_per_sm(a.kind, tiling.lanes, tiling.shared_bytes); }));
+  C10_CUDA_CHECK(launch_rows_lse(a, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
+}
+
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
 // `epilogue`. cuBLAS's epilogue writes the [rows, C_out] logits, its only workspace; batches go through in ranges
 // that keep them within the workspace budget.
@@ -590,7 +603,7 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, conv_bias_ptr, bias_flat,
                                                    bias_stride(bias_flat), kind, s.scale, out.data_ptr());
     if (chosen.epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
-      C10_CUDA_CHECK(launch_rows_lse(operands, resident_split_blocks(x_in.get_device()), stream));
+      rows_gemm_lse(operands, sums, stream);
     } else {
       tiled_gemm_lse(operands, sums, stream);
     }

@@ -59,16 +59,26 @@ constexpr int kPlaneLanesGroups[] = {4, 8, 32};
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
 
-// The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse): W.sum of up to kRowsLseMaxWeights values in shared memory
-// (16 KiB of float, 32 KiB of double), and at most kRowsLseColumnsPerLane columns per lane (C_out up to 256 on 32
-// lanes a row). Not measured yet.
-constexpr int64_t kRowsLseMaxWeights = 4096;
-constexpr int kRowsLseColumnsPerLane = 8;
+// The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
+// threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte
+// shared-memory loads of W.sum per channel for float). The block stages W.sum, both biases and its rows' sums in
+// shared memory: at most kRowsLseMaxChannels channels, kRowsLseMaxOutChannels columns and kRowsLseMaxWeightBytes of
+// W.sum, so that the whole stays under the 48 KiB a block gets without opting in (float64 at the limits: 16 + 8 +
+// 16.1 KiB). Why a chunk and no tile: the tiled kernel's 128-row tiles spent about 60 issue slots per logit on r00
+// (C_in 4, C_out 64; ncu: 122M warp instructions for 64M logits, 196 us), its thread blocks and staging sized for
+// GEMMs with many channels; the rows kernel took r00's forward from 212 to 119 us (H200, plan.cpp has the rest). A
+// first rows kernel with up to 8 columns per lane, always unrolled to 8 and predicated, issued 188 slots per logit
+// (ncu: 376M warp instructions, 436 us).
+constexpr int kRowsLseThreads = 128;
+constexpr int kRowsLseChunk = 8;
+constexpr int64_t kRowsLseMaxChannels = 16;
+constexpr int64_t kRowsLseMaxOutChannels = 512;
+constexpr int64_t kRowsLseMaxWeightBytes = 16 * 1024;
 
 // The channel-rows reader (split.cu; sized by plan::channel_rows_tiling): channels-last x of up to
 // kSplitThreads * kChannelRowsWideLoads channels (C_in 2048: the sweep's widest). Chunks of pixels leave each thread
 // at least kChannelRowsMinLoads loads (four trips), until every resident block has kChannelRowsItemsPerBlock items.
-// Not measured yet: the plane-lanes reader's figures, taken over.
+// The plane-lanes reader's figures, taken over; the reader was measured (plan.cpp), these sizes were not varied.
 constexpr int kChannelRowsWideLoads = 8;
 constexpr int64_t kChannelRowsMinLoads = 32;
 constexpr int64_t kChannelRowsItemsPerBlock = 4;

@@ -22,14 +22,15 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout),
             ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts),
-            ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place; only where forced, for
-            now).
+            ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
+            and at least 4096 pixels per plane).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
-            writes the logits, one kernel takes the logsumexp); ``"rows_lse"`` (a group of lanes per row, W.sum
-            in shared memory, for small C_in x C_out; only where forced, for now).
+            writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
+            row computing its logits a chunk of columns at a time: C_in up to 16, C_out up to 512).
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
-            cublas_us: the epilogue's part of split_us with each epilogue.
+            cublas_us, rows_us: the epilogue's part of split_us with each epilogue (rows_us None where the rows
+            epilogue does not apply).
         why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
