@@ -119,7 +119,8 @@ constexpr int64_t kFusedMinRowBytes = 16 * 1024;
 //  - channels-last x: at most this many partial sums per batch (channels x pieces of 128 KiB the positions are cut
 //    into), which one block adds up at the end: 524k of them took r04 (B = 1) 700 us against 359 through torch's
 //    reader; 32k cost the headline's channels-last copy 2%; 400 to 5k (r05, r20, r21, r38) left the fused launch
-//    fastest.
+//    faster than torch's reader (the channel-rows reader was faster still on r05, r21 and r38: channel_rows_suits
+//    leaves the fused launch out there).
 constexpr int64_t kFusedMaxPartialsPerBatch = 16384;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed. On
