@@ -66,6 +66,12 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
+// cuBLAS's GEMM is counted as if K and N were at least this wide: its kernels tile both by 64 or more, and a
+// skinnier GEMM pays for the whole tile. Fitted to both epilogues forced on the 64 random and the named problems
+// (bench/results/h200/strategies_rows.json, 1bf3889's kernels): the epilogue choice then costs 0.60 of summed
+// relative loss against the faster epilogue, 0.89 without (r22 1.03x, r27 1.18x and r58 1.12x slower than they
+// needed to be; now r39 1.03x); 64 to 128 fit alike, 32 left r27 and r58, 256 sent r59 and r62 to the slower tiled one.
+constexpr double kCublasMinTile = 64;
 // The tiled GEMM + logsumexp since e4080e0 (H200, 2026-11-30; the gemm_lse op alone, docs/limits.md §10): 30-36
 // TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.45-0.54 of the FMA peak; cuBLAS 48-51), 7.8-9.3 in float64 (0.12-0.14;
 // SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about kLseFmas FMAs' worth
@@ -229,7 +235,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
     return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums;
   }
-  const double gemm = 2.0 * p.batch * p.in_channels * p.out_channels / (peak_flops * kGemmShareOfPeak);
+  const double gemm = 2.0 * p.batch * std::max<double>(p.in_channels, kCublasMinTile) *
+                      std::max<double>(p.out_channels, kCublasMinTile) / (peak_flops * kGemmShareOfPeak);
   const double traffic = 2.0 * p.batch * (p.in_channels + p.out_channels) * acc_bytes(p) /
                          (d.read_gbps * 1e3 * kSplitTrafficShare);
   return kCublasLaunches * kLaunchUs + gemm + traffic;

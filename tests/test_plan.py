@@ -115,6 +115,10 @@ EPILOGUE_CASES = {
     "wide_c_out_one_channel": (problem(64, 1, 4096, 256, 256, element_bytes=2), "tiled_lse"),
     "million_tiny_planes": (MANY_TINY_PLANES, "rows_lse"),
     "gemm_heavy": (GEMM_HEAVY, "cublas_lse"),
+    # cuBLAS's tiles of 64 and more, paid for in full by skinny GEMMs (r58 and r27 of the sweep: the tiled epilogue
+    # 12% and 18% faster)
+    "skinny_n_many_rows": (problem(125565, 69, 35, 2, 3, element_bytes=2, layout="strided_rows"), "tiled_lse"),
+    "skinny_k_float64": (problem(180286, 25, 413, 1, 24, element_bytes=8), "tiled_lse"),
     "gemm_heavy_float64": (problem(2048, 2048, 8192, 1, 1, element_bytes=8), "cublas_lse"),
 }
 
