@@ -6,6 +6,7 @@
 #include "kernels.h"
 #include "kernels/dtype.cuh"
 #include "kernels/load.cuh"
+#include "launch.cuh"
 
 namespace fusedlse {
 namespace {
@@ -98,10 +99,7 @@ cudaError_t launch_broadcast_typed(const BroadcastArgs& a, cudaStream_t stream) 
 
 template <typename T>
 int broadcast_blocks_per_sm_typed() {
-  int blocks = 0;
-  const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, broadcast_hw_kernel<T, uint64_t, true>, kBlockThreads, 0);
-  return status == cudaSuccess && blocks > 0 ? blocks : 1;
+  return resident_blocks_per_sm(broadcast_hw_kernel<T, uint64_t, true>, kBlockThreads);
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "kernels/read_channels_last.cuh"
 #include "kernels/tickets.cuh"
 #include "kernels/epilogue.cuh"
+#include "launch.cuh"
 
 namespace fusedlse {
 namespace {
@@ -100,12 +101,8 @@ cudaError_t launch_fused_typed(const FusedArgs& a, cudaStream_t stream) {
 
 template <typename T>
 int blocks_per_sm_typed(XLayout layout) {
-  int blocks = 0;
-  cudaError_t status = layout == XLayout::kRows
-      ? cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_kernel<T, XLayout::kRows>, kBlockThreads, 0)
-      : cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, fused_kernel<T, XLayout::kChannelsLast>,
-                                                      kBlockThreads, 0);
-  return status == cudaSuccess && blocks > 0 ? blocks : 1;
+  return layout == XLayout::kRows ? resident_blocks_per_sm(fused_kernel<T, XLayout::kRows>, kBlockThreads)
+                                  : resident_blocks_per_sm(fused_kernel<T, XLayout::kChannelsLast>, kBlockThreads);
 }
 
 }  // namespace

@@ -335,16 +335,11 @@ cudaError_t launch_rows_lse(const GemmLseArgs& a, int lanes, int64_t shared_byte
 }
 
 int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes) {
-  return with_element_type(kind, 0, [&](auto element) {
+  return with_element_type(kind, 1, [&](auto element) {
     using T = decltype(element);
     return with_row_lanes(lanes, [&](auto group) {  // lanes: a power of two
-      int blocks = 0;
-      if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, rows_lse_kernel<T, decltype(group)::value>,
-                                                        kRowsLseThreads, static_cast<size_t>(shared_bytes)) !=
-          cudaSuccess) {
-        return 0;
-      }
-      return blocks;
+      return resident_blocks_per_sm(rows_lse_kernel<T, decltype(group)::value>, kRowsLseThreads,
+                                    static_cast<size_t>(shared_bytes));
     });
   });
 }

@@ -181,7 +181,8 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // column_runs and tile.
 cudaError_t launch_rows_lse(const GemmLseArgs& args, int lanes, int64_t shared_bytes, int64_t max_blocks,
                             cudaStream_t stream);
-// Resident rows-epilogue blocks per multiprocessor with `lanes` lanes per row and shared_bytes of shared memory.
+// Resident rows-epilogue blocks per multiprocessor (at least 1) with `lanes` lanes per row and shared_bytes of shared
+// memory.
 int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.

@@ -3,8 +3,8 @@
 // grid's end and its writes (griddepcontrol.wait) before touching memory. What overlaps is the launch itself and the
 // blocks' start, a few microseconds per kernel that a small problem's 3 or 4 kernels otherwise pay in a row (the
 // profiler put the kernels of r02 at 12 us of its 26). On sm_89 the launch is an ordinary one and the wait compiles
-// to nothing. Also how many lanes a kernel of a lane group per row gives each row. Only CUDA headers are included:
-// see kernels.h.
+// to nothing. Also how many lanes a kernel of a lane group per row gives each row, and how many blocks of a kernel
+// fit on a multiprocessor. Only CUDA headers are included: see kernels.h.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -35,6 +35,15 @@ template <typename F> auto with_row_lanes(int64_t width, F&& f) {
   if (width <= 8) return f(std::integral_constant<int, 8>{});
   if (width <= 16) return f(std::integral_constant<int, 16>{});
   return f(std::integral_constant<int, 32>{});
+}
+
+// Resident blocks per multiprocessor of `kernel` with `threads` threads and shared_bytes of dynamic shared memory,
+// from the occupancy calculator; 1 where it fails or finds none (a launch of one block per multiprocessor still runs).
+template <typename... Params>
+int resident_blocks_per_sm(void (*kernel)(Params...), int threads, size_t shared_bytes = 0) {
+  int blocks = 0;
+  const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, shared_bytes);
+  return status == cudaSuccess && blocks > 0 ? blocks : 1;
 }
 
 // Whether the current device starts a grid before the one ahead of it ends (compute capability 9.0 and later).

@@ -357,6 +357,9 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
                        kernel_area};
 }
 
+// Threads that fit on a device at once: what the readers' and the rows epilogue's tilings size their grids by.
+int64_t resident_threads(const plan::DeviceProps& props) { return props.multiprocessors * props.warps_per_sm * 32; }
+
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
 // more.
 int64_t resident_split_blocks(int device) {
@@ -438,7 +441,7 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t strea
   a.out = a.chunks > 1 ? partials.data_ptr() : sums.data_ptr();
   C10_CUDA_CHECK(launch_channel_rows(a, stream));
   if (a.chunks > 1) {
-    add_pieces(partials, a.batch * a.channels, a.chunks, sums, props.multiprocessors * props.warps_per_sm * 32, stream);
+    add_pieces(partials, a.batch * a.channels, a.chunks, sums, resident_threads(props), stream);
   }
   return true;
 }
@@ -489,7 +492,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   a.vec = vectors ? static_cast<int>(vec) : 1;
   const plan::DeviceProps props = device_props(x.get_device());
-  run_plane_lanes(a, sums, props.multiprocessors * props.warps_per_sm * 32, stream);
+  run_plane_lanes(a, sums, resident_threads(props), stream);
   return true;
 }
 
@@ -573,12 +576,12 @@ void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) 
 void rows_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
-  const plan::RowsLseTiling tiling = plan::rows_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
-                                                           props.multiprocessors * props.warps_per_sm * 32);
+  const plan::RowsLseTiling tiling =
+      plan::rows_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(), resident_threads(props));
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.lanes, tiling.shared_bytes);
-  const int64_t max_blocks =
-      props.multiprocessors *
-      std::max(1, once_per_key(key, [&] { return rows_lse_blocks_per_sm(a.kind, tiling.lanes, tiling.shared_bytes); }));
+  const int blocks_per_sm =
+      once_per_key(key, [&] { return rows_lse_blocks_per_sm(a.kind, tiling.lanes, tiling.shared_bytes); });
+  const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
   C10_CUDA_CHECK(launch_rows_lse(a, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
 }
 

@@ -224,20 +224,12 @@ cudaError_t launch_channel_rows(const ChannelRowsArgs& a, cudaStream_t stream) {
 
 int channel_rows_blocks_per_sm(const ChannelRowsArgs& a) {
   return with_element_type(a.kind, 1, [&](auto element) {
-    using T = decltype(element);
-    int blocks = 0;
-    const cudaError_t status =
-        cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, channel_rows_kernel_for<T>(a), kSplitThreads, 0);
-    return status == cudaSuccess && blocks > 0 ? blocks : 1;
+    return resident_blocks_per_sm(channel_rows_kernel_for<decltype(element)>(a), kSplitThreads);
   });
 }
 
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& a) {
-  return with_plane_lanes_kernel(a, 1, [](auto kernel) {
-    int blocks = 0;
-    const cudaError_t status = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, kSplitThreads, 0);
-    return status == cudaSuccess && blocks > 0 ? blocks : 1;
-  });
+  return with_plane_lanes_kernel(a, 1, [](auto kernel) { return resident_blocks_per_sm(kernel, kSplitThreads); });
 }
 
 cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
