@@ -118,14 +118,17 @@ constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
   return (c_out * acc_bytes + 15) / 16 * 16 / acc_bytes;
 }
 
-// sums[b, c] = sum over h, w of x[b, c, h, w] for any strides, in place: a group of `lanes` neighbouring lanes (1, 4,
-// 8 or 32) per plane, or per piece of a plane when there are too few planes to keep the device busy. Element
-// e = h * width + w of a plane is at h * stride_h + w * stride_w; a plane whose rows follow each other comes as one
-// row (height 1). With vec > 1 the planes are such rows of contiguous elements, each starting 16-byte aligned, and
-// the lanes load vec elements at a time: a plane's *units* are its elements, or its whole vectors (the last piece
-// also adds the width % vec elements past them). Piece k covers units [k * piece_units, (k + 1) * piece_units) and
-// its sum goes to out[plane * pieces + k]; plane = b * C + c. Every element of a plane lies less than 2^30 elements
-// from its first (and a plane has fewer than 2^30 units): offsets within a plane are 32-bit.
+// sums[b, c] = sum over h, w of x[b, c, h, w] for any strides, in place: a group of `lanes` neighbouring lanes (1, 4, 8
+// or 32) per plane, or per piece of a plane when there are too few planes to keep the device busy. Element
+// e = h * width + w of a plane is at h * stride_h + w * stride_w; a plane whose rows follow each other comes as one row
+// (height 1). With vec > 1 and height 1 the planes are such rows of contiguous elements, each starting 16-byte aligned,
+// and the lanes load vec elements at a time: a plane's *units* are its elements, or its whole vectors (the last piece
+// also adds the width % vec elements past them). With vec > 1 and height > 1 (stride_w 1) the units are the aligned
+// 16-byte vectors from the one holding the plane's first element to the one holding its last, gaps and neighbours'
+// elements left out by a mask: the host has checked that they all lie in x's storage. Piece k covers units
+// [k * piece_units, (k + 1) * piece_units) and its sum goes to out[plane * pieces + k]; plane = b * C + c. Every
+// element of a plane lies less than 2^30 elements from its first (and a plane has fewer than 2^30 units): offsets
+// within a plane are 32-bit.
 struct PlaneLanesArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w

@@ -377,11 +377,20 @@ int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
 void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, const at::Tensor& out,
                 int64_t resident_threads, cudaStream_t stream);
 
+// The most aligned 16-byte vectors a plane of `a`'s masked-vector walk touches (PlaneLanesArgs: rows of height > 1,
+// vec > 1): its span of elements, starting anywhere in a vector.
+int64_t masked_vectors(const PlaneLanesArgs& a) {
+  const int64_t span = (a.height - 1) * a.stride_h + a.width;
+  return (a.vec - 1 + span + a.vec - 1) / a.vec;
+}
+
 // out [planes] = the sum of each plane's elements by the plane-lanes reader (split.cu), `a` filled but for its sizing
 // and output. Planes cut into pieces leave [planes, pieces] partial sums, which add_pieces then adds up.
 void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_threads, cudaStream_t stream) {
   const int64_t planes = a.batch * a.channels;
-  const int64_t units = a.vec > 1 ? a.width / a.vec : a.height * a.width;
+  const int64_t units = a.vec == 1      ? a.height * a.width
+                        : a.height == 1 ? a.width / a.vec
+                                        : masked_vectors(a);
   const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(planes, units, resident_threads);
   a.lanes = tiling.lanes;
   a.pieces = tiling.pieces;
@@ -446,6 +455,28 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t strea
   return true;
 }
 
+// Whether the plane-lanes reader takes `a`'s planes (read_plane_lanes' form of x) by the masked-vector walk: small
+// planes of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the whole
+// aligned vectors around every plane lie in x's storage and hold no byte DRAM would not fetch anyway. The scalar
+// walk gives such planes one lane each, and each load a sector per lane.
+bool masked_vectors_suit(const at::Tensor& x, const PlaneLanesArgs& a) {
+  const int64_t bytes = x.element_size();
+  const bool one_strided_row = a.height == 1 && a.stride_w > 1;
+  const int64_t row_stride = one_strided_row ? a.stride_w : a.stride_h;
+  const int64_t row_width = one_strided_row ? 1 : a.width;
+  if (!(one_strided_row || (a.height > 1 && a.stride_w == 1)) || row_stride < row_width) return false;  // no overlap
+  if (a.height * a.width > kMaskedVectorsMaxElements || (row_stride - row_width) * bytes >= kMaskedVectorsMaxGapBytes) {
+    return false;
+  }
+  // The vectors reach from the one holding x's first element to the one holding the last plane's last element.
+  const int64_t rows = one_strided_row ? a.width : a.height;
+  const int64_t last = (a.batch - 1) * a.stride_b + (a.channels - 1) * a.stride_c + (rows - 1) * row_stride + row_width;
+  const uintptr_t first_byte = reinterpret_cast<uintptr_t>(x.data_ptr());
+  const uintptr_t end_byte = first_byte + static_cast<uintptr_t>(last * bytes);
+  const uintptr_t storage = reinterpret_cast<uintptr_t>(x.storage().data());
+  return first_byte / 16 * 16 >= storage && (end_byte + 15) / 16 * 16 <= storage + x.storage().nbytes();
+}
+
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
 // column, or rows `width` elements apart) is walked as one row; contiguous ones with every plane 16-byte aligned
 // are loaded 16 bytes at a time. False, and nothing queued, for planes that reach 2^30 elements or more from their
@@ -491,6 +522,15 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
                        a.stride_b % vec == 0 && a.stride_c % vec == 0 &&
                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   a.vec = vectors ? static_cast<int>(vec) : 1;
+  if (!vectors && masked_vectors_suit(x, a)) {
+    if (a.height == 1) {  // one row of elements stride_w apart: rows of one element
+      a.height = a.width;
+      a.width = 1;
+      a.stride_h = a.stride_w;
+      a.stride_w = 1;
+    }
+    a.vec = static_cast<int>(vec);
+  }
   const plan::DeviceProps props = device_props(x.get_device());
   run_plane_lanes(a, sums, resident_threads(props), stream);
   return true;

@@ -26,8 +26,10 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
   A* out = static_cast<A*>(a.out);
   const int lane = threadIdx.x % kLanes;
   const int64_t items = a.batch * a.channels * a.pieces;
-  const int64_t units = kWalk == Walk::kVectors ? a.width / a.vec : a.height * a.width;
+  const int64_t units = kWalk == Walk::kVectors ? a.width / a.vec : a.height * a.width;  // kMaskedVectors: per plane
   const RowStep step = kWalk == Walk::kRows ? row_step<kLanes>(a) : RowStep{};
+  // kMaskedVectors: a plane's elements from its first to its last, in 32-bit (PlaneLanesArgs).
+  const int32_t span = static_cast<int32_t>((a.height - 1) * a.stride_h + a.width);
   // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
   for (int64_t first = int64_t{blockIdx.x} * kGroups; first < items; first += int64_t{gridDim.x} * kGroups) {
     const int64_t item = first + threadIdx.x / kLanes;
@@ -40,8 +42,19 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
       const int64_t b = a.channels == 1 ? plane_index : plane_index / a.channels, c = plane_index - b * a.channels;
       const T* plane = x + b * a.stride_b + c * a.stride_c;
       const int64_t begin = piece * a.piece_units;
-      total = lane_share<T, kLanes, kWalk>(a, step, plane, static_cast<int32_t>(begin + lane),
-                                           static_cast<int32_t>(imin(units, begin + a.piece_units)));
+      if constexpr (kWalk == Walk::kMaskedVectors) {
+        constexpr int32_t kVec = 16 / sizeof(T);
+        const uintptr_t address = reinterpret_cast<uintptr_t>(plane);
+        const int32_t misalign = static_cast<int32_t>((address & 15) / sizeof(T));
+        const int32_t vectors = (misalign + span + kVec - 1) / kVec;  // this plane's; a.piece_units counts the most
+        total = masked_lane_share<T, kLanes>(reinterpret_cast<const uint4*>(address - (address & 15)), misalign, span,
+                                             static_cast<int32_t>(a.stride_h), static_cast<int32_t>(a.width),
+                                             static_cast<int32_t>(begin + lane),
+                                             static_cast<int32_t>(imin(vectors, begin + a.piece_units)));
+      } else {
+        total = lane_share<T, kLanes, kWalk>(a, step, plane, static_cast<int32_t>(begin + lane),
+                                             static_cast<int32_t>(imin(units, begin + a.piece_units)));
+      }
       if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
         for (int64_t e = units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
       }
@@ -106,7 +119,10 @@ template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
 
 // The kernel that walks a's planes with kLanes lanes each.
 template <typename T, int kLanes> auto plane_lanes_kernel_for(const PlaneLanesArgs& a) {
-  if (a.vec > 1) return plane_lanes_kernel<T, kLanes, Walk::kVectors>;
+  if (a.vec > 1) {
+    return a.height > 1 ? plane_lanes_kernel<T, kLanes, Walk::kMaskedVectors>
+                        : plane_lanes_kernel<T, kLanes, Walk::kVectors>;
+  }
   return a.height == 1 ? plane_lanes_kernel<T, kLanes, Walk::kOneRow> : plane_lanes_kernel<T, kLanes, Walk::kRows>;
 }
 

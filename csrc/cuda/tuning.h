@@ -58,6 +58,13 @@ constexpr int64_t kPlaneLanesUnitsPerLane = 8;
 constexpr int kPlaneLanesGroups[] = {4, 8, 32};
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
+// The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of at most
+// kMaskedVectorsMaxElements elements (where the scalar walk gives a plane fewer than 32 lanes, and each of a warp's
+// loads a sector per lane), whose gaps between rows are shorter than kMaskedVectorsMaxGapBytes (a DRAM sector: the
+// gaps' bytes are fetched anyway). NOT MEASURED YET: on the H200 the scalar walk of such planes ran at 0.27-0.4 of
+// the floor (r26, r58, r59, r24 of the sweep; ncu on r26: 577 MB from DRAM in 321 us, 1.8 TB/s).
+constexpr int64_t kMaskedVectorsMaxElements = kPlaneLanesUnitsPerLane * 32;
+constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte

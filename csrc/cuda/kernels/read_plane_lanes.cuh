@@ -14,7 +14,10 @@ namespace {
 //            carrying its column and offset, with one more row's stride when the column passes the width.
 //  kOneRow:  element e at e * stride_w (height 1).
 //  kVectors: unit e is the 16-byte vector at element e * vec (height 1, stride_w 1, every plane aligned).
-enum class Walk { kRows, kOneRow, kVectors };
+//  kMaskedVectors: rows of stride_w 1 whose gaps are shorter than a DRAM sector (the host checks): unit e is the
+//            e-th aligned 16-byte vector from the one holding the plane's first element, and the lane adds the
+//            elements of it that lie in the plane (masked_lane_share).
+enum class Walk { kRows, kOneRow, kVectors, kMaskedVectors };
 
 // A kLanes-element step of the kRows walk, for every lane: columns and offset it moves, and the offset to add when the
 // column passes the width. 32-bit, as every offset within a plane is (PlaneLanesArgs): the walk's few integer
@@ -99,6 +102,64 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
       for (int i = 0; i < kLoads; ++i) {
         if (e + i * kLanes >= end) break;
         acc += sum(v[i]);
+      }
+    }
+  }
+  return acc;
+}
+
+// The sum of one lane's units e, e + kLanes, ... below `end` of a plane of strided rows read as whole aligned 16-byte
+// vectors (Walk::kMaskedVectors): vector e is base[e], and its element j is the plane's element
+// o = e * vec - misalign + j, added where it lies in the plane's span [0, span) and in the first `width` of its
+// row's `row_stride` elements. A plane of a few short rows then costs a few full-width loads instead of a scalar
+// load per element (each request touching a sector per lane), and the gaps loaded with the rows are bytes DRAM
+// would fetch anyway. The column of a lane's next vector moves by a fixed step: one division per lane and item.
+// Trips of loads all issued before their adds, whole and partial ones as in lane_share; summed in a fixed order.
+template <typename T, int kLanes>
+__device__ __forceinline__ acc_t<T> masked_lane_share(const uint4* base, int32_t misalign, int32_t span,
+                                                      int32_t row_stride, int32_t width, int32_t e, int32_t end) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kLoads = 8;
+  int32_t first = e * kVec - misalign;  // the plane's element at this vector's first slot (negative before it)
+  int32_t column = first % row_stride;
+  if (column < 0) column += row_stride;
+  const int32_t step = (kLanes * kVec) % row_stride;
+  const auto add_vector = [&](A& acc, const uint4& v, int32_t o, int32_t c) {
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+      const bool inside = c < width && static_cast<uint32_t>(o + j) < static_cast<uint32_t>(span);
+      acc += inside ? vec_elem<T>(v, j) : A(0);
+      c = c + 1 == row_stride ? 0 : c + 1;
+    }
+  };
+  uint4 v[kLoads];
+  int32_t o[kLoads], c[kLoads];
+  const auto load_and_step = [&](int i, int32_t unit) {
+    v[i] = __ldg(base + unit);  // cached: neighbouring planes may share a vector
+    o[i] = first;
+    c[i] = column;
+    first += kLanes * kVec;
+    column += step;
+    if (column >= row_stride) column -= row_stride;
+  };
+  A acc = A(0);
+  for (; e < end; e += kLoads * kLanes) {
+    if (e + (kLoads - 1) * kLanes < end) {
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) load_and_step(i, e + i * kLanes);
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) add_vector(acc, v[i], o[i], c[i]);
+    } else {
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (e + i * kLanes >= end) break;
+        load_and_step(i, e + i * kLanes);
+      }
+#pragma unroll
+      for (int i = 0; i < kLoads; ++i) {
+        if (e + i * kLanes >= end) break;
+        add_vector(acc, v[i], o[i], c[i]);
       }
     }
   }
