@@ -46,8 +46,8 @@ PLANS = [
     ((2, 3, 130, 70, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: 32 lanes, strided rows, pieces
     ((3, 4, 20, 3, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: 8 lanes over rows of 3
     ((3, 4, 9, 7, 5, 1, 1), "channels_last", torch.float32, LANES_TILED),  # plane-lanes: one row of stride C
-    ((500, 7, 3, 6, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: masked vectors, rows with gaps
-    ((40, 12, 3, 1, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: masked vectors, a column
+    ((63, 7, 2, 7, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: masked vectors, past the storage
+    ((40, 12, 13, 1, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: masked vectors, a column
     ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
     ((2, 300, 7, 9, 5, 1, 1), "channels_last", torch.float32, ROWS_TILED),  # channel rows: 2 channels per thread
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction

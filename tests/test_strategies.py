@@ -225,12 +225,13 @@ def _strided(x, layout):
 
 # (B, C_in, H, W): every walk of the plane-lanes reader (strided rows, one row, 16-byte vectors with and without a
 # tail, the tail longer than the lanes), lanes 1 to 32 (more lanes than a row is wide included), planes cut into
-# pieces (a second pass adds them), rows of one column. In the sliced, padded_w and rows layouts the planes of up to
-# 256 elements take the masked-vector walk (its gaps of 2 elements, planes starting anywhere in a vector; a column
-# of one element every 3 as rows of one); the last three shapes are r26's, r58's and r59's planes of the sweep.
+# pieces (a second pass adds them), rows of one column. In the sliced, padded_w and rows layouts the planes of 12 to
+# 256 elements take the masked-vector walk (gaps of 2 or 3 elements, planes starting anywhere in a vector, the last
+# vector past the end of x's storage; a column of one element every 3 as rows of one); planes of fewer elements the
+# scalar walk. (500, 7, 3, 6) and (64, 69, 2, 3) are r26's and r58's planes of the sweep.
 READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (4, 6, 20, 3), (2, 3, 64, 64),
                  (1, 2, 512, 512), (1, 1, 1, 131), (2, 3, 1, 135), (3, 2, 300, 299), (1, 1, 2048, 2048),
-                 (500, 7, 3, 6), (64, 69, 2, 3), (90, 12, 3, 1)]
+                 (500, 7, 3, 6), (64, 69, 2, 3), (63, 7, 2, 7), (90, 12, 13, 1)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS + ["rows", "padded_w", "transposed"])

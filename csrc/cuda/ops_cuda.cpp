@@ -456,25 +456,20 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t strea
 }
 
 // Whether the plane-lanes reader takes `a`'s planes (read_plane_lanes' form of x) by the masked-vector walk: small
-// planes of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the whole
-// aligned vectors around every plane lie in x's storage and hold no byte DRAM would not fetch anyway. The scalar
-// walk gives such planes one lane each, and each load a sector per lane.
-bool masked_vectors_suit(const at::Tensor& x, const PlaneLanesArgs& a) {
-  const int64_t bytes = x.element_size();
+// planes of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the aligned
+// vectors around every plane hold no byte DRAM would not fetch anyway. The scalar walk gives such planes one lane
+// each, and each load a sector per lane; below kMaskedVectorsMinElements a plane's few scalar loads cost less than
+// the masked walk's per-plane setup (tuning.h). The vectors may reach up to 15 bytes before x's first element or
+// past its last, outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element
+// of x), and the walk adds none of those bytes.
+bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
   const bool one_strided_row = a.height == 1 && a.stride_w > 1;
   const int64_t row_stride = one_strided_row ? a.stride_w : a.stride_h;
   const int64_t row_width = one_strided_row ? 1 : a.width;
   if (!(one_strided_row || (a.height > 1 && a.stride_w == 1)) || row_stride < row_width) return false;  // no overlap
-  if (a.height * a.width > kMaskedVectorsMaxElements || (row_stride - row_width) * bytes >= kMaskedVectorsMaxGapBytes) {
-    return false;
-  }
-  // The vectors reach from the one holding x's first element to the one holding the last plane's last element.
-  const int64_t rows = one_strided_row ? a.width : a.height;
-  const int64_t last = (a.batch - 1) * a.stride_b + (a.channels - 1) * a.stride_c + (rows - 1) * row_stride + row_width;
-  const uintptr_t first_byte = reinterpret_cast<uintptr_t>(x.data_ptr());
-  const uintptr_t end_byte = first_byte + static_cast<uintptr_t>(last * bytes);
-  const uintptr_t storage = reinterpret_cast<uintptr_t>(x.storage().data());
-  return first_byte / 16 * 16 >= storage && (end_byte + 15) / 16 * 16 <= storage + x.storage().nbytes();
+  const int64_t elements = a.height * a.width;
+  return elements >= kMaskedVectorsMinElements && elements <= kMaskedVectorsMaxElements &&
+         (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
 }
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
@@ -522,7 +517,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
                        a.stride_b % vec == 0 && a.stride_c % vec == 0 &&
                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
   a.vec = vectors ? static_cast<int>(vec) : 1;
-  if (!vectors && masked_vectors_suit(x, a)) {
+  if (!vectors && masked_vectors_suit(a, x.element_size())) {
     if (a.height == 1) {  // one row of elements stride_w apart: rows of one element
       a.height = a.width;
       a.width = 1;

@@ -58,11 +58,15 @@ constexpr int64_t kPlaneLanesUnitsPerLane = 8;
 constexpr int kPlaneLanesGroups[] = {4, 8, 32};
 constexpr int64_t kPlaneLanesPieceLoads = 32;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
-// The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of at most
-// kMaskedVectorsMaxElements elements (where the scalar walk gives a plane fewer than 32 lanes, and each of a warp's
-// loads a sector per lane), whose gaps between rows are shorter than kMaskedVectorsMaxGapBytes (a DRAM sector: the
-// gaps' bytes are fetched anyway). NOT MEASURED YET: on the H200 the scalar walk of such planes ran at 0.27-0.4 of
-// the floor (r26, r58, r59, r24 of the sweep; ncu on r26: 577 MB from DRAM in 321 us, 1.8 TB/s).
+// The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of
+// kMaskedVectorsMinElements to kMaskedVectorsMaxElements elements (where the scalar walk gives a plane fewer than 32
+// lanes, and each of a warp's loads a sector per lane), whose gaps between rows are shorter than
+// kMaskedVectorsMaxGapBytes (a DRAM sector: the gaps' bytes are fetched anyway). Measured on the H200 (forward of
+// the sweep's problems, scalar walk -> masked walk, us): r26 (3x6 float16) 373 -> 222, r42 (4x43 float16) 286 -> 242,
+// r24 (3x5 float32) 78.5 -> 72.7, r09 (8x3 bfloat16) 299 -> 290, r56 (62x4 float32) 48.2 -> 47.2, r08 and r11 within
+// 1%; but r58 (2x3 float16) 151 -> 194 and r59 (3x1 float64) 415 -> 422: a plane of a handful of elements costs
+// more in the walk's per-plane setup (a division, the first vector's offset) than its scalar loads do.
+constexpr int64_t kMaskedVectorsMinElements = 12;
 constexpr int64_t kMaskedVectorsMaxElements = kPlaneLanesUnitsPerLane * 32;
 constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 
