@@ -9,7 +9,8 @@ bytes, the GEMM floor torch.mm of the epilogue's [B, C_in] x [C_in, C_out] in fl
 floor_frac = floor / time (1.0: at the floor). Every output is also checked against the float64 shortcut computed
 from the same inputs (err column), so a fast wrong answer shows. Writes DIR/sweep.json (every row), DIR/sweep.md
 (summary per provider: min, p10, median floor_frac; then every row) and DIR/sweep.png (floor_frac against bytes).
-DIR defaults to bench/results/<device>/.
+DIR defaults to bench/results/<device>/. Each shape's `reach` is the floor_frac no forward can pass: the floor
+against the time of reading the bytes every forward must read (touched_bytes of x, and the weight).
 """
 import argparse
 import datetime
@@ -72,6 +73,34 @@ def floors_ms(x, c_out):
     return read, gemm
 
 
+def touched_bytes(x, sector=32, chunk_elements=2**24):
+    """Bytes of the DRAM sectors (32 bytes, aligned) that hold at least one element of x: what any reader of x must
+    fetch. More than x's own bytes where its rows have gaps (a slice of H or W): the gaps within a sector come along.
+    Counted exactly, a chunk of planes at a time, on x's device."""
+    b, c, h, w = x.shape
+    esize = x.element_size()
+    first = x.storage_offset() * esize  # bytes from the storage's start, which the allocator aligns
+    span = first + (sum((n - 1) * st for n, st in zip(x.shape, x.stride())) + 1) * esize
+    hit = torch.zeros((span + sector - 1) // sector, dtype=torch.bool, device=x.device)
+    inner = (torch.arange(h, device=x.device)[:, None] * x.stride(2)
+             + torch.arange(w, device=x.device)[None, :] * x.stride(3)).flatten()
+    planes_per_chunk = max(1, chunk_elements // max(1, h * w))
+    for start in range(0, b * c, planes_per_chunk):
+        plane = torch.arange(start, min(b * c, start + planes_per_chunk), device=x.device)
+        base = (plane // c) * x.stride(0) + (plane % c) * x.stride(1)
+        hit[(first + (base[:, None] + inner[None, :]) * esize) // sector] = True
+    return int(hit.sum()) * sector
+
+
+def must_read_ms(x, weight):
+    """Time of torch's flat t.sum() over as many bytes as any forward must read: the sectors x lies in
+    (touched_bytes) and the weight's bytes, in x's dtype."""
+    nbytes = touched_bytes(x) + weight.numel() * weight.element_size()
+    flat = torch.empty(-(-nbytes // x.element_size()), dtype=x.dtype, device=x.device).normal_()
+    flat.sum()
+    return time_ms(lambda: flat.sum())
+
+
 def shortcut_f64(x, weight, conv_bias, bias):
     """The shortcut in float64 on the GPU: the truth for a sweep row (the identity is exact; tests check it against
     the real model)."""
@@ -109,12 +138,14 @@ def run(problems, providers, checkpoint=lambda rows: None):
         nbytes = x.numel() * x.element_size()
         read_ms, gemm_ms = floors_ms(x, shape[4])
         floor = max(read_ms, gemm_ms)
+        must_ms = must_read_ms(x, args[1])
         truth = shortcut_f64(*args)
         plan = fusedlse_cuda.explain(x, args[1])
         split_epilogue = [plan["epilogue"]] if plan["strategy"] == "split" else []
         plan_name = "/".join([plan["strategy"], plan["reader"]] + split_epilogue)
         base = dict(shape=name, dims=list(shape), dtype=str(dtype).split(".")[-1], layout=layout, bytes=nbytes,
-                    read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor,
+                    read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor, must_read_ms=must_ms,
+                    reach=floor / max(floor, must_ms, gemm_ms),
                     plan=plan_name, predicted_ms=plan["predicted_us"] / 1000)
         for who in providers:
             fn = provider_fn(who)
@@ -151,6 +182,16 @@ def summary(rows, providers):
     return out
 
 
+def reach_summary(rows):
+    """(min, p10, median) over the random shapes of `reach`: the floor_frac a forward reading only the bytes it must
+    (the sectors x lies in, the weight) at the read floor's speed would score; None for rows without it."""
+    reach = sorted(r["reach"] for r in rows if r["provider"] == rows[0]["provider"] and is_random(r["shape"])
+                   and "reach" in r)
+    if not reach:
+        return None
+    return reach[0], reach[int(0.1 * (len(reach) - 1))], statistics.median(reach)
+
+
 def losses(rows):
     """Shapes where fusedlse CUDA is slower than another provider that ran: [(shape, provider, ratio)]."""
     by_shape = {}
@@ -176,12 +217,21 @@ def markdown(meta, rows, providers):
         lines[2:2] = ["Note: " + meta["note"], ""]
     for provider, (lo, p10, med) in summary(rows, providers).items():
         lines.append(f"| {provider} | {lo:.3f} | {p10:.3f} | {med:.3f} |")
+    reach = reach_summary(rows)
+    if reach:
+        lines.append("| *reach* | {:.3f} | {:.3f} | {:.3f} |".format(*reach))
+        lines += ["", "*reach*: the floor_frac of a forward that reads only the bytes it must, at the read floor's "
+                  "speed: the 32-byte sectors x's elements lie in (more than x's bytes where a slice of H or W leaves "
+                  "gaps in its rows) and the weight, timed as torch's flat `t.sum()` over that many bytes "
+                  "(must-read), against max(floor, must-read, GEMM floor). No forward's floor_frac can pass it by "
+                  "more than noise."]
     lost = losses(rows)
     lines += ["", f"Shapes where fusedlse CUDA is slower than a rival: {len(lost)}"
               + "".join(f"\n- {s}: {p} is {ratio:.2f}x faster" for s, p, ratio in lost), "",
               "Each cell: floor_frac. plan: what fusedlse_cuda.explain() chose; predicted: its cost model's time.", "",
-              "| shape | dims (B, C_in, H, W, C_out, kH, kW) | dtype | layout | MiB | floor us | plan | predicted us | "
-              + " | ".join(providers) + " |", "|---|---|---|---|---|---|---|---|" + "---|" * len(providers)]
+              "| shape | dims (B, C_in, H, W, C_out, kH, kW) | dtype | layout | MiB | floor us | reach | plan | "
+              "predicted us | " + " | ".join(providers) + " |", "|---|---|---|---|---|---|---|---|---|"
+              + "---|" * len(providers)]
     by_key = {(r["shape"], r["provider"]): r for r in rows}
     for name in dict.fromkeys(r["shape"] for r in rows):
         first = by_key[(name, providers[0])]
@@ -191,7 +241,8 @@ def markdown(meta, rows, providers):
             cells.append(f"{r['floor_frac']:.3f}" if "floor_frac" in r else "error")
         kind = "gemm" if first["gemm_floor_ms"] > first["read_floor_ms"] else "read"
         lines.append(f"| {name} | {tuple(first['dims'])} | {first['dtype']} | {first['layout']} | "
-                     f"{first['bytes'] / 2**20:.1f} | {first['floor_ms'] * 1000:.1f} ({kind}) | {first['plan']} | "
+                     f"{first['bytes'] / 2**20:.1f} | {first['floor_ms'] * 1000:.1f} ({kind}) | "
+                     + (f"{first['reach']:.3f}" if "reach" in first else "-") + f" | {first['plan']} | "
                      f"{first['predicted_ms'] * 1000:.1f} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -37,3 +37,22 @@ def test_random_inputs_have_the_named_layouts():
         else:  # sliced_bc: whole planes, batch or channel strides of a bigger tensor
             assert x.stride(3) == 1 and x.stride(2) == x.shape[3]
             assert (x.stride(1), x.stride(0)) != (30, 120)
+
+
+def test_touched_bytes_counts_the_sectors_a_reader_must_fetch():
+    from problems import sweep_layout
+    from sweep import touched_bytes
+
+    x = torch.zeros(7, 5, 3, 8, dtype=torch.float16)  # 1680 bytes, contiguous: whole sectors but the last's tail
+    assert touched_bytes(x) == 1696
+    assert touched_bytes(x.contiguous(memory_format=torch.channels_last)) == 1696
+    # r59's planes: 3 x 1 float64 in a [4, 3] plane of 96 bytes; elements at bytes 40, 64, 88: sectors 1 and 2
+    sliced = sweep_layout(torch.zeros(2, 3, 3, 1, dtype=torch.float64), "sliced_hw")
+    assert touched_bytes(sliced) == 2 * 3 * 64
+    # every other batch: whole planes of 3 x 8 float32 (96 bytes, 3 sectors), each plane's own
+    assert touched_bytes(sweep_layout(torch.zeros(4, 2, 3, 8), "sliced_bc", seed=1)) == 4 * 2 * 96
+    # by brute force over the bytes of each element, on sliced rows of an odd width
+    y = sweep_layout(torch.zeros(3, 2, 5, 7, dtype=torch.bfloat16), "sliced_hw")
+    sectors = {(y.storage_offset() + sum(i * s for i, s in zip(index, y.stride()))) * 2 // 32
+               for index in torch.cartesian_prod(*[torch.arange(n) for n in y.shape]).tolist()}
+    assert touched_bytes(y) == 32 * len(sectors)
