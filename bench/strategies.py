@@ -34,10 +34,9 @@ def options(x, weight):
         found.append(("split_rows", "split", "channel_rows", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
-    c_in, c_out = weight.shape[0], weight.shape[1]
-    acc_bytes = 8 if x.dtype == torch.float64 else 4
-    if c_in <= 16 and c_out <= 512 and c_in * -(-c_out // 8) * 8 * acc_bytes <= 16384:  # plan::rows_lse_applies
-        found.append(("split_rows_lse", "split", None, "rows_lse"))
+    with forced_plan("split", None, "rows_lse"):  # the planner runs the tiled epilogue where the rows one cannot
+        if explain(x, weight)["epilogue"] == "rows_lse":
+            found.append(("split_rows_lse", "split", None, "rows_lse"))
     return found
 
 

@@ -145,7 +145,7 @@ def run(problems, providers, checkpoint=lambda rows: None):
         plan_name = "/".join([plan["strategy"], plan["reader"]] + split_epilogue)
         base = dict(shape=name, dims=list(shape), dtype=str(dtype).split(".")[-1], layout=layout, bytes=nbytes,
                     read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor, must_read_ms=must_ms,
-                    reach=floor / max(floor, must_ms, gemm_ms),
+                    reach=floor / max(floor, must_ms),
                     plan=plan_name, predicted_ms=plan["predicted_us"] / 1000)
         for who in providers:
             fn = provider_fn(who)
@@ -172,24 +172,28 @@ def is_random(name):
     return name[0] == "r" and name[1:].isdigit()
 
 
+def min_p10_median(values):
+    """(min, p10, median) of a non-empty list: the sweep's summary figures."""
+    ordered = sorted(values)
+    return ordered[0], ordered[int(0.1 * (len(ordered) - 1))], statistics.median(ordered)
+
+
 def summary(rows, providers):
     """{provider: (min, p10, median) of floor_frac over the shapes it ran; shapes it could not run count as 0}."""
     out = {}
     for provider in providers:
-        fracs = sorted(r.get("floor_frac", 0.0) for r in rows if r["provider"] == provider and is_random(r["shape"]))
+        fracs = [r.get("floor_frac", 0.0) for r in rows if r["provider"] == provider and is_random(r["shape"])]
         if fracs:
-            out[provider] = (fracs[0], fracs[int(0.1 * (len(fracs) - 1))], statistics.median(fracs))
+            out[provider] = min_p10_median(fracs)
     return out
 
 
 def reach_summary(rows):
     """(min, p10, median) over the random shapes of `reach`: the floor_frac a forward reading only the bytes it must
     (the sectors x lies in, the weight) at the read floor's speed would score; None for rows without it."""
-    reach = sorted(r["reach"] for r in rows if r["provider"] == rows[0]["provider"] and is_random(r["shape"])
-                   and "reach" in r)
-    if not reach:
-        return None
-    return reach[0], reach[int(0.1 * (len(reach) - 1))], statistics.median(reach)
+    reach = [r["reach"] for r in rows if r["provider"] == rows[0]["provider"] and is_random(r["shape"])
+             and "reach" in r]
+    return min_p10_median(reach) if reach else None
 
 
 def losses(rows):
@@ -223,8 +227,8 @@ def markdown(meta, rows, providers):
         lines += ["", "*reach*: the floor_frac of a forward that reads only the bytes it must, at the read floor's "
                   "speed: the 32-byte sectors x's elements lie in (more than x's bytes where a slice of H or W leaves "
                   "gaps in its rows) and the weight, timed as torch's flat `t.sum()` over that many bytes "
-                  "(must-read), against max(floor, must-read, GEMM floor). No forward's floor_frac can pass it by "
-                  "more than noise."]
+                  "(must-read): floor / max(floor, must-read). No forward's floor_frac can pass it by more than "
+                  "noise."]
     lost = losses(rows)
     lines += ["", f"Shapes where fusedlse CUDA is slower than a rival: {len(lost)}"
               + "".join(f"\n- {s}: {p} is {ratio:.2f}x faster" for s, p, ratio in lost), "",
