@@ -25,11 +25,12 @@ namespace {
 // r39: 0.4-0.5), and GEMMs of K <= 4 or N <= 8 through cuBLAS (r00, r01, r22: 1.8-5).
 // Host and GPU cost of one more launch in a chain of eager launches, torch's dispatch and allocations included
 // (public H200 figure ~2.5 us per bare stream launch, RRZE gpu-small-kernels). After the reader, the split strategy
-// takes two more launches with the tiled epilogue (W.sum, gemm_lse) and three with cuBLAS's (W.sum, the GEMM, the
-// logsumexp): kb_old ran in 14.3 us fused, 21-23 us split with cuBLAS's.
+// takes one more launch with the tiled or rows epilogue and two with cuBLAS's (the GEMM, the logsumexp), and one for
+// W.sum where the reader does not fold it (reader_folds_weight): kb_old ran in 14.3 us fused, 21-23 us split with
+// cuBLAS's and W.sum's own launch.
 constexpr double kLaunchUs = 7.0;
-constexpr double kTiledLaunches = 2;
-constexpr double kCublasLaunches = 3;
+constexpr double kTiledLaunches = 1;
+constexpr double kCublasLaunches = 2;
 // Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
 constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
@@ -99,10 +100,10 @@ constexpr double kRowsLseFloat64Factor = 3;
 constexpr double kRowsLseIssueShare = 0.7;
 
 // Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
-// elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements it was the
-// fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50 177 vs
-// 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that is a
-// copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
+// elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
+// it was the fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50
+// 177 vs 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that
+// is a copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
 constexpr int64_t kTinyPlaneElements = 32;
 
 // Contiguous planes where torch's reduction read faster than the plane-lanes reader (H200, sweep of e5e10bb and its
@@ -165,14 +166,15 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (!in_place_for_planes(p.layout)) return "the fused launch would copy x first";
   if (p.out_channels > kFusedMaxOutChannels) return "C_out is too wide for the fused epilogue";
   if (p.element_bytes == 8) {
-    return p.batch * p.in_channels <= kFusedMaxFloat64Rows ? nullptr
-                                                            : "float64 x of many rows reads faster in the split strategy";
+    if (p.batch * p.in_channels <= kFusedMaxFloat64Rows) return nullptr;
+    return "float64 x of many rows reads faster in the split strategy";
   }
   if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
   if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
-    return plane * p.element_bytes >= kFusedMinRowBytes ? nullptr : "planes this short read faster in the split strategy";
+    if (plane * p.element_bytes >= kFusedMinRowBytes) return nullptr;
+    return "planes this short read faster in the split strategy";
   }
   const int64_t pieces = (plane * p.in_channels * p.element_bytes + kFusedPieceBytes - 1) / kFusedPieceBytes;
   return pieces * p.in_channels <= kFusedMaxPartialsPerBatch ? nullptr
@@ -242,8 +244,18 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   return kCublasLaunches * kLaunchUs + gemm + traffic;
 }
 
+// Whether the split strategy's reader folds W.sum in its own launch: the channel-rows reader on channels-last x, for
+// weights of up to kReaderFoldMaxWeightBytes (the host also asks for a contiguous weight, the usual case, which the
+// problem does not describe).
+bool reader_folds_weight(Reader reader, const Problem& p) {
+  const double weight_bytes = static_cast<double>(p.in_channels) * p.out_channels * p.kernel_area * p.element_bytes;
+  return reader == Reader::kChannelRows && p.layout == Layout::kChannelsLast &&
+         weight_bytes <= kReaderFoldMaxWeightBytes;
+}
+
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
-  return kLaunchUs + reader_us(reader, p, d) + weight_us(p, d) + epilogue_us(p, d, epilogue);
+  const double weight_launch_us = reader_folds_weight(reader, p) ? 0.0 : kLaunchUs;
+  return kLaunchUs + reader_us(reader, p, d) + weight_launch_us + weight_us(p, d) + epilogue_us(p, d, epilogue);
 }
 
 }  // namespace

@@ -50,6 +50,7 @@ PLANS = [
     ((40, 12, 13, 1, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: masked vectors, a column
     ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
     ((2, 300, 7, 9, 5, 1, 1), "channels_last", torch.float32, ROWS_TILED),  # channel rows: 2 channels per thread
+    ((2, 6, 5, 7, 700, 3, 3), "channels_last", torch.float32, ROWS_TILED),  # channel rows: W.sum folded, wider grid
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
     ((3000, 4, 1, 2, 40, 1, 1), "contiguous", torch.float32, ROWS_LSE),  # rows epilogue: 4 lanes, 5 chunks, part-masked
     ((500, 3, 2, 1, 5, 1, 1), "contiguous", torch.float64, ROWS_LSE),  # rows epilogue: float64, a lane per row

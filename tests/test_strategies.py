@@ -269,6 +269,25 @@ def test_split_sums_the_weight_in_every_layout(dtype, layout, kernel):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (7, 6)], ids=str)
+@pytest.mark.parametrize("layout", ["contiguous", "transposed"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channel_rows_reader_folds_the_weight(dtype, layout, kernel):
+    """The channel-rows reader sums a contiguous weight's taps in its own launch, on a grid widened to a thread per
+    W.sum value (two batches of 35 pixels alone would take two blocks); a weight of another layout takes a launch of
+    its own. Poisoned memory: a W.sum value nobody wrote would show."""
+    x, weight, conv_bias, bias = make_problem(2, 6, 5, 7, 700, *kernel, dtype=dtype, device="cuda",
+                                              layout="channels_last")
+    if layout == "transposed":
+        weight = _strided(weight, layout)
+    poison_allocator("cuda")
+    with forced_plan("split", "channel_rows", "tiled_lse"):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        again = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert torch.equal(out, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
 # (B, C_in, C_out): each tile of the tiled GEMM + logsumexp (csrc/cuda/tuning.h, kGemmTiles) with partial row,
 # channel and column tiles, one column run and several.
 TILED_CASES = [(1, 1, 1), (257, 9, 8), (300, 17, 9), (129, 7, 32), (1000, 33, 33), (259, 8, 64), (513, 3, 65),

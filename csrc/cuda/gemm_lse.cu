@@ -43,7 +43,8 @@ __device__ __forceinline__ void load_run(const A* from, A* to) {
 template <typename A> constexpr int kGemmMinBlocks = sizeof(A) == 8 ? 1 : kGemmBlocksPerSm;
 
 template <typename T, int kTile>
-__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>) gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
+    gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   wait_for_previous_grid();
   constexpr GemmTileShape kShape = kGemmTiles[kTile];
@@ -236,9 +237,20 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
   const A* wsum = static_cast<const A*>(a.weight_sum);
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);
-  for (int i = threadIdx.x; i < channels * padded; i += kRowsLseThreads) {
-    const int k = i / padded, col = i - k * padded;
-    staged_wsum[i] = col < c_out ? wsum[k * c_out + col] : A(0);
+  // kRowsLseStageLoads loads in flight per thread: one at a time, a block's staging waited on memory once for every
+  // kRowsLseThreads values.
+  const int staged_values = channels * padded;
+  for (int first = threadIdx.x; first < staged_values; first += kRowsLseStageLoads * kRowsLseThreads) {
+    A value[kRowsLseStageLoads];
+#pragma unroll
+    for (int j = 0; j < kRowsLseStageLoads; ++j) {
+      const int i = first + j * kRowsLseThreads, k = i / padded, col = i - k * padded;
+      value[j] = i < staged_values && col < c_out ? wsum[k * c_out + col] : A(0);
+    }
+#pragma unroll
+    for (int j = 0; j < kRowsLseStageLoads; ++j) {
+      if (first + j * kRowsLseThreads < staged_values) staged_wsum[first + j * kRowsLseThreads] = value[j];
+    }
   }
   for (int col = threadIdx.x; col < padded; col += kRowsLseThreads) {
     staged_bias[col] = col < c_out ? to_acc(bias[col * a.bias_stride]) : A(0);

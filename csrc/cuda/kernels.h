@@ -1,6 +1,7 @@
-// Plain-C++ interface between the ATen glue (ops_cuda.cpp) and every CUDA kernel: the fused launch (forward.cu,
-// its stages in kernels/), the tiled GEMM + logsumexp (gemm_lse.cu), broadcast_hw (broadcast_hw.cu) and the split strategy's kernels
-// (split.cu). Nothing from torch is included here, so the .cu files compile without ATen's heavy headers.
+// Plain-C++ interface between the ATen glue (ops_cuda.cpp) and every CUDA kernel: the fused launch (forward.cu, its
+// stages in kernels/), the tiled GEMM + logsumexp (gemm_lse.cu), broadcast_hw (broadcast_hw.cu) and the split
+// strategy's kernels (split.cu). Nothing from torch is included here, so the .cu files compile without ATen's heavy
+// headers.
 #pragma once
 
 #include "tuning.h"
@@ -140,6 +141,14 @@ struct PlaneLanesArgs {
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
 };
 
+// W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum
+// of weight[i, :]. Unused where weight is null.
+struct WeightFold {
+  const void* weight;  // [pairs, taps] contiguous (pairs = C_in x C_out, taps = kH x kW), x's dtype, or nullptr
+  void* out;           // [pairs] contiguous, accumulation type
+  int64_t pairs, taps;
+};
+
 // sums[b, c] = sum over pixels p of x[b, c, p] for channels-last x, in place: block items are (batch, chunk of
 // `chunk_pixels` pixels). With C <= kSplitThreads a thread takes one (pixel, channel) of each step of
 // rows_per_step = kSplitThreads / C pixels, and the block adds its rows per channel at the end of the chunk; with more
@@ -154,6 +163,7 @@ struct ChannelRowsArgs {
   int64_t chunks, chunk_pixels;
   int rows_per_step;
   int64_t blocks;  // grid size: at most what fits on the device at once
+  WeightFold fold;  // W.sum, folded by the same launch (or none)
 };
 
 // out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's

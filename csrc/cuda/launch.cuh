@@ -9,6 +9,7 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -46,11 +47,19 @@ int resident_blocks_per_sm(void (*kernel)(Params...), int threads, size_t shared
   return status == cudaSuccess && blocks > 0 ? blocks : 1;
 }
 
-// Whether the current device starts a grid before the one ahead of it ends (compute capability 9.0 and later).
+// Whether the current device starts a grid before the one ahead of it ends (compute capability 9.0 and later), read
+// once per device: every launch asks.
 inline bool device_overlaps_launches() {
+  constexpr int kKnownDevices = 64;
+  static std::atomic<signed char> known[kKnownDevices] = {};  // 0: not read yet, 1: no, 2: yes
   int device = 0, major = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (device >= 0 && device < kKnownDevices) {
+    const signed char seen = known[device].load(std::memory_order_relaxed);
+    if (seen != 0) return seen == 2;
+  }
   if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+  if (device >= 0 && device < kKnownDevices) known[device].store(major >= 9 ? 2 : 1, std::memory_order_relaxed);
   return major >= 9;
 }
 

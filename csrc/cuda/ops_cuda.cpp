@@ -291,7 +291,8 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   // Batch tickets are only used by forward launches that also take unit tickets.
   const int64_t ticket_count = a.plan.tickets ? units + a.plan.tiles : 0;
   const int64_t partial_bytes = a.plan.splits > 1 ? rows * a.plan.splits * acc_size : 0;
-  const int64_t wsum_bytes = mode == Mode::kForward && !a.plan.self_contained ? a.channels * a.wsum_stride * acc_size : 0;
+  const bool wsum_staged = mode == Mode::kForward && !a.plan.self_contained;
+  const int64_t wsum_bytes = wsum_staged ? a.channels * a.wsum_stride * acc_size : 0;
   const int64_t zpart_bytes = mode == Mode::kForward ? a.batch * a.plan.unit_groups * c_out * acc_size : 0;
   scratch.emplace(x, std::initializer_list<int64_t>{ticket_count * int64_t{sizeof(int)}, partial_bytes, wsum_bytes,
                                                    zpart_bytes});
@@ -377,6 +378,23 @@ int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
 void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, const at::Tensor& out,
                 int64_t resident_threads, cudaStream_t stream);
 
+// Blocks of kSplitThreads that give every pair of `fold` a thread (0 without a fold): a reader's grid is at least
+// this large (at most what fits on the device), so a reader of few items still folds the weight on many threads.
+int64_t fold_blocks(const WeightFold& fold) { return fold.weight ? ceil_div(fold.pairs, kSplitThreads) : 0; }
+
+// The fold of W.sum((2, 3)) into weight_sum [C_in, C_out] that a reader's launch can take on (WeightFold): a
+// contiguous weight of at most kReaderFoldMaxWeightBytes; none (weight null) otherwise, and then the caller reads it
+// with a launch of its own.
+WeightFold reader_weight_fold(const at::Tensor& weight, const at::Tensor& weight_sum) {
+  WeightFold fold{};
+  if (!weight.is_contiguous() || weight.nbytes() > kReaderFoldMaxWeightBytes || weight.numel() == 0) return fold;
+  fold.weight = weight.data_ptr();
+  fold.out = weight_sum.data_ptr();
+  fold.pairs = weight.size(0) * weight.size(1);
+  fold.taps = weight.size(2) * weight.size(3);
+  return fold;
+}
+
 // The most aligned 16-byte vectors a plane of `a`'s masked-vector walk touches (PlaneLanesArgs: rows of height > 1,
 // vec > 1): its span of elements, starting anywhere in a vector.
 int64_t masked_vectors(const PlaneLanesArgs& a) {
@@ -420,10 +438,10 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
   run_plane_lanes(add, out, resident_threads, stream);
 }
 
-// sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place. False, and nothing
-// queued, where x's channels are not adjacent with its pixels on one stride (x_geometry), or where it has more
-// channels than the kernel takes.
-bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+// sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place, and `fold` by the
+// same launch. False, and nothing queued, where x's channels are not adjacent with its pixels on one stride
+// (x_geometry), or where it has more channels than the kernel takes.
+bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream) {
   const auto geometry = x_geometry(x);
   if (!geometry || geometry->layout != XLayout::kChannelsLast || x.size(1) > kSplitThreads * kChannelRowsWideLoads) {
     return false;
@@ -444,7 +462,8 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, cudaStream_t strea
   a.rows_per_step = tiling.rows_per_step;
   a.chunks = tiling.chunks;
   a.chunk_pixels = tiling.chunk_pixels;
-  a.blocks = tiling.blocks;
+  a.blocks = std::min(std::max(tiling.blocks, fold_blocks(fold)), std::max<int64_t>(resident, 1));
+  a.fold = fold;
   at::Tensor partials;
   if (a.chunks > 1) partials = at::empty({a.batch * a.channels * a.chunks}, sums.options());
   a.out = a.chunks > 1 ? partials.data_ptr() : sums.data_ptr();
@@ -531,19 +550,21 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
   return true;
 }
 
-// sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`.
-void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream) {
-  if (sums.numel() == 0) return;
+// sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`. True where the reader's launch also did
+// `fold` (the channel-rows reader); otherwise the fold is the caller's.
+bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream,
+               const WeightFold& fold = {}) {
+  if (sums.numel() == 0) return false;
   if (x_in.size(2) * x_in.size(3) == 0) {
     sums.zero_();
-    return;
+    return false;
   }
   switch (reader) {
     case plan::Reader::kPlaneLanes:
-      if (read_plane_lanes(x_in, sums, stream)) return;
+      if (read_plane_lanes(x_in, sums, stream)) return false;
       break;  // planes too far-reaching for it: torch's reduction
     case plan::Reader::kChannelRows:
-      if (read_channel_rows(x_in, sums, stream)) return;
+      if (read_channel_rows(x_in, sums, fold, stream)) return true;
       break;  // not channels-last, or too many channels: torch's reduction
     case plan::Reader::kTorchSum:
       break;
@@ -555,10 +576,11 @@ void read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
       a.sums = sums.data_ptr();
       if (a.plan.splits == 1) a.partials = a.sums;
       C10_CUDA_CHECK(launch_fused(a, stream));
-      return;
+      return false;
     }
   }
   at::sum_out(sums, x_in, {2, 3}, /*keepdim=*/false, sums.scalar_type());
+  return false;
 }
 
 // a @ b in float32 (or float64) accuracy whatever torch's TF32 setting: with TF32 allowed, cuBLAS would round each
@@ -627,11 +649,13 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
-  read_sums(x_in, chosen.reader, sums, stream);
-  // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
-  // dimension of a wide weight took tens of microseconds).
   at::Tensor weight_sum = at::empty({weight.size(0), weight.size(1)}, sums.options());
-  read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
+  const WeightFold fold = reader_weight_fold(weight, weight_sum);
+  if (!read_sums(x_in, chosen.reader, sums, stream, fold) || fold.weight == nullptr) {
+    // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
+    // dimension of a wide weight took tens of microseconds).
+    read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
+  }
   const at::Tensor bias_flat = bias.reshape({-1});
   c10::optional<at::Tensor> conv_bias_c;
   if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();

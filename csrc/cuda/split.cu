@@ -64,11 +64,13 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
   }
 }
 
-// A block per item (a batch's chunk of pixels) at a time; kWide: more channels than threads (ChannelRowsArgs).
+// A block per item (a batch's chunk of pixels) at a time; kWide: more channels than threads (ChannelRowsArgs). W.sum
+// first, where asked.
 template <typename T, bool kWide>
 __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRowsArgs a) {
   using A = acc_t<T>;
   wait_for_previous_grid();
+  fold_weight<T>(a.fold);
   __shared__ A column[kSplitThreads];  // each thread's sum down its rows, added per channel at the chunk's end
   const T* x = static_cast<const T*>(a.x);
   A* out = static_cast<A*>(a.out);

@@ -46,6 +46,14 @@ constexpr int kBroadcastVectorsPerThread = 4;
 
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
+// The channel-rows reader folds W.sum((2,3)) before its items of x (WeightFold) for contiguous weights up to this
+// size, saving the split strategy a launch. H200, the sweep's problems, main against the fold (two interleaved runs
+// each, same machine): r36 44.6 -> 40.4 us, r55 182 -> 176 (a 12.8 MB float64 weight), r21 and r38 1-2% faster, r04
+// and r05 within 1%. Larger weights keep their own launch of the plane-lanes reader, whose lanes keep more loads in
+// flight. The plane-lanes reader does not fold: with the fold compiled into it, the forwards that read 16-bit planes
+// of a few elements with one lane each ran 6-11% slower (r01, r13, r14, r46, r50, r53, r58; ptxas gave those
+// kernels 40 registers instead of 43-51), more than the launch saved elsewhere (2-5%: r06, r18, r32, r41, r57).
+constexpr int64_t kReaderFoldMaxWeightBytes = int64_t{16} << 20;
 
 // The plane-lanes reader (split.cu; sized by plan::plane_lanes_tiling): the most lanes (1, 4, 8 or 32) that still
 // leave each at least kPlaneLanesUnitsPerLane of a plane's loads (about one trip of loads in flight: with 4, planes
@@ -85,6 +93,8 @@ constexpr int kRowsLseChunk = 8;
 constexpr int64_t kRowsLseMaxChannels = 16;
 constexpr int64_t kRowsLseMaxOutChannels = 512;
 constexpr int64_t kRowsLseMaxWeightBytes = 16 * 1024;
+// W.sum values each thread loads at once while staging (gemm_lse.cu); 8 took 4 more registers, a block fewer per SM.
+constexpr int kRowsLseStageLoads = 4;
 
 // The channel-rows reader (split.cu; sized by plan::channel_rows_tiling): channels-last x of up to
 // kSplitThreads * kChannelRowsWideLoads channels (C_in 2048: the sweep's widest). Chunks of pixels leave each thread

@@ -9,14 +9,6 @@
 namespace fusedlse {
 namespace {
 
-// One value of W.sum((2,3)): the sum of its kernel_area taps.
-template <typename T>
-__device__ __forceinline__ acc_t<T> tap_sum(const T* taps, int64_t kernel_area) {
-  acc_t<T> s = acc_t<T>(0);
-  for (int64_t q = 0; q < kernel_area; ++q) s += to_acc(taps[q]);
-  return s;
-}
-
 // What the block-wide epilogue reads and writes; T is the type of bias and output.
 template <typename T> struct Epilogue {
   using A = acc_t<T>;

@@ -135,5 +135,27 @@ __device__ __forceinline__ void load_trip(int count, Load&& load, Add&& add) {
   }
 }
 
+// One value of W.sum((2,3)): the sum of its kernel_area taps, in order.
+template <typename T>
+__device__ __forceinline__ acc_t<T> tap_sum(const T* taps, int64_t kernel_area) {
+  acc_t<T> s = acc_t<T>(0);
+  for (int64_t q = 0; q < kernel_area; ++q) s += to_acc(taps[q]);
+  return s;
+}
+
+// W.sum((2,3)) by every thread of a reader's grid before its items of x (WeightFold): the split strategy's
+// weight then costs no launch of its own. Pair i goes to the grid's thread i, i + threads, ...; unrolled by four, so
+// that a thread can keep several pairs' loads in flight on a large weight.
+template <typename T> __device__ __forceinline__ void fold_weight(const WeightFold& f) {
+  if (f.weight == nullptr) return;
+  const T* weight = static_cast<const T*>(f.weight);
+  acc_t<T>* out = static_cast<acc_t<T>*>(f.out);
+  const int64_t step = int64_t{gridDim.x} * blockDim.x;
+#pragma unroll 4
+  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < f.pairs; i += step) {
+    out[i] = tap_sum(weight + i * f.taps, f.taps);
+  }
+}
+
 }  // namespace
 }  // namespace fusedlse

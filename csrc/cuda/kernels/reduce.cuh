@@ -67,7 +67,9 @@ template <typename A, int kLanes = 32> __device__ __forceinline__ Lse<A> group_l
 }
 
 // The model's output for one batch: 10 x logsumexp (-inf for an empty state: log(0) = -inf).
-template <typename A> __device__ __forceinline__ A ten_lse(Lse<A> s) { return A(10) * (s.max_value + log(s.scaled_sum)); }
+template <typename A> __device__ __forceinline__ A ten_lse(Lse<A> s) {
+  return A(10) * (s.max_value + log(s.scaled_sum));
+}
 
 }  // namespace
 }  // namespace fusedlse
