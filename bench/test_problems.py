@@ -56,3 +56,28 @@ def test_touched_bytes_counts_the_sectors_a_reader_must_fetch():
     sectors = {(y.storage_offset() + sum(i * s for i, s in zip(index, y.stride()))) * 2 // 32
                for index in torch.cartesian_prod(*[torch.arange(n) for n in y.shape]).tolist()}
     assert touched_bytes(y) == 32 * len(sectors)
+
+
+def test_compare_sweeps_takes_each_builds_best_run(tmp_path):
+    """bench/compare_sweeps.py: per shape the best floor_frac of each build's runs (a failed run counts 0), only
+    the provider asked for, and B against A worst first."""
+    import json
+
+    from compare_sweeps import best_fracs, compare
+
+    def write(name, fracs):
+        rows = [dict(shape=shape, provider="cuda", floor_frac=frac) for shape, frac in fracs.items()]
+        rows.append(dict(shape="r00", provider="torch_shortcut", floor_frac=9.0))
+        rows.append(dict(shape="r01", provider="cuda", error="failed"))
+        path = tmp_path / name
+        path.write_text(json.dumps(dict(meta={}, rows=rows)))
+        return str(path)
+
+    a = best_fracs([write("a1", {"r00": 0.5, "r02": 0.8}), write("a2", {"r00": 0.6, "r02": 0.7})], "cuda")
+    b = best_fracs([write("b1", {"r00": 0.3, "r02": 0.9}), write("b2", {"r00": 0.45, "r02": 0.85})], "cuda")
+    assert a == {"r00": 0.6, "r01": 0.0, "r02": 0.8} and b == {"r00": 0.45, "r01": 0.0, "r02": 0.9}
+    rows = compare(a, b)
+    assert [row[0] for row in rows] == ["r00", "r01", "r02"]
+    assert rows[0][3] == 0.45 / 0.6 and rows[1][3] == 1.0 and rows[2][3] == 0.9 / 0.8
+    b["r01"] = 0.2
+    assert compare(a, b)[-1] == ("r01", 0.0, 0.2, float("inf"))
