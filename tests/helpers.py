@@ -81,9 +81,10 @@ def lay_out(x, layout):
         view = flat[1:].view(x.shape)
         view.copy_(x)
         return view
-    if layout == "sliced":  # no dimension of unit stride pattern the kernels walk: x[:, :, 1:, 1:] of a bigger one
+    if layout == "sliced":  # no dimension of unit stride pattern the kernels walk: x[:, :, 1:, 2:] of a bigger one
         b, c, h, w = x.shape
-        big = torch.empty(b, c, h + 1, w + 2, dtype=x.dtype, device=x.device)
+        # NaN between the rows: a reader that loads the gaps (the masked-vector walk) must add none of them.
+        big = torch.full((b, c, h + 1, w + 2), float("nan"), dtype=x.dtype, device=x.device)
         view = big[:, :, 1:, 2:]
         view.copy_(x)
         return view
