@@ -103,7 +103,9 @@ constexpr double kRowsLseIssueShare = 0.7;
 // elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
 // it was the fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50
 // 177 vs 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that
-// is a copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%).
+// is a copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%) but where they follow each
+// other (Problem::plane_runs), which the run walk reads faster (H200, forced, forward: r22 199.5 -> 166.9 us, r00
+// 116.6 -> 113.5).
 constexpr int64_t kTinyPlaneElements = 32;
 
 // Contiguous planes where torch's reduction read faster than the plane-lanes reader (H200, sweep of e5e10bb and its
@@ -298,6 +300,23 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
+PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plane, int64_t element_bytes,
+                                  int64_t resident_threads) {
+  PlaneRunsTiling t{};
+  const int64_t vec = 16 / element_bytes, acc_bytes = element_bytes == 8 ? 8 : 4;
+  const int64_t planes = runs * run_planes;
+  // Planes of about kPlaneRunsItemVectors vectors, at most kPlaneRunsMaxItemSumBytes of sums, at most a run, and few
+  // enough that each resident thread gets kPlaneRunsItemsPerThread items.
+  int64_t item_planes = (kPlaneRunsItemVectors * vec + plane / 2) / std::max<int64_t>(plane, 1);
+  item_planes = std::min({item_planes, kPlaneRunsMaxItemSumBytes / acc_bytes, run_planes,
+                          planes / (kPlaneRunsItemsPerThread * std::max<int64_t>(resident_threads, 1))});
+  t.item_planes = std::max<int64_t>(item_planes, 1);
+  t.run_items = ceil_div(run_planes, t.item_planes);
+  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
+  t.blocks = std::clamp<int64_t>(ceil_div(runs * t.run_items, kSplitThreads), 1, resident_blocks);
+  return t;
+}
+
 bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
   return in_channels >= 1 && in_channels <= kRowsLseMaxChannels && out_channels >= 1 &&
          out_channels <= kRowsLseMaxOutChannels &&
@@ -335,7 +354,7 @@ ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t p
 
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
-  if (plane == 1) return Reader::kTorchSum;
+  if (plane == 1) return p.plane_runs ? Reader::kPlaneLanes : Reader::kTorchSum;
   if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows) return Reader::kPlaneLanes;
   if (channel_rows_suits(p)) return Reader::kChannelRows;
   if (p.layout == Layout::kPlanes) {
@@ -406,7 +425,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"cublas_us\": %.3f, \"rows_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
-                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld}, "
+                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, \"plane_runs\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
@@ -415,7 +434,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
-                static_cast<long long>(p.kernel_area),
+                static_cast<long long>(p.kernel_area), p.plane_runs ? "true" : "false",
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
                 d.fp32_gflops);

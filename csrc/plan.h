@@ -25,6 +25,9 @@ struct Problem {
   int64_t element_bytes;  // of x: 2, 4 or 8 (8: float64, accumulated and multiplied in float64)
   Layout layout;
   int64_t kernel_area = 1;  // kH * kW: the weight's values per (C_in, C_out) pair
+  // Tiny contiguous planes that follow each other in memory (each batch's channels, or every plane of x), which the
+  // plane-lanes reader walks as runs of 16-byte vectors (cuda/split.cu, PlaneRunsArgs; the host decides).
+  bool plane_runs = false;
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).
@@ -61,7 +64,7 @@ bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_byt
 //  kPlaneLanes:     a group of 1 to 32 lanes per plane (or piece of one), any strides, in place (cuda/split.cu):
 //                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
 //  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and
-//                   planes of one element (a copy).
+//                   planes of one element (a copy) but those of plane runs.
 //  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu): up to
 //                   kChannelRowsMaxChannels channels and planes of kChannelRowsMinPixels pixels or more (plan.cpp);
 //                   torch's reduction for other layouts, where forced.
@@ -105,6 +108,17 @@ struct PlaneLanesTiling {
   int64_t blocks;
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads);
+
+// The run walk's launch (cuda/split.cu, PlaneRunsArgs) over `runs` runs of `run_planes` adjacent planes of `plane`
+// elements of `element_bytes`: planes per item (at most a run), items per run, and blocks of kSplitThreads for a
+// device of `resident_threads`.
+struct PlaneRunsTiling {
+  int64_t item_planes;
+  int64_t run_items;
+  int64_t blocks;
+};
+PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plane, int64_t element_bytes,
+                                  int64_t resident_threads);
 
 // The channel-rows reader's launch (cuda/split.cu) over `batch` batches of `pixels` pixels of `channels` channels:
 // pixels per step of a block (kSplitThreads / C for C <= kSplitThreads, else 1), the chunks each batch's pixels are

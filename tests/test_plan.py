@@ -6,7 +6,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, plan_for
-from helpers import HAS_CUDA
+from helpers import HAS_CUDA, lay_out
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
 # 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
@@ -53,6 +53,17 @@ def test_strided_rows_are_read_in_place(device):
 def test_tiny_planes_of_every_layout_get_the_plane_lanes_reader(device, layout):
     plan = plan_for(problem(50000, 12, 7, 2, 3, layout=layout), DEVICES[device])
     assert plan["split_reader"] == "plane_lanes"
+
+
+@pytest.mark.parametrize("plane_runs,reader", [(False, "torch_sum"), (True, "plane_lanes")])
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_planes_of_one_element_that_follow_each_other_get_the_run_walk(device, plane_runs, reader):
+    """A plane of one element is a copy: torch's, unless the planes follow each other, which the plane-lanes
+    reader's run walk reads 16 bytes at a time; plane_runs is what explain() reports."""
+    shape = dict(problem(618884, 53, 2, 1, 1, element_bytes=2), plane_runs=plane_runs)
+    plan = plan_for(shape, DEVICES[device])
+    assert plan["split_reader"] == reader
+    assert plan["problem"]["plane_runs"] is plane_runs
 
 
 @pytest.mark.parametrize("layout,plane,reader", [
@@ -164,10 +175,12 @@ def test_predictions_follow_the_memory_speed():
 
 
 def test_plan_op_rejects_malformed_input():
-    with pytest.raises(RuntimeError, match="problem must have 8 values"):
+    with pytest.raises(RuntimeError, match="problem must have 9 values"):
         torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
-    with pytest.raises(RuntimeError, match="layout must be 0..3"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="layout must be 0..3, got 9"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="plane runs must be 0 or 1, got 2"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2], [1.0] * 6)
 
 
 def test_explain_on_cpu_names_the_cpu_path():
@@ -184,3 +197,26 @@ def test_explain_on_cuda_is_the_planner_on_this_device():
     assert plan["device"]["multiprocessors"] == props.multi_processor_count
     again = plan_for(plan["problem"], plan["device"])
     assert (plan["strategy"], plan["reader"]) == (again["strategy"], again["reader"])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shape,layout,plane_runs", [
+    ((500, 53, 1, 1), "contiguous", True), ((500, 53, 1, 2), "channel_slice", True),
+    ((500, 8, 5, 6), "batch_slice", True), ((500, 3, 2, 2), "channels_last", False),
+    ((500, 3, 2, 2), "sliced", False), ((500, 53, 6, 6), "contiguous", False),
+    ((7, 2, 1, 3), "channel_slice", False), ((7, 2, 1, 3), "contiguous", True)], ids=str)
+def test_explain_says_where_planes_are_read_as_runs(shape, layout, plane_runs):
+    """plane_runs: tiny contiguous planes (up to 32 elements) that follow each other in runs of 64 bytes or more,
+    each batch's channels (a slice of C or B keeps them) or every plane; not channels-last or strided planes,
+    larger planes, or runs too short (a slice of 2 channels of 3 float16: 12 bytes per run; contiguous, the same
+    planes are one run of 84 bytes)."""
+    b, c, h, w = shape
+    if layout == "channel_slice":
+        x = torch.empty(b, c + 2, h, w, dtype=torch.float16, device="cuda")[:, 1:c + 1]
+    elif layout == "batch_slice":
+        x = torch.empty(2 * b, c, h, w, dtype=torch.float16, device="cuda")[::2]
+    else:
+        x = lay_out(torch.empty(shape, dtype=torch.float16, device="cuda"), layout)
+    plan = fusedlse_cuda.explain(x, torch.empty(c, 3, 1, 1, dtype=torch.float16, device="cuda"))
+    assert plan["problem"]["plane_runs"] is plane_runs

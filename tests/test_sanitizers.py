@@ -1,6 +1,6 @@
 """compute-sanitizer's four tools over every launch plan (sanitize_plans.py): no memory error, no shared-memory
-race, no barrier misuse and no read of uninitialised device memory in fusedlse's kernels (but the masked-vector
-walk's loads of bytes it does not add: loads_past_storage). Long: marked stress (run with FUSEDLSE_STRESS=1)."""
+race, no barrier misuse and no read of uninitialised device memory in fusedlse's kernels (but the masked-vector and
+run walks' loads of bytes they do not add: loads_past_storage). Long: marked stress (run with FUSEDLSE_STRESS=1)."""
 import os
 import re
 import shutil
@@ -44,11 +44,11 @@ def test_sanitizer_finds_nothing_in_our_kernels(tool):
 
 
 def loads_past_storage(tool, report):
-    """initcheck's reports of the masked-vector walk: it loads the aligned 16 bytes around a plane's last element,
-    up to 15 bytes past x's storage, which nothing may have written (the caching allocator's padding), and adds none
-    of them (the sanitizer plans' sliced inputs have NaN between their rows, so an added gap would show in the
-    result; memcheck still checks those loads)."""
-    return tool == "initcheck" and "masked_lane_share" in report
+    """initcheck's reports of the masked-vector and run walks: they load the aligned 16 bytes around a plane's or a
+    run's last element, up to 15 bytes past x's storage, which nothing may have written (the caching allocator's
+    padding), and add none of them (the sanitizer plans' sliced inputs have NaN between their rows, so an added gap
+    would show in the result; memcheck still checks those loads)."""
+    return tool == "initcheck" and ("masked_lane_share" in report or "run_item_sums" in report)
 
 
 def sanitizer_reports(output):

@@ -256,6 +256,47 @@ def test_plane_lanes_reader_sums_every_plane(dtype, shape, layout):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
+def _runs(x, layout):
+    """x's values with every plane contiguous and each batch's planes adjacent: one run of every plane ("contiguous",
+    "offset": starting one element past alignment), or a run per batch starting anywhere in a 16-byte vector
+    ("channel_slice": x[:, 1:C+1] of a tensor with two more channels; "batch_slice": every other batch)."""
+    if layout in ("contiguous", "offset"):
+        return lay_out(x, layout)
+    b, c, h, w = x.shape
+    if layout == "channel_slice":
+        view = torch.full((b, c + 2, h, w), float("nan"), dtype=x.dtype, device=x.device)[:, 1:c + 1]
+    else:
+        view = torch.full((2 * b, c, h, w), float("nan"), dtype=x.dtype, device=x.device)[::2]
+    view.copy_(x)
+    return view
+
+
+# (B, C_in, H, W) of the run walk (planes of up to 32 elements, adjacent): planes of 1 to 32 elements, items of one
+# vector and of several, the last item of a run shorter, runs of 2 to 220 planes; r14's (220 planes of 2 float16,
+# runs 4 bytes past alignment in channel_slice) and r13's planes (8 of 5 x 6). (7, 2, 1, 3) in the sliced layouts:
+# runs of 12 bytes in 16-bit, too short for the walk (the scalar walk reads them).
+RUN_SHAPES = [(3000, 1, 1, 1), (100, 53, 1, 1), (65, 220, 1, 2), (90, 3, 1, 5), (700, 9, 2, 3), (40, 8, 5, 6),
+              (50, 133, 2, 2), (64, 12, 3, 5), (20, 5, 1, 31), (30, 17, 4, 8), (7, 2, 1, 3)]
+
+
+@pytest.mark.parametrize("layout", ["contiguous", "offset", "channel_slice", "batch_slice"])
+@pytest.mark.parametrize("shape", RUN_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_run_walk_sums_every_plane(dtype, shape, layout):
+    """The sums forward() saves, read by the plane-lanes reader (forced, also on planes of one element) where planes
+    follow each other, against float64 (the gaps of the sliced layouts hold NaN: a walk that adds a neighbour's
+    slot shows); bitwise the same on a second run; the output against the model."""
+    x, weight, conv_bias, bias = make_problem(*shape, 3, 1, 1, dtype=dtype, device="cuda")
+    x = _runs(x, layout)
+    poison_allocator("cuda")
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
+    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
+    assert torch.equal(sums, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (7, 6)], ids=str)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "offset", "transposed"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -141,6 +141,20 @@ struct PlaneLanesArgs {
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
 };
 
+// sums of runs of adjacent tiny planes, in place (the plane-lanes reader's run walk): run r holds run_planes planes of
+// `plane` contiguous elements each, one after the other from element r * stride_run of x. A thread takes an item,
+// item_planes planes of a run (fewer at its end), starting anywhere in a 16-byte vector; a block stages its items'
+// sums in shared memory (kSplitThreads x item_planes, padded) and writes them out in order. Plane j of run r goes to
+// out[r * run_planes + j].
+struct PlaneRunsArgs {
+  ScalarKind kind;
+  const void* x;  // runs of planes in `kind`: element e of plane j of run r at r * stride_run + j * plane + e
+  void* out;      // [runs, run_planes] contiguous, accumulation type
+  int64_t runs, run_planes, plane, stride_run;
+  int64_t item_planes, run_items;  // run_items = ceil(run_planes / item_planes); item_planes: plan::plane_runs_tiling
+  int64_t blocks;  // grid size: at most what fits on the device at once
+};
+
 // W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum
 // of weight[i, :]. Unused where weight is null.
 struct WeightFold {
@@ -200,6 +214,9 @@ int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);
+cudaError_t launch_plane_runs(const PlaneRunsArgs& args, cudaStream_t stream);
+// Resident blocks per multiprocessor of the run walk's kernel for `args`'s kind.
+int plane_runs_blocks_per_sm(const PlaneRunsArgs& args);
 cudaError_t launch_channel_rows(const ChannelRowsArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the channel-rows kernel that `args` (its kind, rows_per_step) selects.
 int channel_rows_blocks_per_sm(const ChannelRowsArgs& args);

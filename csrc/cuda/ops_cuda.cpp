@@ -346,7 +346,9 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   }
 }
 
-// The planner's view of x and the weight: sizes, element size, layout and taps per weight pair.
+bool reads_as_plane_runs(const at::Tensor& x);
+
+// The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs.
 plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
   plan::Layout layout = plan::Layout::kOther;
   if (auto g = x_geometry(x)) {
@@ -355,7 +357,7 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
     layout = plan::Layout::kStridedRows;
   }
   return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
-                       kernel_area};
+                       kernel_area, reads_as_plane_runs(x)};
 }
 
 // Threads that fit on a device at once: what the readers' and the rows epilogue's tilings size their grids by.
@@ -491,11 +493,52 @@ bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
          (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
 }
 
-// sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place. A plane whose rows follow each other (one row, one
-// column, or rows `width` elements apart) is walked as one row; contiguous ones with every plane 16-byte aligned
-// are loaded 16 bytes at a time. False, and nothing queued, for planes that reach 2^30 elements or more from their
-// first (4 GiB of float32 in one plane): the kernel's offsets within a plane are 32-bit.
-bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+// The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most
+// kPlaneRunsMaxElements elements, and follow each other in runs of at least kPlaneRunsMinRunBytes: every plane of x
+// (one run), or each batch's channels. The walk loads the aligned 16-byte vectors around each item, which may reach
+// up to 15 bytes before x's first element or past its last, outside its storage: such a load cannot fault (its 16
+// aligned bytes share a page with an element of x), and the walk adds none of those bytes.
+std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t element_bytes) {
+  if (a.height != 1 || a.stride_w != 1 || a.width > kPlaneRunsMaxElements) return std::nullopt;
+  PlaneRunsArgs r{};
+  r.kind = a.kind;
+  r.x = a.x;
+  r.plane = a.width;
+  if (a.channels == 1 && (a.batch == 1 || a.stride_b == a.width)) {
+    r.runs = 1;
+    r.run_planes = a.batch;
+  } else if (a.channels > 1 && a.stride_c == a.width) {
+    r.runs = a.batch;
+    r.run_planes = a.channels;
+    r.stride_run = a.stride_b;
+  } else {
+    return std::nullopt;
+  }
+  if (r.run_planes * r.plane * element_bytes < kPlaneRunsMinRunBytes) return std::nullopt;
+  return r;
+}
+
+// out [runs x run_planes] = each plane's sum by the run walk (split.cu), `r` filled but for its sizing and output.
+void run_plane_runs(PlaneRunsArgs r, const at::Tensor& out, int64_t element_bytes, cudaStream_t stream) {
+  const int device = out.get_device();
+  const plan::DeviceProps props = device_props(device);
+  const plan::PlaneRunsTiling tiling = plan::plane_runs_tiling(r.runs, r.run_planes, r.plane, element_bytes,
+                                                               resident_threads(props));
+  r.item_planes = tiling.item_planes;
+  r.run_items = tiling.run_items;
+  // Resident blocks depend on the staged sums' shared memory, so on item_planes.
+  const auto key = std::make_tuple(device, static_cast<int>(r.kind), r.item_planes);
+  const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return plane_runs_blocks_per_sm(r); });
+  r.blocks = std::min(tiling.blocks, std::max<int64_t>(resident, 1));
+  r.out = out.data_ptr();
+  C10_CUDA_CHECK(launch_plane_runs(r, stream));
+}
+
+// x's planes as the plane-lanes reader sees them (PlaneLanesArgs, but its walk, sizing and output): a plane whose
+// rows follow each other (one row, one column, or rows `width` elements apart) is one row; planes evenly spaced
+// are one batch of planes. None for planes that reach 2^30 elements or more from their first (4 GiB of float32 in
+// one plane): the kernel's offsets within a plane are 32-bit.
+std::optional<PlaneLanesArgs> plane_lanes_form(const at::Tensor& x) {
   PlaneLanesArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.x = x.data_ptr();
@@ -521,12 +564,33 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
   // half the range.
   constexpr int64_t kMaxReach = int64_t{1} << 30;
   if ((a.height - 1) * a.stride_h + (a.width - 1) * a.stride_w >= kMaxReach || a.height * a.width >= kMaxReach) {
-    return false;
+    return std::nullopt;
   }
   if (a.batch == 1 || a.stride_b == a.channels * a.stride_c) {  // planes evenly spaced: one index, no division
     a.stride_b = a.stride_c;
     a.batch *= a.channels;
     a.channels = 1;
+  }
+  return a;
+}
+
+// Whether the plane-lanes reader would read x's planes by the run walk (plan::Problem::plane_runs).
+bool reads_as_plane_runs(const at::Tensor& x) {
+  const auto form = plane_lanes_form(x);
+  return form && plane_runs_of(*form, x.element_size()).has_value();
+}
+
+// sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
+// other by the run walk; contiguous planes with every plane 16-byte aligned loaded 16 bytes at a time; small planes
+// of strided rows by the masked-vector walk; others by the scalar walks. False, and nothing queued, where
+// plane_lanes_form has none.
+bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream) {
+  const auto form = plane_lanes_form(x);
+  if (!form) return false;
+  PlaneLanesArgs a = *form;
+  if (const auto runs = plane_runs_of(a, x.element_size())) {
+    run_plane_runs(*runs, sums, x.element_size(), stream);
+    return true;
   }
   // 16-byte loads only where a row holds enough of them for the smallest group of several lanes; shorter rows take
   // the scalar walk.

@@ -1,5 +1,5 @@
 // The split strategy's kernels (../plan.h): a reader of planes in any layout, in place (a group of lanes per plane or
-// piece of one), a reader of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM.
+// piece of one, or a thread per few adjacent tiny planes), a reader of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM.
 // Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
@@ -8,6 +8,7 @@
 #include "kernels/reduce.cuh"
 #include "kernels/read_channel_rows.cuh"
 #include "kernels/read_plane_lanes.cuh"
+#include "kernels/read_plane_runs.cuh"
 #include "launch.cuh"
 
 #include <algorithm>
@@ -61,6 +62,51 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
     }
     total = group_sum<A, kLanes>(total);
     if (lane == 0 && item < items) out[item] = total;
+  }
+}
+
+// A thread per item (PlaneRunsArgs), a block's items in a row: neighbouring threads read neighbouring bytes, and the
+// block's sums, staged in shared memory, are a contiguous part of `out`, written by the whole block in order.
+// (Stored by each thread, a warp's stores hit a sector per lane: the sums' writes, not x's reads, took the time.)
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs a) {
+  using A = acc_t<T>;
+  wait_for_previous_grid();
+  extern __shared__ __align__(16) unsigned char shared[];
+  A* staged = reinterpret_cast<A*>(shared);  // [kSplitThreads x item_planes] sums at staged_slot(plane - first)
+  __shared__ int64_t block_planes[2];        // the block's first plane, and one past its last
+  const T* x = static_cast<const T*>(a.x);
+  A* out = static_cast<A*>(a.out);
+  const int64_t items = a.runs * a.run_items, all_planes = a.runs * a.run_planes;
+  const int64_t threads = int64_t{gridDim.x} * blockDim.x;
+  const int64_t start = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  // The run and the item within it, stepped by the grid's size: one 64-bit division per thread, not per item.
+  int64_t run = start / a.run_items, item = start - run * a.run_items;
+  const int64_t run_step = threads / a.run_items, item_step = threads - run_step * a.run_items;
+  const int32_t plane = static_cast<int32_t>(a.plane);
+  // Every thread runs the same trips, so the syncs see the whole block.
+  for (int64_t block_first = int64_t{blockIdx.x} * blockDim.x; block_first < items; block_first += threads) {
+    const int64_t first = item * a.item_planes;
+    const int64_t out_first = run * a.run_planes + first;  // this item's first plane in `out`
+    const int32_t planes = run < a.runs ? static_cast<int32_t>(imin(a.item_planes, a.run_planes - first)) : 0;
+    if (threadIdx.x == 0) block_planes[0] = out_first;
+    if (threadIdx.x == blockDim.x - 1) block_planes[1] = run < a.runs ? out_first + planes : all_planes;
+    __syncthreads();
+    const int32_t offset = static_cast<int32_t>(out_first - block_planes[0]);
+    if (planes > 0) {
+      run_item_sums<T>(x + run * a.stride_run + first * a.plane, planes, plane,
+                       [&](int32_t k, A sum) { staged[staged_slot(offset + k)] = sum; });
+    }
+    __syncthreads();
+    const int32_t count = static_cast<int32_t>(block_planes[1] - block_planes[0]);
+    for (int32_t i = threadIdx.x; i < count; i += blockDim.x) out[block_planes[0] + i] = staged[staged_slot(i)];
+    __syncthreads();  // the next trip rewrites `staged` and `block_planes`
+    item += item_step;
+    run += run_step;
+    if (item >= a.run_items) {
+      item -= a.run_items;
+      ++run;
+    }
   }
 }
 
@@ -229,6 +275,27 @@ cudaError_t launch_bias_lse_lanes(const BiasLseArgs& a, int64_t max_blocks, cuda
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& a, cudaStream_t stream) {
   return with_plane_lanes_kernel(a, cudaErrorInvalidValue, [&](auto kernel) {
     return launch_after_previous(kernel, static_cast<unsigned>(a.blocks), kSplitThreads, stream, a);
+  });
+}
+
+// Dynamic shared memory of the run walk's block: its staged sums, padded (staged_slot).
+template <typename T> size_t plane_runs_shared_bytes(const PlaneRunsArgs& a) {
+  const int64_t sums = kSplitThreads * a.item_planes;
+  return static_cast<size_t>(sums + sums / 32 + 1) * sizeof(acc_t<T>);
+}
+
+cudaError_t launch_plane_runs(const PlaneRunsArgs& a, cudaStream_t stream) {
+  return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
+    using T = decltype(element);
+    return launch_after_previous_with_shared(plane_runs_kernel<T>, static_cast<unsigned>(a.blocks), kSplitThreads,
+                                             plane_runs_shared_bytes<T>(a), stream, a);
+  });
+}
+
+int plane_runs_blocks_per_sm(const PlaneRunsArgs& a) {
+  return with_element_type(a.kind, 1, [&](auto element) {
+    using T = decltype(element);
+    return resident_blocks_per_sm(plane_runs_kernel<T>, kSplitThreads, plane_runs_shared_bytes<T>(a));
   });
 }
 

@@ -78,6 +78,24 @@ constexpr int64_t kMaskedVectorsMinElements = 12;
 constexpr int64_t kMaskedVectorsMaxElements = kPlaneLanesUnitsPerLane * 32;
 constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 
+// The run walk (read_plane_runs.cuh, PlaneRunsArgs; sized by plan::plane_runs_tiling): contiguous planes of at most
+// kPlaneRunsMaxElements elements that follow each other in runs of at least kPlaneRunsMinRunBytes (a batch's
+// channels, or every plane of x), a thread per item of about kPlaneRunsItemVectors 16-byte vectors and at most
+// kPlaneRunsMaxItemSumBytes of sums (a block stages 256 items' sums in shared memory: 33 KiB at most), fewer where
+// that would leave a resident thread fewer than kPlaneRunsItemsPerThread items. H200, forward of the sweep's
+// problems, the reader's kernel alone (cold, us) for the scalar walk it replaces -> items of 1, 2, 4 vectors:
+// r14 (220 planes of 2 float16 per batch, 4 bytes past alignment) 95.5 -> 79.0, 59.3, 52.7; r50 (4 float16) 72.5 ->
+// 92.6, 67.2, 55.9; r62 47.2 -> 54.2, 43.6, 38.3; r45 (32 bfloat16) 160.7 -> 93.5, 93.7, 90.3; r13 (30 bfloat16)
+// 15.9 -> 15.8, 15.9, 14.1; planes of one element, against torch's copy: r22 (float16) 99.0 -> 95.0, 82.3, 74.4,
+// r00 (float32) 17.8 -> 23.3, 23.4, 20.5 (its forward 116.6 -> 113.5 all the same); but r01 (6 bfloat16) 20.2 ->
+// 42.7, 26.1, 23.9. Stored by each thread instead of staged, a warp's stores hit a sector per lane, and the same
+// items took 1.5-9x as long (r14 146-444 us).
+constexpr int64_t kPlaneRunsMaxElements = 32;
+constexpr int64_t kPlaneRunsMinRunBytes = 64;
+constexpr int64_t kPlaneRunsItemVectors = 4;
+constexpr int64_t kPlaneRunsMaxItemSumBytes = 128;
+constexpr int64_t kPlaneRunsItemsPerThread = 2;
+
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte
 // shared-memory loads of W.sum per channel for float). The block stages W.sum, both biases and its rows' sums in

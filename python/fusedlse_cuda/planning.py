@@ -20,8 +20,9 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             then W.sum, then ``epilogue``); ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
-            one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout),
-            ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts),
+            one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
+            that follow each other in memory, ``problem["plane_runs"]``, a thread per few of them, loaded 16 bytes
+            at a time), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts),
             ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
             and at least 4096 pixels per plane).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
@@ -38,15 +39,16 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 
 def plan_for(problem: dict, device: dict) -> dict:
     """The planner alone, for any device: problem = {batch, in_channels, out_channels, height, width,
-    element_bytes, layout, kernel_area (optional, kH * kW, default 1)} (layout: "planes", "channels_last",
-    "strided_rows" or "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps,
-    fp32_gflops}. Same result as explain() for the same inputs."""
+    element_bytes, layout, kernel_area (optional, kH * kW, default 1), plane_runs (optional, default False: tiny
+    contiguous planes that follow each other in memory)} (layout: "planes", "channels_last", "strided_rows" or
+    "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same
+    result as explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
     sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
     props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",
                                         "read_gbps", "fp32_gflops")]
-    return json.loads(torch.ops.fusedlse.plan(sizes + [layouts.index(problem["layout"]), problem.get("kernel_area", 1)],
-                                              props))
+    extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False))]
+    return json.loads(torch.ops.fusedlse.plan(sizes + extra, props))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,67 @@
+// Reading runs of adjacent tiny planes (the plane-lanes reader's run walk, PlaneRunsArgs): one thread's sums of an
+// item, a few planes that follow each other in memory, loaded as the whole aligned 16-byte vectors around them. The
+// kernel that uses it is in ../split.cu.
+#pragma once
+
+#include "load.cuh"
+
+namespace fusedlse {
+namespace {
+
+// store(k, sum of plane k) for the `planes` planes of `plane` elements each that follow each other from `first`, in
+// order. The thread loads the aligned 16-byte vectors from the one holding `first` to the one holding the last
+// element, in trips of kLoads loads all issued before their adds, and adds each element to its plane's sum, in
+// order: the sums are bitwise reproducible. The first vector's slots before `first` are left out; the last vector's
+// slots past the end are added to a sum that is never stored (a neighbouring item's elements, or up to 15 bytes
+// outside x's storage, which the host allows for). A plane of a few elements would otherwise cost a scalar load per
+// element, each a sector request of its own.
+template <typename T, typename Store>
+__device__ __forceinline__ void run_item_sums(const T* first, int32_t planes, int32_t plane, Store&& store) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kLoads = 8;
+  const uintptr_t address = reinterpret_cast<uintptr_t>(first);
+  const uint4* base = reinterpret_cast<const uint4*>(address - (address & 15));
+  const int32_t misalign = static_cast<int32_t>((address & 15) / sizeof(T));
+  const int32_t vectors = (misalign + planes * plane + kVec - 1) / kVec;
+  // The slot of the current plane's last element, counted from the current vector's first slot: one compare with
+  // a constant per element finds the planes' ends, where a plane's sum is stored and the next one begins. Past the
+  // last plane it moves out of reach.
+  constexpr int32_t kNever = 1 << 30;
+  int32_t last = misalign + plane - 1;
+  int32_t stored = 0;
+  A acc = A(0);
+  const auto add = [&](const uint4& v, int32_t skipped) {
+#pragma unroll
+    for (int j = 0; j < kVec; ++j) {
+      acc += j < skipped ? A(0) : vec_elem<T>(v, j);
+      if (last == j) {
+        store(stored, acc);
+        acc = A(0);
+        last = ++stored < planes ? last + plane : kNever;
+      }
+    }
+    last -= kVec;
+  };
+  uint4 v[kLoads];
+  for (int32_t u = 0; u < vectors; u += kLoads) {
+    // Cached loads: a misaligned item shares its first and last vectors with its neighbours.
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if (u + i >= vectors) break;
+      v[i] = __ldg(base + u + i);
+    }
+#pragma unroll
+    for (int i = 0; i < kLoads; ++i) {
+      if (u + i >= vectors) break;
+      add(v[i], i == 0 && u == 0 ? misalign : 0);
+    }
+  }
+}
+
+// The slot of a block's staged sum i (plane_runs_kernel): one word of padding every 32, so that threads storing
+// planes item_planes apart, and the warps copying them out, hit distinct banks.
+__device__ __forceinline__ int32_t staged_slot(int32_t i) { return i + (i >> 5); }
+
+}  // namespace
+}  // namespace fusedlse
