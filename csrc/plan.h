@@ -25,8 +25,9 @@ struct Problem {
   int64_t element_bytes;  // of x: 2, 4 or 8 (8: float64, accumulated and multiplied in float64)
   Layout layout;
   int64_t kernel_area = 1;  // kH * kW: the weight's values per (C_in, C_out) pair
-  // Tiny contiguous planes that follow each other in memory (each batch's channels, or every plane of x), which the
-  // plane-lanes reader walks as runs of 16-byte vectors (cuda/split.cu, PlaneRunsArgs; the host decides).
+  // Tiny contiguous planes of 16- or 32-bit elements that follow each other in memory (each batch's channels, or
+  // every plane of x), which the plane-lanes reader walks as runs of 16-byte vectors (cuda/split.cu, PlaneRunsArgs;
+  // the host decides).
   bool plane_runs = false;
 };
 

@@ -271,8 +271,9 @@ def _runs(x, layout):
     return view
 
 
-# (B, C_in, H, W) of the run walk (planes of up to 32 elements, adjacent): planes of 1 to 32 elements, items of one
-# vector and of several, the last item of a run shorter, runs of 2 to 220 planes; r14's (220 planes of 2 float16,
+# (B, C_in, H, W) of the run walk (planes of up to 32 elements of 16 or 32 bits, adjacent; float64 takes the scalar
+# walk): planes of 1 to 32 elements, items of one vector and of several, the last item of a run shorter, runs of 2 to
+# 220 planes; r14's (220 planes of 2 float16,
 # runs 4 bytes past alignment in channel_slice) and r13's planes (8 of 5 x 6). (7, 2, 1, 3) in the sliced layouts:
 # runs of 12 bytes in 16-bit, too short for the walk (the scalar walk reads them).
 RUN_SHAPES = [(3000, 1, 1, 1), (100, 53, 1, 1), (65, 220, 1, 2), (90, 3, 1, 5), (700, 9, 2, 3), (40, 8, 5, 6),

@@ -89,8 +89,11 @@ constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 // 15.9 -> 15.8, 15.9, 14.1; planes of one element, against torch's copy: r22 (float16) 99.0 -> 95.0, 82.3, 74.4,
 // r00 (float32) 17.8 -> 23.3, 23.4, 20.5 (its forward 116.6 -> 113.5 all the same); but r01 (6 bfloat16) 20.2 ->
 // 42.7, 26.1, 23.9. Stored by each thread instead of staged, a warp's stores hit a sector per lane, and the same
-// items took 1.5-9x as long (r14 146-444 us).
+// items took 1.5-9x as long (r14 146-444 us). Not for float64 (kPlaneRunsMaxElementBytes): the scalar walk loads 8
+// bytes per element there, and the run walk read r11's 574 MB weight (W.sum: planes of 5 float64, one run) slower,
+// its forward 252 -> 317 us (sweep of e78d087).
 constexpr int64_t kPlaneRunsMaxElements = 32;
+constexpr int64_t kPlaneRunsMaxElementBytes = 4;
 constexpr int64_t kPlaneRunsMinRunBytes = 64;
 constexpr int64_t kPlaneRunsItemVectors = 4;
 constexpr int64_t kPlaneRunsMaxItemSumBytes = 128;
