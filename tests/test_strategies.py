@@ -165,6 +165,19 @@ def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
 
 
+def _check_forced_sums(reader, x, weight, conv_bias, bias):
+    """The sums forward() saves for the backward, read by `reader` (forced: the split strategy, the tiled epilogue)
+    on poisoned memory: within x's dtype's tolerance of float64 and bitwise the same on a second run; the output
+    within that tolerance of the model."""
+    poison_allocator("cuda")
+    with forced_plan("split", reader, "tiled_lse"):
+        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
+    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[x.dtype]
+    assert torch.equal(sums, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[x.dtype]
+
+
 def _channels_last(x, layout):
     """x's values channels-last: dense ("nhwc"), a slice of a wider channels-last tensor's channels ("channel_slice":
     pixels C + 3 elements apart, unaligned), every other batch of one twice as long ("batch_slice"), or dense with
@@ -198,14 +211,7 @@ def test_channel_rows_reader_sums_every_channel(dtype, shape, layout):
     against float64; bitwise the same on a second run; the output against the model."""
     x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 2, 1, dtype=dtype,
                                               device="cuda")
-    x = _channels_last(x, layout)
-    poison_allocator("cuda")
-    with forced_plan("split", "channel_rows", "tiled_lse"):
-        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
-        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
-    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
-    assert torch.equal(sums, again)
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    _check_forced_sums("channel_rows", _channels_last(x, layout), weight, conv_bias, bias)
 
 
 def _strided(x, layout):
@@ -246,14 +252,7 @@ def test_plane_lanes_reader_sums_every_plane(dtype, shape, layout):
                                               device="cuda", layout=layout if layout in LAYOUTS else "contiguous")
     if layout not in LAYOUTS:
         x = _strided(x, layout)
-    poison_allocator("cuda")
-    with forced_plan("split", "plane_lanes", "tiled_lse"):
-        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
-        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
-    truth = x.double().sum((2, 3))
-    assert rel_err(sums, truth) <= TOLERANCE[dtype]
-    assert torch.equal(sums, again)
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
 
 
 def _runs(x, layout):
@@ -288,14 +287,7 @@ def test_run_walk_sums_every_plane(dtype, shape, layout):
     follow each other, against float64 (the gaps of the sliced layouts hold NaN: a walk that adds a neighbour's
     slot shows); bitwise the same on a second run; the output against the model."""
     x, weight, conv_bias, bias = make_problem(*shape, 3, 1, 1, dtype=dtype, device="cuda")
-    x = _runs(x, layout)
-    poison_allocator("cuda")
-    with forced_plan("split", "plane_lanes", "tiled_lse"):
-        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
-        again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
-    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
-    assert torch.equal(sums, again)
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    _check_forced_sums("plane_lanes", _runs(x, layout), weight, conv_bias, bias)
 
 
 @pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (7, 6)], ids=str)
