@@ -425,7 +425,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"cublas_us\": %.3f, \"rows_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
-                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, \"plane_runs\": %s}, "
+                "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
+                "\"plane_runs\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,

@@ -495,9 +495,10 @@ bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
 
 // The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most
 // kPlaneRunsMaxElements elements of 2 or 4 bytes (kPlaneRunsMaxElementBytes), and follow each other in runs of at
-// least kPlaneRunsMinRunBytes: every plane of x (one run), or each batch's channels. The walk loads the aligned 16-byte vectors around each item, which may reach
-// up to 15 bytes before x's first element or past its last, outside its storage: such a load cannot fault (its 16
-// aligned bytes share a page with an element of x), and the walk adds none of those bytes.
+// least kPlaneRunsMinRunBytes: every plane of x (one run), or each batch's channels. The walk loads the aligned
+// 16-byte vectors around each item, which may reach up to 15 bytes before x's first element or past its last,
+// outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element of x), and the
+// walk adds none of those bytes.
 std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t element_bytes) {
   if (a.height != 1 || a.stride_w != 1 || a.width > kPlaneRunsMaxElements ||
       element_bytes > kPlaneRunsMaxElementBytes) {
