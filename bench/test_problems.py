@@ -81,3 +81,19 @@ def test_compare_sweeps_takes_each_builds_best_run(tmp_path):
     assert rows[0][3] == 0.45 / 0.6 and rows[1][3] == 1.0 and rows[2][3] == 0.9 / 0.8
     b["r01"] = 0.2
     assert compare(a, b)[-1] == ("r01", 0.0, 0.2, float("inf"))
+
+
+def test_best_of_rounds_takes_turns_and_keeps_each_ones_best():
+    from sweep import best_of_rounds
+
+    # measured values per call, in the order the calls happen: a, b, slow, then a, b (slow is not measured again)
+    values = iter([5.0, 7.0, 80.0, 4.0, 9.0, 6.0, 3.0])
+    order = []
+
+    def measure(name, fn):
+        order.append(name)
+        return next(values)
+
+    best = best_of_rounds({"a": None, "b": None, "slow": None}, measure, rounds=3, slow_ms=50.0)
+    assert order == ["a", "b", "slow", "a", "b", "a", "b"]
+    assert best == {"a": 4.0, "b": 3.0, "slow": 80.0}
