@@ -56,7 +56,7 @@ def time_ms(fn):
         torch.cuda.synchronize()
         times.append(start.elapsed_time(stop))
         if times[0] < SLOW_CALL_MS:
-            return median_ms(fn, warmup_ms=10, rep_ms=60)
+            return median_ms(fn, warmup_ms=10, rep_ms=60 / ROUNDS)  # a shape's rounds take about one round's 60 ms
         if times[0] > 1000:
             break
     return statistics.median(times)
