@@ -56,7 +56,8 @@ def time_ms(fn):
         torch.cuda.synchronize()
         times.append(start.elapsed_time(stop))
         if times[0] < SLOW_CALL_MS:
-            return median_ms(fn, warmup_ms=10, rep_ms=60 / ROUNDS)  # a shape's rounds take about one round's 60 ms
+            # The rounds share do_bench's 10 ms of warm-up and 60 ms of repetitions: a sweep takes as long as before.
+            return median_ms(fn, warmup_ms=10 / ROUNDS, rep_ms=60 / ROUNDS)
         if times[0] > 1000:
             break
     return statistics.median(times)
