@@ -239,6 +239,12 @@ TORCH_LIBRARY(fusedlse, m) {
           FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= 2, "_force_plan: epilogue must be -1..2, got ", epilogue);
           plan::force(static_cast<int>(strategy), static_cast<int>(reader), static_cast<int>(epilogue));
         });
+  // For measurements and tests only (bench/experiments/run_walks.py, tests/test_strategies.py): every later CUDA
+  // read of tiny planes that follow each other takes this walk (plan::TinyPlaneWalk); -1 leaves it to the planner.
+  m.def("_force_walk(int walk) -> ()", [](int64_t walk) {
+    FUSEDLSE_CHECK(walk >= -1 && walk <= 2, "_force_walk: walk must be -1, 0, 1 or 2, got ", walk);
+    plan::force_walk(static_cast<int>(walk));
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

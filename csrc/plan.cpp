@@ -145,6 +145,7 @@ constexpr double kSmallInputUs = 2.0;
 std::atomic<int> forced_strategy{-1};
 std::atomic<int> forced_reader{-1};
 std::atomic<int> forced_epilogue{-1};
+std::atomic<int> forced_walk{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -300,10 +301,30 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
+TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, bool tiles_vectors) {
+  const int forced = forced_walk.load(std::memory_order_relaxed);
+  if (forced >= 0) {
+    const auto walk = static_cast<TinyPlaneWalk>(forced);
+    return walk == TinyPlaneWalk::kVectorPlanes && !tiles_vectors ? TinyPlaneWalk::kRuns : walk;
+  }
+  if (tiles_vectors) return TinyPlaneWalk::kVectorPlanes;
+  const uint64_t runs_faster = element_bytes == 2 ? kRunWalkFaster16BitPlanes : kRunWalkFaster32BitPlanes;
+  const bool listed = plane >= 1 && plane < 64 && (runs_faster >> plane & 1) != 0;
+  return listed ? TinyPlaneWalk::kRuns : TinyPlaneWalk::kLanes;
+}
+
 PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plane, int64_t element_bytes,
-                                  int64_t resident_threads) {
+                                  bool tiles_vectors, int64_t resident_threads) {
   PlaneRunsTiling t{};
   const int64_t vec = 16 / element_bytes, acc_bytes = element_bytes == 8 ? 8 : 4;
+  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
+  if (tiles_vectors) {  // items of kPlaneRunsItemVectors whole vectors, from each run's first vector
+    const int64_t per_vector = vec / plane;
+    t.item_planes = kPlaneRunsItemVectors * per_vector;
+    t.run_items = ceil_div(per_vector - 1 + run_planes, t.item_planes);
+    t.blocks = std::clamp<int64_t>(ceil_div(runs * t.run_items, kSplitThreads), 1, resident_blocks);
+    return t;
+  }
   const int64_t planes = runs * run_planes;
   // Planes of about kPlaneRunsItemVectors vectors, at most kPlaneRunsMaxItemSumBytes of sums, at most a run, and few
   // enough that each resident thread gets kPlaneRunsItemsPerThread items.
@@ -312,7 +333,6 @@ PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plan
                           planes / (kPlaneRunsItemsPerThread * std::max<int64_t>(resident_threads, 1))});
   t.item_planes = std::max<int64_t>(item_planes, 1);
   t.run_items = ceil_div(run_planes, t.item_planes);
-  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
   t.blocks = std::clamp<int64_t>(ceil_div(runs * t.run_items, kSplitThreads), 1, resident_blocks);
   return t;
 }
@@ -441,6 +461,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 d.fp32_gflops);
   return text;
 }
+
+void force_walk(int walk) { forced_walk.store(walk, std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

@@ -49,7 +49,8 @@ PLANS = [
     ((63, 7, 2, 7, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: masked vectors, past the storage
     ((40, 12, 13, 1, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: masked vectors, a column
     ((300, 7, 1, 2, 5, 1, 1), "offset", torch.float16, LANES_TILED),  # plane-lanes: run walk, past the storage
-    ((90, 5, 1, 1, 5, 1, 1), "contiguous", torch.float32, LANES_TILED),  # plane-lanes: run walk, planes of one
+    ((90, 5, 1, 1, 5, 1, 1), "contiguous", torch.float32, LANES_TILED),  # plane-lanes: whole planes per vector
+    ((300, 7, 1, 1, 5, 1, 1), "offset", torch.float16, LANES_TILED),  # whole planes per vector, from before x's first
     ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
     ((2, 300, 7, 9, 5, 1, 1), "channels_last", torch.float32, ROWS_TILED),  # channel rows: 2 channels per thread
     ((2, 6, 5, 7, 700, 3, 3), "channels_last", torch.float32, ROWS_TILED),  # channel rows: W.sum folded, wider grid

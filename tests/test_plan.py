@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import fusedlse_cuda
-from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, plan_for
+from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, plan_for
 from helpers import HAS_CUDA, lay_out
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
@@ -64,6 +64,15 @@ def test_planes_of_one_element_that_follow_each_other_get_the_run_walk(device, p
     plan = plan_for(shape, DEVICES[device])
     assert plan["split_reader"] == reader
     assert plan["problem"]["plane_runs"] is plane_runs
+
+
+def test_forced_walk_rejects_unknown_walks():
+    """forced_walk names the walks it takes; the op behind it names the range."""
+    with pytest.raises(ValueError, match=r"walk must be one of \('lanes', 'runs', 'vector_planes'\), got 'scalar'"):
+        with forced_walk("scalar"):
+            pass
+    with pytest.raises(RuntimeError, match="_force_walk: walk must be -1, 0, 1 or 2, got 3"):
+        torch.ops.fusedlse._force_walk(3)
 
 
 @pytest.mark.parametrize("layout,plane,reader", [
@@ -203,14 +212,17 @@ def test_explain_on_cuda_is_the_planner_on_this_device():
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 @pytest.mark.parametrize("shape,layout,plane_runs", [
     ((500, 53, 1, 1), "contiguous", True), ((500, 53, 1, 2), "channel_slice", True),
-    ((500, 8, 5, 6), "batch_slice", True), ((500, 3, 2, 2), "channels_last", False),
+    ((500, 8, 4, 8), "batch_slice", True), ((500, 3, 2, 2), "channels_last", False),
     ((500, 3, 2, 2), "sliced", False), ((500, 53, 6, 6), "contiguous", False),
-    ((7, 2, 1, 3), "channel_slice", False), ((7, 2, 1, 3), "contiguous", True)], ids=str)
+    ((7, 2, 1, 4), "channel_slice", False), ((7, 2, 1, 4), "contiguous", True),
+    ((500, 8, 3, 4), "contiguous", True), ((500, 8, 1, 6), "contiguous", False),
+    ((500, 8, 5, 6), "batch_slice", False)], ids=str)
 def test_explain_says_where_planes_are_read_as_runs(shape, layout, plane_runs):
     """plane_runs: tiny contiguous planes (up to 32 elements) that follow each other in runs of 64 bytes or more,
     each batch's channels (a slice of C or B keeps them) or every plane; not channels-last or strided planes,
-    larger planes, or runs too short (a slice of 2 channels of 3 float16: 12 bytes per run; contiguous, the same
-    planes are one run of 84 bytes)."""
+    larger planes, or runs too short (a slice of 2 channels of 4 float16: 16 bytes per run; contiguous, the same
+    planes are one run of 112 bytes). Nor planes of a size the plane-lanes reader's lanes read faster (6 and 30
+    float16; 12 go to the run walk: plan::tiny_plane_walk)."""
     b, c, h, w = shape
     if layout == "channel_slice":
         x = torch.empty(b, c + 2, h, w, dtype=torch.float16, device="cuda")[:, 1:c + 1]

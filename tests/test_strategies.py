@@ -1,11 +1,13 @@
 """Every strategy and reader of the CUDA forward, forced one at a time (fusedlse_cuda.planning.forced_plan): each
 must match the float64 model on every shape, dtype and layout, whatever the planner would choose there."""
+import contextlib
+
 import pytest
 import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from fusedlse_cuda.planning import forced_plan
+from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
 from helpers import DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
@@ -165,12 +167,12 @@ def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
 
 
-def _check_forced_sums(reader, x, weight, conv_bias, bias):
-    """The sums forward() saves for the backward, read by `reader` (forced: the split strategy, the tiled epilogue)
-    on poisoned memory: within x's dtype's tolerance of float64 and bitwise the same on a second run; the output
-    within that tolerance of the model."""
+def _check_forced_sums(reader, x, weight, conv_bias, bias, walk=None):
+    """The sums forward() saves for the backward, read by `reader` (forced: the split strategy, the tiled epilogue;
+    and `walk` over tiny planes that follow each other, where given) on poisoned memory: within x's dtype's tolerance
+    of float64 and bitwise the same on a second run; the output within that tolerance of the model."""
     poison_allocator("cuda")
-    with forced_plan("split", reader, "tiled_lse"):
+    with forced_plan("split", reader, "tiled_lse"), forced_walk(walk) if walk else contextlib.nullcontext():
         out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
         again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
     assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[x.dtype]
@@ -272,22 +274,27 @@ def _runs(x, layout):
 
 # (B, C_in, H, W) of the run walk (planes of up to 32 elements of 16 or 32 bits, adjacent; float64 takes the scalar
 # walk): planes of 1 to 32 elements, items of one vector and of several, the last item of a run shorter, runs of 2 to
-# 220 planes; r14's (220 planes of 2 float16,
-# runs 4 bytes past alignment in channel_slice) and r13's planes (8 of 5 x 6). (7, 2, 1, 3) in the sliced layouts:
-# runs of 12 bytes in 16-bit, too short for the walk (the scalar walk reads them).
+# 220 planes; r14's (220 planes of 2 float16, runs 4 bytes past alignment in channel_slice) and r13's planes (8 of
+# 5 x 6). (7, 2, 1, 3) in the sliced layouts: runs of 12 bytes in 16-bit, too short for the walk (the scalar walk
+# reads them). Planes of 1, 2, 4 and 8 elements (16 bytes at most) that never straddle a vector (contiguous, the
+# slices of C and B, planes of 1 in "offset") are summed whole per vector ("vector_planes"), runs starting anywhere
+# in their first vector.
 RUN_SHAPES = [(3000, 1, 1, 1), (100, 53, 1, 1), (65, 220, 1, 2), (90, 3, 1, 5), (700, 9, 2, 3), (40, 8, 5, 6),
-              (50, 133, 2, 2), (64, 12, 3, 5), (20, 5, 1, 31), (30, 17, 4, 8), (7, 2, 1, 3)]
+              (50, 133, 2, 2), (64, 12, 3, 5), (20, 5, 1, 31), (30, 17, 4, 8), (7, 2, 1, 3), (40, 6, 2, 4)]
+# Each shape under each walk that can read it (the planner picks one by plane size: plan::tiny_plane_walk).
+RUN_WALKS = [(shape, walk) for shape in RUN_SHAPES
+             for walk in WALKS if walk != "vector_planes" or shape[2] * shape[3] in (1, 2, 4, 8)]
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "offset", "channel_slice", "batch_slice"])
-@pytest.mark.parametrize("shape", RUN_SHAPES, ids=str)
+@pytest.mark.parametrize("shape,walk", RUN_WALKS, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_run_walk_sums_every_plane(dtype, shape, layout):
+def test_run_walk_sums_every_plane(dtype, shape, walk, layout):
     """The sums forward() saves, read by the plane-lanes reader (forced, also on planes of one element) where planes
-    follow each other, against float64 (the gaps of the sliced layouts hold NaN: a walk that adds a neighbour's
-    slot shows); bitwise the same on a second run; the output against the model."""
+    follow each other, by `walk` (forced), against float64 (the gaps of the sliced layouts hold NaN: a walk that adds
+    a neighbour's slot shows); bitwise the same on a second run; the output against the model."""
     x, weight, conv_bias, bias = make_problem(*shape, 3, 1, 1, dtype=dtype, device="cuda")
-    _check_forced_sums("plane_lanes", _runs(x, layout), weight, conv_bias, bias)
+    _check_forced_sums("plane_lanes", _runs(x, layout), weight, conv_bias, bias, walk)
 
 
 @pytest.mark.parametrize("kernel", [(1, 1), (3, 3), (7, 6)], ids=str)

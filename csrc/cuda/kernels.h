@@ -152,6 +152,11 @@ struct PlaneRunsArgs {
   void* out;      // [runs, run_planes] contiguous, accumulation type
   int64_t runs, run_planes, plane, stride_run;
   int64_t item_planes, run_items;  // run_items = ceil(run_planes / item_planes); item_planes: plan::plane_runs_tiling
+  // 0, or 1, 2, 4 or 8: planes of that many elements (16 bytes at most) that never straddle a 16-byte vector (x and
+  // stride_run multiples of a plane's bytes). Then an item is kPlaneRunsItemVectors aligned vectors of a run, its
+  // planes item_planes = kPlaneRunsItemVectors x (planes per vector) from the run's first vector's first slot
+  // (run_items = ceil((planes per vector - 1 + run_planes) / item_planes)).
+  int vector_plane;
   int64_t blocks;  // grid size: at most what fits on the device at once
 };
 

@@ -69,10 +69,13 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
 // A thread per item (PlaneRunsArgs), a block's items in a row: neighbouring threads read neighbouring bytes, and the
 // block's sums, staged in shared memory, are a contiguous part of `out`, written by the whole block in order.
 // (Stored by each thread, a warp's stores hit a sector per lane: the sums' writes, not x's reads, took the time.)
-template <typename T>
+// kPlane 0: planes of any size (run_item_sums); 1, 2, 4 or 8: planes of kPlane elements that never straddle a
+// 16-byte vector, an item being kPlaneRunsItemVectors aligned vectors of a run (vector_plane_sums).
+template <typename T, int kPlane>
 __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs a) {
   using A = acc_t<T>;
   wait_for_previous_grid();
+  constexpr int kPerVector = kPlane > 0 ? 16 / sizeof(T) / kPlane : 0;  // planes per vector (kPlane > 0)
   extern __shared__ __align__(16) unsigned char shared[];
   A* staged = reinterpret_cast<A*>(shared);  // [kSplitThreads x item_planes] sums at staged_slot(plane - first)
   __shared__ int64_t block_planes[2];        // the block's first plane, and one past its last
@@ -87,16 +90,61 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
   const int32_t plane = static_cast<int32_t>(a.plane);
   // Every thread runs the same trips, so the syncs see the whole block.
   for (int64_t block_first = int64_t{blockIdx.x} * blockDim.x; block_first < items; block_first += threads) {
-    const int64_t first = item * a.item_planes;
+    const T* run_x = x + run * a.stride_run;
+    // The item's planes [first, first + planes) of its run, clipped to the run (an item past its run's last plane
+    // is empty, at the place in `out` where the next run begins).
+    int64_t unclipped = item * a.item_planes;
+    if constexpr (kPlane > 0) {
+      // The run's first vector holds `lead` slots of planes before the run's first.
+      unclipped -= ((reinterpret_cast<uintptr_t>(run_x) & 15) / sizeof(T)) / kPlane;
+    }
+    const int64_t first = imin(imax(unclipped, 0), a.run_planes);
+    const int32_t planes =
+        run < a.runs ? static_cast<int32_t>(imin(unclipped + a.item_planes, a.run_planes) - first) : 0;
     const int64_t out_first = run * a.run_planes + first;  // this item's first plane in `out`
-    const int32_t planes = run < a.runs ? static_cast<int32_t>(imin(a.item_planes, a.run_planes - first)) : 0;
     if (threadIdx.x == 0) block_planes[0] = out_first;
     if (threadIdx.x == blockDim.x - 1) block_planes[1] = run < a.runs ? out_first + planes : all_planes;
     __syncthreads();
     const int32_t offset = static_cast<int32_t>(out_first - block_planes[0]);
     if (planes > 0) {
-      run_item_sums<T>(x + run * a.stride_run + first * a.plane, planes, plane,
-                       [&](int32_t k, A sum) { staged[staged_slot(offset + k)] = sum; });
+      if constexpr (kPlane == 0) {
+        run_item_sums<T>(run_x + first * a.plane, planes, plane,
+                         [&](int32_t k, A sum) { staged[staged_slot(offset + k)] = sum; });
+      } else {
+        const uintptr_t address = reinterpret_cast<uintptr_t>(run_x);
+        const uint4* vectors = reinterpret_cast<const uint4*>(address - (address & 15)) + item * kPlaneRunsItemVectors;
+        // The item's slots q = u * kPerVector + s hold planes of the run for lo <= q < hi; slot q's sum is staged at
+        // offset + q - lo. Most items lie inside their run: no check.
+        const int32_t lo = static_cast<int32_t>(first - unclipped), hi = lo + planes;
+        uint4 v[kPlaneRunsItemVectors];
+        if (lo == 0 && planes == a.item_planes) {
+#pragma unroll
+          for (int u = 0; u < kPlaneRunsItemVectors; ++u) v[u] = __ldg(vectors + u);
+#pragma unroll
+          for (int u = 0; u < kPlaneRunsItemVectors; ++u) {
+            vector_plane_sums<T, kPlane>(
+                v[u], [](int) { return true; },
+                [&](int s, A sum) { staged[staged_slot(offset + u * kPerVector + s)] = sum; });
+          }
+        } else {
+          // A vector is loaded where it holds a plane of the run.
+#pragma unroll
+          for (int u = 0; u < kPlaneRunsItemVectors; ++u) {
+            if ((u + 1) * kPerVector > lo && u * kPerVector < hi) v[u] = __ldg(vectors + u);
+          }
+#pragma unroll
+          for (int u = 0; u < kPlaneRunsItemVectors; ++u) {
+            if (!((u + 1) * kPerVector > lo && u * kPerVector < hi)) continue;
+            vector_plane_sums<T, kPlane>(
+                v[u],
+                [&](int s) {
+                  const int32_t q = u * kPerVector + s;
+                  return q >= lo && q < hi;
+                },
+                [&](int s, A sum) { staged[staged_slot(offset + u * kPerVector + s - lo)] = sum; });
+          }
+        }
+      }
     }
     __syncthreads();
     const int32_t count = static_cast<int32_t>(block_planes[1] - block_planes[0]);
@@ -109,6 +157,17 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
       ++run;
     }
   }
+}
+
+// The run walk's kernel for a: a plane size of its own where planes tile the vectors (a.vector_plane).
+template <typename T> auto plane_runs_kernel_for(const PlaneRunsArgs& a) {
+  switch (a.vector_plane) {
+    case 1: return plane_runs_kernel<T, 1>;
+    case 2: return plane_runs_kernel<T, 2 * sizeof(T) <= 16 ? 2 : 0>;
+    case 4: return plane_runs_kernel<T, 4 * sizeof(T) <= 16 ? 4 : 0>;
+    case 8: return plane_runs_kernel<T, 8 * sizeof(T) <= 16 ? 8 : 0>;
+  }
+  return plane_runs_kernel<T, 0>;
 }
 
 // A block per item (a batch's chunk of pixels) at a time; kWide: more channels than threads (ChannelRowsArgs). W.sum
@@ -288,15 +347,15 @@ template <typename T> size_t plane_runs_shared_bytes(const PlaneRunsArgs& a) {
 cudaError_t launch_plane_runs(const PlaneRunsArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
-    return launch_after_previous_with_shared(plane_runs_kernel<T>, static_cast<unsigned>(a.blocks), kSplitThreads,
-                                             plane_runs_shared_bytes<T>(a), stream, a);
+    return launch_after_previous_with_shared(plane_runs_kernel_for<T>(a), static_cast<unsigned>(a.blocks),
+                                             kSplitThreads, plane_runs_shared_bytes<T>(a), stream, a);
   });
 }
 
 int plane_runs_blocks_per_sm(const PlaneRunsArgs& a) {
   return with_element_type(a.kind, 1, [&](auto element) {
     using T = decltype(element);
-    return resident_blocks_per_sm(plane_runs_kernel<T>, kSplitThreads, plane_runs_shared_bytes<T>(a));
+    return resident_blocks_per_sm(plane_runs_kernel_for<T>(a), kSplitThreads, plane_runs_shared_bytes<T>(a));
   });
 }
 

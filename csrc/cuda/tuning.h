@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 
 namespace fusedlse {
 
@@ -98,6 +99,27 @@ constexpr int64_t kPlaneRunsMinRunBytes = 64;
 constexpr int64_t kPlaneRunsItemVectors = 4;
 constexpr int64_t kPlaneRunsMaxItemSumBytes = 128;
 constexpr int64_t kPlaneRunsItemsPerThread = 2;
+
+// Plane sizes (bit p: planes of p elements) where the run walk, adding each element to its plane's sum, read faster
+// than the plane-lanes reader's lane per plane (plan::tiny_plane_walk; planes of 1, 2, 4 or 8 elements that tile the
+// 16-byte vectors are summed whole per vector instead: 1.05-2.7x the lanes in 2M and 14M planes, 0.84-1.09x (within
+// 1.1 us of 5-7) in 150K planes, where items of four vectors leave few threads).
+// H200, sum_hw forced each way (bench/experiments/run_walks.py), planes of 1 to 32 elements in 2M and 14M planes,
+// contiguous and a slice of C: listed where the geometric mean of lanes / runs over the four exceeded 1.02. The walks
+// trade places with the plane size: the run walk's items of about four vectors fit some planes well (float16 planes
+// of 12, 16, 20, 24, 28 or 32 elements: 1.05-1.47x; float32 planes of 16 to 31: 1.05-1.71x) and others badly (float16
+// planes of 7, 11, 22, 23: 0.78-0.84x; float32 planes of 5 and 11: 0.84x, 0.77x); the lanes were slow on planes of
+// 16 and 32 float16 and 16 and 24 float32. Planes of 1, 2, 4 (and 8 float16) elements are listed for when they do
+// not tile the vectors (x or its runs not aligned to a plane's bytes). bfloat16 takes float16's list (not measured
+// apart: the same loads).
+constexpr uint64_t plane_sizes(std::initializer_list<int> sizes) {
+  uint64_t bits = 0;
+  for (const int size : sizes) bits |= uint64_t{1} << size;
+  return bits;
+}
+constexpr uint64_t kRunWalkFaster16BitPlanes = plane_sizes({1, 2, 4, 8, 12, 16, 18, 20, 21, 24, 28, 32});
+constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
+                                                            28, 29, 30, 31});
 
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte

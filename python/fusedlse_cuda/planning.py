@@ -9,6 +9,10 @@ from torch import Tensor
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
 EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse")
+# The plane-lanes reader's walks over tiny contiguous planes that follow each other, in the order of
+# plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, or summing planes of 1,
+# 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector.
+WALKS = ("lanes", "runs", "vector_planes")
 
 
 def explain(x: Tensor, weight: Tensor) -> dict:
@@ -21,8 +25,9 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
-            that follow each other in memory, ``problem["plane_runs"]``, a thread per few of them, loaded 16 bytes
-            at a time), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other layouts),
+            that follow each other in memory, of the sizes where that is faster, ``problem["plane_runs"]``: a
+            thread per few of them, loaded 16 bytes at a time), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in
+            place: larger planes of other layouts),
             ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
             and at least 4096 pixels per plane).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
@@ -61,3 +66,18 @@ def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
         yield
     finally:
         torch.ops.fusedlse._force_plan(-1, -1, -1)
+
+
+@contextlib.contextmanager
+def forced_walk(walk: str):
+    """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
+    other, in every thread, takes `walk` (one of WALKS; "vector_planes" is "runs" where the planes do not tile the
+    16-byte vectors) instead of the planner's choice. x of planes of one element is read by torch under "lanes"
+    unless the plane-lanes reader is forced too (forced_plan)."""
+    if walk not in WALKS:
+        raise ValueError(f"forced_walk: walk must be one of {WALKS}, got {walk!r}")
+    torch.ops.fusedlse._force_walk(WALKS.index(walk))
+    try:
+        yield
+    finally:
+        torch.ops.fusedlse._force_walk(-1)

@@ -59,6 +59,22 @@ __device__ __forceinline__ void run_item_sums(const T* first, int32_t planes, in
   }
 }
 
+// The sums of the planes of kPlane elements that one aligned 16-byte vector holds whole (planes that never straddle
+// a vector): store(s, the sum of slot s's plane) for the vector's kVec / kPlane slots s where keep(s). A fixed
+// pattern of adds, no per-element bookkeeping.
+template <typename T, int kPlane, typename Keep, typename Store>
+__device__ __forceinline__ void vector_plane_sums(const uint4& v, Keep&& keep, Store&& store) {
+  constexpr int kVec = 16 / sizeof(T);
+  static_assert(kPlane > 0 && kVec % kPlane == 0, "planes must tile the vector");
+#pragma unroll
+  for (int s = 0; s < kVec / kPlane; ++s) {
+    acc_t<T> sum = vec_elem<T>(v, s * kPlane);
+#pragma unroll
+    for (int e = 1; e < kPlane; ++e) sum += vec_elem<T>(v, s * kPlane + e);
+    if (keep(s)) store(s, sum);
+  }
+}
+
 // The slot of a block's staged sum i (plane_runs_kernel): one word of padding every 32, so that threads storing
 // planes item_planes apart, and the warps copying them out, hit distinct banks.
 __device__ __forceinline__ int32_t staged_slot(int32_t i) { return i + (i >> 5); }
