@@ -116,14 +116,27 @@ ConvSettings check_conv_settings(at::IntArrayRef stride, at::IntArrayRef padding
   return c;
 }
 
+void check_x_and_weight(const at::Tensor& x, const at::Tensor& weight) {
+  check_sum_hw_args(x);
+  FUSEDLSE_CHECK(weight.dim() == 4, "weight must be 4-D [C_in, C_out, kH, kW] (nn.ConvTranspose2d layout), got ",
+              weight.dim(), "-D with shape ", weight.sizes());
+  FUSEDLSE_CHECK(x.size(1) >= 1 && x.size(2) >= 1 && x.size(3) >= 1,
+              "x must have C_in, H and W of at least 1, got shape ", x.sizes());
+  FUSEDLSE_CHECK(weight.size(0) == x.size(1), "weight.shape[0] must equal x's C_in = ", x.size(1),
+              ", got weight of shape ", weight.sizes());
+  FUSEDLSE_CHECK(weight.size(1) >= 1 && weight.size(2) >= 1 && weight.size(3) >= 1,
+              "weight must have C_out, kH and kW of at least 1, got shape ", weight.sizes());
+  check_same_device(x, "x", weight, "weight");
+  check_float_dtype(weight, "weight");
+  check_same_dtype(x, "x", weight, "weight");
+}
+
 ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                                 at::IntArrayRef dilation, int64_t groups) {
   const ConvSettings conv = check_conv_settings(stride, padding, output_padding, dilation, groups);
-  check_sum_hw_args(x);
-  FUSEDLSE_CHECK(weight.dim() == 4, "weight must be 4-D [C_in, C_out, kH, kW] (nn.ConvTranspose2d layout), got ",
-              weight.dim(), "-D with shape ", weight.sizes());
+  check_x_and_weight(x, weight);
   ForwardShape s;
   s.batch = x.size(0);
   s.in_channels = x.size(1);
@@ -132,23 +145,14 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
   s.out_channels = weight.size(1);
   s.kernel_h = weight.size(2);
   s.kernel_w = weight.size(3);
-  FUSEDLSE_CHECK(s.in_channels >= 1 && s.height >= 1 && s.width >= 1,
-              "x must have C_in, H and W of at least 1, got shape ", x.sizes());
-  FUSEDLSE_CHECK(weight.size(0) == s.in_channels, "weight.shape[0] must equal x's C_in = ", s.in_channels,
-              ", got weight of shape ", weight.sizes());
-  FUSEDLSE_CHECK(s.out_channels >= 1 && s.kernel_h >= 1 && s.kernel_w >= 1,
-              "weight must have C_out, kH and kW of at least 1, got shape ", weight.sizes());
   check_bias_shape(bias, s.out_channels);
   if (conv_bias.has_value()) {
     FUSEDLSE_CHECK(conv_bias->dim() == 1 && conv_bias->size(0) == s.out_channels,
                 "conv_bias must have shape [C_out] = [", s.out_channels, "], got ", conv_bias->sizes());
   }
-  check_same_device(x, "x", weight, "weight");
   check_same_device(x, "x", bias, "bias");
   if (conv_bias.has_value()) check_same_device(x, "x", *conv_bias, "conv_bias");
-  check_float_dtype(weight, "weight");
   check_float_dtype(bias, "bias");
-  check_same_dtype(x, "x", weight, "weight");
   check_same_dtype(x, "x", bias, "bias");
   if (conv_bias.has_value()) {
     check_float_dtype(*conv_bias, "conv_bias");

@@ -59,6 +59,10 @@ struct ForwardShape {
   double scale;  // 1 / (H_out * W_out): turns sum_HW(x) @ W.sum((2,3)) into the mean of the convolution
 };
 
+// Checks x [B, C_in, H, W] and weight [C_in, C_out, kH, kW] as check_forward_args does (ranks, sizes, floating
+// dtypes that agree, one device): explain's arguments, the plan of a call forward would refuse being no plan.
+void check_x_and_weight(const at::Tensor& x, const at::Tensor& weight);
+
 // Checks x [B, C_in, H, W], weight [C_in, C_out, kH, kW], conv_bias [C_out] or None, bias of one value per output
 // channel as the model broadcasts it ([C_out, 1, 1], [1, C_out, 1, 1] or a single value): ranks, sizes, floating
 // dtypes that agree, one device; the convolution settings (check_conv_settings); and an output size (and area)

@@ -196,6 +196,21 @@ def test_explain_on_cpu_names_the_cpu_path():
     assert fusedlse_cuda.explain(torch.randn(2, 3, 4, 5), torch.randn(3, 6, 3, 3))["strategy"] == "cpu"
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[
+    pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")])])
+def test_explain_checks_x_and_weight_as_forward_does(device):
+    """No plan for a call forward would refuse: the same errors, naming the argument."""
+    x, weight = torch.randn(2, 3, 4, 5, device=device), torch.randn(3, 6, 3, 3, device=device)
+    with pytest.raises(RuntimeError, match="x must be float16, bfloat16, float32 or float64, got Int"):
+        fusedlse_cuda.explain(x.int(), weight)
+    with pytest.raises(RuntimeError, match="weight has dtype Double but x has dtype Float"):
+        fusedlse_cuda.explain(x, weight.double())
+    with pytest.raises(RuntimeError, match=r"weight.shape\[0\] must equal x's C_in = 3, got weight of shape \[4, 6"):
+        fusedlse_cuda.explain(x, torch.randn(4, 6, 3, 3, device=device))
+    with pytest.raises(RuntimeError, match="weight must be 4-D"):
+        fusedlse_cuda.explain(x, weight[0])
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
 def test_explain_on_cuda_is_the_planner_on_this_device():

@@ -59,7 +59,8 @@ TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
   m.impl("sum_hw", &sum_hw_cpu);
   m.impl("gemm_lse", &gemm_lse_cpu);
   m.impl("broadcast_hw", &broadcast_hw_cpu);
-  m.impl("explain", [](const at::Tensor&, const at::Tensor&) -> std::string {
+  m.impl("explain", [](const at::Tensor& x, const at::Tensor& weight) -> std::string {
+    check_x_and_weight(x, weight);
     return "{\"strategy\": \"cpu\", \"why\": \"CPU tensors: x.sum, matmul and logsumexp through ATen\"}";
   });
 }

@@ -632,7 +632,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
 }
 
 // sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`. True where the reader's launch also did
-// `fold` (the channel-rows reader); otherwise the fold is the caller's.
+// `fold` (the channel-rows reader, given a fold with a weight); otherwise the fold, if any, is the caller's.
 bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream,
                const WeightFold& fold = {}) {
   if (sums.numel() == 0) return false;
@@ -645,7 +645,7 @@ bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
       if (read_plane_lanes(x_in, sums, stream)) return false;
       break;  // planes too far-reaching for it: torch's reduction
     case plan::Reader::kChannelRows:
-      if (read_channel_rows(x_in, sums, fold, stream)) return true;
+      if (read_channel_rows(x_in, sums, fold, stream)) return fold.weight != nullptr;
       break;  // not channels-last, or too many channels: torch's reduction
     case plan::Reader::kTorchSum:
       break;
@@ -732,7 +732,7 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   const NoAutocast no_autocast;
   at::Tensor weight_sum = at::empty({weight.size(0), weight.size(1)}, sums.options());
   const WeightFold fold = reader_weight_fold(weight, weight_sum);
-  if (!read_sums(x_in, chosen.reader, sums, stream, fold) || fold.weight == nullptr) {
+  if (!read_sums(x_in, chosen.reader, sums, stream, fold)) {
     // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
     // dimension of a wide weight took tens of microseconds).
     read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
@@ -807,8 +807,7 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
 
 // The plan forward(x, weight, ...) would run, as JSON (fusedlse_cuda.explain).
 std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
-  FUSEDLSE_CHECK(x.dim() == 4 && weight.dim() == 4, "explain: x and weight must be 4-D, got shapes ", x.sizes(),
-                 " and ", weight.sizes());
+  check_x_and_weight(x, weight);
   const plan::Problem problem = problem_of(x, weight.size(1), weight.size(2) * weight.size(3));
   const plan::DeviceProps props = device_props(x.get_device());
   return plan::to_json(plan::choose(problem, props), problem, props);
