@@ -163,7 +163,8 @@ def test_split_workspace(epilogue, workspace_bytes):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_sum_hw_of_tiny_planes_in_every_layout(dtype, layout):
     x = make_problem(700, 9, 2, 3, 1, 1, 1, dtype=dtype, device="cuda", layout=layout)[0]
-    assert fusedlse_cuda.explain(x, torch.empty(9, 1, 1, 1, device="cuda"))["split_reader"] == "plane_lanes"
+    weight = torch.empty(9, 1, 1, 1, dtype=dtype, device="cuda")
+    assert fusedlse_cuda.explain(x, weight)["split_reader"] == "plane_lanes"
     assert rel_err(fusedlse_cuda.sum_hw(x), x.double().sum((2, 3))) <= TOLERANCE[dtype]
 
 

@@ -17,7 +17,8 @@ WALKS = ("lanes", "runs", "vector_planes")
 
 def explain(x: Tensor, weight: Tensor) -> dict:
     """The plan ``fusedlse_cuda.forward(x, weight, ...)`` runs, and why. The plan depends on x's sizes, dtype and
-    layout, C_out (from ``weight``) and the device; not on the values, biases or settings.
+    layout, C_out (from ``weight``) and the device; not on the values, biases or settings. x and weight are checked
+    as forward checks them (4-D, sizes that agree, one floating dtype, one device): no plan for a call it refuses.
 
     Returns a dict:
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
