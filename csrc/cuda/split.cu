@@ -95,7 +95,8 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
     // is empty, at the place in `out` where the next run begins).
     int64_t unclipped = item * a.item_planes;
     if constexpr (kPlane > 0) {
-      // The run's first vector holds `lead` slots of planes before the run's first.
+      // Items count from the first slot of the run's first aligned vector, which may hold slots before the run's
+      // first plane (before x, or another run's planes): those come first, outside [0, run_planes).
       unclipped -= ((reinterpret_cast<uintptr_t>(run_x) & 15) / sizeof(T)) / kPlane;
     }
     const int64_t first = imin(imax(unclipped, 0), a.run_planes);
