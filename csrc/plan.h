@@ -26,8 +26,8 @@ struct Problem {
   Layout layout;
   int64_t kernel_area = 1;  // kH * kW: the weight's values per (C_in, C_out) pair
   // Tiny contiguous planes of 16- or 32-bit elements that follow each other in memory (each batch's channels, or
-  // every plane of x), which the plane-lanes reader walks as runs of 16-byte vectors (cuda/split.cu, PlaneRunsArgs;
-  // the host decides).
+  // every plane of x), of a size tiny_plane_walk gives to a run walk over 16-byte vectors rather than to a lane per
+  // plane (cuda/split.cu, PlaneRunsArgs; the host decides).
   bool plane_runs = false;
 };
 
