@@ -98,6 +98,12 @@ constexpr double kRowsLseChannelSlots = 1.4;
 constexpr double kRowsLseLogitSlots = 24;
 constexpr double kRowsLseFloat64Factor = 3;
 constexpr double kRowsLseIssueShare = 0.7;
+// Every block of the rows epilogue first stages W.sum (kRowsLseStageLoads loads per thread at a time), all blocks at
+// once: a latency of about this per trip of loads that no compute hides where there is little (wide C_out on few
+// rows). Fitted on the H200 to r05 (B 3, C_in 5, C_out 700: 7 trips; the rows epilogue 27.8 us forced, the tiled
+// 25.4) against r10, r56 and r45 (C_out 755 to 1543 on 4844 rows and more: the rows epilogue 41.5, 43.7 and 577.7 us,
+// the tiled 40.5, 47.8 and 601.2; 6e0af90's kernels with the rows epilogue allowed past 512 columns).
+constexpr double kRowsLseStageTripUs = 0.7;
 
 // Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
 // elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
@@ -111,8 +117,14 @@ constexpr int64_t kTinyPlaneElements = 32;
 // Contiguous planes where torch's reduction read faster than the plane-lanes reader (H200, sweep of e5e10bb and its
 // forced strategies): float64 planes of 2406 to 122744 elements by 2-10% (r15, r31, r35, r47), planes of at least
 // this many elements by 4-10% (r02, r30, r44). Below, in float32 and 16-bit, the plane-lanes reader was 4-50% faster
-// (r16, r17, r18, r28, r32, r46, short_rows; r33 the exception, 6% slower).
+// (r16, r17, r18, r28, r32, r46, short_rows; r33 the exception, 6% slower). Both hold for many planes only: on at
+// most kLanesMaxFewPlanes planes (B x C_in) the plane-lanes reader, cutting each into pieces for every SM, was faster
+// or within 3% in every dtype (H200, 6e0af90's forward with each reader forced: r19, 41 float64 planes of 106K
+// elements, 23.5 us against 43.8; r63, 7 float64 planes of 690K, 26.2 against 31.1; r61, 114 bfloat16 planes of
+// 147K, 33.0 against 35.8; r02, 64 float16 planes of 65K, 21.6 against 21.1); on 395 and more torch's was (r31,
+// r44).
 constexpr int64_t kLanesMaxContiguousPlane = 16384;
+constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
 // logsumexp per batch tile) is not modelled: it was 1.1x to 2000x slower than the split strategy there, so the
@@ -132,10 +144,10 @@ constexpr int64_t kFusedMinRowBytes = 16 * 1024;
 //    leaves the fused launch out there).
 constexpr int64_t kFusedMaxPartialsPerBatch = 16384;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
-//  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed. On
-//    41 or fewer rows (B x C_in) it was fastest (r19, r63); on 424 and more torch's reader was 1.4-5x faster (r15,
-//    r31, r35, r47).
-constexpr int64_t kFusedMaxFloat64Rows = 64;
+//  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
+//    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
+//    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
+//    29.9 us, r63: 26.2 against 37.1; H200, 6e0af90's forward with each plan forced).
 //  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
 //    of 4 KiB planes, fused 14.3 us, split 21-23 us).
 constexpr double kSmallInputUs = 2.0;
@@ -168,10 +180,7 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (plane <= kTinyPlaneElements) return "planes this small: the fused reader and epilogue are far slower";
   if (!in_place_for_planes(p.layout)) return "the fused launch would copy x first";
   if (p.out_channels > kFusedMaxOutChannels) return "C_out is too wide for the fused epilogue";
-  if (p.element_bytes == 8) {
-    if (p.batch * p.in_channels <= kFusedMaxFloat64Rows) return nullptr;
-    return "float64 x of many rows reads faster in the split strategy";
-  }
+  if (p.element_bytes == 8) return "float64 x reads faster in the split strategy";
   if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
   if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
@@ -210,6 +219,14 @@ double fused_us(const Problem& p, const DeviceProps& d) {
   return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare) + weight_us(p, d);
 }
 
+// The rows epilogue's shared memory with `lanes` lanes per row: W.sum and both biases padded to whole chunks, then
+// the sums [C_in][rows + 1] of the block's kRowsLseThreads / lanes rows.
+int64_t rows_lse_shared_bytes(int64_t in_channels, int64_t out_channels, int64_t acc_bytes, int64_t lanes) {
+  const int64_t padded_columns = ceil_div(out_channels, kRowsLseChunk) * kRowsLseChunk;
+  const int64_t rows = kRowsLseThreads / lanes;
+  return ((in_channels + 2) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
+}
+
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
@@ -222,7 +239,10 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
                          (p.element_bytes == 8 ? kRowsLseFloat64Factor : 1.0);
     const double compute = slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
-    return kTiledLaunches * kLaunchUs + std::max(compute, sums);
+    const double staging = kRowsLseStageTripUs * ceil_div(p.in_channels * ceil_div(p.out_channels, kRowsLseChunk) *
+                                                              kRowsLseChunk,
+                                                          kRowsLseThreads * kRowsLseStageLoads);
+    return kTiledLaunches * kLaunchUs + std::max({compute, sums, staging});
   }
   if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kTiledLse) {
@@ -338,9 +358,8 @@ PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plan
 }
 
 bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
-  return in_channels >= 1 && in_channels <= kRowsLseMaxChannels && out_channels >= 1 &&
-         out_channels <= kRowsLseMaxOutChannels &&
-         in_channels * ceil_div(out_channels, kRowsLseChunk) * kRowsLseChunk * acc_bytes <= kRowsLseMaxWeightBytes;
+  if (in_channels < 1 || in_channels > kRowsLseMaxChannels || out_channels < 1) return false;
+  return rows_lse_shared_bytes(in_channels, out_channels, acc_bytes, 1) <= kRowsLseMaxSharedBytes;
 }
 
 RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
@@ -348,11 +367,9 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   RowsLseTiling t{};
   const int64_t chunks = ceil_div(out_channels, kRowsLseChunk);
   t.lanes = 1;
-  while (t.lanes < 32 && 2 * t.lanes <= chunks && batch * t.lanes < resident_threads) t.lanes *= 2;
-  const int64_t padded_columns = chunks * kRowsLseChunk;
-  const int64_t rows = kRowsLseThreads / t.lanes;
-  // W.sum and both biases padded to whole chunks, then the sums [C_in][rows + 1].
-  t.shared_bytes = ((in_channels + 2) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
+  const double fill = kRowsLseFillShare * static_cast<double>(resident_threads);
+  while (t.lanes < 32 && 2 * t.lanes <= chunks && static_cast<double>(batch * t.lanes) < fill) t.lanes *= 2;
+  t.shared_bytes = rows_lse_shared_bytes(in_channels, out_channels, acc_bytes, t.lanes);
   return t;
 }
 
@@ -378,7 +395,8 @@ Reader reader_for_sums(const Problem& p) {
   if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows) return Reader::kPlaneLanes;
   if (channel_rows_suits(p)) return Reader::kChannelRows;
   if (p.layout == Layout::kPlanes) {
-    const bool torch_faster = p.element_bytes == 8 || plane >= kLanesMaxContiguousPlane;
+    const bool torch_faster = p.batch * p.in_channels > kLanesMaxFewPlanes &&
+                              (p.element_bytes == 8 || plane >= kLanesMaxContiguousPlane);
     return torch_faster ? Reader::kTorchSum : Reader::kPlaneLanes;
   }
   return Reader::kTorchSum;

@@ -57,7 +57,7 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2 };
 
 // Whether the rows epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: what it stages fits a
-// block's shared memory (cuda/tuning.h, kRowsLseMax*).
+// block's shared memory without opting in (cuda/tuning.h, kRowsLseMax*).
 bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
@@ -144,8 +144,8 @@ struct ChannelRowsTiling {
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks);
 
 // The rows epilogue's launch (cuda/gemm_lse.cu) for B rows: lanes per row (1 to 32, powers of two: more while the
-// rows alone leave resident threads idle and each lane still has a chunk of columns), and the dynamic shared memory
-// of a block (W.sum, the biases, its rows' sums).
+// rows' lanes fill less than kRowsLseFillShare of the resident threads and each lane still has a chunk of columns),
+// and the dynamic shared memory of a block (W.sum, the biases, its rows' sums).
 struct RowsLseTiling {
   int lanes;
   int64_t shared_bytes;

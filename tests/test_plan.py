@@ -120,7 +120,7 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert plan["predicted_us"] == min(fused_us, plan["split_us"])
                         assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
                         epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"]}
-                        if plan["rows_us"] is not None:  # the rows epilogue applies: C_in <= 16, C_out <= 512
+                        if plan["rows_us"] is not None:  # the rows epilogue applies: C_in <= 16, what it stages within 48 KiB
                             assert c_in <= 16 and c_out <= 512
                             epilogue_us["rows_lse"] = plan["rows_us"]
                         assert plan["epilogue"] in EPILOGUES and 0 < min(epilogue_us.values())
@@ -153,11 +153,13 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
-    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "torch_sum"),
+    "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "plane_lanes"),  # and few planes
+    "few_large_planes": (problem(6, 19, 2069, 830, 177, element_bytes=2), "split", "plane_lanes"),
+    "many_large_planes": (problem(79, 5, 2739, 15703, 30), "split", "torch_sum"),
     "many_batches": (problem(1378, 166, 4, 25, 39), "split", "plane_lanes"),
     "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "plane_lanes"),
     "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
-    "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "fused", "planes"),
+    "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "split", "plane_lanes"),
     "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split",
                                      "channel_rows"),
     "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",

@@ -88,18 +88,21 @@ def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
 
 
 # (B, C_in, C_out): one column of a chunk on one lane; two lanes of one chunk each; two lanes over three chunks (the
-# last part-masked); four lanes of two chunks over more rows than fit on the device at once (a second trip); 32
-# lanes of 13 chunks, and W.sum at the shared-memory limit in float32 (16 x 256 x 4 bytes; float64 runs tiled);
-# C_out 512 on one channel; C_in 17 and C_out 513, one past each limit (the tiled epilogue runs instead).
-ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (70001, 4, 64), (3, 16, 100), (50, 16, 256), (20, 1, 512),
-                     (40, 17, 241), (30, 2, 513)]
+# last part-masked); four lanes of two chunks (20000 rows fill a quarter of the resident threads at four lanes); one
+# lane of eight chunks over more rows than fit on the device at once (a second trip); 32 lanes of 13 chunks; C_in 16
+# at the shared-memory limit in float32 (C_out 568; float64 runs tiled); C_out 4048 on one channel and 3000 on two
+# (float32's limits; float64's are 2000 and 1464), each lane walking many chunks; C_in 17, C_out 569 on 16 channels
+# and 4049 on one, one past each limit (the tiled epilogue runs instead).
+ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (20000, 4, 64), (300001, 4, 64), (3, 16, 100),
+                     (50, 16, 568), (20, 1, 4048), (700, 2, 3000), (40, 17, 241), (30, 16, 569), (9, 1, 4049)]
 
 
 def rows_lse_applies(c_in, c_out, dtype):
-    """plan::rows_lse_applies: at most 16 channels and 512 columns, W.sum (columns padded to chunks of 8) within
-    16 KiB of the accumulation type."""
+    """plan::rows_lse_applies: at most 16 channels, and W.sum and both biases (columns padded to chunks of 8) with
+    the sums of 129 rows' slots per channel within 48 KiB of the accumulation type."""
     acc_bytes = 8 if dtype == torch.float64 else 4
-    return c_in <= 16 and c_out <= 512 and c_in * -(-c_out // 8) * 8 * acc_bytes <= 16384
+    padded = -(-c_out // 8) * 8
+    return c_in <= 16 and ((c_in + 2) * padded + c_in * 129) * acc_bytes <= 48 * 1024
 
 
 @pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)

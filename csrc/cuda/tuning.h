@@ -123,19 +123,26 @@ constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18,
 
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte
-// shared-memory loads of W.sum per channel for float). The block stages W.sum, both biases and its rows' sums in
-// shared memory: at most kRowsLseMaxChannels channels, kRowsLseMaxOutChannels columns and kRowsLseMaxWeightBytes of
-// W.sum, so that the whole stays under the 48 KiB a block gets without opting in (float64 at the limits: 16 + 8 +
-// 16.1 KiB). Why a chunk and no tile: the tiled kernel's 128-row tiles spent about 60 issue slots per logit on r00
-// (C_in 4, C_out 64; ncu: 122M warp instructions for 64M logits, 196 us), its thread blocks and staging sized for
-// GEMMs with many channels; the rows kernel took r00's forward from 212 to 119 us (H200, plan.cpp has the rest). A
-// first rows kernel with up to 8 columns per lane, always unrolled to 8 and predicated, issued 188 slots per logit
-// (ncu: 376M warp instructions, 436 us).
+// shared-memory loads of W.sum per channel for float). The block stages W.sum and both biases (columns padded to
+// whole chunks) and its rows' sums in shared memory: at most kRowsLseMaxChannels channels, and all of it within
+// kRowsLseMaxSharedBytes, the 48 KiB a block gets without opting in, counted at one lane per row (the most rows per
+// block): float C_out up to 4048 at C_in 1, 3000 at 2, 568 at 16; double up to 2000, 1464 and 224. Why a chunk and
+// no tile: the tiled kernel's 128-row tiles spent about 60 issue slots per logit on r00 (C_in 4, C_out 64; ncu: 122M
+// warp instructions for 64M logits, 196 us), its thread blocks and staging sized for GEMMs with many channels; the
+// rows kernel took r00's forward from 212 to 119 us (H200, plan.cpp has the rest). A first rows kernel with up to 8
+// columns per lane, always unrolled to 8 and predicated, issued 188 slots per logit (ncu: 376M warp instructions,
+// 436 us).
 constexpr int kRowsLseThreads = 128;
 constexpr int kRowsLseChunk = 8;
 constexpr int64_t kRowsLseMaxChannels = 16;
-constexpr int64_t kRowsLseMaxOutChannels = 512;
-constexpr int64_t kRowsLseMaxWeightBytes = 16 * 1024;
+constexpr int64_t kRowsLseMaxSharedBytes = 48 * 1024;
+// Lanes per row double while the rows' lanes fill less than this share of the device's resident threads (16 of 64
+// warps per SM on the H200 keep the FMAs busy): every lane of a group loads its own chunk of W.sum from shared
+// memory, so more lanes per row take more shared-memory wavefronts per FMA. H200, the forward with the rows epilogue
+// forced and lanes capped at 1 to 32 (6e0af90's kernels): r13 (18415 rows, C_in 8, C_out 196) 24.9 us at 4 lanes,
+// 30.8 at the 16 that filling every resident thread gave; r10, r56 (C_in 2 and 3, C_out about 1540 on 4844 and 5863
+// rows) best at 16-32 lanes, 2.7x slower at 2; r19, r63 (41 and 7 rows) best at 32; the others had one or two chunks.
+constexpr double kRowsLseFillShare = 0.25;
 // W.sum values each thread loads at once while staging (gemm_lse.cu); 8 took 4 more registers, a block fewer per SM.
 constexpr int kRowsLseStageLoads = 4;
 
