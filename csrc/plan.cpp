@@ -141,8 +141,9 @@ constexpr int64_t kFusedMinRowBytes = 16 * 1024;
 //    into), which one block adds up at the end: 524k of them took r04 (B = 1) 700 us against 359 through torch's
 //    reader; 32k cost the headline's channels-last copy 2%; 400 to 5k (r05, r20, r21, r38) left the fused launch
 //    faster than torch's reader (the channel-rows reader was faster still on r05, r21 and r38: channel_rows_suits
-//    leaves the fused launch out there).
-constexpr int64_t kFusedMaxPartialsPerBatch = 16384;
+//    leaves the fused launch out there); 234K (r37: B 24, C 1439 bfloat16, 7425 pixels) took 220 us against the
+//    split strategy's 236 through torch's reader and 301 through the channel-rows reader (e421e09, forced).
+constexpr int64_t kFusedMaxPartialsPerBatch = 256 * 1024;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
