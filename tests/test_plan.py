@@ -6,7 +6,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, plan_for
-from helpers import HAS_CUDA, lay_out
+from helpers import HAS_CUDA, lay_out, rows_lse_applies
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
 # 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
@@ -120,8 +120,8 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert plan["predicted_us"] == min(fused_us, plan["split_us"])
                         assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
                         epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"]}
-                        if plan["rows_us"] is not None:  # the rows epilogue applies: C_in <= 16, what it stages within 48 KiB
-                            assert c_in <= 16 and c_out <= 512
+                        assert (plan["rows_us"] is not None) == rows_lse_applies(c_in, c_out, torch.float32)
+                        if plan["rows_us"] is not None:
                             epilogue_us["rows_lse"] = plan["rows_us"]
                         assert plan["epilogue"] in EPILOGUES and 0 < min(epilogue_us.values())
                         assert epilogue_us[plan["epilogue"]] == min(epilogue_us.values())

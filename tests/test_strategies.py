@@ -8,7 +8,8 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
-from helpers import DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err
+from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err,
+                     rows_lse_applies)
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
@@ -95,14 +96,6 @@ def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
 # and 4049 on one, one past each limit (the tiled epilogue runs instead).
 ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (20000, 4, 64), (300001, 4, 64), (3, 16, 100),
                      (50, 16, 568), (20, 1, 4048), (700, 2, 3000), (40, 17, 241), (30, 16, 569), (9, 1, 4049)]
-
-
-def rows_lse_applies(c_in, c_out, dtype):
-    """plan::rows_lse_applies: at most 16 channels, and W.sum and both biases (columns padded to chunks of 8) with
-    the sums of 129 rows' slots per channel within 48 KiB of the accumulation type."""
-    acc_bytes = 8 if dtype == torch.float64 else 4
-    padded = -(-c_out // 8) * 8
-    return c_in <= 16 and ((c_in + 2) * padded + c_in * 129) * acc_bytes <= 48 * 1024
 
 
 @pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)
