@@ -116,6 +116,30 @@ def test_rows_epilogue_matches_float64_model(dtype, problem):
     assert rel_err(no_conv_bias, reference.truth(x, weight, None, bias[:1, :1, :1])) <= TOLERANCE[dtype]
 
 
+# The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and
+# long (C_out >= 512 on few rows); both biases staged in shared memory up to kBiasLseMaxStagedBytes (C_out 2048 in
+# float32, 1024 in float64: the pairs below are each limit and one past it), read from global memory past it.
+CUBLAS_LSE_PROBLEMS = [(5000, 3, 1), (3000, 2, 113), (40, 3, 700), (2200, 2, 1024), (2200, 2, 1025), (30, 2, 2048),
+                       (2200, 1, 2049), (20, 1, 5000)]
+
+
+@pytest.mark.parametrize("problem", CUBLAS_LSE_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_cublas_epilogue_matches_float64_model(dtype, problem):
+    """cuBLAS's epilogue (forced) against the model, with and without conv_bias and with a single bias value (stride
+    0), bitwise the same on a second run."""
+    batch, c_in, c_out = problem
+    x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    poison_allocator("cuda")
+    with forced_plan("split", "plane_lanes", "cublas_lse"):
+        assert fusedlse_cuda.explain(x, weight)["epilogue"] == "cublas_lse"
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias))
+        no_conv_bias = fusedlse_cuda.forward(x, weight, None, bias[:1, :1, :1])
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    assert rel_err(no_conv_bias, reference.truth(x, weight, None, bias[:1, :1, :1])) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
     """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32), the

@@ -249,31 +249,88 @@ template <typename R, typename F> R with_plane_lanes_kernel(const PlaneLanesArgs
   });
 }
 
-// The logit of (row, n), biases added.
-template <typename T>
-__device__ __forceinline__ acc_t<T> biased_logit(const BiasLseArgs& a, const acc_t<T>* row_logits, int64_t n) {
+// The biases of a row's columns, as every epilogue adds them to logit n: scale x logit + bias, then + conv_bias.
+// kStaged: both in shared memory in the accumulation type (conv_bias zeros without one), staged once per block where
+// they fit (kBiasLseMaxStagedBytes). Read from global memory per logit, their 64-bit addresses and conversions were
+// most of the kernel's instructions (about 140 a logit at C_out 113, r14: 32.5M warp instructions for 7.4M logits).
+template <typename T, bool kStaged> struct ColumnBiases {
   using A = acc_t<T>;
-  A v = static_cast<A>(a.scale) * row_logits[n] + to_acc(static_cast<const T*>(a.bias)[n * a.bias_stride]);
-  if (a.conv_bias) v += to_acc(static_cast<const T*>(a.conv_bias)[n]);
-  return v;
+  const BiasLseArgs& a;
+  const A* staged;  // kStaged: [2][C_out], bias then conv_bias
+  __device__ __forceinline__ A biased(A scale, A logit, int n) const {
+    if constexpr (kStaged) {
+      return scale * logit + staged[n] + staged[a.c_out + n];
+    } else {
+      A v = scale * logit + to_acc(static_cast<const T*>(a.bias)[n * a.bias_stride]);
+      if (a.conv_bias) v += to_acc(static_cast<const T*>(a.conv_bias)[n]);
+      return v;
+    }
+  }
+};
+
+// Loads each thread has in flight: logits of a row, or biases being staged.
+constexpr int kLoadsAtOnce = 4;
+
+// Dynamic shared memory of a bias_lse block: both biases staged, or none.
+template <typename A> size_t bias_lse_shared_bytes(int64_t c_out) {
+  const size_t bytes = static_cast<size_t>(2 * c_out) * sizeof(A);
+  return bytes <= static_cast<size_t>(kBiasLseMaxStagedBytes) ? bytes : 0;
 }
 
-// One lane's share of a row: elements n = first, first + step, ..., kLoadsAtOnce loads in flight.
-constexpr int kLoadsAtOnce = 4;
-template <typename T>
-__device__ __forceinline__ Lse<acc_t<T>> lane_lse(const BiasLseArgs& a, int64_t row, int64_t first, int64_t step) {
+// Stages both biases (kStaged), every thread of the block taking part: a trip's loads before its conversions and
+// stores, so that a thread waits on memory once per trip rather than once per column.
+template <typename T, bool kStaged>
+__device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* staged) {
+  if constexpr (kStaged) {
+    using A = acc_t<T>;
+    const T* bias = static_cast<const T*>(a.bias);
+    const T* conv_bias = static_cast<const T*>(a.conv_bias);
+    const int c_out = static_cast<int>(a.c_out);
+    for (int first = threadIdx.x; first < c_out; first += kLoadsAtOnce * kSplitThreads) {
+      T raw_bias[kLoadsAtOnce], raw_conv_bias[kLoadsAtOnce];
+#pragma unroll
+      for (int j = 0; j < kLoadsAtOnce; ++j) {
+        const int n = first + j * kSplitThreads, read = n < c_out ? n : 0;  // column 0 stands in past C_out
+        raw_bias[j] = bias[read * a.bias_stride];
+        if (conv_bias) raw_conv_bias[j] = conv_bias[read];
+      }
+#pragma unroll
+      for (int j = 0; j < kLoadsAtOnce; ++j) {
+        const int n = first + j * kSplitThreads;
+        if (n < c_out) {
+          staged[n] = to_acc(raw_bias[j]);
+          staged[c_out + n] = conv_bias ? to_acc(raw_conv_bias[j]) : A(0);
+        }
+      }
+    }
+    __syncthreads();
+  }
+}
+
+// One lane's share of a row: logits n = first, first + step, ... below C_out, kLoadsAtOnce loads in flight, each
+// trip's values pushed together (one rescale of the state; -inf past C_out adds nothing).
+template <typename T, bool kStaged>
+__device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>& biases, int64_t row, int first,
+                                                  int step) {
   using A = acc_t<T>;
-  const A* row_logits = static_cast<const A*>(a.logits) + row * a.c_out;
+  const int c_out = static_cast<int>(biases.a.c_out);
+  const A* row_logits = static_cast<const A*>(biases.a.logits) + row * c_out;
+  const A scale = static_cast<A>(biases.a.scale);
   Lse<A> state{-INFINITY, A(0)};
-  int64_t n = first;
-  for (; n + (kLoadsAtOnce - 1) * step < a.c_out; n += kLoadsAtOnce * step) {
+  for (int n = first; n < c_out; n += kLoadsAtOnce * step) {
     A v[kLoadsAtOnce];
 #pragma unroll
-    for (int i = 0; i < kLoadsAtOnce; ++i) v[i] = biased_logit<T>(a, row_logits, n + i * step);
+    for (int i = 0; i < kLoadsAtOnce; ++i) {
+      const int col = n + i * step;
+      v[i] = col < c_out ? row_logits[col] : A(0);
+    }
 #pragma unroll
-    for (int i = 0; i < kLoadsAtOnce; ++i) lse_push(state, v[i]);
+    for (int i = 0; i < kLoadsAtOnce; ++i) {
+      const int col = n + i * step;
+      v[i] = col < c_out ? biases.biased(scale, v[i], col) : A(-INFINITY);
+    }
+    lse_push_all(state, v);
   }
-  for (; n < a.c_out; n += step) lse_push(state, biased_logit<T>(a, row_logits, n));
   return state;
 }
 
@@ -282,18 +339,23 @@ __device__ __forceinline__ void write_lse(const BiasLseArgs& a, int64_t row, Lse
   static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
-// `kLanes` lanes per row (a power of two, at most 32): as many as C_out keeps busy, so a warp takes 32 / kLanes rows.
-template <typename T, int kLanes>
+// `kLanes` lanes per row (a power of two, at most 32): as many as give each about kBiasLseValuesPerLane logits of the
+// row, so a warp takes 32 / kLanes rows.
+template <typename T, int kLanes, bool kStaged>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  A* staged = reinterpret_cast<A*>(shared_bytes);
   wait_for_previous_grid();
+  stage_biases<T, kStaged>(a, staged);
+  const ColumnBiases<T, kStaged> biases{a, staged};
   constexpr int kRowsPerBlock = kSplitThreads / kLanes;
   const int lane = threadIdx.x % kLanes;
   // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
   for (int64_t row0 = int64_t{blockIdx.x} * kRowsPerBlock; row0 < a.batch; row0 += int64_t{gridDim.x} * kRowsPerBlock) {
     const int64_t row = row0 + threadIdx.x / kLanes;
     Lse<A> state{-INFINITY, A(0)};
-    if (row < a.batch) state = lane_lse<T>(a, row, lane, kLanes);
+    if (row < a.batch) state = lane_lse(biases, row, lane, kLanes);
     state = group_lse<A, kLanes>(state);
     if (lane == 0 && row < a.batch) write_lse<T>(a, row, state);
   }
@@ -301,15 +363,19 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) 
 
 // A block per row: few rows of many logits (B of a few hundred, C_out in the thousands) would otherwise leave most
 // of the device idle while each warp walks its row alone.
-template <typename T>
+template <typename T, bool kStaged>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  A* staged = reinterpret_cast<A*>(shared_bytes);
   wait_for_previous_grid();
+  stage_biases<T, kStaged>(a, staged);
+  const ColumnBiases<T, kStaged> biases{a, staged};
   constexpr int kWarps = kSplitThreads / 32;
   __shared__ A warp_max[kWarps], warp_sum[kWarps];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    Lse<A> state = group_lse<A, 32>(lane_lse<T>(a, row, threadIdx.x, kSplitThreads));
+    Lse<A> state = group_lse<A, 32>(lane_lse(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
     if (lane == 0) {
       warp_max[warp] = state.max_value;
       warp_sum[warp] = state.scaled_sum;
@@ -324,11 +390,21 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
   }
 }
 
-template <typename T, int kLanes>
-cudaError_t launch_bias_lse_lanes(const BiasLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
-  constexpr int64_t kRowsPerBlock = kSplitThreads / kLanes;
-  const int64_t blocks = std::min<int64_t>(max_blocks, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
-  return launch_after_previous(bias_lse_kernel<T, kLanes>, static_cast<unsigned>(blocks), kSplitThreads, stream, a);
+template <typename T, bool kStaged>
+cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
+  // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
+  // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
+  if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch));
+    return launch_after_previous_with_shared(bias_lse_block_kernel<T, kStaged>, blocks, kSplitThreads, shared,
+                                             stream, a);
+  }
+  return with_row_lanes((a.c_out + kBiasLseValuesPerLane - 1) / kBiasLseValuesPerLane, [&](auto lanes) {
+    constexpr int64_t kRowsPerBlock = kSplitThreads / decltype(lanes)::value;
+    const int64_t blocks = std::min<int64_t>(max_blocks, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
+    return launch_after_previous_with_shared(bias_lse_kernel<T, decltype(lanes)::value, kStaged>,
+                                             static_cast<unsigned>(blocks), kSplitThreads, shared, stream, a);
+  });
 }
 
 }  // namespace
@@ -381,15 +457,9 @@ int plane_lanes_blocks_per_sm(const PlaneLanesArgs& a) {
 cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
-    // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
-    // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
-    if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
-      const auto blocks = static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch));
-      return launch_after_previous(bias_lse_block_kernel<T>, blocks, kSplitThreads, stream, a);
-    }
-    return with_row_lanes(a.c_out, [&](auto lanes) {
-      return launch_bias_lse_lanes<T, decltype(lanes)::value>(a, max_blocks, stream);
-    });
+    const size_t shared = bias_lse_shared_bytes<acc_t<T>>(a.c_out);
+    return shared > 0 ? launch_bias_lse_staged<T, true>(a, max_blocks, shared, stream)
+                      : launch_bias_lse_staged<T, false>(a, max_blocks, 0, stream);
   });
 }
 

@@ -47,6 +47,17 @@ constexpr int kBroadcastVectorsPerThread = 4;
 
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
+// The biases + logsumexp after cuBLAS's GEMM (split.cu) stage both biases in shared memory, in the accumulation type,
+// where they take at most this much: C_out up to 2048 in float32, 1024 in float64 (at 8 blocks of kSplitThreads a
+// multiprocessor, 128 KiB of the H200's 228; the RTX 4090's 100 KiB hold 6 of them, its 48 warps). Read from global
+// memory per logit instead, with their 64-bit addresses and conversions, r14's logsumexp (65358 rows of 113) took
+// 45.3 us against 25.6 (ncu), and its forward 181 us against 162, r62's 327 against 309 (H200, one run).
+constexpr int64_t kBiasLseMaxStagedBytes = 16 * 1024;
+// Lanes per row of its lanes kernel: as many as leave each about this many of the row's logits (at most 32). At one
+// per lane, r14's logsumexp took 24.4 us, its lanes' merges and their exps as many instructions as its logits; at 8,
+// 19.1 us, and the forward 160.4 -> 155.4. The 15 other shapes through cuBLAS's epilogue tried (C_out 1 to 3860) were
+// within noise at 1, 4 and 8, each run twice (H200, an experiment build's FUSEDLSE_BIAS_LSE_VALUES).
+constexpr int64_t kBiasLseValuesPerLane = 8;
 // The channel-rows reader folds W.sum((2,3)) before its items of x (WeightFold) for contiguous weights up to this
 // size, saving the split strategy a launch. H200, the sweep's problems, main against the fold (two interleaved runs
 // each, same machine): r36 44.6 -> 40.4 us, r55 182 -> 176 (a 12.8 MB float64 weight), r21 and r38 1-2% faster, r04
