@@ -87,15 +87,17 @@ constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
 // The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about
 // kRowsLseChannelSlots per channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and
-// kRowsLseLogitSlots for the biases, the mask and the logsumexp (its precise exp alone is 8 instructions); float64
-// takes kRowsLseFloat64Factor times as many (FMAs at half rate, a longer exp). It reaches kRowsLseIssueShare of the
-// device's issue rate (lanes x multiprocessors x clock: fp32_gflops / 2). First figures from the SASS, then checked
-// on the H200 (f91f29f): r00's epilogue predicted 95 us, measured about 96 (the forward's 119 less its reader's 19
-// and W.sum's 3); r01's 32, measured about 29. Against the tiled epilogue, forced on the 16 problems where it
-// applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old: r00 212 -> 119 us, r01 172 -> 48, r07 70 -> 53,
-// skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31.
+// kRowsLseLogitSlots for the biases, the mask and the logsumexp; float64 takes kRowsLseFloat64Factor times as many
+// (FMAs at half rate, a precise exp of a dozen instructions where float's takes two). It reaches kRowsLseIssueShare
+// of the device's issue rate (lanes x multiprocessors x clock: fp32_gflops / 2). First figures from the SASS, then
+// checked on the H200 (f91f29f): r00's epilogue predicted 95 us, measured about 96 (the forward's 119 less its
+// reader's 19 and W.sum's 3); r01's 32, measured about 29. Against the tiled epilogue, forced on the 16 problems
+// where it applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old: r00 212 -> 119 us, r01 172 -> 48, r07
+// 70 -> 53, skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31. kRowsLseLogitSlots was 24 with float's precise exp (about
+// eight instructions more): __expf took r00's forward from 112.4 to 105.2 us (H200, same run), its epilogue's 90 us
+// by 8%.
 constexpr double kRowsLseChannelSlots = 1.4;
-constexpr double kRowsLseLogitSlots = 24;
+constexpr double kRowsLseLogitSlots = 22;
 constexpr double kRowsLseFloat64Factor = 3;
 constexpr double kRowsLseIssueShare = 0.7;
 // Every block of the rows epilogue first stages W.sum (kRowsLseStageLoads loads per thread at a time), all blocks at
