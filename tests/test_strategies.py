@@ -104,16 +104,8 @@ def test_rows_epilogue_matches_float64_model(dtype, problem):
     """The rows epilogue (forced) against the model, bitwise the same on a second run; explain() says where it
     runs and where the tiled one stands in."""
     batch, c_in, c_out = problem
-    x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
-    poison_allocator("cuda")
-    with forced_plan("split", None, "rows_lse"):
-        expected = "rows_lse" if rows_lse_applies(c_in, c_out, dtype) else "tiled_lse"
-        assert fusedlse_cuda.explain(x, weight)["epilogue"] == expected
-        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
-        assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias))
-        no_conv_bias = fusedlse_cuda.forward(x, weight, None, bias[:1, :1, :1])
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
-    assert rel_err(no_conv_bias, reference.truth(x, weight, None, bias[:1, :1, :1])) <= TOLERANCE[dtype]
+    expected = "rows_lse" if rows_lse_applies(c_in, c_out, dtype) else "tiled_lse"
+    _check_forced_epilogue(("split", None, "rows_lse"), expected, batch, c_in, c_out, dtype)
 
 
 # The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and
@@ -126,18 +118,9 @@ CUBLAS_LSE_PROBLEMS = [(5000, 3, 1), (3000, 2, 113), (40, 3, 700), (2200, 2, 102
 @pytest.mark.parametrize("problem", CUBLAS_LSE_PROBLEMS, ids=str)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
 def test_cublas_epilogue_matches_float64_model(dtype, problem):
-    """cuBLAS's epilogue (forced) against the model, with and without conv_bias and with a single bias value (stride
-    0), bitwise the same on a second run."""
+    """cuBLAS's epilogue (forced) against the model, with and without conv_bias, bitwise the same on a second run."""
     batch, c_in, c_out = problem
-    x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
-    poison_allocator("cuda")
-    with forced_plan("split", "plane_lanes", "cublas_lse"):
-        assert fusedlse_cuda.explain(x, weight)["epilogue"] == "cublas_lse"
-        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
-        assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias))
-        no_conv_bias = fusedlse_cuda.forward(x, weight, None, bias[:1, :1, :1])
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
-    assert rel_err(no_conv_bias, reference.truth(x, weight, None, bias[:1, :1, :1])) <= TOLERANCE[dtype]
+    _check_forced_epilogue(("split", "plane_lanes", "cublas_lse"), "cublas_lse", batch, c_in, c_out, dtype)
 
 
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
@@ -354,6 +337,17 @@ def _check_forced(plan, x, weight, conv_bias, bias):
         again = fusedlse_cuda.forward(x, weight, conv_bias, bias)
     assert torch.equal(out, again)
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[x.dtype]
+
+
+def _check_forced_epilogue(plan, expected_epilogue, batch, c_in, c_out, dtype):
+    """An epilogue's problem of batch x c_in planes of 2 and C_out c_out under `plan`: explain() names
+    expected_epilogue, and _check_forced holds with conv_bias and without it (then with a single bias value,
+    stride 0)."""
+    x, weight, conv_bias, bias = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    with forced_plan(*plan):
+        assert fusedlse_cuda.explain(x, weight)["epilogue"] == expected_epilogue
+    _check_forced(plan, x, weight, conv_bias, bias)
+    _check_forced(plan, x, weight, None, bias[:1, :1, :1])
 
 
 # (B, C_in, C_out): each tile of the tiled GEMM + logsumexp (csrc/cuda/tuning.h, kGemmTiles) with partial row,
