@@ -34,6 +34,17 @@ def test_tuned_forward_matches_float64_model(tuned, device, dtype, shape, layout
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("kernel", [(5, 5), (4, 5), (7, 7)], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16], ids=str)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+def test_tuned_kernels_of_many_taps(tuned, device, dtype, kernel):
+    """More taps than the GEMM program sums at once (MAX_TAP_BLOCK): float32 at 5x5 once needed more shared memory
+    than an H200 has."""
+    x, weight, conv_bias, bias = make_problem(40, 20, 4, 6, 70, *kernel, dtype=dtype, device=device)
+    out = tuned.forward(x, weight, conv_bias, bias)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("settings", list(SETTINGS), ids=list(SETTINGS))
 @pytest.mark.parametrize("device", TRITON_DEVICES)
 def test_tuned_conv_settings(tuned, device, settings):

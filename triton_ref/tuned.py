@@ -40,6 +40,8 @@ PROGRAMS_PER_SM = 16
 MIN_CHUNK_BYTES = 8 * 1024
 # At most this many pieces per row: the GEMM program reads each row's pieces back, SPLIT_BLOCK at a time.
 MAX_SPLITS = 128
+# The GEMM program sums a kernel's taps this many at a time (the next power of two of kH*kW where that is fewer).
+MAX_TAP_BLOCK = 16
 
 
 # Triton before 3.3 has no on-disk cache of autotuning results; there the choice is remade once per process.
@@ -167,7 +169,7 @@ def _gemm_lse(
     batch, channels, c_out, splits, bias_stride, out_area, KA,  # out_area = H_out * W_out
     HAS_CONV_BIAS: tl.constexpr, USE_DOT: tl.constexpr, ACC: tl.constexpr,
     BLOCK_B: tl.constexpr, BLOCK_CO: tl.constexpr, BLOCK_CI: tl.constexpr,
-    SUB_CI: tl.constexpr, SPLIT_BLOCK: tl.constexpr, KA_P2: tl.constexpr,
+    SUB_CI: tl.constexpr, SPLIT_BLOCK: tl.constexpr, TAP_BLOCK: tl.constexpr,
 ):
     b_tile, co_tile, ci_tile = tl.program_id(0), tl.program_id(1), tl.program_id(2)
     co_tiles, ci_tiles = tl.num_programs(1), tl.num_programs(2)
@@ -176,7 +178,6 @@ def _gemm_lse(
     b_ok, co_ok = offs_b < batch, offs_co < c_out
     rows = batch * channels
     offs_s = tl.arange(0, SPLIT_BLOCK)
-    taps = tl.arange(0, KA_P2)
     ci_end = tl.minimum((ci_tile + 1) * BLOCK_CI, channels)
     # This program's share of the GEMM, SUB_CI input channels at a time:
     # sums [BLOCK_B, SUB_CI] @ weight.sum((2,3)) [SUB_CI, BLOCK_CO].
@@ -192,10 +193,16 @@ def _gemm_lse(
             split = s0 + offs_s
             sums += tl.sum(tl.load(partials_ptr + split[:, None, None] * rows + s_where,
                                    mask=(split < splits)[:, None, None] & s_mask, other=0.0), axis=0)
-        # A channel's taps for the C_out tile are contiguous in weight: load them as [SUB_CI, BLOCK_CO, KA_P2].
-        w_where = offs_ci[:, None, None].to(tl.int64) * c_out * KA + offs_co[None, :, None] * KA + taps[None, None, :]
-        w_mask = ci_ok[:, None, None] & co_ok[None, :, None] & (taps < KA)[None, None, :]
-        wsum = tl.sum(tl.load(weight_ptr + w_where, mask=w_mask, other=0.0).to(ACC), axis=2)
+        # A channel's taps for the C_out tile are contiguous in weight: loaded as [SUB_CI, BLOCK_CO, TAP_BLOCK],
+        # TAP_BLOCK taps at a time (a 5x5 kernel's 32 at once needed 272 KB of shared memory in float32, more than
+        # an H200 has: r08 and r56 of the sweep failed to compile).
+        w_row = offs_ci[:, None, None].to(tl.int64) * c_out * KA + offs_co[None, :, None] * KA
+        w_ok = ci_ok[:, None, None] & co_ok[None, :, None]
+        wsum = tl.zeros([SUB_CI, BLOCK_CO], dtype=ACC)
+        for t0 in range(0, KA, TAP_BLOCK):
+            taps = t0 + tl.arange(0, TAP_BLOCK)
+            w_mask = w_ok & (taps < KA)[None, None, :]
+            wsum += tl.sum(tl.load(weight_ptr + w_row + taps[None, None, :], mask=w_mask, other=0.0).to(ACC), axis=2)
         if USE_DOT:
             z += tl.dot(sums, wsum, input_precision="ieee", out_dtype=ACC)
         else:
@@ -354,5 +361,5 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
             batch, channels, c_out, splits, bias_stride, out_area, taps,
             HAS_CONV_BIAS=conv_bias is not None, USE_DOT=use_dot, ACC=_ACC.get(acc_dtype, tl.float32),
             BLOCK_B=block_b, BLOCK_CO=block_co, BLOCK_CI=block_ci, SUB_CI=sub_ci, SPLIT_BLOCK=split_block,
-            KA_P2=triton.next_power_of_2(taps), num_warps=8)
+            TAP_BLOCK=min(triton.next_power_of_2(taps), MAX_TAP_BLOCK), num_warps=8)
     return out
