@@ -163,16 +163,20 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
       const int64_t col = n0 + (j / kRun) * kRunStride + col_lane * kRun + j % kRun;
       col_valid[j] = col < a.c_out;
       col_bias[j] = col_valid[j] ? to_acc(bias[col * a.bias_stride]) : A(0);
-      col_conv_bias[j] = col_valid[j] && conv_bias ? to_acc(conv_bias[col]) : A(0);
+      col_conv_bias[j] = col_valid[j] && conv_bias ? to_acc(conv_bias[col]) : A(0);  // v + 0 is v
     }
+    // Columns past C_out become -inf (adding nothing), in the last column tile only.
+    const bool last_tile = n0 + kCols > a.c_out;
 #pragma unroll
     for (int i = 0; i < kTm; ++i) {
       A v[kTn];
 #pragma unroll
-      for (int j = 0; j < kTn; ++j) {
-        v[j] = scale * logits[i][j] + col_bias[j];
-        if (conv_bias) v[j] += col_conv_bias[j];
-        if (!col_valid[j]) v[j] = -INFINITY;
+      for (int j = 0; j < kTn; ++j) v[j] = scale * logits[i][j] + col_bias[j] + col_conv_bias[j];
+      if (last_tile) {
+#pragma unroll
+        for (int j = 0; j < kTn; ++j) {
+          if (!col_valid[j]) v[j] = -INFINITY;
+        }
       }
       lse_push_all(state[i], v);
     }
@@ -282,13 +286,16 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
         A col_bias[kRowsLseChunk], col_conv_bias[kRowsLseChunk], v[kRowsLseChunk];
         load_run<A, kRowsLseChunk>(staged_bias + c0, col_bias);
         load_run<A, kRowsLseChunk>(staged_conv_bias + c0, col_conv_bias);
-        // The biases as the other epilogues add them (scale x logit + bias, then + conv_bias); columns past C_out
-        // become -inf, which adds nothing.
+        // The biases as the other epilogues add them (scale x logit + bias, then + conv_bias, staged as zeros
+        // without one: v + 0 is v). Columns past C_out, in the row's last chunk only, become -inf, which adds
+        // nothing (their logits are not always 0: an infinite sum times W.sum's padding of 0 is NaN).
 #pragma unroll
-        for (int j = 0; j < kRowsLseChunk; ++j) {
-          v[j] = scale * logits[j] + col_bias[j];
-          if (conv_bias) v[j] += col_conv_bias[j];
-          if (c0 + j >= c_out) v[j] = -INFINITY;
+        for (int j = 0; j < kRowsLseChunk; ++j) v[j] = scale * logits[j] + col_bias[j] + col_conv_bias[j];
+        if (c0 + kRowsLseChunk > c_out) {
+#pragma unroll
+          for (int j = 0; j < kRowsLseChunk; ++j) {
+            if (c0 + j >= c_out) v[j] = -INFINITY;
+          }
         }
         lse_push_all(state, v);
       }
