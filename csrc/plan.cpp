@@ -87,17 +87,20 @@ constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
 // The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about
 // kRowsLseChannelSlots per channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and
-// kRowsLseLogitSlots for the biases, the mask and the logsumexp; float64 takes kRowsLseFloat64Factor times as many
-// (FMAs at half rate, a precise exp of a dozen instructions where float's takes two). It reaches kRowsLseIssueShare
+// kRowsLseLogitSlots for the biases, the mask and the logsumexp (kRowsLseFloat64LogitSlots in float64, whose push
+// keeps its selects), and float64 takes kRowsLseFloat64Factor times as many slots (FMAs at half rate, a precise exp
+// of a dozen instructions where float's takes two). It reaches kRowsLseIssueShare
 // of the device's issue rate (lanes x multiprocessors x clock: fp32_gflops / 2). First figures from the SASS, then
 // checked on the H200 (f91f29f): r00's epilogue predicted 95 us, measured about 96 (the forward's 119 less its
 // reader's 19 and W.sum's 3); r01's 32, measured about 29. Against the tiled epilogue, forced on the 16 problems
 // where it applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old: r00 212 -> 119 us, r01 172 -> 48, r07
 // 70 -> 53, skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31. kRowsLseLogitSlots was 24 with float's precise exp (about
 // eight instructions more): __expf took r00's forward from 112.4 to 105.2 us (H200, same run), its epilogue's 90 us
-// by 8%.
+// by 8%. It was 22 before float's push lost its selects (lse_push_all): r00's forward 104 -> 77.5 us, its epilogue
+// about 55 (14 slots: 54 predicted), r45's 547 -> 428 (the model 406 at 14); float64's 22 is the figure from before.
 constexpr double kRowsLseChannelSlots = 1.4;
-constexpr double kRowsLseLogitSlots = 22;
+constexpr double kRowsLseLogitSlots = 14;
+constexpr double kRowsLseFloat64LogitSlots = 22;
 constexpr double kRowsLseFloat64Factor = 3;
 constexpr double kRowsLseIssueShare = 0.7;
 // Every block of the rows epilogue first stages W.sum (kRowsLseStageLoads loads per thread at a time), all blocks at
@@ -237,9 +240,12 @@ double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
   if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
-    const double slots = static_cast<double>(p.batch) * ceil_div(p.out_channels, kRowsLseChunk) * kRowsLseChunk *
-                         (p.in_channels * kRowsLseChannelSlots + kRowsLseLogitSlots) *
-                         (p.element_bytes == 8 ? kRowsLseFloat64Factor : 1.0);
+    const bool float64 = p.element_bytes == 8;
+    const double per_logit = (p.in_channels * kRowsLseChannelSlots +
+                              (float64 ? kRowsLseFloat64LogitSlots : kRowsLseLogitSlots)) *
+                             (float64 ? kRowsLseFloat64Factor : 1.0);
+    const double slots =
+        static_cast<double>(p.batch) * ceil_div(p.out_channels, kRowsLseChunk) * kRowsLseChunk * per_logit;
     const double compute = slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
     const double staging = kRowsLseStageTripUs * ceil_div(p.in_channels * ceil_div(p.out_channels, kRowsLseChunk) *
