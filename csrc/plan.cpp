@@ -85,19 +85,19 @@ constexpr double kTiledShareOfPeak = 0.45;
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
-// The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about
-// kRowsLseChannelSlots per channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and
-// kRowsLseLogitSlots for the biases, the mask and the logsumexp (kRowsLseFloat64LogitSlots in float64, whose push
-// keeps its selects), and float64 takes kRowsLseFloat64Factor times as many slots (FMAs at half rate, a precise exp
-// of a dozen instructions where float's takes two). It reaches kRowsLseIssueShare
-// of the device's issue rate (lanes x multiprocessors x clock: fp32_gflops / 2). First figures from the SASS, then
-// checked on the H200 (f91f29f): r00's epilogue predicted 95 us, measured about 96 (the forward's 119 less its
-// reader's 19 and W.sum's 3); r01's 32, measured about 29. Against the tiled epilogue, forced on the 16 problems
-// where it applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old: r00 212 -> 119 us, r01 172 -> 48, r07
-// 70 -> 53, skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31. kRowsLseLogitSlots was 24 with float's precise exp (about
-// eight instructions more): __expf took r00's forward from 112.4 to 105.2 us (H200, same run), its epilogue's 90 us
-// by 8%. It was 22 before float's push lost its selects (lse_push_all): r00's forward 104 -> 77.5 us, its epilogue
-// about 55 (14 slots: 54 predicted), r45's 547 -> 428 (the model 406 at 14); float64's 22 is the figure from before.
+// The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about kRowsLseChannelSlots per
+// channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and kRowsLseLogitSlots for the
+// biases, the mask and the logsumexp (kRowsLseFloat64LogitSlots in float64, whose push keeps its selects), and float64
+// takes kRowsLseFloat64Factor times as many slots (FMAs at half rate, a precise exp of a dozen instructions where
+// float's takes two). It reaches kRowsLseIssueShare of the device's issue rate (lanes x multiprocessors x clock:
+// fp32_gflops / 2). First figures from the SASS, then checked on the H200 (f91f29f): r00's epilogue predicted 95 us,
+// measured about 96 (the forward's 119 less its reader's 19 and W.sum's 3); r01's 32, measured about 29. Against the
+// tiled epilogue, forced on the 16 problems where it applies: faster on 13 of them, within 1.5% on r21, r48 and kb_old:
+// r00 212 -> 119 us, r01 172 -> 48, r07 70 -> 53, skinny 51 -> 35, r53 27 -> 23, r13 35 -> 31. kRowsLseLogitSlots was
+// 24 with float's precise exp (about eight instructions more): __expf took r00's forward from 112.4 to 105.2 us (H200,
+// same run), its epilogue's 90 us by 8%. It was 22 before float's push lost its selects (lse_push_all): r00's forward
+// 104 -> 77.5 us, its epilogue about 55 (14 slots: 54 predicted), r45's 547 -> 428 (the model 406 at 14); float64's 22
+// is the figure from before.
 constexpr double kRowsLseChannelSlots = 1.4;
 constexpr double kRowsLseLogitSlots = 14;
 constexpr double kRowsLseFloat64LogitSlots = 22;
