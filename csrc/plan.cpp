@@ -225,12 +225,12 @@ double fused_us(const Problem& p, const DeviceProps& d) {
   return kLaunchUs + read_us(x_bytes(p), d, kFusedReadShare) + weight_us(p, d);
 }
 
-// The rows epilogue's shared memory with `lanes` lanes per row: W.sum and both biases padded to whole chunks, then
-// the sums [C_in][rows + 1] of the block's kRowsLseThreads / lanes rows.
+// The rows epilogue's shared memory with `lanes` lanes per row: W.sum and the biases' sum padded to whole chunks,
+// then the sums [C_in][rows + 1] of the block's kRowsLseThreads / lanes rows.
 int64_t rows_lse_shared_bytes(int64_t in_channels, int64_t out_channels, int64_t acc_bytes, int64_t lanes) {
   const int64_t padded_columns = ceil_div(out_channels, kRowsLseChunk) * kRowsLseChunk;
   const int64_t rows = kRowsLseThreads / lanes;
-  return ((in_channels + 2) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
+  return ((in_channels + 1) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
 }
 
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }

@@ -91,11 +91,11 @@ def test_split_kernels_see_what_the_kernel_before_them_wrote(plan, shape):
 # (B, C_in, C_out): one column of a chunk on one lane; two lanes of one chunk each; two lanes over three chunks (the
 # last part-masked); four lanes of two chunks (20000 rows fill a quarter of the resident threads at four lanes); one
 # lane of eight chunks over more rows than fit on the device at once (a second trip); 32 lanes of 13 chunks; C_in 16
-# at the shared-memory limit in float32 (C_out 568; float64 runs tiled); C_out 4048 on one channel and 3000 on two
-# (float32's limits; float64's are 2000 and 1464), each lane walking many chunks; C_in 17, C_out 569 on 16 channels
-# and 4049 on one, one past each limit (the tiled epilogue runs instead).
+# at the shared-memory limit in float32 (C_out 600; float64 runs tiled); C_out 6072 on one channel and 4008 on two
+# (float32's limits; float64's are 3000 and 1960), each lane walking many chunks; C_in 17, C_out 601 on 16 channels
+# and 6073 on one, one past each limit (the tiled epilogue runs instead).
 ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (20000, 4, 64), (300001, 4, 64), (3, 16, 100),
-                     (50, 16, 568), (20, 1, 4048), (700, 2, 3000), (40, 17, 241), (30, 16, 569), (9, 1, 4049)]
+                     (50, 16, 600), (20, 1, 6072), (700, 2, 4008), (40, 17, 241), (30, 16, 601), (9, 1, 6073)]
 
 
 @pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)

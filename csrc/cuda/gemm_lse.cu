@@ -219,7 +219,8 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
 }
 
 // A row of B per group of kLanes lanes (GemmLseArgs; plan::rows_lse_applies and rows_lse_tiling): the block stages
-// W.sum and both biases once, padded to whole chunks of kRowsLseChunk columns, and, trip after trip, its rows' sums.
+// W.sum and the biases' sum once, padded to whole chunks of kRowsLseChunk columns, and, trip after trip, its rows'
+// sums.
 // Lane l of a group takes the row's chunks l, l + kLanes, ...: a chunk's logits in registers (an FMA per channel and
 // column, W.sum by 16-byte loads that every group's lane reads alike), then the biases and the lane's logsumexp; the
 // group merges its lanes' states once per row. Unlike a tile, a row costs its own C_out columns and C_in channels.
@@ -234,9 +235,8 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
   const int padded = (c_out + kRowsLseChunk - 1) / kRowsLseChunk * kRowsLseChunk;
   // Whole chunks of the accumulation type from offset 0: every array below starts 16-byte aligned.
   A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [C_in][padded], zeros past C_out
-  A* staged_bias = staged_wsum + channels * padded;      // [padded]
-  A* staged_conv_bias = staged_bias + padded;            // [padded], zeros without conv_bias
-  A* staged_sums = staged_conv_bias + padded;            // [C_in][kSumPitch]: this trip's rows
+  A* staged_bias = staged_wsum + channels * padded;      // [padded]: bias + conv_bias, as the CPU path adds them
+  A* staged_sums = staged_bias + padded;                 // [C_in][kSumPitch]: this trip's rows
   const A* sums = static_cast<const A*>(a.sums);
   const A* wsum = static_cast<const A*>(a.weight_sum);
   const T* bias = static_cast<const T*>(a.bias);
@@ -257,8 +257,9 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
     }
   }
   for (int col = threadIdx.x; col < padded; col += kRowsLseThreads) {
-    staged_bias[col] = col < c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
-    staged_conv_bias[col] = col < c_out && conv_bias ? to_acc(conv_bias[col]) : A(0);
+    A total = col < c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
+    if (col < c_out && conv_bias) total += to_acc(conv_bias[col]);
+    staged_bias[col] = total;
   }
   const A scale = static_cast<A>(a.scale);
   const int lane = threadIdx.x % kLanes, local_row = threadIdx.x / kLanes;
@@ -283,14 +284,12 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 #pragma unroll
           for (int j = 0; j < kRowsLseChunk; ++j) logits[j] = fma(s, w[j], logits[j]);
         }
-        A col_bias[kRowsLseChunk], col_conv_bias[kRowsLseChunk], v[kRowsLseChunk];
+        A col_bias[kRowsLseChunk], v[kRowsLseChunk];
         load_run<A, kRowsLseChunk>(staged_bias + c0, col_bias);
-        load_run<A, kRowsLseChunk>(staged_conv_bias + c0, col_conv_bias);
-        // The biases as the other epilogues add them (scale x logit + bias, then + conv_bias, staged as zeros
-        // without one: v + 0 is v). Columns past C_out, in the row's last chunk only, become -inf, which adds
-        // nothing (their logits are not always 0: an infinite sum times W.sum's padding of 0 is NaN).
+        // Columns past C_out, in the row's last chunk only, become -inf, which adds nothing (their logits are not
+        // always 0: an infinite sum times W.sum's padding of 0 is NaN).
 #pragma unroll
-        for (int j = 0; j < kRowsLseChunk; ++j) v[j] = scale * logits[j] + col_bias[j] + col_conv_bias[j];
+        for (int j = 0; j < kRowsLseChunk; ++j) v[j] = scale * logits[j] + col_bias[j];
         if (c0 + kRowsLseChunk > c_out) {
 #pragma unroll
           for (int j = 0; j < kRowsLseChunk; ++j) {

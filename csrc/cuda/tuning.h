@@ -134,10 +134,10 @@ constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18,
 
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte
-// shared-memory loads of W.sum per channel for float). The block stages W.sum and both biases (columns padded to
-// whole chunks) and its rows' sums in shared memory: at most kRowsLseMaxChannels channels, and all of it within
+// shared-memory loads of W.sum per channel for float). The block stages W.sum and the biases' sum (columns padded
+// to whole chunks) and its rows' sums in shared memory: at most kRowsLseMaxChannels channels, and all of it within
 // kRowsLseMaxSharedBytes, the 48 KiB a block gets without opting in, counted at one lane per row (the most rows per
-// block): float C_out up to 4048 at C_in 1, 3000 at 2, 568 at 16; double up to 2000, 1464 and 224. Why a chunk and
+// block): float C_out up to 6072 at C_in 1, 4008 at 2, 600 at 16; double up to 3000, 1960 and 240. Why a chunk and
 // no tile: the tiled kernel's 128-row tiles spent about 60 issue slots per logit on r00 (C_in 4, C_out 64; ncu: 122M
 // warp instructions for 64M logits, 196 us), its thread blocks and staging sized for GEMMs with many channels; the
 // rows kernel took r00's forward from 212 to 119 us (H200, plan.cpp has the rest). A first rows kernel with up to 8
