@@ -13,6 +13,7 @@
 #include "launch.cuh"
 
 #include <algorithm>
+#include <atomic>
 
 namespace fusedlse {
 namespace {
@@ -390,20 +391,45 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
   }
 }
 
+// Blocks of kKernel (kSplitThreads threads) that fit on the current device at once, counted at kShared bytes of
+// dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
+// kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
+// (resident_split_blocks) counts 8.
+template <auto kKernel, size_t kShared> int64_t resident_bias_lse_blocks() {
+  constexpr int kKnownDevices = 64;
+  static std::atomic<int64_t> known[kKnownDevices] = {};  // 0: not read yet
+  int device = 0, multiprocessors = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return 1;
+  const bool cached = device >= 0 && device < kKnownDevices;
+  if (cached) {
+    const int64_t seen = known[device].load(std::memory_order_relaxed);
+    if (seen != 0) return seen;
+  }
+  if (cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 1;
+  const int per_sm = resident_blocks_per_sm(kKernel, kSplitThreads, kShared);
+  const int64_t blocks = int64_t{std::max(multiprocessors, 1)} * per_sm;
+  if (cached) known[device].store(blocks, std::memory_order_relaxed);
+  return blocks;
+}
+
 template <typename T, bool kStaged>
 cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
+  constexpr size_t kMostShared = kStaged ? kBiasLseMaxStagedBytes : 0;
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
   if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
-    const auto blocks = static_cast<unsigned>(std::min<int64_t>(max_blocks, a.batch));
-    return launch_after_previous_with_shared(bias_lse_block_kernel<T, kStaged>, blocks, kSplitThreads, shared,
-                                             stream, a);
+    constexpr auto kKernel = bias_lse_block_kernel<T, kStaged>;
+    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
+    return launch_after_previous_with_shared(kKernel, blocks, kSplitThreads, shared, stream, a);
   }
   return with_row_lanes((a.c_out + kBiasLseValuesPerLane - 1) / kBiasLseValuesPerLane, [&](auto lanes) {
     constexpr int64_t kRowsPerBlock = kSplitThreads / decltype(lanes)::value;
-    const int64_t blocks = std::min<int64_t>(max_blocks, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
-    return launch_after_previous_with_shared(bias_lse_kernel<T, decltype(lanes)::value, kStaged>,
-                                             static_cast<unsigned>(blocks), kSplitThreads, shared, stream, a);
+    constexpr auto kKernel = bias_lse_kernel<T, decltype(lanes)::value, kStaged>;
+    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
+    const int64_t blocks = std::min<int64_t>(resident, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
+    return launch_after_previous_with_shared(kKernel, static_cast<unsigned>(blocks), kSplitThreads, shared, stream,
+                                             a);
   });
 }
 
