@@ -34,9 +34,11 @@ def options(x, weight):
         found.append(("split_rows", "split", "channel_rows", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
-    with forced_plan("split", None, "rows_lse"):  # the planner runs the tiled epilogue where the rows one cannot
-        if explain(x, weight)["epilogue"] == "rows_lse":
-            found.append(("split_rows_lse", "split", None, "rows_lse"))
+    # The planner runs the tiled epilogue where the rows or the narrow one cannot.
+    for epilogue in ("rows_lse", "narrow_lse"):
+        with forced_plan("split", None, epilogue):
+            if explain(x, weight)["epilogue"] == epilogue:
+                found.append((f"split_{epilogue}", "split", None, epilogue))
     return found
 
 
@@ -71,7 +73,7 @@ def measure(name, args, index):
 
 
 OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_rows", "split_tiled", "split_cublas",
-           "split_rows_lse", "shortcut", "read_floor")
+           "split_rows_lse", "split_narrow_lse", "shortcut", "read_floor")
 
 
 def markdown(rows):
@@ -82,7 +84,7 @@ def markdown(rows):
              + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
     for r in rows:
         t = r["times"]
-        forced = {k: v for k, v in t.items() if k in OPTIONS[1:9]}
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:10]}
         fastest = min(forced, key=forced.get)
         cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
         lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "

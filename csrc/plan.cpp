@@ -109,6 +109,18 @@ constexpr double kRowsLseIssueShare = 0.7;
 // 25.4) against r10, r56 and r45 (C_out 755 to 1543 on 4844 rows and more: the rows epilogue 41.5, 43.7 and 577.7 us,
 // the tiled 40.5, 47.8 and 601.2; 6e0af90's kernels with the rows epilogue allowed past 512 columns).
 constexpr double kRowsLseStageTripUs = 0.7;
+// The narrow epilogue (cuda/gemm_lse.cu), in issue slots of a lane as the rows epilogue's: per row and channel its
+// kCols FMAs, its share kCols / rows of the shared-memory loads of W.sum (each serves the group's rows), the sum's load
+// and kNarrowLseLoopSlots of the loop; per row the butterfly (a shuffle and an add per logit and level), and the
+// logsumexp's kRowsLseLogitSlots per logit, taken by a lane per row of a group while the others wait. Its sums are read
+// once, at kNarrowLseReadShare of the bandwidth; the issue share is the rows epilogue's. Figures from counting the
+// kernel's instructions, checked on the H200 (docs/limits.md section 21; every epilogue forced on 16 problems of
+// C_out 1 to 32): the planner's epilogue was the fastest, or within 3% of it, on each (r07 2%: the rows epilogue;
+// r47, one row of 1473 float64 channels: cuBLAS's by 3%), and it sends to cuBLAS's the GEMMs of few rows and many
+// channels where the narrow kernel was 1.5-1.6x slower (1000 x 512 x 32, 8 x 3000 x 5). Whole forwards predicted
+// against measured: r22 120 us (120), r50 130 (83), r24 85 (58), r59 319 (420: its reader).
+constexpr double kNarrowLseLoopSlots = 2;
+constexpr double kNarrowLseReadShare = 0.7;
 
 // Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
 // elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
@@ -233,12 +245,39 @@ int64_t rows_lse_shared_bytes(int64_t in_channels, int64_t out_channels, int64_t
   return ((in_channels + 1) * padded_columns + in_channels * (rows + 1)) * acc_bytes;
 }
 
+// The narrow epilogue's columns for C_out: 4, 8, 16 or 32 (its kernels' kCols).
+int narrow_lse_columns(int64_t out_channels) {
+  return out_channels <= 4 ? 4 : out_channels <= 8 ? 8 : out_channels <= 16 ? 16 : 32;
+}
+
+// Its shared memory: W.sum transposed, [columns][C_in], and the biases' sum.
+int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t acc_bytes) {
+  return (in_channels + 1) * columns * acc_bytes;
+}
+
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
 // The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`.
 double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
+  if (epilogue == Epilogue::kNarrowLse && narrow_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
+    const bool float64 = p.element_bytes == 8;
+    const NarrowLseTiling t = narrow_lse_tiling(p.batch, p.in_channels, p.out_channels,
+                                                static_cast<int64_t>(acc_bytes(p)), resident_threads(d));
+    const double cols = t.columns, rows = narrow_lse_rows(t.columns), lanes = t.lanes;
+    const double channel_slots = (cols + cols / rows + 1 + kNarrowLseLoopSlots / rows) * (float64 ? 2 : 1);
+    const double row_slots = ceil_div(p.in_channels, t.lanes) * lanes * channel_slots +
+                             std::log2(lanes) * cols * 2 * lanes +
+                             cols * (float64 ? kRowsLseFloat64LogitSlots * kRowsLseFloat64Factor : kRowsLseLogitSlots) *
+                                 lanes / rows;
+    const double compute = p.batch * row_slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
+    const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kNarrowLseReadShare);
+    const double staging =
+        kRowsLseStageTripUs * ceil_div(p.in_channels * t.columns, kNarrowLseThreads * kNarrowLseStageLoads);
+    return kTiledLaunches * kLaunchUs + std::max(compute, sums) + staging;
+  }
+  if (epilogue == Epilogue::kNarrowLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
     const bool float64 = p.element_bytes == 8;
     const double per_logit = (p.in_channels * kRowsLseChannelSlots +
@@ -382,6 +421,22 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   return t;
 }
 
+bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
+  if (in_channels < 1 || out_channels < 1 || out_channels > kNarrowLseMaxColumns) return false;
+  return narrow_lse_shared_bytes(in_channels, narrow_lse_columns(out_channels), acc_bytes) <= kNarrowLseMaxSharedBytes;
+}
+
+NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                                  int64_t resident_threads) {
+  NarrowLseTiling t{};
+  t.columns = narrow_lse_columns(out_channels);
+  const double groups = static_cast<double>(ceil_div(batch, narrow_lse_rows(t.columns)));
+  const bool few_groups = groups * 8 < kNarrowLseFillShare * static_cast<double>(resident_threads);
+  t.lanes = few_groups && in_channels >= kNarrowLseWideGroupChannels ? 32 : 8;
+  t.shared_bytes = narrow_lse_shared_bytes(in_channels, t.columns, acc_bytes);
+  return t;
+}
+
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks) {
   ChannelRowsTiling t{};
   const bool narrow = channels <= kSplitThreads;
@@ -420,9 +475,18 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   const bool rows_apply = rows_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   plan.rows_us = rows_apply ? epilogue_us(p, d, Epilogue::kRowsLse) : std::numeric_limits<double>::infinity();
   if (plan.rows_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kRowsLse;
+  const bool narrow_applies =
+      narrow_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
+  plan.narrow_us =
+      narrow_applies ? epilogue_us(p, d, Epilogue::kNarrowLse) : std::numeric_limits<double>::infinity();
+  if (plan.narrow_us < std::min({plan.tiled_us, plan.cublas_us, plan.rows_us})) plan.epilogue = Epilogue::kNarrowLse;
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
-  if (plan.epilogue == Epilogue::kRowsLse && !rows_apply) plan.epilogue = Epilogue::kTiledLse;
+  // A forced epilogue that cannot take the problem: the tiled one, which takes any.
+  if ((plan.epilogue == Epilogue::kRowsLse && !rows_apply) ||
+      (plan.epilogue == Epilogue::kNarrowLse && !narrow_applies)) {
+    plan.epilogue = Epilogue::kTiledLse;
+  }
   plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
@@ -456,7 +520,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
 }
 
 std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
-  char fused[32], rows[32];
+  char fused[32], rows[32], narrow[32];
   const auto number_or_null = [](char (&text)[32], double value) {
     if (std::isfinite(value)) {
       std::snprintf(text, sizeof(text), "%.3f", value);
@@ -466,18 +530,19 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   };
   number_or_null(fused, plan.fused_us);
   number_or_null(rows, plan.rows_us);
+  number_or_null(narrow, plan.narrow_us);
   char text[1280];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"cublas_us\": %.3f, \"rows_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
+                "\"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
                 "\"plane_runs\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
-                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows,
+                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows, narrow,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
@@ -515,6 +580,7 @@ const char* name(Epilogue epilogue) {
     case Epilogue::kTiledLse: return "tiled_lse";
     case Epilogue::kCublasLse: return "cublas_lse";
     case Epilogue::kRowsLse: return "rows_lse";
+    case Epilogue::kNarrowLse: return "narrow_lse";
   }
   return "?";
 }

@@ -54,11 +54,17 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 //              columns at a time, from W.sum and the sums staged in shared memory, and takes their logsumexp; for few
 //              channels (rows_lse_applies), where the tiled kernel's tiles spend more on staging and bookkeeping than
 //              on FMAs.
-enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2 };
+//  kNarrowLse: one kernel (cuda/gemm_lse.cu): a group of lanes per few rows splits the rows' channels, each lane
+//              holding every logit of its rows; for few columns (narrow_lse_applies) and any number of channels,
+//              where the tiled kernel's tiles and cuBLAS's pay for columns that are not there.
+enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2, kNarrowLse = 3 };
 
 // Whether the rows epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: what it stages fits a
 // block's shared memory without opting in (cuda/tuning.h, kRowsLseMax*).
 bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
+// Whether the narrow epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: at most
+// kNarrowLseMaxColumns columns, and its transposed W.sum within kNarrowLseMaxSharedBytes (cuda/tuning.h).
+bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
@@ -82,8 +88,12 @@ struct Plan {
   double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
   double cublas_us;
   double rows_us;       // infinity where the rows epilogue does not apply
+  double narrow_us;     // infinity where the narrow epilogue does not apply
   std::string why;
 };
+
+// Threads the device holds at once.
+inline int64_t resident_threads(const DeviceProps& device) { return device.multiprocessors * device.warps_per_sm * 32; }
 
 Plan choose(const Problem& problem, const DeviceProps& device);
 
@@ -152,6 +162,17 @@ struct RowsLseTiling {
 };
 RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                               int64_t resident_threads);
+
+// The narrow epilogue's launch (cuda/gemm_lse.cu) for B rows: columns W.sum is staged for (C_out rounded up to 4,
+// 8, 16 or 32), lanes per group of rows (8, or 32 where groups of 8 would fill less than kNarrowLseFillShare of the
+// resident threads), and a block's dynamic shared memory (W.sum transposed and the biases' sum).
+struct NarrowLseTiling {
+  int columns;
+  int lanes;
+  int64_t shared_bytes;
+};
+NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
+                                  int64_t resident_threads);
 
 // The reader for sums alone (the sum_hw op, and the split strategy's first step).
 Reader reader_for_sums(const Problem& problem);

@@ -78,6 +78,14 @@ def rows_lse_applies(c_in, c_out, dtype):
     return c_in <= 16 and ((c_in + 1) * padded + c_in * 129) * acc_bytes <= 48 * 1024
 
 
+def narrow_lse_applies(c_in, c_out, dtype):
+    """plan::narrow_lse_applies, restated for the tests: C_out at most 32, and W.sum (columns padded to 4, 8, 16 or
+    32) with the biases' sum, (C_in + 1) x columns values of the accumulation type, within 96 KiB."""
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    columns = next(c for c in (4, 8, 16, 32, 10**9) if c_out <= c)
+    return c_out <= 32 and (c_in + 1) * columns * acc_bytes <= 96 * 1024
+
+
 def lay_out(x, layout):
     """x's values in the requested memory layout (same logical tensor)."""
     if layout == "contiguous":

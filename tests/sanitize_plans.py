@@ -19,6 +19,7 @@ LANES_TILED = ("split", "plane_lanes", "tiled_lse")
 LANES_CUBLAS = ("split", "plane_lanes", "cublas_lse")
 ROWS_TILED = ("split", "channel_rows", "tiled_lse")
 ROWS_LSE = ("split", None, "rows_lse")
+NARROW_LSE = ("split", None, "narrow_lse")
 PLANS = [
     ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
     ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
@@ -57,6 +58,9 @@ PLANS = [
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
     ((3000, 4, 1, 2, 40, 1, 1), "contiguous", torch.float32, ROWS_LSE),  # rows epilogue: 4 lanes, 5 chunks, part-masked
     ((500, 3, 2, 1, 5, 1, 1), "contiguous", torch.float64, ROWS_LSE),  # rows epilogue: float64, a lane per row
+    ((301, 70, 2, 1, 3, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow epilogue: 4 columns, 32 lanes
+    ((2001, 9, 1, 2, 20, 1, 1), "contiguous", torch.float64, NARROW_LSE),  # narrow: float64, 32 columns, 8 lanes
+    ((30, 400, 1, 1, 30, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow: W.sum past 48 KiB (opted in)
 ]
 
 

@@ -6,7 +6,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, plan_for
-from helpers import HAS_CUDA, lay_out, rows_lse_applies
+from helpers import HAS_CUDA, lay_out, narrow_lse_applies, rows_lse_applies
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
 # 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
@@ -110,7 +110,7 @@ def test_the_choice_is_the_cheaper_prediction(device):
     """Over a grid of shapes, the plan is the cheaper of the two predictions, both finite and positive."""
     for batch in (1, 16, 1000, 10**6):
         for c_in in (1, 64, 2048):
-            for c_out in (1, 128, 8192):
+            for c_out in (1, 20, 128, 8192):
                 for side in (1, 8, 512):
                     for layout in ("planes", "channels_last", "strided_rows", "other"):
                         plan = plan_for(problem(batch, c_in, c_out, side, side, layout=layout), DEVICES[device])
@@ -123,6 +123,9 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert (plan["rows_us"] is not None) == rows_lse_applies(c_in, c_out, torch.float32)
                         if plan["rows_us"] is not None:
                             epilogue_us["rows_lse"] = plan["rows_us"]
+                        assert (plan["narrow_us"] is not None) == narrow_lse_applies(c_in, c_out, torch.float32)
+                        if plan["narrow_us"] is not None:
+                            epilogue_us["narrow_lse"] = plan["narrow_us"]
                         assert plan["epilogue"] in EPILOGUES and 0 < min(epilogue_us.values())
                         assert epilogue_us[plan["epilogue"]] == min(epilogue_us.values())
 
@@ -139,6 +142,11 @@ EPILOGUE_CASES = {
     # 12% and 18% faster)
     "skinny_n_many_rows": (problem(125565, 69, 35, 2, 3, element_bytes=2, layout="strided_rows"), "tiled_lse"),
     "skinny_k_float64": (problem(180286, 25, 413, 1, 24, element_bytes=8), "tiled_lse"),
+    # C_out of at most 32 on many channels: the narrow epilogue pays for no tile (r50, r22 and r24 of the sweep:
+    # 1.2-1.5x faster than the tiled or cuBLAS's); few rows of many channels stay with cuBLAS (1.5x faster there).
+    "few_columns_many_channels": (problem(9319, 1244, 10, 2, 2, element_bytes=2), "narrow_lse"),
+    "few_columns_single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "narrow_lse"),
+    "few_columns_few_rows": (problem(8, 3000, 5, 2, 2), "cublas_lse"),
     "gemm_heavy_float64": (problem(2048, 2048, 8192, 1, 1, element_bytes=8), "cublas_lse"),
 }
 

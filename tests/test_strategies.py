@@ -8,8 +8,8 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
-from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err,
-                     rows_lse_applies)
+from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, narrow_lse_applies,
+                     poison_allocator, rel_err, rows_lse_applies)
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a
 PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
          "split_lanes": ("split", "plane_lanes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
          "split_cublas": ("split", "torch_sum", "cublas_lse"), "split_rows": ("split", "channel_rows", "tiled_lse"),
-         "split_rows_lse": ("split", None, "rows_lse")}
+         "split_rows_lse": ("split", None, "rows_lse"), "split_narrow_lse": ("split", None, "narrow_lse")}
 
 
 @pytest.mark.parametrize("plan", list(PLANS))
@@ -106,6 +106,26 @@ def test_rows_epilogue_matches_float64_model(dtype, problem):
     batch, c_in, c_out = problem
     expected = "rows_lse" if rows_lse_applies(c_in, c_out, dtype) else "tiled_lse"
     _check_forced_epilogue(("split", None, "rows_lse"), expected, batch, c_in, c_out, dtype)
+
+
+# (B, C_in, C_out): C_out 1 to 32 on each of the narrow kernels' 4, 8, 16 and 32 columns; groups of 8 lanes (many
+# rows: 20000 x 4 rows, part of a group's rows past B) and of 32 (few rows, 64 channels and more); channels fewer than
+# a group's lanes (1, 5); a block's rows and more than fit on the device at once (300001 rows, a second trip); W.sum
+# past the 48 KiB a block gets without opting in (700 channels x 32 columns: 90 KB); float32's limits (C_out 4 on 6143
+# channels, 32 on 767: 96 KiB; float64's are 3071 and 383) and one past each (6144 and 768 channels; C_out 33),
+# where the tiled epilogue runs instead.
+NARROW_LSE_PROBLEMS = [(5, 1, 1), (7, 5, 4), (20001, 40, 5), (300001, 12, 2), (90, 64, 8), (33, 300, 16), (3, 1000, 9),
+                       (40, 700, 32), (11, 6143, 4), (6, 767, 32), (5, 6144, 4), (5, 768, 32), (50, 40, 33)]
+
+
+@pytest.mark.parametrize("problem", NARROW_LSE_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_narrow_epilogue_matches_float64_model(dtype, problem):
+    """The narrow epilogue (forced) against the model, bitwise the same on a second run; explain() says where it
+    runs and where the tiled one stands in."""
+    batch, c_in, c_out = problem
+    expected = "narrow_lse" if narrow_lse_applies(c_in, c_out, dtype) else "tiled_lse"
+    _check_forced_epilogue(("split", None, "narrow_lse"), expected, batch, c_in, c_out, dtype)
 
 
 # The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and

@@ -218,6 +218,20 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
   if (lane == 0) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
+// staged[n] = bias + conv_bias of column n, as the CPU path adds them, for n < `columns` (zeros past C_out), by a
+// block of `threads` threads; the caller syncs before reading them.
+template <typename T>
+__device__ __forceinline__ void stage_bias_total(const GemmLseArgs& a, acc_t<T>* staged, int columns, int threads) {
+  using A = acc_t<T>;
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  for (int col = threadIdx.x; col < columns; col += threads) {
+    A total = col < a.c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
+    if (col < a.c_out && conv_bias) total += to_acc(conv_bias[col]);
+    staged[col] = total;
+  }
+}
+
 // A row of B per group of kLanes lanes (GemmLseArgs; plan::rows_lse_applies and rows_lse_tiling): the block stages
 // W.sum and the biases' sum once, padded to whole chunks of kRowsLseChunk columns, and, trip after trip, its rows'
 // sums.
@@ -239,8 +253,6 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
   A* staged_sums = staged_bias + padded;                 // [C_in][kSumPitch]: this trip's rows
   const A* sums = static_cast<const A*>(a.sums);
   const A* wsum = static_cast<const A*>(a.weight_sum);
-  const T* bias = static_cast<const T*>(a.bias);
-  const T* conv_bias = static_cast<const T*>(a.conv_bias);
   // kRowsLseStageLoads loads in flight per thread: one at a time, a block's staging waited on memory once for every
   // kRowsLseThreads values.
   const int staged_values = channels * padded;
@@ -256,11 +268,7 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
       if (first + j * kRowsLseThreads < staged_values) staged_wsum[first + j * kRowsLseThreads] = value[j];
     }
   }
-  for (int col = threadIdx.x; col < padded; col += kRowsLseThreads) {
-    A total = col < c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
-    if (col < c_out && conv_bias) total += to_acc(conv_bias[col]);
-    staged_bias[col] = total;
-  }
+  stage_bias_total<T>(a, staged_bias, padded, kRowsLseThreads);
   const A scale = static_cast<A>(a.scale);
   const int lane = threadIdx.x % kLanes, local_row = threadIdx.x / kLanes;
   for (int64_t first = int64_t{blockIdx.x} * kRows; first < a.batch; first += int64_t{gridDim.x} * kRows) {
@@ -302,6 +310,135 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
     state = group_lse<A, kLanes>(state);
     if (lane == 0 && local_row < rows_here) static_cast<T*>(a.out)[first + local_row] = from_acc<T>(ten_lse(state));
   }
+}
+
+// The narrow epilogue (plan::narrow_lse_applies and narrow_lse_tiling): a few columns (C_out <= kCols, at most
+// kNarrowLseMaxColumns) and any number of channels. A group of kLanes lanes takes kRows rows at a time and splits
+// their channels: lane l adds channels l, l + kLanes, ... of each row into all kCols logits of that row. The rows'
+// sums come straight from global memory (a group's lanes read neighbouring values of a row); W.sum is staged once per
+// block, transposed ([column][channel]: lanes of neighbouring channels read neighbouring words, and each word serves
+// the group's kRows rows). A butterfly then gives the group's lanes the rows' logits, and lane i takes row i's
+// logsumexp. Where the tiled kernel pays for a tile of 8 columns or more per row, and cuBLAS's GEMM for one of 64
+// (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile either.
+template <typename T, int kCols, int kLanes>
+__global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  using A = acc_t<T>;
+  constexpr int kRows = narrow_lse_rows(kCols);
+  constexpr int kDepth = kNarrowLseLoads / kRows;
+  constexpr int kWarpRows = 32 / kLanes * kRows;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  wait_for_previous_grid();
+  const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
+  A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [kCols][C_in]: zeros past C_out
+  A* staged_bias = staged_wsum + kCols * channels;       // [kCols]: bias + conv_bias
+  const A* wsum = static_cast<const A*>(a.weight_sum);
+  // kNarrowLseStageLoads loads in flight per thread, read in W.sum's order, stored transposed.
+  const int staged_values = channels * kCols;
+  for (int first = threadIdx.x; first < staged_values; first += kNarrowLseStageLoads * kNarrowLseThreads) {
+    A value[kNarrowLseStageLoads];
+#pragma unroll
+    for (int j = 0; j < kNarrowLseStageLoads; ++j) {
+      const int i = first + j * kNarrowLseThreads, k = i / kCols, col = i % kCols;
+      value[j] = i < staged_values && col < c_out ? wsum[k * c_out + col] : A(0);
+    }
+#pragma unroll
+    for (int j = 0; j < kNarrowLseStageLoads; ++j) {
+      const int i = first + j * kNarrowLseThreads;
+      if (i < staged_values) staged_wsum[(i % kCols) * channels + i / kCols] = value[j];
+    }
+  }
+  stage_bias_total<T>(a, staged_bias, kCols, kNarrowLseThreads);
+  __syncthreads();
+  const A* sums = static_cast<const A*>(a.sums);
+  const A scale = static_cast<A>(a.scale);
+  const int lane = threadIdx.x % kLanes;
+  const int64_t warp = (int64_t{blockIdx.x} * kNarrowLseThreads + threadIdx.x) / 32;
+  const int64_t warps = int64_t{gridDim.x} * (kNarrowLseThreads / 32);
+  // Every lane of a warp runs the same trips, so the shuffles see the whole warp.
+  for (int64_t warp_first = warp * kWarpRows; warp_first < a.batch; warp_first += warps * kWarpRows) {
+    const int64_t first = warp_first + (threadIdx.x % 32) / kLanes * kRows;  // the group's first row
+    const int rows_here = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kRows, a.batch - first)));
+    const A* row_sums = sums + (rows_here > 0 ? first : 0) * channels;
+    A logits[kRows][kCols] = {};
+    // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
+    // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
+    // blocks a multiprocessor).
+    for (int k0 = lane; k0 < channels; k0 += kDepth * kLanes) {
+      A s[kDepth][kRows];
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+        const int k = k0 + d * kLanes;
+#pragma unroll
+        for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < channels ? row_sums[i * channels + k] : A(0);
+      }
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+        const int k = k0 + d * kLanes;
+        if (k >= channels) break;
+#pragma unroll
+        for (int j = 0; j < kCols; ++j) {
+          const A w = staged_wsum[j * channels + k];
+#pragma unroll
+          for (int i = 0; i < kRows; ++i) logits[i][j] = fma(s[d][i], w, logits[i][j]);
+        }
+      }
+    }
+    // The same tree in every lane and every run: the lanes end with equal, reproducible logits.
+#pragma unroll
+    for (int offset = kLanes / 2; offset > 0; offset >>= 1) {
+#pragma unroll
+      for (int i = 0; i < kRows; ++i)
+#pragma unroll
+        for (int j = 0; j < kCols; ++j) logits[i][j] += __shfl_xor_sync(0xffffffffu, logits[i][j], offset);
+    }
+    // Lane i takes row i's logsumexp (picked by selects: an index into the registers would put them in memory).
+    if (lane >= rows_here) continue;
+    A v[kCols];
+#pragma unroll
+    for (int j = 0; j < kCols; ++j) {
+      A logit = logits[0][j];
+#pragma unroll
+      for (int i = 1; i < kRows; ++i) logit = lane == i ? logits[i][j] : logit;
+      v[j] = scale * logit + staged_bias[j];
+    }
+    // Columns past C_out become -inf, which adds nothing (their logits are not always 0: an infinite sum times
+    // W.sum's padding of 0 is NaN).
+    if (c_out < kCols) {
+#pragma unroll
+      for (int j = 0; j < kCols; ++j) {
+        if (j >= c_out) v[j] = -INFINITY;
+      }
+    }
+    Lse<A> state{-INFINITY, A(0)};
+    lse_push_all(state, v);
+    static_cast<T*>(a.out)[first + lane] = from_acc<T>(ten_lse(state));
+  }
+}
+
+// f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's)), or `fallback` for sizes it has none for.
+template <typename R, typename F> R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, R fallback, F&& f) {
+  return with_element_type(kind, fallback, [&](auto element) {
+    using T = decltype(element);
+    const auto with_lanes = [&](auto cols) {
+      constexpr int kCols = decltype(cols)::value;
+      if (lanes == 8) return f(narrow_lse_kernel<T, kCols, 8>, kCols, 8);
+      if (lanes == 32) return f(narrow_lse_kernel<T, kCols, 32>, kCols, 32);
+      return fallback;
+    };
+    switch (columns) {
+      case 4: return with_lanes(std::integral_constant<int, 4>{});
+      case 8: return with_lanes(std::integral_constant<int, 8>{});
+      case 16: return with_lanes(std::integral_constant<int, 16>{});
+      case 32: return with_lanes(std::integral_constant<int, 32>{});
+    }
+    return fallback;
+  });
+}
+
+// Lets `kernel` take shared_bytes of dynamic shared memory: past 48 KiB a block must opt in.
+template <typename K> cudaError_t allow_shared_bytes(K kernel, int64_t shared_bytes) {
+  if (shared_bytes <= 48 * 1024) return cudaSuccess;
+  return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
 }
 
 template <typename T, int kLanes>
@@ -349,6 +486,26 @@ cudaError_t launch_rows_lse(const GemmLseArgs& a, int lanes, int64_t shared_byte
     return with_row_lanes(lanes, [&](auto group) {  // lanes: a power of two
       return launch_rows_lanes<T, decltype(group)::value>(a, shared_bytes, max_blocks, stream);
     });
+  });
+}
+
+cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int64_t shared_bytes, int64_t max_blocks,
+                              cudaStream_t stream) {
+  return with_narrow_lse_kernel(a.kind, columns, lanes, cudaErrorInvalidValue, [&](auto kernel, int cols, int group) {
+    const cudaError_t allowed = allow_shared_bytes(kernel, shared_bytes);
+    if (allowed != cudaSuccess) return allowed;
+    const int64_t rows_per_block = kNarrowLseThreads / group * narrow_lse_rows(cols);
+    const int64_t blocks =
+        std::clamp<int64_t>((a.batch + rows_per_block - 1) / rows_per_block, 1, std::max<int64_t>(max_blocks, 1));
+    return launch_after_previous_with_shared(kernel, static_cast<unsigned>(blocks), kNarrowLseThreads,
+                                             static_cast<size_t>(shared_bytes), stream, a);
+  });
+}
+
+int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, int64_t shared_bytes) {
+  return with_narrow_lse_kernel(kind, columns, lanes, 1, [&](auto kernel, int, int) {
+    if (allow_shared_bytes(kernel, shared_bytes) != cudaSuccess) return 1;
+    return resident_blocks_per_sm(kernel, kNarrowLseThreads, static_cast<size_t>(shared_bytes));
   });
 }
 

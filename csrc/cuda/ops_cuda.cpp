@@ -361,8 +361,6 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
 }
 
 // Threads that fit on a device at once: what the readers' and the rows epilogue's tilings size their grids by.
-int64_t resident_threads(const plan::DeviceProps& props) { return props.multiprocessors * props.warps_per_sm * 32; }
-
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
 // more.
 int64_t resident_split_blocks(int device) {
@@ -471,7 +469,7 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.out = a.chunks > 1 ? partials.data_ptr() : sums.data_ptr();
   C10_CUDA_CHECK(launch_channel_rows(a, stream));
   if (a.chunks > 1) {
-    add_pieces(partials, a.batch * a.channels, a.chunks, sums, resident_threads(props), stream);
+    add_pieces(partials, a.batch * a.channels, a.chunks, sums, plan::resident_threads(props), stream);
   }
   return true;
 }
@@ -540,7 +538,7 @@ void run_plane_runs(PlaneRunsArgs r, const at::Tensor& out, int64_t element_byte
   const int device = out.get_device();
   const plan::DeviceProps props = device_props(device);
   const plan::PlaneRunsTiling tiling = plan::plane_runs_tiling(r.runs, r.run_planes, r.plane, element_bytes,
-                                                               r.vector_plane > 0, resident_threads(props));
+                                                               r.vector_plane > 0, plan::resident_threads(props));
   r.item_planes = tiling.item_planes;
   r.run_items = tiling.run_items;
   // Resident blocks depend on the staged sums' shared memory, so on item_planes.
@@ -627,7 +625,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     a.vec = static_cast<int>(vec);
   }
   const plan::DeviceProps props = device_props(x.get_device());
-  run_plane_lanes(a, sums, resident_threads(props), stream);
+  run_plane_lanes(a, sums, plan::resident_threads(props), stream);
   return true;
 }
 
@@ -715,12 +713,26 @@ void rows_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t st
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
   const plan::RowsLseTiling tiling =
-      plan::rows_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(), resident_threads(props));
+      plan::rows_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(), plan::resident_threads(props));
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.lanes, tiling.shared_bytes);
   const int blocks_per_sm =
       once_per_key(key, [&] { return rows_lse_blocks_per_sm(a.kind, tiling.lanes, tiling.shared_bytes); });
   const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
   C10_CUDA_CHECK(launch_rows_lse(a, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
+}
+
+// out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
+// plan::narrow_lse_tiling.
+void narrow_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t stream) {
+  const int device = sums.get_device();
+  const plan::DeviceProps props = device_props(device);
+  const plan::NarrowLseTiling tiling =
+      plan::narrow_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(), plan::resident_threads(props));
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes, tiling.shared_bytes);
+  const int blocks_per_sm = once_per_key(
+      key, [&] { return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, tiling.shared_bytes); });
+  const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
+  C10_CUDA_CHECK(launch_narrow_lse(a, tiling.columns, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
 }
 
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
@@ -747,6 +759,8 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                                                    bias_stride(bias_flat), kind, s.scale, out.data_ptr());
     if (chosen.epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
       rows_gemm_lse(operands, sums, stream);
+    } else if (chosen.epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
+      narrow_gemm_lse(operands, sums, stream);
     } else {
       tiled_gemm_lse(operands, sums, stream);
     }

@@ -157,6 +157,31 @@ constexpr double kRowsLseFillShare = 0.25;
 // W.sum values each thread loads at once while staging (gemm_lse.cu); 8 took 4 more registers, a block fewer per SM.
 constexpr int kRowsLseStageLoads = 4;
 
+// The narrow epilogue (gemm_lse.cu, Epilogue::kNarrowLse; sized by plan::narrow_lse_tiling): C_out of at most
+// kNarrowLseMaxColumns, padded to 4, 8, 16 or 32 columns (kCols), any C_in whose transposed W.sum ([kCols][C_in]) and
+// biases fit kNarrowLseMaxSharedBytes (within the 99 KiB a block may opt into on sm_86/sm_89, 227 KiB on sm_90):
+// float C_in up to 6143 at 4 columns, 767 at 32; double half those. A group of 8 or 32 lanes takes
+// narrow_lse_rows(kCols) rows at a time, so that each lane holds 32 logits at most and every W.sum word it loads from
+// shared memory serves several rows where columns are few. Blocks of kNarrowLseThreads threads; kNarrowLseStageLoads
+// W.sum loads per thread in flight while staging (the rows epilogue's figure).
+constexpr int kNarrowLseThreads = 256;
+constexpr int64_t kNarrowLseMaxColumns = 32;
+constexpr int64_t kNarrowLseMaxSharedBytes = 96 * 1024;
+constexpr int kNarrowLseStageLoads = 4;
+// Loads of the rows' sums each lane has in flight (narrow_lse_rows(kCols) rows x kNarrowLseLoads / rows channels).
+// H200, the forward with the narrow epilogue forced (sm_90 builds in one run): 16 against 8, r47 (one row of 1473
+// float64 channels) 69.1 -> 59.7 us, r24 61.1 -> 57.9, r28 27.8 -> 25.7, r22 123.3 -> 119.0, s6 (8 rows of 3000) 34.8
+// -> 30.0, the rest within 2%; a loop unrolled by 2 (2 x rows loads) had taken r50 (9319 rows of 1244 float16
+// channels, C_out 10) to 101.6 us, 83.5 at 16. 16 costs registers: float64 at 32 columns takes 208 (one block per
+// multiprocessor), float at 32 columns 128.
+constexpr int kNarrowLseLoads = 16;
+constexpr int narrow_lse_rows(int columns) { return columns >= 32 ? 1 : columns >= 16 ? 2 : 4; }
+// A group has 8 lanes, or 32 where groups of 8 would fill less than kNarrowLseFillShare of the device's resident
+// threads and C_in gives each of 32 lanes two channels or more: the loads in flight hide DRAM's latency only with
+// enough threads (32 lanes where few rows have many channels: r50, r47, r24 of the sweep; not varied apart).
+constexpr double kNarrowLseFillShare = 0.5;
+constexpr int64_t kNarrowLseWideGroupChannels = 64;
+
 // The channel-rows reader (split.cu; sized by plan::channel_rows_tiling): channels-last x of up to
 // kSplitThreads * kChannelRowsWideLoads channels (C_in 2048: the sweep's widest). Chunks of pixels leave each thread
 // at least kChannelRowsMinLoads loads (four trips), until every resident block has kChannelRowsItemsPerBlock items.

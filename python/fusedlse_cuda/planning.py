@@ -8,7 +8,7 @@ from torch import Tensor
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
-EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse")
+EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse")
 # The plane-lanes reader's walks over tiny contiguous planes that follow each other, in the order of
 # plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, or summing planes of 1,
 # 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector.
@@ -36,10 +36,13 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
             row computing its logits a chunk of columns at a time: C_in up to 16, and W.sum with the biases within a
-            block's 48 KiB of shared memory: float32 C_out up to 4048 at C_in 1, 568 at 16).
+            block's 48 KiB of shared memory: float32 C_out up to 6072 at C_in 1, 600 at 16) or ``"narrow_lse"``
+            (one kernel, a group of lanes per few rows splitting their channels, each lane holding every logit of
+            its rows: C_out up to 32, and W.sum within 96 KiB of shared memory: float32 C_in up to 6143 at C_out
+            4, 767 at 32).
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
-            cublas_us, rows_us: the epilogue's part of split_us with each epilogue (rows_us None where the rows
-            epilogue does not apply).
+            cublas_us, rows_us, narrow_us: the epilogue's part of split_us with each epilogue (rows_us and
+            narrow_us None where that epilogue does not apply).
         why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
