@@ -39,7 +39,7 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             block's 48 KiB of shared memory: float32 C_out up to 6072 at C_in 1, 600 at 16) or ``"narrow_lse"``
             (one kernel, a group of lanes per few rows splitting their channels, each lane holding every logit of
             its rows: C_out up to 32, and W.sum within 96 KiB of shared memory: float32 C_in up to 6143 at C_out
-            4, 767 at 32).
+            4, 767 at 32; chosen only where the rows epilogue does not apply).
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
             cublas_us, rows_us, narrow_us: the epilogue's part of split_us with each epilogue (rows_us and
             narrow_us None where that epilogue does not apply).
