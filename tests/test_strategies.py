@@ -98,16 +98,6 @@ ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (20000, 4, 64), (30
                      (50, 16, 600), (20, 1, 6072), (700, 2, 4008), (40, 17, 241), (30, 16, 601), (9, 1, 6073)]
 
 
-@pytest.mark.parametrize("problem", ROWS_LSE_PROBLEMS, ids=str)
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_rows_epilogue_matches_float64_model(dtype, problem):
-    """The rows epilogue (forced) against the model, bitwise the same on a second run; explain() says where it
-    runs and where the tiled one stands in."""
-    batch, c_in, c_out = problem
-    expected = "rows_lse" if rows_lse_applies(c_in, c_out, dtype) else "tiled_lse"
-    _check_forced_epilogue(("split", None, "rows_lse"), expected, batch, c_in, c_out, dtype)
-
-
 # (B, C_in, C_out): C_out 1 to 32 on each of the narrow kernels' 4, 8, 16 and 32 columns; groups of 8 lanes (many
 # rows: 20000 x 4 rows, part of a group's rows past B) and of 32 (few rows, 64 channels and more); channels fewer than
 # a group's lanes (1, 5); a block's rows and more than fit on the device at once (300001 rows, a second trip); W.sum
@@ -118,14 +108,20 @@ NARROW_LSE_PROBLEMS = [(5, 1, 1), (7, 5, 4), (20001, 40, 5), (300001, 12, 2), (9
                        (40, 700, 32), (11, 6143, 4), (6, 767, 32), (5, 6144, 4), (5, 768, 32), (50, 40, 33)]
 
 
-@pytest.mark.parametrize("problem", NARROW_LSE_PROBLEMS, ids=str)
+# The epilogues that apply to part of the problems only, each with its problems and where it applies.
+PARTIAL_EPILOGUES = {"rows_lse": (ROWS_LSE_PROBLEMS, rows_lse_applies),
+                     "narrow_lse": (NARROW_LSE_PROBLEMS, narrow_lse_applies)}
+
+
+@pytest.mark.parametrize("epilogue,problem", [(epilogue, problem) for epilogue, (problems, _) in
+                                              PARTIAL_EPILOGUES.items() for problem in problems], ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-def test_narrow_epilogue_matches_float64_model(dtype, problem):
-    """The narrow epilogue (forced) against the model, bitwise the same on a second run; explain() says where it
-    runs and where the tiled one stands in."""
+def test_partial_epilogue_matches_float64_model(dtype, epilogue, problem):
+    """The rows or the narrow epilogue (forced) against the model, bitwise the same on a second run; explain() says
+    where it runs and where the tiled one stands in."""
     batch, c_in, c_out = problem
-    expected = "narrow_lse" if narrow_lse_applies(c_in, c_out, dtype) else "tiled_lse"
-    _check_forced_epilogue(("split", None, "narrow_lse"), expected, batch, c_in, c_out, dtype)
+    expected = epilogue if PARTIAL_EPILOGUES[epilogue][1](c_in, c_out, dtype) else "tiled_lse"
+    _check_forced_epilogue(("split", None, epilogue), expected, batch, c_in, c_out, dtype)
 
 
 # The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and
