@@ -92,7 +92,8 @@ struct Plan {
   std::string why;
 };
 
-// Threads the device holds at once.
+// Threads that fit on the device at once: what the readers' and the rows and narrow epilogues' tilings size their
+// grids by.
 inline int64_t resident_threads(const DeviceProps& device) { return device.multiprocessors * device.warps_per_sm * 32; }
 
 Plan choose(const Problem& problem, const DeviceProps& device);

@@ -360,7 +360,6 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
                        kernel_area, reads_as_plane_runs(x)};
 }
 
-// Threads that fit on a device at once: what the readers' and the rows epilogue's tilings size their grids by.
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
 // more.
 int64_t resident_split_blocks(int device) {
