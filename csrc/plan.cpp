@@ -103,12 +103,18 @@ constexpr double kRowsLseLogitSlots = 14;
 constexpr double kRowsLseFloat64LogitSlots = 22;
 constexpr double kRowsLseFloat64Factor = 3;
 constexpr double kRowsLseIssueShare = 0.7;
-// Every block of the rows epilogue first stages W.sum (kRowsLseStageLoads loads per thread at a time), all blocks at
-// once: a latency of about this per trip of loads that no compute hides where there is little (wide C_out on few
-// rows). Fitted on the H200 to r05 (B 3, C_in 5, C_out 700: 7 trips; the rows epilogue 27.8 us forced, the tiled
-// 25.4) against r10, r56 and r45 (C_out 755 to 1543 on 4844 rows and more: the rows epilogue 41.5, 43.7 and 577.7 us,
-// the tiled 40.5, 47.8 and 601.2; 6e0af90's kernels with the rows epilogue allowed past 512 columns).
+// Every block of the rows epilogue first stages W.sum, all blocks at once: a latency of about kRowsLseStageTripUs per
+// trip of kRowsLseStageTripValues values that no compute hides where there is little (wide C_out on few rows); the
+// narrow epilogue's trips are kNarrowLseStageTripValues. Fitted on the H200 to r05 (B 3, C_in 5, C_out 700: 7 trips;
+// the rows epilogue 27.8 us forced, the tiled 25.4) against r10, r56 and r45 (C_out 755 to 1543 on 4844 rows and more:
+// the rows epilogue 41.5, 43.7 and 577.7 us, the tiled 40.5, 47.8 and 601.2; 6e0af90's kernels with the rows epilogue
+// allowed past 512 columns), when the kernels loaded 4 values per thread at a time (blocks of 128 and 256 threads).
+// They now copy W.sum asynchronously, every value in flight at once; the terms still rank the epilogues as measured
+// then (H200, forced, the whole forward): r05 rows 24.7 us against tiled 25.4 (tiled chosen); r02 (64 rows, C_out
+// 4096) 23.5 against 17.7 (tiled), r10 36.8 against 38.3 (rows), in a build whose reader let the epilogue in early.
 constexpr double kRowsLseStageTripUs = 0.7;
+constexpr int64_t kRowsLseStageTripValues = 512;
+constexpr int64_t kNarrowLseStageTripValues = 1024;
 // The narrow epilogue (cuda/gemm_lse.cu), in issue slots of a lane as the rows epilogue's: per row and channel its
 // kCols FMAs, its share kCols / rows of the shared-memory loads of W.sum (each serves the group's rows), the sum's load
 // and kNarrowLseLoopSlots of the loop; per row the butterfly (a shuffle and an add per logit and level), and the
@@ -274,7 +280,7 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double compute = p.batch * row_slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kNarrowLseReadShare);
     const double staging =
-        kRowsLseStageTripUs * ceil_div(p.in_channels * t.columns, kNarrowLseThreads * kNarrowLseStageLoads);
+        kRowsLseStageTripUs * ceil_div(p.in_channels * t.columns, kNarrowLseStageTripValues);
     return kTiledLaunches * kLaunchUs + std::max(compute, sums) + staging;
   }
   if (epilogue == Epilogue::kNarrowLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
@@ -289,7 +295,7 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
     const double staging = kRowsLseStageTripUs * ceil_div(p.in_channels * ceil_div(p.out_channels, kRowsLseChunk) *
                                                               kRowsLseChunk,
-                                                          kRowsLseThreads * kRowsLseStageLoads);
+                                                          kRowsLseStageTripValues);
     return kTiledLaunches * kLaunchUs + std::max({compute, sums, staging});
   }
   if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply

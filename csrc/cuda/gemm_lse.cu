@@ -10,6 +10,8 @@
 #include "kernels/reduce.cuh"
 #include "launch.cuh"
 
+#include <cuda_pipeline_primitives.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -232,6 +234,13 @@ __device__ __forceinline__ void stage_bias_total(const GemmLseArgs& a, acc_t<T>*
   }
 }
 
+// *to = *from by an asynchronous copy into shared memory (cp.async on sm_80 and later), or 0 where !valid (nothing
+// is read then): a thread's copies are all in flight at once and hold no registers. The block waits for them with
+// __pipeline_wait_prior(0), then a __syncthreads.
+template <typename A> __device__ __forceinline__ void copy_async(A* to, const A* from, bool valid) {
+  __pipeline_memcpy_async(to, from, sizeof(A), valid ? 0 : sizeof(A));
+}
+
 // A row of B per group of kLanes lanes (GemmLseArgs; plan::rows_lse_applies and rows_lse_tiling): the block stages
 // W.sum and the biases' sum once, padded to whole chunks of kRowsLseChunk columns, and, trip after trip, its rows'
 // sums.
@@ -244,41 +253,43 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
   constexpr int kRows = kRowsLseThreads / kLanes;
   constexpr int kSumPitch = kRows + 1;  // odd: the staging stores, a row's channels lane after lane, hit all banks
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  wait_for_previous_grid();
   const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
   const int padded = (c_out + kRowsLseChunk - 1) / kRowsLseChunk * kRowsLseChunk;
   // Whole chunks of the accumulation type from offset 0: every array below starts 16-byte aligned.
   A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [C_in][padded], zeros past C_out
   A* staged_bias = staged_wsum + channels * padded;      // [padded]: bias + conv_bias, as the CPU path adds them
   A* staged_sums = staged_bias + padded;                 // [C_in][kSumPitch]: this trip's rows
+  // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
+  stage_bias_total<T>(a, staged_bias, padded, kRowsLseThreads);
+  wait_for_previous_grid();
   const A* sums = static_cast<const A*>(a.sums);
   const A* wsum = static_cast<const A*>(a.weight_sum);
-  // kRowsLseStageLoads loads in flight per thread: one at a time, a block's staging waited on memory once for every
-  // kRowsLseThreads values.
-  const int staged_values = channels * padded;
-  for (int first = threadIdx.x; first < staged_values; first += kRowsLseStageLoads * kRowsLseThreads) {
-    A value[kRowsLseStageLoads];
-#pragma unroll
-    for (int j = 0; j < kRowsLseStageLoads; ++j) {
-      const int i = first + j * kRowsLseThreads, k = i / padded, col = i - k * padded;
-      value[j] = i < staged_values && col < c_out ? wsum[k * c_out + col] : A(0);
-    }
-#pragma unroll
-    for (int j = 0; j < kRowsLseStageLoads; ++j) {
-      if (first + j * kRowsLseThreads < staged_values) staged_wsum[first + j * kRowsLseThreads] = value[j];
+  // W.sum by asynchronous copies, a row of it at a time (no division per value). With a few loads in flight per
+  // thread, the staging took several round trips to L2 on every block.
+  for (int k = 0; k < channels; ++k) {
+    for (int col = threadIdx.x; col < padded; col += kRowsLseThreads) {
+      copy_async(staged_wsum + k * padded + col, wsum + k * c_out + (col < c_out ? col : 0), col < c_out);
     }
   }
-  stage_bias_total<T>(a, staged_bias, padded, kRowsLseThreads);
+  __pipeline_commit();
   const A scale = static_cast<A>(a.scale);
   const int lane = threadIdx.x % kLanes, local_row = threadIdx.x / kLanes;
+  // A trip's sums in a row (row r, channel c) from this thread's first: one division here, none per value.
+  const int first_r = threadIdx.x / channels, first_c = threadIdx.x - first_r * channels;
+  const int step_r = kRowsLseThreads / channels, step_c = kRowsLseThreads - step_r * channels;
   for (int64_t first = int64_t{blockIdx.x} * kRows; first < a.batch; first += int64_t{gridDim.x} * kRows) {
     const int rows_here = static_cast<int>(std::min<int64_t>(kRows, a.batch - first));
-    __syncthreads();  // the last trip's reads of staged_sums are done (and, on the first, the staging above)
+    __syncthreads();  // the last trip's reads of staged_sums are done
     const A* from = sums + first * channels;  // this trip's rows: rows_here x C_in values in a row
+    int r = first_r, c = first_c;
     for (int i = threadIdx.x; i < rows_here * channels; i += kRowsLseThreads) {
-      const int r = i / channels;
-      staged_sums[(i - r * channels) * kSumPitch + r] = from[i];
+      copy_async(staged_sums + c * kSumPitch + r, from + i, true);
+      r += step_r;
+      c += step_c;
+      if (c >= channels) c -= channels, ++r;
     }
+    __pipeline_commit();
+    __pipeline_wait_prior(0);  // this trip's sums, and on the first trip W.sum
     __syncthreads();
     Lse<A> state{-INFINITY, A(0)};
     if (local_row < rows_here) {  // a whole group or none of it
@@ -310,6 +321,7 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
     state = group_lse<A, kLanes>(state);
     if (lane == 0 && local_row < rows_here) static_cast<T*>(a.out)[first + local_row] = from_acc<T>(ten_lse(state));
   }
+  __pipeline_wait_prior(0);  // a block with no trip (none is launched) would leave W.sum's copies in flight
 }
 
 // The narrow epilogue (plan::narrow_lse_applies and narrow_lse_tiling): a few columns (C_out <= kCols, at most
@@ -327,27 +339,20 @@ __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __g
   constexpr int kDepth = kNarrowLseLoads / kRows;
   constexpr int kWarpRows = 32 / kLanes * kRows;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
-  wait_for_previous_grid();
   const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
   A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [kCols][C_in]: zeros past C_out
   A* staged_bias = staged_wsum + kCols * channels;       // [kCols]: bias + conv_bias
-  const A* wsum = static_cast<const A*>(a.weight_sum);
-  // kNarrowLseStageLoads loads in flight per thread, read in W.sum's order, stored transposed.
-  const int staged_values = channels * kCols;
-  for (int first = threadIdx.x; first < staged_values; first += kNarrowLseStageLoads * kNarrowLseThreads) {
-    A value[kNarrowLseStageLoads];
-#pragma unroll
-    for (int j = 0; j < kNarrowLseStageLoads; ++j) {
-      const int i = first + j * kNarrowLseThreads, k = i / kCols, col = i % kCols;
-      value[j] = i < staged_values && col < c_out ? wsum[k * c_out + col] : A(0);
-    }
-#pragma unroll
-    for (int j = 0; j < kNarrowLseStageLoads; ++j) {
-      const int i = first + j * kNarrowLseThreads;
-      if (i < staged_values) staged_wsum[(i % kCols) * channels + i / kCols] = value[j];
-    }
-  }
+  // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
   stage_bias_total<T>(a, staged_bias, kCols, kNarrowLseThreads);
+  wait_for_previous_grid();
+  const A* wsum = static_cast<const A*>(a.weight_sum);
+  // W.sum by asynchronous copies, read in its order, stored transposed: every copy of a thread in flight at once.
+  for (int i = threadIdx.x; i < channels * kCols; i += kNarrowLseThreads) {
+    const int k = i / kCols, col = i % kCols;
+    copy_async(staged_wsum + col * channels + k, wsum + k * c_out + (col < c_out ? col : 0), col < c_out);
+  }
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
   __syncthreads();
   const A* sums = static_cast<const A*>(a.sums);
   const A scale = static_cast<A>(a.scale);

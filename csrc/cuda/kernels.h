@@ -139,6 +139,7 @@ struct PlaneLanesArgs {
   int lanes, vec;
   int64_t pieces, piece_units;
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
+  bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
 };
 
 // sums of runs of adjacent tiny planes, in place (the plane-lanes reader's run walk): run r holds run_planes planes of
@@ -158,6 +159,7 @@ struct PlaneRunsArgs {
   // (run_items = ceil((planes per vector - 1 + run_planes) / item_planes)).
   int vector_plane;
   int64_t blocks;  // grid size: at most what fits on the device at once
+  bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
 };
 
 // W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum

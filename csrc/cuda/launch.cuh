@@ -19,12 +19,28 @@ namespace {
 
 // The first statement of a kernel launched by launch_after_previous: wait for the grid ahead of it in the stream
 // (and transitively every earlier one) to end and its writes to be visible, then let the next grid launch. No
-// thread reads or writes global memory before it.
+// thread touches what an earlier grid of ours writes before it; a kernel may read the caller's own tensors before
+// it (they were ready before the first grid of ours passed its own wait).
 __device__ __forceinline__ void wait_for_previous_grid() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;" ::: "memory");
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #endif
+}
+
+// A kernel launched by launch_after_previous that may run beside the grid ahead of it (`beside`: that grid writes
+// nothing this one reads or writes; the split strategy's reader of x after the W.sum launch) calls these two for
+// wait_for_previous_grid: with `beside`, it reads at once and waits (and lets the next grid launch) only at its end.
+// Its start is gated by the trigger of the grid ahead, which that grid pulls after its own wait: the grids before
+// that one (the caller's writes of x) have ended, their writes visible. Its end still implies the end of the grid
+// ahead, so the next grid, which waits for this one only, sees W.sum. The next grid is not let in early: resident
+// beside the reader, the epilogue's blocks made it slower (H200, triggered at the reader's start: r13's forward 22.6
+// -> 28.1 us, r46 22.0 -> 26.0; triggered at its end, 21.5 and 20.0).
+__device__ __forceinline__ void start_after_previous_grid(bool beside) {
+  if (!beside) wait_for_previous_grid();
+}
+__device__ __forceinline__ void end_after_previous_grid(bool beside) {
+  if (beside) wait_for_previous_grid();
 }
 
 // f(std::integral_constant<int, L>) for L, the fewest lanes of 1, 2, 4, 8, 16 and 32 that cover `width` values (32

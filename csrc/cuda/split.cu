@@ -23,7 +23,7 @@ namespace {
 template <typename T, int kLanes, Walk kWalk>
 __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesArgs a) {
   using A = acc_t<T>;
-  wait_for_previous_grid();
+  start_after_previous_grid(a.beside_previous);
   constexpr int kGroups = kSplitThreads / kLanes;
   const T* x = static_cast<const T*>(a.x);
   A* out = static_cast<A*>(a.out);
@@ -65,6 +65,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
     total = group_sum<A, kLanes>(total);
     if (lane == 0 && item < items) out[item] = total;
   }
+  end_after_previous_grid(a.beside_previous);
 }
 
 // A thread per item (PlaneRunsArgs), a block's items in a row: neighbouring threads read neighbouring bytes, and the
@@ -75,7 +76,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
 template <typename T, int kPlane>
 __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs a) {
   using A = acc_t<T>;
-  wait_for_previous_grid();
+  start_after_previous_grid(a.beside_previous);
   constexpr int kPerVector = kPlane > 0 ? 16 / sizeof(T) / kPlane : 0;  // planes per vector (kPlane > 0)
   extern __shared__ __align__(16) unsigned char shared[];
   A* staged = reinterpret_cast<A*>(shared);  // [kSplitThreads x item_planes] sums at staged_slot(plane - first)
@@ -159,6 +160,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
       ++run;
     }
   }
+  end_after_previous_grid(a.beside_previous);
 }
 
 // The run walk's kernel for a: a plane size of its own where planes tile the vectors (a.vector_plane).

@@ -154,20 +154,16 @@ constexpr int64_t kRowsLseMaxSharedBytes = 48 * 1024;
 // 30.8 at the 16 that filling every resident thread gave; r10, r56 (C_in 2 and 3, C_out about 1540 on 4844 and 5863
 // rows) best at 16-32 lanes, 2.7x slower at 2; r19, r63 (41 and 7 rows) best at 32; the others had one or two chunks.
 constexpr double kRowsLseFillShare = 0.25;
-// W.sum values each thread loads at once while staging (gemm_lse.cu); 8 took 4 more registers, a block fewer per SM.
-constexpr int kRowsLseStageLoads = 4;
 
 // The narrow epilogue (gemm_lse.cu, Epilogue::kNarrowLse; sized by plan::narrow_lse_tiling): C_out of at most
 // kNarrowLseMaxColumns, padded to 4, 8, 16 or 32 columns (kCols), any C_in whose transposed W.sum ([kCols][C_in]) and
 // biases fit kNarrowLseMaxSharedBytes (within the 99 KiB a block may opt into on sm_86/sm_89, 227 KiB on sm_90):
 // float C_in up to 6143 at 4 columns, 767 at 32; double half those. A group of 8 or 32 lanes takes
 // narrow_lse_rows(kCols) rows at a time, so that each lane holds 32 logits at most and every W.sum word it loads from
-// shared memory serves several rows where columns are few. Blocks of kNarrowLseThreads threads; kNarrowLseStageLoads
-// W.sum loads per thread in flight while staging (the rows epilogue's figure).
+// shared memory serves several rows where columns are few. Blocks of kNarrowLseThreads threads.
 constexpr int kNarrowLseThreads = 256;
 constexpr int64_t kNarrowLseMaxColumns = 32;
 constexpr int64_t kNarrowLseMaxSharedBytes = 96 * 1024;
-constexpr int kNarrowLseStageLoads = 4;
 // Loads of the rows' sums each lane has in flight (narrow_lse_rows(kCols) rows x kNarrowLseLoads / rows channels).
 // H200, the forward with the narrow epilogue forced (sm_90 builds in one run): 16 against 8, r47 (one row of 1473
 // float64 channels) 69.1 -> 59.7 us, r24 61.1 -> 57.9, r28 27.8 -> 25.7, r22 123.3 -> 119.0, s6 (8 rows of 3000) 34.8
