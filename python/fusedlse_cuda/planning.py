@@ -22,7 +22,7 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 
     Returns a dict:
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
-            then W.sum, then ``epilogue``); ``"cpu"`` for CPU tensors.
+            W.sum is summed from the weight's taps, then ``epilogue``); ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
