@@ -472,8 +472,13 @@ Reader reader_for_sums(const Problem& p) {
   return Reader::kTorchSum;
 }
 
+bool evict_first_loads(int64_t bytes, const DeviceProps& device) {
+  return static_cast<double>(bytes) <= kEvictFirstMaxL2Share * static_cast<double>(device.l2_bytes);
+}
+
 Plan choose(const Problem& p, const DeviceProps& d) {
   Plan plan{};
+  plan.evict_first = evict_first_loads(p.batch * p.in_channels * p.height * p.width * p.element_bytes, d);
   plan.split_reader = reader_for_sums(p);
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
@@ -544,7 +549,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"why\": \"%s\", "
+                "\"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"x_loads\": \"%s\", "
+                "\"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
                 "\"plane_runs\": %s}, "
@@ -552,7 +558,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows, narrow,
-                plan.reader == Reader::kCopyThenPlanes ? "true" : "false", plan.why.c_str(),
+                plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
+                plan.evict_first ? "evict_first" : "cached", plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),

@@ -89,8 +89,13 @@ struct Plan {
   double cublas_us;
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
+  bool evict_first;     // how the readers load x: evict_first_loads
   std::string why;
 };
+// Whether fusedlse's readers load a tensor of `bytes` evict-first (ld.global.cs) rather than cached (ld.global.nc):
+// up to kEvictFirstMaxL2Share times the L2 (cuda/tuning.h). Evict-first reads of a small tensor leave the L2's
+// dirty lines (what ran before) in place instead of writing them back; large ones read faster cached.
+bool evict_first_loads(int64_t bytes, const DeviceProps& device);
 
 // Threads that fit on the device at once: what the readers' and the rows and narrow epilogues' tilings size their
 // grids by.

@@ -191,6 +191,15 @@ def test_measured_boundaries_on_the_h200(case):
     assert plan["why"]
 
 
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_x_is_loaded_evict_first_up_to_four_and_a_half_l2s(device):
+    l2 = DEVICES[device]["l2_bytes"]
+    for planes, loads in [(1, "evict_first"), (int(4.5 * l2) // (64 * 4096 * 4), "evict_first"),
+                          (int(4.5 * l2) // (64 * 4096 * 4) + 1, "cached"), (4096, "cached")]:
+        plan = plan_for(problem(planes, 64, 128, 64, 64), DEVICES[device])
+        assert plan["x_loads"] == loads, (planes, plan)
+
+
 def test_predictions_follow_the_memory_speed():
     """Read-bound problems are predicted slower on the 4090 by about the ratio of bandwidths."""
     ratio = plan_for(HEADLINE, RTX_4090)["predicted_us"] / plan_for(HEADLINE, H200)["predicted_us"]

@@ -53,6 +53,7 @@ struct LaunchPlan {
   int64_t unit_channels = 1;      // a multiple of group_channels unless it is C
   int64_t unit_groups = 1;        // ceil(C / unit_channels)
   int64_t tiles = 1;              // ceil(B / unit_batches)
+  bool evict_first = true;        // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
   bool tickets = true;            // false for sum_hw when every item is a whole row (its sums are final), and for
                                   // self-contained tiles
 };
@@ -140,6 +141,7 @@ struct PlaneLanesArgs {
   int64_t pieces, piece_units;
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
   bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
+  bool evict_first;      // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
 };
 
 // sums of runs of adjacent tiny planes, in place (the plane-lanes reader's run walk): run r holds run_planes planes of
@@ -160,6 +162,7 @@ struct PlaneRunsArgs {
   int vector_plane;
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
+  bool evict_first;      // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
 };
 
 // W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum
@@ -184,6 +187,7 @@ struct ChannelRowsArgs {
   int64_t chunks, chunk_pixels;
   int rows_per_step;
   int64_t blocks;  // grid size: at most what fits on the device at once
+  bool evict_first;  // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
   WeightFold fold;  // W.sum, folded by the same launch (or none)
 };
 

@@ -84,6 +84,11 @@ DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layou
   });
 }
 
+// How the readers load `t` (plan::evict_first_loads): its bytes against the L2 of its device.
+bool loads_evict_first(const at::Tensor& t) {
+  return plan::evict_first_loads(t.numel() * t.element_size(), device_props(t.get_device()));
+}
+
 int64_t workspace_budget_bytes(int64_t input_bytes) {
   return std::max(kWorkspaceFloorBytes, kWorkspaceInputShare * input_bytes);
 }
@@ -284,6 +289,7 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.c_out = c_out;
   a.kernel_area = kernel_area;
   a.plan = plan_launch(g, x, mode, c_out, kernel_area, zpart_budget_values);
+  a.plan.evict_first = loads_evict_first(x);
   const int64_t rows = a.batch * a.channels;
   const int64_t acc_size = c10::elementSize(accumulation_type(x.scalar_type()));
   a.wsum_stride = weight_sum_stride(c_out, acc_size);
@@ -453,6 +459,7 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.pixels = x.size(2) * x.size(3);
   a.stride_b = a.batch > 1 ? geometry->stride_b : 0;
   a.stride_p = geometry->stride_p;
+  a.evict_first = loads_evict_first(x);
   const int device = x.get_device();
   const plan::DeviceProps props = device_props(device);
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads);
@@ -505,6 +512,7 @@ std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t elem
   PlaneRunsArgs r{};
   r.kind = a.kind;
   r.x = a.x;
+  r.evict_first = a.evict_first;
   r.plane = a.width;
   if (a.channels == 1 && (a.batch == 1 || a.stride_b == a.width)) {
     r.runs = 1;
@@ -603,6 +611,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
   if (!form) return false;
   PlaneLanesArgs a = *form;
   a.beside_previous = beside_previous;
+  a.evict_first = loads_evict_first(x);
   if (auto runs = plane_runs_of(a, x.element_size())) {
     runs->beside_previous = beside_previous;
     run_plane_runs(*runs, sums, x.element_size(), stream);

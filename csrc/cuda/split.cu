@@ -50,13 +50,18 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
         const uintptr_t address = reinterpret_cast<uintptr_t>(plane);
         const int32_t misalign = static_cast<int32_t>((address & 15) / sizeof(T));
         const int32_t vectors = (misalign + span + kVec - 1) / kVec;  // this plane's; a.piece_units counts the most
-        total = masked_lane_share<T, kLanes>(reinterpret_cast<const uint4*>(address - (address & 15)), misalign, span,
-                                             static_cast<int32_t>(a.stride_h), static_cast<int32_t>(a.width),
-                                             static_cast<int32_t>(begin + lane),
-                                             static_cast<int32_t>(imin(vectors, begin + a.piece_units)));
+        total = with_evict_first(a.evict_first, [&](auto evict_first) {
+          return masked_lane_share<T, kLanes, decltype(evict_first)::value>(
+              reinterpret_cast<const uint4*>(address - (address & 15)), misalign, span,
+              static_cast<int32_t>(a.stride_h), static_cast<int32_t>(a.width), static_cast<int32_t>(begin + lane),
+              static_cast<int32_t>(imin(vectors, begin + a.piece_units)));
+        });
       } else {
-        total = lane_share<T, kLanes, kWalk>(a, step, plane, static_cast<int32_t>(begin + lane),
-                                             static_cast<int32_t>(imin(units, begin + a.piece_units)));
+        total = with_evict_first(a.evict_first, [&](auto evict_first) {
+          return lane_share<T, kLanes, kWalk, decltype(evict_first)::value>(
+              a, step, plane, static_cast<int32_t>(begin + lane),
+              static_cast<int32_t>(imin(units, begin + a.piece_units)));
+        });
       }
       if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
         for (int64_t e = units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
@@ -111,8 +116,10 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
     const int32_t offset = static_cast<int32_t>(out_first - block_planes[0]);
     if (planes > 0) {
       if constexpr (kPlane == 0) {
-        run_item_sums<T>(run_x + first * a.plane, planes, plane,
-                         [&](int32_t k, A sum) { staged[staged_slot(offset + k)] = sum; });
+        with_evict_first(a.evict_first, [&](auto evict_first) {
+          run_item_sums<T, decltype(evict_first)::value>(
+              run_x + first * a.plane, planes, plane, [&](int32_t k, A sum) { staged[staged_slot(offset + k)] = sum; });
+        });
       } else {
         const uintptr_t address = reinterpret_cast<uintptr_t>(run_x);
         const uint4* vectors = reinterpret_cast<const uint4*>(address - (address & 15)) + item * kPlaneRunsItemVectors;
@@ -199,8 +206,10 @@ __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRows
     A* batch_out = out + b * a.channels * a.chunks + chunk;  // channel c's sum at c * chunks
     if constexpr (kWide) {
       A acc[kChannelRowsWideLoads];
-      wide_columns_share<T, kChannelRowsWideLoads>(batch_x + begin * a.stride_p + t, a.stride_p, end - begin,
-                                                   kSplitThreads, wide_channels, acc);
+      with_evict_first(a.evict_first, [&](auto evict_first) {
+        wide_columns_share<T, kChannelRowsWideLoads, decltype(evict_first)::value>(
+            batch_x + begin * a.stride_p + t, a.stride_p, end - begin, kSplitThreads, wide_channels, acc);
+      });
 #pragma unroll
       for (int j = 0; j < kChannelRowsWideLoads; ++j) {
         if (j >= wide_channels) break;
@@ -211,7 +220,10 @@ __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRows
       if (row < rows) {
         const int64_t first = begin + row;
         const int64_t count = first < end ? (end - first + rows - 1) / rows : 0;
-        acc = column_share(batch_x + first * a.stride_p + channel, rows * a.stride_p, count);
+        acc = with_evict_first(a.evict_first, [&](auto evict_first) {
+          return column_share<T, decltype(evict_first)::value>(batch_x + first * a.stride_p + channel,
+                                                               rows * a.stride_p, count);
+        });
       }
       column[t] = acc;
       __syncthreads();

@@ -39,6 +39,15 @@ static_assert(kStageBytes >= kReduceBytes, "the reduce buffer lives in the stage
 // above the ~32 KiB Hopper needs to saturate HBM, with room to spare while blocks start, sync or run an epilogue.
 constexpr int kLoadsInFlight = 8;
 
+// The readers load x evict-first (ld.global.cs) up to this many times the L2's size, cached (ld.global.nc) beyond
+// (plan::evict_first_loads, load_once in kernels/load.cuh); docs/limits.md §23. H200 (60 MiB L2):
+// - a flat float32 read after a 256 MiB memset, 8 warps each streaming an eighth of 32-128 KiB tiles
+//   (bench/experiments/read_loads.cu), GB/s evict-first against cached: 32 MiB 2433 / 2144-2241, 128 MiB 3475-3528
+//   / 3147-3244, 256 MiB 3772-3784 / 3747-3762, 512 MiB 3992-4014 / 4158-4178, 1 GiB 4161-4207 / 4390-4395;
+// - the forward, every load of one kind, 50 problems: cached was slower at mid (256 MiB, +5%) and below, faster
+//   from r39 (303 MiB of float64, -0% against +4% evict-first) up: the headline -4%, r33 (538 MiB) -17%.
+constexpr double kEvictFirstMaxL2Share = 4.5;
+
 // W.sum values each thread of the tap-folding GEMM folds before using any (16 spilled at 128 registers).
 constexpr int kGemmLoads = 8;
 

@@ -4,8 +4,31 @@
 
 #include "reduce.cuh"
 
+#include <type_traits>
+
 namespace fusedlse {
 namespace {
+
+// One load of x (or of the weight), each byte read once: evict-first (ld.global.cs) where the host found the tensor
+// small next to the L2 (plan::evict_first_loads), cached (ld.global.nc) where it is large. Evict-first lines replace
+// each other, not the dirty lines of whatever ran before, which a cached read of a small tensor pays to write back;
+// on large tensors the evict-first policy reads 4-5% slower (bench/experiments/read_loads.cu, tuning.h's
+// kEvictFirstMaxL2Share).
+template <bool kEvictFirst, typename V> __device__ __forceinline__ V load_once(const V* p) {
+  if constexpr (kEvictFirst) {
+    return __ldcs(p);
+  } else {
+    return __ldg(p);
+  }
+}
+
+// f(std::true_type{}) or f(std::false_type{}) as `evict_first` (the same for the whole grid) says: a loop of loads
+// for each kind. With the choice made per load, every load sat behind a branch of its own and the fused reader ran
+// up to 10% slower whichever kind it took (H200, docs/limits.md §23).
+template <typename F> __device__ __forceinline__ decltype(auto) with_evict_first(bool evict_first, F&& f) {
+  if (evict_first) return f(std::true_type{});
+  return f(std::false_type{});
+}
 
 // Sum of the elements packed in one 16-byte vector.
 template <typename T> __device__ __forceinline__ acc_t<T> vec_sum(uint4 v);
@@ -49,7 +72,7 @@ __device__ __forceinline__ int64_t imax(int64_t a, int64_t b) { return a > b ? a
 
 // One warp's sum of n contiguous elements at p: scalar head up to 16-byte alignment, 16-byte body with
 // kLoadsInFlight loads in flight per lane, scalar tail. The result is the same in every lane.
-template <typename T>
+template <typename T, bool kEvictFirst>
 __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int lane) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
@@ -65,7 +88,7 @@ __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int la
   for (; i + 32 * (kLoadsInFlight - 1) < vectors; i += 32 * kLoadsInFlight) {
     uint4 v[kLoadsInFlight];
 #pragma unroll
-    for (int u = 0; u < kLoadsInFlight; ++u) v[u] = __ldcs(body + i + 32 * u);
+    for (int u = 0; u < kLoadsInFlight; ++u) v[u] = load_once<kEvictFirst>(body + i + 32 * u);
 #pragma unroll
     for (int u = 0; u < kLoadsInFlight; ++u) acc[u % 4] += vec_sum<T>(v[u]);
   }
@@ -73,7 +96,7 @@ __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int la
   uint4 v[kLoadsInFlight];
 #pragma unroll
   for (int u = 0; u < kLoadsInFlight; ++u)
-    if (i + 32 * u < vectors) v[u] = __ldcs(body + i + 32 * u);
+    if (i + 32 * u < vectors) v[u] = load_once<kEvictFirst>(body + i + 32 * u);
 #pragma unroll
   for (int u = 0; u < kLoadsInFlight; ++u)
     if (i + 32 * u < vectors) acc[u % 4] += vec_sum<T>(v[u]);
@@ -82,7 +105,7 @@ __device__ __forceinline__ acc_t<T> warp_chunk_sum(const T* p, int64_t n, int la
 
 // One warp's sums of up to kRowsAtOnce whole rows of n elements, loads of all rows interleaved so that short rows
 // still keep several loads in flight. rows[r] is null for rows past the end.
-template <typename T, int kRowsAtOnce>
+template <typename T, int kRowsAtOnce, bool kEvictFirst>
 __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, int lane, acc_t<T>* sums) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
@@ -108,7 +131,7 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
     uint4 v[kRowsAtOnce];
 #pragma unroll
     for (int r = 0; r < kRowsAtOnce; ++r)
-      if (i < vectors[r]) v[r] = __ldcs(reinterpret_cast<const uint4*>(rows[r] + head[r]) + i);
+      if (i < vectors[r]) v[r] = load_once<kEvictFirst>(reinterpret_cast<const uint4*>(rows[r] + head[r]) + i);
 #pragma unroll
     for (int r = 0; r < kRowsAtOnce; ++r)
       if (i < vectors[r]) acc[r] += vec_sum<T>(v[r]);

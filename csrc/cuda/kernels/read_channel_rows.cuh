@@ -16,12 +16,12 @@ template <typename T> constexpr int kColumnLoads = sizeof(T) == 2 ? 16 : 8;
 // The sum of the `count` elements first, first + step, first + 2 step, ... in trips of kColumnLoads loads: whole
 // trips as they are, the last partial one stopping at its end (`break`), both inside one loop, the form that keeps
 // ptxas from placing adds between a trip's loads (read_plane_lanes.cuh). Added in a fixed order: reproducible.
-template <typename T>
+template <typename T, bool kEvictFirst>
 __device__ __forceinline__ acc_t<T> column_share(const T* first, int64_t step, int64_t count) {
   using A = acc_t<T>;
   constexpr int kLoads = kColumnLoads<T>;
   A acc = A(0);
-  const auto load = [&](int i) { return __ldcs(first + i * step); };  // each byte read once: not kept in L1
+  const auto load = [&](int i) { return load_once<kEvictFirst>(first + i * step); };
   const auto add = [&](T v) { acc += to_acc(v); };
   for (; count > 0; count -= kLoads, first += kLoads * step) {
     if (count >= kLoads) {
@@ -35,14 +35,14 @@ __device__ __forceinline__ acc_t<T> column_share(const T* first, int64_t step, i
 
 // The sums of up to kWideLoads channels c, c + stride, c + 2 stride, ... (`channels` of them) over the pixels
 // [0, count) at `row`, row + pixel_step, ...: a pixel's loads issued together, then added.
-template <typename T, int kWideLoads>
+template <typename T, int kWideLoads, bool kEvictFirst>
 __device__ __forceinline__ void wide_columns_share(const T* row, int64_t pixel_step, int64_t count, int stride,
                                                    int channels, acc_t<T> (&acc)[kWideLoads]) {
 #pragma unroll
   for (int j = 0; j < kWideLoads; ++j) acc[j] = acc_t<T>(0);
   for (; count > 0; --count, row += pixel_step) {
     int j = 0;
-    load_trip<T, kWideLoads>(channels, [&](int i) { return __ldcs(row + i * stride); },
+    load_trip<T, kWideLoads>(channels, [&](int i) { return load_once<kEvictFirst>(row + i * stride); },
                              [&](T v) { acc[j++] += to_acc(v); });
   }
 }

@@ -7,14 +7,14 @@ namespace fusedlse {
 namespace {
 
 // Adds kVec channels' values from the 16 bytes (kVec > 1) or the one element (kVec == 1) at p.
-template <typename T, int kVec>
+template <typename T, int kVec, bool kEvictFirst>
 __device__ __forceinline__ void accumulate_position(const T* p, acc_t<T> (&acc)[kVec]) {
   if constexpr (kVec > 1) {
-    const uint4 v = __ldcs(reinterpret_cast<const uint4*>(p));
+    const uint4 v = load_once<kEvictFirst>(reinterpret_cast<const uint4*>(p));
 #pragma unroll
     for (int k = 0; k < kVec; ++k) acc[k] += vec_elem<T>(v, k);
   } else {
-    acc[0] += to_acc(__ldcs(p));
+    acc[0] += to_acc(load_once<kEvictFirst>(p));
   }
 }
 
@@ -46,7 +46,7 @@ __device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int6
     const T* p = static_cast<const T*>(a.x) + b * a.stride_b + c_begin + c + (p0 + position_lane) * a.stride_p;
     int64_t left = (p1 - p0 - position_lane + position_lanes - 1) / position_lanes;
     // One trip: the next `count` (<= kLoadsInFlight) positions' loads issued together, in pairs of partial sums.
-    auto trip = [&](int64_t count) {
+    auto trip = [&](int64_t count, auto evict_first) {
       A part[kLoadsInFlight / 2][kVec];
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight / 2; ++u)
@@ -54,14 +54,18 @@ __device__ __forceinline__ void read_channels_last_item(const FusedArgs& a, int6
         for (int k = 0; k < kVec; ++k) part[u][k] = A(0);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight; ++u)
-        if (u < count) accumulate_position<T, kVec>(p + u * step, part[u / 2]);
+        if (u < count) accumulate_position<T, kVec, decltype(evict_first)::value>(p + u * step, part[u / 2]);
 #pragma unroll
       for (int u = 0; u < kLoadsInFlight / 2; ++u)
 #pragma unroll
         for (int k = 0; k < kVec; ++k) acc[k] += part[u][k];
     };
-    for (; left >= kLoadsInFlight; left -= kLoadsInFlight, p += kLoadsInFlight * step) trip(kLoadsInFlight);
-    trip(left);  // fewer than kLoadsInFlight positions left: predicated, not a round trip per load
+    with_evict_first(plan.evict_first, [&](auto evict_first) {
+      for (; left >= kLoadsInFlight; left -= kLoadsInFlight, p += kLoadsInFlight * step) {
+        trip(kLoadsInFlight, evict_first);
+      }
+      trip(left, evict_first);  // fewer than kLoadsInFlight positions left: predicated, not a round trip per load
+    });
   }
   if (active) {
 #pragma unroll

@@ -37,7 +37,7 @@ template <int kLanes> __device__ __forceinline__ RowStep row_step(const PlaneLan
 // one, ptxas placed adds between the whole trips' loads (2-4 in flight per lane in the SASS, not 8-16;
 // docs/limits.md §11); with a predicate per load, kept until its add, it ran out of predicate registers and issued
 // one load at a time (1.7x slower on r35 of the sweep). Summed in a fixed order: the reader is bitwise reproducible.
-template <typename T, int kLanes, Walk kWalk>
+template <typename T, int kLanes, Walk kWalk, bool kEvictFirst>
 __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const RowStep& step, const T* plane,
                                                int32_t e, int32_t end) {
   using A = acc_t<T>;
@@ -68,9 +68,9 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
   const auto load_and_step = [&]() {
     Load v;
     if constexpr (kWalk == Walk::kVectors) {
-      v = __ldcs(reinterpret_cast<const uint4*>(plane) + offset);  // each byte read once: do not keep it in L1
+      v = load_once<kEvictFirst>(reinterpret_cast<const uint4*>(plane) + offset);
     } else {
-      v = __ldg(plane + offset);
+      v = load_once<kEvictFirst>(plane + offset);
     }
     if constexpr (kWalk == Walk::kRows) {
       column += step.columns;
@@ -115,7 +115,7 @@ __device__ __forceinline__ acc_t<T> lane_share(const PlaneLanesArgs& a, const Ro
 // load per element (each request touching a sector per lane), and the gaps loaded with the rows are bytes DRAM
 // would fetch anyway. The column of a lane's next vector moves by a fixed step: one division per lane and item.
 // Trips of loads all issued before their adds, whole and partial ones as in lane_share; summed in a fixed order.
-template <typename T, int kLanes>
+template <typename T, int kLanes, bool kEvictFirst>
 __device__ __forceinline__ acc_t<T> masked_lane_share(const uint4* base, int32_t misalign, int32_t span,
                                                       int32_t row_stride, int32_t width, int32_t e, int32_t end) {
   using A = acc_t<T>;
@@ -136,7 +136,7 @@ __device__ __forceinline__ acc_t<T> masked_lane_share(const uint4* base, int32_t
   uint4 v[kLoads];
   int32_t o[kLoads], c[kLoads];
   const auto load_and_step = [&](int i, int32_t unit) {
-    v[i] = __ldg(base + unit);  // cached: neighbouring planes may share a vector
+    v[i] = load_once<kEvictFirst>(base + unit);  // neighbouring planes may share a vector: L1 keeps it a while
     o[i] = first;
     c[i] = column;
     first += kLanes * kVec;

@@ -15,7 +15,7 @@ namespace {
 // slots past the end are added to a sum that is never stored (a neighbouring item's elements, or up to 15 bytes
 // outside x's storage, which the host allows for). A plane of a few elements would otherwise cost a scalar load per
 // element, each a sector request of its own.
-template <typename T, typename Store>
+template <typename T, bool kEvictFirst, typename Store>
 __device__ __forceinline__ void run_item_sums(const T* first, int32_t planes, int32_t plane, Store&& store) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
@@ -45,11 +45,11 @@ __device__ __forceinline__ void run_item_sums(const T* first, int32_t planes, in
   };
   uint4 v[kLoads];
   for (int32_t u = 0; u < vectors; u += kLoads) {
-    // Cached loads: a misaligned item shares its first and last vectors with its neighbours.
+    // A misaligned item shares its first and last vectors with its neighbours: L1 keeps them a while.
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
       if (u + i >= vectors) break;
-      v[i] = __ldg(base + u + i);
+      v[i] = load_once<kEvictFirst>(base + u + i);
     }
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {

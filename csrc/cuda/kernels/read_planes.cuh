@@ -95,7 +95,9 @@ __device__ __forceinline__ void read_row_item(const FusedArgs& a, int64_t item, 
   const int64_t piece = ((end - begin + kWarpsPerBlock - 1) / kWarpsPerBlock + kGrain - 1) / kGrain * kGrain;
   const int64_t p0 = imin(begin + warp * piece, end), p1 = imin(p0 + piece, end);
   const T* x = static_cast<const T*>(a.x) + pos.b * a.stride_b + pos.group * a.stride_c;
-  const A s = warp_chunk_sum(x + p0, p1 - p0, lane);
+  const A s = with_evict_first(a.plan.evict_first, [&](auto evict_first) {
+    return warp_chunk_sum<T, decltype(evict_first)::value>(x + p0, p1 - p0, lane);
+  });
   if (lane == 0) reduce[warp] = s;
   __syncthreads();
   if (threadIdx.x == 0) {
@@ -133,7 +135,8 @@ __device__ __forceinline__ void read_whole_rows(const FusedArgs& a, const UnitGr
       }
     }
     A s[kRowsAtOnce];
-    warp_rows_sum<T, kRowsAtOnce>(ptrs, a.plane, lane, s);
+    // Evict-first whatever plan.evict_first says: a second copy of this loop spilled the kernel's registers.
+    warp_rows_sum<T, kRowsAtOnce, true>(ptrs, a.plane, lane, s);
 #pragma unroll
     for (int r = 0; r < kRowsAtOnce; ++r)
       if (lane == r && ptrs[r] != nullptr) static_cast<A*>(a.partials)[my_row] = s[r];
@@ -152,9 +155,10 @@ __device__ __forceinline__ void read_self_contained_tile(const FusedArgs& a, con
   const int64_t rows = box.nb * a.channels, row_vectors = a.plane / kVec, vectors = rows * row_vectors;
   const uint4* x = reinterpret_cast<const uint4*>(static_cast<const T*>(a.x) + box.b0 * a.stride_b);
   uint4 v[kSelfContainedLoads];
+  // Evict-first: self-contained tiles are small x (plan_launch), which evict_first_loads loads so anyway.
 #pragma unroll
   for (int j = 0; j < kSelfContainedLoads; ++j)
-    if (threadIdx.x + j * kBlockThreads < vectors) v[j] = __ldcs(x + threadIdx.x + j * kBlockThreads);
+    if (threadIdx.x + j * kBlockThreads < vectors) v[j] = load_once<true>(x + threadIdx.x + j * kBlockThreads);
 #pragma unroll
   for (int j = 0; j < kSelfContainedLoads; ++j)
     if (threadIdx.x + j * kBlockThreads < vectors) reduce[threadIdx.x + j * kBlockThreads] = vec_sum<T>(v[j]);
