@@ -9,24 +9,8 @@
 //
 // Timing: CUDA events around the kernel alone, the L2 flushed (a 256 MiB memset) before each rep; median of 30.
 // Results: docs/limits.md §23.
-#include <cuda_runtime.h>
+#include "read_bench.cuh"
 
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-
-#define CHECK(call)                                                                               \
-  do {                                                                                            \
-    cudaError_t e = (call);                                                                       \
-    if (e != cudaSuccess) {                                                                       \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e));                      \
-      std::exit(1);                                                                               \
-    }                                                                                             \
-  } while (0)
-
-constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 
 enum class Load { kStreaming, kReadOnly, kPrefetch128, kStreaming128, kStreaming64, kEvictFirstPolicy128, kLastUse,
@@ -63,13 +47,6 @@ __device__ __forceinline__ float4 load(const float4* p) {
   return v;
 }
 
-__device__ __forceinline__ float vsum(float4 v) { return (v.x + v.y) + (v.z + v.w); }
-
-__device__ __forceinline__ float warp_total(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 // `threads` threads (index t) read vectors [begin, end) t-strided, kLoads loads in flight each.
 template <Load kLoad, int kLoads>
 __device__ __forceinline__ float strided_sum(const float4* x, int64_t begin, int64_t end, int t, int threads) {
@@ -98,45 +75,6 @@ __global__ void __launch_bounds__(kThreads) tiles(const float4* x, int64_t vecto
   if (lane == 0) partials[int64_t(blockIdx.x) * kWarps + warp] = s;
 }
 
-struct Bench {
-  const float4* x;
-  int64_t vectors;
-  float* partials;
-  void* flush;
-  int sms;
-  double expected;
-};
-
-template <typename Launch>
-void run(const Bench& b, const char* name, int64_t partial_count, Launch launch) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> ms;
-  for (int rep = 0; rep < 33; ++rep) {
-    CHECK(cudaMemsetAsync(b.flush, rep, 256 << 20));
-    CHECK(cudaMemsetAsync(b.partials, 0, partial_count * sizeof(float)));
-    CHECK(cudaEventRecord(start));
-    launch();
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, start, stop));
-    if (rep >= 3) ms.push_back(t);
-  }
-  CHECK(cudaGetLastError());
-  std::vector<float> host(partial_count);
-  CHECK(cudaMemcpy(host.data(), b.partials, partial_count * sizeof(float), cudaMemcpyDeviceToHost));
-  double total = 0;
-  for (float v : host) total += v;
-  std::sort(ms.begin(), ms.end());
-  const double median = ms[ms.size() / 2];
-  std::printf("  %-48s %8.4f ms %7.0f GB/s%s\n", name, median, double(b.vectors) * 16 / median / 1e6,
-              total == b.expected ? "" : "  WRONG SUM");
-  CHECK(cudaEventDestroy(start));
-  CHECK(cudaEventDestroy(stop));
-}
-
 template <Load kLoad, int kLoads>
 void schedules(const Bench& b, const char* load_name) {
   char name[128];
@@ -150,23 +88,9 @@ void schedules(const Bench& b, const char* load_name) {
 }
 
 int main() {
-  cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("%s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
-  const int64_t max_bytes = int64_t(1) << 30;
-  float* x;
-  void* flush;
-  float* partials;
-  CHECK(cudaMalloc(&x, max_bytes));
-  CHECK(cudaMalloc(&flush, 256 << 20));
-  CHECK(cudaMalloc(&partials, (max_bytes / 512) * sizeof(float)));
-  // Ones: every partial is an exact integer, so the total is exact whatever the order.
-  std::vector<float> ones(1 << 20, 1.0f);
-  for (int64_t off = 0; off < max_bytes; off += ones.size() * 4)
-    CHECK(cudaMemcpy(reinterpret_cast<char*>(x) + off, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+  const Bench all = allocate_bench();
   for (int64_t mib : {1024, 512, 256, 128, 64, 32}) {
-    const Bench b{reinterpret_cast<const float4*>(x), mib * (1 << 20) / 16, partials, flush,
-                  prop.multiProcessorCount, double(mib) * (1 << 20) / 4};
+    const Bench b = first_mib(all, mib);
     std::printf("%lld MiB\n", (long long)mib);
     schedules<Load::kStreaming, 8>(b, "cs");
     schedules<Load::kReadOnly, 8>(b, "nc");

@@ -13,31 +13,7 @@
 //               fusedlse's forward uses now, with 128 KiB tiles; docs/design.md)
 // Results on the H100 and what came of them: docs/limits.md.
 // Timing: CUDA events around the kernel alone, the L2 flushed (a 256 MiB memset) before each rep; median of 30.
-#include <cuda_runtime.h>
-
-#include <algorithm>
-#include <cstdio>
-#include <cstdint>
-#include <cstdlib>
-#include <vector>
-
-#define CHECK(call)                                                                               \
-  do {                                                                                            \
-    cudaError_t e = (call);                                                                       \
-    if (e != cudaSuccess) {                                                                       \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e));                      \
-      std::exit(1);                                                                               \
-    }                                                                                             \
-  } while (0)
-
-constexpr int kThreads = 256;
-
-__device__ __forceinline__ float vsum(float4 v) { return (v.x + v.y) + (v.z + v.w); }
-
-__device__ __forceinline__ float warp_total(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
+#include "read_bench.cuh"
 
 // One warp: vectors [begin, end) of x, lane-strided, kLoads loads in flight per lane.
 template <int kLoads>
@@ -113,48 +89,6 @@ __global__ void __launch_bounds__(kThreads) oneshot_blocks(const float4* x, int6
   }
 }
 
-struct Bench {
-  const float4* x;
-  int64_t vectors;
-  float* partials;
-  unsigned* counter;
-  void* flush;
-  int sms;
-  double expected;
-};
-
-template <typename Launch>
-void run(const Bench& b, const char* name, int64_t partial_count, Launch launch) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> ms;
-  for (int rep = 0; rep < 33; ++rep) {
-    CHECK(cudaMemsetAsync(b.flush, rep, 256 << 20));
-    CHECK(cudaMemsetAsync(b.counter, 0, sizeof(unsigned)));
-    CHECK(cudaMemsetAsync(b.partials, 0, partial_count * sizeof(float)));
-    CHECK(cudaEventRecord(start));
-    launch();
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float t = 0;
-    CHECK(cudaEventElapsedTime(&t, start, stop));
-    if (rep >= 3) ms.push_back(t);
-  }
-  CHECK(cudaGetLastError());
-  std::vector<float> host(partial_count);
-  CHECK(cudaMemcpy(host.data(), b.partials, partial_count * sizeof(float), cudaMemcpyDeviceToHost));
-  double total = 0;
-  for (float v : host) total += v;
-  std::sort(ms.begin(), ms.end());
-  const double median = ms[ms.size() / 2];
-  const double bytes = double(b.vectors) * 16;
-  std::printf("  %-34s %8.4f ms %7.0f GB/s%s\n", name, median, bytes / median / 1e6,
-              total == b.expected ? "" : "  WRONG SUM");
-  CHECK(cudaEventDestroy(start));
-  CHECK(cudaEventDestroy(stop));
-}
-
 template <int kLoads>
 void strategies(const Bench& b) {
   char name[96];
@@ -183,26 +117,10 @@ void strategies(const Bench& b) {
   });
 }
 
-int main(int argc, char** argv) {
-  cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("%s, %d SMs, L2 %d MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize >> 20);
-  const int64_t max_bytes = int64_t(1) << 30;
-  float* x;
-  void* flush;
-  float* partials;
-  unsigned* counter;
-  CHECK(cudaMalloc(&x, max_bytes));
-  CHECK(cudaMalloc(&flush, 256 << 20));
-  CHECK(cudaMalloc(&partials, (max_bytes / 512) * sizeof(float)));
-  CHECK(cudaMalloc(&counter, sizeof(unsigned)));
-  // Ones: every partial is an exact integer, so the total is exact whatever the order.
-  std::vector<float> ones(1 << 20, 1.0f);
-  for (int64_t off = 0; off < max_bytes; off += ones.size() * 4)
-    CHECK(cudaMemcpy(reinterpret_cast<char*>(x) + off, ones.data(), ones.size() * 4, cudaMemcpyHostToDevice));
+int main() {
+  const Bench all = allocate_bench();
   for (int64_t mib : {1024, 256, 64}) {
-    Bench b{reinterpret_cast<const float4*>(x), mib * (1 << 20) / 16, partials, counter, flush,
-            prop.multiProcessorCount, double(mib) * (1 << 20) / 4};
+    const Bench b = first_mib(all, mib);
     std::printf("%lld MiB\n", (long long)mib);
     strategies<8>(b);
     strategies<16>(b);
