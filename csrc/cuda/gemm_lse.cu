@@ -18,6 +18,23 @@
 namespace fusedlse {
 namespace {
 
+// One level of a reduce-scatter across lanes and the levels after it, down to kKept values: v[0, 2 kHalf) becomes
+// v[0, kHalf), each lane keeping the half its bit kOffset picks and adding its partner's copy of that half. A
+// template per level, so that every index is a constant and v stays in registers (a loop over the levels left v in
+// local memory).
+template <int kHalf, int kOffset, int kKept, typename A, int N>
+__device__ __forceinline__ void halve_across_lanes(A (&v)[N], int lane) {
+  if constexpr (kHalf >= kKept && kOffset >= 1) {
+    const bool upper = (lane & kOffset) != 0;
+#pragma unroll
+    for (int k = 0; k < kHalf; ++k) {
+      const A keep = upper ? v[k + kHalf] : v[k], send = upper ? v[k] : v[k + kHalf];
+      v[k] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
+    }
+    halve_across_lanes<kHalf / 2, kOffset / 2, kKept>(v, lane);
+  }
+}
+
 // N consecutive values of shared memory, 16 bytes at a time where N and the type allow (the callers' offsets keep
 // them 16-byte aligned).
 template <typename A, int N>
@@ -388,35 +405,38 @@ __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __g
         }
       }
     }
-    // The same tree in every lane and every run: the lanes end with equal, reproducible logits.
+    // Reduce-scatter the group's kRows x kCols logits (value u = i * kCols + j): at each level a lane keeps half of
+    // its values and adds its partner's copy of that half, until each lane holds kKept of them summed over the group
+    // (lanes l * kCopies ... hold values [l * kKept, (l + 1) * kKept)); a lane of fewer values than lanes ends with
+    // plain sums. Where every lane added every value (a butterfly of kRows x kCols shuffles per level) and one lane
+    // then took a row's logsumexp alone (kCols exps in a row), this takes kRows x kCols shuffles in all, and each
+    // lane takes kKept exps. The same tree every run: reproducible, and copies of a value are equal.
+    constexpr int kValues = kRows * kCols;
+    constexpr int kKept = kValues >= kLanes ? kValues / kLanes : 1;
+    constexpr int kCopies = kValues >= kLanes ? 1 : kLanes / kValues;
+    A v[kValues];
 #pragma unroll
-    for (int offset = kLanes / 2; offset > 0; offset >>= 1) {
+    for (int u = 0; u < kValues; ++u) v[u] = logits[u / kCols][u % kCols];
+    halve_across_lanes<kValues / 2, kLanes / 2, kKept>(v, lane);
 #pragma unroll
-      for (int i = 0; i < kRows; ++i)
-#pragma unroll
-        for (int j = 0; j < kCols; ++j) logits[i][j] += __shfl_xor_sync(0xffffffffu, logits[i][j], offset);
-    }
-    // Lane i takes row i's logsumexp (picked by selects: an index into the registers would put them in memory).
-    if (lane >= rows_here) continue;
-    A v[kCols];
-#pragma unroll
-    for (int j = 0; j < kCols; ++j) {
-      A logit = logits[0][j];
-#pragma unroll
-      for (int i = 1; i < kRows; ++i) logit = lane == i ? logits[i][j] : logit;
-      v[j] = scale * logit + staged_bias[j];
-    }
-    // Columns past C_out become -inf, which adds nothing (their logits are not always 0: an infinite sum times
-    // W.sum's padding of 0 is NaN).
-    if (c_out < kCols) {
-#pragma unroll
-      for (int j = 0; j < kCols; ++j) {
-        if (j >= c_out) v[j] = -INFINITY;
-      }
-    }
+    for (int offset = kCopies / 2; offset > 0; offset /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+    // This lane's values lie in one row (kKept divides kCols): its logsumexp state over them, merged over the row's
+    // lanes. A value's extra copies add nothing. Columns past C_out become -inf, which adds nothing (their logits are
+    // not always 0: an infinite sum times W.sum's padding of 0 is NaN).
+    constexpr int kRowLanes = kCols / kKept * kCopies;
+    const int first_value = lane / kCopies * kKept, row = first_value / kCols;
     Lse<A> state{-INFINITY, A(0)};
-    lse_push_all(state, v);
-    static_cast<T*>(a.out)[first + lane] = from_acc<T>(ten_lse(state));
+    if (lane % kCopies == 0) {
+      A w[kKept];
+#pragma unroll
+      for (int t = 0; t < kKept; ++t) {
+        const int col = (first_value + t) % kCols;
+        w[t] = col < c_out ? scale * v[t] + staged_bias[col] : -INFINITY;
+      }
+      lse_push_all(state, w);
+    }
+    state = group_lse<A, kRowLanes>(state);  // every lane of the warp takes part
+    if (lane % kRowLanes == 0 && row < rows_here) static_cast<T*>(a.out)[first + row] = from_acc<T>(ten_lse(state));
   }
 }
 
