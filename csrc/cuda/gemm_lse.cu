@@ -385,23 +385,44 @@ __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __g
     // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
     // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
     // blocks a multiprocessor).
-    for (int k0 = lane; k0 < channels; k0 += kDepth * kLanes) {
-      A s[kDepth][kRows];
+    if (kRows == 4 && rows_here == 1) {
+      // One row (a batch of one, or a batch's last): every load in flight on its channels, kRows times fewer trips
+      // (for kRows 2 the second path cost 20-40 registers).
+      // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
+      for (int k0 = lane; k0 < channels; k0 += kNarrowLseLoads * kLanes) {
+        A s[kNarrowLseLoads];
 #pragma unroll
-      for (int d = 0; d < kDepth; ++d) {
-        const int k = k0 + d * kLanes;
+        for (int d = 0; d < kNarrowLseLoads; ++d) {
+          const int k = k0 + d * kLanes;
+          s[d] = k < channels ? row_sums[k] : A(0);
+        }
 #pragma unroll
-        for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < channels ? row_sums[i * channels + k] : A(0);
+        for (int d = 0; d < kNarrowLseLoads; ++d) {
+          const int k = k0 + d * kLanes;
+          if (k >= channels) break;
+#pragma unroll
+          for (int j = 0; j < kCols; ++j) logits[0][j] = fma(s[d], staged_wsum[j * channels + k], logits[0][j]);
+        }
       }
+    } else {
+      for (int k0 = lane; k0 < channels; k0 += kDepth * kLanes) {
+        A s[kDepth][kRows];
 #pragma unroll
-      for (int d = 0; d < kDepth; ++d) {
-        const int k = k0 + d * kLanes;
-        if (k >= channels) break;
+        for (int d = 0; d < kDepth; ++d) {
+          const int k = k0 + d * kLanes;
 #pragma unroll
-        for (int j = 0; j < kCols; ++j) {
-          const A w = staged_wsum[j * channels + k];
+          for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < channels ? row_sums[i * channels + k] : A(0);
+        }
 #pragma unroll
-          for (int i = 0; i < kRows; ++i) logits[i][j] = fma(s[d][i], w, logits[i][j]);
+        for (int d = 0; d < kDepth; ++d) {
+          const int k = k0 + d * kLanes;
+          if (k >= channels) break;
+#pragma unroll
+          for (int j = 0; j < kCols; ++j) {
+            const A w = staged_wsum[j * channels + k];
+#pragma unroll
+            for (int i = 0; i < kRows; ++i) logits[i][j] = fma(s[d][i], w, logits[i][j]);
+          }
         }
       }
     }
