@@ -125,10 +125,10 @@ def test_partial_epilogue_matches_float64_model(dtype, epilogue, problem):
 
 
 # The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and
-# long (C_out >= 512 on few rows); both biases staged in shared memory up to kBiasLseMaxStagedBytes (C_out 2048 in
-# float32, 1024 in float64: the pairs below are each limit and one past it), read from global memory past it.
-CUBLAS_LSE_PROBLEMS = [(5000, 3, 1), (3000, 2, 113), (40, 3, 700), (2200, 2, 1024), (2200, 2, 1025), (30, 2, 2048),
-                       (2200, 1, 2049), (20, 1, 5000)]
+# long (C_out >= 512 on few rows); the biases' sum staged in shared memory up to kBiasLseMaxStagedBytes (C_out 4096
+# in float32, 2048 in float64: the pairs below are each limit and one past it), read from global memory past it.
+CUBLAS_LSE_PROBLEMS = [(5000, 3, 1), (3000, 2, 113), (40, 3, 700), (2200, 2, 2048), (2200, 2, 2049), (30, 2, 4096),
+                       (2200, 1, 4097), (20, 1, 5000)]
 
 
 @pytest.mark.parametrize("problem", CUBLAS_LSE_PROBLEMS, ids=str)

@@ -264,21 +264,26 @@ template <typename R, typename F> R with_plane_lanes_kernel(const PlaneLanesArgs
   });
 }
 
-// The biases of a row's columns, as every epilogue adds them to logit n: scale x logit + bias, then + conv_bias.
-// kStaged: both in shared memory in the accumulation type (conv_bias zeros without one), staged once per block where
-// they fit (kBiasLseMaxStagedBytes). Read from global memory per logit, their 64-bit addresses and conversions were
-// most of the kernel's instructions (about 140 a logit at C_out 113, r14: 32.5M warp instructions for 7.4M logits).
+// bias + conv_bias of column n in the accumulation type, as the CPU path and the rows and narrow epilogues add them.
+template <typename T> __device__ __forceinline__ acc_t<T> bias_total(const BiasLseArgs& a, int n) {
+  acc_t<T> total = to_acc(static_cast<const T*>(a.bias)[n * a.bias_stride]);
+  if (a.conv_bias) total += to_acc(static_cast<const T*>(a.conv_bias)[n]);
+  return total;
+}
+
+// The biases of a row's columns: scale x logit n + (bias + conv_bias). kStaged: their sum in shared memory, staged
+// once per block where it fits (kBiasLseMaxStagedBytes). Read from global memory per logit, their 64-bit addresses
+// and conversions were most of the kernel's instructions (about 140 a logit at C_out 113, r14: 32.5M warp
+// instructions for 7.4M logits).
 template <typename T, bool kStaged> struct ColumnBiases {
   using A = acc_t<T>;
   const BiasLseArgs& a;
-  const A* staged;  // kStaged: [2][C_out], bias then conv_bias
+  const A* staged;  // kStaged: [C_out], bias + conv_bias
   __device__ __forceinline__ A biased(A scale, A logit, int n) const {
     if constexpr (kStaged) {
-      return scale * logit + staged[n] + staged[a.c_out + n];
+      return scale * logit + staged[n];
     } else {
-      A v = scale * logit + to_acc(static_cast<const T*>(a.bias)[n * a.bias_stride]);
-      if (a.conv_bias) v += to_acc(static_cast<const T*>(a.conv_bias)[n]);
-      return v;
+      return scale * logit + bias_total<T>(a, n);
     }
   }
 };
@@ -286,14 +291,14 @@ template <typename T, bool kStaged> struct ColumnBiases {
 // Loads each thread has in flight: logits of a row, or biases being staged.
 constexpr int kLoadsAtOnce = 4;
 
-// Dynamic shared memory of a bias_lse block: both biases staged, or none.
+// Dynamic shared memory of a bias_lse block: the biases' sum staged, or none.
 template <typename A> size_t bias_lse_shared_bytes(int64_t c_out) {
-  const size_t bytes = static_cast<size_t>(2 * c_out) * sizeof(A);
+  const size_t bytes = static_cast<size_t>(c_out) * sizeof(A);
   return bytes <= static_cast<size_t>(kBiasLseMaxStagedBytes) ? bytes : 0;
 }
 
-// Stages both biases (kStaged), every thread of the block taking part: a trip's loads before its conversions and
-// stores, so that a thread waits on memory once per trip rather than once per column.
+// Stages the biases' sum (kStaged), every thread of the block taking part: a trip's loads before its conversions
+// and stores, so that a thread waits on memory once per trip rather than once per column.
 template <typename T, bool kStaged>
 __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* staged) {
   if constexpr (kStaged) {
@@ -313,8 +318,9 @@ __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* sta
       for (int j = 0; j < kLoadsAtOnce; ++j) {
         const int n = first + j * kSplitThreads;
         if (n < c_out) {
-          staged[n] = to_acc(raw_bias[j]);
-          staged[c_out + n] = conv_bias ? to_acc(raw_conv_bias[j]) : A(0);
+          A total = to_acc(raw_bias[j]);
+          if (conv_bias) total += to_acc(raw_conv_bias[j]);
+          staged[n] = total;
         }
       }
     }

@@ -56,8 +56,8 @@ constexpr int kBroadcastVectorsPerThread = 4;
 
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
-// The biases + logsumexp after cuBLAS's GEMM (split.cu) stage both biases in shared memory, in the accumulation type,
-// where they take at most this much: C_out up to 2048 in float32, 1024 in float64 (at 8 blocks of kSplitThreads a
+// The biases + logsumexp after cuBLAS's GEMM (split.cu) stage the biases' sum in shared memory, in the accumulation
+// type, where it takes at most this much: C_out up to 4096 in float32, 2048 in float64 (at 8 blocks of kSplitThreads a
 // multiprocessor, 128 KiB of the H200's 228; the RTX 4090's 100 KiB hold 6 of them, its 48 warps). Read from global
 // memory per logit instead, with their 64-bit addresses and conversions, r14's logsumexp (65358 rows of 113) took
 // 45.3 us against 25.6 (ncu), and its forward 181 us against 162, r62's 327 against 309 (H200, one run).
