@@ -350,7 +350,7 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 // logsumexp. Where the tiled kernel pays for a tile of 8 columns or more per row, and cuBLAS's GEMM for one of 64
 // (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile either.
 template <typename T, int kCols, int kLanes>
-__global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+__device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
   constexpr int kRows = narrow_lse_rows(kCols);
   constexpr int kDepth = kNarrowLseLoads / kRows;
@@ -461,14 +461,36 @@ __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __g
   }
 }
 
+// The narrow epilogue of rows of kNarrowLseSmallRowBytes of logits or fewer, held to kNarrowLseSmallRowBlocks blocks
+// a multiprocessor (tuning.h says why); the wider ones are left to ptxas' choice of registers.
+template <typename T, int kCols>
+constexpr bool narrow_lse_small_rows = kCols * sizeof(acc_t<T>) <= kNarrowLseSmallRowBytes;
+
+template <typename T, int kCols, int kLanes>
+__global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  narrow_lse<T, kCols, kLanes>(a);
+}
+
+template <typename T, int kCols, int kLanes>
+__global__ void __launch_bounds__(kNarrowLseThreads, kNarrowLseSmallRowBlocks)
+    narrow_lse_small_rows_kernel(const __grid_constant__ GemmLseArgs a) {
+  narrow_lse<T, kCols, kLanes>(a);
+}
+
+// The narrow epilogue's kernel for T, kCols and kLanes.
+template <typename T, int kCols, int kLanes> constexpr auto narrow_lse_kernel_of() {
+  if constexpr (narrow_lse_small_rows<T, kCols>) return narrow_lse_small_rows_kernel<T, kCols, kLanes>;
+  else return narrow_lse_kernel<T, kCols, kLanes>;
+}
+
 // f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's)), or `fallback` for sizes it has none for.
 template <typename R, typename F> R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, R fallback, F&& f) {
   return with_element_type(kind, fallback, [&](auto element) {
     using T = decltype(element);
     const auto with_lanes = [&](auto cols) {
       constexpr int kCols = decltype(cols)::value;
-      if (lanes == 8) return f(narrow_lse_kernel<T, kCols, 8>, kCols, 8);
-      if (lanes == 32) return f(narrow_lse_kernel<T, kCols, 32>, kCols, 32);
+      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8>(), kCols, 8);
+      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32>(), kCols, 32);
       return fallback;
     };
     switch (columns) {
@@ -537,9 +559,9 @@ cudaError_t launch_rows_lse(const GemmLseArgs& a, int lanes, int64_t shared_byte
 
 cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int64_t shared_bytes, int64_t max_blocks,
                               cudaStream_t stream) {
+  // No cudaFuncSetAttribute on every call: narrow_lse_blocks_per_sm let the kernel take the most any launch takes,
+  // and the host asks it once per device and kernel, before that kernel's first launch (ops_cuda.cpp).
   return with_narrow_lse_kernel(a.kind, columns, lanes, cudaErrorInvalidValue, [&](auto kernel, int cols, int group) {
-    const cudaError_t allowed = allow_shared_bytes(kernel, shared_bytes);
-    if (allowed != cudaSuccess) return allowed;
     const int64_t rows_per_block = kNarrowLseThreads / group * narrow_lse_rows(cols);
     const int64_t blocks =
         std::clamp<int64_t>((a.batch + rows_per_block - 1) / rows_per_block, 1, std::max<int64_t>(max_blocks, 1));
@@ -550,7 +572,7 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
 
 int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, int64_t shared_bytes) {
   return with_narrow_lse_kernel(kind, columns, lanes, 1, [&](auto kernel, int, int) {
-    if (allow_shared_bytes(kernel, shared_bytes) != cudaSuccess) return 1;
+    if (allow_shared_bytes(kernel, kNarrowLseMaxSharedBytes) != cudaSuccess) return 1;
     return resident_blocks_per_sm(kernel, kNarrowLseThreads, static_cast<size_t>(shared_bytes));
   });
 }

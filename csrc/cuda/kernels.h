@@ -225,9 +225,11 @@ int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 // The same out[b] by the narrow epilogue (plan::narrow_lse_applies must hold): W.sum staged for `columns` columns
 // (4, 8, 16 or 32), `lanes` (8 or 32) lanes per group of rows, shared_bytes of dynamic shared memory
 // (plan::narrow_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse, column_runs and tile.
+// narrow_lse_blocks_per_sm must have been called for these sizes on the current device first.
 cudaError_t launch_narrow_lse(const GemmLseArgs& args, int columns, int lanes, int64_t shared_bytes,
                               int64_t max_blocks, cudaStream_t stream);
-// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes.
+// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes; lets the kernel take up to
+// kNarrowLseMaxSharedBytes of dynamic shared memory on the current device.
 int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.

@@ -5,6 +5,7 @@
 #include "../fusedlse.h"
 #include "../plan.h"
 #include "kernels.h"
+#include "once_per_key.h"
 
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
@@ -15,8 +16,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
-#include <mutex>
 #include <optional>
 #include <tuple>
 
@@ -33,18 +32,6 @@ ScalarKind kind_of(at::ScalarType t) {
     case at::kDouble: return ScalarKind::kDouble;
     default: FUSEDLSE_CHECK(false, "unsupported dtype ", t);  // validation rejects these earlier
   }
-}
-
-// compute() once per key, under one lock, and its value on every later call: the caches of what a device is and what
-// fits on it, read on every call and filled on the first. Each call site (its own lambda type) has its own cache.
-template <typename Key, typename Compute> auto once_per_key(const Key& key, Compute&& compute) {
-  using Value = decltype(compute());
-  static std::mutex mutex;
-  static std::map<Key, Value> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, compute()).first;
-  return it->second;
 }
 
 // What the planner and the launch sizing need of a device, read once per device.
@@ -84,9 +71,9 @@ DeviceFill device_fill(int device, ScalarKind kind, c10::optional<XLayout> layou
   });
 }
 
-// How the readers load `t` (plan::evict_first_loads): its bytes against the L2 of its device.
-bool loads_evict_first(const at::Tensor& t) {
-  return plan::evict_first_loads(t.numel() * t.element_size(), device_props(t.get_device()));
+// How the readers load `t` (plan::evict_first_loads): its bytes against the L2 of `device`, t's.
+bool loads_evict_first(const at::Tensor& t, const plan::DeviceProps& device) {
+  return plan::evict_first_loads(t.numel() * t.element_size(), device);
 }
 
 int64_t workspace_budget_bytes(int64_t input_bytes) {
@@ -289,7 +276,7 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   a.c_out = c_out;
   a.kernel_area = kernel_area;
   a.plan = plan_launch(g, x, mode, c_out, kernel_area, zpart_budget_values);
-  a.plan.evict_first = loads_evict_first(x);
+  a.plan.evict_first = loads_evict_first(x, device_props(x.get_device()));
   const int64_t rows = a.batch * a.channels;
   const int64_t acc_size = c10::elementSize(accumulation_type(x.scalar_type()));
   a.wsum_stride = weight_sum_stride(c_out, acc_size);
@@ -459,9 +446,9 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.pixels = x.size(2) * x.size(3);
   a.stride_b = a.batch > 1 ? geometry->stride_b : 0;
   a.stride_p = geometry->stride_p;
-  a.evict_first = loads_evict_first(x);
   const int device = x.get_device();
   const plan::DeviceProps props = device_props(device);
+  a.evict_first = loads_evict_first(x, props);
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads);
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
   const plan::ChannelRowsTiling tiling = plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
@@ -541,9 +528,9 @@ std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t elem
 }
 
 // out [runs x run_planes] = each plane's sum by the run walk (split.cu), `r` filled but for its sizing and output.
-void run_plane_runs(PlaneRunsArgs r, const at::Tensor& out, int64_t element_bytes, cudaStream_t stream) {
+void run_plane_runs(PlaneRunsArgs r, const at::Tensor& out, int64_t element_bytes, const plan::DeviceProps& props,
+                    cudaStream_t stream) {
   const int device = out.get_device();
-  const plan::DeviceProps props = device_props(device);
   const plan::PlaneRunsTiling tiling = plan::plane_runs_tiling(r.runs, r.run_planes, r.plane, element_bytes,
                                                                r.vector_plane > 0, plan::resident_threads(props));
   r.item_planes = tiling.item_planes;
@@ -609,12 +596,13 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {
   const auto form = plane_lanes_form(x);
   if (!form) return false;
+  const plan::DeviceProps props = device_props(x.get_device());
   PlaneLanesArgs a = *form;
   a.beside_previous = beside_previous;
-  a.evict_first = loads_evict_first(x);
+  a.evict_first = loads_evict_first(x, props);
   if (auto runs = plane_runs_of(a, x.element_size())) {
     runs->beside_previous = beside_previous;
-    run_plane_runs(*runs, sums, x.element_size(), stream);
+    run_plane_runs(*runs, sums, x.element_size(), props, stream);
     return true;
   }
   // 16-byte loads only where a row holds enough of them for the smallest group of several lanes; shorter rows take
@@ -634,7 +622,6 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     }
     a.vec = static_cast<int>(vec);
   }
-  const plan::DeviceProps props = device_props(x.get_device());
   run_plane_lanes(a, sums, plan::resident_threads(props), stream);
   return true;
 }

@@ -11,9 +11,9 @@
 #include "kernels/read_plane_lanes.cuh"
 #include "kernels/read_plane_runs.cuh"
 #include "launch.cuh"
+#include "once_per_key.h"
 
 #include <algorithm>
-#include <atomic>
 
 namespace fusedlse {
 namespace {
@@ -416,20 +416,14 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
 // kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
 // (resident_split_blocks) counts 8.
 template <auto kKernel, size_t kShared> int64_t resident_bias_lse_blocks() {
-  constexpr int kKnownDevices = 64;
-  static std::atomic<int64_t> known[kKnownDevices] = {};  // 0: not read yet
-  int device = 0, multiprocessors = 0;
+  int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 1;
-  const bool cached = device >= 0 && device < kKnownDevices;
-  if (cached) {
-    const int64_t seen = known[device].load(std::memory_order_relaxed);
-    if (seen != 0) return seen;
-  }
-  if (cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) return 1;
-  const int per_sm = resident_blocks_per_sm(kKernel, kSplitThreads, kShared);
-  const int64_t blocks = int64_t{std::max(multiprocessors, 1)} * per_sm;
-  if (cached) known[device].store(blocks, std::memory_order_relaxed);
-  return blocks;
+  return once_per_key(device, [device] {
+    int multiprocessors = 0;
+    const cudaError_t read = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
+    if (read != cudaSuccess) return int64_t{1};
+    return int64_t{std::max(multiprocessors, 1)} * resident_blocks_per_sm(kKernel, kSplitThreads, kShared);
+  });
 }
 
 template <typename T, bool kStaged>

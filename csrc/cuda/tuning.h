@@ -181,6 +181,14 @@ constexpr int64_t kNarrowLseMaxSharedBytes = 96 * 1024;
 // multiprocessor), float at 32 columns 128.
 constexpr int kNarrowLseLoads = 16;
 constexpr int narrow_lse_rows(int columns) { return columns >= 32 ? 1 : columns >= 16 ? 2 : 4; }
+// The group's logits are reduce-scattered across its lanes (v, a copy of them, in registers). Left to ptxas, the
+// float64 kernel of 4 columns took 96 registers with it (80 before): 2 blocks of 256 a multiprocessor instead of 3,
+// and r59 (9346 rows of 1570 float64 channels) read its sums 1.7% slower (H200, sm_90 builds side by side: 407.0 ->
+// 414.1 us). Held to 3 blocks (80 registers, no spills) are the kernels whose row of logits takes 32 bytes or fewer
+// (float64 at 4 columns, float at 4 and 8); the wider ones keep ptxas' choice: a minimum of one block let it take
+// up to 255 registers (float at 32 columns 128 -> 168).
+constexpr int kNarrowLseSmallRowBlocks = 3;
+constexpr int64_t kNarrowLseSmallRowBytes = 32;
 // A group has 8 lanes, or 32 where groups of 8 would fill less than kNarrowLseFillShare of the device's resident
 // threads and C_in gives each of 32 lanes two channels or more: the loads in flight hide DRAM's latency only with
 // enough threads (32 lanes where few rows have many channels: r50, r47, r24 of the sweep; not varied apart).
