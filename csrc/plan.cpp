@@ -331,11 +331,14 @@ bool reader_folds_weight(Reader reader, const Problem& p) {
 }
 
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
+  if (weight_is_its_sum(p)) return kLaunchUs + reader_us(reader, p, d) + epilogue_us(p, d, epilogue);
   const double weight_launch_us = reader_folds_weight(reader, p) ? 0.0 : kLaunchUs;
   return kLaunchUs + reader_us(reader, p, d) + weight_launch_us + weight_us(p, d) + epilogue_us(p, d, epilogue);
 }
 
 }  // namespace
+
+bool weight_is_its_sum(const Problem& p) { return p.kernel_area == 1 && p.element_bytes == acc_bytes(p); }
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors) {
@@ -490,9 +493,10 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       narrow_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   plan.narrow_us =
       narrow_applies ? epilogue_us(p, d, Epilogue::kNarrowLse) : std::numeric_limits<double>::infinity();
-  // Where the rows epilogue applies it stays (its few channels need no butterfly): on the two problems measured with
-  // both, it was the faster (H200: r53 20.7 us against 22.3, r07 51.3 against 52.4), where the model put the narrow
-  // one ahead by 1-3 us.
+  // Where the rows epilogue applies it stays (its few channels need no reduction across lanes): on the two problems
+  // measured with both it was the faster (H200: r53 20.7 us against 22.3, r07 51.3 against 52.4), where the model put
+  // the narrow one ahead by 1-3 us. Since the narrow epilogue's reduce-scatter (874017c) r07 goes the other way (46.5
+  // narrow against 47.8 rows) and r53 not (22.2 against 21.4): too few measurements to refit the rule on.
   if (!rows_apply && plan.narrow_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kNarrowLse;
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
@@ -550,7 +554,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"x_loads\": \"%s\", "
-                "\"why\": \"%s\", "
+                "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
                 "\"plane_runs\": %s}, "
@@ -559,7 +563,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows, narrow,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
-                plan.evict_first ? "evict_first" : "cached", plan.why.c_str(),
+                plan.evict_first ? "evict_first" : "cached", weight_is_its_sum(p) ? "weight" : "summed",
+                plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),

@@ -92,6 +92,11 @@ struct Plan {
   bool evict_first;     // how the readers load x: evict_first_loads
   std::string why;
 };
+// Whether the split strategy takes the weight itself as W.sum((2, 3)), with no pass over it: a 1 x 1 kernel whose
+// values are already of the accumulation type (float32, float64). The host also asks for a contiguous weight, the
+// usual case, which the problem does not describe.
+bool weight_is_its_sum(const Problem& problem);
+
 // Whether fusedlse's readers load a tensor of `bytes` evict-first (ld.global.cs) rather than cached (ld.global.nc):
 // up to kEvictFirstMaxL2Share times the L2 (cuda/tuning.h). Evict-first reads of a small tensor leave the L2's
 // dirty lines (what ran before) in place instead of writing them back; large ones read faster cached.

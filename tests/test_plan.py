@@ -200,6 +200,18 @@ def test_x_is_loaded_evict_first_up_to_four_and_a_half_l2s(device):
         assert plan["x_loads"] == loads, (planes, plan)
 
 
+@pytest.mark.parametrize("element_bytes, kernel_area, expected", [
+    (4, 1, "weight"), (8, 1, "weight"), (2, 1, "summed"), (4, 9, "summed"), (8, 2, "summed")])
+def test_a_one_by_one_kernel_of_the_accumulation_type_is_its_own_weight_sum(element_bytes, kernel_area, expected):
+    shape = dict(problem(2048, 2048, 8192, 1, 1, element_bytes=element_bytes), kernel_area=kernel_area)
+    plan = plan_for(shape, H200)
+    assert plan["weight_sum"] == expected, plan
+    # Without its pass over the weight, the split strategy is predicted faster than the same problem summing it.
+    summed = plan_for(dict(shape, kernel_area=kernel_area + 1), H200)
+    if expected == "weight":
+        assert plan["split_us"] < summed["split_us"], (plan, summed)
+
+
 def test_predictions_follow_the_memory_speed():
     """Read-bound problems are predicted slower on the 4090 by about the ratio of bandwidths."""
     ratio = plan_for(HEADLINE, RTX_4090)["predicted_us"] / plan_for(HEADLINE, H200)["predicted_us"]

@@ -355,6 +355,25 @@ def _check_forced(plan, x, weight, conv_bias, bias):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[x.dtype]
 
 
+# A 1 x 1 kernel: float32 and float64 weights are their own W.sum in the split strategy (plan::weight_is_its_sum: no
+# pass over the weight), unless the weight is not contiguous; 16-bit weights are summed into float32 as any other.
+@pytest.mark.parametrize("plan", ["split_lanes", "split_torch", "split_cublas", "split_rows", "split_rows_lse",
+                                  "split_narrow_lse"])
+@pytest.mark.parametrize("weight_layout", ["contiguous", "not_contiguous"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_split_with_a_one_by_one_kernel_matches_float64_model(dtype, weight_layout, plan):
+    x, weight, conv_bias, bias = make_problem(300, 6, 4, 5, 9, 1, 1, dtype=dtype, device="cuda",
+                                              layout="channels_last")
+    if weight_layout == "not_contiguous":
+        weight = weight.transpose(0, 1).contiguous().transpose(0, 1)  # the same values, C_in innermost
+        assert not weight.is_contiguous()
+    else:
+        own_sum = dtype in (torch.float32, torch.float64)
+        assert fusedlse_cuda.explain(x, weight)["weight_sum"] == ("weight" if own_sum else "summed")
+    _check_forced(PLANS[plan], x, weight, conv_bias, bias)
+    _check_forced(PLANS[plan], x, weight, None, bias)
+
+
 def _check_forced_epilogue(plan, expected_epilogue, batch, c_in, c_out, dtype):
     """An epilogue's problem of batch x c_in planes of 2 and C_out c_out under `plan`: explain() names
     expected_epilogue, and _check_forced holds with conv_bias and without it (then with a single bias value,

@@ -741,11 +741,18 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
-  at::Tensor weight_sum = at::empty({weight.size(0), weight.size(1)}, sums.options());
+  // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum):
+  // no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
+  const bool weight_is_its_sum = weight.size(2) * weight.size(3) == 1 &&
+                                 weight.scalar_type() == sums.scalar_type() && weight.is_contiguous();
+  at::Tensor weight_sum = weight_is_its_sum ? weight.view({weight.size(0), weight.size(1)})
+                                            : at::empty({weight.size(0), weight.size(1)}, sums.options());
   // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
   // dimension of a wide weight took tens of microseconds).
   const plan::Reader weight_reader = plan::reader_for_sums(problem_of(weight, 1, 1));
-  if (chosen.reader == plan::Reader::kPlaneLanes && weight_sum.numel() > 0) {
+  if (weight_is_its_sum) {
+    read_sums(x_in, chosen.reader, sums, stream);
+  } else if (chosen.reader == plan::Reader::kPlaneLanes && weight_sum.numel() > 0) {
     // W.sum first, and x's reader beside it (launch.cuh): the small launch that came between the reader and the
     // epilogue (2.8-4.2 us under Nsight Compute on r02, r07, r10, r13 and r22 of the sweep) runs while x is read.
     // H200, the forward on 16 problems of the sweep against W.sum after the reader (same kernels otherwise): 3-13%

@@ -22,7 +22,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 
     Returns a dict:
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
-            W.sum is summed from the weight's taps, then ``epilogue``); ``"cpu"`` for CPU tensors.
+            W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
+            ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
@@ -46,6 +47,9 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         x_loads: how fusedlse's readers load x: ``"evict_first"`` (up to 4.5 times the device's L2: the L2's
             dirty lines stay rather than being written back during the read) or ``"cached"`` (larger x, which
             reads faster so). Whole short rows of the fused launch are loaded evict-first either way.
+        weight_sum: how the split strategy gets W.sum((2, 3)): ``"weight"`` (a 1 x 1 kernel of float32 or
+            float64, contiguous: the weight itself, with no pass over it) or ``"summed"`` (its taps added, by a
+            reader or in the reader's launch).
         why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
