@@ -347,8 +347,9 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 // sums come straight from global memory (a group's lanes read neighbouring values of a row); W.sum is staged once per
 // block, transposed ([column][channel]: lanes of neighbouring channels read neighbouring words, and each word serves
 // the group's kRows rows). The group's logits are then reduce-scattered over its lanes, and each row's logsumexp
-// merged over the lanes that hold it. Where the tiled kernel pays for a tile of 8 columns or more per row, and cuBLAS's GEMM for one of 64
-// (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile either.
+// merged over the lanes that hold it. Where the tiled kernel pays for a tile of 8 columns or more per row, and
+// cuBLAS's GEMM for one of 64 (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile
+// either.
 template <typename T, int kCols, int kLanes>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
