@@ -131,22 +131,20 @@ constexpr double kNarrowLseReadShare = 0.7;
 // Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
 // elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
 // it was the fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50
-// 177 vs 374), in every layout; on 69 elements (r54) torch's was 1.7x faster. Single-element planes (a reduction that
-// is a copy) read faster through torch (r22: 210 vs 267 us; r00, r03 and r43 within 4%) but where they follow each
-// other (Problem::plane_runs), which the run walk reads faster (H200, forced, forward: r22 199.5 -> 166.9 us, r00
-// 116.6 -> 113.5).
+// 177 vs 374), in every layout; on 69 elements (r54) torch's was 1.7x faster.
 constexpr int64_t kTinyPlaneElements = 32;
 
-// Contiguous planes where torch's reduction read faster than the plane-lanes reader (H200, sweep of e5e10bb and its
-// forced strategies): float64 planes of 2406 to 122744 elements by 2-10% (r15, r31, r35, r47), planes of at least
-// this many elements by 4-10% (r02, r30, r44). Below, in float32 and 16-bit, the plane-lanes reader was 4-50% faster
-// (r16, r17, r18, r28, r32, r46, short_rows; r33 the exception, 6% slower). Both hold for many planes only: on at
-// most kLanesMaxFewPlanes planes (B x C_in) the plane-lanes reader, cutting each into pieces for every SM, was faster
-// or within 3% in every dtype (H200, 6e0af90's forward with each reader forced: r19, 41 float64 planes of 106K
-// elements, 23.5 us against 43.8; r63, 7 float64 planes of 690K, 26.2 against 31.1; r61, 114 bfloat16 planes of
-// 147K, 33.0 against 35.8; r02, 64 float16 planes of 65K, 21.6 against 21.1); on 395 and more torch's was (r31,
-// r44).
-constexpr int64_t kLanesMaxContiguousPlane = 16384;
+// Contiguous planes of any size, and planes of one element in any layout, go to the plane-lanes reader. Each reader
+// forced in turn with the planner's epilogue (H200, 5ae8489, best of 3 interleaved rounds): on contiguous planes it
+// was the fastest or within 1% on all 14 problems, where torch's reduction had been chosen for float64 and for planes
+// of 16K elements and more (r51 23.1 us against torch's 26.1, r30 30.6 against 34.8, r44 196.7 against 202.3, r15
+// 188.5 against 192.1, r31 119.7 against 121.8; r35 150.7 against 148.8, r47 67.4 against 67.8); on planes of one
+// element, strided or float64 (no plane runs), 2-12% faster than torch's copy (r43 45.7 against 51.3, r03 1252
+// against 1321; c1 (600000 x 53 float16, strided) 224.4 against 241.3, c3 (2048 x 2048 float64) 50.1 against 54.9).
+// Torch's reduction had been faster there before the reader's 16-byte loads and load kinds (e5e10bb, b237cb9).
+
+// Few planes (B x C_in) the plane-lanes reader cuts into pieces for every SM, which the fused launch cannot: the split
+// strategy was faster on skinny (4 float32 planes of 4M elements: 28.6 us against 32.8; H200, 5ae8489, forced).
 constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
@@ -172,6 +170,10 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
 //    29.9 us, r63: 26.2 against 37.1; H200, 6e0af90's forward with each plan forced).
+//  - 16-bit planes: the plane-lanes reader reads them at the speed of torch's flat sum, the fused launch about 5%
+//    slower (headline_bf16 143.3 us against 150.3, headline_fp16 143.1 against 149.0, c7 (32 x 128 x 256 x 256)
+//    146.3 against 150.5; H200, 5ae8489, forced, best of 3 interleaved rounds). Float32 headline: the fused launch
+//    was faster (256.4 against 262.7).
 //  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
 //    of 4 KiB planes, fused 14.3 us, split 21-23 us).
 constexpr double kSmallInputUs = 2.0;
@@ -209,6 +211,8 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
+    if (p.element_bytes == 2) return "the plane-lanes reader reads 16-bit planes faster";
+    if (p.batch * p.in_channels <= kLanesMaxFewPlanes) return "the plane-lanes reader cuts few planes for every SM";
     if (plane * p.element_bytes >= kFusedMinRowBytes) return nullptr;
     return "planes this short read faster in the split strategy";
   }
@@ -371,8 +375,18 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));
   const int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
   t.pieces = std::clamp<int64_t>(wanted, 1, most_pieces);
-  t.piece_units = std::max<int64_t>(1, ceil_div(units, t.pieces));
-  t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
+  t.pieces_in_block = t.pieces > 1 && t.pieces <= kSplitThreads / t.lanes;
+  if (t.pieces_in_block) {
+    // Rounded down to a power of two, which divides the block's groups (kSplitThreads / lanes, a power of two too):
+    // then every block's turn of groups holds whole planes. Each piece still has kPlaneLanesPieceLoads loads a lane,
+    // so none is empty. H200, against the second launch (same build otherwise, best of 2 rounds): r02 (8 pieces)
+    // 19.3 -> 18.1 us; r41 and r57 (2 pieces; 3 before the rounding) 27.4 -> 27.6 and 157.8 -> 158.8.
+    while ((t.pieces & (t.pieces - 1)) != 0) t.pieces &= t.pieces - 1;
+    t.piece_units = ceil_div(units, t.pieces);
+  } else {
+    t.piece_units = std::max<int64_t>(1, ceil_div(units, t.pieces));
+    t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
+  }
   const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
   t.blocks = std::clamp<int64_t>(ceil_div(planes * t.pieces * t.lanes, kSplitThreads), 1, resident_blocks);
   return t;
@@ -464,15 +478,10 @@ ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t p
 
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
-  if (plane == 1) return p.plane_runs ? Reader::kPlaneLanes : Reader::kTorchSum;
-  if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows) return Reader::kPlaneLanes;
-  if (channel_rows_suits(p)) return Reader::kChannelRows;
-  if (p.layout == Layout::kPlanes) {
-    const bool torch_faster = p.batch * p.in_channels > kLanesMaxFewPlanes &&
-                              (p.element_bytes == 8 || plane >= kLanesMaxContiguousPlane);
-    return torch_faster ? Reader::kTorchSum : Reader::kPlaneLanes;
+  if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) {
+    return Reader::kPlaneLanes;
   }
-  return Reader::kTorchSum;
+  return channel_rows_suits(p) ? Reader::kChannelRows : Reader::kTorchSum;
 }
 
 bool evict_first_loads(int64_t bytes, const DeviceProps& device) {
@@ -482,6 +491,7 @@ bool evict_first_loads(int64_t bytes, const DeviceProps& device) {
 Plan choose(const Problem& p, const DeviceProps& d) {
   Plan plan{};
   plan.evict_first = evict_first_loads(p.batch * p.in_channels * p.height * p.width * p.element_bytes, d);
+  plan.weight_is_its_sum = weight_is_its_sum(p);
   plan.split_reader = reader_for_sums(p);
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
@@ -563,7 +573,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows, narrow,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
-                plan.evict_first ? "evict_first" : "cached", weight_is_its_sum(p) ? "weight" : "summed",
+                plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),
                 static_cast<long long>(p.batch), static_cast<long long>(p.in_channels),
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),

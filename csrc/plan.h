@@ -70,8 +70,7 @@ bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_b
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
 //  kPlaneLanes:     a group of 1 to 32 lanes per plane (or piece of one), any strides, in place (cuda/split.cu):
 //                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
-//  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and
-//                   planes of one element (a copy) but those of plane runs.
+//  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes.
 //  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu): up to
 //                   kChannelRowsMaxChannels channels and planes of kChannelRowsMinPixels pixels or more (plan.cpp);
 //                   torch's reduction for other layouts, where forced.
@@ -90,6 +89,7 @@ struct Plan {
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
   bool evict_first;     // how the readers load x: evict_first_loads
+  bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
   std::string why;
 };
 // Whether the split strategy takes the weight itself as W.sum((2, 3)), with no pass over it: a 1 x 1 kernel whose
@@ -128,6 +128,9 @@ struct PlaneLanesTiling {
   int64_t pieces;
   int64_t piece_units;
   int64_t blocks;
+  // A plane's pieces (a power of two, at most a block's groups) are neighbouring groups of one block, which adds them
+  // up itself: no partial sums, no second launch. Otherwise a launch adds the [planes, pieces] partial sums.
+  bool pieces_in_block;
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads);
 

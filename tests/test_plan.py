@@ -55,14 +55,15 @@ def test_tiny_planes_of_every_layout_get_the_plane_lanes_reader(device, layout):
     assert plan["split_reader"] == "plane_lanes"
 
 
-@pytest.mark.parametrize("plane_runs,reader", [(False, "torch_sum"), (True, "plane_lanes")])
+@pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
+@pytest.mark.parametrize("plane_runs", [False, True])
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_planes_of_one_element_that_follow_each_other_get_the_run_walk(device, plane_runs, reader):
-    """A plane of one element is a copy: torch's, unless the planes follow each other, which the plane-lanes
-    reader's run walk reads 16 bytes at a time; plane_runs is what explain() reports."""
-    shape = dict(problem(618884, 53, 2, 1, 1, element_bytes=2), plane_runs=plane_runs)
+def test_planes_of_one_element_get_the_plane_lanes_reader(device, plane_runs, layout):
+    """A plane of one element is a copy: the plane-lanes reader's, by the run walk where the planes follow each other
+    (16 bytes a load), by its lanes otherwise (strided, or float64); plane_runs is what explain() reports."""
+    shape = dict(problem(618884, 53, 2, 1, 1, element_bytes=2, layout=layout), plane_runs=plane_runs)
     plan = plan_for(shape, DEVICES[device])
-    assert plan["split_reader"] == reader
+    assert plan["split_reader"] == "plane_lanes"
     assert plan["problem"]["plane_runs"] is plane_runs
 
 
@@ -77,15 +78,14 @@ def test_forced_walk_rejects_unknown_walks():
 
 @pytest.mark.parametrize("layout,plane,reader", [
     ("planes", (25, 39), "plane_lanes"), ("strided_rows", (365, 39), "plane_lanes"),
-    ("planes", (1, 1), "torch_sum"),  # a plane of one element: the reduction is a copy
-    ("planes", (256, 256), "torch_sum"),  # long contiguous planes: torch's reduction was faster
+    ("planes", (1, 1), "plane_lanes"),  # a plane of one element
+    ("planes", (256, 256), "plane_lanes"),  # long contiguous planes
     ("strided_rows", (256, 256), "plane_lanes"),
     ("channels_last", (165, 45), "torch_sum"), ("other", (165, 45), "torch_sum")])
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_split_reader_by_layout(device, layout, plane, reader):
-    """fusedlse's reader for strided rows, tiny planes and contiguous planes up to 16K elements; torch's where a
-    larger plane's elements are apart in memory (channels-last, other layouts), for long contiguous planes and for
-    single elements."""
+    """fusedlse's reader for strided rows, tiny planes and contiguous planes of any size; torch's where a larger
+    plane's elements are apart in memory (channels-last, other layouts)."""
     assert plan_for(problem(1378, 166, 4, *plane, layout=layout), DEVICES[device])["split_reader"] == reader
 
 
@@ -100,9 +100,9 @@ def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_float64_contiguous_planes_go_to_torch(device):
-    assert plan_for(problem(1378, 166, 4, 25, 39, element_bytes=8), DEVICES[device])["split_reader"] == "torch_sum"
-    assert plan_for(problem(1378, 166, 4, 2, 3, element_bytes=8), DEVICES[device])["split_reader"] == "plane_lanes"
+def test_float64_contiguous_planes_go_to_the_plane_lanes_reader(device):
+    for plane in [(25, 39), (2, 3), (1, 1), (512, 512)]:
+        assert plan_for(problem(1378, 166, 4, *plane, element_bytes=8), DEVICES[device])["split_reader"] == "plane_lanes"
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -162,12 +162,16 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
+    "headline_16_bit": (dict(HEADLINE, element_bytes=2), "split", "plane_lanes"),  # read faster by the lanes
+    "kernelbench_2024_16_bit": (problem(128, 3, 16, 32, 32, element_bytes=2), "fused", "planes"),  # still small
+    "few_planes": (problem(1, 4, 128, 2048, 2048), "split", "plane_lanes"),  # cut into pieces for every SM
+    "many_planes_of_16k": (problem(32, 128, 256, 128, 128), "fused", "planes"),
     "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "plane_lanes"),  # and few planes
     "few_large_planes": (problem(6, 19, 2069, 830, 177, element_bytes=2), "split", "plane_lanes"),
-    "many_large_planes": (problem(79, 5, 2739, 15703, 30), "split", "torch_sum"),
+    "many_large_planes": (problem(79, 5, 2739, 15703, 30), "split", "plane_lanes"),
     "many_batches": (problem(1378, 166, 4, 25, 39), "split", "plane_lanes"),
     "short_planes": (problem(551, 36, 137, 514, 8, element_bytes=2), "split", "plane_lanes"),
-    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "torch_sum"),
+    "float64_many_rows": (problem(750, 52, 8, 1, 2406, element_bytes=8), "split", "plane_lanes"),
     "float64_few_rows": (problem(41, 1, 62, 574, 185, element_bytes=8), "split", "plane_lanes"),
     "channels_last_one_huge_plane": (problem(1, 64, 100, 2048, 2048, layout="channels_last"), "split",
                                      "channel_rows"),
@@ -178,7 +182,7 @@ ENVELOPE = {
                                     "planes"),
     "channels_last_2m_partials": (problem(1, 256, 100, 1024, 1024, layout="channels_last"), "split", "torch_sum"),
     "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "torch_sum"),
-    "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "torch_sum"),
+    "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "plane_lanes"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
 }
 

@@ -237,17 +237,15 @@ __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __gr
   if (lane == 0) static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(state));
 }
 
-// staged[n] = bias + conv_bias of column n, as the CPU path adds them, for n < `columns` (zeros past C_out), by a
-// block of `threads` threads; the caller syncs before reading them.
+// staged[n] = column_bias of column n for n < `columns` (zeros past C_out), by a block of `threads` threads; the
+// caller syncs before reading them.
 template <typename T>
 __device__ __forceinline__ void stage_bias_total(const GemmLseArgs& a, acc_t<T>* staged, int columns, int threads) {
   using A = acc_t<T>;
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);
   for (int col = threadIdx.x; col < columns; col += threads) {
-    A total = col < a.c_out ? to_acc(bias[col * a.bias_stride]) : A(0);
-    if (col < a.c_out && conv_bias) total += to_acc(conv_bias[col]);
-    staged[col] = total;
+    staged[col] = col < a.c_out ? column_bias(bias, a.bias_stride, conv_bias, col) : A(0);
   }
 }
 

@@ -134,11 +134,12 @@ constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
 struct PlaneLanesArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: element (b, c, h, w) at b*stride_b + c*stride_c + h*stride_h + w*stride_w
-  void* out;      // [B, C, pieces] contiguous, accumulation type
+  void* out;      // [B, C, pieces] contiguous, accumulation type ([B, C] where pieces_in_block)
   int64_t batch, channels, height, width;
   int64_t stride_b, stride_c, stride_h, stride_w;
   int lanes, vec;
   int64_t pieces, piece_units;
+  bool pieces_in_block;  // out is [B, C]: a block adds each plane's pieces (plan::PlaneLanesTiling)
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once
   bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
   bool evict_first;      // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads

@@ -395,7 +395,8 @@ int64_t masked_vectors(const PlaneLanesArgs& a) {
 }
 
 // out [planes] = the sum of each plane's elements by the plane-lanes reader (split.cu), `a` filled but for its sizing
-// and output. Planes cut into pieces leave [planes, pieces] partial sums, which add_pieces then adds up.
+// and output. Planes cut into pieces are added up by the reader's blocks (PlaneLanesTiling::pieces_in_block), or
+// leave [planes, pieces] partial sums, which add_pieces then adds up.
 void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_threads, cudaStream_t stream) {
   const int64_t planes = a.batch * a.channels;
   const int64_t units = a.vec == 1      ? a.height * a.width
@@ -404,13 +405,15 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
   const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(planes, units, resident_threads);
   a.lanes = tiling.lanes;
   a.pieces = tiling.pieces;
+  a.pieces_in_block = tiling.pieces_in_block;
   a.piece_units = tiling.piece_units;
   a.blocks = std::min<int64_t>(tiling.blocks, plane_lanes_blocks(a, out.get_device()));
   at::Tensor partials;
-  if (a.pieces > 1) partials = at::empty({planes * a.pieces}, out.options());
-  a.out = a.pieces > 1 ? partials.data_ptr() : out.data_ptr();
+  const bool partial_sums = a.pieces > 1 && !a.pieces_in_block;
+  if (partial_sums) partials = at::empty({planes * a.pieces}, out.options());
+  a.out = partial_sums ? partials.data_ptr() : out.data_ptr();
   C10_CUDA_CHECK(launch_plane_lanes(a, stream));
-  if (a.pieces > 1) add_pieces(partials, planes, a.pieces, out, resident_threads, stream);
+  if (partial_sums) add_pieces(partials, planes, a.pieces, out, resident_threads, stream);
 }
 
 // out [planes] = the sum of each plane's `pieces` partial sums (partials [planes, pieces], contiguous, accumulation
@@ -741,10 +744,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
-  // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum):
-  // no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
-  const bool weight_is_its_sum = weight.size(2) * weight.size(3) == 1 &&
-                                 weight.scalar_type() == sums.scalar_type() && weight.is_contiguous();
+  // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
+  // and is contiguous: no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
+  const bool weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();
   at::Tensor weight_sum = weight_is_its_sum ? weight.view({weight.size(0), weight.size(1)})
                                             : at::empty({weight.size(0), weight.size(1)}, sums.options());
   // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
@@ -837,7 +839,9 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
   check_x_and_weight(x, weight);
   const plan::Problem problem = problem_of(x, weight.size(1), weight.size(2) * weight.size(3));
   const plan::DeviceProps props = device_props(x.get_device());
-  return plan::to_json(plan::choose(problem, props), problem, props);
+  plan::Plan chosen = plan::choose(problem, props);
+  chosen.weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();  // as forward_split takes it
+  return plan::to_json(chosen, problem, props);
 }
 
 at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum_in, const at::Tensor& total_bias_in,

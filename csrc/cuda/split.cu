@@ -19,7 +19,9 @@ namespace fusedlse {
 namespace {
 
 // Groups of kLanes lanes take items (a piece of a plane) in order: neighbouring groups take neighbouring planes,
-// whose bytes share cache lines in every layout, so each line is fetched from DRAM once.
+// whose bytes share cache lines in every layout, so each line is fetched from DRAM once. With pieces_in_block, a
+// block's turn of kGroups items holds whole planes (pieces divides kGroups), and the group of a plane's first piece
+// adds the plane's pieces in order.
 template <typename T, int kLanes, Walk kWalk>
 __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesArgs a) {
   using A = acc_t<T>;
@@ -33,9 +35,12 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
   const RowStep step = kWalk == Walk::kRows ? row_step<kLanes>(a) : RowStep{};
   // kMaskedVectors: a plane's elements from its first to its last, in 32-bit (PlaneLanesArgs).
   const int32_t span = static_cast<int32_t>((a.height - 1) * a.stride_h + a.width);
-  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
+  __shared__ A piece_sums[kGroups];  // pieces_in_block: this turn's items' sums
+  const int group = threadIdx.x / kLanes;
+  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp; every thread of a block
+  // the same number of turns, so the block's barriers see it whole.
   for (int64_t first = int64_t{blockIdx.x} * kGroups; first < items; first += int64_t{gridDim.x} * kGroups) {
-    const int64_t item = first + threadIdx.x / kLanes;
+    const int64_t item = first + group;
     A total = A(0);
     if (item < items) {
       // No division where there is nothing to divide by (one piece; batches and channels evenly spaced, which the
@@ -68,7 +73,18 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
       }
     }
     total = group_sum<A, kLanes>(total);
-    if (lane == 0 && item < items) out[item] = total;
+    if (!a.pieces_in_block) {
+      if (lane == 0 && item < items) out[item] = total;
+      continue;
+    }
+    if (lane == 0) piece_sums[group] = total;
+    __syncthreads();
+    if (lane == 0 && item < items && item % a.pieces == 0) {  // the plane's first piece
+      A plane_total = piece_sums[group];
+      for (int p = 1; p < a.pieces; ++p) plane_total += piece_sums[group + p];
+      out[item / a.pieces] = plane_total;
+    }
+    __syncthreads();  // the sums are read before the next turn writes its own
   }
   end_after_previous_grid(a.beside_previous);
 }
@@ -264,13 +280,6 @@ template <typename R, typename F> R with_plane_lanes_kernel(const PlaneLanesArgs
   });
 }
 
-// bias + conv_bias of column n in the accumulation type, as the CPU path and the rows and narrow epilogues add them.
-template <typename T> __device__ __forceinline__ acc_t<T> bias_total(const BiasLseArgs& a, int n) {
-  acc_t<T> total = to_acc(static_cast<const T*>(a.bias)[n * a.bias_stride]);
-  if (a.conv_bias) total += to_acc(static_cast<const T*>(a.conv_bias)[n]);
-  return total;
-}
-
 // The biases of a row's columns: scale x logit n + (bias + conv_bias). kStaged: their sum in shared memory, staged
 // once per block where it fits (kBiasLseMaxStagedBytes). Read from global memory per logit, their 64-bit addresses
 // and conversions were most of the kernel's instructions (about 140 a logit at C_out 113, r14: 32.5M warp
@@ -283,7 +292,8 @@ template <typename T, bool kStaged> struct ColumnBiases {
     if constexpr (kStaged) {
       return scale * logit + staged[n];
     } else {
-      return scale * logit + bias_total<T>(a, n);
+      return scale * logit + column_bias(static_cast<const T*>(a.bias), a.bias_stride,
+                                         static_cast<const T*>(a.conv_bias), n);
     }
   }
 };
@@ -302,7 +312,6 @@ template <typename A> size_t bias_lse_shared_bytes(int64_t c_out) {
 template <typename T, bool kStaged>
 __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* staged) {
   if constexpr (kStaged) {
-    using A = acc_t<T>;
     const T* bias = static_cast<const T*>(a.bias);
     const T* conv_bias = static_cast<const T*>(a.conv_bias);
     const int c_out = static_cast<int>(a.c_out);
@@ -317,11 +326,7 @@ __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* sta
 #pragma unroll
       for (int j = 0; j < kLoadsAtOnce; ++j) {
         const int n = first + j * kSplitThreads;
-        if (n < c_out) {
-          A total = to_acc(raw_bias[j]);
-          if (conv_bias) total += to_acc(raw_conv_bias[j]);
-          staged[n] = total;
-        }
+        if (n < c_out) staged[n] = bias_sum(raw_bias[j], conv_bias != nullptr ? &raw_conv_bias[j] : nullptr);
       }
     }
     __syncthreads();

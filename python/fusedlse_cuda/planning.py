@@ -29,8 +29,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
             that follow each other in memory, of the sizes where that is faster, ``problem["plane_runs"]``: a
             thread per few of them, loaded 16 bytes at a time; and at most 128 contiguous planes of any size,
-            cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of other
-            layouts, and many contiguous planes of float64 or of 16K elements and more),
+            cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
+            channels-last x and other layouts),
             ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
             and at least 4096 pixels per plane).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose

@@ -38,5 +38,20 @@ template <> __device__ __forceinline__ double from_acc<double>(double v) { retur
 template <> __device__ __forceinline__ __half from_acc<__half>(float v) { return __float2half_rn(v); }
 template <> __device__ __forceinline__ __nv_bfloat16 from_acc<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 
+// What every epilogue adds to a column's scaled logit: bias + conv_bias in the accumulation type, summed in this one
+// order everywhere (as the CPU path sums them). bias_sum takes a loaded bias and a pointer to the loaded conv_bias,
+// null where there is none; column_bias loads column n's.
+template <typename T> __device__ __forceinline__ acc_t<T> bias_sum(T bias, const T* conv_bias) {
+  acc_t<T> total = to_acc(bias);
+  if (conv_bias != nullptr) total += to_acc(*conv_bias);
+  return total;
+}
+template <typename T, typename Index>
+__device__ __forceinline__ acc_t<T> column_bias(const T* bias, int64_t bias_stride, const T* conv_bias, Index n) {
+  acc_t<T> total = to_acc(bias[n * bias_stride]);
+  if (conv_bias != nullptr) total += to_acc(conv_bias[n]);
+  return total;
+}
+
 }  // namespace
 }  // namespace fusedlse

@@ -41,9 +41,7 @@ template <typename A> struct EpilogueShared {
 
 template <typename T>
 __device__ __forceinline__ acc_t<T> logit(const Epilogue<T>& e, int64_t n, acc_t<T> dot) {
-  acc_t<T> v = dot * e.scale + to_acc(e.bias[n * e.bias_stride]);
-  if (e.conv_bias != nullptr) v += to_acc(e.conv_bias[n]);
-  return v;
+  return dot * e.scale + column_bias(e.bias, e.bias_stride, e.conv_bias, n);
 }
 
 // Four consecutive accumulation-type values at p (count of them valid); one or two 16-byte loads when aligned.
