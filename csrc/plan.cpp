@@ -143,8 +143,9 @@ constexpr int64_t kTinyPlaneElements = 32;
 // against 1321; c1 (600000 x 53 float16, strided) 224.4 against 241.3, c3 (2048 x 2048 float64) 50.1 against 54.9).
 // Torch's reduction had been faster there before the reader's 16-byte loads and load kinds (e5e10bb, b237cb9).
 
-// Few planes (B x C_in) the plane-lanes reader cuts into pieces for every SM, which the fused launch cannot: the split
-// strategy was faster on skinny (4 float32 planes of 4M elements: 28.6 us against 32.8; H200, 5ae8489, forced).
+// Few float32 planes (B x C_in) the plane-lanes reader cuts into pieces for every SM, which the fused launch cannot:
+// the split strategy was faster on skinny (4 planes of 4M elements: 28.3 us against 32.9) and r48 (15 planes: 60.4
+// against 62.9; H200, ac3c5c7's sweep and forced plans).
 constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
@@ -170,10 +171,9 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
 //    29.9 us, r63: 26.2 against 37.1; H200, 6e0af90's forward with each plan forced).
-//  - 16-bit planes: the plane-lanes reader reads them at the speed of torch's flat sum, the fused launch about 5%
-//    slower (headline_bf16 143.3 us against 150.3, headline_fp16 143.1 against 149.0, c7 (32 x 128 x 256 x 256)
-//    146.3 against 150.5; H200, 5ae8489, forced, best of 3 interleaved rounds). Float32 headline: the fused launch
-//    was faster (256.4 against 262.7).
+//  - 16-bit planes stay with the fused launch: the split strategy was 5% faster on headline_bf16, headline_fp16
+//    and r49, but 12% slower on r34 (1085 float16 planes of 296738 elements) and 9% on r29 (28 bfloat16 planes of
+//    4.2M; H200, public sweep of ac3c5c7 against 4d88eaa's), so the rule needs more than the element size.
 //  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
 //    of 4 KiB planes, fused 14.3 us, split 21-23 us).
 constexpr double kSmallInputUs = 2.0;
@@ -211,8 +211,9 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
-    if (p.element_bytes == 2) return "the plane-lanes reader reads 16-bit planes faster";
-    if (p.batch * p.in_channels <= kLanesMaxFewPlanes) return "the plane-lanes reader cuts few planes for every SM";
+    if (p.element_bytes == 4 && p.batch * p.in_channels <= kLanesMaxFewPlanes) {
+      return "the plane-lanes reader cuts few float32 planes for every SM";
+    }
     if (plane * p.element_bytes >= kFusedMinRowBytes) return nullptr;
     return "planes this short read faster in the split strategy";
   }

@@ -162,7 +162,8 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
-    "headline_16_bit": (dict(HEADLINE, element_bytes=2), "split", "plane_lanes"),  # read faster by the lanes
+    "headline_16_bit": (dict(HEADLINE, element_bytes=2), "fused", "planes"),
+    "few_16_bit_planes": (problem(2, 14, 1, 15990, 262, element_bytes=2), "fused", "planes"),  # r29
     "kernelbench_2024_16_bit": (problem(128, 3, 16, 32, 32, element_bytes=2), "fused", "planes"),  # still small
     "few_planes": (problem(1, 4, 128, 2048, 2048), "split", "plane_lanes"),  # cut into pieces for every SM
     "many_planes_of_16k": (problem(32, 128, 256, 128, 128), "fused", "planes"),
