@@ -143,9 +143,14 @@ constexpr int64_t kTinyPlaneElements = 32;
 // against 1321; c1 (600000 x 53 float16, strided) 224.4 against 241.3, c3 (2048 x 2048 float64) 50.1 against 54.9).
 // Torch's reduction had been faster there before the reader's 16-byte loads and load kinds (e5e10bb, b237cb9).
 
-// Few float32 planes (B x C_in) the plane-lanes reader cuts into pieces for every SM, which the fused launch cannot:
-// the split strategy was faster on skinny (4 planes of 4M elements: 28.3 us against 32.9) and r48 (15 planes: 60.4
-// against 62.9; H200, ac3c5c7's sweep and forced plans).
+// Contiguous planes go to the split strategy's plane-lanes reader rather than the fused launch unless they are of
+// float32, every one starts on a 16-byte boundary (Problem::planes_aligned), and there are more than this many. Each
+// forced in turn (H200, the plane-lanes reader loading whole vectors from a plane's first aligned one, best of 3
+// interleaved rounds, us, plane-lanes against fused): 16-bit planes r34 167.8 / 183.0, r29 74.3 / 81.4, r49 48.6 /
+// 63.9, headline_bf16 143.9 / 150.4, headline_fp16 143.3 / 149.0; unaligned float32 planes odd509 262.0 / 272.8, r12
+// 91.1 / 99.3 (a slice of C); few float32 planes, which the reader cuts into pieces for every SM: skinny (4 planes of
+// 4M elements) 28.3 / 32.9, r48 (15) 58.7 / 64.7. The fused launch was faster only on many aligned float32 planes:
+// the headline, 256.4 against 263.4 (mid: 85.6 against 84.0, within 2%).
 constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
@@ -171,9 +176,6 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
 //    29.9 us, r63: 26.2 against 37.1; H200, 6e0af90's forward with each plan forced).
-//  - 16-bit planes stay with the fused launch: the split strategy was 5% faster on headline_bf16, headline_fp16
-//    and r49, but 12% slower on r34 (1085 float16 planes of 296738 elements) and 9% on r29 (28 bfloat16 planes of
-//    4.2M; H200, public sweep of ac3c5c7 against 4d88eaa's), so the rule needs more than the element size.
 //  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
 //    of 4 KiB planes, fused 14.3 us, split 21-23 us).
 constexpr double kSmallInputUs = 2.0;
@@ -211,9 +213,9 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
   if (p.layout == Layout::kPlanes) {
-    if (p.element_bytes == 4 && p.batch * p.in_channels <= kLanesMaxFewPlanes) {
-      return "the plane-lanes reader cuts few float32 planes for every SM";
-    }
+    if (p.element_bytes != 4) return "the plane-lanes reader reads 16-bit planes faster";
+    if (!p.planes_aligned) return "the plane-lanes reader reads planes that start inside a 16-byte vector faster";
+    if (p.batch * p.in_channels <= kLanesMaxFewPlanes) return "the plane-lanes reader cuts few planes for every SM";
     if (plane * p.element_bytes >= kFusedMinRowBytes) return nullptr;
     return "planes this short read faster in the split strategy";
   }
@@ -568,7 +570,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
-                "\"plane_runs\": %s}, "
+                "\"plane_runs\": %s, \"planes_aligned\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
@@ -580,6 +582,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
                 static_cast<long long>(p.kernel_area), p.plane_runs ? "true" : "false",
+                p.planes_aligned ? "true" : "false",
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
                 d.fp32_gflops);

@@ -29,6 +29,9 @@ struct Problem {
   // every plane of x), of a size tiny_plane_walk gives to a run walk over 16-byte vectors rather than to a lane per
   // plane (cuda/split.cu, PlaneRunsArgs; the host decides).
   bool plane_runs = false;
+  // kPlanes: every plane starts on a 16-byte boundary (x's first element, and its batch and channel strides); false
+  // in other layouts. The fused launch reads float32 planes as fast as the plane-lanes reader only where they do.
+  bool planes_aligned = true;
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).

@@ -162,8 +162,12 @@ def test_epilogue_follows_the_gemm(device, case):
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch
-    "headline_16_bit": (dict(HEADLINE, element_bytes=2), "fused", "planes"),
-    "few_16_bit_planes": (problem(2, 14, 1, 15990, 262, element_bytes=2), "fused", "planes"),  # r29
+    "headline": (HEADLINE, "fused", "planes"),  # many aligned float32 planes
+    "headline_16_bit": (dict(HEADLINE, element_bytes=2), "split", "plane_lanes"),
+    "few_16_bit_planes": (problem(2, 14, 1, 15990, 262, element_bytes=2), "split", "plane_lanes"),  # r29
+    "unaligned_planes": (problem(16, 64, 128, 509, 509), "split", "plane_lanes"),  # odd509
+    "unaligned_planes_said_aligned": (dict(problem(16, 64, 128, 509, 509), planes_aligned=True), "fused", "planes"),
+    "aligned_planes_sliced": (dict(HEADLINE, planes_aligned=False), "split", "plane_lanes"),  # a slice of C, say
     "kernelbench_2024_16_bit": (problem(128, 3, 16, 32, 32, element_bytes=2), "fused", "planes"),  # still small
     "few_planes": (problem(1, 4, 128, 2048, 2048), "split", "plane_lanes"),  # cut into pieces for every SM
     "many_planes_of_16k": (problem(32, 128, 256, 128, 128), "fused", "planes"),
@@ -224,12 +228,14 @@ def test_predictions_follow_the_memory_speed():
 
 
 def test_plan_op_rejects_malformed_input():
-    with pytest.raises(RuntimeError, match="problem must have 9 values"):
+    with pytest.raises(RuntimeError, match="problem must have 10 values"):
         torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
     with pytest.raises(RuntimeError, match="layout must be 0..3, got 9"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1], [1.0] * 6)
     with pytest.raises(RuntimeError, match="plane runs must be 0 or 1, got 2"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="planes aligned must be 0 or 1, got 3"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3], [1.0] * 6)
 
 
 def test_explain_on_cpu_names_the_cpu_path():
@@ -249,6 +255,26 @@ def test_explain_checks_x_and_weight_as_forward_does(device):
         fusedlse_cuda.explain(x, torch.randn(4, 6, 3, 3, device=device))
     with pytest.raises(RuntimeError, match="weight must be 4-D"):
         fusedlse_cuda.explain(x, weight[0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("shape,layout,aligned", [
+    ((4, 8, 16, 16), "contiguous", True), ((4, 8, 16, 16), "offset", False), ((4, 8, 16, 16), "channels_last", False),
+    ((4, 8, 15, 15), "contiguous", False), ((1, 1, 15, 15), "contiguous", True),
+    ((4, 8, 16, 16), "channel_slice", True), ((1, 8, 15, 15), "channel_slice", False),
+    ((4, 8, 16, 16), "sliced", False)], ids=str)
+def test_explain_says_whether_every_plane_starts_on_16_bytes(shape, layout, aligned):
+    """planes_aligned: x's first element and its batch and channel strides on 16 bytes, contiguous planes only: one
+    plane of 15 x 15 float32 is aligned, several are not; a slice of channels 1 to 8 of planes of 1 KiB is."""
+    if layout == "channel_slice":
+        b, c, h, w = shape
+        x = torch.empty(b, c + 2, h, w, device="cuda")[:, 1:c + 1]
+    else:
+        x = lay_out(torch.empty(shape, device="cuda"), layout)
+    plan = fusedlse_cuda.explain(x, torch.empty(shape[1], 6, 3, 3, device="cuda"))
+    assert plan["problem"]["planes_aligned"] is aligned, plan["problem"]
+    assert plan_for(plan["problem"], plan["device"])["strategy"] == plan["strategy"]
 
 
 @pytest.mark.cuda

@@ -341,16 +341,22 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
 
 bool reads_as_plane_runs(const at::Tensor& x);
 
-// The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs.
+// The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs, planes
+// aligned.
 plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
   plan::Layout layout = plan::Layout::kOther;
+  bool planes_aligned = false;
   if (auto g = x_geometry(x)) {
     layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
+    const int64_t elem = x.element_size();
+    planes_aligned = layout == plan::Layout::kPlanes && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
+                     (x.size(0) == 1 || g->stride_b * elem % 16 == 0) &&
+                     (x.size(1) == 1 || g->stride_c * elem % 16 == 0);
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
   }
   return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
-                       kernel_area, reads_as_plane_runs(x)};
+                       kernel_area, reads_as_plane_runs(x), planes_aligned};
 }
 
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
@@ -593,7 +599,7 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 }
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
-// other by the run walk; contiguous planes with every plane 16-byte aligned loaded 16 bytes at a time; small planes
+// other by the run walk; contiguous planes loaded 16 bytes at a time from their first aligned vector; small planes
 // of strided rows by the masked-vector walk; others by the scalar walks. False, and nothing queued, where
 // plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead (launch.cuh).
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {
@@ -609,12 +615,13 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     return true;
   }
   // 16-byte loads only where a row holds enough of them for the smallest group of several lanes; shorter rows take
-  // the scalar walk.
+  // the scalar walk. A plane may start anywhere in a vector: the walk loads its aligned vectors and adds the few
+  // elements before and after them one by one (before, planes whose bytes are not a multiple of 16, such as r34's
+  // 1085 float16 planes of 296738 elements, were read an element a load).
   const int64_t vec = 16 / x.element_size();
   const bool vectors = a.height == 1 && a.stride_w == 1 &&
                        a.width >= vec * kPlaneLanesGroups[0] * kPlaneLanesUnitsPerLane &&
-                       a.stride_b % vec == 0 && a.stride_c % vec == 0 &&
-                       reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0;
+                       reinterpret_cast<uintptr_t>(x.data_ptr()) % x.element_size() == 0;
   a.vec = vectors ? static_cast<int>(vec) : 1;
   if (!vectors && masked_vectors_suit(a, x.element_size())) {
     if (a.height == 1) {  // one row of elements stride_w apart: rows of one element

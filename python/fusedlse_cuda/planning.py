@@ -28,9 +28,9 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
             that follow each other in memory, of the sizes where that is faster, ``problem["plane_runs"]``: a
-            thread per few of them, loaded 16 bytes at a time; and at most 128 contiguous planes of any size,
-            cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
-            channels-last x and other layouts),
+            thread per few of them, loaded 16 bytes at a time; contiguous planes of any size, 16 bytes a load
+            from each plane's first aligned vector, at most 128 of them cut into pieces), ``"torch_sum"``
+            (torch's ``x.sum((2, 3))``, in place: larger planes of channels-last x and other layouts),
             ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
             and at least 4096 pixels per plane).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
@@ -50,7 +50,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         weight_sum: how the split strategy gets W.sum((2, 3)): ``"weight"`` (a 1 x 1 kernel of float32 or
             float64, contiguous: the weight itself, with no pass over it) or ``"summed"`` (its taps added, by a
             reader or in the reader's launch).
-        why: one sentence. problem, device: what the planner saw (layout, SMs, L2, bandwidth, ...).
+        why: one sentence. problem, device: what the planner saw (layout, plane_runs, planes_aligned, SMs, L2,
+            bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
 
@@ -58,14 +59,18 @@ def explain(x: Tensor, weight: Tensor) -> dict:
 def plan_for(problem: dict, device: dict) -> dict:
     """The planner alone, for any device: problem = {batch, in_channels, out_channels, height, width,
     element_bytes, layout, kernel_area (optional, kH * kW, default 1), plane_runs (optional, default False: tiny
-    contiguous planes that follow each other in memory)} (layout: "planes", "channels_last", "strided_rows" or
-    "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same
+    contiguous planes that follow each other in memory), planes_aligned (optional: in the "planes" layout, every plane
+    starts on a 16-byte boundary; default True there where a plane's bytes are a multiple of 16, as in a contiguous
+    x torch allocated, False in other layouts)}
+    (layout: "planes", "channels_last", "strided_rows" or "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same
     result as explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
     sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
     props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",
                                         "read_gbps", "fp32_gflops")]
-    extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False))]
+    plane_bytes = problem["height"] * problem["width"] * problem["element_bytes"]
+    extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False)),
+             int(problem.get("planes_aligned", problem["layout"] == "planes" and plane_bytes % 16 == 0))]
     return json.loads(torch.ops.fusedlse.plan(sizes + extra, props))
 
 
