@@ -46,7 +46,7 @@ PLANS = [
     ((1, 2, 256, 256, 5, 1, 1), "contiguous", torch.float32, LANES_TILED),  # plane-lanes: vectors, pieces, 2nd pass
     ((2, 3, 130, 70, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: 32 lanes, strided rows, pieces
     ((20, 20, 64, 130, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: 8 pieces added by their block
-    ((3, 2, 30, 29, 5, 1, 1), "offset", torch.float16, LANES_TILED),  # plane-lanes: vectors from inside one, both ends
+    ((3, 2, 60, 50, 5, 1, 1), "offset", torch.float16, LANES_TILED),  # plane-lanes: vectors from inside one, both ends
     ((3, 4, 20, 3, 5, 1, 1), "sliced", torch.float64, LANES_TILED),  # plane-lanes: 8 lanes over rows of 3
     ((3, 4, 9, 7, 5, 1, 1), "channels_last", torch.float32, LANES_TILED),  # plane-lanes: one row of stride C
     ((63, 7, 2, 7, 5, 1, 1), "sliced", torch.float16, LANES_TILED),  # plane-lanes: masked vectors, past the storage

@@ -138,6 +138,7 @@ struct PlaneLanesArgs {
   int64_t batch, channels, height, width;
   int64_t stride_b, stride_c, stride_h, stride_w;
   int lanes, vec;
+  bool inner_vectors;  // vec > 1, height 1: planes that start anywhere in a 16-byte vector (Walk::kInnerVectors)
   int64_t pieces, piece_units;
   bool pieces_in_block;  // out is [B, C]: a block adds each plane's pieces (plan::PlaneLanesTiling)
   int64_t blocks;  // grid size: plan::plane_lanes_tiling's, at most what fits on the device at once

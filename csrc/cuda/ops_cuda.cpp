@@ -599,7 +599,8 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 }
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
-// other by the run walk; contiguous planes loaded 16 bytes at a time from their first aligned vector; small planes
+// other by the run walk; contiguous planes loaded 16 bytes at a time (from each one's first aligned vector where
+// they start inside one); small planes
 // of strided rows by the masked-vector walk; others by the scalar walks. False, and nothing queued, where
 // plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead (launch.cuh).
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {
@@ -615,14 +616,16 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
     return true;
   }
   // 16-byte loads only where a row holds enough of them for the smallest group of several lanes; shorter rows take
-  // the scalar walk. A plane may start anywhere in a vector: the walk loads its aligned vectors and adds the few
-  // elements before and after them one by one (before, planes whose bytes are not a multiple of 16, such as r34's
-  // 1085 float16 planes of 296738 elements, were read an element a load).
+  // the scalar walk. Planes that start inside a vector take its inner-vector walk where they are long enough
+  // (kInnerVectorsMinElements).
   const int64_t vec = 16 / x.element_size();
-  const bool vectors = a.height == 1 && a.stride_w == 1 &&
-                       a.width >= vec * kPlaneLanesGroups[0] * kPlaneLanesUnitsPerLane &&
-                       reinterpret_cast<uintptr_t>(x.data_ptr()) % x.element_size() == 0;
+  const uintptr_t address = reinterpret_cast<uintptr_t>(x.data_ptr());
+  const bool one_row = a.height == 1 && a.stride_w == 1 &&
+                       a.width >= vec * kPlaneLanesGroups[0] * kPlaneLanesUnitsPerLane;
+  const bool aligned = a.stride_b % vec == 0 && a.stride_c % vec == 0 && address % 16 == 0;
+  const bool vectors = one_row && (aligned || (a.width >= kInnerVectorsMinElements && address % x.element_size() == 0));
   a.vec = vectors ? static_cast<int>(vec) : 1;
+  a.inner_vectors = vectors && !aligned;
   if (!vectors && masked_vectors_suit(a, x.element_size())) {
     if (a.height == 1) {  // one row of elements stride_w apart: rows of one element
       a.height = a.width;

@@ -31,8 +31,10 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
   A* out = static_cast<A*>(a.out);
   const int lane = threadIdx.x % kLanes;
   const int64_t items = a.batch * a.channels * a.pieces;
-  // kVectors: the most whole vectors a plane holds (one fewer where it starts inside one); kMaskedVectors: per plane.
-  const int64_t units = kWalk == Walk::kVectors ? a.width / a.vec : a.height * a.width;
+  // kVectors: a plane's whole vectors; kInnerVectors: the most a plane holds (one fewer where it starts inside one);
+  // kMaskedVectors: per plane.
+  constexpr bool kVectorWalk = kWalk == Walk::kVectors || kWalk == Walk::kInnerVectors;
+  const int64_t units = kVectorWalk ? a.width / a.vec : a.height * a.width;
   const RowStep step = kWalk == Walk::kRows ? row_step<kLanes>(a) : RowStep{};
   // kMaskedVectors: a plane's elements from its first to its last, in 32-bit (PlaneLanesArgs).
   const int32_t span = static_cast<int32_t>((a.height - 1) * a.stride_h + a.width);
@@ -62,25 +64,30 @@ __global__ void __launch_bounds__(kSplitThreads) plane_lanes_kernel(PlaneLanesAr
               static_cast<int32_t>(a.stride_h), static_cast<int32_t>(a.width), static_cast<int32_t>(begin + lane),
               static_cast<int32_t>(imin(vectors, begin + a.piece_units)));
         });
-      } else {
-        // kVectors: the plane's elements before its first aligned 16-byte vector (planes need not start on one), its
-        // whole vectors from there, and the elements after them, which the last piece adds one by one.
-        int32_t head = 0;
-        int64_t plane_units = units;
-        if constexpr (kWalk == Walk::kVectors) {
-          constexpr int32_t kVec = 16 / sizeof(T);
-          head = static_cast<int32_t>(((16 - (reinterpret_cast<uintptr_t>(plane) & 15)) & 15) / sizeof(T));
-          plane_units = (a.width - head) / kVec;
-        }
+      } else if constexpr (kWalk == Walk::kInnerVectors) {
+        // The plane's elements before its first aligned 16-byte vector, its whole vectors from there (lane_share's
+        // vector walk), and the elements after them: the last piece adds those around the vectors one by one.
+        constexpr int32_t kVec = 16 / sizeof(T);
+        const int32_t head = static_cast<int32_t>(((16 - (reinterpret_cast<uintptr_t>(plane) & 15)) & 15) / sizeof(T));
+        const int64_t plane_units = (a.width - head) / kVec;
         total = with_evict_first(a.evict_first, [&](auto evict_first) {
-          return lane_share<T, kLanes, kWalk, decltype(evict_first)::value>(
+          return lane_share<T, kLanes, Walk::kVectors, decltype(evict_first)::value>(
               a, step, plane + head, static_cast<int32_t>(begin + lane),
               static_cast<int32_t>(imin(plane_units, begin + a.piece_units)));
         });
-        if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
+        if (piece == a.pieces - 1) {
           for (int32_t e = lane; e < head; e += kLanes) total += to_acc(plane[e]);
-          for (int64_t e = head + plane_units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
+          for (int64_t e = head + plane_units * kVec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
         }
+      } else {
+        total = with_evict_first(a.evict_first, [&](auto evict_first) {
+          return lane_share<T, kLanes, kWalk, decltype(evict_first)::value>(
+              a, step, plane, static_cast<int32_t>(begin + lane),
+              static_cast<int32_t>(imin(units, begin + a.piece_units)));
+        });
+      }
+      if (kWalk == Walk::kVectors && piece == a.pieces - 1) {
+        for (int64_t e = units * a.vec + lane; e < a.width; e += kLanes) total += to_acc(plane[e]);
       }
     }
     total = group_sum<A, kLanes>(total);
@@ -271,8 +278,9 @@ template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
 // The kernel that walks a's planes with kLanes lanes each.
 template <typename T, int kLanes> auto plane_lanes_kernel_for(const PlaneLanesArgs& a) {
   if (a.vec > 1) {
-    return a.height > 1 ? plane_lanes_kernel<T, kLanes, Walk::kMaskedVectors>
-                        : plane_lanes_kernel<T, kLanes, Walk::kVectors>;
+    if (a.height > 1) return plane_lanes_kernel<T, kLanes, Walk::kMaskedVectors>;
+    return a.inner_vectors ? plane_lanes_kernel<T, kLanes, Walk::kInnerVectors>
+                           : plane_lanes_kernel<T, kLanes, Walk::kVectors>;
   }
   return a.height == 1 ? plane_lanes_kernel<T, kLanes, Walk::kOneRow> : plane_lanes_kernel<T, kLanes, Walk::kRows>;
 }

@@ -61,9 +61,9 @@ def plan_for(problem: dict, device: dict) -> dict:
     element_bytes, layout, kernel_area (optional, kH * kW, default 1), plane_runs (optional, default False: tiny
     contiguous planes that follow each other in memory), planes_aligned (optional: in the "planes" layout, every plane
     starts on a 16-byte boundary; default True there where a plane's bytes are a multiple of 16, as in a contiguous
-    x torch allocated, False in other layouts)}
-    (layout: "planes", "channels_last", "strided_rows" or "other"); device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same
-    result as explain() for the same inputs."""
+    x torch allocated, False in other layouts)} (layout: "planes", "channels_last", "strided_rows" or "other");
+    device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
+    explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
     sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
     props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",

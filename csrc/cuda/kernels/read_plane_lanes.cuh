@@ -13,12 +13,13 @@ namespace {
 //  kRows:    element e at (e / width) * stride_h + (e % width) * stride_w; the lane steps kLanes elements at a time,
 //            carrying its column and offset, with one more row's stride when the column passes the width.
 //  kOneRow:  element e at e * stride_w (height 1).
-//  kVectors: unit e is the 16-byte vector at element e * vec from `plane` (height 1, stride_w 1; the caller passes
-//            the plane's first aligned vector and adds the elements around its whole vectors itself).
+//  kVectors: unit e is the 16-byte vector at element e * vec (height 1, stride_w 1, every plane aligned).
+//  kInnerVectors: the same from each plane's first aligned vector (planes that start anywhere in one); the kernel
+//            adds the elements around the whole vectors itself, and walks the vectors with lane_share's kVectors.
 //  kMaskedVectors: rows of stride_w 1 whose gaps are shorter than a DRAM sector (the host checks): unit e is the
 //            e-th aligned 16-byte vector from the one holding the plane's first element, and the lane adds the
 //            elements of it that lie in the plane (masked_lane_share).
-enum class Walk { kRows, kOneRow, kVectors, kMaskedVectors };
+enum class Walk { kRows, kOneRow, kVectors, kInnerVectors, kMaskedVectors };
 
 // A kLanes-element step of the kRows walk, for every lane: columns and offset it moves, and the offset to add when the
 // column passes the width. 32-bit, as every offset within a plane is (PlaneLanesArgs): the walk's few integer
