@@ -33,6 +33,11 @@ SWEEP = {
 for _batch in (1, 2, 4, 8, 16, 32, 64):
     SWEEP[f"grow_{_batch * 64 * 256 * 256 * 4}"] = ((_batch, 64, 256, 256, 128, 3, 3), torch.float32, "contiguous")
 
+# Issue 14's targets for the named shapes: fusedlse CUDA's GB/s (bytes of x / time) as a share of the GB/s of torch's
+# x.sum(dim=(2, 3)) on the headline, measured in the same run (bench/sweep.py, named_targets).
+NAMED_TARGETS = {"headline": 0.99, "headline_bf16": 0.97, "headline_fp16": 0.97, "headline_nhwc": 0.97, "odd509": 0.97,
+                 "mid": 0.92, "short_rows": 0.85, "skinny": 0.80}
+
 # The headline's channels and kernel at a size a CPU runs in milliseconds (make run without a GPU).
 HEADLINE_ON_CPU = (4, 64, 64, 64, 128, 3, 3)
 

@@ -25,8 +25,8 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from problems import (PROVIDERS, SWEEP, describe, make_inputs, make_random_inputs, random_problems,  # noqa: E402
-                      rel_err, require_cuda)
+from problems import (NAMED_TARGETS, PROVIDERS, SWEEP, describe, make_inputs, make_random_inputs,  # noqa: E402
+                      random_problems, rel_err, require_cuda)
 from report import device_dir  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
@@ -167,6 +167,9 @@ def run(problems, providers, checkpoint=lambda rows: None):
                     read_floor_ms=read_ms, gemm_floor_ms=gemm_ms, floor_ms=floor, must_read_ms=must_ms,
                     reach=floor / max(floor, must_ms),
                     plan=plan_name, predicted_ms=plan["predicted_us"] / 1000)
+        if name in SWEEP:  # the named targets' yardstick (the headline's) and each named shape's own
+            base["sum_hw_ms"] = best_of_rounds({"sum_hw": lambda: x.sum(dim=(2, 3))},
+                                               lambda _, fn: time_ms(fn))["sum_hw"]
         shape_rows, calls = {}, {}
         for who in providers:
             fn = provider_fn(who)
@@ -247,6 +250,36 @@ def losses(rows):
     return found
 
 
+def named_targets(rows):
+    """[(shape, target, share, read_share, status)] for the named shapes of NAMED_TARGETS that fusedlse CUDA ran, with
+    the headline among them: share = its GB/s over the yardstick's, read_share = the same for torch's flat read of
+    the shape's bytes (its read floor); status "met", "open", "blocked by the read floor" where that read falls short
+    of the target too and fusedlse does not pass it, or "open, past the read floor" where fusedlse passes it but not
+    the target (the flat read then proves no limit). The yardstick is the GB/s of torch's
+    x.sum(dim=(2, 3)) on the headline (sum_hw_ms), or of its flat read in runs that did not time that (the second
+    value returned says which)."""
+    ours = {r["shape"]: r for r in rows if r["provider"] == "cuda" and "median_ms" in r}
+    headline = ours.get("headline")
+    if headline is None:
+        return [], None
+    yardstick = "x.sum(dim=(2, 3))" if "sum_hw_ms" in headline else "flat t.sum()"
+    gbps = headline["bytes"] / headline.get("sum_hw_ms", headline["read_floor_ms"])
+    found = []
+    for name, target in NAMED_TARGETS.items():
+        if name not in ours:
+            continue
+        row = ours[name]
+        share, read_share = row["bytes"] / row["median_ms"] / gbps, row["bytes"] / row["read_floor_ms"] / gbps
+        if share >= target:
+            status = "met"
+        elif read_share >= target:
+            status = "open"
+        else:
+            status = "blocked by the read floor" if share <= read_share else "open, past the read floor"
+        found.append((name, target, share, read_share, status))
+    return found, yardstick
+
+
 def markdown(meta, rows, providers):
     lines = [f"Random sweep: {sum(map(is_random, dict.fromkeys(r['shape'] for r in rows)))} random shapes "
              f"(seed {meta['seed']}; the summary counts these, not the named problems listed after them), "
@@ -268,6 +301,13 @@ def markdown(meta, rows, providers):
                   "gaps in its rows) and the weight, timed as torch's flat `t.sum()` over that many bytes "
                   "(must-read): floor / max(floor, must-read). No forward's floor_frac can pass it by more than "
                   "noise."]
+    targets, yardstick = named_targets(rows)
+    if targets:
+        lines += ["", f"Named targets (issue 14): fusedlse CUDA's GB/s as a share of those of torch's {yardstick} on "
+                  "the headline in this run; *read*: the same share for torch's flat read of the shape's bytes (its "
+                  "read floor).", "", "| shape | target | fusedlse CUDA | *read* | |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {target:.2f} | {share:.3f} | {read_share:.3f} | {status} |"
+                  for name, target, share, read_share, status in targets]
     lost = losses(rows)
     lines += ["", f"Shapes where fusedlse CUDA is slower than a rival: {len(lost)}"
               + "".join(f"\n- {s}: {p} is {ratio:.2f}x faster" for s, p, ratio in lost), "",

@@ -97,3 +97,39 @@ def test_best_of_rounds_takes_turns_and_keeps_each_ones_best():
     best = best_of_rounds({"a": None, "b": None, "slow": None}, measure, rounds=3, slow_ms=50.0)
     assert order == ["a", "b", "slow", "a", "b", "a", "b"]
     assert best == {"a": 4.0, "b": 3.0, "slow": 80.0}
+
+
+def test_named_targets_say_met_open_or_blocked_by_the_read_floor():
+    """bench/sweep.py named_targets: shares of the headline's x.sum(dim=(2, 3)) GB/s (its flat read's in runs that
+    did not time it), and a target counts as blocked only where torch's flat read of the same bytes misses it too and
+    fusedlse does not pass that read."""
+    from sweep import markdown, named_targets
+
+    def row(shape, nbytes, ms, read_ms, **extra):
+        return dict(shape=shape, provider="cuda", bytes=nbytes, median_ms=ms, read_floor_ms=read_ms, **extra)
+
+    rows = [row("headline", 1000, 1.0, 0.98, sum_hw_ms=1.0), row("mid", 250, 0.30, 0.28),
+            row("short_rows", 100, 0.20, 0.15), row("skinny", 50, 0.07, 0.1), row("r00", 10, 1.0, 1.0)]
+    found, yardstick = named_targets(rows)
+    assert yardstick == "x.sum(dim=(2, 3))"
+    by_name = {name: (target, share, read_share, status) for name, target, share, read_share, status in found}
+    assert set(by_name) == {"headline", "mid", "short_rows", "skinny"}  # no row, no verdict: bf16 and the rest
+    assert by_name["headline"] == (0.99, 1.0, 1000 / 0.98 / 1000, "met")
+    assert by_name["mid"][1:] == (250 / 0.30 / 1000, 250 / 0.28 / 1000, "blocked by the read floor")  # 0.83, 0.89
+    assert by_name["short_rows"][3] == "blocked by the read floor"  # 0.5 and 0.67 against 0.85
+    assert by_name["skinny"][1:] == (50 / 0.07 / 1000, 0.5, "open, past the read floor")  # 0.71: the read no limit
+    del rows[0]["sum_hw_ms"]
+    rows[1]["median_ms"] = 0.26  # 0.942 of the headline's flat read: past 0.92
+    found, yardstick = named_targets(rows)
+    assert yardstick == "flat t.sum()"
+    assert [f[4] for f in found if f[0] == "mid"] == ["met"]
+    rows[1]["median_ms"], rows[1]["read_floor_ms"] = 0.30, 0.25  # ours 0.817, the read 0.98 of the yardstick
+    assert [f[4] for f in named_targets(rows)[0] if f[0] == "mid"] == ["open"]
+    assert named_targets(rows[1:]) == ([], None)  # without the headline there is no yardstick
+    meta = dict(seed=1, device="GPU", torch="2", date="today", commit="abc")
+    for r in rows:
+        r.update(dims=[1] * 7, dtype="float32", layout="contiguous", floor_ms=r["read_floor_ms"], gemm_floor_ms=0.0,
+                 plan="split", predicted_ms=1.0, floor_frac=r["read_floor_ms"] / r["median_ms"])
+    text = markdown(meta, rows, ("cuda",))
+    assert "| mid | 0.92 | 0.817 | 0.980 | open |" in text
+    assert "torch's flat t.sum() on the headline" in text
