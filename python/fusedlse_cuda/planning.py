@@ -29,7 +29,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
             that follow each other in memory, of the sizes where that is faster, ``problem["plane_runs"]``: a
             thread per few of them, loaded 16 bytes at a time; contiguous planes of any size, 16 bytes a load
-            from each plane's first aligned vector, at most 128 of them cut into pieces), ``"torch_sum"``
+            (from the first aligned vector of planes of 2048 elements and more that start inside one), at most
+            128 of them cut into pieces), ``"torch_sum"``
             (torch's ``x.sum((2, 3))``, in place: larger planes of channels-last x and other layouts),
             ``"channel_rows"`` (channels-last x a pixel of C channels at a time, in place: up to 128 channels
             and at least 4096 pixels per plane).
