@@ -147,10 +147,11 @@ constexpr int64_t kTinyPlaneElements = 32;
 // float32, every one starts on a 16-byte boundary (Problem::planes_aligned), and there are more than this many. Each
 // forced in turn (H200, the plane-lanes reader loading whole vectors from a plane's first aligned one, best of 3
 // interleaved rounds, us, plane-lanes against fused): 16-bit planes r34 167.8 / 183.0, r29 74.3 / 81.4, r49 48.6 /
-// 63.9, headline_bf16 143.9 / 150.4, headline_fp16 143.3 / 149.0; unaligned float32 planes odd509 262.0 / 272.8, r12
-// 91.1 / 99.3 (a slice of C); few float32 planes, which the reader cuts into pieces for every SM: skinny (4 planes of
-// 4M elements) 28.3 / 32.9, r48 (15) 58.7 / 64.7. The fused launch was faster only on many aligned float32 planes:
-// the headline, 256.4 against 263.4 (mid: 85.6 against 84.0, within 2%).
+// 63.9, headline_bf16 143.9 / 150.4, headline_fp16 143.3 / 149.0; unaligned float32 planes odd509 262.0 / 272.8;
+// few float32 planes, which the reader cuts into pieces for every SM: skinny (4 planes of 4M elements) 28.3 / 32.9,
+// r48 (15) 58.7 / 64.7. The fused launch was faster on many aligned float32 planes: the headline (1024 planes of
+// 256K), 256.4 against 263.4; mid (4096 of 16K) 85.6 against 84.0, within 2%; but not on r12 (180 planes of 389K, a
+// slice of C, aligned), 99.3 against 91.1: a boundary between 180 and 1024 planes is not measured yet.
 constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
