@@ -600,9 +600,8 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
 // other by the run walk; contiguous planes loaded 16 bytes at a time (from each one's first aligned vector where
-// they start inside one); small planes
-// of strided rows by the masked-vector walk; others by the scalar walks. False, and nothing queued, where
-// plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead (launch.cuh).
+// they start inside one); small planes of strided rows by the masked-vector walk; others by the scalar walks. False,
+// and nothing queued, where plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead (launch.cuh).
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {
   const auto form = plane_lanes_form(x);
   if (!form) return false;
