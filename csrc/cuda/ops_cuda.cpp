@@ -341,6 +341,15 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
 
 bool reads_as_plane_runs(const at::Tensor& x);
 
+// Whether every (b, c) plane of x starts on a 16-byte boundary: x's first element, and its batch and channel strides
+// (not those of a dimension of size 1, which are never used). plan::Problem::planes_aligned, and where the
+// plane-lanes reader needs no inner-vector walk.
+bool planes_start_aligned(const at::Tensor& x) {
+  const int64_t elem = x.element_size();
+  return reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && (x.size(0) == 1 || x.stride(0) * elem % 16 == 0) &&
+         (x.size(1) == 1 || x.stride(1) * elem % 16 == 0);
+}
+
 // The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs, planes
 // aligned.
 plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
@@ -348,10 +357,7 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
   bool planes_aligned = false;
   if (auto g = x_geometry(x)) {
     layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
-    const int64_t elem = x.element_size();
-    planes_aligned = layout == plan::Layout::kPlanes && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
-                     (x.size(0) == 1 || g->stride_b * elem % 16 == 0) &&
-                     (x.size(1) == 1 || g->stride_c * elem % 16 == 0);
+    planes_aligned = layout == plan::Layout::kPlanes && planes_start_aligned(x);
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
   }
@@ -621,7 +627,7 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
   const uintptr_t address = reinterpret_cast<uintptr_t>(x.data_ptr());
   const bool one_row = a.height == 1 && a.stride_w == 1 &&
                        a.width >= vec * kPlaneLanesGroups[0] * kPlaneLanesUnitsPerLane;
-  const bool aligned = a.stride_b % vec == 0 && a.stride_c % vec == 0 && address % 16 == 0;
+  const bool aligned = planes_start_aligned(x);
   const bool vectors = one_row && (aligned || (a.width >= kInnerVectorsMinElements && address % x.element_size() == 0));
   a.vec = vectors ? static_cast<int>(vec) : 1;
   a.inner_vectors = vectors && !aligned;
