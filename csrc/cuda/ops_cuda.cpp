@@ -607,7 +607,8 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
 // other by the run walk; contiguous planes loaded 16 bytes at a time (from each one's first aligned vector where
 // they start inside one); small planes of strided rows by the masked-vector walk; others by the scalar walks. False,
-// and nothing queued, where plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead (launch.cuh).
+// and nothing queued, where plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead
+// (launch.cuh).
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {
   const auto form = plane_lanes_form(x);
   if (!form) return false;
@@ -752,6 +753,14 @@ void narrow_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t 
   C10_CUDA_CHECK(launch_narrow_lse(a, tiling.columns, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
 }
 
+// The plan forward(x, weight, ...) runs and explain() reports: the planner's, except that the weight serves as its own
+// W.sum only where it is contiguous too (the planner sees no strides of the weight).
+plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, const plan::DeviceProps& props) {
+  plan::Plan chosen = plan::choose(problem, props);
+  chosen.weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();
+  return chosen;
+}
+
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
 // `epilogue`. cuBLAS's epilogue writes the [rows, C_out] logits, its only workspace; batches go through in ranges
 // that keep them within the workspace budget.
@@ -760,8 +769,8 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
   // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
-  // and is contiguous: no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
-  const bool weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();
+  // and is contiguous (plan_of_call): no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
+  const bool weight_is_its_sum = chosen.weight_is_its_sum;
   at::Tensor weight_sum = weight_is_its_sum ? weight.view({weight.size(0), weight.size(1)})
                                             : at::empty({weight.size(0), weight.size(1)}, sums.options());
   // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
@@ -830,8 +839,8 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
   if (s.batch == 0) return {out, sums};
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const plan::Plan chosen = plan::choose(problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
-                                                 device_props(x.get_device()));
+  const plan::Plan chosen = plan_of_call(weight, problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
+                                         device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kFused) {
     forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
   } else {
@@ -854,9 +863,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
   check_x_and_weight(x, weight);
   const plan::Problem problem = problem_of(x, weight.size(1), weight.size(2) * weight.size(3));
   const plan::DeviceProps props = device_props(x.get_device());
-  plan::Plan chosen = plan::choose(problem, props);
-  chosen.weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();  // as forward_split takes it
-  return plan::to_json(chosen, problem, props);
+  return plan::to_json(plan_of_call(weight, problem, props), problem, props);
 }
 
 at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum_in, const at::Tensor& total_bias_in,
