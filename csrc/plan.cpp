@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstdio>
 #include <limits>
+#include <numeric>
 
 namespace fusedlse {
 namespace plan {
@@ -53,6 +54,7 @@ constexpr double kPlaneLanesShare = 0.75;
 // channels and at least kChannelRowsMinPixels pixels (r05 28 us against the fused launch's 40, r21 65 against 83,
 // r36 45 against torch's 58, r38, r55). With more channels or fewer pixels torch's reduction or the fused launch was
 // faster: C of 142 to 1439 (r20, r23, r37, r52: by up to 1.27x), planes of 4 to 69 pixels (r07, r53, r54: 2.7-10x).
+// The vector walk (cuda/tuning.h) read r37's 1439 channels faster than the fused launch: wider C where it applies.
 constexpr double kChannelRowsShare = 0.8;
 constexpr int64_t kChannelRowsMaxChannels = 128;
 constexpr int64_t kChannelRowsMinPixels = 4096;
@@ -199,7 +201,8 @@ double read_us(double bytes, const DeviceProps& d, double share) {
 bool in_place_for_planes(Layout layout) { return layout == Layout::kPlanes || layout == Layout::kChannelsLast; }
 
 bool channel_rows_suits(const Problem& p) {
-  return p.layout == Layout::kChannelsLast && p.in_channels > 1 && p.in_channels <= kChannelRowsMaxChannels &&
+  return p.layout == Layout::kChannelsLast && p.in_channels > 1 &&
+         (p.in_channels <= kChannelRowsMaxChannels || channel_vectors_apply(p)) &&
          p.height * p.width >= kChannelRowsMinPixels;
 }
 
@@ -480,6 +483,46 @@ ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t p
   return t;
 }
 
+ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_elements, int64_t acc_bytes) {
+  ChannelVectorsPeriod period{};
+  if (channels < 1 || vector_elements < 1 || acc_bytes < 1) return period;
+  const int64_t vectors = channels / std::gcd(channels, vector_elements);
+  const int64_t copy_bytes = vectors * vector_elements * acc_bytes;
+  if (copy_bytes > kChannelVectorsMaxSharedBytes) return period;
+  period.period_vectors = vectors;
+  period.copies = std::max<int64_t>(1, std::min(kChannelVectorsMaxSharedBytes / copy_bytes, kSplitThreads / vectors));
+  period.shared_bytes = period.copies * copy_bytes;
+  return period;
+}
+
+bool channel_vectors_apply(const Problem& p) {
+  if (p.layout != Layout::kChannelsLast || !p.pixels_follow || p.element_bytes > 4 ||
+      p.in_channels < kChannelVectorsMinChannels) {
+    return false;
+  }
+  const int64_t vector_elements = 16 / p.element_bytes;
+  const ChannelVectorsPeriod period =
+      channel_vectors_period(p.in_channels, vector_elements, static_cast<int64_t>(acc_bytes(p)));
+  const int64_t slots = period.period_vectors * period.copies;
+  return period.period_vectors > 0 &&
+         p.height * p.width * p.in_channels >= slots * kChannelVectorsMinLoads * vector_elements;
+}
+
+ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
+                                         int64_t slots, int64_t resident_blocks) {
+  ChannelRowsTiling t{};
+  t.rows_per_step = 1;
+  const int64_t min_pixels = std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads *
+                                                                vector_elements,
+                                                            std::max<int64_t>(channels, 1)));
+  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
+  t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
+  t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
+  t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));  // equal chunks, none empty
+  t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
+  return t;
+}
+
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
   if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) {
@@ -563,7 +606,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   number_or_null(fused, plan.fused_us);
   number_or_null(rows, plan.rows_us);
   number_or_null(narrow, plan.narrow_us);
-  char text[1280];
+  char text[1536];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
@@ -571,7 +614,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
-                "\"plane_runs\": %s, \"planes_aligned\": %s}, "
+                "\"plane_runs\": %s, \"planes_aligned\": %s, \"pixels_follow\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
@@ -583,7 +626,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 static_cast<long long>(p.out_channels), static_cast<long long>(p.height),
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
                 static_cast<long long>(p.kernel_area), p.plane_runs ? "true" : "false",
-                p.planes_aligned ? "true" : "false",
+                p.planes_aligned ? "true" : "false", p.pixels_follow ? "true" : "false",
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
                 d.fp32_gflops);

@@ -32,6 +32,9 @@ struct Problem {
   // kPlanes: every plane starts on a 16-byte boundary (x's first element, and its batch and channel strides); false
   // in other layouts. The fused launch reads float32 planes as fast as the plane-lanes reader only where they do.
   bool planes_aligned = true;
+  // kChannelsLast: each batch's pixels follow each other (pixel stride C, not a slice of wider pixels), so the
+  // channel-rows reader may read it by 16-byte vectors (channel_vectors_apply); false in other layouts.
+  bool pixels_follow = true;
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).
@@ -169,6 +172,29 @@ struct ChannelRowsTiling {
   int64_t blocks;
 };
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks);
+
+// The channel-rows reader's vector walk (cuda/split.cu) where x's pixels follow each other (pixel stride C): every
+// load a 16-byte vector of `vector_elements` elements. Counted from a batch's first 16-byte boundary, vectors
+// `period_vectors` apart (C / gcd(C, vector_elements)) hold the same channels; a block keeps `copies` slots of
+// accumulators per vector of a period (as many copies as leave a slot per thread at most, within
+// kChannelVectorsMaxSharedBytes; one where a period has more vectors than the block has threads): `shared_bytes` of
+// them. period_vectors 0: one copy's accumulators do not fit.
+struct ChannelVectorsPeriod {
+  int64_t period_vectors;
+  int64_t copies;
+  int64_t shared_bytes;
+};
+ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_elements, int64_t acc_bytes);
+
+// Whether the channel-rows reader takes p's x by its vector walk: channels-last pixels that follow each other, 16- or
+// 32-bit elements, at least kChannelVectorsMinChannels channels whose period fits a block (channel_vectors_period),
+// and batches of enough vectors for every slot's kChannelVectorsMinLoads loads.
+bool channel_vectors_apply(const Problem& p);
+
+// Its chunks and blocks, as channel_rows_tiling's: each of a block's `slots` slots takes at least
+// kChannelVectorsMinLoads vectors of a chunk (rows_per_step 1).
+ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
+                                         int64_t slots, int64_t resident_blocks);
 
 // The rows epilogue's launch (cuda/gemm_lse.cu) for B rows: lanes per row (1 to 32, powers of two: more while the
 // rows' lanes fill less than kRowsLseFillShare of the resident threads and each lane still has a chunk of columns),

@@ -81,22 +81,30 @@ def test_forced_walk_rejects_unknown_walks():
     ("planes", (1, 1), "plane_lanes"),  # a plane of one element
     ("planes", (256, 256), "plane_lanes"),  # long contiguous planes
     ("strided_rows", (256, 256), "plane_lanes"),
-    ("channels_last", (165, 45), "torch_sum"), ("other", (165, 45), "torch_sum")])
+    ("channels_last", (165, 45), "channel_rows"), ("channels_last_apart", (165, 45), "torch_sum"),
+    ("other", (165, 45), "torch_sum")])
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_split_reader_by_layout(device, layout, plane, reader):
-    """fusedlse's reader for strided rows, tiny planes and contiguous planes of any size; torch's where a larger
-    plane's elements are apart in memory (channels-last, other layouts)."""
-    assert plan_for(problem(1378, 166, 4, *plane, layout=layout), DEVICES[device])["split_reader"] == reader
+    """fusedlse's reader for strided rows, tiny planes and contiguous planes of any size, and for channels-last pixels
+    that follow each other (166 channels: the vector walk); torch's where a larger plane's elements are apart in
+    memory (channels-last pixels apart, other layouts)."""
+    shape = problem(1378, 166, 4, *plane, layout=layout.replace("_apart", ""))
+    if layout.endswith("_apart"):
+        shape["pixels_follow"] = False
+    assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
 
 @pytest.mark.parametrize("c_in,plane,reader", [
     (64, (512, 512), "channel_rows"), (128, (64, 64), "channel_rows"),
-    (129, (512, 512), "torch_sum"),  # more channels than the channel-rows reader was measured good on
+    (129, (512, 512), "channel_rows"),  # more channels: its vector walk, where pixels follow each other
+    (-129, (512, 512), "torch_sum"),  # the same with pixels apart: the scalar walk was not measured good on them
     (64, (63, 65), "torch_sum"),  # fewer pixels than that
     (64, (5, 6), "plane_lanes")])  # tiny planes, whatever the layout
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader):
-    assert plan_for(problem(8, c_in, 16, *plane, layout="channels_last"), DEVICES[device])["split_reader"] == reader
+    """A negative c_in: that many channels, of pixels that do not follow each other."""
+    shape = dict(problem(8, abs(c_in), 16, *plane, layout="channels_last"), pixels_follow=c_in > 0)
+    assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -183,9 +191,17 @@ ENVELOPE = {
     "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
     "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
-    "channels_last_234k_partials": (problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"), "fused",
-                                    "planes"),
-    "channels_last_2m_partials": (problem(1, 256, 100, 1024, 1024, layout="channels_last"), "split", "torch_sum"),
+    # r37: the channel-rows reader's vector walk reads 1439 channels of 16 bits faster than the fused launch
+    "channels_last_wide_vectors": (problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"), "split",
+                                   "channel_rows"),
+    "channels_last_234k_partials": (dict(problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"),
+                                         pixels_follow=False), "fused", "planes"),  # a slice of wider pixels
+    "channels_last_float64_wide": (problem(24, 1439, 40, 165, 45, element_bytes=8, layout="channels_last"), "split",
+                                   "torch_sum"),  # float64 keeps scalar loads: no vector walk
+    "channels_last_2m_partials": (dict(problem(1, 256, 100, 1024, 1024, layout="channels_last"), pixels_follow=False),
+                                  "split", "torch_sum"),
+    "channels_last_256_by_vectors": (problem(1, 256, 100, 1024, 1024, layout="channels_last"), "split",
+                                     "channel_rows"),
     "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "torch_sum"),
     "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "plane_lanes"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
@@ -228,14 +244,16 @@ def test_predictions_follow_the_memory_speed():
 
 
 def test_plan_op_rejects_malformed_input():
-    with pytest.raises(RuntimeError, match="problem must have 10 values"):
+    with pytest.raises(RuntimeError, match="problem must have 11 values"):
         torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
     with pytest.raises(RuntimeError, match="layout must be 0..3, got 9"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1, 1], [1.0] * 6)
     with pytest.raises(RuntimeError, match="plane runs must be 0 or 1, got 2"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1, 1], [1.0] * 6)
     with pytest.raises(RuntimeError, match="planes aligned must be 0 or 1, got 3"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3, 1], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="pixels follow must be 0 or 1, got 4"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 4], [1.0] * 6)
 
 
 def test_explain_on_cpu_names_the_cpu_path():
@@ -274,6 +292,25 @@ def test_explain_says_whether_every_plane_starts_on_16_bytes(shape, layout, alig
         x = lay_out(torch.empty(shape, device="cuda"), layout)
     plan = fusedlse_cuda.explain(x, torch.empty(shape[1], 6, 3, 3, device="cuda"))
     assert plan["problem"]["planes_aligned"] is aligned, plan["problem"]
+    assert plan_for(plan["problem"], plan["device"])["strategy"] == plan["strategy"]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("layout,follow", [("channels_last", True), ("offset_channels_last", True),
+                                           ("pixel_slice", False), ("contiguous", False)])
+def test_explain_says_whether_pixels_follow_each_other(layout, follow):
+    """pixels_follow: channels-last pixels C elements apart, wherever x starts; a slice of the channels of wider
+    pixels has them C + 2 apart; other layouts say False."""
+    b, c, h, w = 2, 40, 9, 7
+    if layout == "pixel_slice":
+        x = torch.empty(b, h, w, c + 2, device="cuda").permute(0, 3, 1, 2)[:, 1:c + 1]
+    elif layout == "offset_channels_last":
+        x = torch.empty(b * h * w * c + 1, device="cuda")[1:].view(b, h, w, c).permute(0, 3, 1, 2)
+    else:
+        x = lay_out(torch.empty(b, c, h, w, device="cuda"), layout)
+    plan = fusedlse_cuda.explain(x, torch.empty(c, 6, 3, 3, device="cuda"))
+    assert plan["problem"]["pixels_follow"] is follow, plan["problem"]
     assert plan_for(plan["problem"], plan["device"])["strategy"] == plan["strategy"]
 
 

@@ -201,13 +201,16 @@ def _check_forced_sums(reader, x, weight, conv_bias, bias, walk=None):
 
 
 def _channels_last(x, layout):
-    """x's values channels-last: dense ("nhwc"), a slice of a wider channels-last tensor's channels ("channel_slice":
-    pixels C + 3 elements apart, unaligned), every other batch of one twice as long ("batch_slice"), or dense with
-    H and W swapped in memory ("transposed_hw": pixels still on one stride when H or W is 1, else torch's reduction)."""
+    """x's values channels-last: dense ("nhwc"), dense from one element past a 16-byte boundary ("offset_nhwc"), a
+    slice of a wider channels-last tensor's channels ("channel_slice": pixels C + 3 elements apart, unaligned), every
+    other batch of one twice as long ("batch_slice"), or dense with H and W swapped in memory ("transposed_hw":
+    pixels still on one stride when H or W is 1, else torch's reduction)."""
     b, c, h, w = x.shape
     if layout == "nhwc":
         return x.contiguous(memory_format=torch.channels_last)
-    if layout == "channel_slice":
+    if layout == "offset_nhwc":
+        view = torch.empty(b * h * w * c + 1, dtype=x.dtype, device=x.device)[1:].view(b, h, w, c).permute(0, 3, 1, 2)
+    elif layout == "channel_slice":
         view = torch.empty(b, h, w, c + 3, dtype=x.dtype, device=x.device).permute(0, 3, 1, 2)[:, 1:c + 1]
     elif layout == "batch_slice":
         view = torch.empty(2 * b, h, w, c, dtype=x.dtype, device=x.device).permute(0, 3, 1, 2)[::2]
@@ -217,15 +220,18 @@ def _channels_last(x, layout):
     return view
 
 
-# (B, C_in, H, W): channels 1 to 2049 (a thread per (pixel, channel) up to 256 channels, several channels per thread
-# past that, 2048 the most, 2049 torch's reduction), one batch of many pixels (chunks, a second pass), many batches
-# of few pixels, pixels on one row or column.
+# (B, C_in, H, W): channels 1 to 2049. Pixels that follow each other (nhwc, offset_nhwc, batch_slice, transposed_hw
+# where H or W is 1) take the vector walk: periods of 1 to 2049 vectors, several copies of the short ones (5 and 129
+# channels), chunks whose ends cut vectors and periods (one batch of many pixels, a second pass), items with no whole
+# vector (many batches of few pixels); 2049 16-bit channels do not fit a block's accumulators. Pixels apart
+# (channel_slice) take the scalar walk: a thread per (pixel, channel) up to 256 channels, several channels per thread
+# past that, 2048 the most, 2049 torch's reduction.
 CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
-                       (3, 1439, 5, 9), (1, 2048, 4, 4), (1, 2049, 2, 2), (1, 4, 512, 512), (300, 5, 3, 3),
-                       (2, 40, 1, 301), (2, 40, 301, 1)]
+                       (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2), (1, 4, 512, 512),
+                       (1, 5, 300, 300), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301), (2, 40, 301, 1)]
 
 
-@pytest.mark.parametrize("layout", ["nhwc", "channel_slice", "batch_slice", "transposed_hw"])
+@pytest.mark.parametrize("layout", ["nhwc", "offset_nhwc", "channel_slice", "batch_slice", "transposed_hw"])
 @pytest.mark.parametrize("shape", CHANNEL_ROWS_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_channel_rows_reader_sums_every_channel(dtype, shape, layout):

@@ -188,6 +188,11 @@ struct ChannelRowsArgs {
   int64_t stride_b, stride_p;
   int64_t chunks, chunk_pixels;
   int rows_per_step;
+  // The vector walk (channel_vectors_kernel) where stride_p == C: each batch's elements are one run of 16-byte
+  // vectors from its first 16-byte boundary, and vectors period_vectors apart hold the same channels
+  // (plan::channel_vectors_period). 0: the scalar walk.
+  int64_t period_vectors, copies;
+  int64_t shared_bytes;  // the vector walk's dynamic shared memory
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool evict_first;  // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
   WeightFold fold;  // W.sum, folded by the same launch (or none)

@@ -351,18 +351,19 @@ bool planes_start_aligned(const at::Tensor& x) {
 }
 
 // The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs, planes
-// aligned.
+// aligned, pixels that follow each other.
 plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
   plan::Layout layout = plan::Layout::kOther;
-  bool planes_aligned = false;
+  bool planes_aligned = false, pixels_follow = false;
   if (auto g = x_geometry(x)) {
     layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
     planes_aligned = layout == plan::Layout::kPlanes && planes_start_aligned(x);
+    pixels_follow = layout == plan::Layout::kChannelsLast && g->stride_p == x.size(1);
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
   }
   return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
-                       kernel_area, reads_as_plane_runs(x), planes_aligned};
+                       kernel_area, reads_as_plane_runs(x), planes_aligned, pixels_follow};
 }
 
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
@@ -446,13 +447,18 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 }
 
 // sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place, and `fold` by the
-// same launch. False, and nothing queued, where x's channels are not adjacent with its pixels on one stride
-// (x_geometry), or where it has more channels than the kernel takes.
+// same launch: by its vector walk where plan::channel_vectors_apply, else by its scalar walk. False, and nothing
+// queued, where x's channels are not adjacent with its pixels on one stride (x_geometry), or where the scalar walk
+// would take more channels than it can.
 bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream) {
   const auto geometry = x_geometry(x);
-  if (!geometry || geometry->layout != XLayout::kChannelsLast || x.size(1) > kSplitThreads * kChannelRowsWideLoads) {
-    return false;
-  }
+  if (!geometry || geometry->layout != XLayout::kChannelsLast) return false;
+  const int64_t vector_elements = 16 / x.element_size();
+  const plan::ChannelVectorsPeriod period =
+      plan::channel_vectors_apply(problem_of(x, 1, 1))
+          ? plan::channel_vectors_period(x.size(1), vector_elements, sums.element_size())
+          : plan::ChannelVectorsPeriod{};
+  if (period.period_vectors == 0 && x.size(1) > kSplitThreads * kChannelRowsWideLoads) return false;
   ChannelRowsArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.x = x.data_ptr();
@@ -461,12 +467,18 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.pixels = x.size(2) * x.size(3);
   a.stride_b = a.batch > 1 ? geometry->stride_b : 0;
   a.stride_p = geometry->stride_p;
+  a.period_vectors = period.period_vectors;
+  a.copies = period.copies;
+  a.shared_bytes = period.shared_bytes;
   const int device = x.get_device();
   const plan::DeviceProps props = device_props(device);
   a.evict_first = loads_evict_first(x, props);
-  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes);
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
-  const plan::ChannelRowsTiling tiling = plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
+  const plan::ChannelRowsTiling tiling =
+      a.period_vectors > 0 ? plan::channel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements,
+                                                          a.period_vectors * a.copies, resident)
+                           : plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
   a.rows_per_step = tiling.rows_per_step;
   a.chunks = tiling.chunks;
   a.chunk_pixels = tiling.chunk_pixels;

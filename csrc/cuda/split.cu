@@ -271,7 +271,84 @@ __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRows
   }
 }
 
+// The channel-rows reader's vector walk (ChannelRowsArgs::period_vectors), a block per item at a time: an item's
+// elements (its pixels' channels, one run in memory) by 16-byte loads whatever C and x's alignment. Vector k of a
+// batch (counted from its first 16-byte boundary) and vector k + Q, Q = period_vectors, hold the same channels, so
+// slot s (copy s / Q, position j = s % Q of the period) adds the item's vectors first + j + (copy + copies m) Q into
+// one accumulator per element of a vector, and channel c's sum is the accumulators that hold it, in a fixed order,
+// plus the item's elements outside its whole vectors (fewer than a vector's at each end). The copies keep threads
+// busy where a period has fewer vectors than the block has threads; neighbouring slots read neighbouring vectors.
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelRowsArgs a) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  wait_for_previous_grid();
+  fold_weight<T>(a.fold);
+  // [copies][Q * kVec]: a copy's entry e holds channel (c0 + e) % C, c0 the channel of the item's first vector.
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  A* slot_sums = reinterpret_cast<A*>(shared_bytes);
+  __shared__ A end_values[2 * kVec];  // the item's elements outside its vectors, and their channels
+  __shared__ int end_channels[2 * kVec];
+  const T* x = static_cast<const T*>(a.x);
+  A* out = static_cast<A*>(a.out);
+  const int64_t channels = a.channels, period = a.period_vectors;
+  const int64_t slots = period * a.copies, copy_entries = period * kVec;  // copy_entries: a multiple of C
+  const int64_t items = a.batch * a.chunks;
+  const int t = threadIdx.x;
+  // Every thread runs the same items, so the syncs see the whole block.
+  for (int64_t item = blockIdx.x; item < items; item += gridDim.x) {
+    const int64_t b = a.chunks == 1 ? item : item / a.chunks, chunk = item - b * a.chunks;
+    const T* batch_x = x + b * a.stride_b;
+    // The item's elements [first, end) of its batch, and its whole vectors [k_first, k_end) from the batch's first
+    // 16-byte boundary, `head` elements in: elements [from, to).
+    const int64_t first = chunk * a.chunk_pixels * channels;
+    const int64_t end = imin(a.pixels, (chunk + 1) * a.chunk_pixels) * channels;
+    const int64_t head = ((16 - (reinterpret_cast<uintptr_t>(batch_x) & 15)) & 15) / sizeof(T);
+    const int64_t k_first = first <= head ? 0 : (first - head + kVec - 1) / kVec;
+    const int64_t k_end = imax(k_first, end < head ? 0 : (end - head) / kVec);
+    const int64_t from = head + k_first * kVec, to = head + k_end * kVec;
+    // Outside the vectors: [first, first + before) and [after_first, end), all of [first, end) where there are none
+    // (fewer than 2 kVec elements then).
+    const bool any_vectors = k_end > k_first;
+    const int before = static_cast<int>((any_vectors ? from : end) - first);
+    const int64_t after_first = any_vectors ? to : end;
+    const int ends = before + static_cast<int>(end - after_first);
+    if (t < ends) {
+      const int64_t e = t < before ? first + t : after_first + (t - before);
+      end_values[t] = to_acc(batch_x[e]);
+      end_channels[t] = static_cast<int>(e % channels);
+    }
+    const uint4* vectors = reinterpret_cast<const uint4*>(batch_x + head);
+    for (int64_t slot = t; slot < slots; slot += kSplitThreads) {
+      const int64_t copy = slot / period, position = slot - copy * period;
+      A acc[kVec];
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) acc[e] = A(0);
+      with_evict_first(a.evict_first, [&](auto evict_first) {
+        slot_share<T, decltype(evict_first)::value>(vectors, k_first + position + copy * period, k_end, slots, acc);
+      });
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) slot_sums[slot * kVec + e] = acc[e];
+    }
+    __syncthreads();
+    const int64_t c0 = from % channels;
+    for (int64_t c = t; c < channels; c += kSplitThreads) {
+      const int64_t r = c >= c0 ? c - c0 : c - c0 + channels;  // the first entry of a copy that holds channel c
+      A total = A(0);
+      for (int64_t copy = 0; copy < a.copies; ++copy) {
+        for (int64_t e = r; e < copy_entries; e += channels) total += slot_sums[copy * copy_entries + e];
+      }
+      for (int i = 0; i < ends; ++i) {
+        if (end_channels[i] == c) total += end_values[i];
+      }
+      out[(b * channels + c) * a.chunks + chunk] = total;
+    }
+    __syncthreads();  // the next item rewrites slot_sums and the ends
+  }
+}
+
 template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
+  if (a.period_vectors > 0) return channel_vectors_kernel<T>;
   return a.channels > kSplitThreads ? channel_rows_kernel<T, true> : channel_rows_kernel<T, false>;
 }
 
@@ -503,14 +580,15 @@ int plane_runs_blocks_per_sm(const PlaneRunsArgs& a) {
 cudaError_t launch_channel_rows(const ChannelRowsArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
-    return launch_after_previous(channel_rows_kernel_for<T>(a), static_cast<unsigned>(a.blocks), kSplitThreads,
-                                 stream, a);
+    return launch_after_previous_with_shared(channel_rows_kernel_for<T>(a), static_cast<unsigned>(a.blocks),
+                                             kSplitThreads, static_cast<size_t>(a.shared_bytes), stream, a);
   });
 }
 
 int channel_rows_blocks_per_sm(const ChannelRowsArgs& a) {
   return with_element_type(a.kind, 1, [&](auto element) {
-    return resident_blocks_per_sm(channel_rows_kernel_for<decltype(element)>(a), kSplitThreads);
+    return resident_blocks_per_sm(channel_rows_kernel_for<decltype(element)>(a), kSplitThreads,
+                                  static_cast<size_t>(a.shared_bytes));
   });
 }
 

@@ -51,8 +51,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         weight_sum: how the split strategy gets W.sum((2, 3)): ``"weight"`` (a 1 x 1 kernel of float32 or
             float64, contiguous: the weight itself, with no pass over it) or ``"summed"`` (its taps added, by a
             reader or in the reader's launch).
-        why: one sentence. problem, device: what the planner saw (layout, plane_runs, planes_aligned, SMs, L2,
-            bandwidth, ...).
+        why: one sentence. problem, device: what the planner saw (layout, plane_runs, planes_aligned,
+            pixels_follow, SMs, L2, bandwidth, ...).
     """
     return json.loads(torch.ops.fusedlse.explain(x, weight))
 
@@ -62,7 +62,9 @@ def plan_for(problem: dict, device: dict) -> dict:
     element_bytes, layout, kernel_area (optional, kH * kW, default 1), plane_runs (optional, default False: tiny
     contiguous planes that follow each other in memory), planes_aligned (optional: in the "planes" layout, every plane
     starts on a 16-byte boundary; default True there where a plane's bytes are a multiple of 16, as in a contiguous
-    x torch allocated, False in other layouts)} (layout: "planes", "channels_last", "strided_rows" or "other");
+    x torch allocated, False in other layouts), pixels_follow (optional: in the "channels_last" layout, each batch's
+    pixels follow each other, pixel stride C; default True there, False in other layouts)} (layout: "planes",
+    "channels_last", "strided_rows" or "other");
     device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
     explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
@@ -71,7 +73,8 @@ def plan_for(problem: dict, device: dict) -> dict:
                                         "read_gbps", "fp32_gflops")]
     plane_bytes = problem["height"] * problem["width"] * problem["element_bytes"]
     extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False)),
-             int(problem.get("planes_aligned", problem["layout"] == "planes" and plane_bytes % 16 == 0))]
+             int(problem.get("planes_aligned", problem["layout"] == "planes" and plane_bytes % 16 == 0)),
+             int(problem.get("pixels_follow", problem["layout"] == "channels_last"))]
     return json.loads(torch.ops.fusedlse.plan(sizes + extra, props))
 
 

@@ -1,7 +1,8 @@
 // Reading channels-last x by rows of channels (the channel-rows reader, ChannelRowsArgs): a block takes one batch's
 // chunk of pixels, each pixel a row of C adjacent channels, and adds every channel down the chunk. Neighbouring
 // threads read neighbouring channels, so each warp's loads are one contiguous run of memory whatever C is, aligned
-// or not. The kernel that uses it is in ../split.cu.
+// or not. Where pixels follow each other, the vector walk reads each batch as one run of 16-byte vectors instead.
+// The kernels that use it are in ../split.cu.
 #pragma once
 
 #include "load.cuh"
@@ -44,6 +45,22 @@ __device__ __forceinline__ void wide_columns_share(const T* row, int64_t pixel_s
     int j = 0;
     load_trip<T, kWideLoads>(channels, [&](int i) { return load_once<kEvictFirst>(row + i * stride); },
                              [&](T v) { acc[j++] += to_acc(v); });
+  }
+}
+
+// The vector walk's share of one slot (ChannelRowsArgs::period_vectors): acc[i] += element i of vectors[k],
+// vectors[k + step], ... below `end`, in trips of kColumnLoads<float> loads issued together, then added in order.
+template <typename T, bool kEvictFirst>
+__device__ __forceinline__ void slot_share(const uint4* vectors, int64_t k, int64_t end, int64_t step,
+                                           acc_t<T> (&acc)[16 / sizeof(T)]) {
+  constexpr int kLoads = kColumnLoads<float>;
+  for (; k < end; k += kLoads * step) {
+    const int count = static_cast<int>(imin(kLoads, (end - k + step - 1) / step));
+    load_trip<uint4, kLoads>(count, [&](int i) { return load_once<kEvictFirst>(vectors + k + i * step); },
+                             [&](const uint4& v) {
+#pragma unroll
+                               for (int e = 0; e < 16 / static_cast<int>(sizeof(T)); ++e) acc[e] += vec_elem<T>(v, e);
+                             });
   }
 }
 
