@@ -187,8 +187,9 @@ struct ChannelVectorsPeriod {
 ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_elements, int64_t acc_bytes);
 
 // Whether the channel-rows reader takes p's x by its vector walk: channels-last pixels that follow each other, 16- or
-// 32-bit elements, at least kChannelVectorsMinChannels channels whose period fits a block (channel_vectors_period),
-// and batches of enough vectors for every slot's kChannelVectorsMinLoads loads.
+// 32-bit elements, at least kChannelVectorsMinChannels channels (more than the scalar walk is chosen for) whose period
+// fits a block (channel_vectors_period), and batches of enough vectors for every slot's kChannelVectorsMinLoads
+// loads.
 bool channel_vectors_apply(const Problem& p);
 
 // Its chunks and blocks, as channel_rows_tiling's: each of a block's `slots` slots takes at least

@@ -221,14 +221,15 @@ def _channels_last(x, layout):
 
 
 # (B, C_in, H, W): channels 1 to 2049. Pixels that follow each other (nhwc, offset_nhwc, batch_slice, transposed_hw
-# where H or W is 1) take the vector walk: periods of 1 to 2049 vectors, several copies of the short ones (5 and 129
-# channels), chunks whose ends cut vectors and periods (one batch of many pixels, a second pass), items with no whole
-# vector (many batches of few pixels); 2049 16-bit channels do not fit a block's accumulators. Pixels apart
-# (channel_slice) take the scalar walk: a thread per (pixel, channel) up to 256 channels, several channels per thread
-# past that, 2048 the most, 2049 torch's reduction.
+# where H or W is 1) of 129 channels and more, 16 or 32 bits, take the vector walk where a batch holds a load for
+# each slot: periods of 17 to 1439 vectors, copies of the short ones (136 and 256 channels), slots past the threads
+# (257 and 1439 channels), chunks whose ends cut vectors and periods (1439 x 40 x 45). Otherwise the scalar walk: a
+# thread per (pixel, channel) up to 256 channels, several channels per thread past that, 2048 the most, 2049 torch's
+# reduction; one batch of many pixels (chunks, a second pass), many batches of few pixels, pixels on one row or
+# column.
 CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
                        (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2), (1, 4, 512, 512),
-                       (1, 5, 300, 300), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301), (2, 40, 301, 1)]
+                       (1, 136, 40, 40), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301), (2, 40, 301, 1)]
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "offset_nhwc", "channel_slice", "batch_slice", "transposed_hw"])

@@ -214,17 +214,21 @@ constexpr int64_t kChannelRowsItemsPerBlock = 4;
 // whose pixels follow each other: a block keeps a period's accumulators in at most kChannelVectorsMaxSharedBytes of
 // shared memory (what a block gets without opting in, less room for the kernel's static arrays), in copies up to one
 // slot per thread. A slot takes at least kChannelVectorsMinLoads vectors of an item (one trip; the scalar walk's 32
-// loads of 2 or 4 bytes move no more). H200, forced channel-rows reader, against the scalar walk (same run): r37
-// (1439 bfloat16 channels) 255.5 -> 166.7 us (the fused launch 218, the tuned Triton rival 207 in the sweep), r52
-// (142 float32) 151.6 -> 134.4, r36 (39) 41.2 -> 39.4, headline_nhwc and r04 (64) 265 -> 262.5 and 268 -> 265.6,
-// r38 (73 float16) level; slower with up to four slots per thread and four times fewer items than now: r55 (33
-// float64) 171 -> 260, r21 (9 bfloat16) 62.9 -> 76.4, r05 (5) 25.7 -> 36.9, and r54 (18 channels, 69 pixels a batch:
-// a block per batch) 690 -> 10950. Hence at least kChannelVectorsMinChannels channels (a channel's sum adds slots x
-// vector / C accumulators, one thread per channel: few channels leave most threads idle), 16- and 32-bit elements
-// only (float64's scalar loads already move 8 bytes), and batches of at least a slot's loads for every slot.
+// loads of 2 or 4 bytes move no more). H200, forced channel-rows reader, vector walk against the scalar walk (same
+// run, a first version: up to four slots per thread, 32 loads a slot): r37 (1439 bfloat16 channels) 255.5 -> 166.7
+// us (the fused launch 218), r52 (142 float32) 151.6 -> 134.4, r36 (39) 41.2 -> 39.4, headline_nhwc and r04 (64)
+// 265 -> 262.5 and 268 -> 265.6, r38 (73 float16) level; slower: r55 (33 float64) 171 -> 260, r21 (9 bfloat16) 62.9
+// -> 76.4, r05 (5) 25.7 -> 36.9 (too few items for the device), r54 (18 channels, 69 pixels a batch: an item per
+// batch, whose sums cost more than its loads) 690 -> 10950. In the sweep of 60d6e68 (this version, from 32 channels):
+// r37 0.633 -> 0.776 of the floor (the tuned Triton rival 0.664: no rival faster on any shape), headline_nhwc and r04
+// +0.8%, but r36 0.865 -> 0.768 and r38 0.872 -> 0.810: 8-13 loads a slot per item, where a channel's sum of
+// slots x vector / C accumulators, one thread per channel, outweighs them. Hence the walk only past
+// kChannelVectorsMinChannels - 1 channels, where the planner took no channel-rows reader before (the scalar walk
+// keeps every channel count it was measured on), 16- and 32-bit elements only (float64's scalar loads already move
+// 8 bytes), and batches of at least a slot's loads for every slot.
 constexpr int64_t kChannelVectorsMaxSharedBytes = 46 * 1024;
 constexpr int64_t kChannelVectorsMinLoads = 8;
-constexpr int64_t kChannelVectorsMinChannels = 32;
+constexpr int64_t kChannelVectorsMinChannels = 129;
 
 // The tiled GEMM + logsumexp (gemm_lse.cu): tiles of rows x cols outputs, each of kGemmThreads threads computing
 // thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
