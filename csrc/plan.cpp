@@ -467,6 +467,19 @@ NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t ou
   return t;
 }
 
+namespace {
+// The channel-rows reader's chunks of each batch's pixels, of at least min_pixels each, until every resident block
+// has kChannelRowsItemsPerBlock items; equal chunks, none empty; blocks at most resident_blocks.
+void cut_into_chunks(ChannelRowsTiling& t, int64_t batch, int64_t pixels, int64_t min_pixels,
+                     int64_t resident_blocks) {
+  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
+  t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
+  t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
+  t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));
+  t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
+}
+}  // namespace
+
 ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t resident_blocks) {
   ChannelRowsTiling t{};
   const bool narrow = channels <= kSplitThreads;
@@ -475,11 +488,7 @@ ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t p
   // per channel it takes of every pixel (wide).
   const int64_t min_pixels = narrow ? kChannelRowsMinLoads * t.rows_per_step
                                     : ceil_div(kChannelRowsMinLoads, ceil_div(channels, kSplitThreads));
-  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
-  t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
-  t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
-  t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));  // equal chunks, none empty
-  t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
+  cut_into_chunks(t, batch, pixels, min_pixels, resident_blocks);
   return t;
 }
 
@@ -515,11 +524,7 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
   const int64_t min_pixels = std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads *
                                                                 vector_elements,
                                                             std::max<int64_t>(channels, 1)));
-  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
-  t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
-  t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
-  t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));  // equal chunks, none empty
-  t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
+  cut_into_chunks(t, batch, pixels, min_pixels, resident_blocks);
   return t;
 }
 
