@@ -115,8 +115,9 @@ def test_named_targets_say_met_open_or_blocked_by_the_read_floor():
     by_name = {name: (target, share, read_share, status) for name, target, share, read_share, status in found}
     assert set(by_name) == {"headline", "mid", "short_rows", "skinny"}  # no row, no verdict: bf16 and the rest
     assert by_name["headline"] == (0.99, 1.0, 1000 / 0.98 / 1000, "met")
-    assert by_name["mid"][1:] == (250 / 0.30 / 1000, 250 / 0.28 / 1000, "blocked by the read floor")  # 0.83, 0.89
-    assert by_name["short_rows"][3] == "blocked by the read floor"  # 0.5 and 0.67 against 0.85
+    # 0.83 against 0.92, its read 0.89
+    assert by_name["mid"][1:] == (250 / 0.30 / 1000, 250 / 0.28 / 1000, "open, the read floor misses it too")
+    assert by_name["short_rows"][3] == "open, the read floor misses it too"  # 0.5 and 0.67 against 0.85
     assert by_name["skinny"][1:] == (50 / 0.07 / 1000, 0.5, "open, past the read floor")  # 0.71: the read no limit
     del rows[0]["sum_hw_ms"]
     rows[1]["median_ms"] = 0.26  # 0.942 of the headline's flat read: past 0.92
