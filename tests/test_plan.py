@@ -107,6 +107,19 @@ def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader
     assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
 
+@pytest.mark.parametrize("c_in,element_bytes,reader", [
+    (2048, 2, "channel_rows"), (2049, 2, "torch_sum"),  # a period of 2049 vectors: 64 KiB of accumulators
+    (2049, 4, "channel_rows"),  # 2049 vectors of 4 floats: 32 KiB
+    (5888, 2, "channel_rows"), (5889, 2, "torch_sum"), (5889, 4, "torch_sum"),  # 5888 = 8 x 736: 736 vectors
+    (2048, 8, "torch_sum")])  # float64 keeps its scalar loads
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_wide_channels_last_reader_by_the_vector_walks_shared_memory(device, c_in, element_bytes, reader):
+    """More than 128 channels go to the channel-rows reader only where its vector walk applies: a period of
+    C / gcd(C, elements per vector) vectors whose float accumulators fit a block's shared memory."""
+    shape = problem(8, c_in, 16, 64, 64, element_bytes=element_bytes, layout="channels_last")
+    assert plan_for(shape, DEVICES[device])["split_reader"] == reader
+
+
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_float64_contiguous_planes_go_to_the_plane_lanes_reader(device):
     for plane in [(25, 39), (2, 3), (1, 1), (512, 512)]:
