@@ -220,8 +220,8 @@ TORCH_LIBRARY(fusedlse, m) {
   // The plan the CUDA forward would run for x and weight, as JSON (fusedlse_cuda.explain); CPU tensors: the CPU path.
   m.def("explain(Tensor x, Tensor weight) -> str");
   // The planner alone, for made-up devices (tests/test_plan.py): problem = [B, C_in, C_out, H, W, element bytes,
-  // layout (plan::Layout), kH * kW, plane runs (0 or 1), planes aligned (0 or 1)], device = [SMs, L2 bytes, shared
-  // bytes per SM, warps per SM, GB/s, float32 GFLOP/s].
+  // layout (plan::Layout), kH * kW, plane runs (0 or 1), planes aligned (0 or 1), pixels follow (0 or 1)], device =
+  // [SMs, L2 bytes, shared bytes per SM, warps per SM, GB/s, float32 GFLOP/s].
   m.def("plan(int[] problem, float[] device) -> str", [](at::IntArrayRef problem, c10::ArrayRef<double> device) {
     FUSEDLSE_CHECK(problem.size() == 11, "plan: problem must have 11 values [B, C_in, C_out, H, W, element bytes, "
                    "layout, kernel area, plane runs, planes aligned, pixels follow], got ",

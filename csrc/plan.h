@@ -77,9 +77,10 @@ bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_b
 //  kPlaneLanes:     a group of 1 to 32 lanes per plane (or piece of one), any strides, in place (cuda/split.cu):
 //                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
 //  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes.
-//  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu): up to
-//                   kChannelRowsMaxChannels channels and planes of kChannelRowsMinPixels pixels or more (plan.cpp);
-//                   torch's reduction for other layouts, where forced.
+//  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu), or by
+//                   16-byte vectors where channel_vectors_apply: planes of kChannelRowsMinPixels pixels or more, and
+//                   up to kChannelRowsMaxChannels channels or more where the vector walk applies (plan.cpp); torch's
+//                   reduction for other layouts, where forced.
 enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3, kChannelRows = 4 };
 
 struct Plan {
