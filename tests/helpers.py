@@ -49,6 +49,8 @@ SHAPES = {
     "batch_units": (37, 70, 5, 7, 300, 3, 3),
     # small x: self-contained batch tiles (contiguous), several batches per tile where B exceeds the resident blocks
     "self_contained": (601, 3, 8, 8, 5, 3, 3),
+    # self-contained tiles of five batches (float32) whose 300 columns take two passes of the block's threads
+    "self_contained_wide": (1200, 2, 4, 4, 300, 1, 1),
 }
 
 # nn.ConvTranspose2d settings fusedlse computes exactly (padding 0, groups 1).

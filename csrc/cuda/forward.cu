@@ -7,8 +7,8 @@
 // and computes the unit's share of the GEMM; the block that completes a batch tile's last unit adds the shares in
 // unit order, adds the biases and takes the logsumexp. Every sum runs in a fixed order, so the result is bitwise
 // reproducible. The tickets are the launch's own, zeroed by the host just before it (ops_cuda.cpp).
-// For small x (plan.self_contained), each block instead reads whole batches, folds W.sum from the weight itself and
-// finishes them alone: no fold blocks, no tickets.
+// For small x (plan.self_contained), each block instead reads whole batches, folds W.sum from the weight and sums the
+// biases into shared memory while its loads fly, and finishes the batches alone: no fold blocks, no tickets.
 //
 // Only CUDA headers are included: see kernels.h. The stages, in the order x flows through them, are in kernels/.
 
@@ -43,13 +43,14 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
   const bool fold_block = blockIdx.x < a.plan.wsum_blocks;
   const int64_t tile = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
   const int64_t fold_group = fold_block ? blockIdx.x / a.plan.fold_pieces : 0;
-  bool sums_in_shared = false;
   if (fold_block) {
     fold_weight_piece<T>(a, fold_group, blockIdx.x - fold_group * a.plan.fold_pieces);
   } else if constexpr (kLayout == XLayout::kRows) {
     if (a.plan.self_contained) {
-      read_self_contained_tile<T>(a, unit_box(grid, tile), reduce, unit_sums);
-      sums_in_shared = true;
+      const UnitBox box = unit_box(grid, tile);
+      read_self_contained_tile<T>(a, box, reduce, unit_sums, [&] { stage_tile_inputs<T>(a, stage_bytes); });
+      tile_epilogue<T>(a, box, unit_sums, stage_bytes);
+      return;
     } else if (a.plan.rows_per_warp > 0) {
       const int64_t first = tile * a.plan.rows_per_block;
       read_whole_rows<T>(a, grid, first, imin(first + a.plan.rows_per_block, a.batch * a.channels));
@@ -64,27 +65,24 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
       read_channels_last_item<T, 1>(a, tile, reduce);
     }
   }
-  if (!a.plan.tickets && !sums_in_shared) return;
+  if (!a.plan.tickets) return;
   // Count this block's writes (the ticket adds release them, see ticket_add). A reading block counts its tile's
   // items; a fold block tells unit (tile, fold_group) of every tile, up to kBlockThreads tiles per round. One call
   // site for the epilogue keeps the kernel within its registers.
   const int64_t rounds = fold_block ? (a.plan.tiles + kBlockThreads - 1) / kBlockThreads : 1;
   for (int64_t round = 0; round < rounds; ++round) {
     __syncthreads();  // this block's writes are done (first round); the previous round's epilogues are done
-    if (threadIdx.x == 0) {
-      done_count = 0;
-      if (sums_in_shared) done[done_count++] = tile;  // self-contained: the block's tile is its whole unit
-    }
+    if (threadIdx.x == 0) done_count = 0;
     __syncthreads();
     if (fold_block) {
       const int64_t unit_tile = round * kBlockThreads + threadIdx.x;
       if (unit_tile < a.plan.tiles) arrive(a, grid, unit_tile * a.plan.unit_groups + fold_group, 1, done, &done_count);
-    } else if (threadIdx.x == 0 && !sums_in_shared) {
+    } else if (threadIdx.x == 0) {
       arrive_tile(a, grid, tile, done, &done_count);
     }
     __syncthreads();
     const int completed = done_count;
-    for (int i = 0; i < completed; ++i) unit_epilogue(fused_epilogue_args<T>(a), done[i], shared, sums_in_shared);
+    for (int i = 0; i < completed; ++i) unit_epilogue(fused_epilogue_args<T>(a), done[i], shared);
   }
 }
 

@@ -1,6 +1,7 @@
 // The epilogue, run by the block that completes a unit: the unit's row sums, its share of the GEMM (W.sum staged
-// through shared memory, or folded from the weight's taps), and, by the block that completes a batch tile's last
-// unit, the shares added in unit order, the biases and the logsumexp. Also the fold of W.sum by weight-fold blocks.
+// through shared memory), and, by the block that completes a batch tile's last unit, the shares added in unit order,
+// the biases and the logsumexp. Also the fold of W.sum by weight-fold blocks, and a self-contained tile's whole
+// epilogue from the inputs it staged while its reads were in flight.
 #pragma once
 
 #include "units.cuh"
@@ -18,10 +19,8 @@ template <typename T> struct Epilogue {
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
   int64_t c_out;
-  const A* wsum;       // [C, wsum_stride], or null: then W.sum is folded from `weight` as the GEMM goes
+  const A* wsum;       // [C, wsum_stride], written earlier in the launch (null for self-contained tiles)
   int64_t wsum_stride; // C_out rounded up to whole 16-byte pieces
-  const T* weight;     // [C, C_out, kernel_area]
-  int64_t kernel_area;
   const T* conv_bias;  // [C_out] or null
   const T* bias;       // element n at n * bias_stride
   int64_t bias_stride;
@@ -112,17 +111,15 @@ __device__ __forceinline__ void load4_shared(const A* p, A (&v)[4]) {
   }
 }
 
-// The end of both GEMMs: a thread's accumulators for column n (one per batch of the unit) go to zpart; with several
-// channel slices they are first added up through shared memory, in slice order, four batches at a time (slices > 1
-// means cols == C_out < 256: there is one column pass, and n is the thread's column).
-template <typename T>
-__device__ __forceinline__ void store_unit_share(const Epilogue<T>& e, const UnitBox& box, int64_t n, int64_t cols,
-                                                 int64_t slices, int64_t slice, bool active,
-                                                 const acc_t<T> (&dot)[kMaxUnitBatches], acc_t<T>* reduce) {
-  using A = acc_t<T>;
+// The end of both GEMMs: a thread's accumulators for column n (one per batch of the unit) go to z (batch b's row
+// z_batch_stride values after batch b - 1's): the unit's share in zpart, or a self-contained tile's logits in shared
+// memory. With several channel slices they are first added up through shared memory, in slice order, four batches at
+// a time (slices > 1 means cols == C_out < 256: there is one column pass, and n is the thread's column).
+template <typename A>
+__device__ __forceinline__ void store_unit_share(const UnitBox& box, A* z, int64_t z_batch_stride, int64_t n,
+                                                 int64_t cols, int64_t slices, int64_t slice, bool active,
+                                                 const A (&dot)[kMaxUnitBatches], A* reduce) {
   constexpr int kQuads = kMaxUnitBatches / 4;
-  A* z = e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;  // batch b's row at b * unit_groups * c_out
-  const int64_t z_batch_stride = e.grid.unit_groups * e.c_out;
   if (slices == 1) {
     if (active) {
 #pragma unroll
@@ -183,33 +180,9 @@ __device__ __forceinline__ void add_channel(A (&dot)[kMaxUnitBatches], const A* 
   }
 }
 
-// 2a. The unit's share of the GEMM, zpart[b, group, :] = unit_sums[b, :] @ W.sum[c0:c0+nc, :], W.sum folded here
-// from the weight's taps (self-contained tiles, whose weight is small).
-template <typename T>
-__device__ __forceinline__ void unit_gemm_folding_taps(const Epilogue<T>& e, const UnitBox& box,
-                                                       const acc_t<T>* unit_sums, acc_t<T>* reduce) {
-  using A = acc_t<T>;
-  const int64_t stride = unit_sum_stride(box.nb);
-  const GemmLayout l = gemm_layout(e.c_out, box);
-  const int64_t k_begin = box.nc * l.slice / l.slices, k_end = box.nc * (l.slice + 1) / l.slices;
-  for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
-    const int64_t n = n0 + l.col;
-    const bool active = l.slice < l.slices && n < e.c_out;
-    A dot[kMaxUnitBatches] = {};
-    if (active) {
-      for (int64_t k0 = k_begin; k0 < k_end; k0 += kGemmLoads) {
-        A w[kGemmLoads];
-#pragma unroll
-        for (int j = 0; j < kGemmLoads; ++j)
-          w[j] = k0 + j < k_end ? tap_sum(e.weight + ((box.c0 + k0 + j) * e.c_out + n) * e.kernel_area, e.kernel_area)
-                                : A(0);
-#pragma unroll
-        for (int j = 0; j < kGemmLoads; ++j)
-          if (k0 + j < k_end) add_channel(dot, unit_sums + (k0 + j) * stride, box.nb, w[j]);
-      }
-    }
-    store_unit_share(e, box, n, l.cols, l.slices, l.slice, active, dot, reduce);
-  }
+// Where unit `box`'s share of the GEMM goes in zpart: batch b's row at b * unit_groups * C_out from there.
+template <typename T> __device__ __forceinline__ acc_t<T>* unit_zpart(const Epilogue<T>& e, const UnitBox& box) {
+  return e.zpart + (box.b0 * e.grid.unit_groups + box.group) * e.c_out;
 }
 
 // 16-byte copies global -> shared that hold no registers while in flight (cp.async, sm_80 and newer), through L2
@@ -290,7 +263,8 @@ __device__ __forceinline__ void unit_gemm_staged(const Epilogue<T>& e, const Uni
       __syncthreads();  // the stage is free for the next chunk (or for the slices' sums, which share it)
       k0 += c.rows;
     }
-    store_unit_share(e, box, n, l.cols, l.slices, l.slice, active, dot, stage);
+    store_unit_share(box, unit_zpart(e, box), e.grid.unit_groups * e.c_out, n, l.cols, l.slices, l.slice, active, dot,
+                     stage);
   }
 }
 
@@ -324,22 +298,17 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
 
 // Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
 // The block that completes a tile's last unit finishes the tile.
-// sums_in_shared: the unit's sums are already in shared.unit_sums (a self-contained tile).
 template <typename T>
-__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared,
-                                              bool sums_in_shared = false) {
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared) {
   using A = acc_t<T>;
   const UnitBox box = unit_box(e.grid, u);
-  const bool staged = !e.sums_only && e.wsum != nullptr;
   // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
-  if (staged) stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
-  if (!sums_in_shared) unit_row_sums(e, box, shared.unit_sums);
-  if (e.sums_only) return;
-  if (staged) {
-    unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
-  } else {
-    unit_gemm_folding_taps(e, box, shared.unit_sums, shared.stage);
+  if (!e.sums_only) {
+    stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
   }
+  unit_row_sums(e, box, shared.unit_sums);
+  if (e.sums_only) return;
+  unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
   if (e.grid.unit_groups > 1) {
     __syncthreads();  // the block's zpart writes, released by the ticket add
     if (threadIdx.x == 0) *shared.flag = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
@@ -350,6 +319,79 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, E
   }
   finish_tile(e, box);
   __syncthreads();  // shared memory is free for the next unit
+}
+
+// A self-contained tile's epilogue inputs, in the stage past the reads' reduce buffer (self_contained_stage_values):
+// W.sum [C, C_out], each column's summed biases [C_out], and the tile's GEMM [nb, C_out].
+template <typename A> struct TileStage {
+  A* wsum;
+  A* bias;
+  A* gemm;
+};
+
+template <typename A>
+__device__ __forceinline__ TileStage<A> tile_stage(unsigned char* stage_bytes, int64_t channels, int64_t c_out) {
+  A* first = reinterpret_cast<A*>(stage_bytes + kReduceBytes);
+  return TileStage<A>{first, first + channels * c_out, first + (channels + 1) * c_out};
+}
+
+// Self-contained tiles: W.sum folded from the weight's taps and the biases summed into the tile's stage, by the whole
+// block while its loads of x are in flight, so that their round trips overlap those of x and nothing after the reads
+// waits on global memory. A thread's first W.sum value and first bias are both loaded before either is stored: a
+// store to the stage ahead of a load would hold the load back (the compiler cannot tell the stage from global
+// memory), and most small weights are one value per thread. The reads' __syncthreads() publishes the stage.
+template <typename T>
+__device__ __forceinline__ void stage_tile_inputs(const FusedArgs& a, unsigned char* stage_bytes) {
+  using A = acc_t<T>;
+  const TileStage<A> st = tile_stage<A>(stage_bytes, a.channels, a.c_out);
+  const T* weight = static_cast<const T*>(a.weight);
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  const int64_t values = a.channels * a.c_out, t = threadIdx.x;
+  const A first_wsum = t < values ? tap_sum_batched(weight + t * a.kernel_area, a.kernel_area) : A(0);
+  const A first_bias = t < a.c_out ? column_bias(bias, a.bias_stride, conv_bias, t) : A(0);
+  if (t < values) st.wsum[t] = first_wsum;
+  if (t < a.c_out) st.bias[t] = first_bias;
+  for (int64_t i = t + kBlockThreads; i < values; i += kBlockThreads) {
+    st.wsum[i] = tap_sum(weight + i * a.kernel_area, a.kernel_area);
+  }
+  for (int64_t n = t + kBlockThreads; n < a.c_out; n += kBlockThreads) {
+    st.bias[n] = column_bias(bias, a.bias_stride, conv_bias, n);
+  }
+}
+
+// A self-contained tile's GEMM, biases and logsumexp, from its sums and its stage (stage_tile_inputs): shared memory
+// only, a warp per batch for the logsumexp. In a column, slice s adds channels s, s + slices, ...: a fixed order.
+// Not inlined: inlined, its registers added to the reads' and the float kernel spilled at its 128 (ptxas, sm_90); the
+// call's 48-byte frame is only touched by self-contained tiles. Sizes come from the kernel's (constant) parameters.
+template <typename T>
+__device__ __noinline__ void tile_epilogue(const FusedArgs& a, const UnitBox& box, acc_t<T>* unit_sums,
+                                           unsigned char* stage_bytes) {
+  using A = acc_t<T>;
+  const TileStage<A> st = tile_stage<A>(stage_bytes, box.nc, a.c_out);
+  const int64_t stride = unit_sum_stride(box.nb);
+  const GemmLayout l = gemm_layout(a.c_out, box);
+  for (int64_t n0 = 0; n0 < a.c_out; n0 += l.cols) {
+    const int64_t n = n0 + l.col;
+    const bool active = l.slice < l.slices && n < a.c_out;
+    A dot[kMaxUnitBatches] = {};
+    if (active) {
+      for (int64_t k = l.slice; k < box.nc; k += l.slices)
+        add_channel(dot, unit_sums + k * stride, box.nb, st.wsum[k * a.c_out + n]);
+    }
+    store_unit_share(box, st.gemm, a.c_out, n, l.cols, l.slices, l.slice, active, dot,
+                     reinterpret_cast<A*>(stage_bytes));
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int64_t b = warp; b < box.nb; b += kWarpsPerBlock) {
+    Lse<A> state{-INFINITY, A(0)};
+    for (int64_t n = lane; n < a.c_out; n += 32) {
+      lse_push(state, st.gemm[b * a.c_out + n] * static_cast<A>(a.scale) + st.bias[n]);
+    }
+    state = group_lse(state);
+    if (lane == 0) static_cast<T*>(a.out)[box.b0 + b] = from_acc<T>(ten_lse(state));
+  }
 }
 
 // weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
@@ -386,8 +428,6 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   e.c_out = a.c_out;
   e.wsum = plan.self_contained ? nullptr : static_cast<const A*>(a.wsum);
   e.wsum_stride = a.wsum_stride;
-  e.weight = static_cast<const T*>(a.weight);
-  e.kernel_area = a.kernel_area;
   e.conv_bias = static_cast<const T*>(a.conv_bias);
   e.bias = static_cast<const T*>(a.bias);
   e.bias_stride = a.bias_stride;

@@ -166,6 +166,25 @@ __device__ __forceinline__ acc_t<T> tap_sum(const T* taps, int64_t kernel_area) 
   return s;
 }
 
+// Up to kTapLoads taps of a weight value loaded at once: a 3 x 3 kernel's in one round trip, not one per tap. The
+// same order of additions as tap_sum. For a self-contained tile's first value per thread (stage_tile_inputs): in
+// its loop as well, the 16 loads spilled the fused 16- and 32-bit kernels (ptxas, sm_90).
+constexpr int kTapLoads = 16;
+template <typename T>
+__device__ __forceinline__ acc_t<T> tap_sum_batched(const T* taps, int64_t kernel_area) {
+  acc_t<T> s = acc_t<T>(0);
+  for (int64_t q0 = 0; q0 < kernel_area; q0 += kTapLoads) {
+    T v[kTapLoads];
+#pragma unroll
+    for (int j = 0; j < kTapLoads; ++j)
+      if (q0 + j < kernel_area) v[j] = taps[q0 + j];
+#pragma unroll
+    for (int j = 0; j < kTapLoads; ++j)
+      if (q0 + j < kernel_area) s += to_acc(v[j]);
+  }
+  return s;
+}
+
 // W.sum((2,3)) by every thread of a reader's grid before its items of x (WeightFold): the split strategy's
 // weight then costs no launch of its own. Pair i goes to the grid's thread i, i + threads, ...; unrolled by four, so
 // that a thread can keep several pairs' loads in flight on a large weight.

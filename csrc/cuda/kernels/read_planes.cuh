@@ -144,12 +144,12 @@ __device__ __forceinline__ void read_whole_rows(const FusedArgs& a, const UnitGr
 }
 
 // Self-contained tile: the batches of `box`, contiguous, 16-byte aligned and a whole number of vectors per row
-// (plan_launch checks), read with all of the block's loads in flight at once. Each thread sums its vectors into
-// `reduce` (one slot per vector); then a warp per row adds the row's slots in order. The sums go to shared memory
-// for the epilogue, and to `sums`.
-template <typename T>
+// (plan_launch checks), read with all of the block's loads in flight at once; `while_loading()` runs (every thread)
+// while they fly. Each thread sums its vectors into `reduce` (one slot per vector); then a warp per row adds the
+// row's slots in order. The sums go to shared memory for the epilogue, and to `sums`.
+template <typename T, typename WhileLoading>
 __device__ __forceinline__ void read_self_contained_tile(const FusedArgs& a, const UnitBox& box, acc_t<T>* reduce,
-                                                         acc_t<T>* unit_sums) {
+                                                         acc_t<T>* unit_sums, WhileLoading&& while_loading) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
   const int64_t rows = box.nb * a.channels, row_vectors = a.plane / kVec, vectors = rows * row_vectors;
@@ -159,6 +159,7 @@ __device__ __forceinline__ void read_self_contained_tile(const FusedArgs& a, con
 #pragma unroll
   for (int j = 0; j < kSelfContainedLoads; ++j)
     if (threadIdx.x + j * kBlockThreads < vectors) v[j] = load_once<true>(x + threadIdx.x + j * kBlockThreads);
+  while_loading();
 #pragma unroll
   for (int j = 0; j < kSelfContainedLoads; ++j)
     if (threadIdx.x + j * kBlockThreads < vectors) reduce[threadIdx.x + j * kBlockThreads] = vec_sum<T>(v[j]);
