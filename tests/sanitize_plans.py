@@ -56,8 +56,8 @@ PLANS = [
     ((300, 7, 1, 1, 5, 1, 1), "offset", torch.float16, LANES_TILED),  # whole planes per vector, from before x's first
     ((1, 6, 300, 200, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 42 pixels a step, chunks
     ((2, 300, 2, 3, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # channel rows: 2 channels per thread
-    ((2, 136, 12, 12, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # vector walk: 15 copies of a period
-    ((1, 1439, 12, 12, 5, 1, 1), "channels_last", torch.float16, ROWS_TILED),  # vector walk: slots past the threads
+    ((2, 136, 24, 24, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # vector walk: 15 copies of a period
+    ((1, 1439, 24, 24, 5, 1, 1), "channels_last", torch.float16, ROWS_TILED),  # vector walk: slots past the threads
     ((2, 6, 5, 7, 700, 3, 3), "channels_last", torch.float32, ROWS_TILED),  # channel rows: W.sum folded, wider grid
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
     ((3000, 4, 1, 2, 40, 1, 1), "contiguous", torch.float32, ROWS_LSE),  # rows epilogue: 4 lanes, 5 chunks, part-masked

@@ -221,15 +221,16 @@ def _channels_last(x, layout):
 
 
 # (B, C_in, H, W): channels 1 to 2049. Pixels that follow each other (nhwc, offset_nhwc, batch_slice, transposed_hw
-# where H or W is 1) of 129 channels and more, 16 or 32 bits, take the vector walk where a batch holds a load for
+# where H or W is 1) of 129 channels and more, 16 or 32 bits, take the vector walk where a batch holds 32 loads for
 # each slot: periods of 17 to 1439 vectors, copies of the short ones (136 and 256 channels), slots past the threads
-# (257 and 1439 channels), chunks whose ends cut vectors and periods (1439 x 40 x 45). Otherwise the scalar walk: a
-# thread per (pixel, channel) up to 256 channels, several channels per thread past that, 2048 the most, 2049 torch's
-# reduction; one batch of many pixels (chunks, a second pass), many batches of few pixels, pixels on one row or
-# column.
+# (257 x 30 x 30 and 1439 channels), chunks whose ends cut vectors and periods (1439 x 40 x 45). Otherwise the scalar
+# walk (also 257 x 9 x 11, 1439 x 5 x 9 and 2048 x 4 x 4: too few loads per slot): a thread per (pixel, channel) up
+# to 256 channels, several channels per thread past that, 2048 the most, 2049 torch's reduction; one batch of many
+# pixels (chunks, a second pass), many batches of few pixels, pixels on one row or column.
 CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
-                       (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2), (1, 4, 512, 512),
-                       (1, 136, 40, 40), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301), (2, 40, 301, 1)]
+                       (2, 257, 30, 30), (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2),
+                       (1, 4, 512, 512), (1, 136, 40, 40), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301),
+                       (2, 40, 301, 1)]
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "offset_nhwc", "channel_slice", "batch_slice", "transposed_hw"])
