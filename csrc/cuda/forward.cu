@@ -43,14 +43,14 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
   const bool fold_block = blockIdx.x < a.plan.wsum_blocks;
   const int64_t tile = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
   const int64_t fold_group = fold_block ? blockIdx.x / a.plan.fold_pieces : 0;
+  bool self_contained = false;
   if (fold_block) {
     fold_weight_piece<T>(a, fold_group, blockIdx.x - fold_group * a.plan.fold_pieces);
   } else if constexpr (kLayout == XLayout::kRows) {
     if (a.plan.self_contained) {
-      const UnitBox box = unit_box(grid, tile);
-      read_self_contained_tile<T>(a, box, reduce, unit_sums, [&] { stage_tile_inputs<T>(a, stage_bytes); });
-      tile_epilogue<T>(a, box, unit_sums, stage_bytes);
-      return;
+      read_self_contained_tile<T>(a, unit_box(grid, tile), reduce, unit_sums,
+                                  [&] { stage_tile_inputs<T>(a, stage_bytes); });
+      self_contained = true;
     } else if (a.plan.rows_per_warp > 0) {
       const int64_t first = tile * a.plan.rows_per_block;
       read_whole_rows<T>(a, grid, first, imin(first + a.plan.rows_per_block, a.batch * a.channels));
@@ -65,24 +65,29 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
       read_channels_last_item<T, 1>(a, tile, reduce);
     }
   }
-  if (!a.plan.tickets) return;
+  if (!a.plan.tickets && !self_contained) return;
   // Count this block's writes (the ticket adds release them, see ticket_add). A reading block counts its tile's
   // items; a fold block tells unit (tile, fold_group) of every tile, up to kBlockThreads tiles per round. One call
   // site for the epilogue keeps the kernel within its registers.
   const int64_t rounds = fold_block ? (a.plan.tiles + kBlockThreads - 1) / kBlockThreads : 1;
   for (int64_t round = 0; round < rounds; ++round) {
     __syncthreads();  // this block's writes are done (first round); the previous round's epilogues are done
-    if (threadIdx.x == 0) done_count = 0;
+    if (threadIdx.x == 0) {
+      done_count = 0;
+      if (self_contained) done[done_count++] = tile;  // the block's tile is its whole unit
+    }
     __syncthreads();
     if (fold_block) {
       const int64_t unit_tile = round * kBlockThreads + threadIdx.x;
       if (unit_tile < a.plan.tiles) arrive(a, grid, unit_tile * a.plan.unit_groups + fold_group, 1, done, &done_count);
-    } else if (threadIdx.x == 0) {
+    } else if (threadIdx.x == 0 && !self_contained) {
       arrive_tile(a, grid, tile, done, &done_count);
     }
     __syncthreads();
     const int completed = done_count;
-    for (int i = 0; i < completed; ++i) unit_epilogue(fused_epilogue_args<T>(a), done[i], shared);
+    for (int i = 0; i < completed; ++i) {
+      unit_epilogue(fused_epilogue_args<T>(a), done[i], shared, self_contained ? stage_bytes : nullptr);
+    }
   }
 }
 

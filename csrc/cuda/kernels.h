@@ -77,8 +77,7 @@ struct FusedArgs {
   void* wsum;             // [C_in, wsum_stride] accumulation type, written by the launch (unused by self-contained
                           // tiles); 16-byte aligned
   int64_t wsum_stride;    // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
-  void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM (unused by
-                          // self-contained tiles)
+  void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
   // Null when plan.tickets is false (nothing is counted). The launch's own, zeroed just before it:
   int* unit_tickets;      // [tiles * unit_groups]
   int* batch_tickets;     // [tiles]

@@ -274,14 +274,11 @@ constexpr int64_t kUnitWeightValues = 16384;
 // Batch tiles are sized so that re-reading W.sum once per tile costs at most about 1/kWeightRereadShare of the
 // bytes of x.
 constexpr int64_t kWeightRereadShare = 16;
-// Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values). W.sum, the
-// summed biases and the tile's GEMM ([C, C_out] + [C_out] + [batches, C_out]) then live in the stage past the reduce
-// buffer (self_contained_stage_values), staged while the tile's loads fly: the epilogue after the reads touches no
-// global memory but its output.
+// Self-contained tiles fold W.sum from the weight in every block: only for weights this small (values). W.sum and
+// the summed biases ([C, C_out] + [C_out]) then live in the stage past the reduce buffer
+// (self_contained_stage_values), staged while the tile's loads fly.
 constexpr int64_t kSelfContainedWeightValues = 4096;
-constexpr int64_t self_contained_stage_values(int64_t channels, int64_t c_out, int64_t batches) {
-  return (channels + 1 + batches) * c_out;
-}
+constexpr int64_t self_contained_stage_values(int64_t channels, int64_t c_out) { return (channels + 1) * c_out; }
 
 // Scratch memory a launch may take besides its outputs: at most kWorkspaceInputShare times the bytes of its inputs,
 // or kWorkspaceFloorBytes for small inputs. Epilogue units are widened, and then the batches cut into several

@@ -271,7 +271,7 @@ __device__ __forceinline__ void unit_gemm_staged(const Epilogue<T>& e, const Uni
 // 3. Every batch of the tile: add up the units' shares in unit order, add the biases, logsumexp x 10. A warp per
 // batch.
 template <typename T>
-__device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox& box) {
+__device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* staged_bias) {
   using A = acc_t<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t b = box.b0 + warp; b < box.b0 + box.nb; b += kWarpsPerBlock) {
@@ -289,55 +289,31 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        if (i < valid) lse_push(state, logit(e, n + i, total[i]));
+        if (i < valid) {
+          lse_push(state, staged_bias != nullptr ? total[i] * e.scale + staged_bias[n + i] : logit(e, n + i, total[i]));
+        }
     }
     state = group_lse(state);
     if (lane == 0) e.out[b] = from_acc<T>(ten_lse(state));
   }
 }
 
-// Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
-// The block that completes a tile's last unit finishes the tile.
-template <typename T>
-__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared) {
-  using A = acc_t<T>;
-  const UnitBox box = unit_box(e.grid, u);
-  // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
-  if (!e.sums_only) {
-    stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
-  }
-  unit_row_sums(e, box, shared.unit_sums);
-  if (e.sums_only) return;
-  unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
-  if (e.grid.unit_groups > 1) {
-    __syncthreads();  // the block's zpart writes, released by the ticket add
-    if (threadIdx.x == 0) *shared.flag = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
-    __syncthreads();
-    if (!*shared.flag) return;
-  } else {
-    __syncthreads();  // zpart written by other threads of this block
-  }
-  finish_tile(e, box);
-  __syncthreads();  // shared memory is free for the next unit
-}
-
 // A self-contained tile's epilogue inputs, in the stage past the reads' reduce buffer (self_contained_stage_values):
-// W.sum [C, C_out], each column's summed biases [C_out], and the tile's GEMM [nb, C_out].
+// W.sum [C, C_out] and each column's summed biases [C_out].
 template <typename A> struct TileStage {
   A* wsum;
   A* bias;
-  A* gemm;
 };
 
 template <typename A>
 __device__ __forceinline__ TileStage<A> tile_stage(unsigned char* stage_bytes, int64_t channels, int64_t c_out) {
   A* first = reinterpret_cast<A*>(stage_bytes + kReduceBytes);
-  return TileStage<A>{first, first + channels * c_out, first + (channels + 1) * c_out};
+  return TileStage<A>{first, first + channels * c_out};
 }
 
 // Self-contained tiles: W.sum folded from the weight's taps and the biases summed into the tile's stage, by the whole
-// block while its loads of x are in flight, so that their round trips overlap those of x and nothing after the reads
-// waits on global memory. A thread's first W.sum value and first bias are both loaded before either is stored: a
+// block while its loads of x are in flight, so that their round trips overlap those of x: after the reads only the
+// tile's GEMM goes through memory (zpart, in L2). A thread's first W.sum value and first bias are both loaded before either is stored: a
 // store to the stage ahead of a load would hold the load back (the compiler cannot tell the stage from global
 // memory), and most small weights are one value per thread. The reads' __syncthreads() publishes the stage.
 template <typename T>
@@ -360,38 +336,59 @@ __device__ __forceinline__ void stage_tile_inputs(const FusedArgs& a, unsigned c
   }
 }
 
-// A self-contained tile's GEMM, biases and logsumexp, from its sums and its stage (stage_tile_inputs): shared memory
-// only, a warp per batch for the logsumexp. In a column, slice s adds channels s, s + slices, ...: a fixed order.
-// Not inlined: inlined, its registers added to the reads' and the float kernel spilled at its 128 (ptxas, sm_90); the
-// call's 48-byte frame is only touched by self-contained tiles. Sizes come from the kernel's (constant) parameters.
+// A self-contained tile's share of the GEMM (its only unit's), zpart[b, 0, :] = unit_sums[b, :] @ W.sum, from the
+// W.sum of its stage (stage_tile_inputs). In a column, slice s adds channels s, s + slices, ...: a fixed order.
 template <typename T>
-__device__ __noinline__ void tile_epilogue(const FusedArgs& a, const UnitBox& box, acc_t<T>* unit_sums,
-                                           unsigned char* stage_bytes) {
+__device__ __forceinline__ void tile_gemm(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
+                                          unsigned char* stage_bytes) {
   using A = acc_t<T>;
-  const TileStage<A> st = tile_stage<A>(stage_bytes, box.nc, a.c_out);
+  const TileStage<A> st = tile_stage<A>(stage_bytes, box.nc, e.c_out);
   const int64_t stride = unit_sum_stride(box.nb);
-  const GemmLayout l = gemm_layout(a.c_out, box);
-  for (int64_t n0 = 0; n0 < a.c_out; n0 += l.cols) {
+  const GemmLayout l = gemm_layout(e.c_out, box);
+  for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
     const int64_t n = n0 + l.col;
-    const bool active = l.slice < l.slices && n < a.c_out;
+    const bool active = l.slice < l.slices && n < e.c_out;
     A dot[kMaxUnitBatches] = {};
     if (active) {
       for (int64_t k = l.slice; k < box.nc; k += l.slices)
-        add_channel(dot, unit_sums + k * stride, box.nb, st.wsum[k * a.c_out + n]);
+        add_channel(dot, unit_sums + k * stride, box.nb, st.wsum[k * e.c_out + n]);
     }
-    store_unit_share(box, st.gemm, a.c_out, n, l.cols, l.slices, l.slice, active, dot,
+    store_unit_share(box, unit_zpart(e, box), e.grid.unit_groups * e.c_out, n, l.cols, l.slices, l.slice, active, dot,
                      reinterpret_cast<A*>(stage_bytes));
   }
-  __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  for (int64_t b = warp; b < box.nb; b += kWarpsPerBlock) {
-    Lse<A> state{-INFINITY, A(0)};
-    for (int64_t n = lane; n < a.c_out; n += 32) {
-      lse_push(state, st.gemm[b * a.c_out + n] * static_cast<A>(a.scale) + st.bias[n]);
+}
+
+// Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
+// The block that completes a tile's last unit finishes the tile. tile_stage_bytes: a self-contained tile's stage
+// (its sums already in shared.unit_sums), or null. One call site, and one finish, for every kind of unit keeps the
+// kernel within its registers: a second epilogue for self-contained tiles (its GEMM and logsumexp from shared memory
+// only) spilled the 16- and 32-bit kernels, inlined, or left the call's register saves in local memory (ptxas, sm_90).
+template <typename T>
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared,
+                                              unsigned char* tile_stage_bytes) {
+  using A = acc_t<T>;
+  const UnitBox box = unit_box(e.grid, u);
+  if (tile_stage_bytes != nullptr) {
+    tile_gemm(e, box, shared.unit_sums, tile_stage_bytes);
+  } else {
+    // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
+    if (!e.sums_only) {
+      stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
     }
-    state = group_lse(state);
-    if (lane == 0) static_cast<T*>(a.out)[box.b0 + b] = from_acc<T>(ten_lse(state));
+    unit_row_sums(e, box, shared.unit_sums);
+    if (e.sums_only) return;
+    unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
   }
+  if (e.grid.unit_groups > 1) {
+    __syncthreads();  // the block's zpart writes, released by the ticket add
+    if (threadIdx.x == 0) *shared.flag = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
+    __syncthreads();
+    if (!*shared.flag) return;
+  } else {
+    __syncthreads();  // zpart written by other threads of this block
+  }
+  finish_tile(e, box, tile_stage_bytes != nullptr ? tile_stage<A>(tile_stage_bytes, box.nc, e.c_out).bias : nullptr);
+  __syncthreads();  // shared memory is free for the next unit
 }
 
 // weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
