@@ -313,9 +313,10 @@ __device__ __forceinline__ TileStage<A> tile_stage(unsigned char* stage_bytes, i
 
 // Self-contained tiles: W.sum folded from the weight's taps and the biases summed into the tile's stage, by the whole
 // block while its loads of x are in flight, so that their round trips overlap those of x: after the reads only the
-// tile's GEMM goes through memory (zpart, in L2). A thread's first W.sum value and first bias are both loaded before either is stored: a
-// store to the stage ahead of a load would hold the load back (the compiler cannot tell the stage from global
-// memory), and most small weights are one value per thread. The reads' __syncthreads() publishes the stage.
+// tile's GEMM goes through memory (zpart, in L2). A thread's first W.sum value and first bias are both loaded before
+// either is stored: a store to the stage ahead of a load would hold the load back (the compiler cannot tell the
+// stage from global memory), and most small weights are one value per thread. The reads' __syncthreads() publishes
+// the stage.
 template <typename T>
 __device__ __forceinline__ void stage_tile_inputs(const FusedArgs& a, unsigned char* stage_bytes) {
   using A = acc_t<T>;
