@@ -5,6 +5,7 @@
 #include "plan.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <Python.h>
@@ -72,7 +73,203 @@ void check_bias_shape(const at::Tensor& bias, int64_t c_out) {
                  "different function (fusedlse_cuda.ModelNew computes it for any bias shape)");
 }
 
+// The ops' own entry points: from this device-agnostic code a CUDA tensor still reaches the CUDA kernels.
+at::Tensor call_sum_hw(const at::Tensor& x) {
+  static const auto op =
+      c10::Dispatcher::singleton().findSchemaOrThrow("fusedlse::sum_hw", "").typed<at::Tensor(const at::Tensor&)>();
+  return op.call(x);
+}
+
+at::Tensor call_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias,
+                         double scale) {
+  static const auto op =
+      c10::Dispatcher::singleton()
+          .findSchemaOrThrow("fusedlse::gemm_lse", "")
+          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double)>();
+  return op.call(sums, weight_sum, total_bias, scale);
+}
+
+// The inputs [first, end) along one dimension whose products with one tap survive the crop. Input i's product
+// with tap t lands at i * stride + t * dilation of the uncropped output [0, full); padding keeps
+// [padding, full - padding).
+struct KeptInputs {
+  int64_t first, end;
+};
+
+KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilation, int64_t padding, int64_t tap) {
+  const int64_t offset = tap * dilation;  // below full (checked in check_forward_args), so no overflow
+  const int64_t first = std::min(in, offset >= padding ? 0 : (padding - offset - 1) / stride + 1);
+  const int64_t last_landing = full - padding - 1 - offset;  // the largest i * stride that survives
+  const int64_t end = last_landing < 0 ? 0 : std::min(in, last_landing / stride + 1);
+  return {first, std::max(first, end)};
+}
+
+// One dimension of x cut so that every tap keeps whole pieces: the first `head` inputs one by one, the middle
+// summed in one piece, the last `tail` one by one. The pieces hold about head + tail inputs more than the whole
+// middle, so a plane is read once (its border twice) however many taps there are.
+struct Cut {
+  std::vector<KeptInputs> kept;  // per tap
+  int64_t head = 0, middle = 0, tail = 0;
+  // Segment index of input i (head inputs, then the middle if any, then tail inputs).
+  int64_t segment(int64_t i) const {
+    if (i < head) return i;
+    const int64_t has_middle = middle > 0 ? 1 : 0;
+    return i < head + middle ? head : head + has_middle + (i - head - middle);
+  }
+};
+
+Cut cut_of(int64_t in, int64_t full, int64_t stride, int64_t dilation, int64_t padding, int64_t taps) {
+  Cut c;
+  for (int64_t t = 0; t < taps; ++t) {
+    const KeptInputs k = kept_inputs(in, full, stride, dilation, padding, t);
+    c.kept.push_back(k);
+    c.head = std::max(c.head, k.first);
+    c.tail = std::max(c.tail, in - k.end);
+  }
+  if (c.head + c.tail >= in) {  // no input every tap keeps: all one by one
+    c.head = in;
+    c.tail = 0;
+  }
+  c.middle = in - c.head - c.tail;
+  return c;
+}
+
+// The sums of x over every pair (row segment, column segment) of the cuts: [B, C, row segments, column segments]
+// in `acc`. The middle x middle block, nearly all of x, goes through fusedlse::sum_hw (the planned readers, in
+// place); the border rows and columns, a few per plane, through ATen.
+at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
+  struct Piece {
+    int64_t start, length;
+    bool summed;
+  };
+  const auto pieces = [](const Cut& c, int64_t in) {
+    std::vector<Piece> p;
+    if (c.head > 0) p.push_back({0, c.head, false});
+    if (c.middle > 0) p.push_back({c.head, c.middle, true});
+    if (c.tail > 0) p.push_back({in - c.tail, c.tail, false});
+    return p;
+  };
+  std::vector<at::Tensor> row_blocks;
+  for (const Piece& r : pieces(rows, x.size(2))) {
+    std::vector<at::Tensor> blocks;
+    for (const Piece& c : pieces(cols, x.size(3))) {
+      const at::Tensor v = x.narrow(2, r.start, r.length).narrow(3, c.start, c.length);
+      if (r.summed && c.summed) {
+        blocks.push_back(call_sum_hw(v).view({x.size(0), x.size(1), 1, 1}));
+      } else if (r.summed) {
+        blocks.push_back(v.sum({2}, /*keepdim=*/true, acc));
+      } else if (c.summed) {
+        blocks.push_back(v.sum({3}, /*keepdim=*/true, acc));
+      } else {
+        blocks.push_back(v.to(acc));
+      }
+    }
+    row_blocks.push_back(at::cat(blocks, 3));
+  }
+  return at::cat(row_blocks, 2);
+}
+
 }  // namespace
+
+at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
+  if (groups == 1) return weight;
+  const int64_t in_per_group = weight.size(0) / groups, out_per_group = weight.size(1);
+  const int64_t kh = weight.size(2), kw = weight.size(3);
+  at::Tensor dense = at::zeros({groups, in_per_group, groups, out_per_group, kh, kw}, weight.options());
+  // dense[g, :, g] = group g's weight: the diagonal of dims 0 and 2 (which diagonal() moves last).
+  dense.diagonal(0, 0, 2).copy_(weight.reshape({groups, in_per_group, out_per_group, kh, kw}).permute({1, 2, 3, 4, 0}));
+  return dense.view({weight.size(0), groups * out_per_group, kh, kw});
+}
+
+at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
+  const ConvSettings& conv = s.conv;
+  const Cut rows = cut_of(s.height, s.full_height, conv.stride[0], conv.dilation[0], conv.padding[0], s.kernel_h);
+  const Cut cols = cut_of(s.width, s.full_width, conv.stride[1], conv.dilation[1], conv.padding[1], s.kernel_w);
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  const at::Tensor grid = segment_sums(x, rows, cols, acc);
+  // A tap's kept inputs are a run of whole segments: sums over slices of the grid, added (never subtracted, so an
+  // infinity in a cropped border stays out of the taps that crop it). Columns first, then rows.
+  at::Tensor by_column_tap = at::empty({s.batch, s.in_channels, grid.size(2), s.kernel_w}, grid.options());
+  for (int64_t t = 0; t < s.kernel_w; ++t) {
+    const KeptInputs k = cols.kept[t];
+    const int64_t first = cols.segment(k.first), end = k.end > k.first ? cols.segment(k.end - 1) + 1 : first;
+    at::Tensor out = by_column_tap.select(3, t);
+    at::sum_out(out, grid.narrow(3, first, end - first), {3}, /*keepdim=*/false, acc);
+  }
+  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, grid.options());
+  for (int64_t t = 0; t < s.kernel_h; ++t) {
+    const KeptInputs k = rows.kept[t];
+    const int64_t first = rows.segment(k.first), end = k.end > k.first ? rows.segment(k.end - 1) + 1 : first;
+    at::Tensor out = sums.select(2, t);
+    at::sum_out(out, by_column_tap.narrow(2, first, end - first), {2}, /*keepdim=*/false, acc);
+  }
+  return sums;
+}
+
+at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last) {
+  const Cut rows = cut_of(s.height, s.full_height, s.conv.stride[0], s.conv.dilation[0], s.conv.padding[0], s.kernel_h);
+  const Cut cols = cut_of(s.width, s.full_width, s.conv.stride[1], s.conv.dilation[1], s.conv.padding[1], s.kernel_w);
+  const auto segments = [](const Cut& c) { return c.head + (c.middle > 0 ? 1 : 0) + c.tail; };
+  const auto kept_segments = [](const Cut& c, int64_t tap) {
+    const KeptInputs k = c.kept[tap];
+    const int64_t first = c.segment(k.first);
+    return std::make_pair(first, k.end > k.first ? c.segment(k.end - 1) + 1 - first : 0);
+  };
+  // The value of each (row segment, column segment): the sum of the taps that keep it, added in tap order (tap_sums'
+  // adjoint, so no product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
+  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, segments(cols)}, taps.options());
+  for (int64_t t = 0; t < s.kernel_w; ++t) {
+    const auto [first, length] = kept_segments(cols, t);
+    by_row_tap.narrow(3, first, length).add_(taps.select(3, t).unsqueeze(3));
+  }
+  at::Tensor grid = at::zeros({s.batch, s.in_channels, segments(rows), segments(cols)}, taps.options());
+  for (int64_t t = 0; t < s.kernel_h; ++t) {
+    const auto [first, length] = kept_segments(rows, t);
+    grid.narrow(2, first, length).add_(by_row_tap.select(2, t).unsqueeze(2));
+  }
+  at::Tensor out = at::empty({s.batch, s.in_channels, s.height, s.width},
+                             taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                                     : at::MemoryFormat::Contiguous));
+  // Each block of the output from its grid values, the middle ones broadcast: one write of the output, rounded to
+  // dtype once.
+  const auto pieces = [](const Cut& c, int64_t in) {
+    std::vector<std::pair<int64_t, int64_t>> p;  // (start, length)
+    if (c.head > 0) p.emplace_back(0, c.head);
+    if (c.middle > 0) p.emplace_back(c.head, c.middle);
+    if (c.tail > 0) p.emplace_back(in - c.tail, c.tail);
+    return p;
+  };
+  for (const auto& [row_start, row_length] : pieces(rows, s.height)) {
+    const bool row_middle = rows.middle > 0 && row_start == rows.head;
+    for (const auto& [col_start, col_length] : pieces(cols, s.width)) {
+      const bool col_middle = cols.middle > 0 && col_start == cols.head;
+      at::Tensor block = out.narrow(2, row_start, row_length).narrow(3, col_start, col_length);
+      const at::Tensor values = grid.narrow(2, rows.segment(row_start), row_middle ? 1 : row_length)
+                                    .narrow(3, cols.segment(col_start), col_middle ? 1 : col_length);
+      block.copy_(values.expand(block.sizes()));
+    }
+  }
+  return out;
+}
+
+std::tuple<at::Tensor, at::Tensor> forward_cropped(const at::Tensor& x, const at::Tensor& weight,
+                                                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                                   const ForwardShape& s) {
+  const NoAutocast no_autocast;
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  if (s.batch == 0) {
+    return {at::empty({0, 1}, x.options()),
+            at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
+  }
+  const at::Tensor sums = tap_sums(x, s);
+  // [C_in, C_out, kH, kW] -> [C_in * kH * kW, C_out], rows in the order of the flattened tap sums.
+  const at::Tensor weight_rows = ungrouped_weight(weight, s.conv.groups).to(acc).permute({0, 2, 3, 1}).reshape(
+      {s.in_channels * s.kernel_h * s.kernel_w, s.out_channels});
+  at::Tensor total_bias = bias.reshape({-1}).to(acc).expand({s.out_channels});
+  if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
+  const at::Tensor out = call_gemm_lse(sums.view({s.batch, -1}), weight_rows, total_bias, s.scale);
+  return {out.to(x.scalar_type()), sums};
+}
 
 at::ScalarType accumulation_type(at::ScalarType input) {
   return input == at::kDouble ? at::kDouble : at::kFloat;
@@ -101,11 +298,7 @@ ConvSettings check_conv_settings(at::IntArrayRef stride, at::IntArrayRef padding
   FUSEDLSE_CHECK(c.stride[0] >= 1 && c.stride[1] >= 1, "stride must be positive, got ", stride);
   FUSEDLSE_CHECK(c.dilation[0] >= 1 && c.dilation[1] >= 1, "dilation must be positive, got ", dilation);
   FUSEDLSE_CHECK(c.padding[0] >= 0 && c.padding[1] >= 0, "padding must be non-negative, got ", padding);
-  FUSEDLSE_CHECK(c.padding[0] == 0 && c.padding[1] == 0, "padding ", padding,
-              " is not supported yet: padding > 0 crops the transposed convolution's border, so its mean no longer "
-              "factors through sum_HW(x); only padding=0 is");
   FUSEDLSE_CHECK(groups >= 1, "groups must be positive, got ", groups);
-  FUSEDLSE_CHECK(groups == 1, "groups=", groups, " is not supported yet; only groups=1 is");
   for (int d = 0; d < 2; ++d) {
     // nn.ConvTranspose2d's own rule: the extra rows must be fewer than the stride or the dilation.
     FUSEDLSE_CHECK(c.output_padding[d] >= 0 &&
@@ -138,11 +331,15 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
   const ConvSettings conv = check_conv_settings(stride, padding, output_padding, dilation, groups);
   check_x_and_weight(x, weight);
   ForwardShape s;
+  s.conv = conv;
   s.batch = x.size(0);
   s.in_channels = x.size(1);
   s.height = x.size(2);
   s.width = x.size(3);
-  s.out_channels = weight.size(1);
+  FUSEDLSE_CHECK(s.in_channels % conv.groups == 0, "x's C_in = ", s.in_channels, " must be divisible by groups = ",
+                 conv.groups, " (weight is [C_in, C_out / groups, kH, kW] as in nn.ConvTranspose2d)");
+  FUSEDLSE_CHECK(!__builtin_mul_overflow(weight.size(1), conv.groups, &s.out_channels), "C_out = weight.shape[1] ",
+                 weight.size(1), " * groups ", conv.groups, " overflows int64");
   s.kernel_h = weight.size(2);
   s.kernel_w = weight.size(3);
   check_bias_shape(bias, s.out_channels);
@@ -158,15 +355,30 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
     check_float_dtype(*conv_bias, "conv_bias");
     check_same_dtype(x, "x", *conv_bias, "conv_bias");
   }
-  // nn.ConvTranspose2d's output size, with padding 0, and its area: checked, since huge strides or dilations
-  // would wrap int64 (and the mean's scale with it).
-  s.out_height = output_extent(s.height, conv.stride[0], conv.dilation[0], s.kernel_h, conv.output_padding[0], "H_out");
-  s.out_width = output_extent(s.width, conv.stride[1], conv.dilation[1], s.kernel_w, conv.output_padding[1], "W_out");
+  set_output_size(s);
+  return s;
+}
+
+void set_output_size(ForwardShape& s) {
+  // nn.ConvTranspose2d's output size and its area: checked, since huge strides or dilations would wrap int64 (and
+  // the mean's scale with it).
+  const ConvSettings& conv = s.conv;
+  s.full_height =
+      output_extent(s.height, conv.stride[0], conv.dilation[0], s.kernel_h, conv.output_padding[0], "H_out");
+  s.full_width = output_extent(s.width, conv.stride[1], conv.dilation[1], s.kernel_w, conv.output_padding[1], "W_out");
+  const int64_t full[2] = {s.full_height, s.full_width};
+  for (int d = 0; d < 2; ++d) {
+    // Compared as full / 2 so that 2 * padding cannot overflow.
+    FUSEDLSE_CHECK(conv.padding[d] <= (full[d] - 1) / 2, "padding ", at::IntArrayRef(conv.padding, 2),
+                   " crops the whole output: ", d == 0 ? "H_out" : "W_out", " = ", full[d], " - 2 * ",
+                   conv.padding[d], " must be at least 1 (nn.ConvTranspose2d refuses it too)");
+  }
+  s.out_height = s.full_height - 2 * conv.padding[0];
+  s.out_width = s.full_width - 2 * conv.padding[1];
   int64_t area = 0;
   FUSEDLSE_CHECK(!__builtin_mul_overflow(s.out_height, s.out_width, &area), "the output's H_out * W_out = ",
                  s.out_height, " * ", s.out_width, " overflows int64; use a smaller stride or dilation");
   s.scale = 1.0 / static_cast<double>(area);
-  return s;
 }
 
 void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias) {
@@ -203,6 +415,12 @@ TORCH_LIBRARY(fusedlse, m) {
   m.def("forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias, int[2] stride=1, int[2] padding=0, "
         "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> (Tensor, Tensor)");
   m.def("sum_hw(Tensor x) -> Tensor");
+  // padding > 0: per (b, c) plane and kernel tap, the sum of x over the inputs whose product with the tap survives
+  // the crop ([B, C, kH, kW], accumulation type), and its adjoint, the backward's write of grad_x.
+  m.def("tap_sums(Tensor x, int[2] kernel_size, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, "
+        "int[2] dilation=1) -> Tensor");
+  m.def("broadcast_taps(Tensor taps, SymInt height, SymInt width, ScalarType dtype, int[2] stride=1, "
+        "int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, bool channels_last=False) -> Tensor");
   m.def("gemm_lse(Tensor sums, Tensor weight_sum, Tensor total_bias, float scale) -> Tensor");
   // The backward's write of grad_x: rows [B, C] repeated over every (h, w), in dtype and the given layout.
   m.def("broadcast_hw(Tensor rows, SymInt height, SymInt width, ScalarType dtype, bool channels_last=False) -> Tensor");
@@ -258,6 +476,67 @@ TORCH_LIBRARY(fusedlse, m) {
         "int groups=1) -> ()",
         [](at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
            int64_t groups) { check_conv_settings(stride, padding, output_padding, dilation, groups); });
+}
+
+namespace {
+
+// The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings, checked.
+ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                       at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
+  ForwardShape s{};
+  s.conv = check_conv_settings(stride, padding, output_padding, dilation, 1);
+  FUSEDLSE_CHECK(kernel_size.size() == 2 && kernel_size[0] >= 1 && kernel_size[1] >= 1,
+                 "kernel_size must be a pair of positive ints (kH, kW), got ", kernel_size);
+  FUSEDLSE_CHECK(planes[2] >= 1 && planes[3] >= 1, "H and W must be at least 1, got [B, C, H, W] = ", planes);
+  s.batch = planes[0];
+  s.in_channels = planes[1];
+  s.height = planes[2];
+  s.width = planes[3];
+  s.kernel_h = kernel_size[0];
+  s.kernel_w = kernel_size[1];
+  set_output_size(s);
+  return s;
+}
+
+at::Tensor tap_sums_op(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                       at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
+  check_sum_hw_args(x);
+  const ForwardShape s = tap_shape(x.sizes(), kernel_size, stride, padding, output_padding, dilation);
+  const NoAutocast no_autocast;
+  const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
+  if (x.numel() == 0) return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
+  return tap_sums(x, s);
+}
+
+at::Tensor broadcast_taps_op(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
+                             at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                             at::IntArrayRef dilation, bool channels_last) {
+  FUSEDLSE_CHECK(is_supported_float(dtype), "dtype must be float16, bfloat16, float32 or float64, got ", dtype);
+  FUSEDLSE_CHECK(taps.dim() == 4, "taps must be 4-D [B, C, kH, kW], got shape ", taps.sizes());
+  FUSEDLSE_CHECK(taps.scalar_type() == accumulation_type(dtype), "taps must have dtype ", accumulation_type(dtype),
+                 " (the accumulation type of ", dtype, "), got ", taps.scalar_type());
+  const int64_t planes[4] = {taps.size(0), taps.size(1), height, width};
+  const ForwardShape s = tap_shape(planes, taps.sizes().slice(2), stride, padding, output_padding, dilation);
+  const NoAutocast no_autocast;
+  if (taps.numel() == 0) {
+    return at::empty({s.batch, s.in_channels, height, width},
+                     taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                             : at::MemoryFormat::Contiguous));
+  }
+  return broadcast_taps(taps, s, dtype, channels_last);
+}
+
+}  // namespace
+
+// Through ATen (and fusedlse::sum_hw) alone: one kernel for both backends.
+TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
+  m.impl("tap_sums", &tap_sums_op);
+  m.impl("broadcast_taps", &broadcast_taps_op);
+}
+
+TORCH_LIBRARY_IMPL(fusedlse, CUDA, m) {
+  m.impl("tap_sums", &tap_sums_op);
+  m.impl("broadcast_taps", &broadcast_taps_op);
 }
 
 }  // namespace fusedlse

@@ -6,6 +6,7 @@
 #include <c10/util/Optional.h>
 
 #include <string>
+#include <tuple>
 
 namespace fusedlse {
 
@@ -35,28 +36,32 @@ std::string message(const Parts&... parts) {
 
 #define FUSEDLSE_CHECK(cond, ...) TORCH_CHECK(cond, ::fusedlse::message(__VA_ARGS__))
 
-// nn.ConvTranspose2d's settings, each (height, width). Only H_out and W_out depend on stride, output_padding and
-// dilation: with no padding every product of an input pixel and a kernel tap lands inside the output, so
-// sum_HW(convT(x)) = sum_HW(x) @ W.sum((2,3)) + H_out*W_out*conv_bias still holds.
+// nn.ConvTranspose2d's settings, each (height, width). Without padding every product of an input pixel and a
+// kernel tap lands inside the output, so sum_HW(convT(x)) = sum_HW(x) @ W.sum((2,3)) + H_out*W_out*conv_bias and
+// only H_out, W_out depend on stride, output_padding and dilation. Padding crops the output's border: each tap
+// (t_h, t_w) then keeps the products of a rectangle of x (tap_sums). Groups make the GEMM block-diagonal
+// (ungrouped_weight).
 struct ConvSettings {
   int64_t stride[2] = {1, 1};
   int64_t padding[2] = {0, 0};
   int64_t output_padding[2] = {0, 0};
   int64_t dilation[2] = {1, 1};
   int64_t groups = 1;
+  bool crops() const { return padding[0] > 0 || padding[1] > 0; }
 };
 
-// Reads the schema's int[2] lists; raises a c10::Error naming the setting when fusedlse cannot compute it
-// (padding > 0, groups > 1) or nn.ConvTranspose2d would reject it.
+// Reads the schema's int[2] lists; raises a c10::Error naming the setting when nn.ConvTranspose2d would reject it.
 ConvSettings check_conv_settings(at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                                  at::IntArrayRef dilation, int64_t groups);
 
 // The sizes of one forward call, after validation.
 struct ForwardShape {
   int64_t batch, in_channels, height, width;
-  int64_t out_channels, kernel_h, kernel_w;
-  int64_t out_height, out_width;  // of the transposed convolution
-  double scale;  // 1 / (H_out * W_out): turns sum_HW(x) @ W.sum((2,3)) into the mean of the convolution
+  int64_t out_channels, kernel_h, kernel_w;  // out_channels: all groups' (weight.size(1) * groups)
+  int64_t full_height, full_width;  // of the transposed convolution before padding crops it
+  int64_t out_height, out_width;    // of the transposed convolution
+  double scale;  // 1 / (H_out * W_out): turns the summed products into the mean of the convolution
+  ConvSettings conv;
 };
 
 // Checks x [B, C_in, H, W] and weight [C_in, C_out, kH, kW] as check_forward_args does (ranks, sizes, floating
@@ -72,11 +77,35 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                                 at::IntArrayRef dilation, int64_t groups);
 
+// Sets s's full_*, out_* and scale from its height, width, kernel and conv; raises a c10::Error where the output
+// would be empty or its size overflow int64.
+void set_output_size(ForwardShape& s);
+
 // x [B, C, H, W] of a floating dtype.
 void check_sum_hw_args(const at::Tensor& x);
 
 // sums [B, C_in], weight_sum [C_in, C_out], total_bias (C_out elements): float32 or float64, all alike.
 void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias);
+
+// weight [C_in, C_out / groups, kH, kW] (nn.ConvTranspose2d's grouped layout) as the [C_in, C_out, kH, kW] weight of
+// one ungrouped convolution: zero where an input channel's group does not reach an output channel. The weight
+// itself when groups is 1.
+at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups);
+
+// For padding > 0 (s.conv.crops()): per (b, c_in) plane and tap (t_h, t_w), the sum of x over the inputs whose
+// product with that tap survives the crop: [B, C_in, kH, kW] in the accumulation type. One read of x; taps that
+// keep nothing get 0.
+at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s);
+
+// The adjoint of tap_sums (the backward's grad_x): taps [B, C_in, kH, kW] in the accumulation type of dtype ->
+// [B, C_in, H, W] in dtype, each input the sum of the taps that keep it.
+at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last);
+
+// forward for padding > 0, on any device: (out [B, 1] in x's dtype, tap_sums [B, C_in, kH, kW]), the epilogue a
+// GEMM over C_in * kH * kW per-tap sums (fusedlse::gemm_lse).
+std::tuple<at::Tensor, at::Tensor> forward_cropped(const at::Tensor& x, const at::Tensor& weight,
+                                                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                                   const ForwardShape& s);
 
 // ATen calls inside an op would otherwise meet an enclosing torch.autocast region (the ops have no autocast kernel,
 // so autocast passes them through) and run a GEMM in bfloat16: every backend computes in its documented

@@ -53,7 +53,7 @@ SHAPES = {
     "self_contained_wide": (1200, 2, 4, 4, 300, 1, 1),
 }
 
-# nn.ConvTranspose2d settings fusedlse computes exactly (padding 0, groups 1).
+# nn.ConvTranspose2d settings for tests whose weights are ungrouped (groups: tests/test_padding_groups.py).
 SETTINGS = {
     "default": {},
     "stride2": dict(stride=2),
@@ -61,6 +61,8 @@ SETTINGS = {
     "dilation": dict(dilation=(2, 3)),
     "all": dict(stride=(2, 1), output_padding=(1, 0), dilation=(1, 2)),
     "output_padding_via_dilation": dict(dilation=3, output_padding=2),  # output_padding < dilation suffices
+    "padding": dict(padding=1),
+    "padding_all": dict(stride=(2, 1), padding=(2, 1), output_padding=(1, 0), dilation=(1, 2)),
 }
 
 

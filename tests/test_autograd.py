@@ -41,6 +41,14 @@ def test_gradcheck_building_blocks_float64(device):
         fn = lambda r: fusedlse_cuda.broadcast_hw(r, 3, 2, torch.float64, memory_format)  # noqa: E731
         assert torch.autograd.gradcheck(fn, (sums,))
         assert torch.autograd.gradgradcheck(fn, (sums,))
+    crop = dict(stride=(2, 1), padding=(2, 1), output_padding=(1, 0), dilation=(1, 2))
+    fn = lambda t: fusedlse_cuda.tap_sums(t, (3, 2), **crop)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x,))
+    assert torch.autograd.gradgradcheck(fn, (x,))
+    taps, = requiring_grad(torch.randn(2, 3, 3, 2, generator=g, dtype=torch.float64).to(device))
+    fn = lambda t: fusedlse_cuda.broadcast_taps(t, 5, 4, torch.float64, **crop)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (taps,))
+    assert torch.autograd.gradgradcheck(fn, (taps,))
 
 
 def reference_grads(x, weight, conv_bias, bias, grad_out, settings):
@@ -53,7 +61,7 @@ def reference_grads(x, weight, conv_bias, bias, grad_out, settings):
 
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
-@pytest.mark.parametrize("settings", ["default", "all"])
+@pytest.mark.parametrize("settings", ["default", "all", "padding_all"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradients_match_the_model(device, dtype, settings, layout):

@@ -328,6 +328,9 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
             stride=1, padding=0, output_padding=0, dilation=1, groups: int = 1) -> torch.Tensor:
     """fusedlse_cuda.forward in Triton: same arguments, checks and numerics; [B, 1] in x's dtype. No autograd."""
     settings = fusedlse_cuda.ops.conv_settings(stride, padding, output_padding, dilation, groups)
+    if settings["padding"] != [0, 0] or settings["groups"] != 1:
+        raise ValueError(f"the Triton rival computes padding 0 and groups 1 only, got padding {settings['padding']} "
+                         f"and groups {settings['groups']}; fusedlse_cuda.forward computes every setting")
     out_area = torch.ops.fusedlse.check_forward.default(x, weight, conv_bias, bias, **settings)
     batch, channels = x.shape[0], x.shape[1]
     c_out, taps = weight.shape[1], weight.shape[2] * weight.shape[3]

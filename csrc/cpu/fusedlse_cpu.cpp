@@ -35,11 +35,12 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
                                                int64_t groups) {
   const ForwardShape s =
       check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
+  if (s.conv.crops()) return forward_cropped(x, weight, conv_bias, bias, s);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   const NoAutocast no_autocast;
   const at::Tensor sums = x.sum({2, 3}, /*keepdim=*/false, acc);
   if (s.batch == 0) return {at::empty({0, 1}, x.options()), sums};
-  const at::Tensor weight_sum = weight.sum({2, 3}, /*keepdim=*/false, acc);
+  const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
   at::Tensor total_bias = bias.reshape({-1}).to(acc);
   if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
   return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), sums};

@@ -840,14 +840,18 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   }
 }
 
-std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& weight,
+std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
                                                 at::IntArrayRef stride, at::IntArrayRef padding,
                                                 at::IntArrayRef output_padding, at::IntArrayRef dilation,
                                                 int64_t groups) {
   const ForwardShape s =
-      check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
+      check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
+  if (s.conv.crops()) return forward_cropped(x, grouped_weight, conv_bias, bias, s);
+  // Groups: one ungrouped convolution whose weight is zero between groups, through the same one-pass kernels (the
+  // GEMM grows by the factor groups, small beside the read of x on the shapes measured: docs/limits.md).
+  const at::Tensor weight = ungrouped_weight(grouped_weight, s.conv.groups);
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
   if (s.batch == 0) return {out, sums};

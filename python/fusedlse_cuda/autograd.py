@@ -9,12 +9,15 @@ out = 10 * logsumexp(z) [B, 1]:
     grad_x    = scale * dz @ Ws^T, the same for every (h, w) of a (b, c_in) row
 
 so nothing here is larger than B x C_in x C_out except grad_x, which is written once in x's layout. The forward op
-returns s alongside out, so the backward does not read x again. The formulas are plain differentiable torch ops on
-saved tensors (s is an output of the op, so its own backward chains): double backward works.
+returns s alongside out, so the backward does not read x again. With padding > 0, s is the per-tap sums
+[B, C_in, kH, kW] (tap_sums) and W is not summed over its taps: the same formulas with C_in * kH * kW in place of
+C_in, and grad_x written by broadcast_taps (constant inside each plane, per-band values near its border). With
+groups, the GEMMs run per group (block-diagonal). The formulas are plain differentiable torch ops on saved tensors
+(s is an output of the op, so its own backward chains): double backward works.
 """
 import torch
 
-from .ops import accumulation_dtype, broadcast_hw, sum_hw
+from .ops import accumulation_dtype, broadcast_hw, broadcast_taps, sum_hw, tap_sums
 from .shape import mean_scale
 
 # torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable), with the schema's
@@ -43,30 +46,59 @@ def _lse_grads(grad_out, sums, weight_sum, total_bias, scale):
 
 # --- fusedlse::forward -----------------------------------------------------------------------------------------
 
+def _grouped_lse_grads(grad_out, taps, weight_taps, total_bias, scale, groups):
+    """dz [B, C_out], grad of taps [B, C_in, T] and grad of weight_taps [C_in, C_out / groups, T] of
+    10 * logsumexp(z), z = scale * (per group: taps @ weight_taps over (C_in of the group, T)) + total_bias."""
+    batch, channels, taps_per_plane = taps.shape
+    per_group_out = weight_taps.shape[1]
+    per_group_in = channels // groups
+    taps_g = taps.reshape(batch, groups, per_group_in * taps_per_plane).transpose(0, 1)  # [g, B, C_g * T]
+    weight_g = weight_taps.reshape(groups, per_group_in, per_group_out, taps_per_plane).transpose(2, 3).reshape(
+        groups, per_group_in * taps_per_plane, per_group_out)  # [g, C_g * T, C_out / g]
+    logits = (torch.bmm(taps_g, weight_g) * scale).transpose(0, 1).reshape(batch, -1) + total_bias.reshape(1, -1)
+    dz = 10 * grad_out.to(logits.dtype).reshape(-1, 1) * torch.softmax(logits, dim=1)
+    dz_g = dz.reshape(batch, groups, per_group_out).transpose(0, 1)  # [g, B, C_out / g]
+    grad_taps = (torch.bmm(dz_g, weight_g.transpose(1, 2)) * scale).transpose(0, 1).reshape(taps.shape)
+    grad_weight = (torch.bmm(taps_g.transpose(1, 2), dz_g) * scale).reshape(
+        groups, per_group_in, taps_per_plane, per_group_out).transpose(2, 3).reshape(weight_taps.shape)
+    return dz, grad_taps, grad_weight
+
+
 def _forward_setup(ctx, inputs, output):
     x, weight, conv_bias, bias = inputs[:4]
-    stride, _, output_padding, dilation, _ = tuple(inputs[4:]) + _SETTING_DEFAULTS[len(inputs) - 4:]
+    stride, padding, output_padding, dilation, groups = tuple(inputs[4:]) + _SETTING_DEFAULTS[len(inputs) - 4:]
     _, sums = output
     ctx.save_for_backward(weight, conv_bias, bias, sums)
     ctx.x_shape, ctx.x_dtype, ctx.x_layout = x.shape, x.dtype, _layout_of(x)
-    ctx.scale = mean_scale(x.shape, weight.shape, stride, output_padding, dilation)
+    ctx.settings = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+    ctx.groups = groups
+    ctx.scale = mean_scale(x.shape, weight.shape, stride, output_padding, dilation, padding)
 
 
 def _forward_backward(ctx, grad_out, grad_sums):
     weight, conv_bias, bias, sums = ctx.saved_tensors
     acc = sums.dtype
-    weight_sum = weight.to(acc).sum(dim=(2, 3))
+    per_tap = sums.dim() == 4  # padding > 0: the sums are per tap, and so is the weight
+    weight_taps = weight.to(acc).flatten(2) if per_tap else weight.to(acc).sum(dim=(2, 3)).unsqueeze(2)
     total_bias = bias.reshape(-1).to(acc)
     if conv_bias is not None:
         total_bias = total_bias + conv_bias.to(acc)
-    dz, grad_s, grad_ws = _lse_grads(grad_out, sums, weight_sum, total_bias, ctx.scale)
+    taps = sums.reshape(sums.shape[0], sums.shape[1], -1)
+    dz, grad_taps, grad_wt = _grouped_lse_grads(grad_out, taps, weight_taps, total_bias, ctx.scale, ctx.groups)
     grad_x = grad_weight = grad_conv_bias = grad_bias = None
     if ctx.needs_input_grad[0]:
+        grad_taps = grad_taps.reshape(sums.shape)
         if grad_sums is not None:
-            grad_s = grad_s + grad_sums
-        grad_x = _broadcast_hw(grad_s, ctx.x_shape, ctx.x_dtype, ctx.x_layout)
+            grad_taps = grad_taps + grad_sums
+        if per_tap:
+            grad_x = broadcast_taps(grad_taps.to(accumulation_dtype(ctx.x_dtype)), ctx.x_shape[2], ctx.x_shape[3],
+                                    ctx.x_dtype, memory_format=ctx.x_layout, **ctx.settings)
+        else:
+            grad_x = _broadcast_hw(grad_taps, ctx.x_shape, ctx.x_dtype, ctx.x_layout)
     if ctx.needs_input_grad[1]:
-        grad_weight = grad_ws.to(weight.dtype)[:, :, None, None].expand(weight.shape).contiguous()
+        grad_weight = grad_wt.to(weight.dtype).reshape(weight.shape[0], weight.shape[1], -1)
+        grad_weight = grad_weight.reshape(weight.shape) if per_tap else grad_weight.expand(
+            weight.shape[0], weight.shape[1], weight.shape[2] * weight.shape[3]).reshape(weight.shape)
     dz_total = dz.sum(dim=0)
     if ctx.needs_input_grad[2]:
         grad_conv_bias = dz_total.to(conv_bias.dtype)
@@ -75,6 +107,39 @@ def _forward_backward(ctx, grad_out, grad_sums):
             dz_total = dz_total.sum()
         grad_bias = dz_total.reshape(bias.shape).to(bias.dtype)
     return (grad_x, grad_weight, grad_conv_bias, grad_bias) + (None,) * len(_SETTING_DEFAULTS)
+
+
+# --- fusedlse::tap_sums and fusedlse::broadcast_taps: each other's adjoint ---------------------------------------
+
+_TAP_DEFAULTS = ((1, 1), (0, 0), (0, 0), (1, 1))
+
+
+def _tap_settings(values):
+    stride, padding, output_padding, dilation = tuple(values) + _TAP_DEFAULTS[len(values):]
+    return dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation)
+
+
+def _tap_sums_setup(ctx, inputs, output):
+    x, _ = inputs[:2]
+    ctx.x_shape, ctx.x_dtype, ctx.x_layout = x.shape, x.dtype, _layout_of(x)
+    ctx.settings = _tap_settings(inputs[2:])
+
+
+def _tap_sums_backward(ctx, grad):
+    grad_x = broadcast_taps(grad.to(accumulation_dtype(ctx.x_dtype)), ctx.x_shape[2], ctx.x_shape[3], ctx.x_dtype,
+                            memory_format=ctx.x_layout, **ctx.settings)
+    return (grad_x,) + (None,) * (1 + len(_TAP_DEFAULTS))
+
+
+def _broadcast_taps_setup(ctx, inputs, output):
+    taps = inputs[0]
+    ctx.taps_dtype, ctx.kernel_size = taps.dtype, tuple(taps.shape[2:])
+    ctx.settings = _tap_settings(inputs[4:8])
+
+
+def _broadcast_taps_backward(ctx, grad):
+    grad_taps = tap_sums(grad, ctx.kernel_size, **ctx.settings).to(ctx.taps_dtype)
+    return (grad_taps,) + (None,) * 8
 
 
 # --- fusedlse::sum_hw ------------------------------------------------------------------------------------------
@@ -115,5 +180,8 @@ def _broadcast_hw_backward(ctx, grad):
 
 torch.library.register_autograd("fusedlse::forward", _forward_backward, setup_context=_forward_setup)
 torch.library.register_autograd("fusedlse::sum_hw", _sum_hw_backward, setup_context=_sum_hw_setup)
+torch.library.register_autograd("fusedlse::tap_sums", _tap_sums_backward, setup_context=_tap_sums_setup)
+torch.library.register_autograd("fusedlse::broadcast_taps", _broadcast_taps_backward,
+                                setup_context=_broadcast_taps_setup)
 torch.library.register_autograd("fusedlse::gemm_lse", _gemm_lse_backward, setup_context=_gemm_lse_setup)
 torch.library.register_autograd("fusedlse::broadcast_hw", _broadcast_hw_backward, setup_context=_broadcast_hw_setup)

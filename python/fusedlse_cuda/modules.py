@@ -15,8 +15,8 @@ class ModelNew(nn.Module):
     initialisation as :class:`fusedlse_cuda.reference.Model`: built right after the same ``torch.manual_seed``,
     both hold equal parameters, and their state dicts load into each other.
 
-    Keyword arguments are nn.ConvTranspose2d's (int or pair). stride, output_padding and dilation are exact;
-    padding > 0 and groups > 1 raise an error naming the setting, here rather than at the first call.
+    Keyword arguments are nn.ConvTranspose2d's (int or pair), every value it accepts, all exact; ones it would
+    refuse raise an error naming the setting, here rather than at the first call.
 
     Any ``bias_shape`` computes what ``Model`` computes. One value per output channel (``(C_out, 1, 1)``, the
     problem's, ``(1, C_out, 1, 1)`` or a single value) runs the fused op. Other shapes, which ``Model`` broadcasts
@@ -67,7 +67,7 @@ class ModelNew(nn.Module):
         if autocast and x.dtype != weight.dtype:
             weight, bias = weight.to(x.dtype), bias.to(x.dtype)
             conv_bias = None if conv_bias is None else conv_bias.to(x.dtype)
-        if shape.bias_is_per_channel(bias.shape, weight.shape[1]):
+        if shape.bias_is_per_channel(bias.shape, conv.out_channels):
             out = _fused(x, weight, conv_bias, bias, conv)
         else:
             out = _broadcast_bias(x, weight, conv_bias, bias, conv)
@@ -86,14 +86,20 @@ def _broadcast_bias(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias
     accumulation dtype; the result in x's dtype."""
     settings = ops.conv_settings(conv.stride, conv.padding, conv.output_padding, conv.dilation, conv.groups)
     if not torch.compiler.is_compiling():  # the op's checks and messages (a traced graph was checked when traced)
-        channel_bias = torch.empty(weight.shape[1], 1, 1, dtype=x.dtype, device="meta")
+        channel_bias = torch.empty(conv.out_channels, 1, 1, dtype=x.dtype, device="meta")
         torch.ops.fusedlse.check_forward.default(ops.meta_twin(x), ops.meta_twin(weight), ops.meta_twin(conv_bias),
                                                  channel_bias, **settings)
         ops.check_same_device("x", x, weight=weight, conv_bias=conv_bias, bias=bias)
     scale = shape.mean_scale(x.shape, weight.shape, settings["stride"], settings["output_padding"],
-                             settings["dilation"])
+                             settings["dilation"], settings["padding"])
     acc = ops.accumulation_dtype(x.dtype)
-    means = ops.sum_hw(x) @ weight.sum(dim=(2, 3), dtype=acc) * scale
+    if any(p > 0 for p in settings["padding"]):  # per-tap sums and the weight's taps (ops.forward's docstring)
+        sums = ops.tap_sums(x, tuple(weight.shape[2:]), stride=settings["stride"], padding=settings["padding"],
+                            output_padding=settings["output_padding"], dilation=settings["dilation"]).flatten(1)
+        rows = weight.to(acc).permute(0, 2, 3, 1).reshape(-1, weight.shape[1])
+    else:
+        sums, rows = ops.sum_hw(x), weight.sum(dim=(2, 3), dtype=acc)
+    means = sums @ ops.ungrouped_rows(rows, settings["groups"]) * scale
     if conv_bias is not None:
         means = means + conv_bias.to(acc)
     y = means[:, :, None, None] + bias.to(acc)

@@ -5,12 +5,12 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
-from .shape import IntOrPair, conv_settings  # noqa: F401  (conv_settings: part of the ops API)
+from .shape import IntOrPair, conv_settings, pair  # noqa: F401  (conv_settings: part of the ops API)
 
 
 def check_conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
                         dilation: IntOrPair = 1, groups: int = 1) -> None:
-    """Raises the op's own error for settings it cannot compute (padding > 0, groups > 1) or that are invalid."""
+    """Raises the op's own error for settings nn.ConvTranspose2d would refuse (with no tensors at hand)."""
     torch.ops.fusedlse.check_conv_settings.default(**conv_settings(stride, padding, output_padding, dilation, groups))
 
 
@@ -22,16 +22,19 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     Args:
         x: ``[B, C_in, H, W]``, float16, bfloat16, float32 or float64; any strides, read in place. On CUDA a
             planner chooses how (:func:`fusedlse_cuda.explain` shows its choice for given x and weight).
-        weight: ``[C_in, C_out, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
+        weight: ``[C_in, C_out / groups, kH, kW]``, nn.ConvTranspose2d's layout, same dtype and device as ``x``.
         conv_bias: ``[C_out]`` or None.
         bias: one value per output channel as the model broadcasts it: ``[C_out, 1, 1]`` (the model's),
             ``[1, C_out, 1, 1]``, or a single value (``[]``, ``[1]``, ``[1, 1, 1]``, ...).
             Other shapes (``[C_out]``, ``[1, C_out]``, ``[C_out, 1]``, ...) broadcast along B, H or W in the model
             and compute a different function: they raise an error here; :class:`ModelNew` computes any of them.
-        stride, output_padding, dilation: as nn.ConvTranspose2d's (int, or pair of ints; anything
-            ``operator.index`` takes, such as numpy integers; floats are refused); they change only H_out, W_out.
-            Output sizes whose area overflows int64 are refused.
-        padding, groups: only 0 and 1; anything else raises an error naming the setting.
+        stride, padding, output_padding, dilation, groups: as nn.ConvTranspose2d's (int, or pair of ints;
+            anything ``operator.index`` takes, such as numpy integers; floats are refused), every value it accepts.
+            stride, output_padding and dilation change only H_out, W_out. padding crops the output's border: each
+            kernel tap then keeps a rectangle of x, whose sums (:func:`tap_sums`) make the GEMM
+            ``[B, C_in * kH * kW] x [C_in * kH * kW, C_out]``, still one read of x. groups makes the GEMM
+            block-diagonal (run as one with zeros between the groups). Output sizes whose area overflows int64, or
+            that padding empties, are refused.
 
     Returns:
         ``[B, 1]`` in ``x``'s dtype. Sums accumulate in float32 (float64 for float64 input), no TF32 (with
@@ -40,8 +43,8 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         and bias (see fusedlse_cuda.autograd), in reverse mode and, through a composite of torch ops, in forward
         mode (``torch.autograd.forward_ad``) and under ``torch.func`` transforms (jvp, jacfwd, grad, jacrev, vmap).
 
-    ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)``, which its backward uses instead of reading x
-    again.
+    ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)`` ``[B, C_in]`` (with padding > 0:
+    ``tap_sums(x, ...)`` ``[B, C_in, kH, kW]``), which its backward uses instead of reading x again.
     """
     args = (x, weight, conv_bias, bias)
     if not (stride == 1 and padding == 0 and output_padding == 0 and dilation == 1 and groups == 1):
@@ -110,12 +113,29 @@ def _composite_forward(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0)
     area = torch.ops.fusedlse.check_forward.default(*map(meta_twin, (x, weight, conv_bias, bias)), stride, padding,
                                                     output_padding, dilation, groups)
     acc = accumulation_dtype(x.dtype)
-    sums = x.sum(dim=(2, 3), dtype=acc)
     total_bias = bias.reshape(-1).to(acc)
+    if any(p > 0 for p in padding):
+        # The definition itself: which inputs each tap keeps is the compiled ops' business (csrc/fusedlse.cpp).
+        conv = torch.nn.functional.conv_transpose2d(x.to(acc), weight.to(acc), None, stride, padding,
+                                                    output_padding, groups, dilation)
+        logits = conv.mean(dim=(2, 3)) + total_bias.reshape(1, -1)
+        if conv_bias is not None:
+            logits = logits + conv_bias.to(acc)
+        return (10 * torch.logsumexp(logits, dim=1, keepdim=True)).to(x.dtype), None
     if conv_bias is not None:
         total_bias = total_bias + conv_bias.to(acc)
-    out = _composite_gemm_lse(sums, weight.sum(dim=(2, 3), dtype=acc), total_bias, 1.0 / area)
+    sums = x.sum(dim=(2, 3), dtype=acc)
+    out = _composite_gemm_lse(sums, ungrouped_rows(weight.sum(dim=(2, 3), dtype=acc), groups), total_bias, 1.0 / area)
     return out.to(x.dtype), sums
+
+
+def ungrouped_rows(rows: Tensor, groups: int) -> Tensor:
+    """A grouped convolution's GEMM operand ``rows [C_in * T, C_out / groups]`` (T rows per input channel, e.g.
+    ``W.sum((2, 3))``) as the ``[C_in * T, C_out]`` one of an ungrouped convolution: zero between groups
+    (block-diagonal; differentiable)."""
+    if groups == 1:
+        return rows
+    return torch.block_diag(*rows.reshape(groups, -1, rows.shape[1]).unbind(0))
 
 
 def _composite_gemm_lse(sums, weight_sum, total_bias, scale):
@@ -129,6 +149,31 @@ def sum_hw(x: Tensor) -> Tensor:
         torch.ops.fusedlse.sum_hw.default(empty_twin(x, True))  # the op's checks
         return x.sum(dim=(2, 3), dtype=accumulation_dtype(x.dtype))
     return _call(torch.ops.fusedlse.sum_hw.default, x)
+
+
+def tap_sums(x: Tensor, kernel_size: IntOrPair, *, stride: IntOrPair = 1, padding: IntOrPair = 0,
+             output_padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Tensor:
+    """Per ``(b, c)`` plane of ``x [B, C, H, W]`` and tap ``(t_h, t_w)`` of a ``kernel_size`` kernel, the sum of the
+    inputs whose products with that tap survive nn.ConvTranspose2d's crop of ``padding``: ``[B, C, kH, kW]`` in
+    float32 (float64 for float64 input). What the forward's GEMM takes when padding > 0; with padding 0 every tap
+    keeps the whole plane. Reads x once (its border rows and columns twice)."""
+    settings = conv_settings(stride, padding, output_padding, dilation)
+    settings.pop("groups")
+    return _call(torch.ops.fusedlse.tap_sums.default, x, pair("kernel_size", kernel_size), *settings.values())
+
+
+def broadcast_taps(taps: Tensor, height: int, width: int, dtype: torch.dtype, *, stride: IntOrPair = 1,
+                   padding: IntOrPair = 0, output_padding: IntOrPair = 0, dilation: IntOrPair = 1,
+                   memory_format: torch.memory_format = torch.contiguous_format) -> Tensor:
+    """The adjoint of :func:`tap_sums` (the backward's grad_x when padding > 0): ``taps [B, C, kH, kW]`` in the
+    accumulation type of ``dtype`` -> ``[B, C, height, width]`` of ``dtype``, each input the sum of the taps that keep
+    it, rounded once."""
+    if memory_format not in (torch.contiguous_format, torch.channels_last):
+        raise ValueError(f"memory_format must be torch.contiguous_format or torch.channels_last, got {memory_format}")
+    settings = conv_settings(stride, padding, output_padding, dilation)
+    settings.pop("groups")
+    return _call(torch.ops.fusedlse.broadcast_taps.default, taps, height, width, dtype, *settings.values(),
+                 memory_format == torch.channels_last)
 
 
 def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float) -> Tensor:
@@ -188,7 +233,23 @@ def cuda_backend_built() -> bool:
 def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                   groups=1):
     check_same_device("x", x, weight=weight, bias=bias, conv_bias=conv_bias)
-    return x.new_empty((x.shape[0], 1)), x.new_empty((x.shape[0], x.shape[1]), dtype=accumulation_dtype(x.dtype))
+    sums_shape = (x.shape[0], x.shape[1])
+    if any(p > 0 for p in padding):
+        sums_shape += (weight.shape[2], weight.shape[3])
+    return x.new_empty((x.shape[0], 1)), x.new_empty(sums_shape, dtype=accumulation_dtype(x.dtype))
+
+
+@torch.library.register_fake("fusedlse::tap_sums")
+def _tap_sums_fake(x, kernel_size, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1)):
+    return x.new_empty((x.shape[0], x.shape[1], kernel_size[0], kernel_size[1]), dtype=accumulation_dtype(x.dtype))
+
+
+@torch.library.register_fake("fusedlse::broadcast_taps")
+def _broadcast_taps_fake(taps, height, width, dtype, stride=(1, 1), padding=(0, 0), output_padding=(0, 0),
+                         dilation=(1, 1), channels_last=False):
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return torch.empty((taps.shape[0], taps.shape[1], height, width), dtype=dtype, device=taps.device,
+                       memory_format=memory_format)
 
 
 @torch.library.register_fake("fusedlse::sum_hw")

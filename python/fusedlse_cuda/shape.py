@@ -58,25 +58,31 @@ def _extents(height, width, kernel_h, kernel_w, stride, output_padding, dilation
 
 
 def output_size(height: int, width: int, kernel_h: int, kernel_w: int, stride: Sequence[int],
-                output_padding: Sequence[int], dilation: Sequence[int]) -> Tuple[int, int]:
-    """(H_out, W_out) of nn.ConvTranspose2d with padding 0; ValueError where it or its area would overflow int64,
-    as in the C++ check."""
+                output_padding: Sequence[int], dilation: Sequence[int],
+                padding: Sequence[int] = (0, 0)) -> Tuple[int, int]:
+    """(H_out, W_out) of nn.ConvTranspose2d; ValueError where it or its area would overflow int64, or where padding
+    crops the whole output, as in the C++ check."""
     sizes = _extents(height, width, kernel_h, kernel_w, stride, output_padding, dilation)
     for name, extent in zip(("H_out", "W_out"), sizes):
         if extent > _INT64_MAX:
             raise ValueError(f"the output's {name} = {extent} overflows int64; use a smaller stride or dilation")
+    sizes = tuple(extent - 2 * pad for extent, pad in zip(sizes, padding))
+    for name, extent in zip(("H_out", "W_out"), sizes):
+        if extent < 1:
+            raise ValueError(f"padding {list(padding)} crops the whole output: {name} = {extent} must be at least 1")
     if sizes[0] * sizes[1] > _INT64_MAX:
         raise ValueError(f"the output's H_out * W_out = {sizes[0]} * {sizes[1]} overflows int64; use a smaller "
                          f"stride or dilation")
     return sizes
 
 
-def mean_scale(x_shape, weight_shape, stride, output_padding, dilation) -> float:
-    """1 / (H_out * W_out): turns sum_HW(x) @ W.sum((2,3)) into the mean of the transposed convolution. For shapes
-    the op has accepted (its C++ check refuses overflowing ones); symbolic shapes pass through unguarded."""
+def mean_scale(x_shape, weight_shape, stride, output_padding, dilation, padding=(0, 0)) -> float:
+    """1 / (H_out * W_out): turns the summed products of x and the weight into the mean of the transposed
+    convolution. For shapes the op has accepted (its C++ check refuses the others); symbolic shapes pass through
+    unguarded."""
     out_h, out_w = _extents(x_shape[2], x_shape[3], weight_shape[2], weight_shape[3], stride, output_padding,
                             dilation)
-    return 1.0 / (out_h * out_w)
+    return 1.0 / ((out_h - 2 * padding[0]) * (out_w - 2 * padding[1]))
 
 
 def bias_is_per_channel(bias_shape: Sequence[int], c_out: int) -> bool:

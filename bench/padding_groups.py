@@ -1,0 +1,139 @@
+"""padding and groups (issue 16) against padding 0 and groups 1 on the same x: the forward's time ratio on the
+headline and on a sample of the public sweep, and the backward's grad_x write against torch's fill of x's bytes.
+
+    python bench/padding_groups.py [--every 4] [--out DIR]      # GPU; DIR defaults to bench/results/<device>/
+
+A variant's ratio is its forward time over the padding-0, groups-1 forward's on the same x (1.05: 5% slower). With
+groups g the weight is [C_in, C_out / g, kH, kW] and C_out stays the problem's; a variant a shape does not allow
+(g not dividing C_in or C_out, padding that crops the whole output) is left out of that shape's row. Times are each
+the best of sweep.ROUNDS rounds of do_bench medians (L2 flushed), the variants taking turns. Writes
+DIR/padding_groups.json and DIR/padding_groups.md.
+"""
+import argparse
+import datetime
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from problems import describe, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
+from report import device_dir  # noqa: E402
+from sweep import best_of_rounds, time_ms  # noqa: E402
+
+import fusedlse_cuda  # noqa: E402
+from fusedlse_cuda import reference  # noqa: E402
+
+VARIANTS = {
+    "p1": dict(padding=1), "p2": dict(padding=2), "p3": dict(padding=3),
+    "g2": dict(groups=2), "g3": dict(groups=3), "g4": dict(groups=4), "p1_g2": dict(padding=1, groups=2),
+}
+
+
+def allowed(shape, settings):
+    _, c_in, height, width, c_out, kh, kw = shape
+    groups, padding = settings.get("groups", 1), settings.get("padding", 0)
+    return c_in % groups == 0 and c_out % groups == 0 and min(height + kh - 1, width + kw - 1) > 2 * padding
+
+
+def variant_inputs(x, weight, conv_bias, bias, settings):
+    groups = settings.get("groups", 1)
+    return x, weight[:, :weight.shape[1] // groups].contiguous(), conv_bias, bias
+
+
+def measure(name, shape, inputs):
+    x, weight, conv_bias, bias = inputs
+    calls = {"p0_g1": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias)}
+    checked = {}
+    for variant, settings in VARIANTS.items():
+        if not allowed(shape, settings):
+            continue
+        args = variant_inputs(x, weight, conv_bias, bias, settings)
+        calls[variant] = (lambda a, s: lambda: fusedlse_cuda.forward(*a, **s))(args, settings)
+        if x.numel() <= 2**22:  # the float64 model on the CPU, which takes seconds past 16 MiB of float32
+            checked[variant] = rel_err(calls[variant](), reference.truth(*args, **settings))
+    for fn in calls.values():
+        fn()
+    times = best_of_rounds(calls, lambda _, fn: time_ms(fn))
+    base = times["p0_g1"]
+    row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), bytes=x.nbytes,
+               ms={k: round(v, 5) for k, v in times.items()},
+               ratio={k: round(v / base, 4) for k, v in times.items() if k != "p0_g1"},
+               err={k: float(f"{v:.3g}") for k, v in checked.items()})
+    print(f"{name:10s} {describe(shape):34s} {row['dtype']:8s} p0_g1 {base * 1e3:9.1f} us  " +
+          "  ".join(f"{k} {v:.3f}" for k, v in row["ratio"].items()), flush=True)
+    return row
+
+
+def grad_x_write(x, padding=1):
+    """(broadcast_taps time, broadcast_hw time, torch fill time) in ms for a grad_x of x's shape and dtype."""
+    acc = torch.float64 if x.dtype == torch.float64 else torch.float32
+    taps = torch.randn(x.shape[0], x.shape[1], 3, 3, device=x.device, dtype=acc)
+    rows = taps.sum(dim=(2, 3))
+    calls = {
+        "broadcast_taps": lambda: fusedlse_cuda.broadcast_taps(taps, x.shape[2], x.shape[3], x.dtype,
+                                                               padding=padding),
+        "broadcast_hw": lambda: fusedlse_cuda.broadcast_hw(rows, x.shape[2], x.shape[3], x.dtype),
+        "fill": lambda: torch.empty_like(x).fill_(1.0),
+    }
+    for fn in calls.values():
+        fn()
+    return best_of_rounds(calls, lambda _, fn: time_ms(fn))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--every", type=int, default=4, help="time every n-th problem of the public sweep")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    require_cuda("bench/padding_groups.py")
+    out_dir = args.out or device_dir(torch.cuda.get_device_name())
+    os.makedirs(out_dir, exist_ok=True)
+    rows = []
+    x, weight, conv_bias, bias = make_inputs("headline")
+    rows.append(measure("headline", tuple(x.shape) + tuple(weight.shape[1:]), (x, weight, conv_bias, bias)))
+    write = {f"p{p}": grad_x_write(x, p) for p in (1, 3)}
+    del x, weight, conv_bias, bias
+    for index, (name, problem) in enumerate(random_problems().items()):
+        if index % args.every:
+            continue
+        inputs = make_random_inputs(problem, index)
+        rows.append(measure(name, problem[0], inputs))
+        del inputs
+    medians = {}
+    for variant in VARIANTS:
+        ratios = [r["ratio"][variant] for r in rows[1:] if variant in r["ratio"]]
+        if ratios:
+            medians[variant] = round(statistics.median(ratios), 4)
+    commit = os.environ.get("FUSEDLSE_COMMIT") or subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    result = dict(device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(), commit=commit,
+                  rows=rows, sweep_median_ratio=medians, grad_x_write_ms=write)
+    with open(os.path.join(out_dir, "padding_groups.json"), "w") as f:
+        json.dump(result, f, indent=1)
+    lines = [f"# padding and groups against padding 0, groups 1 ({result['device']}, {result['date']}, "
+             f"commit {commit})", "",
+             "Forward time of each variant over the padding-0, groups-1 forward on the same x (bench/padding_groups.py)."
+             " Sweep rows: every " + str(args.every) + "th problem of the public sweep.", "",
+             "| shape | dtype | p0_g1 us | " + " | ".join(VARIANTS) + " |",
+             "|---|---|---|" + "---|" * len(VARIANTS)]
+    for r in rows:
+        cells = [f"{r['ratio'][v]:.3f}" if v in r["ratio"] else "-" for v in VARIANTS]
+        lines.append(f"| {r['name']} {describe(tuple(r['shape']))} | {r['dtype']} | {r['ms']['p0_g1'] * 1e3:.1f} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "Median ratio over the sweep rows: " +
+              ", ".join(f"{k} {v:.3f}" for k, v in medians.items()), "",
+              "grad_x write on the headline's x (us): " + "; ".join(
+                  f"padding {k[1:]}: broadcast_taps {v['broadcast_taps'] * 1e3:.1f}, broadcast_hw "
+                  f"{v['broadcast_hw'] * 1e3:.1f}, torch fill {v['fill'] * 1e3:.1f} (taps/fill "
+                  f"{v['fill'] / v['broadcast_taps']:.3f} of fill's speed)" for k, v in write.items())]
+    with open(os.path.join(out_dir, "padding_groups.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines[-3:]))
+
+
+if __name__ == "__main__":
+    main()

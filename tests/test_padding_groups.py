@@ -1,0 +1,187 @@
+"""padding and groups (issue 16): every nn.ConvTranspose2d setting against the float64 real model, forward and
+gradients, on every dtype and layout; the per-tap sums against their definition; their adjoint; the module."""
+import random
+
+import pytest
+import torch
+
+import fusedlse_cuda
+from fusedlse_cuda import reference
+from helpers import DEVICES, DTYPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err
+
+CASES = 520
+
+
+def random_case(rng: random.Random):
+    """A problem and settings nn.ConvTranspose2d accepts: groups dividing C_in and C_out, output_padding below
+    stride or dilation, padding up to cropping all but one row or column (so often more than a border of one)."""
+    groups = rng.choice([1, 1, 2, 3, 4])
+    c_in, per_group_out = groups * rng.randint(1, 3), rng.randint(1, 4)
+    kernel = (rng.randint(1, 5), rng.randint(1, 5))
+    size = (rng.randint(1, 12), rng.randint(1, 12))
+    stride = (rng.randint(1, 3), rng.randint(1, 3))
+    dilation = (rng.randint(1, 3), rng.randint(1, 3))
+    output_padding = tuple(rng.randint(0, max(s, d) - 1) for s, d in zip(stride, dilation))
+    full = [(n - 1) * s + d * (k - 1) + o + 1 for n, s, d, k, o in zip(size, stride, dilation, kernel, output_padding)]
+    # Half the cases a padding of 1..3 (the common ones), half anything up to the largest allowed.
+    padding = tuple(rng.randint(0, min(3, (f - 1) // 2)) if rng.random() < 0.5 else rng.randint(0, (f - 1) // 2)
+                    for f in full)
+    settings = dict(stride=stride, padding=padding, output_padding=output_padding, dilation=dilation, groups=groups)
+    shape = (rng.randint(1, 4), c_in, size[0], size[1], per_group_out, kernel[0], kernel[1])
+    return shape, settings
+
+
+def grouped_problem(shape, settings, dtype, device, layout, seed):
+    batch, c_in, height, width, per_group_out, kh, kw = shape
+    c_out = per_group_out * settings["groups"]
+    x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out, kh, kw, dtype=dtype, device=device,
+                                              layout=layout, seed=seed)
+    return x, weight[:, :per_group_out].contiguous(), conv_bias, bias
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_random_settings_match_the_model(device):
+    """CASES random problems: every dtype, layout and setting combination against the float64 real model; every
+    fifth one's gradients too."""
+    rng = random.Random(16)
+    layouts = ["contiguous", "channels_last", "sliced"]
+    for case in range(CASES):
+        shape, settings = random_case(rng)
+        dtype, layout = DTYPES[case % len(DTYPES)], layouts[case // len(DTYPES) % len(layouts)]
+        x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, device, layout, seed=case)
+        if case % 5 == 0:
+            x, weight, conv_bias, bias = (t.requires_grad_() for t in (x, weight, conv_bias, bias))
+        poison_allocator(device)
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+        what = f"case {case}: shape {shape}, {settings}, {dtype}, {layout}"
+        assert out.shape == (shape[0], 1) and out.dtype == dtype, what
+        assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+        if case % 5 == 0:
+            grad_out = torch.randn(shape[0], 1, generator=torch.Generator().manual_seed(case)).to(device, dtype)
+            grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
+            f64 = [t.detach().to("cpu", torch.float64).requires_grad_() for t in (x, weight, conv_bias, bias)]
+            expected = torch.autograd.grad(reference.model_forward(*f64, **settings), f64,
+                                           grad_out.to("cpu", torch.float64))
+            for name, got, want in zip(["x", "weight", "conv_bias", "bias"], grads, expected):
+                assert got.dtype == dtype and got.shape == want.shape, (name, what)
+                assert rel_err(got, want) <= 4 * TOLERANCE[dtype], (name, what)
+
+
+@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradcheck_float64(device, case):
+    rng = random.Random(1600 + case)
+    shape, settings = random_case(rng)
+    shape = (2,) + shape[1:]
+    inputs = [t.requires_grad_() for t in grouped_problem(shape, settings, torch.float64, device, "contiguous", case)]
+    fn = lambda *args: fusedlse_cuda.forward(*args, **settings)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, inputs)
+    if case == 0:
+        assert torch.autograd.gradgradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_tap_sums_are_the_model_with_one_tap(device):
+    """tap_sums[b, c, t_h, t_w] is the sum over the cropped output of the transposed convolution whose kernel is 1
+    at (t_h, t_w) alone; broadcast_taps is its adjoint."""
+    rng = random.Random(7)
+    for case in range(60):
+        (batch, c_in, height, width, _, kh, kw), settings = random_case(rng)
+        settings.pop("groups")
+        x = make_problem(batch, c_in, height, width, 1, 1, 1, dtype=torch.float64, device=device,
+                         layout=["contiguous", "channels_last", "sliced"][case % 3], seed=case)[0]
+        taps = fusedlse_cuda.tap_sums(x, (kh, kw), **settings)
+        one_hot = torch.eye(kh * kw, dtype=torch.float64).reshape(kh * kw, kh, kw)
+        # Every input channel to its own kh * kw output channels, one per tap.
+        weight = torch.zeros(c_in, c_in * kh * kw, kh, kw, dtype=torch.float64)
+        for c in range(c_in):
+            weight[c, c * kh * kw:(c + 1) * kh * kw] = one_hot
+        conv = torch.nn.functional.conv_transpose2d(x.cpu(), weight, **settings)
+        want = conv.sum(dim=(2, 3)).reshape(batch, c_in, kh, kw)
+        assert rel_err(taps, want) <= TOLERANCE[torch.float64], (case, settings)
+        grad = torch.randn(taps.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(case)).to(device)
+        spread = fusedlse_cuda.broadcast_taps(grad, height, width, torch.float64, **settings)
+        assert spread.shape == x.shape
+        assert abs(float((taps * grad).sum() - (x * spread).sum())) <= 1e-9 * float(taps.abs().sum() + 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_taps_writes_every_element_once_in_the_layout_asked(device, dtype):
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    taps = torch.randn(3, 4, 3, 2, generator=torch.Generator().manual_seed(0)).to(device, acc)
+    crop = dict(stride=(2, 1), padding=(2, 1), output_padding=(1, 0), dilation=(1, 2))
+    want = fusedlse_cuda.broadcast_taps(taps.double(), 7, 6, torch.float64, **crop)
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        poison_allocator(device)
+        got = fusedlse_cuda.broadcast_taps(taps, 7, 6, dtype, memory_format=memory_format, **crop)
+        assert got.dtype == dtype and got.is_contiguous(memory_format=memory_format)
+        assert torch.isfinite(got).all()
+        assert rel_err(got, want) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_infinity_in_a_cropped_border_reaches_only_the_taps_that_keep_it(device):
+    x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 3, dtype=torch.float64, device=device)
+    weight = weight.abs()  # every product of the infinity has one sign: the model's mean is +inf, not NaN
+    x[0, 1, 0, 0] = float("inf")
+    settings = dict(padding=(2, 1))
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    truth = reference.truth(x, weight, conv_bias, bias, **settings)
+    assert torch.isinf(truth[0]).all() and torch.isfinite(truth[1]).all()
+    assert torch.equal(out[0].cpu(), truth[0]) and rel_err(out[1], truth[1]) <= TOLERANCE[torch.float64]
+    # Padding that crops the infinity from every tap: a finite answer, as the model's.
+    x[0, 1, 0, 0], x[0, 1, 5, 4] = 0.0, float("inf")
+    settings = dict(padding=(3, 3))  # full output 8 x 7: rows 3..4 and column 3 survive; x's last row never lands
+    truth = reference.truth(x, weight, conv_bias, bias, **settings)
+    assert torch.isfinite(truth).all()
+    assert rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings), truth) <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("bias_shape", [(6, 1, 1), (6,)], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_with_padding_and_groups(device, bias_shape):
+    """ModelNew against Model, same seed, for grouped and padded convolutions; (6,) takes the broadcast-bias
+    path."""
+    for settings in (dict(groups=2), dict(groups=2, padding=(1, 2)), dict(groups=3, padding=1, stride=2)):
+        torch.manual_seed(0)
+        model = reference.Model(6, 6, 3, bias_shape, **settings).to(device)
+        torch.manual_seed(0)
+        new = fusedlse_cuda.ModelNew(6, 6, 3, bias_shape, **settings).to(device)
+        x = make_problem(3, 6, 7, 8, 1, 1, 1, device=device)[0]
+        truth = reference.truth(x, model.conv_transpose.weight, model.conv_transpose.bias, model.bias, **settings)
+        assert rel_err(new(x), truth) <= TOLERANCE[torch.float32], settings
+        from_model = fusedlse_cuda.ModelNew.from_model(model)
+        assert rel_err(from_model(x), truth) <= TOLERANCE[torch.float32], settings
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_padding_and_groups_under_torch_compile_and_forward_mode(device):
+    x, weight, conv_bias, bias = make_problem(2, 4, 6, 5, 6, 3, 2, device=device)
+    weight = weight[:, :3].contiguous()
+    settings = dict(stride=(2, 1), padding=(1, 2), groups=2)
+    eager = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    assert rel_err(eager, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[torch.float32]
+    compiled = torch.compile(lambda *a: fusedlse_cuda.forward(*a, **settings), fullgraph=True, backend="aot_eager")
+    assert rel_err(compiled(x, weight, conv_bias, bias), eager) <= TOLERANCE[torch.float32]
+    # Forward mode: the composite of torch ops, against a finite difference of the op itself.
+    tangent = torch.randn(x.shape, generator=torch.Generator().manual_seed(3)).to(device)
+    primal, jvp = torch.func.jvp(lambda t: fusedlse_cuda.forward(t, weight, conv_bias, bias, **settings), (x,),
+                                 (tangent,))
+    assert rel_err(primal, eager) <= TOLERANCE[torch.float32]
+    x64, w64, cb64, b64 = (t.double() for t in (x, weight, conv_bias, bias))
+    step = 1e-6
+    difference = (fusedlse_cuda.forward(x64 + step * tangent.double(), w64, cb64, b64, **settings) -
+                  fusedlse_cuda.forward(x64 - step * tangent.double(), w64, cb64, b64, **settings)) / (2 * step)
+    assert rel_err(jvp, difference) <= 1e-4
+
+
+def test_tap_sums_arguments_are_checked():
+    x = torch.randn(2, 3, 4, 4)
+    with pytest.raises(RuntimeError, match=r"kernel_size must be a pair of positive ints \(kH, kW\), got \[0, 2\]"):
+        torch.ops.fusedlse.tap_sums(x, [0, 2])
+    with pytest.raises(RuntimeError, match=r"padding \[3, 3\] crops the whole output: H_out = 6 - 2 \* 3"):
+        fusedlse_cuda.tap_sums(x, 3, padding=3)
+    with pytest.raises(RuntimeError, match=r"taps must have dtype Float \(the accumulation type of BFloat16\), "
+                                           r"got Double"):
+        fusedlse_cuda.broadcast_taps(torch.randn(2, 3, 3, 3, dtype=torch.float64), 4, 4, torch.bfloat16)
