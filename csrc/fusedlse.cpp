@@ -89,49 +89,12 @@ at::Tensor call_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, c
   return op.call(sums, weight_sum, total_bias, scale);
 }
 
-// The inputs [first, end) along one dimension whose products with one tap survive the crop. Input i's product
-// with tap t lands at i * stride + t * dilation of the uncropped output [0, full); padding keeps
-// [padding, full - padding).
-struct KeptInputs {
-  int64_t first, end;
-};
-
 KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilation, int64_t padding, int64_t tap) {
   const int64_t offset = tap * dilation;  // below full (checked in check_forward_args), so no overflow
   const int64_t first = std::min(in, offset >= padding ? 0 : (padding - offset - 1) / stride + 1);
   const int64_t last_landing = full - padding - 1 - offset;  // the largest i * stride that survives
   const int64_t end = last_landing < 0 ? 0 : std::min(in, last_landing / stride + 1);
   return {first, std::max(first, end)};
-}
-
-// One dimension of x cut so that every tap keeps whole pieces: the first `head` inputs one by one, the middle
-// summed in one piece, the last `tail` one by one. The pieces hold about head + tail inputs more than the whole
-// middle, so a plane is read once (its border twice) however many taps there are.
-struct Cut {
-  std::vector<KeptInputs> kept;  // per tap
-  int64_t head = 0, middle = 0, tail = 0;
-  // Segment index of input i (head inputs, then the middle if any, then tail inputs).
-  int64_t segment(int64_t i) const {
-    if (i < head) return i;
-    const int64_t has_middle = middle > 0 ? 1 : 0;
-    return i < head + middle ? head : head + has_middle + (i - head - middle);
-  }
-};
-
-Cut cut_of(int64_t in, int64_t full, int64_t stride, int64_t dilation, int64_t padding, int64_t taps) {
-  Cut c;
-  for (int64_t t = 0; t < taps; ++t) {
-    const KeptInputs k = kept_inputs(in, full, stride, dilation, padding, t);
-    c.kept.push_back(k);
-    c.head = std::max(c.head, k.first);
-    c.tail = std::max(c.tail, in - k.end);
-  }
-  if (c.head + c.tail >= in) {  // no input every tap keeps: all one by one
-    c.head = in;
-    c.tail = 0;
-  }
-  c.middle = in - c.head - c.tail;
-  return c;
 }
 
 // The sums of x over every pair (row segment, column segment) of the cuts: [B, C, row segments, column segments]
@@ -171,6 +134,36 @@ at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, a
 
 }  // namespace
 
+int64_t Cut::segment(int64_t i) const {
+  if (i < head) return i;
+  const int64_t has_middle = middle > 0 ? 1 : 0;
+  return i < head + middle ? head : head + has_middle + (i - head - middle);
+}
+
+std::pair<int64_t, int64_t> Cut::kept_segments(int64_t tap) const {
+  const KeptInputs k = kept[tap];
+  const int64_t first = segment(k.first);
+  return {first, k.end > k.first ? segment(k.end - 1) + 1 : first};
+}
+
+Cut cut_of(const ForwardShape& s, int dim) {
+  const int64_t in = dim == 0 ? s.height : s.width, full = dim == 0 ? s.full_height : s.full_width;
+  const int64_t taps = dim == 0 ? s.kernel_h : s.kernel_w;
+  Cut c;
+  for (int64_t t = 0; t < taps; ++t) {
+    const KeptInputs k = kept_inputs(in, full, s.conv.stride[dim], s.conv.dilation[dim], s.conv.padding[dim], t);
+    c.kept.push_back(k);
+    c.head = std::max(c.head, k.first);
+    c.tail = std::max(c.tail, in - k.end);
+  }
+  if (c.head + c.tail >= in) {  // no input every tap keeps: all one by one
+    c.head = in;
+    c.tail = 0;
+  }
+  c.middle = in - c.head - c.tail;
+  return c;
+}
+
 at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
   if (groups == 1) return weight;
   const int64_t in_per_group = weight.size(0) / groups, out_per_group = weight.size(1);
@@ -182,56 +175,50 @@ at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
 }
 
 at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
-  const ConvSettings& conv = s.conv;
-  const Cut rows = cut_of(s.height, s.full_height, conv.stride[0], conv.dilation[0], conv.padding[0], s.kernel_h);
-  const Cut cols = cut_of(s.width, s.full_width, conv.stride[1], conv.dilation[1], conv.padding[1], s.kernel_w);
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   const at::Tensor grid = segment_sums(x, rows, cols, acc);
   // A tap's kept inputs are a run of whole segments: sums over slices of the grid, added (never subtracted, so an
   // infinity in a cropped border stays out of the taps that crop it). Columns first, then rows.
   at::Tensor by_column_tap = at::empty({s.batch, s.in_channels, grid.size(2), s.kernel_w}, grid.options());
   for (int64_t t = 0; t < s.kernel_w; ++t) {
-    const KeptInputs k = cols.kept[t];
-    const int64_t first = cols.segment(k.first), end = k.end > k.first ? cols.segment(k.end - 1) + 1 : first;
+    const auto [first, end] = cols.kept_segments(t);
     at::Tensor out = by_column_tap.select(3, t);
     at::sum_out(out, grid.narrow(3, first, end - first), {3}, /*keepdim=*/false, acc);
   }
   at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, grid.options());
   for (int64_t t = 0; t < s.kernel_h; ++t) {
-    const KeptInputs k = rows.kept[t];
-    const int64_t first = rows.segment(k.first), end = k.end > k.first ? rows.segment(k.end - 1) + 1 : first;
+    const auto [first, end] = rows.kept_segments(t);
     at::Tensor out = sums.select(2, t);
     at::sum_out(out, by_column_tap.narrow(2, first, end - first), {2}, /*keepdim=*/false, acc);
   }
   return sums;
 }
 
-at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last) {
-  const Cut rows = cut_of(s.height, s.full_height, s.conv.stride[0], s.conv.dilation[0], s.conv.padding[0], s.kernel_h);
-  const Cut cols = cut_of(s.width, s.full_width, s.conv.stride[1], s.conv.dilation[1], s.conv.padding[1], s.kernel_w);
-  const auto segments = [](const Cut& c) { return c.head + (c.middle > 0 ? 1 : 0) + c.tail; };
-  const auto kept_segments = [](const Cut& c, int64_t tap) {
-    const KeptInputs k = c.kept[tap];
-    const int64_t first = c.segment(k.first);
-    return std::make_pair(first, k.end > k.first ? c.segment(k.end - 1) + 1 - first : 0);
-  };
-  // The value of each (row segment, column segment): the sum of the taps that keep it, added in tap order (tap_sums'
-  // adjoint, so no product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
-  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, segments(cols)}, taps.options());
+at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  // The sum of the taps that keep each (row segment, column segment), added in tap order (tap_sums' adjoint, so no
+  // product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
+  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, cols.segments()}, taps.options());
   for (int64_t t = 0; t < s.kernel_w; ++t) {
-    const auto [first, length] = kept_segments(cols, t);
-    by_row_tap.narrow(3, first, length).add_(taps.select(3, t).unsqueeze(3));
+    const auto [first, end] = cols.kept_segments(t);
+    by_row_tap.narrow(3, first, end - first).add_(taps.select(3, t).unsqueeze(3));
   }
-  at::Tensor grid = at::zeros({s.batch, s.in_channels, segments(rows), segments(cols)}, taps.options());
+  at::Tensor grid = at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, taps.options());
   for (int64_t t = 0; t < s.kernel_h; ++t) {
-    const auto [first, length] = kept_segments(rows, t);
-    grid.narrow(2, first, length).add_(by_row_tap.select(2, t).unsqueeze(2));
+    const auto [first, end] = rows.kept_segments(t);
+    grid.narrow(2, first, end - first).add_(by_row_tap.select(2, t).unsqueeze(2));
   }
+  return grid;
+}
+
+at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const at::Tensor grid = spread_taps(taps, s);
   at::Tensor out = at::empty({s.batch, s.in_channels, s.height, s.width},
                              taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
                                                                                      : at::MemoryFormat::Contiguous));
-  // Each block of the output from its grid values, the middle ones broadcast: one write of the output, rounded to
-  // dtype once.
+  // Each block of the output from its grid values, the middle ones broadcast, rounded to dtype once.
   const auto pieces = [](const Cut& c, int64_t in) {
     std::vector<std::pair<int64_t, int64_t>> p;  // (start, length)
     if (c.head > 0) p.emplace_back(0, c.head);
@@ -478,9 +465,6 @@ TORCH_LIBRARY(fusedlse, m) {
            int64_t groups) { check_conv_settings(stride, padding, output_padding, dilation, groups); });
 }
 
-namespace {
-
-// The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings, checked.
 ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
   ForwardShape s{};
@@ -498,6 +482,19 @@ ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::
   return s;
 }
 
+ForwardShape check_broadcast_taps_args(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
+                                       at::IntArrayRef stride, at::IntArrayRef padding,
+                                       at::IntArrayRef output_padding, at::IntArrayRef dilation) {
+  FUSEDLSE_CHECK(is_supported_float(dtype), "dtype must be float16, bfloat16, float32 or float64, got ", dtype);
+  FUSEDLSE_CHECK(taps.dim() == 4, "taps must be 4-D [B, C, kH, kW], got shape ", taps.sizes());
+  FUSEDLSE_CHECK(taps.scalar_type() == accumulation_type(dtype), "taps must have dtype ", accumulation_type(dtype),
+                 " (the accumulation type of ", dtype, "), got ", taps.scalar_type());
+  const int64_t planes[4] = {taps.size(0), taps.size(1), height, width};
+  return tap_shape(planes, taps.sizes().slice(2), stride, padding, output_padding, dilation);
+}
+
+namespace {
+
 at::Tensor tap_sums_op(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
   check_sum_hw_args(x);
@@ -511,12 +508,8 @@ at::Tensor tap_sums_op(const at::Tensor& x, at::IntArrayRef kernel_size, at::Int
 at::Tensor broadcast_taps_op(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                              at::IntArrayRef dilation, bool channels_last) {
-  FUSEDLSE_CHECK(is_supported_float(dtype), "dtype must be float16, bfloat16, float32 or float64, got ", dtype);
-  FUSEDLSE_CHECK(taps.dim() == 4, "taps must be 4-D [B, C, kH, kW], got shape ", taps.sizes());
-  FUSEDLSE_CHECK(taps.scalar_type() == accumulation_type(dtype), "taps must have dtype ", accumulation_type(dtype),
-                 " (the accumulation type of ", dtype, "), got ", taps.scalar_type());
-  const int64_t planes[4] = {taps.size(0), taps.size(1), height, width};
-  const ForwardShape s = tap_shape(planes, taps.sizes().slice(2), stride, padding, output_padding, dilation);
+  const ForwardShape s = check_broadcast_taps_args(taps, height, width, dtype, stride, padding, output_padding,
+                                                   dilation);
   const NoAutocast no_autocast;
   if (taps.numel() == 0) {
     return at::empty({s.batch, s.in_channels, height, width},
@@ -528,13 +521,8 @@ at::Tensor broadcast_taps_op(const at::Tensor& taps, int64_t height, int64_t wid
 
 }  // namespace
 
-// Through ATen (and fusedlse::sum_hw) alone: one kernel for both backends.
+// CUDA's are in cuda/ops_cuda.cpp (the tap kernels, this code for what they do not take).
 TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
-  m.impl("tap_sums", &tap_sums_op);
-  m.impl("broadcast_taps", &broadcast_taps_op);
-}
-
-TORCH_LIBRARY_IMPL(fusedlse, CUDA, m) {
   m.impl("tap_sums", &tap_sums_op);
   m.impl("broadcast_taps", &broadcast_taps_op);
 }

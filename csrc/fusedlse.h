@@ -7,6 +7,8 @@
 
 #include <string>
 #include <tuple>
+#include <utility>
+#include <vector>
 
 namespace fusedlse {
 
@@ -92,6 +94,27 @@ void check_gemm_lse_args(const at::Tensor& sums, const at::Tensor& weight_sum, c
 // itself when groups is 1.
 at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups);
 
+// The inputs [first, end) along one dimension whose products with one kernel tap survive the crop.
+struct KeptInputs {
+  int64_t first, end;
+};
+
+// One dimension of x (0: rows, 1: columns) cut so that every tap keeps whole pieces: the first `head` inputs one by
+// one, the `middle` (every tap keeps it) in one piece, the last `tail` one by one. Segments are numbered in that
+// order; the middle has one number when there is one.
+struct Cut {
+  std::vector<KeptInputs> kept;  // per tap
+  int64_t head = 0, middle = 0, tail = 0;
+  int64_t segments() const { return head + (middle > 0 ? 1 : 0) + tail; }
+  int64_t segment(int64_t i) const;  // the segment of input i
+  std::pair<int64_t, int64_t> kept_segments(int64_t tap) const;  // [first, end) segments the tap keeps
+};
+Cut cut_of(const ForwardShape& s, int dim);
+
+// The adjoint's per-segment values: taps [B, C, kH, kW] -> [B, C, row segments, column segments], each the sum of
+// the taps that keep the segment pair.
+at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s);
+
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane and tap (t_h, t_w), the sum of x over the inputs whose
 // product with that tap survives the crop: [B, C_in, kH, kW] in the accumulation type. One read of x; taps that
 // keep nothing get 0.
@@ -100,6 +123,15 @@ at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s);
 // The adjoint of tap_sums (the backward's grad_x): taps [B, C_in, kH, kW] in the accumulation type of dtype ->
 // [B, C_in, H, W] in dtype, each input the sum of the taps that keep it.
 at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last);
+
+// The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),
+// checked as check_forward_args checks them.
+ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                       at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation);
+// broadcast_taps' arguments: taps [B, C, kH, kW] in the accumulation type of dtype, the settings.
+ForwardShape check_broadcast_taps_args(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
+                                       at::IntArrayRef stride, at::IntArrayRef padding,
+                                       at::IntArrayRef output_padding, at::IntArrayRef dilation);
 
 // forward for padding > 0, on any device: (out [B, 1] in x's dtype, tap_sums [B, C_in, kH, kW]), the epilogue a
 // GEMM over C_in * kH * kW per-tap sums (fusedlse::gemm_lse).

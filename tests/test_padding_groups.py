@@ -18,7 +18,8 @@ def random_case(rng: random.Random):
     groups = rng.choice([1, 1, 2, 3, 4])
     c_in, per_group_out = groups * rng.randint(1, 3), rng.randint(1, 4)
     kernel = (rng.randint(1, 5), rng.randint(1, 5))
-    size = (rng.randint(1, 12), rng.randint(1, 12))
+    # Widths of 16 and more reach the CUDA tap kernels (tuning.h kTapMinWidth); narrower ones the ATen path.
+    size = (rng.randint(1, 12), rng.choice([rng.randint(1, 12), rng.randint(16, 40)]))
     stride = (rng.randint(1, 3), rng.randint(1, 3))
     dilation = (rng.randint(1, 3), rng.randint(1, 3))
     output_padding = tuple(rng.randint(0, max(s, d) - 1) for s, d in zip(stride, dilation))

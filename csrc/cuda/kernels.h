@@ -115,6 +115,63 @@ struct BroadcastArgs {
   int64_t blocks;      // grid size, from the host (broadcast_hw_cuda in ops_cuda.cpp)
 };
 
+// padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:
+// `head` and `tail` inputs one by one, the middle between them in one piece, `segments` in all; tap t keeps segments
+// [first[t], end[t]). The kernels take at most kMaxTapCut inputs one by one at each border and kMaxKernelTaps taps per
+// dimension; the ATen path (fusedlse.cpp) takes the rest.
+constexpr int kMaxTapCut = 8;
+constexpr int kMaxKernelTaps = 16;
+struct TapCutGeometry {
+  int32_t head, tail, segments, taps;
+  int32_t first[kMaxKernelTaps], end[kMaxKernelTaps];
+};
+
+// n / d for 0 <= n < 2^31 by a multiply and a shift (d >= 1, below 2^31): q = (umulhi(n, magic) + n) >> shift.
+struct FastDivisor {
+  uint32_t magic, shift;
+};
+inline FastDivisor fast_divisor(uint32_t d) {
+  uint32_t shift = 0;
+  while ((uint64_t{1} << shift) < d) ++shift;
+  return {static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1), shift};
+}
+
+// tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane,
+// lanes 32 columns apart; per run it writes the middle rows' sums over the middle columns and over each border column
+// to `partials`, and each border row's cells to `grid`; then a thread per plane adds the runs in order, and the
+// cells each tap keeps.
+struct TapSumsArgs {
+  ScalarKind kind;
+  const void* x;  // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j
+  int64_t batch, channels, height, width;
+  int64_t stride_b, stride_c, stride_h;
+  TapCutGeometry rows, cols;
+  int64_t chunk_rows, chunks;  // each plane's rows in `chunks` runs of chunk_rows (the last may be shorter)
+  // Middle rows by 16-byte loads: every row starts 16-byte aligned and W is a whole number of vectors, of which a
+  // run of rows holds fewer than 2^31 (row_vectors divides by W / vector elements). Else a load per element.
+  bool vectors;
+  FastDivisor row_vectors;
+  void* partials;  // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
+  void* grid;      // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
+  void* sums;      // [B*C, rows.taps, cols.taps] accumulation type, the output
+  int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
+};
+
+// broadcast_taps: out[b, c, i, j] = the sum of taps[b, c, t, u] over the taps that keep (i, j), in `kind`. The
+// spread kernel gives each segment pair its value (grid); broadcast_hw writes every element of a plane with its
+// middle cell's value, at its speed; the border kernel then writes the border rows and columns (all of a plane
+// that has no middle cell).
+struct TapBroadcastArgs {
+  ScalarKind kind;     // of out; taps and grid are its accumulation type
+  bool channels_last;  // out's layout, as in BroadcastArgs
+  const void* taps;    // [B*C, rows.taps, cols.taps] contiguous
+  void* grid;          // [B*C, rows.segments, cols.segments] workspace: each segment pair's value
+  void* out;           // [B, C, H, W]
+  int64_t batch, channels, height, width;
+  TapCutGeometry rows, cols;
+  int64_t blocks, spread_blocks;  // the border kernel's and the spread kernel's grids
+};
+
 // Values between rows of W.sum as the kernels read it: C_out rounded up to a whole number of 16-byte pieces of the
 // accumulation type, so that every row starts 16-byte aligned.
 constexpr int64_t weight_sum_stride(int64_t c_out, int64_t acc_bytes) {
@@ -220,6 +277,12 @@ int broadcast_blocks_per_sm(ScalarKind kind);
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
+// tap_sums (two launches), and broadcast_taps' spread and border kernels (taps.cu).
+cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
+cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
+cudaError_t launch_tap_border(const TapBroadcastArgs& args, cudaStream_t stream);
+// Resident blocks per multiprocessor of tap_sums' reading kernel (at least 1).
+int tap_sums_blocks_per_sm(ScalarKind kind);
 // Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of

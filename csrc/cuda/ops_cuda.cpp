@@ -774,6 +774,50 @@ plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, 
   return chosen;
 }
 
+// out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by `epilogue`: sums [B, K] and
+// weight_sum [K, C_out] contiguous, in the accumulation type. cuBLAS's epilogue writes the [rows, C_out] logits, its
+// only workspace; batches go through in ranges that keep them within the workspace budget of `problem_bytes`.
+void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Tensor& weight_sum,
+                  const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias, ScalarKind kind, double scale,
+                  int64_t problem_bytes, at::Tensor& out, cudaStream_t stream) {
+  const at::Tensor bias_flat = bias.reshape({-1});
+  c10::optional<at::Tensor> conv_bias_c;
+  if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
+  const void* conv_bias_ptr = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+  const int64_t batch = sums.size(0), c_out = weight_sum.size(1);
+  if (epilogue != plan::Epilogue::kCublasLse) {
+    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, conv_bias_ptr, bias_flat,
+                                                   bias_stride(bias_flat), kind, scale, out.data_ptr());
+    if (epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
+      rows_gemm_lse(operands, sums, stream);
+    } else if (epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
+      narrow_gemm_lse(operands, sums, stream);
+    } else {
+      tiled_gemm_lse(operands, sums, stream);
+    }
+    return;
+  }
+  const int64_t acc_bytes = sums.element_size();
+  const int64_t budget_rows = workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, c_out * acc_bytes);
+  const int64_t rows_per_range = std::clamp<int64_t>(budget_rows, 1, batch);
+  const int64_t max_blocks = resident_split_blocks(sums.get_device());
+  for (int64_t b0 = 0; b0 < batch; b0 += rows_per_range) {
+    const int64_t rows = std::min(rows_per_range, batch - b0);
+    const at::Tensor logits = exact_mm(sums.narrow(0, b0, rows), weight_sum);
+    BiasLseArgs a{};
+    a.kind = kind;
+    a.logits = logits.data_ptr();
+    a.conv_bias = conv_bias_ptr;
+    a.bias = bias_flat.data_ptr();
+    a.bias_stride = bias_stride(bias_flat);
+    a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
+    a.batch = rows;
+    a.c_out = c_out;
+    a.scale = scale;
+    C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
+  }
+}
+
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
 // `epilogue`. cuBLAS's epilogue writes the [rows, C_out] logits, its only workspace; batches go through in ranges
 // that keep them within the workspace budget.
@@ -801,43 +845,96 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   } else if (!read_sums(x_in, chosen.reader, sums, stream, reader_weight_fold(weight, weight_sum))) {
     read_sums(weight, weight_reader, weight_sum, stream);
   }
-  const at::Tensor bias_flat = bias.reshape({-1});
-  c10::optional<at::Tensor> conv_bias_c;
-  if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
-  const void* conv_bias_ptr = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
-  const ScalarKind kind = kind_of(x_in.scalar_type());
-  if (chosen.epilogue != plan::Epilogue::kCublasLse) {
-    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, conv_bias_ptr, bias_flat,
-                                                   bias_stride(bias_flat), kind, s.scale, out.data_ptr());
-    if (chosen.epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
-      rows_gemm_lse(operands, sums, stream);
-    } else if (chosen.epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
-      narrow_gemm_lse(operands, sums, stream);
-    } else {
-      tiled_gemm_lse(operands, sums, stream);
-    }
-    return;
+  run_epilogue(chosen.epilogue, sums, weight_sum, conv_bias, bias, kind_of(x_in.scalar_type()), s.scale,
+               x_in.nbytes() + weight.nbytes(), out, stream);
+}
+
+// The kernels' form of a Cut (kernels.h TapCutGeometry), or none where it is beyond them.
+std::optional<TapCutGeometry> tap_geometry(const Cut& c) {
+  if (c.head > kMaxTapCut || c.tail > kMaxTapCut || c.kept.size() > static_cast<size_t>(kMaxKernelTaps)) {
+    return std::nullopt;
   }
-  const int64_t acc_bytes = sums.element_size();
-  const int64_t budget_rows = workspace_budget_bytes(x_in.nbytes() + weight.nbytes()) /
-                              std::max<int64_t>(1, s.out_channels * acc_bytes);
-  const int64_t rows_per_range = std::clamp<int64_t>(budget_rows, 1, s.batch);
-  const int64_t max_blocks = resident_split_blocks(x_in.get_device());
-  for (int64_t b0 = 0; b0 < s.batch; b0 += rows_per_range) {
-    const int64_t rows = std::min(rows_per_range, s.batch - b0);
-    const at::Tensor logits = exact_mm(sums.narrow(0, b0, rows), weight_sum);
-    BiasLseArgs a{};
-    a.kind = kind;
-    a.logits = logits.data_ptr();
-    a.conv_bias = conv_bias_ptr;
-    a.bias = bias_flat.data_ptr();
-    a.bias_stride = bias_stride(bias_flat);
-    a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
-    a.batch = rows;
-    a.c_out = s.out_channels;
-    a.scale = s.scale;
-    C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
+  TapCutGeometry g{};
+  g.head = static_cast<int32_t>(c.head);
+  g.tail = static_cast<int32_t>(c.tail);
+  g.segments = static_cast<int32_t>(c.segments());
+  g.taps = static_cast<int32_t>(c.kept.size());
+  for (int32_t t = 0; t < g.taps; ++t) {
+    const auto [first, end] = c.kept_segments(t);
+    g.first[t] = static_cast<int32_t>(first);
+    g.end[t] = static_cast<int32_t>(end);
   }
+  return g;
+}
+
+// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h): by the tap kernels (taps.cu) where x's rows are
+// contiguous and at least kTapMinWidth long (narrower rows would leave most of a warp's lanes idle), else by ATen.
+at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
+  const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
+  if (!rows || !cols || x.stride(3) != 1 || s.width < kTapMinWidth) return tap_sums(x, s);
+  const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
+  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
+  const int64_t planes = s.batch * s.in_channels;
+  TapSumsArgs a{};
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = s.batch;
+  a.channels = s.in_channels;
+  a.height = s.height;
+  a.width = s.width;
+  a.stride_b = x.stride(0);
+  a.stride_c = x.stride(1);
+  a.stride_h = x.stride(2);
+  a.rows = *rows;
+  a.cols = *cols;
+  const int64_t vec = 16 / x.element_size();
+  const uintptr_t address = reinterpret_cast<uintptr_t>(x.data_ptr());
+  a.vectors = address % 16 == 0 && s.width % vec == 0 && x.stride(2) % vec == 0 &&
+              (s.batch == 1 || x.stride(0) % vec == 0) && x.stride(1) % vec == 0 &&
+              s.height * (s.width / vec) < (int64_t{1} << 31);
+  if (a.vectors) a.row_vectors = fast_divisor(static_cast<uint32_t>(s.width / vec));
+  // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times.
+  const int device = x.get_device();
+  const int blocks_per_sm =
+      once_per_key(std::make_pair(device, static_cast<int>(a.kind)), [&] { return tap_sums_blocks_per_sm(a.kind); });
+  const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
+  const int64_t chunks = std::clamp<int64_t>(
+      ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, planes), 1, s.height);
+  a.chunk_rows = ceil_div(s.height, chunks);
+  a.chunks = ceil_div(s.height, a.chunk_rows);
+  const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols->head + cols->tail}, acc);
+  const at::Tensor grid = at::empty({planes, rows->segments, cols->segments}, acc);
+  a.partials = partials.data_ptr();
+  a.grid = grid.data_ptr();
+  a.sums = sums.data_ptr();
+  a.read_blocks = ceil_div(planes * a.chunks, kWarpsPerBlock);
+  a.combine_blocks = std::min(resident_blocks, ceil_div(planes, kBlockThreads));
+  C10_CUDA_CHECK(launch_tap_sums(a, c10::cuda::getCurrentCUDAStream().stream()));
+  return sums;
+}
+
+// forward for padding > 0: the per-tap sums, then the tiled GEMM + logsumexp over C_in * kH * kW of them, with the
+// biases as the other epilogues take them (no [C_out] tensor built) and the output in x's dtype.
+std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
+                                                        const c10::optional<at::Tensor>& conv_bias,
+                                                        const at::Tensor& bias, const ForwardShape& s) {
+  const NoAutocast no_autocast;
+  const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
+  at::Tensor out = at::empty({s.batch, 1}, x.options());
+  if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, acc)};
+  const at::Tensor sums = tap_sums_cuda(x, s);
+  // [C_in, C_out, kH, kW] -> [C_in * kH * kW, C_out], rows in the order of the flattened tap sums; one copy.
+  const int64_t k = s.in_channels * s.kernel_h * s.kernel_w;
+  at::Tensor weight_rows = at::empty({k, s.out_channels}, acc);
+  weight_rows.view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels})
+      .copy_(ungrouped_weight(grouped_weight, s.conv.groups).permute({0, 2, 3, 1}));
+  // The epilogue the planner gives a split forward of this GEMM (sums [B, K] as x of 1 x 1 planes): the tiled kernel
+  // alone took 31 us on the headline's [16, 576] x [576, 128] (H200), beside 254 us for reading x.
+  const plan::Problem gemm{s.batch, k, s.out_channels, 1, 1, x.element_size(), plan::Layout::kPlanes};
+  const plan::Epilogue epilogue = plan::choose(gemm, device_props(x.get_device())).epilogue;
+  run_epilogue(epilogue, sums.view({s.batch, k}), weight_rows, conv_bias, bias, kind_of(x.scalar_type()), s.scale,
+               x.nbytes() + grouped_weight.nbytes(), out, c10::cuda::getCurrentCUDAStream().stream());
+  return {out, sums};
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
@@ -848,7 +945,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
   const ForwardShape s =
       check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
-  if (s.conv.crops()) return forward_cropped(x, grouped_weight, conv_bias, bias, s);
+  if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s);
   // Groups: one ungrouped convolution whose weight is zero between groups, through the same one-pass kernels (the
   // GEMM grows by the factor groups, small beside the read of x on the shapes measured: docs/limits.md).
   const at::Tensor weight = ungrouped_weight(grouped_weight, s.conv.groups);
@@ -897,26 +994,91 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   return out;
 }
 
-at::Tensor broadcast_hw_cuda(const at::Tensor& rows_in, int64_t height, int64_t width, at::ScalarType dtype,
-                             bool channels_last) {
-  at::Tensor out = empty_broadcast_hw(rows_in, height, width, dtype, channels_last);
-  if (out.numel() == 0) return out;
-  const c10::cuda::CUDAGuard guard(rows_in.device());
+// out [B, C, H, W] (channels-last or contiguous, 16-byte aligned) = rows [B, C] (accumulation type) broadcast over
+// every (h, w), by broadcast_hw_kernel.
+void broadcast_rows(const at::Tensor& rows_in, at::Tensor& out, bool channels_last, cudaStream_t stream) {
   const at::Tensor rows = rows_in.contiguous();
   BroadcastArgs a{};
-  a.kind = kind_of(dtype);
+  a.kind = kind_of(out.scalar_type());
   a.channels_last = channels_last;
   a.rows = rows.data_ptr();
   a.out = out.data_ptr();
   a.batch = out.size(0);
   a.channels = out.size(1);
-  a.plane = height * width;
+  a.plane = out.size(2) * out.size(3);
   // Enough blocks to fill every multiprocessor, fewer when there are not that many 16-byte stores to give them.
   const DeviceFill fill = device_fill(rows.get_device(), a.kind, c10::nullopt);
   const int64_t vectors = ceil_div(out.numel() * out.element_size(), 16);
   a.blocks = std::max<int64_t>(1, std::min(fill.multiprocessors * fill.blocks_per_sm,
                                            ceil_div(vectors, kBlockThreads * kBroadcastVectorsPerThread)));
-  C10_CUDA_CHECK(launch_broadcast_hw(a, c10::cuda::getCurrentCUDAStream().stream()));
+  C10_CUDA_CHECK(launch_broadcast_hw(a, stream));
+}
+
+at::Tensor broadcast_hw_cuda(const at::Tensor& rows_in, int64_t height, int64_t width, at::ScalarType dtype,
+                             bool channels_last) {
+  at::Tensor out = empty_broadcast_hw(rows_in, height, width, dtype, channels_last);
+  if (out.numel() == 0) return out;
+  const c10::cuda::CUDAGuard guard(rows_in.device());
+  broadcast_rows(rows_in, out, channels_last, c10::cuda::getCurrentCUDAStream().stream());
+  return out;
+}
+
+at::Tensor tap_sums_op_cuda(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                            at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
+  check_sum_hw_args(x);
+  const ForwardShape s = tap_shape(x.sizes(), kernel_size, stride, padding, output_padding, dilation);
+  const c10::cuda::CUDAGuard guard(x.device());
+  const NoAutocast no_autocast;
+  if (x.numel() == 0) {
+    return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w},
+                     x.options().dtype(accumulation_type(x.scalar_type())));
+  }
+  return tap_sums_cuda(x, s);
+}
+
+at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int64_t width, at::ScalarType dtype,
+                                  at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                  at::IntArrayRef dilation, bool channels_last) {
+  const ForwardShape s = check_broadcast_taps_args(taps_in, height, width, dtype, stride, padding, output_padding,
+                                                   dilation);
+  const c10::cuda::CUDAGuard guard(taps_in.device());
+  const NoAutocast no_autocast;
+  at::Tensor out = at::empty({s.batch, s.in_channels, height, width},
+                             taps_in.options().dtype(dtype).memory_format(
+                                 channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  if (out.numel() == 0) return out;
+  const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
+  if (!rows || !cols) return broadcast_taps(taps_in, s, dtype, channels_last);
+  const at::Tensor taps = taps_in.contiguous();
+  const at::Tensor grid = at::empty({s.batch * s.in_channels, rows->segments, cols->segments}, taps.options());
+  TapBroadcastArgs a{};
+  a.kind = kind_of(dtype);
+  a.channels_last = channels_last;
+  a.taps = taps.data_ptr();
+  a.grid = grid.data_ptr();
+  a.out = out.data_ptr();
+  a.batch = s.batch;
+  a.channels = s.in_channels;
+  a.height = height;
+  a.width = width;
+  a.rows = *rows;
+  a.cols = *cols;
+  const int64_t border_rows = rows->head + rows->tail, border_cols = cols->head + cols->tail;
+  const int64_t border_elements =
+      s.batch * s.in_channels * (border_rows * width + (height - border_rows) * border_cols);
+  const int64_t resident = resident_split_blocks(taps.get_device());
+  a.blocks = std::max<int64_t>(1, std::min(resident, ceil_div(border_elements, kBlockThreads)));
+  a.spread_blocks = std::max<int64_t>(1, std::min(resident, ceil_div(grid.numel(), kBlockThreads)));
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  C10_CUDA_CHECK(launch_tap_spread(a, stream));
+  const bool middle_cell = height > border_rows && width > border_cols;
+  if (middle_cell) {  // the bulk: every element with its plane's middle value, at broadcast_hw's speed
+    broadcast_rows(grid.view({s.batch, s.in_channels, rows->segments, cols->segments})
+                       .select(2, rows->head)
+                       .select(2, cols->head),
+                   out, channels_last, stream);
+  }
+  C10_CUDA_CHECK(launch_tap_border(a, stream));
   return out;
 }
 
@@ -928,6 +1090,8 @@ TORCH_LIBRARY_IMPL(fusedlse, CUDA, m) {
   m.impl("gemm_lse", &gemm_lse_cuda);
   m.impl("broadcast_hw", &broadcast_hw_cuda);
   m.impl("explain", &explain_cuda);
+  m.impl("tap_sums", &tap_sums_op_cuda);
+  m.impl("broadcast_taps", &broadcast_taps_op_cuda);
 }
 
 }  // namespace fusedlse

@@ -290,4 +290,12 @@ constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
 // batches padded to a multiple of four.
 constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 
+// padding's tap kernels (taps.cu). Rows narrower than kTapMinWidth go to the ATen path: a warp's lanes take a row
+// 32 columns apart, so narrower rows would leave most of them idle. tap_sums cuts planes into runs of rows until
+// there are kTapWarpsPerResidentWarp times as many runs as resident warps, one warp each: with about 2 runs per
+// resident warp, a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1:
+// 377 us against 252 without padding; docs/limits.md §29).
+constexpr int64_t kTapMinWidth = 16;
+constexpr int64_t kTapWarpsPerResidentWarp = 4;
+
 }  // namespace fusedlse
