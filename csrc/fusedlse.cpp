@@ -311,10 +311,9 @@ void check_x_and_weight(const at::Tensor& x, const at::Tensor& weight) {
   check_same_dtype(x, "x", weight, "weight");
 }
 
-ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
-                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
-                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
-                                at::IntArrayRef dilation, int64_t groups) {
+ForwardShape check_shape_args(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
+                              at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                              int64_t groups) {
   const ConvSettings conv = check_conv_settings(stride, padding, output_padding, dilation, groups);
   check_x_and_weight(x, weight);
   ForwardShape s;
@@ -329,6 +328,15 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                  weight.size(1), " * groups ", conv.groups, " overflows int64");
   s.kernel_h = weight.size(2);
   s.kernel_w = weight.size(3);
+  set_output_size(s);
+  return s;
+}
+
+ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
+                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
+                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                at::IntArrayRef dilation, int64_t groups) {
+  const ForwardShape s = check_shape_args(x, weight, stride, padding, output_padding, dilation, groups);
   check_bias_shape(bias, s.out_channels);
   if (conv_bias.has_value()) {
     FUSEDLSE_CHECK(conv_bias->dim() == 1 && conv_bias->size(0) == s.out_channels,
@@ -342,7 +350,6 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
     check_float_dtype(*conv_bias, "conv_bias");
     check_same_dtype(x, "x", *conv_bias, "conv_bias");
   }
-  set_output_size(s);
   return s;
 }
 
@@ -422,8 +429,10 @@ TORCH_LIBRARY(fusedlse, m) {
               check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
           return s.out_height * s.out_width;
         });
-  // The plan the CUDA forward would run for x and weight, as JSON (fusedlse_cuda.explain); CPU tensors: the CPU path.
-  m.def("explain(Tensor x, Tensor weight) -> str");
+  // The plan the CUDA forward would run for x, weight and the settings, as JSON (fusedlse_cuda.explain); CPU tensors:
+  // the CPU path.
+  m.def("explain(Tensor x, Tensor weight, int[2] stride=1, int[2] padding=0, int[2] output_padding=0, "
+        "int[2] dilation=1, int groups=1) -> str");
   // The planner alone, for made-up devices (tests/test_plan.py): problem = [B, C_in, C_out, H, W, element bytes,
   // layout (plan::Layout), kH * kW, plane runs (0 or 1), planes aligned (0 or 1), pixels follow (0 or 1)], device =
   // [SMs, L2 bytes, shared bytes per SM, warps per SM, GB/s, float32 GFLOP/s].

@@ -70,6 +70,12 @@ struct ForwardShape {
 // dtypes that agree, one device): explain's arguments, the plan of a call forward would refuse being no plan.
 void check_x_and_weight(const at::Tensor& x, const at::Tensor& weight);
 
+// Checks x and weight (check_x_and_weight), the settings (check_conv_settings), groups against C_in, and the output
+// size (set_output_size): everything check_forward_args checks but the biases (explain's arguments).
+ForwardShape check_shape_args(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
+                              at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                              int64_t groups);
+
 // Checks x [B, C_in, H, W], weight [C_in, C_out, kH, kW], conv_bias [C_out] or None, bias of one value per output
 // channel as the model broadcasts it ([C_out, 1, 1], [1, C_out, 1, 1] or a single value): ranks, sizes, floating
 // dtypes that agree, one device; the convolution settings (check_conv_settings); and an output size (and area)

@@ -7,7 +7,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from helpers import DEVICES, DTYPES, TOLERANCE, lay_out, make_problem, poison_allocator, rel_err
+from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, make_problem, poison_allocator, rel_err
 
 CASES = 520
 
@@ -186,3 +186,29 @@ def test_tap_sums_arguments_are_checked():
     with pytest.raises(RuntimeError, match=r"taps must have dtype Float \(the accumulation type of BFloat16\), "
                                            r"got Double"):
         fusedlse_cuda.broadcast_taps(torch.randn(2, 3, 3, 3, dtype=torch.float64), 4, 4, torch.bfloat16)
+
+
+def test_explain_checks_the_settings_as_forward_does():
+    x, weight = torch.randn(2, 3, 5, 5), torch.randn(3, 4, 3, 3)
+    assert fusedlse_cuda.explain(x, weight, padding=1, groups=3)["strategy"] == "cpu"
+    with pytest.raises(RuntimeError, match=r"x's C_in = 3 must be divisible by groups = 2"):
+        fusedlse_cuda.explain(x, weight, groups=2)
+    with pytest.raises(RuntimeError, match=r"padding \[4, 4\] crops the whole output"):
+        fusedlse_cuda.explain(x, weight, padding=4)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
+    x = torch.randn(2, 4, 8, 32, device="cuda")
+    weight = torch.randn(4, 3, 3, 3, device="cuda")
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert (plan["strategy"], plan["tap_sums"], plan["groups"]) == ("cropped", "kernels", 1)
+    assert plan["epilogue"] in ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse")
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "aten"
+    assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "aten"  # rows of 8: too narrow
+    assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
+    grouped = fusedlse_cuda.explain(x, weight[:2], groups=2)
+    assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
+    assert grouped["strategy"] in ("fused", "split")

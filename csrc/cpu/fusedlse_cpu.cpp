@@ -60,8 +60,9 @@ TORCH_LIBRARY_IMPL(fusedlse, CPU, m) {
   m.impl("sum_hw", &sum_hw_cpu);
   m.impl("gemm_lse", &gemm_lse_cpu);
   m.impl("broadcast_hw", &broadcast_hw_cpu);
-  m.impl("explain", [](const at::Tensor& x, const at::Tensor& weight) -> std::string {
-    check_x_and_weight(x, weight);
+  m.impl("explain", [](const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef output_padding, at::IntArrayRef dilation, int64_t groups) -> std::string {
+    check_shape_args(x, weight, stride, padding, output_padding, dilation, groups);
     return "{\"strategy\": \"cpu\", \"why\": \"CPU tensors: x.sum, matmul and logsumexp through ATen\"}";
   });
 }

@@ -867,11 +867,33 @@ std::optional<TapCutGeometry> tap_geometry(const Cut& c) {
   return g;
 }
 
-// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h): by the tap kernels (taps.cu) where x's rows are
-// contiguous and at least kTapMinWidth long (narrower rows would leave most of a warp's lanes idle), else by ATen.
+// Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu), or ATen (fusedlse.cpp), and why.
+struct TapPath {
+  bool kernels;
+  const char* why;
+};
+
+TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
+  if (!tap_geometry(cut_of(s, 0)) || !tap_geometry(cut_of(s, 1))) {
+    return {false, "padding makes a tap lose more than 8 rows or columns at a border, or the kernel has more than 16 "
+                   "taps a side: ATen sums the border pieces, fusedlse's readers the middle (in place)"};
+  }
+  if (x.stride(3) != 1) {
+    return {false, "x's rows are not contiguous (channels_last, or a strided W): ATen sums the border pieces, "
+                   "fusedlse's readers the middle (in place)"};
+  }
+  if (s.width < kTapMinWidth) {
+    return {false, "rows narrower than 16 elements would leave most of a warp's lanes idle in the tap kernels: ATen "
+                   "sums the border pieces, fusedlse's readers the middle (in place)"};
+  }
+  return {true, "the tap kernels: a warp per run of rows (16 bytes a load where rows are aligned), the border rows "
+                "and columns one by one, then each tap's sum of the pieces it keeps"};
+}
+
+// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by tap_path's choice.
 at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
+  if (!tap_path(x, s).kernels) return tap_sums(x, s);
   const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
-  if (!rows || !cols || x.stride(3) != 1 || s.width < kTapMinWidth) return tap_sums(x, s);
   const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
   at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
   const int64_t planes = s.batch * s.in_channels;
@@ -913,6 +935,15 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
   return sums;
 }
 
+// The epilogue of the cropped forward's GEMM [B, C_in * kH * kW] x [C_in * kH * kW, C_out]: the planner's for a
+// split forward of it (the sums as x of 1 x 1 planes). The tiled kernel alone took 31 us on the headline's
+// [16, 576] x [576, 128] (H200), beside 254 us for reading x.
+plan::Epilogue cropped_epilogue(const ForwardShape& s, int64_t element_bytes, const plan::DeviceProps& props) {
+  const plan::Problem gemm{s.batch, s.in_channels * s.kernel_h * s.kernel_w, s.out_channels, 1, 1, element_bytes,
+                           plan::Layout::kPlanes};
+  return plan::choose(gemm, props).epilogue;
+}
+
 // forward for padding > 0: the per-tap sums, then the tiled GEMM + logsumexp over C_in * kH * kW of them, with the
 // biases as the other epilogues take them (no [C_out] tensor built) and the output in x's dtype.
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
@@ -928,10 +959,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor weight_rows = at::empty({k, s.out_channels}, acc);
   weight_rows.view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels})
       .copy_(ungrouped_weight(grouped_weight, s.conv.groups).permute({0, 2, 3, 1}));
-  // The epilogue the planner gives a split forward of this GEMM (sums [B, K] as x of 1 x 1 planes): the tiled kernel
-  // alone took 31 us on the headline's [16, 576] x [576, 128] (H200), beside 254 us for reading x.
-  const plan::Problem gemm{s.batch, k, s.out_channels, 1, 1, x.element_size(), plan::Layout::kPlanes};
-  const plan::Epilogue epilogue = plan::choose(gemm, device_props(x.get_device())).epilogue;
+  const plan::Epilogue epilogue = cropped_epilogue(s, x.element_size(), device_props(x.get_device()));
   run_epilogue(epilogue, sums.view({s.batch, k}), weight_rows, conv_bias, bias, kind_of(x.scalar_type()), s.scale,
                x.nbytes() + grouped_weight.nbytes(), out, c10::cuda::getCurrentCUDAStream().stream());
   return {out, sums};
@@ -972,12 +1000,24 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
   return out;
 }
 
-// The plan forward(x, weight, ...) would run, as JSON (fusedlse_cuda.explain).
-std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight) {
-  check_x_and_weight(x, weight);
-  const plan::Problem problem = problem_of(x, weight.size(1), weight.size(2) * weight.size(3));
+// The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0
+// (groups: of the ungrouped weight, which forward_cuda builds contiguous), the cropped path's otherwise.
+std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
+                         at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
+                         int64_t groups) {
+  const ForwardShape s = check_shape_args(x, weight, stride, padding, output_padding, dilation, groups);
+  const std::string groups_json = "{\"groups\": " + std::to_string(groups) + ", ";
+  if (s.conv.crops()) {
+    const TapPath path = tap_path(x, s);
+    return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" + (path.kernels ? "kernels" : "aten") +
+           "\", \"epilogue\": \"" + plan::name(cropped_epilogue(s, x.element_size(), device_props(x.get_device()))) +
+           "\", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM over C_in * kH * kW of them; "
+           "tap_sums by " + path.why + "\"}";
+  }
+  const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());
-  return plan::to_json(plan_of_call(weight, problem, props), problem, props);
+  const plan::Plan chosen = groups > 1 ? plan::choose(problem, props) : plan_of_call(weight, problem, props);
+  return groups_json + plan::to_json(chosen, problem, props).substr(1);
 }
 
 at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum_in, const at::Tensor& total_bias_in,

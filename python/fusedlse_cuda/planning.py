@@ -5,6 +5,8 @@ import json
 import torch
 from torch import Tensor
 
+from .shape import IntOrPair, conv_settings
+
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
@@ -15,15 +17,23 @@ EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse")
 WALKS = ("lanes", "runs", "vector_planes")
 
 
-def explain(x: Tensor, weight: Tensor) -> dict:
-    """The plan ``fusedlse_cuda.forward(x, weight, ...)`` runs, and why. The plan depends on x's sizes, dtype and
-    layout, C_out (from ``weight``) and the device; not on the values, biases or settings. x and weight are checked
-    as forward checks them (4-D, sizes that agree, one floating dtype, one device): no plan for a call it refuses.
+def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrPair = 0,
+            output_padding: IntOrPair = 0, dilation: IntOrPair = 1, groups: int = 1) -> dict:
+    """The plan ``fusedlse_cuda.forward(x, weight, ..., stride=..., padding=..., ...)`` runs, and why. The plan
+    depends on x's sizes, dtype and layout, C_out (from ``weight`` and ``groups``), the settings and the device; not
+    on the values or biases. x, weight and the settings are checked as forward checks them (4-D, sizes that agree,
+    one floating dtype, one device, settings nn.ConvTranspose2d accepts, an output padding leaves): no plan for a call
+    it refuses.
 
-    Returns a dict:
+    Returns a dict, with ``groups`` (the setting; groups > 1 runs as the ungrouped weight with zeros between groups,
+    so the plan is that weight's):
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
             W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
-            ``"cpu"`` for CPU tensors.
+            ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over C_in * kH * kW of them): then only
+            ``tap_sums`` (``"kernels"``: fusedlse's tap kernels; ``"aten"``: ATen's reductions over each plane's
+            border pieces and fusedlse's readers over its middle, for x whose rows are not contiguous or are
+            narrower than 16 elements, and for paddings that make a tap lose more than 8 rows or columns at a border
+            or kernels of more than 16 taps a side), ``epilogue`` and ``why``; ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
@@ -54,7 +64,8 @@ def explain(x: Tensor, weight: Tensor) -> dict:
         why: one sentence. problem, device: what the planner saw (layout, plane_runs, planes_aligned,
             pixels_follow, SMs, L2, bandwidth, ...).
     """
-    return json.loads(torch.ops.fusedlse.explain(x, weight))
+    settings = conv_settings(stride, padding, output_padding, dilation, groups)
+    return json.loads(torch.ops.fusedlse.explain(x, weight, *settings.values()))
 
 
 def plan_for(problem: dict, device: dict) -> dict:
