@@ -294,7 +294,7 @@ constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 // 32 columns apart, so narrower rows would leave most of them idle. tap_sums cuts planes into runs of rows until
 // there are kTapWarpsPerResidentWarp times as many runs as resident warps, one warp each: with about 2 runs per
 // resident warp, a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1:
-// 377 us against 252 without padding; docs/limits.md §29).
+// 377 us against 252 without padding; 363 with this; docs/limits.md §29).
 constexpr int64_t kTapMinWidth = 16;
 constexpr int64_t kTapWarpsPerResidentWarp = 4;
 
