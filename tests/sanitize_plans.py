@@ -67,6 +67,17 @@ PLANS = [
     ((30, 400, 1, 1, 30, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow: W.sum past 48 KiB (opted in)
 ]
 
+# padding and groups (C_out is all groups'; the weight is sliced to [C_in, C_out / groups, kH, kW]): the planner's
+# plan, the tap kernels' paths (csrc/cuda/taps.cu) and the ATen one, forward and broadcast_taps.
+CROPPED = [
+    ((3, 4, 9, 40, 5, 3, 3), "contiguous", torch.float32, dict(padding=1)),  # tap kernels: 16-byte loads
+    ((2, 3, 7, 37, 6, 3, 2), "contiguous", torch.float16, dict(padding=(2, 1), stride=2)),  # tap kernels: scalar loads
+    ((2, 3, 8, 33, 4, 3, 3), "sliced", torch.bfloat16, dict(padding=1, dilation=2)),  # scalar loads, strided rows
+    ((2, 4, 6, 5, 6, 3, 3), "channels_last", torch.float32, dict(padding=1, groups=2)),  # ATen's tap sums, groups
+    ((2, 3, 12, 20, 5, 5, 5), "contiguous", torch.float32, dict(padding=(7, 2))),  # deep crop: ATen's tap sums
+    ((2, 4, 9, 9, 6, 3, 3), "contiguous", torch.float64, dict(groups=2)),  # groups: the padding-0 kernels
+]
+
 
 def main():
     failures = []
@@ -87,6 +98,19 @@ def main():
               f"broadcast_hw {'ok' if grid_ok else 'WRONG'}", flush=True)
         if max(err, lse_err) > TOLERANCE[dtype] or sums_err > 1e-5 or not grid_ok:
             failures.append((shape, layout, dtype, plan))
+    for shape, layout, dtype, settings in CROPPED:
+        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout)
+        weight = weight[:, :shape[4] // settings.get("groups", 1)].contiguous()
+        err = rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings),
+                      reference.truth(x, weight, conv_bias, bias, **settings))
+        crop = {k: v for k, v in settings.items() if k != "groups"}
+        acc = torch.float64 if dtype == torch.float64 else torch.float32
+        taps = torch.randn(shape[0], shape[1], shape[5], shape[6], dtype=acc, device="cuda")
+        spread = fusedlse_cuda.broadcast_taps(taps, shape[2], shape[3], dtype, memory_format=x_format(x), **crop)
+        spread_err = rel_err(spread, fusedlse_cuda.broadcast_taps(taps.cpu(), shape[2], shape[3], dtype, **crop))
+        print(shape, layout, dtype, settings, f"forward {err:.1e} broadcast_taps {spread_err:.1e}", flush=True)
+        if err > TOLERANCE[dtype] or spread_err > TOLERANCE[dtype]:
+            failures.append((shape, layout, dtype, settings))
     torch.cuda.synchronize()
     if failures:
         print("wrong results:", failures)
