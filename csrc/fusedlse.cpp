@@ -73,20 +73,11 @@ void check_bias_shape(const at::Tensor& bias, int64_t c_out) {
                  "different function (fusedlse_cuda.ModelNew computes it for any bias shape)");
 }
 
-// The ops' own entry points: from this device-agnostic code a CUDA tensor still reaches the CUDA kernels.
+// The op's own entry point: from this device-agnostic code a CUDA tensor still reaches the CUDA readers.
 at::Tensor call_sum_hw(const at::Tensor& x) {
   static const auto op =
       c10::Dispatcher::singleton().findSchemaOrThrow("fusedlse::sum_hw", "").typed<at::Tensor(const at::Tensor&)>();
   return op.call(x);
-}
-
-at::Tensor call_gemm_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias,
-                         double scale) {
-  static const auto op =
-      c10::Dispatcher::singleton()
-          .findSchemaOrThrow("fusedlse::gemm_lse", "")
-          .typed<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, double)>();
-  return op.call(sums, weight_sum, total_bias, scale);
 }
 
 KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilation, int64_t padding, int64_t tap) {
@@ -132,6 +123,25 @@ at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, a
   return at::cat(row_blocks, 2);
 }
 
+// broadcast_taps' first step: taps [B, C, kH, kW] -> [B, C, row segments, column segments], each the sum of the
+// taps that keep the segment pair.
+at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  // The sum of the taps that keep each (row segment, column segment), added in tap order (tap_sums' adjoint, so no
+  // product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
+  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, cols.segments()}, taps.options());
+  for (int64_t t = 0; t < s.kernel_w; ++t) {
+    const auto [first, end] = cols.kept_segments(t);
+    by_row_tap.narrow(3, first, end - first).add_(taps.select(3, t).unsqueeze(3));
+  }
+  at::Tensor grid = at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, taps.options());
+  for (int64_t t = 0; t < s.kernel_h; ++t) {
+    const auto [first, end] = rows.kept_segments(t);
+    grid.narrow(2, first, end - first).add_(by_row_tap.select(2, t).unsqueeze(2));
+  }
+  return grid;
+}
+
 }  // namespace
 
 int64_t Cut::segment(int64_t i) const {
@@ -175,8 +185,9 @@ at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
 }
 
 at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
-  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
+  if (x.numel() == 0) return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc));
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const at::Tensor grid = segment_sums(x, rows, cols, acc);
   // A tap's kept inputs are a run of whole segments: sums over slices of the grid, added (never subtracted, so an
   // infinity in a cropped border stays out of the taps that crop it). Columns first, then rows.
@@ -195,29 +206,9 @@ at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
   return sums;
 }
 
-at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s) {
-  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
-  // The sum of the taps that keep each (row segment, column segment), added in tap order (tap_sums' adjoint, so no
-  // product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
-  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, cols.segments()}, taps.options());
-  for (int64_t t = 0; t < s.kernel_w; ++t) {
-    const auto [first, end] = cols.kept_segments(t);
-    by_row_tap.narrow(3, first, end - first).add_(taps.select(3, t).unsqueeze(3));
-  }
-  at::Tensor grid = at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, taps.options());
-  for (int64_t t = 0; t < s.kernel_h; ++t) {
-    const auto [first, end] = rows.kept_segments(t);
-    grid.narrow(2, first, end - first).add_(by_row_tap.select(2, t).unsqueeze(2));
-  }
-  return grid;
-}
-
-at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last) {
+void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& out) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const at::Tensor grid = spread_taps(taps, s);
-  at::Tensor out = at::empty({s.batch, s.in_channels, s.height, s.width},
-                             taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
-                                                                                     : at::MemoryFormat::Contiguous));
   // Each block of the output from its grid values, the middle ones broadcast, rounded to dtype once.
   const auto pieces = [](const Cut& c, int64_t in) {
     std::vector<std::pair<int64_t, int64_t>> p;  // (start, length)
@@ -236,26 +227,14 @@ at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Sca
       block.copy_(values.expand(block.sizes()));
     }
   }
-  return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> forward_cropped(const at::Tensor& x, const at::Tensor& weight,
-                                                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
-                                                   const ForwardShape& s) {
-  const NoAutocast no_autocast;
-  const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (s.batch == 0) {
-    return {at::empty({0, 1}, x.options()),
-            at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
-  }
-  const at::Tensor sums = tap_sums(x, s);
-  // [C_in, C_out, kH, kW] -> [C_in * kH * kW, C_out], rows in the order of the flattened tap sums.
-  const at::Tensor weight_rows = ungrouped_weight(weight, s.conv.groups).to(acc).permute({0, 2, 3, 1}).reshape(
-      {s.in_channels * s.kernel_h * s.kernel_w, s.out_channels});
-  at::Tensor total_bias = bias.reshape({-1}).to(acc).expand({s.out_channels});
-  if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
-  const at::Tensor out = call_gemm_lse(sums.view({s.batch, -1}), weight_rows, total_bias, s.scale);
-  return {out.to(x.scalar_type()), sums};
+at::Tensor tap_weight_rows(const at::Tensor& weight, const ForwardShape& s) {
+  const at::TensorOptions acc = weight.options().dtype(accumulation_type(weight.scalar_type()));
+  at::Tensor rows = at::empty({s.in_channels * s.kernel_h * s.kernel_w, s.out_channels}, acc);
+  rows.view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels})
+      .copy_(ungrouped_weight(weight, s.conv.groups).permute({0, 2, 3, 1}));
+  return rows;
 }
 
 at::ScalarType accumulation_type(at::ScalarType input) {
@@ -491,6 +470,19 @@ ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::
   return s;
 }
 
+ForwardShape check_tap_sums_args(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
+  check_sum_hw_args(x);
+  return tap_shape(x.sizes(), kernel_size, stride, padding, output_padding, dilation);
+}
+
+at::Tensor empty_broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype,
+                                bool channels_last) {
+  return at::empty({s.batch, s.in_channels, s.height, s.width},
+                   taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
+                                                                           : at::MemoryFormat::Contiguous));
+}
+
 ForwardShape check_broadcast_taps_args(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
                                        at::IntArrayRef stride, at::IntArrayRef padding,
                                        at::IntArrayRef output_padding, at::IntArrayRef dilation) {
@@ -506,11 +498,8 @@ namespace {
 
 at::Tensor tap_sums_op(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
-  check_sum_hw_args(x);
-  const ForwardShape s = tap_shape(x.sizes(), kernel_size, stride, padding, output_padding, dilation);
+  const ForwardShape s = check_tap_sums_args(x, kernel_size, stride, padding, output_padding, dilation);
   const NoAutocast no_autocast;
-  const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
-  if (x.numel() == 0) return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
   return tap_sums(x, s);
 }
 
@@ -520,12 +509,9 @@ at::Tensor broadcast_taps_op(const at::Tensor& taps, int64_t height, int64_t wid
   const ForwardShape s = check_broadcast_taps_args(taps, height, width, dtype, stride, padding, output_padding,
                                                    dilation);
   const NoAutocast no_autocast;
-  if (taps.numel() == 0) {
-    return at::empty({s.batch, s.in_channels, height, width},
-                     taps.options().dtype(dtype).memory_format(channels_last ? at::MemoryFormat::ChannelsLast
-                                                                             : at::MemoryFormat::Contiguous));
-  }
-  return broadcast_taps(taps, s, dtype, channels_last);
+  at::Tensor out = empty_broadcast_taps(taps, s, dtype, channels_last);
+  if (out.numel() > 0) broadcast_taps(taps, s, out);
+  return out;
 }
 
 }  // namespace

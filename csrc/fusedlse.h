@@ -117,33 +117,34 @@ struct Cut {
 };
 Cut cut_of(const ForwardShape& s, int dim);
 
-// The adjoint's per-segment values: taps [B, C, kH, kW] -> [B, C, row segments, column segments], each the sum of
-// the taps that keep the segment pair.
-at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s);
-
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane and tap (t_h, t_w), the sum of x over the inputs whose
 // product with that tap survives the crop: [B, C_in, kH, kW] in the accumulation type. One read of x; taps that
 // keep nothing get 0.
 at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s);
 
-// The adjoint of tap_sums (the backward's grad_x): taps [B, C_in, kH, kW] in the accumulation type of dtype ->
-// [B, C_in, H, W] in dtype, each input the sum of the taps that keep it.
-at::Tensor broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype, bool channels_last);
+// The adjoint of tap_sums (the backward's grad_x): taps [B, C_in, kH, kW] in the accumulation type of out's dtype
+// -> out [B, C_in, H, W] (empty_broadcast_taps'), each input the sum of the taps that keep it.
+void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& out);
+
+// The padding forward's GEMM operand: weight [C_in, C_out / groups, kH, kW] as [C_in * kH * kW, C_out] in the
+// accumulation type, contiguous, rows in the order of the flattened tap sums (zero between groups).
+at::Tensor tap_weight_rows(const at::Tensor& weight, const ForwardShape& s);
 
 // The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),
 // checked as check_forward_args checks them.
 ForwardShape tap_shape(at::IntArrayRef planes, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                        at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation);
+// tap_sums' arguments: x [B, C, H, W] of a floating dtype, the kernel and the settings.
+ForwardShape check_tap_sums_args(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
+                                 at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation);
+// broadcast_taps' output, uninitialised: [B, C, H, W] of dtype on taps' device, channels_last or contiguous.
+at::Tensor empty_broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::ScalarType dtype,
+                                bool channels_last);
 // broadcast_taps' arguments: taps [B, C, kH, kW] in the accumulation type of dtype, the settings.
 ForwardShape check_broadcast_taps_args(const at::Tensor& taps, int64_t height, int64_t width, at::ScalarType dtype,
                                        at::IntArrayRef stride, at::IntArrayRef padding,
                                        at::IntArrayRef output_padding, at::IntArrayRef dilation);
 
-// forward for padding > 0, on any device: (out [B, 1] in x's dtype, tap_sums [B, C_in, kH, kW]), the epilogue a
-// GEMM over C_in * kH * kW per-tap sums (fusedlse::gemm_lse).
-std::tuple<at::Tensor, at::Tensor> forward_cropped(const at::Tensor& x, const at::Tensor& weight,
-                                                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
-                                                   const ForwardShape& s);
 
 // ATen calls inside an op would otherwise meet an enclosing torch.autocast region (the ops have no autocast kernel,
 // so autocast passes them through) and run a GEMM in bfloat16: every backend computes in its documented

@@ -867,14 +867,17 @@ std::optional<TapCutGeometry> tap_geometry(const Cut& c) {
   return g;
 }
 
-// Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu), or ATen (fusedlse.cpp), and why.
+// Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu) with the cuts' geometry, or ATen
+// (fusedlse.cpp), and why.
 struct TapPath {
   bool kernels;
   const char* why;
+  TapCutGeometry rows, cols;  // where kernels
 };
 
 TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
-  if (!tap_geometry(cut_of(s, 0)) || !tap_geometry(cut_of(s, 1))) {
+  const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
+  if (!rows || !cols) {
     return {false, "padding makes a tap lose more than 8 rows or columns at a border, or the kernel has more than 16 "
                    "taps a side: ATen sums the border pieces, fusedlse's readers the middle (in place)"};
   }
@@ -886,14 +889,18 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
     return {false, "rows narrower than 16 elements would leave most of a warp's lanes idle in the tap kernels: ATen "
                    "sums the border pieces, fusedlse's readers the middle (in place)"};
   }
-  return {true, "the tap kernels: a warp per run of rows (16 bytes a load where rows are aligned), the border rows "
-                "and columns one by one, then each tap's sum of the pieces it keeps"};
+  return {true,
+          "the tap kernels: a warp per run of rows (16 bytes a load where rows are aligned), the border rows and "
+          "columns one by one, then each tap's sum of the pieces it keeps",
+          *rows, *cols};
 }
 
 // tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by tap_path's choice.
 at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
-  if (!tap_path(x, s).kernels) return tap_sums(x, s);
-  const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
+  const TapPath path = tap_path(x, s);
+  if (!path.kernels || x.numel() == 0) return tap_sums(x, s);
+  const TapCutGeometry& rows = path.rows;
+  const TapCutGeometry& cols = path.cols;
   const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
   at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
   const int64_t planes = s.batch * s.in_channels;
@@ -907,8 +914,8 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
   a.stride_b = x.stride(0);
   a.stride_c = x.stride(1);
   a.stride_h = x.stride(2);
-  a.rows = *rows;
-  a.cols = *cols;
+  a.rows = rows;
+  a.cols = cols;
   const int64_t vec = 16 / x.element_size();
   const uintptr_t address = reinterpret_cast<uintptr_t>(x.data_ptr());
   a.vectors = address % 16 == 0 && s.width % vec == 0 && x.stride(2) % vec == 0 &&
@@ -924,8 +931,8 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s) {
       ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, planes), 1, s.height);
   a.chunk_rows = ceil_div(s.height, chunks);
   a.chunks = ceil_div(s.height, a.chunk_rows);
-  const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols->head + cols->tail}, acc);
-  const at::Tensor grid = at::empty({planes, rows->segments, cols->segments}, acc);
+  const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols.head + cols.tail}, acc);
+  const at::Tensor grid = at::empty({planes, rows.segments, cols.segments}, acc);
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
   a.sums = sums.data_ptr();
@@ -944,8 +951,8 @@ plan::Epilogue cropped_epilogue(const ForwardShape& s, int64_t element_bytes, co
   return plan::choose(gemm, props).epilogue;
 }
 
-// forward for padding > 0: the per-tap sums, then the tiled GEMM + logsumexp over C_in * kH * kW of them, with the
-// biases as the other epilogues take them (no [C_out] tensor built) and the output in x's dtype.
+// forward for padding > 0: the per-tap sums, then cropped_epilogue's GEMM + logsumexp over C_in * kH * kW of them,
+// with the biases as the other epilogues take them (no [C_out] tensor built) and the output in x's dtype.
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                         const c10::optional<at::Tensor>& conv_bias,
                                                         const at::Tensor& bias, const ForwardShape& s) {
@@ -954,11 +961,8 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, acc)};
   const at::Tensor sums = tap_sums_cuda(x, s);
-  // [C_in, C_out, kH, kW] -> [C_in * kH * kW, C_out], rows in the order of the flattened tap sums; one copy.
-  const int64_t k = s.in_channels * s.kernel_h * s.kernel_w;
-  at::Tensor weight_rows = at::empty({k, s.out_channels}, acc);
-  weight_rows.view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels})
-      .copy_(ungrouped_weight(grouped_weight, s.conv.groups).permute({0, 2, 3, 1}));
+  const at::Tensor weight_rows = tap_weight_rows(grouped_weight, s);
+  const int64_t k = weight_rows.size(0);
   const plan::Epilogue epilogue = cropped_epilogue(s, x.element_size(), device_props(x.get_device()));
   run_epilogue(epilogue, sums.view({s.batch, k}), weight_rows, conv_bias, bias, kind_of(x.scalar_type()), s.scale,
                x.nbytes() + grouped_weight.nbytes(), out, c10::cuda::getCurrentCUDAStream().stream());
@@ -974,8 +978,9 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
       check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
   if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s);
-  // Groups: one ungrouped convolution whose weight is zero between groups, through the same one-pass kernels (the
-  // GEMM grows by the factor groups, small beside the read of x on the shapes measured: docs/limits.md).
+  // Groups: one ungrouped convolution whose weight is zero between groups, through the same one-pass kernels. Its
+  // cost is building that weight (C_in x C_out x kH x kW values): 2-7% on most shapes measured, up to 1.4x where the
+  // weight is large beside x (docs/limits.md §29).
   const at::Tensor weight = ungrouped_weight(grouped_weight, s.conv.groups);
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
@@ -1065,14 +1070,9 @@ at::Tensor broadcast_hw_cuda(const at::Tensor& rows_in, int64_t height, int64_t 
 
 at::Tensor tap_sums_op_cuda(const at::Tensor& x, at::IntArrayRef kernel_size, at::IntArrayRef stride,
                             at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation) {
-  check_sum_hw_args(x);
-  const ForwardShape s = tap_shape(x.sizes(), kernel_size, stride, padding, output_padding, dilation);
+  const ForwardShape s = check_tap_sums_args(x, kernel_size, stride, padding, output_padding, dilation);
   const c10::cuda::CUDAGuard guard(x.device());
   const NoAutocast no_autocast;
-  if (x.numel() == 0) {
-    return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w},
-                     x.options().dtype(accumulation_type(x.scalar_type())));
-  }
   return tap_sums_cuda(x, s);
 }
 
@@ -1083,12 +1083,13 @@ at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int
                                                    dilation);
   const c10::cuda::CUDAGuard guard(taps_in.device());
   const NoAutocast no_autocast;
-  at::Tensor out = at::empty({s.batch, s.in_channels, height, width},
-                             taps_in.options().dtype(dtype).memory_format(
-                                 channels_last ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous));
+  at::Tensor out = empty_broadcast_taps(taps_in, s, dtype, channels_last);
   if (out.numel() == 0) return out;
   const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
-  if (!rows || !cols) return broadcast_taps(taps_in, s, dtype, channels_last);
+  if (!rows || !cols) {
+    broadcast_taps(taps_in, s, out);
+    return out;
+  }
   const at::Tensor taps = taps_in.contiguous();
   const at::Tensor grid = at::empty({s.batch * s.in_channels, rows->segments, cols->segments}, taps.options());
   TapBroadcastArgs a{};

@@ -37,13 +37,6 @@ def _broadcast_hw(grad_rows: torch.Tensor, shape, dtype, memory_format) -> torch
     return broadcast_hw(grad_rows.to(accumulation_dtype(dtype)), shape[2], shape[3], dtype, memory_format)
 
 
-def _lse_grads(grad_out, sums, weight_sum, total_bias, scale):
-    """dz [B, C_out], grad of sums [B, C_in] and grad of weight_sum [C_in, C_out] of 10 * logsumexp(z)."""
-    logits = sums @ weight_sum * scale + total_bias.reshape(1, -1)
-    dz = 10 * grad_out.to(logits.dtype).reshape(-1, 1) * torch.softmax(logits, dim=1)
-    return dz, dz @ weight_sum.t() * scale, sums.t() @ dz * scale
-
-
 # --- fusedlse::forward -----------------------------------------------------------------------------------------
 
 def _grouped_lse_grads(grad_out, taps, weight_taps, total_bias, scale, groups):
@@ -163,8 +156,10 @@ def _gemm_lse_setup(ctx, inputs, output):
 
 def _gemm_lse_backward(ctx, grad_out):
     sums, weight_sum, total_bias = ctx.saved_tensors
-    dz, grad_sums, grad_weight_sum = _lse_grads(grad_out, sums, weight_sum, total_bias, ctx.scale)
-    return grad_sums, grad_weight_sum, dz.sum(dim=0).reshape(total_bias.shape), None
+    # One tap per channel, one group: [B, C_in] x [C_in, C_out].
+    dz, grad_sums, grad_weight_sum = _grouped_lse_grads(grad_out, sums.unsqueeze(2), weight_sum.unsqueeze(2),
+                                                        total_bias, ctx.scale, 1)
+    return grad_sums.squeeze(2), grad_weight_sum.squeeze(2), dz.sum(dim=0).reshape(total_bias.shape), None
 
 
 # --- fusedlse::broadcast_hw ------------------------------------------------------------------------------------
