@@ -199,16 +199,38 @@ def test_explain_checks_the_settings_as_forward_does():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("c_out,gemm", [(3, "tap_shares"), (96, "planned")])
+def test_both_cropped_gemms_match_the_model(dtype, c_out, gemm):
+    """The cropped GEMM by the tap kernels' shares (few output channels beside x) and as a planned padding-0
+    forward (many), each against the float64 model, with a conv bias and a per-channel bias."""
+    x, weight, conv_bias, bias = make_problem(3, 5, 20, 48, c_out, 3, 4, dtype=dtype, device="cuda", seed=c_out)
+    settings = dict(padding=(1, 2), stride=(2, 1))
+    chosen = fusedlse_cuda.explain(x, weight, **settings)["gemm"]["strategy"]
+    assert (chosen == "tap_shares") == (gemm == "tap_shares"), chosen
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    assert out.dtype == dtype and rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= \
+        TOLERANCE[dtype]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     x = torch.randn(2, 4, 8, 32, device="cuda")
     weight = torch.randn(4, 3, 3, 3, device="cuda")
     plan = fusedlse_cuda.explain(x, weight, padding=1)
     assert (plan["strategy"], plan["tap_sums"], plan["groups"]) == ("cropped", "kernels", 1)
-    assert plan["epilogue"] in ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse")
+    # The GEMM over the per-tap sums: shares by the tap kernels where the weight rows they read are small beside x,
+    # else planned as a padding-0 forward of [B, C_in * kH * kW] 1 x 1 planes.
+    assert plan["gemm"] == {"strategy": "tap_shares"}
+    wide = fusedlse_cuda.explain(x, torch.randn(4, 64, 3, 3, device="cuda"), padding=1)["gemm"]
+    assert wide["strategy"] in ("fused", "split")
+    assert (wide["problem"]["in_channels"], wide["problem"]["height"], wide["problem"]["out_channels"]) == (36, 1, 64)
     channels_last = x.contiguous(memory_format=torch.channels_last)
     assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "aten"  # rows of 8: too narrow
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
-    grouped = fusedlse_cuda.explain(x, weight[:2], groups=2)
+    grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]
     assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
     assert grouped["strategy"] in ("fused", "split")

@@ -1,5 +1,6 @@
-// broadcast_hw: a pure write, so 16-byte streaming stores, several per thread in flight, over a grid sized to fill
-// the device. I is the index type: 32-bit when every element index fits (integer division is then several times
+// broadcast_hw: a pure write, so 16-byte stores, several per thread in flight, one trip of them per thread (the host
+// sizes the grid). Plain stores: streaming ones (st.global.cs) wrote 1 GiB at 3.98 TB/s where plain ones reached
+// 4.60 in a one-shot grid (H200, bench/experiments/write_stores.cu). I is the index type: 32-bit when every element index fits (integer division is then several times
 // cheaper, and a division per vector must stay below the store rate).
 // The backward's write of grad_x. Only CUDA headers are included: see kernels.h.
 
@@ -70,7 +71,7 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const I i = first + static_cast<I>(u) * kBlockThreads;
-      if (i < vectors) __stcs(reinterpret_cast<uint4*>(out) + i, v[u]);
+      if (i < vectors) reinterpret_cast<uint4*>(out)[i] = v[u];
     }
   }
   if (blockIdx.x == 0) {  // the last total % kVec elements
@@ -97,16 +98,7 @@ cudaError_t launch_broadcast_typed(const BroadcastArgs& a, cudaStream_t stream) 
   return cudaGetLastError();
 }
 
-template <typename T>
-int broadcast_blocks_per_sm_typed() {
-  return resident_blocks_per_sm(broadcast_hw_kernel<T, uint64_t, true>, kBlockThreads);
-}
-
 }  // namespace
-
-int broadcast_blocks_per_sm(ScalarKind kind) {
-  return with_element_type(kind, 1, [](auto t) { return broadcast_blocks_per_sm_typed<decltype(t)>(); });
-}
 
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue,

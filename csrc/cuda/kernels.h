@@ -137,9 +137,10 @@ inline FastDivisor fast_divisor(uint32_t d) {
 }
 
 // tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane,
-// lanes 32 columns apart; per run it writes the middle rows' sums over the middle columns and over each border column
-// to `partials`, and each border row's cells to `grid`; then a thread per plane adds the runs in order, and the
-// cells each tap keeps.
+// lanes 32 columns apart, group_rows rows at a time: each group's border columns right after its middle, while their
+// lines are still in L2. Per run it writes the middle rows' sums over the middle columns and over each border column
+// to `partials`, and each border row's cells to `grid`; then a warp per plane adds the runs in order, and the cells
+// each tap keeps (and, where asked, the plane's share of the cropped GEMM).
 struct TapSumsArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j
@@ -147,13 +148,20 @@ struct TapSumsArgs {
   int64_t stride_b, stride_c, stride_h;
   TapCutGeometry rows, cols;
   int64_t chunk_rows, chunks;  // each plane's rows in `chunks` runs of chunk_rows (the last may be shorter)
+  int64_t group_rows;          // rows of a run read before their border columns (tap_group_rows)
   // Middle rows by 16-byte loads: every row starts 16-byte aligned and W is a whole number of vectors, of which a
   // run of rows holds fewer than 2^31 (row_vectors divides by W / vector elements). Else a load per element.
   bool vectors;
   FastDivisor row_vectors;
-  void* partials;  // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
-  void* grid;      // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
-  void* sums;      // [B*C, rows.taps, cols.taps] accumulation type, the output
+  bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
+  void* partials;    // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
+  void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
+  void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, the output
+  // The cropped GEMM's shares (tap_shares_apply): shares[b*C + c, n] = sum over taps t of sums[b, c, t] *
+  // weight_rows[c * taps + t, n], by the combining warps. Null: sums alone.
+  const void* weight_rows;  // [C * taps, c_out] contiguous, accumulation type
+  void* shares;             // [B*C, c_out] accumulation type
+  int64_t c_out;
   int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
 };
 
@@ -271,9 +279,6 @@ struct BiasLseArgs {
 
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);
-
-// Resident broadcast_hw blocks per multiprocessor, from the occupancy calculator.
-int broadcast_blocks_per_sm(ScalarKind kind);
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
