@@ -6,24 +6,8 @@
 //   nvcc -O3 -std=c++17 -arch=sm_90 bench/experiments/write_stores.cu -o /tmp/write_stores && /tmp/write_stores
 //
 // Timing: CUDA events around the kernel alone; median of 30 after 3 warm-ups. Results: docs/limits.md §30.
-#include <cuda_runtime.h>
+#include "read_bench.cuh"  // CHECK, kThreads
 
-#include <algorithm>
-#include <cstdint>
-#include <cstdio>
-#include <cstdlib>
-#include <vector>
-
-#define CHECK(call)                                                          \
-  do {                                                                       \
-    cudaError_t e = (call);                                                  \
-    if (e != cudaSuccess) {                                                  \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e)); \
-      std::exit(1);                                                          \
-    }                                                                        \
-  } while (0)
-
-constexpr int kThreads = 256;
 constexpr int kVectors = 4;  // per thread per trip
 
 template <bool kStreaming>

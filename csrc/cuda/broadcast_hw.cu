@@ -1,7 +1,8 @@
 // broadcast_hw: a pure write, so 16-byte stores, several per thread in flight, one trip of them per thread (the host
 // sizes the grid). Plain stores: streaming ones (st.global.cs) wrote 1 GiB at 3.98 TB/s where plain ones reached
-// 4.60 in a one-shot grid (H200, bench/experiments/write_stores.cu). I is the index type: 32-bit when every element index fits (integer division is then several times
-// cheaper, and a division per vector must stay below the store rate).
+// 4.60 in a one-shot grid (H200, bench/experiments/write_stores.cu). I is the index type: 32-bit when every element
+// index fits (integer division is then several times cheaper, and a division per vector must stay below the store
+// rate).
 // The backward's write of grad_x. Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"

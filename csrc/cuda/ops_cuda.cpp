@@ -1085,9 +1085,9 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const TapPath path = tap_path(x, s);
     if (tap_shares_apply(x, weight, s)) {
       return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"kernels\", \"gemm\": {\"strategy\": "
-             "\"tap_shares\"}, \"why\": \"padding crops the output: per-tap sums of x, then their GEMM over C_in * kH * "
-             "kW: each plane's share by the warp that adds its taps, the shares added over channels, the biases and "
-             "logsumexp in one more launch; tap_sums by " + path.why + "\"}";
+             "\"tap_shares\"}, \"why\": \"padding crops the output: per-tap sums of x, then their GEMM over C_in * "
+             "kH * kW: each plane's share by the warp that adds its taps, the shares added over channels, the biases "
+             "and logsumexp in one more launch; tap_sums by " + path.why + "\"}";
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
     const ForwardShape g = cropped_gemm_shape(s);

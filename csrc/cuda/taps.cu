@@ -152,7 +152,8 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
 
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident: more warps to cover each one's border loads.
 template <typename T>
-__global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm) tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
+__global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
+    tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
   const int lane = threadIdx.x & 31;
   const int64_t units = a.batch * a.channels * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
