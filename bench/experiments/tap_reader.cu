@@ -86,7 +86,9 @@ __device__ __forceinline__ void run_unit(const float* x, int64_t unit, int chunk
       for (int i0 = g0; i0 < g1; i0 += 8) {
         float w[8];
 #pragma unroll
-        for (int u = 0; u < 8; ++u) w[u] = i0 + u < g1 ? __ldg(base + static_cast<int64_t>(i0 + u) * kWidth + own) : 0.f;
+        for (int u = 0; u < 8; ++u) {
+          w[u] = i0 + u < g1 ? __ldg(base + static_cast<int64_t>(i0 + u) * kWidth + own) : 0.f;
+        }
 #pragma unroll
         for (int u = 0; u < 8; ++u) acc += w[u];
       }
