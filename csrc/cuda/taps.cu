@@ -171,9 +171,9 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
 template <typename A>
 __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   __shared__ A staged_taps[kWarpsPerBlock][kMaxKernelTaps * kMaxKernelTaps];
-  const A* partials = static_cast<const A*>(a.partials);
-  A* grid = static_cast<A*>(a.grid);
-  A* sums = static_cast<A*>(a.sums);  // [B*C, kH, kW]
+  const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
+  A* grid = static_cast<A*>(a.grid);                        // [B*C, row segments, column segments]
+  A* sums = static_cast<A*>(a.sums);                        // [B*C, kH, kW]
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int border_cols = a.cols.head + a.cols.tail;
   const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
