@@ -14,7 +14,6 @@ import datetime
 import json
 import os
 import statistics
-import subprocess
 import sys
 
 import torch
@@ -22,7 +21,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from problems import describe, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
 from report import device_dir  # noqa: E402
-from sweep import best_of_rounds, time_ms  # noqa: E402
+from sweep import best_of_rounds, time_ms, tree_commit  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
@@ -108,8 +107,7 @@ def main():
         ratios = [r["ratio"][variant] for r in rows[1:] if variant in r["ratio"]]
         if ratios:
             medians[variant] = round(statistics.median(ratios), 4)
-    commit = os.environ.get("FUSEDLSE_COMMIT") or subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = os.environ.get("FUSEDLSE_COMMIT") or tree_commit()
     result = dict(device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(), commit=commit,
                   rows=rows, sweep_median_ratio=medians, grad_x_write_ms=write)
     with open(os.path.join(out_dir, "padding_groups.json"), "w") as f:

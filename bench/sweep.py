@@ -358,7 +358,8 @@ def plot(meta, rows, providers, path):
     fig.savefig(path, dpi=110)
 
 
-def _commit():
+def tree_commit():
+    """HEAD's short hash, +dirty where tracked files differ from it (FUSEDLSE_COMMIT, or "unknown", without git)."""
     try:
         root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -399,7 +400,7 @@ def main(argv=None):
     providers = tuple(args.providers.split(","))
     meta = dict(count=len(problems), seed=args.seed, device=torch.cuda.get_device_name(), torch=torch.__version__,
                 date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M"), rounds=ROUNDS,
-                commit=os.environ.get("FUSEDLSE_COMMIT") or _commit())
+                commit=os.environ.get("FUSEDLSE_COMMIT") or tree_commit())
     out = args.out or device_dir(meta["device"])
     os.makedirs(out, exist_ok=True)
 
