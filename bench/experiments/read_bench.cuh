@@ -68,18 +68,16 @@ inline Bench first_mib(Bench b, int64_t mib) {
   return b;
 }
 
-// Times launch() (CUDA events around it alone, the L2 flushed before each rep; median of 30 after 3 warm-ups),
-// checks the `partial_count` partials it leaves against b.expected, and prints a line.
-template <typename Launch>
-void run(const Bench& b, const char* name, int64_t partial_count, Launch launch) {
+// The median time of launch() in ms: CUDA events around it alone, median of 30 after 3 warm-ups, before_each()
+// queued ahead of every rep (the flush of the L2, and whatever the launch needs reset).
+template <typename BeforeEach, typename Launch>
+double median_ms(BeforeEach before_each, Launch launch) {
   cudaEvent_t start, stop;
   CHECK(cudaEventCreate(&start));
   CHECK(cudaEventCreate(&stop));
   std::vector<float> ms;
   for (int rep = 0; rep < 33; ++rep) {
-    CHECK(cudaMemsetAsync(b.flush, rep, 256 << 20));
-    CHECK(cudaMemsetAsync(b.counter, 0, sizeof(unsigned)));
-    CHECK(cudaMemsetAsync(b.partials, 0, partial_count * sizeof(float)));
+    before_each(rep);
     CHECK(cudaEventRecord(start));
     launch();
     CHECK(cudaEventRecord(stop));
@@ -89,14 +87,27 @@ void run(const Bench& b, const char* name, int64_t partial_count, Launch launch)
     if (rep >= 3) ms.push_back(t);
   }
   CHECK(cudaGetLastError());
+  CHECK(cudaEventDestroy(start));
+  CHECK(cudaEventDestroy(stop));
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// Times launch() with the L2 flushed (a 256 MiB memset) and the counter and `partial_count` partials zeroed before
+// each rep, checks the partials it leaves against b.expected, and prints a line.
+template <typename Launch>
+void run(const Bench& b, const char* name, int64_t partial_count, Launch launch) {
+  const double median = median_ms(
+      [&](int rep) {
+        CHECK(cudaMemsetAsync(b.flush, rep, 256 << 20));
+        CHECK(cudaMemsetAsync(b.counter, 0, sizeof(unsigned)));
+        CHECK(cudaMemsetAsync(b.partials, 0, partial_count * sizeof(float)));
+      },
+      launch);
   std::vector<float> host(partial_count);
   CHECK(cudaMemcpy(host.data(), b.partials, partial_count * sizeof(float), cudaMemcpyDeviceToHost));
   double total = 0;
   for (float v : host) total += v;
-  std::sort(ms.begin(), ms.end());
-  const double median = ms[ms.size() / 2];
   std::printf("  %-48s %8.4f ms %7.0f GB/s%s\n", name, median, double(b.vectors) * 16 / median / 1e6,
               total == b.expected ? "" : "  WRONG SUM");
-  CHECK(cudaEventDestroy(start));
-  CHECK(cudaEventDestroy(stop));
 }

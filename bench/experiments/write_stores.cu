@@ -6,7 +6,7 @@
 //   nvcc -O3 -std=c++17 -arch=sm_90 bench/experiments/write_stores.cu -o /tmp/write_stores && /tmp/write_stores
 //
 // Timing: CUDA events around the kernel alone; median of 30 after 3 warm-ups. Results: docs/limits.md §30.
-#include "read_bench.cuh"  // CHECK, kThreads
+#include "read_bench.cuh"  // CHECK, kThreads, median_ms
 
 constexpr int kVectors = 4;  // per thread per trip
 
@@ -43,24 +43,9 @@ int main() {
   uint4* out;
   CHECK(cudaMalloc(&flush, 256 << 20));
   CHECK(cudaMalloc(&out, size_t(1) << 30));
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
   const auto time = [&](const char* name, int64_t bytes, auto launch) {
-    std::vector<float> ms;
-    for (int rep = 0; rep < 33; ++rep) {
-      CHECK(cudaMemsetAsync(flush, rep, 256 << 20));
-      CHECK(cudaEventRecord(start));
-      launch();
-      CHECK(cudaEventRecord(stop));
-      CHECK(cudaEventSynchronize(stop));
-      float t = 0;
-      CHECK(cudaEventElapsedTime(&t, start, stop));
-      if (rep >= 3) ms.push_back(t);
-    }
-    CHECK(cudaGetLastError());
-    std::sort(ms.begin(), ms.end());
-    std::printf("  %-44s %8.1f us %7.0f GB/s\n", name, ms[ms.size() / 2] * 1e3, bytes / (ms[ms.size() / 2] * 1e6));
+    const double ms = median_ms([&](int rep) { CHECK(cudaMemsetAsync(flush, rep, 256 << 20)); }, launch);
+    std::printf("  %-44s %8.1f us %7.0f GB/s\n", name, ms * 1e3, bytes / (ms * 1e6));
   };
   for (int64_t mib : {1024, 512, 64}) {
     const int64_t bytes = mib << 20;
