@@ -92,27 +92,16 @@ KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilatio
 // in `acc`. The middle x middle block, nearly all of x, goes through fusedlse::sum_hw (the planned readers, in
 // place); the border rows and columns, a few per plane, through ATen.
 at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
-  struct Piece {
-    int64_t start, length;
-    bool summed;
-  };
-  const auto pieces = [](const Cut& c, int64_t in) {
-    std::vector<Piece> p;
-    if (c.head > 0) p.push_back({0, c.head, false});
-    if (c.middle > 0) p.push_back({c.head, c.middle, true});
-    if (c.tail > 0) p.push_back({in - c.tail, c.tail, false});
-    return p;
-  };
   std::vector<at::Tensor> row_blocks;
-  for (const Piece& r : pieces(rows, x.size(2))) {
+  for (const Cut::Piece& r : rows.pieces(x.size(2))) {
     std::vector<at::Tensor> blocks;
-    for (const Piece& c : pieces(cols, x.size(3))) {
+    for (const Cut::Piece& c : cols.pieces(x.size(3))) {
       const at::Tensor v = x.narrow(2, r.start, r.length).narrow(3, c.start, c.length);
-      if (r.summed && c.summed) {
+      if (r.middle && c.middle) {
         blocks.push_back(call_sum_hw(v).view({x.size(0), x.size(1), 1, 1}));
-      } else if (r.summed) {
+      } else if (r.middle) {
         blocks.push_back(v.sum({2}, /*keepdim=*/true, acc));
-      } else if (c.summed) {
+      } else if (c.middle) {
         blocks.push_back(v.sum({3}, /*keepdim=*/true, acc));
       } else {
         blocks.push_back(v.to(acc));
@@ -148,6 +137,14 @@ int64_t Cut::segment(int64_t i) const {
   if (i < head) return i;
   const int64_t has_middle = middle > 0 ? 1 : 0;
   return i < head + middle ? head : head + has_middle + (i - head - middle);
+}
+
+std::vector<Cut::Piece> Cut::pieces(int64_t in) const {
+  std::vector<Piece> p;
+  if (head > 0) p.push_back({0, head, false});
+  if (middle > 0) p.push_back({head, middle, true});
+  if (tail > 0) p.push_back({in - tail, tail, false});
+  return p;
 }
 
 std::pair<int64_t, int64_t> Cut::kept_segments(int64_t tap) const {
@@ -210,20 +207,11 @@ void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& o
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const at::Tensor grid = spread_taps(taps, s);
   // Each block of the output from its grid values, the middle ones broadcast, rounded to dtype once.
-  const auto pieces = [](const Cut& c, int64_t in) {
-    std::vector<std::pair<int64_t, int64_t>> p;  // (start, length)
-    if (c.head > 0) p.emplace_back(0, c.head);
-    if (c.middle > 0) p.emplace_back(c.head, c.middle);
-    if (c.tail > 0) p.emplace_back(in - c.tail, c.tail);
-    return p;
-  };
-  for (const auto& [row_start, row_length] : pieces(rows, s.height)) {
-    const bool row_middle = rows.middle > 0 && row_start == rows.head;
-    for (const auto& [col_start, col_length] : pieces(cols, s.width)) {
-      const bool col_middle = cols.middle > 0 && col_start == cols.head;
-      at::Tensor block = out.narrow(2, row_start, row_length).narrow(3, col_start, col_length);
-      const at::Tensor values = grid.narrow(2, rows.segment(row_start), row_middle ? 1 : row_length)
-                                    .narrow(3, cols.segment(col_start), col_middle ? 1 : col_length);
+  for (const Cut::Piece& r : rows.pieces(s.height)) {
+    for (const Cut::Piece& c : cols.pieces(s.width)) {
+      at::Tensor block = out.narrow(2, r.start, r.length).narrow(3, c.start, c.length);
+      const at::Tensor values = grid.narrow(2, rows.segment(r.start), r.middle ? 1 : r.length)
+                                    .narrow(3, cols.segment(c.start), c.middle ? 1 : c.length);
       block.copy_(values.expand(block.sizes()));
     }
   }

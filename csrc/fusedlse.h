@@ -114,6 +114,12 @@ struct Cut {
   int64_t segments() const { return head + (middle > 0 ? 1 : 0) + tail; }
   int64_t segment(int64_t i) const;  // the segment of input i
   std::pair<int64_t, int64_t> kept_segments(int64_t tap) const;  // [first, end) segments the tap keeps
+  // The pieces of a dimension of `in` inputs, in order: the head, the middle and the tail, those not empty.
+  struct Piece {
+    int64_t start, length;
+    bool middle;
+  };
+  std::vector<Piece> pieces(int64_t in) const;
 };
 Cut cut_of(const ForwardShape& s, int dim);
 

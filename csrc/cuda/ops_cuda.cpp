@@ -307,15 +307,27 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
 // Element n of a per-channel bias at n * stride: 0 for one value shared by every channel (check_bias_shape).
 int64_t bias_stride(const at::Tensor& bias_flat) { return bias_flat.numel() == 1 ? 0 : bias_flat.stride(0); }
 
+// The biases as every epilogue takes them: bias flattened (element n at n * stride()), conv_bias contiguous or none.
+struct BiasOperands {
+  at::Tensor flat;
+  c10::optional<at::Tensor> conv;
+  const void* conv_ptr() const { return conv.has_value() ? conv->data_ptr() : nullptr; }
+  int64_t stride() const { return bias_stride(flat); }
+};
+
+BiasOperands bias_operands(const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias) {
+  BiasOperands b{bias.reshape({-1}), c10::nullopt};
+  if (conv_bias.has_value()) b.conv = conv_bias->contiguous();
+  return b;
+}
+
 // The fused strategy: one launch per batch range reads x and runs the epilogue (forward.cu).
 void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums,
                    cudaStream_t stream) {
   auto [x, geometry] = readable_x(x_in);
   const at::Tensor weight_c = weight.contiguous();
-  const at::Tensor bias_flat = bias.reshape({-1});
-  c10::optional<at::Tensor> conv_bias_c;
-  if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
+  const BiasOperands biases = bias_operands(conv_bias, bias);
   const int64_t acc_bytes = sums.element_size();
   const int64_t budget_values =
       workspace_budget_bytes(x_in.nbytes() + weight.nbytes()) / acc_bytes;
@@ -330,9 +342,9 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     a.sums = static_cast<char*>(sums.data_ptr()) + b0 * s.in_channels * acc_bytes;
     if (a.plan.splits == 1) a.partials = a.sums;
     a.weight = weight_c.data_ptr();
-    a.conv_bias = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
-    a.bias = bias_flat.data_ptr();
-    a.bias_stride = bias_stride(bias_flat);
+    a.conv_bias = biases.conv_ptr();
+    a.bias = biases.flat.data_ptr();
+    a.bias_stride = biases.stride();
     a.scale = s.scale;
     a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
     C10_CUDA_CHECK(launch_fused(a, stream));
@@ -775,14 +787,14 @@ plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, 
 
 // out [rows] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias) over each row of logits [rows, C_out]
 // (contiguous, accumulation type): bias_lse_kernel.
-void bias_lse(const at::Tensor& logits, const void* conv_bias, const at::Tensor& bias_flat, ScalarKind kind,
-              double scale, void* out, int64_t max_blocks, cudaStream_t stream) {
+void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind kind, double scale, void* out,
+              int64_t max_blocks, cudaStream_t stream) {
   BiasLseArgs a{};
   a.kind = kind;
   a.logits = logits.data_ptr();
-  a.conv_bias = conv_bias;
-  a.bias = bias_flat.data_ptr();
-  a.bias_stride = bias_stride(bias_flat);
+  a.conv_bias = biases.conv_ptr();
+  a.bias = biases.flat.data_ptr();
+  a.bias_stride = biases.stride();
   a.out = out;
   a.batch = logits.size(0);
   a.c_out = logits.size(1);
@@ -796,14 +808,11 @@ void bias_lse(const at::Tensor& logits, const void* conv_bias, const at::Tensor&
 void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Tensor& weight_sum,
                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias, ScalarKind kind, double scale,
                   int64_t problem_bytes, at::Tensor& out, cudaStream_t stream) {
-  const at::Tensor bias_flat = bias.reshape({-1});
-  c10::optional<at::Tensor> conv_bias_c;
-  if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
-  const void* conv_bias_ptr = conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr;
+  const BiasOperands biases = bias_operands(conv_bias, bias);
   const int64_t batch = sums.size(0), c_out = weight_sum.size(1);
   if (epilogue != plan::Epilogue::kCublasLse) {
-    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, conv_bias_ptr, bias_flat,
-                                                   bias_stride(bias_flat), kind, scale, out.data_ptr());
+    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.flat, biases.stride(),
+                                                   kind, scale, out.data_ptr());
     if (epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
       rows_gemm_lse(operands, sums, stream);
     } else if (epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
@@ -819,7 +828,7 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
   const int64_t max_blocks = resident_split_blocks(sums.get_device());
   for (int64_t b0 = 0; b0 < batch; b0 += rows_per_range) {
     const int64_t rows = std::min(rows_per_range, batch - b0);
-    bias_lse(exact_mm(sums.narrow(0, b0, rows), weight_sum), conv_bias_ptr, bias_flat, kind, scale,
+    bias_lse(exact_mm(sums.narrow(0, b0, rows), weight_sum), biases, kind, scale,
              static_cast<char*>(out.data_ptr()) + b0 * out.element_size(), max_blocks, stream);
   }
 }
@@ -905,12 +914,11 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
           *rows, *cols};
 }
 
-// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by tap_path's choice; with weight_rows [C * kH * kW,
-// C_out] (accumulation type, contiguous) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out]
-// into `shares` (TapSumsArgs).
-at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const at::Tensor* weight_rows = nullptr,
-                         at::Tensor* shares = nullptr) {
-  const TapPath path = tap_path(x, s);
+// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with weight_rows
+// [C * kH * kW, C_out] (accumulation type, contiguous) and the tap kernels' path, also the cropped GEMM's shares
+// [B * C, C_out] into `shares` (TapSumsArgs).
+at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path,
+                         const at::Tensor* weight_rows = nullptr, at::Tensor* shares = nullptr) {
   if (!path.kernels || x.numel() == 0) return tap_sums(x, s);
   const TapCutGeometry& rows = path.rows;
   const TapCutGeometry& cols = path.cols;
@@ -996,13 +1004,14 @@ ForwardShape cropped_gemm_shape(const ForwardShape& s) {
 // L2) are at most kTapSharesWeightReadShare of x's bytes. Otherwise the GEMM is a padding-0 forward
 // (cropped_gemm_shape). H200 headline padding 1: the forward took 358 us through the planner's split (cuBLAS's
 // split-K GEMM alone 54 us), 311 us with the shares (docs/limits.md §30).
-bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, const ForwardShape& s) {
+bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, const ForwardShape& s,
+                      const TapPath& path) {
   const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
   const double shares_bytes = static_cast<double>(s.batch) * s.in_channels * s.out_channels * acc_bytes;
   const double weight_reads = shares_bytes * s.kernel_h * s.kernel_w;
   return shares_bytes <= static_cast<double>(workspace_budget_bytes(x.nbytes() + grouped_weight.nbytes())) &&
          weight_reads <= kTapSharesWeightReadShare * static_cast<double>(x.nbytes()) && x.numel() > 0 &&
-         tap_path(x, s).kernels;
+         path.kernels;
 }
 
 // forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
@@ -1015,21 +1024,18 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
-  const ForwardShape g = cropped_gemm_shape(s);
+  const TapPath path = tap_path(x, s);
   const at::Tensor weight_rows = tap_weight_rows(grouped_weight, s);  // [C_in * kH * kW, C_out]
-  if (tap_shares_apply(x, grouped_weight, s)) {
+  if (tap_shares_apply(x, grouped_weight, s, path)) {
     at::Tensor shares;
-    const at::Tensor sums = tap_sums_cuda(x, s, &weight_rows, &shares);
+    const at::Tensor sums = tap_sums_cuda(x, s, path, &weight_rows, &shares);
     const at::Tensor logits = shares.view({s.batch, s.in_channels, s.out_channels}).sum(1);
-    const at::Tensor bias_flat = bias.reshape({-1});
-    c10::optional<at::Tensor> conv_bias_c;
-    if (conv_bias.has_value()) conv_bias_c = conv_bias->contiguous();
-    bias_lse(logits, conv_bias_c.has_value() ? conv_bias_c->data_ptr() : nullptr, bias_flat,
-             kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()),
-             c10::cuda::getCurrentCUDAStream().stream());
+    bias_lse(logits, bias_operands(conv_bias, bias), kind_of(x.scalar_type()), s.scale, out.data_ptr(),
+             resident_split_blocks(x.get_device()), c10::cuda::getCurrentCUDAStream().stream());
     return {out, sums};
   }
-  const at::Tensor sums = tap_sums_cuda(x, s);
+  const at::Tensor sums = tap_sums_cuda(x, s, path);
+  const ForwardShape g = cropped_gemm_shape(s);
   const at::Tensor gemm_x = sums.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = weight_rows.view({g.in_channels, g.out_channels, 1, 1});
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
@@ -1083,7 +1089,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   const std::string groups_json = "{\"groups\": " + std::to_string(groups) + ", ";
   if (s.conv.crops()) {
     const TapPath path = tap_path(x, s);
-    if (tap_shares_apply(x, weight, s)) {
+    if (tap_shares_apply(x, weight, s, path)) {
       return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"kernels\", \"gemm\": {\"strategy\": "
              "\"tap_shares\"}, \"why\": \"padding crops the output: per-tap sums of x, then their GEMM over C_in * "
              "kH * kW: each plane's share by the warp that adds its taps, the shares added over channels, the biases "
@@ -1154,7 +1160,7 @@ at::Tensor tap_sums_op_cuda(const at::Tensor& x, at::IntArrayRef kernel_size, at
   const ForwardShape s = check_tap_sums_args(x, kernel_size, stride, padding, output_padding, dilation);
   const c10::cuda::CUDAGuard guard(x.device());
   const NoAutocast no_autocast;
-  return tap_sums_cuda(x, s);
+  return tap_sums_cuda(x, s, tap_path(x, s));
 }
 
 at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int64_t width, at::ScalarType dtype,
