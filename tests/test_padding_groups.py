@@ -1,5 +1,6 @@
 """padding and groups (issue 16): every nn.ConvTranspose2d setting against the float64 real model, forward and
 gradients, on every dtype and layout; the per-tap sums against their definition; their adjoint; the module."""
+import itertools
 import random
 
 import pytest
@@ -81,10 +82,23 @@ def test_gradcheck_float64(device, case):
         assert torch.autograd.gradgradcheck(fn, inputs)
 
 
+def one_tap_truth(x, kernel, settings):
+    """tap_sums by its definition, in float64 on the CPU: [b, c, t_h, t_w] is the sum over the cropped output of
+    the transposed convolution of plane (b, c) whose kernel is 1 at (t_h, t_w) alone."""
+    batch, c_in = x.shape[:2]
+    kh, kw = kernel
+    one_hot = torch.eye(kh * kw, dtype=torch.float64).reshape(kh * kw, kh, kw)
+    # Every input channel to its own kh * kw output channels, one per tap.
+    weight = torch.zeros(c_in, c_in * kh * kw, kh, kw, dtype=torch.float64)
+    for c in range(c_in):
+        weight[c, c * kh * kw:(c + 1) * kh * kw] = one_hot
+    conv = torch.nn.functional.conv_transpose2d(x.detach().to("cpu", torch.float64), weight, **settings)
+    return conv.sum(dim=(2, 3)).reshape(batch, c_in, kh, kw)
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_tap_sums_are_the_model_with_one_tap(device):
-    """tap_sums[b, c, t_h, t_w] is the sum over the cropped output of the transposed convolution whose kernel is 1
-    at (t_h, t_w) alone; broadcast_taps is its adjoint."""
+    """tap_sums against its definition (one_tap_truth); broadcast_taps is its adjoint."""
     rng = random.Random(7)
     for case in range(60):
         (batch, c_in, height, width, _, kh, kw), settings = random_case(rng)
@@ -92,18 +106,49 @@ def test_tap_sums_are_the_model_with_one_tap(device):
         x = make_problem(batch, c_in, height, width, 1, 1, 1, dtype=torch.float64, device=device,
                          layout=["contiguous", "channels_last", "sliced"][case % 3], seed=case)[0]
         taps = fusedlse_cuda.tap_sums(x, (kh, kw), **settings)
-        one_hot = torch.eye(kh * kw, dtype=torch.float64).reshape(kh * kw, kh, kw)
-        # Every input channel to its own kh * kw output channels, one per tap.
-        weight = torch.zeros(c_in, c_in * kh * kw, kh, kw, dtype=torch.float64)
-        for c in range(c_in):
-            weight[c, c * kh * kw:(c + 1) * kh * kw] = one_hot
-        conv = torch.nn.functional.conv_transpose2d(x.cpu(), weight, **settings)
-        want = conv.sum(dim=(2, 3)).reshape(batch, c_in, kh, kw)
+        want = one_tap_truth(x, (kh, kw), settings)
         assert rel_err(taps, want) <= TOLERANCE[torch.float64], (case, settings)
         grad = torch.randn(taps.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(case)).to(device)
         spread = fusedlse_cuda.broadcast_taps(grad, height, width, torch.float64, **settings)
         assert spread.shape == x.shape
         assert abs(float((taps * grad).sum() - (x * spread).sum())) <= 1e-9 * float(taps.abs().sum() + 1)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_tap_sums_for_every_border_width(device, dtype):
+    """Borders of 1 to 8 columns, alike at both ends or not (stride 2 with output_padding), on rows of whole 16-byte
+    vectors (48), rows that are not (45, 17: vectors across rows), rows with narrow gaps between them (45 of 48) and
+    wide ones (17 of 48: a load per element), the border columns taken from the loads of the middle (registers up
+    to 2 a side, shared memory beyond); +inf in a first column and -inf in a last each reach only the taps that keep
+    it."""
+    kernel = (3, 9)
+    rows_of = [(48, 48), (45, 45), (17, 17), (45, 48), (17, 48)]  # (W, the row stride)
+    for pad, (width, stride_h) in itertools.product(range(1, 9), rows_of):
+        for stride, output_padding in ((1, 0), (2, 1)):
+            settings = dict(stride=(1, stride), padding=(1, pad), output_padding=(0, output_padding))
+            x = make_problem(2, 3, 20, stride_h, 1, 1, 1, dtype=dtype, device=device, seed=pad)[0][..., :width]
+            infinities = {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf")}
+            for index, value in infinities.items():
+                x[index] = value
+            poison_allocator(device)
+            got = fusedlse_cuda.tap_sums(x, kernel, **settings).to("cpu", torch.float64)
+            what = (settings, dtype)
+            kept = torch.zeros(got.shape, dtype=torch.bool)
+            for index, value in infinities.items():
+                alone = torch.zeros(x.shape, dtype=torch.float64)
+                alone[index] = 1.0
+                keeps = one_tap_truth(alone, kernel, settings) != 0
+                assert keeps.any() and not keeps.all(), what  # the case crops it from some taps, not all
+                assert (got[keeps] == value).all(), what
+                kept |= keeps
+            assert torch.isfinite(got[~kept]).all(), what
+            finite = x.detach().to("cpu", torch.float64)
+            for index in infinities:
+                finite[index] = 0.0
+            want = one_tap_truth(finite, kernel, settings)
+            got[kept] = want[kept] = 0.0
+            assert rel_err(got, want) <= TOLERANCE[dtype], what
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -136,11 +136,11 @@ inline FastDivisor fast_divisor(uint32_t d) {
   return {static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1), shift};
 }
 
-// tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane,
-// lanes 32 columns apart, group_rows rows at a time: each group's border columns right after its middle, while their
-// lines are still in L2. Per run it writes the middle rows' sums over the middle columns and over each border column
-// to `partials`, and each border row's cells to `grid`; then a warp per plane adds the runs in order, and the cells
-// each tap keeps (and, where asked, the plane's share of the cropped GEMM).
+// tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane and
+// takes the border columns of its middle rows from the same loads. Per run it writes the middle rows' sums over the
+// middle columns and over each border column to `partials`, and each border row's cells to `grid`; then a warp per
+// plane adds the runs in order, and the cells each tap keeps (and, where asked, the plane's share of the cropped
+// GEMM).
 struct TapSumsArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j
@@ -148,11 +148,15 @@ struct TapSumsArgs {
   int64_t stride_b, stride_c, stride_h;
   TapCutGeometry rows, cols;
   int64_t chunk_rows, chunks;  // each plane's rows in `chunks` runs of chunk_rows (the last may be shorter)
-  int64_t group_rows;          // rows of a run read before their border columns (tap_group_rows)
-  // Middle rows by 16-byte loads: every row starts 16-byte aligned and W is a whole number of vectors, of which a
-  // run of rows holds fewer than 2^31 (row_vectors divides by W / vector elements). Else a load per element.
-  bool vectors;
-  FastDivisor row_vectors;
+  // Middle rows by 16-byte loads of the memory they span, gaps between rows and all, where the gaps are narrow
+  // (span_walk; row_stride divides by stride_h); else a load per element (row_elements divides by W). Either way a
+  // run spans fewer than 2^31 elements.
+  bool span_walk;
+  bool whole_vector_rows;  // span_walk, every row 16-byte aligned and a whole number of vectors, border_side > 0
+  FastDivisor row_stride, row_elements;
+  // 1 or 2, at least cols.head and cols.tail: the border columns' sums are kept in registers (a compare per
+  // column); 0 (wider borders): in dynamic shared memory, a value per lane and border column of each warp.
+  int32_t border_side;
   bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
   void* partials;    // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
   void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
@@ -286,8 +290,8 @@ cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_border(const TapBroadcastArgs& args, cudaStream_t stream);
-// Resident blocks per multiprocessor of tap_sums' reading kernel (at least 1).
-int tap_sums_blocks_per_sm(ScalarKind kind);
+// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side; at least 1).
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols);
 // Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of

@@ -909,9 +909,16 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
                    "sums the border pieces, fusedlse's readers the middle (in place)"};
   }
   return {true,
-          "the tap kernels: a warp per run of rows (16 bytes a load where rows are aligned), the border rows and "
-          "columns one by one, then each tap's sum of the pieces it keeps",
+          "the tap kernels: a warp per run of rows (16-byte loads where the gaps between rows are narrow), its "
+          "border columns from the same loads, then each tap's sum of the pieces it keeps",
           *rows, *cols};
+}
+
+// TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
+// memory) for wider ones.
+int32_t tap_border_side(const TapCutGeometry& cols) {
+  const int32_t side = std::max(cols.head, cols.tail);
+  return side <= 1 ? 1 : side <= 2 ? 2 : 0;
 }
 
 // tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with weight_rows
@@ -937,22 +944,29 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.stride_h = x.stride(2);
   a.rows = rows;
   a.cols = cols;
+  // The span walk loads the gaps between rows: while they are at most a quarter of W (a slice of W); the element
+  // walk beyond, and for rows that overlap (a stride under W) or are 2^31 elements apart.
+  const int64_t stride_h = x.stride(2);
+  a.span_walk = stride_h >= s.width && 4 * (stride_h - s.width) <= s.width && stride_h < (int64_t{1} << 31);
+  if (a.span_walk) a.row_stride = fast_divisor(static_cast<uint32_t>(stride_h));
+  a.row_elements = fast_divisor(static_cast<uint32_t>(s.width));
+  a.border_side = tap_border_side(cols);
   const int64_t vec = 16 / x.element_size();
-  const uintptr_t address = reinterpret_cast<uintptr_t>(x.data_ptr());
-  a.vectors = address % 16 == 0 && s.width % vec == 0 && x.stride(2) % vec == 0 &&
-              (s.batch == 1 || x.stride(0) % vec == 0) && x.stride(1) % vec == 0 &&
-              s.height * (s.width / vec) < (int64_t{1} << 31);
-  if (a.vectors) a.row_vectors = fast_divisor(static_cast<uint32_t>(s.width / vec));
-  // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times.
+  a.whole_vector_rows = a.span_walk && a.border_side > 0 && a.border_side <= vec &&
+                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && s.width % vec == 0 &&
+                        stride_h % vec == 0 && x.stride(1) % vec == 0 && (s.batch == 1 || x.stride(0) % vec == 0);
+  // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times, each spanning fewer
+  // than 2^31 elements (the walks' 32-bit positions).
   const int device = x.get_device();
+  const int border_cols = cols.head + cols.tail;
   const int blocks_per_sm =
-      once_per_key(std::make_pair(device, static_cast<int>(a.kind)), [&] { return tap_sums_blocks_per_sm(a.kind); });
+      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols),
+                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols); });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t chunks = std::clamp<int64_t>(
       ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, planes), 1, s.height);
-  a.chunk_rows = ceil_div(s.height, chunks);
+  a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / std::max(s.width, stride_h));
   a.chunks = ceil_div(s.height, a.chunk_rows);
-  a.group_rows = tap_group_rows(s.width, vec);
   a.evict_first = loads_evict_first(x, device_props(device));
   const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols.head + cols.tail}, acc);
   const at::Tensor grid = at::empty({planes, rows.segments, cols.segments}, acc);

@@ -13,9 +13,8 @@
 namespace fusedlse {
 namespace {
 
-// Loads per lane in flight along a row: 16 of 2-byte elements, 8 of wider ones (a warp's load is then 1 KiB for
-// float32 and 512 bytes for 16-bit types in flight per lane group).
-template <typename T> constexpr int kTapUnroll = sizeof(T) == 2 ? 16 : 8;
+// Element loads per lane in flight (16 of 2-byte elements spilled registers under tap_grid_kernel's cap).
+constexpr int kTapUnroll = 8;
 
 __device__ __forceinline__ uint32_t divide(uint32_t n, FastDivisor d) { return (__umulhi(n, d.magic) + n) >> d.shift; }
 
@@ -26,56 +25,143 @@ __device__ __forceinline__ int64_t segment_of(const TapCutGeometry& g, int64_t i
   return g.head;
 }
 
-// The middle columns' sum of middle rows [first_row, end_row) of a plane (this lane's share), by 16-byte loads of
-// whole rows (TapSumsArgs::vectors): lanes take the vectors in turn, kTapVectorLoads in flight each; a vector that
-// holds a border column adds only its middle elements.
-template <typename T, bool kEvictFirst>
-__device__ __forceinline__ acc_t<T> middle_by_vectors(const T* plane_base, const TapSumsArgs& a, int64_t first_row,
-                                                      int64_t end_row, int lane) {
-  using A = acc_t<T>;
-  constexpr int kVec = 16 / sizeof(T);
-  constexpr int kLoads = kTapVectorLoads;
-  const uint32_t per_row = static_cast<uint32_t>(a.width / kVec);
-  const uint32_t count = static_cast<uint32_t>((end_row - first_row) * per_row);
-  const int32_t first_col = a.cols.head, end_col = static_cast<int32_t>(a.width) - a.cols.tail;
-  const T* rows = plane_base + first_row * a.stride_h;
-  A sum = 0;
-#pragma unroll 1
-  for (uint32_t base = lane; base < count; base += 32 * kLoads) {
-    uint4 v[kLoads];
-    int32_t col[kLoads];
+// What a lane's loads of a run's middle rows add: the middle columns' sum, and per border column (the first
+// cols.head columns, then the last cols.tail) a sum of its own, taken from the same loads (loading the border
+// columns apart, a column at a time after each group of rows, made the headline's padded read 290 us against 252:
+// bench/experiments/tap_reader.cu, docs/limits.md §30). Borders of at most kSide columns a side (kSide 1 or 2) keep
+// theirs in registers, head[k] for column k and tail[k] for column W - kSide + k (a static index: a compare per
+// column; 4 a side spilled registers under tap_grid_kernel's cap); wider ones (kSide 0) in shared memory, a lane's
+// own values indexed at run time (no atomics: no two lanes add to one value, and the order is fixed).
+template <typename A, int kSide> struct RunSums {
+  A middle = 0;
+  A head[kSide > 0 ? kSide : 1] = {}, tail[kSide > 0 ? kSide : 1] = {};
+  A* lane_sums;  // kSide 0: [border columns][32] of this warp's, offset to this lane's: column k at lane_sums[32 * k]
+  int32_t first_col, end_col, width;
+
+  // The element at column `col` of a row; a column at or past W (a gap between rows) adds nothing.
+  __device__ __forceinline__ void add(int32_t col, A value) {
+    if (col >= first_col && col < end_col) {
+      middle += value;
+    } else if (col < width) {
+      if constexpr (kSide > 0) {
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      const uint32_t e = base + 32 * u;
-      const uint32_t r = divide(e, a.row_vectors);
-      col[u] = static_cast<int32_t>(e - r * per_row) * kVec;
-      if (e < count) {
-        v[u] = load_once<kEvictFirst>(reinterpret_cast<const uint4*>(rows + r * a.stride_h + col[u]));
-      } else {
-        v[u] = make_uint4(0, 0, 0, 0);
-        col[u] = first_col;  // all zeros: adds nothing
-      }
-    }
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      if (col[u] >= first_col && col[u] + kVec <= end_col) {
-        sum += vec_sum<T>(v[u]);
-      } else {
-#pragma unroll
-        for (int k = 0; k < kVec; ++k) {
-          if (col[u] + k >= first_col && col[u] + k < end_col) sum += vec_elem<T>(v[u], k);
+        for (int k = 0; k < kSide; ++k) {
+          if (col == k) head[k] += value;
+          if (col == width - kSide + k) tail[k] += value;
         }
+      } else {
+        lane_sums[32 * (col < first_col ? col : first_col + (col - end_col))] += value;
       }
     }
   }
-  return sum;
+};
+
+// The middle rows [first_row, first_row + row_count) of a plane (this lane's share) by 16-byte loads of the memory
+// they span, row after row with any gap between them (TapSumsArgs::span_walk): lanes take the aligned vectors in
+// turn, kTapVectorLoads in flight each, and the few elements before the first and after the last. A vector within a
+// row's middle columns adds whole; any other element by element, wrapping into the next row (W >= 16 elements,
+// so at most once). Aligned whole rows are the case without wraps or gaps.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
+                                          int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kLoads = kTapVectorLoads;
+  const int32_t stride = static_cast<int32_t>(a.stride_h);
+  const T* rows = plane_base + first_row * a.stride_h;
+  const uint32_t span = static_cast<uint32_t>(row_count - 1) * stride + static_cast<uint32_t>(a.width);
+  const uint32_t lead =
+      min(span, static_cast<uint32_t>((16 - reinterpret_cast<uintptr_t>(rows) % 16) % 16 / sizeof(T)));
+  const uint32_t vectors = (span - lead) / kVec;
+  const uint4* aligned = reinterpret_cast<const uint4*>(rows + lead);
+#pragma unroll 1
+  for (uint32_t base = lane; base < vectors; base += 32 * kLoads) {
+    uint4 v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const uint32_t e = base + 32 * u;
+      v[u] = e < vectors ? load_once<kEvictFirst>(aligned + e) : make_uint4(0, 0, 0, 0);
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      // The vector's position again rather than kept from the loads: registers for the loads.
+      const uint32_t e = base + 32 * u;
+      const uint32_t offset = lead + e * kVec;
+      const int32_t col = static_cast<int32_t>(offset - divide(offset, a.row_stride) * stride);
+      if (e >= vectors) continue;
+      if (col >= sums.first_col && col + kVec <= sums.end_col) {
+        sums.middle += vec_sum<T>(v[u]);
+      } else if (kSide > 0 && a.whole_vector_rows) {
+        // Every vector within a row, the border columns in its first and last: a compare per vector, not per
+        // element (a warp meets a border vector on nearly every trip, and pays for its path: H200 headline bf16,
+        // padding 1, 228 us element by element through RunSums::add, 171 so).
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) {
+          if (col + k >= sums.first_col && col + k < sums.end_col) sums.middle += vec_elem<T>(v[u], k);
+        }
+        if constexpr (kSide > 0 && kSide <= kVec) {
+#pragma unroll
+          for (int k = 0; k < kSide; ++k) {
+            if (col == 0) sums.head[k] += vec_elem<T>(v[u], k);
+            if (col + kVec == sums.width) sums.tail[k] += vec_elem<T>(v[u], kVec - kSide + k);
+          }
+        }
+      } else {
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) sums.add(col + k < stride ? col + k : col + k - stride, vec_elem<T>(v[u], k));
+      }
+    }
+  }
+  // The elements before the first whole vector and after the last: fewer than kVec each, a lane each.
+  const uint32_t trail = lead + vectors * kVec;
+  const uint32_t offset = lane < kVec ? lane : trail + (lane - kVec);
+  if ((lane < kVec && offset < lead) || (lane >= kVec && lane < 2 * kVec && offset < span)) {
+    sums.add(static_cast<int32_t>(offset - divide(offset, a.row_stride) * stride), to_acc(__ldg(rows + offset)));
+  }
 }
 
-// The same by a load per element (rows not aligned, or W not a whole number of vectors): lanes 32 columns apart.
+// The same by a load per element, where the gaps between rows are too wide to load (TapSumsArgs::span_walk false):
+// the rows' elements walked flat, lanes taking them in turn, kTapUnroll in flight each whatever W is. A lane's next
+// element is 32 further: its column steps by 32 and wraps into the next row at most twice (W >= kTapMinWidth >=
+// 16), with no division and no address kept per load (registers for the loads).
+template <typename T, int kSide>
+__device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
+                                             int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
+  static_assert(kTapMinWidth >= 16, "a step of 32 elements wraps into the next row at most twice");
+  using A = acc_t<T>;
+  constexpr int kLoads = kTapUnroll;
+  const int32_t width = static_cast<int32_t>(a.width);
+  const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+  const T* rows = plane_base + first_row * a.stride_h;
+#pragma unroll 1
+  for (uint32_t base = lane; base < count; base += 32 * kLoads) {
+    const uint32_t base_row = divide(base, a.row_elements);
+    const int32_t base_col = static_cast<int32_t>(base - base_row * width);
+    A v[kLoads];
+    const T* row = rows + base_row * a.stride_h;
+    int32_t col = base_col;
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      v[u] = base + 32 * u < count ? to_acc(__ldg(row + col)) : A(0);
+      col += 32;
+      if (col >= width) col -= width, row += a.stride_h;
+      if (col >= width) col -= width, row += a.stride_h;
+    }
+    col = base_col;
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (base + 32 * u < count) sums.add(col, v[u]);
+      col += 32;
+      if (col >= width) col -= width;
+      if (col >= width) col -= width;
+    }
+  }
+}
+
+// A border row's middle columns by a load per element, lanes 32 columns apart.
 template <typename T>
 __device__ __forceinline__ acc_t<T> middle_by_elements(const T* row, const TapSumsArgs& a, int lane) {
   using A = acc_t<T>;
-  constexpr int kUnroll = kTapUnroll<T>;
+  constexpr int kUnroll = kTapUnroll;
   const int64_t middle_end = a.width - a.cols.tail;
   A sum = 0;
 #pragma unroll 1
@@ -93,10 +179,11 @@ __device__ __forceinline__ acc_t<T> middle_by_elements(const T* row, const TapSu
 }
 
 // Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
-// then each border column's) into `partials`, its border rows' cells into the plane's cells of `grid`. Row and
-// column indices are 32-bit (tap_path) and the output addresses are made after the loads: registers for the loads.
-template <typename T, bool kEvictFirst>
-__device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane) {
+// then each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of
+// `grid`. Row and column indices are 32-bit (tap_path) and the output addresses are made after the loads: registers
+// for the loads.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums) {
   using A = acc_t<T>;
   const int64_t plane = unit / a.chunks;
   const int32_t chunk = static_cast<int32_t>(unit - plane * a.chunks);
@@ -106,33 +193,26 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t first_row = chunk * static_cast<int32_t>(a.chunk_rows);
   const int32_t end_row = min(first_row + static_cast<int32_t>(a.chunk_rows), height);
   const int border_cols = a.cols.head + a.cols.tail;
-  // Lane k < border_cols takes border column k one by one: the first cols.head, then the last cols.tail.
-  const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
+  RunSums<A, kSide> sums;
+  sums.lane_sums = warp_border_sums + lane;
+  sums.first_col = a.cols.head;
+  sums.end_col = width - a.cols.tail;
+  sums.width = width;
+  if constexpr (kSide == 0) {
+    for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
+  }
   // The run's middle rows [middle_first, middle_end); its border rows are the others.
   const int32_t middle_first = max(first_row, a.rows.head);
   const int32_t middle_end = min(end_row, height - a.rows.tail);
-  A middle = 0, border = 0;
-  for (int32_t g0 = middle_first; g0 < middle_end; g0 += static_cast<int32_t>(a.group_rows)) {
-    const int32_t g1 = min(g0 + static_cast<int32_t>(a.group_rows), middle_end);
-    if (a.vectors) {
-      middle += middle_by_vectors<T, kEvictFirst>(base, a, g0, g1, lane);
+  if (middle_first < middle_end) {
+    if (a.span_walk) {
+      span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
     } else {
-      for (int32_t i = g0; i < g1; ++i) middle += middle_by_elements(base + i * a.stride_h, a, lane);
-    }
-    if (lane < border_cols) {
-      constexpr int kOwnLoads = 8;
-#pragma unroll 1
-      for (int32_t i0 = g0; i0 < g1; i0 += kOwnLoads) {
-        A v[kOwnLoads];
-#pragma unroll
-        for (int u = 0; u < kOwnLoads; ++u) {
-          v[u] = i0 + u < g1 ? to_acc(__ldg(base + (i0 + u) * a.stride_h + own_col)) : A(0);
-        }
-#pragma unroll
-        for (int u = 0; u < kOwnLoads; ++u) border += v[u];
-      }
+      element_walk<T, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
     }
   }
+  // Lane k < border_cols takes border column k of a border row: the first cols.head, then the last cols.tail.
+  const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
   const bool middle_col = width - a.cols.tail > a.cols.head;
   A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
   for (int32_t i = first_row; i < end_row; ++i) {
@@ -144,25 +224,52 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     if (lane == 0 && middle_col) row_cells[a.cols.head] = row_sum;
     if (lane < border_cols) row_cells[lane < a.cols.head ? lane : lane + (middle_col ? 1 : 0)] = to_acc(row[own_col]);
   }
-  middle = warp_sum(middle);
   A* part = static_cast<A*>(a.partials) + unit * (1 + border_cols);  // [1 + border columns]
+  const A middle = warp_sum(sums.middle);
   if (lane == 0) part[0] = middle;
-  if (lane < border_cols) part[1 + lane] = border;
+  if constexpr (kSide > 0) {
+    // tail[k] holds column W - kSide + k: tail column k - (kSide - cols.tail).
+#pragma unroll
+    for (int k = 0; k < kSide; ++k) {
+      const A head = warp_sum(sums.head[k]), tail = warp_sum(sums.tail[k]);
+      const int tail_col = k - (kSide - a.cols.tail);
+      if (lane == 0 && k < a.cols.head) part[1 + k] = head;
+      if (lane == 0 && tail_col >= 0) part[1 + a.cols.head + tail_col] = tail;
+    }
+  } else {
+    for (int k = 0; k < border_cols; ++k) {
+      const A column = warp_sum(sums.lane_sums[32 * k]);
+      if (lane == 0) part[1 + k] = column;
+    }
+  }
 }
 
-// Blocks of kBlockThreads, at least kTapBlocksPerSm resident: more warps to cover each one's border loads.
-template <typename T>
+// Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
+// the loads in flight. Dynamic shared memory: tap_border_bytes.
+template <typename T, int kSide>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
-  const int lane = threadIdx.x & 31;
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char border_bytes[];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
   const int64_t units = a.batch * a.channels * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {
-    for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5); unit < units;
-         unit += warps) {
-      tap_run<T, decltype(evict_first)::value>(a, unit, lane);
+    for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; unit < units; unit += warps) {
+      tap_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
     }
   });
+}
+
+// f(std::integral_constant<int, S>) for S = side (TapSumsArgs::border_side: 0, 1 or 2), else `otherwise`.
+template <typename R, typename F> R with_border_side(int side, R otherwise, F&& f) {
+  switch (side) {
+    case 0: return f(std::integral_constant<int, 0>{});
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    default: return otherwise;
+  }
 }
 
 // A warp per plane: the middle row's cells (the runs' partials, lanes across runs, then a butterfly: a fixed order),
@@ -287,9 +394,21 @@ __global__ void __launch_bounds__(kBlockThreads) tap_border_kernel(const __grid_
   }
 }
 
+// tap_grid_kernel's dynamic shared memory: with border_side 0, a sum per lane and border column of each warp.
+size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
+  if (border_side > 0) return 0;
+  return static_cast<size_t>(kWarpsPerBlock) * 32 * border_cols * (kind == ScalarKind::kDouble ? 8 : 4);
+}
+
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
-  tap_grid_kernel<T><<<static_cast<unsigned>(a.read_blocks), kBlockThreads, 0, stream>>>(a);
+  const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail);
+  const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
+    tap_grid_kernel<T, decltype(side)::value>
+        <<<static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes, stream>>>(a);
+    return cudaSuccess;
+  });
+  if (read != cudaSuccess) return read;
   tap_combine_kernel<acc_t<T>><<<static_cast<unsigned>(a.combine_blocks), kBlockThreads, 0, stream>>>(a);
   return cudaGetLastError();
 }
@@ -320,9 +439,13 @@ cudaError_t launch_tap_border(const TapBroadcastArgs& args, cudaStream_t stream)
                            [&](auto t) { return launch_tap_border_typed<decltype(t)>(args, stream); });
 }
 
-int tap_sums_blocks_per_sm(ScalarKind kind) {
-  return with_element_type(kind, 1, [](auto t) {
-    return resident_blocks_per_sm(tap_grid_kernel<decltype(t)>, kBlockThreads);
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols) {
+  return with_element_type(kind, 1, [&](auto t) {
+    using T = decltype(t);
+    return with_border_side(border_side, 1, [&](auto side) {
+      return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value>, kBlockThreads,
+                                    tap_border_bytes(kind, border_side, border_cols));
+    });
   });
 }
 

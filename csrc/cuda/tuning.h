@@ -290,29 +290,22 @@ constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
 // batches padded to a multiple of four.
 constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 
-// padding's tap kernels (taps.cu). Rows narrower than kTapMinWidth go to the ATen path: a warp's lanes take a row
-// 32 columns apart, so narrower rows would leave most of them idle. tap_sums cuts planes into runs of rows until
-// there are kTapWarpsPerResidentWarp times as many runs as resident warps, one warp each: with about 2 runs per
-// resident warp, a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1:
-// 377 us against 252 without padding; 363 with this; docs/limits.md §29).
+// padding's tap kernels (taps.cu). Rows narrower than kTapMinWidth go to the ATen path: a warp's lanes take a border
+// row 32 columns apart, so narrower rows would leave most of them idle (and the element walk's step of 32 wraps a
+// row at most twice). tap_sums cuts planes into runs of rows until there are kTapWarpsPerResidentWarp times as many
+// runs as resident warps, one warp each: with about 2 runs per resident warp, a grid-stride split left a third of
+// the warps idle in its last round (H200 headline padding 1: 377 us against 252 without padding; 363 with 4 runs);
+// the standalone copy of the reader took 266.6 us at 4 runs and 252.2 at 8 (docs/limits.md §30).
 constexpr int64_t kTapMinWidth = 16;
-constexpr int64_t kTapWarpsPerResidentWarp = 4;
+constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // The tap reader's 16-byte loads in flight per lane, and its blocks per SM (registers capped to fit them). With 8
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
-// Rows a run reads before loading their border columns one by one: few enough that the lines holding them are still
-// in L2 (8 rows of the headline's 2 KiB, 16 KiB a warp, 34 MiB for every resident warp of the H200 against its
-// 60 MiB), and at least two trips of the vector loads.
-constexpr int64_t kTapGroupMinRows = 8;
 // The cropped GEMM's shares by the tap kernels' combining warps (ops_cuda.cpp, tap_shares_apply): while the weight
 // rows they read from L2 (C_out values per tap of each plane, no reuse between batches) are at most this share of
 // x's bytes, their reads cost a fraction of x's.
 constexpr double kTapSharesWeightReadShare = 0.25;
-constexpr int64_t tap_group_rows(int64_t width, int64_t vector_elements) {
-  const int64_t trips = (2 * 32 * kTapVectorLoads * vector_elements + width - 1) / width;
-  return trips > kTapGroupMinRows ? trips : kTapGroupMinRows;
-}
 
 }  // namespace fusedlse
