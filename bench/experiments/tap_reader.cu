@@ -3,8 +3,9 @@
 // walked flat (lanes take them in turn, kLoads in flight), with each piece of the tap reader added in turn:
 //   plain        the walk alone, no column test (every element into one sum): the ceiling of this schedule;
 //   masked       + a multiply-shift division and a column test per vector, border elements left out (padding 1);
-//   group loads  + each 8 rows' two border columns loaded one by one after them (what taps.cu does);
-//   from vectors + the border columns taken from the vectors that hold them (no extra loads);
+//   group loads  + each 8 rows' two border columns loaded one by one after them (taps.cu's way up to dfa9e67);
+//   from vectors + the border columns taken from the vectors that hold them (no extra loads: taps.cu's way since
+//                d2fc197);
 // at 4 and 8 loads in flight, 2 and 4 blocks per SM, 2 to 8 runs per resident warp, and torch-free plain flat reads
 // of the whole buffer for reference. Every kernel writes its partial sums; their total must be the element count
 // (the border rows are summed as well). Standalone, no torch:
