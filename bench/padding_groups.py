@@ -3,7 +3,11 @@ headline and on a sample of the public sweep, and the backward's grad_x write ag
 
     python bench/padding_groups.py [--every 4] [--out DIR]      # GPU; DIR defaults to bench/results/<device>/
 
-A variant's ratio is its forward time over the padding-0, groups-1 forward's on the same x (1.05: 5% slower). With
+A variant's ratio is its forward time over the padding-0, groups-1 forward's on the same x (1.05: 5% slower). Each
+padding variant's *floor ratio* is the least ratio any forward could reach there: max(read floor, padded GEMM floor)
+over the padding-0 forward's time, the read floor torch's flat t.sum() over x's bytes, the padded GEMM floor an fp32
+torch.mm (TF32 off) of [B, C_in * r_h * r_w] x [C_in * r_h * r_w, C_out], r the rank of the taps' keep matrix along
+each dimension (keep_rank): the GEMM over per-tap sums that no forward avoids for a general weight. With
 groups g the weight is [C_in, C_out / g, kH, kW] and C_out stays the problem's; a variant a shape does not allow
 (g not dividing C_in or C_out, padding that crops the whole output) is left out of that shape's row. Times are each
 the best of sweep.ROUNDS rounds of do_bench medians (L2 flushed), the variants taking turns. Writes
@@ -21,7 +25,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from problems import describe, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
 from report import device_dir  # noqa: E402
-from sweep import best_of_rounds, time_ms, tree_commit  # noqa: E402
+from sweep import best_of_rounds, floors_ms, time_ms, tree_commit  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
@@ -43,6 +47,40 @@ def variant_inputs(x, weight, conv_bias, bias, settings):
     return x, weight[:, :weight.shape[1] // groups].contiguous(), conv_bias, bias
 
 
+def keep_rank(inputs, kernel, padding):
+    """Rank of one dimension's keep matrix [tap, input]: 1 where the product of that input with that tap survives
+    the crop (stride and dilation 1). A padded forward's GEMM needs this many values per channel and dimension: the
+    logits are sum_c <A_h X[b, c] A_w^T, W[c, n]>, and a factor A = U V of rank r moves to the weight's side."""
+    full = inputs + kernel - 1
+    position = torch.arange(inputs)[None, :] + torch.arange(kernel)[:, None]
+    keep = ((position >= padding) & (position < full - padding)).double()
+    return int(torch.linalg.matrix_rank(keep))
+
+
+def padded_floors_ms(x, shape):
+    """{"read": read floor, "p1".. : padded GEMM floor} in ms for the padding variants the shape allows."""
+    batch, c_in, height, width, c_out, kh, kw = shape
+    read, _ = floors_ms(x, c_out)
+    floors = {"read": read}
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        for variant, settings in VARIANTS.items():
+            if set(settings) != {"padding"} or not allowed(shape, settings):
+                continue
+            p = settings["padding"]
+            depth = c_in * keep_rank(height, kh, p) * keep_rank(width, kw, p)
+            sums = torch.randn(batch, depth, device=x.device)
+            weight = torch.randn(depth, c_out, device=x.device)
+            torch.mm(sums, weight)
+            floors[variant] = best_of_rounds({"gemm": lambda: torch.mm(sums, weight)},
+                                             lambda _, fn: time_ms(fn))["gemm"]
+            del sums, weight
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    return floors
+
+
 def measure(name, shape, inputs):
     x, weight, conv_bias, bias = inputs
     calls = {"p0_g1": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias)}
@@ -58,12 +96,16 @@ def measure(name, shape, inputs):
         fn()
     times = best_of_rounds(calls, lambda _, fn: time_ms(fn))
     base = times["p0_g1"]
+    floors = padded_floors_ms(x, shape)
     row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), bytes=x.nbytes,
                ms={k: round(v, 5) for k, v in times.items()},
                ratio={k: round(v / base, 4) for k, v in times.items() if k != "p0_g1"},
+               floor_ms={k: round(v, 5) for k, v in floors.items()},
+               floor_ratio={k: round(max(floors["read"], v) / base, 4) for k, v in floors.items() if k != "read"},
                err={k: float(f"{v:.3g}") for k, v in checked.items()})
     print(f"{name:10s} {describe(shape):34s} {row['dtype']:8s} p0_g1 {base * 1e3:9.1f} us  " +
-          "  ".join(f"{k} {v:.3f}" for k, v in row["ratio"].items()), flush=True)
+          "  ".join(f"{k} {v:.3f}" for k, v in row["ratio"].items()) + "  floor " +
+          "  ".join(f"{k} {v:.3f}" for k, v in row["floor_ratio"].items()), flush=True)
     return row
 
 
@@ -102,28 +144,36 @@ def main():
         inputs = make_random_inputs(problem, index)
         rows.append(measure(name, problem[0], inputs))
         del inputs
-    medians = {}
+    medians, floor_medians = {}, {}
     for variant in VARIANTS:
         ratios = [r["ratio"][variant] for r in rows[1:] if variant in r["ratio"]]
         if ratios:
             medians[variant] = round(statistics.median(ratios), 4)
+        floor_ratios = [r["floor_ratio"][variant] for r in rows[1:] if variant in r["floor_ratio"]]
+        if floor_ratios:
+            floor_medians[variant] = round(statistics.median(floor_ratios), 4)
     commit = os.environ.get("FUSEDLSE_COMMIT") or tree_commit()
     result = dict(device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(), commit=commit,
-                  rows=rows, sweep_median_ratio=medians, grad_x_write_ms=write)
+                  rows=rows, sweep_median_ratio=medians, sweep_median_floor_ratio=floor_medians,
+                  grad_x_write_ms=write)
     with open(os.path.join(out_dir, "padding_groups.json"), "w") as f:
         json.dump(result, f, indent=1)
     lines = [f"# padding and groups against padding 0, groups 1 ({result['device']}, {result['date']}, "
              f"commit {commit})", "",
              "Forward time of each variant over the padding-0, groups-1 forward on the same x "
              "(bench/padding_groups.py). Sweep rows: every " + str(args.every) + "th problem of the public sweep.", "",
+             "Cells: ratio, and for padding (floor ratio) as the module's docstring defines it: a floor ratio above "
+             "1.05 means no forward can be within 5% of padding 0 there.", "",
              "| shape | dtype | p0_g1 us | " + " | ".join(VARIANTS) + " |",
              "|---|---|---|" + "---|" * len(VARIANTS)]
     for r in rows:
-        cells = [f"{r['ratio'][v]:.3f}" if v in r["ratio"] else "-" for v in VARIANTS]
+        cells = [(f"{r['ratio'][v]:.3f}" + (f" ({r['floor_ratio'][v]:.3f})" if v in r["floor_ratio"] else ""))
+                 if v in r["ratio"] else "-" for v in VARIANTS]
         lines.append(f"| {r['name']} {describe(tuple(r['shape']))} | {r['dtype']} | {r['ms']['p0_g1'] * 1e3:.1f} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Median ratio over the sweep rows: " +
-              ", ".join(f"{k} {v:.3f}" for k, v in medians.items()), "",
+              ", ".join(f"{k} {v:.3f}" for k, v in medians.items()) + "; median floor ratio: " +
+              ", ".join(f"{k} {v:.3f}" for k, v in floor_medians.items()), "",
               "grad_x write on the headline's x (us): " + "; ".join(
                   f"padding {k[1:]}: broadcast_taps {v['broadcast_taps'] * 1e3:.1f}, broadcast_hw "
                   f"{v['broadcast_hw'] * 1e3:.1f}, torch fill {v['fill'] * 1e3:.1f} (taps/fill "

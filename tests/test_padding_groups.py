@@ -92,7 +92,8 @@ def one_tap_truth(x, kernel, settings):
     weight = torch.zeros(c_in, c_in * kh * kw, kh, kw, dtype=torch.float64)
     for c in range(c_in):
         weight[c, c * kh * kw:(c + 1) * kh * kw] = one_hot
-    conv = torch.nn.functional.conv_transpose2d(x.detach().to("cpu", torch.float64), weight, **settings)
+    # Differentiable in x (its adjoint is broadcast_taps' definition).
+    conv = torch.nn.functional.conv_transpose2d(x.to("cpu", torch.float64), weight, **settings)
     return conv.sum(dim=(2, 3)).reshape(batch, c_in, kh, kw)
 
 
@@ -157,13 +158,42 @@ def test_broadcast_taps_writes_every_element_once_in_the_layout_asked(device, dt
     acc = torch.float64 if dtype == torch.float64 else torch.float32
     taps = torch.randn(3, 4, 3, 2, generator=torch.Generator().manual_seed(0)).to(device, acc)
     crop = dict(stride=(2, 1), padding=(2, 1), output_padding=(1, 0), dilation=(1, 2))
-    want = fusedlse_cuda.broadcast_taps(taps.double(), 7, 6, torch.float64, **crop)
+    want = fusedlse_cuda.broadcast_taps(taps.to("cpu", torch.float64), 7, 6, torch.float64, **crop)
     for memory_format in (torch.contiguous_format, torch.channels_last):
         poison_allocator(device)
         got = fusedlse_cuda.broadcast_taps(taps, 7, 6, dtype, memory_format=memory_format, **crop)
         assert got.dtype == dtype and got.is_contiguous(memory_format=memory_format)
         assert torch.isfinite(got).all()
         assert rel_err(got, want) <= TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_broadcast_taps_for_every_border_width(device, dtype):
+    """grad_x's write with padding against the adjoint of one_tap_truth (torch's autograd through the model's own
+    transposed convolution): borders of 1 to 8 rows and columns, alike at both ends or not; rows of whole 16-byte
+    vectors (48) and not (45, 17: vectors across rows and planes), rows of 32 vectors and more (256, 136: a warp per
+    row where borders fit in a vector); planes with a middle and without (3 x 5, 1 x 64); channels a whole number of
+    vectors (8) and not (3), both layouts."""
+    kernel = (3, 9)
+    sizes = [(20, 48), (9, 45), (5, 17), (3, 5), (1, 64), (6, 256), (4, 136)]
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    for pad, (height, width), (batch, channels) in itertools.product((1, 2, 3, 5, 8), sizes, ((2, 3), (1, 8))):
+        for stride, output_padding in ((1, 0), (2, 1)):
+            full = (height - 1 + kernel[0], (width - 1) * stride + kernel[1] + output_padding)  # uncropped output
+            padding = (min(pad, 2, (full[0] - 1) // 2), min(pad, (full[1] - 1) // 2))
+            settings = dict(stride=(1, stride), padding=padding, output_padding=(0, output_padding))
+            x = torch.zeros(batch, channels, height, width, dtype=torch.float64, requires_grad=True)
+            taps = one_tap_truth(x, kernel, settings)
+            grad = torch.randn(taps.shape, dtype=torch.float64, generator=torch.Generator().manual_seed(pad))
+            (want,) = torch.autograd.grad(taps, x, grad)
+            for memory_format in (torch.contiguous_format, torch.channels_last):
+                poison_allocator(device)
+                got = fusedlse_cuda.broadcast_taps(grad.to(device, acc), height, width, dtype,
+                                                   memory_format=memory_format, **settings)
+                what = (settings, (height, width), (batch, channels), memory_format, dtype)
+                assert got.dtype == dtype and got.is_contiguous(memory_format=memory_format), what
+                assert rel_err(got, want) <= TOLERANCE[dtype], what
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -261,6 +291,22 @@ def test_both_cropped_gemms_match_the_model(dtype, c_out, gemm):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("c_in,c_out,added", [(130, 128, "torch_sum"), (64, 128, "in_lse"), (3, 1, "in_lse"),
+                                               (300, 5, "in_lse"), (200, 100, "torch_sum")])
+def test_tap_shares_added_in_the_lse_launch_or_by_torch(c_in, c_out, added):
+    """The tap kernels' shares added over the channels by the logsumexp's launch (a block per row, threads across
+    columns and slices of the channels) or, where a block's threads would load too many, by torch's sum first;
+    planes large enough beside the weight for the shares to apply."""
+    x, weight, conv_bias, bias = make_problem(2, c_in, 36, 136, c_out, 3, 3, device="cuda", seed=c_in)
+    gemm = fusedlse_cuda.explain(x, weight, padding=1)["gemm"]
+    assert gemm == {"strategy": "tap_shares", "shares_added": added}
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, padding=1)) <= TOLERANCE[torch.float32]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     x = torch.randn(2, 4, 8, 32, device="cuda")
     weight = torch.randn(4, 3, 3, 3, device="cuda")
@@ -268,7 +314,7 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     assert (plan["strategy"], plan["tap_sums"], plan["groups"]) == ("cropped", "kernels", 1)
     # The GEMM over the per-tap sums: shares by the tap kernels where the weight rows they read are small beside x,
     # else planned as a padding-0 forward of [B, C_in * kH * kW] 1 x 1 planes.
-    assert plan["gemm"] == {"strategy": "tap_shares"}
+    assert plan["gemm"] == {"strategy": "tap_shares", "shares_added": "in_lse"}
     wide = fusedlse_cuda.explain(x, torch.randn(4, 64, 3, 3, device="cuda"), padding=1)["gemm"]
     assert wide["strategy"] in ("fused", "split")
     assert (wide["problem"]["in_channels"], wide["problem"]["height"], wide["problem"]["out_channels"]) == (36, 1, 64)

@@ -3,9 +3,11 @@
 // 4.60 in a one-shot grid (H200, bench/experiments/write_stores.cu). I is the index type: 32-bit when every element
 // index fits (integer division is then several times cheaper, and a division per vector must stay below the store
 // rate).
-// The backward's write of grad_x. Only CUDA headers are included: see kernels.h.
+// The backward's write of grad_x, with padding as without (BroadcastArgs::cells). Only CUDA headers are included: see
+// kernels.h.
 
 #include "kernels.h"
+#include "kernels/cut.cuh"
 #include "kernels/dtype.cuh"
 #include "kernels/load.cuh"
 #include "launch.cuh"
@@ -13,15 +15,40 @@
 namespace fusedlse {
 namespace {
 
-template <typename T, typename I, bool kChannelsLast>
+// n / d, by a multiply and a shift where I is 32-bit (every index then lies below 2^31: broadcast_fits_32_bits).
+template <typename I> __device__ __forceinline__ I quotient(I n, int64_t d, FastDivisor fast) {
+  if constexpr (sizeof(I) == 4) {
+    return divide(n, fast);
+  } else {
+    return n / static_cast<I>(d);
+  }
+}
+
+// kCut: padding's adjoint (BroadcastArgs::cells) where broadcast_cut_rows_kernel does not take it, each element its
+// segment pair's value. A vector within one row's middle columns of a middle row (contiguous), or within one pixel's
+// channels (channels-last), takes its values at once; any other element by element, its row and column stepped along
+// (contiguous) rather than divided out again.
+template <typename T, typename I, bool kChannelsLast, bool kCut>
 __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __grid_constant__ BroadcastArgs a) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
-  const A* rows = static_cast<const A*>(a.rows);  // [B, C]
-  T* out = static_cast<T*>(a.out);                // [B, C, H, W] in the layout kChannelsLast names
+  const A* rows = static_cast<const A*>(a.rows);    // [B, C]
+  const A* cells = static_cast<const A*>(a.cells);  // kCut: [segment pairs, B*C]
+  T* out = static_cast<T*>(a.out);                  // [B, C, H, W] in the layout kChannelsLast names
   const I channels = static_cast<I>(a.channels), plane = static_cast<I>(a.plane);
   const I total = static_cast<I>(a.batch) * channels * plane;
   const I vectors = total / kVec;
+  const int64_t planes = a.batch * a.channels;
+  const I height = static_cast<I>(a.height), width = static_cast<I>(a.width);
+  // kCut: the value of element (b*C + c, row i, column j).
+  auto cell_value = [&](I plane_index, I i, I j) -> A {
+    const int32_t cell =
+        segment_of<I>(a.cut_rows, i, height) * a.cut_cols.segments + segment_of<I>(a.cut_cols, j, width);
+    return __ldg(cells + cell * planes + plane_index);
+  };
+  auto middle_row = [&](I i) {
+    return i >= static_cast<I>(a.middle_row_begin) && i < static_cast<I>(a.middle_row_end);
+  };
   // rows index of output element e.
   auto row_of = [&](I e) -> I {
     if constexpr (kChannelsLast) {
@@ -31,11 +58,62 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
       return e / plane;
     }
   };
+  // The value of output element e, found from e alone.
+  auto element_value = [&](I e) -> A {
+    if constexpr (kCut) {
+      I plane_index, p;
+      if constexpr (kChannelsLast) {
+        const I q = quotient(e, a.channels, a.channels_divisor), b = quotient(q, a.plane, a.plane_divisor);
+        plane_index = b * channels + (e - q * channels);
+        p = q - b * plane;
+      } else {
+        plane_index = quotient(e, a.plane, a.plane_divisor);
+        p = e - plane_index * plane;
+      }
+      const I i = quotient(p, a.width, a.width_divisor);
+      return cell_value(plane_index, i, p - i * width);
+    } else {
+      return __ldg(rows + row_of(e));
+    }
+  };
   // The kVec output elements from e0 on, packed. One division per vector unless the vector crosses a row
   // (contiguous) or a pixel's channels (channels-last), where each element finds its own row.
   auto pack = [&](I e0) -> uint4 {
     T vals[kVec];
-    if constexpr (kChannelsLast) {
+    if constexpr (kCut && kChannelsLast) {
+      const I q = quotient(e0, a.channels, a.channels_divisor), c = e0 - q * channels;
+      if (c + kVec <= channels) {
+        const I b = quotient(q, a.plane, a.plane_divisor), p = q - b * plane;
+        const I i = quotient(p, a.width, a.width_divisor), j = p - i * width;
+        const int32_t cell =
+            segment_of<I>(a.cut_rows, i, height) * a.cut_cols.segments + segment_of<I>(a.cut_cols, j, width);
+        const A* v = cells + cell * planes + static_cast<int64_t>(b) * a.channels + c;
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) vals[k] = from_acc<T>(__ldg(v + k));
+      } else {
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) vals[k] = from_acc<T>(element_value(e0 + k));
+      }
+    } else if constexpr (kCut) {
+      I r = quotient(e0, a.plane, a.plane_divisor);
+      const I p = e0 - r * plane;
+      I i = quotient(p, a.width, a.width_divisor), j = p - i * width;
+      if (middle_row(i) && j >= static_cast<I>(a.middle_col_begin) &&
+                 j + kVec <= static_cast<I>(a.middle_col_end)) {
+        const T v = from_acc<T>(cell_value(r, i, j));
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) vals[k] = v;
+      } else {
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) {
+          vals[k] = from_acc<T>(cell_value(r, i, j));
+          if (++j == width) {
+            j = 0;
+            if (++i == height) i = 0, ++r;
+          }
+        }
+      }
+    } else if constexpr (kChannelsLast) {
       const I q = e0 / channels, c = e0 - q * channels;
       if (c + kVec <= channels) {
         const A* r = rows + (q / plane) * channels + c;
@@ -76,13 +154,58 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
     }
   }
   if (blockIdx.x == 0) {  // the last total % kVec elements
-    for (I e = vectors * kVec + threadIdx.x; e < total; e += kBlockThreads) out[e] = from_acc<T>(rows[row_of(e)]);
+    for (I e = vectors * kVec + threadIdx.x; e < total; e += kBlockThreads) out[e] = from_acc<T>(element_value(e));
+  }
+}
+
+// padding's adjoint on contiguous rows of at least 32 whole vectors (BroadcastArgs::rows_per_warp): a warp per row,
+// the row's values found once (its segment's middle value from one load, the border columns' in the lanes that store
+// its first and last vector). Found per vector, the flat walk's lookups (two divisions, a segment, a load) held the
+// headline's padding-1 write to 277 us against broadcast_hw's 237 (H200).
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads) broadcast_cut_rows_kernel(const __grid_constant__ BroadcastArgs a) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  const A* cells = static_cast<const A*>(a.cells);  // [segment pairs, B*C]
+  uint4* out = static_cast<uint4*>(a.out);          // [B, C, H, W / kVec] contiguous, 16-byte vectors
+  const int64_t planes = a.batch * a.channels, rows = planes * a.height, row_vectors = a.width / kVec;
+  const int columns = a.cut_cols.segments, head = a.cut_cols.head, tail = a.cut_cols.tail;
+  const int lane = threadIdx.x & 31;
+  const int64_t first_row = ((static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) >> 5) * a.rows_per_warp;
+  const int64_t end_row = min(first_row + a.rows_per_warp, rows);
+  for (int64_t row = first_row; row < end_row; ++row) {
+    const int64_t plane = row / a.height, i = row - plane * a.height;
+    const int64_t row_segment = segment_of<int64_t>(a.cut_rows, i, a.height);
+    const A* row_cells = cells + row_segment * columns * planes + plane;  // column segment q at q * planes
+    const T middle = from_acc<T>(__ldg(row_cells + head * planes));
+    uint4* row_out = out + row * row_vectors;
+    for (int64_t v = lane; v < row_vectors; v += 32) {
+      T vals[kVec];
+#pragma unroll
+      for (int k = 0; k < kVec; ++k) vals[k] = middle;
+      if (v == 0) {  // head <= kVec: the left border lies in the first vector
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) {
+          if (k < head) vals[k] = from_acc<T>(__ldg(row_cells + k * planes));
+        }
+      }
+      if (v == row_vectors - 1) {  // tail <= kVec
+#pragma unroll
+        for (int k = 0; k < kVec; ++k) {
+          if (k >= kVec - tail) vals[k] = from_acc<T>(__ldg(row_cells + (columns - (kVec - k)) * planes));
+        }
+      }
+      uint4 packed;
+      memcpy(&packed, vals, sizeof(packed));
+      row_out[v] = packed;
+    }
   }
 }
 
 template <typename T, typename I>
-auto broadcast_kernel_for(bool channels_last) {
-  return channels_last ? broadcast_hw_kernel<T, I, true> : broadcast_hw_kernel<T, I, false>;
+auto broadcast_kernel_for(bool channels_last, bool cut) {
+  if (cut) return channels_last ? broadcast_hw_kernel<T, I, true, true> : broadcast_hw_kernel<T, I, false, true>;
+  return channels_last ? broadcast_hw_kernel<T, I, true, false> : broadcast_hw_kernel<T, I, false, false>;
 }
 
 // 32-bit indices while every index the kernel forms (up to total + one grid step of elements) stays below 2^32.
@@ -93,8 +216,13 @@ bool broadcast_fits_32_bits(const BroadcastArgs& a) {
 
 template <typename T>
 cudaError_t launch_broadcast_typed(const BroadcastArgs& a, cudaStream_t stream) {
-  const auto kernel = broadcast_fits_32_bits(a) ? broadcast_kernel_for<T, uint32_t>(a.channels_last)
-                                                : broadcast_kernel_for<T, uint64_t>(a.channels_last);
+  const bool cut = a.cells != nullptr;
+  if (cut && a.rows_per_warp > 0) {
+    broadcast_cut_rows_kernel<T><<<static_cast<unsigned>(a.blocks), kBlockThreads, 0, stream>>>(a);
+    return cudaGetLastError();
+  }
+  const auto kernel = broadcast_fits_32_bits(a) ? broadcast_kernel_for<T, uint32_t>(a.channels_last, cut)
+                                                : broadcast_kernel_for<T, uint64_t>(a.channels_last, cut);
   kernel<<<static_cast<unsigned>(a.blocks), kBlockThreads, 0, stream>>>(a);
   return cudaGetLastError();
 }

@@ -105,16 +105,6 @@ struct GemmLseArgs {
   double scale;             // 1 / (H_out * W_out)
 };
 
-// broadcast_hw: out[b, c, h, w] = rows[b, c], the backward's write of grad_x.
-struct BroadcastArgs {
-  ScalarKind kind;     // of out; rows are its accumulation type
-  bool channels_last;  // out's layout: element (b, c, p) at (b*C + c)*plane + p, or at (b*plane + p)*C + c
-  const void* rows;    // [B, C] contiguous
-  void* out;           // [B, C, H, W], 16-byte aligned
-  int64_t batch, channels, plane;
-  int64_t blocks;      // grid size, from the host (broadcast_hw_cuda in ops_cuda.cpp)
-};
-
 // padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:
 // `head` and `tail` inputs one by one, the middle between them in one piece, `segments` in all; tap t keeps segments
 // [first[t], end[t]). The kernels take at most kMaxTapCut inputs one by one at each border and kMaxKernelTaps taps per
@@ -135,6 +125,27 @@ inline FastDivisor fast_divisor(uint32_t d) {
   while ((uint64_t{1} << shift) < d) ++shift;
   return {static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1), shift};
 }
+
+// broadcast_hw: out[b, c, h, w] = rows[b, c], the backward's write of grad_x. With `cells` (padding's adjoint,
+// broadcast_taps): out[b, c, h, w] = cells[(segment of h) * cut_cols.segments + (segment of w), b*C + c], every
+// element of grad_x written once by the same 16-byte stores (rows unused).
+struct BroadcastArgs {
+  ScalarKind kind;     // of out; rows and cells are its accumulation type
+  bool channels_last;  // out's layout: element (b, c, p) at (b*C + c)*plane + p, or at (b*plane + p)*C + c
+  const void* rows;    // [B, C] contiguous
+  void* out;           // [B, C, H, W], 16-byte aligned
+  int64_t batch, channels, plane;
+  int64_t blocks;      // grid size, from the host (broadcast_rows in ops_cuda.cpp)
+  // padding's cut (or cells null): each segment pair's value, segment pairs numbered row segment first.
+  const void* cells;                  // [rows.segments * cols.segments, B*C] contiguous
+  int64_t height, width;              // plane = height * width
+  int64_t middle_row_begin, middle_row_end, middle_col_begin, middle_col_end;  // the middle cell (may be empty)
+  // Rows each warp of broadcast_cut_rows_kernel writes (blocks then counts its grid), or 0: the flat walk. Where out
+  // is contiguous, its rows at least 32 whole 16-byte vectors with a middle column, its borders at most a vector.
+  int64_t rows_per_warp;
+  TapCutGeometry cut_rows, cut_cols;
+  FastDivisor plane_divisor, width_divisor, channels_divisor;  // set where every element index is below 2^31
+};
 
 // tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane and
 // takes the border columns of its middle rows from the same loads. Per run it writes the middle rows' sums over the
@@ -162,26 +173,25 @@ struct TapSumsArgs {
   void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
   void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, the output
   // The cropped GEMM's shares (tap_shares_apply): shares[b*C + c, n] = sum over taps t of sums[b, c, t] *
-  // weight_rows[c * taps + t, n], by the combining warps. Null: sums alone.
-  const void* weight_rows;  // [C * taps, c_out] contiguous, accumulation type
-  void* shares;             // [B*C, c_out] accumulation type
+  // weight[c, n - (first column of c's group), t] for the columns n of c's group, 0 for the others, by the
+  // combining warps. Null: sums alone.
+  const void* weight;  // [C, c_out / groups, kH, kW] contiguous, in `kind` (nn.ConvTranspose2d's grouped layout)
+  int64_t groups;
+  void* shares;        // [B*C, c_out] accumulation type
   int64_t c_out;
   int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
 };
 
-// broadcast_taps: out[b, c, i, j] = the sum of taps[b, c, t, u] over the taps that keep (i, j), in `kind`. The
-// spread kernel gives each segment pair its value (grid); broadcast_hw writes every element of a plane with its
-// middle cell's value, at its speed; the border kernel then writes the border rows and columns (all of a plane
-// that has no middle cell).
+// broadcast_taps' first step (tap_spread_kernel): each segment pair's value, the sum of taps[b, c, t, u] over the
+// taps that keep it, cell-major so that broadcast_hw's cut (BroadcastArgs::cells) finds a segment pair's values of
+// neighbouring channels side by side; broadcast_hw then writes every element of grad_x once.
 struct TapBroadcastArgs {
-  ScalarKind kind;     // of out; taps and grid are its accumulation type
-  bool channels_last;  // out's layout, as in BroadcastArgs
+  ScalarKind kind;     // of grad_x; taps and cells are its accumulation type
   const void* taps;    // [B*C, rows.taps, cols.taps] contiguous
-  void* grid;          // [B*C, rows.segments, cols.segments] workspace: each segment pair's value
-  void* out;           // [B, C, H, W]
-  int64_t batch, channels, height, width;
+  void* cells;         // [rows.segments * cols.segments, B*C] workspace: each segment pair's value
+  int64_t batch, channels;
   TapCutGeometry rows, cols;
-  int64_t blocks, spread_blocks;  // the border kernel's and the spread kernel's grids
+  int64_t blocks;
 };
 
 // Values between rows of W.sum as the kernels read it: C_out rounded up to a whole number of 16-byte pieces of the
@@ -270,9 +280,13 @@ struct ChannelRowsArgs {
 
 // out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's
 // semantics for infinities and NaN.
+// With channels > 1 the logits are shares to add first: logits[b, n] = the sum over c of shares [B, channels, C_out]
+// (contiguous), a.slices (a power of two, at most kSplitThreads / min(C_out, kSplitThreads)) threads per column.
 struct BiasLseArgs {
   ScalarKind kind;        // of conv_bias, bias and out; logits are its accumulation type
-  const void* logits;     // [B, C_out] contiguous, accumulation type
+  const void* logits;     // [B, channels, C_out] contiguous, accumulation type
+  int64_t channels;       // 1: the logits themselves
+  int slices;             // channels > 1
   const void* conv_bias;  // [C_out] contiguous, or nullptr
   const void* bias;       // C_out elements, element n at n * bias_stride (0: one value for every n)
   int64_t bias_stride;
@@ -286,10 +300,9 @@ int fused_blocks_per_sm(ScalarKind kind, XLayout layout);
 
 cudaError_t launch_fused(const FusedArgs& args, cudaStream_t stream);
 cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
-// tap_sums (two launches), and broadcast_taps' spread and border kernels (taps.cu).
+// tap_sums (two launches), and broadcast_taps' spread kernel (taps.cu).
 cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
-cudaError_t launch_tap_border(const TapBroadcastArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side; at least 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols);
 // Runs gemm_lse, and its merge when args.column_runs > 1.

@@ -786,18 +786,25 @@ plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, 
 }
 
 // out [rows] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias) over each row of logits [rows, C_out]
-// (contiguous, accumulation type): bias_lse_kernel.
+// (contiguous, accumulation type): bias_lse_kernel. Logits [rows, channels, C_out] are shares, added over the
+// channels first (shares_lse_kernel; shares_lse_applies).
 void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind kind, double scale, void* out,
               int64_t max_blocks, cudaStream_t stream) {
   BiasLseArgs a{};
   a.kind = kind;
   a.logits = logits.data_ptr();
+  a.channels = logits.dim() == 3 ? logits.size(1) : 1;
+  a.slices = 1;  // threads per column: as many as the block's threads left over by the columns, within the channels
+  while (2 * a.slices <= kSplitThreads / std::min<int64_t>(logits.size(-1), kSplitThreads) &&
+         2 * a.slices <= a.channels) {
+    a.slices *= 2;
+  }
   a.conv_bias = biases.conv_ptr();
   a.bias = biases.flat.data_ptr();
   a.bias_stride = biases.stride();
   a.out = out;
   a.batch = logits.size(0);
-  a.c_out = logits.size(1);
+  a.c_out = logits.size(-1);
   a.scale = scale;
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
@@ -921,11 +928,11 @@ int32_t tap_border_side(const TapCutGeometry& cols) {
   return side <= 1 ? 1 : side <= 2 ? 2 : 0;
 }
 
-// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with weight_rows
-// [C * kH * kW, C_out] (accumulation type, contiguous) and the tap kernels' path, also the cropped GEMM's shares
-// [B * C, C_out] into `shares` (TapSumsArgs).
+// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with `weight` (grouped,
+// contiguous, x's dtype) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out] into `shares`
+// (TapSumsArgs).
 at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path,
-                         const at::Tensor* weight_rows = nullptr, at::Tensor* shares = nullptr) {
+                         const at::Tensor* weight = nullptr, at::Tensor* shares = nullptr) {
   if (!path.kernels || x.numel() == 0) return tap_sums(x, s);
   const TapCutGeometry& rows = path.rows;
   const TapCutGeometry& cols = path.cols;
@@ -952,9 +959,8 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.row_elements = fast_divisor(static_cast<uint32_t>(s.width));
   a.border_side = tap_border_side(cols);
   const int64_t vec = 16 / x.element_size();
-  a.whole_vector_rows = a.span_walk && a.border_side > 0 && a.border_side <= vec &&
-                        reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && s.width % vec == 0 &&
-                        stride_h % vec == 0 && x.stride(1) % vec == 0 && (s.batch == 1 || x.stride(0) % vec == 0);
+  a.whole_vector_rows = a.span_walk && a.border_side > 0 && a.border_side <= vec && planes_start_aligned(x) &&
+                        s.width % vec == 0 && stride_h % vec == 0;
   // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times, each spanning fewer
   // than 2^31 elements (the walks' 32-bit positions).
   const int device = x.get_device();
@@ -973,9 +979,10 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
   a.sums = sums.data_ptr();
-  if (weight_rows != nullptr) {
+  if (weight != nullptr) {
     *shares = at::empty({planes, s.out_channels}, acc);
-    a.weight_rows = weight_rows->data_ptr();
+    a.weight = weight->data_ptr();
+    a.groups = s.conv.groups;
     a.shares = shares->data_ptr();
     a.c_out = s.out_channels;
   }
@@ -1028,6 +1035,12 @@ bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, con
          path.kernels;
 }
 
+// Whether the tap kernels' shares [B, C_in, C_out] are added over the channels by the logsumexp's launch, a block
+// per row (shares_lse_kernel), where its threads' loads are few; else by torch's sum first.
+bool shares_added_in_lse(const ForwardShape& s) {
+  return s.in_channels * s.out_channels <= kSharesLseMaxLoads * kSplitThreads;
+}
+
 // forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
 // tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape). 16-bit x: that forward runs in float32 (the
 // biases widened, the result rounded to x's dtype once, as the padding-0 kernels do).
@@ -1039,15 +1052,17 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
   const TapPath path = tap_path(x, s);
-  const at::Tensor weight_rows = tap_weight_rows(grouped_weight, s);  // [C_in * kH * kW, C_out]
   if (tap_shares_apply(x, grouped_weight, s, path)) {
+    const at::Tensor weight = grouped_weight.contiguous();
     at::Tensor shares;
-    const at::Tensor sums = tap_sums_cuda(x, s, path, &weight_rows, &shares);
-    const at::Tensor logits = shares.view({s.batch, s.in_channels, s.out_channels}).sum(1);
-    bias_lse(logits, bias_operands(conv_bias, bias), kind_of(x.scalar_type()), s.scale, out.data_ptr(),
-             resident_split_blocks(x.get_device()), c10::cuda::getCurrentCUDAStream().stream());
+    const at::Tensor sums = tap_sums_cuda(x, s, path, &weight, &shares);
+    const at::Tensor row_shares = shares.view({s.batch, s.in_channels, s.out_channels});
+    bias_lse(shares_added_in_lse(s) ? row_shares : row_shares.sum(1), bias_operands(conv_bias, bias),
+             kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()),
+             c10::cuda::getCurrentCUDAStream().stream());
     return {out, sums};
   }
+  const at::Tensor weight_rows = tap_weight_rows(grouped_weight, s);  // [C_in * kH * kW, C_out]
   const at::Tensor sums = tap_sums_cuda(x, s, path);
   const ForwardShape g = cropped_gemm_shape(s);
   const at::Tensor gemm_x = sums.view({g.batch, g.in_channels, 1, 1});
@@ -1104,10 +1119,13 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   if (s.conv.crops()) {
     const TapPath path = tap_path(x, s);
     if (tap_shares_apply(x, weight, s, path)) {
+      const bool in_lse = shares_added_in_lse(s);
       return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"kernels\", \"gemm\": {\"strategy\": "
-             "\"tap_shares\"}, \"why\": \"padding crops the output: per-tap sums of x, then their GEMM over C_in * "
-             "kH * kW: each plane's share by the warp that adds its taps, the shares added over channels, the biases "
-             "and logsumexp in one more launch; tap_sums by " + path.why + "\"}";
+             "\"tap_shares\", \"shares_added\": \"" + (in_lse ? "in_lse" : "torch_sum") + "\"}, \"why\": \"padding "
+             "crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW: each plane's share by the warp "
+             "that adds its taps, " + (in_lse ? "then the shares added over channels, the biases and logsumexp in one "
+             "launch" : "the shares added over channels by torch's sum, then the biases and logsumexp") +
+             "; tap_sums by " + path.why + "\"}";
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
     const ForwardShape g = cropped_gemm_shape(s);
@@ -1142,21 +1160,29 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
 
 // out [B, C, H, W] (channels-last or contiguous, 16-byte aligned) = rows [B, C] (accumulation type) broadcast over
 // every (h, w), by broadcast_hw_kernel.
-void broadcast_rows(const at::Tensor& rows_in, at::Tensor& out, bool channels_last, cudaStream_t stream) {
-  const at::Tensor rows = rows_in.contiguous();
+// broadcast_hw's arguments for writing `out` (rows or cells still to set).
+BroadcastArgs broadcast_args(const at::Tensor& out, bool channels_last) {
   BroadcastArgs a{};
   a.kind = kind_of(out.scalar_type());
   a.channels_last = channels_last;
-  a.rows = rows.data_ptr();
   a.out = out.data_ptr();
   a.batch = out.size(0);
   a.channels = out.size(1);
-  a.plane = out.size(2) * out.size(3);
+  a.height = out.size(2);
+  a.width = out.size(3);
+  a.plane = a.height * a.width;
   // One trip of kBroadcastVectorsPerThread stores per thread, the grid as large as that needs: a grid-stride loop
   // over a grid that just filled the device wrote 1 GiB at 4.27 TB/s where this reached 4.60, as fast as
   // cudaMemsetAsync (H200, bench/experiments/write_stores.cu).
   const int64_t vectors = ceil_div(out.numel() * out.element_size(), 16);
   a.blocks = std::max<int64_t>(1, ceil_div(vectors, kBlockThreads * kBroadcastVectorsPerThread));
+  return a;
+}
+
+void broadcast_rows(const at::Tensor& rows_in, at::Tensor& out, bool channels_last, cudaStream_t stream) {
+  const at::Tensor rows = rows_in.contiguous();
+  BroadcastArgs a = broadcast_args(out, channels_last);
+  a.rows = rows.data_ptr();
   C10_CUDA_CHECK(launch_broadcast_hw(a, stream));
 }
 
@@ -1191,36 +1217,48 @@ at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int
     broadcast_taps(taps_in, s, out);
     return out;
   }
+  // Each segment pair's value (cell-major), then every element of grad_x once from them, by broadcast_hw's stores:
+  // writing the middle value everywhere and then the border rows and columns apart took 0.72-0.74 of torch's fill
+  // at the headline with padding 1 (4-byte stores a row apart after the bulk write; docs/limits.md §30).
   const at::Tensor taps = taps_in.contiguous();
-  const at::Tensor grid = at::empty({s.batch * s.in_channels, rows->segments, cols->segments}, taps.options());
-  TapBroadcastArgs a{};
-  a.kind = kind_of(dtype);
-  a.channels_last = channels_last;
-  a.taps = taps.data_ptr();
-  a.grid = grid.data_ptr();
-  a.out = out.data_ptr();
-  a.batch = s.batch;
-  a.channels = s.in_channels;
-  a.height = height;
-  a.width = width;
-  a.rows = *rows;
-  a.cols = *cols;
-  const int64_t border_rows = rows->head + rows->tail, border_cols = cols->head + cols->tail;
-  const int64_t border_elements =
-      s.batch * s.in_channels * (border_rows * width + (height - border_rows) * border_cols);
-  const int64_t resident = resident_split_blocks(taps.get_device());
-  a.blocks = std::max<int64_t>(1, std::min(resident, ceil_div(border_elements, kBlockThreads)));
-  a.spread_blocks = std::max<int64_t>(1, std::min(resident, ceil_div(grid.numel(), kBlockThreads)));
+  const int64_t planes = s.batch * s.in_channels;
+  const at::Tensor cells = at::empty({rows->segments * cols->segments, planes}, taps.options());
+  TapBroadcastArgs spread{};
+  spread.kind = kind_of(dtype);
+  spread.taps = taps.data_ptr();
+  spread.cells = cells.data_ptr();
+  spread.batch = s.batch;
+  spread.channels = s.in_channels;
+  spread.rows = *rows;
+  spread.cols = *cols;
+  spread.blocks = std::max<int64_t>(
+      1, std::min(resident_split_blocks(taps.get_device()), ceil_div(cells.numel(), kBlockThreads)));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  C10_CUDA_CHECK(launch_tap_spread(a, stream));
-  const bool middle_cell = height > border_rows && width > border_cols;
-  if (middle_cell) {  // the bulk: every element with its plane's middle value, at broadcast_hw's speed
-    broadcast_rows(grid.view({s.batch, s.in_channels, rows->segments, cols->segments})
-                       .select(2, rows->head)
-                       .select(2, cols->head),
-                   out, channels_last, stream);
+  C10_CUDA_CHECK(launch_tap_spread(spread, stream));
+  BroadcastArgs a = broadcast_args(out, channels_last);
+  a.cells = cells.data_ptr();
+  a.cut_rows = *rows;
+  a.cut_cols = *cols;
+  // The middle cell, where both dimensions have a middle segment.
+  if (height > rows->head + rows->tail && width > cols->head + cols->tail) {
+    a.middle_row_begin = rows->head;
+    a.middle_row_end = height - rows->tail;
+    a.middle_col_begin = cols->head;
+    a.middle_col_end = width - cols->tail;
   }
-  C10_CUDA_CHECK(launch_tap_border(a, stream));
+  const int64_t vec = 16 / out.element_size(), row_vectors = width / vec;
+  if (!channels_last && width % vec == 0 && row_vectors >= 32 && width > cols->head + cols->tail &&
+      cols->head <= vec && cols->tail <= vec) {
+    // About kBroadcastVectorsPerThread stores per lane, as the flat walk's one-shot grid gives each thread.
+    a.rows_per_warp = std::max<int64_t>(1, 32 * kBroadcastVectorsPerThread / row_vectors);
+    a.blocks = ceil_div(planes * height, a.rows_per_warp * kWarpsPerBlock);
+  }
+  if (out.numel() < (int64_t{1} << 31)) {
+    a.plane_divisor = fast_divisor(static_cast<uint32_t>(a.plane));
+    a.width_divisor = fast_divisor(static_cast<uint32_t>(a.width));
+    a.channels_divisor = fast_divisor(static_cast<uint32_t>(a.channels));
+  }
+  C10_CUDA_CHECK(launch_broadcast_hw(a, stream));
   return out;
 }
 

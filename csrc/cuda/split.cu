@@ -483,6 +483,26 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) 
   }
 }
 
+// The block's logsumexp of every thread's state, in warp 0's lane 0: each warp's lanes by butterfly, then the
+// warps' in order (a fixed order). Every thread of the block calls it.
+template <typename A> __device__ __forceinline__ Lse<A> block_lse(Lse<A> state) {
+  constexpr int kWarps = kSplitThreads / 32;
+  __shared__ A warp_max[kWarps], warp_sum[kWarps];
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  state = group_lse<A, 32>(state);
+  if (lane == 0) {
+    warp_max[warp] = state.max_value;
+    warp_sum[warp] = state.scaled_sum;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    state = lane < kWarps ? Lse<A>{warp_max[lane], warp_sum[lane]} : Lse<A>{-INFINITY, A(0)};
+    state = group_lse<A, 32>(state);  // lanes past kWarps hold empty states, which merge as nothing
+  }
+  __syncthreads();  // the shared slots are the next call's
+  return state;
+}
+
 // A block per row: few rows of many logits (B of a few hundred, C_out in the thousands) would otherwise leave most
 // of the device idle while each warp walks its row alone.
 template <typename T, bool kStaged>
@@ -493,22 +513,57 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
   wait_for_previous_grid();
   stage_biases<T, kStaged>(a, staged);
   const ColumnBiases<T, kStaged> biases{a, staged};
-  constexpr int kWarps = kSplitThreads / 32;
-  __shared__ A warp_max[kWarps], warp_sum[kWarps];
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    Lse<A> state = group_lse<A, 32>(lane_lse(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
-    if (lane == 0) {
-      warp_max[warp] = state.max_value;
-      warp_sum[warp] = state.scaled_sum;
+    const Lse<A> state = block_lse(lane_lse(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
+    if (threadIdx.x == 0) write_lse<T>(a, row, state);
+  }
+}
+
+// Logits that are per-channel shares to add first (BiasLseArgs::channels > 1, the tap kernels' shares of padding's
+// cropped GEMM): a block per row, its threads across columns and a.slices slices of the channels, kLoadsAtOnce
+// channels in flight each; the slices' sums added in order in shared memory. One launch where torch's sum over the
+// channels and bias_lse took two (H200 headline padding 1: 4.1 and 2.2 us).
+template <typename T, bool kStaged>
+__global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a) {
+  using A = acc_t<T>;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  A* staged = reinterpret_cast<A*>(shared_bytes);
+  __shared__ A slice_sums[kSplitThreads];
+  wait_for_previous_grid();
+  stage_biases<T, kStaged>(a, staged);
+  const ColumnBiases<T, kStaged> biases{a, staged};
+  const int columns = kSplitThreads / a.slices;
+  const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
+  const A scale = static_cast<A>(a.scale);
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    const A* shares = static_cast<const A*>(a.logits) + row * a.channels * a.c_out;  // [channels, c_out]
+    Lse<A> state{-INFINITY, A(0)};
+    for (int64_t n0 = 0; n0 < a.c_out; n0 += columns) {
+      const int64_t n = n0 + column;
+      A total = 0;
+      if (n < a.c_out) {
+        for (int64_t c0 = slice; c0 < a.channels; c0 += static_cast<int64_t>(a.slices) * kLoadsAtOnce) {
+          A v[kLoadsAtOnce];
+#pragma unroll
+          for (int u = 0; u < kLoadsAtOnce; ++u) {
+            const int64_t c = c0 + static_cast<int64_t>(u) * a.slices;
+            v[u] = c < a.channels ? shares[c * a.c_out + n] : A(0);
+          }
+#pragma unroll
+          for (int u = 0; u < kLoadsAtOnce; ++u) total += v[u];
+        }
+      }
+      slice_sums[threadIdx.x] = total;
+      __syncthreads();
+      if (slice == 0 && n < a.c_out) {
+        A logit = 0;
+        for (int k = 0; k < a.slices; ++k) logit += slice_sums[k * columns + column];
+        lse_push(state, biases.biased(scale, logit, static_cast<int>(n)));
+      }
+      __syncthreads();  // slice_sums is the next pass's
     }
-    __syncthreads();
-    if (warp == 0) {
-      state = lane < kWarps ? Lse<A>{warp_max[lane], warp_sum[lane]} : Lse<A>{-INFINITY, A(0)};
-      state = group_lse<A, 32>(state);  // lanes past kWarps hold empty states, which merge as nothing
-      if (lane == 0) write_lse<T>(a, row, state);
-    }
-    __syncthreads();  // the next row reuses the shared slots
+    state = block_lse(state);
+    if (threadIdx.x == 0) write_lse<T>(a, row, state);
   }
 }
 
@@ -530,6 +585,12 @@ template <auto kKernel, size_t kShared> int64_t resident_bias_lse_blocks() {
 template <typename T, bool kStaged>
 cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
   constexpr size_t kMostShared = kStaged ? kBiasLseMaxStagedBytes : 0;
+  if (a.channels > 1) {
+    constexpr auto kKernel = shares_lse_kernel<T, kStaged>;
+    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
+    return launch_after_previous_with_shared(kKernel, blocks, kSplitThreads, shared, stream, a);
+  }
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
   if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {

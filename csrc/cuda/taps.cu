@@ -1,10 +1,12 @@
-// padding's per-tap sums (the forward's read of x when padding > 0) and their adjoint (the backward's write of
-// grad_x), for the shapes the kernels take (kernels.h: TapSumsArgs, TapBroadcastArgs); fusedlse.cpp's ATen code
-// computes the same for the others. Sums are only ever added, in an order fixed by the shape, never subtracted: an
-// infinity in a cropped border reaches only the taps that keep it, and results are bitwise reproducible.
+// padding's per-tap sums (the forward's read of x when padding > 0) and their adjoint's first step (each segment
+// pair's value; broadcast_hw.cu writes grad_x from them), for the shapes the kernels take (kernels.h: TapSumsArgs,
+// TapBroadcastArgs); fusedlse.cpp's ATen code computes the same for the others. Sums are only ever added, in an
+// order fixed by the shape, never subtracted: an infinity in a cropped border reaches only the taps that keep it, and
+// results are bitwise reproducible.
 // Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
+#include "kernels/cut.cuh"
 #include "kernels/dtype.cuh"
 #include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
@@ -12,18 +14,6 @@
 
 namespace fusedlse {
 namespace {
-
-// Element loads per lane in flight (16 of 2-byte elements spilled registers under tap_grid_kernel's cap).
-constexpr int kTapUnroll = 8;
-
-__device__ __forceinline__ uint32_t divide(uint32_t n, FastDivisor d) { return (__umulhi(n, d.magic) + n) >> d.shift; }
-
-// The segment of input i along a dimension cut as g describes (fusedlse::Cut::segment).
-__device__ __forceinline__ int64_t segment_of(const TapCutGeometry& g, int64_t i, int64_t extent) {
-  if (i < g.head) return i;
-  if (i >= extent - g.tail) return g.segments - (extent - i);
-  return g.head;
-}
 
 // What a lane's loads of a run's middle rows add: the middle columns' sum, and per border column (the first
 // cols.head columns, then the last cols.tail) a sum of its own, taken from the same loads (loading the border
@@ -220,7 +210,7 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     // A border row: its cells, one row of the grid.
     const T* row = base + i * a.stride_h;
     const A row_sum = warp_sum(middle_by_elements(row, a, lane));
-    A* row_cells = cells + segment_of(a.rows, i, a.height) * a.cols.segments;
+    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
     if (lane == 0 && middle_col) row_cells[a.cols.head] = row_sum;
     if (lane < border_cols) row_cells[lane < a.cols.head ? lane : lane + (middle_col ? 1 : 0)] = to_acc(row[own_col]);
   }
@@ -253,6 +243,7 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   extern __shared__ __align__(16) unsigned char border_bytes[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
+  wait_for_previous_grid();  // and lets the combining launch start as the last of these blocks do
   const int64_t units = a.batch * a.channels * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {
@@ -272,81 +263,116 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
-// A warp per plane: the middle row's cells (the runs' partials, lanes across runs, then a butterfly: a fixed order),
-// then each tap's sum of the cells it keeps, lanes across taps; then, where asked, the plane's share of the cropped
-// GEMM, lanes across columns, the taps in order (from shared memory: every lane needs every tap).
-template <typename A>
+// A warp per plane: its cells staged in shared memory (the border rows' from the reader's grid, the middle row's the
+// runs' partials added, lanes across runs, then a butterfly: a fixed order), then each tap's sum of the cells it
+// keeps, lanes across taps; then, where asked, the plane's share of the cropped GEMM, lanes across columns, the taps
+// in order (from shared memory: every lane needs every tap). Each step issues its loads before its adds: the
+// combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per border column, per
+// cell a tap keeps and per 32 columns of shares; padding 3, 40.9).
+template <typename T>
 __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
+  using A = acc_t<T>;
+  constexpr int kMaxSegments = 2 * kMaxTapCut + 1, kMaxPartials = 1 + 2 * kMaxTapCut;
+  // A lane's loads of the weight in flight: 32 (16 of float64, which spilled registers at 32).
+  constexpr int kShareColumns = sizeof(A) == 8 ? 2 : 4, kShareTaps = 8;
+  __shared__ A staged_cells[kWarpsPerBlock][kMaxSegments * kMaxSegments];
   __shared__ A staged_taps[kWarpsPerBlock][kMaxKernelTaps * kMaxKernelTaps];
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
-  A* grid = static_cast<A*>(a.grid);                        // [B*C, row segments, column segments]
-  A* sums = static_cast<A*>(a.sums);                        // [B*C, kH, kW]
+  const A* grid = static_cast<const A*>(a.grid);          // [B*C, row segments, column segments]
+  A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW]
+  wait_for_previous_grid();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int border_cols = a.cols.head + a.cols.tail;
+  const int partial_count = 1 + a.cols.head + a.cols.tail;
   const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
   const int64_t planes = a.batch * a.channels;
-  const int taps = a.rows.taps * a.cols.taps;
+  const int taps = a.rows.taps * a.cols.taps, cells = a.rows.segments * a.cols.segments;
+  A* plane_cells = staged_cells[warp];  // [row segments, column segments]
   for (int64_t plane = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; plane < planes;
        plane += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
-    A* cells = grid + plane * a.rows.segments * a.cols.segments;
+    for (int cell = lane; cell < cells; cell += 32) {
+      if (!middle_row || cell / a.cols.segments != a.rows.head) plane_cells[cell] = grid[plane * cells + cell];
+    }
     if (middle_row) {
-      A* middle_cells = cells + a.rows.head * a.cols.segments;
-      for (int k = middle_col ? -1 : 0; k < border_cols; ++k) {
-        A total = 0;
-        for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
-          total += partials[(plane * a.chunks + chunk) * (1 + border_cols) + 1 + k];
-        }
-        total = warp_sum(total);
-        const int cell = k < 0 ? a.cols.head : k < a.cols.head ? k : k + (middle_col ? 1 : 0);
-        if (lane == 0) middle_cells[cell] = total;
+      A totals[kMaxPartials] = {};
+      for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
+        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        A v[kMaxPartials];
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) v[k] = k < partial_count ? run[k] : A(0);
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) totals[k] += v[k];
+      }
+      A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        const A total = warp_sum(totals[k]);
+        // Partial 0 is the middle columns' (none without a middle column), then each border column's.
+        const int border = k - 1, cell = k == 0 ? a.cols.head : border < a.cols.head ? border : border + middle_col;
+        if (lane == 0 && (k > 0 || middle_col)) middle_cells[cell] = total;
       }
     }
-    __syncwarp();  // the middle row's cells, written by lane 0, are read by every lane
+    __syncwarp();  // cells written by other lanes are read by every lane
     for (int tap = lane; tap < taps; tap += 32) {
       const int t = tap / a.cols.taps, u = tap - t * a.cols.taps;
       A total = 0;
       for (int r = a.rows.first[t]; r < a.rows.end[t]; ++r) {
-        for (int q = a.cols.first[u]; q < a.cols.end[u]; ++q) total += cells[r * a.cols.segments + q];
+        for (int q = a.cols.first[u]; q < a.cols.end[u]; ++q) total += plane_cells[r * a.cols.segments + q];
       }
       sums[plane * taps + tap] = total;
       staged_taps[warp][tap] = total;
     }
     __syncwarp();
     if (a.shares != nullptr) {
-      const int64_t c = plane % a.channels;
-      const A* weight = static_cast<const A*>(a.weight_rows) + c * taps * a.c_out;  // [taps, c_out]
-      A* share = static_cast<A*>(a.shares) + plane * a.c_out;                       // [c_out]
-      constexpr int kLoads = 8;
-      for (int64_t n = lane; n < a.c_out; n += 32) {
-        A total = 0;
-        for (int t0 = 0; t0 < taps; t0 += kLoads) {
-          A w[kLoads];
+      // The weight read where it lies (a lane's taps side by side; the warp's columns share L1 lines) rather than
+      // copied into rows first: that copy was a launch ahead of the reader, 2 us of the headline's forward (H200).
+      const int64_t c = plane % a.channels, group_columns = a.c_out / a.groups;
+      const int64_t group_first = c / (a.channels / a.groups) * group_columns;  // c's group's first column
+      const T* weight = static_cast<const T*>(a.weight) + c * group_columns * taps;  // [c_out / groups, taps]
+      A* share = static_cast<A*>(a.shares) + plane * a.c_out;                        // [c_out]
+      for (int64_t n0 = lane; n0 < a.c_out; n0 += 32 * kShareColumns) {
+        A total[kShareColumns] = {};
+        for (int t0 = 0; t0 < taps; t0 += kShareTaps) {
+          A w[kShareColumns][kShareTaps];
 #pragma unroll
-          for (int u = 0; u < kLoads; ++u) w[u] = t0 + u < taps ? __ldg(weight + (t0 + u) * a.c_out + n) : A(0);
+          for (int j = 0; j < kShareColumns; ++j) {
+            const int64_t column = n0 + 32 * j - group_first;  // in c's group's weight, where in [0, group_columns)
 #pragma unroll
-          for (int u = 0; u < kLoads; ++u) {
-            if (t0 + u < taps) total += staged_taps[warp][t0 + u] * w[u];
+            for (int u = 0; u < kShareTaps; ++u) {
+              const bool kept = column >= 0 && column < group_columns && t0 + u < taps;
+              w[j][u] = kept ? to_acc(__ldg(weight + column * taps + t0 + u)) : A(0);
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < kShareColumns; ++j) {
+#pragma unroll
+            for (int u = 0; u < kShareTaps; ++u) {
+              if (t0 + u < taps) total[j] += staged_taps[warp][t0 + u] * w[j][u];
+            }
           }
         }
-        share[n] = total;
+#pragma unroll
+        for (int j = 0; j < kShareColumns; ++j) {
+          if (n0 + 32 * j < a.c_out) share[n0 + 32 * j] = total[j];
+        }
       }
-      __syncwarp();  // staged_taps is the next plane's
     }
+    __syncwarp();  // the staged cells and taps are the next plane's
   }
 }
 
-// The adjoint's first step: each segment pair's value, the sum of the taps that keep it (taps in order).
+// The adjoint's first step: each segment pair's value, the sum of the taps that keep it (taps in order), cell-major
+// (TapBroadcastArgs).
 template <typename A>
 __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_constant__ TapBroadcastArgs a) {
-  const A* taps = static_cast<const A*>(a.taps);
-  A* grid = static_cast<A*>(a.grid);
-  const int64_t cells = static_cast<int64_t>(a.rows.segments) * a.cols.segments;
-  const int64_t total = a.batch * a.channels * cells;
+  const A* taps = static_cast<const A*>(a.taps);  // [B*C, rows.taps, cols.taps]
+  A* cells = static_cast<A*>(a.cells);            // [rows.segments * cols.segments, B*C]
+  const int64_t planes = a.batch * a.channels;
+  const int64_t total = planes * a.rows.segments * a.cols.segments;
   for (int64_t e = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; e < total;
        e += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
-    const int64_t plane = e / cells;
-    const int cell = static_cast<int>(e - plane * cells);
-    const int r = cell / a.cols.segments, q = cell - r * a.cols.segments;
+    const int64_t cell = e / planes, plane = e - cell * planes;
+    const int r = static_cast<int>(cell / a.cols.segments), q = static_cast<int>(cell - r * a.cols.segments);
     const A* plane_taps = taps + plane * a.rows.taps * a.cols.taps;
     A value = 0;
     for (int t = 0; t < a.rows.taps; ++t) {
@@ -355,42 +381,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_
         if (q >= a.cols.first[u] && q < a.cols.end[u]) value += plane_taps[t * a.cols.taps + u];
       }
     }
-    grid[e] = value;
-  }
-}
-
-// The elements the bulk broadcast (broadcast_hw of the middle cell's values) does not give their value: each plane's
-// border rows, then its middle rows' border columns; every element where the plane has no middle cell.
-template <typename T>
-__global__ void __launch_bounds__(kBlockThreads) tap_border_kernel(const __grid_constant__ TapBroadcastArgs a) {
-  using A = acc_t<T>;
-  const A* grid = static_cast<const A*>(a.grid);  // [B*C, row segments, column segments]
-  T* out = static_cast<T*>(a.out);                // [B, C, H, W], channels-last or contiguous
-  const int64_t height = a.height, width = a.width;
-  const int64_t border_rows = a.rows.head + a.rows.tail, border_cols = a.cols.head + a.cols.tail;
-  const int64_t per_plane = border_rows * width + (height - border_rows) * border_cols;
-  const int64_t total = a.batch * a.channels * per_plane;
-  const int64_t cells = static_cast<int64_t>(a.rows.segments) * a.cols.segments;
-  for (int64_t e = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; e < total;
-       e += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
-    const int64_t plane = e / per_plane;
-    int64_t k = e - plane * per_plane, i = 0, j = 0;
-    if (k < border_rows * width) {
-      const int64_t r = k / width;
-      j = k - r * width;
-      i = r < a.rows.head ? r : height - border_rows + r;
-    } else {
-      k -= border_rows * width;
-      const int64_t r = k / border_cols, q = k - r * border_cols;
-      i = a.rows.head + r;
-      j = q < a.cols.head ? q : width - border_cols + q;
-    }
-    const A value =
-        grid[plane * cells + segment_of(a.rows, i, height) * a.cols.segments + segment_of(a.cols, j, width)];
-    const int64_t b = plane / a.channels, c = plane - b * a.channels;
-    const int64_t offset =
-        a.channels_last ? ((b * height + i) * width + j) * a.channels + c : (plane * height + i) * width + j;
-    out[offset] = from_acc<T>(value);
+    cells[e] = value;
   }
 }
 
@@ -403,20 +394,15 @@ size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail);
+  // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
-    tap_grid_kernel<T, decltype(side)::value>
-        <<<static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes, stream>>>(a);
-    return cudaSuccess;
+    return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value>,
+                                             static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes,
+                                             stream, a);
   });
   if (read != cudaSuccess) return read;
-  tap_combine_kernel<acc_t<T>><<<static_cast<unsigned>(a.combine_blocks), kBlockThreads, 0, stream>>>(a);
-  return cudaGetLastError();
-}
-
-template <typename T>
-cudaError_t launch_tap_border_typed(const TapBroadcastArgs& a, cudaStream_t stream) {
-  tap_border_kernel<T><<<static_cast<unsigned>(a.blocks), kBlockThreads, 0, stream>>>(a);
-  return cudaGetLastError();
+  return launch_after_previous(tap_combine_kernel<T>, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream,
+                               a);
 }
 
 }  // namespace
@@ -429,14 +415,9 @@ cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream) {
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
     using A = acc_t<decltype(t)>;
-    tap_spread_kernel<A><<<static_cast<unsigned>(args.spread_blocks), kBlockThreads, 0, stream>>>(args);
+    tap_spread_kernel<A><<<static_cast<unsigned>(args.blocks), kBlockThreads, 0, stream>>>(args);
     return cudaGetLastError();
   });
-}
-
-cudaError_t launch_tap_border(const TapBroadcastArgs& args, cudaStream_t stream) {
-  return with_element_type(args.kind, cudaErrorInvalidValue,
-                           [&](auto t) { return launch_tap_border_typed<decltype(t)>(args, stream); });
 }
 
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols) {

@@ -303,9 +303,16 @@ constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
+// The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
+// 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
+constexpr int kTapUnroll = 8;
 // The cropped GEMM's shares by the tap kernels' combining warps (ops_cuda.cpp, tap_shares_apply): while the weight
 // rows they read from L2 (C_out values per tap of each plane, no reuse between batches) are at most this share of
 // x's bytes, their reads cost a fraction of x's.
 constexpr double kTapSharesWeightReadShare = 0.25;
+// The shares' sum over channels and the logsumexp in one launch (shares_lse_kernel, a block per row) while a block's
+// threads load at most this many shares each; beyond, torch's sum over the channels and then bias_lse, whose
+// reduction spreads a row over the device.
+constexpr int64_t kSharesLseMaxLoads = 64;
 
 }  // namespace fusedlse

@@ -33,10 +33,11 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             ``tap_sums`` (``"kernels"``: fusedlse's tap kernels; ``"aten"``: ATen's reductions over each plane's
             border pieces and fusedlse's readers over its middle, for x whose rows are not contiguous or are
             narrower than 16 elements, and for paddings that make a tap lose more than 8 rows or columns at a border
-            or kernels of more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares"}``: each plane's share of
-            the GEMM by the tap kernels, where the weight is small beside x; otherwise the plan of the GEMM run as a
-            padding-0 forward of the per-tap sums as 1 x 1 planes, in this same form) and ``why``; ``"cpu"`` for CPU
-            tensors.
+            or kernels of more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added": ...}``:
+            each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares added
+            over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's sum
+            first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of the per-tap sums as
+            1 x 1 planes, in this same form) and ``why``; ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
