@@ -173,8 +173,11 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_cut_rows_kernel(const
   const int lane = threadIdx.x & 31;
   const int64_t first_row = ((static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) >> 5) * a.rows_per_warp;
   const int64_t end_row = min(first_row + a.rows_per_warp, rows);
+  const bool rows_fit_32_bits = rows < (int64_t{1} << 31);
   for (int64_t row = first_row; row < end_row; ++row) {
-    const int64_t plane = row / a.height, i = row - plane * a.height;
+    // A 64-bit division is tens of instructions ahead of the row's first store.
+    const int64_t plane = rows_fit_32_bits ? divide(static_cast<uint32_t>(row), a.height_divisor) : row / a.height;
+    const int64_t i = row - plane * a.height;
     const int64_t row_segment = segment_of<int64_t>(a.cut_rows, i, a.height);
     const A* row_cells = cells + row_segment * columns * planes + plane;  // column segment q at q * planes
     const T middle = from_acc<T>(__ldg(row_cells + head * planes));

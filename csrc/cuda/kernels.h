@@ -145,6 +145,7 @@ struct BroadcastArgs {
   int64_t rows_per_warp;
   TapCutGeometry cut_rows, cut_cols;
   FastDivisor plane_divisor, width_divisor, channels_divisor;  // set where every element index is below 2^31
+  FastDivisor height_divisor;  // set where B * C * H is below 2^31 (broadcast_cut_rows_kernel)
 };
 
 // tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane and

@@ -1251,6 +1251,7 @@ at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int
       cols->head <= vec && cols->tail <= vec) {
     // About kBroadcastVectorsPerThread stores per lane, as the flat walk's one-shot grid gives each thread.
     a.rows_per_warp = std::max<int64_t>(1, 32 * kBroadcastVectorsPerThread / row_vectors);
+    if (planes * height < (int64_t{1} << 31)) a.height_divisor = fast_divisor(static_cast<uint32_t>(height));
     a.blocks = ceil_div(planes * height, a.rows_per_warp * kWarpsPerBlock);
   }
   if (out.numel() < (int64_t{1} << 31)) {

@@ -520,12 +520,14 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
 }
 
 // Logits that are per-channel shares to add first (BiasLseArgs::channels > 1, the tap kernels' shares of padding's
-// cropped GEMM): a block per row, its threads across columns and a.slices slices of the channels, kLoadsAtOnce
-// channels in flight each; the slices' sums added in order in shared memory. One launch where torch's sum over the
-// channels and bias_lse took two (H200 headline padding 1: 4.1 and 2.2 us).
+// cropped GEMM): a block per row, its threads across columns and a.slices slices of the channels, kLoads channels
+// in flight each (a row's few blocks wait on L2 once per trip: with 4 in flight the headline's padding-1 launch
+// took 14 us, H200); the slices' sums added in order in shared memory. One launch where torch's sum over the
+// channels and bias_lse took two (4.1 and 2.2 us).
 template <typename T, bool kStaged>
 __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
+  constexpr int kLoads = sizeof(A) == 8 ? 16 : 32;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   A* staged = reinterpret_cast<A*>(shared_bytes);
   __shared__ A slice_sums[kSplitThreads];
@@ -542,15 +544,24 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
       const int64_t n = n0 + column;
       A total = 0;
       if (n < a.c_out) {
-        for (int64_t c0 = slice; c0 < a.channels; c0 += static_cast<int64_t>(a.slices) * kLoadsAtOnce) {
-          A v[kLoadsAtOnce];
+        // Whole trips as they are, the last stopping at the channels' end (`break`: a predicate per load, kept
+        // until its add, leaves ptxas issuing one load at a time; read_plane_lanes.cuh's lane_share).
+        for (int64_t c0 = slice;; c0 += static_cast<int64_t>(a.slices) * kLoads) {
+          A v[kLoads];
+          int loaded = 0;
 #pragma unroll
-          for (int u = 0; u < kLoadsAtOnce; ++u) {
+          for (int u = 0; u < kLoads; ++u) {
             const int64_t c = c0 + static_cast<int64_t>(u) * a.slices;
-            v[u] = c < a.channels ? shares[c * a.c_out + n] : A(0);
+            if (c >= a.channels) break;
+            v[u] = shares[c * a.c_out + n];
+            ++loaded;
           }
 #pragma unroll
-          for (int u = 0; u < kLoadsAtOnce; ++u) total += v[u];
+          for (int u = 0; u < kLoads; ++u) {
+            if (u >= loaded) break;
+            total += v[u];
+          }
+          if (loaded < kLoads) break;
         }
       }
       slice_sums[threadIdx.x] = total;

@@ -296,11 +296,19 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
       A totals[kMaxPartials] = {};
       for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
         const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        // `break` at the run's end, not a predicate per load kept until its add: ptxas then issues the loads one
+        // at a time (read_plane_lanes.cuh's lane_share).
         A v[kMaxPartials];
 #pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) v[k] = k < partial_count ? run[k] : A(0);
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          v[k] = run[k];
+        }
 #pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) totals[k] += v[k];
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          totals[k] += v[k];
+        }
       }
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
@@ -333,21 +341,27 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
       for (int64_t n0 = lane; n0 < a.c_out; n0 += 32 * kShareColumns) {
         A total[kShareColumns] = {};
         for (int t0 = 0; t0 < taps; t0 += kShareTaps) {
+          // Every load issued before the adds: a column outside c's group loads column 0 and keeps 0 (a select,
+          // not a predicate per load), the taps stop at their end by `break`.
           A w[kShareColumns][kShareTaps];
 #pragma unroll
           for (int j = 0; j < kShareColumns; ++j) {
             const int64_t column = n0 + 32 * j - group_first;  // in c's group's weight, where in [0, group_columns)
+            const bool in_group = column >= 0 && column < group_columns;
+            const T* column_taps = weight + (in_group ? column : 0) * taps + t0;
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
-              const bool kept = column >= 0 && column < group_columns && t0 + u < taps;
-              w[j][u] = kept ? to_acc(__ldg(weight + column * taps + t0 + u)) : A(0);
+              if (t0 + u >= taps) break;
+              const A value = to_acc(__ldg(column_taps + u));
+              w[j][u] = in_group ? value : A(0);
             }
           }
 #pragma unroll
           for (int j = 0; j < kShareColumns; ++j) {
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
-              if (t0 + u < taps) total[j] += staged_taps[warp][t0 + u] * w[j][u];
+              if (t0 + u >= taps) break;
+              total[j] += staged_taps[warp][t0 + u] * w[j][u];
             }
           }
         }
