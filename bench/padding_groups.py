@@ -162,8 +162,10 @@ def main():
              f"commit {commit})", "",
              "Forward time of each variant over the padding-0, groups-1 forward on the same x "
              "(bench/padding_groups.py). Sweep rows: every " + str(args.every) + "th problem of the public sweep.", "",
-             "Cells: ratio, and for padding (floor ratio) as the module's docstring defines it: a floor ratio above "
-             "1.05 means no forward can be within 5% of padding 0 there.", "",
+             "Cells: ratio, and for padding (floor ratio) as the module's docstring defines it. Above 1.05 the issue's "
+             "floors put 5% out of reach; they bound a forward only where torch.mm's write of its [B, C_out] output, "
+             "which a fused forward does not make, is not what it spends (r00's padding-0 forward runs at 1.5 of its "
+             "own GEMM floor).", "",
              "| shape | dtype | p0_g1 us | " + " | ".join(VARIANTS) + " |",
              "|---|---|---|" + "---|" * len(VARIANTS)]
     for r in rows:

@@ -1020,9 +1020,9 @@ ForwardShape cropped_gemm_shape(const ForwardShape& s) {
 }
 
 // Whether the tap kernels compute the cropped GEMM's shares beside the per-tap sums (TapSumsArgs), the shares then
-// added over channels (torch's sum) and taken through bias_lse_kernel: where the shares [B * C_in, C_out] stay
-// within the workspace budget and the weight rows the combining warps read (C_out values per tap of each plane, from
-// L2) are at most kTapSharesWeightReadShare of x's bytes. Otherwise the GEMM is a padding-0 forward
+// added over channels and taken through the logsumexp (bias_lse; shares_added_in_lse): where the shares
+// [B * C_in, C_out] stay within the workspace budget and the weight the combining warps read (C_out values per tap
+// of each plane, from L2) is at most kTapSharesWeightReadShare of x's bytes. Otherwise the GEMM is a padding-0 forward
 // (cropped_gemm_shape). H200 headline padding 1: the forward took 358 us through the planner's split (cuBLAS's
 // split-K GEMM alone 54 us), 311 us with the shares (docs/limits.md §30).
 bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, const ForwardShape& s,

@@ -307,12 +307,13 @@ constexpr int kTapBlocksPerSm = 4;
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
 constexpr int kTapUnroll = 8;
 // The cropped GEMM's shares by the tap kernels' combining warps (ops_cuda.cpp, tap_shares_apply): while the weight
-// rows they read from L2 (C_out values per tap of each plane, no reuse between batches) are at most this share of
-// x's bytes, their reads cost a fraction of x's.
+// values they read from L2 (C_out per tap of each plane, no reuse between batches) are at most this share of x's
+// bytes, their reads cost a fraction of x's.
 constexpr double kTapSharesWeightReadShare = 0.25;
 // The shares' sum over channels and the logsumexp in one launch (shares_lse_kernel, a block per row) while a block's
-// threads load at most this many shares each; beyond, torch's sum over the channels and then bias_lse, whose
-// reduction spreads a row over the device.
+// threads load at most this many shares each (H200 headline padding 1: 32 each, the launch ending 3.4 us after the
+// combine's); beyond, torch's sum over the channels and then bias_lse, whose reduction spreads a row over the
+// device. Not measured at the limit.
 constexpr int64_t kSharesLseMaxLoads = 64;
 
 }  // namespace fusedlse
