@@ -99,7 +99,7 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
       const I p = e0 - r * plane;
       I i = quotient(p, a.width, a.width_divisor), j = p - i * width;
       if (middle_row(i) && j >= static_cast<I>(a.middle_col_begin) &&
-                 j + kVec <= static_cast<I>(a.middle_col_end)) {
+          j + kVec <= static_cast<I>(a.middle_col_end)) {
         const T v = from_acc<T>(cell_value(r, i, j));
 #pragma unroll
         for (int k = 0; k < kVec; ++k) vals[k] = v;

@@ -787,7 +787,7 @@ plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, 
 
 // out [rows] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias) over each row of logits [rows, C_out]
 // (contiguous, accumulation type): bias_lse_kernel. Logits [rows, channels, C_out] are shares, added over the
-// channels first (shares_lse_kernel; shares_lse_applies).
+// channels first (shares_lse_kernel; shares_added_in_lse).
 void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind kind, double scale, void* out,
               int64_t max_blocks, cudaStream_t stream) {
   BiasLseArgs a{};
@@ -1158,8 +1158,6 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   return out;
 }
 
-// out [B, C, H, W] (channels-last or contiguous, 16-byte aligned) = rows [B, C] (accumulation type) broadcast over
-// every (h, w), by broadcast_hw_kernel.
 // broadcast_hw's arguments for writing `out` (rows or cells still to set).
 BroadcastArgs broadcast_args(const at::Tensor& out, bool channels_last) {
   BroadcastArgs a{};
@@ -1179,6 +1177,8 @@ BroadcastArgs broadcast_args(const at::Tensor& out, bool channels_last) {
   return a;
 }
 
+// out [B, C, H, W] (channels-last or contiguous, 16-byte aligned) = rows [B, C] (accumulation type) broadcast over
+// every (h, w), by broadcast_hw_kernel.
 void broadcast_rows(const at::Tensor& rows_in, at::Tensor& out, bool channels_last, cudaStream_t stream) {
   const at::Tensor rows = rows_in.contiguous();
   BroadcastArgs a = broadcast_args(out, channels_last);
