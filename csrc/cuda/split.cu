@@ -521,9 +521,10 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
 
 // Logits that are per-channel shares to add first (BiasLseArgs::channels > 1, the tap kernels' shares of padding's
 // cropped GEMM): a block per row, its threads across columns and a.slices slices of the channels, kLoads channels
-// in flight each (a row's few blocks wait on L2 once per trip: with 4 in flight the headline's padding-1 launch
-// took 14 us, H200); the slices' sums added in order in shared memory. One launch where torch's sum over the
-// channels and bias_lse took two (4.1 and 2.2 us).
+// in flight each (a row's few blocks wait on L2 once per trip: written first with 4 loads a trip, each behind a
+// predicate kept until its add, ptxas issued them one at a time and the headline's padding-1 launch took 14 us,
+// H200); the slices' sums added in order in shared memory. One launch where torch's sum over the channels and
+// bias_lse took two (4.1 and 2.2 us).
 template <typename T, bool kStaged>
 __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
