@@ -88,16 +88,24 @@ KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilatio
   return {first, std::max(first, end)};
 }
 
+// Planes from which a column of one input beside the middle rows goes through fusedlse::sum_hw rather than ATen's
+// reduction over H (segment_sums). H200: x [10253, 127, 333, 1] bfloat16, 1.3 million planes, the per-tap sums 1297
+// us against 1406; [66, 12, 25977, 1] float16 and [199, 4, 88887, 1] float64, about 800 long planes each, 395 and
+// 296 us against 127 and 176 (the readers' split of a few long planes that start off their vectors).
+constexpr int64_t kReaderColumnPlanes = int64_t{1} << 16;
+
 // The sums of x over every pair (row segment, column segment) of the cuts: [B, C, row segments, column segments]
 // in `acc`. The middle x middle block, nearly all of x, goes through fusedlse::sum_hw (the planned readers, in
-// place); the border rows and columns, a few per plane, through ATen.
+// place), and so does a column of one input beside the middle rows where planes are many (W = 1 with padding along
+// W: then nearly all of x); the other border rows and columns, a few per plane, through ATen.
 at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
+  const bool many_planes = x.size(0) * x.size(1) >= kReaderColumnPlanes;
   std::vector<at::Tensor> row_blocks;
   for (const Cut::Piece& r : rows.pieces(x.size(2))) {
     std::vector<at::Tensor> blocks;
     for (const Cut::Piece& c : cols.pieces(x.size(3))) {
       const at::Tensor v = x.narrow(2, r.start, r.length).narrow(3, c.start, c.length);
-      if (r.middle && c.middle) {
+      if (r.middle && (c.middle || (c.length == 1 && many_planes))) {
         blocks.push_back(call_sum_hw(v).view({x.size(0), x.size(1), 1, 1}));
       } else if (r.middle) {
         blocks.push_back(v.sum({2}, /*keepdim=*/true, acc));
@@ -181,20 +189,27 @@ at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
   return dense.view({weight.size(0), groups * out_per_group, kh, kw});
 }
 
-at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
+at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (x.numel() == 0) return at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc));
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
-  const at::Tensor grid = segment_sums(x, rows, cols, acc);
-  // A tap's kept inputs are a run of whole segments: sums over slices of the grid, added (never subtracted, so an
+  if (x.numel() == 0) {
+    return at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, x.options().dtype(acc));
+  }
+  return segment_sums(x, rows, cols, acc);
+}
+
+at::Tensor tap_sums_of_cells(const at::Tensor& cells, const ForwardShape& s) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const at::ScalarType acc = cells.scalar_type();
+  // A tap's kept inputs are a run of whole segments: sums over slices of the cells, added (never subtracted, so an
   // infinity in a cropped border stays out of the taps that crop it). Columns first, then rows.
-  at::Tensor by_column_tap = at::empty({s.batch, s.in_channels, grid.size(2), s.kernel_w}, grid.options());
+  at::Tensor by_column_tap = at::empty({s.batch, s.in_channels, cells.size(2), s.kernel_w}, cells.options());
   for (int64_t t = 0; t < s.kernel_w; ++t) {
     const auto [first, end] = cols.kept_segments(t);
     at::Tensor out = by_column_tap.select(3, t);
-    at::sum_out(out, grid.narrow(3, first, end - first), {3}, /*keepdim=*/false, acc);
+    at::sum_out(out, cells.narrow(3, first, end - first), {3}, /*keepdim=*/false, acc);
   }
-  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, grid.options());
+  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, cells.options());
   for (int64_t t = 0; t < s.kernel_h; ++t) {
     const auto [first, end] = rows.kept_segments(t);
     at::Tensor out = sums.select(2, t);
@@ -202,6 +217,8 @@ at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
   }
   return sums;
 }
+
+at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) { return tap_sums_of_cells(cell_sums(x, s), s); }
 
 void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& out) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
@@ -223,6 +240,88 @@ at::Tensor tap_weight_rows(const at::Tensor& weight, const ForwardShape& s) {
   rows.view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels})
       .copy_(ungrouped_weight(weight, s.conv.groups).permute({0, 2, 3, 1}));
   return rows;
+}
+
+namespace {
+
+// Per segment of one dimension's cut, whether some tap keeps it.
+std::vector<bool> kept_segments_of(const Cut& cut) {
+  std::vector<bool> kept(cut.segments(), false);
+  for (size_t t = 0; t < cut.kept.size(); ++t) {
+    const auto [first, end] = cut.kept_segments(static_cast<int64_t>(t));
+    for (int64_t q = first; q < end; ++q) kept[q] = true;
+  }
+  return kept;
+}
+
+}  // namespace
+
+KeptCells kept_cells(const ForwardShape& s) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  KeptCells k;
+  k.rows = kept_segments_of(rows);
+  k.cols = kept_segments_of(cols);
+  for (int64_t r = 0; r < rows.segments(); ++r) {
+    for (int64_t q = 0; q < cols.segments(); ++q) {
+      if (k.rows[r] && k.cols[q]) k.cells.push_back(r * cols.segments() + q);
+    }
+  }
+  return k;
+}
+
+bool cropped_gemm_over_cells(const ForwardShape& s) {
+  const int64_t kept = static_cast<int64_t>(kept_cells(s).cells.size()), taps = s.kernel_h * s.kernel_w;
+  // The cells' weight costs a few passes over a weight of C_in x C_out x (taps + cells) values: worth its GEMM's
+  // savings only where the weight is small beside x (H200 sweep shape [73, 276, 12, 123] -> 3295, k 3 x 5: 9 cells
+  // against 15 taps, the forward 235 us over taps, 490 over cells with the weight's passes strided).
+  const double weight_values = static_cast<double>(s.in_channels) * s.out_channels * (taps + kept);
+  const double x_values = static_cast<double>(s.batch) * s.in_channels * s.height * s.width;
+  return kept > 0 && kept < taps && weight_values * kCellWeightShare <= x_values;
+}
+
+CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only, const at::Tensor& taps,
+                                  const at::Tensor& weight, const ForwardShape& s, const at::Tensor& cell_weight) {
+  if (!cropped_gemm_over_cells(s)) {
+    return {taps.reshape({s.batch, s.in_channels * s.kernel_h * s.kernel_w}), tap_weight_rows(weight, s),
+            s.kernel_h * s.kernel_w};
+  }
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const KeptCells kept = kept_cells(s);
+  const int64_t kept_count = static_cast<int64_t>(kept.cells.size());
+  at::Tensor weight_rows = cell_weight;
+  if (!weight_rows.defined()) {
+    // Each kept cell's weight: the sum of the weights of the taps that keep it, taken as tap_sums_of_cells' adjoint
+    // (spread_taps) does, over the weight laid out [C_in, kH, kW, C_out] so that every pass reads and writes whole
+    // rows of C_out. Only kept segments are written.
+    const at::TensorOptions acc = weight.options().dtype(accumulation_type(weight.scalar_type()));
+    const at::Tensor taps_last =
+        tap_weight_rows(weight, s).view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels});
+    std::vector<int64_t> kept_rows, kept_cols;  // segment -> its place among the kept ones (-1: none)
+    int64_t row_count = 0, col_count = 0;
+    for (bool k : kept.rows) kept_rows.push_back(k ? row_count++ : -1);
+    for (bool k : kept.cols) kept_cols.push_back(k ? col_count++ : -1);
+    at::Tensor by_column = at::zeros({s.in_channels, s.kernel_h, col_count, s.out_channels}, acc);
+    for (int64_t t = 0; t < s.kernel_w; ++t) {
+      const auto [first, end] = cols.kept_segments(t);  // every one kept, so their places are consecutive
+      if (end > first) {
+        by_column.narrow(2, kept_cols[first], end - first).add_(taps_last.select(2, t).unsqueeze(2));
+      }
+    }
+    weight_rows = at::zeros({s.in_channels, row_count, col_count, s.out_channels}, acc);
+    for (int64_t t = 0; t < s.kernel_h; ++t) {
+      const auto [first, end] = rows.kept_segments(t);
+      if (end > first) weight_rows.narrow(1, kept_rows[first], end - first).add_(by_column.select(1, t).unsqueeze(1));
+    }
+  }
+  at::Tensor x_rows = cells;
+  if (!cells_kept_only) {
+    x_rows = cells.reshape({s.batch, s.in_channels, rows.segments() * cols.segments()});
+    if (kept_count < rows.segments() * cols.segments()) {
+      x_rows = x_rows.index_select(2, at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(cells.device()));
+    }
+  }
+  return {x_rows.reshape({s.batch, s.in_channels * kept_count}),
+          weight_rows.view({s.in_channels * kept_count, s.out_channels}), kept_count};
 }
 
 at::ScalarType accumulation_type(at::ScalarType input) {

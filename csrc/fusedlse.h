@@ -123,6 +123,14 @@ struct Cut {
 };
 Cut cut_of(const ForwardShape& s, int dim);
 
+// For padding > 0 (s.conv.crops()): per (b, c_in) plane, the sum of x over each cell, a pair (row segment, column
+// segment) of the cuts: [B, C_in, row segments, column segments] in the accumulation type. One read of x.
+at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s);
+
+// Per (b, c_in) plane and tap (t_h, t_w), the sum of the cells [B, C_in, row segments, column segments] the tap
+// keeps: [B, C_in, kH, kW]; taps that keep nothing get 0.
+at::Tensor tap_sums_of_cells(const at::Tensor& cells, const ForwardShape& s);
+
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane and tap (t_h, t_w), the sum of x over the inputs whose
 // product with that tap survives the crop: [B, C_in, kH, kW] in the accumulation type. One read of x; taps that
 // keep nothing get 0.
@@ -135,6 +143,39 @@ void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& o
 // The padding forward's GEMM operand: weight [C_in, C_out / groups, kH, kW] as [C_in * kH * kW, C_out] in the
 // accumulation type, contiguous, rows in the order of the flattened tap sums (zero between groups).
 at::Tensor tap_weight_rows(const at::Tensor& weight, const ForwardShape& s);
+
+// The cells of the cuts (pairs of row and column segments) that hold an input some tap keeps: a cell no tap keeps
+// stays out of the cropped GEMM (its weight would be 0, and an infinity there times 0 a NaN the model does not
+// make). A cell is kept where its row segment and its column segment are.
+struct KeptCells {
+  std::vector<bool> rows, cols;  // per segment of each cut
+  std::vector<int64_t> cells;    // row segment * column segments + column segment, in order
+};
+KeptCells kept_cells(const ForwardShape& s);
+
+// How far x's values must outnumber the cells' weight values (C_in x C_out x (taps + kept cells)) for the cropped
+// GEMM to run over cells (cropped_gemm_over_cells).
+constexpr double kCellWeightShare = 8.0;
+
+// Whether the padding forward's GEMM runs over each plane's kept cells rather than its taps: where there are fewer
+// of them and the weight is small beside x (the logits are the sum over channels and cells of the cell's sum times
+// the summed weight of the taps that keep it). H200 sweep shapes: x [1000000, 4, 1, 1] 36 taps a row against 4
+// cells, [10253, 127, 333, 1] 3175 against 381.
+bool cropped_gemm_over_cells(const ForwardShape& s);
+
+// The padding forward's GEMM [B, depth] x [depth, C_out] (accumulation type, before the scale and biases), over cells
+// or taps as cropped_gemm_over_cells says.
+struct CroppedGemm {
+  at::Tensor x_rows;       // [B, depth]: the kept cells' sums, or the tap sums, of each plane in turn
+  at::Tensor weight_rows;  // [depth, C_out], contiguous, zero between groups
+  int64_t per_channel;     // depth / C_in
+};
+// cells: [B, C_in, row segments, column segments] (cell_sums), or with cells_kept_only [B, C_in, kept cells] (the
+// kept cells alone, in order); taps [B, C_in, kH, kW] (tap_sums); weight as the forward takes it; cell_weight the
+// GEMM's weight over cells [C_in * kept cells, C_out] where a backend built it, else undefined (built here by ATen).
+CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only, const at::Tensor& taps,
+                                  const at::Tensor& weight, const ForwardShape& s,
+                                  const at::Tensor& cell_weight = at::Tensor());
 
 // The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),
 // checked as check_forward_args checks them.

@@ -19,7 +19,8 @@ def random_case(rng: random.Random):
     groups = rng.choice([1, 1, 2, 3, 4])
     c_in, per_group_out = groups * rng.randint(1, 3), rng.randint(1, 4)
     kernel = (rng.randint(1, 5), rng.randint(1, 5))
-    # Widths of 16 and more reach the CUDA tap kernels (tuning.h kTapMinWidth); narrower ones the ATen path.
+    # On CUDA: planes of at most 64 elements take the small-plane kernel (kernels.h kSmallPlaneElements), larger
+    # ones with widths of 16 and more the tap kernels (tuning.h kTapMinWidth), the others the ATen path.
     size = (rng.randint(1, 12), rng.choice([rng.randint(1, 12), rng.randint(16, 40)]))
     stride = (rng.randint(1, 3), rng.randint(1, 3))
     dilation = (rng.randint(1, 3), rng.randint(1, 3))
@@ -320,8 +321,47 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     assert (wide["problem"]["in_channels"], wide["problem"]["height"], wide["problem"]["out_channels"]) == (36, 1, 64)
     channels_last = x.contiguous(memory_format=torch.channels_last)
     assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "aten"
-    assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "aten"  # rows of 8: too narrow
+    assert fusedlse_cuda.explain(x[..., :12], weight, padding=1)["tap_sums"] == "aten"  # rows of 12: too narrow
+    assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "small_planes"  # 64 elements
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
     grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]
     assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
     assert grouped["strategy"] in ("fused", "split")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_cropped_gemm_over_cells_or_taps(device, dtype):
+    """The cropped GEMM runs over each plane's kept cells where they are fewer than its taps and the weight is small
+    beside x (cells no tap keeps left out), else over the taps; both against the float64 model, on planes of one
+    column, small planes (a thread per plane) and wide ones (the tap kernels), in every layout, with +inf where every
+    tap crops it (a finite answer, as the model's)."""
+    cases = [
+        # (B, C_in, H, W, C_out, kH, kW), settings, GEMM over (CUDA, None: not asserted), its depth per input channel
+        ((8, 4, 100, 1, 5, 3, 3), dict(padding=1), "cells", 3),  # columns: one segment, kept by 3 of 3 taps
+        ((64, 3, 5, 9, 4, 4, 1), dict(padding=1), "cells", 3),  # first and last columns kept by no tap
+        ((64, 3, 5, 9, 4, 1, 1), dict(padding=1), "taps", 1),  # 1 x 1 kernel: one kept cell, one tap
+        ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "taps", 4),  # 9 cells, 4 taps (C_out 64: no shares)
+        ((4, 3, 50, 1, 700, 3, 3), dict(padding=1), "taps", 9),  # 3 cells, but the weight large beside x
+        ((5, 2, 6, 8, 3, 4, 1), dict(padding=(1, 1), stride=(2, 1)), "cells", 3),
+        ((2, 3, 20, 33, 70, 3, 5), dict(padding=(2, 1), dilation=(1, 2)), None, None),
+    ]
+    for case, (shape, settings, over, depth) in enumerate(cases):
+        for layout in ("contiguous", "channels_last", "sliced"):
+            x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device=device, layout=layout, seed=case)
+            what = f"{shape}, {settings}, {layout}"
+            if device == "cuda":
+                plan = fusedlse_cuda.explain(x, weight, **settings)
+                if over is not None and plan["gemm"].get("strategy") != "tap_shares":
+                    assert plan["gemm_over"] == over, (plan, what)
+                    if depth is not None:
+                        assert plan["gemm_depth"] == shape[1] * depth, (plan, what)
+            poison_allocator(device)
+            out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+            assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+    # An infinity in a column no tap keeps (kW 1, padding 1: the first and last columns are cropped).
+    x, weight, conv_bias, bias = make_problem(64, 3, 5, 9, 4, 4, 1, dtype=torch.float64, device=device)
+    x[1, 2, 3, 0] = float("inf")
+    truth = reference.truth(x, weight, conv_bias, bias, padding=1)
+    assert torch.isfinite(truth).all()
+    assert rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1), truth) <= TOLERANCE[torch.float64]

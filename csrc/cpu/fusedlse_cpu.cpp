@@ -37,15 +37,20 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
       check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   const NoAutocast no_autocast;
-  // padding > 0: per-tap sums, and the weight's taps as the GEMM's rows (fusedlse.h); else sum_HW(x) and W.sum.
-  const at::Tensor sums = s.conv.crops() ? tap_sums(x, s) : x.sum({2, 3}, /*keepdim=*/false, acc);
-  if (s.batch == 0) return {at::empty({0, 1}, x.options()), sums};
-  const at::Tensor weight_rows = s.conv.crops()
-                                     ? tap_weight_rows(weight, s)
-                                     : ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
   at::Tensor total_bias = bias.reshape({-1}).to(acc);
   if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
-  return {gemm_lse_impl(sums.view({s.batch, -1}), weight_rows, total_bias, s.scale).to(x.scalar_type()), sums};
+  if (s.conv.crops()) {
+    // padding > 0: the per-tap sums (the op's second output), the GEMM over cells or taps (fusedlse.h).
+    const at::Tensor cells = cell_sums(x, s);
+    const at::Tensor taps = tap_sums_of_cells(cells, s);
+    if (s.batch == 0) return {at::empty({0, 1}, x.options()), taps};
+    const CroppedGemm gemm = cropped_gemm_operands(cells, /*cells_kept_only=*/false, taps, weight, s);
+    return {gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale).to(x.scalar_type()), taps};
+  }
+  const at::Tensor sums = x.sum({2, 3}, /*keepdim=*/false, acc);
+  if (s.batch == 0) return {at::empty({0, 1}, x.options()), sums};
+  const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
+  return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), sums};
 }
 
 at::Tensor broadcast_hw_cpu(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,

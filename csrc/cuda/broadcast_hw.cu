@@ -100,7 +100,9 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
       I i = quotient(p, a.width, a.width_divisor), j = p - i * width;
       if (middle_row(i) && j >= static_cast<I>(a.middle_col_begin) &&
           j + kVec <= static_cast<I>(a.middle_col_end)) {
-        const T v = from_acc<T>(cell_value(r, i, j));
+        // The middle cell: the one after the head's segments along each cut, no segment looked up.
+        const int32_t middle_cell = a.cut_rows.head * a.cut_cols.segments + a.cut_cols.head;
+        const T v = from_acc<T>(__ldg(cells + middle_cell * planes + r));
 #pragma unroll
         for (int k = 0; k < kVec; ++k) vals[k] = v;
       } else {

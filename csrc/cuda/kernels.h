@@ -151,7 +151,7 @@ struct BroadcastArgs {
 // tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane and
 // takes the border columns of its middle rows from the same loads. Per run it writes the middle rows' sums over the
 // middle columns and over each border column to `partials`, and each border row's cells to `grid`; then a warp per
-// plane adds the runs in order, and the cells each tap keeps (and, where asked, the plane's share of the cropped
+// plane adds the runs in order (the middle row's cells, written to `grid` where complete_grid), and the cells each tap keeps (and, where asked, the plane's share of the cropped
 // GEMM).
 struct TapSumsArgs {
   ScalarKind kind;
@@ -172,6 +172,9 @@ struct TapSumsArgs {
   bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
   void* partials;    // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
   void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
+  // The combine writes the middle row's cells into `grid` too (the cropped GEMM over cells reads them); else they
+  // live only in its shared memory.
+  bool complete_grid;
   void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, the output
   // The cropped GEMM's shares (tap_shares_apply): shares[b*C + c, n] = sum over taps t of sums[b, c, t] *
   // weight[c, n - (first column of c's group), t] for the columns n of c's group, 0 for the others, by the
@@ -181,6 +184,61 @@ struct TapSumsArgs {
   void* shares;        // [B*C, c_out] accumulation type
   int64_t c_out;
   int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
+};
+
+// tap_sums of x whose planes are small (H * W <= kSmallPlaneElements), for any strides, and where asked the sums of
+// the plane's kept cells (pairs of row and column segments some tap keeps: fusedlse.h KeptCells): a thread per plane
+// adds its elements into its kept cells in a fixed order, then each tap's sum of the cells it keeps. Element offsets
+// and cells are the same for every plane, so the host works them out once.
+constexpr int kSmallPlaneElements = 64;
+struct SmallPlaneTapArgs {
+  ScalarKind kind;
+  const void* x;  // [B, C, H, W] in `kind`: plane (b, c) at b*stride_b + c*stride_c
+  int64_t batch, channels;
+  int64_t stride_b, stride_c;
+  // vector_planes: every plane H * W contiguous elements, 16-byte aligned and a whole number of 16-byte vectors,
+  // loaded as such; cell[k] is element k's (k = i * W + j), -1 where no tap keeps it. Else `elements` kept elements,
+  // element k at offset[k] (i*stride_h + j*stride_w) in cell[k].
+  bool vector_planes;
+  int32_t elements;
+  int64_t offset[kSmallPlaneElements];
+  int8_t cell[kSmallPlaneElements];       // kept row segment * kept column segments + kept column segment
+  int32_t row_segments, column_segments;  // the kept ones of each cut: cells = their product <= H * W
+  int32_t taps_h, taps_w;                 // at most kMaxKernelTaps each
+  // Tap (t, u) keeps the cells of kept row segments [row_first[t], row_end[t]) and kept column segments
+  // [col_first[u], col_end[u]) (numbered among the kept ones).
+  int8_t row_first[kMaxKernelTaps], row_end[kMaxKernelTaps], col_first[kMaxKernelTaps], col_end[kMaxKernelTaps];
+  void* cells;  // [B*C, kept cells] accumulation type, or null
+  void* sums;   // [B*C, taps_h, taps_w] accumulation type
+  // Divisions by C (where B*C < 2^31: small_channels), by the taps and by the kept cells, a multiply and a shift each:
+  // the kernel is bound by its instructions, not memory, on planes of a few elements.
+  bool small_channels;
+  FastDivisor channels_divisor, taps_divisor, cells_divisor;
+  // A thread per plane, `threads` (a multiple of 32, at most kSmallPlaneMaxThreads) a block: as many as keep the
+  // block's cells and taps within kSmallPlaneSharedBytes of shared memory.
+  int32_t threads;
+  int64_t blocks;
+};
+constexpr int kSmallPlaneMaxThreads = 256;
+constexpr int kSmallPlaneSharedBytes = 48 * 1024;  // what a launch may take without asking
+
+// The cropped GEMM's weight over kept cells (fusedlse.h cropped_gemm_operands): out[c, cell, n] = the sum of
+// weight[c, n - (first column of c's group), t, u] over the taps (t, u) that keep the cell (0 for columns outside c's
+// group). The taps that keep a segment are consecutive (a tap's first and last kept inputs only fall as the tap
+// rises), so each kept segment carries a range of taps.
+constexpr int kMaxCellSegments = 64;
+struct CellWeightArgs {
+  ScalarKind kind;     // of the weight
+  const void* weight;  // [C_in, C_out / groups, kH, kW] contiguous
+  int64_t in_channels, out_channels, groups;
+  int64_t kernel_h, kernel_w;
+  int32_t kept_rows, kept_cols;  // at most kMaxCellSegments each
+  // Kept row segment r is kept by taps [row_tap_first[r], row_tap_end[r]) along H, column segment q by
+  // [col_tap_first[q], col_tap_end[q]) along W.
+  int32_t row_tap_first[kMaxCellSegments], row_tap_end[kMaxCellSegments];
+  int32_t col_tap_first[kMaxCellSegments], col_tap_end[kMaxCellSegments];
+  void* out;  // [C_in, kept_rows * kept_cols, C_out] accumulation type
+  int64_t blocks;
 };
 
 // broadcast_taps' first step (tap_spread_kernel): each segment pair's value, the sum of taps[b, c, t, u] over the
@@ -304,6 +362,8 @@ cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 // tap_sums (two launches), and broadcast_taps' spread kernel (taps.cu).
 cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
+cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream);
+cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side; at least 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols);
 // Runs gemm_lse, and its merge when args.column_runs > 1.

@@ -895,9 +895,21 @@ struct TapPath {
   bool kernels;
   const char* why;
   TapCutGeometry rows, cols;  // where kernels
+  bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
 };
 
 TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
+  // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes.
+  const int64_t small_plane_bytes =
+      32 * (s.height * s.width + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
+  if (s.height * s.width <= kSmallPlaneElements && s.kernel_h <= kMaxKernelTaps && s.kernel_w <= kMaxKernelTaps &&
+      small_plane_bytes <= kSmallPlaneSharedBytes) {
+    TapPath small{false,
+                  "planes of at most 64 elements, any layout: a thread per plane adds its elements into its cells "
+                  "(pairs of row and column segments), then each tap's kept cells"};
+    small.small_planes = true;
+    return small;
+  }
   const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
   if (!rows || !cols) {
     return {false, "padding makes a tap lose more than 8 rows or columns at a border, or the kernel has more than 16 "
@@ -928,12 +940,137 @@ int32_t tap_border_side(const TapCutGeometry& cols) {
   return side <= 1 ? 1 : side <= 2 ? 2 : 0;
 }
 
-// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with `weight` (grouped,
-// contiguous, x's dtype) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out] into `shares`
-// (TapSumsArgs).
-at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path,
-                         const at::Tensor* weight = nullptr, at::Tensor* shares = nullptr) {
-  if (!path.kernels || x.numel() == 0) return tap_sums(x, s);
+// tap_sums [B, C, kH, kW] of x with small planes (SmallPlaneTapArgs), x not empty; with `kept_cells`, also the sums
+// of each plane's kept cells [B, C, kept cells] (fusedlse.h KeptCells) into it.
+at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* kept_cells_out) {
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const KeptCells kept = kept_cells(s);
+  std::vector<int32_t> row_place, col_place;  // a segment's place among the kept ones, -1 where no tap keeps it
+  int32_t kept_rows = 0, kept_cols = 0;
+  for (bool k : kept.rows) row_place.push_back(k ? kept_rows++ : -1);
+  for (bool k : kept.cols) col_place.push_back(k ? kept_cols++ : -1);
+  const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
+  SmallPlaneTapArgs a{};
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = s.batch;
+  a.channels = s.in_channels;
+  a.stride_b = x.stride(0);
+  a.stride_c = x.stride(1);
+  const int64_t plane_bytes = s.height * s.width * x.element_size();
+  const auto aligned = [&](int64_t elements) { return elements * x.element_size() % 16 == 0; };
+  a.vector_planes = x.stride(3) == 1 && x.stride(2) == s.width && plane_bytes % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && aligned(x.stride(0)) &&
+                    aligned(x.stride(1));
+  for (int64_t i = 0; i < s.height; ++i) {
+    for (int64_t j = 0; j < s.width; ++j) {
+      const int32_t r = row_place[rows.segment(i)], q = col_place[cols.segment(j)];
+      const int8_t cell = static_cast<int8_t>(r < 0 || q < 0 ? -1 : r * kept_cols + q);
+      if (a.vector_planes) {
+        a.cell[i * s.width + j] = cell;
+      } else if (cell >= 0) {
+        a.offset[a.elements] = i * x.stride(2) + j * x.stride(3);
+        a.cell[a.elements++] = cell;
+      }
+    }
+  }
+  if (a.vector_planes) a.elements = static_cast<int32_t>(s.height * s.width);
+  a.row_segments = kept_rows;
+  a.column_segments = kept_cols;
+  a.taps_h = static_cast<int32_t>(s.kernel_h);
+  a.taps_w = static_cast<int32_t>(s.kernel_w);
+  // A tap's kept segments are all kept, so their places are consecutive; a tap that keeps none, an empty range.
+  for (int32_t t = 0; t < a.taps_h; ++t) {
+    const auto [first, end] = rows.kept_segments(t);
+    a.row_first[t] = static_cast<int8_t>(end > first ? row_place[first] : 0);
+    a.row_end[t] = static_cast<int8_t>(end > first ? row_place[first] + (end - first) : 0);
+  }
+  for (int32_t t = 0; t < a.taps_w; ++t) {
+    const auto [first, end] = cols.kept_segments(t);
+    a.col_first[t] = static_cast<int8_t>(end > first ? col_place[first] : 0);
+    a.col_end[t] = static_cast<int8_t>(end > first ? col_place[first] + (end - first) : 0);
+  }
+  a.small_channels = s.batch * s.in_channels < (int64_t{1} << 31);
+  if (a.small_channels) a.channels_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels));
+  a.taps_divisor = fast_divisor(static_cast<uint32_t>(s.kernel_h * s.kernel_w));
+  a.cells_divisor = fast_divisor(static_cast<uint32_t>(std::max(1, kept_rows * kept_cols)));
+  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
+  a.sums = sums.data_ptr();
+  if (kept_cells_out != nullptr) {
+    *kept_cells_out = at::empty({s.batch, s.in_channels, int64_t{kept_rows} * kept_cols}, acc);
+    a.cells = kept_cells_out->data_ptr();
+  }
+  const int64_t plane_bytes_shared = (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) * sums.element_size();
+  a.threads = static_cast<int32_t>(
+      std::min<int64_t>(kSmallPlaneMaxThreads, kSmallPlaneSharedBytes / plane_bytes_shared / 32 * 32));
+  const int64_t planes = s.batch * s.in_channels;
+  const int64_t resident = int64_t{device_props(x.get_device()).multiprocessors} * 2048 / a.threads;
+  a.blocks = std::clamp<int64_t>(ceil_div(planes, a.threads), 1, 8 * resident);
+  C10_CUDA_CHECK(launch_small_plane_taps(a, c10::cuda::getCurrentCUDAStream().stream()));
+  return sums;
+}
+
+// The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
+// launch (CellWeightArgs): ATen's passes over the weight were a dozen launches, each a few us of a forward of 33 us
+// (H200 sweep shape [4844, 2, 31, 44] -> 1543). Undefined where a cut keeps more segments than the kernel takes.
+at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s) {
+  CellWeightArgs a{};
+  const KeptCells kept = kept_cells(s);
+  // Each kept segment's taps [first, end): consecutive (CellWeightArgs); checked, and ATen's otherwise.
+  const auto tap_ranges = [](const Cut& cut, const std::vector<bool>& kept_segments, int32_t* first, int32_t* end,
+                             int32_t& count) {
+    count = 0;
+    for (int64_t segment = 0; segment < cut.segments(); ++segment) {
+      if (!kept_segments[segment]) continue;
+      if (count == kMaxCellSegments) return false;
+      int64_t lo = -1, hi = -1, keeping = 0;
+      for (int64_t t = 0; t < static_cast<int64_t>(cut.kept.size()); ++t) {
+        const auto [f, e] = cut.kept_segments(t);
+        if (segment < f || segment >= e) continue;
+        if (lo < 0) lo = t;
+        hi = t + 1;
+        ++keeping;
+      }
+      if (keeping != hi - lo) return false;
+      first[count] = static_cast<int32_t>(lo);
+      end[count++] = static_cast<int32_t>(hi);
+    }
+    return true;
+  };
+  if (!tap_ranges(cut_of(s, 0), kept.rows, a.row_tap_first, a.row_tap_end, a.kept_rows) ||
+      !tap_ranges(cut_of(s, 1), kept.cols, a.col_tap_first, a.col_tap_end, a.kept_cols)) {
+    return at::Tensor();
+  }
+  const at::Tensor weight = grouped_weight.contiguous();
+  a.kind = kind_of(weight.scalar_type());
+  a.weight = weight.data_ptr();
+  a.in_channels = s.in_channels;
+  a.out_channels = s.out_channels;
+  a.groups = s.conv.groups;
+  a.kernel_h = s.kernel_h;
+  a.kernel_w = s.kernel_w;
+  at::Tensor out = at::empty({s.in_channels * a.kept_rows * a.kept_cols, s.out_channels},
+                             weight.options().dtype(accumulation_type(weight.scalar_type())));
+  a.out = out.data_ptr();
+  a.blocks = std::clamp<int64_t>(ceil_div(out.numel(), kBlockThreads), 1, 8 * resident_split_blocks(weight.get_device()));
+  C10_CUDA_CHECK(launch_cell_weight(a, c10::cuda::getCurrentCUDAStream().stream()));
+  return out;
+}
+
+// tap_sums [B, C, kH, kW] of x for padding > 0 (fusedlse.h), by `path` (tap_path(x, s)); with `cells`, also the
+// cells' sums into it for the cropped GEMM: [B, C, kept cells] where *cells_kept_only comes back true (the
+// small-plane kernel), else cell_sums' [B, C, row segments, column segments]; with `weight` (grouped, contiguous, x's
+// dtype) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out] into `shares` (TapSumsArgs).
+at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path, at::Tensor* cells = nullptr,
+                         bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
+                         at::Tensor* shares = nullptr) {
+  if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
+  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells);
+  if (!path.kernels || x.numel() == 0) {
+    if (cells == nullptr) return tap_sums(x, s);
+    *cells = cell_sums(x, s);
+    return tap_sums_of_cells(*cells, s);
+  }
   const TapCutGeometry& rows = path.rows;
   const TapCutGeometry& cols = path.cols;
   const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
@@ -978,6 +1115,8 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const at::Tensor grid = at::empty({planes, rows.segments, cols.segments}, acc);
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
+  a.complete_grid = cells != nullptr;
+  if (cells != nullptr) *cells = grid.view({s.batch, s.in_channels, rows.segments, cols.segments});
   a.sums = sums.data_ptr();
   if (weight != nullptr) {
     *shares = at::empty({planes, s.out_channels}, acc);
@@ -1006,14 +1145,15 @@ void forward_planned(const at::Tensor& x, const at::Tensor& weight, const c10::o
   }
 }
 
-// The cropped forward's GEMM as a padding-0 problem: the per-tap sums [B, C_in * kH * kW] are x of 1 x 1 planes, the
-// weight's rows [C_in * kH * kW, C_out] a 1 x 1 kernel (both of the accumulation type), the scale x's. The planner
+// The cropped forward's GEMM as a padding-0 problem: its rows [B, C_in * per_channel] (cropped_gemm_operands: the
+// kept cells' or the taps' sums) are x of 1 x 1 planes, the weight's rows [C_in * per_channel, C_out] a 1 x 1
+// kernel (both of the accumulation type), the scale x's. The planner
 // then gives this GEMM the epilogues it gives any other, the fused launch's split over channel groups among them: on
 // the headline's [16, 576] x [576, 128] (H200) the tiled kernel alone took 31 us, cuBLAS's split-K 54 us, beside
 // 254 us for reading x.
-ForwardShape cropped_gemm_shape(const ForwardShape& s) {
+ForwardShape cropped_gemm_shape(const ForwardShape& s, int64_t per_channel) {
   ForwardShape g = s;
-  g.in_channels = s.in_channels * s.kernel_h * s.kernel_w;
+  g.in_channels = s.in_channels * per_channel;
   g.height = g.width = g.kernel_h = g.kernel_w = 1;
   g.conv = ConvSettings{};
   return g;
@@ -1055,18 +1195,22 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   if (tap_shares_apply(x, grouped_weight, s, path)) {
     const at::Tensor weight = grouped_weight.contiguous();
     at::Tensor shares;
-    const at::Tensor sums = tap_sums_cuda(x, s, path, &weight, &shares);
+    const at::Tensor sums = tap_sums_cuda(x, s, path, nullptr, nullptr, &weight, &shares);
     const at::Tensor row_shares = shares.view({s.batch, s.in_channels, s.out_channels});
     bias_lse(shares_added_in_lse(s) ? row_shares : row_shares.sum(1), bias_operands(conv_bias, bias),
              kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()),
              c10::cuda::getCurrentCUDAStream().stream());
     return {out, sums};
   }
-  const at::Tensor weight_rows = tap_weight_rows(grouped_weight, s);  // [C_in * kH * kW, C_out]
-  const at::Tensor sums = tap_sums_cuda(x, s, path);
-  const ForwardShape g = cropped_gemm_shape(s);
-  const at::Tensor gemm_x = sums.view({g.batch, g.in_channels, 1, 1});
-  const at::Tensor gemm_weight = weight_rows.view({g.in_channels, g.out_channels, 1, 1});
+  at::Tensor cells;
+  bool cells_kept_only = false;
+  const bool over_cells = cropped_gemm_over_cells(s);
+  const at::Tensor sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only);
+  const CroppedGemm operands = cropped_gemm_operands(cells, cells_kept_only, sums, grouped_weight, s,
+                                                     over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor());
+  const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
+  const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
+  const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
   if (acc == x.scalar_type()) {
     forward_planned(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums);
@@ -1128,15 +1272,22 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
              "; tap_sums by " + path.why + "\"}";
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
-    const ForwardShape g = cropped_gemm_shape(s);
+    const bool cells = cropped_gemm_over_cells(s);
+    const ForwardShape g = cropped_gemm_shape(
+        s, cells ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w);
     const at::Tensor gemm_x =
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = problem_of(gemm_x, g.out_channels, 1);
     const plan::DeviceProps props = device_props(x.get_device());
-    return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" + (path.kernels ? "kernels" : "aten") +
+    return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
+           (path.small_planes ? "small_planes" : path.kernels ? "kernels" : "aten") +
            "\", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
-           ", \"why\": \"padding crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW as a "
-           "padding-0 forward of 1 x 1 planes (its plan under 'gemm'); tap_sums by " + path.why + "\"}";
+           ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
+           std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +
+           (cells ? "over each plane's kept cells (pairs of row and column segments some tap keeps; fewer of them "
+                    "than taps, the weight small beside x), each cell's weight the sum of the taps' that keep it"
+                      : "over C_in * kH * kW tap sums") +
+           ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'); tap_sums by " + path.why + "\"}";
   }
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());
@@ -1240,15 +1391,16 @@ at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int
   a.cut_rows = *rows;
   a.cut_cols = *cols;
   // The middle cell, where both dimensions have a middle segment.
-  if (height > rows->head + rows->tail && width > cols->head + cols->tail) {
+  const bool middle_col = width > cols->head + cols->tail;
+  if (height > rows->head + rows->tail && middle_col) {
     a.middle_row_begin = rows->head;
     a.middle_row_end = height - rows->tail;
     a.middle_col_begin = cols->head;
     a.middle_col_end = width - cols->tail;
   }
   const int64_t vec = 16 / out.element_size(), row_vectors = width / vec;
-  if (!channels_last && width % vec == 0 && row_vectors >= 32 && width > cols->head + cols->tail &&
-      cols->head <= vec && cols->tail <= vec) {
+  if (!channels_last && width % vec == 0 && row_vectors >= 32 && middle_col && cols->head <= vec &&
+      cols->tail <= vec) {
     // About kBroadcastVectorsPerThread stores per lane, as the flat walk's one-shot grid gives each thread.
     a.rows_per_warp = std::max<int64_t>(1, 32 * kBroadcastVectorsPerThread / row_vectors);
     if (planes * height < (int64_t{1} << 31)) a.height_divisor = fast_divisor(static_cast<uint32_t>(height));

@@ -278,7 +278,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
   __shared__ A staged_cells[kWarpsPerBlock][kMaxSegments * kMaxSegments];
   __shared__ A staged_taps[kWarpsPerBlock][kMaxKernelTaps * kMaxKernelTaps];
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
-  const A* grid = static_cast<const A*>(a.grid);          // [B*C, row segments, column segments]
+  A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
   A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW]
   wait_for_previous_grid();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
@@ -317,7 +317,10 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
         const A total = warp_sum(totals[k]);
         // Partial 0 is the middle columns' (none without a middle column), then each border column's.
         const int border = k - 1, cell = k == 0 ? a.cols.head : border < a.cols.head ? border : border + middle_col;
-        if (lane == 0 && (k > 0 || middle_col)) middle_cells[cell] = total;
+        if (lane == 0 && (k > 0 || middle_col)) {
+          middle_cells[cell] = total;
+          if (a.complete_grid) grid[plane * cells + a.rows.head * a.cols.segments + cell] = total;
+        }
       }
     }
     __syncwarp();  // cells written by other lanes are read by every lane
@@ -399,6 +402,131 @@ __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_
   }
 }
 
+// A thread per plane of at most kSmallPlaneElements elements (SmallPlaneTapArgs), its cells in shared memory (a
+// column per thread: neighbouring threads' cells in neighbouring banks), then its taps beside them. Neighbouring
+// threads read neighbouring planes: with C the contiguous dimension (channels_last) each load is one line across
+// the warp; with whole planes contiguous, by 16-byte vectors, the warp's first loads bring in the lines its later
+// ones find in L1. The block's planes' cells and taps leave by the block's threads together, consecutive threads on
+// consecutive values (a thread's own taps, stored by it, were 9 stores 36 bytes apart: H200, x [1000000, 4, 1, 1]
+// float32, 325 us for 176 MB).
+template <typename T>
+__global__ void __launch_bounds__(kSmallPlaneMaxThreads)
+    small_plane_taps_kernel(const __grid_constant__ SmallPlaneTapArgs a) {
+  using A = acc_t<T>;
+  constexpr int kLoads = 8, kVec = 16 / sizeof(T), kVectorLoads = 4;
+  const int threads = blockDim.x;
+  const int cells = a.row_segments * a.column_segments, taps = a.taps_h * a.taps_w;
+  extern __shared__ __align__(16) unsigned char small_plane_shared[];
+  A* block_cells = reinterpret_cast<A*>(small_plane_shared);  // [cells][threads]
+  A* block_taps = block_cells + cells * threads;               // [taps][threads]
+  A* own = block_cells + threadIdx.x;                          // this plane's cell k at own[k * threads]
+  const T* x = static_cast<const T*>(a.x);
+  A* cells_out = static_cast<A*>(a.cells);  // [B*C, kept cells] or null
+  A* sums = static_cast<A*>(a.sums);        // [B*C, taps_h * taps_w]
+  const int64_t planes = a.batch * a.channels;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * threads; first < planes;
+       first += static_cast<int64_t>(gridDim.x) * threads) {
+    const int64_t plane = first + threadIdx.x;
+    const int block_planes = static_cast<int>(min(static_cast<int64_t>(threads), planes - first));
+    if (plane < planes) {
+      const int64_t b = a.small_channels ? divide(static_cast<uint32_t>(plane), a.channels_divisor) : plane / a.channels;
+      const int64_t c = plane - b * a.channels;
+      const T* base = x + b * a.stride_b + c * a.stride_c;
+      for (int k = 0; k < cells; ++k) own[k * threads] = A(0);
+      // Each group's loads issued before its adds, a `break` at the plane's end rather than a predicate per load
+      // (ptxas would issue the loads one at a time: docs/limits.md §32).
+      if (a.vector_planes) {
+        const uint4* vectors = reinterpret_cast<const uint4*>(base);
+        const int count = a.elements / kVec;
+        for (int v0 = 0; v0 < count; v0 += kVectorLoads) {
+          uint4 v[kVectorLoads];
+#pragma unroll
+          for (int u = 0; u < kVectorLoads; ++u) {
+            if (v0 + u >= count) break;
+            v[u] = __ldg(vectors + v0 + u);
+          }
+#pragma unroll
+          for (int u = 0; u < kVectorLoads; ++u) {
+            if (v0 + u >= count) break;
+#pragma unroll
+            for (int e = 0; e < kVec; ++e) {
+              const int cell = a.cell[(v0 + u) * kVec + e];
+              if (cell >= 0) own[cell * threads] += vec_elem<T>(v[u], e);
+            }
+          }
+        }
+      } else {
+        for (int k0 = 0; k0 < a.elements; k0 += kLoads) {
+          T v[kLoads];
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) {
+            if (k0 + u >= a.elements) break;
+            v[u] = __ldg(base + a.offset[k0 + u]);
+          }
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) {
+            if (k0 + u >= a.elements) break;
+            own[a.cell[k0 + u] * threads] += to_acc(v[u]);
+          }
+        }
+      }
+      // Each tap's kept cells, added columns first, then rows (tap_sums_of_cells' order); added, never subtracted.
+      for (int t = 0; t < a.taps_h; ++t) {
+        for (int u = 0; u < a.taps_w; ++u) {
+          A total = 0;
+          for (int r = a.row_first[t]; r < a.row_end[t]; ++r) {
+            A row = 0;
+            for (int q = a.col_first[u]; q < a.col_end[u]; ++q) row += own[(r * a.column_segments + q) * threads];
+            total += row;
+          }
+          block_taps[(t * a.taps_w + u) * threads + threadIdx.x] = total;
+        }
+      }
+    }
+    __syncthreads();
+    // The block's planes are consecutive: their taps (and cells) are one run of memory each.
+    for (int i = threadIdx.x; i < block_planes * taps; i += threads) {
+      const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
+      sums[first * taps + i] = block_taps[(i - p * taps) * threads + p];
+    }
+    if (cells_out != nullptr) {
+      for (int i = threadIdx.x; i < block_planes * cells; i += threads) {
+        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.cells_divisor));
+        cells_out[first * cells + i] = block_cells[(i - p * cells) * threads + p];
+      }
+    }
+    __syncthreads();  // the next planes' cells overwrite these
+  }
+}
+
+// A thread per output value (CellWeightArgs), consecutive threads on consecutive columns n: the writes whole lines,
+// the reads a kernel's taps apart (the weight is small beside x where this runs: cropped_gemm_over_cells).
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads) cell_weight_kernel(const __grid_constant__ CellWeightArgs a) {
+  using A = acc_t<T>;
+  const T* weight = static_cast<const T*>(a.weight);  // [C_in, C_out / groups, kH, kW]
+  A* out = static_cast<A*>(a.out);                     // [C_in, cells, C_out]
+  const int cells = a.kept_rows * a.kept_cols;
+  const int64_t total = a.in_channels * cells * a.out_channels;
+  const int64_t group_columns = a.out_channels / a.groups, group_channels = a.in_channels / a.groups;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
+    const int64_t n = i % a.out_channels, rest = i / a.out_channels;
+    const int cell = static_cast<int>(rest % cells);
+    const int64_t c = rest / cells;
+    const int r = cell / a.kept_cols, q = cell - r * a.kept_cols;
+    const int64_t column = n - c / group_channels * group_columns;  // in c's group's weight, where in range
+    A value = 0;
+    if (column >= 0 && column < group_columns) {
+      const T* taps = weight + (c * group_columns + column) * a.kernel_h * a.kernel_w;  // [kH, kW]
+      for (int t = a.row_tap_first[r]; t < a.row_tap_end[r]; ++t) {
+        for (int u = a.col_tap_first[q]; u < a.col_tap_end[q]; ++u) value += to_acc(__ldg(taps + t * a.kernel_w + u));
+      }
+    }
+    out[i] = value;
+  }
+}
+
 // tap_grid_kernel's dynamic shared memory: with border_side 0, a sum per lane and border column of each warp.
 size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
   if (border_side > 0) return 0;
@@ -430,6 +558,23 @@ cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream)
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
     using A = acc_t<decltype(t)>;
     tap_spread_kernel<A><<<static_cast<unsigned>(args.blocks), kBlockThreads, 0, stream>>>(args);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream) {
+  return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
+    using T = decltype(t);
+    const size_t shared = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w) *
+                          sizeof(acc_t<T>) * static_cast<size_t>(args.threads);
+    small_plane_taps_kernel<T><<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {
+  return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
+    cell_weight_kernel<decltype(t)><<<static_cast<unsigned>(args.blocks), kBlockThreads, 0, stream>>>(args);
     return cudaGetLastError();
   });
 }

@@ -29,15 +29,19 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
     so the plan is that weight's):
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
             W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
-            ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over C_in * kH * kW of them): then only
-            ``tap_sums`` (``"kernels"``: fusedlse's tap kernels; ``"aten"``: ATen's reductions over each plane's
-            border pieces and fusedlse's readers over its middle, for x whose rows are not contiguous or are
-            narrower than 16 elements, and for paddings that make a tap lose more than 8 rows or columns at a border
-            or kernels of more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added": ...}``:
-            each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares added
-            over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's sum
-            first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of the per-tap sums as
-            1 x 1 planes, in this same form) and ``why``; ``"cpu"`` for CPU tensors.
+            ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over them or over each plane's cells):
+            then only ``tap_sums`` (``"small_planes"``: a thread per plane, for planes of at most 64 elements in
+            any layout; ``"kernels"``: fusedlse's tap kernels; ``"aten"``: ATen's reductions over each plane's
+            border pieces and fusedlse's readers over its middle, for the other x whose rows are not contiguous or
+            are narrower than 16 elements, and for paddings that make a tap lose more than 8 rows or columns at a
+            border or kernels of more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
+            ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares
+            added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
+            sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
+            in this same form, with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
+            that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
+            than taps and the weight is small beside x; else ``"taps"``) and ``gemm_depth`` (C_in times the cells or
+            taps per plane)) and ``why``; ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
