@@ -91,7 +91,7 @@ KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilatio
 // Planes from which a column of one input beside the middle rows goes through fusedlse::sum_hw rather than ATen's
 // reduction over H (segment_sums). H200: x [10253, 127, 333, 1] bfloat16, 1.3 million planes, the per-tap sums 1297
 // us against 1406; [66, 12, 25977, 1] float16 and [199, 4, 88887, 1] float64, about 800 long planes each, 395 and
-// 296 us against 127 and 176 (the readers' split of a few long planes that start off their vectors).
+// 296 us against 175 and 176 (the readers' split of a few long planes that start off their vectors).
 constexpr int64_t kReaderColumnPlanes = int64_t{1} << 16;
 
 // The sums of x over every pair (row segment, column segment) of the cuts: [B, C, row segments, column segments]

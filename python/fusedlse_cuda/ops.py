@@ -155,8 +155,9 @@ def tap_sums(x: Tensor, kernel_size: IntOrPair, *, stride: IntOrPair = 1, paddin
              output_padding: IntOrPair = 0, dilation: IntOrPair = 1) -> Tensor:
     """Per ``(b, c)`` plane of ``x [B, C, H, W]`` and tap ``(t_h, t_w)`` of a ``kernel_size`` kernel, the sum of the
     inputs whose products with that tap survive nn.ConvTranspose2d's crop of ``padding``: ``[B, C, kH, kW]`` in
-    float32 (float64 for float64 input). What the forward's GEMM takes when padding > 0; with padding 0 every tap
-    keeps the whole plane. Reads x once (its border rows and columns twice)."""
+    float32 (float64 for float64 input). The forward's second output when padding > 0, which its backward takes
+    (its GEMM runs over these or over each plane's cells: ``explain``'s ``gemm_over``); with padding 0 every tap
+    keeps the whole plane. Reads x once (its border rows and columns twice where ATen sums them)."""
     settings = conv_settings(stride, padding, output_padding, dilation)
     settings.pop("groups")
     return _call(torch.ops.fusedlse.tap_sums.default, x, pair("kernel_size", kernel_size), *settings.values())
