@@ -120,21 +120,27 @@ at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, a
   return at::cat(row_blocks, 2);
 }
 
-// broadcast_taps' first step: taps [B, C, kH, kW] -> [B, C, row segments, column segments], each the sum of the
-// taps that keep the segment pair.
-at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s) {
+// broadcast_taps' first step, and the cropped GEMM's weight over cells: taps with the kernel's taps along dims
+// tap_dim and tap_dim + 1 ([B, C, kH, kW] of the tap sums' gradient, tap_dim 2; [C_in, kH, kW, C_out] of the weight,
+// tap_dim 1) -> the same with row segments and column segments there, each the sum of the taps that keep the segment
+// pair.
+at::Tensor spread_taps(const at::Tensor& taps, const ForwardShape& s, int64_t tap_dim = 2) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const int64_t row_dim = tap_dim, col_dim = tap_dim + 1;
   // The sum of the taps that keep each (row segment, column segment), added in tap order (tap_sums' adjoint, so no
   // product with a 0/1 mask turns an infinite gradient into NaN). Columns first, then rows.
-  at::Tensor by_row_tap = at::zeros({s.batch, s.in_channels, s.kernel_h, cols.segments()}, taps.options());
+  std::vector<int64_t> sizes = taps.sizes().vec();
+  sizes[col_dim] = cols.segments();
+  at::Tensor by_row_tap = at::zeros(sizes, taps.options());
   for (int64_t t = 0; t < s.kernel_w; ++t) {
     const auto [first, end] = cols.kept_segments(t);
-    by_row_tap.narrow(3, first, end - first).add_(taps.select(3, t).unsqueeze(3));
+    by_row_tap.narrow(col_dim, first, end - first).add_(taps.select(col_dim, t).unsqueeze(col_dim));
   }
-  at::Tensor grid = at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, taps.options());
+  sizes[row_dim] = rows.segments();
+  at::Tensor grid = at::zeros(sizes, taps.options());
   for (int64_t t = 0; t < s.kernel_h; ++t) {
     const auto [first, end] = rows.kept_segments(t);
-    grid.narrow(2, first, end - first).add_(by_row_tap.select(2, t).unsqueeze(2));
+    grid.narrow(row_dim, first, end - first).add_(by_row_tap.select(row_dim, t).unsqueeze(row_dim));
   }
   return grid;
 }
@@ -279,6 +285,10 @@ bool cropped_gemm_over_cells(const ForwardShape& s) {
   return kept > 0 && kept < taps && weight_values * kCellWeightShare <= x_values;
 }
 
+int64_t cropped_gemm_per_channel(const ForwardShape& s) {
+  return cropped_gemm_over_cells(s) ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w;
+}
+
 CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only, const at::Tensor& taps,
                                   const at::Tensor& weight, const ForwardShape& s, const at::Tensor& cell_weight) {
   if (!cropped_gemm_over_cells(s)) {
@@ -286,39 +296,27 @@ CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only,
             s.kernel_h * s.kernel_w};
   }
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  const int64_t cell_count = rows.segments() * cols.segments();
   const KeptCells kept = kept_cells(s);
   const int64_t kept_count = static_cast<int64_t>(kept.cells.size());
+  // The kept cells' places among all, where some are dropped and something here selects them (a copy to the device
+  // otherwise spared).
+  const bool selects = kept_count < cell_count && (!cells_kept_only || !cell_weight.defined());
+  const at::Tensor kept_index =
+      selects ? at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(weight.device()) : at::Tensor();
   at::Tensor weight_rows = cell_weight;
   if (!weight_rows.defined()) {
-    // Each kept cell's weight: the sum of the weights of the taps that keep it, taken as tap_sums_of_cells' adjoint
-    // (spread_taps) does, over the weight laid out [C_in, kH, kW, C_out] so that every pass reads and writes whole
-    // rows of C_out. Only kept segments are written.
-    const at::TensorOptions acc = weight.options().dtype(accumulation_type(weight.scalar_type()));
+    // Each cell's weight: the sum of the weights of the taps that keep it (spread_taps), over the weight laid out
+    // [C_in, kH, kW, C_out] so that every pass reads and writes whole rows of C_out; then the kept cells'.
     const at::Tensor taps_last =
         tap_weight_rows(weight, s).view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels});
-    std::vector<int64_t> kept_rows, kept_cols;  // segment -> its place among the kept ones (-1: none)
-    int64_t row_count = 0, col_count = 0;
-    for (bool k : kept.rows) kept_rows.push_back(k ? row_count++ : -1);
-    for (bool k : kept.cols) kept_cols.push_back(k ? col_count++ : -1);
-    at::Tensor by_column = at::zeros({s.in_channels, s.kernel_h, col_count, s.out_channels}, acc);
-    for (int64_t t = 0; t < s.kernel_w; ++t) {
-      const auto [first, end] = cols.kept_segments(t);  // every one kept, so their places are consecutive
-      if (end > first) {
-        by_column.narrow(2, kept_cols[first], end - first).add_(taps_last.select(2, t).unsqueeze(2));
-      }
-    }
-    weight_rows = at::zeros({s.in_channels, row_count, col_count, s.out_channels}, acc);
-    for (int64_t t = 0; t < s.kernel_h; ++t) {
-      const auto [first, end] = rows.kept_segments(t);
-      if (end > first) weight_rows.narrow(1, kept_rows[first], end - first).add_(by_column.select(1, t).unsqueeze(1));
-    }
+    weight_rows = spread_taps(taps_last, s, /*tap_dim=*/1).view({s.in_channels, cell_count, s.out_channels});
+    if (kept_index.defined()) weight_rows = weight_rows.index_select(1, kept_index);
   }
   at::Tensor x_rows = cells;
   if (!cells_kept_only) {
-    x_rows = cells.reshape({s.batch, s.in_channels, rows.segments() * cols.segments()});
-    if (kept_count < rows.segments() * cols.segments()) {
-      x_rows = x_rows.index_select(2, at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(cells.device()));
-    }
+    x_rows = cells.reshape({s.batch, s.in_channels, cell_count});
+    if (kept_index.defined()) x_rows = x_rows.index_select(2, kept_index);
   }
   return {x_rows.reshape({s.batch, s.in_channels * kept_count}),
           weight_rows.view({s.in_channels * kept_count, s.out_channels}), kept_count};

@@ -162,6 +162,8 @@ constexpr double kCellWeightShare = 8.0;
 // the summed weight of the taps that keep it). H200 sweep shapes: x [1000000, 4, 1, 1] 36 taps a row against 4
 // cells, [10253, 127, 333, 1] 3175 against 381.
 bool cropped_gemm_over_cells(const ForwardShape& s);
+// The cropped GEMM's depth per input channel: the kept cells where it runs over cells, else kH * kW.
+int64_t cropped_gemm_per_channel(const ForwardShape& s);
 
 // The padding forward's GEMM [B, depth] x [depth, C_out] (accumulation type, before the scale and biases), over cells
 // or taps as cropped_gemm_over_cells says.

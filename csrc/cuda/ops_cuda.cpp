@@ -1273,8 +1273,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
     const bool cells = cropped_gemm_over_cells(s);
-    const ForwardShape g = cropped_gemm_shape(
-        s, cells ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w);
+    const ForwardShape g = cropped_gemm_shape(s, cropped_gemm_per_channel(s));
     const at::Tensor gemm_x =
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = problem_of(gemm_x, g.out_channels, 1);
