@@ -161,48 +161,56 @@ __global__ void __launch_bounds__(kBlockThreads) broadcast_hw_kernel(const __gri
 }
 
 // padding's adjoint on contiguous rows of at least 32 whole vectors (BroadcastArgs::rows_per_warp): a warp per row,
-// the row's values found once (its segment's middle value from one load, the border columns' in the lanes that store
-// its first and last vector). Found per vector, the flat walk's lookups (two divisions, a segment, a load) held the
-// headline's padding-1 write to 277 us against broadcast_hw's 237 (H200).
+// the row's values found once and all loaded in one step: the middle value by every lane, the first and last
+// vectors' elements (where the border columns lie: head, tail <= a vector) by the first 2 kVec lanes, an element
+// each, then shuffled to the lanes that store those vectors. Every store is a whole aligned 16-byte vector, a warp's
+// 32 of them side by side.
+// H200, headline x (16 x 64 x 512 x 512 float32), padding 1, torch's fill 231 us: 268 us with a warp per row whose
+// lane 0 and last lane loaded their border values inside the store loop (three trips to L2 one after another before
+// the row's last store); 241 us now. Storing the border vectors by an element per lane, and the middle ones from
+// the row's second vector on, took 362 us: every warp's stores then straddled 16 bytes into the next line. Loading
+// the next row's values before this row's stores (rows of 32-63 vectors take up to 4 a warp) held 38-48 registers
+// against 30-32 and was slower on those rows (1024 x 128 float32: 170 against 153 us).
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads) broadcast_cut_rows_kernel(const __grid_constant__ BroadcastArgs a) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
   const A* cells = static_cast<const A*>(a.cells);  // [segment pairs, B*C]
   uint4* out = static_cast<uint4*>(a.out);          // [B, C, H, W / kVec] contiguous, 16-byte vectors
-  const int64_t planes = a.batch * a.channels, rows = planes * a.height, row_vectors = a.width / kVec;
-  const int columns = a.cut_cols.segments, head = a.cut_cols.head, tail = a.cut_cols.tail;
+  const int64_t planes = a.batch * a.channels, rows = planes * a.height;
+  const int32_t width = static_cast<int32_t>(a.width), row_vectors = width / kVec;  // a row's index fits 32 bits
   const int lane = threadIdx.x & 31;
+  // The column whose value this lane loads: of the row's first vector (lanes < kVec) or its last (lanes kVec to
+  // 2 kVec - 1).
+  const bool edge_lane = lane < 2 * kVec;
+  const int32_t edge_column = lane < kVec ? lane : width - 2 * kVec + lane;
+  const int64_t edge_offset = (edge_lane ? segment_of<int32_t>(a.cut_cols, edge_column, width) : 0) * planes;
   const int64_t first_row = ((static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x) >> 5) * a.rows_per_warp;
   const int64_t end_row = min(first_row + a.rows_per_warp, rows);
   const bool rows_fit_32_bits = rows < (int64_t{1} << 31);
   for (int64_t row = first_row; row < end_row; ++row) {
     // A 64-bit division is tens of instructions ahead of the row's first store.
     const int64_t plane = rows_fit_32_bits ? divide(static_cast<uint32_t>(row), a.height_divisor) : row / a.height;
-    const int64_t i = row - plane * a.height;
-    const int64_t row_segment = segment_of<int64_t>(a.cut_rows, i, a.height);
-    const A* row_cells = cells + row_segment * columns * planes + plane;  // column segment q at q * planes
-    const T middle = from_acc<T>(__ldg(row_cells + head * planes));
+    const int64_t row_segment = segment_of<int64_t>(a.cut_rows, row - plane * a.height, a.height);
+    const A* row_cells = cells + row_segment * a.cut_cols.segments * planes + plane;  // column segment q at q * planes
+    const A middle = __ldg(row_cells + a.cut_cols.head * planes);
+    const A edge = edge_lane ? __ldg(row_cells + edge_offset) : A(0);
+    // The first and last vectors' elements from the edge lanes, every lane taking part (shuffles are warp-wide):
+    // lane 0 keeps the first vector's, the other lanes the last one's (the host leaves the last vector off lane 0).
+    T edge_vals[kVec], middle_vals[kVec];
+    const T value = from_acc<T>(middle);
+#pragma unroll
+    for (int k = 0; k < kVec; ++k) {
+      const A first = __shfl_sync(0xffffffffu, edge, k), last = __shfl_sync(0xffffffffu, edge, kVec + k);
+      edge_vals[k] = from_acc<T>(lane == 0 ? first : last);
+      middle_vals[k] = value;
+    }
+    uint4 edge_packed, middle_packed;
+    memcpy(&edge_packed, edge_vals, sizeof(edge_packed));
+    memcpy(&middle_packed, middle_vals, sizeof(middle_packed));
     uint4* row_out = out + row * row_vectors;
-    for (int64_t v = lane; v < row_vectors; v += 32) {
-      T vals[kVec];
-#pragma unroll
-      for (int k = 0; k < kVec; ++k) vals[k] = middle;
-      if (v == 0) {  // head <= kVec: the left border lies in the first vector
-#pragma unroll
-        for (int k = 0; k < kVec; ++k) {
-          if (k < head) vals[k] = from_acc<T>(__ldg(row_cells + k * planes));
-        }
-      }
-      if (v == row_vectors - 1) {  // tail <= kVec
-#pragma unroll
-        for (int k = 0; k < kVec; ++k) {
-          if (k >= kVec - tail) vals[k] = from_acc<T>(__ldg(row_cells + (columns - (kVec - k)) * planes));
-        }
-      }
-      uint4 packed;
-      memcpy(&packed, vals, sizeof(packed));
-      row_out[v] = packed;
+    for (int32_t v = lane; v < row_vectors; v += 32) {
+      row_out[v] = v == 0 || v == row_vectors - 1 ? edge_packed : middle_packed;
     }
   }
 }

@@ -141,7 +141,8 @@ struct BroadcastArgs {
   int64_t height, width;              // plane = height * width
   int64_t middle_row_begin, middle_row_end, middle_col_begin, middle_col_end;  // the middle cell (may be empty)
   // Rows each warp of broadcast_cut_rows_kernel writes (blocks then counts its grid), or 0: the flat walk. Where out
-  // is contiguous, its rows at least 32 whole 16-byte vectors with a middle column, its borders at most a vector.
+  // is contiguous, its rows at least 32 whole 16-byte vectors (not 32k + 1) with a middle column, its borders at most
+  // a vector.
   int64_t rows_per_warp;
   TapCutGeometry cut_rows, cut_cols;
   FastDivisor plane_divisor, width_divisor, channels_divisor;  // set where every element index is below 2^31
