@@ -68,7 +68,8 @@ PLANS = [
 ]
 
 # padding and groups (C_out is all groups'; the weight is sliced to [C_in, C_out / groups, kH, kW]): the planner's
-# plan, the tap kernels' paths (csrc/cuda/taps.cu) and the ATen one, forward and broadcast_taps.
+# plan, the tap kernels' paths (csrc/cuda/taps.cu) and the ATen one, forward and broadcast_taps (its flat walk and
+# broadcast_cut_rows_kernel).
 CROPPED = [
     ((3, 4, 9, 40, 5, 3, 3), "contiguous", torch.float32, dict(padding=1)),  # tap kernels: 16-byte loads
     ((2, 3, 7, 37, 6, 3, 2), "contiguous", torch.float16, dict(padding=(2, 1), stride=2)),  # tap kernels: scalar loads
@@ -76,6 +77,8 @@ CROPPED = [
     ((2, 4, 6, 5, 6, 3, 3), "channels_last", torch.float32, dict(padding=1, groups=2)),  # ATen's tap sums, groups
     ((2, 3, 12, 20, 5, 5, 5), "contiguous", torch.float32, dict(padding=(7, 2))),  # deep crop: ATen's tap sums
     ((2, 4, 9, 9, 6, 3, 3), "contiguous", torch.float64, dict(groups=2)),  # groups: the padding-0 kernels
+    ((2, 3, 4, 136, 5, 3, 3), "contiguous", torch.float32, dict(padding=1)),  # grad_x: a warp per row, 3 rows a warp
+    ((1, 3, 5, 256, 4, 3, 3), "contiguous", torch.float16, dict(padding=(1, 2))),  # a warp per row of 32 vectors
 ]
 
 
