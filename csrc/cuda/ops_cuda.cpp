@@ -1399,9 +1399,10 @@ at::Tensor broadcast_taps_op_cuda(const at::Tensor& taps_in, int64_t height, int
   }
   const int64_t vec = 16 / out.element_size(), row_vectors = width / vec;
   // broadcast_cut_rows_kernel's lane 0 keeps the first vector's values and the other lanes the last one's: a row of
-  // 32k + 1 vectors, whose last vector lane 0 would store too, takes the flat walk.
-  if (!channels_last && width % vec == 0 && row_vectors >= 32 && row_vectors % 32 != 1 && middle_col &&
-      cols->head <= vec && cols->tail <= vec) {
+  // 32k + 1 vectors, whose last vector lane 0 would store too, takes the flat walk, as do rows of 2^31 elements and
+  // more (the kernel's columns are 32-bit).
+  if (!channels_last && width % vec == 0 && row_vectors >= 32 && row_vectors % 32 != 1 &&
+      width < (int64_t{1} << 31) && middle_col && cols->head <= vec && cols->tail <= vec) {
     // About kBroadcastVectorsPerThread stores per lane, as the flat walk's one-shot grid gives each thread.
     a.rows_per_warp = std::max<int64_t>(1, 32 * kBroadcastVectorsPerThread / row_vectors);
     if (planes * height < (int64_t{1} << 31)) a.height_divisor = fast_divisor(static_cast<uint32_t>(height));
