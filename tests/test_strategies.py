@@ -34,6 +34,36 @@ def test_every_plan_matches_float64_model(dtype, shape, layout, plan):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
+# Grouped problems (B, C_in, H, W, C_out, kH, kW, groups): small planes; self-contained tiles; several epilogue units
+# per batch (the fused launch's fold blocks), 4 groups; a 1 x 1 kernel, whose ungrouped float32 weight would be its
+# own W.sum.
+GROUPED_SHAPES = {"small": (2, 4, 8, 8, 6, 3, 3, 2), "self_contained": (601, 6, 8, 8, 9, 3, 3, 3),
+                  "wide_cin": (2, 300, 5, 6, 40, 3, 3, 4), "one_by_one": (1200, 2, 4, 4, 300, 1, 1, 2)}
+
+
+@pytest.mark.parametrize("weight_layout", ["contiguous", "strided"])
+@pytest.mark.parametrize("plan", list(PLANS))
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("shape", list(GROUPED_SHAPES), ids=list(GROUPED_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_every_plan_sums_the_grouped_weight_in_place(dtype, shape, layout, plan, weight_layout):
+    """Every path sums a grouped weight [C_in, C_out / groups, kH, kW] where it lies, zero between groups: the fused
+    launch's fold blocks and self-contained tiles, the channel-rows reader's fold (a contiguous weight), the W.sum
+    launch beside the plane-lanes reader or after the others (a strided weight: a slice of a wider one)."""
+    *sizes, groups = GROUPED_SHAPES[shape]
+    x, dense_weight, conv_bias, bias = make_problem(*sizes, dtype=dtype, device="cuda", layout=layout)
+    weight = dense_weight[:, : sizes[4] // groups]
+    if weight_layout == "contiguous":
+        weight = weight.contiguous()
+    poison_allocator("cuda")
+    with forced_plan(*PLANS[plan]):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias, groups=groups)
+        again = fusedlse_cuda.forward(x, weight, conv_bias, bias, groups=groups)
+    assert out.shape == (x.shape[0], 1) and out.dtype == dtype
+    assert torch.equal(out, again)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, groups=groups)) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("plan", ["split_lanes", "split_torch", "split_planes", "split_cublas"])
 @pytest.mark.parametrize("bias_shape", [(7, 1, 1), (1, 7, 1, 1), (), (1, 1, 1)], ids=str)
 def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):

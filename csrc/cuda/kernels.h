@@ -65,8 +65,9 @@ struct FusedArgs {
   const void* x;          // [B, C, H, W] in `kind`, strides in elements below
   int64_t batch, channels, plane;  // B, C_in, H*W
   int64_t stride_b, stride_c, stride_p;
-  const void* weight;     // [C_in, C_out, kH*kW] contiguous, `kind` (kForward)
+  const void* weight;     // [C_in, C_out / groups, kH*kW] contiguous, `kind` (kForward; grouped_taps_offset)
   int64_t c_out, kernel_area;
+  int64_t groups = 1;     // the weight's: W.sum is block-diagonal, zero between groups
   const void* conv_bias;  // [C_out] `kind`, or nullptr
   const void* bias;       // C_out elements of `kind`, element n at n*bias_stride (0: one value for every n)
   int64_t bias_stride;
@@ -308,11 +309,12 @@ struct PlaneRunsArgs {
 };
 
 // W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum
-// of weight[i, :]. Unused where weight is null.
+// of pair i's taps (grouped_taps_offset). Unused where weight is null.
 struct WeightFold {
-  const void* weight;  // [pairs, taps] contiguous (pairs = C_in x C_out, taps = kH x kW), x's dtype, or nullptr
-  void* out;           // [pairs] contiguous, accumulation type
+  const void* weight;  // [C_in, c_out / groups, taps] contiguous (taps = kH x kW), x's dtype, or nullptr
+  void* out;           // [pairs] contiguous (pairs = C_in x c_out), accumulation type
   int64_t pairs, taps;
+  int64_t c_out = 0, groups = 1;
 };
 
 // sums[b, c] = sum over pixels p of x[b, c, p] for channels-last x, in place: block items are (batch, chunk of

@@ -342,6 +342,7 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     a.sums = static_cast<char*>(sums.data_ptr()) + b0 * s.in_channels * acc_bytes;
     if (a.plan.splits == 1) a.partials = a.sums;
     a.weight = weight_c.data_ptr();
+    a.groups = s.conv.groups;
     a.conv_bias = biases.conv_ptr();
     a.bias = biases.flat.data_ptr();
     a.bias_stride = biases.stride();
@@ -399,16 +400,18 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 // this large (at most what fits on the device), so a reader of few items still folds the weight on many threads.
 int64_t fold_blocks(const WeightFold& fold) { return fold.weight ? ceil_div(fold.pairs, kSplitThreads) : 0; }
 
-// The fold of W.sum((2, 3)) into weight_sum [C_in, C_out] that a reader's launch can take on (WeightFold): a
-// contiguous weight of at most kReaderFoldMaxWeightBytes; none (weight null) otherwise, and then the caller reads it
-// with a launch of its own.
-WeightFold reader_weight_fold(const at::Tensor& weight, const at::Tensor& weight_sum) {
+// The fold of W.sum((2, 3)) into weight_sum [C_in, C_out] that a reader's launch can take on (WeightFold), from a
+// weight of `groups` groups ([C_in, C_out / groups, kH, kW]): a contiguous weight of at most
+// kReaderFoldMaxWeightBytes; none (weight null) otherwise, and then the caller sums it with a launch of its own.
+WeightFold reader_weight_fold(const at::Tensor& weight, int64_t groups, const at::Tensor& weight_sum) {
   WeightFold fold{};
   if (!weight.is_contiguous() || weight.nbytes() > kReaderFoldMaxWeightBytes || weight.numel() == 0) return fold;
   fold.weight = weight.data_ptr();
   fold.out = weight_sum.data_ptr();
-  fold.pairs = weight.size(0) * weight.size(1);
+  fold.pairs = weight_sum.numel();
   fold.taps = weight.size(2) * weight.size(3);
+  fold.c_out = weight_sum.size(1);
+  fold.groups = groups;
   return fold;
 }
 
@@ -778,10 +781,12 @@ void narrow_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t 
 }
 
 // The plan forward(x, weight, ...) runs and explain() reports: the planner's, except that the weight serves as its own
-// W.sum only where it is contiguous too (the planner sees no strides of the weight).
-plan::Plan plan_of_call(const at::Tensor& weight, const plan::Problem& problem, const plan::DeviceProps& props) {
+// W.sum only where it is contiguous and ungrouped too (the planner sees neither the weight's strides nor its groups;
+// a grouped weight's W.sum is block-diagonal, wider than the weight).
+plan::Plan plan_of_call(const at::Tensor& weight, int64_t groups, const plan::Problem& problem,
+                        const plan::DeviceProps& props) {
   plan::Plan chosen = plan::choose(problem, props);
-  chosen.weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous();
+  chosen.weight_is_its_sum = chosen.weight_is_its_sum && weight.is_contiguous() && groups == 1;
   return chosen;
 }
 
@@ -840,21 +845,30 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
   }
 }
 
-// The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once, then the GEMM, biases and logsumexp by
-// `epilogue`. cuBLAS's epilogue writes the [rows, C_out] logits, its only workspace; batches go through in ranges
-// that keep them within the workspace budget.
+at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s);
+
+// The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once (of the weight's `s.conv.groups` groups: zero
+// between them), then the GEMM, biases and logsumexp by `epilogue`. cuBLAS's epilogue writes the [rows, C_out]
+// logits, its only workspace; batches go through in ranges that keep them within the workspace budget.
 void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
   // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
-  // and is contiguous (plan_of_call): no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
+  // and is contiguous and ungrouped (plan_of_call): no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
   const bool weight_is_its_sum = chosen.weight_is_its_sum;
-  at::Tensor weight_sum = weight_is_its_sum ? weight.view({weight.size(0), weight.size(1)})
-                                            : at::empty({weight.size(0), weight.size(1)}, sums.options());
-  // W.sum((2, 3)) is a sum over planes of kH x kW taps: the same readers (torch's reduction over so short an inner
-  // dimension of a wide weight took tens of microseconds).
-  const plan::Reader weight_reader = plan::reader_for_sums(problem_of(weight, 1, 1));
+  at::Tensor weight_sum = weight_is_its_sum ? weight.view({s.in_channels, s.out_channels})
+                                            : at::empty({s.in_channels, s.out_channels}, sums.options());
+  // W.sum((2, 3)) by a launch of its own. Ungrouped, it is a sum over planes of kH x kW taps: the same readers
+  // (torch's reduction over so short an inner dimension of a wide weight took tens of microseconds). Grouped, the
+  // cropped GEMM's weight kernel with one cell (padding 0) writes the block-diagonal W.sum from the grouped weight.
+  const auto sum_weight = [&] {
+    if (s.conv.groups > 1) {
+      weight_sum = cell_weight_cuda(weight, s).view({s.in_channels, s.out_channels});
+    } else {
+      read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
+    }
+  };
   if (weight_is_its_sum) {
     read_sums(x_in, chosen.reader, sums, stream);
   } else if (chosen.reader == plan::Reader::kPlaneLanes && weight_sum.numel() > 0) {
@@ -862,10 +876,10 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     // epilogue (2.8-4.2 us under Nsight Compute on r02, r07, r10, r13 and r22 of the sweep) runs while x is read.
     // H200, the forward on 16 problems of the sweep against W.sum after the reader (same kernels otherwise): 3-13%
     // faster on 12 (r08 20.4 -> 18.2 us, r19 23.4 -> 20.4, r28 24.8 -> 23.2, r22 118.8 -> 111.7), within 2% on 4.
-    read_sums(weight, weight_reader, weight_sum, stream);
+    sum_weight();
     read_sums(x_in, chosen.reader, sums, stream, {}, /*beside_previous=*/true);
-  } else if (!read_sums(x_in, chosen.reader, sums, stream, reader_weight_fold(weight, weight_sum))) {
-    read_sums(weight, weight_reader, weight_sum, stream);
+  } else if (!read_sums(x_in, chosen.reader, sums, stream, reader_weight_fold(weight, s.conv.groups, weight_sum))) {
+    sum_weight();
   }
   run_epilogue(chosen.epilogue, sums, weight_sum, conv_bias, bias, kind_of(x_in.scalar_type()), s.scale,
                x_in.nbytes() + weight.nbytes(), out, stream);
@@ -1013,6 +1027,7 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
 // The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
 // launch (CellWeightArgs): ATen's passes over the weight were a dozen launches, each a few us of a forward of 33 us
 // (H200 sweep shape [4844, 2, 31, 44] -> 1543). Undefined where a cut keeps more segments than the kernel takes.
+// With padding 0 every tap keeps the one cell: W.sum((2, 3)) [C_in, C_out], block-diagonal for groups.
 at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s) {
   CellWeightArgs a{};
   const KeptCells kept = kept_cells(s);
@@ -1131,12 +1146,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   return sums;
 }
 
-// The planner's one-pass forward of x (padding 0; weight ungrouped) into out [B, 1] and sums [B, C_in]: the fused
-// launch or the split strategy, as plan_of_call chooses.
+// The planner's one-pass forward of x (padding 0; weight [C_in, C_out / groups, kH, kW] of s.conv.groups groups)
+// into out [B, 1] and sums [B, C_in]: the fused launch or the split strategy, as plan_of_call chooses.
 void forward_planned(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                      const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
-  const plan::Plan chosen = plan_of_call(weight, problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
+  const plan::Plan chosen = plan_of_call(weight, s.conv.groups, problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
                                          device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kFused) {
     forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
@@ -1233,14 +1248,13 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
       check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
   if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s);
-  // Groups: one ungrouped convolution whose weight is zero between groups, through the same one-pass kernels. Its
-  // cost is building that weight (C_in x C_out x kH x kW values): 2-7% on most shapes measured, up to 1.4x where the
-  // weight is large beside x (docs/limits.md §29).
-  const at::Tensor weight = ungrouped_weight(grouped_weight, s.conv.groups);
+  // Groups: the same one-pass kernels, whose W.sum is zero between groups (grouped_taps_offset): summed from the
+  // grouped weight where it lies. Building the dense weight first was two launches ahead of the reader: 2-7% on
+  // most shapes measured, up to 1.4x where the weight is large beside x (docs/limits.md §29, §35).
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
   if (s.batch == 0) return {out, sums};
-  forward_planned(x, weight, conv_bias, bias, s, out, sums);
+  forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums);
   return {out, sums};
 }
 
@@ -1253,8 +1267,8 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
   return out;
 }
 
-// The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0
-// (groups: of the ungrouped weight, which forward_cuda builds contiguous), the cropped path's otherwise.
+// The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0,
+// the cropped path's otherwise.
 std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
                          int64_t groups) {
@@ -1290,7 +1304,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   }
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());
-  const plan::Plan chosen = groups > 1 ? plan::choose(problem, props) : plan_of_call(weight, problem, props);
+  const plan::Plan chosen = plan_of_call(weight, groups, problem, props);
   return groups_json + plan::to_json(chosen, problem, props).substr(1);
 }
 

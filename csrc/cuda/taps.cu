@@ -504,21 +504,22 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
 template <typename T>
 __global__ void __launch_bounds__(kBlockThreads) cell_weight_kernel(const __grid_constant__ CellWeightArgs a) {
   using A = acc_t<T>;
+  wait_for_previous_grid();  // `out` may be memory an earlier grid of ours still reads
   const T* weight = static_cast<const T*>(a.weight);  // [C_in, C_out / groups, kH, kW]
   A* out = static_cast<A*>(a.out);                     // [C_in, cells, C_out]
   const int cells = a.kept_rows * a.kept_cols;
   const int64_t total = a.in_channels * cells * a.out_channels;
-  const int64_t group_columns = a.out_channels / a.groups, group_channels = a.in_channels / a.groups;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; i < total;
        i += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
     const int64_t n = i % a.out_channels, rest = i / a.out_channels;
     const int cell = static_cast<int>(rest % cells);
     const int64_t c = rest / cells;
     const int r = cell / a.kept_cols, q = cell - r * a.kept_cols;
-    const int64_t column = n - c / group_channels * group_columns;  // in c's group's weight, where in range
+    const int64_t first_tap = grouped_taps_offset(c * a.out_channels + n, a.in_channels, a.out_channels, a.groups,
+                                                  a.kernel_h * a.kernel_w);
     A value = 0;
-    if (column >= 0 && column < group_columns) {
-      const T* taps = weight + (c * group_columns + column) * a.kernel_h * a.kernel_w;  // [kH, kW]
+    if (first_tap >= 0) {
+      const T* taps = weight + first_tap;  // [kH, kW]
       for (int t = a.row_tap_first[r]; t < a.row_tap_end[r]; ++t) {
         for (int u = a.col_tap_first[q]; u < a.col_tap_end[q]; ++u) value += to_acc(__ldg(taps + t * a.kernel_w + u));
       }
@@ -574,8 +575,9 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
-    cell_weight_kernel<decltype(t)><<<static_cast<unsigned>(args.blocks), kBlockThreads, 0, stream>>>(args);
-    return cudaGetLastError();
+    // Launched after the previous grid (launch.cuh): a reader of x may then start beside it (forward_split).
+    return launch_after_previous(cell_weight_kernel<decltype(t)>, static_cast<unsigned>(args.blocks), kBlockThreads,
+                                 stream, args);
   });
 }
 

@@ -325,12 +325,13 @@ __device__ __forceinline__ void stage_tile_inputs(const FusedArgs& a, unsigned c
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);
   const int64_t values = a.channels * a.c_out, t = threadIdx.x;
-  const A first_wsum = t < values ? tap_sum_batched(weight + t * a.kernel_area, a.kernel_area) : A(0);
+  const int64_t first_taps = t < values ? grouped_taps_offset(t, a.channels, a.c_out, a.groups, a.kernel_area) : -1;
+  const A first_wsum = first_taps >= 0 ? tap_sum_batched(weight + first_taps, a.kernel_area) : A(0);
   const A first_bias = t < a.c_out ? column_bias(bias, a.bias_stride, conv_bias, t) : A(0);
   if (t < values) st.wsum[t] = first_wsum;
   if (t < a.c_out) st.bias[t] = first_bias;
   for (int64_t i = t + kBlockThreads; i < values; i += kBlockThreads) {
-    st.wsum[i] = tap_sum(weight + i * a.kernel_area, a.kernel_area);
+    st.wsum[i] = pair_tap_sum(weight, i, a.channels, a.c_out, a.groups, a.kernel_area);
   }
   for (int64_t n = t + kBlockThreads; n < a.c_out; n += kBlockThreads) {
     st.bias[n] = column_bias(bias, a.bias_stride, conv_bias, n);
@@ -392,7 +393,7 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, E
   __syncthreads();  // shared memory is free for the next unit
 }
 
-// weight [C, C_out, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
+// weight [C, C_out / groups, kernel_area] -> piece `piece` (kFoldValues values) of the wsum rows of unit group g
 // (wsum [C, wsum_stride]: rows padded to whole 16-byte pieces for the staged GEMM). The thread that folds a row's
 // last value also zeroes the row's padding, which the staged GEMM copies (and never uses): no copy reads memory
 // that nothing wrote.
@@ -406,7 +407,7 @@ __device__ __forceinline__ void fold_weight_piece(const FusedArgs& a, int64_t g,
 #pragma unroll 4
   for (int64_t i = threadIdx.x; i < count; i += kBlockThreads) {
     const int64_t c = (first + i) / a.c_out, n = first + i - c * a.c_out;
-    wsum[c * a.wsum_stride + n] = tap_sum(weight + (first + i) * a.kernel_area, a.kernel_area);
+    wsum[c * a.wsum_stride + n] = pair_tap_sum(weight, first + i, a.channels, a.c_out, a.groups, a.kernel_area);
     if (n == a.c_out - 1) {
       for (int64_t pad = a.c_out; pad < a.wsum_stride; ++pad) wsum[c * a.wsum_stride + pad] = acc_t<T>(0);
     }

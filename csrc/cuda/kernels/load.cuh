@@ -185,6 +185,26 @@ __device__ __forceinline__ acc_t<T> tap_sum_batched(const T* taps, int64_t kerne
   return s;
 }
 
+// Where pair i = c * c_out + n of W.sum [C_in, c_out] finds its taps in a weight of nn.ConvTranspose2d's grouped
+// layout [C_in, c_out / groups, taps] (contiguous; `channels` = C_in): the offset of its first tap, or -1 where
+// column n lies outside input channel c's group (that pair's W.sum is 0: the GEMM of groups is block-diagonal). The
+// kernels sum the grouped weight in place: a dense copy of it took two launches ahead of each forward.
+__device__ __forceinline__ int64_t grouped_taps_offset(int64_t i, int64_t channels, int64_t c_out, int64_t groups,
+                                                      int64_t taps) {
+  if (groups == 1) return i * taps;
+  const int64_t c = i / c_out, group_columns = c_out / groups;
+  const int64_t column = i - c * c_out - c / (channels / groups) * group_columns;
+  return column >= 0 && column < group_columns ? (c * group_columns + column) * taps : -1;
+}
+
+// W.sum((2,3))'s pair i (grouped_taps_offset): the sum of its taps, 0 outside its input channel's group.
+template <typename T>
+__device__ __forceinline__ acc_t<T> pair_tap_sum(const T* weight, int64_t i, int64_t channels, int64_t c_out,
+                                                 int64_t groups, int64_t taps) {
+  const int64_t offset = grouped_taps_offset(i, channels, c_out, groups, taps);
+  return offset < 0 ? acc_t<T>(0) : tap_sum(weight + offset, taps);
+}
+
 // W.sum((2,3)) by every thread of a reader's grid before its items of x (WeightFold): the split strategy's
 // weight then costs no launch of its own. Pair i goes to the grid's thread i, i + threads, ...; unrolled by four, so
 // that a thread can keep several pairs' loads in flight on a large weight.
@@ -192,10 +212,10 @@ template <typename T> __device__ __forceinline__ void fold_weight(const WeightFo
   if (f.weight == nullptr) return;
   const T* weight = static_cast<const T*>(f.weight);
   acc_t<T>* out = static_cast<acc_t<T>*>(f.out);
-  const int64_t step = int64_t{gridDim.x} * blockDim.x;
+  const int64_t step = int64_t{gridDim.x} * blockDim.x, channels = f.pairs / f.c_out;
 #pragma unroll 4
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < f.pairs; i += step) {
-    out[i] = tap_sum(weight + i * f.taps, f.taps);
+    out[i] = pair_tap_sum(weight, i, channels, f.c_out, f.groups, f.taps);
   }
 }
 
