@@ -25,8 +25,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
     one floating dtype, one device, settings nn.ConvTranspose2d accepts, an output padding leaves): no plan for a call
     it refuses.
 
-    Returns a dict, with ``groups`` (the setting; groups > 1 runs as the ungrouped weight with zeros between groups,
-    so the plan is that weight's):
+    Returns a dict, with ``groups`` (the setting; groups > 1 takes the plans groups 1 would, its W.sum zero between
+    groups and summed from the grouped weight, never the weight itself):
         strategy: ``"fused"`` (one launch reads x and runs the epilogue) or ``"split"`` (a reader writes the sums,
             W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
             ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over them or over each plane's cells):
