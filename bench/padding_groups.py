@@ -2,6 +2,7 @@
 headline and on a sample of the public sweep, and the backward's grad_x write against torch's fill of x's bytes.
 
     python bench/padding_groups.py [--every 4] [--out DIR]      # GPU; DIR defaults to bench/results/<device>/
+    python bench/padding_groups.py --every 1 --variants g2,g3,g4 --stem groups_sweep     # groups on every problem
 
 A variant's ratio is its forward time over the padding-0, groups-1 forward's on the same x (1.05: 5% slower). Each
 padding variant's *floor ratio* is the least ratio any forward could reach there: max(read floor, padded GEMM floor)
@@ -10,8 +11,9 @@ torch.mm (TF32 off) of [B, C_in * r_h * r_w] x [C_in * r_h * r_w, C_out], r the 
 each dimension (keep_rank): the GEMM over per-tap sums that no forward avoids for a general weight. With
 groups g the weight is [C_in, C_out / g, kH, kW] and C_out stays the problem's; a variant a shape does not allow
 (g not dividing C_in or C_out, padding that crops the whole output) is left out of that shape's row. Times are each
-the best of sweep.ROUNDS rounds of do_bench medians (L2 flushed), the variants taking turns. Writes
-DIR/padding_groups.json and DIR/padding_groups.md.
+the best of sweep.ROUNDS rounds of do_bench medians (L2 flushed), the variants taking turns. `--variants` times a
+subset (a problem that allows none of them is skipped; grad_x's write is timed with a padding variant only). Writes
+DIR/STEM.json and DIR/STEM.md (STEM: --stem, padding_groups by default).
 """
 import argparse
 import datetime
@@ -57,17 +59,20 @@ def keep_rank(inputs, kernel, padding):
     return int(torch.linalg.matrix_rank(keep))
 
 
-def padded_floors_ms(x, shape):
-    """{"read": read floor, "p1".. : padded GEMM floor} in ms for the padding variants the shape allows."""
+def padded_floors_ms(x, shape, variants):
+    """{"read": read floor, "p1".. : padded GEMM floor} in ms for the padding variants of `variants` the shape
+    allows; {} where it allows none."""
     batch, c_in, height, width, c_out, kh, kw = shape
+    padded = {v: settings for v, settings in variants.items()
+              if set(settings) == {"padding"} and allowed(shape, settings)}
+    if not padded:
+        return {}
     read, _ = floors_ms(x, c_out)
     floors = {"read": read}
     tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
     try:
-        for variant, settings in VARIANTS.items():
-            if set(settings) != {"padding"} or not allowed(shape, settings):
-                continue
+        for variant, settings in padded.items():
             p = settings["padding"]
             depth = c_in * keep_rank(height, kh, p) * keep_rank(width, kw, p)
             sums = torch.randn(batch, depth, device=x.device)
@@ -81,11 +86,11 @@ def padded_floors_ms(x, shape):
     return floors
 
 
-def measure(name, shape, inputs):
+def measure(name, shape, inputs, variants):
     x, weight, conv_bias, bias = inputs
     calls = {"p0_g1": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias)}
     checked = {}
-    for variant, settings in VARIANTS.items():
+    for variant, settings in variants.items():
         if not allowed(shape, settings):
             continue
         args = variant_inputs(x, weight, conv_bias, bias, settings)
@@ -96,7 +101,7 @@ def measure(name, shape, inputs):
         fn()
     times = best_of_rounds(calls, lambda _, fn: time_ms(fn))
     base = times["p0_g1"]
-    floors = padded_floors_ms(x, shape)
+    floors = padded_floors_ms(x, shape, variants)
     row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), bytes=x.nbytes,
                ms={k: round(v, 5) for k, v in times.items()},
                ratio={k: round(v / base, 4) for k, v in times.items() if k != "p0_g1"},
@@ -129,23 +134,32 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--every", type=int, default=3, help="time every n-th problem of the public sweep (0: none)")
     parser.add_argument("--out", default=None)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated, of " + ", ".join(VARIANTS))
+    parser.add_argument("--stem", default="padding_groups", help="the output files' name, without .json / .md")
     args = parser.parse_args()
+    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    if unknown:
+        parser.error(f"--variants: expected names from {', '.join(VARIANTS)}, got {', '.join(unknown)}")
+    variants = {v: VARIANTS[v] for v in args.variants.split(",")}
     require_cuda("bench/padding_groups.py")
     out_dir = args.out or device_dir(torch.cuda.get_device_name())
     os.makedirs(out_dir, exist_ok=True)
     rows = []
     x, weight, conv_bias, bias = make_inputs("headline")
-    rows.append(measure("headline", tuple(x.shape) + tuple(weight.shape[1:]), (x, weight, conv_bias, bias)))
-    write = {f"p{p}": grad_x_write(x, p) for p in (1, 3)}
+    rows.append(measure("headline", tuple(x.shape) + tuple(weight.shape[1:]), (x, weight, conv_bias, bias), variants))
+    padding_timed = any("padding" in settings for settings in variants.values())
+    write = {f"p{p}": grad_x_write(x, p) for p in (1, 3)} if padding_timed else {}
     del x, weight, conv_bias, bias
     for index, (name, problem) in enumerate(random_problems().items()):
         if args.every <= 0 or index % args.every:
             continue
+        if not any(allowed(problem[0], settings) for settings in variants.values()):
+            continue
         inputs = make_random_inputs(problem, index)
-        rows.append(measure(name, problem[0], inputs))
+        rows.append(measure(name, problem[0], inputs, variants))
         del inputs
     medians, floor_medians = {}, {}
-    for variant in VARIANTS:
+    for variant in variants:
         ratios = [r["ratio"][variant] for r in rows[1:] if variant in r["ratio"]]
         if ratios:
             medians[variant] = round(statistics.median(ratios), 4)
@@ -156,31 +170,34 @@ def main():
     result = dict(device=torch.cuda.get_device_name(), date=datetime.date.today().isoformat(), commit=commit,
                   rows=rows, sweep_median_ratio=medians, sweep_median_floor_ratio=floor_medians,
                   grad_x_write_ms=write)
-    with open(os.path.join(out_dir, "padding_groups.json"), "w") as f:
+    with open(os.path.join(out_dir, args.stem + ".json"), "w") as f:
         json.dump(result, f, indent=1)
     lines = [f"# padding and groups against padding 0, groups 1 ({result['device']}, {result['date']}, "
              f"commit {commit})", "",
              "Forward time of each variant over the padding-0, groups-1 forward on the same x "
-             "(bench/padding_groups.py). Sweep rows: every " + str(args.every) + "th problem of the public sweep.", "",
+             "(bench/padding_groups.py). Sweep rows: every " + (f"{args.every}-th " if args.every > 1 else "") +
+             "problem of the public sweep" +
+             ("" if len(variants) == len(VARIANTS) else " that allows one of the variants timed") + ".", "",
              "Cells: ratio, and for padding (floor ratio) as the module's docstring defines it. Above 1.05 the issue's "
              "floors put 5% out of reach; they bound a forward only where torch.mm's write of its [B, C_out] output, "
              "which a fused forward does not make, is not what it spends (r00's padding-0 forward runs at 1.5 of its "
              "own GEMM floor).", "",
-             "| shape | dtype | p0_g1 us | " + " | ".join(VARIANTS) + " |",
-             "|---|---|---|" + "---|" * len(VARIANTS)]
+             "| shape | dtype | p0_g1 us | " + " | ".join(variants) + " |",
+             "|---|---|---|" + "---|" * len(variants)]
     for r in rows:
         cells = [(f"{r['ratio'][v]:.3f}" + (f" ({r['floor_ratio'][v]:.3f})" if v in r["floor_ratio"] else ""))
-                 if v in r["ratio"] else "-" for v in VARIANTS]
+                 if v in r["ratio"] else "-" for v in variants]
         lines.append(f"| {r['name']} {describe(tuple(r['shape']))} | {r['dtype']} | {r['ms']['p0_g1'] * 1e3:.1f} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Median ratio over the sweep rows: " +
               ", ".join(f"{k} {v:.3f}" for k, v in medians.items()) + "; median floor ratio: " +
-              ", ".join(f"{k} {v:.3f}" for k, v in floor_medians.items()), "",
-              "grad_x write on the headline's x (us): " + "; ".join(
-                  f"padding {k[1:]}: broadcast_taps {v['broadcast_taps'] * 1e3:.1f}, broadcast_hw "
-                  f"{v['broadcast_hw'] * 1e3:.1f}, torch fill {v['fill'] * 1e3:.1f} (taps/fill "
-                  f"{v['fill'] / v['broadcast_taps']:.3f} of fill's speed)" for k, v in write.items())]
-    with open(os.path.join(out_dir, "padding_groups.md"), "w") as f:
+              ", ".join(f"{k} {v:.3f}" for k, v in floor_medians.items())]
+    if write:
+        lines += ["", "grad_x write on the headline's x (us): " + "; ".join(
+            f"padding {k[1:]}: broadcast_taps {v['broadcast_taps'] * 1e3:.1f}, broadcast_hw "
+            f"{v['broadcast_hw'] * 1e3:.1f}, torch fill {v['fill'] * 1e3:.1f} (taps/fill "
+            f"{v['fill'] / v['broadcast_taps']:.3f} of fill's speed)" for k, v in write.items())]
+    with open(os.path.join(out_dir, args.stem + ".md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     print("\n".join(lines[-3:]))
 
