@@ -189,9 +189,9 @@ def main():
                  if v in r["ratio"] else "-" for v in variants]
         lines.append(f"| {r['name']} {describe(tuple(r['shape']))} | {r['dtype']} | {r['ms']['p0_g1'] * 1e3:.1f} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "Median ratio over the sweep rows: " +
-              ", ".join(f"{k} {v:.3f}" for k, v in medians.items()) + "; median floor ratio: " +
-              ", ".join(f"{k} {v:.3f}" for k, v in floor_medians.items())]
+    lines += ["", "Median ratio over the sweep rows: " + ", ".join(f"{k} {v:.3f}" for k, v in medians.items()) +
+              ("; median floor ratio: " + ", ".join(f"{k} {v:.3f}" for k, v in floor_medians.items())
+               if floor_medians else "")]
     if write:
         lines += ["", "grad_x write on the headline's x (us): " + "; ".join(
             f"padding {k[1:]}: broadcast_taps {v['broadcast_taps'] * 1e3:.1f}, broadcast_hw "
