@@ -20,7 +20,7 @@ def random_case(rng: random.Random):
     c_in, per_group_out = groups * rng.randint(1, 3), rng.randint(1, 4)
     kernel = (rng.randint(1, 5), rng.randint(1, 5))
     # On CUDA: planes of at most 64 elements take the small-plane kernel (kernels.h kSmallPlaneElements), larger
-    # ones with widths of 16 and more the tap kernels (tuning.h kTapMinWidth), the others the ATen path.
+    # ones the tap kernels (rows of 1-12 elements: vectors across several rows, steps of several rows).
     size = (rng.randint(1, 12), rng.choice([rng.randint(1, 12), rng.randint(16, 40)]))
     stride = (rng.randint(1, 3), rng.randint(1, 3))
     dilation = (rng.randint(1, 3), rng.randint(1, 3))
@@ -116,6 +116,32 @@ def test_tap_sums_are_the_model_with_one_tap(device):
         assert abs(float((taps * grad).sum() - (x * spread).sum())) <= 1e-9 * float(taps.abs().sum() + 1)
 
 
+def assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities):
+    """tap_sums of x with the infinities {index: value} written into it against one_tap_truth: each infinity reaches
+    exactly the taps that keep its element (cropped from some, kept by others), every other tap is finite and
+    matches its definition."""
+    for index, value in infinities.items():
+        x[index] = value
+    poison_allocator(x.device.type)
+    got = fusedlse_cuda.tap_sums(x, kernel, **settings).to("cpu", torch.float64)
+    what = (settings, x.shape, x.stride(), x.dtype)
+    kept = torch.zeros(got.shape, dtype=torch.bool)
+    for index, value in infinities.items():
+        alone = torch.zeros(x.shape, dtype=torch.float64)
+        alone[index] = 1.0
+        keeps = one_tap_truth(alone, kernel, settings) != 0
+        assert keeps.any() and not keeps.all(), what  # the case crops it from some taps, not all
+        assert (got[keeps] == value).all(), what
+        kept |= keeps
+    assert torch.isfinite(got[~kept]).all(), what
+    finite = x.detach().to("cpu", torch.float64)
+    for index in infinities:
+        finite[index] = 0.0
+    want = one_tap_truth(finite, kernel, settings)
+    got[kept] = want[kept] = 0.0
+    assert rel_err(got, want) <= TOLERANCE[x.dtype], what
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_tap_sums_for_every_border_width(device, dtype):
@@ -130,27 +156,52 @@ def test_tap_sums_for_every_border_width(device, dtype):
         for stride, output_padding in ((1, 0), (2, 1)):
             settings = dict(stride=(1, stride), padding=(1, pad), output_padding=(0, output_padding))
             x = make_problem(2, 3, 20, stride_h, 1, 1, 1, dtype=dtype, device=device, seed=pad)[0][..., :width]
-            infinities = {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf")}
-            for index, value in infinities.items():
-                x[index] = value
-            poison_allocator(device)
-            got = fusedlse_cuda.tap_sums(x, kernel, **settings).to("cpu", torch.float64)
-            what = (settings, dtype)
-            kept = torch.zeros(got.shape, dtype=torch.bool)
-            for index, value in infinities.items():
-                alone = torch.zeros(x.shape, dtype=torch.float64)
-                alone[index] = 1.0
-                keeps = one_tap_truth(alone, kernel, settings) != 0
-                assert keeps.any() and not keeps.all(), what  # the case crops it from some taps, not all
-                assert (got[keeps] == value).all(), what
-                kept |= keeps
-            assert torch.isfinite(got[~kept]).all(), what
-            finite = x.detach().to("cpu", torch.float64)
-            for index in infinities:
-                finite[index] = 0.0
-            want = one_tap_truth(finite, kernel, settings)
-            got[kept] = want[kept] = 0.0
-            assert rel_err(got, want) <= TOLERANCE[dtype], what
+            assert_tap_sums_keep_infinities_apart(
+                x, kernel, settings, {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf")})
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_tap_sums_on_narrow_rows(device, dtype):
+    """Rows of 1 to 15 elements (planes of more than 64, past the small-plane kernel): contiguous planes (16-byte
+    vectors across several rows), rows with narrow gaps (the same walk over the gaps) and wide ones (a load per
+    element, a lane's step of 32 elements several rows long), borders of 1 to 4 columns (registers and shared
+    memory), W = 1 with any stride along W; infinities as test_tap_sums_for_every_border_width's."""
+    kernel = (3, 9)
+    for width, gap, pad in itertools.product((1, 2, 3, 5, 8, 12, 15), (0, 1, 19), (1, 2, 4)):
+        if gap == 1 and width < 4:
+            continue  # a gap over a quarter of W: the same as the wide gap
+        height = max(9, 64 // width + 2)
+        settings = dict(padding=(1, pad))
+        x = make_problem(2, 3, height, width + gap, 1, 1, 1, dtype=dtype, device=device, seed=width)[0][..., :width]
+        infinities = {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf")}
+        assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
+        if width == 1:
+            across = x.transpose(2, 3).contiguous().transpose(2, 3)  # W's stride H, not 1
+            assert_tap_sums_keep_infinities_apart(across, kernel, settings, infinities)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_tap_sums_on_contiguous_channels(device, dtype):
+    """x whose channels are its contiguous dimension (the channels walk): channels_last and a slice of its channels,
+    C from 2 to 70 (several positions per warp where C is small, slices of channels where it is over 32), rows of 1
+    to 40 positions, borders of 1 to 8 columns at one end or both (registers and shared memory); infinities as
+    test_tap_sums_for_every_border_width's."""
+    kernel = (3, 9)
+    shapes = [(2, 12, 40), (3, 20, 5), (9, 70, 1), (33, 9, 17), (70, 8, 12)]  # (C, H, W)
+    for (channels, height, width), pad, sliced in itertools.product(shapes, (1, 2, 3, 8), (False, True)):
+        for stride, output_padding in ((1, 0), (2, 1)):
+            full = (width - 1) * stride + kernel[1] + output_padding
+            settings = dict(stride=(1, stride), padding=(1, min(pad, (full - 1) // 2)),
+                            output_padding=(0, output_padding))
+            x = make_problem(2, channels + 2 * sliced, height, width, 1, 1, 1, dtype=dtype, device=device,
+                             layout="channels_last", seed=channels)[0]
+            if sliced:
+                x = x[:, 1:channels + 1]
+            assert x.stride(1) == 1
+            infinities = {(0, 1, 5, 0): float("inf"), (1, channels - 1, 7, width - 1): float("-inf")}
+            assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -321,8 +372,13 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     assert wide["strategy"] in ("fused", "split")
     assert (wide["problem"]["in_channels"], wide["problem"]["height"], wide["problem"]["out_channels"]) == (36, 1, 64)
     channels_last = x.contiguous(memory_format=torch.channels_last)
-    assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "aten"
-    assert fusedlse_cuda.explain(x[..., :12], weight, padding=1)["tap_sums"] == "aten"  # rows of 12: too narrow
+    assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "channel_kernels"
+    assert fusedlse_cuda.explain(x[..., :12], weight, padding=1)["tap_sums"] == "kernels"  # rows of 12
+    assert fusedlse_cuda.explain(x[..., :1], weight, padding=1)["tap_sums"] == "kernels"  # rows of 1
+    assert fusedlse_cuda.explain(x.permute(0, 3, 2, 1).contiguous().permute(0, 3, 2, 1), weight,
+                                 padding=1)["tap_sums"] == "channel_kernels"  # C then H contiguous
+    h_contiguous = torch.randn(2, 32, 4, 8, device="cuda").permute(0, 2, 3, 1)  # [2, 4, 8, 32], H's stride 1
+    assert fusedlse_cuda.explain(h_contiguous, weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "small_planes"  # 64 elements
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
     grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]

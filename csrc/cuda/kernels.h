@@ -150,24 +150,42 @@ struct BroadcastArgs {
   FastDivisor height_divisor;  // set where B * C * H is below 2^31 (broadcast_cut_rows_kernel)
 };
 
-// tap_sums of x whose rows are contiguous (unit stride along W). A warp reads runs of chunk_rows rows of a plane and
-// takes the border columns of its middle rows from the same loads. Per run it writes the middle rows' sums over the
-// middle columns and over each border column to `partials`, and each border row's cells to `grid`; then a warp per
-// plane adds the runs in order (the middle row's cells, written to `grid` where complete_grid), and the cells each tap keeps (and, where asked, the plane's share of the cropped
-// GEMM).
+// tap_sums of x whose rows are contiguous (unit stride along W, or W = 1), or whose channels are (channels_walk). A
+// warp reads runs of chunk_rows rows of a plane (of a slice of channels) and takes the border columns of its middle
+// rows from the same loads. Per run it writes the middle rows' sums over the middle columns and over each border
+// column to `partials`, and each border row's cells to `grid`; then a warp per plane adds the runs in order (the
+// middle row's cells, written to `grid` where complete_grid), and the cells each tap keeps (and, where asked, the
+// plane's share of the cropped GEMM).
 struct TapSumsArgs {
   ScalarKind kind;
-  const void* x;  // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j
+  // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j (rows walks), or
+  // + j*stride_w (channels walk)
+  const void* x;
   int64_t batch, channels, height, width;
-  int64_t stride_b, stride_c, stride_h;
+  int64_t stride_b, stride_c, stride_h, stride_w;
   TapCutGeometry rows, cols;
   int64_t chunk_rows, chunks;  // each plane's rows in `chunks` runs of chunk_rows (the last may be shorter)
+  // The channels walk, where C is x's contiguous dimension (channels_last and its slices): a warp per run of rows of
+  // a slice of channel_lanes channels of one batch, its lanes a grid of position_lanes (a power of two) by
+  // channel_lanes, a lane walking the run's positions position_lanes apart for its channel (channel_slices slices
+  // of each batch). Else the rows walks below, a warp per run of rows of one plane.
+  bool channels_walk;
+  int32_t channel_lanes, position_lanes;
+  int64_t channel_slices;
+  // A lane's step of position_lanes positions: position_lanes % W columns (position_step_cols), and in elements of x
+  // that step with position_lanes / W rows (position_step_offset), and from column W of a row to column 0 of the
+  // next (position_wrap_offset).
+  int32_t position_step_cols;
+  int64_t position_step_offset, position_wrap_offset;
   // Middle rows by 16-byte loads of the memory they span, gaps between rows and all, where the gaps are narrow
   // (span_walk; row_stride divides by stride_h); else a load per element (row_elements divides by W). Either way a
   // run spans fewer than 2^31 elements.
   bool span_walk;
   bool whole_vector_rows;  // span_walk, every row 16-byte aligned and a whole number of vectors, border_side > 0
   FastDivisor row_stride, row_elements;
+  // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).
+  int32_t element_step_cols;
+  int64_t element_step_offset;
   // 1 or 2, at least cols.head and cols.tail: the border columns' sums are kept in registers (a compare per
   // column); 0 (wider borders): in dynamic shared memory, a value per lane and border column of each warp.
   int32_t border_side;
@@ -367,8 +385,9 @@ cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream);
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
-// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side; at least 1).
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols);
+// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
+// 1).
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk);
 // Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of

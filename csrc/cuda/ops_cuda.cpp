@@ -910,6 +910,7 @@ struct TapPath {
   const char* why;
   TapCutGeometry rows, cols;  // where kernels
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
+  bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
 };
 
 TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
@@ -933,18 +934,25 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
     return {false, "a side of x has 2^31 elements or more, beyond the tap kernels' 32-bit rows and columns: ATen "
                    "sums the border pieces, fusedlse's readers the middle (in place)"};
   }
-  if (x.stride(3) != 1) {
-    return {false, "x's rows are not contiguous (channels_last, or a strided W): ATen sums the border pieces, "
-                   "fusedlse's readers the middle (in place)"};
+  // W's stride means nothing in rows of one element. Rows whose elements are neighbours go to the rows walks; else
+  // channels that are (channels_last and its slices) to the channels walk.
+  if (x.stride(3) == 1 || (s.width == 1 && x.stride(1) != 1)) {
+    return {true,
+            "the tap kernels: a warp per run of rows (16-byte loads where the gaps between rows are narrow), its "
+            "border columns from the same loads, then each tap's sum of the pieces it keeps",
+            *rows, *cols};
   }
-  if (s.width < kTapMinWidth) {
-    return {false, "rows narrower than 16 elements would leave most of a warp's lanes idle in the tap kernels: ATen "
-                   "sums the border pieces, fusedlse's readers the middle (in place)"};
+  if (x.stride(1) == 1) {
+    TapPath channels{true,
+                     "the tap kernels' channels walk: a warp per run of rows of up to 32 neighbouring channels, a lane "
+                     "per channel (several positions at once where C is under 16), its border columns from the same "
+                     "loads, then each tap's sum of the pieces it keeps",
+                     *rows, *cols};
+    channels.channels = true;
+    return channels;
   }
-  return {true,
-          "the tap kernels: a warp per run of rows (16-byte loads where the gaps between rows are narrow), its "
-          "border columns from the same loads, then each tap's sum of the pieces it keeps",
-          *rows, *cols};
+  return {false, "neither x's rows nor its channels are contiguous: ATen sums the border pieces, fusedlse's readers "
+                 "the middle (in place)"};
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
@@ -1101,14 +1109,29 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.stride_b = x.stride(0);
   a.stride_c = x.stride(1);
   a.stride_h = x.stride(2);
+  a.stride_w = x.stride(3);
   a.rows = rows;
   a.cols = cols;
+  a.channels_walk = path.channels;
+  if (a.channels_walk) {
+    // Slices of at most 32 channels, as even as they go; the lanes left over take further positions.
+    a.channel_slices = ceil_div(s.in_channels, int64_t{32});
+    a.channel_lanes = static_cast<int32_t>(ceil_div(s.in_channels, a.channel_slices));
+    a.position_lanes = 1;
+    while (2 * a.position_lanes * a.channel_lanes <= 32) a.position_lanes *= 2;
+    a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
+    a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
+    a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
+  }
   // The span walk loads the gaps between rows: while they are at most a quarter of W (a slice of W); the element
   // walk beyond, and for rows that overlap (a stride under W) or are 2^31 elements apart.
   const int64_t stride_h = x.stride(2);
-  a.span_walk = stride_h >= s.width && 4 * (stride_h - s.width) <= s.width && stride_h < (int64_t{1} << 31);
+  a.span_walk = !a.channels_walk && stride_h >= s.width && 4 * (stride_h - s.width) <= s.width &&
+                stride_h < (int64_t{1} << 31);
   if (a.span_walk) a.row_stride = fast_divisor(static_cast<uint32_t>(stride_h));
   a.row_elements = fast_divisor(static_cast<uint32_t>(s.width));
+  a.element_step_cols = static_cast<int32_t>(32 % s.width);
+  a.element_step_offset = 32 / s.width * stride_h;
   a.border_side = tap_border_side(cols);
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && a.border_side > 0 && a.border_side <= vec && planes_start_aligned(x) &&
@@ -1118,12 +1141,15 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int device = x.get_device();
   const int border_cols = cols.head + cols.tail;
   const int blocks_per_sm =
-      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols),
-                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols); });
+      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk),
+                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk); });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
+  const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
   const int64_t chunks = std::clamp<int64_t>(
-      ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, planes), 1, s.height);
-  a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / std::max(s.width, stride_h));
+      ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, runs_of_all_rows), 1, s.height);
+  // The channels walk counts a run's positions (rows * W) in 32 bits; the rows walks its span of elements.
+  const int64_t row_extent = a.channels_walk ? s.width : std::max(s.width, stride_h);
+  a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / row_extent);
   a.chunks = ceil_div(s.height, a.chunk_rows);
   a.evict_first = loads_evict_first(x, device_props(device));
   const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols.head + cols.tail}, acc);
@@ -1140,7 +1166,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.shares = shares->data_ptr();
     a.c_out = s.out_channels;
   }
-  a.read_blocks = ceil_div(planes * a.chunks, kWarpsPerBlock);
+  a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
   a.combine_blocks = std::min(resident_blocks, ceil_div(planes, kWarpsPerBlock));
   C10_CUDA_CHECK(launch_tap_sums(a, c10::cuda::getCurrentCUDAStream().stream()));
   return sums;
@@ -1293,7 +1319,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const plan::Problem gemm = problem_of(gemm_x, g.out_channels, 1);
     const plan::DeviceProps props = device_props(x.get_device());
     return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
-           (path.small_planes ? "small_planes" : path.kernels ? "kernels" : "aten") +
+           (path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten") +
            "\", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
            std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +

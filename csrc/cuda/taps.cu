@@ -46,11 +46,37 @@ template <typename A, int kSide> struct RunSums {
   }
 };
 
+// f(k, value) for each of a run's partials (TapSumsArgs::partials): k = 0 the middle columns' sum, k = 1 + j border
+// column j's (the first cols.head columns, then the last cols.tail), from this lane's `sums`.
+template <typename A, int kSide, typename F>
+__device__ __forceinline__ void for_each_partial(const RunSums<A, kSide>& sums, const TapCutGeometry& cols, F&& f) {
+  f(0, sums.middle);
+  if constexpr (kSide > 0) {
+    // tail[k] holds column W - kSide + k: tail column k - (kSide - cols.tail).
+#pragma unroll
+    for (int k = 0; k < kSide; ++k) {
+      const int tail_col = k - (kSide - cols.tail);
+      if (k < cols.head) f(1 + k, sums.head[k]);
+      if (tail_col >= 0) f(1 + cols.head + tail_col, sums.tail[k]);
+    }
+  } else {
+    for (int k = 0; k < cols.head + cols.tail; ++k) f(1 + k, sums.lane_sums[32 * k]);
+  }
+}
+
+// The column segment (a cell's place in a row of the grid) of partial k (for_each_partial): the middle one for k = 0
+// (only where there is a middle column), else border column k - 1's.
+__device__ __forceinline__ int partial_column_segment(int k, const TapCutGeometry& cols, bool middle_col) {
+  const int border = k - 1;
+  return k == 0 ? cols.head : border < cols.head ? border : border + (middle_col ? 1 : 0);
+}
+
 // The middle rows [first_row, first_row + row_count) of a plane (this lane's share) by 16-byte loads of the memory
 // they span, row after row with any gap between them (TapSumsArgs::span_walk): lanes take the aligned vectors in
 // turn, kTapVectorLoads in flight each, and the few elements before the first and after the last. A vector within a
-// row's middle columns adds whole; any other element by element, wrapping into the next row (W >= 16 elements,
-// so at most once). Aligned whole rows are the case without wraps or gaps.
+// row's middle columns adds whole; any other element by element, its column stepping on and wrapping into the next
+// row as often as the vector crosses one (rows narrower than a vector: several times). Aligned whole rows are the
+// case without wraps or gaps.
 template <typename T, bool kEvictFirst, int kSide>
 __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
                                           int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
@@ -96,8 +122,12 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
           }
         }
       } else {
+        int32_t element_col = col;
 #pragma unroll
-        for (int k = 0; k < kVec; ++k) sums.add(col + k < stride ? col + k : col + k - stride, vec_elem<T>(v[u], k));
+        for (int k = 0; k < kVec; ++k) {
+          sums.add(element_col, vec_elem<T>(v[u], k));
+          element_col = element_col + 1 == stride ? 0 : element_col + 1;
+        }
       }
     }
   }
@@ -111,12 +141,13 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
 
 // The same by a load per element, where the gaps between rows are too wide to load (TapSumsArgs::span_walk false):
 // the rows' elements walked flat, lanes taking them in turn, kTapUnroll in flight each whatever W is. A lane's next
-// element is 32 further: its column steps by 32 and wraps into the next row at most twice (W >= kTapMinWidth >=
-// 16), with no division and no address kept per load (registers for the loads).
+// element is 32 further: 32 / W rows and 32 % W columns on (TapSumsArgs::element_step_*, read from the launch's
+// parameters where they are used: computed here they took registers, and float64's spilled under tap_grid_kernel's
+// cap), then at most one wrap into the next row, with no division and no address kept per load (registers for the
+// loads).
 template <typename T, int kSide>
 __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
                                              int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
-  static_assert(kTapMinWidth >= 16, "a step of 32 elements wraps into the next row at most twice");
   using A = acc_t<T>;
   constexpr int kLoads = kTapUnroll;
   const int32_t width = static_cast<int32_t>(a.width);
@@ -132,16 +163,15 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) {
       v[u] = base + 32 * u < count ? to_acc(__ldg(row + col)) : A(0);
-      col += 32;
-      if (col >= width) col -= width, row += a.stride_h;
+      col += a.element_step_cols;
+      row += a.element_step_offset;
       if (col >= width) col -= width, row += a.stride_h;
     }
     col = base_col;
 #pragma unroll
     for (int u = 0; u < kLoads; ++u) {
       if (base + 32 * u < count) sums.add(col, v[u]);
-      col += 32;
-      if (col >= width) col -= width;
+      col += a.element_step_cols;
       if (col >= width) col -= width;
     }
   }
@@ -212,31 +242,123 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     const A row_sum = warp_sum(middle_by_elements(row, a, lane));
     A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
     if (lane == 0 && middle_col) row_cells[a.cols.head] = row_sum;
-    if (lane < border_cols) row_cells[lane < a.cols.head ? lane : lane + (middle_col ? 1 : 0)] = to_acc(row[own_col]);
+    if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = to_acc(row[own_col]);
   }
   A* part = static_cast<A*>(a.partials) + unit * (1 + border_cols);  // [1 + border columns]
-  const A middle = warp_sum(sums.middle);
-  if (lane == 0) part[0] = middle;
-  if constexpr (kSide > 0) {
-    // tail[k] holds column W - kSide + k: tail column k - (kSide - cols.tail).
+  // (Which partials there are is the same for the whole warp: every lane takes part in each warp_sum.)
+  for_each_partial(sums, a.cols, [&](int k, A value) {
+    const A total = warp_sum(value);
+    if (lane == 0) part[k] = total;
+  });
+}
+
+// The positions [0, row_count * W) of rows first_row... of one channel (channel_base: its element (0, 0)) that fall
+// to this lane, position_lanes apart (the channels walk, TapSumsArgs::channels_walk), kTapUnroll loads in flight. A
+// lane's next position is position_lanes / W rows and position_lanes % W columns on, then at most one wrap into the
+// next row: no division, the address stepped rather than made per load, the steps read from the launch's parameters
+// (TapSumsArgs::position_step_*: registers for the loads).
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void positions_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
+                                               int32_t row_count, int position_lane,
+                                               RunSums<acc_t<T>, kSide>& sums) {
+  using A = acc_t<T>;
+  // float64: half the loads, the same bytes in flight as float32's (eight spilled registers under the cap).
+  constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
+  const int32_t width = static_cast<int32_t>(a.width), step = a.position_lanes;
+  const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+  const int32_t lead_rows = position_lane / width;
+  int32_t col = position_lane - lead_rows * width;
+  const T* at = channel_base + (first_row + lead_rows) * a.stride_h + col * a.stride_w;
+#pragma unroll 1
+  for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+    A v[kLoads];
+    const int32_t base_col = col;
 #pragma unroll
-    for (int k = 0; k < kSide; ++k) {
-      const A head = warp_sum(sums.head[k]), tail = warp_sum(sums.tail[k]);
-      const int tail_col = k - (kSide - a.cols.tail);
-      if (lane == 0 && k < a.cols.head) part[1 + k] = head;
-      if (lane == 0 && tail_col >= 0) part[1 + a.cols.head + tail_col] = tail;
+    for (int u = 0; u < kLoads; ++u) {
+      v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
+      at += a.position_step_offset;
+      col += a.position_step_cols;
+      if (col >= width) col -= width, at += a.position_wrap_offset;
     }
-  } else {
-    for (int k = 0; k < border_cols; ++k) {
-      const A column = warp_sum(sums.lane_sums[32 * k]);
-      if (lane == 0) part[1 + k] = column;
+    int32_t add_col = base_col;
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (base + step * u < count) sums.add(add_col, v[u]);
+      add_col += a.position_step_cols;
+      if (add_col >= width) add_col -= width;
     }
   }
 }
 
+// Run `unit` of the channels walk (batch / chunks / channel_slices, rows [first_row, end_row) of one slice): the
+// middle rows' partials into `partials` and each border row's cells into `grid`, for each of the slice's channels.
+// Position lanes' values are added by a tree over the position lanes (a fixed order), into position lane 0.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums) {
+  using A = acc_t<T>;
+  const int64_t slice = unit % a.channel_slices, rest = unit / a.channel_slices;
+  const int64_t b = rest / a.chunks;
+  const int32_t chunk = static_cast<int32_t>(rest - b * a.chunks);
+  const int channel_lane = lane % a.channel_lanes, position_lane = lane / a.channel_lanes;
+  const int64_t c = slice * a.channel_lanes + channel_lane;
+  const bool active = position_lane < a.position_lanes && c < a.channels;
+  const T* channel_base = static_cast<const T*>(a.x) + b * a.stride_b + c * a.stride_c;  // [H, W], strided
+  const int32_t height = static_cast<int32_t>(a.height);
+  const int32_t first_row = chunk * static_cast<int32_t>(a.chunk_rows);
+  const int32_t end_row = min(first_row + static_cast<int32_t>(a.chunk_rows), height);
+  const int32_t middle_first = max(first_row, a.rows.head);
+  const int32_t middle_end = min(end_row, height - a.rows.tail);
+  const int border_cols = a.cols.head + a.cols.tail;
+  const bool middle_col = a.width - a.cols.tail > a.cols.head;
+  const bool writer = position_lane == 0 && c < a.channels;
+  const int64_t plane = b * a.channels + c;
+  // The sums of rows [row, row + count) of this lane's channel, added over the position lanes, to f(k, total) in
+  // position lane 0 (every lane takes part in the shuffles).
+  const auto walk_rows = [&](int32_t row, int32_t count, auto&& f) {
+    RunSums<A, kSide> sums;
+    sums.lane_sums = warp_border_sums + lane;
+    sums.first_col = a.cols.head;
+    sums.end_col = static_cast<int32_t>(a.width) - a.cols.tail;
+    sums.width = static_cast<int32_t>(a.width);
+    if constexpr (kSide == 0) {
+      for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
+    }
+    if (active) positions_walk<T, kEvictFirst, kSide>(channel_base, a, row, count, position_lane, sums);
+    for_each_partial(sums, a.cols, [&](int k, A value) {
+      for (int apart = a.position_lanes / 2; apart > 0; apart /= 2) {
+        value += __shfl_down_sync(0xffffffffu, value, apart * a.channel_lanes);
+      }
+      f(k, value);
+    });
+  };
+  A* part = static_cast<A*>(a.partials) + (plane * a.chunks + chunk) * (1 + border_cols);  // [1 + border columns]
+  if (middle_first >= middle_end && writer) {
+    for (int k = 0; k <= border_cols; ++k) part[k] = A(0);  // no middle rows in this run
+  }
+  A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
+  // The middle rows in one walk, each border row in one of its own: one call of the walk (two took registers that
+  // float64's spilled).
+  for (int32_t i = first_row; i < end_row;) {
+    const bool middle = i >= middle_first && i < middle_end;
+    const int32_t rows = middle ? middle_end - i : 1;
+    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;  // a border row's cells
+    walk_rows(i, rows, [&](int k, A total) {
+      if (!writer) return;
+      if (middle) {
+        part[k] = total;
+      } else if (k > 0 || middle_col) {
+        row_cells[partial_column_segment(k, a.cols, middle_col)] = total;
+      }
+    });
+    i += rows;
+  }
+}
+
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
-// the loads in flight. Dynamic shared memory: tap_border_bytes.
-template <typename T, int kSide>
+// the loads in flight. Dynamic shared memory: tap_border_bytes. A unit is a run of one plane's rows (tap_run), or of
+// a slice of channels' (kChannels: channel_run; neighbouring warps take neighbouring slices of the same rows, which
+// share lines of x).
+template <typename T, int kSide, bool kChannels>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
@@ -244,13 +366,23 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
   wait_for_previous_grid();  // and lets the combining launch start as the last of these blocks do
-  const int64_t units = a.batch * a.channels * a.chunks;
+  const int64_t units = a.batch * (kChannels ? a.channel_slices : a.channels) * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {
     for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; unit < units; unit += warps) {
-      tap_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
+      if constexpr (kChannels) {
+        channel_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
+      } else {
+        tap_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
+      }
     }
   });
+}
+
+// f(std::bool_constant<W>) for W = channels_walk.
+template <typename R, typename F> R with_walk(bool channels_walk, F&& f) {
+  if (channels_walk) return f(std::true_type{});
+  return f(std::false_type{});
 }
 
 // f(std::integral_constant<int, S>) for S = side (TapSumsArgs::border_side: 0, 1 or 2), else `otherwise`.
@@ -316,7 +448,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
         if (k >= partial_count) break;
         const A total = warp_sum(totals[k]);
         // Partial 0 is the middle columns' (none without a middle column), then each border column's.
-        const int border = k - 1, cell = k == 0 ? a.cols.head : border < a.cols.head ? border : border + middle_col;
+        const int cell = partial_column_segment(k, a.cols, middle_col);
         if (lane == 0 && (k > 0 || middle_col)) {
           middle_cells[cell] = total;
           if (a.complete_grid) grid[plane * cells + a.rows.head * a.cols.segments + cell] = total;
@@ -539,9 +671,11 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
-    return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value>,
-                                             static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes,
-                                             stream, a);
+    return with_walk<cudaError_t>(a.channels_walk, [&](auto channels) {
+      return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
+                                               static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes,
+                                               stream, a);
+    });
   });
   if (read != cudaSuccess) return read;
   return launch_after_previous(tap_combine_kernel<T>, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream,
@@ -581,12 +715,14 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) 
   });
 }
 
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols) {
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
     return with_border_side(border_side, 1, [&](auto side) {
-      return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value>, kBlockThreads,
-                                    tap_border_bytes(kind, border_side, border_cols));
+      return with_walk<int>(channels_walk, [&](auto channels) {
+        return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
+                                      kBlockThreads, tap_border_bytes(kind, border_side, border_cols));
+      });
     });
   });
 }

@@ -290,13 +290,10 @@ constexpr int64_t kWorkspaceFloorBytes = int64_t{64} << 20;
 // batches padded to a multiple of four.
 constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 
-// padding's tap kernels (taps.cu). Rows narrower than kTapMinWidth go to the ATen path: a warp's lanes take a border
-// row 32 columns apart, so narrower rows would leave most of them idle (and the element walk's step of 32 wraps a
-// row at most twice). tap_sums cuts planes into runs of rows until there are kTapWarpsPerResidentWarp times as many
-// runs as resident warps, one warp each: with about 2 runs per resident warp, a grid-stride split left a third of
-// the warps idle in its last round (H200 headline padding 1: 377 us against 252 without padding; 363 with 4 runs);
+// padding's tap kernels (taps.cu). tap_sums cuts planes (or slices of channels) into runs of rows until there are
+// kTapWarpsPerResidentWarp times as many runs as resident warps, one warp each: with about 2 runs per resident warp,
+// a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1: 377 us against 252 without padding; 363 with 4 runs);
 // the standalone copy of the reader took 266.6 us at 4 runs and 252.2 at 8 (docs/limits.md §30).
-constexpr int64_t kTapMinWidth = 16;
 constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // The tap reader's 16-byte loads in flight per lane, and its blocks per SM (registers capped to fit them). With 8
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes

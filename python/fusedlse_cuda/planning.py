@@ -31,10 +31,12 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
             ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over them or over each plane's cells):
             then only ``tap_sums`` (``"small_planes"``: a thread per plane, for planes of at most 64 elements in
-            any layout; ``"kernels"``: fusedlse's tap kernels; ``"aten"``: ATen's reductions over each plane's
-            border pieces and fusedlse's readers over its middle, for the other x whose rows are not contiguous or
-            are narrower than 16 elements, and for paddings that make a tap lose more than 8 rows or columns at a
-            border or kernels of more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
+            any layout; ``"kernels"``: fusedlse's tap kernels, a warp per run of a plane's rows, for x whose rows
+            are contiguous; ``"channel_kernels"``: the same kernels walking runs of rows of up to 32 neighbouring
+            channels, for x whose channels are contiguous (channels_last and its slices); ``"aten"``: ATen's
+            reductions over each plane's border pieces and fusedlse's readers over its middle, for x with neither
+            contiguous, and for paddings that make a tap lose more than 8 rows or columns at a border or kernels of
+            more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
             ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
