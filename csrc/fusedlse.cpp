@@ -8,6 +8,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 #include <Python.h>
 
 // Importing fusedlse_cuda._C registers the ops; the module itself holds nothing.
@@ -296,30 +298,53 @@ CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only,
             s.kernel_h * s.kernel_w};
   }
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
-  const int64_t cell_count = rows.segments() * cols.segments();
+  const int64_t row_segments = rows.segments(), col_segments = cols.segments();
+  const int64_t cell_count = row_segments * col_segments;
   const KeptCells kept = kept_cells(s);
   const int64_t kept_count = static_cast<int64_t>(kept.cells.size());
-  // The kept cells' places among all, where some are dropped and something here selects them (a copy to the device
-  // otherwise spared).
-  const bool selects = kept_count < cell_count && (!cells_kept_only || !cell_weight.defined());
-  const at::Tensor kept_index =
-      selects ? at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(weight.device()) : at::Tensor();
+  // The kept cells are the kept row segments' by the kept column segments'. Where each of those is one run of
+  // segments, `cells` [..., cell_count, ...] at dimension `dim` becomes its kept ones by two narrows (then a copy
+  // where the caller reshapes); else by an index, which takes a copy from the host's pageable memory to the device
+  // first (the host waits on it, and no CUDA graph can capture it).
+  struct Run {
+    bool one_run;  // the kept segments are [first, first + count)
+    int64_t first, count;
+  };
+  const auto run_of = [](const std::vector<bool>& kept_segments) {
+    const auto first = std::find(kept_segments.begin(), kept_segments.end(), true);
+    const auto end = std::find(first, kept_segments.end(), false);
+    return Run{std::find(end, kept_segments.end(), true) == kept_segments.end(), first - kept_segments.begin(),
+               end - first};
+  };
+  const Run kept_rows = run_of(kept.rows), kept_cols = run_of(kept.cols);
+  const auto select_kept = [&](const at::Tensor& t, int64_t dim) {
+    if (kept_count == cell_count) return t;
+    if (kept_rows.one_run && kept_cols.one_run) {
+      std::vector<int64_t> sizes = t.sizes().vec();
+      sizes[dim] = row_segments;
+      sizes.insert(sizes.begin() + dim + 1, col_segments);
+      std::vector<int64_t> kept_sizes = t.sizes().vec();
+      kept_sizes[dim] = kept_count;
+      return t.reshape(sizes)
+          .narrow(dim, kept_rows.first, kept_rows.count)
+          .narrow(dim + 1, kept_cols.first, kept_cols.count)
+          .reshape(kept_sizes);
+    }
+    return t.index_select(dim, at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(t.device()));
+  };
   at::Tensor weight_rows = cell_weight;
   if (!weight_rows.defined()) {
     // Each cell's weight: the sum of the weights of the taps that keep it (spread_taps), over the weight laid out
     // [C_in, kH, kW, C_out] so that every pass reads and writes whole rows of C_out; then the kept cells'.
     const at::Tensor taps_last =
         tap_weight_rows(weight, s).view({s.in_channels, s.kernel_h, s.kernel_w, s.out_channels});
-    weight_rows = spread_taps(taps_last, s, /*tap_dim=*/1).view({s.in_channels, cell_count, s.out_channels});
-    if (kept_index.defined()) weight_rows = weight_rows.index_select(1, kept_index);
+    weight_rows = select_kept(spread_taps(taps_last, s, /*tap_dim=*/1).view({s.in_channels, cell_count,
+                                                                              s.out_channels}), 1);
   }
-  at::Tensor x_rows = cells;
-  if (!cells_kept_only) {
-    x_rows = cells.reshape({s.batch, s.in_channels, cell_count});
-    if (kept_index.defined()) x_rows = x_rows.index_select(2, kept_index);
-  }
+  const at::Tensor x_rows =
+      cells_kept_only ? cells : select_kept(cells.reshape({s.batch, s.in_channels, cell_count}), 2);
   return {x_rows.reshape({s.batch, s.in_channels * kept_count}),
-          weight_rows.view({s.in_channels * kept_count, s.out_channels}), kept_count};
+          weight_rows.reshape({s.in_channels * kept_count, s.out_channels}), kept_count};
 }
 
 at::ScalarType accumulation_type(at::ScalarType input) {

@@ -955,6 +955,11 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
                  "the middle (in place)"};
 }
 
+// How explain() names `path`.
+const char* tap_path_name(const TapPath& path) {
+  return path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten";
+}
+
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
 // memory) for wider ones.
 int32_t tap_border_side(const TapCutGeometry& cols) {
@@ -1304,7 +1309,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const TapPath path = tap_path(x, s);
     if (tap_shares_apply(x, weight, s, path)) {
       const bool in_lse = shares_added_in_lse(s);
-      return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"kernels\", \"gemm\": {\"strategy\": "
+      return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" + tap_path_name(path) +
+             "\", \"gemm\": {\"strategy\": "
              "\"tap_shares\", \"shares_added\": \"" + (in_lse ? "in_lse" : "torch_sum") + "\"}, \"why\": \"padding "
              "crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW: each plane's share by the warp "
              "that adds its taps, " + (in_lse ? "then the shares added over channels, the biases and logsumexp in one "
@@ -1319,7 +1325,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const plan::Problem gemm = problem_of(gemm_x, g.out_channels, 1);
     const plan::DeviceProps props = device_props(x.get_device());
     return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
-           (path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten") +
+           tap_path_name(path) +
            "\", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
            std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +
