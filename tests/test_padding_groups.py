@@ -164,9 +164,9 @@ def test_tap_sums_for_every_border_width(device, dtype):
 @pytest.mark.parametrize("device", DEVICES)
 def test_tap_sums_on_narrow_rows(device, dtype):
     """Rows of 1 to 15 elements (planes of more than 64, past the small-plane kernel): contiguous planes (16-byte
-    vectors across several rows), rows with narrow gaps (the same walk over the gaps) and wide ones (a load per
-    element, a lane's step of 32 elements several rows long), borders of 1 to 4 columns (registers and shared
-    memory), W = 1 with any stride along W; infinities as test_tap_sums_for_every_border_width's."""
+    vectors across several rows), rows with narrow gaps (the same walk over the gaps) and wide ones (ATen's path on
+    CUDA), borders of 1 to 4 columns (registers and shared memory), W = 1 with any stride along W; infinities as
+    test_tap_sums_for_every_border_width's."""
     kernel = (3, 9)
     for width, gap, pad in itertools.product((1, 2, 3, 5, 8, 12, 15), (0, 1, 19), (1, 2, 4)):
         if gap == 1 and width < 4:
@@ -373,8 +373,12 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     assert (wide["problem"]["in_channels"], wide["problem"]["height"], wide["problem"]["out_channels"]) == (36, 1, 64)
     channels_last = x.contiguous(memory_format=torch.channels_last)
     assert fusedlse_cuda.explain(channels_last, weight, padding=1)["tap_sums"] == "channel_kernels"
-    assert fusedlse_cuda.explain(x[..., :12], weight, padding=1)["tap_sums"] == "kernels"  # rows of 12
-    assert fusedlse_cuda.explain(x[..., :1], weight, padding=1)["tap_sums"] == "kernels"  # rows of 1
+    assert fusedlse_cuda.explain(x[..., :12].contiguous(), weight, padding=1)["tap_sums"] == "kernels"  # rows of 12
+    tall = torch.randn(2, 4, 80, 32, device="cuda")
+    assert fusedlse_cuda.explain(tall[..., :1].contiguous(), weight, padding=1)["tap_sums"] == "kernels"  # rows of 1
+    # Rows of 12 and of 1, 32 apart: the element walk on narrow rows, slower than ATen's.
+    assert fusedlse_cuda.explain(x[..., :12], weight, padding=1)["tap_sums"] == "aten"
+    assert fusedlse_cuda.explain(tall[..., :1], weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x.permute(0, 3, 2, 1).contiguous().permute(0, 3, 2, 1), weight,
                                  padding=1)["tap_sums"] == "channel_kernels"  # C then H contiguous
     h_contiguous = torch.randn(2, 32, 4, 8, device="cuda").permute(0, 2, 3, 1)  # [2, 4, 8, 32], H's stride 1

@@ -903,6 +903,13 @@ std::optional<TapCutGeometry> tap_geometry(const Cut& c) {
   return g;
 }
 
+// Whether the tap kernels' rows walk reads rows of `width` elements `stride_h` apart by the span walk: 16-byte loads
+// of the memory the rows span, gaps between them included, while the gaps are at most a quarter of W (a slice of
+// W); else the element walk, as for rows that overlap (a stride under W) or are 2^31 elements apart.
+bool rows_span_walk(int64_t stride_h, int64_t width) {
+  return stride_h >= width && 4 * (stride_h - width) <= width && stride_h < (int64_t{1} << 31);
+}
+
 // Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu) with the cuts' geometry, or ATen
 // (fusedlse.cpp), and why.
 struct TapPath {
@@ -937,6 +944,13 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   // W's stride means nothing in rows of one element. Rows whose elements are neighbours go to the rows walks; else
   // channels that are (channels_last and its slices) to the channels walk.
   if (x.stride(3) == 1 || (s.width == 1 && x.stride(1) != 1)) {
+    if (s.width < 16 && !rows_span_walk(x.stride(2), s.width)) {
+      // The element walk on narrow rows: each plane a few round trips of loads spread over many rows. H200, x
+      // [10253, 127, 333, 1] bfloat16 rows 3 apart, padding 1: 3.04 ms by the tap kernels, 1.36 by ATen (the
+      // padding-0 forward 0.65).
+      return {false, "rows narrower than 16 elements with wide gaps between them: ATen sums the border pieces, "
+                     "fusedlse's readers the middle (in place)"};
+    }
     return {true,
             "the tap kernels: a warp per run of rows (16-byte loads where the gaps between rows are narrow), its "
             "border columns from the same loads, then each tap's sum of the pieces it keeps",
@@ -1128,11 +1142,8 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
   }
-  // The span walk loads the gaps between rows: while they are at most a quarter of W (a slice of W); the element
-  // walk beyond, and for rows that overlap (a stride under W) or are 2^31 elements apart.
   const int64_t stride_h = x.stride(2);
-  a.span_walk = !a.channels_walk && stride_h >= s.width && 4 * (stride_h - s.width) <= s.width &&
-                stride_h < (int64_t{1} << 31);
+  a.span_walk = !a.channels_walk && rows_span_walk(stride_h, s.width);
   if (a.span_walk) a.row_stride = fast_divisor(static_cast<uint32_t>(stride_h));
   a.row_elements = fast_divisor(static_cast<uint32_t>(s.width));
   a.element_step_cols = static_cast<int32_t>(32 % s.width);

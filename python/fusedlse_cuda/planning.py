@@ -35,8 +35,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             are contiguous; ``"channel_kernels"``: the same kernels walking runs of rows of up to 32 neighbouring
             channels, for x whose channels are contiguous (channels_last and its slices); ``"aten"``: ATen's
             reductions over each plane's border pieces and fusedlse's readers over its middle, for x with neither
-            contiguous, and for paddings that make a tap lose more than 8 rows or columns at a border or kernels of
-            more than 16 taps a side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
+            contiguous, rows narrower than 16 elements with gaps wider than a quarter of a row between them, and
+            paddings that make a tap lose more than 8 rows or columns at a border or kernels of more than 16 taps a
+            side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
             ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
