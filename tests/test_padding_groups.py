@@ -204,6 +204,39 @@ def test_tap_sums_on_contiguous_channels(device, dtype):
             assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
 
 
+def runs_of_many_rows_cases():
+    """(batch, channels, height, width, layout, gap) of test_tap_sums_over_runs_of_many_rows."""
+    rows = [(1024, 3, 96, width, "rows", gap) for width, gap in ((1, 0), (5, 0), (12, 0), (40, 0), (40, 4), (40, 60))]
+    channels = [(1024, 3, 96, 5), (1024, 3, 96, 40), (1024, 3, 160, 1), (256, 40, 256, 5)]
+    return rows + [(b, c, h, w, "channels_last", 0) for b, c, h, w in channels]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tap_sums_over_runs_of_many_rows(dtype):
+    """Enough planes (or batches of channel slices) that the tap kernels cut each plane into runs of several rows:
+    they aim at 8 runs per resident warp, some 34 thousand on an H200, so the other tests' few planes take a row a
+    run. Against the CPU's tap sums of the same values in float64: rows of 1, 5, 12 and 40 elements walked by 16-byte
+    vectors across rows, rows of 40 with NaN-filled gaps of 4 (loaded, never added) and of 60 (a load per element),
+    and contiguous channels (3: eight positions at once, a step crossing rows where W is 1 or 5; 40: two slices)."""
+    kernel, settings = (3, 5), dict(padding=(1, 2))
+    for batch, channels, height, width, layout, gap in runs_of_many_rows_cases():
+        values = make_problem(batch, channels, height, width, 1, 1, 1, dtype=dtype, seed=width)[0]
+        if layout == "channels_last":
+            x = values.to("cuda").contiguous(memory_format=torch.channels_last)
+        else:
+            rows = torch.full((batch, channels, height, width + gap), float("nan"), dtype=dtype, device="cuda")
+            x = rows[..., :width]
+            x.copy_(values)
+        poison_allocator("cuda")
+        got = fusedlse_cuda.tap_sums(x, kernel, **settings)
+        want = fusedlse_cuda.tap_sums(values.double(), kernel, **settings)
+        what = (batch, channels, height, width, layout, gap, dtype)
+        assert torch.isfinite(got).all(), what
+        assert rel_err(got, want) <= TOLERANCE[dtype], what
+
+
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_broadcast_taps_writes_every_element_once_in_the_layout_asked(device, dtype):
