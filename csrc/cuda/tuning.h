@@ -292,8 +292,9 @@ constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 
 // padding's tap kernels (taps.cu). tap_sums cuts planes (or slices of channels) into runs of rows until there are
 // kTapWarpsPerResidentWarp times as many runs as resident warps, one warp each: with about 2 runs per resident warp,
-// a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1: 377 us against 252 without padding; 363 with 4 runs);
-// the standalone copy of the reader took 266.6 us at 4 runs and 252.2 at 8 (docs/limits.md §30).
+// a grid-stride split left a third of the warps idle in its last round (H200 headline padding 1: 377 us against 252
+// without padding; 363 with 4 runs); the standalone copy of the reader took 266.6 us at 4 runs and 252.2 at 8
+// (docs/limits.md §30).
 constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // The tap reader's 16-byte loads in flight per lane, and its blocks per SM (registers capped to fit them). With 8
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
