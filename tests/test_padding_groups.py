@@ -20,7 +20,8 @@ def random_case(rng: random.Random):
     c_in, per_group_out = groups * rng.randint(1, 3), rng.randint(1, 4)
     kernel = (rng.randint(1, 5), rng.randint(1, 5))
     # On CUDA: planes of at most 64 elements take the small-plane kernel (kernels.h kSmallPlaneElements), larger
-    # ones the tap kernels (rows of 1-12 elements: vectors across several rows, steps of several rows).
+    # ones the tap kernels (rows of 1-12 elements: vectors across several rows; ATen's path where such narrow rows
+    # have gaps wider than a quarter of a row, as the "sliced" layout's of under 8 elements do).
     size = (rng.randint(1, 12), rng.choice([rng.randint(1, 12), rng.randint(16, 40)]))
     stride = (rng.randint(1, 3), rng.randint(1, 3))
     dilation = (rng.randint(1, 3), rng.randint(1, 3))
