@@ -1094,7 +1094,8 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
   at::Tensor out = at::empty({s.in_channels * a.kept_rows * a.kept_cols, s.out_channels},
                              weight.options().dtype(accumulation_type(weight.scalar_type())));
   a.out = out.data_ptr();
-  a.blocks = std::clamp<int64_t>(ceil_div(out.numel(), kBlockThreads), 1, 8 * resident_split_blocks(weight.get_device()));
+  a.blocks =
+      std::clamp<int64_t>(ceil_div(out.numel(), kBlockThreads), 1, 8 * resident_split_blocks(weight.get_device()));
   C10_CUDA_CHECK(launch_cell_weight(a, c10::cuda::getCurrentCUDAStream().stream()));
   return out;
 }
@@ -1204,8 +1205,9 @@ void forward_planned(const at::Tensor& x, const at::Tensor& weight, const c10::o
 
 // The cropped forward's GEMM as a padding-0 problem: its rows [B, C_in * per_channel] (cropped_gemm_operands: the
 // kept cells' or the taps' sums) are x of 1 x 1 planes, the weight's rows [C_in * per_channel, C_out] a 1 x 1
-// kernel (both of the accumulation type), the scale x's. The planner
-// then gives this GEMM the epilogues it gives any other, the fused launch's split over channel groups among them: on
+// kernel (both of the accumulation type), the scale x's. The planner then gives this GEMM the epilogues it gives any
+// other (the split strategy's without its reader: the rows are the sums), the fused launch's split over channel
+// groups among them: on
 // the headline's [16, 576] x [576, 128] (H200) the tiled kernel alone took 31 us, cuBLAS's split-K 54 us, beside
 // 254 us for reading x.
 ForwardShape cropped_gemm_shape(const ForwardShape& s, int64_t per_channel) {
@@ -1239,8 +1241,9 @@ bool shares_added_in_lse(const ForwardShape& s) {
 }
 
 // forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
-// tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape). 16-bit x: that forward runs in float32 (the
-// biases widened, the result rounded to x's dtype once, as the padding-0 kernels do).
+// tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape): where the planner splits it, only its
+// epilogue; where it fuses it, the fused launch, which for 16-bit x runs in float32 (the biases widened, the result
+// rounded to x's dtype once, as the padding-0 kernels do).
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                         const c10::optional<at::Tensor>& conv_bias,
                                                         const at::Tensor& bias, const ForwardShape& s) {
@@ -1268,6 +1271,18 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
+  const plan::Plan chosen =
+      plan_of_call(gemm_weight, 1, problem_of(gemm_x, g.out_channels, 1), device_props(x.get_device()));
+  if (chosen.strategy == plan::Strategy::kSplit) {
+    // The GEMM's rows are its sums already (1 x 1 planes of the accumulation type, contiguous), and its weight its
+    // W.sum: the split strategy's reader would only copy them (H200, r50 of the sweep at padding 1: 99 us of 463 for
+    // 185 MB of tap sums). Its epilogue alone, the output and biases in x's dtype as the padding-0 forward's: no
+    // widened copies of the biases, no rounding copy of the output.
+    run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
+                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out,
+                 c10::cuda::getCurrentCUDAStream().stream());
+    return {out, sums};
+  }
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
   if (acc == x.scalar_type()) {
     forward_planned(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums);
@@ -1343,7 +1358,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
            (cells ? "over each plane's kept cells (pairs of row and column segments some tap keeps; fewer of them "
                     "than taps, the weight small beside x), each cell's weight the sum of the taps' that keep it"
                       : "over C_in * kH * kW tap sums") +
-           ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'); tap_sums by " + path.why + "\"}";
+           ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'; a split plan runs its epilogue alone, "
+           "the rows being the sums already); tap_sums by " + path.why + "\"}";
   }
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());

@@ -41,7 +41,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
-            in this same form, with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
+            in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
+            with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
             that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
             than taps and the weight is small beside x; else ``"taps"``) and ``gemm_depth`` (C_in times the cells or
             taps per plane)) and ``why``; ``"cpu"`` for CPU tensors.
