@@ -343,8 +343,9 @@ CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only,
   }
   const at::Tensor x_rows =
       cells_kept_only ? cells : select_kept(cells.reshape({s.batch, s.in_channels, cell_count}), 2);
-  return {x_rows.reshape({s.batch, s.in_channels * kept_count}),
-          weight_rows.reshape({s.in_channels * kept_count, s.out_channels}), kept_count};
+  // Contiguous (CroppedGemm): the narrows above leave a view with gaps where a kept run is a single segment.
+  return {x_rows.reshape({s.batch, s.in_channels * kept_count}).contiguous(),
+          weight_rows.reshape({s.in_channels * kept_count, s.out_channels}).contiguous(), kept_count};
 }
 
 at::ScalarType accumulation_type(at::ScalarType input) {

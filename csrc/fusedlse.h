@@ -168,7 +168,7 @@ int64_t cropped_gemm_per_channel(const ForwardShape& s);
 // The padding forward's GEMM [B, depth] x [depth, C_out] (accumulation type, before the scale and biases), over cells
 // or taps as cropped_gemm_over_cells says.
 struct CroppedGemm {
-  at::Tensor x_rows;       // [B, depth]: the kept cells' sums, or the tap sums, of each plane in turn
+  at::Tensor x_rows;       // [B, depth], contiguous: the kept cells' sums, or the tap sums, of each plane in turn
   at::Tensor weight_rows;  // [depth, C_out], contiguous, zero between groups
   int64_t per_channel;     // depth / C_in
 };
