@@ -6,6 +6,9 @@
 # make bench.
 PYTHON ?= python3
 TORCH_VERSION ?= 2.14.1
+# Extra pytest arguments for test and gpu-test, e.g. PYTEST_ARGS="-n 15" where pytest-xdist is installed (each
+# worker then takes its share of torch's CPU threads: tests/conftest.py).
+PYTEST_ARGS ?=
 # What setup.py builds for when TORCH_CUDA_ARCH_LIST is unset: RTX 4090 (sm_89) and H100 (sm_90) SASS, plus PTX.
 GPU_ARCHS := 8.9;9.0+PTX
 # /usr/local/bin/nvcc is a wrapper that makes torch guess CUDA_HOME=/usr/local; point it at the toolkit itself.
@@ -58,12 +61,12 @@ run: install
 	$(PYTHON) bench/headline.py
 
 test: install
-	$(PYTHON) -m pytest tests bench/test_problems.py
+	$(PYTHON) -m pytest tests bench/test_problems.py $(PYTEST_ARGS)
 
 # Nothing is downloaded: the device machine has torch, triton and pytest but no network.
 gpu-test: export TORCH_CUDA_ARCH_LIST = $(GPU_ARCHS)
 gpu-test: module
-	$(PYTHON) -m pytest tests bench/test_problems.py
+	$(PYTHON) -m pytest tests bench/test_problems.py $(PYTEST_ARGS)
 
 # The long tests (GPU): compute-sanitizer's four tools over every launch plan, DistributedDataParallel on two GPUs.
 stress-test: export TORCH_CUDA_ARCH_LIST = $(GPU_ARCHS)

@@ -43,6 +43,19 @@ __device__ __forceinline__ void end_after_previous_grid(bool beside) {
   if (beside) wait_for_previous_grid();
 }
 
+// The same for a kernel with nothing after its main loop (any code there, a wait included, made ptxas spill the tap
+// reader's registers under its cap: taps.cu): with `beside`, block 0 alone waits, at its start, and the grid's end
+// still implies the end of the grid ahead; the other blocks only let the next grid launch.
+__device__ __forceinline__ void start_beside_previous_grid(bool beside) {
+  if (!beside || blockIdx.x == 0) {
+    wait_for_previous_grid();
+    return;
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 // f(std::integral_constant<int, L>) for L, the fewest lanes of 1, 2, 4, 8, 16 and 32 that cover `width` values (32
 // past that): how many lanes a row-per-group kernel gives each row.
 template <typename F> auto with_row_lanes(int64_t width, F&& f) {

@@ -944,10 +944,8 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   // W's stride means nothing in rows of one element. Rows whose elements are neighbours go to the rows walks; else
   // channels that are (channels_last and its slices) to the channels walk.
   if (x.stride(3) == 1 || (s.width == 1 && x.stride(1) != 1)) {
-    if (s.width < 16 && !rows_span_walk(x.stride(2), s.width)) {
-      // The element walk on narrow rows: each plane a few round trips of loads spread over many rows. H200, x
-      // [10253, 127, 333, 1] bfloat16 rows 3 apart, padding 1: 3.04 ms by the tap kernels, 1.36 by ATen (the
-      // padding-0 forward 0.65).
+    if (s.width < kTapElementWalkMinWidth && !rows_span_walk(x.stride(2), s.width)) {
+      static_assert(kTapElementWalkMinWidth == 16, "the text below names the width");
       return {false, "rows narrower than 16 elements with wide gaps between them: ATen sums the border pieces, "
                      "fusedlse's readers the middle (in place)"};
     }
@@ -1104,9 +1102,10 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
 // cells' sums into it for the cropped GEMM: [B, C, kept cells] where *cells_kept_only comes back true (the
 // small-plane kernel), else cell_sums' [B, C, row segments, column segments]; with `weight` (grouped, contiguous, x's
 // dtype) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out] into `shares` (TapSumsArgs).
+// `beside_previous`: the tap kernels' reader may run beside the grid ahead, which must touch nothing it does.
 at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path, at::Tensor* cells = nullptr,
                          bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
-                         at::Tensor* shares = nullptr) {
+                         at::Tensor* shares = nullptr, bool beside_previous = false) {
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
   if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells);
   if (!path.kernels || x.numel() == 0) {
@@ -1169,6 +1168,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / row_extent);
   a.chunks = ceil_div(s.height, a.chunk_rows);
   a.evict_first = loads_evict_first(x, device_props(device));
+  a.beside_previous = beside_previous;
   const at::Tensor partials = at::empty({planes, a.chunks, 1 + cols.head + cols.tail}, acc);
   const at::Tensor grid = at::empty({planes, rows.segments, cols.segments}, acc);
   a.partials = partials.data_ptr();
@@ -1265,9 +1265,15 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor cells;
   bool cells_kept_only = false;
   const bool over_cells = cropped_gemm_over_cells(s);
-  const at::Tensor sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only);
-  const CroppedGemm operands = cropped_gemm_operands(cells, cells_kept_only, sums, grouped_weight, s,
-                                                     over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor());
+  // The cells' weight first, and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
+  // and reader: the weight's launch took 6-9 us of r10, r20 and r30's padded forwards (H200), in a row before. Not
+  // beside a weight made contiguous for that launch: the copy, freed on return while still read, could become the
+  // reader's outputs.
+  const at::Tensor cell_weight = over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor();
+  const bool beside_cell_weight = cell_weight.defined() && grouped_weight.is_contiguous();
+  const at::Tensor sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
+                                        beside_cell_weight);
+  const CroppedGemm operands = cropped_gemm_operands(cells, cells_kept_only, sums, grouped_weight, s, cell_weight);
   const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});

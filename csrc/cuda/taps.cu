@@ -89,8 +89,6 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
       min(span, static_cast<uint32_t>((16 - reinterpret_cast<uintptr_t>(rows) % 16) % 16 / sizeof(T)));
   const uint32_t vectors = (span - lead) / kVec;
   const uint4* aligned = reinterpret_cast<const uint4*>(rows + lead);
-  // Rows of one element with no gap between them (the span walk's only case for W = 1: rows_span_walk): a column.
-  const bool one_column = a.width == 1 && stride == 1;
 #pragma unroll 1
   for (uint32_t base = lane; base < vectors; base += 32 * kLoads) {
     uint4 v[kLoads];
@@ -108,10 +106,12 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
       if (e >= vectors) continue;
       if (col >= sums.first_col && col + kVec <= sums.end_col) {
         sums.middle += vec_sum<T>(v[u]);
-      } else if (one_column) {
-        // Every element is column 0's: one add of the vector's sum, not kVec through RunSums::add (H200, sweep
-        // shape r30 [66, 12, 25977, 1] float16 at padding 1: this kernel took 35.6 us where the padding-0 reader
-        // took 14.6).
+      } else if (kSide == 1 && a.width == 1 && stride == 1) {
+        // Rows of one element with no gap between them (the span walk's only case for W = 1: rows_span_walk), a
+        // column: one add of the vector's sum, not kVec through RunSums::add (H200, sweep shape r30 [66, 12, 25977,
+        // 1] float16 at padding 1: this kernel took 35.6 us where the padding-0 reader took 14.6). A column of one
+        // has borders of at most 1 (tap_border_side); the other sides' kernels without this branch keep from
+        // spilling under tap_grid_kernel's cap.
         sums.add(0, vec_sum<T>(v[u]));
       } else if (kSide > 0 && a.whole_vector_rows) {
         // Every vector within a row, the border columns in its first and last: a compare per vector, not per
@@ -376,7 +376,9 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   extern __shared__ __align__(16) unsigned char border_bytes[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
-  wait_for_previous_grid();  // and lets the combining launch start as the last of these blocks do
+  // Waits for the grid ahead (block 0 alone where beside_previous) and lets the combining launch start as the last of
+  // these blocks do.
+  start_beside_previous_grid(a.beside_previous);
   const int64_t units = a.batch * (kChannels ? a.channel_slices : a.channels) * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {

@@ -304,6 +304,11 @@ constexpr int kTapBlocksPerSm = 4;
 // The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
 constexpr int kTapUnroll = 8;
+// Rows narrower than this, with gaps too wide for the span walk between them, keep ATen's tap sums (tap_path; its
+// explain text names the width): the element walk reads each plane in a few round trips of loads spread over many
+// rows. H200, x [10253, 127, 333, 1] bfloat16 rows 3 apart, padding 1: 3.04 ms by the tap kernels, 1.36 by ATen
+// (the padding-0 forward 0.65).
+constexpr int64_t kTapElementWalkMinWidth = 16;
 // The cropped GEMM's shares by the tap kernels' combining warps (ops_cuda.cpp, tap_shares_apply): while the weight
 // values they read from L2 (C_out per tap of each plane, no reuse between batches) are at most this share of x's
 // bytes, their reads cost a fraction of x's.
