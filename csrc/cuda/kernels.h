@@ -190,8 +190,8 @@ struct TapSumsArgs {
   // column); 0 (wider borders): in dynamic shared memory, a value per lane and border column of each warp.
   int32_t border_side;
   bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
-  // The grid ahead writes nothing the reading launch touches: that launch waits for it at its end (launch.cuh); the
-  // combining launch waits at its start as ever.
+  // The grid ahead writes nothing the reading launch touches: only that launch's block 0 waits for it, at its start
+  // (launch.cuh, start_beside_previous_grid); the combining launch waits at its start as ever.
   bool beside_previous;
   void* partials;    // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
   void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs

@@ -1207,9 +1207,8 @@ void forward_planned(const at::Tensor& x, const at::Tensor& weight, const c10::o
 // kept cells' or the taps' sums) are x of 1 x 1 planes, the weight's rows [C_in * per_channel, C_out] a 1 x 1
 // kernel (both of the accumulation type), the scale x's. The planner then gives this GEMM the epilogues it gives any
 // other (the split strategy's without its reader: the rows are the sums), the fused launch's split over channel
-// groups among them: on
-// the headline's [16, 576] x [576, 128] (H200) the tiled kernel alone took 31 us, cuBLAS's split-K 54 us, beside
-// 254 us for reading x.
+// groups among them: on the headline's [16, 576] x [576, 128] (H200) the tiled kernel alone took 31 us, cuBLAS's
+// split-K 54 us, beside 254 us for reading x.
 ForwardShape cropped_gemm_shape(const ForwardShape& s, int64_t per_channel) {
   ForwardShape g = s;
   g.in_channels = s.in_channels * per_channel;
