@@ -722,7 +722,8 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
-    // Launched after the previous grid (launch.cuh): a reader of x may then start beside it (forward_split).
+    // Launched after the previous grid (launch.cuh): a reader of x may then start beside it (forward_split's W.sum
+    // for groups; forward_cropped_cuda's tap reader).
     return launch_after_previous(cell_weight_kernel<decltype(t)>, static_cast<unsigned>(args.blocks), kBlockThreads,
                                  stream, args);
   });
