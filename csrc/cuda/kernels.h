@@ -181,7 +181,8 @@ struct TapSumsArgs {
   // (span_walk; row_stride divides by stride_h); else a load per element (row_elements divides by W). Either way a
   // run spans fewer than 2^31 elements.
   bool span_walk;
-  bool whole_vector_rows;  // span_walk, every row 16-byte aligned and a whole number of vectors, border_side > 0
+  // span_walk, every row 16-byte aligned and a whole number of 16-byte vectors, neither border wider than a vector
+  bool whole_vector_rows;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).
   int32_t element_step_cols;

@@ -1150,7 +1150,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.element_step_offset = 32 / s.width * stride_h;
   a.border_side = tap_border_side(cols);
   const int64_t vec = 16 / x.element_size();
-  a.whole_vector_rows = a.span_walk && a.border_side > 0 && a.border_side <= vec && planes_start_aligned(x) &&
+  a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
   // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times, each spanning fewer
   // than 2^31 elements (the walks' 32-bit positions).
@@ -1288,14 +1288,16 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
                  c10::cuda::getCurrentCUDAStream().stream());
     return {out, sums};
   }
+  // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (acc == x.scalar_type()) {
-    forward_planned(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums);
+    forward_fused(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums, stream);
   } else {
     c10::optional<at::Tensor> conv_bias_acc;
     if (conv_bias.has_value()) conv_bias_acc = conv_bias->to(acc);
     at::Tensor out_acc = at::empty({s.batch, 1}, sums.options());
-    forward_planned(gemm_x, gemm_weight, conv_bias_acc, bias.to(acc), g, out_acc, gemm_sums);
+    forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias.to(acc), g, out_acc, gemm_sums, stream);
     out.copy_(out_acc);
   }
   return {out, sums};

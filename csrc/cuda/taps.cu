@@ -113,10 +113,11 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
         // has borders of at most 1 (tap_border_side); the other sides' kernels without this branch keep from
         // spilling under tap_grid_kernel's cap.
         sums.add(0, vec_sum<T>(v[u]));
-      } else if (kSide > 0 && a.whole_vector_rows) {
-        // Every vector within a row, the border columns in its first and last: a compare per vector, not per
-        // element (a warp meets a border vector on nearly every trip, and pays for its path: H200 headline bf16,
-        // padding 1, 228 us element by element through RunSums::add, 171 so).
+      } else if (a.whole_vector_rows) {
+        // Every vector within a row, the border columns (at most kVec a side) in its first and last: a compare per
+        // vector, not per element (a warp meets a border vector on nearly every trip, and pays for its path: H200
+        // headline bf16, padding 1, 228 us element by element through RunSums::add, 171 so). Borders in shared
+        // memory (kSide 0) too, from the same two vectors.
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
           if (col + k >= sums.first_col && col + k < sums.end_col) sums.middle += vec_elem<T>(v[u], k);
@@ -126,6 +127,22 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
           for (int k = 0; k < kSide; ++k) {
             if (col == 0) sums.head[k] += vec_elem<T>(v[u], k);
             if (col + kVec == sums.width) sums.tail[k] += vec_elem<T>(v[u], kVec - kSide + k);
+          }
+        } else if constexpr (kSide == 0) {
+          // Column k of the first vector is head column k; column kVec - tail + j of the last, tail column j.
+          const int32_t tail = sums.width - sums.end_col;
+          if (col == 0) {
+#pragma unroll
+            for (int k = 0; k < kVec; ++k) {
+              if (k < sums.first_col) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
+            }
+          }
+          if (col + kVec == sums.width) {
+#pragma unroll
+            for (int k = 0; k < kVec; ++k) {
+              const int32_t j = k - (kVec - tail);
+              if (j >= 0) sums.lane_sums[32 * (sums.first_col + j)] += vec_elem<T>(v[u], k);
+            }
           }
         }
       } else {
