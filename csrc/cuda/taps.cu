@@ -135,9 +135,10 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
           }
         } else if constexpr (kSide == 0) {
           // Every element of a row's first vector into slots [0, kVec), of its last into [kVec, 2 kVec), the border
-          // columns among them (tail_slot 2 kVec - cols.tail): no compare per element (a compare per element and
-          // slot made the headline's reader at padding 3 issue 24% more instructions than at padding 1: H200, Nsight
-          // Compute, 115 against 93 million).
+          // columns among them (tail_slot 2 kVec - cols.tail): an add per element, no compare per element and
+          // border column. Not what slows padding 3: on the headline (H200, Nsight Compute) the reader issues 113.9
+          // million instructions so, 115.0 with the compares, 92.9 at padding 1 (registers, kSide 1); the forward's
+          // time over padding 0's was 1.071 so, 1.072-1.077 with them (docs/limits.md §40).
           if (col == 0) {
 #pragma unroll
             for (int k = 0; k < kVec; ++k) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
