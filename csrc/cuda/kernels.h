@@ -188,10 +188,8 @@ struct TapSumsArgs {
   int32_t element_step_cols;
   int64_t element_step_offset;
   // 1 or 2, at least cols.head and cols.tail: the border columns' sums are kept in registers (a compare per
-  // column); 0 (wider borders): in dynamic shared memory, border_slots values per lane of each warp: a slot per
-  // border column, or where whole_vector_rows a slot per element of a row's first and last vectors (2 x 16 / the
-  // element's bytes), the border columns among them.
-  int32_t border_side, border_slots;
+  // column); 0 (wider borders): in dynamic shared memory, a value per lane and border column of each warp.
+  int32_t border_side;
   bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
   // The grid ahead writes nothing the reading launch touches: only that launch's block 0 waits for it, at its start
   // (launch.cuh, start_beside_previous_grid); the combining launch waits at its start as ever.
@@ -391,9 +389,9 @@ cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream);
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
-// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, border_slots,
-// channels_walk; at least 1).
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_slots, bool channels_walk);
+// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
+// 1).
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk);
 // Runs gemm_lse, and its merge when args.column_runs > 1.
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of

@@ -1152,13 +1152,13 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
-  a.border_slots = a.border_side == 0 && a.whole_vector_rows ? static_cast<int32_t>(2 * vec) : cols.head + cols.tail;
   // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times, each spanning fewer
   // than 2^31 elements (the walks' 32-bit positions).
   const int device = x.get_device();
+  const int border_cols = cols.head + cols.tail;
   const int blocks_per_sm =
-      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, a.border_slots, a.channels_walk),
-                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, a.border_slots, a.channels_walk); });
+      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk),
+                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk); });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
   const int64_t chunks = std::clamp<int64_t>(

@@ -21,15 +21,12 @@ namespace {
 // bench/experiments/tap_reader.cu, docs/limits.md §30). Borders of at most kSide columns a side (kSide 1 or 2) keep
 // theirs in registers, head[k] for column k and tail[k] for column W - kSide + k (a static index: a compare per
 // column; 4 a side spilled registers under tap_grid_kernel's cap); wider ones (kSide 0) in shared memory, a lane's
-// own values indexed at run time (no atomics: no two lanes add to one value, and the order is fixed): a slot per
-// border column, or where rows are whole vectors a slot per element of a row's first and last vectors
-// (TapSumsArgs::border_slots).
+// own values indexed at run time (no atomics: no two lanes add to one value, and the order is fixed).
 template <typename A, int kSide> struct RunSums {
   A middle = 0;
   A head[kSide > 0 ? kSide : 1] = {}, tail[kSide > 0 ? kSide : 1] = {};
-  A* lane_sums;  // kSide 0: [border slots][32] of this warp's, offset to this lane's: slot k at lane_sums[32 * k]
+  A* lane_sums;  // kSide 0: [border columns][32] of this warp's, offset to this lane's: column k at lane_sums[32 * k]
   int32_t first_col, end_col, width;
-  int32_t tail_slot;  // kSide 0: the slot of tail column 0 (head column k's is k)
 
   // The element at column `col` of a row; a column at or past W (a gap between rows) adds nothing.
   __device__ __forceinline__ void add(int32_t col, A value) {
@@ -43,7 +40,7 @@ template <typename A, int kSide> struct RunSums {
           if (col == width - kSide + k) tail[k] += value;
         }
       } else {
-        lane_sums[32 * (col < first_col ? col : tail_slot + (col - end_col))] += value;
+        lane_sums[32 * (col < first_col ? col : first_col + (col - end_col))] += value;
       }
     }
   }
@@ -63,9 +60,7 @@ __device__ __forceinline__ void for_each_partial(const RunSums<A, kSide>& sums, 
       if (tail_col >= 0) f(1 + cols.head + tail_col, sums.tail[k]);
     }
   } else {
-    for (int k = 0; k < cols.head + cols.tail; ++k) {
-      f(1 + k, sums.lane_sums[32 * (k < cols.head ? k : sums.tail_slot + (k - cols.head))]);
-    }
+    for (int k = 0; k < cols.head + cols.tail; ++k) f(1 + k, sums.lane_sums[32 * k]);
   }
 }
 
@@ -134,18 +129,23 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
             if (col + kVec == sums.width) sums.tail[k] += vec_elem<T>(v[u], kVec - kSide + k);
           }
         } else if constexpr (kSide == 0) {
-          // Every element of a row's first vector into slots [0, kVec), of its last into [kVec, 2 kVec), the border
-          // columns among them (tail_slot 2 kVec - cols.tail): an add per element, no compare per element and
-          // border column. Not what slows padding 3: on the headline (H200, Nsight Compute) the reader issues 113.9
-          // million instructions so, 115.0 with the compares, 92.9 at padding 1 (registers, kSide 1); the forward's
-          // time over padding 0's was 1.071 so, 1.072-1.077 with them (docs/limits.md §40).
+          // Column k of the first vector is head column k; column kVec - tail + j of the last, tail column j. A slot
+          // per element of both vectors instead (no compare per element) measured the same: 113.9 against 115.0
+          // million instructions on the headline's padding 3, 1.071 against 1.072-1.077 of padding 0's forward (H200,
+          // docs/limits.md §40).
+          const int32_t tail = sums.width - sums.end_col;
           if (col == 0) {
 #pragma unroll
-            for (int k = 0; k < kVec; ++k) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
+            for (int k = 0; k < kVec; ++k) {
+              if (k < sums.first_col) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
+            }
           }
           if (col + kVec == sums.width) {
 #pragma unroll
-            for (int k = 0; k < kVec; ++k) sums.lane_sums[32 * (kVec + k)] += vec_elem<T>(v[u], k);
+            for (int k = 0; k < kVec; ++k) {
+              const int32_t j = k - (kVec - tail);
+              if (j >= 0) sums.lane_sums[32 * (sums.first_col + j)] += vec_elem<T>(v[u], k);
+            }
           }
         }
       } else {
@@ -245,9 +245,8 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   sums.first_col = a.cols.head;
   sums.end_col = width - a.cols.tail;
   sums.width = width;
-  sums.tail_slot = a.whole_vector_rows ? 2 * (16 / static_cast<int32_t>(sizeof(T))) - a.cols.tail : a.cols.head;
   if constexpr (kSide == 0) {
-    for (int k = 0; k < a.border_slots; ++k) sums.lane_sums[32 * k] = 0;
+    for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
   }
   // The run's middle rows [middle_first, middle_end); its border rows are the others.
   const int32_t middle_first = max(first_row, a.rows.head);
@@ -352,9 +351,8 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
     sums.first_col = a.cols.head;
     sums.end_col = static_cast<int32_t>(a.width) - a.cols.tail;
     sums.width = static_cast<int32_t>(a.width);
-    sums.tail_slot = a.cols.head;  // a slot per border column (the channels walk is never whole_vector_rows)
     if constexpr (kSide == 0) {
-      for (int k = 0; k < a.border_slots; ++k) sums.lane_sums[32 * k] = 0;
+      for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
     }
     if (active) positions_walk<T, kEvictFirst, kSide>(channel_base, a, row, count, position_lane, sums);
     for_each_partial(sums, a.cols, [&](int k, A value) {
@@ -397,7 +395,7 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char border_bytes[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * a.border_slots * 32;
+  A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
   // Waits for the grid ahead (block 0 alone where beside_previous) and lets the combining launch start as the last of
   // these blocks do.
   start_beside_previous_grid(a.beside_previous);
@@ -695,15 +693,15 @@ __global__ void __launch_bounds__(kBlockThreads) cell_weight_kernel(const __grid
   }
 }
 
-// tap_grid_kernel's dynamic shared memory: with border_side 0, a sum per lane and border slot of each warp.
-size_t tap_border_bytes(ScalarKind kind, int border_side, int border_slots) {
+// tap_grid_kernel's dynamic shared memory: with border_side 0, a sum per lane and border column of each warp.
+size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
   if (border_side > 0) return 0;
-  return static_cast<size_t>(kWarpsPerBlock) * 32 * border_slots * (kind == ScalarKind::kDouble ? 8 : 4);
+  return static_cast<size_t>(kWarpsPerBlock) * 32 * border_cols * (kind == ScalarKind::kDouble ? 8 : 4);
 }
 
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
-  const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.border_slots);
+  const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
     return with_walk<cudaError_t>(a.channels_walk, [&](auto channels) {
@@ -751,13 +749,13 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) 
   });
 }
 
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_slots, bool channels_walk) {
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
     return with_border_side(border_side, 1, [&](auto side) {
       return with_walk<int>(channels_walk, [&](auto channels) {
         return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
-                                      kBlockThreads, tap_border_bytes(kind, border_side, border_slots));
+                                      kBlockThreads, tap_border_bytes(kind, border_side, border_cols));
       });
     });
   });
