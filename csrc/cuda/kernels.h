@@ -331,12 +331,11 @@ struct PlaneRunsArgs {
 };
 
 // W.sum((2,3)) computed by a reader's launch before its items of x (kernels/load.cuh, fold_weight): out[i] = the sum
-// of pair i's taps (grouped_taps_offset). Unused where weight is null.
+// of weight[i, :]. Ungrouped weights only (reader_weight_fold). Unused where weight is null.
 struct WeightFold {
-  const void* weight;  // [C_in, c_out / groups, taps] contiguous (taps = kH x kW), x's dtype, or nullptr
-  void* out;           // [pairs] contiguous (pairs = C_in x c_out), accumulation type
+  const void* weight;  // [pairs, taps] contiguous (pairs = C_in x C_out, taps = kH x kW), x's dtype, or nullptr
+  void* out;           // [pairs] contiguous, accumulation type
   int64_t pairs, taps;
-  int64_t c_out = 0, groups = 1;
 };
 
 // sums[b, c] = sum over pixels p of x[b, c, p] for channels-last x, in place: block items are (batch, chunk of

@@ -400,18 +400,20 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 // this large (at most what fits on the device), so a reader of few items still folds the weight on many threads.
 int64_t fold_blocks(const WeightFold& fold) { return fold.weight ? ceil_div(fold.pairs, kSplitThreads) : 0; }
 
-// The fold of W.sum((2, 3)) into weight_sum [C_in, C_out] that a reader's launch can take on (WeightFold), from a
-// weight of `groups` groups ([C_in, C_out / groups, kH, kW]): a contiguous weight of at most
-// kReaderFoldMaxWeightBytes; none (weight null) otherwise, and then the caller sums it with a launch of its own.
+// The fold of W.sum((2, 3)) into weight_sum [C_in, C_out] that a reader's launch can take on (WeightFold): an
+// ungrouped, contiguous weight of at most kReaderFoldMaxWeightBytes; none (weight null) otherwise, and then the
+// caller sums it with a launch of its own. Not grouped weights: the grouped sum's 64-bit divisions, compiled into the
+// channel-rows reader, raised its registers from 32-48 to 46-62 (ptxas, sm_90) and slowed r36 and r38 of the sweep,
+// which have no groups, by 5-6% (H200, docs/limits.md §41).
 WeightFold reader_weight_fold(const at::Tensor& weight, int64_t groups, const at::Tensor& weight_sum) {
   WeightFold fold{};
-  if (!weight.is_contiguous() || weight.nbytes() > kReaderFoldMaxWeightBytes || weight.numel() == 0) return fold;
+  if (groups != 1 || !weight.is_contiguous() || weight.nbytes() > kReaderFoldMaxWeightBytes || weight.numel() == 0) {
+    return fold;
+  }
   fold.weight = weight.data_ptr();
   fold.out = weight_sum.data_ptr();
   fold.pairs = weight_sum.numel();
   fold.taps = weight.size(2) * weight.size(3);
-  fold.c_out = weight_sum.size(1);
-  fold.groups = groups;
   return fold;
 }
 
@@ -1251,14 +1253,14 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
   const TapPath path = tap_path(x, s);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (tap_shares_apply(x, grouped_weight, s, path)) {
     const at::Tensor weight = grouped_weight.contiguous();
     at::Tensor shares;
     const at::Tensor sums = tap_sums_cuda(x, s, path, nullptr, nullptr, &weight, &shares);
     const at::Tensor row_shares = shares.view({s.batch, s.in_channels, s.out_channels});
     bias_lse(shares_added_in_lse(s) ? row_shares : row_shares.sum(1), bias_operands(conv_bias, bias),
-             kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()),
-             c10::cuda::getCurrentCUDAStream().stream());
+             kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()), stream);
     return {out, sums};
   }
   at::Tensor cells;
@@ -1284,13 +1286,11 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     // 185 MB of tap sums). Its epilogue alone, the output and biases in x's dtype as the padding-0 forward's: no
     // widened copies of the biases, no rounding copy of the output.
     run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
-                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out,
-                 c10::cuda::getCurrentCUDAStream().stream());
+                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, stream);
     return {out, sums};
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
-  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (acc == x.scalar_type()) {
     forward_fused(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums, stream);
   } else {

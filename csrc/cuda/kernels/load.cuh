@@ -212,10 +212,10 @@ template <typename T> __device__ __forceinline__ void fold_weight(const WeightFo
   if (f.weight == nullptr) return;
   const T* weight = static_cast<const T*>(f.weight);
   acc_t<T>* out = static_cast<acc_t<T>*>(f.out);
-  const int64_t step = int64_t{gridDim.x} * blockDim.x, channels = f.pairs / f.c_out;
+  const int64_t step = int64_t{gridDim.x} * blockDim.x;
 #pragma unroll 4
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < f.pairs; i += step) {
-    out[i] = pair_tap_sum(weight, i, channels, f.c_out, f.groups, f.taps);
+    out[i] = tap_sum(weight + i * f.taps, f.taps);
   }
 }
 
