@@ -48,8 +48,9 @@ GROUPED_SHAPES = {"small": (2, 4, 8, 8, 6, 3, 3, 2), "self_contained": (601, 6, 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_every_plan_sums_the_grouped_weight_in_place(dtype, shape, layout, plan, weight_layout):
     """Every path sums a grouped weight [C_in, C_out / groups, kH, kW] where it lies, zero between groups: the fused
-    launch's fold blocks and self-contained tiles, the channel-rows reader's fold (a contiguous weight), the W.sum
-    launch beside the plane-lanes reader or after the others (a strided weight: a slice of a wider one)."""
+    launch's fold blocks and self-contained tiles, the W.sum launch beside the plane-lanes reader or after the others
+    (the split readers fold only ungrouped weights), from a contiguous weight or a strided one (a slice of a wider
+    one)."""
     *sizes, groups = GROUPED_SHAPES[shape]
     x, dense_weight, conv_bias, bias = make_problem(*sizes, dtype=dtype, device="cuda", layout=layout)
     weight = dense_weight[:, : sizes[4] // groups]
