@@ -10,8 +10,10 @@ over the padding-0 forward's time, the read floor torch's flat t.sum() over x's 
 torch.mm (TF32 off) of [B, C_in * r_h * r_w] x [C_in * r_h * r_w, C_out], r the rank of the taps' keep matrix along
 each dimension (keep_rank): the GEMM over per-tap sums that no forward avoids for a general weight. With
 groups g the weight is [C_in, C_out / g, kH, kW] and C_out stays the problem's; a variant a shape does not allow
-(g not dividing C_in or C_out, padding that crops the whole output) is left out of that shape's row. Times are each
-the best of sweep.ROUNDS rounds of do_bench medians (L2 flushed), the variants taking turns. `--variants` times a
+(g not dividing C_in or C_out, padding that crops the whole output) is left out of that shape's row. Beside each
+variant the plain-torch rival with its settings (reference.tap_shortcut, eager) is timed, and the variant's output is
+checked against that shortcut in float64. Times are each the best of sweep.ROUNDS rounds of do_bench medians (L2
+flushed), the variants and rivals taking turns. `--variants` times a
 subset (a problem that allows none of them is skipped; grad_x's write is timed with a padding variant only). Writes
 DIR/STEM.json and DIR/STEM.md (STEM: --stem, padding_groups by default).
 """
@@ -36,6 +38,11 @@ VARIANTS = {
     "p1": dict(padding=1), "p2": dict(padding=2), "p3": dict(padding=3),
     "g2": dict(groups=2), "g3": dict(groups=3), "g4": dict(groups=4), "p1_g2": dict(padding=1, groups=2),
 }
+
+
+# The plain-torch rival's entries among a row's timed calls: reference.tap_shortcut, eager, with the variant's
+# settings (the tuned Triton rival refuses padding and groups; torch.compile would compile every shape anew).
+RIVAL = "torch_shortcut_"
 
 
 def allowed(shape, settings):
@@ -95,11 +102,16 @@ def measure(name, shape, inputs, variants):
             continue
         args = variant_inputs(x, weight, conv_bias, bias, settings)
         calls[variant] = (lambda a, s: lambda: fusedlse_cuda.forward(*a, **s))(args, settings)
-        if x.numel() <= 2**22:  # the float64 model on the CPU, which takes seconds past 16 MiB of float32
-            checked[variant] = rel_err(calls[variant](), reference.truth(*args, **settings))
+        calls[RIVAL + variant] = (lambda a, s: lambda: reference.tap_shortcut(*a, **s))(args, settings)
+        # The float64 shortcut on x's device (tests/test_padding_groups.py checks it against the real model): every
+        # size, where the model on the CPU takes seconds past 16 MiB of float32.
+        f64 = [None if t is None else t.double() for t in args]
+        checked[variant] = rel_err(calls[variant](), reference.tap_shortcut(*f64, **settings))
+        del f64
     for fn in calls.values():
         fn()
     times = best_of_rounds(calls, lambda _, fn: time_ms(fn))
+    rival = {k[len(RIVAL):]: times.pop(k) for k in list(times) if k.startswith(RIVAL)}
     base = times["p0_g1"]
     floors = padded_floors_ms(x, shape, variants)
     row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), bytes=x.nbytes,
@@ -107,10 +119,14 @@ def measure(name, shape, inputs, variants):
                ratio={k: round(v / base, 4) for k, v in times.items() if k != "p0_g1"},
                floor_ms={k: round(v, 5) for k, v in floors.items()},
                floor_ratio={k: round(max(floors["read"], v) / base, 4) for k, v in floors.items() if k != "read"},
+               rival_ms={k: round(v, 5) for k, v in rival.items()},
+               rival_speedup={k: round(v / times[k], 2) for k, v in rival.items()},
                err={k: float(f"{v:.3g}") for k, v in checked.items()})
     print(f"{name:10s} {describe(shape):34s} {row['dtype']:8s} p0_g1 {base * 1e3:9.1f} us  " +
           "  ".join(f"{k} {v:.3f}" for k, v in row["ratio"].items()) + "  floor " +
-          "  ".join(f"{k} {v:.3f}" for k, v in row["floor_ratio"].items()), flush=True)
+          "  ".join(f"{k} {v:.3f}" for k, v in row["floor_ratio"].items()) + "  torch shortcut / ours " +
+          "  ".join(f"{k} {v:.2f}" for k, v in row["rival_speedup"].items()) + "  err " +
+          "  ".join(f"{k} {v:.2g}" for k, v in row["err"].items()), flush=True)
     return row
 
 
@@ -181,12 +197,14 @@ def main():
              "Cells: ratio, and for padding (floor ratio) as the module's docstring defines it. Above 1.05 the issue's "
              "floors put 5% out of reach; they bound a forward only where torch.mm's write of its [B, C_out] output, "
              "which a fused forward does not make, is not what it spends (r00's padding-0 forward runs at 1.5 of its "
-             "own GEMM floor).", "",
+             "own GEMM floor). After the semicolon: the plain-torch rival's time (reference.tap_shortcut, eager, the "
+             "same settings) over the variant's, so above 1 fusedlse is faster. Every variant's output is checked "
+             "against the float64 shortcut on the GPU (err in the JSON).", "",
              "| shape | dtype | p0_g1 us | " + " | ".join(variants) + " |",
              "|---|---|---|" + "---|" * len(variants)]
     for r in rows:
-        cells = [(f"{r['ratio'][v]:.3f}" + (f" ({r['floor_ratio'][v]:.3f})" if v in r["floor_ratio"] else ""))
-                 if v in r["ratio"] else "-" for v in variants]
+        cells = [(f"{r['ratio'][v]:.3f}" + (f" ({r['floor_ratio'][v]:.3f})" if v in r["floor_ratio"] else "") +
+                  f"; {r['rival_speedup'][v]:.2f}") if v in r["ratio"] else "-" for v in variants]
         lines.append(f"| {r['name']} {describe(tuple(r['shape']))} | {r['dtype']} | {r['ms']['p0_g1'] * 1e3:.1f} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Median ratio over the sweep rows: " + ", ".join(f"{k} {v:.3f}" for k, v in medians.items()) +

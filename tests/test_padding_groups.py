@@ -71,6 +71,21 @@ def test_random_settings_match_the_model(device):
                 assert rel_err(got, want) <= 4 * TOLERANCE[dtype], (name, what)
 
 
+def test_tap_shortcut_is_the_model():
+    """reference.tap_shortcut (the benchmarks' plain-torch rival where padding or groups apply, and in float64 their
+    check on x too large for the model on the CPU) against the real model in float64: the random cases' settings and
+    layouts, each padding's kept rectangles included."""
+    rng = random.Random(16)
+    layouts = ["contiguous", "channels_last", "sliced"]
+    for case in range(CASES):
+        shape, settings = random_case(rng)
+        x, weight, conv_bias, bias = grouped_problem(shape, settings, torch.float64, "cpu", layouts[case % 3], case)
+        got = reference.tap_shortcut(x, weight, conv_bias, bias, **settings)
+        assert got.shape == (shape[0], 1)
+        what = f"case {case}: shape {shape}, {settings}"
+        assert rel_err(got, reference.truth(x, weight, conv_bias, bias, **settings)) <= 1e-12, what
+
+
 @pytest.mark.parametrize("case", range(8))
 @pytest.mark.parametrize("device", DEVICES)
 def test_gradcheck_float64(device, case):

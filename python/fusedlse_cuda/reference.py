@@ -4,6 +4,8 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .shape import conv_settings as parse_conv_settings, output_size
+
 
 class Model(nn.Module):
     """KernelBench level 2 problem 42: ConvTranspose2d, global average pool, bias, logsumexp, sum, x10."""
@@ -42,6 +44,46 @@ def shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tenso
     kh, kw = weight.shape[2], weight.shape[3]
     area = (x.shape[2] + kh - 1) * (x.shape[3] + kw - 1)
     logits = x.sum(dim=(2, 3)) @ weight.sum(dim=(2, 3)) / area + bias.reshape(1, -1)
+    if conv_bias is not None:
+        logits = logits + conv_bias
+    return 10.0 * torch.logsumexp(logits, dim=1, keepdim=True)
+
+
+def kept_inputs(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int):
+    """Per tap t of one dimension, the range [first, end) of inputs i whose product with t survives
+    nn.ConvTranspose2d's crop: padding <= i * stride + t * dilation < extent - padding, extent the uncropped output's
+    size. Empty ranges have first == end."""
+    extent = (size - 1) * stride + dilation * (kernel - 1) + output_padding + 1
+    ranges = []
+    for tap in range(kernel):
+        first = max(0, -((tap * dilation - padding) // stride))  # ceil((padding - tap * dilation) / stride)
+        end = min(size, -((tap * dilation + padding - extent) // stride))  # ceil((extent - padding - ...) / stride)
+        ranges.append((first, max(first, end)))
+    return ranges
+
+
+def tap_shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, **conv_settings) -> Tensor:
+    """The shortcut for every nn.ConvTranspose2d setting (F.conv_transpose2d's stride, padding, output_padding,
+    dilation, groups), in plain PyTorch: per (b, c) plane and tap the sum of the inputs the tap keeps (a rectangle
+    of x: kept_inputs along H times along W; with padding 0 the whole plane), then the GEMM over (channel, tap) of
+    each group, / (H_out * W_out), the biases, logsumexp, x10. kW passes over x and small work after them: the
+    benchmarks' plain-torch rival where padding or groups apply, and in float64 their check on large x."""
+    settings = parse_conv_settings(**conv_settings)
+    groups = settings["groups"]
+    batch, channels, height, width = x.shape
+    kh, kw = weight.shape[2], weight.shape[3]
+    per_dim = [dict((name, settings[name][d]) for name in ("stride", "padding", "output_padding", "dilation"))
+               for d in range(2)]
+    rows = kept_inputs(height, kh, **per_dim[0])
+    cols = kept_inputs(width, kw, **per_dim[1])
+    column_sums = torch.stack([x[..., first:end].sum(dim=-1) for first, end in cols], dim=-1)  # [B, C, H, kW]
+    taps = torch.stack([column_sums[:, :, first:end].sum(dim=2) for first, end in rows], dim=2)  # [B, C, kH, kW]
+    per_group_out = weight.shape[1]
+    logits = torch.einsum("bgct,gcnt->bgn", taps.reshape(batch, groups, channels // groups, kh * kw),
+                          weight.reshape(groups, channels // groups, per_group_out, kh * kw))
+    out_h, out_w = output_size(height, width, kh, kw, settings["stride"], settings["output_padding"],
+                               settings["dilation"], settings["padding"])
+    logits = logits.reshape(batch, groups * per_group_out) / (out_h * out_w) + bias.reshape(1, -1)
     if conv_bias is not None:
         logits = logits + conv_bias
     return 10.0 * torch.logsumexp(logits, dim=1, keepdim=True)
