@@ -51,3 +51,23 @@ def test_fused_kernels_load_16_bytes_and_never_spill(arch):
         name = body.split("\n", 1)[0]
         assert re.search(r"LDG\.E\.(EF\.)?128", body), f"{name}: no 128-bit global load"
         assert not re.search(r"\b(LDL|STL)\b", body), f"{name}: local-memory traffic"
+
+
+def resource_usage(arch):
+    """{kernel's mangled name: registers per thread} in the module's SASS for `arch` (cuobjdump)."""
+    usage = run("--dump-resource-usage", "-arch", arch)
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"Function (\S+):\s*\n\s*REG:(\d+) ", usage)}
+
+
+@pytest.mark.parametrize("arch", ["sm_89", "sm_90"])
+def test_channel_rows_reader_keeps_its_blocks_per_sm(arch):
+    """The channel-rows reader's scalar walk (blocks of 256 threads) within 48 registers, 5 resident blocks per SM on
+    sm_89 and sm_90, as it was measured with; float64 within 64 (4 blocks: its wide walk's double accumulators took
+    58 registers on sm_89 in 8d85bb4's build too). A fold of grouped weights compiled into it took the 16- and 32-bit
+    instances to 46-55 registers, and r36 and r38 of the sweep, which have no groups, ran 5-6% slower on the H200
+    (docs/limits.md §41)."""
+    readers = {name: registers for name, registers in resource_usage(arch).items() if "channel_rows_kernel" in name}
+    assert len(readers) == 8  # 4 dtypes x (narrow, wide)
+    for name, registers in readers.items():
+        budget = 64 if "channel_rows_kernelId" in name else 48
+        assert registers <= budget, f"{name}: {registers} registers, {budget} at most"
