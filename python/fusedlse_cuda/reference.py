@@ -4,7 +4,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .shape import conv_settings as parse_conv_settings, output_size
+from .shape import conv_settings as parse_conv_settings, output_size, uncropped_size
 
 
 class Model(nn.Module):
@@ -49,11 +49,10 @@ def shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tenso
     return 10.0 * torch.logsumexp(logits, dim=1, keepdim=True)
 
 
-def kept_inputs(size: int, kernel: int, stride: int, padding: int, output_padding: int, dilation: int):
-    """Per tap t of one dimension, the range [first, end) of inputs i whose product with t survives
+def kept_inputs(size: int, kernel: int, extent: int, stride: int, padding: int, dilation: int):
+    """Per tap t of one dimension, the range [first, end) of the `size` inputs i whose product with t survives
     nn.ConvTranspose2d's crop: padding <= i * stride + t * dilation < extent - padding, extent the uncropped output's
-    size. Empty ranges have first == end."""
-    extent = (size - 1) * stride + dilation * (kernel - 1) + output_padding + 1
+    size (shape.uncropped_size). Empty ranges have first == end."""
     ranges = []
     for tap in range(kernel):
         first = max(0, -((tap * dilation - padding) // stride))  # ceil((padding - tap * dilation) / stride)
@@ -72,17 +71,17 @@ def tap_shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: T
     groups = settings["groups"]
     batch, channels, height, width = x.shape
     kh, kw = weight.shape[2], weight.shape[3]
-    per_dim = [dict((name, settings[name][d]) for name in ("stride", "padding", "output_padding", "dilation"))
-               for d in range(2)]
-    rows = kept_inputs(height, kh, **per_dim[0])
-    cols = kept_inputs(width, kw, **per_dim[1])
+    stride, dilation = settings["stride"], settings["dilation"]
+    extents = uncropped_size(height, width, kh, kw, stride, settings["output_padding"], dilation)
+    rows, cols = (kept_inputs(size, kernel, extent, stride[d], settings["padding"][d], dilation[d])
+                  for d, (size, kernel, extent) in enumerate(zip((height, width), (kh, kw), extents)))
     column_sums = torch.stack([x[..., first:end].sum(dim=-1) for first, end in cols], dim=-1)  # [B, C, H, kW]
     taps = torch.stack([column_sums[:, :, first:end].sum(dim=2) for first, end in rows], dim=2)  # [B, C, kH, kW]
     per_group_out = weight.shape[1]
     logits = torch.einsum("bgct,gcnt->bgn", taps.reshape(batch, groups, channels // groups, kh * kw),
                           weight.reshape(groups, channels // groups, per_group_out, kh * kw))
-    out_h, out_w = output_size(height, width, kh, kw, settings["stride"], settings["output_padding"],
-                               settings["dilation"], settings["padding"])
+    out_h, out_w = output_size(height, width, kh, kw, stride, settings["output_padding"], dilation,
+                               settings["padding"])
     logits = logits.reshape(batch, groups * per_group_out) / (out_h * out_w) + bias.reshape(1, -1)
     if conv_bias is not None:
         logits = logits + conv_bias

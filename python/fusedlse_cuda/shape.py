@@ -52,7 +52,8 @@ def conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding:
                 groups=_index("groups", groups))
 
 
-def _extents(height, width, kernel_h, kernel_w, stride, output_padding, dilation):
+def uncropped_size(height, width, kernel_h, kernel_w, stride, output_padding, dilation):
+    """(H, W) of nn.ConvTranspose2d's output before padding crops it."""
     return ((height - 1) * stride[0] + dilation[0] * (kernel_h - 1) + output_padding[0] + 1,
             (width - 1) * stride[1] + dilation[1] * (kernel_w - 1) + output_padding[1] + 1)
 
@@ -62,7 +63,7 @@ def output_size(height: int, width: int, kernel_h: int, kernel_w: int, stride: S
                 padding: Sequence[int] = (0, 0)) -> Tuple[int, int]:
     """(H_out, W_out) of nn.ConvTranspose2d; ValueError where it or its area would overflow int64, or where padding
     crops the whole output, as in the C++ check."""
-    sizes = _extents(height, width, kernel_h, kernel_w, stride, output_padding, dilation)
+    sizes = uncropped_size(height, width, kernel_h, kernel_w, stride, output_padding, dilation)
     for name, extent in zip(("H_out", "W_out"), sizes):
         if extent > _INT64_MAX:
             raise ValueError(f"the output's {name} = {extent} overflows int64; use a smaller stride or dilation")
@@ -80,7 +81,7 @@ def mean_scale(x_shape, weight_shape, stride, output_padding, dilation, padding=
     """1 / (H_out * W_out): turns the summed products of x and the weight into the mean of the transposed
     convolution. For shapes the op has accepted (its C++ check refuses the others); symbolic shapes pass through
     unguarded."""
-    out_h, out_w = _extents(x_shape[2], x_shape[3], weight_shape[2], weight_shape[3], stride, output_padding,
+    out_h, out_w = uncropped_size(x_shape[2], x_shape[3], weight_shape[2], weight_shape[3], stride, output_padding,
                             dilation)
     return 1.0 / ((out_h - 2 * padding[0]) * (out_w - 2 * padding[1]))
 
