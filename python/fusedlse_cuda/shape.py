@@ -82,7 +82,7 @@ def mean_scale(x_shape, weight_shape, stride, output_padding, dilation, padding=
     convolution. For shapes the op has accepted (its C++ check refuses the others); symbolic shapes pass through
     unguarded."""
     out_h, out_w = uncropped_size(x_shape[2], x_shape[3], weight_shape[2], weight_shape[3], stride, output_padding,
-                            dilation)
+                                  dilation)
     return 1.0 / ((out_h - 2 * padding[0]) * (out_w - 2 * padding[1]))
 
 
