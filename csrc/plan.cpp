@@ -372,11 +372,11 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   return t;
 }
 
-PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads) {
+PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane) {
   PlaneLanesTiling t{};
   t.lanes = 1;
   for (int lanes : kPlaneLanesGroups) {
-    if (units >= lanes * kPlaneLanesUnitsPerLane) t.lanes = lanes;
+    if (units >= lanes * units_per_lane) t.lanes = lanes;
   }
   const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);
   const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));

@@ -128,7 +128,8 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
                        int64_t multiprocessors);
 
 // The plane-lanes reader's launch (cuda/split.cu) over `planes` planes of `units` loads each (elements, or 16-byte
-// vectors): lanes per plane, the pieces each plane is cut into (a second pass adds them when more than one), and
+// vectors): lanes per plane (the most that leave each at least `units_per_lane` of a plane's loads: cuda/tuning.h,
+// kPlaneLanesUnitsPerLane), the pieces each plane is cut into (a second pass adds them when more than one), and
 // blocks of kSplitThreads for a device of `resident_threads` (multiprocessors x resident threads per SM).
 struct PlaneLanesTiling {
   int lanes;
@@ -139,7 +140,7 @@ struct PlaneLanesTiling {
   // up itself: no partial sums, no second launch. Otherwise a launch adds the [planes, pieces] partial sums.
   bool pieces_in_block;
 };
-PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads);
+PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane);
 
 // The run walk's launch (cuda/split.cu, PlaneRunsArgs) over `runs` runs of `run_planes` adjacent planes of `plane`
 // elements of `element_bytes`: planes per item (at most a run), items per run, and blocks of kSplitThreads for a

@@ -295,10 +295,10 @@ def _strided(x, layout):
 # layout and where a plane's bytes are no multiple of 16 (3 x 300 x 299 in 16 bits): the inner-vector walk), lanes 1
 # to 32 (more lanes than a row is wide included), planes cut into pieces (a second pass adds them; or, 2 to 8 pieces,
 # the block that read them: (50, 20, 64, 130) and (100, 20, 16, 130) in the scalar walks, (50, 20, 64, 130) also
-# 16-byte vectors), rows of one column. In the sliced, padded_w and rows layouts the planes of 12 to 256 elements
+# 16-byte vectors), rows of one column. In the sliced, padded_w and rows layouts the planes of 12 elements or more
 # take the masked-vector walk (gaps of 2 or 3 elements, planes starting anywhere in a vector, the last vector past
-# the end of x's storage; a column of one element every 3 as rows of one); planes of fewer elements the scalar
-# walk. (500, 7, 3, 6) and (64, 69, 2, 3) are r26's and r58's planes of the sweep.
+# the end of x's storage, large planes cut into pieces; a column of one element every 3 as rows of one); planes of
+# fewer elements the scalar walk. (500, 7, 3, 6) and (64, 69, 2, 3) are r26's and r58's planes of the sweep.
 READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (4, 6, 20, 3), (2, 3, 64, 64),
                  (1, 2, 512, 512), (1, 1, 1, 131), (2, 3, 1, 135), (3, 2, 300, 299), (1, 1, 2048, 2048),
                  (500, 7, 3, 6), (64, 69, 2, 3), (63, 7, 2, 7), (90, 12, 13, 1), (50, 20, 64, 130),

@@ -432,7 +432,9 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
   const int64_t units = a.vec == 1      ? a.height * a.width
                         : a.height == 1 ? a.width / a.vec
                                         : masked_vectors(a);
-  const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(planes, units, resident_threads);
+  const bool neighbour_loads = a.vec > 1 ? a.height > 1 : a.stride_w == 1;  // the masked walk, rows of stride 1
+  const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(
+      planes, units, resident_threads, neighbour_loads ? kPlaneLanesNeighbourUnitsPerLane : kPlaneLanesUnitsPerLane);
   a.lanes = tiling.lanes;
   a.pieces = tiling.pieces;
   a.pieces_in_block = tiling.pieces_in_block;
@@ -511,21 +513,20 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   return true;
 }
 
-// Whether the plane-lanes reader takes `a`'s planes (read_plane_lanes' form of x) by the masked-vector walk: small
-// planes of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the aligned
-// vectors around every plane hold no byte DRAM would not fetch anyway. The scalar walk gives such planes one lane
-// each, and each load a sector per lane; below kMaskedVectorsMinElements a plane's few scalar loads cost less than
-// the masked walk's per-plane setup (tuning.h). The vectors may reach up to 15 bytes before x's first element or
-// past its last, outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element
-// of x), and the walk adds none of those bytes.
+// Whether the plane-lanes reader takes `a`'s planes (read_plane_lanes' form of x) by the masked-vector walk: planes
+// of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the aligned vectors
+// around every plane hold no byte DRAM would not fetch anyway. The scalar walk gives small planes one lane each, and
+// each load a sector per lane, and large ones a load of 2 to 8 bytes per lane; below kMaskedVectorsMinElements a
+// plane's few scalar loads cost less than the masked walk's per-plane setup (tuning.h). The vectors may reach up to
+// 15 bytes before x's first element or past its last, outside its storage: such a load cannot fault (its 16 aligned
+// bytes share a page with an element of x), and the walk adds none of those bytes.
 bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
   const bool one_strided_row = a.height == 1 && a.stride_w > 1;
   const int64_t row_stride = one_strided_row ? a.stride_w : a.stride_h;
   const int64_t row_width = one_strided_row ? 1 : a.width;
   if (!(one_strided_row || (a.height > 1 && a.stride_w == 1)) || row_stride < row_width) return false;  // no overlap
   const int64_t elements = a.height * a.width;
-  return elements >= kMaskedVectorsMinElements && elements <= kMaskedVectorsMaxElements &&
-         (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
+  return elements >= kMaskedVectorsMinElements && (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
 }
 
 // The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most
@@ -635,7 +636,7 @@ bool reads_as_plane_runs(const at::Tensor& x) {
 
 // sums [B, C] = x.sum((2, 3)) by the plane-lanes reader, in place (plane_lanes_form): tiny planes that follow each
 // other by the run walk; contiguous planes loaded 16 bytes at a time (from each one's first aligned vector where
-// they start inside one); small planes of strided rows by the masked-vector walk; others by the scalar walks. False,
+// they start inside one); planes of strided rows by the masked-vector walk; others by the scalar walks. False,
 // and nothing queued, where plane_lanes_form has none. `beside_previous`: its first launch runs beside the grid ahead
 // (launch.cuh).
 bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream, bool beside_previous) {

@@ -78,11 +78,18 @@ constexpr int64_t kReaderFoldMaxWeightBytes = int64_t{16} << 20;
 
 // The plane-lanes reader (split.cu; sized by plan::plane_lanes_tiling): the most lanes (1, 4, 8 or 32) that still
 // leave each at least kPlaneLanesUnitsPerLane of a plane's loads (about one trip of loads in flight: with 4, planes
-// of 172 elements went to 32 lanes of 6 loads each and the per-plane work, not memory, bound r42 of the sweep);
+// of 172 elements went to 32 lanes of 6 loads each and the per-plane work, not memory, bound r42 of the sweep), or
+// kPlaneLanesNeighbourUnitsPerLane where a group's lanes load neighbouring bytes (the masked-vector walk, the scalar
+// walks of rows of stride 1): more lanes then make each of a warp's loads fewer, longer runs of bytes. H200, forward
+// of the sweep's rows (194ed2b, the masked walk for every size; us, 8 -> 4 -> 2 units a lane): r42 (4x43 float16,
+// masked: 1 -> 4 -> 8 lanes) 250.9 -> 200.4 -> 244.1, r08 (4x18 float32, masked) 17.9 -> 16.3 -> 15.8, r27 (one row
+// of 24 float64, scalar) 1071 -> 958 -> 911; r39 (channels-last float64, elements 68 apart) 102.6 -> 119.7 at 4,
+// which keeps 8 (docs/limits.md §42);
 // planes cut into pieces of at least kPlaneLanesPieceLoads loads per lane (at 128, r02's 64 planes of 64K elements
 // made 128 items and ran 2x slower; elsewhere 128 and 32 were within 4%), until every resident group has
 // kPlaneLanesItemsPerGroup items (the last wave of equal items is then a small part).
 constexpr int64_t kPlaneLanesUnitsPerLane = 8;
+constexpr int64_t kPlaneLanesNeighbourUnitsPerLane = 4;
 // The lane counts past one, smallest first (split.cu has a kernel for each).
 constexpr int kPlaneLanesGroups[] = {4, 8, 32};
 constexpr int64_t kPlaneLanesPieceLoads = 32;
@@ -95,16 +102,16 @@ constexpr int64_t kPlaneLanesPieceLoads = 32;
 // the inner walk's per-plane steps, r33 (bfloat16 planes of 1008) took 178.0 us against 173.4.
 constexpr int64_t kInnerVectorsMinElements = 2048;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
-// The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of
-// kMaskedVectorsMinElements to kMaskedVectorsMaxElements elements (where the scalar walk gives a plane fewer than 32
-// lanes, and each of a warp's loads a sector per lane), whose gaps between rows are shorter than
-// kMaskedVectorsMaxGapBytes (a DRAM sector: the gaps' bytes are fetched anyway). Measured on the H200 (forward of
-// the sweep's problems, scalar walk -> masked walk, us): r26 (3x6 float16) 373 -> 222, r42 (4x43 float16) 286 -> 242,
-// r24 (3x5 float32) 78.5 -> 72.7, r09 (8x3 bfloat16) 299 -> 290, r56 (62x4 float32) 48.2 -> 47.2, r08 and r11 within
-// 1%; but r58 (2x3 float16) 151 -> 194 and r59 (3x1 float64) 415 -> 422: a plane of a handful of elements costs
-// more in the walk's per-plane setup (a division, the first vector's offset) than its scalar loads do.
+// The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of at least
+// kMaskedVectorsMinElements elements whose gaps between rows are shorter than kMaskedVectorsMaxGapBytes (a DRAM
+// sector: the gaps' bytes are fetched anyway). Measured on the H200 (forward of the sweep's problems, scalar walk ->
+// masked walk, us): r26 (3x6 float16) 373 -> 222, r42 (4x43 float16) 286 -> 242, r24 (3x5 float32) 78.5 -> 72.7,
+// r09 (8x3 bfloat16) 299 -> 290, r56 (62x4 float32) 48.2 -> 47.2, r08 and r11 within 1%; but r58 (2x3 float16)
+// 151 -> 194 and r59 (3x1 float64) 415 -> 422: a plane of a handful of elements costs more in the walk's per-plane
+// setup (a division, the first vector's offset) than its scalar loads do. Larger planes, whose scalar walk has 32
+// lanes of 2- to 8-byte loads (194ed2b): r57 (365x39 bfloat16) 159.2 -> 115.0, r41 (14x203 bfloat16) 28.7 -> 21.2,
+// r10 (31x44 float16) 33.5 -> 29.8, r40 (1178x89 float32) 223.6 -> 214.1 (docs/limits.md §42).
 constexpr int64_t kMaskedVectorsMinElements = 12;
-constexpr int64_t kMaskedVectorsMaxElements = kPlaneLanesUnitsPerLane * 32;
 constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 
 // The run walk (read_plane_runs.cuh, PlaneRunsArgs; sized by plan::plane_runs_tiling): contiguous planes of at most
