@@ -297,12 +297,13 @@ def _strided(x, layout):
 # the block that read them: (50, 20, 64, 130) and (100, 20, 16, 130) in the scalar walks, (50, 20, 64, 130) also
 # 16-byte vectors), rows of one column. In the sliced, padded_w and rows layouts the planes of 12 elements or more
 # take the masked-vector walk (gaps of 2 or 3 elements, planes starting anywhere in a vector, the last vector past
-# the end of x's storage, large planes cut into pieces; a column of one element every 3 as rows of one); planes of
-# fewer elements the scalar walk. (500, 7, 3, 6) and (64, 69, 2, 3) are r26's and r58's planes of the sweep.
-READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (4, 6, 20, 3), (2, 3, 64, 64),
-                 (1, 2, 512, 512), (1, 1, 1, 131), (2, 3, 1, 135), (3, 2, 300, 299), (1, 1, 2048, 2048),
-                 (500, 7, 3, 6), (64, 69, 2, 3), (63, 7, 2, 7), (90, 12, 13, 1), (50, 20, 64, 130),
-                 (100, 20, 16, 130)]
+# the end of x's storage, large planes cut into pieces; a column of one element every 3 as rows of one, up to 256
+# elements, the scalar walk past them: (2, 3, 300, 1)); planes of fewer elements the scalar walk. (500, 7, 3, 6) and
+# (64, 69, 2, 3) are r26's and r58's planes of the sweep.
+READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (2, 3, 300, 1), (4, 6, 20, 3),
+                 (2, 3, 64, 64), (1, 2, 512, 512), (1, 1, 1, 131), (2, 3, 1, 135), (3, 2, 300, 299),
+                 (1, 1, 2048, 2048), (500, 7, 3, 6), (64, 69, 2, 3), (63, 7, 2, 7), (90, 12, 13, 1),
+                 (50, 20, 64, 130), (100, 20, 16, 130)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS + ["rows", "padded_w", "transposed"])

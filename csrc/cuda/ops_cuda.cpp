@@ -517,16 +517,19 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
 // of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the aligned vectors
 // around every plane hold no byte DRAM would not fetch anyway. The scalar walk gives small planes one lane each, and
 // each load a sector per lane, and large ones a load of 2 to 8 bytes per lane; below kMaskedVectorsMinElements a
-// plane's few scalar loads cost less than the masked walk's per-plane setup (tuning.h). The vectors may reach up to
-// 15 bytes before x's first element or past its last, outside its storage: such a load cannot fault (its 16 aligned
-// bytes share a page with an element of x), and the walk adds none of those bytes.
+// plane's few scalar loads cost less than the masked walk's per-plane setup, and past kMaskedColumnMaxElements
+// elements of one strided row (a column) the scalar walk's 32 lanes cost less than vectors of which the plane holds
+// a third or less (tuning.h). The vectors may reach up to 15 bytes before x's first element or past its last,
+// outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element of x), and the
+// walk adds none of those bytes.
 bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
   const bool one_strided_row = a.height == 1 && a.stride_w > 1;
   const int64_t row_stride = one_strided_row ? a.stride_w : a.stride_h;
   const int64_t row_width = one_strided_row ? 1 : a.width;
   if (!(one_strided_row || (a.height > 1 && a.stride_w == 1)) || row_stride < row_width) return false;  // no overlap
   const int64_t elements = a.height * a.width;
-  return elements >= kMaskedVectorsMinElements && (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
+  return elements >= kMaskedVectorsMinElements && (!one_strided_row || elements <= kMaskedColumnMaxElements) &&
+         (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
 }
 
 // The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most

@@ -110,8 +110,11 @@ constexpr int64_t kPlaneLanesItemsPerGroup = 4;
 // 151 -> 194 and r59 (3x1 float64) 415 -> 422: a plane of a handful of elements costs more in the walk's per-plane
 // setup (a division, the first vector's offset) than its scalar loads do. Larger planes, whose scalar walk has 32
 // lanes of 2- to 8-byte loads (194ed2b): r57 (365x39 bfloat16) 159.2 -> 115.0, r41 (14x203 bfloat16) 28.7 -> 21.2,
-// r10 (31x44 float16) 33.5 -> 29.8, r40 (1178x89 float32) 223.6 -> 214.1 (docs/limits.md §42).
+// r10 (31x44 float16) 33.5 -> 29.8, r40 (1178x89 float32) 223.6 -> 214.1 (docs/limits.md §42). But a plane of one
+// strided row (a column of elements a few apart, as rows of one) keeps the scalar walk past
+// kMaskedColumnMaxElements, where it has 32 lanes: r25 (333x1 bfloat16, elements 3 apart) 641.6 -> 832.0 masked.
 constexpr int64_t kMaskedVectorsMinElements = 12;
+constexpr int64_t kMaskedColumnMaxElements = kPlaneLanesUnitsPerLane * 32;
 constexpr int64_t kMaskedVectorsMaxGapBytes = 32;
 
 // The run walk (read_plane_runs.cuh, PlaneRunsArgs; sized by plan::plane_runs_tiling): contiguous planes of at most
