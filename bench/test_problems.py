@@ -134,3 +134,25 @@ def test_named_targets_say_met_open_or_blocked_by_the_read_floor():
     text = markdown(meta, rows, ("cuda",))
     assert "| mid | 0.92 | 0.817 | 0.980 | open |" in text
     assert "torch's flat t.sum() on the headline" in text
+
+
+def test_sweep_lists_losses_and_rivals_within_the_close_margin():
+    """bench/sweep.py: a shape where a rival is faster is a loss; one where the fastest rival takes at most
+    CLOSE_RIVAL_MARGIN more time is listed as close; farther rivals, and shapes fusedlse did not run, are neither."""
+    from sweep import CLOSE_RIVAL_MARGIN, fastest_rivals, losses, markdown
+
+    times = {"lost": (1.0, 0.9, 2.0), "close": (1.0, 1.0 + CLOSE_RIVAL_MARGIN / 2, 1.5), "far": (1.0, 1.5, 1.2),
+             "alone": (1.0, None, None)}
+    rows = []
+    for shape, (ours, shortcut, tuned) in times.items():
+        for provider, ms in (("cuda", ours), ("torch_shortcut", shortcut), ("triton_tuned", tuned)):
+            rows.append(dict(shape=shape, provider=provider, median_ms=ms, dims=[1] * 7, dtype="float32",
+                             layout="contiguous", bytes=1, floor_ms=0.5, read_floor_ms=0.5, gemm_floor_ms=0.0,
+                             plan="split", predicted_ms=1.0, floor_frac=0.5 / ms if ms else 0.0))
+    assert fastest_rivals(rows) == {"lost": ("torch_shortcut", 0.9), "close": ("torch_shortcut", 1.025),
+                                    "far": ("triton_tuned", 1.2)}
+    assert losses(rows) == [("lost", "torch_shortcut", 1.0 / 0.9)]
+    text = markdown(dict(seed=1, device="GPU", torch="2", date="today", commit="abc"), rows,
+                    ("cuda", "torch_shortcut", "triton_tuned"))
+    assert "slower than a rival: 1\n- lost: torch_shortcut is 1.11x faster" in text
+    assert "more time than fusedlse CUDA: 1\n- close: torch_shortcut, 1.025x fusedlse's time\n" in text
