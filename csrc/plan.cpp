@@ -84,6 +84,8 @@ constexpr double kCublasMinTile = 64;
 // choose the slower epilogue by 3% or more on 4 of them (r07 6%, r14 8%, r27 16%, r58 12%; the tiled kernel's
 // wide tiles do better on those than its share says, and worse on r62); 0.4, 0.08 and 1.5 us did on 5 (r20 by 28%).
 constexpr double kTiledShareOfPeak = 0.45;
+// The float64 share is the SIMT tiles' fit; float64 of more than 32 columns has run on the tensor cores since
+// docs/limits.md section 44, 1-11% faster on the rows measured (r27, r51, r55, r31): not refitted.
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
@@ -353,11 +355,15 @@ bool weight_is_its_sum(const Problem& p) { return p.kernel_area == 1 && p.elemen
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors) {
-  int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : acc_bytes == 8 ? 4 : 3;
+  int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : 3;
   const auto tiles = [&](int t) {
     return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
   };
-  if (tile >= 2 && tiles(tile) < multiprocessors) tile = 5;
+  if (acc_bytes == 8 && tile >= 2) {  // tuning.h: float64 on tensor cores
+    tile = ceil_div(out_channels, 64) * 64 < ceil_div(out_channels, 128) * 128 ? kMmaTileNarrow : kMmaTileWide;
+  } else if (tile >= 2 && tiles(tile) < multiprocessors) {
+    tile = kThinTile;
+  }
   const int64_t row_tiles = ceil_div(batch, kGemmTiles[tile].rows);
   const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
   constexpr int64_t kMaxGridY = 65535;

@@ -52,7 +52,8 @@ struct DeviceProps {
 enum class Strategy { kFused = 0, kSplit = 1 };
 // The split strategy's GEMM + biases + logsumexp.
 //  kTiledLse:  one kernel (cuda/gemm_lse.cu): a register-tiled GEMM whose column tiles go straight into each row's
-//              logsumexp, so no [B, C_out] logits are written; plain FMAs in the accumulation type.
+//              logsumexp, so no [B, C_out] logits are written; FMAs in the accumulation type (SIMT, or the
+//              float64 tensor cores' for float64 of more than 32 columns).
 //  kCublasLse: cuBLAS's GEMM (float32-exact: 3xTF32 when TF32 is allowed) writes the logits, then one kernel adds
 //              the biases and takes each row's logsumexp (cuda/split.cu): for GEMMs where cuBLAS's speed (float64
 //              tensor cores, tuned SIMT) repays the logits' round trip.

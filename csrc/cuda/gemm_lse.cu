@@ -216,6 +216,195 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
   }
 }
 
+// --- float64 on tensor cores (kGemmTiles[...].mma) ----------------------------------------------------------------
+// The same GEMM + logsumexp as gemm_lse_kernel for double accumulation, its FMAs by the warp-wide m8n8k4 float64
+// matrix instruction (mma.sync, sm_80 and later: exact FMAs, as the SIMT kernel's). A block of kGemmThreads takes
+// kRows = 32 rows and kCols columns per column tile, as 2 x 4 warps of 16 rows (two m8 tiles) x kCols / 4 columns
+// (kCols / 32 n8 tiles). Lane (g, t) = (lane / 4, lane % 4) holds, per the PTX fragment layout, A's (the sums') row g
+// at channel t, B's (W.sum's) channel t at column g and C's row g at columns 2t and 2t + 1 of an 8 x 8 tile: the
+// thread's logits lie in rows g and g + 8 of its warp's rows.
+
+// One depth step's inputs for a tile of kRows rows and kCols columns, through registers into shared memory: the
+// rows' sums, kRows x kDepth of them, transposed ([channel][row], rows kRowPitch apart), and kDepth channels of W.sum
+// ([channel][column], kColPitch apart). fetch() loads this thread's share into registers (zeros past B, C_in and
+// C_out) while the block works on the other buffer; stage() stores it. Each load is its lane's base pointer moved
+// by a fixed stride, so that no load needs its own 64-bit index. The loads of gemm_lse_kernel's fetch and stage;
+// that kernel keeps them inline: with this struct instead its tile-2 half kernel ran r58's forward 4.6% slower (H200,
+// 160.4 against 153.4 us; ptxas scheduled its loop differently).
+template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch>
+struct StepStager {
+  static_assert(kGemmThreads % kDepth == 0 && kGemmThreads % kCols == 0, "loads keep their lane's channel");
+  static_assert(kRows * kDepth % kGemmThreads == 0, "every thread loads the same number of sums");
+  static constexpr int kSumLoads = kRows * kDepth / kGemmThreads;
+  static constexpr int kWeightLoads = (kDepth * kCols + kGemmThreads - 1) / kGemmThreads;
+  static constexpr int kSumRowsApart = kGemmThreads / kDepth;
+  static constexpr int kWeightChannelsApart = kGemmThreads / kCols;
+
+  const GemmLseArgs& args;  // the kernel's __grid_constant__ parameter: its fields are read where they are used
+  const A* sum_base;        // this thread's first sum: row row0 + sum_row, channel sum_channel
+  int64_t sum_stride;       // between this thread's rows
+  int64_t rows_left;        // its loads with l * kSumRowsApart < rows_left are rows of B
+  int sum_row, sum_channel, wsum_channel, wsum_col;
+  bool wsum_lane;           // a lane with W.sum to load (all of them unless kDepth x kCols < kGemmThreads)
+  A sum_next[kSumLoads], wsum_next[kWeightLoads];
+
+  __device__ StepStager(const GemmLseArgs& a, int64_t row0) : args(a) {
+    sum_row = threadIdx.x / kDepth;
+    sum_channel = threadIdx.x % kDepth;
+    wsum_channel = threadIdx.x / kCols;
+    wsum_col = threadIdx.x % kCols;
+    wsum_lane = kDepth * kCols >= kGemmThreads || threadIdx.x < kDepth * kCols;
+    rows_left = a.batch - row0 - sum_row;
+    sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.channels + sum_channel;
+    sum_stride = kSumRowsApart * a.channels;
+  }
+
+  // Channels [k0, k0 + kDepth) of columns [n0, n0 + kCols).
+  __device__ __forceinline__ void fetch(int64_t n0, int64_t k0) {
+    const bool channel_ok = k0 + sum_channel < args.channels;
+    const A* from = sum_base + k0;
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l)
+      sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
+    const bool col_ok = wsum_lane && n0 + wsum_col < args.c_out;
+    const int64_t channels_left = args.channels - k0 - wsum_channel;
+    const A* wfrom = static_cast<const A*>(args.weight_sum) + (k0 + wsum_channel) * args.c_out + n0 + wsum_col;
+#pragma unroll
+    for (int l = 0; l < kWeightLoads; ++l)
+      wsum_next[l] = col_ok && l * kWeightChannelsApart < channels_left
+                         ? wfrom[l * kWeightChannelsApart * args.c_out]
+                         : A(0);
+  }
+
+  __device__ __forceinline__ void stage(A (&sums)[kDepth][kRowPitch], A (&weight)[kDepth][kColPitch]) const {
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l) sums[sum_channel][sum_row + l * kSumRowsApart] = sum_next[l];
+    if (wsum_lane) {
+#pragma unroll
+      for (int l = 0; l < kWeightLoads; ++l) weight[wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
+    }
+  }
+};
+
+__device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+      : "+d"(c[0]), "+d"(c[1])
+      : "d"(a), "d"(b));
+#else
+  __trap();  // the builds target sm_89 and sm_90
+#endif
+}
+
+template <typename T, int kTile>
+__global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  using A = acc_t<T>;
+  static_assert(sizeof(A) == 8, "float64 only");
+  wait_for_previous_grid();
+  constexpr GemmTileShape kShape = kGemmTiles[kTile];
+  constexpr int kRows = kShape.rows, kCols = kShape.cols;
+  constexpr int kWarpsN = 4, kWarpRows = 16, kWarpCols = kCols / kWarpsN;
+  static_assert(kShape.mma && kRows == 2 * kWarpRows && kGemmThreads == 8 * 32, "2 x 4 warps of 16 rows");
+  constexpr int kTiles = kWarpCols / 8;  // n8 tiles per warp
+  constexpr int kK = 4;                  // channels per instruction
+  constexpr int kDepth = gemm_depth(kTile, sizeof(A));
+  static_assert(kTiles >= 1 && kDepth % kK == 0, "whole instructions");
+  // 4 doubles of padding per channel: the lanes of a half warp read channels t at elements g (rows or columns),
+  // 0-3 each, so with channels 4 doubles apart modulo the 16 banks of 8 bytes their loads hit every bank once.
+  constexpr int kRowPitch = kRows + 4, kColPitch = kCols + 4;
+  __shared__ __align__(16) A staged_sums[2][kDepth][kRowPitch];
+  __shared__ __align__(16) A staged_wsum[2][kDepth][kColPitch];
+  __shared__ Lse<A> warp_states[kWarpsN][kRows];
+
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  const A scale = static_cast<A>(a.scale);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int warp_row = warp / kWarpsN * kWarpRows, warp_col = warp % kWarpsN * kWarpCols;
+  const int64_t row0 = int64_t{blockIdx.x} * kRows;
+  const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
+  const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
+  const int64_t first_tile = blockIdx.y * tiles_per_run;
+  const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_run);
+  const int64_t depth_steps = (a.channels + kDepth - 1) / kDepth;
+  StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch> stager(a, row0);
+
+  Lse<A> state[2] = {Lse<A>{-INFINITY, A(0)}, Lse<A>{-INFINITY, A(0)}};  // rows g and g + 8 of the warp's
+  for (int64_t tile = first_tile; tile < end_tile; ++tile) {
+    const int64_t n0 = tile * kCols;
+    A acc[2][kTiles][2] = {};  // [row g, g + 8][n8 tile][column 2t, 2t + 1]
+    if (depth_steps > 0) {
+      stager.fetch(n0, 0);
+      stager.stage(staged_sums[0], staged_wsum[0]);
+      __syncthreads();
+    }
+    for (int64_t step = 0; step < depth_steps; ++step) {
+      const int buf = static_cast<int>(step & 1);
+      const bool more = step + 1 < depth_steps;
+      if (more) stager.fetch(n0, (step + 1) * kDepth);
+      // Channels past C_in are staged as zeros; whole groups of them are skipped.
+      const int64_t valid = std::min<int64_t>(kDepth, a.channels - step * kDepth);
+#pragma unroll
+      for (int k = 0; k < kDepth; k += kK) {
+        if (k >= valid) break;
+        const A* sums = &staged_sums[buf][k + t][warp_row + g];
+        const A* wsum = &staged_wsum[buf][k + t][warp_col + g];
+        const A a0 = sums[0], a1 = sums[8];
+#pragma unroll
+        for (int n = 0; n < kTiles; ++n) {
+          const A b = wsum[8 * n];
+          mma_f64(acc[0][n], a0, b);
+          mma_f64(acc[1][n], a1, b);
+        }
+      }
+      if (more) stager.stage(staged_sums[buf ^ 1], staged_wsum[buf ^ 1]);
+      __syncthreads();  // as in gemm_lse_kernel
+    }
+    // The biases of this thread's columns, added as gemm_lse_kernel adds them; columns past C_out become -inf.
+    constexpr int kValues = 2 * kTiles;  // value j: n8 tile j / 2, column 2t + j % 2 of it
+    A col_bias[kValues], col_conv_bias[kValues];
+    bool col_valid[kValues];
+#pragma unroll
+    for (int j = 0; j < kValues; ++j) {
+      const int64_t col = n0 + warp_col + j / 2 * 8 + 2 * t + j % 2;
+      col_valid[j] = col < a.c_out;
+      col_bias[j] = col_valid[j] ? to_acc(bias[col * a.bias_stride]) : A(0);
+      col_conv_bias[j] = col_valid[j] && conv_bias ? to_acc(conv_bias[col]) : A(0);
+    }
+#pragma unroll
+    for (int slot = 0; slot < 2; ++slot) {
+      A v[kValues];
+#pragma unroll
+      for (int j = 0; j < kValues; ++j) {
+        v[j] = col_valid[j] ? scale * acc[slot][j / 2][j % 2] + col_bias[j] + col_conv_bias[j] : A(-INFINITY);
+      }
+      lse_push_all(state[slot], v);
+    }
+  }
+  // Each row's state: over the four lanes of its g, then over the kWarpsN warps of its rows in a fixed order (the
+  // same result every run).
+#pragma unroll
+  for (int slot = 0; slot < 2; ++slot) {
+    const Lse<A> merged = group_lse<A, 4>(state[slot]);
+    if (t == 0) warp_states[warp % kWarpsN][warp_row + 8 * slot + g] = merged;
+  }
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<A> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
+}
+
 // out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
 // order (a thread per row would wait on one load after another when there are many runs and few rows).
 constexpr int kMergeRowsPerBlock = kGemmThreads / 32;
@@ -518,11 +707,17 @@ cudaError_t launch_rows_lanes(const GemmLseArgs& a, int64_t shared_bytes, int64_
 
 template <typename T, int kTile>
 cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
-  if constexpr (sizeof(acc_t<T>) == 8 && kTile == 3) {
-    return cudaErrorInvalidValue;  // gemm_lse_tiling never picks it
+  const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
+                  static_cast<unsigned>(a.column_runs));
+  if constexpr (kGemmTiles[kTile].mma) {
+    if constexpr (sizeof(acc_t<T>) == 8) {
+      return launch_after_previous(mma_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
+    } else {
+      return cudaErrorInvalidValue;  // float64 only (plan::gemm_tiling)
+    }
+  } else if constexpr (sizeof(acc_t<T>) == 8 && kTile >= 2) {
+    return cudaErrorInvalidValue;  // float64 takes tiles 0 and 1 or the tensor-core ones (plan::gemm_tiling)
   } else {
-    const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
-                    static_cast<unsigned>(a.column_runs));
     return launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
   }
 }

@@ -248,23 +248,35 @@ constexpr int64_t kChannelVectorsMinChannels = 129;
 // thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
 // that the static shared memory stays under 48 KiB). cols / thread_cols lanes share a row (at most 32, a power of
 // two: their logsumexp states merge by shuffles). plan::gemm_tiling() picks one by C_out (narrow tiles waste no
-// lanes on columns past C_out), the accumulation type (8 x 8 doubles would not fit 255 registers) and how many
-// tiles there are to spread over the multiprocessors. Each step waits for its loads (one step is prefetched), so
+// lanes on columns past C_out), the accumulation type and how many tiles there are to spread over the
+// multiprocessors. Each step waits for its loads (one step is prefetched), so
 // thin tiles take deeper steps: on the H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel
 // waiting on memory (1.2-1.7 us per step; r43, r50, r59 of the sweep).
+// float64 from 33 columns on takes the tensor-core tiles (kMmaTileNarrow, kMmaTileWide: mma_lse_kernel, 32 rows,
+// m8n8k4 FMAs, exact like the SIMT ones), 64 or 128 columns wide, whichever pads C_out less. H200 (docs/limits.md
+// section 44), forward with the SIMT tile the rule gave before against the tensor-core one, best of 3: r51 (46 rows,
+// 39 channels, C_out 4956) 23.0 -> 20.6 and 24.0 -> 22.3 us in two runs, r27 (180286 rows, 25 channels, 413) 946
+// -> 852 and 947 -> 889, r55 168 -> 165, r31 119 (level); the gemm_lse op alone on r43's GEMM (2328 x 657 x 61) 46.5
+// -> 38.8-42.1, r23's (15 x 686 x 3860) 49.9 -> 42.9-48.3. Their time is now the steps' latency, not FMAs (ncu,
+// r51: 2 warps a scheduler issuing 0.32 a cycle, stalled on fixed-latency dependencies). float stays SIMT: the same
+// kernel on TF32 split three ways took r60's [73, 276] x [276, 3295] from 25 to 24 us, r58's forward 160 -> 141,
+// r09's 260 -> 372 (128-row tiles re-read W.sum 4x less), and TF32 is what float32 results do without.
 struct GemmTileShape {
   int rows, cols, thread_rows, thread_cols, depth;
+  bool mma = false;  // the tensor-core kernel (gemm_lse.cu, mma_lse_kernel): its warps, not thread_rows x thread_cols
 };
 constexpr int kGemmThreads = 256;
 constexpr GemmTileShape kGemmTiles[] = {
     {256, 8, 8, 1, 16},    // 0: C_out <= 8
     {128, 32, 8, 2, 16},   // 1: C_out <= 32
-    {128, 64, 8, 4, 16},   // 2: C_out <= 64
+    {128, 64, 8, 4, 16},   // 2: C_out <= 64, float accumulation
     {128, 128, 8, 8, 8},   // 3: wider, float accumulation
-    {64, 64, 4, 4, 16},    // 4: wider, double accumulation
-    {32, 64, 4, 2, 32},    // 5: wider, too few row tiles of 3 or 4 to give every multiprocessor a block
+    {32, 64, 4, 2, 32},    // 4: float, too few row tiles of 2 or 3 to give every multiprocessor a block
+    {32, 64, 0, 0, 32, true},   // 5: float64 on tensor cores, C_out <= 64 or where 64 wide pads less
+    {32, 128, 0, 0, 32, true},  // 6: float64 on tensor cores, wider
 };
 constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
+constexpr int kThinTile = 4, kMmaTileNarrow = 5, kMmaTileWide = 6;
 constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each).
 constexpr int64_t kGemmBlocksPerSm = 2;
