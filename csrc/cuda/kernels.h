@@ -88,9 +88,10 @@ struct FusedArgs {
 // out[b] = 10 * logsumexp_n(scale * (sums @ weight_sum)[b, n] + conv_bias[n] + bias[n * bias_stride]), with
 // torch.logsumexp's semantics for infinities and NaN, and no [B, C_out] tensor written: a tiled GEMM in the
 // accumulation type (plain FMAs, so float32 stays float32-exact; float64 from 33 columns on by the tensor cores'
-// float64 FMAs, exact as well) takes each row's logsumexp as its column tiles complete. Block (i, s) takes row tile i (kGemmTiles[tile].rows rows) and the s-th of `column_runs` equal runs
-// of column tiles; with more than one run, each block leaves its rows' partial states and gemm_lse_merge adds them
-// up in run order (so the result is the same on every run).
+// float64 FMAs, exact as well) takes each row's logsumexp as its column tiles complete. Block (i, s) takes row tile
+// i (kGemmTiles[tile].rows rows) and the s-th of `column_runs` equal runs of column tiles; with more than one run,
+// each block leaves its rows' partial states and gemm_lse_merge adds them up in run order (so the result is the
+// same on every run).
 struct GemmLseArgs {
   ScalarKind kind;          // of conv_bias, bias and out; sums and weight_sum are its accumulation type
   const void* sums;         // [B, C_in] contiguous, accumulation type

@@ -249,9 +249,9 @@ constexpr int64_t kChannelVectorsMinChannels = 129;
 // that the static shared memory stays under 48 KiB). cols / thread_cols lanes share a row (at most 32, a power of
 // two: their logsumexp states merge by shuffles). plan::gemm_tiling() picks one by C_out (narrow tiles waste no
 // lanes on columns past C_out), the accumulation type and how many tiles there are to spread over the
-// multiprocessors. Each step waits for its loads (one step is prefetched), so
-// thin tiles take deeper steps: on the H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel
-// waiting on memory (1.2-1.7 us per step; r43, r50, r59 of the sweep).
+// multiprocessors. Each step waits for its loads (one step is prefetched), so thin tiles take deeper steps: on the
+// H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel waiting on memory (1.2-1.7 us per
+// step; r43, r50, r59 of the sweep).
 // float64 from 33 columns on takes the tensor-core tiles (kMmaTileNarrow, kMmaTileWide: mma_lse_kernel, 32 rows,
 // m8n8k4 FMAs, exact like the SIMT ones), 64 or 128 columns wide, whichever pads C_out less. H200 (docs/limits.md
 // section 44), forward with the SIMT tile the rule gave before against the tensor-core one, best of 3: r51 (46 rows,
@@ -271,7 +271,7 @@ constexpr GemmTileShape kGemmTiles[] = {
     {128, 32, 8, 2, 16},   // 1: C_out <= 32
     {128, 64, 8, 4, 16},   // 2: C_out <= 64, float accumulation
     {128, 128, 8, 8, 8},   // 3: wider, float accumulation
-    {32, 64, 4, 2, 32},    // 4: float, too few row tiles of 2 or 3 to give every multiprocessor a block
+    {32, 64, 4, 2, 32},    // 4: float, where tiles 2 or 3 would leave multiprocessors without a block
     {32, 64, 0, 0, 32, true},   // 5: float64 on tensor cores, C_out <= 64 or where 64 wide pads less
     {32, 128, 0, 0, 32, true},  // 6: float64 on tensor cores, wider
 };
