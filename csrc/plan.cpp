@@ -87,8 +87,14 @@ constexpr double kTiledShareOfPeak = 0.45;
 // The float64 share is the SIMT tiles' fit; float64 of more than 32 columns has run on the tensor cores since
 // docs/limits.md section 44, 1-11% faster on the rows measured (r27, r51, r55, r31): not refitted.
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
+// The tensor-core tiles (float64 of more than 32 columns): r27's GEMM + logsumexp, 7.1 GFLOP counted as above, in
+// 532 us (the gemm_lse op alone, ncu, docs/limits.md section 44). One shape: not fitted.
+constexpr double kTiledMmaShareOfPeak = 0.2;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
+// Split-K (gemm_tiling) where it cuts the longest chain of steps a block slot runs by at least kLaunchUs' worth of
+// steps: it costs bias_lse's launch (and the partial logits' round trip through L2).
+constexpr int64_t kSplitMinSavedSteps = static_cast<int64_t>(kLaunchUs / kTiledStepUs);
 // The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about kRowsLseChannelSlots per
 // channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and kRowsLseLogitSlots for the
 // biases, the mask and the logsumexp (kRowsLseFloat64LogitSlots in float64, whose push keeps its selects), and float64
@@ -320,12 +326,19 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double rows = std::ceil(static_cast<double>(p.batch) / shape.rows) * shape.rows;
     const double cols = std::ceil(static_cast<double>(p.out_channels) / shape.cols) * shape.cols;
     const double channels = std::ceil(p.in_channels / depth) * depth;
-    const double share = p.element_bytes == 8 ? kTiledFloat64ShareOfPeak : kTiledShareOfPeak;
+    const double share = shape.mma                ? kTiledMmaShareOfPeak
+                         : p.element_bytes == 8 ? kTiledFloat64ShareOfPeak
+                                                : kTiledShareOfPeak;
     const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
-    const double resident = static_cast<double>(d.multiprocessors) * (p.element_bytes == 8 ? 1 : kGemmBlocksPerSm);
+    const double resident =
+        static_cast<double>(d.multiprocessors) * gemm_blocks_per_sm(t.tile, static_cast<int>(acc_bytes(p)));
     const double latency = std::ceil(t.blocks / resident) * t.steps_per_block * kTiledStepUs;
     const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
-    return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums;
+    // Split-K's partial logits, written and read back by bias_lse, its own launch.
+    const double partials = t.k_splits > 1 ? kLaunchUs + 2.0 * t.k_splits * p.batch * p.out_channels * acc_bytes(p) /
+                                                             (d.read_gbps * 1e3 * kSplitTrafficShare)
+                                           : 0.0;
+    return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums + partials;
   }
   const double gemm = 2.0 * p.batch * std::max<double>(p.in_channels, kCublasMinTile) *
                       std::max<double>(p.out_channels, kCublasMinTile) / (peak_flops * kGemmShareOfPeak);
@@ -370,11 +383,35 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   const int64_t runs = std::clamp<int64_t>(ceil_div(kGemmBlocksPerSm * multiprocessors, row_tiles), 1,
                                            std::min(col_tiles, kMaxGridY));
   const int64_t tiles_per_run = ceil_div(col_tiles, runs);
+  const int64_t depth = gemm_depth(tile, static_cast<int>(acc_bytes));
+  const int64_t steps = ceil_div(in_channels, depth);
   GemmTiling t{};
   t.tile = tile;
   t.column_runs = ceil_div(col_tiles, tiles_per_run);  // equal runs, none empty
   t.blocks = row_tiles * t.column_runs;
-  t.steps_per_block = tiles_per_run * ceil_div(in_channels, gemm_depth(tile, static_cast<int>(acc_bytes)));
+  t.steps_per_block = tiles_per_run * steps;
+  // Split-K (tuning.h) where it shortens the longest chain of steps a resident block slot runs, waves x steps per
+  // block, by kSplitMinSavedSteps or more; the shortest chain wins, the fewest splits among equals.
+  const int64_t resident = gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes)) * multiprocessors;
+  const int64_t tile_count = row_tiles * col_tiles;
+  const int64_t unsplit_chain = ceil_div(t.blocks, resident) * t.steps_per_block;
+  int64_t best_chain = unsplit_chain;
+  for (int64_t splits = 2; splits <= kGemmMaxSplits && splits * kGemmMinSplitSteps <= steps &&
+                           col_tiles <= kMaxGridY && splits * batch * out_channels <= kGemmMaxSplitValues;
+       ++splits) {
+    const int64_t split_steps = ceil_div(steps, splits);
+    const int64_t chain = ceil_div(splits * tile_count, resident) * split_steps;
+    if (chain < best_chain && chain <= unsplit_chain - kSplitMinSavedSteps) {
+      best_chain = chain;
+      t.k_splits = ceil_div(steps, split_steps);  // equal ranges, none empty
+      t.split_channels = split_steps * depth;
+    }
+  }
+  if (t.k_splits > 1) {
+    t.column_runs = col_tiles;
+    t.blocks = tile_count * t.k_splits;
+    t.steps_per_block = t.split_channels / depth;
+  }
   return t;
 }
 
@@ -552,6 +589,9 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   plan.weight_is_its_sum = weight_is_its_sum(p);
   plan.split_reader = reader_for_sums(p);
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
+  plan.tiled_k_splits =
+      gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)), d.multiprocessors)
+          .k_splits;
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
   const bool rows_apply = rows_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
@@ -621,7 +661,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"x_loads\": \"%s\", "
+                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
@@ -629,7 +669,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
-                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, plan.cublas_us, rows, narrow,
+                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),

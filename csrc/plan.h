@@ -94,6 +94,7 @@ struct Plan {
   Epilogue epilogue;    // of the split strategy (also reported for kFused: what a split would run)
   double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
   double cublas_us;
+  int64_t tiled_k_splits;  // the tiled epilogue's channel ranges (GemmTiling::k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
   bool evict_first;     // how the readers load x: evict_first_loads
@@ -123,7 +124,11 @@ struct GemmTiling {
   int tile;
   int64_t column_runs;
   int64_t blocks;
-  int64_t steps_per_block;  // column tiles per run x depth steps per column tile
+  int64_t steps_per_block;  // column tiles per run x depth steps per column tile (per channel range when split)
+  // Split-K (cuda/tuning.h, kGemmMaxSplits): the channels cut into k_splits ranges of split_channels (whole depth
+  // steps), a block per column tile (column_runs = C_out's column tiles) and range; 1: no split.
+  int64_t k_splits = 1;
+  int64_t split_channels = 0;
 };
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors);

@@ -180,6 +180,25 @@ def test_epilogue_follows_the_gemm(device, case):
     assert plan_for(shape, DEVICES[device])["epilogue"] == epilogue
 
 
+# (problem, tiled epilogue splits its channels): split-K only where a GEMM's tiles leave block slots empty and
+# each is a long chain of steps.
+SPLIT_K_CASES = {
+    "thin_deep_float32": (problem(15, 1125, 135, 1, 1), True),  # r32's GEMM: 3 tiles of 36 steps
+    "thin_deep_float64": (problem(15, 686, 3860, 1, 1, element_bytes=8), True),  # r23's
+    "tall_deep_float64": (problem(2328, 657, 61, 1, 1, element_bytes=8), True),  # r43's
+    "shallow": (problem(46, 39, 4956, 14, 46, element_bytes=8), False),  # r51's: 2 steps
+    "many_tiles": (problem(50146, 50, 869, 8, 3, element_bytes=2), False),  # r09's: tiles fill the device
+    "one_channel": (problem(64, 1, 4096, 256, 256, element_bytes=2), False),
+}
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("case", list(SPLIT_K_CASES))
+def test_tiled_epilogue_splits_channels_of_thin_deep_gemms(device, case):
+    shape, splits = SPLIT_K_CASES[case]
+    assert (plan_for(shape, DEVICES[device])["tiled_k_splits"] > 1) == splits
+
+
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch

@@ -441,6 +441,22 @@ def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
     _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, conv_bias, bias)
 
 
+# (B, C_in, C_out): thin GEMMs over many channels, whose tiled epilogue splits the channels (split-K: a few row and
+# column tiles, each a long chain of depth steps): every tile, a last range shorter than the others, rows and
+# columns past the last tile's.
+SPLIT_K_CASES = [(15, 1125, 135), (7, 5000, 300), (100, 3001, 20), (3, 777, 4), (40, 2000, 1000), (200, 1500, 70)]
+
+
+@pytest.mark.parametrize("b,c_in,c_out", SPLIT_K_CASES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_split_k_epilogue_matches_float64_model(dtype, b, c_in, c_out):
+    x, weight, conv_bias, bias = make_problem(b, c_in, 1, 2, c_out, 1, 2, dtype=dtype, device="cuda")
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        assert fusedlse_cuda.explain(x, weight)["tiled_k_splits"] > 1
+    _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, conv_bias, bias)
+    _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, None, bias[:1, :1, :1])
+
+
 def test_planner_choice_is_what_runs():
     """forced_plan hands the choice back when the block ends."""
     x, weight, _, _ = make_problem(10**5, 4, 1, 1, 64, 3, 3, device="cuda")

@@ -58,11 +58,11 @@ __device__ __forceinline__ void load_run(const A* from, A* to) {
 }
 
 // Float accumulation keeps kGemmBlocksPerSm blocks per multiprocessor (128 registers); double accumulation gets
-// one (255 registers): at 128 its tiles of 8 rows spilled.
-template <typename A> constexpr int kGemmMinBlocks = sizeof(A) == 8 ? 1 : kGemmBlocksPerSm;
-
-template <typename T, int kTile>
-__global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
+// one (255 registers): tuning.h, gemm_blocks_per_sm.
+// kPartial: split-K's block (GemmLseArgs::k_splits), T its accumulation type: the raw logits of its column tile over
+// its channel range into partial_logits, no biases, no logsumexp.
+template <typename T, int kTile, bool kPartial = false>
+__global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof(acc_t<T>)))
     gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   wait_for_previous_grid();
@@ -95,7 +95,11 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
   const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
   const int64_t first_tile = blockIdx.y * tiles_per_run;
   const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_run);
-  const int64_t depth_steps = (a.channels + kGemmDepth - 1) / kGemmDepth;
+  // This block's channels: all of them, or its split's range (whole steps, so that a step's loads stop at C_in only
+  // in the last range).
+  const int64_t k_begin = kPartial ? int64_t{blockIdx.z} * a.split_channels : 0;
+  const int64_t k_count = kPartial ? std::min(a.split_channels, a.channels - k_begin) : a.channels;
+  const int64_t depth_steps = (k_count + kGemmDepth - 1) / kGemmDepth;
 
   // Each thread's loads of a step: sums (row r_l, channel sum_channel) with r_l = sum_row + l * kSumRowsApart, and
   // W.sum (channel wsum_channel + l * kWeightChannelsApart, column wsum_col): one base pointer each, moved by a
@@ -145,16 +149,16 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
     const int64_t n0 = tile * kCols;
     A logits[kTm][kTn] = {};
     if (depth_steps > 0) {
-      fetch(n0, 0);
+      fetch(n0, k_begin);
       stage(0);
       __syncthreads();
     }
     for (int64_t step = 0; step < depth_steps; ++step) {
       const int buf = static_cast<int>(step & 1);
       const bool more = step + 1 < depth_steps;
-      if (more) fetch(n0, (step + 1) * kGemmDepth);
+      if (more) fetch(n0, k_begin + (step + 1) * kGemmDepth);
       // Channels past C_in are zeros: skipped, since a few channels (C_in of 1 to 8) are common.
-      const int64_t valid = std::min<int64_t>(kGemmDepth, a.channels - step * kGemmDepth);
+      const int64_t valid = std::min<int64_t>(kGemmDepth, k_count - step * kGemmDepth);
 #pragma unroll
       for (int k = 0; k < kGemmDepth; ++k) {
         if (k >= valid) break;
@@ -172,6 +176,19 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmMinBlocks<acc_t<T>>)
       // Every thread is done with `buf` (refilled two steps on, or by the next column tile's first step) and sees
       // the next buffer.
       __syncthreads();
+    }
+    if constexpr (kPartial) {
+      A* partial = static_cast<A*>(a.partial_logits) + int64_t{blockIdx.z} * a.batch * a.c_out;
+#pragma unroll
+      for (int i = 0; i < kTm; ++i) {
+        const int64_t row = row0 + row_lane * kTm + i;
+#pragma unroll
+        for (int j = 0; j < kTn; ++j) {
+          const int64_t col = n0 + (j / kRun) * kRunStride + col_lane * kRun + j % kRun;
+          if (row < a.batch && col < a.c_out) partial[row * a.c_out + col] = logits[i][j];
+        }
+      }
+      return;  // one column tile per block
     }
     // The biases of this thread's columns, added the way the other epilogues add them (scale x logit + bias, then
     // + conv_bias); columns past C_out become -inf, which adds nothing.
@@ -296,7 +313,8 @@ __device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
 #endif
 }
 
-template <typename T, int kTile>
+// kPartial: split-K's block, as gemm_lse_kernel's.
+template <typename T, int kTile, bool kPartial = false>
 __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   static_assert(sizeof(A) == 8, "float64 only");
@@ -327,7 +345,9 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel
   const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
   const int64_t first_tile = blockIdx.y * tiles_per_run;
   const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_run);
-  const int64_t depth_steps = (a.channels + kDepth - 1) / kDepth;
+  const int64_t k_begin = kPartial ? int64_t{blockIdx.z} * a.split_channels : 0;  // as in gemm_lse_kernel
+  const int64_t k_count = kPartial ? std::min(a.split_channels, a.channels - k_begin) : a.channels;
+  const int64_t depth_steps = (k_count + kDepth - 1) / kDepth;
   StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch> stager(a, row0);
 
   Lse<A> state[2] = {Lse<A>{-INFINITY, A(0)}, Lse<A>{-INFINITY, A(0)}};  // rows g and g + 8 of the warp's
@@ -335,16 +355,16 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel
     const int64_t n0 = tile * kCols;
     A acc[2][kTiles][2] = {};  // [row g, g + 8][n8 tile][column 2t, 2t + 1]
     if (depth_steps > 0) {
-      stager.fetch(n0, 0);
+      stager.fetch(n0, k_begin);
       stager.stage(staged_sums[0], staged_wsum[0]);
       __syncthreads();
     }
     for (int64_t step = 0; step < depth_steps; ++step) {
       const int buf = static_cast<int>(step & 1);
       const bool more = step + 1 < depth_steps;
-      if (more) stager.fetch(n0, (step + 1) * kDepth);
+      if (more) stager.fetch(n0, k_begin + (step + 1) * kDepth);
       // Channels past C_in are staged as zeros; whole groups of them are skipped.
-      const int64_t valid = std::min<int64_t>(kDepth, a.channels - step * kDepth);
+      const int64_t valid = std::min<int64_t>(kDepth, k_count - step * kDepth);
 #pragma unroll
       for (int k = 0; k < kDepth; k += kK) {
         if (k >= valid) break;
@@ -360,6 +380,19 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel
       }
       if (more) stager.stage(staged_sums[buf ^ 1], staged_wsum[buf ^ 1]);
       __syncthreads();  // as in gemm_lse_kernel
+    }
+    if constexpr (kPartial) {
+      A* partial = static_cast<A*>(a.partial_logits) + int64_t{blockIdx.z} * a.batch * a.c_out;
+#pragma unroll
+      for (int slot = 0; slot < 2; ++slot) {
+        const int64_t row = row0 + warp_row + 8 * slot + g;
+#pragma unroll
+        for (int j = 0; j < 2 * kTiles; ++j) {
+          const int64_t col = n0 + warp_col + j / 2 * 8 + 2 * t + j % 2;
+          if (row < a.batch && col < a.c_out) partial[row * a.c_out + col] = acc[slot][j / 2][j % 2];
+        }
+      }
+      return;  // one column tile per block
     }
     // The biases of this thread's columns, added as gemm_lse_kernel adds them; columns past C_out become -inf.
     constexpr int kValues = 2 * kTiles;  // value j: n8 tile j / 2, column 2t + j % 2 of it
@@ -705,20 +738,25 @@ cudaError_t launch_rows_lanes(const GemmLseArgs& a, int64_t shared_bytes, int64_
                                            kRowsLseThreads, static_cast<size_t>(shared_bytes), stream, a);
 }
 
+// Split-K's partial kernels depend on the accumulation type only: one per tile for all of float's kinds.
 template <typename T, int kTile>
 cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
+  using A = acc_t<T>;
+  const bool split = a.k_splits > 1;
   const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
-                  static_cast<unsigned>(a.column_runs));
+                  static_cast<unsigned>(a.column_runs), static_cast<unsigned>(split ? a.k_splits : 1));
   if constexpr (kGemmTiles[kTile].mma) {
-    if constexpr (sizeof(acc_t<T>) == 8) {
-      return launch_after_previous(mma_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
+    if constexpr (sizeof(A) == 8) {
+      return split ? launch_after_previous(mma_lse_kernel<A, kTile, true>, grid, kGemmThreads, stream, a)
+                   : launch_after_previous(mma_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
     } else {
       return cudaErrorInvalidValue;  // float64 only (plan::gemm_tiling)
     }
-  } else if constexpr (sizeof(acc_t<T>) == 8 && kTile >= 2) {
+  } else if constexpr (sizeof(A) == 8 && kTile >= 2) {
     return cudaErrorInvalidValue;  // float64 takes tiles 0 and 1 or the tensor-core ones (plan::gemm_tiling)
   } else {
-    return launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
+    return split ? launch_after_previous(gemm_lse_kernel<A, kTile, true>, grid, kGemmThreads, stream, a)
+                 : launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
   }
 }
 
@@ -735,7 +773,7 @@ cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
     cudaError_t result = launch_tile_of<T>(a, stream, std::make_integer_sequence<int, kGemmTileCount>{});
-    if (result != cudaSuccess || a.column_runs == 1) return result;
+    if (result != cudaSuccess || a.column_runs == 1 || a.k_splits > 1) return result;
     const unsigned blocks = static_cast<unsigned>((a.batch + kMergeRowsPerBlock - 1) / kMergeRowsPerBlock);
     return launch_after_previous(gemm_lse_merge_kernel<T>, blocks, kGemmThreads, stream, a);
   });

@@ -91,7 +91,9 @@ struct FusedArgs {
 // float64 FMAs, exact as well) takes each row's logsumexp as its column tiles complete. Block (i, s) takes row tile
 // i (kGemmTiles[tile].rows rows) and the s-th of `column_runs` equal runs of column tiles; with more than one run,
 // each block leaves its rows' partial states and gemm_lse_merge adds them up in run order (so the result is the
-// same on every run).
+// same on every run). Split-K (k_splits > 1): block (i, j, s) takes column tile j over channels
+// [s x split_channels, (s + 1) x split_channels) and writes its raw logits, no biases, to partial_logits; bias_lse
+// (BiasLseArgs::splits) adds the splits in order, then the biases and the logsumexp.
 struct GemmLseArgs {
   ScalarKind kind;          // of conv_bias, bias and out; sums and weight_sum are its accumulation type
   const void* sums;         // [B, C_in] contiguous, accumulation type
@@ -101,8 +103,11 @@ struct GemmLseArgs {
   int64_t bias_stride;
   void* out;                // [B]
   void* partial_lse;        // [column_runs, B, 2] accumulation type (max, scaled sum); used when column_runs > 1
+  void* partial_logits;     // [k_splits, B, C_out] accumulation type; used when k_splits > 1
   int64_t batch, channels, c_out;
   int64_t column_runs;
+  int64_t k_splits;         // 0 or 1: no split
+  int64_t split_channels;   // a whole number of the tile's depth steps
   int tile;                 // index into kGemmTiles (tuning.h)
   double scale;             // 1 / (H_out * W_out)
 };
@@ -366,11 +371,14 @@ struct ChannelRowsArgs {
 // semantics for infinities and NaN.
 // With channels > 1 the logits are shares to add first: logits[b, n] = the sum over c of shares [B, channels, C_out]
 // (contiguous), a.slices (a power of two, at most kSplitThreads / min(C_out, kSplitThreads)) threads per column.
+// With splits > 1 (channels 1) they are split-K's partial logits, added in split order: logits[b, n] = the sum over
+// s of partials [splits, B, C_out] (contiguous).
 struct BiasLseArgs {
   ScalarKind kind;        // of conv_bias, bias and out; logits are its accumulation type
-  const void* logits;     // [B, channels, C_out] contiguous, accumulation type
+  const void* logits;     // [splits, B, channels, C_out] contiguous, accumulation type
   int64_t channels;       // 1: the logits themselves
   int slices;             // channels > 1
+  int64_t splits;         // 0 or 1: none
   const void* conv_bias;  // [C_out] contiguous, or nullptr
   const void* bias;       // C_out elements, element n at n * bias_stride (0: one value for every n)
   int64_t bias_stride;
@@ -392,7 +400,8 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
 // 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk);
-// Runs gemm_lse, and its merge when args.column_runs > 1.
+// Runs gemm_lse, and its merge when args.column_runs > 1; with args.k_splits > 1 only the partial logits (the caller
+// runs bias_lse over them).
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);
 // The same out[b] by the rows epilogue (plan::rows_lse_applies must hold): `lanes` lanes per row and shared_bytes of
 // dynamic shared memory (plan::rows_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse,

@@ -751,12 +751,33 @@ void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) 
                                                     device_props(sums.get_device()).multiprocessors);
   a.tile = tiling.tile;
   a.column_runs = tiling.column_runs;
-  at::Tensor partial_lse;
-  if (a.column_runs > 1) {
+  a.k_splits = tiling.k_splits;
+  a.split_channels = tiling.split_channels;
+  at::Tensor partial_lse, partial_logits;
+  if (a.k_splits > 1) {
+    partial_logits = at::empty({a.k_splits, a.batch, a.c_out}, sums.options());
+    a.partial_logits = partial_logits.data_ptr();
+  } else if (a.column_runs > 1) {
     partial_lse = at::empty({a.column_runs, a.batch, 2}, sums.options());
     a.partial_lse = partial_lse.data_ptr();
   }
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
+  if (a.k_splits > 1) {  // the splits' logits added in order, then the biases and the logsumexp
+    BiasLseArgs lse{};
+    lse.kind = a.kind;
+    lse.logits = a.partial_logits;
+    lse.channels = 1;
+    lse.slices = 1;
+    lse.splits = a.k_splits;
+    lse.conv_bias = a.conv_bias;
+    lse.bias = a.bias;
+    lse.bias_stride = a.bias_stride;
+    lse.out = a.out;
+    lse.batch = a.batch;
+    lse.c_out = a.c_out;
+    lse.scale = a.scale;
+    C10_CUDA_CHECK(launch_bias_lse(lse, resident_split_blocks(sums.get_device()), stream));
+  }
 }
 
 // out = gemm_lse_operands' by the rows epilogue (plan::rows_lse_applies must hold), sized by plan::rows_lse_tiling.

@@ -429,9 +429,13 @@ __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* sta
   }
 }
 
+// Split-K's partial logits (BiasLseArgs::splits) a lane loads at once per column: kSplitLoadsAtOnce x kLoadsAtOnce.
+constexpr int kSplitLoadsAtOnce = 4;
+
 // One lane's share of a row: logits n = first, first + step, ... below C_out, kLoadsAtOnce loads in flight, each
-// trip's values pushed together (one rescale of the state; -inf past C_out adds nothing).
-template <typename T, bool kStaged>
+// trip's values pushed together (one rescale of the state; -inf past C_out adds nothing). kSplit: each logit the sum
+// of a.splits partials, added in split order (so the same every run).
+template <typename T, bool kStaged, bool kSplit = false>
 __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>& biases, int64_t row, int first,
                                                   int step) {
   using A = acc_t<T>;
@@ -441,10 +445,34 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>
   Lse<A> state{-INFINITY, A(0)};
   for (int n = first; n < c_out; n += kLoadsAtOnce * step) {
     A v[kLoadsAtOnce];
+    if constexpr (kSplit) {
+      const int64_t split_stride = biases.a.batch * c_out;
 #pragma unroll
-    for (int i = 0; i < kLoadsAtOnce; ++i) {
-      const int col = n + i * step;
-      v[i] = col < c_out ? row_logits[col] : A(0);
+      for (int i = 0; i < kLoadsAtOnce; ++i) v[i] = A(0);
+      for (int64_t s0 = 0; s0 < biases.a.splits; s0 += kSplitLoadsAtOnce) {
+        A part[kSplitLoadsAtOnce][kLoadsAtOnce];
+#pragma unroll
+        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kLoadsAtOnce; ++i) {
+            const int col = n + i * step;
+            const bool valid = s0 + u < biases.a.splits && col < c_out;
+            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
+          }
+        }
+        // Zeros past the last split add nothing.
+#pragma unroll
+        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kLoadsAtOnce; ++i) v[i] += part[u][i];
+        }
+      }
+    } else {
+#pragma unroll
+      for (int i = 0; i < kLoadsAtOnce; ++i) {
+        const int col = n + i * step;
+        v[i] = col < c_out ? row_logits[col] : A(0);
+      }
     }
 #pragma unroll
     for (int i = 0; i < kLoadsAtOnce; ++i) {
@@ -463,7 +491,7 @@ __device__ __forceinline__ void write_lse(const BiasLseArgs& a, int64_t row, Lse
 
 // `kLanes` lanes per row (a power of two, at most 32): as many as give each about kBiasLseValuesPerLane logits of the
 // row, so a warp takes 32 / kLanes rows.
-template <typename T, int kLanes, bool kStaged>
+template <typename T, int kLanes, bool kStaged, bool kSplit = false>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -477,7 +505,7 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) 
   for (int64_t row0 = int64_t{blockIdx.x} * kRowsPerBlock; row0 < a.batch; row0 += int64_t{gridDim.x} * kRowsPerBlock) {
     const int64_t row = row0 + threadIdx.x / kLanes;
     Lse<A> state{-INFINITY, A(0)};
-    if (row < a.batch) state = lane_lse(biases, row, lane, kLanes);
+    if (row < a.batch) state = lane_lse<T, kStaged, kSplit>(biases, row, lane, kLanes);
     state = group_lse<A, kLanes>(state);
     if (lane == 0 && row < a.batch) write_lse<T>(a, row, state);
   }
@@ -505,7 +533,7 @@ template <typename A> __device__ __forceinline__ Lse<A> block_lse(Lse<A> state) 
 
 // A block per row: few rows of many logits (B of a few hundred, C_out in the thousands) would otherwise leave most
 // of the device idle while each warp walks its row alone.
-template <typename T, bool kStaged>
+template <typename T, bool kStaged, bool kSplit = false>
 __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -514,7 +542,8 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
   stage_biases<T, kStaged>(a, staged);
   const ColumnBiases<T, kStaged> biases{a, staged};
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    const Lse<A> state = block_lse(lane_lse(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
+    const Lse<A> state =
+        block_lse(lane_lse<T, kStaged, kSplit>(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
     if (threadIdx.x == 0) write_lse<T>(a, row, state);
   }
 }
@@ -605,7 +634,22 @@ cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, siz
   }
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
-  if (a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads) {
+  const bool block_per_row = a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads;
+  if (a.splits > 1 && block_per_row) {  // split-K's partials (plan::gemm_tiling): a block or a warp per row
+    constexpr auto kKernel = bias_lse_block_kernel<T, kStaged, true>;
+    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
+    return launch_after_previous_with_shared(kKernel, blocks, kSplitThreads, shared, stream, a);
+  }
+  if (a.splits > 1) {
+    constexpr int64_t kRowsPerBlock = kSplitThreads / 32;
+    constexpr auto kKernel = bias_lse_kernel<T, 32, kStaged, true>;
+    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
+    const int64_t blocks = std::min<int64_t>(resident, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
+    return launch_after_previous_with_shared(kKernel, static_cast<unsigned>(blocks), kSplitThreads, shared, stream,
+                                             a);
+  }
+  if (block_per_row) {
     constexpr auto kKernel = bias_lse_block_kernel<T, kStaged>;
     const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
     const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));

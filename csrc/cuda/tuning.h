@@ -278,8 +278,20 @@ constexpr GemmTileShape kGemmTiles[] = {
 constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
 constexpr int kThinTile = 4, kMmaTileNarrow = 5, kMmaTileWide = 6;
 constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
-// Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each).
+// Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
+// SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;
+constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
+  return acc_bytes == 8 && !kGemmTiles[tile].mma ? 1 : static_cast<int>(kGemmBlocksPerSm);
+}
+// Split-K: where a GEMM's tiles leave resident block slots empty and each tile is a long chain of depth steps (thin
+// GEMMs over many channels: B or C_out of a few tiles, C_in in the hundreds), its channels are cut into up to
+// kGemmMaxSplits ranges of at least kGemmMinSplitSteps steps, one block per tile and range; each block writes its raw
+// logits ([splits, B, C_out], at most kGemmMaxSplitValues values) and bias_lse adds the ranges in order, then the
+// biases and the logsumexp (plan::gemm_tiling).
+constexpr int64_t kGemmMaxSplits = 8;
+constexpr int64_t kGemmMinSplitSteps = 3;
+constexpr int64_t kGemmMaxSplitValues = int64_t{1} << 22;
 
 // --- Sizing the fused launch (plan_launch in ops_cuda.cpp) -------------------------------------------------------
 
