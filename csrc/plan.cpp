@@ -93,7 +93,9 @@ constexpr double kTiledMmaShareOfPeak = 0.2;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
 // Split-K (gemm_tiling) where it cuts the longest chain of steps a block slot runs by at least kLaunchUs' worth of
-// steps: it costs bias_lse's launch (and the partial logits' round trip through L2).
+// steps: it costs bias_lse's launch (and the partial logits' round trip through L2). Cutting by a quarter or more
+// instead split r25's GEMM (8 steps) and r60's (9), where the forward gained at most 2% (r60 81.8 -> 79.9 us at 8
+// ranges, H200) and the cost model then preferred another epilogue (docs/limits.md section 45).
 constexpr int64_t kSplitMinSavedSteps = static_cast<int64_t>(kLaunchUs / kTiledStepUs);
 // The rows epilogue (cuda/gemm_lse.cu) is bound by issue slots: per logit, a lane issues about kRowsLseChannelSlots per
 // channel (the FMA, and its share of the shared-memory loads of W.sum and the row's sum) and kRowsLseLogitSlots for the

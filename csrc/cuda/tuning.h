@@ -288,7 +288,11 @@ constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
 // GEMMs over many channels: B or C_out of a few tiles, C_in in the hundreds), its channels are cut into up to
 // kGemmMaxSplits ranges of at least kGemmMinSplitSteps steps, one block per tile and range; each block writes its raw
 // logits ([splits, B, C_out], at most kGemmMaxSplitValues values) and bias_lse adds the ranges in order, then the
-// biases and the logsumexp (plan::gemm_tiling).
+// biases and the logsumexp (plan::gemm_tiling). H200, the gemm_lse op alone, unsplit -> best forced split (us; a step
+// took 1.2-1.8 us of a block's time whatever the tile): [15, 1125] x [1125, 135] float 53.7 -> 14.8 (8 ranges),
+// [7, 5000] x [5000, 300] float 209.8 -> 34.9 (8), [100, 3000] x [3000, 20] double 309.9 -> 43.1 (8), r43's [2328,
+// 657] x [657, 61] double 38.2 -> 25.4 (3), r23's [15, 686] x [686, 3860] double 44.5 -> 25.9 (4), r60's 24.6 -> 21.9
+// (2); r51's 2 steps 13.3 unsplit, 19.6-20.7 split (docs/limits.md section 45).
 constexpr int64_t kGemmMaxSplits = 8;
 constexpr int64_t kGemmMinSplitSteps = 3;
 constexpr int64_t kGemmMaxSplitValues = int64_t{1} << 22;

@@ -67,6 +67,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
             cublas_us, rows_us, narrow_us: the epilogue's part of split_us with each epilogue (rows_us and
             narrow_us None where that epilogue does not apply).
+        tiled_k_splits: the channel ranges the tiled epilogue would cut its GEMM into (split-K: 1 for none; more
+            for thin GEMMs over many channels, whose few tiles would each run a long chain of steps: a block per
+            tile and range, their partial logits added in range order by a second launch).
         x_loads: how fusedlse's readers load x: ``"evict_first"`` (up to 4.5 times the device's L2: the L2's
             dirty lines stay rather than being written back during the read) or ``"cached"`` (larger x, which
             reads faster so). Whole short rows of the fused launch are loaded evict-first either way.
