@@ -84,8 +84,8 @@ constexpr double kCublasMinTile = 64;
 // choose the slower epilogue by 3% or more on 4 of them (r07 6%, r14 8%, r27 16%, r58 12%; the tiled kernel's
 // wide tiles do better on those than its share says, and worse on r62); 0.4, 0.08 and 1.5 us did on 5 (r20 by 28%).
 constexpr double kTiledShareOfPeak = 0.45;
-// The float64 share is the SIMT tiles' fit; float64 of more than 32 columns has run on the tensor cores since
-// docs/limits.md section 44, 1-11% faster on the rows measured (r27, r51, r55, r31): not refitted.
+// The float64 share is the SIMT tiles' fit, now for float64 of at most 32 columns only (the SIMT tiles float64
+// keeps); wider float64 runs on the tensor cores (docs/limits.md section 44), with the share below.
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
 // The tensor-core tiles (float64 of more than 32 columns): r27's GEMM + logsumexp, 7.1 GFLOP counted as above, in
 // 532 us (the gemm_lse op alone, ncu, docs/limits.md section 44). One shape: not fitted.
