@@ -304,19 +304,23 @@ std::pair<at::Tensor, XGeometry> readable_x(const at::Tensor& x) {
   return {copy, *x_geometry(copy)};
 }
 
-// Element n of a per-channel bias at n * stride: 0 for one value shared by every channel (check_bias_shape).
-int64_t bias_stride(const at::Tensor& bias_flat) { return bias_flat.numel() == 1 ? 0 : bias_flat.stride(0); }
-
-// The biases as every epilogue takes them: bias flattened (element n at n * stride()), conv_bias contiguous or none.
+// The biases as every epilogue takes them, read where they lie: bias's element n at bias + n * bias_stride (0 for
+// one value shared by every channel, check_bias_shape), conv_bias contiguous or none. Flattening bias with reshape
+// had cost two dispatcher calls per forward, 4-5 us of the H200 host's time per call (docs/limits.md §46).
 struct BiasOperands {
-  at::Tensor flat;
+  const void* bias;
+  int64_t bias_stride;
   c10::optional<at::Tensor> conv;
   const void* conv_ptr() const { return conv.has_value() ? conv->data_ptr() : nullptr; }
-  int64_t stride() const { return bias_stride(flat); }
 };
 
 BiasOperands bias_operands(const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias) {
-  BiasOperands b{bias.reshape({-1}), c10::nullopt};
+  BiasOperands b{bias.data_ptr(), 0, c10::nullopt};
+  if (bias.numel() > 1) {  // one dimension holds the C_out values, every other has size 1
+    for (int64_t d = 0; d < bias.dim(); ++d) {
+      if (bias.size(d) != 1) b.bias_stride = bias.stride(d);
+    }
+  }
   if (conv_bias.has_value()) b.conv = conv_bias->contiguous();
   return b;
 }
@@ -344,8 +348,8 @@ void forward_fused(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     a.weight = weight_c.data_ptr();
     a.groups = s.conv.groups;
     a.conv_bias = biases.conv_ptr();
-    a.bias = biases.flat.data_ptr();
-    a.bias_stride = biases.stride();
+    a.bias = biases.bias;
+    a.bias_stride = biases.bias_stride;
     a.scale = s.scale;
     a.out = static_cast<char*>(out.data_ptr()) + b0 * out.element_size();
     C10_CUDA_CHECK(launch_fused(a, stream));
@@ -713,29 +717,33 @@ bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
   return false;
 }
 
-// a @ b in float32 (or float64) accuracy whatever torch's TF32 setting: with TF32 allowed, cuBLAS would round each
-// factor to 10 mantissa bits (relative error ~1e-3). Then both are split into a part TF32 holds exactly and the rest,
-// and the three products that matter are added, smallest first (3xTF32: float32 accuracy on tensor cores).
-at::Tensor exact_mm(const at::Tensor& a, const at::Tensor& b) {
-  if (a.scalar_type() != at::kFloat || !at::globalContext().allowTF32CuBLAS()) return at::mm(a, b);
+// out = a @ b (out contiguous, of a's rows and b's columns) in float32 (or float64) accuracy whatever torch's TF32
+// setting: with TF32 allowed, cuBLAS would round each factor to 10 mantissa bits (relative error ~1e-3). Then both
+// are split into a part TF32 holds exactly and the rest, and the three products that matter are added, smallest
+// first (3xTF32: float32 accuracy on tensor cores).
+void exact_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
+  if (a.scalar_type() != at::kFloat || !at::globalContext().allowTF32CuBLAS()) {
+    at::mm_out(out, a, b);
+    return;
+  }
   constexpr int32_t kTf32Mask = ~((1 << 13) - 1);  // keeps the sign, the exponent and 10 mantissa bits
   const auto high = [](const at::Tensor& t) { return t.view(at::kInt).bitwise_and(kTf32Mask).view(at::kFloat); };
   const at::Tensor a_high = high(a), b_high = high(b);
   const at::Tensor a_low = a - a_high, b_low = b - b_high;
-  return at::addmm(at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
+  at::addmm_out(out, at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
 }
 
 // The GEMM + logsumexp's operands for out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias +
 // bias). sums [B, C_in] and weight_sum [C_in, C_out]: contiguous, accumulation type; conv_bias: [C_out] contiguous
 // or null; bias: C_out values at bias_stride (0: one for all).
 GemmLseArgs gemm_lse_operands(const at::Tensor& sums, const at::Tensor& weight_sum, const void* conv_bias,
-                              const at::Tensor& bias, int64_t bias_stride, ScalarKind kind, double scale, void* out) {
+                              const void* bias, int64_t bias_stride, ScalarKind kind, double scale, void* out) {
   GemmLseArgs a{};
   a.kind = kind;
   a.sums = sums.data_ptr();
   a.weight_sum = weight_sum.data_ptr();
   a.conv_bias = conv_bias;
-  a.bias = bias.data_ptr();
+  a.bias = bias;
   a.bias_stride = bias_stride;
   a.out = out;
   a.batch = sums.size(0);
@@ -745,21 +753,41 @@ GemmLseArgs gemm_lse_operands(const at::Tensor& sums, const at::Tensor& weight_s
   return a;
 }
 
-// out = gemm_lse_operands' by the tiled GEMM + logsumexp.
-void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) {
-  const plan::GemmTiling tiling = plan::gemm_tiling(a.batch, a.channels, a.c_out, sums.element_size(),
-                                                    device_props(sums.get_device()).multiprocessors);
+// A contiguous tensor of `sizes` over `data` (memory the caller keeps alive), of `like`'s dtype and device: no
+// dispatcher call, and no query of the pointer's device (given, where from_blob alone would ask CUDA).
+at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::Tensor& like) {
+  return at::for_blob(data, sizes).options(like.options()).target_device(like.device()).make_tensor();
+}
+
+// The tiled epilogue's tiling of a [batch, channels] x [channels, c_out] GEMM of acc_bytes values on `device`, and
+// the bytes of its workspace: its k splits' partial logits [k_splits, batch, c_out], or its column runs' partial
+// logsumexps [column_runs, batch, 2]; none for one run of one split.
+struct TiledEpilogue {
+  plan::GemmTiling tiling;
+  int64_t workspace_bytes;
+};
+
+TiledEpilogue tiled_epilogue(int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes, int device) {
+  TiledEpilogue t{plan::gemm_tiling(batch, channels, c_out, acc_bytes, device_props(device).multiprocessors), 0};
+  if (t.tiling.k_splits > 1) {
+    t.workspace_bytes = t.tiling.k_splits * batch * c_out * acc_bytes;
+  } else if (t.tiling.column_runs > 1) {
+    t.workspace_bytes = t.tiling.column_runs * batch * 2 * acc_bytes;
+  }
+  return t;
+}
+
+// out = gemm_lse_operands' by the tiled GEMM + logsumexp; `workspace`: tiled_epilogue's bytes on `device`.
+void tiled_gemm_lse(GemmLseArgs a, int64_t acc_bytes, int device, void* workspace, cudaStream_t stream) {
+  const plan::GemmTiling tiling = tiled_epilogue(a.batch, a.channels, a.c_out, acc_bytes, device).tiling;
   a.tile = tiling.tile;
   a.column_runs = tiling.column_runs;
   a.k_splits = tiling.k_splits;
   a.split_channels = tiling.split_channels;
-  at::Tensor partial_lse, partial_logits;
   if (a.k_splits > 1) {
-    partial_logits = at::empty({a.k_splits, a.batch, a.c_out}, sums.options());
-    a.partial_logits = partial_logits.data_ptr();
+    a.partial_logits = workspace;
   } else if (a.column_runs > 1) {
-    partial_lse = at::empty({a.column_runs, a.batch, 2}, sums.options());
-    a.partial_lse = partial_lse.data_ptr();
+    a.partial_lse = workspace;
   }
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
   if (a.k_splits > 1) {  // the splits' logits added in order, then the biases and the logsumexp
@@ -776,7 +804,7 @@ void tiled_gemm_lse(GemmLseArgs a, const at::Tensor& sums, cudaStream_t stream) 
     lse.batch = a.batch;
     lse.c_out = a.c_out;
     lse.scale = a.scale;
-    C10_CUDA_CHECK(launch_bias_lse(lse, resident_split_blocks(sums.get_device()), stream));
+    C10_CUDA_CHECK(launch_bias_lse(lse, resident_split_blocks(device), stream));
   }
 }
 
@@ -832,8 +860,8 @@ void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind k
     a.slices *= 2;
   }
   a.conv_bias = biases.conv_ptr();
-  a.bias = biases.flat.data_ptr();
-  a.bias_stride = biases.stride();
+  a.bias = biases.bias;
+  a.bias_stride = biases.bias_stride;
   a.out = out;
   a.batch = logits.size(0);
   a.c_out = logits.size(-1);
@@ -841,51 +869,98 @@ void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind k
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
 
+// The cuBLAS epilogue's batches per range: as many as keep its [rows, C_out] logits, its only workspace, within the
+// workspace budget of a problem of `problem_bytes`.
+int64_t cublas_range_rows(int64_t batch, int64_t c_out, int64_t acc_bytes, int64_t problem_bytes) {
+  const int64_t budget_rows = workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, c_out * acc_bytes);
+  return std::clamp<int64_t>(budget_rows, 1, batch);
+}
+
+// Bytes of workspace run_epilogue's `epilogue` takes for sums [batch, channels] x weight_sum [channels, c_out] of
+// acc_bytes values on `device`, in a problem of `problem_bytes`.
+int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t channels, int64_t c_out,
+                                 int64_t acc_bytes, int64_t problem_bytes, int device) {
+  switch (epilogue) {
+    case plan::Epilogue::kTiledLse: return tiled_epilogue(batch, channels, c_out, acc_bytes, device).workspace_bytes;
+    case plan::Epilogue::kCublasLse: return cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
+    case plan::Epilogue::kRowsLse:
+    case plan::Epilogue::kNarrowLse: break;
+  }
+  return 0;
+}
+
 // out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by `epilogue`: sums [B, K] and
-// weight_sum [K, C_out] contiguous, in the accumulation type. cuBLAS's epilogue writes the [rows, C_out] logits, its
-// only workspace; batches go through in ranges that keep them within the workspace budget of `problem_bytes`.
+// weight_sum [K, C_out] contiguous, in the accumulation type. cuBLAS's epilogue writes the [rows, C_out] logits;
+// batches go through in ranges that keep them within the workspace budget of `problem_bytes` (cublas_range_rows).
+// `workspace`: epilogue_workspace_bytes of memory from the caller's allocation, or null to allocate it here (where it
+// takes none, nothing is).
 void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Tensor& weight_sum,
                   const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias, ScalarKind kind, double scale,
-                  int64_t problem_bytes, at::Tensor& out, cudaStream_t stream) {
+                  int64_t problem_bytes, at::Tensor& out, void* workspace, cudaStream_t stream) {
   const BiasOperands biases = bias_operands(conv_bias, bias);
-  const int64_t batch = sums.size(0), c_out = weight_sum.size(1);
+  const int64_t batch = sums.size(0), channels = sums.size(1), c_out = weight_sum.size(1);
+  const int64_t acc_bytes = sums.element_size();
+  const int device = sums.get_device();
+  std::optional<Scratch> own_workspace;
+  if (workspace == nullptr) {
+    const int64_t bytes = epilogue_workspace_bytes(epilogue, batch, channels, c_out, acc_bytes, problem_bytes, device);
+    own_workspace.emplace(sums, std::initializer_list<int64_t>{bytes});
+    workspace = own_workspace->take(bytes);
+  }
   if (epilogue != plan::Epilogue::kCublasLse) {
-    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.flat, biases.stride(),
-                                                   kind, scale, out.data_ptr());
+    const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias,
+                                                   biases.bias_stride, kind, scale, out.data_ptr());
     if (epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
       rows_gemm_lse(operands, sums, stream);
     } else if (epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
       narrow_gemm_lse(operands, sums, stream);
     } else {
-      tiled_gemm_lse(operands, sums, stream);
+      tiled_gemm_lse(operands, acc_bytes, device, workspace, stream);
     }
     return;
   }
-  const int64_t acc_bytes = sums.element_size();
-  const int64_t budget_rows = workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, c_out * acc_bytes);
-  const int64_t rows_per_range = std::clamp<int64_t>(budget_rows, 1, batch);
-  const int64_t max_blocks = resident_split_blocks(sums.get_device());
-  for (int64_t b0 = 0; b0 < batch; b0 += rows_per_range) {
-    const int64_t rows = std::min(rows_per_range, batch - b0);
-    bias_lse(exact_mm(sums.narrow(0, b0, rows), weight_sum), biases, kind, scale,
-             static_cast<char*>(out.data_ptr()) + b0 * out.element_size(), max_blocks, stream);
+  const int64_t range_rows = cublas_range_rows(batch, c_out, acc_bytes, problem_bytes);
+  at::Tensor logits = tensor_over(workspace, {range_rows, c_out}, sums);
+  const int64_t max_blocks = resident_split_blocks(device);
+  for (int64_t b0 = 0; b0 < batch; b0 += range_rows) {
+    const int64_t rows = std::min(range_rows, batch - b0);
+    // Views only where a range is not the whole (narrow is a dispatcher call of host time).
+    at::Tensor range_logits = rows == range_rows ? logits : logits.narrow(0, 0, rows);
+    exact_mm_out(range_logits, rows == batch ? sums : sums.narrow(0, b0, rows), weight_sum);
+    bias_lse(range_logits, biases, kind, scale, static_cast<char*>(out.data_ptr()) + b0 * out.element_size(),
+             max_blocks, stream);
   }
 }
 
 at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s);
 
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once (of the weight's `s.conv.groups` groups: zero
-// between them), then the GEMM, biases and logsumexp by `epilogue`. cuBLAS's epilogue writes the [rows, C_out]
-// logits, its only workspace; batches go through in ranges that keep them within the workspace budget.
+// between them), then the GEMM, biases and logsumexp by `epilogue`.
 void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
                    at::Tensor& sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
+  const int64_t acc_bytes = sums.element_size(), problem_bytes = x_in.nbytes() + weight.nbytes();
   // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
   // and is contiguous and ungrouped (plan_of_call): no pass over it (r03's float64 weight, 134 MB, took 32 us of 1365).
+  // Grouped, cell_weight_cuda allocates it. Otherwise W.sum and the epilogue's workspace come from one allocation, and
+  // the tensors over them by tensor_over, not by dispatcher calls: each of those took 2-5 us of the H200 host's time
+  // per call (docs/limits.md §46).
   const bool weight_is_its_sum = chosen.weight_is_its_sum;
-  at::Tensor weight_sum = weight_is_its_sum ? weight.view({s.in_channels, s.out_channels})
-                                            : at::empty({s.in_channels, s.out_channels}, sums.options());
+  const int64_t pairs = s.in_channels * s.out_channels;
+  const int64_t weight_sum_bytes = weight_is_its_sum || s.conv.groups > 1 ? 0 : pairs * acc_bytes;
+  const int64_t epilogue_bytes = epilogue_workspace_bytes(chosen.epilogue, s.batch, s.in_channels, s.out_channels,
+                                                          acc_bytes, problem_bytes, x_in.get_device());
+  Scratch scratch(sums, {weight_sum_bytes, epilogue_bytes});
+  at::Tensor weight_sum;
+  if (weight_is_its_sum) {
+    weight_sum = tensor_over(weight.data_ptr(), {s.in_channels, s.out_channels}, sums);
+  } else if (weight_sum_bytes > 0) {
+    weight_sum = tensor_over(scratch.take(weight_sum_bytes), {s.in_channels, s.out_channels}, sums);
+  } else if (s.conv.groups == 1) {  // no pairs
+    weight_sum = at::empty({s.in_channels, s.out_channels}, sums.options());
+  }
+  void* epilogue_workspace = scratch.take(epilogue_bytes);
   // W.sum((2, 3)) by a launch of its own. Ungrouped, it is a sum over planes of kH x kW taps: the same readers
   // (torch's reduction over so short an inner dimension of a wide weight took tens of microseconds). Grouped, the
   // cropped GEMM's weight kernel with one cell (padding 0) writes the block-diagonal W.sum from the grouped weight.
@@ -898,7 +973,7 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   };
   if (weight_is_its_sum) {
     read_sums(x_in, chosen.reader, sums, stream);
-  } else if (chosen.reader == plan::Reader::kPlaneLanes && weight_sum.numel() > 0) {
+  } else if (chosen.reader == plan::Reader::kPlaneLanes && pairs > 0) {
     // W.sum first, and x's reader beside it (launch.cuh): the small launch that came between the reader and the
     // epilogue (2.8-4.2 us under Nsight Compute on r02, r07, r10, r13 and r22 of the sweep) runs while x is read.
     // H200, the forward on 16 problems of the sweep against W.sum after the reader (same kernels otherwise): 3-13%
@@ -909,7 +984,7 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     sum_weight();
   }
   run_epilogue(chosen.epilogue, sums, weight_sum, conv_bias, bias, kind_of(x_in.scalar_type()), s.scale,
-               x_in.nbytes() + weight.nbytes(), out, stream);
+               problem_bytes, out, epilogue_workspace, stream);
 }
 
 // The kernels' form of a Cut (kernels.h TapCutGeometry), or none where it is beyond them.
@@ -1311,7 +1386,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     // 185 MB of tap sums). Its epilogue alone, the output and biases in x's dtype as the padding-0 forward's: no
     // widened copies of the biases, no rounding copy of the output.
     run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
-                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, stream);
+                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
     return {out, sums};
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
@@ -1407,9 +1482,15 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   if (out.numel() == 0) return out;
   const at::Tensor total_bias = total_bias_in.reshape({-1}).contiguous();
   const at::Tensor sums = sums_in.contiguous(), weight_sum = weight_sum_in.contiguous();
-  tiled_gemm_lse(gemm_lse_operands(sums, weight_sum, nullptr, total_bias, 1, kind_of(sums.scalar_type()), scale,
-                                   out.data_ptr()),
-                 sums, c10::cuda::getCurrentCUDAStream().stream());
+  const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, nullptr, total_bias.data_ptr(), 1,
+                                                 kind_of(sums.scalar_type()), scale, out.data_ptr());
+  const int64_t acc_bytes = sums.element_size();
+  const int device = sums.get_device();
+  const int64_t workspace_bytes =
+      tiled_epilogue(operands.batch, operands.channels, operands.c_out, acc_bytes, device).workspace_bytes;
+  Scratch workspace(sums, {workspace_bytes});
+  tiled_gemm_lse(operands, acc_bytes, device, workspace.take(workspace_bytes),
+                 c10::cuda::getCurrentCUDAStream().stream());
   return out;
 }
 
