@@ -189,9 +189,18 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
 //    29.9 us, r63: 26.2 against 37.1; H200, 6e0af90's forward with each plan forced).
-//  - x small enough to read in this long on the device: one launch beats four whatever the rows (kb_old: 1.6 MB
-//    of 4 KiB planes, fused 14.3 us, split 21-23 us).
+//  - x small enough to read in this long on the device, of at most kSmallInputMaxChannels channels: one launch beats
+//    four whatever the rows (kb_old: 1.6 MB of 4 KiB planes, fused 14.3 us, split 21-23 us; 9.1 against 21.8 on
+//    ea7cecb, channels-last 19.7 against 23.2).
 constexpr double kSmallInputUs = 2.0;
+//    With more channels the fused launch's epilogue, not x's read, sets its time there: on 19 such problems of 0.5 to
+//    8.5 MiB (H200, ea7cecb, each strategy forced, do_bench us, fused against split) it was slower on 15, by 1.2x to
+//    230x (B 4096 x C 2 of 8 x 8: 1992 against 8.6; [64, 64, 16, 16] bfloat16 -> 16: 141.8 against 9.5;
+//    [16, 16, 32, 32] -> 16: 69.1 against 9.6; [7, 5000, 8, 8] -> 300: 145.3 against 43.0; [3, 777, 16, 16]
+//    bfloat16 -> 4: 37.2 against 10.8), level on 2 (C_in 3 in bfloat16, B 1024 x C_in 4) and faster on 2 (kb_old;
+//    [4, 2048, 8, 8] -> 16: 25.8 against 34.5): docs/limits.md §46. Batches beyond kFusedMaxBatch leave it out
+//    whatever x's size.
+constexpr int64_t kSmallInputMaxChannels = 4;
 
 // --- Model ----------------------------------------------------------------------------------------------------------
 
@@ -223,9 +232,14 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
   if (!in_place_for_planes(p.layout)) return "the fused launch would copy x first";
   if (p.out_channels > kFusedMaxOutChannels) return "C_out is too wide for the fused epilogue";
   if (p.element_bytes == 8) return "float64 x reads faster in the split strategy";
-  if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) return nullptr;
-  if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.batch > kFusedMaxBatch) return "too many batches for the fused epilogue";
+  if (x_bytes(p) <= kSmallInputUs * d.read_gbps * 1e3) {
+    return p.in_channels <= kSmallInputMaxChannels
+               ? nullptr
+               : "x this small, of this many channels: the fused launch's epilogue takes longer than the split "
+                 "strategy's launches";
+  }
+  if (channel_rows_suits(p)) return "the channel-rows reader reads this channels-last x faster";
   if (p.layout == Layout::kPlanes) {
     if (p.element_bytes != 4) return "the plane-lanes reader reads 16-bit planes faster";
     if (!p.planes_aligned) return "the plane-lanes reader reads planes that start inside a 16-byte vector faster";

@@ -237,6 +237,12 @@ ENVELOPE = {
     "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "torch_sum"),
     "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "plane_lanes"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
+    # x small enough for one launch only with few channels and batches (kSmallInputMaxChannels, kFusedMaxBatch)
+    "small_x_16_channels": (problem(16, 16, 16, 32, 32), "split", "plane_lanes"),
+    "small_x_of_16k_planes": (problem(16, 32, 512, 64, 64), "split", "plane_lanes"),
+    "small_x_channels_last": (problem(16, 64, 128, 16, 16, layout="channels_last"), "split", "torch_sum"),
+    "small_x_many_batches": (problem(4096, 2, 16, 8, 8), "split", "plane_lanes"),
+    "small_x_4_channels": (problem(64, 4, 16, 32, 32), "fused", "planes"),
 }
 
 
