@@ -161,9 +161,9 @@ constexpr int64_t kTinyPlaneElements = 32;
 // interleaved rounds, us, plane-lanes against fused): 16-bit planes r34 167.8 / 183.0, r29 74.3 / 81.4, r49 48.6 /
 // 63.9, headline_bf16 143.9 / 150.4, headline_fp16 143.3 / 149.0; unaligned float32 planes odd509 262.0 / 272.8;
 // few float32 planes, which the reader cuts into pieces for every SM: skinny (4 planes of 4M elements) 28.3 / 32.9,
-// r48 (15) 58.7 / 64.7. The fused launch was faster on many aligned float32 planes: the headline (1024 planes of
-// 256K), 256.4 against 263.4; mid (4096 of 16K) 85.6 against 84.0, within 2%; but not on r12 (180 planes of 389K, a
-// slice of C, aligned), 99.3 against 91.1: a boundary between 180 and 1024 planes is not measured yet.
+// r48 (15) 58.7 / 64.7. On aligned float32 planes the fused launch was faster only on large planes in large x
+// (kFusedMinRowBytes): the headline (1024 planes of 256K), 256.4 against 263.4; not mid (4096 of 16K), 85.6 against
+// 84.0, nor r12 (180 planes of 389K in 267 MiB, a slice of C, aligned), 99.3 against 91.1.
 constexpr int64_t kLanesMaxFewPlanes = 128;
 
 // Where the fused launch was measured good. Outside, its epilogue (units of at most 8 batches, a GEMM per unit, one
@@ -174,9 +174,16 @@ constexpr int64_t kLanesMaxFewPlanes = 128;
 constexpr int64_t kFusedMaxOutChannels = 1024;
 //  - B: at 1378 and more, 1.4-1.9x slower (r16, r33, r52); at 1e5 and more, 20-2000x (r00, r01, r14).
 constexpr int64_t kFusedMaxBatch = 512;
-//  - rows (planes) of at least 16 KiB: at 53 KiB and more it was fastest or within 10% (r12, r29, r34, r44, r48,
-//    r49, headline, mid, skinny); at 1-8 KiB torch's reader was 1.2-2x faster (r16, r17, r32, r33, r46, short_rows).
-constexpr int64_t kFusedMinRowBytes = 16 * 1024;
+//  - contiguous float32 planes (the only ones it still reads, fused_excluded): of at least 256 KiB, in x that takes at
+//    least 100 us to read. Each strategy forced on 26 problems of 32 MiB to 1 GiB (H200, bbbb403, do_bench best of
+//    2, us, fused against split; docs/limits.md §47): with planes of 16 KiB the fused launch was 1.9-3.6x slower at
+//    every size (B 128 x C 16 -> 16, 32 MiB: 73.6 against 20.1; B 256 x C 64 -> 16, 256 MiB: 161.4 against 75.5;
+//    B 128 x C 512 -> 16, 1 GiB: 581.7 against 257.5, where torch's shortcut took 297.2), with 64 KiB 1.03-1.41x
+//    slower (up to 512 MiB: 144.2 against 135.1); with 256 KiB to 1 MiB, at 256 MiB (56 us of reading) 3-4% slower
+//    on 3 of 4 problems, at 512 MiB level (136.7 against 136.2), at 1 GiB 0.2-1.6% faster (the headline 250.6
+//    against 251.0; 256.4 against 263.4 on ea7cecb).
+constexpr int64_t kFusedMinRowBytes = 256 * 1024;
+constexpr double kFusedMinReadUs = 100;
 //  - channels-last x: at most this many partial sums per batch (channels x pieces of 128 KiB the positions are cut
 //    into), which one block adds up at the end: 524k of them took r04 (B = 1) 700 us against 359 through torch's
 //    reader; 32k cost the headline's channels-last copy 2%; 400 to 5k (r05, r20, r21, r38) left the fused launch
@@ -244,8 +251,9 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
     if (p.element_bytes != 4) return "the plane-lanes reader reads 16-bit planes faster";
     if (!p.planes_aligned) return "the plane-lanes reader reads planes that start inside a 16-byte vector faster";
     if (p.batch * p.in_channels <= kLanesMaxFewPlanes) return "the plane-lanes reader cuts few planes for every SM";
-    if (plane * p.element_bytes >= kFusedMinRowBytes) return nullptr;
-    return "planes this short read faster in the split strategy";
+    if (plane * p.element_bytes < kFusedMinRowBytes) return "planes this short read faster in the split strategy";
+    if (x_bytes(p) < kFusedMinReadUs * d.read_gbps * 1e3) return "x this small reads faster in the split strategy";
+    return nullptr;
   }
   const int64_t pieces = (plane * p.in_channels * p.element_bytes + kFusedPieceBytes - 1) / kFusedPieceBytes;
   return pieces * p.in_channels <= kFusedMaxPartialsPerBatch ? nullptr

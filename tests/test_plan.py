@@ -210,7 +210,11 @@ ENVELOPE = {
     "aligned_planes_sliced": (dict(HEADLINE, planes_aligned=False), "split", "plane_lanes"),  # a slice of C, say
     "kernelbench_2024_16_bit": (problem(128, 3, 16, 32, 32, element_bytes=2), "fused", "planes"),  # still small
     "few_planes": (problem(1, 4, 128, 2048, 2048), "split", "plane_lanes"),  # cut into pieces for every SM
-    "many_planes_of_16k": (problem(32, 128, 256, 128, 128), "fused", "planes"),
+    # aligned float32 planes: one launch only for planes of 256 KiB and more in x of 100 us of reading (480 MB)
+    "planes_of_64_kib": (problem(32, 128, 256, 128, 128), "split", "plane_lanes"),  # mid
+    "planes_of_16_kib_in_1_gib": (problem(128, 512, 16, 64, 64), "split", "plane_lanes"),
+    "large_planes_in_256_mib": (problem(32, 32, 16, 256, 256), "split", "plane_lanes"),
+    "large_planes_in_512_mib": (problem(32, 64, 16, 256, 256), "fused", "planes"),
     "wide_c_out": (problem(64, 1, 4096, 256, 256, element_bytes=2), "split", "plane_lanes"),  # and few planes
     "few_large_planes": (problem(6, 19, 2069, 830, 177, element_bytes=2), "split", "plane_lanes"),
     "many_large_planes": (problem(79, 5, 2739, 15703, 30), "split", "plane_lanes"),
