@@ -2,6 +2,8 @@
 the data behind the planner's cost model (csrc/plan.cpp), and a check of its choices.
 
     python bench/strategies.py [--count 64] [--only r03,headline] [--out FILE.json]   # GPU: measure, write FILE.md too
+    python bench/strategies.py --grid channels_last [--out FILE.json]                  # a grid of problems.py's
+                                                                                       # ENVELOPE_GRIDS instead
     python bench/strategies.py --render FILE.json                                     # rewrite FILE.md from FILE.json
 
 Per problem: the time of the planner's choice ("auto"), of the fused launch, of the split strategy with each reader
@@ -19,7 +21,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from fusedlse_cuda.planning import explain, forced_plan  # noqa: E402
-from problems import SWEEP, make_inputs, make_random_inputs, random_problems, rel_err, require_cuda  # noqa: E402
+from problems import (ENVELOPE_GRIDS, SWEEP, make_inputs, make_random_inputs, random_problems, rel_err,  # noqa: E402
+                      require_cuda)
 from sweep import shortcut_f64, time_ms  # noqa: E402
 
 
@@ -103,6 +106,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=64)
     parser.add_argument("--only", default="")
+    parser.add_argument("--grid", choices=sorted(ENVELOPE_GRIDS), default=None,
+                        help="the problems of this envelope grid (bench/problems.py) instead of the sweep's")
     parser.add_argument("--out", default="strategies.json")
     parser.add_argument("--render", default=None, help="only rewrite this JSON file's .md")
     args = parser.parse_args(argv)
@@ -110,14 +115,20 @@ def main(argv=None):
         render(args.render)
         return
     require_cuda("bench/strategies.py")
-    problems = dict(random_problems(args.count))
-    named = [n for n in SWEEP if not n.startswith("grow_")] + ["grow_16777216", "grow_268435456"]
+    if args.grid:
+        problems, named = ENVELOPE_GRIDS[args.grid], []
+    else:
+        problems = dict(random_problems(args.count))
+        named = [n for n in SWEEP if not n.startswith("grow_")] + ["grow_16777216", "grow_268435456"]
     wanted = set(args.only.split(",")) if args.only else None
     rows = []
     for name in list(problems) + named:
         if wanted and name not in wanted:
             continue
-        inputs = make_random_inputs(problems[name], index=int(name[1:])) if name in problems else make_inputs(name)
+        if name in problems:  # a sweep problem's values are drawn from its number, a grid's from its place
+            inputs = make_random_inputs(problems[name], index=len(rows) if args.grid else int(name[1:]))
+        else:
+            inputs = make_inputs(name)
         row = measure(name, inputs, len(rows))
         rows.append(row)
         t = row["times"]

@@ -156,3 +156,22 @@ def test_sweep_lists_losses_and_rivals_within_the_close_margin():
                     ("cuda", "torch_shortcut", "triton_tuned"))
     assert "slower than a rival: 1\n- lost: torch_shortcut is 1.11x faster" in text
     assert "more time than fusedlse CUDA: 1\n- close: torch_shortcut, 1.025x fusedlse's time\n" in text
+
+
+def test_envelope_grids_straddle_the_fused_launchs_envelope():
+    """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS holds problems the planner gives the fused launch and
+    problems it gives the split strategy on the H200, all of the grid's layout, so that forcing both measures the
+    line csrc/plan.cpp draws between them."""
+    from fusedlse_cuda.planning import plan_for
+    from problems import ENVELOPE_GRIDS
+    from test_plan import H200
+
+    for grid, problems in ENVELOPE_GRIDS.items():
+        strategies = set()
+        for (batch, c_in, height, width, c_out, kh, kw), dtype, layout in problems.values():
+            assert dtype == torch.float32 and layout == ("channels_last" if grid == "channels_last" else "contiguous")
+            shape = dict(batch=batch, in_channels=c_in, out_channels=c_out, height=height, width=width,
+                         element_bytes=4, layout="planes" if layout == "contiguous" else layout,
+                         kernel_area=kh * kw)
+            strategies.add(plan_for(shape, H200)["strategy"])
+        assert strategies == {"fused", "split"}, grid
