@@ -181,7 +181,7 @@ constexpr int64_t kFusedMaxBatch = 512;
 //    B 128 x C 512 -> 16, 1 GiB: 581.7 against 257.5, where torch's shortcut took 297.2), with 64 KiB 1.03-1.41x
 //    slower (up to 512 MiB: 144.2 against 135.1); with 256 KiB to 1 MiB, at 256 MiB (56 us of reading) 3-4% slower
 //    on 3 of 4 problems, at 512 MiB level (136.7 against 136.2), at 1 GiB 0.2-1.6% faster (the headline 250.6
-//    against 251.0; 256.4 against 263.4 on ea7cecb).
+//    against 251.0; 256.4 against 263.4 on 9884c92, §26).
 constexpr int64_t kFusedMinRowBytes = 256 * 1024;
 constexpr double kFusedMinReadUs = 100;
 //  - channels-last x: at most this many partial sums per batch (channels x pieces of 128 KiB the positions are cut
