@@ -696,7 +696,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, \"copies_x\": %s, \"x_loads\": \"%s\", "
+                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, "
+                "\"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
@@ -704,7 +705,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
-                name(plan.split_reader), name(plan.epilogue), plan.tiled_us, static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow,
+                name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
+                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),

@@ -315,7 +315,8 @@ __device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
 
 // kPartial: split-K's block, as gemm_lse_kernel's.
 template <typename T, int kTile, bool kPartial = false>
-__global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm) mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+__global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
+    mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   static_assert(sizeof(A) == 8, "float64 only");
   wait_for_previous_grid();

@@ -882,7 +882,8 @@ int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t
                                  int64_t acc_bytes, int64_t problem_bytes, int device) {
   switch (epilogue) {
     case plan::Epilogue::kTiledLse: return tiled_epilogue(batch, channels, c_out, acc_bytes, device).workspace_bytes;
-    case plan::Epilogue::kCublasLse: return cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
+    case plan::Epilogue::kCublasLse:
+      return cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
     case plan::Epilogue::kRowsLse:
     case plan::Epilogue::kNarrowLse: break;
   }
