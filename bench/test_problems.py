@@ -164,14 +164,12 @@ def test_envelope_grids_straddle_the_fused_launchs_envelope():
     line csrc/plan.cpp draws between them."""
     from fusedlse_cuda.planning import plan_for
     from problems import ENVELOPE_GRIDS
-    from test_plan import H200
+    from test_plan import H200, problem
 
     for grid, problems in ENVELOPE_GRIDS.items():
         strategies = set()
         for (batch, c_in, height, width, c_out, kh, kw), dtype, layout in problems.values():
             assert dtype == torch.float32 and layout == ("channels_last" if grid == "channels_last" else "contiguous")
-            shape = dict(batch=batch, in_channels=c_in, out_channels=c_out, height=height, width=width,
-                         element_bytes=4, layout="planes" if layout == "contiguous" else layout,
-                         kernel_area=kh * kw)
-            strategies.add(plan_for(shape, H200)["strategy"])
+            shape = problem(batch, c_in, c_out, height, width, layout="planes" if layout == "contiguous" else layout)
+            strategies.add(plan_for(dict(shape, kernel_area=kh * kw), H200)["strategy"])
         assert strategies == {"fused", "split"}, grid
