@@ -192,15 +192,20 @@ constexpr double kFusedMinReadUs = 100;
 //    split strategy's 236 through torch's reader and 301 through the channel-rows reader (e421e09, forced).
 constexpr int64_t kFusedMaxPartialsPerBatch = 256 * 1024;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
-//    And at most kFusedChannelsLastMaxBatch batches of at least kFusedChannelsLastMinPixels pixels (where the
-//    channel-rows reader does not suit). Each strategy forced (H200, 08a734f, do_bench best of 2, us, fused against
-//    split; docs/limits.md §47): the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4 and r37
-//    (B 24, C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower ([256, 64, 32, 32]
-//    -> 16: 492.3 against 37.6, and 434 where torch's shortcut took 101; [64, 197, 60, 60] -> 16: 83.8 against
-//    66.0), level at [512, 32, 32, 32]; with 1024 pixels 1.5x slower even at 16 batches ([16, 1024, 32, 32] -> 64:
-//    72.9 against 47.2).
+//    And at most kFusedChannelsLastMaxBatch batches, of pixels whose channels are not whole 16-byte vectors (where
+//    the channel-rows reader does not suit). Each strategy forced (H200, 08a734f, do_bench best of 2, us, fused
+//    against split; docs/limits.md §47): the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4
+//    and r37 (B 24, C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower
+//    ([256, 64, 32, 32] -> 16: 492.3 against 37.6, and 434 where torch's shortcut took 101; [64, 197, 60, 60] -> 16:
+//    83.8 against 66.0), level at [512, 32, 32, 32]. Up to 32 batches the split strategy's reader there, torch's
+//    reduction, decides: it reads pixels of whole 16-byte vectors fast and the rest slowly. On a grid of 44 problems
+//    (3ae7f4c, §47: B 8-48, 1024-8100 pixels, C 96 and 600 float32, whole vectors; C 197, not) the split strategy
+//    was faster on the cells of whole vectors, or within 11% (the fused launch 5-11% faster on five: [32, 96, 60, 60]
+//    29.6 against 32.8), by up to 1.8x ([8, 96, 60, 60] 19.7 against 36.2 fused, [16, 600, 32, 32] 32.4 against
+//    50.7); the fused launch on C 197 up to 32 batches, by 1.1-1.7x ([8, 197, 45, 45] 26.2 against 36.1, [16, 197,
+//    60, 60] 35.9 against 56.0), but [32, 197, 32, 32] (45.0 against 32.5, out of line with 16 and 48 batches).
+//    §48 has the run of this rule.
 constexpr int64_t kFusedChannelsLastMaxBatch = 32;
-constexpr int64_t kFusedChannelsLastMinPixels = 2048;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
@@ -265,7 +270,9 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
     return nullptr;
   }
   if (p.batch > kFusedChannelsLastMaxBatch) return "too many batches of channels-last x for the fused epilogue";
-  if (plane < kFusedChannelsLastMinPixels) return "channels-last planes this small read faster in the split strategy";
+  if (p.pixels_follow && p.in_channels * p.element_bytes % 16 == 0) {
+    return "torch's reduction reads channels-last pixels of whole 16-byte vectors faster";
+  }
   const int64_t pieces = (plane * p.in_channels * p.element_bytes + kFusedPieceBytes - 1) / kFusedPieceBytes;
   return pieces * p.in_channels <= kFusedMaxPartialsPerBatch ? nullptr
                                                              : "too many partial sums per batch for one block";

@@ -227,9 +227,13 @@ ENVELOPE = {
     "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
     "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
-    # the fused launch on channels-last x: up to 32 batches of 2048 pixels and more
+    # the fused launch on channels-last x: up to 32 batches of pixels that are not whole 16-byte vectors
     "channels_last_many_batches": (problem(64, 197, 16, 60, 60, layout="channels_last"), "split", "torch_sum"),
-    "channels_last_small_planes": (problem(16, 1024, 64, 32, 32, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_whole_vectors": (problem(16, 1024, 64, 32, 32, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_few_batches_whole_vectors": (problem(8, 96, 16, 60, 60, layout="channels_last"), "split",
+                                                "torch_sum"),
+    "channels_last_small_planes_of_odd_pixels": (problem(8, 197, 64, 45, 45, layout="channels_last"), "fused",
+                                                 "planes"),
     # r37: the channel-rows reader's vector walk reads 1439 channels of 16 bits faster than the fused launch
     "channels_last_wide_vectors": (problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
