@@ -134,18 +134,18 @@ RANDOM_CORNERS = (
 )
 
 
-# Where csrc/plan.cpp draws the fused launch's envelope (docs/limits.md §47): {grid: {name: ((B, C_in, H, W, C_out,
-# kH, kW), dtype, layout)}}, float32 with 3 x 3 kernels. `python bench/strategies.py --grid NAME` forces every
-# strategy on them. medium_planes: contiguous planes of 16 KiB to 1 MiB in x of 32 MiB to 1 GiB; channels_last: the
-# channels-last x the channel-rows reader does not take (fewer than 4096 pixels or many channels), by batches,
-# pixels and channels whose pixels are whole 16-byte vectors (96, 600) or not (197).
+# Where csrc/plan.cpp draws lines between strategies or readers (docs/limits.md §47, §48): {grid: {name: ((B, C_in,
+# H, W, C_out, kH, kW), dtype, layout)}}, float32 with 3 x 3 kernels. `python bench/strategies.py --grid NAME` forces
+# every strategy and reader on them. medium_planes: contiguous planes of 16 KiB to 1 MiB in x of 32 MiB to 1 GiB, the
+# fused launch's envelope; channels_last: channels-last x of 576 to 8100 pixels, by batches, pixels and channels whose
+# pixels are whole 16-byte vectors (96, 600) or not (197), about the channel-rows reader's fewest pixels (1024).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),
                   (8, 128, 256, 256, 64), (4, 64, 512, 512, 16), (64, 128, 128, 128, 16), (32, 64, 256, 256, 16),
                   (128, 512, 64, 64, 16), (64, 64, 256, 256, 16), (16, 64, 512, 512, 16), (128, 8, 512, 512, 16)]
-_CHANNELS_LAST = [(b, c, side, side, 64 if c == 197 else 16) for b in (8, 16, 32, 48) for side in (32, 45, 60, 90)
-                  for c in (197, 600, 96) if b * c * side * side * 4 >= 10**7]
+_CHANNELS_LAST = [(b, c, side, side, 64 if c == 197 else 16) for b in (8, 16, 32, 48)
+                  for side in (24, 31, 32, 45, 60, 90) for c in (197, 600, 96) if b * c * side * side * 4 >= 10**7]
 _CHANNELS_LAST += [(256, 64, 32, 32, 16), (128, 128, 48, 48, 64), (64, 256, 32, 32, 128), (16, 197, 186, 20, 88),
                    (512, 32, 32, 32, 16), (16, 1024, 32, 32, 64), (64, 197, 60, 60, 16), (256, 256, 32, 32, 16)]
 ENVELOPE_GRIDS = {

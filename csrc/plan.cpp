@@ -55,9 +55,13 @@ constexpr double kPlaneLanesShare = 0.75;
 // r36 45 against torch's 58, r38, r55). With more channels or fewer pixels torch's reduction or the fused launch was
 // faster: C of 142 to 1439 (r20, r23, r37, r52: by up to 1.27x), planes of 4 to 69 pixels (r07, r53, r54: 2.7-10x).
 // The vector walk (cuda/tuning.h) read r37's 1439 channels faster than the fused launch: wider C where it applies.
+// Down to 1024 pixels it is still the fastest, or within 7%, on 36 of 40 channels-last problems (B 8-512, C 32-1024,
+// 1024-3720 pixels; H200, 902b8cb, every strategy and reader forced, docs/limits.md §48), 1.1-1.3x faster than torch's
+// reduction on 24 of them ([32, 96, 32, 32] 14.2 us against 18.5, [512, 32, 32, 32] 29.3 against 37.4); it lost by
+// 1.07-1.18x on C 600 of 32 and 48 batches, as it does at 8100 pixels ([32, 600, 90, 90] 188.9 against 170.2).
 constexpr double kChannelRowsShare = 0.8;
 constexpr int64_t kChannelRowsMaxChannels = 128;
-constexpr int64_t kChannelRowsMinPixels = 4096;
+constexpr int64_t kChannelRowsMinPixels = 1024;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -140,11 +144,21 @@ constexpr int64_t kNarrowLseStageTripValues = 1024;
 constexpr double kNarrowLseLoopSlots = 2;
 constexpr double kNarrowLseReadShare = 0.7;
 
-// Planes of at most this many elements go to the plane-lanes reader in every layout (one lane per plane below 16
-// elements). Measured with a thread per plane, before the reader had groups of lanes: on planes of 2 to 24 elements
-// it was the fastest reader or within 7% of it on 14 of 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50
-// 177 vs 374), in every layout; on 69 elements (r54) torch's was 1.7x faster.
+// Planes of at most this many elements go to the plane-lanes reader (one lane per plane below 16 elements), in
+// channels-last x only where pixels and planes are not too small (below). Measured with a thread per plane, before
+// the reader had groups of lanes: on planes of 2 to 24 elements it was the fastest reader or within 7% of it on 14 of
+// 16 problems (r09 448 us vs torch's 677, r26 416 vs 1314, r50 177 vs 374), in every layout; on 69 elements (r54)
+// torch's was 1.7x faster. In channels-last x whose pixels follow each other its lanes read elements C apart, and
+// torch's reduction reads planes of fewer than kTinyLanesMinPlaneBytes, or pixels of fewer than
+// kTinyLanesMinPixelBytes, faster. H200 (902b8cb, readers forced, docs/limits.md §48), 56 problems of 128 MiB (C 3 to
+// 2048, 2 x 2 to 5 x 5 pixels, float32 and bfloat16) and 12 others: on pixels of 32 bytes or less and planes of 16 or
+// more pixels the plane-lanes reader took 1.1-13x torch's time (C 16 bfloat16 of 4 x 4: 901 us against 71;
+// [1000000, 8, 4, 4]: 1039 against 171); on planes of 4 pixels up to 1.44x, of 9 bfloat16 pixels 1.06-1.2x (seed 7's
+// r53, [53725, 1650, 5, 1] bfloat16: 955 against 826); elsewhere it was level or faster, by up to 17% (C 2048 float32
+// of 3 x 3: 64.8 against 76.1), but on one problem ([100000, 32, 8, 4] float32: 149 against 127).
 constexpr int64_t kTinyPlaneElements = 32;
+constexpr int64_t kTinyLanesMinPlaneBytes = 32;
+constexpr int64_t kTinyLanesMinPixelBytes = 64;
 
 // Contiguous planes of any size, and planes of one element in any layout, go to the plane-lanes reader. Each reader
 // forced in turn with the planner's epilogue (H200, 5ae8489, best of 3 interleaved rounds): on contiguous planes it
@@ -192,19 +206,16 @@ constexpr double kFusedMinReadUs = 100;
 //    split strategy's 236 through torch's reader and 301 through the channel-rows reader (e421e09, forced).
 constexpr int64_t kFusedMaxPartialsPerBatch = 256 * 1024;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
-//    And at most kFusedChannelsLastMaxBatch batches, of pixels whose channels are not whole 16-byte vectors (where
-//    the channel-rows reader does not suit). Each strategy forced (H200, 08a734f, do_bench best of 2, us, fused
-//    against split; docs/limits.md §47): the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4
-//    and r37 (B 24, C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower
-//    ([256, 64, 32, 32] -> 16: 492.3 against 37.6, and 434 where torch's shortcut took 101; [64, 197, 60, 60] -> 16:
-//    83.8 against 66.0), level at [512, 32, 32, 32]. Up to 32 batches the split strategy's reader there, torch's
-//    reduction, decides: it reads pixels of whole 16-byte vectors fast and the rest slowly. On a grid of 44 problems
-//    (3ae7f4c, §47: B 8-48, 1024-8100 pixels, C 96 and 600 float32, whole vectors; C 197, not) the split strategy
-//    was faster on the cells of whole vectors, or within 11% (the fused launch 5-11% faster on five: [32, 96, 60, 60]
-//    29.6 against 32.8), by up to 1.8x ([8, 96, 60, 60] 19.7 against 36.2 fused, [16, 600, 32, 32] 32.4 against
-//    50.7); the fused launch on C 197 up to 32 batches, by 1.1-1.7x ([8, 197, 45, 45] 26.2 against 36.1, [16, 197,
-//    60, 60] 35.9 against 56.0), but [32, 197, 32, 32] (45.0 against 32.5, out of line with 16 and 48 batches).
-//    §48 has the run of this rule.
+//    And at most kFusedChannelsLastMaxBatch batches of kChannelRowsMinPixels pixels or more whose channels are not
+//    whole 16-byte vectors, where the channel-rows reader does not take them (pixels apart, or a vector walk too
+//    wide). Each strategy forced (H200, 08a734f, do_bench best of 2, us, fused against split; docs/limits.md §47):
+//    the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4 through torch's reduction and r37 (B 24,
+//    C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower ([256, 64, 32, 32] -> 16:
+//    492.3 against 37.6, and 434 where torch's shortcut took 101; [64, 197, 60, 60] -> 16: 83.8 against 66.0), level
+//    at [512, 32, 32, 32]. Up to 32 batches torch's reduction read pixels of whole 16-byte vectors faster (C 96 and
+//    600 float32, 1.05-1.8x: [8, 96, 60, 60] 19.7 against 36.2 fused) and the rest slower (C 197, 1.1-1.7x: [8, 197,
+//    45, 45] 36.1 against 26.2; 3ae7f4c, §47). The channel-rows reader, where it applies, was within 6% of the fused
+//    launch or faster on all of them (902b8cb, §48: r20 38.7 against 38.1).
 constexpr int64_t kFusedChannelsLastMaxBatch = 32;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
@@ -270,6 +281,7 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
     return nullptr;
   }
   if (p.batch > kFusedChannelsLastMaxBatch) return "too many batches of channels-last x for the fused epilogue";
+  if (plane < kChannelRowsMinPixels) return "channels-last planes this small were not measured in the fused launch";
   if (p.pixels_follow && p.in_channels * p.element_bytes % 16 == 0) {
     return "torch's reduction reads channels-last pixels of whole 16-byte vectors faster";
   }
@@ -615,8 +627,12 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
 
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
-  if (plane <= kTinyPlaneElements || p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) {
-    return Reader::kPlaneLanes;
+  if (p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) return Reader::kPlaneLanes;
+  if (plane <= kTinyPlaneElements) {
+    const bool lanes_suit = plane == 1 || !(p.layout == Layout::kChannelsLast && p.pixels_follow) ||
+                            (plane * p.element_bytes >= kTinyLanesMinPlaneBytes &&
+                             p.in_channels * p.element_bytes >= kTinyLanesMinPixelBytes);
+    return lanes_suit ? Reader::kPlaneLanes : Reader::kTorchSum;
   }
   return channel_rows_suits(p) ? Reader::kChannelRows : Reader::kTorchSum;
 }

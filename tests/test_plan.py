@@ -48,11 +48,33 @@ def test_strided_rows_are_read_in_place(device):
     assert not plan["copies_x"] and plan["reader"] == "plane_lanes"
 
 
-@pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
+@pytest.mark.parametrize("layout", ["planes", "strided_rows", "other"])
 @pytest.mark.parametrize("device", list(DEVICES))
-def test_tiny_planes_of_every_layout_get_the_plane_lanes_reader(device, layout):
+def test_tiny_planes_get_the_plane_lanes_reader(device, layout):
     plan = plan_for(problem(50000, 12, 7, 2, 3, layout=layout), DEVICES[device])
     assert plan["split_reader"] == "plane_lanes"
+
+
+# Tiny channels-last planes: torch's reduction where the pixels or the planes are few bytes (plan.cpp's
+# kTinyLanesMinPixelBytes, kTinyLanesMinPlaneBytes), the plane-lanes reader otherwise or where pixels are a slice.
+TINY_CHANNELS_LAST = {
+    "pixels_of_48_bytes": (problem(50000, 12, 7, 2, 3, layout="channels_last"), True, "torch_sum"),
+    "planes_of_16_bytes": (problem(100000, 256, 64, 2, 2, layout="channels_last"), True, "torch_sum"),
+    "pixels_of_32_bytes_in_4_x_4": (problem(262144, 16, 16, 4, 4, element_bytes=2, layout="channels_last"), True,
+                                    "torch_sum"),
+    "seed_7_r53": (problem(53725, 1650, 11, 5, 1, element_bytes=2, layout="channels_last"), True, "torch_sum"),
+    "wide_pixels_of_3_x_3": (problem(1820, 2048, 16, 3, 3, layout="channels_last"), True, "plane_lanes"),
+    "pixels_of_64_bytes_in_4_x_4": (problem(131072, 16, 16, 4, 4, layout="channels_last"), True, "plane_lanes"),
+    "a_slice_of_wider_pixels": (problem(50000, 12, 7, 2, 3, layout="channels_last"), False, "plane_lanes"),
+}
+
+
+@pytest.mark.parametrize("case", list(TINY_CHANNELS_LAST))
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_tiny_channels_last_planes_get_the_reader_measured_faster(device, case):
+    shape, pixels_follow, reader = TINY_CHANNELS_LAST[case]
+    plan = plan_for(dict(shape, pixels_follow=pixels_follow), DEVICES[device])
+    assert plan["split_reader"] == reader
 
 
 @pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
@@ -98,8 +120,8 @@ def test_split_reader_by_layout(device, layout, plane, reader):
     (64, (512, 512), "channel_rows"), (128, (64, 64), "channel_rows"),
     (129, (512, 512), "channel_rows"),  # more channels: its vector walk, where pixels follow each other
     (-129, (512, 512), "torch_sum"),  # the same with pixels apart: the scalar walk was not measured good on them
-    (64, (63, 65), "torch_sum"),  # fewer pixels than that
-    (64, (5, 6), "plane_lanes")])  # tiny planes, whatever the layout
+    (64, (31, 33), "torch_sum"),  # fewer pixels than that
+    (64, (5, 6), "plane_lanes")])  # tiny planes of wide pixels
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader):
     """A negative c_in: that many channels, of pixels that do not follow each other."""
@@ -226,14 +248,19 @@ ENVELOPE = {
                                      "channel_rows"),
     "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
-    "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "fused", "planes"),
-    # the fused launch on channels-last x: up to 32 batches of pixels that are not whole 16-byte vectors
-    "channels_last_many_batches": (problem(64, 197, 16, 60, 60, layout="channels_last"), "split", "torch_sum"),
-    "channels_last_whole_vectors": (problem(16, 1024, 64, 32, 32, layout="channels_last"), "split", "torch_sum"),
-    "channels_last_few_batches_whole_vectors": (problem(8, 96, 16, 60, 60, layout="channels_last"), "split",
-                                                "torch_sum"),
-    "channels_last_small_planes_of_odd_pixels": (problem(8, 197, 64, 45, 45, layout="channels_last"), "fused",
-                                                 "planes"),
+    # channels-last pixels that follow each other: the channel-rows reader from 1024 pixels (r20, and the grid of
+    # docs/limits.md §48, where the fused launch had been chosen on C 197)
+    "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "split", "channel_rows"),
+    "channels_last_1024_pixels": (problem(32, 96, 16, 32, 32, layout="channels_last"), "split", "channel_rows"),
+    "channels_last_1023_pixels": (problem(32, 96, 16, 31, 33, layout="channels_last"), "split", "torch_sum"),
+    # the fused launch on channels-last x the channel-rows reader does not take: up to 32 batches of 1024 pixels and
+    # more that are not whole 16-byte vectors
+    "channels_last_apart": (dict(problem(16, 197, 88, 186, 20, layout="channels_last"), pixels_follow=False),
+                            "fused", "planes"),
+    "channels_last_apart_many_batches": (dict(problem(64, 197, 16, 60, 60, layout="channels_last"),
+                                              pixels_follow=False), "split", "torch_sum"),
+    "channels_last_apart_small_planes": (dict(problem(32, 197, 16, 31, 31, layout="channels_last"),
+                                              pixels_follow=False), "split", "torch_sum"),
     # r37: the channel-rows reader's vector walk reads 1439 channels of 16 bits faster than the fused launch
     "channels_last_wide_vectors": (problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
