@@ -212,10 +212,11 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4 through torch's reduction and r37 (B 24,
 //    C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower ([256, 64, 32, 32] -> 16:
 //    492.3 against 37.6, and 434 where torch's shortcut took 101; [64, 197, 60, 60] -> 16: 83.8 against 66.0), level
-//    at [512, 32, 32, 32]. Up to 32 batches torch's reduction read pixels of whole 16-byte vectors faster (C 96 and
-//    600 float32, 1.05-1.8x: [8, 96, 60, 60] 19.7 against 36.2 fused) and the rest slower (C 197, 1.1-1.7x: [8, 197,
-//    45, 45] 36.1 against 26.2; 3ae7f4c, §47). The channel-rows reader, where it applies, was within 6% of the fused
-//    launch or faster on all of them (902b8cb, §48: r20 38.7 against 38.1).
+//    at [512, 32, 32, 32]. Up to 32 batches torch's reduction was up to 1.8x faster on pixels of whole 16-byte
+//    vectors (C 96 and 600 float32: [8, 96, 60, 60] 19.7 against 36.2 fused; the fused launch 5-11% faster on five)
+//    and 1.1-1.7x slower on the rest (C 197: [8, 197, 45, 45] 36.1 against 26.2; 3ae7f4c, §47). The channel-rows
+//    reader, where it applies, was within 10% of the fused launch or faster on all of them (902b8cb, §48: r20 38.7
+//    against 38.8, [32, 600, 45, 45] 74.1 against 67.1).
 constexpr int64_t kFusedChannelsLastMaxBatch = 32;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split

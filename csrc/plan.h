@@ -76,8 +76,10 @@ bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_b
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
 //  kPlaneLanes:     a group of 1 to 32 lanes per plane (or piece of one), any strides, in place (cuda/split.cu):
-//                   tiny planes of any layout, and planes whose W is contiguous (contiguous planes, strided rows);
-//  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes.
+//                   tiny planes of any layout (channels-last ones only of wide enough pixels and planes), and planes
+//                   whose W is contiguous (contiguous planes, strided rows);
+//  kTorchSum:       torch's own x.sum((2, 3)), in place: channels-last and other layouts of larger planes, and tiny
+//                   channels-last planes of few bytes.
 //  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu), or by
 //                   16-byte vectors where channel_vectors_apply: planes of kChannelRowsMinPixels pixels or more, and
 //                   up to kChannelRowsMaxChannels channels or more where the vector walk applies (plan.cpp); torch's

@@ -48,14 +48,16 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             taps per plane)) and ``why``; ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
-            one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout; tiny planes
+            one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout but
+            channels-last ones of pixels under 64 bytes or planes under 32, which torch reads faster; tiny planes
             that follow each other in memory, of the sizes where that is faster, ``problem["plane_runs"]``: a
             thread per few of them, loaded 16 bytes at a time; contiguous planes of any size, 16 bytes a load
             (from the first aligned vector of planes of 2048 elements and more that start inside one), at most
             128 of them cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
-            channels-last x and other layouts), ``"channel_rows"`` (channels-last x a pixel of C channels at a
-            time, in place: at least 4096 pixels per plane, and up to 128 channels, or more where its pixels
-            follow each other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load).
+            channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
+            (channels-last x a pixel of C channels at a time, in place: at least 1024 pixels per plane, and up to
+            128 channels, or more where its pixels follow each other (``problem["pixels_follow"]``) in 16- or
+            32-bit x: read then 16 bytes a load).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
