@@ -145,7 +145,8 @@ def test_wide_channels_last_reader_by_the_vector_walks_shared_memory(device, c_i
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_float64_contiguous_planes_go_to_the_plane_lanes_reader(device):
     for plane in [(25, 39), (2, 3), (1, 1), (512, 512)]:
-        assert plan_for(problem(1378, 166, 4, *plane, element_bytes=8), DEVICES[device])["split_reader"] == "plane_lanes"
+        plan = plan_for(problem(1378, 166, 4, *plane, element_bytes=8), DEVICES[device])
+        assert plan["split_reader"] == "plane_lanes"
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
