@@ -137,19 +137,24 @@ RANDOM_CORNERS = (
 # Where csrc/plan.cpp draws lines between strategies or readers (docs/limits.md §47, §48): {grid: {name: ((B, C_in,
 # H, W, C_out, kH, kW), dtype, layout)}}, 3 x 3 kernels. `python bench/strategies.py --grid NAME` forces every
 # strategy and reader on them. medium_planes: contiguous float32 planes of 16 KiB to 1 MiB in x of 32 MiB to 1 GiB, the
-# fused launch's envelope; channels_last: channels-last float32 x of 576 to 8100 pixels, by batches, pixels and
-# channels whose pixels are whole 16-byte vectors (96, 600) or not (197), about the channel-rows reader's fewest
-# pixels (1024); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in float32 and
-# bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes, ...PlaneBytes).
+# fused launch's envelope; channels_last: channels-last float32 x of 361 to 8100 pixels, by batches, pixels and
+# channels whose pixels are whole 16-byte vectors (96, 600) or not (197); small_channels_last: channels-last x of 64
+# MiB, 6 x 6 to 31 x 31 pixels, C 8 to 600, float32 and bfloat16; both about the channel-rows reader's fewest pixels
+# (kChannelRowsMinPixels, 400); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in
+# float32 and bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes,
+# ...PlaneBytes).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),
                   (8, 128, 256, 256, 64), (4, 64, 512, 512, 16), (64, 128, 128, 128, 16), (32, 64, 256, 256, 16),
                   (128, 512, 64, 64, 16), (64, 64, 256, 256, 16), (16, 64, 512, 512, 16), (128, 8, 512, 512, 16)]
 _CHANNELS_LAST = [(b, c, side, side, 64 if c == 197 else 16) for b in (8, 16, 32, 48)
-                  for side in (24, 31, 32, 45, 60, 90) for c in (197, 600, 96) if b * c * side * side * 4 >= 10**7]
+                  for side in (19, 24, 31, 32, 45, 60, 90) for c in (197, 600, 96) if b * c * side * side * 4 >= 10**7]
 _CHANNELS_LAST += [(256, 64, 32, 32, 16), (128, 128, 48, 48, 64), (64, 256, 32, 32, 128), (16, 197, 186, 20, 88),
                    (512, 32, 32, 32, 16), (16, 1024, 32, 32, 64), (64, 197, 60, 60, 16), (256, 256, 32, 32, 16)]
+_SMALL_CHANNELS_LAST = [((64 << 20) // (c * side * side * element_bytes), c, side, side, 16, dtype)
+                        for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2))
+                        for c in (8, 32, 96, 197, 600) for side in (6, 16, 19, 20, 31)]
 _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, side, side, 16, dtype)
                        for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2))
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
@@ -165,6 +170,7 @@ ENVELOPE_GRIDS = {
            for shape in shapes for dtype in [shape[5] if len(shape) == 6 else torch.float32]}
     for grid, shapes, layout in (("medium_planes", _MEDIUM_PLANES, "contiguous"),
                                  ("channels_last", _CHANNELS_LAST, "channels_last"),
+                                 ("small_channels_last", _SMALL_CHANNELS_LAST, "channels_last"),
                                  ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"))
 }
 

@@ -161,14 +161,14 @@ def test_sweep_lists_losses_and_rivals_within_the_close_margin():
 def test_envelope_grids_straddle_the_planners_lines():
     """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS, all of its layout, holds problems on both sides of the
     line csrc/plan.cpp draws there on the H200, so that forcing every option measures it: the fused launch and the
-    split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last, the plane-lanes
-    reader and torch's on tiny_channels_last."""
+    split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
+    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last."""
     from fusedlse_cuda.planning import plan_for
     from problems import ENVELOPE_GRIDS
     from test_plan import H200, problem
 
     sides = {"medium_planes": {"fused", "plane_lanes"}, "channels_last": {"channel_rows", "torch_sum"},
-             "tiny_channels_last": {"plane_lanes", "torch_sum"}}
+             "small_channels_last": {"channel_rows", "torch_sum"}, "tiny_channels_last": {"plane_lanes", "torch_sum"}}
     for grid, problems in ENVELOPE_GRIDS.items():
         chosen = set()
         for (batch, c_in, height, width, c_out, kh, kw), dtype, layout in problems.values():

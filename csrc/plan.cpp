@@ -59,9 +59,12 @@ constexpr double kPlaneLanesShare = 0.75;
 // 1024-3720 pixels; H200, 902b8cb, every strategy and reader forced, docs/limits.md §48), 1.1-1.3x faster than torch's
 // reduction on 24 of them ([32, 96, 32, 32] 14.2 us against 18.5, [512, 32, 32, 32] 29.3 against 37.4); it lost by
 // 1.07-1.18x on C 600 of 32 and 48 batches, as it does at 8100 pixels ([32, 600, 90, 90] 188.9 against 170.2).
+// Down to 400 pixels it was faster than torch's reduction on 28 of 30 problems of 64 MiB (C 8 to 600 of 20 x 20 to
+// 31 x 31 pixels, float32 and bfloat16; H200, 598e622, docs/limits.md §48-49), by up to 2x ([32, 96, 31, 31] 14.8 us
+// against 44.9); at 256 pixels on 6 of 10 (C 8 bfloat16 1.61x slower), at 36 to 121 pixels on 12 of 30.
 constexpr double kChannelRowsShare = 0.8;
 constexpr int64_t kChannelRowsMaxChannels = 128;
-constexpr int64_t kChannelRowsMinPixels = 1024;
+constexpr int64_t kChannelRowsMinPixels = 400;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -206,8 +209,8 @@ constexpr double kFusedMinReadUs = 100;
 //    split strategy's 236 through torch's reader and 301 through the channel-rows reader (e421e09, forced).
 constexpr int64_t kFusedMaxPartialsPerBatch = 256 * 1024;
 constexpr int64_t kFusedPieceBytes = 128 * 1024;
-//    And at most kFusedChannelsLastMaxBatch batches of kChannelRowsMinPixels pixels or more whose channels are not
-//    whole 16-byte vectors, where the channel-rows reader does not take them (pixels apart, or a vector walk too
+//    And at most kFusedChannelsLastMaxBatch batches of kFusedChannelsLastMinPixels pixels or more whose channels are
+//    not whole 16-byte vectors, where the channel-rows reader does not take them (pixels apart, or a vector walk too
 //    wide). Each strategy forced (H200, 08a734f, do_bench best of 2, us, fused against split; docs/limits.md §47):
 //    the fused launch won on r20 (B 16, C 197, 3720 pixels) 38.3 against 60.4 through torch's reduction and r37 (B 24,
 //    C 1439 bfloat16, 7425 pixels, above); with 64 batches and more it was 1.3-13x slower ([256, 64, 32, 32] -> 16:
@@ -216,8 +219,10 @@ constexpr int64_t kFusedPieceBytes = 128 * 1024;
 //    vectors (C 96 and 600 float32: [8, 96, 60, 60] 19.7 against 36.2 fused; the fused launch 5-11% faster on five)
 //    and 1.1-1.7x slower on the rest (C 197: [8, 197, 45, 45] 36.1 against 26.2; 3ae7f4c, §47). The channel-rows
 //    reader, where it applies, was within 10% of the fused launch or faster on all of them (902b8cb, §48: r20 38.7
-//    against 38.8, [32, 600, 45, 45] 74.1 against 67.1).
+//    against 38.8, [32, 600, 45, 45] 74.1 against 67.1). The fused launch was not measured with pixels apart, the
+//    only channels-last x it still takes, on planes under kFusedChannelsLastMinPixels.
 constexpr int64_t kFusedChannelsLastMaxBatch = 32;
+constexpr int64_t kFusedChannelsLastMinPixels = 1024;
 //  - float64: its fused kernel keeps one block per multiprocessor (255 registers) and reads at about half speed: on
 //    424 rows (B x C_in) and more torch's reader was 1.4-5x faster (r15, r31, r35, r47); on 41 and 7 rows the split
 //    strategy with the plane-lanes reader and the rows epilogue was 1.27x and 1.42x faster (r19: 23.5 against
@@ -282,7 +287,7 @@ const char* fused_excluded(const Problem& p, const DeviceProps& d) {
     return nullptr;
   }
   if (p.batch > kFusedChannelsLastMaxBatch) return "too many batches of channels-last x for the fused epilogue";
-  if (plane < kChannelRowsMinPixels) return "channels-last planes this small were not measured in the fused launch";
+  if (plane < kFusedChannelsLastMinPixels) return "channels-last planes this small were not measured fused";
   if (p.pixels_follow && p.in_channels * p.element_bytes % 16 == 0) {
     return "torch's reduction reads channels-last pixels of whole 16-byte vectors faster";
   }

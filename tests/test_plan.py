@@ -120,7 +120,8 @@ def test_split_reader_by_layout(device, layout, plane, reader):
     (64, (512, 512), "channel_rows"), (128, (64, 64), "channel_rows"),
     (129, (512, 512), "channel_rows"),  # more channels: its vector walk, where pixels follow each other
     (-129, (512, 512), "torch_sum"),  # the same with pixels apart: the scalar walk was not measured good on them
-    (64, (31, 33), "torch_sum"),  # fewer pixels than that
+    (64, (31, 33), "channel_rows"), (64, (20, 20), "channel_rows"),  # down to 400 pixels
+    (64, (19, 21), "torch_sum"),  # fewer pixels than that
     (64, (5, 6), "plane_lanes")])  # tiny planes of wide pixels
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader):
@@ -249,11 +250,12 @@ ENVELOPE = {
                                      "channel_rows"),
     "channels_last_few_channels": (problem(3, 5, 700, 1048576, 1, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),
-    # channels-last pixels that follow each other: the channel-rows reader from 1024 pixels (r20, and the grid of
-    # docs/limits.md §48, where the fused launch had been chosen on C 197)
+    # channels-last pixels that follow each other: the channel-rows reader from 400 pixels (r20, and the grids of
+    # docs/limits.md §48-49, where the fused launch had been chosen on C 197)
     "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "split", "channel_rows"),
     "channels_last_1024_pixels": (problem(32, 96, 16, 32, 32, layout="channels_last"), "split", "channel_rows"),
-    "channels_last_1023_pixels": (problem(32, 96, 16, 31, 33, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_400_pixels": (problem(32, 96, 16, 20, 20, layout="channels_last"), "split", "channel_rows"),
+    "channels_last_399_pixels": (problem(32, 96, 16, 19, 21, layout="channels_last"), "split", "torch_sum"),
     # the fused launch on channels-last x the channel-rows reader does not take: up to 32 batches of 1024 pixels and
     # more that are not whole 16-byte vectors
     "channels_last_apart": (dict(problem(16, 197, 88, 186, 20, layout="channels_last"), pixels_follow=False),
@@ -262,6 +264,8 @@ ENVELOPE = {
                                               pixels_follow=False), "split", "torch_sum"),
     "channels_last_apart_small_planes": (dict(problem(32, 197, 16, 31, 31, layout="channels_last"),
                                               pixels_follow=False), "split", "torch_sum"),
+    "channels_last_apart_1024_pixels": (dict(problem(32, 197, 16, 32, 32, layout="channels_last"),
+                                             pixels_follow=False), "fused", "planes"),
     # r37: the channel-rows reader's vector walk reads 1439 channels of 16 bits faster than the fused launch
     "channels_last_wide_vectors": (problem(24, 1439, 40, 165, 45, element_bytes=2, layout="channels_last"), "split",
                                    "channel_rows"),

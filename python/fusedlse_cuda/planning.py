@@ -55,7 +55,7 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             (from the first aligned vector of planes of 2048 elements and more that start inside one), at most
             128 of them cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
-            (channels-last x a pixel of C channels at a time, in place: at least 1024 pixels per plane, and up to
+            (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane, and up to
             128 channels, or more where its pixels follow each other (``problem["pixels_follow"]``) in 16- or
             32-bit x: read then 16 bytes a load).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
