@@ -146,6 +146,13 @@ constexpr int64_t kNarrowLseStageTripValues = 1024;
 // against measured: r22 120 us (120), r50 130 (83), r24 85 (58), r59 319 (420: its reader).
 constexpr double kNarrowLseLoopSlots = 2;
 constexpr double kNarrowLseReadShare = 0.7;
+// A shared-memory load of W.sum costs this many FMA slots: a multiprocessor serves 32 four-byte words a clock
+// (a group's lanes read different channels' words) against 128 FMAs, so at 16 and 32 columns (2 rows, 1 row per
+// W.sum word) the kernel waits on shared memory, not on its FMAs. H200 (fdc87c2, each epilogue forced, us, the
+// whole forward; docs/limits.md §49): [100000, 800] -> 32 float32 584 narrow against 409 tiled and 334 cuBLAS's (the
+// model at one slot: 275 against 560 and 628 for the epilogue alone), [50000, 1000] -> 32 365 against 263 and 209,
+// [20000, 2000] -> 16 231 against 208 and 241; at 4 and 8 columns within 5-30% of the other epilogues or faster.
+constexpr double kNarrowLseSharedLoadSlots = 4;
 
 // Planes of at most this many elements go to the plane-lanes reader (one lane per plane below 16 elements), in
 // channels-last x only where pixels and planes are not too small (below). Measured with a thread per plane, before
@@ -351,7 +358,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const NarrowLseTiling t = narrow_lse_tiling(p.batch, p.in_channels, p.out_channels,
                                                 static_cast<int64_t>(acc_bytes(p)), resident_threads(d));
     const double cols = t.columns, rows = narrow_lse_rows(t.columns), lanes = t.lanes;
-    const double channel_slots = (cols + cols / rows + 1 + kNarrowLseLoopSlots / rows) * (float64 ? 2 : 1);
+    const double channel_slots =
+        (cols + kNarrowLseSharedLoadSlots * cols / rows + 1 + kNarrowLseLoopSlots / rows) * (float64 ? 2 : 1);
     const double row_slots = ceil_div(p.in_channels, t.lanes) * lanes * channel_slots +
                              std::log2(lanes) * cols * 2 * lanes +
                              cols * (float64 ? kRowsLseFloat64LogitSlots * kRowsLseFloat64Factor : kRowsLseLogitSlots) *
