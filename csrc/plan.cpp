@@ -148,10 +148,16 @@ constexpr double kNarrowLseLoopSlots = 2;
 constexpr double kNarrowLseReadShare = 0.7;
 // A shared-memory load of W.sum costs this many FMA slots: a multiprocessor serves 32 four-byte words a clock
 // (a group's lanes read different channels' words) against 128 FMAs, so at 16 and 32 columns (2 rows, 1 row per
-// W.sum word) the kernel waits on shared memory, not on its FMAs. H200 (fdc87c2, each epilogue forced, us, the
-// whole forward; docs/limits.md §49): [100000, 800] -> 32 float32 584 narrow against 409 tiled and 334 cuBLAS's (the
-// model at one slot: 275 against 560 and 628 for the epilogue alone), [50000, 1000] -> 32 365 against 263 and 209,
-// [20000, 2000] -> 16 231 against 208 and 241; at 4 and 8 columns within 5-30% of the other epilogues or faster.
+// W.sum word) the kernel waits on shared memory, not on its FMAs. H200 (a build whose narrow epilogue took up to the
+// 227 KiB a block may opt into, not kept; each epilogue forced, us, the whole forward; docs/limits.md §49): [100000,
+// 800] -> 32 float32 584 narrow against 409 tiled and 334 cuBLAS's (the model at one slot: 275 against 560 and 628
+// for the epilogue alone), [50000, 1000] -> 32 365 against 263 and 209, [20000, 2000] -> 16 231 against 208 and 241;
+// at 4 and 8 columns the fastest or within 7-25% of it.
+// With it (f9c2612, the same forcing): C_out 20 to 32 (32 columns) of 50 to 767 channels on 30000 to 300000 rows go
+// to the tiled epilogue, 1.2-1.4x faster than the narrow one on all 7 measured ([100000, 767] -> 32: 393 us against
+// 540, where torch's shortcut took 534); cuBLAS's was 10-19% faster still (295 against 362 at 700 channels). 4 to 16
+// columns stay narrow, the fastest on all 5 problems measured ([200000, 200] -> 16: 170 against 180 cuBLAS's, 230
+// tiled).
 constexpr double kNarrowLseSharedLoadSlots = 4;
 
 // Planes of at most this many elements go to the plane-lanes reader (one lane per plane below 16 elements), in
