@@ -142,7 +142,8 @@ RANDOM_CORNERS = (
 # MiB, 6 x 6 to 31 x 31 pixels, C 8 to 600, float32 and bfloat16; both about the channel-rows reader's fewest pixels
 # (kChannelRowsMinPixels, 400); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in
 # float32 and bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes,
-# ...PlaneBytes).
+# ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
+# where the narrow epilogue gives way to the tiled one (kNarrowLseSharedLoadSlots: between 16 and 24 columns).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),
@@ -155,6 +156,10 @@ _CHANNELS_LAST += [(256, 64, 32, 32, 16), (128, 128, 48, 48, 64), (64, 256, 32, 
 _SMALL_CHANNELS_LAST = [((64 << 20) // (c * side * side * element_bytes), c, side, side, 16, dtype)
                         for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2))
                         for c in (8, 32, 96, 197, 600) for side in (6, 16, 19, 20, 31)]
+_NARROW_COLUMNS = [((128 << 20) // (c * element_bytes), c, 1, 1, c_out, dtype)
+                   for dtype, element_bytes, channels in ((torch.float32, 4, (64, 300, 767)),
+                                                          (torch.bfloat16, 2, (300,)))
+                   for c in channels for c_out in (4, 8, 16, 24, 32)]
 _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, side, side, 16, dtype)
                        for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2))
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
@@ -171,7 +176,8 @@ ENVELOPE_GRIDS = {
     for grid, shapes, layout in (("medium_planes", _MEDIUM_PLANES, "contiguous"),
                                  ("channels_last", _CHANNELS_LAST, "channels_last"),
                                  ("small_channels_last", _SMALL_CHANNELS_LAST, "channels_last"),
-                                 ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"))
+                                 ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"),
+                                 ("narrow_columns", _NARROW_COLUMNS, "contiguous"))
 }
 
 

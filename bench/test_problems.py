@@ -162,20 +162,26 @@ def test_envelope_grids_straddle_the_planners_lines():
     """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS, all of its layout, holds problems on both sides of the
     line csrc/plan.cpp draws there on the H200, so that forcing every option measures it: the fused launch and the
     split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
-    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last."""
+    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last, the narrow epilogue and the tiled
+    one on narrow_columns."""
     from fusedlse_cuda.planning import plan_for
     from problems import ENVELOPE_GRIDS
     from test_plan import H200, problem
 
     sides = {"medium_planes": {"fused", "plane_lanes"}, "channels_last": {"channel_rows", "torch_sum"},
-             "small_channels_last": {"channel_rows", "torch_sum"}, "tiny_channels_last": {"plane_lanes", "torch_sum"}}
+             "small_channels_last": {"channel_rows", "torch_sum"}, "tiny_channels_last": {"plane_lanes", "torch_sum"},
+             "narrow_columns": {"narrow_lse", "tiled_lse"}}
+    contiguous = {"medium_planes", "narrow_columns"}
     for grid, problems in ENVELOPE_GRIDS.items():
         chosen = set()
         for (batch, c_in, height, width, c_out, kh, kw), dtype, layout in problems.values():
-            assert layout == ("contiguous" if grid == "medium_planes" else "channels_last")
+            assert layout == ("contiguous" if grid in contiguous else "channels_last")
             element_bytes = torch.empty((), dtype=dtype).element_size()
             shape = problem(batch, c_in, c_out, height, width, element_bytes=element_bytes,
                             layout="planes" if layout == "contiguous" else layout)
             plan = plan_for(dict(shape, kernel_area=kh * kw), H200)
-            chosen.add("fused" if plan["strategy"] == "fused" else plan["reader"])
+            if grid == "narrow_columns":
+                chosen.add(plan["epilogue"])
+            else:
+                chosen.add("fused" if plan["strategy"] == "fused" else plan["reader"])
         assert chosen == sides[grid], grid
