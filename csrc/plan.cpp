@@ -60,8 +60,10 @@ constexpr double kPlaneLanesShare = 0.75;
 // reduction on 24 of them ([32, 96, 32, 32] 14.2 us against 18.5, [512, 32, 32, 32] 29.3 against 37.4); it lost by
 // 1.07-1.18x on C 600 of 32 and 48 batches, as it does at 8100 pixels ([32, 600, 90, 90] 188.9 against 170.2).
 // Down to 400 pixels it was faster than torch's reduction on 28 of 30 problems of 64 MiB (C 8 to 600 of 20 x 20 to
-// 31 x 31 pixels, float32 and bfloat16; H200, 598e622, docs/limits.md §48-49), by up to 2x ([32, 96, 31, 31] 14.8 us
-// against 44.9); at 256 pixels on 6 of 10 (C 8 bfloat16 1.61x slower), at 36 to 121 pixels on 12 of 30.
+// 31 x 31 pixels, float32 and bfloat16; H200, 598e622, docs/limits.md §48), and on 18 of 20 in 2f6b57f's grid of the
+// same sizes (§49), by up to 2x (C 8 float32 of 31 x 31: 30.4 us against 61.7). Below: at 256 pixels on 6 of 10
+// (598e622), at 256 and 361 on 14 of 20 (2f6b57f; C 8 bfloat16 1.6x slower), at 36 to 121 on 12 of 30 and at 36 on 3
+// of 10 (C 8 up to 6.3x slower).
 constexpr double kChannelRowsShare = 0.8;
 constexpr int64_t kChannelRowsMaxChannels = 128;
 constexpr int64_t kChannelRowsMinPixels = 400;
