@@ -143,7 +143,8 @@ RANDOM_CORNERS = (
 # (kChannelRowsMinPixels, 400); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in
 # float32 and bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes,
 # ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
-# where the narrow epilogue gives way to the tiled one (kNarrowLseSharedLoadSlots: between 16 and 24 columns).
+# where the narrow epilogue gives way to the tiled one or cuBLAS's (kNarrowLseSharedLoadSlots: between 16 and 24
+# columns; kCublasMinTile).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),

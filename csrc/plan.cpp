@@ -78,12 +78,14 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
-// cuBLAS's GEMM is counted as if K and N were at least this wide: its kernels tile both by 64 or more, and a
-// skinnier GEMM pays for the whole tile. Fitted to both epilogues forced on the 64 random and the named problems
-// (bench/results/h200/strategies_rows.json, 1bf3889's kernels): the epilogue choice then costs 0.60 of summed
-// relative loss against the faster epilogue, 0.89 without (r22 1.03x, r27 1.18x and r58 1.12x slower than they
-// needed to be; now r39 1.03x); 64 to 128 fit alike, 32 left r27 and r58, 256 sent r59 and r62 to the slower tiled one.
-constexpr double kCublasMinTile = 64;
+// cuBLAS's GEMM is counted as if K and N were at least this wide: a skinnier GEMM pays for a whole tile (its smallest
+// kernels tile by 32: r23's float64 GEMM ran sm90_xmma_gemm_..._tilesize32x32x32). Refitted on f9c2612's kernels
+// (bench/results/h200/strategies_columns.json: both epilogues forced on 40 problems, the narrow_columns grid and
+// the sweep rows where they are close): at 64, as fitted on 1bf3889's, choosing between them cost 2.40 of summed
+// relative loss against the faster one (the tiled epilogue 1.18-1.30x slower on all 8 of the grid's problems of 24
+// and 32 columns, and on r58, [125565, 69] -> 35, 154.8 us against cuBLAS's 139.7); at 32 it costs 0.90: r58 and six
+// of the eight go to cuBLAS, and no other sweep row changes plan. Left: [524288, 64] -> 24 and 32 (1.22-1.30x).
+constexpr double kCublasMinTile = 32;
 // The tiled GEMM + logsumexp since e4080e0 (H200, 2026-11-30; the gemm_lse op alone, docs/limits.md §10): 30-36
 // TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.45-0.54 of the FMA peak; cuBLAS 48-51), 7.8-9.3 in float64 (0.12-0.14;
 // SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about kLseFmas FMAs' worth

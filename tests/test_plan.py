@@ -184,9 +184,8 @@ EPILOGUE_CASES = {
     "wide_c_out_one_channel": (problem(64, 1, 4096, 256, 256, element_bytes=2), "tiled_lse"),
     "million_tiny_planes": (MANY_TINY_PLANES, "rows_lse"),
     "gemm_heavy": (GEMM_HEAVY, "cublas_lse"),
-    # cuBLAS's tiles of 64 and more, paid for in full by skinny GEMMs (r58 and r27 of the sweep: the tiled epilogue
-    # 12% and 18% faster)
-    "skinny_n_many_rows": (problem(125565, 69, 35, 2, 3, element_bytes=2, layout="strided_rows"), "tiled_lse"),
+    # cuBLAS's tiles of 32 and more, paid for in full by a GEMM over few channels (r27 of the sweep: the tiled
+    # epilogue 1.21x faster, f9c2612)
     "skinny_k_float64": (problem(180286, 25, 413, 1, 24, element_bytes=8), "tiled_lse"),
     # C_out of at most 32 on many channels: the narrow epilogue pays for no tile (r50, r22 and r24 of the sweep:
     # 1.2-1.5x faster than the tiled or cuBLAS's); few rows of many channels stay with cuBLAS (1.5x faster there).
@@ -205,13 +204,17 @@ def test_epilogue_follows_the_gemm(device, case):
 
 
 @pytest.mark.parametrize("batch,c_in,c_out,epilogue", [
-    (100000, 767, 32, "tiled_lse"), (100000, 300, 32, "tiled_lse"), (100000, 64, 32, "tiled_lse"),
-    (200000, 100, 20, "tiled_lse"), (200000, 200, 16, "narrow_lse"), (100000, 200, 8, "narrow_lse")])
-def test_narrow_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
+    (100000, 767, 32, "cublas_lse"), (100000, 300, 32, "cublas_lse"), (100000, 64, 32, "tiled_lse"),
+    (200000, 100, 20, "cublas_lse"), (125565, 69, 35, "cublas_lse"), (200000, 200, 16, "narrow_lse"),
+    (100000, 200, 8, "narrow_lse")])
+def test_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
     """Many rows (10^5 and more) on the H200: at 32 columns the narrow epilogue loads a W.sum word from shared memory
-    per FMA, and the tiled one was 1.2-1.4x faster (f9c2612, each forced: [100000, 767] -> 32 393 us against 540,
-    [100000, 64] -> 32 49.8 against 62.2); at 16 columns and fewer the narrow one was the fastest ([200000, 200] -> 16:
-    170 against 230 tiled, 180 cuBLAS's)."""
+    per FMA and is the slowest of the three; cuBLAS's was 1.18-1.30x faster than the tiled one at 24 and 32 columns
+    on 300 and 767 channels (f9c2612, each forced, bench/results/h200/strategies_columns.json: [111848, 300] -> 32
+    159.8 us against 192.4, [43747, 767] -> 24 161.3 against 189.9) and on r58 ([125565, 69] -> 35, 139.7 against
+    154.8); on 64 channels the tiled one keeps them (the model leaves [524288, 64] -> 32 there, 1.22x slower than
+    cuBLAS's); at 16 columns and fewer the narrow one was the fastest ([200000, 200] -> 16: 170 against 230 tiled,
+    180 cuBLAS's)."""
     assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["epilogue"] == epilogue
 
 

@@ -569,7 +569,7 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 // block, transposed ([column][channel]: lanes of neighbouring channels read neighbouring words, and each word serves
 // the group's kRows rows). The group's logits are then reduce-scattered over its lanes, and each row's logsumexp
 // merged over the lanes that hold it. Where the tiled kernel pays for a tile of 8 columns or more per row, and
-// cuBLAS's GEMM for one of 64 (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile
+// cuBLAS's GEMM for one of 32 (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile
 // either.
 template <typename T, int kCols, int kLanes>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
