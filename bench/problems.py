@@ -144,7 +144,8 @@ RANDOM_CORNERS = (
 # float32 and bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes,
 # ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
 # where the narrow epilogue gives way to the tiled one or cuBLAS's (kNarrowLseSharedLoadSlots: between 16 and 24
-# columns; kCublasMinTile).
+# columns; kCublasMinTile); few_rows: contiguous float32 x of 32 MiB, B 1 to 512, C_in 16 to 1024 into C_out 16 to
+# 1024, about where the gemv epilogue gives way to the others (kGemvL2BytesPerClock).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),
@@ -166,6 +167,10 @@ _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, sid
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
 
 
+_FEW_ROWS = [(b, c, 1, (32 << 20) // (4 * b * c), c_out) for b in (1, 8, 32, 128, 512) for c in (16, 128, 1024)
+             for c_out in (16, 64, 256, 1024)]
+
+
 def _grid_name(dims, dtype):
     suffix = "" if dtype == torch.float32 else "-" + str(dtype).split(".")[-1]
     return "x".join(map(str, dims[:4])) + f"-{dims[4]}" + suffix
@@ -178,7 +183,8 @@ ENVELOPE_GRIDS = {
                                  ("channels_last", _CHANNELS_LAST, "channels_last"),
                                  ("small_channels_last", _SMALL_CHANNELS_LAST, "channels_last"),
                                  ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"),
-                                 ("narrow_columns", _NARROW_COLUMNS, "contiguous"))
+                                 ("narrow_columns", _NARROW_COLUMNS, "contiguous"),
+                                 ("few_rows", _FEW_ROWS, "contiguous"))
 }
 
 

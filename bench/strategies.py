@@ -5,6 +5,7 @@ the data behind the planner's cost model (csrc/plan.cpp), and a check of its cho
     python bench/strategies.py --grid channels_last [--out FILE.json]                  # a grid of problems.py's
                                                                                        # ENVELOPE_GRIDS instead
     python bench/strategies.py --render FILE.json                                     # rewrite FILE.md from FILE.json
+    python bench/strategies.py --epilogues ...                                        # only the split epilogues
 
 Per problem: the time of the planner's choice ("auto"), of the fused launch, of the split strategy with each reader
 that applies, and of the plain-torch shortcut, each with its error against the float64 shortcut; then what the
@@ -26,9 +27,18 @@ from problems import (ENVELOPE_GRIDS, SWEEP, make_inputs, make_random_inputs, ra
 from sweep import shortcut_f64, time_ms  # noqa: E402
 
 
-def options(x, weight):
+def options(x, weight, epilogues_only=False):
     """(label, strategy, reader, epilogue) to time for x and weight; strategy None: the planner's choice; reader or
-    epilogue None: the planner's for that part."""
+    epilogue None: the planner's for that part. epilogues_only: the planner's choice and the split strategy with each
+    epilogue, its reader the planner's."""
+    if epilogues_only:
+        found = [("auto", None, None, None)]
+        found += [(f"split_{e.split('_')[0]}", "split", None, e) for e in ("tiled_lse", "cublas_lse", "gemv_lse")]
+        for epilogue in ("rows_lse", "narrow_lse"):
+            with forced_plan("split", None, epilogue):
+                if explain(x, weight)["epilogue"] == epilogue:
+                    found.append((f"split_{epilogue}", "split", None, epilogue))
+        return found
     found = [("auto", None, None, None), ("fused", "fused", None, None)]
     found.append(("split_planes", "split", "planes", None))
     found.append(("split_lanes", "split", "plane_lanes", None))
@@ -37,6 +47,7 @@ def options(x, weight):
         found.append(("split_rows", "split", "channel_rows", None))
     found.append(("split_tiled", "split", None, "tiled_lse"))
     found.append(("split_cublas", "split", None, "cublas_lse"))
+    found.append(("split_gemv", "split", None, "gemv_lse"))
     # The planner runs the tiled epilogue where the rows or the narrow one cannot.
     for epilogue in ("rows_lse", "narrow_lse"):
         with forced_plan("split", None, epilogue):
@@ -45,13 +56,13 @@ def options(x, weight):
     return found
 
 
-def measure(name, args, index):
+def measure(name, args, index, epilogues_only=False):
     x = args[0]
     truth = shortcut_f64(*args)
     plan = explain(x, args[1])
     row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
                strides=list(x.stride()), bytes=x.numel() * x.element_size(), plan=plan, times={}, errors={})
-    for label, strategy, reader, epilogue in options(x, args[1]):
+    for label, strategy, reader, epilogue in options(x, args[1], epilogues_only):
         try:
             if strategy is None:
                 fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
@@ -76,7 +87,7 @@ def measure(name, args, index):
 
 
 OPTIONS = ("auto", "fused", "split_planes", "split_lanes", "split_torch", "split_rows", "split_tiled", "split_cublas",
-           "split_rows_lse", "split_narrow_lse", "shortcut", "read_floor")
+           "split_gemv", "split_rows_lse", "split_narrow_lse", "shortcut", "read_floor")
 
 
 def markdown(rows):
@@ -87,7 +98,7 @@ def markdown(rows):
              + " | fastest |", "|---|---|---|---|---|" + "---|" * (len(OPTIONS) + 1)]
     for r in rows:
         t = r["times"]
-        forced = {k: v for k, v in t.items() if k in OPTIONS[1:10]}
+        forced = {k: v for k, v in t.items() if k in OPTIONS[1:11]}
         fastest = min(forced, key=forced.get)
         cells = [f"{t[k] * 1000:.1f}" if k in t else "-" for k in OPTIONS]
         lines.append(f"| {r['shape']} | {tuple(r['dims'])} | {r['dtype']} | {r['plan']['problem']['layout']} | "
@@ -109,6 +120,8 @@ def main(argv=None):
     parser.add_argument("--grid", choices=sorted(ENVELOPE_GRIDS), default=None,
                         help="the problems of this envelope grid (bench/problems.py) instead of the sweep's")
     parser.add_argument("--out", default="strategies.json")
+    parser.add_argument("--epilogues", action="store_true",
+                        help="only the planner's choice and the split strategy with each epilogue")
     parser.add_argument("--render", default=None, help="only rewrite this JSON file's .md")
     args = parser.parse_args(argv)
     if args.render:
@@ -129,7 +142,7 @@ def main(argv=None):
             inputs = make_random_inputs(problems[name], index=len(rows) if args.grid else int(name[1:]))
         else:
             inputs = make_inputs(name)
-        row = measure(name, inputs, len(rows))
+        row = measure(name, inputs, len(rows), args.epilogues)
         rows.append(row)
         t = row["times"]
         fastest = min((v, k) for k, v in t.items() if k not in ("auto", "shortcut", "read_floor"))

@@ -136,6 +136,18 @@ constexpr double kRowsLseIssueShare = 0.7;
 // then (H200, forced, the whole forward): r05 rows 24.7 us against tiled 25.4 (tiled chosen); r02 (64 rows, C_out
 // 4096) 23.5 against 17.7 (tiled), r10 36.8 against 38.3 (rows), in a build whose reader let the epilogue in early.
 constexpr double kRowsLseStageTripUs = 0.7;
+// The gemv epilogue (cuda/split.cu, bias_lse's block per row) waits on L2 once per trip of loads (a block's threads
+// each load shares_lse_loads channels of a column and the row's sums), and a multiprocessor's rows take their trips
+// one after another: kGemvTripUs per trip, the first kGemvFirstTripUs beyond the launch (the biases are staged
+// before the reader ends). Fitted on the H200 (bench/strategies.py --epilogues: every split epilogue forced on 37
+// sweep and named problems and the 60 of the few_rows grid, docs/limits.md §51): the epilogue the planner picks from
+// the measured times loses 1.79 of summed relative time to the fastest, against 4.59 without the gemv epilogue.
+// Measured, the forward with the gemv epilogue against the best other: 0.2-5.9 us faster on one trip a row on every
+// multiprocessor (headline_bf16 138.5 us against the tiled epilogue's 142.1, odd509 253.7 against 257.1, r20 32.8
+// against 38.7), 1.3-1.7 us slower per further trip (16 trips: 21-25 us; r25, 10253 rows of 1 trip: 717.5 against
+// 640.0).
+constexpr double kGemvFirstTripUs = 0.3;
+constexpr double kGemvTripUs = 1.3;
 constexpr int64_t kRowsLseStageTripValues = 512;
 constexpr int64_t kNarrowLseStageTripValues = 1024;
 // The narrow epilogue (cuda/gemm_lse.cu), in issue slots of a lane as the rows epilogue's: per row and channel its
@@ -396,6 +408,13 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     return kTiledLaunches * kLaunchUs + std::max({compute, sums, staging});
   }
   if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
+  if (epilogue == Epilogue::kGemvLse) {
+    const int64_t slices = channel_slices(p.in_channels, p.out_channels, kSplitThreads);
+    const int64_t trips = ceil_div(p.out_channels, kSplitThreads / slices) *
+                          ceil_div(p.in_channels, slices * shares_lse_loads(static_cast<int>(acc_bytes(p))));
+    const double row_trips = static_cast<double>(ceil_div(p.batch, d.multiprocessors) * std::max<int64_t>(trips, 1));
+    return kTiledLaunches * kLaunchUs + kGemvFirstTripUs + (row_trips - 1) * kGemvTripUs;
+  }
   if (epilogue == Epilogue::kTiledLse) {
     const GemmTiling t = gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)),
                                      d.multiprocessors);
@@ -501,9 +520,15 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   }
   const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);
   const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));
-  const int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
+  int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
+  // Where planes cut into as many pieces as a block adds up (a block a plane) still give every resident group a
+  // piece, they take that many, with no second launch to add them: H200 (an experiment build, best of 3), 1024
+  // planes of 256K elements, 33 pieces -> 8: bfloat16 143.7 -> 141.8 us, float16 143.4 -> 141.7, odd509 (planes
+  // of 509 x 509 float32 from inside a vector) 261.9 -> 260.8; mid (4096 planes, 9 pieces -> 8) 82.9 -> 83.0.
+  const int64_t block_pieces = kSplitThreads / t.lanes;
+  if (wanted > block_pieces && planes * block_pieces >= resident_groups) wanted = block_pieces;
   t.pieces = std::clamp<int64_t>(wanted, 1, most_pieces);
-  t.pieces_in_block = t.pieces > 1 && t.pieces <= kSplitThreads / t.lanes;
+  t.pieces_in_block = t.pieces > 1 && t.pieces <= block_pieces;
   if (t.pieces_in_block) {
     // Rounded down to a power of two, which divides the block's groups (kSplitThreads / lanes, a power of two too):
     // then every block's turn of groups holds whole planes. Each piece still has kPlaneLanesPieceLoads loads a lane,
@@ -570,6 +595,12 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   while (t.lanes < 32 && 2 * t.lanes <= chunks && static_cast<double>(batch * t.lanes) < fill) t.lanes *= 2;
   t.shared_bytes = rows_lse_shared_bytes(in_channels, out_channels, acc_bytes, t.lanes);
   return t;
+}
+
+int channel_slices(int64_t channels, int64_t out_channels, int64_t threads) {
+  int slices = 1;
+  while (2 * slices <= threads / std::clamp<int64_t>(out_channels, 1, threads) && 2 * slices <= channels) slices *= 2;
+  return slices;
 }
 
 bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
@@ -688,6 +719,12 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // the narrow one ahead by 1-3 us. Since the narrow epilogue's reduce-scatter (874017c) r07 goes the other way (46.5
   // narrow against 47.8 rows) and r53 not (22.2 against 21.4): too few measurements to refit the rule on.
   if (!rows_apply && plan.narrow_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kNarrowLse;
+  plan.gemv_us = epilogue_us(p, d, Epilogue::kGemvLse);
+  const double chosen_us = plan.epilogue == Epilogue::kTiledLse    ? plan.tiled_us
+                           : plan.epilogue == Epilogue::kCublasLse ? plan.cublas_us
+                           : plan.epilogue == Epilogue::kRowsLse   ? plan.rows_us
+                                                                   : plan.narrow_us;
+  if (plan.gemv_us < chosen_us) plan.epilogue = Epilogue::kGemvLse;
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
   // A forced epilogue that cannot take the problem: the tiled one, which takes any.
@@ -739,11 +776,12 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   number_or_null(fused, plan.fused_us);
   number_or_null(rows, plan.rows_us);
   number_or_null(narrow, plan.narrow_us);
-  char text[1536];
+  char text[2048];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, "
+                "\"gemv_us\": %.3f, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
@@ -753,7 +791,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
-                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow,
+                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow, plan.gemv_us,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),
@@ -795,6 +833,7 @@ const char* name(Epilogue epilogue) {
     case Epilogue::kCublasLse: return "cublas_lse";
     case Epilogue::kRowsLse: return "rows_lse";
     case Epilogue::kNarrowLse: return "narrow_lse";
+    case Epilogue::kGemvLse: return "gemv_lse";
   }
   return "?";
 }

@@ -64,7 +64,11 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 //  kNarrowLse: one kernel (cuda/gemm_lse.cu): a group of lanes per few rows splits the rows' channels, each lane
 //              holding every logit of its rows; for few columns (narrow_lse_applies) and any number of channels,
 //              where the tiled kernel's tiles and cuBLAS's pay for columns that are not there.
-enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2, kNarrowLse = 3 };
+//  kGemvLse:   one kernel (cuda/split.cu, bias_lse's shares kernel): a block per row, its threads across columns and
+//              slices of the channels, each logit the row's sums dotted with a column of W.sum read from L2; for
+//              few rows, where one launch with a round trip or two to L2 beats the tiled kernel's chains of depth
+//              steps and its merge, and every block's read of W.sum costs little.
+enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2, kNarrowLse = 3, kGemvLse = 4 };
 
 // Whether the rows epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: what it stages fits a
 // block's shared memory without opting in (cuda/tuning.h, kRowsLseMax*).
@@ -72,6 +76,9 @@ bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_byt
 // Whether the narrow epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: at most
 // kNarrowLseMaxColumns columns, and its transposed W.sum within kNarrowLseMaxSharedBytes (cuda/tuning.h).
 bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
+// Threads per column in bias_lse's block per row of `threads` threads (the shares and gemv kernels): as many as the
+// columns leave over (a power of two), within the channels.
+int channel_slices(int64_t channels, int64_t out_channels, int64_t threads);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);
@@ -99,6 +106,7 @@ struct Plan {
   int64_t tiled_k_splits;  // the tiled epilogue's channel ranges (GemmTiling::k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
+  double gemv_us;
   bool evict_first;     // how the readers load x: evict_first_loads
   bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
   std::string why;

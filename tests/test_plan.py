@@ -153,7 +153,7 @@ def test_float64_contiguous_planes_go_to_the_plane_lanes_reader(device):
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_the_choice_is_the_cheaper_prediction(device):
     """Over a grid of shapes, the plan is the cheaper of the two predictions, both finite and positive, and the epilogue
-    the cheapest that applies (the narrow one only where the rows one does not)."""
+    the cheapest that applies (the narrow one only where the rows one does not; the gemv one always applies)."""
     for batch in (1, 16, 1000, 10**6):
         for c_in in (1, 64, 2048):
             for c_out in (1, 20, 128, 8192):
@@ -165,7 +165,8 @@ def test_the_choice_is_the_cheaper_prediction(device):
                         assert 0 < fused_us and 0 < plan["split_us"] < math.inf
                         assert plan["predicted_us"] == min(fused_us, plan["split_us"])
                         assert plan["copies_x"] == (plan["reader"] == "copy_then_planes")
-                        epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"]}
+                        epilogue_us = {"tiled_lse": plan["tiled_us"], "cublas_lse": plan["cublas_us"],
+                                       "gemv_lse": plan["gemv_us"]}
                         assert (plan["rows_us"] is not None) == rows_lse_applies(c_in, c_out, torch.float32)
                         if plan["rows_us"] is not None:
                             epilogue_us["rows_lse"] = plan["rows_us"]
@@ -188,10 +189,14 @@ EPILOGUE_CASES = {
     # epilogue 1.21x faster, f9c2612)
     "skinny_k_float64": (problem(180286, 25, 413, 1, 24, element_bytes=8), "tiled_lse"),
     # C_out of at most 32 on many channels: the narrow epilogue pays for no tile (r50, r22 and r24 of the sweep:
-    # 1.2-1.5x faster than the tiled or cuBLAS's); few rows of many channels stay with cuBLAS (1.5x faster there).
+    # 1.2-1.5x faster than the tiled or cuBLAS's); few rows of many channels take the gemv epilogue's two trips a
+    # row ([8, 1024] -> 16: 20.5 us, cuBLAS's 24.7, the tiled 26.5, the narrow 26.7; H200, docs/limits.md §51).
     "few_columns_many_channels": (problem(9319, 1244, 10, 2, 2, element_bytes=2), "narrow_lse"),
     "few_columns_single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "narrow_lse"),
-    "few_columns_few_rows": (problem(8, 3000, 5, 2, 2), "cublas_lse"),
+    "few_columns_few_rows": (problem(8, 1024, 16, 1, 1024), "gemv_lse"),
+    # A row a multiprocessor, one trip of the gemv epilogue's loads: the headline's GEMM (bfloat16, H200: 138.5 us
+    # against the tiled epilogue's 142.1).
+    "few_rows_one_trip": (problem(16, 64, 128, 512, 512, element_bytes=2), "gemv_lse"),
     "gemm_heavy_float64": (problem(2048, 2048, 8192, 1, 1, element_bytes=8), "cublas_lse"),
 }
 
@@ -216,6 +221,21 @@ def test_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
     cuBLAS's); at 16 columns and fewer the narrow one was the fastest ([200000, 200] -> 16: 170 against 230 tiled,
     180 cuBLAS's)."""
     assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["epilogue"] == epilogue
+
+
+@pytest.mark.parametrize("batch,c_in,c_out,gemv", [
+    (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (32, 128, 256, False),
+    (8, 1024, 64, False), (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
+def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out, gemv):
+    """The gemv epilogue (a block per row, W.sum read from L2) where each multiprocessor's rows take a trip or two of
+    loads, not where they take many: H200, every split epilogue forced (bench/results/h200/strategies_gemv.json and
+    strategies_few_rows.json,
+    docs/limits.md §51). Faster than every other at one trip: the headline's GEMM (by 3.4-3.6 us in every dtype),
+    [1, 16] -> 256 (1.6 us), r20's [16, 197] -> 88 (4 trips, 5.9 us faster than the tiled one); at 8 trips a row
+    ([8, 1024] -> 64) 7.0 us slower than the tiled one, at 16 ([128, 128] -> 1024) 24.5 us slower than cuBLAS's,
+    on rows that are many (r08's 1035: 4.2 us slower than the narrow one; r25's 10253: 77.5 us), and level on mid's
+    four trips ([32, 128] -> 256: 82.3 us against 81.8-82.2)."""
+    assert (plan_for(problem(batch, c_in, c_out, 8, 8), H200)["epilogue"] == "gemv_lse") == gemv
 
 
 # (problem, tiled epilogue splits its channels): split-K only where a GEMM's tiles leave block slots empty and

@@ -222,8 +222,9 @@ def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("plan", [("fused", None, None), ("split", "plane_lanes", "tiled_lse"),
                                   ("split", "plane_lanes", "cublas_lse"), ("split", "plane_lanes", "rows_lse"),
-                                  ("split", "plane_lanes", "narrow_lse")],
-                         ids=["fused", "split_tiled", "split_cublas", "split_rows_lse", "split_narrow_lse"])
+                                  ("split", "plane_lanes", "narrow_lse"), ("split", "plane_lanes", "gemv_lse")],
+                         ids=["fused", "split_tiled", "split_cublas", "split_rows_lse", "split_narrow_lse",
+                              "split_gemv_lse"])
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):
@@ -231,7 +232,7 @@ def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):
     column tiles, merged across column runs) and 64 wide; cuBLAS's logsumexp kernels with 8 and 32 lanes per row
     (C_out 7 and 300) and a block per row (C_out 700); the rows epilogue with 8 and 32 lanes per row (C_out 7,
     60); the narrow one with 8 and 32 columns (C_out 7; 20 on 70 channels, 32 lanes a group), the others falling
-    back to the tiled one."""
+    back to the tiled one; the gemv one with 1, 2 and 4 slices of the channels (C_out 700 down to 7)."""
     for size in [(3, 4, 6, 5, 7, 3, 3), (5, 3, 2, 2, 300, 3, 3), (5, 3, 2, 2, 700, 3, 3), (300, 3, 2, 2, 60, 3, 3),
                  (6, 70, 2, 2, 20, 1, 1)]:
         problem = special_problem(case, dtype, "cuda", shape=size)

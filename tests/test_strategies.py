@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a
 PLANS = {"fused": ("fused", None, None), "split_planes": ("split", "planes", "tiled_lse"),
          "split_lanes": ("split", "plane_lanes", "tiled_lse"), "split_torch": ("split", "torch_sum", "tiled_lse"),
          "split_cublas": ("split", "torch_sum", "cublas_lse"), "split_rows": ("split", "channel_rows", "tiled_lse"),
-         "split_rows_lse": ("split", None, "rows_lse"), "split_narrow_lse": ("split", None, "narrow_lse")}
+         "split_rows_lse": ("split", None, "rows_lse"), "split_narrow_lse": ("split", None, "narrow_lse"),
+         "split_gemv_lse": ("split", None, "gemv_lse")}
 
 
 @pytest.mark.parametrize("plan", list(PLANS))

@@ -375,9 +375,12 @@ struct ChannelRowsArgs {
 // s of partials [splits, B, C_out] (contiguous).
 struct BiasLseArgs {
   ScalarKind kind;        // of conv_bias, bias and out; logits are its accumulation type
-  const void* logits;     // [splits, B, channels, C_out] contiguous, accumulation type
-  int64_t channels;       // 1: the logits themselves
-  int slices;             // channels > 1
+  const void* logits;     // [splits, B, channels, C_out] contiguous, accumulation type; with row_sums: W.sum
+                          // [channels, C_out], the same for every row
+  const void* row_sums;   // [B, channels] contiguous, accumulation type: each share is row_sums[b, c] x W.sum[c, n]
+                          // (the gemv epilogue); nullptr: the shares are in logits
+  int64_t channels;       // 1: the logits themselves (without row_sums)
+  int slices;             // channels > 1, or row_sums
   int64_t splits;         // 0 or 1: none
   const void* conv_bias;  // [C_out] contiguous, or nullptr
   const void* bias;       // C_out elements, element n at n * bias_stride (0: one value for every n)

@@ -854,17 +854,34 @@ void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind k
   a.kind = kind;
   a.logits = logits.data_ptr();
   a.channels = logits.dim() == 3 ? logits.size(1) : 1;
-  a.slices = 1;  // threads per column: as many as the block's threads left over by the columns, within the channels
-  while (2 * a.slices <= kSplitThreads / std::min<int64_t>(logits.size(-1), kSplitThreads) &&
-         2 * a.slices <= a.channels) {
-    a.slices *= 2;
-  }
+  a.slices = plan::channel_slices(a.channels, logits.size(-1), kSplitThreads);
   a.conv_bias = biases.conv_ptr();
   a.bias = biases.bias;
   a.bias_stride = biases.bias_stride;
   a.out = out;
   a.batch = logits.size(0);
   a.c_out = logits.size(-1);
+  a.scale = scale;
+  C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
+}
+
+// out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by the gemv epilogue: bias_lse's
+// block per row with BiasLseArgs::row_sums, each logit the row's sums [C_in] dotted with a column of weight_sum
+// [C_in, C_out] (both contiguous, accumulation type).
+void gemv_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const BiasOperands& biases, ScalarKind kind,
+              double scale, void* out, int64_t max_blocks, cudaStream_t stream) {
+  BiasLseArgs a{};
+  a.kind = kind;
+  a.logits = weight_sum.data_ptr();
+  a.row_sums = sums.data_ptr();
+  a.channels = sums.size(1);
+  a.slices = plan::channel_slices(a.channels, weight_sum.size(1), kSplitThreads);
+  a.conv_bias = biases.conv_ptr();
+  a.bias = biases.bias;
+  a.bias_stride = biases.bias_stride;
+  a.out = out;
+  a.batch = sums.size(0);
+  a.c_out = weight_sum.size(1);
   a.scale = scale;
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
@@ -885,7 +902,8 @@ int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t
     case plan::Epilogue::kCublasLse:
       return cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
     case plan::Epilogue::kRowsLse:
-    case plan::Epilogue::kNarrowLse: break;
+    case plan::Epilogue::kNarrowLse:
+    case plan::Epilogue::kGemvLse: break;
   }
   return 0;
 }
@@ -907,6 +925,10 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     const int64_t bytes = epilogue_workspace_bytes(epilogue, batch, channels, c_out, acc_bytes, problem_bytes, device);
     own_workspace.emplace(sums, std::initializer_list<int64_t>{bytes});
     workspace = own_workspace->take(bytes);
+  }
+  if (epilogue == plan::Epilogue::kGemvLse) {
+    gemv_lse(sums, weight_sum, biases, kind, scale, out.data_ptr(), resident_split_blocks(device), stream);
+    return;
   }
   if (epilogue != plan::Epilogue::kCublasLse) {
     const GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias,

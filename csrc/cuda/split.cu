@@ -549,26 +549,36 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
 }
 
 // Logits that are per-channel shares to add first (BiasLseArgs::channels > 1, the tap kernels' shares of padding's
-// cropped GEMM): a block per row, its threads across columns and a.slices slices of the channels, kLoads channels
-// in flight each (a row's few blocks wait on L2 once per trip: written first with 4 loads a trip, each behind a
-// predicate kept until its add, ptxas issued them one at a time and the headline's padding-1 launch took 14 us,
-// H200); the slices' sums added in order in shared memory. One launch where torch's sum over the channels and
-// bias_lse took two (4.1 and 2.2 us).
-template <typename T, bool kStaged>
+// cropped GEMM), or, kWeighted (BiasLseArgs::row_sums: the gemv epilogue), shares row_sums[row, c] x W.sum[c, n],
+// each logit a dot product of the row's sums with a column of W.sum: a block per row, its threads across columns and
+// a.slices slices of the channels, kLoads channels in flight each (a row's few blocks wait on L2 once per trip:
+// written first with 4 loads a trip, each behind a predicate kept until its add, ptxas issued them one at a time and
+// the headline's padding-1 launch took 14 us, H200); the slices' sums added in order in shared memory. One launch
+// where torch's sum over the channels and bias_lse took two (4.1 and 2.2 us); for the gemv epilogue, one launch
+// where the tiled kernel's few column tiles each waited on a chain of depth steps, then on its merge's launch.
+template <typename T, bool kStaged, bool kWeighted>
 __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
-  constexpr int kLoads = sizeof(A) == 8 ? 16 : 32;
+  constexpr int kLoads = shares_lse_loads(sizeof(A));
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   A* staged = reinterpret_cast<A*>(shared_bytes);
   __shared__ A slice_sums[kSplitThreads];
-  wait_for_previous_grid();
-  stage_biases<T, kStaged>(a, staged);
+  if constexpr (kWeighted) {
+    // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
+    stage_biases<T, kStaged>(a, staged);
+    wait_for_previous_grid();
+  } else {
+    wait_for_previous_grid();
+    stage_biases<T, kStaged>(a, staged);
+  }
   const ColumnBiases<T, kStaged> biases{a, staged};
   const int columns = kSplitThreads / a.slices;
   const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
   const A scale = static_cast<A>(a.scale);
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    const A* shares = static_cast<const A*>(a.logits) + row * a.channels * a.c_out;  // [channels, c_out]
+    // [channels, c_out]: this row's shares, or W.sum
+    const A* shares = static_cast<const A*>(a.logits) + (kWeighted ? 0 : row * a.channels * a.c_out);
+    const A* factors = kWeighted ? static_cast<const A*>(a.row_sums) + row * a.channels : nullptr;  // [channels]
     Lse<A> state{-INFINITY, A(0)};
     for (int64_t n0 = 0; n0 < a.c_out; n0 += columns) {
       const int64_t n = n0 + column;
@@ -577,19 +587,24 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
         // Whole trips as they are, the last stopping at the channels' end (`break`: a predicate per load, kept
         // until its add, leaves ptxas issuing one load at a time; read_plane_lanes.cuh's lane_share).
         for (int64_t c0 = slice;; c0 += static_cast<int64_t>(a.slices) * kLoads) {
-          A v[kLoads];
+          A v[kLoads], factor[kWeighted ? kLoads : 1];
           int loaded = 0;
 #pragma unroll
           for (int u = 0; u < kLoads; ++u) {
             const int64_t c = c0 + static_cast<int64_t>(u) * a.slices;
             if (c >= a.channels) break;
             v[u] = shares[c * a.c_out + n];
+            if constexpr (kWeighted) factor[u] = factors[c];  // the block's threads read one address
             ++loaded;
           }
 #pragma unroll
           for (int u = 0; u < kLoads; ++u) {
             if (u >= loaded) break;
-            total += v[u];
+            if constexpr (kWeighted) {
+              total = fma(factor[u], v[u], total);
+            } else {
+              total += v[u];
+            }
           }
           if (loaded < kLoads) break;
         }
@@ -626,11 +641,17 @@ template <auto kKernel, size_t kShared> int64_t resident_bias_lse_blocks() {
 template <typename T, bool kStaged>
 cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
   constexpr size_t kMostShared = kStaged ? kBiasLseMaxStagedBytes : 0;
-  if (a.channels > 1) {
-    constexpr auto kKernel = shares_lse_kernel<T, kStaged>;
-    const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
-    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
-    return launch_after_previous_with_shared(kKernel, blocks, kSplitThreads, shared, stream, a);
+  if (a.channels > 1 || a.row_sums != nullptr) {
+    const auto launch = [&](auto kernel, int64_t resident) {
+      const auto blocks = static_cast<unsigned>(std::min({max_blocks, resident, a.batch}));
+      return launch_after_previous_with_shared(kernel, blocks, kSplitThreads, shared, stream, a);
+    };
+    if (a.row_sums != nullptr) {
+      constexpr auto kKernel = shares_lse_kernel<T, kStaged, true>;
+      return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>());
+    }
+    constexpr auto kKernel = shares_lse_kernel<T, kStaged, false>;
+    return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>());
   }
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).

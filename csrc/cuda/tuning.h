@@ -67,6 +67,9 @@ constexpr int64_t kBiasLseMaxStagedBytes = 16 * 1024;
 // 19.1 us, and the forward 160.4 -> 155.4. The 15 other shapes through cuBLAS's epilogue tried (C_out 1 to 3860) were
 // within noise at 1, 4 and 8, each run twice (H200, an experiment build's FUSEDLSE_BIAS_LSE_VALUES).
 constexpr int64_t kBiasLseValuesPerLane = 8;
+// Channels each thread of bias_lse's block per row (the shares and gemv kernels, split.cu) has in flight per trip:
+// a row's few blocks wait on L2 once per trip.
+constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
 // The channel-rows reader folds W.sum((2,3)) before its items of x (WeightFold) for contiguous weights up to this
 // size, saving the split strategy a launch. H200, the sweep's problems, main against the fold (two interleaved runs
 // each, same machine): r36 44.6 -> 40.4 us, r55 182 -> 176 (a 12.8 MB float64 weight), r21 and r38 1-2% faster, r04

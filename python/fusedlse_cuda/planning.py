@@ -10,7 +10,7 @@ from .shape import IntOrPair, conv_settings
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
-EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse")
+EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse", "gemv_lse")
 # The plane-lanes reader's walks over tiny contiguous planes that follow each other, in the order of
 # plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, or summing planes of 1,
 # 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector.
@@ -65,9 +65,12 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             block's 48 KiB of shared memory: float32 C_out up to 6072 at C_in 1, 600 at 16) or ``"narrow_lse"``
             (one kernel, a group of lanes per few rows splitting their channels, each lane holding every logit of
             its rows: C_out up to 32, and W.sum within 96 KiB of shared memory: float32 C_in up to 6143 at C_out
-            4, 767 at 32; chosen only where the rows epilogue does not apply).
+            4, 767 at 32; chosen only where the rows epilogue does not apply) or ``"gemv_lse"`` (one kernel, a
+            block per row, each logit the row's sums dotted with a column of W.sum read from L2: few rows, where
+            one launch with a trip or two to L2 beats the tiled kernel's steps and every block's read of W.sum
+            costs little).
         predicted_us, fused_us, split_us: the cost model's times for the choice and both strategies; tiled_us,
-            cublas_us, rows_us, narrow_us: the epilogue's part of split_us with each epilogue (rows_us and
+            cublas_us, rows_us, narrow_us, gemv_us: the epilogue's part of split_us with each epilogue (rows_us and
             narrow_us None where that epilogue does not apply).
         tiled_k_splits: the channel ranges the tiled epilogue would cut its GEMM into (split-K: 1 for none; more
             for thin GEMMs over many channels, whose few tiles would each run a long chain of steps: a block per
