@@ -520,15 +520,9 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   }
   const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);
   const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));
-  int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
-  // Where planes cut into as many pieces as a block adds up (a block a plane) still give every resident group a
-  // piece, they take that many, with no second launch to add them: H200 (an experiment build, best of 3), 1024
-  // planes of 256K elements, 33 pieces -> 8: bfloat16 143.7 -> 141.8 us, float16 143.4 -> 141.7, odd509 (planes
-  // of 509 x 509 float32 from inside a vector) 261.9 -> 260.8; mid (4096 planes, 9 pieces -> 8) 82.9 -> 83.0.
-  const int64_t block_pieces = kSplitThreads / t.lanes;
-  if (wanted > block_pieces && planes * block_pieces >= resident_groups) wanted = block_pieces;
+  const int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
   t.pieces = std::clamp<int64_t>(wanted, 1, most_pieces);
-  t.pieces_in_block = t.pieces > 1 && t.pieces <= block_pieces;
+  t.pieces_in_block = t.pieces > 1 && t.pieces <= kSplitThreads / t.lanes;
   if (t.pieces_in_block) {
     // Rounded down to a power of two, which divides the block's groups (kSplitThreads / lanes, a power of two too):
     // then every block's turn of groups holds whole planes. Each piece still has kPlaneLanesPieceLoads loads a lane,
