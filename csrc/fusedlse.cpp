@@ -548,8 +548,9 @@ TORCH_LIBRARY(fusedlse, m) {
         [](int64_t strategy, int64_t reader, int64_t epilogue) {
           FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
           FUSEDLSE_CHECK(reader >= -1 && reader <= 4, "_force_plan: reader must be -1..4, got ", reader);
-          FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= static_cast<int>(plan::Epilogue::kGemvLse),
-                         "_force_plan: epilogue must be -1..", static_cast<int>(plan::Epilogue::kGemvLse), ", got ", epilogue);
+          constexpr int kLastEpilogue = static_cast<int>(plan::Epilogue::kGemvLse);
+          FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= kLastEpilogue, "_force_plan: epilogue must be -1..",
+                         kLastEpilogue, ", got ", epilogue);
           plan::force(static_cast<int>(strategy), static_cast<int>(reader), static_cast<int>(epilogue));
         });
   // For measurements and tests only (bench/experiments/run_walks.py, tests/test_strategies.py): every later CUDA

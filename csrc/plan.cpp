@@ -136,20 +136,20 @@ constexpr double kRowsLseIssueShare = 0.7;
 // then (H200, forced, the whole forward): r05 rows 24.7 us against tiled 25.4 (tiled chosen); r02 (64 rows, C_out
 // 4096) 23.5 against 17.7 (tiled), r10 36.8 against 38.3 (rows), in a build whose reader let the epilogue in early.
 constexpr double kRowsLseStageTripUs = 0.7;
+constexpr int64_t kRowsLseStageTripValues = 512;
+constexpr int64_t kNarrowLseStageTripValues = 1024;
 // The gemv epilogue (cuda/split.cu, bias_lse's block per row) waits on L2 once per trip of loads (a block's threads
 // each load shares_lse_loads channels of a column and the row's sums), and a multiprocessor's rows take their trips
 // one after another: kGemvTripUs per trip, the first kGemvFirstTripUs beyond the launch (the biases are staged
 // before the reader ends). Fitted on the H200 (bench/strategies.py --epilogues: every split epilogue forced on 37
 // sweep and named problems and the 60 of the few_rows grid, docs/limits.md §51): the epilogue the planner picks from
 // the measured times loses 1.79 of summed relative time to the fastest, against 4.59 without the gemv epilogue.
-// Measured, the forward with the gemv epilogue against the best other: 0.2-5.9 us faster on one trip a row on every
-// multiprocessor (headline_bf16 138.5 us against the tiled epilogue's 142.1, odd509 253.7 against 257.1, r20 32.8
-// against 38.7), 1.3-1.7 us slower per further trip (16 trips: 21-25 us; r25, 10253 rows of 1 trip: 717.5 against
-// 640.0).
+// Measured, the forward with the gemv epilogue against the best other: 0.2-5.4 us faster on 27 of the 32 problems whose
+// rows take one trip (headline_bf16 138.5 us against the tiled epilogue's 142.1, odd509 253.7 against 257.1), 0.1-1.2
+// us slower on the other 5 (the narrow epilogue at 16 columns); 5.9 us faster on r20's four trips (32.8 against 38.7);
+// 1.3-1.7 us slower per trip on many (16 trips: 21-25 us; r25, 10253 rows of 1 trip: 717.5 against 640.0).
 constexpr double kGemvFirstTripUs = 0.3;
 constexpr double kGemvTripUs = 1.3;
-constexpr int64_t kRowsLseStageTripValues = 512;
-constexpr int64_t kNarrowLseStageTripValues = 1024;
 // The narrow epilogue (cuda/gemm_lse.cu), in issue slots of a lane as the rows epilogue's: per row and channel its
 // kCols FMAs, its share kCols / rows of the shared-memory loads of W.sum (each serves the group's rows), the sum's load
 // and kNarrowLseLoopSlots of the loop; per row the butterfly (a shuffle and an add per logit and level), and the

@@ -106,7 +106,7 @@ struct Plan {
   int64_t tiled_k_splits;  // the tiled epilogue's channel ranges (GemmTiling::k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
-  double gemv_us;
+  double gemv_us;       // the gemv epilogue takes any GEMM
   bool evict_first;     // how the readers load x: evict_first_loads
   bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
   std::string why;
