@@ -20,6 +20,7 @@ LANES_CUBLAS = ("split", "plane_lanes", "cublas_lse")
 ROWS_TILED = ("split", "channel_rows", "tiled_lse")
 ROWS_LSE = ("split", None, "rows_lse")
 NARROW_LSE = ("split", None, "narrow_lse")
+GEMV_LSE = ("split", None, "gemv_lse")
 PLANS = [
     ((128, 3, 32, 32, 16, 3, 3), "contiguous", torch.float32, FUSED),     # self-contained batch tiles, no tickets
     ((6, 40, 17, 16, 33, 3, 3), "contiguous", torch.bfloat16, FUSED),     # whole short rows, multi-batch units, 7 slices
@@ -65,6 +66,10 @@ PLANS = [
     ((301, 70, 2, 1, 3, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow epilogue: 4 columns, 32 lanes
     ((2001, 9, 1, 2, 20, 1, 1), "contiguous", torch.float64, NARROW_LSE),  # narrow: float64, 32 columns, 8 lanes
     ((30, 400, 1, 1, 30, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow: W.sum past 48 KiB (opted in)
+    ((16, 64, 8, 8, 128, 3, 3), "contiguous", torch.float32, GEMV_LSE),  # gemv epilogue: 2 slices, one trip
+    ((3, 40, 2, 2, 7, 1, 1), "contiguous", torch.float64, GEMV_LSE),  # gemv: float64, 16 slices, a partial trip
+    ((5, 3, 2, 2, 700, 1, 1), "contiguous", torch.bfloat16, GEMV_LSE),  # gemv: 3 passes of columns, biases staged
+    ((2, 70, 2, 2, 5000, 1, 1), "contiguous", torch.float32, GEMV_LSE),  # gemv: biases past 16 KiB, read per logit
 ]
 
 # padding and groups (C_out is all groups'; the weight is sliced to [C_in, C_out / groups, kH, kW]): the planner's
