@@ -701,9 +701,16 @@ Plan choose(const Problem& p, const DeviceProps& d) {
           .k_splits;
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
+  double chosen_us = std::min(plan.tiled_us, plan.cublas_us);
+  const auto take_if_cheaper = [&](Epilogue epilogue, double us) {
+    if (us < chosen_us) {
+      plan.epilogue = epilogue;
+      chosen_us = us;
+    }
+  };
   const bool rows_apply = rows_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   plan.rows_us = rows_apply ? epilogue_us(p, d, Epilogue::kRowsLse) : std::numeric_limits<double>::infinity();
-  if (plan.rows_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kRowsLse;
+  take_if_cheaper(Epilogue::kRowsLse, plan.rows_us);
   const bool narrow_applies =
       narrow_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   plan.narrow_us =
@@ -712,13 +719,9 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // measured with both it was the faster (H200: r53 20.7 us against 22.3, r07 51.3 against 52.4), where the model put
   // the narrow one ahead by 1-3 us. Since the narrow epilogue's reduce-scatter (874017c) r07 goes the other way (46.5
   // narrow against 47.8 rows) and r53 not (22.2 against 21.4): too few measurements to refit the rule on.
-  if (!rows_apply && plan.narrow_us < std::min(plan.tiled_us, plan.cublas_us)) plan.epilogue = Epilogue::kNarrowLse;
+  if (!rows_apply) take_if_cheaper(Epilogue::kNarrowLse, plan.narrow_us);
   plan.gemv_us = epilogue_us(p, d, Epilogue::kGemvLse);
-  const double chosen_us = plan.epilogue == Epilogue::kTiledLse    ? plan.tiled_us
-                           : plan.epilogue == Epilogue::kCublasLse ? plan.cublas_us
-                           : plan.epilogue == Epilogue::kRowsLse   ? plan.rows_us
-                                                                   : plan.narrow_us;
-  if (plan.gemv_us < chosen_us) plan.epilogue = Epilogue::kGemvLse;
+  take_if_cheaper(Epilogue::kGemvLse, plan.gemv_us);
   const int epilogue = forced_epilogue.load(std::memory_order_relaxed);
   if (epilogue >= 0) plan.epilogue = static_cast<Epilogue>(epilogue);
   // A forced epilogue that cannot take the problem: the tiled one, which takes any.
