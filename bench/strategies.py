@@ -31,23 +31,15 @@ def options(x, weight, epilogues_only=False):
     """(label, strategy, reader, epilogue) to time for x and weight; strategy None: the planner's choice; reader or
     epilogue None: the planner's for that part. epilogues_only: the planner's choice and the split strategy with each
     epilogue, its reader the planner's."""
-    if epilogues_only:
-        found = [("auto", None, None, None)]
-        found += [(f"split_{e.split('_')[0]}", "split", None, e) for e in ("tiled_lse", "cublas_lse", "gemv_lse")]
-        for epilogue in ("rows_lse", "narrow_lse"):
-            with forced_plan("split", None, epilogue):
-                if explain(x, weight)["epilogue"] == epilogue:
-                    found.append((f"split_{epilogue}", "split", None, epilogue))
-        return found
-    found = [("auto", None, None, None), ("fused", "fused", None, None)]
-    found.append(("split_planes", "split", "planes", None))
-    found.append(("split_lanes", "split", "plane_lanes", None))
-    found.append(("split_torch", "split", "torch_sum", None))
-    if x.size(1) > 1 and x.stride(1) == 1:  # channels adjacent: the channel-rows reader applies
-        found.append(("split_rows", "split", "channel_rows", None))
-    found.append(("split_tiled", "split", None, "tiled_lse"))
-    found.append(("split_cublas", "split", None, "cublas_lse"))
-    found.append(("split_gemv", "split", None, "gemv_lse"))
+    found = [("auto", None, None, None)]
+    if not epilogues_only:
+        found.append(("fused", "fused", None, None))
+        found.append(("split_planes", "split", "planes", None))
+        found.append(("split_lanes", "split", "plane_lanes", None))
+        found.append(("split_torch", "split", "torch_sum", None))
+        if x.size(1) > 1 and x.stride(1) == 1:  # channels adjacent: the channel-rows reader applies
+            found.append(("split_rows", "split", "channel_rows", None))
+    found += [(f"split_{e.split('_')[0]}", "split", None, e) for e in ("tiled_lse", "cublas_lse", "gemv_lse")]
     # The planner runs the tiled epilogue where the rows or the narrow one cannot.
     for epilogue in ("rows_lse", "narrow_lse"):
         with forced_plan("split", None, epilogue):
