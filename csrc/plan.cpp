@@ -519,10 +519,18 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
     if (units >= lanes * units_per_lane) t.lanes = lanes;
   }
   const int64_t resident_groups = std::max<int64_t>(1, resident_threads / t.lanes);
+  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
+  const int64_t block_groups = kSplitThreads / t.lanes;
   const int64_t most_pieces = std::max<int64_t>(1, units / (t.lanes * kPlaneLanesPieceLoads));
   const int64_t wanted = ceil_div(kPlaneLanesItemsPerGroup * resident_groups, std::max<int64_t>(planes, 1));
   t.pieces = std::clamp<int64_t>(wanted, 1, most_pieces);
-  t.pieces_in_block = t.pieces > 1 && t.pieces <= kSplitThreads / t.lanes;
+  // A block per plane, its groups the plane's pieces, where that fills between kBlockPerPlaneMinWave of the resident
+  // blocks and all of them (tuning.h): one wave, no second launch.
+  if (t.pieces > block_groups && most_pieces >= block_groups && planes <= resident_blocks &&
+      static_cast<double>(planes) >= kBlockPerPlaneMinWave * static_cast<double>(resident_blocks)) {
+    t.pieces = block_groups;
+  }
+  t.pieces_in_block = t.pieces > 1 && t.pieces <= block_groups;
   if (t.pieces_in_block) {
     // Rounded down to a power of two, which divides the block's groups (kSplitThreads / lanes, a power of two too):
     // then every block's turn of groups holds whole planes. Each piece still has kPlaneLanesPieceLoads loads a lane,
@@ -534,7 +542,6 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
     t.piece_units = std::max<int64_t>(1, ceil_div(units, t.pieces));
     t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
   }
-  const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
   t.blocks = std::clamp<int64_t>(ceil_div(planes * t.pieces * t.lanes, kSplitThreads), 1, resident_blocks);
   return t;
 }

@@ -105,6 +105,16 @@ constexpr int64_t kPlaneLanesPieceLoads = 32;
 // the inner walk's per-plane steps, r33 (bfloat16 planes of 1008) took 178.0 us against 173.4.
 constexpr int64_t kInnerVectorsMinElements = 2048;
 constexpr int64_t kPlaneLanesItemsPerGroup = 4;
+// Planes that are kBlockPerPlaneMinWave to 1 of the resident blocks take a block each, its groups the plane's pieces
+// (plan::plane_lanes_tiling), rather than kPlaneLanesItemsPerGroup pieces a group and a second launch adding them.
+// H200 (a build with the share as a knob, best of 3, us; the reader's rule before / from 0.9 / from 0.5 of a wave):
+// bfloat16 planes of 512 x 512, 528 planes 79.7 / 79.7 / 80.2, 800 115.3 / 115.3 / 114.5, 952 132.5 / 130.0 / 131.2,
+// 1056 142.7 / 141.8 / 141.8; float32 256 x 256, 528 45.0 / 45.0 / 43.5, 800 64.4 / 64.4 / 62.4, 1024 77.6 / 75.6 /
+// 75.7; float32 509 x 509 (the masked walk), 528 144.8 / 144.8 / 141.5, 800 212.1 / 212.2 / 206.8, 1024 level (257.9);
+// float16 300 x 300, 528 37.4 / 37.4 / 34.5, 952 57.3 / 55.3 / 54.4; headline_bf16 140.1 / 138.2 / 139.3. Planes past
+// one wave (1064: a second wave of a few blocks, each a whole plane) keep the pieces (r34, 1085 planes, was 167.8 ->
+// 177.1 us with a block per plane).
+constexpr double kBlockPerPlaneMinWave = 0.5;
 // The masked-vector walk (read_plane_lanes.cuh, Walk::kMaskedVectors): planes of strided rows of at least
 // kMaskedVectorsMinElements elements whose gaps between rows are shorter than kMaskedVectorsMaxGapBytes (a DRAM
 // sector: the gaps' bytes are fetched anyway). Measured on the H200 (forward of the sweep's problems, scalar walk ->
