@@ -12,6 +12,7 @@ that applies, and of the plain-torch shortcut, each with its error against the f
 planner chose, what it predicted, and how far its choice is from the fastest option measured.
 """
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -48,6 +49,21 @@ def options(x, weight, epilogues_only=False):
     return found
 
 
+def time_forward(row, label, args, truth, plan=None):
+    """row["times"][label] and row["errors"][label]: the forward's time on args under `plan` ((strategy, reader,
+    epilogue), for planning.forced_plan; None: the planner's) and its error against `truth`, or the error's message
+    where it fails (a row's entry, not the end of the run)."""
+    fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
+    try:
+        with forced_plan(*plan) if plan else contextlib.nullcontext():
+            out = fn()
+            row["times"][label] = time_ms(fn)
+        row["errors"][label] = rel_err(out, truth)
+    except Exception as error:  # noqa: BLE001
+        row["errors"][label] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
+        torch.cuda.synchronize()
+
+
 def measure(name, args, index, epilogues_only=False):
     x = args[0]
     truth = shortcut_f64(*args)
@@ -55,20 +71,7 @@ def measure(name, args, index, epilogues_only=False):
     row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
                strides=list(x.stride()), bytes=x.numel() * x.element_size(), plan=plan, times={}, errors={})
     for label, strategy, reader, epilogue in options(x, args[1], epilogues_only):
-        try:
-            if strategy is None:
-                fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
-                out = fn()
-                row["times"][label] = time_ms(fn)
-            else:
-                with forced_plan(strategy, reader, epilogue):
-                    fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
-                    out = fn()
-                    row["times"][label] = time_ms(fn)
-            row["errors"][label] = rel_err(out, truth)
-        except Exception as error:  # noqa: BLE001  (a row, not the end of the run)
-            row["errors"][label] = f"{type(error).__name__}: {str(error).splitlines()[0][:120]}"
-            torch.cuda.synchronize()
+        time_forward(row, label, args, truth, None if strategy is None else (strategy, reader, epilogue))
     fn = lambda: reference.shortcut(*args)  # noqa: E731
     fn()
     row["times"]["shortcut"] = time_ms(fn)

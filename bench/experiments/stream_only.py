@@ -11,10 +11,10 @@ import sys
 import torch
 
 sys.path.insert(0, "bench")
-import fusedlse_cuda  # noqa: E402
-from fusedlse_cuda.planning import explain, forced_plan  # noqa: E402
-from problems import ENVELOPE_GRIDS, make_inputs, make_random_inputs, random_problems, rel_err  # noqa: E402
-from sweep import shortcut_f64, time_ms  # noqa: E402
+from fusedlse_cuda.planning import explain  # noqa: E402
+from problems import ENVELOPE_GRIDS, make_inputs, make_random_inputs, random_problems  # noqa: E402
+from strategies import time_forward  # noqa: E402
+from sweep import shortcut_f64  # noqa: E402
 
 out_path, which = sys.argv[1], sys.argv[2]
 rand = random_problems()
@@ -32,21 +32,9 @@ for name, make in items:
     truth = shortcut_f64(*args)
     row = dict(shape=name, dims=list(x.shape) + [args[1].shape[1]], dtype=str(x.dtype).split(".")[-1],
                plan=explain(x, args[1]), times={}, errors={})
-    fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
     for label, plan in (("auto", None), ("split_stream", ("split", None, "stream_lse")),
                         ("split_tiled", ("split", None, "tiled_lse"))):
-        try:
-            if plan is None:
-                out = fn()
-                row["times"][label] = time_ms(fn)
-            else:
-                with forced_plan(*plan):
-                    out = fn()
-                    row["times"][label] = time_ms(fn)
-            row["errors"][label] = rel_err(out, truth)
-        except Exception as error:  # noqa: BLE001  (a row, not the end of the run)
-            row["errors"][label] = f"{type(error).__name__}: {str(error)[:100]}"
-            torch.cuda.synchronize()
+        time_forward(row, label, args, truth, plan)
     rows.append(row)
     t = row["times"]
     bad = [k for k, e in row["errors"].items() if isinstance(e, str) or e > 1e-2]
