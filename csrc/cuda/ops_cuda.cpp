@@ -753,6 +753,22 @@ GemmLseArgs gemm_lse_operands(const at::Tensor& sums, const at::Tensor& weight_s
   return a;
 }
 
+// A BiasLseArgs with the fields every logsumexp launch fills alike: out [batch] (in `kind`) = 10 x logsumexp over
+// c_out columns of scale x logits + conv_bias + bias (gemm_lse_operands' conventions); the caller names the logits.
+BiasLseArgs lse_output_args(ScalarKind kind, const void* conv_bias, const void* bias, int64_t bias_stride, void* out,
+                            int64_t batch, int64_t c_out, double scale) {
+  BiasLseArgs a{};
+  a.kind = kind;
+  a.conv_bias = conv_bias;
+  a.bias = bias;
+  a.bias_stride = bias_stride;
+  a.out = out;
+  a.batch = batch;
+  a.c_out = c_out;
+  a.scale = scale;
+  return a;
+}
+
 // A contiguous tensor of `sizes` over `data` (memory the caller keeps alive), of `like`'s dtype and device: no
 // dispatcher call, and no query of the pointer's device (given, where from_blob alone would ask CUDA).
 at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::Tensor& like) {
@@ -791,19 +807,12 @@ void tiled_gemm_lse(GemmLseArgs a, int64_t acc_bytes, int device, void* workspac
   }
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
   if (a.k_splits > 1) {  // the splits' logits added in order, then the biases and the logsumexp
-    BiasLseArgs lse{};
-    lse.kind = a.kind;
+    BiasLseArgs lse =
+        lse_output_args(a.kind, a.conv_bias, a.bias, a.bias_stride, a.out, a.batch, a.c_out, a.scale);
     lse.logits = a.partial_logits;
     lse.channels = 1;
     lse.slices = 1;
     lse.splits = a.k_splits;
-    lse.conv_bias = a.conv_bias;
-    lse.bias = a.bias;
-    lse.bias_stride = a.bias_stride;
-    lse.out = a.out;
-    lse.batch = a.batch;
-    lse.c_out = a.c_out;
-    lse.scale = a.scale;
     C10_CUDA_CHECK(launch_bias_lse(lse, resident_split_blocks(device), stream));
   }
 }
@@ -850,18 +859,11 @@ plan::Plan plan_of_call(const at::Tensor& weight, int64_t groups, const plan::Pr
 // channels first (shares_lse_kernel; shares_added_in_lse).
 void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind kind, double scale, void* out,
               int64_t max_blocks, cudaStream_t stream) {
-  BiasLseArgs a{};
-  a.kind = kind;
+  BiasLseArgs a = lse_output_args(kind, biases.conv_ptr(), biases.bias, biases.bias_stride, out, logits.size(0),
+                                  logits.size(-1), scale);
   a.logits = logits.data_ptr();
   a.channels = logits.dim() == 3 ? logits.size(1) : 1;
-  a.slices = plan::channel_slices(a.channels, logits.size(-1), kSplitThreads);
-  a.conv_bias = biases.conv_ptr();
-  a.bias = biases.bias;
-  a.bias_stride = biases.bias_stride;
-  a.out = out;
-  a.batch = logits.size(0);
-  a.c_out = logits.size(-1);
-  a.scale = scale;
+  a.slices = plan::channel_slices(a.channels, a.c_out, kSplitThreads);
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
 
@@ -870,19 +872,12 @@ void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind k
 // [C_in, C_out] (both contiguous, accumulation type).
 void gemv_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const BiasOperands& biases, ScalarKind kind,
               double scale, void* out, int64_t max_blocks, cudaStream_t stream) {
-  BiasLseArgs a{};
-  a.kind = kind;
+  BiasLseArgs a = lse_output_args(kind, biases.conv_ptr(), biases.bias, biases.bias_stride, out, sums.size(0),
+                                  weight_sum.size(1), scale);
   a.logits = weight_sum.data_ptr();
   a.row_sums = sums.data_ptr();
   a.channels = sums.size(1);
-  a.slices = plan::channel_slices(a.channels, weight_sum.size(1), kSplitThreads);
-  a.conv_bias = biases.conv_ptr();
-  a.bias = biases.bias;
-  a.bias_stride = biases.bias_stride;
-  a.out = out;
-  a.batch = sums.size(0);
-  a.c_out = weight_sum.size(1);
-  a.scale = scale;
+  a.slices = plan::channel_slices(a.channels, a.c_out, kSplitThreads);
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
 
