@@ -556,7 +556,8 @@ TORCH_LIBRARY(fusedlse, m) {
   // For measurements and tests only (bench/experiments/run_walks.py, tests/test_strategies.py): every later CUDA
   // read of tiny planes that follow each other takes this walk (plan::TinyPlaneWalk); -1 leaves it to the planner.
   m.def("_force_walk(int walk) -> ()", [](int64_t walk) {
-    FUSEDLSE_CHECK(walk >= -1 && walk <= 2, "_force_walk: walk must be -1, 0, 1 or 2, got ", walk);
+    constexpr int kLastWalk = static_cast<int>(plan::TinyPlaneWalk::kStaged);
+    FUSEDLSE_CHECK(walk >= -1 && walk <= kLastWalk, "_force_walk: walk must be -1..", kLastWalk, ", got ", walk);
     plan::force_walk(static_cast<int>(walk));
   });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.

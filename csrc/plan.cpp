@@ -546,24 +546,41 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
-TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, bool tiles_vectors) {
+TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_planes, bool tiles_vectors) {
+  const bool runs_apply = element_bytes <= kPlaneRunsMaxElementBytes;  // the run walk, and its whole vectors
+  const bool vectors_apply = runs_apply && tiles_vectors;
+  const bool staged_applies = plane * element_bytes <= kStagedMaxPlaneBytes && run_planes >= kStagedMinRunPlanes;
+  const auto listed = [&](uint64_t sizes) { return plane >= 1 && plane < 64 && (sizes >> plane & 1) != 0; };
   const int forced = forced_walk.load(std::memory_order_relaxed);
   if (forced >= 0) {
-    const auto walk = static_cast<TinyPlaneWalk>(forced);
-    return walk == TinyPlaneWalk::kVectorPlanes && !tiles_vectors ? TinyPlaneWalk::kRuns : walk;
+    TinyPlaneWalk walk = static_cast<TinyPlaneWalk>(forced);
+    if ((walk == TinyPlaneWalk::kVectorPlanes && !vectors_apply) ||
+        (walk == TinyPlaneWalk::kStaged && !staged_applies)) {
+      walk = TinyPlaneWalk::kRuns;
+    }
+    return walk == TinyPlaneWalk::kRuns && !runs_apply ? TinyPlaneWalk::kLanes : walk;
   }
-  if (tiles_vectors) return TinyPlaneWalk::kVectorPlanes;
+  const uint64_t staged_faster = element_bytes == 2   ? kStagedWalkFaster16BitPlanes
+                                 : element_bytes == 4 ? kStagedWalkFaster32BitPlanes
+                                                      : kStagedWalkFaster64BitPlanes;
+  if (staged_applies && run_planes >= kStagedChosenMinRunPlanes && listed(staged_faster)) return TinyPlaneWalk::kStaged;
+  if (vectors_apply) return TinyPlaneWalk::kVectorPlanes;
   const uint64_t runs_faster = element_bytes == 2 ? kRunWalkFaster16BitPlanes : kRunWalkFaster32BitPlanes;
-  const bool listed = plane >= 1 && plane < 64 && (runs_faster >> plane & 1) != 0;
-  return listed ? TinyPlaneWalk::kRuns : TinyPlaneWalk::kLanes;
+  return runs_apply && listed(runs_faster) ? TinyPlaneWalk::kRuns : TinyPlaneWalk::kLanes;
 }
 
 PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plane, int64_t element_bytes,
-                                  bool tiles_vectors, int64_t resident_threads) {
+                                  TinyPlaneWalk walk, int64_t resident_threads) {
   PlaneRunsTiling t{};
   const int64_t vec = 16 / element_bytes, acc_bytes = element_bytes == 8 ? 8 : 4;
   const int64_t resident_blocks = std::max<int64_t>(1, resident_threads / kSplitThreads);
-  if (tiles_vectors) {  // items of kPlaneRunsItemVectors whole vectors, from each run's first vector
+  if (walk == TinyPlaneWalk::kStaged) {  // tiles of up to kStagedTileBytes, as many planes for each thread
+    t.item_planes = kSplitThreads * std::max<int64_t>(1, kStagedTileBytes / (kSplitThreads * plane * element_bytes));
+    t.run_items = ceil_div(run_planes, t.item_planes);
+    t.blocks = std::clamp<int64_t>(runs * t.run_items, 1, resident_blocks);
+    return t;
+  }
+  if (walk == TinyPlaneWalk::kVectorPlanes) {  // items of kPlaneRunsItemVectors whole vectors from a run's first
     const int64_t per_vector = vec / plane;
     t.item_planes = kPlaneRunsItemVectors * per_vector;
     t.run_items = ceil_div(per_vector - 1 + run_planes, t.item_planes);

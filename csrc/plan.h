@@ -158,27 +158,33 @@ struct PlaneLanesTiling {
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane);
 
-// The run walk's launch (cuda/split.cu, PlaneRunsArgs) over `runs` runs of `run_planes` adjacent planes of `plane`
-// elements of `element_bytes`: planes per item (at most a run), items per run, and blocks of kSplitThreads for a
-// device of `resident_threads`. tiles_vectors: planes that never straddle a 16-byte vector (PlaneRunsArgs::
-// vector_plane), items of kPlaneRunsItemVectors whole vectors.
+// How the plane-lanes reader walks tiny contiguous planes that follow each other in runs (cuda/ops_cuda.cpp,
+// plane_runs_of): a lane per plane (kLanes: its scalar walk), the run walk adding each element to its plane's sum
+// (kRuns, elements of 2 or 4 bytes), the run walk summing planes that never straddle a 16-byte vector whole per
+// vector (kVectorPlanes), or tiles of a block's planes staged in shared memory by whole warps' copies, a thread per
+// plane adding its elements there (kStaged, planes of at most kStagedMaxPlaneBytes in runs of at least
+// kStagedMinRunPlanes).
+enum class TinyPlaneWalk { kLanes, kRuns, kVectorPlanes, kStaged };
+
+// The walk for such planes of `plane` elements of `element_bytes` in runs of `run_planes` planes; tiles_vectors: no
+// plane straddles a 16-byte vector. The staged walk where it applies, the run holds at least
+// kStagedChosenMinRunPlanes planes and it was measured faster than the others (cuda/tuning.h), else whole planes per vector where they tile, else the run walk where it was measured faster than
+// the lanes, else the lanes. force_walk's choice where one is forced and applies; where it does not, kVectorPlanes
+// and kStaged fall back to kRuns, and kRuns to kLanes (8-byte elements).
+TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_planes, bool tiles_vectors);
+
+// The run walk's launch (cuda/split.cu, PlaneRunsArgs) by `walk` (kRuns, kVectorPlanes or kStaged) over `runs` runs
+// of `run_planes` adjacent planes of `plane` elements of `element_bytes`: planes per item (at most a run), items per
+// run, and blocks of kSplitThreads for a device of `resident_threads`. kVectorPlanes: items of
+// kPlaneRunsItemVectors whole vectors; kStaged: an item is a tile of up to kStagedTileBytes, a multiple of
+// kSplitThreads planes (fewer at a run's end).
 struct PlaneRunsTiling {
   int64_t item_planes;
   int64_t run_items;
   int64_t blocks;
 };
 PlaneRunsTiling plane_runs_tiling(int64_t runs, int64_t run_planes, int64_t plane, int64_t element_bytes,
-                                  bool tiles_vectors, int64_t resident_threads);
-
-// How the plane-lanes reader walks tiny contiguous planes that follow each other in runs (cuda/ops_cuda.cpp,
-// plane_runs_of): a lane per plane (kLanes: its scalar walk), the run walk adding each element to its plane's sum
-// (kRuns), or the run walk summing planes that never straddle a 16-byte vector whole per vector (kVectorPlanes).
-enum class TinyPlaneWalk { kLanes, kRuns, kVectorPlanes };
-
-// The walk for such planes of `plane` elements of `element_bytes`; tiles_vectors: no plane straddles a 16-byte
-// vector. Whole planes per vector where they tile, else the run walk where it was measured faster than the lanes
-// (cuda/tuning.h), else the lanes; force_walk's choice where one is forced.
-TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, bool tiles_vectors);
+                                  TinyPlaneWalk walk, int64_t resident_threads);
 
 // The channel-rows reader's launch (cuda/split.cu) over `batch` batches of `pixels` pixels of `channels` channels:
 // pixels per step of a block (kSplitThreads / C for C <= kSplitThreads, else 1), the chunks each batch's pixels are
@@ -246,8 +252,8 @@ std::string to_json(const Plan& plan, const Problem& problem, const DeviceProps&
 // kSplit) instead of the cost model's; -1 leaves that choice to the model. Not for production code.
 void force(int strategy, int reader, int epilogue);
 
-// For measurements and tests: every later tiny_plane_walk returns this walk (a TinyPlaneWalk; kVectorPlanes falls
-// back to kRuns where planes do not tile the vectors); -1 leaves it to the table. Not for production code.
+// For measurements and tests: every later tiny_plane_walk returns this walk (a TinyPlaneWalk) where it applies, its
+// fallback where not (tiny_plane_walk); -1 leaves it to the table. Not for production code.
 void force_walk(int walk);
 
 const char* name(Strategy strategy);

@@ -343,14 +343,17 @@ def _runs(x, layout):
 
 
 # (B, C_in, H, W) of the run walk (planes of up to 32 elements of 16 or 32 bits, adjacent; float64 takes the scalar
-# walk): planes of 1 to 32 elements, items of one vector and of several, the last item of a run shorter, runs of 2 to
+# walk or the staged one): planes of 1 to 32 elements, items of one vector and of several, the last item of a run shorter, runs of 2 to
 # 220 planes; r14's (220 planes of 2 float16, runs 4 bytes past alignment in channel_slice) and r13's planes (8 of
 # 5 x 6). (7, 2, 1, 3) in the sliced layouts: runs of 12 bytes in 16-bit, too short for the walk (the scalar walk
 # reads them). Planes of 1, 2, 4 and 8 elements (16 bytes at most) that never straddle a vector (contiguous, the
 # slices of C and B, planes of 1 in "offset") are summed whole per vector ("vector_planes"), runs starting anywhere
-# in their first vector.
+# in their first vector. The staged walk takes runs of 4096 planes or more (shorter ones fall back to the run walk):
+# (37, 300, 1, 7) is one run of several tiles in the contiguous and offset layouts, its last tile part full;
+# (3, 5000, 1, 3) three runs of 5000 planes starting anywhere in a vector in channel_slice.
 RUN_SHAPES = [(3000, 1, 1, 1), (100, 53, 1, 1), (65, 220, 1, 2), (90, 3, 1, 5), (700, 9, 2, 3), (40, 8, 5, 6),
-              (50, 133, 2, 2), (64, 12, 3, 5), (20, 5, 1, 31), (30, 17, 4, 8), (7, 2, 1, 3), (40, 6, 2, 4)]
+              (50, 133, 2, 2), (64, 12, 3, 5), (20, 5, 1, 31), (30, 17, 4, 8), (7, 2, 1, 3), (40, 6, 2, 4),
+              (37, 300, 1, 7), (3, 5000, 1, 3)]
 # Each shape under each walk that can read it (the planner picks one by plane size: plan::tiny_plane_walk).
 RUN_WALKS = [(shape, walk) for shape in RUN_SHAPES
              for walk in WALKS if walk != "vector_planes" or shape[2] * shape[3] in (1, 2, 4, 8)]

@@ -331,6 +331,10 @@ struct PlaneRunsArgs {
   // planes item_planes = kPlaneRunsItemVectors x (planes per vector) from the run's first vector's first slot
   // (run_items = ceil((planes per vector - 1 + run_planes) / item_planes)).
   int vector_plane;
+  // The staged walk (vector_plane 0, plane x element bytes at most kStagedMaxPlaneBytes): an item is a tile of
+  // item_planes planes of a run (a multiple of kSplitThreads; fewer at its end), copied into shared memory by the
+  // whole block, each thread then adding every kSplitThreads-th plane.
+  bool staged;
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool beside_previous;  // the grid ahead writes nothing this one touches: wait for it at the end (launch.cuh)
   bool evict_first;      // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads

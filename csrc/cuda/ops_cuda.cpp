@@ -537,17 +537,14 @@ bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
 }
 
 // The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most
-// kPlaneRunsMaxElements elements of 2 or 4 bytes (kPlaneRunsMaxElementBytes), and follow each other in runs of at
-// least kPlaneRunsMinRunBytes: every plane of x (one run), or each batch's channels; none where plan::tiny_plane_walk
-// gives such planes to the plane-lanes reader's lanes (vector_plane set where it sums them whole per vector). The
-// walk loads the aligned 16-byte vectors around each item, which may reach up to 15 bytes before x's first element
-// or past its last, outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element
-// of x), and the walk adds none of those bytes.
+// kPlaneRunsMaxElements elements, and follow each other in runs of at least kPlaneRunsMinRunBytes: every plane of x
+// (one run), or each batch's channels; none where plan::tiny_plane_walk gives such planes to the plane-lanes reader's
+// lanes (vector_plane set where it sums them whole per vector, staged where the staged walk reads them). The walks
+// load the aligned 16-byte vectors around each item, which may reach up to 15 bytes before x's first element or past
+// its last, outside its storage: such a load cannot fault (its 16 aligned bytes share a page with an element of x),
+// and the walks add none of those bytes.
 std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t element_bytes) {
-  if (a.height != 1 || a.stride_w != 1 || a.width > kPlaneRunsMaxElements ||
-      element_bytes > kPlaneRunsMaxElementBytes) {
-    return std::nullopt;
-  }
+  if (a.height != 1 || a.stride_w != 1 || a.width > kPlaneRunsMaxElements) return std::nullopt;
   PlaneRunsArgs r{};
   r.kind = a.kind;
   r.x = a.x;
@@ -571,10 +568,11 @@ std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t elem
   const bool tiles_vectors = power_of_two && plane_bytes <= 16 &&
                              reinterpret_cast<uintptr_t>(r.x) % plane_bytes == 0 &&
                              (r.stride_run * element_bytes) % plane_bytes == 0;
-  switch (plan::tiny_plane_walk(r.plane, element_bytes, tiles_vectors)) {
+  switch (plan::tiny_plane_walk(r.plane, element_bytes, r.run_planes, tiles_vectors)) {
     case plan::TinyPlaneWalk::kLanes: return std::nullopt;
     case plan::TinyPlaneWalk::kRuns: break;
     case plan::TinyPlaneWalk::kVectorPlanes: r.vector_plane = static_cast<int>(r.plane); break;
+    case plan::TinyPlaneWalk::kStaged: r.staged = true; break;
   }
   return r;
 }
@@ -583,12 +581,16 @@ std::optional<PlaneRunsArgs> plane_runs_of(const PlaneLanesArgs& a, int64_t elem
 void run_plane_runs(PlaneRunsArgs r, const at::Tensor& out, int64_t element_bytes, const plan::DeviceProps& props,
                     cudaStream_t stream) {
   const int device = out.get_device();
-  const plan::PlaneRunsTiling tiling = plan::plane_runs_tiling(r.runs, r.run_planes, r.plane, element_bytes,
-                                                               r.vector_plane > 0, plan::resident_threads(props));
+  const plan::TinyPlaneWalk walk = r.staged             ? plan::TinyPlaneWalk::kStaged
+                                   : r.vector_plane > 0 ? plan::TinyPlaneWalk::kVectorPlanes
+                                                        : plan::TinyPlaneWalk::kRuns;
+  const plan::PlaneRunsTiling tiling =
+      plan::plane_runs_tiling(r.runs, r.run_planes, r.plane, element_bytes, walk, plan::resident_threads(props));
   r.item_planes = tiling.item_planes;
   r.run_items = tiling.run_items;
-  // Resident blocks depend on the staged sums' shared memory, so on item_planes.
-  const auto key = std::make_tuple(device, static_cast<int>(r.kind), r.item_planes, r.vector_plane);
+  // Resident blocks depend on the shared memory: the staged sums' (item_planes), or the staged walk's tiles (plane).
+  const auto key = std::make_tuple(device, static_cast<int>(r.kind), r.item_planes, r.vector_plane,
+                                   r.staged ? r.plane : int64_t{0});
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return plane_runs_blocks_per_sm(r); });
   r.blocks = std::min(tiling.blocks, std::max<int64_t>(resident, 1));
   r.out = out.data_ptr();

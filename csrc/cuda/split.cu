@@ -13,6 +13,8 @@
 #include "launch.cuh"
 #include "once_per_key.h"
 
+#include <cuda_pipeline_primitives.h>
+
 #include <algorithm>
 
 namespace fusedlse {
@@ -213,6 +215,86 @@ template <typename T> auto plane_runs_kernel_for(const PlaneRunsArgs& a) {
     case 8: return plane_runs_kernel<T, 8 * sizeof(T) <= 16 ? 8 : 0>;
   }
   return plane_runs_kernel<T, 0>;
+}
+
+// The staged walk (PlaneRunsArgs::staged): tile k of run r is its planes [k, k + 1) x item_planes (fewer at the
+// run's end), whose span of aligned 16-byte vectors the block copies into shared memory (neighbouring threads copy
+// neighbouring vectors: each warp's copies are 512 contiguous bytes), the next tile's copies in flight while the
+// threads add this one's planes there, planes t, t + kSplitThreads, ... for thread t. The vectors may reach up to 15
+// bytes outside x (plane_runs_of allows for it); their bytes outside the tile are never added.
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) plane_tiles_kernel(PlaneRunsArgs a) {
+  using A = acc_t<T>;
+  start_after_previous_grid(a.beside_previous);
+  extern __shared__ __align__(16) unsigned char shared[];
+  const int32_t plane = static_cast<int32_t>(a.plane), tile_planes = static_cast<int32_t>(a.item_planes);
+  const int32_t buffer_vectors = plane_tile_vectors(tile_planes, plane, sizeof(T));
+  uint4* buffers = reinterpret_cast<uint4*>(shared);  // [2][buffer_vectors]: this tile's and the next one's
+  const T* x = static_cast<const T*>(a.x);
+  A* out = static_cast<A*>(a.out);
+  // A tile's place, (run, tile within it), stepped by the grid's size: one 64-bit division per thread, not per tile.
+  struct Place {
+    int64_t run, k;
+  };
+  const int64_t run_step = gridDim.x / a.run_items, k_step = gridDim.x - run_step * a.run_items;
+  const auto advance = [&](Place p) {
+    p.k += k_step;
+    p.run += run_step;
+    if (p.k >= a.run_items) {
+      p.k -= a.run_items;
+      ++p.run;
+    }
+    return p;
+  };
+  // The tile's first element and its planes.
+  const auto tile_at = [&](Place p, int32_t& planes) {
+    const int64_t first_plane = p.k * tile_planes;
+    planes = static_cast<int32_t>(imin(tile_planes, a.run_planes - first_plane));
+    return x + p.run * a.stride_run + first_plane * a.plane;
+  };
+  const auto copy_tile = [&](Place p, uint4* buffer) {
+    int32_t planes;
+    const uintptr_t address = reinterpret_cast<uintptr_t>(tile_at(p, planes));
+    const uint4* from = reinterpret_cast<const uint4*>(address - (address & 15));
+    const int32_t vectors = static_cast<int32_t>(((address & 15) + planes * plane * sizeof(T) + 15) / 16);
+    for (int32_t v = threadIdx.x; v < vectors; v += kSplitThreads) __pipeline_memcpy_async(buffer + v, from + v, 16);
+  };
+  // Planes of an odd number of elements: a warp's loads of element j of neighbouring planes fall on distinct banks
+  // as they are. Even ones start each thread at its own element (threadIdx.x mod plane, wrapping around), which
+  // spreads them; on odd planes that start put lanes 2^k - 1 elements apart (planes of 3, 7, 15, 31) on a few banks
+  // (float16 planes of 31: 2x slower than the run walk, H200). The same order every run: bitwise reproducible.
+  const int32_t rotation = plane % 2 == 1 ? 0 : static_cast<int32_t>(threadIdx.x % plane);
+  Place here{blockIdx.x / a.run_items, 0};
+  here.k = blockIdx.x - here.run * a.run_items;
+  int buf = 0;
+  if (here.run < a.runs) copy_tile(here, buffers);
+  __pipeline_commit();
+  while (here.run < a.runs) {
+    const Place next = advance(here);
+    if (next.run < a.runs) copy_tile(next, buffers + (buf ^ 1) * buffer_vectors);
+    __pipeline_commit();
+    __pipeline_wait_prior(1);  // this tile's copies (the next tile's may still be in flight)
+    __syncthreads();
+    int32_t planes;
+    const T* first = tile_at(here, planes);
+    const T* staged = reinterpret_cast<const T*>(buffers + buf * buffer_vectors) +
+                      (reinterpret_cast<uintptr_t>(first) & 15) / sizeof(T);
+    A* tile_out = out + here.run * a.run_planes + here.k * tile_planes;
+    for (int32_t p = threadIdx.x; p < planes; p += kSplitThreads) {
+      const T* elements = staged + p * plane;
+      A sum = A(0);
+      int32_t e = rotation;
+      for (int32_t j = 0; j < plane; ++j) {
+        sum += to_acc(elements[e]);
+        e = e + 1 == plane ? 0 : e + 1;
+      }
+      tile_out[p] = sum;
+    }
+    __syncthreads();  // every thread is done with this buffer before the next trip's copies refill it
+    buf ^= 1;
+    here = next;
+  }
+  end_after_previous_grid(a.beside_previous);
 }
 
 // A block per item (a batch's chunk of pixels) at a time; kWide: more channels than threads (ChannelRowsArgs). W.sum
@@ -694,8 +776,10 @@ cudaError_t launch_plane_lanes(const PlaneLanesArgs& a, cudaStream_t stream) {
   });
 }
 
-// Dynamic shared memory of the run walk's block: its staged sums, padded (staged_slot).
+// Dynamic shared memory of the run walk's block: its staged sums, padded (staged_slot); or the staged walk's two
+// tiles.
 template <typename T> size_t plane_runs_shared_bytes(const PlaneRunsArgs& a) {
+  if (a.staged) return 2 * sizeof(uint4) * static_cast<size_t>(plane_tile_vectors(a.item_planes, a.plane, sizeof(T)));
   const int64_t sums = kSplitThreads * a.item_planes;
   return static_cast<size_t>(sums + sums / 32 + 1) * sizeof(acc_t<T>);
 }
@@ -703,15 +787,17 @@ template <typename T> size_t plane_runs_shared_bytes(const PlaneRunsArgs& a) {
 cudaError_t launch_plane_runs(const PlaneRunsArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
-    return launch_after_previous_with_shared(plane_runs_kernel_for<T>(a), static_cast<unsigned>(a.blocks),
-                                             kSplitThreads, plane_runs_shared_bytes<T>(a), stream, a);
+    return launch_after_previous_with_shared(a.staged ? plane_tiles_kernel<T> : plane_runs_kernel_for<T>(a),
+                                             static_cast<unsigned>(a.blocks), kSplitThreads,
+                                             plane_runs_shared_bytes<T>(a), stream, a);
   });
 }
 
 int plane_runs_blocks_per_sm(const PlaneRunsArgs& a) {
   return with_element_type(a.kind, 1, [&](auto element) {
     using T = decltype(element);
-    return resident_blocks_per_sm(plane_runs_kernel_for<T>(a), kSplitThreads, plane_runs_shared_bytes<T>(a));
+    return resident_blocks_per_sm(a.staged ? plane_tiles_kernel<T> : plane_runs_kernel_for<T>(a), kSplitThreads,
+                                  plane_runs_shared_bytes<T>(a));
   });
 }
 

@@ -172,6 +172,37 @@ constexpr uint64_t kRunWalkFaster16BitPlanes = plane_sizes({1, 2, 4, 8, 12, 16, 
 constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27,
                                                             28, 29, 30, 31});
 
+// The staged walk (split.cu plane_tiles_kernel, PlaneRunsArgs::staged): a block copies tiles of a run's planes, up
+// to kStagedTileBytes (a multiple of kSplitThreads planes), into shared memory, each warp's 16-byte copies 512
+// contiguous bytes, the next tile's copies in flight while the threads add this one's planes, a plane at a time. The
+// lanes and the run walk have each thread load its own planes, a warp's load spanning a sector per lane or more:
+// r60's W.sum (planes of 15 float32, 55 MB) ran at 2.9 TB/s under Nsight Compute, its x (planes of 1476) at 3.8.
+// For planes of at most kStagedMaxPlaneBytes (two tiles then take 32 KiB of shared memory, under the 48 KiB a launch
+// gets without asking) in runs of at least kStagedMinRunPlanes planes (a tile's worth: shorter runs leave tiles
+// part empty), of the sizes listed per element width where it was measured faster than the walk the table gave
+// before. H200, bench/experiments/run_walks.py (sum_hw of one run of 2M and 14M planes, each walk forced; the
+// geometric mean of the fastest other walk's time over the staged walk's, listed above 1.02), a first kernel whose
+// threads each started their plane at their own element (odd planes too) and whose grid walked empty tiles past a
+// run's end where a tile holds more than kSplitThreads planes: float16 planes of 17, 19, 21-30 and 32 (a tile of
+// kSplitThreads planes: not affected) 1.08-1.42x the run walk (25: 14M planes 308.9 -> 210.7 us, 3.3 TB/s; 22:
+// 287.8 -> 196.6), 0.42-1.02x on the others (31: 361.2 -> 763.7, a warp's lanes on two banks); float32 0.48-1.00x;
+// float64 (lanes only before) 0.79-0.98x. Listed from that run. This kernel, rerun (docs/limits.md §53): float16
+// faster on 26 of 32 sizes (3: 63.3 -> 44.6 us at 14M; 31: 360.0 -> 247.7), float32 on planes of 3 and 15, float64 on
+// planes of 1 and 2: not listed yet (the suite ran on the list below). In a forward, the staged W.sum of r60 (15
+// float32) beside x's reader took it from 81.3-84.0 to 78.2-78.4 us (its grid, 6 blocks a multiprocessor by shared
+// memory, leaves block slots for the reader), not a rule yet.
+constexpr int64_t kStagedMaxPlaneBytes = 64;
+constexpr int64_t kStagedTileBytes = 16 * 1024;
+constexpr int64_t kStagedMinRunPlanes = 4096;
+// The planner takes the staged walk for runs of at least kStagedChosenMinRunPlanes (forced, it reads runs from
+// kStagedMinRunPlanes): on fewer its copy-then-add latency shows. H200, sum_hw of one run of float16 planes of 25,
+// lanes / runs / staged, us: 16K planes 4.8 / 6.3 / 5.7, 62K 7.6 / 8.0 / 7.5, 250K 13.1 / 12.3 / 10.8, 1M 38.3 /
+// 27.9 / 25.4, 4M 138.1 / 94.3 / 70.9 (r30's W.sum, 62K such planes: its forward 27.1 us staged against 26.4 and 26.5).
+constexpr int64_t kStagedChosenMinRunPlanes = 65536;
+constexpr uint64_t kStagedWalkFaster16BitPlanes = plane_sizes({17, 19, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 32});
+constexpr uint64_t kStagedWalkFaster32BitPlanes = plane_sizes({});
+constexpr uint64_t kStagedWalkFaster64BitPlanes = plane_sizes({});
+
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte
 // shared-memory loads of W.sum per channel for float). The block stages W.sum and the biases' sum (columns padded

@@ -12,9 +12,10 @@ STRATEGIES = ("fused", "split")
 READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
 EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse", "gemv_lse")
 # The plane-lanes reader's walks over tiny contiguous planes that follow each other, in the order of
-# plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, or summing planes of 1,
-# 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector.
-WALKS = ("lanes", "runs", "vector_planes")
+# plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, summing planes of 1,
+# 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector, or tiles of a block's planes staged in
+# shared memory, a thread per plane.
+WALKS = ("lanes", "runs", "vector_planes", "staged")
 
 
 def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrPair = 0,
@@ -124,9 +125,10 @@ def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
 @contextlib.contextmanager
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
-    other, in every thread, takes `walk` (one of WALKS; "vector_planes" is "runs" where the planes do not tile the
-    16-byte vectors) instead of the planner's choice. x of planes of one element is read by torch under "lanes"
-    unless the plane-lanes reader is forced too (forced_plan)."""
+    other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
+    "vector_planes" (planes that do not tile the 16-byte vectors, or of 8-byte elements) and "staged" (planes of more
+    than 64 bytes, or runs of fewer than 4096 planes) are "runs", and "runs" of 8-byte elements is "lanes". x of planes
+    of one element is read by torch under "lanes" unless the plane-lanes reader is forced too (forced_plan)."""
     if walk not in WALKS:
         raise ValueError(f"forced_walk: walk must be one of {WALKS}, got {walk!r}")
     torch.ops.fusedlse._force_walk(WALKS.index(walk))

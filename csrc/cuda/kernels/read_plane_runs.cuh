@@ -75,6 +75,12 @@ __device__ __forceinline__ void vector_plane_sums(const uint4& v, Keep&& keep, S
   }
 }
 
+// The 16-byte vectors a tile of the staged walk (plane_tiles_kernel) can span: tile_planes planes (a multiple of
+// kSplitThreads) of `plane` elements of `element_bytes` (a multiple of 16 bytes), starting anywhere in a vector.
+__host__ __device__ constexpr int32_t plane_tile_vectors(int64_t tile_planes, int64_t plane, int64_t element_bytes) {
+  return static_cast<int32_t>(tile_planes * plane * element_bytes / 16 + 1);
+}
+
 // The slot of a block's staged sum i (plane_runs_kernel): one word of padding every 32, so that threads storing
 // planes item_planes apart, and the warps copying them out, hit distinct banks.
 __device__ __forceinline__ int32_t staged_slot(int32_t i) { return i + (i >> 5); }
