@@ -1,6 +1,6 @@
 // The split strategy's kernels (../plan.h): a reader of planes in any layout, in place (a group of lanes per plane or
-// piece of one, or a thread per few adjacent tiny planes), a reader of channels-last x by rows of channels, and the
-// biases + logsumexp after cuBLAS's GEMM.
+// piece of one, a thread per few adjacent tiny planes, or a block per tile of them staged in shared memory), a reader
+// of channels-last x by rows of channels, and the biases + logsumexp after cuBLAS's GEMM.
 // Only CUDA headers are included: see kernels.h.
 
 #include "kernels.h"
