@@ -189,7 +189,7 @@ constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18,
 // float64 (lanes only before) 0.79-0.98x. Listed from that run. This kernel, rerun (docs/limits.md §53): float16
 // faster on 26 of 32 sizes (3: 63.3 -> 44.6 us at 14M; 31: 360.0 -> 247.7), float32 on planes of 3 and 15, float64 on
 // planes of 1 and 2: not listed yet (the suite ran on the list below). In a forward, the staged W.sum of r60 (15
-// float32) beside x's reader took it from 81.3-84.0 to 78.2-78.4 us (its grid, 6 blocks a multiprocessor by shared
+// float32) beside x's reader took it from 81.3-84.0 to 78.2-78.4 us (its grid, 7 blocks a multiprocessor by shared
 // memory, leaves block slots for the reader), not a rule yet.
 constexpr int64_t kStagedMaxPlaneBytes = 64;
 constexpr int64_t kStagedTileBytes = 16 * 1024;
