@@ -91,7 +91,8 @@ def test_planes_of_one_element_get_the_plane_lanes_reader(device, plane_runs, la
 
 def test_forced_walk_rejects_unknown_walks():
     """forced_walk names the walks it takes; the op behind it names the range."""
-    with pytest.raises(ValueError, match=r"walk must be one of \('lanes', 'runs', 'vector_planes', 'staged'\), got 'scalar'"):
+    names = r"\('lanes', 'runs', 'vector_planes', 'staged'\)"
+    with pytest.raises(ValueError, match=rf"walk must be one of {names}, got 'scalar'"):
         with forced_walk("scalar"):
             pass
     with pytest.raises(RuntimeError, match=r"_force_walk: walk must be -1\.\.3, got 4"):

@@ -343,8 +343,8 @@ def _runs(x, layout):
 
 
 # (B, C_in, H, W) of the run walk (planes of up to 32 elements of 16 or 32 bits, adjacent; float64 takes the scalar
-# walk or the staged one): planes of 1 to 32 elements, items of one vector and of several, the last item of a run shorter, runs of 2 to
-# 220 planes; r14's (220 planes of 2 float16, runs 4 bytes past alignment in channel_slice) and r13's planes (8 of
+# walk or the staged one): planes of 1 to 32 elements, items of one vector and of several, the last item of a run
+# shorter, runs of 2 to 220 planes; r14's (220 planes of 2 float16, runs 4 bytes past alignment in channel_slice) and r13's planes (8 of
 # 5 x 6). (7, 2, 1, 3) in the sliced layouts: runs of 12 bytes in 16-bit, too short for the walk (the scalar walk
 # reads them). Planes of 1, 2, 4 and 8 elements (16 bytes at most) that never straddle a vector (contiguous, the
 # slices of C and B, planes of 1 in "offset") are summed whole per vector ("vector_planes"), runs starting anywhere
