@@ -103,6 +103,13 @@ constexpr double kTiledFloat64ShareOfPeak = 0.12;
 constexpr double kTiledMmaShareOfPeak = 0.2;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
+// The thin tile's steps (32 rows x 64 columns, 32 channels deep: four times the channels of the wide tiles' steps)
+// after a block's first wait about twice as long. H200 (docs/limits.md §54), both epilogues forced: r60 (73 rows,
+// C_in 276, C_out 3295, float32: 9 steps a block) 78.0 us tiled (its kernel 21.5 us under Nsight Compute, the merge
+// 3.7) against 73.1 with cuBLAS's, where 1 us a step predicted 16.1 against 18.1; the thin tile's rows of 1 or 2
+// steps kept the tiled epilogue faster by 0.6-5.4 us (r02, r05, r12, r30, r36, r48, r61), and 2 us for every step
+// would have sent r48 (1 step) to the gemv epilogue, not measured faster.
+constexpr double kThinTileLaterStepUs = 2.0;
 // Split-K (gemm_tiling) where it cuts the longest chain of steps a block slot runs by at least kLaunchUs' worth of
 // steps: it costs bias_lse's launch (and the partial logits' round trip through L2). Cutting by a quarter or more
 // instead split r25's GEMM (8 steps) and r60's (9), where the forward gained at most 2% (r60 81.8 -> 79.9 us at 8
@@ -429,7 +436,10 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
     const double resident =
         static_cast<double>(d.multiprocessors) * gemm_blocks_per_sm(t.tile, static_cast<int>(acc_bytes(p)));
-    const double latency = std::ceil(t.blocks / resident) * t.steps_per_block * kTiledStepUs;
+    const double chain_us = t.tile == kThinTile
+                                ? kTiledStepUs + (t.steps_per_block - 1) * kThinTileLaterStepUs
+                                : t.steps_per_block * kTiledStepUs;
+    const double latency = std::ceil(t.blocks / resident) * chain_us;
     const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
     // Split-K's partial logits, written and read back by bias_lse, its own launch.
     const double partials = t.k_splits > 1 ? kLaunchUs + 2.0 * t.k_splits * p.batch * p.out_channels * acc_bytes(p) /
@@ -563,7 +573,9 @@ TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_
   const uint64_t staged_faster = element_bytes == 2   ? kStagedWalkFaster16BitPlanes
                                  : element_bytes == 4 ? kStagedWalkFaster32BitPlanes
                                                       : kStagedWalkFaster64BitPlanes;
-  if (staged_applies && run_planes >= kStagedChosenMinRunPlanes && listed(staged_faster)) return TinyPlaneWalk::kStaged;
+  if (staged_applies && run_planes * plane * element_bytes >= kStagedChosenMinRunBytes && listed(staged_faster)) {
+    return TinyPlaneWalk::kStaged;
+  }
   if (vectors_apply) return TinyPlaneWalk::kVectorPlanes;
   const uint64_t runs_faster = element_bytes == 2 ? kRunWalkFaster16BitPlanes : kRunWalkFaster32BitPlanes;
   return runs_apply && listed(runs_faster) ? TinyPlaneWalk::kRuns : TinyPlaneWalk::kLanes;

@@ -225,8 +225,7 @@ def test_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
 
 
 @pytest.mark.parametrize("batch,c_in,c_out,gemv", [
-    (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (32, 128, 256, False),
-    (8, 1024, 64, False), (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
+    (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (8, 1024, 64, False), (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
 def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out, gemv):
     """The gemv epilogue (a block per row, W.sum read from L2) where each multiprocessor's rows take a trip or two of
     loads, not where they take many: H200, every split epilogue forced (bench/results/h200/strategies_gemv.json and
@@ -235,7 +234,7 @@ def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out,
     [1, 16] -> 256 (1.6 us), r20's [16, 197] -> 88 (4 trips, 5.9 us faster than the tiled one); at 8 trips a row
     ([8, 1024] -> 64) 7.0 us slower than the tiled one, at 16 ([128, 128] -> 1024) 24.5 us slower than cuBLAS's,
     on rows that are many (r08's 1035: 4.2 us slower than the narrow one; r25's 10253: 77.5 us), and level on mid's
-    four trips ([32, 128] -> 256: 82.3 us against 81.8-82.2)."""
+    four trips ([32, 128] -> 256: 82.3 us against 81.8-82.2; not pinned: either is right there)."""
     assert (plan_for(problem(batch, c_in, c_out, 8, 8), H200)["epilogue"] == "gemv_lse") == gemv
 
 

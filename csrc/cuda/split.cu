@@ -126,13 +126,13 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
   A* out = static_cast<A*>(a.out);
   const int64_t items = a.runs * a.run_items, all_planes = a.runs * a.run_planes;
   const int64_t threads = int64_t{gridDim.x} * blockDim.x;
-  const int64_t start = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
-  // The run and the item within it, stepped by the grid's size: one 64-bit division per thread, not per item.
-  int64_t run = start / a.run_items, item = start - run * a.run_items;
-  const int64_t run_step = threads / a.run_items, item_step = threads - run_step * a.run_items;
+  // The thread's item, stepped by the grid's threads.
+  const RunStepper stepper(a.run_items, threads);
+  RunPlace here = stepper.at(int64_t{blockIdx.x} * blockDim.x + threadIdx.x);
   const int32_t plane = static_cast<int32_t>(a.plane);
   // Every thread runs the same trips, so the syncs see the whole block.
   for (int64_t block_first = int64_t{blockIdx.x} * blockDim.x; block_first < items; block_first += threads) {
+    const int64_t run = here.run, item = here.item;
     const T* run_x = x + run * a.stride_run;
     // The item's planes [first, first + planes) of its run, clipped to the run (an item past its run's last plane
     // is empty, at the place in `out` where the next run begins).
@@ -196,12 +196,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_runs_kernel(PlaneRunsArgs
     const int32_t count = static_cast<int32_t>(block_planes[1] - block_planes[0]);
     for (int32_t i = threadIdx.x; i < count; i += blockDim.x) out[block_planes[0] + i] = staged[staged_slot(i)];
     __syncthreads();  // the next trip rewrites `staged` and `block_planes`
-    item += item_step;
-    run += run_step;
-    if (item >= a.run_items) {
-      item -= a.run_items;
-      ++run;
-    }
+    here = stepper.next(here);
   }
   end_after_previous_grid(a.beside_previous);
 }
@@ -232,27 +227,15 @@ __global__ void __launch_bounds__(kSplitThreads) plane_tiles_kernel(PlaneRunsArg
   uint4* buffers = reinterpret_cast<uint4*>(shared);  // [2][buffer_vectors]: this tile's and the next one's
   const T* x = static_cast<const T*>(a.x);
   A* out = static_cast<A*>(a.out);
-  // A tile's place, (run, tile within it), stepped by the grid's size: one 64-bit division per thread, not per tile.
-  struct Place {
-    int64_t run, k;
-  };
-  const int64_t run_step = gridDim.x / a.run_items, k_step = gridDim.x - run_step * a.run_items;
-  const auto advance = [&](Place p) {
-    p.k += k_step;
-    p.run += run_step;
-    if (p.k >= a.run_items) {
-      p.k -= a.run_items;
-      ++p.run;
-    }
-    return p;
-  };
+  // The block's tile (an item of its run), stepped by the grid's blocks.
+  const RunStepper stepper(a.run_items, gridDim.x);
   // The tile's first element and its planes.
-  const auto tile_at = [&](Place p, int32_t& planes) {
-    const int64_t first_plane = p.k * tile_planes;
+  const auto tile_at = [&](RunPlace p, int32_t& planes) {
+    const int64_t first_plane = p.item * tile_planes;
     planes = static_cast<int32_t>(imin(tile_planes, a.run_planes - first_plane));
     return x + p.run * a.stride_run + first_plane * a.plane;
   };
-  const auto copy_tile = [&](Place p, uint4* buffer) {
+  const auto copy_tile = [&](RunPlace p, uint4* buffer) {
     int32_t planes;
     const uintptr_t address = reinterpret_cast<uintptr_t>(tile_at(p, planes));
     const uint4* from = reinterpret_cast<const uint4*>(address - (address & 15));
@@ -264,13 +247,12 @@ __global__ void __launch_bounds__(kSplitThreads) plane_tiles_kernel(PlaneRunsArg
   // spreads them; on odd planes that start put lanes 2^k - 1 elements apart (planes of 3, 7, 15, 31) on a few banks
   // (float16 planes of 31: 2x slower than the run walk, H200). The same order every run: bitwise reproducible.
   const int32_t rotation = plane % 2 == 1 ? 0 : static_cast<int32_t>(threadIdx.x % plane);
-  Place here{blockIdx.x / a.run_items, 0};
-  here.k = blockIdx.x - here.run * a.run_items;
+  RunPlace here = stepper.at(blockIdx.x);
   int buf = 0;
   if (here.run < a.runs) copy_tile(here, buffers);
   __pipeline_commit();
   while (here.run < a.runs) {
-    const Place next = advance(here);
+    const RunPlace next = stepper.next(here);
     if (next.run < a.runs) copy_tile(next, buffers + (buf ^ 1) * buffer_vectors);
     __pipeline_commit();
     __pipeline_wait_prior(1);  // this tile's copies (the next tile's may still be in flight)
@@ -279,7 +261,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_tiles_kernel(PlaneRunsArg
     const T* first = tile_at(here, planes);
     const T* staged = reinterpret_cast<const T*>(buffers + buf * buffer_vectors) +
                       (reinterpret_cast<uintptr_t>(first) & 15) / sizeof(T);
-    A* tile_out = out + here.run * a.run_planes + here.k * tile_planes;
+    A* tile_out = out + here.run * a.run_planes + here.item * tile_planes;
     for (int32_t p = threadIdx.x; p < planes; p += kSplitThreads) {
       const T* elements = staged + p * plane;
       A sum = A(0);
@@ -595,8 +577,9 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_kernel(BiasLseArgs a) 
 
 // The block's logsumexp of every thread's state, in warp 0's lane 0: each warp's lanes by butterfly, then the
 // warps' in order (a fixed order). Every thread of the block calls it.
-template <typename A> __device__ __forceinline__ Lse<A> block_lse(Lse<A> state) {
-  constexpr int kWarps = kSplitThreads / 32;
+template <typename A, int kThreads = kSplitThreads> __device__ __forceinline__ Lse<A> block_lse(Lse<A> state) {
+  constexpr int kWarps = kThreads / 32;
+  static_assert(kWarps <= 32, "warp 0 merges the warps' states");
   __shared__ A warp_max[kWarps], warp_sum[kWarps];
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   state = group_lse<A, 32>(state);
@@ -627,6 +610,47 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
     const Lse<A> state =
         block_lse(lane_lse<T, kStaged, kSplit>(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
     if (threadIdx.x == 0) write_lse<T>(a, row, state);
+  }
+}
+
+// A block of kBiasLseRowThreads threads per row, for rows that one trip of kBiasLseRowLoads loads a thread covers
+// (C_out up to their product, tuning.h): a thread's columns are the same in every row, so their biases' sums are
+// loaded once, into registers, before the wait for the GEMM (the caller's tensors, ready before it); each row's
+// logits are then all in flight at once, and one rescale and an exp per value follow, spread over four times the
+// warps of bias_lse_block_kernel, which walks a row in trips of kLoadsAtOnce, each waiting on its loads (the biases
+// beside the logits) and then on its exps.
+template <typename T>
+__global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLseArgs a) {
+  using A = acc_t<T>;
+  const int c_out = static_cast<int>(a.c_out), t = static_cast<int>(threadIdx.x);
+  A bias_total[kBiasLseRowLoads];  // column t + i x kBiasLseRowThreads's bias + conv_bias (0 past C_out)
+  {
+    const T* bias = static_cast<const T*>(a.bias);
+    const T* conv_bias = static_cast<const T*>(a.conv_bias);
+#pragma unroll
+    for (int i = 0; i < kBiasLseRowLoads; ++i) {
+      const int n = t + i * kBiasLseRowThreads;
+      bias_total[i] = n < c_out ? column_bias(bias, a.bias_stride, conv_bias, n) : A(0);
+    }
+  }
+  wait_for_previous_grid();
+  const A scale = static_cast<A>(a.scale);
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out]
+    A v[kBiasLseRowLoads];
+#pragma unroll
+    for (int i = 0; i < kBiasLseRowLoads; ++i) {
+      const int n = t + i * kBiasLseRowThreads;
+      v[i] = n < c_out ? row_logits[n] : A(0);
+    }
+#pragma unroll
+    for (int i = 0; i < kBiasLseRowLoads; ++i) {
+      v[i] = t + i * kBiasLseRowThreads < c_out ? scale * v[i] + bias_total[i] : A(-INFINITY);
+    }
+    Lse<A> state{-INFINITY, A(0)};
+    lse_push_all(state, v);
+    state = block_lse<A, kBiasLseRowThreads>(state);
+    if (t == 0) write_lse<T>(a, row, state);
   }
 }
 
@@ -709,14 +733,14 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
 // dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
 // kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
 // (resident_split_blocks) counts 8.
-template <auto kKernel, size_t kShared> int64_t resident_bias_lse_blocks() {
+template <auto kKernel, size_t kShared, int kThreads = kSplitThreads> int64_t resident_bias_lse_blocks() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 1;
   return once_per_key(device, [device] {
     int multiprocessors = 0;
     const cudaError_t read = cudaDeviceGetAttribute(&multiprocessors, cudaDevAttrMultiProcessorCount, device);
     if (read != cudaSuccess) return int64_t{1};
-    return int64_t{std::max(multiprocessors, 1)} * resident_blocks_per_sm(kKernel, kSplitThreads, kShared);
+    return int64_t{std::max(multiprocessors, 1)} * resident_blocks_per_sm(kKernel, kThreads, kShared);
   });
 }
 
@@ -751,6 +775,12 @@ cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, siz
     const int64_t blocks = std::min<int64_t>(resident, (a.batch + kRowsPerBlock - 1) / kRowsPerBlock);
     return launch_after_previous_with_shared(kKernel, static_cast<unsigned>(blocks), kSplitThreads, shared, stream,
                                              a);
+  }
+  if (block_per_row && a.c_out <= kBiasLseRowThreads * kBiasLseRowLoads) {
+    constexpr auto kKernel = bias_lse_row_kernel<T>;
+    const int64_t resident = resident_bias_lse_blocks<kKernel, 0, kBiasLseRowThreads>();
+    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
+    return launch_after_previous(kKernel, blocks, kBiasLseRowThreads, stream, a);
   }
   if (block_per_row) {
     constexpr auto kKernel = bias_lse_block_kernel<T, kStaged>;

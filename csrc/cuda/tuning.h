@@ -67,6 +67,13 @@ constexpr int64_t kBiasLseMaxStagedBytes = 16 * 1024;
 // 19.1 us, and the forward 160.4 -> 155.4. The 15 other shapes through cuBLAS's epilogue tried (C_out 1 to 3860) were
 // within noise at 1, 4 and 8, each run twice (H200, an experiment build's FUSEDLSE_BIAS_LSE_VALUES).
 constexpr int64_t kBiasLseValuesPerLane = 8;
+// bias_lse's row kernel (split.cu bias_lse_row_kernel): a block of kBiasLseRowThreads threads per row, each loading
+// kBiasLseRowLoads logits of it at once, for C_out up to their product (4096), a thread's biases in registers (float64
+// at 1024 threads: at most 64 registers). H200, r23 (15 rows of 3860 float64 logits after cuBLAS, ncu): the block
+// kernel (256 threads, trips of 4) 9.3 us; 256 threads of 16 loads 7.9 us (90 registers; each warp a chain of about
+// 1250 instructions at 9.3 cycles each). docs/limits.md §54.
+constexpr int kBiasLseRowThreads = 1024;
+constexpr int kBiasLseRowLoads = 4;
 // Channels each thread of bias_lse's block per row (the shares and gemv kernels, split.cu) has in flight per trip:
 // a row's few blocks wait on L2 once per trip.
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
@@ -186,22 +193,27 @@ constexpr uint64_t kRunWalkFaster32BitPlanes = plane_sizes({1, 2, 4, 16, 17, 18,
 // run's end where a tile holds more than kSplitThreads planes: float16 planes of 17, 19, 21-30 and 32 (a tile of
 // kSplitThreads planes: not affected) 1.08-1.42x the run walk (25: 14M planes 308.9 -> 210.7 us, 3.3 TB/s; 22:
 // 287.8 -> 196.6), 0.42-1.02x on the others (31: 361.2 -> 763.7, a warp's lanes on two banks); float32 0.48-1.00x;
-// float64 (lanes only before) 0.79-0.98x. Listed from that run. This kernel, rerun (docs/limits.md §53): float16
-// faster on 26 of 32 sizes (3: 63.3 -> 44.6 us at 14M; 31: 360.0 -> 247.7), float32 on planes of 3 and 15, float64 on
-// planes of 1 and 2: not listed yet (the suite ran on the list below). In a forward, the staged W.sum of r60 (15
-// float32) beside x's reader took it from 81.3-84.0 to 78.2-78.4 us (its grid, 7 blocks a multiprocessor by shared
-// memory, leaves block slots for the reader), not a rule yet.
+// float64 (lanes only before) 0.79-0.98x. This kernel (odd planes unrotated, the tile count fixed), rerun (docs/
+// limits.md §53), is what the lists below hold: float16 faster on 26 of 32 sizes, 1.03-1.42x (3: 63.3 -> 44.6 us at
+// 14M planes; 15: 174.1 -> 136.3; 31: 360.0 -> 247.7; slower on 1, 2, 4 and 8, whose whole-vector walk stays, and
+// on 18 and 20), float32 on planes of 3 (1.14x) and 15 (1.02x), float64 on planes of 1 (1.17x) and 2 (1.03x); bfloat16
+// takes float16's list (the same copies and adds). In a forward, the staged W.sum of r60 (15 float32) beside x's
+// reader took it from 81.3-84.0 to 78.2-78.4 us (its grid, 7 blocks a multiprocessor by shared memory, leaves block
+// slots for the reader).
 constexpr int64_t kStagedMaxPlaneBytes = 64;
 constexpr int64_t kStagedTileBytes = 16 * 1024;
 constexpr int64_t kStagedMinRunPlanes = 4096;
-// The planner takes the staged walk for runs of at least kStagedChosenMinRunPlanes (forced, it reads runs from
-// kStagedMinRunPlanes): on fewer its copy-then-add latency shows. H200, sum_hw of one run of float16 planes of 25,
-// lanes / runs / staged, us: 16K planes 4.8 / 6.3 / 5.7, 62K 7.6 / 8.0 / 7.5, 250K 13.1 / 12.3 / 10.8, 1M 38.3 /
-// 27.9 / 25.4, 4M 138.1 / 94.3 / 70.9 (r30's W.sum, 62K such planes: its forward 27.1 us staged against 26.4 and 26.5).
-constexpr int64_t kStagedChosenMinRunPlanes = 65536;
-constexpr uint64_t kStagedWalkFaster16BitPlanes = plane_sizes({17, 19, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 32});
-constexpr uint64_t kStagedWalkFaster32BitPlanes = plane_sizes({});
-constexpr uint64_t kStagedWalkFaster64BitPlanes = plane_sizes({});
+// The planner takes the staged walk for runs of at least kStagedChosenMinRunBytes (forced, it reads runs from
+// kStagedMinRunPlanes planes): on fewer tiles a block its copy-then-add latency shows. H200, sum_hw of one run of
+// float16 planes of 25, lanes / runs / staged, us: 16K planes (0.8 MB) 4.8 / 6.3 / 5.7, 62K (3.1 MB) 7.6 / 8.0 / 7.5,
+// 250K (12.5 MB) 13.1 / 12.3 / 10.8, 1M 38.3 / 27.9 / 25.4, 4M 138.1 / 94.3 / 70.9 (r30's W.sum, 62K such planes:
+// its forward 27.1 us staged against 26.4 and 26.5). Counted in bytes, not planes, because a tile holds 16 KiB
+// whatever its planes' size: 4 MiB is 256 tiles, two a multiprocessor on the H200.
+constexpr int64_t kStagedChosenMinRunBytes = int64_t{4} << 20;
+constexpr uint64_t kStagedWalkFaster16BitPlanes = plane_sizes({3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 22,
+                                                               23, 24, 25, 26, 27, 28, 29, 30, 31, 32});
+constexpr uint64_t kStagedWalkFaster32BitPlanes = plane_sizes({3, 15});
+constexpr uint64_t kStagedWalkFaster64BitPlanes = plane_sizes({1, 2});
 
 // The rows epilogue (gemm_lse.cu, Epilogue::kRowsLse; sized by plan::rows_lse_tiling): blocks of kRowsLseThreads
 // threads, a row per group of 1 to 32 lanes, each lane computing whole chunks of kRowsLseChunk columns (two 16-byte

@@ -8,6 +8,30 @@
 namespace fusedlse {
 namespace {
 
+// A place in the runs' items, (run, item within it), stepped through them by a fixed count (the grid's threads,
+// or its blocks): one 64-bit division when made, none per step.
+struct RunPlace {
+  int64_t run, item;
+};
+struct RunStepper {
+  int64_t run_items, run_step, item_step;
+  __device__ RunStepper(int64_t run_items, int64_t step)
+      : run_items(run_items), run_step(step / run_items), item_step(step - step / run_items * run_items) {}
+  __device__ RunPlace at(int64_t index) const {
+    const int64_t run = index / run_items;
+    return {run, index - run * run_items};
+  }
+  __device__ RunPlace next(RunPlace p) const {
+    p.item += item_step;
+    p.run += run_step;
+    if (p.item >= run_items) {
+      p.item -= run_items;
+      ++p.run;
+    }
+    return p;
+  }
+};
+
 // store(k, sum of plane k) for the `planes` planes of `plane` elements each that follow each other from `first`, in
 // order. The thread loads the aligned 16-byte vectors from the one holding `first` to the one holding the last
 // element, in trips of kLoads loads all issued before their adds, and adds each element to its plane's sum, in
