@@ -169,8 +169,9 @@ enum class TinyPlaneWalk { kLanes, kRuns, kVectorPlanes, kStaged };
 // The walk for such planes of `plane` elements of `element_bytes` in runs of `run_planes` planes; tiles_vectors: no
 // plane straddles a 16-byte vector. The staged walk where it applies, the run holds at least
 // kStagedChosenMinRunBytes and it was measured faster than the others (cuda/tuning.h), else whole planes per vector
-// where they tile, else the run walk where it was measured faster than the lanes, else the lanes. force_walk's choice where one is forced and applies; where it does not, kVectorPlanes
-// and kStaged fall back to kRuns, and kRuns to kLanes (8-byte elements).
+// where they tile, else the run walk where it was measured faster than the lanes, else the lanes. force_walk's
+// choice where one is forced and applies; where it does not, kVectorPlanes and kStaged fall back to kRuns, and kRuns
+// to kLanes (8-byte elements).
 TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_planes, bool tiles_vectors);
 
 // The run walk's launch (cuda/split.cu, PlaneRunsArgs) by `walk` (kRuns, kVectorPlanes or kStaged) over `runs` runs

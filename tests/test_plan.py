@@ -225,7 +225,8 @@ def test_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
 
 
 @pytest.mark.parametrize("batch,c_in,c_out,gemv", [
-    (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (8, 1024, 64, False), (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
+    (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (8, 1024, 64, False),
+    (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
 def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out, gemv):
     """The gemv epilogue (a block per row, W.sum read from L2) where each multiprocessor's rows take a trip or two of
     loads, not where they take many: H200, every split epilogue forced (bench/results/h200/strategies_gemv.json and

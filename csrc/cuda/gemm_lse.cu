@@ -7,6 +7,7 @@
 
 #include "kernels.h"
 #include "kernels/dtype.cuh"
+#include "kernels/load.cuh"
 #include "kernels/reduce.cuh"
 #include "launch.cuh"
 
@@ -613,11 +614,7 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
       // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
       for (int k0 = lane; k0 < channels; k0 += kNarrowLseLoads * kLanes) {
         A s[kNarrowLseLoads];
-#pragma unroll
-        for (int d = 0; d < kNarrowLseLoads; ++d) {
-          const int k = k0 + d * kLanes;
-          s[d] = k < channels ? row_sums[k] : A(0);
-        }
+        load_strided(row_sums, k0, kLanes, channels, s);
 #pragma unroll
         for (int d = 0; d < kNarrowLseLoads; ++d) {
           const int k = k0 + d * kLanes;

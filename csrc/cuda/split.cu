@@ -532,11 +532,7 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>
         }
       }
     } else {
-#pragma unroll
-      for (int i = 0; i < kLoadsAtOnce; ++i) {
-        const int col = n + i * step;
-        v[i] = col < c_out ? row_logits[col] : A(0);
-      }
+      load_strided(row_logits, n, step, c_out, v);
     }
 #pragma unroll
     for (int i = 0; i < kLoadsAtOnce; ++i) {
@@ -638,11 +634,7 @@ __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLs
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
     const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out]
     A v[kBiasLseRowLoads];
-#pragma unroll
-    for (int i = 0; i < kBiasLseRowLoads; ++i) {
-      const int n = t + i * kBiasLseRowThreads;
-      v[i] = n < c_out ? row_logits[n] : A(0);
-    }
+    load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
 #pragma unroll
     for (int i = 0; i < kBiasLseRowLoads; ++i) {
       v[i] = t + i * kBiasLseRowThreads < c_out ? scale * v[i] + bias_total[i] : A(-INFINITY);

@@ -71,7 +71,8 @@ constexpr int64_t kBiasLseValuesPerLane = 8;
 // kBiasLseRowLoads logits of it at once, for C_out up to their product (4096), a thread's biases in registers (float64
 // at 1024 threads: at most 64 registers). H200, r23 (15 rows of 3860 float64 logits after cuBLAS, ncu): the block
 // kernel (256 threads, trips of 4) 9.3 us; 256 threads of 16 loads 7.9 us (90 registers; each warp a chain of about
-// 1250 instructions at 9.3 cycles each). docs/limits.md §54.
+// 1250 instructions at 9.3 cycles each); 1024 threads of 4 loads 6.0 us (44 registers), r23's forward 45.7 -> 43.6 us
+// (docs/limits.md §54).
 constexpr int kBiasLseRowThreads = 1024;
 constexpr int kBiasLseRowLoads = 4;
 // Channels each thread of bias_lse's block per row (the shares and gemv kernels, split.cu) has in flight per trip:
@@ -204,14 +205,14 @@ constexpr int64_t kStagedMaxPlaneBytes = 64;
 constexpr int64_t kStagedTileBytes = 16 * 1024;
 constexpr int64_t kStagedMinRunPlanes = 4096;
 // The planner takes the staged walk for runs of at least kStagedChosenMinRunBytes (forced, it reads runs from
-// kStagedMinRunPlanes planes): on fewer tiles a block its copy-then-add latency shows. H200, sum_hw of one run of
-// float16 planes of 25, lanes / runs / staged, us: 16K planes (0.8 MB) 4.8 / 6.3 / 5.7, 62K (3.1 MB) 7.6 / 8.0 / 7.5,
-// 250K (12.5 MB) 13.1 / 12.3 / 10.8, 1M 38.3 / 27.9 / 25.4, 4M 138.1 / 94.3 / 70.9 (r30's W.sum, 62K such planes:
-// its forward 27.1 us staged against 26.4 and 26.5). Counted in bytes, not planes, because a tile holds 16 KiB
-// whatever its planes' size: 4 MiB is 256 tiles, two a multiprocessor on the H200.
+// kStagedMinRunPlanes planes): on shorter runs each block gets few tiles and its copy-then-add latency shows. H200,
+// sum_hw of one run of float16 planes of 25, lanes / runs / staged, us: 16K planes (0.8 MB) 4.8 / 6.3 / 5.7, 62K
+// (3.1 MB) 7.6 / 8.0 / 7.5, 250K (12.5 MB) 13.1 / 12.3 / 10.8, 1M 38.3 / 27.9 / 25.4, 4M 138.1 / 94.3 / 70.9 (r30's
+// W.sum, 62K such planes: its forward 27.1 us staged against 26.4 and 26.5). Counted in bytes, not planes, because a
+// tile holds 16 KiB whatever its planes' size: 4 MiB is 256 tiles, two a multiprocessor on the H200.
 constexpr int64_t kStagedChosenMinRunBytes = int64_t{4} << 20;
-constexpr uint64_t kStagedWalkFaster16BitPlanes = plane_sizes({3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21, 22,
-                                                               23, 24, 25, 26, 27, 28, 29, 30, 31, 32});
+constexpr uint64_t kStagedWalkFaster16BitPlanes = plane_sizes({3, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 21,
+                                                               22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32});
 constexpr uint64_t kStagedWalkFaster32BitPlanes = plane_sizes({3, 15});
 constexpr uint64_t kStagedWalkFaster64BitPlanes = plane_sizes({1, 2});
 

@@ -1,5 +1,5 @@
 // Loading x: 16-byte vectors and their sums, a warp's sum of a contiguous run (scalar head, vector body, scalar
-// tail), a warp's sums of several short rows with their loads interleaved.
+// tail), a warp's sums of several short rows with their loads interleaved; a strided walk's loads at once.
 #pragma once
 
 #include "reduce.cuh"
@@ -28,6 +28,17 @@ template <bool kEvictFirst, typename V> __device__ __forceinline__ V load_once(c
 template <typename F> __device__ __forceinline__ decltype(auto) with_evict_first(bool evict_first, F&& f) {
   if (evict_first) return f(std::true_type{});
   return f(std::false_type{});
+}
+
+// v[i] = p[first + i x step] where that index is below `end`, else 0: a strided walk's N loads, all issued before
+// any is used (a row's logits, a row's sums).
+template <int N, typename A>
+__device__ __forceinline__ void load_strided(const A* p, int first, int step, int end, A (&v)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) {
+    const int k = first + i * step;
+    v[i] = k < end ? p[k] : A(0);
+  }
 }
 
 // Sum of the elements packed in one 16-byte vector.
