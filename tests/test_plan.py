@@ -224,6 +224,19 @@ def test_epilogue_by_columns_on_the_h200(batch, c_in, c_out, epilogue):
     assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["epilogue"] == epilogue
 
 
+@pytest.mark.parametrize("shape,epilogue", [
+    ((73, 276, 3295, 12, 123, 4), "cublas_lse"), ((90, 39, 1310, 5779, 1, 4), "tiled_lse"),
+    ((3, 60, 334, 62, 6276, 4), "tiled_lse"), ((64, 1, 4096, 256, 256, 2), "tiled_lse")], ids=str)
+def test_thin_tile_chain_on_the_h200(shape, epilogue):
+    """The 32 x 64 tile's steps after a block's first wait about 2 us each (plan.cpp kThinTileLaterStepUs): r60's
+    nine steps a block make cuBLAS's epilogue the faster (H200, both forced: 78.0 us tiled against 73.1); rows of one
+    or two steps keep the tiled one (r36 39.6 against 41.4, r12 87.4 against 88.0, r02 18.7 against 20.7;
+    docs/limits.md §54)."""
+    batch, c_in, c_out, height, width, element_bytes = shape
+    plan = plan_for(problem(batch, c_in, c_out, height, width, element_bytes=element_bytes), H200)
+    assert plan["epilogue"] == epilogue
+
+
 @pytest.mark.parametrize("batch,c_in,c_out,gemv", [
     (16, 64, 128, True), (8, 1024, 16, True), (1, 16, 256, True), (16, 197, 88, True), (8, 1024, 64, False),
     (128, 128, 1024, False), (1035, 50, 7, False), (10253, 127, 17, False)])
