@@ -721,7 +721,7 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
   }
 }
 
-// Blocks of kKernel (kSplitThreads threads) that fit on the current device at once, counted at kShared bytes of
+// Blocks of kKernel (kThreads threads) that fit on the current device at once, counted at kShared bytes of
 // dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
 // kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
 // (resident_split_blocks) counts 8.
