@@ -7,8 +7,10 @@
 // and computes the unit's share of the GEMM; the block that completes a batch tile's last unit adds the shares in
 // unit order, adds the biases and takes the logsumexp. Every sum runs in a fixed order, so the result is bitwise
 // reproducible. The tickets are the launch's own, zeroed by the host just before it (ops_cuda.cpp).
-// For small x (plan.self_contained), each block instead reads whole batches, folds W.sum from the weight and sums the
-// biases into shared memory while its loads fly, and finishes the batches alone: no fold blocks, no tickets.
+// For small x (plan.self_contained), a kernel of its own: each block reads whole batches, folds W.sum from the weight
+// and sums the biases into shared memory while its loads fly, and finishes the batches from there alone: no fold
+// blocks, no tickets, no scratch. Its registers are not the fused kernel's: run as one of the fused kernel's units,
+// a finish from shared memory spilled it (docs/limits.md §28), and its share of the GEMM went through L2.
 //
 // Only CUDA headers are included: see kernels.h. The stages, in the order x flows through them, are in kernels/.
 
@@ -43,15 +45,10 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
   const bool fold_block = blockIdx.x < a.plan.wsum_blocks;
   const int64_t tile = static_cast<int64_t>(blockIdx.x) - a.plan.wsum_blocks;
   const int64_t fold_group = fold_block ? blockIdx.x / a.plan.fold_pieces : 0;
-  bool self_contained = false;
   if (fold_block) {
     fold_weight_piece<T>(a, fold_group, blockIdx.x - fold_group * a.plan.fold_pieces);
   } else if constexpr (kLayout == XLayout::kRows) {
-    if (a.plan.self_contained) {
-      read_self_contained_tile<T>(a, unit_box(grid, tile), reduce, unit_sums,
-                                  [&] { stage_tile_inputs<T>(a, stage_bytes); });
-      self_contained = true;
-    } else if (a.plan.rows_per_warp > 0) {
+    if (a.plan.rows_per_warp > 0) {
       const int64_t first = tile * a.plan.rows_per_block;
       read_whole_rows<T>(a, grid, first, imin(first + a.plan.rows_per_block, a.batch * a.channels));
     } else {
@@ -65,34 +62,53 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
       read_channels_last_item<T, 1>(a, tile, reduce);
     }
   }
-  if (!a.plan.tickets && !self_contained) return;
+  if (!a.plan.tickets) return;
   // Count this block's writes (the ticket adds release them, see ticket_add). A reading block counts its tile's
   // items; a fold block tells unit (tile, fold_group) of every tile, up to kBlockThreads tiles per round. One call
   // site for the epilogue keeps the kernel within its registers.
   const int64_t rounds = fold_block ? (a.plan.tiles + kBlockThreads - 1) / kBlockThreads : 1;
   for (int64_t round = 0; round < rounds; ++round) {
     __syncthreads();  // this block's writes are done (first round); the previous round's epilogues are done
-    if (threadIdx.x == 0) {
-      done_count = 0;
-      if (self_contained) done[done_count++] = tile;  // the block's tile is its whole unit
-    }
+    if (threadIdx.x == 0) done_count = 0;
     __syncthreads();
     if (fold_block) {
       const int64_t unit_tile = round * kBlockThreads + threadIdx.x;
       if (unit_tile < a.plan.tiles) arrive(a, grid, unit_tile * a.plan.unit_groups + fold_group, 1, done, &done_count);
-    } else if (threadIdx.x == 0 && !self_contained) {
+    } else if (threadIdx.x == 0) {
       arrive_tile(a, grid, tile, done, &done_count);
     }
     __syncthreads();
     const int completed = done_count;
     for (int i = 0; i < completed; ++i) {
-      unit_epilogue(fused_epilogue_args<T>(a), done[i], shared, self_contained ? stage_bytes : nullptr);
+      unit_epilogue(fused_epilogue_args<T>(a), done[i], shared);
     }
   }
 }
 
+// Self-contained tiles (plan.self_contained; kRows, whole batches contiguous): block i reads batch tile i. Launched
+// after the previous grid (launch.cuh): back to back, as in a CUDA graph of many small calls, the next call's blocks
+// are resident before this one's end (kb_old: 5.68 -> 5.42 us per graph replay, H200, as the fused kernel). Its
+// launch bounds are the fused kernel's: without a floor of blocks per SM, ptxas (sm_90) kept the 16- and 32-bit
+// kernels within 64 registers and spilled them.
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) self_contained_kernel(const __grid_constant__ FusedArgs a) {
+  wait_for_previous_grid();
+  using A = acc_t<T>;
+  // The reads' cross-thread sums (kReduceBytes) first, then the staged W.sum and biases (tile_stage).
+  __shared__ __align__(16) unsigned char stage_bytes[kStageBytes];
+  __shared__ __align__(16) A unit_sums[kMaxUnitSums];
+  const UnitBox box = unit_box(UnitGrid{a.batch, a.channels, a.plan.unit_batches, a.channels, 1}, blockIdx.x);
+  read_self_contained_tile<T>(a, box, reinterpret_cast<A*>(stage_bytes), unit_sums,
+                              [&] { stage_tile_inputs<T>(a, stage_bytes); });
+  finish_self_contained_tile<T>(a, box, unit_sums, tile_stage<A>(stage_bytes, a.channels, a.c_out));
+}
+
 template <typename T>
 cudaError_t launch_fused_typed(const FusedArgs& a, cudaStream_t stream) {
+  if (a.plan.self_contained) {
+    return launch_after_previous(self_contained_kernel<T>, static_cast<unsigned>(a.plan.tiles), kBlockThreads, stream,
+                                 a);
+  }
   const int64_t blocks = a.plan.wsum_blocks + a.plan.read_blocks;
   if (a.layout == XLayout::kRows) {
     fused_kernel<T, XLayout::kRows><<<static_cast<unsigned>(blocks), kBlockThreads, 0, stream>>>(a);

@@ -34,10 +34,10 @@ enum class Mode { kForward, kSumsOnly };
 //    warps one contiguous eighth each, and writes one partial per row of the group, at slot row * splits + split.
 //  Whole-row tiles (kRows with short rows, rows_per_warp = k > 0): block i reads items (rows)
 //    [rows_per_block * i, rows_per_block * (i + 1)), warp w the k of them from k * w on; their sums are final.
-//  Self-contained tiles (self_contained set; kRows only): block i reads whole batch tile i, which is
-//    contiguous in memory, and runs its epilogue itself, from W.sum and the biases it staged in shared memory while
-//    its loads were in flight: no tickets, no weight-fold blocks. For small problems, where a chain of tickets
-//    would cost more than the reads.
+//  Self-contained tiles (self_contained set; kRows only; a kernel of their own): block i reads whole batch tile i,
+//    which is contiguous in memory, and runs its epilogue itself, from W.sum and the biases it staged in shared
+//    memory while its loads were in flight: no tickets, no weight-fold blocks, no scratch. For small problems, where
+//    a chain of tickets would cost more than the reads.
 struct LaunchPlan {
   int64_t splits = 1;
   int64_t chunk = 0;
@@ -75,10 +75,11 @@ struct FusedArgs {
   void* out;              // kForward: [B] in `kind`; kSumsOnly: [B, C_in] accumulation type
   void* partials;         // [B*C_in*splits] accumulation type; aliases `sums` when splits == 1
   void* sums;             // [B, C_in] accumulation type
-  void* wsum;             // [C_in, wsum_stride] accumulation type, written by the launch (unused by self-contained
+  void* wsum;             // [C_in, wsum_stride] accumulation type, written by the launch (null for self-contained
                           // tiles); 16-byte aligned
   int64_t wsum_stride;    // C_out rounded up to whole 16-byte pieces (weight_sum_stride)
-  void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM
+  void* zpart;            // [B, unit_groups, C_out] accumulation type: each unit's share of the GEMM (null for
+                          // self-contained tiles)
   // Null when plan.tickets is false (nothing is counted). The launch's own, zeroed just before it:
   int* unit_tickets;      // [tiles * unit_groups]
   int* batch_tickets;     // [tiles]

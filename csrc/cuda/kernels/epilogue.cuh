@@ -1,7 +1,7 @@
 // The epilogue, run by the block that completes a unit: the unit's row sums, its share of the GEMM (W.sum staged
 // through shared memory), and, by the block that completes a batch tile's last unit, the shares added in unit order,
 // the biases and the logsumexp. Also the fold of W.sum by weight-fold blocks, and a self-contained tile's whole
-// epilogue from the inputs it staged while its reads were in flight.
+// epilogue (its own kernel: forward.cu) from the inputs it staged while its reads were in flight.
 #pragma once
 
 #include "units.cuh"
@@ -19,7 +19,7 @@ template <typename T> struct Epilogue {
   A* sums;             // [B, C]: written when splits > 1 (it is `partials` otherwise)
   bool sums_only;
   int64_t c_out;
-  const A* wsum;       // [C, wsum_stride], written earlier in the launch (null for self-contained tiles)
+  const A* wsum;       // [C, wsum_stride], written earlier in the launch
   int64_t wsum_stride; // C_out rounded up to whole 16-byte pieces
   const T* conv_bias;  // [C_out] or null
   const T* bias;       // element n at n * bias_stride
@@ -111,9 +111,8 @@ __device__ __forceinline__ void load4_shared(const A* p, A (&v)[4]) {
   }
 }
 
-// The end of both GEMMs: a thread's accumulators for column n (one per batch of the unit) go to z (batch b's row
-// z_batch_stride values after batch b - 1's): the unit's share in zpart, or a self-contained tile's logits in shared
-// memory. With several channel slices they are first added up through shared memory, in slice order, four batches at
+// The end of the unit's GEMM: a thread's accumulators for column n (one per batch of the unit) go to z (batch b's
+// row z_batch_stride values after batch b - 1's), the unit's share in zpart. With several channel slices they are first added up through shared memory, in slice order, four batches at
 // a time (slices > 1 means cols == C_out < 256: there is one column pass, and n is the thread's column).
 template <typename A>
 __device__ __forceinline__ void store_unit_share(const UnitBox& box, A* z, int64_t z_batch_stride, int64_t n,
@@ -149,7 +148,7 @@ __device__ __forceinline__ void store_unit_share(const UnitBox& box, A* z, int64
   }
 }
 
-// How a GEMM of a unit spreads over the block: a thread owns one output column for every batch of the unit, so W.sum
+// How the GEMM of a unit spreads over the block: a thread owns one output column for every batch of the unit, so W.sum
 // is read once per unit whatever nb is. When C_out is narrow, the unit's channels are dealt out to up to 256/C_out
 // slices of threads.
 struct GemmLayout {
@@ -271,7 +270,7 @@ __device__ __forceinline__ void unit_gemm_staged(const Epilogue<T>& e, const Uni
 // 3. Every batch of the tile: add up the units' shares in unit order, add the biases, logsumexp x 10. A warp per
 // batch.
 template <typename T>
-__device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* staged_bias) {
+__device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox& box) {
   using A = acc_t<T>;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int64_t b = box.b0 + warp; b < box.b0 + box.nb; b += kWarpsPerBlock) {
@@ -289,9 +288,7 @@ __device__ __forceinline__ void finish_tile(const Epilogue<T>& e, const UnitBox&
       }
 #pragma unroll
       for (int i = 0; i < 4; ++i)
-        if (i < valid) {
-          lse_push(state, staged_bias != nullptr ? total[i] * e.scale + staged_bias[n + i] : logit(e, n + i, total[i]));
-        }
+        if (i < valid) lse_push(state, logit(e, n + i, total[i]));
     }
     state = group_lse(state);
     if (lane == 0) e.out[b] = from_acc<T>(ten_lse(state));
@@ -338,49 +335,43 @@ __device__ __forceinline__ void stage_tile_inputs(const FusedArgs& a, unsigned c
   }
 }
 
-// A self-contained tile's share of the GEMM (its only unit's), zpart[b, 0, :] = unit_sums[b, :] @ W.sum, from the
-// W.sum of its stage (stage_tile_inputs). In a column, slice s adds channels s, s + slices, ...: a fixed order.
+// A self-contained tile's batches, from shared memory only: its sums (read_self_contained_tile) and the W.sum and
+// biases it staged (stage_tile_inputs). A warp per batch, a lane per output column: the lane adds its column's
+// logit over the channels in order and pushes it; the warp merges its lanes' states. No [B, C_out] share goes
+// through memory, and no thread waits on another warp: the chain after the reads is a few FMAs and one butterfly.
 template <typename T>
-__device__ __forceinline__ void tile_gemm(const Epilogue<T>& e, const UnitBox& box, const acc_t<T>* unit_sums,
-                                          unsigned char* stage_bytes) {
+__device__ __forceinline__ void finish_self_contained_tile(const FusedArgs& a, const UnitBox& box,
+                                                           const acc_t<T>* unit_sums, TileStage<acc_t<T>> stage) {
   using A = acc_t<T>;
-  const TileStage<A> st = tile_stage<A>(stage_bytes, box.nc, e.c_out);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t stride = unit_sum_stride(box.nb);
-  const GemmLayout l = gemm_layout(e.c_out, box);
-  for (int64_t n0 = 0; n0 < e.c_out; n0 += l.cols) {
-    const int64_t n = n0 + l.col;
-    const bool active = l.slice < l.slices && n < e.c_out;
-    A dot[kMaxUnitBatches] = {};
-    if (active) {
-      for (int64_t k = l.slice; k < box.nc; k += l.slices)
-        add_channel(dot, unit_sums + k * stride, box.nb, st.wsum[k * e.c_out + n]);
+  const A scale = static_cast<A>(a.scale);
+  for (int64_t b = warp; b < box.nb; b += kWarpsPerBlock) {
+    Lse<A> state{-INFINITY, A(0)};
+    for (int64_t n = lane; n < a.c_out; n += 32) {
+      A dot = A(0);
+      for (int64_t k = 0; k < box.nc; ++k) dot += unit_sums[k * stride + b] * stage.wsum[k * a.c_out + n];
+      lse_push(state, dot * scale + stage.bias[n]);
     }
-    store_unit_share(box, unit_zpart(e, box), e.grid.unit_groups * e.c_out, n, l.cols, l.slices, l.slice, active, dot,
-                     reinterpret_cast<A*>(stage_bytes));
+    state = group_lse(state);
+    if (lane == 0) static_cast<T*>(a.out)[box.b0 + b] = from_acc<T>(ten_lse(state));
   }
 }
 
 // Unit u's epilogue, run by the whole block (every thread calls it) once everything the unit needs is visible.
-// The block that completes a tile's last unit finishes the tile. tile_stage_bytes: a self-contained tile's stage
-// (its sums already in shared.unit_sums), or null. One call site, and one finish, for every kind of unit keeps the
-// kernel within its registers: a second epilogue for self-contained tiles (its GEMM and logsumexp from shared memory
-// only) spilled the 16- and 32-bit kernels, inlined, or left the call's register saves in local memory (ptxas, sm_90).
+// The block that completes a tile's last unit finishes the tile. One call site for every unit keeps the kernel
+// within its registers.
 template <typename T>
-__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared,
-                                              unsigned char* tile_stage_bytes) {
+__device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, EpilogueShared<acc_t<T>> shared) {
   using A = acc_t<T>;
   const UnitBox box = unit_box(e.grid, u);
-  if (tile_stage_bytes != nullptr) {
-    tile_gemm(e, box, shared.unit_sums, tile_stage_bytes);
-  } else {
-    // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
-    if (!e.sums_only) {
-      stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
-    }
-    unit_row_sums(e, box, shared.unit_sums);
-    if (e.sums_only) return;
-    unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
+  // The first W.sum chunk's copies fly while the row sums are gathered: one round trip to L2 for both.
+  if (!e.sums_only) {
+    stage_issue(e, box, stage_chunk<A>(box, e.c_out, gemm_layout(e.c_out, box).cols, 0, 0), shared.stage);
   }
+  unit_row_sums(e, box, shared.unit_sums);
+  if (e.sums_only) return;
+  unit_gemm_staged(e, box, shared.unit_sums, shared.stage);
   if (e.grid.unit_groups > 1) {
     __syncthreads();  // the block's zpart writes, released by the ticket add
     if (threadIdx.x == 0) *shared.flag = ticket_add(e.batch_tickets + box.tile, 1) == e.grid.unit_groups - 1;
@@ -389,7 +380,7 @@ __device__ __forceinline__ void unit_epilogue(const Epilogue<T>& e, int64_t u, E
   } else {
     __syncthreads();  // zpart written by other threads of this block
   }
-  finish_tile(e, box, tile_stage_bytes != nullptr ? tile_stage<A>(tile_stage_bytes, box.nc, e.c_out).bias : nullptr);
+  finish_tile(e, box);
   __syncthreads();  // shared memory is free for the next unit
 }
 
@@ -425,7 +416,7 @@ __device__ __forceinline__ Epilogue<T> fused_epilogue_args(const FusedArgs& a) {
   e.sums = static_cast<A*>(a.sums);
   e.sums_only = a.mode == Mode::kSumsOnly;
   e.c_out = a.c_out;
-  e.wsum = plan.self_contained ? nullptr : static_cast<const A*>(a.wsum);
+  e.wsum = static_cast<const A*>(a.wsum);
   e.wsum_stride = a.wsum_stride;
   e.conv_bias = static_cast<const T*>(a.conv_bias);
   e.bias = static_cast<const T*>(a.bias);
