@@ -55,7 +55,8 @@ def _cxx_standard():
 
 def _extension():
     std = f"-std={_cxx_standard()}"
-    sources = [os.path.join("csrc", "fusedlse.cpp"), os.path.join("csrc", "plan.cpp")] + sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    sources = [os.path.join("csrc", name) for name in ("fusedlse.cpp", "plan.cpp", "python_module.cpp")]
+    sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     cxx_flags = ["-O3", std]
     if not _want_cuda():
         return cpp_extension.CppExtension("fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags})

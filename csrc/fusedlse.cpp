@@ -10,14 +10,6 @@
 
 #include <algorithm>
 
-#include <Python.h>
-
-// Importing fusedlse_cuda._C registers the ops; the module itself holds nothing.
-extern "C" PyObject* PyInit__C(void) {
-  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
-  return PyModule_Create(&module_def);
-}
-
 namespace fusedlse {
 namespace {
 

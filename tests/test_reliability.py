@@ -422,15 +422,19 @@ def test_model_new_under_jvp():
 @pytest.mark.parametrize("device", DEVICES)
 def test_numpy_and_other_index_integers_are_settings(device):
     problem = make_problem(2, 3, 5, 4, 6, 3, 2, device=device)
-    for stride in (np.int64(2), (np.int32(2), 1), torch.tensor(2), [2, np.int16(1)]):
+    for stride in (np.int64(2), (np.int32(2), 1), torch.tensor(2), [2, np.int16(1)], torch.tensor([2, 1])):
         out = fusedlse_cuda.forward(*problem, stride=stride, dilation=np.int64(1), groups=np.int64(1))
         check_truth(out, *problem, stride=tuple(int(v) for v in shape.pair("stride", stride)))
+    for ones in (torch.tensor([1, 1]), [1, 1], (np.int64(1), 1), True):  # the default, spelled otherwise
+        assert torch.equal(fusedlse_cuda.forward(*problem, stride=ones, dilation=ones), fusedlse_cuda.forward(*problem))
     model = fusedlse_cuda.ModelNew(3, 6, np.int64(3), (6, 1, 1), stride=np.int64(2), output_padding=np.int64(1))
     assert model.to(device)(problem[0]).shape == (2, 1)
 
 
 @pytest.mark.parametrize("value, message", [(1.5, r"stride must be an int or a pair of ints, got 1.5 \(float\)"),
                                             (2.0, r"stride must be an int or a pair of ints, got 2.0 \(float\)"),
+                                            (1.0, r"stride must be an int or a pair of ints, got 1.0 \(float\)"),
+                                            ((1.0, 1), r"stride must be an int or a pair of ints, got 1.0 \(float\)"),
                                             ((2, 1.0), r"stride must be an int or a pair of ints, got 1.0 \(float\)"),
                                             (np.float32(2), r"stride must be an int or a pair of ints, got "),
                                             ("2", r"stride must be an int or a pair of ints, got '2' \(str\)"),
@@ -648,3 +652,64 @@ def test_threads_on_their_own_streams():
     for t in threads:
         t.join()
     assert len(errors) == 200 and max(errors) <= TOLERANCE[torch.float32]
+
+
+# --- 9. The eager forward's short way into the dispatcher (csrc/python_module.cpp) ------------------------------------
+
+class TensorLike(torch.Tensor):
+    """A subclass that records the functions its __torch_function__ sees."""
+    seen = []
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        cls.seen.append(func)
+        return super().__torch_function__(func, types, args, kwargs or {})
+
+
+class FunctionRecorder(torch.overrides.TorchFunctionMode):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.seen.append(func)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_short_way_is_the_op_below_autograd(device):
+    x, weight, conv_bias, bias = make_problem(3, 4, 6, 5, 7, 3, 3, device=device)
+    want = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[0]
+    for settings in ({}, dict(stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1), groups=1)):
+        assert torch.equal(fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings), want)
+    out = fusedlse_cuda._C.forward_no_grad(x, weight, None, bias)
+    assert torch.equal(out, torch.ops.fusedlse.forward(x, weight, None, bias)[0]) and not out.requires_grad
+    parameter = torch.nn.Parameter(weight.clone())
+    with torch.no_grad():  # a Parameter is a plain tensor to the short way; without grad mode it needs no graph
+        assert torch.equal(fusedlse_cuda._C.forward_no_grad(x, parameter, conv_bias, bias), want)
+    with pytest.raises(TypeError, match=r"forward_no_grad expects 4 arguments \(x, weight, conv_bias, bias\), got 2"):
+        fusedlse_cuda._C.forward_no_grad(x, weight)
+    with pytest.raises(RuntimeError, match=r"weight must be 4-D"):  # the op's own checks, as the op raises them
+        fusedlse_cuda._C.forward_no_grad(x, weight[0], conv_bias, bias)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_calls_the_short_way_would_change_take_the_op(device):
+    x, weight, conv_bias, bias = make_problem(3, 4, 6, 5, 7, 3, 3, device=device)
+    want = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[0]
+    short = fusedlse_cuda._C.forward_no_grad
+    parameter = torch.nn.Parameter(weight.clone())
+    assert short(x, parameter, conv_bias, bias) is NotImplemented  # it needs a gradient
+    out = fusedlse_cuda.forward(x, parameter, conv_bias, bias)
+    assert out.requires_grad and torch.equal(out.detach(), want)
+    out.sum().backward()
+    assert parameter.grad is not None and parameter.grad.abs().sum() > 0
+    TensorLike.seen.clear()
+    subclassed = x.as_subclass(TensorLike)
+    assert short(subclassed, weight, conv_bias, bias) is NotImplemented
+    out = fusedlse_cuda.forward(subclassed, weight, conv_bias, bias)
+    assert torch.ops.fusedlse.forward.default in TensorLike.seen and torch.equal(out.as_subclass(torch.Tensor), want)
+    with FunctionRecorder() as recorder:
+        assert short(x, weight, conv_bias, bias) is NotImplemented
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert torch.ops.fusedlse.forward.default in recorder.seen and torch.equal(out, want)

@@ -5,6 +5,7 @@ import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
+from . import _C
 from .shape import IntOrPair, conv_settings, pair  # noqa: F401  (conv_settings: part of the ops API)
 
 
@@ -47,12 +48,28 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     ``tap_sums(x, ...)`` ``[B, C_in, kH, kW]``), which its backward uses instead of reading x again.
     """
     args = (x, weight, conv_bias, bias)
-    if not (stride == 1 and padding == 0 and output_padding == 0 and dilation == 1 and groups == 1):
+    defaults = (_is_plain(stride, 1) and _is_plain(padding, 0) and _is_plain(output_padding, 0) and
+                _is_plain(dilation, 1) and _is_plain(groups, 1))
+    if not defaults:
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
     if _transformed(args):
         return _composite_forward(*args)[0]
+    if defaults and not torch.compiler.is_compiling():
+        out = _C.forward_no_grad(*args)  # the op below autograd, called from C (csrc/python_module.cpp)
+        if out is not NotImplemented:
+            return out
     out, _ = _call(torch.ops.fusedlse.forward.default, *args)
     return out
+
+
+def _is_plain(value, number: int) -> bool:
+    """Whether a setting is `number` given as a Python int or a tuple of two (what ModelNew passes: its module's
+    tuples), so that the schema's default stands for it. Anything else (a float, a bool, a list, numpy or tensor
+    values) goes through conv_settings, which refuses what nn.ConvTranspose2d would."""
+    if value.__class__ is int:
+        return value == number
+    return (value.__class__ is tuple and len(value) == 2 and value[0].__class__ is int and value[1].__class__ is int
+            and value[0] == number and value[1] == number)
 
 
 def _call(op, *args):
