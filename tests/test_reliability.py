@@ -3,6 +3,7 @@ the model accepts, forward-mode AD and torch.func, settings parsed as nn.ConvTra
 included) and memory. The two-GPU cases are in test_multi_gpu.py, the sanitizer runs in test_sanitizers.py."""
 import ctypes
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -445,6 +446,16 @@ def test_non_integer_settings_are_refused(value, message):
         fusedlse_cuda.forward(*problem, stride=value)
     with pytest.raises((TypeError, ValueError), match=message):
         fusedlse_cuda.ModelNew(3, 6, 3, (6, 1, 1), stride=value)
+
+
+@pytest.mark.parametrize("value", [(1, 1), 1.0, [1]], ids=str)
+def test_groups_is_one_int(value):
+    problem = make_problem(2, 3, 5, 4, 6, 3, 2)
+    message = rf"groups must be an int, got {re.escape(repr(value))} \({type(value).__name__}\)"
+    with pytest.raises(TypeError, match=message):
+        fusedlse_cuda.forward(*problem, groups=value)
+    with pytest.raises(TypeError, match=message):
+        fusedlse_cuda.ModelNew(3, 6, 3, (6, 1, 1), groups=value)
 
 
 @pytest.mark.parametrize("device", DEVICES)

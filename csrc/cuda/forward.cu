@@ -87,11 +87,12 @@ __global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) fused_kerne
 
 // Self-contained tiles (plan.self_contained; kRows, whole batches contiguous): block i reads batch tile i. Launched
 // after the previous grid (launch.cuh): back to back, as in a CUDA graph of many small calls, the next call's blocks
-// are resident before this one's end (kb_old: 5.68 -> 5.42 us per graph replay, H200, as the fused kernel). Its
-// launch bounds are the fused kernel's: without a floor of blocks per SM, ptxas (sm_90) kept the 16- and 32-bit
-// kernels within 64 registers and spilled them.
+// are resident before this one's end (tried first on the fused kernel: kb_old 5.68 -> 5.42 us per graph replay,
+// H200; this kernel 2.73, docs/limits.md §55). Its launch bounds are the fused kernel's: without a floor of blocks
+// per SM, ptxas (sm_90) kept the 16- and 32-bit kernels within 64 registers and spilled them.
 template <typename T>
-__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>) self_contained_kernel(const __grid_constant__ FusedArgs a) {
+__global__ void __launch_bounds__(kBlockThreads, kMinBlocksPerSm<T>)
+    self_contained_kernel(const __grid_constant__ FusedArgs a) {
   wait_for_previous_grid();
   using A = acc_t<T>;
   // The reads' cross-thread sums (kReduceBytes) first, then the staged W.sum and biases (tile_stage).

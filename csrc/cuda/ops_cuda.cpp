@@ -284,10 +284,10 @@ FusedArgs make_fused_args(const at::Tensor& x, const XGeometry& g, Mode mode, in
   // Batch tickets are only used by forward launches that also take unit tickets.
   const int64_t ticket_count = a.plan.tickets ? units + a.plan.tiles : 0;
   const int64_t partial_bytes = a.plan.splits > 1 ? rows * a.plan.splits * acc_size : 0;
-  const bool wsum_staged = mode == Mode::kForward && !a.plan.self_contained;
-  const int64_t wsum_bytes = wsum_staged ? a.channels * a.wsum_stride * acc_size : 0;
-  const bool shares_via_zpart = mode == Mode::kForward && !a.plan.self_contained;
-  const int64_t zpart_bytes = shares_via_zpart ? a.batch * a.plan.unit_groups * c_out * acc_size : 0;
+  // A self-contained tile folds its own W.sum and keeps its GEMM in shared memory: only a forward's units take both.
+  const bool units_forward = mode == Mode::kForward && !a.plan.self_contained;
+  const int64_t wsum_bytes = units_forward ? a.channels * a.wsum_stride * acc_size : 0;
+  const int64_t zpart_bytes = units_forward ? a.batch * a.plan.unit_groups * c_out * acc_size : 0;
   scratch.emplace(x, std::initializer_list<int64_t>{ticket_count * int64_t{sizeof(int)}, partial_bytes, wsum_bytes,
                                                    zpart_bytes});
   a.unit_tickets = scratch->take_tickets(ticket_count, stream);

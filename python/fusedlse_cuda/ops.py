@@ -49,7 +49,7 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     """
     args = (x, weight, conv_bias, bias)
     defaults = (_is_plain(stride, 1) and _is_plain(padding, 0) and _is_plain(output_padding, 0) and
-                _is_plain(dilation, 1) and _is_plain(groups, 1))
+                _is_plain(dilation, 1) and groups.__class__ is int and groups == 1)
     if not defaults:
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
     if _transformed(args):
@@ -63,9 +63,9 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
 
 
 def _is_plain(value, number: int) -> bool:
-    """Whether a setting is `number` given as a Python int or a tuple of two (what ModelNew passes: its module's
-    tuples), so that the schema's default stands for it. Anything else (a float, a bool, a list, numpy or tensor
-    values) goes through conv_settings, which refuses what nn.ConvTranspose2d would."""
+    """Whether a pair setting (stride, padding, ...) is `number` given as a Python int or a tuple of two (what
+    ModelNew passes: its module's tuples), so that the schema's default stands for it. Anything else (a float, a
+    bool, a list, numpy or tensor values) goes through conv_settings, which refuses what nn.ConvTranspose2d would."""
     if value.__class__ is int:
         return value == number
     return (value.__class__ is tuple and len(value) == 2 and value[0].__class__ is int and value[1].__class__ is int

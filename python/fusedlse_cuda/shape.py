@@ -9,14 +9,13 @@ IntOrPair = Union[int, Sequence[int]]
 _INT64_MAX = 2**63 - 1
 
 
-def _index(name: str, value) -> int:
+def _index(name: str, value, expected: str = "an int or a pair of ints") -> int:
     """value as a Python int the way nn.ConvTranspose2d takes it (operator.index: int, bool, numpy integers, integer
-    0-d tensors); floats are refused rather than truncated."""
+    0-d tensors); floats are refused rather than truncated. `expected`: what the error says the setting takes."""
     try:
         number = operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int or a pair of ints, got {value!r} "
-                        f"({type(value).__name__})") from None
+        raise TypeError(f"{name} must be {expected}, got {value!r} ({type(value).__name__})") from None
     if not -_INT64_MAX - 1 <= number <= _INT64_MAX:
         raise ValueError(f"{name} must fit in 64 bits, got {number}")
     return number
@@ -49,7 +48,7 @@ def conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding:
     """nn.ConvTranspose2d's settings as the op's schema takes them (each int or pair becomes [height, width])."""
     return dict(stride=pair("stride", stride), padding=pair("padding", padding),
                 output_padding=pair("output_padding", output_padding), dilation=pair("dilation", dilation),
-                groups=_index("groups", groups))
+                groups=_index("groups", groups, "an int"))
 
 
 def uncropped_size(height, width, kernel_h, kernel_w, stride, output_padding, dilation):
