@@ -112,8 +112,9 @@ __device__ __forceinline__ void load4_shared(const A* p, A (&v)[4]) {
 }
 
 // The end of the unit's GEMM: a thread's accumulators for column n (one per batch of the unit) go to z (batch b's
-// row z_batch_stride values after batch b - 1's), the unit's share in zpart. With several channel slices they are first added up through shared memory, in slice order, four batches at
-// a time (slices > 1 means cols == C_out < 256: there is one column pass, and n is the thread's column).
+// row z_batch_stride values after batch b - 1's), the unit's share in zpart. With several channel slices they are
+// first added up through shared memory, in slice order, four batches at a time (slices > 1 means cols == C_out <
+// 256: there is one column pass, and n is the thread's column).
 template <typename A>
 __device__ __forceinline__ void store_unit_share(const UnitBox& box, A* z, int64_t z_batch_stride, int64_t n,
                                                  int64_t cols, int64_t slices, int64_t slice, bool active,
