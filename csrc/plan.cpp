@@ -86,6 +86,26 @@ constexpr double kGemmShareOfPeak = 0.7;
 // and 32 columns, and on r58, [125565, 69] -> 35, 154.8 us against cuBLAS's 139.7); at 32 it costs 0.90: r58 and six
 // of the eight go to cuBLAS, and no other sweep row changes plan. Left: [524288, 64] -> 24 and 32 (1.22-1.30x).
 constexpr double kCublasMinTile = 32;
+// cuBLAS's epilogue splits the GEMM's channels (cublas_k_splits) where its output tiles are fewer than the
+// multiprocessors: for these thin GEMMs cuBLAS's kernels take tiles of about kCublasTileRows x kCublasTileCols (the
+// sm90 kernels it ran on r23 and r43 of the sweep: 32 x 32 and 32 x 64), so each tile's whole chain of channels runs
+// on one multiprocessor while the others idle. The GEMM alone, torch.mm against torch.bmm over views of the slices
+// (H200, do_bench with the L2 flushed, us; docs/limits.md §56): r43 [2328, 657] -> 61 float64 21.5 -> 15.4 at 3
+// slices (20.3 at 9); r32 [15, 1125] -> 135 float32 11.7 -> 8.0 at 15 (6.7 at 25, 18.3 at 3); short_rows [256, 512]
+// -> 256 14.1 -> 8.9 at 8 (11.6 at 4, 15.7 at 2); r47 [1, 1473] -> 2 float64 8.7 -> 6.8 at 3; r23 [15, 686] -> 3860
+// float64 15.5 -> 15.4 at 2 (17.4 at 7: its 21 MB of W.sum, not the chain, bound it). GEMMs of more tiles gained less
+// or lost: r60 [73, 276] -> 3295 17.2 -> 12.7 at 4 (156 tiles: left whole), r06 [512, 2048] -> 1024 58.5 -> 52.9 at
+// 4, r14 [65358, 220] -> 113 97.2 -> 124.2 at 2, r03 [2048, 2048] -> 8192 float64 1179 -> 1219 at 2. At most two
+// blocks a multiprocessor, slices of 64 channels or more (r32's 25 slices of 45 were the fastest measured, but
+// slices that short were measured on that GEMM only). Rows of kCublasSplitMaxColumns logits or more (on so few tiles,
+// few rows: the logsumexp's block per row) stay whole: bias_lse adds split partials with its block kernel, not its
+// row kernel, and r23's forward took 49.1 us at 2 slices against 44.5 whole (the GEMM 11.1 -> 10.0 us, the
+// logsumexp 4.4 -> 9.3; torch.profiler). The cost model (cublas_us) does not count the gain.
+constexpr int64_t kCublasTileRows = 32;
+constexpr int64_t kCublasTileCols = 64;
+constexpr int64_t kCublasSplitBlocksPerSm = 2;
+constexpr int64_t kCublasSplitMinChannels = 64;
+constexpr int64_t kCublasSplitMaxColumns = 512;
 // The tiled GEMM + logsumexp since e4080e0 (H200, 2026-11-30; the gemm_lse op alone, docs/limits.md §10): 30-36
 // TFLOP/s in float32 on GEMMs of 8-34 GFMA (0.45-0.54 of the FMA peak; cuBLAS 48-51), 7.8-9.3 in float64 (0.12-0.14;
 // SIMT, where cuBLAS uses the H200's float64 tensor cores). Each logit's logsumexp costs about kLseFmas FMAs' worth
@@ -627,6 +647,17 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   return t;
 }
 
+int64_t cublas_k_splits(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t multiprocessors) {
+  const int64_t tiles = ceil_div(batch, kCublasTileRows) * ceil_div(out_channels, kCublasTileCols);
+  if (tiles >= multiprocessors || out_channels >= kCublasSplitMaxColumns) return 1;
+  const int64_t most =
+      std::min(kCublasSplitBlocksPerSm * multiprocessors / tiles, in_channels / kCublasSplitMinChannels);
+  for (int64_t splits = most; splits >= 2; --splits) {
+    if (in_channels % splits == 0) return splits;  // equal slices: one strided batched GEMM
+  }
+  return 1;
+}
+
 int channel_slices(int64_t channels, int64_t out_channels, int64_t threads) {
   int slices = 1;
   while (2 * slices <= threads / std::clamp<int64_t>(out_channels, 1, threads) && 2 * slices <= channels) slices *= 2;
@@ -736,6 +767,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)), d.multiprocessors)
           .k_splits;
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
+  plan.cublas_k_splits = cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors);
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
   double chosen_us = std::min(plan.tiled_us, plan.cublas_us);
   const auto take_if_cheaper = [&](Epilogue epilogue, double us) {
@@ -813,7 +845,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"rows_us\": %s, \"narrow_us\": %s, "
+                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
+                "\"narrow_us\": %s, "
                 "\"gemv_us\": %.3f, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
@@ -824,7 +857,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
-                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us, rows, narrow, plan.gemv_us,
+                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us,
+                static_cast<long long>(plan.cublas_k_splits), rows, narrow, plan.gemv_us,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),

@@ -104,6 +104,7 @@ struct Plan {
   double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
   double cublas_us;
   int64_t tiled_k_splits;  // the tiled epilogue's channel ranges (GemmTiling::k_splits; 1: not split)
+  int64_t cublas_k_splits;  // cuBLAS's epilogue's channel slices (cublas_k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
   double gemv_us;       // the gemv epilogue takes any GEMM
@@ -142,6 +143,12 @@ struct GemmTiling {
 };
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors);
+
+// The channel slices cuBLAS's epilogue cuts a B x C_in x C_out GEMM into (split-K: one strided batched GEMM writes each
+// slice's partial logits, which bias_lse adds in slice order; 1: one GEMM): where its output tiles leave
+// multiprocessors idle and rows are narrower than kCublasSplitMaxColumns, the largest divisor of C_in up to
+// kCublasSplitBlocksPerSm blocks a multiprocessor that leaves every slice kCublasSplitMinChannels channels or more.
+int64_t cublas_k_splits(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t multiprocessors);
 
 // The plane-lanes reader's launch (cuda/split.cu) over `planes` planes of `units` loads each (elements, or 16-byte
 // vectors): lanes per plane (the most that leave each at least `units_per_lane` of a plane's loads: cuda/tuning.h,

@@ -252,6 +252,34 @@ def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out,
     assert (plan_for(problem(batch, c_in, c_out, 8, 8), H200)["epilogue"] == "gemv_lse") == gemv
 
 
+@pytest.mark.parametrize("batch,c_in,c_out,splits", [
+    (2328, 657, 61, 3), (15, 1125, 135, 15), (256, 512, 256, 8), (15, 686, 3860, 1), (1, 1473, 2, 3),
+    (65358, 220, 113, 1), (2048, 2048, 8192, 1), (73, 276, 3295, 1), (24, 1439, 40, 1), (15, 100, 135, 1)])
+def test_cublas_k_splits_on_the_h200(batch, c_in, c_out, splits):
+    """cuBLAS's epilogue slices the channels of GEMMs of fewer 32 x 64 output tiles than multiprocessors (H200, the
+    GEMM alone, whole against sliced, docs/limits.md §56: r43's [2328, 657] -> 61 float64 21.5 -> 15.4 us at 3
+    slices, r32's [15, 1125] -> 135 11.7 -> 8.0 at 15, short_rows' [256, 512] -> 256 14.1 -> 8.9 at 8), by the largest
+    divisor of C_in within two blocks a multiprocessor and slices of 64 channels: none for r23's (rows of 3860
+    logits: its forward 44.5 -> 49.1 us at 2 slices), r14's and r03's GEMMs (many tiles: 1.3x and 1.03x slower at 2
+    slices), r60's (156 tiles), C_in 1439 (a prime), C_in 100 (one slice of 64)."""
+    assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["cublas_k_splits"] == splits
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_cublas_k_splits_are_equal_slices_for_idle_multiprocessors(device):
+    """Over a grid of GEMMs: the slices divide C_in, each of 64 channels or more, at most two blocks a multiprocessor,
+    and only where cuBLAS's 32 x 64 output tiles are fewer than the multiprocessors and C_out is under 512."""
+    sms = DEVICES[device]["multiprocessors"]
+    for batch in (1, 15, 300, 5000):
+        for c_in in (1, 63, 64, 640, 1024, 1439, 4096):
+            for c_out in (1, 100, 2000, 9000):
+                splits = plan_for(problem(batch, c_in, c_out, 1, 1), DEVICES[device])["cublas_k_splits"]
+                tiles = -(-batch // 32) * -(-c_out // 64)
+                assert splits >= 1 and c_in % splits == 0
+                if splits > 1:
+                    assert tiles < sms and c_out < 512 and c_in // splits >= 64 and tiles * splits <= 2 * sms
+
+
 # (problem, tiled epilogue splits its channels): split-K only where a GEMM's tiles leave block slots empty and
 # each is a long chain of steps.
 SPLIT_K_CASES = {

@@ -171,10 +171,28 @@ def test_cublas_epilogue_matches_float64_model(dtype, problem):
     _check_forced_epilogue(("split", "plane_lanes", "cublas_lse"), "cublas_lse", batch, c_in, c_out, dtype)
 
 
+# (B, C_in, C_out): GEMMs of fewer of cuBLAS's output tiles than multiprocessors, whose channels cuBLAS's epilogue
+# slices (plan::cublas_k_splits, split-K: a strided batched GEMM, the slices' partial logits added by bias_lse): r43's
+# (3 slices), r32's (15: few rows of few columns), short_rows' (8), 300 rows of 100 columns (10), one batch of one
+# column (3).
+CUBLAS_SPLIT_K_PROBLEMS = [(2328, 657, 61), (15, 1125, 135), (256, 512, 256), (300, 640, 100), (1, 1473, 2)]
+
+
+@pytest.mark.parametrize("problem", CUBLAS_SPLIT_K_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16], ids=str)
+def test_cublas_split_k_matches_float64_model(dtype, problem):
+    """cuBLAS's epilogue (forced) over channel slices: explain() gives the slices, and the forward is the model's, with
+    and without conv_bias, bitwise the same on a second run."""
+    batch, c_in, c_out = problem
+    x, weight, _, _ = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    assert fusedlse_cuda.explain(x, weight)["cublas_k_splits"] > 1
+    _check_forced_epilogue(("split", "plane_lanes", "cublas_lse"), "cublas_lse", batch, c_in, c_out, dtype)
+
+
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
-    """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32), the
-    tiled one never uses TF32."""
+    """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32) and then
+    not its channels (its 88 output tiles would take 2 slices otherwise), the tiled one never uses TF32."""
     x, weight, conv_bias, bias = make_problem(256, 512, 1, 1, 700, 1, 1, device="cuda")
     previous = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = True

@@ -778,6 +778,19 @@ at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::Tensor& like
   return at::for_blob(data, sizes).options(like.options()).target_device(like.device()).make_tensor();
 }
 
+// out [B] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias), the logits split-K's partial ones,
+// `partials` [splits, B, C_out] of the accumulation type, added in split order (bitwise the same every run).
+void split_logits_lse(const void* partials, int64_t splits, int64_t batch, int64_t c_out, ScalarKind kind,
+                      const void* conv_bias, const void* bias, int64_t bias_stride, double scale, void* out,
+                      int64_t max_blocks, cudaStream_t stream) {
+  BiasLseArgs lse = lse_output_args(kind, conv_bias, bias, bias_stride, out, batch, c_out, scale);
+  lse.logits = partials;
+  lse.channels = 1;
+  lse.slices = 1;
+  lse.splits = splits;
+  C10_CUDA_CHECK(launch_bias_lse(lse, max_blocks, stream));
+}
+
 // The tiled epilogue's tiling of a [batch, channels] x [channels, c_out] GEMM of acc_bytes values on `device`, and
 // the bytes of its workspace: its k splits' partial logits [k_splits, batch, c_out], or its column runs' partial
 // logsumexps [column_runs, batch, 2]; none for one run of one split.
@@ -809,14 +822,9 @@ void tiled_gemm_lse(GemmLseArgs a, int64_t acc_bytes, int device, void* workspac
     a.partial_lse = workspace;
   }
   C10_CUDA_CHECK(launch_gemm_lse(a, stream));
-  if (a.k_splits > 1) {  // the splits' logits added in order, then the biases and the logsumexp
-    BiasLseArgs lse =
-        lse_output_args(a.kind, a.conv_bias, a.bias, a.bias_stride, a.out, a.batch, a.c_out, a.scale);
-    lse.logits = a.partial_logits;
-    lse.channels = 1;
-    lse.slices = 1;
-    lse.splits = a.k_splits;
-    C10_CUDA_CHECK(launch_bias_lse(lse, resident_split_blocks(device), stream));
+  if (a.k_splits > 1) {
+    split_logits_lse(a.partial_logits, a.k_splits, a.batch, a.c_out, a.kind, a.conv_bias, a.bias, a.bias_stride,
+                     a.scale, a.out, resident_split_blocks(device), stream);
   }
 }
 
@@ -891,14 +899,27 @@ int64_t cublas_range_rows(int64_t batch, int64_t c_out, int64_t acc_bytes, int64
   return std::clamp<int64_t>(budget_rows, 1, batch);
 }
 
+// cuBLAS's epilogue's channel slices for a call (plan::cublas_k_splits on `device`): none where float32's GEMM runs
+// as 3xTF32 (exact_mm_out, TF32 allowed) or where the slices' partial logits [splits, B, C_out] would not fit the
+// workspace budget of a problem of `problem_bytes` at once.
+int64_t cublas_call_splits(int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes, int64_t problem_bytes,
+                           int device) {
+  if (acc_bytes == 4 && at::globalContext().allowTF32CuBLAS()) return 1;
+  const int64_t splits = plan::cublas_k_splits(batch, channels, c_out, device_props(device).multiprocessors);
+  return splits > 1 && splits * batch * c_out * acc_bytes <= workspace_budget_bytes(problem_bytes) ? splits : 1;
+}
+
 // Bytes of workspace run_epilogue's `epilogue` takes for sums [batch, channels] x weight_sum [channels, c_out] of
 // acc_bytes values on `device`, in a problem of `problem_bytes`.
 int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t channels, int64_t c_out,
                                  int64_t acc_bytes, int64_t problem_bytes, int device) {
   switch (epilogue) {
     case plan::Epilogue::kTiledLse: return tiled_epilogue(batch, channels, c_out, acc_bytes, device).workspace_bytes;
-    case plan::Epilogue::kCublasLse:
-      return cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
+    case plan::Epilogue::kCublasLse: {
+      const int64_t splits = cublas_call_splits(batch, channels, c_out, acc_bytes, problem_bytes, device);
+      return splits > 1 ? splits * batch * c_out * acc_bytes
+                        : cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
+    }
     case plan::Epilogue::kRowsLse:
     case plan::Epilogue::kNarrowLse:
     case plan::Epilogue::kGemvLse: break;
@@ -940,9 +961,20 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     }
     return;
   }
+  const int64_t max_blocks = resident_split_blocks(device);
+  const int64_t splits = cublas_call_splits(batch, channels, c_out, acc_bytes, problem_bytes, device);
+  if (splits > 1) {
+    // Slice s's partial logits are sums[:, s x slice ...] @ weight_sum[s x slice ...]: one strided batched GEMM over
+    // views of both (a row of sums steps `channels` apart, a slice `slice` apart), no copy.
+    const int64_t slice = channels / splits;
+    at::Tensor partials = tensor_over(workspace, {splits, batch, c_out}, sums);
+    at::bmm_out(partials, sums.view({batch, splits, slice}).transpose(0, 1), weight_sum.view({splits, slice, c_out}));
+    split_logits_lse(partials.data_ptr(), splits, batch, c_out, kind, biases.conv_ptr(), biases.bias,
+                     biases.bias_stride, scale, out.data_ptr(), max_blocks, stream);
+    return;
+  }
   const int64_t range_rows = cublas_range_rows(batch, c_out, acc_bytes, problem_bytes);
   at::Tensor logits = tensor_over(workspace, {range_rows, c_out}, sums);
-  const int64_t max_blocks = resident_split_blocks(device);
   for (int64_t b0 = 0; b0 < batch; b0 += range_rows) {
     const int64_t rows = std::min(range_rows, batch - b0);
     // Views only where a range is not the whole (narrow is a dispatcher call of host time).

@@ -76,6 +76,10 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         tiled_k_splits: the channel ranges the tiled epilogue would cut its GEMM into (split-K: 1 for none; more
             for thin GEMMs over many channels, whose few tiles would each run a long chain of steps: a block per
             tile and range, their partial logits added in range order by a second launch).
+        cublas_k_splits: the equal channel slices cuBLAS's epilogue would cut its GEMM into (1 for none; more where
+            cuBLAS's output tiles are fewer than the multiprocessors: one strided batched GEMM writes each slice's
+            partial logits, added in slice order by the logsumexp's launch). A float32 GEMM with TF32 allowed
+            (``torch.backends.cuda.matmul.allow_tf32``) runs as three TF32 products instead, never sliced.
         x_loads: how fusedlse's readers load x: ``"evict_first"`` (up to 4.5 times the device's L2: the L2's
             dirty lines stay rather than being written back during the read) or ``"cached"`` (larger x, which
             reads faster so). Whole short rows of the fused launch are loaded evict-first either way.
