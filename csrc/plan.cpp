@@ -98,9 +98,12 @@ constexpr double kCublasMinTile = 32;
 // 4, r14 [65358, 220] -> 113 97.2 -> 124.2 at 2, r03 [2048, 2048] -> 8192 float64 1179 -> 1219 at 2. At most two
 // blocks a multiprocessor, slices of 64 channels or more (r32's 25 slices of 45 were the fastest measured, but
 // slices that short were measured on that GEMM only). Rows of kCublasSplitMaxColumns logits or more (on so few tiles,
-// few rows: the logsumexp's block per row) stay whole: bias_lse adds split partials with its block kernel, not its
-// row kernel, and r23's forward took 49.1 us at 2 slices against 44.5 whole (the GEMM 11.1 -> 10.0 us, the
-// logsumexp 4.4 -> 9.3; torch.profiler). The cost model (cublas_us) does not count the gain.
+// few rows: the logsumexp's block per row) stay whole: their GEMM gains about what reading the partials costs.
+// r23's forward took 49.1 us at 2 slices against 44.5 whole with bias_lse's block kernel adding the partials (the
+// GEMM 11.1 -> 10.0 us, the logsumexp 4.4 -> 9.3; torch.profiler), and 45.6 against 44.4 with its row kernel adding
+// them (§57; 48.7 at 7 slices, 53.9 at 14). Forwards with the slices forced on GEMMs of more tiles than
+// multiprocessors (§57) gained 2% at most: r60 72.5 -> 71.2 us at 3, r18 86.9 -> 85.2 at 5, r06 94.0 -> 93.9 at 4,
+// r14 and r62 none. The cost model (cublas_us) does not count the gain.
 constexpr int64_t kCublasTileRows = 32;
 constexpr int64_t kCublasTileCols = 64;
 constexpr int64_t kCublasSplitBlocksPerSm = 2;

@@ -470,8 +470,9 @@ def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
 
 # (B, C_in, C_out): thin GEMMs over many channels, whose tiled epilogue splits the channels (split-K: a few row and
 # column tiles, each a long chain of depth steps): every tile, a last range shorter than the others, rows and
-# columns past the last tile's.
-SPLIT_K_CASES = [(15, 1125, 135), (7, 5000, 300), (100, 3001, 20), (3, 777, 4), (40, 2000, 1000), (200, 1500, 70)]
+# columns past the last tile's; few rows of 1000 and 3860 logits, whose partials bias_lse's row kernel adds.
+SPLIT_K_CASES = [(15, 1125, 135), (7, 5000, 300), (100, 3001, 20), (3, 777, 4), (40, 2000, 1000), (200, 1500, 70),
+                 (15, 686, 3860)]
 
 
 @pytest.mark.parametrize("b,c_in,c_out", SPLIT_K_CASES, ids=str)

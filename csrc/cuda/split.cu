@@ -609,13 +609,18 @@ __global__ void __launch_bounds__(kSplitThreads) bias_lse_block_kernel(BiasLseAr
   }
 }
 
+// Split partials each thread of bias_lse's row kernel loads at once per column: at 1024 threads a thread has 64
+// registers, and float64's [kRowSplitLoadsAtOnce][kBiasLseRowLoads] partials take 16 of them.
+constexpr int kRowSplitLoadsAtOnce = 2;
+
 // A block of kBiasLseRowThreads threads per row, for rows that one trip of kBiasLseRowLoads loads a thread covers
 // (C_out up to their product, tuning.h): a thread's columns are the same in every row, so their biases' sums are
 // loaded once, into registers, before the wait for the GEMM (the caller's tensors, ready before it); each row's
 // logits are then all in flight at once, and one rescale and an exp per value follow, spread over four times the
 // warps of bias_lse_block_kernel, which walks a row in trips of kLoadsAtOnce, each waiting on its loads (the biases
-// beside the logits) and then on its exps.
-template <typename T>
+// beside the logits) and then on its exps. kSplit: each logit the sum of a.splits partials, added in split order
+// (lane_lse's order), kRowSplitLoadsAtOnce splits' loads of a thread in flight together.
+template <typename T, bool kSplit = false>
 __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLseArgs a) {
   using A = acc_t<T>;
   const int c_out = static_cast<int>(a.c_out), t = static_cast<int>(threadIdx.x);
@@ -631,10 +636,34 @@ __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLs
   }
   wait_for_previous_grid();
   const A scale = static_cast<A>(a.scale);
+  const int64_t split_stride = a.batch * c_out;
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out]
+    const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out], split s's at s x split_stride
     A v[kBiasLseRowLoads];
-    load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
+    if constexpr (kSplit) {
+#pragma unroll
+      for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] = A(0);
+      for (int64_t s0 = 0; s0 < a.splits; s0 += kRowSplitLoadsAtOnce) {
+        A part[kRowSplitLoadsAtOnce][kBiasLseRowLoads];
+#pragma unroll
+        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kBiasLseRowLoads; ++i) {
+            const int col = t + i * kBiasLseRowThreads;
+            const bool valid = s0 + u < a.splits && col < c_out;
+            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
+          }
+        }
+        // Zeros past the last split add nothing.
+#pragma unroll
+        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] += part[u][i];
+        }
+      }
+    } else {
+      load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
+    }
 #pragma unroll
     for (int i = 0; i < kBiasLseRowLoads; ++i) {
       v[i] = t + i * kBiasLseRowThreads < c_out ? scale * v[i] + bias_total[i] : A(-INFINITY);
@@ -736,6 +765,13 @@ template <auto kKernel, size_t kShared, int kThreads = kSplitThreads> int64_t re
   });
 }
 
+// bias_lse's row kernel (kKernel, a bias_lse_row_kernel): a block per row, as many as fit on the device at once.
+template <auto kKernel> cudaError_t launch_bias_lse_rows(const BiasLseArgs& a, cudaStream_t stream) {
+  const int64_t resident = resident_bias_lse_blocks<kKernel, 0, kBiasLseRowThreads>();
+  const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
+  return launch_after_previous(kKernel, blocks, kBiasLseRowThreads, stream, a);
+}
+
 template <typename T, bool kStaged>
 cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
   constexpr size_t kMostShared = kStaged ? kBiasLseMaxStagedBytes : 0;
@@ -754,6 +790,8 @@ cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, siz
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).
   const bool block_per_row = a.c_out >= 2 * kSplitThreads && a.batch * 32 * 4 < max_blocks * kSplitThreads;
+  const bool row_kernel = block_per_row && a.c_out <= kBiasLseRowThreads * kBiasLseRowLoads;
+  if (a.splits > 1 && row_kernel) return launch_bias_lse_rows<bias_lse_row_kernel<T, true>>(a, stream);
   if (a.splits > 1 && block_per_row) {  // split-K's partials (plan::gemm_tiling): a block or a warp per row
     constexpr auto kKernel = bias_lse_block_kernel<T, kStaged, true>;
     const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
@@ -768,12 +806,7 @@ cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, siz
     return launch_after_previous_with_shared(kKernel, static_cast<unsigned>(blocks), kSplitThreads, shared, stream,
                                              a);
   }
-  if (block_per_row && a.c_out <= kBiasLseRowThreads * kBiasLseRowLoads) {
-    constexpr auto kKernel = bias_lse_row_kernel<T>;
-    const int64_t resident = resident_bias_lse_blocks<kKernel, 0, kBiasLseRowThreads>();
-    const auto blocks = static_cast<unsigned>(std::min<int64_t>(resident, a.batch));
-    return launch_after_previous(kKernel, blocks, kBiasLseRowThreads, stream, a);
-  }
+  if (row_kernel) return launch_bias_lse_rows<bias_lse_row_kernel<T, false>>(a, stream);
   if (block_per_row) {
     constexpr auto kKernel = bias_lse_block_kernel<T, kStaged>;
     const int64_t resident = std::min(max_blocks, resident_bias_lse_blocks<kKernel, kMostShared>());
