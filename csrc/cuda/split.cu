@@ -496,34 +496,6 @@ __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* sta
 // Split-K's partial logits (BiasLseArgs::splits) a lane loads at once per column: kSplitLoadsAtOnce x kLoadsAtOnce.
 constexpr int kSplitLoadsAtOnce = 4;
 
-// v[i] = the logit at column first + i x step of a row whose split-K partials lie split_stride apart from
-// row_logits: the `splits` partials added in split order (so the same every run), kSplitsAtOnce splits' loads in
-// flight together; 0 past C_out.
-template <int kSplitsAtOnce, int kLoads, typename A>
-__device__ __forceinline__ void add_split_partials(const A* row_logits, int64_t split_stride, int64_t splits,
-                                                   int first, int step, int c_out, A (&v)[kLoads]) {
-#pragma unroll
-  for (int i = 0; i < kLoads; ++i) v[i] = A(0);
-  for (int64_t s0 = 0; s0 < splits; s0 += kSplitsAtOnce) {
-    A part[kSplitsAtOnce][kLoads];
-#pragma unroll
-    for (int u = 0; u < kSplitsAtOnce; ++u) {
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) {
-        const int col = first + i * step;
-        const bool valid = s0 + u < splits && col < c_out;
-        part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
-      }
-    }
-    // Zeros past the last split add nothing.
-#pragma unroll
-    for (int u = 0; u < kSplitsAtOnce; ++u) {
-#pragma unroll
-      for (int i = 0; i < kLoads; ++i) v[i] += part[u][i];
-    }
-  }
-}
-
 // One lane's share of a row: logits n = first, first + step, ... below C_out, kLoadsAtOnce loads in flight, each
 // trip's values pushed together (one rescale of the state; -inf past C_out adds nothing). kSplit: each logit the sum
 // of a.splits partials, added in split order (so the same every run).
@@ -538,7 +510,27 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>
   for (int n = first; n < c_out; n += kLoadsAtOnce * step) {
     A v[kLoadsAtOnce];
     if constexpr (kSplit) {
-      add_split_partials<kSplitLoadsAtOnce>(row_logits, biases.a.batch * c_out, biases.a.splits, n, step, c_out, v);
+      const int64_t split_stride = biases.a.batch * c_out;
+#pragma unroll
+      for (int i = 0; i < kLoadsAtOnce; ++i) v[i] = A(0);
+      for (int64_t s0 = 0; s0 < biases.a.splits; s0 += kSplitLoadsAtOnce) {
+        A part[kSplitLoadsAtOnce][kLoadsAtOnce];
+#pragma unroll
+        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kLoadsAtOnce; ++i) {
+            const int col = n + i * step;
+            const bool valid = s0 + u < biases.a.splits && col < c_out;
+            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
+          }
+        }
+        // Zeros past the last split add nothing.
+#pragma unroll
+        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kLoadsAtOnce; ++i) v[i] += part[u][i];
+        }
+      }
     } else {
       load_strided(row_logits, n, step, c_out, v);
     }
@@ -649,7 +641,26 @@ __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLs
     const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out], split s's at s x split_stride
     A v[kBiasLseRowLoads];
     if constexpr (kSplit) {
-      add_split_partials<kRowSplitLoadsAtOnce>(row_logits, split_stride, a.splits, t, kBiasLseRowThreads, c_out, v);
+#pragma unroll
+      for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] = A(0);
+      for (int64_t s0 = 0; s0 < a.splits; s0 += kRowSplitLoadsAtOnce) {
+        A part[kRowSplitLoadsAtOnce][kBiasLseRowLoads];
+#pragma unroll
+        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kBiasLseRowLoads; ++i) {
+            const int col = t + i * kBiasLseRowThreads;
+            const bool valid = s0 + u < a.splits && col < c_out;
+            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
+          }
+        }
+        // Zeros past the last split add nothing.
+#pragma unroll
+        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
+#pragma unroll
+          for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] += part[u][i];
+        }
+      }
     } else {
       load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
     }
