@@ -510,27 +510,7 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>
   for (int n = first; n < c_out; n += kLoadsAtOnce * step) {
     A v[kLoadsAtOnce];
     if constexpr (kSplit) {
-      const int64_t split_stride = biases.a.batch * c_out;
-#pragma unroll
-      for (int i = 0; i < kLoadsAtOnce; ++i) v[i] = A(0);
-      for (int64_t s0 = 0; s0 < biases.a.splits; s0 += kSplitLoadsAtOnce) {
-        A part[kSplitLoadsAtOnce][kLoadsAtOnce];
-#pragma unroll
-        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
-#pragma unroll
-          for (int i = 0; i < kLoadsAtOnce; ++i) {
-            const int col = n + i * step;
-            const bool valid = s0 + u < biases.a.splits && col < c_out;
-            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
-          }
-        }
-        // Zeros past the last split add nothing.
-#pragma unroll
-        for (int u = 0; u < kSplitLoadsAtOnce; ++u) {
-#pragma unroll
-          for (int i = 0; i < kLoadsAtOnce; ++i) v[i] += part[u][i];
-        }
-      }
+      load_split_sums<kSplitLoadsAtOnce>(row_logits, biases.a.splits, biases.a.batch * c_out, n, step, c_out, v);
     } else {
       load_strided(row_logits, n, step, c_out, v);
     }
@@ -641,26 +621,7 @@ __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLs
     const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out], split s's at s x split_stride
     A v[kBiasLseRowLoads];
     if constexpr (kSplit) {
-#pragma unroll
-      for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] = A(0);
-      for (int64_t s0 = 0; s0 < a.splits; s0 += kRowSplitLoadsAtOnce) {
-        A part[kRowSplitLoadsAtOnce][kBiasLseRowLoads];
-#pragma unroll
-        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
-#pragma unroll
-          for (int i = 0; i < kBiasLseRowLoads; ++i) {
-            const int col = t + i * kBiasLseRowThreads;
-            const bool valid = s0 + u < a.splits && col < c_out;
-            part[u][i] = valid ? row_logits[(s0 + u) * split_stride + col] : A(0);
-          }
-        }
-        // Zeros past the last split add nothing.
-#pragma unroll
-        for (int u = 0; u < kRowSplitLoadsAtOnce; ++u) {
-#pragma unroll
-          for (int i = 0; i < kBiasLseRowLoads; ++i) v[i] += part[u][i];
-        }
-      }
+      load_split_sums<kRowSplitLoadsAtOnce>(row_logits, a.splits, split_stride, t, kBiasLseRowThreads, c_out, v);
     } else {
       load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
     }

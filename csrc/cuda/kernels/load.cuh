@@ -41,6 +41,32 @@ __device__ __forceinline__ void load_strided(const A* p, int first, int step, in
   }
 }
 
+// v[i] = the sum over s < splits of p[s * split_stride + k], k = first + i * step (0 where k >= end): split-K's
+// partial logits added in split order (the same every run), kSplitsAtOnce splits' N loads in flight together.
+template <int kSplitsAtOnce, typename A, int N>
+__device__ __forceinline__ void load_split_sums(const A* p, int64_t splits, int64_t split_stride, int first, int step,
+                                                int end, A (&v)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i) v[i] = A(0);
+  for (int64_t s0 = 0; s0 < splits; s0 += kSplitsAtOnce) {
+    A part[kSplitsAtOnce][N];
+#pragma unroll
+    for (int u = 0; u < kSplitsAtOnce; ++u) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) {
+        const int k = first + i * step;
+        part[u][i] = s0 + u < splits && k < end ? p[(s0 + u) * split_stride + k] : A(0);
+      }
+    }
+    // Zeros past the last split add nothing.
+#pragma unroll
+    for (int u = 0; u < kSplitsAtOnce; ++u) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) v[i] += part[u][i];
+    }
+  }
+}
+
 // Sum of the elements packed in one 16-byte vector.
 template <typename T> __device__ __forceinline__ acc_t<T> vec_sum(uint4 v);
 template <> __device__ __forceinline__ float vec_sum<float>(uint4 v) {
