@@ -539,7 +539,7 @@ TORCH_LIBRARY(fusedlse, m) {
   m.def("_force_plan(int strategy, int reader, int epilogue=-1) -> ()",
         [](int64_t strategy, int64_t reader, int64_t epilogue) {
           FUSEDLSE_CHECK(strategy >= -1 && strategy <= 1, "_force_plan: strategy must be -1, 0 or 1, got ", strategy);
-          FUSEDLSE_CHECK(reader >= -1 && reader <= 4, "_force_plan: reader must be -1..4, got ", reader);
+          FUSEDLSE_CHECK(reader >= -1 && reader <= 5, "_force_plan: reader must be -1..5, got ", reader);
           constexpr int kLastEpilogue = static_cast<int>(plan::Epilogue::kGemvLse);
           FUSEDLSE_CHECK(epilogue >= -1 && epilogue <= kLastEpilogue, "_force_plan: epilogue must be -1..",
                          kLastEpilogue, ", got ", epilogue);

@@ -368,6 +368,8 @@ double reader_us(Reader reader, const Problem& p, const DeviceProps& d) {
     case Reader::kChannelRows:
       return p.layout == Layout::kChannelsLast ? read_us(bytes, d, kChannelRowsShare)
                                                : reader_us(Reader::kTorchSum, p, d);
+    case Reader::kInEpilogue:  // the tiled epilogue's loads: as the plane-lanes reader's of one-element planes
+      return reader_us(Reader::kPlaneLanes, p, d);
   }
   return std::numeric_limits<double>::infinity();
 }
@@ -487,6 +489,11 @@ bool reader_folds_weight(Reader reader, const Problem& p) {
 }
 
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
+  if (reader == Reader::kInEpilogue) {
+    // No reader launch: the tiled epilogue's steps wait on x's loads, and its GEMM runs while x is read.
+    const double weight = weight_is_its_sum(p) ? 0.0 : kLaunchUs + weight_us(p, d);
+    return weight + std::max(reader_us(reader, p, d), epilogue_us(p, d, Epilogue::kTiledLse));
+  }
   if (weight_is_its_sum(p)) return kLaunchUs + reader_us(reader, p, d) + epilogue_us(p, d, epilogue);
   const double weight_launch_us = reader_folds_weight(reader, p) ? 0.0 : kLaunchUs;
   return kLaunchUs + reader_us(reader, p, d) + weight_launch_us + weight_us(p, d) + epilogue_us(p, d, epilogue);
@@ -495,6 +502,10 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue 
 }  // namespace
 
 bool weight_is_its_sum(const Problem& p) { return p.kernel_area == 1 && p.element_bytes == acc_bytes(p); }
+
+bool in_epilogue_applies(const Problem& p) {
+  return p.x_in_epilogue && p.height * p.width == 1 && p.element_bytes == acc_bytes(p);
+}
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                        int64_t multiprocessors) {
@@ -801,6 +812,22 @@ Plan choose(const Problem& p, const DeviceProps& d) {
     plan.epilogue = Epilogue::kTiledLse;
   }
   plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
+  // x's one-element planes read by the tiled epilogue itself where it is the epilogue (and no reader is forced).
+  // H200, the forward with the plane-lanes reader before the tiled epilogue against the tiled epilogue reading x (us;
+  // x sliced from planes of 2 x 3 unless named): float32 [50000, 16] -> 1000 97.5 -> 95.6, contiguous [20000, 64] ->
+  // 300 58.9 -> 52.4, float64 [180286, 25] -> 413 592.3 -> 573.6, [2328, 657] -> 61 50.5 -> 46.0, [300, 2000] -> 100
+  // 47.7 -> 31.2, [4096, 1024] -> 256 169.9 -> 122.7, [100000, 100] -> 40 254.9 -> 183.0. Where cuBLAS's epilogue
+  // is the choice it stays: it was the faster on r43 ([2328, 657] -> 61: 43.3), [300, 2000] -> 100 (28.0) and float32
+  // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
+  // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
+  if (in_epilogue_applies(p) && plan.epilogue == Epilogue::kTiledLse &&
+      forced_reader.load(std::memory_order_relaxed) < 0) {
+    const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, Epilogue::kTiledLse);
+    if (in_epilogue_us < plan.split_us) {
+      plan.split_reader = Reader::kInEpilogue;
+      plan.split_us = in_epilogue_us;
+    }
+  }
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
   const int strategy = forced_strategy.load(std::memory_order_relaxed);
@@ -811,6 +838,14 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       plan.split_reader = static_cast<Reader>(reader);
       if (plan.split_reader == Reader::kPlanes && !in_place_for_planes(p.layout)) {
         plan.split_reader = Reader::kCopyThenPlanes;
+      }
+      // The tiled epilogue reading x, forced: where it cannot, the reader the planner would take.
+      if (plan.split_reader == Reader::kInEpilogue) {
+        if (in_epilogue_applies(p)) {
+          plan.epilogue = Epilogue::kTiledLse;
+        } else {
+          plan.split_reader = reader_for_sums(p);
+        }
       }
       plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
     }
@@ -893,6 +928,7 @@ const char* name(Reader reader) {
     case Reader::kPlaneLanes: return "plane_lanes";
     case Reader::kTorchSum: return "torch_sum";
     case Reader::kChannelRows: return "channel_rows";
+    case Reader::kInEpilogue: return "in_epilogue";
   }
   return "?";
 }

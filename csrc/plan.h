@@ -35,6 +35,9 @@ struct Problem {
   // kChannelsLast: each batch's pixels follow each other (pixel stride C, not a slice of wider pixels), so the
   // channel-rows reader may read it by 16-byte vectors (channel_vectors_apply); false in other layouts.
   bool pixels_follow = true;
+  // Whether the tiled epilogue may read x itself (Reader::kInEpilogue, in_epilogue_applies); false where no reader
+  // would run anyway (the cropped GEMM's rows, sums already: ops_cuda.cpp forward_cropped_cuda).
+  bool x_in_epilogue = true;
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).
@@ -91,7 +94,17 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads);
 //                   16-byte vectors where channel_vectors_apply: planes of kChannelRowsMinPixels pixels or more, and
 //                   up to kChannelRowsMaxChannels channels or more where the vector walk applies (plan.cpp); torch's
 //                   reduction for other layouts, where forced.
-enum class Reader { kPlanes = 0, kCopyThenPlanes = 1, kPlaneLanes = 2, kTorchSum = 3, kChannelRows = 4 };
+//  kInEpilogue:     no reader: x's planes of one element, of the accumulation type, are the sums, and the tiled
+//                   epilogue loads them where they lie (x's batch and channel strides), saving each into the
+//                   forward's sums as it goes; its GEMM runs while x is read (in_epilogue_applies).
+enum class Reader {
+  kPlanes = 0,
+  kCopyThenPlanes = 1,
+  kPlaneLanes = 2,
+  kTorchSum = 3,
+  kChannelRows = 4,
+  kInEpilogue = 5
+};
 
 struct Plan {
   Strategy strategy;
@@ -112,6 +125,10 @@ struct Plan {
   bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
   std::string why;
 };
+// Whether the tiled epilogue can read x in place (Reader::kInEpilogue): planes of one element of the accumulation
+// type (float32, float64), where the problem allows it (Problem::x_in_epilogue).
+bool in_epilogue_applies(const Problem& problem);
+
 // Whether the split strategy takes the weight itself as W.sum((2, 3)), with no pass over it: a 1 x 1 kernel whose
 // values are already of the accumulation type (float32, float64). The host also asks for a contiguous weight, the
 // usual case, which the problem does not describe.

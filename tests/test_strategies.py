@@ -485,6 +485,62 @@ def test_split_k_epilogue_matches_float64_model(dtype, b, c_in, c_out):
     _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, None, bias[:1, :1, :1])
 
 
+# x of one-element planes in place, read by the tiled epilogue itself (reader "in_epilogue"): a slice of wider planes
+# (rows and channels apart by whole planes of 2 x 3), every other channel of them (the weight's rows sliced alike, so
+# it is summed, not its own W.sum), every other batch, and contiguous [B, C_in, 1, 1]; every tile of TILED_CASES and
+# the split-K cases (each range's blocks save their channels of the sums).
+IN_EPILOGUE_LAYOUTS = ["contiguous", "sliced_hw", "channel_slice", "batch_slice"]
+
+
+def _one_element_planes(layout, b, c_in, c_out, dtype):
+    """(x, weight, conv_bias, bias) of b x c_in planes of one element in `layout` (IN_EPILOGUE_LAYOUTS)."""
+    batches = 2 * b if layout == "batch_slice" else b
+    channels = 2 * c_in if layout == "channel_slice" else c_in
+    x, weight, conv_bias, bias = make_problem(batches, channels, 2, 3, c_out, 1, 1, dtype=dtype, device="cuda")
+    if layout == "contiguous":
+        return x[:, :, 1:, 2:].contiguous(), weight, conv_bias, bias
+    if layout == "channel_slice":
+        return x[:, ::2, 1:, 2:], weight[::2], conv_bias, bias
+    return x[::2 if layout == "batch_slice" else 1, :, 1:, 2:], weight, conv_bias, bias
+
+
+@pytest.mark.parametrize("layout", IN_EPILOGUE_LAYOUTS)
+@pytest.mark.parametrize("b,c_in,c_out", TILED_CASES + SPLIT_K_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_epilogue_reads_one_element_planes_in_place(dtype, b, c_in, c_out, layout):
+    """The forward's sums are x's values exactly (each saved once, by the blocks that load it first), the output
+    within tolerance of the float64 model and bitwise the same on a second call."""
+    x, weight, conv_bias, bias = _one_element_planes(layout, b, c_in, c_out, dtype)
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        plan = fusedlse_cuda.explain(x, weight)
+        assert (plan["reader"], plan["epilogue"]) == ("in_epilogue", "tiled_lse")
+    _check_forced_sums("in_epilogue", x, weight, conv_bias, bias)
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        sums = torch.ops.fusedlse.forward(x, weight, None, bias[:1, :1, :1])[1]
+    assert torch.equal(sums, x[:, :, 0, 0])
+
+
+@pytest.mark.parametrize("dtype,height", [(torch.float16, 1), (torch.bfloat16, 1), (torch.float32, 2)], ids=str)
+def test_epilogue_reads_x_only_where_its_planes_are_its_sums(dtype, height):
+    """Forced on 16-bit x or planes of more than one element, the reader the planner would take runs instead."""
+    x, weight, conv_bias, bias = make_problem(300, 20, height, 1, 70, 1, 1, dtype=dtype, device="cuda")
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        assert fusedlse_cuda.explain(x, weight)["reader"] == "plane_lanes"
+    _check_forced(("split", "in_epilogue", "tiled_lse"), x, weight, conv_bias, bias)
+
+
+def test_cropped_gemm_rows_take_no_reader():
+    """padding's cropped GEMM over rows that are sums already (a padding-0 forward of 1 x 1 planes) runs its epilogue
+    alone: its plan never has the tiled epilogue read x, whose rows the same problem would give it unpadded."""
+    padded = fusedlse_cuda.explain(*make_problem(50000, 4, 3, 3, 1000, 2, 2, device="cuda")[:2], padding=1)
+    gemm = padded["gemm"]["problem"]
+    assert padded["strategy"] == "cropped" and (gemm["height"], gemm["width"]) == (1, 1)
+    assert (padded["gemm"]["reader"], padded["gemm"]["epilogue"]) == ("plane_lanes", "tiled_lse")
+    rows, weight_rows = make_problem(gemm["batch"], gemm["in_channels"], 1, 1, gemm["out_channels"], 1, 1,
+                                     device="cuda")[:2]
+    assert fusedlse_cuda.explain(rows, weight_rows)["reader"] == "in_epilogue"
+
+
 def test_planner_choice_is_what_runs():
     """forced_plan hands the choice back when the block ends."""
     x, weight, _, _ = make_problem(10**5, 4, 1, 1, 64, 3, 3, device="cuda")

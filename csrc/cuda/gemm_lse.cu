@@ -14,6 +14,7 @@
 #include <cuda_pipeline_primitives.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <utility>
 
 namespace fusedlse {
@@ -62,7 +63,9 @@ __device__ __forceinline__ void load_run(const A* from, A* to) {
 // one (255 registers): tuning.h, gemm_blocks_per_sm.
 // kPartial: split-K's block (GemmLseArgs::k_splits), T its accumulation type: the raw logits of its column tile over
 // its channel range into partial_logits, no biases, no logsumexp.
-template <typename T, int kTile, bool kPartial = false>
+// kSumsInX: the sums are x's one-element planes where they lie (GemmLseArgs::sums_out); the blocks of the first
+// column run save what they load on their first column tile, so every sum is written once.
+template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false>
 __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof(acc_t<T>)))
     gemm_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
@@ -113,14 +116,15 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
   const int wsum_channel = threadIdx.x / kCols, wsum_col = threadIdx.x % kCols;
   const bool wsum_lane = kGemmDepth * kCols >= kGemmThreads || threadIdx.x < kGemmDepth * kCols;
   const int64_t rows_left = a.batch - row0 - sum_row;  // loads with l * kSumRowsApart < rows_left are rows of B
-  const A* sum_base = sums + (row0 + sum_row) * a.channels + sum_channel;
-  const int64_t sum_stride = kSumRowsApart * a.channels;
+  const int64_t row_pitch = kSumsInX ? a.x_batch_stride : a.channels;
+  const A* sum_base = sums + (row0 + sum_row) * row_pitch + (kSumsInX ? sum_channel * a.x_channel_stride : sum_channel);
+  const int64_t sum_stride = kSumRowsApart * row_pitch;
 
   A sum_next[kSumLoads], wsum_next[kWeightLoads];
   // Step k0's values into registers (zeros past B, C_in and C_out), then into buffer `buf`.
   const auto fetch = [&](int64_t n0, int64_t k0) {
     const bool channel_ok = k0 + sum_channel < a.channels;
-    const A* from = sum_base + k0;
+    const A* from = kSumsInX ? sum_base + k0 * a.x_channel_stride : sum_base + k0;
 #pragma unroll
     for (int l = 0; l < kSumLoads; ++l)
       sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
@@ -141,6 +145,18 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
         staged_wsum[buf][wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
     }
   };
+  // kSumsInX: step k0's sums, once loaded, into sums_out (by the blocks that save them, on their first tile).
+  const bool saves_sums = kSumsInX && blockIdx.y == 0;
+  const auto save = [&](int64_t k0) {
+    if constexpr (kSumsInX) {
+      if (k0 + sum_channel >= a.channels) return;
+      A* to = static_cast<A*>(a.sums_out) + (row0 + sum_row) * a.channels + k0 + sum_channel;
+#pragma unroll
+      for (int l = 0; l < kSumLoads; ++l) {
+        if (l * kSumRowsApart < rows_left) to[l * kSumRowsApart * a.channels] = sum_next[l];
+      }
+    }
+  };
 
   Lse<A> state[kTm];
 #pragma unroll
@@ -149,9 +165,11 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
   for (int64_t tile = first_tile; tile < end_tile; ++tile) {
     const int64_t n0 = tile * kCols;
     A logits[kTm][kTn] = {};
+    const bool save_tile = saves_sums && tile == first_tile;
     if (depth_steps > 0) {
       fetch(n0, k_begin);
       stage(0);
+      if (save_tile) save(k_begin);
       __syncthreads();
     }
     for (int64_t step = 0; step < depth_steps; ++step) {
@@ -173,7 +191,10 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
 #pragma unroll
           for (int j = 0; j < kTn; ++j) logits[i][j] = fma(row_values[i], col_values[j], logits[i][j]);
       }
-      if (more) stage(buf ^ 1);
+      if (more) {
+        stage(buf ^ 1);
+        if (save_tile) save(k_begin + (step + 1) * kGemmDepth);
+      }
       // Every thread is done with `buf` (refilled two steps on, or by the next column tile's first step) and sees
       // the next buffer.
       __syncthreads();
@@ -248,8 +269,9 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
 // C_out) while the block works on the other buffer; stage() stores it. Each load is its lane's base pointer moved
 // by a fixed stride, so that no load needs its own 64-bit index. The loads of gemm_lse_kernel's fetch and stage;
 // that kernel keeps them inline: with this struct instead its tile-2 half kernel ran r58's forward 4.6% slower (H200,
-// 160.4 against 153.4 us; ptxas scheduled its loop differently).
-template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch>
+// 160.4 against 153.4 us; ptxas scheduled its loop differently). kSumsInX: the sums are x where it lies, and save()
+// writes a step's loaded sums to sums_out, as in gemm_lse_kernel.
+template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch, bool kSumsInX>
 struct StepStager {
   static_assert(kGemmThreads % kDepth == 0 && kGemmThreads % kCols == 0, "loads keep their lane's channel");
   static_assert(kRows * kDepth % kGemmThreads == 0, "every thread loads the same number of sums");
@@ -273,14 +295,19 @@ struct StepStager {
     wsum_col = threadIdx.x % kCols;
     wsum_lane = kDepth * kCols >= kGemmThreads || threadIdx.x < kDepth * kCols;
     rows_left = a.batch - row0 - sum_row;
-    sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.channels + sum_channel;
-    sum_stride = kSumRowsApart * a.channels;
+    if constexpr (kSumsInX) {
+      sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.x_batch_stride + sum_channel * a.x_channel_stride;
+      sum_stride = kSumRowsApart * a.x_batch_stride;
+    } else {
+      sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.channels + sum_channel;
+      sum_stride = kSumRowsApart * a.channels;
+    }
   }
 
   // Channels [k0, k0 + kDepth) of columns [n0, n0 + kCols).
   __device__ __forceinline__ void fetch(int64_t n0, int64_t k0) {
     const bool channel_ok = k0 + sum_channel < args.channels;
-    const A* from = sum_base + k0;
+    const A* from = kSumsInX ? sum_base + k0 * args.x_channel_stride : sum_base + k0;
 #pragma unroll
     for (int l = 0; l < kSumLoads; ++l)
       sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
@@ -302,6 +329,16 @@ struct StepStager {
       for (int l = 0; l < kWeightLoads; ++l) weight[wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
     }
   }
+
+  // The sums fetched for channels [k0, k0 + kDepth) of the tile's rows from row0 into sums_out (kSumsInX).
+  __device__ __forceinline__ void save(int64_t row0, int64_t k0) const {
+    if (k0 + sum_channel >= args.channels) return;
+    A* to = static_cast<A*>(args.sums_out) + (row0 + sum_row) * args.channels + k0 + sum_channel;
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l) {
+      if (l * kSumRowsApart < rows_left) to[l * kSumRowsApart * args.channels] = sum_next[l];
+    }
+  }
 };
 
 __device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
@@ -314,8 +351,8 @@ __device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
 #endif
 }
 
-// kPartial: split-K's block, as gemm_lse_kernel's.
-template <typename T, int kTile, bool kPartial = false>
+// kPartial, kSumsInX: as gemm_lse_kernel's.
+template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false>
 __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
     mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
@@ -350,15 +387,17 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
   const int64_t k_begin = kPartial ? int64_t{blockIdx.z} * a.split_channels : 0;  // as in gemm_lse_kernel
   const int64_t k_count = kPartial ? std::min(a.split_channels, a.channels - k_begin) : a.channels;
   const int64_t depth_steps = (k_count + kDepth - 1) / kDepth;
-  StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch> stager(a, row0);
+  StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch, kSumsInX> stager(a, row0);
 
   Lse<A> state[2] = {Lse<A>{-INFINITY, A(0)}, Lse<A>{-INFINITY, A(0)}};  // rows g and g + 8 of the warp's
   for (int64_t tile = first_tile; tile < end_tile; ++tile) {
     const int64_t n0 = tile * kCols;
+    const bool save_tile = kSumsInX && blockIdx.y == 0 && tile == first_tile;  // as in gemm_lse_kernel
     A acc[2][kTiles][2] = {};  // [row g, g + 8][n8 tile][column 2t, 2t + 1]
     if (depth_steps > 0) {
       stager.fetch(n0, k_begin);
       stager.stage(staged_sums[0], staged_wsum[0]);
+      if (save_tile) stager.save(row0, k_begin);
       __syncthreads();
     }
     for (int64_t step = 0; step < depth_steps; ++step) {
@@ -380,7 +419,10 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
           mma_f64(acc[1][n], a1, b);
         }
       }
-      if (more) stager.stage(staged_sums[buf ^ 1], staged_wsum[buf ^ 1]);
+      if (more) {
+        stager.stage(staged_sums[buf ^ 1], staged_wsum[buf ^ 1]);
+        if (save_tile) stager.save(row0, k_begin + (step + 1) * kDepth);
+      }
       __syncthreads();  // as in gemm_lse_kernel
     }
     if constexpr (kPartial) {
@@ -743,8 +785,15 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
   const bool split = a.k_splits > 1;
   const dim3 grid(static_cast<unsigned>((a.batch + kGemmTiles[kTile].rows - 1) / kGemmTiles[kTile].rows),
                   static_cast<unsigned>(a.column_runs), static_cast<unsigned>(split ? a.k_splits : 1));
+  // x read in place: only x of the accumulation type (plan::in_epilogue_applies).
+  constexpr bool kXIsSums = std::is_same_v<T, A>;
+  if (a.sums_out != nullptr && !kXIsSums) return cudaErrorInvalidValue;
   if constexpr (kGemmTiles[kTile].mma) {
     if constexpr (sizeof(A) == 8) {
+      if (a.sums_out != nullptr) {
+        return split ? launch_after_previous(mma_lse_kernel<A, kTile, true, true>, grid, kGemmThreads, stream, a)
+                     : launch_after_previous(mma_lse_kernel<A, kTile, false, true>, grid, kGemmThreads, stream, a);
+      }
       return split ? launch_after_previous(mma_lse_kernel<A, kTile, true>, grid, kGemmThreads, stream, a)
                    : launch_after_previous(mma_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
     } else {
@@ -753,6 +802,12 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
   } else if constexpr (sizeof(A) == 8 && kTile >= 2) {
     return cudaErrorInvalidValue;  // float64 takes tiles 0 and 1 or the tensor-core ones (plan::gemm_tiling)
   } else {
+    if constexpr (kXIsSums) {
+      if (a.sums_out != nullptr) {
+        return split ? launch_after_previous(gemm_lse_kernel<A, kTile, true, true>, grid, kGemmThreads, stream, a)
+                     : launch_after_previous(gemm_lse_kernel<A, kTile, false, true>, grid, kGemmThreads, stream, a);
+      }
+    }
     return split ? launch_after_previous(gemm_lse_kernel<A, kTile, true>, grid, kGemmThreads, stream, a)
                  : launch_after_previous(gemm_lse_kernel<T, kTile>, grid, kGemmThreads, stream, a);
   }

@@ -97,7 +97,7 @@ struct FusedArgs {
 // (BiasLseArgs::splits) adds the splits in order, then the biases and the logsumexp.
 struct GemmLseArgs {
   ScalarKind kind;          // of conv_bias, bias and out; sums and weight_sum are its accumulation type
-  const void* sums;         // [B, C_in] contiguous, accumulation type
+  const void* sums;         // [B, C_in] contiguous, accumulation type; or x itself (sums_out)
   const void* weight_sum;   // [C_in, C_out] contiguous, accumulation type
   const void* conv_bias;    // [C_out] contiguous, or nullptr
   const void* bias;         // C_out elements, element n at n * bias_stride (0: one value for every n)
@@ -111,6 +111,11 @@ struct GemmLseArgs {
   int64_t split_channels;   // a whole number of the tile's depth steps
   int tile;                 // index into kGemmTiles (tuning.h)
   double scale;             // 1 / (H_out * W_out)
+  // The tiled kernels reading x's one-element planes where they lie (plan::Reader::kInEpilogue): x (of the
+  // accumulation type) as `sums`, row b and channel c at b * x_batch_stride + c * x_channel_stride, and every value
+  // loaded also written to sums_out [B, C_in] contiguous, the forward's saved sums. Null: sums contiguous.
+  void* sums_out;
+  int64_t x_batch_stride, x_channel_stride;
 };
 
 // padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:

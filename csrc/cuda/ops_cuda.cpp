@@ -704,6 +704,7 @@ bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
       if (read_channel_rows(x_in, sums, fold, stream)) return fold.weight != nullptr;
       break;  // not channels-last, or too many channels: torch's reduction
     case plan::Reader::kTorchSum:
+    case plan::Reader::kInEpilogue:  // the forward's epilogue reads x itself (forward_split): torch's reduction here
       break;
     case plan::Reader::kPlanes:
     case plan::Reader::kCopyThenPlanes: {
@@ -1024,6 +1025,20 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
       read_sums(weight, plan::reader_for_sums(problem_of(weight, 1, 1)), weight_sum, stream);
     }
   };
+  if (chosen.reader == plan::Reader::kInEpilogue) {
+    // No reader: the tiled epilogue loads x's one-element planes where they lie and saves them into sums
+    // (GemmLseArgs::sums_out); plan::in_epilogue_applies checked their size and dtype.
+    if (!weight_is_its_sum) sum_weight();
+    const BiasOperands biases = bias_operands(conv_bias, bias);
+    GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias, biases.bias_stride,
+                                             kind_of(x_in.scalar_type()), s.scale, out.data_ptr());
+    operands.sums = x_in.data_ptr();
+    operands.sums_out = sums.data_ptr();
+    operands.x_batch_stride = x_in.stride(0);
+    operands.x_channel_stride = x_in.stride(1);
+    tiled_gemm_lse(operands, acc_bytes, x_in.get_device(), epilogue_workspace, stream);
+    return;
+  }
   if (weight_is_its_sum) {
     read_sums(x_in, chosen.reader, sums, stream);
   } else if (chosen.reader == plan::Reader::kPlaneLanes && pairs > 0) {
@@ -1372,6 +1387,14 @@ ForwardShape cropped_gemm_shape(const ForwardShape& s, int64_t per_channel) {
   return g;
 }
 
+// The planner's view of the cropped GEMM, gemm_x its rows as 1 x 1 planes (cropped_gemm_shape): its epilogue runs
+// alone on rows that are sums already, so the tiled epilogue has no reader to run beside (Problem::x_in_epilogue).
+plan::Problem cropped_gemm_problem(const at::Tensor& gemm_x, int64_t out_channels) {
+  plan::Problem problem = problem_of(gemm_x, out_channels, 1);
+  problem.x_in_epilogue = false;
+  return problem;
+}
+
 // Whether the tap kernels compute the cropped GEMM's shares beside the per-tap sums (TapSumsArgs), the shares then
 // added over channels and taken through the logsumexp (bias_lse; shares_added_in_lse): where the shares
 // [B * C_in, C_out] stay within the workspace budget and the weight the combining warps read (C_out values per tap
@@ -1432,7 +1455,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
   const plan::Plan chosen =
-      plan_of_call(gemm_weight, 1, problem_of(gemm_x, g.out_channels, 1), device_props(x.get_device()));
+      plan_of_call(gemm_weight, 1, cropped_gemm_problem(gemm_x, g.out_channels), device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kSplit) {
     // The GEMM's rows are its sums already (1 x 1 planes of the accumulation type, contiguous), and its weight its
     // W.sum: the split strategy's reader would only copy them (H200, r50 of the sweep at padding 1: 99 us of 463 for
@@ -1508,7 +1531,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const ForwardShape g = cropped_gemm_shape(s, cropped_gemm_per_channel(s));
     const at::Tensor gemm_x =
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
-    const plan::Problem gemm = problem_of(gemm_x, g.out_channels, 1);
+    const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
     return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
            tap_path_name(path) +

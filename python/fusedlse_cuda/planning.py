@@ -9,7 +9,7 @@ from .shape import IntOrPair, conv_settings
 
 # The planner's names, in the order of plan::Strategy, plan::Reader and plan::Epilogue (csrc/plan.h).
 STRATEGIES = ("fused", "split")
-READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows")
+READERS = ("planes", "copy_then_planes", "plane_lanes", "torch_sum", "channel_rows", "in_epilogue")
 EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse", "gemv_lse")
 # The plane-lanes reader's walks over tiny contiguous planes that follow each other, in the order of
 # plan::TinyPlaneWalk: a lane per plane, the run walk adding each element to its plane's sum, summing planes of 1,
@@ -58,7 +58,10 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
             (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane, and up to
             128 channels, or more where its pixels follow each other (``problem["pixels_follow"]``) in 16- or
-            32-bit x: read then 16 bytes a load).
+            32-bit x: read then 16 bytes a load), ``"in_epilogue"`` (no reader: x's planes of one element, float32
+            or float64, are the sums, and the tiled epilogue loads them where they lie, any batch and channel
+            strides, saving them as the forward's sums: its GEMM runs while x is read; ``epilogue`` is then
+            ``"tiled_lse"``).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
