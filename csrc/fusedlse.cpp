@@ -344,6 +344,10 @@ at::ScalarType accumulation_type(at::ScalarType input) {
   return input == at::kDouble ? at::kDouble : at::kFloat;
 }
 
+at::Tensor no_sums(const at::Tensor& x) {
+  return at::empty({0}, x.options().dtype(accumulation_type(x.scalar_type())));
+}
+
 void check_sum_hw_args(const at::Tensor& x) {
   FUSEDLSE_CHECK(x.dim() == 4, "x must be 4-D [B, C_in, H, W], got ", x.dim(), "-D with shape ", x.sizes());
   check_float_dtype(x, "x");
@@ -486,10 +490,13 @@ at::Tensor empty_broadcast_hw(const at::Tensor& rows, int64_t height, int64_t wi
 }
 
 TORCH_LIBRARY(fusedlse, m) {
-  // forward returns (out [B, 1] in x's dtype, sums [B, C_in] = sum_HW(x) in the accumulation type); the sums are
-  // what the backward needs, kept so that it does not read x again.
+  // forward returns (out [B, 1] in x's dtype, sums [B, C_in] = sum_HW(x) in the accumulation type; with padding > 0
+  // the per-tap sums [B, C_in, kH, kW]); the sums are what the backward needs, kept so that it does not read x
+  // again. keep_sums=False (no backward will run: ops.forward passes it where nothing needs a gradient) returns an
+  // empty [0] tensor for them (no_sums), and the padding forward then writes no per-tap sums where its GEMM does not
+  // run over them: up to 9 values a plane where x's planes are one element (docs/limits.md §59).
   m.def("forward(Tensor x, Tensor weight, Tensor? conv_bias, Tensor bias, int[2] stride=1, int[2] padding=0, "
-        "int[2] output_padding=0, int[2] dilation=1, int groups=1) -> (Tensor, Tensor)");
+        "int[2] output_padding=0, int[2] dilation=1, int groups=1, bool keep_sums=True) -> (Tensor, Tensor)");
   m.def("sum_hw(Tensor x) -> Tensor");
   // padding > 0: per (b, c) plane and kernel tap, the sum of x over the inputs whose product with the tap survives
   // the crop ([B, C, kH, kW], accumulation type), and its adjoint, the backward's write of grad_x.

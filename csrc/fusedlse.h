@@ -85,6 +85,10 @@ ForwardShape check_forward_args(const at::Tensor& x, const at::Tensor& weight,
                                 at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                                 at::IntArrayRef dilation, int64_t groups);
 
+// fusedlse::forward's second output where keep_sums is false (no backward will run): an empty [0] tensor of x's
+// accumulation type on x's device, so that no backend writes the sums only a backward would read.
+at::Tensor no_sums(const at::Tensor& x);
+
 // Sets s's full_*, out_* and scale from its height, width, kernel and conv; raises a c10::Error where the output
 // would be empty or its size overflow int64.
 void set_output_size(ForwardShape& s);

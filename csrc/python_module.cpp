@@ -18,7 +18,7 @@ namespace {
 
 using ForwardSignature = std::tuple<at::Tensor, at::Tensor>(
     const at::Tensor&, const at::Tensor&, const c10::optional<at::Tensor>&, const at::Tensor&, at::IntArrayRef,
-    at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t);
+    at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, bool);
 
 const c10::TypedOperatorHandle<ForwardSignature>& forward_op() {
   static const auto op =
@@ -26,14 +26,14 @@ const c10::TypedOperatorHandle<ForwardSignature>& forward_op() {
   return op;
 }
 
-// _C.forward_no_grad(x, weight, conv_bias, bias): torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[0] with
-// nn.ConvTranspose2d's default settings, dispatched below autograd from here, or NotImplemented where that would not
-// be the same call: an argument that is not a plain tensor (or nn.Parameter, which is one to torch), a
-// __torch_function__ mode, an argument that needs a gradient with grad mode on. ops.forward calls it after its own
-// checks (torch.compile, forward-mode AD and torch.func transforms) and takes the Python op on NotImplemented. What it
-// saves is the Python op's own call: OpOverload's parse of the arguments against the schema and the context manager
-// that leaves autograd out, most of the difference between kb_old's eager forward and torch's x.sum(dim=(2, 3)) on
-// the H200's host (docs/limits.md §55).
+// _C.forward_no_grad(x, weight, conv_bias, bias): torch.ops.fusedlse.forward(x, weight, conv_bias, bias,
+// keep_sums=False)[0] with nn.ConvTranspose2d's default settings, dispatched below autograd from here, or
+// NotImplemented where that would not be the same call: an argument that is not a plain tensor (or nn.Parameter,
+// which is one to torch), a __torch_function__ mode, an argument that needs a gradient with grad mode on.
+// ops.forward calls it after its own checks (torch.compile, forward-mode AD and torch.func transforms) and takes the
+// Python op on NotImplemented. What it saves is the Python op's own call: OpOverload's parse of the arguments against
+// the schema and the context manager that leaves autograd out, most of the difference between kb_old's eager forward
+// and torch's x.sum(dim=(2, 3)) on the H200's host (docs/limits.md §55).
 PyObject* forward_no_grad(PyObject* /*module*/, PyObject* const* args, Py_ssize_t nargs) {
   HANDLE_TH_ERRORS
   if (nargs != 4) {
@@ -59,7 +59,8 @@ PyObject* forward_no_grad(PyObject* /*module*/, PyObject* const* args, Py_ssize_
   {
     pybind11::gil_scoped_release no_gil;  // as the Python op's call does: other threads run while the op does
     const at::AutoDispatchBelowAutograd below_autograd;
-    out = std::get<0>(forward_op().call(x, weight, conv_bias, bias, kOnes, kZeros, kZeros, kOnes, 1));
+    // keep_sums false: no backward will run (ops.forward's rule).
+    out = std::get<0>(forward_op().call(x, weight, conv_bias, bias, kOnes, kZeros, kZeros, kOnes, 1, false));
   }
   return THPVariable_Wrap(std::move(out));
   END_HANDLE_TH_ERRORS

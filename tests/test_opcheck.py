@@ -17,6 +17,8 @@ def samples(device):
         yield "forward", (*grad, [2, 1], [0, 0], [1, 0], [1, 2], 1)
         yield "forward", (x, grad[1], None, grad[3], [1, 3])
         yield "forward", (*grad, [2, 1], [1, 2], [1, 0], [1, 2], 1)  # padding: per-tap sums
+        yield "forward", (x, weight, conv_bias, bias, [2, 1], [1, 2], [1, 0], [1, 2], 1, False)  # no sums kept
+        yield "forward", (x, weight, None, bias, [1, 1], [0, 0], [0, 0], [1, 1], 1, False)
         x4, weight4, conv_bias4, bias4 = make_problem(2, 4, 6, 5, 4, 3, 2, dtype=dtype, device=device)
         grouped = [t.requires_grad_() for t in (x4, weight4[:, :2].contiguous(), conv_bias4, bias4)]
         yield "forward", (*grouped, [1, 1], [0, 0], [0, 0], [1, 1], 2)  # weight [4, 2, 3, 2]: C_out 4

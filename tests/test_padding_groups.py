@@ -8,6 +8,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
+from fusedlse_cuda.shape import conv_settings
 from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, make_problem, poison_allocator, rel_err
 
 CASES = 520
@@ -433,6 +434,7 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     h_contiguous = torch.randn(2, 32, 4, 8, device="cuda").permute(0, 2, 3, 1)  # [2, 4, 8, 32], H's stride 1
     assert fusedlse_cuda.explain(h_contiguous, weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "small_planes"  # 64 elements
+    assert fusedlse_cuda.explain(x[..., :1, :1], weight, padding=1)["tap_sums"] == "whole_planes"  # 1 x 1
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
     grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]
     assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
@@ -475,3 +477,96 @@ def test_cropped_gemm_over_cells_or_taps(device, dtype):
     truth = reference.truth(x, weight, conv_bias, bias, padding=1)
     assert torch.isfinite(truth).all()
     assert rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1), truth) <= TOLERANCE[torch.float64]
+
+
+def keep_sums_of(args, kwargs) -> bool:
+    """keep_sums of a recorded fusedlse::forward call, however the dispatcher passed it (the schema's default: True)."""
+    if "keep_sums" in kwargs:
+        return kwargs["keep_sums"]
+    return args[9] if len(args) > 9 else True
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_without_sums_is_the_same_forward(device, dtype):
+    """keep_sums=False leaves the forward's output bitwise what it is with them, and returns an empty [0] tensor for
+    them, on every cropped path: whole planes (1 x 1: the padding-0 readers' sums), small planes, the tap kernels
+    (cells, taps, their shares; rows and channels walks), ATen's border pieces, and padding 0 with groups; in every
+    layout. The sums kept are the CPU backend's (bitwise for 1 x 1 planes)."""
+    cases = [
+        # (B, C_in, H, W, C_out / groups, kH, kW), settings, CUDA's tap_sums path for contiguous x, its GEMM
+        ((64, 3, 5, 9, 4, 4, 1), dict(padding=1), "small_planes", "cells"),
+        ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "whole_planes", "cells"),
+        ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "whole_planes", "taps"),
+        ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
+        ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),
+        ((3, 5, 20, 48, 3, 3, 4), dict(padding=(1, 2), stride=(2, 1)), "kernels", "shares"),
+        ((2, 3, 20, 33, 5, 3, 3), dict(padding=(1, 9)), "aten", None),
+        ((2, 3, 20, 33, 70, 3, 3), dict(padding=(1, 9)), "aten", None),
+        ((4, 6, 9, 7, 4, 3, 3), dict(groups=2), None, None),
+    ]
+    acc = torch.float64 if dtype == torch.float64 else torch.float32
+    for case, (shape, settings, path, gemm) in enumerate(cases):
+        settings = dict(groups=1) | settings
+        for layout in ("contiguous", "channels_last", "sliced"):
+            x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, device, layout, seed=case)
+            what = f"{shape}, {settings}, {layout}"
+            if device == "cuda" and path is not None and layout != "sliced":
+                plan = fusedlse_cuda.explain(x, weight, **settings)
+                channels = path == "kernels" and layout == "channels_last"
+                assert plan["tap_sums"] == ("channel_kernels" if channels else path), (plan, what)
+                if gemm == "shares":
+                    assert plan["gemm"]["strategy"] == "tap_shares", (plan, what)
+                elif gemm is not None and plan["gemm"].get("strategy") != "tap_shares":
+                    assert plan["gemm_over"] == gemm, (plan, what)
+            args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+            poison_allocator(device)
+            out, sums = torch.ops.fusedlse.forward(*args)
+            poison_allocator(device)
+            out_alone, no_sums = torch.ops.fusedlse.forward(*args, keep_sums=False)
+            assert torch.equal(out_alone, out), what
+            assert no_sums.shape == (0,) and no_sums.dtype == acc and no_sums.device == x.device, what
+            assert sums.shape[:2] == shape[:2] and sums.dtype == acc, what
+            assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+            if device == "cuda":
+                cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+                if shape[2:4] == (1, 1):
+                    assert torch.equal(sums.cpu(), cpu_sums), what
+                else:
+                    torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
+    # An infinity in a 1 x 1 plane reaches the taps that keep the plane, and no other (written 0, not multiplied).
+    x, weight, conv_bias, bias = make_problem(64, 3, 1, 1, 4, 3, 3, dtype=dtype, device=device)
+    x[5, 1] = float("inf")
+    sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)[1]
+    assert sums[5, 1, 1, 1] == float("inf") and torch.isfinite(sums[5, 1]).sum() == 8 and (sums[5, 1] == 0).sum() == 8
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_forward_keeps_sums_only_for_a_backward(device):
+    """fusedlse_cuda.forward asks the op for its sums only where autograd records the call (grad mode on and an
+    input that requires grad); the op's autograd refuses a recorded call without them."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Recorder(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.keep_sums = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func is torch.ops.fusedlse.forward.default:
+                self.keep_sums.append(keep_sums_of(args, kwargs))
+            return func(*args, **kwargs)
+
+    x, weight, conv_bias, bias = make_problem(3, 4, 6, 5, 6, 3, 3, device=device)
+    for settings in (dict(), dict(padding=1)):
+        for grad in (False, True):
+            for mode in (torch.enable_grad, torch.no_grad):
+                weight.requires_grad_(grad)
+                with Recorder() as recorder, mode():
+                    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+                recorded = grad and mode is torch.enable_grad
+                assert recorder.keep_sums == [recorded] and out.requires_grad == recorded, (settings, grad, mode)
+    weight.requires_grad_(True)
+    with pytest.raises(RuntimeError, match="keep_sums=False"):
+        torch.ops.fusedlse.forward(x, weight, conv_bias, bias, keep_sums=False)

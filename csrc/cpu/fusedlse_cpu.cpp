@@ -32,7 +32,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
                                                const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
                                                at::IntArrayRef stride, at::IntArrayRef padding,
                                                at::IntArrayRef output_padding, at::IntArrayRef dilation,
-                                               int64_t groups) {
+                                               int64_t groups, bool keep_sums) {
   const ForwardShape s =
       check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
@@ -40,17 +40,19 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   at::Tensor total_bias = bias.reshape({-1}).to(acc);
   if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
   if (s.conv.crops()) {
-    // padding > 0: the per-tap sums (the op's second output), the GEMM over cells or taps (fusedlse.h).
+    // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.
     const at::Tensor cells = cell_sums(x, s);
-    const at::Tensor taps = tap_sums_of_cells(cells, s);
-    if (s.batch == 0) return {at::empty({0, 1}, x.options()), taps};
+    const at::Tensor taps =
+        keep_sums || !cropped_gemm_over_cells(s) ? tap_sums_of_cells(cells, s) : at::Tensor();
+    if (s.batch == 0) return {at::empty({0, 1}, x.options()), keep_sums ? taps : no_sums(x)};
     const CroppedGemm gemm = cropped_gemm_operands(cells, /*cells_kept_only=*/false, taps, weight, s);
-    return {gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale).to(x.scalar_type()), taps};
+    return {gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale).to(x.scalar_type()),
+            keep_sums ? taps : no_sums(x)};
   }
   const at::Tensor sums = x.sum({2, 3}, /*keepdim=*/false, acc);
-  if (s.batch == 0) return {at::empty({0, 1}, x.options()), sums};
+  if (s.batch == 0) return {at::empty({0, 1}, x.options()), keep_sums ? sums : no_sums(x)};
   const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
-  return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), sums};
+  return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), keep_sums ? sums : no_sums(x)};
 }
 
 at::Tensor broadcast_hw_cpu(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,

@@ -211,7 +211,7 @@ struct TapSumsArgs {
   // The combine writes the middle row's cells into `grid` too (the cropped GEMM over cells reads them); else they
   // live only in its shared memory.
   bool complete_grid;
-  void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, the output
+  void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, or null (the shares or the grid alone)
   // The cropped GEMM's shares (tap_shares_apply): shares[b*C + c, n] = sum over taps t of sums[b, c, t] *
   // weight[c, n - (first column of c's group), t] for the columns n of c's group, 0 for the others, by the
   // combining warps. Null: sums alone.
@@ -245,7 +245,7 @@ struct SmallPlaneTapArgs {
   // [col_first[u], col_end[u]) (numbered among the kept ones).
   int8_t row_first[kMaxKernelTaps], row_end[kMaxKernelTaps], col_first[kMaxKernelTaps], col_end[kMaxKernelTaps];
   void* cells;  // [B*C, kept cells] accumulation type, or null
-  void* sums;   // [B*C, taps_h, taps_w] accumulation type
+  void* sums;   // [B*C, taps_h, taps_w] accumulation type, or null (the cells alone)
   // Divisions by C (where B*C < 2^31: small_channels), by the taps and by the kept cells, a multiply and a shift each:
   // the kernel is bound by its instructions, not memory, on planes of a few elements.
   bool small_channels;

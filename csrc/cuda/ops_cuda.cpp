@@ -1088,9 +1088,20 @@ struct TapPath {
   TapCutGeometry rows, cols;  // where kernels
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
   bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
+  bool whole_planes = false;  // a plane is one cell: the padding-0 readers' sums (not `kernels`)
 };
 
 TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
+  // Where each cut is one segment (planes of 1 x 1, say), every tap keeps a whole plane or none of it: the plane's
+  // sum is its one cell, read as padding 0 reads it. The small-plane kernel, a thread per plane, took 61 us for the
+  // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8 (H200, docs/limits.md §59).
+  if (cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1) {
+    TapPath whole{false,
+                  "planes no tap crops in part: the padding-0 readers sum each plane, its one cell, and each tap keeps "
+                  "that sum or none of it"};
+    whole.whole_planes = true;
+    return whole;
+  }
   // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes.
   const int64_t small_plane_bytes =
       32 * (s.height * s.width + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
@@ -1139,7 +1150,11 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
 
 // How explain() names `path`.
 const char* tap_path_name(const TapPath& path) {
-  return path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten";
+  return path.whole_planes   ? "whole_planes"
+         : path.small_planes ? "small_planes"
+         : path.channels     ? "channel_kernels"
+         : path.kernels      ? "kernels"
+                             : "aten";
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
@@ -1150,8 +1165,10 @@ int32_t tap_border_side(const TapCutGeometry& cols) {
 }
 
 // tap_sums [B, C, kH, kW] of x with small planes (SmallPlaneTapArgs), x not empty; with `kept_cells`, also the sums
-// of each plane's kept cells [B, C, kept cells] (fusedlse.h KeptCells) into it.
-at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* kept_cells_out) {
+// of each plane's kept cells [B, C, kept cells] (fusedlse.h KeptCells) into it. Without `want_taps`, the cells alone
+// (an undefined tensor returned).
+at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* kept_cells_out,
+                                bool want_taps) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const KeptCells kept = kept_cells(s);
   std::vector<int32_t> row_place, col_place;  // a segment's place among the kept ones, -1 where no tap keeps it
@@ -1203,13 +1220,14 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   if (a.small_channels) a.channels_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels));
   a.taps_divisor = fast_divisor(static_cast<uint32_t>(s.kernel_h * s.kernel_w));
   a.cells_divisor = fast_divisor(static_cast<uint32_t>(std::max(1, kept_rows * kept_cols)));
-  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
-  a.sums = sums.data_ptr();
+  at::Tensor sums = want_taps ? at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc) : at::Tensor();
+  a.sums = want_taps ? sums.data_ptr() : nullptr;
   if (kept_cells_out != nullptr) {
     *kept_cells_out = at::empty({s.batch, s.in_channels, int64_t{kept_rows} * kept_cols}, acc);
     a.cells = kept_cells_out->data_ptr();
   }
-  const int64_t plane_bytes_shared = (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) * sums.element_size();
+  const int64_t plane_bytes_shared =
+      (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
   a.threads = static_cast<int32_t>(
       std::min<int64_t>(kSmallPlaneMaxThreads, kSmallPlaneSharedBytes / plane_bytes_shared / 32 * 32));
   const int64_t planes = s.batch * s.in_channels;
@@ -1217,6 +1235,50 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   a.blocks = std::clamp<int64_t>(ceil_div(planes, a.threads), 1, 8 * resident);
   C10_CUDA_CHECK(launch_small_plane_taps(a, c10::cuda::getCurrentCUDAStream().stream()));
   return sums;
+}
+
+// tap_sums [B, C, kH, kW] of x whose planes no tap crops in part (TapPath::whole_planes), x not empty: each plane's
+// sum by the padding-0 readers (in place, the planner's reader for sums), then each tap's copy of it or 0 (written,
+// not multiplied: an infinity stays out of the taps that crop its plane). With `cells`, the sums as the cells
+// [B, C, 1, 1] into it; without want_taps, the cells alone (an undefined tensor returned). `beside_previous` as
+// tap_sums_cuda's.
+at::Tensor whole_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* cells, bool want_taps,
+                                bool beside_previous) {
+  at::Tensor plane_sums =
+      at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
+  read_sums(x, plan::reader_for_sums(problem_of(x, 1, 1)), plane_sums, c10::cuda::getCurrentCUDAStream().stream(),
+            WeightFold{}, beside_previous);
+  const at::Tensor grid = plane_sums.view({s.batch, s.in_channels, 1, 1});
+  if (cells != nullptr) *cells = grid;
+  if (!want_taps) return at::Tensor();
+  // The taps that keep the plane are a run along each dimension (the plane's one input lands at tap * dilation):
+  // zeros, then that block of taps from the sums. A copy of the sums to every tap and the others zeroed after, a
+  // strided fill per tap row and column, took 463 us for x [1000000, 4, 1, 1], 3 x 3 taps (H200).
+  const auto kept_run = [&](int dim, int64_t taps) {
+    const Cut cut = cut_of(s, dim);
+    int64_t first = taps, end = 0;
+    for (int64_t t = 0; t < taps; ++t) {
+      const auto [segment_first, segment_end] = cut.kept_segments(t);
+      if (segment_end > segment_first) {
+        first = std::min(first, t);
+        end = t + 1;
+      }
+    }
+    for (int64_t t = first; t < end; ++t) {
+      const auto [segment_first, segment_end] = cut.kept_segments(t);
+      TORCH_INTERNAL_ASSERT(segment_end > segment_first, "whole_plane_tap_sums: kept taps not one run");
+    }
+    return std::make_pair(first, std::max<int64_t>(end - first, 0));
+  };
+  const auto [row_first, row_count] = kept_run(0, s.kernel_h);
+  const auto [col_first, col_count] = kept_run(1, s.kernel_w);
+  at::Tensor taps = at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, grid.options());
+  if (row_count > 0 && col_count > 0) {
+    taps.narrow(2, row_first, row_count)
+        .narrow(3, col_first, col_count)
+        .copy_(grid.expand({s.batch, s.in_channels, row_count, col_count}));
+  }
+  return taps;
 }
 
 // The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
@@ -1273,20 +1335,24 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
 // small-plane kernel), else cell_sums' [B, C, row segments, column segments]; with `weight` (grouped, contiguous, x's
 // dtype) and the tap kernels' path, also the cropped GEMM's shares [B * C, C_out] into `shares` (TapSumsArgs).
 // `beside_previous`: the tap kernels' reader may run beside the grid ahead, which must touch nothing it does.
+// `want_taps` false (the forward's cells or shares are all its caller needs): no tap sums, an undefined tensor
+// returned (the cells or the shares are then asked for).
 at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPath& path, at::Tensor* cells = nullptr,
                          bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
-                         at::Tensor* shares = nullptr, bool beside_previous = false) {
+                         at::Tensor* shares = nullptr, bool beside_previous = false, bool want_taps = true) {
+  TORCH_INTERNAL_ASSERT(want_taps || cells != nullptr || shares != nullptr);
+  if (path.whole_planes && x.numel() > 0) return whole_plane_tap_sums(x, s, cells, want_taps, beside_previous);
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
-  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells);
+  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps);
   if (!path.kernels || x.numel() == 0) {
     if (cells == nullptr) return tap_sums(x, s);
     *cells = cell_sums(x, s);
-    return tap_sums_of_cells(*cells, s);
+    return want_taps ? tap_sums_of_cells(*cells, s) : at::Tensor();
   }
   const TapCutGeometry& rows = path.rows;
   const TapCutGeometry& cols = path.cols;
   const at::TensorOptions acc = x.options().dtype(accumulation_type(x.scalar_type()));
-  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc);
+  at::Tensor sums = want_taps ? at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc) : at::Tensor();
   const int64_t planes = s.batch * s.in_channels;
   TapSumsArgs a{};
   a.kind = kind_of(x.scalar_type());
@@ -1345,7 +1411,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.grid = grid.data_ptr();
   a.complete_grid = cells != nullptr;
   if (cells != nullptr) *cells = grid.view({s.batch, s.in_channels, rows.segments, cols.segments});
-  a.sums = sums.data_ptr();
+  a.sums = want_taps ? sums.data_ptr() : nullptr;
   if (weight != nullptr) {
     *shares = at::empty({planes, s.out_channels}, acc);
     a.weight = weight->data_ptr();
@@ -1420,24 +1486,29 @@ bool shares_added_in_lse(const ForwardShape& s) {
 // forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
 // tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape): where the planner splits it, only its
 // epilogue; where it fuses it, the fused launch, which for 16-bit x runs in float32 (the biases widened, the result
-// rounded to x's dtype once, as the padding-0 kernels do).
+// rounded to x's dtype once, as the padding-0 kernels do). Without keep_sums, the per-tap sums are made only where
+// the GEMM runs over them.
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                         const c10::optional<at::Tensor>& conv_bias,
-                                                        const at::Tensor& bias, const ForwardShape& s) {
+                                                        const at::Tensor& bias, const ForwardShape& s,
+                                                        bool keep_sums) {
   const NoAutocast no_autocast;
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   at::Tensor out = at::empty({s.batch, 1}, x.options());
-  if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
+  if (s.batch == 0) {
+    return {out, keep_sums ? at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))
+                           : no_sums(x)};
+  }
   const TapPath path = tap_path(x, s);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (tap_shares_apply(x, grouped_weight, s, path)) {
     const at::Tensor weight = grouped_weight.contiguous();
     at::Tensor shares;
-    const at::Tensor sums = tap_sums_cuda(x, s, path, nullptr, nullptr, &weight, &shares);
+    const at::Tensor sums = tap_sums_cuda(x, s, path, nullptr, nullptr, &weight, &shares, false, keep_sums);
     const at::Tensor row_shares = shares.view({s.batch, s.in_channels, s.out_channels});
     bias_lse(shares_added_in_lse(s) ? row_shares : row_shares.sum(1), bias_operands(conv_bias, bias),
              kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()), stream);
-    return {out, sums};
+    return {out, keep_sums ? sums : no_sums(x)};
   }
   at::Tensor cells;
   bool cells_kept_only = false;
@@ -1449,7 +1520,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const at::Tensor cell_weight = over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor();
   const bool beside_cell_weight = cell_weight.defined() && grouped_weight.is_contiguous();
   const at::Tensor sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
-                                        beside_cell_weight);
+                                        beside_cell_weight, keep_sums || !over_cells);
   const CroppedGemm operands = cropped_gemm_operands(cells, cells_kept_only, sums, grouped_weight, s, cell_weight);
   const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
@@ -1463,10 +1534,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     // widened copies of the biases, no rounding copy of the output.
     run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
                  s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
-    return {out, sums};
+    return {out, keep_sums ? sums : no_sums(x)};
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
-  at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, sums.options());
+  at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
   if (acc == x.scalar_type()) {
     forward_fused(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums, stream);
   } else {
@@ -1476,26 +1547,27 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias.to(acc), g, out_acc, gemm_sums, stream);
     out.copy_(out_acc);
   }
-  return {out, sums};
+  return {out, keep_sums ? sums : no_sums(x)};
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                 const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias,
                                                 at::IntArrayRef stride, at::IntArrayRef padding,
                                                 at::IntArrayRef output_padding, at::IntArrayRef dilation,
-                                                int64_t groups) {
+                                                int64_t groups, bool keep_sums) {
   const ForwardShape s =
       check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
-  if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s);
+  if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s, keep_sums);
   // Groups: the same one-pass kernels, whose W.sum is zero between groups (grouped_taps_offset): summed from the
   // grouped weight where it lies. Building the dense weight first was two launches ahead of the reader: 2-7% on
   // most shapes measured, up to 1.4x where the weight is large beside x (docs/limits.md §29, §35).
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
-  if (s.batch == 0) return {out, sums};
+  if (s.batch == 0) return {out, keep_sums ? sums : no_sums(x)};
+  // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values).
   forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums);
-  return {out, sums};
+  return {out, keep_sums ? sums : no_sums(x)};
 }
 
 at::Tensor sum_hw_cuda(const at::Tensor& x) {

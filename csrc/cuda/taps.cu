@@ -433,8 +433,10 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
 // keeps, lanes across taps; then, where asked, the plane's share of the cropped GEMM, lanes across columns, the taps
 // in order (from shared memory: every lane needs every tap). Each step issues its loads before its adds: the
 // combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per border column, per
-// cell a tap keeps and per 32 columns of shares; padding 3, 40.9).
-template <typename T>
+// cell a tap keeps and per 32 columns of shares; padding 3, 40.9). kTapSums false (TapSumsArgs::sums null): the
+// taps are staged for the shares but not stored (an instance, not a run-time test: either way the float64 kernel
+// without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill too).
+template <typename T, bool kTapSums>
 __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
   constexpr int kMaxSegments = 2 * kMaxTapCut + 1, kMaxPartials = 1 + 2 * kMaxTapCut;
@@ -444,7 +446,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
   __shared__ A staged_taps[kWarpsPerBlock][kMaxKernelTaps * kMaxKernelTaps];
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
-  A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW]
+  A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW], or null: the shares or cells alone
   wait_for_previous_grid();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int partial_count = 1 + a.cols.head + a.cols.tail;
@@ -495,7 +497,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid
       for (int r = a.rows.first[t]; r < a.rows.end[t]; ++r) {
         for (int q = a.cols.first[u]; q < a.cols.end[u]; ++q) total += plane_cells[r * a.cols.segments + q];
       }
-      sums[plane * taps + tap] = total;
+      if constexpr (kTapSums) sums[plane * taps + tap] = total;
       staged_taps[warp][tap] = total;
     }
     __syncwarp();
@@ -573,8 +575,10 @@ __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_
 // the warp; with whole planes contiguous, by 16-byte vectors, the warp's first loads bring in the lines its later
 // ones find in L1. The block's planes' cells and taps leave by the block's threads together, consecutive threads on
 // consecutive values (a thread's own taps, stored by it, were 9 stores 36 bytes apart: H200, x [1000000, 4, 1, 1]
-// float32, 325 us for 176 MB).
-template <typename T>
+// float32, 325 us for 176 MB). kTapSums false (SmallPlaneTapArgs::sums null): the taps are added in shared memory
+// but not stored, the cells alone leave (a run-time test, or skipping the adds, made float64 or float16 spill on
+// sm_90).
+template <typename T, bool kTapSums>
 __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
     small_plane_taps_kernel(const __grid_constant__ SmallPlaneTapArgs a) {
   using A = acc_t<T>;
@@ -587,7 +591,7 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
   A* own = block_cells + threadIdx.x;                          // this plane's cell k at own[k * threads]
   const T* x = static_cast<const T*>(a.x);
   A* cells_out = static_cast<A*>(a.cells);  // [B*C, kept cells] or null
-  A* sums = static_cast<A*>(a.sums);        // [B*C, taps_h * taps_w]
+  A* sums = static_cast<A*>(a.sums);        // [B*C, taps_h * taps_w] or null (the cells alone)
   const int64_t planes = a.batch * a.channels;
   for (int64_t first = static_cast<int64_t>(blockIdx.x) * threads; first < planes;
        first += static_cast<int64_t>(gridDim.x) * threads) {
@@ -650,7 +654,7 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
     }
     __syncthreads();
     // The block's planes are consecutive: their taps (and cells) are one run of memory each.
-    for (int i = threadIdx.x; i < block_planes * taps; i += threads) {
+    for (int i = threadIdx.x; kTapSums && i < block_planes * taps; i += threads) {
       const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
       sums[first * taps + i] = block_taps[(i - p * taps) * threads + p];
     }
@@ -711,8 +715,8 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
     });
   });
   if (read != cudaSuccess) return read;
-  return launch_after_previous(tap_combine_kernel<T>, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream,
-                               a);
+  const auto combine = a.sums != nullptr ? tap_combine_kernel<T, true> : tap_combine_kernel<T, false>;
+  return launch_after_previous(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
 }
 
 }  // namespace
@@ -735,7 +739,8 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
     using T = decltype(t);
     const size_t shared = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w) *
                           sizeof(acc_t<T>) * static_cast<size_t>(args.threads);
-    small_plane_taps_kernel<T><<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
+    const auto kernel = args.sums != nullptr ? small_plane_taps_kernel<T, true> : small_plane_taps_kernel<T, false>;
+    kernel<<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
     return cudaGetLastError();
   });
 }

@@ -20,9 +20,10 @@ import torch
 from .ops import accumulation_dtype, broadcast_hw, broadcast_taps, sum_hw, tap_sums
 from .shape import mean_scale
 
-# torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable), with the schema's
-# defaults: callers (opcheck, the dispatcher's normalisation) may leave trailing defaults out.
-_SETTING_DEFAULTS = ((1, 1), (0, 0), (0, 0), (1, 1), 1)
+# torch.ops.fusedlse.forward's arguments after x, weight, conv_bias, bias (none differentiable): the settings and
+# keep_sums, with the schema's defaults: callers (opcheck, the dispatcher's normalisation) may leave trailing defaults
+# out.
+_FORWARD_DEFAULTS = ((1, 1), (0, 0), (0, 0), (1, 1), 1, True)
 
 
 def _layout_of(x: torch.Tensor) -> torch.memory_format:
@@ -59,7 +60,12 @@ def _grouped_lse_grads(grad_out, taps, weight_taps, total_bias, scale, groups):
 
 def _forward_setup(ctx, inputs, output):
     x, weight, conv_bias, bias = inputs[:4]
-    stride, padding, output_padding, dilation, groups = tuple(inputs[4:]) + _SETTING_DEFAULTS[len(inputs) - 4:]
+    stride, padding, output_padding, dilation, groups, keep_sums = (tuple(inputs[4:]) +
+                                                                    _FORWARD_DEFAULTS[len(inputs) - 4:])
+    if not keep_sums:
+        raise RuntimeError("fusedlse::forward with keep_sums=False returns no sums for a backward, but an input "
+                           "requires grad with grad mode on: call it with keep_sums=True (fusedlse_cuda.forward "
+                           "chooses for you)")
     _, sums = output
     ctx.save_for_backward(weight, conv_bias, bias, sums)
     ctx.x_shape, ctx.x_dtype, ctx.x_layout = x.shape, x.dtype, _layout_of(x)
@@ -99,7 +105,7 @@ def _forward_backward(ctx, grad_out, grad_sums):
         if bias.numel() != dz_total.numel():  # one value for every channel
             dz_total = dz_total.sum()
         grad_bias = dz_total.reshape(bias.shape).to(bias.dtype)
-    return (grad_x, grad_weight, grad_conv_bias, grad_bias) + (None,) * len(_SETTING_DEFAULTS)
+    return (grad_x, grad_weight, grad_conv_bias, grad_bias) + (None,) * len(_FORWARD_DEFAULTS)
 
 
 # --- fusedlse::tap_sums and fusedlse::broadcast_taps: each other's adjoint ---------------------------------------

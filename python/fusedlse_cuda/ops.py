@@ -45,7 +45,10 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         mode (``torch.autograd.forward_ad``) and under ``torch.func`` transforms (jvp, jacfwd, grad, jacrev, vmap).
 
     ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)`` ``[B, C_in]`` (with padding > 0:
-    ``tap_sums(x, ...)`` ``[B, C_in, kH, kW]``), which its backward uses instead of reading x again.
+    ``tap_sums(x, ...)`` ``[B, C_in, kH, kW]``), which its backward uses instead of reading x again. Where nothing
+    needs a gradient this function passes it ``keep_sums=False``: that second output is then an empty ``[0]`` tensor,
+    and with padding > 0 no per-tap sums are written where its GEMM runs over each plane's cells or the tap kernels'
+    shares (the op then has no backward: recording it for one raises an error).
     """
     args = (x, weight, conv_bias, bias)
     defaults = (_is_plain(stride, 1) and _is_plain(padding, 0) and _is_plain(output_padding, 0) and
@@ -58,7 +61,8 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
         out = _C.forward_no_grad(*args)  # the op below autograd, called from C (csrc/python_module.cpp)
         if out is not NotImplemented:
             return out
-    out, _ = _call(torch.ops.fusedlse.forward.default, *args)
+    keep_sums = _needs_grad(args)
+    out, _ = _call(torch.ops.fusedlse.forward.default, *args, **({} if keep_sums else {"keep_sums": False}))
     return out
 
 
@@ -72,15 +76,19 @@ def _is_plain(value, number: int) -> bool:
             and value[0] == number and value[1] == number)
 
 
-def _call(op, *args):
-    """op(*args). When nothing needs a gradient, dispatched below autograd: what the registered (Python) autograd
-    kernel does itself then, without its Python round trip (about 10 us per call, as much as the launch on a small
-    problem). Traced graphs pay no per-call Python, so under torch.compile the plain op is kept."""
-    if torch.compiler.is_compiling() or (
-            torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)):
-        return op(*args)
+def _needs_grad(args) -> bool:
+    """Whether autograd records a call on args: grad mode on and a tensor among them that requires grad."""
+    return torch.is_grad_enabled() and any(isinstance(a, Tensor) and a.requires_grad for a in args)
+
+
+def _call(op, *args, **kwargs):
+    """op(*args, **kwargs). When nothing needs a gradient, dispatched below autograd: what the registered (Python)
+    autograd kernel does itself then, without its Python round trip (about 10 us per call, as much as the launch on a
+    small problem). Traced graphs pay no per-call Python, so under torch.compile the plain op is kept."""
+    if torch.compiler.is_compiling() or _needs_grad(args):
+        return op(*args, **kwargs)
     with torch._C._AutoDispatchBelowAutograd():
-        return op(*args)
+        return op(*args, **kwargs)
 
 
 def _transformed(args) -> bool:
@@ -249,11 +257,13 @@ def cuda_backend_built() -> bool:
 # as the real kernels do, not return uninitialised memory.
 @torch.library.register_fake("fusedlse::forward")
 def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
-                  groups=1):
+                  groups=1, keep_sums=True):
     check_same_device("x", x, weight=weight, bias=bias, conv_bias=conv_bias)
     sums_shape = (x.shape[0], x.shape[1])
     if any(p > 0 for p in padding):
         sums_shape += (weight.shape[2], weight.shape[3])
+    if not keep_sums:
+        sums_shape = (0,)
     return x.new_empty((x.shape[0], 1)), x.new_empty(sums_shape, dtype=accumulation_dtype(x.dtype))
 
 
