@@ -434,7 +434,9 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     h_contiguous = torch.randn(2, 32, 4, 8, device="cuda").permute(0, 2, 3, 1)  # [2, 4, 8, 32], H's stride 1
     assert fusedlse_cuda.explain(h_contiguous, weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "small_planes"  # 64 elements
-    assert fusedlse_cuda.explain(x[..., :1, :1], weight, padding=1)["tap_sums"] == "whole_planes"  # 1 x 1
+    whole = fusedlse_cuda.explain(torch.randn(4000, 4, 1, 1, device="cuda"), weight, padding=1)  # 1 x 1
+    assert (whole["tap_sums"], whole["whole_planes"], whole["gemm_over"]) == ("small_planes", True, "cells")
+    assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["whole_planes"] is False
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
     grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]
     assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
@@ -490,14 +492,15 @@ def keep_sums_of(args, kwargs) -> bool:
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_sums_is_the_same_forward(device, dtype):
     """keep_sums=False leaves the forward's output bitwise what it is with them, and returns an empty [0] tensor for
-    them, on every cropped path: whole planes (1 x 1: the padding-0 readers' sums), small planes, the tap kernels
+    them, on every cropped path: whole planes (1 x 1: without the sums, the padding-0 readers' sums are the cells;
+    with them, the small-plane kernel), small planes, the tap kernels
     (cells, taps, their shares; rows and channels walks), ATen's border pieces, and padding 0 with groups; in every
     layout. The sums kept are the CPU backend's (bitwise for 1 x 1 planes)."""
     cases = [
         # (B, C_in, H, W, C_out / groups, kH, kW), settings, CUDA's tap_sums path for contiguous x, its GEMM
         ((64, 3, 5, 9, 4, 4, 1), dict(padding=1), "small_planes", "cells"),
-        ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "whole_planes", "cells"),
-        ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "whole_planes", "taps"),
+        ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "small_planes", "cells"),  # whole planes without the sums
+        ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "small_planes", "taps"),
         ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),
         ((3, 5, 20, 48, 3, 3, 4), dict(padding=(1, 2), stride=(2, 1)), "kernels", "shares"),
@@ -539,6 +542,55 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
     x[5, 1] = float("inf")
     sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)[1]
     assert sums[5, 1, 1, 1] == float("inf") and torch.isfinite(sums[5, 1]).sum() == 8 and (sums[5, 1] == 0).sum() == 8
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_cell_weight_of_large_kernels(device, dtype):
+    """The cells' weight (CUDA: cell_weight_kernel, a thread per value adding its cell's taps) of kernels of many
+    taps, with groups (W.sum, block-diagonal, at padding 0) and over the cells of padded planes, against the float64
+    model."""
+    cases = [
+        # (B, C_in, H, W, C_out / groups, kH, kW), settings
+        ((3, 4, 6, 5, 25, 20, 20), dict(groups=2)),  # padding 0: W.sum by the kernel, 400 taps
+        ((2, 3, 3, 2, 2, 65, 64), dict(groups=3)),  # 4160 taps
+        ((500, 2, 6, 30, 70, 9, 14), dict(padding=1)),  # 126 taps, 9 cells
+        ((1000, 4, 7, 9, 33, 5, 4), dict(padding=(2, 1), groups=2)),
+    ]
+    for case, (shape, settings) in enumerate(cases):
+        settings = dict(groups=1) | settings
+        x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, device, "contiguous", seed=case)
+        what = f"{shape}, {settings}"
+        if device == "cuda" and settings.get("padding"):
+            plan = fusedlse_cuda.explain(x, weight, **settings)
+            assert plan["gemm"].get("strategy") == "tap_shares" or plan["gemm_over"] == "cells", (plan, what)
+        poison_allocator(device)
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+        assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_forced_fused_cropped_gemm_without_sums(dtype):
+    """The cropped GEMM forced through the fused launch (the planner never picks it for 1 x 1 rows), with and without
+    the sums, over cells (whole planes and the tap kernels) and over taps: the same output, the real model's."""
+    from fusedlse_cuda.planning import forced_plan
+
+    for case, (shape, gemm) in enumerate([((2000, 4, 1, 1, 8, 3, 3), "cells"), ((64, 4, 100, 1, 40, 3, 3), "cells"),
+                                          ((2, 3, 7, 40, 64, 2, 2), "taps")]):
+        x, weight, conv_bias, bias = grouped_problem(shape, dict(groups=1, padding=1), dtype, "cuda", "contiguous",
+                                                     seed=case)
+        args = (x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)
+        with forced_plan("fused"):
+            plan = fusedlse_cuda.explain(x, weight, padding=1)
+            assert (plan["gemm"]["strategy"], plan["gemm_over"]) == ("fused", gemm), (plan, shape)
+            poison_allocator("cuda")
+            out, sums = torch.ops.fusedlse.forward(*args)
+            poison_allocator("cuda")
+            out_alone, no_sums = torch.ops.fusedlse.forward(*args, keep_sums=False)
+        assert torch.equal(out_alone, out) and no_sums.shape == (0,) and sums.shape == (shape[0], shape[1]) + shape[5:]
+        truth = reference.truth(x, weight, conv_bias, bias, padding=1)
+        assert rel_err(out, truth) <= TOLERANCE[dtype], shape
 
 
 @pytest.mark.parametrize("device", DEVICES)

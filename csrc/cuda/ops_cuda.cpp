@@ -1088,20 +1088,25 @@ struct TapPath {
   TapCutGeometry rows, cols;  // where kernels
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
   bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
-  bool whole_planes = false;  // a plane is one cell: the padding-0 readers' sums (not `kernels`)
+  // Each plane is one cell (every cut one segment): where no per-tap sums are asked for, the padding-0 readers'
+  // sums are the cells (whole_plane_cells); else the path above.
+  bool whole_planes = false;
 };
 
+TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s);
+
 TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
+  TapPath path = tap_path_of_sums(x, s);
   // Where each cut is one segment (planes of 1 x 1, say), every tap keeps a whole plane or none of it: the plane's
   // sum is its one cell, read as padding 0 reads it. The small-plane kernel, a thread per plane, took 61 us for the
-  // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8 (H200, docs/limits.md §59).
-  if (cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1) {
-    TapPath whole{false,
-                  "planes no tap crops in part: the padding-0 readers sum each plane, its one cell, and each tap keeps "
-                  "that sum or none of it"};
-    whole.whole_planes = true;
-    return whole;
-  }
+  // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8; where the per-tap sums are asked for too,
+  // it makes both in 153 us against 161 for the reader and one more pass for the taps (H200, docs/limits.md §59).
+  path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
+  return path;
+}
+
+// tap_path's path for the per-tap sums themselves.
+TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
   // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes.
   const int64_t small_plane_bytes =
       32 * (s.height * s.width + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
@@ -1150,11 +1155,7 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
 
 // How explain() names `path`.
 const char* tap_path_name(const TapPath& path) {
-  return path.whole_planes   ? "whole_planes"
-         : path.small_planes ? "small_planes"
-         : path.channels     ? "channel_kernels"
-         : path.kernels      ? "kernels"
-                             : "aten";
+  return path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten";
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
@@ -1237,48 +1238,19 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   return sums;
 }
 
-// tap_sums [B, C, kH, kW] of x whose planes no tap crops in part (TapPath::whole_planes), x not empty: each plane's
-// sum by the padding-0 readers (in place, the planner's reader for sums), then each tap's copy of it or 0 (written,
-// not multiplied: an infinity stays out of the taps that crop its plane). With `cells`, the sums as the cells
-// [B, C, 1, 1] into it; without want_taps, the cells alone (an undefined tensor returned). `beside_previous` as
-// tap_sums_cuda's.
-at::Tensor whole_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* cells, bool want_taps,
-                                bool beside_previous) {
-  at::Tensor plane_sums =
-      at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
-  read_sums(x, plan::reader_for_sums(problem_of(x, 1, 1)), plane_sums, c10::cuda::getCurrentCUDAStream().stream(),
+// Each plane's sum of x [B, C, H, W], as [B, C] in the accumulation type, by the planner's reader for sums: sum_hw,
+// and the cells of whole planes. `beside_previous` as read_sums'.
+at::Tensor plane_sums_cuda(const at::Tensor& x, bool beside_previous = false) {
+  at::Tensor sums = at::empty({x.size(0), x.size(1)}, x.options().dtype(accumulation_type(x.scalar_type())));
+  read_sums(x, plan::reader_for_sums(problem_of(x, 1, 1)), sums, c10::cuda::getCurrentCUDAStream().stream(),
             WeightFold{}, beside_previous);
-  const at::Tensor grid = plane_sums.view({s.batch, s.in_channels, 1, 1});
-  if (cells != nullptr) *cells = grid;
-  if (!want_taps) return at::Tensor();
-  // The taps that keep the plane are a run along each dimension (the plane's one input lands at tap * dilation):
-  // zeros, then that block of taps from the sums. A copy of the sums to every tap and the others zeroed after, a
-  // strided fill per tap row and column, took 463 us for x [1000000, 4, 1, 1], 3 x 3 taps (H200).
-  const auto kept_run = [&](int dim, int64_t taps) {
-    const Cut cut = cut_of(s, dim);
-    int64_t first = taps, end = 0;
-    for (int64_t t = 0; t < taps; ++t) {
-      const auto [segment_first, segment_end] = cut.kept_segments(t);
-      if (segment_end > segment_first) {
-        first = std::min(first, t);
-        end = t + 1;
-      }
-    }
-    for (int64_t t = first; t < end; ++t) {
-      const auto [segment_first, segment_end] = cut.kept_segments(t);
-      TORCH_INTERNAL_ASSERT(segment_end > segment_first, "whole_plane_tap_sums: kept taps not one run");
-    }
-    return std::make_pair(first, std::max<int64_t>(end - first, 0));
-  };
-  const auto [row_first, row_count] = kept_run(0, s.kernel_h);
-  const auto [col_first, col_count] = kept_run(1, s.kernel_w);
-  at::Tensor taps = at::zeros({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, grid.options());
-  if (row_count > 0 && col_count > 0) {
-    taps.narrow(2, row_first, row_count)
-        .narrow(3, col_first, col_count)
-        .copy_(grid.expand({s.batch, s.in_channels, row_count, col_count}));
-  }
-  return taps;
+  return sums;
+}
+
+// The cells [B, C, 1, 1] of x whose planes no tap crops in part (TapPath::whole_planes), x not empty: each plane's
+// sum by the padding-0 readers (in place, the planner's reader for sums). `beside_previous` as tap_sums_cuda's.
+at::Tensor whole_plane_cells(const at::Tensor& x, const ForwardShape& s, bool beside_previous) {
+  return plane_sums_cuda(x, beside_previous).view({s.batch, s.in_channels, 1, 1});
 }
 
 // The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
@@ -1341,7 +1313,10 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
                          bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
                          at::Tensor* shares = nullptr, bool beside_previous = false, bool want_taps = true) {
   TORCH_INTERNAL_ASSERT(want_taps || cells != nullptr || shares != nullptr);
-  if (path.whole_planes && x.numel() > 0) return whole_plane_tap_sums(x, s, cells, want_taps, beside_previous);
+  if (path.whole_planes && !want_taps && cells != nullptr && x.numel() > 0) {
+    *cells = whole_plane_cells(x, s, beside_previous);
+    return at::Tensor();
+  }
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
   if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps);
   if (!path.kernels || x.numel() == 0) {
@@ -1486,8 +1461,8 @@ bool shares_added_in_lse(const ForwardShape& s) {
 // forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
 // tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape): where the planner splits it, only its
 // epilogue; where it fuses it, the fused launch, which for 16-bit x runs in float32 (the biases widened, the result
-// rounded to x's dtype once, as the padding-0 kernels do). Without keep_sums, the per-tap sums are made only where
-// the GEMM runs over them.
+// rounded to x's dtype once, as the padding-0 kernels do). Returns the output and the per-tap sums [B, C_in, kH, kW]:
+// without keep_sums, those are made only where the GEMM runs over them (undefined otherwise).
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                         const c10::optional<at::Tensor>& conv_bias,
                                                         const at::Tensor& bias, const ForwardShape& s,
@@ -1496,8 +1471,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   at::Tensor out = at::empty({s.batch, 1}, x.options());
   if (s.batch == 0) {
-    return {out, keep_sums ? at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))
-                           : no_sums(x)};
+    return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
   }
   const TapPath path = tap_path(x, s);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
@@ -1508,7 +1482,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     const at::Tensor row_shares = shares.view({s.batch, s.in_channels, s.out_channels});
     bias_lse(shares_added_in_lse(s) ? row_shares : row_shares.sum(1), bias_operands(conv_bias, bias),
              kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()), stream);
-    return {out, keep_sums ? sums : no_sums(x)};
+    return {out, sums};
   }
   at::Tensor cells;
   bool cells_kept_only = false;
@@ -1534,7 +1508,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     // widened copies of the biases, no rounding copy of the output.
     run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
                  s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
-    return {out, keep_sums ? sums : no_sums(x)};
+    return {out, sums};
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
@@ -1543,11 +1517,11 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   } else {
     c10::optional<at::Tensor> conv_bias_acc;
     if (conv_bias.has_value()) conv_bias_acc = conv_bias->to(acc);
-    at::Tensor out_acc = at::empty({s.batch, 1}, sums.options());
+    at::Tensor out_acc = at::empty({s.batch, 1}, x.options().dtype(acc));
     forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias.to(acc), g, out_acc, gemm_sums, stream);
     out.copy_(out_acc);
   }
-  return {out, keep_sums ? sums : no_sums(x)};
+  return {out, sums};
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
@@ -1558,25 +1532,26 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
   const ForwardShape s =
       check_forward_args(x, grouped_weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const c10::cuda::CUDAGuard guard(x.device());
-  if (s.conv.crops()) return forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s, keep_sums);
-  // Groups: the same one-pass kernels, whose W.sum is zero between groups (grouped_taps_offset): summed from the
-  // grouped weight where it lies. Building the dense weight first was two launches ahead of the reader: 2-7% on
-  // most shapes measured, up to 1.4x where the weight is large beside x (docs/limits.md §29, §35).
-  at::Tensor out = at::empty({s.batch, 1}, x.options());
-  at::Tensor sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
-  if (s.batch == 0) return {out, keep_sums ? sums : no_sums(x)};
-  // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values).
-  forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums);
+  at::Tensor out, sums;
+  if (s.conv.crops()) {
+    std::tie(out, sums) = forward_cropped_cuda(x, grouped_weight, conv_bias, bias, s, keep_sums);
+  } else {
+    // Groups: the same one-pass kernels, whose W.sum is zero between groups (grouped_taps_offset): summed from the
+    // grouped weight where it lies. Building the dense weight first was two launches ahead of the reader: 2-7% on
+    // most shapes measured, up to 1.4x where the weight is large beside x (docs/limits.md §29, §35).
+    out = at::empty({s.batch, 1}, x.options());
+    // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values).
+    sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
+    if (s.batch > 0) forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums);
+  }
   return {out, keep_sums ? sums : no_sums(x)};
 }
 
 at::Tensor sum_hw_cuda(const at::Tensor& x) {
   check_sum_hw_args(x);
   const c10::cuda::CUDAGuard guard(x.device());
-  at::Tensor out = at::empty({x.size(0), x.size(1)}, x.options().dtype(accumulation_type(x.scalar_type())));
   const NoAutocast no_autocast;
-  read_sums(x, plan::reader_for_sums(problem_of(x, 1, 1)), out, c10::cuda::getCurrentCUDAStream().stream());
-  return out;
+  return plane_sums_cuda(x);
 }
 
 // The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0,
@@ -1607,14 +1582,19 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const plan::DeviceProps props = device_props(x.get_device());
     return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
            tap_path_name(path) +
-           "\", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
+           "\", \"whole_planes\": " + (path.whole_planes && cells ? "true" : "false") +
+           ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
            std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +
            (cells ? "over each plane's kept cells (pairs of row and column segments some tap keeps; fewer of them "
                     "than taps, the weight small beside x), each cell's weight the sum of the taps' that keep it"
                       : "over C_in * kH * kW tap sums") +
            ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'; a split plan runs its epilogue alone, "
-           "the rows being the sums already); tap_sums by " + path.why + "\"}";
+           "the rows being the sums already); tap_sums by " + path.why +
+           (path.whole_planes && cells ? " (no tap crops a plane in part: where no backward will run, each plane's "
+                                         "sum by the padding-0 readers is its one cell, and no tap sums are made)"
+                                       : "") +
+           "\"}";
   }
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());

@@ -45,8 +45,11 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
             with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
             that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
-            than taps and the weight is small beside x; else ``"taps"``) and ``gemm_depth`` (C_in times the cells or
-            taps per plane)) and ``why``; ``"cpu"`` for CPU tensors.
+            than taps and the weight is small beside x; else ``"taps"``), ``gemm_depth`` (C_in times the cells or taps
+            per plane) and ``whole_planes`` (true where no tap crops a plane in part, 1 x 1 planes say, and the GEMM
+            runs over cells: a forward that keeps no sums for a backward then reads each plane's sum, its one cell,
+            by the padding-0 readers, and ``tap_sums`` names the path of a forward that keeps them)) and ``why``;
+            ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout but
