@@ -195,6 +195,7 @@ at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
 
 at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
+  if (cells_are_elements(s)) return x.to(acc);  // segments in order: cell (r, q) is element (r, q)
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   if (x.numel() == 0) {
     return at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, x.options().dtype(acc));
@@ -273,6 +274,11 @@ KeptCells kept_cells(const ForwardShape& s) {
   return k;
 }
 
+bool cells_are_elements(const ForwardShape& s) {
+  return cut_of(s, 0).middle <= 1 && cut_of(s, 1).middle <= 1 &&
+         static_cast<int64_t>(kept_cells(s).cells.size()) == s.height * s.width;
+}
+
 bool cropped_gemm_over_cells(const ForwardShape& s) {
   const int64_t kept = static_cast<int64_t>(kept_cells(s).cells.size()), taps = s.kernel_h * s.kernel_w;
   // The cells' weight costs a few passes over a weight of C_in x C_out x (taps + cells) values: worth its GEMM's
@@ -280,16 +286,18 @@ bool cropped_gemm_over_cells(const ForwardShape& s) {
   // against 15 taps, the forward 235 us over taps, 490 over cells with the weight's passes strided).
   const double weight_values = static_cast<double>(s.in_channels) * s.out_channels * (taps + kept);
   const double x_values = static_cast<double>(s.batch) * s.in_channels * s.height * s.width;
-  return kept > 0 && kept < taps && weight_values * kCellWeightShare <= x_values;
+  const bool fewer = kept > 0 && (kept < taps || (kept == taps && cells_are_elements(s)));
+  return fewer && weight_values * kCellWeightShare <= x_values;
 }
 
-int64_t cropped_gemm_per_channel(const ForwardShape& s) {
-  return cropped_gemm_over_cells(s) ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w;
+int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells) {
+  return over_cells ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w;
 }
 
-CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only, const at::Tensor& taps,
-                                  const at::Tensor& weight, const ForwardShape& s, const at::Tensor& cell_weight) {
-  if (!cropped_gemm_over_cells(s)) {
+CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
+                                  const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
+                                  const at::Tensor& cell_weight) {
+  if (!over_cells) {
     return {taps.reshape({s.batch, s.in_channels * s.kernel_h * s.kernel_w}), tap_weight_rows(weight, s),
             s.kernel_h * s.kernel_w};
   }

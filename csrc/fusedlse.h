@@ -128,7 +128,8 @@ struct Cut {
 Cut cut_of(const ForwardShape& s, int dim);
 
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane, the sum of x over each cell, a pair (row segment, column
-// segment) of the cuts: [B, C_in, row segments, column segments] in the accumulation type. One read of x.
+// segment) of the cuts: [B, C_in, row segments, column segments] in the accumulation type. One read of x; none where
+// the cells are x's elements (cells_are_elements) and x holds the accumulation type (x itself, then).
 at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s);
 
 // Per (b, c_in) plane and tap (t_h, t_w), the sum of the cells [B, C_in, row segments, column segments] the tap
@@ -161,13 +162,19 @@ KeptCells kept_cells(const ForwardShape& s);
 // GEMM to run over cells (cropped_gemm_over_cells).
 constexpr double kCellWeightShare = 8.0;
 
-// Whether the padding forward's GEMM runs over each plane's kept cells rather than its taps: where there are fewer
-// of them and the weight is small beside x (the logits are the sum over channels and cells of the cell's sum times
-// the summed weight of the taps that keep it). H200 sweep shapes: x [1000000, 4, 1, 1] 36 taps a row against 4
-// cells, [10253, 127, 333, 1] 3175 against 381.
+// Whether every cell is one element of x (each segment of both cuts one row or column) and some tap keeps each:
+// the cells' sums are then x's own values (cell_sums: x itself where it holds the accumulation type).
+bool cells_are_elements(const ForwardShape& s);
+
+// Whether the padding forward's GEMM runs over each plane's kept cells rather than its taps, where the weight is small
+// beside x: where the cells are fewer, or as many and x's own elements (the forward without the per-tap sums then
+// reads x in the GEMM alone, and the one with them gets the same rows, so the same output). The logits are the sum
+// over channels and cells of the cell's sum times the summed weight of the taps that keep it. H200 sweep shapes:
+// x [1000000, 4, 1, 1] 36 taps a row against 4 cells, [10253, 127, 333, 1] 3175 against 381, [9319, 1244, 2, 2]
+// (k 2 x 2, padding 1) 4 elements a plane, each kept by one of the 4 taps.
 bool cropped_gemm_over_cells(const ForwardShape& s);
 // The cropped GEMM's depth per input channel: the kept cells where it runs over cells, else kH * kW.
-int64_t cropped_gemm_per_channel(const ForwardShape& s);
+int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells);
 
 // The padding forward's GEMM [B, depth] x [depth, C_out] (accumulation type, before the scale and biases), over cells
 // or taps as cropped_gemm_over_cells says.
@@ -176,11 +183,12 @@ struct CroppedGemm {
   at::Tensor weight_rows;  // [depth, C_out], contiguous, zero between groups
   int64_t per_channel;     // depth / C_in
 };
-// cells: [B, C_in, row segments, column segments] (cell_sums), or with cells_kept_only [B, C_in, kept cells] (the
-// kept cells alone, in order); taps [B, C_in, kH, kW] (tap_sums); weight as the forward takes it; cell_weight the
-// GEMM's weight over cells [C_in * kept cells, C_out] where a backend built it, else undefined (built here by ATen).
-CroppedGemm cropped_gemm_operands(const at::Tensor& cells, bool cells_kept_only, const at::Tensor& taps,
-                                  const at::Tensor& weight, const ForwardShape& s,
+// over_cells: cropped_gemm_over_cells' answer; cells: [B, C_in, row segments, column segments] (cell_sums), or with
+// cells_kept_only [B, C_in, kept cells] (the kept cells alone, in order); taps [B, C_in, kH, kW] (tap_sums); weight
+// as the forward takes it; cell_weight the GEMM's weight over cells [C_in * kept cells, C_out] where a backend built
+// it, else undefined (built here by ATen).
+CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
+                                  const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
                                   const at::Tensor& cell_weight = at::Tensor());
 
 // The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),

@@ -434,9 +434,17 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     h_contiguous = torch.randn(2, 32, 4, 8, device="cuda").permute(0, 2, 3, 1)  # [2, 4, 8, 32], H's stride 1
     assert fusedlse_cuda.explain(h_contiguous, weight, padding=1)["tap_sums"] == "aten"
     assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["tap_sums"] == "small_planes"  # 64 elements
-    whole = fusedlse_cuda.explain(torch.randn(4000, 4, 1, 1, device="cuda"), weight, padding=1)  # 1 x 1
-    assert (whole["tap_sums"], whole["whole_planes"], whole["gemm_over"]) == ("small_planes", True, "cells")
-    assert fusedlse_cuda.explain(x[..., :8], weight, padding=1)["whole_planes"] is False
+    # Cells of one element each (1 x 1 planes): the GEMM reads x; whole planes of several (no tap crops a row of 5
+    # in part): the padding-0 readers' sums.
+    ones = fusedlse_cuda.explain(torch.randn(4000, 4, 1, 1, device="cuda"), weight, padding=1)
+    assert (ones["tap_sums"], ones["whole_planes"], ones["cells_in_x"], ones["gemm_over"]) == (
+        "small_planes", False, True, "cells")
+    whole = fusedlse_cuda.explain(torch.randn(4000, 4, 1, 5, device="cuda"), torch.randn(4, 3, 3, 1, device="cuda"),
+                                  padding=(1, 0))
+    assert (whole["tap_sums"], whole["whole_planes"], whole["cells_in_x"], whole["gemm_over"]) == (
+        "small_planes", True, False, "cells")
+    small = fusedlse_cuda.explain(x[..., :8], weight, padding=1)
+    assert small["whole_planes"] is False and small["cells_in_x"] is False
     assert fusedlse_cuda.explain(x, weight, padding=(1, 9))["tap_sums"] == "aten"  # a tap loses 9 columns
     grouped = fusedlse_cuda.explain(x, weight, groups=2)  # weight [C_in, C_out / groups, kH, kW]
     assert grouped["groups"] == 2 and grouped["problem"]["out_channels"] == 6
@@ -446,15 +454,17 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_cropped_gemm_over_cells_or_taps(device, dtype):
-    """The cropped GEMM runs over each plane's kept cells where they are fewer than its taps and the weight is small
-    beside x (cells no tap keeps left out), else over the taps; both against the float64 model, on planes of one
-    column, small planes (a thread per plane) and wide ones (the tap kernels), in every layout, with +inf where every
-    tap crops it (a finite answer, as the model's)."""
+    """The cropped GEMM runs over each plane's kept cells where they are fewer than its taps, or as many and each one
+    element of x, and the weight is small beside x (cells no tap keeps left out), else over the taps; both against
+    the float64 model, on planes of one column, small planes (a thread per plane, or x's own elements) and wide ones
+    (the tap kernels), in every layout, with +inf where every tap crops it (a finite answer, as the model's)."""
     cases = [
         # (B, C_in, H, W, C_out, kH, kW), settings, GEMM over (CUDA, None: not asserted), its depth per input channel
         ((8, 4, 100, 1, 5, 3, 3), dict(padding=1), "cells", 3),  # columns: one segment, kept by 3 of 3 taps
         ((64, 3, 5, 9, 4, 4, 1), dict(padding=1), "cells", 3),  # first and last columns kept by no tap
         ((64, 3, 5, 9, 4, 1, 1), dict(padding=1), "taps", 1),  # 1 x 1 kernel: one kept cell, one tap
+        ((300, 3, 2, 2, 4, 2, 2), dict(padding=1), "cells", 4),  # 4 elements, each kept by one of 4 taps
+        ((300, 3, 3, 2, 4, 2, 2), dict(padding=1), "taps", 4),  # 6 elements, more than the 4 taps
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "taps", 4),  # 9 cells, 4 taps (C_out 64: no shares)
         ((4, 3, 50, 1, 700, 3, 3), dict(padding=1), "taps", 9),  # 3 cells, but the weight large beside x
         ((5, 2, 6, 8, 3, 4, 1), dict(padding=(1, 1), stride=(2, 1)), "cells", 3),
@@ -492,14 +502,17 @@ def keep_sums_of(args, kwargs) -> bool:
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_sums_is_the_same_forward(device, dtype):
     """keep_sums=False leaves the forward's output bitwise what it is with them, and returns an empty [0] tensor for
-    them, on every cropped path: whole planes (1 x 1: without the sums, the padding-0 readers' sums are the cells;
-    with them, the small-plane kernel), small planes, the tap kernels
+    them, on every cropped path: cells that are x's elements (1 x 1 planes, 2 x 2 ones under a 2 x 2 kernel: without
+    the sums, the GEMM reads x; with them, the small-plane kernel's cells), whole planes (without the sums, the
+    padding-0 readers' sums are the cells), small planes, the tap kernels
     (cells, taps, their shares; rows and channels walks), ATen's border pieces, and padding 0 with groups; in every
     layout. The sums kept are the CPU backend's (bitwise for 1 x 1 planes)."""
     cases = [
         # (B, C_in, H, W, C_out / groups, kH, kW), settings, CUDA's tap_sums path for contiguous x, its GEMM
         ((64, 3, 5, 9, 4, 4, 1), dict(padding=1), "small_planes", "cells"),
-        ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "small_planes", "cells"),  # whole planes without the sums
+        ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "small_planes", "cells"),  # x's elements without the sums
+        ((300, 6, 2, 2, 5, 2, 2), dict(padding=1), "small_planes", "cells"),  # as many elements as taps
+        ((2000, 4, 1, 5, 8, 3, 1), dict(padding=(1, 0)), "small_planes", "cells"),  # whole planes without the sums
         ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "small_planes", "taps"),
         ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),

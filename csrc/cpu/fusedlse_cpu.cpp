@@ -39,20 +39,25 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   const NoAutocast no_autocast;
   at::Tensor total_bias = bias.reshape({-1}).to(acc);
   if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
+  at::Tensor out, sums;
   if (s.conv.crops()) {
     // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.
     const at::Tensor cells = cell_sums(x, s);
-    const at::Tensor taps =
-        keep_sums || !cropped_gemm_over_cells(s) ? tap_sums_of_cells(cells, s) : at::Tensor();
-    if (s.batch == 0) return {at::empty({0, 1}, x.options()), keep_sums ? taps : no_sums(x)};
-    const CroppedGemm gemm = cropped_gemm_operands(cells, /*cells_kept_only=*/false, taps, weight, s);
-    return {gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale).to(x.scalar_type()),
-            keep_sums ? taps : no_sums(x)};
+    const bool over_cells = cropped_gemm_over_cells(s);
+    if (keep_sums || !over_cells) sums = tap_sums_of_cells(cells, s);
+    if (s.batch > 0) {
+      const CroppedGemm gemm = cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/false, sums, weight, s);
+      out = gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale);
+    }
+  } else {
+    sums = x.sum({2, 3}, /*keepdim=*/false, acc);
+    if (s.batch > 0) {
+      const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
+      out = gemm_lse_impl(sums, weight_sum, total_bias, s.scale);
+    }
   }
-  const at::Tensor sums = x.sum({2, 3}, /*keepdim=*/false, acc);
-  if (s.batch == 0) return {at::empty({0, 1}, x.options()), keep_sums ? sums : no_sums(x)};
-  const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
-  return {gemm_lse_impl(sums, weight_sum, total_bias, s.scale).to(x.scalar_type()), keep_sums ? sums : no_sums(x)};
+  out = s.batch > 0 ? out.to(x.scalar_type()) : at::empty({0, 1}, x.options());
+  return {out, keep_sums ? sums : no_sums(x)};
 }
 
 at::Tensor broadcast_hw_cpu(const at::Tensor& rows, int64_t height, int64_t width, at::ScalarType dtype,

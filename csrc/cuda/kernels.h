@@ -413,6 +413,8 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
 // 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk);
+// tap_combine_kernel's blocks that fit on an SM, for TapSumsArgs::border_side and whether it stores the tap sums.
+int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums);
 // Runs gemm_lse, and its merge when args.column_runs > 1; with args.k_splits > 1 only the partial logits (the caller
 // runs bias_lse over them).
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);

@@ -1088,24 +1088,12 @@ struct TapPath {
   TapCutGeometry rows, cols;  // where kernels
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
   bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
-  // Each plane is one cell (every cut one segment): where no per-tap sums are asked for, the padding-0 readers'
-  // sums are the cells (whole_plane_cells); else the path above.
+  // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
+  // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
   bool whole_planes = false;
 };
 
-TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s);
-
-TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
-  TapPath path = tap_path_of_sums(x, s);
-  // Where each cut is one segment (planes of 1 x 1, say), every tap keeps a whole plane or none of it: the plane's
-  // sum is its one cell, read as padding 0 reads it. The small-plane kernel, a thread per plane, took 61 us for the
-  // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8; where the per-tap sums are asked for too,
-  // it makes both in 153 us against 161 for the reader and one more pass for the taps (H200, docs/limits.md §59).
-  path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
-  return path;
-}
-
-// tap_path's path for the per-tap sums themselves.
+// Who computes the per-tap sums themselves (tap_path adds the whole-plane cells beside them).
 TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
   // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes.
   const int64_t small_plane_bytes =
@@ -1151,6 +1139,17 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
   }
   return {false, "neither x's rows nor its channels are contiguous: ATen sums the border pieces, fusedlse's readers "
                  "the middle (in place)"};
+}
+
+// The tap path of x for s, and whether its planes are whole cells.
+TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
+  TapPath path = tap_path_of_sums(x, s);
+  // Where each cut is one segment (planes of 1 x 1, say), every tap keeps a whole plane or none of it: the plane's
+  // sum is its one cell, read as padding 0 reads it. The small-plane kernel, a thread per plane, took 61 us for the
+  // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8; where the per-tap sums are asked for too,
+  // it makes both in 153 us against 161 for the reader and one more pass for the taps (H200, docs/limits.md §59).
+  path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
+  return path;
 }
 
 // How explain() names `path`.
@@ -1247,6 +1246,21 @@ at::Tensor plane_sums_cuda(const at::Tensor& x, bool beside_previous = false) {
   return sums;
 }
 
+// The cells of x whose cells are its elements (cells_are_elements), as cell_sums makes them, x not empty: x itself
+// where it holds the accumulation type and is contiguous; else widened by the padding-0 readers where each batch's
+// values are one run (as 1 x 1 planes: torch's copy with the cast took 129.8 us of r50's [9319, 1244, 2, 2] float16,
+// H200); else one copy into a contiguous tensor. `beside_previous` as read_sums'.
+at::Tensor element_cells_cuda(const at::Tensor& x, const ForwardShape& s, bool beside_previous) {
+  const bool runs = (s.width == 1 || x.stride(3) == 1) && (s.height == 1 || x.stride(2) == s.width) &&
+                    (s.in_channels == 1 || x.stride(1) == s.height * s.width);
+  if (runs && x.scalar_type() != accumulation_type(x.scalar_type())) {
+    return plane_sums_cuda(x.view({s.batch, s.in_channels * s.height * s.width, 1, 1}), beside_previous)
+        .view({s.batch, s.in_channels, s.height, s.width});
+  }
+  return x.to(accumulation_type(x.scalar_type()), /*non_blocking=*/false, /*copy=*/false,
+              at::MemoryFormat::Contiguous);
+}
+
 // The cells [B, C, 1, 1] of x whose planes no tap crops in part (TapPath::whole_planes), x not empty: each plane's
 // sum by the padding-0 readers (in place, the planner's reader for sums). `beside_previous` as tap_sums_cuda's.
 at::Tensor whole_plane_cells(const at::Tensor& x, const ForwardShape& s, bool beside_previous) {
@@ -1313,9 +1327,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
                          bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
                          at::Tensor* shares = nullptr, bool beside_previous = false, bool want_taps = true) {
   TORCH_INTERNAL_ASSERT(want_taps || cells != nullptr || shares != nullptr);
-  if (path.whole_planes && !want_taps && cells != nullptr && x.numel() > 0) {
+  // Whole planes' cells by the padding-0 readers, with or without the taps (ATen's, from the cells): a forward with
+  // the sums and one without get the same cells. Cells of single elements are exact either way; the small-plane
+  // kernel makes them and their taps in one pass.
+  if (path.whole_planes && cells != nullptr && x.numel() > 0 && !(want_taps && cells_are_elements(s))) {
     *cells = whole_plane_cells(x, s, beside_previous);
-    return at::Tensor();
+    return want_taps ? tap_sums_of_cells(*cells, s) : at::Tensor();
   }
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
   if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps);
@@ -1395,7 +1412,13 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.c_out = s.out_channels;
   }
   a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
-  a.combine_blocks = std::min(resident_blocks, ceil_div(planes, kWarpsPerBlock));
+  // The combining warps loop over the planes: no more blocks than fit at once (a later wave of them would start only
+  // as the first ended).
+  const int64_t combine_per_sm =
+      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps),
+                   [&] { return tap_combine_resident_per_sm(a.kind, a.border_side, want_taps); });
+  a.combine_blocks =
+      std::min(device_props(device).multiprocessors * combine_per_sm, ceil_div(planes, int64_t{kWarpsPerBlock}));
   C10_CUDA_CHECK(launch_tap_sums(a, c10::cuda::getCurrentCUDAStream().stream()));
   return sums;
 }
@@ -1470,9 +1493,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const NoAutocast no_autocast;
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   at::Tensor out = at::empty({s.batch, 1}, x.options());
-  if (s.batch == 0) {
-    return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
-  }
+  if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
   const TapPath path = tap_path(x, s);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   if (tap_shares_apply(x, grouped_weight, s, path)) {
@@ -1484,7 +1505,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
              kind_of(x.scalar_type()), s.scale, out.data_ptr(), resident_split_blocks(x.get_device()), stream);
     return {out, sums};
   }
-  at::Tensor cells;
+  at::Tensor cells, sums;
   bool cells_kept_only = false;
   const bool over_cells = cropped_gemm_over_cells(s);
   // The cells' weight first, and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
@@ -1493,9 +1514,20 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   // reader's outputs.
   const at::Tensor cell_weight = over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor();
   const bool beside_cell_weight = cell_weight.defined() && grouped_weight.is_contiguous();
-  const at::Tensor sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
-                                        beside_cell_weight, keep_sums || !over_cells);
-  const CroppedGemm operands = cropped_gemm_operands(cells, cells_kept_only, sums, grouped_weight, s, cell_weight);
+  if (over_cells && !keep_sums && cells_are_elements(s)) {
+    // The cells are x's values: the GEMM reads x where it lies (x of the accumulation type), or its widened copy.
+    // H200, sweep shape r50 [9319, 1244, 2, 2] float16 at padding 1: the small-plane kernel's taps took 232 us, bound
+    // by its instructions, where the whole padding-0 forward took 73 (docs/limits.md §61).
+    cells = element_cells_cuda(x, s, beside_cell_weight);
+  } else {
+    sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
+                         beside_cell_weight, keep_sums || !over_cells);
+  }
+  CroppedGemm operands =
+      cropped_gemm_operands(over_cells, cells, cells_kept_only, sums, grouped_weight, s, cell_weight);
+  // Rows that are x itself start where x does: copied where that is not as aligned as a fresh tensor, so that the
+  // forward with the sums (the small-plane kernel's cells) and without them run the same kernels on the same rows.
+  if (reinterpret_cast<uintptr_t>(operands.x_rows.data_ptr()) % 16 != 0) operands.x_rows = operands.x_rows.clone();
   const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
@@ -1575,25 +1607,33 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
     const bool cells = cropped_gemm_over_cells(s);
-    const ForwardShape g = cropped_gemm_shape(s, cropped_gemm_per_channel(s));
+    // Where no backward will run (explain's forward keeps no sums): cells that are x's elements are read by the GEMM
+    // alone; else those of whole planes by the padding-0 readers.
+    const bool cells_in_x = cells && cells_are_elements(s);
+    const bool whole_planes = cells && !cells_in_x && path.whole_planes;
+    const ForwardShape g = cropped_gemm_shape(s, cropped_gemm_per_channel(s, cells));
     const at::Tensor gemm_x =
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
     return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
            tap_path_name(path) +
-           "\", \"whole_planes\": " + (path.whole_planes && cells ? "true" : "false") +
+           "\", \"whole_planes\": " + (whole_planes ? "true" : "false") +
+           ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
            ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
            std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +
            (cells ? "over each plane's kept cells (pairs of row and column segments some tap keeps; fewer of them "
-                    "than taps, the weight small beside x), each cell's weight the sum of the taps' that keep it"
+                    "than taps, or as many and each one element of x; the weight small beside x), each cell's weight "
+                    "the sum of the taps' that keep it"
                       : "over C_in * kH * kW tap sums") +
            ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'; a split plan runs its epilogue alone, "
            "the rows being the sums already); tap_sums by " + path.why +
-           (path.whole_planes && cells ? " (no tap crops a plane in part: where no backward will run, each plane's "
-                                         "sum by the padding-0 readers is its one cell, and no tap sums are made)"
-                                       : "") +
+           (whole_planes ? " (no tap crops a plane in part: each plane's sum by the padding-0 readers is its one "
+                           "cell; where a backward will run, the tap sums are added from the cells)"
+            : cells_in_x ? " (each cell one element of x: where no backward will run, the GEMM reads x's values "
+                           "themselves, a widened copy of them for 16-bit x, and no tap sums are made)"
+                         : "") +
            "\"}";
   }
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);

@@ -428,6 +428,10 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
+// tap_combine_kernel's blocks per SM for borders of kSide columns a side (tuning.h kTapCombineBlocksPerSm; wider
+// ones uncapped).
+constexpr int tap_combine_blocks_per_sm(int side) { return side > 0 ? kTapCombineBlocksPerSm : 1; }
+
 // A warp per plane: its cells staged in shared memory (the border rows' from the reader's grid, the middle row's the
 // runs' partials added, lanes across runs, then a butterfly: a fixed order), then each tap's sum of the cells it
 // keeps, lanes across taps; then, where asked, the plane's share of the cropped GEMM, lanes across columns, the taps
@@ -435,11 +439,14 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
 // combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per border column, per
 // cell a tap keeps and per 32 columns of shares; padding 3, 40.9). kTapSums false (TapSumsArgs::sums null): the
 // taps are staged for the shares but not stored (an instance, not a run-time test: either way the float64 kernel
-// without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill too).
-template <typename T, bool kTapSums>
-__global__ void __launch_bounds__(kBlockThreads) tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
+// without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill too). kSide as
+// tap_grid_kernel's: a run's partials are at most 1 + 2 * kSide (registers for them), and the blocks per SM
+// tap_combine_blocks_per_sm says.
+template <typename T, bool kTapSums, int kSide>
+__global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide))
+    tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
-  constexpr int kMaxSegments = 2 * kMaxTapCut + 1, kMaxPartials = 1 + 2 * kMaxTapCut;
+  constexpr int kMaxSegments = 2 * kMaxTapCut + 1, kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
   // A lane's loads of the weight in flight: 32 (16 of float64, which spilled registers at 32).
   constexpr int kShareColumns = sizeof(A) == 8 ? 2 : 4, kShareTaps = 8;
   __shared__ A staged_cells[kWarpsPerBlock][kMaxSegments * kMaxSegments];
@@ -715,8 +722,11 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
     });
   });
   if (read != cudaSuccess) return read;
-  const auto combine = a.sums != nullptr ? tap_combine_kernel<T, true> : tap_combine_kernel<T, false>;
-  return launch_after_previous(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
+  return with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
+    constexpr int kSide = decltype(side)::value;
+    const auto combine = a.sums != nullptr ? tap_combine_kernel<T, true, kSide> : tap_combine_kernel<T, false, kSide>;
+    return launch_after_previous(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
+  });
 }
 
 }  // namespace
@@ -762,6 +772,17 @@ int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bo
         return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
                                       kBlockThreads, tap_border_bytes(kind, border_side, border_cols));
       });
+    });
+  });
+}
+
+int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums) {
+  return with_element_type(kind, 1, [&](auto t) {
+    using T = decltype(t);
+    return with_border_side(border_side, 1, [&](auto side) {
+      constexpr int kSide = decltype(side)::value;
+      return resident_blocks_per_sm(tap_sums ? tap_combine_kernel<T, true, kSide> : tap_combine_kernel<T, false, kSide>,
+                                    kBlockThreads, 0);
     });
   });
 }

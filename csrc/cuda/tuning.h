@@ -396,6 +396,12 @@ constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
+// The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
+// warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
+// blocks fit (H200, sweep shape r10 [4844, 2, 31, 44] float16 at padding 1: 16.0 us under Nsight Compute, a third of
+// the tap reader's). 3 fit without spilling on sm_90; 4 spilled in every instance. Wider borders keep the
+// uncapped kernel (it spilled at 3).
+constexpr int kTapCombineBlocksPerSm = 3;
 // The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
 constexpr int kTapUnroll = 8;

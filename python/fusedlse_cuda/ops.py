@@ -259,11 +259,12 @@ def cuda_backend_built() -> bool:
 def _forward_fake(x, weight, conv_bias, bias, stride=(1, 1), padding=(0, 0), output_padding=(0, 0), dilation=(1, 1),
                   groups=1, keep_sums=True):
     check_same_device("x", x, weight=weight, bias=bias, conv_bias=conv_bias)
-    sums_shape = (x.shape[0], x.shape[1])
-    if any(p > 0 for p in padding):
-        sums_shape += (weight.shape[2], weight.shape[3])
     if not keep_sums:
         sums_shape = (0,)
+    elif any(p > 0 for p in padding):
+        sums_shape = (x.shape[0], x.shape[1], weight.shape[2], weight.shape[3])
+    else:
+        sums_shape = (x.shape[0], x.shape[1])
     return x.new_empty((x.shape[0], 1)), x.new_empty(sums_shape, dtype=accumulation_dtype(x.dtype))
 
 

@@ -44,12 +44,15 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
             in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
             with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
-            that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
-            than taps and the weight is small beside x; else ``"taps"``), ``gemm_depth`` (C_in times the cells or taps
-            per plane) and ``whole_planes`` (true where no tap crops a plane in part, 1 x 1 planes say, and the GEMM
-            runs over cells: a forward that keeps no sums for a backward then reads each plane's sum, its one cell,
-            by the padding-0 readers, and ``tap_sums`` names the path of a forward that keeps them)) and ``why``;
-            ``"cpu"`` for CPU tensors.
+            that some tap keeps, each cell's weight the sum of the taps' that keep it, where the weight is small
+            beside x and there are fewer cells than taps, or as many and each one element of x; else ``"taps"``),
+            ``gemm_depth`` (C_in times the cells or taps per plane), ``cells_in_x`` (true where the GEMM runs over
+            cells that are each one element of x, 1 x 1 planes say, or 2 x 2 ones under a 2 x 2 kernel at padding
+            1: a forward that keeps no sums for a backward then reads no tap sums, its GEMM's rows being x's values,
+            widened once for 16-bit x, and ``tap_sums`` names the path of a forward that keeps them) and
+            ``whole_planes`` (true where no tap crops a plane of several elements in part and the GEMM runs over
+            cells: each plane's sum, its one cell, by the padding-0 readers, and the tap sums a backward needs added
+            from the cells)) and ``why``; ``"cpu"`` for CPU tensors.
         reader: who reads x: ``"planes"`` (in place: contiguous planes or channels_last), ``"copy_then_planes"``
             (x is copied first: ``copies_x`` is True), ``"plane_lanes"`` (1 to 32 lanes per plane or piece of
             one, any strides, in place: planes whose W is contiguous, and tiny planes of any layout but
