@@ -279,15 +279,16 @@ bool cells_are_elements(const ForwardShape& s) {
          static_cast<int64_t>(kept_cells(s).cells.size()) == s.height * s.width;
 }
 
-bool cropped_gemm_over_cells(const ForwardShape& s) {
+bool cropped_gemm_over_cells(const ForwardShape& s, bool cell_weight_one_pass) {
   const int64_t kept = static_cast<int64_t>(kept_cells(s).cells.size()), taps = s.kernel_h * s.kernel_w;
-  // The cells' weight costs a few passes over a weight of C_in x C_out x (taps + cells) values: worth its GEMM's
-  // savings only where the weight is small beside x (H200 sweep shape [73, 276, 12, 123] -> 3295, k 3 x 5: 9 cells
-  // against 15 taps, the forward 235 us over taps, 490 over cells with the weight's passes strided).
+  const bool fewer = kept > 0 && (kept < taps || (kept == taps && cells_are_elements(s)));
+  if (!fewer || cell_weight_one_pass) return fewer;
+  // ATen's passes over the weight are worth the GEMM's savings only where the weight is small beside x (H200 sweep
+  // shape [73, 276, 12, 123] -> 3295, k 3 x 5: 9 cells against 15 taps, the forward 235 us over taps, 490 over
+  // cells with the weight's passes strided).
   const double weight_values = static_cast<double>(s.in_channels) * s.out_channels * (taps + kept);
   const double x_values = static_cast<double>(s.batch) * s.in_channels * s.height * s.width;
-  const bool fewer = kept > 0 && (kept < taps || (kept == taps && cells_are_elements(s)));
-  return fewer && weight_values * kCellWeightShare <= x_values;
+  return weight_values * kCellWeightShare <= x_values;
 }
 
 int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells) {

@@ -159,20 +159,24 @@ struct KeptCells {
 KeptCells kept_cells(const ForwardShape& s);
 
 // How far x's values must outnumber the cells' weight values (C_in x C_out x (taps + kept cells)) for the cropped
-// GEMM to run over cells (cropped_gemm_over_cells).
+// GEMM to run over cells where the backend builds that weight in several passes (cropped_gemm_over_cells).
 constexpr double kCellWeightShare = 8.0;
 
 // Whether every cell is one element of x (each segment of both cuts one row or column) and some tap keeps each:
 // the cells' sums are then x's own values (cell_sums: x itself where it holds the accumulation type).
 bool cells_are_elements(const ForwardShape& s);
 
-// Whether the padding forward's GEMM runs over each plane's kept cells rather than its taps, where the weight is small
-// beside x: where the cells are fewer, or as many and x's own elements (the forward without the per-tap sums then
-// reads x in the GEMM alone, and the one with them gets the same rows, so the same output). The logits are the sum
-// over channels and cells of the cell's sum times the summed weight of the taps that keep it. H200 sweep shapes:
-// x [1000000, 4, 1, 1] 36 taps a row against 4 cells, [10253, 127, 333, 1] 3175 against 381, [9319, 1244, 2, 2]
-// (k 2 x 2, padding 1) 4 elements a plane, each kept by one of the 4 taps.
-bool cropped_gemm_over_cells(const ForwardShape& s);
+// Whether the padding forward's GEMM runs over each plane's kept cells rather than its taps: where the cells are
+// fewer, or as many and x's own elements (the forward without the per-tap sums then reads x in the GEMM alone, and the
+// one with them gets the same rows, so the same output). The logits are the sum over channels and cells of the cell's
+// sum times the summed weight of the taps that keep it. `cell_weight_one_pass`: the backend builds that weight in one
+// pass over the weight (CUDA's cell_weight_pairs_kernel), as the taps' weight rows are one permuted copy of it, so
+// the cells' fewer rows win wherever they are fewer; else (ATen's passes, a few over C_in x C_out x (taps + cells)
+// values) only where the weight is small beside x (kCellWeightShare). H200 sweep shapes: x [1000000, 4, 1, 1] 36
+// taps a row against 4 cells, [10253, 127, 333, 1] 3175 against 381, [9319, 1244, 2, 2] (k 2 x 2, padding 1) 4
+// elements a plane, each kept by one of the 4 taps; [73, 276, 12, 123] -> 3295 (k 3 x 5), 9 cells against 15 taps
+// with a weight of 3.3 times x's values, over cells in one pass only.
+bool cropped_gemm_over_cells(const ForwardShape& s, bool cell_weight_one_pass);
 // The cropped GEMM's depth per input channel: the kept cells where it runs over cells, else kH * kW.
 int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells);
 

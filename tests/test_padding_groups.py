@@ -455,7 +455,8 @@ def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
 @pytest.mark.parametrize("device", DEVICES)
 def test_cropped_gemm_over_cells_or_taps(device, dtype):
     """The cropped GEMM runs over each plane's kept cells where they are fewer than its taps, or as many and each one
-    element of x, and the weight is small beside x (cells no tap keeps left out), else over the taps; both against
+    element of x, and (CUDA) the cells' weight takes one pass, kernels of up to 32 taps, or the weight is small beside
+    x (cells no tap keeps left out), else over the taps; both against
     the float64 model, on planes of one column, small planes (a thread per plane, or x's own elements) and wide ones
     (the tap kernels), in every layout, with +inf where every tap crops it (a finite answer, as the model's)."""
     cases = [
@@ -466,7 +467,8 @@ def test_cropped_gemm_over_cells_or_taps(device, dtype):
         ((300, 3, 2, 2, 4, 2, 2), dict(padding=1), "cells", 4),  # 4 elements, each kept by one of 4 taps
         ((300, 3, 3, 2, 4, 2, 2), dict(padding=1), "taps", 4),  # 6 elements, more than the 4 taps
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "taps", 4),  # 9 cells, 4 taps (C_out 64: no shares)
-        ((4, 3, 50, 1, 700, 3, 3), dict(padding=1), "taps", 9),  # 3 cells, but the weight large beside x
+        ((4, 3, 50, 1, 700, 3, 3), dict(padding=1), "cells", 3),  # the weight large beside x, but 9 taps (one pass)
+        ((4, 3, 50, 1, 700, 7, 5), dict(padding=1), "taps", 35),  # 35 taps: the cells' weight by values, passes
         ((5, 2, 6, 8, 3, 4, 1), dict(padding=(1, 1), stride=(2, 1)), "cells", 3),
         ((2, 3, 20, 33, 70, 3, 5), dict(padding=(2, 1), dilation=(1, 2)), None, None),
     ]
@@ -513,7 +515,8 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
         ((2000, 4, 1, 1, 8, 3, 3), dict(padding=1), "small_planes", "cells"),  # x's elements without the sums
         ((300, 6, 2, 2, 5, 2, 2), dict(padding=1), "small_planes", "cells"),  # as many elements as taps
         ((2000, 4, 1, 5, 8, 3, 1), dict(padding=(1, 0)), "small_planes", "cells"),  # whole planes without the sums
-        ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "small_planes", "taps"),
+        ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "small_planes", "cells"),
+        ((500, 4, 3, 2, 30, 2, 2), dict(padding=1), "small_planes", "taps"),  # 6 elements, more than the 4 taps
         ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),
         ((3, 5, 20, 48, 3, 3, 4), dict(padding=(1, 2), stride=(2, 1)), "kernels", "shares"),
@@ -560,15 +563,20 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_cell_weight_of_large_kernels(device, dtype):
-    """The cells' weight (CUDA: cell_weight_kernel, a thread per value adding its cell's taps) of kernels of many
-    taps, with groups (W.sum, block-diagonal, at padding 0) and over the cells of padded planes, against the float64
-    model."""
+    """The cells' weight (CUDA: a thread per pair of channels with its taps in registers where the kernel has at most
+    32 taps and the pairs fill the device, else a thread per value adding its cell's taps) of kernels of many and of
+    few taps, with groups (W.sum, block-diagonal, at padding 0) and over the cells of padded planes, against the
+    float64 model."""
     cases = [
         # (B, C_in, H, W, C_out / groups, kH, kW), settings
         ((3, 4, 6, 5, 25, 20, 20), dict(groups=2)),  # padding 0: W.sum by the kernel, 400 taps
         ((2, 3, 3, 2, 2, 65, 64), dict(groups=3)),  # 4160 taps
         ((500, 2, 6, 30, 70, 9, 14), dict(padding=1)),  # 126 taps, 9 cells
         ((1000, 4, 7, 9, 33, 5, 4), dict(padding=(2, 1), groups=2)),
+        # 38400 pairs of channels: a thread per pair on 150 multiprocessors or fewer
+        ((40, 64, 9, 7, 600, 3, 5), dict(padding=1)),  # 15 taps, 9 cells
+        ((40, 64, 9, 7, 300, 5, 6), dict(padding=(1, 2), groups=2)),  # 30 taps
+        ((8, 64, 5, 5, 300, 4, 4), dict(groups=2)),  # padding 0: W.sum, block-diagonal
     ]
     for case, (shape, settings) in enumerate(cases):
         settings = dict(groups=1) | settings

@@ -43,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   if (s.conv.crops()) {
     // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.
     const at::Tensor cells = cell_sums(x, s);
-    const bool over_cells = cropped_gemm_over_cells(s);
+    const bool over_cells = cropped_gemm_over_cells(s, /*cell_weight_one_pass=*/false);  // ATen's passes
     if (keep_sums || !over_cells) sums = tap_sums_of_cells(cells, s);
     if (s.batch > 0) {
       const CroppedGemm gemm = cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/false, sums, weight, s);

@@ -253,6 +253,10 @@ struct SmallPlaneTapArgs {
   // A thread per plane, `threads` (a multiple of 32, at most kSmallPlaneMaxThreads) a block: as many as keep the
   // block's cells and taps within kSmallPlaneSharedBytes of shared memory.
   int32_t threads;
+  // threads + 1: the values of one cell or tap of the block's planes, a row of shared memory each, start `pitch`
+  // apart, so that a warp reading one plane's values hits distinct banks. A parameter rather than blockDim.x + 1:
+  // one more live register made float64's kernel without the taps' store spill on sm_90.
+  int32_t pitch;
   int64_t blocks;
 };
 constexpr int kSmallPlaneMaxThreads = 256;
@@ -274,8 +278,18 @@ struct CellWeightArgs {
   int32_t row_tap_first[kMaxCellSegments], row_tap_end[kMaxCellSegments];
   int32_t col_tap_first[kMaxCellSegments], col_tap_end[kMaxCellSegments];
   void* out;  // [C_in, kept_rows * kept_cols, C_out] accumulation type
-  int64_t blocks;
+  // A thread per pair of channels (c, n), its taps in registers (at most kCellWeightRegisterTaps of them), else a
+  // thread per output value: cell_weight_threads.
+  bool by_pairs;
+  int64_t blocks;  // of kBlockThreads
 };
+// Kernels of up to this many taps may take a thread per pair of channels (CellWeightArgs::by_pairs).
+constexpr int kCellWeightRegisterTaps = 32;
+// The threads launch_cell_weight's kernel loops over.
+inline int64_t cell_weight_threads(const CellWeightArgs& a) {
+  const int64_t pairs = a.in_channels * a.out_channels;
+  return a.by_pairs ? pairs : pairs * a.kept_rows * a.kept_cols;
+}
 
 // broadcast_taps' first step (tap_spread_kernel): each segment pair's value, the sum of taps[b, c, t, u] over the
 // taps that keep it, cell-major so that broadcast_hw's cut (BroadcastArgs::cells) finds a segment pair's values of

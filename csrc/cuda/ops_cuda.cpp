@@ -1095,9 +1095,10 @@ struct TapPath {
 
 // Who computes the per-tap sums themselves (tap_path adds the whole-plane cells beside them).
 TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
-  // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes.
+  // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes, in rows of 33 (the kernel's
+  // pitch).
   const int64_t small_plane_bytes =
-      32 * (s.height * s.width + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
+      33 * (s.height * s.width + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
   if (s.height * s.width <= kSmallPlaneElements && s.kernel_h <= kMaxKernelTaps && s.kernel_w <= kMaxKernelTaps &&
       small_plane_bytes <= kSmallPlaneSharedBytes) {
     TapPath small{false,
@@ -1228,8 +1229,10 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   }
   const int64_t plane_bytes_shared =
       (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
+  // Rows of threads + 1 values (small_plane_taps_kernel's pitch).
   a.threads = static_cast<int32_t>(
-      std::min<int64_t>(kSmallPlaneMaxThreads, kSmallPlaneSharedBytes / plane_bytes_shared / 32 * 32));
+      std::min<int64_t>(kSmallPlaneMaxThreads, (kSmallPlaneSharedBytes / plane_bytes_shared - 1) / 32 * 32));
+  a.pitch = a.threads + 1;
   const int64_t planes = s.batch * s.in_channels;
   const int64_t resident = int64_t{device_props(x.get_device()).multiprocessors} * 2048 / a.threads;
   a.blocks = std::clamp<int64_t>(ceil_div(planes, a.threads), 1, 8 * resident);
@@ -1266,6 +1269,11 @@ at::Tensor element_cells_cuda(const at::Tensor& x, const ForwardShape& s, bool b
 at::Tensor whole_plane_cells(const at::Tensor& x, const ForwardShape& s, bool beside_previous) {
   return plane_sums_cuda(x, beside_previous).view({s.batch, s.in_channels, 1, 1});
 }
+
+// Whether cell_weight_cuda reads the weight once (cropped_gemm_over_cells' cell_weight_one_pass): a thread per pair
+// of channels holds the pair's taps in registers. Where the pairs are too few to fill the device the kernel takes a
+// thread per value, each cell loading its taps again, but then the weight is small.
+bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kernel_w <= kCellWeightRegisterTaps; }
 
 // The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
 // launch (CellWeightArgs): ATen's passes over the weight were a dozen launches, each a few us of a forward of 33 us
@@ -1310,8 +1318,15 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
   at::Tensor out = at::empty({s.in_channels * a.kept_rows * a.kept_cols, s.out_channels},
                              weight.options().dtype(accumulation_type(weight.scalar_type())));
   a.out = out.data_ptr();
-  a.blocks =
-      std::clamp<int64_t>(ceil_div(out.numel(), kBlockThreads), 1, 8 * resident_split_blocks(weight.get_device()));
+  // A thread per pair of channels where the pairs fill each multiprocessor's block or more. H200, us (torch.profiler):
+  // r55 of the sweep ([33, 3239, 5, 3] float64, 9 cells, 107K pairs) 37.5 by values, 13.2 by pairs; r30 ([12, 5164,
+  // 5, 5] float16, 62K pairs) 5.0 / 4.0; r20 ([197, 88, 4, 5] float32, 17K pairs) 4.2 / 4.6; r10 ([2, 1543, 4, 3],
+  // 3K pairs) 2.3 / 3.8: a pair's cells are one thread's work in turn, few threads.
+  a.by_pairs = cell_weight_in_one_pass(s) &&
+               s.in_channels * s.out_channels >= int64_t{device_props(weight.get_device()).multiprocessors} *
+                                                     kBlockThreads;
+  a.blocks = std::clamp<int64_t>(ceil_div(cell_weight_threads(a), kBlockThreads), 1,
+                                 8 * resident_split_blocks(weight.get_device()));
   C10_CUDA_CHECK(launch_cell_weight(a, c10::cuda::getCurrentCUDAStream().stream()));
   return out;
 }
@@ -1507,7 +1522,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   }
   at::Tensor cells, sums;
   bool cells_kept_only = false;
-  const bool over_cells = cropped_gemm_over_cells(s);
+  const bool over_cells = cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
   // The cells' weight first, and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
   // and reader: the weight's launch took 6-9 us of r10, r20 and r30's padded forwards (H200), in a row before. Not
   // beside a weight made contiguous for that launch: the copy, freed on return while still read, could become the
@@ -1606,7 +1621,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
              "; tap_sums by " + path.why + "\"}";
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
-    const bool cells = cropped_gemm_over_cells(s);
+    const bool cells = cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
     // Where no backward will run (explain's forward keeps no sums): cells that are x's elements are read by the GEMM
     // alone; else those of whole planes by the padding-0 readers.
     const bool cells_in_x = cells && cells_are_elements(s);
@@ -1624,8 +1639,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +
            std::to_string(g.in_channels) + ", \"why\": \"padding crops the output: per-tap sums of x, then a GEMM " +
            (cells ? "over each plane's kept cells (pairs of row and column segments some tap keeps; fewer of them "
-                    "than taps, or as many and each one element of x; the weight small beside x), each cell's weight "
-                    "the sum of the taps' that keep it"
+                    "than taps, or as many and each one element of x; the cells' weight built in one pass, or small "
+                    "beside x), each cell's weight the sum of the taps' that keep it"
                       : "over C_in * kH * kW tap sums") +
            ", as a padding-0 forward of 1 x 1 planes (its plan under 'gemm'; a split plan runs its epilogue alone, "
            "the rows being the sums already); tap_sums by " + path.why +

@@ -593,9 +593,13 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
   const int threads = blockDim.x;
   const int cells = a.row_segments * a.column_segments, taps = a.taps_h * a.taps_w;
   extern __shared__ __align__(16) unsigned char small_plane_shared[];
-  A* block_cells = reinterpret_cast<A*>(small_plane_shared);  // [cells][threads]
-  A* block_taps = block_cells + cells * threads;               // [taps][threads]
-  A* own = block_cells + threadIdx.x;                          // this plane's cell k at own[k * threads]
+  // Rows of a.pitch = threads + 1 values: the stores' reads, a warp across one plane's values, fall in distinct banks
+  // (a pitch of `threads` put them all in one: H200 r58 [125565, 69, 2, 3] float16, k 5 x 5, with the sums, 76% of
+  // the shared wavefronts excessive under Nsight Compute, docs/limits.md §61).
+  const int pitch = a.pitch;
+  A* block_cells = reinterpret_cast<A*>(small_plane_shared);  // [cells][pitch]
+  A* block_taps = block_cells + cells * pitch;                 // [taps][pitch]
+  A* own = block_cells + threadIdx.x;                          // this plane's cell k at own[k * pitch]
   const T* x = static_cast<const T*>(a.x);
   A* cells_out = static_cast<A*>(a.cells);  // [B*C, kept cells] or null
   A* sums = static_cast<A*>(a.sums);        // [B*C, taps_h * taps_w] or null (the cells alone)
@@ -608,7 +612,7 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
       const int64_t b = a.small_channels ? divide(static_cast<uint32_t>(plane), a.channels_divisor) : plane / a.channels;
       const int64_t c = plane - b * a.channels;
       const T* base = x + b * a.stride_b + c * a.stride_c;
-      for (int k = 0; k < cells; ++k) own[k * threads] = A(0);
+      for (int k = 0; k < cells; ++k) own[k * pitch] = A(0);
       // Each group's loads issued before its adds, a `break` at the plane's end rather than a predicate per load
       // (ptxas would issue the loads one at a time: docs/limits.md §32).
       if (a.vector_planes) {
@@ -627,7 +631,7 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
 #pragma unroll
             for (int e = 0; e < kVec; ++e) {
               const int cell = a.cell[(v0 + u) * kVec + e];
-              if (cell >= 0) own[cell * threads] += vec_elem<T>(v[u], e);
+              if (cell >= 0) own[cell * pitch] += vec_elem<T>(v[u], e);
             }
           }
         }
@@ -642,7 +646,7 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
 #pragma unroll
           for (int u = 0; u < kLoads; ++u) {
             if (k0 + u >= a.elements) break;
-            own[a.cell[k0 + u] * threads] += to_acc(v[u]);
+            own[a.cell[k0 + u] * pitch] += to_acc(v[u]);
           }
         }
       }
@@ -652,10 +656,10 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
           A total = 0;
           for (int r = a.row_first[t]; r < a.row_end[t]; ++r) {
             A row = 0;
-            for (int q = a.col_first[u]; q < a.col_end[u]; ++q) row += own[(r * a.column_segments + q) * threads];
+            for (int q = a.col_first[u]; q < a.col_end[u]; ++q) row += own[(r * a.column_segments + q) * pitch];
             total += row;
           }
-          block_taps[(t * a.taps_w + u) * threads + threadIdx.x] = total;
+          block_taps[(t * a.taps_w + u) * pitch + threadIdx.x] = total;
         }
       }
     }
@@ -663,12 +667,12 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
     // The block's planes are consecutive: their taps (and cells) are one run of memory each.
     for (int i = threadIdx.x; kTapSums && i < block_planes * taps; i += threads) {
       const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
-      sums[first * taps + i] = block_taps[(i - p * taps) * threads + p];
+      sums[first * taps + i] = block_taps[(i - p * taps) * pitch + p];
     }
     if (cells_out != nullptr) {
       for (int i = threadIdx.x; i < block_planes * cells; i += threads) {
         const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.cells_divisor));
-        cells_out[first * cells + i] = block_cells[(i - p * cells) * threads + p];
+        cells_out[first * cells + i] = block_cells[(i - p * cells) * pitch + p];
       }
     }
     __syncthreads();  // the next planes' cells overwrite these
@@ -676,9 +680,10 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
 }
 
 // A thread per output value (CellWeightArgs), consecutive threads on consecutive columns n: the writes whole lines,
-// the reads a kernel's taps apart (the weight is small beside x where this runs: cropped_gemm_over_cells).
+// the reads a kernel's taps apart, each cell loading its taps again (CellWeightArgs::by_pairs false: kernels of more
+// than kCellWeightRegisterTaps taps, and pairs too few to fill the device).
 template <typename T>
-__global__ void __launch_bounds__(kBlockThreads) cell_weight_kernel(const __grid_constant__ CellWeightArgs a) {
+__global__ void __launch_bounds__(kBlockThreads) cell_weight_values_kernel(const __grid_constant__ CellWeightArgs a) {
   using A = acc_t<T>;
   wait_for_previous_grid();  // `out` may be memory an earlier grid of ours still reads
   const T* weight = static_cast<const T*>(a.weight);  // [C_in, C_out / groups, kH, kW]
@@ -701,6 +706,46 @@ __global__ void __launch_bounds__(kBlockThreads) cell_weight_kernel(const __grid
       }
     }
     out[i] = value;
+  }
+}
+
+// A thread per pair (c, n) of an input and an output channel (CellWeightArgs), consecutive threads on consecutive
+// columns n: the pair's kTaps or fewer taps loaded once, all in flight, into registers; then each kept cell's sum of
+// the taps that keep it (a mask over the taps, added in the values kernel's order: bitwise its result), written at
+// [c, cell, n], whole lines across the warp. A warp's load spans as many lines as a kernel's taps are wide, and the
+// values kernel loads each pair's taps once per cell: r55 of the H200 sweep ([33, 3239, 5, 3] float64, 9 cells,
+// about 90 loads a pair) took 38.1 us there (docs/limits.md §60).
+template <typename T, int kTaps>
+__global__ void __launch_bounds__(kBlockThreads) cell_weight_pairs_kernel(const __grid_constant__ CellWeightArgs a) {
+  using A = acc_t<T>;
+  static_assert(kTaps <= 64, "a cell's taps are a 64-bit mask");
+  wait_for_previous_grid();  // `out` may be memory an earlier grid of ours still reads
+  const T* weight = static_cast<const T*>(a.weight);  // [C_in, C_out / groups, kH, kW]
+  A* out = static_cast<A*>(a.out);                     // [C_in, cells, C_out]
+  const int taps = static_cast<int>(a.kernel_h * a.kernel_w), kernel_w = static_cast<int>(a.kernel_w);
+  const int cells = a.kept_rows * a.kept_cols;
+  const int64_t pairs = a.in_channels * a.out_channels;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; i < pairs;
+       i += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
+    const int64_t c = i / a.out_channels, n = i - c * a.out_channels;
+    const int64_t first_tap = grouped_taps_offset(i, a.in_channels, a.out_channels, a.groups, taps);
+    const T* pair_taps = weight + (first_tap >= 0 ? first_tap : 0);  // [kH, kW]
+    A w[kTaps];
+#pragma unroll
+    for (int j = 0; j < kTaps; ++j) w[j] = first_tap >= 0 && j < taps ? to_acc(__ldg(pair_taps + j)) : A(0);
+    A* pair_out = out + c * cells * a.out_channels + n;  // cell k at pair_out[k * C_out]
+    for (int cell = 0; cell < cells; ++cell) {
+      const int r = cell / a.kept_cols, q = cell - r * a.kept_cols;
+      const uint64_t row_taps = ((uint64_t{1} << (a.col_tap_end[q] - a.col_tap_first[q])) - 1) << a.col_tap_first[q];
+      uint64_t kept = 0;
+      for (int t = a.row_tap_first[r]; t < a.row_tap_end[r]; ++t) kept |= row_taps << (t * kernel_w);
+      A value = 0;
+#pragma unroll
+      for (int j = 0; j < kTaps; ++j) {
+        if ((kept >> j) & 1u) value += w[j];
+      }
+      pair_out[int64_t{cell} * a.out_channels] = value;
+    }
   }
 }
 
@@ -748,7 +793,7 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
     using T = decltype(t);
     const size_t shared = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w) *
-                          sizeof(acc_t<T>) * static_cast<size_t>(args.threads);
+                          sizeof(acc_t<T>) * static_cast<size_t>(args.pitch);
     const auto kernel = args.sums != nullptr ? small_plane_taps_kernel<T, true> : small_plane_taps_kernel<T, false>;
     kernel<<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
     return cudaGetLastError();
@@ -757,10 +802,15 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
+    using T = decltype(t);
     // Launched after the previous grid (launch.cuh): a reader of x may then start beside it (forward_split's W.sum
     // for groups; forward_cropped_cuda's tap reader).
-    return launch_after_previous(cell_weight_kernel<decltype(t)>, static_cast<unsigned>(args.blocks), kBlockThreads,
-                                 stream, args);
+    const int64_t taps = args.kernel_h * args.kernel_w;
+    if (args.by_pairs && taps > kCellWeightRegisterTaps) return cudaErrorInvalidValue;
+    const auto kernel = !args.by_pairs ? cell_weight_values_kernel<T>
+                        : taps <= 16   ? cell_weight_pairs_kernel<T, 16>
+                                       : cell_weight_pairs_kernel<T, kCellWeightRegisterTaps>;
+    return launch_after_previous(kernel, static_cast<unsigned>(args.blocks), kBlockThreads, stream, args);
   });
 }
 

@@ -44,8 +44,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
             in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
             with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
-            that some tap keeps, each cell's weight the sum of the taps' that keep it, where the weight is small
-            beside x and there are fewer cells than taps, or as many and each one element of x; else ``"taps"``),
+            that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
+            than taps, or as many and each one element of x, and that weight is built in one pass over the weight
+            (kernels of at most 32 taps) or the weight is small beside x; else ``"taps"``),
             ``gemm_depth`` (C_in times the cells or taps per plane), ``cells_in_x`` (true where the GEMM runs over
             cells that are each one element of x, 1 x 1 planes say, or 2 x 2 ones under a 2 x 2 kernel at padding
             1: a forward that keeps no sums for a backward then reads no tap sums, its GEMM's rows being x's values,
