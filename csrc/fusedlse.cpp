@@ -572,6 +572,12 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(walk >= -1 && walk <= kLastWalk, "_force_walk: walk must be -1..", kLastWalk, ", got ", walk);
     plan::force_walk(static_cast<int>(walk));
   });
+  // For measurements and tests only (tests/test_padding_groups.py): every later channels walk of the tap kernels cuts
+  // C into this many slices (plan::channel_walk_slices, clamped); 0 leaves it to the rule.
+  m.def("_force_channel_slices(int slices) -> ()", [](int64_t slices) {
+    FUSEDLSE_CHECK(slices >= 0, "_force_channel_slices: slices must be 0 or more, got ", slices);
+    plan::force_channel_slices(slices);
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

@@ -305,6 +305,7 @@ std::atomic<int> forced_strategy{-1};
 std::atomic<int> forced_reader{-1};
 std::atomic<int> forced_epilogue{-1};
 std::atomic<int> forced_walk{-1};
+std::atomic<int64_t> forced_channel_slices{0};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -912,6 +913,26 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
 }
 
 void force_walk(int walk) { forced_walk.store(walk, std::memory_order_relaxed); }
+
+int64_t channel_walk_slices(int64_t channels, int64_t element_bytes) {
+  const int64_t fewest = ceil_div(channels, int64_t{32});
+  const int64_t forced = forced_channel_slices.load(std::memory_order_relaxed);
+  if (forced > 0) return std::clamp(forced, fewest, channels);
+  const int64_t least_lanes = std::min(channels, ceil_div(kChannelWalkMinGroupBytes, element_bytes));
+  int64_t best = fewest;
+  double best_loads = std::numeric_limits<double>::infinity();
+  for (int64_t slices = fewest; slices <= channels; ++slices) {
+    const int64_t lanes = ceil_div(channels, slices);
+    if (lanes < least_lanes) break;  // fewer lanes with every further slice
+    int64_t groups = 1;
+    while (2 * groups * lanes <= 32) groups *= 2;
+    const double loads = static_cast<double>(slices) / static_cast<double>(groups);
+    if (loads < best_loads) best = slices, best_loads = loads;
+  }
+  return best;
+}
+
+void force_channel_slices(int64_t slices) { forced_channel_slices.store(slices, std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

@@ -281,6 +281,16 @@ void force(int strategy, int reader, int epilogue);
 // fallback where not (tiny_plane_walk); -1 leaves it to the table. Not for production code.
 void force_walk(int walk);
 
+// The slices of C that padding's channels walk (cuda/taps.cu, tap sums of channels-last x) gives a warp each, each of
+// ceil(C / slices) channel lanes, the lanes left over (a power of two of groups) walking further positions: the count
+// with the fewest warp loads per pixel (slices / position groups) among those whose groups load at least
+// kChannelWalkMinGroupBytes of neighbouring channels (or all C), the fewest slices on a tie; or as
+// force_channel_slices says (clamped to [ceil(C / 32), C]).
+int64_t channel_walk_slices(int64_t channels, int64_t element_bytes);
+// For measurements and tests: every later channel_walk_slices returns this many slices (clamped); 0 leaves it to the
+// rule. Not for production code.
+void force_channel_slices(int64_t slices);
+
 const char* name(Strategy strategy);
 const char* name(Reader reader);
 const char* name(Epilogue epilogue);

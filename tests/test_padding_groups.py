@@ -1,5 +1,6 @@
 """padding and groups (issue 16): every nn.ConvTranspose2d setting against the float64 real model, forward and
 gradients, on every dtype and layout; the per-tap sums against their definition; their adjoint; the module."""
+import contextlib
 import itertools
 import random
 
@@ -588,6 +589,37 @@ def test_cell_weight_of_large_kernels(device, dtype):
         poison_allocator(device)
         out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
         assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channels_walk_of_every_slicing(dtype):
+    """The tap kernels' channels walk (channels-last x) with C cut into slices from the fewest (ceil(C / 32)) to one
+    channel each (planning.forced_channel_slices: the lanes a slice leaves over walk further positions, up to 32 of
+    them), and as the rule cuts it: its per-tap sums as the CPU backend's, its output as the float64 model's."""
+    from fusedlse_cuda.planning import forced_channel_slices
+
+    cases = [
+        # (B, C_in, H, W, C_out, kH, kW), settings, slice counts
+        ((3, 33, 20, 9, 5, 5, 3), dict(padding=1), (2, 3, 5, 9, 17, 33)),
+        ((2, 70, 11, 13, 4, 3, 3), dict(padding=(1, 2)), (3, 4, 8, 35, 70)),
+        ((4, 7, 9, 30, 6, 4, 5), dict(padding=2, stride=(1, 2)), (1, 2, 3, 7)),
+    ]
+    for case, (shape, settings, slicings) in enumerate(cases):
+        settings = dict(groups=1) | settings
+        x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, "cuda", "channels_last", seed=case)
+        plan = fusedlse_cuda.explain(x, weight, **settings)
+        assert plan["tap_sums"] == "channel_kernels", (plan, shape)
+        args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+        truth = reference.truth(x, weight, conv_bias, bias, **settings)
+        for slices in slicings + (None,):
+            what = f"{shape}, {settings}, {slices or 'the rule'}'s slices"
+            with forced_channel_slices(slices) if slices else contextlib.nullcontext():
+                poison_allocator("cuda")
+                out, sums = torch.ops.fusedlse.forward(*args)
+            torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
+            assert rel_err(out, truth) <= TOLERANCE[dtype], what
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")

@@ -1376,8 +1376,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.cols = cols;
   a.channels_walk = path.channels;
   if (a.channels_walk) {
-    // Slices of at most 32 channels, as even as they go; the lanes left over take further positions.
-    a.channel_slices = ceil_div(s.in_channels, int64_t{32});
+    // Slices of at most 32 channels, as even as they go (plan::channel_walk_slices says how many); the lanes left
+    // over take further positions.
+    a.channel_slices = plan::channel_walk_slices(s.in_channels, x.element_size());
     a.channel_lanes = static_cast<int32_t>(ceil_div(s.in_channels, a.channel_slices));
     a.position_lanes = 1;
     while (2 * a.position_lanes * a.channel_lanes <= 32) a.position_lanes *= 2;

@@ -402,6 +402,13 @@ constexpr int kTapBlocksPerSm = 4;
 // the tap reader's). 3 fit without spilling on sm_90; 4 spilled in every instance. Wider borders keep the
 // uncapped kernel (it spilled at 3).
 constexpr int kTapCombineBlocksPerSm = 3;
+// The channels walk's slices of C (plan::channel_walk_slices): each group of a slice's lanes loads at least this many
+// bytes of neighbouring channels. H200, the forward at padding 1 with each slice count forced (do_bench, us): r55 of
+// the sweep ([177, 33, 466, 25] float64 channels-last, k 5 x 3) 275.3 at 2 slices of 17 lanes (ceil(C / 32), the rule
+// before), 244.8 at 3, 236.6 at 5 (7 lanes, 4 position groups), 240.2 at 9, 256.4 at 17, 288.9 at 33; r20 ([16, 197,
+// 186, 20] float32) 57.5 at 7 (29 lanes), 51.2 at 13 (16 lanes, 2 groups), 52.4 at 25, 57.9 at 50. Narrower groups
+// load as many lines as they have positions (docs/limits.md §62).
+constexpr int64_t kChannelWalkMinGroupBytes = 48;
 // The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
 constexpr int kTapUnroll = 8;

@@ -137,6 +137,22 @@ def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
 
 
 @contextlib.contextmanager
+def forced_channel_slices(slices: int):
+    """For measurements and tests only: inside the block every channels walk of padding's CUDA tap kernels
+    (explain's tap_sums "channel_kernels"), in every thread, cuts C into `slices` slices of ceil(C / slices) channel
+    lanes each (clamped to ceil(C / 32) .. C), a warp each, the lanes left over walking further positions. The rule
+    takes the count with the fewest warp loads per pixel whose lanes load 48 bytes of neighbouring channels or more
+    (or all of C)."""
+    if not isinstance(slices, int) or slices < 1:
+        raise ValueError(f"forced_channel_slices: slices must be a positive int, got {slices!r}")
+    torch.ops.fusedlse._force_channel_slices(slices)
+    try:
+        yield
+    finally:
+        torch.ops.fusedlse._force_channel_slices(0)
+
+
+@contextlib.contextmanager
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
