@@ -698,10 +698,39 @@ def test_the_short_way_is_the_op_below_autograd(device):
     parameter = torch.nn.Parameter(weight.clone())
     with torch.no_grad():  # a Parameter is a plain tensor to the short way; without grad mode it needs no graph
         assert torch.equal(fusedlse_cuda._C.forward_no_grad(x, parameter, conv_bias, bias), want)
-    with pytest.raises(TypeError, match=r"forward_no_grad expects 4 arguments \(x, weight, conv_bias, bias\), got 2"):
+    with pytest.raises(TypeError, match=r"forward_no_grad expects 4 arguments \(x, weight, conv_bias, bias\) or 9 "
+                                        r"\(those, stride, padding, output_padding, dilation, groups\), got 2"):
         fusedlse_cuda._C.forward_no_grad(x, weight)
     with pytest.raises(RuntimeError, match=r"weight must be 4-D"):  # the op's own checks, as the op raises them
         fusedlse_cuda._C.forward_no_grad(x, weight[0], conv_bias, bias)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_short_way_takes_settings_of_python_ints(device):
+    x, weight, conv_bias, bias = make_problem(3, 4, 6, 5, 6, 3, 3, device=device)
+    short = fusedlse_cuda._C.forward_no_grad
+    grouped = weight[:, :3].contiguous()  # [C_in, C_out / 2, kH, kW] for groups 2
+    for w, settings in ((weight, dict(stride=2, padding=1, output_padding=1, dilation=(1, 2), groups=1)),
+                        (grouped, dict(stride=[1, 2], padding=(2, 1), output_padding=0, dilation=1, groups=2))):
+        schema = {k: v if k == "groups" else shape.pair(k, v) for k, v in settings.items()}
+        want = torch.ops.fusedlse.forward(x, w, conv_bias, bias, **schema)[0]
+        out = short(x, w, conv_bias, bias, *settings.values())
+        assert torch.equal(out, want) and not out.requires_grad
+        assert torch.equal(fusedlse_cuda.forward(x, w, conv_bias, bias, **settings), want)
+    # What the Python op parses itself (numpy ints, bools, floats, other lengths, beyond int64) is not taken.
+    plain = dict(stride=1, padding=1, output_padding=0, dilation=1, groups=1)
+    want = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, padding=[1, 1])[0]
+    for name, value in (("stride", np.int64(1)), ("padding", True), ("dilation", (1, np.int64(1))),
+                        ("groups", np.int64(1))):
+        assert short(x, weight, conv_bias, bias, *{**plain, name: value}.values()) is NotImplemented
+        assert torch.equal(fusedlse_cuda.forward(x, weight, conv_bias, bias, **{**plain, name: value}), want)
+    for name, value in (("padding", 1.0), ("stride", (1, 1, 1)), ("output_padding", 2**63), ("groups", (1, 1))):
+        assert short(x, weight, conv_bias, bias, *{**plain, name: value}.values()) is NotImplemented
+        with pytest.raises((TypeError, ValueError)):
+            fusedlse_cuda.forward(x, weight, conv_bias, bias, **{**plain, name: value})
+    # Plain ints the op refuses: its own error, as through the Python op.
+    with pytest.raises(RuntimeError, match=r"padding must be non-negative, got \[-1, -1\]"):
+        short(x, weight, conv_bias, bias, 1, -1, 0, 1, 1)
 
 
 @pytest.mark.parametrize("device", DEVICES)

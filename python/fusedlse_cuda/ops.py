@@ -51,16 +51,17 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
     shares (the op then has no backward: recording it for one raises an error).
     """
     args = (x, weight, conv_bias, bias)
+    if _transformed(args):
+        return _composite_forward(*args, *conv_settings(stride, padding, output_padding, dilation, groups).values())[0]
+    if not torch.compiler.is_compiling():
+        # The op below autograd, called from C (csrc/python_module.cpp), settings that are Python ints included.
+        out = _C.forward_no_grad(*args, stride, padding, output_padding, dilation, groups)
+        if out is not NotImplemented:
+            return out
     defaults = (_is_plain(stride, 1) and _is_plain(padding, 0) and _is_plain(output_padding, 0) and
                 _is_plain(dilation, 1) and groups.__class__ is int and groups == 1)
     if not defaults:
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
-    if _transformed(args):
-        return _composite_forward(*args)[0]
-    if defaults and not torch.compiler.is_compiling():
-        out = _C.forward_no_grad(*args)  # the op below autograd, called from C (csrc/python_module.cpp)
-        if out is not NotImplemented:
-            return out
     keep_sums = _needs_grad(args)
     out, _ = _call(torch.ops.fusedlse.forward.default, *args, **({} if keep_sums else {"keep_sums": False}))
     return out
