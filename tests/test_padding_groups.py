@@ -519,6 +519,10 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
         ((500, 4, 1, 1, 300, 3, 3), dict(padding=1, dilation=2), "small_planes", "cells"),
         ((500, 4, 3, 2, 30, 2, 2), dict(padding=1), "small_planes", "taps"),  # 6 elements, more than the 4 taps
         ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
+        # Without the sums the middle cells are added by a group of lanes per plane as wide as its runs are many: a
+        # lane (the H200 cuts each plane into one run) and a few (5 runs: 8 lanes).
+        ((17000, 2, 5, 16, 3, 4, 4), dict(padding=1), "kernels", "cells"),
+        ((2000, 4, 12, 20, 5, 4, 4), dict(padding=1), "kernels", "cells"),
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),
         ((3, 5, 20, 48, 3, 3, 4), dict(padding=(1, 2), stride=(2, 1)), "kernels", "shares"),
         ((2, 3, 20, 33, 5, 3, 3), dict(padding=(1, 9)), "aten", None),

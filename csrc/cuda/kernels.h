@@ -220,6 +220,10 @@ struct TapSumsArgs {
   void* shares;        // [B*C, c_out] accumulation type
   int64_t c_out;
   int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
+  // Where the cells are all the forward reads (sums and shares null, complete_grid): the middle row's cells by
+  // groups of middle_lanes lanes a plane (a power of two, at most 32: tap_middle_cells_kernel), combine_blocks of
+  // them, none where there is no middle row. 0: tap_combine_kernel.
+  int32_t middle_lanes;
 };
 
 // tap_sums of x whose planes are small (H * W <= kSmallPlaneElements), for any strides, and where asked the sums of

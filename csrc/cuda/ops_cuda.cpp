@@ -1428,13 +1428,26 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.c_out = s.out_channels;
   }
   a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
-  // The combining warps loop over the planes: no more blocks than fit at once (a later wave of them would start only
-  // as the first ended).
-  const int64_t combine_per_sm =
-      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps),
-                   [&] { return tap_combine_resident_per_sm(a.kind, a.border_side, want_taps); });
-  a.combine_blocks =
-      std::min(device_props(device).multiprocessors * combine_per_sm, ceil_div(planes, int64_t{kWarpsPerBlock}));
+  const plan::DeviceProps& props = device_props(device);
+  if (cells != nullptr && !want_taps && weight == nullptr) {
+    // The cells alone: tap_middle_cells_kernel, the fewest lanes a plane that cover its runs, as many blocks as are
+    // resident at once at most (a loop over the rest); no launch where no row is a middle one (the reader wrote
+    // every cell).
+    int32_t lanes = 1;
+    while (lanes < 32 && lanes < a.chunks) lanes *= 2;
+    a.middle_lanes = lanes;
+    a.combine_blocks = s.height - rows.tail > rows.head
+                           ? std::min(ceil_div(planes * lanes, int64_t{kBlockThreads}),
+                                      props.multiprocessors * props.warps_per_sm / kWarpsPerBlock)
+                           : 0;
+  } else {
+    // The combining warps loop over the planes: no more blocks than fit at once (a later wave of them would start
+    // only as the first ended).
+    const int64_t combine_per_sm =
+        once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps),
+                     [&] { return tap_combine_resident_per_sm(a.kind, a.border_side, want_taps); });
+    a.combine_blocks = std::min(props.multiprocessors * combine_per_sm, ceil_div(planes, int64_t{kWarpsPerBlock}));
+  }
   C10_CUDA_CHECK(launch_tap_sums(a, c10::cuda::getCurrentCUDAStream().stream()));
   return sums;
 }

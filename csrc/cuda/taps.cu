@@ -552,6 +552,60 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
   }
 }
 
+// The combine where the cells are all the forward reads (TapSumsArgs::sums and shares null, complete_grid): only the
+// middle row's cells, each the sum of the plane's runs' partials as tap_combine_kernel adds them (lane l of the plane
+// the runs l, l + 32, ..., then the same tree over the lanes), by a group of middle_lanes lanes per plane, the fewest
+// (a power of two) that cover the runs: a lane past the runs adds nothing, so the tree over fewer lanes gives the
+// same sums (a -0 may come out +0). The border rows' cells are the reader's already. tap_combine_kernel's warp per
+// plane left 31 lanes idle where a plane is one run, and staged every cell and tap, which a forward over cells does
+// not read. kSide as tap_grid_kernel's (registers for a run's partials).
+template <typename A, int kSide>
+__global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const __grid_constant__ TapSumsArgs a) {
+  constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
+  A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
+  wait_for_previous_grid();
+  const int lane = threadIdx.x & 31, group_lanes = a.middle_lanes, group_lane = lane % group_lanes;
+  const int partial_count = 1 + a.cols.head + a.cols.tail;
+  const bool middle_col = a.width - a.cols.tail > a.cols.head;
+  const int64_t planes = a.batch * a.channels;
+  const int64_t warp_planes = 32 / group_lanes;
+  A* middle_cells = grid + a.rows.head * a.cols.segments;  // plane 0's, planes rows.segments * cols.segments apart
+  // Warps step together (the shuffles take the whole warp); a group past the last plane loads nothing.
+  for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * warp_planes;
+       first < planes; first += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock * warp_planes) {
+    const int64_t plane = first + lane / group_lanes;
+    const bool real = plane < planes;
+    A totals[kMaxPartials] = {};
+    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+      if (!real) break;
+      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+      A v[kMaxPartials];
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        v[k] = run[k];
+      }
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        totals[k] += v[k];
+      }
+    }
+#pragma unroll
+    for (int k = 0; k < kMaxPartials; ++k) {
+      if (k >= partial_count) break;
+      A total = totals[k];
+      for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
+        total += __shfl_xor_sync(0xffffffffu, total, offset);
+      }
+      if (real && group_lane == 0 && (k > 0 || middle_col)) {
+        middle_cells[plane * a.rows.segments * a.cols.segments + partial_column_segment(k, a.cols, middle_col)] = total;
+      }
+    }
+  }
+}
+
 // The adjoint's first step: each segment pair's value, the sum of the taps that keep it (taps in order), cell-major
 // (TapBroadcastArgs).
 template <typename A>
@@ -766,9 +820,13 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
                                                stream, a);
     });
   });
-  if (read != cudaSuccess) return read;
+  if (read != cudaSuccess || a.combine_blocks == 0) return read;
   return with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
     constexpr int kSide = decltype(side)::value;
+    if (a.middle_lanes > 0) {
+      return launch_after_previous(tap_middle_cells_kernel<acc_t<T>, kSide>, static_cast<unsigned>(a.combine_blocks),
+                                   kBlockThreads, stream, a);
+    }
     const auto combine = a.sums != nullptr ? tap_combine_kernel<T, true, kSide> : tap_combine_kernel<T, false, kSide>;
     return launch_after_previous(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
   });
