@@ -578,6 +578,12 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(slices >= 0, "_force_channel_slices: slices must be 0 or more, got ", slices);
     plan::force_channel_slices(slices);
   });
+  // For measurements and tests only (tests/test_padding_groups.py): every later cut of the tap reader's planes into
+  // runs takes runs of at least this many bytes (plan::tap_run_chunks; 0 none), -1 leaves it to kTapMinRunBytes.
+  m.def("_force_tap_min_run_bytes(int bytes) -> ()", [](int64_t bytes) {
+    FUSEDLSE_CHECK(bytes >= -1, "_force_tap_min_run_bytes: bytes must be -1 or more, got ", bytes);
+    plan::force_tap_min_run_bytes(bytes);
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

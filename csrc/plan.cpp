@@ -306,6 +306,7 @@ std::atomic<int> forced_reader{-1};
 std::atomic<int> forced_epilogue{-1};
 std::atomic<int> forced_walk{-1};
 std::atomic<int64_t> forced_channel_slices{0};
+std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -924,15 +925,33 @@ int64_t channel_walk_slices(int64_t channels, int64_t element_bytes) {
   for (int64_t slices = fewest; slices <= channels; ++slices) {
     const int64_t lanes = ceil_div(channels, slices);
     if (lanes < least_lanes) break;  // fewer lanes with every further slice
-    int64_t groups = 1;
-    while (2 * groups * lanes <= 32) groups *= 2;
-    const double loads = static_cast<double>(slices) / static_cast<double>(groups);
+    const double loads = static_cast<double>(slices) / channel_walk_position_groups(lanes);
     if (loads < best_loads) best = slices, best_loads = loads;
   }
   return best;
 }
 
 void force_channel_slices(int64_t slices) { forced_channel_slices.store(slices, std::memory_order_relaxed); }
+
+int32_t channel_walk_position_groups(int64_t lanes) {
+  int32_t groups = 1;
+  while (2 * groups * lanes <= 32) groups *= 2;
+  return groups;
+}
+
+int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t resident_warps) {
+  const int64_t wanted =
+      std::clamp<int64_t>(ceil_div(kTapWarpsPerResidentWarp * resident_warps, std::max<int64_t>(units, 1)), 1, height);
+  const int64_t forced = forced_tap_min_run_bytes.load(std::memory_order_relaxed);
+  const int64_t least_run = forced >= 0 ? forced : kTapMinRunBytes;
+  if (least_run == 0) return wanted;
+  const double unit_bytes = static_cast<double>(height) * static_cast<double>(row_bytes);
+  const int64_t longest = static_cast<int64_t>(std::clamp(unit_bytes / static_cast<double>(least_run), 1.0,
+                                                          static_cast<double>(height)));
+  return std::min(wanted, longest);
+}
+
+void force_tap_min_run_bytes(int64_t bytes) { forced_tap_min_run_bytes.store(bytes, std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

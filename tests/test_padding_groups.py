@@ -628,6 +628,46 @@ def test_channels_walk_of_every_slicing(dtype):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tap_reader_runs_of_every_length(dtype):
+    """The tap reader's runs of rows (plan::tap_run_chunks) with every least run forced, from none (as many runs as
+    the resident warps ask for, down to a row each) to whole planes, and the rule's: rows of one element, rows that
+    are not whole vectors, the channels walk; with the sums (the CPU backend's) and without (the middle cells alone:
+    the model's output, and the same as with them)."""
+    from fusedlse_cuda.planning import forced_tap_min_run_bytes
+
+    cases = [
+        # (B, C_in, H, W, C_out, kH, kW), layout, explain's tap_sums
+        ((64, 12, 300, 1, 40, 5, 5), "contiguous", "kernels"),
+        ((40, 3, 31, 44, 20, 4, 3), "sliced", "kernels"),
+        ((8, 33, 50, 20, 16, 4, 5), "channels_last", "channel_kernels"),
+    ]
+    for case, (shape, layout, path) in enumerate(cases):
+        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout, seed=case)
+        assert fusedlse_cuda.explain(x, weight, padding=1)["tap_sums"] == path, shape
+        args = (x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)
+        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+        plane_abs_sums = x.cpu().double().abs().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
+        truth = reference.truth(x, weight, conv_bias, bias, padding=1)
+        for run_bytes in (0, 256, 4096, 2**40, None):
+            what = f"{shape}, {layout}, least run {run_bytes if run_bytes is not None else 'the rule'}"
+            with forced_tap_min_run_bytes(run_bytes) if run_bytes is not None else contextlib.nullcontext():
+                poison_allocator("cuda")
+                out, sums = torch.ops.fusedlse.forward(*args)
+                poison_allocator("cuda")
+                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+            # A whole plane in one run: a lane adds up to H * W values in turn, so each sum is held to a share of its
+            # plane's absolute sum (which bounds the rounding of any order), not of itself.
+            gap = (sums.cpu() - cpu_sums).abs()
+            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
+            assert rel_err(out, truth) <= TOLERANCE[dtype], what
+            assert torch.equal(out_alone, out), what
+    with pytest.raises(ValueError, match="run_bytes must be an int of 0 or more, got -1"):
+        with forced_tap_min_run_bytes(-1):
+            pass
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_forced_fused_cropped_gemm_without_sums(dtype):
     """The cropped GEMM forced through the fused launch (the planner never picks it for 1 x 1 rows), with and without
     the sums, over cells (whole planes and the tap kernels) and over taps: the same output, the real model's."""

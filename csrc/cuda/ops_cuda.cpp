@@ -1380,8 +1380,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     // over take further positions.
     a.channel_slices = plan::channel_walk_slices(s.in_channels, x.element_size());
     a.channel_lanes = static_cast<int32_t>(ceil_div(s.in_channels, a.channel_slices));
-    a.position_lanes = 1;
-    while (2 * a.position_lanes * a.channel_lanes <= 32) a.position_lanes *= 2;
+    a.position_lanes = plan::channel_walk_position_groups(a.channel_lanes);
     a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
@@ -1396,8 +1395,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
-  // Runs of rows so that the warps outnumber the resident ones kTapWarpsPerResidentWarp times, each spanning fewer
-  // than 2^31 elements (the walks' 32-bit positions).
+  // Runs of rows as plan::tap_run_chunks cuts them (warps kTapWarpsPerResidentWarp times the resident ones, none
+  // shorter than kTapMinRunBytes where the plane is longer), each spanning fewer than 2^31 elements (the walks' 32-bit
+  // positions).
   const int device = x.get_device();
   const int border_cols = cols.head + cols.tail;
   const int blocks_per_sm =
@@ -1405,8 +1405,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
                    [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk); });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
-  const int64_t chunks = std::clamp<int64_t>(
-      ceil_div(kTapWarpsPerResidentWarp * resident_blocks * kWarpsPerBlock, runs_of_all_rows), 1, s.height);
+  // A run's row: the bytes of x a warp loads for it (the lanes' channels of each position in the channels walk).
+  const int64_t row_bytes = (a.channels_walk ? s.width * a.channel_lanes : s.width) * x.element_size();
+  const int64_t chunks = plan::tap_run_chunks(s.height, row_bytes, runs_of_all_rows, resident_blocks * kWarpsPerBlock);
   // The channels walk counts a run's positions (rows * W) in 32 bits; the rows walks its span of elements.
   const int64_t row_extent = a.channels_walk ? s.width : std::max(s.width, stride_h);
   a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / row_extent);

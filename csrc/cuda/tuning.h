@@ -391,6 +391,16 @@ constexpr int64_t kWidestUnitChannels = kMaxUnitSums / 4;
 // without padding; 363 with 4 runs); the standalone copy of the reader took 266.6 us at 4 runs and 252.2 at 8
 // (docs/limits.md §30).
 constexpr int64_t kTapWarpsPerResidentWarp = 8;
+// ... but no run shorter than this many bytes of x where a plane (or a slice of channels) is longer (plan::
+// tap_run_chunks): a run's fixed costs (its index arithmetic, partials, the combine's adds) and its few trips of
+// loads in flight (2 KiB a warp for the span walk) weigh little over 8 trips. The headline's runs (16 rows of 2 KiB)
+// were longer already; sweep shapes of small planes, or of few planes or slices, ran runs of 0.7-2.5 KiB: r10 [4844,
+// 2, 31, 44] float16 4 runs of 8 rows (now 1), r30 [66, 12, 25977, 1] float16 43 runs of 1.2 KiB (now 3), r20 [16,
+// 197, 186, 20] float32 channels-last 93 runs of 2 rows of 16 channels (now 14). H200, padding 1 over padding 0's
+// forward (bench/padding_groups.py, docs/limits.md §63): r30 1.544 -> 1.233, r20 1.529 -> 1.321, r10 2.448 -> 1.952,
+// r60 2.199 -> 2.092, the headline 1.039 either way. 64 KiB, forced, took r55 ([177, 33, 466, 25] float64
+// channels-last, runs of 16 KiB and more either way) 232.8 -> 217.2 us: not tried as the rule yet.
+constexpr int64_t kTapMinRunBytes = 16384;
 // The tap reader's 16-byte loads in flight per lane, and its blocks per SM (registers capped to fit them). With 8
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
