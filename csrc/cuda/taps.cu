@@ -428,30 +428,6 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
-// Adds into `totals` (the first partial_count) the partials of plane `plane`'s runs first, first + step, ... before
-// `chunks` (TapSumsArgs::partials [planes, chunks, partial_count]), run after run: a lane's share of the combines'
-// sums over runs; none where `real` is false (a lane past the last plane). `break` at the run's end, not a predicate
-// per load kept until its add: ptxas then issues the loads one at a time (read_plane_lanes.cuh's lane_share).
-template <typename A, int kMaxPartials>
-__device__ __forceinline__ void add_runs(const A* partials, int64_t plane, int64_t chunks, int64_t first, int64_t step,
-                                         int partial_count, bool real, A (&totals)[kMaxPartials]) {
-  for (int64_t chunk = first; chunk < chunks; chunk += step) {
-    if (!real) break;
-    const A* run = partials + (plane * chunks + chunk) * partial_count;
-    A v[kMaxPartials];
-#pragma unroll
-    for (int k = 0; k < kMaxPartials; ++k) {
-      if (k >= partial_count) break;
-      v[k] = run[k];
-    }
-#pragma unroll
-    for (int k = 0; k < kMaxPartials; ++k) {
-      if (k >= partial_count) break;
-      totals[k] += v[k];
-    }
-  }
-}
-
 // tap_combine_kernel's blocks per SM for borders of kSide columns a side (tuning.h kTapCombineBlocksPerSm; wider
 // ones uncapped).
 constexpr int tap_combine_blocks_per_sm(int side) { return side > 0 ? kTapCombineBlocksPerSm : 1; }
@@ -492,7 +468,22 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
     }
     if (middle_row) {
       A totals[kMaxPartials] = {};
-      add_runs(partials, plane, a.chunks, lane, 32, partial_count, true, totals);
+      for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
+        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        // `break` at the run's end, not a predicate per load kept until its add: ptxas then issues the loads one
+        // at a time (read_plane_lanes.cuh's lane_share).
+        A v[kMaxPartials];
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          v[k] = run[k];
+        }
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          totals[k] += v[k];
+        }
+      }
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
       for (int k = 0; k < kMaxPartials; ++k) {
@@ -586,7 +577,21 @@ __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const _
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
     A totals[kMaxPartials] = {};
-    add_runs(partials, plane, a.chunks, group_lane, group_lanes, partial_count, real, totals);
+    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+      if (!real) break;
+      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+      A v[kMaxPartials];
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        v[k] = run[k];
+      }
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        totals[k] += v[k];
+      }
+    }
 #pragma unroll
     for (int k = 0; k < kMaxPartials; ++k) {
       if (k >= partial_count) break;
