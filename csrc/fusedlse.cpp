@@ -554,6 +554,15 @@ TORCH_LIBRARY(fusedlse, m) {
                               static_cast<int64_t>(device[2]), static_cast<int64_t>(device[3]), device[4], device[5]};
     return plan::to_json(plan::choose(p, d), p, d);
   });
+  // The planner's cut of padding's tap reader units into runs of rows (plan::tap_run_chunks), for made-up units and
+  // devices (tests/test_plan.py).
+  m.def("_tap_run_chunks(int height, int row_bytes, int units, int resident_warps) -> int",
+        [](int64_t height, int64_t row_bytes, int64_t units, int64_t resident_warps) {
+          FUSEDLSE_CHECK(height >= 1 && row_bytes >= 1 && units >= 1 && resident_warps >= 1,
+                         "_tap_run_chunks: height, row_bytes, units and resident_warps must each be 1 or more, got ",
+                         height, ", ", row_bytes, ", ", units, ", ", resident_warps);
+          return plan::tap_run_chunks(height, row_bytes, units, resident_warps);
+        });
   // For measurements only (bench/strategies.py): every later CUDA forward runs this strategy (plan::Strategy) and,
   // for the split one, this reader (plan::Reader) and epilogue (plan::Epilogue); -1 leaves that to the planner.
   m.def("_force_plan(int strategy, int reader, int epilogue=-1) -> ()",
@@ -579,7 +588,7 @@ TORCH_LIBRARY(fusedlse, m) {
     plan::force_channel_slices(slices);
   });
   // For measurements and tests only (tests/test_padding_groups.py): every later cut of the tap reader's planes into
-  // runs takes runs of at least this many bytes (plan::tap_run_chunks; 0 none), -1 leaves it to kTapMinRunBytes.
+  // runs takes runs of at least this many bytes (plan::tap_run_chunks; 0 none), -1 leaves it to the rule.
   m.def("_force_tap_min_run_bytes(int bytes) -> ()", [](int64_t bytes) {
     FUSEDLSE_CHECK(bytes >= -1, "_force_tap_min_run_bytes: bytes must be -1 or more, got ", bytes);
     plan::force_tap_min_run_bytes(bytes);

@@ -940,15 +940,32 @@ int32_t channel_walk_position_groups(int64_t lanes) {
 }
 
 int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t resident_warps) {
-  const int64_t wanted =
-      std::clamp<int64_t>(ceil_div(kTapWarpsPerResidentWarp * resident_warps, std::max<int64_t>(units, 1)), 1, height);
-  const int64_t forced = forced_tap_min_run_bytes.load(std::memory_order_relaxed);
-  const int64_t least_run = forced >= 0 ? forced : kTapMinRunBytes;
-  if (least_run == 0) return wanted;
+  units = std::max<int64_t>(units, 1);
+  resident_warps = std::max<int64_t>(resident_warps, 1);
+  const int64_t wanted = std::clamp<int64_t>(ceil_div(kTapWarpsPerResidentWarp * resident_warps, units), 1, height);
   const double unit_bytes = static_cast<double>(height) * static_cast<double>(row_bytes);
-  const int64_t longest = static_cast<int64_t>(std::clamp(unit_bytes / static_cast<double>(least_run), 1.0,
-                                                          static_cast<double>(height)));
-  return std::min(wanted, longest);
+  // The most runs (at most `wanted`) none of which is shorter than `least_run` bytes, the unit whole if shorter.
+  const auto runs_no_shorter_than = [&](int64_t least_run) {
+    if (least_run == 0) return wanted;
+    return std::min(wanted, static_cast<int64_t>(std::clamp(unit_bytes / static_cast<double>(least_run), 1.0,
+                                                            static_cast<double>(height))));
+  };
+  const int64_t forced = forced_tap_min_run_bytes.load(std::memory_order_relaxed);
+  if (forced >= 0) return runs_no_shorter_than(forced);
+  // Each run a warp, the warps in waves of resident_warps: the reader takes about its waves times a run's time (its
+  // bytes and kTapRunFixedBytes). The best count for a number of waves is the most runs that fit them, so only those
+  // are weighed, from the fewest waves up (a tie keeps the longer runs).
+  const int64_t fewest = runs_no_shorter_than(kTapLongRunBytes), most = runs_no_shorter_than(kTapMinRunBytes);
+  int64_t best = fewest;
+  double best_cost = std::numeric_limits<double>::infinity();
+  for (int64_t waves = ceil_div(units * fewest, resident_warps); waves <= ceil_div(units * most, resident_warps);
+       ++waves) {
+    const int64_t runs = std::min(most, waves * resident_warps / units);
+    const double cost = static_cast<double>(waves) *
+                        (unit_bytes / static_cast<double>(runs) + static_cast<double>(kTapRunFixedBytes));
+    if (cost < best_cost) best = runs, best_cost = cost;
+  }
+  return best;
 }
 
 void force_tap_min_run_bytes(int64_t bytes) { forced_tap_min_run_bytes.store(bytes, std::memory_order_relaxed); }

@@ -295,12 +295,13 @@ void force_channel_slices(int64_t slices);
 int32_t channel_walk_position_groups(int64_t lanes);
 
 // The runs of rows that padding's tap reader (cuda/taps.cu) cuts each of `units` planes (or slices of channels) of
-// `height` rows into, a warp each: enough for kTapWarpsPerResidentWarp runs per warp of `resident_warps`, but no run
-// shorter than kTapMinRunBytes of x (`row_bytes` a row of a unit) where the unit is longer; 1 to `height`. Or
-// with force_tap_min_run_bytes, that least run.
+// `height` rows into, a warp each: at most kTapWarpsPerResidentWarp runs per warp of `resident_warps`, none shorter
+// than kTapMinRunBytes of x (`row_bytes` a row of a unit) where the unit is longer, and from runs of
+// kTapLongRunBytes as many more as the waves of resident warps make cheapest (tuning.h); 1 to `height`. Or with
+// force_tap_min_run_bytes, runs no shorter than that for every unit.
 int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t resident_warps);
 // For measurements and tests: every later tap_run_chunks takes runs of at least this many bytes (0: no least run,
-// as many runs as the warps ask for); -1 leaves it to kTapMinRunBytes. Not for production code.
+// as many runs as the warps ask for); -1 leaves it to the rule. Not for production code.
 void force_tap_min_run_bytes(int64_t bytes);
 
 const char* name(Strategy strategy);

@@ -526,3 +526,41 @@ def test_explain_says_where_planes_are_read_as_runs(shape, layout, plane_runs):
         x = lay_out(torch.empty(shape, dtype=torch.float16, device="cuda"), layout)
     plan = fusedlse_cuda.explain(x, torch.empty(c, 3, 1, 1, dtype=torch.float16, device="cuda"))
     assert plan["problem"]["plane_runs"] is plane_runs
+
+
+# padding's tap reader on the H200 (132 SMs x 4 blocks of 8 warps resident): (H, a row's bytes, units) -> runs a unit.
+H200_TAP_WARPS = 132 * 4 * 8
+TAP_RUNS = {
+    # many long planes: runs of 64 KiB and more, whole waves of warps (sweep r35 float64, r40 sliced float32)
+    # (r35: 11 runs would leave a third wave of 308 runs; 10 fill two)
+    "r35_planes_of_711k": ((88887, 8, 796), 10),
+    "r40_planes_of_419k": ((1178, 356, 2035), 6),
+    "r55_slices_of_652k": ((466, 1400, 885), 9),
+    "headline": ((512, 2048, 1024), 16),
+    # too few units for 64 KiB runs: one wave of the most runs, none under 16 KiB (r30; r20's slices)
+    "r30_planes_of_52k": ((25977, 2, 792), 3),
+    "r20_slices_of_238k": ((186, 1280, 208), 14),
+    # a unit shorter than 16 KiB: one run
+    "short_planes": ((31, 88, 9688), 1),
+}
+
+
+@pytest.mark.parametrize("case", list(TAP_RUNS))
+def test_tap_runs_are_long_while_warps_stay_busy(case):
+    (height, row_bytes, units), runs = TAP_RUNS[case]
+    assert torch.ops.fusedlse._tap_run_chunks(height, row_bytes, units, H200_TAP_WARPS) == runs
+
+
+def test_forced_tap_runs_take_the_least_run_given():
+    from fusedlse_cuda.planning import forced_tap_min_run_bytes
+
+    r35 = (88887, 8, 796, H200_TAP_WARPS)
+    with forced_tap_min_run_bytes(16384):
+        assert torch.ops.fusedlse._tap_run_chunks(*r35) == 43  # 711 KiB / 16 KiB, under the 8 a resident warp ask
+    with forced_tap_min_run_bytes(0):
+        assert torch.ops.fusedlse._tap_run_chunks(*r35) == 43  # ceil(8 * 4224 / 796)
+    with forced_tap_min_run_bytes(2**40):
+        assert torch.ops.fusedlse._tap_run_chunks(*r35) == 1
+    assert torch.ops.fusedlse._tap_run_chunks(*r35) == 10
+    with pytest.raises(RuntimeError, match="units and resident_warps must each be 1 or more, got 31, 88, 0, 4224"):
+        torch.ops.fusedlse._tap_run_chunks(31, 88, 0, H200_TAP_WARPS)

@@ -195,6 +195,10 @@ struct TapSumsArgs {
   bool span_walk;
   // span_walk, every row 16-byte aligned and a whole number of 16-byte vectors, neither border wider than a vector
   bool whole_vector_rows;
+  // The span walk's rows that are not whole vectors (and W > 1), where a row's span fits a warp's stage of
+  // stage_bytes in dynamic shared memory: pieces of stage_rows rows through the stage (taps.cu staged_walk). 0: no
+  // stage (stage_bytes 0 too).
+  int32_t stage_rows, stage_bytes;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).
   int32_t element_step_cols;
@@ -430,7 +434,10 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
 // 1).
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk);
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk,
+                           int32_t stage_bytes);
+// tap_grid_kernel's dynamic shared memory: the border sums (border_side 0), then a stage of stage_bytes a warp.
+size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, int32_t stage_bytes);
 // tap_combine_kernel's blocks that fit on an SM, for TapSumsArgs::border_side and whether it stores the tap sums.
 int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums);
 // Runs gemm_lse, and its merge when args.column_runs > 1; with args.k_splits > 1 only the partial logits (the caller

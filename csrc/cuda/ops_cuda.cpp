@@ -1395,14 +1395,26 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
-  // Runs of rows as plan::tap_run_chunks cuts them (warps kTapWarpsPerResidentWarp times the resident ones, none
-  // shorter than kTapMinRunBytes where the plane is longer), each spanning fewer than 2^31 elements (the walks' 32-bit
-  // positions).
+  // Runs of rows as plan::tap_run_chunks cuts them for the warps resident at once, each spanning fewer than 2^31
+  // elements (the walks' 32-bit positions).
   const int device = x.get_device();
   const int border_cols = cols.head + cols.tail;
-  const int blocks_per_sm =
-      once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk),
-                   [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk); });
+  if (a.span_walk && !a.whole_vector_rows && s.width > 1) {
+    // The staged walk: a stage a warp as large as kTapBlocksPerSm blocks of them allow, its pieces as many rows as
+    // their span (from the 16-byte boundary before it) fits; none where one row does not.
+    const int64_t block_bytes =
+        std::min<int64_t>(48 * 1024, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
+        static_cast<int64_t>(tap_grid_shared_bytes(a.kind, a.border_side, border_cols, 0));
+    const int64_t stage_bytes = std::min<int64_t>(kTapStageMaxBytes, block_bytes / kWarpsPerBlock / 16 * 16);
+    const int64_t stage_elements = stage_bytes / x.element_size();
+    if (stage_elements >= s.width + vec - 1) {
+      a.stage_bytes = static_cast<int32_t>(stage_bytes);
+      a.stage_rows = static_cast<int32_t>((stage_elements - s.width - (vec - 1)) / stride_h + 1);
+    }
+  }
+  const int blocks_per_sm = once_per_key(
+      std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk, a.stage_bytes),
+      [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk, a.stage_bytes); });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
   // A run's row: the bytes of x a warp loads for it (the lanes' channels of each position in the channels walk).

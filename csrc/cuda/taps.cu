@@ -166,6 +166,71 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
   }
 }
 
+// The middle rows [first_row, first_row + row_count) of a plane (this lane's share) through the warp's stage in shared
+// memory (TapSumsArgs::stage_rows; rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded
+// as the span walk loads it (16-byte loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the
+// few elements outside whole vectors a lane each) and stored as it lies, then each lane adds its column of the
+// piece's rows from there, 32 columns apart (rows under 16 elements: 32 / W rows at once, a column a lane) and its
+// column's sum into RunSums once a piece. The span walk sends every vector that straddles a row's end or a border
+// column through RunSums::add element by element, a compare chain each, and a warp pays that path on nearly every
+// trip: here an element is a shared load and an add whatever W.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
+                                            int32_t row_count, int lane, T* stage, RunSums<acc_t<T>, kSide>& sums) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kLoads = kTapVectorLoads;
+  const int32_t end_row = first_row + row_count;
+  uint4* stage_vectors = reinterpret_cast<uint4*>(stage);
+#pragma unroll 1
+  for (int32_t piece = first_row; piece < end_row; piece += a.stage_rows) {
+    const int32_t rows = min(a.stage_rows, end_row - piece);
+    // The stage holds the piece from the 16-byte boundary at or before its first element: `lead` elements before it.
+    const T* start = plane_base + piece * a.stride_h;
+    const uint32_t lead = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(start) % 16 / sizeof(T));
+    const uint32_t stage_end = lead + static_cast<uint32_t>(rows - 1) * static_cast<uint32_t>(a.stride_h) +
+                               static_cast<uint32_t>(a.width);  // the piece's end in the stage
+    const uint32_t first_vector = lead > 0 ? 1 : 0, end_vector = stage_end / kVec;
+#pragma unroll 1
+    for (uint32_t base = first_vector + lane; base < end_vector; base += 32 * kLoads) {
+      uint4 v[kLoads];
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        const uint32_t e = base + 32 * u;
+        v[u] = e < end_vector ? load_once<kEvictFirst>(reinterpret_cast<const uint4*>(start - lead) + e)
+                              : make_uint4(0, 0, 0, 0);
+      }
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        if (base + 32 * u < end_vector) stage_vectors[base + 32 * u] = v[u];
+      }
+    }
+    // The elements outside whole vectors: after `lead` in the first granule, and from the last whole vector's end.
+    const uint32_t at = lane < kVec ? lead + lane : max(first_vector, end_vector) * kVec + (lane - kVec);
+    if ((lane < kVec && at < min(first_vector * kVec, stage_end)) ||
+        (lane >= kVec && lane < 2 * kVec && at < stage_end)) {
+      stage[at] = start[at - lead];
+    }
+    __syncwarp();
+    // A lane's column, and its first row and row step: rows narrower than a warp take 32 / W rows at once (lanes past
+    // them idle), wider ones a column a lane, 32 apart.
+    const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
+    const int32_t row_lanes = width < 32 ? 32 / width : 1;
+    const int32_t lane_row = width < 32 ? lane / width : 0;
+    if (lane_row < row_lanes) {
+#pragma unroll 1
+      for (int32_t col = lane - lane_row * width; col < width; col += 32) {
+        A column = 0;
+        const T* element = stage + lead + lane_row * stride + col;
+#pragma unroll 4
+        for (int32_t i = lane_row; i < rows; i += row_lanes, element += row_lanes * stride) column += to_acc(*element);
+        sums.add(col, column);
+      }
+    }
+    __syncwarp();  // the next piece rewrites the stage
+  }
+}
+
 // The same by a load per element, where the gaps between rows are too wide to load (TapSumsArgs::span_walk false):
 // the rows' elements walked flat, lanes taking them in turn, kTapUnroll in flight each whatever W is. A lane's next
 // element is 32 further: 32 / W rows and 32 % W columns on (TapSumsArgs::element_step_*, read from the launch's
@@ -229,8 +294,9 @@ __device__ __forceinline__ acc_t<T> middle_by_elements(const T* row, const TapSu
 // then each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of
 // `grid`. Row and column indices are 32-bit (tap_path) and the output addresses are made after the loads: registers
 // for the loads.
-template <typename T, bool kEvictFirst, int kSide>
-__device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums) {
+template <typename T, bool kEvictFirst, int kSide, bool kStaged>
+__device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums,
+                                        T* warp_stage) {
   using A = acc_t<T>;
   const int64_t plane = unit / a.chunks;
   const int32_t chunk = static_cast<int32_t>(unit - plane * a.chunks);
@@ -252,7 +318,9 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t middle_first = max(first_row, a.rows.head);
   const int32_t middle_end = min(end_row, height - a.rows.tail);
   if (middle_first < middle_end) {
-    if (a.span_walk) {
+    if constexpr (kStaged) {
+      staged_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, warp_stage, sums);
+    } else if (a.span_walk) {
       span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
     } else {
       element_walk<T, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
@@ -385,37 +453,53 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
   }
 }
 
+// tap_grid_kernel's border sums in dynamic shared memory: with border_side 0, a sum per lane and border column of
+// each warp (a multiple of 16 bytes).
+__host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
+  if (border_side > 0) return 0;
+  return static_cast<size_t>(kWarpsPerBlock) * 32 * border_cols * (kind == ScalarKind::kDouble ? 8 : 4);
+}
+
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
-// the loads in flight. Dynamic shared memory: tap_border_bytes. A unit is a run of one plane's rows (tap_run), or of
-// a slice of channels' (kChannels: channel_run; neighbouring warps take neighbouring slices of the same rows, which
-// share lines of x).
-template <typename T, int kSide, bool kChannels>
+// the loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
+// middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
+// their registers), or of a slice of channels' (kChannelsWalk: channel_run; neighbouring warps take neighbouring
+// slices of the same rows, which share lines of x).
+enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk };
+template <typename T, int kSide, int kWalk>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
-  extern __shared__ __align__(16) unsigned char border_bytes[];
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  A* warp_border_sums = reinterpret_cast<A*>(border_bytes) + warp * (a.cols.head + a.cols.tail) * 32;
+  const int border_cols = a.cols.head + a.cols.tail;
+  A* warp_border_sums = reinterpret_cast<A*>(shared_bytes) + warp * border_cols * 32;
+  // The rows walk's stages (TapSumsArgs::stage_rows), after every warp's border sums (a multiple of 16 bytes).
+  T* warp_stage = reinterpret_cast<T*>(shared_bytes + tap_border_bytes(a.kind, a.border_side, border_cols) +
+                                       static_cast<size_t>(warp) * a.stage_bytes);
   // Waits for the grid ahead (block 0 alone where beside_previous) and lets the combining launch start as the last of
   // these blocks do.
   start_beside_previous_grid(a.beside_previous);
-  const int64_t units = a.batch * (kChannels ? a.channel_slices : a.channels) * a.chunks;
+  const int64_t units = a.batch * (kWalk == kChannelsWalk ? a.channel_slices : a.channels) * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {
     for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; unit < units; unit += warps) {
-      if constexpr (kChannels) {
+      if constexpr (kWalk == kChannelsWalk) {
         channel_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
       } else {
-        tap_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
+        tap_run<T, decltype(evict_first)::value, kSide, kWalk == kStagedWalk>(a, unit, lane, warp_border_sums,
+                                                                             warp_stage);
       }
     }
   });
 }
 
-// f(std::bool_constant<W>) for W = channels_walk.
-template <typename R, typename F> R with_walk(bool channels_walk, F&& f) {
-  if (channels_walk) return f(std::true_type{});
-  return f(std::false_type{});
+// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk` and a stage of
+// `stage_bytes` take (TapSumsArgs::channels_walk, stage_bytes).
+template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, F&& f) {
+  if (channels_walk) return f(std::integral_constant<int, kChannelsWalk>{});
+  if (stage_bytes > 0) return f(std::integral_constant<int, kStagedWalk>{});
+  return f(std::integral_constant<int, kRowsWalk>{});
 }
 
 // f(std::integral_constant<int, S>) for S = side (TapSumsArgs::border_side: 0, 1 or 2), else `otherwise`.
@@ -803,20 +887,14 @@ __global__ void __launch_bounds__(kBlockThreads) cell_weight_pairs_kernel(const 
   }
 }
 
-// tap_grid_kernel's dynamic shared memory: with border_side 0, a sum per lane and border column of each warp.
-size_t tap_border_bytes(ScalarKind kind, int border_side, int border_cols) {
-  if (border_side > 0) return 0;
-  return static_cast<size_t>(kWarpsPerBlock) * 32 * border_cols * (kind == ScalarKind::kDouble ? 8 : 4);
-}
-
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
-  const size_t border_bytes = tap_border_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail);
+  const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
-    return with_walk<cudaError_t>(a.channels_walk, [&](auto channels) {
-      return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
-                                               static_cast<unsigned>(a.read_blocks), kBlockThreads, border_bytes,
+    return with_walk<cudaError_t>(a.channels_walk, a.stage_bytes, [&](auto walk) {
+      return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>,
+                                               static_cast<unsigned>(a.read_blocks), kBlockThreads, shared_bytes,
                                                stream, a);
     });
   });
@@ -872,13 +950,19 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) 
   });
 }
 
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk) {
+size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, int32_t stage_bytes) {
+  return tap_border_bytes(kind, border_side, border_cols) + static_cast<size_t>(kWarpsPerBlock) * stage_bytes;
+}
+
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk,
+                           int32_t stage_bytes) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
     return with_border_side(border_side, 1, [&](auto side) {
-      return with_walk<int>(channels_walk, [&](auto channels) {
-        return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(channels)::value>,
-                                      kBlockThreads, tap_border_bytes(kind, border_side, border_cols));
+      return with_walk<int>(channels_walk, stage_bytes, [&](auto walk) {
+        return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>,
+                                      kBlockThreads, tap_grid_shared_bytes(kind, border_side, border_cols,
+                                                                           stage_bytes));
       });
     });
   });

@@ -398,14 +398,38 @@ constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // 2, 31, 44] float16 4 runs of 8 rows (now 1), r30 [66, 12, 25977, 1] float16 43 runs of 1.2 KiB (now 3), r20 [16,
 // 197, 186, 20] float32 channels-last 93 runs of 2 rows of 16 channels (now 14). H200, padding 1 over padding 0's
 // forward (bench/padding_groups.py, docs/limits.md §63): r30 1.544 -> 1.233, r20 1.529 -> 1.321, r10 2.448 -> 1.952,
-// r60 2.199 -> 2.092, the headline 1.039 either way. 64 KiB, forced, took r55 ([177, 33, 466, 25] float64
-// channels-last, runs of 16 KiB and more either way) 232.8 -> 217.2 us: not tried as the rule yet.
+// r60 2.199 -> 2.092, the headline 1.039 either way.
 constexpr int64_t kTapMinRunBytes = 16384;
+// ... and as few more than runs of kTapLongRunBytes as the waves of resident warps ask (plan::tap_run_chunks: a warp a
+// run, so the reader takes about its waves times a run's time, a run's time its bytes plus kTapRunFixedBytes): long
+// runs pay their fixed costs (index arithmetic, partials, the combine's adds) less often, but a last wave of a few
+// runs costs a whole run's time. H200, padding 1 over padding 0's forward, each least run forced for every unit (16 /
+// 32 / 64 / 128 KiB; docs/limits.md §64): r35 [199, 4, 88887, 1] float64 (796 planes of 711 KiB) 1.137 / 1.076 /
+// 1.077 / 1.064, r40 [11, 185, 1178, 89] float32 sliced (2035 planes of 419 KiB) 1.317 / 1.291 / 1.276 / 1.490, r55
+// [177, 33, 466, 25] float64 channels-last (885 slices of 652 KiB) 1.389 / 1.322 / 1.297 / 1.358, the headline 1.040 /
+// 1.040 / 1.045 / 1.115; units too few for long runs lost: r30 [66, 12, 25977, 1] float16 (792 planes of 52 KiB)
+// 1.252 -> 1.672 at 32 KiB, r20 [16, 197, 186, 20] float32 channels-last (208 slices) 1.368 -> 1.717 / 2.850 /
+// 7.104. A first rule, runs of 64 KiB while they were at least 2 a resident warp, took r35 to 11 runs a plane (3
+// waves, the last of 308 runs) and r55 to 10: 1.219 and 1.519 in the same run as 1.146 and 1.407 under the old one.
+// The fixed cost, as bytes a run could have read, is fitted to those rows: it picks their best measured counts (r35
+// 10 runs, r40 6, r55 9, the headline 16, r30 3, r20 14).
+constexpr int64_t kTapLongRunBytes = 65536;
+constexpr int64_t kTapRunFixedBytes = 8192;
 // The tap reader's 16-byte loads in flight per lane, and its blocks per SM (registers capped to fit them). With 8
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
+// The rows walk's stage (taps.cu staged_walk, for rows that are not whole 16-byte vectors): at most this many bytes
+// of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the multiprocessor's shared
+// memory or a block's 48 KiB without opting in (the sm_89 RTX 4090's 100 KiB: 3 KiB a warp); no stage where a row's
+// span does not fit it (rows of at least 4 KiB meet a straddling vector or a border a few times in hundreds). H200,
+// padding 1 over padding 0's forward, the span walk before and the stage after (the same least run, docs/limits.md
+// §64): r10 [4844, 2, 31, 44] float16 sliced 2.023 -> 1.806 (the reader 33.0 -> 24.2 us under Nsight Compute; padding
+// 3 3.162 -> 2.873), r40 [11, 185, 1178, 89] float32 sliced 1.317 -> 1.157 (padding 3 1.523 -> 1.136 with the waves'
+// runs), r60 [73, 276, 12, 123] float32 2.088 -> 2.154: its 10 middle rows of 492 bytes take two pieces, as many
+// round trips as the span walk's.
+constexpr int32_t kTapStageMaxBytes = 4096;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
 // blocks fit (H200, sweep shape r10 [4844, 2, 31, 44] float16 at padding 1: 16.0 us under Nsight Compute, a third of
