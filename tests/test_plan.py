@@ -537,10 +537,10 @@ TAP_RUNS = {
     "r40_planes_of_419k": ((1178, 356, 2035), 6),
     "r55_slices_of_652k": ((466, 1400, 885), 9),
     "headline": ((512, 2048, 1024), 16),
-    # too few units for 64 KiB runs: one wave of the most runs, none under 16 KiB (r30; r20's slices)
-    "r30_planes_of_52k": ((25977, 2, 792), 3),
-    "r20_slices_of_238k": ((186, 1280, 208), 14),
-    # a unit shorter than 16 KiB: one run
+    # too few units for 64 KiB runs: one wave of the most runs, none under 8 KiB (r30; r20's slices)
+    "r30_planes_of_52k": ((25977, 2, 792), 5),
+    "r20_slices_of_238k": ((186, 1280, 208), 20),
+    # a unit shorter than 8 KiB: one run
     "short_planes": ((31, 88, 9688), 1),
 }
 

@@ -512,6 +512,25 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
+// Adds a run's partial_count partials into `totals`, every load issued before the adds: `break` at the run's end,
+// not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
+// lane_share). One run, not the loop over a plane's runs: that loop shared spilled tap_combine_kernel<double, false,
+// 2> on sm_90 (docs/limits.md §64).
+template <typename A, int kMaxPartials>
+__device__ __forceinline__ void add_run(const A* run, int partial_count, A (&totals)[kMaxPartials]) {
+  A v[kMaxPartials];
+#pragma unroll
+  for (int k = 0; k < kMaxPartials; ++k) {
+    if (k >= partial_count) break;
+    v[k] = run[k];
+  }
+#pragma unroll
+  for (int k = 0; k < kMaxPartials; ++k) {
+    if (k >= partial_count) break;
+    totals[k] += v[k];
+  }
+}
+
 // tap_combine_kernel's blocks per SM for borders of kSide columns a side (tuning.h kTapCombineBlocksPerSm; wider
 // ones uncapped).
 constexpr int tap_combine_blocks_per_sm(int side) { return side > 0 ? kTapCombineBlocksPerSm : 1; }
@@ -554,19 +573,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
       A totals[kMaxPartials] = {};
       for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
         const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-        // `break` at the run's end, not a predicate per load kept until its add: ptxas then issues the loads one
-        // at a time (read_plane_lanes.cuh's lane_share).
-        A v[kMaxPartials];
-#pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) {
-          if (k >= partial_count) break;
-          v[k] = run[k];
-        }
-#pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) {
-          if (k >= partial_count) break;
-          totals[k] += v[k];
-        }
+        add_run(run, partial_count, totals);
       }
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
@@ -664,17 +671,7 @@ __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const _
     for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
       if (!real) break;
       const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-      A v[kMaxPartials];
-#pragma unroll
-      for (int k = 0; k < kMaxPartials; ++k) {
-        if (k >= partial_count) break;
-        v[k] = run[k];
-      }
-#pragma unroll
-      for (int k = 0; k < kMaxPartials; ++k) {
-        if (k >= partial_count) break;
-        totals[k] += v[k];
-      }
+      add_run(run, partial_count, totals);
     }
 #pragma unroll
     for (int k = 0; k < kMaxPartials; ++k) {

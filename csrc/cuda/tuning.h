@@ -398,8 +398,11 @@ constexpr int64_t kTapWarpsPerResidentWarp = 8;
 // 2, 31, 44] float16 4 runs of 8 rows (now 1), r30 [66, 12, 25977, 1] float16 43 runs of 1.2 KiB (now 3), r20 [16,
 // 197, 186, 20] float32 channels-last 93 runs of 2 rows of 16 channels (now 14). H200, padding 1 over padding 0's
 // forward (bench/padding_groups.py, docs/limits.md §63): r30 1.544 -> 1.233, r20 1.529 -> 1.321, r10 2.448 -> 1.952,
-// r60 2.199 -> 2.092, the headline 1.039 either way.
-constexpr int64_t kTapMinRunBytes = 16384;
+// r60 2.199 -> 2.092, the headline 1.039 either way. 16 KiB had bound where units are too few for the waves rule's
+// longer runs (below): 8 KiB against 16 in one run (padding 1 / padding 2 over padding 0's forward, docs/limits.md
+// §65): r20 (14 -> 20 runs a slice) 1.376 / 1.553 -> 1.246 / 1.444, r30 (3 -> 5 runs a plane) 1.236 / 1.318 -> 1.195 /
+// 1.264; no other sampled row's runs change.
+constexpr int64_t kTapMinRunBytes = 8192;
 // ... and as few more than runs of kTapLongRunBytes as the waves of resident warps ask (plan::tap_run_chunks: a warp a
 // run, so the reader takes about its waves times a run's time, a run's time its bytes plus kTapRunFixedBytes): long
 // runs pay their fixed costs (index arithmetic, partials, the combine's adds) less often, but a last wave of a few

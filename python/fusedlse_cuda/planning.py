@@ -157,7 +157,7 @@ def forced_tap_min_run_bytes(run_bytes: int):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels" and
     "channel_kernels"), in every thread, cuts each plane (or slice of channels) into runs of rows of at least
     `run_bytes` bytes of x where the plane is longer (0: no least run, only as many runs as the resident warps ask for),
-    a warp each. The rule's least run is 16 KiB."""
+    a warp each, bypassing the waves rule (the rule weighs runs from 64 KiB down to 8 KiB)."""
     if not isinstance(run_bytes, int) or isinstance(run_bytes, bool) or run_bytes < 0:
         raise ValueError(f"forced_tap_min_run_bytes: run_bytes must be an int of 0 or more, got {run_bytes!r}")
     torch.ops.fusedlse._force_tap_min_run_bytes(run_bytes)
