@@ -99,6 +99,37 @@ def test_graph_replay_beside_eager_calls_on_its_capture_stream():
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_padded_graphs_replay_at_once():
+    """Padded forwards through the tap kernels (runs of many warps a plane: the least run forced off, so that each
+    plane's runs are combined by the next launch), on the shares' path and on the cells' path (its reader beside the
+    cells' weight); captured on one stream and replayed at once on two: every output right every round, and bitwise
+    the eager forward's."""
+    from fusedlse_cuda.planning import forced_tap_min_run_bytes
+
+    cases = [((8, 8, 96, 96, 4, 3, 3), torch.float32, "tap_shares"), ((32, 2, 31, 44, 600, 4, 3), torch.float16, "cells")]
+    problems = [make_problem(*case, dtype=dtype, device="cuda", seed=seed)
+                for seed, (case, dtype, _) in enumerate(cases)]
+    capture_stream = torch.cuda.Stream()
+    graphs, eager = [], []
+    for p, (case, _, gemm) in zip(problems, cases):
+        plan = fusedlse_cuda.explain(p[0], p[1], padding=1)
+        assert plan["tap_sums"] == "kernels", (case, plan)
+        if gemm == "tap_shares":
+            assert plan["gemm"]["strategy"] == "tap_shares", (case, plan)
+        else:
+            assert plan["gemm"]["strategy"] != "tap_shares" and plan["gemm_over"] == "cells", (case, plan)
+        with forced_tap_min_run_bytes(0):
+            eager.append(fusedlse_cuda.forward(*p, padding=1))
+            graphs.append(capture(capture_stream, lambda p=p: fusedlse_cuda.forward(*p, padding=1)))
+    truths = [reference.truth(*p, padding=1) for p in problems]
+    replay_at_once(graphs, truths, tolerance=TOLERANCE[torch.float16])
+    for (_, outs), out, truth, (case, dtype, _) in zip(graphs, eager, truths, cases):
+        assert rel_err(out, truth) <= TOLERANCE[dtype], case
+        assert all(torch.equal(o, out) for o in outs), case
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_gemm_lse_graphs_replay_at_once():
     g = torch.Generator().manual_seed(5)
     inputs = [tuple(t.cuda() for t in (torch.randn(64, 300, generator=g), torch.randn(300, 700, generator=g) / 10,
