@@ -88,6 +88,16 @@ KeptInputs kept_inputs(int64_t in, int64_t full, int64_t stride, int64_t dilatio
 // 296 us against 175 and 176 (the readers' split of a few long planes that start off their vectors).
 constexpr int64_t kReaderColumnPlanes = int64_t{1} << 16;
 
+// The first and last `band` indices of dimension `dim` of t (`extent` long there) as one view, that dimension split
+// in two: [..., 2, band, ...], the second band extent - band on.
+at::Tensor both_bands(const at::Tensor& t, int64_t dim, int64_t extent, int64_t band) {
+  std::vector<int64_t> sizes = t.sizes().vec(), strides = t.strides().vec();
+  sizes[dim] = band;
+  sizes.insert(sizes.begin() + dim, 2);
+  strides.insert(strides.begin() + dim, (extent - band) * strides[dim]);
+  return t.as_strided(sizes, strides, t.storage_offset());
+}
+
 // The sums of x over every pair (row segment, column segment) of the cuts: [B, C, row segments, column segments]
 // in `acc`. The middle x middle block, nearly all of x, goes through fusedlse::sum_hw (the planned readers, in
 // place), and so does a column of one input beside the middle rows where planes are many (W = 1 with padding along
@@ -98,12 +108,29 @@ constexpr int64_t kReaderColumnPlanes = int64_t{1} << 16;
 at::Tensor segment_sums(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
   const bool many_planes = x.size(0) * x.size(1) >= kReaderColumnPlanes;
   at::Tensor cells = at::empty({x.size(0), x.size(1), rows.segments(), cols.segments()}, x.options().dtype(acc));
+  // Border rows as many at the top as at the bottom go as one piece of both bands (both_bands): one ATen launch for
+  // the two. H200, x [10253, 127, 333, 1] bfloat16 (a slice of H and W) at padding 1, its two corner pieces of one
+  // element a plane: 103.6 us as two copies (two kernels each, widening), 59.4 as one (docs/limits.md §65).
+  const bool paired_rows = rows.head > 0 && rows.head == rows.tail;
   for (const Cut::Piece& r : rows.pieces(x.size(2))) {
+    if (paired_rows && !r.middle && r.start > 0) continue;  // the bottom band: with the top one
+    const bool bands = paired_rows && !r.middle;
     for (const Cut::Piece& c : cols.pieces(x.size(3))) {
-      const at::Tensor v = x.narrow(2, r.start, r.length).narrow(3, c.start, c.length);
+      const at::Tensor columns = x.narrow(3, c.start, c.length);
+      const at::Tensor cell_columns = cells.narrow(3, cols.segment(c.start), c.middle ? 1 : c.length);
+      if (bands) {
+        const at::Tensor v = both_bands(columns, 2, x.size(2), r.length);
+        at::Tensor out = both_bands(cell_columns, 2, rows.segments(), r.length);
+        if (c.middle) {
+          at::sum_out(out, v, {4}, /*keepdim=*/true, acc);
+        } else {
+          out.copy_(v);
+        }
+        continue;
+      }
+      const at::Tensor v = columns.narrow(2, r.start, r.length);
       // A middle piece is one segment; a border piece one segment per row or column.
-      at::Tensor out = cells.narrow(2, rows.segment(r.start), r.middle ? 1 : r.length)
-                           .narrow(3, cols.segment(c.start), c.middle ? 1 : c.length);
+      at::Tensor out = cell_columns.narrow(2, rows.segment(r.start), r.middle ? 1 : r.length);
       if (r.middle && (c.middle || (c.length == 1 && many_planes))) {
         out.copy_(call_sum_hw(v).view({x.size(0), x.size(1), 1, 1}));
       } else if (r.middle) {
