@@ -121,8 +121,9 @@ constexpr double kTiledShareOfPeak = 0.45;
 // The float64 share is the SIMT tiles' fit, now for float64 of at most 32 columns only (the SIMT tiles float64
 // keeps); wider float64 runs on the tensor cores (docs/limits.md section 44), with the share below.
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
-// The tensor-core tiles (float64 of more than 32 columns): r27's GEMM + logsumexp, 7.1 GFLOP counted as above, in
-// 532 us (the gemm_lse op alone, ncu, docs/limits.md section 44). One shape: not fitted.
+// The tensor-core tile (float64 of more than 32 columns): r27's GEMM + logsumexp, 7.1 GFLOP counted as above, in
+// 532 us (the gemm_lse op alone, ncu, docs/limits.md section 44; 501 us at three blocks a multiprocessor, section
+// 66). One shape: not fitted.
 constexpr double kTiledMmaShareOfPeak = 0.2;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
@@ -516,14 +517,16 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
     return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
   };
   if (acc_bytes == 8 && tile >= 2) {  // tuning.h: float64 on tensor cores
-    tile = ceil_div(out_channels, 64) * 64 < ceil_div(out_channels, 128) * 128 ? kMmaTileNarrow : kMmaTileWide;
+    tile = kMmaTile;
   } else if (tile >= 2 && tiles(tile) < multiprocessors) {
     tile = kThinTile;
   }
   const int64_t row_tiles = ceil_div(batch, kGemmTiles[tile].rows);
   const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
   constexpr int64_t kMaxGridY = 65535;
-  const int64_t runs = std::clamp<int64_t>(ceil_div(kGemmBlocksPerSm * multiprocessors, row_tiles), 1,
+  // Enough runs for every block slot: the tensor-core tile's three a multiprocessor where it takes the GEMM.
+  const int64_t run_slots = std::max<int64_t>(kGemmBlocksPerSm, gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes)));
+  const int64_t runs = std::clamp<int64_t>(ceil_div(run_slots * multiprocessors, row_tiles), 1,
                                            std::min(col_tiles, kMaxGridY));
   const int64_t tiles_per_run = ceil_div(col_tiles, runs);
   const int64_t depth = gemm_depth(tile, static_cast<int>(acc_bytes));

@@ -318,6 +318,20 @@ def test_tiled_epilogue_splits_channels_of_thin_deep_gemms(device, case):
     assert (plan_for(shape, DEVICES[device])["tiled_k_splits"] > 1) == splits
 
 
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("case", ["thin_deep_float64", "tall_deep_float64"])
+def test_float64_split_gemms_fill_three_blocks_a_multiprocessor(device, case):
+    """float64's tensor-core tile (32 x 64, cuda/tuning.h kMmaBlocksPerSm) runs three blocks a multiprocessor, so its
+    channel ranges are cut for one wave of three: more blocks than two a multiprocessor would hold, no more than
+    three would (r43's GEMM had taken 7 ranges, 1.3 waves of the three that fit; docs/limits.md section 66)."""
+    shape, _ = SPLIT_K_CASES[case]
+    device_props = DEVICES[device]
+    plan = plan_for(shape, device_props)
+    tiles = math.ceil(shape["batch"] / 32) * math.ceil(shape["out_channels"] / 64)
+    blocks = plan["tiled_k_splits"] * tiles
+    assert 2 * device_props["multiprocessors"] < blocks <= 3 * device_props["multiprocessors"]
+
+
 # (problem, strategy, reader) where the measurements behind csrc/plan.cpp's tuning table draw a line.
 ENVELOPE = {
     "kernelbench_2024": (problem(128, 3, 16, 32, 32), "fused", "planes"),  # small x: one launch

@@ -353,7 +353,7 @@ __device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
 
 // kPartial, kSumsInX: as gemm_lse_kernel's.
 template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false>
-__global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
+__global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
     mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   static_assert(sizeof(A) == 8, "float64 only");
@@ -372,6 +372,11 @@ __global__ void __launch_bounds__(kGemmThreads, kGemmBlocksPerSm)
   __shared__ __align__(16) A staged_sums[2][kDepth][kRowPitch];
   __shared__ __align__(16) A staged_wsum[2][kDepth][kColPitch];
   __shared__ Lse<A> warp_states[kWarpsN][kRows];
+  // gemm_blocks_per_sm's blocks on the smaller of the targets' multiprocessors: sm_89's 100 KiB of shared memory,
+  // of which the runtime reserves 1 KiB a block.
+  static_assert(gemm_blocks_per_sm(kTile, 8) * (sizeof(staged_sums) + sizeof(staged_wsum) + sizeof(warp_states) +
+                                                1024) <= 100 * 1024,
+                "the blocks a multiprocessor that the launch bound promises fit on sm_89");
 
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);

@@ -309,8 +309,8 @@ constexpr int64_t kChannelVectorsMinChannels = 129;
 // multiprocessors. Each step waits for its loads (one step is prefetched), so thin tiles take deeper steps: on the
 // H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel waiting on memory (1.2-1.7 us per
 // step; r43, r50, r59 of the sweep).
-// float64 from 33 columns on takes the tensor-core tiles (kMmaTileNarrow, kMmaTileWide: mma_lse_kernel, 32 rows,
-// m8n8k4 FMAs, exact like the SIMT ones), 64 or 128 columns wide, whichever pads C_out less. H200 (docs/limits.md
+// float64 from 33 columns on takes the tensor-core tile (kMmaTile: mma_lse_kernel, 32 rows by 64 columns, m8n8k4
+// FMAs, exact like the SIMT ones), three blocks a multiprocessor (kMmaBlocksPerSm). H200 (docs/limits.md
 // section 44), forward with the SIMT tile the rule gave before against the tensor-core one, best of 3: r51 (46 rows,
 // 39 channels, C_out 4956) 23.0 -> 20.6 and 24.0 -> 22.3 us in two runs, r27 (180286 rows, 25 channels, 413) 946
 // -> 852 and 947 -> 889, r55 168 -> 165, r31 119 (level); the gemm_lse op alone on r43's GEMM (2328 x 657 x 61) 46.5
@@ -318,6 +318,10 @@ constexpr int64_t kChannelVectorsMinChannels = 129;
 // r51: 2 warps a scheduler issuing 0.32 a cycle, stalled on fixed-latency dependencies). float stays SIMT: the same
 // kernel on TF32 split three ways took r60's [73, 276] x [276, 3295] from 25 to 24 us, r58's forward 160 -> 141,
 // r09's 260 -> 372 (128-row tiles re-read W.sum 4x less), and TF32 is what float32 results do without.
+// A second tensor-core tile 128 columns wide (2 blocks a multiprocessor at 101-123 registers) took C_out that it
+// padded no more than the 64-wide one; against it the 64-wide tile at three blocks was faster on both sweep rows it
+// had (H200, forwards, best of 3: r51's 4956 columns 21.7 -> 20.7 us, r31's 219 columns 120.9 -> 119.1; section 66)
+// and was removed.
 struct GemmTileShape {
   int rows, cols, thread_rows, thread_cols, depth;
   bool mma = false;  // the tensor-core kernel (gemm_lse.cu, mma_lse_kernel): its warps, not thread_rows x thread_cols
@@ -329,17 +333,23 @@ constexpr GemmTileShape kGemmTiles[] = {
     {128, 64, 8, 4, 16},   // 2: C_out <= 64, float accumulation
     {128, 128, 8, 8, 8},   // 3: wider, float accumulation
     {32, 64, 4, 2, 32},    // 4: float, where tiles 2 or 3 would leave multiprocessors without a block
-    {32, 64, 0, 0, 32, true},   // 5: float64 on tensor cores, C_out <= 64 or where 64 wide pads less
-    {32, 128, 0, 0, 32, true},  // 6: float64 on tensor cores, wider
+    {32, 64, 0, 0, 32, true},   // 5: float64 on tensor cores, from 33 columns
 };
 constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
-constexpr int kThinTile = 4, kMmaTileNarrow = 5, kMmaTileWide = 6;
+constexpr int kThinTile = 4, kMmaTile = 5;
 constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
 // SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;
+// The tensor-core tile is compiled for three (62-72 registers, no spills, on sm_89 and sm_90; 78-88 at two, which
+// left r43's split GEMM of 511 blocks in 1.3 waves of the three that fit, and r27's 5634 blocks issuing from 4 warps a
+// scheduler): its 28 KiB of static shared memory three times fits an sm_89 multiprocessor's 100 KiB. H200, against
+// two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its epilogue alone 548.6 -> 501.4), r43's GEMM
+// in 5 channel ranges instead of 7, r23's in 6 instead of 4 (the gemm_lse op alone within 1 us either way).
+constexpr int64_t kMmaBlocksPerSm = 3;
 constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
-  return acc_bytes == 8 && !kGemmTiles[tile].mma ? 1 : static_cast<int>(kGemmBlocksPerSm);
+  if (kGemmTiles[tile].mma) return static_cast<int>(kMmaBlocksPerSm);
+  return acc_bytes == 8 ? 1 : static_cast<int>(kGemmBlocksPerSm);
 }
 // Split-K: where a GEMM's tiles leave resident block slots empty and each tile is a long chain of depth steps (thin
 // GEMMs over many channels: B or C_out of a few tiles, C_in in the hundreds), its channels are cut into up to
