@@ -10,12 +10,16 @@ NVTX range named "measure" instead, for Nsight Compute:
 
 The tables of docs/limits.md section 66 (the gemm_lse op alone, Nsight Compute) come from it."""
 import argparse
+import os
 import sys
 
 import torch
 import triton.testing
 
-import fusedlse_cuda
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from kernel_times import kernel_us  # noqa: E402
+
+import fusedlse_cuda  # noqa: E402
 
 # Row -> the epilogue's GEMM: (B, C_in, C_out) of the sweep's problem (bench/problems.py random_problems).
 GEMMS = {"r43": (2328, 657, 61), "r23": (15, 686, 3860), "r51": (46, 39, 4956), "r27": (180286, 25, 413)}
@@ -27,21 +31,6 @@ def operands(batch, c_in, c_out):
     generator = torch.Generator(device="cuda").manual_seed(0)
     draw = lambda *shape: torch.randn(*shape, device="cuda", dtype=torch.float64, generator=generator)  # noqa: E731
     return draw(batch, c_in), draw(c_in, c_out), draw(c_out)
-
-
-def kernel_medians_us(fn, calls=20):
-    """{kernel name: median duration in us} over `calls` calls under torch.profiler, after one warm-up."""
-    fn()
-    torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(calls):
-            fn()
-        torch.cuda.synchronize()
-    durations = {}
-    for event in prof.events():
-        if event.device_type == torch.autograd.DeviceType.CUDA:
-            durations.setdefault(event.name, []).append(event.device_time)
-    return {name: sorted(times)[len(times) // 2] for name, times in durations.items()}
 
 
 def main():
@@ -68,7 +57,7 @@ def main():
         error = (call() - expected).abs().max().item()
         median_us = triton.testing.do_bench(call, warmup=50, rep=300, return_mode="median") * 1000
         kernels = ", ".join(f"{name.split('<')[0].split('::')[-1]} {us:.1f}"
-                            for name, us in kernel_medians_us(call).items())
+                            for name, us in kernel_us(call).items())
         print(f"{row} {GEMMS[row]}: do_bench {median_us:.1f} us, max error {error:.1e}; kernels (us): {kernels}",
               flush=True)
 
