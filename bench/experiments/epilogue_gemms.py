@@ -8,7 +8,8 @@ NVTX range named "measure" instead, for Nsight Compute:
         --section SpeedOfLight --section LaunchStats --section Occupancy --section WarpStateStats \\
         python3 bench/experiments/epilogue_gemms.py --ncu r43
 
-The tables of docs/limits.md section 66 (the gemm_lse op alone, Nsight Compute) come from it."""
+docs/limits.md section 66's tables (the gemm_lse op alone, Nsight Compute) came from an uncommitted form of it that
+made the same calls; this form has not run on a GPU yet."""
 import argparse
 import os
 import sys
