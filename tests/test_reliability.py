@@ -106,7 +106,8 @@ def test_padded_graphs_replay_at_once():
     the eager forward's."""
     from fusedlse_cuda.planning import forced_tap_min_run_bytes
 
-    cases = [((8, 8, 96, 96, 4, 3, 3), torch.float32, "tap_shares"), ((32, 2, 31, 44, 600, 4, 3), torch.float16, "cells")]
+    cases = [((8, 8, 96, 96, 4, 3, 3), torch.float32, "tap_shares"),
+             ((32, 2, 31, 44, 600, 4, 3), torch.float16, "cells")]
     problems = [make_problem(*case, dtype=dtype, device="cuda", seed=seed)
                 for seed, (case, dtype, _) in enumerate(cases)]
     capture_stream = torch.cuda.Stream()
