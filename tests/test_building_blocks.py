@@ -62,6 +62,35 @@ def test_gemm_lse_blocks_walk_many_row_tiles(dtype, c_in, c_out):
     assert ((out.cpu().double() - truth).abs().max() / truth.abs().max()).item() <= tolerance
 
 
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("case", ["plus_inf_late", "nan_late", "minus_inf_columns", "far_below_the_max"])
+def test_gemm_lse_float64_specials_in_later_column_tiles(case):
+    """float64 over C_out 700 takes the tensor-core tile: eleven column tiles, each one's biases and first step
+    fetched during the previous tile's logsumexp, and exps without a branch (csrc/cuda/kernels/reduce.cuh), which
+    flush terms more than 708 below the running maximum to zero. A special value in a late tile, or half the columns
+    that far below, must give torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12."""
+    g = torch.Generator().manual_seed(5)
+    sums = torch.randn(70, 25, generator=g, dtype=torch.float64) * 5
+    weight_sum = torch.randn(25, 700, generator=g, dtype=torch.float64) / 5
+    total_bias = torch.randn(700, generator=g, dtype=torch.float64)
+    if case == "plus_inf_late":
+        total_bias[650] = float("inf")
+    elif case == "nan_late":
+        total_bias[400] = float("nan")
+    elif case == "minus_inf_columns":
+        total_bias[::3] = -float("inf")
+    else:
+        total_bias[1::2] = -1000.0
+    truth = 10 * torch.logsumexp(sums @ weight_sum * 0.1 + total_bias, dim=1, keepdim=True)
+    poison_allocator("cuda")
+    out = fusedlse_cuda.gemm_lse(sums.cuda(), weight_sum.cuda(), total_bias.cuda(), 0.1).cpu()
+    assert torch.equal(out.isnan(), truth.isnan()) and torch.equal(out.isinf(), truth.isinf())
+    assert torch.equal(out[truth.isinf()], truth[truth.isinf()])
+    finite = truth.isfinite()
+    if finite.any():
+        assert ((out[finite] - truth[finite]).abs().max() / truth[finite].abs().max()).item() <= 1e-12
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_gemm_lse_takes_weight_sum_at_any_offset(device):
     # W.sum as a view 4 bytes past an aligned start (the old CUDA GEMM copied its rows in 16-byte pieces): same answer.

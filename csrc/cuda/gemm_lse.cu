@@ -256,12 +256,13 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
 }
 
 // --- float64 on tensor cores (kGemmTiles[...].mma) ----------------------------------------------------------------
-// The same GEMM + logsumexp as gemm_lse_kernel for double accumulation, its FMAs by the warp-wide m8n8k4 float64
-// matrix instruction (mma.sync, sm_80 and later: exact FMAs, as the SIMT kernel's). A block of kGemmThreads takes
-// kRows = 32 rows and kCols columns per column tile, as 2 x 4 warps of 16 rows (two m8 tiles) x kCols / 4 columns
-// (kCols / 32 n8 tiles). Lane (g, t) = (lane / 4, lane % 4) holds, per the PTX fragment layout, A's (the sums') row g
-// at channel t, B's (W.sum's) channel t at column g and C's row g at columns 2t and 2t + 1 of an 8 x 8 tile: the
-// thread's logits lie in rows g and g + 8 of its warp's rows.
+// The same GEMM + logsumexp as gemm_lse_kernel for double accumulation, its FMAs by the warp-wide float64 matrix
+// instructions (mma.sync: m16n8k8 on sm_90, m8n8k4 on sm_80 and later; exact FMAs, as the SIMT kernel's). A block of
+// kGemmThreads takes kRows = 32 rows and kCols columns per column tile, as 2 x 4 warps of 16 rows x kCols / 4
+// columns (kCols / 32 n8 tiles). Lane (g, t) = (lane / 4, lane % 4) holds, per the PTX fragment layout, A's (the
+// sums') rows g and g + 8 at channel t (and t + 4), B's (W.sum's) channel t (and t + 4) at column g and C's rows g
+// and g + 8 at columns 2t and 2t + 1 of an 8-column tile: the thread's logits lie in rows g and g + 8 of its warp's
+// rows.
 
 // One depth step's inputs for a tile of kRows rows and kCols columns, through registers into shared memory: the
 // rows' sums, kRows x kDepth of them, transposed ([channel][row], rows kRowPitch apart), and kDepth channels of W.sum
@@ -341,11 +342,32 @@ struct StepStager {
   }
 };
 
-__device__ __forceinline__ void mma_f64(double (&c)[2], double a, double b) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+// Channels a tensor-core instruction takes: sm_90's m16n8k8 for float64, or on sm_89 (which has only sm_80's
+// m8n8k4) two m8n8k4 for rows g and g + 8 of 16. H200, r27's GEMM (180286 x 25 -> 413) under Nsight Compute: on
+// m8n8k4 the float64 and tensor pipe was 60% busy, mostly on its tensor side; on m16n8k8 the epilogue alone went
+// 455 -> 408 us and the pipe's float64 side (the logsumexp's exps) leads. m16n8k4 measured the same (412 us).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr int kMmaChannels = 8;
+#else
+constexpr int kMmaChannels = 4;
+#endif
+
+// rows_g (row g, columns 2t and 2t + 1 of an 8-column tile) and rows_g8 (row g + 8) += A B, the PTX fragments of
+// lane (g, t): a[i] is row g + 8 (i % 2) at channel t + 4 (i / 2), b[i] channel t + 4 i at column g.
+__device__ __forceinline__ void mma_16x8(double (&rows_g)[2], double (&rows_g8)[2],
+                                         const double (&a)[kMmaChannels / 2], const double (&b)[kMmaChannels / 4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+d"(rows_g[0]), "+d"(rows_g[1]), "+d"(rows_g8[0]), "+d"(rows_g8[1])
+      : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(b[0]), "d"(b[1]));
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
   asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
-      : "+d"(c[0]), "+d"(c[1])
-      : "d"(a), "d"(b));
+      : "+d"(rows_g[0]), "+d"(rows_g[1])
+      : "d"(a[0]), "d"(b[0]));
+  asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+      : "+d"(rows_g8[0]), "+d"(rows_g8[1])
+      : "d"(a[1]), "d"(b[0]));
 #else
   __trap();  // the builds target sm_89 and sm_90
 #endif
@@ -363,19 +385,19 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
   constexpr int kWarpsN = 4, kWarpRows = 16, kWarpCols = kCols / kWarpsN;
   static_assert(kShape.mma && kRows == 2 * kWarpRows && kGemmThreads == 8 * 32, "2 x 4 warps of 16 rows");
   constexpr int kTiles = kWarpCols / 8;  // n8 tiles per warp
-  constexpr int kK = 4;                  // channels per instruction
   constexpr int kDepth = gemm_depth(kTile, sizeof(A));
-  static_assert(kTiles >= 1 && kDepth % kK == 0, "whole instructions");
+  static_assert(kTiles >= 1 && kDepth % kMmaChannels == 0, "whole instructions");
   // 4 doubles of padding per channel: the lanes of a half warp read channels t at elements g (rows or columns),
   // 0-3 each, so with channels 4 doubles apart modulo the 16 banks of 8 bytes their loads hit every bank once.
   constexpr int kRowPitch = kRows + 4, kColPitch = kCols + 4;
   __shared__ __align__(16) A staged_sums[2][kDepth][kRowPitch];
   __shared__ __align__(16) A staged_wsum[2][kDepth][kColPitch];
+  __shared__ A staged_bias[2][kCols];  // [column tile's parity][column]: bias + conv_bias
   __shared__ Lse<A> warp_states[kWarpsN][kRows];
   // gemm_blocks_per_sm's blocks on the smaller of the targets' multiprocessors: sm_89's 100 KiB of shared memory,
   // of which the runtime reserves 1 KiB a block.
-  static_assert(gemm_blocks_per_sm(kTile, 8) * (sizeof(staged_sums) + sizeof(staged_wsum) + sizeof(warp_states) +
-                                                1024) <= 100 * 1024,
+  static_assert(gemm_blocks_per_sm(kTile, 8) * (sizeof(staged_sums) + sizeof(staged_wsum) + sizeof(staged_bias) +
+                                                sizeof(warp_states) + 1024) <= 100 * 1024,
                 "the blocks a multiprocessor that the launch bound promises fit on sm_89");
 
   const T* bias = static_cast<const T*>(a.bias);
@@ -393,35 +415,61 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
   const int64_t k_count = kPartial ? std::min(a.split_channels, a.channels - k_begin) : a.channels;
   const int64_t depth_steps = (k_count + kDepth - 1) / kDepth;
   StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch, kSumsInX> stager(a, row0);
+  // A column tile's biases, loaded with its first step by the threads of one column each and staged beside it, so
+  // that the logsumexp finds them in shared memory rather than waiting on them after the tile's last step.
+  const bool bias_lane = !kPartial && threadIdx.x < kCols;
+  A bias_next = A(0);
+  const auto fetch_bias = [&](int64_t n0) {
+    const int64_t col = n0 + threadIdx.x;
+    if (bias_lane && col < a.c_out) bias_next = column_bias(bias, a.bias_stride, conv_bias, col);
+  };
+
+  // The next tile's first step and biases are fetched during this tile's last step, so that they arrive while this
+  // tile's logsumexp runs; not where x is read in place, whose registers that left 4 bytes short (spilled, sm_90),
+  // nor in split-K's blocks, which take one tile each.
+  constexpr bool kFetchAhead = !kSumsInX && !kPartial;
 
   Lse<A> state[2] = {Lse<A>{-INFINITY, A(0)}, Lse<A>{-INFINITY, A(0)}};  // rows g and g + 8 of the warp's
+  bool tile_fetched = false;  // this tile's first step and biases are in flight since the previous tile's last step
   for (int64_t tile = first_tile; tile < end_tile; ++tile) {
     const int64_t n0 = tile * kCols;
+    const int tile_parity = static_cast<int>((tile - first_tile) & 1);
     const bool save_tile = kSumsInX && blockIdx.y == 0 && tile == first_tile;  // as in gemm_lse_kernel
+    const bool next_tile = tile + 1 < end_tile;
     A acc[2][kTiles][2] = {};  // [row g, g + 8][n8 tile][column 2t, 2t + 1]
-    if (depth_steps > 0) {
+    if (!tile_fetched) {
       stager.fetch(n0, k_begin);
-      stager.stage(staged_sums[0], staged_wsum[0]);
-      if (save_tile) stager.save(row0, k_begin);
-      __syncthreads();
+      fetch_bias(n0);
     }
+    stager.stage(staged_sums[0], staged_wsum[0]);
+    if (bias_lane) staged_bias[tile_parity][threadIdx.x] = bias_next;
+    if (save_tile) stager.save(row0, k_begin);
+    __syncthreads();
     for (int64_t step = 0; step < depth_steps; ++step) {
       const int buf = static_cast<int>(step & 1);
       const bool more = step + 1 < depth_steps;
-      if (more) stager.fetch(n0, k_begin + (step + 1) * kDepth);
+      if (more) {
+        stager.fetch(n0, k_begin + (step + 1) * kDepth);
+      } else if (kFetchAhead && next_tile) {
+        stager.fetch(n0 + kCols, k_begin);
+        fetch_bias(n0 + kCols);
+      }
       // Channels past C_in are staged as zeros; whole groups of them are skipped.
       const int64_t valid = std::min<int64_t>(kDepth, k_count - step * kDepth);
 #pragma unroll
-      for (int k = 0; k < kDepth; k += kK) {
+      for (int k = 0; k < kDepth; k += kMmaChannels) {
         if (k >= valid) break;
-        const A* sums = &staged_sums[buf][k + t][warp_row + g];
-        const A* wsum = &staged_wsum[buf][k + t][warp_col + g];
-        const A a0 = sums[0], a1 = sums[8];
+        A a_frag[kMmaChannels / 2];
+#pragma unroll
+        for (int i = 0; i < kMmaChannels / 2; ++i) {
+          a_frag[i] = staged_sums[buf][k + t + 4 * (i / 2)][warp_row + g + 8 * (i % 2)];
+        }
 #pragma unroll
         for (int n = 0; n < kTiles; ++n) {
-          const A b = wsum[8 * n];
-          mma_f64(acc[0][n], a0, b);
-          mma_f64(acc[1][n], a1, b);
+          A b_frag[kMmaChannels / 4];
+#pragma unroll
+          for (int i = 0; i < kMmaChannels / 4; ++i) b_frag[i] = staged_wsum[buf][k + t + 4 * i][warp_col + 8 * n + g];
+          mma_16x8(acc[0][n], acc[1][n], a_frag, b_frag);
         }
       }
       if (more) {
@@ -430,6 +478,7 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
       }
       __syncthreads();  // as in gemm_lse_kernel
     }
+    tile_fetched = kFetchAhead && depth_steps > 0 && next_tile;
     if constexpr (kPartial) {
       A* partial = static_cast<A*>(a.partial_logits) + int64_t{blockIdx.z} * a.batch * a.c_out;
 #pragma unroll
@@ -443,23 +492,22 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
       }
       return;  // one column tile per block
     }
-    // The biases of this thread's columns, added as gemm_lse_kernel adds them; columns past C_out become -inf.
+    // The biases of this thread's columns; columns past C_out become -inf.
     constexpr int kValues = 2 * kTiles;  // value j: n8 tile j / 2, column 2t + j % 2 of it
-    A col_bias[kValues], col_conv_bias[kValues];
+    A col_bias[kValues];
     bool col_valid[kValues];
 #pragma unroll
     for (int j = 0; j < kValues; ++j) {
-      const int64_t col = n0 + warp_col + j / 2 * 8 + 2 * t + j % 2;
-      col_valid[j] = col < a.c_out;
-      col_bias[j] = col_valid[j] ? to_acc(bias[col * a.bias_stride]) : A(0);
-      col_conv_bias[j] = col_valid[j] && conv_bias ? to_acc(conv_bias[col]) : A(0);
+      const int col = warp_col + j / 2 * 8 + 2 * t + j % 2;
+      col_valid[j] = n0 + col < a.c_out;
+      col_bias[j] = staged_bias[tile_parity][col];
     }
 #pragma unroll
     for (int slot = 0; slot < 2; ++slot) {
       A v[kValues];
 #pragma unroll
       for (int j = 0; j < kValues; ++j) {
-        v[j] = col_valid[j] ? scale * acc[slot][j / 2][j % 2] + col_bias[j] + col_conv_bias[j] : A(-INFINITY);
+        v[j] = col_valid[j] ? scale * acc[slot][j / 2][j % 2] + col_bias[j] : A(-INFINITY);
       }
       lse_push_all(state[slot], v);
     }

@@ -33,7 +33,34 @@ __device__ __forceinline__ float exp_nonpositive(float x) {
   asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(result) : "f"(x * 1.44269502162933349609375f));
   return result;
 }
-__device__ __forceinline__ double exp_nonpositive(double x) { return exp(x); }
+// double: CUDA's exp (nvcc 13's: x = k ln2 + r by two FMAs, a degree-12 polynomial in r, 2^k added to the exponent
+// field), the same operations in the same order, so the same result, down to x = -708; 0 below (exp(-708) is 3.3e-308:
+// such a term adds nothing to a sum that holds the max's exp(0) = 1). NaN stays NaN, -inf gives 0. Without a branch:
+// CUDA's exp branches to a slow path past |x| = 708.4, and ptxas wrapped each exp of lse_push_all in its own
+// divergent region, so a thread ran its exps one dependent chain of 15 FMAs after another (SASS of sm_90,
+// mma_lse_kernel).
+__device__ __forceinline__ double exp_nonpositive(double x) {
+  constexpr double kShifter = 6755399441055744.0;  // 1.5 x 2^52: t's low word is round(x log2(e))
+  const double t = fma(x, 0x1.71547652b82fep+0, kShifter);
+  const double k = t - kShifter;
+  double r = fma(k, -0x1.62e42fefa39efp-1, x);
+  r = fma(k, -0x1.abc9e3b39803fp-56, r);
+  double p = fma(0x1.ade1569ce2bdfp-26, r, 0x1.28af3fca213eap-22);
+  p = fma(p, r, 0x1.71dee62401315p-19);
+  p = fma(p, r, 0x1.a01997c89eb71p-16);
+  p = fma(p, r, 0x1.a01a014761f65p-13);
+  p = fma(p, r, 0x1.6c16c1852b7afp-10);
+  p = fma(p, r, 0x1.1111111122322p-7);
+  p = fma(p, r, 0x1.55555555502a1p-5);
+  p = fma(p, r, 0x1.5555555555511p-3);
+  p = fma(p, r, 0x1.000000000000bp-1);
+  p = fma(p, r, 1.0);
+  p = fma(p, r, 1.0);
+  // k >= -1021 from x >= -708, so p x 2^k (p in [0.7, 1.5)) is a normal number
+  const int exponent_shift = static_cast<int>(static_cast<unsigned>(__double2loint(t)) << 20);  // k, as an exponent
+  const double scaled = __hiloint2double(__double2hiint(p) + exponent_shift, __double2loint(p));
+  return x < -708.0 ? 0.0 : scaled;
+}
 
 // exp(v - max) for v <= max, with exp(0) where they are equal: +inf - +inf would be NaN.
 template <typename A> __device__ __forceinline__ A exp_below(A v, A max) {
@@ -63,13 +90,13 @@ template <typename A, int N> __device__ __forceinline__ void lse_push_all(Lse<A>
 #pragma unroll
   for (int i = 0; i < N; ++i) max = fmax(max, v[i]);
   A sum;
-  // float: the common case without the selects. v - max is exactly 0 at the max and -inf (a term of 0) for v = -inf,
-  // the same terms; the selects matter only where the max is infinite (every value -inf, or one +inf). Without them
-  // the compiler also fuses the rescale with the first term (one FMA, one rounding fewer), so a sum may differ from
-  // the select path's in its last bit, the same way every run. With the selects, ptxas branched around each exp:
-  // r45's forward 547 -> 428 us, r00's 104 -> 78 (H200). double keeps one path: its exp is long enough that a
-  // second copy of it costs registers (spills at 72).
-  if (sizeof(A) == 4 && isfinite(max)) {
+  // The common case without the selects. v - max is exactly 0 at the max and -inf (a term of 0) for v = -inf, the
+  // same terms; the selects matter only where the max is infinite (every value -inf, or one +inf). Without them the
+  // compiler also fuses the rescale with the first term (one FMA, one rounding fewer), so a sum may differ from the
+  // select path's in its last bit, the same way every run. With the selects, ptxas branched around each exp: r45's
+  // forward 547 -> 428 us, r00's 104 -> 78 (H200). Both exps are straight-line code, so the values' exps are
+  // independent chains that ptxas interleaves.
+  if (isfinite(max)) {
     sum = s.scaled_sum * exp_nonpositive(s.max_value - max);  // an empty state (sum 0) stays 0
 #pragma unroll
     for (int i = 0; i < N; ++i) sum += exp_nonpositive(v[i] - max);
