@@ -309,14 +309,14 @@ constexpr int64_t kChannelVectorsMinChannels = 129;
 // multiprocessors. Each step waits for its loads (one step is prefetched), so thin tiles take deeper steps: on the
 // H200, 8 channels per step left tiles of 8 or 16 FMAs per thread per channel waiting on memory (1.2-1.7 us per
 // step; r43, r50, r59 of the sweep).
-// float64 from 33 columns on takes the tensor-core tile (kMmaTile: mma_lse_kernel, 32 rows by 64 columns, m16n8k8
-// FMAs on sm_90 and m8n8k4 on sm_89, exact like the SIMT ones), three blocks a multiprocessor (kMmaBlocksPerSm). H200 (docs/limits.md
-// section 44), forward with the SIMT tile the rule gave before against the tensor-core one, best of 3: r51 (46 rows,
-// 39 channels, C_out 4956) 23.0 -> 20.6 and 24.0 -> 22.3 us in two runs, r27 (180286 rows, 25 channels, 413) 946
-// -> 852 and 947 -> 889, r55 168 -> 165, r31 119 (level); the gemm_lse op alone on r43's GEMM (2328 x 657 x 61) 46.5
-// -> 38.8-42.1, r23's (15 x 686 x 3860) 49.9 -> 42.9-48.3. Their time is now the steps' latency, not FMAs (ncu,
-// r51: 2 warps a scheduler issuing 0.32 a cycle, stalled on fixed-latency dependencies). float stays SIMT: the same
-// kernel on TF32 split three ways took r60's [73, 276] x [276, 3295] from 25 to 24 us, r58's forward 160 -> 141,
+// float64 from 33 columns on takes the tensor-core tile (kMmaTile: mma_lse_kernel, 32 rows by 64 columns, m16n8k8 FMAs
+// on sm_90 and m8n8k4 on sm_89, exact like the SIMT ones), three blocks a multiprocessor (kMmaBlocksPerSm). H200
+// (docs/limits.md section 44), forward with the SIMT tile the rule gave before against the tensor-core one, best of 3:
+// r51 (46 rows, 39 channels, C_out 4956) 23.0 -> 20.6 and 24.0 -> 22.3 us in two runs, r27 (180286 rows, 25 channels,
+// 413) 946 -> 852 and 947 -> 889, r55 168 -> 165, r31 119 (level); the gemm_lse op alone on r43's GEMM (2328 x 657 x
+// 61) 46.5 -> 38.8-42.1, r23's (15 x 686 x 3860) 49.9 -> 42.9-48.3. Their time is now the steps' latency, not FMAs
+// (ncu, r51: 2 warps a scheduler issuing 0.32 a cycle, stalled on fixed-latency dependencies). float stays SIMT: the
+// same kernel on TF32 split three ways took r60's [73, 276] x [276, 3295] from 25 to 24 us, r58's forward 160 -> 141,
 // r09's 260 -> 372 (128-row tiles re-read W.sum 4x less), and TF32 is what float32 results do without.
 // A second tensor-core tile 128 columns wide (2 blocks a multiprocessor at 101-123 registers) took C_out that it
 // padded no more than the 64-wide one; against it the 64-wide tile at three blocks was faster on both sweep rows it
@@ -344,9 +344,9 @@ constexpr int64_t kGemmBlocksPerSm = 2;
 // The tensor-core tile is compiled for three (68-80 registers since section 67's fetch ahead, 62-72 before, no spills,
 // on sm_89 and sm_90; 78-88 at two, which left r43's split GEMM of 511 blocks in 1.3 waves of the three that fit, and
 // r27's 5634 blocks issuing from 4 warps a scheduler): its 29 KiB of static shared memory three times fits an sm_89
-// multiprocessor's 100 KiB. H200, against
-// two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its epilogue alone 548.6 -> 501.4), r43's GEMM
-// in 5 channel ranges instead of 7, r23's in 6 instead of 4 (the gemm_lse op alone within 1 us either way).
+// multiprocessor's 100 KiB. H200, against two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its
+// epilogue alone 548.6 -> 501.4), r43's GEMM in 5 channel ranges instead of 7, r23's in 6 instead of 4 (the gemm_lse op
+// alone within 1 us either way).
 constexpr int64_t kMmaBlocksPerSm = 3;
 constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
   if (kGemmTiles[tile].mma) return static_cast<int>(kMmaBlocksPerSm);
