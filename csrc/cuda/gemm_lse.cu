@@ -394,10 +394,10 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
   __shared__ __align__(16) A staged_wsum[2][kDepth][kColPitch];
   __shared__ A staged_bias[2][kCols];  // [column tile's parity][column]: bias + conv_bias
   __shared__ Lse<A> warp_states[kWarpsN][kRows];
-  // gemm_blocks_per_sm's blocks on the smaller of the targets' multiprocessors: sm_89's 100 KiB of shared memory,
-  // of which the runtime reserves 1 KiB a block.
+  // gemm_blocks_per_sm's blocks on the smaller of the targets' multiprocessors.
   static_assert(gemm_blocks_per_sm(kTile, 8) * (sizeof(staged_sums) + sizeof(staged_wsum) + sizeof(staged_bias) +
-                                                sizeof(warp_states) + 1024) <= 100 * 1024,
+                                                sizeof(warp_states) + kReservedSharedBytesPerBlock) <=
+                    kSm89SharedBytesPerSm,
                 "the blocks a multiprocessor that the launch bound promises fit on sm_89");
 
   const T* bias = static_cast<const T*>(a.bias);
@@ -817,9 +817,9 @@ template <typename R, typename F> R with_narrow_lse_kernel(ScalarKind kind, int 
   });
 }
 
-// Lets `kernel` take shared_bytes of dynamic shared memory: past 48 KiB a block must opt in.
+// Lets `kernel` take shared_bytes of dynamic shared memory: past kDefaultSharedBytesPerBlock a block must opt in.
 template <typename K> cudaError_t allow_shared_bytes(K kernel, int64_t shared_bytes) {
-  if (shared_bytes <= 48 * 1024) return cudaSuccess;
+  if (shared_bytes <= kDefaultSharedBytesPerBlock) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
 }
 

@@ -268,7 +268,7 @@ struct SmallPlaneTapArgs {
   int64_t blocks;
 };
 constexpr int kSmallPlaneMaxThreads = 256;
-constexpr int kSmallPlaneSharedBytes = 48 * 1024;  // what a launch may take without asking
+constexpr int kSmallPlaneSharedBytes = static_cast<int>(kDefaultSharedBytesPerBlock);  // no opting in
 
 // The cropped GEMM's weight over kept cells (fusedlse.h cropped_gemm_operands): out[c, cell, n] = the sum of
 // weight[c, n - (first column of c's group), t, u] over the taps (t, u) that keep the cell (0 for columns outside c's

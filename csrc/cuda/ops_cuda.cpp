@@ -1403,7 +1403,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     // The staged walk: a stage a warp as large as kTapBlocksPerSm blocks of them allow, its pieces as many rows as
     // their span (from the 16-byte boundary before it) fits; none where one row does not.
     const int64_t block_bytes =
-        std::min<int64_t>(48 * 1024, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
+        std::min<int64_t>(kDefaultSharedBytesPerBlock, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
         static_cast<int64_t>(tap_grid_shared_bytes(a.kind, a.border_side, border_cols, 0));
     const int64_t stage_bytes = std::min<int64_t>(kTapStageMaxBytes, block_bytes / kWarpsPerBlock / 16 * 16);
     const int64_t stage_elements = stage_bytes / x.element_size();

@@ -12,6 +12,13 @@ namespace fusedlse {
 
 constexpr int kBlockThreads = 256;
 constexpr int kWarpsPerBlock = kBlockThreads / 32;
+// Shared memory a block takes without opting in (cudaFuncAttributeMaxDynamicSharedMemorySize), on sm_70 and later.
+constexpr int64_t kDefaultSharedBytesPerBlock = 48 * 1024;
+// The smaller of the targets' multiprocessors, sm_89's (RTX 4090): its shared memory and what the runtime reserves of
+// it for each resident block. Kernels with a launch bound of several blocks check their static shared memory
+// against it.
+constexpr int64_t kSm89SharedBytesPerSm = 100 * 1024;
+constexpr int64_t kReservedSharedBytesPerBlock = 1024;
 // Minimum resident blocks per SM the fused kernel is compiled for: 2 caps registers at 128 per thread, where the
 // float32/16-bit kernels do not spill (at 3 blocks, 80 registers, they did). The float64 kernels, a dtype for
 // accuracy rather than speed, get 1 (up to 255 registers): at 128 their epilogue spilled.
@@ -230,7 +237,7 @@ constexpr uint64_t kStagedWalkFaster64BitPlanes = plane_sizes({1, 2});
 constexpr int kRowsLseThreads = 128;
 constexpr int kRowsLseChunk = 8;
 constexpr int64_t kRowsLseMaxChannels = 16;
-constexpr int64_t kRowsLseMaxSharedBytes = 48 * 1024;
+constexpr int64_t kRowsLseMaxSharedBytes = kDefaultSharedBytesPerBlock;
 // Lanes per row double while the rows' lanes fill less than this share of the device's resident threads (16 of 64
 // warps per SM on the H200 keep the FMAs busy): every lane of a group loads its own chunk of W.sum from shared
 // memory, so more lanes per row take more shared-memory wavefronts per FMA. H200, the forward with the rows epilogue
