@@ -63,20 +63,23 @@ def test_gemm_lse_blocks_walk_many_row_tiles(dtype, c_in, c_out):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("rows", [70, 4000])
 @pytest.mark.parametrize("case", ["plus_inf_late", "nan_late", "minus_inf_columns", "far_below_the_max"])
-def test_gemm_lse_float64_specials_in_later_column_tiles(case):
-    """float64 over C_out 700 takes the tensor-core tile: eleven column tiles, each one's biases and first step
-    fetched during the previous tile's logsumexp, and exps without a branch (csrc/cuda/kernels/reduce.cuh), which
-    flush terms more than 708 below the running maximum to zero. A special value in a late tile, or half the columns
-    that far below, must give torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12."""
+def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows):
+    """float64 over C_out 700 takes the tensor-core tile, eleven column tiles, with exps without a branch
+    (csrc/cuda/kernels/reduce.cuh) that flush terms more than 708 below the running maximum to zero. 70 rows: a block
+    per column tile (the planner's column runs fill the device). 4000 rows: each block walks 2-3 tiles, each one's
+    biases and first step fetched during the previous tile's logsumexp; columns 500 and 650 lie in a run's second
+    tile on 128-132 SMs. A special value in a late tile, or half the columns that far below, must give
+    torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12."""
     g = torch.Generator().manual_seed(5)
-    sums = torch.randn(70, 25, generator=g, dtype=torch.float64) * 5
+    sums = torch.randn(rows, 25, generator=g, dtype=torch.float64) * 5
     weight_sum = torch.randn(25, 700, generator=g, dtype=torch.float64) / 5
     total_bias = torch.randn(700, generator=g, dtype=torch.float64)
     if case == "plus_inf_late":
         total_bias[650] = float("inf")
     elif case == "nan_late":
-        total_bias[400] = float("nan")
+        total_bias[500] = float("nan")
     elif case == "minus_inf_columns":
         total_bias[::3] = -float("inf")
     else:
