@@ -123,7 +123,8 @@ constexpr double kTiledShareOfPeak = 0.45;
 constexpr double kTiledFloat64ShareOfPeak = 0.12;
 // The tensor-core tile (float64 of more than 32 columns): r27's GEMM + logsumexp, 7.1 GFLOP counted as above, in
 // 532 us (the gemm_lse op alone, ncu, docs/limits.md section 44; 501 us at three blocks a multiprocessor, section
-// 66). One shape: not fitted.
+// 66; 408 us on sm_90's m16n8k8 with biases fetched ahead, section 67). One shape, not refitted since 44: its
+// predictions run above the measured times; r43's and r23's GEMMs stay with cuBLAS's epilogue, still the faster.
 constexpr double kTiledMmaShareOfPeak = 0.2;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;

@@ -212,8 +212,9 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
       }
       return;  // one column tile per block
     }
-    // The biases of this thread's columns, added the way the other epilogues add them (scale x logit + bias, then
-    // + conv_bias); columns past C_out become -inf, which adds nothing.
+    // The biases of this thread's columns (scale x logit + bias, then + conv_bias: the other epilogues, the
+    // tensor-core tile's included, add column_bias's bias + conv_bias instead); columns past C_out become -inf,
+    // which adds nothing.
     A col_bias[kTn], col_conv_bias[kTn];
     bool col_valid[kTn];
 #pragma unroll
