@@ -3,6 +3,8 @@ import pytest
 import torch
 
 import fusedlse_cuda
+from fusedlse_cuda import reference
+from fusedlse_cuda.planning import forced_plan
 from helpers import DEVICES, HAS_CUDA, DTYPES, LAYOUTS, lay_out, make_problem, poison_allocator
 
 SUM_TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 2e-6, torch.bfloat16: 2e-6}
@@ -92,6 +94,43 @@ def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows):
     finite = truth.isfinite()
     if finite.any():
         assert ((out[finite] - truth[finite]).abs().max() / truth[finite].abs().max()).item() <= 1e-12
+
+
+# Biases that rise or fall along C_out by `slope` a column: float64 logsumexps keep their reference maximum while
+# no value passes it by more than 64 (csrc/cuda/kernels/reduce.cuh, lse_push_all), so these take the lazy path with
+# terms up to e^64 (0.05: a rise of 35 over 700 columns), rescale in most pushes (1.0: 64 per 64-column tile), both
+# (0.2), or flush terms more than 708 below it (-2.0).
+RAMP_SLOPES = [0.05, 0.2, 1.0, -0.05, -2.0]
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
+@pytest.mark.parametrize("slope", RAMP_SLOPES, ids=str)
+@pytest.mark.parametrize("epilogue", [None, "tiled_lse", "cublas_lse", "rows_lse", "narrow_lse", "gemv_lse"])
+@pytest.mark.parametrize("c_out", [7, 700])
+def test_float64_epilogues_follow_ramped_logits(c_out, epilogue, slope):
+    """Every float64 epilogue (forced through the forward; None: gemm_lse, the tensor-core tile at 700 columns) on
+    logits ramped along C_out: within 1e-12 of the float64 model, bitwise the same on a second call. Where an
+    epilogue does not apply, the planner's stand-in runs."""
+    x, weight, conv_bias, bias = make_problem(300, 5, 2, 3, c_out, 1, 2, dtype=torch.float64, device="cuda")
+    ramp = slope * torch.arange(c_out, dtype=torch.float64)
+    bias = (bias.cpu() * 0.1 + ramp.view(-1, 1, 1)).cuda()
+    if epilogue is None:
+        sums = x.sum(dim=(2, 3))
+        weight_sum = weight.sum(dim=(2, 3))
+        total_bias = conv_bias + bias.flatten()
+        scale = 1 / (x.shape[2] * (x.shape[3] + 1))
+        truth = 10 * torch.logsumexp((sums @ weight_sum * scale + total_bias).cpu(), dim=1, keepdim=True)
+        poison_allocator("cuda")
+        out = fusedlse_cuda.gemm_lse(sums, weight_sum, total_bias, scale)
+        again = fusedlse_cuda.gemm_lse(sums, weight_sum, total_bias, scale)
+    else:
+        truth = reference.truth(x, weight, conv_bias, bias)
+        poison_allocator("cuda")
+        with forced_plan("split", None, epilogue):
+            out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+            again = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    assert torch.equal(out, again)
+    assert ((out.cpu() - truth).abs().max() / truth.abs().max()).item() <= 1e-12
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -18,6 +18,7 @@ template <typename A> __device__ __forceinline__ A warp_sum(A v) { return group_
 
 // Logsumexp, online.
 // torch.logsumexp's semantics: NaN if any value is NaN, else +inf if any is +inf, -inf if all are -inf.
+// max_value is the max of the values pushed, or, for double, a reference at most 64 below it (lse_push_all).
 template <typename A> struct Lse {
   A max_value, scaled_sum;  // logsumexp = max_value + log(scaled_sum); scaled_sum == 0 means empty (or all -inf)
 };
@@ -34,11 +35,11 @@ __device__ __forceinline__ float exp_nonpositive(float x) {
   return result;
 }
 // double: CUDA's exp (nvcc 13's: x = k ln2 + r by two FMAs, a degree-12 polynomial in r, 2^k added to the exponent
-// field), the same operations in the same order, so the same result, down to x = -708; 0 below (exp(-708) is 3.3e-308:
-// such a term adds nothing to a sum that holds the max's exp(0) = 1). NaN stays NaN, -inf gives 0. Without a branch:
-// CUDA's exp branches to a slow path past |x| = 708.4, and ptxas wrapped each exp of lse_push_all in its own
-// divergent region, so a thread ran its exps one dependent chain of 15 FMAs after another (SASS of sm_90,
-// mma_lse_kernel).
+// field), the same operations in the same order, so the same result, from x = 708 down to -708 (lse_push_all takes
+// it up to 64, past its reference maximum); 0 below (exp(-708) is 3.3e-308: such a term adds nothing to a sum that
+// holds the max's exp(0) = 1). NaN stays NaN, -inf gives 0. Without a branch: CUDA's exp branches to a slow path past
+// |x| = 708.4, and ptxas wrapped each exp of lse_push_all in its own divergent region, so a thread ran its exps one
+// dependent chain of 15 FMAs after another (SASS of sm_90, mma_lse_kernel).
 __device__ __forceinline__ double exp_nonpositive(double x) {
   constexpr double kShifter = 6755399441055744.0;  // 1.5 x 2^52: t's low word is round(x log2(e))
   const double t = fma(x, 0x1.71547652b82fep+0, kShifter);
@@ -56,7 +57,7 @@ __device__ __forceinline__ double exp_nonpositive(double x) {
   p = fma(p, r, 0x1.000000000000bp-1);
   p = fma(p, r, 1.0);
   p = fma(p, r, 1.0);
-  // k >= -1021 from x >= -708, so p x 2^k (p in [0.7, 1.5)) is a normal number
+  // -1021 <= k <= 1021 from |x| <= 708, so p x 2^k (p in [0.7, 1.5)) is a normal number
   const int exponent_shift = static_cast<int>(static_cast<unsigned>(__double2loint(t)) << 20);  // k, as an exponent
   const double scaled = __hiloint2double(__double2hiint(p) + exponent_shift, __double2loint(p));
   return x < -708.0 ? 0.0 : scaled;
@@ -86,6 +87,22 @@ template <typename A> __device__ __forceinline__ Lse<A> lse_merge(Lse<A> p, Lse<
 // N values at once (-inf ones add nothing, as in lse_push): one rescale of the state, an exp per value.
 // fmax ignores NaN, so the max stays a number and a NaN value poisons the sum through its exp.
 template <typename A, int N> __device__ __forceinline__ void lse_push_all(Lse<A>& s, const A (&v)[N]) {
+  if constexpr (sizeof(A) == 8) {
+    // double: values up to kLazyMaxMargin above the state's finite max keep it, so the state's sum takes no rescale,
+    // the fifth exp of a push of 4 (float64 epilogues are bound by their exps, docs/limits.md §67, §68: r27's
+    // tensor-core epilogue 397 -> 375 us). max_value is then a reference, not the max: each term is
+    // exp(v - reference) <= e^64, whose sum no C_out brings near a double's range, and reference + log(sum) is as
+    // exact. A NaN value poisons the sum here as below; +inf and a first push (the max -inf) take the rescale.
+    constexpr A kLazyMaxMargin = 64;
+    A top = v[0];
+#pragma unroll
+    for (int i = 1; i < N; ++i) top = fmax(top, v[i]);
+    if (isfinite(s.max_value) && top <= s.max_value + kLazyMaxMargin) {
+#pragma unroll
+      for (int i = 0; i < N; ++i) s.scaled_sum += exp_nonpositive(v[i] - s.max_value);
+      return;
+    }
+  }
   A max = s.max_value;
 #pragma unroll
   for (int i = 0; i < N; ++i) max = fmax(max, v[i]);
