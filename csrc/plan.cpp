@@ -47,6 +47,11 @@ constexpr double kTorchSumStridedShare = 0.3;
 constexpr double kPlanesReadShare = 0.75;
 constexpr double kTinyPlanesShare = 0.3;
 constexpr double kPlaneLanesShare = 0.75;
+// The tensor-core tile summing float64 planes of a few elements itself (tile_sums_planes): r27 of the sweep ([180286,
+// 25, 1, 24] -> 413, rows of 24 elements 52 apart; H200) read its 865 MB in 226 us beside the tile's 376 alone, 0.8
+// of read_gbps, where the plane-lanes reader took 326. Rows of 8 elements fill half of each half warp's lanes.
+constexpr double kTilePlanesReadShare = 0.75;
+constexpr int64_t kTilePlanesMinWidth = 8;
 // The channel-rows reader on the channels-last x it is chosen for (channel_rows_suits; H200, bench/strategies.py of
 // f91f29f, every reader forced in turn): the whole forward of r04 and headline_nhwc (1 GiB) at 3.7-3.8 TB/s (r04
 // 287 us against 353 through torch's reduction; headline_nhwc 286 against torch's 289 and the fused launch's 301),
@@ -494,8 +499,14 @@ bool reader_folds_weight(Reader reader, const Problem& p) {
 
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
   if (reader == Reader::kInEpilogue) {
-    // No reader launch: the tiled epilogue's steps wait on x's loads, and its GEMM runs while x is read.
+    // No reader launch. One-element planes: the tiled epilogue's steps wait on x's loads, and its GEMM runs while x is
+    // read. Planes that the tensor-core tile sums first: its blocks read, then multiply, and the three blocks of a
+    // multiprocessor start together and stay in step, so the read and the GEMM add up (H200: r27's [180286, 25, 1,
+    // 24] -> 413 in 602 us, its tile alone taking 376 after the plane-lanes reader's 326).
     const double weight = weight_is_its_sum(p) ? 0.0 : kLaunchUs + weight_us(p, d);
+    if (p.height * p.width > 1) {
+      return weight + read_us(x_bytes(p), d, kTilePlanesReadShare) + epilogue_us(p, d, Epilogue::kTiledLse);
+    }
     return weight + std::max(reader_us(reader, p, d), epilogue_us(p, d, Epilogue::kTiledLse));
   }
   if (weight_is_its_sum(p)) return kLaunchUs + reader_us(reader, p, d) + epilogue_us(p, d, epilogue);
@@ -507,8 +518,20 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue 
 
 bool weight_is_its_sum(const Problem& p) { return p.kernel_area == 1 && p.element_bytes == acc_bytes(p); }
 
-bool in_epilogue_applies(const Problem& p) {
-  return p.x_in_epilogue && p.height * p.width == 1 && p.element_bytes == acc_bytes(p);
+bool tile_sums_planes(const Problem& p, int64_t multiprocessors) {
+  const int64_t plane = p.height * p.width;
+  if (!p.x_in_epilogue || p.element_bytes != 8 || plane < 2 || plane > kTinyPlaneElements ||
+      p.width < kTilePlanesMinWidth || p.width > kTilePlanesMaxWidth || p.in_channels > kTilePlanesMaxChannels ||
+      (p.layout != Layout::kPlanes && p.layout != Layout::kStridedRows)) {
+    return false;
+  }
+  const GemmTiling tiling = gemm_tiling(p.batch, p.in_channels, p.out_channels, 8, multiprocessors);
+  return tiling.tile == kMmaTile && tiling.column_runs == 1 && tiling.k_splits == 1;
+}
+
+bool in_epilogue_applies(const Problem& p, int64_t multiprocessors) {
+  return (p.x_in_epilogue && p.height * p.width == 1 && p.element_bytes == acc_bytes(p)) ||
+         tile_sums_planes(p, multiprocessors);
 }
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
@@ -818,7 +841,8 @@ Plan choose(const Problem& p, const DeviceProps& d) {
     plan.epilogue = Epilogue::kTiledLse;
   }
   plan.split_us = split_us(p, d, plan.split_reader, plan.epilogue);
-  // x's one-element planes read by the tiled epilogue itself where it is the epilogue (and no reader is forced).
+  // x's one-element planes read by the tiled epilogue itself, or its planes summed by the tensor-core tile
+  // (tile_sums_planes), where that is the epilogue (and no reader is forced).
   // H200, the forward with the plane-lanes reader before the tiled epilogue against the tiled epilogue reading x (us;
   // x sliced from planes of 2 x 3 unless named): float32 [50000, 16] -> 1000 97.5 -> 95.6, contiguous [20000, 64] ->
   // 300 58.9 -> 52.4, float64 [180286, 25] -> 413 592.3 -> 573.6, [2328, 657] -> 61 50.5 -> 46.0, [300, 2000] -> 100
@@ -826,7 +850,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // is the choice it stays: it was the faster on r43 ([2328, 657] -> 61: 43.3), [300, 2000] -> 100 (28.0) and float32
   // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
   // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
-  if (in_epilogue_applies(p) && plan.epilogue == Epilogue::kTiledLse &&
+  if (in_epilogue_applies(p, d.multiprocessors) && plan.epilogue == Epilogue::kTiledLse &&
       forced_reader.load(std::memory_order_relaxed) < 0) {
     const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, Epilogue::kTiledLse);
     if (in_epilogue_us < plan.split_us) {
@@ -847,7 +871,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       }
       // The tiled epilogue reading x, forced: where it cannot, the reader the planner would take.
       if (plan.split_reader == Reader::kInEpilogue) {
-        if (in_epilogue_applies(p)) {
+        if (in_epilogue_applies(p, d.multiprocessors)) {
           plan.epilogue = Epilogue::kTiledLse;
         } else {
           plan.split_reader = reader_for_sums(p);

@@ -96,7 +96,8 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads);
 //                   reduction for other layouts, where forced.
 //  kInEpilogue:     no reader: x's planes of one element, of the accumulation type, are the sums, and the tiled
 //                   epilogue loads them where they lie (x's batch and channel strides), saving each into the
-//                   forward's sums as it goes; its GEMM runs while x is read (in_epilogue_applies).
+//                   forward's sums as it goes; its GEMM runs while x is read. Or float64 planes of a few elements
+//                   that the tensor-core tile sums itself, its rows' planes before its GEMM (tile_sums_planes).
 enum class Reader {
   kPlanes = 0,
   kCopyThenPlanes = 1,
@@ -125,9 +126,15 @@ struct Plan {
   bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
   std::string why;
 };
-// Whether the tiled epilogue can read x in place (Reader::kInEpilogue): planes of one element of the accumulation
-// type (float32, float64), where the problem allows it (Problem::x_in_epilogue).
-bool in_epilogue_applies(const Problem& problem);
+// Whether the tiled epilogue can read x in place (Reader::kInEpilogue), where the problem allows it
+// (Problem::x_in_epilogue): planes of one element of the accumulation type (float32, float64), which it loads as its
+// sums, or tile_sums_planes.
+bool in_epilogue_applies(const Problem& problem, int64_t multiprocessors);
+// Whether the tensor-core tile can sum x's planes itself before its GEMM (cuda/gemm_lse.cu, sum_tile_planes): float64
+// planes of 2 to kTinyPlaneElements elements whose rows are contiguous (layouts kPlanes and kStridedRows) and 8 to
+// kTilePlanesMaxWidth wide, C_in of at most kTilePlanesMaxChannels (cuda/tuning.h), and a GEMM that gemm_tiling gives
+// to that tile (float64, more than 32 columns) in one column run without split-K.
+bool tile_sums_planes(const Problem& problem, int64_t multiprocessors);
 
 // Whether the split strategy takes the weight itself as W.sum((2, 3)), with no pass over it: a 1 x 1 kernel whose
 // values are already of the accumulation type (float32, float64). The host also asks for a contiguous weight, the

@@ -520,6 +520,63 @@ def test_epilogue_reads_one_element_planes_in_place(dtype, b, c_in, c_out, layou
     assert torch.equal(sums, x[:, :, 0, 0])
 
 
+# float64 planes of a few elements summed by the tensor-core tile itself (reader "in_epilogue", plan::tile_sums_planes):
+# rows of 8 to 32 elements, planes of up to 32; B a whole number of 32-row tiles or not (under one tile too), one to
+# 32 channels, one column tile or several in one run (B of 20000: 625 row tiles fill the H200's 396 block slots); a
+# 2 x 1 kernel (W.sum summed) or 1 x 1 (the weight is W.sum); x contiguous, a slice of wider rows ("sliced_hw"),
+# every other channel or every other batch of a larger x.
+TILE_PLANES_CASES = [(13, 3, 50, 3, 10, 2), (70, 1, 33, 1, 8, 2), (333, 32, 60, 4, 8, 1), (1000, 25, 64, 2, 16, 2),
+                     (20000, 25, 130, 1, 24, 1), (20000, 9, 200, 1, 32, 2)]
+
+
+def _tile_planes(layout, b, c_in, c_out, height, width, kernel_height):
+    """(x, weight, conv_bias, bias) of b x c_in float64 planes of height x width in `layout` (IN_EPILOGUE_LAYOUTS)."""
+    batches = 2 * b if layout == "batch_slice" else b
+    channels = 2 * c_in if layout == "channel_slice" else c_in
+    x, weight, conv_bias, bias = make_problem(batches, channels, height + 1, width + 5, c_out, kernel_height, 1,
+                                              dtype=torch.float64, device="cuda")
+    x = x[:, :, 1:, 3:width + 3]
+    if layout == "contiguous":
+        return x.contiguous(), weight, conv_bias, bias
+    if layout == "channel_slice":
+        return x[:, ::2], weight[::2], conv_bias, bias
+    return x[::2 if layout == "batch_slice" else 1], weight, conv_bias, bias
+
+
+@pytest.mark.parametrize("layout", IN_EPILOGUE_LAYOUTS)
+@pytest.mark.parametrize("b,c_in,c_out,height,width,kernel_height", TILE_PLANES_CASES, ids=str)
+def test_tensor_core_tile_sums_float64_planes(b, c_in, c_out, height, width, kernel_height, layout):
+    """Forced: the saved sums within float64's tolerance of x's and bitwise the same on a second call, the output
+    within it of the float64 model, and (up to 1000 rows) x's gradient too."""
+    x, weight, conv_bias, bias = _tile_planes(layout, b, c_in, c_out, height, width, kernel_height)
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        plan = fusedlse_cuda.explain(x, weight)
+        assert (plan["reader"], plan["epilogue"], plan["tiled_k_splits"]) == ("in_epilogue", "tiled_lse", 1)
+    _check_forced_sums("in_epilogue", x, weight, conv_bias, bias)
+    if b > 1000:
+        return
+    leaf = x.detach().clone().requires_grad_(True)
+    model_leaf = x.detach().cpu().requires_grad_(True)
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        (grad,) = torch.autograd.grad(fusedlse_cuda.forward(leaf, weight, conv_bias, bias).sum(), leaf)
+    model_out = reference.model_forward(model_leaf, weight.cpu(), conv_bias.cpu(), bias.cpu())
+    (expected,) = torch.autograd.grad(model_out.sum(), model_leaf)
+    assert rel_err(grad, expected) <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("planes", ["float32", "rows_of_7", "plane_of_40", "channels_33", "c_out_32"])
+def test_tensor_core_tile_sums_only_planes_it_takes(planes):
+    """Forced on planes the tile cannot sum, the reader the planner would take runs instead, as exact."""
+    b, c_in, c_out, height, width = {"rows_of_7": (300, 5, 50, 1, 7), "plane_of_40": (300, 5, 50, 5, 8),
+                                     "channels_33": (300, 33, 50, 1, 8), "c_out_32": (300, 5, 32, 1, 8)}.get(
+                                         planes, (300, 5, 50, 1, 8))
+    dtype = torch.float32 if planes == "float32" else torch.float64
+    x, weight, conv_bias, bias = make_problem(b, c_in, height, width, c_out, 2, 1, dtype=dtype, device="cuda")
+    with forced_plan("split", "in_epilogue", "tiled_lse"):
+        assert fusedlse_cuda.explain(x, weight)["reader"] == "plane_lanes"
+    _check_forced(("split", "in_epilogue", "tiled_lse"), x, weight, conv_bias, bias)
+
+
 @pytest.mark.parametrize("dtype,height", [(torch.float16, 1), (torch.bfloat16, 1), (torch.float32, 2)], ids=str)
 def test_epilogue_reads_x_only_where_its_planes_are_its_sums(dtype, height):
     """Forced on 16-bit x or planes of more than one element, the reader the planner would take runs instead."""

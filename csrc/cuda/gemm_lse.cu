@@ -273,7 +273,8 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, sizeof
 // that kernel keeps them inline: with this struct instead its tile-2 half kernel ran r58's forward 4.6% slower (H200,
 // 160.4 against 153.4 us; ptxas scheduled its loop differently). kSumsInX: the sums are x where it lies, and save()
 // writes a step's loaded sums to sums_out, as in gemm_lse_kernel.
-template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch, bool kSumsInX>
+template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch, bool kSumsInX,
+          bool kStageSums = true>
 struct StepStager {
   static_assert(kGemmThreads % kDepth == 0 && kGemmThreads % kCols == 0, "loads keep their lane's channel");
   static_assert(kRows * kDepth % kGemmThreads == 0, "every thread loads the same number of sums");
@@ -308,11 +309,13 @@ struct StepStager {
 
   // Channels [k0, k0 + kDepth) of columns [n0, n0 + kCols).
   __device__ __forceinline__ void fetch(int64_t n0, int64_t k0) {
-    const bool channel_ok = k0 + sum_channel < args.channels;
-    const A* from = kSumsInX ? sum_base + k0 * args.x_channel_stride : sum_base + k0;
+    if constexpr (kStageSums) {
+      const bool channel_ok = k0 + sum_channel < args.channels;
+      const A* from = kSumsInX ? sum_base + k0 * args.x_channel_stride : sum_base + k0;
 #pragma unroll
-    for (int l = 0; l < kSumLoads; ++l)
-      sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
+      for (int l = 0; l < kSumLoads; ++l)
+        sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
+    }
     const bool col_ok = wsum_lane && n0 + wsum_col < args.c_out;
     const int64_t channels_left = args.channels - k0 - wsum_channel;
     const A* wfrom = static_cast<const A*>(args.weight_sum) + (k0 + wsum_channel) * args.c_out + n0 + wsum_col;
@@ -324,8 +327,10 @@ struct StepStager {
   }
 
   __device__ __forceinline__ void stage(A (&sums)[kDepth][kRowPitch], A (&weight)[kDepth][kColPitch]) const {
+    if constexpr (kStageSums) {
 #pragma unroll
-    for (int l = 0; l < kSumLoads; ++l) sums[sum_channel][sum_row + l * kSumRowsApart] = sum_next[l];
+      for (int l = 0; l < kSumLoads; ++l) sums[sum_channel][sum_row + l * kSumRowsApart] = sum_next[l];
+    }
     if (wsum_lane) {
 #pragma unroll
       for (int l = 0; l < kWeightLoads; ++l) weight[wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
@@ -374,13 +379,80 @@ __device__ __forceinline__ void mma_16x8(double (&rows_g)[2], double (&rows_g8)[
 #endif
 }
 
-// kPartial, kSumsInX: as gemm_lse_kernel's.
-template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false>
+// The tensor-core tile's own reader (GemmLseArgs::plane_width > 0): rows [row0, row0 + kRows) of x's planes summed
+// into block_sums [kTilePlanesMaxChannels][kRowPitch], zeros past C_in and B (their W.sum is staged as zeros, but 0
+// times a stale NaN is not 0). Half a warp a plane: lane l adds elements l and l + 16 of each of the plane's rows,
+// kPlanesInFlight planes at a time, and the half warp adds its lanes by a fixed tree, so the sums are the same every
+// run. A batch row's planes are taken channel by channel, so neighbouring half warps read neighbouring planes.
+template <int kRows, int kRowPitch>
+__device__ __forceinline__ void sum_tile_planes(const GemmLseArgs& a, int64_t row0, double (*block_sums)[kRowPitch]) {
+  constexpr int kPlanesInFlight = 4, kHalfWarps = kGemmThreads / 16;
+  static_assert(kTilePlanesMaxWidth <= 32, "two elements of a row a lane");
+  const int channels = static_cast<int>(a.channels);
+  for (int i = threadIdx.x; i < (kTilePlanesMaxChannels - channels) * kRows; i += kGemmThreads) {
+    block_sums[channels + i / kRows][i % kRows] = 0.0;
+  }
+  const double* x = static_cast<const double*>(a.sums);
+  const int half_warp = threadIdx.x / 16, half_lane = threadIdx.x % 16;
+  const bool first_ok = half_lane < a.plane_width, second_ok = half_lane + 16 < a.plane_width;
+  const int planes = kRows * channels;
+  // Both halves of a warp take the same trips: group_sum's shuffles name all 32 lanes.
+  for (int p_base = 0; p_base < planes; p_base += kHalfWarps * kPlanesInFlight) {
+    const double* row_start[kPlanesInFlight];  // element half_lane of the plane's first row
+    bool plane_ok[kPlanesInFlight];
+    double total[kPlanesInFlight];
+#pragma unroll
+    for (int u = 0; u < kPlanesInFlight; ++u) {
+      const int p = p_base + half_warp + u * kHalfWarps;
+      const int r = p / channels, c = p - r * channels;
+      plane_ok[u] = p < planes && row0 + r < a.batch;
+      row_start[u] = x + (row0 + r) * a.x_batch_stride + c * a.x_channel_stride + half_lane;
+      total[u] = 0.0;
+    }
+    for (int h = 0; h < a.plane_rows; ++h) {
+      double first[kPlanesInFlight], second[kPlanesInFlight];
+#pragma unroll
+      for (int u = 0; u < kPlanesInFlight; ++u) {
+        const double* row = row_start[u] + h * a.x_row_stride;
+        first[u] = plane_ok[u] && first_ok ? __ldcs(row) : 0.0;
+        second[u] = plane_ok[u] && second_ok ? __ldcs(row + 16) : 0.0;
+      }
+#pragma unroll
+      for (int u = 0; u < kPlanesInFlight; ++u) total[u] += first[u] + second[u];
+    }
+#pragma unroll
+    for (int u = 0; u < kPlanesInFlight; ++u) {
+      const double sum = group_sum<double, 16>(total[u]);
+      const int p = p_base + half_warp + u * kHalfWarps;
+      if (half_lane == 0 && p < planes) {
+        const int r = p / channels;
+        block_sums[p - r * channels][r] = sum;
+      }
+    }
+  }
+  __syncthreads();
+}
+
+// sum_tile_planes' sums into sums_out [B, C_in], the forward's saved sums.
+template <int kRows, int kRowPitch>
+__device__ __forceinline__ void save_tile_planes(const GemmLseArgs& a, int64_t row0,
+                                                 const double (*block_sums)[kRowPitch]) {
+  const int channels = static_cast<int>(a.channels);
+  double* out = static_cast<double*>(a.sums_out);
+  for (int i = threadIdx.x; i < kRows * channels; i += kGemmThreads) {
+    const int r = i / channels, c = i - r * channels;
+    if (row0 + r < a.batch) out[(row0 + r) * channels + c] = block_sums[c][r];
+  }
+}
+
+// kPartial, kSumsInX: as gemm_lse_kernel's. kPlanes: the block sums its rows' planes of x itself (sum_tile_planes)
+// into staged_sums, which then hold all of its channels, and runs its GEMM on them.
+template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false, bool kPlanes = false>
 __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
     mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   static_assert(sizeof(A) == 8, "float64 only");
-  wait_for_previous_grid();
+  static_assert(!(kPlanes && (kPartial || kSumsInX)), "planes summed by whole-K row tiles");
   constexpr GemmTileShape kShape = kGemmTiles[kTile];
   constexpr int kRows = kShape.rows, kCols = kShape.cols;
   constexpr int kWarpsN = 4, kWarpRows = 16, kWarpCols = kCols / kWarpsN;
@@ -400,6 +472,16 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
                                                 sizeof(warp_states) + kReservedSharedBytesPerBlock) <=
                     kSm89SharedBytesPerSm,
                 "the blocks a multiprocessor that the launch bound promises fit on sm_89");
+  static_assert(!kPlanes || 2 * kDepth == kTilePlanesMaxChannels, "staged_sums' two buffers hold every channel");
+  const int64_t row0 = int64_t{blockIdx.x} * kRows;
+  // kPlanes: staged_sums as [channel][row], filled once; x is the caller's, so it is read before the wait for W.sum's
+  // grid (launch.cuh), and the saved sums written after it (their memory may be a grid's before it).
+  const auto plane_sums = reinterpret_cast<A(*)[kRowPitch]>(&staged_sums[0][0][0]);
+  if constexpr (kPlanes) sum_tile_planes<kRows, kRowPitch>(a, row0, plane_sums);
+  wait_for_previous_grid();
+  if constexpr (kPlanes) {
+    if (a.sums_out != nullptr && blockIdx.y == 0) save_tile_planes<kRows, kRowPitch>(a, row0, plane_sums);
+  }
 
   const T* bias = static_cast<const T*>(a.bias);
   const T* conv_bias = static_cast<const T*>(a.conv_bias);
@@ -407,7 +489,6 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
   const int warp_row = warp / kWarpsN * kWarpRows, warp_col = warp % kWarpsN * kWarpCols;
-  const int64_t row0 = int64_t{blockIdx.x} * kRows;
   const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
   const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
   const int64_t first_tile = blockIdx.y * tiles_per_run;
@@ -415,7 +496,7 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
   const int64_t k_begin = kPartial ? int64_t{blockIdx.z} * a.split_channels : 0;  // as in gemm_lse_kernel
   const int64_t k_count = kPartial ? std::min(a.split_channels, a.channels - k_begin) : a.channels;
   const int64_t depth_steps = (k_count + kDepth - 1) / kDepth;
-  StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch, kSumsInX> stager(a, row0);
+  StepStager<A, kRows, kCols, kDepth, kRowPitch, kColPitch, kSumsInX, !kPlanes> stager(a, row0);
   // A column tile's biases, loaded with its first step by the threads of one column each and staged beside it, so
   // that the logsumexp finds them in shared memory rather than waiting on them after the tile's last step.
   const bool bias_lane = !kPartial && threadIdx.x < kCols;
@@ -448,6 +529,7 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
     __syncthreads();
     for (int64_t step = 0; step < depth_steps; ++step) {
       const int buf = static_cast<int>(step & 1);
+      const int sums_buf = kPlanes ? static_cast<int>(step) : buf;  // kPlanes: step s's channels in buffer s
       const bool more = step + 1 < depth_steps;
       if (more) {
         stager.fetch(n0, k_begin + (step + 1) * kDepth);
@@ -463,7 +545,7 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
         A a_frag[kMmaChannels / 2];
 #pragma unroll
         for (int i = 0; i < kMmaChannels / 2; ++i) {
-          a_frag[i] = staged_sums[buf][k + t + 4 * (i / 2)][warp_row + g + 8 * (i % 2)];
+          a_frag[i] = staged_sums[sums_buf][k + t + 4 * (i / 2)][warp_row + g + 8 * (i % 2)];
         }
 #pragma unroll
         for (int n = 0; n < kTiles; ++n) {
@@ -842,8 +924,16 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
   // x read in place: only x of the accumulation type (plan::in_epilogue_applies).
   constexpr bool kXIsSums = std::is_same_v<T, A>;
   if (a.sums_out != nullptr && !kXIsSums) return cudaErrorInvalidValue;
+  // The tensor-core tile summing x's planes: whole channel ranges (no split) that its shared memory holds.
+  if (a.plane_width > 0 && (!kGemmTiles[kTile].mma || split || a.channels > kTilePlanesMaxChannels ||
+                            a.plane_width > kTilePlanesMaxWidth || a.sums_out == nullptr)) {
+    return cudaErrorInvalidValue;
+  }
   if constexpr (kGemmTiles[kTile].mma) {
     if constexpr (sizeof(A) == 8) {
+      if (a.plane_width > 0) {
+        return launch_after_previous(mma_lse_kernel<A, kTile, false, false, true>, grid, kGemmThreads, stream, a);
+      }
       if (a.sums_out != nullptr) {
         return split ? launch_after_previous(mma_lse_kernel<A, kTile, true, true>, grid, kGemmThreads, stream, a)
                      : launch_after_previous(mma_lse_kernel<A, kTile, false, true>, grid, kGemmThreads, stream, a);

@@ -116,6 +116,11 @@ struct GemmLseArgs {
   // loaded also written to sums_out [B, C_in] contiguous, the forward's saved sums. Null: sums contiguous.
   void* sums_out;
   int64_t x_batch_stride, x_channel_stride;
+  // plane_width > 0: x's planes are plane_rows x plane_width float64 elements, rows x_row_stride elements apart, and
+  // the tensor-core tile sums its rows' planes itself before its GEMM (plan::tile_sums_planes), saving them into
+  // sums_out. 0: x's planes are one element (or `sums` are sums).
+  int64_t x_row_stride = 0;
+  int plane_rows = 0, plane_width = 0;
 };
 
 // padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:

@@ -1026,8 +1026,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     }
   };
   if (chosen.reader == plan::Reader::kInEpilogue) {
-    // No reader: the tiled epilogue loads x's one-element planes where they lie and saves them into sums
-    // (GemmLseArgs::sums_out); plan::in_epilogue_applies checked their size and dtype.
+    // No reader: the tiled epilogue loads x's one-element planes where they lie, or the tensor-core tile sums x's
+    // planes (GemmLseArgs::plane_width), and saves them into sums (sums_out); plan::in_epilogue_applies checked their
+    // size, dtype and layout.
     if (!weight_is_its_sum) sum_weight();
     const BiasOperands biases = bias_operands(conv_bias, bias);
     GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias, biases.bias_stride,
@@ -1036,6 +1037,11 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     operands.sums_out = sums.data_ptr();
     operands.x_batch_stride = x_in.stride(0);
     operands.x_channel_stride = x_in.stride(1);
+    if (x_in.size(2) * x_in.size(3) > 1) {
+      operands.x_row_stride = x_in.stride(2);
+      operands.plane_rows = static_cast<int>(x_in.size(2));
+      operands.plane_width = static_cast<int>(x_in.size(3));
+    }
     tiled_gemm_lse(operands, acc_bytes, x_in.get_device(), epilogue_workspace, stream);
     return;
   }

@@ -345,6 +345,10 @@ constexpr GemmTileShape kGemmTiles[] = {
 constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
 constexpr int kThinTile = 4, kMmaTile = 5;
 constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
+// The tensor-core tile summing x's float64 planes itself (plan::tile_sums_planes): all of a row tile's channels in its
+// two buffers of staged sums, and rows of at most two elements a lane of a half warp (gemm_lse.cu, sum_tile_planes).
+constexpr int kTilePlanesMaxChannels = 2 * gemm_depth(kMmaTile, 8);
+constexpr int kTilePlanesMaxWidth = 32;
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
 // SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;
