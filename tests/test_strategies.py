@@ -492,16 +492,25 @@ def test_split_k_epilogue_matches_float64_model(dtype, b, c_in, c_out):
 IN_EPILOGUE_LAYOUTS = ["contiguous", "sliced_hw", "channel_slice", "batch_slice"]
 
 
-def _one_element_planes(layout, b, c_in, c_out, dtype):
-    """(x, weight, conv_bias, bias) of b x c_in planes of one element in `layout` (IN_EPILOGUE_LAYOUTS)."""
+def _planes_in_layout(layout, b, c_in, c_out, dtype, parent_hw, window, kernel_hw=(1, 1)):
+    """(x, weight, conv_bias, bias) of b x c_in planes x[:, :, window[0], window[1]] cut from planes of parent_hw, in
+    `layout` (IN_EPILOGUE_LAYOUTS): copied contiguous, left in place, every other channel (the weight's rows sliced
+    alike) or every other batch of twice as many."""
     batches = 2 * b if layout == "batch_slice" else b
     channels = 2 * c_in if layout == "channel_slice" else c_in
-    x, weight, conv_bias, bias = make_problem(batches, channels, 2, 3, c_out, 1, 1, dtype=dtype, device="cuda")
+    x, weight, conv_bias, bias = make_problem(batches, channels, *parent_hw, c_out, *kernel_hw, dtype=dtype,
+                                              device="cuda")
+    x = x[:, :, window[0], window[1]]
     if layout == "contiguous":
-        return x[:, :, 1:, 2:].contiguous(), weight, conv_bias, bias
+        return x.contiguous(), weight, conv_bias, bias
     if layout == "channel_slice":
-        return x[:, ::2, 1:, 2:], weight[::2], conv_bias, bias
-    return x[::2 if layout == "batch_slice" else 1, :, 1:, 2:], weight, conv_bias, bias
+        return x[:, ::2], weight[::2], conv_bias, bias
+    return x[::2 if layout == "batch_slice" else 1], weight, conv_bias, bias
+
+
+def _one_element_planes(layout, b, c_in, c_out, dtype):
+    """(x, weight, conv_bias, bias) of b x c_in planes of one element in `layout` (IN_EPILOGUE_LAYOUTS)."""
+    return _planes_in_layout(layout, b, c_in, c_out, dtype, (2, 3), (slice(1, None), slice(2, None)))
 
 
 @pytest.mark.parametrize("layout", IN_EPILOGUE_LAYOUTS)
@@ -531,16 +540,8 @@ TILE_PLANES_CASES = [(13, 3, 50, 3, 10, 2), (70, 1, 33, 1, 8, 2), (333, 32, 60, 
 
 def _tile_planes(layout, b, c_in, c_out, height, width, kernel_height):
     """(x, weight, conv_bias, bias) of b x c_in float64 planes of height x width in `layout` (IN_EPILOGUE_LAYOUTS)."""
-    batches = 2 * b if layout == "batch_slice" else b
-    channels = 2 * c_in if layout == "channel_slice" else c_in
-    x, weight, conv_bias, bias = make_problem(batches, channels, height + 1, width + 5, c_out, kernel_height, 1,
-                                              dtype=torch.float64, device="cuda")
-    x = x[:, :, 1:, 3:width + 3]
-    if layout == "contiguous":
-        return x.contiguous(), weight, conv_bias, bias
-    if layout == "channel_slice":
-        return x[:, ::2], weight[::2], conv_bias, bias
-    return x[::2 if layout == "batch_slice" else 1], weight, conv_bias, bias
+    return _planes_in_layout(layout, b, c_in, c_out, torch.float64, (height + 1, width + 5),
+                             (slice(1, None), slice(3, width + 3)), (kernel_height, 1))
 
 
 @pytest.mark.parametrize("layout", IN_EPILOGUE_LAYOUTS)
