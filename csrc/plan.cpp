@@ -410,6 +410,12 @@ int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t ac
   return (in_channels + 1) * columns * acc_bytes;
 }
 
+// Blocks a multiprocessor of tile `tile` (cuda/tuning.h): the tensor-core tile's by the device's shared memory.
+int64_t tile_blocks_per_sm(int tile, int64_t acc_bytes, int64_t shared_bytes_per_sm) {
+  return kGemmTiles[tile].mma ? mma_blocks_per_sm(shared_bytes_per_sm)
+                              : gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes));
+}
+
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
@@ -458,7 +464,7 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
   }
   if (epilogue == Epilogue::kTiledLse) {
     const GemmTiling t = gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)),
-                                     d.multiprocessors);
+                                     d.multiprocessors, d.shared_bytes_per_sm);
     const GemmTileShape& shape = kGemmTiles[t.tile];
     const double depth = gemm_depth(t.tile, static_cast<int>(acc_bytes(p)));
     const double rows = std::ceil(static_cast<double>(p.batch) / shape.rows) * shape.rows;
@@ -469,7 +475,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
                                                 : kTiledShareOfPeak;
     const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
     const double resident =
-        static_cast<double>(d.multiprocessors) * gemm_blocks_per_sm(t.tile, static_cast<int>(acc_bytes(p)));
+        static_cast<double>(d.multiprocessors) *
+        tile_blocks_per_sm(t.tile, static_cast<int64_t>(acc_bytes(p)), d.shared_bytes_per_sm);
     const double chain_us = t.tile == kThinTile
                                 ? kTiledStepUs + (t.steps_per_block - 1) * kThinTileLaterStepUs
                                 : t.steps_per_block * kTiledStepUs;
@@ -500,7 +507,7 @@ bool reader_folds_weight(Reader reader, const Problem& p) {
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
   if (reader == Reader::kInEpilogue) {
     // No reader launch. One-element planes: the tiled epilogue's steps wait on x's loads, and its GEMM runs while x is
-    // read. Planes that the tensor-core tile sums first: its blocks read, then multiply, and the three blocks of a
+    // read. Planes that the tensor-core tile sums first: its blocks read, then multiply, and the blocks of a
     // multiprocessor start together and stay in step, so the read and the GEMM add up (H200: r27's [180286, 25, 1,
     // 24] -> 413 in 602 us, its tile alone taking 376 after the plane-lanes reader's 326).
     const double weight = weight_is_its_sum(p) ? 0.0 : kLaunchUs + weight_us(p, d);
@@ -518,24 +525,25 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue 
 
 bool weight_is_its_sum(const Problem& p) { return p.kernel_area == 1 && p.element_bytes == acc_bytes(p); }
 
-bool tile_sums_planes(const Problem& p, int64_t multiprocessors) {
+bool tile_sums_planes(const Problem& p, const DeviceProps& d) {
   const int64_t plane = p.height * p.width;
   if (!p.x_in_epilogue || p.element_bytes != 8 || plane < 2 || plane > kTinyPlaneElements ||
       p.width < kTilePlanesMinWidth || p.width > kTilePlanesMaxWidth || p.in_channels > kTilePlanesMaxChannels ||
       (p.layout != Layout::kPlanes && p.layout != Layout::kStridedRows)) {
     return false;
   }
-  const GemmTiling tiling = gemm_tiling(p.batch, p.in_channels, p.out_channels, 8, multiprocessors);
+  const GemmTiling tiling =
+      gemm_tiling(p.batch, p.in_channels, p.out_channels, 8, d.multiprocessors, d.shared_bytes_per_sm);
   return tiling.tile == kMmaTile && tiling.column_runs == 1 && tiling.k_splits == 1;
 }
 
-bool in_epilogue_applies(const Problem& p, int64_t multiprocessors) {
+bool in_epilogue_applies(const Problem& p, const DeviceProps& d) {
   return (p.x_in_epilogue && p.height * p.width == 1 && p.element_bytes == acc_bytes(p)) ||
-         tile_sums_planes(p, multiprocessors);
+         tile_sums_planes(p, d);
 }
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
-                       int64_t multiprocessors) {
+                       int64_t multiprocessors, int64_t shared_bytes_per_sm) {
   int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : 3;
   const auto tiles = [&](int t) {
     return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
@@ -548,8 +556,9 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   const int64_t row_tiles = ceil_div(batch, kGemmTiles[tile].rows);
   const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
   constexpr int64_t kMaxGridY = 65535;
-  // Enough runs for every block slot: the tensor-core tile's three a multiprocessor where it takes the GEMM.
-  const int64_t run_slots = std::max<int64_t>(kGemmBlocksPerSm, gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes)));
+  // Enough runs for every block slot: the tensor-core tile's three or four a multiprocessor where it takes the GEMM.
+  const int64_t blocks_per_sm = tile_blocks_per_sm(tile, acc_bytes, shared_bytes_per_sm);
+  const int64_t run_slots = std::max<int64_t>(kGemmBlocksPerSm, blocks_per_sm);
   const int64_t runs = std::clamp<int64_t>(ceil_div(run_slots * multiprocessors, row_tiles), 1,
                                            std::min(col_tiles, kMaxGridY));
   const int64_t tiles_per_run = ceil_div(col_tiles, runs);
@@ -562,7 +571,7 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   t.steps_per_block = tiles_per_run * steps;
   // Split-K (tuning.h) where it shortens the longest chain of steps a resident block slot runs, waves x steps per
   // block, by kSplitMinSavedSteps or more; the shortest chain wins, the fewest splits among equals.
-  const int64_t resident = gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes)) * multiprocessors;
+  const int64_t resident = blocks_per_sm * multiprocessors;
   const int64_t tile_count = row_tiles * col_tiles;
   const int64_t unsplit_chain = ceil_div(t.blocks, resident) * t.steps_per_block;
   int64_t best_chain = unsplit_chain;
@@ -807,7 +816,8 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   plan.split_reader = reader_for_sums(p);
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
   plan.tiled_k_splits =
-      gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)), d.multiprocessors)
+      gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)), d.multiprocessors,
+                  d.shared_bytes_per_sm)
           .k_splits;
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
   plan.cublas_k_splits = cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors);
@@ -850,7 +860,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // is the choice it stays: it was the faster on r43 ([2328, 657] -> 61: 43.3), [300, 2000] -> 100 (28.0) and float32
   // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
   // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
-  if (in_epilogue_applies(p, d.multiprocessors) && plan.epilogue == Epilogue::kTiledLse &&
+  if (in_epilogue_applies(p, d) && plan.epilogue == Epilogue::kTiledLse &&
       forced_reader.load(std::memory_order_relaxed) < 0) {
     const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, Epilogue::kTiledLse);
     if (in_epilogue_us < plan.split_us) {
@@ -871,7 +881,7 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       }
       // The tiled epilogue reading x, forced: where it cannot, the reader the planner would take.
       if (plan.split_reader == Reader::kInEpilogue) {
-        if (in_epilogue_applies(p, d.multiprocessors)) {
+        if (in_epilogue_applies(p, d)) {
           plan.epilogue = Epilogue::kTiledLse;
         } else {
           plan.split_reader = reader_for_sums(p);

@@ -129,12 +129,12 @@ struct Plan {
 // Whether the tiled epilogue can read x in place (Reader::kInEpilogue), where the problem allows it
 // (Problem::x_in_epilogue): planes of one element of the accumulation type (float32, float64), which it loads as its
 // sums, or tile_sums_planes.
-bool in_epilogue_applies(const Problem& problem, int64_t multiprocessors);
+bool in_epilogue_applies(const Problem& problem, const DeviceProps& device);
 // Whether the tensor-core tile can sum x's planes itself before its GEMM (cuda/gemm_lse.cu, sum_tile_planes): float64
 // planes of 2 to kTinyPlaneElements elements whose rows are contiguous (layouts kPlanes and kStridedRows) and 8 to
 // kTilePlanesMaxWidth wide, C_in of at most kTilePlanesMaxChannels (cuda/tuning.h), and a GEMM that gemm_tiling gives
 // to that tile (float64, more than 32 columns) in one column run without split-K.
-bool tile_sums_planes(const Problem& problem, int64_t multiprocessors);
+bool tile_sums_planes(const Problem& problem, const DeviceProps& device);
 
 // Whether the split strategy takes the weight itself as W.sum((2, 3)), with no pass over it: a 1 x 1 kernel whose
 // values are already of the accumulation type (float32, float64). The host also asks for a contiguous weight, the
@@ -166,7 +166,7 @@ struct GemmTiling {
   int64_t split_channels = 0;
 };
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
-                       int64_t multiprocessors);
+                       int64_t multiprocessors, int64_t shared_bytes_per_sm);
 
 // The channel slices cuBLAS's epilogue cuts a B x C_in x C_out GEMM into (split-K: one strided batched GEMM writes each
 // slice's partial logits, which bias_lse adds in slice order; 1: one GEMM): where its output tiles leave

@@ -25,9 +25,9 @@ wait
 for round in $(seq "$rounds"); do
   for side in a b; do
     root=$([ "$side" = a ] && echo "$base" || echo "$PWD")
-    PYTHONPATH="$root/python" FUSEDLSE_COMMIT="$side" python3 bench/sweep.py --only "$rows" \
+    PYTHONPATH="$root/python:$PWD" FUSEDLSE_COMMIT="$side" python3 bench/sweep.py --only "$rows" \
       --out "$scratch/$side$round" > "$scratch/sweep_$side$round.log" 2>&1
   done
 done
 runs() { ls "$scratch"/"$1"*/sweep.json | paste -sd, -; }
-python3 bench/compare_sweeps.py "$(runs a)" "$(runs b)"
+PYTHONPATH="$PWD/python:$PWD" python3 bench/compare_sweeps.py "$(runs a)" "$(runs b)"

@@ -445,10 +445,17 @@ __device__ __forceinline__ void save_tile_planes(const GemmLseArgs& a, int64_t r
   }
 }
 
+// The tensor-core tile's launch bound: tuning.h's mma_blocks_per_sm, by architecture.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr int kMmaLaunchBlocks = static_cast<int>(kMmaBlocksPerSmWide);
+#else
+constexpr int kMmaLaunchBlocks = static_cast<int>(kMmaBlocksPerSm);
+#endif
+
 // kPartial, kSumsInX: as gemm_lse_kernel's. kPlanes: the block sums its rows' planes of x itself (sum_tile_planes)
 // into staged_sums, which then hold all of its channels, and runs its GEMM on them.
 template <typename T, int kTile, bool kPartial = false, bool kSumsInX = false, bool kPlanes = false>
-__global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
+__global__ void __launch_bounds__(kGemmThreads, kMmaLaunchBlocks)
     mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
   using A = acc_t<T>;
   static_assert(sizeof(A) == 8, "float64 only");
@@ -472,6 +479,9 @@ __global__ void __launch_bounds__(kGemmThreads, gemm_blocks_per_sm(kTile, 8))
                                                 sizeof(warp_states) + kReservedSharedBytesPerBlock) <=
                     kSm89SharedBytesPerSm,
                 "the blocks a multiprocessor that the launch bound promises fit on sm_89");
+  static_assert(sizeof(staged_sums) + sizeof(staged_wsum) + sizeof(staged_bias) + sizeof(warp_states) ==
+                    kMmaSharedBytes,
+                "the planner's count of blocks a multiprocessor (mma_blocks_per_sm)");
   static_assert(!kPlanes || 2 * kDepth == kTilePlanesMaxChannels, "staged_sums' two buffers hold every channel");
   const int64_t row0 = int64_t{blockIdx.x} * kRows;
   // kPlanes: staged_sums as [channel][row], filled once; x is the caller's, so it is read before the wait for W.sum's

@@ -801,7 +801,9 @@ struct TiledEpilogue {
 };
 
 TiledEpilogue tiled_epilogue(int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes, int device) {
-  TiledEpilogue t{plan::gemm_tiling(batch, channels, c_out, acc_bytes, device_props(device).multiprocessors), 0};
+  const plan::DeviceProps props = device_props(device);
+  TiledEpilogue t{
+      plan::gemm_tiling(batch, channels, c_out, acc_bytes, props.multiprocessors, props.shared_bytes_per_sm), 0};
   if (t.tiling.k_splits > 1) {
     t.workspace_bytes = t.tiling.k_splits * batch * c_out * acc_bytes;
   } else if (t.tiling.column_runs > 1) {

@@ -352,13 +352,26 @@ constexpr int kTilePlanesMaxWidth = 32;
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
 // SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;
-// The tensor-core tile is compiled for three (68-80 registers since section 67's fetch ahead, 62-72 before, no spills,
+// On sm_89 the tensor-core tile is compiled for three (68-80 registers since section 67's fetch ahead, 62-72 before, no spills,
 // on sm_89 and sm_90; 78-88 at two, which left r43's split GEMM of 511 blocks in 1.3 waves of the three that fit, and
 // r27's 5634 blocks issuing from 4 warps a scheduler): its 29 KiB of static shared memory three times fits an sm_89
 // multiprocessor's 100 KiB. H200, against two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its
 // epilogue alone 548.6 -> 501.4), r43's GEMM in 5 channel ranges instead of 7, r23's in 6 instead of 4 (the gemm_lse op
 // alone within 1 us either way).
 constexpr int64_t kMmaBlocksPerSm = 3;
+// Four where a multiprocessor's shared memory holds them (sm_90's 228 KiB): compiled for sm_90 at that bound the tile
+// takes 58-64 registers without spills (nvcc 13.0), 8 warps a scheduler where three blocks leave 6 (its float64 pipe
+// about half busy at 6, section 67). H200, against three (section 70, two interleaved rounds of `bench/sweep.py
+// --only`): r27 0.531 -> 0.565 of its floor (598 -> 565 us), r23 0.572-0.587 -> 0.586-0.602, r31, r51, r55 and r43
+// level. The kernel's launch bound follows the architecture, the planner the device's shared memory
+// (mma_blocks_per_sm); kMmaSharedBytes is the kernel's static shared memory (asserted there).
+constexpr int64_t kMmaBlocksPerSmWide = 4;
+constexpr int64_t kMmaSharedBytes = 29696;
+constexpr int64_t mma_blocks_per_sm(int64_t shared_bytes_per_sm) {
+  return kMmaBlocksPerSmWide * (kMmaSharedBytes + kReservedSharedBytesPerBlock) <= shared_bytes_per_sm
+             ? kMmaBlocksPerSmWide
+             : kMmaBlocksPerSm;
+}
 constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
   if (kGemmTiles[tile].mma) return static_cast<int>(kMmaBlocksPerSm);
   return acc_bytes == 8 ? 1 : static_cast<int>(kGemmBlocksPerSm);
