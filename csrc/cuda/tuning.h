@@ -352,10 +352,10 @@ constexpr int kTilePlanesMaxWidth = 32;
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
 // SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;
-// On sm_89 the tensor-core tile is compiled for three (68-80 registers since section 67's fetch ahead, 62-72 before, no spills,
-// on sm_89 and sm_90; 78-88 at two, which left r43's split GEMM of 511 blocks in 1.3 waves of the three that fit, and
-// r27's 5634 blocks issuing from 4 warps a scheduler): its 29 KiB of static shared memory three times fits an sm_89
-// multiprocessor's 100 KiB. H200, against two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its
+// On sm_89 the tensor-core tile is compiled for three (68-80 registers since section 67's fetch ahead, 62-72 before, no
+// spills, on sm_89 and sm_90; 78-88 at two, which left r43's split GEMM of 511 blocks in 1.3 waves of the three that
+// fit, and r27's 5634 blocks issuing from 4 warps a scheduler): its 29 KiB of static shared memory three times fits an
+// sm_89 multiprocessor's 100 KiB. H200, against two a multiprocessor (section 66): r27's forward 861.6 -> 804.5 us (its
 // epilogue alone 548.6 -> 501.4), r43's GEMM in 5 channel ranges instead of 7, r23's in 6 instead of 4 (the gemm_lse op
 // alone within 1 us either way).
 constexpr int64_t kMmaBlocksPerSm = 3;
