@@ -167,6 +167,10 @@ _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, sid
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
 
 
+# float64 channels-last x of 64 MiB: the channel-rows reader's scalar walk up to 128 channels, torch's reduction past
+# them (its vector walk takes only 16- and 32-bit elements, cuda/tuning.h); r23 ([15, 686, 613, 1] -> 3860) among them.
+_FLOAT64_CHANNELS_LAST = [(max(1, (64 << 20) // (c * h * w * 8)), c, h, w, 16, torch.float64)
+                          for c in (64, 128, 129, 197, 686, 1439, 2048) for h, w in ((20, 20), (613, 1), (60, 60))]
 _FEW_ROWS = [(b, c, 1, (32 << 20) // (4 * b * c), c_out) for b in (1, 8, 32, 128, 512) for c in (16, 128, 1024)
              for c_out in (16, 64, 256, 1024)]
 
@@ -183,6 +187,7 @@ ENVELOPE_GRIDS = {
                                  ("channels_last", _CHANNELS_LAST, "channels_last"),
                                  ("small_channels_last", _SMALL_CHANNELS_LAST, "channels_last"),
                                  ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"),
+                                 ("float64_channels_last", _FLOAT64_CHANNELS_LAST, "channels_last"),
                                  ("narrow_columns", _NARROW_COLUMNS, "contiguous"),
                                  ("few_rows", _FEW_ROWS, "contiguous"))
 }

@@ -159,11 +159,12 @@ def test_sweep_lists_losses_and_rivals_within_the_close_margin():
 
 
 def test_envelope_grids_straddle_the_planners_lines():
-    """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS, all of its layout, holds problems on both sides of the
-    line csrc/plan.cpp draws there on the H200, so that forcing every option measures it: the fused launch and the
-    split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
-    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last, the narrow epilogue, the tiled one
-    and cuBLAS's on narrow_columns, the gemv epilogue and every other on few_rows."""
+    """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS, all of its layout, holds problems on both sides of
+    the line csrc/plan.cpp draws there on the H200, so that forcing every option measures it: the fused launch and
+    the split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
+    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last, the channel-rows reader and
+    torch's on float64_channels_last, the narrow epilogue, the tiled one and cuBLAS's on narrow_columns, the gemv
+    epilogue and every other on few_rows."""
     from fusedlse_cuda.planning import plan_for
     from problems import ENVELOPE_GRIDS
     from test_plan import H200, problem
@@ -174,6 +175,7 @@ def test_envelope_grids_straddle_the_planners_lines():
              "channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
              "small_channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
              "tiny_channels_last": ("channels_last", "reader", {"plane_lanes", "torch_sum"}),
+             "float64_channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
              "narrow_columns": ("contiguous", "epilogue", {"narrow_lse", "tiled_lse", "cublas_lse"}),
              "few_rows": ("contiguous", "epilogue", {"gemv_lse", "tiled_lse", "cublas_lse", "rows_lse",
                                                      "narrow_lse"})}
