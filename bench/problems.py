@@ -167,10 +167,12 @@ _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, sid
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
 
 
-# float64 channels-last x of 64 MiB: the channel-rows reader's scalar walk up to 128 channels, torch's reduction past
-# them (its vector walk takes only 16- and 32-bit elements, cuda/tuning.h); r23 ([15, 686, 613, 1] -> 3860) among them.
+# float64 channels-last x of 64 MiB, C 64 to 2048 on three plane shapes: where the channel-rows reader's scalar walk
+# (float64 takes no vector walk: docs/limits.md section 71) stops beating torch's reduction; r23 ([15, 686, 613, 1] ->
+# 3860) among them.
 _FLOAT64_CHANNELS_LAST = [(max(1, (64 << 20) // (c * h * w * 8)), c, h, w, 16, torch.float64)
-                          for c in (64, 128, 129, 197, 686, 1439, 2048) for h, w in ((20, 20), (613, 1), (60, 60))]
+                          for c in (64, 128, 129, 197, 256, 320, 384, 512, 686, 1439, 2048)
+                          for h, w in ((20, 20), (613, 1), (60, 60))]
 _FEW_ROWS = [(b, c, 1, (32 << 20) // (4 * b * c), c_out) for b in (1, 8, 32, 128, 512) for c in (16, 128, 1024)
              for c_out in (16, 64, 256, 1024)]
 

@@ -71,6 +71,14 @@ constexpr int64_t kTilePlanesMinWidth = 8;
 // of 10 (C 8 up to 6.3x slower).
 constexpr double kChannelRowsShare = 0.8;
 constexpr int64_t kChannelRowsMaxChannels = 128;
+// float64 x, which the vector walk does not take (float64_channel_vectors.patch: 1.1-2.6x slower than the scalar walk
+// on every problem of the grid below), keeps the scalar walk up to a channel a thread. bench/strategies.py --grid
+// float64_channels_last (64 MiB, planes of 20 x 20, 613 x 1 and 60 x 60; H200, b610c0a, readers forced, us, channel
+// rows against torch's reduction; docs/limits.md section 71): C 129, 197 and 256 faster or level on all nine (C 256:
+// 31.8 against 40.3, 32.0 against 44.8, 32.0 against 41.1; [11, 197, 60, 60] 30.2 against 51.6); C 320 and 384, two
+// channels a thread for some threads only, 1.05-1.09x slower on three of six; C 512 faster on three, C 686 to 2048
+// 1.05-1.6x slower on all nine.
+constexpr int64_t kChannelRowsFloat64MaxChannels = kSplitThreads;
 constexpr int64_t kChannelRowsMinPixels = 400;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
@@ -326,8 +334,9 @@ double read_us(double bytes, const DeviceProps& d, double share) {
 bool in_place_for_planes(Layout layout) { return layout == Layout::kPlanes || layout == Layout::kChannelsLast; }
 
 bool channel_rows_suits(const Problem& p) {
+  const int64_t scalar_walk_channels = p.element_bytes == 8 ? kChannelRowsFloat64MaxChannels : kChannelRowsMaxChannels;
   return p.layout == Layout::kChannelsLast && p.in_channels > 1 &&
-         (p.in_channels <= kChannelRowsMaxChannels || channel_vectors_apply(p)) &&
+         (p.in_channels <= scalar_walk_channels || channel_vectors_apply(p)) &&
          p.height * p.width >= kChannelRowsMinPixels;
 }
 

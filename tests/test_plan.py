@@ -131,6 +131,19 @@ def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader
     assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
 
+@pytest.mark.parametrize("c_in,plane,reader", [
+    (129, (20, 20), "channel_rows"), (256, (613, 1), "channel_rows"), (256, (60, 60), "channel_rows"),
+    (-256, (60, 60), "channel_rows"),  # pixels apart: the same scalar loads
+    (257, (60, 60), "torch_sum"), (686, (613, 1), "torch_sum"),  # r23's x
+    (256, (19, 21), "torch_sum")])  # fewer than 400 pixels
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_float64_channels_last_takes_the_scalar_walk_up_to_a_channel_a_thread(device, c_in, plane, reader):
+    """float64 has no vector walk; its scalar walk reads up to 256 channels (a thread each) faster than torch's
+    reduction (plan.cpp, kChannelRowsFloat64MaxChannels). A negative c_in: pixels that do not follow each other."""
+    shape = dict(problem(8, abs(c_in), 16, *plane, element_bytes=8, layout="channels_last"), pixels_follow=c_in > 0)
+    assert plan_for(shape, DEVICES[device])["split_reader"] == reader
+
+
 @pytest.mark.parametrize("c_in,element_bytes,reader", [
     (2048, 2, "channel_rows"), (2049, 2, "torch_sum"),  # a period of 2049 vectors: 64 KiB of accumulators
     (2049, 4, "channel_rows"),  # 2049 vectors of 4 floats: 32 KiB
