@@ -419,12 +419,6 @@ int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t ac
   return (in_channels + 1) * columns * acc_bytes;
 }
 
-// Blocks a multiprocessor of tile `tile` (cuda/tuning.h): the tensor-core tile's by the device's shared memory.
-int64_t tile_blocks_per_sm(int tile, int64_t acc_bytes, int64_t shared_bytes_per_sm) {
-  return kGemmTiles[tile].mma ? mma_blocks_per_sm(shared_bytes_per_sm)
-                              : gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes));
-}
-
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
@@ -485,7 +479,7 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
     const double resident =
         static_cast<double>(d.multiprocessors) *
-        tile_blocks_per_sm(t.tile, static_cast<int64_t>(acc_bytes(p)), d.shared_bytes_per_sm);
+        gemm_blocks_per_sm(t.tile, static_cast<int>(acc_bytes(p)), d.shared_bytes_per_sm);
     const double chain_us = t.tile == kThinTile
                                 ? kTiledStepUs + (t.steps_per_block - 1) * kThinTileLaterStepUs
                                 : t.steps_per_block * kTiledStepUs;
@@ -566,7 +560,7 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
   constexpr int64_t kMaxGridY = 65535;
   // Enough runs for every block slot: the tensor-core tile's three or four a multiprocessor where it takes the GEMM.
-  const int64_t blocks_per_sm = tile_blocks_per_sm(tile, acc_bytes, shared_bytes_per_sm);
+  const int64_t blocks_per_sm = gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes), shared_bytes_per_sm);
   const int64_t run_slots = std::max<int64_t>(kGemmBlocksPerSm, blocks_per_sm);
   const int64_t runs = std::clamp<int64_t>(ceil_div(run_slots * multiprocessors, row_tiles), 1,
                                            std::min(col_tiles, kMaxGridY));

@@ -445,11 +445,11 @@ __device__ __forceinline__ void save_tile_planes(const GemmLseArgs& a, int64_t r
   }
 }
 
-// The tensor-core tile's launch bound: tuning.h's mma_blocks_per_sm, by architecture.
+// The tensor-core tile's launch bound: the blocks its architecture's multiprocessor holds (tuning.h).
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-constexpr int kMmaLaunchBlocks = static_cast<int>(kMmaBlocksPerSmWide);
+constexpr int kMmaLaunchBlocks = gemm_blocks_per_sm(kMmaTile, 8, kSm90SharedBytesPerSm);
 #else
-constexpr int kMmaLaunchBlocks = static_cast<int>(kMmaBlocksPerSm);
+constexpr int kMmaLaunchBlocks = gemm_blocks_per_sm(kMmaTile, 8);
 #endif
 
 // kPartial, kSumsInX: as gemm_lse_kernel's. kPlanes: the block sums its rows' planes of x itself (sum_tile_planes)

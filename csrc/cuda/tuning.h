@@ -19,6 +19,8 @@ constexpr int64_t kDefaultSharedBytesPerBlock = 48 * 1024;
 // against it.
 constexpr int64_t kSm89SharedBytesPerSm = 100 * 1024;
 constexpr int64_t kReservedSharedBytesPerBlock = 1024;
+// sm_90's (H200), for the kernels compiled for it with launch bounds of their own (gemm_lse.cu, kMmaLaunchBlocks).
+constexpr int64_t kSm90SharedBytesPerSm = 228 * 1024;
 // Minimum resident blocks per SM the fused kernel is compiled for: 2 caps registers at 128 per thread, where the
 // float32/16-bit kernels do not spill (at 3 blocks, 80 registers, they did). The float64 kernels, a dtype for
 // accuracy rather than speed, get 1 (up to 255 registers): at 128 their epilogue spilled.
@@ -363,8 +365,8 @@ constexpr int64_t kMmaBlocksPerSm = 3;
 // takes 58-64 registers without spills (nvcc 13.0), 8 warps a scheduler where three blocks leave 6 (its float64 pipe
 // about half busy at 6, section 67). H200, against three (section 70, two interleaved rounds of `bench/sweep.py
 // --only`): r27 0.531 -> 0.565 of its floor (598 -> 565 us), r23 0.572-0.587 -> 0.586-0.602, r31, r51, r55 and r43
-// level. The kernel's launch bound follows the architecture, the planner the device's shared memory
-// (mma_blocks_per_sm); kMmaSharedBytes is the kernel's static shared memory (asserted there).
+// level. The kernel's launch bound and the planner both ask gemm_blocks_per_sm: the former with its architecture's
+// shared memory, the latter with the device's; kMmaSharedBytes is the kernel's static shared memory (asserted there).
 constexpr int64_t kMmaBlocksPerSmWide = 4;
 constexpr int64_t kMmaSharedBytes = 29696;
 constexpr int64_t mma_blocks_per_sm(int64_t shared_bytes_per_sm) {
@@ -372,8 +374,11 @@ constexpr int64_t mma_blocks_per_sm(int64_t shared_bytes_per_sm) {
              ? kMmaBlocksPerSmWide
              : kMmaBlocksPerSm;
 }
-constexpr int gemm_blocks_per_sm(int tile, int acc_bytes) {
-  if (kGemmTiles[tile].mma) return static_cast<int>(kMmaBlocksPerSm);
+// Blocks of tile `tile` a multiprocessor of shared_bytes_per_sm holds: the kernels' launch bounds (the smaller of the
+// targets' multiprocessors by default, sm_90's for the tensor-core tile compiled for it) and the planner's (the
+// device's), from one rule.
+constexpr int gemm_blocks_per_sm(int tile, int acc_bytes, int64_t shared_bytes_per_sm = kSm89SharedBytesPerSm) {
+  if (kGemmTiles[tile].mma) return static_cast<int>(mma_blocks_per_sm(shared_bytes_per_sm));
   return acc_bytes == 8 ? 1 : static_cast<int>(kGemmBlocksPerSm);
 }
 // Split-K: where a GEMM's tiles leave resident block slots empty and each tile is a long chain of depth steps (thin
