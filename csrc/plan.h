@@ -92,8 +92,8 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads);
 //                   channels-last planes of few bytes.
 //  kChannelRows:    channels-last x read a pixel (a row of C channels) at a time, in place (cuda/split.cu), or by
 //                   16-byte vectors where channel_vectors_apply: planes of kChannelRowsMinPixels pixels or more, and
-//                   up to kChannelRowsMaxChannels channels or more where the vector walk applies (plan.cpp); torch's
-//                   reduction for other layouts, where forced.
+//                   up to kChannelRowsMaxChannels channels (kChannelRowsFloat64MaxChannels in float64) or more where
+//                   the vector walk applies (plan.cpp); torch's reduction for other layouts, where forced.
 //  kInEpilogue:     no reader: x's planes of one element, of the accumulation type, are the sums, and the tiled
 //                   epilogue loads them where they lie (x's batch and channel strides), saving each into the
 //                   forward's sums as it goes; its GEMM runs while x is read. Or float64 planes of a few elements

@@ -301,7 +301,8 @@ constexpr int64_t kChannelRowsItemsPerBlock = 4;
 // slots x vector / C accumulators, one thread per channel, outweighs them. Hence the walk only past
 // kChannelVectorsMinChannels - 1 channels, where the planner took no channel-rows reader before (the scalar walk
 // keeps every channel count it was measured on), 16- and 32-bit elements only (float64's scalar loads already move
-// 8 bytes), and batches of at least a slot's loads for every slot. Items of 32 loads a slot rather than 8 (same
+// 8 bytes; by the vector walk it read 1.1-2.6x slower, docs/limits.md section 71), and batches of at least a slot's
+// loads for every slot. Items of 32 loads a slot rather than 8 (same
 // H200 run, two sm_90 builds, µs, planner's plan / forced channel-rows): r37 177.2 -> 166.7 (-6%); r52, r36, r20 and
 // a (4, 256, 300, 300) float32 x within 0.5%. The walk from 32 channels with 32 loads a slot, against the scalar
 // walk in the same two builds: headline_nhwc 264.9 -> 262.9 and r04 267.7 -> 265.5 (-0.8%), r36 level (40.5 /

@@ -64,8 +64,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             128 of them cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
             (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane, and up to
-            128 channels, or more where its pixels follow each other (``problem["pixels_follow"]``) in 16- or
-            32-bit x: read then 16 bytes a load), ``"in_epilogue"`` (no reader: x's planes of one element, float32
+            128 channels (256 in float64), or more where its pixels follow each other
+            (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load), ``"in_epilogue"`` (no reader: x's planes of one element, float32
             or float64, are the sums, and the tiled epilogue loads them where they lie, any batch and channel
             strides, saving them as the forward's sums: its GEMM runs while x is read; or float64 planes of 2 to 32
             elements in contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself, a row
