@@ -77,7 +77,7 @@ constexpr int64_t kChannelRowsMaxChannels = 128;
 // rows against torch's reduction; docs/limits.md section 71): C 129, 197 and 256 faster or level on all nine (C 256:
 // 31.8 against 40.3, 32.0 against 44.8, 32.0 against 41.1; [11, 197, 60, 60] 30.2 against 51.6); C 320 and 384, two
 // channels a thread for some threads only, 1.05-1.09x slower on three of six; C 512 faster on three, C 686 to 2048
-// 1.05-1.6x slower on all nine.
+// 1.05-1.6x slower on all nine. Measured on pixels that follow each other; pixels apart take the same loads.
 constexpr int64_t kChannelRowsFloat64MaxChannels = kSplitThreads;
 constexpr int64_t kChannelRowsMinPixels = 400;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).

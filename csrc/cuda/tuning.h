@@ -290,22 +290,21 @@ constexpr int64_t kChannelRowsItemsPerBlock = 4;
 // whose pixels follow each other: a block keeps a period's accumulators in at most kChannelVectorsMaxSharedBytes of
 // shared memory (what a block gets without opting in, less room for the kernel's static arrays), in copies up to one
 // slot per thread. A slot takes at least kChannelVectorsMinLoads vectors of an item (one trip; the scalar walk's 32
-// loads of 2 or 4 bytes move no more). H200, forced channel-rows reader, vector walk against the scalar walk (same
-// run, a first version: up to four slots per thread, 32 loads a slot): r37 (1439 bfloat16 channels) 255.5 -> 166.7
-// us (the fused launch 218), r52 (142 float32) 151.6 -> 134.4, r36 (39) 41.2 -> 39.4, headline_nhwc and r04 (64)
-// 265 -> 262.5 and 268 -> 265.6, r38 (73 float16) level; slower: r55 (33 float64) 171 -> 260, r21 (9 bfloat16) 62.9
-// -> 76.4, r05 (5) 25.7 -> 36.9 (too few items for the device), r54 (18 channels, 69 pixels a batch: an item per
-// batch, whose sums cost more than its loads) 690 -> 10950. In the sweep of 60d6e68 (this version, from 32 channels):
-// r37 0.633 -> 0.776 of the floor (the tuned Triton rival 0.664: no rival faster on any shape), headline_nhwc and r04
-// +0.8%, but r36 0.865 -> 0.768 and r38 0.872 -> 0.810: 8-13 loads a slot per item, where a channel's sum of
-// slots x vector / C accumulators, one thread per channel, outweighs them. Hence the walk only past
-// kChannelVectorsMinChannels - 1 channels, where the planner took no channel-rows reader before (the scalar walk
-// keeps every channel count it was measured on), 16- and 32-bit elements only (float64's scalar loads already move
-// 8 bytes; by the vector walk it read 1.1-2.6x slower, docs/limits.md section 71), and batches of at least a slot's
-// loads for every slot. Items of 32 loads a slot rather than 8 (same
-// H200 run, two sm_90 builds, µs, planner's plan / forced channel-rows): r37 177.2 -> 166.7 (-6%); r52, r36, r20 and
-// a (4, 256, 300, 300) float32 x within 0.5%. The walk from 32 channels with 32 loads a slot, against the scalar
-// walk in the same two builds: headline_nhwc 264.9 -> 262.9 and r04 267.7 -> 265.5 (-0.8%), r36 level (40.5 /
+// loads of 2 or 4 bytes move no more). H200, forced channel-rows reader, vector walk against the scalar walk (same run,
+// a first version: up to four slots per thread, 32 loads a slot): r37 (1439 bfloat16 channels) 255.5 -> 166.7 us (the
+// fused launch 218), r52 (142 float32) 151.6 -> 134.4, r36 (39) 41.2 -> 39.4, headline_nhwc and r04 (64) 265 -> 262.5
+// and 268 -> 265.6, r38 (73 float16) level; slower: r55 (33 float64) 171 -> 260, r21 (9 bfloat16) 62.9 -> 76.4, r05 (5)
+// 25.7 -> 36.9 (too few items for the device), r54 (18 channels, 69 pixels a batch: an item per batch, whose sums cost
+// more than its loads) 690 -> 10950. In the sweep of 60d6e68 (this version, from 32 channels): r37 0.633 -> 0.776 of
+// the floor (the tuned Triton rival 0.664: no rival faster on any shape), headline_nhwc and r04 +0.8%, but r36 0.865 ->
+// 0.768 and r38 0.872 -> 0.810: 8-13 loads a slot per item, where a channel's sum of slots x vector / C accumulators,
+// one thread per channel, outweighs them. Hence the walk only past kChannelVectorsMinChannels - 1 channels, where the
+// planner took no channel-rows reader before (the scalar walk keeps every channel count it was measured on), 16- and
+// 32-bit elements only (float64's scalar loads already move 8 bytes; by the vector walk it read 1.1-2.6x slower,
+// docs/limits.md section 71), and batches of at least a slot's loads for every slot. Items of 32 loads a slot rather
+// than 8 (same H200 run, two sm_90 builds, µs, planner's plan / forced channel-rows): r37 177.2 -> 166.7 (-6%); r52,
+// r36, r20 and a (4, 256, 300, 300) float32 x within 0.5%. The walk from 32 channels with 32 loads a slot, against the
+// scalar walk in the same two builds: headline_nhwc 264.9 -> 262.9 and r04 267.7 -> 265.5 (-0.8%), r36 level (40.5 /
 // 40.7), r38 (73 float16) 28.2 -> 30.4 (+8%): not taken.
 constexpr int64_t kChannelVectorsMaxSharedBytes = 46 * 1024;
 constexpr int64_t kChannelVectorsMinLoads = 32;
