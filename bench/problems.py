@@ -141,8 +141,8 @@ RANDOM_CORNERS = (
 # channels whose pixels are whole 16-byte vectors (96, 600) or not (197); small_channels_last: channels-last x of 64
 # MiB, 6 x 6 to 31 x 31 pixels, C 8 to 600, float32 and bfloat16; both about the channel-rows reader's fewest pixels
 # (kChannelRowsMinPixels, 400); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in
-# float32 and bfloat16, about the plane-lanes reader's smallest pixels and planes (kTinyLanesMinPixelBytes,
-# ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
+# float32 and bfloat16, about the channel-rows reader's pixel-vector walk (kPixelVectors*) and the plane-lanes
+# reader's smallest pixels and planes (kTinyLanesMinPixelBytes, ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
 # where the narrow epilogue gives way to the tiled one or cuBLAS's (kNarrowLseSharedLoadSlots: between 16 and 24
 # columns; kCublasMinTile); few_rows: contiguous float32 x of 32 MiB, B 1 to 512, C_in 16 to 1024 into C_out 16 to
 # 1024, about where the gemv epilogue gives way to the others (kGemvL2BytesPerClock).
@@ -165,6 +165,9 @@ _NARROW_COLUMNS = [((128 << 20) // (c * element_bytes), c, 1, 1, c_out, dtype)
 _TINY_CHANNELS_LAST = [((128 << 20) // (c * side * side * element_bytes), c, side, side, 16, dtype)
                        for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2))
                        for c in (3, 8, 16, 32, 128, 512, 2048) for side in (2, 3, 4, 5)]
+# Pixels that are not whole 16-byte vectors (197 channels), after the others so that their seeds stay.
+_TINY_CHANNELS_LAST += [((128 << 20) // (197 * side * side * element_bytes), 197, side, side, 16, dtype)
+                        for dtype, element_bytes in ((torch.float32, 4), (torch.bfloat16, 2)) for side in (2, 3, 4, 5)]
 
 
 # float64 channels-last x of 64 MiB, C 64 to 2048 on three plane shapes: where the channel-rows reader's scalar walk

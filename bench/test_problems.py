@@ -162,7 +162,8 @@ def test_envelope_grids_straddle_the_planners_lines():
     """bench/strategies.py --grid: each grid of ENVELOPE_GRIDS, all of its layout, holds problems on both sides of
     the line csrc/plan.cpp draws there on the H200, so that forcing every option measures it: the fused launch and
     the split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
-    small_channels_last, the plane-lanes reader and torch's on tiny_channels_last, the channel-rows reader and
+    small_channels_last, the channel-rows reader (its pixel-vector walk), the plane-lanes reader and torch's on
+    tiny_channels_last, the channel-rows reader and
     torch's on float64_channels_last, the narrow epilogue, the tiled one and cuBLAS's on narrow_columns, the gemv
     epilogue and every other on few_rows."""
     from fusedlse_cuda.planning import plan_for
@@ -174,7 +175,7 @@ def test_envelope_grids_straddle_the_planners_lines():
     sides = {"medium_planes": ("contiguous", "reader", {"fused", "plane_lanes"}),
              "channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
              "small_channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
-             "tiny_channels_last": ("channels_last", "reader", {"plane_lanes", "torch_sum"}),
+             "tiny_channels_last": ("channels_last", "reader", {"channel_rows", "plane_lanes", "torch_sum"}),
              "float64_channels_last": ("channels_last", "reader", {"channel_rows", "torch_sum"}),
              "narrow_columns": ("contiguous", "epilogue", {"narrow_lse", "tiled_lse", "cublas_lse"}),
              "few_rows": ("contiguous", "epilogue", {"gemv_lse", "tiled_lse", "cublas_lse", "rows_lse",

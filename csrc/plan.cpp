@@ -32,6 +32,8 @@ namespace {
 constexpr double kLaunchUs = 7.0;
 constexpr double kTiledLaunches = 1;
 constexpr double kCublasLaunches = 2;
+// A CUDA grid's second dimension: the tiled epilogue's column runs, the narrow epilogue's channel ranges.
+constexpr int64_t kMaxGridY = 65535;
 // Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
 constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch
@@ -80,6 +82,35 @@ constexpr int64_t kChannelRowsMaxChannels = 128;
 // 1.05-1.6x slower on all nine. Measured on pixels that follow each other; pixels apart take the same loads.
 constexpr int64_t kChannelRowsFloat64MaxChannels = kSplitThreads;
 constexpr int64_t kChannelRowsMinPixels = 400;
+// Down to 256 pixels for pixels of 32 to 800 bytes: e8d0c9d's planner audit (bench/results/h200/planner_audit_e8d0c9d,
+// the channels_last and small_channels_last grids; H200, forced reader against the planner's torch reduction, the
+// whole forward, docs/limits.md section 71) had the channel-rows reader faster on 13 of the 15 channels-last problems
+// of 256 to 399 pixels and such pixels (float32 C 8, 32, 96 and 197, bfloat16 C 32 and 197, r52: 0.57-0.97 of the
+// time; [665, 197, 16, 16] bfloat16 29.7 us against 52.2), level on one ([48, 197, 19, 19]) and 1.08x slower on one
+// ([1365, 96, 16, 16] bfloat16). Outside those bytes it was slower there: 16-byte pixels 1.16-1.67x (C 8 bfloat16),
+// 1200- and 2400-byte pixels 0.99-1.13x (C 600 of 64 MiB; of 16 to 48 batches faster).
+constexpr int64_t kChannelRowsMidPixels = 256;
+constexpr int64_t kChannelRowsMidPixelMinBytes = 32;
+constexpr int64_t kChannelRowsMidPixelMaxBytes = 800;
+// The channel-rows reader's pixel-vector walk (pixel_vectors_walk; cuda/split.cu pixel_vectors_kernel) on small
+// channels-last planes, where torch's reduction, the plane-lanes reader and the other walks (a block per item and its
+// syncs, or 2-byte loads) read at 0.3-0.6 of the flat read. H200, the channel-rows reader forced with it against the
+// planner's choice before it, the whole forward (docs/limits.md section 72):
+//  - tiny_channels_last (56 problems of 128 MiB, C 3 to 2048 on 2 x 2 to 5 x 5 pixels, float32 and bfloat16) and
+//    small_channels_last's 6 x 6, best of 2 runs: of the 45 problems the rule takes, faster on 33 (0.78-0.97 of the
+//    time: [3640, 2048, 3, 3] bfloat16 84.3 us against 108.0, [2097152, 8, 2, 2] bfloat16 120.0 against 137.4),
+//    level on 8, slower on 4 (1.02-1.07: float32 C 512 of 3 x 3 and 5 x 5, C 16 of 4 x 4 and 5 x 5); of the 11 it
+//    leaves (pixels of 16 or 32 bytes on 9 to 36 pixels) slower on 10 (up to 1.45x: [335544, 8, 5, 5] bfloat16
+//    107.5 against 74.2).
+//  - Larger planes, x of 64 MiB, C 32, 128 and 512: on 42 to 144 pixels faster on all 30 problems (0.72-0.97:
+//    [21399, 32, 7, 7] bfloat16 31.1 against 43.3 through torch's reduction), on 196 level in float32 (1.01-1.02)
+//    and faster in bfloat16 (0.87-0.91), on 256 slower than the vector walk chosen there (1.08-1.35).
+//  - Its threads (B x C / elements per vector) numbered 21K to 2M in all of these; where they are fewer than
+//    kPixelVectorsMinItems each walks a whole plane with the device far from full, so the rule stops there.
+constexpr int64_t kPixelVectorsMaxPixels = 144;
+constexpr int64_t kPixelVectorsMinPixelBytes = 64;
+constexpr int64_t kPixelVectorsAnyPixelsMaxPlane = 4;
+constexpr int64_t kPixelVectorsMinItems = 16384;
 // A contiguous copy reads and writes x at about 0.9 of the bandwidth (H200: 4.3 TB/s counting both).
 constexpr double kCopyShare = 0.9;
 // The weight is read once by either strategy (the fold, or W.sum's reduction), about as fast as torch's sum.
@@ -334,10 +365,13 @@ double read_us(double bytes, const DeviceProps& d, double share) {
 bool in_place_for_planes(Layout layout) { return layout == Layout::kPlanes || layout == Layout::kChannelsLast; }
 
 bool channel_rows_suits(const Problem& p) {
+  if (pixel_vectors_walk(p)) return true;
   const int64_t scalar_walk_channels = p.element_bytes == 8 ? kChannelRowsFloat64MaxChannels : kChannelRowsMaxChannels;
+  const int64_t pixel_bytes = p.in_channels * p.element_bytes;
+  const bool mid_pixels = pixel_bytes >= kChannelRowsMidPixelMinBytes && pixel_bytes <= kChannelRowsMidPixelMaxBytes;
+  const int64_t min_pixels = mid_pixels ? kChannelRowsMidPixels : kChannelRowsMinPixels;
   return p.layout == Layout::kChannelsLast && p.in_channels > 1 &&
-         (p.in_channels <= scalar_walk_channels || channel_vectors_apply(p)) &&
-         p.height * p.width >= kChannelRowsMinPixels;
+         (p.in_channels <= scalar_walk_channels || channel_vectors_apply(p)) && p.height * p.width >= min_pixels;
 }
 
 // Why the fused launch is not considered for p, or nullptr where it is.
@@ -432,15 +466,22 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
     const double cols = t.columns, rows = narrow_lse_rows(t.columns), lanes = t.lanes;
     const double channel_slots =
         (cols + kNarrowLseSharedLoadSlots * cols / rows + 1 + kNarrowLseLoopSlots / rows) * (float64 ? 2 : 1);
-    const double row_slots = ceil_div(p.in_channels, t.lanes) * lanes * channel_slots +
-                             std::log2(lanes) * cols * 2 * lanes +
-                             cols * (float64 ? kRowsLseFloat64LogitSlots * kRowsLseFloat64Factor : kRowsLseLogitSlots) *
-                                 lanes / rows;
+    // Per row, each channel range's channels, reduce-scatter and logsumexp (a split range's raw logits' stores
+    // counted as the logsumexp).
+    const double row_slots = t.k_splits * (ceil_div(t.split_channels, t.lanes) * lanes * channel_slots +
+                                           std::log2(lanes) * cols * 2 * lanes +
+                                           cols *
+                                               (float64 ? kRowsLseFloat64LogitSlots * kRowsLseFloat64Factor
+                                                        : kRowsLseLogitSlots) *
+                                               lanes / rows);
     const double compute = p.batch * row_slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
     const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kNarrowLseReadShare);
-    const double staging =
-        kRowsLseStageTripUs * ceil_div(p.in_channels * t.columns, kNarrowLseStageTripValues);
-    return kTiledLaunches * kLaunchUs + std::max(compute, sums) + staging;
+    const double staging = kRowsLseStageTripUs * ceil_div(t.split_channels * t.columns, kNarrowLseStageTripValues);
+    // Split-K: bias_lse's launch, and the partial logits written and read back (as the tiled epilogue's).
+    const double partials = t.k_splits > 1 ? kLaunchUs + 2.0 * t.k_splits * p.batch * p.out_channels * acc_bytes(p) /
+                                                             (d.read_gbps * 1e3 * kSplitTrafficShare)
+                                           : 0.0;
+    return kTiledLaunches * kLaunchUs + std::max(compute, sums) + staging + partials;
   }
   if (epilogue == Epilogue::kNarrowLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kRowsLse && rows_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
@@ -558,7 +599,6 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   }
   const int64_t row_tiles = ceil_div(batch, kGemmTiles[tile].rows);
   const int64_t col_tiles = ceil_div(out_channels, kGemmTiles[tile].cols);
-  constexpr int64_t kMaxGridY = 65535;
   // Enough runs for every block slot: the tensor-core tile's three or four a multiprocessor where it takes the GEMM.
   const int64_t blocks_per_sm = gemm_blocks_per_sm(tile, static_cast<int>(acc_bytes), shared_bytes_per_sm);
   const int64_t run_slots = std::max<int64_t>(kGemmBlocksPerSm, blocks_per_sm);
@@ -719,19 +759,29 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads) {
   return slices;
 }
 
+// The narrow epilogue's channel ranges for C_in: the fewest whose transposed W.sum and biases fit
+// kNarrowLseMaxSharedBytes.
+int64_t narrow_lse_ranges(int64_t in_channels, int columns, int64_t acc_bytes) {
+  const int64_t most_channels = kNarrowLseMaxSharedBytes / (columns * acc_bytes) - 1;
+  return ceil_div(in_channels, most_channels);
+}
+
 bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes) {
   if (in_channels < 1 || out_channels < 1 || out_channels > kNarrowLseMaxColumns) return false;
-  return narrow_lse_shared_bytes(in_channels, narrow_lse_columns(out_channels), acc_bytes) <= kNarrowLseMaxSharedBytes;
+  return narrow_lse_ranges(in_channels, narrow_lse_columns(out_channels), acc_bytes) <= kMaxGridY;
 }
 
 NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
                                   int64_t resident_threads) {
   NarrowLseTiling t{};
   t.columns = narrow_lse_columns(out_channels);
-  const double groups = static_cast<double>(ceil_div(batch, narrow_lse_rows(t.columns)));
+  t.k_splits = narrow_lse_ranges(in_channels, t.columns, acc_bytes);
+  t.split_channels = ceil_div(in_channels, t.k_splits);  // equal ranges, none empty
+  t.k_splits = ceil_div(in_channels, t.split_channels);
+  const double groups = static_cast<double>(ceil_div(batch, narrow_lse_rows(t.columns)) * t.k_splits);
   const bool few_groups = groups * 8 < kNarrowLseFillShare * static_cast<double>(resident_threads);
-  t.lanes = few_groups && in_channels >= kNarrowLseWideGroupChannels ? 32 : 8;
-  t.shared_bytes = narrow_lse_shared_bytes(in_channels, t.columns, acc_bytes);
+  t.lanes = few_groups && t.split_channels >= kNarrowLseWideGroupChannels ? 32 : 8;
+  t.shared_bytes = narrow_lse_shared_bytes(t.split_channels, t.columns, acc_bytes);
   return t;
 }
 
@@ -772,6 +822,13 @@ ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_ele
   return period;
 }
 
+bool pixel_vectors_walk(const Problem& p) {
+  const int64_t plane = p.height * p.width, pixel_bytes = p.in_channels * p.element_bytes;
+  return p.layout == Layout::kChannelsLast && p.pixel_vectors && p.element_bytes <= 4 && plane >= 2 &&
+         plane <= kPixelVectorsMaxPixels && p.batch * pixel_bytes / 16 >= kPixelVectorsMinItems &&
+         (pixel_bytes >= kPixelVectorsMinPixelBytes || plane <= kPixelVectorsAnyPixelsMaxPlane);
+}
+
 bool channel_vectors_apply(const Problem& p) {
   if (p.layout != Layout::kChannelsLast || !p.pixels_follow || p.element_bytes > 4 ||
       p.in_channels < kChannelVectorsMinChannels) {
@@ -799,6 +856,7 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
   if (p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) return Reader::kPlaneLanes;
+  if (pixel_vectors_walk(p)) return Reader::kChannelRows;
   if (plane <= kTinyPlaneElements) {
     const bool lanes_suit = plane == 1 || !(p.layout == Layout::kChannelsLast && p.pixels_follow) ||
                             (plane * p.element_bytes >= kTinyLanesMinPlaneBytes &&
@@ -839,6 +897,10 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       narrow_lse_applies(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   plan.narrow_us =
       narrow_applies ? epilogue_us(p, d, Epilogue::kNarrowLse) : std::numeric_limits<double>::infinity();
+  plan.narrow_k_splits = narrow_applies ? narrow_lse_tiling(p.batch, p.in_channels, p.out_channels,
+                                                            static_cast<int64_t>(acc_bytes(p)), resident_threads(d))
+                                              .k_splits
+                                        : 1;
   // Where the rows epilogue applies it stays (its few channels need no reduction across lanes): on the two problems
   // measured with both it was the faster (H200: r53 20.7 us against 22.3, r07 51.3 against 52.4), where the model put
   // the narrow one ahead by 1-3 us. Since the narrow epilogue's reduce-scatter (874017c) r07 goes the other way (46.5
@@ -927,19 +989,20 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
-                "\"narrow_us\": %s, "
+                "\"narrow_us\": %s, \"narrow_k_splits\": %lld, "
                 "\"gemv_us\": %.3f, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
-                "\"plane_runs\": %s, \"planes_aligned\": %s, \"pixels_follow\": %s}, "
+                "\"plane_runs\": %s, \"planes_aligned\": %s, \"pixels_follow\": %s, \"pixel_vectors\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
                 static_cast<long long>(plan.tiled_k_splits), plan.cublas_us,
-                static_cast<long long>(plan.cublas_k_splits), rows, narrow, plan.gemv_us,
+                static_cast<long long>(plan.cublas_k_splits), rows, narrow,
+                static_cast<long long>(plan.narrow_k_splits), plan.gemv_us,
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),
@@ -948,6 +1011,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 static_cast<long long>(p.width), static_cast<long long>(p.element_bytes), name(p.layout),
                 static_cast<long long>(p.kernel_area), p.plane_runs ? "true" : "false",
                 p.planes_aligned ? "true" : "false", p.pixels_follow ? "true" : "false",
+                p.pixel_vectors ? "true" : "false",
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
                 d.fp32_gflops);

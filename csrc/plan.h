@@ -35,6 +35,9 @@ struct Problem {
   // kChannelsLast: each batch's pixels follow each other (pixel stride C, not a slice of wider pixels), so the
   // channel-rows reader may read it by 16-byte vectors (channel_vectors_apply); false in other layouts.
   bool pixels_follow = true;
+  // kChannelsLast: besides, each pixel whole 16-byte vectors from a 16-byte boundary (x's first element, its batch
+  // stride and C x element_bytes), which the channel-rows reader's pixel-vector walk needs (pixel_vectors_walk).
+  bool pixel_vectors = false;
   // Whether the tiled epilogue may read x itself (Reader::kInEpilogue, in_epilogue_applies); false where no reader
   // would run anyway (the cropped GEMM's rows, sums already: ops_cuda.cpp forward_cropped_cuda).
   bool x_in_epilogue = true;
@@ -77,7 +80,8 @@ enum class Epilogue { kTiledLse = 0, kCublasLse = 1, kRowsLse = 2, kNarrowLse = 
 // block's shared memory without opting in (cuda/tuning.h, kRowsLseMax*).
 bool rows_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
 // Whether the narrow epilogue takes a GEMM of C_in x C_out in accumulation type of `acc_bytes`: at most
-// kNarrowLseMaxColumns columns, and its transposed W.sum within kNarrowLseMaxSharedBytes (cuda/tuning.h).
+// kNarrowLseMaxColumns columns (cuda/tuning.h); any C_in, in channel ranges where its transposed W.sum does not fit
+// kNarrowLseMaxSharedBytes (narrow_lse_tiling), as long as the ranges fit a grid's second dimension.
 bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_bytes);
 // Threads per column in bias_lse's block per row of `threads` threads (the shares and gemv kernels): as many as the
 // columns leave over (a power of two), within the channels.
@@ -121,6 +125,7 @@ struct Plan {
   int64_t cublas_k_splits;  // cuBLAS's epilogue's channel slices (cublas_k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
+  int64_t narrow_k_splits;  // the narrow epilogue's channel ranges (NarrowLseTiling::k_splits; 1: not split)
   double gemv_us;       // the gemv epilogue takes any GEMM
   bool evict_first;     // how the readers load x: evict_first_loads
   bool weight_is_its_sum;  // the split strategy's W.sum is the weight itself, where it is contiguous
@@ -248,6 +253,12 @@ ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_ele
 // loads.
 bool channel_vectors_apply(const Problem& p);
 
+// Whether the channel-rows reader takes p's x by its pixel-vector walk (a thread per batch and 16-byte vector of a
+// pixel, the plane's pixels summed in registers): Problem::pixel_vectors of 16- or 32-bit elements, on planes of 2 to
+// kPixelVectorsMaxPixels pixels of kPixelVectorsMinPixelBytes or more, or of at most kPixelVectorsAnyPixelsMaxPlane,
+// with kPixelVectorsMinItems threads' work or more.
+bool pixel_vectors_walk(const Problem& p);
+
 // Its chunks and blocks, as channel_rows_tiling's: each of a block's `slots` slots takes at least
 // kChannelVectorsMinLoads vectors of a chunk (rows_per_step 1).
 ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
@@ -265,10 +276,12 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
 
 // The narrow epilogue's launch (cuda/gemm_lse.cu) for B rows: columns W.sum is staged for (C_out rounded up to 4,
 // 8, 16 or 32), lanes per group of rows (8, or 32 where groups of 8 would fill less than kNarrowLseFillShare of the
-// resident threads), and a block's dynamic shared memory (W.sum transposed and the biases' sum).
+// resident threads), its channel ranges (split-K: the fewest equal ranges whose W.sum, transposed, and the biases'
+// sum fit kNarrowLseMaxSharedBytes; 1 where all of C_in does), and a block's dynamic shared memory (that of a range).
 struct NarrowLseTiling {
   int columns;
   int lanes;
+  int64_t k_splits, split_channels;  // split_channels: C_in where k_splits is 1
   int64_t shared_bytes;
 };
 NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,

@@ -83,11 +83,19 @@ def rows_lse_applies(c_in, c_out, dtype):
 
 
 def narrow_lse_applies(c_in, c_out, dtype):
-    """plan::narrow_lse_applies, restated for the tests: C_out at most 32, and W.sum (columns padded to 4, 8, 16 or
-    32) with the biases' sum, (C_in + 1) x columns values of the accumulation type, within 96 KiB."""
+    """plan::narrow_lse_applies, restated for the tests: C_out at most 32, any C_in (in channel ranges where W.sum does
+    not fit a block: narrow_lse_splits)."""
+    return 1 <= c_out <= 32 and c_in >= 1
+
+
+def narrow_lse_splits(c_in, c_out, dtype):
+    """plan::narrow_lse_tiling's channel ranges, restated for the tests: the fewest equal ranges whose W.sum (columns
+    padded to 4, 8, 16 or 32) with the biases' sum, (range + 1) x columns values of the accumulation type, fit 96 KiB."""
     acc_bytes = 8 if dtype == torch.float64 else 4
-    columns = next(c for c in (4, 8, 16, 32, 10**9) if c_out <= c)
-    return c_out <= 32 and (c_in + 1) * columns * acc_bytes <= 96 * 1024
+    columns = next(c for c in (4, 8, 16, 32) if c_out <= c)
+    most = 96 * 1024 // (columns * acc_bytes) - 1
+    splits = -(-c_in // most)
+    return -(-c_in // -(-c_in // splits))
 
 
 def lay_out(x, layout):

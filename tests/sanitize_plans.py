@@ -61,11 +61,13 @@ PLANS = [
     ((1, 1439, 24, 24, 5, 1, 1), "channels_last", torch.float16, ROWS_TILED),  # vector walk: slots past the threads
     ((2, 6, 5, 7, 700, 3, 3), "channels_last", torch.float32, ROWS_TILED),  # channel rows: W.sum folded, wider grid
     ((3, 5, 6, 7, 5, 1, 1), "sliced", torch.float16, ROWS_TILED),  # channel rows forced on planes: torch's reduction
+    ((2048, 64, 2, 2, 5, 1, 1), "channels_last", torch.bfloat16, ROWS_TILED),  # pixel-vector walk: 16K threads
     ((3000, 4, 1, 2, 40, 1, 1), "contiguous", torch.float32, ROWS_LSE),  # rows epilogue: 4 lanes, 5 chunks, part-masked
     ((500, 3, 2, 1, 5, 1, 1), "contiguous", torch.float64, ROWS_LSE),  # rows epilogue: float64, a lane per row
     ((301, 70, 2, 1, 3, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow epilogue: 4 columns, 32 lanes
     ((2001, 9, 1, 2, 20, 1, 1), "contiguous", torch.float64, NARROW_LSE),  # narrow: float64, 32 columns, 8 lanes
     ((30, 400, 1, 1, 30, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow: W.sum past 48 KiB (opted in)
+    ((9, 2000, 1, 1, 16, 1, 1), "contiguous", torch.float32, NARROW_LSE),  # narrow: 2 channel ranges, bias_lse adds
     ((16, 64, 8, 8, 128, 3, 3), "contiguous", torch.float32, GEMV_LSE),  # gemv epilogue: 2 slices, one trip
     ((3, 40, 2, 2, 7, 1, 1), "contiguous", torch.float64, GEMV_LSE),  # gemv: float64, 16 slices, a partial trip
     ((5, 3, 2, 2, 700, 1, 1), "contiguous", torch.bfloat16, GEMV_LSE),  # gemv: 3 passes of columns, biases staged

@@ -6,7 +6,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, plan_for
-from helpers import HAS_CUDA, lay_out, narrow_lse_applies, rows_lse_applies
+from helpers import HAS_CUDA, lay_out, narrow_lse_applies, narrow_lse_splits, rows_lse_applies
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
 # 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
@@ -55,16 +55,36 @@ def test_tiny_planes_get_the_plane_lanes_reader(device, layout):
     assert plan["split_reader"] == "plane_lanes"
 
 
-# Tiny channels-last planes: torch's reduction where the pixels or the planes are few bytes (plan.cpp's
-# kTinyLanesMinPixelBytes, kTinyLanesMinPlaneBytes), the plane-lanes reader otherwise or where pixels are a slice.
+# Small channels-last planes: the channel-rows reader's pixel-vector walk where pixels are whole aligned 16-byte
+# vectors of 64 bytes or more on planes of 2 to 144 pixels, or of any size on planes of at most 4, with 16K threads'
+# work or more (plan.cpp's kPixelVectors*); else, on tiny planes, torch's reduction where the pixels or the planes are
+# few bytes (kTinyLanesMinPixelBytes, kTinyLanesMinPlaneBytes), the plane-lanes reader otherwise or where pixels are a
+# slice.
 TINY_CHANNELS_LAST = {
     "pixels_of_48_bytes": (problem(50000, 12, 7, 2, 3, layout="channels_last"), True, "torch_sum"),
-    "planes_of_16_bytes": (problem(100000, 256, 64, 2, 2, layout="channels_last"), True, "torch_sum"),
+    "pixel_vectors_of_1_KiB_in_2_x_2": (problem(100000, 256, 64, 2, 2, layout="channels_last"), True, "channel_rows"),
+    "pixel_vectors_of_16_bytes_in_2_x_2": (problem(2097152, 8, 16, 2, 2, element_bytes=2, layout="channels_last"),
+                                           True, "channel_rows"),
+    "pixels_of_16_bytes_in_3_x_3": (problem(932067, 8, 16, 3, 3, element_bytes=2, layout="channels_last"), True,
+                                    "torch_sum"),
     "pixels_of_32_bytes_in_4_x_4": (problem(262144, 16, 16, 4, 4, element_bytes=2, layout="channels_last"), True,
                                     "torch_sum"),
     "seed_7_r53": (problem(53725, 1650, 11, 5, 1, element_bytes=2, layout="channels_last"), True, "torch_sum"),
-    "wide_pixels_of_3_x_3": (problem(1820, 2048, 16, 3, 3, layout="channels_last"), True, "plane_lanes"),
-    "pixels_of_64_bytes_in_4_x_4": (problem(131072, 16, 16, 4, 4, layout="channels_last"), True, "plane_lanes"),
+    "wide_pixel_vectors_of_3_x_3": (problem(1820, 2048, 16, 3, 3, layout="channels_last"), True, "channel_rows"),
+    "pixel_vectors_of_64_bytes_in_4_x_4": (problem(131072, 16, 16, 4, 4, layout="channels_last"), True,
+                                           "channel_rows"),
+    "pixel_vectors_of_64_bytes_in_6_x_6": (problem(29127, 32, 16, 6, 6, element_bytes=2, layout="channels_last"), True,
+                                           "channel_rows"),
+    "pixel_vectors_in_12_x_12": (problem(7281, 32, 16, 12, 12, element_bytes=2, layout="channels_last"), True,
+                                 "channel_rows"),
+    "pixel_vectors_in_12_x_13": (problem(7281, 32, 16, 12, 13, element_bytes=2, layout="channels_last"), True,
+                                 "torch_sum"),
+    "too_few_pixel_vectors": (problem(1023, 64, 16, 4, 4, layout="channels_last"), True, "plane_lanes"),
+    "just_enough_pixel_vectors": (problem(1024, 64, 16, 4, 4, layout="channels_last"), True, "channel_rows"),
+    "pixels_of_64_bytes_unaligned": (dict(problem(131072, 16, 16, 4, 4, layout="channels_last"), pixel_vectors=False),
+                                     True, "plane_lanes"),
+    "float64_pixels_of_2_KiB": (problem(1820, 256, 16, 3, 3, element_bytes=8, layout="channels_last"), True,
+                                "plane_lanes"),
     "a_slice_of_wider_pixels": (problem(50000, 12, 7, 2, 3, layout="channels_last"), False, "plane_lanes"),
 }
 
@@ -75,6 +95,20 @@ def test_tiny_channels_last_planes_get_the_reader_measured_faster(device, case):
     shape, pixels_follow, reader = TINY_CHANNELS_LAST[case]
     plan = plan_for(dict(shape, pixels_follow=pixels_follow), DEVICES[device])
     assert plan["split_reader"] == reader
+    whole_vectors = pixels_follow and shape["in_channels"] * shape["element_bytes"] % 16 == 0
+    assert plan["problem"]["pixel_vectors"] is shape.get("pixel_vectors", whole_vectors)
+
+
+@pytest.mark.parametrize("c_in,c_out,element_bytes", [(1535, 16, 4), (1536, 16, 4), (2048, 16, 2), (40000, 3, 4),
+                                                      (3001, 32, 8), (6143, 4, 4), (6144, 4, 4)])
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_narrow_epilogue_cuts_wide_channels_into_ranges(device, c_in, c_out, element_bytes):
+    """The narrow epilogue takes any C_in: where W.sum and the biases pass 96 KiB it runs over the fewest equal
+    channel ranges that fit (narrow_k_splits, 1 where one does), their partial logits added by a second launch."""
+    dtype = {2: torch.bfloat16, 4: torch.float32, 8: torch.float64}[element_bytes]
+    plan = plan_for(problem(8192, c_in, c_out, 2, 2, element_bytes=element_bytes), DEVICES[device])
+    assert plan["narrow_us"] is not None
+    assert plan["narrow_k_splits"] == narrow_lse_splits(c_in, c_out, dtype)
 
 
 @pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
@@ -122,8 +156,11 @@ def test_split_reader_by_layout(device, layout, plane, reader):
     (129, (512, 512), "channel_rows"),  # more channels: its vector walk, where pixels follow each other
     (-129, (512, 512), "torch_sum"),  # the same with pixels apart: the scalar walk was not measured good on them
     (64, (31, 33), "channel_rows"), (64, (20, 20), "channel_rows"),  # down to 400 pixels
-    (64, (19, 21), "torch_sum"),  # fewer pixels than that
-    (64, (5, 6), "plane_lanes")])  # tiny planes of wide pixels
+    (64, (19, 21), "channel_rows"), (64, (16, 16), "channel_rows"),  # down to 256 for pixels of 32 to 800 bytes
+    (64, (15, 17), "torch_sum"),  # fewer pixels than that
+    (4, (16, 16), "torch_sum"), (600, (19, 19), "torch_sum"),  # pixels of 16 and 2400 bytes: 400 pixels at least
+    (4, (20, 20), "channel_rows"), (600, (20, 20), "channel_rows"),
+    (64, (5, 6), "plane_lanes")])  # tiny planes of wide pixels, too few for the pixel-vector walk's threads
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader):
     """A negative c_in: that many channels, of pixels that do not follow each other."""
@@ -395,7 +432,12 @@ ENVELOPE = {
     "channels_last_many_channels": (problem(16, 197, 88, 186, 20, layout="channels_last"), "split", "channel_rows"),
     "channels_last_1024_pixels": (problem(32, 96, 16, 32, 32, layout="channels_last"), "split", "channel_rows"),
     "channels_last_400_pixels": (problem(32, 96, 16, 20, 20, layout="channels_last"), "split", "channel_rows"),
-    "channels_last_399_pixels": (problem(32, 96, 16, 19, 21, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_399_pixels": (problem(32, 96, 16, 19, 21, layout="channels_last"), "split", "channel_rows"),
+    # pixels of 32 to 800 bytes down to 256 pixels (planner audit of e8d0c9d: 13 of 15 faster)
+    "channels_last_256_pixels": (problem(32, 96, 16, 16, 16, layout="channels_last"), "split", "channel_rows"),
+    "channels_last_255_pixels": (problem(32, 96, 16, 15, 17, layout="channels_last"), "split", "torch_sum"),
+    "channels_last_16_byte_pixels": (problem(32, 8, 16, 19, 21, element_bytes=2, layout="channels_last"), "split",
+                                     "torch_sum"),
     # the fused launch on channels-last x the channel-rows reader does not take: up to 32 batches of 1024 pixels and
     # more that are not whole 16-byte vectors
     "channels_last_apart": (dict(problem(16, 197, 88, 186, 20, layout="channels_last"), pixels_follow=False),
@@ -417,13 +459,14 @@ ENVELOPE = {
                                   "split", "torch_sum"),
     "channels_last_256_by_vectors": (problem(1, 256, 100, 1024, 1024, layout="channels_last"), "split",
                                      "channel_rows"),
-    "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "torch_sum"),
+    # r52: 399 pixels of 568 bytes (the audit: 131.3 us against torch's reduction's 134.8)
+    "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "channel_rows"),
     "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "plane_lanes"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
     # x small enough for one launch only with few channels and batches (kSmallInputMaxChannels, kFusedMaxBatch)
     "small_x_16_channels": (problem(16, 16, 16, 32, 32), "split", "plane_lanes"),
     "small_x_of_16k_planes": (problem(16, 32, 512, 64, 64), "split", "plane_lanes"),
-    "small_x_channels_last": (problem(16, 64, 128, 16, 16, layout="channels_last"), "split", "torch_sum"),
+    "small_x_channels_last": (problem(16, 64, 128, 16, 16, layout="channels_last"), "split", "channel_rows"),
     "small_x_many_batches": (problem(4096, 2, 16, 8, 8), "split", "plane_lanes"),
     "small_x_4_channels": (problem(64, 4, 16, 32, 32), "fused", "planes"),
 }
@@ -465,16 +508,18 @@ def test_predictions_follow_the_memory_speed():
 
 
 def test_plan_op_rejects_malformed_input():
-    with pytest.raises(RuntimeError, match="problem must have 11 values"):
+    with pytest.raises(RuntimeError, match="problem must have 12 values"):
         torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
     with pytest.raises(RuntimeError, match="layout must be 0..3, got 9"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1, 1], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1, 1, 0], [1.0] * 6)
     with pytest.raises(RuntimeError, match="plane runs must be 0 or 1, got 2"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1, 1], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1, 1, 0], [1.0] * 6)
     with pytest.raises(RuntimeError, match="planes aligned must be 0 or 1, got 3"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3, 1], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3, 1, 0], [1.0] * 6)
     with pytest.raises(RuntimeError, match="pixels follow must be 0 or 1, got 4"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 4], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 4, 0], [1.0] * 6)
+    with pytest.raises(RuntimeError, match="pixel vectors must be 0 or 1, got 5"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 1, 5], [1.0] * 6)
 
 
 def test_explain_on_cpu_names_the_cpu_path():

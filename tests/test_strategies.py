@@ -9,7 +9,7 @@ import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
 from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, narrow_lse_applies,
-                     poison_allocator, rel_err, rows_lse_applies)
+                     narrow_lse_splits, poison_allocator, rel_err, rows_lse_applies)
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
@@ -133,9 +133,9 @@ ROWS_LSE_PROBLEMS = [(5, 1, 1), (1000, 2, 16), (300, 3, 17), (20000, 4, 64), (30
 # (B, C_in, C_out): C_out 1 to 32 on each of the narrow kernels' 4, 8, 16 and 32 columns; groups of 8 lanes (many
 # rows: 20000 x 4 rows, part of a group's rows past B) and of 32 (few rows, 64 channels and more); channels fewer than
 # a group's lanes (1, 5); a block's rows and more than fit on the device at once (300001 rows, a second trip); W.sum
-# past the 48 KiB a block gets without opting in (700 channels x 32 columns: 90 KB); float32's limits (C_out 4 on 6143
-# channels, 32 on 767: 96 KiB; float64's are 3071 and 383) and one past each (6144 and 768 channels; C_out 33),
-# where the tiled epilogue runs instead.
+# past the 48 KiB a block gets without opting in (700 channels x 32 columns: 90 KB); float32's limits of one channel
+# range (C_out 4 on 6143 channels, 32 on 767: 96 KiB; float64's are 3071 and 383) and one past each (6144 and 768
+# channels: two ranges); C_out 33, where the tiled epilogue runs instead.
 NARROW_LSE_PROBLEMS = [(5, 1, 1), (7, 5, 4), (20001, 40, 5), (300001, 12, 2), (90, 64, 8), (33, 300, 16), (3, 1000, 9),
                        (40, 700, 32), (11, 6143, 4), (6, 767, 32), (5, 6144, 4), (5, 768, 32), (50, 40, 33)]
 
@@ -154,6 +154,25 @@ def test_partial_epilogue_matches_float64_model(dtype, epilogue, problem):
     batch, c_in, c_out = problem
     expected = epilogue if PARTIAL_EPILOGUES[epilogue][1](c_in, c_out, dtype) else "tiled_lse"
     _check_forced_epilogue(("split", None, epilogue), expected, batch, c_in, c_out, dtype)
+
+
+# (B, C_in, C_out): the narrow epilogue over channel ranges (split-K, where W.sum does not fit a block's 96 KiB): two
+# ranges of 1024 channels at 16 columns on rows past a group's ([8192, 2048] -> 16 of docs/limits.md section 72, cut
+# down); a last range shorter than the others (3001 channels at 32 columns: 4 ranges of 751 in float32, 8 of 376 in
+# float64); many ranges of 4 columns (40000 channels); one row; rows past a block's and a second trip.
+NARROW_SPLIT_PROBLEMS = [(301, 2048, 16), (70, 3001, 32), (9, 40000, 3), (1, 5000, 8), (20001, 1600, 13)]
+
+
+@pytest.mark.parametrize("problem", NARROW_SPLIT_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_narrow_split_k_matches_float64_model(dtype, problem):
+    """The narrow epilogue (forced) over channel ranges: explain() gives the ranges, and the forward is the model's,
+    with and without conv_bias, bitwise the same on a second run."""
+    batch, c_in, c_out = problem
+    x, weight, _, _ = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    with forced_plan("split", None, "narrow_lse"):
+        assert fusedlse_cuda.explain(x, weight)["narrow_k_splits"] == narrow_lse_splits(c_in, c_out, dtype) > 1
+    _check_forced_epilogue(("split", None, "narrow_lse"), "narrow_lse", batch, c_in, c_out, dtype)
 
 
 # The logsumexp after cuBLAS's GEMM (split.cu): a group of lanes per row, or a block per row where rows are few and
@@ -279,11 +298,13 @@ def _channels_last(x, layout):
 # (257 x 30 x 30 and 1439 channels), chunks whose ends cut vectors and periods (1439 x 40 x 45). Otherwise the scalar
 # walk (also 257 x 9 x 11, 1439 x 5 x 9 and 2048 x 4 x 4: too few loads per slot): a thread per (pixel, channel) up
 # to 256 channels, several channels per thread past that, 2048 the most, 2049 torch's reduction; one batch of many
-# pixels (chunks, a second pass), many batches of few pixels, pixels on one row or column.
+# pixels (chunks, a second pass), many batches of few pixels, pixels on one row or column. Planes of up to 32 pixels
+# whose pixels are whole aligned 16-byte vectors (C a multiple of 8: nhwc and batch_slice) take the pixel-vector
+# walk: a pixel of one vector or 256 (2048 x 2 x 2), one pixel or 32, one batch or 600.
 CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
                        (2, 257, 30, 30), (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2),
                        (1, 4, 512, 512), (1, 136, 40, 40), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301),
-                       (2, 40, 301, 1)]
+                       (2, 40, 301, 1), (600, 8, 2, 2), (3, 2048, 2, 2), (37, 24, 5, 5), (5, 16, 1, 32), (70, 8, 1, 1)]
 
 
 @pytest.mark.parametrize("layout", ["nhwc", "offset_nhwc", "channel_slice", "batch_slice", "transposed_hw"])

@@ -759,7 +759,10 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 // the group's kRows rows). The group's logits are then reduce-scattered over its lanes, and each row's logsumexp
 // merged over the lanes that hold it. Where the tiled kernel pays for a tile of 8 columns or more per row, and
 // cuBLAS's GEMM for one of 32 (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile
-// either.
+// either. Split-K (k_splits > 1, where W.sum is too large for one block's shared memory: plan::narrow_lse_tiling):
+// blocks (i, s) take channels [s x split_channels, (s + 1) x split_channels) and stage only that range of W.sum, and
+// each row's raw logits over the range go to partial_logits; bias_lse adds the ranges in order, then the biases and
+// the logsumexp.
 template <typename T, int kCols, int kLanes>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
@@ -768,16 +771,20 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   constexpr int kWarpRows = 32 / kLanes * kRows;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
-  A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [kCols][C_in]: zeros past C_out
-  A* staged_bias = staged_wsum + kCols * channels;       // [kCols]: bias + conv_bias
+  const bool split = a.k_splits > 1;
+  // This block's channels: [first_channel, first_channel + range), all of them without split-K.
+  const int first_channel = split ? static_cast<int>(blockIdx.y * a.split_channels) : 0;
+  const int range = split ? std::min(static_cast<int>(a.split_channels), channels - first_channel) : channels;
+  A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [kCols][range]: zeros past C_out
+  A* staged_bias = staged_wsum + kCols * range;          // [kCols]: bias + conv_bias
   // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
-  stage_bias_total<T>(a, staged_bias, kCols, kNarrowLseThreads);
+  if (!split) stage_bias_total<T>(a, staged_bias, kCols, kNarrowLseThreads);
   wait_for_previous_grid();
-  const A* wsum = static_cast<const A*>(a.weight_sum);
+  const A* wsum = static_cast<const A*>(a.weight_sum) + int64_t{first_channel} * c_out;  // [range, C_out] of W.sum
   // W.sum by asynchronous copies, read in its order, stored transposed: every copy of a thread in flight at once.
-  for (int i = threadIdx.x; i < channels * kCols; i += kNarrowLseThreads) {
+  for (int i = threadIdx.x; i < range * kCols; i += kNarrowLseThreads) {
     const int k = i / kCols, col = i % kCols;
-    copy_async(staged_wsum + col * channels + k, wsum + k * c_out + (col < c_out ? col : 0), col < c_out);
+    copy_async(staged_wsum + col * range + k, wsum + k * c_out + (col < c_out ? col : 0), col < c_out);
   }
   __pipeline_commit();
   __pipeline_wait_prior(0);
@@ -791,7 +798,8 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   for (int64_t warp_first = warp * kWarpRows; warp_first < a.batch; warp_first += warps * kWarpRows) {
     const int64_t first = warp_first + (threadIdx.x % 32) / kLanes * kRows;  // the group's first row
     const int rows_here = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kRows, a.batch - first)));
-    const A* row_sums = sums + (rows_here > 0 ? first : 0) * channels;
+    // [rows_here, range] of sums, rows `channels` apart
+    const A* row_sums = sums + (rows_here > 0 ? first : 0) * channels + first_channel;
     A logits[kRows][kCols] = {};
     // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
     // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
@@ -800,33 +808,33 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
       // One row (a batch of one, or a batch's last): every load in flight on its channels, kRows times fewer trips
       // (for kRows 2 the second path cost 20-40 registers).
       // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
-      for (int k0 = lane; k0 < channels; k0 += kNarrowLseLoads * kLanes) {
+      for (int k0 = lane; k0 < range; k0 += kNarrowLseLoads * kLanes) {
         A s[kNarrowLseLoads];
-        load_strided(row_sums, k0, kLanes, channels, s);
+        load_strided(row_sums, k0, kLanes, range, s);
 #pragma unroll
         for (int d = 0; d < kNarrowLseLoads; ++d) {
           const int k = k0 + d * kLanes;
-          if (k >= channels) break;
+          if (k >= range) break;
 #pragma unroll
-          for (int j = 0; j < kCols; ++j) logits[0][j] = fma(s[d], staged_wsum[j * channels + k], logits[0][j]);
+          for (int j = 0; j < kCols; ++j) logits[0][j] = fma(s[d], staged_wsum[j * range + k], logits[0][j]);
         }
       }
     } else {
-      for (int k0 = lane; k0 < channels; k0 += kDepth * kLanes) {
+      for (int k0 = lane; k0 < range; k0 += kDepth * kLanes) {
         A s[kDepth][kRows];
 #pragma unroll
         for (int d = 0; d < kDepth; ++d) {
           const int k = k0 + d * kLanes;
 #pragma unroll
-          for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < channels ? row_sums[i * channels + k] : A(0);
+          for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < range ? row_sums[i * channels + k] : A(0);
         }
 #pragma unroll
         for (int d = 0; d < kDepth; ++d) {
           const int k = k0 + d * kLanes;
-          if (k >= channels) break;
+          if (k >= range) break;
 #pragma unroll
           for (int j = 0; j < kCols; ++j) {
-            const A w = staged_wsum[j * channels + k];
+            const A w = staged_wsum[j * range + k];
 #pragma unroll
             for (int i = 0; i < kRows; ++i) logits[i][j] = fma(s[d][i], w, logits[i][j]);
           }
@@ -853,6 +861,17 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
     // not always 0: an infinite sum times W.sum's padding of 0 is NaN).
     constexpr int kRowLanes = kCols / kKept * kCopies;
     const int first_value = lane / kCopies * kKept, row = first_value / kCols;
+    if (split) {  // the range's raw logits, [k_splits, B, C_out]: bias_lse takes it from here
+      A* partial = static_cast<A*>(a.partial_logits) + (int64_t{blockIdx.y} * a.batch + first + row) * c_out;
+      if (lane % kCopies == 0 && row < rows_here) {
+#pragma unroll
+        for (int t = 0; t < kKept; ++t) {
+          const int col = (first_value + t) % kCols;
+          if (col < c_out) partial[col] = v[t];
+        }
+      }
+      continue;  // the whole warp: split is the same for every lane
+    }
     Lse<A> state{-INFINITY, A(0)};
     if (lane % kCopies == 0) {
       A w[kKept];
@@ -1001,11 +1020,13 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
   // No cudaFuncSetAttribute on every call: narrow_lse_blocks_per_sm let the kernel take the most any launch takes,
   // and the host asks it once per device and kernel, before that kernel's first launch (ops_cuda.cpp).
   return with_narrow_lse_kernel(a.kind, columns, lanes, cudaErrorInvalidValue, [&](auto kernel, int cols, int group) {
+    // max_blocks across all k_splits ranges: each range's row blocks take an equal share.
     const int64_t rows_per_block = kNarrowLseThreads / group * narrow_lse_rows(cols);
-    const int64_t blocks =
-        std::clamp<int64_t>((a.batch + rows_per_block - 1) / rows_per_block, 1, std::max<int64_t>(max_blocks, 1));
-    return launch_after_previous_with_shared(kernel, static_cast<unsigned>(blocks), kNarrowLseThreads,
-                                             static_cast<size_t>(shared_bytes), stream, a);
+    const int64_t ranges = std::max<int64_t>(a.k_splits, 1);
+    const int64_t blocks = std::clamp<int64_t>((a.batch + rows_per_block - 1) / rows_per_block, 1,
+                                               std::max<int64_t>(max_blocks / ranges, 1));
+    return launch_after_previous_with_shared(kernel, dim3(static_cast<unsigned>(blocks), static_cast<unsigned>(ranges)),
+                                             kNarrowLseThreads, static_cast<size_t>(shared_bytes), stream, a);
   });
 }
 

@@ -104,7 +104,7 @@ struct GemmLseArgs {
   int64_t bias_stride;
   void* out;                // [B]
   void* partial_lse;        // [column_runs, B, 2] accumulation type (max, scaled sum); used when column_runs > 1
-  void* partial_logits;     // [k_splits, B, C_out] accumulation type; used when k_splits > 1
+  void* partial_logits;     // [k_splits, B, C_out] accumulation type; used when k_splits > 1 (tiled or narrow)
   int64_t batch, channels, c_out;
   int64_t column_runs;
   int64_t k_splits;         // 0 or 1: no split
@@ -398,6 +398,10 @@ struct ChannelRowsArgs {
   // vectors from its first 16-byte boundary, and vectors period_vectors apart hold the same channels
   // (plan::channel_vectors_period). 0: the scalar walk.
   int64_t period_vectors, copies;
+  // The pixel-vector walk (pixel_vectors_kernel) where true (plan::pixel_vectors_walk): stride_p == C, C and
+  // stride_b whole 16-byte vectors, x 16-byte aligned; a thread per (batch, vector of a pixel), its pixels' vectors
+  // summed in registers.
+  bool pixel_vectors;
   int64_t shared_bytes;  // the vector walk's dynamic shared memory
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool evict_first;  // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads

@@ -369,19 +369,22 @@ bool planes_start_aligned(const at::Tensor& x) {
 }
 
 // The planner's view of x and the weight: sizes, element size, layout, taps per weight pair, plane runs, planes
-// aligned, pixels that follow each other.
+// aligned, pixels that follow each other, and as whole aligned 16-byte vectors.
 plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kernel_area) {
   plan::Layout layout = plan::Layout::kOther;
-  bool planes_aligned = false, pixels_follow = false;
+  bool planes_aligned = false, pixels_follow = false, pixel_vectors = false;
   if (auto g = x_geometry(x)) {
     layout = g->layout == XLayout::kRows ? plan::Layout::kPlanes : plan::Layout::kChannelsLast;
     planes_aligned = layout == plan::Layout::kPlanes && planes_start_aligned(x);
     pixels_follow = layout == plan::Layout::kChannelsLast && g->stride_p == x.size(1);
+    const int64_t bytes = x.element_size();
+    pixel_vectors = pixels_follow && x.size(1) * bytes % 16 == 0 && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
+                    (x.size(0) == 1 || g->stride_b * bytes % 16 == 0);
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
   }
   return plan::Problem{x.size(0), x.size(1), out_channels, x.size(2), x.size(3), x.element_size(), layout,
-                       kernel_area, reads_as_plane_runs(x), planes_aligned, pixels_follow};
+                       kernel_area, reads_as_plane_runs(x), planes_aligned, pixels_follow, pixel_vectors};
 }
 
 // Blocks of the split kernels (kSplitThreads each) that fit on the device at once: their grid-stride loops need no
@@ -471,18 +474,22 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 }
 
 // sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place, and `fold` by the
-// same launch: by its vector walk where plan::channel_vectors_apply, else by its scalar walk. False, and nothing
-// queued, where x's channels are not adjacent with its pixels on one stride (x_geometry), or where the scalar walk
-// would take more channels than it can.
+// same launch: by its pixel-vector walk where plan::pixel_vectors_walk, else by its vector walk where
+// plan::channel_vectors_apply, else by its scalar walk. False, and nothing queued, where x's channels are not adjacent with its pixels on one stride
+// (x_geometry), or where the scalar walk would take more channels than it can.
 bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream) {
   const auto geometry = x_geometry(x);
   if (!geometry || geometry->layout != XLayout::kChannelsLast) return false;
   const int64_t vector_elements = 16 / x.element_size();
+  const plan::Problem problem = problem_of(x, 1, 1);
+  // The sums are ours, whole 16-byte vectors per batch where the pixels are (C a multiple of a vector).
+  const bool pixel_vectors =
+      plan::pixel_vectors_walk(problem) && reinterpret_cast<uintptr_t>(sums.data_ptr()) % 16 == 0;
   const plan::ChannelVectorsPeriod period =
-      plan::channel_vectors_apply(problem_of(x, 1, 1))
+      !pixel_vectors && plan::channel_vectors_apply(problem)
           ? plan::channel_vectors_period(x.size(1), vector_elements, sums.element_size())
           : plan::ChannelVectorsPeriod{};
-  if (period.period_vectors == 0 && x.size(1) > kSplitThreads * kChannelRowsWideLoads) return false;
+  if (!pixel_vectors && period.period_vectors == 0 && x.size(1) > kSplitThreads * kChannelRowsWideLoads) return false;
   ChannelRowsArgs a{};
   a.kind = kind_of(x.scalar_type());
   a.x = x.data_ptr();
@@ -493,16 +500,23 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.stride_p = geometry->stride_p;
   a.period_vectors = period.period_vectors;
   a.copies = period.copies;
+  a.pixel_vectors = pixel_vectors;
   a.shared_bytes = period.shared_bytes;
   const int device = x.get_device();
   const plan::DeviceProps props = device_props(device);
   a.evict_first = loads_evict_first(x, props);
-  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes);
+  const auto key =
+      std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes, pixel_vectors);
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
+  // The pixel-vector walk: one item a thread, the whole plane; blocks for every item, at most the resident ones.
   const plan::ChannelRowsTiling tiling =
-      a.period_vectors > 0 ? plan::channel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements,
-                                                          a.period_vectors * a.copies, resident)
-                           : plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
+      pixel_vectors ? plan::ChannelRowsTiling{1, 1, a.pixels,
+                                              std::clamp<int64_t>(ceil_div(a.batch * a.channels / vector_elements,
+                                                                           kSplitThreads),
+                                                                  1, std::max<int64_t>(resident, 1))}
+      : a.period_vectors > 0 ? plan::channel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements,
+                                                            a.period_vectors * a.copies, resident)
+                             : plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
   a.rows_per_step = tiling.rows_per_step;
   a.chunks = tiling.chunks;
   a.chunk_pixels = tiling.chunk_pixels;
@@ -844,18 +858,30 @@ void rows_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t st
   C10_CUDA_CHECK(launch_rows_lse(a, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
 }
 
+// The narrow epilogue's tiling of a [batch, channels] x [channels, c_out] GEMM of acc_bytes values on `device`.
+plan::NarrowLseTiling narrow_tiling(int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes, int device) {
+  return plan::narrow_lse_tiling(batch, channels, c_out, acc_bytes, plan::resident_threads(device_props(device)));
+}
+
 // out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
-// plan::narrow_lse_tiling.
-void narrow_gemm_lse(const GemmLseArgs& a, const at::Tensor& sums, cudaStream_t stream) {
+// plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace` (epilogue_workspace_bytes)
+// and bias_lse adds them up.
+void narrow_gemm_lse(GemmLseArgs a, const at::Tensor& sums, void* workspace, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
-  const plan::NarrowLseTiling tiling =
-      plan::narrow_lse_tiling(a.batch, a.channels, a.c_out, sums.element_size(), plan::resident_threads(props));
+  const plan::NarrowLseTiling tiling = narrow_tiling(a.batch, a.channels, a.c_out, sums.element_size(), device);
+  a.k_splits = tiling.k_splits;
+  a.split_channels = tiling.split_channels;
+  if (a.k_splits > 1) a.partial_logits = workspace;
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes, tiling.shared_bytes);
   const int blocks_per_sm = once_per_key(
       key, [&] { return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, tiling.shared_bytes); });
   const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
   C10_CUDA_CHECK(launch_narrow_lse(a, tiling.columns, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
+  if (a.k_splits > 1) {
+    split_logits_lse(a.partial_logits, a.k_splits, a.batch, a.c_out, a.kind, a.conv_bias, a.bias, a.bias_stride,
+                     a.scale, a.out, resident_split_blocks(device), stream);
+  }
 }
 
 // The plan forward(x, weight, ...) runs and explain() reports: the planner's, except that the weight serves as its own
@@ -923,8 +949,11 @@ int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t
       return splits > 1 ? splits * batch * c_out * acc_bytes
                         : cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
     }
+    case plan::Epilogue::kNarrowLse: {
+      const plan::NarrowLseTiling t = narrow_tiling(batch, channels, c_out, acc_bytes, device);
+      return t.k_splits > 1 ? t.k_splits * batch * c_out * acc_bytes : 0;
+    }
     case plan::Epilogue::kRowsLse:
-    case plan::Epilogue::kNarrowLse:
     case plan::Epilogue::kGemvLse: break;
   }
   return 0;
@@ -958,7 +987,7 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     if (epilogue == plan::Epilogue::kRowsLse) {  // the planner checked plan::rows_lse_applies
       rows_gemm_lse(operands, sums, stream);
     } else if (epilogue == plan::Epilogue::kNarrowLse) {  // and plan::narrow_lse_applies
-      narrow_gemm_lse(operands, sums, stream);
+      narrow_gemm_lse(operands, sums, workspace, stream);
     } else {
       tiled_gemm_lse(operands, acc_bytes, device, workspace, stream);
     }

@@ -411,7 +411,47 @@ __global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelR
   }
 }
 
+// The channel-rows reader's pixel-vector walk (ChannelRowsArgs::pixel_vectors): each pixel whole 16-byte vectors
+// from a 16-byte boundary, planes of a few pixels (tiny channels-last planes of many channels, where a block per item
+// and its syncs cost more than the item's loads: docs/limits.md sections 71 and 72). A thread per (batch, vector position of
+// a pixel): that vector of each pixel, slot_share's loads in flight, summed in registers in pixel order (the same
+// sums every run), and its channels' sums stored straight out as 16-byte vectors: no shared memory, no sync.
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRowsArgs a) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kOutVectors = kVec * static_cast<int>(sizeof(A)) / 16;
+  static_assert(kOutVectors >= 1 && 16 % sizeof(A) == 0, "whole 16-byte vectors of sums");
+  wait_for_previous_grid();
+  fold_weight<T>(a.fold);
+  const int64_t row_vectors = a.channels / kVec, batch_vectors = a.stride_b / kVec;
+  const int64_t end = row_vectors * a.pixels, items = a.batch * row_vectors;
+  const uint4* x = static_cast<const uint4*>(a.x);
+  A* out = static_cast<A*>(a.out);  // [B, C]: chunks 1
+  for (int64_t item = int64_t{blockIdx.x} * kSplitThreads + threadIdx.x; item < items;
+       item += int64_t{gridDim.x} * kSplitThreads) {
+    const int64_t b = item / row_vectors, v = item - b * row_vectors;
+    A acc[kVec];
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) acc[e] = A(0);
+    with_evict_first(a.evict_first, [&](auto evict_first) {
+      slot_share<T, decltype(evict_first)::value>(x + b * batch_vectors, v, end, row_vectors, acc);
+    });
+    // 16-byte aligned: C a whole number of x's vectors, so of the sums' too, and the allocation aligned.
+    uint4* to = reinterpret_cast<uint4*>(out + b * a.channels + v * kVec);
+#pragma unroll
+    for (int i = 0; i < kOutVectors; ++i) {
+      uint4 packed;
+      A* lanes = reinterpret_cast<A*>(&packed);
+#pragma unroll
+      for (int e = 0; e < 16 / static_cast<int>(sizeof(A)); ++e) lanes[e] = acc[i * (16 / sizeof(A)) + e];
+      to[i] = packed;
+    }
+  }
+}
+
 template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
+  if (a.pixel_vectors) return pixel_vectors_kernel<T>;
   if (a.period_vectors > 0) return channel_vectors_kernel<T>;
   return a.channels > kSplitThreads ? channel_rows_kernel<T, true> : channel_rows_kernel<T, false>;
 }

@@ -249,11 +249,12 @@ constexpr int64_t kRowsLseMaxSharedBytes = kDefaultSharedBytesPerBlock;
 constexpr double kRowsLseFillShare = 0.25;
 
 // The narrow epilogue (gemm_lse.cu, Epilogue::kNarrowLse; sized by plan::narrow_lse_tiling): C_out of at most
-// kNarrowLseMaxColumns, padded to 4, 8, 16 or 32 columns (kCols), any C_in whose transposed W.sum ([kCols][C_in]) and
-// biases fit kNarrowLseMaxSharedBytes (within the 99 KiB a block may opt into on sm_86/sm_89, 227 KiB on sm_90):
-// float C_in up to 6143 at 4 columns, 767 at 32; double half those. A group of 8 or 32 lanes takes
-// narrow_lse_rows(kCols) rows at a time, so that each lane holds 32 logits at most and every W.sum word it loads from
-// shared memory serves several rows where columns are few. Blocks of kNarrowLseThreads threads.
+// kNarrowLseMaxColumns, padded to 4, 8, 16 or 32 columns (kCols), and any C_in: a block stages the transposed W.sum
+// ([kCols][C_in]) and the biases within kNarrowLseMaxSharedBytes (within the 99 KiB a block may opt into on
+// sm_86/sm_89, 227 KiB on sm_90): float C_in up to 6143 at 4 columns, 767 at 32, double half those; past that the
+// fewest equal channel ranges that fit (split-K), each range's partial logits added by bias_lse. A group of 8 or 32
+// lanes takes narrow_lse_rows(kCols) rows at a time, so that each lane holds 32 logits at most and every W.sum word it
+// loads from shared memory serves several rows where columns are few. Blocks of kNarrowLseThreads threads.
 constexpr int kNarrowLseThreads = 256;
 constexpr int64_t kNarrowLseMaxColumns = 32;
 constexpr int64_t kNarrowLseMaxSharedBytes = 96 * 1024;

@@ -77,8 +77,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             row computing its logits a chunk of columns at a time: C_in up to 16, and W.sum with the biases within a
             block's 48 KiB of shared memory: float32 C_out up to 6072 at C_in 1, 600 at 16) or ``"narrow_lse"``
             (one kernel, a group of lanes per few rows splitting their channels, each lane holding every logit of
-            its rows: C_out up to 32, and W.sum within 96 KiB of shared memory: float32 C_in up to 6143 at C_out
-            4, 767 at 32; chosen only where the rows epilogue does not apply) or ``"gemv_lse"`` (one kernel, a
+            its rows: C_out up to 32, any C_in, W.sum staged in shared memory a range of channels at a time:
+            ``narrow_k_splits``; chosen only where the rows epilogue does not apply) or ``"gemv_lse"`` (one kernel, a
             block per row, each logit the row's sums dotted with a column of W.sum read from L2: few rows, where
             one launch with a trip or two to L2 beats the tiled kernel's steps and every block's read of W.sum
             costs little).
@@ -88,6 +88,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         tiled_k_splits: the channel ranges the tiled epilogue would cut its GEMM into (split-K: 1 for none; more
             for thin GEMMs over many channels, whose few tiles would each run a long chain of steps: a block per
             tile and range, their partial logits added in range order by a second launch).
+        narrow_k_splits: the equal channel ranges the narrow epilogue would cut its GEMM into (1 for none; more
+            where its W.sum, transposed, does not fit 96 KiB of shared memory: a block per group of rows and range,
+            their partial logits added in range order by a second launch).
         cublas_k_splits: the equal channel slices cuBLAS's epilogue would cut its GEMM into (1 for none; more where
             cuBLAS's output tiles are fewer than the multiprocessors: one strided batched GEMM writes each slice's
             partial logits, added in slice order by the logsumexp's launch). A float32 GEMM with TF32 allowed
@@ -99,7 +102,7 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             float64, contiguous: the weight itself, with no pass over it) or ``"summed"`` (its taps added, by a
             reader or in the reader's launch).
         why: one sentence. problem, device: what the planner saw (layout, plane_runs, planes_aligned,
-            pixels_follow, SMs, L2, bandwidth, ...).
+            pixels_follow, pixel_vectors, SMs, L2, bandwidth, ...).
     """
     settings = conv_settings(stride, padding, output_padding, dilation, groups)
     return json.loads(torch.ops.fusedlse.explain(x, weight, *settings.values()))
@@ -111,7 +114,9 @@ def plan_for(problem: dict, device: dict) -> dict:
     contiguous planes that follow each other in memory), planes_aligned (optional: in the "planes" layout, every plane
     starts on a 16-byte boundary; default True there where a plane's bytes are a multiple of 16, as in a contiguous
     x torch allocated, False in other layouts), pixels_follow (optional: in the "channels_last" layout, each batch's
-    pixels follow each other, pixel stride C; default True there, False in other layouts)} (layout: "planes",
+    pixels follow each other, pixel stride C; default True there, False in other layouts), pixel_vectors (optional:
+    besides, each pixel is whole 16-byte vectors from a 16-byte boundary; default True where pixels follow and a
+    pixel's bytes are a multiple of 16, as in a channels-last x torch allocated)} (layout: "planes",
     "channels_last", "strided_rows" or "other");
     device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
     explain() for the same inputs."""
@@ -123,6 +128,8 @@ def plan_for(problem: dict, device: dict) -> dict:
     extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False)),
              int(problem.get("planes_aligned", problem["layout"] == "planes" and plane_bytes % 16 == 0)),
              int(problem.get("pixels_follow", problem["layout"] == "channels_last"))]
+    pixel_bytes = problem["in_channels"] * problem["element_bytes"]
+    extra.append(int(problem.get("pixel_vectors", bool(extra[-1]) and pixel_bytes % 16 == 0)))
     return json.loads(torch.ops.fusedlse.plan(sizes + extra, props))
 
 
