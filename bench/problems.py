@@ -134,18 +134,19 @@ RANDOM_CORNERS = (
 )
 
 
-# Where csrc/plan.cpp draws lines between strategies or readers (docs/limits.md §47, §48): {grid: {name: ((B, C_in,
-# H, W, C_out, kH, kW), dtype, layout)}}, 3 x 3 kernels. `python bench/strategies.py --grid NAME` forces every
-# strategy and reader on them. medium_planes: contiguous float32 planes of 16 KiB to 1 MiB in x of 32 MiB to 1 GiB, the
-# fused launch's envelope; channels_last: channels-last float32 x of 361 to 8100 pixels, by batches, pixels and
-# channels whose pixels are whole 16-byte vectors (96, 600) or not (197); small_channels_last: channels-last x of 64
-# MiB, 6 x 6 to 31 x 31 pixels, C 8 to 600, float32 and bfloat16; both about the channel-rows reader's fewest pixels
+# Where csrc/plan.cpp draws lines between strategies or readers (docs/limits.md §47, §48): {grid: {name: ((B, C_in, H,
+# W, C_out, kH, kW), dtype, layout)}}, 3 x 3 kernels. `python bench/strategies.py --grid NAME` forces every strategy and
+# reader on them. medium_planes: contiguous float32 planes of 16 KiB to 1 MiB in x of 32 MiB to 1 GiB, the fused
+# launch's envelope; channels_last: channels-last float32 x of 361 to 8100 pixels, by batches, pixels and channels whose
+# pixels are whole 16-byte vectors (96, 600) or not (197); small_channels_last: channels-last x of 64 MiB, 6 x 6 to 31 x
+# 31 pixels, C 8 to 600, float32 and bfloat16; both about the channel-rows reader's fewest pixels
 # (kChannelRowsMinPixels, 400); tiny_channels_last: channels-last planes of 2 x 2 to 5 x 5 pixels, x of 128 MiB in
-# float32 and bfloat16, about the channel-rows reader's pixel-vector walk (kPixelVectors*) and the plane-lanes
-# reader's smallest pixels and planes (kTinyLanesMinPixelBytes, ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128 MiB, C_in 64 to 767 into C_out 4 to 32, about
-# where the narrow epilogue gives way to the tiled one or cuBLAS's (kNarrowLseSharedLoadSlots: between 16 and 24
-# columns; kCublasMinTile); few_rows: contiguous float32 x of 32 MiB, B 1 to 512, C_in 16 to 1024 into C_out 16 to
-# 1024, about where the gemv epilogue gives way to the others (kGemvL2BytesPerClock).
+# float32 and bfloat16, about the channel-rows reader's pixel-vector walk (kPixelVectors*) and the plane-lanes reader's
+# smallest pixels and planes (kTinyLanesMinPixelBytes, ...PlaneBytes); narrow_columns: contiguous 1 x 1 planes, x of 128
+# MiB, C_in 64 to 767 into C_out 4 to 32, about where the narrow epilogue gives way to the tiled one or cuBLAS's
+# (kNarrowLseSharedLoadSlots: between 16 and 24 columns; kCublasMinTile); few_rows: contiguous float32 x of 32 MiB, B 1
+# to 512, C_in 16 to 1024 into C_out 16 to 1024, about where the gemv epilogue gives way to the others
+# (kGemvL2BytesPerClock).
 _MEDIUM_PLANES = [(128, 16, 64, 64, 16), (32, 64, 64, 64, 64), (64, 32, 64, 64, 512), (8, 512, 64, 64, 32),
                   (16, 64, 128, 128, 128), (4, 256, 128, 128, 64), (256, 32, 64, 64, 16), (16, 128, 128, 128, 16),
                   (256, 64, 64, 64, 16), (512, 32, 64, 64, 64), (64, 64, 128, 128, 64), (32, 32, 256, 256, 16),

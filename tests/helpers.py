@@ -90,7 +90,8 @@ def narrow_lse_applies(c_in, c_out, dtype):
 
 def narrow_lse_splits(c_in, c_out, dtype):
     """plan::narrow_lse_tiling's channel ranges, restated for the tests: the fewest equal ranges whose W.sum (columns
-    padded to 4, 8, 16 or 32) with the biases' sum, (range + 1) x columns values of the accumulation type, fit 96 KiB."""
+    padded to 4, 8, 16 or 32) with the biases' sum, (range + 1) x columns values of the accumulation type, fit 96
+    KiB."""
     acc_bytes = 8 if dtype == torch.float64 else 4
     columns = next(c for c in (4, 8, 16, 32) if c_out <= c)
     most = 96 * 1024 // (columns * acc_bytes) - 1

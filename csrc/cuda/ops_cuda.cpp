@@ -378,7 +378,8 @@ plan::Problem problem_of(const at::Tensor& x, int64_t out_channels, int64_t kern
     planes_aligned = layout == plan::Layout::kPlanes && planes_start_aligned(x);
     pixels_follow = layout == plan::Layout::kChannelsLast && g->stride_p == x.size(1);
     const int64_t bytes = x.element_size();
-    pixel_vectors = pixels_follow && x.size(1) * bytes % 16 == 0 && reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
+    pixel_vectors = pixels_follow && x.size(1) * bytes % 16 == 0 &&
+                    reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 &&
                     (x.size(0) == 1 || g->stride_b * bytes % 16 == 0);
   } else if (x.size(3) == 1 || x.stride(3) == 1) {
     layout = plan::Layout::kStridedRows;
@@ -475,8 +476,8 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 
 // sums [B, C] = x.sum((2, 3)) of channels-last x by the channel-rows reader (split.cu), in place, and `fold` by the
 // same launch: by its pixel-vector walk where plan::pixel_vectors_walk, else by its vector walk where
-// plan::channel_vectors_apply, else by its scalar walk. False, and nothing queued, where x's channels are not adjacent with its pixels on one stride
-// (x_geometry), or where the scalar walk would take more channels than it can.
+// plan::channel_vectors_apply, else by its scalar walk. False, and nothing queued, where x's channels are not
+// adjacent with its pixels on one stride (x_geometry), or where the scalar walk would take more channels than it can.
 bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream) {
   const auto geometry = x_geometry(x);
   if (!geometry || geometry->layout != XLayout::kChannelsLast) return false;
@@ -864,8 +865,8 @@ plan::NarrowLseTiling narrow_tiling(int64_t batch, int64_t channels, int64_t c_o
 }
 
 // out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
-// plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace` (epilogue_workspace_bytes)
-// and bias_lse adds them up.
+// plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace`
+// (epilogue_workspace_bytes) and bias_lse adds them up.
 void narrow_gemm_lse(GemmLseArgs a, const at::Tensor& sums, void* workspace, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);

@@ -411,11 +411,11 @@ __global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelR
   }
 }
 
-// The channel-rows reader's pixel-vector walk (ChannelRowsArgs::pixel_vectors): each pixel whole 16-byte vectors
-// from a 16-byte boundary, planes of a few pixels (tiny channels-last planes of many channels, where a block per item
-// and its syncs cost more than the item's loads: docs/limits.md sections 71 and 72). A thread per (batch, vector position of
-// a pixel): that vector of each pixel, slot_share's loads in flight, summed in registers in pixel order (the same
-// sums every run), and its channels' sums stored straight out as 16-byte vectors: no shared memory, no sync.
+// The channel-rows reader's pixel-vector walk (ChannelRowsArgs::pixel_vectors): each pixel whole 16-byte vectors from a
+// 16-byte boundary, small planes (plan::pixel_vectors_walk: channels-last planes of up to 144 pixels, where a block per
+// item and its syncs cost more than the item's loads: docs/limits.md sections 71 and 72). A thread per (batch, vector
+// position of a pixel): that vector of each pixel, slot_share's loads in flight, summed in registers in pixel order
+// (the same sums every run), and its channels' sums stored straight out as 16-byte vectors: no shared memory, no sync.
 template <typename T>
 __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRowsArgs a) {
   using A = acc_t<T>;
