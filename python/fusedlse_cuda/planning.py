@@ -63,12 +63,15 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             (from the first aligned vector of planes of 2048 elements and more that start inside one), at most
             128 of them cut into pieces), ``"torch_sum"`` (torch's ``x.sum((2, 3))``, in place: larger planes of
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
-            (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane, and up to 128
-            channels (256 in float64), or more where its pixels follow each other (``problem["pixels_follow"]``) in 16-
-            or 32-bit x: read then 16 bytes a load), ``"in_epilogue"`` (no reader: x's planes of one element, float32 or
-            float64, are the sums, and the tiled epilogue loads them where they lie, any batch and channel strides,
-            saving them as the forward's sums: its GEMM runs while x is read; or float64 planes of 2 to 32 elements in
-            contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself, a row tile's planes
+            (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane (256 for
+            pixels of 32 to 800 bytes), and up to 128 channels (256 in float64), or more where its pixels follow each
+            other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load; and planes of 2 to
+            144 pixels whose pixels are whole aligned 16-byte vectors (``problem["pixel_vectors"]``) of 64 bytes or
+            more, or of any size on planes of up to 4 pixels, with 16K threads' work or more: a thread per batch and
+            vector of a pixel, the plane summed in registers), ``"in_epilogue"`` (no reader: x's planes of one
+            element, float32 or float64, are the sums, and the tiled epilogue loads them where they lie, any batch
+            and channel strides, saving them as the forward's sums: its GEMM runs while x is read; or float64 planes
+            of 2 to 32 elements in contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself, a row tile's planes
             before its GEMM, where it takes the GEMM in one column run without split-K; ``epilogue`` is then
             ``"tiled_lse"``).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
