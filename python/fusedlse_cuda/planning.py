@@ -71,9 +71,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             vector of a pixel, the plane summed in registers), ``"in_epilogue"`` (no reader: x's planes of one
             element, float32 or float64, are the sums, and the tiled epilogue loads them where they lie, any batch
             and channel strides, saving them as the forward's sums: its GEMM runs while x is read; or float64 planes
-            of 2 to 32 elements in contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself, a row tile's planes
-            before its GEMM, where it takes the GEMM in one column run without split-K; ``epilogue`` is then
-            ``"tiled_lse"``).
+            of 2 to 32 elements in contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself,
+            a row tile's planes before its GEMM, where it takes the GEMM in one column run without split-K;
+            ``epilogue`` is then ``"tiled_lse"``).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
