@@ -853,6 +853,13 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
   return t;
 }
 
+ChannelRowsTiling pixel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
+                                       int64_t resident_blocks) {
+  const int64_t items = batch * (channels / std::max<int64_t>(vector_elements, 1));
+  const int64_t blocks = std::clamp<int64_t>(ceil_div(items, kSplitThreads), 1, std::max<int64_t>(resident_blocks, 1));
+  return ChannelRowsTiling{1, 1, pixels, blocks};
+}
+
 Reader reader_for_sums(const Problem& p) {
   const int64_t plane = p.height * p.width;
   if (p.layout == Layout::kStridedRows || p.layout == Layout::kPlanes) return Reader::kPlaneLanes;

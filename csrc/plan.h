@@ -264,6 +264,12 @@ bool pixel_vectors_walk(const Problem& p);
 ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
                                          int64_t slots, int64_t resident_blocks);
 
+// The pixel-vector walk's (pixel_vectors_walk): one chunk of the whole plane, a thread per batch and 16-byte vector
+// of `vector_elements` elements of a pixel, and blocks of kSplitThreads for every such item, at most
+// `resident_blocks`.
+ChannelRowsTiling pixel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
+                                       int64_t resident_blocks);
+
 // The rows epilogue's launch (cuda/gemm_lse.cu) for B rows: lanes per row (1 to 32, powers of two: more while the
 // rows' lanes fill less than kRowsLseFillShare of the resident threads and each lane still has a chunk of columns),
 // and the dynamic shared memory of a block (W.sum, the biases, its rows' sums).

@@ -447,6 +447,24 @@ def _check_forced(plan, x, weight, conv_bias, bias):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[x.dtype]
 
 
+# (B, C_in, H, W, C_out, dtype): channels-last x whose weight is past the 16 MiB the channel-rows reader folds
+# (kReaderFoldMaxWeightBytes), so W.sum goes first and the reader runs beside it: by the pixel-vector walk (2 x 2
+# planes, 32K threads), the vector walk (1024 channels of 420 pixels) and the scalar walk (100 channels).
+BESIDE_WEIGHT_SUM_PROBLEMS = [(128, 1024, 2, 2, 1024, torch.float32), (2, 1024, 20, 21, 1024, torch.bfloat16),
+                              (2, 100, 20, 21, 5000, torch.float32)]
+
+
+@pytest.mark.parametrize("problem", BESIDE_WEIGHT_SUM_PROBLEMS, ids=str)
+def test_channel_rows_beside_weight_sum_matches_float64_model(problem):
+    """The channel-rows reader forced beside W.sum's own launch (a weight too large to fold): the model's result,
+    bitwise the same on a second run."""
+    batch, c_in, height, width, c_out, dtype = problem
+    x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out, 3, 3, dtype=dtype, device="cuda",
+                                              layout="channels_last")
+    assert weight.numel() * weight.element_size() > 16 << 20
+    _check_forced(("split", "channel_rows", None), x, weight, conv_bias, bias)
+
+
 # A 1 x 1 kernel: float32 and float64 weights are their own W.sum in the split strategy (plan::weight_is_its_sum: no
 # pass over the weight), unless the weight is not contiguous; 16-bit weights are summed into float32 as any other.
 @pytest.mark.parametrize("plan", ["split_lanes", "split_torch", "split_cublas", "split_rows", "split_rows_lse",

@@ -406,6 +406,8 @@ struct ChannelRowsArgs {
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool evict_first;  // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads
   WeightFold fold;  // W.sum, folded by the same launch (or none)
+  // The grid ahead (the W.sum launch) writes nothing this one touches: wait for it at the end (launch.cuh); no fold.
+  bool beside_previous;
 };
 
 // out[b] = 10 * logsumexp_n(scale * logits[b, n] + conv_bias[n] + bias[n * bias_stride]), torch.logsumexp's

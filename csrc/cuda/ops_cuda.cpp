@@ -478,7 +478,10 @@ void add_pieces(const at::Tensor& partials, int64_t planes, int64_t pieces, cons
 // same launch: by its pixel-vector walk where plan::pixel_vectors_walk, else by its vector walk where
 // plan::channel_vectors_apply, else by its scalar walk. False, and nothing queued, where x's channels are not
 // adjacent with its pixels on one stride (x_geometry), or where the scalar walk would take more channels than it can.
-bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream) {
+// `beside_previous` (no fold then): it runs beside the grid ahead, as read_sums'.
+bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& fold, cudaStream_t stream,
+                       bool beside_previous = false) {
+  TORCH_INTERNAL_ASSERT(!beside_previous || fold.weight == nullptr, "read_channel_rows: a fold waits for nothing");
   const auto geometry = x_geometry(x);
   if (!geometry || geometry->layout != XLayout::kChannelsLast) return false;
   const int64_t vector_elements = 16 / x.element_size();
@@ -509,12 +512,8 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   const auto key =
       std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes, pixel_vectors);
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
-  // The pixel-vector walk: one item a thread, the whole plane; blocks for every item, at most the resident ones.
   const plan::ChannelRowsTiling tiling =
-      pixel_vectors ? plan::ChannelRowsTiling{1, 1, a.pixels,
-                                              std::clamp<int64_t>(ceil_div(a.batch * a.channels / vector_elements,
-                                                                           kSplitThreads),
-                                                                  1, std::max<int64_t>(resident, 1))}
+      pixel_vectors ? plan::pixel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements, resident)
       : a.period_vectors > 0 ? plan::channel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements,
                                                             a.period_vectors * a.copies, resident)
                              : plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
@@ -523,6 +522,7 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.chunk_pixels = tiling.chunk_pixels;
   a.blocks = std::min(std::max(tiling.blocks, fold_blocks(fold)), std::max<int64_t>(resident, 1));
   a.fold = fold;
+  a.beside_previous = beside_previous;
   at::Tensor partials;
   if (a.chunks > 1) partials = at::empty({a.batch * a.channels * a.chunks}, sums.options());
   a.out = a.chunks > 1 ? partials.data_ptr() : sums.data_ptr();
@@ -702,8 +702,9 @@ bool read_plane_lanes(const at::Tensor& x, at::Tensor& sums, cudaStream_t stream
 
 // sums [B, C] (accumulation type, contiguous) = x.sum((2, 3)), by `reader`. True where the reader's launch also did
 // `fold` (the channel-rows reader, given a fold with a weight); otherwise the fold, if any, is the caller's.
-// `beside_previous`: the plane-lanes reader's first launch may run beside the grid ahead of it, which must be one of
-// ours, and write nothing x's reader touches (launch.cuh); other readers wait for it.
+// `beside_previous`: the plane-lanes reader's first launch, or the channel-rows reader's (given no fold), may run
+// beside the grid ahead of it, which must be one of ours, and write nothing x's reader touches (launch.cuh); other
+// readers wait for it.
 bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cudaStream_t stream,
                const WeightFold& fold = {}, bool beside_previous = false) {
   if (sums.numel() == 0) return false;
@@ -716,7 +717,7 @@ bool read_sums(const at::Tensor& x_in, plan::Reader reader, at::Tensor& sums, cu
       if (read_plane_lanes(x_in, sums, stream, beside_previous)) return false;
       break;  // planes too far-reaching for it: torch's reduction
     case plan::Reader::kChannelRows:
-      if (read_channel_rows(x_in, sums, fold, stream)) return fold.weight != nullptr;
+      if (read_channel_rows(x_in, sums, fold, stream, beside_previous)) return fold.weight != nullptr;
       break;  // not channels-last, or too many channels: torch's reduction
     case plan::Reader::kTorchSum:
     case plan::Reader::kInEpilogue:  // the forward's epilogue reads x itself (forward_split): torch's reduction here
@@ -1077,16 +1078,23 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     tiled_gemm_lse(operands, acc_bytes, x_in.get_device(), epilogue_workspace, stream);
     return;
   }
+  // The channel-rows reader folds W.sum into its own launch where it can (reader_weight_fold); where it cannot, W.sum
+  // goes first and that reader runs beside it too.
+  const WeightFold fold = chosen.reader == plan::Reader::kChannelRows
+                               ? reader_weight_fold(weight, s.conv.groups, weight_sum)
+                               : WeightFold{};
+  const bool beside_weight_sum =
+      chosen.reader == plan::Reader::kPlaneLanes || (chosen.reader == plan::Reader::kChannelRows && !fold.weight);
   if (weight_is_its_sum) {
     read_sums(x_in, chosen.reader, sums, stream);
-  } else if (chosen.reader == plan::Reader::kPlaneLanes && pairs > 0) {
+  } else if (beside_weight_sum && pairs > 0) {
     // W.sum first, and x's reader beside it (launch.cuh): the small launch that came between the reader and the
     // epilogue (2.8-4.2 us under Nsight Compute on r02, r07, r10, r13 and r22 of the sweep) runs while x is read.
     // H200, the forward on 16 problems of the sweep against W.sum after the reader (same kernels otherwise): 3-13%
     // faster on 12 (r08 20.4 -> 18.2 us, r19 23.4 -> 20.4, r28 24.8 -> 23.2, r22 118.8 -> 111.7), within 2% on 4.
     sum_weight();
     read_sums(x_in, chosen.reader, sums, stream, {}, /*beside_previous=*/true);
-  } else if (!read_sums(x_in, chosen.reader, sums, stream, reader_weight_fold(weight, s.conv.groups, weight_sum))) {
+  } else if (!read_sums(x_in, chosen.reader, sums, stream, fold)) {
     sum_weight();
   }
   run_epilogue(chosen.epilogue, sums, weight_sum, conv_bias, bias, kind_of(x_in.scalar_type()), s.scale,

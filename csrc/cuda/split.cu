@@ -284,7 +284,7 @@ __global__ void __launch_bounds__(kSplitThreads) plane_tiles_kernel(PlaneRunsArg
 template <typename T, bool kWide>
 __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRowsArgs a) {
   using A = acc_t<T>;
-  wait_for_previous_grid();
+  start_after_previous_grid(a.beside_previous);  // beside the W.sum launch: then no fold (read_channel_rows)
   fold_weight<T>(a.fold);
   __shared__ A column[kSplitThreads];  // each thread's sum down its rows, added per channel at the chunk's end
   const T* x = static_cast<const T*>(a.x);
@@ -333,6 +333,7 @@ __global__ void __launch_bounds__(kSplitThreads) channel_rows_kernel(ChannelRows
       __syncthreads();  // the next item rewrites `column`
     }
   }
+  end_after_previous_grid(a.beside_previous);
 }
 
 // The channel-rows reader's vector walk (ChannelRowsArgs::period_vectors), a block per item at a time: an item's
@@ -346,7 +347,7 @@ template <typename T>
 __global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelRowsArgs a) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
-  wait_for_previous_grid();
+  start_after_previous_grid(a.beside_previous);  // beside the W.sum launch: then no fold (read_channel_rows)
   fold_weight<T>(a.fold);
   // [copies][Q * kVec]: a copy's entry e holds channel (c0 + e) % C, c0 the channel of the item's first vector.
   extern __shared__ __align__(16) unsigned char shared_bytes[];
@@ -409,6 +410,7 @@ __global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelR
     }
     __syncthreads();  // the next item rewrites slot_sums and the ends
   }
+  end_after_previous_grid(a.beside_previous);
 }
 
 // The channel-rows reader's pixel-vector walk (ChannelRowsArgs::pixel_vectors): each pixel whole 16-byte vectors from a
@@ -422,7 +424,7 @@ __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRow
   constexpr int kVec = 16 / sizeof(T);
   constexpr int kOutVectors = kVec * static_cast<int>(sizeof(A)) / 16;
   static_assert(kOutVectors >= 1 && 16 % sizeof(A) == 0, "whole 16-byte vectors of sums");
-  wait_for_previous_grid();
+  start_after_previous_grid(a.beside_previous);  // beside the W.sum launch: then no fold (read_channel_rows)
   fold_weight<T>(a.fold);
   const int64_t row_vectors = a.channels / kVec, batch_vectors = a.stride_b / kVec;
   const int64_t end = row_vectors * a.pixels, items = a.batch * row_vectors;
@@ -448,6 +450,7 @@ __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRow
       to[i] = packed;
     }
   }
+  end_after_previous_grid(a.beside_previous);
 }
 
 template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
