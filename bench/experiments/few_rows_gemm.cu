@@ -20,8 +20,8 @@
 //   few8  [8, 1024] x [1024, 8192] float32   cuBLAS 29.0, 18.3 (1.58x)
 //   few16 [16, 2048] x [2048, 4096] float32  cuBLAS 49.6, 19.6 (2.54x)
 //   one   [1, 2048] x [2048, 8192] float32   cuBLAS 22.9 (2.9 TB/s), 28.5
-// float32's few-row GEMMs are where it pays; whether fusedlse's epilogues (gemv, tiled) already do as well on them is
-// not measured here. Its float64 FMAs on 15 rows hold it to cuBLAS's speed.
+// float32's few-row GEMMs are where it pays: fusedlse's forward takes cuBLAS's SGEMM there (its tiled and gemv
+// epilogues are slower), docs/limits.md section 73. Its float64 FMAs on 15 rows hold it to cuBLAS's speed.
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
