@@ -11,7 +11,7 @@
 // before this step's FMAs); the block's rows' sums over its channels are staged in shared memory and read as
 // broadcasts. Split-K partials [splits, B, N] go to memory (bias_lse adds splits in order in fusedlse; here
 // add_splits adds them, timed with the GEMM as "+add"). Against cublas{D,S}gemm writing [B, N]. Timing: CUDA events
-// around the launches alone, the L2 flushed (a 256 MiB memset) before each rep; median of 30.
+// around the launches alone, the L2 flushed (a 256 MiB memset) before each rep; read_bench.cuh's median of 30.
 //
 // Run on the H200 on 2026-12-04 (best configuration of 24 a shape, us; cuBLAS's / this kernel's GEMM, no add):
 //   r23   [15, 686] x [686, 3860] float64    cuBLAS 15.0, columns_gemm 14.9 (16-byte vectors, 256 threads, 16 splits,
@@ -23,24 +23,11 @@
 // float32's few-row GEMMs are where it pays: fusedlse's forward takes cuBLAS's SGEMM there (its tiled and gemv
 // epilogues are slower), docs/limits.md section 73. Its float64 FMAs on 15 rows hold it to cuBLAS's speed.
 #include <cublas_v2.h>
-#include <cuda_runtime.h>
 
-#include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <type_traits>
-#include <vector>
 
-#define CHECK(call)                                                                             \
-  do {                                                                                          \
-    cudaError_t e_ = (call);                                                                    \
-    if (e_ != cudaSuccess) {                                                                    \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e_));                    \
-      std::exit(1);                                                                             \
-    }                                                                                           \
-  } while (0)
-
+#include "read_bench.cuh"  // CHECK, median_ms
 
 constexpr int kMaxChunk = 256;  // channels a block stages at most
 
@@ -108,25 +95,6 @@ __global__ void add_splits(const A* __restrict__ partial, A* __restrict__ logits
   }
 }
 
-template <typename Before, typename Launch> double median_ms(Before before, Launch launch) {
-  cudaEvent_t start, stop;
-  CHECK(cudaEventCreate(&start));
-  CHECK(cudaEventCreate(&stop));
-  std::vector<float> times;
-  for (int rep = 0; rep < 33; ++rep) {
-    before();
-    CHECK(cudaEventRecord(start));
-    launch();
-    CHECK(cudaEventRecord(stop));
-    CHECK(cudaEventSynchronize(stop));
-    float ms = 0;
-    CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (rep >= 3) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
-
 template <typename A> void gemm_cublas(cublasHandle_t h, const A* s, const A* w, A* c, int b, int k, int n);
 template <>
 void gemm_cublas<double>(cublasHandle_t h, const double* s, const double* w, double* c, int b, int k, int n) {
@@ -145,7 +113,7 @@ void try_columns(const A* s, const A* w, A* partial, A* logits, const std::vecto
   const int chunk = std::min(kMaxChunk, (k + splits - 1) / splits);
   splits = (k + chunk - 1) / chunk;
   const dim3 grid((n / kV + threads - 1) / threads, splits);
-  auto before = [&] { CHECK(cudaMemsetAsync(flush, 0, 256 << 20)); };
+  auto before = [&](int) { CHECK(cudaMemsetAsync(flush, 0, 256 << 20)); };
   auto gemm = [&] {
     columns_gemm<A, V, kRows, kLoads, kPipe><<<grid, threads>>>(s, w, splits > 1 ? partial : logits, b, k, n, chunk);
   };
@@ -185,7 +153,7 @@ template <typename A> void shape(const char* name, int b, int k, int n, void* fl
   CHECK(cudaMalloc(&logits, cn * sizeof(A)));
   CHECK(cudaMemcpy(s, hs.data(), sn * sizeof(A), cudaMemcpyHostToDevice));
   CHECK(cudaMemcpy(w, hw.data(), wn * sizeof(A), cudaMemcpyHostToDevice));
-  auto before = [&] { CHECK(cudaMemsetAsync(flush, 0, 256 << 20)); };
+  auto before = [&](int) { CHECK(cudaMemsetAsync(flush, 0, 256 << 20)); };
   const double cublas_ms = median_ms(before, [&] { gemm_cublas<A>(h, s, w, logits, b, k, n); });
   std::printf("%s [%d, %d] x [%d, %d] %s: cuBLAS %.2f us (%.0f GB/s of W.sum)\n", name, b, k, k, n,
               sizeof(A) == 8 ? "float64" : "float32", cublas_ms * 1e3, double(wn) * sizeof(A) / (cublas_ms * 1e6));
