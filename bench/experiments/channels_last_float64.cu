@@ -18,7 +18,7 @@
 // sums are exact (quarters), so any order matches; WRONG marks a walk that does not.
 #include <cmath>
 
-#include "read_bench.cuh"  // CHECK, median_ms
+#include "read_bench.cuh"  // CHECK, median_ms, device_and_flush
 
 // partial [chunks][B][C]: block (chunk, b) sums pixels [chunk x chunk_pixels, ...) of batch b.
 template <int kLoads>
@@ -161,14 +161,11 @@ void run_shape(const Shape& s, void* flush, int sms) {
 }
 
 int main() {
-  cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
   void* flush;
-  CHECK(cudaMalloc(&flush, 256 << 20));
+  const int sms = device_and_flush(&flush);
   // r23; the float64_channels_last grid's 686 channels on 20 x 20 and 60 x 60 planes (64 MiB); 1440 and 320 channels.
   const Shape shapes[] = {{"r23", 15, 613, 686}, {"grid686", 31, 400, 686}, {"grid686w", 3, 3600, 686},
                           {"c1440", 15, 400, 1440}, {"c320", 66, 400, 320}};
-  for (const Shape& s : shapes) run_shape(s, flush, prop.multiProcessorCount);
+  for (const Shape& s : shapes) run_shape(s, flush, sms);
   return 0;
 }

@@ -27,7 +27,7 @@
 #include <cmath>
 #include <type_traits>
 
-#include "read_bench.cuh"  // CHECK, median_ms
+#include "read_bench.cuh"  // CHECK, median_ms, device_and_flush
 
 constexpr int kMaxChunk = 256;  // channels a block stages at most
 
@@ -174,18 +174,15 @@ template <typename A> void shape(const char* name, int b, int k, int n, void* fl
 }
 
 int main() {
-  cudaDeviceProp prop;
-  CHECK(cudaGetDeviceProperties(&prop, 0));
-  std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
   void* flush;
-  CHECK(cudaMalloc(&flush, 256 << 20));
+  const int sms = device_and_flush(&flush);
   cublasHandle_t h;
   cublasCreate(&h);
-  shape<double>("r23", 15, 686, 3860, flush, h, prop.multiProcessorCount);
-  shape<double>("r51", 46, 39, 4956, flush, h, prop.multiProcessorCount);
-  shape<float>("few8", 8, 1024, 8192, flush, h, prop.multiProcessorCount);
-  shape<float>("few16", 16, 2048, 4096, flush, h, prop.multiProcessorCount);
-  shape<float>("one", 1, 2048, 8192, flush, h, prop.multiProcessorCount);
+  shape<double>("r23", 15, 686, 3860, flush, h, sms);
+  shape<double>("r51", 46, 39, 4956, flush, h, sms);
+  shape<float>("few8", 8, 1024, 8192, flush, h, sms);
+  shape<float>("few16", 16, 2048, 4096, flush, h, sms);
+  shape<float>("one", 1, 2048, 8192, flush, h, sms);
   cublasDestroy(h);
   return 0;
 }

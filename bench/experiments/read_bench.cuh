@@ -61,6 +61,16 @@ inline Bench allocate_bench() {
   return b;
 }
 
+// For the experiments that bring their own data (few_rows_gemm.cu, channels_last_float64.cu): prints the device and
+// returns its multiprocessors, *flush set to 256 MiB of device memory to memset before each rep.
+inline int device_and_flush(void** flush) {
+  cudaDeviceProp prop;
+  CHECK(cudaGetDeviceProperties(&prop, 0));
+  std::printf("%s, %d SMs\n", prop.name, prop.multiProcessorCount);
+  CHECK(cudaMalloc(flush, 256 << 20));
+  return prop.multiProcessorCount;
+}
+
 // `b` limited to its first `mib` MiB.
 inline Bench first_mib(Bench b, int64_t mib) {
   b.vectors = mib * (1 << 20) / 16;
