@@ -108,6 +108,21 @@ constexpr int64_t kChannelRowsMidPixelMaxBytes = 800;
 //  - Its threads (B x C / elements per vector) numbered 21K to 2M in all of these; where they are fewer than
 //    kPixelVectorsMinItems each walks a whole plane with the device far from full, so the rule stops there.
 constexpr int64_t kPixelVectorsMaxPixels = 144;
+// float64 planes of more channels than the scalar walk takes (kChannelRowsFloat64MaxChannels), of at least
+// kChannelRowsMinPixels pixels, whose pixels are whole 16-byte vectors and span whole 128-byte lines
+// (kPixelVectorsFloat64LineBytes), go to the pixel-vector walk with their pixels cut into chunks
+// (pixel_vectors_tiling), where torch's reduction read them before. bench/strategies.py --grid float64_channels_last
+// (64 MiB, planes of 20 x 20, 613 x 1 and 60 x 60; H200, readers forced, the whole forward, docs/limits.md section
+// 74): C 320, 384, 512 and 2048 faster on all 12 problems (0.76-0.93 of the time: [6, 2048, 613, 1] 38.2 us against
+// 50.4, [26, 512, 613, 1] 35.6 against 45.4); C 686, whose 5488-byte pixels cut lines, 1.04x and 1.11x slower on two
+// of three ([30, 686, 20, 20] 38.9 against 35.0), level on r23 (44.8 against 44.9). Standalone
+// (bench/experiments/channels_last_float64.cu), r23's x by such a walk: 20.6 us against 20.3 for the flat read of its
+// bytes.
+constexpr int64_t kPixelVectorsFloat64MinChannels = kChannelRowsFloat64MaxChannels + 1;
+constexpr int64_t kPixelVectorsFloat64LineBytes = 128;
+// A chunk's pixels: two trips of slot_share's 8 loads at least. Chunks up to an item for every resident thread:
+// r23's best in the standalone grid was 31 chunks (163K threads), within 2% of 62.
+constexpr int64_t kPixelVectorsMinChunkPixels = 16;
 constexpr int64_t kPixelVectorsMinPixelBytes = 64;
 constexpr int64_t kPixelVectorsAnyPixelsMaxPlane = 4;
 constexpr int64_t kPixelVectorsMinItems = 16384;
@@ -824,8 +839,13 @@ ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_ele
 
 bool pixel_vectors_walk(const Problem& p) {
   const int64_t plane = p.height * p.width, pixel_bytes = p.in_channels * p.element_bytes;
-  return p.layout == Layout::kChannelsLast && p.pixel_vectors && p.element_bytes <= 4 && plane >= 2 &&
-         plane <= kPixelVectorsMaxPixels && p.batch * pixel_bytes / 16 >= kPixelVectorsMinItems &&
+  if (p.layout != Layout::kChannelsLast || !p.pixel_vectors) return false;
+  if (p.element_bytes == 8) {
+    return p.in_channels >= kPixelVectorsFloat64MinChannels && p.in_channels * 8 % kPixelVectorsFloat64LineBytes == 0 &&
+           plane >= kChannelRowsMinPixels;
+  }
+  return p.element_bytes <= 4 && plane >= 2 && plane <= kPixelVectorsMaxPixels &&
+         p.batch * pixel_bytes / 16 >= kPixelVectorsMinItems &&
          (pixel_bytes >= kPixelVectorsMinPixelBytes || plane <= kPixelVectorsAnyPixelsMaxPlane);
 }
 
@@ -853,11 +873,22 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
   return t;
 }
 
+bool pixel_vectors_chunked(int64_t pixels) { return pixels > kPixelVectorsMaxPixels; }
+
 ChannelRowsTiling pixel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
                                        int64_t resident_blocks) {
-  const int64_t items = batch * (channels / std::max<int64_t>(vector_elements, 1));
-  const int64_t blocks = std::clamp<int64_t>(ceil_div(items, kSplitThreads), 1, std::max<int64_t>(resident_blocks, 1));
-  return ChannelRowsTiling{1, 1, pixels, blocks};
+  const int64_t columns = std::max<int64_t>(1, batch * (channels / std::max<int64_t>(vector_elements, 1)));
+  ChannelRowsTiling t{1, 1, std::max<int64_t>(pixels, 1), 1};
+  if (pixel_vectors_chunked(pixels)) {
+    // At most one item a resident thread: a grid-stride loop's second pass for a few items doubled the walk's time
+    // (r23's 19 x 686 x 613 grid neighbour: 50.8 us against 36.2 for torch's reduction, H200, section 74).
+    const int64_t wanted = std::max<int64_t>(resident_blocks, 1) * kSplitThreads / columns;
+    t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / kPixelVectorsMinChunkPixels));
+    t.chunk_pixels = ceil_div(pixels, t.chunks);
+    t.chunks = ceil_div(pixels, t.chunk_pixels);
+  }
+  t.blocks = std::clamp<int64_t>(ceil_div(columns * t.chunks, kSplitThreads), 1, std::max<int64_t>(resident_blocks, 1));
+  return t;
 }
 
 Reader reader_for_sums(const Problem& p) {

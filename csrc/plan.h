@@ -253,10 +253,12 @@ ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_ele
 // loads.
 bool channel_vectors_apply(const Problem& p);
 
-// Whether the channel-rows reader takes p's x by its pixel-vector walk (a thread per batch and 16-byte vector of a
-// pixel, the plane's pixels summed in registers): Problem::pixel_vectors of 16- or 32-bit elements, on planes of 2 to
-// kPixelVectorsMaxPixels pixels of kPixelVectorsMinPixelBytes or more, or of at most kPixelVectorsAnyPixelsMaxPlane,
-// with kPixelVectorsMinItems threads' work or more.
+// Whether the channel-rows reader takes p's x by its pixel-vector walk (a thread per batch, chunk of pixels and
+// 16-byte vector of a pixel, the chunk's pixels summed in registers): Problem::pixel_vectors of 16- or 32-bit
+// elements, on planes of 2 to kPixelVectorsMaxPixels pixels of kPixelVectorsMinPixelBytes or more, or of at most
+// kPixelVectorsAnyPixelsMaxPlane, with kPixelVectorsMinItems threads' work or more; or of float64 elements, more
+// channels than the scalar walk takes, pixels of whole 128-byte lines (C a multiple of 16) and planes of at least
+// kChannelRowsMinPixels pixels.
 bool pixel_vectors_walk(const Problem& p);
 
 // Its chunks and blocks, as channel_rows_tiling's: each of a block's `slots` slots takes at least
@@ -264,11 +266,14 @@ bool pixel_vectors_walk(const Problem& p);
 ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
                                          int64_t slots, int64_t resident_blocks);
 
-// The pixel-vector walk's (pixel_vectors_walk): one chunk of the whole plane, a thread per batch and 16-byte vector
-// of `vector_elements` elements of a pixel, and blocks of kSplitThreads for every such item, at most
-// `resident_blocks`.
+// The pixel-vector walk's (pixel_vectors_walk): a thread per batch, chunk and 16-byte vector of `vector_elements`
+// elements of a pixel, and blocks of kSplitThreads for every such item, at most `resident_blocks`. Planes of at most
+// kPixelVectorsMaxPixels are one chunk; larger ones are cut into chunks of at least kPixelVectorsMinChunkPixels pixels
+// until there is an item for every resident thread.
 ChannelRowsTiling pixel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
                                        int64_t resident_blocks);
+// Whether pixel_vectors_tiling may cut planes of `pixels` pixels into chunks (then the walk's chunked kernel runs).
+bool pixel_vectors_chunked(int64_t pixels);
 
 // The rows epilogue's launch (cuda/gemm_lse.cu) for B rows: lanes per row (1 to 32, powers of two: more while the
 // rows' lanes fill less than kRowsLseFillShare of the resident threads and each lane still has a chunk of columns),

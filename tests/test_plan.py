@@ -171,12 +171,16 @@ def test_channels_last_reader_by_channels_and_pixels(device, c_in, plane, reader
 @pytest.mark.parametrize("c_in,plane,reader", [
     (129, (20, 20), "channel_rows"), (256, (613, 1), "channel_rows"), (256, (60, 60), "channel_rows"),
     (-256, (60, 60), "channel_rows"),  # pixels apart: the same scalar loads
-    (257, (60, 60), "torch_sum"), (686, (613, 1), "torch_sum"),  # r23's x
-    (256, (19, 21), "torch_sum")])  # fewer than 400 pixels
+    (257, (60, 60), "torch_sum"), (686, (613, 1), "torch_sum"),  # r23's x: pixels that cut 128-byte lines
+    (256, (19, 21), "torch_sum"),  # fewer than 400 pixels
+    (272, (20, 20), "channel_rows"), (2048, (613, 1), "channel_rows"),  # the pixel-vector walk in chunks
+    (-272, (20, 20), "torch_sum"), (272, (19, 21), "torch_sum"), (264, (20, 20), "torch_sum")])
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_float64_channels_last_takes_the_scalar_walk_up_to_a_channel_a_thread(device, c_in, plane, reader):
     """float64 has no vector walk; its scalar walk reads up to 256 channels (a thread each) faster than torch's
-    reduction (plan.cpp, kChannelRowsFloat64MaxChannels). A negative c_in: pixels that do not follow each other."""
+    reduction (plan.cpp, kChannelRowsFloat64MaxChannels), and the pixel-vector walk in chunks more channels where
+    pixels follow each other as whole 128-byte lines (kPixelVectorsFloat64LineBytes) on 400 pixels or more. A negative
+    c_in: pixels that do not follow each other."""
     shape = dict(problem(8, abs(c_in), 16, *plane, element_bytes=8, layout="channels_last"), pixels_follow=c_in > 0)
     assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
@@ -185,11 +189,12 @@ def test_float64_channels_last_takes_the_scalar_walk_up_to_a_channel_a_thread(de
     (2048, 2, "channel_rows"), (2049, 2, "torch_sum"),  # a period of 2049 vectors: 64 KiB of accumulators
     (2049, 4, "channel_rows"),  # 2049 vectors of 4 floats: 32 KiB
     (5888, 2, "channel_rows"), (5889, 2, "torch_sum"), (5889, 4, "torch_sum"),  # 5888 = 8 x 736: 736 vectors
-    (2048, 8, "torch_sum")])  # float64 keeps its scalar loads
+    (2049, 8, "torch_sum"), (2048, 8, "channel_rows")])  # float64: its pixel-vector walk, in chunks
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_wide_channels_last_reader_by_the_vector_walks_shared_memory(device, c_in, element_bytes, reader):
     """More than 128 channels go to the channel-rows reader only where its vector walk applies: a period of
-    C / gcd(C, elements per vector) vectors whose float accumulators fit a block's shared memory."""
+    C / gcd(C, elements per vector) vectors whose float accumulators fit a block's shared memory; or, in float64, its
+    pixel-vector walk in chunks (pixels of whole 128-byte lines)."""
     shape = problem(8, c_in, 16, 64, 64, element_bytes=element_bytes, layout="channels_last")
     assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 

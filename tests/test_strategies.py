@@ -300,8 +300,12 @@ def _channels_last(x, layout):
 # to 256 channels, several channels per thread past that, 2048 the most, 2049 torch's reduction; one batch of many
 # pixels (chunks, a second pass), many batches of few pixels, pixels on one row or column. Planes of up to 32 pixels
 # whose pixels are whole aligned 16-byte vectors (C a multiple of 8: nhwc and batch_slice) take the pixel-vector
-# walk: a pixel of one vector or 256 (2048 x 2 x 2), one pixel or 32, one batch or 600.
+# walk: a pixel of one vector or 256 (2048 x 2 x 2), one pixel or 32, one batch or 600. float64 planes of 400 pixels
+# and more of 272 to 2048 channels (pixels of whole 128-byte lines) take it in chunks (nhwc and batch_slice): one
+# batch of 613 pixels or three, a last chunk shorter than the others (3 x 320 x 41 x 10); 686 channels (r23's) the
+# scalar walk.
 CHANNEL_ROWS_SHAPES = [(2, 3, 5, 7), (3, 18, 23, 3), (2, 64, 40, 50), (1, 256, 33, 17), (2, 257, 9, 11),
+                       (2, 272, 20, 21), (1, 2048, 613, 1), (3, 320, 41, 10), (1, 686, 613, 1),
                        (2, 257, 30, 30), (3, 1439, 5, 9), (2, 1439, 40, 45), (1, 2048, 4, 4), (1, 2049, 2, 2),
                        (1, 4, 512, 512), (1, 136, 40, 40), (2, 129, 64, 64), (300, 5, 3, 3), (2, 40, 1, 301),
                        (2, 40, 301, 1), (600, 8, 2, 2), (3, 2048, 2, 2), (37, 24, 5, 5), (5, 16, 1, 32), (70, 8, 1, 1)]

@@ -399,9 +399,10 @@ struct ChannelRowsArgs {
   // (plan::channel_vectors_period). 0: the scalar walk.
   int64_t period_vectors, copies;
   // The pixel-vector walk (pixel_vectors_kernel) where true (plan::pixel_vectors_walk): stride_p == C, C and
-  // stride_b whole 16-byte vectors, x 16-byte aligned; a thread per (batch, vector of a pixel), its pixels' vectors
-  // summed in registers.
+  // stride_b whole 16-byte vectors, x 16-byte aligned; a thread per (batch, chunk, vector of a pixel), its chunk's
+  // pixels' vectors summed in registers.
   bool pixel_vectors;
+  bool pixel_chunks;  // the pixel-vector walk's planes in chunks (plan::pixel_vectors_chunked): its own kernel
   int64_t shared_bytes;  // the vector walk's dynamic shared memory
   int64_t blocks;  // grid size: at most what fits on the device at once
   bool evict_first;  // x's loads (load_once, kernels/load.cuh): plan::evict_first_loads

@@ -505,12 +505,13 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   a.period_vectors = period.period_vectors;
   a.copies = period.copies;
   a.pixel_vectors = pixel_vectors;
+  a.pixel_chunks = pixel_vectors && plan::pixel_vectors_chunked(a.pixels);
   a.shared_bytes = period.shared_bytes;
   const int device = x.get_device();
   const plan::DeviceProps props = device_props(device);
   a.evict_first = loads_evict_first(x, props);
-  const auto key =
-      std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes, pixel_vectors);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.channels > kSplitThreads, a.shared_bytes,
+                                   pixel_vectors, a.pixel_chunks);
   const int64_t resident = props.multiprocessors * once_per_key(key, [&] { return channel_rows_blocks_per_sm(a); });
   const plan::ChannelRowsTiling tiling =
       pixel_vectors ? plan::pixel_vectors_tiling(a.batch, a.channels, a.pixels, vector_elements, resident)
@@ -519,6 +520,8 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
                              : plan::channel_rows_tiling(a.batch, a.channels, a.pixels, resident);
   a.rows_per_step = tiling.rows_per_step;
   a.chunks = tiling.chunks;
+  TORCH_INTERNAL_ASSERT(!a.pixel_chunks || a.batch * a.chunks * (a.channels / vector_elements) < (int64_t{1} << 31),
+                        "read_channel_rows: the chunked pixel-vector walk's items take 32-bit indices");
   a.chunk_pixels = tiling.chunk_pixels;
   a.blocks = std::min(std::max(tiling.blocks, fold_blocks(fold)), std::max<int64_t>(resident, 1));
   a.fold = fold;

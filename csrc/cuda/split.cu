@@ -414,11 +414,16 @@ __global__ void __launch_bounds__(kSplitThreads) channel_vectors_kernel(ChannelR
 }
 
 // The channel-rows reader's pixel-vector walk (ChannelRowsArgs::pixel_vectors): each pixel whole 16-byte vectors from a
-// 16-byte boundary, small planes (plan::pixel_vectors_walk: channels-last planes of up to 144 pixels, where a block per
-// item and its syncs cost more than the item's loads: docs/limits.md sections 71 and 72). A thread per (batch, vector
-// position of a pixel): that vector of each pixel, slot_share's loads in flight, summed in registers in pixel order
-// (the same sums every run), and its channels' sums stored straight out as 16-byte vectors: no shared memory, no sync.
-template <typename T>
+// 16-byte boundary (plan::pixel_vectors_walk): small planes, where a block per item and its syncs cost more than the
+// item's loads (docs/limits.md sections 71 and 72), and float64 planes of many channels, which the scalar walk and
+// torch's reduction read at 0.6-0.8 of the flat read (section 74). A thread per (batch, chunk of pixels, vector
+// position of a pixel), neighbouring threads on neighbouring vectors: that vector of each of the chunk's pixels,
+// slot_share's loads in flight, summed in registers in pixel order (the same sums every run). One chunk: its
+// channels' sums stored straight out as 16-byte vectors, no shared memory, no sync; several: each channel's chunk
+// sum at out [B, C, chunks], which read_channel_rows then adds in chunk order (none for one). kChunked:
+// ChannelRowsArgs::pixel_chunks, a kernel of its own (the chunks' index math took the one-chunk walk from 64 to 76
+// registers, sm_90).
+template <typename T, bool kChunked>
 __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRowsArgs a) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
@@ -427,18 +432,37 @@ __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRow
   start_after_previous_grid(a.beside_previous);  // beside the W.sum launch: then no fold (read_channel_rows)
   fold_weight<T>(a.fold);
   const int64_t row_vectors = a.channels / kVec, batch_vectors = a.stride_b / kVec;
-  const int64_t end = row_vectors * a.pixels, items = a.batch * row_vectors;
+  const int64_t items = a.batch * a.chunks * row_vectors;
   const uint4* x = static_cast<const uint4*>(a.x);
-  A* out = static_cast<A*>(a.out);  // [B, C]: chunks 1
+  A* out = static_cast<A*>(a.out);
   for (int64_t item = int64_t{blockIdx.x} * kSplitThreads + threadIdx.x; item < items;
        item += int64_t{gridDim.x} * kSplitThreads) {
-    const int64_t b = item / row_vectors, v = item - b * row_vectors;
+    int64_t b, v, chunk = 0;
+    if constexpr (kChunked) {
+      // 32-bit divisions (items < 2^31, read_channel_rows): 64-bit ones spilled on sm_89 (64 registers there)
+      const auto item32 = static_cast<uint32_t>(item), row_vectors32 = static_cast<uint32_t>(row_vectors);
+      const uint32_t piece = item32 / row_vectors32, chunks32 = static_cast<uint32_t>(a.chunks);  // b x chunks + chunk
+      v = item32 - piece * row_vectors32;
+      b = piece / chunks32;
+      chunk = piece - static_cast<uint32_t>(b) * chunks32;
+    } else {
+      b = item / row_vectors;
+      v = item - b * row_vectors;
+    }
+    const int64_t begin = chunk * a.chunk_pixels, end = kChunked ? imin(a.pixels, begin + a.chunk_pixels) : a.pixels;
     A acc[kVec];
 #pragma unroll
     for (int e = 0; e < kVec; ++e) acc[e] = A(0);
     with_evict_first(a.evict_first, [&](auto evict_first) {
-      slot_share<T, decltype(evict_first)::value>(x + b * batch_vectors, v, end, row_vectors, acc);
+      slot_share<T, decltype(evict_first)::value>(x + b * batch_vectors, begin * row_vectors + v, end * row_vectors,
+                                                  row_vectors, acc);
     });
+    if constexpr (kChunked) {
+      A* to = out + (b * a.channels + v * kVec) * a.chunks + chunk;
+#pragma unroll
+      for (int e = 0; e < kVec; ++e) to[e * a.chunks] = acc[e];
+      continue;
+    }
     // 16-byte aligned: C a whole number of x's vectors, so of the sums' too, and the allocation aligned.
     uint4* to = reinterpret_cast<uint4*>(out + b * a.channels + v * kVec);
 #pragma unroll
@@ -454,7 +478,7 @@ __global__ void __launch_bounds__(kSplitThreads) pixel_vectors_kernel(ChannelRow
 }
 
 template <typename T> auto channel_rows_kernel_for(const ChannelRowsArgs& a) {
-  if (a.pixel_vectors) return pixel_vectors_kernel<T>;
+  if (a.pixel_vectors) return a.pixel_chunks ? pixel_vectors_kernel<T, true> : pixel_vectors_kernel<T, false>;
   if (a.period_vectors > 0) return channel_vectors_kernel<T>;
   return a.channels > kSplitThreads ? channel_rows_kernel<T, true> : channel_rows_kernel<T, false>;
 }

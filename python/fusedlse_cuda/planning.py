@@ -65,7 +65,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
             (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane (256 for
             pixels of 32 to 800 bytes), and up to 128 channels (256 in float64), or more where its pixels follow each
-            other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load; and planes of 2 to
+            other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load, or in float64 x whose
+            pixels are whole aligned 128-byte lines (C a multiple of 16): a thread per batch, chunk of pixels and
+            16-byte vector of a pixel; and planes of 2 to
             144 pixels whose pixels are whole aligned 16-byte vectors (``problem["pixel_vectors"]``) of 64 bytes or
             more, or of any size on planes of up to 4 pixels, with 16K threads' work or more: a thread per batch and
             vector of a pixel, the plane summed in registers), ``"in_epilogue"`` (no reader: x's planes of one
