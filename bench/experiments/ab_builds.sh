@@ -8,7 +8,8 @@
 # and carried to the machine (.devrun ignored, carry [".devrun"]). Both builds are in place for TORCH_CUDA_ARCH_LIST
 # (default 9.0), side by side; each round runs bench/sweep.py --only ROWS (comma-separated sweep names) once per
 # build, with PYTHONPATH at that build's python/, and bench/compare_sweeps.py prints each row's best floor_frac of A
-# and B and their ratio. Logs and sweep.json files go to SCRATCH (default /tmp/ab_builds).
+# and B and their ratio. Logs and sweep.json files go to SCRATCH (default /tmp/ab_builds). SWEEP_PROVIDERS, if set,
+# is passed as --providers (for example "cuda": the floors still run, the rivals not).
 set -euo pipefail
 base=$(cd "$1" && pwd)
 rows=$2
@@ -26,6 +27,7 @@ for round in $(seq "$rounds"); do
   for side in a b; do
     root=$([ "$side" = a ] && echo "$base" || echo "$PWD")
     PYTHONPATH="$root/python:$PWD" FUSEDLSE_COMMIT="$side" python3 bench/sweep.py --only "$rows" \
+      ${SWEEP_PROVIDERS:+--providers "$SWEEP_PROVIDERS"} \
       --out "$scratch/$side$round" > "$scratch/sweep_$side$round.log" 2>&1
   done
 done

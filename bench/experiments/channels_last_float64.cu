@@ -14,8 +14,14 @@
 // Against a flat read of the same bytes (16-byte loads, grid-stride, every SM). Timing: CUDA events around the
 // launches alone, the L2 flushed (a 256 MiB memset) before each rep; read_bench.cuh's median of 30.
 //
-// Written on 2026-12-04 and NOT run (no device time was left); it compiles for sm_89 and sm_90 (nvcc 13.0). Its
-// sums are exact (quarters), so any order matches; WRONG marks a walk that does not.
+// Its sums are exact (quarters), so any order matches; WRONG marks a walk that does not.
+//
+// Run on the H200 on 2026-12-04 (us; best with the add / the walk alone / the flat read): r23 [15, 686, 613] 25.3 /
+// 20.6 (vectors, 352 threads, 8 loads, 31 chunks) / 20.3; [31, 686, 400] 29.6 / 25.8 / 25.9; [3, 686, 3600] 33.6 /
+// 27.7 (64 chunks, the most tried) / 22.9; [15, 1440, 400] 33.3 / 29.3 / 25.8; [66, 320, 400] 30.5 / 27.4 / 25.4.
+// The scalar walks took 26.6-190 us. The vector walk went into the channel-rows reader as the pixel-vector walk in
+// chunks (docs/limits.md section 74): in the forward it reads r23's x no faster than torch's reduction, and C 320,
+// 384, 512 and 2048 at 0.75-0.92 of its time.
 #include <cmath>
 
 #include "read_bench.cuh"  // CHECK, median_ms, device_and_flush
