@@ -16,22 +16,13 @@
 // round trip): not kept.
 #include "reduce.cuh"  // fusedlse's exp_nonpositive (anonymous namespace): CUDA's form
 
-#include <cuda_runtime.h>
+#include "read_bench.cuh"  // CHECK
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
-
-#define CHECK(call)                                                                \
-  do {                                                                             \
-    cudaError_t e = (call);                                                        \
-    if (e != cudaSuccess) {                                                        \
-      std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(e));       \
-      std::exit(1);                                                                \
-    }                                                                              \
-  } while (0)
 
 // 2^(j / 64), j = 0..63, each rounded to nearest from 60 digits; 2^(j / 32) likewise.
 __device__ const double kTable64[64] = {
