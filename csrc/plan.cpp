@@ -801,14 +801,20 @@ NarrowLseTiling narrow_lse_tiling(int64_t batch, int64_t in_channels, int64_t ou
 }
 
 namespace {
-// The channel-rows reader's chunks of each batch's pixels, of at least min_pixels each, until every resident block
-// has kChannelRowsItemsPerBlock items; equal chunks, none empty; blocks at most resident_blocks.
-void cut_into_chunks(ChannelRowsTiling& t, int64_t batch, int64_t pixels, int64_t min_pixels,
-                     int64_t resident_blocks) {
-  const int64_t wanted = ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1));
+// A batch's `pixels` in t.chunks equal chunks of t.chunk_pixels, none empty: `wanted` of them where each keeps at
+// least min_pixels, fewer where not, one at least.
+void cut_into_chunks(ChannelRowsTiling& t, int64_t pixels, int64_t wanted, int64_t min_pixels) {
   t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / min_pixels));
   t.chunk_pixels = std::max<int64_t>(1, ceil_div(pixels, t.chunks));
   t.chunks = std::max<int64_t>(1, ceil_div(pixels, t.chunk_pixels));
+}
+
+// The channel-rows reader's block per chunk (its scalar and vector walks): chunks of at least min_pixels until every
+// resident block has kChannelRowsItemsPerBlock items; blocks at most resident_blocks.
+void cut_into_block_chunks(ChannelRowsTiling& t, int64_t batch, int64_t pixels, int64_t min_pixels,
+                           int64_t resident_blocks) {
+  cut_into_chunks(t, pixels, ceil_div(kChannelRowsItemsPerBlock * resident_blocks, std::max<int64_t>(batch, 1)),
+                  min_pixels);
   t.blocks = std::clamp<int64_t>(batch * t.chunks, 1, std::max<int64_t>(resident_blocks, 1));
 }
 }  // namespace
@@ -821,7 +827,7 @@ ChannelRowsTiling channel_rows_tiling(int64_t batch, int64_t channels, int64_t p
   // per channel it takes of every pixel (wide).
   const int64_t min_pixels = narrow ? kChannelRowsMinLoads * t.rows_per_step
                                     : ceil_div(kChannelRowsMinLoads, ceil_div(channels, kSplitThreads));
-  cut_into_chunks(t, batch, pixels, min_pixels, resident_blocks);
+  cut_into_block_chunks(t, batch, pixels, min_pixels, resident_blocks);
   return t;
 }
 
@@ -869,7 +875,7 @@ ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_
   const int64_t min_pixels = std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads *
                                                                 vector_elements,
                                                             std::max<int64_t>(channels, 1)));
-  cut_into_chunks(t, batch, pixels, min_pixels, resident_blocks);
+  cut_into_block_chunks(t, batch, pixels, min_pixels, resident_blocks);
   return t;
 }
 
@@ -882,10 +888,8 @@ ChannelRowsTiling pixel_vectors_tiling(int64_t batch, int64_t channels, int64_t 
   if (pixel_vectors_chunked(pixels)) {
     // At most one item a resident thread: a grid-stride loop's second pass for a few items doubled the walk's time
     // (r23's 19 x 686 x 613 grid neighbour: 50.8 us against 36.2 for torch's reduction, H200, section 74).
-    const int64_t wanted = std::max<int64_t>(resident_blocks, 1) * kSplitThreads / columns;
-    t.chunks = std::clamp<int64_t>(wanted, 1, std::max<int64_t>(1, pixels / kPixelVectorsMinChunkPixels));
-    t.chunk_pixels = ceil_div(pixels, t.chunks);
-    t.chunks = ceil_div(pixels, t.chunk_pixels);
+    cut_into_chunks(t, pixels, std::max<int64_t>(resident_blocks, 1) * kSplitThreads / columns,
+                    kPixelVectorsMinChunkPixels);
   }
   t.blocks = std::clamp<int64_t>(ceil_div(columns * t.chunks, kSplitThreads), 1, std::max<int64_t>(resident_blocks, 1));
   return t;

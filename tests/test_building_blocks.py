@@ -1,4 +1,6 @@
 """sum_hw and gemm_lse, the two halves of the forward, each against float64."""
+import math
+
 import pytest
 import torch
 
@@ -65,18 +67,20 @@ def test_gemm_lse_blocks_walk_many_row_tiles(dtype, c_in, c_out):
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")
-@pytest.mark.parametrize("rows", [70, 4000])
+@pytest.mark.parametrize("rows,channels", [(70, 25), (4000, 25), (15, 1200)])
 @pytest.mark.parametrize("case", ["plus_inf_late", "nan_late", "minus_inf_columns", "far_below_the_max"])
-def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows):
+def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows, channels):
     """float64 over C_out 700 takes the tensor-core tile, eleven column tiles, with exps without a branch
     (csrc/cuda/kernels/reduce.cuh) that flush terms more than 708 below the running maximum to zero. 70 rows: a block
     per column tile (the planner's column runs fill the device). 4000 rows: each block walks 2-3 tiles, each one's
     biases and first step fetched during the previous tile's logsumexp; columns 500 and 650 lie in a run's second
-    tile on 128-132 SMs. A special value in a late tile, or half the columns that far below, must give
-    torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12."""
+    tile on 128-132 SMs. 15 rows of 1200 channels: split-K, each column tile's channel ranges added by bias_lse or,
+    on sm_90, by the tile's cluster (gemm_splits_in_cluster). A special value in a late tile, or half the columns
+    that far below, must give torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12;
+    bitwise the same on a second call."""
     g = torch.Generator().manual_seed(5)
-    sums = torch.randn(rows, 25, generator=g, dtype=torch.float64) * 5
-    weight_sum = torch.randn(25, 700, generator=g, dtype=torch.float64) / 5
+    sums = torch.randn(rows, channels, generator=g, dtype=torch.float64) * 5 / math.sqrt(channels / 25)
+    weight_sum = torch.randn(channels, 700, generator=g, dtype=torch.float64) / 5
     total_bias = torch.randn(700, generator=g, dtype=torch.float64)
     if case == "plus_inf_late":
         total_bias[650] = float("inf")
@@ -89,6 +93,8 @@ def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows):
     truth = 10 * torch.logsumexp(sums @ weight_sum * 0.1 + total_bias, dim=1, keepdim=True)
     poison_allocator("cuda")
     out = fusedlse_cuda.gemm_lse(sums.cuda(), weight_sum.cuda(), total_bias.cuda(), 0.1).cpu()
+    again = fusedlse_cuda.gemm_lse(sums.cuda(), weight_sum.cuda(), total_bias.cuda(), 0.1).cpu()
+    assert torch.equal(out.nan_to_num(), again.nan_to_num()) and torch.equal(out.isnan(), again.isnan())
     assert torch.equal(out.isnan(), truth.isnan()) and torch.equal(out.isinf(), truth.isinf())
     assert torch.equal(out[truth.isinf()], truth[truth.isinf()])
     finite = truth.isfinite()
