@@ -177,6 +177,13 @@ _TINY_CHANNELS_LAST += [((128 << 20) // (197 * side * side * element_bytes), 197
 _FLOAT64_CHANNELS_LAST = [(max(1, (64 << 20) // (c * h * w * 8)), c, h, w, 16, torch.float64)
                           for c in (64, 128, 129, 197, 256, 320, 384, 512, 686, 1439, 2048)
                           for h, w in ((20, 20), (613, 1), (60, 60))]
+# Channels-last x of few planes (B x C of 300 to 16K), 32 MiB, float64 and float32, C not a multiple of 16: where the
+# planner leaves x to torch's reduction (channel_rows_suits false), which reads [1, 1439, 60, 60] float64 at 0.7 of the
+# planes reader's speed (docs/limits.md sections 74 and 76).
+_FEW_PLANES_CHANNELS_LAST = [(b, c, side, side, 16, dtype)
+                             for dtype, element_bytes in ((torch.float64, 8), (torch.float32, 4))
+                             for b in (1, 2, 4, 8) for c in (300, 700, 1439, 1999)
+                             for side in [max(1, round(math.sqrt((32 << 20) / (b * c * element_bytes))))]]
 _FEW_ROWS = [(b, c, 1, (32 << 20) // (4 * b * c), c_out) for b in (1, 8, 32, 128, 512) for c in (16, 128, 1024)
              for c_out in (16, 64, 256, 1024)]
 
@@ -194,6 +201,7 @@ ENVELOPE_GRIDS = {
                                  ("small_channels_last", _SMALL_CHANNELS_LAST, "channels_last"),
                                  ("tiny_channels_last", _TINY_CHANNELS_LAST, "channels_last"),
                                  ("float64_channels_last", _FLOAT64_CHANNELS_LAST, "channels_last"),
+                                 ("few_planes_channels_last", _FEW_PLANES_CHANNELS_LAST, "channels_last"),
                                  ("narrow_columns", _NARROW_COLUMNS, "contiguous"),
                                  ("few_rows", _FEW_ROWS, "contiguous"))
 }

@@ -385,8 +385,9 @@ bool channel_rows_suits(const Problem& p) {
   const int64_t pixel_bytes = p.in_channels * p.element_bytes;
   const bool mid_pixels = pixel_bytes >= kChannelRowsMidPixelMinBytes && pixel_bytes <= kChannelRowsMidPixelMaxBytes;
   const int64_t min_pixels = mid_pixels ? kChannelRowsMidPixels : kChannelRowsMinPixels;
+  const bool vector_walk = channel_vectors_apply(p) && channel_vectors_blocks(p) >= kChannelVectorsMinBlocks;
   return p.layout == Layout::kChannelsLast && p.in_channels > 1 &&
-         (p.in_channels <= scalar_walk_channels || channel_vectors_apply(p)) && p.height * p.width >= min_pixels;
+         (p.in_channels <= scalar_walk_channels || vector_walk) && p.height * p.width >= min_pixels;
 }
 
 // Why the fused launch is not considered for p, or nullptr where it is.
@@ -855,6 +856,14 @@ bool pixel_vectors_walk(const Problem& p) {
          (pixel_bytes >= kPixelVectorsMinPixelBytes || plane <= kPixelVectorsAnyPixelsMaxPlane);
 }
 
+namespace {
+// The fewest pixels a chunk of the vector walk takes: kChannelVectorsMinLoads vectors for each of its `slots` slots.
+int64_t channel_vectors_min_pixels(int64_t channels, int64_t vector_elements, int64_t slots) {
+  return std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads * vector_elements,
+                                       std::max<int64_t>(channels, 1)));
+}
+}  // namespace
+
 bool channel_vectors_apply(const Problem& p) {
   if (p.layout != Layout::kChannelsLast || !p.pixels_follow || p.element_bytes > 4 ||
       p.in_channels < kChannelVectorsMinChannels) {
@@ -863,19 +872,26 @@ bool channel_vectors_apply(const Problem& p) {
   const int64_t vector_elements = 16 / p.element_bytes;
   const ChannelVectorsPeriod period =
       channel_vectors_period(p.in_channels, vector_elements, static_cast<int64_t>(acc_bytes(p)));
-  const int64_t slots = period.period_vectors * period.copies;
   return period.period_vectors > 0 &&
-         p.height * p.width * p.in_channels >= slots * kChannelVectorsMinLoads * vector_elements;
+         p.height * p.width >=
+             channel_vectors_min_pixels(p.in_channels, vector_elements, period.period_vectors * period.copies);
+}
+
+int64_t channel_vectors_blocks(const Problem& p) {
+  const int64_t vector_elements = 16 / std::max<int64_t>(p.element_bytes, 1);
+  const ChannelVectorsPeriod period =
+      channel_vectors_period(p.in_channels, vector_elements, static_cast<int64_t>(acc_bytes(p)));
+  const int64_t min_pixels =
+      channel_vectors_min_pixels(p.in_channels, vector_elements, period.period_vectors * period.copies);
+  return p.batch * (p.height * p.width / min_pixels);
 }
 
 ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,
                                          int64_t slots, int64_t resident_blocks) {
   ChannelRowsTiling t{};
   t.rows_per_step = 1;
-  const int64_t min_pixels = std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads *
-                                                                vector_elements,
-                                                            std::max<int64_t>(channels, 1)));
-  cut_into_block_chunks(t, batch, pixels, min_pixels, resident_blocks);
+  cut_into_block_chunks(t, batch, pixels, channel_vectors_min_pixels(channels, vector_elements, slots),
+                        resident_blocks);
   return t;
 }
 

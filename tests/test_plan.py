@@ -199,6 +199,21 @@ def test_wide_channels_last_reader_by_the_vector_walks_shared_memory(device, c_i
     assert plan_for(shape, DEVICES[device])["split_reader"] == reader
 
 
+# (B, C_in, side of a square plane, dtype's bytes, the split strategy's reader): float32 channels-last x of 32 MiB
+# whose vector walk would have a period of a vector per slot (C not a multiple of 4) and chunks of 128 pixels: fewer
+# than kChannelVectorsMinBlocks blocks go to torch's reduction (the walk took 1.17-1.79x its time, or the fused
+# launch's, docs/limits.md section 76); a period of 175 vectors (C 700, chunks of 32 pixels) and r37's 24 batches keep
+# the channel-rows reader.
+@pytest.mark.parametrize("batch,c_in,side,element_bytes,reader", [
+    (1, 1439, 76, 4, "torch_sum"), (2, 1999, 46, 4, "torch_sum"), (8, 1999, 23, 4, "torch_sum"),  # 45, 32, 32 blocks
+    (8, 700, 39, 4, "channel_rows"), (1, 700, 109, 4, "channel_rows"),  # 376 and 371 blocks
+    (24, 1439, 110, 2, "channel_rows")])  # r37's C and batches (696 blocks at its 165 x 45 pixels)
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_channels_last_vector_walk_needs_blocks_for_the_device(device, batch, c_in, side, element_bytes, reader):
+    shape = problem(batch, c_in, 16, side, side, element_bytes=element_bytes, layout="channels_last")
+    assert plan_for(shape, DEVICES[device])["split_reader"] == reader
+
+
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_float64_contiguous_planes_go_to_the_plane_lanes_reader(device):
     for plane in [(25, 39), (2, 3), (1, 1), (512, 512)]:

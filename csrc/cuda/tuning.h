@@ -310,6 +310,14 @@ constexpr int64_t kChannelRowsItemsPerBlock = 4;
 constexpr int64_t kChannelVectorsMaxSharedBytes = 46 * 1024;
 constexpr int64_t kChannelVectorsMinLoads = 32;
 constexpr int64_t kChannelVectorsMinChannels = 129;
+// The planner takes the walk for x of chunks enough for kChannelVectorsMinBlocks blocks (plan::channel_vectors_blocks,
+// B x the chunks of kChannelVectorsMinLoads loads a slot that a batch's pixels make). A period of many vectors (C 1439
+// or 1999 float32, not a multiple of 4: one slot per vector) takes chunks of 128 pixels, and 1 to 8 batches of 529 to
+// 5776 pixels made 32 to 45 blocks, 1.17-1.79x the time of torch's reduction or the fused launch on all 8 such problems
+// (H200, the few_planes_channels_last grid, docs/limits.md section 76). From 96 blocks on, the walk took 0.57-1.24x the
+// time of the best other reader on the 81 channels-last problems of the grids and the sweep it runs on, at most 1.06x
+// on 76 of them (r37's 696 blocks: 0.75x).
+constexpr int64_t kChannelVectorsMinBlocks = 64;
 
 // The tiled GEMM + logsumexp (gemm_lse.cu): tiles of rows x cols outputs, each of kGemmThreads threads computing
 // thread_rows x thread_cols of them, `depth` channels per step for float accumulators (half as many for double, so
