@@ -164,8 +164,8 @@ def test_envelope_grids_straddle_the_planners_lines():
     the split strategy on medium_planes, the channel-rows reader and torch's reduction on channels_last and
     small_channels_last, the channel-rows reader (its pixel-vector walk), the plane-lanes reader and torch's on
     tiny_channels_last, the channel-rows reader and
-    torch's on float64_channels_last, those two and the fused launch on few_planes_channels_last, the narrow epilogue, the tiled one and cuBLAS's on narrow_columns, the gemv
-    epilogue and every other on few_rows."""
+    torch's on float64_channels_last, those two and the fused launch on few_planes_channels_last, the narrow
+    epilogue, the tiled one and cuBLAS's on narrow_columns, the gemv epilogue and every other on few_rows."""
     from fusedlse_cuda.planning import plan_for
     from problems import ENVELOPE_GRIDS
     from test_plan import H200, problem

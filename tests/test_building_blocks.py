@@ -74,10 +74,9 @@ def test_gemm_lse_float64_specials_in_later_column_tiles(case, rows, channels):
     (csrc/cuda/kernels/reduce.cuh) that flush terms more than 708 below the running maximum to zero. 70 rows: a block
     per column tile (the planner's column runs fill the device). 4000 rows: each block walks 2-3 tiles, each one's
     biases and first step fetched during the previous tile's logsumexp; columns 500 and 650 lie in a run's second
-    tile on 128-132 SMs. 15 rows of 1200 channels: split-K, each column tile's channel ranges added by bias_lse or,
-    on sm_90, by the tile's cluster (gemm_splits_in_cluster). A special value in a late tile, or half the columns
-    that far below, must give torch.logsumexp's answer: the same infinities and NaNs, the finite rows within 1e-12;
-    bitwise the same on a second call."""
+    tile on 128-132 SMs. 15 rows of 1200 channels: split-K, the column tiles' channel ranges added by bias_lse's row
+    kernel. A special value in a late tile, or half the columns that far below, must give torch.logsumexp's answer:
+    the same infinities and NaNs, the finite rows within 1e-12; bitwise the same on a second call."""
     g = torch.Generator().manual_seed(5)
     sums = torch.randn(rows, channels, generator=g, dtype=torch.float64) * 5 / math.sqrt(channels / 25)
     weight_sum = torch.randn(channels, 700, generator=g, dtype=torch.float64) / 5

@@ -513,9 +513,8 @@ def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
 
 # (B, C_in, C_out): thin GEMMs over many channels, whose tiled epilogue splits the channels (split-K: a few row and
 # column tiles, each a long chain of depth steps): every tile, a last range shorter than the others, rows and
-# columns past the last tile's; few rows of 1000 and 3860 logits, whose partials bias_lse's row kernel adds (or, in
-# float64 on sm_90, each column tile's ranges a cluster: gemm_splits_in_cluster); one float64 column tile over 5
-# row tiles, whose clusters write the rows' outputs themselves.
+# columns past the last tile's; few rows of 1000 and 3860 logits, whose partials bias_lse's row kernel adds; one
+# column tile over 5 row tiles of the tensor-core tile (61 float64 columns), whose partials a warp a row adds.
 SPLIT_K_CASES = [(15, 1125, 135), (7, 5000, 300), (100, 3001, 20), (3, 777, 4), (40, 2000, 1000), (200, 1500, 70),
                  (15, 686, 3860), (150, 1400, 61)]
 
