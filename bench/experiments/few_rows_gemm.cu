@@ -27,6 +27,7 @@
 #include <cmath>
 #include <type_traits>
 
+#include "gemm_bench.cuh"  // random_values, device_copy, add_splits, relative_error, gemm_truth, free_device
 #include "read_bench.cuh"  // CHECK, median_ms, device_and_flush
 
 constexpr int kMaxChunk = 256;  // channels a block stages at most
@@ -85,16 +86,6 @@ __global__ void columns_gemm(const A* __restrict__ sums, const A* __restrict__ w
   }
 }
 
-// logits [batch x n] = the splits' partials added in order.
-template <typename A>
-__global__ void add_splits(const A* __restrict__ partial, A* __restrict__ logits, int64_t count, int splits) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    A total = 0;
-    for (int s = 0; s < splits; ++s) total += partial[s * count + i];
-    logits[i] = total;
-  }
-}
-
 template <typename A> void gemm_cublas(cublasHandle_t h, const A* s, const A* w, A* c, int b, int k, int n);
 template <>
 void gemm_cublas<double>(cublasHandle_t h, const double* s, const double* w, double* c, int b, int k, int n) {
@@ -122,37 +113,20 @@ void try_columns(const A* s, const A* w, A* partial, A* logits, const std::vecto
   const double gemm_ms = median_ms(before, gemm);
   const double both_ms = median_ms(before, [&] { gemm(); add(); });
   CHECK(cudaGetLastError());
-  std::vector<A> got(count);
-  CHECK(cudaMemcpy(got.data(), logits, count * sizeof(A), cudaMemcpyDeviceToHost));
-  double err = 0, scale = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    err = std::max(err, std::fabs(double(got[i]) - truth[i]));
-    scale = std::max(scale, std::fabs(truth[i]));
-  }
+  const double err = relative_error(logits, truth);
   const double wsum_gbps = double(k) * n * sizeof(A) / (gemm_ms * 1e6);
   std::printf("  vector %2d B rows %2d loads %2d %s threads %3d splits %3d blocks %5d: gemm %7.2f us (%5.0f GB/s of "
               "W.sum), +add %7.2f us; cuBLAS/gemm %.2f; err %.1e\n",
               int(sizeof(V)), kRows, kLoads, kPipe ? "pipe" : "    ", threads, splits, grid.x * grid.y,
-              gemm_ms * 1e3, wsum_gbps, both_ms * 1e3, cublas_ms / gemm_ms, err / scale);
+              gemm_ms * 1e3, wsum_gbps, both_ms * 1e3, cublas_ms / gemm_ms, err);
 }
 
 template <typename A> void shape(const char* name, int b, int k, int n, void* flush, cublasHandle_t h, int sms) {
-  const int64_t sn = int64_t(b) * k, wn = int64_t(k) * n, cn = int64_t(b) * n;
-  std::vector<A> hs(sn), hw(wn);
+  const int64_t wn = int64_t(k) * n, cn = int64_t(b) * n;
   srand(1);
-  for (auto& v : hs) v = A(rand() % 2001 - 1000) / 1000;
-  for (auto& v : hw) v = A(rand() % 2001 - 1000) / 1000;
-  std::vector<double> truth(cn, 0.0);
-  for (int r = 0; r < b; ++r)
-    for (int c = 0; c < k; ++c)
-      for (int j = 0; j < n; ++j) truth[int64_t(r) * n + j] += double(hs[int64_t(r) * k + c]) * hw[int64_t(c) * n + j];
-  A *s, *w, *partial, *logits;
-  CHECK(cudaMalloc(&s, sn * sizeof(A)));
-  CHECK(cudaMalloc(&w, wn * sizeof(A)));
-  CHECK(cudaMalloc(&partial, cn * sizeof(A) * 64));
-  CHECK(cudaMalloc(&logits, cn * sizeof(A)));
-  CHECK(cudaMemcpy(s, hs.data(), sn * sizeof(A), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(w, hw.data(), wn * sizeof(A), cudaMemcpyHostToDevice));
+  const std::vector<A> hs = random_values<A>(int64_t(b) * k), hw = random_values<A>(wn);
+  const std::vector<double> truth = gemm_truth(hs, k, 1, hw, b, k, n);
+  A *s = device_copy(hs), *w = device_copy(hw), *partial = device_buffer<A>(cn * 64), *logits = device_buffer<A>(cn);
   auto before = [&](int) { CHECK(cudaMemsetAsync(flush, 0, 256 << 20)); };
   const double cublas_ms = median_ms(before, [&] { gemm_cublas<A>(h, s, w, logits, b, k, n); });
   std::printf("%s [%d, %d] x [%d, %d] %s: cuBLAS %.2f us (%.0f GB/s of W.sum)\n", name, b, k, k, n,
@@ -167,10 +141,7 @@ template <typename A> void shape(const char* name, int b, int k, int n, void* fl
       try_columns<A, V8, 16, 16, true>(s, w, partial, logits, truth, b, k, n, threads, splits, flush, cublas_ms, sms);
     }
   }
-  CHECK(cudaFree(s));
-  CHECK(cudaFree(w));
-  CHECK(cudaFree(partial));
-  CHECK(cudaFree(logits));
+  free_device(s, w, partial, logits);
 }
 
 int main() {

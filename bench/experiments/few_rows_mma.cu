@@ -28,6 +28,7 @@
 
 #include <cmath>
 
+#include "gemm_bench.cuh"  // random_values, device_copy, add_splits, relative_error, gemm_truth, free_device
 #include "read_bench.cuh"  // CHECK, median_ms, device_and_flush
 
 constexpr int kRowsPerPass = 16;
@@ -166,15 +167,6 @@ void flush_l2(void* flush) {
   }
 }
 
-// logits [count] = the splits' partials added in order.
-__global__ void add_splits(const double* __restrict__ partial, double* __restrict__ logits, int64_t count, int splits) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < count; i += int64_t(gridDim.x) * blockDim.x) {
-    double total = 0;
-    for (int s = 0; s < splits; ++s) total += partial[s * count + i];
-    logits[i] = total;
-  }
-}
-
 template <int kCols, int kPasses = 0>
 void try_slices(const double* s, const double* w, double* partial, double* logits, const std::vector<double>& truth,
                 int b, int k, int n, int chunk, void* flush, double cublas_ms, int sms, int64_t row_stride = 0,
@@ -196,42 +188,26 @@ void try_slices(const double* s, const double* w, double* partial, double* logit
     kernel<<<grid, kWarps * 32, shared>>>(s, w, target, b, k, n, chunk, row_stride, channel_stride);
   };
   const int64_t count = int64_t(b) * n;
-  auto add = [&] { if (splits > 1) add_splits<<<sms * 4, 256>>>(partial, logits, count, splits); };
+  auto add = [&] { if (splits > 1) add_splits<double><<<sms * 4, 256>>>(partial, logits, count, splits); };
   const double gemm_ms = median_ms(before, gemm);
   const double both_ms = median_ms(before, [&] { gemm(); add(); });
   CHECK(cudaGetLastError());
-  std::vector<double> got(count);
-  CHECK(cudaMemcpy(got.data(), logits, count * sizeof(double), cudaMemcpyDeviceToHost));
-  double err = 0, scale = 0;
-  for (int64_t i = 0; i < count; ++i) {
-    err = std::max(err, std::fabs(got[i] - truth[i]));
-    scale = std::max(scale, std::fabs(truth[i]));
-  }
+  const double err = relative_error(logits, truth);
   std::printf("  cols %3d rows %3d chunk %4d splits %3d blocks %5d (%d a SM, %6.1f KiB): gemm %6.2f us (%5.0f GB/s of "
               "W.sum), +add %6.2f us; cuBLAS/gemm %.2f; err %.1e\n",
               kCols, passes * kRowsPerPass, chunk, splits, grid.x * grid.y * grid.z, per_sm, shared / 1024.0,
-              gemm_ms * 1e3, double(k) * n * 8 / (gemm_ms * 1e6), both_ms * 1e3, cublas_ms / gemm_ms, err / scale);
+              gemm_ms * 1e3, double(k) * n * 8 / (gemm_ms * 1e6), both_ms * 1e3, cublas_ms / gemm_ms, err);
 }
 
 // r43's GEMM with its sums read where they lie: x's one-element planes 6 doubles apart ([B, C_in, 1, 6][..., :1]).
 void in_place(const char* name, int b, int k, int n, void* flush, int sms) {
   constexpr int kApart = 6;
-  const int64_t xn = int64_t(b) * k * kApart, wn = int64_t(k) * n, cn = int64_t(b) * n;
-  std::vector<double> hx(xn), hw(wn);
+  const int64_t wn = int64_t(k) * n, cn = int64_t(b) * n;
   srand(2);
-  for (auto& v : hx) v = double(rand() % 2001 - 1000) / 1000;
-  for (auto& v : hw) v = double(rand() % 2001 - 1000) / 1000;
-  std::vector<double> truth(cn, 0.0);
-  for (int r = 0; r < b; ++r)
-    for (int c = 0; c < k; ++c)
-      for (int j = 0; j < n; ++j) truth[int64_t(r) * n + j] += hx[(int64_t(r) * k + c) * kApart] * hw[int64_t(c) * n + j];
-  double *x, *w, *partial, *logits;
-  CHECK(cudaMalloc(&x, xn * sizeof(double)));
-  CHECK(cudaMalloc(&w, wn * sizeof(double)));
-  CHECK(cudaMalloc(&partial, cn * sizeof(double) * 32));
-  CHECK(cudaMalloc(&logits, cn * sizeof(double)));
-  CHECK(cudaMemcpy(x, hx.data(), xn * sizeof(double), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(w, hw.data(), wn * sizeof(double), cudaMemcpyHostToDevice));
+  const std::vector<double> hx = random_values<double>(int64_t(b) * k * kApart), hw = random_values<double>(wn);
+  const std::vector<double> truth = gemm_truth(hx, int64_t(k) * kApart, kApart, hw, b, k, n);
+  double *x = device_copy(hx), *w = device_copy(hw), *partial = device_buffer<double>(cn * 32);
+  double* logits = device_buffer<double>(cn);
   std::printf("%s [%d, %d] (one-element planes %d doubles apart) x [%d, %d] float64, x read in place\n", name, b, k,
               kApart, k, n);
   for (int chunk : {64, 96, 128, 176, 232, 336}) {
@@ -239,29 +215,16 @@ void in_place(const char* name, int b, int k, int n, void* flush, int sms) {
     try_slices<64, 2>(x, w, partial, logits, truth, b, k, n, chunk, flush, 0, sms, int64_t(k) * kApart, kApart);
     try_slices<64, 4>(x, w, partial, logits, truth, b, k, n, chunk, flush, 0, sms, int64_t(k) * kApart, kApart);
   }
-  CHECK(cudaFree(x));
-  CHECK(cudaFree(w));
-  CHECK(cudaFree(partial));
-  CHECK(cudaFree(logits));
+  free_device(x, w, partial, logits);
 }
 
 void shape(const char* name, int b, int k, int n, void* flush, cublasHandle_t h, int sms) {
-  const int64_t sn = int64_t(b) * k, wn = int64_t(k) * n, cn = int64_t(b) * n;
-  std::vector<double> hs(sn), hw(wn);
+  const int64_t wn = int64_t(k) * n, cn = int64_t(b) * n;
   srand(1);
-  for (auto& v : hs) v = double(rand() % 2001 - 1000) / 1000;
-  for (auto& v : hw) v = double(rand() % 2001 - 1000) / 1000;
-  std::vector<double> truth(cn, 0.0);
-  for (int r = 0; r < b; ++r)
-    for (int c = 0; c < k; ++c)
-      for (int j = 0; j < n; ++j) truth[int64_t(r) * n + j] += hs[int64_t(r) * k + c] * hw[int64_t(c) * n + j];
-  double *s, *w, *partial, *logits;
-  CHECK(cudaMalloc(&s, sn * sizeof(double)));
-  CHECK(cudaMalloc(&w, wn * sizeof(double)));
-  CHECK(cudaMalloc(&partial, cn * sizeof(double) * 128));
-  CHECK(cudaMalloc(&logits, cn * sizeof(double)));
-  CHECK(cudaMemcpy(s, hs.data(), sn * sizeof(double), cudaMemcpyHostToDevice));
-  CHECK(cudaMemcpy(w, hw.data(), wn * sizeof(double), cudaMemcpyHostToDevice));
+  const std::vector<double> hs = random_values<double>(int64_t(b) * k), hw = random_values<double>(wn);
+  const std::vector<double> truth = gemm_truth(hs, k, 1, hw, b, k, n);
+  double *s = device_copy(hs), *w = device_copy(hw), *partial = device_buffer<double>(cn * 128);
+  double* logits = device_buffer<double>(cn);
   auto before = [&](int) { flush_l2(flush); };
   const double one = 1, zero = 0;  // row-major [b, n] = [b, k] x [k, n]: column-major c^T = w^T s^T
   const double cublas_ms = median_ms(before, [&] {
@@ -274,10 +237,7 @@ void shape(const char* name, int b, int k, int n, void* flush, cublasHandle_t h,
     try_slices<64>(s, w, partial, logits, truth, b, k, n, chunk, flush, cublas_ms, sms);
     try_slices<128>(s, w, partial, logits, truth, b, k, n, chunk, flush, cublas_ms, sms);
   }
-  CHECK(cudaFree(s));
-  CHECK(cudaFree(w));
-  CHECK(cudaFree(partial));
-  CHECK(cudaFree(logits));
+  free_device(s, w, partial, logits);
 }
 
 int main() {
