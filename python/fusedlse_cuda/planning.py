@@ -65,7 +65,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             channels-last x and other layouts, and those tiny channels-last planes), ``"channel_rows"``
             (channels-last x a pixel of C channels at a time, in place: at least 400 pixels per plane (256 for
             pixels of 32 to 800 bytes), and up to 128 channels (256 in float64), or more where its pixels follow each
-            other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load, or in float64 x whose
+            other (``problem["pixels_follow"]``) in 16- or 32-bit x: read then 16 bytes a load, where its items make
+            64 blocks or more (``kChannelVectorsMinBlocks``), or in float64 x whose
             pixels are whole aligned 128-byte lines (C a multiple of 16): a thread per batch, chunk of pixels and
             16-byte vector of a pixel; and planes of 2 to
             144 pixels whose pixels are whole aligned 16-byte vectors (``problem["pixel_vectors"]``) of 64 bytes or
