@@ -411,6 +411,34 @@ def test_tap_shares_added_in_the_lse_launch_or_by_torch(c_in, c_out, added):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("shape,dtype,groups", [
+    ((64, 64, 24, 24, 8, 3, 3), torch.float32, 1),     # 4096 planes: more than the combine's warps on an H200
+    ((2, 3, 160, 160, 500, 3, 3), torch.float32, 1),   # 500 columns of 9 taps: too large a stage, read in place
+    ((4, 8, 80, 144, 64, 3, 3), torch.bfloat16, 2),    # a group's 32 columns staged
+    ((3, 6, 40, 72, 40, 2, 3), torch.float16, 1),      # 6 taps: an odd pitch of 7
+    ((3, 6, 40, 72, 40, 3, 3), torch.float64, 1),      # float64: read in place
+])
+def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
+    """The combining launch's shares from the weight staged in shared memory (its warp's first plane's before the
+    wait for the reader, later planes' after it) or read where it lies: each against the float64 model, and the
+    forward without the per-tap sums bitwise the forward with them."""
+    batch, c_in, height, width, c_out, kh, kw = shape
+    x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out, kh, kw, dtype=dtype, device="cuda",
+                                              seed=c_out)
+    weight = weight[:, :c_out // groups].contiguous()
+    plan = fusedlse_cuda.explain(x, weight, padding=1, groups=groups)
+    assert plan["tap_sums"] == "kernels" and plan["gemm"]["strategy"] == "tap_shares", plan
+    poison_allocator("cuda")
+    args = (x, weight, conv_bias, bias) + tuple(conv_settings(padding=1, groups=groups).values())
+    out = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+    with_sums = torch.ops.fusedlse.forward(*args, keep_sums=True)[0]
+    truth = reference.truth(x, weight, conv_bias, bias, padding=1, groups=groups)
+    assert rel_err(out, truth) <= TOLERANCE[dtype]
+    assert torch.equal(out, with_sums)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     x = torch.randn(2, 4, 8, 32, device="cuda")
     weight = torch.randn(4, 3, 3, 3, device="cuda")

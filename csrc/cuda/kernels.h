@@ -229,6 +229,9 @@ struct TapSumsArgs {
   void* shares;        // [B*C, c_out] accumulation type
   int64_t c_out;
   int64_t read_blocks, combine_blocks;  // read_blocks: one warp per (plane, run), the hardware balancing them
+  // Above 0 (shares only): tap_combine_kernel stages each plane's channel's weight in shared memory, column n's taps
+  // at n * weight_pitch (odd: a warp's columns in distinct banks), the first plane's before its wait for the reader.
+  int32_t weight_pitch;
   // Where the cells are all the forward reads (sums and shares null, complete_grid): the middle row's cells by
   // groups of middle_lanes lanes a plane (a power of two, at most 32: tap_middle_cells_kernel), combine_blocks of
   // them, none where there is no middle row. 0: tap_combine_kernel.
@@ -450,8 +453,12 @@ int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bo
                            int32_t stage_bytes);
 // tap_grid_kernel's dynamic shared memory: the border sums (border_side 0), then a stage of stage_bytes a warp.
 size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, int32_t stage_bytes);
-// tap_combine_kernel's blocks that fit on an SM, for TapSumsArgs::border_side and whether it stores the tap sums.
-int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums);
+// tap_combine_kernel's dynamic shared memory for `args` (its cells, taps and staged weight a warp).
+size_t tap_combine_shared_bytes(const TapSumsArgs& args);
+// tap_combine_kernel's blocks that fit on an SM, for TapSumsArgs::border_side, whether it stores the tap sums, whether
+// it stages the weight (weight_pitch > 0) and its dynamic shared memory.
+int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums, bool staged_weight,
+                                size_t shared_bytes);
 // Runs gemm_lse, and its merge when args.column_runs > 1; with args.k_splits > 1 only the partial logits (the caller
 // runs bias_lse over them).
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);

@@ -1503,11 +1503,22 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
                                       props.multiprocessors * props.warps_per_sm / kWarpsPerBlock)
                            : 0;
   } else {
+    // The weight staged for the shares where kTapCombineBlocksPerSm blocks of it fit on an SM, without opting in
+    // past kDefaultSharedBytesPerBlock (the H200's headline: 36.9 KiB a block; not the RTX 4090's 100 KiB an SM),
+    // but not float64's (tap_combine_kernel has no such instance).
+    if (weight != nullptr && a.kind != ScalarKind::kDouble) {
+      a.weight_pitch = static_cast<int32_t>(rows.taps * cols.taps) | 1;
+      const int64_t limit = std::min<int64_t>(kDefaultSharedBytesPerBlock,
+                                              props.shared_bytes_per_sm / kTapCombineBlocksPerSm);
+      if (static_cast<int64_t>(tap_combine_shared_bytes(a)) > limit) a.weight_pitch = 0;
+    }
     // The combining warps loop over the planes: no more blocks than fit at once (a later wave of them would start
     // only as the first ended).
-    const int64_t combine_per_sm =
-        once_per_key(std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps),
-                     [&] { return tap_combine_resident_per_sm(a.kind, a.border_side, want_taps); });
+    const size_t combine_shared = tap_combine_shared_bytes(a);
+    const bool staged_weight = a.weight_pitch > 0;
+    const int64_t combine_per_sm = once_per_key(
+        std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps, staged_weight, combine_shared),
+        [&] { return tap_combine_resident_per_sm(a.kind, a.border_side, want_taps, staged_weight, combine_shared); });
     a.combine_blocks = std::min(props.multiprocessors * combine_per_sm, ceil_div(planes, int64_t{kWarpsPerBlock}));
   }
   C10_CUDA_CHECK(launch_tap_sums(a, c10::cuda::getCurrentCUDAStream().stream()));

@@ -535,38 +535,86 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
 // ones uncapped).
 constexpr int tap_combine_blocks_per_sm(int side) { return side > 0 ? kTapCombineBlocksPerSm : 1; }
 
+// tap_combine_kernel's dynamic shared memory a warp, in values of the accumulation type: the plane's cells, its taps,
+// then where TapSumsArgs::weight_pitch > 0 its channel's weight, column n's taps at n * weight_pitch.
+__host__ __device__ inline int64_t combine_warp_values(const TapSumsArgs& a) {
+  return a.rows.segments * a.cols.segments + a.rows.taps * a.cols.taps +
+         (a.weight_pitch > 0 ? a.c_out / a.groups * a.weight_pitch : 0);
+}
+
+// The weight of channel c ([c_out / groups, taps] contiguous, in `kind`) into `stage` (column n's taps at n *
+// weight_pitch) by the warp's lanes, kStageLoads loads in flight a lane.
+template <typename T>
+__device__ __forceinline__ void stage_channel_weight(const TapSumsArgs& a, int64_t c, int lane, acc_t<T>* stage) {
+  constexpr int kStageLoads = 8;
+  const int taps = a.rows.taps * a.cols.taps;
+  const int values = static_cast<int>(a.c_out / a.groups) * taps;  // a stage's worth: within shared memory
+  const T* weight = static_cast<const T*>(a.weight) + c * values;
+#pragma unroll 1
+  for (int i0 = lane; i0 < values; i0 += 32 * kStageLoads) {
+    T v[kStageLoads];
+#pragma unroll
+    for (int u = 0; u < kStageLoads; ++u) {
+      if (i0 + 32 * u >= values) break;
+      v[u] = __ldg(weight + i0 + 32 * u);
+    }
+#pragma unroll
+    for (int u = 0; u < kStageLoads; ++u) {
+      const int i = i0 + 32 * u;
+      if (i >= values) break;
+      const int column = i / taps;
+      stage[column * a.weight_pitch + (i - column * taps)] = to_acc(v[u]);
+    }
+  }
+}
+
 // A warp per plane: its cells staged in shared memory (the border rows' from the reader's grid, the middle row's the
 // runs' partials added, lanes across runs, then a butterfly: a fixed order), then each tap's sum of the cells it
 // keeps, lanes across taps; then, where asked, the plane's share of the cropped GEMM, lanes across columns, the taps
 // in order (from shared memory: every lane needs every tap). Each step issues its loads before its adds: the
 // combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per border column, per
-// cell a tap keeps and per 32 columns of shares; padding 3, 40.9). kTapSums false (TapSumsArgs::sums null): the
-// taps are staged for the shares but not stored (an instance, not a run-time test: either way the float64 kernel
-// without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill too). kSide as
-// tap_grid_kernel's: a run's partials are at most 1 + 2 * kSide (registers for them), and the blocks per SM
-// tap_combine_blocks_per_sm says.
-template <typename T, bool kTapSums, int kSide>
+// cell a tap keeps and per 32 columns of shares; padding 3, 40.9). The weight of a warp's first plane's channel is
+// staged in shared memory before the wait for the reader (TapSumsArgs::weight_pitch; the caller's, ready before the
+// reader started), whose last blocks it overlaps: the shares' loads after the wait took 4.1 us of the headline's
+// padding 1, the cells' 3.6, a launch with nothing after its wait 0.6 (docs/limits.md §77). kTapSums false
+// (TapSumsArgs::sums null): the taps are staged for the shares but not stored (an instance, not a run-time test:
+// either way the float64 kernel without the store spills 16 bytes on sm_90, and the run-time test made the one with
+// it spill too). kSide as tap_grid_kernel's: a run's partials are at most 1 + 2 * kSide (registers for them), and the
+// blocks per SM tap_combine_blocks_per_sm says. Dynamic shared memory: combine_warp_values a warp.
+template <typename T, bool kTapSums, int kSide, bool kStagedWeight>
 __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide))
     tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
-  constexpr int kMaxSegments = 2 * kMaxTapCut + 1, kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
   // A lane's loads of the weight in flight: 32 (16 of float64, which spilled registers at 32).
   constexpr int kShareColumns = sizeof(A) == 8 ? 2 : 4, kShareTaps = 8;
-  __shared__ A staged_cells[kWarpsPerBlock][kMaxSegments * kMaxSegments];
-  __shared__ A staged_taps[kWarpsPerBlock][kMaxKernelTaps * kMaxKernelTaps];
+  extern __shared__ __align__(16) unsigned char combine_shared[];
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
   A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW], or null: the shares or cells alone
-  wait_for_previous_grid();
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int partial_count = 1 + a.cols.head + a.cols.tail;
-  const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
   const int64_t planes = a.batch * a.channels;
   const int taps = a.rows.taps * a.cols.taps, cells = a.rows.segments * a.cols.segments;
-  A* plane_cells = staged_cells[warp];  // [row segments, column segments]
-  for (int64_t plane = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; plane < planes;
-       plane += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
-    for (int cell = lane; cell < cells; cell += 32) {
+  A* plane_cells = reinterpret_cast<A*>(combine_shared) + warp * combine_warp_values(a);  // [row, column segments]
+  A* plane_taps = plane_cells + cells;                                                    // [taps]
+  A* weight_stage = plane_taps + taps;  // [c_out / groups, weight_pitch], where weight_pitch > 0
+  const int64_t first_plane = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  // Before the wait only where the reader's every block waited for the grid ahead of it before letting this grid
+  // start (not beside_previous): then whatever made the weight has ended.
+  const bool staged_early = kStagedWeight && !a.beside_previous;
+  if (staged_early && first_plane < planes) stage_channel_weight<T>(a, first_plane % a.channels, lane, weight_stage);
+  wait_for_previous_grid();
+  const int partial_count = 1 + a.cols.head + a.cols.tail;
+  const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
+  for (int64_t plane = first_plane; plane < planes; plane += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
+    if (kStagedWeight && (plane != first_plane || !staged_early)) {
+      stage_channel_weight<T>(a, plane % a.channels, lane, weight_stage);
+    }
+    // The border rows' cells (the reader's grid) and the runs' partials in one trip: a lane's first cell is held in
+    // a register until the partials' loads are out (stored at once, it waited for its load before them).
+    const bool own_cell = lane < cells && (!middle_row || lane / a.cols.segments != a.rows.head);
+    const A own = own_cell ? grid[plane * cells + lane] : A(0);
+    for (int cell = lane + 32; cell < cells; cell += 32) {
       if (!middle_row || cell / a.cols.segments != a.rows.head) plane_cells[cell] = grid[plane * cells + cell];
     }
     if (middle_row) {
@@ -575,6 +623,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         const A* run = partials + (plane * a.chunks + chunk) * partial_count;
         add_run(run, partial_count, totals);
       }
+      if (own_cell) plane_cells[lane] = own;
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
       for (int k = 0; k < kMaxPartials; ++k) {
@@ -588,7 +637,8 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         }
       }
     }
-    __syncwarp();  // cells written by other lanes are read by every lane
+    if (!middle_row && own_cell) plane_cells[lane] = own;
+    __syncwarp();  // cells (and the staged weight) written by other lanes are read by every lane
     for (int tap = lane; tap < taps; tap += 32) {
       const int t = tap / a.cols.taps, u = tap - t * a.cols.taps;
       A total = 0;
@@ -596,12 +646,13 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         for (int q = a.cols.first[u]; q < a.cols.end[u]; ++q) total += plane_cells[r * a.cols.segments + q];
       }
       if constexpr (kTapSums) sums[plane * taps + tap] = total;
-      staged_taps[warp][tap] = total;
+      plane_taps[tap] = total;
     }
     __syncwarp();
     if (a.shares != nullptr) {
       // The weight read where it lies (a lane's taps side by side; the warp's columns share L1 lines) rather than
-      // copied into rows first: that copy was a launch ahead of the reader, 2 us of the headline's forward (H200).
+      // copied into rows first: that copy was a launch ahead of the reader, 2 us of the headline's forward (H200);
+      // or from its stage.
       const int64_t c = plane % a.channels, group_columns = a.c_out / a.groups;
       const int64_t group_first = c / (a.channels / a.groups) * group_columns;  // c's group's first column
       const T* weight = static_cast<const T*>(a.weight) + c * group_columns * taps;  // [c_out / groups, taps]
@@ -616,11 +667,12 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
           for (int j = 0; j < kShareColumns; ++j) {
             const int64_t column = n0 + 32 * j - group_first;  // in c's group's weight, where in [0, group_columns)
             const bool in_group = column >= 0 && column < group_columns;
-            const T* column_taps = weight + (in_group ? column : 0) * taps + t0;
+            const int64_t kept = in_group ? column : 0;
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
               if (t0 + u >= taps) break;
-              const A value = to_acc(__ldg(column_taps + u));
+              const A value = kStagedWeight ? weight_stage[kept * a.weight_pitch + t0 + u]
+                                            : to_acc(__ldg(weight + kept * taps + t0 + u));
               w[j][u] = in_group ? value : A(0);
             }
           }
@@ -629,7 +681,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
               if (t0 + u >= taps) break;
-              total[j] += staged_taps[warp][t0 + u] * w[j][u];
+              total[j] += plane_taps[t0 + u] * w[j][u];
             }
           }
         }
@@ -639,7 +691,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         }
       }
     }
-    __syncwarp();  // the staged cells and taps are the next plane's
+    __syncwarp();  // the staged cells, taps and weight are the next plane's
   }
 }
 
@@ -884,6 +936,17 @@ __global__ void __launch_bounds__(kBlockThreads) cell_weight_pairs_kernel(const 
   }
 }
 
+// f(kernel) for tap_combine_kernel<T, tap_sums, kSide, staged_weight>; float64 has no staged instance (its stage
+// spilled 20-108 bytes on sm_90 under the cap; TapSumsArgs::weight_pitch is 0 for it).
+template <typename T, int kSide, typename F> auto with_tap_combine_kernel(bool tap_sums, bool staged_weight, F&& f) {
+  if constexpr (sizeof(T) < 8) {
+    if (staged_weight) {
+      return tap_sums ? f(tap_combine_kernel<T, true, kSide, true>) : f(tap_combine_kernel<T, false, kSide, true>);
+    }
+  }
+  return tap_sums ? f(tap_combine_kernel<T, true, kSide, false>) : f(tap_combine_kernel<T, false, kSide, false>);
+}
+
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
@@ -902,8 +965,10 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
       return launch_after_previous(tap_middle_cells_kernel<acc_t<T>, kSide>, static_cast<unsigned>(a.combine_blocks),
                                    kBlockThreads, stream, a);
     }
-    const auto combine = a.sums != nullptr ? tap_combine_kernel<T, true, kSide> : tap_combine_kernel<T, false, kSide>;
-    return launch_after_previous(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
+    return with_tap_combine_kernel<T, kSide>(a.sums != nullptr, a.weight_pitch > 0, [&](auto combine) {
+      return launch_after_previous_with_shared(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads,
+                                               tap_combine_shared_bytes(a), stream, a);
+    });
   });
 }
 
@@ -965,13 +1030,18 @@ int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bo
   });
 }
 
-int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums) {
+size_t tap_combine_shared_bytes(const TapSumsArgs& a) {
+  return static_cast<size_t>(kWarpsPerBlock * combine_warp_values(a)) * (a.kind == ScalarKind::kDouble ? 8 : 4);
+}
+
+int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums, bool staged_weight,
+                                size_t shared_bytes) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
     return with_border_side(border_side, 1, [&](auto side) {
-      constexpr int kSide = decltype(side)::value;
-      return resident_blocks_per_sm(tap_sums ? tap_combine_kernel<T, true, kSide> : tap_combine_kernel<T, false, kSide>,
-                                    kBlockThreads, 0);
+      return with_tap_combine_kernel<T, decltype(side)::value>(tap_sums, staged_weight, [&](auto combine) {
+        return resident_blocks_per_sm(combine, kBlockThreads, shared_bytes);
+      });
     });
   });
 }
