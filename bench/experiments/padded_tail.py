@@ -1,0 +1,75 @@
+"""Where the headline's padded forward spends its time after the reader (docs/limits.md section 77): each call after a
+256 MB copy (an L2 flush), 15 calls under torch.profiler, and for each kernel its start and end in microseconds from
+the call's first kernel (medians over the calls), with do_bench's time of the call. An experiment build's run-time
+switch, an environment variable read on every call (the patches of section 77: FUSEDLSE_TAP_FINISH in
+finish_in_reader.patch), is set to each of the given values in turn.
+
+    python3 bench/experiments/padded_tail.py [VARIABLE=V1,V2,...] [--paddings 1,2,3] [--dtype float32]   # GPU
+"""
+import argparse
+import os
+import statistics
+import sys
+
+import torch
+import triton.testing
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import fusedlse_cuda  # noqa: E402
+from problems import make_inputs, require_cuda  # noqa: E402
+
+
+def spans(call, flush_from, flush_to, calls=15):
+    """{(index, kernel name): (start, end)} medians over `calls` calls, each after a flush, and the median span."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            flush_to.copy_(flush_from)
+            call()
+        torch.cuda.synchronize()
+    events = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA),
+                    key=lambda e: e.time_range.start)
+    per_call, current = [], None
+    for e in events:
+        if "copy" in e.name.lower():  # the flush: a new call starts after it
+            current = []
+            per_call.append(current)
+        elif current is not None:
+            current.append(e)
+    times, totals = {}, []
+    for kernels in filter(None, per_call):
+        first = min(e.time_range.start for e in kernels)
+        totals.append(max(e.time_range.end for e in kernels) - first)
+        for i, e in enumerate(kernels):
+            times.setdefault((i, e.name[:60]), []).append((e.time_range.start - first, e.time_range.end - first))
+    medians = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in times.items()}
+    return medians, statistics.median(totals)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("switch", nargs="?", default="", help="VARIABLE=V1,V2,...: an experiment build's switch")
+    parser.add_argument("--paddings", default="1,2,3")
+    parser.add_argument("--dtype", default="float32")
+    args = parser.parse_args()
+    require_cuda("bench/experiments/padded_tail.py")
+    variable, values = (args.switch.split("=") + [""])[:2] if args.switch else ("", "")
+    flush_from = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    flush_to = torch.empty_like(flush_from)
+    x, weight, conv_bias, bias = (t.to(getattr(torch, args.dtype)) for t in make_inputs("headline"))
+    for padding in [0] + [int(p) for p in args.paddings.split(",")]:
+        for value in (values.split(",") if variable and padding else [None]):
+            if value is not None:
+                os.environ[variable] = value
+            call = lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding)  # noqa: E731
+            call()
+            torch.cuda.synchronize()
+            call_us = triton.testing.do_bench(call, warmup=25, rep=200, return_mode="median") * 1000
+            kernels, span = spans(call, flush_from, flush_to)
+            label = f"padding {padding}" + (f" {variable}={value}" if value is not None else "")
+            print(f"== {label}  do_bench {call_us:.1f} us  span {span:.1f}", flush=True)
+            for (_, name), (begin, end) in sorted(kernels.items()):
+                print(f"   {begin:7.1f} -> {end:7.1f} ({end - begin:6.1f})  {name}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
