@@ -28,6 +28,30 @@ def plan_text(args):
     return "/".join(str(plan.get(key)) for key in ("strategy", "reader", "epilogue"))
 
 
+def call_spans(prof, is_flush):
+    """({(index, kernel name): (start, end)}, span): the CUDA kernels `prof` recorded, a call being the kernels after
+    each flush (a kernel whose name is_flush), each kernel's start and end in microseconds from its call's first
+    kernel and the call's span, medians over the calls."""
+    kernels = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA),
+                     key=lambda e: e.time_range.start)
+    calls, current = [], None
+    for event in kernels:
+        if is_flush(event.name):  # a new call starts after it
+            current = []
+            calls.append(current)
+        elif current is not None:
+            current.append(event)
+    spans, times = [], {}
+    for events in filter(None, calls):
+        first = min(e.time_range.start for e in events)
+        spans.append(max(e.time_range.end for e in events) - first)
+        for i, e in enumerate(events):
+            times.setdefault((i, e.name[:70]), []).append((e.time_range.start - first, e.time_range.end - first))
+    medians = {key: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v))
+               for key, v in times.items()}
+    return medians, statistics.median(spans)
+
+
 def main(specs):
     require_cuda("bench/experiments/call_timeline.py")
     problems = random_problems()
@@ -54,25 +78,10 @@ def main(specs):
                     call()
                 torch.cuda.synchronize()
             plan = plan_text(args)
-        kernels = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA),
-                         key=lambda e: e.time_range.start)
-        calls, current = [], None
-        for event in kernels:
-            if "fill" in event.name.lower():  # the flush: a new call starts after it
-                current = []
-                calls.append(current)
-            elif current is not None:
-                current.append(event)
-        spans, times = [], {}
-        for events in filter(None, calls):
-            first = min(e.time_range.start for e in events)
-            spans.append(max(e.time_range.end for e in events) - first)
-            for i, e in enumerate(events):
-                times.setdefault((i, e.name[:70]), []).append((e.time_range.start - first, e.time_range.end - first))
+        times, span = call_spans(prof, lambda name: "fill" in name.lower())
         print(f"== {spec}  do_bench {call_us:.1f} us  host {host_us:.1f} us/call  gpu span "
-              f"{statistics.median(spans):.1f} us  plan {plan}", flush=True)
-        for (_, name), v in sorted(times.items()):
-            begin, end = statistics.median(a for a, _ in v), statistics.median(b for _, b in v)
+              f"{span:.1f} us  plan {plan}", flush=True)
+        for (_, name), (begin, end) in sorted(times.items()):
             print(f"   {begin:7.1f} -> {end:7.1f} ({end - begin:6.1f})  {name}", flush=True)
         del args
         torch.cuda.empty_cache()

@@ -8,41 +8,26 @@ finish_in_reader.patch), is set to each of the given values in turn.
 """
 import argparse
 import os
-import statistics
 import sys
 
 import torch
 import triton.testing
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
+from call_timeline import call_spans  # noqa: E402
 from problems import make_inputs, require_cuda  # noqa: E402
 
 
 def spans(call, flush_from, flush_to, calls=15):
-    """{(index, kernel name): (start, end)} medians over `calls` calls, each after a flush, and the median span."""
+    """call_spans of `calls` calls, each after a copy of flush_from into flush_to."""
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
         for _ in range(calls):
             flush_to.copy_(flush_from)
             call()
         torch.cuda.synchronize()
-    events = sorted((e for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA),
-                    key=lambda e: e.time_range.start)
-    per_call, current = [], None
-    for e in events:
-        if "copy" in e.name.lower():  # the flush: a new call starts after it
-            current = []
-            per_call.append(current)
-        elif current is not None:
-            current.append(e)
-    times, totals = {}, []
-    for kernels in filter(None, per_call):
-        first = min(e.time_range.start for e in kernels)
-        totals.append(max(e.time_range.end for e in kernels) - first)
-        for i, e in enumerate(kernels):
-            times.setdefault((i, e.name[:60]), []).append((e.time_range.start - first, e.time_range.end - first))
-    medians = {k: (statistics.median(a for a, _ in v), statistics.median(b for _, b in v)) for k, v in times.items()}
-    return medians, statistics.median(totals)
+    return call_spans(prof, lambda name: "copy" in name.lower())
 
 
 def main():
