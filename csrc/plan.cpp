@@ -385,7 +385,7 @@ bool channel_rows_suits(const Problem& p) {
   const int64_t pixel_bytes = p.in_channels * p.element_bytes;
   const bool mid_pixels = pixel_bytes >= kChannelRowsMidPixelMinBytes && pixel_bytes <= kChannelRowsMidPixelMaxBytes;
   const int64_t min_pixels = mid_pixels ? kChannelRowsMidPixels : kChannelRowsMinPixels;
-  const bool vector_walk = channel_vectors_apply(p) && channel_vectors_blocks(p) >= kChannelVectorsMinBlocks;
+  const bool vector_walk = channel_vectors_blocks(p) >= kChannelVectorsMinBlocks;
   return p.layout == Layout::kChannelsLast && p.in_channels > 1 &&
          (p.in_channels <= scalar_walk_channels || vector_walk) && p.height * p.width >= min_pixels;
 }
@@ -862,28 +862,29 @@ int64_t channel_vectors_min_pixels(int64_t channels, int64_t vector_elements, in
   return std::max<int64_t>(1, ceil_div(std::max<int64_t>(slots, 1) * kChannelVectorsMinLoads * vector_elements,
                                        std::max<int64_t>(channels, 1)));
 }
-}  // namespace
 
-bool channel_vectors_apply(const Problem& p) {
+// The fewest pixels a chunk of p's vector walk takes (channel_vectors_min_pixels), or 0 where the walk does not apply
+// (channel_vectors_apply): one place for its period and chunk, which both ask.
+int64_t channel_vectors_chunk_pixels(const Problem& p) {
   if (p.layout != Layout::kChannelsLast || !p.pixels_follow || p.element_bytes > 4 ||
       p.in_channels < kChannelVectorsMinChannels) {
-    return false;
+    return 0;
   }
   const int64_t vector_elements = 16 / p.element_bytes;
   const ChannelVectorsPeriod period =
       channel_vectors_period(p.in_channels, vector_elements, static_cast<int64_t>(acc_bytes(p)));
-  return period.period_vectors > 0 &&
-         p.height * p.width >=
-             channel_vectors_min_pixels(p.in_channels, vector_elements, period.period_vectors * period.copies);
-}
-
-int64_t channel_vectors_blocks(const Problem& p) {
-  const int64_t vector_elements = 16 / std::max<int64_t>(p.element_bytes, 1);
-  const ChannelVectorsPeriod period =
-      channel_vectors_period(p.in_channels, vector_elements, static_cast<int64_t>(acc_bytes(p)));
+  if (period.period_vectors == 0) return 0;
   const int64_t min_pixels =
       channel_vectors_min_pixels(p.in_channels, vector_elements, period.period_vectors * period.copies);
-  return p.batch * (p.height * p.width / min_pixels);
+  return p.height * p.width >= min_pixels ? min_pixels : 0;
+}
+}  // namespace
+
+bool channel_vectors_apply(const Problem& p) { return channel_vectors_chunk_pixels(p) > 0; }
+
+int64_t channel_vectors_blocks(const Problem& p) {
+  const int64_t min_pixels = channel_vectors_chunk_pixels(p);
+  return min_pixels > 0 ? p.batch * (p.height * p.width / min_pixels) : 0;
 }
 
 ChannelRowsTiling channel_vectors_tiling(int64_t batch, int64_t channels, int64_t pixels, int64_t vector_elements,

@@ -253,8 +253,8 @@ ChannelVectorsPeriod channel_vectors_period(int64_t channels, int64_t vector_ele
 // loads.
 bool channel_vectors_apply(const Problem& p);
 // The most blocks its chunks make (channel_vectors_tiling: B x the chunks of a batch's pixels that hold every slot's
-// kChannelVectorsMinLoads loads), where channel_vectors_apply. The planner gives the walk x of kChannelVectorsMinBlocks
-// blocks or more; run on fewer (a forced plan) it takes them.
+// kChannelVectorsMinLoads loads), 0 where not channel_vectors_apply. The planner gives the walk x of
+// kChannelVectorsMinBlocks blocks or more; run on fewer (a forced plan) it takes them.
 int64_t channel_vectors_blocks(const Problem& p);
 
 // Whether the channel-rows reader takes p's x by its pixel-vector walk (a thread per batch, chunk of pixels and

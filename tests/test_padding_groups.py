@@ -439,6 +439,26 @@ def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)  # the weight staged, and read in place
+@pytest.mark.parametrize("keep_sums", [False, True], ids=["shares", "with_sums"])
+def test_tap_shares_keep_an_infinity_within_its_group(dtype, keep_sums):
+    """+inf in a channel of group 0 makes group 0's logits +inf and leaves group 1's finite, so the model's answer is
+    +inf: the combine's share of a channel for a column outside its group is 0, not the sum of 0 x inf (NaN)."""
+    x, weight, conv_bias, bias = make_problem(2, 4, 64, 64, 6, 3, 3, dtype=dtype, device="cuda")
+    weight = weight[:, :3].abs().contiguous()  # groups=2: C_out 6, every product of the infinity positive
+    x[0, 1, 20, 30] = float("inf")
+    plan = fusedlse_cuda.explain(x, weight, padding=1, groups=2)
+    assert plan["tap_sums"] == "kernels" and plan["gemm"]["strategy"] == "tap_shares", plan
+    args = (x, weight, conv_bias, bias) + tuple(conv_settings(padding=1, groups=2).values())
+    out = torch.ops.fusedlse.forward(*args, keep_sums=keep_sums)[0]
+    truth = reference.truth(x, weight, conv_bias, bias, padding=1, groups=2)
+    assert torch.isposinf(truth[0]).all() and torch.isfinite(truth[1]).all()
+    assert torch.isposinf(out[0]).all(), out
+    assert rel_err(out[1], truth[1]) <= TOLERANCE[dtype]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_explain_names_the_cropped_path_and_the_ungrouped_plan():
     x = torch.randn(2, 4, 8, 32, device="cuda")
     weight = torch.randn(4, 3, 3, 3, device="cuda")

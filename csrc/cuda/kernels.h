@@ -232,6 +232,10 @@ struct TapSumsArgs {
   // Above 0 (shares only): tap_combine_kernel stages each plane's channel's weight in shared memory, column n's taps
   // at n * weight_pitch (odd: a warp's columns in distinct banks), the first plane's before its wait for the reader.
   int32_t weight_pitch;
+  // Shares only: C_out / groups, and C and C / groups as divisors (the combine's plane -> channel -> group, where
+  // B * C < 2^31).
+  int64_t group_columns;
+  FastDivisor channel_divisor, group_divisor;
   // Where the cells are all the forward reads (sums and shares null, complete_grid): the middle row's cells by
   // groups of middle_lanes lanes a plane (a power of two, at most 32: tap_middle_cells_kernel), combine_blocks of
   // them, none where there is no middle row. 0: tap_combine_kernel.

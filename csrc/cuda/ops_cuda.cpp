@@ -1488,6 +1488,11 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.groups = s.conv.groups;
     a.shares = shares->data_ptr();
     a.c_out = s.out_channels;
+    a.group_columns = s.out_channels / s.conv.groups;
+    if (planes < (int64_t{1} << 31)) {
+      a.channel_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels));
+      a.group_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels / s.conv.groups));
+    }
   }
   a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
   const plan::DeviceProps& props = device_props(device);

@@ -718,14 +718,10 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   A* staged = reinterpret_cast<A*>(shared_bytes);
   __shared__ A slice_sums[kSplitThreads];
-  if constexpr (kWeighted) {
-    // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
-    stage_biases<T, kStaged>(a, staged);
-    wait_for_previous_grid();
-  } else {
-    wait_for_previous_grid();
-    stage_biases<T, kStaged>(a, staged);
-  }
+  // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the grid ahead ends (the
+  // reader, or the tap kernels' combine: 0.5 us of the headline's padded tail, H200).
+  stage_biases<T, kStaged>(a, staged);
+  wait_for_previous_grid();
   const ColumnBiases<T, kStaged> biases{a, staged};
   const int columns = kSplitThreads / a.slices;
   const int column = threadIdx.x % columns, slice = threadIdx.x / columns;

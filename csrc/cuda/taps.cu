@@ -568,6 +568,33 @@ __device__ __forceinline__ void stage_channel_weight(const TapSumsArgs& a, int64
   }
 }
 
+// The cells tap `tap` keeps: rows x cols of them from cell `first` of the plane's grid ([row, column segments]).
+struct TapCells {
+  int32_t first, rows, cols;
+};
+__device__ __forceinline__ TapCells tap_cells(const TapSumsArgs& a, int tap) {
+  const int t = tap / a.cols.taps, u = tap - t * a.cols.taps;
+  return {a.rows.first[t] * a.cols.segments + a.cols.first[u], a.rows.end[t] - a.rows.first[t],
+          a.cols.end[u] - a.cols.first[u]};
+}
+
+// A plane's channel, and the columns of the output its group's weight covers: [group_first, group_first +
+// group_columns). By multiply-and-shift divisions (TapSumsArgs::channel_divisor, group_divisor) where the planes
+// allow: the three divisions took 0.5 us of the headline's padded tail after the wait (docs/limits.md §78).
+struct ChannelColumns {
+  int64_t channel, group_first, group_columns;
+};
+__device__ __forceinline__ ChannelColumns channel_columns(const TapSumsArgs& a, int64_t plane) {
+  const int64_t planes = a.batch * a.channels, group_columns = a.group_columns;
+  if (planes < (int64_t{1} << 31)) {
+    const uint32_t batch_row = divide(static_cast<uint32_t>(plane), a.channel_divisor);
+    const uint32_t channel = static_cast<uint32_t>(plane) - batch_row * static_cast<uint32_t>(a.channels);
+    return {channel, divide(channel, a.group_divisor) * group_columns, group_columns};
+  }
+  const int64_t channel = plane % a.channels;
+  return {channel, channel / (a.channels / a.groups) * group_columns, group_columns};
+}
+
 // A warp per plane: its cells staged in shared memory (the border rows' from the reader's grid, the middle row's the
 // runs' partials added, lanes across runs, then a butterfly: a fixed order), then each tap's sum of the cells it
 // keeps, lanes across taps; then, where asked, the plane's share of the cropped GEMM, lanes across columns, the taps
@@ -588,6 +615,8 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
   // A lane's loads of the weight in flight: 32 (16 of float64, which spilled registers at 32).
   constexpr int kShareColumns = sizeof(A) == 8 ? 2 : 4, kShareTaps = 8;
+  // A column's first weight in the stage (within shared memory), or in the weight (registers: int64 spilled there).
+  using Offset = std::conditional_t<kStagedWeight, int32_t, int64_t>;
   extern __shared__ __align__(16) unsigned char combine_shared[];
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
@@ -602,28 +631,48 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
   // Before the wait only where the reader's every block waited for the grid ahead of it before letting this grid
   // start (not beside_previous): then whatever made the weight has ended.
   const bool staged_early = kStagedWeight && !a.beside_previous;
-  if (staged_early && first_plane < planes) stage_channel_weight<T>(a, first_plane % a.channels, lane, weight_stage);
-  wait_for_previous_grid();
+  if (staged_early && first_plane < planes) {
+    stage_channel_weight<T>(a, channel_columns(a, first_plane).channel, lane, weight_stage);
+  }
+  // After the wait a warp's steps run one after another, each at its instructions' latency (the headline's padding
+  // 1: its cells 2.1 us after the wait, its taps 1.1 more, its shares 2.5 more, the plane's divisions 0.5 of that;
+  // docs/limits.md §78), so they are kept few: divisions by multiply and shift, no select per weight.
   const int partial_count = 1 + a.cols.head + a.cols.tail;
   const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
+  wait_for_previous_grid();
   for (int64_t plane = first_plane; plane < planes; plane += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
     if (kStagedWeight && (plane != first_plane || !staged_early)) {
-      stage_channel_weight<T>(a, plane % a.channels, lane, weight_stage);
+      stage_channel_weight<T>(a, channel_columns(a, plane).channel, lane, weight_stage);
     }
-    // The border rows' cells (the reader's grid) and the runs' partials in one trip: a lane's first cell is held in
-    // a register until the partials' loads are out (stored at once, it waited for its load before them).
-    const bool own_cell = lane < cells && (!middle_row || lane / a.cols.segments != a.rows.head);
-    const A own = own_cell ? grid[plane * cells + lane] : A(0);
-    for (int cell = lane + 32; cell < cells; cell += 32) {
-      if (!middle_row || cell / a.cols.segments != a.rows.head) plane_cells[cell] = grid[plane * cells + cell];
+    // The border rows' cells (the reader's grid) and the runs' partials in one trip: a lane's first cell (and with
+    // borders in shared memory, kSide 0, its second: 49 cells at padding 3) is held in a register until the
+    // partials' loads are out (stored at once, it waited for its load before them; the second's register saved no
+    // time measurable at the headline's padding 3, docs/limits.md §78).
+    const auto border_row_cell = [&](int cell) {
+      return cell < cells && (!middle_row || cell / a.cols.segments != a.rows.head);
+    };
+    constexpr int kHeldCells = kSide == 0 ? 2 : 1;
+    A held[kHeldCells];
+#pragma unroll
+    for (int i = 0; i < kHeldCells; ++i) {
+      held[i] = border_row_cell(lane + 32 * i) ? grid[plane * cells + lane + 32 * i] : A(0);
     }
+    for (int cell = lane + 32 * kHeldCells; cell < cells; cell += 32) {
+      if (border_row_cell(cell)) plane_cells[cell] = grid[plane * cells + cell];
+    }
+    const auto store_held = [&] {
+#pragma unroll
+      for (int i = 0; i < kHeldCells; ++i) {
+        if (border_row_cell(lane + 32 * i)) plane_cells[lane + 32 * i] = held[i];
+      }
+    };
     if (middle_row) {
       A totals[kMaxPartials] = {};
       for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
         const A* run = partials + (plane * a.chunks + chunk) * partial_count;
         add_run(run, partial_count, totals);
       }
-      if (own_cell) plane_cells[lane] = own;
+      store_held();
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
       for (int k = 0; k < kMaxPartials; ++k) {
@@ -637,13 +686,14 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         }
       }
     }
-    if (!middle_row && own_cell) plane_cells[lane] = own;
+    if (!middle_row) store_held();
     __syncwarp();  // cells (and the staged weight) written by other lanes are read by every lane
     for (int tap = lane; tap < taps; tap += 32) {
-      const int t = tap / a.cols.taps, u = tap - t * a.cols.taps;
+      const TapCells kept = tap_cells(a, tap);
       A total = 0;
-      for (int r = a.rows.first[t]; r < a.rows.end[t]; ++r) {
-        for (int q = a.cols.first[u]; q < a.cols.end[u]; ++q) total += plane_cells[r * a.cols.segments + q];
+      for (int r = 0; r < kept.rows; ++r) {
+        const A* row = plane_cells + kept.first + r * a.cols.segments;
+        for (int q = 0; q < kept.cols; ++q) total += row[q];
       }
       if constexpr (kTapSums) sums[plane * taps + tap] = total;
       plane_taps[tap] = total;
@@ -653,27 +703,31 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
       // The weight read where it lies (a lane's taps side by side; the warp's columns share L1 lines) rather than
       // copied into rows first: that copy was a launch ahead of the reader, 2 us of the headline's forward (H200);
       // or from its stage.
-      const int64_t c = plane % a.channels, group_columns = a.c_out / a.groups;
-      const int64_t group_first = c / (a.channels / a.groups) * group_columns;  // c's group's first column
-      const T* weight = static_cast<const T*>(a.weight) + c * group_columns * taps;  // [c_out / groups, taps]
-      A* share = static_cast<A*>(a.shares) + plane * a.c_out;                        // [c_out]
+      const ChannelColumns columns = channel_columns(a, plane);
+      const T* weight = static_cast<const T*>(a.weight) + columns.channel * columns.group_columns * taps;
+      const Offset weight_pitch = kStagedWeight ? a.weight_pitch : taps;  // [c_out / groups, taps] either way
+      A* share = static_cast<A*>(a.shares) + plane * a.c_out;  // [c_out]
       for (int64_t n0 = lane; n0 < a.c_out; n0 += 32 * kShareColumns) {
+        // A column outside c's group reads column 0 and stores 0 (a select at the store: a product with an
+        // infinite tap would make the sum NaN), the taps stop at their end by `break`: every load issued before
+        // the adds.
+        const int64_t column0 = n0 - columns.group_first;  // column j: column0 + 32 j in c's group's weight
+        unsigned in_group = 0;  // bit j: column j is one of c's group's (a mask: one register through the adds)
+#pragma unroll
+        for (int j = 0; j < kShareColumns; ++j) {
+          if (column0 + 32 * j >= 0 && column0 + 32 * j < columns.group_columns) in_group |= 1u << j;
+        }
         A total[kShareColumns] = {};
         for (int t0 = 0; t0 < taps; t0 += kShareTaps) {
-          // Every load issued before the adds: a column outside c's group loads column 0 and keeps 0 (a select,
-          // not a predicate per load), the taps stop at their end by `break`.
           A w[kShareColumns][kShareTaps];
 #pragma unroll
           for (int j = 0; j < kShareColumns; ++j) {
-            const int64_t column = n0 + 32 * j - group_first;  // in c's group's weight, where in [0, group_columns)
-            const bool in_group = column >= 0 && column < group_columns;
-            const int64_t kept = in_group ? column : 0;
+            const Offset column_first = static_cast<Offset>(in_group >> j & 1 ? column0 + 32 * j : 0) * weight_pitch;
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
               if (t0 + u >= taps) break;
-              const A value = kStagedWeight ? weight_stage[kept * a.weight_pitch + t0 + u]
-                                            : to_acc(__ldg(weight + kept * taps + t0 + u));
-              w[j][u] = in_group ? value : A(0);
+              w[j][u] = kStagedWeight ? weight_stage[column_first + t0 + u]
+                                      : to_acc(__ldg(weight + column_first + t0 + u));
             }
           }
 #pragma unroll
@@ -687,7 +741,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
         }
 #pragma unroll
         for (int j = 0; j < kShareColumns; ++j) {
-          if (n0 + 32 * j < a.c_out) share[n0 + 32 * j] = total[j];
+          if (n0 + 32 * j < a.c_out) share[n0 + 32 * j] = in_group >> j & 1 ? total[j] : A(0);
         }
       }
     }
