@@ -8,6 +8,7 @@ the host's time per call, and the plan explain() gives.
 A row may name a forced split plan as ROW:READER:EPILOGUE (planning.READERS, planning.EPILOGUES; empty: the
 planner's).
 """
+import argparse
 import contextlib
 import os
 import statistics
@@ -26,6 +27,29 @@ from problems import make_random_inputs, random_problems, require_cuda  # noqa: 
 def plan_text(args):
     plan = fusedlse_cuda.explain(args[0], args[1])
     return "/".join(str(plan.get(key)) for key in ("strategy", "reader", "epilogue"))
+
+
+def switch_parser(doc, paddings):
+    """The command line of the scripts for an experiment build (padded_tail.py, combine_phases.py): its run-time
+    switch VARIABLE=V1,V2,... and --paddings."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("switch", nargs="?", default="", help="VARIABLE=V1,V2,...: an experiment build's switch")
+    parser.add_argument("--paddings", default=paddings)
+    return parser
+
+
+def switch_settings(switch):
+    """(variable, values) of VARIABLE=V1,V2,...; ("", [None]) without a switch."""
+    if not switch:
+        return "", [None]
+    variable, values = (switch.split("=") + [""])[:2]
+    return variable, values.split(",")
+
+
+def l2_flush_buffers():
+    """Two 256 MB buffers on the GPU: a copy of one into the other flushes the L2."""
+    flush_from = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
+    return flush_from, torch.empty_like(flush_from)
 
 
 def call_spans(prof, is_flush):

@@ -11,7 +11,6 @@ wait).
 
     python3 bench/experiments/combine_phases.py [VARIABLE=V1,V2,...] [--paddings 1,3]   # GPU, patched build
 """
-import argparse
 import os
 import sys
 import tempfile
@@ -21,7 +20,9 @@ import torch
 import triton.testing
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
+from call_timeline import l2_flush_buffers, switch_parser, switch_settings  # noqa: E402
 from problems import make_inputs, require_cuda  # noqa: E402
 
 COMBINE_STEPS = ["start", "staged", "waited", "cells", "taps", "shares", None, "end"]  # slot 6: the SM
@@ -51,18 +52,14 @@ def traced_call(call, flush_from, flush_to, path):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("switch", nargs="?", default="", help="VARIABLE=V1,V2,...: the patched build's switch")
-    parser.add_argument("--paddings", default="1,3")
-    args = parser.parse_args()
+    args = switch_parser(__doc__, "1,3").parse_args()
     require_cuda("bench/experiments/combine_phases.py")
-    variable, values = (args.switch.split("=") + [""])[:2] if args.switch else ("", "")
-    flush_from = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    flush_to = torch.empty_like(flush_from)
+    variable, values = switch_settings(args.switch)
+    flush_from, flush_to = l2_flush_buffers()
     x, weight, conv_bias, bias = make_inputs("headline")
     path = os.path.join(tempfile.mkdtemp(), "trace.bin")
     for padding in [int(p) for p in args.paddings.split(",")]:
-        for value in (values.split(",") if variable else [None]):
+        for value in values:
             if value is not None:
                 os.environ[variable] = value
             call = lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding)  # noqa: E731

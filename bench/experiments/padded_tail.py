@@ -6,7 +6,6 @@ finish_in_reader.patch), is set to each of the given values in turn.
 
     python3 bench/experiments/padded_tail.py [VARIABLE=V1,V2,...] [--paddings 1,2,3] [--dtype float32]   # GPU
 """
-import argparse
 import os
 import sys
 
@@ -16,7 +15,7 @@ import triton.testing
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
-from call_timeline import call_spans  # noqa: E402
+from call_timeline import call_spans, l2_flush_buffers, switch_parser, switch_settings  # noqa: E402
 from problems import make_inputs, require_cuda  # noqa: E402
 
 
@@ -31,18 +30,15 @@ def spans(call, flush_from, flush_to, calls=15):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("switch", nargs="?", default="", help="VARIABLE=V1,V2,...: an experiment build's switch")
-    parser.add_argument("--paddings", default="1,2,3")
+    parser = switch_parser(__doc__, "1,2,3")
     parser.add_argument("--dtype", default="float32")
     args = parser.parse_args()
     require_cuda("bench/experiments/padded_tail.py")
-    variable, values = (args.switch.split("=") + [""])[:2] if args.switch else ("", "")
-    flush_from = torch.empty(256 << 20, dtype=torch.uint8, device="cuda")
-    flush_to = torch.empty_like(flush_from)
+    variable, values = switch_settings(args.switch)
+    flush_from, flush_to = l2_flush_buffers()
     x, weight, conv_bias, bias = (t.to(getattr(torch, args.dtype)) for t in make_inputs("headline"))
     for padding in [0] + [int(p) for p in args.paddings.split(",")]:
-        for value in (values.split(",") if variable and padding else [None]):
+        for value in (values if padding else [None]):
             if value is not None:
                 os.environ[variable] = value
             call = lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding)  # noqa: E731
