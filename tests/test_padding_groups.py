@@ -437,6 +437,22 @@ def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
     assert torch.equal(out, with_sums)
 
 
+@pytest.mark.xfail(strict=True, reason="known wrong: the dense block-diagonal W.sum's 0 x inf is NaN where the model "
+                                       "gives +inf (docs/limits.md §78)")
+@pytest.mark.parametrize("padding", [0, 1])
+def test_dense_grouped_weight_keeps_an_infinity_within_its_group_on_cpu(padding):
+    """+inf in a channel of group 0, as in test_tap_shares_keep_an_infinity_within_its_group, on the CPU backend,
+    whose GEMM runs over the dense block-diagonal weight: the model's answer is +inf, the CPU's NaN. Strict: it fails
+    once the CPU backend keeps the infinity within its group, and should then lose its mark."""
+    x, weight, conv_bias, bias = make_problem(2, 4, 32, 32, 6, 3, 3, dtype=torch.float64)
+    weight = weight[:, :3].abs().contiguous()
+    x[0, 1, 5, 5] = float("inf")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding, groups=2)
+    truth = reference.truth(x, weight, conv_bias, bias, padding=padding, groups=2)
+    assert torch.isposinf(truth[0]).all() and torch.isfinite(truth[1]).all()
+    assert torch.isposinf(out[0]).all(), out
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)  # the weight staged, and read in place
