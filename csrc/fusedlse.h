@@ -42,7 +42,9 @@ std::string message(const Parts&... parts) {
 // kernel tap lands inside the output, so sum_HW(convT(x)) = sum_HW(x) @ W.sum((2,3)) + H_out*W_out*conv_bias and
 // only H_out, W_out depend on stride, output_padding and dilation. Padding crops the output's border: each tap
 // (t_h, t_w) then keeps the products of a rectangle of x (tap_sums). Groups make the GEMM block-diagonal
-// (ungrouped_weight; the CUDA forward's kernels sum the grouped weight in place instead).
+// (ungrouped_weight: the CPU backend multiplies its diagonal blocks group by group; CUDA's padding-0 kernels sum the
+// grouped weight in place, and they and its planned cropped GEMM run the dense GEMM, whose zeros times an infinite x
+// give NaN; the tap kernels' shares do not: docs/limits.md §78-79).
 struct ConvSettings {
   int64_t stride[2] = {1, 1};
   int64_t padding[2] = {0, 0};

@@ -79,6 +79,7 @@ PLANS = [
 # broadcast_cut_rows_kernel).
 CROPPED = [
     ((3, 4, 9, 40, 5, 3, 3), "contiguous", torch.float32, dict(padding=1)),  # tap kernels: 16-byte loads
+    ((2, 3, 12, 48, 5, 3, 3), "contiguous", torch.bfloat16, dict(padding=3)),  # borders of 3 in registers
     ((2, 3, 7, 37, 6, 3, 2), "contiguous", torch.float16, dict(padding=(2, 1), stride=2)),  # tap kernels: scalar loads
     ((2, 3, 8, 33, 4, 3, 3), "sliced", torch.bfloat16, dict(padding=1, dilation=2)),  # scalar loads, strided rows
     ((2, 4, 6, 5, 6, 3, 3), "channels_last", torch.float32, dict(padding=1, groups=2)),  # ATen's tap sums, groups

@@ -14,18 +14,35 @@ at::Tensor sum_hw_cpu(const at::Tensor& x) {
   return x.sum({2, 3}, /*keepdim=*/false, accumulation_type(x.scalar_type()));
 }
 
-// sums [B, C_in] and weight_sum [C_in, C_out] in the accumulation type -> [B, 1] in that type.
-at::Tensor gemm_lse_impl(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias,
-                         double scale) {
-  const at::Tensor logits = at::matmul(sums, weight_sum) * scale + total_bias.reshape({1, -1});
+// products [B, C_out] (the GEMM's, before its scale) in the accumulation type -> [B, 1] in that type.
+at::Tensor bias_lse(const at::Tensor& products, const at::Tensor& total_bias, double scale) {
+  const at::Tensor logits = products * scale + total_bias.reshape({1, -1});
   return at::logsumexp(logits, {1}, /*keepdim=*/true) * 10;
+}
+
+// rows [B, groups * depth] x blocks [groups, depth, C_out / groups] -> [B, C_out]: each group's rows by its own block
+// of the weight. The dense block-diagonal weight's zeros times an infinite sum of another group would make every
+// logit NaN, where the model keeps the other groups' logits finite (+inf in one channel: +inf, not NaN).
+at::Tensor block_diagonal_matmul(const at::Tensor& rows, const at::Tensor& blocks) {
+  const int64_t groups = blocks.size(0);
+  if (groups == 1) return at::matmul(rows, blocks[0]);
+  const int64_t batch = rows.size(0);
+  const at::Tensor group_rows = rows.reshape({batch, groups, blocks.size(1)}).transpose(0, 1);  // [groups, B, depth]
+  return at::bmm(group_rows, blocks).transpose(0, 1).reshape({batch, -1});
+}
+
+// The diagonal blocks [groups, depth / groups, C_out / groups] of a block-diagonal weight_rows [depth, C_out] (rows
+// channel-major, zero between groups: CroppedGemm::weight_rows).
+at::Tensor diagonal_blocks(const at::Tensor& weight_rows, int64_t groups) {
+  const int64_t depth = weight_rows.size(0), c_out = weight_rows.size(1);
+  return weight_rows.view({groups, depth / groups, groups, c_out / groups}).diagonal(0, 0, 2).permute({2, 0, 1});
 }
 
 at::Tensor gemm_lse_cpu(const at::Tensor& sums, const at::Tensor& weight_sum, const at::Tensor& total_bias,
                         double scale) {
   check_gemm_lse_args(sums, weight_sum, total_bias);
   const NoAutocast no_autocast;
-  return gemm_lse_impl(sums, weight_sum, total_bias, scale);
+  return bias_lse(at::matmul(sums, weight_sum), total_bias, scale);
 }
 
 std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Tensor& weight,
@@ -47,13 +64,17 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
     if (keep_sums || !over_cells) sums = tap_sums_of_cells(cells, s);
     if (s.batch > 0) {
       const CroppedGemm gemm = cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/false, sums, weight, s);
-      out = gemm_lse_impl(gemm.x_rows, gemm.weight_rows, total_bias, s.scale);
+      const at::Tensor blocks = diagonal_blocks(gemm.weight_rows, s.conv.groups);
+      out = bias_lse(block_diagonal_matmul(gemm.x_rows, blocks), total_bias, s.scale);
     }
   } else {
     sums = x.sum({2, 3}, /*keepdim=*/false, acc);
     if (s.batch > 0) {
-      const at::Tensor weight_sum = ungrouped_weight(weight, s.conv.groups).sum({2, 3}, /*keepdim=*/false, acc);
-      out = gemm_lse_impl(sums, weight_sum, total_bias, s.scale);
+      // The grouped weight's W.sum [C_in, C_out / groups] is its groups' blocks, one after another.
+      const int64_t groups = s.conv.groups;
+      const at::Tensor blocks =
+          weight.sum({2, 3}, /*keepdim=*/false, acc).reshape({groups, s.in_channels / groups, s.out_channels / groups});
+      out = bias_lse(block_diagonal_matmul(sums, blocks), total_bias, s.scale);
     }
   }
   out = s.batch > 0 ? out.to(x.scalar_type()) : at::empty({0, 1}, x.options());

@@ -128,6 +128,12 @@ struct GemmLseArgs {
 // [first[t], end[t]). The kernels take at most kMaxTapCut inputs one by one at each border and kMaxKernelTaps taps per
 // dimension; the ATen path (fusedlse.cpp) takes the rest.
 constexpr int kMaxTapCut = 8;
+// TapSumsArgs::border_side for borders of 3 columns a side on whole-vector rows (whole_vector_rows; x of 2- and 4-byte
+// elements, whose 16-byte vectors each hold a border): kept in registers by a reader instance that has the span
+// walk's whole-vector branch alone. The general instance with 3 a side spilled under the reader's register cap
+// (docs/limits.md §75); the shared-memory path (border_side 0) made the headline's padding-3 read 5.5 us slower than
+// padding 1's (§65).
+constexpr int kVectorBorderSide = 3;
 constexpr int kMaxKernelTaps = 16;
 struct TapCutGeometry {
   int32_t head, tail, segments, taps;
@@ -209,7 +215,8 @@ struct TapSumsArgs {
   int32_t element_step_cols;
   int64_t element_step_offset;
   // 1 or 2, at least cols.head and cols.tail: the border columns' sums are kept in registers (a compare per
-  // column); 0 (wider borders): in dynamic shared memory, a value per lane and border column of each warp.
+  // column); kVectorBorderSide likewise, on whole-vector rows alone; 0 (wider borders): in dynamic shared memory, a
+  // value per lane and border column of each warp.
   int32_t border_side;
   bool evict_first;  // how x's middle is loaded (load_once): plan::evict_first_loads
   // The grid ahead writes nothing the reading launch touches: only that launch's block 0 waits for it, at its start

@@ -1208,7 +1208,7 @@ const char* tap_path_name(const TapPath& path) {
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
-// memory) for wider ones.
+// memory) for wider ones; tap_sums_cuda makes borders of 3 on whole-vector rows kVectorBorderSide.
 int32_t tap_border_side(const TapCutGeometry& cols) {
   const int32_t side = std::max(cols.head, cols.tail);
   return side <= 1 ? 1 : side <= 2 ? 2 : 0;
@@ -1444,6 +1444,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
+  // Borders of 3 in registers too where the rows are whole vectors (H200 headline, padding 3: 265.2 -> 261.8 us in
+  // float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
+  if (a.whole_vector_rows && std::max(cols.head, cols.tail) == kVectorBorderSide) a.border_side = kVectorBorderSide;
   // Runs of rows as plan::tap_run_chunks cuts them for the warps resident at once, each spanning fewer than 2^31
   // elements (the walks' 32-bit positions).
   const int device = x.get_device();

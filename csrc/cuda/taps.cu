@@ -20,8 +20,9 @@ namespace {
 // columns apart, a column at a time after each group of rows, made the headline's padded read 290 us against 252:
 // bench/experiments/tap_reader.cu, docs/limits.md §30). Borders of at most kSide columns a side (kSide 1 or 2) keep
 // theirs in registers, head[k] for column k and tail[k] for column W - kSide + k (a static index: a compare per
-// column; 4 a side spilled registers under tap_grid_kernel's cap); wider ones (kSide 0) in shared memory, a lane's
-// own values indexed at run time (no atomics: no two lanes add to one value, and the order is fixed).
+// column; 4 a side spilled registers under tap_grid_kernel's cap; 3, kVectorBorderSide, only on whole-vector rows);
+// wider ones (kSide 0) in shared memory, a lane's own values indexed at run time (no atomics: no two lanes add to
+// one value, and the order is fixed).
 template <typename A, int kSide> struct RunSums {
   A middle = 0;
   A head[kSide > 0 ? kSide : 1] = {}, tail[kSide > 0 ? kSide : 1] = {};
@@ -113,7 +114,7 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
         // has borders of at most 1 (tap_border_side); the other sides' kernels without this branch keep from
         // spilling under tap_grid_kernel's cap.
         sums.add(0, vec_sum<T>(v[u]));
-      } else if (a.whole_vector_rows) {
+      } else if (kSide == kVectorBorderSide || a.whole_vector_rows) {
         // Every vector within a row, the border columns (at most kVec a side) in its first and last: a compare per
         // vector, not per element (a warp meets a border vector on nearly every trip, and pays for its path: H200
         // headline bf16, padding 1, 228 us element by element through RunSums::add, 171 so). Borders in shared
@@ -148,7 +149,7 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
             }
           }
         }
-      } else {
+      } else if constexpr (kSide != kVectorBorderSide) {
         int32_t element_col = col;
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
@@ -158,6 +159,8 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
       }
     }
   }
+  // Whole-vector rows start on a vector and span whole vectors: no elements outside them.
+  if constexpr (kSide == kVectorBorderSide) return;
   // The elements before the first whole vector and after the last: fewer than kVec each, a lane each.
   const uint32_t trail = lead + vectors * kVec;
   const uint32_t offset = lane < kVec ? lane : trail + (lane - kVec);
@@ -318,7 +321,9 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t middle_first = max(first_row, a.rows.head);
   const int32_t middle_end = min(end_row, height - a.rows.tail);
   if (middle_first < middle_end) {
-    if constexpr (kStaged) {
+    if constexpr (kSide == kVectorBorderSide) {
+      span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
+    } else if constexpr (kStaged) {
       staged_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, warp_stage, sums);
     } else if (a.span_walk) {
       span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
@@ -502,7 +507,7 @@ template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_
   return f(std::integral_constant<int, kRowsWalk>{});
 }
 
-// f(std::integral_constant<int, S>) for S = side (TapSumsArgs::border_side: 0, 1 or 2), else `otherwise`.
+// f(std::integral_constant<int, S>) for S = side (0, 1 or 2), else `otherwise`.
 template <typename R, typename F> R with_border_side(int side, R otherwise, F&& f) {
   switch (side) {
     case 0: return f(std::integral_constant<int, 0>{});
@@ -511,6 +516,27 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
     default: return otherwise;
   }
 }
+
+// f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk` and `stage_bytes` take
+// (TapSumsArgs); kVectorBorderSide has the rows walk's alone (whole-vector rows), for x of 2- and 4-byte elements.
+template <typename T, typename R, typename F>
+R with_tap_grid_kernel(int border_side, bool channels_walk, int32_t stage_bytes, R otherwise, F&& f) {
+  if (border_side == kVectorBorderSide) {
+    if constexpr (16 / sizeof(T) >= kVectorBorderSide) {
+      if (!channels_walk && stage_bytes == 0) return f(tap_grid_kernel<T, kVectorBorderSide, kRowsWalk>);
+    }
+    return otherwise;
+  }
+  return with_border_side(border_side, otherwise, [&](auto side) {
+    return with_walk<R>(channels_walk, stage_bytes, [&](auto walk) {
+      return f(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>);
+    });
+  });
+}
+
+// The combining kernels' kSide for the reader's border_side: kVectorBorderSide's partials as the shared-memory
+// borders', in a loop (kSide 0).
+constexpr int combine_side(int border_side) { return border_side == kVectorBorderSide ? 0 : border_side; }
 
 // Adds a run's partial_count partials into `totals`, every load issued before the adds: `break` at the run's end,
 // not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
@@ -536,7 +562,8 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
 constexpr int tap_combine_blocks_per_sm(int side) { return side > 0 ? kTapCombineBlocksPerSm : 1; }
 
 // tap_combine_kernel's dynamic shared memory a warp, in values of the accumulation type: the plane's cells, its taps,
-// then where TapSumsArgs::weight_pitch > 0 its channel's weight, column n's taps at n * weight_pitch.
+// then where TapSumsArgs::weight_pitch > 0 its channel's weight, column n's taps at n * weight_pitch. (c_out / groups
+// is TapSumsArgs::group_columns; read from that field, the float64 kSide-2 instances spilled 4 bytes on sm_90.)
 __host__ __device__ inline int64_t combine_warp_values(const TapSumsArgs& a) {
   return a.rows.segments * a.cols.segments + a.rows.taps * a.cols.taps +
          (a.weight_pitch > 0 ? a.c_out / a.groups * a.weight_pitch : 0);
@@ -548,7 +575,7 @@ template <typename T>
 __device__ __forceinline__ void stage_channel_weight(const TapSumsArgs& a, int64_t c, int lane, acc_t<T>* stage) {
   constexpr int kStageLoads = 8;
   const int taps = a.rows.taps * a.cols.taps;
-  const int values = static_cast<int>(a.c_out / a.groups) * taps;  // a stage's worth: within shared memory
+  const int values = static_cast<int>(a.group_columns) * taps;  // a stage's worth: within shared memory
   const T* weight = static_cast<const T*>(a.weight) + c * values;
 #pragma unroll 1
   for (int i0 = lane; i0 < values; i0 += 32 * kStageLoads) {
@@ -606,8 +633,8 @@ __device__ __forceinline__ ChannelColumns channel_columns(const TapSumsArgs& a, 
 // padding 1, the cells' 3.6, a launch with nothing after its wait 0.6 (docs/limits.md §77). kTapSums false
 // (TapSumsArgs::sums null): the taps are staged for the shares but not stored (an instance, not a run-time test:
 // either way the float64 kernel without the store spills 16 bytes on sm_90, and the run-time test made the one with
-// it spill too). kSide as tap_grid_kernel's: a run's partials are at most 1 + 2 * kSide (registers for them), and the
-// blocks per SM tap_combine_blocks_per_sm says. Dynamic shared memory: combine_warp_values a warp.
+// it spill too). kSide as tap_grid_kernel's (combine_side): a run's partials are at most 1 + 2 * kSide (registers
+// for them), and the blocks per SM tap_combine_blocks_per_sm says. Dynamic shared memory: combine_warp_values a warp.
 template <typename T, bool kTapSums, int kSide, bool kStagedWeight>
 __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide))
     tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
@@ -755,7 +782,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
 // (a power of two) that cover the runs: a lane past the runs adds nothing, so the tree over fewer lanes gives the
 // same sums (a -0 may come out +0). The border rows' cells are the reader's already. tap_combine_kernel's warp per
 // plane left 31 lanes idle where a plane is one run, and staged every cell and tap, which a forward over cells does
-// not read. kSide as tap_grid_kernel's (registers for a run's partials).
+// not read. kSide as tap_grid_kernel's (combine_side; registers for a run's partials).
 template <typename A, int kSide>
 __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const __grid_constant__ TapSumsArgs a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
@@ -1005,15 +1032,13 @@ template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
-  const cudaError_t read = with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
-    return with_walk<cudaError_t>(a.channels_walk, a.stage_bytes, [&](auto walk) {
-      return launch_after_previous_with_shared(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>,
-                                               static_cast<unsigned>(a.read_blocks), kBlockThreads, shared_bytes,
-                                               stream, a);
-    });
-  });
+  const cudaError_t read = with_tap_grid_kernel<T>(
+      a.border_side, a.channels_walk, a.stage_bytes, cudaErrorInvalidValue, [&](auto kernel) {
+        return launch_after_previous_with_shared(kernel, static_cast<unsigned>(a.read_blocks), kBlockThreads,
+                                                 shared_bytes, stream, a);
+      });
   if (read != cudaSuccess || a.combine_blocks == 0) return read;
-  return with_border_side(a.border_side, cudaErrorInvalidValue, [&](auto side) {
+  return with_border_side(combine_side(a.border_side), cudaErrorInvalidValue, [&](auto side) {
     constexpr int kSide = decltype(side)::value;
     if (a.middle_lanes > 0) {
       return launch_after_previous(tap_middle_cells_kernel<acc_t<T>, kSide>, static_cast<unsigned>(a.combine_blocks),
@@ -1074,12 +1099,9 @@ int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bo
                            int32_t stage_bytes) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
-    return with_border_side(border_side, 1, [&](auto side) {
-      return with_walk<int>(channels_walk, stage_bytes, [&](auto walk) {
-        return resident_blocks_per_sm(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>,
-                                      kBlockThreads, tap_grid_shared_bytes(kind, border_side, border_cols,
-                                                                           stage_bytes));
-      });
+    return with_tap_grid_kernel<T>(border_side, channels_walk, stage_bytes, 1, [&](auto kernel) {
+      return resident_blocks_per_sm(kernel, kBlockThreads,
+                                    tap_grid_shared_bytes(kind, border_side, border_cols, stage_bytes));
     });
   });
 }
@@ -1092,7 +1114,7 @@ int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums,
                                 size_t shared_bytes) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
-    return with_border_side(border_side, 1, [&](auto side) {
+    return with_border_side(combine_side(border_side), 1, [&](auto side) {
       return with_tap_combine_kernel<T, decltype(side)::value>(tap_sums, staged_weight, [&](auto combine) {
         return resident_blocks_per_sm(combine, kBlockThreads, shared_bytes);
       });
