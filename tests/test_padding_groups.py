@@ -166,8 +166,8 @@ def test_tap_sums_for_every_border_width(device, dtype):
     """Borders of 1 to 8 columns, alike at both ends or not (stride 2 with output_padding), on rows of whole 16-byte
     vectors (48), rows that are not (45, 17: vectors across rows), rows with narrow gaps between them (45 of 48) and
     wide ones (17 of 48: a load per element), the border columns taken from the loads of the middle (registers up
-    to 2 a side, shared memory beyond); +inf in a first column and -inf in a last each reach only the taps that keep
-    it."""
+    to 2 a side, and 3 on rows of whole vectors; shared memory beyond); +inf in a first column and -inf in a last each
+    reach only the taps that keep it."""
     kernel = (3, 9)
     rows_of = [(48, 48), (45, 45), (17, 17), (45, 48), (17, 48)]  # (W, the row stride)
     for pad, (width, stride_h) in itertools.product(range(1, 9), rows_of):
