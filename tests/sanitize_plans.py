@@ -87,6 +87,8 @@ CROPPED = [
     ((2, 4, 9, 9, 6, 3, 3), "contiguous", torch.float64, dict(groups=2)),  # groups: the padding-0 kernels
     ((2, 3, 4, 136, 5, 3, 3), "contiguous", torch.float32, dict(padding=1)),  # grad_x: a warp per row, 3 rows a warp
     ((1, 3, 5, 256, 4, 3, 3), "contiguous", torch.float16, dict(padding=(1, 2))),  # a warp per row of 32 vectors
+    ((1100, 3, 9, 13, 5, 3, 3), "sliced", torch.float16, dict(padding=1)),  # staged planes, along rows
+    ((700, 5, 7, 11, 4, 4, 2), "channels_last", torch.float32, dict(padding=(1, 2))),  # staged, along channels
 ]
 
 

@@ -610,9 +610,12 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
         ((500, 4, 3, 2, 30, 2, 2), dict(padding=1), "small_planes", "taps"),  # 6 elements, more than the 4 taps
         ((64, 4, 100, 1, 40, 3, 3), dict(padding=1), "kernels", "cells"),
         # Without the sums the middle cells are added by a group of lanes per plane as wide as its runs are many: a
-        # lane (the H200 cuts each plane into one run) and a few (5 runs: 8 lanes).
-        ((17000, 2, 5, 16, 3, 4, 4), dict(padding=1), "kernels", "cells"),
-        ((2000, 4, 12, 20, 5, 4, 4), dict(padding=1), "kernels", "cells"),
+        # lane and a few. Planes as many as the combining warps of an H200 or an RTX 4090 take in one round, at most:
+        # more (as below) are staged.
+        ((1500, 2, 5, 16, 3, 4, 4), dict(padding=1), "kernels", "cells"),
+        ((700, 4, 12, 20, 5, 4, 4), dict(padding=1), "kernels", "cells"),
+        ((17000, 2, 5, 16, 3, 4, 4), dict(padding=1), "staged_planes", "cells"),
+        ((2000, 4, 12, 20, 5, 4, 4), dict(padding=1), "staged_planes", "cells"),
         ((2, 3, 7, 40, 64, 2, 2), dict(padding=1), "kernels", "taps"),
         ((3, 5, 20, 48, 3, 3, 4), dict(padding=(1, 2), stride=(2, 1)), "kernels", "shares"),
         ((2, 3, 20, 33, 5, 3, 3), dict(padding=(1, 9)), "aten", None),
@@ -653,6 +656,39 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
     x[5, 1] = float("inf")
     sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)[1]
     assert sums[5, 1, 1, 1] == float("inf") and torch.isfinite(sums[5, 1]).sum() == 8 and (sums[5, 1] == 0).sum() == 8
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_staged_planes_of_every_layout(dtype):
+    """The staged small-plane kernel (many planes of 65 to 1024 elements: a tile of planes copied into shared memory,
+    then each cell's rectangle added there): staged along rows (contiguous and sliced x, planes up to a block's 256
+    threads) and along channels (channels-last x, C not dividing the tile), with stride, dilation and padding that
+    differs by side, a last tile part full; its per-tap sums as the CPU backend's, its output as the float64
+    model's, and bitwise the same without the sums."""
+    cases = [
+        # (B, C_in, H, W, C_out, kH, kW), layout, settings
+        ((1000, 4, 9, 13, 6, 3, 3), "contiguous", dict(padding=1)),
+        ((1000, 4, 9, 13, 6, 3, 3), "sliced", dict(padding=(2, 1), stride=(2, 1))),
+        ((4001, 1, 10, 12, 3, 5, 5), "contiguous", dict(padding=3)),
+        ((700, 6, 7, 11, 5, 4, 2), "channels_last", dict(padding=1, dilation=(1, 2))),
+        ((350, 13, 5, 20, 4, 2, 3), "channels_last", dict(padding=(1, 2))),
+    ]
+    for case, (shape, layout, settings) in enumerate(cases):
+        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout, seed=case)
+        what = f"{shape}, {layout}, {settings}"
+        plan = fusedlse_cuda.explain(x, weight, **settings)
+        assert plan["tap_sums"] == "staged_planes", (plan, what)
+        args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+        poison_allocator("cuda")
+        out, sums = torch.ops.fusedlse.forward(*args)
+        poison_allocator("cuda")
+        out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+        assert torch.equal(out_alone, out), what
+        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+        torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
+        assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

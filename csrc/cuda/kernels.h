@@ -254,6 +254,11 @@ struct TapSumsArgs {
 // adds its elements into its kept cells in a fixed order, then each tap's sum of the cells it keeps. Element offsets
 // and cells are the same for every plane, so the host works them out once.
 constexpr int kSmallPlaneElements = 64;
+// The staged kernel's planes (SmallPlaneTapArgs::staged_planes): at most this many elements, and kept segments a cut.
+constexpr int kStagedPlaneElements = 1024;
+constexpr int kMaxStagedSegments = 32;
+// The fewest planes a staged tile holds: float64 planes of 120 elements and more fit 16 (48 KiB a block).
+constexpr int kStagedPlanesLeast = 16;
 struct SmallPlaneTapArgs {
   ScalarKind kind;
   const void* x;  // [B, C, H, W] in `kind`: plane (b, c) at b*stride_b + c*stride_c
@@ -285,6 +290,18 @@ struct SmallPlaneTapArgs {
   // one more live register made float64's kernel without the taps' store spill on sm_90.
   int32_t pitch;
   int64_t blocks;
+  // staged_planes > 0: staged_plane_taps_kernel instead, a block per staged_planes consecutive planes (a power of
+  // two, kStagedPlanesLeast to threads): they are copied into shared memory ([staged_planes][plane_pitch] values of
+  // the accumulation type, plane_pitch odd) by loads whose neighbouring threads read neighbouring elements of a row
+  // (channel_order false: a thread one element of every plane, H * W <= threads) or neighbouring channels
+  // (channel_order: a thread one plane), then each kept cell is added over its rectangle there, a thread per (cell,
+  // plane). Element (i, j) of a plane lies i * stride_h + j * stride_w past its first; H * W <= kStagedPlaneElements.
+  int32_t staged_planes, plane_pitch, height, width;
+  int64_t stride_h, stride_w;
+  bool channel_order;
+  // Kept segment r's inputs: rows [row_start[r], row_stop[r]), columns [col_start[q], col_stop[q]).
+  int16_t row_start[kMaxStagedSegments], row_stop[kMaxStagedSegments];
+  int16_t col_start[kMaxStagedSegments], col_stop[kMaxStagedSegments];
 };
 constexpr int kSmallPlaneMaxThreads = 256;
 constexpr int kSmallPlaneSharedBytes = static_cast<int>(kDefaultSharedBytesPerBlock);  // no opting in
@@ -457,6 +474,8 @@ cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream);
+// Dynamic shared memory of staged_plane_taps_kernel's block (SmallPlaneTapArgs::staged_planes > 0).
+size_t staged_plane_shared_bytes(const SmallPlaneTapArgs& args);
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
 // 1).

@@ -1136,11 +1136,62 @@ struct TapPath {
   const char* why;
   TapCutGeometry rows, cols;  // where kernels
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
+  bool staged_planes = false;  // with small_planes: its staged kernel (SmallPlaneTapArgs::staged_planes)
   bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
   // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
   // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
   bool whole_planes = false;
 };
+
+// Whether small_plane_taps_kernel loads x's planes as 16-byte vectors: each plane H * W contiguous elements, a whole
+// number of vectors, every plane starting on one.
+bool small_planes_as_vectors(const at::Tensor& x, const ForwardShape& s) {
+  const auto aligned = [&](int64_t elements) { return elements * x.element_size() % 16 == 0; };
+  return x.stride(3) == 1 && x.stride(2) == s.width && aligned(s.height * s.width) &&
+         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && aligned(x.stride(0)) && aligned(x.stride(1));
+}
+
+// staged_plane_taps_kernel's tile (SmallPlaneTapArgs::staged_planes) and staging order for x, or a tile of 0 where
+// it does not apply: more planes than the tap kernels' combining warps take in one round (past that each warp runs
+// a plane's chain of round trips again and again), each of more than kSmallPlaneElements elements (below, the
+// thread per plane was as fast or faster on most sweep shapes: H200, r01 [1000000, 2, 2, 3] bfloat16 83 us against
+// 147 staged; r13, r58, r07 level; r26 843 against 672) and at most kStagedPlaneElements, whose rows (at most a
+// block's threads a plane) or channels are contiguous, at most kMaxStagedSegments kept segments a cut and
+// kMaxKernelTaps taps a side, and kStagedPlanesLeast planes or more a block within kSmallPlaneSharedBytes.
+struct StagedPlanes {
+  int32_t tile = 0, plane_pitch = 0;
+  bool channel_order = false;
+};
+StagedPlanes staged_planes(const at::Tensor& x, const ForwardShape& s) {
+  const int64_t elements = s.height * s.width;
+  const int64_t combine_warps =
+      int64_t{device_props(x.get_device()).multiprocessors} * kTapCombineBlocksPerSm * kWarpsPerBlock;
+  if (elements <= kSmallPlaneElements || elements > kStagedPlaneElements || s.kernel_h > kMaxKernelTaps ||
+      s.kernel_w > kMaxKernelTaps ||
+      s.batch * s.in_channels <= combine_warps) {
+    return {};
+  }
+  const bool rows_contiguous = x.stride(3) == 1 || (s.width == 1 && x.stride(2) == 1);
+  const bool channel_order = !(rows_contiguous && elements <= kSmallPlaneMaxThreads);
+  if (channel_order && (x.stride(1) != 1 || s.in_channels == 1)) return {};
+  const KeptCells kept = kept_cells(s);
+  const int64_t kept_rows = std::count(kept.rows.begin(), kept.rows.end(), true);
+  const int64_t kept_cols = std::count(kept.cols.begin(), kept.cols.end(), true);
+  if (kept_rows > kMaxStagedSegments || kept_cols > kMaxStagedSegments) return {};
+  StagedPlanes staged;
+  staged.channel_order = channel_order;
+  staged.plane_pitch = static_cast<int32_t>(elements | 1);
+  const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
+  const int64_t values = kept_rows * kept_cols + s.kernel_h * s.kernel_w;
+  for (int64_t tile = kSmallPlaneMaxThreads; tile >= kStagedPlanesLeast; tile /= 2) {
+    const int64_t bytes = (tile + elements) * 8 + (tile * staged.plane_pitch + values * (tile + 1)) * acc_bytes;
+    if (bytes <= kSmallPlaneSharedBytes) {
+      staged.tile = static_cast<int32_t>(tile);
+      return staged;
+    }
+  }
+  return {};
+}
 
 // Who computes the per-tap sums themselves (tap_path adds the whole-plane cells beside them).
 TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
@@ -1155,6 +1206,16 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
                   "(pairs of row and column segments), then each tap's kept cells"};
     small.small_planes = true;
     return small;
+  }
+  // Many planes a little larger are staged by coalesced loads where the layout allows (H200, docs/limits.md §80).
+  if (staged_planes(x, s).tile > 0) {
+    TapPath staged{false,
+                   "many small planes: a block stages a tile of planes in shared memory by coalesced loads (along "
+                   "rows, or along channels where they are contiguous), then a thread per (cell, plane) adds the "
+                   "cell's rectangle there, then each tap's kept cells"};
+    staged.small_planes = true;
+    staged.staged_planes = true;
+    return staged;
   }
   const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
   if (!rows || !cols) {
@@ -1204,7 +1265,11 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
 
 // How explain() names `path`.
 const char* tap_path_name(const TapPath& path) {
-  return path.small_planes ? "small_planes" : path.channels ? "channel_kernels" : path.kernels ? "kernels" : "aten";
+  return path.staged_planes  ? "staged_planes"
+         : path.small_planes ? "small_planes"
+         : path.channels     ? "channel_kernels"
+         : path.kernels      ? "kernels"
+                             : "aten";
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
@@ -1218,7 +1283,7 @@ int32_t tap_border_side(const TapCutGeometry& cols) {
 // of each plane's kept cells [B, C, kept cells] (fusedlse.h KeptCells) into it. Without `want_taps`, the cells alone
 // (an undefined tensor returned).
 at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* kept_cells_out,
-                                bool want_taps) {
+                                bool want_taps, bool staged_kernel) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const KeptCells kept = kept_cells(s);
   std::vector<int32_t> row_place, col_place;  // a segment's place among the kept ones, -1 where no tap keeps it
@@ -1233,12 +1298,10 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   a.channels = s.in_channels;
   a.stride_b = x.stride(0);
   a.stride_c = x.stride(1);
-  const int64_t plane_bytes = s.height * s.width * x.element_size();
-  const auto aligned = [&](int64_t elements) { return elements * x.element_size() % 16 == 0; };
-  a.vector_planes = x.stride(3) == 1 && x.stride(2) == s.width && plane_bytes % 16 == 0 &&
-                    reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && aligned(x.stride(0)) &&
-                    aligned(x.stride(1));
-  for (int64_t i = 0; i < s.height; ++i) {
+  const StagedPlanes staged = staged_kernel ? staged_planes(x, s) : StagedPlanes{};
+  TORCH_INTERNAL_ASSERT(!staged_kernel || staged.tile > 0);
+  a.vector_planes = small_planes_as_vectors(x, s);
+  for (int64_t i = 0; staged.tile == 0 && i < s.height; ++i) {
     for (int64_t j = 0; j < s.width; ++j) {
       const int32_t r = row_place[rows.segment(i)], q = col_place[cols.segment(j)];
       const int8_t cell = static_cast<int8_t>(r < 0 || q < 0 ? -1 : r * kept_cols + q);
@@ -1276,15 +1339,41 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
     *kept_cells_out = at::empty({s.batch, s.in_channels, int64_t{kept_rows} * kept_cols}, acc);
     a.cells = kept_cells_out->data_ptr();
   }
-  const int64_t plane_bytes_shared =
-      (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) * c10::elementSize(accumulation_type(x.scalar_type()));
-  // Rows of threads + 1 values (small_plane_taps_kernel's pitch).
-  a.threads = static_cast<int32_t>(
-      std::min<int64_t>(kSmallPlaneMaxThreads, (kSmallPlaneSharedBytes / plane_bytes_shared - 1) / 32 * 32));
-  a.pitch = a.threads + 1;
   const int64_t planes = s.batch * s.in_channels;
-  const int64_t resident = int64_t{device_props(x.get_device()).multiprocessors} * 2048 / a.threads;
-  a.blocks = std::clamp<int64_t>(ceil_div(planes, a.threads), 1, 8 * resident);
+  const int64_t resident_threads = int64_t{device_props(x.get_device()).multiprocessors} * 2048;
+  if (staged.tile > 0) {
+    a.staged_planes = staged.tile;
+    a.plane_pitch = staged.plane_pitch;
+    a.channel_order = staged.channel_order;
+    a.height = static_cast<int32_t>(s.height);
+    a.width = static_cast<int32_t>(s.width);
+    a.stride_h = x.stride(2);
+    a.stride_w = x.stride(3);
+    // Each kept segment's inputs: a run of them (segments are the cut's head inputs one by one, its middle, its tail
+    // inputs one by one).
+    for (int64_t i = s.height - 1; i >= 0; --i) {
+      const int32_t r = row_place[rows.segment(i)];
+      if (r < 0) continue;
+      a.row_start[r] = static_cast<int16_t>(i);
+      if (a.row_stop[r] == 0) a.row_stop[r] = static_cast<int16_t>(i + 1);
+    }
+    for (int64_t j = s.width - 1; j >= 0; --j) {
+      const int32_t q = col_place[cols.segment(j)];
+      if (q < 0) continue;
+      a.col_start[q] = static_cast<int16_t>(j);
+      if (a.col_stop[q] == 0) a.col_stop[q] = static_cast<int16_t>(j + 1);
+    }
+    a.threads = kSmallPlaneMaxThreads;
+    a.blocks = std::clamp<int64_t>(ceil_div(planes, staged.tile), 1, 4 * resident_threads / a.threads);
+  } else {
+    const int64_t plane_bytes_shared = (int64_t{kept_rows} * kept_cols + s.kernel_h * s.kernel_w) *
+                                       c10::elementSize(accumulation_type(x.scalar_type()));
+    // Rows of threads + 1 values (small_plane_taps_kernel's pitch).
+    a.threads = static_cast<int32_t>(
+        std::min<int64_t>(kSmallPlaneMaxThreads, (kSmallPlaneSharedBytes / plane_bytes_shared - 1) / 32 * 32));
+    a.pitch = a.threads + 1;
+    a.blocks = std::clamp<int64_t>(ceil_div(planes, a.threads), 1, 8 * resident_threads / a.threads);
+  }
   C10_CUDA_CHECK(launch_small_plane_taps(a, c10::cuda::getCurrentCUDAStream().stream()));
   return sums;
 }
@@ -1399,7 +1488,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     return want_taps ? tap_sums_of_cells(*cells, s) : at::Tensor();
   }
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
-  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps);
+  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps, path.staged_planes);
   if (!path.kernels || x.numel() == 0) {
     if (cells == nullptr) return tap_sums(x, s);
     *cells = cell_sums(x, s);

@@ -947,6 +947,135 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
   }
 }
 
+// Many small planes (SmallPlaneTapArgs::staged_planes), a block per tile of consecutive planes: the tile is copied
+// into shared memory by coalesced loads, then each kept cell is added over its rectangle there, a thread per (cell,
+// plane), then each tap's cells as small_plane_taps_kernel adds them (the same order: bitwise its sums). The thread
+// per plane of that kernel reads its plane alone, a warp's load touching 32 planes' lines: H200, r26 of the sweep
+// ([500741, 18, 3, 6] float16, rows 8 apart) took 737 us for its cells where the padding-0 reader took 164; the tap
+// kernels' warp per run of rows and per plane, on r42's 1.6 million planes of 4 x 43, 3.0 ms (docs/limits.md §80).
+template <typename T, bool kTapSums>
+__global__ void __launch_bounds__(kSmallPlaneMaxThreads)
+    staged_plane_taps_kernel(const __grid_constant__ SmallPlaneTapArgs a) {
+  using A = acc_t<T>;
+  constexpr int kLoads = 8;
+  const int threads = blockDim.x, t = threadIdx.x;
+  const int tile = a.staged_planes, pitch = a.plane_pitch, value_pitch = tile + 1;
+  const int elements = a.height * a.width;
+  const int cells = a.row_segments * a.column_segments, taps = a.taps_h * a.taps_w;
+  const int tile_shift = __ffs(tile) - 1;
+  extern __shared__ __align__(16) unsigned char staged_plane_shared[];
+  int64_t* plane_start = reinterpret_cast<int64_t*>(staged_plane_shared);  // [tile]: each plane's first element
+  int64_t* element_offset = plane_start + tile;                             // [H * W]: element k's from there
+  A* stage = reinterpret_cast<A*>(element_offset + elements);              // [tile][pitch]: the planes' values
+  A* block_cells = stage + tile * pitch;                                    // [cells][tile + 1]
+  A* block_taps = block_cells + cells * value_pitch;                        // [taps][tile + 1]
+  const T* x = static_cast<const T*>(a.x);  // [B, C, H, W]: plane (b, c) at b*stride_b + c*stride_c
+  A* cells_out = static_cast<A*>(a.cells);  // [B*C, kept cells] or null
+  A* sums = static_cast<A*>(a.sums);        // [B*C, taps_h * taps_w] (kTapSums)
+  for (int k = t; k < elements; k += threads) {
+    const int i = k / a.width;
+    element_offset[k] = i * a.stride_h + (k - i * a.width) * a.stride_w;
+  }
+  // Channel order: this thread stages plane `fixed`, elements first_other, first_other + other_step, ...; else
+  // element `fixed` of planes first_other, first_other + other_step, ... Threads past other_step's whole groups idle.
+  const int group = a.channel_order ? tile : elements;
+  const int fixed = t % group, first_other = t / group, other_step = threads / group;
+  const int64_t planes = a.batch * a.channels;
+  for (int64_t first = static_cast<int64_t>(blockIdx.x) * tile; first < planes;
+       first += static_cast<int64_t>(gridDim.x) * tile) {
+    const int block_planes = static_cast<int>(min(static_cast<int64_t>(tile), planes - first));
+    for (int p = t; p < block_planes; p += threads) {
+      const int64_t q = first + p;
+      const int64_t b = a.small_channels ? divide(static_cast<uint32_t>(q), a.channels_divisor) : q / a.channels;
+      plane_start[p] = b * a.stride_b + (q - b * a.channels) * a.stride_c;
+    }
+    __syncthreads();  // also the element offsets, the first time
+    // kLoads loads in flight, then their stores; a `break` at the end rather than a predicate per load.
+    if (first_other < other_step && !a.channel_order) {
+      const int64_t offset = element_offset[fixed];
+      for (int p0 = first_other; p0 < block_planes; p0 += kLoads * other_step) {
+        T v[kLoads];
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int p = p0 + u * other_step;
+          if (p >= block_planes) break;
+          v[u] = __ldg(x + plane_start[p] + offset);
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int p = p0 + u * other_step;
+          if (p >= block_planes) break;
+          stage[p * pitch + fixed] = to_acc(v[u]);
+        }
+      }
+    } else if (first_other < other_step && fixed < block_planes) {
+      const T* plane = x + plane_start[fixed];
+      A* staged = stage + fixed * pitch;
+      for (int k0 = first_other; k0 < elements; k0 += kLoads * other_step) {
+        T v[kLoads];
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int k = k0 + u * other_step;
+          if (k >= elements) break;
+          v[u] = __ldg(plane + element_offset[k]);
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          const int k = k0 + u * other_step;
+          if (k >= elements) break;
+          staged[k] = to_acc(v[u]);
+        }
+      }
+    }
+    __syncthreads();
+    // A warp's threads on neighbouring planes of one cell: the same rectangle, rows pitch (odd) apart in the banks.
+    for (int item = t; item < cells << tile_shift; item += threads) {
+      const int cell = item >> tile_shift, p = item - (cell << tile_shift);
+      if (p < block_planes) {
+        const int r = cell / a.column_segments, q = cell - r * a.column_segments;
+        const A* values = stage + p * pitch;
+        A total = 0;
+        for (int i = a.row_start[r]; i < a.row_stop[r]; ++i) {
+          for (int j = a.col_start[q]; j < a.col_stop[q]; ++j) total += values[i * a.width + j];
+        }
+        block_cells[cell * value_pitch + p] = total;
+      }
+    }
+    __syncthreads();
+    if constexpr (kTapSums) {
+      // Each tap's kept cells, columns first, then rows (tap_sums_of_cells' order); added, never subtracted.
+      for (int item = t; item < taps << tile_shift; item += threads) {
+        const int tap = item >> tile_shift, p = item - (tap << tile_shift);
+        if (p < block_planes) {
+          const int th = tap / a.taps_w, tw = tap - th * a.taps_w;
+          A total = 0;
+          for (int r = a.row_first[th]; r < a.row_end[th]; ++r) {
+            A row = 0;
+            for (int q = a.col_first[tw]; q < a.col_end[tw]; ++q) {
+              row += block_cells[(r * a.column_segments + q) * value_pitch + p];
+            }
+            total += row;
+          }
+          block_taps[tap * value_pitch + p] = total;
+        }
+      }
+      __syncthreads();
+      // The tile's planes are consecutive: their taps (and cells) are one run of memory each.
+      for (int i = t; i < block_planes * taps; i += threads) {
+        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
+        sums[first * taps + i] = block_taps[(i - p * taps) * value_pitch + p];
+      }
+    }
+    if (cells_out != nullptr) {
+      for (int i = t; i < block_planes * cells; i += threads) {
+        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.cells_divisor));
+        cells_out[first * cells + i] = block_cells[(i - p * cells) * value_pitch + p];
+      }
+    }
+    __syncthreads();  // the next tile's planes overwrite these
+  }
+}
+
 // A thread per output value (CellWeightArgs), consecutive threads on consecutive columns n: the writes whole lines,
 // the reads a kernel's taps apart, each cell loading its taps again (CellWeightArgs::by_pairs false: kernels of more
 // than kCellWeightRegisterTaps taps, and pairs too few to fill the device).
@@ -1069,12 +1198,26 @@ cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream)
 cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream) {
   return with_element_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
     using T = decltype(t);
+    if (args.staged_planes > 0) {
+      const auto kernel =
+          args.sums != nullptr ? staged_plane_taps_kernel<T, true> : staged_plane_taps_kernel<T, false>;
+      kernel<<<static_cast<unsigned>(args.blocks), args.threads, staged_plane_shared_bytes(args), stream>>>(args);
+      return cudaGetLastError();
+    }
     const size_t shared = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w) *
                           sizeof(acc_t<T>) * static_cast<size_t>(args.pitch);
     const auto kernel = args.sums != nullptr ? small_plane_taps_kernel<T, true> : small_plane_taps_kernel<T, false>;
     kernel<<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
     return cudaGetLastError();
   });
+}
+
+size_t staged_plane_shared_bytes(const SmallPlaneTapArgs& args) {
+  const size_t acc = args.kind == ScalarKind::kDouble ? 8 : 4;
+  const size_t tile = static_cast<size_t>(args.staged_planes);
+  const size_t values = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w);
+  return (tile + static_cast<size_t>(args.height * args.width)) * sizeof(int64_t) +
+         (tile * static_cast<size_t>(args.plane_pitch) + values * (tile + 1)) * acc;
 }
 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {

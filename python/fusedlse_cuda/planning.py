@@ -32,7 +32,10 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             W.sum is summed from the weight's taps, or is the weight itself (``weight_sum``), then ``epilogue``);
             ``"cropped"`` for padding > 0 (per-tap sums of x, then a GEMM over them or over each plane's cells):
             then only ``tap_sums`` (``"small_planes"``: a thread per plane, for planes of at most 64 elements in
-            any layout; ``"kernels"``: fusedlse's tap kernels, a warp per run of a plane's rows, for x whose rows
+            any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by coalesced
+            loads, then a thread per cell and plane, for more planes than the tap kernels' combining warps take in
+            one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are contiguous;
+            ``"kernels"``: fusedlse's tap kernels, a warp per run of a plane's rows, for x whose rows
             are contiguous; ``"channel_kernels"``: the same kernels walking runs of rows of up to 32 neighbouring
             channels, for x whose channels are contiguous (channels_last and its slices); ``"aten"``: ATen's
             reductions over each plane's border pieces and fusedlse's readers over its middle, for x with neither
