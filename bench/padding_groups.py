@@ -3,6 +3,7 @@ headline and on a sample of the public sweep, and the backward's grad_x write ag
 
     python bench/padding_groups.py [--every 4] [--out DIR]      # GPU; DIR defaults to bench/results/<device>/
     python bench/padding_groups.py --every 1 --variants g2,g3,g4 --stem groups_sweep     # groups on every problem
+    python bench/padding_groups.py --every 1 --variants p1,p2,p3 --stem padding_sweep    # padding on every problem
 
 A variant's ratio is its forward time over the padding-0, groups-1 forward's on the same x (1.05: 5% slower). Each
 padding variant's *floor ratio* is the least ratio any forward could reach there: max(read floor, padded GEMM floor)
