@@ -621,6 +621,22 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(bytes >= -1, "_force_tap_min_run_bytes: bytes must be -1 or more, got ", bytes);
     plan::force_tap_min_run_bytes(bytes);
   });
+  // padding's rule for the tap kernels' shares (plan::tap_shares_short), for the planner's CPU tests.
+  m.def("_tap_shares_short(int planes, int c_out, int taps, int acc_bytes, int multiprocessors) -> bool",
+        [](int64_t planes, int64_t c_out, int64_t taps, int64_t acc_bytes, int64_t multiprocessors) {
+          FUSEDLSE_CHECK(planes >= 1 && c_out >= 1 && taps >= 1 && (acc_bytes == 4 || acc_bytes == 8) &&
+                             multiprocessors >= 1,
+                         "_tap_shares_short: planes, c_out, taps and multiprocessors must each be 1 or more and "
+                         "acc_bytes 4 or 8, got ", planes, ", ", c_out, ", ", taps, ", ", acc_bytes, ", ",
+                         multiprocessors);
+          return plan::tap_shares_short(planes, c_out, taps, acc_bytes, multiprocessors);
+        });
+  // For measurements and tests only (tests/test_padding_groups.py): every later padded forward takes the tap kernels'
+  // shares wherever their bytes allow (1) or never (0), bypassing plan::tap_shares_short; -1 leaves it to the rule.
+  m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {
+    FUSEDLSE_CHECK(shares >= -1 && shares <= 1, "_force_tap_shares: shares must be -1, 0 or 1, got ", shares);
+    plan::force_tap_shares(static_cast<int>(shares));
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

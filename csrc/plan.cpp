@@ -368,6 +368,7 @@ std::atomic<int> forced_epilogue{-1};
 std::atomic<int> forced_walk{-1};
 std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
+std::atomic<int> forced_tap_shares{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -1133,6 +1134,21 @@ int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t
 }
 
 void force_tap_min_run_bytes(int64_t bytes) { forced_tap_min_run_bytes.store(bytes, std::memory_order_relaxed); }
+
+int64_t tap_combine_warps(int64_t multiprocessors) {
+  return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;
+}
+
+bool tap_shares_short(int64_t planes, int64_t c_out, int64_t taps, int64_t acc_bytes, int64_t multiprocessors) {
+  const int forced = forced_tap_shares.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  // Every column of a plane, those outside its group too (tap_combine_kernel stores their zeros).
+  const int64_t trips =
+      ceil_div(c_out, int64_t{32} * tap_share_columns(acc_bytes)) * ceil_div(taps, int64_t{kTapShareTaps});
+  return planes <= tap_combine_warps(multiprocessors) && trips <= kTapSharesMaxTrips;
+}
+
+void force_tap_shares(int shares) { forced_tap_shares.store(shares, std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

@@ -339,6 +339,18 @@ int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t
 // as many runs as the warps ask for); -1 leaves it to the rule. Not for production code.
 void force_tap_min_run_bytes(int64_t bytes);
 
+// Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
+// `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.
+int64_t tap_combine_warps(int64_t multiprocessors);
+// Whether padding's tap kernels add each plane's share of the cropped GEMM as they combine its taps (cuda/ops_cuda.cpp
+// tap_shares_apply, beside its bounds on bytes): `planes` no more than tap_combine_warps(multiprocessors),
+// and each plane's shares, `c_out` columns of `taps` taps of acc_bytes values, at
+// most kTapSharesMaxTrips trips of weight loads (tuning.h). Or with force_tap_shares, as forced.
+bool tap_shares_short(int64_t planes, int64_t c_out, int64_t taps, int64_t acc_bytes, int64_t multiprocessors);
+// For measurements and tests: every later tap_shares_short answers `shares` (0 or 1); -1 leaves it to the rule. Not
+// for production code.
+void force_tap_shares(int shares);
+
 const char* name(Strategy strategy);
 const char* name(Reader reader);
 const char* name(Epilogue epilogue);

@@ -411,6 +411,25 @@ def test_tap_shares_added_in_the_lse_launch_or_by_torch(c_in, c_out, added):
 
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("shape,shares", [((2, 3, 400, 720, 100, 3, 3), True),   # 1 x 2 trips of weight loads
+                                          ((2, 3, 400, 720, 600, 3, 3), False),  # 5 x 2 trips
+                                          ((1700, 2, 40, 40, 4, 3, 3), False)])  # 3400 planes: past one round
+def test_tap_shares_only_as_a_short_loop(shape, shares):
+    """The tap kernels' shares where each combining warp's loop over its plane's columns and taps is short and the
+    planes fit one round of those warps (plan::tap_shares_short), else the planner's epilogue over the taps or
+    cells: each against the float64 model, and the forward without the per-tap sums bitwise the one with them."""
+    x, weight, conv_bias, bias = make_problem(*shape, device="cuda", seed=shape[4])
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert plan["tap_sums"] == "kernels" and (plan["gemm"]["strategy"] == "tap_shares") == shares, plan
+    poison_allocator("cuda")
+    args = (x, weight, conv_bias, bias) + tuple(conv_settings(padding=1).values())
+    out = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, padding=1)) <= TOLERANCE[torch.float32]
+    assert torch.equal(out, torch.ops.fusedlse.forward(*args, keep_sums=True)[0])
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("shape,dtype,groups", [
     ((64, 64, 24, 24, 8, 3, 3), torch.float32, 1),     # 4096 planes: more than the combine's warps on an H200
     ((2, 3, 160, 160, 500, 3, 3), torch.float32, 1),   # 500 columns of 9 taps: too large a stage, read in place
@@ -421,17 +440,21 @@ def test_tap_shares_added_in_the_lse_launch_or_by_torch(c_in, c_out, added):
 def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
     """The combining launch's shares from the weight staged in shared memory (its warp's first plane's before the
     wait for the reader, later planes' after it) or read where it lies: each against the float64 model, and the
-    forward without the per-tap sums bitwise the forward with them."""
+    forward without the per-tap sums bitwise the forward with them. The shares forced: the rule keeps them to one
+    round of the combining warps and few trips of weight loads, where 4096 planes and 500 columns are not."""
+    from fusedlse_cuda.planning import forced_tap_shares
+
     batch, c_in, height, width, c_out, kh, kw = shape
     x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out, kh, kw, dtype=dtype, device="cuda",
                                               seed=c_out)
     weight = weight[:, :c_out // groups].contiguous()
-    plan = fusedlse_cuda.explain(x, weight, padding=1, groups=groups)
-    assert plan["tap_sums"] == "kernels" and plan["gemm"]["strategy"] == "tap_shares", plan
-    poison_allocator("cuda")
     args = (x, weight, conv_bias, bias) + tuple(conv_settings(padding=1, groups=groups).values())
-    out = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-    with_sums = torch.ops.fusedlse.forward(*args, keep_sums=True)[0]
+    with forced_tap_shares(True):
+        plan = fusedlse_cuda.explain(x, weight, padding=1, groups=groups)
+        assert plan["tap_sums"] == "kernels" and plan["gemm"]["strategy"] == "tap_shares", plan
+        poison_allocator("cuda")
+        out = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+        with_sums = torch.ops.fusedlse.forward(*args, keep_sums=True)[0]
     truth = reference.truth(x, weight, conv_bias, bias, padding=1, groups=groups)
     assert rel_err(out, truth) <= TOLERANCE[dtype]
     assert torch.equal(out, with_sums)
@@ -750,6 +773,37 @@ def test_channels_walk_of_every_slicing(dtype):
                 out, sums = torch.ops.fusedlse.forward(*args)
             torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
             assert rel_err(out, truth) <= TOLERANCE[dtype], what
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_channels_walk_row_by_row(dtype):
+    """The channels walk row by row (a lane a column, rows of at least 64 columns): borders of 1 and 2 columns in
+    registers and of 3 in shared memory, rows sliced from wider ones; and beside it the flat walk on rows too short
+    for it and where two lanes share a row. Per-tap sums as the CPU backend's, output as the float64 model's, the
+    forward without the sums bitwise the one with them."""
+    cases = [
+        # (B, C_in, H, W, C_out, kH, kW), settings, columns cut from each row's end (a slice of W)
+        ((2, 64, 12, 80, 6, 3, 3), dict(padding=1), 0),        # 2 slices of 32 channels, a lane a column
+        ((2, 9, 10, 150, 5, 5, 3), dict(padding=(1, 2)), 0),   # 9 channels, 2 lanes across a row: flat
+        ((2, 32, 9, 70, 3, 4, 4), dict(padding=3), 0),
+        ((2, 24, 7, 75, 4, 3, 5), dict(padding=(2, 1), stride=(1, 2)), 5),
+        ((2, 9, 10, 20, 5, 3, 3), dict(padding=1), 0),         # 20 columns: the flat walk
+    ]
+    for case, (shape, settings, cut) in enumerate(cases):
+        settings = dict(groups=1) | settings
+        x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, "cuda", "channels_last", seed=case)
+        x = x[..., :x.shape[3] - cut] if cut else x
+        what = f"{shape}, {settings}, {cut} columns cut"
+        plan = fusedlse_cuda.explain(x, weight, **settings)
+        assert plan["tap_sums"] == "channel_kernels", (plan, what)
+        args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+        poison_allocator("cuda")
+        out, sums = torch.ops.fusedlse.forward(*args)
+        torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
+        assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+        assert torch.equal(out, torch.ops.fusedlse.forward(*args, keep_sums=False)[0]), what
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")

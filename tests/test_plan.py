@@ -674,3 +674,40 @@ def test_forced_tap_runs_take_the_least_run_given():
     assert torch.ops.fusedlse._tap_run_chunks(*r35) == 10
     with pytest.raises(RuntimeError, match="units and resident_warps must each be 1 or more, got 31, 88, 0, 4224"):
         torch.ops.fusedlse._tap_run_chunks(31, 88, 0, H200_TAP_WARPS)
+
+
+# padding's shares by the tap kernels' combining warps (plan::tap_shares_short): (planes, C_out, taps, accumulator
+# bytes) -> taken on an H200 (132 SMs: 3168 combining warps at once) and an RTX 4090 (128: 3072).
+TAP_SHARES = {
+    "headline": ((1024, 128, 9, 4), True, True),         # 1 column trip x 2 tap trips
+    "r48_few_planes": ((15, 368, 4, 4), True, True),     # 3 column trips
+    "r44_wide_c_out": ((395, 2739, 15, 4), False, False),  # 22 x 2 trips
+    "r12": ((180, 334, 15, 4), False, False),             # 3 x 2
+    "float64_128_columns": ((64, 128, 9, 8), True, True),  # 2 columns a lane: 2 x 2
+    "float64_129_columns": ((64, 129, 9, 8), False, False),  # 3 x 2
+    "r41_many_planes": ((6756, 10, 4, 4), False, False),  # past one round of the combining warps
+    "between_the_rounds": ((3100, 10, 4, 4), True, False),
+}
+
+
+@pytest.mark.parametrize("case", list(TAP_SHARES))
+def test_tap_shares_only_as_a_short_loop_over_one_round_of_planes(case):
+    args, on_h200, on_4090 = TAP_SHARES[case]
+    assert torch.ops.fusedlse._tap_shares_short(*args, H200["multiprocessors"]) is on_h200
+    assert torch.ops.fusedlse._tap_shares_short(*args, RTX_4090["multiprocessors"]) is on_4090
+
+
+def test_forced_tap_shares_bypass_the_rule():
+    from fusedlse_cuda.planning import forced_tap_shares
+
+    r44, headline = (395, 2739, 15, 4, 132), (1024, 128, 9, 4, 132)
+    with forced_tap_shares(True):
+        assert torch.ops.fusedlse._tap_shares_short(*r44)
+    with forced_tap_shares(False):
+        assert not torch.ops.fusedlse._tap_shares_short(*headline)
+    assert torch.ops.fusedlse._tap_shares_short(*headline) and not torch.ops.fusedlse._tap_shares_short(*r44)
+    with pytest.raises(ValueError, match="shares must be a bool, got 1"):
+        with forced_tap_shares(1):
+            pass
+    with pytest.raises(RuntimeError, match="acc_bytes 4 or 8, got 395, 2739, 15, 2, 132"):
+        torch.ops.fusedlse._tap_shares_short(395, 2739, 15, 2, 132)

@@ -200,6 +200,9 @@ struct TapSumsArgs {
   // next (position_wrap_offset).
   int32_t position_step_cols;
   int64_t position_step_offset, position_wrap_offset;
+  // The channels walk row by row (a lane a column, rows of at least kChannelRowsMinColumns): a lane takes the same
+  // columns of each row, position_lanes apart, rather than positions running on from row to row.
+  bool channel_rows;
   // Middle rows by 16-byte loads of the memory they span, gaps between rows and all, where the gaps are narrow
   // (span_walk; row_stride divides by stride_h); else a load per element (row_elements divides by W). Either way a
   // run spans fewer than 2^31 elements.
@@ -477,9 +480,9 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
 // Dynamic shared memory of staged_plane_taps_kernel's block (SmallPlaneTapArgs::staged_planes > 0).
 size_t staged_plane_shared_bytes(const SmallPlaneTapArgs& args);
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
-// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk; at least
-// 1).
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk,
+// Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk,
+// channel_rows; at least 1).
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk, bool channel_rows,
                            int32_t stage_bytes);
 // tap_grid_kernel's dynamic shared memory: the border sums (border_side 0), then a stage of stage_bytes a warp.
 size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, int32_t stage_bytes);

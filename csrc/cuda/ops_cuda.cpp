@@ -1129,20 +1129,6 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
   return stride_h >= width && 4 * (stride_h - width) <= width && stride_h < (int64_t{1} << 31);
 }
 
-// Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu) with the cuts' geometry, or ATen
-// (fusedlse.cpp), and why.
-struct TapPath {
-  bool kernels;
-  const char* why;
-  TapCutGeometry rows, cols;  // where kernels
-  bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
-  bool staged_planes = false;  // with small_planes: its staged kernel (SmallPlaneTapArgs::staged_planes)
-  bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
-  // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
-  // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
-  bool whole_planes = false;
-};
-
 // Whether small_plane_taps_kernel loads x's planes as 16-byte vectors: each plane H * W contiguous elements, a whole
 // number of vectors, every plane starting on one.
 bool small_planes_as_vectors(const at::Tensor& x, const ForwardShape& s) {
@@ -1152,23 +1138,21 @@ bool small_planes_as_vectors(const at::Tensor& x, const ForwardShape& s) {
 }
 
 // staged_plane_taps_kernel's tile (SmallPlaneTapArgs::staged_planes) and staging order for x, or a tile of 0 where
-// it does not apply: more planes than the tap kernels' combining warps take in one round (past that each warp runs
-// a plane's chain of round trips again and again), each of more than kSmallPlaneElements elements (below, the
-// thread per plane was as fast or faster on most sweep shapes: H200, r01 [1000000, 2, 2, 3] bfloat16 83 us against
-// 147 staged; r13, r58, r07 level; r26 843 against 672) and at most kStagedPlaneElements, whose rows (at most a
-// block's threads a plane) or channels are contiguous, at most kMaxStagedSegments kept segments a cut and
-// kMaxKernelTaps taps a side, and kStagedPlanesLeast planes or more a block within kSmallPlaneSharedBytes.
+// it does not apply: more planes than the tap kernels' combining warps take in one round (plan::tap_combine_warps),
+// each of more than kSmallPlaneElements elements (below, the thread per plane was as fast or faster on most sweep
+// shapes: H200, r01 [1000000, 2, 2, 3] bfloat16 83 us against 147 staged; r13, r58, r07 level; r26 843 against 672)
+// and at most kStagedPlaneElements, whose rows (at most a block's threads a plane) or channels are contiguous, at
+// most kMaxStagedSegments kept segments a cut and kMaxKernelTaps taps a side, and kStagedPlanesLeast planes or more
+// a block within kSmallPlaneSharedBytes.
 struct StagedPlanes {
   int32_t tile = 0, plane_pitch = 0;
   bool channel_order = false;
 };
 StagedPlanes staged_planes(const at::Tensor& x, const ForwardShape& s) {
   const int64_t elements = s.height * s.width;
-  const int64_t combine_warps =
-      int64_t{device_props(x.get_device()).multiprocessors} * kTapCombineBlocksPerSm * kWarpsPerBlock;
   if (elements <= kSmallPlaneElements || elements > kStagedPlaneElements || s.kernel_h > kMaxKernelTaps ||
       s.kernel_w > kMaxKernelTaps ||
-      s.batch * s.in_channels <= combine_warps) {
+      s.batch * s.in_channels <= plan::tap_combine_warps(device_props(x.get_device()).multiprocessors)) {
     return {};
   }
   const bool rows_contiguous = x.stride(3) == 1 || (s.width == 1 && x.stride(2) == 1);
@@ -1193,6 +1177,20 @@ StagedPlanes staged_planes(const at::Tensor& x, const ForwardShape& s) {
   return {};
 }
 
+// Who computes tap_sums of x for padding > 0: the tap kernels (taps.cu) with the cuts' geometry, or ATen
+// (fusedlse.cpp), and why.
+struct TapPath {
+  bool kernels;
+  const char* why;
+  TapCutGeometry rows, cols;  // where kernels
+  bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
+  StagedPlanes staged;        // with small_planes, a tile > 0: its staged kernel (SmallPlaneTapArgs::staged_planes)
+  bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
+  // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
+  // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
+  bool whole_planes = false;
+};
+
 // Who computes the per-tap sums themselves (tap_path adds the whole-plane cells beside them).
 TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
   // A block's 32 planes' cells (at most H * W) and taps within kSmallPlaneSharedBytes, in rows of 33 (the kernel's
@@ -1208,13 +1206,13 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
     return small;
   }
   // Many planes a little larger are staged by coalesced loads where the layout allows (H200, docs/limits.md §80).
-  if (staged_planes(x, s).tile > 0) {
+  if (const StagedPlanes tiles = staged_planes(x, s); tiles.tile > 0) {
     TapPath staged{false,
                    "many small planes: a block stages a tile of planes in shared memory by coalesced loads (along "
                    "rows, or along channels where they are contiguous), then a thread per (cell, plane) adds the "
                    "cell's rectangle there, then each tap's kept cells"};
     staged.small_planes = true;
-    staged.staged_planes = true;
+    staged.staged = tiles;
     return staged;
   }
   const auto rows = tap_geometry(cut_of(s, 0)), cols = tap_geometry(cut_of(s, 1));
@@ -1265,7 +1263,7 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
 
 // How explain() names `path`.
 const char* tap_path_name(const TapPath& path) {
-  return path.staged_planes  ? "staged_planes"
+  return path.staged.tile > 0 ? "staged_planes"
          : path.small_planes ? "small_planes"
          : path.channels     ? "channel_kernels"
          : path.kernels      ? "kernels"
@@ -1281,9 +1279,10 @@ int32_t tap_border_side(const TapCutGeometry& cols) {
 
 // tap_sums [B, C, kH, kW] of x with small planes (SmallPlaneTapArgs), x not empty; with `kept_cells`, also the sums
 // of each plane's kept cells [B, C, kept cells] (fusedlse.h KeptCells) into it. Without `want_taps`, the cells alone
-// (an undefined tensor returned).
+// (an undefined tensor returned). By staged_plane_taps_kernel where `staged` has a tile (TapPath::staged), else by
+// small_plane_taps_kernel.
 at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::Tensor* kept_cells_out,
-                                bool want_taps, bool staged_kernel) {
+                                bool want_taps, const StagedPlanes& staged) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const KeptCells kept = kept_cells(s);
   std::vector<int32_t> row_place, col_place;  // a segment's place among the kept ones, -1 where no tap keeps it
@@ -1298,8 +1297,6 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   a.channels = s.in_channels;
   a.stride_b = x.stride(0);
   a.stride_c = x.stride(1);
-  const StagedPlanes staged = staged_kernel ? staged_planes(x, s) : StagedPlanes{};
-  TORCH_INTERNAL_ASSERT(!staged_kernel || staged.tile > 0);
   a.vector_planes = small_planes_as_vectors(x, s);
   for (int64_t i = 0; staged.tile == 0 && i < s.height; ++i) {
     for (int64_t j = 0; j < s.width; ++j) {
@@ -1488,7 +1485,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     return want_taps ? tap_sums_of_cells(*cells, s) : at::Tensor();
   }
   if (cells_kept_only != nullptr) *cells_kept_only = path.small_planes && x.numel() > 0;
-  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps, path.staged_planes);
+  if (path.small_planes && x.numel() > 0) return small_plane_tap_sums(x, s, cells, want_taps, path.staged);
   if (!path.kernels || x.numel() == 0) {
     if (cells == nullptr) return tap_sums(x, s);
     *cells = cell_sums(x, s);
@@ -1522,6 +1519,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
+    a.channel_rows = a.position_lanes == 1 && s.width >= kChannelRowsMinColumns;
   }
   const int64_t stride_h = x.stride(2);
   a.span_walk = !a.channels_walk && rows_span_walk(stride_h, s.width);
@@ -1554,8 +1552,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     }
   }
   const int blocks_per_sm = once_per_key(
-      std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk, a.stage_bytes),
-      [&] { return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk, a.stage_bytes); });
+      std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk, a.channel_rows,
+                      a.stage_bytes),
+      [&] {
+        return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk, a.channel_rows,
+                                      a.stage_bytes);
+      });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
   // A run's row: the bytes of x a warp loads for it (the lanes' channels of each position in the channels walk).
@@ -1661,9 +1663,10 @@ plan::Problem cropped_gemm_problem(const at::Tensor& gemm_x, int64_t out_channel
 // Whether the tap kernels compute the cropped GEMM's shares beside the per-tap sums (TapSumsArgs), the shares then
 // added over channels and taken through the logsumexp (bias_lse; shares_added_in_lse): where the shares
 // [B * C_in, C_out] stay within the workspace budget and the weight the combining warps read (C_out values per tap
-// of each plane, from L2) is at most kTapSharesWeightReadShare of x's bytes. Otherwise the GEMM is a padding-0 forward
-// (cropped_gemm_shape). H200 headline padding 1: the forward took 358 us through the planner's split (cuBLAS's
-// split-K GEMM alone 54 us), 311 us with the shares (docs/limits.md §30).
+// of each plane, from L2) is at most kTapSharesWeightReadShare of x's bytes, and each combining warp's shares are a
+// short loop over one plane (plan::tap_shares_short). Otherwise the GEMM is a padding-0 forward (cropped_gemm_shape).
+// H200 headline padding 1: the forward took 358 us through the planner's split (cuBLAS's split-K GEMM alone 54 us),
+// 311 us with the shares (docs/limits.md §30).
 bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, const ForwardShape& s,
                       const TapPath& path) {
   const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
@@ -1671,7 +1674,9 @@ bool tap_shares_apply(const at::Tensor& x, const at::Tensor& grouped_weight, con
   const double weight_reads = shares_bytes * s.kernel_h * s.kernel_w;
   return shares_bytes <= static_cast<double>(workspace_budget_bytes(x.nbytes() + grouped_weight.nbytes())) &&
          weight_reads <= kTapSharesWeightReadShare * static_cast<double>(x.nbytes()) && x.numel() > 0 &&
-         path.kernels;
+         path.kernels &&
+         plan::tap_shares_short(s.batch * s.in_channels, s.out_channels, s.kernel_h * s.kernel_w, acc_bytes,
+                                device_props(x.get_device()).multiprocessors);
 }
 
 // Whether the tap kernels' shares [B, C_in, C_out] are added over the channels by the logsumexp's launch, a block

@@ -361,7 +361,7 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
 // lane's next position is position_lanes / W rows and position_lanes % W columns on, then at most one wrap into the
 // next row: no division, the address stepped rather than made per load, the steps read from the launch's parameters
 // (TapSumsArgs::position_step_*: registers for the loads).
-template <typename T, bool kEvictFirst, int kSide>
+template <typename T, bool kEvictFirst, int kSide, bool kRowByRow>
 __device__ __forceinline__ void positions_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
                                                int32_t row_count, int position_lane,
                                                RunSums<acc_t<T>, kSide>& sums) {
@@ -369,27 +369,56 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
   // float64: half the loads, the same bytes in flight as float32's (eight spilled registers under the cap).
   constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
   const int32_t width = static_cast<int32_t>(a.width), step = a.position_lanes;
-  const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
-  const int32_t lead_rows = position_lane / width;
-  int32_t col = position_lane - lead_rows * width;
-  const T* at = channel_base + (first_row + lead_rows) * a.stride_h + col * a.stride_w;
+  if constexpr (kRowByRow) {
+    // Columns position_lane, position_lane + step, ... of each row, kLoads loads at a time: the address and column
+    // stepped by constants, no wrap into the next row (the flat walk below spent a column's wrap and its address on
+    // each element: H200, r04 of the sweep [1, 64, 2048, 2048] float32 channels-last at padding 1, 199 million
+    // instructions and 313 us where padding 0's reader took 246; docs/limits.md §81). A row's border columns in the
+    // middle ones' trips: loaded apart, without a compare per middle element, r04's read took 273 us against 283 so,
+    // but two more trips a row, r37's (45 columns) 754 against the flat walk's 305.
+    const int64_t column_step = step * a.stride_w;
 #pragma unroll 1
-  for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
-    A v[kLoads];
-    const int32_t base_col = col;
+    for (int32_t row = first_row; row < first_row + row_count; ++row) {
+      const T* at = channel_base + row * a.stride_h + position_lane * a.stride_w;
+#pragma unroll 1
+      for (int32_t col = position_lane; col < width; col += step * kLoads) {
+        A v[kLoads];
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
-      at += a.position_step_offset;
-      col += a.position_step_cols;
-      if (col >= width) col -= width, at += a.position_wrap_offset;
+        for (int u = 0; u < kLoads; ++u) {
+          if (col + step * u >= width) break;
+          v[u] = to_acc(load_once<kEvictFirst>(at + u * column_step));
+        }
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          if (col + step * u >= width) break;
+          sums.add(col + step * u, v[u]);
+        }
+        at += kLoads * column_step;
+      }
     }
-    int32_t add_col = base_col;
+  } else {
+    const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+    const int32_t lead_rows = position_lane / width;
+    int32_t col = position_lane - lead_rows * width;
+    const T* at = channel_base + (first_row + lead_rows) * a.stride_h + col * a.stride_w;
+#pragma unroll 1
+    for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+      A v[kLoads];
+      const int32_t base_col = col;
 #pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      if (base + step * u < count) sums.add(add_col, v[u]);
-      add_col += a.position_step_cols;
-      if (add_col >= width) add_col -= width;
+      for (int u = 0; u < kLoads; ++u) {
+        v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
+        at += a.position_step_offset;
+        col += a.position_step_cols;
+        if (col >= width) col -= width, at += a.position_wrap_offset;
+      }
+      int32_t add_col = base_col;
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        if (base + step * u < count) sums.add(add_col, v[u]);
+        add_col += a.position_step_cols;
+        if (add_col >= width) add_col -= width;
+      }
     }
   }
 }
@@ -397,7 +426,7 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
 // Run `unit` of the channels walk (batch / chunks / channel_slices, rows [first_row, end_row) of one slice): the
 // middle rows' partials into `partials` and each border row's cells into `grid`, for each of the slice's channels.
 // Position lanes' values are added by a tree over the position lanes (a fixed order), into position lane 0.
-template <typename T, bool kEvictFirst, int kSide>
+template <typename T, bool kEvictFirst, int kSide, bool kRowByRow>
 __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums) {
   using A = acc_t<T>;
   const int64_t slice = unit % a.channel_slices, rest = unit / a.channel_slices;
@@ -427,7 +456,7 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
     if constexpr (kSide == 0) {
       for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
     }
-    if (active) positions_walk<T, kEvictFirst, kSide>(channel_base, a, row, count, position_lane, sums);
+    if (active) positions_walk<T, kEvictFirst, kSide, kRowByRow>(channel_base, a, row, count, position_lane, sums);
     for_each_partial(sums, a.cols, [&](int k, A value) {
       for (int apart = a.position_lanes / 2; apart > 0; apart /= 2) {
         value += __shfl_down_sync(0xffffffffu, value, apart * a.channel_lanes);
@@ -468,9 +497,10 @@ __host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_s
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
 // the loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
 // middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
-// their registers), or of a slice of channels' (kChannelsWalk: channel_run; neighbouring warps take neighbouring
+// their registers), or of a slice of channels' (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own:
+// beside the flat walk, the kSide 2 instances spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring
 // slices of the same rows, which share lines of x).
-enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk };
+enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk };
 template <typename T, int kSide, int kWalk>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
@@ -485,12 +515,14 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   // Waits for the grid ahead (block 0 alone where beside_previous) and lets the combining launch start as the last of
   // these blocks do.
   start_beside_previous_grid(a.beside_previous);
-  const int64_t units = a.batch * (kWalk == kChannelsWalk ? a.channel_slices : a.channels) * a.chunks;
+  constexpr bool kChannels = kWalk == kChannelsWalk || kWalk == kChannelRowsWalk;
+  const int64_t units = a.batch * (kChannels ? a.channel_slices : a.channels) * a.chunks;
   const int64_t warps = static_cast<int64_t>(gridDim.x) * kWarpsPerBlock;
   with_evict_first(a.evict_first, [&](auto evict_first) {
     for (int64_t unit = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp; unit < units; unit += warps) {
-      if constexpr (kWalk == kChannelsWalk) {
-        channel_run<T, decltype(evict_first)::value, kSide>(a, unit, lane, warp_border_sums);
+      if constexpr (kChannels) {
+        channel_run<T, decltype(evict_first)::value, kSide, kWalk == kChannelRowsWalk>(a, unit, lane,
+                                                                                      warp_border_sums);
       } else {
         tap_run<T, decltype(evict_first)::value, kSide, kWalk == kStagedWalk>(a, unit, lane, warp_border_sums,
                                                                              warp_stage);
@@ -499,9 +531,10 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   });
 }
 
-// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk` and a stage of
-// `stage_bytes` take (TapSumsArgs::channels_walk, stage_bytes).
-template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, F&& f) {
+// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk`, `channel_rows` and
+// a stage of `stage_bytes` take (TapSumsArgs::channels_walk, channel_rows, stage_bytes).
+template <typename R, typename F> R with_walk(bool channels_walk, bool channel_rows, int32_t stage_bytes, F&& f) {
+  if (channels_walk && channel_rows) return f(std::integral_constant<int, kChannelRowsWalk>{});
   if (channels_walk) return f(std::integral_constant<int, kChannelsWalk>{});
   if (stage_bytes > 0) return f(std::integral_constant<int, kStagedWalk>{});
   return f(std::integral_constant<int, kRowsWalk>{});
@@ -517,10 +550,12 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
-// f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk` and `stage_bytes` take
-// (TapSumsArgs); kVectorBorderSide has the rows walk's alone (whole-vector rows), for x of 2- and 4-byte elements.
+// f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk`, `channel_rows` and
+// `stage_bytes` take (TapSumsArgs); kVectorBorderSide has the rows walk's alone (whole-vector rows), for x of 2- and
+// 4-byte elements.
 template <typename T, typename R, typename F>
-R with_tap_grid_kernel(int border_side, bool channels_walk, int32_t stage_bytes, R otherwise, F&& f) {
+R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, int32_t stage_bytes, R otherwise,
+                       F&& f) {
   if (border_side == kVectorBorderSide) {
     if constexpr (16 / sizeof(T) >= kVectorBorderSide) {
       if (!channels_walk && stage_bytes == 0) return f(tap_grid_kernel<T, kVectorBorderSide, kRowsWalk>);
@@ -528,7 +563,7 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, int32_t stage_bytes,
     return otherwise;
   }
   return with_border_side(border_side, otherwise, [&](auto side) {
-    return with_walk<R>(channels_walk, stage_bytes, [&](auto walk) {
+    return with_walk<R>(channels_walk, channel_rows, stage_bytes, [&](auto walk) {
       return f(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>);
     });
   });
@@ -538,10 +573,8 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, int32_t stage_bytes,
 // borders', in a loop (kSide 0).
 constexpr int combine_side(int border_side) { return border_side == kVectorBorderSide ? 0 : border_side; }
 
-// Adds a run's partial_count partials into `totals`, every load issued before the adds: `break` at the run's end,
-// not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
-// lane_share). One run, not the loop over a plane's runs: that loop shared spilled tap_combine_kernel<double, false,
-// 2> on sm_90 (docs/limits.md §64).
+// Adds a run's partial_count partials into `totals`, every load issued before the adds (add_runs' one run at a time:
+// written out there instead, tap_combine_kernel<double, false, 2> spilled 4 bytes on sm_90, as in docs/limits.md §64).
 template <typename A, int kMaxPartials>
 __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&totals)[kMaxPartials]) {
   A v[kMaxPartials];
@@ -554,6 +587,47 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
   for (int k = 0; k < kMaxPartials; ++k) {
     if (k >= partial_count) break;
     totals[k] += v[k];
+  }
+}
+
+// Adds the runs first, first + step, ... below `chunks` of a plane's partials ([chunks, partial_count]) into
+// `totals`, kRuns runs' loads issued before their adds and the adds in run order: the same sums as one run at a time.
+// One run at a time, a plane of few planes' many runs was a chain of round trips to L2, a lane's runs one after
+// another: H200, r29 of the sweep [2, 14, 15990, 262] bfloat16 at padding 1, its 28 planes of about 1000 runs each,
+// 13 us after the reader, r04 ([1, 64, 2048, 2048] float32 channels-last) 31 (docs/limits.md §81). `break` at the
+// end, not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
+// lane_share).
+template <int kRuns, typename A, int kMaxPartials>
+__device__ __forceinline__ void add_runs(const A* partials, int64_t plane, int64_t first, int64_t step,
+                                         int64_t chunks, int partial_count, A (&totals)[kMaxPartials]) {
+  if constexpr (kRuns == 1) {
+    for (int64_t chunk = first; chunk < chunks; chunk += step) {
+      const A* run = partials + (plane * chunks + chunk) * partial_count;
+      add_run(run, partial_count, totals);
+    }
+  } else {
+    for (int64_t first_run = first; first_run < chunks; first_run += kRuns * step) {
+      A v[kRuns][kMaxPartials];
+#pragma unroll
+      for (int r = 0; r < kRuns; ++r) {
+        if (first_run + r * step >= chunks) break;
+        const A* run = partials + (plane * chunks + first_run + r * step) * partial_count;
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          v[r][k] = run[k];
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kRuns; ++r) {
+        if (first_run + r * step >= chunks) break;
+#pragma unroll
+        for (int k = 0; k < kMaxPartials; ++k) {
+          if (k >= partial_count) break;
+          totals[k] += v[r][k];
+        }
+      }
+    }
   }
 }
 
@@ -640,8 +714,10 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
     tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
-  // A lane's loads of the weight in flight: 32 (16 of float64, which spilled registers at 32).
-  constexpr int kShareColumns = sizeof(A) == 8 ? 2 : 4, kShareTaps = 8;
+  // Runs whose loads add_runs issues together: 3 of kSide 1's float partials (4 spilled 8 bytes of the staged-weight
+  // instances on sm_89 under the cap; 2 of float64's spilled 4 there), else one.
+  constexpr int kCombineRuns = sizeof(A) == 8 ? 1 : kMaxPartials <= 3 ? 3 : 1;
+  constexpr int kShareColumns = tap_share_columns(sizeof(A)), kShareTaps = kTapShareTaps;
   // A column's first weight in the stage (within shared memory), or in the weight (registers: int64 spilled there).
   using Offset = std::conditional_t<kStagedWeight, int32_t, int64_t>;
   extern __shared__ __align__(16) unsigned char combine_shared[];
@@ -695,10 +771,7 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
     };
     if (middle_row) {
       A totals[kMaxPartials] = {};
-      for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
-        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-        add_run(run, partial_count, totals);
-      }
+      add_runs<kCombineRuns>(partials, plane, lane, 32, a.chunks, partial_count, totals);
       store_held();
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
@@ -786,6 +859,8 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
 template <typename A, int kSide>
 __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const __grid_constant__ TapSumsArgs a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  // About 12 partials in flight a lane (no register cap here).
+  constexpr int kMiddleRuns = kMaxPartials <= 3 ? 4 : kMaxPartials <= 6 ? 2 : 1;
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
   wait_for_previous_grid();
@@ -801,11 +876,8 @@ __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const _
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
     A totals[kMaxPartials] = {};
-    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
-      if (!real) break;
-      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-      add_run(run, partial_count, totals);
-    }
+    if (real) add_runs<kMiddleRuns>(partials, plane, group_lane, group_lanes, a.chunks, partial_count,
+                       totals);
 #pragma unroll
     for (int k = 0; k < kMaxPartials; ++k) {
       if (k >= partial_count) break;
@@ -844,6 +916,49 @@ __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_
   }
 }
 
+// Items first, first + step, ... below `end`: kLoads loads in flight, then their stores, in order; a `break` at
+// the end rather than a predicate per load (ptxas would issue the loads one at a time: docs/limits.md §32).
+template <int kLoads, typename T, typename Load, typename Store>
+__device__ __forceinline__ void loads_then_stores(int first, int end, int step, Load&& load, Store&& store) {
+  for (int i0 = first; i0 < end; i0 += kLoads * step) {
+    T v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (i0 + u * step >= end) break;
+      v[u] = load(i0 + u * step);
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (i0 + u * step >= end) break;
+      store(i0 + u * step, v[u]);
+    }
+  }
+}
+
+// Tap (t, u)'s sum of the kept cells it keeps (SmallPlaneTapArgs), cell(k) the plane's kept cell k: columns first,
+// then rows (tap_sums_of_cells' order); added, never subtracted.
+template <typename A, typename Cell>
+__device__ __forceinline__ A tap_of_kept_cells(const SmallPlaneTapArgs& a, int t, int u, Cell&& cell) {
+  A total = 0;
+  for (int r = a.row_first[t]; r < a.row_end[t]; ++r) {
+    A row = 0;
+    for (int q = a.col_first[u]; q < a.col_end[u]; ++q) row += cell(r * a.column_segments + q);
+    total += row;
+  }
+  return total;
+}
+
+// A block's planes' values (value k of plane p at values[k * pitch + p]) to `out`, per_plane values a plane from
+// plane `first` on: consecutive planes, one run of memory, consecutive threads on consecutive values.
+template <typename A>
+__device__ __forceinline__ void store_block_planes(A* out, int64_t first, int block_planes, int per_plane,
+                                                   FastDivisor per_plane_divisor, const A* values, int pitch) {
+  for (int i = threadIdx.x; i < block_planes * per_plane; i += blockDim.x) {
+    const int p = static_cast<int>(divide(static_cast<uint32_t>(i), per_plane_divisor));
+    out[first * per_plane + i] = values[(i - p * per_plane) * pitch + p];
+  }
+}
+
 // A thread per plane of at most kSmallPlaneElements elements (SmallPlaneTapArgs), its cells in shared memory (a
 // column per thread: neighbouring threads' cells in neighbouring banks), then its taps beside them. Neighbouring
 // threads read neighbouring planes: with C the contiguous dimension (channels_last) each load is one line across
@@ -877,7 +992,8 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
     const int64_t plane = first + threadIdx.x;
     const int block_planes = static_cast<int>(min(static_cast<int64_t>(threads), planes - first));
     if (plane < planes) {
-      const int64_t b = a.small_channels ? divide(static_cast<uint32_t>(plane), a.channels_divisor) : plane / a.channels;
+      const int64_t b =
+          a.small_channels ? divide(static_cast<uint32_t>(plane), a.channels_divisor) : plane / a.channels;
       const int64_t c = plane - b * a.channels;
       const T* base = x + b * a.stride_b + c * a.stride_c;
       for (int k = 0; k < cells; ++k) own[k * pitch] = A(0);
@@ -904,44 +1020,21 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
           }
         }
       } else {
-        for (int k0 = 0; k0 < a.elements; k0 += kLoads) {
-          T v[kLoads];
-#pragma unroll
-          for (int u = 0; u < kLoads; ++u) {
-            if (k0 + u >= a.elements) break;
-            v[u] = __ldg(base + a.offset[k0 + u]);
-          }
-#pragma unroll
-          for (int u = 0; u < kLoads; ++u) {
-            if (k0 + u >= a.elements) break;
-            own[a.cell[k0 + u] * pitch] += to_acc(v[u]);
-          }
-        }
+        loads_then_stores<kLoads, T>(
+            0, a.elements, 1, [&](int k) { return __ldg(base + a.offset[k]); },
+            [&](int k, T v) { own[a.cell[k] * pitch] += to_acc(v); });
       }
-      // Each tap's kept cells, added columns first, then rows (tap_sums_of_cells' order); added, never subtracted.
       for (int t = 0; t < a.taps_h; ++t) {
         for (int u = 0; u < a.taps_w; ++u) {
-          A total = 0;
-          for (int r = a.row_first[t]; r < a.row_end[t]; ++r) {
-            A row = 0;
-            for (int q = a.col_first[u]; q < a.col_end[u]; ++q) row += own[(r * a.column_segments + q) * pitch];
-            total += row;
-          }
-          block_taps[(t * a.taps_w + u) * pitch + threadIdx.x] = total;
+          block_taps[(t * a.taps_w + u) * pitch + threadIdx.x] =
+              tap_of_kept_cells<A>(a, t, u, [&](int k) { return own[k * pitch]; });
         }
       }
     }
     __syncthreads();
-    // The block's planes are consecutive: their taps (and cells) are one run of memory each.
-    for (int i = threadIdx.x; kTapSums && i < block_planes * taps; i += threads) {
-      const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
-      sums[first * taps + i] = block_taps[(i - p * taps) * pitch + p];
-    }
+    if (kTapSums) store_block_planes(sums, first, block_planes, taps, a.taps_divisor, block_taps, pitch);
     if (cells_out != nullptr) {
-      for (int i = threadIdx.x; i < block_planes * cells; i += threads) {
-        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.cells_divisor));
-        cells_out[first * cells + i] = block_cells[(i - p * cells) * pitch + p];
-      }
+      store_block_planes(cells_out, first, block_planes, cells, a.cells_divisor, block_cells, pitch);
     }
     __syncthreads();  // the next planes' cells overwrite these
   }
@@ -990,42 +1083,17 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
       plane_start[p] = b * a.stride_b + (q - b * a.channels) * a.stride_c;
     }
     __syncthreads();  // also the element offsets, the first time
-    // kLoads loads in flight, then their stores; a `break` at the end rather than a predicate per load.
     if (first_other < other_step && !a.channel_order) {
       const int64_t offset = element_offset[fixed];
-      for (int p0 = first_other; p0 < block_planes; p0 += kLoads * other_step) {
-        T v[kLoads];
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int p = p0 + u * other_step;
-          if (p >= block_planes) break;
-          v[u] = __ldg(x + plane_start[p] + offset);
-        }
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int p = p0 + u * other_step;
-          if (p >= block_planes) break;
-          stage[p * pitch + fixed] = to_acc(v[u]);
-        }
-      }
+      loads_then_stores<kLoads, T>(
+          first_other, block_planes, other_step, [&](int p) { return __ldg(x + plane_start[p] + offset); },
+          [&](int p, T v) { stage[p * pitch + fixed] = to_acc(v); });
     } else if (first_other < other_step && fixed < block_planes) {
       const T* plane = x + plane_start[fixed];
       A* staged = stage + fixed * pitch;
-      for (int k0 = first_other; k0 < elements; k0 += kLoads * other_step) {
-        T v[kLoads];
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int k = k0 + u * other_step;
-          if (k >= elements) break;
-          v[u] = __ldg(plane + element_offset[k]);
-        }
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          const int k = k0 + u * other_step;
-          if (k >= elements) break;
-          staged[k] = to_acc(v[u]);
-        }
-      }
+      loads_then_stores<kLoads, T>(
+          first_other, elements, other_step, [&](int k) { return __ldg(plane + element_offset[k]); },
+          [&](int k, T v) { staged[k] = to_acc(v); });
     }
     __syncthreads();
     // A warp's threads on neighbouring planes of one cell: the same rectangle, rows pitch (odd) apart in the banks.
@@ -1043,34 +1111,19 @@ __global__ void __launch_bounds__(kSmallPlaneMaxThreads)
     }
     __syncthreads();
     if constexpr (kTapSums) {
-      // Each tap's kept cells, columns first, then rows (tap_sums_of_cells' order); added, never subtracted.
       for (int item = t; item < taps << tile_shift; item += threads) {
         const int tap = item >> tile_shift, p = item - (tap << tile_shift);
         if (p < block_planes) {
           const int th = tap / a.taps_w, tw = tap - th * a.taps_w;
-          A total = 0;
-          for (int r = a.row_first[th]; r < a.row_end[th]; ++r) {
-            A row = 0;
-            for (int q = a.col_first[tw]; q < a.col_end[tw]; ++q) {
-              row += block_cells[(r * a.column_segments + q) * value_pitch + p];
-            }
-            total += row;
-          }
-          block_taps[tap * value_pitch + p] = total;
+          block_taps[tap * value_pitch + p] =
+              tap_of_kept_cells<A>(a, th, tw, [&](int k) { return block_cells[k * value_pitch + p]; });
         }
       }
       __syncthreads();
-      // The tile's planes are consecutive: their taps (and cells) are one run of memory each.
-      for (int i = t; i < block_planes * taps; i += threads) {
-        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.taps_divisor));
-        sums[first * taps + i] = block_taps[(i - p * taps) * value_pitch + p];
-      }
+      store_block_planes(sums, first, block_planes, taps, a.taps_divisor, block_taps, value_pitch);
     }
     if (cells_out != nullptr) {
-      for (int i = t; i < block_planes * cells; i += threads) {
-        const int p = static_cast<int>(divide(static_cast<uint32_t>(i), a.cells_divisor));
-        cells_out[first * cells + i] = block_cells[(i - p * cells) * value_pitch + p];
-      }
+      store_block_planes(cells_out, first, block_planes, cells, a.cells_divisor, block_cells, value_pitch);
     }
     __syncthreads();  // the next tile's planes overwrite these
   }
@@ -1162,7 +1215,7 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_tap_grid_kernel<T>(
-      a.border_side, a.channels_walk, a.stage_bytes, cudaErrorInvalidValue, [&](auto kernel) {
+      a.border_side, a.channels_walk, a.channel_rows, a.stage_bytes, cudaErrorInvalidValue, [&](auto kernel) {
         return launch_after_previous_with_shared(kernel, static_cast<unsigned>(a.read_blocks), kBlockThreads,
                                                  shared_bytes, stream, a);
       });
@@ -1238,11 +1291,11 @@ size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, 
   return tap_border_bytes(kind, border_side, border_cols) + static_cast<size_t>(kWarpsPerBlock) * stage_bytes;
 }
 
-int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk,
+int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk, bool channel_rows,
                            int32_t stage_bytes) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
-    return with_tap_grid_kernel<T>(border_side, channels_walk, stage_bytes, 1, [&](auto kernel) {
+    return with_tap_grid_kernel<T>(border_side, channels_walk, channel_rows, stage_bytes, 1, [&](auto kernel) {
       return resident_blocks_per_sm(kernel, kBlockThreads,
                                     tap_grid_shared_bytes(kind, border_side, border_cols, stage_bytes));
     });

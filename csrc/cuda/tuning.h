@@ -495,6 +495,13 @@ constexpr int kTapCombineBlocksPerSm = 3;
 // 186, 20] float32) 57.5 at 7 (29 lanes), 51.2 at 13 (16 lanes, 2 groups), 52.4 at 25, 57.9 at 50. Narrower groups
 // load as many lines as they have positions (docs/limits.md §62).
 constexpr int64_t kChannelWalkMinGroupBytes = 48;
+// The channels walk row by row (TapSumsArgs::channel_rows) where a lane takes a column (position_lanes 1) of rows of
+// at least this many: 8 trips of kTapUnroll loads a row, the last one part full. Else the flat walk, whose lanes'
+// loads run on into the next rows. H200, padding 1, the reader flat against row by row: r04 [1, 64, 2048, 2048]
+// float32 channels-last 313 us against 283 (the forward 1.27 -> 1.16 of padding 0's); r38 [9, 73, 229, 153] float16
+// channels-last 105 against 108. r21 [2, 9, 22087, 189] bfloat16 channels-last (2 lanes across a row) took 149
+// against 309, not understood, not profiled (docs/limits.md §81).
+constexpr int64_t kChannelRowsMinColumns = 64;
 // The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
 constexpr int kTapUnroll = 8;
@@ -507,6 +514,20 @@ constexpr int64_t kTapElementWalkMinWidth = 16;
 // values they read from L2 (C_out per tap of each plane, no reuse between batches) are at most this share of x's
 // bytes, their reads cost a fraction of x's.
 constexpr double kTapSharesWeightReadShare = 0.25;
+// ... and while a combining warp's shares are a short loop (plan::tap_shares_short): planes no more than the
+// combining warps resident at once (multiprocessors x kTapCombineBlocksPerSm x kWarpsPerBlock; past that a warp runs
+// another plane's chain of round trips), and at most this many trips of weight loads a plane (tap_share_columns x 32
+// columns by kTapShareTaps taps a trip). Else the planner's epilogue over the taps or cells. H200, padding 1 over
+// padding 0's forward, the shares against that epilogue: r44 [79, 5, 15703, 30] float32 -> 2739, k 3 x 5 (44 trips)
+// 1.423 against 1.070; r12 (6 trips) 1.207 / 1.096; r63 (7) 1.371 / 1.270; r41 (6756 planes, 3 rounds) 2.430 /
+// 1.842; r16 (228748 planes) 2.872 / 2.483; the headline (2 trips) 1.036 / 1.059; r31 (4) 1.035 / 1.068; r48 (3)
+// 1.514 / 1.561. At 3 or 4 trips some rows gained without the shares (r19, r34, r35: 2-3 us) and some lost (r31: 4
+// us); r37 (34536 planes, the channels walk) lost 13 us of 366 (docs/limits.md §81).
+constexpr int64_t kTapSharesMaxTrips = 4;
+// tap_combine_kernel's trip over a plane's shares: a lane's columns (32 apart) and the taps whose weights it loads
+// at once, for an accumulation type of acc_bytes bytes (float64's 32 loads in flight spilled registers).
+constexpr int tap_share_columns(int64_t acc_bytes) { return acc_bytes == 8 ? 2 : 4; }
+constexpr int kTapShareTaps = 8;
 // The shares' sum over channels and the logsumexp in one launch (shares_lse_kernel, a block per row) while a block's
 // threads load at most this many shares each (H200 headline padding 1: 32 each, the launch ending 3.4 us after the
 // combine's); beyond, torch's sum over the channels and then bias_lse, whose reduction spreads a row over the

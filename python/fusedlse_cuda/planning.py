@@ -186,6 +186,22 @@ def forced_tap_min_run_bytes(run_bytes: int):
 
 
 @contextlib.contextmanager
+def forced_tap_shares(shares: bool):
+    """For measurements and tests only: inside the block every padded CUDA forward through the tap kernels (explain's
+    tap_sums "kernels" and "channel_kernels"), in every thread, adds each plane's share of the cropped GEMM as the
+    kernels combine its taps wherever the shares' bytes allow (True), or never (False: the planner's epilogue over the
+    taps or cells), bypassing the rule that keeps the shares to one round of the combining warps and a short loop of
+    weight loads a plane."""
+    if not isinstance(shares, bool):
+        raise ValueError(f"forced_tap_shares: shares must be a bool, got {shares!r}")
+    torch.ops.fusedlse._force_tap_shares(int(shares))
+    try:
+        yield
+    finally:
+        torch.ops.fusedlse._force_tap_shares(-1)
+
+
+@contextlib.contextmanager
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
