@@ -592,11 +592,12 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
 
 // Adds the runs first, first + step, ... below `chunks` of a plane's partials ([chunks, partial_count]) into
 // `totals`, kRuns runs' loads issued before their adds and the adds in run order: the same sums as one run at a time.
-// One run at a time, a plane of few planes' many runs was a chain of round trips to L2, a lane's runs one after
-// another: H200, r29 of the sweep [2, 14, 15990, 262] bfloat16 at padding 1, its 28 planes of about 1000 runs each,
-// 13 us after the reader, r04 ([1, 64, 2048, 2048] float32 channels-last) 31 (docs/limits.md §81). `break` at the
-// end, not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
-// lane_share).
+// One run at a time, a plane of few planes' many runs is a chain of round trips to L2, a lane's runs one after
+// another (r29 of the sweep, [2, 14, 15990, 262] bfloat16 at padding 1: 28 planes of about 1000 runs). The forwards
+// measured did not get faster (H200: r29 97.2 -> 96.5-97.0 us, r48 89.5 -> 88.5-89.6; the combine's own time, its
+// wait for the reader included, 80 -> 18 us on r48): their time after the reader is elsewhere (docs/limits.md §81).
+// `break` at the end, not a predicate per load kept until its add (ptxas then issues the loads one at a time:
+// read_plane_lanes.cuh's lane_share).
 template <int kRuns, typename A, int kMaxPartials>
 __device__ __forceinline__ void add_runs(const A* partials, int64_t plane, int64_t first, int64_t step,
                                          int64_t chunks, int partial_count, A (&totals)[kMaxPartials]) {

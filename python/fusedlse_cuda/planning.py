@@ -42,7 +42,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             contiguous, rows narrower than 16 elements with gaps wider than a quarter of a row between them, and
             paddings that make a tap lose more than 8 rows or columns at a border or kernels of more than 16 taps a
             side), ``gemm`` (``{"strategy": "tap_shares", "shares_added":
-            ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the shares
+            ...}``: each plane's share of the GEMM by the tap kernels, where the weight is small beside x, the planes
+            fit one round of the combining warps and a plane's shares take at most 4 trips of weight loads, the shares
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
             in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
