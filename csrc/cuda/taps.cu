@@ -370,12 +370,14 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
   constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
   const int32_t width = static_cast<int32_t>(a.width), step = a.position_lanes;
   if constexpr (kRowByRow) {
-    // Columns position_lane, position_lane + step, ... of each row, kLoads loads at a time: the address and column
-    // stepped by constants, no wrap into the next row (the flat walk below spent a column's wrap and its address on
-    // each element: H200, r04 of the sweep [1, 64, 2048, 2048] float32 channels-last at padding 1, 199 million
-    // instructions and 313 us where padding 0's reader took 246; docs/limits.md §81). A row's border columns in the
-    // middle ones' trips: loaded apart, without a compare per middle element, r04's read took 273 us against 283 so,
-    // but two more trips a row, r37's (45 columns) 754 against the flat walk's 305.
+    // Columns position_lane, position_lane + step, ... of each row (the host takes this walk at position_lanes 1 only,
+    // but with step and position_lane fixed at 1 and 0 here tap_grid_kernel<T, 2, kChannelRowsWalk> spilled 8 bytes on
+    // sm_89), kLoads loads at a time: the address and column stepped by constants, no wrap into the next row (the flat
+    // walk below spent a column's wrap and its address on each element: H200, r04 of the sweep [1, 64, 2048, 2048]
+    // float32 channels-last at padding 1, 199 million instructions and 313 us where padding 0's reader took 246;
+    // docs/limits.md §81). A row's border columns in the middle ones' trips: loaded apart, without a compare per middle
+    // element, r04's read took 273 us against 283 so, but two more trips a row, r37's (45 columns) 754 against the flat
+    // walk's 305.
     const int64_t column_step = step * a.stride_w;
 #pragma unroll 1
     for (int32_t row = first_row; row < first_row + row_count; ++row) {
@@ -573,8 +575,11 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, i
 // borders', in a loop (kSide 0).
 constexpr int combine_side(int border_side) { return border_side == kVectorBorderSide ? 0 : border_side; }
 
-// Adds a run's partial_count partials into `totals`, every load issued before the adds (add_runs' one run at a time:
-// written out there instead, tap_combine_kernel<double, false, 2> spilled 4 bytes on sm_90, as in docs/limits.md §64).
+// Adds a run's partial_count partials into `totals`, every load issued before the adds: `break` at the run's end,
+// not a predicate per load kept until its add (ptxas then issues the loads one at a time: read_plane_lanes.cuh's
+// lane_share). One run, not the loop over a plane's runs: that loop shared spilled tap_combine_kernel<double, false,
+// 2> on sm_90 (docs/limits.md §64). Several runs' loads before their adds measured no faster forward (H200: r29 of the
+// sweep 97.2 -> 96.5-97.0 us, r48 89.5 -> 88.5-89.6): the time after the reader lies elsewhere (docs/limits.md §81).
 template <typename A, int kMaxPartials>
 __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&totals)[kMaxPartials]) {
   A v[kMaxPartials];
@@ -587,48 +592,6 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
   for (int k = 0; k < kMaxPartials; ++k) {
     if (k >= partial_count) break;
     totals[k] += v[k];
-  }
-}
-
-// Adds the runs first, first + step, ... below `chunks` of a plane's partials ([chunks, partial_count]) into
-// `totals`, kRuns runs' loads issued before their adds and the adds in run order: the same sums as one run at a time.
-// One run at a time, a plane of few planes' many runs is a chain of round trips to L2, a lane's runs one after
-// another (r29 of the sweep, [2, 14, 15990, 262] bfloat16 at padding 1: 28 planes of about 1000 runs). The forwards
-// measured did not get faster (H200: r29 97.2 -> 96.5-97.0 us, r48 89.5 -> 88.5-89.6; the combine's own time, its
-// wait for the reader included, 80 -> 18 us on r48): their time after the reader is elsewhere (docs/limits.md §81).
-// `break` at the end, not a predicate per load kept until its add (ptxas then issues the loads one at a time:
-// read_plane_lanes.cuh's lane_share).
-template <int kRuns, typename A, int kMaxPartials>
-__device__ __forceinline__ void add_runs(const A* partials, int64_t plane, int64_t first, int64_t step,
-                                         int64_t chunks, int partial_count, A (&totals)[kMaxPartials]) {
-  if constexpr (kRuns == 1) {
-    for (int64_t chunk = first; chunk < chunks; chunk += step) {
-      const A* run = partials + (plane * chunks + chunk) * partial_count;
-      add_run(run, partial_count, totals);
-    }
-  } else {
-    for (int64_t first_run = first; first_run < chunks; first_run += kRuns * step) {
-      A v[kRuns][kMaxPartials];
-#pragma unroll
-      for (int r = 0; r < kRuns; ++r) {
-        if (first_run + r * step >= chunks) break;
-        const A* run = partials + (plane * chunks + first_run + r * step) * partial_count;
-#pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) {
-          if (k >= partial_count) break;
-          v[r][k] = run[k];
-        }
-      }
-#pragma unroll
-      for (int r = 0; r < kRuns; ++r) {
-        if (first_run + r * step >= chunks) break;
-#pragma unroll
-        for (int k = 0; k < kMaxPartials; ++k) {
-          if (k >= partial_count) break;
-          totals[k] += v[r][k];
-        }
-      }
-    }
   }
 }
 
@@ -715,9 +678,6 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
     tap_combine_kernel(const __grid_constant__ TapSumsArgs a) {
   using A = acc_t<T>;
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
-  // Runs whose loads add_runs issues together: 3 of kSide 1's float partials (4 spilled 8 bytes of the staged-weight
-  // instances on sm_89 under the cap; 2 of float64's spilled 4 there), else one.
-  constexpr int kCombineRuns = sizeof(A) == 8 ? 1 : kMaxPartials <= 3 ? 3 : 1;
   constexpr int kShareColumns = tap_share_columns(sizeof(A)), kShareTaps = kTapShareTaps;
   // A column's first weight in the stage (within shared memory), or in the weight (registers: int64 spilled there).
   using Offset = std::conditional_t<kStagedWeight, int32_t, int64_t>;
@@ -772,7 +732,10 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
     };
     if (middle_row) {
       A totals[kMaxPartials] = {};
-      add_runs<kCombineRuns>(partials, plane, lane, 32, a.chunks, partial_count, totals);
+      for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
+        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        add_run(run, partial_count, totals);
+      }
       store_held();
       A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
 #pragma unroll
@@ -860,8 +823,6 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
 template <typename A, int kSide>
 __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const __grid_constant__ TapSumsArgs a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
-  // About 12 partials in flight a lane (no register cap here).
-  constexpr int kMiddleRuns = kMaxPartials <= 3 ? 4 : kMaxPartials <= 6 ? 2 : 1;
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
   wait_for_previous_grid();
@@ -877,8 +838,11 @@ __global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const _
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
     A totals[kMaxPartials] = {};
-    if (real) add_runs<kMiddleRuns>(partials, plane, group_lane, group_lanes, a.chunks, partial_count,
-                       totals);
+    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+      if (!real) break;
+      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+      add_run(run, partial_count, totals);
+    }
 #pragma unroll
     for (int k = 0; k < kMaxPartials; ++k) {
       if (k >= partial_count) break;
