@@ -200,8 +200,8 @@ struct TapSumsArgs {
   // next (position_wrap_offset).
   int32_t position_step_cols;
   int64_t position_step_offset, position_wrap_offset;
-  // The channels walk row by row (position_lanes 1, rows of at least kChannelRowsMinColumns): a lane takes every
-  // column of each row in turn, rather than positions running on from row to row.
+  // The channels walk row by row (float32, position_lanes 1, rows of at least kChannelRowsMinColumns): a lane takes
+  // every column of each row in turn, rather than positions running on from row to row.
   bool channel_rows;
   // Middle rows by 16-byte loads of the memory they span, gaps between rows and all, where the gaps are narrow
   // (span_walk; row_stride divides by stride_h); else a load per element (row_elements divides by W). Either way a

@@ -1519,7 +1519,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
-    a.channel_rows = a.position_lanes == 1 && s.width >= kChannelRowsMinColumns;
+    a.channel_rows = a.position_lanes == 1 && x.element_size() == 4 && s.width >= kChannelRowsMinColumns;
   }
   const int64_t stride_h = x.stride(2);
   a.span_walk = !a.channels_walk && rows_span_walk(stride_h, s.width);
