@@ -499,9 +499,9 @@ constexpr int64_t kChannelWalkMinGroupBytes = 48;
 // rows of at least this many: 8 trips of kTapUnroll loads a row, the last one part full. Else the flat walk, whose
 // lanes' loads run on into the next rows. H200, padding 1, forward over padding 0's, flat against row by row
 // (docs/limits.md §82): float32 [1, 64, 2048, 2048] 1.317 / 1.190, [16, 64, 512, 512] 1.309 / 1.204, r38's
-// [9, 73, 229, 153] 1.407 / 1.417, [64, 40, 100, 70] 1.093 / 1.085; in float16 and bfloat16 row by row took 2.0-2.7x
-// the flat walk's time on each of them (r38 float16 1.962 / 4.409), so 2-byte x walks flat (float64: not measured,
-// flat). r21 [2, 9, 22087, 189] bfloat16 (2 lanes across a row) took 149 against 309 (docs/limits.md §81).
+// [9, 73, 229, 153] 1.407 / 1.417, [64, 40, 100, 70] 1.093 / 1.085; in float16 and bfloat16 the forward row by row
+// took 2.0-2.5x the flat walk's on each of them (r38 float16 1.962 / 4.409), so 2-byte x walks flat (float64: not
+// measured, flat). r21 [2, 9, 22087, 189] bfloat16 (2 lanes across a row) took 149 against 309 (docs/limits.md §81).
 constexpr int64_t kChannelRowsMinColumns = 64;
 // The element walk's loads per lane in flight (where rows are too far apart for 16-byte loads), and a border row's:
 // 16 of 2-byte elements spilled registers under tap_grid_kernel's cap.
