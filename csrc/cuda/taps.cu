@@ -370,8 +370,9 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
   constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
   const int32_t width = static_cast<int32_t>(a.width), step = a.position_lanes;
   if constexpr (kRowByRow) {
-    // Columns position_lane, position_lane + step, ... of each row (the host takes this walk at position_lanes 1 only,
-    // but with step and position_lane fixed at 1 and 0 here tap_grid_kernel<T, 2, kChannelRowsWalk> spilled 8 bytes on
+    // Columns position_lane, position_lane + step, ... of each row (the host takes this walk for float32 at
+    // position_lanes 1 only: in 16 bits it was 2.3-2.7x slower than the flat walk, tuning.h kChannelRowsMinColumns; but
+    // with step and position_lane fixed at 1 and 0 here tap_grid_kernel<T, 2, kChannelRowsWalk> spilled 8 bytes on
     // sm_89), kLoads loads at a time: the address and column stepped by constants, no wrap into the next row (the flat
     // walk below spent a column's wrap and its address on each element: H200, r04 of the sweep [1, 64, 2048, 2048]
     // float32 channels-last at padding 1, 199 million instructions and 313 us where padding 0's reader took 246;
