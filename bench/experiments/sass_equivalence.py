@@ -1,0 +1,87 @@
+"""Whether two source trees compile csrc/cuda/*.cu to the same machine code, without a GPU (docs/limits.md §84).
+
+    python3 bench/experiments/sass_equivalence.py OLD_TREE NEW_TREE [taps.cu split.cu ...]
+
+Each file is compiled in both trees for sm_89 and sm_90 (nvcc -cubin, the build's -O3 and flags, no -lineinfo), its
+SASS dumped by cuobjdump (from PATH, else the one Triton's package carries), and each kernel's instructions compared:
+byte for byte, and after a normalization that reads `x >= n` as `x > n - 1`, drops predicate register numbers and
+reads `FSEL d, a, b, !P` as `FSEL d, b, a, P` (ptxas's equivalent choices when the same code reaches it by another
+path). A kernel's anonymous-namespace prefix (a hash of the file) is dropped. Exit status 1 where any kernel differs
+after the normalization, or is in one tree alone.
+"""
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ARCHES = ("89", "90")
+ANON = re.compile(r"_GLOBAL__N__[0-9a-f]+_\d+_\w+?_cu_[0-9a-f]{8}")
+
+
+def cuobjdump():
+    found = shutil.which("cuobjdump")
+    if found:
+        return found
+    import triton
+
+    return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+
+
+def sass(tree, name, arch, out_dir):
+    nvcc = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
+    cubin = os.path.join(out_dir, f"{os.path.basename(tree.rstrip('/'))}_{name}_{arch}.cubin")
+    subprocess.run([nvcc, "-std=c++20", f"-arch=sm_{arch}", "-O3", "--expt-relaxed-constexpr", "-Icsrc",
+                    "-Icsrc/cuda", "-cubin", os.path.join("csrc", "cuda", name), "-o", cubin],
+                   cwd=tree, check=True, capture_output=True)
+    return subprocess.run([cuobjdump(), "-sass", cubin], check=True, capture_output=True, text=True).stdout
+
+
+def kernels(text):
+    """{kernel name: its instruction lines}"""
+    found, name = {}, None
+    for line in text.splitlines():
+        match = re.match(r"\s*Function : (\S+)", line)
+        if match:
+            name = ANON.sub("ANON", match.group(1))
+            found[name] = []
+        elif name is not None and re.match(r"\s*/\*[0-9a-f]{4}\*/", line):
+            found[name].append(ANON.sub("ANON", line.split(";")[0].strip()))
+    return found
+
+
+def normalized(lines):
+    out = []
+    for line in lines:
+        text = re.sub(r"^/\*[0-9a-f]{4}\*/\s*", "", line)
+        text = re.sub(r"ISETP\.GE\.AND (\S+), (\S+), (\S+), 0x([0-9a-f]+)",
+                      lambda m: f"ISETP.GT.AND {m[1]}, {m[2]}, {m[3]}, {int(m[4], 16) - 1:#x}", text)
+        text = re.sub(r"\bU?P[0-6]\b", "P", text)
+        text = re.sub(r"FSEL (\S+), (\S+), (\S+), !P$", r"FSEL \1, \3, \2, P", text)
+        out.append(text)
+    return out
+
+
+def main():
+    old, new = sys.argv[1], sys.argv[2]
+    names = sys.argv[3:] or sorted(f for f in os.listdir(os.path.join(new, "csrc", "cuda")) if f.endswith(".cu"))
+    failed = False
+    with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for name in names:
+            for arch in ARCHES:
+                a, b = pool.map(lambda tree: kernels(sass(tree, name, arch, out_dir)), (old, new))
+                alone = sorted(set(a) ^ set(b))
+                exact = sum(a[k] != b[k] for k in set(a) & set(b))
+                differ = sorted(k for k in set(a) & set(b) if normalized(a[k]) != normalized(b[k]))
+                print(f"{name} sm_{arch}: {len(a)} / {len(b)} kernels; instructions differ in {exact}; "
+                      f"different after normalizing {len(differ)}; in one tree alone {len(alone)}")
+                for k in (differ + alone)[:20]:
+                    print("   ", k[:150])
+                failed |= bool(differ or alone)
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
