@@ -3,11 +3,12 @@
     python3 bench/experiments/sass_equivalence.py OLD_TREE NEW_TREE [taps.cu split.cu ...]
 
 Each file is compiled in both trees for sm_89 and sm_90 (nvcc -cubin, the build's -O3 and flags, no -lineinfo), its
-SASS dumped by cuobjdump (from PATH, else the one Triton's package carries), and each kernel's instructions compared:
-byte for byte, and after a normalization that reads `x >= n` as `x > n - 1`, drops predicate register numbers and
-reads `FSEL d, a, b, !P` as `FSEL d, b, a, P` (ptxas's equivalent choices when the same code reaches it by another
-path). A kernel's anonymous-namespace prefix (a hash of the file) is dropped. Exit status 1 where any kernel differs
-after the normalization, or is in one tree alone.
+SASS dumped by cuobjdump (from PATH, else the one Triton's package carries), and each kernel compared: byte for byte
+(instructions and their encodings, which hold the scheduling bits), and its instructions after a normalization that
+reads `x >= n` as `x > n - 1`, drops predicate register numbers and reads `FSEL d, a, b, !P` as `FSEL d, b, a, P`
+(ptxas's equivalent choices when the same code reaches it by another path). A kernel's anonymous-namespace prefix (a
+hash of the file) is dropped. Exit status 1 where any kernel differs after the normalization, or is in one tree
+alone.
 """
 import concurrent.futures
 import os
@@ -40,22 +41,25 @@ def sass(tree, name, arch, out_dir):
 
 
 def kernels(text):
-    """{kernel name: its instruction lines}"""
+    """{kernel name: its lines, encodings (and with them the scheduling bits) included}"""
     found, name = {}, None
     for line in text.splitlines():
         match = re.match(r"\s*Function : (\S+)", line)
         if match:
             name = ANON.sub("ANON", match.group(1))
             found[name] = []
-        elif name is not None and re.match(r"\s*/\*[0-9a-f]{4}\*/", line):
-            found[name].append(ANON.sub("ANON", line.split(";")[0].strip()))
+        elif name is not None and line.strip():
+            found[name].append(ANON.sub("ANON", line.strip()))
     return found
 
 
 def normalized(lines):
+    """The instructions alone (no encodings), with ptxas's equivalent choices read alike."""
     out = []
     for line in lines:
-        text = re.sub(r"^/\*[0-9a-f]{4}\*/\s*", "", line)
+        if not re.match(r"/\*[0-9a-f]{4}\*/", line):
+            continue
+        text = re.sub(r"^/\*[0-9a-f]{4}\*/\s*", "", line.split(";")[0]).strip()
         text = re.sub(r"ISETP\.GE\.AND (\S+), (\S+), (\S+), 0x([0-9a-f]+)",
                       lambda m: f"ISETP.GT.AND {m[1]}, {m[2]}, {m[3]}, {int(m[4], 16) - 1:#x}", text)
         text = re.sub(r"\bU?P[0-6]\b", "P", text)
@@ -75,7 +79,7 @@ def main():
                 alone = sorted(set(a) ^ set(b))
                 exact = sum(a[k] != b[k] for k in set(a) & set(b))
                 differ = sorted(k for k in set(a) & set(b) if normalized(a[k]) != normalized(b[k]))
-                print(f"{name} sm_{arch}: {len(a)} / {len(b)} kernels; instructions differ in {exact}; "
+                print(f"{name} sm_{arch}: {len(a)} / {len(b)} kernels; bytes differ in {exact}; "
                       f"different after normalizing {len(differ)}; in one tree alone {len(alone)}")
                 for k in (differ + alone)[:20]:
                     print("   ", k[:150])
