@@ -120,6 +120,41 @@ def lay_out(x, layout):
     raise ValueError(layout)
 
 
+# Views a user may pass whose strides no layout above has: dimensions broadcast by expand() (stride 0) and views
+# whose rows, planes or pixels share elements (as unfold() and as_strided() make).
+STRIDED_VIEWS = ["expanded_batch", "expanded_channels", "expanded_rows", "expanded_columns", "expanded_planes",
+                 "expanded_pixels", "expanded_channels_last_batch", "one_value", "overlapping_rows",
+                 "overlapping_planes", "overlapping_pixels"]
+
+
+def strided_view(x, view):
+    """A view of x's storage with x's shape and the strides `view` names (STRIDED_VIEWS). Unlike lay_out, its values
+    are not x's: an expanded dimension repeats its first entry and overlapping elements are read twice, so compare
+    against the view itself (or its contiguous copy)."""
+    b, c, h, w = x.shape
+    if view.startswith("expanded_") or view == "one_value":
+        source = {
+            "expanded_batch": x[:1],
+            "expanded_channels": x[:, :1],
+            "expanded_rows": x[:, :, :1],  # rows of contiguous W, all at one address: stride_h 0
+            "expanded_columns": x[..., :1],  # stride_w 0: neither W nor C contiguous
+            "expanded_planes": x[:, :, :1, :1],  # strides (C H W, H W, 0, 0)
+            "expanded_pixels": x[:, :, :1, :1].contiguous(),  # strides (C, 1, 0, 0): channels-last, pixel stride 0
+            "expanded_channels_last_batch": x.contiguous(memory_format=torch.channels_last)[:1],
+            "one_value": x[:1, :1, :1, :1],
+        }[view]
+        return source.expand(b, c, h, w)
+    if view == "overlapping_rows":  # each row starts half a row after the one before it
+        return torch.as_strided(x.contiguous(), (b, c, h, w), (c * h * w, h * w, max(1, w // 2), 1))
+    if view == "overlapping_planes":  # plane c + 1 starts one row after plane c
+        return torch.as_strided(x.contiguous(), (b, c, h, w), (c * h * w, w, w, 1))
+    if view == "overlapping_pixels":  # channels-last with pixels half a pixel's channels apart
+        pixel = max(1, c // 2)
+        flat = x.permute(0, 2, 3, 1).contiguous()
+        return torch.as_strided(flat, (b, c, h, w), (h * w * c, 1, w * pixel, pixel))
+    raise ValueError(view)
+
+
 def make_problem(batch, c_in, height, width, c_out, kernel_h, kernel_w, dtype=torch.float32, device="cpu",
                  layout="contiguous", seed=0, conv_bias=True, draw_on_device=False):
     """Inputs where each (b, c_in) row has its own offset and scale, so the output depends strongly on x.

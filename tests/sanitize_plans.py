@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from fusedlse_cuda.planning import forced_plan  # noqa: E402
-from helpers import TOLERANCE, make_problem, rel_err  # noqa: E402
+from helpers import STRIDED_VIEWS, TOLERANCE, make_problem, rel_err, strided_view  # noqa: E402
 
 # (B, C_in, H, W, C_out, kH, kW), layout, dtype, forced (strategy, reader, epilogue): what plan it exercises.
 FUSED = ("fused", None, None)
@@ -72,6 +72,14 @@ PLANS = [
     ((3, 40, 2, 2, 7, 1, 1), "contiguous", torch.float64, GEMV_LSE),  # gemv: float64, 16 slices, a partial trip
     ((5, 3, 2, 2, 700, 1, 1), "contiguous", torch.bfloat16, GEMV_LSE),  # gemv: 3 passes of columns, biases staged
     ((2, 70, 2, 2, 5000, 1, 1), "contiguous", torch.float32, GEMV_LSE),  # gemv: biases past 16 KiB, read per logit
+    # Views of unusual strides (helpers.STRIDED_VIEWS): expanded dimensions (stride 0) and shared elements.
+    ((2, 40, 17, 16, 33, 3, 3), "expanded_channels", torch.bfloat16, FUSED),  # every channel's plane at one address
+    ((3, 96, 20, 20, 300, 3, 3), "expanded_channels_last_batch", torch.float32, FUSED),  # channel vectors, batch 0
+    ((63, 7, 2, 7, 5, 1, 1), "overlapping_rows", torch.float16, LANES_TILED),  # plane-lanes: rows sharing elements
+    ((3, 4, 9, 7, 5, 1, 1), "expanded_rows", torch.float32, LANES_TILED),  # plane-lanes: every row at one address
+    ((300, 7, 1, 2, 5, 1, 1), "expanded_batch", torch.float16, LANES_TILED),  # run walk: runs 0 elements apart
+    ((2, 64, 20, 20, 5, 1, 1), "expanded_pixels", torch.bfloat16, ROWS_TILED),  # channel rows: pixel stride 0
+    ((2, 6, 20, 20, 5, 1, 1), "overlapping_pixels", torch.float32, ROWS_TILED),  # channel rows: pixels 3 apart
 ]
 
 # padding and groups (C_out is all groups'; the weight is sliced to [C_in, C_out / groups, kH, kW]): the planner's
@@ -89,13 +97,24 @@ CROPPED = [
     ((1, 3, 5, 256, 4, 3, 3), "contiguous", torch.float16, dict(padding=(1, 2))),  # a warp per row of 32 vectors
     ((1100, 3, 9, 13, 5, 3, 3), "sliced", torch.float16, dict(padding=1)),  # staged planes, along rows
     ((700, 5, 7, 11, 4, 4, 2), "channels_last", torch.float32, dict(padding=(1, 2))),  # staged, along channels
+    ((3, 4, 9, 40, 5, 3, 3), "expanded_rows", torch.float32, dict(padding=1)),  # tap kernels: rows 0 apart
+    ((2, 6, 8, 10, 6, 3, 3), "expanded_pixels", torch.float32, dict(padding=1)),  # channels walk: pixel stride 0
+    ((1100, 3, 9, 13, 5, 3, 3), "overlapping_planes", torch.float16, dict(padding=1)),  # staged planes sharing rows
 ]
+
+
+def problem(shape, layout, dtype):
+    """make_problem's inputs on the GPU, x in `layout` (helpers.LAYOUTS) or seen through a view (STRIDED_VIEWS)."""
+    if layout in STRIDED_VIEWS:
+        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda")
+        return strided_view(x, layout), weight, conv_bias, bias
+    return make_problem(*shape, dtype=dtype, device="cuda", layout=layout)
 
 
 def main():
     failures = []
     for shape, layout, dtype, plan in PLANS:
-        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout)
+        x, weight, conv_bias, bias = problem(shape, layout, dtype)
         with forced_plan(*plan):
             out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
         err = rel_err(out, reference.truth(x, weight, conv_bias, bias))
@@ -112,7 +131,7 @@ def main():
         if max(err, lse_err) > TOLERANCE[dtype] or sums_err > 1e-5 or not grid_ok:
             failures.append((shape, layout, dtype, plan))
     for shape, layout, dtype, settings in CROPPED:
-        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout)
+        x, weight, conv_bias, bias = problem(shape, layout, dtype)
         weight = weight[:, :shape[4] // settings.get("groups", 1)].contiguous()
         err = rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings),
                       reference.truth(x, weight, conv_bias, bias, **settings))

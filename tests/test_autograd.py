@@ -4,7 +4,8 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from helpers import DEVICES, SETTINGS, TOLERANCE, make_problem, poison_allocator, rel_err
+from helpers import (DEVICES, SETTINGS, STRIDED_VIEWS, TOLERANCE, make_problem, poison_allocator, rel_err,
+                     strided_view)
 
 
 def requiring_grad(*tensors):
@@ -83,6 +84,27 @@ def test_gradients_match_the_model(device, dtype, settings, layout):
         assert grads[0].is_contiguous(memory_format=torch.channels_last)
     else:
         assert grads[0].is_contiguous()
+
+
+
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+@pytest.mark.parametrize("settings", ["default", "padding_all"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_gradients_through_views_of_any_strides(device, dtype, settings, view):
+    """x expanded, or with elements shared between rows, planes or pixels (helpers.STRIDED_VIEWS): the gradient of
+    each of the view's elements (autograd then adds those that share storage) and the parameters' as the model's."""
+    x, weight, conv_bias, bias = make_problem(3, 6, 7, 9, 5, 3, 2, dtype=dtype, device=device)
+    x, weight, conv_bias, bias = requiring_grad(strided_view(x, view), weight, conv_bias, bias)
+    grad_out = torch.randn(3, 1, generator=torch.Generator().manual_seed(2)).to(device, dtype)
+    poison_allocator(device)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **SETTINGS[settings])
+    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
+    expected = reference_grads(x, weight, conv_bias, bias, grad_out, SETTINGS[settings])
+    for name, got, want, param in zip(["x", "weight", "conv_bias", "bias"], grads, expected,
+                                      [x, weight, conv_bias, bias]):
+        assert got.shape == param.shape and got.dtype == param.dtype, name
+        assert rel_err(got, want) <= 4 * TOLERANCE[dtype], name
 
 
 @pytest.mark.parametrize("device", DEVICES)

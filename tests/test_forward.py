@@ -6,7 +6,9 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from helpers import DEVICES, DTYPES, LAYOUTS, SHAPES, TOLERANCE, make_problem, poison_allocator, rel_err
+from fusedlse_cuda.shape import conv_settings
+from helpers import (DEVICES, DTYPES, LAYOUTS, SHAPES, STRIDED_VIEWS, TOLERANCE, make_problem, poison_allocator,
+                     rel_err, strided_view)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -21,6 +23,76 @@ def test_forward_matches_float64_model(device, dtype, shape, layout):
     assert torch.isfinite(out).all()
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
+
+
+# Views of any strides (helpers.STRIDED_VIEWS) on each way padding reads x: planes of 30 elements (a thread a plane),
+# many planes of 117 (staged in shared memory), a few of 720 (the tap kernels), and planes whose cells are their
+# elements (2 x 2 under a 2 x 2 kernel, 1 x 1: without the sums, the GEMM reads x); at padding 0 the readers of small
+# planes in self-contained tiles, of many planes, of a few larger ones and of one-element planes.
+STRIDED_SHAPES = {"small_planes": (2, 4, 5, 6, 6, 3, 3), "many_planes": (600, 4, 9, 13, 6, 3, 3),
+                  "few_planes": (3, 4, 20, 36, 6, 3, 3), "element_planes": (300, 4, 2, 2, 6, 2, 2),
+                  "one_element_planes": (500, 4, 1, 1, 6, 3, 3)}
+STRIDED_SETTINGS = {"default": {}, "padding": dict(padding=1),
+                    "padding_stride_dilation": dict(padding=1, stride=(2, 3), dilation=(1, 2)),
+                    "groups": dict(groups=2), "groups_padding": dict(groups=2, padding=1)}
+
+
+@pytest.mark.parametrize("settings", list(STRIDED_SETTINGS))
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+@pytest.mark.parametrize("shape", list(STRIDED_SHAPES))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_views_of_any_strides_match_float64_model(device, dtype, shape, view, settings):
+    """x expanded along some dimensions, or with rows, planes or pixels that share elements, read in place or copied:
+    the output as the float64 model's on the view, the sums the op keeps for the backward (x.sum((2, 3)), or the
+    per-tap sums with padding) as the CPU backend's of a contiguous float64 copy, both bitwise the same again, the
+    output bitwise the same without the sums, and sum_hw's or tap_sums' own result as those sums."""
+    settings = STRIDED_SETTINGS[settings]
+    x, weight, conv_bias, bias = make_problem(*STRIDED_SHAPES[shape], dtype=dtype, device=device)
+    x = strided_view(x, view)
+    weight = weight[:, :weight.shape[1] // settings.get("groups", 1)]
+    args = (weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+    poison_allocator(device)
+    out, sums = torch.ops.fusedlse.forward(x, *args)
+    out_again, sums_again = torch.ops.fusedlse.forward(x, *args)
+    assert torch.equal(out, out_again) and torch.equal(sums, sums_again)
+    poison_allocator(device)
+    assert torch.equal(torch.ops.fusedlse.forward(x, *args, keep_sums=False)[0], out)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
+    in_float64 = (t.to("cpu", torch.float64) if isinstance(t, torch.Tensor) else t for t in args)
+    want = torch.ops.fusedlse.forward(x.to("cpu", torch.float64).contiguous(), *in_float64)[1]
+    assert rel_err(sums, want) <= TOLERANCE[dtype]
+    crop = {name: value for name, value in settings.items() if name != "groups"}
+    alone = fusedlse_cuda.tap_sums(x, tuple(weight.shape[2:]), **crop) if crop else fusedlse_cuda.sum_hw(x)
+    assert rel_err(alone, want) <= TOLERANCE[dtype]
+
+
+
+WEIGHT_VIEWS = {
+    "expanded_in": lambda w: w[:1].expand(w.shape),  # every input channel's weights at one address
+    "expanded_out": lambda w: w[:, :1].expand(w.shape),
+    "expanded_taps": lambda w: w[:, :, :1, :1].expand(w.shape),  # one value a pair of channels
+    "taps_transposed": lambda w: w.transpose(2, 3).contiguous().transpose(2, 3),  # the same values, kW outer
+    "channels_last": lambda w: w.contiguous(memory_format=torch.channels_last),
+}
+
+
+@pytest.mark.parametrize("biases", ["as_drawn", "expanded"])
+@pytest.mark.parametrize("settings", ["default", "padding", "groups_padding"])
+@pytest.mark.parametrize("weight_view", list(WEIGHT_VIEWS))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_weight_and_bias_views_of_any_strides(device, dtype, weight_view, settings, biases):
+    """A weight expanded along a dimension or laid out otherwise, and biases of one value expanded along C_out
+    (stride 0): the output as the float64 model's on those views."""
+    settings = STRIDED_SETTINGS[settings]
+    x, weight, conv_bias, bias = make_problem(3, 4, 20, 36, 6, 3, 2, dtype=dtype, device=device)
+    weight = WEIGHT_VIEWS[weight_view](weight[:, :weight.shape[1] // settings.get("groups", 1)])
+    if biases == "expanded":
+        conv_bias, bias = conv_bias[:1].expand(conv_bias.shape), bias[:1].expand(bias.shape)
+    poison_allocator(device)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_conv_bias(device):

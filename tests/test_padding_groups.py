@@ -10,7 +10,8 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.shape import conv_settings
-from helpers import DEVICES, DTYPES, HAS_CUDA, TOLERANCE, make_problem, poison_allocator, rel_err
+from helpers import (DEVICES, DTYPES, HAS_CUDA, STRIDED_VIEWS, TOLERANCE, make_problem, poison_allocator, rel_err,
+                     strided_view)
 
 CASES = 520
 
@@ -827,6 +828,39 @@ def test_tap_reader_runs_of_every_length(dtype):
     with pytest.raises(ValueError, match="run_bytes must be an int of 0 or more, got -1"):
         with forced_tap_min_run_bytes(-1):
             pass
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_tap_reader_reads_views_of_any_strides(dtype, view):
+    """Padding's readers over views of any strides (helpers.STRIDED_VIEWS), with runs of a row or so, of 256 bytes
+    and the rule's, each plane's shares of the GEMM added by the tap kernels or not: the per-tap sums as the CPU
+    backend's of a contiguous float64 copy, the output as the float64 model's, and the same without the sums."""
+    from fusedlse_cuda.planning import forced_tap_min_run_bytes, forced_tap_shares
+
+    for case, shape in enumerate([(40, 3, 31, 44, 20, 4, 3), (8, 33, 50, 20, 16, 4, 5)]):
+        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", seed=case)
+        x = strided_view(x, view)
+        args = (x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)
+        cpu_args = (x.to("cpu", torch.float64).contiguous(),) + tuple(
+            t.to("cpu", torch.float64) if isinstance(t, torch.Tensor) else t for t in args[1:])
+        cpu_sums = torch.ops.fusedlse.forward(*cpu_args)[1]
+        plane_abs_sums = cpu_args[0].abs().sum((2, 3))[..., None, None]
+        truth = reference.truth(x, weight, conv_bias, bias, padding=1)
+        for run_bytes, shares in itertools.product((0, 256, None), (True, False)):
+            what = f"{shape}, least run {run_bytes}, shares {shares}"
+            with forced_tap_min_run_bytes(run_bytes) if run_bytes is not None else contextlib.nullcontext(), \
+                    forced_tap_shares(shares):
+                poison_allocator("cuda")
+                out, sums = torch.ops.fusedlse.forward(*args)
+                poison_allocator("cuda")
+                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+            gap = (sums.to("cpu", torch.float64) - cpu_sums).abs()
+            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
+            assert rel_err(out, truth) <= TOLERANCE[dtype], what
+            assert torch.equal(out_alone, out), what
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")

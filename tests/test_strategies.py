@@ -8,8 +8,8 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
-from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, TOLERANCE, lay_out, make_problem, narrow_lse_applies,
-                     narrow_lse_splits, poison_allocator, rel_err, rows_lse_applies)
+from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, STRIDED_VIEWS, TOLERANCE, lay_out, make_problem,
+                     narrow_lse_applies, narrow_lse_splits, poison_allocator, rel_err, rows_lse_applies, strided_view)
 
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU")]
 
@@ -33,6 +33,27 @@ def test_every_plan_matches_float64_model(dtype, shape, layout, plan):
     assert out.shape == (x.shape[0], 1) and out.dtype == dtype
     assert torch.isfinite(out).all()
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
+# Every path over views of any strides (helpers.STRIDED_VIEWS): planes of 35 elements in units of several batches, and
+# of 1200 cut into pieces; readers that do not walk a view's strides copy it first.
+@pytest.mark.parametrize("plan", list(PLANS))
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+@pytest.mark.parametrize("shape", [(37, 6, 5, 7, 9, 3, 3), (5, 6, 30, 40, 9, 3, 3)], ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_every_plan_reads_views_of_any_strides(dtype, shape, view, plan):
+    x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda")
+    _check_forced(PLANS[plan], strided_view(x, view), weight, conv_bias, bias)
+
+
+@pytest.mark.parametrize("walk", WALKS)
+@pytest.mark.parametrize("view", STRIDED_VIEWS)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_tiny_plane_walks_read_views_of_any_strides(dtype, view, walk):
+    """Tiny planes by the plane-lanes reader with each walk forced: the run walks take an expanded batch's channels,
+    which follow each other (runs 0 elements apart); other views go to the lanes."""
+    x, weight, conv_bias, bias = make_problem(700, 9, 2, 3, 5, 1, 2, dtype=dtype, device="cuda")
+    _check_forced_sums("plane_lanes", strided_view(x, view), weight, conv_bias, bias, walk=walk)
 
 
 # Grouped problems (B, C_in, H, W, C_out, kH, kW, groups): small planes; self-contained tiles; several epilogue units
