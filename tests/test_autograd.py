@@ -61,6 +61,23 @@ def reference_grads(x, weight, conv_bias, bias, grad_out, settings):
     return torch.autograd.grad(out, inputs, grad_out.to("cpu", torch.float64))
 
 
+def check_gradients(x, weight, conv_bias, bias, settings, seed):
+    """forward's gradients in x, weight, conv_bias and bias (all requiring grad) for a random grad_out against the
+    model's: their shapes and dtypes, finite, and within 4 x x's dtype's tolerance (they go through a softmax; 16-bit
+    ones are rounded to their dtype at the end). Returns them."""
+    grad_out = torch.randn(x.shape[0], 1, generator=torch.Generator().manual_seed(seed)).to(x.device, x.dtype)
+    poison_allocator(x.device)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
+    expected = reference_grads(x, weight, conv_bias, bias, grad_out, settings)
+    for name, got, want, param in zip(["x", "weight", "conv_bias", "bias"], grads, expected,
+                                      [x, weight, conv_bias, bias]):
+        assert got.shape == param.shape and got.dtype == param.dtype, name
+        assert torch.isfinite(got).all(), name
+        assert rel_err(got, want) <= 4 * TOLERANCE[x.dtype], name
+    return grads
+
+
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
 @pytest.mark.parametrize("settings", ["default", "all", "padding_all"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16], ids=str)
@@ -68,23 +85,12 @@ def reference_grads(x, weight, conv_bias, bias, grad_out, settings):
 def test_gradients_match_the_model(device, dtype, settings, layout):
     x, weight, conv_bias, bias = requiring_grad(
         *make_problem(3, 6, 7, 9, 5, 3, 2, dtype=dtype, device=device, layout=layout))
-    grad_out = torch.randn(3, 1, generator=torch.Generator().manual_seed(1)).to(device, dtype)
-    poison_allocator(device)
-    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **SETTINGS[settings])
-    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
-    expected = reference_grads(x, weight, conv_bias, bias, grad_out, SETTINGS[settings])
-    for name, got, want, param in zip(["x", "weight", "conv_bias", "bias"], grads, expected,
-                                      [x, weight, conv_bias, bias]):
-        assert got.shape == param.shape and got.dtype == param.dtype, name
-        assert torch.isfinite(got).all(), name
-        # Gradients go through a softmax; 16-bit ones are rounded to their dtype at the end.
-        assert rel_err(got, want) <= 4 * TOLERANCE[dtype], name
+    grads = check_gradients(x, weight, conv_bias, bias, SETTINGS[settings], seed=1)
     # grad_x is written in x's own layout when that is channels_last, so optimisers keep it.
     if layout == "channels_last":
         assert grads[0].is_contiguous(memory_format=torch.channels_last)
     else:
         assert grads[0].is_contiguous()
-
 
 
 @pytest.mark.parametrize("view", STRIDED_VIEWS)
@@ -95,16 +101,7 @@ def test_gradients_through_views_of_any_strides(device, dtype, settings, view):
     """x expanded, or with elements shared between rows, planes or pixels (helpers.STRIDED_VIEWS): the gradient of
     each of the view's elements (autograd then adds those that share storage) and the parameters' as the model's."""
     x, weight, conv_bias, bias = make_problem(3, 6, 7, 9, 5, 3, 2, dtype=dtype, device=device)
-    x, weight, conv_bias, bias = requiring_grad(strided_view(x, view), weight, conv_bias, bias)
-    grad_out = torch.randn(3, 1, generator=torch.Generator().manual_seed(2)).to(device, dtype)
-    poison_allocator(device)
-    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **SETTINGS[settings])
-    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
-    expected = reference_grads(x, weight, conv_bias, bias, grad_out, SETTINGS[settings])
-    for name, got, want, param in zip(["x", "weight", "conv_bias", "bias"], grads, expected,
-                                      [x, weight, conv_bias, bias]):
-        assert got.shape == param.shape and got.dtype == param.dtype, name
-        assert rel_err(got, want) <= 4 * TOLERANCE[dtype], name
+    check_gradients(*requiring_grad(strided_view(x, view), weight, conv_bias, bias), SETTINGS[settings], seed=2)
 
 
 @pytest.mark.parametrize("device", DEVICES)
