@@ -24,7 +24,6 @@ def test_forward_matches_float64_model(device, dtype, shape, layout):
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
 
 
-
 # Views of any strides (helpers.STRIDED_VIEWS) on each way padding reads x: planes of 30 elements (a thread a plane),
 # many planes of 117 (staged in shared memory), a few of 720 (the tap kernels), and planes whose cells are their
 # elements (2 x 2 under a 2 x 2 kernel, 1 x 1: without the sums, the GEMM reads x); at padding 0 the readers of small
@@ -67,7 +66,6 @@ def test_views_of_any_strides_match_float64_model(device, dtype, shape, view, se
     assert rel_err(alone, want) <= TOLERANCE[dtype]
 
 
-
 WEIGHT_VIEWS = {
     "expanded_in": lambda w: w[:1].expand(w.shape),  # every input channel's weights at one address
     "expanded_out": lambda w: w[:, :1].expand(w.shape),
@@ -93,6 +91,7 @@ def test_weight_and_bias_views_of_any_strides(device, dtype, weight_view, settin
     poison_allocator(device)
     out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
+
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_conv_bias(device):

@@ -2,7 +2,8 @@
 
     python3 bench/experiments/sass_equivalence.py OLD_TREE NEW_TREE [taps.cu split.cu ...]
 
-Each file is compiled in both trees for sm_89 and sm_90 (nvcc -cubin, the build's -O3 and flags, no -lineinfo), its
+Each file is compiled in both trees for sm_89 and sm_90 (nvcc -cubin -O3 --expt-relaxed-constexpr, both trees alike;
+not every flag of the build: torch's defines and -lineinfo are left out), its
 SASS dumped by cuobjdump (from PATH, else the one Triton's package carries), and each kernel compared: byte for byte
 (instructions and their encodings, which hold the scheduling bits), and its instructions after a normalization that
 reads `x >= n` as `x > n - 1`, drops predicate register numbers and reads `FSEL d, a, b, !P` as `FSEL d, b, a, P`
@@ -31,9 +32,11 @@ def cuobjdump():
     return os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
 
 
-def sass(tree, name, arch, out_dir):
+def sass(tree, label, name, arch, out_dir):
+    """cuobjdump's SASS of csrc/cuda/`name` in `tree`, its cubin in out_dir under `label` (not the tree's folder name:
+    two trees may share one, and then each would read the other's cubin)."""
     nvcc = os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc")
-    cubin = os.path.join(out_dir, f"{os.path.basename(tree.rstrip('/'))}_{name}_{arch}.cubin")
+    cubin = os.path.join(out_dir, f"{label}_{name}_{arch}.cubin")
     subprocess.run([nvcc, "-std=c++20", f"-arch=sm_{arch}", "-O3", "--expt-relaxed-constexpr", "-Icsrc",
                     "-Icsrc/cuda", "-cubin", os.path.join("csrc", "cuda", name), "-o", cubin],
                    cwd=tree, check=True, capture_output=True)
@@ -75,7 +78,8 @@ def main():
     with tempfile.TemporaryDirectory() as out_dir, concurrent.futures.ThreadPoolExecutor(2) as pool:
         for name in names:
             for arch in ARCHES:
-                a, b = pool.map(lambda tree: kernels(sass(tree, name, arch, out_dir)), (old, new))
+                a, b = pool.map(lambda tree, label: kernels(sass(tree, label, name, arch, out_dir)), (old, new),
+                                ("old", "new"))
                 alone = sorted(set(a) ^ set(b))
                 exact = sum(a[k] != b[k] for k in set(a) & set(b))
                 differ = sorted(k for k in set(a) & set(b) if normalized(a[k]) != normalized(b[k]))
