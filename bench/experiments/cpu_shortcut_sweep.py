@@ -1,6 +1,7 @@
 """The CPU backend against the plain-torch shortcut (reference.tap_shortcut, eager) on the public sweep's problems
 scaled to a CPU: B, then H, then W cut until x holds at most TARGET_MB MiB (8 by default), everything else (C_in,
-C_out, kernel, dtype, layout) the problem's. Best of 5 calls after one warm-up, host clock, torch's threads as set.
+C_out, kernel, dtype, layout) the problem's. Times: timing.host_best_ms (ours and the shortcut interleaved, the best
+of 5 batches of about 0.05 s each), torch's threads as set.
 
     PYTHONPATH=python:. python3 bench/experiments/cpu_shortcut_sweep.py [p1,p2,p3] [r13,r45]   # variants, problems
 
@@ -10,7 +11,6 @@ move by 2x between processes, so compare builds in alternating processes and rea
 import json
 import os
 import sys
-import time
 
 import torch
 
@@ -19,18 +19,9 @@ import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from padding_groups import VARIANTS, allowed, variant_inputs  # noqa: E402
 from problems import make_random_inputs, random_problems  # noqa: E402
+from timing import host_best_ms  # noqa: E402
 
 TARGET = int(float(os.environ.get("TARGET_MB", "8")) * 2**20)
-
-
-def best_ms(fn, calls=5):
-    fn()
-    best = float("inf")
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best * 1e3
 
 
 def scaled(shape, dtype):
@@ -61,8 +52,10 @@ def main():
                     cells.append(f"{variant} -")
                     continue
                 args = variant_inputs(x, weight, conv_bias, bias, settings)
-                ours = best_ms(lambda: fusedlse_cuda.forward(*args, **settings))
-                shortcut = best_ms(lambda: reference.tap_shortcut(*args, **settings))
+                times = host_best_ms({"ours": lambda: fusedlse_cuda.forward(*args, **settings),
+                                      "shortcut": lambda: reference.tap_shortcut(*args, **settings)},
+                                     rounds=5, batch_s=0.05)
+                ours, shortcut = times["ours"], times["shortcut"]
                 cells.append(f"{variant} {ours:.2f}/{shortcut:.2f}" + (" LOSS" if ours > 1.1 * shortcut else ""))
                 rows.append(dict(name=name, variant=variant, shape=list(shape), dtype=str(dtype), layout=layout,
                                  ours_ms=ours, shortcut_ms=shortcut))
