@@ -6,18 +6,7 @@ import torch
 import fusedlse_cuda
 from problems import random_problems, make_random_inputs, make_problem
 from timing import median_ms
-
-def kernel_us(fn, reps=20):
-    fn(); torch.cuda.synchronize()
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
-        for _ in range(reps):
-            fn()
-        torch.cuda.synchronize()
-    times = {}
-    for e in prof.events():
-        if e.device_type == torch.autograd.DeviceType.CUDA:
-            times.setdefault(e.name, []).append(e.device_time)
-    return {k: round(sorted(v)[len(v) // 2], 1) for k, v in times.items()}
+from kernel_times import kernel_us  # torch.profiler's median time of each kernel
 
 tag = sys.argv[1]
 problems = random_problems()
