@@ -16,8 +16,8 @@ for t in $TREES; do
      python3 $ROOT/.devrun/lean.py $t $OUT/lean.jsonl 2>> $OUT/lean_err.log)
   echo "lean $t done $(( $(date +%s) - T0 ))s"
 done
-python3 .devrun/cmp_lean.py $OUT/lean.jsonl | tee $OUT/cmp_lean.txt
-python3 .devrun/pick.py $OUT/lean.jsonl > .devrun/winner; echo "winner $(cat .devrun/winner)"; cp .devrun/winner $OUT/
+python3 .devrun/cmp_lean.py $OUT/lean.jsonl .devrun/winner | tee $OUT/cmp_lean.txt
+echo "winner $(cat .devrun/winner)"; cp .devrun/winner $OUT/
 W=$(cat .devrun/winner)
 SPECS="r37:3 r38:3 r33:3 r21:3 r19:3 r51:1 r16:3 r21:1"
 for t in main $W; do

@@ -1,6 +1,6 @@
 """Per-kernel times (torch.profiler medians) and do_bench of padded forwards. Run with a tree's PYTHONPATH.
 python kprof.py TAG SPEC... ; SPEC: rNN:p | syn:B,C,H,W,dtype,kh,kw:p ; optional suffix @s0 / @s1 forces the stage."""
-import json, os, sys
+import contextlib, json, os, sys
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 import torch
 import fusedlse_cuda
@@ -23,18 +23,14 @@ for spec in sys.argv[2:]:
     else:
         args = make_random_inputs(problems[what], names.index(what))
     call = lambda: fusedlse_cuda.forward(*args, padding=p)
-    ctx = None
     try:
-        from fusedlse_cuda import planning
-        ctx = planning.forced_tap_stage(bool(force)) if force is not None else None
-        if ctx: ctx.__enter__()
-        k = kernel_us(call)
-        ms = median_ms(call, 10, 60)
+        from fusedlse_cuda import planning  # main's tree has no forced_tap_stage: its @s specs report an error
+        with planning.forced_tap_stage(bool(force)) if force is not None else contextlib.nullcontext():
+            k = kernel_us(call)
+            ms = median_ms(call, 10, 60)
         ms0 = median_ms(lambda: fusedlse_cuda.forward(*args), 10, 60) if p and force is None else None
     except Exception as e:
         print(json.dumps(dict(tag=tag, spec=spec, force=force, error=str(e)[:300])), flush=True); continue
-    finally:
-        if ctx: ctx.__exit__(None, None, None)
     print(json.dumps(dict(tag=tag, spec=spec, force=force, us=round(ms * 1e3, 1),
                           p0_us=None if ms0 is None else round(ms0 * 1e3, 1), kernels=k)), flush=True)
     del args; torch.cuda.empty_cache()

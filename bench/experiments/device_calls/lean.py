@@ -2,9 +2,10 @@
 python lean.py TAG OUT.jsonl"""
 import json, os, sys
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-import torch, triton.testing, fusedlse_cuda
+import torch, fusedlse_cuda
 from problems import random_problems, make_random_inputs
 from padding_groups import allowed
+from timing import median_ms
 tag, out = sys.argv[1], sys.argv[2]
 PADS = [int(p) for p in os.environ.get("PADS", "1,2,3").split(",")]
 REP = int(os.environ.get("REP", "60"))
@@ -18,7 +19,7 @@ with open(out, "a") as f:
         for p in [0] + pads:
             fn = lambda: fusedlse_cuda.forward(*args, padding=p)
             fn()
-            us[f"p{p}"] = round(triton.testing.do_bench(fn, warmup=10, rep=REP, return_mode="median") * 1e3, 2)
+            us[f"p{p}"] = round(median_ms(fn, 10, REP) * 1e3, 2)
         f.write(json.dumps(dict(tag=tag, name=name, us=us)) + "\n"); f.flush()
         del args
         torch.cuda.empty_cache()
