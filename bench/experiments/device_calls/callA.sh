@@ -1,11 +1,11 @@
 #!/bin/bash
 # Build the trees (sm_90) in parallel; the lean padding sweep of each (forward times at padding 0-3, one process a
 # tree); pick the candidate with the fewest rows slower than main (.devrun/winner); per-kernel times of main and the
-# winner on the rows in question; if time is left, the stage-or-span sweep of synthetic rows (syn_specs.txt) on s60.
+# winner on the rows in question; where time is left, host.py's split of small rows' time (host, GPU, L2-flushed).
 export CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0
 nvidia-smi --query-gpu=name --format=csv,noheader
 ROOT=$(pwd); T0=$(date +%s)
-TREES="${TREES:-main s59 s60}"
+TREES="${TREES:-main s60 s61}"
 for t in $TREES; do
   (cd .devrun/trees/$t && MAX_JOBS=5 python3 setup.py build_ext --inplace > $OUT/build_$t.log 2>&1
    echo "$t build rc=$? $(( $(date +%s) - T0 ))s") &
@@ -19,15 +19,16 @@ done
 python3 .devrun/cmp_lean.py $OUT/lean.jsonl .devrun/winner | tee $OUT/cmp_lean.txt
 echo "winner $(cat .devrun/winner)"; cp .devrun/winner $OUT/
 W=$(cat .devrun/winner)
-SPECS="r37:3 r38:3 r33:3 r21:3 r19:3 r51:1 r16:3 r21:1"
+SPECS="r33:3 r33:1 r41:3 r46:3 r51:1 r16:3 r37:3 r21:1"
 for t in main $W; do
   [ $(( $(date +%s) - T0 )) -gt 420 ] && break
   (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 60 python3 $ROOT/.devrun/kprof.py $t $SPECS \
      >> $OUT/kprof.jsonl 2>> $OUT/kprof_err.log)
   echo "kprof $t done $(( $(date +%s) - T0 ))s"
 done
-if [ $(( $(date +%s) - T0 )) -lt 480 ]; then
-  (cd .devrun/trees/s60 && PYTHONPATH=python:. timeout 90 python3 $ROOT/.devrun/kprof.py s60 \
-     $(cat $ROOT/.devrun/syn_specs.txt) >> $OUT/syn.jsonl 2>> $OUT/kprof_err.log)
-fi
-echo "all done $(( $(date +%s) - T0 ))s"; tail -3 $OUT/lean_err.log $OUT/kprof_err.log
+for t in main $W; do
+  [ $(( $(date +%s) - T0 )) -gt 460 ] && break
+  (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 30 python3 $ROOT/.devrun/host.py $t r51:1 r51:0 r19:3 r02:1 \
+     >> $OUT/host.jsonl 2>> $OUT/host_err.log)
+done
+echo "all done $(( $(date +%s) - T0 ))s"; tail -n 3 $OUT/lean_err.log $OUT/kprof_err.log $OUT/host_err.log
