@@ -5,7 +5,7 @@
 export CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0
 nvidia-smi --query-gpu=name --format=csv,noheader
 ROOT=$(pwd); T0=$(date +%s)
-TREES="${TREES:-main s60 s62}"
+TREES="${TREES:-main s60 s63}"
 for t in $TREES; do
   (cd .devrun/trees/$t && MAX_JOBS=5 python3 setup.py build_ext --inplace > $OUT/build_$t.log 2>&1
    echo "$t build rc=$? $(( $(date +%s) - T0 ))s") &

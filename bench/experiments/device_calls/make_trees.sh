@@ -1,17 +1,18 @@
 #!/bin/bash
-# Source trees for the device calls: .devrun/trees/{main,s60,s62} from main (HEAD, clean) and the series' mboxes:
-# s59 = bench/experiments/s5[1-9]_next.mbox applied, s60 = s59 plus s60_next.mbox, s61 = s60 plus s61_next.mbox, s62
-# = s61 plus s62_next.mbox. Branches s59-s62 are made (or moved) in this clone. Run in the repository root.
+# Source trees for the device calls: .devrun/trees/{main,s60,s63} from main (HEAD, clean) and the series' mboxes:
+# s59 = bench/experiments/s5[1-9]_next.mbox applied, then s60, s61, s62 and s63, each the one before plus its
+# sNN_next.mbox. Branches s59-s63 are made (or moved) in this clone. Run in the repository root.
 set -euo pipefail
 ROOT=$(pwd); WT=$(mktemp -d)
 git worktree add -f --detach "$WT" HEAD >/dev/null
 (cd "$WT" && git am -q "$ROOT"/bench/experiments/s5[1-9]_next.mbox && git branch -f s59 HEAD &&
  git am -q "$ROOT"/bench/experiments/s60_next.mbox && git branch -f s60 HEAD &&
  git am -q "$ROOT"/bench/experiments/s61_next.mbox && git branch -f s61 HEAD &&
- git am -q "$ROOT"/bench/experiments/s62_next.mbox && git branch -f s62 HEAD)
+ git am -q "$ROOT"/bench/experiments/s62_next.mbox && git branch -f s62 HEAD &&
+ git am -q "$ROOT"/bench/experiments/s63_next.mbox && git branch -f s63 HEAD)
 git worktree remove --force "$WT"
 rm -rf .devrun/trees && mkdir -p .devrun/trees
-for t in main s60 s62; do
+for t in main s60 s63; do
   mkdir -p .devrun/trees/$t
   git archive $t | tar -x -C .devrun/trees/$t --exclude='bench/results' --exclude='bench/experiments'
 done
