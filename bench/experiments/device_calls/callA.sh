@@ -1,34 +1,38 @@
 #!/bin/bash
-# Build the trees (sm_90) in parallel; the lean padding sweep of each (forward times at padding 0-3, one process a
-# tree); pick the candidate with the fewest rows slower than main (.devrun/winner); per-kernel times of main and the
-# winner on the rows in question; where time is left, host.py's split of small rows' time (host, GPU, L2-flushed).
+# Build the trees (sm_90) in parallel; the lean padding sweep of each twice, alternating (forward times at padding
+# 0-3, one process a tree); cmp_lean (the candidate with the fewest rows slower than main in .devrun/winner);
+# per-kernel times of the rows in question; for r12 at padding 1 (1.07x main's in s63 and s64, docs/limits.md §91)
+# the SASS of tap_grid_kernel<float, 1, 0> and Nsight Compute's per-instruction samples, main's and s64's.
 export CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0
 nvidia-smi --query-gpu=name --format=csv,noheader
 ROOT=$(pwd); T0=$(date +%s)
-TREES="${TREES:-main s60 s63}"
+TREES="${TREES:-main s63 s64}"
 for t in $TREES; do
   (cd .devrun/trees/$t && MAX_JOBS=5 python3 setup.py build_ext --inplace > $OUT/build_$t.log 2>&1
    echo "$t build rc=$? $(( $(date +%s) - T0 ))s") &
 done
 wait
-for t in $TREES; do
-  (cd .devrun/trees/$t && PYTHONPATH=python:. PADS=${PADS:-1,2,3} REP=${REP:-40} timeout 100 \
-     python3 $ROOT/.devrun/lean.py $t $OUT/lean.jsonl 2>> $OUT/lean_err.log)
-  echo "lean $t done $(( $(date +%s) - T0 ))s"
+for rep in 1 2; do
+  for t in $TREES; do
+    (cd .devrun/trees/$t && PYTHONPATH=python:. PADS=${PADS:-1,2,3} REP=${REP:-40} timeout 100 \
+       python3 $ROOT/.devrun/lean.py $t $OUT/lean.jsonl 2>> $OUT/lean_err.log)
+  done
+  echo "lean rep $rep done $(( $(date +%s) - T0 ))s"
 done
 python3 .devrun/cmp_lean.py $OUT/lean.jsonl .devrun/winner | tee $OUT/cmp_lean.txt
 echo "winner $(cat .devrun/winner)"; cp .devrun/winner $OUT/
-W=$(cat .devrun/winner)
-SPECS="r33:3 r33:1 r41:3 r46:3 r51:1 r16:3 r37:3 r21:1"
-for t in main $W; do
+for t in main s64; do
+  (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 60 python3 $ROOT/.devrun/kprof.py $t r12:1 r12:3 r33:1 r33:3 \
+     r61:3 >> $OUT/kprof.jsonl 2>> $OUT/kprof_err.log)
+  so=$(find .devrun/trees/$t -name "_C*.so" | head -1)
+  cuobjdump -sass $so | awk '/Function : / { p = /tap_grid_kernelIfLi1ELi0E/ } p' > $OUT/sass_f1_$t.txt
+done
+echo "kprof, sass done $(( $(date +%s) - T0 ))s"
+for t in main s64; do
   [ $(( $(date +%s) - T0 )) -gt 420 ] && break
-  (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 60 python3 $ROOT/.devrun/kprof.py $t $SPECS \
-     >> $OUT/kprof.jsonl 2>> $OUT/kprof_err.log)
-  echo "kprof $t done $(( $(date +%s) - T0 ))s"
+  (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 90 ncu --clock-control none -k regex:tap_grid -c 1 \
+     --section SpeedOfLight --section WarpStateStats --section SourceCounters --page source --print-source sass \
+     --csv python3 $ROOT/.devrun/one.py r12:1 2> $OUT/ncu_err_$t.log | gzip > $OUT/ncu_src_$t.csv.gz)
+  echo "ncu $t done $(( $(date +%s) - T0 ))s"
 done
-for t in main $W; do
-  [ $(( $(date +%s) - T0 )) -gt 460 ] && break
-  (cd .devrun/trees/$t && PYTHONPATH=python:. timeout 30 python3 $ROOT/.devrun/host.py $t r51:1 r51:0 r19:3 r02:1 \
-     >> $OUT/host.jsonl 2>> $OUT/host_err.log)
-done
-echo "all done $(( $(date +%s) - T0 ))s"; tail -n 3 $OUT/lean_err.log $OUT/kprof_err.log $OUT/host_err.log
+echo "all done $(( $(date +%s) - T0 ))s"; tail -n 3 $OUT/lean_err.log $OUT/kprof_err.log $OUT/ncu_err_*.log
