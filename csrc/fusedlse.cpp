@@ -631,6 +631,15 @@ TORCH_LIBRARY(fusedlse, m) {
                          multiprocessors);
           return plan::tap_shares_short(planes, c_out, taps, acc_bytes, multiprocessors);
         });
+  // padding's rule for the channels walk row by row (plan::channel_walk_by_rows), for the planner's CPU tests.
+  m.def("_channel_walk_by_rows(int channels, int width, int element_bytes) -> bool",
+        [](int64_t channels, int64_t width, int64_t element_bytes) {
+          FUSEDLSE_CHECK(channels >= 1 && width >= 1 && (element_bytes == 2 || element_bytes == 4 ||
+                                                         element_bytes == 8),
+                         "_channel_walk_by_rows: channels and width must each be 1 or more and element_bytes 2, 4 "
+                         "or 8, got ", channels, ", ", width, ", ", element_bytes);
+          return plan::channel_walk_by_rows(channels, width, element_bytes);
+        });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward takes the tap kernels'
   // shares wherever their bytes allow (1) or never (0), bypassing plan::tap_shares_short; -1 leaves it to the rule.
   m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {

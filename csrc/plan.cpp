@@ -1104,6 +1104,11 @@ int32_t channel_walk_position_groups(int64_t lanes) {
   return groups;
 }
 
+bool channel_walk_by_rows(int64_t channels, int64_t width, int64_t element_bytes) {
+  const int64_t lanes = ceil_div(channels, channel_walk_slices(channels, element_bytes));
+  return channel_walk_position_groups(lanes) == 1 && element_bytes == 4 && width >= kChannelRowsMinColumns;
+}
+
 int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t resident_warps) {
   units = std::max<int64_t>(units, 1);
   resident_warps = std::max<int64_t>(resident_warps, 1);

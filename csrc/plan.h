@@ -328,6 +328,10 @@ void force_channel_slices(int64_t slices);
 // The positions a slice of `lanes` channel lanes walks at once (the channels walk's position lanes): the most, a power
 // of two, whose lanes fit a warp.
 int32_t channel_walk_position_groups(int64_t lanes);
+// Whether the channels walk of x with `channels` channels and rows of `width` elements of `element_bytes` each walks
+// row by row (cuda/taps.cu kChannelRowsWalk): float32 where channel_walk_slices leaves one position lane (a lane a
+// channel) and rows of at least kChannelRowsMinColumns (tuning.h, with the measurements); else flat.
+bool channel_walk_by_rows(int64_t channels, int64_t width, int64_t element_bytes);
 
 // The runs of rows that padding's tap reader (cuda/taps.cu) cuts each of `units` planes (or slices of channels) of
 // `height` rows into, a warp each: at most kTapWarpsPerResidentWarp runs per warp of `resident_warps`, none shorter

@@ -750,27 +750,29 @@ def test_cell_weight_of_large_kernels(device, dtype):
 def test_channels_walk_of_every_slicing(dtype):
     """The tap kernels' channels walk (channels-last x) with C cut into slices from the fewest (ceil(C / 32)) to one
     channel each (planning.forced_channel_slices: the lanes a slice leaves over walk further positions, up to 32 of
-    them), and as the rule cuts it; row by row where a lane takes a column of rows of 64 or more (borders of 1 and 2
-    columns in registers, of 3 in shared memory, rows sliced from wider ones), flat beside it. Its per-tap sums as the
-    CPU backend's, its output as the float64 model's and bitwise the forward's without the sums."""
+    them), and as the rule cuts it; row by row in float32 where a lane takes a column of rows of 64 or more (borders
+    of 1 and 2 columns in registers, of 3 in shared memory, rows sliced from wider ones), flat beside it. Its per-tap
+    sums as the CPU backend's, its output as the float64 model's and bitwise the forward's without the sums."""
     from fusedlse_cuda.planning import forced_channel_slices
 
     cases = [
-        # (B, C_in, H, W, C_out, kH, kW), settings, slice counts, columns cut from each row's end (a slice of W)
-        ((3, 33, 20, 9, 5, 5, 3), dict(padding=1), (2, 3, 5, 9, 17, 33), 0),
-        ((2, 70, 11, 13, 4, 3, 3), dict(padding=(1, 2)), (3, 4, 8, 35, 70), 0),
-        ((4, 7, 9, 30, 6, 4, 5), dict(padding=2, stride=(1, 2)), (1, 2, 3, 7), 0),
-        ((2, 64, 12, 80, 6, 3, 3), dict(padding=1), (4,), 0),  # the rule's 2 slices row by row; 4 slices flat
-        ((2, 9, 10, 150, 5, 5, 3), dict(padding=(1, 2)), (), 0),  # 9 channels, 2 lanes across a row: flat
-        ((2, 32, 9, 70, 3, 4, 4), dict(padding=3), (), 0),
-        ((2, 24, 7, 75, 4, 3, 5), dict(padding=(2, 1), stride=(1, 2)), (), 5),
+        # (B, C_in, H, W, C_out, kH, kW), settings, slice counts, columns cut from each row's end (a slice of W),
+        # whether the rule's walk is row by row in float32 (explain's channel_walk)
+        ((3, 33, 20, 9, 5, 5, 3), dict(padding=1), (2, 3, 5, 9, 17, 33), 0, False),
+        ((2, 70, 11, 13, 4, 3, 3), dict(padding=(1, 2)), (3, 4, 8, 35, 70), 0, False),
+        ((4, 7, 9, 30, 6, 4, 5), dict(padding=2, stride=(1, 2)), (1, 2, 3, 7), 0, False),
+        ((2, 64, 12, 80, 6, 3, 3), dict(padding=1), (4,), 0, True),  # the rule's 2 slices row by row; 4 slices flat
+        ((2, 9, 10, 150, 5, 5, 3), dict(padding=(1, 2)), (), 0, False),  # 9 channels, 2 lanes across a row: flat
+        ((2, 32, 9, 70, 3, 4, 4), dict(padding=3), (), 0, True),
+        ((2, 24, 7, 75, 4, 3, 5), dict(padding=(2, 1), stride=(1, 2)), (), 5, True),
     ]
-    for case, (shape, settings, slicings, cut) in enumerate(cases):
+    for case, (shape, settings, slicings, cut, rows_in_float32) in enumerate(cases):
         settings = dict(groups=1) | settings
         x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, "cuda", "channels_last", seed=case)
         x = x[..., :x.shape[3] - cut] if cut else x
         plan = fusedlse_cuda.explain(x, weight, **settings)
         assert plan["tap_sums"] == "channel_kernels", (plan, shape)
+        assert plan["channel_walk"] == ("rows" if rows_in_float32 and dtype == torch.float32 else "flat"), (plan, shape)
         args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
         cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
         # Row by row a lane adds its channel's whole rows in turn: each sum is held to a share of its plane's

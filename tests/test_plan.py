@@ -697,6 +697,36 @@ def test_tap_shares_only_as_a_short_loop_over_one_round_of_planes(case):
     assert torch.ops.fusedlse._tap_shares_short(*args, RTX_4090["multiprocessors"]) is on_4090
 
 
+# padding's channels walk row by row (plan::channel_walk_by_rows): (C, W, element bytes) -> row by row.
+CHANNEL_WALKS = {
+    "r04_float32": ((64, 2048, 4), True),      # 2 slices of 32 lanes, a lane a channel
+    "rows_of_64": ((64, 64, 4), True),
+    "rows_of_63": ((64, 63, 4), False),        # under kChannelRowsMinColumns
+    "r04_bfloat16": ((64, 2048, 2), False),    # 2-byte x walks flat (2.0-2.5x slower row by row)
+    "r04_float64": ((64, 2048, 8), False),     # not measured: flat
+    "r38_float32": ((73, 229, 4), False),      # 5 slices of 15 lanes: 2 positions at once
+    "one_slice_of_16": ((16, 512, 4), False),  # 2 positions at once
+    "one_slice_of_32": ((32, 70, 4), True),
+}
+
+
+@pytest.mark.parametrize("case", list(CHANNEL_WALKS))
+def test_channel_walk_by_rows_for_float32_lanes_of_one_channel_and_long_rows(case):
+    args, by_rows = CHANNEL_WALKS[case]
+    assert torch.ops.fusedlse._channel_walk_by_rows(*args) is by_rows
+
+
+def test_channel_walk_by_rows_follows_the_forced_slices():
+    from fusedlse_cuda.planning import forced_channel_slices
+
+    with forced_channel_slices(4):  # 16 lanes: 2 positions at once
+        assert not torch.ops.fusedlse._channel_walk_by_rows(64, 2048, 4)
+    with forced_channel_slices(3):  # 22 lanes: one position
+        assert torch.ops.fusedlse._channel_walk_by_rows(64, 2048, 4)
+    with pytest.raises(RuntimeError, match="element_bytes 2, 4 or 8, got 64, 2048, 3"):
+        torch.ops.fusedlse._channel_walk_by_rows(64, 2048, 3)
+
+
 def test_forced_tap_shares_bypass_the_rule():
     from fusedlse_cuda.planning import forced_tap_shares
 

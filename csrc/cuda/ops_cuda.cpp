@@ -1186,6 +1186,7 @@ struct TapPath {
   bool small_planes = false;  // small_plane_taps_kernel (not `kernels`)
   StagedPlanes staged;        // with small_planes, a tile > 0: its staged kernel (SmallPlaneTapArgs::staged_planes)
   bool channels = false;      // where kernels: the channels walk (TapSumsArgs::channels_walk)
+  bool channel_rows = false;  // with channels: row by row (TapSumsArgs::channel_rows, plan::channel_walk_by_rows)
   // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
   // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
   bool whole_planes = false;
@@ -1238,12 +1239,15 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
             *rows, *cols};
   }
   if (x.stride(1) == 1) {
+    static_assert(kChannelRowsMinColumns == 64, "the text below names the width");
     TapPath channels{true,
                      "the tap kernels' channels walk: a warp per run of rows of up to 32 neighbouring channels, a lane "
-                     "per channel (several positions at once where C is under 16), its border columns from the same "
-                     "loads, then each tap's sum of the pieces it keeps",
+                     "per channel (several positions at once where C is under 16; row by row in float32 where a lane "
+                     "takes one channel of rows of 64 or more, else flat), its border columns from the same loads, "
+                     "then each tap's sum of the pieces it keeps",
                      *rows, *cols};
     channels.channels = true;
+    channels.channel_rows = plan::channel_walk_by_rows(s.in_channels, s.width, x.element_size());
     return channels;
   }
   return {false, "neither x's rows nor its channels are contiguous: ATen sums the border pieces, fusedlse's readers "
@@ -1261,13 +1265,16 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   return path;
 }
 
-// How explain() names `path`.
-const char* tap_path_name(const TapPath& path) {
-  return path.staged.tile > 0 ? "staged_planes"
-         : path.small_planes ? "small_planes"
-         : path.channels     ? "channel_kernels"
-         : path.kernels      ? "kernels"
-                             : "aten";
+// How explain() names `path`: its "tap_sums" field, and for the channels walk its "channel_walk" ("rows" or "flat").
+std::string tap_path_fields(const TapPath& path) {
+  const char* name = path.staged.tile > 0 ? "staged_planes"
+                     : path.small_planes ? "small_planes"
+                     : path.channels     ? "channel_kernels"
+                     : path.kernels      ? "kernels"
+                                         : "aten";
+  std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
+  if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
+  return fields;
 }
 
 // TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
@@ -1519,7 +1526,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
-    a.channel_rows = a.position_lanes == 1 && x.element_size() == 4 && s.width >= kChannelRowsMinColumns;
+    a.channel_rows = path.channel_rows;
+    TORCH_INTERNAL_ASSERT(!a.channel_rows || a.position_lanes == 1,
+                          "tap_sums_cuda: the row walk takes a lane a channel");
   }
   const int64_t stride_h = x.stride(2);
   a.span_walk = !a.channels_walk && rows_span_walk(stride_h, s.width);
@@ -1801,8 +1810,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const TapPath path = tap_path(x, s);
     if (tap_shares_apply(x, weight, s, path)) {
       const bool in_lse = shares_added_in_lse(s);
-      return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" + tap_path_name(path) +
-             "\", \"gemm\": {\"strategy\": "
+      return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path) +
+             ", \"gemm\": {\"strategy\": "
              "\"tap_shares\", \"shares_added\": \"" + (in_lse ? "in_lse" : "torch_sum") + "\"}, \"why\": \"padding "
              "crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW: each plane's share by the warp "
              "that adds its taps, " + (in_lse ? "then the shares added over channels, the biases and logsumexp in one "
@@ -1820,9 +1829,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
-    return groups_json + "\"strategy\": \"cropped\", \"tap_sums\": \"" +
-           tap_path_name(path) +
-           "\", \"whole_planes\": " + (whole_planes ? "true" : "false") +
+    return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path) +
+           ", \"whole_planes\": " + (whole_planes ? "true" : "false") +
            ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
            ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
            ", \"gemm_over\": \"" + (cells ? "cells" : "taps") + "\", \"gemm_depth\": " +

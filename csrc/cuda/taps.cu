@@ -534,10 +534,9 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
   });
 }
 
-// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk`, `channel_rows` and
-// a stage of `stage_bytes` take (TapSumsArgs::channels_walk, channel_rows, stage_bytes).
-template <typename R, typename F> R with_walk(bool channels_walk, bool channel_rows, int32_t stage_bytes, F&& f) {
-  if (channels_walk && channel_rows) return f(std::integral_constant<int, kChannelRowsWalk>{});
+// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk` (flat) and a stage
+// of `stage_bytes` take (TapSumsArgs::channels_walk, stage_bytes).
+template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, F&& f) {
   if (channels_walk) return f(std::integral_constant<int, kChannelsWalk>{});
   if (stage_bytes > 0) return f(std::integral_constant<int, kStagedWalk>{});
   return f(std::integral_constant<int, kRowsWalk>{});
@@ -554,11 +553,19 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
 }
 
 // f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk`, `channel_rows` and
-// `stage_bytes` take (TapSumsArgs); kVectorBorderSide has the rows walk's alone (whole-vector rows), for x of 2- and
-// 4-byte elements.
+// `stage_bytes` take (TapSumsArgs), else `otherwise`: kVectorBorderSide has the rows walk's alone (whole-vector rows),
+// for x of 2- and 4-byte elements; the channels walk row by row is float32's alone (plan::channel_walk_by_rows).
 template <typename T, typename R, typename F>
 R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, int32_t stage_bytes, R otherwise,
                        F&& f) {
+  if (channels_walk && channel_rows) {
+    if constexpr (std::is_same_v<T, float>) {
+      return with_border_side(border_side, otherwise, [&](auto side) {
+        return f(tap_grid_kernel<T, decltype(side)::value, kChannelRowsWalk>);
+      });
+    }
+    return otherwise;
+  }
   if (border_side == kVectorBorderSide) {
     if constexpr (16 / sizeof(T) >= kVectorBorderSide) {
       if (!channels_walk && stage_bytes == 0) return f(tap_grid_kernel<T, kVectorBorderSide, kRowsWalk>);
@@ -566,7 +573,7 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, i
     return otherwise;
   }
   return with_border_side(border_side, otherwise, [&](auto side) {
-    return with_walk<R>(channels_walk, channel_rows, stage_bytes, [&](auto walk) {
+    return with_walk<R>(channels_walk, stage_bytes, [&](auto walk) {
       return f(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>);
     });
   });

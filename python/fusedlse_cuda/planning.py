@@ -37,7 +37,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are contiguous;
             ``"kernels"``: fusedlse's tap kernels, a warp per run of a plane's rows, for x whose rows
             are contiguous; ``"channel_kernels"``: the same kernels walking runs of rows of up to 32 neighbouring
-            channels, for x whose channels are contiguous (channels_last and its slices); ``"aten"``: ATen's
+            channels, for x whose channels are contiguous (channels_last and its slices), with ``channel_walk``
+            (``"rows"``: row by row, for float32 where a lane takes one channel of rows of 64 or more; else
+            ``"flat"``: a lane's loads run on into the next rows); ``"aten"``: ATen's
             reductions over each plane's border pieces and fusedlse's readers over its middle, for x with neither
             contiguous, rows narrower than 16 elements with gaps wider than a quarter of a row between them, and
             paddings that make a tap lose more than 8 rows or columns at a border or kernels of more than 16 taps a
