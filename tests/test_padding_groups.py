@@ -165,18 +165,20 @@ def assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities):
 @pytest.mark.parametrize("device", DEVICES)
 def test_tap_sums_for_every_border_width(device, dtype):
     """Borders of 1 to 8 columns, alike at both ends or not (stride 2 with output_padding), on rows of whole 16-byte
-    vectors (48), rows that are not (45, 17: vectors across rows), rows with narrow gaps between them (45 of 48) and
-    wide ones (17 of 48: a load per element), the border columns taken from the loads of the middle (registers up
-    to 2 a side, and 3 on rows of whole vectors; shared memory beyond); +inf in a first column and -inf in a last each
-    reach only the taps that keep it."""
+    vectors (48, and 48 of 56: whole vectors with gaps between them), rows that are not (45, 17: vectors across rows),
+    rows with narrow gaps between them (45 of 48) and wide ones (17 of 48: a load per element), the border columns
+    taken from the loads of the middle (registers up to 2 a side, and 3 on rows of whole vectors; shared memory
+    beyond); +inf in a first column and -inf in a last each reach only the taps that keep it, in middle rows and in
+    border rows (their second and second-last columns: a border column or a middle one of a vector with both)."""
     kernel = (3, 9)
-    rows_of = [(48, 48), (45, 45), (17, 17), (45, 48), (17, 48)]  # (W, the row stride)
+    rows_of = [(48, 48), (48, 56), (45, 45), (17, 17), (45, 48), (17, 48)]  # (W, the row stride)
     for pad, (width, stride_h) in itertools.product(range(1, 9), rows_of):
         for stride, output_padding in ((1, 0), (2, 1)):
             settings = dict(stride=(1, stride), padding=(1, pad), output_padding=(0, output_padding))
             x = make_problem(2, 3, 20, stride_h, 1, 1, 1, dtype=dtype, device=device, seed=pad)[0][..., :width]
-            assert_tap_sums_keep_infinities_apart(
-                x, kernel, settings, {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf")})
+            infinities = {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf"),
+                          (1, 0, 0, 1): float("inf"), (0, 0, 19, width - 2): float("-inf")}
+            assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -47,6 +47,43 @@ template <typename A, int kSide> struct RunSums {
   }
 };
 
+// A vector of a whole-vector row (TapSumsArgs::whole_vector_rows; kSide 1 to kVectorBorderSide) that starts at column
+// `col` < W: its middle columns into sums.middle, its first kSide into head[] where it is a row's first vector, its
+// last kSide into tail[] where it is a row's last. Every vector takes the same instructions, the border ones' choices
+// by selects: a warp meets a row's first or last vector on nearly every trip, and a branch for them made it run both
+// paths (H200, r33 of the sweep [7000, 40, 6, 168] bfloat16 at padding 1: 949 warp instructions a plane where the
+// padding-0 reader takes 181; docs/limits.md §82).
+template <typename T, int kSide>
+__device__ __forceinline__ void add_whole_vector(RunSums<acc_t<T>, kSide>& sums, int32_t col, const uint4& v) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  static_assert(kSide >= 1 && kSide <= kVec, "a side's border columns within one vector");
+  const bool first = col == 0, last = col + kVec == sums.width;
+  const int32_t head = sums.first_col, tail = sums.width - sums.end_col;
+  A e[kVec], kept[kVec];
+#pragma unroll
+  for (int k = 0; k < kVec; ++k) {
+    e[k] = vec_elem<T>(v, k);
+    // Element k is a middle one unless it lies in the row's first `head` columns or last `tail` ones; only the first
+    // and last kSide of a vector can (static tests on k fold the others to a plain add).
+    const bool left = k >= kSide || !first || k >= head;
+    const bool right = k < kVec - kSide || !last || k < kVec - tail;
+    kept[k] = left && right ? e[k] : A(0);
+  }
+  // Pairs first, as vec_sum adds a vector.
+#pragma unroll
+  for (int width = 1; width < kVec; width *= 2) {
+#pragma unroll
+    for (int k = 0; k + width < kVec; k += 2 * width) kept[k] += kept[k + width];
+  }
+  sums.middle += kept[0];
+#pragma unroll
+  for (int k = 0; k < kSide; ++k) {
+    sums.head[k] += first ? e[k] : A(0);
+    sums.tail[k] += last ? e[kVec - kSide + k] : A(0);
+  }
+}
+
 // f(k, value) for each of a run's partials (TapSumsArgs::partials): k = 0 the middle columns' sum, k = 1 + j border
 // column j's (the first cols.head columns, then the last cols.tail), from this lane's `sums`.
 template <typename A, int kSide, typename F>
@@ -105,6 +142,14 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
       const uint32_t offset = lead + e * kVec;
       const int32_t col = static_cast<int32_t>(offset - divide(offset, a.row_stride) * stride);
       if (e >= vectors) continue;
+      if constexpr (kSide > 0 && kSide <= kVec && sizeof(T) < 8) {
+        // Every vector within a row or within a gap between rows (those add nothing). float64's vectors of two take
+        // the paths below: through add_whole_vector tap_grid_kernel<double, 2, kRowsWalk> spilled registers (sm_89).
+        if (kSide == kVectorBorderSide || a.whole_vector_rows) {
+          if (col < sums.width) add_whole_vector<T, kSide>(sums, col, v[u]);
+          continue;
+        }
+      }
       if (col >= sums.first_col && col + kVec <= sums.end_col) {
         sums.middle += vec_sum<T>(v[u]);
       } else if (kSide == 1 && a.width == 1 && stride == 1) {
@@ -114,39 +159,30 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
         // has borders of at most 1 (tap_border_side); the other sides' kernels without this branch keep from
         // spilling under tap_grid_kernel's cap.
         sums.add(0, vec_sum<T>(v[u]));
-      } else if (kSide == kVectorBorderSide || a.whole_vector_rows) {
-        // Every vector within a row, the border columns (at most kVec a side) in its first and last: a compare per
-        // vector, not per element (a warp meets a border vector on nearly every trip, and pays for its path: H200
-        // headline bf16, padding 1, 228 us element by element through RunSums::add, 171 so). Borders in shared
-        // memory (kSide 0) too, from the same two vectors.
+      } else if (kSide == 0 && a.whole_vector_rows) {
+        // Every vector within a row, the border columns in shared memory (at most kVec a side) in its first and
+        // last: a compare per vector, not per element (a warp meets a border vector on nearly every trip, and pays
+        // for its path: H200 headline bf16, padding 1, 228 us element by element through RunSums::add, 171 so).
 #pragma unroll
         for (int k = 0; k < kVec; ++k) {
           if (col + k >= sums.first_col && col + k < sums.end_col) sums.middle += vec_elem<T>(v[u], k);
         }
-        if constexpr (kSide > 0 && kSide <= kVec) {
+        // Column k of the first vector is head column k; column kVec - tail + j of the last, tail column j. A slot
+        // per element of both vectors instead (no compare per element) measured the same: 113.9 against 115.0
+        // million instructions on the headline's padding 3, 1.071 against 1.072-1.077 of padding 0's forward (H200,
+        // docs/limits.md §40).
+        const int32_t tail = sums.width - sums.end_col;
+        if (col == 0) {
 #pragma unroll
-          for (int k = 0; k < kSide; ++k) {
-            if (col == 0) sums.head[k] += vec_elem<T>(v[u], k);
-            if (col + kVec == sums.width) sums.tail[k] += vec_elem<T>(v[u], kVec - kSide + k);
+          for (int k = 0; k < kVec; ++k) {
+            if (k < sums.first_col) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
           }
-        } else if constexpr (kSide == 0) {
-          // Column k of the first vector is head column k; column kVec - tail + j of the last, tail column j. A slot
-          // per element of both vectors instead (no compare per element) measured the same: 113.9 against 115.0
-          // million instructions on the headline's padding 3, 1.071 against 1.072-1.077 of padding 0's forward (H200,
-          // docs/limits.md §40).
-          const int32_t tail = sums.width - sums.end_col;
-          if (col == 0) {
+        }
+        if (col + kVec == sums.width) {
 #pragma unroll
-            for (int k = 0; k < kVec; ++k) {
-              if (k < sums.first_col) sums.lane_sums[32 * k] += vec_elem<T>(v[u], k);
-            }
-          }
-          if (col + kVec == sums.width) {
-#pragma unroll
-            for (int k = 0; k < kVec; ++k) {
-              const int32_t j = k - (kVec - tail);
-              if (j >= 0) sums.lane_sums[32 * (sums.first_col + j)] += vec_elem<T>(v[u], k);
-            }
+          for (int k = 0; k < kVec; ++k) {
+            const int32_t j = k - (kVec - tail);
+            if (j >= 0) sums.lane_sums[32 * (sums.first_col + j)] += vec_elem<T>(v[u], k);
           }
         }
       } else if constexpr (kSide != kVectorBorderSide) {
@@ -272,25 +308,46 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
   }
 }
 
-// A border row's middle columns by a load per element, lanes 32 columns apart.
-template <typename T>
-__device__ __forceinline__ acc_t<T> middle_by_elements(const T* row, const TapSumsArgs& a, int lane) {
+// A border row's middle columns [first, end) summed by the warp (tap_run): by 16-byte loads of the vectors they touch,
+// lanes in turn, two trips in flight, each element kept by a compare (a vector's other elements lie in the same 16
+// bytes as a kept one: no line DRAM would not fetch anyway). A scalar load per element, eight in flight, took most of
+// r33's 949 warp instructions a plane ([7000, 40, 6, 168] bfloat16 at padding 1, H200, docs/limits.md §82). float64
+// still loads an element at a time, two in flight: its vectors of two, or four or eight scalar loads in flight,
+// spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90; so did every type's vectors with four loads in flight, and
+// two border rows at once.
+template <typename T, bool kEvictFirst>
+__device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t first, uint32_t end, int lane) {
+  // 32-bit unsigned positions of vectors (W is under 2^31, tap_path: no wrap past 2^32), a vector's columns before
+  // the row's first wrapping to 2^32 - lead.. and failing `< end`; float64's in 64 bits (in 32, <double, 0,
+  // kRowsWalk> spilled on sm_90).
   using A = acc_t<T>;
-  constexpr int kUnroll = kTapUnroll;
-  const int64_t middle_end = a.width - a.cols.tail;
-  A sum = 0;
-#pragma unroll 1
-  for (int64_t j0 = a.cols.head + lane; j0 < middle_end; j0 += 32 * kUnroll) {
-    A v[kUnroll];
+  A sum = A(0);
+  if constexpr (sizeof(T) == 8) {
+#pragma unroll 2
+    for (int64_t c = first + lane; c < end; c += 32) sum += load_once<kEvictFirst>(row + c);
+  } else {
+    constexpr uint32_t kVec = 16 / sizeof(T);
+    // Vector v holds the row's columns v * kVec - lead on.
+    const uint32_t lead = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) % 16 / sizeof(T));
+    const uint4* vectors = reinterpret_cast<const uint4*>(row - lead);
+    const uint32_t end_vector = (end + lead + kVec - 1) / kVec;
+#pragma unroll 2
+    for (uint32_t v = (first + lead) / kVec + lane; v < end_vector; v += 32) {
+      const uint4 x = load_once<kEvictFirst>(vectors + v);
+      const uint32_t col = v * kVec - lead;
+      A kept[kVec];
 #pragma unroll
-    for (int u = 0; u < kUnroll; ++u) {
-      const int64_t j = j0 + 32 * u;
-      v[u] = j < middle_end ? to_acc(row[j]) : A(0);
+      for (uint32_t k = 0; k < kVec; ++k) kept[k] = col + k >= first && col + k < end ? vec_elem<T>(x, k) : A(0);
+      // Pairs first, as vec_sum adds a vector.
+#pragma unroll
+      for (uint32_t width = 1; width < kVec; width *= 2) {
+#pragma unroll
+        for (uint32_t k = 0; k + width < kVec; k += 2 * width) kept[k] += kept[k + width];
+      }
+      sum += kept[0];
     }
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) sum += v[u];
   }
-  return sum;
+  return warp_sum(sum);
 }
 
 // Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
@@ -331,29 +388,33 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
       element_walk<T, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
     }
   }
-  // Lane k < border_cols takes border column k of a border row: the first cols.head, then the last cols.tail.
-  const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
-  const bool middle_col = width - a.cols.tail > a.cols.head;
-  A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
-  // The run's border rows: those before rows.head, then those from H - rows.tail on. (A loop over every row of the
-  // run that skipped its middle ones cost tens of instructions a row: runs of thousands of rows of one element
-  // took 2.5 ms where the read took 150 us, H200.)
-  const int32_t tail_first = height - a.rows.tail;
-  for (int32_t i = first_row < a.rows.head ? first_row : max(first_row, tail_first); i < end_row;
-       i = i + 1 < a.rows.head ? i + 1 : max(i + 1, tail_first)) {
-    // A border row: its cells, one row of the grid.
-    const T* row = base + i * a.stride_h;
-    const A row_sum = warp_sum(middle_by_elements(row, a, lane));
-    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
-    if (lane == 0 && middle_col) row_cells[a.cols.head] = row_sum;
-    if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = to_acc(row[own_col]);
-  }
   A* part = static_cast<A*>(a.partials) + unit * (1 + border_cols);  // [1 + border columns]
   // (Which partials there are is the same for the whole warp: every lane takes part in each warp_sum.)
   for_each_partial(sums, a.cols, [&](int k, A value) {
     const A total = warp_sum(value);
     if (lane == 0) part[k] = total;
   });
+  // Lane k < border_cols takes border column k of a border row: the first cols.head, then the last cols.tail.
+  const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
+  const bool middle_col = width - a.cols.tail > a.cols.head;
+  A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
+  // The run's border rows, each a row of the grid's cells: those before rows.head, then those from H - rows.tail on
+  // (the first rows.head where the two overlap), counted rather than walked (a loop over every row of the run that
+  // skipped its middle ones cost tens of instructions a row: runs of thousands of rows of one element took 2.5 ms
+  // where the read took 150 us, H200). A row's middle columns by border_row_middle, its border column k by lane k.
+  // The partials are stored first: the border rows then have the registers of `sums`.
+  const int32_t head_rows = max(0, min(end_row, a.rows.head) - first_row);
+  const int32_t tail_from = max(first_row, max(a.rows.head, height - a.rows.tail));
+  const int32_t border_rows = head_rows + max(0, end_row - tail_from);
+  for (int32_t k = 0; k < border_rows; ++k) {
+    const int32_t i = k < head_rows ? first_row + k : tail_from + (k - head_rows);
+    const T* row = base + i * a.stride_h;
+    const A own = lane < border_cols ? to_acc(row[own_col]) : A(0);
+    const A middle = middle_col ? border_row_middle<T, kEvictFirst>(row, a.cols.head, width - a.cols.tail, lane) : A(0);
+    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
+    if (lane == 0 && middle_col) row_cells[a.cols.head] = middle;
+    if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = own;
+  }
 }
 
 // The positions [0, row_count * W) of rows first_row... of one channel (channel_base: its element (0, 0)) that fall
