@@ -257,12 +257,19 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
     const int32_t row_lanes = width < 32 ? 32 / width : 1;
     const int32_t lane_row = width < 32 ? lane / width : 0;
     if (lane_row < row_lanes) {
+      // The lane's rows of the piece, lane_row, lane_row + row_lanes, ..., each `step` elements after the last.
+      const int32_t lane_rows = (rows - lane_row + row_lanes - 1) / row_lanes, step = row_lanes * stride;
 #pragma unroll 1
       for (int32_t col = lane - lane_row * width; col < width; col += 32) {
+        // kTapStageLoads shared loads in flight, then their adds in row order (a loop of a load, its add and an exit
+        // test per element left each load's latency to its add: sm_90 SASS).
         A column = 0;
         const T* element = stage + lead + lane_row * stride + col;
-#pragma unroll 4
-        for (int32_t i = lane_row; i < rows; i += row_lanes, element += row_lanes * stride) column += to_acc(*element);
+#pragma unroll 1
+        for (int32_t j = 0; j < lane_rows; j += kTapStageLoads, element += kTapStageLoads * step) {
+          load_trip<T, kTapStageLoads>(
+              lane_rows - j, [&](int u) { return element[u * step]; }, [&](T value) { column += to_acc(value); });
+        }
         sums.add(col, column);
       }
     }

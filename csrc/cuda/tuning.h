@@ -471,6 +471,9 @@ constexpr int64_t kTapRunFixedBytes = 8192;
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
+// The staged walk's shared-memory loads in flight per lane down a column of a piece (taps.cu staged_walk), issued
+// before their adds. Not yet measured (docs/limits.md §83): 4 is the unroll of the loop it replaced.
+constexpr int kTapStageLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
 // The rows walk's stage (taps.cu staged_walk, for rows that are not whole 16-byte vectors): at most this many bytes
 // of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the multiprocessor's shared
