@@ -472,24 +472,44 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
     const int32_t lead_rows = position_lane / width;
     int32_t col = position_lane - lead_rows * width;
     const T* at = channel_base + (first_row + lead_rows) * a.stride_h + col * a.stride_w;
+    // A trip's values into `sums`, the first at column `col`, which it leaves at the next trip's first. (RunSums::add
+    // by selects instead of branches, for borders of 1, let ptxas sink the trip's later loads below the first
+    // values' selects, sm_90 SASS: not kept.)
+    const auto add_trip = [&](uint32_t base, const A (&v)[kLoads]) {
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        if (base + step * u < count) sums.add(col, v[u]);
+        col += a.position_step_cols;
+        if (col >= width) col -= width;
+      }
+    };
+    if (a.position_wrap_offset == 0) {
+      // Rows without a gap between them (no slice of W): each load's address a constant step from the trip's first,
+      // no wrap. With the wrap a 2-byte load took some 14 instructions of address and column (sm_90 SASS).
+#pragma unroll 1
+      for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+        A v[kLoads];
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) {
+          v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at + u * a.position_step_offset)) : A(0);
+        }
+        at += kLoads * a.position_step_offset;
+        add_trip(base, v);
+      }
+      return;
+    }
 #pragma unroll 1
     for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
       A v[kLoads];
-      const int32_t base_col = col;
+      int32_t load_col = col;
 #pragma unroll
       for (int u = 0; u < kLoads; ++u) {
         v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
         at += a.position_step_offset;
-        col += a.position_step_cols;
-        if (col >= width) col -= width, at += a.position_wrap_offset;
+        load_col += a.position_step_cols;
+        if (load_col >= width) load_col -= width, at += a.position_wrap_offset;
       }
-      int32_t add_col = base_col;
-#pragma unroll
-      for (int u = 0; u < kLoads; ++u) {
-        if (base + step * u < count) sums.add(add_col, v[u]);
-        add_col += a.position_step_cols;
-        if (add_col >= width) add_col -= width;
-      }
+      add_trip(base, v);
     }
   }
 }
