@@ -477,8 +477,14 @@ cudaError_t launch_broadcast_hw(const BroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_sums(const TapSumsArgs& args, cudaStream_t stream);
 cudaError_t launch_tap_spread(const TapBroadcastArgs& args, cudaStream_t stream);
 cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t stream);
-// Dynamic shared memory of staged_plane_taps_kernel's block (SmallPlaneTapArgs::staged_planes > 0).
-size_t staged_plane_shared_bytes(const SmallPlaneTapArgs& args);
+// Dynamic shared memory of staged_plane_taps_kernel's block (SmallPlaneTapArgs::staged_planes > 0), for the host's
+// choice of tile (ops_cuda.cpp staged_planes) and the launch alike: `tile` planes' first elements and a plane's
+// `elements` offsets (int64_t each), the staged tile ([tile][plane_pitch]), then its kept cells' and taps' `values` a
+// plane (rows of tile + 1), in accumulators of acc_bytes.
+inline size_t staged_plane_shared_bytes(size_t tile, size_t elements, size_t plane_pitch, size_t values,
+                                        size_t acc_bytes) {
+  return (tile + elements) * sizeof(int64_t) + (tile * plane_pitch + values * (tile + 1)) * acc_bytes;
+}
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk,
 // channel_rows; at least 1).

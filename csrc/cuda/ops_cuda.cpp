@@ -1168,8 +1168,10 @@ StagedPlanes staged_planes(const at::Tensor& x, const ForwardShape& s) {
   const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
   const int64_t values = kept_rows * kept_cols + s.kernel_h * s.kernel_w;
   for (int64_t tile = kSmallPlaneMaxThreads; tile >= kStagedPlanesLeast; tile /= 2) {
-    const int64_t bytes = (tile + elements) * 8 + (tile * staged.plane_pitch + values * (tile + 1)) * acc_bytes;
-    if (bytes <= kSmallPlaneSharedBytes) {
+    const size_t bytes = staged_plane_shared_bytes(static_cast<size_t>(tile), static_cast<size_t>(elements),
+                                                   static_cast<size_t>(staged.plane_pitch), static_cast<size_t>(values),
+                                                   static_cast<size_t>(acc_bytes));
+    if (bytes <= static_cast<size_t>(kSmallPlaneSharedBytes)) {
       staged.tile = static_cast<int32_t>(tile);
       return staged;
     }

@@ -1315,7 +1315,11 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
     if (args.staged_planes > 0) {
       const auto kernel =
           args.sums != nullptr ? staged_plane_taps_kernel<T, true> : staged_plane_taps_kernel<T, false>;
-      kernel<<<static_cast<unsigned>(args.blocks), args.threads, staged_plane_shared_bytes(args), stream>>>(args);
+      const size_t shared = staged_plane_shared_bytes(
+          static_cast<size_t>(args.staged_planes), static_cast<size_t>(args.height * args.width),
+          static_cast<size_t>(args.plane_pitch),
+          static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w), sizeof(acc_t<T>));
+      kernel<<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
       return cudaGetLastError();
     }
     const size_t shared = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w) *
@@ -1324,14 +1328,6 @@ cudaError_t launch_small_plane_taps(const SmallPlaneTapArgs& args, cudaStream_t 
     kernel<<<static_cast<unsigned>(args.blocks), args.threads, shared, stream>>>(args);
     return cudaGetLastError();
   });
-}
-
-size_t staged_plane_shared_bytes(const SmallPlaneTapArgs& args) {
-  const size_t acc = args.kind == ScalarKind::kDouble ? 8 : 4;
-  const size_t tile = static_cast<size_t>(args.staged_planes);
-  const size_t values = static_cast<size_t>(args.row_segments * args.column_segments + args.taps_h * args.taps_w);
-  return (tile + static_cast<size_t>(args.height * args.width)) * sizeof(int64_t) +
-         (tile * static_cast<size_t>(args.plane_pitch) + values * (tile + 1)) * acc;
 }
 
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) {
