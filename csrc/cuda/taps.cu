@@ -453,17 +453,10 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
       const T* at = channel_base + row * a.stride_h + position_lane * a.stride_w;
 #pragma unroll 1
       for (int32_t col = position_lane; col < width; col += step * kLoads) {
-        A v[kLoads];
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          if (col + step * u >= width) break;
-          v[u] = to_acc(load_once<kEvictFirst>(at + u * column_step));
-        }
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          if (col + step * u >= width) break;
-          sums.add(col + step * u, v[u]);
-        }
+        load_trip_until<A, kLoads>(
+            [&](int u) { return col + step * u >= width; },
+            [&](int u) { return to_acc(load_once<kEvictFirst>(at + u * column_step)); },
+            [&](int u, const A& value) { sums.add(col + step * u, value); });
         at += kLoads * column_step;
       }
     }
@@ -678,17 +671,8 @@ constexpr int combine_side(int border_side) { return border_side == kVectorBorde
 // sweep 97.2 -> 96.5-97.0 us, r48 89.5 -> 88.5-89.6): the time after the reader lies elsewhere (docs/limits.md §81).
 template <typename A, int kMaxPartials>
 __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&totals)[kMaxPartials]) {
-  A v[kMaxPartials];
-#pragma unroll
-  for (int k = 0; k < kMaxPartials; ++k) {
-    if (k >= partial_count) break;
-    v[k] = run[k];
-  }
-#pragma unroll
-  for (int k = 0; k < kMaxPartials; ++k) {
-    if (k >= partial_count) break;
-    totals[k] += v[k];
-  }
+  load_trip_until<A, kMaxPartials>([&](int k) { return k >= partial_count; }, [&](int k) { return run[k]; },
+                                   [&](int k, A value) { totals[k] += value; });
 }
 
 // tap_combine_kernel's blocks per SM for borders of kSide columns a side (tuning.h kTapCombineBlocksPerSm; wider
@@ -713,19 +697,13 @@ __device__ __forceinline__ void stage_channel_weight(const TapSumsArgs& a, int64
   const T* weight = static_cast<const T*>(a.weight) + c * values;
 #pragma unroll 1
   for (int i0 = lane; i0 < values; i0 += 32 * kStageLoads) {
-    T v[kStageLoads];
-#pragma unroll
-    for (int u = 0; u < kStageLoads; ++u) {
-      if (i0 + 32 * u >= values) break;
-      v[u] = __ldg(weight + i0 + 32 * u);
-    }
-#pragma unroll
-    for (int u = 0; u < kStageLoads; ++u) {
-      const int i = i0 + 32 * u;
-      if (i >= values) break;
-      const int column = i / taps;
-      stage[column * a.weight_pitch + (i - column * taps)] = to_acc(v[u]);
-    }
+    load_trip_until<T, kStageLoads>(
+        [&](int u) { return i0 + 32 * u >= values; }, [&](int u) { return __ldg(weight + i0 + 32 * u); },
+        [&](int u, T value) {
+          const int i = i0 + 32 * u;
+          const int column = i / taps;
+          stage[column * a.weight_pitch + (i - column * taps)] = to_acc(value);
+        });
   }
 }
 
@@ -974,25 +952,6 @@ __global__ void __launch_bounds__(kBlockThreads) tap_spread_kernel(const __grid_
       }
     }
     cells[e] = value;
-  }
-}
-
-// Items first, first + step, ... below `end`: kLoads loads in flight, then their stores, in order; a `break` at
-// the end rather than a predicate per load (ptxas would issue the loads one at a time: docs/limits.md §32).
-template <int kLoads, typename T, typename Load, typename Store>
-__device__ __forceinline__ void loads_then_stores(int first, int end, int step, Load&& load, Store&& store) {
-  for (int i0 = first; i0 < end; i0 += kLoads * step) {
-    T v[kLoads];
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      if (i0 + u * step >= end) break;
-      v[u] = load(i0 + u * step);
-    }
-#pragma unroll
-    for (int u = 0; u < kLoads; ++u) {
-      if (i0 + u * step >= end) break;
-      store(i0 + u * step, v[u]);
-    }
   }
 }
 

@@ -177,21 +177,47 @@ __device__ __forceinline__ void warp_rows_sum(const T* const* rows, int64_t n, i
   for (int r = 0; r < kRowsAtOnce; ++r) sums[r] = warp_sum(acc[r]);
 }
 
-// One trip of loads: v[i] = load(i) for i < count (at most kLoads), every load issued before add(v[i]) takes the
-// first value. Stopping at `count` with `break`, not a predicate per load kept until its add: with predicates ptxas
-// ran out of predicate registers and issued one load at a time (read_plane_lanes.cuh).
-template <typename V, int kLoads, typename Load, typename Add>
-__device__ __forceinline__ void load_trip(int count, Load&& load, Add&& add) {
+// One trip of loads: v[i] = load(i) for each i < kLoads until stop(i) holds (true from then on), every load issued
+// before add(i, v[i]) takes the first value. Stopping with `break`, not a predicate per load kept until its add: with
+// predicates ptxas ran out of predicate registers and issued one load at a time (read_plane_lanes.cuh).
+template <typename V, int kLoads, typename Stop, typename Load, typename Add>
+__device__ __forceinline__ void load_trip_until(Stop&& stop, Load&& load, Add&& add) {
   V v[kLoads];
 #pragma unroll
   for (int i = 0; i < kLoads; ++i) {
-    if (i >= count) break;
+    if (stop(i)) break;
     v[i] = load(i);
   }
 #pragma unroll
   for (int i = 0; i < kLoads; ++i) {
-    if (i >= count) break;
-    add(v[i]);
+    if (stop(i)) break;
+    add(i, v[i]);
+  }
+}
+
+// The same trip over i < count (at most kLoads), add(v[i]).
+template <typename V, int kLoads, typename Load, typename Add>
+__device__ __forceinline__ void load_trip(int count, Load&& load, Add&& add) {
+  load_trip_until<V, kLoads>([&](int i) { return i >= count; }, load, [&](int, const V& value) { add(value); });
+}
+
+// Items first, first + step, ... below `end`: trips of kLoads loads (load(i) -> T), each followed by its stores
+// (store(i, value)) in order: load_trip_until's trip, written out. Through load_trip_until, small_plane_taps_kernel
+// <double, true> spilled on sm_90 (three 8-byte values to local memory; ptxas 13.0).
+template <int kLoads, typename T, typename Load, typename Store>
+__device__ __forceinline__ void loads_then_stores(int first, int end, int step, Load&& load, Store&& store) {
+  for (int i0 = first; i0 < end; i0 += kLoads * step) {
+    T v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (i0 + u * step >= end) break;
+      v[u] = load(i0 + u * step);
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (i0 + u * step >= end) break;
+      store(i0 + u * step, v[u]);
+    }
   }
 }
 
