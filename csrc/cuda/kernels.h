@@ -210,8 +210,8 @@ struct TapSumsArgs {
   // span_walk, every row 16-byte aligned and a whole number of 16-byte vectors, neither border wider than a vector
   bool whole_vector_rows;
   // The span walk's rows that are not whole vectors (and W > 1), where a row's span fits a warp's stage of
-  // stage_bytes in dynamic shared memory: pieces of stage_rows rows through the stage (taps.cu staged_walk). 0: no
-  // stage (stage_bytes 0 too).
+  // stage_bytes in dynamic shared memory: pieces of stage_rows rows through the stage (kernels/read_tap_rows.cuh
+  // staged_walk). 0: no stage (stage_bytes 0 too).
   int32_t stage_rows, stage_bytes;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).

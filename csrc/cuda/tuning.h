@@ -471,19 +471,20 @@ constexpr int64_t kTapRunFixedBytes = 8192;
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
-// The staged walk's shared-memory loads in flight per lane down a column of a piece (taps.cu staged_walk), issued
-// before their adds. Not yet measured (docs/limits.md §83): 4 is the unroll of the loop it replaced.
+// The staged walk's shared-memory loads in flight per lane down a column of a piece (kernels/read_tap_rows.cuh
+// staged_walk), issued before their adds. Not yet measured (docs/limits.md §83): 4 is the unroll of the loop it
+// replaced.
 constexpr int kTapStageLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
-// The rows walk's stage (taps.cu staged_walk, for rows that are not whole 16-byte vectors): at most this many bytes
-// of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the multiprocessor's shared
-// memory or a block's 48 KiB without opting in (the sm_89 RTX 4090's 100 KiB: 3 KiB a warp); no stage where a row's
-// span does not fit it (rows of at least 4 KiB meet a straddling vector or a border a few times in hundreds). H200,
-// padding 1 over padding 0's forward, the span walk before and the stage after (the same least run, docs/limits.md
-// §64): r10 [4844, 2, 31, 44] float16 sliced 2.023 -> 1.806 (the reader 33.0 -> 24.2 us under Nsight Compute; padding
-// 3 3.162 -> 2.873), r40 [11, 185, 1178, 89] float32 sliced 1.317 -> 1.157 (padding 3 1.523 -> 1.136 with the waves'
-// runs), r60 [73, 276, 12, 123] float32 2.088 -> 2.154: its 10 middle rows of 492 bytes take two pieces, as many
-// round trips as the span walk's.
+// The rows walk's stage (kernels/read_tap_rows.cuh staged_walk, for rows that are not whole 16-byte vectors): at most
+// this many bytes of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the
+// multiprocessor's shared memory or a block's 48 KiB without opting in (the sm_89 RTX 4090's 100 KiB: 3 KiB a warp); no
+// stage where a row's span does not fit it (rows of at least 4 KiB meet a straddling vector or a border a few times in
+// hundreds). H200, padding 1 over padding 0's forward, the span walk before and the stage after (the same least run,
+// docs/limits.md §64): r10 [4844, 2, 31, 44] float16 sliced 2.023 -> 1.806 (the reader 33.0 -> 24.2 us under Nsight
+// Compute; padding 3 3.162 -> 2.873), r40 [11, 185, 1178, 89] float32 sliced 1.317 -> 1.157 (padding 3 1.523 -> 1.136
+// with the waves' runs), r60 [73, 276, 12, 123] float32 2.088 -> 2.154: its 10 middle rows of 492 bytes take two
+// pieces, as many round trips as the span walk's.
 constexpr int32_t kTapStageMaxBytes = 4096;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
