@@ -1,0 +1,391 @@
+// The epilogue's GEMM + logsumexp stages (GemmLseArgs; the kernels and their launchers are in ../gemm_lse.cu): a
+// reduce-scatter across lanes, shared-memory runs, a depth step's staging of the rows' sums and W.sum, float64's
+// tensor-core instruction and the tensor-core tile's own reader of x, the biases' staging, and the narrow epilogue.
+#pragma once
+
+#include "../launch.cuh"
+#include "load.cuh"
+#include "reduce.cuh"
+
+#include <cuda_pipeline_primitives.h>
+
+namespace fusedlse {
+namespace {
+
+// One level of a reduce-scatter across lanes and the levels after it, down to kKept values: v[0, 2 kHalf) becomes
+// v[0, kHalf), each lane keeping the half its bit kOffset picks and adding its partner's copy of that half. A
+// template per level, so that every index is a constant and v stays in registers (a loop over the levels left v in
+// local memory).
+template <int kHalf, int kOffset, int kKept, typename A, int N>
+__device__ __forceinline__ void halve_across_lanes(A (&v)[N], int lane) {
+  if constexpr (kHalf >= kKept && kOffset >= 1) {
+    const bool upper = (lane & kOffset) != 0;
+#pragma unroll
+    for (int k = 0; k < kHalf; ++k) {
+      const A keep = upper ? v[k + kHalf] : v[k], send = upper ? v[k] : v[k + kHalf];
+      v[k] = keep + __shfl_xor_sync(0xffffffffu, send, kOffset);
+    }
+    halve_across_lanes<kHalf / 2, kOffset / 2, kKept>(v, lane);
+  }
+}
+
+// N consecutive values of shared memory, 16 bytes at a time where N and the type allow (the callers' offsets keep
+// them 16-byte aligned).
+template <typename A, int N>
+__device__ __forceinline__ void load_run(const A* from, A* to) {
+  if constexpr (sizeof(A) == 4 && N % 4 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 4; ++i) {
+      const float4 v = reinterpret_cast<const float4*>(from)[i];
+      to[4 * i] = v.x, to[4 * i + 1] = v.y, to[4 * i + 2] = v.z, to[4 * i + 3] = v.w;
+    }
+  } else if constexpr (sizeof(A) == 8 && N % 2 == 0) {
+#pragma unroll
+    for (int i = 0; i < N / 2; ++i) {
+      const double2 v = reinterpret_cast<const double2*>(from)[i];
+      to[2 * i] = v.x, to[2 * i + 1] = v.y;
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < N; ++i) to[i] = from[i];
+  }
+}
+
+// One depth step's inputs for a tile of kRows rows and kCols columns, through registers into shared memory: the
+// rows' sums, kRows x kDepth of them, transposed ([channel][row], rows kRowPitch apart), and kDepth channels of W.sum
+// ([channel][column], kColPitch apart). fetch() loads this thread's share into registers (zeros past B, C_in and
+// C_out) while the block works on the other buffer; stage() stores it. Each load is its lane's base pointer moved
+// by a fixed stride, so that no load needs its own 64-bit index. The loads of gemm_lse_kernel's fetch and stage;
+// that kernel keeps them inline: with this struct instead its tile-2 half kernel ran r58's forward 4.6% slower (H200,
+// 160.4 against 153.4 us; ptxas scheduled its loop differently). kSumsInX: the sums are x where it lies, and save()
+// writes a step's loaded sums to sums_out, as in gemm_lse_kernel.
+template <typename A, int kRows, int kCols, int kDepth, int kRowPitch, int kColPitch, bool kSumsInX,
+          bool kStageSums = true>
+struct StepStager {
+  static_assert(kGemmThreads % kDepth == 0 && kGemmThreads % kCols == 0, "loads keep their lane's channel");
+  static_assert(kRows * kDepth % kGemmThreads == 0, "every thread loads the same number of sums");
+  static constexpr int kSumLoads = kRows * kDepth / kGemmThreads;
+  static constexpr int kWeightLoads = (kDepth * kCols + kGemmThreads - 1) / kGemmThreads;
+  static constexpr int kSumRowsApart = kGemmThreads / kDepth;
+  static constexpr int kWeightChannelsApart = kGemmThreads / kCols;
+
+  const GemmLseArgs& args;  // the kernel's __grid_constant__ parameter: its fields are read where they are used
+  const A* sum_base;        // this thread's first sum: row row0 + sum_row, channel sum_channel
+  int64_t sum_stride;       // between this thread's rows
+  int64_t rows_left;        // its loads with l * kSumRowsApart < rows_left are rows of B
+  int sum_row, sum_channel, wsum_channel, wsum_col;
+  bool wsum_lane;           // a lane with W.sum to load (all of them unless kDepth x kCols < kGemmThreads)
+  A sum_next[kSumLoads], wsum_next[kWeightLoads];
+
+  __device__ StepStager(const GemmLseArgs& a, int64_t row0) : args(a) {
+    sum_row = threadIdx.x / kDepth;
+    sum_channel = threadIdx.x % kDepth;
+    wsum_channel = threadIdx.x / kCols;
+    wsum_col = threadIdx.x % kCols;
+    wsum_lane = kDepth * kCols >= kGemmThreads || threadIdx.x < kDepth * kCols;
+    rows_left = a.batch - row0 - sum_row;
+    if constexpr (kSumsInX) {
+      sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.x_batch_stride + sum_channel * a.x_channel_stride;
+      sum_stride = kSumRowsApart * a.x_batch_stride;
+    } else {
+      sum_base = static_cast<const A*>(a.sums) + (row0 + sum_row) * a.channels + sum_channel;
+      sum_stride = kSumRowsApart * a.channels;
+    }
+  }
+
+  // Channels [k0, k0 + kDepth) of columns [n0, n0 + kCols).
+  __device__ __forceinline__ void fetch(int64_t n0, int64_t k0) {
+    if constexpr (kStageSums) {
+      const bool channel_ok = k0 + sum_channel < args.channels;
+      const A* from = kSumsInX ? sum_base + k0 * args.x_channel_stride : sum_base + k0;
+#pragma unroll
+      for (int l = 0; l < kSumLoads; ++l)
+        sum_next[l] = channel_ok && l * kSumRowsApart < rows_left ? from[l * sum_stride] : A(0);
+    }
+    const bool col_ok = wsum_lane && n0 + wsum_col < args.c_out;
+    const int64_t channels_left = args.channels - k0 - wsum_channel;
+    const A* wfrom = static_cast<const A*>(args.weight_sum) + (k0 + wsum_channel) * args.c_out + n0 + wsum_col;
+#pragma unroll
+    for (int l = 0; l < kWeightLoads; ++l)
+      wsum_next[l] = col_ok && l * kWeightChannelsApart < channels_left
+                         ? wfrom[l * kWeightChannelsApart * args.c_out]
+                         : A(0);
+  }
+
+  __device__ __forceinline__ void stage(A (&sums)[kDepth][kRowPitch], A (&weight)[kDepth][kColPitch]) const {
+    if constexpr (kStageSums) {
+#pragma unroll
+      for (int l = 0; l < kSumLoads; ++l) sums[sum_channel][sum_row + l * kSumRowsApart] = sum_next[l];
+    }
+    if (wsum_lane) {
+#pragma unroll
+      for (int l = 0; l < kWeightLoads; ++l) weight[wsum_channel + l * kWeightChannelsApart][wsum_col] = wsum_next[l];
+    }
+  }
+
+  // The sums fetched for channels [k0, k0 + kDepth) of the tile's rows from row0 into sums_out (kSumsInX).
+  __device__ __forceinline__ void save(int64_t row0, int64_t k0) const {
+    if (k0 + sum_channel >= args.channels) return;
+    A* to = static_cast<A*>(args.sums_out) + (row0 + sum_row) * args.channels + k0 + sum_channel;
+#pragma unroll
+    for (int l = 0; l < kSumLoads; ++l) {
+      if (l * kSumRowsApart < rows_left) to[l * kSumRowsApart * args.channels] = sum_next[l];
+    }
+  }
+};
+
+// Channels a tensor-core instruction takes: sm_90's m16n8k8 for float64, or on sm_89 (which has only sm_80's
+// m8n8k4) two m8n8k4 for rows g and g + 8 of 16. H200, r27's GEMM (180286 x 25 -> 413) under Nsight Compute: on
+// m8n8k4 the float64 and tensor pipe was 60% busy, mostly on its tensor side; on m16n8k8 the epilogue alone went
+// 455 -> 408 us and the pipe's float64 side (the logsumexp's exps) leads. m16n8k4 measured the same (412 us).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+constexpr int kMmaChannels = 8;
+#else
+constexpr int kMmaChannels = 4;
+#endif
+
+// rows_g (row g, columns 2t and 2t + 1 of an 8-column tile) and rows_g8 (row g + 8) += A B, the PTX fragments of
+// lane (g, t) = (lane / 4, lane % 4) (mma_lse_kernel in ../gemm_lse.cu): a[i] is row g + 8 (i % 2) at channel
+// t + 4 (i / 2), b[i] channel t + 4 i at column g.
+__device__ __forceinline__ void mma_16x8(double (&rows_g)[2], double (&rows_g8)[2],
+                                         const double (&a)[kMmaChannels / 2], const double (&b)[kMmaChannels / 4]) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm("mma.sync.aligned.m16n8k8.row.col.f64.f64.f64.f64 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+d"(rows_g[0]), "+d"(rows_g[1]), "+d"(rows_g8[0]), "+d"(rows_g8[1])
+      : "d"(a[0]), "d"(a[1]), "d"(a[2]), "d"(a[3]), "d"(b[0]), "d"(b[1]));
+#elif defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+      : "+d"(rows_g[0]), "+d"(rows_g[1])
+      : "d"(a[0]), "d"(b[0]));
+  asm("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0, %1}, {%2}, {%3}, {%0, %1};"
+      : "+d"(rows_g8[0]), "+d"(rows_g8[1])
+      : "d"(a[1]), "d"(b[0]));
+#else
+  __trap();  // the builds target sm_89 and sm_90
+#endif
+}
+
+// The tensor-core tile's own reader (GemmLseArgs::plane_width > 0): rows [row0, row0 + kRows) of x's planes summed
+// into block_sums [kTilePlanesMaxChannels][kRowPitch], zeros past C_in and B (their W.sum is staged as zeros, but 0
+// times a stale NaN is not 0). Half a warp a plane: lane l adds elements l and l + 16 of each of the plane's rows,
+// kPlanesInFlight planes at a time, and the half warp adds its lanes by a fixed tree, so the sums are the same every
+// run. A batch row's planes are taken channel by channel, so neighbouring half warps read neighbouring planes.
+template <int kRows, int kRowPitch>
+__device__ __forceinline__ void sum_tile_planes(const GemmLseArgs& a, int64_t row0, double (*block_sums)[kRowPitch]) {
+  constexpr int kPlanesInFlight = 4, kHalfWarps = kGemmThreads / 16;
+  static_assert(kTilePlanesMaxWidth <= 32, "two elements of a row a lane");
+  const int channels = static_cast<int>(a.channels);
+  for (int i = threadIdx.x; i < (kTilePlanesMaxChannels - channels) * kRows; i += kGemmThreads) {
+    block_sums[channels + i / kRows][i % kRows] = 0.0;
+  }
+  const double* x = static_cast<const double*>(a.sums);
+  const int half_warp = threadIdx.x / 16, half_lane = threadIdx.x % 16;
+  const bool first_ok = half_lane < a.plane_width, second_ok = half_lane + 16 < a.plane_width;
+  const int planes = kRows * channels;
+  // Both halves of a warp take the same trips: group_sum's shuffles name all 32 lanes.
+  for (int p_base = 0; p_base < planes; p_base += kHalfWarps * kPlanesInFlight) {
+    const double* row_start[kPlanesInFlight];  // element half_lane of the plane's first row
+    bool plane_ok[kPlanesInFlight];
+    double total[kPlanesInFlight];
+#pragma unroll
+    for (int u = 0; u < kPlanesInFlight; ++u) {
+      const int p = p_base + half_warp + u * kHalfWarps;
+      const int r = p / channels, c = p - r * channels;
+      plane_ok[u] = p < planes && row0 + r < a.batch;
+      row_start[u] = x + (row0 + r) * a.x_batch_stride + c * a.x_channel_stride + half_lane;
+      total[u] = 0.0;
+    }
+    for (int h = 0; h < a.plane_rows; ++h) {
+      double first[kPlanesInFlight], second[kPlanesInFlight];
+#pragma unroll
+      for (int u = 0; u < kPlanesInFlight; ++u) {
+        const double* row = row_start[u] + h * a.x_row_stride;
+        first[u] = plane_ok[u] && first_ok ? __ldcs(row) : 0.0;
+        second[u] = plane_ok[u] && second_ok ? __ldcs(row + 16) : 0.0;
+      }
+#pragma unroll
+      for (int u = 0; u < kPlanesInFlight; ++u) total[u] += first[u] + second[u];
+    }
+#pragma unroll
+    for (int u = 0; u < kPlanesInFlight; ++u) {
+      const double sum = group_sum<double, 16>(total[u]);
+      const int p = p_base + half_warp + u * kHalfWarps;
+      if (half_lane == 0 && p < planes) {
+        const int r = p / channels;
+        block_sums[p - r * channels][r] = sum;
+      }
+    }
+  }
+  __syncthreads();
+}
+
+// sum_tile_planes' sums into sums_out [B, C_in], the forward's saved sums.
+template <int kRows, int kRowPitch>
+__device__ __forceinline__ void save_tile_planes(const GemmLseArgs& a, int64_t row0,
+                                                 const double (*block_sums)[kRowPitch]) {
+  const int channels = static_cast<int>(a.channels);
+  double* out = static_cast<double*>(a.sums_out);
+  for (int i = threadIdx.x; i < kRows * channels; i += kGemmThreads) {
+    const int r = i / channels, c = i - r * channels;
+    if (row0 + r < a.batch) out[(row0 + r) * channels + c] = block_sums[c][r];
+  }
+}
+
+// staged[n] = column_bias of column n for n < `columns` (zeros past C_out), by a block of `threads` threads; the
+// caller syncs before reading them.
+template <typename T>
+__device__ __forceinline__ void stage_bias_total(const GemmLseArgs& a, acc_t<T>* staged, int columns, int threads) {
+  using A = acc_t<T>;
+  const T* bias = static_cast<const T*>(a.bias);
+  const T* conv_bias = static_cast<const T*>(a.conv_bias);
+  for (int col = threadIdx.x; col < columns; col += threads) {
+    staged[col] = col < a.c_out ? column_bias(bias, a.bias_stride, conv_bias, col) : A(0);
+  }
+}
+
+// *to = *from by an asynchronous copy into shared memory (cp.async on sm_80 and later), or 0 where !valid (nothing
+// is read then): a thread's copies are all in flight at once and hold no registers. The block waits for them with
+// __pipeline_wait_prior(0), then a __syncthreads.
+template <typename A> __device__ __forceinline__ void copy_async(A* to, const A* from, bool valid) {
+  __pipeline_memcpy_async(to, from, sizeof(A), valid ? 0 : sizeof(A));
+}
+
+// The narrow epilogue (plan::narrow_lse_applies and narrow_lse_tiling): a few columns (C_out <= kCols, at most
+// kNarrowLseMaxColumns) and any number of channels. A group of kLanes lanes takes kRows rows at a time and splits
+// their channels: lane l adds channels l, l + kLanes, ... of each row into all kCols logits of that row. The rows'
+// sums come straight from global memory (a group's lanes read neighbouring values of a row); W.sum is staged once per
+// block, transposed ([column][channel]: lanes of neighbouring channels read neighbouring words, and each word serves
+// the group's kRows rows). The group's logits are then reduce-scattered over its lanes, and each row's logsumexp
+// merged over the lanes that hold it. Where the tiled kernel pays for a tile of 8 columns or more per row, and
+// cuBLAS's GEMM for one of 32 (plan.cpp, kCublasMinTile), this kernel pays for kCols, and its channels need no tile
+// either. Split-K (k_splits > 1, where W.sum is too large for one block's shared memory: plan::narrow_lse_tiling):
+// blocks (i, s) take channels [s x split_channels, (s + 1) x split_channels) and stage only that range of W.sum, and
+// each row's raw logits over the range go to partial_logits; bias_lse adds the ranges in order, then the biases and
+// the logsumexp.
+template <typename T, int kCols, int kLanes>
+__device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
+  using A = acc_t<T>;
+  constexpr int kRows = narrow_lse_rows(kCols);
+  constexpr int kDepth = kNarrowLseLoads / kRows;
+  constexpr int kWarpRows = 32 / kLanes * kRows;
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
+  const bool split = a.k_splits > 1;
+  // This block's channels: [first_channel, first_channel + range), all of them without split-K.
+  const int first_channel = split ? static_cast<int>(blockIdx.y * a.split_channels) : 0;
+  const int range = split ? std::min(static_cast<int>(a.split_channels), channels - first_channel) : channels;
+  A* staged_wsum = reinterpret_cast<A*>(shared_bytes);  // [kCols][range]: zeros past C_out
+  A* staged_bias = staged_wsum + kCols * range;          // [kCols]: bias + conv_bias
+  // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the reader ends.
+  if (!split) stage_bias_total<T>(a, staged_bias, kCols, kNarrowLseThreads);
+  wait_for_previous_grid();
+  const A* wsum = static_cast<const A*>(a.weight_sum) + int64_t{first_channel} * c_out;  // [range, C_out] of W.sum
+  // W.sum by asynchronous copies, read in its order, stored transposed: every copy of a thread in flight at once.
+  for (int i = threadIdx.x; i < range * kCols; i += kNarrowLseThreads) {
+    const int k = i / kCols, col = i % kCols;
+    copy_async(staged_wsum + col * range + k, wsum + k * c_out + (col < c_out ? col : 0), col < c_out);
+  }
+  __pipeline_commit();
+  __pipeline_wait_prior(0);
+  __syncthreads();
+  const A* sums = static_cast<const A*>(a.sums);
+  const A scale = static_cast<A>(a.scale);
+  const int lane = threadIdx.x % kLanes;
+  const int64_t warp = (int64_t{blockIdx.x} * kNarrowLseThreads + threadIdx.x) / 32;
+  const int64_t warps = int64_t{gridDim.x} * (kNarrowLseThreads / 32);
+  // Every lane of a warp runs the same trips, so the shuffles see the whole warp.
+  for (int64_t warp_first = warp * kWarpRows; warp_first < a.batch; warp_first += warps * kWarpRows) {
+    const int64_t first = warp_first + (threadIdx.x % 32) / kLanes * kRows;  // the group's first row
+    const int rows_here = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kRows, a.batch - first)));
+    // [rows_here, range] of sums, rows `channels` apart
+    const A* row_sums = sums + (rows_here > 0 ? first : 0) * channels + first_channel;
+    A logits[kRows][kCols] = {};
+    // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
+    // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
+    // blocks a multiprocessor).
+    if (kRows == 4 && rows_here == 1) {
+      // One row (a batch of one, or a batch's last): every load in flight on its channels, kRows times fewer trips
+      // (for kRows 2 the second path cost 20-40 registers).
+      // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
+      for (int k0 = lane; k0 < range; k0 += kNarrowLseLoads * kLanes) {
+        A s[kNarrowLseLoads];
+        load_strided(row_sums, k0, kLanes, range, s);
+#pragma unroll
+        for (int d = 0; d < kNarrowLseLoads; ++d) {
+          const int k = k0 + d * kLanes;
+          if (k >= range) break;
+#pragma unroll
+          for (int j = 0; j < kCols; ++j) logits[0][j] = fma(s[d], staged_wsum[j * range + k], logits[0][j]);
+        }
+      }
+    } else {
+      for (int k0 = lane; k0 < range; k0 += kDepth * kLanes) {
+        A s[kDepth][kRows];
+#pragma unroll
+        for (int d = 0; d < kDepth; ++d) {
+          const int k = k0 + d * kLanes;
+#pragma unroll
+          for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < range ? row_sums[i * channels + k] : A(0);
+        }
+#pragma unroll
+        for (int d = 0; d < kDepth; ++d) {
+          const int k = k0 + d * kLanes;
+          if (k >= range) break;
+#pragma unroll
+          for (int j = 0; j < kCols; ++j) {
+            const A w = staged_wsum[j * range + k];
+#pragma unroll
+            for (int i = 0; i < kRows; ++i) logits[i][j] = fma(s[d][i], w, logits[i][j]);
+          }
+        }
+      }
+    }
+    // Reduce-scatter the group's kRows x kCols logits (value u = i * kCols + j): at each level a lane keeps half of
+    // its values and adds its partner's copy of that half, until each lane holds kKept of them summed over the group
+    // (lanes l * kCopies ... hold values [l * kKept, (l + 1) * kKept)); a lane of fewer values than lanes ends with
+    // plain sums. Where every lane added every value (a butterfly of kRows x kCols shuffles per level) and one lane
+    // then took a row's logsumexp alone (kCols exps in a row), this takes kRows x kCols shuffles in all, and each
+    // lane takes kKept exps. The same tree every run: reproducible, and copies of a value are equal.
+    constexpr int kValues = kRows * kCols;
+    constexpr int kKept = kValues >= kLanes ? kValues / kLanes : 1;
+    constexpr int kCopies = kValues >= kLanes ? 1 : kLanes / kValues;
+    A v[kValues];
+#pragma unroll
+    for (int u = 0; u < kValues; ++u) v[u] = logits[u / kCols][u % kCols];
+    halve_across_lanes<kValues / 2, kLanes / 2, kKept>(v, lane);
+#pragma unroll
+    for (int offset = kCopies / 2; offset > 0; offset /= 2) v[0] += __shfl_xor_sync(0xffffffffu, v[0], offset);
+    // This lane's values lie in one row (kKept divides kCols): its logsumexp state over them, merged over the row's
+    // lanes. A value's extra copies add nothing. Columns past C_out become -inf, which adds nothing (their logits are
+    // not always 0: an infinite sum times W.sum's padding of 0 is NaN).
+    constexpr int kRowLanes = kCols / kKept * kCopies;
+    const int first_value = lane / kCopies * kKept, row = first_value / kCols;
+    if (split) {  // the range's raw logits, [k_splits, B, C_out]: bias_lse takes it from here
+      A* partial = static_cast<A*>(a.partial_logits) + (int64_t{blockIdx.y} * a.batch + first + row) * c_out;
+      if (lane % kCopies == 0 && row < rows_here) {
+#pragma unroll
+        for (int t = 0; t < kKept; ++t) {
+          const int col = (first_value + t) % kCols;
+          if (col < c_out) partial[col] = v[t];
+        }
+      }
+      continue;  // the whole warp: split is the same for every lane
+    }
+    Lse<A> state{-INFINITY, A(0)};
+    if (lane % kCopies == 0) {
+      A w[kKept];
+#pragma unroll
+      for (int t = 0; t < kKept; ++t) {
+        const int col = (first_value + t) % kCols;
+        w[t] = col < c_out ? scale * v[t] + staged_bias[col] : -INFINITY;
+      }
+      lse_push_all(state, w);
+    }
+    state = group_lse<A, kRowLanes>(state);  // every lane of the warp takes part
+    if (lane % kRowLanes == 0 && row < rows_here) static_cast<T*>(a.out)[first + row] = from_acc<T>(ten_lse(state));
+  }
+}
+
+}  // namespace
+}  // namespace fusedlse
