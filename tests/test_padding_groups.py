@@ -873,8 +873,8 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
     """The tap reader's staged walk (rows that are not whole 16-byte vectors, W > 1, a row's span within a warp's
     stage): rows narrower than half a warp (several rows at once), wider than a warp (a lane's columns 32 apart),
     pieces of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in
-    registers and in shared memory (before the stages); the sums as the CPU backend's, the output as the model's, and
-    the same without the sums."""
+    registers and in shared memory (before the stages), border rows (1 to 3 a side) taken from the stage with the
+    middle ones; the sums as the CPU backend's, the output as the model's, and the same without the sums."""
     cases = [
         # (B, C_in, H, W, C_out, kH, kW), layout, padding
         ((6, 5, 200, 45, 9, 4, 3), "sliced", 1),

@@ -136,7 +136,7 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
   if (middle_first >= middle_end && writer) {
     for (int k = 0; k <= border_cols; ++k) part[k] = A(0);  // no middle rows in this run
   }
-  A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
+  A* cells = plane_cells<A>(a, plane);
   // The middle rows in one walk, each border row in one of its own: one call of the walk (two took registers that
   // float64's spilled).
   for (int32_t i = first_row; i < end_row;) {

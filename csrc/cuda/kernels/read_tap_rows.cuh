@@ -105,22 +105,26 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
   }
 }
 
-// The middle rows [first_row, first_row + row_count) of a plane (this lane's share) through the warp's stage in shared
-// memory (TapSumsArgs::stage_rows; rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded
-// as the span walk loads it (16-byte loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the
-// few elements outside whole vectors a lane each) and stored as it lies, then each lane adds its column of the
-// piece's rows from there, 32 columns apart (rows under 16 elements: 32 / W rows at once, a column a lane) and its
-// column's sum into RunSums once a piece. The span walk sends every vector that straddles a row's end or a border
-// column through RunSums::add element by element, a compare chain each, and a warp pays that path on nearly every
-// trip: here an element is a shared load and an add whatever W.
+// A run's rows [first_row, end_row) of a plane through the warp's stage in shared memory (TapSumsArgs::stage_rows;
+// rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded as the span walk loads it (16-byte
+// loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the few elements outside whole vectors
+// a lane each) and stored as it lies. Then from the stage: each lane adds its column of the piece's middle rows, 32
+// columns apart (rows under 16 elements: 32 / W rows at once, a column a lane), and its column's sum into RunSums once
+// a piece; and each of the piece's border rows (those before rows.head, then those from H - rows.tail on, as tap_run
+// counts them) gets its cells, the middle columns' sum by the warp (lanes in turn, then warp_sum) and border column k
+// by lane k. The span walk sends every vector that straddles a row's end or a border column through RunSums::add
+// element by element, a compare chain each, and a warp pays that path on nearly every trip: here an element is a
+// shared load and an add whatever W. The border rows come with the middle ones' loads, not a round trip to memory
+// each after them (tap_run's path for the other walks).
 template <typename T, bool kEvictFirst, int kSide>
 __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
-                                            int32_t row_count, int lane, T* stage, RunSums<acc_t<T>, kSide>& sums) {
+                                            int32_t end_row, int lane, T* stage, RunSums<acc_t<T>, kSide>& sums,
+                                            acc_t<T>* cells) {
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
   constexpr int kLoads = kTapVectorLoads;
-  const int32_t end_row = first_row + row_count;
   uint4* stage_vectors = reinterpret_cast<uint4*>(stage);
+  const int32_t height = static_cast<int32_t>(a.height);
 #pragma unroll 1
   for (int32_t piece = first_row; piece < end_row; piece += a.stage_rows) {
     const int32_t rows = min(a.stage_rows, end_row - piece);
@@ -151,20 +155,24 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
       stage[at] = start[at - lead];
     }
     __syncwarp();
+    const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
+    const int32_t piece_end = piece + rows;
+    // The piece's middle rows [middle_first, middle_end).
+    const int32_t middle_first = max(piece, a.rows.head), middle_end = min(piece_end, height - a.rows.tail);
     // A lane's column, and its first row and row step: rows narrower than a warp take 32 / W rows at once (lanes past
     // them idle), wider ones a column a lane, 32 apart.
-    const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
     const int32_t row_lanes = width < 32 ? 32 / width : 1;
     const int32_t lane_row = width < 32 ? lane / width : 0;
-    if (lane_row < row_lanes) {
-      // The lane's rows of the piece, lane_row, lane_row + row_lanes, ..., each `step` elements after the last.
-      const int32_t lane_rows = (rows - lane_row + row_lanes - 1) / row_lanes, step = row_lanes * stride;
+    if (middle_first < middle_end && lane_row < row_lanes) {
+      // The lane's middle rows, lane_row, lane_row + row_lanes, ..., each `step` elements after the last.
+      const int32_t lane_rows = (middle_end - middle_first - lane_row + row_lanes - 1) / row_lanes;
+      const int32_t step = row_lanes * stride;
 #pragma unroll 1
       for (int32_t col = lane - lane_row * width; col < width; col += 32) {
         // kTapStageLoads shared loads in flight, then their adds in row order (a loop of a load, its add and an exit
         // test per element left each load's latency to its add: sm_90 SASS).
         A column = 0;
-        const T* element = stage + lead + lane_row * stride + col;
+        const T* element = stage + lead + (middle_first - piece + lane_row) * stride + col;
 #pragma unroll 1
         for (int32_t j = 0; j < lane_rows; j += kTapStageLoads, element += kTapStageLoads * step) {
           load_trip<T, kTapStageLoads>(
@@ -172,6 +180,23 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
         }
         sums.add(col, column);
       }
+    }
+    // The piece's border rows: the middle columns' sum by the warp, lanes in turn.
+    const BorderRows border = border_rows_of(a, height, piece, piece_end);
+    const int32_t middle_col_end = width - a.cols.tail;
+    for (int32_t k = 0; k < border.count; ++k) {
+      const int32_t i = border.row(k);
+      const T* row = stage + lead + (i - piece) * stride;
+      A middle = 0;
+#pragma unroll 1
+      for (int32_t c0 = a.cols.head + lane; c0 < middle_col_end; c0 += 32 * kTapStageLoads) {
+        load_trip_until<T, kTapStageLoads>([&](int u) { return c0 + 32 * u >= middle_col_end; },
+                                           [&](int u) { return row[c0 + 32 * u]; },
+                                           [&](int, T value) { middle += to_acc(value); });
+      }
+      middle = warp_sum(middle);
+      const A own = lane < a.cols.head + a.cols.tail ? to_acc(row[border_column(a.cols, width, lane)]) : A(0);
+      store_border_row_cells(a, cells, i, lane, middle_col_end > a.cols.head, middle, own);
     }
     __syncwarp();  // the next piece rewrites the stage
   }
@@ -259,8 +284,8 @@ __device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t fir
 
 // Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
 // then each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of
-// `grid`. Row and column indices are 32-bit (tap_path) and the output addresses are made after the loads: registers
-// for the loads.
+// `grid` (kStaged: by staged_walk, from its stage). Row and column indices are 32-bit (tap_path) and the output
+// addresses are made after the loads: registers for the loads.
 template <typename T, bool kEvictFirst, int kSide, bool kStaged>
 __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums,
                                         T* warp_stage) {
@@ -284,11 +309,11 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   // The run's middle rows [middle_first, middle_end); its border rows are the others.
   const int32_t middle_first = max(first_row, a.rows.head);
   const int32_t middle_end = min(end_row, height - a.rows.tail);
-  if (middle_first < middle_end) {
+  if constexpr (kStaged) {
+    staged_walk<T, kEvictFirst, kSide>(base, a, first_row, end_row, lane, warp_stage, sums, plane_cells<A>(a, plane));
+  } else if (middle_first < middle_end) {
     if constexpr (kSide == kVectorBorderSide) {
       span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
-    } else if constexpr (kStaged) {
-      staged_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, warp_stage, sums);
     } else if (a.span_walk) {
       span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
     } else {
@@ -301,15 +326,14 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     const A total = warp_sum(value);
     if (lane == 0) part[k] = total;
   });
-  // Lane k < border_cols takes border column k of a border row: the first cols.head, then the last cols.tail.
+  if constexpr (kStaged) return;  // its border rows came from the stage
+  // The run's border rows, each a row of the grid's cells: a row's middle columns by border_row_middle, its border
+  // column k by lane k. The partials are stored first: the border rows then have the registers of `sums`. The plane's
+  // cells, border_column, border_rows_of and store_border_row_cells written out: through them ptxas computed the
+  // cells' offset before the partials' stores, and tap_grid_kernel<double, 0, kRowsWalk> spilled 8 bytes on sm_90.
   const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
   const bool middle_col = width - a.cols.tail > a.cols.head;
   A* cells = static_cast<A*>(a.grid) + plane * a.rows.segments * a.cols.segments;  // [row segments, col segments]
-  // The run's border rows, each a row of the grid's cells: those before rows.head, then those from H - rows.tail on
-  // (the first rows.head where the two overlap), counted rather than walked (a loop over every row of the run that
-  // skipped its middle ones cost tens of instructions a row: runs of thousands of rows of one element took 2.5 ms
-  // where the read took 150 us, H200). A row's middle columns by border_row_middle, its border column k by lane k.
-  // The partials are stored first: the border rows then have the registers of `sums`.
   const int32_t head_rows = max(0, min(end_row, a.rows.head) - first_row);
   const int32_t tail_from = max(first_row, max(a.rows.head, height - a.rows.tail));
   const int32_t border_rows = head_rows + max(0, end_row - tail_from);
