@@ -640,6 +640,18 @@ TORCH_LIBRARY(fusedlse, m) {
                          "or 8, got ", channels, ", ", width, ", ", element_bytes);
           return plan::channel_walk_by_rows(channels, width, element_bytes);
         });
+  // padding's rule for the rows walk's stage (plan::tap_rows_staged), for the planner's CPU tests.
+  m.def("_tap_rows_staged(bool whole_vector_rows, int width) -> bool", [](bool whole_vector_rows, int64_t width) {
+    FUSEDLSE_CHECK(width >= 1, "_tap_rows_staged: width must be 1 or more, got ", width);
+    return plan::tap_rows_staged(whole_vector_rows, width);
+  });
+  // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's rows walk stages
+  // rows of more than one element wherever a row fits the stage (1) or never (0), bypassing plan::tap_rows_staged's
+  // rule; -1 leaves it to the rule.
+  m.def("_force_tap_stage(int stage) -> ()", [](int64_t stage) {
+    FUSEDLSE_CHECK(stage >= -1 && stage <= 1, "_force_tap_stage: stage must be -1, 0 or 1, got ", stage);
+    plan::force_tap_stage(static_cast<int>(stage));
+  });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward takes the tap kernels'
   // shares wherever their bytes allow (1) or never (0), bypassing plan::tap_shares_short; -1 leaves it to the rule.
   m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {

@@ -369,6 +369,7 @@ std::atomic<int> forced_walk{-1};
 std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
+std::atomic<int> forced_tap_stage{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -1139,6 +1140,15 @@ int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t
 }
 
 void force_tap_min_run_bytes(int64_t bytes) { forced_tap_min_run_bytes.store(bytes, std::memory_order_relaxed); }
+
+bool tap_rows_staged(bool whole_vector_rows, int64_t width) {
+  if (width <= 1) return false;  // a column: the span walk adds its vectors whole
+  const int forced = forced_tap_stage.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return !whole_vector_rows;
+}
+
+void force_tap_stage(int stage) { forced_tap_stage.store(stage, std::memory_order_relaxed); }
 
 int64_t tap_combine_warps(int64_t multiprocessors) {
   return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;

@@ -343,6 +343,15 @@ int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t
 // as many runs as the warps ask for); -1 leaves it to the rule. Not for production code.
 void force_tap_min_run_bytes(int64_t bytes);
 
+// Whether padding's rows walk (cuda/kernels/read_tap_rows.cuh) takes a span walk's rows (the gaps between them
+// narrow) of `width` elements through the warp's stage in shared memory, where a row fits the stage: rows of more
+// than one element that are not whole 16-byte vectors (`whole_vector_rows` false; cuda/tuning.h kTapStageMaxBytes
+// has the measurements); whole-vector rows take the span walk's vectors. Or with force_tap_stage, as forced.
+bool tap_rows_staged(bool whole_vector_rows, int64_t width);
+// For measurements and tests: every later tap_rows_staged answers `stage` (0 or 1) for rows of more than one element;
+// -1 leaves it to the rule. Not for production code.
+void force_tap_stage(int stage);
+
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
 // `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.
 int64_t tap_combine_warps(int64_t multiprocessors);

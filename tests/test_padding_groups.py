@@ -904,6 +904,40 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("stage", [True, False], ids=["staged", "span"])
+def test_tap_reader_with_the_stage_forced(dtype, stage):
+    """forced_tap_stage: rows of whole 16-byte vectors through the stage (borders of 1 to 3 columns, 3 in shared
+    memory there rather than kVectorBorderSide's registers, border rows from the stage) and rows that are not whole
+    vectors by the span walk's 16-byte loads (vectors across rows and their border columns element by element); the
+    sums as the CPU backend's, the output as the model's, infinities in border columns and rows kept apart."""
+    from fusedlse_cuda.planning import forced_tap_stage
+
+    kernel = (3, 9)
+    rows_of = [(48, 48), (48, 56), (45, 45), (45, 48), (5, 5), (64, 64)]  # (W, the row stride)
+    with forced_tap_stage(stage):
+        for pad, (width, stride_h) in itertools.product((1, 2, 3), rows_of):
+            if pad > 1 and width < 8:
+                continue
+            settings = dict(padding=(1, pad))
+            x = make_problem(2, 3, 20, stride_h, 1, 1, 1, dtype=dtype, device="cuda", seed=pad)[0][..., :width]
+            infinities = {(0, 1, 5, 0): float("inf"), (1, 2, 7, width - 1): float("-inf"),
+                          (1, 0, 0, 1): float("inf"), (0, 0, 19, width - 2): float("-inf")}
+            assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
+        x, weight, conv_bias, bias = make_problem(6, 5, 40, 48, 9, 4, 3, dtype=dtype, device="cuda", seed=7)
+        args = (x, weight, conv_bias, bias, [1, 1], [2, 2], [0, 0], [1, 1], 1)
+        poison_allocator("cuda")
+        out, sums = torch.ops.fusedlse.forward(*args)
+        poison_allocator("cuda")
+        out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+    cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+    plane_abs_sums = x.cpu().double().abs().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
+    assert ((sums.cpu() - cpu_sums).abs() <= 1e-4 * plane_abs_sums + 1e-5).all()
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, padding=2)) <= TOLERANCE[dtype]
+    assert torch.equal(out_alone, out)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_forced_fused_cropped_gemm_without_sums(dtype):
     """The cropped GEMM forced through the fused launch (the planner never picks it for 1 x 1 rows), with and without
     the sums, over cells (whole planes and the tap kernels) and over taps: the same output, the real model's."""

@@ -741,3 +741,21 @@ def test_forced_tap_shares_bypass_the_rule():
             pass
     with pytest.raises(RuntimeError, match="acc_bytes 4 or 8, got 395, 2739, 15, 2, 132"):
         torch.ops.fusedlse._tap_shares_short(395, 2739, 15, 2, 132)
+
+
+def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
+    from fusedlse_cuda.planning import forced_tap_stage
+
+    staged = torch.ops.fusedlse._tap_rows_staged
+    # (whole_vector_rows, W): rows of whole vectors take the span walk, a column of one element is never staged
+    assert staged(False, 45) and staged(False, 2) and not staged(True, 48) and not staged(False, 1)
+    with forced_tap_stage(True):
+        assert staged(True, 48) and staged(False, 45) and not staged(True, 1)
+    with forced_tap_stage(False):
+        assert not staged(False, 45) and not staged(True, 48)
+    assert staged(False, 45) and not staged(True, 48)  # the rule again after the block
+    with pytest.raises(ValueError, match="stage must be a bool, got 1"):
+        with forced_tap_stage(1):
+            pass
+    with pytest.raises(RuntimeError, match="width must be 1 or more, got 0"):
+        staged(False, 0)

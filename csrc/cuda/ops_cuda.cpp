@@ -1542,16 +1542,19 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
-  // Borders of 3 in registers too where the rows are whole vectors (H200 headline, padding 3: 265.2 -> 261.8 us in
-  // float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
-  if (a.whole_vector_rows && std::max(cols.head, cols.tail) == kVectorBorderSide) a.border_side = kVectorBorderSide;
+  const bool staged = a.span_walk && plan::tap_rows_staged(a.whole_vector_rows, s.width);
+  // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
+  // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
+  if (a.whole_vector_rows && !staged && std::max(cols.head, cols.tail) == kVectorBorderSide) {
+    a.border_side = kVectorBorderSide;
+  }
   // Runs of rows as plan::tap_run_chunks cuts them for the warps resident at once, each spanning fewer than 2^31
   // elements (the walks' 32-bit positions).
   const int device = x.get_device();
   const int border_cols = cols.head + cols.tail;
-  if (a.span_walk && !a.whole_vector_rows && s.width > 1) {
+  if (staged) {
     // The staged walk: a stage a warp as large as kTapBlocksPerSm blocks of them allow, its pieces as many rows as
-    // their span (from the 16-byte boundary before it) fits; none where one row does not.
+    // their span (from the 16-byte boundary before it) fits; none where one row does not (the span walk then).
     const int64_t block_bytes =
         std::min<int64_t>(kDefaultSharedBytesPerBlock, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
         static_cast<int64_t>(tap_grid_shared_bytes(a.kind, a.border_side, border_cols, 0));

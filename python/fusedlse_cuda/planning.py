@@ -205,6 +205,21 @@ def forced_tap_shares(shares: bool):
 
 
 @contextlib.contextmanager
+def forced_tap_stage(stage: bool):
+    """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
+    every thread, takes rows of more than one element with narrow gaps between them through each warp's stage in
+    shared memory wherever a row fits it (True: rows of whole 16-byte vectors too), or never (False: the span walk's
+    16-byte loads of every row), bypassing the rule that stages the rows that are not whole vectors."""
+    if not isinstance(stage, bool):
+        raise ValueError(f"forced_tap_stage: stage must be a bool, got {stage!r}")
+    torch.ops.fusedlse._force_tap_stage(int(stage))
+    try:
+        yield
+    finally:
+        torch.ops.fusedlse._force_tap_stage(-1)
+
+
+@contextlib.contextmanager
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
