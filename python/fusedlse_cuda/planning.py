@@ -146,18 +146,24 @@ def plan_for(problem: dict, device: dict) -> dict:
 
 
 @contextlib.contextmanager
-def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
-    """For measurements and tests only: inside the block every CUDA forward, in every thread, runs `strategy`
-    (and, for "split", `reader` and `epilogue`; None leaves that to the planner) instead of the planner's choice."""
-    torch.ops.fusedlse._force_plan(STRATEGIES.index(strategy), -1 if reader is None else READERS.index(reader),
-                                   -1 if epilogue is None else EPILOGUES.index(epilogue))
+def _forcing(force, values: tuple, unforced: tuple):
+    """force(*values) for the block, force(*unforced) after it however the block ends: the overrides below are the
+    whole process's."""
+    force(*values)
     try:
         yield
     finally:
-        torch.ops.fusedlse._force_plan(-1, -1, -1)
+        force(*unforced)
 
 
-@contextlib.contextmanager
+def forced_plan(strategy: str, reader: str = None, epilogue: str = None):
+    """For measurements and tests only: inside the block every CUDA forward, in every thread, runs `strategy`
+    (and, for "split", `reader` and `epilogue`; None leaves that to the planner) instead of the planner's choice."""
+    forced = (STRATEGIES.index(strategy), -1 if reader is None else READERS.index(reader),
+              -1 if epilogue is None else EPILOGUES.index(epilogue))
+    return _forcing(torch.ops.fusedlse._force_plan, forced, (-1, -1, -1))
+
+
 def forced_channel_slices(slices: int):
     """For measurements and tests only: inside the block every channels walk of padding's CUDA tap kernels
     (explain's tap_sums "channel_kernels"), in every thread, cuts C into `slices` slices of ceil(C / slices) channel
@@ -166,14 +172,9 @@ def forced_channel_slices(slices: int):
     (or all of C)."""
     if not isinstance(slices, int) or slices < 1:
         raise ValueError(f"forced_channel_slices: slices must be a positive int, got {slices!r}")
-    torch.ops.fusedlse._force_channel_slices(slices)
-    try:
-        yield
-    finally:
-        torch.ops.fusedlse._force_channel_slices(0)
+    return _forcing(torch.ops.fusedlse._force_channel_slices, (slices,), (0,))
 
 
-@contextlib.contextmanager
 def forced_tap_min_run_bytes(run_bytes: int):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels" and
     "channel_kernels"), in every thread, cuts each plane (or slice of channels) into runs of rows of at least
@@ -181,14 +182,9 @@ def forced_tap_min_run_bytes(run_bytes: int):
     a warp each, bypassing the waves rule (the rule weighs runs from 64 KiB down to 8 KiB)."""
     if not isinstance(run_bytes, int) or isinstance(run_bytes, bool) or run_bytes < 0:
         raise ValueError(f"forced_tap_min_run_bytes: run_bytes must be an int of 0 or more, got {run_bytes!r}")
-    torch.ops.fusedlse._force_tap_min_run_bytes(run_bytes)
-    try:
-        yield
-    finally:
-        torch.ops.fusedlse._force_tap_min_run_bytes(-1)
+    return _forcing(torch.ops.fusedlse._force_tap_min_run_bytes, (run_bytes,), (-1,))
 
 
-@contextlib.contextmanager
 def forced_tap_shares(shares: bool):
     """For measurements and tests only: inside the block every padded CUDA forward through the tap kernels (explain's
     tap_sums "kernels" and "channel_kernels"), in every thread, adds each plane's share of the cropped GEMM as the
@@ -197,14 +193,9 @@ def forced_tap_shares(shares: bool):
     weight loads a plane."""
     if not isinstance(shares, bool):
         raise ValueError(f"forced_tap_shares: shares must be a bool, got {shares!r}")
-    torch.ops.fusedlse._force_tap_shares(int(shares))
-    try:
-        yield
-    finally:
-        torch.ops.fusedlse._force_tap_shares(-1)
+    return _forcing(torch.ops.fusedlse._force_tap_shares, (int(shares),), (-1,))
 
 
-@contextlib.contextmanager
 def forced_tap_stage(stage: bool):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
     every thread, takes rows of more than one element with narrow gaps between them through each warp's stage in
@@ -212,14 +203,9 @@ def forced_tap_stage(stage: bool):
     16-byte loads of every row), bypassing the rule that stages the rows that are not whole vectors."""
     if not isinstance(stage, bool):
         raise ValueError(f"forced_tap_stage: stage must be a bool, got {stage!r}")
-    torch.ops.fusedlse._force_tap_stage(int(stage))
-    try:
-        yield
-    finally:
-        torch.ops.fusedlse._force_tap_stage(-1)
+    return _forcing(torch.ops.fusedlse._force_tap_stage, (int(stage),), (-1,))
 
 
-@contextlib.contextmanager
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
@@ -228,8 +214,4 @@ def forced_walk(walk: str):
     of one element is read by torch under "lanes" unless the plane-lanes reader is forced too (forced_plan)."""
     if walk not in WALKS:
         raise ValueError(f"forced_walk: walk must be one of {WALKS}, got {walk!r}")
-    torch.ops.fusedlse._force_walk(WALKS.index(walk))
-    try:
-        yield
-    finally:
-        torch.ops.fusedlse._force_walk(-1)
+    return _forcing(torch.ops.fusedlse._force_walk, (WALKS.index(walk),), (-1,))
