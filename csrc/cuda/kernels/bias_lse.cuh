@@ -1,8 +1,9 @@
-// The split strategy's last step (BiasLseArgs; the kernels are in ../split.cu): each row's logits scaled, the
-// biases added (staged once a block where they fit) and the row's logsumexp, by a lane's share, a group of lanes or a
-// block.
+// The split strategy's last step (BiasLseArgs): each row's logits scaled, the biases added (staged once a block where
+// they fit) and the row's logsumexp, by a lane's share, a group of lanes or a block; the bodies of ../split.cu's
+// bias_lse, bias_lse_block, bias_lse_row and shares_lse kernels.
 #pragma once
 
+#include "../launch.cuh"
 #include "load.cuh"
 #include "reduce.cuh"
 
@@ -111,6 +112,166 @@ template <typename A, int kThreads = kSplitThreads> __device__ __forceinline__ L
   }
   __syncthreads();  // the shared slots are the next call's
   return state;
+}
+
+// A block's biases once the grid ahead has ended: their sum staged in its shared memory (kStaged), every thread
+// taking part.
+template <typename T, bool kStaged>
+__device__ __forceinline__ ColumnBiases<T, kStaged> block_biases(const BiasLseArgs& a) {
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  acc_t<T>* staged = reinterpret_cast<acc_t<T>*>(shared_bytes);
+  wait_for_previous_grid();
+  stage_biases<T, kStaged>(a, staged);
+  return ColumnBiases<T, kStaged>{a, staged};
+}
+
+// `kLanes` lanes per row (a power of two, at most 32): as many as give each about kBiasLseValuesPerLane logits of the
+// row, so a warp takes 32 / kLanes rows.
+template <typename T, int kLanes, bool kStaged, bool kSplit>
+__device__ __forceinline__ void bias_lse_rows(BiasLseArgs a) {
+  using A = acc_t<T>;
+  const ColumnBiases<T, kStaged> biases = block_biases<T, kStaged>(a);
+  constexpr int kRowsPerBlock = kSplitThreads / kLanes;
+  const int lane = threadIdx.x % kLanes;
+  // Every lane of a group runs the same number of trips, so the shuffles see the whole warp.
+  for (int64_t row0 = int64_t{blockIdx.x} * kRowsPerBlock; row0 < a.batch; row0 += int64_t{gridDim.x} * kRowsPerBlock) {
+    const int64_t row = row0 + threadIdx.x / kLanes;
+    Lse<A> state{-INFINITY, A(0)};
+    if (row < a.batch) state = lane_lse<T, kStaged, kSplit>(biases, row, lane, kLanes);
+    state = group_lse<A, kLanes>(state);
+    if (lane == 0 && row < a.batch) write_lse<T>(a, row, state);
+  }
+}
+
+// A block per row: few rows of many logits (B of a few hundred, C_out in the thousands) would otherwise leave most
+// of the device idle while each warp walks its row alone.
+template <typename T, bool kStaged, bool kSplit>
+__device__ __forceinline__ void bias_lse_block_rows(BiasLseArgs a) {
+  using A = acc_t<T>;
+  const ColumnBiases<T, kStaged> biases = block_biases<T, kStaged>(a);
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    const Lse<A> state =
+        block_lse(lane_lse<T, kStaged, kSplit>(biases, row, static_cast<int>(threadIdx.x), kSplitThreads));
+    if (threadIdx.x == 0) write_lse<T>(a, row, state);
+  }
+}
+
+// Split partials each thread of bias_lse's row kernel loads at once per column: at 1024 threads a thread has 64
+// registers, and float64's [kRowSplitLoadsAtOnce][kBiasLseRowLoads] partials take 16 of them.
+constexpr int kRowSplitLoadsAtOnce = 2;
+
+// A block of kBiasLseRowThreads threads per row, for rows that one trip of kBiasLseRowLoads loads a thread covers
+// (C_out up to their product, tuning.h): a thread's columns are the same in every row, so their biases' sums are
+// loaded once, into registers, before the wait for the GEMM (the caller's tensors, ready before it); each row's
+// logits are then all in flight at once, and one rescale and an exp per value follow, spread over four times the
+// warps of bias_lse_block_kernel, which walks a row in trips of kLoadsAtOnce, each waiting on its loads (the biases
+// beside the logits) and then on its exps. kSplit: each logit the sum of a.splits partials, added in split order
+// (lane_lse's order), kRowSplitLoadsAtOnce splits' loads of a thread in flight together.
+template <typename T, bool kSplit>
+__device__ __forceinline__ void bias_lse_row(BiasLseArgs a) {
+  using A = acc_t<T>;
+  const int c_out = static_cast<int>(a.c_out), t = static_cast<int>(threadIdx.x);
+  A bias_total[kBiasLseRowLoads];  // column t + i x kBiasLseRowThreads's bias + conv_bias (0 past C_out)
+  {
+    const T* bias = static_cast<const T*>(a.bias);
+    const T* conv_bias = static_cast<const T*>(a.conv_bias);
+#pragma unroll
+    for (int i = 0; i < kBiasLseRowLoads; ++i) {
+      const int n = t + i * kBiasLseRowThreads;
+      bias_total[i] = n < c_out ? column_bias(bias, a.bias_stride, conv_bias, n) : A(0);
+    }
+  }
+  wait_for_previous_grid();
+  const A scale = static_cast<A>(a.scale);
+  const int64_t split_stride = a.batch * c_out;
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    const A* row_logits = static_cast<const A*>(a.logits) + row * c_out;  // [C_out], split s's at s x split_stride
+    A v[kBiasLseRowLoads];
+    if constexpr (kSplit) {
+      load_split_sums<kRowSplitLoadsAtOnce>(row_logits, a.splits, split_stride, t, kBiasLseRowThreads, c_out, v);
+    } else {
+      load_strided(row_logits, t, kBiasLseRowThreads, c_out, v);
+    }
+#pragma unroll
+    for (int i = 0; i < kBiasLseRowLoads; ++i) {
+      v[i] = t + i * kBiasLseRowThreads < c_out ? scale * v[i] + bias_total[i] : A(-INFINITY);
+    }
+    Lse<A> state{-INFINITY, A(0)};
+    lse_push_all(state, v);
+    state = block_lse<A, kBiasLseRowThreads>(state);
+    if (t == 0) write_lse<T>(a, row, state);
+  }
+}
+
+// Logits that are per-channel shares to add first (BiasLseArgs::channels > 1, the tap kernels' shares of padding's
+// cropped GEMM), or, kWeighted (BiasLseArgs::row_sums: the gemv epilogue), shares row_sums[row, c] x W.sum[c, n],
+// each logit a dot product of the row's sums with a column of W.sum: a block per row, its threads across columns and
+// a.slices slices of the channels, kLoads channels in flight each (a row's few blocks wait on L2 once per trip:
+// written first with 4 loads a trip, each behind a predicate kept until its add, ptxas issued them one at a time and
+// the headline's padding-1 launch took 14 us, H200); the slices' sums added in order in shared memory. One launch
+// where torch's sum over the channels and bias_lse took two (4.1 and 2.2 us); for the gemv epilogue, one launch
+// where the tiled kernel's few column tiles each waited on a chain of depth steps, then on its merge's launch.
+template <typename T, bool kStaged, bool kWeighted>
+__device__ __forceinline__ void shares_lse_rows(BiasLseArgs a) {
+  using A = acc_t<T>;
+  constexpr int kLoads = shares_lse_loads(sizeof(A));
+  extern __shared__ __align__(16) unsigned char shared_bytes[];
+  A* staged = reinterpret_cast<A*>(shared_bytes);
+  __shared__ A slice_sums[kSplitThreads];
+  // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the grid ahead ends (the
+  // reader, or the tap kernels' combine: 0.5 us of the headline's padded tail, H200).
+  stage_biases<T, kStaged>(a, staged);
+  wait_for_previous_grid();
+  const ColumnBiases<T, kStaged> biases{a, staged};
+  const int columns = kSplitThreads / a.slices;
+  const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
+  const A scale = static_cast<A>(a.scale);
+  for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
+    // [channels, c_out]: this row's shares, or W.sum
+    const A* shares = static_cast<const A*>(a.logits) + (kWeighted ? 0 : row * a.channels * a.c_out);
+    const A* factors = kWeighted ? static_cast<const A*>(a.row_sums) + row * a.channels : nullptr;  // [channels]
+    Lse<A> state{-INFINITY, A(0)};
+    for (int64_t n0 = 0; n0 < a.c_out; n0 += columns) {
+      const int64_t n = n0 + column;
+      A total = 0;
+      if (n < a.c_out) {
+        // Whole trips as they are, the last stopping at the channels' end (`break`: a predicate per load, kept
+        // until its add, leaves ptxas issuing one load at a time; read_plane_lanes.cuh's lane_share).
+        for (int64_t c0 = slice;; c0 += static_cast<int64_t>(a.slices) * kLoads) {
+          A v[kLoads], factor[kWeighted ? kLoads : 1];
+          int loaded = 0;
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) {
+            const int64_t c = c0 + static_cast<int64_t>(u) * a.slices;
+            if (c >= a.channels) break;
+            v[u] = shares[c * a.c_out + n];
+            if constexpr (kWeighted) factor[u] = factors[c];  // the block's threads read one address
+            ++loaded;
+          }
+#pragma unroll
+          for (int u = 0; u < kLoads; ++u) {
+            if (u >= loaded) break;
+            if constexpr (kWeighted) {
+              total = fma(factor[u], v[u], total);
+            } else {
+              total += v[u];
+            }
+          }
+          if (loaded < kLoads) break;
+        }
+      }
+      slice_sums[threadIdx.x] = total;
+      __syncthreads();
+      if (slice == 0 && n < a.c_out) {
+        A logit = 0;
+        for (int k = 0; k < a.slices; ++k) logit += slice_sums[k * columns + column];
+        lse_push(state, biases.biased(scale, logit, static_cast<int>(n)));
+      }
+      __syncthreads();  // slice_sums is the next pass's
+    }
+    state = block_lse(state);
+    if (threadIdx.x == 0) write_lse<T>(a, row, state);
+  }
 }
 
 }  // namespace

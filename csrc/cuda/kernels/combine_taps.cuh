@@ -1,10 +1,13 @@
 // Combining the tap reader's partials and cells into each plane's taps and its share of the cropped GEMM
-// (tap_combine_kernel and tap_middle_cells_kernel in ../taps.cu): a run's partials added, a channel's weight staged,
-// the cells a tap keeps, a plane's channel and its group's columns.
+// (combine_planes), or into the middle row's cells alone (middle_cells_of_planes), and the adjoint's first step
+// (spread_taps_over_cells): the bodies of tap_combine_kernel, tap_middle_cells_kernel and tap_spread_kernel
+// (../taps.cu), and their parts: a run's partials added, a channel's weight staged, the cells a tap keeps, a plane's
+// channel and its group's columns.
 #pragma once
 
-#include "cut.cuh"
+#include "../launch.cuh"
 #include "load.cuh"
+#include "tap_run_sums.cuh"
 
 namespace fusedlse {
 namespace {
@@ -64,6 +67,234 @@ __device__ __forceinline__ ChannelColumns channel_columns(const TapSumsArgs& a, 
   }
   const int64_t channel = plane % a.channels;
   return {channel, channel / (a.channels / a.groups) * group_columns, group_columns};
+}
+
+// tap_combine_kernel's dynamic shared memory a warp, in values of the accumulation type: the plane's cells, its taps,
+// then where TapSumsArgs::weight_pitch > 0 its channel's weight, column n's taps at n * weight_pitch. (c_out / groups
+// is TapSumsArgs::group_columns; read from that field, the float64 kSide-2 instances spilled 4 bytes on sm_90.)
+__host__ __device__ inline int64_t combine_warp_values(const TapSumsArgs& a) {
+  return a.rows.segments * a.cols.segments + a.rows.taps * a.cols.taps +
+         (a.weight_pitch > 0 ? a.c_out / a.groups * a.weight_pitch : 0);
+}
+
+// tap_combine_kernel's body (../taps.cu), a warp per plane: its cells staged in shared memory (the border rows' from
+// the reader's grid, the middle row's the runs' partials added, lanes across runs, then a butterfly: a fixed order),
+// then each tap's sum of the cells it keeps, lanes across taps; then, where asked, the plane's share of the cropped
+// GEMM, lanes across columns, the taps in order (from shared memory: every lane needs every tap). Each step issues its
+// loads before its adds: the combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per
+// border column, per cell a tap keeps and per 32 columns of shares; padding 3, 40.9). The weight of a warp's first
+// plane's channel is staged in shared memory before the wait for the reader (TapSumsArgs::weight_pitch; the caller's,
+// ready before the reader started), whose last blocks it overlaps: the shares' loads after the wait took 4.1 us of the
+// headline's padding 1, the cells' 3.6, a launch with nothing after its wait 0.6 (docs/limits.md §77). kTapSums false
+// (TapSumsArgs::sums null): the taps are staged for the shares but not stored (an instance, not a run-time test: either
+// way the float64 kernel without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill
+// too). kSide as tap_grid_kernel's (combine_side): a run's partials are at most 1 + 2 * kSide (registers for them), and
+// the blocks per SM tap_combine_blocks_per_sm says. Dynamic shared memory: combine_warp_values a warp.
+template <typename T, bool kTapSums, int kSide, bool kStagedWeight>
+__device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
+  using A = acc_t<T>;
+  constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  constexpr int kShareColumns = tap_share_columns(sizeof(A)), kShareTaps = kTapShareTaps;
+  // A column's first weight in the stage (within shared memory), or in the weight (registers: int64 spilled there).
+  using Offset = std::conditional_t<kStagedWeight, int32_t, int64_t>;
+  extern __shared__ __align__(16) unsigned char combine_shared[];
+  const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
+  A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
+  A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW], or null: the shares or cells alone
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  const int64_t planes = a.batch * a.channels;
+  const int taps = a.rows.taps * a.cols.taps, cells = a.rows.segments * a.cols.segments;
+  A* plane_cells = reinterpret_cast<A*>(combine_shared) + warp * combine_warp_values(a);  // [row, column segments]
+  A* plane_taps = plane_cells + cells;                                                    // [taps]
+  A* weight_stage = plane_taps + taps;  // [c_out / groups, weight_pitch], where weight_pitch > 0
+  const int64_t first_plane = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + warp;
+  // Before the wait only where the reader's every block waited for the grid ahead of it before letting this grid
+  // start (not beside_previous): then whatever made the weight has ended.
+  const bool staged_early = kStagedWeight && !a.beside_previous;
+  if (staged_early && first_plane < planes) {
+    stage_channel_weight<T>(a, channel_columns(a, first_plane).channel, lane, weight_stage);
+  }
+  // After the wait a warp's steps run one after another, each at its instructions' latency (the headline's padding
+  // 1: its cells 2.1 us after the wait, its taps 1.1 more, its shares 2.5 more, the plane's divisions 0.5 of that;
+  // docs/limits.md §78), so they are kept few: divisions by multiply and shift, no select per weight.
+  const int partial_count = 1 + a.cols.head + a.cols.tail;
+  const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
+  wait_for_previous_grid();
+  for (int64_t plane = first_plane; plane < planes; plane += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock) {
+    if (kStagedWeight && (plane != first_plane || !staged_early)) {
+      stage_channel_weight<T>(a, channel_columns(a, plane).channel, lane, weight_stage);
+    }
+    // The border rows' cells (the reader's grid) and the runs' partials in one trip: a lane's first cell (and with
+    // borders in shared memory, kSide 0, its second: 49 cells at padding 3) is held in a register until the
+    // partials' loads are out (stored at once, it waited for its load before them; the second's register saved no
+    // time measurable at the headline's padding 3, docs/limits.md §78).
+    const auto border_row_cell = [&](int cell) {
+      return cell < cells && (!middle_row || cell / a.cols.segments != a.rows.head);
+    };
+    constexpr int kHeldCells = kSide == 0 ? 2 : 1;
+    A held[kHeldCells];
+#pragma unroll
+    for (int i = 0; i < kHeldCells; ++i) {
+      held[i] = border_row_cell(lane + 32 * i) ? grid[plane * cells + lane + 32 * i] : A(0);
+    }
+    for (int cell = lane + 32 * kHeldCells; cell < cells; cell += 32) {
+      if (border_row_cell(cell)) plane_cells[cell] = grid[plane * cells + cell];
+    }
+    const auto store_held = [&] {
+#pragma unroll
+      for (int i = 0; i < kHeldCells; ++i) {
+        if (border_row_cell(lane + 32 * i)) plane_cells[lane + 32 * i] = held[i];
+      }
+    };
+    if (middle_row) {
+      A totals[kMaxPartials] = {};
+      for (int64_t chunk = lane; chunk < a.chunks; chunk += 32) {
+        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        add_run(run, partial_count, totals);
+      }
+      store_held();
+      A* middle_cells = plane_cells + a.rows.head * a.cols.segments;
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        const A total = warp_sum(totals[k]);
+        // Partial 0 is the middle columns' (none without a middle column), then each border column's.
+        const int cell = partial_column_segment(k, a.cols, middle_col);
+        if (lane == 0 && (k > 0 || middle_col)) {
+          middle_cells[cell] = total;
+          if (a.complete_grid) grid[plane * cells + a.rows.head * a.cols.segments + cell] = total;
+        }
+      }
+    }
+    if (!middle_row) store_held();
+    __syncwarp();  // cells (and the staged weight) written by other lanes are read by every lane
+    for (int tap = lane; tap < taps; tap += 32) {
+      const TapCells kept = tap_cells(a, tap);
+      A total = 0;
+      for (int r = 0; r < kept.rows; ++r) {
+        const A* row = plane_cells + kept.first + r * a.cols.segments;
+        for (int q = 0; q < kept.cols; ++q) total += row[q];
+      }
+      if constexpr (kTapSums) sums[plane * taps + tap] = total;
+      plane_taps[tap] = total;
+    }
+    __syncwarp();
+    if (a.shares != nullptr) {
+      // The weight read where it lies (a lane's taps side by side; the warp's columns share L1 lines) rather than
+      // copied into rows first: that copy was a launch ahead of the reader, 2 us of the headline's forward (H200);
+      // or from its stage.
+      const ChannelColumns columns = channel_columns(a, plane);
+      const T* weight = static_cast<const T*>(a.weight) + columns.channel * columns.group_columns * taps;
+      const Offset weight_pitch = kStagedWeight ? a.weight_pitch : taps;  // [c_out / groups, taps] either way
+      A* share = static_cast<A*>(a.shares) + plane * a.c_out;  // [c_out]
+      for (int64_t n0 = lane; n0 < a.c_out; n0 += 32 * kShareColumns) {
+        // A column outside c's group reads column 0 and stores 0 (a select at the store: a product with an
+        // infinite tap would make the sum NaN), the taps stop at their end by `break`: every load issued before
+        // the adds.
+        const int64_t column0 = n0 - columns.group_first;  // column j: column0 + 32 j in c's group's weight
+        unsigned in_group = 0;  // bit j: column j is one of c's group's (a mask: one register through the adds)
+#pragma unroll
+        for (int j = 0; j < kShareColumns; ++j) {
+          if (column0 + 32 * j >= 0 && column0 + 32 * j < columns.group_columns) in_group |= 1u << j;
+        }
+        A total[kShareColumns] = {};
+        for (int t0 = 0; t0 < taps; t0 += kShareTaps) {
+          A w[kShareColumns][kShareTaps];
+#pragma unroll
+          for (int j = 0; j < kShareColumns; ++j) {
+            const Offset column_first = static_cast<Offset>(in_group >> j & 1 ? column0 + 32 * j : 0) * weight_pitch;
+#pragma unroll
+            for (int u = 0; u < kShareTaps; ++u) {
+              if (t0 + u >= taps) break;
+              w[j][u] = kStagedWeight ? weight_stage[column_first + t0 + u]
+                                      : to_acc(__ldg(weight + column_first + t0 + u));
+            }
+          }
+#pragma unroll
+          for (int j = 0; j < kShareColumns; ++j) {
+#pragma unroll
+            for (int u = 0; u < kShareTaps; ++u) {
+              if (t0 + u >= taps) break;
+              total[j] += plane_taps[t0 + u] * w[j][u];
+            }
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < kShareColumns; ++j) {
+          if (n0 + 32 * j < a.c_out) share[n0 + 32 * j] = in_group >> j & 1 ? total[j] : A(0);
+        }
+      }
+    }
+    __syncwarp();  // the staged cells, taps and weight are the next plane's
+  }
+}
+
+// The combine where the cells are all the forward reads (TapSumsArgs::sums and shares null, complete_grid): only the
+// middle row's cells, each the sum of the plane's runs' partials as tap_combine_kernel adds them (lane l of the plane
+// the runs l, l + 32, ..., then the same tree over the lanes), by a group of middle_lanes lanes per plane, the fewest
+// (a power of two) that cover the runs: a lane past the runs adds nothing, so the tree over fewer lanes gives the
+// same sums (a -0 may come out +0). The border rows' cells are the reader's already. tap_combine_kernel's warp per
+// plane left 31 lanes idle where a plane is one run, and staged every cell and tap, which a forward over cells does
+// not read. kSide as tap_grid_kernel's (combine_side; registers for a run's partials).
+template <typename A, int kSide>
+__device__ __forceinline__ void middle_cells_of_planes(const TapSumsArgs& a) {
+  constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
+  A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
+  wait_for_previous_grid();
+  const int lane = threadIdx.x & 31, group_lanes = a.middle_lanes, group_lane = lane % group_lanes;
+  const int partial_count = 1 + a.cols.head + a.cols.tail;
+  const bool middle_col = a.width - a.cols.tail > a.cols.head;
+  const int64_t planes = a.batch * a.channels;
+  const int64_t warp_planes = 32 / group_lanes;
+  A* middle_cells = grid + a.rows.head * a.cols.segments;  // plane 0's, planes rows.segments * cols.segments apart
+  // Warps step together (the shuffles take the whole warp); a group past the last plane loads nothing.
+  for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * warp_planes;
+       first < planes; first += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock * warp_planes) {
+    const int64_t plane = first + lane / group_lanes;
+    const bool real = plane < planes;
+    A totals[kMaxPartials] = {};
+    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+      if (!real) break;
+      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+      add_run(run, partial_count, totals);
+    }
+#pragma unroll
+    for (int k = 0; k < kMaxPartials; ++k) {
+      if (k >= partial_count) break;
+      A total = totals[k];
+      for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
+        total += __shfl_xor_sync(0xffffffffu, total, offset);
+      }
+      if (real && group_lane == 0 && (k > 0 || middle_col)) {
+        middle_cells[plane * a.rows.segments * a.cols.segments + partial_column_segment(k, a.cols, middle_col)] = total;
+      }
+    }
+  }
+}
+
+// The adjoint's first step: each segment pair's value, the sum of the taps that keep it (taps in order), cell-major
+// (TapBroadcastArgs).
+template <typename A>
+__device__ __forceinline__ void spread_taps_over_cells(const TapBroadcastArgs& a) {
+  const A* taps = static_cast<const A*>(a.taps);  // [B*C, rows.taps, cols.taps]
+  A* cells = static_cast<A*>(a.cells);            // [rows.segments * cols.segments, B*C]
+  const int64_t planes = a.batch * a.channels;
+  const int64_t total = planes * a.rows.segments * a.cols.segments;
+  for (int64_t e = static_cast<int64_t>(blockIdx.x) * kBlockThreads + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * kBlockThreads) {
+    const int64_t cell = e / planes, plane = e - cell * planes;
+    const int r = static_cast<int>(cell / a.cols.segments), q = static_cast<int>(cell - r * a.cols.segments);
+    const A* plane_taps = taps + plane * a.rows.taps * a.cols.taps;
+    A value = 0;
+    for (int t = 0; t < a.rows.taps; ++t) {
+      if (r < a.rows.first[t] || r >= a.rows.end[t]) continue;
+      for (int u = 0; u < a.cols.taps; ++u) {
+        if (q >= a.cols.first[u] && q < a.cols.end[u]) value += plane_taps[t * a.cols.taps + u];
+      }
+    }
+    cells[e] = value;
+  }
 }
 
 }  // namespace
