@@ -1,4 +1,6 @@
 """ModelNew as a drop-in for the reference Model: parameters, state dicts, settings, autocast, compile, export."""
+import warnings
+
 import pytest
 import torch
 
@@ -136,6 +138,29 @@ def test_torch_export(device):
     other = varied_input(2, 4, 7, 6, device) * 3 + 1
     assert torch.equal(program.module()(other), new(other))
 
+
+
+@pytest.mark.parametrize("grad_mode", [True, False], ids=["traced_with_grad", "traced_without"])
+@pytest.mark.parametrize("device", DEVICES)
+def test_torch_jit_trace(device, grad_mode):
+    """torch.jit.trace (deprecated, still used to deploy): its check passes (it traces again under no_grad, so the
+    graph must not depend on the grad mode), and the traced module, traced with grad mode on or off, computes the
+    forward and the gradients on other inputs as ModelNew does."""
+    _, new = pair_of_models(4, 6, 3, (6, 1, 1), stride=2, padding=1)
+    new = new.to(device)
+    with torch.set_grad_enabled(grad_mode), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.trace is deprecated"
+        # The trace treats the bias's shape test (shape.bias_is_per_channel) as a constant: a module's is.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        traced = torch.jit.trace(new, (varied_input(2, 4, 7, 6, device),), check_inputs=[
+            (varied_input(3, 4, 5, 8, device),)])
+    x = (varied_input(3, 4, 9, 5, device) * 2 + 1).requires_grad_()
+    out = traced(x)
+    (grad_x, grad_w) = torch.autograd.grad(out.sum(), [x, new.conv_transpose.weight])
+    x_eager = x.detach().requires_grad_()
+    want = new(x_eager)
+    want_x, want_w = torch.autograd.grad(want.sum(), [x_eager, new.conv_transpose.weight])
+    assert torch.equal(out, want) and torch.equal(grad_x, want_x) and torch.equal(grad_w, want_w)
 
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("training", [False, True])

@@ -46,14 +46,19 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
 
     ``torch.ops.fusedlse.forward`` itself also returns ``sum_hw(x)`` ``[B, C_in]`` (with padding > 0:
     ``tap_sums(x, ...)`` ``[B, C_in, kH, kW]``), which its backward uses instead of reading x again. Where nothing
-    needs a gradient this function passes it ``keep_sums=False``: that second output is then an empty ``[0]`` tensor,
-    and with padding > 0 no per-tap sums are written where its GEMM runs over each plane's cells or the tap kernels'
-    shares (the op then has no backward: recording it for one raises an error).
+    needs a gradient this function passes it ``keep_sums=False`` (not under ``torch.jit.trace``, whose graph may run a
+    backward later): that second output is then an empty ``[0]`` tensor, and with padding > 0 no per-tap sums are
+    written where its GEMM runs over each plane's cells or the tap kernels' shares (the op then has no backward:
+    recording it for one raises an error).
     """
     args = (x, weight, conv_bias, bias)
     if _transformed(args):
         return _composite_forward(*args, *conv_settings(stride, padding, output_padding, dilation, groups).values())[0]
-    if not torch.compiler.is_compiling():
+    # torch.jit.trace records the op's call as made, keep_sums included: traced, the sums are kept whatever the grad
+    # mode, so that the graph can run a backward and does not depend on the grad mode of the call traced (jit.trace's
+    # check traces again under no_grad, and found the graphs differ).
+    tracing = torch.jit.is_tracing()
+    if not torch.compiler.is_compiling() and not tracing:
         # The op below autograd, called from C (csrc/python_module.cpp), settings that are Python ints included.
         out = _C.forward_no_grad(*args, stride, padding, output_padding, dilation, groups)
         if out is not NotImplemented:
@@ -62,7 +67,7 @@ def forward(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor
                 _is_plain(dilation, 1) and groups.__class__ is int and groups == 1)
     if not defaults:
         args += tuple(conv_settings(stride, padding, output_padding, dilation, groups).values())
-    keep_sums = _needs_grad(args)
+    keep_sums = tracing or _needs_grad(args)
     out, _ = _call(torch.ops.fusedlse.forward.default, *args, **({} if keep_sums else {"keep_sums": False}))
     return out
 
