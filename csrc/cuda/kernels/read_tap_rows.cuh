@@ -169,15 +169,13 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
       const int32_t step = row_lanes * stride;
 #pragma unroll 1
       for (int32_t col = lane - lane_row * width; col < width; col += 32) {
-        // kTapStageLoads shared loads in flight, then their adds in row order (a loop of a load, its add and an exit
-        // test per element left each load's latency to its add: sm_90 SASS).
+        // A plain loop, unrolled by 4. Trips of kTapStageLoads shared loads issued before their adds (load_trip)
+        // were slower: H200, padding 1, r57 152 -> 206 us, r29 92 -> 113, r49 61 -> 73, r48 101 -> 112
+        // (docs/limits.md §85).
         A column = 0;
         const T* element = stage + lead + (middle_first - piece + lane_row) * stride + col;
-#pragma unroll 1
-        for (int32_t j = 0; j < lane_rows; j += kTapStageLoads, element += kTapStageLoads * step) {
-          load_trip<T, kTapStageLoads>(
-              lane_rows - j, [&](int u) { return element[u * step]; }, [&](T value) { column += to_acc(value); });
-        }
+#pragma unroll 4
+        for (int32_t j = 0; j < lane_rows; ++j, element += step) column += to_acc(*element);
         sums.add(col, column);
       }
     }
