@@ -641,10 +641,12 @@ TORCH_LIBRARY(fusedlse, m) {
           return plan::channel_walk_by_rows(channels, width, element_bytes);
         });
   // padding's rule for the rows walk's stage (plan::tap_rows_staged), for the planner's CPU tests.
-  m.def("_tap_rows_staged(bool whole_vector_rows, int width) -> bool", [](bool whole_vector_rows, int64_t width) {
-    FUSEDLSE_CHECK(width >= 1, "_tap_rows_staged: width must be 1 or more, got ", width);
-    return plan::tap_rows_staged(whole_vector_rows, width);
-  });
+  m.def("_tap_rows_staged(bool whole_vector_rows, int width, int element_bytes) -> bool",
+        [](bool whole_vector_rows, int64_t width, int64_t element_bytes) {
+          FUSEDLSE_CHECK(width >= 1 && element_bytes >= 1, "_tap_rows_staged: width and element_bytes must each be 1 "
+                         "or more, got ", width, ", ", element_bytes);
+          return plan::tap_rows_staged(whole_vector_rows, width, element_bytes);
+        });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's rows walk stages
   // rows of more than one element wherever a row fits the stage (1) or never (0), bypassing plan::tap_rows_staged's
   // rule; -1 leaves it to the rule.

@@ -1141,11 +1141,11 @@ int64_t tap_run_chunks(int64_t height, int64_t row_bytes, int64_t units, int64_t
 
 void force_tap_min_run_bytes(int64_t bytes) { forced_tap_min_run_bytes.store(bytes, std::memory_order_relaxed); }
 
-bool tap_rows_staged(bool whole_vector_rows, int64_t width) {
+bool tap_rows_staged(bool whole_vector_rows, int64_t width, int64_t element_bytes) {
   if (width <= 1) return false;  // a column: the span walk adds its vectors whole
   const int forced = forced_tap_stage.load(std::memory_order_relaxed);
   if (forced >= 0) return forced == 1;
-  return !whole_vector_rows;
+  return !whole_vector_rows && width * element_bytes <= kTapStageMaxRowBytes;
 }
 
 void force_tap_stage(int stage) { forced_tap_stage.store(stage, std::memory_order_relaxed); }

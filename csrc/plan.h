@@ -346,8 +346,9 @@ void force_tap_min_run_bytes(int64_t bytes);
 // Whether padding's rows walk (cuda/kernels/read_tap_rows.cuh) takes a span walk's rows (the gaps between them
 // narrow) of `width` elements through the warp's stage in shared memory, where a row fits the stage: rows of more
 // than one element that are not whole 16-byte vectors (`whole_vector_rows` false; cuda/tuning.h kTapStageMaxBytes
-// has the measurements); whole-vector rows take the span walk's vectors. Or with force_tap_stage, as forced.
-bool tap_rows_staged(bool whole_vector_rows, int64_t width);
+// has the measurements), of at most kTapStageMaxRowBytes; whole-vector rows and longer ones take the span walk's
+// vectors. Or with force_tap_stage, as forced.
+bool tap_rows_staged(bool whole_vector_rows, int64_t width, int64_t element_bytes);
 // For measurements and tests: every later tap_rows_staged answers `stage` (0 or 1) for rows of more than one element;
 // -1 leaves it to the rule. Not for production code.
 void force_tap_stage(int stage);

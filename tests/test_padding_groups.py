@@ -874,7 +874,10 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
     stage): rows narrower than half a warp (several rows at once), wider than a warp (a lane's columns 32 apart),
     pieces of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in
     registers and in shared memory (before the stages), border rows (1 to 3 a side) taken from the stage with the
-    middle ones; the sums as the CPU backend's, the output as the model's, and the same without the sums."""
+    middle ones; the sums as the CPU backend's, the output as the model's, and the same without the sums. Staged
+    whatever the rule (planning.forced_tap_stage): it sends rows past 1 KiB to the span walk."""
+    from fusedlse_cuda.planning import forced_tap_stage
+
     cases = [
         # (B, C_in, H, W, C_out, kH, kW), layout, padding
         ((6, 5, 200, 45, 9, 4, 3), "sliced", 1),
@@ -883,23 +886,24 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
         ((3, 2, 40, 301, 7, 5, 5), "contiguous", 2),
         ((5, 4, 33, 10, 6, 3, 3), "sliced", 1),
     ]
-    for case, (shape, layout, padding) in enumerate(cases):
-        x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout, seed=case)
-        assert fusedlse_cuda.explain(x, weight, padding=padding)["tap_sums"] == "kernels", shape
-        args = (x, weight, conv_bias, bias, [1, 1], [padding, padding], [0, 0], [1, 1], 1)
-        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
-        plane_abs_sums = x.cpu().double().abs().nan_to_num().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
-        truth = reference.truth(x, weight, conv_bias, bias, padding=padding)
-        what = f"{shape}, {layout}, padding {padding}"
-        poison_allocator("cuda")
-        out, sums = torch.ops.fusedlse.forward(*args)
-        poison_allocator("cuda")
-        out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-        gap = (sums.cpu() - cpu_sums).abs()
-        assert torch.isfinite(sums).all(), what
-        assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
-        assert rel_err(out, truth) <= TOLERANCE[dtype], what
-        assert torch.equal(out_alone, out), what
+    with forced_tap_stage(True):
+        for case, (shape, layout, padding) in enumerate(cases):
+            x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout, seed=case)
+            assert fusedlse_cuda.explain(x, weight, padding=padding)["tap_sums"] == "kernels", shape
+            args = (x, weight, conv_bias, bias, [1, 1], [padding, padding], [0, 0], [1, 1], 1)
+            cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+            plane_abs_sums = x.cpu().double().abs().nan_to_num().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
+            truth = reference.truth(x, weight, conv_bias, bias, padding=padding)
+            what = f"{shape}, {layout}, padding {padding}"
+            poison_allocator("cuda")
+            out, sums = torch.ops.fusedlse.forward(*args)
+            poison_allocator("cuda")
+            out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+            gap = (sums.cpu() - cpu_sums).abs()
+            assert torch.isfinite(sums).all(), what
+            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
+            assert rel_err(out, truth) <= TOLERANCE[dtype], what
+            assert torch.equal(out_alone, out), what
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")

@@ -747,15 +747,18 @@ def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
     from fusedlse_cuda.planning import forced_tap_stage
 
     staged = torch.ops.fusedlse._tap_rows_staged
-    # (whole_vector_rows, W): rows of whole vectors take the span walk, a column of one element is never staged
-    assert staged(False, 45) and staged(False, 2) and not staged(True, 48) and not staged(False, 1)
+    # (whole_vector_rows, W, element bytes): rows of whole vectors and rows past 1 KiB take the span walk, a column of
+    # one element is never staged (r48's rows of 559 float32 elements: the span walk; r29's of 262 bfloat16: staged)
+    assert staged(False, 45, 4) and staged(False, 2, 2) and not staged(True, 48, 4) and not staged(False, 1, 4)
+    assert not staged(False, 559, 4) and staged(False, 262, 2) and staged(False, 256, 4) and not staged(False, 257, 4)
+    assert staged(False, 127, 8) and not staged(False, 129, 8)
     with forced_tap_stage(True):
-        assert staged(True, 48) and staged(False, 45) and not staged(True, 1)
+        assert staged(True, 48, 4) and staged(False, 45, 4) and staged(False, 559, 4) and not staged(True, 1, 4)
     with forced_tap_stage(False):
-        assert not staged(False, 45) and not staged(True, 48)
-    assert staged(False, 45) and not staged(True, 48)  # the rule again after the block
+        assert not staged(False, 45, 4) and not staged(True, 48, 4)
+    assert staged(False, 45, 4) and not staged(True, 48, 4)  # the rule again after the block
     with pytest.raises(ValueError, match="stage must be a bool, got 1"):
         with forced_tap_stage(1):
             pass
-    with pytest.raises(RuntimeError, match="width must be 1 or more, got 0"):
-        staged(False, 0)
+    with pytest.raises(RuntimeError, match="width and element_bytes must each be 1 or more, got 0, 4"):
+        staged(False, 0, 4)

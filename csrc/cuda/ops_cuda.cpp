@@ -1542,7 +1542,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const int64_t vec = 16 / x.element_size();
   a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
                         s.width % vec == 0 && stride_h % vec == 0;
-  const bool staged = a.span_walk && plan::tap_rows_staged(a.whole_vector_rows, s.width);
+  const bool staged = a.span_walk && plan::tap_rows_staged(a.whole_vector_rows, s.width, x.element_size());
   // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
   // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
   if (a.whole_vector_rows && !staged && std::max(cols.head, cols.tail) == kVectorBorderSide) {
