@@ -747,6 +747,23 @@ def test_cell_weight_of_large_kernels(device, dtype):
         assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
 
 
+def assert_forward_and_sums(args, cpu_sums, truth, dtype, what):
+    """The CUDA forward of `args` with its per-tap sums and without, each into poisoned memory: the sums finite and
+    as the CPU backend's `cpu_sums`, each within 1e-4 of its plane's absolute sum (a lane may add a whole plane in
+    turn: that sum bounds the rounding of any order of adds, the sum itself does not); the output as the float64
+    model's `truth`; and bitwise the same without the sums."""
+    poison_allocator("cuda")
+    out, sums = torch.ops.fusedlse.forward(*args)
+    poison_allocator("cuda")
+    out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+    plane_abs_sums = args[0].to("cpu", torch.float64).abs().sum((2, 3))[..., None, None]
+    gap = (sums.to("cpu", torch.float64) - cpu_sums.double()).abs()
+    assert torch.isfinite(sums).all(), what
+    assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, (gap / (plane_abs_sums + 1e-30)).max())
+    assert rel_err(out, truth) <= TOLERANCE[dtype], what
+    assert torch.equal(out_alone, out), what
+
+
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_channels_walk_of_every_slicing(dtype):
@@ -777,21 +794,11 @@ def test_channels_walk_of_every_slicing(dtype):
         assert plan["channel_walk"] == ("rows" if rows_in_float32 and dtype == torch.float32 else "flat"), (plan, shape)
         args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
         cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
-        # Row by row a lane adds its channel's whole rows in turn: each sum is held to a share of its plane's
-        # absolute sum (which bounds the rounding of any order), not of itself.
-        plane_abs_sums = x.cpu().double().abs().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
         truth = reference.truth(x, weight, conv_bias, bias, **settings)
         for slices in slicings + (None,):
             what = f"{shape}, {settings}, {cut} columns cut, {slices or 'the rule'}'s slices"
             with forced_channel_slices(slices) if slices else contextlib.nullcontext():
-                poison_allocator("cuda")
-                out, sums = torch.ops.fusedlse.forward(*args)
-                poison_allocator("cuda")
-                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-            gap = (sums.cpu() - cpu_sums).abs()
-            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, (gap / (plane_abs_sums + 1e-30)).max())
-            assert rel_err(out, truth) <= TOLERANCE[dtype], what
-            assert torch.equal(out, out_alone), what
+                assert_forward_and_sums(args, cpu_sums, truth, dtype, what)
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
@@ -814,21 +821,11 @@ def test_tap_reader_runs_of_every_length(dtype):
         assert fusedlse_cuda.explain(x, weight, padding=1)["tap_sums"] == path, shape
         args = (x, weight, conv_bias, bias, [1, 1], [1, 1], [0, 0], [1, 1], 1)
         cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
-        plane_abs_sums = x.cpu().double().abs().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
         truth = reference.truth(x, weight, conv_bias, bias, padding=1)
         for run_bytes in (0, 256, 4096, 2**40, None):
             what = f"{shape}, {layout}, least run {run_bytes if run_bytes is not None else 'the rule'}"
             with forced_tap_min_run_bytes(run_bytes) if run_bytes is not None else contextlib.nullcontext():
-                poison_allocator("cuda")
-                out, sums = torch.ops.fusedlse.forward(*args)
-                poison_allocator("cuda")
-                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-            # A whole plane in one run: a lane adds up to H * W values in turn, so each sum is held to a share of its
-            # plane's absolute sum (which bounds the rounding of any order), not of itself.
-            gap = (sums.cpu() - cpu_sums).abs()
-            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
-            assert rel_err(out, truth) <= TOLERANCE[dtype], what
-            assert torch.equal(out_alone, out), what
+                assert_forward_and_sums(args, cpu_sums, truth, dtype, what)
     with pytest.raises(ValueError, match="run_bytes must be an int of 0 or more, got -1"):
         with forced_tap_min_run_bytes(-1):
             pass
@@ -851,20 +848,12 @@ def test_tap_reader_reads_views_of_any_strides(dtype, view):
         cpu_args = (x.to("cpu", torch.float64).contiguous(),) + tuple(
             t.to("cpu", torch.float64) if isinstance(t, torch.Tensor) else t for t in args[1:])
         cpu_sums = torch.ops.fusedlse.forward(*cpu_args)[1]
-        plane_abs_sums = cpu_args[0].abs().sum((2, 3))[..., None, None]
         truth = reference.truth(x, weight, conv_bias, bias, padding=1)
         for run_bytes, shares in itertools.product((0, 256, None), (True, False)):
             what = f"{shape}, least run {run_bytes}, shares {shares}"
             with forced_tap_min_run_bytes(run_bytes) if run_bytes is not None else contextlib.nullcontext(), \
                     forced_tap_shares(shares):
-                poison_allocator("cuda")
-                out, sums = torch.ops.fusedlse.forward(*args)
-                poison_allocator("cuda")
-                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-            gap = (sums.to("cpu", torch.float64) - cpu_sums).abs()
-            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
-            assert rel_err(out, truth) <= TOLERANCE[dtype], what
-            assert torch.equal(out_alone, out), what
+                assert_forward_and_sums(args, cpu_sums, truth, dtype, what)
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
@@ -892,18 +881,8 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
             assert fusedlse_cuda.explain(x, weight, padding=padding)["tap_sums"] == "kernels", shape
             args = (x, weight, conv_bias, bias, [1, 1], [padding, padding], [0, 0], [1, 1], 1)
             cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
-            plane_abs_sums = x.cpu().double().abs().nan_to_num().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
             truth = reference.truth(x, weight, conv_bias, bias, padding=padding)
-            what = f"{shape}, {layout}, padding {padding}"
-            poison_allocator("cuda")
-            out, sums = torch.ops.fusedlse.forward(*args)
-            poison_allocator("cuda")
-            out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-            gap = (sums.cpu() - cpu_sums).abs()
-            assert torch.isfinite(sums).all(), what
-            assert (gap <= 1e-4 * plane_abs_sums + 1e-5).all(), (what, gap.max())
-            assert rel_err(out, truth) <= TOLERANCE[dtype], what
-            assert torch.equal(out_alone, out), what
+            assert_forward_and_sums(args, cpu_sums, truth, dtype, f"{shape}, {layout}, padding {padding}")
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
@@ -929,15 +908,9 @@ def test_tap_reader_with_the_stage_forced(dtype, stage):
             assert_tap_sums_keep_infinities_apart(x, kernel, settings, infinities)
         x, weight, conv_bias, bias = make_problem(6, 5, 40, 48, 9, 4, 3, dtype=dtype, device="cuda", seed=7)
         args = (x, weight, conv_bias, bias, [1, 1], [2, 2], [0, 0], [1, 1], 1)
-        poison_allocator("cuda")
-        out, sums = torch.ops.fusedlse.forward(*args)
-        poison_allocator("cuda")
-        out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-    cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
-    plane_abs_sums = x.cpu().double().abs().sum((2, 3))[..., None, None].to(cpu_sums.dtype)
-    assert ((sums.cpu() - cpu_sums).abs() <= 1e-4 * plane_abs_sums + 1e-5).all()
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, padding=2)) <= TOLERANCE[dtype]
-    assert torch.equal(out_alone, out)
+        cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+        truth = reference.truth(x, weight, conv_bias, bias, padding=2)
+        assert_forward_and_sums(args, cpu_sums, truth, dtype, "[6, 5, 40, 48] padding 2")
 
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
