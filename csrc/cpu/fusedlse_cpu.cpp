@@ -5,13 +5,55 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include <algorithm>
+
 namespace fusedlse {
 namespace {
+
+// Elements of 16-bit x that plane_sums converts to float32 at a time, into one buffer. ATen's x.sum(dtype=float32) of
+// 16-bit x makes a float32 copy of the whole of x first, and its fresh pages cost more than the sum: [16, 64, 512, 512]
+// bfloat16 took 310-340 ms that way, the whole forward 35 (contiguous) and 52 (channels-last) ms by pieces of 2^20
+// elements, and ATen's sum in bfloat16 itself 9-16 / 33 ms (2 cores; docs/limits.md §86). One buffer for every piece:
+// the allocator is asked once a call.
+constexpr int64_t kPlaneSumPieceElements = int64_t{1} << 20;
+
+// x [B, C, H, W] -> [B, C] in the accumulation type: the sum over H and W of each (b, c) plane.
+at::Tensor plane_sums(const at::Tensor& x) {
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  if (acc == x.scalar_type() || x.numel() <= kPlaneSumPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  at::Tensor out = at::empty({batch, channels}, x.options().dtype(acc));
+  const int64_t batch_elements = channels * height * width;
+  if (batch_elements <= kPlaneSumPieceElements) {
+    // Whole batches a piece. (empty_like keeps channels-last x's strides: the copy is not a transpose.)
+    const int64_t piece_batches = kPlaneSumPieceElements / batch_elements;
+    const at::Tensor buffer = at::empty_like(x.narrow(0, 0, piece_batches), x.options().dtype(acc));
+    for (int64_t b = 0; b < batch; b += piece_batches) {
+      const int64_t count = std::min(piece_batches, batch - b);
+      at::Tensor piece_out = out.narrow(0, b, count);
+      at::sum_out(piece_out, buffer.narrow(0, 0, count).copy_(x.narrow(0, b, count)), {2, 3});
+    }
+    return out;
+  }
+  // A batch at a time, by pieces of whole rows of every channel (in channels-last x, one block of memory); the pieces'
+  // sums added in float64.
+  const int64_t piece_rows = std::clamp<int64_t>(kPlaneSumPieceElements / (channels * width), 1, height);
+  const at::Tensor buffer = at::empty_like(x[0].narrow(1, 0, piece_rows), x.options().dtype(acc));
+  for (int64_t b = 0; b < batch; ++b) {
+    at::Tensor total = at::zeros({channels}, x.options().dtype(at::kDouble));
+    for (int64_t row = 0; row < height; row += piece_rows) {
+      const int64_t count = std::min(piece_rows, height - row);
+      total += buffer.narrow(1, 0, count).copy_(x[b].narrow(1, row, count)).sum({1, 2});
+    }
+    out[b].copy_(total);
+  }
+  return out;
+}
 
 at::Tensor sum_hw_cpu(const at::Tensor& x) {
   check_sum_hw_args(x);
   const NoAutocast no_autocast;
-  return x.sum({2, 3}, /*keepdim=*/false, accumulation_type(x.scalar_type()));
+  return plane_sums(x);
 }
 
 // products [B, C_out] (the GEMM's, before its scale) in the accumulation type -> [B, 1] in that type.
@@ -68,7 +110,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
       out = bias_lse(block_diagonal_matmul(gemm.x_rows, blocks), total_bias, s.scale);
     }
   } else {
-    sums = x.sum({2, 3}, /*keepdim=*/false, acc);
+    sums = plane_sums(x);
     if (s.batch > 0) {
       // The grouped weight's W.sum [C_in, C_out / groups] is its groups' blocks, one after another.
       const int64_t groups = s.conv.groups;
