@@ -227,11 +227,13 @@ at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s) {
   if (x.numel() == 0) {
     return at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, x.options().dtype(acc));
   }
+  if (cell_sums_of_rows_apply(x)) return cell_sums_of_rows(x, rows, cols, acc);
   return segment_sums(x, rows, cols, acc);
 }
 
 at::Tensor tap_sums_of_cells(const at::Tensor& cells, const ForwardShape& s) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  if (cells.is_cpu() && cells.is_contiguous()) return tap_sums_of_cpu_cells(cells, rows, cols);
   const at::ScalarType acc = cells.scalar_type();
   // A tap's kept inputs are a run of whole segments: sums over slices of the cells, added (never subtracted, so an
   // infinity in a cropped border stays out of the taps that crop it). Columns first, then rows.

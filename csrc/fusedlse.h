@@ -134,6 +134,19 @@ Cut cut_of(const ForwardShape& s, int dim);
 // the cells are x's elements (cells_are_elements) and x holds the accumulation type (x itself, then).
 at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s);
 
+// cell_sums' segments of CPU x [B, C, H, W] whose rows are contiguous (stride 1 along W) and planes small, in the
+// accumulation type `acc`: one pass over x, a plane at a time, each cell added in float64 (csrc/cpu); 16-bit x
+// converted by ATen a few batches at a time first. There ATen's reductions over the segments' views cost more than
+// the read: a copy or a sum of a few rows or columns a plane, each converted first where x is 16-bit (docs/limits.md
+// §87). cell_sums_of_rows_apply: whether x is such x (CPU, rows contiguous, planes of at most 8192 elements, and for
+// 16-bit x batches of at most 2^20).
+bool cell_sums_of_rows_apply(const at::Tensor& x);
+at::Tensor cell_sums_of_rows(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc);
+
+// tap_sums_of_cells of contiguous CPU cells (float32 or float64) by a loop over planes (csrc/cpu): ATen's sums over
+// a few segments of each plane cost more than the cells' read (docs/limits.md §87).
+at::Tensor tap_sums_of_cpu_cells(const at::Tensor& cells, const Cut& rows, const Cut& cols);
+
 // Per (b, c_in) plane and tap (t_h, t_w), the sum of the cells [B, C_in, row segments, column segments] the tap
 // keeps: [B, C_in, kH, kW]; taps that keep nothing get 0.
 at::Tensor tap_sums_of_cells(const at::Tensor& cells, const ForwardShape& s);

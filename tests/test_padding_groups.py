@@ -182,6 +182,19 @@ def test_tap_sums_for_every_border_width(device, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cpu_cell_loop_pieces_and_runs(dtype):
+    """The CPU backend's loop over planes of at most 8192 elements (csrc/cpu add_cells_of_rows): 16-bit x of more than
+    2^20 elements by pieces of whole batches (873 batches, then 127), middle runs under 32 elements, of 43 (8 vectors a
+    step, then the rest one by one) on rows with gaps, and of 7998 (past a lane flush at 4096); infinities as
+    test_tap_sums_for_every_border_width's."""
+    cases = [((1000, 40, 6, 5), 5, 1), ((4, 3, 7, 47), 50, 2), ((3, 2, 1, 8000), 8000, 1)]
+    for (batch, channels, height, width), row_stride, pad in cases:
+        x = make_problem(batch, channels, height, row_stride, 1, 1, 1, dtype=dtype, seed=width)[0][..., :width]
+        infinities = {(0, 1, 0, 0): float("inf"), (batch - 1, channels - 1, height - 1, width - 1): float("-inf")}
+        assert_tap_sums_keep_infinities_apart(x, (3, 3), dict(padding=(1, pad)), infinities)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
 def test_tap_sums_on_narrow_rows(device, dtype):
     """Rows of 1 to 15 elements (planes of more than 64, past the small-plane kernel): contiguous planes (16-byte
@@ -485,6 +498,26 @@ def test_grouped_gemm_keeps_an_infinity_within_its_group_on_cpu(plane, padding, 
             assert torch.isfinite(truth[0]).all(), truth
         finite = torch.isfinite(truth)
         assert rel_err(out[finite], truth[finite]) <= TOLERANCE[torch.float64]
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_cpu_logits_by_chunks_of_rows(dtype, padding, groups):
+    """The CPU backend makes the [B, C_out] logits a chunk of rows at a time (at C_out 1024, chunks of 512 rows:
+    1300 rows are three, the last partial). Every row's answer is the float64 model's, bitwise the same again, and
+    +inf in a channel of group 0 of a row of the last chunk makes that row +inf and no other row anything but finite."""
+    x, weight, conv_bias, bias = make_problem(1300, 8, 3, 2, 1024, 2, 2, dtype=dtype, seed=10 * padding + groups)
+    weight = weight[:, :1024 // groups].abs().contiguous()  # every product of the infinity has its sign
+    x[1250, 1, 1, 1] = float("inf")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding, groups=groups)
+    assert torch.equal(out, fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding, groups=groups))
+    truth = reference.truth(x, weight, conv_bias, bias, padding=padding, groups=groups)
+    finite = torch.ones(1300, 1, dtype=torch.bool)
+    finite[1250] = False
+    assert torch.isposinf(truth[1250]).all() and torch.isposinf(out[1250]).all()
+    assert torch.isfinite(out[finite]).all()
+    assert rel_err(out[finite], truth[finite]) <= TOLERANCE[dtype]
 
 
 @pytest.mark.cuda
