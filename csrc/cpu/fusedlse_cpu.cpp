@@ -21,9 +21,26 @@ namespace {
 // 0.45 / 0.26; [1, 4, 2048, 2048] 3.0 / 1.9).
 constexpr int64_t kCellLoopPlaneElements = 8192;
 
-// Elements of 16-bit x that cell_sums_of_rows converts to float32 at a time (whole batches; x of larger batches takes
-// segment_sums' ATen pieces).
-constexpr int64_t kCellPieceElements = int64_t{1} << 20;
+// Elements of 16-bit x converted to float32 at a time, into one buffer (plane_sums, cell_sums_of_rows). ATen's
+// x.sum(dtype=float32) of 16-bit x makes a float32 copy of the whole of x first, and its fresh pages cost more than
+// the sum: [16, 64, 512, 512] bfloat16 took 310-340 ms that way, the whole forward 35 (contiguous) and 52
+// (channels-last) ms by pieces of 2^20 elements, and ATen's sum in bfloat16 itself 9-16 / 33 ms (2 cores;
+// docs/limits.md §86). One buffer for every piece: the allocator is asked once a call.
+constexpr int64_t kConvertPieceElements = int64_t{1} << 20;
+
+// x [B, C, H, W], a batch of at most kConvertPieceElements, in pieces of whole batches converted to `acc`:
+// fn(values, first_batch, count) per piece, values [count, C, H, W] in one buffer (empty_like keeps channels-last x's
+// strides, so the copy is not a transpose).
+template <typename Fn>
+void for_each_converted_batches(const at::Tensor& x, at::ScalarType acc, const Fn& fn) {
+  const int64_t batch = x.size(0);
+  const int64_t piece_batches = std::max<int64_t>(1, kConvertPieceElements / (x.size(1) * x.size(2) * x.size(3)));
+  const at::Tensor buffer = at::empty_like(x.narrow(0, 0, std::min(piece_batches, batch)), x.options().dtype(acc));
+  for (int64_t b = 0; b < batch; b += piece_batches) {
+    const int64_t count = std::min(piece_batches, batch - b);
+    fn(buffer.narrow(0, 0, count).copy_(x.narrow(0, b, count)), b, count);
+  }
+}
 
 // Elements a row run adds in lanes of its own type before they join the run's float64 total: a float32 lane's error
 // grows with the values it holds, and a row can be millions long.
@@ -169,7 +186,7 @@ bool cell_sums_of_rows_apply(const at::Tensor& x) {
   if (!x.is_cpu() || (x.stride(3) != 1 && x.size(3) > 1)) return false;
   if (x.size(2) * x.size(3) > kCellLoopPlaneElements) return false;
   return accumulation_type(x.scalar_type()) == x.scalar_type() ||
-         x.size(1) * x.size(2) * x.size(3) <= kCellPieceElements;
+         x.size(1) * x.size(2) * x.size(3) <= kConvertPieceElements;
 }
 
 at::Tensor cell_sums_of_rows(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
@@ -187,50 +204,34 @@ at::Tensor cell_sums_of_rows(const at::Tensor& x, const Cut& rows, const Cut& co
     add(x, cells);
     return cells;
   }
-  // 16-bit x: whole batches at a time converted by ATen (vectorized; this loop's own conversion of 16-bit values was
-  // not: bfloat16 1.35 ns an element against float32's 0.04) into one float32 buffer of contiguous rows.
-  const int64_t piece_batches = std::max<int64_t>(1, kCellPieceElements / (x.size(1) * x.size(2) * x.size(3)));
-  const at::Tensor buffer = at::empty({std::min(piece_batches, x.size(0)), x.size(1), x.size(2), x.size(3)},
-                                      x.options().dtype(acc));
-  for (int64_t b = 0; b < x.size(0); b += piece_batches) {
-    const int64_t count = std::min(piece_batches, x.size(0) - b);
-    const at::Tensor values = buffer.narrow(0, 0, count).copy_(x.narrow(0, b, count));
-    at::Tensor out = cells.narrow(0, b, count);
+  // 16-bit x: converted by ATen a few batches at a time (vectorized; this loop's own conversion of 16-bit values was
+  // not: bfloat16 1.35 ns an element against float32's 0.04).
+  for_each_converted_batches(x, acc, [&](const at::Tensor& values, int64_t first, int64_t count) {
+    at::Tensor out = cells.narrow(0, first, count);
     add(values, out);
-  }
+  });
   return cells;
 }
 
 namespace {
 
-// Elements of 16-bit x that plane_sums converts to float32 at a time, into one buffer. ATen's x.sum(dtype=float32) of
-// 16-bit x makes a float32 copy of the whole of x first, and its fresh pages cost more than the sum: [16, 64, 512, 512]
-// bfloat16 took 310-340 ms that way, the whole forward 35 (contiguous) and 52 (channels-last) ms by pieces of 2^20
-// elements, and ATen's sum in bfloat16 itself 9-16 / 33 ms (2 cores; docs/limits.md §86). One buffer for every piece:
-// the allocator is asked once a call.
-constexpr int64_t kPlaneSumPieceElements = int64_t{1} << 20;
-
 // x [B, C, H, W] -> [B, C] in the accumulation type: the sum over H and W of each (b, c) plane.
 at::Tensor plane_sums(const at::Tensor& x) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (acc == x.scalar_type() || x.numel() <= kPlaneSumPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
+  if (acc == x.scalar_type() || x.numel() <= kConvertPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
   const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
   at::Tensor out = at::empty({batch, channels}, x.options().dtype(acc));
   const int64_t batch_elements = channels * height * width;
-  if (batch_elements <= kPlaneSumPieceElements) {
-    // Whole batches a piece. (empty_like keeps channels-last x's strides: the copy is not a transpose.)
-    const int64_t piece_batches = kPlaneSumPieceElements / batch_elements;
-    const at::Tensor buffer = at::empty_like(x.narrow(0, 0, piece_batches), x.options().dtype(acc));
-    for (int64_t b = 0; b < batch; b += piece_batches) {
-      const int64_t count = std::min(piece_batches, batch - b);
-      at::Tensor piece_out = out.narrow(0, b, count);
-      at::sum_out(piece_out, buffer.narrow(0, 0, count).copy_(x.narrow(0, b, count)), {2, 3});
-    }
+  if (batch_elements <= kConvertPieceElements) {
+    for_each_converted_batches(x, acc, [&](const at::Tensor& values, int64_t first, int64_t count) {
+      at::Tensor piece_out = out.narrow(0, first, count);
+      at::sum_out(piece_out, values, {2, 3});
+    });
     return out;
   }
   // A batch at a time, by pieces of whole rows of every channel (in channels-last x, one block of memory); the pieces'
   // sums added in float64.
-  const int64_t piece_rows = std::clamp<int64_t>(kPlaneSumPieceElements / (channels * width), 1, height);
+  const int64_t piece_rows = std::clamp<int64_t>(kConvertPieceElements / (channels * width), 1, height);
   const at::Tensor buffer = at::empty_like(x[0].narrow(1, 0, piece_rows), x.options().dtype(acc));
   for (int64_t b = 0; b < batch; ++b) {
     at::Tensor total = at::zeros({channels}, x.options().dtype(at::kDouble));
