@@ -53,19 +53,33 @@ def _cxx_standard():
         return "c++20" if "202002L" in f.read() else "c++17"
 
 
+def _aten_openmp():
+    """Whether ATen runs at::parallel_for on OpenMP (Linux builds of torch do). That parallel_for is a template in
+    ATen's headers whose `#pragma omp parallel` a compiler without -fopenmp ignores: the CPU backend's loops over
+    planes then ran on one thread (docs/limits.md §88)."""
+    parallel_info = getattr(torch._C, "_parallel_info", lambda: "")()  # private: absent, then no flag
+    return (sys.platform.startswith("linux") and torch.backends.openmp.is_available()
+            and "parallel backend: OpenMP" in parallel_info)
+
+
 def _extension():
     std = f"-std={_cxx_standard()}"
     sources = [os.path.join("csrc", name) for name in ("fusedlse.cpp", "plan.cpp", "python_module.cpp")]
     sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
-    cxx_flags = ["-O3", std]
+    cxx_flags, link_flags = ["-O3", std], []
+    if _aten_openmp():
+        cxx_flags.append("-fopenmp")
+        link_flags.append("-fopenmp")
     if not _want_cuda():
-        return cpp_extension.CppExtension("fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags})
+        return cpp_extension.CppExtension("fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags},
+                                          extra_link_args=link_flags)
     os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.9;9.0+PTX")
     sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cpp")))
     sources += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
     nvcc_flags = ["-O3", std, "-Xptxas=-warn-spills", "-lineinfo"]
     return cpp_extension.CUDAExtension(
-        "fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags}
+        "fusedlse_cuda._C", sources, extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        extra_link_args=link_flags,
     )
 
 

@@ -227,7 +227,8 @@ at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s) {
   if (x.numel() == 0) {
     return at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, x.options().dtype(acc));
   }
-  if (cell_sums_of_rows_apply(x)) return cell_sums_of_rows(x, rows, cols, acc);
+  if (plane_loop_apply(x)) return cell_sums_of_planes(x, rows, cols);
+  if (channel_loop_apply(x)) return cell_sums_of_channels(x, rows, cols);
   return segment_sums(x, rows, cols, acc);
 }
 

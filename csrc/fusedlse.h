@@ -134,14 +134,20 @@ Cut cut_of(const ForwardShape& s, int dim);
 // the cells are x's elements (cells_are_elements) and x holds the accumulation type (x itself, then).
 at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s);
 
-// cell_sums' segments of CPU x [B, C, H, W] whose rows are contiguous (stride 1 along W) and planes small, in the
-// accumulation type `acc`: one pass over x, a plane at a time, each cell added in float64 (csrc/cpu); 16-bit x
-// converted by ATen a few batches at a time first. There ATen's reductions over the segments' views cost more than
-// the read: a copy or a sum of a few rows or columns a plane, each converted first where x is 16-bit (docs/limits.md
-// §87). cell_sums_of_rows_apply: whether x is such x (CPU, rows contiguous, planes of at most 8192 elements, and for
-// 16-bit x batches of at most 2^20).
-bool cell_sums_of_rows_apply(const at::Tensor& x);
-at::Tensor cell_sums_of_rows(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc);
+// cell_sums of CPU x [B, C, H, W] whose rows are contiguous, by a loop over planes (csrc/cpu): one pass over x,
+// vectorized along W, each cell's total in float64, 16-bit x widened in the loop. There ATen's reductions over the
+// segments' views cost more than the read (a sum of a few rows or columns a plane), and 16-bit x was converted to
+// float32 first (docs/limits.md §87-88). plane_loop_apply: whether x is such x (CPU, rows contiguous, as many planes
+// as threads at least; float32 and float64 planes of at most 8192 elements, 16-bit ones of any size); also
+// plane_sums' path for 16-bit x.
+bool plane_loop_apply(const at::Tensor& x);
+at::Tensor cell_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols);
+
+// cell_sums of CPU x whose channels are contiguous (channels-last and its slices) by a loop over pixels (csrc/cpu),
+// vectorized along C, each cell's total in float64, 16-bit x widened in the loop (docs/limits.md §88).
+// channel_loop_apply: CPU x, stride 1 along C, 64 channels or more, two tasks of (batch, 256 channels) at least.
+bool channel_loop_apply(const at::Tensor& x);
+at::Tensor cell_sums_of_channels(const at::Tensor& x, const Cut& rows, const Cut& cols);
 
 // tap_sums_of_cells of contiguous CPU cells (float32 or float64) by a loop over planes (csrc/cpu): ATen's sums over
 // a few segments of each plane cost more than the cells' read (docs/limits.md §87).

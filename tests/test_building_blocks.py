@@ -12,10 +12,13 @@ from helpers import DEVICES, HAS_CUDA, DTYPES, LAYOUTS, lay_out, make_problem, p
 SUM_TOLERANCE = {torch.float64: 1e-12, torch.float32: 2e-6, torch.float16: 2e-6, torch.bfloat16: 2e-6}
 
 
-# The last two: 16-bit x of more than 2^20 elements, which the CPU backend converts by pieces (plane_sums): of 34
-# whole batches (the last piece 3), and of 582 rows of every channel (the last 118).
+# The last two: 16-bit x of more than 2^20 elements, which the CPU backend widens in its plane loop where rows are
+# contiguous and converts by pieces otherwise (channels-last; plane_sums): of 34 whole batches (the last piece 3), and
+# of 582 rows of every channel (the last 118). (64, 33, 5, 7): planes under the loop's 64 elements; (4, 3, 1001, 1):
+# sliced and channels-last, a column of values apart, by 8 chains and 1 left over. (2, 300, 9, 10) and (1, 70, 40, 40):
+# channels-last 16-bit x by the CPU's channel loop, in two blocks of channels, and in ranges of pixels past a flush.
 SUM_HW_SHAPES = [(2, 3, 8, 8), (1, 4, 509, 509), (3, 70, 1, 1), (2, 5, 300, 200), (64, 33, 5, 7), (37, 3, 100, 100),
-                 (2, 3, 700, 600)]
+                 (4, 3, 1001, 1), (2, 300, 9, 10), (1, 70, 40, 40), (2, 3, 700, 600)]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
@@ -32,6 +35,38 @@ def test_sum_hw_matches_float64(device, dtype, shape, layout):
     # Relative to the sum of magnitudes: the error bound of a float32 sum of exactly rounded inputs.
     scale = x.to("cpu", torch.float64).abs().sum(dim=(2, 3)).clamp_min(1.0)
     assert ((sums.cpu().double() - truth).abs() / scale).max().item() <= SUM_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_cpu_sum_hw_widens_every_16_bit_pattern(dtype):
+    """The CPU backend's plane loop widens 16-bit x itself (csrc/cpu: F16C's conversion of 8 values where the CPU has
+    it, bit operations for the rest of a run): each of the 65536 patterns alone in a plane of 67-element rows, at
+    column 0 (a whole vector) and at column 66 (the rest), sums to its float32 value exactly (NaN to NaN). Planes of
+    one row are one run (widened into a buffer); rows with gaps go through the lanes (widened and added)."""
+    patterns = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype)
+    want = patterns.float()
+    for rows, row_stride in ((1, 67), (2, 70)):
+        x = torch.zeros(65536, 2, rows, row_stride, dtype=dtype)[..., :67]
+        x[:, 0, 0, 0] = patterns
+        x[:, 1, rows - 1, 66] = patterns
+        torch.testing.assert_close(fusedlse_cuda.sum_hw(x), torch.stack([want, want], dim=1), rtol=0, atol=0,
+                                   equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cpu_sum_hw_of_channel_slices(dtype):
+    """A slice of channels-last x's channels (stride 1 along C, pixels 300 apart): the CPU's channel loop (16-bit x)
+    reads each pixel's channels where they lie, and ATen the rest; NaN in the channels left out must add nothing."""
+    x, *_ = make_problem(3, 298, 11, 13, 1, 1, 1, dtype=dtype, layout="channels_last")
+    big = torch.full((3, 300, 11, 13), float("nan"), dtype=dtype).contiguous(memory_format=torch.channels_last)
+    view = big[:, 1:299]
+    view.copy_(x)
+    assert view.stride(1) == 1 and view.stride(3) == 300
+    poison_allocator("cpu")
+    sums = fusedlse_cuda.sum_hw(view)
+    truth = x.double().sum(dim=(2, 3))
+    scale = x.double().abs().sum(dim=(2, 3)).clamp_min(1.0)
+    assert ((sums.double() - truth).abs() / scale).max().item() <= SUM_TOLERANCE[dtype]
 
 
 # 1300 rows: on the CPU the logits come a chunk of rows at a time, at C_out 4099 three chunks of 512 rows, the last

@@ -183,15 +183,29 @@ def test_tap_sums_for_every_border_width(device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_cpu_cell_loop_pieces_and_runs(dtype):
-    """The CPU backend's loop over planes of at most 8192 elements (csrc/cpu add_cells_of_rows): 16-bit x of more than
-    2^20 elements by pieces of whole batches (873 batches, then 127), middle runs under 32 elements, of 43 (8 vectors a
-    step, then the rest one by one) on rows with gaps, and of 7998 (past a lane flush at 4096); infinities as
+    """The CPU backend's loop over planes with contiguous rows (csrc/cpu add_cells_of_planes): 16-bit x widened in
+    the loop; rows of 5 and 3 elements 12 and 21 at a time side by side (contiguous planes as one run, rows with gaps
+    one by one), a middle segment of 2998 rows past a lane's flush of 128 rows (2688 rows of 3, 1536 of 5) with rows
+    left over; middle column runs under 8 elements, of 43 (8 vectors a step, then whole vectors, then the rest) and
+    of 7998 (past run_sum's flush at 4096); a contiguous plane with no column cut as runs of 2998 rows (pieces of
+    1024 values); a column of values 3 apart by 8 chains (1498 rows: a flush at 1024, 2 left over); infinities as
     test_tap_sums_for_every_border_width's."""
-    cases = [((1000, 40, 6, 5), 5, 1), ((4, 3, 7, 47), 50, 2), ((3, 2, 1, 8000), 8000, 1)]
+    cases = [((1000, 40, 6, 5), 5, 1), ((4, 3, 7, 47), 50, 2), ((3, 2, 1, 8000), 8000, 1), ((2, 3, 3000, 3), 3, 1),
+             ((2, 3, 3000, 3), 3, 0), ((2, 3, 2000, 5), 7, 1), ((2, 3, 1500, 1), 3, 0)]
     for (batch, channels, height, width), row_stride, pad in cases:
         x = make_problem(batch, channels, height, row_stride, 1, 1, 1, dtype=dtype, seed=width)[0][..., :width]
         infinities = {(0, 1, 0, 0): float("inf"), (batch - 1, channels - 1, height - 1, width - 1): float("-inf")}
         assert_tap_sums_keep_infinities_apart(x, (3, 3), dict(padding=(1, pad)), infinities)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cpu_channel_loop_flushes(dtype):
+    """The CPU backend's loop over the pixels of x whose channels are contiguous (csrc/cpu add_cells_of_channels): a
+    row's middle of 298 pixels past a lane's flush at 128, two blocks of channels (300: 256 + 44); infinities as
+    test_tap_sums_for_every_border_width's."""
+    x = make_problem(2, 300, 3, 300, 1, 1, 1, dtype=dtype, layout="channels_last", seed=3)[0]
+    infinities = {(0, 1, 0, 0): float("inf"), (1, 299, 2, 299): float("-inf")}
+    assert_tap_sums_keep_infinities_apart(x, (3, 3), dict(padding=(1, 1)), infinities)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

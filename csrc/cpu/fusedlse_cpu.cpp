@@ -1,5 +1,5 @@
-// CPU backend: the same semantics as the CUDA kernels, through ATen, and loops of its own for the padded sums of
-// small planes.
+// CPU backend: the same semantics as the CUDA kernels, through ATen, and loops of its own over planes and pixels for
+// the padded sums and 16-bit plane sums.
 
 #include "../fusedlse.h"
 
@@ -8,6 +8,10 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
@@ -15,17 +19,11 @@
 namespace fusedlse {
 namespace {
 
-// Planes of at most this many elements take cell_sums_of_rows' loop; larger ones segment_sums' ATen pieces, whose
-// vectorized sum of the middle block the loop did not match (2 cores, 2 x 2 kernel at padding 1, ms, the loop / ATen's
-// pieces: [17476, 8, 5, 6] float32 7.1 / 11.1, bfloat16 7.6 / 14.6; [12, 166, 25, 39] 0.44 / 0.45; [8, 19, 109, 244]
-// 0.45 / 0.26; [1, 4, 2048, 2048] 3.0 / 1.9).
-constexpr int64_t kCellLoopPlaneElements = 8192;
-
-// Elements of 16-bit x converted to float32 at a time, into one buffer (plane_sums, cell_sums_of_rows). ATen's
-// x.sum(dtype=float32) of 16-bit x makes a float32 copy of the whole of x first, and its fresh pages cost more than
-// the sum: [16, 64, 512, 512] bfloat16 took 310-340 ms that way, the whole forward 35 (contiguous) and 52
-// (channels-last) ms by pieces of 2^20 elements, and ATen's sum in bfloat16 itself 9-16 / 33 ms (2 cores;
-// docs/limits.md §86). One buffer for every piece: the allocator is asked once a call.
+// Elements of 16-bit x converted to float32 at a time, into one buffer, where the plane loop does not apply
+// (plane_sums). ATen's x.sum(dtype=float32) of 16-bit x makes a float32 copy of the whole of x first, and its fresh
+// pages cost more than the sum: [16, 64, 512, 512] bfloat16 took 310-340 ms that way, the whole forward 35
+// (contiguous) and 52 (channels-last) ms by pieces of 2^20 elements, and ATen's sum in bfloat16 itself 9-16 / 33 ms
+// (2 cores; docs/limits.md §86). One buffer for every piece: the allocator is asked once a call.
 constexpr int64_t kConvertPieceElements = int64_t{1} << 20;
 
 // x [B, C, H, W], a batch of at most kConvertPieceElements, in pieces of whole batches converted to `acc`:
@@ -46,20 +44,22 @@ void for_each_converted_batches(const at::Tensor& x, at::ScalarType acc, const F
 // grows with the values it holds, and a row can be millions long.
 constexpr int64_t kRunLaneElements = 4096;
 
-// The sum of n consecutive values: runs under 32 one by one; longer ones in 8 vectors of 16 bytes (GCC's and Clang's
-// vector extensions: registers whose adds are independent; an array of 32 lanes, which the compiler vectorized, stayed
-// in memory and stalled on its own stores: [12, 166, 25, 39] float32 at padding 1, tap_sums 1.7 ms on one core that
-// way, 0.42 this), flushed to a float64 total every kRunLaneElements.
+// The sum of n consecutive values: runs of under two vectors one by one; longer ones in 8 vectors of 16 bytes (GCC's
+// and Clang's vector extensions: registers whose adds are independent; an array of 32 lanes, which the compiler
+// vectorized, stayed in memory and stalled on its own stores: [12, 166, 25, 39] float32 at padding 1, tap_sums 1.7 ms
+// on one core that way, 0.42 this), the whole vectors after the last step of 8 each into a lane of its own, the last
+// values of under a vector one by one (runs of 33-63 values had added their rest one by one, a chain of 4 cycles a
+// value), flushed to a float64 total every kRunLaneElements.
 template <typename T>
 double run_sum(const T* values, int64_t n) {
-  if (n < 32) {
+#if defined(__GNUC__)
+  typedef T Vector __attribute__((vector_size(16)));
+  constexpr int kPerVector = 16 / sizeof(T), kVectors = 8, kStep = kPerVector * kVectors;
+  if (n < 2 * kPerVector) {
     T short_sum = 0;
     for (int64_t i = 0; i < n; ++i) short_sum += values[i];
     return static_cast<double>(short_sum);
   }
-#if defined(__GNUC__)
-  typedef T Vector __attribute__((vector_size(16)));
-  constexpr int kPerVector = 16 / sizeof(T), kVectors = 8, kStep = kPerVector * kVectors;
   double total = 0;
   for (int64_t start = 0; start < n; start += kRunLaneElements) {
     const int64_t end = std::min(n, start + kRunLaneElements);
@@ -72,6 +72,15 @@ double run_sum(const T* values, int64_t n) {
         lanes[j] += v;
       }
     }
+    const int64_t rest = (end - i) / kPerVector;  // under kVectors whole vectors
+    for (int j = 0; j < kVectors; ++j) {  // constant indices, so that the lanes stay in registers
+      if (j < rest) {
+        Vector v;
+        std::memcpy(&v, values + i + j * kPerVector, sizeof(v));
+        lanes[j] += v;
+      }
+    }
+    i += rest * kPerVector;
     const Vector pairs =
         ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) + ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
     T sum = 0;
@@ -97,39 +106,345 @@ double run_sum(const T* values, int64_t n) {
 #endif
 }
 
-// Planes a task of cell_sums_of_rows takes: about 2^15 elements' worth, at least one plane.
+inline float float_of_bits(uint32_t bits) {
+  float value;
+  std::memcpy(&value, &bits, sizeof(value));
+  return value;
+}
+
+inline uint32_t bits_of_float(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  return bits;
+}
+
+// lanes[i] += values[i] widened, i < n.
+template <typename Elements>
+void add_widened(typename Elements::Lane* __restrict lanes, const typename Elements::Storage* __restrict values,
+                 int64_t n) {
+  for (int64_t i = 0; i < n; ++i) lanes[i] += Elements::widen(values[i]);
+}
+
+// out[i] = values[i] widened, i < n.
+template <typename Elements>
+void store_widened(typename Elements::Lane* __restrict out, const typename Elements::Storage* __restrict values,
+                   int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = Elements::widen(values[i]);
+}
+
+// How the plane loop reads an element type: Storage, what x holds; Lane, what its lanes add (float32 for 16-bit x);
+// widen, one to the other; add(lanes, values, n), lanes[i] += values[i] widened; store (16-bit only), the same with =.
+// 16-bit floats are widened by integer operations on their bits, which the compiler vectorizes (c10's conversions in
+// such a loop it did not: bfloat16 1.35 ns an element against float32's 0.04, docs/limits.md §86); both are exact for
+// all 65536 patterns (tests/test_building_blocks.py).
+template <typename T>
+struct PlainElements {
+  using Storage = T;
+  using Lane = T;
+  static T widen(T value) { return value; }
+  static void add(T* lanes, const T* values, int64_t n) { add_widened<PlainElements>(lanes, values, n); }
+};
+
+struct BFloat16Elements {
+  using Storage = uint16_t;
+  using Lane = float;
+  static float widen(uint16_t bits) { return float_of_bits(static_cast<uint32_t>(bits) << 16); }
+  static void add(float* lanes, const uint16_t* values, int64_t n) { add_widened<BFloat16Elements>(lanes, values, n); }
+  static void store(float* out, const uint16_t* values, int64_t n) { store_widened<BFloat16Elements>(out, values, n); }
+};
+
+struct HalfElements {
+  using Storage = uint16_t;
+  using Lane = float;
+  // The magnitude's bits moved to float32's places and its exponent rebiased by 112; infinities and NaNs by 224 (to
+  // float32's top exponent); subnormals (exponent 0) as 2^-14 + m 2^-24, then 2^-14 taken away: only normal operands,
+  // so a CPU that flushes subnormal float32 operands to zero gets them right too. Masks, not branches: the compiler
+  // left a loop with branches unvectorized.
+  static float widen(uint16_t bits) {
+    const uint32_t magnitude = static_cast<uint32_t>(bits & 0x7fff) << 13, exponent = magnitude & 0x0f800000;
+    const uint32_t special = 0u - static_cast<uint32_t>(exponent == 0x0f800000);
+    const uint32_t subnormal = 0u - static_cast<uint32_t>(exponent == 0);
+    const uint32_t rebiased = magnitude + (112u << 23) + (special & (112u << 23)) + (subnormal & (1u << 23));
+    const float value = float_of_bits(rebiased) - float_of_bits(subnormal & (113u << 23));
+    return float_of_bits(bits_of_float(value) | (static_cast<uint32_t>(bits & 0x8000) << 16));
+  }
+  static void add(float* lanes, const uint16_t* values, int64_t n);
+  static void store(float* out, const uint16_t* values, int64_t n);
+};
+
+#if defined(__GNUC__) && defined(__x86_64__)
+// F16C's conversion, 8 halves an instruction, where the bit operations above take about 12 SSE2 instructions for 4:
+// x [4064, 6, 4, 43] float16 (rows 45 apart), the forward 1.05 ms against 1.65 (2 cores, docs/limits.md §88).
+__attribute__((target("avx,f16c"))) void add_halves_f16c(float* __restrict lanes,
+                                                         const uint16_t* __restrict values, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 widened = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + i)));
+    _mm256_storeu_ps(lanes + i, _mm256_add_ps(_mm256_loadu_ps(lanes + i), widened));
+  }
+  for (; i < n; ++i) lanes[i] += HalfElements::widen(values[i]);
+}
+
+__attribute__((target("avx,f16c"))) void store_halves_f16c(float* __restrict out, const uint16_t* __restrict values,
+                                                           int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + i))));
+  }
+  for (; i < n; ++i) out[i] = HalfElements::widen(values[i]);
+}
+
+bool cpu_has_f16c() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx") && __builtin_cpu_supports("f16c");
+  }();
+  return has;
+}
+#endif
+
+void HalfElements::add(float* lanes, const uint16_t* values, int64_t n) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (cpu_has_f16c()) return add_halves_f16c(lanes, values, n);
+#endif
+  add_widened<HalfElements>(lanes, values, n);
+}
+
+void HalfElements::store(float* out, const uint16_t* values, int64_t n) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if (cpu_has_f16c()) return store_halves_f16c(out, values, n);
+#endif
+  store_widened<HalfElements>(out, values, n);
+}
+
+// Lanes a group of short rows fills: rows of W < 64 elements go 64 / W at a time, each into lanes of its own, so that
+// a row's adds do not wait on the previous row's (the adds of one lane are a chain).
+constexpr int64_t kGroupLanes = 64;
+
+// Chains a column of one value a row (W = 1, rows apart) is added in, unrolled: x [99, 127, 333, 1] bfloat16 with
+// rows 3 elements apart, the forward 13.9 ms by a call a row into lanes, 5.2-5.9 by an inline loop, 0.92 this; ATen's
+// conversion and sum 1.6 (2 cores; docs/limits.md §88).
+constexpr int kColumnChains = 8;
+
+// Rows a lane adds before its total joins the cell's float64 one: a float32 lane's error grows with the values it
+// holds (run_sum's lanes hold 4096 / 32).
+constexpr int64_t kLaneValuesPerFlush = 128;
+
+// float32 and float64 planes of more elements take segment_sums' ATen pieces, level with the loop or faster there
+// (2 cores, ms, the loop / ATen's pieces: [1, 53, 21, 916] float64 at padding 1, 0.30-0.50 / 0.23; [1, 60, 5, 6276]
+// float32 0.25-0.50 / 0.20; docs/limits.md §88); 16-bit x takes the loop at any size (no float32 copy).
+constexpr int64_t kWidePlaneLoopMaxElements = 8192;
+
+// Planes a task of the plane loop takes: about 2^15 elements' worth, at least one plane.
 constexpr int64_t kCellTaskElements = int64_t{1} << 15;
 
-// x [B, C, H, W] (float32 or float64, rows contiguous) -> cells [B, C, row segments, column segments] of its type,
-// contiguous: a plane at a time, its rows by the column cut's pieces (head and tail one by one, the middle one run),
-// each cell's total in float64.
-template <typename T>
-void add_cells_of_rows(const at::Tensor& x, const std::vector<int64_t>& row_segment, const Cut& cols,
-                       at::Tensor& cells) {
+// lanes [group, W] (a group's rows, one after another) -> the cells of one row segment: the group's rows added
+// pairwise into the first (a tree: no lane waits on a chain of the others), then its columns by the column cut's
+// pieces into totals [column segments] (the head's and the tail's one by one, the middle's one run).
+template <typename L>
+void add_lanes_to_cells(L* lanes, int64_t group, int64_t width, const Cut& cols, double* totals) {
+  for (int64_t rows = group; rows > 1;) {
+    const int64_t half = rows / 2, upper = rows - half;  // rows [upper, rows) onto [upper - half, upper)
+    for (int64_t i = 0; i < half * width; ++i) lanes[(upper - half) * width + i] += lanes[upper * width + i];
+    rows = upper;
+  }
+  for (int64_t w = 0; w < cols.head; ++w) totals[w] += lanes[w];
+  if (cols.middle > 0) totals[cols.head] += run_sum(lanes + cols.head, cols.middle);
+  const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
+  for (int64_t w = 0; w < cols.tail; ++w) totals[tail_segment + w] += lanes[width - cols.tail + w];
+}
+
+// Values a run is widened by at a time (widened_run_sum): 4 KiB of float32, in L1.
+constexpr int64_t kWidenedRunPiece = 1024;
+
+// The sum of n consecutive values of x's type: run_sum's, 16-bit values widened a piece at a time into buffer
+// [kWidenedRunPiece] first.
+template <typename Elements>
+double widened_run_sum(const typename Elements::Storage* values, int64_t n, typename Elements::Lane* buffer) {
+  if constexpr (std::is_same_v<typename Elements::Storage, typename Elements::Lane>) {
+    return run_sum(values, n);
+  } else {
+    double total = 0;
+    for (int64_t start = 0; start < n; start += kWidenedRunPiece) {
+      const int64_t count = std::min(kWidenedRunPiece, n - start);
+      Elements::store(buffer, values + start, count);
+      total += run_sum(buffer, count);
+    }
+    return total;
+  }
+}
+
+// x [B, C, H, W] (rows contiguous: stride 1 along W, or W = 1) -> cells [B, C, row segments, column segments] in the
+// lane type, contiguous, each cell's total in float64; a plane at a time, its row segments in order:
+// - a segment of one row (the borders): its head and tail one by one, the middle columns one run sum;
+// - where the columns have no cut and the plane is contiguous: the segment's rows one run sum;
+// - otherwise the segment's rows added element by element into lanes of W (a few rows side by side where W is short,
+//   a contiguous plane's rows as one run, a column of one value a row by 8 chains), the lanes' columns into the cells
+//   every kLaneValuesPerFlush rows.
+// Vectorized along W, as ATen's sums over H are; ATen's reductions over a few rows or columns a plane cost more than
+// the read (docs/limits.md §87-88).
+template <typename Elements>
+void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, at::Tensor& cells) {
+  using Storage = typename Elements::Storage;
+  using Lane = typename Elements::Lane;
   const int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
   const int64_t batch_stride = x.stride(0), channel_stride = x.stride(1), row_stride = x.stride(2);
-  const int64_t col_segments = cols.segments(), plane_cells = cells.size(2) * col_segments;
-  const int64_t middle_segment = cols.head, tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
-  const T* x_data = x.const_data_ptr<T>();
-  T* cells_data = cells.mutable_data_ptr<T>();
+  const bool flat = height == 1 || row_stride == width;  // a run of rows is one run of x
+  const int64_t col_segments = cols.segments(), plane_cells = rows.segments() * col_segments;
+  std::vector<std::pair<int64_t, int64_t>> row_segments;  // (first row, rows), in segment order
+  for (const Cut::Piece& piece : rows.pieces(height)) {
+    if (piece.middle) {
+      row_segments.emplace_back(piece.start, piece.length);
+    } else {
+      for (int64_t h = piece.start; h < piece.start + piece.length; ++h) row_segments.emplace_back(h, 1);
+    }
+  }
+  const int64_t widest_group = std::max<int64_t>(1, kGroupLanes / width);
+  const Storage* x_data = static_cast<const Storage*>(x.const_data_ptr());
+  Lane* cells_data = cells.mutable_data_ptr<Lane>();
   const int64_t grain = std::max<int64_t>(1, kCellTaskElements / std::max<int64_t>(height * width, 1));
   at::parallel_for(0, x.size(0) * channels, grain, [&](int64_t first_plane, int64_t end_plane) {
+    std::vector<Lane> lanes(widest_group * width), run_buffer(kWidenedRunPiece);
     std::vector<double> totals(plane_cells);
+    int64_t batch = first_plane / channels, channel = first_plane % channels;  // plane p's; no division a plane
     for (int64_t p = first_plane; p < end_plane; ++p) {
-      const T* plane = x_data + (p / channels) * batch_stride + (p % channels) * channel_stride;
-      std::fill(totals.begin(), totals.end(), 0.0);
-      for (int64_t h = 0; h < height; ++h) {
-        const T* row = plane + h * row_stride;
-        double* row_totals = totals.data() + row_segment[h] * col_segments;
-        for (int64_t w = 0; w < cols.head; ++w) row_totals[w] += row[w];
-        if (cols.middle > 0) row_totals[middle_segment] += run_sum(row + cols.head, cols.middle);
-        const T* tail = row + width - cols.tail;
-        for (int64_t w = 0; w < cols.tail; ++w) row_totals[tail_segment + w] += tail[w];
+      const Storage* plane = x_data + batch * batch_stride + channel * channel_stride;
+      if (++channel == channels) {
+        channel = 0;
+        ++batch;
       }
-      T* out = cells_data + p * plane_cells;
-      for (int64_t q = 0; q < plane_cells; ++q) out[q] = static_cast<T>(totals[q]);
+      std::fill(totals.begin(), totals.end(), 0.0);
+      for (size_t segment = 0; segment < row_segments.size(); ++segment) {
+        const auto [first_row, segment_rows] = row_segments[segment];
+        if (flat && col_segments == 1) {  // whole rows of a contiguous plane: one run, no lanes to fold
+          totals[segment] += widened_run_sum<Elements>(plane + first_row * width, segment_rows * width,
+                                                       run_buffer.data());
+          continue;
+        }
+        double* segment_totals = totals.data() + segment * col_segments;
+        if (segment_rows == 1) {  // a border row: its pieces straight into the cells, no lanes to fill and fold
+          const Storage* values = plane + first_row * row_stride;
+          for (int64_t w = 0; w < cols.head; ++w) segment_totals[w] += Elements::widen(values[w]);
+          if (cols.middle > 0) {
+            segment_totals[cols.head] +=
+                widened_run_sum<Elements>(values + cols.head, cols.middle, run_buffer.data());
+          }
+          const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
+          for (int64_t w = 0; w < cols.tail; ++w) {
+            segment_totals[tail_segment + w] += Elements::widen(values[width - cols.tail + w]);
+          }
+          continue;
+        }
+        const bool column = !flat && width == 1;  // one value a row: 8 chains, unrolled
+        const int64_t group = std::min<int64_t>(column ? kColumnChains : widest_group, segment_rows);
+        const int64_t group_lanes = group * width;
+        for (int64_t row = first_row, end = first_row + segment_rows; row < end;) {
+          const int64_t flush_end = std::min(end, row + kLaneValuesPerFlush * group);
+          std::fill_n(lanes.data(), group_lanes, Lane(0));
+          if (flat) {  // whole groups, then the last rows into the first lanes
+            const Storage* run = plane + row * width;
+            const int64_t n = (flush_end - row) * width;
+            int64_t i = 0;
+            for (; i + group_lanes <= n; i += group_lanes) Elements::add(lanes.data(), run + i, group_lanes);
+            Elements::add(lanes.data(), run + i, n - i);
+          } else if (column) {
+            Lane chains[kColumnChains] = {};
+            int64_t r = row;
+            for (; r + kColumnChains <= flush_end; r += kColumnChains) {
+              for (int j = 0; j < kColumnChains; ++j) chains[j] += Elements::widen(plane[(r + j) * row_stride]);
+            }
+            for (int j = 0; r < flush_end; ++r, ++j) chains[j] += Elements::widen(plane[r * row_stride]);
+            std::copy_n(chains, group, lanes.data());
+          } else {
+            Lane* group_lane = lanes.data();
+            for (int64_t r = row; r < flush_end; ++r) {
+              Elements::add(group_lane, plane + r * row_stride, width);
+              group_lane = group_lane + width == lanes.data() + group_lanes ? lanes.data() : group_lane + width;
+            }
+          }
+          add_lanes_to_cells(lanes.data(), std::min(group, flush_end - row), width, cols, segment_totals);
+          row = flush_end;
+        }
+      }
+      Lane* out = cells_data + p * plane_cells;
+      for (int64_t q = 0; q < plane_cells; ++q) out[q] = static_cast<Lane>(totals[q]);
     }
   });
+}
+
+// Channels a task of the channel loops adds (512 bytes of a 16-bit pixel), and the fewest they take at all: a call a
+// pixel for a few channels costs more than ATen's conversion ([3377, 18, 23, 3] float16: the forward 1.26 ms by the
+// loop, 0.67 by ATen; 2 cores). channel_plane_sums also takes planes of kPlaneLoopMinPlaneElements pixels or more
+// only ([79137, 53, 1, 1] float16: 28-34 ms by the loop, 4.5-6.1 by ATen).
+constexpr int64_t kChannelBlock = 256, kChannelLoopMinChannels = 64;
+
+// x [B, C, H, W] whose channels are contiguous (stride 1 along C) -> cells [B, C, row segments, column segments] in
+// the lane type, contiguous, each cell's total in float64: tasks of (batch, block of channels), each pixel's channels
+// added into the cell of its row and column, vectorized along C; a row's middle columns into lanes of float32 first,
+// into the cell every kLaneValuesPerFlush pixels. segment_sums' ATen pieces over channels-last views had been 1.1-1.6
+// times the shortcut's time (docs/limits.md §88).
+template <typename Elements>
+void add_cells_of_channels(const at::Tensor& x, const Cut& rows, const Cut& cols, at::Tensor& cells) {
+  using Storage = typename Elements::Storage;
+  using Lane = typename Elements::Lane;
+  const int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
+  const int64_t blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  const int64_t col_segments = cols.segments(), plane_cells = rows.segments() * col_segments;
+  const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
+  std::vector<int64_t> row_segment(height);
+  for (int64_t h = 0; h < height; ++h) row_segment[h] = rows.segment(h);
+  const Storage* x_data = static_cast<const Storage*>(x.const_data_ptr());
+  Lane* cells_data = cells.mutable_data_ptr<Lane>();
+  const int64_t batch_stride = x.stride(0), row_stride = x.stride(2), pixel_stride = x.stride(3);
+  at::parallel_for(0, x.size(0) * blocks, 1, [&](int64_t first_task, int64_t end_task) {
+    std::vector<double> totals(plane_cells * kChannelBlock);  // [cell, channel of the block]
+    std::vector<Lane> lanes(kChannelBlock);
+    for (int64_t task = first_task; task < end_task; ++task) {
+      const int64_t b = task / blocks, first_channel = task % blocks * kChannelBlock;
+      const int64_t count = std::min(kChannelBlock, channels - first_channel);
+      const auto add_pixel = [&](double* cell, const Storage* values) {
+        for (int64_t c = 0; c < count; ++c) cell[c] += Elements::widen(values[c]);
+      };
+      std::fill_n(totals.data(), plane_cells * count, 0.0);
+      const Storage* batch_data = x_data + b * batch_stride + first_channel;
+      for (int64_t h = 0; h < height; ++h) {
+        const Storage* row = batch_data + h * row_stride;
+        double* row_cells = totals.data() + row_segment[h] * col_segments * count;
+        for (int64_t w = 0; w < cols.head; ++w) add_pixel(row_cells + w * count, row + w * pixel_stride);
+        for (int64_t w = cols.head, end = cols.head + cols.middle; w < end;) {
+          const int64_t flush_end = std::min(end, w + kLaneValuesPerFlush);
+          std::fill_n(lanes.data(), count, Lane(0));
+          for (; w < flush_end; ++w) Elements::add(lanes.data(), row + w * pixel_stride, count);
+          double* middle_cell = row_cells + cols.head * count;
+          for (int64_t c = 0; c < count; ++c) middle_cell[c] += lanes[c];
+        }
+        for (int64_t w = 0; w < cols.tail; ++w) {
+          add_pixel(row_cells + (tail_segment + w) * count, row + (width - cols.tail + w) * pixel_stride);
+        }
+      }
+      Lane* out = cells_data + (b * channels + first_channel) * plane_cells;
+      for (int64_t c = 0; c < count; ++c) {
+        for (int64_t q = 0; q < plane_cells; ++q) out[c * plane_cells + q] = static_cast<Lane>(totals[q * count + c]);
+      }
+    }
+  });
+}
+
+// fn(Elements{}) for x's dtype (float32, float64, float16, bfloat16).
+template <typename Fn>
+void with_elements(at::ScalarType dtype, const char* what, const Fn& fn) {
+  switch (dtype) {
+    case at::kDouble:
+      return fn(PlainElements<double>{});
+    case at::kFloat:
+      return fn(PlainElements<float>{});
+    case at::kHalf:
+      return fn(HalfElements{});
+    case at::kBFloat16:
+      return fn(BFloat16Elements{});
+    default:
+      TORCH_INTERNAL_ASSERT(false, what, ": no loop for ", dtype);
+  }
 }
 
 // cells [planes, row segments, column segments] (contiguous) -> taps [planes, kH, kW]: each tap's kept rectangle of
@@ -182,43 +497,116 @@ at::Tensor tap_sums_of_cpu_cells(const at::Tensor& cells, const Cut& rows, const
   return taps;
 }
 
-bool cell_sums_of_rows_apply(const at::Tensor& x) {
-  if (!x.is_cpu() || (x.stride(3) != 1 && x.size(3) > 1)) return false;
-  if (x.size(2) * x.size(3) > kCellLoopPlaneElements) return false;
-  return accumulation_type(x.scalar_type()) == x.scalar_type() ||
-         x.size(1) * x.size(2) * x.size(3) <= kConvertPieceElements;
+namespace {
+
+bool loop_dtype(at::ScalarType dtype) {  // with_elements' dtypes
+  return dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf || dtype == at::kBFloat16;
 }
 
-at::Tensor cell_sums_of_rows(const at::Tensor& x, const Cut& rows, const Cut& cols, at::ScalarType acc) {
-  at::Tensor cells = at::empty({x.size(0), x.size(1), rows.segments(), cols.segments()}, x.options().dtype(acc));
-  std::vector<int64_t> row_segment(x.size(2));
-  for (int64_t h = 0; h < x.size(2); ++h) row_segment[h] = rows.segment(h);
-  const auto add = [&](const at::Tensor& values, at::Tensor& out) {
-    if (acc == at::kDouble) {
-      add_cells_of_rows<double>(values, row_segment, cols, out);
-    } else {
-      add_cells_of_rows<float>(values, row_segment, cols, out);
-    }
-  };
-  if (x.scalar_type() == acc) {
-    add(x, cells);
-    return cells;
-  }
-  // 16-bit x: converted by ATen a few batches at a time (vectorized; this loop's own conversion of 16-bit values was
-  // not: bfloat16 1.35 ns an element against float32's 0.04).
-  for_each_converted_batches(x, acc, [&](const at::Tensor& values, int64_t first, int64_t count) {
-    at::Tensor out = cells.narrow(0, first, count);
-    add(values, out);
-  });
+at::Tensor empty_cells(const at::Tensor& x, const Cut& rows, const Cut& cols) {
+  return at::empty({x.size(0), x.size(1), rows.segments(), cols.segments()},
+                   x.options().dtype(accumulation_type(x.scalar_type())));
+}
+
+}  // namespace
+
+bool plane_loop_apply(const at::Tensor& x) {
+  const bool narrow = x.scalar_type() == at::kHalf || x.scalar_type() == at::kBFloat16;
+  // Every thread a plane at least: the loop splits x by planes.
+  return x.is_cpu() && loop_dtype(x.scalar_type()) && (x.stride(3) == 1 || x.size(3) == 1) &&
+         x.size(0) * x.size(1) >= at::get_num_threads() &&
+         (narrow || x.size(2) * x.size(3) <= kWidePlaneLoopMaxElements);
+}
+
+at::Tensor cell_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols) {
+  at::Tensor cells = empty_cells(x, rows, cols);
+  with_elements(x.scalar_type(), "cell_sums_of_planes",
+                [&](auto elements) { add_cells_of_planes<decltype(elements)>(x, rows, cols, cells); });
+  return cells;
+}
+
+bool channel_loop_apply(const at::Tensor& x) {
+  // Two tasks at least, so that a second thread has work.
+  return x.is_cpu() && loop_dtype(x.scalar_type()) && x.stride(1) == 1 && x.size(1) >= kChannelLoopMinChannels &&
+         x.size(0) * ((x.size(1) + kChannelBlock - 1) / kChannelBlock) >= 2;
+}
+
+at::Tensor cell_sums_of_channels(const at::Tensor& x, const Cut& rows, const Cut& cols) {
+  at::Tensor cells = empty_cells(x, rows, cols);
+  with_elements(x.scalar_type(), "cell_sums_of_channels",
+                [&](auto elements) { add_cells_of_channels<decltype(elements)>(x, rows, cols, cells); });
   return cells;
 }
 
 namespace {
 
+// Planes of fewer elements go through ATen in plane_sums.
+constexpr int64_t kPlaneLoopMinPlaneElements = 64;
+
+
+// 16-bit x [B, C, H, W] whose channels are contiguous (stride 1 along C: channels-last and its slices) -> [B, C] in
+// float32, widened in the loop: tasks of (batch, range of pixels, block of channels), each pixel's channels added into
+// lanes, into float64 partial sums [B, ranges, C] every kLaneValuesPerFlush pixels; the ranges then added. Pixel
+// ranges give every thread work where batches and blocks are few. ATen's conversion by pieces needs a float32 buffer
+// of 4 MiB a call, whose pages are fresh whenever glibc maps it anew: [1, 1439, 64, 45] bfloat16 0.62-0.69 ms where
+// the buffer's pages were reused, 2.3-3.0 where not (2 cores; docs/limits.md §88).
+template <typename Elements>
+at::Tensor channel_plane_sums(const at::Tensor& x) {
+  using Storage = typename Elements::Storage;
+  using Lane = typename Elements::Lane;
+  const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
+  const int64_t pixels = height * width, blocks = (channels + kChannelBlock - 1) / kChannelBlock;
+  const int64_t ranges = std::clamp<int64_t>(4 * at::get_num_threads() / (batch * blocks), 1, pixels);
+  const int64_t range_pixels = (pixels + ranges - 1) / ranges;
+  at::Tensor partials = at::zeros({batch, ranges, channels}, x.options().dtype(at::kDouble));
+  const Storage* x_data = static_cast<const Storage*>(x.const_data_ptr());
+  double* partials_data = partials.mutable_data_ptr<double>();
+  const int64_t batch_stride = x.stride(0), row_stride = x.stride(2), pixel_stride = x.stride(3);
+  at::parallel_for(0, batch * ranges * blocks, 1, [&](int64_t first_task, int64_t end_task) {
+    std::vector<Lane> lanes(kChannelBlock);
+    for (int64_t task = first_task; task < end_task; ++task) {
+      const int64_t block = task % blocks, range = task / blocks % ranges, b = task / (blocks * ranges);
+      const int64_t first_channel = block * kChannelBlock, count = std::min(kChannelBlock, channels - first_channel);
+      const int64_t first_pixel = std::min(pixels, range * range_pixels);
+      const int64_t end_pixel = std::min(pixels, first_pixel + range_pixels);
+      const Storage* batch_data = x_data + b * batch_stride + first_channel;
+      double* out = partials_data + (b * ranges + range) * channels + first_channel;
+      int64_t h = first_pixel / width, w = first_pixel % width;
+      for (int64_t p = first_pixel; p < end_pixel;) {
+        const int64_t flush_end = std::min(end_pixel, p + kLaneValuesPerFlush);
+        std::fill_n(lanes.data(), count, Lane(0));
+        for (; p < flush_end; ++p) {
+          Elements::add(lanes.data(), batch_data + h * row_stride + w * pixel_stride, count);
+          if (++w == width) {
+            w = 0;
+            ++h;
+          }
+        }
+        for (int64_t c = 0; c < count; ++c) out[c] += lanes[c];
+      }
+    }
+  });
+  return partials.sum(1).to(at::kFloat);
+}
+
 // x [B, C, H, W] -> [B, C] in the accumulation type: the sum over H and W of each (b, c) plane.
 at::Tensor plane_sums(const at::Tensor& x) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (acc == x.scalar_type() || x.numel() <= kConvertPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
+  if (acc == x.scalar_type()) return x.sum({2, 3}, /*keepdim=*/false, acc);
+  // 16-bit x widened in the plane loop, no float32 copy; tiny planes by ATen's conversion and sum (below), which the
+  // loop's fixed cost a plane did not beat there (2 cores, [17476, 8, 5, 6] bfloat16: the forward 4.7 ms that way,
+  // 5.8-6.1 by the loop; [4064, 6, 4, 43] float16 1.3-1.8 that way, 1.05 by the loop; docs/limits.md §88).
+  if (x.numel() > 0 && x.size(2) * x.size(3) >= kPlaneLoopMinPlaneElements && plane_loop_apply(x)) {
+    Cut whole_rows, whole_columns;
+    whole_rows.middle = x.size(2);
+    whole_columns.middle = x.size(3);
+    return cell_sums_of_planes(x, whole_rows, whole_columns).view({x.size(0), x.size(1)});
+  }
+  if (x.numel() > 0 && x.stride(1) == 1 && x.size(1) >= kChannelLoopMinChannels &&
+      x.size(2) * x.size(3) >= kPlaneLoopMinPlaneElements) {
+    return x.scalar_type() == at::kHalf ? channel_plane_sums<HalfElements>(x) : channel_plane_sums<BFloat16Elements>(x);
+  }
+  if (x.numel() <= kConvertPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
   const int64_t batch = x.size(0), channels = x.size(1), height = x.size(2), width = x.size(3);
   at::Tensor out = at::empty({batch, channels}, x.options().dtype(acc));
   const int64_t batch_elements = channels * height * width;
