@@ -671,7 +671,7 @@ at::Tensor gemm_bias_lse(const at::Tensor& rows, const at::Tensor& blocks, const
       at::baddbmm_out(chunk_logits, group_bias, group_rows, blocks, /*beta=*/1, /*alpha=*/scale);
     }
     at::Tensor chunk_out = out.narrow(0, first, count).view({count});
-    at::logsumexp_out(chunk_out, chunk_logits, {0, 2}, /*keepdim=*/false);
+    at::logsumexp_out(chunk_out, chunk_logits, at::IntArrayRef{0, 2}, /*keepdim=*/false);
   }
   return out.mul_(10);
 }
