@@ -238,22 +238,6 @@ constexpr int64_t kWidePlaneLoopMaxElements = 8192;
 // Planes a task of the plane loop takes: about 2^15 elements' worth, at least one plane.
 constexpr int64_t kCellTaskElements = int64_t{1} << 15;
 
-// lanes [group, W] (a group's rows, one after another) -> the cells of one row segment: the group's rows added
-// pairwise into the first (a tree: no lane waits on a chain of the others), then its columns by the column cut's
-// pieces into totals [column segments] (the head's and the tail's one by one, the middle's one run).
-template <typename L>
-void add_lanes_to_cells(L* lanes, int64_t group, int64_t width, const Cut& cols, double* totals) {
-  for (int64_t rows = group; rows > 1;) {
-    const int64_t half = rows / 2, upper = rows - half;  // rows [upper, rows) onto [upper - half, upper)
-    for (int64_t i = 0; i < half * width; ++i) lanes[(upper - half) * width + i] += lanes[upper * width + i];
-    rows = upper;
-  }
-  for (int64_t w = 0; w < cols.head; ++w) totals[w] += lanes[w];
-  if (cols.middle > 0) totals[cols.head] += run_sum(lanes + cols.head, cols.middle);
-  const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
-  for (int64_t w = 0; w < cols.tail; ++w) totals[tail_segment + w] += lanes[width - cols.tail + w];
-}
-
 // Values a run is widened by at a time (widened_run_sum): 4 KiB of float32, in L1.
 constexpr int64_t kWidenedRunPiece = 1024;
 
@@ -272,6 +256,30 @@ double widened_run_sum(const typename Elements::Storage* values, int64_t n, type
     }
     return total;
   }
+}
+
+// One row's values [W] -> its cells of the column cut, totals [column segments]: the head's and the tail's columns one
+// by one, the middle's one run sum (16-bit values widened a piece at a time into buffer [kWidenedRunPiece]).
+template <typename Elements>
+void add_row_to_cells(const typename Elements::Storage* values, int64_t width, const Cut& cols, double* totals,
+                      typename Elements::Lane* buffer) {
+  for (int64_t w = 0; w < cols.head; ++w) totals[w] += Elements::widen(values[w]);
+  if (cols.middle > 0) totals[cols.head] += widened_run_sum<Elements>(values + cols.head, cols.middle, buffer);
+  const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
+  for (int64_t w = 0; w < cols.tail; ++w) totals[tail_segment + w] += Elements::widen(values[width - cols.tail + w]);
+}
+
+// lanes [group, W] (a group's rows, one after another) -> the cells of one row segment: the group's rows added
+// pairwise into the first (a tree: no lane waits on a chain of the others), then that row into totals [column
+// segments] (add_row_to_cells).
+template <typename L>
+void add_lanes_to_cells(L* lanes, int64_t group, int64_t width, const Cut& cols, double* totals) {
+  for (int64_t rows = group; rows > 1;) {
+    const int64_t half = rows / 2, upper = rows - half;  // rows [upper, rows) onto [upper - half, upper)
+    for (int64_t i = 0; i < half * width; ++i) lanes[(upper - half) * width + i] += lanes[upper * width + i];
+    rows = upper;
+  }
+  add_row_to_cells<PlainElements<L>>(lanes, width, cols, totals, /*buffer=*/nullptr);
 }
 
 // x [B, C, H, W] (rows contiguous: stride 1 along W, or W = 1) -> cells [B, C, row segments, column segments] in the
@@ -322,17 +330,8 @@ void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, 
           continue;
         }
         double* segment_totals = totals.data() + segment * col_segments;
-        if (segment_rows == 1) {  // a border row: its pieces straight into the cells, no lanes to fill and fold
-          const Storage* values = plane + first_row * row_stride;
-          for (int64_t w = 0; w < cols.head; ++w) segment_totals[w] += Elements::widen(values[w]);
-          if (cols.middle > 0) {
-            segment_totals[cols.head] +=
-                widened_run_sum<Elements>(values + cols.head, cols.middle, run_buffer.data());
-          }
-          const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
-          for (int64_t w = 0; w < cols.tail; ++w) {
-            segment_totals[tail_segment + w] += Elements::widen(values[width - cols.tail + w]);
-          }
+        if (segment_rows == 1) {  // a border row: straight into the cells, no lanes to fill and fold
+          add_row_to_cells<Elements>(plane + first_row * row_stride, width, cols, segment_totals, run_buffer.data());
           continue;
         }
         const bool column = !flat && width == 1;  // one value a row: 8 chains, unrolled
@@ -340,7 +339,7 @@ void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, 
         const int64_t group_lanes = group * width;
         for (int64_t row = first_row, end = first_row + segment_rows; row < end;) {
           const int64_t flush_end = std::min(end, row + kLaneValuesPerFlush * group);
-          std::fill_n(lanes.data(), group_lanes, Lane(0));
+          if (!column) std::fill_n(lanes.data(), group_lanes, Lane(0));
           if (flat) {  // whole groups, then the last rows into the first lanes
             const Storage* run = plane + row * width;
             const int64_t n = (flush_end - row) * width;
@@ -503,6 +502,11 @@ bool loop_dtype(at::ScalarType dtype) {  // with_elements' dtypes
   return dtype == at::kFloat || dtype == at::kDouble || dtype == at::kHalf || dtype == at::kBFloat16;
 }
 
+// The channel loops' x: channels contiguous, and enough of them.
+bool channel_loop_layout(const at::Tensor& x) {
+  return x.stride(1) == 1 && x.size(1) >= kChannelLoopMinChannels;
+}
+
 at::Tensor empty_cells(const at::Tensor& x, const Cut& rows, const Cut& cols) {
   return at::empty({x.size(0), x.size(1), rows.segments(), cols.segments()},
                    x.options().dtype(accumulation_type(x.scalar_type())));
@@ -527,7 +531,7 @@ at::Tensor cell_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& 
 
 bool channel_loop_apply(const at::Tensor& x) {
   // Two tasks at least, so that a second thread has work.
-  return x.is_cpu() && loop_dtype(x.scalar_type()) && x.stride(1) == 1 && x.size(1) >= kChannelLoopMinChannels &&
+  return x.is_cpu() && loop_dtype(x.scalar_type()) && channel_loop_layout(x) &&
          x.size(0) * ((x.size(1) + kChannelBlock - 1) / kChannelBlock) >= 2;
 }
 
@@ -542,7 +546,6 @@ namespace {
 
 // Planes of fewer elements go through ATen in plane_sums.
 constexpr int64_t kPlaneLoopMinPlaneElements = 64;
-
 
 // 16-bit x [B, C, H, W] whose channels are contiguous (stride 1 along C: channels-last and its slices) -> [B, C] in
 // float32, widened in the loop: tasks of (batch, range of pixels, block of channels), each pixel's channels added into
@@ -602,8 +605,7 @@ at::Tensor plane_sums(const at::Tensor& x) {
     whole_columns.middle = x.size(3);
     return cell_sums_of_planes(x, whole_rows, whole_columns).view({x.size(0), x.size(1)});
   }
-  if (x.numel() > 0 && x.stride(1) == 1 && x.size(1) >= kChannelLoopMinChannels &&
-      x.size(2) * x.size(3) >= kPlaneLoopMinPlaneElements) {
+  if (x.numel() > 0 && channel_loop_layout(x) && x.size(2) * x.size(3) >= kPlaneLoopMinPlaneElements) {
     return x.scalar_type() == at::kHalf ? channel_plane_sums<HalfElements>(x) : channel_plane_sums<BFloat16Elements>(x);
   }
   if (x.numel() <= kConvertPieceElements) return x.sum({2, 3}, /*keepdim=*/false, acc);
