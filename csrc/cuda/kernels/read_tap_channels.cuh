@@ -60,21 +60,10 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
         if (col >= width) col -= width;
       }
     };
-    if (a.position_wrap_offset == 0) {
-      // Rows without a gap between them (no slice of W): each load's address a constant step from the trip's first,
-      // no wrap. With the wrap a 2-byte load took some 14 instructions of address and column (sm_90 SASS).
-#pragma unroll 1
-      for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
-        A v[kLoads];
-#pragma unroll
-        for (int u = 0; u < kLoads; ++u) {
-          v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at + u * a.position_step_offset)) : A(0);
-        }
-        at += kLoads * a.position_step_offset;
-        add_trip(base, v);
-      }
-      return;
-    }
+    // Each load steps its column and wraps into the next row, whatever the layout. A second loop for rows without a
+    // gap between them (address a constant step, no wrap: about 11% fewer instructions a trip, sm_90 SASS) was in the
+    // series of docs/limits.md §83-88, where channels-last x at padding 3 read slower than this loop (H100, r37 1.16x,
+    // r38 1.20x, r21 1.11x; §88-89).
 #pragma unroll 1
     for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
       A v[kLoads];
