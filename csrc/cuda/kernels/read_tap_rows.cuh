@@ -242,10 +242,13 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
 // lanes in turn, two trips in flight, each element kept by a compare (a vector's other elements lie in the same 16
 // bytes as a kept one: no line DRAM would not fetch anyway). A scalar load per element, eight in flight, took most of
 // r33's 949 warp instructions a plane ([7000, 40, 6, 168] bfloat16 at padding 1, H200, docs/limits.md §82). float64
-// still loads an element at a time, two in flight: its vectors of two, or four or eight scalar loads in flight,
-// spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90; so did every type's vectors with four loads in flight, and
-// two border rows at once.
-template <typename T, bool kEvictFirst>
+// loads an element at a time, eight in flight (two were slower on r51, [46, 39, 14, 46] at padding 1: 7.4 us against
+// 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90). The loads go through the
+// read-only cache, as the border rows' loads did before §83, not streaming (__ldcs): a border row shares its first and
+// last lines with the rows beside it, which the same warp reads next. With streaming vectors r33 at padding 3 (every
+// row a border row) read 1.15x slower than with the loads before §83 (H100, §88); the cache hint alone is not
+// measured (§89).
+template <typename T>
 __device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t first, uint32_t end, int lane) {
   // 32-bit unsigned positions of vectors (W is under 2^31, tap_path: no wrap past 2^32), a vector's columns before
   // the row's first wrapping to 2^32 - lead.. and failing `< end`; float64's in 64 bits (in 32, <double, 0,
@@ -253,8 +256,15 @@ __device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t fir
   using A = acc_t<T>;
   A sum = A(0);
   if constexpr (sizeof(T) == 8) {
-#pragma unroll 2
-    for (int64_t c = first + lane; c < end; c += 32) sum += load_once<kEvictFirst>(row + c);
+    constexpr int kLoads = 8;
+#pragma unroll 1
+    for (int64_t c0 = first + lane; c0 < end; c0 += 32 * kLoads) {
+      A v[kLoads];
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) v[u] = c0 + 32 * u < end ? __ldg(row + c0 + 32 * u) : A(0);
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) sum += v[u];
+    }
   } else {
     constexpr uint32_t kVec = 16 / sizeof(T);
     // Vector v holds the row's columns v * kVec - lead on.
@@ -263,7 +273,7 @@ __device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t fir
     const uint32_t end_vector = (end + lead + kVec - 1) / kVec;
 #pragma unroll 2
     for (uint32_t v = (first + lead) / kVec + lane; v < end_vector; v += 32) {
-      const uint4 x = load_once<kEvictFirst>(vectors + v);
+      const uint4 x = __ldg(vectors + v);
       const uint32_t col = v * kVec - lead;
       A kept[kVec];
 #pragma unroll
@@ -339,7 +349,7 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     const int32_t i = k < head_rows ? first_row + k : tail_from + (k - head_rows);
     const T* row = base + i * a.stride_h;
     const A own = lane < border_cols ? to_acc(row[own_col]) : A(0);
-    const A middle = middle_col ? border_row_middle<T, kEvictFirst>(row, a.cols.head, width - a.cols.tail, lane) : A(0);
+    const A middle = middle_col ? border_row_middle<T>(row, a.cols.head, width - a.cols.tail, lane) : A(0);
     A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
     if (lane == 0 && middle_col) row_cells[a.cols.head] = middle;
     if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = own;
