@@ -911,7 +911,7 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
     pieces of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in
     registers and in shared memory (before the stages), border rows (1 to 3 a side) taken from the stage with the
     middle ones; the sums as the CPU backend's, the output as the model's, and the same without the sums. Staged
-    whatever the rule (planning.forced_tap_stage): it sends rows past 1 KiB to the span walk."""
+    whatever the rule (planning.forced_tap_stage): it sends rows past 1.5 KiB to the span walk."""
     from fusedlse_cuda.planning import forced_tap_stage
 
     cases = [

@@ -747,11 +747,12 @@ def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
     from fusedlse_cuda.planning import forced_tap_stage
 
     staged = torch.ops.fusedlse._tap_rows_staged
-    # (whole_vector_rows, W, element bytes): rows of whole vectors and rows past 1 KiB take the span walk, a column of
-    # one element is never staged (r48's rows of 559 float32 elements: the span walk; r29's of 262 bfloat16: staged)
+    # (whole_vector_rows, W, element bytes): rows of whole vectors and rows past 1.5 KiB take the span walk, a column
+    # of one element is never staged (r48's rows of 559 float32 elements: the span walk; r29's of 262 bfloat16 and
+    # r19's of 185 float64: staged)
     assert staged(False, 45, 4) and staged(False, 2, 2) and not staged(True, 48, 4) and not staged(False, 1, 4)
-    assert not staged(False, 559, 4) and staged(False, 262, 2) and staged(False, 256, 4) and not staged(False, 257, 4)
-    assert staged(False, 127, 8) and not staged(False, 129, 8)
+    assert not staged(False, 559, 4) and staged(False, 262, 2) and staged(False, 384, 4) and not staged(False, 385, 4)
+    assert staged(False, 185, 8) and staged(False, 191, 8) and not staged(False, 193, 8)
     with forced_tap_stage(True):
         assert staged(True, 48, 4) and staged(False, 45, 4) and staged(False, 559, 4) and not staged(True, 1, 4)
     with forced_tap_stage(False):

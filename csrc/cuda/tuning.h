@@ -491,8 +491,10 @@ constexpr int32_t kTapStageMaxBytes = 4096;
 // us, staged / span walk forced, docs/limits.md §85): r48 [5, 3, 5033, 559] float32 (rows of 2236 bytes) 86.7 / 42.9;
 // below, the stage won on every row measured: r29 (524 bytes) 78.7 / 95.3, r49 (488) 48.3 / 65.5, r60 (492) 41.4 /
 // 49.2, r41 (406) 20.3 / 24.9, r61 (354) 15.6 / 18.3, r16 (156) 293 / 426, r10 (88) 16.1 / 31.0, r57 (78) 128 / 276.
-// 1024 lies between the longest row the stage won on and the one it lost; no row between was measured.
-constexpr int64_t kTapStageMaxRowBytes = 1024;
+// At 1024 bytes, r19 [41, 1, 574, 185] float64 (rows of 1480 bytes) took the span walk and its padding-3 forward ran
+// 1.08x main's, which staged it (H100, docs/limits.md §88). 1536 lies between the longest row the stage won on and the
+// one it lost; no row between 1480 and 2236 bytes was measured.
+constexpr int64_t kTapStageMaxRowBytes = 1536;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
 // blocks fit (H200, sweep shape r10 [4844, 2, 31, 44] float16 at padding 1: 16.0 us under Nsight Compute, a third of
