@@ -238,56 +238,80 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
   }
 }
 
-// A border row's middle columns [first, end) summed by the warp (tap_run): by 16-byte loads of the vectors they touch,
-// lanes in turn, two trips in flight, each element kept by a compare (a vector's other elements lie in the same 16
-// bytes as a kept one: no line DRAM would not fetch anyway). A scalar load per element, eight in flight, took most of
-// r33's 949 warp instructions a plane ([7000, 40, 6, 168] bfloat16 at padding 1, H200, docs/limits.md §82). float64
-// loads an element at a time, eight in flight (two were slower on r51, [46, 39, 14, 46] at padding 1: 7.4 us against
-// 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90). The loads go through the
-// read-only cache, as the border rows' loads did before §83, not streaming (__ldcs): a border row shares its first and
-// last lines with the rows beside it, which the same warp reads next. With streaming vectors r33 at padding 3 (every
-// row a border row) read 1.15x slower than with the loads before §83 (H100, §88); the cache hint alone is not
-// measured (§89).
-template <typename T>
-__device__ __forceinline__ acc_t<T> border_row_middle(const T* row, uint32_t first, uint32_t end, int lane) {
-  // 32-bit unsigned positions of vectors (W is under 2^31, tap_path: no wrap past 2^32), a vector's columns before
-  // the row's first wrapping to 2^32 - lead.. and failing `< end`; float64's in 64 bits (in 32, <double, 0,
-  // kRowsWalk> spilled on sm_90).
+// The middle columns [first, end) of kRows border rows (tap_run), each row's summed by the warp, the rows' loads in
+// flight together: a warp whose plane is all border rows waited on a round trip a row (r33 [7000, 40, 6, 168]
+// bfloat16 at padding 3: its tap_grid_kernel took 0.61 ms a row at a time where main's took 0.50, H200 Nsight Compute,
+// docs/limits.md §90). 2- and 4-byte x by 16-byte loads of the vectors the middle touches, a vector of each row a
+// trip, each element kept by a compare (a vector's other elements lie in the same 16 bytes as a kept one: no line DRAM
+// would not fetch anyway); a scalar load per element took most of r33's 949 warp instructions a plane at padding 1
+// (§82). float64 a load per element, eight in flight in all (two were slower on r51, [46, 39, 14, 46] at padding 1:
+// 7.4 us against 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90). The loads go
+// through the read-only cache, not streaming (__ldcs): a border row shares its first and last lines with the rows
+// beside it, which the same warp reads next (with streaming vectors r33 at padding 3 read 1.15x slower, H100, §88).
+template <typename T, int kRows>
+__device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows], uint32_t first, uint32_t end,
+                                                   int lane, acc_t<T> (&middle)[kRows]) {
   using A = acc_t<T>;
-  A sum = A(0);
+  A sum[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) sum[r] = A(0);
   if constexpr (sizeof(T) == 8) {
-    constexpr int kLoads = 8;
+    // Positions in 64 bits: in 32, tap_grid_kernel<double, 0, kRowsWalk> spilled on sm_90.
+    constexpr int kLoads = 8 / kRows;  // a row's loads a trip
 #pragma unroll 1
     for (int64_t c0 = first + lane; c0 < end; c0 += 32 * kLoads) {
-      A v[kLoads];
+      A v[kRows][kLoads];
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) v[u] = c0 + 32 * u < end ? __ldg(row + c0 + 32 * u) : A(0);
+      for (int r = 0; r < kRows; ++r) {
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) sum += v[u];
+        for (int u = 0; u < kLoads; ++u) v[r][u] = c0 + 32 * u < end ? __ldg(rows[r] + c0 + 32 * u) : A(0);
+      }
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+#pragma unroll
+        for (int u = 0; u < kLoads; ++u) sum[r] += v[r][u];
+      }
     }
   } else {
+    // 32-bit unsigned positions (W is under 2^31, tap_path: no wrap past 2^32). A row's vector v holds its columns
+    // v * kVec - lead on: the columns of its first vector before the row's first wrap to 2^32 - lead.. and fail
+    // `< end`. Rows start `lead` elements past a 16-byte boundary, each its own.
     constexpr uint32_t kVec = 16 / sizeof(T);
-    // Vector v holds the row's columns v * kVec - lead on.
-    const uint32_t lead = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(row) % 16 / sizeof(T));
-    const uint4* vectors = reinterpret_cast<const uint4*>(row - lead);
-    const uint32_t end_vector = (end + lead + kVec - 1) / kVec;
-#pragma unroll 2
-    for (uint32_t v = (first + lead) / kVec + lane; v < end_vector; v += 32) {
-      const uint4 x = __ldg(vectors + v);
-      const uint32_t col = v * kVec - lead;
-      A kept[kVec];
+    uint32_t lead[kRows], first_vector[kRows], end_vector[kRows], trips = 0;
 #pragma unroll
-      for (uint32_t k = 0; k < kVec; ++k) kept[k] = col + k >= first && col + k < end ? vec_elem<T>(x, k) : A(0);
-      // Pairs first, as vec_sum adds a vector.
+    for (int r = 0; r < kRows; ++r) {
+      lead[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rows[r]) % 16 / sizeof(T));
+      first_vector[r] = (first + lead[r]) / kVec;
+      end_vector[r] = (end + lead[r] + kVec - 1) / kVec;
+      trips = max(trips, end_vector[r] - first_vector[r]);
+    }
+#pragma unroll 1
+    for (uint32_t t = lane; t < trips; t += 32) {
+      uint4 x[kRows];
 #pragma unroll
-      for (uint32_t width = 1; width < kVec; width *= 2) {
-#pragma unroll
-        for (uint32_t k = 0; k + width < kVec; k += 2 * width) kept[k] += kept[k + width];
+      for (int r = 0; r < kRows; ++r) {
+        const uint32_t v = first_vector[r] + t;
+        const uint4* vectors = reinterpret_cast<const uint4*>(rows[r] - lead[r]);
+        x[r] = v < end_vector[r] ? __ldg(vectors + v) : make_uint4(0, 0, 0, 0);
       }
-      sum += kept[0];
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        const uint32_t col = (first_vector[r] + t) * kVec - lead[r];
+        A kept[kVec];
+#pragma unroll
+        for (uint32_t k = 0; k < kVec; ++k) kept[k] = col + k >= first && col + k < end ? vec_elem<T>(x[r], k) : A(0);
+        // Pairs first, as vec_sum adds a vector.
+#pragma unroll
+        for (uint32_t width = 1; width < kVec; width *= 2) {
+#pragma unroll
+          for (uint32_t k = 0; k + width < kVec; k += 2 * width) kept[k] += kept[k + width];
+        }
+        sum[r] += kept[0];
+      }
     }
   }
-  return warp_sum(sum);
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) middle[r] = warp_sum(sum[r]);
 }
 
 // Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
@@ -335,7 +359,7 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
     if (lane == 0) part[k] = total;
   });
   if constexpr (kStaged) return;  // its border rows came from the stage
-  // The run's border rows, each a row of the grid's cells: a row's middle columns by border_row_middle, its border
+  // The run's border rows, each a row of the grid's cells: a row's middle columns by border_rows_middle, its border
   // column k by lane k. The partials are stored first: the border rows then have the registers of `sums`. The plane's
   // cells, border_column, border_rows_of and store_border_row_cells written out: through them ptxas computed the
   // cells' offset before the partials' stores, and tap_grid_kernel<double, 0, kRowsWalk> spilled 8 bytes on sm_90.
@@ -345,14 +369,33 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t head_rows = max(0, min(end_row, a.rows.head) - first_row);
   const int32_t tail_from = max(first_row, max(a.rows.head, height - a.rows.tail));
   const int32_t border_rows = head_rows + max(0, end_row - tail_from);
-  for (int32_t k = 0; k < border_rows; ++k) {
-    const int32_t i = k < head_rows ? first_row + k : tail_from + (k - head_rows);
-    const T* row = base + i * a.stride_h;
-    const A own = lane < border_cols ? to_acc(row[own_col]) : A(0);
-    const A middle = middle_col ? border_row_middle<T>(row, a.cols.head, width - a.cols.tail, lane) : A(0);
-    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
-    if (lane == 0 && middle_col) row_cells[a.cols.head] = middle;
-    if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = own;
+  // kBorderRowsAtOnce rows at a time; past the last border row a group repeats its first row (cached loads, no store).
+  constexpr int kRows = kBorderRowsAtOnce<T>;
+#pragma unroll 1
+  for (int32_t k0 = 0; k0 < border_rows; k0 += kRows) {
+    int32_t row_index[kRows];
+    const T* rows[kRows];
+    A own[kRows], middle[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      const int32_t k = k0 + r < border_rows ? k0 + r : k0;
+      row_index[r] = k < head_rows ? first_row + k : tail_from + (k - head_rows);
+      rows[r] = base + row_index[r] * a.stride_h;
+      own[r] = lane < border_cols ? to_acc(rows[r][own_col]) : A(0);
+    }
+    if (middle_col) {
+      border_rows_middle<T, kRows>(rows, a.cols.head, width - a.cols.tail, lane, middle);
+    } else {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) middle[r] = A(0);
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      if (k0 + r >= border_rows) break;
+      A* row_cells = cells + segment_of<int64_t>(a.rows, row_index[r], a.height) * a.cols.segments;
+      if (lane == 0 && middle_col) row_cells[a.cols.head] = middle[r];
+      if (lane < border_cols) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = own[r];
+    }
   }
 }
 
