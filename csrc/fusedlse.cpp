@@ -253,7 +253,12 @@ at::Tensor tap_sums_of_cells(const at::Tensor& cells, const ForwardShape& s) {
   return sums;
 }
 
-at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) { return tap_sums_of_cells(cell_sums(x, s), s); }
+at::Tensor tap_sums(const at::Tensor& x, const ForwardShape& s) {
+  if (!cells_are_elements(s) && x.numel() > 0 && plane_loop_apply(x)) {
+    return tap_sums_of_planes(x, cut_of(s, 0), cut_of(s, 1));
+  }
+  return tap_sums_of_cells(cell_sums(x, s), s);
+}
 
 void broadcast_taps(const at::Tensor& taps, const ForwardShape& s, at::Tensor& out) {
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);

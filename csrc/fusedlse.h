@@ -142,6 +142,9 @@ at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s);
 // plane_sums' path for 16-bit x.
 bool plane_loop_apply(const at::Tensor& x);
 at::Tensor cell_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols);
+// tap_sums of such x in the same loop, each plane's taps from its cells' float64 totals: no cells tensor written and
+// read again ([268819, 6, 4, 43] float16 at padding 2, the cells 129 MB against x's 555; docs/limits.md §90).
+at::Tensor tap_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols);
 
 // cell_sums of CPU x whose channels are contiguous (channels-last and its slices) by a loop over pixels (csrc/cpu),
 // vectorized along C, each cell's total in float64, 16-bit x widened in the loop (docs/limits.md §88).

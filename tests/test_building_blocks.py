@@ -40,9 +40,10 @@ def test_sum_hw_matches_float64(device, dtype, shape, layout):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_cpu_sum_hw_widens_every_16_bit_pattern(dtype):
     """The CPU backend's plane loop widens 16-bit x itself (csrc/cpu: F16C's conversion of 8 values where the CPU has
-    it, bit operations for the rest of a run): each of the 65536 patterns alone in a plane of 67-element rows, at
-    column 0 (a whole vector) and at column 66 (the rest), sums to its float32 value exactly (NaN to NaN). Planes of
-    one row are one run (widened into a buffer); rows with gaps go through the lanes (widened and added)."""
+    it, a run's last few through a zeroed copy of 8; bit operations without it): each of the 65536 patterns alone in a
+    plane of 67-element rows, at column 0 (a whole vector) and at column 66 (the rest), sums to its float32 value
+    exactly (NaN to NaN). Planes of one row are one run (summed as they are widened); rows with gaps go through the
+    lanes (widened and added)."""
     patterns = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype)
     want = patterns.float()
     for rows, row_stride in ((1, 67), (2, 70)):
@@ -51,6 +52,23 @@ def test_cpu_sum_hw_widens_every_16_bit_pattern(dtype):
         x[:, 1, rows - 1, 66] = patterns
         torch.testing.assert_close(fusedlse_cuda.sum_hw(x), torch.stack([want, want], dim=1), rtol=0, atol=0,
                                    equal_nan=True)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_cpu_tap_sums_widen_every_16_bit_pattern_in_border_rows(dtype):
+    """Padding's plane loop on the CPU (a border row's head and tail columns one by one, F16C's scalar conversion for
+    float16 where the CPU has it; its middle by the run sum, a run's last few as its last 8 again, masked): each of the
+    65536 patterns alone in a plane of 3 x 19 (rows 21 apart) gives the taps float64 x gives (NaN to NaN; each tap's
+    sum is that one value or 0): in a border row's head column, last middle column (the masked rest), the column
+    before it (in the vector whose lanes the mask leaves out) and tail column, and in the middle row (lanes: its last
+    whole vector, the column before the masked rest, the rest)."""
+    patterns = torch.arange(-32768, 32768, dtype=torch.int32).to(torch.int16).view(dtype)
+    x = torch.zeros(65536, 7, 3, 21, dtype=dtype)[..., :19]
+    for channel, (row, col) in enumerate([(0, 0), (2, 17), (2, 16), (0, 18), (1, 9), (1, 15), (1, 17)]):
+        x[:, channel, row, col] = patterns
+    got = fusedlse_cuda.tap_sums(x, (3, 3), padding=1)
+    want = fusedlse_cuda.tap_sums(x.double(), (3, 3), padding=1).float()
+    torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True)
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

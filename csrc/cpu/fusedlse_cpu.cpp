@@ -132,8 +132,25 @@ void store_widened(typename Elements::Lane* __restrict out, const typename Eleme
   for (int64_t i = 0; i < n; ++i) out[i] = Elements::widen(values[i]);
 }
 
+// Values a run is widened by at a time (stored_run_sum): 4 KiB of float32, in L1.
+constexpr int64_t kWidenedRunPiece = 1024;
+
+// The sum of n consecutive 16-bit values: widened a piece at a time into buffer [kWidenedRunPiece] (Elements::store),
+// each piece's run_sum.
+template <typename Elements>
+double stored_run_sum(const typename Elements::Storage* values, int64_t n, typename Elements::Lane* buffer) {
+  double total = 0;
+  for (int64_t start = 0; start < n; start += kWidenedRunPiece) {
+    const int64_t count = std::min(kWidenedRunPiece, n - start);
+    Elements::store(buffer, values + start, count);
+    total += run_sum(buffer, count);
+  }
+  return total;
+}
+
 // How the plane loop reads an element type: Storage, what x holds; Lane, what its lanes add (float32 for 16-bit x);
-// widen, one to the other; add(lanes, values, n), lanes[i] += values[i] widened; store (16-bit only), the same with =.
+// widen, one to the other; add(lanes, values, n), lanes[i] += values[i] widened; store (16-bit only), the same with =;
+// sum (16-bit only), the sum of n values widened, buffer [kWidenedRunPiece] float32 to widen them into where it needs.
 // 16-bit floats are widened by integer operations on their bits, which the compiler vectorizes (c10's conversions in
 // such a loop it did not: bfloat16 1.35 ns an element against float32's 0.04, docs/limits.md §86); both are exact for
 // all 65536 patterns (tests/test_building_blocks.py).
@@ -151,6 +168,9 @@ struct BFloat16Elements {
   static float widen(uint16_t bits) { return float_of_bits(static_cast<uint32_t>(bits) << 16); }
   static void add(float* lanes, const uint16_t* values, int64_t n) { add_widened<BFloat16Elements>(lanes, values, n); }
   static void store(float* out, const uint16_t* values, int64_t n) { store_widened<BFloat16Elements>(out, values, n); }
+  static double sum(const uint16_t* values, int64_t n, float* buffer) {
+    return stored_run_sum<BFloat16Elements>(values, n, buffer);
+  }
 };
 
 struct HalfElements {
@@ -170,28 +190,91 @@ struct HalfElements {
   }
   static void add(float* lanes, const uint16_t* values, int64_t n);
   static void store(float* out, const uint16_t* values, int64_t n);
+  static double sum(const uint16_t* values, int64_t n, float* buffer);
 };
 
 #if defined(__GNUC__) && defined(__x86_64__)
 // F16C's conversion, 8 halves an instruction, where the bit operations above take about 12 SSE2 instructions for 4:
-// x [4064, 6, 4, 43] float16 (rows 45 apart), the forward 1.05 ms against 1.65 (2 cores, docs/limits.md §88).
-__attribute__((target("avx,f16c"))) void add_halves_f16c(float* __restrict lanes,
-                                                         const uint16_t* __restrict values, int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256 widened = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + i)));
-    _mm256_storeu_ps(lanes + i, _mm256_add_ps(_mm256_loadu_ps(lanes + i), widened));
-  }
-  for (; i < n; ++i) lanes[i] += HalfElements::widen(values[i]);
+// x [4064, 6, 4, 43] float16 (rows 45 apart), the forward 1.05 ms against 1.65 (2 cores, docs/limits.md §88). A run
+// of 8 or more takes its last n % 8 as the run's last 8 converted again (one by one they took 3 x 12 instructions of
+// a 43-element row; through a zeroed copy of 8, memcpy's call a row made r42's padding-0 forward 96 ms against 79,
+// docs/limits.md §90). With F16C, HalfElements::sum widens as it adds, and store (stored_run_sum's) is not called.
+__attribute__((target("avx,f16c"))) inline __m256 widen_halves_f16c(const uint16_t* values) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values)));
 }
 
-__attribute__((target("avx,f16c"))) void store_halves_f16c(float* __restrict out, const uint16_t* __restrict values,
-                                                           int64_t n) {
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(values + i))));
+// The last `rest` (1-7) of 8 lanes all ones, the others zero.
+__attribute__((target("avx,f16c"))) inline __m256 last_lanes_mask(int64_t rest) {
+  alignas(32) static const int32_t kHalfOnes[16] = {0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1};
+  return _mm256_castsi256_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(kHalfOnes + rest)));
+}
+
+__attribute__((target("avx,f16c"))) void add_halves_f16c(float* __restrict lanes,
+                                                         const uint16_t* __restrict values, int64_t n) {
+  if (n < 8) {
+    for (int64_t i = 0; i < n; ++i) lanes[i] += HalfElements::widen(values[i]);
+    return;
   }
-  for (; i < n; ++i) out[i] = HalfElements::widen(values[i]);
+  const int64_t rest = n % 8;
+  // Where there is a rest, the last whole vector goes with it: both lanes' loads before either store, so that no load
+  // waits on a store it overlaps in part; the run's last 8 stored first, the last whole vector's store then rewriting
+  // the lanes they share.
+  const int64_t body_end = rest > 0 ? n - rest - 8 : n;
+  int64_t i = 0;
+  for (; i + 8 <= body_end; i += 8) {
+    _mm256_storeu_ps(lanes + i, _mm256_add_ps(_mm256_loadu_ps(lanes + i), widen_halves_f16c(values + i)));
+  }
+  if (rest == 0) return;
+  const __m256 last = _mm256_loadu_ps(lanes + i), tail = _mm256_loadu_ps(lanes + n - 8);
+  _mm256_storeu_ps(lanes + n - 8, _mm256_add_ps(tail, widen_halves_f16c(values + n - 8)));
+  _mm256_storeu_ps(lanes + i, _mm256_add_ps(last, widen_halves_f16c(values + i)));
+}
+
+// The sum of n halves widened, without a float32 copy: four vectors of 8 float32 lanes, flushed into a float64
+// total every kRunLaneElements as run_sum's. A border row's middle (r42 [268819, 6, 4, 43] float16 at padding 2, 39
+// elements) had taken a copy into a buffer and run_sum's pass over it: store_halves_f16c 11.9% and run_sum 13.2% of
+// the forward (2 cores, perf, docs/limits.md §89).
+__attribute__((target("avx,f16c"))) double sum_halves_f16c(const uint16_t* values, int64_t n) {
+  if (n < 8) {
+    float sum = 0;
+    for (int64_t i = 0; i < n; ++i) sum += HalfElements::widen(values[i]);
+    return static_cast<double>(sum);
+  }
+  double total = 0;
+  for (int64_t start = 0; start < n; start += kRunLaneElements) {
+    const int64_t end = std::min(n, start + kRunLaneElements);
+    __m256 lanes[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    int64_t i = start;
+    for (; i + 32 <= end; i += 32) {
+      for (int j = 0; j < 4; ++j) lanes[j] = _mm256_add_ps(lanes[j], widen_halves_f16c(values + i + 8 * j));
+    }
+    for (int j = 0; j < 3; ++j) {  // constant indices, so that the lanes stay in registers
+      if (i + 8 <= end) {
+        lanes[j] = _mm256_add_ps(lanes[j], widen_halves_f16c(values + i));
+        i += 8;
+      }
+    }
+    if (i < end) {  // end - i < 8 and n >= 8: the block's last 8 (from n's) again, the lanes taken before masked out
+      const __m256 rest = _mm256_and_ps(widen_halves_f16c(values + end - 8), last_lanes_mask(end - i));
+      lanes[3] = _mm256_add_ps(lanes[3], rest);
+    }
+    const __m256 pairs = _mm256_add_ps(_mm256_add_ps(lanes[0], lanes[1]), _mm256_add_ps(lanes[2], lanes[3]));
+    const __m128 quads = _mm_add_ps(_mm256_castps256_ps128(pairs), _mm256_extractf128_ps(pairs, 1));
+    float sum[4];
+    _mm_storeu_ps(sum, quads);
+    total += static_cast<double>((sum[0] + sum[2]) + (sum[1] + sum[3]));
+  }
+  return total;
+}
+
+// A row of halves into its cells (add_row_to_cells): the head's and the tail's columns by F16C's scalar conversion
+// (the bit operations took about 12 instructions each), the middle's sum_halves_f16c.
+__attribute__((target("avx,f16c"))) void add_half_row_to_cells_f16c(const uint16_t* values, int64_t width,
+                                                                    const Cut& cols, double* totals) {
+  for (int64_t w = 0; w < cols.head; ++w) totals[w] += _cvtsh_ss(values[w]);
+  if (cols.middle > 0) totals[cols.head] += sum_halves_f16c(values + cols.head, cols.middle);
+  const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
+  for (int64_t w = 0; w < cols.tail; ++w) totals[tail_segment + w] += _cvtsh_ss(values[width - cols.tail + w]);
 }
 
 bool cpu_has_f16c() {
@@ -210,11 +293,13 @@ void HalfElements::add(float* lanes, const uint16_t* values, int64_t n) {
   add_widened<HalfElements>(lanes, values, n);
 }
 
-void HalfElements::store(float* out, const uint16_t* values, int64_t n) {
+void HalfElements::store(float* out, const uint16_t* values, int64_t n) { store_widened<HalfElements>(out, values, n); }
+
+double HalfElements::sum(const uint16_t* values, int64_t n, float* buffer) {
 #if defined(__GNUC__) && defined(__x86_64__)
-  if (cpu_has_f16c()) return store_halves_f16c(out, values, n);
+  if (cpu_has_f16c()) return sum_halves_f16c(values, n);
 #endif
-  store_widened<HalfElements>(out, values, n);
+  return stored_run_sum<HalfElements>(values, n, buffer);
 }
 
 // Lanes a group of short rows fills: rows of W < 64 elements go 64 / W at a time, each into lanes of its own, so that
@@ -238,31 +323,27 @@ constexpr int64_t kWidePlaneLoopMaxElements = 8192;
 // Planes a task of the plane loop takes: about 2^15 elements' worth, at least one plane.
 constexpr int64_t kCellTaskElements = int64_t{1} << 15;
 
-// Values a run is widened by at a time (widened_run_sum): 4 KiB of float32, in L1.
-constexpr int64_t kWidenedRunPiece = 1024;
-
-// The sum of n consecutive values of x's type: run_sum's, 16-bit values widened a piece at a time into buffer
-// [kWidenedRunPiece] first.
+// The sum of n consecutive values of x's type: run_sum's, 16-bit values widened by Elements::sum (into buffer
+// [kWidenedRunPiece] where it needs one).
 template <typename Elements>
 double widened_run_sum(const typename Elements::Storage* values, int64_t n, typename Elements::Lane* buffer) {
   if constexpr (std::is_same_v<typename Elements::Storage, typename Elements::Lane>) {
     return run_sum(values, n);
   } else {
-    double total = 0;
-    for (int64_t start = 0; start < n; start += kWidenedRunPiece) {
-      const int64_t count = std::min(kWidenedRunPiece, n - start);
-      Elements::store(buffer, values + start, count);
-      total += run_sum(buffer, count);
-    }
-    return total;
+    return Elements::sum(values, n, buffer);
   }
 }
 
 // One row's values [W] -> its cells of the column cut, totals [column segments]: the head's and the tail's columns one
-// by one, the middle's one run sum (16-bit values widened a piece at a time into buffer [kWidenedRunPiece]).
+// by one, the middle's one run sum (widened_run_sum: 16-bit values by Elements::sum, buffer [kWidenedRunPiece]).
 template <typename Elements>
 void add_row_to_cells(const typename Elements::Storage* values, int64_t width, const Cut& cols, double* totals,
                       typename Elements::Lane* buffer) {
+#if defined(__GNUC__) && defined(__x86_64__)
+  if constexpr (std::is_same_v<Elements, HalfElements>) {
+    if (cpu_has_f16c()) return add_half_row_to_cells_f16c(values, width, cols, totals);
+  }
+#endif
   for (int64_t w = 0; w < cols.head; ++w) totals[w] += Elements::widen(values[w]);
   if (cols.middle > 0) totals[cols.head] += widened_run_sum<Elements>(values + cols.head, cols.middle, buffer);
   const int64_t tail_segment = cols.head + (cols.middle > 0 ? 1 : 0);
@@ -282,8 +363,8 @@ void add_lanes_to_cells(L* lanes, int64_t group, int64_t width, const Cut& cols,
   add_row_to_cells<PlainElements<L>>(lanes, width, cols, totals, /*buffer=*/nullptr);
 }
 
-// x [B, C, H, W] (rows contiguous: stride 1 along W, or W = 1) -> cells [B, C, row segments, column segments] in the
-// lane type, contiguous, each cell's total in float64; a plane at a time, its row segments in order:
+// x [B, C, H, W] (rows contiguous: stride 1 along W, or W = 1) -> each plane's cells [row segments, column segments],
+// each cell's total in float64; a plane at a time, its row segments in order:
 // - a segment of one row (the borders): its head and tail one by one, the middle columns one run sum;
 // - where the columns have no cut and the plane is contiguous: the segment's rows one run sum;
 // - otherwise the segment's rows added element by element into lanes of W (a few rows side by side where W is short,
@@ -291,8 +372,10 @@ void add_lanes_to_cells(L* lanes, int64_t group, int64_t width, const Cut& cols,
 //   every kLaneValuesPerFlush rows.
 // Vectorized along W, as ATen's sums over H are; ATen's reductions over a few rows or columns a plane cost more than
 // the read (docs/limits.md §87-88).
-template <typename Elements>
-void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, at::Tensor& cells) {
+// Each plane's cells go to a sink (make_sink(), one a task): sink(p, totals [row segments, column segments]), which
+// writes them (cell_sums_of_planes) or its taps (tap_sums_of_planes).
+template <typename Elements, typename MakeSink>
+void for_each_plane_cells(const at::Tensor& x, const Cut& rows, const Cut& cols, const MakeSink& make_sink) {
   using Storage = typename Elements::Storage;
   using Lane = typename Elements::Lane;
   const int64_t channels = x.size(1), height = x.size(2), width = x.size(3);
@@ -309,11 +392,11 @@ void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, 
   }
   const int64_t widest_group = std::max<int64_t>(1, kGroupLanes / width);
   const Storage* x_data = static_cast<const Storage*>(x.const_data_ptr());
-  Lane* cells_data = cells.mutable_data_ptr<Lane>();
   const int64_t grain = std::max<int64_t>(1, kCellTaskElements / std::max<int64_t>(height * width, 1));
   at::parallel_for(0, x.size(0) * channels, grain, [&](int64_t first_plane, int64_t end_plane) {
     std::vector<Lane> lanes(widest_group * width), run_buffer(kWidenedRunPiece);
     std::vector<double> totals(plane_cells);
+    auto sink = make_sink();
     int64_t batch = first_plane / channels, channel = first_plane % channels;  // plane p's; no division a plane
     for (int64_t p = first_plane; p < end_plane; ++p) {
       const Storage* plane = x_data + batch * batch_stride + channel * channel_stride;
@@ -365,8 +448,7 @@ void add_cells_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols, 
           row = flush_end;
         }
       }
-      Lane* out = cells_data + p * plane_cells;
-      for (int64_t q = 0; q < plane_cells; ++q) out[q] = static_cast<Lane>(totals[q]);
+      sink(p, totals.data());
     }
   });
 }
@@ -448,50 +530,73 @@ void with_elements(at::ScalarType dtype, const char* what, const Fn& fn) {
 
 // cells [planes, row segments, column segments] (contiguous) -> taps [planes, kH, kW]: each tap's kept rectangle of
 // cells added, columns first, then rows (as tap_sums_of_cells).
+// Each tap's run of kept segments, by rows and by columns (Cut::kept_segments).
+struct TapRanges {
+  std::vector<std::pair<int64_t, int64_t>> rows, cols;
+};
+
+TapRanges tap_ranges(const Cut& rows, const Cut& cols) {
+  TapRanges ranges;
+  for (size_t t = 0; t < rows.kept.size(); ++t) ranges.rows.push_back(rows.kept_segments(static_cast<int64_t>(t)));
+  for (size_t t = 0; t < cols.kept.size(); ++t) ranges.cols.push_back(cols.kept_segments(static_cast<int64_t>(t)));
+  return ranges;
+}
+
+// One plane's cells [row segments, column segments] -> its taps [kH, kW]: each tap's kept cells added (never
+// subtracted: an infinity in a cropped border stays out of the taps that crop it), columns first, then rows;
+// by_column_tap [row segments, kW] scratch.
+template <typename C, typename T>
+void add_plane_taps(const C* cells, int64_t row_segments, int64_t col_segments, const TapRanges& ranges,
+                    C* by_column_tap, T* taps) {
+  const int64_t kernel_h = static_cast<int64_t>(ranges.rows.size());
+  const int64_t kernel_w = static_cast<int64_t>(ranges.cols.size());
+  for (int64_t r = 0; r < row_segments; ++r) {
+    for (int64_t t = 0; t < kernel_w; ++t) {
+      C sum = 0;
+      for (int64_t q = ranges.cols[t].first; q < ranges.cols[t].second; ++q) sum += cells[r * col_segments + q];
+      by_column_tap[r * kernel_w + t] = sum;
+    }
+  }
+  for (int64_t t = 0; t < kernel_h; ++t) {
+    for (int64_t u = 0; u < kernel_w; ++u) {
+      C sum = 0;
+      for (int64_t r = ranges.rows[t].first; r < ranges.rows[t].second; ++r) sum += by_column_tap[r * kernel_w + u];
+      taps[t * kernel_w + u] = static_cast<T>(sum);
+    }
+  }
+}
+
 template <typename T>
-void add_taps_of_cells(const at::Tensor& cells, const std::vector<std::pair<int64_t, int64_t>>& row_taps,
-                       const std::vector<std::pair<int64_t, int64_t>>& col_taps, at::Tensor& taps) {
+void add_taps_of_cells(const at::Tensor& cells, const TapRanges& ranges, at::Tensor& taps) {
   const int64_t row_segments = cells.size(2), col_segments = cells.size(3);
-  const int64_t kernel_h = static_cast<int64_t>(row_taps.size()), kernel_w = static_cast<int64_t>(col_taps.size());
+  const int64_t plane_taps = static_cast<int64_t>(ranges.rows.size() * ranges.cols.size());
   const T* cells_data = cells.const_data_ptr<T>();
   T* taps_data = taps.mutable_data_ptr<T>();
   const int64_t plane_cells = row_segments * col_segments;
   const int64_t grain = std::max<int64_t>(1, kCellTaskElements / plane_cells);
   at::parallel_for(0, cells.size(0) * cells.size(1), grain, [&](int64_t first_plane, int64_t end_plane) {
-    std::vector<T> by_column_tap(row_segments * kernel_w);
+    std::vector<T> by_column_tap(row_segments * ranges.cols.size());
     for (int64_t p = first_plane; p < end_plane; ++p) {
-      const T* plane = cells_data + p * plane_cells;
-      for (int64_t r = 0; r < row_segments; ++r) {
-        for (int64_t t = 0; t < kernel_w; ++t) {
-          T sum = 0;
-          for (int64_t q = col_taps[t].first; q < col_taps[t].second; ++q) sum += plane[r * col_segments + q];
-          by_column_tap[r * kernel_w + t] = sum;
-        }
-      }
-      T* out = taps_data + p * kernel_h * kernel_w;
-      for (int64_t t = 0; t < kernel_h; ++t) {
-        for (int64_t u = 0; u < kernel_w; ++u) {
-          T sum = 0;
-          for (int64_t r = row_taps[t].first; r < row_taps[t].second; ++r) sum += by_column_tap[r * kernel_w + u];
-          out[t * kernel_w + u] = sum;
-        }
-      }
+      add_plane_taps(cells_data + p * plane_cells, row_segments, col_segments, ranges, by_column_tap.data(),
+                     taps_data + p * plane_taps);
     }
   });
+}
+
+at::Tensor empty_taps(const at::Tensor& like, const TapRanges& ranges, at::ScalarType dtype) {
+  return at::empty({like.size(0), like.size(1), static_cast<int64_t>(ranges.rows.size()),
+                    static_cast<int64_t>(ranges.cols.size())}, like.options().dtype(dtype));
 }
 
 }  // namespace
 
 at::Tensor tap_sums_of_cpu_cells(const at::Tensor& cells, const Cut& rows, const Cut& cols) {
-  std::vector<std::pair<int64_t, int64_t>> row_taps, col_taps;
-  for (size_t t = 0; t < rows.kept.size(); ++t) row_taps.push_back(rows.kept_segments(static_cast<int64_t>(t)));
-  for (size_t t = 0; t < cols.kept.size(); ++t) col_taps.push_back(cols.kept_segments(static_cast<int64_t>(t)));
-  at::Tensor taps = at::empty({cells.size(0), cells.size(1), static_cast<int64_t>(row_taps.size()),
-                               static_cast<int64_t>(col_taps.size())}, cells.options());
+  const TapRanges ranges = tap_ranges(rows, cols);
+  at::Tensor taps = empty_taps(cells, ranges, cells.scalar_type());
   if (cells.scalar_type() == at::kDouble) {
-    add_taps_of_cells<double>(cells, row_taps, col_taps, taps);
+    add_taps_of_cells<double>(cells, ranges, taps);
   } else {
-    add_taps_of_cells<float>(cells, row_taps, col_taps, taps);
+    add_taps_of_cells<float>(cells, ranges, taps);
   }
   return taps;
 }
@@ -524,9 +629,36 @@ bool plane_loop_apply(const at::Tensor& x) {
 
 at::Tensor cell_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols) {
   at::Tensor cells = empty_cells(x, rows, cols);
-  with_elements(x.scalar_type(), "cell_sums_of_planes",
-                [&](auto elements) { add_cells_of_planes<decltype(elements)>(x, rows, cols, cells); });
+  const int64_t plane_cells = rows.segments() * cols.segments();
+  with_elements(x.scalar_type(), "cell_sums_of_planes", [&](auto elements) {
+    using Lane = typename decltype(elements)::Lane;
+    Lane* cells_data = cells.mutable_data_ptr<Lane>();
+    for_each_plane_cells<decltype(elements)>(x, rows, cols, [&] {
+      return [&](int64_t p, const double* totals) {
+        Lane* out = cells_data + p * plane_cells;
+        for (int64_t q = 0; q < plane_cells; ++q) out[q] = static_cast<Lane>(totals[q]);
+      };
+    });
+  });
   return cells;
+}
+
+at::Tensor tap_sums_of_planes(const at::Tensor& x, const Cut& rows, const Cut& cols) {
+  const TapRanges ranges = tap_ranges(rows, cols);
+  at::Tensor taps = empty_taps(x, ranges, accumulation_type(x.scalar_type()));
+  const int64_t row_segments = rows.segments(), col_segments = cols.segments();
+  const int64_t plane_taps = static_cast<int64_t>(ranges.rows.size() * ranges.cols.size());
+  with_elements(x.scalar_type(), "tap_sums_of_planes", [&](auto elements) {
+    using Lane = typename decltype(elements)::Lane;
+    Lane* taps_data = taps.mutable_data_ptr<Lane>();
+    for_each_plane_cells<decltype(elements)>(x, rows, cols, [&] {
+      return [&, by_column_tap = std::vector<double>(row_segments * ranges.cols.size())](
+                 int64_t p, const double* totals) mutable {
+        add_plane_taps(totals, row_segments, col_segments, ranges, by_column_tap.data(), taps_data + p * plane_taps);
+      };
+    });
+  });
+  return taps;
 }
 
 bool channel_loop_apply(const at::Tensor& x) {
@@ -706,9 +838,15 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   at::Tensor out, sums;
   if (s.conv.crops()) {
     // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.
-    const at::Tensor cells = cell_sums(x, s);
     const bool over_cells = cropped_gemm_over_cells(s, /*cell_weight_one_pass=*/false);  // ATen's passes
-    if (keep_sums || !over_cells) sums = tap_sums_of_cells(cells, s);
+    // Over taps no cells are needed: tap_sums (the plane loop's taps without a cells tensor, where it applies).
+    at::Tensor cells;
+    if (over_cells) {
+      cells = cell_sums(x, s);
+      if (keep_sums) sums = tap_sums_of_cells(cells, s);
+    } else {
+      sums = tap_sums(x, s);
+    }
     if (s.batch > 0) {
       const CroppedGemm gemm = cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/false, sums, weight, s);
       out = gemm_bias_lse(gemm.x_rows, diagonal_blocks(gemm.weight_rows, s.conv.groups), total_bias, s.scale);
