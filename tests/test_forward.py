@@ -93,6 +93,22 @@ def test_weight_and_bias_views_of_any_strides(device, dtype, weight_view, settin
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("weight_view", ["contiguous", "transposed"])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_one_by_one_kernels_match_float64_model(device, dtype, groups, weight_view):
+    """A 1 x 1 kernel's W.sum is W itself (the CPU takes it as a view, not a sum over two dimensions of one), for a
+    contiguous weight and for one whose C_in and C_out strides are swapped."""
+    x, weight, conv_bias, bias = make_problem(3, 4, 5, 7, 6, 1, 1, dtype=dtype, device=device)
+    weight = weight[:, :weight.shape[1] // groups]
+    if weight_view == "transposed":
+        weight = weight.transpose(0, 1).contiguous().transpose(0, 1)
+    poison_allocator(device)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, groups=groups)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, groups=groups)) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_conv_bias(device):
     x, weight, _, bias = make_problem(*SHAPES["small"], device=device, conv_bias=False)

@@ -854,10 +854,17 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
   } else {
     sums = plane_sums(x);
     if (s.batch > 0) {
-      // The grouped weight's W.sum [C_in, C_out / groups] is its groups' blocks, one after another.
+      // The grouped weight's W.sum [C_in, C_out / groups] is its groups' blocks, one after another. plane_sums, as
+      // x's: ATen's sum of a 16-bit weight into float32 took 18 ms where plane_sums' pieces converted at a time took
+      // 4.4 (r18's [445, 2892, 4, 2] float16, 2 cores; the forward 19 ms against the shortcut's 5.7). A 1 x 1
+      // kernel's W.sum is W: ATen's sum over its two dimensions of one copied it (r23's [686, 3860, 1, 1] float64,
+      // 1.64 ms of the forward's 2.58 against the shortcut's 2.05; docs/limits.md §90).
       const int64_t groups = s.conv.groups;
+      const at::Tensor weight_sum = s.kernel_h * s.kernel_w == 1
+                                        ? weight.reshape({weight.size(0), weight.size(1)})
+                                        : plane_sums(weight);
       const at::Tensor blocks =
-          weight.sum({2, 3}, /*keepdim=*/false, acc).reshape({groups, s.in_channels / groups, s.out_channels / groups});
+          weight_sum.to(acc).reshape({groups, s.in_channels / groups, s.out_channels / groups});
       out = gemm_bias_lse(sums, blocks, total_bias, s.scale);
     }
   }
