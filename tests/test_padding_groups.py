@@ -182,6 +182,37 @@ def test_tap_sums_for_every_border_width(device, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_long_border_rows_by_pieces(device, dtype):
+    """Border rows whose middle is longer than a trip of the warp (CUDA's rows walk, kernels/read_tap_rows.cuh
+    tap_run), a last one alone in its group read by pieces: runs of a row each (every border row alone), of whole
+    planes (the head and tail rows together; stride 2 with output_padding: counts unalike) and the rule's; rows at
+    every offset from a 16-byte boundary. A single 1 a plane, in a head or tail row, at the middle's first and last
+    columns, either side of its pieces' boundary and in the border columns: each tap's sum exactly the model's count
+    of it (a column taken twice gives 2, one missed 0)."""
+    from fusedlse_cuda.planning import forced_tap_min_run_bytes
+
+    kernel = (5, 3)
+    cases = [dict(padding=(1, 1)), dict(padding=(3, 1)), dict(stride=(2, 1), padding=(2, 1), output_padding=(1, 0))]
+    for (width, row_stride), settings in itertools.product([(1000, 1003), (301, 303)], cases):
+        height, batch, channels = 9, 2, 7
+        # Planes one element past a 16-byte boundary, rows an odd number of elements apart: rows at every offset.
+        x = torch.zeros(batch, channels, height, row_stride, dtype=dtype, device=device)[..., 1:width + 1]
+        middle_first, middle_end = 1, width - 1  # kW 3, padding 1 along W: a border column a side
+        boundary = middle_first + (middle_end - middle_first) // 2
+        columns = [middle_first, boundary - 1, boundary, boundary + 1, middle_end - 1, 0, width - 1]
+        for plane in range(batch * channels):
+            row = 0 if plane % 2 == 0 else height - 1
+            x[plane // channels, plane % channels, row, columns[plane % len(columns)]] = 1.0
+        want = one_tap_truth(x, kernel, settings)
+        for run_bytes in (0, 2**40, None) if device == "cuda" else (None,):
+            with forced_tap_min_run_bytes(run_bytes) if run_bytes is not None else contextlib.nullcontext():
+                poison_allocator(device)
+                got = fusedlse_cuda.tap_sums(x, kernel, **settings).to("cpu", torch.float64)
+            assert torch.equal(got, want), (width, row_stride, settings, dtype, run_bytes, (got - want).abs().max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_cpu_cell_loop_pieces_and_runs(dtype):
     """The CPU backend's loop over planes with contiguous rows (csrc/cpu add_cells_of_planes): 16-bit x widened in
     the loop; rows of 5 and 3 elements 12 and 21 at a time side by side (contiguous planes as one run, rows with gaps

@@ -477,9 +477,10 @@ constexpr int kTapVectorLoads = 4;
 constexpr int kTapStageLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
 // The rows walk's border rows whose loads are in flight together (kernels/read_tap_rows.cuh tap_run): r33 [7000, 40,
-// 6, 168] bfloat16 at padding 3, six border rows a plane, waited on a round trip a row (docs/limits.md §90; two at
-// once not yet measured on a GPU). Four spilled tap_grid_kernel<bfloat16, 0 or 1 or 2, kRowsWalk> (sm_90); float64
-// keeps a row at a time with its eight loads, as two rows of four spilled <double, 0 and 2, kRowsWalk>.
+// 6, 168] bfloat16 at padding 3, six border rows a plane, waited on a round trip a row (docs/limits.md §90). Two at
+// once: r33's forward at padding 1 / 2 / 3 0.87 / 0.87 / 0.94 of main's (H100, §91). Four spilled
+// tap_grid_kernel<bfloat16, 0 or 1 or 2, kRowsWalk> (sm_90); float64 keeps a row at a time with its eight loads, as
+// two rows of four spilled <double, 0 and 2, kRowsWalk>.
 template <typename T> constexpr int kBorderRowsAtOnce = sizeof(T) == 8 ? 1 : 2;
 // The rows walk's stage (kernels/read_tap_rows.cuh staged_walk, for rows that are not whole 16-byte vectors): at most
 // this many bytes of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the

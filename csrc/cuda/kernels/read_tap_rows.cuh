@@ -238,19 +238,19 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
   }
 }
 
-// The middle columns [first, end) of kRows border rows (tap_run), each row's summed by the warp, the rows' loads in
-// flight together: a warp whose plane is all border rows waited on a round trip a row (r33 [7000, 40, 6, 168]
-// bfloat16 at padding 3: its tap_grid_kernel took 0.61 ms a row at a time where main's took 0.50, H200 Nsight Compute,
-// docs/limits.md §90). 2- and 4-byte x by 16-byte loads of the vectors the middle touches, a vector of each row a
-// trip, each element kept by a compare (a vector's other elements lie in the same 16 bytes as a kept one: no line DRAM
-// would not fetch anyway); a scalar load per element took most of r33's 949 warp instructions a plane at padding 1
-// (§82). float64 a load per element, eight in flight in all (two were slower on r51, [46, 39, 14, 46] at padding 1:
+// Columns [first[r], end[r]) of kRows border rows (tap_run: their middle columns, or pieces of one row's), each
+// row's summed by the warp, the rows' loads in flight together: a warp whose plane is all border rows waited on a
+// round trip a row (r33 [7000, 40, 6, 168] bfloat16 at padding 3: its tap_grid_kernel took 0.61 ms a row at a time
+// where main's took 0.50, H200 Nsight Compute, docs/limits.md §90). 2- and 4-byte x by 16-byte loads of the vectors
+// the columns touch, a vector of each row a trip, each element kept by a compare (a vector's other elements lie in
+// the same 16 bytes as a kept one: no line DRAM would not fetch anyway); a scalar load per element took most of r33's
+// 949 warp instructions a plane at padding 1 (§82). float64 a load per element, eight in flight in all (two were slower on r51, [46, 39, 14, 46] at padding 1:
 // 7.4 us against 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90). The loads go
 // through the read-only cache, not streaming (__ldcs): a border row shares its first and last lines with the rows
 // beside it, which the same warp reads next (with streaming vectors r33 at padding 3 read 1.15x slower, H100, §88).
 template <typename T, int kRows>
-__device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows], uint32_t first, uint32_t end,
-                                                   int lane, acc_t<T> (&middle)[kRows]) {
+__device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows], const uint32_t (&first)[kRows],
+                                                   const uint32_t (&end)[kRows], int lane, acc_t<T> (&middle)[kRows]) {
   using A = acc_t<T>;
   A sum[kRows];
 #pragma unroll
@@ -258,13 +258,19 @@ __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows]
   if constexpr (sizeof(T) == 8) {
     // Positions in 64 bits: in 32, tap_grid_kernel<double, 0, kRowsWalk> spilled on sm_90.
     constexpr int kLoads = 8 / kRows;  // a row's loads a trip
+    int64_t span = 0;  // the longest row's columns
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) span = max(span, static_cast<int64_t>(end[r]) - first[r]);
 #pragma unroll 1
-    for (int64_t c0 = first + lane; c0 < end; c0 += 32 * kLoads) {
+    for (int64_t c0 = lane; c0 < span; c0 += 32 * kLoads) {
       A v[kRows][kLoads];
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
 #pragma unroll
-        for (int u = 0; u < kLoads; ++u) v[r][u] = c0 + 32 * u < end ? __ldg(rows[r] + c0 + 32 * u) : A(0);
+        for (int u = 0; u < kLoads; ++u) {
+          const int64_t c = first[r] + c0 + 32 * u;
+          v[r][u] = c < end[r] ? __ldg(rows[r] + c) : A(0);
+        }
       }
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
@@ -281,8 +287,8 @@ __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows]
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       lead[r] = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(rows[r]) % 16 / sizeof(T));
-      first_vector[r] = (first + lead[r]) / kVec;
-      end_vector[r] = (end + lead[r] + kVec - 1) / kVec;
+      first_vector[r] = (first[r] + lead[r]) / kVec;
+      end_vector[r] = (end[r] + lead[r] + kVec - 1) / kVec;
       trips = max(trips, end_vector[r] - first_vector[r]);
     }
 #pragma unroll 1
@@ -299,7 +305,9 @@ __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows]
         const uint32_t col = (first_vector[r] + t) * kVec - lead[r];
         A kept[kVec];
 #pragma unroll
-        for (uint32_t k = 0; k < kVec; ++k) kept[k] = col + k >= first && col + k < end ? vec_elem<T>(x[r], k) : A(0);
+        for (uint32_t k = 0; k < kVec; ++k) {
+          kept[k] = col + k >= first[r] && col + k < end[r] ? vec_elem<T>(x[r], k) : A(0);
+        }
         // Pairs first, as vec_sum adds a vector.
 #pragma unroll
         for (uint32_t width = 1; width < kVec; width *= 2) {
@@ -369,22 +377,37 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t head_rows = max(0, min(end_row, a.rows.head) - first_row);
   const int32_t tail_from = max(first_row, max(a.rows.head, height - a.rows.tail));
   const int32_t border_rows = head_rows + max(0, end_row - tail_from);
-  // kBorderRowsAtOnce rows at a time; past the last border row a group repeats its first row (cached loads, no store).
+  // kBorderRowsAtOnce rows at a time, a last row alone repeated in the group's other slots (cached loads, no store);
+  // but one whose middle is more than a trip of the warp takes the slots by pieces of its middle: repeated, each of
+  // its loads waited on the same vector's twin, one vector in flight a lane where a row at a time had two (r12 [3, 60,
+  // 62, 6276] float32 at padding 3, runs of 3 rows, 1.07x main's forward; r33's rows of 21 vectors lost 6% at padding
+  // 1 by pieces; H100, docs/limits.md §91).
   constexpr int kRows = kBorderRowsAtOnce<T>;
+  const uint32_t col_first = a.cols.head, col_end = width - a.cols.tail;  // the middle columns
+  const bool long_middle = middle_col && col_end - col_first > 32 * 16 / sizeof(T);
 #pragma unroll 1
   for (int32_t k0 = 0; k0 < border_rows; k0 += kRows) {
+    const bool by_pieces = kRows > 1 && long_middle && k0 + 1 == border_rows;
     int32_t row_index[kRows];
     const T* rows[kRows];
+    uint32_t first[kRows], end[kRows];
     A own[kRows], middle[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
-      const int32_t k = k0 + r < border_rows ? k0 + r : k0;
+      const int32_t k = k0 + r < border_rows && !by_pieces ? k0 + r : k0;
       row_index[r] = k < head_rows ? first_row + k : tail_from + (k - head_rows);
       rows[r] = base + row_index[r] * a.stride_h;
       own[r] = lane < border_cols ? to_acc(rows[r][own_col]) : A(0);
+      // By pieces: piece r of kRows (in order, together the middle).
+      first[r] = by_pieces ? col_first + (col_end - col_first) * r / kRows : col_first;
+      end[r] = by_pieces ? col_first + (col_end - col_first) * (r + 1) / kRows : col_end;
     }
     if (middle_col) {
-      border_rows_middle<T, kRows>(rows, a.cols.head, width - a.cols.tail, lane, middle);
+      border_rows_middle<T, kRows>(rows, first, end, lane, middle);
+      if (by_pieces) {
+#pragma unroll
+        for (int r = 1; r < kRows; ++r) middle[0] += middle[r];
+      }
     } else {
 #pragma unroll
       for (int r = 0; r < kRows; ++r) middle[r] = A(0);
