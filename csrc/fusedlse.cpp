@@ -13,6 +13,14 @@
 namespace fusedlse {
 namespace {
 
+// t as a contiguous tensor of `dtype`, in one pass where it must be copied (Tensor::to aliases a view whose suggested
+// memory format is the one asked for, contiguous or not; channels-last 16-bit x would take two copies by to() and
+// contiguous()).
+at::Tensor contiguous_as(const at::Tensor& t, at::ScalarType dtype) {
+  if (t.scalar_type() == dtype && t.is_contiguous()) return t;
+  return at::empty(t.sizes(), t.options().dtype(dtype)).copy_(t);
+}
+
 bool is_supported_float(at::ScalarType t) {
   return t == at::kFloat || t == at::kHalf || t == at::kBFloat16 || t == at::kDouble;
 }
@@ -222,7 +230,12 @@ at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
 
 at::Tensor cell_sums(const at::Tensor& x, const ForwardShape& s) {
   const at::ScalarType acc = accumulation_type(x.scalar_type());
-  if (cells_are_elements(s)) return x.to(acc);  // segments in order: cell (r, q) is element (r, q)
+  // Segments in order: cell (r, q) is element (r, q). On the CPU contiguous, for tap_sums_of_cells' loop: ATen's
+  // sums over slices of channels-last x took 25 of r06's 65 ms at padding 2 ([128, 2048, 4, 4] float16, 2 cores;
+  // the shortcut 60; docs/limits.md §91).
+  if (cells_are_elements(s)) {
+    return x.is_cpu() ? contiguous_as(x, acc) : x.to(acc);
+  }
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   if (x.numel() == 0) {
     return at::zeros({s.batch, s.in_channels, rows.segments(), cols.segments()}, x.options().dtype(acc));
@@ -294,6 +307,19 @@ std::vector<bool> kept_segments_of(const Cut& cut) {
   return kept;
 }
 
+// The kept segments of one cut as a run: one_run where they are [first, first + count).
+struct KeptRun {
+  bool one_run;
+  int64_t first, count;
+};
+
+KeptRun kept_run(const std::vector<bool>& kept_segments) {
+  const auto first = std::find(kept_segments.begin(), kept_segments.end(), true);
+  const auto end = std::find(first, kept_segments.end(), false);
+  return KeptRun{std::find(end, kept_segments.end(), true) == kept_segments.end(), first - kept_segments.begin(),
+                 end - first};
+}
+
 }  // namespace
 
 KeptCells kept_cells(const ForwardShape& s) {
@@ -330,6 +356,14 @@ int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells) {
   return over_cells ? static_cast<int64_t>(kept_cells(s).cells.size()) : s.kernel_h * s.kernel_w;
 }
 
+at::Tensor kept_element_block(const at::Tensor& x, const ForwardShape& s) {
+  const KeptCells kept = kept_cells(s);
+  const KeptRun kept_rows = kept_run(kept.rows), kept_cols = kept_run(kept.cols);
+  const bool one_element_each = cut_of(s, 0).segments() == s.height && cut_of(s, 1).segments() == s.width;
+  if (!one_element_each || !kept_rows.one_run || !kept_cols.one_run) return at::Tensor();
+  return x.narrow(2, kept_rows.first, kept_rows.count).narrow(3, kept_cols.first, kept_cols.count);
+}
+
 CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
                                   const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
                                   const at::Tensor& cell_weight) {
@@ -346,17 +380,7 @@ CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool
   // segments, `cells` [..., cell_count, ...] at dimension `dim` becomes its kept ones by two narrows (then a copy
   // where the caller reshapes); else by an index, which takes a copy from the host's pageable memory to the device
   // first (the host waits on it, and no CUDA graph can capture it).
-  struct Run {
-    bool one_run;  // the kept segments are [first, first + count)
-    int64_t first, count;
-  };
-  const auto run_of = [](const std::vector<bool>& kept_segments) {
-    const auto first = std::find(kept_segments.begin(), kept_segments.end(), true);
-    const auto end = std::find(first, kept_segments.end(), false);
-    return Run{std::find(end, kept_segments.end(), true) == kept_segments.end(), first - kept_segments.begin(),
-               end - first};
-  };
-  const Run kept_rows = run_of(kept.rows), kept_cols = run_of(kept.cols);
+  const KeptRun kept_rows = kept_run(kept.rows), kept_cols = kept_run(kept.cols);
   const auto select_kept = [&](const at::Tensor& t, int64_t dim) {
     if (kept_count == cell_count) return t;
     if (kept_rows.one_run && kept_cols.one_run) {

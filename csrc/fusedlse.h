@@ -182,6 +182,13 @@ struct KeptCells {
 };
 KeptCells kept_cells(const ForwardShape& s);
 
+// Where each cell is one element of x (every segment of both cuts one row or column) and the kept ones are a run of
+// rows by a run of columns: those elements, a view of x [B, C_in, kept rows, kept columns]; else undefined. The CPU
+// widens them alone for the GEMM over kept cells: r26's forward at padding 3 ([12945, 18, 3, 6] float16 sliced, 6 of
+// 18 cells kept) read every plane's cells by the plane loop, 5.1-5.6 ms against the shortcut's 4.7-5.3 (2 cores;
+// docs/limits.md §91).
+at::Tensor kept_element_block(const at::Tensor& x, const ForwardShape& s);
+
 // How far x's values must outnumber the cells' weight values (C_in x C_out x (taps + kept cells)) for the cropped
 // GEMM to run over cells where the backend builds that weight in several passes (cropped_gemm_over_cells).
 constexpr double kCellWeightShare = 8.0;

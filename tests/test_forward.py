@@ -109,6 +109,39 @@ def test_one_by_one_kernels_match_float64_model(device, dtype, groups, weight_vi
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias, groups=groups)) <= TOLERANCE[dtype]
 
 
+@pytest.mark.parametrize("weight_view", ["contiguous", "transposed"])
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_cpu_padded_gemm_by_blocks_of_the_weight(dtype, groups, weight_view):
+    """The CPU's padded GEMM over taps: a batch in one chunk of logits takes the weight's rows a block of channels at
+    a time (csrc/cpu taps_gemm_bias_lse): C_in 130 under C_out 1024 a group, blocks of 56 channels, the last of a
+    group partial; a batch past one chunk (513 rows at C_out 1024 or more) the whole rows (gemm_bias_lse)."""
+    for batch, c_in, height, width, c_out in ((3, 130, 5, 6, 1024), (513, 2, 3, 2, 1024)):
+        x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out * groups, 3, 3, dtype=dtype)
+        weight = weight[:, :c_out]
+        if weight_view == "transposed":
+            weight = weight.transpose(0, 1).contiguous().transpose(0, 1)
+        poison_allocator("cpu")
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1, groups=groups)
+        truth = reference.truth(x, weight, conv_bias, bias, padding=1, groups=groups)
+        assert rel_err(out, truth) <= TOLERANCE[dtype], (batch, c_in, c_out)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS + ["expanded_pixels"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_cpu_gemm_over_kept_elements(dtype, layout):
+    """The CPU's padded GEMM over kept cells that are single elements, a run of rows by a run of columns (3 x 6
+    planes under a 5 x 2 kernel at padding 3: rows 0-2 by columns 2-3 kept), without the sums: only those elements
+    widened (csrc/cpu widened_block), from x of every layout and from a view with a zero stride."""
+    x, weight, conv_bias, bias = make_problem(200, 3, 3, 6, 7, 5, 2, dtype=dtype,
+                                              layout="contiguous" if layout == "expanded_pixels" else layout)
+    if layout == "expanded_pixels":
+        x = strided_view(x, layout)
+    poison_allocator("cpu")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=3)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, padding=3)) <= TOLERANCE[dtype], layout
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_forward_without_conv_bias(device):
     x, weight, _, bias = make_problem(*SHAPES["small"], device=device, conv_bias=False)

@@ -528,6 +528,34 @@ void with_elements(at::ScalarType dtype, const char* what, const Fn& fn) {
   }
 }
 
+// block [B, C, rows, columns] (a view of x, any strides) -> [B, C, rows * columns] in the accumulation type: each
+// plane's elements widened in a loop. ATen's strided copy with its conversion took 6.6 ms for r26's kept block, runs
+// of 2 elements (kept_element_block).
+template <typename Elements>
+at::Tensor widened_block(const at::Tensor& block) {
+  using Storage = typename Elements::Storage;
+  using Lane = typename Elements::Lane;
+  const int64_t channels = block.size(1), rows = block.size(2), cols = block.size(3), plane = rows * cols;
+  at::Tensor out = at::empty({block.size(0), channels, plane}, block.options().dtype(c10::CppTypeToScalarType<Lane>()));
+  const Storage* data = static_cast<const Storage*>(block.const_data_ptr());
+  Lane* out_data = out.mutable_data_ptr<Lane>();
+  const int64_t batch_stride = block.stride(0), channel_stride = block.stride(1);
+  const int64_t row_stride = block.stride(2), col_stride = block.stride(3);
+  const int64_t grain = std::max<int64_t>(1, kCellTaskElements / std::max<int64_t>(plane, 1));
+  at::parallel_for(0, block.size(0) * channels, grain, [&](int64_t first_plane, int64_t end_plane) {
+    int64_t b = first_plane / channels, c = first_plane % channels;
+    for (int64_t p = first_plane; p < end_plane; ++p, c = c + 1 == channels ? (++b, 0) : c + 1) {
+      const Storage* values = data + b * batch_stride + c * channel_stride;
+      Lane* out_plane = out_data + p * plane;
+      for (int64_t r = 0; r < rows; ++r) {
+        const Storage* row = values + r * row_stride;
+        for (int64_t q = 0; q < cols; ++q) out_plane[r * cols + q] = Elements::widen(row[q * col_stride]);
+      }
+    }
+  });
+  return out;
+}
+
 // cells [planes, row segments, column segments] (contiguous) -> taps [planes, kH, kW]: each tap's kept rectangle of
 // cells added, columns first, then rows (as tap_sums_of_cells).
 // Each tap's run of kept segments, by rows and by columns (Cut::kept_segments).
@@ -780,6 +808,15 @@ at::Tensor sum_hw_cpu(const at::Tensor& x) {
 constexpr int64_t kLogitChunkElements = int64_t{1} << 18;
 constexpr int64_t kLogitChunkMinRows = 512;
 
+// gemm_bias_lse's rows a chunk, for logits of `logit_columns` a row.
+int64_t logit_chunk_rows(int64_t logit_columns) {
+  return std::max(kLogitChunkElements / std::max<int64_t>(logit_columns, 1), kLogitChunkMinRows);
+}
+
+// taps_gemm_bias_lse's block of the weight's rows: about 2^19 elements (2 MiB of float32), in cache while the GEMM
+// reads it.
+constexpr int64_t kWeightBlockElements = int64_t{1} << 19;
+
 // rows [B, groups * depth] (in the accumulation type) x blocks [groups, depth, C_out / groups] -> [B, 1]: 10 *
 // logsumexp over C_out of scale * (each group's rows by its own block of the weight) + total_bias [C_out], a chunk of
 // rows at a time into one buffer. A group's logits come from its own rows only: the dense block-diagonal weight's zeros
@@ -789,8 +826,7 @@ at::Tensor gemm_bias_lse(const at::Tensor& rows, const at::Tensor& blocks, const
   const int64_t batch = rows.size(0), groups = blocks.size(0), depth = blocks.size(1), group_out = blocks.size(2);
   at::Tensor out = at::empty({batch, 1}, rows.options());
   if (batch == 0) return out;
-  const int64_t chunk_rows =
-      std::min(batch, std::max(kLogitChunkElements / std::max<int64_t>(groups * group_out, 1), kLogitChunkMinRows));
+  const int64_t chunk_rows = std::min(batch, logit_chunk_rows(groups * group_out));
   const at::Tensor logits = at::empty({groups, chunk_rows, group_out}, rows.options());
   const at::Tensor bias_row = total_bias.reshape({-1}), group_bias = bias_row.view({groups, 1, group_out});
   for (int64_t first = 0; first < batch; first += chunk_rows) {
@@ -807,6 +843,41 @@ at::Tensor gemm_bias_lse(const at::Tensor& rows, const at::Tensor& blocks, const
     at::Tensor chunk_out = out.narrow(0, first, count).view({count});
     at::logsumexp_out(chunk_out, chunk_logits, at::IntArrayRef{0, 2}, /*keepdim=*/false);
   }
+  return out.mul_(10);
+}
+
+// gemm_bias_lse over the tap sums [B, C_in, kH, kW] (in the accumulation type, contiguous) and weight [C_in, C_out /
+// groups, kH, kW] of a batch in one chunk of logits: the weight's rows (tap_weight_rows' [C_in * kH * kW, C_out]) a
+// block of channels at a time into one buffer, each block's product added into the logits. Whole, the rows were a
+// permuted copy into fresh memory (float32 for 16-bit weight): r06's [2048, 1024, 3, 3] float16 weight, 75 MB, its
+// copy and GEMM 43 ms against 28 by blocks (2 cores, docs/limits.md §91).
+at::Tensor taps_gemm_bias_lse(const at::Tensor& taps, const at::Tensor& weight, int64_t groups,
+                              const at::Tensor& total_bias, double scale) {
+  const int64_t batch = taps.size(0), c_in = taps.size(1), tap_count = taps.size(2) * taps.size(3);
+  const int64_t group_in = c_in / groups, group_out = weight.size(1);
+  const at::Tensor rows = taps.reshape({batch, c_in * tap_count});
+  const at::Tensor logits = at::empty({groups, batch, group_out}, taps.options());
+  const int64_t block = std::clamp<int64_t>(kWeightBlockElements / (tap_count * group_out), 1, group_in);
+  const at::Tensor buffer = at::empty({block, tap_count, group_out}, taps.options());
+  const at::Tensor group_bias = total_bias.reshape({groups, group_out});
+  for (int64_t g = 0; g < groups; ++g) {
+    at::Tensor group_logits = logits[g];
+    for (int64_t first = 0; first < group_in; first += block) {
+      const int64_t count = std::min(block, group_in - first), channel = g * group_in + first;
+      at::Tensor block_rows = buffer.narrow(0, 0, count);  // [count, kH * kW, C_out / groups]
+      block_rows.copy_(weight.narrow(0, channel, count).reshape({count, group_out, tap_count}).transpose(1, 2));
+      const at::Tensor block_weight = block_rows.view({count * tap_count, group_out});
+      const at::Tensor block_taps = rows.narrow(1, channel * tap_count, count * tap_count);
+      if (first == 0) {
+        at::addmm_out(group_logits, group_bias[g], block_taps, block_weight, /*beta=*/1, /*alpha=*/scale);
+      } else {
+        group_logits.addmm_(block_taps, block_weight, /*beta=*/1, /*alpha=*/scale);
+      }
+    }
+  }
+  at::Tensor out = at::empty({batch, 1}, taps.options());
+  at::Tensor out_row = out.view({batch});
+  at::logsumexp_out(out_row, logits, at::IntArrayRef{0, 2}, /*keepdim=*/false);
   return out.mul_(10);
 }
 
@@ -840,15 +911,28 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
     // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.
     const bool over_cells = cropped_gemm_over_cells(s, /*cell_weight_one_pass=*/false);  // ATen's passes
     // Over taps no cells are needed: tap_sums (the plane loop's taps without a cells tensor, where it applies).
+    // Over cells that are x's elements, without the sums, only the kept ones widened where some are not kept
+    // (kept_element_block). All of x as one dense copy (cell_sums): the loop a plane at a time took 14 ms where
+    // that took 2 (r22 [79137, 53, 1, 1] float16 channels-last at padding 1, every element kept; docs/limits.md §91).
+    const at::Tensor kept_block = over_cells && !keep_sums ? kept_element_block(x, s) : at::Tensor();
+    const bool kept_only =
+        kept_block.defined() && loop_dtype(x.scalar_type()) && kept_block.numel() < x.numel();
     at::Tensor cells;
-    if (over_cells) {
+    if (kept_only) {
+      with_elements(x.scalar_type(), "widened_block", [&](auto elements) {
+        cells = widened_block<decltype(elements)>(kept_block);
+      });
+    } else if (over_cells) {
       cells = cell_sums(x, s);
       if (keep_sums) sums = tap_sums_of_cells(cells, s);
     } else {
       sums = tap_sums(x, s);
     }
-    if (s.batch > 0) {
-      const CroppedGemm gemm = cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/false, sums, weight, s);
+    if (s.batch > 0 && !over_cells && s.batch <= logit_chunk_rows(s.out_channels)) {
+      out = taps_gemm_bias_lse(sums, weight, s.conv.groups, total_bias, s.scale);
+    } else if (s.batch > 0) {
+      const CroppedGemm gemm =
+          cropped_gemm_operands(over_cells, cells, /*cells_kept_only=*/kept_only, sums, weight, s);
       out = gemm_bias_lse(gemm.x_rows, diagonal_blocks(gemm.weight_rows, s.conv.groups), total_bias, s.scale);
     }
   } else {
