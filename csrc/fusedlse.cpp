@@ -320,6 +320,9 @@ KeptRun kept_run(const std::vector<bool>& kept_segments) {
                  end - first};
 }
 
+// Whether every segment of both cuts is one row or one column: each cell one element of x.
+bool cells_are_single_elements(const ForwardShape& s) { return cut_of(s, 0).middle <= 1 && cut_of(s, 1).middle <= 1; }
+
 }  // namespace
 
 KeptCells kept_cells(const ForwardShape& s) {
@@ -336,8 +339,7 @@ KeptCells kept_cells(const ForwardShape& s) {
 }
 
 bool cells_are_elements(const ForwardShape& s) {
-  return cut_of(s, 0).middle <= 1 && cut_of(s, 1).middle <= 1 &&
-         static_cast<int64_t>(kept_cells(s).cells.size()) == s.height * s.width;
+  return cells_are_single_elements(s) && static_cast<int64_t>(kept_cells(s).cells.size()) == s.height * s.width;
 }
 
 bool cropped_gemm_over_cells(const ForwardShape& s, bool cell_weight_one_pass) {
@@ -359,8 +361,7 @@ int64_t cropped_gemm_per_channel(const ForwardShape& s, bool over_cells) {
 at::Tensor kept_element_block(const at::Tensor& x, const ForwardShape& s) {
   const KeptCells kept = kept_cells(s);
   const KeptRun kept_rows = kept_run(kept.rows), kept_cols = kept_run(kept.cols);
-  const bool one_element_each = cut_of(s, 0).segments() == s.height && cut_of(s, 1).segments() == s.width;
-  if (!one_element_each || !kept_rows.one_run || !kept_cols.one_run) return at::Tensor();
+  if (!cells_are_single_elements(s) || !kept_rows.one_run || !kept_cols.one_run) return at::Tensor();
   return x.narrow(2, kept_rows.first, kept_rows.count).narrow(3, kept_cols.first, kept_cols.count);
 }
 
