@@ -1,7 +1,8 @@
 #!/bin/bash
 # The plane-lanes grid (docs/limits.md section 93), one tree (.devrun/trees/$TREE, s66 unless set) built for sm_90:
-# grid_ab.py over every public-sweep problem; the sweep's rows r25, r59, r58, r26 against the shortcuts (bench/sweep.py)
-# with the rule; bench/experiments/strided_planes.cu (the standalone schedules) again; rivals.py. About 400 s.
+# grid_ab.py over every public-sweep problem; epilogues_ab.py on r25, r59, r16, r62; the sweep's rows r25, r59, r58,
+# r26, r16, r62 against the shortcuts (bench/sweep.py) with the rule; bench/experiments/strided_planes.cu (the
+# standalone schedules) again; rivals.py. About 450 s; 8 files back.
 export CUDA_HOME=/usr/local/cuda TORCH_CUDA_ARCH_LIST=9.0
 W=${TREE:-s66}; nvidia-smi --query-gpu=name --format=csv,noheader; T0=$(date +%s); ROOT=$(pwd)
 nvcc -O3 -std=c++17 -arch=sm_90 bench/experiments/strided_planes.cu -o /tmp/strided_planes &
@@ -11,6 +12,9 @@ wait; echo "built $(( $(date +%s) - T0 ))s"
 (cd .devrun/trees/$W && PYTHONPATH=python:. timeout 240 python3 $ROOT/.devrun/grid_ab.py $OUT/grid_ab.jsonl \
    > /dev/null 2> $OUT/grid_ab_err.log)
 echo "grid_ab done $(( $(date +%s) - T0 ))s"
+(cd .devrun/trees/$W && PYTHONPATH=python:. timeout 90 python3 $ROOT/.devrun/epilogues_ab.py $OUT/epilogues.jsonl \
+   r25 r59 r16 r62 > /dev/null 2>> $OUT/grid_ab_err.log)
+cat $OUT/epilogues.jsonl
 python3 - $OUT/grid_ab.jsonl <<'P'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
