@@ -23,7 +23,9 @@
 //                l, l + 32, ... of the group's 32 x n (so each load of the warp covers neighbouring bytes), stages
 //                them in shared memory, and lane l adds plane l's n;
 //   flat:        the whole storage as 16-byte vectors (what DRAM moves anyway where the gaps are shorter than 64
-//                bytes).
+//                bytes);
+//   span_vectors: a thread a plane loads the 16-byte vectors its span touches, adds nothing (tiny planes alone):
+//                the read of the sectors x's elements lie in, which the sweep's *reach* counts.
 // Timing: CUDA events around the kernel alone, the L2 flushed (a 256 MiB memset) before each rep; median of 30.
 // Each schedule's sums are checked against thread_plane's (the same elements, added in another order).
 #include "read_bench.cuh"
@@ -218,6 +220,30 @@ __global__ void __launch_bounds__(kThreads) warp_group(Planes a) {
   }
 }
 
+// A thread a plane loads the aligned 16-byte vectors its span (first to last element) touches and adds nothing: the
+// read of the sectors a plane's elements lie in (and the gaps inside its span), what the sweep's *reach* counts; a
+// block a turn. At most kMaxVectors vectors a plane.
+template <typename T, int kMaxVectors>
+__global__ void __launch_bounds__(kThreads) span_vectors(Planes a, unsigned* out) {
+  const int64_t p = int64_t{blockIdx.x} * kThreads + threadIdx.x;
+  if (p >= a.planes) return;
+  const T* plane = static_cast<const T*>(a.first) + p * a.plane_stride;
+  const uintptr_t begin = reinterpret_cast<uintptr_t>(plane) & ~uintptr_t{15};
+  const uintptr_t end = reinterpret_cast<uintptr_t>(plane + (a.rows - 1) * a.row_stride +
+                                                    (a.columns - 1) * a.column_stride) + sizeof(T);
+  const uint4* v = reinterpret_cast<const uint4*>(begin);
+  const int vectors = static_cast<int>((end - begin + 15) / 16);
+  uint4 loaded[kMaxVectors];
+#pragma unroll
+  for (int i = 0; i < kMaxVectors; ++i)
+    if (i < vectors) loaded[i] = __ldcs(v + i);
+  unsigned acc = 0;
+#pragma unroll
+  for (int i = 0; i < kMaxVectors; ++i)
+    if (i < vectors) acc ^= loaded[i].x ^ loaded[i].y ^ loaded[i].z ^ loaded[i].w;
+  if (acc == 0x12345678u) *out = acc;  // keeps the loads
+}
+
 // The storage's bytes as 16-byte vectors (8 in flight a thread): the read of everything DRAM moves.
 __global__ void __launch_bounds__(kThreads) flat(const uint4* data, int64_t vectors, unsigned* out) {
   unsigned acc = 0;
@@ -328,6 +354,9 @@ template <typename T, int kMaxN> void run_layout(const Layout& l, int sms, void*
       std::snprintf(label, sizeof label, "%s (%d a SM)", name, blocks / sms);
       time(label, [&] { kernel<<<blocks, kThreads>>>(a); });
     };
+    time("span_vectors (the sectors planes touch)", [&] {
+      span_vectors<T, 8><<<thread_blocks, kThreads>>>(a, sink);
+    }, false);
     persistent(thread_plane<T, kMaxN, true>, "thread_plane, persistent");
     time("thread_plane, a thread a plane", [&] { thread_plane<T, kMaxN, false><<<thread_blocks, kThreads>>>(a); });
     persistent(warp_group<T, kMaxN, true>, "warp_group, persistent");
