@@ -5,6 +5,9 @@
 //
 //   nvcc -O3 -std=c++17 -arch=sm_90 bench/experiments/strided_planes.cu -o /tmp/strided_planes && /tmp/strided_planes
 //
+// (-DLOAD_POLICY=0, 1 or 2: the elements' loads by __ldcs, __ldg or ld.global.L1::evict_last; 1 unless set. The runs
+// of section 93 took __ldcs.)
+//
 // The layouts (elements of a plane at row * row_stride + column * column_stride from the plane's first, planes
 // plane_stride apart, every plane at element 5 of its storage):
 //   r25: [10253 x 127] planes of 333 x 1 bfloat16, rows 3 apart, planes 1002 apart (2.61 GB of storage);
@@ -34,6 +37,7 @@
 #include <cuda_fp16.h>
 
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 
 template <typename T> struct AccOf { using type = float; };
@@ -50,6 +54,38 @@ struct Planes {
   int rows, columns, row_stride, column_stride;
   void* sums;  // [planes] of Acc<T>
 };
+
+// The load every schedule's elements take (-DLOAD_POLICY, default 1): 0 __ldcs (evict first: fusedlse's loads of x
+// of at most 4.5 L2s), 1 __ldg (the read-only path: fusedlse's past that, r25's and r59's), 2 ld.global.L1::evict_last
+// (the compiled reduction's eviction_policy='evict_last'). The flat read keeps __ldcs.
+#ifndef LOAD_POLICY
+#define LOAD_POLICY 1
+#endif
+template <typename T> __device__ __forceinline__ T load_elem(const T* p) {
+#if LOAD_POLICY == 0
+  return __ldcs(p);
+#elif LOAD_POLICY == 1
+  return __ldg(p);
+#else
+  T value;
+  if constexpr (sizeof(T) == 2) {
+    unsigned short bits;
+    asm("ld.global.L1::evict_last.u16 %0, [%1];" : "=h"(bits) : "l"(p));
+    std::memcpy(&value, &bits, 2);
+  } else if constexpr (sizeof(T) == 8) {
+    unsigned long long bits;
+    asm("ld.global.L1::evict_last.u64 %0, [%1];" : "=l"(bits) : "l"(p));
+    std::memcpy(&value, &bits, 8);
+  } else {
+    static_assert(sizeof(T) == 16, "2-, 8- and 16-byte loads");
+    uint4 bits;
+    asm("ld.global.L1::evict_last.v4.u32 {%0, %1, %2, %3}, [%4];"
+        : "=r"(bits.x), "=r"(bits.y), "=r"(bits.z), "=r"(bits.w) : "l"(p));
+    std::memcpy(&value, &bits, 16);
+  }
+  return value;
+#endif
+}
 
 template <typename A> __device__ __forceinline__ A warp_sum(A v) {
   for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -71,14 +107,14 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks) warp_plane(Planes a) {
       T v[kLoads];
       if (e + (kLoads - 1) * 32 < n) {
 #pragma unroll
-        for (int i = 0; i < kLoads; ++i) v[i] = __ldcs(plane + (e + 32 * i) * stride);
+        for (int i = 0; i < kLoads; ++i) v[i] = load_elem(plane + (e + 32 * i) * stride);
 #pragma unroll
         for (int i = 0; i < kLoads; ++i) acc += widen(v[i]);
       } else {
 #pragma unroll
         for (int i = 0; i < kLoads; ++i) {
           if (e + 32 * i >= n) break;
-          v[i] = __ldcs(plane + (e + 32 * i) * stride);
+          v[i] = load_elem(plane + (e + 32 * i) * stride);
         }
 #pragma unroll
         for (int i = 0; i < kLoads; ++i) {
@@ -101,7 +137,7 @@ __global__ void __launch_bounds__(kBlock) block_plane(Planes a) {
 #pragma unroll
   for (int i = 0; i < kPerThread; ++i) {
     const int e = threadIdx.x + i * kBlock;
-    if (e < n) v[i] = __ldcs(plane + e * a.row_stride);
+    if (e < n) v[i] = load_elem(plane + e * a.row_stride);
   }
   Acc<T> acc = 0;
 #pragma unroll
@@ -138,7 +174,7 @@ __global__ void __launch_bounds__(kThreads) warp_pieces(Planes a) {
 #pragma unroll
     for (int i = 0; i < kLoads; ++i) {
       const int e = my_piece * piece + lane + 32 * i;
-      if (e < end) v[i] = __ldcs(plane + e * stride);
+      if (e < end) v[i] = load_elem(plane + e * stride);
     }
 #pragma unroll
     for (int i = 0; i < kLoads; ++i)
@@ -174,7 +210,7 @@ __global__ void __launch_bounds__(kThreads) thread_plane(Planes a) {
     T v[kMaxN];
 #pragma unroll
     for (int e = 0; e < kMaxN; ++e)
-      if (e < n) v[e] = __ldcs(plane + offset[e]);
+      if (e < n) v[e] = load_elem(plane + offset[e]);
     Acc<T> acc = 0;
 #pragma unroll
     for (int e = 0; e < kMaxN; ++e)
@@ -208,7 +244,7 @@ __global__ void __launch_bounds__(kThreads) warp_group(Planes a) {
     T v[kMaxN];
 #pragma unroll
     for (int j = 0; j < kMaxN; ++j)
-      if (j < n && plane_of[j] < left) v[j] = __ldcs(base + offset[j]);
+      if (j < n && plane_of[j] < left) v[j] = load_elem(base + offset[j]);
 #pragma unroll
     for (int j = 0; j < kMaxN; ++j)
       if (j < n) mine[lane + 32 * j] = plane_of[j] < left ? widen(v[j]) : A(0);
@@ -236,7 +272,7 @@ __global__ void __launch_bounds__(kThreads) span_vectors(Planes a, unsigned* out
   uint4 loaded[kMaxVectors];
 #pragma unroll
   for (int i = 0; i < kMaxVectors; ++i)
-    if (i < vectors) loaded[i] = __ldcs(v + i);
+    if (i < vectors) loaded[i] = load_elem(v + i);
   unsigned acc = 0;
 #pragma unroll
   for (int i = 0; i < kMaxVectors; ++i)
@@ -300,8 +336,8 @@ template <typename T, int kMaxN> void run_layout(const Layout& l, int sms, void*
   fill<<<sms * 8, 256>>>(data, storage);
   a.first = data + l.row_stride + 2;  // x = big[:, :, 1:, 2:]: row 1, column 2 of its plane's storage
   const int n = a.rows * a.columns;
-  std::printf("%s: %lld planes of %d x %d, %zu-byte elements, storage %.3f GB\n", l.name,
-              static_cast<long long>(a.planes), a.rows, a.columns, sizeof(T), storage * sizeof(T) / 1e9);
+  std::printf("%s (load policy %d): %lld planes of %d x %d, %zu-byte elements, storage %.3f GB\n", l.name,
+              LOAD_POLICY, static_cast<long long>(a.planes), a.rows, a.columns, sizeof(T), storage * sizeof(T) / 1e9);
   const double storage_gb = storage * sizeof(T) / 1e9;
   a.sums = reference;
   if (n <= 32) {
