@@ -1,6 +1,7 @@
-"""The plane-lanes reader's launch, A/B in one build (docs/limits.md section 93): every public-sweep problem's
-padding-0 forward (do_bench median, L2 flushed) under each of MODES, the modes alternating ROUNDS times, each keeping
-its least; the plan's readers from explain, so rows that never launch the plane-lanes reader show the noise.
+"""The plane-lanes reader's launch, A/B in one build (docs/limits.md section 93): every public-sweep problem's forward
+(do_bench median, L2 flushed) at each padding of PADS it allows (default "0") under each of MODES, the modes
+alternating ROUNDS times, each keeping its least; the plan's readers from explain (padding 0), so rows that never
+launch the plane-lanes reader show the noise.
 MODES (comma-separated, default "turns,persistent"): "turns" (a block a turn, the rule of s66), "persistent"
 (planning.forced_plane_lanes_persistent), "piecesN" (planning.forced_plane_lanes_pieces(N), with the rule's grid).
 python grid_ab.py OUT.jsonl [rNN ...]"""
@@ -14,6 +15,7 @@ import torch  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda.planning import forced_plane_lanes_persistent, forced_plane_lanes_pieces  # noqa: E402
+from padding_groups import allowed  # noqa: E402
 from problems import make_random_inputs, random_problems  # noqa: E402
 from timing import median_ms  # noqa: E402
 
@@ -21,6 +23,7 @@ out, only = sys.argv[1], set(sys.argv[2:])
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
 REP = int(os.environ.get("REP", "40"))
 MODES = os.environ.get("MODES", "turns,persistent").split(",")
+PADS = [int(p) for p in os.environ.get("PADS", "0").split(",")]
 
 
 def mode_context(mode):
@@ -39,18 +42,19 @@ with open(out, "a") as f:
             continue
         args = make_random_inputs(problem, index)
         plan = fusedlse_cuda.explain(args[0], args[1])
-        best = {mode: float("inf") for mode in MODES}
-        for _ in range(ROUNDS):
-            for mode in MODES:
-                with mode_context(mode) if mode else contextlib.nullcontext():
-                    fn = lambda: fusedlse_cuda.forward(*args)  # noqa: E731
-                    fn()
-                    best[mode] = min(best[mode], median_ms(fn, 10, REP) * 1e3)
-        row = dict(name=name, reader=plan.get("reader"), split_reader=plan.get("split_reader"),
-                   us={mode: round(t, 2) for mode, t in best.items()},
-                   ratio={mode: round(t / best[MODES[0]], 4) for mode, t in best.items() if mode != MODES[0]})
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-        print(row, flush=True)
+        for pad in [p for p in PADS if p == 0 or allowed(problem[0], dict(padding=p))]:
+            best = {mode: float("inf") for mode in MODES}
+            for _ in range(ROUNDS):
+                for mode in MODES:
+                    with mode_context(mode) if mode else contextlib.nullcontext():
+                        fn = lambda: fusedlse_cuda.forward(*args, padding=pad)  # noqa: E731
+                        fn()
+                        best[mode] = min(best[mode], median_ms(fn, 10, REP) * 1e3)
+            row = dict(name=name, padding=pad, reader=plan.get("reader"), split_reader=plan.get("split_reader"),
+                       us={mode: round(t, 2) for mode, t in best.items()},
+                       ratio={mode: round(t / best[MODES[0]], 4) for mode, t in best.items() if mode != MODES[0]})
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            print(row, flush=True)
         del args
         torch.cuda.empty_cache()
