@@ -687,6 +687,24 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(stage >= -1 && stage <= 1, "_force_tap_stage: stage must be -1, 0 or 1, got ", stage);
     plan::force_tap_stage(static_cast<int>(stage));
   });
+  // The plane-lanes reader's launch (plan::plane_lanes_tiling), for the planner's CPU tests: lanes, pieces, piece
+  // units, blocks, pieces_in_block (0 or 1) and persistent (0 or 1).
+  m.def("_plane_lanes_tiling(int planes, int units, int resident_threads, int units_per_lane) -> int[]",
+        [](int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane) {
+          FUSEDLSE_CHECK(planes >= 1 && units >= 1 && resident_threads >= 1 && units_per_lane >= 1,
+                         "_plane_lanes_tiling: planes, units, resident_threads and units_per_lane must each be 1 or "
+                         "more, got ", planes, ", ", units, ", ", resident_threads, ", ", units_per_lane);
+          const plan::PlaneLanesTiling t = plan::plane_lanes_tiling(planes, units, resident_threads, units_per_lane);
+          return std::vector<int64_t>{t.lanes, t.pieces, t.piece_units, t.blocks, t.pieces_in_block, t.persistent};
+        });
+  // For measurements and tests only (tests/test_strategies.py): every later plane-lanes launch takes a persistent
+  // grid of the resident blocks (1) or a block a turn (0), bypassing plan::plane_lanes_tiling's rule; -1 leaves it
+  // to the rule.
+  m.def("_force_plane_lanes_persistent(int persistent) -> ()", [](int64_t persistent) {
+    FUSEDLSE_CHECK(persistent >= -1 && persistent <= 1,
+                   "_force_plane_lanes_persistent: persistent must be -1, 0 or 1, got ", persistent);
+    plan::force_plane_lanes_persistent(static_cast<int>(persistent));
+  });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward takes the tap kernels'
   // shares wherever their bytes allow (1) or never (0), bypassing plan::tap_shares_short; -1 leaves it to the rule.
   m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {

@@ -370,6 +370,7 @@ std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_tap_stage{-1};
+std::atomic<int> forced_plane_lanes_persistent{-1};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -685,8 +686,14 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
     t.piece_units = std::max<int64_t>(1, ceil_div(units, t.pieces));
     t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
   }
-  t.blocks = std::clamp<int64_t>(ceil_div(planes * t.pieces * t.lanes, kSplitThreads), 1, resident_blocks);
+  t.persistent = forced_plane_lanes_persistent.load(std::memory_order_relaxed) == 1;
+  t.blocks = std::max<int64_t>(1, ceil_div(planes * t.pieces * t.lanes, kSplitThreads));
+  if (t.persistent) t.blocks = std::min(t.blocks, resident_blocks);
   return t;
+}
+
+void force_plane_lanes_persistent(int persistent) {
+  forced_plane_lanes_persistent.store(persistent, std::memory_order_relaxed);
 }
 
 TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_planes, bool tiles_vectors) {

@@ -187,12 +187,20 @@ struct PlaneLanesTiling {
   int lanes;
   int64_t pieces;
   int64_t piece_units;
+  // A block for every kSplitThreads / lanes items, each block one turn of its groups: blocks that start as others
+  // end read more of x at once than a persistent grid's turns (docs/limits.md section 93). `persistent` (forced
+  // alone, force_plane_lanes_persistent): at most the resident blocks, each taking turns over the items, which the
+  // launch clamps further to the blocks the kernel's registers let reside.
   int64_t blocks;
+  bool persistent;
   // A plane's pieces (a power of two, at most a block's groups) are neighbouring groups of one block, which adds them
   // up itself: no partial sums, no second launch. Otherwise a launch adds the [planes, pieces] partial sums.
   bool pieces_in_block;
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane);
+// For measurements and tests: every later plane_lanes_tiling takes a persistent grid (1) or a block a turn (0); -1
+// leaves it to the rule (a block a turn). Not for production code.
+void force_plane_lanes_persistent(int persistent);
 
 // How the plane-lanes reader walks tiny contiguous planes that follow each other in runs (cuda/ops_cuda.cpp,
 // plane_runs_of): a lane per plane (kLanes: its scalar walk), the run walk adding each element to its plane's sum

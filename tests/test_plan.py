@@ -743,6 +743,31 @@ def test_forced_tap_shares_bypass_the_rule():
         torch.ops.fusedlse._tap_shares_short(395, 2739, 15, 2, 132)
 
 
+def test_plane_lanes_grid_is_a_block_a_turn_unless_forced_persistent():
+    from fusedlse_cuda.planning import forced_plane_lanes_persistent
+
+    tiling = torch.ops.fusedlse._plane_lanes_tiling  # [lanes, pieces, piece_units, blocks, in_block, persistent]
+    resident = 132 * 2048  # an H100's or H200's resident threads: 1056 blocks of 256
+    # r59's planes (14673220 of 3 elements, a lane each): a block for every 256 planes; r25's (1302131 of 333, 32
+    # lanes each) a block for every 8
+    assert tiling(14673220, 3, resident, 8) == [1, 1, 3, 57318, 0, 0]
+    assert tiling(1302131, 333, resident, 8) == [32, 1, 333, 162767, 0, 0]
+    with forced_plane_lanes_persistent(True):
+        assert tiling(14673220, 3, resident, 8) == [1, 1, 3, 1056, 0, 1]
+        assert tiling(1302131, 333, resident, 8) == [32, 1, 333, 1056, 0, 1]
+        # fewer items than the device holds at once: the same grid either way (64 planes of 64 pieces, 4 planes)
+        assert tiling(64, 65536, resident, 8) == [32, 64, 1024, 512, 0, 1]
+        assert tiling(4, 3, resident, 8) == [1, 1, 3, 1, 0, 1]
+    with forced_plane_lanes_persistent(False):
+        assert tiling(14673220, 3, resident, 8) == [1, 1, 3, 57318, 0, 0]
+    assert tiling(64, 65536, resident, 8) == [32, 64, 1024, 512, 0, 0]  # the rule again after the block
+    with pytest.raises(ValueError, match="persistent must be a bool, got 1"):
+        with forced_plane_lanes_persistent(1):
+            pass
+    with pytest.raises(RuntimeError, match="must each be 1 or more, got 0, 3, 270336, 8"):
+        tiling(0, 3, resident, 8)
+
+
 def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
     from fusedlse_cuda.planning import forced_tap_stage
 

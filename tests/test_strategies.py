@@ -7,7 +7,7 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from fusedlse_cuda.planning import WALKS, forced_plan, forced_walk
+from fusedlse_cuda.planning import WALKS, forced_plan, forced_plane_lanes_persistent, forced_walk
 from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, STRIDED_VIEWS, TOLERANCE, lay_out, make_problem,
                      narrow_lse_applies, narrow_lse_splits, poison_allocator, rel_err, rows_lse_applies, strided_view)
 
@@ -389,6 +389,32 @@ def test_plane_lanes_reader_sums_every_plane(dtype, shape, layout):
     if layout not in LAYOUTS:
         x = _strided(x, layout)
     _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
+
+
+# (B, C_in, H, W) whose plane-lanes launch asks for more blocks than any device here holds at once (items x lanes past
+# 2048 threads x 144 multiprocessors): a column of one element every 3 rows apart (32 lanes a plane, r25's form in
+# "sliced"), planes of 3 x 1 and 2 x 3 (a lane each, r59's and r58's forms).
+GRID_SHAPES = [(150, 100, 333, 1), (4000, 100, 3, 1), (1500, 300, 2, 3)]
+
+
+@pytest.mark.parametrize("layout", ["sliced", "rows", "transposed"])
+@pytest.mark.parametrize("shape", GRID_SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_plane_lanes_grid_of_a_block_a_turn_reads_what_a_persistent_grid_reads(dtype, shape, layout):
+    """Past the blocks a device holds, the plane-lanes reader's grid of a block a turn (the rule) and a persistent grid
+    of the resident blocks taking turns (forced) read the same sums bitwise (a plane's lanes add in one order whatever
+    the grid), each within x's dtype's tolerance of float64, the output within it of the model."""
+    x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 1, 1, dtype=dtype,
+                                              device="cuda", layout=layout if layout in LAYOUTS else "contiguous")
+    if layout not in LAYOUTS:
+        x = _strided(x, layout)
+    _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
+    with forced_plane_lanes_persistent(True):
+        _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
+        with forced_plan("split", "plane_lanes", "tiled_lse"):
+            persistent = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        assert torch.equal(torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1], persistent)
 
 
 def _runs(x, layout):

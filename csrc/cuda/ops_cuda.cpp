@@ -395,8 +395,9 @@ int64_t resident_split_blocks(int device) {
   return props.multiprocessors * std::max<int64_t>(1, props.warps_per_sm * 32 / kSplitThreads);
 }
 
-// Blocks of the plane-lanes kernel `a` selects that fit on `device` at once (its grid-stride loop needs no more: a
-// second wave would start late and take as many items as the first), read once per device and kernel.
+// Blocks of the plane-lanes kernel `a` selects that fit on `device` at once, read once per device and kernel: a
+// persistent grid's most (PlaneLanesTiling::persistent; its grid-stride loop needs no more: a second wave would start
+// late and take as many turns as the first).
 int64_t plane_lanes_blocks(const PlaneLanesArgs& a, int device) {
   const auto key = std::make_tuple(device, static_cast<int>(a.kind), a.lanes, a.vec, a.height == 1);
   return once_per_key(key, [&] { return device_props(device).multiprocessors * plane_lanes_blocks_per_sm(a); });
@@ -448,7 +449,8 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
   a.pieces = tiling.pieces;
   a.pieces_in_block = tiling.pieces_in_block;
   a.piece_units = tiling.piece_units;
-  a.blocks = std::min<int64_t>(tiling.blocks, plane_lanes_blocks(a, out.get_device()));
+  a.blocks = tiling.persistent ? std::min<int64_t>(tiling.blocks, plane_lanes_blocks(a, out.get_device()))
+                                : tiling.blocks;
   at::Tensor partials;
   const bool partial_sums = a.pieces > 1 && !a.pieces_in_block;
   if (partial_sums) partials = at::empty({planes * a.pieces}, out.options());

@@ -206,6 +206,16 @@ def forced_tap_stage(stage: bool):
     return _forcing(torch.ops.fusedlse._force_tap_stage, (int(stage),), (-1,))
 
 
+def forced_plane_lanes_persistent(persistent: bool):
+    """For measurements and tests only: inside the block every launch of the plane-lanes reader (explain's reader or
+    split_reader "plane_lanes", and the W.sum it reads), in every thread, takes a persistent grid (True: at most the
+    blocks the device holds at once, each taking turns over the items, the rule before docs/limits.md section 93) or a
+    block a turn (False: the rule). The sums are the same bitwise either way."""
+    if not isinstance(persistent, bool):
+        raise ValueError(f"forced_plane_lanes_persistent: persistent must be a bool, got {persistent!r}")
+    return _forcing(torch.ops.fusedlse._force_plane_lanes_persistent, (int(persistent),), (-1,))
+
+
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
