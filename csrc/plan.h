@@ -188,8 +188,8 @@ struct PlaneLanesTiling {
   int64_t pieces;
   int64_t piece_units;
   // A block for every kSplitThreads / lanes items, each block one turn of its groups: blocks that start as others
-  // end read more of x at once than a persistent grid's turns (docs/limits.md section 93). `persistent` (forced
-  // alone, force_plane_lanes_persistent): at most the resident blocks, each taking turns over the items, which the
+  // end read more of x at once than a persistent grid's turns (docs/limits.md section 93). `persistent` (only where
+  // forced: force_plane_lanes_persistent): at most the resident blocks, each taking turns over the items, which the
   // launch clamps further to the blocks the kernel's registers let reside.
   int64_t blocks;
   bool persistent;
