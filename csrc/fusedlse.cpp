@@ -705,6 +705,12 @@ TORCH_LIBRARY(fusedlse, m) {
                    "_force_plane_lanes_persistent: persistent must be -1, 0 or 1, got ", persistent);
     plan::force_plane_lanes_persistent(static_cast<int>(persistent));
   });
+  // For measurements and tests only (tests/test_strategies.py): every later plane-lanes launch cuts each plane into
+  // this many pieces (plan::force_plane_lanes_pieces); 0 leaves it to the rule.
+  m.def("_force_plane_lanes_pieces(int pieces) -> ()", [](int64_t pieces) {
+    FUSEDLSE_CHECK(pieces >= 0, "_force_plane_lanes_pieces: pieces must be 0 or more, got ", pieces);
+    plan::force_plane_lanes_pieces(pieces);
+  });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward takes the tap kernels'
   // shares wherever their bytes allow (1) or never (0), bypassing plan::tap_shares_short; -1 leaves it to the rule.
   m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {

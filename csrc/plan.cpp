@@ -371,6 +371,7 @@ std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_plane_lanes_persistent{-1};
+std::atomic<int64_t> forced_plane_lanes_pieces{0};
 
 double x_bytes(const Problem& p) {
   return static_cast<double>(p.batch) * p.in_channels * p.height * p.width * p.element_bytes;
@@ -674,6 +675,8 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
       static_cast<double>(planes) >= kBlockPerPlaneMinWave * static_cast<double>(resident_blocks)) {
     t.pieces = block_groups;
   }
+  const int64_t forced_pieces = forced_plane_lanes_pieces.load(std::memory_order_relaxed);
+  if (forced_pieces > 0) t.pieces = std::clamp<int64_t>(forced_pieces, 1, std::max<int64_t>(1, units / t.lanes));
   t.pieces_in_block = t.pieces > 1 && t.pieces <= block_groups;
   if (t.pieces_in_block) {
     // Rounded down to a power of two, which divides the block's groups (kSplitThreads / lanes, a power of two too):
@@ -695,6 +698,8 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
 void force_plane_lanes_persistent(int persistent) {
   forced_plane_lanes_persistent.store(persistent, std::memory_order_relaxed);
 }
+
+void force_plane_lanes_pieces(int64_t pieces) { forced_plane_lanes_pieces.store(pieces, std::memory_order_relaxed); }
 
 TinyPlaneWalk tiny_plane_walk(int64_t plane, int64_t element_bytes, int64_t run_planes, bool tiles_vectors) {
   const bool runs_apply = element_bytes <= kPlaneRunsMaxElementBytes;  // the run walk, and its whole vectors

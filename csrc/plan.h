@@ -201,6 +201,11 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
 // For measurements and tests: every later plane_lanes_tiling takes a persistent grid (1) or a block a turn (0); -1
 // leaves it to the rule (a block a turn). Not for production code.
 void force_plane_lanes_persistent(int persistent);
+// For measurements and tests: every later plane_lanes_tiling cuts each plane into this many pieces (at most one per
+// lane's load: units / lanes), then as the rule cuts its own (in a block, rounded down to a power of two, where they
+// are at most its groups; otherwise a second launch adds them); 0 leaves the count to the rule. Not for production
+// code.
+void force_plane_lanes_pieces(int64_t pieces);
 
 // How the plane-lanes reader walks tiny contiguous planes that follow each other in runs (cuda/ops_cuda.cpp,
 // plane_runs_of): a lane per plane (kLanes: its scalar walk), the run walk adding each element to its plane's sum

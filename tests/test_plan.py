@@ -768,6 +768,27 @@ def test_plane_lanes_grid_is_a_block_a_turn_unless_forced_persistent():
         tiling(0, 3, resident, 8)
 
 
+def test_plane_lanes_pieces_as_forced():
+    from fusedlse_cuda.planning import forced_plane_lanes_pieces
+
+    tiling = torch.ops.fusedlse._plane_lanes_tiling  # [lanes, pieces, piece_units, blocks, in_block, persistent]
+    resident = 132 * 2048
+    assert tiling(1302131, 333, resident, 8) == [32, 1, 333, 162767, 0, 0]  # r25's columns: whole, by the rule
+    with forced_plane_lanes_pieces(4):  # four warps a plane, two planes a block
+        assert tiling(1302131, 333, resident, 8) == [32, 4, 84, 651066, 1, 0]
+    with forced_plane_lanes_pieces(3):  # in a block: rounded down to a power of two
+        assert tiling(1302131, 333, resident, 8) == [32, 2, 167, 325533, 1, 0]
+    with forced_plane_lanes_pieces(16):  # more than a block's 8 groups, and than a lane's 10 loads: 10, added after
+        assert tiling(1302131, 333, resident, 8) == [32, 10, 34, 1627664, 0, 0]
+    with forced_plane_lanes_pieces(1):  # few planes, which the rule cuts (64 planes of 65536: 64 pieces), whole
+        assert tiling(64, 65536, resident, 8) == [32, 1, 65536, 8, 0, 0]
+    assert tiling(64, 65536, resident, 8) == [32, 64, 1024, 512, 0, 0]  # the rule again after the block
+    for bad in (0, -1, True, 2.0):
+        with pytest.raises(ValueError, match="pieces must be a positive int"):
+            with forced_plane_lanes_pieces(bad):
+                pass
+
+
 def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
     from fusedlse_cuda.planning import forced_tap_stage
 

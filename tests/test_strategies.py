@@ -7,7 +7,8 @@ import torch
 
 import fusedlse_cuda
 from fusedlse_cuda import reference
-from fusedlse_cuda.planning import WALKS, forced_plan, forced_plane_lanes_persistent, forced_walk
+from fusedlse_cuda.planning import (WALKS, forced_plan, forced_plane_lanes_persistent, forced_plane_lanes_pieces,
+                                    forced_walk)
 from helpers import (DTYPES, HAS_CUDA, LAYOUTS, SHAPES, STRIDED_VIEWS, TOLERANCE, lay_out, make_problem,
                      narrow_lse_applies, narrow_lse_splits, poison_allocator, rel_err, rows_lse_applies, strided_view)
 
@@ -415,6 +416,21 @@ def test_plane_lanes_grid_of_a_block_a_turn_reads_what_a_persistent_grid_reads(d
             persistent = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1]
     with forced_plan("split", "plane_lanes", "tiled_lse"):
         assert torch.equal(torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1], persistent)
+
+
+@pytest.mark.parametrize("pieces", [2, 4, 16])
+@pytest.mark.parametrize("layout", ["sliced", "transposed"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_plane_lanes_reader_sums_forced_pieces(dtype, layout, pieces):
+    """Columns of 333 (r25's form, 32 lanes a plane) cut into pieces as forced (2 and 4 in a block, 16 more than a
+    block's groups and than a lane's loads: 10, added by a second launch): the sums within x's dtype's tolerance of
+    float64, bitwise the same on a second run, the output within it of the model."""
+    x, weight, conv_bias, bias = make_problem(20, 30, 333, 1, 3, 1, 1, dtype=dtype, device="cuda",
+                                              layout=layout if layout in LAYOUTS else "contiguous")
+    if layout not in LAYOUTS:
+        x = _strided(x, layout)
+    with forced_plane_lanes_pieces(pieces):
+        _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
 
 
 def _runs(x, layout):

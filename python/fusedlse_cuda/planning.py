@@ -216,6 +216,17 @@ def forced_plane_lanes_persistent(persistent: bool):
     return _forcing(torch.ops.fusedlse._force_plane_lanes_persistent, (int(persistent),), (-1,))
 
 
+def forced_plane_lanes_pieces(pieces: int):
+    """For measurements and tests only: inside the block every launch of the plane-lanes reader, in every thread, cuts
+    each plane into `pieces` pieces (at most one per load of a lane), a group of lanes each: in one block where they
+    are at most its groups (rounded down to a power of two), the block adding them; otherwise a second launch adds
+    them. The rule cuts planes only where they are too few to give every resident group four items; docs/limits.md
+    section 93 asks whether r25's columns (a warp a plane of 333 elements) read faster in pieces."""
+    if not isinstance(pieces, int) or isinstance(pieces, bool) or pieces < 1:
+        raise ValueError(f"forced_plane_lanes_pieces: pieces must be a positive int, got {pieces!r}")
+    return _forcing(torch.ops.fusedlse._force_plane_lanes_pieces, (pieces,), (0,))
+
+
 def forced_walk(walk: str):
     """For measurements and tests only: inside the block every CUDA read of tiny contiguous planes that follow each
     other, in every thread, takes `walk` (one of WALKS) instead of the planner's choice, where it applies: otherwise
