@@ -422,9 +422,10 @@ def test_plane_lanes_grid_of_a_block_a_turn_reads_what_a_persistent_grid_reads(d
 @pytest.mark.parametrize("layout", ["sliced", "transposed"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_plane_lanes_reader_sums_forced_pieces(dtype, layout, pieces):
-    """Columns of 333 (r25's form, 32 lanes a plane) cut into pieces as forced (2 and 4 in a block, 16 more than a
-    block's groups and than a lane's loads: 10, added by a second launch): the sums within x's dtype's tolerance of
-    float64, bitwise the same on a second run, the output within it of the model."""
+    """Planes of 333 elements cut into pieces as forced: strided columns ("sliced", r25's form: 32 lanes a plane,
+    scalar loads; 2 and 4 pieces in a block, 16 more than a block's 8 groups and a lane's 10 loads: 10 pieces added by
+    a second launch) and contiguous planes ("transposed": 16-byte vectors, the last piece adding the tail). The sums
+    within x's dtype's tolerance of float64, bitwise the same on a second run, the output within it of the model."""
     x, weight, conv_bias, bias = make_problem(20, 30, 333, 1, 3, 1, 1, dtype=dtype, device="cuda",
                                               layout=layout if layout in LAYOUTS else "contiguous")
     if layout not in LAYOUTS:
