@@ -9,7 +9,8 @@ for mode in in_place reader; do
   PYTHONPATH=python:. timeout 150 ncu --clock-control none -k regex:"narrow|plane_lanes" -c 4 \
     --section SpeedOfLight --section Occupancy --section LaunchStats --section MemoryWorkloadAnalysis \
     --section WarpStateStats python3 $ROOT/.devrun/narrow_ncu.py $mode > $OUT/ncu_$mode.txt 2>&1
-  grep -E "^  [a-z_]+.*\(|Duration|DRAM Throughput|Registers Per|Achieved Occupancy|Theoretical Occ|Grid Size|Block Limit|Stall Long|Warp Cycles Per Issued|L1/TEX Hit|Mem Busy|Max Bandwidth" \
-    $OUT/ncu_$mode.txt | head -40
+  KEYS="^  [a-z_]+.*\(|Duration|DRAM Throughput|Registers Per|Achieved Occupancy|Theoretical Occ|Grid Size"
+  KEYS="$KEYS|Block Limit|Stall Long|Warp Cycles Per Issued|L1/TEX Hit|Mem Busy|Max Bandwidth"
+  grep -E "$KEYS" $OUT/ncu_$mode.txt | head -40
 done
 echo "all done $(( $(date +%s) - T0 ))s"
