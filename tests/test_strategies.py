@@ -376,6 +376,14 @@ READER_SHAPES = [(700, 9, 2, 3), (5, 7, 3, 20), (3, 5, 7, 9), (2, 3, 50, 1), (2,
                  (50, 20, 64, 130), (100, 20, 16, 130), (600, 1, 256, 256)]
 
 
+def _plane_lanes_problem(b, c_in, height, width, dtype, layout):
+    """(x, weight, conv_bias, bias) on the GPU, C_out 3 and a 1 x 1 kernel, x in `layout`: one of LAYOUTS, or a strided
+    view (_strided's) of the contiguous x."""
+    x, weight, conv_bias, bias = make_problem(b, c_in, height, width, 3, 1, 1, dtype=dtype, device="cuda",
+                                              layout=layout if layout in LAYOUTS else "contiguous")
+    return (x if layout in LAYOUTS else _strided(x, layout)), weight, conv_bias, bias
+
+
 @pytest.mark.parametrize("layout", LAYOUTS + ["rows", "padded_w", "transposed"])
 @pytest.mark.parametrize("shape", READER_SHAPES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
@@ -385,10 +393,7 @@ def test_plane_lanes_reader_sums_every_plane(dtype, shape, layout):
     if (shape[2] * shape[3] >= 2**22 or shape[0] * shape[1] * shape[2] * shape[3] >= 2**25) and layout not in (
             "contiguous", "rows"):
         pytest.skip("the largest planes and x in two layouts are enough")
-    x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 1, 1, dtype=dtype,
-                                              device="cuda", layout=layout if layout in LAYOUTS else "contiguous")
-    if layout not in LAYOUTS:
-        x = _strided(x, layout)
+    x, weight, conv_bias, bias = _plane_lanes_problem(*shape, dtype, layout)
     _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
 
 
@@ -405,10 +410,7 @@ def test_plane_lanes_grid_of_a_block_a_turn_reads_what_a_persistent_grid_reads(d
     """Past the blocks a device holds, the plane-lanes reader's grid of a block a turn (the rule) and a persistent grid
     of the resident blocks taking turns (forced) read the same sums bitwise (a plane's lanes add in one order whatever
     the grid), each within x's dtype's tolerance of float64, the output within it of the model."""
-    x, weight, conv_bias, bias = make_problem(shape[0], shape[1], shape[2], shape[3], 3, 1, 1, dtype=dtype,
-                                              device="cuda", layout=layout if layout in LAYOUTS else "contiguous")
-    if layout not in LAYOUTS:
-        x = _strided(x, layout)
+    x, weight, conv_bias, bias = _plane_lanes_problem(*shape, dtype, layout)
     _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
     with forced_plane_lanes_persistent(True):
         _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
@@ -426,10 +428,7 @@ def test_plane_lanes_reader_sums_forced_pieces(dtype, layout, pieces):
     scalar loads; 2 and 4 pieces in a block, 16 more than a block's 8 groups and a lane's 10 loads: 10 pieces added by
     a second launch) and contiguous planes ("transposed": 16-byte vectors, the last piece adding the tail). The sums
     within x's dtype's tolerance of float64, bitwise the same on a second run, the output within it of the model."""
-    x, weight, conv_bias, bias = make_problem(20, 30, 333, 1, 3, 1, 1, dtype=dtype, device="cuda",
-                                              layout=layout if layout in LAYOUTS else "contiguous")
-    if layout not in LAYOUTS:
-        x = _strided(x, layout)
+    x, weight, conv_bias, bias = _plane_lanes_problem(20, 30, 333, 1, dtype, layout)
     with forced_plane_lanes_pieces(pieces):
         _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
 
