@@ -280,6 +280,14 @@ constexpr double kNarrowLseSharedLoadSlots = 4;
 // r53, [53725, 1650, 5, 1] bfloat16: 955 against 826); elsewhere it was level or faster, by up to 17% (C 2048 float32
 // of 3 x 3: 64.8 against 76.1), but on one problem ([100000, 32, 8, 4] float32: 149 against 127).
 constexpr int64_t kTinyPlaneElements = 32;
+// Planes the narrow epilogue sums itself (narrow_reads_planes): a lane loads one element of each of its 8 or 16 planes
+// at a time, so a plane costs a round trip per element; 2 to 8 elements, of strided rows or other layouts, which the
+// plane-lanes reader also loads an element at a time (contiguous planes and planes of one element keep its vector
+// and run walks, measured faster than a lane per plane). Its reason is r59 of the sweep ([9346, 1570, 3, 1] float64
+// -> 4, planes of one column 3 apart in planes of 4 x 3): the plane-lanes reader wrote its 117 MB of sums for the
+// narrow epilogue to read back, and the forward took 581 us against the compiled shortcut's 573 (H100,
+// docs/limits.md section 94).
+constexpr int64_t kNarrowPlanesMaxElements = 8;
 constexpr int64_t kTinyLanesMinPlaneBytes = 32;
 constexpr int64_t kTinyLanesMinPixelBytes = 64;
 
@@ -476,8 +484,10 @@ int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t ac
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
-// The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`.
-double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
+// The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`. x_planes: the narrow
+// epilogue sums x's planes itself (narrow_reads_planes), its loads x's bytes at the tiny-plane reader's rate instead
+// of the sums'.
+double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bool x_planes = false) {
   const double peak_flops = d.fp32_gflops * 1e3 * float64_rate(p);  // per microsecond
   if (epilogue == Epilogue::kNarrowLse && narrow_lse_applies(p.in_channels, p.out_channels, acc_bytes(p))) {
     const bool float64 = p.element_bytes == 8;
@@ -495,7 +505,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue) {
                                                         : kRowsLseLogitSlots) *
                                                lanes / rows);
     const double compute = p.batch * row_slots / (d.fp32_gflops * 1e3 / 2 * kRowsLseIssueShare);
-    const double sums = p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kNarrowLseReadShare);
+    const double sums = x_planes ? read_us(x_bytes(p), d, kTinyPlanesShare)
+                                 : p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kNarrowLseReadShare);
     const double staging = kRowsLseStageTripUs * ceil_div(t.split_channels * t.columns, kNarrowLseStageTripValues);
     // Split-K: bias_lse's launch, and the partial logits written and read back (as the tiled epilogue's).
     const double partials = t.k_splits > 1 ? kLaunchUs + 2.0 * t.k_splits * p.batch * p.out_channels * acc_bytes(p) /
@@ -575,6 +586,7 @@ double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue 
     // multiprocessor start together and stay in step, so the read and the GEMM add up (H200: r27's [180286, 25, 1,
     // 24] -> 413 in 602 us, its tile alone taking 376 after the plane-lanes reader's 326).
     const double weight = weight_is_its_sum(p) ? 0.0 : kLaunchUs + weight_us(p, d);
+    if (epilogue == Epilogue::kNarrowLse) return weight + epilogue_us(p, d, epilogue, /*x_planes=*/true);
     if (p.height * p.width > 1) {
       return weight + read_us(x_bytes(p), d, kTilePlanesReadShare) + epilogue_us(p, d, Epilogue::kTiledLse);
     }
@@ -599,6 +611,15 @@ bool tile_sums_planes(const Problem& p, const DeviceProps& d) {
   const GemmTiling tiling =
       gemm_tiling(p.batch, p.in_channels, p.out_channels, 8, d.multiprocessors, d.shared_bytes_per_sm);
   return tiling.tile == kMmaTile && tiling.column_runs == 1 && tiling.k_splits == 1;
+}
+
+bool narrow_reads_planes(const Problem& p, const DeviceProps& d) {
+  const int64_t plane = p.height * p.width;
+  const auto acc = static_cast<int64_t>(acc_bytes(p));
+  const bool strided = p.layout == Layout::kStridedRows || p.layout == Layout::kOther;
+  return p.x_in_epilogue && strided && plane >= 2 && plane <= kNarrowPlanesMaxElements &&
+         narrow_lse_applies(p.in_channels, p.out_channels, acc) &&
+         narrow_lse_tiling(p.batch, p.in_channels, p.out_channels, acc, resident_threads(d)).k_splits == 1;
 }
 
 bool in_epilogue_applies(const Problem& p, const DeviceProps& d) {
@@ -998,9 +1019,12 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // is the choice it stays: it was the faster on r43 ([2328, 657] -> 61: 43.3), [300, 2000] -> 100 (28.0) and float32
   // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
   // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
-  if (in_epilogue_applies(p, d) && plan.epilogue == Epilogue::kTiledLse &&
-      forced_reader.load(std::memory_order_relaxed) < 0) {
-    const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, Epilogue::kTiledLse);
+  // The narrow epilogue summing x's tiny planes itself, where it is the epilogue: the model puts it ahead wherever it
+  // applies (no reader launch, no sums written and read back).
+  const bool x_in_tiled = in_epilogue_applies(p, d) && plan.epilogue == Epilogue::kTiledLse;
+  const bool x_in_narrow = narrow_reads_planes(p, d) && plan.epilogue == Epilogue::kNarrowLse;
+  if ((x_in_tiled || x_in_narrow) && forced_reader.load(std::memory_order_relaxed) < 0) {
+    const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, plan.epilogue);
     if (in_epilogue_us < plan.split_us) {
       plan.split_reader = Reader::kInEpilogue;
       plan.split_us = in_epilogue_us;
@@ -1017,8 +1041,10 @@ Plan choose(const Problem& p, const DeviceProps& d) {
       if (plan.split_reader == Reader::kPlanes && !in_place_for_planes(p.layout)) {
         plan.split_reader = Reader::kCopyThenPlanes;
       }
-      // The tiled epilogue reading x, forced: where it cannot, the reader the planner would take.
-      if (plan.split_reader == Reader::kInEpilogue) {
+      // The tiled epilogue reading x, forced (or the narrow one, where that is the epilogue and it can): where it
+      // cannot, the reader the planner would take.
+      if (plan.split_reader == Reader::kInEpilogue &&
+          !(plan.epilogue == Epilogue::kNarrowLse && narrow_reads_planes(p, d))) {
         if (in_epilogue_applies(p, d)) {
           plan.epilogue = Epilogue::kTiledLse;
         } else {

@@ -257,6 +257,26 @@ def test_tensor_core_tile_sums_float64_planes_of_a_few_elements(device):
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
+def test_narrow_epilogue_sums_tiny_planes_itself(device):
+    """Where the narrow epilogue takes the GEMM over one channel range, x's strided planes of 2 to 8 elements in any
+    dtype are summed by it, no reader launched ("in_epilogue"; r59 of the sweep, [9346, 1570, 3, 1] float64 -> 4 in
+    rows 3 apart, wrote and read back 117 MB of sums). Planes of 9 elements or of one, contiguous or channels-last
+    planes, a GEMM cuBLAS's epilogue takes (C_out 33) and one split over channel ranges keep a reader."""
+    r59 = problem(9346, 1570, 4, 3, 1, element_bytes=8, layout="strided_rows")
+    for change in (dict(), dict(layout="other"), dict(element_bytes=2), dict(element_bytes=4),
+                   dict(height=2, width=4), dict(height=2, width=1, element_bytes=2)):
+        plan = plan_for(dict(r59, **change), DEVICES[device])
+        assert (plan["strategy"], plan["reader"], plan["epilogue"], plan["narrow_k_splits"]) == (
+            "split", "in_epilogue", "narrow_lse", 1), change
+        assert plan["predicted_us"] == plan["split_us"]
+    for change in (dict(height=3, width=3), dict(height=1), dict(layout="planes"), dict(layout="channels_last"),
+                   dict(out_channels=33), dict(in_channels=40000)):
+        plan = plan_for(dict(r59, **change), DEVICES[device])
+        assert plan["reader"] != "in_epilogue", change
+    assert plan_for(dict(r59, in_channels=40000), H200)["narrow_k_splits"] > 1
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
 def test_the_choice_is_the_cheaper_prediction(device):
     """Over a grid of shapes, the plan is the cheaper of the two predictions, both finite and positive, and the epilogue
     the cheapest that applies (the narrow one only where the rows one does not; the gemv one always applies)."""

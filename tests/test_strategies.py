@@ -685,6 +685,49 @@ def test_tensor_core_tile_sums_only_planes_it_takes(planes):
     _check_forced(("split", "in_epilogue", "tiled_lse"), x, weight, conv_bias, bias)
 
 
+# Strided planes of 2 to 8 elements summed by the narrow epilogue itself (reader "in_epilogue", epilogue "narrow_lse",
+# plan::narrow_reads_planes): (B, C_in, C_out, parent planes, kernel), x the parent's [:, :, 1:, 2:] (r59's form: 3 x 1
+# elements 3 apart; 2 x 3 rows 5 apart; 2 x 4; 4 x 2), every column count (4, 8, 16, 32) and lane group (8 and 32),
+# batches that leave a group's last rows empty, one batch, one channel; the kernel's weight summed or its own.
+NARROW_PLANES_CASES = [(37, 150, 4, (4, 3), (2, 1)), (5, 300, 7, (3, 5), (1, 1)), (1, 70, 13, (3, 6), (2, 2)),
+                       (203, 33, 32, (3, 3), (1, 1)), (1001, 5, 2, (5, 4), (1, 2)), (9, 1, 3, (3, 4), (1, 1)),
+                       (3, 1000, 5, (4, 3), (1, 1))]
+NARROW_PLANES_LAYOUTS = ["sliced_hw", "channel_slice", "batch_slice", "transposed"]
+
+
+@pytest.mark.parametrize("layout", NARROW_PLANES_LAYOUTS)
+@pytest.mark.parametrize("b,c_in,c_out,parent_hw,kernel_hw", NARROW_PLANES_CASES, ids=str)
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_narrow_epilogue_sums_strided_planes_in_place(dtype, b, c_in, c_out, parent_hw, kernel_hw, layout):
+    """Forced on poisoned memory: the saved sums within x's dtype's tolerance of float64's, the output within it of the
+    float64 model, both bitwise the same on a second call, and the output the same where no sums are kept (the kernel
+    then writes none); up to 1000 rows, x's gradient (from the sums it saved) within tolerance of the model's."""
+    x, weight, conv_bias, bias = _planes_in_layout("sliced_hw" if layout == "transposed" else layout, b, c_in, c_out,
+                                                   dtype, parent_hw, (slice(1, None), slice(2, None)), kernel_hw)
+    if layout == "transposed":
+        x = x.transpose(2, 3)  # columns of stride 1 become rows: no contiguous rows left
+    with forced_plan("split", "in_epilogue", "narrow_lse"):
+        plan = fusedlse_cuda.explain(x, weight)
+        assert (plan["reader"], plan["epilogue"], plan["narrow_k_splits"]) == ("in_epilogue", "narrow_lse", 1)
+        poison_allocator("cuda")
+        out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        out_again, sums_again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
+        out_unkept = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, keep_sums=False)[0]
+    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
+    assert torch.equal(sums, sums_again) and torch.equal(out, out_again) and torch.equal(out, out_unkept)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+    if b > 1000:
+        return
+    leaf = x.detach().requires_grad_(True)  # the same strided view
+    model_leaf = x.detach().cpu().double().requires_grad_(True)
+    with forced_plan("split", "in_epilogue", "narrow_lse"):
+        (grad,) = torch.autograd.grad(fusedlse_cuda.forward(leaf, weight, conv_bias, bias).sum(), leaf)
+    model_out = reference.model_forward(model_leaf, weight.cpu().double(), conv_bias.cpu().double(),
+                                        bias.cpu().double())
+    (expected,) = torch.autograd.grad(model_out.sum(), model_leaf)
+    assert rel_err(grad, expected) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("dtype,height", [(torch.float16, 1), (torch.bfloat16, 1), (torch.float32, 2)], ids=str)
 def test_epilogue_reads_x_only_where_its_planes_are_its_sums(dtype, height):
     """Forced on 16-bit x or planes of more than one element, the reader the planner would take runs instead."""

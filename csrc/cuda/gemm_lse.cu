@@ -139,29 +139,51 @@ constexpr bool narrow_lse_small_rows = kCols * sizeof(acc_t<T>) <= kNarrowLseSma
 
 template <typename T, int kCols, int kLanes>
 __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __grid_constant__ GemmLseArgs a) {
-  narrow_lse<T, kCols, kLanes>(a);
+  narrow_lse<T, kCols, kLanes, false>(a);
+}
+
+// The narrow epilogue summing x's planes itself: held to two blocks a multiprocessor (128 registers), where ptxas took
+// 148 for float64's 4 columns (one block, 8 warps an SM to keep x's loads in flight); float64 rows of 16 or 32 logits
+// would spill there, and keep ptxas' choice.
+template <typename T, int kCols>
+constexpr int narrow_lse_planes_min_blocks = sizeof(acc_t<T>) == 8 && kCols >= 16 ? 1 : 2;
+
+template <typename T, int kCols, int kLanes>
+__global__ void __launch_bounds__(kNarrowLseThreads, (narrow_lse_planes_min_blocks<T, kCols>))
+    narrow_lse_planes_kernel(const __grid_constant__ GemmLseArgs a) {
+  narrow_lse<T, kCols, kLanes, true>(a);
 }
 
 template <typename T, int kCols, int kLanes>
 __global__ void __launch_bounds__(kNarrowLseThreads, kNarrowLseSmallRowBlocks)
     narrow_lse_small_rows_kernel(const __grid_constant__ GemmLseArgs a) {
-  narrow_lse<T, kCols, kLanes>(a);
+  narrow_lse<T, kCols, kLanes, false>(a);
 }
 
-// The narrow epilogue's kernel for T, kCols and kLanes.
-template <typename T, int kCols, int kLanes> constexpr auto narrow_lse_kernel_of() {
-  if constexpr (narrow_lse_small_rows<T, kCols>) return narrow_lse_small_rows_kernel<T, kCols, kLanes>;
+// The narrow epilogue's kernel for T, kCols and kLanes; kPlanesInX: the one that sums x's tiny planes itself, left to
+// ptxas' choice of registers (its sums of planes hold a plane's loads beside the sums: held to the small rows' 80
+// registers, they would spill).
+template <typename T, int kCols, int kLanes, bool kPlanesInX> constexpr auto narrow_lse_kernel_of() {
+  if constexpr (kPlanesInX) return narrow_lse_planes_kernel<T, kCols, kLanes>;
+  else if constexpr (narrow_lse_small_rows<T, kCols>) return narrow_lse_small_rows_kernel<T, kCols, kLanes>;
   else return narrow_lse_kernel<T, kCols, kLanes>;
 }
 
-// f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's)), or `fallback` for sizes it has none for.
-template <typename R, typename F> R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, R fallback, F&& f) {
+// f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's), summing x's planes or not), or
+// `fallback` for sizes it has none for.
+template <typename R, typename F>
+R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, bool planes_in_x, R fallback, F&& f) {
   return with_element_type(kind, fallback, [&](auto element) {
     using T = decltype(element);
     const auto with_lanes = [&](auto cols) {
       constexpr int kCols = decltype(cols)::value;
-      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8>(), kCols, 8);
-      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32>(), kCols, 32);
+      if (planes_in_x) {
+        if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, true>(), kCols, 8);
+        if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, true>(), kCols, 32);
+        return fallback;
+      }
+      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, false>(), kCols, 8);
+      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, false>(), kCols, 32);
       return fallback;
     };
     switch (columns) {
@@ -264,7 +286,8 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
                               cudaStream_t stream) {
   // No cudaFuncSetAttribute on every call: narrow_lse_blocks_per_sm let the kernel take the most any launch takes,
   // and the host asks it once per device and kernel, before that kernel's first launch (ops_cuda.cpp).
-  return with_narrow_lse_kernel(a.kind, columns, lanes, cudaErrorInvalidValue, [&](auto kernel, int cols, int group) {
+  return with_narrow_lse_kernel(a.kind, columns, lanes, a.plane_rows > 0, cudaErrorInvalidValue,
+                                [&](auto kernel, int cols, int group) {
     // max_blocks across all k_splits ranges: each range's row blocks take an equal share.
     const int64_t rows_per_block = kNarrowLseThreads / group * narrow_lse_rows(cols);
     const int64_t ranges = std::max<int64_t>(a.k_splits, 1);
@@ -275,8 +298,8 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
   });
 }
 
-int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, int64_t shared_bytes) {
-  return with_narrow_lse_kernel(kind, columns, lanes, 1, [&](auto kernel, int, int) {
+int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, bool planes_in_x, int64_t shared_bytes) {
+  return with_narrow_lse_kernel(kind, columns, lanes, planes_in_x, 1, [&](auto kernel, int, int) {
     if (allow_shared_bytes(kernel, kNarrowLseMaxSharedBytes) != cudaSuccess) return 1;
     return resident_blocks_per_sm(kernel, kNarrowLseThreads, static_cast<size_t>(shared_bytes));
   });

@@ -116,10 +116,12 @@ struct GemmLseArgs {
   // loaded also written to sums_out [B, C_in] contiguous, the forward's saved sums. Null: sums contiguous.
   void* sums_out;
   int64_t x_batch_stride, x_channel_stride;
-  // plane_width > 0: x's planes are plane_rows x plane_width float64 elements, rows x_row_stride elements apart, and
-  // the tensor-core tile sums its rows' planes itself before its GEMM (plan::tile_sums_planes), saving them into
-  // sums_out. 0: x's planes are one element (or `sums` are sums).
-  int64_t x_row_stride = 0;
+  // plane_width > 0: x's planes are plane_rows x plane_width elements, rows x_row_stride elements apart, and
+  // the tensor-core tile sums its rows' float64 planes itself before its GEMM (plan::tile_sums_planes; columns
+  // contiguous), or the narrow epilogue its rows' planes of any dtype, columns x_column_stride apart
+  // (plan::narrow_reads_planes), saving them into sums_out where that is set. 0: x's planes are one element (or
+  // `sums` are sums).
+  int64_t x_row_stride = 0, x_column_stride = 1;
   int plane_rows = 0, plane_width = 0;
 };
 
@@ -512,12 +514,14 @@ int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 // The same out[b] by the narrow epilogue (plan::narrow_lse_applies must hold): W.sum staged for `columns` columns
 // (4, 8, 16 or 32), `lanes` (8 or 32) lanes per group of rows, shared_bytes of dynamic shared memory
 // (plan::narrow_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse, column_runs and tile.
+// With plane_rows > 0 (one channel range: k_splits 1), the kernel that sums x's planes itself (`sums` is x).
 // narrow_lse_blocks_per_sm must have been called for these sizes on the current device first.
 cudaError_t launch_narrow_lse(const GemmLseArgs& args, int columns, int lanes, int64_t shared_bytes,
                               int64_t max_blocks, cudaStream_t stream);
-// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes; lets the kernel take up to
-// kNarrowLseMaxSharedBytes of dynamic shared memory on the current device.
-int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, int64_t shared_bytes);
+// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes, of the kernel that sums x's planes
+// (planes_in_x) or the other; lets the kernel take up to kNarrowLseMaxSharedBytes of dynamic shared memory on the
+// current device.
+int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, bool planes_in_x, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);

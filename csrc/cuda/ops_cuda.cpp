@@ -872,17 +872,23 @@ plan::NarrowLseTiling narrow_tiling(int64_t batch, int64_t channels, int64_t c_o
 
 // out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
 // plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace`
-// (epilogue_workspace_bytes) and bias_lse adds them up.
+// (epilogue_workspace_bytes) and bias_lse adds them up. With a.plane_rows > 0, `a.sums` is x, whose planes the kernel
+// sums itself (plan::narrow_reads_planes checked that one range takes the channels). `sums`: a tensor of the
+// accumulation type on the device.
 void narrow_gemm_lse(GemmLseArgs a, const at::Tensor& sums, void* workspace, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
   const plan::NarrowLseTiling tiling = narrow_tiling(a.batch, a.channels, a.c_out, sums.element_size(), device);
+  const bool planes_in_x = a.plane_rows > 0;
+  TORCH_INTERNAL_ASSERT(!planes_in_x || tiling.k_splits == 1, "the narrow epilogue sums x's planes in one range");
   a.k_splits = tiling.k_splits;
   a.split_channels = tiling.split_channels;
   if (a.k_splits > 1) a.partial_logits = workspace;
-  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes, tiling.shared_bytes);
-  const int blocks_per_sm = once_per_key(
-      key, [&] { return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, tiling.shared_bytes); });
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes, planes_in_x,
+                                   tiling.shared_bytes);
+  const int blocks_per_sm = once_per_key(key, [&] {
+    return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, planes_in_x, tiling.shared_bytes);
+  });
   const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
   C10_CUDA_CHECK(launch_narrow_lse(a, tiling.columns, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
   if (a.k_splits > 1) {
@@ -1030,7 +1036,7 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
 // between them), then the GEMM, biases and logsumexp by `epilogue`.
 void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
-                   at::Tensor& sums, cudaStream_t stream) {
+                   at::Tensor& sums, bool keep_sums, cudaStream_t stream) {
   const NoAutocast no_autocast;
   const int64_t acc_bytes = sums.element_size(), problem_bytes = x_in.nbytes() + weight.nbytes();
   // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
@@ -1066,7 +1072,8 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   if (chosen.reader == plan::Reader::kInEpilogue) {
     // No reader: the tiled epilogue loads x's one-element planes where they lie, or the tensor-core tile sums x's
     // planes (GemmLseArgs::plane_width), and saves them into sums (sums_out); plan::in_epilogue_applies checked their
-    // size, dtype and layout.
+    // size, dtype and layout. Or the narrow epilogue sums x's tiny planes itself (plan::narrow_reads_planes), saving
+    // them only where the caller keeps them: their write and read back were most of what it saves.
     if (!weight_is_its_sum) sum_weight();
     const BiasOperands biases = bias_operands(conv_bias, bias);
     GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias, biases.bias_stride,
@@ -1075,12 +1082,19 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     operands.sums_out = sums.data_ptr();
     operands.x_batch_stride = x_in.stride(0);
     operands.x_channel_stride = x_in.stride(1);
-    if (x_in.size(2) * x_in.size(3) > 1) {
+    const bool narrow = chosen.epilogue == plan::Epilogue::kNarrowLse;
+    if (x_in.size(2) * x_in.size(3) > 1 || narrow) {
       operands.x_row_stride = x_in.stride(2);
+      operands.x_column_stride = x_in.stride(3);
       operands.plane_rows = static_cast<int>(x_in.size(2));
       operands.plane_width = static_cast<int>(x_in.size(3));
     }
-    tiled_gemm_lse(operands, acc_bytes, x_in.get_device(), epilogue_workspace, stream);
+    if (narrow) {
+      if (!keep_sums) operands.sums_out = nullptr;
+      narrow_gemm_lse(operands, sums, epilogue_workspace, stream);
+    } else {
+      tiled_gemm_lse(operands, acc_bytes, x_in.get_device(), epilogue_workspace, stream);
+    }
     return;
   }
   // The channel-rows reader folds W.sum into its own launch where it can (reader_weight_fold); where it cannot, W.sum
@@ -1641,16 +1655,18 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
 }
 
 // The planner's one-pass forward of x (padding 0; weight [C_in, C_out / groups, kH, kW] of s.conv.groups groups)
-// into out [B, 1] and sums [B, C_in]: the fused launch or the split strategy, as plan_of_call chooses.
+// into out [B, 1] and sums [B, C_in]: the fused launch or the split strategy, as plan_of_call chooses. Without
+// keep_sums, a plan that needs no sums may leave them unwritten.
 void forward_planned(const at::Tensor& x, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
-                     const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums) {
+                     const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, at::Tensor& sums,
+                     bool keep_sums) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const plan::Plan chosen = plan_of_call(weight, s.conv.groups, problem_of(x, s.out_channels, s.kernel_h * s.kernel_w),
                                          device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kFused) {
     forward_fused(x, weight, conv_bias, bias, s, out, sums, stream);
   } else {
-    forward_split(x, weight, conv_bias, bias, s, chosen, out, sums, stream);
+    forward_split(x, weight, conv_bias, bias, s, chosen, out, sums, keep_sums, stream);
   }
 }
 
@@ -1792,9 +1808,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
     // grouped weight where it lies. Building the dense weight first was two launches ahead of the reader: 2-7% on
     // most shapes measured, up to 1.4x where the weight is large beside x (docs/limits.md §29, §35).
     out = at::empty({s.batch, 1}, x.options());
-    // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values).
+    // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values;
+    // the narrow one summing x's planes leaves them unwritten).
     sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
-    if (s.batch > 0) forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums);
+    if (s.batch > 0) forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums, keep_sums);
   }
   return {out, keep_sums ? sums : no_sums(x)};
 }

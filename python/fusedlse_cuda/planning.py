@@ -82,7 +82,10 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             and channel strides, saving them as the forward's sums: its GEMM runs while x is read; or float64 planes
             of 2 to 32 elements in contiguous rows of 8 to 32, C_in up to 32, which the tensor-core tile sums itself,
             a row tile's planes before its GEMM, where it takes the GEMM in one column run without split-K;
-            ``epilogue`` is then ``"tiled_lse"``).
+            ``epilogue`` is then ``"tiled_lse"``; or, where the epilogue is ``"narrow_lse"`` over one channel range
+            (``narrow_k_splits`` 1), x's planes of 2 to 8 elements in any dtype whose rows are strided or whose
+            layout is neither contiguous planes nor channels-last, which its lanes sum where they lie instead of
+            loading sums: no sums written and read back, and none made where the call keeps none for a backward).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per

@@ -253,6 +253,47 @@ template <typename A> __device__ __forceinline__ void copy_async(A* to, const A*
   __pipeline_memcpy_async(to, from, sizeof(A), valid ? 0 : sizeof(A));
 }
 
+// s[d][i] = the sum of x's plane (row first + i, channel k0 + d x kLanes) for the rows below rows_here and channels
+// below `channels`, else 0: GemmLseArgs' plane_rows x plane_width elements, x_row_stride and x_column_stride apart,
+// the planes x_batch_stride and x_channel_stride apart. One element of every plane at a time, all kDepth x kRows
+// loads of it in flight before its adds, as the narrow epilogue's loads of the sums are; added in the planes' element
+// order, the same every run. 64-bit offsets: x may span more than 2^31 elements.
+template <typename T, int kDepth, int kRows, int kLanes>
+__device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t first, int rows_here, int k0,
+                                                 int channels, acc_t<T> (&s)[kDepth][kRows]) {
+  const T* x = static_cast<const T*>(a.sums);  // [B, C_in, plane_rows, plane_width], strided
+  const T* planes = x + first * a.x_batch_stride + int64_t{k0} * a.x_channel_stride;
+  bool valid[kDepth][kRows];
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      valid[d][i] = i < rows_here && k0 + d * kLanes < channels;
+      s[d][i] = acc_t<T>(0);
+    }
+  }
+  for (int r = 0; r < a.plane_rows; ++r) {
+    for (int w = 0; w < a.plane_width; ++w) {
+      const T* element = planes + r * a.x_row_stride + w * a.x_column_stride;
+      T v[kDepth][kRows];
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+#pragma unroll
+        for (int i = 0; i < kRows; ++i) {
+          if (valid[d][i]) v[d][i] = __ldg(element + i * a.x_batch_stride + int64_t{d} * kLanes * a.x_channel_stride);
+        }
+      }
+#pragma unroll
+      for (int d = 0; d < kDepth; ++d) {
+#pragma unroll
+        for (int i = 0; i < kRows; ++i) {
+          if (valid[d][i]) s[d][i] += to_acc(v[d][i]);
+        }
+      }
+    }
+  }
+}
+
 // The narrow epilogue (plan::narrow_lse_applies and narrow_lse_tiling): a few columns (C_out <= kCols, at most
 // kNarrowLseMaxColumns) and any number of channels. A group of kLanes lanes takes kRows rows at a time and splits
 // their channels: lane l adds channels l, l + kLanes, ... of each row into all kCols logits of that row. The rows'
@@ -264,12 +305,17 @@ template <typename A> __device__ __forceinline__ void copy_async(A* to, const A*
 // either. Split-K (k_splits > 1, where W.sum is too large for one block's shared memory: plan::narrow_lse_tiling):
 // blocks (i, s) take channels [s x split_channels, (s + 1) x split_channels) and stage only that range of W.sum, and
 // each row's raw logits over the range go to partial_logits; bias_lse adds the ranges in order, then the biases and
-// the logsumexp.
-template <typename T, int kCols, int kLanes>
+// the logsumexp. kPlanesInX: no sums, the rows' channels are x's tiny planes where they lie (plan::Reader::kInEpilogue
+// with the narrow epilogue, plan::narrow_reads_planes; one channel range): each lane sums its own planes
+// (planes_in_x_sums) and, where sums_out is set, saves each sum there, once.
+template <typename T, int kCols, int kLanes, bool kPlanesInX>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
   constexpr int kRows = narrow_lse_rows(kCols);
-  constexpr int kDepth = kNarrowLseLoads / kRows;
+  // Summing planes of float64, or into 8 columns or more, half the loads in flight: each holds its planes' sums beside
+  // their loads, and two blocks of 256 a multiprocessor (128 registers) spilled with all of them.
+  constexpr bool kHalfLoads = kPlanesInX && (sizeof(T) == 8 || kCols >= 8);
+  constexpr int kDepth = (kHalfLoads ? kNarrowLseLoads / 2 : kNarrowLseLoads) / kRows;
   constexpr int kWarpRows = 32 / kLanes * kRows;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
@@ -291,7 +337,8 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   __pipeline_commit();
   __pipeline_wait_prior(0);
   __syncthreads();
-  const A* sums = static_cast<const A*>(a.sums);
+  const A* sums = static_cast<const A*>(a.sums);  // [B, C_in] (not kPlanesInX)
+  A* sums_out = static_cast<A*>(a.sums_out);      // [B, C_in], or null (kPlanesInX)
   const A scale = static_cast<A>(a.scale);
   const int lane = threadIdx.x % kLanes;
   const int64_t warp = (int64_t{blockIdx.x} * kNarrowLseThreads + threadIdx.x) / 32;
@@ -306,7 +353,7 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
     // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
     // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
     // blocks a multiprocessor).
-    if (kRows == 4 && rows_here == 1) {
+    if (!kPlanesInX && kRows == 4 && rows_here == 1) {
       // One row (a batch of one, or a batch's last): every load in flight on its channels, kRows times fewer trips
       // (for kRows 2 the second path cost 20-40 registers).
       // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
@@ -324,11 +371,24 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
     } else {
       for (int k0 = lane; k0 < range; k0 += kDepth * kLanes) {
         A s[kDepth][kRows];
+        if constexpr (kPlanesInX) {
+          planes_in_x_sums<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
+          if (sums_out != nullptr) {
 #pragma unroll
-        for (int d = 0; d < kDepth; ++d) {
-          const int k = k0 + d * kLanes;
+            for (int d = 0; d < kDepth; ++d) {
+              const int k = k0 + d * kLanes;
 #pragma unroll
-          for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < range ? row_sums[i * channels + k] : A(0);
+              for (int i = 0; i < kRows; ++i)
+                if (i < rows_here && k < range) sums_out[(first + i) * channels + k] = s[d][i];
+            }
+          }
+        } else {
+#pragma unroll
+          for (int d = 0; d < kDepth; ++d) {
+            const int k = k0 + d * kLanes;
+#pragma unroll
+            for (int i = 0; i < kRows; ++i) s[d][i] = i < rows_here && k < range ? row_sums[i * channels + k] : A(0);
+          }
         }
 #pragma unroll
         for (int d = 0; d < kDepth; ++d) {
