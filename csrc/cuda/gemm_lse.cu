@@ -143,10 +143,10 @@ __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __g
 }
 
 // The narrow epilogue summing x's planes itself: held to two blocks a multiprocessor (128 registers), where ptxas took
-// 148 for float64's 4 columns (one block, 8 warps an SM to keep x's loads in flight); float64 rows of 16 or 32 logits
+// 148 for float64's 4 columns (one block, 8 warps an SM to keep x's loads in flight); float64 rows of 8 to 32 logits
 // would spill there, and keep ptxas' choice.
 template <typename T, int kCols>
-constexpr int narrow_lse_planes_min_blocks = sizeof(acc_t<T>) == 8 && kCols >= 16 ? 1 : 2;
+constexpr int narrow_lse_planes_min_blocks = sizeof(acc_t<T>) == 8 && kCols >= 8 ? 1 : 2;
 
 template <typename T, int kCols, int kLanes>
 __global__ void __launch_bounds__(kNarrowLseThreads, (narrow_lse_planes_min_blocks<T, kCols>))

@@ -118,11 +118,14 @@ struct GemmLseArgs {
   int64_t x_batch_stride, x_channel_stride;
   // plane_width > 0: x's planes are plane_rows x plane_width elements, rows x_row_stride elements apart, and
   // the tensor-core tile sums its rows' float64 planes itself before its GEMM (plan::tile_sums_planes; columns
-  // contiguous), or the narrow epilogue its rows' planes of any dtype, columns x_column_stride apart
-  // (plan::narrow_reads_planes), saving them into sums_out where that is set. 0: x's planes are one element (or
-  // `sums` are sums).
-  int64_t x_row_stride = 0, x_column_stride = 1;
+  // contiguous), or the narrow epilogue its rows' planes of any dtype (plan::narrow_reads_planes; plane_offsets),
+  // saving them into sums_out where that is set. 0: x's planes are one element (or `sums` are sums).
+  int64_t x_row_stride = 0;
   int plane_rows = 0, plane_width = 0;
+  // The narrow epilogue's planes (plane_rows > 0): plane_elements of them, element e at plane_offsets[e] elements
+  // from the plane's first (the host's list: no division a load).
+  int plane_elements = 0;
+  int64_t plane_offsets[kNarrowPlanesMaxElements] = {};
 };
 
 // padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:

@@ -1085,11 +1085,15 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
     const bool narrow = chosen.epilogue == plan::Epilogue::kNarrowLse;
     if (x_in.size(2) * x_in.size(3) > 1 || narrow) {
       operands.x_row_stride = x_in.stride(2);
-      operands.x_column_stride = x_in.stride(3);
       operands.plane_rows = static_cast<int>(x_in.size(2));
       operands.plane_width = static_cast<int>(x_in.size(3));
     }
     if (narrow) {
+      for (int64_t r = 0; r < x_in.size(2); ++r) {
+        for (int64_t w = 0; w < x_in.size(3); ++w) {
+          operands.plane_offsets[operands.plane_elements++] = r * x_in.stride(2) + w * x_in.stride(3);
+        }
+      }
       if (!keep_sums) operands.sums_out = nullptr;
       narrow_gemm_lse(operands, sums, epilogue_workspace, stream);
     } else {

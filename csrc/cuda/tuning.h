@@ -360,6 +360,13 @@ constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].dept
 // two buffers of staged sums, and rows of at most two elements a lane of a half warp (gemm_lse.cu, sum_tile_planes).
 constexpr int kTilePlanesMaxChannels = 2 * gemm_depth(kMmaTile, 8);
 constexpr int kTilePlanesMaxWidth = 32;
+// The narrow epilogue summing x's strided planes itself (plan::narrow_reads_planes): planes of at most
+// kNarrowPlanesMaxElements elements, whose offsets the host lists (GemmLseArgs::plane_offsets), and each lane's loads
+// of kNarrowPlaneElementsAtOnce elements of each of its planes issued together. In element rounds (every plane's
+// element e, then e + 1, its adds between), a sector's second touch came a round later and went back to DRAM: r59's
+// forward 815.9 us against 582.3 by the plane-lanes reader, 2.06 GB moved for 1.41 GB (H100, docs/limits.md §95).
+constexpr int kNarrowPlanesMaxElements = 8;
+constexpr int kNarrowPlaneElementsAtOnce = 4;
 // Blocks per multiprocessor the column runs aim for (two of 256 threads fit at up to 128 registers each); the float64
 // SIMT tiles are compiled for one (at 128 registers their tiles of 8 rows spilled).
 constexpr int64_t kGemmBlocksPerSm = 2;

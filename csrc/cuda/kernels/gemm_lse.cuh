@@ -254,13 +254,14 @@ template <typename A> __device__ __forceinline__ void copy_async(A* to, const A*
 }
 
 // s[d][i] = the sum of x's plane (row first + i, channel k0 + d x kLanes) for the rows below rows_here and channels
-// below `channels`, else 0: GemmLseArgs' plane_rows x plane_width elements, x_row_stride and x_column_stride apart,
-// the planes x_batch_stride and x_channel_stride apart. One element of every plane at a time, all kDepth x kRows
-// loads of it in flight before its adds, as the narrow epilogue's loads of the sums are; added in the planes' element
-// order, the same every run. 64-bit offsets: x may span more than 2^31 elements.
+// below `channels`, else 0: GemmLseArgs' plane_elements elements at plane_offsets, the planes x_batch_stride and
+// x_channel_stride apart. kNarrowPlaneElementsAtOnce elements of every plane at a time, all those loads in flight
+// before their adds, so that the elements of a plane that share a sector are loaded together (tuning.h); added in
+// the planes' element order, the same every run. 64-bit offsets: x may span more than 2^31 elements.
 template <typename T, int kDepth, int kRows, int kLanes>
 __device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t first, int rows_here, int k0,
                                                  int channels, acc_t<T> (&s)[kDepth][kRows]) {
+  constexpr int kAtOnce = kNarrowPlaneElementsAtOnce;
   const T* x = static_cast<const T*>(a.sums);  // [B, C_in, plane_rows, plane_width], strided
   const T* planes = x + first * a.x_batch_stride + int64_t{k0} * a.x_channel_stride;
   bool valid[kDepth][kRows];
@@ -272,22 +273,29 @@ __device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t f
       s[d][i] = acc_t<T>(0);
     }
   }
-  for (int r = 0; r < a.plane_rows; ++r) {
-    for (int w = 0; w < a.plane_width; ++w) {
-      const T* element = planes + r * a.x_row_stride + w * a.x_column_stride;
-      T v[kDepth][kRows];
+  for (int e0 = 0; e0 < a.plane_elements; e0 += kAtOnce) {
+    T v[kAtOnce][kDepth][kRows];
+#pragma unroll
+    for (int u = 0; u < kAtOnce; ++u) {
+      if (e0 + u >= a.plane_elements) break;
+      const T* element = planes + a.plane_offsets[e0 + u];
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) {
 #pragma unroll
         for (int i = 0; i < kRows; ++i) {
-          if (valid[d][i]) v[d][i] = __ldg(element + i * a.x_batch_stride + int64_t{d} * kLanes * a.x_channel_stride);
+          if (valid[d][i])
+            v[u][d][i] = __ldg(element + i * a.x_batch_stride + int64_t{d} * kLanes * a.x_channel_stride);
         }
       }
+    }
+#pragma unroll
+    for (int u = 0; u < kAtOnce; ++u) {
+      if (e0 + u >= a.plane_elements) break;
 #pragma unroll
       for (int d = 0; d < kDepth; ++d) {
 #pragma unroll
         for (int i = 0; i < kRows; ++i) {
-          if (valid[d][i]) s[d][i] += to_acc(v[d][i]);
+          if (valid[d][i]) s[d][i] += to_acc(v[u][d][i]);
         }
       }
     }
@@ -312,10 +320,13 @@ template <typename T, int kCols, int kLanes, bool kPlanesInX>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
   constexpr int kRows = narrow_lse_rows(kCols);
-  // Summing planes of float64, or into 8 columns or more, half the loads in flight: each holds its planes' sums beside
-  // their loads, and two blocks of 256 a multiprocessor (128 registers) spilled with all of them.
+  // Summing planes: kNarrowPlaneElementsAtOnce loads a plane, the same loads in flight over fewer channels; half of
+  // them for float64 or 8 columns and more, whose planes' sums and loads beside the logits spilled at two blocks of
+  // 256 a multiprocessor (128 registers) with all of them.
   constexpr bool kHalfLoads = kPlanesInX && (sizeof(T) == 8 || kCols >= 8);
-  constexpr int kDepth = (kHalfLoads ? kNarrowLseLoads / 2 : kNarrowLseLoads) / kRows;
+  constexpr int kLoadsInFlight = kHalfLoads ? kNarrowLseLoads / 2 : kNarrowLseLoads;
+  constexpr int kDepth =
+      kPlanesInX ? std::max(1, kLoadsInFlight / kRows / kNarrowPlaneElementsAtOnce) : kNarrowLseLoads / kRows;
   constexpr int kWarpRows = 32 / kLanes * kRows;
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   const int channels = static_cast<int>(a.channels), c_out = static_cast<int>(a.c_out);
