@@ -280,12 +280,6 @@ constexpr double kNarrowLseSharedLoadSlots = 4;
 // r53, [53725, 1650, 5, 1] bfloat16: 955 against 826); elsewhere it was level or faster, by up to 17% (C 2048 float32
 // of 3 x 3: 64.8 against 76.1), but on one problem ([100000, 32, 8, 4] float32: 149 against 127).
 constexpr int64_t kTinyPlaneElements = 32;
-// Planes the narrow epilogue sums itself (narrow_reads_planes): 2 to kNarrowPlanesMaxElements elements
-// (cuda/tuning.h), of strided rows or other layouts, which the plane-lanes reader also loads an element at a time
-// (contiguous planes and planes of one element keep its vector and run walks, measured faster than a lane per plane). Its reason is r59 of the sweep ([9346, 1570, 3, 1] float64
-// -> 4, planes of one column 3 apart in planes of 4 x 3): the plane-lanes reader wrote its 117 MB of sums for the
-// narrow epilogue to read back, and the forward took 581 us against the compiled shortcut's 573 (H100,
-// docs/limits.md section 94).
 constexpr int64_t kTinyLanesMinPlaneBytes = 32;
 constexpr int64_t kTinyLanesMinPixelBytes = 64;
 
@@ -611,6 +605,12 @@ bool tile_sums_planes(const Problem& p, const DeviceProps& d) {
   return tiling.tile == kMmaTile && tiling.column_runs == 1 && tiling.k_splits == 1;
 }
 
+// Planes of 2 to kNarrowPlanesMaxElements elements (cuda/tuning.h) in strided rows or other layouts, which the
+// plane-lanes reader also loads an element at a time (contiguous planes and planes of one element keep its vector and
+// run walks, measured faster than a lane per plane). Its reason is r59 of the sweep ([9346, 1570, 3, 1] float64 -> 4,
+// planes of one column 3 apart in planes of 4 x 3): the plane-lanes reader wrote its 117 MB of sums for the narrow
+// epilogue to read back, and the forward took 581 us against the compiled shortcut's 573; summed by the narrow
+// epilogue, 550 (H100, docs/limits.md sections 94-95).
 bool narrow_reads_planes(const Problem& p, const DeviceProps& d) {
   const int64_t plane = p.height * p.width;
   const auto acc = static_cast<int64_t>(acc_bytes(p));
