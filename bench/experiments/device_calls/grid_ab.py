@@ -3,7 +3,8 @@
 alternating ROUNDS times, each keeping its least; the plan's readers from explain (padding 0), so rows that never
 launch the plane-lanes reader show the noise.
 MODES (comma-separated, default "turns,persistent"): "turns" (a block a turn, the rule of s66), "persistent"
-(planning.forced_plane_lanes_persistent), "piecesN" (planning.forced_plane_lanes_pieces(N), with the rule's grid).
+(planning.forced_plane_lanes_persistent), "piecesN" (planning.forced_plane_lanes_pieces(N), with the rule's grid),
+"rule" (nothing forced: s68's rule, persistent where a plane's pieces share a block, section 96).
 python grid_ab.py OUT.jsonl [rNN ...]"""
 import contextlib
 import json
@@ -27,6 +28,8 @@ PADS = [int(p) for p in os.environ.get("PADS", "0").split(",")]
 
 
 def mode_context(mode):
+    if mode == "rule":
+        return contextlib.nullcontext()
     if mode == "turns":
         return forced_plane_lanes_persistent(False)
     if mode == "persistent":

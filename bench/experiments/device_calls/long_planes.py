@@ -1,40 +1,66 @@
-"""Few long contiguous planes (the plane-lanes reader's block-a-plane rule, tuning.h kBlockPerPlaneMinWave): the
-forward by the rule and with 1/2/4/8 pieces a plane forced, against torch's flat sum of the same bytes; do_bench
-medians, L2 flushed, best of ROUNDS. python long_planes.py OUT.jsonl"""
-import contextlib, json, os, sys
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-import torch
-import fusedlse_cuda
-from fusedlse_cuda.planning import forced_plane_lanes_pieces
-from timing import median_ms
+"""Few long contiguous planes, where the plane-lanes reader gives a plane a block or cuts it into pieces
+(docs/limits.md section 96): the forward under each of MODES against torch's flat sum of the same bytes, do_bench
+medians with the L2 flushed, the modes alternating ROUNDS times, each keeping its least.
+MODES (comma-separated, default "rule,turns,pieces2,pieces4"): "rule" (the planner's), "turns" (a block a turn:
+planning.forced_plane_lanes_persistent(False), main's grid before s68), "persistent" (forced persistent),
+"piecesN" (planning.forced_plane_lanes_pieces(N)). Each forward is checked against the rule's output first.
+python long_planes.py OUT.jsonl"""
+import contextlib
+import json
+import os
+import sys
 
-ROUNDS = int(os.environ.get("ROUNDS", "2"))
-D = dict(f64=torch.float64, f32=torch.float32, bf16=torch.bfloat16, f16=torch.float16)
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
+import torch  # noqa: E402
+
+import fusedlse_cuda  # noqa: E402
+from fusedlse_cuda.planning import forced_plane_lanes_persistent, forced_plane_lanes_pieces  # noqa: E402
+from timing import median_ms  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "3"))
+MODES = os.environ.get("MODES", "rule,turns,pieces2,pieces4").split(",")
+DTYPES = dict(f64=torch.float64, f32=torch.float32, bf16=torch.bfloat16, f16=torch.float16)
+# (name, B, C_in, H, W, dtype): r35 of the sweep, then planes of 64K-2M elements at about half a wave of 1056 blocks
+# (528 planes) to one, and past it.
 SHAPES = [("r35", 199, 4, 88887, 1, "f64"), ("bf16_512_528", 66, 8, 512, 512, "bf16"),
           ("bf16_512_800", 100, 8, 512, 512, "bf16"), ("bf16_512_1056", 132, 8, 512, 512, "bf16"),
           ("f32_256_800", 100, 8, 256, 256, "f32"), ("f32_509_800", 100, 8, 509, 509, "f32"),
           ("f64_256_800", 100, 8, 256, 256, "f64"), ("f16_300_952", 119, 8, 300, 300, "f16"),
-          ("f32_1024_600", 75, 8, 1024, 1024, "f32"), ("f32_2048_560", 70, 8, 2048, 1024, "f32")]
-MODES = [0, 1, 2, 4, 8]
+          ("f32_1024_600", 75, 8, 1024, 1024, "f32"), ("f32_2048x1024_560", 70, 8, 2048, 1024, "f32")]
+
+
+def mode_context(mode):
+    if mode == "rule":
+        return contextlib.nullcontext()
+    if mode in ("turns", "persistent"):
+        return forced_plane_lanes_persistent(mode == "persistent")
+    if mode.startswith("pieces"):
+        return forced_plane_lanes_pieces(int(mode[len("pieces"):]))
+    raise ValueError(f"unknown mode {mode!r}")
+
+
 with open(sys.argv[1], "a") as f:
-    for name, b, c, h, w, dt in SHAPES:
-        x = torch.randn(b, c, h, w, device="cuda", dtype=D[dt])
-        wt = torch.randn(c, 16, 3, 3, device="cuda", dtype=D[dt])
-        bias = torch.randn(16, device="cuda", dtype=D[dt])
-        bias2 = torch.randn(16, 1, 1, device="cuda", dtype=D[dt])
+    for name, b, c, h, w, dtype_name in SHAPES:
+        dtype = DTYPES[dtype_name]
+        x = torch.randn(b, c, h, w, device="cuda", dtype=dtype)
+        weight = torch.randn(c, 16, 3, 3, device="cuda", dtype=dtype)
+        conv_bias = torch.randn(16, device="cuda", dtype=dtype)
+        bias = torch.randn(16, 1, 1, device="cuda", dtype=dtype)
         flat = x.view(-1)
-        best = {m: float("inf") for m in MODES}
-        best["flat"] = float("inf")
-        ref = fusedlse_cuda.forward(x, wt, bias, bias2)
+        expected = fusedlse_cuda.forward(x, weight, conv_bias, bias).double()
+        best = {mode: float("inf") for mode in ["flat_sum"] + MODES}
         for _ in range(ROUNDS):
-            best["flat"] = min(best["flat"], median_ms(lambda: flat.sum(), 10, 60) * 1e3)
-            for m in MODES:
-                with forced_plane_lanes_pieces(m) if m else contextlib.nullcontext():
-                    fn = lambda: fusedlse_cuda.forward(x, wt, bias, bias2)
-                    out = fn()
-                    assert torch.allclose(out.double(), ref.double(), rtol=1e-2, atol=1e-2), (name, m)
-                    best[m] = min(best[m], median_ms(fn, 10, 60) * 1e3)
-        row = dict(name=name, planes=b * c, elems=h * w, dtype=dt, us={str(k): round(v, 2) for k, v in best.items()},
-                   plan=str(fusedlse_cuda.explain(x, wt).get("reader")))
-        f.write(json.dumps(row) + "\n"); f.flush(); print(row, flush=True)
-        del x; torch.cuda.empty_cache()
+            best["flat_sum"] = min(best["flat_sum"], median_ms(flat.sum, 10, 60) * 1e3)
+            for mode in MODES:
+                with mode_context(mode):
+                    def fn():
+                        return fusedlse_cuda.forward(x, weight, conv_bias, bias)
+                    torch.testing.assert_close(fn().double(), expected, rtol=1e-2, atol=1e-2)
+                    best[mode] = min(best[mode], median_ms(fn, 10, 60) * 1e3)
+        row = dict(name=name, planes=b * c, elements=h * w, dtype=dtype_name, reader=fusedlse_cuda.explain(x, weight)
+                   .get("reader"), us={mode: round(t, 2) for mode, t in best.items()})
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+        print(row, flush=True)
+        del x, flat
+        torch.cuda.empty_cache()
