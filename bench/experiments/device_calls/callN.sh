@@ -3,11 +3,7 @@
 # unless set): the module built as make gpu-test builds it ("8.9;9.0+PTX"), narrow_ab.py (the rule, forced in place,
 # forced to the plane-lanes reader), then the sweep's rows of strided tiny planes against the shortcuts. callB.sh with
 # the same TREE then runs the suite on this build.
-export CUDA_HOME=/usr/local/cuda MAX_JOBS=16
-W=${TREE:-s67}; nvidia-smi --query-gpu=name --format=csv,noheader; T0=$(date +%s); ROOT=$(pwd)
-cd .devrun/trees/$W
-make module PYTHON=python3 > $OUT/build.log 2>&1; echo "build rc=$? $(( $(date +%s) - T0 ))s"
-grep -iE "spill|error" $OUT/build.log | grep -v "0 bytes spill" | head -5
+W=${TREE:-s67}; source .devrun/build_module.sh
 PYTHONPATH=python:. timeout 200 python3 $ROOT/.devrun/narrow_ab.py $OUT/narrow_ab.jsonl 2> $OUT/narrow_ab_err.log
 tail -3 $OUT/narrow_ab_err.log; echo "narrow_ab done $(( $(date +%s) - T0 ))s"
 PYTHONPATH=python:. timeout 150 python3 bench/sweep.py --only r59,r58,r26,r25 \
