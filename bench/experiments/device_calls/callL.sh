@@ -3,8 +3,8 @@
 # tree (make_trees.sh with TREES=s68), one build as make gpu-test builds it: long_planes.py (r35 and long planes:
 # the rule, a block a turn as main, 2 and 4 pieces), then grid_ab.py over every public-sweep problem at padding 0:
 # the rule, a block a turn (only rows whose pieces share a block differ from it) and persistent everywhere (s66 was
-# chosen on an H100; r26 took 201 us in an H200 run before it, 210 in section 96's). callB.sh with TREE=s68 runs the suite on
-# this build.
+# chosen on an H100; r26 took 201 us in an H200 run before it, 210 in section 96's). callB.sh with TREE=s68 runs the
+# suite on this build.
 W=${TREE:-s68}; source .devrun/build_module.sh
 PYTHONPATH=python:. timeout 200 python3 $ROOT/.devrun/long_planes.py $OUT/long_planes.jsonl 2> $OUT/long_planes_err.log
 tail -3 $OUT/long_planes_err.log; echo "long_planes done $(( $(date +%s) - T0 ))s"
