@@ -303,6 +303,22 @@ def named_targets(rows):
     return found, yardstick
 
 
+def named_times(rows, providers):
+    """[(shape, MiB, x.sum(dim=(2, 3)) us or None, [us or None per provider])] for the named problems in the run, in
+    SWEEP's order: the table of times beside the shares (a user's question is often "how long", not "how near")."""
+    by_key = {(r["shape"], r["provider"]): r for r in rows}
+    found = []
+    for name in SWEEP:
+        present = [by_key.get((name, provider)) for provider in providers]
+        first = next((r for r in present if r is not None), None)
+        if first is None:
+            continue
+        sum_hw = first.get("sum_hw_ms")
+        found.append((name, first["bytes"] / 2**20, None if sum_hw is None else sum_hw * 1000,
+                      [r["median_ms"] * 1000 if r is not None and "median_ms" in r else None for r in present]))
+    return found
+
+
 def markdown(meta, rows, providers):
     lines = [f"Random sweep: {sum(map(is_random, dict.fromkeys(r['shape'] for r in rows)))} random shapes "
              f"(seed {meta['seed']}; the summary counts these, not the named problems listed after them), "
@@ -331,6 +347,14 @@ def markdown(meta, rows, providers):
                   "read floor).", "", "| shape | target | fusedlse CUDA | *read* | |", "|---|---|---|---|---|"]
         lines += [f"| {name} | {target:.2f} | {share:.3f} | {read_share:.3f} | {status} |"
                   for name, target, share, read_share, status in targets]
+    times = named_times(rows, providers)
+    if times:
+        us = lambda value: "-" if value is None else f"{value:.1f}"  # noqa: E731
+        lines += ["", "Named problems, us (the same rounds' best): torch's `x.sum(dim=(2, 3))` of the same x beside "
+                  "every provider.", "", "| shape | MiB | torch x.sum(dim=(2, 3)) | " + " | ".join(providers) + " |",
+                  "|---|---|---|" + "---|" * len(providers)]
+        lines += [f"| {name} | {mib:.1f} | {us(sum_hw)} | " + " | ".join(map(us, cells)) + " |"
+                  for name, mib, sum_hw, cells in times]
     lost = losses(rows)
     close = sorted((ratio, shape, provider) for shape, (provider, ratio) in fastest_rivals(rows).items()
                    if 1 <= ratio <= 1 + CLOSE_RIVAL_MARGIN)
@@ -365,7 +389,8 @@ def plot(meta, rows, providers, path):
 
     fig, ax = plt.subplots(figsize=(9, 5.5))
     for provider in providers:
-        points = [(r["bytes"] / 2**20, r["floor_frac"]) for r in rows if r["provider"] == provider and "floor_frac" in r]
+        points = [(r["bytes"] / 2**20, r["floor_frac"]) for r in rows
+                  if r["provider"] == provider and "floor_frac" in r]
         if points:
             ax.scatter(*zip(*points), label=provider, s=18, alpha=0.8)
     ax.set_xscale("log", base=2)

@@ -103,7 +103,7 @@ def test_named_targets_say_met_open_or_blocked_by_the_read_floor():
     """bench/sweep.py named_targets: shares of the headline's x.sum(dim=(2, 3)) GB/s (its flat read's in runs that
     did not time it), and a target counts as blocked only where torch's flat read of the same bytes misses it too and
     fusedlse does not pass that read."""
-    from sweep import markdown, named_targets
+    from sweep import markdown, named_targets, named_times
 
     def row(shape, nbytes, ms, read_ms, **extra):
         return dict(shape=shape, provider="cuda", bytes=nbytes, median_ms=ms, read_floor_ms=read_ms, **extra)
@@ -134,6 +134,15 @@ def test_named_targets_say_met_open_or_blocked_by_the_read_floor():
     text = markdown(meta, rows, ("cuda",))
     assert "| mid | 0.92 | 0.817 | 0.980 | open |" in text
     assert "torch's flat t.sum() on the headline" in text
+    # The times table: named problems only, in SWEEP's order, "-" for what the run did not time
+    rows.append(dict(rows[1], provider="triton_tuned", median_ms=0.5, floor_frac=0.5))
+    del rows[-1]["median_ms"], rows[-1]["floor_frac"]
+    rows[0]["sum_hw_ms"] = 0.95
+    assert named_times(rows, ("cuda", "triton_tuned")) == [
+        ("headline", 1000 / 2**20, 950.0, [1000.0, None]), ("skinny", 50 / 2**20, None, [70.0, None]),
+        ("short_rows", 100 / 2**20, None, [200.0, None]), ("mid", 250 / 2**20, None, [300.0, None])]
+    text = markdown(meta, rows, ("cuda", "triton_tuned"))
+    assert "| headline | 0.0 | 950.0 | 1000.0 | - |" in text and "| r00 | 0.0 |" not in text
 
 
 def test_sweep_lists_losses_and_rivals_within_the_close_margin():
