@@ -5,7 +5,8 @@
 # planes: the rule, a block a turn, 2 and 4 pieces) and grid_ab.py over every public-sweep problem at padding 0 (the
 # rule, a block a turn, persistent everywhere; s66 chose a block a turn on an H100, and r26 took 201 us in an H200
 # run before it, 210 in section 96's). In s68 "turns" is main's grid; in s69 it is its rule. callB.sh with
-# TREE=<the pick> runs the suite on that build.
+# TREE=<the pick> runs the suite on that build. Both mboxes end with s70 (section 97: the narrow epilogue's dispatch
+# written once; no timing changes), so that suite tests it too.
 for W in ${TREES:-s68 s69}; do
   (source .devrun/build_module.sh
    PYTHONPATH=python:. timeout 150 python3 $ROOT/.devrun/long_planes.py $OUT/lp_$W.jsonl 2> $OUT/err_$W.log
