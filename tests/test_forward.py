@@ -151,13 +151,19 @@ def test_forward_without_conv_bias(device):
 
 # The bias shapes the op takes: one value per output channel as the model broadcasts it (test_reliability.py has
 # the shapes it refuses, and ModelNew's answer for those).
-@pytest.mark.parametrize("bias_shape", [(7, 1, 1), (1, 7, 1, 1), (), (1,), (1, 1, 1), (1, 1, 1, 1)], ids=str)
+# Without conv_bias a single value is the only bias a channel gets (the CPU backend's GEMM once took its one value
+# for a row of C_out and failed), and padding and groups take their own GEMMs.
+@pytest.mark.parametrize("settings", [{}, dict(padding=1), dict(groups=3, padding=1)], ids=str)
+@pytest.mark.parametrize("with_conv_bias", [True, False], ids=["conv_bias", "no_conv_bias"])
+@pytest.mark.parametrize("bias_shape", [(6, 1, 1), (1, 6, 1, 1), (), (1,), (1, 1, 1), (1, 1, 1, 1)], ids=str)
 @pytest.mark.parametrize("device", DEVICES)
-def test_per_channel_bias_shapes(device, bias_shape):
-    x, weight, conv_bias, bias = make_problem(2, 3, 4, 4, 7, 3, 3, device=device)
+def test_per_channel_bias_shapes(device, bias_shape, with_conv_bias, settings):
+    x, weight, conv_bias, bias = make_problem(2, 3, 4, 4, 6, 3, 3, device=device)
+    weight = weight[:, :6 // settings.get("groups", 1)]
+    conv_bias = conv_bias if with_conv_bias else None
     bias = bias.flatten()[:1].reshape(bias_shape) if math.prod(bias_shape) == 1 else bias.reshape(bias_shape)
-    out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
-    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[torch.float32]
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[torch.float32]
 
 
 @pytest.mark.parametrize("device", DEVICES)

@@ -66,11 +66,35 @@ def test_from_model_shares_parameters(device):
     assert model.conv_transpose.weight.grad is not None and model.bias.grad is not None
 
 
-def test_module_without_conv_bias():
-    model = reference.Model(4, 6, 3, (6, 1, 1), bias=False)
-    new = ModelNew.from_model(model)
-    x = varied_input(2, 4, 5, 5)
-    assert rel_err(new(x), reference.truth(x, model.conv_transpose.weight, None, model.bias)) <= 2e-5
+def test_module_takes_every_keyword_the_model_passes_to_conv_transpose():
+    """Model hands its keyword arguments to nn.ConvTranspose2d: a drop-in takes each of them, by the same name."""
+    import inspect
+
+    conv = inspect.signature(torch.nn.ConvTranspose2d.__init__).parameters
+    ours = inspect.signature(ModelNew.__init__).parameters
+    keywords = [name for name in conv if name not in ("self", "in_channels", "out_channels", "kernel_size")]
+    assert [name for name in keywords if name not in ours] == []
+    assert all(ours[name].default == conv[name].default for name in keywords)
+    with pytest.raises(ValueError, match="padding_mode|zeros"):  # nn.ConvTranspose2d takes "zeros" alone
+        ModelNew(4, 6, 3, (6, 1, 1), padding_mode="reflect")
+    model, new = pair_of_models(4, 6, 3, (6, 1, 1), dtype=torch.float64)
+    for key, value in model.state_dict().items():
+        assert torch.equal(new.state_dict()[key], value) and new.state_dict()[key].dtype == value.dtype, key
+
+
+# Without conv_bias the bias is all a channel gets: one value for all (the CPU backend once failed there), one per
+# channel, or a shape the model broadcasts (ModelNew's torch tail).
+@pytest.mark.parametrize("settings", [{}, dict(padding=1, groups=2)], ids=str)
+@pytest.mark.parametrize("bias_shape", [(6, 1, 1), (1,), (), (6,)], ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_without_conv_bias(device, bias_shape, settings):
+    model, new = pair_of_models(4, 6, 3, bias_shape, bias=False, **settings)
+    assert new.conv_transpose.bias is None and list(new.state_dict()) == list(model.state_dict())
+    model, new = model.to(device), new.to(device)
+    x = varied_input(2, 4, 5, 5, device)
+    truth = reference.truth(x, model.conv_transpose.weight, None, model.bias, **settings)
+    assert rel_err(new(x), truth) <= 2e-5
+    assert rel_err(ModelNew.from_model(model)(x), truth) <= 2e-5
 
 
 @pytest.mark.parametrize("device", DEVICES)

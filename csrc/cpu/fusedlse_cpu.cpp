@@ -904,8 +904,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cpu(const at::Tensor& x, const at::Te
       check_forward_args(x, weight, conv_bias, bias, stride, padding, output_padding, dilation, groups);
   const at::ScalarType acc = accumulation_type(x.scalar_type());
   const NoAutocast no_autocast;
-  at::Tensor total_bias = bias.reshape({-1}).to(acc);
-  if (conv_bias.has_value()) total_bias = total_bias + conv_bias->to(acc);
+  // A bias of one value for every channel (check_bias_shape) becomes C_out of them: the GEMMs below take a bias
+  // row of C_out, which only conv_bias's broadcast had given it.
+  at::Tensor total_bias = bias.reshape({-1}).to(acc).expand({s.out_channels});
+  total_bias = conv_bias.has_value() ? total_bias + conv_bias->to(acc) : total_bias.contiguous();
   at::Tensor out, sums;
   if (s.conv.crops()) {
     // padding > 0: the GEMM over cells or taps (fusedlse.h); the per-tap sums are the op's second output.

@@ -15,8 +15,11 @@ class ModelNew(nn.Module):
     initialisation as :class:`fusedlse_cuda.reference.Model`: built right after the same ``torch.manual_seed``,
     both hold equal parameters, and their state dicts load into each other.
 
-    Keyword arguments are nn.ConvTranspose2d's (int or pair), every value it accepts, all exact; ones it would
-    refuse raise an error naming the setting, here rather than at the first call.
+    Keyword arguments are nn.ConvTranspose2d's, as ``Model`` passes them on: the settings (int or pair), every value
+    it accepts, all exact, ones it would refuse raising an error naming the setting, here rather than at the first
+    call; ``bias=False`` (no ``conv_transpose.bias``); ``padding_mode`` (``"zeros"``, the only one it accepts);
+    ``device`` and ``dtype`` of ``conv_transpose``'s parameters. ``bias`` (the parameter) is drawn as ``Model``
+    draws it, on the CPU in the default dtype, whatever ``device`` and ``dtype`` say.
 
     Any ``bias_shape`` computes what ``Model`` computes. One value per output channel (``(C_out, 1, 1)``, the
     problem's, ``(1, C_out, 1, 1)`` or a single value) runs the fused op. Other shapes, which ``Model`` broadcasts
@@ -27,13 +30,15 @@ class ModelNew(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, bias_shape, *, stride=1, padding=0,
-                 output_padding=0, groups: int = 1, dilation=1):
+                 output_padding=0, groups: int = 1, bias: bool = True, dilation=1, padding_mode: str = "zeros",
+                 device=None, dtype=None):
         super().__init__()
         ops.check_conv_settings(stride, padding, output_padding, dilation, groups)
         # Built exactly as Model builds them, in the same order, so the same seed gives the same parameters.
         self.conv_transpose = nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride=stride,
                                                  padding=padding, output_padding=output_padding, groups=groups,
-                                                 dilation=dilation)
+                                                 bias=bias, dilation=dilation, padding_mode=padding_mode,
+                                                 device=device, dtype=dtype)
         self.bias = nn.Parameter(torch.randn(bias_shape))
 
     @classmethod
