@@ -441,11 +441,44 @@ def test_func_on_the_building_blocks(device):
     assert torch.equal(tangent, sums[:, :, None, None].expand(2, 3, 3, 2))
 
 
-def test_model_new_under_jvp():
+# tap_sums and its adjoint broadcast_taps, the padded forward's building blocks: under forward mode and torch.func
+# they run as torch ops (the compiled ops' formulas are reverse-mode only: forward mode had dropped their tangent,
+# and jvp had given a wrong one, with no error).
+TAP_SETTINGS = [dict(padding=1), dict(stride=2, padding=(2, 1), output_padding=1, dilation=(1, 2)), {}]
+
+
+@pytest.mark.parametrize("settings", TAP_SETTINGS, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_func_on_the_tap_blocks(device, settings):
+    from torch.autograd import forward_ad
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64).to(device)
+    tangent = torch.randn(2, 3, 5, 4, generator=g, dtype=torch.float64).to(device)
+    taps = lambda t: fusedlse_cuda.tap_sums(t, (3, 2), **settings)  # noqa: E731
+    spread = lambda t: fusedlse_cuda.broadcast_taps(t, 5, 4, torch.float64, **settings)  # noqa: E731
+    # Both are linear: a tangent's image is the op applied to the tangent (the op itself, outside any transform).
+    primal, jvp = torch.func.jvp(taps, (x,), (tangent,))
+    assert rel_err(primal, taps(x)) <= 1e-14 and rel_err(jvp, taps(tangent)) <= 1e-14 and jvp.abs().max() > 0
+    with forward_ad.dual_level():
+        dual_tangent = forward_ad.unpack_dual(taps(forward_ad.make_dual(x, tangent))).tangent
+    assert dual_tangent is not None and rel_err(dual_tangent, taps(tangent)) <= 1e-14
+    assert rel_err(torch.func.vmap(taps)(torch.stack([x, tangent])), torch.stack([taps(x), taps(tangent)])) <= 1e-14
+    sums = taps(x)
+    _, spread_jvp = torch.func.jvp(spread, (sums,), (taps(tangent),))
+    assert rel_err(spread_jvp, spread(taps(tangent))) <= 1e-14
+    # and adjoint to each other under jacfwd as they are outside it
+    assert rel_err(torch.func.jacfwd(spread)(sums).flatten(0, 3).flatten(1),
+                   torch.func.jacrev(taps)(x).flatten(0, 3).flatten(1).T) <= 1e-14
+
+
+@pytest.mark.parametrize("bias_shape", [(5, 1, 1), (5,)], ids=str)
+@pytest.mark.parametrize("settings", [{}, dict(padding=1), dict(padding=(0, 2), stride=2, groups=5)], ids=str)
+def test_model_new_under_jvp(settings, bias_shape):
     torch.manual_seed(2)
-    model = reference.Model(3, 5, 3, (5, 1, 1)).double()
+    model = reference.Model(5, 5, 3, bias_shape, **settings).double()
     new = fusedlse_cuda.ModelNew.from_model(model)
-    x = torch.randn(2, 3, 6, 6, dtype=torch.float64)
+    x = torch.randn(2, 5, 6, 6, dtype=torch.float64)
     t = torch.randn_like(x)
     assert rel_err(torch.func.jvp(new, (x,), (t,))[1], torch.func.jvp(model, (x,), (t,))[1]) <= 1e-10
 

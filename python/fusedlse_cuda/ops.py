@@ -1,12 +1,13 @@
 """Python entry points of the fusedlse ops (schemas in csrc/fusedlse.cpp, kernels in csrc/cpu and csrc/cuda)."""
-from typing import Optional
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torch.autograd import forward_ad
 
 from . import _C
-from .shape import IntOrPair, conv_settings, pair  # noqa: F401  (conv_settings: part of the ops API)
+from .reference import kept_inputs
+from .shape import IntOrPair, conv_settings, pair, uncropped_size  # noqa: F401  (conv_settings: part of the ops API)
 
 
 def check_conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
@@ -191,7 +192,12 @@ def tap_sums(x: Tensor, kernel_size: IntOrPair, *, stride: IntOrPair = 1, paddin
     keeps the whole plane. Reads x once (its border rows and columns twice where ATen sums them)."""
     settings = conv_settings(stride, padding, output_padding, dilation)
     settings.pop("groups")
-    return _call(torch.ops.fusedlse.tap_sums.default, x, pair("kernel_size", kernel_size), *settings.values())
+    kernel = pair("kernel_size", kernel_size)
+    if _transformed((x,)):
+        torch.ops.fusedlse.tap_sums.default(empty_twin(x, True), kernel, *settings.values())  # the op's checks
+        rows, cols = _kept_masks(x.shape[2], x.shape[3], kernel, settings, accumulation_dtype(x.dtype), x.device)
+        return torch.einsum("bchw,th,uw->bctu", x.to(rows.dtype), rows, cols)
+    return _call(torch.ops.fusedlse.tap_sums.default, x, kernel, *settings.values())
 
 
 def broadcast_taps(taps: Tensor, height: int, width: int, dtype: torch.dtype, *, stride: IntOrPair = 1,
@@ -204,8 +210,32 @@ def broadcast_taps(taps: Tensor, height: int, width: int, dtype: torch.dtype, *,
         raise ValueError(f"memory_format must be torch.contiguous_format or torch.channels_last, got {memory_format}")
     settings = conv_settings(stride, padding, output_padding, dilation)
     settings.pop("groups")
+    channels_last = memory_format == torch.channels_last
+    if _transformed((taps,)):
+        torch.ops.fusedlse.broadcast_taps.default(empty_twin(taps, True), height, width, dtype, *settings.values(),
+                                                  channels_last)  # the op's checks
+        rows, cols = _kept_masks(height, width, tuple(taps.shape[2:]), settings, taps.dtype, taps.device)
+        return torch.einsum("bctu,th,uw->bchw", taps, rows, cols).to(dtype).contiguous(memory_format=memory_format)
     return _call(torch.ops.fusedlse.broadcast_taps.default, taps, height, width, dtype, *settings.values(),
-                 memory_format == torch.channels_last)
+                 channels_last)
+
+
+def _kept_masks(height: int, width: int, kernel: Sequence[int], settings: dict, dtype: torch.dtype,
+                device: torch.device) -> Tuple[Tensor, Tensor]:
+    """tap_sums and broadcast_taps as torch ops, for the transforms the compiled ops have no formulas for (forward
+    mode, torch.func): ``rows [kH, H]`` and ``cols [kW, W]``, 1 where the tap keeps the input (reference.kept_inputs:
+    nn.ConvTranspose2d's crop), else 0. Then tap_sums is ``einsum("bchw,th,uw->bctu", x, rows, cols)`` and
+    broadcast_taps its transpose: linear, so every transform takes them as they are."""
+    extents = uncropped_size(height, width, kernel[0], kernel[1], settings["stride"], settings["output_padding"],
+                             settings["dilation"])
+    masks = []
+    for d, (size, taps, extent) in enumerate(zip((height, width), kernel, extents)):
+        mask = torch.zeros(taps, size, dtype=dtype, device=device)
+        kept = kept_inputs(size, taps, extent, settings["stride"][d], settings["padding"][d], settings["dilation"][d])
+        for tap, (first, end) in enumerate(kept):
+            mask[tap, first:end] = 1
+        masks.append(mask)
+    return masks[0], masks[1]
 
 
 def gemm_lse(sums: Tensor, weight_sum: Tensor, total_bias: Tensor, scale: float) -> Tensor:
