@@ -130,6 +130,21 @@ def test_autocast_like_the_model(device, autocast_dtype, x_dtype):
     assert new.conv_transpose.weight.grad.dtype == torch.float32
 
 
+# The reference's dtype under autocast is its bias's promotion of the convolution's: a 0-dim bias does not promote
+# (ModelNew had returned float32 there, where the model returns the autocast dtype).
+@pytest.mark.parametrize("bias_shape", [(), (1,), (6, 1, 1), (6,)], ids=str)
+@pytest.mark.parametrize("x_dtype", [torch.float32, torch.bfloat16, torch.float64], ids=str)
+def test_autocast_returns_the_model_dtype(bias_shape, x_dtype):
+    model, new = pair_of_models(4, 6, 3, bias_shape, padding=1)
+    if x_dtype == torch.float64:
+        model, new = model.double(), new.double()
+    x = varied_input(2, 4, 5, 5, dtype=x_dtype)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, want = new(x), model(x)
+    assert out.dtype == want.dtype, (out.dtype, want.dtype)
+    assert rel_err(out, want) <= (TOLERANCE[torch.float64] if x_dtype == torch.float64 else 3e-2)
+
+
 def test_dtype_mismatch_outside_autocast_is_an_error():
     new = ModelNew(4, 6, 3, (6, 1, 1))
     with pytest.raises(RuntimeError, match=r"weight has dtype Float but x has dtype BFloat16"):

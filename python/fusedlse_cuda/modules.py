@@ -60,11 +60,12 @@ class ModelNew(nn.Module):
 
         Outside autocast: all in x's dtype, which must be the parameters' (as for the reference, whose
         convolution rejects mixed dtypes). Under ``torch.autocast`` on x's device type, the reference runs its
-        convolution in the autocast dtype and the rest in float32 (the float32 bias promotes), returning float32.
-        ModelNew returns float32 too, but does not cast x down: a float32 x is read as is and everything is
-        computed in float32 (a cast pass would cost more time than it saves, and the result is more accurate);
+        convolution in the autocast dtype (float64 x in float64) and adds its bias, which promotes: the rest runs
+        in float32 for a float32 bias of one dimension or more, and stays in the autocast dtype for a 0-dim one.
+        ModelNew returns the reference's dtype, but does not cast x down: a float32 x is read as is and everything
+        is computed in float32 (a cast pass would cost more time than it saves, and the result is more accurate);
         a float16/bfloat16 x is read at 2 bytes per element with the parameters cast to its dtype, summed in
-        float32, and the output rounded to x's dtype before it is widened to float32.
+        float32, and the output rounded to x's dtype before it takes the reference's.
         """
         conv = self.conv_transpose
         weight, conv_bias, bias = conv.weight, conv.bias, self.bias
@@ -76,7 +77,12 @@ class ModelNew(nn.Module):
             out = _fused(x, weight, conv_bias, bias, conv)
         else:
             out = _broadcast_bias(x, weight, conv_bias, bias, conv)
-        return out.float() if autocast and out.dtype in (torch.float16, torch.bfloat16) else out
+        if not autocast:
+            return out
+        conv_dtype = x.dtype if x.dtype == torch.float64 else torch.get_autocast_dtype(x.device.type)
+        # The reference's `+ self.bias`: a 0-dim tensor does not promote one with dimensions of its own category.
+        model_dtype = conv_dtype if self.bias.dim() == 0 else torch.promote_types(conv_dtype, self.bias.dtype)
+        return out.to(model_dtype)
 
 
 def _fused(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, conv: nn.ConvTranspose2d) -> Tensor:
