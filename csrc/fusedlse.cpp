@@ -524,7 +524,8 @@ void set_output_size(ForwardShape& s) {
     // Compared as full / 2 so that 2 * padding cannot overflow.
     FUSEDLSE_CHECK(conv.padding[d] <= (full[d] - 1) / 2, "padding ", at::IntArrayRef(conv.padding, 2),
                    " crops the whole output: ", d == 0 ? "H_out" : "W_out", " = ", full[d], " - 2 * ",
-                   conv.padding[d], " must be at least 1 (nn.ConvTranspose2d refuses it too)");
+                   conv.padding[d], " must be at least 1 (nn.ConvTranspose2d refuses it too, but grouped on the "
+                   "CPU, where it returns an empty output whose mean is NaN)");
   }
   s.out_height = s.full_height - 2 * conv.padding[0];
   s.out_width = s.full_width - 2 * conv.padding[1];
