@@ -1,5 +1,7 @@
 """The seed's Triton path (triton_ref.seed): correct within its own numerics, on the GPU and, without one, on CPU
 tensors through Triton's interpreter (TRITON_INTERPRET=1, set by conftest.py), which is how CI runs it."""
+import math
+
 import pytest
 import torch
 
@@ -29,6 +31,19 @@ def test_seed_forward_matches_float64_model(seed, device, dtype, shape):
     out = seed.forward(x, weight, conv_bias, bias)
     assert out.shape == (shape[0], 1) and out.dtype == dtype
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= SEED_TOLERANCE[dtype]
+
+
+# The bias shapes fusedlse_cuda.forward takes, with and without conv_bias (without it, a single value had been read
+# as a row of C_out: past its one element).
+@pytest.mark.parametrize("with_conv_bias", [True, False], ids=["conv_bias", "no_conv_bias"])
+@pytest.mark.parametrize("bias_shape", [(70, 1, 1), (1, 70, 1, 1), (), (1,), (1, 1, 1)], ids=str)
+@pytest.mark.parametrize("device", TRITON_DEVICES)
+def test_seed_bias_shapes(seed, device, bias_shape, with_conv_bias):
+    x, weight, conv_bias, bias = make_problem(3, 17, 13, 11, 70, 2, 3, dtype=torch.float64, device=device)
+    conv_bias = conv_bias if with_conv_bias else None
+    bias = bias.flatten()[:1].reshape(bias_shape) if math.prod(bias_shape) == 1 else bias.reshape(bias_shape)
+    out = seed.forward(x, weight, conv_bias, bias)
+    assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= SEED_TOLERANCE[torch.float64]
 
 
 @pytest.mark.parametrize("device", TRITON_DEVICES)

@@ -113,5 +113,8 @@ def forward(x: torch.Tensor, weight: torch.Tensor, conv_bias: Optional[torch.Ten
     """The seed's forward with fusedlse_cuda.forward's arguments: two launches plus the weight and bias glue."""
     kernel_h, kernel_w = weight.shape[2], weight.shape[3]
     out_area = (x.shape[2] + kernel_h - 1) * (x.shape[3] + kernel_w - 1)
-    total_bias = bias.reshape(-1) if conv_bias is None else conv_bias + bias.reshape(-1)
+    # A bias of one value for every channel is C_out of them: the GEMM reads a bias row of C_out (without conv_bias
+    # to broadcast against, it had read past a one-element bias).
+    total_bias = bias.reshape(-1).expand(weight.shape[1])
+    total_bias = total_bias if conv_bias is None else conv_bias + total_bias
     return gemm_lse(sum_hw(x), weight.sum(dim=(2, 3)).contiguous(), total_bias.contiguous(), 1.0 / out_area)
