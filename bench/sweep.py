@@ -306,17 +306,12 @@ def named_targets(rows):
 def named_times(rows, providers):
     """[(shape, MiB, x.sum(dim=(2, 3)) us or None, [us or None per provider])] for the named problems in the run, in
     SWEEP's order: the table of times beside the shares (a user's question is often "how long", not "how near")."""
-    by_key = {(r["shape"], r["provider"]): r for r in rows}
-    found = []
-    for name in SWEEP:
-        present = [by_key.get((name, provider)) for provider in providers]
-        first = next((r for r in present if r is not None), None)
-        if first is None:
-            continue
-        sum_hw = first.get("sum_hw_ms")
-        found.append((name, first["bytes"] / 2**20, None if sum_hw is None else sum_hw * 1000,
-                      [r["median_ms"] * 1000 if r is not None and "median_ms" in r else None for r in present]))
-    return found
+    times, first = _times_by_shape(rows), {}
+    for r in rows:
+        first.setdefault(r["shape"], r)
+    us = lambda ms: None if ms is None else ms * 1000  # noqa: E731
+    return [(name, first[name]["bytes"] / 2**20, us(first[name].get("sum_hw_ms")),
+             [us(times[name].get(provider)) for provider in providers]) for name in SWEEP if name in first]
 
 
 def markdown(meta, rows, providers):

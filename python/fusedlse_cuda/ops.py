@@ -6,8 +6,8 @@ from torch import Tensor
 from torch.autograd import forward_ad
 
 from . import _C
-from .reference import kept_inputs
-from .shape import IntOrPair, conv_settings, pair, uncropped_size  # noqa: F401  (conv_settings: part of the ops API)
+from .reference import kept_ranges
+from .shape import IntOrPair, conv_settings, pair  # noqa: F401  (conv_settings: part of the ops API)
 
 
 def check_conv_settings(stride: IntOrPair = 1, padding: IntOrPair = 0, output_padding: IntOrPair = 0,
@@ -223,15 +223,12 @@ def broadcast_taps(taps: Tensor, height: int, width: int, dtype: torch.dtype, *,
 def _kept_masks(height: int, width: int, kernel: Sequence[int], settings: dict, dtype: torch.dtype,
                 device: torch.device) -> Tuple[Tensor, Tensor]:
     """tap_sums and broadcast_taps as torch ops, for the transforms the compiled ops have no formulas for (forward
-    mode, torch.func): ``rows [kH, H]`` and ``cols [kW, W]``, 1 where the tap keeps the input (reference.kept_inputs:
+    mode, torch.func): ``rows [kH, H]`` and ``cols [kW, W]``, 1 where the tap keeps the input (reference.kept_ranges:
     nn.ConvTranspose2d's crop), else 0. Then tap_sums is ``einsum("bchw,th,uw->bctu", x, rows, cols)`` and
     broadcast_taps its transpose: linear, so every transform takes them as they are."""
-    extents = uncropped_size(height, width, kernel[0], kernel[1], settings["stride"], settings["output_padding"],
-                             settings["dilation"])
     masks = []
-    for d, (size, taps, extent) in enumerate(zip((height, width), kernel, extents)):
-        mask = torch.zeros(taps, size, dtype=dtype, device=device)
-        kept = kept_inputs(size, taps, extent, settings["stride"][d], settings["padding"][d], settings["dilation"][d])
+    for size, kept in zip((height, width), kept_ranges(height, width, kernel, settings)):
+        mask = torch.zeros(len(kept), size, dtype=dtype, device=device)
         for tap, (first, end) in enumerate(kept):
             mask[tap, first:end] = 1
         masks.append(mask)

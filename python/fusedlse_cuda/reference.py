@@ -1,5 +1,5 @@
 """The model fusedlse replaces, and the algebraic shortcut it computes, in plain PyTorch (for tests and benchmarks)."""
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -61,6 +61,15 @@ def kept_inputs(size: int, kernel: int, extent: int, stride: int, padding: int, 
     return ranges
 
 
+def kept_ranges(height: int, width: int, kernel: Sequence[int], settings: dict):
+    """kept_inputs along H and along W of an x of height x width under a ``kernel`` (kH, kW) and ``settings``
+    (shape.conv_settings' stride, padding, output_padding, dilation): (per tap row, per tap column) ranges."""
+    stride, dilation = settings["stride"], settings["dilation"]
+    extents = uncropped_size(height, width, kernel[0], kernel[1], stride, settings["output_padding"], dilation)
+    return tuple(kept_inputs(size, taps, extent, stride[d], settings["padding"][d], dilation[d])
+                 for d, (size, taps, extent) in enumerate(zip((height, width), kernel, extents)))
+
+
 def tap_shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: Tensor, **conv_settings) -> Tensor:
     """The shortcut for every nn.ConvTranspose2d setting (F.conv_transpose2d's stride, padding, output_padding,
     dilation, groups), in plain PyTorch: per (b, c) plane and tap the sum of the inputs the tap keeps (a rectangle
@@ -72,9 +81,7 @@ def tap_shortcut(x: Tensor, weight: Tensor, conv_bias: Optional[Tensor], bias: T
     batch, channels, height, width = x.shape
     kh, kw = weight.shape[2], weight.shape[3]
     stride, dilation = settings["stride"], settings["dilation"]
-    extents = uncropped_size(height, width, kh, kw, stride, settings["output_padding"], dilation)
-    rows, cols = (kept_inputs(size, kernel, extent, stride[d], settings["padding"][d], dilation[d])
-                  for d, (size, kernel, extent) in enumerate(zip((height, width), (kh, kw), extents)))
+    rows, cols = kept_ranges(height, width, (kh, kw), settings)
     column_sums = torch.stack([x[..., first:end].sum(dim=-1) for first, end in cols], dim=-1)  # [B, C, H, kW]
     taps = torch.stack([column_sums[:, :, first:end].sum(dim=2) for first, end in rows], dim=2)  # [B, C, kH, kW]
     per_group_out = weight.shape[1]
