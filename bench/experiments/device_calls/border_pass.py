@@ -1,9 +1,10 @@
 """A standalone test of one way to read padding's border pieces (docs/limits.md §98): a warp per contiguous plane
 sums its top and bottom R rows and its middle rows' span by 16-byte loads (every element read once, as padding 0's
 walk reads it), then loads each row's R first and last elements again (lines the warp just read), and takes
-1 + (R_top + R_bottom) + (R_left + R_right) warp sums. Its outputs give every cell of the tap path (the middle cell
-by subtraction). Against the same kernel summing whole planes (padding 0's work), torch's flat sum of x's bytes and
-fusedlse's forward at padding 0 and 1-3. python border_pass.py OUT.jsonl"""
+1 + (R_top + R_bottom) + (R_left + R_right) warp sums. Every tap's kept rectangle is a fixed sum of its outputs, so
+the padded GEMM can run over them with a folded weight ("pipe": the pass, torch's addmm, logsumexp). Timed against
+the same kernel summing whole planes (padding 0's work), torch's flat sum of x's bytes and x.sum((2, 3)), and, where
+fusedlse is built, its forward at padding 0-3 and the pipe. python border_pass.py OUT.jsonl"""
 import json
 import os
 import sys
