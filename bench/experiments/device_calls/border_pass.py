@@ -274,7 +274,12 @@ def main():
                     row["us"][key] = round(min(row["us"].get(key, t), t), 2)
             f.write(json.dumps(row) + "\n")
             f.flush()
-            print(name, row["us"], {k: f"{v:.1e}" for k, v in row["err"].items()}, flush=True)
+            us = row["us"]
+            # The pass over padding 0's work, and fusedlse's padded forward over its padding-0 one, by R
+            ratios = {f"r{r}": (round(us[f"border_r{r}"] / us["plane_pass"], 3),
+                                round(us[f"fused_p{r}"] / us["fused_p0"], 3) if "fused_p0" in us else None)
+                      for r in (1, 2, 3) if f"border_r{r}" in us}
+            print(name, us, ratios, {k: f"{v:.1e}" for k, v in row["err"].items()}, flush=True)
             del x, flat
             torch.cuda.empty_cache()
 
