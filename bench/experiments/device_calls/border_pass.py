@@ -13,9 +13,10 @@ import torch
 from torch.utils.cpp_extension import load_inline
 
 sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-try:  # without a built module (callX0.sh): the pass against padding 0's work and torch's sums only
+try:  # without a built module (callX.sh with no TREE): the pass against padding 0's work and torch's sums only
     import fusedlse_cuda  # noqa: E402
     from fusedlse_cuda import reference  # noqa: E402
+    from fusedlse_cuda.ops import _kept_masks  # noqa: E402
     from fusedlse_cuda.shape import conv_settings, output_size  # noqa: E402
 except ImportError:
     fusedlse_cuda = None
@@ -199,13 +200,9 @@ def piece_matrix(h, w, r):
 
 
 def tap_matrix(h, w, kernel, settings):
-    """Each tap's kept rectangle (reference.kept_ranges) as 0/1 rows over a plane's h * w values."""
-    rows, cols = reference.kept_ranges(h, w, kernel, settings)
-    m = torch.zeros(len(rows), len(cols), h, w, dtype=torch.float64)
-    for i, (r0, r1) in enumerate(rows):
-        for j, (c0, c1) in enumerate(cols):
-            m[i, j, r0:r1, c0:c1] = 1
-    return m.reshape(len(rows) * len(cols), h * w)
+    """Each tap's kept rectangle as 0/1 rows over a plane's h * w values: the product's masks (ops._kept_masks)."""
+    rows, cols = _kept_masks(h, w, kernel, settings, torch.float64, torch.device("cpu"))
+    return torch.einsum("th,uw->tuhw", rows, cols).reshape(rows.shape[0] * cols.shape[0], h * w)
 
 
 def folded_weight(weight, h, w, r, padding):
