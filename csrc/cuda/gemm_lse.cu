@@ -175,24 +175,23 @@ template <typename R, typename F>
 R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, bool planes_in_x, R fallback, F&& f) {
   return with_element_type(kind, fallback, [&](auto element) {
     using T = decltype(element);
-    const auto with_lanes = [&](auto cols) {
+    const auto with_lanes = [&](auto cols, auto reads_planes) {
       constexpr int kCols = decltype(cols)::value;
-      if (planes_in_x) {
-        if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, true>(), kCols, 8);
-        if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, true>(), kCols, 32);
-        return fallback;
-      }
-      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, false>(), kCols, 8);
-      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, false>(), kCols, 32);
+      constexpr bool kReadsPlanes = decltype(reads_planes)::value;
+      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, kReadsPlanes>(), kCols, 8);
+      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, kReadsPlanes>(), kCols, 32);
       return fallback;
     };
-    switch (columns) {
-      case 4: return with_lanes(std::integral_constant<int, 4>{});
-      case 8: return with_lanes(std::integral_constant<int, 8>{});
-      case 16: return with_lanes(std::integral_constant<int, 16>{});
-      case 32: return with_lanes(std::integral_constant<int, 32>{});
-    }
-    return fallback;
+    const auto with_columns = [&](auto reads_planes) {
+      switch (columns) {
+        case 4: return with_lanes(std::integral_constant<int, 4>{}, reads_planes);
+        case 8: return with_lanes(std::integral_constant<int, 8>{}, reads_planes);
+        case 16: return with_lanes(std::integral_constant<int, 16>{}, reads_planes);
+        case 32: return with_lanes(std::integral_constant<int, 32>{}, reads_planes);
+      }
+      return fallback;
+    };
+    return planes_in_x ? with_columns(std::true_type{}) : with_columns(std::false_type{});
   });
 }
 
