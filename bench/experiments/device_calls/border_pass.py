@@ -253,7 +253,8 @@ def main():
                     return 10 * torch.logsumexp(torch.addmm(total_bias, pieces, wp), 1, keepdim=True)
                 pipelines[r] = pipeline
                 want = reference.truth(x, weight, None, bias, padding=r)
-                row["err"][f"pipe_r{r}"] = float(((pipeline().double() - want).abs() / (want.abs() + 1)).max())
+                got, want = pipeline().double().cpu(), want.cpu()
+                row["err"][f"pipe_r{r}"] = float(((got - want).abs() / (want.abs() + 1)).max())
             for _ in range(3):
                 times = {"flat_sum": lambda: flat.sum(), "plane_pass": lambda: ext.border_pass(x, 1, False, blocks),
                          "xsum_hw": lambda: x.sum((2, 3))}

@@ -4,7 +4,8 @@ alternating ROUNDS times, each keeping its least; the plan's readers from explai
 launch the plane-lanes reader show the noise.
 MODES (comma-separated, default "turns,persistent"): "turns" (a block a turn, the rule of s66), "persistent"
 (planning.forced_plane_lanes_persistent), "piecesN" (planning.forced_plane_lanes_pieces(N), with the rule's grid),
-"rule" (nothing forced: s68's rule, persistent where a plane's pieces share a block, section 96).
+"rule" (nothing forced: s68's rule, persistent where a plane's pieces share a block, section 96); for padding's rows
+walk (s71, section 99) "walks" and "by_span" (planning.forced_tap_middle_by_span False and True).
 python grid_ab.py OUT.jsonl [rNN ...]"""
 import contextlib
 import json
@@ -36,6 +37,9 @@ def mode_context(mode):
         return forced_plane_lanes_persistent(True)
     if mode.startswith("pieces"):
         return forced_plane_lanes_pieces(int(mode[len("pieces"):]))
+    if mode in ("walks", "by_span"):
+        from fusedlse_cuda.planning import forced_tap_middle_by_span
+        return forced_tap_middle_by_span(mode == "by_span")
     raise ValueError(f"unknown mode {mode!r}")
 
 
@@ -53,7 +57,9 @@ with open(out, "a") as f:
                         fn = lambda: fusedlse_cuda.forward(*args, padding=pad)  # noqa: E731
                         fn()
                         best[mode] = min(best[mode], median_ms(fn, 10, REP) * 1e3)
+            padded = fusedlse_cuda.explain(args[0], args[1], padding=pad) if pad else {}
             row = dict(name=name, padding=pad, reader=plan.get("reader"), split_reader=plan.get("split_reader"),
+                       tap_sums=padded.get("tap_sums"), middle_by_span=padded.get("middle_by_span"),
                        us={mode: round(t, 2) for mode, t in best.items()},
                        ratio={mode: round(t / best[MODES[0]], 4) for mode, t in best.items() if mode != MODES[0]})
             f.write(json.dumps(row) + "\n")
