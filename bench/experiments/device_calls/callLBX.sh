@@ -7,10 +7,6 @@ W=${TREE:-s69}; TOTAL=${TOTAL:-585}
  MODES=rule,turns ROUNDS=1 PYTHONPATH=python:. timeout 60 python3 $ROOT/.devrun/long_planes.py $OUT/lp_$W.jsonl \
    2> $OUT/err_$W.log
  echo "long_planes rc=$? $(( $(date +%s) - T0 ))s"; tail -2 $OUT/err_$W.log
- python3 -c "import xdist" 2>/dev/null && N="-n 16" || N=""
- timeout $(( TOTAL - 25 - ($(date +%s) - T0) )) make gpu-test PYTHON=python3 ${ARCHS:+GPU_ARCHS=$ARCHS} \
-   PYTEST_ARGS="$N -q -p no:cacheprovider ${ARCHS:+--ignore=tests/test_build.py} ${SUITE_K:+-k '$SUITE_K'}" \
-   > $OUT/suite_$W.log 2>&1; echo "suite rc=$? $(( $(date +%s) - T0 ))s"
- tail -3 $OUT/suite_$W.log; grep -E "^(FAILED|ERROR)" $OUT/suite_$W.log | head -20
+ SUITE_END=$(( TOTAL - 25 )) source $ROOT/.devrun/suite.sh
  LEFT=$(( TOTAL - ($(date +%s) - T0) ))
  if [ $LEFT -gt 60 ]; then (cd $ROOT && TREE=$W TOTAL=$LEFT bash .devrun/callX.sh); fi)

@@ -22,13 +22,4 @@ for r in rows:
         print(r["name"], r["padding"], r["middle_by_span"], r["us"], r["ratio"]["rule"])
 PY
  fi
- python3 -c "import xdist" 2>/dev/null && N="-n 16" || N=""
- LEFT=$(( TOTAL - 15 - ($(date +%s) - T0) ))
- if [ -n "${SUITE:-}" ]; then
-   TORCH_CUDA_ARCH_LIST=$ARCHS timeout $LEFT python3 -m pytest $SUITE $N -q -p no:cacheprovider > $OUT/suite_$W.log 2>&1
- else
-   timeout $LEFT make gpu-test PYTHON=python3 GPU_ARCHS=$ARCHS \
-     PYTEST_ARGS="$N -q -p no:cacheprovider --ignore=tests/test_build.py" > $OUT/suite_$W.log 2>&1
- fi
- echo "suite rc=$? $(( $(date +%s) - T0 ))s"; tail -3 $OUT/suite_$W.log
- grep -E "^(FAILED|ERROR)" $OUT/suite_$W.log | head -20)
+ SUITE_END=$(( TOTAL - 15 )) source $ROOT/.devrun/suite.sh)
