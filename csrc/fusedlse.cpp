@@ -688,14 +688,19 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(stage >= -1 && stage <= 1, "_force_tap_stage: stage must be -1, 0 or 1, got ", stage);
     plan::force_tap_stage(static_cast<int>(stage));
   });
-  // The plane-lanes reader's launch (plan::plane_lanes_tiling), for the planner's CPU tests: lanes, pieces, piece
-  // units, blocks, pieces_in_block (0 or 1) and persistent (0 or 1).
-  m.def("_plane_lanes_tiling(int planes, int units, int resident_threads, int units_per_lane) -> int[]",
-        [](int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane) {
+  // The plane-lanes reader's launch (plan::plane_lanes_tiling, then plan::fit_pieces_to_wave where kernel_blocks, the
+  // blocks its kernel holds at once, is given), for the planner's CPU tests: lanes, pieces, piece units, blocks,
+  // pieces_in_block (0 or 1) and persistent (0 or 1).
+  m.def("_plane_lanes_tiling(int planes, int units, int resident_threads, int units_per_lane, int kernel_blocks=0) -> "
+        "int[]",
+        [](int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane, int64_t kernel_blocks) {
           FUSEDLSE_CHECK(planes >= 1 && units >= 1 && resident_threads >= 1 && units_per_lane >= 1,
                          "_plane_lanes_tiling: planes, units, resident_threads and units_per_lane must each be 1 or "
                          "more, got ", planes, ", ", units, ", ", resident_threads, ", ", units_per_lane);
-          const plan::PlaneLanesTiling t = plan::plane_lanes_tiling(planes, units, resident_threads, units_per_lane);
+          FUSEDLSE_CHECK(kernel_blocks >= 0, "_plane_lanes_tiling: kernel_blocks must be 0 (not given) or more, got ",
+                         kernel_blocks);
+          plan::PlaneLanesTiling t = plan::plane_lanes_tiling(planes, units, resident_threads, units_per_lane);
+          if (kernel_blocks > 0) t = plan::fit_pieces_to_wave(t, planes, units, kernel_blocks);
           return std::vector<int64_t>{t.lanes, t.pieces, t.piece_units, t.blocks, t.pieces_in_block, t.persistent};
         });
   // For measurements and tests only (tests/test_strategies.py): every later plane-lanes launch takes a persistent

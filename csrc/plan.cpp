@@ -714,6 +714,24 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
   return t;
 }
 
+// r35 of the sweep (796 float64 planes of 88887, a block each, its 8 groups the plane's pieces; the vector walk's 64
+// registers hold 528 blocks): 168.4 us in a wave and a half of blocks, 146.8 by 4 pieces a plane in 398 blocks and
+// 147.3 by 2 in 199 (H200, forced pieces; docs/limits.md section 96). Before section 93 a persistent grid of the 528
+// took 145.9 on another H200.
+PlaneLanesTiling fit_pieces_to_wave(PlaneLanesTiling t, int64_t planes, int64_t units, int64_t kernel_blocks) {
+  if (!t.pieces_in_block || t.persistent || kernel_blocks < 1 ||
+      forced_plane_lanes_pieces.load(std::memory_order_relaxed) > 0) {
+    return t;
+  }
+  while (t.pieces > 1 && t.blocks > kernel_blocks) {
+    t.pieces /= 2;  // a power of two still, dividing the block's groups
+    t.blocks = std::max<int64_t>(1, ceil_div(planes * t.pieces * t.lanes, kSplitThreads));
+  }
+  t.pieces_in_block = t.pieces > 1;
+  t.piece_units = ceil_div(units, t.pieces);
+  return t;
+}
+
 void force_plane_lanes_persistent(int persistent) {
   forced_plane_lanes_persistent.store(persistent, std::memory_order_relaxed);
 }

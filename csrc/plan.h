@@ -205,6 +205,10 @@ struct PlaneLanesTiling {
   bool pieces_in_block;
 };
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane);
+// `t` (plane_lanes_tiling's, for `planes` planes of `units` loads) where a plane's pieces share a block and its blocks
+// pass `kernel_blocks`, those its kernel holds at once (its registers decide): half the pieces a plane, again until
+// the blocks make one wave or a plane is one group's. Unchanged where pieces or a persistent grid are forced.
+PlaneLanesTiling fit_pieces_to_wave(PlaneLanesTiling t, int64_t planes, int64_t units, int64_t kernel_blocks);
 // For measurements and tests: every later plane_lanes_tiling takes a persistent grid (1) or a block a turn (0); -1
 // leaves it to the rule (a block a turn). Not for production code.
 void force_plane_lanes_persistent(int persistent);

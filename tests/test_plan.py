@@ -788,6 +788,29 @@ def test_plane_lanes_grid_is_a_block_a_turn_unless_forced_persistent():
         tiling(0, 3, resident, 8)
 
 
+def test_plane_lanes_pieces_sharing_a_block_fit_one_wave_of_the_kernels_blocks():
+    from fusedlse_cuda.planning import forced_plane_lanes_persistent, forced_plane_lanes_pieces
+
+    tiling = torch.ops.fusedlse._plane_lanes_tiling  # [lanes, pieces, piece_units, blocks, in_block, persistent]
+    resident = 132 * 2048  # 1056 blocks of 256
+    # r35's planes (796 of 44444 float64 vectors) take a block each, its 8 groups the plane's pieces: past the 528
+    # blocks the vector walk's kernel holds on an H200, 4 pieces a plane in 398 blocks; within them, as the rule cut it
+    assert tiling(796, 44444, resident, 8) == [32, 8, 5556, 796, 1, 0]
+    assert tiling(796, 44444, resident, 8, 528) == [32, 4, 11111, 398, 1, 0]
+    assert tiling(796, 44444, resident, 8, 1056) == [32, 8, 5556, 796, 1, 0]
+    # down to a plane a group (no pieces) where even 2 pieces pass the kernel's blocks: 100 blocks of 8 planes
+    assert tiling(796, 44444, resident, 8, 150) == [32, 1, 44444, 100, 0, 0]
+    # pieces not sharing a block (64 planes of 64 pieces, added by a second launch) and one-piece planes: as they were
+    assert tiling(64, 65536, resident, 8, 8) == [32, 64, 1024, 512, 0, 0]
+    assert tiling(1302131, 333, resident, 8, 528) == [32, 1, 333, 162767, 0, 0]
+    with forced_plane_lanes_pieces(8):
+        assert tiling(796, 44444, resident, 8, 528) == [32, 8, 5556, 796, 1, 0]
+    with forced_plane_lanes_persistent(True):
+        assert tiling(796, 44444, resident, 8, 528) == [32, 8, 5556, 796, 1, 1]
+    with pytest.raises(RuntimeError, match="kernel_blocks must be 0 \\(not given\\) or more, got -1"):
+        tiling(796, 44444, resident, 8, -1)
+
+
 def test_plane_lanes_pieces_as_forced():
     from fusedlse_cuda.planning import forced_plane_lanes_pieces
 

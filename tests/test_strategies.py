@@ -420,6 +420,18 @@ def test_plane_lanes_grid_of_a_block_a_turn_reads_what_a_persistent_grid_reads(d
         assert torch.equal(torch.ops.fusedlse.forward(x, weight, conv_bias, bias)[1], persistent)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_plane_lanes_planes_of_a_block_each_past_one_wave_read_by_fewer_pieces(dtype):
+    """800 contiguous planes of 256 x 256 take a block each where a device holds 528 to 1056 blocks of 256 threads (132
+    multiprocessors of 2048), its 8 groups the plane's pieces; past the blocks the vector walk's kernel holds at once
+    (528 on the H100 and H200) the rule cuts them into fewer pieces. Its sums (and the 8 pieces' as forced) within x's
+    dtype's tolerance of float64 and bitwise the same on a second run, the output within it of the model."""
+    x, weight, conv_bias, bias = _plane_lanes_problem(100, 8, 256, 256, dtype, "contiguous")
+    _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
+    with forced_plane_lanes_pieces(8):
+        _check_forced_sums("plane_lanes", x, weight, conv_bias, bias)
+
+
 @pytest.mark.parametrize("pieces", [2, 4, 16])
 @pytest.mark.parametrize("layout", ["sliced", "transposed"])
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

@@ -443,9 +443,10 @@ void run_plane_lanes(PlaneLanesArgs a, const at::Tensor& out, int64_t resident_t
                         : a.height == 1 ? a.width / a.vec
                                         : masked_vectors(a);
   const bool neighbour_loads = a.vec > 1 ? a.height > 1 : a.stride_w == 1;  // the masked walk, rows of stride 1
-  const plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(
+  plan::PlaneLanesTiling tiling = plan::plane_lanes_tiling(
       planes, units, resident_threads, neighbour_loads ? kPlaneLanesNeighbourUnitsPerLane : kPlaneLanesUnitsPerLane);
-  a.lanes = tiling.lanes;
+  a.lanes = tiling.lanes;  // which kernel, so how many of its blocks a device holds at once
+  tiling = plan::fit_pieces_to_wave(tiling, planes, units, plane_lanes_blocks(a, out.get_device()));
   a.pieces = tiling.pieces;
   a.pieces_in_block = tiling.pieces_in_block;
   a.piece_units = tiling.piece_units;
