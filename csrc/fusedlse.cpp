@@ -688,6 +688,23 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(stage >= -1 && stage <= 1, "_force_tap_stage: stage must be -1, 0 or 1, got ", stage);
     plan::force_tap_stage(static_cast<int>(stage));
   });
+  // padding's rule for summing the rows walk's middle rows whole (plan::tap_middle_by_span), for the planner's CPU
+  // tests.
+  m.def("_tap_middle_by_span(bool whole_vector_rows, int width, int element_bytes, int head, int tail) -> bool",
+        [](bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail) {
+          FUSEDLSE_CHECK(width >= 1 && element_bytes >= 1 && head >= 0 && tail >= 0, "_tap_middle_by_span: width "
+                         "and element_bytes must each be 1 or more and head and tail 0 or more, got ", width, ", ",
+                         element_bytes, ", ", head, ", ", tail);
+          return plan::tap_middle_by_span(whole_vector_rows, width, element_bytes, head, tail);
+        });
+  // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's rows walk sums the
+  // middle rows whole wherever their rows follow each other with no gap and a middle column is left (1), or never
+  // (0), bypassing plan::tap_middle_by_span's rule; -1 leaves it to the rule.
+  m.def("_force_tap_middle_by_span(int by_span) -> ()", [](int64_t by_span) {
+    FUSEDLSE_CHECK(by_span >= -1 && by_span <= 1, "_force_tap_middle_by_span: by_span must be -1, 0 or 1, got ",
+                   by_span);
+    plan::force_tap_middle_by_span(static_cast<int>(by_span));
+  });
   // The plane-lanes reader's launch (plan::plane_lanes_tiling, then plan::fit_pieces_to_wave where kernel_blocks, the
   // blocks its kernel holds at once, is given), for the planner's CPU tests: lanes, pieces, piece units, blocks,
   // pieces_in_block (0 or 1) and persistent (0 or 1).

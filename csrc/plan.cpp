@@ -370,6 +370,7 @@ std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_tap_stage{-1};
+std::atomic<int> forced_tap_middle_by_span{-1};
 std::atomic<int> forced_plane_lanes_persistent{-1};
 std::atomic<int64_t> forced_plane_lanes_pieces{0};
 
@@ -1203,6 +1204,18 @@ bool tap_rows_staged(bool whole_vector_rows, int64_t width, int64_t element_byte
 }
 
 void force_tap_stage(int stage) { forced_tap_stage.store(stage, std::memory_order_relaxed); }
+
+bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail) {
+  if (width <= head + tail) return false;
+  const int forced = forced_tap_middle_by_span.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return !whole_vector_rows && std::max(head, tail) <= kTapSpanSumMaxBorderSide &&
+         width * element_bytes >= kTapSpanSumMinRowBytes && width >= kTapSpanSumMinWidthPerBorderColumn * (head + tail);
+}
+
+void force_tap_middle_by_span(int by_span) {
+  forced_tap_middle_by_span.store(by_span, std::memory_order_relaxed);
+}
 
 int64_t tap_combine_warps(int64_t multiprocessors) {
   return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;

@@ -377,6 +377,18 @@ bool tap_rows_staged(bool whole_vector_rows, int64_t width, int64_t element_byte
 // -1 leaves it to the rule. Not for production code.
 void force_tap_stage(int stage);
 
+// Whether padding's rows walk sums a run's middle rows whole (cuda/kernels/read_tap_rows.cuh middle_by_span), where
+// x's rows follow each other with no gap (its caller's test), a row of `width` elements of `element_bytes` with `head`
+// and `tail` border columns: rows that are not whole 16-byte vectors (`whole_vector_rows` false), of at least
+// kTapSpanSumMinRowBytes, with borders of at most kTapSpanSumMaxBorderSide columns a side (in registers) and at least
+// kTapSpanSumMinWidthPerBorderColumn elements per border column (cuda/tuning.h has the measurements). Never where no
+// middle column is left (width <= head + tail): the middle's sum would be a difference of equal sums, its rounding
+// where the answer is 0. Or with force_tap_middle_by_span, as forced (where a middle column is left).
+bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail);
+// For measurements and tests: every later tap_middle_by_span answers `by_span` (0 or 1) where a middle column is
+// left; -1 leaves it to the rule. Not for production code.
+void force_tap_middle_by_span(int by_span);
+
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
 // `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.
 int64_t tap_combine_warps(int64_t multiprocessors);

@@ -852,3 +852,27 @@ def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
             pass
     with pytest.raises(RuntimeError, match="width and element_bytes must each be 1 or more, got 0, 4"):
         staged(False, 0, 4)
+
+
+def test_tap_middle_by_span_for_rows_with_room_beside_their_borders_and_as_forced():
+    from fusedlse_cuda.planning import forced_tap_middle_by_span
+
+    by_span = torch.ops.fusedlse._tap_middle_by_span
+    # (whole_vector_rows, W, element bytes, head, tail): rows that are not whole vectors, of 256 bytes or more, borders
+    # of at most 2 columns a side and 4 elements or more per border column (r61's rows of 177 bfloat16, r49's of 244,
+    # r29's of 262); not r16's of 39 float32 (156 bytes: the stage), nor whole-vector rows (their own path), nor
+    # borders of 3 (shared memory: r16 at padding 3 took 1.17x the stage's time, H100)
+    assert by_span(False, 177, 2, 1, 1) and by_span(False, 262, 2, 2, 2) and by_span(False, 64, 4, 2, 2)
+    assert not by_span(False, 39, 4, 1, 1) and not by_span(False, 63, 4, 1, 1) and not by_span(True, 168, 2, 1, 1)
+    assert not by_span(False, 189, 2, 3, 3) and not by_span(False, 15, 32, 2, 2) and by_span(False, 128, 2, 0, 0)
+    with forced_tap_middle_by_span(True):  # wherever a middle column is left
+        assert by_span(True, 168, 2, 1, 1) and by_span(False, 7, 2, 3, 3) and not by_span(False, 6, 2, 3, 3)
+        assert by_span(False, 39, 4, 3, 3) and by_span(False, 1, 4, 0, 0)
+    with forced_tap_middle_by_span(False):
+        assert not by_span(False, 177, 2, 1, 1) and not by_span(False, 128, 2, 0, 0)
+    assert by_span(False, 177, 2, 1, 1) and not by_span(True, 168, 2, 1, 1)  # the rule again after the block
+    with pytest.raises(ValueError, match="by_span must be a bool, got 1"):
+        with forced_tap_middle_by_span(1):
+            pass
+    with pytest.raises(RuntimeError, match="head and tail 0 or more, got 0, 2, 1, 1"):
+        by_span(False, 0, 2, 1, 1)

@@ -218,6 +218,11 @@ struct TapSumsArgs {
   // stage_bytes in dynamic shared memory: pieces of stage_rows rows through the stage (kernels/read_tap_rows.cuh
   // staged_walk). 0: no stage (stage_bytes 0 too).
   int32_t stage_rows, stage_bytes;
+  // The middle rows summed whole, each row's border columns loaded apart and taken off (kernels/read_tap_rows.cuh
+  // middle_by_span; plan::tap_middle_by_span): rows that follow each other with no gap (stride_h == W), W above
+  // cols.head + cols.tail, no stage (stage_bytes 0). A run that meets a value that is not finite is read again by
+  // the walks that only add.
+  bool middle_by_span;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).
   int32_t element_step_cols;
@@ -492,9 +497,9 @@ inline size_t staged_plane_shared_bytes(size_t tile, size_t elements, size_t pla
 }
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk,
-// channel_rows; at least 1).
+// channel_rows, stage_bytes, middle_by_span; at least 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk, bool channel_rows,
-                           int32_t stage_bytes);
+                           int32_t stage_bytes, bool middle_by_span);
 // tap_grid_kernel's dynamic shared memory: the border sums (border_side 0), then a stage of stage_bytes a warp.
 size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, int32_t stage_bytes);
 // tap_combine_kernel's dynamic shared memory for `args` (its cells, taps and staged weight a warp).

@@ -1288,8 +1288,24 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   return path;
 }
 
-// How explain() names `path`: its "tap_sums" field, and for the channels walk its "channel_walk" ("rows" or "flat").
-std::string tap_path_fields(const TapPath& path) {
+// TapSumsArgs::whole_vector_rows of x for the columns' cut `cols`, where the span walk reads its rows.
+bool tap_whole_vector_rows(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols) {
+  const int64_t vec = 16 / x.element_size();
+  return std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
+         s.width % vec == 0 && x.stride(2) % vec == 0;
+}
+
+// TapSumsArgs::middle_by_span of x, where the span walk reads its rows: rows that follow each other with no gap, as
+// plan::tap_middle_by_span rules for rows of W elements and the cut's border columns.
+bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols,
+                        bool whole_vector_rows) {
+  return x.stride(2) == s.width && (s.width == 1 || x.stride(3) == 1) &&
+         plan::tap_middle_by_span(whole_vector_rows, s.width, x.element_size(), cols.head, cols.tail);
+}
+
+// How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
+// "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span).
+std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s) {
   const char* name = path.staged.tile > 0 ? "staged_planes"
                      : path.small_planes ? "small_planes"
                      : path.channels     ? "channel_kernels"
@@ -1297,6 +1313,12 @@ std::string tap_path_fields(const TapPath& path) {
                                          : "aten";
   std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
+  if (path.kernels && !path.channels) {
+    const bool span_walk = rows_span_walk(x.stride(2), s.width);
+    const bool by_span =
+        span_walk && tap_middle_by_span(x, s, path.cols, tap_whole_vector_rows(x, s, path.cols));
+    fields += std::string(", \"middle_by_span\": ") + (by_span ? "true" : "false");
+  }
   return fields;
 }
 
@@ -1560,13 +1582,13 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.element_step_cols = static_cast<int32_t>(32 % s.width);
   a.element_step_offset = 32 / s.width * stride_h;
   a.border_side = tap_border_side(cols);
-  const int64_t vec = 16 / x.element_size();
-  a.whole_vector_rows = a.span_walk && std::max(cols.head, cols.tail) <= vec && planes_start_aligned(x) &&
-                        s.width % vec == 0 && stride_h % vec == 0;
-  const bool staged = a.span_walk && plan::tap_rows_staged(a.whole_vector_rows, s.width, x.element_size());
+  a.whole_vector_rows = a.span_walk && tap_whole_vector_rows(x, s, cols);
+  a.middle_by_span = a.span_walk && tap_middle_by_span(x, s, cols, a.whole_vector_rows);
+  const bool staged =
+      a.span_walk && !a.middle_by_span && plan::tap_rows_staged(a.whole_vector_rows, s.width, x.element_size());
   // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
   // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
-  if (a.whole_vector_rows && !staged && std::max(cols.head, cols.tail) == kVectorBorderSide) {
+  if (a.whole_vector_rows && !staged && !a.middle_by_span && std::max(cols.head, cols.tail) == kVectorBorderSide) {
     a.border_side = kVectorBorderSide;
   }
   // Runs of rows as plan::tap_run_chunks cuts them for the warps resident at once, each spanning fewer than 2^31
@@ -1580,7 +1602,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
         std::min<int64_t>(kDefaultSharedBytesPerBlock, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
         static_cast<int64_t>(tap_grid_shared_bytes(a.kind, a.border_side, border_cols, 0));
     const int64_t stage_bytes = std::min<int64_t>(kTapStageMaxBytes, block_bytes / kWarpsPerBlock / 16 * 16);
-    const int64_t stage_elements = stage_bytes / x.element_size();
+    const int64_t stage_elements = stage_bytes / x.element_size(), vec = 16 / x.element_size();
     if (stage_elements >= s.width + vec - 1) {
       a.stage_bytes = static_cast<int32_t>(stage_bytes);
       a.stage_rows = static_cast<int32_t>((stage_elements - s.width - (vec - 1)) / stride_h + 1);
@@ -1588,10 +1610,10 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   }
   const int blocks_per_sm = once_per_key(
       std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk, a.channel_rows,
-                      a.stage_bytes),
+                      a.stage_bytes, a.middle_by_span),
       [&] {
         return tap_sums_blocks_per_sm(a.kind, a.border_side, border_cols, a.channels_walk, a.channel_rows,
-                                      a.stage_bytes);
+                                      a.stage_bytes, a.middle_by_span);
       });
   const int64_t resident_blocks = device_props(device).multiprocessors * blocks_per_sm;
   const int64_t runs_of_all_rows = a.channels_walk ? s.batch * a.channel_slices : planes;
@@ -1839,7 +1861,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const TapPath path = tap_path(x, s);
     if (tap_shares_apply(x, weight, s, path)) {
       const bool in_lse = shares_added_in_lse(s);
-      return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path) +
+      return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
              ", \"gemm\": {\"strategy\": "
              "\"tap_shares\", \"shares_added\": \"" + (in_lse ? "in_lse" : "torch_sum") + "\"}, \"why\": \"padding "
              "crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW: each plane's share by the warp "
@@ -1858,7 +1880,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
-    return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path) +
+    return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
            ", \"whole_planes\": " + (whole_planes ? "true" : "false") +
            ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
            ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +

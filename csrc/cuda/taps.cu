@@ -1,8 +1,9 @@
 // padding's per-tap sums (the forward's read of x when padding > 0) and their adjoint's first step (each segment
 // pair's value; broadcast_hw.cu writes grad_x from them), for the shapes the kernels take (kernels.h: TapSumsArgs,
-// TapBroadcastArgs); fusedlse.cpp's ATen code computes the same for the others. Sums are only ever added, in an
-// order fixed by the shape, never subtracted: an infinity in a cropped border reaches only the taps that keep it, and
-// results are bitwise reproducible.
+// TapBroadcastArgs); fusedlse.cpp's ATen code computes the same for the others. Sums are added in an order fixed by
+// the shape, and subtracted only where every value they hold is finite (kSpanSumWalk: a run whose middle rows hold an
+// infinity or a NaN is read again by adds alone): an infinity in a cropped border reaches only the taps that keep it,
+// and results are bitwise reproducible.
 // Only CUDA headers are included: see kernels.h. The stages, in the order x flows through them, are in kernels/.
 
 #include "kernels.h"
@@ -30,10 +31,12 @@ __host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_s
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
 // the loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
 // middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
-// their registers), or of a slice of channels' (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own:
-// beside the flat walk, the kSide 2 instances spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring
-// slices of the same rows, which share lines of x).
-enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk };
+// their registers; or kSpanSumWalk's middle rows summed whole, TapSumsArgs::middle_by_span, an instance of its own: in
+// kRowsWalk's, beside the element walk, the kSide 0 16-bit ones spilled 4 bytes), or of a slice of channels'
+// (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own: beside the flat walk, the kSide 2 instances
+// spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring slices of the same rows, which share lines of
+// x).
+enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk, kSpanSumWalk };
 template <typename T, int kSide, int kWalk>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
@@ -57,18 +60,19 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
         channel_run<T, decltype(evict_first)::value, kSide, kWalk == kChannelRowsWalk>(a, unit, lane,
                                                                                       warp_border_sums);
       } else {
-        tap_run<T, decltype(evict_first)::value, kSide, kWalk == kStagedWalk>(a, unit, lane, warp_border_sums,
-                                                                             warp_stage);
+        tap_run<T, decltype(evict_first)::value, kSide, kWalk == kStagedWalk, kWalk == kSpanSumWalk>(
+            a, unit, lane, warp_border_sums, warp_stage);
       }
     }
   });
 }
 
-// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk` (flat) and a stage
-// of `stage_bytes` take (TapSumsArgs::channels_walk, stage_bytes).
-template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, F&& f) {
+// f(std::integral_constant<int, W>) for the walk of tap_grid_kernel that args with `channels_walk` (flat), a stage
+// of `stage_bytes` and `middle_by_span` take (TapSumsArgs::channels_walk, stage_bytes, middle_by_span).
+template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, bool middle_by_span, F&& f) {
   if (channels_walk) return f(std::integral_constant<int, kChannelsWalk>{});
   if (stage_bytes > 0) return f(std::integral_constant<int, kStagedWalk>{});
+  if (middle_by_span) return f(std::integral_constant<int, kSpanSumWalk>{});
   return f(std::integral_constant<int, kRowsWalk>{});
 }
 
@@ -82,12 +86,13 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
   }
 }
 
-// f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk`, `channel_rows` and
-// `stage_bytes` take (TapSumsArgs), else `otherwise`: kVectorBorderSide has the rows walk's alone (whole-vector rows),
-// for x of 2- and 4-byte elements; the channels walk row by row is float32's alone (plan::channel_walk_by_rows).
+// f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk`, `channel_rows`,
+// `stage_bytes` and `middle_by_span` take (TapSumsArgs), else `otherwise`: kVectorBorderSide has the rows walk's alone
+// (whole-vector rows), for x of 2- and 4-byte elements; the channels walk row by row is float32's alone
+// (plan::channel_walk_by_rows).
 template <typename T, typename R, typename F>
-R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, int32_t stage_bytes, R otherwise,
-                       F&& f) {
+R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, int32_t stage_bytes,
+                       bool middle_by_span, R otherwise, F&& f) {
   if (channels_walk && channel_rows) {
     if constexpr (std::is_same_v<T, float>) {
       return with_border_side(border_side, otherwise, [&](auto side) {
@@ -98,12 +103,14 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, i
   }
   if (border_side == kVectorBorderSide) {
     if constexpr (16 / sizeof(T) >= kVectorBorderSide) {
-      if (!channels_walk && stage_bytes == 0) return f(tap_grid_kernel<T, kVectorBorderSide, kRowsWalk>);
+      if (!channels_walk && stage_bytes == 0 && !middle_by_span) {
+        return f(tap_grid_kernel<T, kVectorBorderSide, kRowsWalk>);
+      }
     }
     return otherwise;
   }
   return with_border_side(border_side, otherwise, [&](auto side) {
-    return with_walk<R>(channels_walk, stage_bytes, [&](auto walk) {
+    return with_walk<R>(channels_walk, stage_bytes, middle_by_span, [&](auto walk) {
       return f(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>);
     });
   });
@@ -178,7 +185,8 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
   // Launched after the previous grid (launch.cuh): the combining launch's start overlaps the reader's last blocks.
   const cudaError_t read = with_tap_grid_kernel<T>(
-      a.border_side, a.channels_walk, a.channel_rows, a.stage_bytes, cudaErrorInvalidValue, [&](auto kernel) {
+      a.border_side, a.channels_walk, a.channel_rows, a.stage_bytes, a.middle_by_span, cudaErrorInvalidValue,
+      [&](auto kernel) {
         return launch_after_previous_with_shared(kernel, static_cast<unsigned>(a.read_blocks), kBlockThreads,
                                                  shared_bytes, stream, a);
       });
@@ -251,13 +259,15 @@ size_t tap_grid_shared_bytes(ScalarKind kind, int border_side, int border_cols, 
 }
 
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk, bool channel_rows,
-                           int32_t stage_bytes) {
+                           int32_t stage_bytes, bool middle_by_span) {
   return with_element_type(kind, 1, [&](auto t) {
     using T = decltype(t);
-    return with_tap_grid_kernel<T>(border_side, channels_walk, channel_rows, stage_bytes, 1, [&](auto kernel) {
-      return resident_blocks_per_sm(kernel, kBlockThreads,
-                                    tap_grid_shared_bytes(kind, border_side, border_cols, stage_bytes));
-    });
+    return with_tap_grid_kernel<T>(border_side, channels_walk, channel_rows, stage_bytes, middle_by_span, 1,
+                                   [&](auto kernel) {
+                                     return resident_blocks_per_sm(
+                                         kernel, kBlockThreads,
+                                         tap_grid_shared_bytes(kind, border_side, border_cols, stage_bytes));
+                                   });
   });
 }
 

@@ -508,6 +508,20 @@ constexpr int32_t kTapStageMaxBytes = 4096;
 // 1.08x main's, which staged it (H100, docs/limits.md §88). 1536 lies between the longest row the stage won on and the
 // one it lost; no row between 1480 and 2236 bytes was measured.
 constexpr int64_t kTapStageMaxRowBytes = 1536;
+// The rows walk's middle rows summed whole where x's rows follow each other with no gap (kernels/read_tap_rows.cuh
+// middle_by_span: 16-byte loads over the span, no vector's columns looked at, each row's border columns loaded apart
+// and taken off the middle's sum; plan::tap_middle_by_span): rows of at least kTapSpanSumMinRowBytes, borders of at
+// most kTapSpanSumMaxBorderSide columns a side, and at least kTapSpanSumMinWidthPerBorderColumn elements per border
+// column (each then a scalar load a row beside a row's W / (16 / element bytes) vector loads). H100, the forward over
+// the same forward with the stage or the span walk (forced), public sweep at padding 1 / 2 / 3 (docs/limits.md §99):
+// r61 (rows of 354 bytes) 0.866 / 0.979 / 1.002, r49 (488) 0.964 / 0.955 / 1.007, r29 (524) 0.985 / 0.981 / 1.002,
+// r60 (492) 0.998 / 1.010 / 1.042, r48 (2236) 1.005 / 1.011 / 1.009; but r16 (156) 1.024 / 1.040 / 1.166, and
+// borders of 3 (in shared memory, the vectors added before the border columns' loads) r44 1.045, r51 1.056.
+// Whole-vector rows keep their own path: the headline's padded forward runs at 1.035-1.042 of its padding-0 one
+// (H200).
+constexpr int64_t kTapSpanSumMinWidthPerBorderColumn = 4;
+constexpr int64_t kTapSpanSumMaxBorderSide = 2;
+constexpr int64_t kTapSpanSumMinRowBytes = 256;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
 // blocks fit (H200, sweep shape r10 [4844, 2, 31, 44] float16 at padding 1: 16.0 us under Nsight Compute, a third of

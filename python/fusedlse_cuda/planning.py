@@ -209,6 +209,17 @@ def forced_tap_stage(stage: bool):
     return _forcing(torch.ops.fusedlse._force_tap_stage, (int(stage),), (-1,))
 
 
+def forced_tap_middle_by_span(by_span: bool):
+    """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
+    every thread, sums the middle rows whole and takes each row's border columns off (True; explain's
+    "middle_by_span") wherever x's rows follow each other with no gap and a middle column is left, whole-vector rows
+    too, or never (False: the stage or the span walk, as their rule says), bypassing the rule that keeps it to rows
+    that are not whole 16-byte vectors with 4 elements or more per border column."""
+    if not isinstance(by_span, bool):
+        raise ValueError(f"forced_tap_middle_by_span: by_span must be a bool, got {by_span!r}")
+    return _forcing(torch.ops.fusedlse._force_tap_middle_by_span, (int(by_span),), (-1,))
+
+
 def forced_plane_lanes_persistent(persistent: bool):
     """For measurements and tests only: inside the block every launch of the plane-lanes reader (explain's reader or
     split_reader "plane_lanes", and the W.sum it reads), in every thread, takes a persistent grid (True: at most the

@@ -105,6 +105,101 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
   }
 }
 
+// The middle rows [first_row, first_row + row_count) of a plane whose rows follow each other with no gap (stride_h ==
+// W > cols.head + cols.tail: TapSumsArgs::middle_by_span), summed whole as padding 0's reader sums a plane: 16-byte
+// loads over their span, kTapVectorLoads in flight a lane, no vector's columns looked at. Each row's border columns
+// are loaded apart, a lane a row, in the trip whose loads reach that row (their lines in flight or just in), into
+// their own sums and off the middle's. The span walk sent every vector that holds a border column through
+// RunSums::add element by element, and a warp met one on nearly every trip. The middle's sum is then a difference,
+// which an infinity would make a NaN where the model keeps it apart: a warp that meets a value that is not finite (or a
+// sum that overflows) returns false and leaves `sums` as it found them (zero), and the caller reads the run again by
+// a walk that only adds.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
+                                               int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
+  using A = acc_t<T>;
+  constexpr int kVec = 16 / sizeof(T);
+  constexpr int kLoads = kTapVectorLoads;
+  const int32_t width = static_cast<int32_t>(a.width);
+  const T* rows = plane_base + first_row * a.stride_h;
+  const uint32_t span = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+  const uint32_t lead =
+      min(span, static_cast<uint32_t>((16 - reinterpret_cast<uintptr_t>(rows) % 16) % 16 / sizeof(T)));
+  const uint32_t vectors = (span - lead) / kVec;
+  const uint4* aligned = reinterpret_cast<const uint4*>(rows + lead);
+  // Trip t's loads reach about rows [t * trip_rows, (t + 1) * trip_rows): those rows' border columns go with it.
+  const uint32_t trips = max(1u, (vectors + 32 * kLoads - 1) / (32 * kLoads));
+  const int32_t trip_rows = static_cast<int32_t>((static_cast<uint32_t>(row_count) + trips - 1) / trips);
+  const int border_cols = a.cols.head + a.cols.tail;
+  A total = 0, edges = 0;
+  // The elements outside whole vectors, fewer than kVec before the first and after the last, a lane each.
+  const uint32_t trail = lead + vectors * kVec;
+  if (static_cast<uint32_t>(lane) < lead) total += to_acc(__ldg(rows + lane));
+  if (trail + lane < span) total += to_acc(__ldg(rows + trail + lane));
+#pragma unroll 1
+  for (uint32_t t = 0; t < trips; ++t) {
+    uint4 v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      const uint32_t e = t * 32 * kLoads + 32 * u + lane;
+      v[u] = e < vectors ? load_once<kEvictFirst>(aligned + e) : make_uint4(0, 0, 0, 0);
+    }
+    if constexpr (kSide == 0) {
+      // Added before the border columns' loads (from lines just in): with the vectors held across their loop,
+      // tap_grid_kernel<*, 0, kSpanSumWalk> spilled 20-36 bytes on sm_90, 12-60 on sm_89.
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) total += vec_sum<T>(v[u]);
+    }
+    const int32_t end_row = min(row_count, static_cast<int32_t>(t + 1) * trip_rows);
+#pragma unroll 1
+    for (int32_t r = static_cast<int32_t>(t) * trip_rows + lane; r < end_row; r += 32) {
+      const T* row = rows + static_cast<int64_t>(r) * width;
+      if constexpr (kSide > 0) {
+        // head[k] holds column k, tail[k] column W - kSide + k (RunSums).
+#pragma unroll
+        for (int k = 0; k < kSide; ++k) {
+          if (k < a.cols.head) {
+            const A value = to_acc(__ldg(row + k));
+            sums.head[k] += value;
+            edges += value;
+          }
+          if (k >= kSide - a.cols.tail) {
+            const A value = to_acc(__ldg(row + width - kSide + k));
+            sums.tail[k] += value;
+            edges += value;
+          }
+        }
+      } else {
+#pragma unroll 1
+        for (int k = 0; k < border_cols; ++k) {
+          sums.lane_sums[32 * k] += to_acc(__ldg(row + border_column(a.cols, width, k)));
+        }
+      }
+    }
+    if constexpr (kSide > 0) {
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) total += vec_sum<T>(v[u]);
+    }
+  }
+  if constexpr (kSide == 0) {
+    // The lane's border columns' sums, added here rather than kept beside them (a register: 4 bytes spilled).
+#pragma unroll 1
+    for (int k = 0; k < border_cols; ++k) edges += sums.lane_sums[32 * k];
+  }
+  const A middle = total - edges;
+  if (__all_sync(0xffffffffu, isfinite(total) && isfinite(edges) && isfinite(middle))) {
+    sums.middle += middle;
+    return true;
+  }
+  if constexpr (kSide > 0) {
+#pragma unroll
+    for (int k = 0; k < kSide; ++k) sums.head[k] = sums.tail[k] = A(0);
+  } else {
+    for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = A(0);
+  }
+  return false;
+}
+
 // A run's rows [first_row, end_row) of a plane through the warp's stage in shared memory (TapSumsArgs::stage_rows;
 // rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded as the span walk loads it (16-byte
 // loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the few elements outside whole vectors
@@ -324,9 +419,10 @@ __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows]
 
 // Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
 // then each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of
-// `grid` (kStaged: by staged_walk, from its stage). Row and column indices are 32-bit (tap_path) and the output
-// addresses are made after the loads: registers for the loads.
-template <typename T, bool kEvictFirst, int kSide, bool kStaged>
+// `grid` (kStaged: by staged_walk, from its stage). kBySpan: the middle rows by middle_by_span, or where it meets a
+// value that is not finite by the span walk. Row and column indices are 32-bit (tap_path) and the output addresses are
+// made after the loads: registers for the loads.
+template <typename T, bool kEvictFirst, int kSide, bool kStaged, bool kBySpan>
 __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums,
                                         T* warp_stage) {
   using A = acc_t<T>;
@@ -351,6 +447,11 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t middle_end = min(end_row, height - a.rows.tail);
   if constexpr (kStaged) {
     staged_walk<T, kEvictFirst, kSide>(base, a, first_row, end_row, lane, warp_stage, sums, plane_cells<A>(a, plane));
+  } else if constexpr (kBySpan) {
+    if (middle_first < middle_end &&
+        !middle_by_span<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums)) {
+      span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
+    }
   } else if (middle_first < middle_end) {
     if constexpr (kSide == kVectorBorderSide) {
       span_walk<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums);
