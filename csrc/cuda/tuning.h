@@ -518,7 +518,8 @@ constexpr int64_t kTapStageMaxRowBytes = 1536;
 // r60 (492) 0.998 / 1.010 / 1.042, r48 (2236) 1.005 / 1.011 / 1.009; but r16 (156) 1.024 / 1.040 / 1.166, and
 // borders of 3 (in shared memory, the vectors added before the border columns' loads) r44 1.045, r51 1.056.
 // Whole-vector rows keep their own path: the headline's padded forward runs at 1.035-1.042 of its padding-0 one
-// (H200).
+// (H200). This rule, the same A/B at padding 1 / 2 (H100, §100): r61 0.874 / 0.963, r49 0.955 / 0.948, r29 0.986 /
+// 0.982, r19 0.995 / 0.993, r60 0.998 / 1.010, r48 1.009 / 1.000; r16 and r44, which it leaves, 1.000.
 constexpr int64_t kTapSpanSumMinWidthPerBorderColumn = 4;
 constexpr int64_t kTapSpanSumMaxBorderSide = 2;
 constexpr int64_t kTapSpanSumMinRowBytes = 256;
