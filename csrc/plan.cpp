@@ -677,6 +677,13 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   return t;
 }
 
+namespace {
+// The plane-lanes reader's grid for `pieces` pieces of each of `planes` planes, a group of `lanes` lanes a piece.
+int64_t plane_lanes_grid_blocks(int64_t planes, int64_t pieces, int64_t lanes) {
+  return std::max<int64_t>(1, ceil_div(planes * pieces * lanes, kSplitThreads));
+}
+}  // namespace
+
 PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resident_threads, int64_t units_per_lane) {
   PlaneLanesTiling t{};
   t.lanes = 1;
@@ -710,7 +717,7 @@ PlaneLanesTiling plane_lanes_tiling(int64_t planes, int64_t units, int64_t resid
     t.pieces = std::max<int64_t>(1, ceil_div(units, t.piece_units));  // equal pieces, none empty
   }
   t.persistent = forced_plane_lanes_persistent.load(std::memory_order_relaxed) == 1;
-  t.blocks = std::max<int64_t>(1, ceil_div(planes * t.pieces * t.lanes, kSplitThreads));
+  t.blocks = plane_lanes_grid_blocks(planes, t.pieces, t.lanes);
   if (t.persistent) t.blocks = std::min(t.blocks, resident_blocks);
   return t;
 }
@@ -727,7 +734,7 @@ PlaneLanesTiling fit_pieces_to_wave(PlaneLanesTiling t, int64_t planes, int64_t 
   }
   while (t.pieces > 1 && t.blocks > kernel_blocks) {
     t.pieces /= 2;  // a power of two still, dividing the block's groups
-    t.blocks = std::max<int64_t>(1, ceil_div(planes * t.pieces * t.lanes, kSplitThreads));
+    t.blocks = plane_lanes_grid_blocks(planes, t.pieces, t.lanes);
   }
   t.pieces_in_block = t.pieces > 1;
   t.piece_units = ceil_div(units, t.pieces);
@@ -1207,11 +1214,13 @@ bool tap_rows_staged(bool whole_vector_rows, int64_t width, int64_t element_byte
 void force_tap_stage(int stage) { forced_tap_stage.store(stage, std::memory_order_relaxed); }
 
 bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail) {
-  if (width <= head + tail) return false;
+  // The kernel has the walk for borders in registers alone (cuda/taps.cu: border_side 1 and 2).
+  static_assert(kTapSpanSumMaxBorderSide >= 1 && kTapSpanSumMaxBorderSide <= 2);
+  if (width <= head + tail || std::max(head, tail) > kTapSpanSumMaxBorderSide) return false;
   const int forced = forced_tap_middle_by_span.load(std::memory_order_relaxed);
   if (forced >= 0) return forced == 1;
-  return !whole_vector_rows && std::max(head, tail) <= kTapSpanSumMaxBorderSide &&
-         width * element_bytes >= kTapSpanSumMinRowBytes && width >= kTapSpanSumMinWidthPerBorderColumn * (head + tail);
+  return !whole_vector_rows && width * element_bytes >= kTapSpanSumMinRowBytes &&
+         width >= kTapSpanSumMinWidthPerBorderColumn * (head + tail);
 }
 
 void force_tap_middle_by_span(int by_span) {

@@ -383,10 +383,12 @@ void force_tap_stage(int stage);
 // kTapSpanSumMinRowBytes, with borders of at most kTapSpanSumMaxBorderSide columns a side (in registers) and at least
 // kTapSpanSumMinWidthPerBorderColumn elements per border column (cuda/tuning.h has the measurements). Never where no
 // middle column is left (width <= head + tail): the middle's sum would be a difference of equal sums, its rounding
-// where the answer is 0. Or with force_tap_middle_by_span, as forced (where a middle column is left).
+// where the answer is 0; never with wider borders (the kernel has no walk for them). Or with force_tap_middle_by_span,
+// as forced (where a middle column is left and the borders are at most kTapSpanSumMaxBorderSide a side).
 bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail);
 // For measurements and tests: every later tap_middle_by_span answers `by_span` (0 or 1) where a middle column is
-// left; -1 leaves it to the rule. Not for production code.
+// left and the borders are at most kTapSpanSumMaxBorderSide a side; -1 leaves it to the rule. Not for production
+// code.
 void force_tap_middle_by_span(int by_span);
 
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of

@@ -865,9 +865,10 @@ def test_tap_middle_by_span_for_rows_with_room_beside_their_borders_and_as_force
     assert by_span(False, 177, 2, 1, 1) and by_span(False, 262, 2, 2, 2) and by_span(False, 64, 4, 2, 2)
     assert not by_span(False, 39, 4, 1, 1) and not by_span(False, 63, 4, 1, 1) and not by_span(True, 168, 2, 1, 1)
     assert not by_span(False, 189, 2, 3, 3) and not by_span(False, 15, 32, 2, 2) and by_span(False, 128, 2, 0, 0)
-    with forced_tap_middle_by_span(True):  # wherever a middle column is left
-        assert by_span(True, 168, 2, 1, 1) and by_span(False, 7, 2, 3, 3) and not by_span(False, 6, 2, 3, 3)
-        assert by_span(False, 39, 4, 3, 3) and by_span(False, 1, 4, 0, 0)
+    with forced_tap_middle_by_span(True):  # wherever a middle column is left and the borders are in registers
+        assert by_span(True, 168, 2, 1, 1) and by_span(False, 5, 2, 2, 2) and not by_span(False, 4, 2, 2, 2)
+        assert by_span(False, 39, 4, 1, 2) and by_span(False, 1, 4, 0, 0)
+        assert not by_span(False, 189, 2, 3, 3) and not by_span(False, 39, 4, 0, 3)  # the walk has no wider borders
     with forced_tap_middle_by_span(False):
         assert not by_span(False, 177, 2, 1, 1) and not by_span(False, 128, 2, 0, 0)
     assert by_span(False, 177, 2, 1, 1) and not by_span(True, 168, 2, 1, 1)  # the rule again after the block

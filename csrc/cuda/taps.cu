@@ -31,8 +31,9 @@ __host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_s
 // Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
 // the loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
 // middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
-// their registers; or kSpanSumWalk's middle rows summed whole, TapSumsArgs::middle_by_span, an instance of its own: in
-// kRowsWalk's, beside the element walk, the kSide 0 16-bit ones spilled 4 bytes), or of a slice of channels'
+// their registers; or kSpanSumWalk's middle rows summed whole, TapSumsArgs::middle_by_span, an instance of its own for
+// kSide 1 and 2: in kRowsWalk's, beside the element walk, the kSide 0 16-bit ones spilled 4 bytes), or of a slice of
+// channels'
 // (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own: beside the flat walk, the kSide 2 instances
 // spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring slices of the same rows, which share lines of
 // x).
@@ -89,7 +90,8 @@ template <typename R, typename F> R with_border_side(int side, R otherwise, F&& 
 // f(kernel) for the tap_grid_kernel instance that args of `border_side`, `channels_walk`, `channel_rows`,
 // `stage_bytes` and `middle_by_span` take (TapSumsArgs), else `otherwise`: kVectorBorderSide has the rows walk's alone
 // (whole-vector rows), for x of 2- and 4-byte elements; the channels walk row by row is float32's alone
-// (plan::channel_walk_by_rows).
+// (plan::channel_walk_by_rows); the middle rows summed whole take borders in registers alone (border_side 1 and 2,
+// plan::tap_middle_by_span).
 template <typename T, typename R, typename F>
 R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, int32_t stage_bytes,
                        bool middle_by_span, R otherwise, F&& f) {
@@ -110,8 +112,14 @@ R with_tap_grid_kernel(int border_side, bool channels_walk, bool channel_rows, i
     return otherwise;
   }
   return with_border_side(border_side, otherwise, [&](auto side) {
+    constexpr int kSide = decltype(side)::value;
     return with_walk<R>(channels_walk, stage_bytes, middle_by_span, [&](auto walk) {
-      return f(tap_grid_kernel<T, decltype(side)::value, decltype(walk)::value>);
+      constexpr int kWalk = decltype(walk)::value;
+      if constexpr (kSide == 0 && kWalk == kSpanSumWalk) {
+        return otherwise;
+      } else {
+        return f(tap_grid_kernel<T, kSide, kWalk>);
+      }
     });
   });
 }

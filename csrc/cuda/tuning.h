@@ -521,7 +521,7 @@ constexpr int64_t kTapStageMaxRowBytes = 1536;
 // (H200). This rule, the same A/B at padding 1 / 2 (H100, §100): r61 0.874 / 0.963, r49 0.955 / 0.948, r29 0.986 /
 // 0.982, r19 0.995 / 0.993, r60 0.998 / 1.010, r48 1.009 / 1.000; r16 and r44, which it leaves, 1.000.
 constexpr int64_t kTapSpanSumMinWidthPerBorderColumn = 4;
-constexpr int64_t kTapSpanSumMaxBorderSide = 2;
+constexpr int64_t kTapSpanSumMaxBorderSide = 2;  // at most 2: the walk keeps its border sums in registers alone
 constexpr int64_t kTapSpanSumMinRowBytes = 256;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2

@@ -212,9 +212,10 @@ def forced_tap_stage(stage: bool):
 def forced_tap_middle_by_span(by_span: bool):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
     every thread, sums the middle rows whole and takes each row's border columns off (True; explain's
-    "middle_by_span") wherever x's rows follow each other with no gap and a middle column is left, whole-vector rows
-    too, or never (False: the stage or the span walk, as their rule says), bypassing the rule that keeps it to rows
-    that are not whole 16-byte vectors with 4 elements or more per border column."""
+    "middle_by_span") wherever x's rows follow each other with no gap, a middle column is left and the borders are
+    at most 2 columns a side (the walk keeps their sums in registers alone), whole-vector rows too, or never (False:
+    the stage or the span walk, as their rule says), bypassing the rule that keeps it to rows of 256 bytes or more
+    that are not whole 16-byte vectors, with 4 elements or more per border column."""
     if not isinstance(by_span, bool):
         raise ValueError(f"forced_tap_middle_by_span: by_span must be a bool, got {by_span!r}")
     return _forcing(torch.ops.fusedlse._force_tap_middle_by_span, (int(by_span),), (-1,))

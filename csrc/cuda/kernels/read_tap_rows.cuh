@@ -117,6 +117,9 @@ __device__ __forceinline__ void span_walk(const T* plane_base, const TapSumsArgs
 template <typename T, bool kEvictFirst, int kSide>
 __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
                                                int32_t row_count, int lane, RunSums<acc_t<T>, kSide>& sums) {
+  // Borders in registers alone (plan::tap_middle_by_span): in shared memory, with the vectors added before the border
+  // columns' loads so as not to spill, borders of 3 took 1.04-1.06x the stage's time (r44, r51, r60; H100, §99).
+  static_assert(kSide == 1 || kSide == 2, "middle_by_span keeps its border columns' sums in registers");
   using A = acc_t<T>;
   constexpr int kVec = 16 / sizeof(T);
   constexpr int kLoads = kTapVectorLoads;
@@ -130,7 +133,6 @@ __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSum
   // Trip t's loads reach about rows [t * trip_rows, (t + 1) * trip_rows): those rows' border columns go with it.
   const uint32_t trips = max(1u, (vectors + 32 * kLoads - 1) / (32 * kLoads));
   const int32_t trip_rows = static_cast<int32_t>((static_cast<uint32_t>(row_count) + trips - 1) / trips);
-  const int border_cols = a.cols.head + a.cols.tail;
   A total = 0, edges = 0;
   // The elements outside whole vectors, fewer than kVec before the first and after the last, a lane each.
   const uint32_t trail = lead + vectors * kVec;
@@ -144,59 +146,35 @@ __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSum
       const uint32_t e = t * 32 * kLoads + 32 * u + lane;
       v[u] = e < vectors ? load_once<kEvictFirst>(aligned + e) : make_uint4(0, 0, 0, 0);
     }
-    if constexpr (kSide == 0) {
-      // Added before the border columns' loads (from lines just in): with the vectors held across their loop,
-      // tap_grid_kernel<*, 0, kSpanSumWalk> spilled 20-36 bytes on sm_90, 12-60 on sm_89.
-#pragma unroll
-      for (int u = 0; u < kLoads; ++u) total += vec_sum<T>(v[u]);
-    }
     const int32_t end_row = min(row_count, static_cast<int32_t>(t + 1) * trip_rows);
 #pragma unroll 1
     for (int32_t r = static_cast<int32_t>(t) * trip_rows + lane; r < end_row; r += 32) {
       const T* row = rows + static_cast<int64_t>(r) * width;
-      if constexpr (kSide > 0) {
-        // head[k] holds column k, tail[k] column W - kSide + k (RunSums).
+      // head[k] holds column k, tail[k] column W - kSide + k (RunSums).
 #pragma unroll
-        for (int k = 0; k < kSide; ++k) {
-          if (k < a.cols.head) {
-            const A value = to_acc(__ldg(row + k));
-            sums.head[k] += value;
-            edges += value;
-          }
-          if (k >= kSide - a.cols.tail) {
-            const A value = to_acc(__ldg(row + width - kSide + k));
-            sums.tail[k] += value;
-            edges += value;
-          }
+      for (int k = 0; k < kSide; ++k) {
+        if (k < a.cols.head) {
+          const A value = to_acc(__ldg(row + k));
+          sums.head[k] += value;
+          edges += value;
         }
-      } else {
-#pragma unroll 1
-        for (int k = 0; k < border_cols; ++k) {
-          sums.lane_sums[32 * k] += to_acc(__ldg(row + border_column(a.cols, width, k)));
+        if (k >= kSide - a.cols.tail) {
+          const A value = to_acc(__ldg(row + width - kSide + k));
+          sums.tail[k] += value;
+          edges += value;
         }
       }
     }
-    if constexpr (kSide > 0) {
 #pragma unroll
-      for (int u = 0; u < kLoads; ++u) total += vec_sum<T>(v[u]);
-    }
-  }
-  if constexpr (kSide == 0) {
-    // The lane's border columns' sums, added here rather than kept beside them (a register: 4 bytes spilled).
-#pragma unroll 1
-    for (int k = 0; k < border_cols; ++k) edges += sums.lane_sums[32 * k];
+    for (int u = 0; u < kLoads; ++u) total += vec_sum<T>(v[u]);
   }
   const A middle = total - edges;
   if (__all_sync(0xffffffffu, isfinite(total) && isfinite(edges) && isfinite(middle))) {
     sums.middle += middle;
     return true;
   }
-  if constexpr (kSide > 0) {
 #pragma unroll
-    for (int k = 0; k < kSide; ++k) sums.head[k] = sums.tail[k] = A(0);
-  } else {
-    for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = A(0);
-  }
+  for (int k = 0; k < kSide; ++k) sums.head[k] = sums.tail[k] = A(0);
   return false;
 }
 
