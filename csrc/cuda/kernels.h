@@ -220,8 +220,8 @@ struct TapSumsArgs {
   int32_t stage_rows, stage_bytes;
   // The middle rows summed whole, each row's border columns loaded apart and taken off (kernels/read_tap_rows.cuh
   // middle_by_span; plan::tap_middle_by_span): rows that follow each other with no gap (stride_h == W), W above
-  // cols.head + cols.tail, no stage (stage_bytes 0). A run that meets a value that is not finite is read again by
-  // the walks that only add.
+  // cols.head + cols.tail, borders of at most 2 columns a side (border_side 1 or 2), no stage (stage_bytes 0). A run
+  // that meets a value that is not finite is read again by the walks that only add.
   bool middle_by_span;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).
