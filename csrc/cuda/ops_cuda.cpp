@@ -1295,12 +1295,12 @@ bool tap_whole_vector_rows(const at::Tensor& x, const ForwardShape& s, const Tap
          s.width % vec == 0 && x.stride(2) % vec == 0;
 }
 
-// TapSumsArgs::middle_by_span of x, where the span walk reads its rows: rows that follow each other with no gap, as
-// plan::tap_middle_by_span rules for rows of W elements and the cut's border columns.
-bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols,
-                        bool whole_vector_rows) {
-  return x.stride(2) == s.width && (s.width == 1 || x.stride(3) == 1) &&
-         plan::tap_middle_by_span(whole_vector_rows, s.width, x.element_size(), cols.head, cols.tail);
+// TapSumsArgs::middle_by_span of x for the rows walk (explain's "middle_by_span" too): rows that follow each other
+// with no gap, which the span walk reads, as plan::tap_middle_by_span rules for rows of W elements and the cut's border
+// columns.
+bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols) {
+  return x.stride(2) == s.width && (s.width == 1 || x.stride(3) == 1) && rows_span_walk(x.stride(2), s.width) &&
+         plan::tap_middle_by_span(tap_whole_vector_rows(x, s, cols), s.width, x.element_size(), cols.head, cols.tail);
 }
 
 // How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
@@ -1314,10 +1314,7 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
   std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
-    const bool span_walk = rows_span_walk(x.stride(2), s.width);
-    const bool by_span =
-        span_walk && tap_middle_by_span(x, s, path.cols, tap_whole_vector_rows(x, s, path.cols));
-    fields += std::string(", \"middle_by_span\": ") + (by_span ? "true" : "false");
+    fields += std::string(", \"middle_by_span\": ") + (tap_middle_by_span(x, s, path.cols) ? "true" : "false");
   }
   return fields;
 }
@@ -1583,7 +1580,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.element_step_offset = 32 / s.width * stride_h;
   a.border_side = tap_border_side(cols);
   a.whole_vector_rows = a.span_walk && tap_whole_vector_rows(x, s, cols);
-  a.middle_by_span = a.span_walk && tap_middle_by_span(x, s, cols, a.whole_vector_rows);
+  a.middle_by_span = a.span_walk && tap_middle_by_span(x, s, cols);
   const bool staged =
       a.span_walk && !a.middle_by_span && plan::tap_rows_staged(a.whole_vector_rows, s.width, x.element_size());
   // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2

@@ -33,10 +33,9 @@ __host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_s
 // middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
 // their registers; or kSpanSumWalk's middle rows summed whole, TapSumsArgs::middle_by_span, an instance of its own for
 // kSide 1 and 2: in kRowsWalk's, beside the element walk, the kSide 0 16-bit ones spilled 4 bytes), or of a slice of
-// channels'
-// (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own: beside the flat walk, the kSide 2 instances
-// spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring slices of the same rows, which share lines of
-// x).
+// channels' (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own: beside the flat walk, the kSide 2
+// instances spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring slices of the same rows, which share
+// lines of x).
 enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk, kSpanSumWalk };
 template <typename T, int kSide, int kWalk>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
