@@ -698,8 +698,8 @@ TORCH_LIBRARY(fusedlse, m) {
           return plan::tap_middle_by_span(whole_vector_rows, width, element_bytes, head, tail);
         });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's rows walk sums the
-  // middle rows whole wherever their rows follow each other with no gap and a middle column is left (1), or never
-  // (0), bypassing plan::tap_middle_by_span's rule; -1 leaves it to the rule.
+  // middle rows whole wherever their rows follow each other with no gap, a middle column is left and the borders are
+  // at most 2 columns a side (1), or never (0), bypassing plan::tap_middle_by_span's rule; -1 leaves it to the rule.
   m.def("_force_tap_middle_by_span(int by_span) -> ()", [](int64_t by_span) {
     FUSEDLSE_CHECK(by_span >= -1 && by_span <= 1, "_force_tap_middle_by_span: by_span must be -1, 0 or 1, got ",
                    by_span);
