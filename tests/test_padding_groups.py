@@ -565,22 +565,54 @@ def test_cpu_logits_by_chunks_of_rows(dtype, padding, groups):
     assert rel_err(out[finite], truth[finite]) <= TOLERANCE[dtype]
 
 
+# Every GEMM that multiplies the dense block-diagonal W.sum or weight rows, (strategy, reader, epilogue) as
+# planning.forced_plan takes them: padding 0's fused launch and split epilogues (those reading x's 1 x 1 planes
+# themselves too), and the cropped GEMM's, planned where the tap kernels' shares are turned off.
+GROUPED_GEMMS = [("fused", None, None), ("split", None, "tiled_lse"), ("split", None, "cublas_lse"),
+                 ("split", None, "rows_lse"), ("split", None, "narrow_lse"), ("split", None, "gemv_lse"),
+                 ("split", "in_epilogue", "tiled_lse"), ("split", "in_epilogue", "narrow_lse")]
+
+
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
-@pytest.mark.xfail(strict=True, reason="known wrong on CUDA: the padding-0 GEMMs (the fused launch's, the split "
-                                       "strategy's, cuBLAS's) run over the dense block-diagonal W.sum, whose 0 x inf "
-                                       "is NaN where the model gives +inf (docs/limits.md §78-79)")
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)  # the fused launch, the split strategy
-def test_dense_grouped_weight_keeps_an_infinity_within_its_group_on_cuda(dtype):
-    """+inf in a channel of group 0 at padding 0 on CUDA: the model's answer is +inf, the dense W.sum's NaN. Strict:
-    it fails once the CUDA backend keeps the infinity within its group, and should then lose its mark."""
-    x, weight, conv_bias, bias = make_problem(2, 4, 32, 32, 6, 3, 3, dtype=dtype, device="cuda")
-    weight = weight[:, :3].abs().contiguous()
-    x[0, 1, 5, 5] = float("inf")
-    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, groups=2)
-    truth = reference.truth(x, weight, conv_bias, bias, groups=2)
-    assert torch.isposinf(truth[0]).all() and torch.isfinite(truth[1]).all()
-    assert torch.isposinf(out[0]).all(), out
+@pytest.mark.parametrize("padding", [0, 1])
+@pytest.mark.parametrize("gemm", GROUPED_GEMMS, ids=lambda g: "-".join(p for p in g if p))
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64], ids=str)
+def test_grouped_gemm_keeps_an_infinity_within_its_group_on_cuda(dtype, gemm, padding):
+    """An infinity in one channel of group 0 on CUDA, through each GEMM over the dense block-diagonal weight (0 x inf
+    is NaN there): +inf gives the model's +inf, -inf the other groups' finite logsumexp; NaN in x stays NaN. The
+    other row is bitwise what it is without the infinity."""
+    from fusedlse_cuda.planning import forced_plan, forced_tap_shares
+
+    strategy, reader, epilogue = gemm
+    if padding and reader is not None:
+        pytest.skip("the cropped GEMM's rows are sums already: it has no reader to force")
+    height, width = (1, 1) if reader == "in_epilogue" else (5, 6)
+    x, weight, conv_bias, bias = make_problem(2, 4, height, width, 6, 3, 3, dtype=dtype, device="cuda", seed=3)
+    weight = weight[:, :3].abs().contiguous()  # groups 2: C_out 6, every product of the infinity has its sign
+    with forced_plan(strategy, reader, epilogue), forced_tap_shares(False):
+        plan = fusedlse_cuda.explain(x, weight, padding=padding, groups=2)
+        gemm_plan = plan["gemm"] if padding else plan
+        assert gemm_plan["strategy"] == strategy, plan
+        if reader is not None:
+            assert gemm_plan["reader"] == reader, plan
+        if epilogue is not None:
+            assert gemm_plan["epilogue"] == epilogue, plan
+        clean = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding, groups=2)
+        for value in (float("inf"), float("-inf"), float("nan")):
+            x_odd = x.clone()
+            x_odd[0, 1, 0, 0] = value
+            poison_allocator("cuda")
+            out = fusedlse_cuda.forward(x_odd, weight, conv_bias, bias, padding=padding, groups=2)
+            truth = reference.truth(x_odd, weight, conv_bias, bias, padding=padding, groups=2)
+            assert torch.equal(out[1], clean[1]), (value, out, clean)
+            if value != value:
+                assert torch.isnan(truth[0]).all() and torch.isnan(out[0]).all(), out
+            elif value > 0:
+                assert torch.isposinf(truth[0]).all() and torch.isposinf(out[0]).all(), out
+            else:
+                assert torch.isfinite(truth[0]).all() and torch.isfinite(out[0]).all(), out
+                assert rel_err(out[0], truth[0]) <= TOLERANCE[dtype], (out, truth)
 
 
 @pytest.mark.cuda

@@ -478,6 +478,22 @@ struct BiasLseArgs {
   double scale;           // 1 / (H_out * W_out)
 };
 
+// Rows of a grouped GEMM whose logsumexp came out NaN, done again group by group (regroup_nan_rows_kernel): the
+// padding-0 GEMMs and the planned cropped GEMM multiply a dense block-diagonal weight, whose zeros times an infinite
+// sum are NaN where the model keeps the infinity within its group. Each column n's logit is then the sum over its
+// group's rows k of rows[b, k] x weight(k, n) alone.
+struct GroupedRowsArgs {
+  BiasLseArgs lse;  // out [B] in kind (read back, rewritten where NaN), the biases and scale; row_sums: the GEMM's
+                    // rows [B, channels] (accumulation type, contiguous); logits, slices and splits unused
+  // taps 0: [channels, C_out] contiguous, the accumulation type, zero between groups (the cropped GEMM's weight
+  // rows). Otherwise the grouped weight [channels, C_out / groups, kH, kW] in kind at weight_strides, weight(k, n)
+  // the sum of its taps (padding 0's W.sum).
+  const void* weight;
+  int64_t weight_strides[4];
+  int taps_h, taps_w;
+  int64_t group_rows, group_columns;  // channels / groups, C_out / groups
+};
+
 // Resident blocks of the fused kernel per multiprocessor, from the occupancy calculator.
 int fused_blocks_per_sm(ScalarKind kind, XLayout layout);
 
@@ -540,6 +556,7 @@ cudaError_t launch_channel_rows(const ChannelRowsArgs& args, cudaStream_t stream
 // Resident blocks per multiprocessor of the channel-rows kernel that `args` (its kind, rows_per_step) selects.
 int channel_rows_blocks_per_sm(const ChannelRowsArgs& args);
 cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);
+cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& args, int64_t max_blocks, cudaStream_t stream);
 
 
 }  // namespace fusedlse

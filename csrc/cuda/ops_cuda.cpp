@@ -935,6 +935,37 @@ void gemv_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const BiasOp
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
 
+// groups > 1: out's rows that came out NaN, done again with each column's logit over its own group's rows alone
+// (GroupedRowsArgs). rows [B, K] contiguous, the accumulation type; weight the cropped GEMM's weight rows [K, C_out]
+// (the accumulation type, contiguous) or, at padding 0, the grouped weight [K, C_out / groups, kH, kW] in `kind`.
+// The dense block-diagonal weight every padding-0 GEMM and the planned cropped GEMM multiply turns an infinite sum
+// into NaN in the other groups' logits (0 x inf), where the model gives +inf, or -inf for that group's logits
+// alone. A launch more for those grouped calls, which reads out [B] and then only the NaN rows (docs/limits.md §101).
+void regroup_nan_rows(const at::Tensor& rows, const at::Tensor& weight, int64_t groups,
+                      const c10::optional<at::Tensor>& conv_bias, const at::Tensor& bias, ScalarKind kind,
+                      double scale, at::Tensor& out, cudaStream_t stream) {
+  TORCH_INTERNAL_ASSERT(rows.dim() == 2 && rows.is_contiguous() && out.is_contiguous() && groups > 1);
+  const bool dense = weight.dim() == 2;
+  TORCH_INTERNAL_ASSERT(!dense || (weight.is_contiguous() && weight.scalar_type() == rows.scalar_type()));
+  const BiasOperands biases = bias_operands(conv_bias, bias);
+  const int64_t batch = rows.size(0), channels = rows.size(1);
+  const int64_t c_out = dense ? weight.size(1) : weight.size(1) * groups;
+  GroupedRowsArgs g{};
+  g.lse = lse_output_args(kind, biases.conv_ptr(), biases.bias, biases.bias_stride, out.data_ptr(), batch, c_out,
+                          scale);
+  g.lse.row_sums = rows.data_ptr();
+  g.lse.channels = channels;
+  g.weight = weight.data_ptr();
+  if (!dense) {
+    for (int d = 0; d < 4; ++d) g.weight_strides[d] = weight.stride(d);
+    g.taps_h = static_cast<int>(weight.size(2));
+    g.taps_w = static_cast<int>(weight.size(3));
+  }
+  g.group_rows = channels / groups;
+  g.group_columns = c_out / groups;
+  C10_CUDA_CHECK(launch_regroup_nan_rows(g, resident_split_blocks(rows.get_device()), stream));
+}
+
 // The cuBLAS epilogue's batches per range: as many as keep its [rows, C_out] logits, its only workspace, within the
 // workspace budget of a problem of `problem_bytes`.
 int64_t cublas_range_rows(int64_t batch, int64_t c_out, int64_t acc_bytes, int64_t problem_bytes) {
@@ -1800,17 +1831,30 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     // widened copies of the biases, no rounding copy of the output.
     run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
                  s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
+    if (s.conv.groups > 1) {
+      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias, bias,
+                       kind_of(x.scalar_type()), s.scale, out, stream);
+    }
     return {out, sums};
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
   if (acc == x.scalar_type()) {
     forward_fused(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums, stream);
+    if (s.conv.groups > 1) {
+      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias, bias, kind_of(acc), s.scale,
+                       out, stream);
+    }
   } else {
     c10::optional<at::Tensor> conv_bias_acc;
     if (conv_bias.has_value()) conv_bias_acc = conv_bias->to(acc);
+    const at::Tensor bias_acc = bias.to(acc);
     at::Tensor out_acc = at::empty({s.batch, 1}, x.options().dtype(acc));
-    forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias.to(acc), g, out_acc, gemm_sums, stream);
+    forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias_acc, g, out_acc, gemm_sums, stream);
+    if (s.conv.groups > 1) {
+      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias_acc, bias_acc, kind_of(acc),
+                       s.scale, out_acc, stream);
+    }
     out.copy_(out_acc);
   }
   return {out, sums};
@@ -1835,7 +1879,15 @@ std::tuple<at::Tensor, at::Tensor> forward_cuda(const at::Tensor& x, const at::T
     // Made without keep_sums too: the readers write them for the epilogue (the in-place epilogue copies x's values;
     // the narrow one summing x's planes leaves them unwritten).
     sums = at::empty({s.batch, s.in_channels}, x.options().dtype(accumulation_type(x.scalar_type())));
-    if (s.batch > 0) forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums, keep_sums);
+    if (s.batch > 0) {
+      const bool grouped = s.conv.groups > 1;
+      // Grouped, the sums are regroup_nan_rows' rows, so every plan writes them.
+      forward_planned(x, grouped_weight, conv_bias, bias, s, out, sums, keep_sums || grouped);
+      if (grouped) {
+        regroup_nan_rows(sums, grouped_weight, s.conv.groups, conv_bias, bias, kind_of(x.scalar_type()), s.scale,
+                         out, c10::cuda::getCurrentCUDAStream().stream());
+      }
+    }
   }
   return {out, keep_sums ? sums : no_sums(x)};
 }

@@ -268,6 +268,11 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
 // dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
 // kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
 // (resident_split_blocks) counts 8.
+template <typename T>
+__global__ void __launch_bounds__(kSplitThreads) regroup_nan_rows_kernel(const __grid_constant__ GroupedRowsArgs g) {
+  regroup_nan_rows<T>(g);
+}
+
 template <auto kKernel, size_t kShared, int kThreads = kSplitThreads> int64_t resident_bias_lse_blocks() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 1;
@@ -395,6 +400,14 @@ cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream
     const size_t shared = bias_lse_shared_bytes<acc_t<T>>(a.c_out);
     return shared > 0 ? launch_bias_lse_staged<T, true>(a, max_blocks, shared, stream)
                       : launch_bias_lse_staged<T, false>(a, max_blocks, 0, stream);
+  });
+}
+
+cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks, cudaStream_t stream) {
+  return with_element_type(g.lse.kind, cudaErrorInvalidValue, [&](auto element) {
+    const int64_t blocks = std::clamp<int64_t>((g.lse.batch + kSplitThreads - 1) / kSplitThreads, 1, max_blocks);
+    return launch_after_previous(regroup_nan_rows_kernel<decltype(element)>, static_cast<unsigned>(blocks),
+                                 kSplitThreads, stream, g);
   });
 }
 

@@ -274,5 +274,65 @@ __device__ __forceinline__ void shares_lse_rows(BiasLseArgs a) {
   }
 }
 
+// Column n's logit over its own group's rows alone (GroupedRowsArgs): row [channels] of the accumulation type. Only
+// rows the GEMM made NaN come here, so each weight(k, n) is summed from its taps where it is read, a loop per column.
+template <typename T>
+__device__ __forceinline__ acc_t<T> grouped_logit(const GroupedRowsArgs& g, const acc_t<T>* row, int64_t n) {
+  using A = acc_t<T>;
+  const int64_t group = n / g.group_columns, first = group * g.group_rows, end = first + g.group_rows;
+  A logit = 0;
+  if (g.taps_h == 0) {
+    const A* column = static_cast<const A*>(g.weight) + n;  // [channels] at a stride of C_out
+    for (int64_t k = first; k < end; ++k) logit = fma(row[k], column[k * g.lse.c_out], logit);
+    return logit;
+  }
+  const T* column = static_cast<const T*>(g.weight) + (n - group * g.group_columns) * g.weight_strides[1];
+  for (int64_t k = first; k < end; ++k) {
+    const T* taps = column + k * g.weight_strides[0];
+    A weight_sum = 0;
+    for (int th = 0; th < g.taps_h; ++th) {
+      const T* tap_row = taps + th * g.weight_strides[2];
+      for (int tw = 0; tw < g.taps_w; ++tw) weight_sum += to_acc(tap_row[tw * g.weight_strides[3]]);
+    }
+    logit = fma(row[k], weight_sum, logit);
+  }
+  return logit;
+}
+
+// Each block takes kSplitThreads rows at a time, a thread each, and lists those whose out is NaN; then the whole
+// block redoes each listed row, its threads across the columns (grouped_logit), and writes it. Rows that are NaN in
+// the model too (NaN in x, or +inf and -inf in one logit) come out NaN again. A row's result does not depend on the
+// order rows are listed in, so the output stays the same bitwise run to run.
+template <typename T> __device__ __forceinline__ void regroup_nan_rows(const GroupedRowsArgs& g) {
+  using A = acc_t<T>;
+  __shared__ int64_t nan_rows[kSplitThreads];
+  __shared__ int nan_count;
+  const BiasLseArgs& a = g.lse;
+  T* out = static_cast<T*>(a.out);
+  const ColumnBiases<T, false> biases{a, nullptr};
+  const A scale = static_cast<A>(a.scale);
+  wait_for_previous_grid();  // out is the GEMM's, just written
+  for (int64_t first = int64_t{blockIdx.x} * kSplitThreads; first < a.batch;
+       first += int64_t{gridDim.x} * kSplitThreads) {
+    if (threadIdx.x == 0) nan_count = 0;
+    __syncthreads();
+    const int64_t row = first + threadIdx.x;
+    if (row < a.batch && isnan(to_acc(out[row]))) nan_rows[atomicAdd(&nan_count, 1)] = row;
+    __syncthreads();
+    const int listed = nan_count;
+    for (int i = 0; i < listed; ++i) {
+      const int64_t r = nan_rows[i];
+      const A* row_sums = static_cast<const A*>(a.row_sums) + r * a.channels;
+      Lse<A> state{-INFINITY, A(0)};
+      for (int64_t n = threadIdx.x; n < a.c_out; n += kSplitThreads) {
+        lse_push(state, biases.biased(scale, grouped_logit<T>(g, row_sums, n), static_cast<int>(n)));
+      }
+      state = block_lse(state);
+      if (threadIdx.x == 0) write_lse<T>(a, r, state);
+    }
+    __syncthreads();  // nan_rows and nan_count are the next pass's
+  }
+}
+
 }  // namespace
 }  // namespace fusedlse
