@@ -405,7 +405,8 @@ cudaError_t launch_bias_lse(const BiasLseArgs& a, int64_t max_blocks, cudaStream
 
 cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks, cudaStream_t stream) {
   return with_element_type(g.lse.kind, cudaErrorInvalidValue, [&](auto element) {
-    const int64_t blocks = std::clamp<int64_t>((g.lse.batch + kSplitThreads - 1) / kSplitThreads, 1, max_blocks);
+    const int64_t blocks = std::clamp<int64_t>((g.lse.batch + kRegroupPassRows - 1) / kRegroupPassRows, 1,
+                                                max_blocks);
     return launch_after_previous(regroup_nan_rows_kernel<decltype(element)>, static_cast<unsigned>(blocks),
                                  kSplitThreads, stream, g);
   });
