@@ -5,13 +5,7 @@
 # forced off ("walks") against the rule, 3 rounds; then s69's A/B: the rule at padding 0 on r35 and the 11
 # public-sweep problems whose plane-lanes pieces s69's fit changes, in main's build and in s71's, the processes
 # alternating twice (each its least of 3 rounds). Writes build_*.log, span_s71.jsonl, s69_{main,s71}.jsonl.
-export CUDA_HOME=/usr/local/cuda
-nvidia-smi --query-gpu=name --format=csv,noheader; T0=$(date +%s); ROOT=$(pwd); ARCHS=${ARCHS:-9.0}
-for W in main s71; do
-  (cd .devrun/trees/$W && MAX_JOBS=8 make module PYTHON=python3 GPU_ARCHS=$ARCHS > $OUT/build_$W.log 2>&1
-   echo "build $W rc=$? $(( $(date +%s) - T0 ))s") &
-done; wait
-grep -iE "spill|error" $OUT/build_*.log | grep -v "0 bytes spill" | head -5
+PAIR="main s71" source .devrun/build_pair.sh
 cd $ROOT/.devrun/trees/s71
 MODES=walks,rule ROUNDS=3 REP=30 PADS=1,2 PYTHONPATH=python:. timeout 150 python3 $ROOT/.devrun/grid_ab.py \
   $OUT/span_s71.jsonl r16 r19 r29 r44 r48 r49 r60 r61 > /dev/null 2> $OUT/err_s71.log
