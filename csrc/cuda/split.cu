@@ -264,15 +264,16 @@ __global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a
   shares_lse_rows<T, kStaged, kWeighted>(a);
 }
 
-// Blocks of kKernel (kThreads threads) that fit on the current device at once, counted at kShared bytes of
-// dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
-// kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
-// (resident_split_blocks) counts 8.
+// The launch of regroup_nan_rows (kernels/bias_lse.cuh).
 template <typename T>
 __global__ void __launch_bounds__(kSplitThreads) regroup_nan_rows_kernel(const __grid_constant__ GroupedRowsArgs g) {
   regroup_nan_rows<T>(g);
 }
 
+// Blocks of kKernel (kThreads threads) that fit on the current device at once, counted at kShared bytes of
+// dynamic shared memory (the most its launches take), from the occupancy calculator once per device: the float64
+// kernels' registers (58-71) leave room for 3 blocks a multiprocessor on an H200 where the split kernels' share
+// (resident_split_blocks) counts 8.
 template <auto kKernel, size_t kShared, int kThreads = kSplitThreads> int64_t resident_bias_lse_blocks() {
   int device = 0;
   if (cudaGetDevice(&device) != cudaSuccess) return 1;
