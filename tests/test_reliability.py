@@ -251,6 +251,27 @@ def test_infinities_and_nan_as_torch_logsumexp(device, dtype, case):
     assert_same_specials(fusedlse_cuda.forward(*problem), reference.truth(*problem), dtype)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("device", DEVICES)
+def test_infinite_x_meets_the_sum_of_the_taps(device, dtype):
+    """+inf in a plane of x. Where every tap of its channel's weight has one sign, fusedlse gives the model's +inf.
+    Where the taps have both signs, the model's output pixels get +inf from some taps and -inf from others, so its
+    mean is NaN. fusedlse sums the plane first and multiplies by the taps' sum, as the plain-torch shortcut does, so
+    its logits are inf x W.sum: +inf here (README's Edges)."""
+    x, weight, conv_bias, bias = make_problem(2, 3, 6, 5, 4, 3, 3, dtype=dtype, device=device)
+    x[0, 1, 2, 2] = INF
+    one_sign = weight.abs() + 0.01
+    assert_same_specials(fusedlse_cuda.forward(x, one_sign, conv_bias, bias),
+                         reference.truth(x, one_sign, conv_bias, bias), dtype)
+    both_signs = one_sign.clone()
+    both_signs[1, :, 0, 0] = -0.01  # channel 1's taps: one negative, their sum positive for every output channel
+    assert (both_signs[1].double().sum(dim=(1, 2)) > 0).all()
+    out = fusedlse_cuda.forward(x, both_signs, conv_bias, bias)
+    truth = reference.truth(x, both_signs, conv_bias, bias)
+    assert torch.isnan(truth[0]).all() and torch.isposinf(out[0]).all(), (out, truth)
+    assert_same_specials(out[1:], truth[1:], dtype)
+
+
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("plan", [("fused", None, None), ("split", "plane_lanes", "tiled_lse"),
