@@ -1839,24 +1839,18 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   }
   // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
   at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
-  if (acc == x.scalar_type()) {
-    forward_fused(gemm_x, gemm_weight, conv_bias, bias, g, out, gemm_sums, stream);
-    if (s.conv.groups > 1) {
-      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias, bias, kind_of(acc), s.scale,
-                       out, stream);
-    }
-  } else {
-    c10::optional<at::Tensor> conv_bias_acc;
-    if (conv_bias.has_value()) conv_bias_acc = conv_bias->to(acc);
-    const at::Tensor bias_acc = bias.to(acc);
-    at::Tensor out_acc = at::empty({s.batch, 1}, x.options().dtype(acc));
-    forward_fused(gemm_x, gemm_weight, conv_bias_acc, bias_acc, g, out_acc, gemm_sums, stream);
-    if (s.conv.groups > 1) {
-      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias_acc, bias_acc, kind_of(acc),
-                       s.scale, out_acc, stream);
-    }
-    out.copy_(out_acc);
+  // 16-bit x runs in float32: the biases widened, the output rounded to x's dtype once at the end.
+  const bool widened = acc != x.scalar_type();
+  c10::optional<at::Tensor> gemm_conv_bias = conv_bias;
+  if (widened && conv_bias.has_value()) gemm_conv_bias = conv_bias->to(acc);
+  const at::Tensor gemm_bias = widened ? bias.to(acc) : bias;
+  at::Tensor gemm_out = widened ? at::empty({s.batch, 1}, x.options().dtype(acc)) : out;
+  forward_fused(gemm_x, gemm_weight, gemm_conv_bias, gemm_bias, g, gemm_out, gemm_sums, stream);
+  if (s.conv.groups > 1) {
+    regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, gemm_conv_bias, gemm_bias, kind_of(acc),
+                     s.scale, gemm_out, stream);
   }
+  if (widened) out.copy_(gemm_out);
   return {out, sums};
 }
 
