@@ -524,6 +524,9 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
   }
   if (epilogue == Epilogue::kRowsLse) epilogue = Epilogue::kTiledLse;  // what runs where it does not apply
   if (epilogue == Epilogue::kGemvLse) {
+    // Trips of kSplitThreads' block, what the constants were fitted on (H200, docs/limits.md §51), where the wide
+    // block runs (gemv_lse_tiling): it takes fewer, so the estimate stays an upper bound there (§102: mid's four
+    // trips in two, not re-fitted), and the planner's choices are those it made before the wide block.
     const int64_t slices = channel_slices(p.in_channels, p.out_channels, kSplitThreads);
     const int64_t trips = ceil_div(p.out_channels, kSplitThreads / slices) *
                           ceil_div(p.in_channels, slices * shares_lse_loads(static_cast<int>(acc_bytes(p))));
@@ -835,6 +838,17 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads) {
   return slices;
 }
 
+GemvLseTiling gemv_lse_tiling(int64_t channels, int64_t out_channels, int64_t acc_bytes) {
+  const auto tiling = [&](int64_t threads) {
+    const int slices = channel_slices(channels, out_channels, threads);
+    const int64_t loads = shares_lse_loads(static_cast<int>(acc_bytes));
+    const int64_t trips = ceil_div(out_channels, threads / slices) * ceil_div(channels, slices * loads);
+    return GemvLseTiling{threads, slices, std::max<int64_t>(trips, 1)};
+  };
+  const GemvLseTiling block = tiling(kSplitThreads), wide = tiling(kGemvWideThreads);
+  return wide.trips < block.trips ? wide : block;
+}
+
 // The narrow epilogue's channel ranges for C_in: the fewest whose transposed W.sum and biases fit
 // kNarrowLseMaxSharedBytes.
 int64_t narrow_lse_ranges(int64_t in_channels, int columns, int64_t acc_bytes) {
@@ -1108,13 +1122,14 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   number_or_null(fused, plan.fused_us);
   number_or_null(rows, plan.rows_us);
   number_or_null(narrow, plan.narrow_us);
+  const GemvLseTiling gemv = gemv_lse_tiling(p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)));
   char text[2048];
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
                 "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
                 "\"narrow_us\": %s, \"narrow_k_splits\": %lld, "
-                "\"gemv_us\": %.3f, "
+                "\"gemv_us\": %.3f, \"gemv_threads\": %lld, \"gemv_trips\": %lld, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "
                 "\"weight_sum\": \"%s\", \"why\": \"%s\", "
                 "\"problem\": {\"batch\": %lld, \"in_channels\": %lld, \"out_channels\": %lld, \"height\": %lld, "
@@ -1126,7 +1141,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
                 static_cast<long long>(plan.tiled_k_splits), plan.cublas_us,
                 static_cast<long long>(plan.cublas_k_splits), rows, narrow,
-                static_cast<long long>(plan.narrow_k_splits), plan.gemv_us,
+                static_cast<long long>(plan.narrow_k_splits), plan.gemv_us, static_cast<long long>(gemv.threads),
+                static_cast<long long>(gemv.trips),
                 plan.reader == Reader::kCopyThenPlanes ? "true" : "false",
                 plan.evict_first ? "evict_first" : "cached", plan.weight_is_its_sum ? "weight" : "summed",
                 plan.why.c_str(),

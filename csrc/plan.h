@@ -86,6 +86,16 @@ bool narrow_lse_applies(int64_t in_channels, int64_t out_channels, int64_t acc_b
 // Threads per column in bias_lse's block per row of `threads` threads (the shares and gemv kernels): as many as the
 // columns leave over (a power of two), within the channels.
 int channel_slices(int64_t channels, int64_t out_channels, int64_t threads);
+// The gemv epilogue's block per row (cuda/split.cu: sums [channels] x W.sum [channels, C_out] in the accumulation type
+// of acc_bytes): kSplitThreads threads, or kGemvWideThreads (cuda/tuning.h) where they take fewer trips of loads (a
+// trip: each thread's shares_lse_loads channels of a column in flight, for each pass over the columns); its channel
+// slices (channel_slices) and trips.
+struct GemvLseTiling {
+  int64_t threads;
+  int slices;
+  int64_t trips;
+};
+GemvLseTiling gemv_lse_tiling(int64_t channels, int64_t out_channels, int64_t acc_bytes);
 // Who reads x.
 //  kPlanes:         fusedlse's reader of contiguous planes and channels-last x, in place (cuda/forward.cu);
 //  kCopyThenPlanes: the same after a contiguous copy of x (a layout it does not walk);

@@ -377,6 +377,18 @@ def test_gemv_epilogue_where_rows_take_few_trips_on_the_h200(batch, c_in, c_out,
     assert (plan_for(problem(batch, c_in, c_out, 8, 8), H200)["epilogue"] == "gemv_lse") == gemv
 
 
+@pytest.mark.parametrize("c_in,c_out,element_bytes,threads,trips", [
+    (128, 256, 4, 512, 2), (197, 88, 4, 512, 2), (128, 256, 8, 512, 4), (70, 5000, 2, 512, 30),
+    (64, 128, 4, 256, 1), (64, 128, 2, 256, 1), (4, 128, 4, 256, 1), (127, 17, 2, 256, 1), (1473, 2, 8, 256, 1)])
+def test_gemv_block_takes_the_fewest_trips(c_in, c_out, element_bytes, threads, trips):
+    """The gemv epilogue's block per row (explain's gemv_threads and gemv_trips): 512 threads where they walk a row's
+    [C_in] x [C_in, C_out] in fewer trips of loads than 256 (mid's GEMM, [128] x [128, 256]: 4 trips of 32 channels
+    at 256 threads, 2 at 512; r20's [197] x [197, 88] 4 and 2; float64's 16 a trip; 20 passes of columns in 10), 256
+    where they take as many (the headline's GEMM: one trip either way; many slices of few columns)."""
+    plan = plan_for(problem(16, c_in, c_out, 8, 8, element_bytes=element_bytes), H200)
+    assert (plan["gemv_threads"], plan["gemv_trips"]) == (threads, trips)
+
+
 @pytest.mark.parametrize("batch,c_in,c_out,splits", [
     (2328, 657, 61, 3), (15, 1125, 135, 15), (256, 512, 256, 8), (15, 686, 3860, 1), (1, 1473, 2, 3),
     (65358, 220, 113, 1), (2048, 2048, 8192, 1), (73, 276, 3295, 1), (24, 1439, 40, 1), (15, 100, 135, 1)])

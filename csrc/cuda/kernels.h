@@ -468,7 +468,8 @@ struct BiasLseArgs {
   const void* row_sums;   // [B, channels] contiguous, accumulation type: each share is row_sums[b, c] x W.sum[c, n]
                           // (the gemv epilogue); nullptr: the shares are in logits
   int64_t channels;       // 1: the logits themselves (without row_sums)
-  int slices;             // channels > 1, or row_sums
+  int slices;             // channels > 1, or row_sums: threads per column, of the block's kSplitThreads or `threads`
+  int threads;            // row_sums: the gemv block's threads (plan::gemv_lse_tiling); kSplitThreads where 0
   int64_t splits;         // 0 or 1: none
   const void* conv_bias;  // [C_out] contiguous, or nullptr
   const void* bias;       // C_out elements, element n at n * bias_stride (0: one value for every n)

@@ -923,7 +923,7 @@ void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind k
 
 // out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by the gemv epilogue: bias_lse's
 // block per row with BiasLseArgs::row_sums, each logit the row's sums [C_in] dotted with a column of weight_sum
-// [C_in, C_out] (both contiguous, accumulation type).
+// [C_in, C_out] (both contiguous, accumulation type); the block's threads and slices by plan::gemv_lse_tiling.
 void gemv_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const BiasOperands& biases, ScalarKind kind,
               double scale, void* out, int64_t max_blocks, cudaStream_t stream) {
   BiasLseArgs a = lse_output_args(kind, biases.conv_ptr(), biases.bias, biases.bias_stride, out, sums.size(0),
@@ -931,7 +931,9 @@ void gemv_lse(const at::Tensor& sums, const at::Tensor& weight_sum, const BiasOp
   a.logits = weight_sum.data_ptr();
   a.row_sums = sums.data_ptr();
   a.channels = sums.size(1);
-  a.slices = plan::channel_slices(a.channels, a.c_out, kSplitThreads);
+  const plan::GemvLseTiling tiling = plan::gemv_lse_tiling(a.channels, a.c_out, sums.element_size());
+  a.slices = tiling.slices;
+  a.threads = static_cast<int>(tiling.threads);
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
 }
 

@@ -259,9 +259,9 @@ __global__ void __launch_bounds__(kBiasLseRowThreads) bias_lse_row_kernel(BiasLs
 }
 
 // The launch of shares_lse_rows (kernels/bias_lse.cuh).
-template <typename T, bool kStaged, bool kWeighted>
-__global__ void __launch_bounds__(kSplitThreads) shares_lse_kernel(BiasLseArgs a) {
-  shares_lse_rows<T, kStaged, kWeighted>(a);
+template <typename T, bool kStaged, bool kWeighted, int kThreads = kSplitThreads>
+__global__ void __launch_bounds__(kThreads) shares_lse_kernel(BiasLseArgs a) {
+  shares_lse_rows<T, kStaged, kWeighted, kThreads>(a);
 }
 
 // The launch of regroup_nan_rows (kernels/bias_lse.cuh).
@@ -296,16 +296,20 @@ template <typename T, bool kStaged>
 cudaError_t launch_bias_lse_staged(const BiasLseArgs& a, int64_t max_blocks, size_t shared, cudaStream_t stream) {
   constexpr size_t kMostShared = kStaged ? kBiasLseMaxStagedBytes : 0;
   if (a.channels > 1 || a.row_sums != nullptr) {
-    const auto launch = [&](auto kernel, int64_t resident) {
+    const auto launch = [&](auto kernel, int64_t resident, int threads) {
       const auto blocks = static_cast<unsigned>(std::min({max_blocks, resident, a.batch}));
-      return launch_after_previous_with_shared(kernel, blocks, kSplitThreads, shared, stream, a);
+      return launch_after_previous_with_shared(kernel, blocks, threads, shared, stream, a);
     };
+    if (a.row_sums != nullptr && a.threads == kGemvWideThreads) {
+      constexpr auto kKernel = shares_lse_kernel<T, kStaged, true, kGemvWideThreads>;
+      return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared, kGemvWideThreads>(), kGemvWideThreads);
+    }
     if (a.row_sums != nullptr) {
       constexpr auto kKernel = shares_lse_kernel<T, kStaged, true>;
-      return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>());
+      return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>(), kSplitThreads);
     }
     constexpr auto kKernel = shares_lse_kernel<T, kStaged, false>;
-    return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>());
+    return launch(kKernel, resident_bias_lse_blocks<kKernel, kMostShared>(), kSplitThreads);
   }
   // Rows of enough logits to keep a block busy, and too few of them for a warp per row to fill a quarter of the
   // device: a block per row (C_out 2892 on 70 rows, r18: one warp per row walked each row alone).

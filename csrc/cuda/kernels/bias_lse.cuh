@@ -31,25 +31,25 @@ template <typename T, bool kStaged> struct ColumnBiases {
 // Loads each thread has in flight: logits of a row, or biases being staged.
 constexpr int kLoadsAtOnce = 4;
 
-// Stages the biases' sum (kStaged), every thread of the block taking part: a trip's loads before its conversions
-// and stores, so that a thread waits on memory once per trip rather than once per column.
-template <typename T, bool kStaged>
+// Stages the biases' sum (kStaged), every thread of the block (kThreads) taking part: a trip's loads before its
+// conversions and stores, so that a thread waits on memory once per trip rather than once per column.
+template <typename T, bool kStaged, int kThreads = kSplitThreads>
 __device__ __forceinline__ void stage_biases(const BiasLseArgs& a, acc_t<T>* staged) {
   if constexpr (kStaged) {
     const T* bias = static_cast<const T*>(a.bias);
     const T* conv_bias = static_cast<const T*>(a.conv_bias);
     const int c_out = static_cast<int>(a.c_out);
-    for (int first = threadIdx.x; first < c_out; first += kLoadsAtOnce * kSplitThreads) {
+    for (int first = threadIdx.x; first < c_out; first += kLoadsAtOnce * kThreads) {
       T raw_bias[kLoadsAtOnce], raw_conv_bias[kLoadsAtOnce];
 #pragma unroll
       for (int j = 0; j < kLoadsAtOnce; ++j) {
-        const int n = first + j * kSplitThreads, read = n < c_out ? n : 0;  // column 0 stands in past C_out
+        const int n = first + j * kThreads, read = n < c_out ? n : 0;  // column 0 stands in past C_out
         raw_bias[j] = bias[read * a.bias_stride];
         if (conv_bias) raw_conv_bias[j] = conv_bias[read];
       }
 #pragma unroll
       for (int j = 0; j < kLoadsAtOnce; ++j) {
-        const int n = first + j * kSplitThreads;
+        const int n = first + j * kThreads;
         if (n < c_out) staged[n] = bias_sum(raw_bias[j], conv_bias != nullptr ? &raw_conv_bias[j] : nullptr);
       }
     }
@@ -211,19 +211,21 @@ __device__ __forceinline__ void bias_lse_row(BiasLseArgs a) {
 // the headline's padding-1 launch took 14 us, H200); the slices' sums added in order in shared memory. One launch
 // where torch's sum over the channels and bias_lse took two (4.1 and 2.2 us); for the gemv epilogue, one launch
 // where the tiled kernel's few column tiles each waited on a chain of depth steps, then on its merge's launch.
-template <typename T, bool kStaged, bool kWeighted>
+// kThreads: the block's threads, kGemvWideThreads for rows that kSplitThreads would walk in more trips
+// (plan::gemv_lse_tiling; docs/limits.md §102).
+template <typename T, bool kStaged, bool kWeighted, int kThreads = kSplitThreads>
 __device__ __forceinline__ void shares_lse_rows(BiasLseArgs a) {
   using A = acc_t<T>;
   constexpr int kLoads = shares_lse_loads(sizeof(A));
   extern __shared__ __align__(16) unsigned char shared_bytes[];
   A* staged = reinterpret_cast<A*>(shared_bytes);
-  __shared__ A slice_sums[kSplitThreads];
+  __shared__ A slice_sums[kThreads];
   // The biases are the caller's, ready before this grid starts (launch.cuh): staged while the grid ahead ends (the
   // reader, or the tap kernels' combine: 0.5 us of the headline's padded tail, H200).
-  stage_biases<T, kStaged>(a, staged);
+  stage_biases<T, kStaged, kThreads>(a, staged);
   wait_for_previous_grid();
   const ColumnBiases<T, kStaged> biases{a, staged};
-  const int columns = kSplitThreads / a.slices;
+  const int columns = kThreads / a.slices;
   const int column = threadIdx.x % columns, slice = threadIdx.x / columns;
   const A scale = static_cast<A>(a.scale);
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
@@ -269,7 +271,7 @@ __device__ __forceinline__ void shares_lse_rows(BiasLseArgs a) {
       }
       __syncthreads();  // slice_sums is the next pass's
     }
-    state = block_lse(state);
+    state = block_lse<A, kThreads>(state);
     if (threadIdx.x == 0) write_lse<T>(a, row, state);
   }
 }
