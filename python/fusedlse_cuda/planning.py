@@ -106,6 +106,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         narrow_k_splits: the equal channel ranges the narrow epilogue would cut its GEMM into (1 for none; more
             where its W.sum, transposed, does not fit 96 KiB of shared memory: a block per group of rows and range,
             their partial logits added in range order by a second launch).
+        gemv_threads, gemv_trips: the gemv epilogue's block per row, 256 threads or 512 where those walk the row's
+            GEMM in fewer trips of loads (each thread's channels of a column, 32 in flight, 16 in float64, over every
+            pass of its columns), and those trips; gemv_us counts 256 threads' trips either way.
         cublas_k_splits: the equal channel slices cuBLAS's epilogue would cut its GEMM into (1 for none; more where
             cuBLAS's output tiles are fewer than the multiprocessors: one strided batched GEMM writes each slice's
             partial logits, added in slice order by the logsumexp's launch). A float32 GEMM with TF32 allowed
