@@ -7,14 +7,7 @@ export CUDA_HOME=/usr/local/cuda
 nvidia-smi --query-gpu=name --format=csv,noheader; T0=$(date +%s); ROOT=$(pwd); ARCHS=${ARCHS:-9.0}
 (cd .devrun/trees/main && MAX_JOBS=16 make module PYTHON=python3 GPU_ARCHS=$ARCHS > $OUT/build_main.log 2>&1
  echo "build main rc=$? $(( $(date +%s) - T0 ))s")
-for round in 1 2; do
-  for W in main s72; do
-    (cd $ROOT/.devrun/trees/$W && ROUNDS=3 REP=40 PYTHONPATH=python:. timeout ${AB_S:-100} \
-      python3 $ROOT/.devrun/groups_ab.py $OUT/groups_$W.jsonl > /dev/null 2>> $OUT/err_groups.log)
-    echo "groups $W round $round rc=$? $(( $(date +%s) - T0 ))s"
-  done
-done
-tail -3 $OUT/err_groups.log
+PAIR="main s72" AB_PY=groups_ab.py AB_TAG=groups AB_S=${AB_S:-100} source .devrun/ab_rounds.sh
 python3 - $OUT <<'PY'
 import json, math, sys
 out = sys.argv[1]

@@ -2,15 +2,8 @@
 # s73 (docs/limits.md section 102: the gemv epilogue's wide block) in one call: main's and s73's trees (make_trees.sh,
 # TREES="main s73") built for $ARCHS (default 9.0) in parallel; gemv_ab.py in each build, the processes alternating
 # twice; tails.py on s73; then the whole GPU suite on s73 (suite.sh) in what is left of $TOTAL s.
-PAIR="main s73" source .devrun/build_pair.sh
-for round in 1 2; do
-  for W in main s73; do
-    (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:. timeout ${AB_S:-90} \
-      python3 $ROOT/.devrun/gemv_ab.py $OUT/gemv_$W.jsonl > /dev/null 2>> $OUT/err_gemv.log)
-    echo "gemv $W round $round rc=$? $(( $(date +%s) - T0 ))s"
-  done
-done
-tail -3 $OUT/err_gemv.log
+PAIR="main s73"; source .devrun/build_pair.sh
+AB_PY=gemv_ab.py AB_TAG=gemv source .devrun/ab_rounds.sh
 python3 - $OUT <<'PY'
 import json, math, sys
 out = sys.argv[1]
