@@ -477,6 +477,14 @@ int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t ac
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
+// The gemv epilogue's block of `threads` threads (gemv_lse_tiling): its slices and its trips of loads a row.
+GemvLseTiling gemv_block_tiling(int64_t threads, int64_t channels, int64_t out_channels, int64_t acc_bytes) {
+  const int slices = channel_slices(channels, out_channels, threads);
+  const int64_t loads = shares_lse_loads(static_cast<int>(acc_bytes));
+  const int64_t trips = ceil_div(out_channels, threads / slices) * ceil_div(channels, slices * loads);
+  return GemvLseTiling{threads, slices, std::max<int64_t>(trips, 1)};
+}
+
 // The split strategy's launches after the reader, GEMM, biases and logsumexp, by `epilogue`. x_planes: the narrow
 // epilogue sums x's planes itself (narrow_reads_planes), its loads x's bytes at the tiny-plane reader's rate instead
 // of the sums'.
@@ -527,10 +535,9 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
     // Trips of kSplitThreads' block, what the constants were fitted on (H200, docs/limits.md §51), where the wide
     // block runs (gemv_lse_tiling): it takes fewer, so the estimate stays an upper bound there (§102: mid's four
     // trips in two, not re-fitted), and the planner's choices are those it made before the wide block.
-    const int64_t slices = channel_slices(p.in_channels, p.out_channels, kSplitThreads);
-    const int64_t trips = ceil_div(p.out_channels, kSplitThreads / slices) *
-                          ceil_div(p.in_channels, slices * shares_lse_loads(static_cast<int>(acc_bytes(p))));
-    const double row_trips = static_cast<double>(ceil_div(p.batch, d.multiprocessors) * std::max<int64_t>(trips, 1));
+    const int64_t trips =
+        gemv_block_tiling(kSplitThreads, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p))).trips;
+    const double row_trips = static_cast<double>(ceil_div(p.batch, d.multiprocessors) * trips);
     return kTiledLaunches * kLaunchUs + kGemvFirstTripUs + (row_trips - 1) * kGemvTripUs;
   }
   if (epilogue == Epilogue::kTiledLse) {
@@ -839,13 +846,8 @@ int channel_slices(int64_t channels, int64_t out_channels, int64_t threads) {
 }
 
 GemvLseTiling gemv_lse_tiling(int64_t channels, int64_t out_channels, int64_t acc_bytes) {
-  const auto tiling = [&](int64_t threads) {
-    const int slices = channel_slices(channels, out_channels, threads);
-    const int64_t loads = shares_lse_loads(static_cast<int>(acc_bytes));
-    const int64_t trips = ceil_div(out_channels, threads / slices) * ceil_div(channels, slices * loads);
-    return GemvLseTiling{threads, slices, std::max<int64_t>(trips, 1)};
-  };
-  const GemvLseTiling block = tiling(kSplitThreads), wide = tiling(kGemvWideThreads);
+  const GemvLseTiling block = gemv_block_tiling(kSplitThreads, channels, out_channels, acc_bytes);
+  const GemvLseTiling wide = gemv_block_tiling(kGemvWideThreads, channels, out_channels, acc_bytes);
   return wide.trips < block.trips ? wide : block;
 }
 

@@ -88,8 +88,8 @@ constexpr int kBiasLseRowLoads = 4;
 // a row's few blocks wait on L2 once per trip.
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
 // The gemv epilogue's wide block: this many threads per row where they take fewer trips than kSplitThreads
-// (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers at 256 threads; 1024 threads, at
-// 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).
+// (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers, as at 256 threads; 1024 threads,
+// at 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).
 constexpr int kGemvWideThreads = 512;
 // The channel-rows reader folds W.sum((2,3)) before its items of x (WeightFold) for contiguous weights up to this
 // size, saving the split strategy a launch. H200, the sweep's problems, main against the fold (two interleaved runs
