@@ -1,7 +1,8 @@
 """How fast a plain kernel reads the headline's x (docs/limits.md section 102): a Triton kernel summing [16, 64, 512,
 512] planes in pieces (PIECES a plane, BLOCK elements a load, WARPS warps, evict-first loads) in bfloat16 and float32,
-against torch's x.sum(dim=(2, 3)) and flat t.sum() of the same x; do_bench medians with L2 flushed, each the least
-of 2 rounds. Needs no build of fusedlse. python3 read_floor.py OUT.jsonl"""
+against torch's x.sum(dim=(2, 3)) and flat t.sum() of the same x, and, where a build of fusedlse imports, its sum_hw
+(the reader alone) and forward; do_bench medians with L2 flushed, each the least of 2 rounds. Needs no build of
+fusedlse. python3 read_floor.py OUT.jsonl (PYTHONPATH=python:. in a built tree for fusedlse's rows)"""
 import itertools
 import json
 import sys
@@ -33,6 +34,14 @@ def main(out_path):
         planes, plane = 16 * 64, 512 * 512
         row = dict(dtype=str(dtype), device=torch.cuda.get_device_name(),
                    torch_sum_hw=best_us(lambda: x.sum(dim=(2, 3))), flat_sum=best_us(lambda: x.sum()))
+        try:
+            import fusedlse_cuda
+            weight = torch.randn(64, 128, 3, 3, device="cuda", dtype=dtype)
+            bias = torch.randn(128, 1, 1, device="cuda", dtype=dtype)
+            row["fusedlse_sum_hw"] = best_us(lambda: fusedlse_cuda.sum_hw(x))
+            row["fusedlse_forward"] = best_us(lambda: fusedlse_cuda.forward(x, weight, None, bias))
+        except ImportError:
+            pass
         expected = x.float().sum(dim=(2, 3)).flatten()
         configs = []
         for pieces, block, warps in itertools.product((1, 4, 16), (4096, 8192), (4, 8)):
