@@ -295,6 +295,28 @@ def test_infinities_and_nan_in_each_cuda_strategy(plan, dtype, case):
         assert_same_specials(out, reference.truth(*problem), dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_infinities_through_cublas_bf16_pieces(dtype):
+    """cuBLAS's GEMM over bfloat16 pieces (16-bit x, sides of 256 or more: explain's cublas_factors) puts a value that
+    is not finite into its factor's first piece alone, so it meets the other factor once, as in a float32 GEMM: +inf
+    in a plane (its row's logits +inf), NaN in another (its row NaN), -inf in a tap of output channel 20 over input
+    channel 11's positive planes (every row's logit -inf there, the other rows finite), +inf meeting it in row 3
+    (NaN)."""
+    x, weight, conv_bias, bias = make_problem(256, 256, 2, 1, 512, 1, 2, dtype=dtype, device="cuda")
+    weight = weight.abs() + 0.01
+    x[:, 11] = x[:, 11].abs() + 0.1
+    x[3, 7, 0, 0] = INF
+    x[5, 9, 1, 0] = float("nan")
+    weight[11, 20, 0, 1] = -INF
+    with forced_plan("split", "plane_lanes", "cublas_lse"):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    truth = reference.truth(x, weight, conv_bias, bias)
+    assert truth[3].isnan().all() and truth[5].isnan().all() and truth.isfinite().sum() == 254, truth.flatten()
+    assert_same_specials(out, truth, dtype)
+
+
 @pytest.mark.usefixtures("fused_only")
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("device", DEVICES)

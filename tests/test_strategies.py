@@ -230,6 +230,42 @@ def test_cublas_split_k_matches_float64_model(dtype, problem):
     _check_forced_epilogue(("split", "plane_lanes", "cublas_lse"), "cublas_lse", batch, c_in, c_out, dtype)
 
 
+def full_rate_bf16_tensor_cores():
+    """A device whose tensor cores accumulate bfloat16 products in float32 at full rate (compute capability x.0)."""
+    major, minor = torch.cuda.get_device_capability()
+    return major >= 8 and minor == 0
+
+
+# (B, C_in, C_out): GEMMs whose sides are each 256 or more, which cuBLAS's epilogue runs over bfloat16 pieces for
+# 16-bit x (ops_cuda.cpp, gemm_by_bf16_pieces): r06's [512, 2048] x [2048, 1024]; 259 channels and 515 columns,
+# padded to 264 and 520 in the pieces; one side short of 256 (the factors as they are). C_out 512 and more: no
+# channel slices (plan::cublas_k_splits).
+BF16_PIECES_PROBLEMS = [(512, 2048, 1024), (300, 259, 515), (256, 255, 512)]
+
+
+@pytest.mark.parametrize("problem", BF16_PIECES_PROBLEMS, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=str)
+def test_cublas_epilogue_over_bf16_pieces_matches_float64_model(dtype, problem):
+    """explain() says where cuBLAS's GEMM runs over bfloat16 pieces (16-bit x, every side 256 or more, a device of
+    compute capability x.0), and the forward (forced) is the model's, with and without conv_bias, bitwise the same on
+    a second run."""
+    batch, c_in, c_out = problem
+    x, weight, _, _ = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
+    pieces = dtype != torch.float32 and min(problem) >= 256 and full_rate_bf16_tensor_cores()
+    assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == ("bf16_pieces" if pieces else "as_is")
+    _check_forced_epilogue(("split", "plane_lanes", "cublas_lse"), "cublas_lse", batch, c_in, c_out, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_cublas_epilogue_over_bf16_pieces_in_batch_ranges(dtype):
+    """Logits of 8000 x 2000 float32 (64 MB) and the sums' pieces (12 MB) past the 64 MiB workspace floor: two batch
+    ranges, W.sum's pieces written by the first alone."""
+    x, weight, conv_bias, bias = make_problem(8000, 256, 1, 1, 2000, 1, 1, dtype=dtype, device="cuda")
+    assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == (
+        "bf16_pieces" if full_rate_bf16_tensor_cores() else "as_is")
+    _check_forced(("split", "plane_lanes", "cublas_lse"), x, weight, conv_bias, bias)
+
+
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
     """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32) and then

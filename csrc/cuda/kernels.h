@@ -479,6 +479,26 @@ struct BiasLseArgs {
   double scale;           // 1 / (H_out * W_out)
 };
 
+// One factor of cuBLAS's GEMM for 16-bit x (ops_cuda.cpp, gemm_by_bf16_pieces) as bfloat16 pieces that tensor cores
+// multiply exactly, so that one GEMM with float32 accumulation over three products gives a @ b to about 2^-16 of
+// |a| @ |b|: each value v is high + low + a rest, high its truncation to bfloat16 (never rounded up to infinity), low
+// the rounding of v - high. Slots of `depth` (the shared dimension rounded up to kBf16PiecesAlign; zero past it) side
+// by side: the left factor's along its columns, [rows, kBf16PieceSlots * depth] as high | low | high, the right
+// factor's along its rows, [kBf16PieceSlots * depth, cols] at row stride dst_stride as high ; high ; low, so that
+// the GEMM adds high x high + low x high + high x low. A value that is not finite goes into the first slot alone
+// (zeros in the others), so it meets the other factor's value once, as in a float32 GEMM: no inf x 0.
+constexpr int64_t kBf16PieceSlots = 3;
+constexpr int64_t kBf16PiecesAlign = 8;  // bfloat16 elements of 16 bytes: cuBLAS's fast kernels want such strides
+struct Bf16PiecesArgs {
+  const float* src;     // [rows, cols] contiguous
+  void* dst;            // bfloat16; along_columns: [rows, kBf16PieceSlots * depth], else [kBf16PieceSlots * depth,
+                        // cols] at row stride dst_stride
+  int64_t rows, cols;   // of src
+  int64_t depth;        // along_columns: cols, else rows, rounded up to kBf16PiecesAlign
+  int64_t dst_stride;   // elements between dst's rows (along_columns: kBf16PieceSlots * depth)
+  bool along_columns;   // the left factor (the sums); else the right one (W.sum)
+};
+
 // Rows of a grouped GEMM whose logsumexp came out NaN, done again group by group (regroup_nan_rows_kernel): the
 // padding-0 GEMMs and the planned cropped GEMM multiply a dense block-diagonal weight, whose zeros times an infinite
 // sum are NaN where the model keeps the infinity within its group. Each column n's logit is then the sum over its
@@ -558,6 +578,8 @@ cudaError_t launch_channel_rows(const ChannelRowsArgs& args, cudaStream_t stream
 int channel_rows_blocks_per_sm(const ChannelRowsArgs& args);
 cudaError_t launch_bias_lse(const BiasLseArgs& args, int64_t max_blocks, cudaStream_t stream);
 cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& args, int64_t max_blocks, cudaStream_t stream);
+// Bf16PiecesArgs' pieces, in at most max_blocks blocks, after the grid ahead in the stream (launch.cuh).
+cudaError_t launch_bf16_pieces(const Bf16PiecesArgs& args, int64_t max_blocks, cudaStream_t stream);
 
 
 }  // namespace fusedlse

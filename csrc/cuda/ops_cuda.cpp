@@ -759,6 +759,64 @@ void exact_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
   at::addmm_out(out, at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
 }
 
+// Whether cuBLAS's GEMM of `rows` x `channels` sums by W.sum [channels, c_out] for output `kind` on `device` runs on
+// bfloat16 tensor cores over pieces of its factors (Bf16PiecesArgs; bf16_pieces_mm_out): 16-bit output, whose own
+// rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32 output keeps SGEMM: float32
+// accumulation on the tensor cores leaves about 3e-6 of |a| @ |b|, 50x SGEMM's); every side at least
+// kBf16PiecesMinSide (tuning.h); and a device of compute capability x.0 (A100, H100, H200, B200), whose tensor cores
+// accumulate bfloat16 products in float32 at 14-28x its float32 FMA rate, so three products cost less than one
+// SGEMM. The GeForce parts of sm_86, sm_89 (the RTX 4090) and sm_120 do it at twice their FMA rate: SGEMM there.
+bool gemm_by_bf16_pieces(ScalarKind kind, int64_t rows, int64_t channels, int64_t c_out, int device) {
+  if (kind != ScalarKind::kHalf && kind != ScalarKind::kBFloat16) return false;
+  if (std::min({rows, channels, c_out}) < kBf16PiecesMinSide) return false;
+  return once_per_key(device, [device] {
+    int major = 0, minor = 0;
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    return major >= 8 && minor == 0;
+  });
+}
+
+// The pieces' layout (Bf16PiecesArgs) for sums [rows, channels] x W.sum [channels, c_out]: the shared dimension
+// rounded up to whole 16-byte rows of bfloat16, the right factor's row stride likewise, and the bytes of the left
+// factor's pieces per row and of the right factor's.
+struct Bf16PiecesSizes {
+  int64_t depth, right_stride, left_row_bytes, right_bytes;
+};
+Bf16PiecesSizes bf16_pieces_sizes(int64_t channels, int64_t c_out) {
+  constexpr int64_t kBf16Bytes = 2;
+  const int64_t depth = ceil_div(channels, kBf16PiecesAlign) * kBf16PiecesAlign;
+  const int64_t right_stride = ceil_div(c_out, kBf16PiecesAlign) * kBf16PiecesAlign;
+  return {depth, right_stride, kBf16PieceSlots * depth * kBf16Bytes,
+          kBf16PieceSlots * depth * right_stride * kBf16Bytes};
+}
+
+// out = a @ b (a [rows, channels], b [channels, c_out], out [rows, c_out]: float32, contiguous) by one bfloat16 GEMM
+// with float32 output over their pieces (gemm_by_bf16_pieces). a's pieces go into left_pieces (rows x
+// bf16_pieces_sizes' left_row_bytes), b's into right_pieces (its right_bytes), each by a launch of the pieces kernel;
+// b's only where !right_written (a call's later batch ranges find them written).
+void bf16_pieces_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, void* left_pieces,
+                        void* right_pieces, bool right_written, cudaStream_t stream) {
+  const int64_t rows = a.size(0), channels = a.size(1), c_out = b.size(1);
+  const Bf16PiecesSizes sizes = bf16_pieces_sizes(channels, c_out);
+  const int64_t max_blocks = resident_split_blocks(a.get_device());
+  const Bf16PiecesArgs left{a.data_ptr<float>(), left_pieces, rows, channels, sizes.depth,
+                            kBf16PieceSlots * sizes.depth, /*along_columns=*/true};
+  C10_CUDA_CHECK(launch_bf16_pieces(left, max_blocks, stream));
+  if (!right_written) {
+    const Bf16PiecesArgs right{b.data_ptr<float>(), right_pieces, channels, c_out, sizes.depth, sizes.right_stride,
+                               /*along_columns=*/false};
+    C10_CUDA_CHECK(launch_bf16_pieces(right, max_blocks, stream));
+  }
+  const auto over = [&](void* data, at::IntArrayRef shape, at::IntArrayRef strides) {
+    return at::for_blob(data, shape).strides(strides).options(a.options().dtype(at::kBFloat16))
+        .target_device(a.device()).make_tensor();
+  };
+  const int64_t slots_depth = kBf16PieceSlots * sizes.depth;
+  at::mm_out(out, over(left_pieces, {rows, slots_depth}, {slots_depth, 1}),
+             over(right_pieces, {slots_depth, c_out}, {sizes.right_stride, 1}), at::kFloat);
+}
+
 // The GEMM + logsumexp's operands for out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias +
 // bias). sums [B, C_in] and weight_sum [C_in, C_out]: contiguous, accumulation type; conv_bias: [C_out] contiguous
 // or null; bias: C_out values at bias_stride (0: one for all).
@@ -968,13 +1026,6 @@ void regroup_nan_rows(const at::Tensor& rows, const at::Tensor& weight, int64_t 
   C10_CUDA_CHECK(launch_regroup_nan_rows(g, resident_split_blocks(rows.get_device()), stream));
 }
 
-// The cuBLAS epilogue's batches per range: as many as keep its [rows, C_out] logits, its only workspace, within the
-// workspace budget of a problem of `problem_bytes`.
-int64_t cublas_range_rows(int64_t batch, int64_t c_out, int64_t acc_bytes, int64_t problem_bytes) {
-  const int64_t budget_rows = workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, c_out * acc_bytes);
-  return std::clamp<int64_t>(budget_rows, 1, batch);
-}
-
 // cuBLAS's epilogue's channel slices for a call (plan::cublas_k_splits on `device`): none where float32's GEMM runs
 // as 3xTF32 (exact_mm_out, TF32 allowed) or where the slices' partial logits [splits, B, C_out] would not fit the
 // workspace budget of a problem of `problem_bytes` at once.
@@ -985,17 +1036,49 @@ int64_t cublas_call_splits(int64_t batch, int64_t channels, int64_t c_out, int64
   return splits > 1 && splits * batch * c_out * acc_bytes <= workspace_budget_bytes(problem_bytes) ? splits : 1;
 }
 
+// How cuBLAS's epilogue runs the GEMM of sums [batch, channels] x weight_sum [channels, c_out] of acc_bytes values for
+// output `kind` on `device`, and its workspace within the budget of a problem of `problem_bytes`: channel slices
+// (cublas_call_splits) and their partial logits; or batch ranges, as many rows a range as keep its [rows, c_out]
+// logits, and where the GEMM runs over bfloat16 pieces (gemm_by_bf16_pieces) its left pieces, within the budget, and
+// then the call's right pieces. Sections in that order, each a whole number of 16-byte vectors.
+struct CublasEpilogue {
+  int64_t splits = 1;
+  bool pieces = false;
+  int64_t range_rows = 0;
+  int64_t logits_bytes = 0, left_bytes = 0, right_bytes = 0;
+  int64_t workspace_bytes() const { return logits_bytes + left_bytes + right_bytes; }
+};
+CublasEpilogue cublas_epilogue(ScalarKind kind, int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes,
+                               int64_t problem_bytes, int device) {
+  CublasEpilogue e;
+  e.splits = cublas_call_splits(batch, channels, c_out, acc_bytes, problem_bytes, device);
+  if (e.splits > 1) {
+    e.logits_bytes = e.splits * batch * c_out * acc_bytes;
+    return e;
+  }
+  const auto size_ranges = [&](bool pieces) {
+    const Bf16PiecesSizes sizes = pieces ? bf16_pieces_sizes(channels, c_out) : Bf16PiecesSizes{};
+    const int64_t row_bytes = c_out * acc_bytes + sizes.left_row_bytes;
+    e.pieces = pieces;
+    e.range_rows = std::clamp<int64_t>(workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, row_bytes), 1,
+                                       batch);
+    e.logits_bytes = ceil_div(e.range_rows * c_out * acc_bytes, 16) * 16;
+    e.left_bytes = ceil_div(e.range_rows * sizes.left_row_bytes, 16) * 16;
+    e.right_bytes = sizes.right_bytes;
+  };
+  size_ranges(gemm_by_bf16_pieces(kind, batch, channels, c_out, device));
+  if (e.pieces && e.range_rows < kBf16PiecesMinSide) size_ranges(false);  // ranges too short for the pieces' gain
+  return e;
+}
+
 // Bytes of workspace run_epilogue's `epilogue` takes for sums [batch, channels] x weight_sum [channels, c_out] of
-// acc_bytes values on `device`, in a problem of `problem_bytes`.
-int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t channels, int64_t c_out,
-                                 int64_t acc_bytes, int64_t problem_bytes, int device) {
+// acc_bytes values for output `kind` on `device`, in a problem of `problem_bytes`.
+int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, ScalarKind kind, int64_t batch, int64_t channels,
+                                 int64_t c_out, int64_t acc_bytes, int64_t problem_bytes, int device) {
   switch (epilogue) {
     case plan::Epilogue::kTiledLse: return tiled_epilogue(batch, channels, c_out, acc_bytes, device).workspace_bytes;
-    case plan::Epilogue::kCublasLse: {
-      const int64_t splits = cublas_call_splits(batch, channels, c_out, acc_bytes, problem_bytes, device);
-      return splits > 1 ? splits * batch * c_out * acc_bytes
-                        : cublas_range_rows(batch, c_out, acc_bytes, problem_bytes) * c_out * acc_bytes;
-    }
+    case plan::Epilogue::kCublasLse:
+      return cublas_epilogue(kind, batch, channels, c_out, acc_bytes, problem_bytes, device).workspace_bytes();
     case plan::Epilogue::kNarrowLse: {
       const plan::NarrowLseTiling t = narrow_tiling(batch, channels, c_out, acc_bytes, device);
       return t.k_splits > 1 ? t.k_splits * batch * c_out * acc_bytes : 0;
@@ -1008,7 +1091,7 @@ int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, int64_t batch, int64_t
 
 // out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias + bias) by `epilogue`: sums [B, K] and
 // weight_sum [K, C_out] contiguous, in the accumulation type. cuBLAS's epilogue writes the [rows, C_out] logits;
-// batches go through in ranges that keep them within the workspace budget of `problem_bytes` (cublas_range_rows).
+// batches go through in ranges that keep them within the workspace budget of `problem_bytes` (cublas_epilogue).
 // `workspace`: epilogue_workspace_bytes of memory from the caller's allocation, or null to allocate it here (where it
 // takes none, nothing is).
 void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Tensor& weight_sum,
@@ -1020,7 +1103,8 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
   const int device = sums.get_device();
   std::optional<Scratch> own_workspace;
   if (workspace == nullptr) {
-    const int64_t bytes = epilogue_workspace_bytes(epilogue, batch, channels, c_out, acc_bytes, problem_bytes, device);
+    const int64_t bytes =
+        epilogue_workspace_bytes(epilogue, kind, batch, channels, c_out, acc_bytes, problem_bytes, device);
     own_workspace.emplace(sums, std::initializer_list<int64_t>{bytes});
     workspace = own_workspace->take(bytes);
   }
@@ -1041,24 +1125,33 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     return;
   }
   const int64_t max_blocks = resident_split_blocks(device);
-  const int64_t splits = cublas_call_splits(batch, channels, c_out, acc_bytes, problem_bytes, device);
-  if (splits > 1) {
+  const CublasEpilogue cublas = cublas_epilogue(kind, batch, channels, c_out, acc_bytes, problem_bytes, device);
+  if (cublas.splits > 1) {
     // Slice s's partial logits are sums[:, s x slice ...] @ weight_sum[s x slice ...]: one strided batched GEMM over
     // views of both (a row of sums steps `channels` apart, a slice `slice` apart), no copy.
-    const int64_t slice = channels / splits;
-    at::Tensor partials = tensor_over(workspace, {splits, batch, c_out}, sums);
-    at::bmm_out(partials, sums.view({batch, splits, slice}).transpose(0, 1), weight_sum.view({splits, slice, c_out}));
-    split_logits_lse(partials.data_ptr(), splits, batch, c_out, kind, biases.conv_ptr(), biases.bias,
+    const int64_t slice = channels / cublas.splits;
+    at::Tensor partials = tensor_over(workspace, {cublas.splits, batch, c_out}, sums);
+    at::bmm_out(partials, sums.view({batch, cublas.splits, slice}).transpose(0, 1),
+                weight_sum.view({cublas.splits, slice, c_out}));
+    split_logits_lse(partials.data_ptr(), cublas.splits, batch, c_out, kind, biases.conv_ptr(), biases.bias,
                      biases.bias_stride, scale, out.data_ptr(), max_blocks, stream);
     return;
   }
-  const int64_t range_rows = cublas_range_rows(batch, c_out, acc_bytes, problem_bytes);
-  at::Tensor logits = tensor_over(workspace, {range_rows, c_out}, sums);
-  for (int64_t b0 = 0; b0 < batch; b0 += range_rows) {
-    const int64_t rows = std::min(range_rows, batch - b0);
+  char* const sections = static_cast<char*>(workspace);
+  at::Tensor logits = tensor_over(sections, {cublas.range_rows, c_out}, sums);
+  void* const left_pieces = sections + cublas.logits_bytes;
+  void* const right_pieces = sections + cublas.logits_bytes + cublas.left_bytes;
+  for (int64_t b0 = 0; b0 < batch; b0 += cublas.range_rows) {
+    const int64_t rows = std::min(cublas.range_rows, batch - b0);
     // Views only where a range is not the whole (narrow is a dispatcher call of host time).
-    at::Tensor range_logits = rows == range_rows ? logits : logits.narrow(0, 0, rows);
-    exact_mm_out(range_logits, rows == batch ? sums : sums.narrow(0, b0, rows), weight_sum);
+    at::Tensor range_logits = rows == cublas.range_rows ? logits : logits.narrow(0, 0, rows);
+    const at::Tensor range_sums = rows == batch ? sums : sums.narrow(0, b0, rows);
+    if (cublas.pieces) {
+      bf16_pieces_mm_out(range_logits, range_sums, weight_sum, left_pieces, right_pieces, /*right_written=*/b0 > 0,
+                         stream);
+    } else {
+      exact_mm_out(range_logits, range_sums, weight_sum);
+    }
     bias_lse(range_logits, biases, kind, scale, static_cast<char*>(out.data_ptr()) + b0 * out.element_size(),
              max_blocks, stream);
   }
@@ -1081,8 +1174,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   const bool weight_is_its_sum = chosen.weight_is_its_sum;
   const int64_t pairs = s.in_channels * s.out_channels;
   const int64_t weight_sum_bytes = weight_is_its_sum || s.conv.groups > 1 ? 0 : pairs * acc_bytes;
-  const int64_t epilogue_bytes = epilogue_workspace_bytes(chosen.epilogue, s.batch, s.in_channels, s.out_channels,
-                                                          acc_bytes, problem_bytes, x_in.get_device());
+  const int64_t epilogue_bytes =
+      epilogue_workspace_bytes(chosen.epilogue, kind_of(x_in.scalar_type()), s.batch, s.in_channels, s.out_channels,
+                               acc_bytes, problem_bytes, x_in.get_device());
   Scratch scratch(sums, {weight_sum_bytes, epilogue_bytes});
   at::Tensor weight_sum;
   if (weight_is_its_sum) {
@@ -1897,6 +1991,16 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
 
 // The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0,
 // the cropped path's otherwise.
+// explain()'s "cublas_factors" for a GEMM of sums [batch, channels] x W.sum [channels, c_out] of x's problem: how
+// cuBLAS's epilogue multiplies them where the plan takes it (cublas_epilogue), "bf16_pieces" or "as_is".
+std::string cublas_factors_json(const at::Tensor& x, const at::Tensor& weight, int64_t batch, int64_t channels,
+                                int64_t c_out) {
+  const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
+  const bool pieces = cublas_epilogue(kind_of(x.scalar_type()), batch, channels, c_out, acc_bytes,
+                                      x.nbytes() + weight.nbytes(), x.get_device()).pieces;
+  return std::string("\"cublas_factors\": \"") + (pieces ? "bf16_pieces" : "as_is") + "\", ";
+}
+
 std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
                          int64_t groups) {
@@ -1925,7 +2029,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
-    return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
+    return groups_json + cublas_factors_json(x, weight, g.batch, g.in_channels, g.out_channels) +
+           "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
            ", \"whole_planes\": " + (whole_planes ? "true" : "false") +
            ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
            ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +
@@ -1947,7 +2052,8 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());
   const plan::Plan chosen = plan_of_call(weight, groups, problem, props);
-  return groups_json + plan::to_json(chosen, problem, props).substr(1);
+  return groups_json + cublas_factors_json(x, weight, s.batch, s.in_channels, s.out_channels) +
+         plan::to_json(chosen, problem, props).substr(1);
 }
 
 at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum_in, const at::Tensor& total_bias_in,

@@ -264,6 +264,36 @@ __global__ void __launch_bounds__(kThreads) shares_lse_kernel(BiasLseArgs a) {
   shares_lse_rows<T, kStaged, kWeighted, kThreads>(a);
 }
 
+// One factor of cuBLAS's GEMM as bfloat16 pieces (Bf16PiecesArgs): a thread per value of the factor padded to the
+// slots' depth (its columns, or its rows for the right factor), writing each of its slots; blockIdx.y steps rows,
+// the threads of x columns, so no division. Its grid waits for the one ahead, which wrote the factor.
+template <bool kAlongColumns>
+__global__ void __launch_bounds__(kSplitThreads) bf16_pieces_kernel(const __grid_constant__ Bf16PiecesArgs a) {
+  wait_for_previous_grid();
+  __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(a.dst);
+  const int64_t rows = kAlongColumns ? a.rows : a.depth, cols = kAlongColumns ? a.depth : a.cols;
+  const int64_t slot = kAlongColumns ? a.depth : a.depth * a.dst_stride;  // from one slot to the next in dst
+  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
+  for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
+    for (int64_t c = int64_t{blockIdx.x} * kSplitThreads + threadIdx.x; c < cols;
+         c += int64_t{gridDim.x} * kSplitThreads) {
+      const bool inside = kAlongColumns ? c < a.cols : r < a.rows;
+      const float v = inside ? a.src[r * a.cols + c] : 0.f;
+      __nv_bfloat16 high = __float2bfloat16_rn(v), low = zero, high_again = zero;
+      if (isfinite(v)) {
+        // Truncated, not rounded: high never rounds up to infinity, and v - high is exact in float32.
+        const float high_value = __uint_as_float(__float_as_uint(v) & 0xffff0000u);
+        high = high_again = __float2bfloat16_rn(high_value);
+        low = __float2bfloat16_rn(v - high_value);
+      }
+      __nv_bfloat16* first = dst + r * a.dst_stride + c;
+      first[0] = high;
+      first[slot] = kAlongColumns ? low : high_again;
+      first[2 * slot] = kAlongColumns ? high_again : low;
+    }
+  }
+}
+
 // The launch of regroup_nan_rows (kernels/bias_lse.cuh).
 template <typename T>
 __global__ void __launch_bounds__(kSplitThreads) regroup_nan_rows_kernel(const __grid_constant__ GroupedRowsArgs g) {
@@ -415,6 +445,17 @@ cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks
     return launch_after_previous(regroup_nan_rows_kernel<decltype(element)>, static_cast<unsigned>(blocks),
                                  kSplitThreads, stream, g);
   });
+}
+
+cudaError_t launch_bf16_pieces(const Bf16PiecesArgs& a, int64_t max_blocks, cudaStream_t stream) {
+  static_assert(kBf16PieceSlots == 3, "bf16_pieces_kernel writes three slots");
+  const int64_t rows = a.along_columns ? a.rows : a.depth, cols = a.along_columns ? a.depth : a.cols;
+  constexpr int64_t kMaxGridY = 65535;
+  const int64_t x_blocks = std::clamp<int64_t>((cols + kSplitThreads - 1) / kSplitThreads, 1, 64);
+  const int64_t y_blocks = std::clamp<int64_t>(4 * max_blocks / x_blocks, 1, std::min(rows, kMaxGridY));
+  const dim3 grid(static_cast<unsigned>(x_blocks), static_cast<unsigned>(y_blocks));
+  return a.along_columns ? launch_after_previous(bf16_pieces_kernel<true>, grid, kSplitThreads, stream, a)
+                         : launch_after_previous(bf16_pieces_kernel<false>, grid, kSplitThreads, stream, a);
 }
 
 }  // namespace fusedlse

@@ -87,6 +87,14 @@ constexpr int kBiasLseRowLoads = 4;
 // Channels each thread of bias_lse's block per row (the shares and gemv kernels, split.cu) has in flight per trip:
 // a row's few blocks wait on L2 once per trip.
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
+// cuBLAS's GEMM for 16-bit x on bfloat16 tensor cores over pieces of its float32 factors (ops_cuda.cpp,
+// gemm_by_bf16_pieces), where each of rows, channels and C_out is at least this many: three products over 3 x
+// channels, the sums' and W.sum's pieces written by one launch each (split.cu). H100 (torch.mm of the pieces with
+// out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103): [512, 2048] x [2048, 1024] (r06)
+// 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976; level or slower with one side
+// short: r14's [65358, 220] x [220, 113] 97.8 -> 104.0, r58's [125565, 69] x [69, 35] 47.6 -> 58.9, r18's [70, 445]
+// x [445, 2892] 19.3 -> 20.5, r60's [73, 276] x [276, 3295] 17.1 -> 19.6.
+constexpr int64_t kBf16PiecesMinSide = 256;
 // The gemv epilogue's wide block: this many threads per row where they take fewer trips than kSplitThreads
 // (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers, as at 256 threads; 1024 threads,
 // at 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).
