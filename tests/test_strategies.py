@@ -266,6 +266,41 @@ def test_cublas_epilogue_over_bf16_pieces_in_batch_ranges(dtype):
     _check_forced(("split", "plane_lanes", "cublas_lse"), x, weight, conv_bias, bias)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_cublas_bf16_pieces_see_each_call_and_replay_in_a_graph(dtype):
+    """The pieces' launches may start before the kernel ahead of them ends (programmatic dependent launch): each call
+    sees x and the weight as the kernels just before it wrote them (the weight's pieces are cut again each call); a
+    second call is bitwise the same; a captured graph replays on new values."""
+    x, weight, conv_bias, bias = make_problem(300, 256, 2, 1, 512, 1, 2, dtype=dtype, device="cuda")
+    seen, outs = [], []
+    with forced_plan("split", "plane_lanes", "cublas_lse"):
+        assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == (
+            "bf16_pieces" if full_rate_bf16_tensor_cores() else "as_is")
+        for step in range(4):
+            seen.append((x.clone(), weight.clone()))
+            x.mul_(-1.25).add_(0.5 + step)
+            weight.mul_(-0.75)  # the kernel right before the forward
+            outs.append(fusedlse_cuda.forward(x, weight, conv_bias, bias).clone())
+        assert torch.equal(fusedlse_cuda.forward(x, weight, conv_bias, bias), outs[-1])
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            captured = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    torch.cuda.synchronize()
+    for step, ((x_before, weight_before), out) in enumerate(zip(seen, outs)):
+        expected = (x_before.mul(-1.25).add(0.5 + step), weight_before.mul(-0.75))
+        assert rel_err(out, reference.truth(*expected, conv_bias, bias)) <= TOLERANCE[dtype]
+    x.mul_(-1.5).add_(0.25)
+    weight.mul_(2)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert rel_err(captured, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
+
+
 @pytest.mark.parametrize("epilogue", ["tiled_lse", "cublas_lse"])
 def test_split_keeps_float32_accuracy_with_tf32_allowed(epilogue):
     """A GEMM-heavy problem: TF32 alone would be ~1e-3 off; cuBLAS's epilogue splits the factors (3xTF32) and then
