@@ -98,6 +98,20 @@ def test_split_without_conv_bias_and_every_bias_shape(bias_shape, plan):
     assert rel_err(out, reference.truth(x, weight, None, bias)) <= TOLERANCE[torch.float32]
 
 
+def _captured_forward(x, weight, conv_bias, bias):
+    """A CUDA graph of the forward on these tensors, captured after a warm-up call on a side stream (as torch's docs
+    ask), and the output tensor its replays write."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        captured = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    return graph, captured
+
+
 @pytest.mark.parametrize("plan", ["split_lanes", "split_planes", "split_cublas"])
 @pytest.mark.parametrize("batch", [300, 20], ids=["one_column_run", "column_runs"])
 def test_split_is_bitwise_reproducible_and_graph_capturable(plan, batch):
@@ -106,14 +120,7 @@ def test_split_is_bitwise_reproducible_and_graph_capturable(plan, batch):
         first = fusedlse_cuda.forward(x, weight, conv_bias, bias)
         for _ in range(3):
             assert torch.equal(fusedlse_cuda.forward(x, weight, conv_bias, bias), first)
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            fusedlse_cuda.forward(x, weight, conv_bias, bias)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        graph, captured = _captured_forward(x, weight, conv_bias, bias)
     x.mul_(-1.5).add_(0.25)
     graph.replay()
     torch.cuda.synchronize()
@@ -282,14 +289,7 @@ def test_cublas_bf16_pieces_see_each_call_and_replay_in_a_graph(dtype):
             weight.mul_(-0.75)  # the kernel right before the forward
             outs.append(fusedlse_cuda.forward(x, weight, conv_bias, bias).clone())
         assert torch.equal(fusedlse_cuda.forward(x, weight, conv_bias, bias), outs[-1])
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            fusedlse_cuda.forward(x, weight, conv_bias, bias)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            captured = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+        graph, captured = _captured_forward(x, weight, conv_bias, bias)
     torch.cuda.synchronize()
     for step, ((x_before, weight_before), out) in enumerate(zip(seen, outs)):
         expected = (x_before.mul(-1.25).add(0.5 + step), weight_before.mul(-0.75))
