@@ -1989,8 +1989,6 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
   return plane_sums_cuda(x);
 }
 
-// The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0,
-// the cropped path's otherwise.
 // explain()'s "cublas_factors" for a GEMM of sums [batch, channels] x W.sum [channels, c_out] of x's problem: how
 // cuBLAS's epilogue multiplies them where the plan takes it (cublas_epilogue), "bf16_pieces" or "as_is".
 std::string cublas_factors_json(const at::Tensor& x, const at::Tensor& weight, int64_t batch, int64_t channels,
@@ -2001,6 +1999,8 @@ std::string cublas_factors_json(const at::Tensor& x, const at::Tensor& weight, i
   return std::string("\"cublas_factors\": \"") + (pieces ? "bf16_pieces" : "as_is") + "\", ";
 }
 
+// The plan forward(x, weight, settings) would run, as JSON (fusedlse_cuda.explain): the planner's for padding 0,
+// the cropped path's otherwise.
 std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride,
                          at::IntArrayRef padding, at::IntArrayRef output_padding, at::IntArrayRef dilation,
                          int64_t groups) {
