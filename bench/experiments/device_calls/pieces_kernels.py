@@ -1,6 +1,7 @@
 """Where cuBLAS's epilogue over bfloat16 pieces spends a forward (docs/limits.md section 103): the kernels of the median
 of calls issued back to back (device_calls/tails.py's timeline) for r06 and the made-up GEMMs of pieces_ab.py, with
-the do_bench median of the forward. Run in a built tree: PYTHONPATH=python:. python3 pieces_kernels.py OUT.jsonl"""
+the do_bench median of the forward; with R61 set, seed 13's r61 too. Run in a built tree: PYTHONPATH=python:. python3
+pieces_kernels.py OUT.jsonl"""
 import json
 import os
 import sys
@@ -19,6 +20,9 @@ from timing import median_ms  # noqa: E402
 def main(out_path):
     problems = random_problems()
     cases = {"r06": make_random_inputs(problems["r06"], list(problems).index("r06"))}
+    if os.environ.get("R61"):  # seed 13's r61, beyond the sweep: which GEMM kernel cuBLAS takes for its logits
+        seed13 = random_problems(seed=13)
+        cases["seed13_r61"] = make_random_inputs(seed13["r61"], list(seed13).index("r61"))
     for name in ("m_r06_bf16", "m_wide_bf16"):
         b, c, h, w, n, dtype, layout = MADE_UP[name]
         cases[name] = make_problem(b, c, h, w, n, 3, 3, dtype=dtype, layout=layout, device="cuda", draw_on_device=True)
