@@ -238,9 +238,9 @@ def test_cublas_split_k_matches_float64_model(dtype, problem):
 
 
 def full_rate_bf16_tensor_cores():
-    """A device whose tensor cores accumulate bfloat16 products in float32 at full rate (compute capability x.0)."""
-    major, minor = torch.cuda.get_device_capability()
-    return major >= 8 and minor == 0
+    """A device whose tensor cores accumulate bfloat16 products in float32 at full rate: compute capability 8.0, 9.0
+    or 10.0 (not the GeForce parts, sm_120 among them)."""
+    return torch.cuda.get_device_capability() in ((8, 0), (9, 0), (10, 0))
 
 
 # (B, C_in, C_out): GEMMs whose sides are each 256 or more, which cuBLAS's epilogue runs over bfloat16 pieces for
@@ -254,8 +254,8 @@ BF16_PIECES_PROBLEMS = [(512, 2048, 1024), (300, 259, 515), (256, 255, 512)]
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32], ids=str)
 def test_cublas_epilogue_over_bf16_pieces_matches_float64_model(dtype, problem):
     """explain() says where cuBLAS's GEMM runs over bfloat16 pieces (16-bit x, every side 256 or more, a device of
-    compute capability x.0), and the forward (forced) is the model's, with and without conv_bias, bitwise the same on
-    a second run."""
+    compute capability 8.0, 9.0 or 10.0), and the forward (forced) is the model's, with and without conv_bias,
+    bitwise the same on a second run."""
     batch, c_in, c_out = problem
     x, weight, _, _ = make_problem(batch, c_in, 2, 1, c_out, 1, 2, dtype=dtype, device="cuda")
     pieces = dtype != torch.float32 and min(problem) >= 256 and full_rate_bf16_tensor_cores()
