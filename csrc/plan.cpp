@@ -32,8 +32,6 @@ namespace {
 constexpr double kLaunchUs = 7.0;
 constexpr double kTiledLaunches = 1;
 constexpr double kCublasLaunches = 2;
-// A CUDA grid's second dimension: the tiled epilogue's column runs, the narrow epilogue's channel ranges.
-constexpr int64_t kMaxGridY = 65535;
 // Any read of x costs at least this: torch's flat sum of 8 MiB took 13.5 us on the H200, its bytes alone 2 us.
 constexpr double kReadLatencyUs = 14.0;
 // Shares of the device's DRAM bandwidth (read_gbps) each reader reached on problems it suits: the fused launch

@@ -759,6 +759,16 @@ void exact_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b) {
   at::addmm_out(out, at::addmm(at::mm(a_low, b_high), a_high, b_low), a_high, b_high);
 }
 
+// A tensor of `sizes` (contiguous, or at `strides` where given) over `data` (memory the caller keeps alive), of
+// `options`' dtype and device: no dispatcher call, and no query of the pointer's device (given, where from_blob
+// alone would ask CUDA).
+at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::TensorOptions& options,
+                       at::IntArrayRef strides = {}) {
+  auto maker = at::for_blob(data, sizes);
+  if (!strides.empty()) maker.strides(strides);
+  return maker.options(options).target_device(options.device()).make_tensor();
+}
+
 // Whether cuBLAS's GEMM of `rows` x `channels` sums by W.sum [channels, c_out] for output `kind` on `device` runs on
 // bfloat16 tensor cores over pieces of its factors (Bf16PiecesArgs; bf16_pieces_mm_out): 16-bit output, whose own
 // rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32 output keeps SGEMM: float32
@@ -809,13 +819,10 @@ void bf16_pieces_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& 
                                /*along_columns=*/false};
     C10_CUDA_CHECK(launch_bf16_pieces(right, max_blocks, stream));
   }
-  const auto over = [&](void* data, at::IntArrayRef shape, at::IntArrayRef strides) {
-    return at::for_blob(data, shape).strides(strides).options(a.options().dtype(at::kBFloat16))
-        .target_device(a.device()).make_tensor();
-  };
+  const auto bf16 = a.options().dtype(at::kBFloat16);
   const int64_t slots_depth = kBf16PieceSlots * sizes.depth;
-  at::mm_out(out, over(left_pieces, {rows, slots_depth}, {slots_depth, 1}),
-             over(right_pieces, {slots_depth, c_out}, {sizes.right_stride, 1}), at::kFloat);
+  at::mm_out(out, tensor_over(left_pieces, {rows, slots_depth}, bf16),
+             tensor_over(right_pieces, {slots_depth, c_out}, bf16, {sizes.right_stride, 1}), at::kFloat);
 }
 
 // The GEMM + logsumexp's operands for out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias +
@@ -852,12 +859,6 @@ BiasLseArgs lse_output_args(ScalarKind kind, const void* conv_bias, const void* 
   a.c_out = c_out;
   a.scale = scale;
   return a;
-}
-
-// A contiguous tensor of `sizes` over `data` (memory the caller keeps alive), of `like`'s dtype and device: no
-// dispatcher call, and no query of the pointer's device (given, where from_blob alone would ask CUDA).
-at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::Tensor& like) {
-  return at::for_blob(data, sizes).options(like.options()).target_device(like.device()).make_tensor();
 }
 
 // out [B] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias), the logits split-K's partial ones,
@@ -1131,7 +1132,7 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     // Slice s's partial logits are sums[:, s x slice ...] @ weight_sum[s x slice ...]: one strided batched GEMM over
     // views of both (a row of sums steps `channels` apart, a slice `slice` apart), no copy.
     const int64_t slice = channels / cublas.splits;
-    at::Tensor partials = tensor_over(workspace, {cublas.splits, batch, c_out}, sums);
+    at::Tensor partials = tensor_over(workspace, {cublas.splits, batch, c_out}, sums.options());
     at::bmm_out(partials, sums.view({batch, cublas.splits, slice}).transpose(0, 1),
                 weight_sum.view({cublas.splits, slice, c_out}));
     split_logits_lse(partials.data_ptr(), cublas.splits, batch, c_out, kind, biases.conv_ptr(), biases.bias,
@@ -1139,7 +1140,7 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     return;
   }
   char* const sections = static_cast<char*>(workspace);
-  at::Tensor logits = tensor_over(sections, {cublas.range_rows, c_out}, sums);
+  at::Tensor logits = tensor_over(sections, {cublas.range_rows, c_out}, sums.options());
   void* const left_pieces = sections + cublas.logits_bytes;
   void* const right_pieces = sections + cublas.logits_bytes + cublas.left_bytes;
   for (int64_t b0 = 0; b0 < batch; b0 += cublas.range_rows) {
@@ -1181,9 +1182,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   Scratch scratch(sums, {weight_sum_bytes, epilogue_bytes});
   at::Tensor weight_sum;
   if (weight_is_its_sum) {
-    weight_sum = tensor_over(weight.data_ptr(), {s.in_channels, s.out_channels}, sums);
+    weight_sum = tensor_over(weight.data_ptr(), {s.in_channels, s.out_channels}, sums.options());
   } else if (weight_sum_bytes > 0) {
-    weight_sum = tensor_over(scratch.take(weight_sum_bytes), {s.in_channels, s.out_channels}, sums);
+    weight_sum = tensor_over(scratch.take(weight_sum_bytes), {s.in_channels, s.out_channels}, sums.options());
   } else if (s.conv.groups == 1) {  // no pairs
     weight_sum = at::empty({s.in_channels, s.out_channels}, sums.options());
   }

@@ -450,7 +450,6 @@ cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks
 cudaError_t launch_bf16_pieces(const Bf16PiecesArgs& a, int64_t max_blocks, cudaStream_t stream) {
   static_assert(kBf16PieceSlots == 3, "bf16_pieces_kernel writes three slots");
   const int64_t rows = a.along_columns ? a.rows : a.depth, cols = a.along_columns ? a.depth : a.cols;
-  constexpr int64_t kMaxGridY = 65535;
   const int64_t x_blocks = std::clamp<int64_t>((cols + kSplitThreads - 1) / kSplitThreads, 1, 64);
   const int64_t y_blocks = std::clamp<int64_t>(4 * max_blocks / x_blocks, 1, std::min(rows, kMaxGridY));
   const dim3 grid(static_cast<unsigned>(x_blocks), static_cast<unsigned>(y_blocks));

@@ -65,6 +65,9 @@ constexpr int kBroadcastVectorsPerThread = 4;
 
 // Threads per block of the split strategy's kernels (split.cu).
 constexpr int64_t kSplitThreads = 256;
+// A CUDA grid's second dimension at most: the tiled epilogue's column runs, the narrow epilogue's channel ranges
+// (plan.cpp), the rows the bfloat16 pieces' grid steps (split.cu).
+constexpr int64_t kMaxGridY = 65535;
 // The biases + logsumexp after cuBLAS's GEMM (split.cu) stage the biases' sum in shared memory, in the accumulation
 // type, where it takes at most this much: C_out up to 4096 in float32, 2048 in float64 (at 8 blocks of kSplitThreads a
 // multiprocessor, 128 KiB of the H200's 228; the RTX 4090's 100 KiB hold 6 of them, its 48 warps). Read from global
