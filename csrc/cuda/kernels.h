@@ -467,6 +467,8 @@ struct BiasLseArgs {
                           // [channels, C_out], the same for every row
   const void* row_sums;   // [B, channels] contiguous, accumulation type: each share is row_sums[b, c] x W.sum[c, n]
                           // (the gemv epilogue); nullptr: the shares are in logits
+  int64_t row_stride;     // elements from one row's logits to the next, c_out where they are contiguous (not
+                          // used with row_sums or channels > 1)
   int64_t channels;       // 1: the logits themselves (without row_sums)
   int slices;             // channels > 1, or row_sums: threads per column, of the block's kSplitThreads or `threads`
   int threads;            // row_sums: the gemv block's threads (plan::gemv_lse_tiling); kSplitThreads where 0

@@ -857,6 +857,7 @@ BiasLseArgs lse_output_args(ScalarKind kind, const void* conv_bias, const void* 
   a.out = out;
   a.batch = batch;
   a.c_out = c_out;
+  a.row_stride = c_out;
   a.scale = scale;
   return a;
 }
@@ -969,13 +970,14 @@ plan::Plan plan_of_call(const at::Tensor& weight, int64_t groups, const plan::Pr
 }
 
 // out [rows] (in `kind`) = 10 x logsumexp(scale x logits + conv_bias + bias) over each row of logits [rows, C_out]
-// (contiguous, accumulation type): bias_lse_kernel. Logits [rows, channels, C_out] are shares, added over the
-// channels first (shares_lse_kernel; shares_added_in_lse).
+// (accumulation type, rows at any stride, each row contiguous): bias_lse_kernel. Logits [rows, channels, C_out]
+// (contiguous) are shares, added over the channels first (shares_lse_kernel; shares_added_in_lse).
 void bias_lse(const at::Tensor& logits, const BiasOperands& biases, ScalarKind kind, double scale, void* out,
               int64_t max_blocks, cudaStream_t stream) {
   BiasLseArgs a = lse_output_args(kind, biases.conv_ptr(), biases.bias, biases.bias_stride, out, logits.size(0),
                                   logits.size(-1), scale);
   a.logits = logits.data_ptr();
+  if (logits.dim() == 2) a.row_stride = logits.stride(0);
   a.channels = logits.dim() == 3 ? logits.size(1) : 1;
   a.slices = plan::channel_slices(a.channels, a.c_out, kSplitThreads);
   C10_CUDA_CHECK(launch_bias_lse(a, max_blocks, stream));
@@ -1042,11 +1044,14 @@ int64_t cublas_call_splits(int64_t batch, int64_t channels, int64_t c_out, int64
 // output `kind` on `device`, and its workspace within the budget of a problem of `problem_bytes`: channel slices
 // (cublas_call_splits) and their partial logits; or batch ranges, as many rows a range as keep its [rows, c_out]
 // logits, and where the GEMM runs over bfloat16 pieces (gemm_by_bf16_pieces) its left pieces, within the budget, and
-// then the call's right pieces. Sections in that order, each a whole number of 16-byte vectors.
+// then the call's right pieces. Sections in that order, each a whole number of 16-byte vectors. Over the pieces, the
+// logits' rows are whole 16-byte vectors (logits_stride): sm_90's GEMM kernels want every stride so, and for rows of
+// 3996 float32 logits cuBLAS took an sm_80 kernel at a third of their speed (docs/limits.md section 103).
 struct CublasEpilogue {
   int64_t splits = 1;
   bool pieces = false;
   int64_t range_rows = 0;
+  int64_t logits_stride = 0;  // elements from one row of a range's logits to the next
   int64_t logits_bytes = 0, left_bytes = 0, right_bytes = 0;
   int64_t workspace_bytes() const { return logits_bytes + left_bytes + right_bytes; }
 };
@@ -1060,11 +1065,13 @@ CublasEpilogue cublas_epilogue(ScalarKind kind, int64_t batch, int64_t channels,
   }
   const auto size_ranges = [&](bool pieces) {
     const Bf16PiecesSizes sizes = pieces ? bf16_pieces_sizes(channels, c_out) : Bf16PiecesSizes{};
-    const int64_t row_bytes = c_out * acc_bytes + sizes.left_row_bytes;
+    const int64_t vector = 16 / acc_bytes;
+    e.logits_stride = pieces ? ceil_div(c_out, vector) * vector : c_out;
+    const int64_t row_bytes = e.logits_stride * acc_bytes + sizes.left_row_bytes;
     e.pieces = pieces;
     e.range_rows = std::clamp<int64_t>(workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, row_bytes), 1,
                                        batch);
-    e.logits_bytes = ceil_div(e.range_rows * c_out * acc_bytes, 16) * 16;
+    e.logits_bytes = ceil_div(e.range_rows * e.logits_stride * acc_bytes, 16) * 16;
     e.left_bytes = ceil_div(e.range_rows * sizes.left_row_bytes, 16) * 16;
     e.right_bytes = sizes.right_bytes;
   };
@@ -1140,7 +1147,8 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
     return;
   }
   char* const sections = static_cast<char*>(workspace);
-  at::Tensor logits = tensor_over(sections, {cublas.range_rows, c_out}, sums.options());
+  at::Tensor logits =
+      tensor_over(sections, {cublas.range_rows, c_out}, sums.options(), {cublas.logits_stride, 1});
   void* const left_pieces = sections + cublas.logits_bytes;
   void* const right_pieces = sections + cublas.logits_bytes + cublas.left_bytes;
   for (int64_t b0 = 0; b0 < batch; b0 += cublas.range_rows) {

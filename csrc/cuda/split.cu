@@ -264,32 +264,43 @@ __global__ void __launch_bounds__(kThreads) shares_lse_kernel(BiasLseArgs a) {
   shares_lse_rows<T, kStaged, kWeighted, kThreads>(a);
 }
 
-// One factor of cuBLAS's GEMM as bfloat16 pieces (Bf16PiecesArgs): a thread per value of the factor padded to the
-// slots' depth (its columns, or its rows for the right factor), writing each of its slots; blockIdx.y steps rows,
-// the threads of x columns, so no division. Its grid waits for the one ahead, which wrote the factor.
+// One value's bfloat16 pieces, in the slots' order of Bf16PiecesArgs: high, then low and high again in the left
+// factor's order (kAlongColumns) or high again and low in the right one's. A value that is not finite: itself, then
+// zeros.
+struct Bf16Slots {
+  __nv_bfloat16 first, second, third;
+};
+template <bool kAlongColumns> __device__ __forceinline__ Bf16Slots bf16_slots(float v) {
+  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
+  if (!isfinite(v)) return {__float2bfloat16_rn(v), zero, zero};
+  // Truncated, not rounded: high never rounds up to infinity, and v - high is exact in float32.
+  const float high_value = __uint_as_float(__float_as_uint(v) & 0xffff0000u);
+  const __nv_bfloat16 high = __float2bfloat16_rn(high_value), low = __float2bfloat16_rn(v - high_value);
+  return kAlongColumns ? Bf16Slots{high, low, high} : Bf16Slots{high, high, low};
+}
+
+// One factor of cuBLAS's GEMM as bfloat16 pieces (Bf16PiecesArgs): a thread per two neighbouring values of the factor
+// padded to the slots' depth (its columns, or its rows for the right factor), writing each slot's pair as one 4-byte
+// store (every slot and row starts on an even element: depth and dst_stride are multiples of kBf16PiecesAlign; the
+// right factor's odd last column pairs with its padding); blockIdx.y steps rows, the threads of x pairs of columns,
+// so no division. Its grid waits for the one ahead, which wrote the factor.
 template <bool kAlongColumns>
 __global__ void __launch_bounds__(kSplitThreads) bf16_pieces_kernel(const __grid_constant__ Bf16PiecesArgs a) {
   wait_for_previous_grid();
   __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(a.dst);
   const int64_t rows = kAlongColumns ? a.rows : a.depth, cols = kAlongColumns ? a.depth : a.cols;
   const int64_t slot = kAlongColumns ? a.depth : a.depth * a.dst_stride;  // from one slot to the next in dst
-  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
-    for (int64_t c = int64_t{blockIdx.x} * kSplitThreads + threadIdx.x; c < cols;
-         c += int64_t{gridDim.x} * kSplitThreads) {
-      const bool inside = kAlongColumns ? c < a.cols : r < a.rows;
-      const float v = inside ? a.src[r * a.cols + c] : 0.f;
-      __nv_bfloat16 high = __float2bfloat16_rn(v), low = zero, high_again = zero;
-      if (isfinite(v)) {
-        // Truncated, not rounded: high never rounds up to infinity, and v - high is exact in float32.
-        const float high_value = __uint_as_float(__float_as_uint(v) & 0xffff0000u);
-        high = high_again = __float2bfloat16_rn(high_value);
-        low = __float2bfloat16_rn(v - high_value);
-      }
-      __nv_bfloat16* first = dst + r * a.dst_stride + c;
-      first[0] = high;
-      first[slot] = kAlongColumns ? low : high_again;
-      first[2 * slot] = kAlongColumns ? high_again : low;
+    const bool row_inside = kAlongColumns || r < a.rows;
+    for (int64_t c = 2 * (int64_t{blockIdx.x} * kSplitThreads + threadIdx.x); c < cols;
+         c += 2 * int64_t{gridDim.x} * kSplitThreads) {
+      const float* src = a.src + r * a.cols + c;
+      const Bf16Slots left = bf16_slots<kAlongColumns>(row_inside && c < a.cols ? src[0] : 0.f);
+      const Bf16Slots right = bf16_slots<kAlongColumns>(row_inside && c + 1 < a.cols ? src[1] : 0.f);
+      __nv_bfloat162* first = reinterpret_cast<__nv_bfloat162*>(dst + r * a.dst_stride + c);
+      first[0] = __halves2bfloat162(left.first, right.first);
+      first[slot / 2] = __halves2bfloat162(left.second, right.second);
+      first[slot] = __halves2bfloat162(left.third, right.third);
     }
   }
 }
@@ -450,7 +461,8 @@ cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks
 cudaError_t launch_bf16_pieces(const Bf16PiecesArgs& a, int64_t max_blocks, cudaStream_t stream) {
   static_assert(kBf16PieceSlots == 3, "bf16_pieces_kernel writes three slots");
   const int64_t rows = a.along_columns ? a.rows : a.depth, cols = a.along_columns ? a.depth : a.cols;
-  const int64_t x_blocks = std::clamp<int64_t>((cols + kSplitThreads - 1) / kSplitThreads, 1, 64);
+  const int64_t pairs = (cols + 1) / 2;
+  const int64_t x_blocks = std::clamp<int64_t>((pairs + kSplitThreads - 1) / kSplitThreads, 1, 64);
   const int64_t y_blocks = std::clamp<int64_t>(4 * max_blocks / x_blocks, 1, std::min(rows, kMaxGridY));
   const dim3 grid(static_cast<unsigned>(x_blocks), static_cast<unsigned>(y_blocks));
   return a.along_columns ? launch_after_previous(bf16_pieces_kernel<true>, grid, kSplitThreads, stream, a)
