@@ -1999,13 +1999,14 @@ at::Tensor sum_hw_cuda(const at::Tensor& x) {
   return plane_sums_cuda(x);
 }
 
-// explain()'s "cublas_factors" for a GEMM of sums [batch, channels] x W.sum [channels, c_out] of x's problem: how
-// cuBLAS's epilogue multiplies them where the plan takes it (cublas_epilogue), "bf16_pieces" or "as_is".
-std::string cublas_factors_json(const at::Tensor& x, const at::Tensor& weight, int64_t batch, int64_t channels,
-                                int64_t c_out) {
+// explain()'s "cublas_factors" for a GEMM of sums [batch, channels] x W.sum [channels, c_out] for x's dtype, in a
+// problem of `problem_bytes` as the forward passes run_epilogue: how cuBLAS's epilogue multiplies them where the
+// plan takes it (cublas_epilogue), "bf16_pieces" or "as_is".
+std::string cublas_factors_json(const at::Tensor& x, int64_t batch, int64_t channels, int64_t c_out,
+                                int64_t problem_bytes) {
   const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
-  const bool pieces = cublas_epilogue(kind_of(x.scalar_type()), batch, channels, c_out, acc_bytes,
-                                      x.nbytes() + weight.nbytes(), x.get_device()).pieces;
+  const bool pieces = cublas_epilogue(kind_of(x.scalar_type()), batch, channels, c_out, acc_bytes, problem_bytes,
+                                      x.get_device()).pieces;
   return std::string("\"cublas_factors\": \"") + (pieces ? "bf16_pieces" : "as_is") + "\", ";
 }
 
@@ -2039,7 +2040,9 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
     const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
-    return groups_json + cublas_factors_json(x, weight, g.batch, g.in_channels, g.out_channels) +
+    // forward_cropped_cuda's problem for run_epilogue: its GEMM's operands, both in the accumulation type.
+    const int64_t gemm_bytes = (g.batch + g.out_channels) * g.in_channels * gemm_x.element_size();
+    return groups_json + cublas_factors_json(x, g.batch, g.in_channels, g.out_channels, gemm_bytes) +
            "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
            ", \"whole_planes\": " + (whole_planes ? "true" : "false") +
            ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
@@ -2062,7 +2065,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   const plan::Problem problem = problem_of(x, s.out_channels, s.kernel_h * s.kernel_w);
   const plan::DeviceProps props = device_props(x.get_device());
   const plan::Plan chosen = plan_of_call(weight, groups, problem, props);
-  return groups_json + cublas_factors_json(x, weight, s.batch, s.in_channels, s.out_channels) +
+  return groups_json + cublas_factors_json(x, s.batch, s.in_channels, s.out_channels, x.nbytes() + weight.nbytes()) +
          plan::to_json(chosen, problem, props).substr(1);
 }
 
