@@ -486,18 +486,19 @@ struct BiasLseArgs {
 // |a| @ |b|: each value v is high + low + a rest, high its truncation to bfloat16 (never rounded up to infinity), low
 // the rounding of v - high. Slots of `depth` (the shared dimension rounded up to kBf16PiecesAlign; zero past it) side
 // by side: the left factor's along its columns, [rows, kBf16PieceSlots * depth] as high | low | high, the right
-// factor's along its rows, [kBf16PieceSlots * depth, cols] at row stride dst_stride as high ; high ; low, so that
-// the GEMM adds high x high + low x high + high x low. A value that is not finite goes into the first slot alone
+// factor's along its rows, [kBf16PieceSlots * depth, dst_stride] as high ; high ; low (zero past cols: the GEMM
+// runs over whole rows of 16 bytes), so that the GEMM adds high x high + low x high + high x low. A value that is not finite goes into the first slot alone
 // (zeros in the others), so it meets the other factor's value once, as in a float32 GEMM: no inf x 0.
 constexpr int64_t kBf16PieceSlots = 3;
 constexpr int64_t kBf16PiecesAlign = 8;  // bfloat16 elements of 16 bytes: cuBLAS's fast kernels want such strides
 struct Bf16PiecesArgs {
   const float* src;     // [rows, cols] contiguous
   void* dst;            // bfloat16; along_columns: [rows, kBf16PieceSlots * depth], else [kBf16PieceSlots * depth,
-                        // cols] at row stride dst_stride
+                        // dst_stride]
   int64_t rows, cols;   // of src
   int64_t depth;        // along_columns: cols, else rows, rounded up to kBf16PiecesAlign
-  int64_t dst_stride;   // elements between dst's rows (along_columns: kBf16PieceSlots * depth)
+  int64_t dst_stride;   // elements between dst's rows (along_columns: kBf16PieceSlots * depth, else cols rounded
+                        // up to kBf16PiecesAlign)
   bool along_columns;   // the left factor (the sums); else the right one (W.sum)
 };
 

@@ -802,14 +802,19 @@ Bf16PiecesSizes bf16_pieces_sizes(int64_t channels, int64_t c_out) {
           kBf16PieceSlots * depth * right_stride * kBf16Bytes};
 }
 
-// out = a @ b (a [rows, channels], b [channels, c_out], out [rows, c_out]: float32, contiguous) by one bfloat16 GEMM
-// with float32 output over their pieces (gemm_by_bf16_pieces). a's pieces go into left_pieces (rows x
-// bf16_pieces_sizes' left_row_bytes), b's into right_pieces (its right_bytes), each by a launch of the pieces kernel;
-// b's only where !right_written (a call's later batch ranges find them written).
+// out = a @ b (a [rows, channels], b [channels, c_out]: float32, contiguous; out [rows, c_out] float32 at the row
+// stride bf16_pieces_sizes' right_stride) by one bfloat16 GEMM with float32 output over their pieces
+// (gemm_by_bf16_pieces). a's pieces go into left_pieces (rows x left_row_bytes), b's into right_pieces (right_bytes),
+// each by a launch of the pieces kernel; b's only where !right_written (a call's later batch ranges find them
+// written). The GEMM runs over whole rows of right_stride columns, b's pieces zero past c_out, and so writes out's
+// padding too: for 3996 columns cuBLAS took an sm_80 kernel at a third of the speed of the sm_90 kernels it takes for
+// 4000 (docs/limits.md section 104).
 void bf16_pieces_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, void* left_pieces,
                         void* right_pieces, bool right_written, cudaStream_t stream) {
   const int64_t rows = a.size(0), channels = a.size(1), c_out = b.size(1);
   const Bf16PiecesSizes sizes = bf16_pieces_sizes(channels, c_out);
+  TORCH_INTERNAL_ASSERT(out.stride(0) == sizes.right_stride && out.stride(1) == 1,
+                        "bf16_pieces_mm_out: out's rows must be right_stride apart");
   const int64_t max_blocks = resident_split_blocks(a.get_device());
   const Bf16PiecesArgs left{a.data_ptr<float>(), left_pieces, rows, channels, sizes.depth,
                             kBf16PieceSlots * sizes.depth, /*along_columns=*/true};
@@ -821,8 +826,9 @@ void bf16_pieces_mm_out(at::Tensor& out, const at::Tensor& a, const at::Tensor& 
   }
   const auto bf16 = a.options().dtype(at::kBFloat16);
   const int64_t slots_depth = kBf16PieceSlots * sizes.depth;
-  at::mm_out(out, tensor_over(left_pieces, {rows, slots_depth}, bf16),
-             tensor_over(right_pieces, {slots_depth, c_out}, bf16, {sizes.right_stride, 1}), at::kFloat);
+  at::Tensor whole_rows = tensor_over(out.data_ptr(), {rows, sizes.right_stride}, out.options());
+  at::mm_out(whole_rows, tensor_over(left_pieces, {rows, slots_depth}, bf16),
+             tensor_over(right_pieces, {slots_depth, sizes.right_stride}, bf16), at::kFloat);
 }
 
 // The GEMM + logsumexp's operands for out [B] (in `kind`) = 10 x logsumexp(scale x sums @ weight_sum + conv_bias +
@@ -1045,8 +1051,7 @@ int64_t cublas_call_splits(int64_t batch, int64_t channels, int64_t c_out, int64
 // (cublas_call_splits) and their partial logits; or batch ranges, as many rows a range as keep its [rows, c_out]
 // logits, and where the GEMM runs over bfloat16 pieces (gemm_by_bf16_pieces) its left pieces, within the budget, and
 // then the call's right pieces. Sections in that order, each a whole number of 16-byte vectors. Over the pieces, the
-// logits' rows are whole 16-byte vectors (logits_stride): sm_90's GEMM kernels want every stride so, and for rows of
-// 3996 float32 logits cuBLAS took an sm_80 kernel at a third of their speed (docs/limits.md section 103).
+// logits' rows are as long as the right pieces' (logits_stride), which the GEMM writes whole (bf16_pieces_mm_out).
 struct CublasEpilogue {
   int64_t splits = 1;
   bool pieces = false;
@@ -1065,8 +1070,7 @@ CublasEpilogue cublas_epilogue(ScalarKind kind, int64_t batch, int64_t channels,
   }
   const auto size_ranges = [&](bool pieces) {
     const Bf16PiecesSizes sizes = pieces ? bf16_pieces_sizes(channels, c_out) : Bf16PiecesSizes{};
-    const int64_t vector = 16 / acc_bytes;
-    e.logits_stride = pieces ? ceil_div(c_out, vector) * vector : c_out;
+    e.logits_stride = pieces ? sizes.right_stride : c_out;
     const int64_t row_bytes = e.logits_stride * acc_bytes + sizes.left_row_bytes;
     e.pieces = pieces;
     e.range_rows = std::clamp<int64_t>(workspace_budget_bytes(problem_bytes) / std::max<int64_t>(1, row_bytes), 1,

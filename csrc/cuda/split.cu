@@ -288,7 +288,7 @@ template <bool kAlongColumns>
 __global__ void __launch_bounds__(kSplitThreads) bf16_pieces_kernel(const __grid_constant__ Bf16PiecesArgs a) {
   wait_for_previous_grid();
   __nv_bfloat16* dst = static_cast<__nv_bfloat16*>(a.dst);
-  const int64_t rows = kAlongColumns ? a.rows : a.depth, cols = kAlongColumns ? a.depth : a.cols;
+  const int64_t rows = kAlongColumns ? a.rows : a.depth, cols = kAlongColumns ? a.depth : a.dst_stride;
   const int64_t slot = kAlongColumns ? a.depth : a.depth * a.dst_stride;  // from one slot to the next in dst
   for (int64_t r = blockIdx.y; r < rows; r += gridDim.y) {
     const bool row_inside = kAlongColumns || r < a.rows;
@@ -460,7 +460,7 @@ cudaError_t launch_regroup_nan_rows(const GroupedRowsArgs& g, int64_t max_blocks
 
 cudaError_t launch_bf16_pieces(const Bf16PiecesArgs& a, int64_t max_blocks, cudaStream_t stream) {
   static_assert(kBf16PieceSlots == 3, "bf16_pieces_kernel writes three slots");
-  const int64_t rows = a.along_columns ? a.rows : a.depth, cols = a.along_columns ? a.depth : a.cols;
+  const int64_t rows = a.along_columns ? a.rows : a.depth, cols = a.along_columns ? a.depth : a.dst_stride;
   const int64_t pairs = (cols + 1) / 2;
   const int64_t x_blocks = std::clamp<int64_t>((pairs + kSplitThreads - 1) / kSplitThreads, 1, 64);
   const int64_t y_blocks = std::clamp<int64_t>(4 * max_blocks / x_blocks, 1, std::min(rows, kMaxGridY));

@@ -21,7 +21,11 @@ REP = int(os.environ.get("REP", "30"))
 MADE_UP = {"m_r06_bf16": (512, 2048, 4, 4, 1024, torch.bfloat16, "contiguous"),
            "m_sq_fp16": (2048, 1024, 8, 8, 1024, torch.float16, "contiguous"),
            "m_wide_bf16": (4096, 512, 4, 4, 4096, torch.bfloat16, "channels_last"),
-           "m_big_bf16": (20000, 2000, 2, 2, 2800, torch.bfloat16, "contiguous")}
+           "m_big_bf16": (20000, 2000, 2, 2, 2800, torch.bfloat16, "contiguous"),
+           # columns not a multiple of 8 (section 104): seed 13's r61 in contiguous x, and two more
+           "m_r61_bf16": (41332, 681, 1, 4, 3996, torch.bfloat16, "contiguous"),
+           "m_odd_fp16": (8192, 1000, 4, 4, 1001, torch.float16, "contiguous"),
+           "m_odd_bf16": (3000, 777, 8, 8, 2999, torch.bfloat16, "channels_last")}
 
 
 def problems():
