@@ -91,13 +91,20 @@ constexpr int kBiasLseRowLoads = 4;
 // a row's few blocks wait on L2 once per trip.
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
 // cuBLAS's GEMM for 16-bit x on bfloat16 tensor cores over pieces of its float32 factors (ops_cuda.cpp,
-// gemm_by_bf16_pieces), where each of rows, channels and C_out is at least this many: three products over 3 x
-// channels, the sums' and W.sum's pieces written by one launch each (split.cu). H100 (torch.mm of the pieces with
-// out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103): [512, 2048] x [2048, 1024] (r06)
-// 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976; level or slower with one side
-// short: r14's [65358, 220] x [220, 113] 97.8 -> 104.0, r58's [125565, 69] x [69, 35] 47.6 -> 58.9, r18's [70, 445]
-// x [445, 2892] 19.3 -> 20.5, r60's [73, 276] x [276, 3295] 17.1 -> 19.6.
+// gemm_by_bf16_pieces): three products over 3 x channels, the sums' and W.sum's pieces written by one launch each
+// (split.cu), where rows and C_out are each at least kBf16PiecesMinSide and the channels too, or the channels at least
+// kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma multiply-adds or more. H100 (torch.mm of the pieces with
+// out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103-104): [512, 2048] x [2048, 1024]
+// (r06) 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976. Over C_out rounded up to 8
+// (§104) the pieces' GEMM took 0.22-0.61 of SGEMM's time at 4096 and 65536 rows, 120-4000 columns and 32-256
+// channels ([65536, 204] x [204, 1288] 923 -> 233 us), 0.73-0.88 of it at 4096 x 32 x 120-256 (a few us less, what
+// the two pieces launches cost). The sums' pieces cost 12 bytes more per value than SGEMM's read (4 read, 6 written,
+// 6 read back): with C_out under about 130 they outweigh the GEMM's gain (r14's [65358, 220] x [220, 113], §103), so
+// C_out stays at 256 or more. Rows under 256 were level or slower: r18's [70, 445] x [445, 2892] 19.3 -> 20.5, r60's
+// [73, 276] x [276, 3295] 17.1 -> 19.6.
 constexpr int64_t kBf16PiecesMinSide = 256;
+constexpr int64_t kBf16PiecesMinChannels = 32;
+constexpr int64_t kBf16PiecesMinFma = int64_t{1} << 27;
 // The gemv epilogue's wide block: this many threads per row where they take fewer trips than kSplitThreads
 // (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers, as at 256 threads; 1024 threads,
 // at 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).

@@ -25,7 +25,13 @@ MADE_UP = {"m_r06_bf16": (512, 2048, 4, 4, 1024, torch.bfloat16, "contiguous"),
            # columns not a multiple of 8 (section 104): seed 13's r61 in contiguous x, and two more
            "m_r61_bf16": (41332, 681, 1, 4, 3996, torch.bfloat16, "contiguous"),
            "m_odd_fp16": (8192, 1000, 4, 4, 1001, torch.float16, "contiguous"),
-           "m_odd_bf16": (3000, 777, 8, 8, 2999, torch.bfloat16, "channels_last")}
+           "m_odd_bf16": (3000, 777, 8, 8, 2999, torch.bfloat16, "channels_last"),
+           # channels under 256 in GEMMs of 2^27 multiply-adds or more (section 104's rule): near its edge, and seed
+           # 13's r10 cut to 65536 rows
+           "m_c37_fp16": (2048, 37, 8, 8, 2056, torch.float16, "contiguous"),
+           "m_c32_bf16": (4096, 32, 4, 4, 1288, torch.bfloat16, "contiguous"),
+           "m_c64_bf16": (65536, 64, 2, 2, 256, torch.bfloat16, "channels_last"),
+           "m_c204_fp16": (65536, 204, 1, 2, 1281, torch.float16, "contiguous")}
 
 
 def problems():
