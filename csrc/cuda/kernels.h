@@ -487,8 +487,9 @@ struct BiasLseArgs {
 // the rounding of v - high. Slots of `depth` (the shared dimension rounded up to kBf16PiecesAlign; zero past it) side
 // by side: the left factor's along its columns, [rows, kBf16PieceSlots * depth] as high | low | high, the right
 // factor's along its rows, [kBf16PieceSlots * depth, dst_stride] as high ; high ; low (zero past cols: the GEMM
-// runs over whole rows of 16 bytes), so that the GEMM adds high x high + low x high + high x low. A value that is not finite goes into the first slot alone
-// (zeros in the others), so it meets the other factor's value once, as in a float32 GEMM: no inf x 0.
+// runs over whole rows of 16 bytes), so that the GEMM adds high x high + low x high + high x low. A value that is not
+// finite goes into the first slot alone (zeros in the others), so it meets the other factor's value once, as in a
+// float32 GEMM: no inf x 0.
 constexpr int64_t kBf16PieceSlots = 3;
 constexpr int64_t kBf16PiecesAlign = 8;  // bfloat16 elements of 16 bytes: cuBLAS's fast kernels want such strides
 struct Bf16PiecesArgs {

@@ -774,10 +774,9 @@ at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::TensorOption
 // rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32 output keeps SGEMM: float32
 // accumulation on the tensor cores leaves about 3e-6 of |a| @ |b|, 50x SGEMM's); rows and c_out at least
 // kBf16PiecesMinSide and channels too, or channels at least kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma
-// (tuning.h); and a device of compute capability 8.0, 9.0 or 10.0 (A100, H100, H200, B200), whose
-// tensor cores accumulate bfloat16 products in float32 at 14-28x its float32 FMA rate, so three products cost less
-// than one SGEMM. The GeForce parts of sm_86, sm_89 (the RTX 4090) and sm_120 do it at twice their FMA rate: SGEMM
-// there.
+// (tuning.h); and a device of compute capability 8.0, 9.0 or 10.0 (A100, H100, H200, B200), whose tensor cores
+// accumulate bfloat16 products in float32 at 14-28x its float32 FMA rate, so three products cost less than one SGEMM.
+// The GeForce parts of sm_86, sm_89 (the RTX 4090) and sm_120 do it at twice their FMA rate: SGEMM there.
 bool gemm_by_bf16_pieces(ScalarKind kind, int64_t rows, int64_t channels, int64_t c_out, int device) {
   if (kind != ScalarKind::kHalf && kind != ScalarKind::kBFloat16) return false;
   if (std::min(rows, c_out) < kBf16PiecesMinSide) return false;
