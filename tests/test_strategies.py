@@ -274,8 +274,8 @@ def test_cublas_epilogue_over_bf16_pieces_in_batch_ranges(dtype):
     """Logits of 8000 x 2000 float32 (64 MB) and the sums' pieces (12 MB) past the 64 MiB workspace floor: two batch
     ranges, W.sum's pieces written by the first alone."""
     x, weight, conv_bias, bias = make_problem(8000, 256, 1, 1, 2000, 1, 1, dtype=dtype, device="cuda")
-    assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == (
-        "bf16_pieces" if full_rate_bf16_tensor_cores() else "as_is")
+    pieces = bf16_pieces_expected(dtype, 8000, 256, 2000)
+    assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == ("bf16_pieces" if pieces else "as_is")
     _check_forced(("split", "plane_lanes", "cublas_lse"), x, weight, conv_bias, bias)
 
 
@@ -287,8 +287,8 @@ def test_cublas_bf16_pieces_see_each_call_and_replay_in_a_graph(dtype):
     x, weight, conv_bias, bias = make_problem(300, 256, 2, 1, 512, 1, 2, dtype=dtype, device="cuda")
     seen, outs = [], []
     with forced_plan("split", "plane_lanes", "cublas_lse"):
-        assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == (
-            "bf16_pieces" if full_rate_bf16_tensor_cores() else "as_is")
+        pieces = bf16_pieces_expected(dtype, 300, 256, 512)
+        assert fusedlse_cuda.explain(x, weight)["cublas_factors"] == ("bf16_pieces" if pieces else "as_is")
         for step in range(4):
             seen.append((x.clone(), weight.clone()))
             x.mul_(-1.25).add_(0.5 + step)

@@ -116,10 +116,10 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         cublas_factors: how cuBLAS's epilogue multiplies this call's sums by W.sum where the plan takes it (for
             padding > 0, the GEMM under ``gemm``): ``"bf16_pieces"`` (16-bit x, rows and C_out each 256 or more, C_in
             too or C_in 32 or more in a GEMM of 2^27 multiply-adds or more, one channel slice, on a device of compute
-            capability 8.0, 9.0 or 10.0 (A100, H100, H200): each float32
-            factor cut into two bfloat16 pieces, and one GEMM of three products on the tensor cores with float32
-            accumulation, about 2^-16 of |sums| @ |W.sum| off, far below 16-bit rounding; 2.9x faster than SGEMM on
-            r06's [512, 2048] x [2048, 1024] on an H100) or ``"as_is"`` (float32 or float64 factors as they are).
+            capability 8.0, 9.0 or 10.0 (A100, H100, H200): each float32 factor cut into two bfloat16 pieces, and one
+            GEMM of three products on the tensor cores with float32 accumulation, about 2^-16 of |sums| @ |W.sum|
+            off, far below 16-bit rounding; 2.9x faster than SGEMM on r06's [512, 2048] x [2048, 1024] on an H100) or
+            ``"as_is"`` (float32 or float64 factors as they are).
         x_loads: how fusedlse's readers load x: ``"evict_first"`` (up to 4.5 times the device's L2: the L2's
             dirty lines stay rather than being written back during the read) or ``"cached"`` (larger x, which
             reads faster so). Whole short rows of the fused launch are loaded evict-first either way.
