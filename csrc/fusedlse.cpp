@@ -598,12 +598,13 @@ TORCH_LIBRARY(fusedlse, m) {
         "int[2] dilation=1, int groups=1) -> str");
   // The planner alone, for made-up devices (tests/test_plan.py): problem = [B, C_in, C_out, H, W, element bytes,
   // layout (plan::Layout), kH * kW, plane runs (0 or 1), planes aligned (0 or 1), pixels follow (0 or 1), pixel
-  // vectors (0 or 1)], device = [SMs, L2 bytes, shared bytes per SM, warps per SM, GB/s, float32 GFLOP/s].
+  // vectors (0 or 1)], device = [SMs, L2 bytes, shared bytes per SM, warps per SM, GB/s, float32 GFLOP/s, bfloat16
+  // tensor-core GFLOP/s (0: none known)].
   m.def("plan(int[] problem, float[] device) -> str", [](at::IntArrayRef problem, c10::ArrayRef<double> device) {
     FUSEDLSE_CHECK(problem.size() == 12, "plan: problem must have 12 values [B, C_in, C_out, H, W, element bytes, "
                    "layout, kernel area, plane runs, planes aligned, pixels follow, pixel vectors], got ",
                    static_cast<int64_t>(problem.size()));
-    FUSEDLSE_CHECK(device.size() == 6, "plan: device must have 6 values, got ", static_cast<int64_t>(device.size()));
+    FUSEDLSE_CHECK(device.size() == 7, "plan: device must have 7 values, got ", static_cast<int64_t>(device.size()));
     FUSEDLSE_CHECK(problem[6] >= 0 && problem[6] <= 3, "plan: layout must be 0..3, got ", problem[6]);
     FUSEDLSE_CHECK(problem[8] == 0 || problem[8] == 1, "plan: plane runs must be 0 or 1, got ", problem[8]);
     FUSEDLSE_CHECK(problem[9] == 0 || problem[9] == 1, "plan: planes aligned must be 0 or 1, got ", problem[9]);
@@ -613,7 +614,8 @@ TORCH_LIBRARY(fusedlse, m) {
                           static_cast<plan::Layout>(problem[6]), problem[7], problem[8] == 1, problem[9] == 1,
                           problem[10] == 1, problem[11] == 1};
     const plan::DeviceProps d{static_cast<int64_t>(device[0]), static_cast<int64_t>(device[1]),
-                              static_cast<int64_t>(device[2]), static_cast<int64_t>(device[3]), device[4], device[5]};
+                              static_cast<int64_t>(device[2]), static_cast<int64_t>(device[3]), device[4], device[5],
+                              device[6]};
     return plan::to_json(plan::choose(p, d), p, d);
   });
   // The planner's cut of padding's tap reader units into runs of rows (plan::tap_run_chunks), for made-up units and

@@ -135,6 +135,18 @@ constexpr double kSplitTrafficShare = 0.35;
 // cuBLAS's GEMM against the float32 FMA peak (r03: 68.7 GFLOP in float64 in about 1.4 ms, 47 of 67 TFLOP/s);
 // float64 is counted at half the rate (the H200 runs it on tensor cores at about the float32 rate; the 4090 does not).
 constexpr double kGemmShareOfPeak = 0.7;
+// cuBLAS's GEMM over bfloat16 pieces (bf16_pieces_apply): [B, 3 x depth] x [3 x depth, C_out rounded up to 8] at
+// kBf16PiecesShareOfPeak of DeviceProps::bf16_gflops, or the write of its float32 logits at kBf16PiecesWriteShare of
+// the bandwidth where that takes longer (3 x depth of 96-170 channels: torch.mm of the pieces alone wrote 1.9-2.5 TB/s
+// on an H100, 130-370 TFLOP/s; 430-525 TFLOP/s over 1800-2300), then the sums read, the pieces written and read back
+// and the logits read back at kBf16PiecesTrafficShare. Fitted on both epilogues forced on 33 16-bit problems of rows
+// and C_out of 256 or more (H100, bench/experiments/device_calls/pieces_epilogues.py, docs/limits.md section 105): the
+// planner with SGEMM's count chose the slower epilogue by 2% or more on 16 of them (r62 1.64x, [1685, 226] -> 3576
+// 1.92x, [41375, 150] -> 1239 1.88x), with this count on 4 (1.10-1.19x: GEMMs of 16-40 us where the tiled
+// epilogue's own count runs short); summed relative loss 5.55 -> 0.61, level over 0.2-0.4 of the peak.
+constexpr double kBf16PiecesShareOfPeak = 0.3;
+constexpr double kBf16PiecesWriteShare = 0.4;
+constexpr double kBf16PiecesTrafficShare = 0.5;
 // cuBLAS's GEMM is counted as if K and N were at least this wide: a skinnier GEMM pays for a whole tile (its smallest
 // kernels tile by 32: r23's float64 GEMM ran sm90_xmma_gemm_..._tilesize32x32x32). Refitted on f9c2612's kernels
 // (bench/results/h200/strategies_columns.json: both epilogues forced on 40 problems, the narrow_columns grid and
@@ -564,6 +576,19 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
                                            : 0.0;
     return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums + partials;
   }
+  if (bf16_pieces_apply(p.output_bytes > 0 ? p.output_bytes : p.element_bytes, p.batch, p.in_channels,
+                        p.out_channels, d) &&
+      cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors) == 1) {
+    const double depth = static_cast<double>(ceil_div(p.in_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
+    const double columns = static_cast<double>(ceil_div(p.out_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
+    const double pieces = kBf16PieceSlots * depth;
+    const double logits_bytes = p.batch * columns * 4.0;
+    const double gemm = std::max(2.0 * p.batch * pieces * columns / (d.bf16_gflops * 1e3 * kBf16PiecesShareOfPeak),
+                                 logits_bytes / (d.read_gbps * 1e3 * kBf16PiecesWriteShare));
+    const double traffic = (p.batch * (p.in_channels * 4.0 + 2 * pieces * 2.0) + logits_bytes) /
+                           (d.read_gbps * 1e3 * kBf16PiecesTrafficShare);
+    return (kCublasLaunches + 1) * kLaunchUs + gemm + traffic;  // and the sums' pieces kernel
+  }
   const double gemm = 2.0 * p.batch * std::max<double>(p.in_channels, kCublasMinTile) *
                       std::max<double>(p.out_channels, kCublasMinTile) / (peak_flops * kGemmShareOfPeak);
   const double traffic = 2.0 * p.batch * (p.in_channels + p.out_channels) * acc_bytes(p) /
@@ -824,6 +849,15 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   while (t.lanes < 32 && 2 * t.lanes <= chunks && static_cast<double>(batch * t.lanes) < fill) t.lanes *= 2;
   t.shared_bytes = rows_lse_shared_bytes(in_channels, out_channels, acc_bytes, t.lanes);
   return t;
+}
+
+bool bf16_pieces_apply(int64_t element_bytes, int64_t rows, int64_t channels, int64_t c_out, const DeviceProps& d) {
+  if (element_bytes != 2 || std::min(rows, c_out) < kBf16PiecesMinSide) return false;
+  if (channels < kBf16PiecesMinSide &&
+      (channels < kBf16PiecesMinChannels || rows * channels * c_out < kBf16PiecesMinFma)) {
+    return false;
+  }
+  return d.bf16_gflops >= kBf16PiecesMinTensorRate * d.fp32_gflops;
 }
 
 int64_t cublas_k_splits(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t multiprocessors) {
@@ -1136,7 +1170,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"width\": %lld, \"element_bytes\": %lld, \"layout\": \"%s\", \"kernel_area\": %lld, "
                 "\"plane_runs\": %s, \"planes_aligned\": %s, \"pixels_follow\": %s, \"pixel_vectors\": %s}, "
                 "\"device\": {\"multiprocessors\": %lld, \"l2_bytes\": %lld, \"shared_bytes_per_sm\": %lld, "
-                "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f}}",
+                "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f, \"bf16_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
                 static_cast<long long>(plan.tiled_k_splits), plan.cublas_us,
@@ -1154,7 +1188,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 p.pixel_vectors ? "true" : "false",
                 static_cast<long long>(d.multiprocessors), static_cast<long long>(d.l2_bytes),
                 static_cast<long long>(d.shared_bytes_per_sm), static_cast<long long>(d.warps_per_sm), d.read_gbps,
-                d.fp32_gflops);
+                d.fp32_gflops, d.bf16_gflops);
   return text;
 }
 

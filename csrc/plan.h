@@ -41,6 +41,9 @@ struct Problem {
   // Whether the tiled epilogue may read x itself (Reader::kInEpilogue, in_epilogue_applies); false where no reader
   // would run anyway (the cropped GEMM's rows, sums already: ops_cuda.cpp forward_cropped_cuda).
   bool x_in_epilogue = true;
+  // The output's element bytes where they are not element_bytes: the cropped GEMM of 16-bit x runs on rows of float32
+  // sums, its output 16-bit, so cuBLAS's GEMM over bfloat16 pieces applies (bf16_pieces_apply). 0: element_bytes.
+  int64_t output_bytes = 0;
 };
 
 // What the planner needs of a device (read from cudaDeviceGetAttribute on the CUDA path).
@@ -51,6 +54,9 @@ struct DeviceProps {
   int64_t warps_per_sm;
   double read_gbps;    // DRAM bandwidth: 2 x memory clock x bus width
   double fp32_gflops;  // FMA peak without tensor cores: 2 x 128 lanes x SMs x clock
+  // Dense bfloat16 tensor-core peak with float32 accumulation: the compute capability's flops per clock of a
+  // multiprocessor x SMs x clock (0 where not known: no GEMM over bfloat16 pieces, bf16_pieces_apply).
+  double bf16_gflops = 0;
 };
 
 // kFused: one launch reads x and runs the epilogue as batch tiles complete (cuda/forward.cu).
@@ -195,6 +201,13 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
 // multiprocessors idle and rows are narrower than kCublasSplitMaxColumns, the largest divisor of C_in up to
 // kCublasSplitBlocksPerSm blocks a multiprocessor that leaves every slice kCublasSplitMinChannels channels or more.
 int64_t cublas_k_splits(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t multiprocessors);
+
+// Whether cuBLAS's epilogue runs the GEMM of `rows` x `channels` sums by W.sum [channels, c_out] on bfloat16 tensor
+// cores over pieces of its float32 factors (cuda/ops_cuda.cpp, bf16_pieces_mm_out): x of 2-byte elements (16-bit
+// output, whose own rounding is far above the pieces' error), the GEMM's sides as cuda/tuning.h's kBf16PiecesMinSide
+// rule says, and a device whose tensor cores run them at kBf16PiecesMinTensorRate times its FMA rate or more. The
+// host takes them only where the GEMM is one channel slice (cublas_k_splits 1).
+bool bf16_pieces_apply(int64_t element_bytes, int64_t rows, int64_t channels, int64_t c_out, const DeviceProps& device);
 
 // The plane-lanes reader's launch (cuda/split.cu) over `planes` planes of `units` loads each (elements, or 16-byte
 // vectors): lanes per plane (the most that leave each at least `units_per_lane` of a plane's loads: cuda/tuning.h,

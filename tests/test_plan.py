@@ -9,12 +9,15 @@ from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, 
 from helpers import HAS_CUDA, lay_out, narrow_lse_applies, narrow_lse_splits, rows_lse_applies
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
-# 2.52 GHz boost) and H200 (132 SMs, 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz).
+# 2.52 GHz boost, bfloat16 tensor cores with float32 accumulation at 512 flops a clock of an SM) and H200 (132 SMs,
+# 60 MB L2, 228 KB, 64 warps, 4.8 TB/s, 1.98 GHz, 4096 flops a clock).
 RTX_4090 = dict(multiprocessors=128, l2_bytes=72 << 20, shared_bytes_per_sm=100 << 10, warps_per_sm=48,
-                read_gbps=1008.0, fp32_gflops=2 * 128 * 128 * 2.52)
+                read_gbps=1008.0, fp32_gflops=2 * 128 * 128 * 2.52, bf16_gflops=512 * 128 * 2.52)
 H200 = dict(multiprocessors=132, l2_bytes=60 << 20, shared_bytes_per_sm=228 << 10, warps_per_sm=64,
-            read_gbps=4800.0, fp32_gflops=2 * 128 * 132 * 1.98)
+            read_gbps=4800.0, fp32_gflops=2 * 128 * 132 * 1.98, bf16_gflops=4096 * 132 * 1.98)
 DEVICES = {"rtx4090": RTX_4090, "h200": H200}
+# The H100 SXM the device tool lends (what explain() printed there): 50 MB of L2, 3352 GB/s; the rest as the H200's.
+H100 = dict(H200, l2_bytes=50 << 20, read_gbps=3352.3)
 
 
 def problem(batch, c_in, c_out, height, width, element_bytes=4, layout="planes"):
@@ -402,6 +405,40 @@ def test_cublas_k_splits_on_the_h200(batch, c_in, c_out, splits):
     assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["cublas_k_splits"] == splits
 
 
+# (B, C_in, C_out) of 16-bit x, and the epilogue where cuBLAS's GEMM runs over bfloat16 pieces: both forced on an H100
+# (bench/experiments/device_calls/pieces_epilogues.py, docs/limits.md §105; µs, tiled against cuBLAS's): r62 363.6
+# against 221.8, [1685, 226] -> 3576 160.0 against 83.2, [41375, 150] -> 1239 695.5 against 370.7; C_in of 39-56 keep
+# the tiled one, whose logits stay on chip where the pieces' GEMM writes them out (r09's [50146, 50] -> 869 263.7
+# against 339.0, [53013, 45] -> 2367 516.2 against 728.9).
+PIECES_EPILOGUES = [((43075, 133, 669), "cublas_lse"), ((1685, 226, 3576), "cublas_lse"),
+                    ((41375, 150, 1239), "cublas_lse"), ((50146, 50, 869), "tiled_lse"),
+                    ((53013, 45, 2367), "tiled_lse")]
+
+
+@pytest.mark.parametrize("shape,epilogue", PIECES_EPILOGUES, ids=str)
+def test_cublas_epilogue_counts_the_bf16_pieces_on_the_h100(shape, epilogue):
+    """16-bit x whose cuBLAS GEMM runs over bfloat16 pieces (plan::bf16_pieces_apply) takes the epilogue the pieces'
+    count says: a device without the tensor cores' rate (bf16_gflops 0) counts SGEMM and keeps the tiled epilogue on
+    each of these, float32 x counts SGEMM on the H100 too."""
+    batch, c_in, c_out = shape
+    shape_16 = problem(batch, c_in, c_out, 2, 2, element_bytes=2)
+    assert plan_for(shape_16, H100)["epilogue"] == epilogue
+    without = plan_for(shape_16, dict(H100, bf16_gflops=0))
+    assert without["epilogue"] == "tiled_lse"
+    assert plan_for(problem(batch, c_in, c_out, 2, 2), H100)["cublas_us"] == pytest.approx(without["cublas_us"])
+
+
+@pytest.mark.parametrize("shape", [shape for shape, _ in PIECES_EPILOGUES], ids=str)
+def test_bf16_pieces_only_where_the_tensor_cores_pay(shape):
+    """The RTX 4090's tensor cores accumulate bfloat16 in float32 at twice its FMA rate, where three products cost
+    more than one SGEMM: its cuBLAS count is SGEMM's, as on a device with none known."""
+    batch, c_in, c_out = shape
+    shape_16 = problem(batch, c_in, c_out, 2, 2, element_bytes=2)
+    counted = plan_for(shape_16, RTX_4090)["cublas_us"]
+    assert counted == pytest.approx(plan_for(shape_16, dict(RTX_4090, bf16_gflops=0))["cublas_us"])
+    assert plan_for(shape_16, H200)["cublas_us"] < plan_for(shape_16, dict(H200, bf16_gflops=0))["cublas_us"]
+
+
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_cublas_k_splits_are_equal_slices_for_idle_multiprocessors(device):
     """Over a grid of GEMMs: the slices divide C_in, each of 64 channels or more, at most two blocks a multiprocessor,
@@ -561,17 +598,19 @@ def test_predictions_follow_the_memory_speed():
 
 def test_plan_op_rejects_malformed_input():
     with pytest.raises(RuntimeError, match="problem must have 12 values"):
-        torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3], [1.0] * 7)
+    with pytest.raises(RuntimeError, match="device must have 7 values, got 6"):
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 1, 1, 0], [1.0] * 6)
     with pytest.raises(RuntimeError, match="layout must be 0..3, got 9"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1, 1, 0], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 9, 1, 0, 1, 1, 0], [1.0] * 7)
     with pytest.raises(RuntimeError, match="plane runs must be 0 or 1, got 2"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1, 1, 0], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 2, 1, 1, 0], [1.0] * 7)
     with pytest.raises(RuntimeError, match="planes aligned must be 0 or 1, got 3"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3, 1, 0], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 0, 1, 0, 3, 1, 0], [1.0] * 7)
     with pytest.raises(RuntimeError, match="pixels follow must be 0 or 1, got 4"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 4, 0], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 4, 0], [1.0] * 7)
     with pytest.raises(RuntimeError, match="pixel vectors must be 0 or 1, got 5"):
-        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 1, 5], [1.0] * 6)
+        torch.ops.fusedlse.plan([1, 2, 3, 4, 5, 4, 1, 1, 0, 0, 1, 5], [1.0] * 7)
 
 
 def test_explain_on_cpu_names_the_cpu_path():

@@ -243,16 +243,16 @@ def full_rate_bf16_tensor_cores():
     return torch.cuda.get_device_capability() in ((8, 0), (9, 0), (10, 0))
 
 
-# (B, C_in, C_out): GEMMs that cuBLAS's epilogue runs over bfloat16 pieces for 16-bit x (ops_cuda.cpp,
-# gemm_by_bf16_pieces) or not: r06's [512, 2048] x [2048, 1024]; 259 channels and 515 columns, padded to 264 and 520
-# in the pieces; 37 channels in a GEMM of 156M multiply-adds (pieces); 255 channels in one of 33M, 24 channels in one
-# of 403M (the factors as they are). C_out 512 and more: no channel slices (plan::cublas_k_splits).
+# (B, C_in, C_out): GEMMs that cuBLAS's epilogue runs over bfloat16 pieces for 16-bit x (plan::bf16_pieces_apply) or
+# not: r06's [512, 2048] x [2048, 1024]; 259 channels and 515 columns, padded to 264 and 520 in the pieces; 37
+# channels in a GEMM of 156M multiply-adds (pieces); 255 channels in one of 33M, 24 channels in one of 403M (the
+# factors as they are). C_out 512 and more: no channel slices (plan::cublas_k_splits).
 BF16_PIECES_PROBLEMS = [(512, 2048, 1024), (300, 259, 515), (2048, 37, 2056), (256, 255, 512), (4096, 24, 4096)]
 
 
 def bf16_pieces_expected(dtype, batch, c_in, c_out):
-    """gemm_by_bf16_pieces' rule (tuning.h): 16-bit x; rows and C_out 256 or more; C_in too, or C_in 32 or more in
-    a GEMM of 2^27 multiply-adds or more; a device of full-rate bfloat16 tensor cores."""
+    """plan::bf16_pieces_apply's rule (tuning.h): 16-bit x; rows and C_out 256 or more; C_in too, or C_in 32 or more
+    in a GEMM of 2^27 multiply-adds or more; a device of full-rate bfloat16 tensor cores."""
     sides = min(batch, c_out) >= 256 and (c_in >= 256 or (c_in >= 32 and batch * c_in * c_out >= 2**27))
     return dtype != torch.float32 and sides and full_rate_bf16_tensor_cores()
 

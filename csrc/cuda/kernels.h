@@ -481,7 +481,7 @@ struct BiasLseArgs {
   double scale;           // 1 / (H_out * W_out)
 };
 
-// One factor of cuBLAS's GEMM for 16-bit x (ops_cuda.cpp, gemm_by_bf16_pieces) as bfloat16 pieces that tensor cores
+// One factor of cuBLAS's GEMM for 16-bit x (plan::bf16_pieces_apply) as bfloat16 pieces that tensor cores
 // multiply exactly, so that one GEMM with float32 accumulation over three products gives a @ b to about 2^-16 of
 // |a| @ |b|: each value v is high + low + a rest, high its truncation to bfloat16 (never rounded up to infinity), low
 // the rounding of v - high. Slots of `depth` (the shared dimension rounded up to kBf16PiecesAlign; zero past it) side
@@ -489,9 +489,8 @@ struct BiasLseArgs {
 // factor's along its rows, [kBf16PieceSlots * depth, dst_stride] as high ; high ; low (zero past cols: the GEMM
 // runs over whole rows of 16 bytes), so that the GEMM adds high x high + low x high + high x low. A value that is not
 // finite goes into the first slot alone (zeros in the others), so it meets the other factor's value once, as in a
-// float32 GEMM: no inf x 0.
-constexpr int64_t kBf16PieceSlots = 3;
-constexpr int64_t kBf16PiecesAlign = 8;  // bfloat16 elements of 16 bytes: cuBLAS's fast kernels want such strides
+// float32 GEMM: no inf x 0. The slots and the rounding (kBf16PieceSlots, kBf16PiecesAlign) are in tuning.h, where
+// the planner counts them too.
 struct Bf16PiecesArgs {
   const float* src;     // [rows, cols] contiguous
   void* dst;            // bfloat16; along_columns: [rows, kBf16PieceSlots * depth], else [kBf16PieceSlots * depth,

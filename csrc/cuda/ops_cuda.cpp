@@ -34,6 +34,16 @@ ScalarKind kind_of(at::ScalarType t) {
   }
 }
 
+// Dense bfloat16 tensor-core flops with float32 accumulation per clock of a multiprocessor, from the vendor's peaks
+// over SMs x boost clock: A100 (8.0) 312 TFLOP/s, H100 and H200 (9.0) 989, B200 (10.0) about 2250; the GeForce parts
+// of 8.6, 8.9 and 12.0 (RTX 3090, 4090, 5090) accumulate in float32 at half their float16-accumulation rate, 71-209
+// (their workstation kin at twice that). 0 where not known.
+double bf16_flops_per_sm_clock(int64_t major, int64_t minor) {
+  if (minor == 0 && major >= 8 && major <= 10) return major == 8 ? 2048 : major == 9 ? 4096 : 8192;
+  if (major == 8 || major == 12) return 512;
+  return 0;
+}
+
 // What the planner and the launch sizing need of a device, read once per device.
 plan::DeviceProps device_props(int device) {
   return once_per_key(device, [device] {
@@ -51,7 +61,11 @@ plan::DeviceProps device_props(int device) {
     props.read_gbps =
         2.0 * attribute(cudaDevAttrMemoryClockRate) * 1e3 * attribute(cudaDevAttrGlobalMemoryBusWidth) / 8 / 1e9;
     // 128 float32 lanes per multiprocessor on sm_80 and later, 2 flops per FMA.
-    props.fp32_gflops = 2.0 * 128 * props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
+    const double sm_gclocks = props.multiprocessors * attribute(cudaDevAttrClockRate) * 1e3 / 1e9;
+    props.fp32_gflops = 2.0 * 128 * sm_gclocks;
+    props.bf16_gflops = bf16_flops_per_sm_clock(attribute(cudaDevAttrComputeCapabilityMajor),
+                                                attribute(cudaDevAttrComputeCapabilityMinor)) *
+                        sm_gclocks;
     return props;
   });
 }
@@ -770,26 +784,12 @@ at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::TensorOption
 }
 
 // Whether cuBLAS's GEMM of `rows` x `channels` sums by W.sum [channels, c_out] for output `kind` on `device` runs on
-// bfloat16 tensor cores over pieces of its factors (Bf16PiecesArgs; bf16_pieces_mm_out): 16-bit output, whose own
-// rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32 output keeps SGEMM: float32
-// accumulation on the tensor cores leaves about 3e-6 of |a| @ |b|, 50x SGEMM's); rows and c_out at least
-// kBf16PiecesMinSide and channels too, or channels at least kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma
-// (tuning.h); and a device of compute capability 8.0, 9.0 or 10.0 (A100, H100, H200, B200), whose tensor cores
-// accumulate bfloat16 products in float32 at 14-28x its float32 FMA rate, so three products cost less than one SGEMM.
-// The GeForce parts of sm_86, sm_89 (the RTX 4090) and sm_120 do it at twice their FMA rate: SGEMM there.
+// bfloat16 tensor cores over pieces of its factors (Bf16PiecesArgs; bf16_pieces_mm_out), as plan::bf16_pieces_apply
+// rules: 16-bit output, whose own rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32
+// output keeps SGEMM: float32 accumulation on the tensor cores leaves about 3e-6 of |a| @ |b|, 50x SGEMM's).
 bool gemm_by_bf16_pieces(ScalarKind kind, int64_t rows, int64_t channels, int64_t c_out, int device) {
-  if (kind != ScalarKind::kHalf && kind != ScalarKind::kBFloat16) return false;
-  if (std::min(rows, c_out) < kBf16PiecesMinSide) return false;
-  if (channels < kBf16PiecesMinSide &&
-      (channels < kBf16PiecesMinChannels || rows * channels * c_out < kBf16PiecesMinFma)) {
-    return false;
-  }
-  return once_per_key(device, [device] {
-    int major = 0, minor = 0;
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    C10_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
-    return (major == 8 || major == 9 || major == 10) && minor == 0;
-  });
+  return (kind == ScalarKind::kHalf || kind == ScalarKind::kBFloat16) &&
+         plan::bf16_pieces_apply(2, rows, channels, c_out, device_props(device));
 }
 
 // The pieces' layout (Bf16PiecesArgs) for sums [rows, channels] x W.sum [channels, c_out]: the shared dimension
@@ -1853,11 +1853,13 @@ ForwardShape cropped_gemm_shape(const ForwardShape& s, int64_t per_channel) {
   return g;
 }
 
-// The planner's view of the cropped GEMM, gemm_x its rows as 1 x 1 planes (cropped_gemm_shape): its epilogue runs
-// alone on rows that are sums already, so the tiled epilogue has no reader to run beside (Problem::x_in_epilogue).
-plan::Problem cropped_gemm_problem(const at::Tensor& gemm_x, int64_t out_channels) {
+// The planner's view of the cropped GEMM of x, gemm_x its rows as 1 x 1 planes (cropped_gemm_shape): its epilogue
+// runs alone on rows that are sums already, so the tiled epilogue has no reader to run beside (Problem::x_in_epilogue),
+// and its output is x's dtype (Problem::output_bytes).
+plan::Problem cropped_gemm_problem(const at::Tensor& x, const at::Tensor& gemm_x, int64_t out_channels) {
   plan::Problem problem = problem_of(gemm_x, out_channels, 1);
   problem.x_in_epilogue = false;
+  problem.output_bytes = x.element_size();
   return problem;
 }
 
@@ -1937,7 +1939,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
   const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
   const plan::Plan chosen =
-      plan_of_call(gemm_weight, 1, cropped_gemm_problem(gemm_x, g.out_channels), device_props(x.get_device()));
+      plan_of_call(gemm_weight, 1, cropped_gemm_problem(x, gemm_x, g.out_channels), device_props(x.get_device()));
   if (chosen.strategy == plan::Strategy::kSplit) {
     // The GEMM's rows are its sums already (1 x 1 planes of the accumulation type, contiguous), and its weight its
     // W.sum: the split strategy's reader would only copy them (H200, r50 of the sweep at padding 1: 99 us of 463 for
@@ -2046,7 +2048,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     const ForwardShape g = cropped_gemm_shape(s, cropped_gemm_per_channel(s, cells));
     const at::Tensor gemm_x =
         at::empty({g.batch, g.in_channels, 1, 1}, x.options().dtype(accumulation_type(x.scalar_type())));
-    const plan::Problem gemm = cropped_gemm_problem(gemm_x, g.out_channels);
+    const plan::Problem gemm = cropped_gemm_problem(x, gemm_x, g.out_channels);
     const plan::DeviceProps props = device_props(x.get_device());
     // forward_cropped_cuda's problem for run_epilogue: its GEMM's operands, both in the accumulation type.
     const int64_t gemm_bytes = (g.batch + g.out_channels) * g.in_channels * gemm_x.element_size();

@@ -90,9 +90,9 @@ constexpr int kBiasLseRowLoads = 4;
 // Channels each thread of bias_lse's block per row (the shares and gemv kernels, split.cu) has in flight per trip:
 // a row's few blocks wait on L2 once per trip.
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
-// cuBLAS's GEMM for 16-bit x on bfloat16 tensor cores over pieces of its float32 factors (ops_cuda.cpp,
-// gemm_by_bf16_pieces): three products over 3 x channels, the sums' and W.sum's pieces written by one launch each
-// (split.cu), where rows and C_out are each at least kBf16PiecesMinSide and the channels too, or the channels at least
+// cuBLAS's GEMM for 16-bit x on bfloat16 tensor cores over pieces of its float32 factors (plan::bf16_pieces_apply,
+// ops_cuda.cpp's bf16_pieces_mm_out): three products over 3 x channels, the sums' and W.sum's pieces written by one
+// launch each (split.cu), where rows and C_out are each at least kBf16PiecesMinSide and the channels too, or the channels at least
 // kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma multiply-adds or more. H100 (torch.mm of the pieces with
 // out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103-104): [512, 2048] x [2048, 1024]
 // (r06) 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976. Over C_out rounded up to 8
@@ -105,6 +105,14 @@ constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32;
 constexpr int64_t kBf16PiecesMinSide = 256;
 constexpr int64_t kBf16PiecesMinChannels = 32;
 constexpr int64_t kBf16PiecesMinFma = int64_t{1} << 27;
+// Three products pay where the tensor cores run bfloat16 at this many times the FMA rate or more, by DeviceProps'
+// counts (bf16_gflops against fp32_gflops): A100 8x, H100 and H200 16x, B200 32x; the GeForce parts of sm_86, sm_89
+// (the RTX 4090) and sm_120 2x, where three products would cost 1.5x an SGEMM (not measured: no such device lent).
+constexpr double kBf16PiecesMinTensorRate = 8;
+// The pieces' layout (kernels.h, Bf16PiecesArgs): three slots of the shared dimension rounded up to 8 bfloat16
+// elements, 16 bytes, and the right factor's rows likewise (cuBLAS's fast kernels want such strides).
+constexpr int64_t kBf16PieceSlots = 3;
+constexpr int64_t kBf16PiecesAlign = 8;
 // The gemv epilogue's wide block: this many threads per row where they take fewer trips than kSplitThreads
 // (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers, as at 256 threads; 1024 threads,
 // at 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).

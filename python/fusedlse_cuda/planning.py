@@ -116,7 +116,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         cublas_factors: how cuBLAS's epilogue multiplies this call's sums by W.sum where the plan takes it (for
             padding > 0, the GEMM under ``gemm``): ``"bf16_pieces"`` (16-bit x, rows and C_out each 256 or more, C_in
             too or C_in 32 or more in a GEMM of 2^27 multiply-adds or more, one channel slice, on a device of compute
-            capability 8.0, 9.0 or 10.0 (A100, H100, H200): each float32 factor cut into two bfloat16 pieces, and one
+            capability 8.0, 9.0 or 10.0 (A100, H100, H200: the device's ``bf16_gflops`` 8 times its ``fp32_gflops``
+            or more, which the cost model counts them at): each float32 factor cut into two bfloat16 pieces, and one
             GEMM of three products on the tensor cores with float32 accumulation, about 2^-16 of |sums| @ |W.sum|
             off, far below 16-bit rounding; 2.9x faster than SGEMM on r06's [512, 2048] x [2048, 1024] on an H100) or
             ``"as_is"`` (float32 or float64 factors as they are).
@@ -143,12 +144,13 @@ def plan_for(problem: dict, device: dict) -> dict:
     besides, each pixel is whole 16-byte vectors from a 16-byte boundary; default True where pixels follow and a
     pixel's bytes are a multiple of 16, as in a channels-last x torch allocated)} (layout: "planes",
     "channels_last", "strided_rows" or "other");
-    device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops}. Same result as
-    explain() for the same inputs."""
+    device = {multiprocessors, l2_bytes, shared_bytes_per_sm, warps_per_sm, read_gbps, fp32_gflops, bf16_gflops
+    (optional, default 0: the bfloat16 tensor cores' dense rate with float32 accumulation, which cuBLAS's GEMM over
+    bfloat16 pieces for 16-bit x needs)}. Same result as explain() for the same inputs."""
     layouts = ("planes", "channels_last", "strided_rows", "other")
     sizes = [problem[k] for k in ("batch", "in_channels", "out_channels", "height", "width", "element_bytes")]
     props = [float(device[k]) for k in ("multiprocessors", "l2_bytes", "shared_bytes_per_sm", "warps_per_sm",
-                                        "read_gbps", "fp32_gflops")]
+                                        "read_gbps", "fp32_gflops")] + [float(device.get("bf16_gflops", 0))]
     plane_bytes = problem["height"] * problem["width"] * problem["element_bytes"]
     extra = [layouts.index(problem["layout"]), problem.get("kernel_area", 1), int(problem.get("plane_runs", False)),
              int(problem.get("planes_aligned", problem["layout"] == "planes" and plane_bytes % 16 == 0)),

@@ -68,9 +68,8 @@ __device__ __forceinline__ Lse<acc_t<T>> lane_lse(const ColumnBiases<T, kStaged>
                                                   int step) {
   using A = acc_t<T>;
   const int c_out = static_cast<int>(biases.a.c_out);
-  // Split-K's partials are contiguous; other logits may be a view of rows row_stride apart.
-  const int row_stride = kSplit ? c_out : static_cast<int>(biases.a.row_stride);
-  const A* row_logits = static_cast<const A*>(biases.a.logits) + row * row_stride;
+  // Split-K's partials are contiguous (row_stride C_out); other logits may be a view of rows row_stride apart.
+  const A* row_logits = static_cast<const A*>(biases.a.logits) + row * biases.a.row_stride;
   const A scale = static_cast<A>(biases.a.scale);
   Lse<A> state{-INFINITY, A(0)};
   for (int n = first; n < c_out; n += kLoadsAtOnce * step) {
@@ -187,8 +186,8 @@ __device__ __forceinline__ void bias_lse_row(BiasLseArgs a) {
   const A scale = static_cast<A>(a.scale);
   const int64_t split_stride = a.batch * c_out;
   for (int64_t row = blockIdx.x; row < a.batch; row += gridDim.x) {
-    // [C_out], split s's at s x split_stride; other logits may be a view of rows row_stride apart
-    const A* row_logits = static_cast<const A*>(a.logits) + row * (kSplit ? c_out : static_cast<int>(a.row_stride));
+    // [C_out], split s's at s x split_stride (row_stride C_out); other logits may be a view of rows row_stride apart
+    const A* row_logits = static_cast<const A*>(a.logits) + row * a.row_stride;
     A v[kBiasLseRowLoads];
     if constexpr (kSplit) {
       load_split_sums<kRowSplitLoadsAtOnce>(row_logits, a.splits, split_stride, t, kBiasLseRowThreads, c_out, v);

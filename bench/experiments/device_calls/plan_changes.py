@@ -1,0 +1,107 @@
+"""Where two builds plan a forward differently (docs/limits.md section 105: the cost model counting cuBLAS's GEMM over
+bfloat16 pieces), and what that does to its time. Two phases, each run in each build's process:
+  python plan_changes.py plans OUT.json     # explain() of every 16-bit public-sweep problem at padding 0-3 (where
+                                            # allowed) and of pieces_epilogues.py's made-up ones at padding 0 and 1,
+                                            # over empty tensors of their shapes and layouts (no values, no timing)
+  python plan_changes.py time PLANS_A.json PLANS_B.json OUT.jsonl
+                                            # the forward (do_bench median, L2 flushed, least of ROUNDS) of every
+                                            # problem whose plan differs between the two files, and of CONTROLS
+                                            # whose plan does not, on make_problem's values; with its plan here"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch  # noqa: E402
+
+import fusedlse_cuda  # noqa: E402
+from padding_groups import allowed  # noqa: E402
+from pieces_epilogues import MADE_UP  # noqa: E402
+from problems import make_problem, make_random_inputs, random_problems, sweep_layout  # noqa: E402
+from timing import median_ms  # noqa: E402
+
+ROUNDS = int(os.environ.get("ROUNDS", "2"))
+CONTROLS = int(os.environ.get("CONTROLS", "6"))
+
+
+def cases():
+    """name -> (problem as the sweep writes it, padding)"""
+    out = {}
+    for name, (shape, dtype, layout) in random_problems().items():
+        if dtype in (torch.float16, torch.bfloat16):
+            for padding in range(4):
+                if allowed(shape, dict(padding=padding)):
+                    out[f"{name}_p{padding}"] = ((shape, dtype, layout), padding)
+    for i, (b, c, h, w, n, dtype, layout) in enumerate(MADE_UP):
+        shape = (b, c, h, w, n, 3, 3)
+        for padding in (0, 1):
+            out[f"m{i:02d}_p{padding}"] = ((shape, getattr(torch, dtype), layout), padding)
+    return out
+
+
+def empty_inputs(problem):
+    """x and weight of the problem's shapes, dtype and layout, their values never read."""
+    (b, c, h, w, n, kh, kw), dtype, layout = problem
+    x = torch.empty(b, c, h, w, dtype=dtype, device="cuda")
+    if layout.startswith("sliced"):
+        x = sweep_layout(x, layout)
+    elif layout == "channels_last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x, torch.empty(c, n, kh, kw, dtype=dtype, device="cuda")
+
+
+def summary(plan):
+    """The plan's choices, without its predictions."""
+    keep = ("strategy", "reader", "epilogue", "cublas_factors", "tap_sums", "gemm_over")
+    out = {k: plan[k] for k in keep if k in plan}
+    if "gemm" in plan:
+        out["gemm"] = summary(plan["gemm"]) if isinstance(plan["gemm"], dict) else plan["gemm"]
+    return out
+
+
+def plans(out):
+    result = {}
+    for name, (problem, padding) in cases().items():
+        x, weight = empty_inputs(problem)
+        result[name] = summary(fusedlse_cuda.explain(x, weight, padding=padding))
+        del x, weight
+    json.dump(result, open(out, "w"), indent=0)
+
+
+def time(plans_a, plans_b, out):
+    a, b = json.load(open(plans_a)), json.load(open(plans_b))
+    changed = [k for k in a if a[k] != b.get(k)]
+    same = [k for k in a if a[k] == b.get(k)]
+    chosen = changed + same[:: max(1, len(same) // CONTROLS)][:CONTROLS]
+    all_cases = cases()
+    sweep_index = {name: i for i, name in enumerate(random_problems())}
+    with open(out, "a") as f:
+        for name in chosen:
+            problem, padding = all_cases[name]
+            base = name.rsplit("_p", 1)[0]
+            if base in sweep_index:
+                args = make_random_inputs(problem, sweep_index[base])
+            else:
+                (bb, c, h, w, n, kh, kw), dtype, layout = problem
+                args = make_problem(bb, c, h, w, n, kh, kw, dtype=dtype, layout=layout, device="cuda",
+                                    seed=int(base[1:]), draw_on_device=True)
+            fn = lambda: fusedlse_cuda.forward(*args, padding=padding)  # noqa: E731
+            best = float("inf")
+            for _ in range(ROUNDS):
+                fn()
+                best = min(best, median_ms(fn, 10, 30) * 1e3)
+            row = dict(name=name, changed=name in changed, us=round(best, 2),
+                       plan=summary(fusedlse_cuda.explain(args[0], args[1], padding=padding)),
+                       device=torch.cuda.get_device_name())
+            f.write(json.dumps(row) + "\n")
+            f.flush()
+            del args
+            torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "plans":
+        plans(sys.argv[2])
+    else:
+        time(*sys.argv[2:5])
