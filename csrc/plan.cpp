@@ -142,8 +142,9 @@ constexpr double kGemmShareOfPeak = 0.7;
 // and the logits read back at kBf16PiecesTrafficShare. Fitted on both epilogues forced on 33 16-bit problems of rows
 // and C_out of 256 or more (H100, bench/experiments/device_calls/pieces_epilogues.py, docs/limits.md section 105): the
 // planner with SGEMM's count chose the slower epilogue by 2% or more on 16 of them (r62 1.64x, [1685, 226] -> 3576
-// 1.92x, [41375, 150] -> 1239 1.88x), with this count on 4 (1.10-1.19x: GEMMs of 16-40 us where the tiled
-// epilogue's own count runs short); summed relative loss 5.55 -> 0.61, level over 0.2-0.4 of the peak.
+// 1.92x, [41375, 150] -> 1239 1.88x), with this count on 2 (1.10 and 1.19x: GEMMs of 13-17 us where the tiled
+// epilogue's own count runs short); summed relative loss 5.55 -> 0.29, level over 0.2-0.4 of the peak (0.61, 4
+// problems, with a launch counted for the pieces kernel: section 106).
 constexpr double kBf16PiecesShareOfPeak = 0.3;
 constexpr double kBf16PiecesWriteShare = 0.4;
 constexpr double kBf16PiecesTrafficShare = 0.5;
@@ -587,7 +588,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
                                  logits_bytes / (d.read_gbps * 1e3 * kBf16PiecesWriteShare));
     const double traffic = (p.batch * (p.in_channels * 4.0 + 2 * pieces * 2.0) + logits_bytes) /
                            (d.read_gbps * 1e3 * kBf16PiecesTrafficShare);
-    return (kCublasLaunches + 1) * kLaunchUs + gemm + traffic;  // and the sums' pieces kernel
+    // The pieces kernels wait on the grid ahead of them by programmatic dependent launch: no launch of their own.
+    return kCublasLaunches * kLaunchUs + gemm + traffic;
   }
   const double gemm = 2.0 * p.batch * std::max<double>(p.in_channels, kCublasMinTile) *
                       std::max<double>(p.out_channels, kCublasMinTile) / (peak_flops * kGemmShareOfPeak);
