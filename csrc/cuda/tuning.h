@@ -92,16 +92,16 @@ constexpr int kBiasLseRowLoads = 4;
 constexpr int shares_lse_loads(int acc_bytes) { return acc_bytes == 8 ? 16 : 32; }
 // cuBLAS's GEMM for 16-bit x on bfloat16 tensor cores over pieces of its float32 factors (plan::bf16_pieces_apply,
 // ops_cuda.cpp's bf16_pieces_mm_out): three products over 3 x channels, the sums' and W.sum's pieces written by one
-// launch each (split.cu), where rows and C_out are each at least kBf16PiecesMinSide and the channels too, or the channels at least
-// kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma multiply-adds or more. H100 (torch.mm of the pieces with
-// out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103-104): [512, 2048] x [2048, 1024]
-// (r06) 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976. Over C_out rounded up to 8
-// (§104) the pieces' GEMM took 0.22-0.61 of SGEMM's time at 4096 and 65536 rows, 120-4000 columns and 32-256
-// channels ([65536, 204] x [204, 1288] 923 -> 233 us), 0.73-0.88 of it at 4096 x 32 x 120-256 (a few us less, what
-// the two pieces launches cost). The sums' pieces cost 12 bytes more per value than SGEMM's read (4 read, 6 written,
-// 6 read back): with C_out under about 130 they outweigh the GEMM's gain (r14's [65358, 220] x [220, 113], §103), so
-// C_out stays at 256 or more. Rows under 256 were level or slower: r18's [70, 445] x [445, 2892] 19.3 -> 20.5, r60's
-// [73, 276] x [276, 3295] 17.1 -> 19.6.
+// launch each (split.cu), where rows and C_out are each at least kBf16PiecesMinSide and the channels too, or the
+// channels at least kBf16PiecesMinChannels in a GEMM of kBf16PiecesMinFma multiply-adds or more. H100 (torch.mm of the
+// pieces with out_dtype float32 against SGEMM, TF32 off, do_bench medians; docs/limits.md §103-104): [512, 2048] x
+// [2048, 1024] (r06) 58.1 -> 20.2 us, [1024]^3 63.2 -> 16.3, [20000, 2000] x [2000, 2800] 4934 -> 976. Over C_out
+// rounded up to 8 (§104) the pieces' GEMM took 0.22-0.61 of SGEMM's time at 4096 and 65536 rows, 120-4000 columns and
+// 32-256 channels ([65536, 204] x [204, 1288] 923 -> 233 us), 0.73-0.88 of it at 4096 x 32 x 120-256 (a few us less,
+// what the two pieces launches cost). The sums' pieces cost 12 bytes more per value than SGEMM's read (4 read, 6
+// written, 6 read back): with C_out under about 130 they outweigh the GEMM's gain (r14's [65358, 220] x [220, 113],
+// §103), so C_out stays at 256 or more. Rows under 256 were level or slower: r18's [70, 445] x [445, 2892] 19.3 ->
+// 20.5, r60's [73, 276] x [276, 3295] 17.1 -> 19.6.
 constexpr int64_t kBf16PiecesMinSide = 256;
 constexpr int64_t kBf16PiecesMinChannels = 32;
 constexpr int64_t kBf16PiecesMinFma = int64_t{1} << 27;
