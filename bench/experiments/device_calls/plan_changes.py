@@ -23,6 +23,10 @@ from timing import median_ms  # noqa: E402
 
 ROUNDS = int(os.environ.get("ROUNDS", "2"))
 CONTROLS = int(os.environ.get("CONTROLS", "6"))
+# P0_ALL=1: time every padding-0 case too, changed plan or not (explain does not name the tiled epilogue's tile, which
+# s81's bfloat16 tensor-core tile changes: bench/experiments/s81_next.mbox, docs/limits.md section 106).
+P0_ALL = os.environ.get("P0_ALL") == "1"
+
 
 
 # 16-bit problems of padding 0 (B, C_in, H, W, C_out; k 3 x 3) whose GEMM the pieces take and whose plan a launch
@@ -86,6 +90,8 @@ def time(plans_a, plans_b, out):
     changed = [k for k in a if a[k] != b.get(k)]
     same = [k for k in a if a[k] == b.get(k)]
     chosen = changed + same[:: max(1, len(same) // CONTROLS)][:CONTROLS]
+    if P0_ALL:
+        chosen += [k for k in same if k.endswith("_p0") and k not in chosen]
     all_cases = cases()
     sweep_index = {name: i for i, name in enumerate(random_problems())}
     with open(out, "a") as f:
