@@ -196,6 +196,16 @@ constexpr double kTiledFloat64ShareOfPeak = 0.12;
 // 66; 408 us on sm_90's m16n8k8 with biases fetched ahead, section 67). One shape, not refitted since 44: its
 // predictions run above the measured times; r43's and r23's GEMMs stay with cuBLAS's epilogue, still the faster.
 constexpr double kTiledMmaShareOfPeak = 0.2;
+// The bfloat16 tensor-core tile (kBf16MmaTile): its three products a multiply-add at kTiledBf16ShareOfPeak of
+// DeviceProps::bf16_gflops, each logit's kLseFmas at kTiledBf16LseShare of the FMA peak, both over whole tiles and
+// steps, plus kBf16StageUsPerChannel a channel for each wave of blocks, which stage their rows' pieces before their
+// first product (the blocks of a wave start together). Fitted on an H100 (docs/limits.md section 107: both epilogues
+// forced on 37 16-bit GEMMs the tile takes, the tiled time needed for cuBLAS's predicted one to choose right): the
+// planner then took the slower epilogue on 3 of them, by 1.4-2.6%, the summed loss 0.067 of a problem's time. The
+// products run at about 0.58 of the tensor cores' peak; the logsumexp and the tile's stores are the rest.
+constexpr double kTiledBf16ShareOfPeak = 0.58;
+constexpr double kTiledBf16LseShare = 0.39;
+constexpr double kBf16StageUsPerChannel = 0.14;
 constexpr double kLseFmas = 16;
 constexpr double kTiledStepUs = 1.0;
 // The thin tile's steps (32 rows x 64 columns, 32 channels deep: four times the channels of the wide tiles' steps)
@@ -486,6 +496,7 @@ int64_t narrow_lse_shared_bytes(int64_t in_channels, int64_t columns, int64_t ac
 }
 
 double float64_rate(const Problem& p) { return p.element_bytes == 8 ? 0.5 : 1.0; }
+int64_t output_bytes(const Problem& p) { return p.output_bytes > 0 ? p.output_bytes : p.element_bytes; }
 double acc_bytes(const Problem& p) { return p.element_bytes == 8 ? 8 : 4; }
 
 // The gemv epilogue's block of `threads` threads (gemv_lse_tiling): its slices and its trips of loads a row.
@@ -553,7 +564,7 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
   }
   if (epilogue == Epilogue::kTiledLse) {
     const GemmTiling t = gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)),
-                                     d.multiprocessors, d.shared_bytes_per_sm);
+                                     d.multiprocessors, d.shared_bytes_per_sm, bf16_tile_applies(output_bytes(p), d));
     const GemmTileShape& shape = kGemmTiles[t.tile];
     const double depth = gemm_depth(t.tile, static_cast<int>(acc_bytes(p)));
     const double rows = std::ceil(static_cast<double>(p.batch) / shape.rows) * shape.rows;
@@ -562,23 +573,29 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
     const double share = shape.mma                ? kTiledMmaShareOfPeak
                          : p.element_bytes == 8 ? kTiledFloat64ShareOfPeak
                                                 : kTiledShareOfPeak;
-    const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
     const double resident =
         static_cast<double>(d.multiprocessors) *
         gemm_blocks_per_sm(t.tile, static_cast<int>(acc_bytes(p)), d.shared_bytes_per_sm);
+    const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
+    if (t.tile == kBf16MmaTile) {  // one channel range (gemm_tiling)
+      const double products =
+          2.0 * rows * cols * kBf16PieceSlots * channels / (d.bf16_gflops * 1e3 * kTiledBf16ShareOfPeak);
+      const double lse = 2.0 * rows * cols * kLseFmas / (d.fp32_gflops * 1e3 * kTiledBf16LseShare);
+      const double staging = std::ceil(t.blocks / resident) * channels * kBf16StageUsPerChannel;
+      return kTiledLaunches * kLaunchUs + products + lse + staging + sums;
+    }
+    const double compute = 2.0 * rows * cols * (channels + kLseFmas) / (d.fp32_gflops * 1e3 * share);
     const double chain_us = t.tile == kThinTile
                                 ? kTiledStepUs + (t.steps_per_block - 1) * kThinTileLaterStepUs
                                 : t.steps_per_block * kTiledStepUs;
     const double latency = std::ceil(t.blocks / resident) * chain_us;
-    const double sums = 2.0 * p.batch * p.in_channels * acc_bytes(p) / (d.read_gbps * 1e3 * kSplitTrafficShare);
     // Split-K's partial logits, written and read back by bias_lse, its own launch.
     const double partials = t.k_splits > 1 ? kLaunchUs + 2.0 * t.k_splits * p.batch * p.out_channels * acc_bytes(p) /
                                                              (d.read_gbps * 1e3 * kSplitTrafficShare)
                                            : 0.0;
     return kTiledLaunches * kLaunchUs + std::max(compute, latency) + sums + partials;
   }
-  if (bf16_pieces_apply(p.output_bytes > 0 ? p.output_bytes : p.element_bytes, p.batch, p.in_channels,
-                        p.out_channels, d) &&
+  if (bf16_pieces_apply(output_bytes(p), p.batch, p.in_channels, p.out_channels, d) &&
       cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors) == 1) {
     const double depth = static_cast<double>(ceil_div(p.in_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
     const double columns = static_cast<double>(ceil_div(p.out_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
@@ -662,13 +679,18 @@ bool in_epilogue_applies(const Problem& p, const DeviceProps& d) {
 }
 
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
-                       int64_t multiprocessors, int64_t shared_bytes_per_sm) {
+                       int64_t multiprocessors, int64_t shared_bytes_per_sm, bool bf16_tile) {
   int tile = out_channels <= 8 ? 0 : out_channels <= 32 ? 1 : out_channels <= 64 ? 2 : 3;
   const auto tiles = [&](int t) {
     return ceil_div(batch, kGemmTiles[t].rows) * ceil_div(out_channels, kGemmTiles[t].cols);
   };
   if (acc_bytes == 8 && tile >= 2) {  // tuning.h: float64 on tensor cores
     tile = kMmaTile;
+  } else if (bf16_tile && acc_bytes == 4 && tile >= 2 && tiles(kBf16MmaTile) >= multiprocessors &&
+             bf16_mma_fits(in_channels, shared_bytes_per_sm)) {
+    // tuning.h: 16-bit x on bfloat16 tensor cores, where its tiles fill the device and two blocks' pieces of all
+    // their channels fit a multiprocessor (no split-K: a block keeps its rows' pieces for its whole column run)
+    tile = kBf16MmaTile;
   } else if (tile >= 2 && tiles(tile) < multiprocessors) {
     tile = kThinTile;
   }
@@ -693,7 +715,8 @@ GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels,
   const int64_t tile_count = row_tiles * col_tiles;
   const int64_t unsplit_chain = ceil_div(t.blocks, resident) * t.steps_per_block;
   int64_t best_chain = unsplit_chain;
-  for (int64_t splits = 2; splits <= kGemmMaxSplits && splits * kGemmMinSplitSteps <= steps &&
+  const int64_t most_splits = tile == kBf16MmaTile ? 1 : kGemmMaxSplits;
+  for (int64_t splits = 2; splits <= most_splits && splits * kGemmMinSplitSteps <= steps &&
                            col_tiles <= kMaxGridY && splits * batch * out_channels <= kGemmMaxSplitValues;
        ++splits) {
     const int64_t split_steps = ceil_div(steps, splits);
@@ -853,13 +876,17 @@ RowsLseTiling rows_lse_tiling(int64_t batch, int64_t in_channels, int64_t out_ch
   return t;
 }
 
+bool bf16_tile_applies(int64_t output_bytes, const DeviceProps& d) {
+  return output_bytes == 2 && d.bf16_gflops >= kBf16PiecesMinTensorRate * d.fp32_gflops;
+}
+
 bool bf16_pieces_apply(int64_t element_bytes, int64_t rows, int64_t channels, int64_t c_out, const DeviceProps& d) {
-  if (element_bytes != 2 || std::min(rows, c_out) < kBf16PiecesMinSide) return false;
+  if (std::min(rows, c_out) < kBf16PiecesMinSide) return false;
   if (channels < kBf16PiecesMinSide &&
       (channels < kBf16PiecesMinChannels || rows * channels * c_out < kBf16PiecesMinFma)) {
     return false;
   }
-  return d.bf16_gflops >= kBf16PiecesMinTensorRate * d.fp32_gflops;
+  return bf16_tile_applies(element_bytes, d);
 }
 
 int64_t cublas_k_splits(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t multiprocessors) {
@@ -1045,10 +1072,11 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   plan.weight_is_its_sum = weight_is_its_sum(p);
   plan.split_reader = reader_for_sums(p);
   plan.tiled_us = epilogue_us(p, d, Epilogue::kTiledLse);
-  plan.tiled_k_splits =
+  const GemmTiling tiling =
       gemm_tiling(p.batch, p.in_channels, p.out_channels, static_cast<int64_t>(acc_bytes(p)), d.multiprocessors,
-                  d.shared_bytes_per_sm)
-          .k_splits;
+                  d.shared_bytes_per_sm, bf16_tile_applies(output_bytes(p), d));
+  plan.tiled_k_splits = tiling.k_splits;
+  plan.tiled_tile = tiling.tile;
   plan.cublas_us = epilogue_us(p, d, Epilogue::kCublasLse);
   plan.cublas_k_splits = cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors);
   plan.epilogue = plan.tiled_us <= plan.cublas_us ? Epilogue::kTiledLse : Epilogue::kCublasLse;
@@ -1163,7 +1191,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"tiled_k_splits\": %lld, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
+                "\"tiled_k_splits\": %lld, \"tiled_tile\": %d, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
                 "\"narrow_us\": %s, \"narrow_k_splits\": %lld, "
                 "\"gemv_us\": %.3f, \"gemv_threads\": %lld, \"gemv_trips\": %lld, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "
@@ -1175,7 +1203,7 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
                 "\"warps_per_sm\": %lld, \"read_gbps\": %.1f, \"fp32_gflops\": %.1f, \"bf16_gflops\": %.1f}}",
                 name(plan.strategy), name(plan.reader), plan.predicted_us, fused, plan.split_us,
                 name(plan.split_reader), name(plan.epilogue), plan.tiled_us,
-                static_cast<long long>(plan.tiled_k_splits), plan.cublas_us,
+                static_cast<long long>(plan.tiled_k_splits), plan.tiled_tile, plan.cublas_us,
                 static_cast<long long>(plan.cublas_k_splits), rows, narrow,
                 static_cast<long long>(plan.narrow_k_splits), plan.gemv_us, static_cast<long long>(gemv.threads),
                 static_cast<long long>(gemv.trips),

@@ -65,7 +65,8 @@ enum class Strategy { kFused = 0, kSplit = 1 };
 // The split strategy's GEMM + biases + logsumexp.
 //  kTiledLse:  one kernel (cuda/gemm_lse.cu): a register-tiled GEMM whose column tiles go straight into each row's
 //              logsumexp, so no [B, C_out] logits are written; FMAs in the accumulation type (SIMT, or the
-//              float64 tensor cores' for float64 of more than 32 columns).
+//              float64 tensor cores' for float64 of more than 32 columns), or for 16-bit x of more than 32 columns
+//              three products of bfloat16 pieces on the tensor cores (bf16_tile_applies).
 //  kCublasLse: cuBLAS's GEMM (float32-exact: 3xTF32 when TF32 is allowed) writes the logits, then one kernel adds
 //              the biases and takes each row's logsumexp (cuda/split.cu): for GEMMs where cuBLAS's speed (float64
 //              tensor cores, tuned SIMT) repays the logits' round trip.
@@ -140,6 +141,7 @@ struct Plan {
   double tiled_us;      // the GEMM + logsumexp part of split_us with each epilogue
   double cublas_us;
   int64_t tiled_k_splits;  // the tiled epilogue's channel ranges (GemmTiling::k_splits; 1: not split)
+  int tiled_tile;          // the tiled epilogue's tile (GemmTiling::tile: an index into cuda/tuning.h's kGemmTiles)
   int64_t cublas_k_splits;  // cuBLAS's epilogue's channel slices (cublas_k_splits; 1: not split)
   double rows_us;       // infinity where the rows epilogue does not apply
   double narrow_us;     // infinity where the narrow epilogue does not apply
@@ -193,8 +195,17 @@ struct GemmTiling {
   int64_t k_splits = 1;
   int64_t split_channels = 0;
 };
+// bf16_tile: the GEMM may take the bfloat16 tensor-core tile (kBf16MmaTile: bf16_tile_applies), which it does where it
+// would take a wide tile, its tiles fill the device and two blocks' pieces of all C_in fit a multiprocessor
+// (cuda/tuning.h, bf16_mma_fits); that tile is never split along C_in.
 GemmTiling gemm_tiling(int64_t batch, int64_t in_channels, int64_t out_channels, int64_t acc_bytes,
-                       int64_t multiprocessors, int64_t shared_bytes_per_sm);
+                       int64_t multiprocessors, int64_t shared_bytes_per_sm, bool bf16_tile = false);
+
+// Whether products over bfloat16 pieces of the float32 factors serve an output of `output_bytes` on `device`: 16-bit
+// output, whose own rounding is far above the pieces' error, and tensor cores that run them at
+// kBf16PiecesMinTensorRate times the FMA rate or more. The tiled epilogue then may take the bfloat16 tensor-core tile
+// (gemm_tiling); cuBLAS's epilogue takes them by bf16_pieces_apply's rule.
+bool bf16_tile_applies(int64_t output_bytes, const DeviceProps& device);
 
 // The channel slices cuBLAS's epilogue cuts a B x C_in x C_out GEMM into (split-K: one strided batched GEMM writes each
 // slice's partial logits, which bias_lse adds in slice order; 1: one GEMM): where its output tiles leave

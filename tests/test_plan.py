@@ -405,14 +405,15 @@ def test_cublas_k_splits_on_the_h200(batch, c_in, c_out, splits):
     assert plan_for(problem(batch, c_in, c_out, 1, 1), H200)["cublas_k_splits"] == splits
 
 
-# (B, C_in, C_out) of 16-bit x, and the epilogue where cuBLAS's GEMM runs over bfloat16 pieces: both forced on an H100
-# (bench/experiments/device_calls/pieces_epilogues.py, docs/limits.md §105; µs, tiled against cuBLAS's): r62 363.6
-# against 221.8, [1685, 226] -> 3576 160.0 against 83.2, [41375, 150] -> 1239 695.5 against 370.7; C_in of 39-56 keep
-# the tiled one, whose logits stay on chip where the pieces' GEMM writes them out (r09's [50146, 50] -> 869 263.7
-# against 339.0, [53013, 45] -> 2367 516.2 against 728.9).
-PIECES_EPILOGUES = [((43075, 133, 669), "cublas_lse"), ((1685, 226, 3576), "cublas_lse"),
-                    ((41375, 150, 1239), "cublas_lse"), ((50146, 50, 869), "tiled_lse"),
-                    ((53013, 45, 2367), "tiled_lse")]
+# (B, C_in, C_out) of 16-bit x, and the epilogue the H100 takes, where cuBLAS's GEMM runs over bfloat16 pieces and the
+# tiled one on the bfloat16 tensor-core tile wherever two blocks' pieces fit (both forced on an H100,
+# bench/experiments/device_calls/bf16_tile_epilogues.py, docs/limits.md §107; µs, tiled against cuBLAS's): r62 162.6
+# against 221.7, [41375, 150] -> 1239 327.8 against 371.6, r09's [50146, 50] -> 869 180.9 against 339.2, [53013, 45]
+# -> 2367 237.5 against 728.3. [1685, 226] -> 3576, whose 240 channels' pieces two blocks cannot hold (the SIMT tile,
+# 158.6 against 82.8), and [652, 135] -> 3844, few rows of long ones (61.6 against 55.3), keep cuBLAS's.
+PIECES_EPILOGUES = [((43075, 133, 669), "tiled_lse"), ((1685, 226, 3576), "cublas_lse"),
+                    ((41375, 150, 1239), "tiled_lse"), ((50146, 50, 869), "tiled_lse"),
+                    ((53013, 45, 2367), "tiled_lse"), ((652, 135, 3844), "cublas_lse")]
 
 
 @pytest.mark.parametrize("shape,epilogue", PIECES_EPILOGUES, ids=str)
@@ -426,6 +427,19 @@ def test_cublas_epilogue_counts_the_bf16_pieces_on_the_h100(shape, epilogue):
     without = plan_for(shape_16, dict(H100, bf16_gflops=0))
     assert without["epilogue"] == "tiled_lse"
     assert plan_for(problem(batch, c_in, c_out, 2, 2), H100)["cublas_us"] == pytest.approx(without["cublas_us"])
+
+
+@pytest.mark.parametrize("device", ["h100", "h200", "rtx4090"])
+@pytest.mark.parametrize("shape", [shape for shape, _ in PIECES_EPILOGUES], ids=str)
+def test_bf16_tile_where_the_tensor_cores_pay_and_its_pieces_fit(shape, device):
+    """The tiled epilogue of 16-bit x takes the bfloat16 tensor-core tile (tiled_tile 6) on the H100 and H200 where two
+    blocks' pieces of all C_in fit a multiprocessor's 228 KiB (C_in up to 208; not 226), on the RTX 4090 never (its
+    tensor cores run bfloat16 at twice its FMA rate: three products cost more), and for float32 x nowhere."""
+    batch, c_in, c_out = shape
+    props = {"h100": H100, "h200": H200, "rtx4090": RTX_4090}[device]
+    expected = 6 if device != "rtx4090" and c_in <= 208 else 3
+    assert plan_for(problem(batch, c_in, c_out, 2, 2, element_bytes=2), props)["tiled_tile"] == expected
+    assert plan_for(problem(batch, c_in, c_out, 2, 2), props)["tiled_tile"] == 3
 
 
 @pytest.mark.parametrize("shape", [shape for shape, _ in PIECES_EPILOGUES], ids=str)

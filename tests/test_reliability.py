@@ -317,6 +317,33 @@ def test_infinities_through_cublas_bf16_pieces(dtype):
     assert_same_specials(out, truth, dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_infinities_through_the_bf16_tile(dtype):
+    """The tiled epilogue's bfloat16 tensor-core tile (explain's tiled_tile 6, where the device's tensor cores pay)
+    cuts its factors as cuBLAS's pieces do, so a value that is not finite meets the other factor once: +inf in a
+    plane (its row +inf), NaN in another (its row NaN), -inf in a tap of output channel 20 over input channel 11's
+    positive planes (every row's logit -inf there, the other rows finite), +inf meeting it in row 3 (NaN); rows of
+    both row tiles' blocks and both column tiles."""
+    x, weight, conv_bias, bias = make_problem(17000, 37, 2, 1, 65, 1, 2, dtype=dtype, device="cuda")
+    weight = weight.abs() + 0.01
+    x[:, 11] = x[:, 11].abs() + 0.1
+    x[3, 7, 0, 0] = INF
+    x[5, 9, 1, 0] = float("nan")
+    x[16900, 30, 0, 0] = INF
+    weight[11, 20, 0, 1] = -INF
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        plan = fusedlse_cuda.explain(x, weight)
+        if plan["device"]["bf16_gflops"] < 8 * plan["device"]["fp32_gflops"]:
+            pytest.skip(f"the bfloat16 tile does not pay here: {plan['device']}")
+        assert plan["tiled_tile"] == 6, plan
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+    truth = reference.truth(x, weight, conv_bias, bias)
+    assert truth[[3, 5, 16900]].isnan().all() and truth.isfinite().sum() == 16997, truth.flatten()
+    assert_same_specials(out, truth, dtype)
+
+
 @pytest.mark.usefixtures("fused_only")
 @pytest.mark.parametrize("case", list(SPECIAL))
 @pytest.mark.parametrize("device", DEVICES)

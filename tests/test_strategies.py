@@ -651,9 +651,11 @@ def _check_forced_epilogue(plan, expected_epilogue, batch, c_in, c_out, dtype):
 
 
 # (B, C_in, C_out): each tile of the tiled GEMM + logsumexp (csrc/cuda/tuning.h, kGemmTiles) with partial row,
-# channel and column tiles, one column run and several.
+# channel and column tiles, one column run and several; the last three take the bfloat16 tensor-core tile in 16-bit
+# x on a device whose tensor cores pay (BF16_TILE_CASES below).
 TILED_CASES = [(1, 1, 1), (257, 9, 8), (300, 17, 9), (129, 7, 32), (1000, 33, 33), (259, 8, 64), (513, 3, 65),
-               (2000, 40, 300), (300, 300, 129), (33, 20, 4099), (5, 1, 700), (70, 1000, 200), (17000, 9, 130)]
+               (2000, 40, 300), (300, 300, 129), (33, 20, 4099), (5, 1, 700), (70, 1000, 200), (17000, 9, 130),
+               (8500, 37, 65), (20001, 50, 869)]
 
 
 @pytest.mark.parametrize("b,c_in,c_out", TILED_CASES, ids=str)
@@ -661,6 +663,34 @@ TILED_CASES = [(1, 1, 1), (257, 9, 8), (300, 17, 9), (129, 7, 32), (1000, 33, 33
 def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
     x, weight, conv_bias, bias = make_problem(b, c_in, 2, 3, c_out, 2, 2, dtype=dtype, device="cuda")
     _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, conv_bias, bias)
+
+
+# (B, C_in, C_out) of 16-bit x whose tiled epilogue takes the bfloat16 tensor-core tile (explain's tiled_tile 6) on a
+# device whose tensor cores pay for it (plan::bf16_tile_applies): one partial step of 16 channels (9), two and a
+# partial one (37) over two column tiles, r09's GEMM (14 column tiles), and 200 channels, whose 13 steps of pieces take
+# 104 KiB of shared memory a block (where two such blocks fit a multiprocessor: tuning.h, bf16_mma_fits).
+BF16_TILE_CASES = [(17000, 9, 130), (8500, 37, 65), (20001, 50, 869), (17000, 200, 100)]
+
+
+def _bf16_tile_expected(plan, c_in):
+    """Whether the planner must take the bfloat16 tile for this (tile-filling) problem on its device."""
+    device = plan["device"]
+    staged = -(-c_in // 16) * 8192
+    return (device["bf16_gflops"] >= 8 * device["fp32_gflops"] and
+            2 * (staged + 2048 + 1024) <= device["shared_bytes_per_sm"])
+
+
+@pytest.mark.parametrize("b,c_in,c_out", BF16_TILE_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_bf16_tile_matches_float64_model(dtype, b, c_in, c_out):
+    x, weight, conv_bias, bias = make_problem(b, c_in, 2, 3, c_out, 2, 2, dtype=dtype, device="cuda")
+    with forced_plan("split", "plane_lanes", "tiled_lse"):
+        plan = fusedlse_cuda.explain(x, weight)
+    if not _bf16_tile_expected(plan, c_in):
+        pytest.skip(f"the bfloat16 tile does not pay or fit here: {plan['device']}")
+    assert plan["tiled_tile"] == 6, plan
+    _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, conv_bias, bias)
+    _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, None, bias[:1, :1, :1])
 
 
 # (B, C_in, C_out): thin GEMMs over many channels, whose tiled epilogue splits the channels (split-K: a few row and

@@ -42,6 +42,17 @@ __global__ void __launch_bounds__(kGemmThreads, kMmaLaunchBlocks)
   mma_lse_tiles<T, kTile, kPartial, kSumsInX, kPlanes>(a);
 }
 
+// The launches of bf16_mma_lse_tiles and of the W.sum fragments it reads (kernels/gemm_lse.cuh).
+template <typename T>
+__global__ void __launch_bounds__(kGemmThreads, kBf16MmaBlocksPerSm)
+    bf16_mma_lse_kernel(const __grid_constant__ GemmLseArgs a) {
+  bf16_mma_lse_tiles<T>(a);
+}
+template <typename T>
+__global__ void __launch_bounds__(kGemmThreads) bf16_weight_fragments_kernel(const __grid_constant__ GemmLseArgs a) {
+  bf16_weight_fragments<T>(a);
+}
+
 // The launch of merge_column_runs (kernels/gemm_lse.cuh).
 template <typename T>
 __global__ void __launch_bounds__(kGemmThreads) gemm_lse_merge_kernel(const __grid_constant__ GemmLseArgs a) {
@@ -224,7 +235,26 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
                             a.plane_width > kTilePlanesMaxWidth || a.sums_out == nullptr)) {
     return cudaErrorInvalidValue;
   }
-  if constexpr (kGemmTiles[kTile].mma) {
+  if constexpr (kTile == kBf16MmaTile) {
+    // float16 and bfloat16 x alone (plan::bf16_tile_applies), their sums in one channel range (plan::gemm_tiling).
+    if constexpr (sizeof(A) == 4 && !std::is_same_v<T, float>) {
+      if (split || a.sums_out != nullptr || a.plane_width > 0 || a.weight_fragments == nullptr) {
+        return cudaErrorInvalidValue;
+      }
+      const int64_t steps = (a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth;
+      const int64_t fragment_lanes = bf16_mma_columns(a.c_out) / 8 * steps * 32;
+      const auto fragment_blocks = static_cast<unsigned>((fragment_lanes + kGemmThreads - 1) / kGemmThreads);
+      cudaError_t result =
+          launch_after_previous(bf16_weight_fragments_kernel<T>, fragment_blocks, kGemmThreads, stream, a);
+      const int64_t shared_bytes = bf16_mma_staged_bytes(a.channels);
+      if (result == cudaSuccess) result = allow_shared_bytes(bf16_mma_lse_kernel<T>, shared_bytes);
+      if (result != cudaSuccess) return result;
+      return launch_after_previous_with_shared(bf16_mma_lse_kernel<T>, grid, kGemmThreads,
+                                               static_cast<size_t>(shared_bytes), stream, a);
+    } else {
+      return cudaErrorInvalidValue;
+    }
+  } else if constexpr (kGemmTiles[kTile].mma) {
     if constexpr (sizeof(A) == 8) {
       if (a.plane_width > 0) {
         return launch_after_previous(mma_lse_kernel<A, kTile, false, false, true>, grid, kGemmThreads, stream, a);

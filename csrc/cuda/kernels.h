@@ -105,6 +105,10 @@ struct GemmLseArgs {
   void* out;                // [B]
   void* partial_lse;        // [column_runs, B, 2] accumulation type (max, scaled sum); used when column_runs > 1
   void* partial_logits;     // [k_splits, B, C_out] accumulation type; used when k_splits > 1 (tiled or narrow)
+  // The bfloat16 tensor-core tile's (kBf16MmaTile) workspace of bf16_mma_weight_bytes (tuning.h), which
+  // launch_gemm_lse fills before the tile runs (kernels/gemm_lse.cuh, bf16_weight_fragments):
+  void* weight_fragments;   // uint4 [bf16_mma_columns(C_out) / 8][ceil(C_in / 16)][32]: W.sum's pieces a lane
+  void* column_biases;      // [bf16_mma_columns(C_out)] accumulation type: bias + conv_bias, zero past C_out
   int64_t batch, channels, c_out;
   int64_t column_runs;
   int64_t k_splits;         // 0 or 1: no split

@@ -44,6 +44,11 @@ double bf16_flops_per_sm_clock(int64_t major, int64_t minor) {
   return 0;
 }
 
+// Bytes of an element of `kind`.
+int64_t element_bytes_of(ScalarKind kind) {
+  return kind == ScalarKind::kDouble ? 8 : kind == ScalarKind::kFloat ? 4 : 2;
+}
+
 // What the planner and the launch sizing need of a device, read once per device.
 plan::DeviceProps device_props(int device) {
   return once_per_key(device, [device] {
@@ -788,8 +793,7 @@ at::Tensor tensor_over(void* data, at::IntArrayRef sizes, const at::TensorOption
 // rules: 16-bit output, whose own rounding (2^-12 to 2^-9 of it) is far above the pieces' 2^-16 of |a| @ |b| (float32
 // output keeps SGEMM: float32 accumulation on the tensor cores leaves about 3e-6 of |a| @ |b|, 50x SGEMM's).
 bool gemm_by_bf16_pieces(ScalarKind kind, int64_t rows, int64_t channels, int64_t c_out, int device) {
-  return (kind == ScalarKind::kHalf || kind == ScalarKind::kBFloat16) &&
-         plan::bf16_pieces_apply(2, rows, channels, c_out, device_props(device));
+  return plan::bf16_pieces_apply(element_bytes_of(kind), rows, channels, c_out, device_props(device));
 }
 
 // The pieces' layout (Bf16PiecesArgs) for sums [rows, channels] x W.sum [channels, c_out]: the shared dimension
@@ -885,30 +889,46 @@ void split_logits_lse(const void* partials, int64_t splits, int64_t batch, int64
   C10_CUDA_CHECK(launch_bias_lse(lse, max_blocks, stream));
 }
 
-// The tiled epilogue's tiling of a [batch, channels] x [channels, c_out] GEMM of acc_bytes values on `device`, and
+// The tiled epilogue's tiling of a [batch, channels] x [channels, c_out] GEMM of acc_bytes values for output `kind`
+// on `device` (16-bit output may take the bfloat16 tensor-core tile: plan::bf16_tile_applies), and
 // the bytes of its workspace: its k splits' partial logits [k_splits, batch, c_out], or its column runs' partial
-// logsumexps [column_runs, batch, 2]; none for one run of one split.
+// logsumexps [column_runs, batch, 2]; none for one run of one split; then for the bfloat16 tensor-core tile W.sum's
+// pieces and the columns' biases (tuning.h, bf16_mma_weight_bytes) at the next 16 bytes (uint4 loads).
 struct TiledEpilogue {
   plan::GemmTiling tiling;
   int64_t workspace_bytes;
+  int64_t weight_offset = 0;  // of the bfloat16 tile's W.sum pieces
 };
 
-TiledEpilogue tiled_epilogue(int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes, int device) {
+TiledEpilogue tiled_epilogue(ScalarKind kind, int64_t batch, int64_t channels, int64_t c_out, int64_t acc_bytes,
+                             int device) {
   const plan::DeviceProps props = device_props(device);
-  TiledEpilogue t{
-      plan::gemm_tiling(batch, channels, c_out, acc_bytes, props.multiprocessors, props.shared_bytes_per_sm), 0};
+  const bool bf16_tile = plan::bf16_tile_applies(element_bytes_of(kind), props);
+  TiledEpilogue t{plan::gemm_tiling(batch, channels, c_out, acc_bytes, props.multiprocessors,
+                                    props.shared_bytes_per_sm, bf16_tile),
+                  0};
   if (t.tiling.k_splits > 1) {
     t.workspace_bytes = t.tiling.k_splits * batch * c_out * acc_bytes;
   } else if (t.tiling.column_runs > 1) {
     t.workspace_bytes = t.tiling.column_runs * batch * 2 * acc_bytes;
+  }
+  if (t.tiling.tile == kBf16MmaTile) {
+    t.weight_offset = (t.workspace_bytes + 15) / 16 * 16;
+    t.workspace_bytes = t.weight_offset + bf16_mma_weight_bytes(channels, c_out);
   }
   return t;
 }
 
 // out = gemm_lse_operands' by the tiled GEMM + logsumexp; `workspace`: tiled_epilogue's bytes on `device`.
 void tiled_gemm_lse(GemmLseArgs a, int64_t acc_bytes, int device, void* workspace, cudaStream_t stream) {
-  const plan::GemmTiling tiling = tiled_epilogue(a.batch, a.channels, a.c_out, acc_bytes, device).tiling;
+  const TiledEpilogue epilogue = tiled_epilogue(a.kind, a.batch, a.channels, a.c_out, acc_bytes, device);
+  const plan::GemmTiling& tiling = epilogue.tiling;
   a.tile = tiling.tile;
+  if (tiling.tile == kBf16MmaTile) {
+    a.weight_fragments = static_cast<char*>(workspace) + epilogue.weight_offset;
+    a.column_biases = static_cast<char*>(a.weight_fragments) +
+                      bf16_mma_weight_bytes(a.channels, a.c_out) - bf16_mma_columns(a.c_out) * 4;
+  }
   a.column_runs = tiling.column_runs;
   a.k_splits = tiling.k_splits;
   a.split_channels = tiling.split_channels;
@@ -1093,7 +1113,8 @@ CublasEpilogue cublas_epilogue(ScalarKind kind, int64_t batch, int64_t channels,
 int64_t epilogue_workspace_bytes(plan::Epilogue epilogue, ScalarKind kind, int64_t batch, int64_t channels,
                                  int64_t c_out, int64_t acc_bytes, int64_t problem_bytes, int device) {
   switch (epilogue) {
-    case plan::Epilogue::kTiledLse: return tiled_epilogue(batch, channels, c_out, acc_bytes, device).workspace_bytes;
+    case plan::Epilogue::kTiledLse:
+      return tiled_epilogue(kind, batch, channels, c_out, acc_bytes, device).workspace_bytes;
     case plan::Epilogue::kCublasLse:
       return cublas_epilogue(kind, batch, channels, c_out, acc_bytes, problem_bytes, device).workspace_bytes();
     case plan::Epilogue::kNarrowLse: {
@@ -2092,7 +2113,8 @@ at::Tensor gemm_lse_cuda(const at::Tensor& sums_in, const at::Tensor& weight_sum
   const int64_t acc_bytes = sums.element_size();
   const int device = sums.get_device();
   const int64_t workspace_bytes =
-      tiled_epilogue(operands.batch, operands.channels, operands.c_out, acc_bytes, device).workspace_bytes;
+      tiled_epilogue(operands.kind, operands.batch, operands.channels, operands.c_out, acc_bytes, device)
+          .workspace_bytes;
   Scratch workspace(sums, {workspace_bytes});
   tiled_gemm_lse(operands, acc_bytes, device, workspace.take(workspace_bytes),
                  c10::cuda::getCurrentCUDAStream().stream());

@@ -382,9 +382,10 @@ constexpr GemmTileShape kGemmTiles[] = {
     {128, 128, 8, 8, 8},   // 3: wider, float accumulation
     {32, 64, 4, 2, 32},    // 4: float, where tiles 2 or 3 would leave multiprocessors without a block
     {32, 64, 0, 0, 32, true},   // 5: float64 on tensor cores, from 33 columns
+    {128, 64, 0, 0, 16, true},  // 6: 16-bit x on bfloat16 tensor cores over pieces, from 33 columns
 };
 constexpr int kGemmTileCount = sizeof(kGemmTiles) / sizeof(kGemmTiles[0]);
-constexpr int kThinTile = 4, kMmaTile = 5;
+constexpr int kThinTile = 4, kMmaTile = 5, kBf16MmaTile = 6;
 constexpr int gemm_depth(int tile, int acc_bytes) { return kGemmTiles[tile].depth * 4 / acc_bytes; }
 // The tensor-core tile summing x's float64 planes itself (plan::tile_sums_planes): all of a row tile's channels in its
 // two buffers of staged sums, and rows of at most two elements a lane of a half warp (gemm_lse.cu, sum_tile_planes).
@@ -420,10 +421,38 @@ constexpr int64_t mma_blocks_per_sm(int64_t shared_bytes_per_sm) {
              ? kMmaBlocksPerSmWide
              : kMmaBlocksPerSm;
 }
+// The bfloat16 tensor-core tile (kBf16MmaTile: bf16_mma_lse_kernel) for float16 and bfloat16 x where their GEMM's
+// pieces pay (plan::bf16_tile_applies): 128 rows by 64 columns as 4 x 2 warps of 32 x 32, three m16n8k16 products over
+// bfloat16 pieces of each 16 channels, the logsumexp in registers as the float64 tile's. 128 rows: the same 32-row
+// tile on TF32 split three ways had taken r09's forward from 260 to 372 us, staging W.sum for 4x fewer rows (above).
+// Its block keeps all its rows' pieces in shared memory for its whole column run, bf16_mma_staged_bytes of them, and
+// reads W.sum's pieces, cut once per call into fragment order, from global memory (bf16_mma_weight_bytes of workspace,
+// the columns' biases after them): no barrier between steps (docs/limits.md section 107). Two blocks a
+// multiprocessor (up to 128 registers); the planner takes it where two blocks' shared memory fits the device's.
+constexpr int64_t kBf16MmaBlocksPerSm = 2;
+constexpr int64_t kBf16MmaRows = 128, kBf16MmaCols = 64, kBf16MmaDepth = 16;
+constexpr int64_t kBf16MmaStaticBytes = 2 * kBf16MmaRows * 8;  // the column warps' logsumexp states
+constexpr int64_t bf16_mma_columns(int64_t c_out) { return (c_out + kBf16MmaCols - 1) / kBf16MmaCols * kBf16MmaCols; }
+// A step's first and low pieces of 128 rows: 2 x 128 x 16 bfloat16 values.
+constexpr int64_t bf16_mma_staged_bytes(int64_t channels) {
+  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * 2 * kBf16MmaRows * kBf16MmaDepth * 2;
+}
+// W.sum's first and low pieces for whole column tiles, then the columns' float32 biases (16-byte aligned: the
+// fragments are 16 bytes each).
+constexpr int64_t bf16_mma_weight_bytes(int64_t channels, int64_t c_out) {
+  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * bf16_mma_columns(c_out) * kBf16MmaDepth * 2 * 2 +
+         bf16_mma_columns(c_out) * 4;
+}
+constexpr bool bf16_mma_fits(int64_t channels, int64_t shared_bytes_per_sm) {
+  return kBf16MmaBlocksPerSm *
+             (bf16_mma_staged_bytes(channels) + kBf16MmaStaticBytes + kReservedSharedBytesPerBlock) <=
+         shared_bytes_per_sm;
+}
 // Blocks of tile `tile` a multiprocessor of shared_bytes_per_sm holds: the kernels' launch bounds (the smaller of the
 // targets' multiprocessors by default, sm_90's for the tensor-core tile compiled for it) and the planner's (the
 // device's), from one rule.
 constexpr int gemm_blocks_per_sm(int tile, int acc_bytes, int64_t shared_bytes_per_sm = kSm89SharedBytesPerSm) {
+  if (tile == kBf16MmaTile) return static_cast<int>(kBf16MmaBlocksPerSm);
   if (kGemmTiles[tile].mma) return static_cast<int>(mma_blocks_per_sm(shared_bytes_per_sm));
   return acc_bytes == 8 ? 1 : static_cast<int>(kGemmBlocksPerSm);
 }

@@ -103,6 +103,11 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
         tiled_k_splits: the channel ranges the tiled epilogue would cut its GEMM into (split-K: 1 for none; more
             for thin GEMMs over many channels, whose few tiles would each run a long chain of steps: a block per
             tile and range, their partial logits added in range order by a second launch).
+        tiled_tile: the tiled epilogue's tile, an index into csrc/cuda/tuning.h's kGemmTiles: 0-3 SIMT tiles by C_out,
+            4 the thin one (few tiles), 5 float64 on tensor cores, 6 float16 and bfloat16 x on bfloat16 tensor cores
+            (three products over pieces of the float32 factors, on a device whose ``bf16_gflops`` is 8 times its
+            ``fp32_gflops`` or more, where its tiles fill the device and C_in's pieces for 128 rows fit half a
+            multiprocessor's shared memory).
         narrow_k_splits: the equal channel ranges the narrow epilogue would cut its GEMM into (1 for none; more
             where its W.sum, transposed, does not fit 96 KiB of shared memory: a block per group of rows and range,
             their partial logits added in range order by a second launch).

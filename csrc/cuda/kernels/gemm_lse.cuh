@@ -840,6 +840,268 @@ __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
   }
 }
 
+// --- float16 and bfloat16 x on bfloat16 tensor cores (kBf16MmaTile) ---------------------------------------------
+// The same GEMM + logsumexp for float accumulation (bf16_mma_lse_kernel in ../gemm_lse.cu, plan::bf16_tile_applies),
+// its products by the warp-wide bfloat16 matrix instruction (mma.sync m16n8k16, float32 accumulation; sm_80 and later)
+// over pieces of each float32 factor as cuBLAS's epilogue takes them (kernels.h, Bf16PiecesArgs): first x first + low
+// x kept + kept x low, about 2^-16 of |sums| @ |W.sum| off. A block of kGemmThreads takes kRows = 128 rows, its 4 x 2
+// warps 32 x 32 of each 64-column tile: two m16 fragments by four n8 tiles. Lane (g, t) = (lane / 4, lane % 4) holds,
+// per the PTX fragment layout, A's rows g and g + 8 of a fragment at channels 2t, 2t + 1 and 2t + 8, 2t + 9 (a
+// register a pair, the lower channel in its low half), B's channels 2t, 2t + 1 and 2t + 8, 2t + 9 at column g, and C's
+// rows g and g + 8 at columns 2t and 2t + 1.
+//
+// Why it is laid out so (docs/limits.md section 107): a tile that staged both factors a step at a time (s82) waited
+// on each step's loads and barrier, and took r09's GEMM at 0.98 of the SIMT tile's time. Here nothing is staged twice
+// and nothing waits on a barrier after the start: the block cuts its rows' sums into pieces once, into shared memory
+// in the order the fragments are loaded (bf16_mma_staged_bytes), and keeps them for every column tile of its run;
+// W.sum is cut once per call by bf16_weight_fragments into fragment order in global memory, each lane's first and low
+// pieces of a step one 16-byte load, which every block of a column run reads from the L1 and L2.
+
+// Two neighbouring float32 values (v0 the lower channel) as bfloat16 pairs. first: their high pieces, each the value
+// truncated (never rounded up to infinity; v - high is exact in float32), or a value that is not finite itself,
+// rounded (a NaN stays one); low: the rounding of v - high (zero for a value that is not finite).
+struct Bf16PairCut {
+  uint32_t first, low;
+};
+__device__ __forceinline__ uint32_t bf16_pair_bits(__nv_bfloat162 pair) {
+  uint32_t bits;
+  memcpy(&bits, &pair, sizeof(bits));
+  return bits;
+}
+__device__ __forceinline__ Bf16PairCut bf16_pair_cut(float v0, float v1) {
+  const uint32_t u0 = __float_as_uint(v0), u1 = __float_as_uint(v1);
+  const bool finite0 = isfinite(v0), finite1 = isfinite(v1);
+  uint32_t first = __byte_perm(u0, u1, 0x7632);  // the upper halves: v1's above v0's
+  const uint32_t low = bf16_pair_bits(__floats2bfloat162_rn(finite0 ? v0 - __uint_as_float(u0 & 0xffff0000u) : 0.f,
+                                                            finite1 ? v1 - __uint_as_float(u1 & 0xffff0000u) : 0.f));
+  if (!(finite0 && finite1)) {
+    const uint32_t rounded = bf16_pair_bits(__floats2bfloat162_rn(v0, v1));
+    const uint32_t finite_mask = (finite0 ? 0x0000ffffu : 0u) | (finite1 ? 0xffff0000u : 0u);
+    first = (first & finite_mask) | (rounded & ~finite_mask);
+  }
+  return {first, low};
+}
+
+// first with its halves that are not finite (exponent all ones) zeroed: the high pieces that meet the other factor's
+// low ones, so that a value that is not finite meets the other factor's value once (first x first), as in a float32
+// GEMM: no inf x 0 from a piece of zero. Four instructions; ptxas keeps them off the products' path.
+__device__ __forceinline__ uint32_t bf16_pair_kept(uint32_t first) {
+  // Bit 15 (31) of carried is set where the low (high) half's exponent is all ones; prmt's sign mode (selector
+  // nibbles 9 and b: bytes 1 and 3, their top bits replicated) spreads it over its half.
+  const uint32_t carried = (first & 0x7f807f80u) + 0x00800080u;
+  uint32_t not_finite;
+  asm("prmt.b32 %0, %1, 0, 0xbb99;" : "=r"(not_finite) : "r"(carried));
+  return first & ~not_finite;
+}
+
+// c (rows g, g + 8 at columns 2t, 2t + 1) += a b, one m16n8k16 product of bfloat16 fragments into float32.
+__device__ __forceinline__ void mma_bf16_16x8(float (&c)[4], uint32_t a0, uint32_t a1, uint32_t a2, uint32_t a3,
+                                              uint32_t b0, uint32_t b1) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
+      "{%0, %1, %2, %3};"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a0), "r"(a1), "r"(a2), "r"(a3), "r"(b0), "r"(b1));
+#endif
+}
+
+// W.sum [C_in, C_out] float32 in the bfloat16 tile's fragment order (GemmLseArgs::weight_fragments): for n8 tile j
+// and step s of 16 channels, lane (g, t)'s {first, first, low, low} pairs (bf16_pair_cut) of channels 16 s + 2t, + 1
+// and 16 s + 2t + 8, + 9 at column 8 j + g, zeros past C_in and C_out, for whole column tiles (bf16_mma_columns); a
+// thread a lane's 16 bytes. Its first threads also write column_biases[n] = bias + conv_bias of column n (zero past
+// C_out), which the tile loads two columns at a time.
+template <typename T> __device__ __forceinline__ void bf16_weight_fragments(const GemmLseArgs& a) {
+  using A = acc_t<T>;
+  wait_for_previous_grid();
+  const int64_t steps = (a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth;
+  const int64_t columns = bf16_mma_columns(a.c_out);
+  const int64_t index = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (index < columns) {
+    static_cast<A*>(a.column_biases)[index] =
+        index < a.c_out
+            ? column_bias(static_cast<const T*>(a.bias), a.bias_stride, static_cast<const T*>(a.conv_bias), index)
+            : A(0);
+  }
+  if (index >= columns / 8 * steps * 32) return;
+  const int lane = static_cast<int>(index % 32), g = lane / 4, t = lane % 4;
+  const int64_t step = index / 32 % steps, col = index / 32 / steps * 8 + g;
+  const A* weight_sum = static_cast<const A*>(a.weight_sum);
+  const auto value = [&](int64_t channel) {
+    return channel < a.channels && col < a.c_out ? weight_sum[channel * a.c_out + col] : A(0);
+  };
+  const int64_t channel = step * kBf16MmaDepth + 2 * t;
+  const Bf16PairCut lower = bf16_pair_cut(value(channel), value(channel + 1));
+  const Bf16PairCut upper = bf16_pair_cut(value(channel + 8), value(channel + 9));
+  static_cast<uint4*>(a.weight_fragments)[index] = make_uint4(lower.first, upper.first, lower.low, upper.low);
+}
+
+template <typename T>
+__device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
+  using A = acc_t<T>;
+  static_assert(sizeof(A) == 4, "float accumulation (float16 and bfloat16 x)");
+  constexpr GemmTileShape kShape = kGemmTiles[kBf16MmaTile];
+  constexpr int kRows = kShape.rows, kCols = kShape.cols;
+  constexpr int kWarpsM = 4, kWarpsN = 2, kWarpRows = kRows / kWarpsM, kWarpCols = kCols / kWarpsN;
+  static_assert(kShape.mma && kWarpsM * kWarpsN * 32 == kGemmThreads && kWarpRows == 32 && kWarpCols == 32,
+                "4 x 2 warps of 32 x 32");
+  static_assert(kShape.depth == kBf16MmaDepth && kRows == kBf16MmaRows && kCols == kBf16MmaCols, "tuning.h's counts");
+  constexpr int kFrags = kWarpRows / 16, kTiles = kWarpCols / 8;  // m16 fragments, n8 tiles a warp
+  constexpr int kRowFrags = kRows / 16;
+  // [step][row fragment][first, low][lane]: a lane's four registers of a fragment one 16-byte load, a warp's 512
+  // contiguous bytes (no bank conflicts).
+  extern __shared__ uint4 staged_sums[];
+  __shared__ Lse<A> warp_states[kWarpsN][kRows];
+  const int64_t row0 = int64_t{blockIdx.x} * kRows;
+  wait_for_previous_grid();
+
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int g = lane / 4, t = lane % 4;
+  const int warp_row = warp / kWarpsN * kWarpRows, warp_col = warp % kWarpsN * kWarpCols;
+  const int steps = static_cast<int>((a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth);
+
+  const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
+  const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
+  const int64_t first_tile = blockIdx.y * tiles_per_run;
+  const int64_t end_tile = std::min(col_tiles, first_tile + tiles_per_run);
+  // This warp's lane of n8 tile n at step s of column tile `tile`: fragments + ((tile * 8 + n) * steps + s) * 32.
+  const uint4* fragments = static_cast<const uint4*>(a.weight_fragments) + (warp_col / 8 * steps) * 32 + lane;
+  uint4 b_next[kTiles];
+  const auto fetch = [&](int64_t tile, int step) {
+    const uint4* from = fragments + (tile * 8 * steps + step) * 32;
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) b_next[n] = from[n * steps * 32];
+  };
+  if (first_tile < end_tile) fetch(first_tile, 0);  // in flight while the sums are staged
+
+  // The block's sums cut once, a pair of neighbouring channels a thread at a time (a row's pairs neighbours in
+  // memory), kStageBatch pairs' loads in flight together: one at a time, each waited on, the staging took about 0.16
+  // us a channel of a wave of blocks (H100, 128 channels 21 us; docs/limits.md section 107).
+  constexpr int kStageBatch = 8;
+  bool not_finite = false;
+  {
+    const float* sums = static_cast<const float*>(a.sums);
+    const int pairs = steps * kBf16MmaDepth / 2;
+    const int total = kRows * pairs;
+    uint32_t* words = reinterpret_cast<uint32_t*>(staged_sums);
+    for (int base = threadIdx.x; base < total; base += kStageBatch * kGemmThreads) {
+      float v[kStageBatch][2];
+#pragma unroll
+      for (int j = 0; j < kStageBatch; ++j) {
+        const int i = base + j * kGemmThreads;
+        const int64_t row = row0 + i / pairs, channel = 2 * int64_t{i % pairs};
+        const float* from = sums + row * a.channels + channel;
+        const bool row_ok = i < total && row < a.batch;
+        v[j][0] = row_ok && channel < a.channels ? from[0] : 0.f;
+        v[j][1] = row_ok && channel + 1 < a.channels ? from[1] : 0.f;
+      }
+#pragma unroll
+      for (int j = 0; j < kStageBatch; ++j) {
+        const int i = base + j * kGemmThreads;
+        if (i >= total) break;
+        const int r = i / pairs, pair = i % pairs;
+        not_finite |= !(isfinite(v[j][0]) && isfinite(v[j][1]));
+        const Bf16PairCut cut = bf16_pair_cut(v[j][0], v[j][1]);
+        // Its place: step pair / 8; lane (r % 8) * 4 + pair % 4; register r % 16 / 8 + 2 (pair % 8 / 4).
+        const int step_pair = pair % 8;
+        const int at = (r % 8 * 4 + step_pair % 4) * 4 + r % 16 / 8 + 2 * (step_pair / 4);
+        const int frag = (pair / 8 * kRowFrags + r / 16) * 2;
+        words[frag * 128 + at] = cut.first;
+        words[(frag + 1) * 128 + at] = cut.low;
+      }
+    }
+  }
+  // Where no staged sum is outside the finite range (the usual case), first is its own kept piece.
+  const bool sums_not_finite = __syncthreads_or(not_finite);
+
+  const A* column_biases = static_cast<const A*>(a.column_biases) + warp_col + 2 * t;
+  const A scale = static_cast<A>(a.scale);
+
+  Lse<A> state[kFrags][2];  // rows g and g + 8 of each of the warp's fragments
+#pragma unroll
+  for (int f = 0; f < kFrags; ++f) state[f][0] = state[f][1] = Lse<A>{-INFINITY, A(0)};
+  for (int64_t tile = first_tile; tile < end_tile; ++tile) {
+    const int64_t n0 = tile * kCols;
+    float2 bias[kTiles];  // columns 2t, 2t + 1 of each n8 tile
+#pragma unroll
+    for (int n = 0; n < kTiles; ++n) bias[n] = *reinterpret_cast<const float2*>(column_biases + n0 + 8 * n);
+    A acc[kFrags][kTiles][4] = {};  // [fragment][n8 tile][row g col 2t, 2t + 1; row g + 8 col 2t, 2t + 1]
+    for (int step = 0; step < steps; ++step) {
+      uint4 b[kTiles];
+#pragma unroll
+      for (int n = 0; n < kTiles; ++n) b[n] = b_next[n];
+      if (step + 1 < steps) {
+        fetch(tile, step + 1);
+      } else if (tile + 1 < end_tile) {
+        fetch(tile + 1, 0);
+      }
+      uint4 first[kFrags], low[kFrags], kept[kFrags];
+#pragma unroll
+      for (int f = 0; f < kFrags; ++f) {
+        const int frag = (step * kRowFrags + warp_row / 16 + f) * 2;
+        first[f] = staged_sums[frag * 32 + lane];
+        low[f] = staged_sums[(frag + 1) * 32 + lane];
+        kept[f] = first[f];
+        if (sums_not_finite) {
+          kept[f] = make_uint4(bf16_pair_kept(first[f].x), bf16_pair_kept(first[f].y), bf16_pair_kept(first[f].z),
+                               bf16_pair_kept(first[f].w));
+        }
+      }
+#pragma unroll
+      for (int n = 0; n < kTiles; ++n) {
+        const uint32_t kept0 = bf16_pair_kept(b[n].x), kept1 = bf16_pair_kept(b[n].y);
+#pragma unroll
+        for (int f = 0; f < kFrags; ++f) {
+          mma_bf16_16x8(acc[f][n], first[f].x, first[f].y, first[f].z, first[f].w, b[n].x, b[n].y);
+          mma_bf16_16x8(acc[f][n], low[f].x, low[f].y, low[f].z, low[f].w, kept0, kept1);
+          mma_bf16_16x8(acc[f][n], kept[f].x, kept[f].y, kept[f].z, kept[f].w, b[n].z, b[n].w);
+        }
+      }
+    }
+    // Columns past C_out become -inf.
+    constexpr int kValues = 2 * kTiles;  // value j: n8 tile j / 2, column 2t + j % 2 of it
+    bool col_valid[kValues];
+#pragma unroll
+    for (int j = 0; j < kValues; ++j) col_valid[j] = n0 + warp_col + j / 2 * 8 + 2 * t + j % 2 < a.c_out;
+#pragma unroll
+    for (int f = 0; f < kFrags; ++f) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {  // rows g, g + 8
+        A v[kValues];
+#pragma unroll
+        for (int j = 0; j < kValues; ++j) {
+          const A col_bias = j % 2 == 0 ? bias[j / 2].x : bias[j / 2].y;
+          v[j] = col_valid[j] ? scale * acc[f][j / 2][2 * half + j % 2] + col_bias : A(-INFINITY);
+        }
+        lse_push_all(state[f][half], v);
+      }
+    }
+  }
+  // Each row's state: over the four lanes of its g, then over the kWarpsN warps of its rows in a fixed order (the
+  // same result every run).
+#pragma unroll
+  for (int f = 0; f < kFrags; ++f) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const Lse<A> merged = group_lse<A, 4>(state[f][half]);
+      if (t == 0) warp_states[warp % kWarpsN][warp_row + 16 * f + 8 * half + g] = merged;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<A> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
+}
+
 // out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
 // order (a thread per row would wait on one load after another when there are many runs and few rows).
 constexpr int kMergeRowsPerBlock = kGemmThreads / 32;
