@@ -667,6 +667,29 @@ __device__ __forceinline__ void gemm_lse_tiles(const GemmLseArgs& a) {
 
 // kPartial, kSumsInX: as gemm_lse_kernel's. kPlanes: the block sums its rows' planes of x itself (sum_tile_planes)
 // into staged_sums, which then hold all of its channels, and runs its GEMM on them.
+// The end of a tensor-core tile's block of kRows rows from row0: once each of its kWarpsN column warps has put its
+// rows' states into warp_states, a thread a row merges them in a fixed order (the same result every run) and writes out
+// or, over several column runs, its run's partial state.
+template <typename T, int kWarpsN, int kRows>
+__device__ __forceinline__ void write_block_rows(const GemmLseArgs& a,
+                                                 const Lse<acc_t<T>> (&warp_states)[kWarpsN][kRows], int64_t row0) {
+  using A = acc_t<T>;
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<A> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
+}
+
 template <typename T, int kTile, bool kPartial, bool kSumsInX, bool kPlanes>
 __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
   using A = acc_t<T>;
@@ -824,20 +847,7 @@ __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, 4>(state[slot]);
     if (t == 0) warp_states[warp % kWarpsN][warp_row + 8 * slot + g] = merged;
   }
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<A> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
+  write_block_rows<T>(a, warp_states, row0);
 }
 
 // --- float16 and bfloat16 x on bfloat16 tensor cores (kBf16MmaTile) ---------------------------------------------
@@ -1086,20 +1096,7 @@ __device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
       if (t == 0) warp_states[warp % kWarpsN][warp_row + 16 * f + 8 * half + g] = merged;
     }
   }
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<A> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
+  write_block_rows<T>(a, warp_states, row0);
 }
 
 // out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
