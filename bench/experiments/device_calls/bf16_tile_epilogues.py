@@ -14,7 +14,7 @@ import torch  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda.planning import forced_plan  # noqa: E402
-from pieces_epilogues import MADE_UP, least_us  # noqa: E402
+from pieces_epilogues import MADE_UP, epilogue_times  # noqa: E402
 from plan_changes import FLIPS  # noqa: E402
 from problems import make_problem, make_random_inputs, random_problems  # noqa: E402
 
@@ -46,10 +46,7 @@ def main(out):
                        planned=plan["epilogue"], tiled_tile=tiled_plan.get("tiled_tile"),
                        tiled_us_pred=plan["tiled_us"], cublas_us_pred=plan["cublas_us"],
                        split_us_pred=plan["split_us"], device=torch.cuda.get_device_name())
-            for epilogue in ("tiled_lse", "cublas_lse"):
-                with forced_plan("split", None, epilogue):
-                    row[epilogue] = least_us(lambda: fusedlse_cuda.forward(*args))
-            row["planned_us"] = least_us(lambda: fusedlse_cuda.forward(*args))
+            row.update(epilogue_times(args))
             f.write(json.dumps(row) + "\n")
             f.flush()
             del args, x

@@ -15,7 +15,7 @@ import torch  # noqa: E402
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from fusedlse_cuda.planning import forced_plan  # noqa: E402
-from pieces_epilogues import least_us  # noqa: E402
+from pieces_epilogues import epilogue_times, least_us  # noqa: E402
 from problems import make_problem  # noqa: E402
 
 
@@ -48,10 +48,7 @@ def main(out, count=40, seed=20261207):
             row = dict(name=f"s{i:02d}", shape=[b, c, h, w], c_out=n, dtype=dtype, layout=layout,
                        planned=plan["epilogue"], tiled_us_pred=plan["tiled_us"], cublas_us_pred=plan["cublas_us"],
                        device=torch.cuda.get_device_name())
-            for epilogue in ("tiled_lse", "cublas_lse"):
-                with forced_plan("split", None, epilogue):
-                    row[epilogue] = least_us(lambda: fusedlse_cuda.forward(*args))
-            row["planned_us"] = least_us(lambda: fusedlse_cuda.forward(*args))
+            row.update(epilogue_times(args))
             row["shortcut_us"] = least_us(lambda: reference.shortcut(*args))
             f.write(json.dumps(row) + "\n")
             f.flush()

@@ -71,6 +71,17 @@ def least_us(fn, rep=30):
     return round(best, 2)
 
 
+def epilogue_times(args):
+    """The forward with the tiled and cuBLAS epilogues forced in turn (split strategy, the planner's reader), then as
+    planned: {"tiled_lse": us, "cublas_lse": us, "planned_us": us}."""
+    times = {}
+    for epilogue in ("tiled_lse", "cublas_lse"):
+        with forced_plan("split", None, epilogue):
+            times[epilogue] = least_us(lambda: fusedlse_cuda.forward(*args))
+    times["planned_us"] = least_us(lambda: fusedlse_cuda.forward(*args))
+    return times
+
+
 def pieces_gemm_us(rows, channels, c_out):
     depth, stride = -(-channels // 8) * 8, -(-c_out // 8) * 8
     a = torch.randn(rows, 3 * depth, device="cuda").bfloat16()
@@ -91,10 +102,7 @@ def main(out):
                        planned=plan["epilogue"], factors=plan.get("cublas_factors"), reader=plan.get("split_reader"),
                        tiled_us_pred=plan.get("tiled_us"), cublas_us_pred=plan.get("cublas_us"),
                        split_us_pred=plan.get("split_us"), device=torch.cuda.get_device_name())
-            for epilogue in ("tiled_lse", "cublas_lse"):
-                with forced_plan("split", None, epilogue):
-                    row[epilogue] = least_us(lambda: fusedlse_cuda.forward(*args))
-            row["planned_us"] = least_us(lambda: fusedlse_cuda.forward(*args))
+            row.update(epilogue_times(args))
             row["shortcut_us"] = least_us(lambda: reference.shortcut(*args))
             row["pieces_gemm_us"] = pieces_gemm_us(x.shape[0], x.shape[1], args[1].shape[1])
             print(json.dumps(row), flush=True)

@@ -460,6 +460,35 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   }
 }
 
+// Row `row`'s logsumexp state over this block's column run: out[row] where one run takes all of C_out, else the run's
+// partial state (GemmLseArgs::partial_lse) for merge_column_runs.
+template <typename T>
+__device__ __forceinline__ void write_row_state(const GemmLseArgs& a, int64_t row, const Lse<acc_t<T>>& merged) {
+  using A = acc_t<T>;
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
+}
+
+// The end of a tensor-core tile's block of kRows rows from row0: once each of its kWarpsN column warps has put its
+// rows' states into warp_states, a thread a row merges them in a fixed order (the same result every run).
+template <typename T, int kWarpsN, int kRows>
+__device__ __forceinline__ void write_block_rows(const GemmLseArgs& a,
+                                                 const Lse<acc_t<T>> (&warp_states)[kWarpsN][kRows], int64_t row0) {
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<acc_t<T>> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  write_row_state<T>(a, row, merged);
+}
+
 // Float accumulation keeps kGemmBlocksPerSm blocks per multiprocessor (128 registers); double accumulation gets
 // one (255 registers): tuning.h, gemm_blocks_per_sm.
 // kPartial: split-K's block (GemmLseArgs::k_splits), T its accumulation type: the raw logits of its column tile over
@@ -646,13 +675,7 @@ __device__ __forceinline__ void gemm_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, kColLanes>(state[i]);
     const int64_t row = row0 + row_lane * kTm + i;
     if (col_lane != 0 || row >= a.batch) continue;
-    if (a.column_runs == 1) {
-      static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-    } else {
-      A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-      partial[0] = merged.max_value;
-      partial[1] = merged.scaled_sum;
-    }
+    write_row_state<T>(a, row, merged);
   }
 }
 
@@ -667,29 +690,6 @@ __device__ __forceinline__ void gemm_lse_tiles(const GemmLseArgs& a) {
 
 // kPartial, kSumsInX: as gemm_lse_kernel's. kPlanes: the block sums its rows' planes of x itself (sum_tile_planes)
 // into staged_sums, which then hold all of its channels, and runs its GEMM on them.
-// The end of a tensor-core tile's block of kRows rows from row0: once each of its kWarpsN column warps has put its
-// rows' states into warp_states, a thread a row merges them in a fixed order (the same result every run) and writes out
-// or, over several column runs, its run's partial state.
-template <typename T, int kWarpsN, int kRows>
-__device__ __forceinline__ void write_block_rows(const GemmLseArgs& a,
-                                                 const Lse<acc_t<T>> (&warp_states)[kWarpsN][kRows], int64_t row0) {
-  using A = acc_t<T>;
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<A> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
-}
-
 template <typename T, int kTile, bool kPartial, bool kSumsInX, bool kPlanes>
 __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
   using A = acc_t<T>;
