@@ -2,7 +2,6 @@
 padding 0 whose tiled epilogue takes the tile (explain's tiled_tile 6), each with the tiled and cuBLAS epilogues
 forced, the planned forward and torch's eager shortcut (do_bench medians, L2 flushed, the least of ROUNDS).
 python bf16_tile_scan.py OUT.jsonl [COUNT] [SEED]"""
-import json
 import math
 import os
 import random
@@ -12,10 +11,8 @@ sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import torch  # noqa: E402
 
-import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
-from fusedlse_cuda.planning import forced_plan  # noqa: E402
-from pieces_epilogues import epilogue_times, least_us  # noqa: E402
+from pieces_epilogues import append_row, epilogue_times, least_us, plan_row  # noqa: E402
 from problems import make_problem  # noqa: E402
 
 
@@ -40,20 +37,13 @@ def main(out, count=40, seed=20261207):
         for i, (b, c, h, w, n, dtype, layout) in enumerate(shapes(count, seed)):
             args = make_problem(b, c, h, w, n, 3, 3, dtype=getattr(torch, dtype), layout=layout, device="cuda",
                                 seed=i, draw_on_device=True)
-            with forced_plan("split", None, "tiled_lse"):
-                tile = fusedlse_cuda.explain(args[0], args[1])["tiled_tile"]
-            if tile != 6:
+            row = plan_row(f"s{i:02d}", args)
+            if row["tiled_tile"] != 6:
                 continue
-            plan = fusedlse_cuda.explain(args[0], args[1])
-            row = dict(name=f"s{i:02d}", shape=[b, c, h, w], c_out=n, dtype=dtype, layout=layout,
-                       planned=plan["epilogue"], tiled_us_pred=plan["tiled_us"], cublas_us_pred=plan["cublas_us"],
-                       device=torch.cuda.get_device_name())
             row.update(epilogue_times(args))
             row["shortcut_us"] = least_us(lambda: reference.shortcut(*args))
-            f.write(json.dumps(row) + "\n")
-            f.flush()
             del args
-            torch.cuda.empty_cache()
+            append_row(f, row)
 
 
 if __name__ == "__main__":

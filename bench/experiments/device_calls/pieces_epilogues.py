@@ -54,9 +54,10 @@ MADE_UP = [
 ]
 
 
-def problems():
+def problems(sweep_rows=SWEEP_ROWS):
+    """(name, inputs): the public sweep's rows named in sweep_rows, then MADE_UP's (m00, m01, ...)."""
     for index, (name, problem) in enumerate(random_problems().items()):
-        if name in SWEEP_ROWS:
+        if name in sweep_rows:
             yield name, make_random_inputs(problem, index)
     for i, (b, c, h, w, n, dtype, layout) in enumerate(MADE_UP):
         yield f"m{i:02d}", make_problem(b, c, h, w, n, 3, 3, dtype=getattr(torch, dtype), layout=layout,
@@ -69,6 +70,28 @@ def least_us(fn, rep=30):
         fn()
         best = min(best, median_ms(fn, 10, rep) * 1e3)
     return round(best, 2)
+
+
+def plan_row(name, args):
+    """A row of what the planner says of the problem `args`: its shape, C_out, dtype and layout, explain()'s epilogue,
+    factors, reader and predictions, and the tiled epilogue's tile (explain's tiled_tile with it forced)."""
+    x, weight = args[0], args[1]
+    plan = fusedlse_cuda.explain(x, weight)
+    with forced_plan("split", None, "tiled_lse"):
+        tiled_tile = fusedlse_cuda.explain(x, weight).get("tiled_tile")
+    return dict(name=name, shape=list(x.shape), c_out=weight.shape[1], dtype=str(x.dtype),
+                channels_last=x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(),
+                planned=plan["epilogue"], factors=plan.get("cublas_factors"), reader=plan.get("split_reader"),
+                tiled_tile=tiled_tile, tiled_us_pred=plan.get("tiled_us"), cublas_us_pred=plan.get("cublas_us"),
+                split_us_pred=plan.get("split_us"), device=torch.cuda.get_device_name())
+
+
+def append_row(f, row):
+    """Writes the row to the open JSON-lines file at once (a cut-off run keeps what it measured) and gives the freed
+    problem's memory back."""
+    f.write(json.dumps(row) + "\n")
+    f.flush()
+    torch.cuda.empty_cache()
 
 
 def epilogue_times(args):
@@ -96,21 +119,13 @@ def main(out):
     with open(out, "a") as f:
         for name, args in problems():
             x = args[0]
-            plan = fusedlse_cuda.explain(x, args[1])
-            row = dict(name=name, shape=list(x.shape), c_out=args[1].shape[1], dtype=str(x.dtype),
-                       channels_last=x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous(),
-                       planned=plan["epilogue"], factors=plan.get("cublas_factors"), reader=plan.get("split_reader"),
-                       tiled_us_pred=plan.get("tiled_us"), cublas_us_pred=plan.get("cublas_us"),
-                       split_us_pred=plan.get("split_us"), device=torch.cuda.get_device_name())
+            row = plan_row(name, args)
             row.update(epilogue_times(args))
             row["shortcut_us"] = least_us(lambda: reference.shortcut(*args))
             row["pieces_gemm_us"] = pieces_gemm_us(x.shape[0], x.shape[1], args[1].shape[1])
             print(json.dumps(row), flush=True)
-            f.write(json.dumps(row) + "\n")
-            f.flush()
             del args, x
-            torch.cuda.empty_cache()
-
+            append_row(f, row)
 
 if __name__ == "__main__":
     main(sys.argv[1])
