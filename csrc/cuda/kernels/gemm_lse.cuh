@@ -460,35 +460,6 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   }
 }
 
-// Row `row`'s logsumexp state over this block's column run: out[row] where one run takes all of C_out, else the run's
-// partial state (GemmLseArgs::partial_lse) for merge_column_runs.
-template <typename T>
-__device__ __forceinline__ void write_row_state(const GemmLseArgs& a, int64_t row, const Lse<acc_t<T>>& merged) {
-  using A = acc_t<T>;
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
-}
-
-// The end of a tensor-core tile's block of kRows rows from row0: once each of its kWarpsN column warps has put its
-// rows' states into warp_states, a thread a row merges them in a fixed order (the same result every run).
-template <typename T, int kWarpsN, int kRows>
-__device__ __forceinline__ void write_block_rows(const GemmLseArgs& a,
-                                                 const Lse<acc_t<T>> (&warp_states)[kWarpsN][kRows], int64_t row0) {
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<acc_t<T>> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  write_row_state<T>(a, row, merged);
-}
-
 // Float accumulation keeps kGemmBlocksPerSm blocks per multiprocessor (128 registers); double accumulation gets
 // one (255 registers): tuning.h, gemm_blocks_per_sm.
 // kPartial: split-K's block (GemmLseArgs::k_splits), T its accumulation type: the raw logits of its column tile over
@@ -675,7 +646,13 @@ __device__ __forceinline__ void gemm_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, kColLanes>(state[i]);
     const int64_t row = row0 + row_lane * kTm + i;
     if (col_lane != 0 || row >= a.batch) continue;
-    write_row_state<T>(a, row, merged);
+    if (a.column_runs == 1) {
+      static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+    } else {
+      A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+      partial[0] = merged.max_value;
+      partial[1] = merged.scaled_sum;
+    }
   }
 }
 
@@ -847,7 +824,20 @@ __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, 4>(state[slot]);
     if (t == 0) warp_states[warp % kWarpsN][warp_row + 8 * slot + g] = merged;
   }
-  write_block_rows<T>(a, warp_states, row0);
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<A> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
 }
 
 // --- float16 and bfloat16 x on bfloat16 tensor cores (kBf16MmaTile) ---------------------------------------------
@@ -1096,7 +1086,20 @@ __device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
       if (t == 0) warp_states[warp % kWarpsN][warp_row + 16 * f + 8 * half + g] = merged;
     }
   }
-  write_block_rows<T>(a, warp_states, row0);
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<A> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
 }
 
 // out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
