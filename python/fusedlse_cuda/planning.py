@@ -87,7 +87,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             layout is neither contiguous planes nor channels-last, which its lanes sum where they lie instead of
             loading sums: no sums written and read back, and none made where the call keeps none for a backward).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
-            logits go straight into each row's logsumexp: no [B, C_out] tensor) or ``"cublas_lse"`` (cuBLAS's GEMM
+            logits go straight into each row's logsumexp: no [B, C_out] tensor; on the bfloat16 tile, ``tiled_tile``
+            6, a first launch cuts W.sum into its pieces) or ``"cublas_lse"`` (cuBLAS's GEMM
             writes the logits, one kernel takes the logsumexp) or ``"rows_lse"`` (one kernel, a group of lanes per
             row computing its logits a chunk of columns at a time: C_in up to 16, and W.sum with the biases within a
             block's 48 KiB of shared memory: float32 C_out up to 6072 at C_in 1, 600 at 16) or ``"narrow_lse"``
