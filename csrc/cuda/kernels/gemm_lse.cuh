@@ -974,8 +974,8 @@ __device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
   if (first_tile < end_tile) fetch(first_tile, 0);  // in flight while the sums are staged
 
   // The block's sums cut once, a pair of neighbouring channels a thread at a time (a row's pairs neighbours in
-  // memory), kStageBatch pairs' loads in flight together: one at a time, each waited on, the staging took about 0.16
-  // us a channel of a wave of blocks (H100, 128 channels 21 us; docs/limits.md section 107).
+  // memory), kStageBatch pairs' loads in flight together: with one at a time, each waited on, [41375, 150] -> 1239
+  // took 337.0 us against 327.8 (H100, docs/limits.md section 107).
   constexpr int kStageBatch = 8;
   bool not_finite = false;
   {
