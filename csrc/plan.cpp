@@ -597,8 +597,8 @@ double epilogue_us(const Problem& p, const DeviceProps& d, Epilogue epilogue, bo
   }
   if (bf16_pieces_apply(output_bytes(p), p.batch, p.in_channels, p.out_channels, d) &&
       cublas_k_splits(p.batch, p.in_channels, p.out_channels, d.multiprocessors) == 1) {
-    const double depth = static_cast<double>(ceil_div(p.in_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
-    const double columns = static_cast<double>(ceil_div(p.out_channels, kBf16PiecesAlign) * kBf16PiecesAlign);
+    const double depth = static_cast<double>(bf16_pieces_rounded(p.in_channels));
+    const double columns = static_cast<double>(bf16_pieces_rounded(p.out_channels));
     const double pieces = kBf16PieceSlots * depth;
     const double logits_bytes = p.batch * columns * 4.0;
     const double gemm = std::max(2.0 * p.batch * pieces * columns / (d.bf16_gflops * 1e3 * kBf16PiecesShareOfPeak),

@@ -804,8 +804,8 @@ struct Bf16PiecesSizes {
 };
 Bf16PiecesSizes bf16_pieces_sizes(int64_t channels, int64_t c_out) {
   constexpr int64_t kBf16Bytes = 2;
-  const int64_t depth = ceil_div(channels, kBf16PiecesAlign) * kBf16PiecesAlign;
-  const int64_t right_stride = ceil_div(c_out, kBf16PiecesAlign) * kBf16PiecesAlign;
+  const int64_t depth = bf16_pieces_rounded(channels);
+  const int64_t right_stride = bf16_pieces_rounded(c_out);
   return {depth, right_stride, kBf16PieceSlots * depth * kBf16Bytes,
           kBf16PieceSlots * depth * right_stride * kBf16Bytes};
 }
@@ -926,8 +926,7 @@ void tiled_gemm_lse(GemmLseArgs a, int64_t acc_bytes, int device, void* workspac
   a.tile = tiling.tile;
   if (tiling.tile == kBf16MmaTile) {
     a.weight_fragments = static_cast<char*>(workspace) + epilogue.weight_offset;
-    a.column_biases = static_cast<char*>(a.weight_fragments) +
-                      bf16_mma_weight_bytes(a.channels, a.c_out) - bf16_mma_columns(a.c_out) * 4;
+    a.column_biases = static_cast<char*>(a.weight_fragments) + bf16_mma_fragment_bytes(a.channels, a.c_out);
   }
   a.column_runs = tiling.column_runs;
   a.k_splits = tiling.k_splits;

@@ -264,19 +264,14 @@ __global__ void __launch_bounds__(kThreads) shares_lse_kernel(BiasLseArgs a) {
   shares_lse_rows<T, kStaged, kWeighted, kThreads>(a);
 }
 
-// One value's bfloat16 pieces, in the slots' order of Bf16PiecesArgs: high, then low and high again in the left
-// factor's order (kAlongColumns) or high again and low in the right one's. A value that is not finite: itself, then
-// zeros.
+// One value's bfloat16 pieces (bf16_cut) in the slots' order of Bf16PiecesArgs: first, then low and kept in the left
+// factor's order (kAlongColumns) or kept and low in the right one's.
 struct Bf16Slots {
   __nv_bfloat16 first, second, third;
 };
 template <bool kAlongColumns> __device__ __forceinline__ Bf16Slots bf16_slots(float v) {
-  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
-  if (!isfinite(v)) return {__float2bfloat16_rn(v), zero, zero};
-  // Truncated, not rounded: high never rounds up to infinity, and v - high is exact in float32.
-  const float high_value = __uint_as_float(__float_as_uint(v) & 0xffff0000u);
-  const __nv_bfloat16 high = __float2bfloat16_rn(high_value), low = __float2bfloat16_rn(v - high_value);
-  return kAlongColumns ? Bf16Slots{high, low, high} : Bf16Slots{high, high, low};
+  const Bf16Cut cut = bf16_cut(v);
+  return kAlongColumns ? Bf16Slots{cut.first, cut.low, cut.kept} : Bf16Slots{cut.first, cut.kept, cut.low};
 }
 
 // One factor of cuBLAS's GEMM as bfloat16 pieces (Bf16PiecesArgs): a thread per two neighbouring values of the factor

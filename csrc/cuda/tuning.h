@@ -113,6 +113,10 @@ constexpr double kBf16PiecesMinTensorRate = 8;
 // elements, 16 bytes, and the right factor's rows likewise (cuBLAS's fast kernels want such strides).
 constexpr int64_t kBf16PieceSlots = 3;
 constexpr int64_t kBf16PiecesAlign = 8;
+// n (the shared dimension, or C_out) rounded up to kBf16PiecesAlign: the pieces' and their GEMM's sizes.
+constexpr int64_t bf16_pieces_rounded(int64_t n) {
+  return (n + kBf16PiecesAlign - 1) / kBf16PiecesAlign * kBf16PiecesAlign;
+}
 // The gemv epilogue's wide block: this many threads per row where they take fewer trips than kSplitThreads
 // (plan::gemv_lse_tiling), each with shares_lse_loads in flight (106-108 registers, as at 256 threads; 1024 threads,
 // at 64 registers, spilled with half the loads a trip, and took as many trips as 512 with all of them on mid and r20).
@@ -437,11 +441,13 @@ constexpr int64_t bf16_mma_columns(int64_t c_out) { return (c_out + kBf16MmaCols
 constexpr int64_t bf16_mma_staged_bytes(int64_t channels) {
   return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * 2 * kBf16MmaRows * kBf16MmaDepth * 2;
 }
-// W.sum's first and low pieces for whole column tiles, then the columns' float32 biases (16-byte aligned: the
-// fragments are 16 bytes each).
+// W.sum's first and low pieces for whole column tiles (GemmLseArgs::weight_fragments); bf16_mma_weight_bytes: those,
+// then the columns' float32 biases (16-byte aligned: the fragments are 16 bytes each).
+constexpr int64_t bf16_mma_fragment_bytes(int64_t channels, int64_t c_out) {
+  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * bf16_mma_columns(c_out) * kBf16MmaDepth * 2 * 2;
+}
 constexpr int64_t bf16_mma_weight_bytes(int64_t channels, int64_t c_out) {
-  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * bf16_mma_columns(c_out) * kBf16MmaDepth * 2 * 2 +
-         bf16_mma_columns(c_out) * 4;
+  return bf16_mma_fragment_bytes(channels, c_out) + bf16_mma_columns(c_out) * 4;
 }
 constexpr bool bf16_mma_fits(int64_t channels, int64_t shared_bytes_per_sm) {
   return kBf16MmaBlocksPerSm *

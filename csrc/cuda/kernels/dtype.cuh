@@ -53,5 +53,20 @@ __device__ __forceinline__ acc_t<T> column_bias(const T* bias, int64_t bias_stri
   return total;
 }
 
+// v as bfloat16 pieces for three products on the tensor cores (kernels.h, Bf16PiecesArgs): high, v truncated (never
+// rounded up to infinity; v - high is exact in float32), first and kept; low the rounding of v - high. A value that is
+// not finite is first alone, rounded (a NaN stays one), low and kept zero, so it meets the other factor's value once,
+// as in a float32 GEMM: no inf x 0. cuBLAS's pieces (split.cu) and the bfloat16 tile (gemm_lse.cuh) both cut so.
+struct Bf16Cut {
+  __nv_bfloat16 first, low, kept;
+};
+__device__ __forceinline__ Bf16Cut bf16_cut(float v) {
+  const __nv_bfloat16 zero = __float2bfloat16_rn(0.f);
+  if (!isfinite(v)) return {__float2bfloat16_rn(v), zero, zero};
+  const float high_value = __uint_as_float(__float_as_uint(v) & 0xffff0000u);
+  const __nv_bfloat16 high = __float2bfloat16_rn(high_value);
+  return {high, __float2bfloat16_rn(v - high_value), high};
+}
+
 }  // namespace
 }  // namespace fusedlse

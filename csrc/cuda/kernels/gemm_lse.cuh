@@ -460,6 +460,35 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   }
 }
 
+// Row `row`'s logsumexp state over this block's column run: out[row] where one run takes all of C_out, else the run's
+// partial state (GemmLseArgs::partial_lse) for merge_column_runs.
+template <typename T>
+__device__ __forceinline__ void write_row_state(const GemmLseArgs& a, int64_t row, const Lse<acc_t<T>>& merged) {
+  using A = acc_t<T>;
+  if (a.column_runs == 1) {
+    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
+  } else {
+    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
+    partial[0] = merged.max_value;
+    partial[1] = merged.scaled_sum;
+  }
+}
+
+// The end of a tensor-core tile's block of kRows rows from row0: once each of its kWarpsN column warps has put its
+// rows' states into warp_states, a thread a row merges them in a fixed order (the same result every run).
+template <typename T, int kWarpsN, int kRows>
+__device__ __forceinline__ void write_block_rows(const GemmLseArgs& a,
+                                                 const Lse<acc_t<T>> (&warp_states)[kWarpsN][kRows], int64_t row0) {
+  __syncthreads();
+  if (threadIdx.x >= kRows) return;
+  const int64_t row = row0 + threadIdx.x;
+  if (row >= a.batch) return;
+  Lse<acc_t<T>> merged = warp_states[0][threadIdx.x];
+#pragma unroll
+  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
+  write_row_state<T>(a, row, merged);
+}
+
 // Float accumulation keeps kGemmBlocksPerSm blocks per multiprocessor (128 registers); double accumulation gets
 // one (255 registers): tuning.h, gemm_blocks_per_sm.
 // kPartial: split-K's block (GemmLseArgs::k_splits), T its accumulation type: the raw logits of its column tile over
@@ -646,13 +675,7 @@ __device__ __forceinline__ void gemm_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, kColLanes>(state[i]);
     const int64_t row = row0 + row_lane * kTm + i;
     if (col_lane != 0 || row >= a.batch) continue;
-    if (a.column_runs == 1) {
-      static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-    } else {
-      A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-      partial[0] = merged.max_value;
-      partial[1] = merged.scaled_sum;
-    }
+    write_row_state<T>(a, row, merged);
   }
 }
 
@@ -824,20 +847,7 @@ __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
     const Lse<A> merged = group_lse<A, 4>(state[slot]);
     if (t == 0) warp_states[warp % kWarpsN][warp_row + 8 * slot + g] = merged;
   }
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<A> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
+  write_block_rows<T>(a, warp_states, row0);
 }
 
 // --- float16 and bfloat16 x on bfloat16 tensor cores (kBf16MmaTile) ---------------------------------------------
@@ -857,9 +867,8 @@ __device__ __forceinline__ void mma_lse_tiles(const GemmLseArgs& a) {
 // W.sum is cut once per call by bf16_weight_fragments into fragment order in global memory, each lane's first and low
 // pieces of a step one 16-byte load, which every block of a column run reads from the L1 and L2.
 
-// Two neighbouring float32 values (v0 the lower channel) as bfloat16 pairs. first: their high pieces, each the value
-// truncated (never rounded up to infinity; v - high is exact in float32), or a value that is not finite itself,
-// rounded (a NaN stays one); low: the rounding of v - high (zero for a value that is not finite).
+// Two neighbouring float32 values (v0 the lower channel) as bfloat16 pairs of their pieces (bf16_cut, dtype.cuh), v1's
+// above v0's: their first pieces and their low ones.
 struct Bf16PairCut {
   uint32_t first, low;
 };
@@ -869,17 +878,9 @@ __device__ __forceinline__ uint32_t bf16_pair_bits(__nv_bfloat162 pair) {
   return bits;
 }
 __device__ __forceinline__ Bf16PairCut bf16_pair_cut(float v0, float v1) {
-  const uint32_t u0 = __float_as_uint(v0), u1 = __float_as_uint(v1);
-  const bool finite0 = isfinite(v0), finite1 = isfinite(v1);
-  uint32_t first = __byte_perm(u0, u1, 0x7632);  // the upper halves: v1's above v0's
-  const uint32_t low = bf16_pair_bits(__floats2bfloat162_rn(finite0 ? v0 - __uint_as_float(u0 & 0xffff0000u) : 0.f,
-                                                            finite1 ? v1 - __uint_as_float(u1 & 0xffff0000u) : 0.f));
-  if (!(finite0 && finite1)) {
-    const uint32_t rounded = bf16_pair_bits(__floats2bfloat162_rn(v0, v1));
-    const uint32_t finite_mask = (finite0 ? 0x0000ffffu : 0u) | (finite1 ? 0xffff0000u : 0u);
-    first = (first & finite_mask) | (rounded & ~finite_mask);
-  }
-  return {first, low};
+  const Bf16Cut lower = bf16_cut(v0), upper = bf16_cut(v1);
+  return {bf16_pair_bits(__halves2bfloat162(lower.first, upper.first)),
+          bf16_pair_bits(__halves2bfloat162(lower.low, upper.low))};
 }
 
 // first with its halves that are not finite (exponent all ones) zeroed: the high pieces that meet the other factor's
@@ -1086,20 +1087,7 @@ __device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
       if (t == 0) warp_states[warp % kWarpsN][warp_row + 16 * f + 8 * half + g] = merged;
     }
   }
-  __syncthreads();
-  if (threadIdx.x >= kRows) return;
-  const int64_t row = row0 + threadIdx.x;
-  if (row >= a.batch) return;
-  Lse<A> merged = warp_states[0][threadIdx.x];
-#pragma unroll
-  for (int w = 1; w < kWarpsN; ++w) merged = lse_merge(merged, warp_states[w][threadIdx.x]);
-  if (a.column_runs == 1) {
-    static_cast<T*>(a.out)[row] = from_acc<T>(ten_lse(merged));
-  } else {
-    A* partial = static_cast<A*>(a.partial_lse) + (blockIdx.y * a.batch + row) * 2;
-    partial[0] = merged.max_value;
-    partial[1] = merged.scaled_sum;
-  }
+  write_block_rows<T>(a, warp_states, row0);
 }
 
 // out[row] from the column runs' partial states: a warp per row, its lanes taking every 32nd run, merged in a fixed
