@@ -1,6 +1,7 @@
 """Out of sample for the bfloat16 tile's cost model (docs/limits.md section 107): seeded random 16-bit problems of
 padding 0 whose tiled epilogue takes the tile (explain's tiled_tile 6), each with the tiled and cuBLAS epilogues
-forced, the planned forward and torch's eager shortcut (do_bench medians, L2 flushed, the least of ROUNDS).
+forced, the planned forward and torch's eager shortcut (do_bench medians, L2 flushed, the least of ROUNDS); each
+problem's row appended to OUT.jsonl and its times printed.
 python bf16_tile_scan.py OUT.jsonl [COUNT] [SEED]"""
 import math
 import os
@@ -44,6 +45,8 @@ def main(out, count=40, seed=20261207):
             row["shortcut_us"] = least_us(lambda: reference.shortcut(*args))
             del args
             append_row(f, row)
+            print(row["name"], row["shape"], row["c_out"], row["dtype"], row["tiled_lse"], row["cublas_lse"],
+                  row["planned"], row["planned_us"], row["shortcut_us"], flush=True)
 
 
 if __name__ == "__main__":
