@@ -1191,7 +1191,8 @@ std::string to_json(const Plan& plan, const Problem& p, const DeviceProps& d) {
   std::snprintf(text, sizeof(text),
                 "{\"strategy\": \"%s\", \"reader\": \"%s\", \"predicted_us\": %.3f, \"fused_us\": %s, "
                 "\"split_us\": %.3f, \"split_reader\": \"%s\", \"epilogue\": \"%s\", \"tiled_us\": %.3f, "
-                "\"tiled_k_splits\": %lld, \"tiled_tile\": %d, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, \"rows_us\": %s, "
+                "\"tiled_k_splits\": %lld, \"tiled_tile\": %d, \"cublas_us\": %.3f, \"cublas_k_splits\": %lld, "
+                "\"rows_us\": %s, "
                 "\"narrow_us\": %s, \"narrow_k_splits\": %lld, "
                 "\"gemv_us\": %.3f, \"gemv_threads\": %lld, \"gemv_trips\": %lld, "
                 "\"copies_x\": %s, \"x_loads\": \"%s\", "

@@ -241,8 +241,7 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
       if (split || a.sums_out != nullptr || a.plane_width > 0 || a.weight_fragments == nullptr) {
         return cudaErrorInvalidValue;
       }
-      const int64_t steps = (a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth;
-      const int64_t fragment_lanes = bf16_mma_columns(a.c_out) / 8 * steps * 32;
+      const int64_t fragment_lanes = bf16_mma_fragment_lanes(a.channels, a.c_out);
       const auto fragment_blocks = static_cast<unsigned>((fragment_lanes + kGemmThreads - 1) / kGemmThreads);
       cudaError_t result =
           launch_after_previous(bf16_weight_fragments_kernel<T>, fragment_blocks, kGemmThreads, stream, a);

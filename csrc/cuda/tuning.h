@@ -441,10 +441,14 @@ constexpr int64_t bf16_mma_columns(int64_t c_out) { return (c_out + kBf16MmaCols
 constexpr int64_t bf16_mma_staged_bytes(int64_t channels) {
   return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * 2 * kBf16MmaRows * kBf16MmaDepth * 2;
 }
-// W.sum's first and low pieces for whole column tiles (GemmLseArgs::weight_fragments); bf16_mma_weight_bytes: those,
-// then the columns' float32 biases (16-byte aligned: the fragments are 16 bytes each).
+// W.sum's first and low pieces for whole column tiles (GemmLseArgs::weight_fragments): a 16-byte word for each lane of
+// 32, step of kBf16MmaDepth channels and n8 tile, which bf16_weight_fragments writes a thread each;
+// bf16_mma_weight_bytes: those, then the columns' float32 biases (16-byte aligned).
+constexpr int64_t bf16_mma_fragment_lanes(int64_t channels, int64_t c_out) {
+  return bf16_mma_columns(c_out) / 8 * ((channels + kBf16MmaDepth - 1) / kBf16MmaDepth) * 32;
+}
 constexpr int64_t bf16_mma_fragment_bytes(int64_t channels, int64_t c_out) {
-  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * bf16_mma_columns(c_out) * kBf16MmaDepth * 2 * 2;
+  return bf16_mma_fragment_lanes(channels, c_out) * 16;
 }
 constexpr int64_t bf16_mma_weight_bytes(int64_t channels, int64_t c_out) {
   return bf16_mma_fragment_bytes(channels, c_out) + bf16_mma_columns(c_out) * 4;

@@ -923,7 +923,7 @@ template <typename T> __device__ __forceinline__ void bf16_weight_fragments(cons
             ? column_bias(static_cast<const T*>(a.bias), a.bias_stride, static_cast<const T*>(a.conv_bias), index)
             : A(0);
   }
-  if (index >= columns / 8 * steps * 32) return;
+  if (index >= bf16_mma_fragment_lanes(a.channels, a.c_out)) return;
   const int lane = static_cast<int>(index % 32), g = lane / 4, t = lane % 4;
   const int64_t step = index / 32 % steps, col = index / 32 / steps * 8 + g;
   const A* weight_sum = static_cast<const A*>(a.weight_sum);
