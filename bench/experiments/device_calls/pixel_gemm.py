@@ -31,8 +31,9 @@ from fusedlse_cuda.shape import conv_settings, output_size  # noqa: E402
 from problems import make_random_inputs, random_problems  # noqa: E402
 from sweep import best_of_rounds, floors_ms, time_ms  # noqa: E402
 
-# Public-sweep problems with planes of at most a few hundred elements and C_out up to 128, at the paddings the
-# padding sweep (bench/experiments/h100_2026-12-06i/padding_sweep.md) has them at 1.5-4.3x padding 0's time.
+# Public-sweep problems with planes of at most 72 elements and C_out up to 113, most of them at paddings where the
+# padding sweep (bench/experiments/h100_2026-12-06i/padding_sweep.md) has them at 1.5-4.3x padding 0's time; r22 at
+# padding 1 (1.00x there) and three problems at padding 0 as controls.
 CASES = ["r54:1", "r26:1", "r53:1", "r42:1", "r58:1", "r13:1", "r01:1", "r50:1", "r14:1", "r08:1", "r54:2",
          "r26:2", "r22:0", "r54:0", "r26:0", "r42:2", "r53:2", "r13:2", "r58:2", "r26:3", "r08:2", "r22:1"]
 CONFIGS = [(64, 32, 4), (128, 32, 8), (32, 64, 4)]  # (rows a program, depth a step, warps)
