@@ -1,7 +1,8 @@
 """Where two builds plan a forward differently (docs/limits.md section 105: the cost model counting cuBLAS's GEMM over
 bfloat16 pieces), and what that does to its time. Two phases, each run in each build's process:
   python plan_changes.py plans OUT.json     # explain() of every 16-bit public-sweep problem at padding 0-3 (where
-                                            # allowed) and of pieces_epilogues.py's made-up ones at padding 0 and 1,
+                                            # allowed), of pieces_epilogues.py's made-up ones at padding 0 and 1, and
+                                            # of FLIPS and ELEMENTS at padding 0,
                                             # over empty tensors of their shapes and layouts (no values, no timing)
   python plan_changes.py time PLANS_A.json PLANS_B.json OUT.jsonl
                                             # the forward (do_bench median, L2 flushed, least of ROUNDS) of every
@@ -36,6 +37,11 @@ FLIPS = [(1150, 100, 9, 9, 4081), (6828, 70, 7, 7, 1553), (31907, 57, 3, 4, 536)
          (5264, 102, 8, 8, 684), (469, 104, 14, 14, 6552), (17244, 66, 3, 3, 1535), (1134, 89, 7, 8, 1760),
          (5323, 68, 3, 4, 3503), (989, 77, 16, 17, 1843), (13515, 74, 7, 8, 677), (21429, 72, 1, 3, 582)]
 
+# 16-bit problems of one-element planes (B, C_in, C_out; k 3 x 3) whose GEMM the narrow epilogue takes, which s86 has
+# load x's values itself (docs/limits.md section 109), in bfloat16 and float16, contiguous and channels-last in turn.
+ELEMENTS = [(618884, 53, 2), (200000, 128, 8), (1000000, 16, 4), (50000, 512, 16), (300000, 40, 32),
+            (20000, 1000, 5), (100000, 96, 13), (4000, 300, 7)]
+
 
 def cases():
     """name -> (problem as the sweep writes it, padding)"""
@@ -53,6 +59,10 @@ def cases():
         dtype = (torch.bfloat16, torch.float16)[i % 2]
         layout = ("contiguous", "channels_last")[i // 2 % 2]
         out[f"f{i:02d}_p0"] = (((b, c, h, w, n, 3, 3), dtype, layout), 0)
+    for i, (b, c, n) in enumerate(ELEMENTS):
+        dtype = (torch.bfloat16, torch.float16)[i % 2]
+        layout = ("contiguous", "channels_last")[i // 2 % 2]
+        out[f"e{i:02d}_p0"] = (((b, c, 1, 1, n, 3, 3), dtype, layout), 0)
     return out
 
 
