@@ -93,17 +93,17 @@ def pixel_weight(x, weight, padding):
     return p, bool(keep_h.sum(1).min() > 0 and keep_w.sum(1).min() > 0)
 
 
-def pixel_forward(x, weight, conv_bias, bias, padding, config):
-    """A callable running the pixel GEMM for x at `padding`, and its output [B] (float32)."""
-    batch, c_in, height, width = x.shape
-    c_out = weight.shape[1]
+def pixel_forward(x, p, conv_bias, bias, config):
+    """A callable running the pixel GEMM for x with pixel_weight's P [C_in, H, W, C_out], and its output [B]
+    (float32)."""
+    batch = x.shape[0]
+    c_out = p.shape[3]
     block_n = max(16, triton.next_power_of_2(c_out))
     # x's dimensions (C, H, W) in its memory order, outermost first: P follows that order.
     dims = sorted(range(1, 4), key=lambda d: -x.stride(d))
     sizes = [x.shape[d] for d in dims]
     strides = [x.stride(d) for d in dims]
     contig = strides[2] == 1 and strides[1] == sizes[2] and strides[0] == sizes[1] * sizes[2]
-    p, _ = pixel_weight(x, weight, padding)
     p = p.permute(*[d - 1 for d in dims], 3).reshape(-1, c_out)
     p_padded = torch.zeros(p.shape[0], block_n, dtype=torch.float32, device=x.device)
     p_padded[:, :c_out] = p.to(x.device, torch.float32)
@@ -133,7 +133,7 @@ def main():
             padding = int(padding)
             shape, dtype, layout = problems[name]
             x, weight, conv_bias, bias = make_random_inputs(problems[name], names.index(name))
-            _, every_element_kept = pixel_weight(x, weight, padding)
+            p, every_element_kept = pixel_weight(x, weight, padding)
             row = dict(case=case, shape=list(shape), dtype=str(dtype).replace("torch.", ""), layout=layout,
                        mib=round(x.numel() * x.element_size() / 2**20, 1))
             if not every_element_kept:
@@ -145,7 +145,7 @@ def main():
                      "fusedlse": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding)}
             contig = None
             for config in CONFIGS:
-                run, contig = pixel_forward(x, weight, conv_bias, bias, padding, config)
+                run, contig = pixel_forward(x, p, conv_bias, bias, config)
                 calls["pixels_%d_%d_%d" % config] = run
             for call in calls.values():
                 call()
