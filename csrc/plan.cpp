@@ -663,13 +663,17 @@ bool tile_sums_planes(const Problem& p, const DeviceProps& d) {
 // run walks, measured faster than a lane per plane). Its reason is r59 of the sweep ([9346, 1570, 3, 1] float64 -> 4,
 // planes of one column 3 apart in planes of 4 x 3): the plane-lanes reader wrote its 117 MB of sums for the narrow
 // epilogue to read back, and the forward took 581 us against the compiled shortcut's 573; summed by the narrow
-// epilogue, 550 (H100, docs/limits.md sections 94-95).
+// epilogue, 550 (H100, docs/limits.md sections 94-95). And 16-bit x's planes of one element in any layout, loaded as
+// sums are (NarrowSource::kElementsInX: as many loads in flight, not a lane per plane): the plane-lanes reader writes
+// 4 bytes of sums for each 2 of x, which the epilogue reads back. r22 of the sweep ([618884, 53, 1, 1] float16 -> 2):
+// its forward 133.6 us that way, where a standalone GEMM reading x in place took 85.7 (H100, docs/limits.md §109).
 bool narrow_reads_planes(const Problem& p, const DeviceProps& d) {
   const int64_t plane = p.height * p.width;
   const auto acc = static_cast<int64_t>(acc_bytes(p));
   const bool strided = p.layout == Layout::kStridedRows || p.layout == Layout::kOther;
-  return p.x_in_epilogue && strided && plane >= 2 && plane <= kNarrowPlanesMaxElements &&
-         narrow_lse_applies(p.in_channels, p.out_channels, acc) &&
+  const bool planes = strided && plane >= 2 && plane <= kNarrowPlanesMaxElements;
+  const bool elements = plane == 1 && p.element_bytes < acc;
+  return p.x_in_epilogue && (planes || elements) && narrow_lse_applies(p.in_channels, p.out_channels, acc) &&
          narrow_lse_tiling(p.batch, p.in_channels, p.out_channels, acc, resident_threads(d)).k_splits == 1;
 }
 

@@ -119,8 +119,9 @@ GemvLseTiling gemv_lse_tiling(int64_t channels, int64_t out_channels, int64_t ac
 //                   epilogue loads them where they lie (x's batch and channel strides), saving each into the
 //                   forward's sums as it goes; its GEMM runs while x is read. Or float64 planes of a few elements
 //                   that the tensor-core tile sums itself, its rows' planes before its GEMM (tile_sums_planes). Or,
-//                   with the narrow epilogue, tiny strided planes of any dtype that its lanes sum where they lie
-//                   instead of loading sums (narrow_reads_planes): no sums written and read back.
+//                   with the narrow epilogue, tiny strided planes of any dtype that its lanes sum where they lie,
+//                   or 16-bit x's one-element planes that they load as sums, instead of loading sums
+//                   (narrow_reads_planes): no sums written and read back.
 enum class Reader {
   kPlanes = 0,
   kCopyThenPlanes = 1,
@@ -157,8 +158,8 @@ struct Plan {
 bool in_epilogue_applies(const Problem& problem, const DeviceProps& device);
 // Whether the narrow epilogue can sum x's planes itself (Reader::kInEpilogue with Epilogue::kNarrowLse), where the
 // problem allows it (Problem::x_in_epilogue): planes of 2 to kNarrowPlanesMaxElements elements in any dtype, of
-// strided rows or another layout (kStridedRows, kOther), and a GEMM narrow_lse_applies to whose channels fit one
-// range (narrow_lse_tiling's k_splits 1).
+// strided rows or another layout (kStridedRows, kOther), or planes of one element of 16-bit x in any layout, and a
+// GEMM narrow_lse_applies to whose channels fit one range (narrow_lse_tiling's k_splits 1).
 bool narrow_reads_planes(const Problem& problem, const DeviceProps& device);
 // Whether the tensor-core tile can sum x's planes itself before its GEMM (cuda/gemm_lse.cu, sum_tile_planes): float64
 // planes of 2 to kTinyPlaneElements elements whose rows are contiguous (layouts kPlanes and kStridedRows) and 8 to

@@ -119,8 +119,9 @@ def test_narrow_epilogue_cuts_wide_channels_into_ranges(device, c_in, c_out, ele
 @pytest.mark.parametrize("device", list(DEVICES))
 def test_planes_of_one_element_get_the_plane_lanes_reader(device, plane_runs, layout):
     """A plane of one element is a copy: the plane-lanes reader's, by the run walk where the planes follow each other
-    (16 bytes a load), by its lanes otherwise (strided, or float64); plane_runs is what explain() reports."""
-    shape = dict(problem(618884, 53, 2, 1, 1, element_bytes=2, layout=layout), plane_runs=plane_runs)
+    (16 bytes a load), by its lanes otherwise (strided, or float64); plane_runs is what explain() reports. (C_out 64:
+    where the narrow epilogue takes the GEMM, it loads 16-bit x's one-element planes itself, as a test below checks.)"""
+    shape = dict(problem(618884, 53, 64, 1, 1, element_bytes=2, layout=layout), plane_runs=plane_runs)
     plan = plan_for(shape, DEVICES[device])
     assert plan["split_reader"] == "plane_lanes"
     assert plan["problem"]["plane_runs"] is plane_runs
@@ -277,6 +278,25 @@ def test_narrow_epilogue_sums_tiny_planes_itself(device):
         plan = plan_for(dict(r59, **change), DEVICES[device])
         assert plan["reader"] != "in_epilogue", change
     assert plan_for(dict(r59, in_channels=40000), H200)["narrow_k_splits"] > 1
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+@pytest.mark.parametrize("layout", ["planes", "channels_last", "strided_rows", "other"])
+def test_narrow_epilogue_loads_16_bit_one_element_planes_itself(device, layout):
+    """16-bit x's planes of one element, in any layout, where the narrow epilogue takes the GEMM over one channel
+    range: loaded by it as its sums ("in_epilogue"), where the plane-lanes reader would write 4 bytes of sums for each
+    2 of x for it to read back (r22 of the sweep, [618884, 53, 1, 1] float16 -> 2; docs/limits.md §109). float32 and
+    float64 planes of one element are sums already (the tiled epilogue reads them, where it is the epilogue), and
+    planes of two contiguous elements keep their reader."""
+    r22 = problem(618884, 53, 2, 1, 1, element_bytes=2, layout=layout)
+    plan = plan_for(r22, DEVICES[device])
+    assert (plan["strategy"], plan["reader"], plan["epilogue"], plan["narrow_k_splits"]) == (
+        "split", "in_epilogue", "narrow_lse", 1)
+    assert plan["predicted_us"] == plan["split_us"]
+    for change in (dict(element_bytes=4), dict(element_bytes=8), dict(height=2, layout="planes"),
+                   dict(out_channels=33), dict(in_channels=40000)):
+        plan = plan_for(dict(r22, **change), DEVICES[device])
+        assert (plan["reader"], plan["epilogue"]) != ("in_epilogue", "narrow_lse"), change
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -564,7 +584,11 @@ ENVELOPE = {
                                      "channel_rows"),
     # r52: 399 pixels of 568 bytes (the audit: 131.3 us against torch's reduction's 134.8)
     "channels_last_short_planes": (problem(2079, 142, 11, 21, 19, layout="channels_last"), "split", "channel_rows"),
-    "single_element_planes": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "plane_lanes"),
+    # 16-bit planes of one element: the plane-lanes reader's copy, but where the narrow epilogue takes the GEMM (r22)
+    # it loads them itself (a standalone GEMM reading r22's x in place: 85.7 us against the planned 133.6 by the
+    # reader's sums; H100, docs/limits.md §109)
+    "single_element_planes": (problem(618884, 53, 64, 1, 1, element_bytes=2), "split", "plane_lanes"),
+    "single_element_planes_narrow": (problem(618884, 53, 2, 1, 1, element_bytes=2), "split", "in_epilogue"),
     "strided_rows_small": (problem(100, 4, 7, 30, 40, layout="strided_rows"), "split", "plane_lanes"),
     # x small enough for one launch only with few channels and batches (kSmallInputMaxChannels, kFusedMaxBatch)
     "small_x_16_channels": (problem(16, 16, 16, 32, 32), "split", "plane_lanes"),

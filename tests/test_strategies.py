@@ -818,13 +818,20 @@ NARROW_PLANES_LAYOUTS = ["sliced_hw", "channel_slice", "batch_slice", "transpose
 @pytest.mark.parametrize("b,c_in,c_out,parent_hw,kernel_hw", NARROW_PLANES_CASES, ids=str)
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_narrow_epilogue_sums_strided_planes_in_place(dtype, b, c_in, c_out, parent_hw, kernel_hw, layout):
-    """Forced on poisoned memory: the saved sums within x's dtype's tolerance of float64's, the output within it of the
-    float64 model, both bitwise the same on a second call, and the output the same where no sums are kept (the kernel
-    then writes none); up to 1000 rows, x's gradient (from the sums it saved) within tolerance of the model's."""
+    """_check_narrow_reads_x, the sums within tolerance of float64's."""
     x, weight, conv_bias, bias = _planes_in_layout("sliced_hw" if layout == "transposed" else layout, b, c_in, c_out,
                                                    dtype, parent_hw, (slice(1, None), slice(2, None)), kernel_hw)
     if layout == "transposed":
         x = x.transpose(2, 3)  # columns of stride 1 become rows: no contiguous rows left
+    _check_narrow_reads_x(x, weight, conv_bias, bias, exact_sums=False)
+
+
+def _check_narrow_reads_x(x, weight, conv_bias, bias, exact_sums):
+    """The narrow epilogue reading x itself, forced on poisoned memory: the saved sums x's values widened bitwise
+    (exact_sums: planes of one element) or within x's dtype's tolerance of float64's sums, the output within it of the
+    float64 model, both bitwise the same on a second call, and the output the same where no sums are kept (the kernel
+    then writes none); up to 1000 rows, x's gradient (from the sums it saved) within tolerance of the model's."""
+    dtype = x.dtype
     with forced_plan("split", "in_epilogue", "narrow_lse"):
         plan = fusedlse_cuda.explain(x, weight)
         assert (plan["reader"], plan["epilogue"], plan["narrow_k_splits"]) == ("in_epilogue", "narrow_lse", 1)
@@ -832,10 +839,13 @@ def test_narrow_epilogue_sums_strided_planes_in_place(dtype, b, c_in, c_out, par
         out, sums = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
         out_again, sums_again = torch.ops.fusedlse.forward(x, weight, conv_bias, bias)
         out_unkept = torch.ops.fusedlse.forward(x, weight, conv_bias, bias, keep_sums=False)[0]
-    assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
+    if exact_sums:
+        assert torch.equal(sums, x.float().sum((2, 3)))
+    else:
+        assert rel_err(sums, x.double().sum((2, 3))) <= TOLERANCE[dtype]
     assert torch.equal(sums, sums_again) and torch.equal(out, out_again) and torch.equal(out, out_unkept)
     assert rel_err(out, reference.truth(x, weight, conv_bias, bias)) <= TOLERANCE[dtype]
-    if b > 1000:
+    if x.shape[0] > 1000:
         return
     leaf = x.detach().requires_grad_(True)  # the same strided view
     model_leaf = x.detach().cpu().double().requires_grad_(True)
@@ -845,6 +855,26 @@ def test_narrow_epilogue_sums_strided_planes_in_place(dtype, b, c_in, c_out, par
                                         bias.cpu().double())
     (expected,) = torch.autograd.grad(model_out.sum(), model_leaf)
     assert rel_err(grad, expected) <= TOLERANCE[dtype]
+
+
+# 16-bit x's planes of one element loaded by the narrow epilogue as its sums (reader "in_epilogue", epilogue
+# "narrow_lse", NarrowSource::kElementsInX): (B, C_in, C_out) of every column count (4, 8, 16, 32) and lane group (8
+# and 32), batches that leave a group's last rows empty, one batch, one channel.
+NARROW_ELEMENTS_CASES = [(37, 150, 4), (5, 300, 7), (1, 70, 13), (203, 33, 32), (1001, 5, 2), (9, 1, 3), (3, 1000, 5),
+                         (4099, 53, 2)]
+
+
+@pytest.mark.parametrize("layout", IN_EPILOGUE_LAYOUTS + ["channels_last"])
+@pytest.mark.parametrize("b,c_in,c_out", NARROW_ELEMENTS_CASES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_narrow_epilogue_loads_one_element_planes_in_place(dtype, b, c_in, c_out, layout):
+    """_check_narrow_reads_x, the sums x's values widened, bitwise."""
+    if layout == "channels_last":
+        x, weight, conv_bias, bias = _one_element_planes("contiguous", b, c_in, c_out, dtype)
+        x = x.contiguous(memory_format=torch.channels_last)
+    else:
+        x, weight, conv_bias, bias = _one_element_planes(layout, b, c_in, c_out, dtype)
+    _check_narrow_reads_x(x, weight, conv_bias, bias, exact_sums=True)
 
 
 @pytest.mark.parametrize("dtype,height", [(torch.float16, 1), (torch.bfloat16, 1), (torch.float32, 2)], ids=str)

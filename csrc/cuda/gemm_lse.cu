@@ -148,9 +148,9 @@ __global__ void __launch_bounds__(kRowsLseThreads) rows_lse_kernel(const __grid_
 template <typename T, int kCols>
 constexpr bool narrow_lse_small_rows = kCols * sizeof(acc_t<T>) <= kNarrowLseSmallRowBytes;
 
-template <typename T, int kCols, int kLanes>
+template <typename T, int kCols, int kLanes, NarrowSource kSource>
 __global__ void __launch_bounds__(kNarrowLseThreads) narrow_lse_kernel(const __grid_constant__ GemmLseArgs a) {
-  narrow_lse<T, kCols, kLanes, false>(a);
+  narrow_lse<T, kCols, kLanes, kSource>(a);
 }
 
 // The narrow epilogue summing x's planes itself: held to two blocks a multiprocessor (128 registers), where ptxas took
@@ -162,47 +162,61 @@ constexpr int narrow_lse_planes_min_blocks = sizeof(acc_t<T>) == 8 && kCols >= 8
 template <typename T, int kCols, int kLanes>
 __global__ void __launch_bounds__(kNarrowLseThreads, (narrow_lse_planes_min_blocks<T, kCols>))
     narrow_lse_planes_kernel(const __grid_constant__ GemmLseArgs a) {
-  narrow_lse<T, kCols, kLanes, true>(a);
+  narrow_lse<T, kCols, kLanes, NarrowSource::kPlanesInX>(a);
 }
 
-template <typename T, int kCols, int kLanes>
+template <typename T, int kCols, int kLanes, NarrowSource kSource>
 __global__ void __launch_bounds__(kNarrowLseThreads, kNarrowLseSmallRowBlocks)
     narrow_lse_small_rows_kernel(const __grid_constant__ GemmLseArgs a) {
-  narrow_lse<T, kCols, kLanes, false>(a);
+  narrow_lse<T, kCols, kLanes, kSource>(a);
 }
 
-// The narrow epilogue's kernel for T, kCols and kLanes; kPlanesInX: the one that sums x's tiny planes itself, left to
+// The narrow epilogue's kernel for T, kCols, kLanes and kSource. Summing x's planes (kPlanesInX), it is left to
 // ptxas' choice of registers (its sums of planes hold a plane's loads beside the sums: held to the small rows' 80
-// registers, they would spill).
-template <typename T, int kCols, int kLanes, bool kPlanesInX> constexpr auto narrow_lse_kernel_of() {
-  if constexpr (kPlanesInX) return narrow_lse_planes_kernel<T, kCols, kLanes>;
-  else if constexpr (narrow_lse_small_rows<T, kCols>) return narrow_lse_small_rows_kernel<T, kCols, kLanes>;
-  else return narrow_lse_kernel<T, kCols, kLanes>;
+// registers, they would spill). Loading x's elements (kElementsInX), so is the kernel of 8 columns: held to 80
+// registers it spilled 20-32 bytes (nvcc 13.0, sm_90), where the sums' kernel took 78 and that of 4 columns 80.
+template <typename T, int kCols, int kLanes, NarrowSource kSource> constexpr auto narrow_lse_kernel_of() {
+  constexpr bool kSmallRows = narrow_lse_small_rows<T, kCols> && (kSource == NarrowSource::kSums || kCols <= 4);
+  if constexpr (kSource == NarrowSource::kPlanesInX) return narrow_lse_planes_kernel<T, kCols, kLanes>;
+  else if constexpr (kSmallRows) return narrow_lse_small_rows_kernel<T, kCols, kLanes, kSource>;
+  else return narrow_lse_kernel<T, kCols, kLanes, kSource>;
 }
 
-// f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's), summing x's planes or not), or
-// `fallback` for sizes it has none for.
+// f(the narrow kernel of `kind`, `columns` and `lanes` (NarrowLseTiling's) for `source`), or `fallback` for sizes it
+// has none for. x's elements only for 16-bit x (plan::narrow_reads_planes): the accumulation type's are its sums.
 template <typename R, typename F>
-R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, bool planes_in_x, R fallback, F&& f) {
+R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, NarrowSource source, R fallback, F&& f) {
   return with_element_type(kind, fallback, [&](auto element) {
     using T = decltype(element);
-    const auto with_lanes = [&](auto cols, auto reads_planes) {
+    const auto with_lanes = [&](auto cols, auto source_constant) {
       constexpr int kCols = decltype(cols)::value;
-      constexpr bool kReadsPlanes = decltype(reads_planes)::value;
-      if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, kReadsPlanes>(), kCols, 8);
-      if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, kReadsPlanes>(), kCols, 32);
-      return fallback;
+      constexpr NarrowSource kSource = decltype(source_constant)::value;
+      if constexpr (kSource == NarrowSource::kElementsInX && std::is_same_v<T, acc_t<T>>) {
+        return fallback;
+      } else {
+        if (lanes == 8) return f(narrow_lse_kernel_of<T, kCols, 8, kSource>(), kCols, 8);
+        if (lanes == 32) return f(narrow_lse_kernel_of<T, kCols, 32, kSource>(), kCols, 32);
+        return fallback;
+      }
     };
-    const auto with_columns = [&](auto reads_planes) {
+    const auto with_columns = [&](auto source_constant) {
       switch (columns) {
-        case 4: return with_lanes(std::integral_constant<int, 4>{}, reads_planes);
-        case 8: return with_lanes(std::integral_constant<int, 8>{}, reads_planes);
-        case 16: return with_lanes(std::integral_constant<int, 16>{}, reads_planes);
-        case 32: return with_lanes(std::integral_constant<int, 32>{}, reads_planes);
+        case 4: return with_lanes(std::integral_constant<int, 4>{}, source_constant);
+        case 8: return with_lanes(std::integral_constant<int, 8>{}, source_constant);
+        case 16: return with_lanes(std::integral_constant<int, 16>{}, source_constant);
+        case 32: return with_lanes(std::integral_constant<int, 32>{}, source_constant);
       }
       return fallback;
     };
-    return planes_in_x ? with_columns(std::true_type{}) : with_columns(std::false_type{});
+    switch (source) {
+      case NarrowSource::kSums:
+        return with_columns(std::integral_constant<NarrowSource, NarrowSource::kSums>{});
+      case NarrowSource::kPlanesInX:
+        return with_columns(std::integral_constant<NarrowSource, NarrowSource::kPlanesInX>{});
+      case NarrowSource::kElementsInX:
+        return with_columns(std::integral_constant<NarrowSource, NarrowSource::kElementsInX>{});
+    }
+    return fallback;
   });
 }
 
@@ -290,6 +304,11 @@ cudaError_t launch_tile_of(const GemmLseArgs& a, cudaStream_t stream, std::integ
 
 }  // namespace
 
+NarrowSource narrow_source(const GemmLseArgs& a) {
+  if (a.plane_rows == 0) return NarrowSource::kSums;
+  return a.plane_rows * a.plane_width == 1 ? NarrowSource::kElementsInX : NarrowSource::kPlanesInX;
+}
+
 cudaError_t launch_gemm_lse(const GemmLseArgs& a, cudaStream_t stream) {
   return with_element_type(a.kind, cudaErrorInvalidValue, [&](auto element) {
     using T = decltype(element);
@@ -314,7 +333,7 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
                               cudaStream_t stream) {
   // No cudaFuncSetAttribute on every call: narrow_lse_blocks_per_sm let the kernel take the most any launch takes,
   // and the host asks it once per device and kernel, before that kernel's first launch (ops_cuda.cpp).
-  return with_narrow_lse_kernel(a.kind, columns, lanes, a.plane_rows > 0, cudaErrorInvalidValue,
+  return with_narrow_lse_kernel(a.kind, columns, lanes, narrow_source(a), cudaErrorInvalidValue,
                                 [&](auto kernel, int cols, int group) {
     // max_blocks across all k_splits ranges: each range's row blocks take an equal share.
     const int64_t rows_per_block = kNarrowLseThreads / group * narrow_lse_rows(cols);
@@ -326,8 +345,8 @@ cudaError_t launch_narrow_lse(const GemmLseArgs& a, int columns, int lanes, int6
   });
 }
 
-int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, bool planes_in_x, int64_t shared_bytes) {
-  return with_narrow_lse_kernel(kind, columns, lanes, planes_in_x, 1, [&](auto kernel, int, int) {
+int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, NarrowSource source, int64_t shared_bytes) {
+  return with_narrow_lse_kernel(kind, columns, lanes, source, 1, [&](auto kernel, int, int) {
     if (allow_shared_bytes(kernel, kNarrowLseMaxSharedBytes) != cudaSuccess) return 1;
     return resident_blocks_per_sm(kernel, kNarrowLseThreads, static_cast<size_t>(shared_bytes));
   });

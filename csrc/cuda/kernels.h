@@ -132,6 +132,12 @@ struct GemmLseArgs {
   int64_t plane_offsets[kNarrowPlanesMaxElements] = {};
 };
 
+// Where the narrow epilogue's rows come from (narrow_source): the sums [B, C_in] (kSums); x's planes of 2 to
+// kNarrowPlanesMaxElements elements, each summed by the lane that takes its channel (kPlanesInX, plan::
+// narrow_reads_planes); or x's one-element planes of 16-bit x, their values the sums (kElementsInX: as many loads in
+// flight as kSums, where kPlanesInX's are spent on a plane's further elements).
+enum class NarrowSource : int { kSums = 0, kPlanesInX = 1, kElementsInX = 2 };
+
 // padding's per-tap sums and their adjoint (taps.cu). One dimension of x as fusedlse::Cut (csrc/fusedlse.h) cuts it:
 // `head` and `tail` inputs one by one, the middle between them in one piece, `segments` in all; tap t keeps segments
 // [first[t], end[t]). The kernels take at most kMaxTapCut inputs one by one at each border and kMaxKernelTaps taps per
@@ -566,14 +572,16 @@ int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 // The same out[b] by the narrow epilogue (plan::narrow_lse_applies must hold): W.sum staged for `columns` columns
 // (4, 8, 16 or 32), `lanes` (8 or 32) lanes per group of rows, shared_bytes of dynamic shared memory
 // (plan::narrow_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse, column_runs and tile.
-// With plane_rows > 0 (one channel range: k_splits 1), the kernel that sums x's planes itself (`sums` is x).
+// With plane_rows > 0 (one channel range: k_splits 1), the kernel that reads x's planes itself (`sums` is x;
+// narrow_source says which).
 // narrow_lse_blocks_per_sm must have been called for these sizes on the current device first.
 cudaError_t launch_narrow_lse(const GemmLseArgs& args, int columns, int lanes, int64_t shared_bytes,
                               int64_t max_blocks, cudaStream_t stream);
-// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes, of the kernel that sums x's planes
-// (planes_in_x) or the other; lets the kernel take up to kNarrowLseMaxSharedBytes of dynamic shared memory on the
-// current device.
-int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, bool planes_in_x, int64_t shared_bytes);
+// The narrow epilogue's source of rows for `args` (plane_rows and plane_width): what launch_narrow_lse runs.
+NarrowSource narrow_source(const GemmLseArgs& args);
+// Resident narrow-epilogue blocks per multiprocessor (at least 1) for those sizes, of the kernel for `source`; lets the
+// kernel take up to kNarrowLseMaxSharedBytes of dynamic shared memory on the current device.
+int narrow_lse_blocks_per_sm(ScalarKind kind, int columns, int lanes, NarrowSource source, int64_t shared_bytes);
 cudaError_t launch_plane_lanes(const PlaneLanesArgs& args, cudaStream_t stream);
 // Resident blocks per multiprocessor of the plane-lanes kernel that `args` (its kind, lanes, vec, height) selects.
 int plane_lanes_blocks_per_sm(const PlaneLanesArgs& args);

@@ -964,21 +964,22 @@ plan::NarrowLseTiling narrow_tiling(int64_t batch, int64_t channels, int64_t c_o
 // out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
 // plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace`
 // (epilogue_workspace_bytes) and bias_lse adds them up. With a.plane_rows > 0, `a.sums` is x, whose planes the kernel
-// sums itself (plan::narrow_reads_planes checked that one range takes the channels). `sums`: a tensor of the
-// accumulation type on the device.
+// sums itself or, of one element, loads as its sums (narrow_source; plan::narrow_reads_planes checked that one range
+// takes the channels). `sums`: a tensor of the accumulation type on the device.
 void narrow_gemm_lse(GemmLseArgs a, const at::Tensor& sums, void* workspace, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
   const plan::NarrowLseTiling tiling = narrow_tiling(a.batch, a.channels, a.c_out, sums.element_size(), device);
-  const bool planes_in_x = a.plane_rows > 0;
-  TORCH_INTERNAL_ASSERT(!planes_in_x || tiling.k_splits == 1, "the narrow epilogue sums x's planes in one range");
+  const NarrowSource source = narrow_source(a);
+  TORCH_INTERNAL_ASSERT(source == NarrowSource::kSums || tiling.k_splits == 1,
+                        "the narrow epilogue reads x's planes in one range");
   a.k_splits = tiling.k_splits;
   a.split_channels = tiling.split_channels;
   if (a.k_splits > 1) a.partial_logits = workspace;
-  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes, planes_in_x,
-                                   tiling.shared_bytes);
+  const auto key = std::make_tuple(device, static_cast<int>(a.kind), tiling.columns, tiling.lanes,
+                                   static_cast<int>(source), tiling.shared_bytes);
   const int blocks_per_sm = once_per_key(key, [&] {
-    return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, planes_in_x, tiling.shared_bytes);
+    return narrow_lse_blocks_per_sm(a.kind, tiling.columns, tiling.lanes, source, tiling.shared_bytes);
   });
   const int64_t max_blocks = props.multiprocessors * blocks_per_sm;
   C10_CUDA_CHECK(launch_narrow_lse(a, tiling.columns, tiling.lanes, tiling.shared_bytes, max_blocks, stream));
@@ -1238,8 +1239,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   if (chosen.reader == plan::Reader::kInEpilogue) {
     // No reader: the tiled epilogue loads x's one-element planes where they lie, or the tensor-core tile sums x's
     // planes (GemmLseArgs::plane_width), and saves them into sums (sums_out); plan::in_epilogue_applies checked their
-    // size, dtype and layout. Or the narrow epilogue sums x's tiny planes itself (plan::narrow_reads_planes), saving
-    // them only where the caller keeps them: their write and read back were most of what it saves.
+    // size, dtype and layout. Or the narrow epilogue sums x's tiny planes itself, or loads 16-bit x's one-element
+    // planes as its sums (plan::narrow_reads_planes), saving them only where the caller keeps them: their write and
+    // read back were most of what it saves.
     if (!weight_is_its_sum) sum_weight();
     const BiasOperands biases = bias_operands(conv_bias, bias);
     GemmLseArgs operands = gemm_lse_operands(sums, weight_sum, biases.conv_ptr(), biases.bias, biases.bias_stride,

@@ -84,8 +84,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             a row tile's planes before its GEMM, where it takes the GEMM in one column run without split-K;
             ``epilogue`` is then ``"tiled_lse"``; or, where the epilogue is ``"narrow_lse"`` over one channel range
             (``narrow_k_splits`` 1), x's planes of 2 to 8 elements in any dtype whose rows are strided or whose
-            layout is neither contiguous planes nor channels-last, which its lanes sum where they lie instead of
-            loading sums: no sums written and read back, and none made where the call keeps none for a backward).
+            layout is neither contiguous planes nor channels-last, which its lanes sum where they lie, or float16 and
+            bfloat16 x's planes of one element in any layout, which its lanes load as sums, instead of loading sums:
+            no sums written and read back, and none made where the call keeps none for a backward).
         epilogue: the split strategy's GEMM + biases + logsumexp: ``"tiled_lse"`` (one kernel, a tiled GEMM whose
             logits go straight into each row's logsumexp: no [B, C_out] tensor; on the bfloat16 tile, ``tiled_tile``
             6, a first launch cuts W.sum into its pieces) or ``"cublas_lse"`` (cuBLAS's GEMM

@@ -302,6 +302,27 @@ __device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t f
   }
 }
 
+// The narrow epilogue's values of its rows' channels [k0, k0 + kLanes, ...) below `channels` where x's planes are one
+// element of 16-bit x (NarrowSource::kElementsInX), widened, else 0: row b's channel c at b * x_batch_stride + c *
+// x_channel_stride; written as the sums' loads are (each widened where it lands), so that all kDepth x kRows loads
+// are in flight before the first is used and no second copy of them takes registers. 64-bit offsets, as
+// planes_in_x_sums'.
+template <typename T, int kDepth, int kRows, int kLanes>
+__device__ __forceinline__ void elements_in_x(const GemmLseArgs& a, int64_t first, int rows_here, int k0,
+                                              int channels, acc_t<T> (&s)[kDepth][kRows]) {
+  const T* x = static_cast<const T*>(a.sums);  // [B, C_in, 1, 1], strided
+  const T* row_values = x + first * a.x_batch_stride + int64_t{k0} * a.x_channel_stride;
+#pragma unroll
+  for (int d = 0; d < kDepth; ++d) {
+#pragma unroll
+    for (int i = 0; i < kRows; ++i) {
+      s[d][i] = i < rows_here && k0 + d * kLanes < channels
+                    ? to_acc(__ldg(row_values + i * a.x_batch_stride + int64_t{d} * kLanes * a.x_channel_stride))
+                    : acc_t<T>(0);
+    }
+  }
+}
+
 // The narrow epilogue (plan::narrow_lse_applies and narrow_lse_tiling): a few columns (C_out <= kCols, at most
 // kNarrowLseMaxColumns) and any number of channels. A group of kLanes lanes takes kRows rows at a time and splits
 // their channels: lane l adds channels l, l + kLanes, ... of each row into all kCols logits of that row. The rows'
@@ -313,12 +334,14 @@ __device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t f
 // either. Split-K (k_splits > 1, where W.sum is too large for one block's shared memory: plan::narrow_lse_tiling):
 // blocks (i, s) take channels [s x split_channels, (s + 1) x split_channels) and stage only that range of W.sum, and
 // each row's raw logits over the range go to partial_logits; bias_lse adds the ranges in order, then the biases and
-// the logsumexp. kPlanesInX: no sums, the rows' channels are x's tiny planes where they lie (plan::Reader::kInEpilogue
-// with the narrow epilogue, plan::narrow_reads_planes; one channel range): each lane sums its own planes
-// (planes_in_x_sums) and, where sums_out is set, saves each sum there, once.
-template <typename T, int kCols, int kLanes, bool kPlanesInX>
+// the logsumexp. kSource (NarrowSource) kPlanesInX: no sums, the rows' channels are x's tiny planes where they lie
+// (plan::Reader::kInEpilogue with the narrow epilogue, plan::narrow_reads_planes; one channel range): each lane sums
+// its own planes (planes_in_x_sums) and, where sums_out is set, saves each sum there, once. kElementsInX: the same for
+// planes of one element, loaded as the sums are (elements_in_x).
+template <typename T, int kCols, int kLanes, NarrowSource kSource>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
+  constexpr bool kPlanesInX = kSource == NarrowSource::kPlanesInX;
   constexpr int kRows = narrow_lse_rows(kCols);
   // Summing planes: kNarrowPlaneElementsAtOnce loads a plane, the same loads in flight over fewer channels; half of
   // them for float64 or 8 columns and more, whose planes' sums and loads beside the logits spilled at two blocks of
@@ -348,8 +371,8 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   __pipeline_commit();
   __pipeline_wait_prior(0);
   __syncthreads();
-  const A* sums = static_cast<const A*>(a.sums);  // [B, C_in] (not kPlanesInX)
-  A* sums_out = static_cast<A*>(a.sums_out);      // [B, C_in], or null (kPlanesInX)
+  const A* sums = static_cast<const A*>(a.sums);  // [B, C_in] (kSums)
+  A* sums_out = static_cast<A*>(a.sums_out);      // [B, C_in], or null (x's planes)
   const A scale = static_cast<A>(a.scale);
   const int lane = threadIdx.x % kLanes;
   const int64_t warp = (int64_t{blockIdx.x} * kNarrowLseThreads + threadIdx.x) / 32;
@@ -364,7 +387,7 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
     // kDepth channels of each row per lane at a time, all loaded before any is used: kNarrowLseLoads loads in flight
     // per lane, which the sums' read needs to keep DRAM busy where warps are few (W.sum's shared memory leaves 2 or 3
     // blocks a multiprocessor).
-    if (!kPlanesInX && kRows == 4 && rows_here == 1) {
+    if (kSource == NarrowSource::kSums && kRows == 4 && rows_here == 1) {
       // One row (a batch of one, or a batch's last): every load in flight on its channels, kRows times fewer trips
       // (for kRows 2 the second path cost 20-40 registers).
       // One row of 1473 channels took 12 trips of 4 loads per lane (r47's epilogue 11.8 µs, docs/limits.md §23).
@@ -382,8 +405,12 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
     } else {
       for (int k0 = lane; k0 < range; k0 += kDepth * kLanes) {
         A s[kDepth][kRows];
-        if constexpr (kPlanesInX) {
-          planes_in_x_sums<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
+        if constexpr (kSource != NarrowSource::kSums) {
+          if constexpr (kPlanesInX) {
+            planes_in_x_sums<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
+          } else {
+            elements_in_x<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
+          }
           if (sums_out != nullptr) {
 #pragma unroll
             for (int d = 0; d < kDepth; ++d) {
