@@ -218,6 +218,13 @@ Cut cut_of(const ForwardShape& s, int dim) {
   return c;
 }
 
+Cut element_cut(const ForwardShape& s, int dim) {
+  Cut c = cut_of(s, dim);
+  c.head = dim == 0 ? s.height : s.width;
+  c.middle = c.tail = 0;
+  return c;
+}
+
 at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
   if (groups == 1) return weight;
   const int64_t in_per_group = weight.size(0) / groups, out_per_group = weight.size(1);
@@ -325,8 +332,9 @@ bool cells_are_single_elements(const ForwardShape& s) { return cut_of(s, 0).midd
 
 }  // namespace
 
-KeptCells kept_cells(const ForwardShape& s) {
-  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+KeptCells kept_cells(const ForwardShape& s) { return kept_cells(cut_of(s, 0), cut_of(s, 1)); }
+
+KeptCells kept_cells(const Cut& rows, const Cut& cols) {
   KeptCells k;
   k.rows = kept_segments_of(rows);
   k.cols = kept_segments_of(cols);
@@ -741,6 +749,14 @@ TORCH_LIBRARY(fusedlse, m) {
   m.def("_force_tap_shares(int shares) -> ()", [](int64_t shares) {
     FUSEDLSE_CHECK(shares >= -1 && shares <= 1, "_force_tap_shares: shares must be -1, 0 or 1, got ", shares);
     plan::force_tap_shares(static_cast<int>(shares));
+  });
+  // For measurements and tests only (tests/test_padding_groups.py, bench/padding_groups.py): every later padded CUDA
+  // forward runs its GEMM over x's elements wherever x's layout and settings allow it (1) or never (0), bypassing the
+  // rule's bounds on sizes and times; -1 leaves it to the rule.
+  m.def("_force_element_gemm(int elements) -> ()", [](int64_t elements) {
+    FUSEDLSE_CHECK(elements >= -1 && elements <= 1, "_force_element_gemm: elements must be -1, 0 or 1, got ",
+                   elements);
+    plan::force_element_gemm(static_cast<int>(elements));
   });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "

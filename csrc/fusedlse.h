@@ -128,6 +128,8 @@ struct Cut {
   std::vector<Piece> pieces(int64_t in) const;
 };
 Cut cut_of(const ForwardShape& s, int dim);
+// cut_of's cut with every input a segment of its own: its cells are x's elements (the cropped GEMM over x's elements).
+Cut element_cut(const ForwardShape& s, int dim);
 
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane, the sum of x over each cell, a pair (row segment, column
 // segment) of the cuts: [B, C_in, row segments, column segments] in the accumulation type. One read of x; none where
@@ -181,6 +183,8 @@ struct KeptCells {
   std::vector<int64_t> cells;    // row segment * column segments + column segment, in order
 };
 KeptCells kept_cells(const ForwardShape& s);
+// The same for cuts of x's rows and columns other than cut_of's (element_cut's).
+KeptCells kept_cells(const Cut& rows, const Cut& cols);
 
 // Where each cell is one element of x (every segment of both cuts one row or column) and the kept ones are a run of
 // rows by a run of columns: those elements, a view of x [B, C_in, kept rows, kept columns]; else undefined. The CPU

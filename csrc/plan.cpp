@@ -390,6 +390,7 @@ std::atomic<int> forced_walk{-1};
 std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
+std::atomic<int> forced_element_gemms{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_tap_middle_by_span{-1};
 std::atomic<int> forced_plane_lanes_persistent{-1};
@@ -673,8 +674,12 @@ bool narrow_reads_planes(const Problem& p, const DeviceProps& d) {
   const bool strided = p.layout == Layout::kStridedRows || p.layout == Layout::kOther;
   const bool planes = strided && plane >= 2 && plane <= kNarrowPlanesMaxElements;
   const bool elements = plane == 1 && p.element_bytes < acc;
-  return p.x_in_epilogue && (planes || elements) && narrow_lse_applies(p.in_channels, p.out_channels, acc) &&
-         narrow_lse_tiling(p.batch, p.in_channels, p.out_channels, acc, resident_threads(d)).k_splits == 1;
+  if (!p.x_in_epilogue || !(planes || elements) || !narrow_lse_applies(p.in_channels, p.out_channels, acc)) {
+    return false;
+  }
+  // A one-element plane's load needs no registers beside it, so its kernel takes the channel ranges the sums' does
+  // (elements_in_x); a plane's sum holds its loads too, and that kernel takes one range.
+  return elements || narrow_lse_tiling(p.batch, p.in_channels, p.out_channels, acc, resident_threads(d)).k_splits == 1;
 }
 
 bool in_epilogue_applies(const Problem& p, const DeviceProps& d) {
@@ -1127,15 +1132,27 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
   // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
   // The narrow epilogue summing x's tiny planes itself, where it is the epilogue: the model puts it ahead wherever it
-  // applies (no reader launch, no sums written and read back).
+  // applies (no reader launch, no sums written and read back). Loading 16-bit x's one-element planes itself, wherever
+  // the model puts it ahead of the reader and epilogue chosen above, whichever that epilogue is (not where one is
+  // forced): the epilogues were weighed on reading sums, and the rows epilogue, kept above where it applies, cannot
+  // read x. That is the padded forward's GEMM over x's elements (ops_cuda.cpp, element_gemm): r53 of the sweep at
+  // padding 1 ([110640, 12, 1, 4] bfloat16 -> 7, k 5 x 2) is [110640, 48] x [48, 7], which the rows epilogue takes.
   const bool x_in_tiled = in_epilogue_applies(p, d) && plan.epilogue == Epilogue::kTiledLse;
-  const bool x_in_narrow = narrow_reads_planes(p, d) && plan.epilogue == Epilogue::kNarrowLse;
-  if ((x_in_tiled || x_in_narrow) && forced_reader.load(std::memory_order_relaxed) < 0) {
-    const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, plan.epilogue);
-    if (in_epilogue_us < plan.split_us) {
-      plan.split_reader = Reader::kInEpilogue;
-      plan.split_us = in_epilogue_us;
-    }
+  const bool one_element = p.height * p.width == 1;
+  const bool x_in_narrow = narrow_reads_planes(p, d) &&
+                           (plan.epilogue == Epilogue::kNarrowLse || (one_element && epilogue < 0));
+  if (forced_reader.load(std::memory_order_relaxed) < 0) {
+    const auto take_in_epilogue_if_cheaper = [&](bool applies, Epilogue in_epilogue) {
+      if (!applies) return;
+      const double in_epilogue_us = split_us(p, d, Reader::kInEpilogue, in_epilogue);
+      if (in_epilogue_us < plan.split_us) {
+        plan.epilogue = in_epilogue;
+        plan.split_reader = Reader::kInEpilogue;
+        plan.split_us = in_epilogue_us;
+      }
+    };
+    take_in_epilogue_if_cheaper(x_in_tiled, Epilogue::kTiledLse);
+    take_in_epilogue_if_cheaper(x_in_narrow, Epilogue::kNarrowLse);
   }
   const char* excluded = fused_excluded(p, d);
   plan.fused_us = excluded ? std::numeric_limits<double>::infinity() : fused_us(p, d);
@@ -1326,6 +1343,10 @@ bool tap_shares_short(int64_t planes, int64_t c_out, int64_t taps, int64_t acc_b
 }
 
 void force_tap_shares(int shares) { forced_tap_shares.store(shares, std::memory_order_relaxed); }
+
+void force_element_gemm(int elements) { forced_element_gemms.store(elements, std::memory_order_relaxed); }
+
+int forced_element_gemm() { return forced_element_gemms.load(std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

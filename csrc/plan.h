@@ -158,8 +158,9 @@ struct Plan {
 bool in_epilogue_applies(const Problem& problem, const DeviceProps& device);
 // Whether the narrow epilogue can sum x's planes itself (Reader::kInEpilogue with Epilogue::kNarrowLse), where the
 // problem allows it (Problem::x_in_epilogue): planes of 2 to kNarrowPlanesMaxElements elements in any dtype, of
-// strided rows or another layout (kStridedRows, kOther), or planes of one element of 16-bit x in any layout, and a
-// GEMM narrow_lse_applies to whose channels fit one range (narrow_lse_tiling's k_splits 1).
+// strided rows or another layout (kStridedRows, kOther) and a GEMM whose channels fit one range (narrow_lse_tiling's
+// k_splits 1), or planes of one element of 16-bit x in any layout, over channel ranges too; narrow_lse_applies to the
+// GEMM. choose() then weighs that epilogue reading x against the reader and epilogue it would take otherwise.
 bool narrow_reads_planes(const Problem& problem, const DeviceProps& device);
 // Whether the tensor-core tile can sum x's planes itself before its GEMM (cuda/gemm_lse.cu, sum_tile_planes): float64
 // planes of 2 to kTinyPlaneElements elements whose rows are contiguous (layouts kPlanes and kStridedRows) and 8 to
@@ -437,6 +438,11 @@ bool tap_shares_short(int64_t planes, int64_t c_out, int64_t taps, int64_t acc_b
 // For measurements and tests: every later tap_shares_short answers `shares` (0 or 1); -1 leaves it to the rule. Not
 // for production code.
 void force_tap_shares(int shares);
+// For measurements and tests: every later padded CUDA forward runs its GEMM over x's elements wherever x's layout and
+// settings allow it (1: cuda/ops_cuda.cpp element_gemm, its bounds on sizes and times aside), or never (0); -1 leaves
+// it to the rule. Not for production code. forced_element_gemm: the value last forced.
+void force_element_gemm(int elements);
+int forced_element_gemm();
 
 const char* name(Strategy strategy);
 const char* name(Reader reader);

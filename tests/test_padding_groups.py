@@ -10,8 +10,8 @@ import torch
 import fusedlse_cuda
 from fusedlse_cuda import reference
 from fusedlse_cuda.shape import conv_settings
-from helpers import (DEVICES, DTYPES, HAS_CUDA, STRIDED_VIEWS, TOLERANCE, make_problem, poison_allocator, rel_err,
-                     strided_view)
+from helpers import (DEVICES, DTYPES, HAS_CUDA, STRIDED_VIEWS, TOLERANCE, lay_out, make_problem, poison_allocator,
+                     rel_err, strided_view)
 
 CASES = 520
 
@@ -716,6 +716,104 @@ def test_cropped_gemm_over_cells_or_taps(device, dtype):
     assert rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1), truth) <= TOLERANCE[torch.float64]
 
 
+ELEMENT_CASES = [
+    # (B, C_in, H, W, C_out, kH, kW), settings: every element kept by some tap
+    ((300, 4, 5, 6, 7, 3, 3), dict(padding=1)),  # cells of several elements
+    ((200, 3, 7, 3, 8, 3, 3), dict(padding=1)),  # r54's planes of the sweep, fewer
+    ((500, 12, 1, 4, 7, 5, 2), dict(padding=1)),  # r53's
+    ((100, 5, 6, 5, 33, 4, 2), dict(padding=(1, 0), stride=(2, 1), dilation=(1, 2))),  # 33 columns: no narrow epilogue
+    ((80, 2, 9, 4, 5, 3, 2), dict(padding=(2, 1), output_padding=(1, 0), stride=(2, 1))),
+    ((150, 4, 2, 2, 10, 2, 2), dict(padding=1)),  # cells that are x's elements (r50's)
+    ((64, 3, 3, 3, 3, 4, 4), dict(padding=1)),  # the same (r07's)
+]
+
+
+def batch_slice(x):
+    """x's values in every other batch of a tensor twice as long, NaN in the batches between: each batch's values
+    still one run of memory."""
+    big = torch.full((x.shape[0], 2) + tuple(x.shape[1:]), float("nan"), dtype=x.dtype, device=x.device)
+    big[:, 0] = x
+    return big[:, 0]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_padded_gemm_over_x_elements(dtype):
+    """The padded forward's GEMM over x's elements where they lie (explain's gemm_over "elements"; forced here past the
+    rule's bounds on sizes and times): each element's weight the sum of the taps' that keep it, x's rows in its memory
+    order. Taken where each batch's values are one run of memory (contiguous, channels-last, offset by an element,
+    every other batch; for float32 and float64, whose rows the epilogue reads as sums, only where the batches follow
+    each other) and, for 16-bit x, where the narrow epilogue loads x itself (the plan forced to it; not past 32
+    columns); never on sliced planes. Against the float64 model; the forward without the sums bitwise the one with
+    them (whose tap sums take a pass of their own), which are the CPU backend's; one case's gradients."""
+    from fusedlse_cuda.planning import forced_element_gemm, forced_plan
+
+    in_place = dtype in (torch.float16, torch.bfloat16)
+    for case, (shape, settings) in enumerate(ELEMENT_CASES):
+        settings = dict(groups=1) | settings
+        for layout in ("contiguous", "channels_last", "offset", "batch_slice", "sliced"):
+            x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, "cuda",
+                                                         "contiguous" if layout == "batch_slice" else layout,
+                                                         seed=case)
+            if layout == "batch_slice":
+                x = batch_slice(x)
+            what = f"{shape}, {settings}, {layout}"
+            runs = layout != "sliced" and (in_place or layout != "batch_slice")
+            expected = runs and (not in_place or shape[4] <= 32)
+            args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+            plan_forced = forced_plan("split", "in_epilogue", "narrow_lse") if in_place else contextlib.nullcontext()
+            with forced_element_gemm(True), plan_forced:
+                plan = fusedlse_cuda.explain(x, weight, **settings)
+                assert (plan["gemm_over"] == "elements") == expected, (plan, what)
+                if expected:
+                    assert plan["gemm_depth"] == shape[1] * shape[2] * shape[3], (plan, what)
+                poison_allocator("cuda")
+                out, sums = torch.ops.fusedlse.forward(*args)
+                poison_allocator("cuda")
+                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+            assert torch.equal(out_alone, out), what
+            assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+            cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+            torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, msg=what)
+    # Never where an element is kept by no tap (kW 1, padding 1: the first and last columns), even forced.
+    x, weight, _, _ = make_problem(64, 3, 5, 9, 4, 4, 1, dtype=dtype, device="cuda")
+    with forced_element_gemm(True):
+        assert fusedlse_cuda.explain(x, weight, padding=1)["gemm_over"] != "elements"
+    # Gradients through the forward over elements (the backward reads the tap sums).
+    x, weight, conv_bias, bias = (t.requires_grad_() for t in make_problem(*ELEMENT_CASES[0][0], dtype=dtype,
+                                                                           device="cuda", layout="channels_last"))
+    with forced_element_gemm(True):
+        out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    grad_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(3)).to("cuda", dtype)
+    grads = torch.autograd.grad(out, [x, weight, conv_bias, bias], grad_out)
+    f64 = [t.detach().to("cpu", torch.float64).requires_grad_() for t in (x, weight, conv_bias, bias)]
+    expected = torch.autograd.grad(reference.model_forward(*f64, padding=1), f64, grad_out.to("cpu", torch.float64))
+    for name, got, want in zip(["x", "weight", "conv_bias", "bias"], grads, expected):
+        assert rel_err(got, want) <= 4 * TOLERANCE[dtype], name
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_padded_gemm_over_x_elements_by_the_rule(layout):
+    """Unforced: r53 of the sweep at padding 1 ([110640, 12, 1, 4] bfloat16 -> 7, k 5 x 2; its tap readers took 2.6x
+    the padding-0 forward, H100) takes the GEMM over x's elements, the narrow epilogue loading x itself; the same x
+    under 8 MiB (kElementGemmMinBytes), and any x whose planes are sliced, keep the tap readers. Against the float64
+    shortcut."""
+    x, weight, conv_bias, bias = make_problem(110640, 12, 1, 4, 7, 5, 2, dtype=torch.bfloat16, device="cuda",
+                                              layout=layout, draw_on_device=True)
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert plan["gemm_over"] == "elements" and plan["gemm"]["reader"] == "in_epilogue", plan
+    assert plan["gemm"]["epilogue"] == "narrow_lse", plan
+    assert fusedlse_cuda.explain(x[:80000], weight, padding=1)["gemm_over"] != "elements"
+    assert fusedlse_cuda.explain(lay_out(x, "sliced"), weight, padding=1)["gemm_over"] != "elements"
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
+    assert rel_err(out, truth) <= TOLERANCE[torch.bfloat16]
+
+
 def keep_sums_of(args, kwargs) -> bool:
     """keep_sums of a recorded fusedlse::forward call, however the dispatcher passed it (the schema's default: True)."""
     if "keep_sums" in kwargs:
@@ -767,7 +865,9 @@ def test_forward_without_sums_is_the_same_forward(device, dtype):
                 if gemm == "shares":
                     assert plan["gemm"]["strategy"] == "tap_shares", (plan, what)
                 elif gemm is not None and plan["gemm"].get("strategy") != "tap_shares":
-                    assert plan["gemm_over"] == gemm, (plan, what)
+                    # From 8 MiB on the GEMM may run over x's elements where the rule predicts it faster
+                    # (test_padded_gemm_over_x_elements); the tap sums kept for the backward are still by `path`.
+                    assert plan["gemm_over"] in ((gemm, "elements") if x.nbytes >= 8 << 20 else (gemm,)), (plan, what)
             args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
             poison_allocator(device)
             out, sums = torch.ops.fusedlse.forward(*args)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import fusedlse_cuda
-from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_walk, plan_for
+from fusedlse_cuda.planning import EPILOGUES, READERS, STRATEGIES, forced_plan, forced_walk, plan_for
 from helpers import HAS_CUDA, lay_out, narrow_lse_applies, narrow_lse_splits, rows_lse_applies
 
 # Published properties: 4090 (sm_89: 128 SMs, 72 MB L2, 100 KB shared memory and 48 warps per SM, ~1 TB/s,
@@ -294,9 +294,30 @@ def test_narrow_epilogue_loads_16_bit_one_element_planes_itself(device, layout):
         "split", "in_epilogue", "narrow_lse", 1)
     assert plan["predicted_us"] == plan["split_us"]
     for change in (dict(element_bytes=4), dict(element_bytes=8), dict(height=2, layout="planes"),
-                   dict(out_channels=33), dict(in_channels=40000)):
+                   dict(out_channels=33)):
         plan = plan_for(dict(r22, **change), DEVICES[device])
         assert (plan["reader"], plan["epilogue"]) != ("in_epilogue", "narrow_lse"), change
+    # Over channel ranges too: a one-element plane's load holds no registers beside it (elements_in_x).
+    plan = plan_for(dict(r22, in_channels=40000), DEVICES[device])
+    assert (plan["reader"], plan["epilogue"]) == ("in_epilogue", "narrow_lse") and plan["narrow_k_splits"] > 1
+
+
+@pytest.mark.parametrize("device", list(DEVICES))
+def test_narrow_epilogue_loading_x_is_weighed_against_the_rows_epilogue(device):
+    """The rows epilogue, kept wherever it applies on reading sums, cannot read x: the narrow epilogue loading 16-bit
+    x's one-element planes itself is weighed against it with its reader, and taken where predicted faster (here
+    [10^6, 8] x [8, 7] bfloat16: no sums written and read back). Tiny strided planes keep the narrow epilogue's own
+    rule (their reader where the rows epilogue is chosen)."""
+    elements = problem(10**6, 8, 7, 1, 1, element_bytes=2)
+    assert rows_lse_applies(8, 7, torch.bfloat16)
+    plan = plan_for(elements, DEVICES[device])
+    with forced_plan("split", reader="plane_lanes", epilogue="rows_lse"):
+        rows = plan_for(elements, DEVICES[device])
+    assert (rows["reader"], rows["epilogue"]) == ("plane_lanes", "rows_lse")
+    assert (plan["reader"], plan["epilogue"]) == ("in_epilogue", "narrow_lse")
+    assert plan["predicted_us"] < rows["predicted_us"]
+    planes = plan_for(problem(50000, 12, 7, 2, 3, layout="strided_rows"), DEVICES[device])
+    assert planes["split_reader"] == "plane_lanes"
 
 
 @pytest.mark.parametrize("device", list(DEVICES))

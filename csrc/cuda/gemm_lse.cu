@@ -173,10 +173,11 @@ __global__ void __launch_bounds__(kNarrowLseThreads, kNarrowLseSmallRowBlocks)
 
 // The narrow epilogue's kernel for T, kCols, kLanes and kSource. Summing x's planes (kPlanesInX), it is left to
 // ptxas' choice of registers (its sums of planes hold a plane's loads beside the sums: held to the small rows' 80
-// registers, they would spill). Loading x's elements (kElementsInX), so is the kernel of 8 columns: held to 80
-// registers it spilled 20-32 bytes (nvcc 13.0, sm_90), where the sums' kernel took 78 and that of 4 columns 80.
+// registers, they would spill). So is the kernel loading x's elements (kElementsInX): held to 80 registers, that of 8
+// columns spilled 20-32 bytes (nvcc 13.0, sm_90), where the sums' kernel took 78, and that of 4 columns, 80 registers
+// before its channel ranges, 12-16 bytes with them.
 template <typename T, int kCols, int kLanes, NarrowSource kSource> constexpr auto narrow_lse_kernel_of() {
-  constexpr bool kSmallRows = narrow_lse_small_rows<T, kCols> && (kSource == NarrowSource::kSums || kCols <= 4);
+  constexpr bool kSmallRows = narrow_lse_small_rows<T, kCols> && kSource == NarrowSource::kSums;
   if constexpr (kSource == NarrowSource::kPlanesInX) return narrow_lse_planes_kernel<T, kCols, kLanes>;
   else if constexpr (kSmallRows) return narrow_lse_small_rows_kernel<T, kCols, kLanes, kSource>;
   else return narrow_lse_kernel<T, kCols, kLanes, kSource>;

@@ -572,8 +572,8 @@ int rows_lse_blocks_per_sm(ScalarKind kind, int lanes, int64_t shared_bytes);
 // The same out[b] by the narrow epilogue (plan::narrow_lse_applies must hold): W.sum staged for `columns` columns
 // (4, 8, 16 or 32), `lanes` (8 or 32) lanes per group of rows, shared_bytes of dynamic shared memory
 // (plan::narrow_lse_tiling's), at most max_blocks blocks; reads every field but partial_lse, column_runs and tile.
-// With plane_rows > 0 (one channel range: k_splits 1), the kernel that reads x's planes itself (`sums` is x;
-// narrow_source says which).
+// With plane_rows > 0, the kernel that reads x's planes itself (`sums` is x; narrow_source says which): planes of
+// several elements in one channel range (k_splits 1), one-element planes in any.
 // narrow_lse_blocks_per_sm must have been called for these sizes on the current device first.
 cudaError_t launch_narrow_lse(const GemmLseArgs& args, int columns, int lanes, int64_t shared_bytes,
                               int64_t max_blocks, cudaStream_t stream);

@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -964,15 +965,15 @@ plan::NarrowLseTiling narrow_tiling(int64_t batch, int64_t channels, int64_t c_o
 // out = gemm_lse_operands' by the narrow epilogue (plan::narrow_lse_applies must hold), sized by
 // plan::narrow_lse_tiling; over channel ranges (split-K) its partial logits go to `workspace`
 // (epilogue_workspace_bytes) and bias_lse adds them up. With a.plane_rows > 0, `a.sums` is x, whose planes the kernel
-// sums itself or, of one element, loads as its sums (narrow_source; plan::narrow_reads_planes checked that one range
-// takes the channels). `sums`: a tensor of the accumulation type on the device.
+// sums itself (plan::narrow_reads_planes checked that one range takes the channels) or, of one element, loads as its
+// sums (narrow_source). `sums`: a tensor of the accumulation type on the device.
 void narrow_gemm_lse(GemmLseArgs a, const at::Tensor& sums, void* workspace, cudaStream_t stream) {
   const int device = sums.get_device();
   const plan::DeviceProps props = device_props(device);
   const plan::NarrowLseTiling tiling = narrow_tiling(a.batch, a.channels, a.c_out, sums.element_size(), device);
   const NarrowSource source = narrow_source(a);
-  TORCH_INTERNAL_ASSERT(source == NarrowSource::kSums || tiling.k_splits == 1,
-                        "the narrow epilogue reads x's planes in one range");
+  TORCH_INTERNAL_ASSERT(source != NarrowSource::kPlanesInX || tiling.k_splits == 1,
+                        "the narrow epilogue sums x's planes in one range");
   a.k_splits = tiling.k_splits;
   a.split_channels = tiling.split_channels;
   if (a.k_splits > 1) a.partial_logits = workspace;
@@ -1197,12 +1198,17 @@ void run_epilogue(plan::Epilogue epilogue, const at::Tensor& sums, const at::Ten
 }
 
 at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s);
+at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s, const Cut& row_cut,
+                            const Cut& col_cut);
 
 // The split strategy (plan.h): sums by `reader`, W.sum((2,3)) once (of the weight's `s.conv.groups` groups: zero
-// between them), then the GEMM, biases and logsumexp by `epilogue`.
+// between them), then the GEMM, biases and logsumexp by `epilogue`. `given_weight_sum`, where defined: W.sum made by
+// the caller ([C_in, C_out], the accumulation type, contiguous: the padded forward's weight over x's elements), taken
+// as it is.
 void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::optional<at::Tensor>& conv_bias,
                    const at::Tensor& bias, const ForwardShape& s, const plan::Plan& chosen, at::Tensor& out,
-                   at::Tensor& sums, bool keep_sums, cudaStream_t stream) {
+                   at::Tensor& sums, bool keep_sums, cudaStream_t stream,
+                   const at::Tensor& given_weight_sum = at::Tensor()) {
   const NoAutocast no_autocast;
   const int64_t acc_bytes = sums.element_size(), problem_bytes = x_in.nbytes() + weight.nbytes();
   // A 1 x 1 kernel's W.sum((2, 3)) is the weight itself where it holds the accumulation type (plan::weight_is_its_sum)
@@ -1210,7 +1216,7 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
   // Grouped, cell_weight_cuda allocates it. Otherwise W.sum and the epilogue's workspace come from one allocation, and
   // the tensors over them by tensor_over, not by dispatcher calls: each of those took 2-5 us of the H200 host's time
   // per call (docs/limits.md §46).
-  const bool weight_is_its_sum = chosen.weight_is_its_sum;
+  const bool weight_is_its_sum = chosen.weight_is_its_sum || given_weight_sum.defined();
   const int64_t pairs = s.in_channels * s.out_channels;
   const int64_t weight_sum_bytes = weight_is_its_sum || s.conv.groups > 1 ? 0 : pairs * acc_bytes;
   const int64_t epilogue_bytes =
@@ -1218,7 +1224,9 @@ void forward_split(const at::Tensor& x_in, const at::Tensor& weight, const c10::
                                acc_bytes, problem_bytes, x_in.get_device());
   Scratch scratch(sums, {weight_sum_bytes, epilogue_bytes});
   at::Tensor weight_sum;
-  if (weight_is_its_sum) {
+  if (given_weight_sum.defined()) {
+    weight_sum = given_weight_sum;
+  } else if (weight_is_its_sum) {
     weight_sum = tensor_over(weight.data_ptr(), {s.in_channels, s.out_channels}, sums.options());
   } else if (weight_sum_bytes > 0) {
     weight_sum = tensor_over(scratch.take(weight_sum_bytes), {s.in_channels, s.out_channels}, sums.options());
@@ -1631,8 +1639,14 @@ bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kern
 // (H200 sweep shape [4844, 2, 31, 44] -> 1543). Undefined where a cut keeps more segments than the kernel takes.
 // With padding 0 every tap keeps the one cell: W.sum((2, 3)) [C_in, C_out], block-diagonal for groups.
 at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s) {
+  return cell_weight_cuda(grouped_weight, s, cut_of(s, 0), cut_of(s, 1));
+}
+
+// The same over the cells of other cuts of x's rows and columns (element_cut's: x's elements).
+at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s, const Cut& row_cut,
+                            const Cut& col_cut) {
   CellWeightArgs a{};
-  const KeptCells kept = kept_cells(s);
+  const KeptCells kept = kept_cells(row_cut, col_cut);
   // Each kept segment's taps [first, end): consecutive (CellWeightArgs); checked, and ATen's otherwise.
   const auto tap_ranges = [](const Cut& cut, const std::vector<bool>& kept_segments, int32_t* first, int32_t* end,
                              int32_t& count) {
@@ -1654,8 +1668,8 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
     }
     return true;
   };
-  if (!tap_ranges(cut_of(s, 0), kept.rows, a.row_tap_first, a.row_tap_end, a.kept_rows) ||
-      !tap_ranges(cut_of(s, 1), kept.cols, a.col_tap_first, a.col_tap_end, a.kept_cols)) {
+  if (!tap_ranges(row_cut, kept.rows, a.row_tap_first, a.row_tap_end, a.kept_rows) ||
+      !tap_ranges(col_cut, kept.cols, a.col_tap_first, a.col_tap_end, a.kept_cols)) {
     return at::Tensor();
   }
   const at::Tensor weight = grouped_weight.contiguous();
@@ -1910,11 +1924,138 @@ bool shares_added_in_lse(const ForwardShape& s) {
   return s.in_channels * s.out_channels <= kSharesLseMaxLoads * kSplitThreads;
 }
 
-// forward for padding > 0: the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
-// tap_shares_apply, else as a padding-0 forward (cropped_gemm_shape): where the planner splits it, only its
-// epilogue; where it fuses it, the fused launch, which for 16-bit x runs in float32 (the biases widened, the result
-// rounded to x's dtype once, as the padding-0 kernels do). Returns the output and the per-tap sums [B, C_in, kH, kW]:
-// without keep_sums, those are made only where the GEMM runs over them (undefined otherwise).
+// The padded forward's GEMM over x's elements (element_gemm): [B, C_in * H * W] x [C_in * H * W, C_out], each
+// element's weight the sum of the taps' that keep it (cell_weight_cuda over element_cut's cells), x's values read
+// where they lie. Where a batch's values are one run of memory, in whatever order of C, H and W, the rows are that
+// run and the weight's rows are put in the same order.
+struct ElementGemm {
+  at::Tensor x_elements;          // x as [B, C_in * H * W, 1, 1], a batch's values in memory order (stride 1)
+  std::array<int64_t, 3> order;   // x's dimensions 1 to 3 (C, H, W) from the outermost in memory to the innermost
+  ForwardShape shape;             // the GEMM as a padding-0 forward of 1 x 1 planes (cropped_gemm_shape)
+  // 16-bit x (`in_place`): the split strategy with the narrow epilogue loading x's elements (plan::
+  // narrow_reads_planes). Else x holds the accumulation type and its rows are contiguous: they are the cropped GEMM's
+  // rows as they lie (cropped_gemm_problem's plan).
+  bool in_place;
+  plan::Plan plan;
+};
+
+// Whether the padded forward runs its GEMM over x's elements, and how: x of kElementGemmMinBytes or more, groups 1,
+// every element kept by some tap (an element no tap keeps would get a weight of 0, and an infinity there a NaN the
+// model does not make), planes no taller or wider than cell_weight_cuda takes (kMaxCellSegments), not planes that are
+// each one cell (whole_planes: the padding-0 readers' sums serve), a batch's values one run of memory, the weight over
+// elements (C_out values each, staged by every block of the epilogue) within x's bytes over the multiprocessors; for
+// 16-bit x the planner's plan for the GEMM loading x itself. Then: where the cells are x's elements, always (the GEMM over cells would read the
+// same values, from a widened or contiguous copy); else where the planner's time for the GEMM is within
+// kElementGemmShare of its time for padding 0's forward of x, or below the tap readers' time at their best rate
+// (kTapReaderElementsPerSmUs).
+// plan::force_element_gemm may force it on (the bounds on sizes and times aside) or off.
+std::optional<ElementGemm> element_gemm(const at::Tensor& x, const ForwardShape& s, const TapPath& path) {
+  const int forced = plan::forced_element_gemm();
+  if (forced == 0 || s.conv.groups != 1 || x.numel() == 0 || path.whole_planes || s.height > kMaxCellSegments ||
+      s.width > kMaxCellSegments || (forced < 0 && x.nbytes() < kElementGemmMinBytes)) {
+    return std::nullopt;
+  }
+  const int64_t elements = s.in_channels * s.height * s.width;
+  if (static_cast<int64_t>(kept_cells(element_cut(s, 0), element_cut(s, 1)).cells.size()) != s.height * s.width) {
+    return std::nullopt;
+  }
+  ElementGemm e{};
+  // Dimensions of one value go outermost (their strides say nothing); the others must tile one run.
+  e.order = {1, 2, 3};
+  const auto outer_stride = [&](int64_t dim) {
+    return x.size(dim) == 1 ? std::numeric_limits<int64_t>::max() : x.stride(dim);
+  };
+  std::stable_sort(e.order.begin(), e.order.end(),
+                   [&](int64_t a, int64_t b) { return outer_stride(a) > outer_stride(b); });
+  int64_t run = 1;
+  for (auto it = e.order.rbegin(); it != e.order.rend(); ++it) {
+    if (x.size(*it) == 1) continue;
+    if (x.stride(*it) != run) return std::nullopt;
+    run *= x.size(*it);
+  }
+  const plan::DeviceProps props = device_props(x.get_device());
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  const double weight_bytes = static_cast<double>(elements) * s.out_channels * c10::elementSize(acc);
+  if (forced < 0 && weight_bytes * props.multiprocessors > static_cast<double>(x.nbytes())) return std::nullopt;
+  e.shape = cropped_gemm_shape(s, s.height * s.width);
+  e.in_place = acc != x.scalar_type();
+  if (e.in_place) {
+    e.x_elements = x.as_strided({s.batch, elements, 1, 1}, {x.stride(0), 1, 1, 1});
+    e.plan = plan::choose(problem_of(e.x_elements, s.out_channels, 1), props);
+    if (e.plan.strategy != plan::Strategy::kSplit || e.plan.reader != plan::Reader::kInEpilogue) return std::nullopt;
+  } else {
+    if (s.batch > 1 && x.stride(0) != elements) return std::nullopt;
+    e.x_elements = x.as_strided({s.batch, elements, 1, 1}, {elements, 1, 1, 1});
+    e.plan = plan::choose(cropped_gemm_problem(x, e.x_elements, s.out_channels), props);
+  }
+  if (forced == 1 || cells_are_elements(s)) return e;
+  const plan::Plan padding0 = plan::choose(problem_of(x, s.out_channels, s.kernel_h * s.kernel_w), props);
+  const double tap_readers_us =
+      static_cast<double>(x.numel()) / (kTapReaderElementsPerSmUs * static_cast<double>(props.multiprocessors));
+  if (e.plan.predicted_us > std::max(kElementGemmShare * padding0.predicted_us, tap_readers_us)) return std::nullopt;
+  return e;
+}
+
+// The GEMM's weight over x's elements [C_in * H * W, C_out] in the accumulation type, its rows in x's memory order
+// (ElementGemm::order).
+at::Tensor element_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s, const ElementGemm& e) {
+  const at::Tensor by_planes = cell_weight_cuda(grouped_weight, s, element_cut(s, 0), element_cut(s, 1));
+  TORCH_INTERNAL_ASSERT(by_planes.defined(), "element_gemm admits only planes cell_weight_cuda takes");
+  return by_planes.view({s.in_channels, s.height, s.width, s.out_channels})
+      .permute({e.order[0] - 1, e.order[1] - 1, e.order[2] - 1, 3})
+      .contiguous()
+      .view({e.shape.in_channels, s.out_channels});
+}
+
+// out = the padded forward's GEMM `operands` (their rows of the accumulation type), biases and logsumexp, as a
+// padding-0 forward (cropped_gemm_shape): where the planner splits it, only its epilogue; where it fuses it, the fused
+// launch, which for 16-bit x runs in float32 (the biases widened, the result rounded to x's dtype once, as the
+// padding-0 kernels do). Returns out.
+at::Tensor cropped_gemm_forward(const at::Tensor& x, CroppedGemm operands, const c10::optional<at::Tensor>& conv_bias,
+                                const at::Tensor& bias, const ForwardShape& s, at::Tensor& out, cudaStream_t stream) {
+  const at::ScalarType acc = accumulation_type(x.scalar_type());
+  // Rows that are x itself start where x does: copied where that is not as aligned as a fresh tensor, so that the
+  // forward with the sums (the small-plane kernel's cells) and without them run the same kernels on the same rows.
+  if (reinterpret_cast<uintptr_t>(operands.x_rows.data_ptr()) % 16 != 0) operands.x_rows = operands.x_rows.clone();
+  const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
+  const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
+  const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
+  const plan::Plan chosen =
+      plan_of_call(gemm_weight, 1, cropped_gemm_problem(x, gemm_x, g.out_channels), device_props(x.get_device()));
+  if (chosen.strategy == plan::Strategy::kSplit) {
+    // The GEMM's rows are its sums already (1 x 1 planes of the accumulation type, contiguous), and its weight its
+    // W.sum: the split strategy's reader would only copy them (H200, r50 of the sweep at padding 1: 99 us of 463 for
+    // 185 MB of tap sums). Its epilogue alone, the output and biases in x's dtype as the padding-0 forward's: no
+    // widened copies of the biases, no rounding copy of the output.
+    run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
+                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
+    if (s.conv.groups > 1) {
+      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias, bias,
+                       kind_of(x.scalar_type()), s.scale, out, stream);
+    }
+    return out;
+  }
+  // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
+  at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
+  // 16-bit x runs in float32: the biases widened, the output rounded to x's dtype once at the end.
+  const bool widened = acc != x.scalar_type();
+  c10::optional<at::Tensor> gemm_conv_bias = conv_bias;
+  if (widened && conv_bias.has_value()) gemm_conv_bias = conv_bias->to(acc);
+  const at::Tensor gemm_bias = widened ? bias.to(acc) : bias;
+  at::Tensor gemm_out = widened ? at::empty({s.batch, 1}, x.options().dtype(acc)) : out;
+  forward_fused(gemm_x, gemm_weight, gemm_conv_bias, gemm_bias, g, gemm_out, gemm_sums, stream);
+  if (s.conv.groups > 1) {
+    regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, gemm_conv_bias, gemm_bias, kind_of(acc),
+                     s.scale, gemm_out, stream);
+  }
+  if (widened) out.copy_(gemm_out);
+  return out;
+}
+
+// forward for padding > 0: the GEMM over x's elements where element_gemm says so (the tap sums only where they are
+// kept); else the per-tap sums, then their GEMM + biases + logsumexp, by the tap kernels' shares where
+// tap_shares_apply, else over cells or taps by cropped_gemm_forward. Returns the output and the per-tap sums [B, C_in,
+// kH, kW]: without keep_sums, those are made only where the GEMM runs over them (undefined otherwise).
 std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, const at::Tensor& grouped_weight,
                                                         const c10::optional<at::Tensor>& conv_bias,
                                                         const at::Tensor& bias, const ForwardShape& s,
@@ -1925,6 +2066,25 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   if (s.batch == 0) return {out, at::empty({0, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(acc))};
   const TapPath path = tap_path(x, s);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  if (const std::optional<ElementGemm> elements = element_gemm(x, s, path)) {
+    // The same GEMM with the sums kept as without (the forward's output bitwise the same): the tap sums for the
+    // backward then take a pass over x of their own.
+    const at::Tensor sums = keep_sums ? tap_sums_cuda(x, s, path) : at::Tensor();
+    const at::Tensor weight_rows = element_weight_cuda(grouped_weight, s, *elements);
+    const int64_t depth = elements->shape.in_channels;
+    if (!elements->in_place) {
+      cropped_gemm_forward(x, CroppedGemm{elements->x_elements.view({s.batch, depth}), weight_rows,
+                                          s.height * s.width},
+                           conv_bias, bias, s, out, stream);
+      return {out, sums};
+    }
+    // The narrow epilogue loads x's elements itself and keeps none: a [B, depth] view of one value stands for the
+    // sums forward_split would write.
+    at::Tensor no_rows = at::empty({1}, x.options().dtype(acc)).expand({s.batch, depth});
+    forward_split(elements->x_elements, weight_rows.view({depth, s.out_channels, 1, 1}), conv_bias, bias,
+                  elements->shape, elements->plan, out, no_rows, /*keep_sums=*/false, stream, weight_rows);
+    return {out, sums};
+  }
   if (tap_shares_apply(x, grouped_weight, s, path)) {
     const at::Tensor weight = grouped_weight.contiguous();
     at::Tensor shares;
@@ -1952,43 +2112,9 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
                          beside_cell_weight, keep_sums || !over_cells);
   }
-  CroppedGemm operands =
-      cropped_gemm_operands(over_cells, cells, cells_kept_only, sums, grouped_weight, s, cell_weight);
-  // Rows that are x itself start where x does: copied where that is not as aligned as a fresh tensor, so that the
-  // forward with the sums (the small-plane kernel's cells) and without them run the same kernels on the same rows.
-  if (reinterpret_cast<uintptr_t>(operands.x_rows.data_ptr()) % 16 != 0) operands.x_rows = operands.x_rows.clone();
-  const ForwardShape g = cropped_gemm_shape(s, operands.per_channel);
-  const at::Tensor gemm_x = operands.x_rows.view({g.batch, g.in_channels, 1, 1});
-  const at::Tensor gemm_weight = operands.weight_rows.view({g.in_channels, g.out_channels, 1, 1});
-  const plan::Plan chosen =
-      plan_of_call(gemm_weight, 1, cropped_gemm_problem(x, gemm_x, g.out_channels), device_props(x.get_device()));
-  if (chosen.strategy == plan::Strategy::kSplit) {
-    // The GEMM's rows are its sums already (1 x 1 planes of the accumulation type, contiguous), and its weight its
-    // W.sum: the split strategy's reader would only copy them (H200, r50 of the sweep at padding 1: 99 us of 463 for
-    // 185 MB of tap sums). Its epilogue alone, the output and biases in x's dtype as the padding-0 forward's: no
-    // widened copies of the biases, no rounding copy of the output.
-    run_epilogue(chosen.epilogue, operands.x_rows, operands.weight_rows, conv_bias, bias, kind_of(x.scalar_type()),
-                 s.scale, operands.x_rows.nbytes() + operands.weight_rows.nbytes(), out, nullptr, stream);
-    if (s.conv.groups > 1) {
-      regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, conv_bias, bias,
-                       kind_of(x.scalar_type()), s.scale, out, stream);
-    }
-    return {out, sums};
-  }
-  // The fused launch, as forward_planned would run it for this plan (called directly: planning again is host time).
-  at::Tensor gemm_sums = at::empty({g.batch, g.in_channels}, x.options().dtype(acc));
-  // 16-bit x runs in float32: the biases widened, the output rounded to x's dtype once at the end.
-  const bool widened = acc != x.scalar_type();
-  c10::optional<at::Tensor> gemm_conv_bias = conv_bias;
-  if (widened && conv_bias.has_value()) gemm_conv_bias = conv_bias->to(acc);
-  const at::Tensor gemm_bias = widened ? bias.to(acc) : bias;
-  at::Tensor gemm_out = widened ? at::empty({s.batch, 1}, x.options().dtype(acc)) : out;
-  forward_fused(gemm_x, gemm_weight, gemm_conv_bias, gemm_bias, g, gemm_out, gemm_sums, stream);
-  if (s.conv.groups > 1) {
-    regroup_nan_rows(operands.x_rows, operands.weight_rows, s.conv.groups, gemm_conv_bias, gemm_bias, kind_of(acc),
-                     s.scale, gemm_out, stream);
-  }
-  if (widened) out.copy_(gemm_out);
+  cropped_gemm_forward(x, cropped_gemm_operands(over_cells, cells, cells_kept_only, sums, grouped_weight, s,
+                                                cell_weight),
+                       conv_bias, bias, s, out, stream);
   return {out, sums};
 }
 
@@ -2051,6 +2177,28 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
   const std::string groups_json = "{\"groups\": " + std::to_string(groups) + ", ";
   if (s.conv.crops()) {
     const TapPath path = tap_path(x, s);
+    if (const std::optional<ElementGemm> elements = element_gemm(x, s, path)) {
+      const ForwardShape& g = elements->shape;
+      const plan::DeviceProps props = device_props(x.get_device());
+      const plan::Problem gemm = elements->in_place ? problem_of(elements->x_elements, g.out_channels, 1)
+                                                    : cropped_gemm_problem(x, elements->x_elements, g.out_channels);
+      const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
+      return groups_json +
+             cublas_factors_json(x, g.batch, g.in_channels, g.out_channels,
+                                 (g.batch + g.out_channels) * g.in_channels * acc_bytes) +
+             "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
+             ", \"whole_planes\": false, \"cells_in_x\": true, \"gemm\": " +
+             plan::to_json(elements->plan, gemm, props) +
+             ", \"gemm_over\": \"elements\", \"gemm_depth\": " + std::to_string(g.in_channels) +
+             ", \"why\": \"padding crops the output: a GEMM over x's elements where they lie (each batch's values one "
+             "run of memory, every element kept by some tap), each element's weight the sum of the taps' that keep it, "
+             "its rows in x's memory order; as a padding-0 forward of 1 x 1 planes (its plan under 'gemm': for 16-bit "
+             "x the narrow epilogue loading x itself, else the epilogue over x's rows): " +
+             (cells_are_elements(s) ? "the cells are x's elements"
+                                    : "predicted faster than the tap readers, or near the padding-0 forward") +
+             " (element_gemm); tap_sums (made only where a backward will run, in a pass of their own) by " +
+             path.why + "\"}";
+    }
     if (tap_shares_apply(x, weight, s, path)) {
       const bool in_lse = shares_added_in_lse(s);
       return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +

@@ -644,5 +644,18 @@ constexpr int kTapShareTaps = 8;
 // combine's); beyond, torch's sum over the channels and then bias_lse, whose reduction spreads a row over the
 // device. Not measured at the limit.
 constexpr int64_t kSharesLseMaxLoads = 64;
+// The padded forward's GEMM over x's elements where it lies (ops_cuda.cpp, element_gemm), where the cells are not x's
+// elements, wherever the planner's time for it is at most kElementGemmShare of its time for the padding-0 forward of
+// the same x (the GEMM then hides behind the read, as padding 0's does), or at most the time the tap readers would
+// take at their best rate measured, kTapReaderElementsPerSmUs elements a microsecond per multiprocessor: r39 of the
+// sweep at padding 1 ([24312, 68, 6, 4] float64 channels-last, k 3 x 1), 39.7M elements in 107.8 us on an H100 (132
+// multiprocessors), the whole forward. Others ran slower: r54 ([273068, 18, 23, 3] float16 channels-last, k 3 x 3)
+// 339M in 1322 us (1940 a multiprocessor), r53 ([110640, 12, 1, 4] bfloat16 channels-last, k 5 x 2) 5.3M in 56 us;
+// a standalone GEMM over x's elements took r54 and r53 in 646 and 22 us (docs/limits.md §109).
+constexpr double kElementGemmShare = 1.25;
+constexpr double kTapReaderElementsPerSmUs = 2800.0;
+// ... for x of this many bytes and more (the public sweep's smallest): below, the planner's times are mostly its launch
+// terms (29-36 us on the H200's properties for x of 1-2 MB), which tell neither path's reads apart.
+constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 
 }  // namespace fusedlse

@@ -218,6 +218,15 @@ def forced_tap_shares(shares: bool):
     return _forcing(torch.ops.fusedlse._force_tap_shares, (int(shares),), (-1,))
 
 
+def forced_element_gemm(elements: bool):
+    """For measurements and tests only: inside the block every padded CUDA forward, in every thread, runs its GEMM over
+    x's elements where they lie (explain's gemm_over "elements") wherever x's layout and the settings allow it (True),
+    or never (False), bypassing the rule's bounds on x's size, the weight's size and the predicted times."""
+    if not isinstance(elements, bool):
+        raise ValueError(f"forced_element_gemm: elements must be a bool, got {elements!r}")
+    return _forcing(torch.ops.fusedlse._force_element_gemm, (int(elements),), (-1,))
+
+
 def forced_tap_stage(stage: bool):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
     every thread, takes rows of more than one element with narrow gaps between them through each warp's stage in

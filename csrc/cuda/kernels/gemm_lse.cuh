@@ -302,16 +302,16 @@ __device__ __forceinline__ void planes_in_x_sums(const GemmLseArgs& a, int64_t f
   }
 }
 
-// The narrow epilogue's values of its rows' channels [k0, k0 + kLanes, ...) below `channels` where x's planes are one
-// element of 16-bit x (NarrowSource::kElementsInX), widened, else 0: row b's channel c at b * x_batch_stride + c *
-// x_channel_stride; written as the sums' loads are (each widened where it lands), so that all kDepth x kRows loads
-// are in flight before the first is used and no second copy of them takes registers. 64-bit offsets, as
-// planes_in_x_sums'.
+// The narrow epilogue's values of its rows' channels first_channel + [k0, k0 + kLanes, ...), k0 below `channels` (the
+// block's range), where x's planes are one element of 16-bit x (NarrowSource::kElementsInX), widened, else 0: row b's
+// channel c at b * x_batch_stride + c * x_channel_stride; written as the sums' loads are (each widened where it
+// lands), so that all kDepth x kRows loads are in flight before the first is used and no second copy of them takes
+// registers. 64-bit offsets, as planes_in_x_sums'.
 template <typename T, int kDepth, int kRows, int kLanes>
-__device__ __forceinline__ void elements_in_x(const GemmLseArgs& a, int64_t first, int rows_here, int k0,
-                                              int channels, acc_t<T> (&s)[kDepth][kRows]) {
+__device__ __forceinline__ void elements_in_x(const GemmLseArgs& a, int64_t first, int rows_here, int first_channel,
+                                              int k0, int channels, acc_t<T> (&s)[kDepth][kRows]) {
   const T* x = static_cast<const T*>(a.sums);  // [B, C_in, 1, 1], strided
-  const T* row_values = x + first * a.x_batch_stride + int64_t{k0} * a.x_channel_stride;
+  const T* row_values = x + first * a.x_batch_stride + int64_t{first_channel + k0} * a.x_channel_stride;
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) {
 #pragma unroll
@@ -337,7 +337,7 @@ __device__ __forceinline__ void elements_in_x(const GemmLseArgs& a, int64_t firs
 // the logsumexp. kSource (NarrowSource) kPlanesInX: no sums, the rows' channels are x's tiny planes where they lie
 // (plan::Reader::kInEpilogue with the narrow epilogue, plan::narrow_reads_planes; one channel range): each lane sums
 // its own planes (planes_in_x_sums) and, where sums_out is set, saves each sum there, once. kElementsInX: the same for
-// planes of one element, loaded as the sums are (elements_in_x).
+// planes of one element, loaded as the sums are (elements_in_x), over channel ranges too.
 template <typename T, int kCols, int kLanes, NarrowSource kSource>
 __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
   using A = acc_t<T>;
@@ -409,7 +409,8 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
           if constexpr (kPlanesInX) {
             planes_in_x_sums<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
           } else {
-            elements_in_x<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, k0, range, s);
+            elements_in_x<T, kDepth, kRows, kLanes>(a, rows_here > 0 ? first : 0, rows_here, first_channel, k0,
+                                                    range, s);
           }
           if (sums_out != nullptr) {
 #pragma unroll
@@ -417,7 +418,7 @@ __device__ __forceinline__ void narrow_lse(const GemmLseArgs& a) {
               const int k = k0 + d * kLanes;
 #pragma unroll
               for (int i = 0; i < kRows; ++i)
-                if (i < rows_here && k < range) sums_out[(first + i) * channels + k] = s[d][i];
+                if (i < rows_here && k < range) sums_out[(first + i) * channels + first_channel + k] = s[d][i];
             }
           }
         } else {
