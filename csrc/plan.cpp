@@ -1132,15 +1132,18 @@ Plan choose(const Problem& p, const DeviceProps& d) {
   // [20000, 300] -> 500 (214.4 against 266.1), the slower on [100000, 100] -> 40 (212.8), and the cost model, which
   // puts the tiled kernel's time beside the read's, cannot tell these apart (docs/limits.md §58).
   // The narrow epilogue summing x's tiny planes itself, where it is the epilogue: the model puts it ahead wherever it
-  // applies (no reader launch, no sums written and read back). Loading 16-bit x's one-element planes itself, wherever
-  // the model puts it ahead of the reader and epilogue chosen above, whichever that epilogue is (not where one is
-  // forced): the epilogues were weighed on reading sums, and the rows epilogue, kept above where it applies, cannot
-  // read x. That is the padded forward's GEMM over x's elements (ops_cuda.cpp, element_gemm): r53 of the sweep at
-  // padding 1 ([110640, 12, 1, 4] bfloat16 -> 7, k 5 x 2) is [110640, 48] x [48, 7], which the rows epilogue takes.
+  // applies (no reader launch, no sums written and read back). Loading 16-bit x's one-element planes itself, also
+  // where the rows epilogue was chosen above (not forced) and the model puts the narrow one reading x ahead of it and
+  // its reader: the epilogues were weighed on reading sums, and the rows epilogue cannot read x. H100, [1000000, 16]
+  // bfloat16 -> 4 channels-last (plan_changes.py's e02): 80.9 us by the plane-lanes reader and the rows epilogue,
+  // 60.2 by the narrow one reading x. Not against the tiled epilogue, whose plan the model put behind but ran faster
+  // on [300000, 40] bfloat16 -> 32 (e04): 105.2 us with its reader, 109.9 by the narrow epilogue reading x
+  // (docs/limits.md §110).
   const bool x_in_tiled = in_epilogue_applies(p, d) && plan.epilogue == Epilogue::kTiledLse;
   const bool one_element = p.height * p.width == 1;
-  const bool x_in_narrow = narrow_reads_planes(p, d) &&
-                           (plan.epilogue == Epilogue::kNarrowLse || (one_element && epilogue < 0));
+  const bool x_in_narrow =
+      narrow_reads_planes(p, d) && (plan.epilogue == Epilogue::kNarrowLse ||
+                                    (one_element && epilogue < 0 && plan.epilogue == Epilogue::kRowsLse));
   if (forced_reader.load(std::memory_order_relaxed) < 0) {
     const auto take_in_epilogue_if_cheaper = [&](bool applies, Epilogue in_epilogue) {
       if (!applies) return;

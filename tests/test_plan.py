@@ -297,9 +297,12 @@ def test_narrow_epilogue_loads_16_bit_one_element_planes_itself(device, layout):
                    dict(out_channels=33)):
         plan = plan_for(dict(r22, **change), DEVICES[device])
         assert (plan["reader"], plan["epilogue"]) != ("in_epilogue", "narrow_lse"), change
-    # Over channel ranges too: a one-element plane's load holds no registers beside it (elements_in_x).
+    # Over channel ranges too, where the narrow epilogue is the one chosen: a one-element plane's load holds no
+    # registers beside it (elements_in_x).
     plan = plan_for(dict(r22, in_channels=40000), DEVICES[device])
-    assert (plan["reader"], plan["epilogue"]) == ("in_epilogue", "narrow_lse") and plan["narrow_k_splits"] > 1
+    assert plan["narrow_k_splits"] > 1 and (plan["epilogue"] != "narrow_lse" or plan["reader"] == "in_epilogue")
+    if device == "h200":
+        assert (plan["reader"], plan["epilogue"]) == ("in_epilogue", "narrow_lse")
 
 
 @pytest.mark.parametrize("device", list(DEVICES))
@@ -318,6 +321,11 @@ def test_narrow_epilogue_loading_x_is_weighed_against_the_rows_epilogue(device):
     assert plan["predicted_us"] < rows["predicted_us"]
     planes = plan_for(problem(50000, 12, 7, 2, 3, layout="strided_rows"), DEVICES[device])
     assert planes["split_reader"] == "plane_lanes"
+    # Not against the tiled epilogue: [300000, 40] bfloat16 -> 32 ran faster with its reader (H100: 105.2 us against
+    # 109.9 reading x; docs/limits.md §110).
+    for props in (DEVICES[device], H100):
+        wide = plan_for(problem(300000, 40, 32, 1, 1, element_bytes=2), props)
+        assert wide["epilogue"] != "tiled_lse" or wide["reader"] == "plane_lanes", wide
 
 
 @pytest.mark.parametrize("device", list(DEVICES))

@@ -40,7 +40,7 @@ def main():
                 x, weight, conv_bias, bias = inputs
                 with forced_element_gemm(True):
                     forced_plan = fusedlse_cuda.explain(x, weight, padding=padding)
-                if forced_plan["gemm_over"] != "elements":
+                if forced_plan.get("gemm_over") != "elements":
                     continue
                 rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
 
