@@ -49,14 +49,21 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
             in this same form (a ``"split"`` plan runs its epilogue alone: the GEMM's rows are the sums already),
-            with ``gemm_over`` (``"cells"``: each plane's cells, pairs of row and column segments
-            that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer cells
-            than taps, or as many and each one element of x, and that weight is built in one pass over the weight
-            (kernels of at most 32 taps) or the weight is small beside x; else ``"taps"``),
-            ``gemm_depth`` (C_in times the cells or taps per plane), ``cells_in_x`` (true where the GEMM runs over
-            cells that are each one element of x, 1 x 1 planes say, or 2 x 2 ones under a 2 x 2 kernel at padding
-            1: a forward that keeps no sums for a backward then reads no tap sums, its GEMM's rows being x's values,
-            widened once for 16-bit x, and ``tap_sums`` names the path of a forward that keeps them) and
+            with ``gemm_over`` (``"elements"``: x's own elements where they lie, each element's weight the sum of
+            the taps' that keep it, for CUDA x of 8 MiB or more whose batches are each one run of memory (in any
+            order of C, H and W; for float32 and float64 the batches following each other too), groups 1, every
+            element kept by some tap and planes at most 64 rows and columns, where the weight over elements is small
+            beside x and the GEMM's plan (for 16-bit x the narrow epilogue loading x itself) is predicted near the
+            padding-0 forward's time or below the tap readers', or the cells are x's elements anyway; the tap sums a
+            backward needs then take a pass of their own; ``"cells"``: each plane's cells, pairs of row and column
+            segments that some tap keeps, each cell's weight the sum of the taps' that keep it, where there are fewer
+            cells than taps, or as many and each one element of x, and that weight is built in one pass over the
+            weight (kernels of at most 32 taps) or the weight is small beside x; else ``"taps"``),
+            ``gemm_depth`` (C_in times the elements, cells or taps per plane), ``cells_in_x`` (true where the GEMM
+            runs over x's elements, or over cells that are each one element of x, 1 x 1 planes say, or 2 x 2 ones
+            under a 2 x 2 kernel at padding 1: a forward that keeps no sums for a backward then reads no tap sums,
+            its GEMM's rows being x's values, widened once for 16-bit x unless the narrow epilogue loads them, and
+            ``tap_sums`` names the path of a forward that keeps them) and
             ``whole_planes`` (true where no tap crops a plane of several elements in part and the GEMM runs over
             cells: each plane's sum, its one cell, by the padding-0 readers, and the tap sums a backward needs added
             from the cells)) and ``why``; ``"cpu"`` for CPU tensors.
