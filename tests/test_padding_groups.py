@@ -780,7 +780,8 @@ def test_padded_gemm_over_x_elements(dtype):
     x, weight, _, _ = make_problem(64, 3, 5, 9, 4, 4, 1, dtype=dtype, device="cuda")
     with forced_element_gemm(True):
         assert fusedlse_cuda.explain(x, weight, padding=1)["gemm_over"] != "elements"
-    # Gradients through the forward over elements (the backward reads the tap sums).
+    # Gradients through the forward with the GEMM over elements forced on, where its plan lets it (the backward reads
+    # the tap sums).
     x, weight, conv_bias, bias = (t.requires_grad_() for t in make_problem(*ELEMENT_CASES[0][0], dtype=dtype,
                                                                            device="cuda", layout="channels_last"))
     with forced_element_gemm(True):
