@@ -1,11 +1,13 @@
 """The padded forward's GEMM over x's elements (s87: ops_cuda.cpp element_gemm) against the tap readers, on one
 machine: every problem of the public sweep at padding 1..3 that x's layout and the settings let take it (forced on,
-explain's gemm_over "elements"), timed with it forced off (the tap readers' path), forced on, and by the rule, beside
-the padding-0 forward; each forward checked against the float64 shortcut. One JSON line a (problem, padding):
+explain's gemm_over "elements"; 16-bit x with its plan forced to the narrow epilogue loading x, where C_out allows it),
+timed with it forced off (the tap readers' path), forced on, and by the rule, beside the padding-0 forward; each
+forward checked against the float64 shortcut. One JSON line a (problem, padding):
 
     python element_ab.py OUT.jsonl [SECONDS]     # run in a built tree's root (PYTHONPATH=python:bench)
 
 Lines as they finish, so a run cut off at SECONDS keeps what it timed."""
+import contextlib
 import json
 import sys
 import time
@@ -18,7 +20,18 @@ from sweep import best_of_rounds, time_ms  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
-from fusedlse_cuda.planning import forced_element_gemm  # noqa: E402
+from fusedlse_cuda.planning import forced_element_gemm, forced_plan  # noqa: E402
+
+
+@contextlib.contextmanager
+def elements_forced(x):
+    """The GEMM over x's elements forced on, and for 16-bit x its plan forced to the narrow epilogue loading x."""
+    with forced_element_gemm(True):
+        if x.dtype in (torch.float16, torch.bfloat16):
+            with forced_plan("split", "in_epilogue", "narrow_lse"):
+                yield
+        else:
+            yield
 
 
 def main():
@@ -38,16 +51,16 @@ def main():
                         break
                     inputs = make_random_inputs(problem, index)
                 x, weight, conv_bias, bias = inputs
-                with forced_element_gemm(True):
-                    forced_plan = fusedlse_cuda.explain(x, weight, padding=padding)
-                if forced_plan.get("gemm_over") != "elements":
+                with elements_forced(x):
+                    forced = fusedlse_cuda.explain(x, weight, padding=padding)
+                if forced.get("gemm_over") != "elements":
                     continue
                 rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
 
                 def run(force, settings=dict(padding=padding)):
                     if force is None:
                         return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
-                    with forced_element_gemm(force):
+                    with elements_forced(x) if force else forced_element_gemm(False):
                         return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
 
                 truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
@@ -60,8 +73,8 @@ def main():
                 us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
                 row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
                            padding=padding, mib=round(x.nbytes / 2**20, 1), us=us,
-                           rule=rule_plan["gemm_over"], gemm=forced_plan["gemm"].get("epilogue"),
-                           reader=forced_plan["gemm"].get("reader"), tap_sums=forced_plan["tap_sums"],
+                           rule=rule_plan.get("gemm_over"), gemm=forced["gemm"].get("epilogue"),
+                           reader=forced["gemm"].get("reader"), tap_sums=forced["tap_sums"],
                            err={k: float(f"{v:.3g}") for k, v in errs.items()})
                 print(json.dumps(row), file=out, flush=True)
                 print(name, padding, row["dtype"], row["layout"], us, row["rule"], row["gemm"], flush=True)
