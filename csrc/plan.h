@@ -160,7 +160,8 @@ bool in_epilogue_applies(const Problem& problem, const DeviceProps& device);
 // problem allows it (Problem::x_in_epilogue): planes of 2 to kNarrowPlanesMaxElements elements in any dtype, of
 // strided rows or another layout (kStridedRows, kOther) and a GEMM whose channels fit one range (narrow_lse_tiling's
 // k_splits 1), or planes of one element of 16-bit x in any layout, over channel ranges too; narrow_lse_applies to the
-// GEMM. choose() then weighs that epilogue reading x against the reader and epilogue it would take otherwise.
+// GEMM. choose() weighs that epilogue reading x against the narrow epilogue with its reader and, for one-element
+// planes, against the rows epilogue with its reader (not against the tiled epilogue: docs/limits.md §110).
 bool narrow_reads_planes(const Problem& problem, const DeviceProps& device);
 // Whether the tensor-core tile can sum x's planes itself before its GEMM (cuda/gemm_lse.cu, sum_tile_planes): float64
 // planes of 2 to kTinyPlaneElements elements whose rows are contiguous (layouts kPlanes and kStridedRows) and 8 to

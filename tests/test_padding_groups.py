@@ -725,6 +725,7 @@ ELEMENT_CASES = [
     ((80, 2, 9, 4, 5, 3, 2), dict(padding=(2, 1), output_padding=(1, 0), stride=(2, 1))),
     ((150, 4, 2, 2, 10, 2, 2), dict(padding=1)),  # cells that are x's elements (r50's)
     ((64, 3, 3, 3, 3, 4, 4), dict(padding=1)),  # the same (r07's)
+    ((4000, 6, 1, 1, 5, 3, 3), dict(padding=1)),  # planes of one element, each a whole cell (r22's)
 ]
 
 
@@ -813,6 +814,16 @@ def test_padded_gemm_over_x_elements_by_the_rule(layout):
     out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
     truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
     assert rel_err(out, truth) <= TOLERANCE[torch.bfloat16]
+    # Planes of one element, each a whole cell (r22's, fewer batches): loaded by the narrow epilogue, as at padding 0.
+    x, weight, conv_bias, bias = make_problem(200000, 53, 1, 1, 2, 3, 4, dtype=torch.float16, device="cuda",
+                                              layout=layout, draw_on_device=True)
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert (plan["gemm_over"], plan["gemm"]["reader"], plan["gemm"]["epilogue"]) == (
+        "elements", "in_epilogue", "narrow_lse"), plan
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
+    assert rel_err(out, truth) <= TOLERANCE[torch.float16]
 
 
 def keep_sums_of(args, kwargs) -> bool:

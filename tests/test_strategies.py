@@ -668,8 +668,9 @@ def test_tiled_epilogue_matches_float64_model(dtype, b, c_in, c_out):
 # (B, C_in, C_out) of 16-bit x whose tiled epilogue takes the bfloat16 tensor-core tile (explain's tiled_tile 6) on a
 # device whose tensor cores pay for it (plan::bf16_tile_applies): one partial step of 16 channels (9), two and a
 # partial one (37) over two column tiles, r09's GEMM (14 column tiles), and 200 channels, whose 13 steps of pieces take
-# 104 KiB of shared memory a block (where two such blocks fit a multiprocessor: tuning.h, bf16_mma_fits).
-BF16_TILE_CASES = [(17000, 9, 130), (8500, 37, 65), (20001, 50, 869), (17000, 200, 100)]
+# 104 KiB of shared memory a block (where two such blocks fit a multiprocessor: tuning.h, bf16_mma_fits); and 90
+# channels, whose six steps take 48 KiB of pieces, which with the tile's own 2 KiB must be opted in (the test below).
+BF16_TILE_CASES = [(17000, 9, 130), (8500, 37, 65), (20001, 50, 869), (17000, 200, 100), (12000, 90, 64)]
 
 
 def _bf16_tile_expected(plan, c_in):
@@ -691,6 +692,40 @@ def test_bf16_tile_matches_float64_model(dtype, b, c_in, c_out):
     assert plan["tiled_tile"] == 6, plan
     _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, conv_bias, bias)
     _check_forced(("split", "plane_lanes", "tiled_lse"), x, weight, None, bias[:1, :1, :1])
+
+
+def test_bf16_tile_of_six_steps_in_a_fresh_process():
+    """The bfloat16 tile over 81-96 channels, six steps of pieces (48 KiB of dynamic shared memory, and 2 KiB of the
+    tile's own), in a process where no launch of the tile has opted in yet: the launch must opt in, since the two
+    together pass the 48 KiB a block takes by default. Counting only the pieces, it failed with "invalid argument"
+    wherever no launch of more channels had come first in the process (six cases of the fuzz of s88: C_in or the
+    cropped GEMM's depth 81, 82, 84, 90 and 96; docs/limits.md §110). A process of its own: any earlier launch of more
+    channels leaves the kernel opted in."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = """
+import json, torch, fusedlse_cuda
+from fusedlse_cuda import reference
+from fusedlse_cuda.planning import forced_plan
+from helpers import make_problem, rel_err
+x, weight, conv_bias, bias = make_problem(12000, 90, 2, 3, 64, 2, 2, dtype=torch.float16, device="cuda")
+with forced_plan("split", "plane_lanes", "tiled_lse"):
+    plan = fusedlse_cuda.explain(x, weight)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias)
+torch.cuda.synchronize()
+print(json.dumps(dict(plan=plan, err=rel_err(out, reference.truth(x, weight, conv_bias, bias)))))
+"""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    if not _bf16_tile_expected(result["plan"], 90):
+        pytest.skip(f"the bfloat16 tile does not pay or fit here: {result['plan']['device']}")
+    assert result["plan"]["tiled_tile"] == 6, result["plan"]
+    assert result["err"] <= TOLERANCE[torch.float16], result
 
 
 # (B, C_in, C_out): thin GEMMs over many channels, whose tiled epilogue splits the channels (split-K: a few row and

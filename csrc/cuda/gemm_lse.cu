@@ -221,9 +221,13 @@ R with_narrow_lse_kernel(ScalarKind kind, int columns, int lanes, NarrowSource s
   });
 }
 
-// Lets `kernel` take shared_bytes of dynamic shared memory: past kDefaultSharedBytesPerBlock a block must opt in.
-template <typename K> cudaError_t allow_shared_bytes(K kernel, int64_t shared_bytes) {
-  if (shared_bytes <= kDefaultSharedBytesPerBlock) return cudaSuccess;
+// Lets `kernel`, of static_bytes of static shared memory, take shared_bytes of dynamic shared memory: a block whose
+// static and dynamic shared memory together pass kDefaultSharedBytesPerBlock must opt in (the attribute bounds the
+// dynamic part). Counting the dynamic part alone, the bfloat16 tile over 81-96 channels (48 KiB of pieces and 2 KiB of
+// its own) failed with "invalid argument" in a process where no launch of more channels had opted in before (six
+// cases of the fuzz of s88; docs/limits.md §110).
+template <typename K> cudaError_t allow_shared_bytes(K kernel, int64_t shared_bytes, int64_t static_bytes = 0) {
+  if (shared_bytes + static_bytes <= kDefaultSharedBytesPerBlock) return cudaSuccess;
   return cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(shared_bytes));
 }
 
@@ -261,7 +265,9 @@ cudaError_t launch_tile(const GemmLseArgs& a, cudaStream_t stream) {
       cudaError_t result =
           launch_after_previous(bf16_weight_fragments_kernel<T>, fragment_blocks, kGemmThreads, stream, a);
       const int64_t shared_bytes = bf16_mma_staged_bytes(a.channels);
-      if (result == cudaSuccess) result = allow_shared_bytes(bf16_mma_lse_kernel<T>, shared_bytes);
+      if (result == cudaSuccess) {
+        result = allow_shared_bytes(bf16_mma_lse_kernel<T>, shared_bytes, kBf16MmaStaticBytes);
+      }
       if (result != cudaSuccess) return result;
       return launch_after_previous_with_shared(bf16_mma_lse_kernel<T>, grid, kGemmThreads,
                                                static_cast<size_t>(shared_bytes), stream, a);

@@ -1941,17 +1941,21 @@ struct ElementGemm {
 
 // Whether the padded forward runs its GEMM over x's elements, and how: x of kElementGemmMinBytes or more, groups 1,
 // every element kept by some tap (an element no tap keeps would get a weight of 0, and an infinity there a NaN the
-// model does not make), planes no taller or wider than cell_weight_cuda takes (kMaxCellSegments), not planes that are
-// each one cell (whole_planes: the padding-0 readers' sums serve), a batch's values one run of memory, the weight over
-// elements (C_out values each, staged by every block of the epilogue) within x's bytes over the multiprocessors; for
-// 16-bit x the planner's plan for the GEMM loading x itself. Then: where the cells are x's elements, always (the GEMM over cells would read the
-// same values, from a widened or contiguous copy); else where the planner's time for the GEMM is within
-// kElementGemmShare of its time for padding 0's forward of x, or below the tap readers' time at their best rate
-// (kTapReaderElementsPerSmUs).
+// model does not make), planes no taller or wider than cell_weight_cuda takes (kMaxCellSegments), not planes of several
+// elements that are each one cell (whole_planes: the padding-0 readers' sums serve), a batch's values one run of
+// memory, the weight over elements (C_out values each, staged by every block of the epilogue) within x's bytes over
+// the multiprocessors; for 16-bit x the planner's plan for the GEMM loading x itself. Then: where the cells are x's
+// elements, always (the GEMM over cells would read the same values, from a widened or contiguous copy); else where the
+// planner's time for the GEMM is within kElementGemmShare of its time for padding 0's forward of x, or below the tap
+// readers' time at their best rate (kTapReaderElementsPerSmUs).
 // plan::force_element_gemm may force it on (the bounds on sizes and times aside) or off.
 std::optional<ElementGemm> element_gemm(const at::Tensor& x, const ForwardShape& s, const TapPath& path) {
   const int forced = plan::forced_element_gemm();
-  if (forced == 0 || s.conv.groups != 1 || x.numel() == 0 || path.whole_planes || s.height > kMaxCellSegments ||
+  // Whole planes of several elements: the padding-0 readers' sums are their cells. Planes of one element are x's
+  // elements: the narrow epilogue loads 16-bit ones itself, as padding 0's plan does (r22 of the sweep at padding 1,
+  // [618884, 53, 1, 1] float16 -> 2: 134.5 us by the readers' sums, where its padding-0 forward took 70.6; H100).
+  const bool whole_planes = path.whole_planes && s.height * s.width > 1;
+  if (forced == 0 || s.conv.groups != 1 || x.numel() == 0 || whole_planes || s.height > kMaxCellSegments ||
       s.width > kMaxCellSegments || (forced < 0 && x.nbytes() < kElementGemmMinBytes)) {
     return std::nullopt;
   }

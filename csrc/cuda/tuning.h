@@ -437,15 +437,17 @@ constexpr int64_t kBf16MmaBlocksPerSm = 2;
 constexpr int64_t kBf16MmaRows = 128, kBf16MmaCols = 64, kBf16MmaDepth = 16;
 constexpr int64_t kBf16MmaStaticBytes = 2 * kBf16MmaRows * 8;  // the column warps' logsumexp states
 constexpr int64_t bf16_mma_columns(int64_t c_out) { return (c_out + kBf16MmaCols - 1) / kBf16MmaCols * kBf16MmaCols; }
+// The tile's depth steps over `channels`: kBf16MmaDepth channels each, the last one partial.
+constexpr int64_t bf16_mma_steps(int64_t channels) { return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth; }
 // A step's first and low pieces of 128 rows: 2 x 128 x 16 bfloat16 values.
 constexpr int64_t bf16_mma_staged_bytes(int64_t channels) {
-  return (channels + kBf16MmaDepth - 1) / kBf16MmaDepth * 2 * kBf16MmaRows * kBf16MmaDepth * 2;
+  return bf16_mma_steps(channels) * 2 * kBf16MmaRows * kBf16MmaDepth * 2;
 }
 // W.sum's first and low pieces for whole column tiles (GemmLseArgs::weight_fragments): a 16-byte word for each lane of
 // 32, step of kBf16MmaDepth channels and n8 tile, which bf16_weight_fragments writes a thread each;
 // bf16_mma_weight_bytes: those, then the columns' float32 biases (16-byte aligned).
 constexpr int64_t bf16_mma_fragment_lanes(int64_t channels, int64_t c_out) {
-  return bf16_mma_columns(c_out) / 8 * ((channels + kBf16MmaDepth - 1) / kBf16MmaDepth) * 32;
+  return bf16_mma_columns(c_out) / 8 * bf16_mma_steps(channels) * 32;
 }
 constexpr int64_t bf16_mma_fragment_bytes(int64_t channels, int64_t c_out) {
   return bf16_mma_fragment_lanes(channels, c_out) * 16;

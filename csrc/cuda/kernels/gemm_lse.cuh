@@ -942,7 +942,7 @@ __device__ __forceinline__ void mma_bf16_16x8(float (&c)[4], uint32_t a0, uint32
 template <typename T> __device__ __forceinline__ void bf16_weight_fragments(const GemmLseArgs& a) {
   using A = acc_t<T>;
   wait_for_previous_grid();
-  const int64_t steps = (a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth;
+  const int64_t steps = bf16_mma_steps(a.channels);
   const int64_t columns = bf16_mma_columns(a.c_out);
   const int64_t index = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (index < columns) {
@@ -980,13 +980,14 @@ __device__ __forceinline__ void bf16_mma_lse_tiles(const GemmLseArgs& a) {
   // contiguous bytes (no bank conflicts).
   extern __shared__ uint4 staged_sums[];
   __shared__ Lse<A> warp_states[kWarpsN][kRows];
+  static_assert(sizeof(warp_states) == kBf16MmaStaticBytes, "tuning.h's count, which the launch opts in too");
   const int64_t row0 = int64_t{blockIdx.x} * kRows;
   wait_for_previous_grid();
 
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const int g = lane / 4, t = lane % 4;
   const int warp_row = warp / kWarpsN * kWarpRows, warp_col = warp % kWarpsN * kWarpCols;
-  const int steps = static_cast<int>((a.channels + kBf16MmaDepth - 1) / kBf16MmaDepth);
+  const int steps = static_cast<int>(bf16_mma_steps(a.channels));
 
   const int64_t col_tiles = (a.c_out + kCols - 1) / kCols;
   const int64_t tiles_per_run = (col_tiles + a.column_runs - 1) / a.column_runs;
