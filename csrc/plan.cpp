@@ -626,6 +626,12 @@ bool reader_folds_weight(Reader reader, const Problem& p) {
 }
 
 double split_us(const Problem& p, const DeviceProps& d, Reader reader, Epilogue epilogue) {
+  // Rows that are their own sums (no reader would run: Problem::x_in_epilogue false on one-element planes of the
+  // accumulation type, the cropped GEMM's rows) with a weight that is its own W.sum: ops_cuda.cpp's
+  // cropped_gemm_forward runs the epilogue alone on them. Counting the plane-lanes reader's pass too had put r52 of
+  // the sweep at padding 1 over x's elements ([2079, 56658] -> 11 float32, the narrow epilogue) at 784 us on the
+  // H100, where it ran in 266 (docs/limits.md section 110), so the padded forward kept the tap readers (320).
+  if (!p.x_in_epilogue && p.height * p.width == 1 && weight_is_its_sum(p)) return epilogue_us(p, d, epilogue);
   if (reader == Reader::kInEpilogue) {
     // No reader launch. One-element planes: the tiled epilogue's steps wait on x's loads, and its GEMM runs while x is
     // read. Planes that the tensor-core tile sums first: its blocks read, then multiply, and the blocks of a

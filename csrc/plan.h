@@ -39,7 +39,8 @@ struct Problem {
   // stride and C x element_bytes), which the channel-rows reader's pixel-vector walk needs (pixel_vectors_walk).
   bool pixel_vectors = false;
   // Whether the tiled epilogue may read x itself (Reader::kInEpilogue, in_epilogue_applies); false where no reader
-  // would run anyway (the cropped GEMM's rows, sums already: ops_cuda.cpp forward_cropped_cuda).
+  // would run anyway (the cropped GEMM's rows, sums already: ops_cuda.cpp forward_cropped_cuda). One-element planes
+  // of the accumulation type and a 1 x 1 kernel then cost the split strategy its epilogue alone.
   bool x_in_epilogue = true;
   // The output's element bytes where they are not element_bytes: the cropped GEMM of 16-bit x runs on rows of float32
   // sums, its output 16-bit, so cuBLAS's GEMM over bfloat16 pieces applies (bf16_pieces_apply). 0: element_bytes.

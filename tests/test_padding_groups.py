@@ -824,6 +824,17 @@ def test_padded_gemm_over_x_elements_by_the_rule(layout):
     out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
     truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
     assert rel_err(out, truth) <= TOLERANCE[torch.float16]
+    # float32 rows, which the epilogue reads as its sums (r52's, channels-last in the sweep): the GEMM costs its
+    # epilogue alone, below the tap readers' time (H100: 266 us against their 320).
+    x, weight, conv_bias, bias = make_problem(2079, 142, 21, 19, 11, 5, 3, device="cuda", layout=layout,
+                                              draw_on_device=True)
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert (plan["gemm_over"], plan["gemm"]["strategy"]) == ("elements", "split"), plan
+    assert plan["gemm"]["predicted_us"] == plan["gemm"][plan["gemm"]["epilogue"].replace("_lse", "_us")], plan
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
+    assert rel_err(out, truth) <= TOLERANCE[torch.float32]
 
 
 def keep_sums_of(args, kwargs) -> bool:
