@@ -1,8 +1,8 @@
 """Where two builds plan a forward differently (docs/limits.md section 105: the cost model counting cuBLAS's GEMM over
 bfloat16 pieces), and what that does to its time. Two phases, each run in each build's process:
-  python plan_changes.py plans OUT.json     # explain() of every 16-bit public-sweep problem at padding 0-3 (where
-                                            # allowed), of pieces_epilogues.py's made-up ones at padding 0 and 1, and
-                                            # of FLIPS and ELEMENTS at padding 0,
+  python plan_changes.py plans OUT.json     # explain() of every 16-bit public-sweep problem at padding 0-3 and
+                                            # every other at padding 1-3 (where allowed), of pieces_epilogues.py's
+                                            # made-up ones at padding 0 and 1, and of FLIPS and ELEMENTS at padding 0,
                                             # over empty tensors of their shapes and layouts (no values, no timing)
   python plan_changes.py time PLANS_A.json PLANS_B.json OUT.jsonl
                                             # the forward (do_bench median, L2 flushed, least of ROUNDS) of every
@@ -47,10 +47,10 @@ def cases():
     """name -> (problem as the sweep writes it, padding)"""
     out = {}
     for name, (shape, dtype, layout) in random_problems().items():
-        if dtype in (torch.float16, torch.bfloat16):
-            for padding in range(4):
-                if allowed(shape, dict(padding=padding)):
-                    out[f"{name}_p{padding}"] = ((shape, dtype, layout), padding)
+        # float32 and float64 ones padded only: the cropped GEMM's cost (s90) changes no padding-0 plan.
+        for padding in range(0 if dtype in (torch.float16, torch.bfloat16) else 1, 4):
+            if allowed(shape, dict(padding=padding)):
+                out[f"{name}_p{padding}"] = ((shape, dtype, layout), padding)
     for i, (b, c, h, w, n, dtype, layout) in enumerate(MADE_UP):
         shape = (b, c, h, w, n, 3, 3)
         for padding in (0, 1):
