@@ -12,7 +12,7 @@ keep is at most MAX_KEEP_MB). Each is checked against float64 tap sums once, the
 flushed), beside torch's x.sum((2, 3)), a flat sum over as many contiguous bytes (the read floor) and fusedlse's
 forward at padding 0 and at that padding (the module built in the tree).
 
-    PYTHONPATH=python:bench:tests python3 keep_gemm.py OUT.jsonl [SECONDS=120]
+    PYTHONPATH=python:bench:tests python3 keep_gemm.py OUT.jsonl [SECONDS=120] [r33,r18,...: these, in this order]
 """
 import json
 import os
@@ -93,7 +93,11 @@ def main():
     start = time.time()
     print(torch.cuda.get_device_name())
     with open(path, "w") as f:
-        for index, (name, problem) in enumerate(random_problems().items()):
+        problems = random_problems()
+        index_of = {name: index for index, name in enumerate(problems)}
+        order = sys.argv[3].split(",") if len(sys.argv) > 3 else list(problems)
+        for name in order:
+            index, problem = index_of[name], problems[name]
             shape, dtype, layout = problem
             if dtype not in (torch.float16, torch.bfloat16):
                 continue
