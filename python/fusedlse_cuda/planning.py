@@ -48,8 +48,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             fit one round of the combining warps and a plane's shares take at most 4 trips of weight loads, the shares
             added over channels by the logsumexp's launch (``"in_lse"``) or, where C_in * C_out is large, by torch's
             sum first (``"torch_sum"``); otherwise the plan of the GEMM run as a padding-0 forward of 1 x 1 planes,
-            in this same form (a ``"split"`` plan over rows of sums runs its epilogue alone, and its predicted_us is that
-            epilogue's: the GEMM's rows are the sums already),
+            in this same form (a ``"split"`` plan over rows of sums runs its epilogue alone, and its predicted_us is
+            that epilogue's: the GEMM's rows are the sums already),
             with ``gemm_over`` (``"elements"``: x's own elements where they lie, each element's weight the sum of
             the taps' that keep it, for CUDA x of 8 MiB or more whose batches are each one run of memory (in any
             order of C, H and W; for float32 and float64 the batches following each other too), groups 1, every

@@ -71,6 +71,11 @@ def modes(x, rows_keep, cols_keep):
         planes = x.as_strided((b * c, h * w), (s1, 1))
         if keep.numel() * keep.element_size() <= MAX_KEEP_MB << 20:
             out["one_stage"] = lambda: mm32(planes, keep).view(b, c, kh * kw)
+    elif s3 == 1 and s2 == w and s1 == h * w:
+        keep = torch.kron(rows_keep.float(), cols_keep.float()).to(x.dtype)
+        planes = x.as_strided((b, c, h * w), (s0, s1, 1))
+        if keep.numel() * keep.element_size() <= MAX_KEEP_MB << 20:
+            out["batched"] = lambda: bmm32(planes, keep.expand(b, -1, -1))
     if s3 == 1 and s1 == h * s2 and s0 == c * s1:
         lines = x.as_strided((b * c * h, w), (s2, 1))
         rows_f = rows_keep.float()
