@@ -1,9 +1,10 @@
 #!/bin/bash
-# One call: callE2.sh (main against s91, the suite on s91 until 440 s), then callKA.sh on s91 (keep_ab.py for $AB_S
-# seconds, the padding sweep until 590 s after the start).
-S0=$(date +%s)
-(A=main B=s91 SUITE_END=${SUITE_END:-440} bash .devrun/callE2.sh)
+# One call: callE2.sh (main against $B, default s91; the suite on $B until $SUITE_END s, 440), then callKA.sh on $B
+# (keep_ab.py for $AB_S seconds, 80; the padding sweep until 590 s after the start, FUSEDLSE_COMMIT=$REV); everything
+# under $OUT into one tarball, all.tgz (8 files come back at most).
+S0=$(date +%s); B=${B:-s91}
+(A=main B=$B SUITE_END=${SUITE_END:-440} bash .devrun/callE2.sh)
 LEFT=$(( 590 - ($(date +%s) - S0) ))
-TREE=s91 REV=0c4ce00 AB_S=${AB_S:-80} SWEEP_S=$(( LEFT - ${AB_S:-80} - 20 )) bash .devrun/callKA.sh
+TREE=$B REV=${REV:-$B} AB_S=${AB_S:-80} SWEEP_S=$(( LEFT - ${AB_S:-80} - 20 )) bash .devrun/callKA.sh
 echo "all $(( $(date +%s) - S0 ))s"
-cd $OUT && tar czf all.tgz --exclude=all.tgz . && find . -type f ! -name all.tgz -delete
+cd $OUT && tar czf /tmp/all.tgz . && mv /tmp/all.tgz . && find . -type f ! -name all.tgz -delete
