@@ -2,7 +2,8 @@
 bfloat16 pieces), and what that does to its time. Two phases, each run in each build's process:
   python plan_changes.py plans OUT.json     # explain() of every 16-bit public-sweep problem at padding 0-3 and
                                             # every other at padding 1-3 (where allowed), of pieces_epilogues.py's
-                                            # made-up ones at padding 0 and 1, and of FLIPS and ELEMENTS at padding 0,
+                                            # made-up ones at padding 0 and 1, of FLIPS and ELEMENTS at padding 0,
+                                            # and of KEEP at padding 1-3,
                                             # over empty tensors of their shapes and layouts (no values, no timing)
   python plan_changes.py time PLANS_A.json PLANS_B.json OUT.jsonl
                                             # the forward (do_bench median, L2 flushed, least of ROUNDS) of every
@@ -42,6 +43,18 @@ FLIPS = [(1150, 100, 9, 9, 4081), (6828, 70, 7, 7, 1553), (31907, 57, 3, 4, 536)
 ELEMENTS = [(618884, 53, 2), (200000, 128, 8), (1000000, 16, 4), (50000, 512, 16), (300000, 40, 32),
             (20000, 1000, 5), (100000, 96, 13), (4000, 300, 7)]
 
+# 16-bit problems (B, C_in, H, W, C_out, kH, kW, layout) around the keep GEMM's rule (s92, docs/limits.md section
+# 112: the rows walk over taps, at most 16 taps, planes of 16-8192 elements, 8192 of them or more), at padding 1-3, in
+# bfloat16 and float16 in turn: r17's and r18's planes under 16 and 4 taps, r33's under 9, planes of 144 to 8100
+# elements, one input channel, batches sliced.
+KEEP = [(551, 36, 514, 8, 137, 4, 4, "contiguous"), (551, 36, 257, 16, 137, 4, 4, "contiguous"),
+        (70, 445, 54, 64, 256, 4, 4, "contiguous"), (70, 445, 54, 64, 256, 2, 2, "contiguous"),
+        (7000, 40, 6, 168, 64, 3, 3, "contiguous"), (2000, 64, 32, 32, 100, 3, 3, "contiguous"),
+        (400, 32, 90, 90, 64, 5, 3, "contiguous"), (20000, 16, 4, 64, 32, 2, 5, "contiguous"),
+        (4096, 8, 12, 12, 300, 3, 3, "contiguous"), (300, 100, 40, 40, 50, 1, 5, "contiguous"),
+        (8192, 1, 64, 64, 4096, 3, 3, "contiguous"), (100, 128, 24, 80, 16, 4, 4, "contiguous"),
+        (96, 256, 100, 6, 15, 3, 3, "sliced_bc"), (200, 100, 30, 30, 64, 2, 2, "sliced_bc")]
+
 
 def cases():
     """name -> (problem as the sweep writes it, padding)"""
@@ -59,6 +72,11 @@ def cases():
         dtype = (torch.bfloat16, torch.float16)[i % 2]
         layout = ("contiguous", "channels_last")[i // 2 % 2]
         out[f"f{i:02d}_p0"] = (((b, c, h, w, n, 3, 3), dtype, layout), 0)
+    for i, (b, c, h, w, n, kh, kw, layout) in enumerate(KEEP):
+        dtype = (torch.bfloat16, torch.float16)[i % 2]
+        for padding in (1, 2, 3):
+            if allowed((b, c, h, w, n, kh, kw), dict(padding=padding)):
+                out[f"k{i:02d}_p{padding}"] = (((b, c, h, w, n, kh, kw), dtype, layout), padding)
     for i, (b, c, n) in enumerate(ELEMENTS):
         dtype = (torch.bfloat16, torch.float16)[i % 2]
         layout = ("contiguous", "channels_last")[i // 2 % 2]
@@ -110,10 +128,14 @@ def time(plans_a, plans_b, out):
             base = name.rsplit("_p", 1)[0]
             if base in sweep_index:
                 args = make_random_inputs(problem, sweep_index[base])
-            else:  # made-up (m..) and flipped (f..) problems, each its own seed
+            else:  # made-up (m..), flipped (f..) and keep (k..) problems, each its own seed
                 (bb, c, h, w, n, kh, kw), dtype, layout = problem
-                args = make_problem(bb, c, h, w, n, kh, kw, dtype=dtype, layout=layout, device="cuda",
-                                    seed=int(base[1:]) + (100 if base[0] == "f" else 0), draw_on_device=True)
+                sweep_only = layout in ("sliced_hw", "sliced_bc")  # the sweep's layouts, not lay_out's
+                args = make_problem(bb, c, h, w, n, kh, kw, dtype=dtype,
+                                    layout="contiguous" if sweep_only else layout, device="cuda",
+                                    seed=int(base[1:]) + {"f": 100, "k": 200}.get(base[0], 0), draw_on_device=True)
+                if sweep_only:
+                    args = (sweep_layout(args[0], layout, seed=int(base[1:])),) + tuple(args[1:])
             fn = lambda: fusedlse_cuda.forward(*args, padding=padding)  # noqa: E731
             best = float("inf")
             for _ in range(ROUNDS):
