@@ -5,6 +5,7 @@ A tap keeps a rectangle of each plane: rows R[t_h] x columns C[t_w] (reference.k
 are its values times keep = kron(rows_keep, cols_keep) [H*W, kH*kW], 0 or 1: one GEMM that reads x once, in x's dtype
 on the tensor cores with float32 sums (torch.mm's out_dtype), exact but for the float32 sums' order. Modes:
 - one_stage: planes [B*C, H*W] (each plane one run, the same stride apart) @ keep;
+- one_stage_pad: the same with keep's taps padded by zero columns to a multiple of 8 (section 112);
 - two_stage: rows [B*C*H, W] (every row the same stride apart) @ cols_keep [W, kW], then rows_keep over H (small);
 - channels_last: per batch keep^T [taps, H*W] @ x_b [H*W, C], one strided batched GEMM.
 Every 16-bit public-sweep problem at padding 1-3 (where allowed), each mode its layout allows (one_stage only where
@@ -71,6 +72,12 @@ def modes(x, rows_keep, cols_keep):
         planes = x.as_strided((b * c, h * w), (s1, 1))
         if keep.numel() * keep.element_size() <= MAX_KEEP_MB << 20:
             out["one_stage"] = lambda: mm32(planes, keep).view(b, c, kh * kw)
+            # keep's rows (and the output's) padded with zero taps to a whole 16 bytes of x's dtype, as cuBLAS's
+            # widest kernels want: is a row of 10 or 20 taps what slows r33 and r17 (docs/limits.md section 112)?
+            taps_padded = -(-kh * kw // 8) * 8
+            if taps_padded != kh * kw:
+                keep_padded = torch.nn.functional.pad(keep, (0, taps_padded - kh * kw))
+                out["one_stage_pad"] = lambda: mm32(planes, keep_padded)[:, :kh * kw].reshape(b, c, kh * kw)
     elif s3 == 1 and s2 == w and s1 == h * w:
         keep = torch.kron(rows_keep.float(), cols_keep.float()).to(x.dtype)
         planes = x.as_strided((b, c, h * w), (s0, s1, 1))
