@@ -34,52 +34,60 @@ def elements_forced(x):
             yield
 
 
+def padded_sweep_pairs(deadline, dtypes=None):
+    """(name, problem, padding, inputs) for every non-empty public-sweep problem (of `dtypes` where given) at each
+    padding 1..3 its shape allows, its inputs made once for all three; none once time.time() passes `deadline`."""
+    for index, (name, problem) in enumerate(random_problems().items()):
+        shape = problem[0]
+        if (dtypes is not None and problem[1] not in dtypes) or shape[0] * shape[1] * shape[2] * shape[3] == 0:
+            continue
+        inputs = None
+        for padding in (1, 2, 3):
+            if time.time() > deadline:
+                return
+            if min(shape[2] + shape[5] - 1, shape[3] + shape[6] - 1) <= 2 * padding:
+                continue
+            if inputs is None:
+                inputs = make_random_inputs(problem, index)
+            yield name, problem, padding, inputs
+        del inputs
+        torch.cuda.empty_cache()
+
+
 def main():
     out_path = sys.argv[1]
     deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
     with open(out_path, "w") as out:
-        for index, (name, problem) in enumerate(random_problems().items()):
+        for name, problem, padding, inputs in padded_sweep_pairs(deadline):
             shape = problem[0]
-            inputs = None
-            for padding in (1, 2, 3):
-                if time.time() > deadline:
-                    return
-                if min(shape[2] + shape[5] - 1, shape[3] + shape[6] - 1) <= 2 * padding:
-                    continue
-                if inputs is None:
-                    if shape[0] * shape[1] * shape[2] * shape[3] == 0:
-                        break
-                    inputs = make_random_inputs(problem, index)
-                x, weight, conv_bias, bias = inputs
-                with elements_forced(x):
-                    forced = fusedlse_cuda.explain(x, weight, padding=padding)
-                if forced.get("gemm_over") != "elements":
-                    continue
-                rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
+            x, weight, conv_bias, bias = inputs
+            with elements_forced(x):
+                forced = fusedlse_cuda.explain(x, weight, padding=padding)
+            if forced.get("gemm_over") != "elements":
+                continue
+            rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
 
-                def run(force, settings=dict(padding=padding)):
-                    if force is None:
-                        return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
-                    with elements_forced(x) if force else forced_element_gemm(False):
-                        return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+            def run(force, settings=dict(padding=padding)):
+                if force is None:
+                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+                with elements_forced(x) if force else forced_element_gemm(False):
+                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
 
-                truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
-                errs = {k: rel_err(run(f), truth) for k, f in (("taps", False), ("elements", True), ("rule", None))}
-                del truth
-                calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias),
-                         "taps": lambda: run(False), "elements": lambda: run(True), "rule": lambda: run(None)}
-                for fn in calls.values():
-                    fn()
-                us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
-                row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
-                           padding=padding, mib=round(x.nbytes / 2**20, 1), us=us,
-                           rule=rule_plan.get("gemm_over"), gemm=forced["gemm"].get("epilogue"),
-                           reader=forced["gemm"].get("reader"), tap_sums=forced["tap_sums"],
-                           err={k: float(f"{v:.3g}") for k, v in errs.items()})
-                print(json.dumps(row), file=out, flush=True)
-                print(name, padding, row["dtype"], row["layout"], us, row["rule"], row["gemm"], flush=True)
-            del inputs
-            torch.cuda.empty_cache()
+            truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
+            errs = {k: rel_err(run(f), truth) for k, f in (("taps", False), ("elements", True), ("rule", None))}
+            del truth
+            calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias),
+                     "taps": lambda: run(False), "elements": lambda: run(True), "rule": lambda: run(None)}
+            for fn in calls.values():
+                fn()
+            us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
+            row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
+                       padding=padding, mib=round(x.nbytes / 2**20, 1), us=us,
+                       rule=rule_plan.get("gemm_over"), gemm=forced["gemm"].get("epilogue"),
+                       reader=forced["gemm"].get("reader"), tap_sums=forced["tap_sums"],
+                       err={k: float(f"{v:.3g}") for k, v in errs.items()})
+            print(json.dumps(row), file=out, flush=True)
+            print(name, padding, row["dtype"], row["layout"], us, row["rule"], row["gemm"], flush=True)
 
 
 if __name__ == "__main__":

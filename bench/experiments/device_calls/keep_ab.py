@@ -13,60 +13,46 @@ import time
 import torch
 
 sys.path.insert(0, "bench")
-from problems import make_random_inputs, random_problems, rel_err  # noqa: E402
+from problems import rel_err  # noqa: E402
 from sweep import best_of_rounds, time_ms  # noqa: E402
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from fusedlse_cuda.planning import forced_keep_gemm  # noqa: E402
+from element_ab import padded_sweep_pairs  # noqa: E402  (beside this file)
 
 
 def main():
     out_path = sys.argv[1]
     deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
     with open(out_path, "w") as out:
-        for index, (name, problem) in enumerate(random_problems().items()):
-            shape = problem[0]
-            inputs = None
-            for padding in (1, 2, 3):
-                if time.time() > deadline:
-                    return
-                if min(shape[2] + shape[5] - 1, shape[3] + shape[6] - 1) <= 2 * padding:
-                    continue
-                if inputs is None:
-                    if shape[0] * shape[1] * shape[2] * shape[3] == 0:
-                        break
-                    inputs = make_random_inputs(problem, index)
-                    if inputs[0].dtype not in (torch.float16, torch.bfloat16):
-                        break
-                x, weight, conv_bias, bias = inputs
-                with forced_keep_gemm(True):
-                    forced = fusedlse_cuda.explain(x, weight, padding=padding)
-                if forced.get("tap_sums") != "keep_gemm":
-                    continue
-                rule = fusedlse_cuda.explain(x, weight, padding=padding).get("tap_sums")
+        for name, problem, padding, inputs in padded_sweep_pairs(deadline, (torch.float16, torch.bfloat16)):
+            x, weight, conv_bias, bias = inputs
+            with forced_keep_gemm(True):
+                forced = fusedlse_cuda.explain(x, weight, padding=padding)
+            if forced.get("tap_sums") != "keep_gemm":
+                continue
+            rule = fusedlse_cuda.explain(x, weight, padding=padding).get("tap_sums")
 
-                def run(force, settings=dict(padding=padding)):
-                    if force is None:
-                        return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
-                    with forced_keep_gemm(force):
-                        return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+            def run(force, settings=dict(padding=padding)):
+                if force is None:
+                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
+                with forced_keep_gemm(force):
+                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
 
-                truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
-                errs = {k: rel_err(run(f), truth) for k, f in (("off", False), ("keep", True), ("rule", None))}
-                del truth
-                calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias),
-                         "off": lambda: run(False), "keep": lambda: run(True), "rule": lambda: run(None)}
-                for fn in calls.values():
-                    fn()
-                us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
-                row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
-                           padding=padding, mib=round(x.nbytes / 2**20, 1), us=us, rule=rule,
-                           err={k: float(f"{v:.3g}") for k, v in errs.items()})
-                print(json.dumps(row), file=out, flush=True)
-                print(name, padding, row["dtype"], row["layout"], us, rule, flush=True)
-            del inputs
-            torch.cuda.empty_cache()
+            truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
+            errs = {k: rel_err(run(f), truth) for k, f in (("off", False), ("keep", True), ("rule", None))}
+            del truth
+            calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias),
+                     "off": lambda: run(False), "keep": lambda: run(True), "rule": lambda: run(None)}
+            for fn in calls.values():
+                fn()
+            us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
+            row = dict(name=name, shape=list(problem[0]), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
+                       padding=padding, mib=round(x.nbytes / 2**20, 1), us=us, rule=rule,
+                       err={k: float(f"{v:.3g}") for k, v in errs.items()})
+            print(json.dumps(row), file=out, flush=True)
+            print(name, padding, row["dtype"], row["layout"], us, rule, flush=True)
 
 
 if __name__ == "__main__":
