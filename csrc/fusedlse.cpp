@@ -758,6 +758,13 @@ TORCH_LIBRARY(fusedlse, m) {
                    elements);
     plan::force_element_gemm(static_cast<int>(elements));
   });
+  // For measurements and tests only (tests/test_padding_groups.py, bench/experiments): every later padded CUDA forward
+  // of 16-bit x takes its tap sums by one GEMM over a 0/1 keep matrix wherever x's layout and the kernel allow it (1)
+  // or never (0), bypassing the rule's bounds on plane sizes and counts; -1 leaves it to the rule.
+  m.def("_force_keep_gemm(int keep) -> ()", [](int64_t keep) {
+    FUSEDLSE_CHECK(keep >= -1 && keep <= 1, "_force_keep_gemm: keep must be -1, 0 or 1, got ", keep);
+    plan::force_keep_gemm(static_cast<int>(keep));
+  });
   // No tensors, one kernel for every device: lets ModelNew reject unsupported settings when it is built.
   m.def("check_conv_settings(int[2] stride=1, int[2] padding=0, int[2] output_padding=0, int[2] dilation=1, "
         "int groups=1) -> ()",

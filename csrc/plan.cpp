@@ -391,6 +391,7 @@ std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_element_gemms{-1};
+std::atomic<int> forced_keep_gemms{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_tap_middle_by_span{-1};
 std::atomic<int> forced_plane_lanes_persistent{-1};
@@ -1356,6 +1357,10 @@ void force_tap_shares(int shares) { forced_tap_shares.store(shares, std::memory_
 void force_element_gemm(int elements) { forced_element_gemms.store(elements, std::memory_order_relaxed); }
 
 int forced_element_gemm() { return forced_element_gemms.load(std::memory_order_relaxed); }
+
+void force_keep_gemm(int keep) { forced_keep_gemms.store(keep, std::memory_order_relaxed); }
+
+int forced_keep_gemm() { return forced_keep_gemms.load(std::memory_order_relaxed); }
 
 void force(int strategy, int reader, int epilogue) {
   forced_reader.store(reader, std::memory_order_relaxed);

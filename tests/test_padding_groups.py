@@ -837,6 +837,89 @@ def test_padded_gemm_over_x_elements_by_the_rule(layout):
     assert rel_err(out, truth) <= TOLERANCE[torch.float32]
 
 
+# (B, C_in, H, W, C_out per group, kH, kW), settings: the tap sums by one GEMM over a 0/1 keep matrix (forced).
+KEEP_GEMM_CASES = [
+    ((6, 5, 6, 17, 3, 2, 5), dict(padding=1)),  # r33's kernel on narrow planes
+    ((4, 3, 9, 8, 4, 4, 2), dict(padding=(2, 1), stride=(2, 1), output_padding=(1, 0))),
+    ((3, 4, 7, 5, 2, 3, 3), dict(padding=1, dilation=(1, 2), groups=2)),
+    ((2, 2, 1, 40, 3, 1, 5), dict(padding=(0, 2))),  # rows of one plane
+    ((5, 1, 12, 1, 2, 4, 1), dict(padding=(1, 0))),  # columns of one element
+    ((2, 3, 5, 6, 2, 8, 4), dict(padding=2)),  # 32 taps, a lane each in the mend
+]
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
+def test_keep_gemm_tap_sums(dtype):
+    """Padding's tap sums of 16-bit x by one GEMM of its planes over a 0/1 keep matrix (explain's tap_sums
+    "keep_gemm"; forced here past the rule's bounds on plane sizes and counts): every setting, one GEMM where the planes
+    are the same stride apart (contiguous, offset by an element, channels sliced with one batch) and a batched one
+    where they are not (every other batch, channels sliced); never where rows are strided, for float32 or channels-last
+    x. The sums against the CPU backend's, the output against the float64 model, the forward without the sums bitwise
+    the one with them. Infinities in a cropped border reach only the taps that keep them (the GEMM's 0 x infinity is
+    mended)."""
+    from fusedlse_cuda.planning import forced_element_gemm, forced_keep_gemm
+
+    for case, (shape, settings) in enumerate(KEEP_GEMM_CASES):
+        settings = dict(groups=1) | settings
+        for layout in ("contiguous", "offset", "batch_slice", "channel_slice", "infinities"):
+            x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, "cuda",
+                                                         "offset" if layout == "offset" else "contiguous", seed=case)
+            if layout == "batch_slice":
+                x = batch_slice(x)
+            elif layout == "channel_slice":
+                wide = torch.full((x.shape[0], x.shape[1] + 2) + tuple(x.shape[2:]), float("nan"), dtype=dtype,
+                                  device="cuda")
+                wide[:, 1:-1] = x
+                x = wide[:, 1:-1]
+            elif layout == "infinities":  # the first and last elements of every plane: cropped by some taps
+                x = x.clone()
+                x[:, :, 0, 0] = float("inf")
+                x[:, 1:, -1, -1] = float("-inf")
+            what = f"{shape}, {settings}, {layout}"
+            args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+            with forced_element_gemm(False), forced_keep_gemm(True):
+                plan = fusedlse_cuda.explain(x, weight, **settings)
+                assert (plan["tap_sums"], plan["gemm_over"]) == ("keep_gemm", "taps"), (plan, what)
+                poison_allocator("cuda")
+                out, sums = torch.ops.fusedlse.forward(*args)
+                poison_allocator("cuda")
+                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+                taps = fusedlse_cuda.tap_sums(x, weight.shape[2:], **{k: v for k, v in settings.items()
+                                                                         if k != "groups"})
+            torch.testing.assert_close(out_alone, out, rtol=0, atol=0, equal_nan=True, msg=what)
+            torch.testing.assert_close(taps, sums, rtol=0, atol=0, equal_nan=True, msg=what)
+            cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+            torch.testing.assert_close(sums.cpu(), cpu_sums, rtol=1e-5, atol=1e-5, equal_nan=True, msg=what)
+            if layout != "infinities":
+                truth = reference.truth(x, weight, conv_bias, bias, **settings)
+                assert rel_err(out, truth) <= TOLERANCE[dtype], what
+    # Never where x's rows are strided, x is float32 or channels-last, even forced.
+    x, weight, _, _ = make_problem(4, 3, 6, 9, 2, 3, 3, dtype=dtype, device="cuda")
+    with forced_keep_gemm(True):
+        assert fusedlse_cuda.explain(lay_out(x, "sliced"), weight, padding=1)["tap_sums"] != "keep_gemm"
+        assert fusedlse_cuda.explain(lay_out(x, "channels_last"), weight, padding=1)["tap_sums"] != "keep_gemm"
+        assert fusedlse_cuda.explain(x.float(), weight.float(), padding=1)["tap_sums"] != "keep_gemm"
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+def test_keep_gemm_by_the_rule():
+    """Unforced: 8192 bfloat16 planes of 6 x 168 (r33's planes and kernel, fewer batches) take the keep GEMM; planes
+    of 15 elements, and fewer planes, keep the tap readers. Against the float64 shortcut."""
+    x, weight, conv_bias, bias = make_problem(256, 32, 6, 168, 24, 2, 5, dtype=torch.bfloat16, device="cuda",
+                                              draw_on_device=True)
+    plan = fusedlse_cuda.explain(x, weight, padding=1)
+    assert plan["tap_sums"] == "keep_gemm", plan
+    assert fusedlse_cuda.explain(x[:200], weight, padding=1)["tap_sums"] != "keep_gemm"
+    assert fusedlse_cuda.explain(x[:, :, :3, :5].contiguous(), weight, padding=1)["tap_sums"] != "keep_gemm"
+    poison_allocator("cuda")
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
+    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
+    assert rel_err(out, truth) <= TOLERANCE[torch.bfloat16]
+
+
 def keep_sums_of(args, kwargs) -> bool:
     """keep_sums of a recorded fusedlse::forward call, however the dispatcher passed it (the schema's default: True)."""
     if "keep_sums" in kwargs:

@@ -358,6 +358,24 @@ inline int64_t cell_weight_threads(const CellWeightArgs& a) {
   return a.by_pairs ? pairs : pairs * a.kept_rows * a.kept_cols;
 }
 
+// padding's tap sums of 16-bit x by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_tap_sums): keep_matrix
+// writes keep, 1 where tap (t, u) keeps element (i, j): rows [row_first[t], row_end[t]) by columns [col_first[u],
+// col_end[u]) (fusedlse::Cut's kept inputs); cuBLAS multiplies x's planes by it into sums; keep_gemm_mend then sums
+// again, by adds alone over the elements each tap keeps, every plane whose sums hold a value that is not finite (an
+// infinity or a NaN times a 0 of keep is a NaN in the taps that crop it, which the model never multiplies).
+constexpr int kKeepGemmMaxTaps = 32;  // a lane per tap in keep_gemm_mend's warps
+struct KeepGemmArgs {
+  ScalarKind kind;  // of x and keep: kHalf or kBFloat16
+  const void* x;    // [B, C, H, W]: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j (rows contiguous)
+  int64_t batch, channels, height, width;
+  int64_t stride_b, stride_c, stride_h;
+  int32_t kernel_h, kernel_w;  // kernel_h * kernel_w at most kKeepGemmMaxTaps, each at most kMaxKernelTaps
+  int32_t row_first[kMaxKernelTaps], row_end[kMaxKernelTaps];
+  int32_t col_first[kMaxKernelTaps], col_end[kMaxKernelTaps];
+  void* keep;   // [H * W, kernel_h * kernel_w] in `kind`: row i * W + j, column t * kernel_w + u
+  float* sums;  // [B * C, kernel_h * kernel_w]: the GEMM's, mended in place
+};
+
 // broadcast_taps' first step (tap_spread_kernel): each segment pair's value, the sum of taps[b, c, t, u] over the
 // taps that keep it, cell-major so that broadcast_hw's cut (BroadcastArgs::cells) finds a segment pair's values of
 // neighbouring channels side by side; broadcast_hw then writes every element of grad_x once.
@@ -546,6 +564,10 @@ inline size_t staged_plane_shared_bytes(size_t tile, size_t elements, size_t pla
   return (tile + elements) * sizeof(int64_t) + (tile * plane_pitch + values * (tile + 1)) * acc_bytes;
 }
 cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream);
+// keep_matrix_kernel and keep_gemm_mend_kernel (taps.cu) for KeepGemmArgs: blocks of kBlockThreads, each kernel
+// looping over its work (a value of keep, a plane a warp) past the grid.
+cudaError_t launch_keep_matrix(const KeepGemmArgs& args, int64_t blocks, cudaStream_t stream);
+cudaError_t launch_keep_gemm_mend(const KeepGemmArgs& args, int64_t blocks, cudaStream_t stream);
 // Resident blocks per multiprocessor of tap_sums' reading kernel (TapSumsArgs::border_side, channels_walk,
 // channel_rows, stage_bytes, middle_by_span; at least 1).
 int tap_sums_blocks_per_sm(ScalarKind kind, int border_side, int border_cols, bool channels_walk, bool channel_rows,

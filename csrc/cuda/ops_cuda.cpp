@@ -1388,7 +1388,73 @@ struct TapPath {
   // Each plane is one cell (every cut one segment): where the GEMM runs over cells, the padding-0 readers' sums are
   // the cells (whole_plane_cells), and the taps where asked for ATen's sums of them; else the path above.
   bool whole_planes = false;
+  bool keep_gemm = false;  // the taps by one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums; no cells, no shares)
 };
+
+// Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes
+// are each one run of memory (rows contiguous, each right after the one before), a kernel of at most kKeepGemmMaxTaps
+// taps; by the rule, planes of kKeepGemmMinElements to kKeepGemmMaxElements elements, kKeepGemmMinPlanes of them or
+// more (tuning.h). plan::force_keep_gemm may force it on (those bounds aside) or off.
+bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s) {
+  const int forced = plan::forced_keep_gemm();
+  if (forced == 0 || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) || x.numel() == 0 ||
+      s.kernel_h * s.kernel_w > kKeepGemmMaxTaps || s.kernel_h > kMaxKernelTaps || s.kernel_w > kMaxKernelTaps ||
+      std::max(s.height, s.width) >= (int64_t{1} << 31) || s.batch * s.in_channels >= (int64_t{1} << 31) ||
+      (s.width > 1 && x.stride(3) != 1) || (s.height > 1 && x.stride(2) != s.width)) {
+    return false;
+  }
+  const int64_t plane = s.height * s.width;
+  return forced == 1 || (plane >= kKeepGemmMinElements && plane <= kKeepGemmMaxElements &&
+                         s.batch * s.in_channels >= kKeepGemmMinPlanes);
+}
+
+// tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes [B * C, H * W] (or [B, C,
+// H * W], batched, where batches are not the planes' stride apart) times keep [H * W, taps] in x's dtype, on the
+// tensor cores with float32 sums and output (ATen's mm with out_dtype), then keep_gemm_mend for planes that hold a
+// value that is not finite (kernels.h KeepGemmArgs).
+at::Tensor keep_gemm_tap_sums(const at::Tensor& x, const ForwardShape& s) {
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
+  const int64_t plane = s.height * s.width, taps = s.kernel_h * s.kernel_w, planes = s.batch * s.in_channels;
+  const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
+  KeepGemmArgs a{};
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = s.batch;
+  a.channels = s.in_channels;
+  a.height = s.height;
+  a.width = s.width;
+  a.stride_b = x.stride(0);
+  a.stride_c = x.stride(1);
+  a.stride_h = x.stride(2);
+  a.kernel_h = static_cast<int32_t>(s.kernel_h);
+  a.kernel_w = static_cast<int32_t>(s.kernel_w);
+  for (int64_t t = 0; t < s.kernel_h; ++t) {
+    a.row_first[t] = static_cast<int32_t>(rows.kept[t].first);
+    a.row_end[t] = static_cast<int32_t>(rows.kept[t].end);
+  }
+  for (int64_t u = 0; u < s.kernel_w; ++u) {
+    a.col_first[u] = static_cast<int32_t>(cols.kept[u].first);
+    a.col_end[u] = static_cast<int32_t>(cols.kept[u].end);
+  }
+  const at::Tensor keep = at::empty({plane, taps}, x.options());
+  at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(at::kFloat));
+  a.keep = keep.data_ptr();
+  a.sums = sums.data_ptr<float>();
+  const int64_t most_blocks = resident_split_blocks(x.get_device());
+  C10_CUDA_CHECK(launch_keep_matrix(a, std::min(ceil_div(plane * taps, int64_t{kBlockThreads}), most_blocks), stream));
+  // One GEMM where every plane is the same stride from the one before; a dimension of size 1 has no stride to keep.
+  const int64_t plane_stride = s.in_channels > 1 ? x.stride(1) : x.stride(0);
+  if (s.batch == 1 || s.in_channels == 1 || x.stride(0) == s.in_channels * x.stride(1)) {
+    at::Tensor out = sums.view({planes, taps});
+    at::mm_out(out, x.as_strided({planes, plane}, {planes > 1 ? plane_stride : plane, 1}), keep, at::kFloat);
+  } else {
+    at::Tensor out = sums.view({s.batch, s.in_channels, taps});
+    at::bmm_out(out, x.as_strided({s.batch, s.in_channels, plane}, {x.stride(0), x.stride(1), 1}),
+                keep.expand({s.batch, plane, taps}), at::kFloat);
+  }
+  C10_CUDA_CHECK(launch_keep_gemm_mend(a, std::min(ceil_div(planes, int64_t{kWarpsPerBlock}), most_blocks), stream));
+  return sums;
+}
 
 // Who computes the per-tap sums themselves (tap_path adds the whole-plane cells beside them).
 TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
@@ -1460,6 +1526,13 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8; where the per-tap sums are asked for too,
   // it makes both in 153 us against 161 for the reader and one more pass for the taps (H200, docs/limits.md §59).
   path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
+  if (!path.whole_planes && keep_gemm_applies(x, s)) {
+    TapPath keep{false,
+                 "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps] on the tensor cores (float32 sums; planes "
+                 "whose taps hold an infinity or a NaN summed again by adds alone)"};
+    keep.keep_gemm = true;
+    return keep;
+  }
   return path;
 }
 
@@ -1481,11 +1554,12 @@ bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCut
 // How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
 // "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span).
 std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s) {
-  const char* name = path.staged.tile > 0 ? "staged_planes"
-                     : path.small_planes ? "small_planes"
-                     : path.channels     ? "channel_kernels"
-                     : path.kernels      ? "kernels"
-                                         : "aten";
+  const char* name = path.keep_gemm         ? "keep_gemm"
+                     : path.staged.tile > 0 ? "staged_planes"
+                     : path.small_planes    ? "small_planes"
+                     : path.channels        ? "channel_kernels"
+                     : path.kernels         ? "kernels"
+                                            : "aten";
   std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
@@ -1634,6 +1708,12 @@ at::Tensor whole_plane_cells(const at::Tensor& x, const ForwardShape& s, bool be
 // thread per value, each cell loading its taps again, but then the weight is small.
 bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kernel_w <= kCellWeightRegisterTaps; }
 
+// Whether the cropped GEMM runs over each plane's kept cells rather than its taps (cropped_gemm_over_cells), for the
+// tap sums of `path`: the keep GEMM makes taps alone.
+bool gemm_over_cells(const TapPath& path, const ForwardShape& s) {
+  return !path.keep_gemm && cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
+}
+
 // The cropped GEMM's weight over kept cells [C_in * kept cells, C_out] (fusedlse.h cropped_gemm_operands) in one
 // launch (CellWeightArgs): ATen's passes over the weight were a dozen launches, each a few us of a forward of 33 us
 // (H200 sweep shape [4844, 2, 31, 44] -> 1543). Undefined where a cut keeps more segments than the kernel takes.
@@ -1707,6 +1787,10 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
                          bool* cells_kept_only = nullptr, const at::Tensor* weight = nullptr,
                          at::Tensor* shares = nullptr, bool beside_previous = false, bool want_taps = true) {
   TORCH_INTERNAL_ASSERT(want_taps || cells != nullptr || shares != nullptr);
+  if (path.keep_gemm) {
+    TORCH_INTERNAL_ASSERT(want_taps && cells == nullptr && shares == nullptr);
+    return keep_gemm_tap_sums(x, s);
+  }
   // Whole planes' cells by the padding-0 readers, with or without the taps (ATen's, from the cells): a forward with
   // the sums and one without get the same cells. Cells of single elements are exact either way; the small-plane
   // kernel makes them and their taps in one pass.
@@ -2100,7 +2184,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   }
   at::Tensor cells, sums;
   bool cells_kept_only = false;
-  const bool over_cells = cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
+  const bool over_cells = gemm_over_cells(path, s);
   // The cells' weight first, and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
   // and reader: the weight's launch took 6-9 us of r10, r20 and r30's padded forwards (H200), in a row before. Not
   // beside a weight made contiguous for that launch: the copy, freed on return while still read, could become the
@@ -2214,7 +2298,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
              "; tap_sums by " + path.why + "\"}";
     }
     // The GEMM's plan, for sums of the shape forward_cropped_cuda passes it (the weight's rows are built contiguous).
-    const bool cells = cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
+    const bool cells = gemm_over_cells(path, s);
     // Where no backward will run (explain's forward keeps no sums): cells that are x's elements are read by the GEMM
     // alone; else those of whole planes by the padding-0 readers.
     const bool cells_in_x = cells && cells_are_elements(s);

@@ -16,6 +16,7 @@
 #include "kernels/combine_taps.cuh"
 #include "kernels/small_plane_taps.cuh"
 #include "kernels/cell_weight.cuh"
+#include "kernels/keep_gemm.cuh"
 #include "launch.cuh"
 
 namespace fusedlse {
@@ -176,6 +177,25 @@ __global__ void __launch_bounds__(kBlockThreads) cell_weight_pairs_kernel(const 
   cell_weight_pairs<T, kTaps>(a);
 }
 
+// The launches of keep_matrix and keep_gemm_mend (kernels/keep_gemm.cuh).
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads) keep_matrix_kernel(const __grid_constant__ KeepGemmArgs a) {
+  keep_matrix<T>(a);
+}
+template <typename T>
+__global__ void __launch_bounds__(kBlockThreads) keep_gemm_mend_kernel(const __grid_constant__ KeepGemmArgs a) {
+  keep_gemm_mend<T>(a);
+}
+
+// f(T{}) for the 16-bit kinds KeepGemmArgs takes; `otherwise` for the rest.
+template <typename R, typename F> R with_16bit_type(ScalarKind kind, R otherwise, F&& f) {
+  switch (kind) {
+    case ScalarKind::kHalf: return f(__half{});
+    case ScalarKind::kBFloat16: return f(__nv_bfloat16{});
+    default: return otherwise;
+  }
+}
+
 // f(kernel) for tap_combine_kernel<T, tap_sums, kSide, staged_weight>; float64 has no staged instance (its stage
 // spilled 20-108 bytes on sm_90 under the cap; TapSumsArgs::weight_pitch is 0 for it).
 template <typename T, int kSide, typename F> auto with_tap_combine_kernel(bool tap_sums, bool staged_weight, F&& f) {
@@ -258,6 +278,20 @@ cudaError_t launch_cell_weight(const CellWeightArgs& args, cudaStream_t stream) 
                         : taps <= 16   ? cell_weight_pairs_kernel<T, 16>
                                        : cell_weight_pairs_kernel<T, kCellWeightRegisterTaps>;
     return launch_after_previous(kernel, static_cast<unsigned>(args.blocks), kBlockThreads, stream, args);
+  });
+}
+
+cudaError_t launch_keep_matrix(const KeepGemmArgs& args, int64_t blocks, cudaStream_t stream) {
+  return with_16bit_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
+    keep_matrix_kernel<decltype(t)><<<static_cast<unsigned>(blocks), kBlockThreads, 0, stream>>>(args);
+    return cudaGetLastError();
+  });
+}
+
+cudaError_t launch_keep_gemm_mend(const KeepGemmArgs& args, int64_t blocks, cudaStream_t stream) {
+  return with_16bit_type(args.kind, cudaErrorInvalidValue, [&](auto t) {
+    keep_gemm_mend_kernel<decltype(t)><<<static_cast<unsigned>(blocks), kBlockThreads, 0, stream>>>(args);
+    return cudaGetLastError();
   });
 }
 

@@ -659,5 +659,17 @@ constexpr double kTapReaderElementsPerSmUs = 2800.0;
 // ... for x of this many bytes and more (the public sweep's smallest): below, the planner's times are mostly its launch
 // terms (29-36 us on the H200's properties for x of 1-2 MB), which tell neither path's reads apart.
 constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
+// Padding's tap sums of 16-bit x by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_applies): planes of
+// kKeepGemmMinElements to kKeepGemmMaxElements elements, kKeepGemmMinPlanes of them or more. H100, cuBLAS's GEMM
+// alone (torch.mm with out_dtype float32; bench/experiments/device_calls/keep_gemm.py, docs/limits.md §111) against
+// the whole padded forward at padding 1-3, us: r18 ([70, 445, 54, 64] float16) 92 against 229-258; r33 ([7000, 40,
+// 6, 168] bfloat16) 282 against 359-714; r46 ([96, 256, 100, 6] float16, batches sliced) 24 against 43-89; r13
+// ([18415, 8, 5, 6] bfloat16) 20 against 41; r45 ([348652, 10, 4, 8] bfloat16) 310 against 456-540. It lost on planes
+// of 6 elements or fewer (r01 198 against 85, r50 561 against 150), of 26596 (r49 82 against 71-81) and on few
+// planes (r61, 114 of 146910 elements: 1176 against 35-46); r17 ([551, 36, 514, 8] bfloat16, planes of 4112) 106
+// against 86 at padding 1, 123 and 138 at 2 and 3. Not yet timed as a whole forward (the GEMM over taps follows).
+constexpr int64_t kKeepGemmMinElements = 16;
+constexpr int64_t kKeepGemmMaxElements = 8192;
+constexpr int64_t kKeepGemmMinPlanes = 8192;
 
 }  // namespace fusedlse
