@@ -2020,6 +2020,7 @@ struct ElementGemm {
   // narrow_reads_planes). Else x holds the accumulation type and its rows are contiguous: they are the cropped GEMM's
   // rows as they lie (cropped_gemm_problem's plan).
   bool in_place;
+  plan::Problem problem;  // the GEMM as the planner saw it
   plan::Plan plan;
 };
 
@@ -2069,12 +2070,14 @@ std::optional<ElementGemm> element_gemm(const at::Tensor& x, const ForwardShape&
   e.in_place = acc != x.scalar_type();
   if (e.in_place) {
     e.x_elements = x.as_strided({s.batch, elements, 1, 1}, {x.stride(0), 1, 1, 1});
-    e.plan = plan::choose(problem_of(e.x_elements, s.out_channels, 1), props);
+    e.problem = problem_of(e.x_elements, s.out_channels, 1);
+    e.plan = plan::choose(e.problem, props);
     if (e.plan.strategy != plan::Strategy::kSplit || e.plan.reader != plan::Reader::kInEpilogue) return std::nullopt;
   } else {
     if (s.batch > 1 && x.stride(0) != elements) return std::nullopt;
     e.x_elements = x.as_strided({s.batch, elements, 1, 1}, {elements, 1, 1, 1});
-    e.plan = plan::choose(cropped_gemm_problem(x, e.x_elements, s.out_channels), props);
+    e.problem = cropped_gemm_problem(x, e.x_elements, s.out_channels);
+    e.plan = plan::choose(e.problem, props);
   }
   if (forced == 1 || cells_are_elements(s)) return e;
   const plan::Plan padding0 = plan::choose(problem_of(x, s.out_channels, s.kernel_h * s.kernel_w), props);
@@ -2268,15 +2271,13 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     if (const std::optional<ElementGemm> elements = element_gemm(x, s, path)) {
       const ForwardShape& g = elements->shape;
       const plan::DeviceProps props = device_props(x.get_device());
-      const plan::Problem gemm = elements->in_place ? problem_of(elements->x_elements, g.out_channels, 1)
-                                                    : cropped_gemm_problem(x, elements->x_elements, g.out_channels);
       const int64_t acc_bytes = c10::elementSize(accumulation_type(x.scalar_type()));
       return groups_json +
              cublas_factors_json(x, g.batch, g.in_channels, g.out_channels,
                                  (g.batch + g.out_channels) * g.in_channels * acc_bytes) +
              "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
              ", \"whole_planes\": false, \"cells_in_x\": true, \"gemm\": " +
-             plan::to_json(elements->plan, gemm, props) +
+             plan::to_json(elements->plan, elements->problem, props) +
              ", \"gemm_over\": \"elements\", \"gemm_depth\": " + std::to_string(g.in_channels) +
              ", \"why\": \"padding crops the output: a GEMM over x's elements where they lie (each batch's values one "
              "run of memory, every element kept by some tap), each element's weight the sum of the taps' that keep it, "
