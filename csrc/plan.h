@@ -446,8 +446,8 @@ void force_tap_shares(int shares);
 void force_element_gemm(int elements);
 int forced_element_gemm();
 // For measurements and tests: every later padded CUDA forward of 16-bit x takes its tap sums by one GEMM over a 0/1
-// keep matrix wherever x's layout and the kernel allow it (1: cuda/ops_cuda.cpp keep_gemm_applies, its bounds on plane
-// sizes and counts aside), or never (0); -1 leaves it to the rule. Not for production code.
+// keep matrix wherever x's layout and the kernel allow it (1: cuda/ops_cuda.cpp keep_gemm_applies, the rule's bounds
+// on paths, plane sizes, counts and taps aside), or never (0); -1 leaves it to the rule. Not for production code.
 void force_keep_gemm(int keep);
 int forced_keep_gemm();
 

@@ -906,17 +906,23 @@ def test_keep_gemm_tap_sums(dtype):
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_keep_gemm_by_the_rule():
-    """Unforced: 8192 bfloat16 planes of 6 x 168 (r33's planes and kernel, fewer batches) take the keep GEMM; planes
-    of 15 elements, and fewer planes, keep the tap readers. Against the float64 shortcut."""
+    """Unforced: 8192 bfloat16 planes of 6 x 168 (r33's planes and kernel, fewer batches) at padding 2 take the keep
+    GEMM (the rows walk's GEMM would run over the 10 taps); at padding 1 (9 cells, fewer than the taps), with planes
+    of 15 elements (the small-plane kernel), fewer planes, or a kernel of more than 16 taps they keep the tap paths.
+    Against the float64 shortcut."""
     x, weight, conv_bias, bias = make_problem(256, 32, 6, 168, 24, 2, 5, dtype=torch.bfloat16, device="cuda",
                                               draw_on_device=True)
+    plan = fusedlse_cuda.explain(x, weight, padding=2)
+    assert (plan["tap_sums"], plan["gemm_over"]) == ("keep_gemm", "taps"), plan
     plan = fusedlse_cuda.explain(x, weight, padding=1)
-    assert plan["tap_sums"] == "keep_gemm", plan
-    assert fusedlse_cuda.explain(x[:200], weight, padding=1)["tap_sums"] != "keep_gemm"
+    assert (plan["tap_sums"], plan["gemm_over"]) == ("kernels", "cells"), plan
+    assert fusedlse_cuda.explain(x[:200], weight, padding=2)["tap_sums"] == "kernels"
     assert fusedlse_cuda.explain(x[:, :, :3, :5].contiguous(), weight, padding=1)["tap_sums"] != "keep_gemm"
+    weight_5x4 = torch.randn(32, 24, 5, 4, dtype=torch.bfloat16, device="cuda")
+    assert fusedlse_cuda.explain(x, weight_5x4, padding=2)["tap_sums"] == "kernels"
     poison_allocator("cuda")
-    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1)
-    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=1)
+    out = fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=2)
+    truth = reference.tap_shortcut(*(t.double() for t in (x, weight, conv_bias, bias)), padding=2)
     assert rel_err(out, truth) <= TOLERANCE[torch.bfloat16]
 
 

@@ -1391,11 +1391,18 @@ struct TapPath {
   bool keep_gemm = false;  // the taps by one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums; no cells, no shares)
 };
 
+// Whether cell_weight_cuda reads the weight once (cropped_gemm_over_cells' cell_weight_one_pass): a thread per pair
+// of channels holds the pair's taps in registers. Where the pairs are too few to fill the device the kernel takes a
+// thread per value, each cell loading its taps again, but then the weight is small.
+bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kernel_w <= kCellWeightRegisterTaps; }
+
 // Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes
 // are each one run of memory (rows contiguous, each right after the one before), a kernel of at most kKeepGemmMaxTaps
-// taps; by the rule, planes of kKeepGemmMinElements to kKeepGemmMaxElements elements, kKeepGemmMinPlanes of them or
-// more (tuning.h). plan::force_keep_gemm may force it on (those bounds aside) or off.
-bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s) {
+// taps. By the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and
+// its GEMM would run over taps, not cells: planes of kKeepGemmMinElements to kKeepGemmMaxElements elements,
+// kKeepGemmMinPlanes of them or more, a kernel of at most kKeepGemmRuleMaxTaps taps. plan::force_keep_gemm may force
+// it on (those bounds aside) or off.
+bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath& otherwise) {
   const int forced = plan::forced_keep_gemm();
   if (forced == 0 || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) || x.numel() == 0 ||
       s.kernel_h * s.kernel_w > kKeepGemmMaxTaps || s.kernel_h > kMaxKernelTaps || s.kernel_w > kMaxKernelTaps ||
@@ -1403,9 +1410,14 @@ bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s) {
       (s.width > 1 && x.stride(3) != 1) || (s.height > 1 && x.stride(2) != s.width)) {
     return false;
   }
+  if (forced == 1) return true;
+  // The small-plane kernels, and the rows walk where its GEMM runs over fewer cells than taps, were faster than the
+  // keep GEMM and the GEMM over taps after it (tuning.h).
+  const bool rows_walk_over_taps = otherwise.kernels && !otherwise.channels &&
+                                   !cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
   const int64_t plane = s.height * s.width;
-  return forced == 1 || (plane >= kKeepGemmMinElements && plane <= kKeepGemmMaxElements &&
-                         s.batch * s.in_channels >= kKeepGemmMinPlanes);
+  return rows_walk_over_taps && s.kernel_h * s.kernel_w <= kKeepGemmRuleMaxTaps && plane >= kKeepGemmMinElements &&
+         plane <= kKeepGemmMaxElements && s.batch * s.in_channels >= kKeepGemmMinPlanes;
 }
 
 // tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes [B * C, H * W] (or [B, C,
@@ -1526,7 +1538,7 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   // cells of x [1000000, 4, 1, 1] float32 where the padding-0 reader took 8; where the per-tap sums are asked for too,
   // it makes both in 153 us against 161 for the reader and one more pass for the taps (H200, docs/limits.md §59).
   path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
-  if (!path.whole_planes && keep_gemm_applies(x, s)) {
+  if (!path.whole_planes && keep_gemm_applies(x, s, path)) {
     TapPath keep{false,
                  "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps] on the tensor cores (float32 sums; planes "
                  "whose taps hold an infinity or a NaN summed again by adds alone)"};
@@ -1702,11 +1714,6 @@ at::Tensor element_cells_cuda(const at::Tensor& x, const ForwardShape& s, bool b
 at::Tensor whole_plane_cells(const at::Tensor& x, const ForwardShape& s, bool beside_previous) {
   return plane_sums_cuda(x, beside_previous).view({s.batch, s.in_channels, 1, 1});
 }
-
-// Whether cell_weight_cuda reads the weight once (cropped_gemm_over_cells' cell_weight_one_pass): a thread per pair
-// of channels holds the pair's taps in registers. Where the pairs are too few to fill the device the kernel takes a
-// thread per value, each cell loading its taps again, but then the weight is small.
-bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kernel_w <= kCellWeightRegisterTaps; }
 
 // Whether the cropped GEMM runs over each plane's kept cells rather than its taps (cropped_gemm_over_cells), for the
 // tap sums of `path`: the keep GEMM makes taps alone.

@@ -667,9 +667,17 @@ constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 // ([18415, 8, 5, 6] bfloat16) 20 against 41; r45 ([348652, 10, 4, 8] bfloat16) 310 against 456-540. It lost on planes
 // of 6 elements or fewer (r01 198 against 85, r50 561 against 150), of 26596 (r49 82 against 71-81) and on few
 // planes (r61, 114 of 146910 elements: 1176 against 35-46); r17 ([551, 36, 514, 8] bfloat16, planes of 4112) 106
-// against 86 at padding 1, 123 and 138 at 2 and 3. Not yet timed as a whole forward (the GEMM over taps follows).
+// against 86 at padding 1, 123 and 138 at 2 and 3. As whole forwards (the GEMM over taps after it; device_calls/
+// callE2K.sh, H100, docs/limits.md §112), against the tap paths before it, us: where the rows walk's GEMM runs over
+// taps, r18 201-203 against 227-258, r33 at padding 2 and 3 340 against 702-725, r46 45 against 76-90, but r17 (20
+// taps) 132 against 124 at padding 2 (and 132 against 138 at 3); where it runs over fewer cells than taps, r17 132
+// against 85 at padding 1, r46 45 against 43 (r33 341 against 355); against the small-plane kernels, slower always:
+// r13 56 against 40-42, r45 916 against 453-541 (348652 batches of 10 planes, one small GEMM each), and 8 of the 9
+// made-up problems of plan_changes.py that took them (1.03-1.65x; m13 307 against 309). So by the rule: the rows
+// walk's GEMM over taps alone, kernels of at most kKeepGemmRuleMaxTaps taps.
 constexpr int64_t kKeepGemmMinElements = 16;
 constexpr int64_t kKeepGemmMaxElements = 8192;
 constexpr int64_t kKeepGemmMinPlanes = 8192;
+constexpr int64_t kKeepGemmRuleMaxTaps = 16;
 
 }  // namespace fusedlse
