@@ -1391,6 +1391,20 @@ struct TapPath {
   bool keep_gemm = false;  // the taps by one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums; no cells, no shares)
 };
 
+// x's kind, data, shape and strides of B, C and H (as s reads them) into the arguments `a` of a kernel that walks its
+// planes (TapSumsArgs, KeepGemmArgs).
+template <typename Args> void set_planes(Args& a, const at::Tensor& x, const ForwardShape& s) {
+  a.kind = kind_of(x.scalar_type());
+  a.x = x.data_ptr();
+  a.batch = s.batch;
+  a.channels = s.in_channels;
+  a.height = s.height;
+  a.width = s.width;
+  a.stride_b = x.stride(0);
+  a.stride_c = x.stride(1);
+  a.stride_h = x.stride(2);
+}
+
 // Whether cell_weight_cuda reads the weight once (cropped_gemm_over_cells' cell_weight_one_pass): a thread per pair
 // of channels holds the pair's taps in registers. Where the pairs are too few to fill the device the kernel takes a
 // thread per value, each cell loading its taps again, but then the weight is small.
@@ -1429,15 +1443,7 @@ at::Tensor keep_gemm_tap_sums(const at::Tensor& x, const ForwardShape& s) {
   const int64_t plane = s.height * s.width, taps = s.kernel_h * s.kernel_w, planes = s.batch * s.in_channels;
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   KeepGemmArgs a{};
-  a.kind = kind_of(x.scalar_type());
-  a.x = x.data_ptr();
-  a.batch = s.batch;
-  a.channels = s.in_channels;
-  a.height = s.height;
-  a.width = s.width;
-  a.stride_b = x.stride(0);
-  a.stride_c = x.stride(1);
-  a.stride_h = x.stride(2);
+  set_planes(a, x, s);
   a.kernel_h = static_cast<int32_t>(s.kernel_h);
   a.kernel_w = static_cast<int32_t>(s.kernel_w);
   for (int64_t t = 0; t < s.kernel_h; ++t) {
@@ -1818,15 +1824,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   at::Tensor sums = want_taps ? at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, acc) : at::Tensor();
   const int64_t planes = s.batch * s.in_channels;
   TapSumsArgs a{};
-  a.kind = kind_of(x.scalar_type());
-  a.x = x.data_ptr();
-  a.batch = s.batch;
-  a.channels = s.in_channels;
-  a.height = s.height;
-  a.width = s.width;
-  a.stride_b = x.stride(0);
-  a.stride_c = x.stride(1);
-  a.stride_h = x.stride(2);
+  set_planes(a, x, s);
   a.stride_w = x.stride(3);
   a.rows = rows;
   a.cols = cols;
