@@ -360,9 +360,11 @@ inline int64_t cell_weight_threads(const CellWeightArgs& a) {
 
 // padding's tap sums of 16-bit x by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_tap_sums): keep_matrix
 // writes keep, 1 where tap (t, u) keeps element (i, j): rows [row_first[t], row_end[t]) by columns [col_first[u],
-// col_end[u]) (fusedlse::Cut's kept inputs); cuBLAS multiplies x's planes by it into sums; keep_gemm_mend then sums
-// again, by adds alone over the elements each tap keeps, every plane whose sums hold a value that is not finite (an
-// infinity or a NaN times a 0 of keep is a NaN in the taps that crop it, which the model never multiplies).
+// col_end[u]) (fusedlse::Cut's kept inputs), and 0 in the columns past the taps that round its rows up to
+// keep_pitch; cuBLAS multiplies x's planes by it into gemm_sums; keep_gemm_mend then copies each plane's tap sums into
+// sums, and sums again, by adds alone over the elements each tap keeps, every plane whose sums hold a value that is
+// not finite (an infinity or a NaN times a 0 of keep is a NaN in the taps that crop it, which the model never
+// multiplies).
 constexpr int kKeepGemmMaxTaps = 32;  // a lane per tap in keep_gemm_mend's warps
 struct KeepGemmArgs {
   ScalarKind kind;  // of x and keep: kHalf or kBFloat16
@@ -372,8 +374,10 @@ struct KeepGemmArgs {
   int32_t kernel_h, kernel_w;  // kernel_h * kernel_w at most kKeepGemmMaxTaps, each at most kMaxKernelTaps
   int32_t row_first[kMaxKernelTaps], row_end[kMaxKernelTaps];
   int32_t col_first[kMaxKernelTaps], col_end[kMaxKernelTaps];
-  void* keep;   // [H * W, kernel_h * kernel_w] in `kind`: row i * W + j, column t * kernel_w + u
-  float* sums;  // [B * C, kernel_h * kernel_w]: the GEMM's, mended in place
+  int32_t keep_pitch;        // columns of keep and gemm_sums: the taps rounded up (tuning.h kKeepGemmColumnMultiple)
+  void* keep;                // [H * W, keep_pitch] in `kind`: row i * W + j, column t * kernel_w + u
+  const float* gemm_sums;    // [B * C, keep_pitch]: the GEMM's; sums itself where keep_pitch is the taps
+  float* sums;               // [B * C, kernel_h * kernel_w]
 };
 
 // broadcast_taps' first step (tap_spread_kernel): each segment pair's value, the sum of taps[b, c, t, u] over the

@@ -1410,12 +1410,35 @@ template <typename Args> void set_planes(Args& a, const at::Tensor& x, const For
 // thread per value, each cell loading its taps again, but then the weight is small.
 bool cell_weight_in_one_pass(const ForwardShape& s) { return s.kernel_h * s.kernel_w <= kCellWeightRegisterTaps; }
 
+// How the keep GEMM sees x's planes: one matrix [B * C, H * W] whose rows are row_stride apart where every plane is
+// the same stride from the one before (a dimension of size 1 has no stride to keep), else [B, C, H * W] batched.
+struct KeepGemmPlanes {
+  bool one_matrix;
+  int64_t row_stride;
+};
+KeepGemmPlanes keep_gemm_planes(const at::Tensor& x, const ForwardShape& s) {
+  const bool one_matrix = s.batch == 1 || s.in_channels == 1 || x.stride(0) == s.in_channels * x.stride(1);
+  const int64_t row_stride = s.batch * s.in_channels == 1 ? s.height * s.width
+                             : s.in_channels > 1          ? x.stride(1)
+                                                          : x.stride(0);
+  return {one_matrix, row_stride};
+}
+
+// Whether cuBLAS may load x's planes 16 bytes at a time: x's address and every stride between its planes a multiple
+// of 16 bytes (tuning.h: the keep GEMM of planes that are not lost to the tap kernels).
+bool keep_gemm_planes_aligned(const at::Tensor& x, const ForwardShape& s) {
+  const KeepGemmPlanes planes = keep_gemm_planes(x, s);
+  const int64_t per_16_bytes = 16 / static_cast<int64_t>(x.element_size());
+  return reinterpret_cast<uintptr_t>(x.const_data_ptr()) % 16 == 0 && planes.row_stride % per_16_bytes == 0 &&
+         (planes.one_matrix || x.stride(0) % per_16_bytes == 0);
+}
+
 // Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes
 // are each one run of memory (rows contiguous, each right after the one before), a kernel of at most kKeepGemmMaxTaps
 // taps. By the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and
-// its GEMM would run over taps, not cells: planes of kKeepGemmMinElements to kKeepGemmMaxElements elements,
-// kKeepGemmMinPlanes of them or more, a kernel of at most kKeepGemmRuleMaxTaps taps. plan::force_keep_gemm may force
-// it on (those bounds aside) or off.
+// its GEMM would run over taps, not cells: planes 16-byte aligned (keep_gemm_planes_aligned) of kKeepGemmMinElements
+// to kKeepGemmMaxElements elements, kKeepGemmMinPlanes of them or more. plan::force_keep_gemm may force it on (those
+// bounds aside) or off.
 bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath& otherwise) {
   const int forced = plan::forced_keep_gemm();
   if (forced == 0 || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) || x.numel() == 0 ||
@@ -1430,22 +1453,24 @@ bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath
   const bool rows_walk_over_taps = otherwise.kernels && !otherwise.channels &&
                                    !cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
   const int64_t plane = s.height * s.width;
-  return rows_walk_over_taps && s.kernel_h * s.kernel_w <= kKeepGemmRuleMaxTaps && plane >= kKeepGemmMinElements &&
+  return rows_walk_over_taps && keep_gemm_planes_aligned(x, s) && plane >= kKeepGemmMinElements &&
          plane <= kKeepGemmMaxElements && s.batch * s.in_channels >= kKeepGemmMinPlanes;
 }
 
-// tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes [B * C, H * W] (or [B, C,
-// H * W], batched, where batches are not the planes' stride apart) times keep [H * W, taps] in x's dtype, on the
-// tensor cores with float32 sums and output (ATen's mm with out_dtype), then keep_gemm_mend for planes that hold a
-// value that is not finite (kernels.h KeepGemmArgs).
+// tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes (keep_gemm_planes) times
+// keep [H * W, taps rounded up to kKeepGemmColumnMultiple] in x's dtype, on the tensor cores with float32 sums and
+// output (ATen's mm or bmm with out_dtype), then keep_gemm_mend: the taps' columns into tap_sums, and planes that hold
+// a value that is not finite summed again (kernels.h KeepGemmArgs).
 at::Tensor keep_gemm_tap_sums(const at::Tensor& x, const ForwardShape& s) {
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream().stream();
   const int64_t plane = s.height * s.width, taps = s.kernel_h * s.kernel_w, planes = s.batch * s.in_channels;
+  const int64_t pitch = ceil_div(taps, kKeepGemmColumnMultiple) * kKeepGemmColumnMultiple;
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   KeepGemmArgs a{};
   set_planes(a, x, s);
   a.kernel_h = static_cast<int32_t>(s.kernel_h);
   a.kernel_w = static_cast<int32_t>(s.kernel_w);
+  a.keep_pitch = static_cast<int32_t>(pitch);
   for (int64_t t = 0; t < s.kernel_h; ++t) {
     a.row_first[t] = static_cast<int32_t>(rows.kept[t].first);
     a.row_end[t] = static_cast<int32_t>(rows.kept[t].end);
@@ -1454,21 +1479,23 @@ at::Tensor keep_gemm_tap_sums(const at::Tensor& x, const ForwardShape& s) {
     a.col_first[u] = static_cast<int32_t>(cols.kept[u].first);
     a.col_end[u] = static_cast<int32_t>(cols.kept[u].end);
   }
-  const at::Tensor keep = at::empty({plane, taps}, x.options());
+  const at::Tensor keep = at::empty({plane, pitch}, x.options());
   at::Tensor sums = at::empty({s.batch, s.in_channels, s.kernel_h, s.kernel_w}, x.options().dtype(at::kFloat));
+  const at::Tensor gemm_sums = pitch == taps ? sums : at::empty({planes, pitch}, sums.options());
   a.keep = keep.data_ptr();
+  a.gemm_sums = gemm_sums.const_data_ptr<float>();
   a.sums = sums.data_ptr<float>();
   const int64_t most_blocks = resident_split_blocks(x.get_device());
-  C10_CUDA_CHECK(launch_keep_matrix(a, std::min(ceil_div(plane * taps, int64_t{kBlockThreads}), most_blocks), stream));
-  // One GEMM where every plane is the same stride from the one before; a dimension of size 1 has no stride to keep.
-  const int64_t plane_stride = s.in_channels > 1 ? x.stride(1) : x.stride(0);
-  if (s.batch == 1 || s.in_channels == 1 || x.stride(0) == s.in_channels * x.stride(1)) {
-    at::Tensor out = sums.view({planes, taps});
-    at::mm_out(out, x.as_strided({planes, plane}, {planes > 1 ? plane_stride : plane, 1}), keep, at::kFloat);
+  C10_CUDA_CHECK(
+      launch_keep_matrix(a, std::min(ceil_div(plane * pitch, int64_t{kBlockThreads}), most_blocks), stream));
+  const KeepGemmPlanes layout = keep_gemm_planes(x, s);
+  if (layout.one_matrix) {
+    at::Tensor out = gemm_sums.view({planes, pitch});
+    at::mm_out(out, x.as_strided({planes, plane}, {layout.row_stride, 1}), keep, at::kFloat);
   } else {
-    at::Tensor out = sums.view({s.batch, s.in_channels, taps});
+    at::Tensor out = gemm_sums.view({s.batch, s.in_channels, pitch});
     at::bmm_out(out, x.as_strided({s.batch, s.in_channels, plane}, {x.stride(0), x.stride(1), 1}),
-                keep.expand({s.batch, plane, taps}), at::kFloat);
+                keep.expand({s.batch, plane, pitch}), at::kFloat);
   }
   C10_CUDA_CHECK(launch_keep_gemm_mend(a, std::min(ceil_div(planes, int64_t{kWarpsPerBlock}), most_blocks), stream));
   return sums;
@@ -1546,7 +1573,7 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
   if (!path.whole_planes && keep_gemm_applies(x, s, path)) {
     TapPath keep{false,
-                 "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps] on the tensor cores (float32 sums; planes "
+                 "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps rounded up to 8] on the tensor cores (float32 sums; planes "
                  "whose taps hold an infinity or a NaN summed again by adds alone)"};
     keep.keep_gemm = true;
     return keep;

@@ -674,10 +674,15 @@ constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 // against 85 at padding 1, r46 45 against 43 (r33 341 against 355); against the small-plane kernels, slower always:
 // r13 56 against 40-42, r45 916 against 453-541 (348652 batches of 10 planes, one small GEMM each), and 8 of the 9
 // made-up problems of plan_changes.py that took them (1.03-1.65x; m13 307 against 309). So by the rule: the rows
-// walk's GEMM over taps alone, kernels of at most kKeepGemmRuleMaxTaps taps.
+// walk's GEMM over taps alone. That A/B (s92, kernels of at most 16 taps) also lost on made-up planes: k06 ([400, 32,
+// 90, 90] bfloat16, planes of 8100 elements, not 16 bytes apart, 15 taps) 250 against 128 at padding 2, k10 ([8192,
+// 1, 64, 64] float16, 9 taps) 125 against 95-104, k05 ([2000, 64, 32, 32] float16, 9 taps) 303 against 278 at padding
+// 1 (and won at 2 and 3). So planes 16-byte aligned (keep_gemm_planes_aligned) by the rule, and keep's columns
+// rounded up to kKeepGemmColumnMultiple: H100, the GEMM alone (keep_gemm.py's one_stage_pad), r33's 10 taps 281 ->
+// 238 us (x.sum 211), r17's 20 taps 107 -> 75 (x.sum 74), where keep's rows and the GEMM's were not 16 bytes apart.
 constexpr int64_t kKeepGemmMinElements = 16;
 constexpr int64_t kKeepGemmMaxElements = 8192;
 constexpr int64_t kKeepGemmMinPlanes = 8192;
-constexpr int64_t kKeepGemmRuleMaxTaps = 16;
+constexpr int64_t kKeepGemmColumnMultiple = 8;
 
 }  // namespace fusedlse

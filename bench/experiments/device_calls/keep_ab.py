@@ -1,11 +1,13 @@
 """s91's tap sums by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_tap_sums, explain's tap_sums
 "keep_gemm") against the plan without it, on one machine: every 16-bit problem of the public sweep at padding 1..3
 that x's layout and the kernel let take it (forced on), timed forced off, forced on and by the rule, beside the
-padding-0 forward; each forward checked against the float64 shortcut. One JSON line a (problem, padding):
+padding-0 forward; each forward checked against the float64 shortcut; then plan_changes.py's made-up KEEP problems
+(k00, ...) the same way. One JSON line a (problem, padding):
 
     python keep_ab.py OUT.jsonl [SECONDS]     # run in a built tree's root (PYTHONPATH=python:bench)
 
 Lines as they finish, so a run cut off at SECONDS keeps what it timed."""
+import itertools
 import json
 import sys
 import time
@@ -20,13 +22,34 @@ import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda import reference  # noqa: E402
 from fusedlse_cuda.planning import forced_keep_gemm  # noqa: E402
 from element_ab import padded_sweep_pairs  # noqa: E402  (beside this file)
+from plan_changes import KEEP  # noqa: E402  (beside this file)
+from problems import make_random_inputs  # noqa: E402
+
+
+def made_up_pairs(deadline):
+    """(name, problem, padding, inputs) of plan_changes.py's KEEP problems as it names and types them, at padding 1..3
+    where the shape allows; none once time.time() passes `deadline`."""
+    for i, (b, c, h, w, n, kh, kw, layout) in enumerate(KEEP):
+        problem = ((b, c, h, w, n, kh, kw), (torch.bfloat16, torch.float16)[i % 2], layout)
+        inputs = None
+        for padding in (1, 2, 3):
+            if time.time() > deadline:
+                return
+            if min(h + kh - 1, w + kw - 1) <= 2 * padding:
+                continue
+            if inputs is None:
+                inputs = make_random_inputs(problem, 1000 + i)
+            yield f"k{i:02d}", problem, padding, inputs
+        del inputs
+        torch.cuda.empty_cache()
 
 
 def main():
     out_path = sys.argv[1]
     deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
     with open(out_path, "w") as out:
-        for name, problem, padding, inputs in padded_sweep_pairs(deadline, (torch.float16, torch.bfloat16)):
+        pairs = itertools.chain(padded_sweep_pairs(deadline, (torch.float16, torch.bfloat16)), made_up_pairs(deadline))
+        for name, problem, padding, inputs in pairs:
             x, weight, conv_bias, bias = inputs
             with forced_keep_gemm(True):
                 forced = fusedlse_cuda.explain(x, weight, padding=padding)

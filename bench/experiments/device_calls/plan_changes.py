@@ -46,14 +46,21 @@ ELEMENTS = [(618884, 53, 2), (200000, 128, 8), (1000000, 16, 4), (50000, 512, 16
 # 16-bit problems (B, C_in, H, W, C_out, kH, kW, layout) around the keep GEMM's rule (s92, docs/limits.md section
 # 112: the rows walk over taps, at most 16 taps, planes of 16-8192 elements, 8192 of them or more), at padding 1-3, in
 # bfloat16 and float16 in turn: r17's and r18's planes under 16 and 4 taps, r33's under 9, planes of 144 to 8100
-# elements, one input channel, batches sliced.
+# elements, one input channel, batches sliced; then (s93, the keep matrix's columns rounded up to 8, planes 16-byte
+# aligned by the rule) long planes by 16384-32768, k06 with planes of 8096, k05 with planes of 900, kernels of 15-30
+# taps.
 KEEP = [(551, 36, 514, 8, 137, 4, 4, "contiguous"), (551, 36, 257, 16, 137, 4, 4, "contiguous"),
         (70, 445, 54, 64, 256, 4, 4, "contiguous"), (70, 445, 54, 64, 256, 2, 2, "contiguous"),
         (7000, 40, 6, 168, 64, 3, 3, "contiguous"), (2000, 64, 32, 32, 100, 3, 3, "contiguous"),
         (400, 32, 90, 90, 64, 5, 3, "contiguous"), (20000, 16, 4, 64, 32, 2, 5, "contiguous"),
         (4096, 8, 12, 12, 300, 3, 3, "contiguous"), (300, 100, 40, 40, 50, 1, 5, "contiguous"),
         (8192, 1, 64, 64, 4096, 3, 3, "contiguous"), (100, 128, 24, 80, 16, 4, 4, "contiguous"),
-        (96, 256, 100, 6, 15, 3, 3, "sliced_bc"), (200, 100, 30, 30, 64, 2, 2, "sliced_bc")]
+        (96, 256, 100, 6, 15, 3, 3, "sliced_bc"), (200, 100, 30, 30, 64, 2, 2, "sliced_bc"),
+        (16384, 1, 64, 64, 256, 3, 3, "contiguous"), (2048, 16, 64, 64, 64, 3, 3, "contiguous"),
+        (400, 32, 88, 92, 64, 5, 3, "contiguous"), (800, 32, 88, 92, 64, 5, 3, "contiguous"),
+        (2000, 64, 30, 30, 100, 3, 3, "contiguous"), (551, 36, 514, 8, 137, 5, 5, "contiguous"),
+        (70, 445, 54, 64, 256, 6, 5, "contiguous"), (3000, 40, 6, 168, 64, 3, 5, "contiguous"),
+        (8192, 2, 64, 64, 512, 3, 3, "contiguous")]
 
 
 def cases():
