@@ -1437,8 +1437,8 @@ bool keep_gemm_planes_aligned(const at::Tensor& x, const ForwardShape& s) {
 // are each one run of memory (rows contiguous, each right after the one before), a kernel of at most kKeepGemmMaxTaps
 // taps. By the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and
 // its GEMM would run over taps, not cells: planes 16-byte aligned (keep_gemm_planes_aligned) of kKeepGemmMinElements
-// to kKeepGemmMaxElements elements, kKeepGemmMinPlanes of them or more. plan::force_keep_gemm may force it on (those
-// bounds aside) or off.
+// to kKeepGemmMaxElements elements, kKeepGemmPlanesPerSm of them or more a multiprocessor. plan::force_keep_gemm may
+// force it on (those bounds aside) or off.
 bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath& otherwise) {
   const int forced = plan::forced_keep_gemm();
   if (forced == 0 || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) || x.numel() == 0 ||
@@ -1454,7 +1454,8 @@ bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath
                                    !cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
   const int64_t plane = s.height * s.width;
   return rows_walk_over_taps && keep_gemm_planes_aligned(x, s) && plane >= kKeepGemmMinElements &&
-         plane <= kKeepGemmMaxElements && s.batch * s.in_channels >= kKeepGemmMinPlanes;
+         plane <= kKeepGemmMaxElements &&
+         s.batch * s.in_channels >= kKeepGemmPlanesPerSm * device_props(x.get_device()).multiprocessors;
 }
 
 // tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes (keep_gemm_planes) times

@@ -34,8 +34,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             then only ``tap_sums`` (``"keep_gemm"``: one GEMM of x's planes by a 0/1 matrix of the elements each tap
             keeps, in x's dtype on the tensor cores with float32 sums, for float16 and bfloat16 x whose planes are
             each one run of memory, where the tap kernels' rows walk would run its GEMM over taps (not fewer cells),
-            kernels of at most 32 taps, planes 16-byte aligned of 16 to 8192 elements and 8192 planes or more, its
-            GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at most 64
+            kernels of at most 32 taps, planes 16-byte aligned of 16 to 8192 elements and 128 planes or more a
+            multiprocessor, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at most 64
             elements in any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by
             coalesced loads, then a thread per cell and plane, for more planes than the tap kernels' combining warps
             take in one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are
