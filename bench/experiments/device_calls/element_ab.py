@@ -34,13 +34,12 @@ def elements_forced(x):
             yield
 
 
-def padded_sweep_pairs(deadline, dtypes=None):
-    """(name, problem, padding, inputs) for every non-empty public-sweep problem (of `dtypes` where given) at each
-    padding 1..3 its shape allows, its inputs made once for all three; none once time.time() passes `deadline`."""
-    for index, (name, problem) in enumerate(random_problems().items()):
+def padded_pairs(problems, deadline):
+    """(name, problem, padding, inputs) for each (name, problem, seed) of `problems` at each padding 1..3 its shape
+    allows, its inputs (make_random_inputs with that seed) made once for all three; none once time.time() passes
+    `deadline`."""
+    for name, problem, seed in problems:
         shape = problem[0]
-        if (dtypes is not None and problem[1] not in dtypes) or shape[0] * shape[1] * shape[2] * shape[3] == 0:
-            continue
         inputs = None
         for padding in (1, 2, 3):
             if time.time() > deadline:
@@ -48,10 +47,38 @@ def padded_sweep_pairs(deadline, dtypes=None):
             if min(shape[2] + shape[5] - 1, shape[3] + shape[6] - 1) <= 2 * padding:
                 continue
             if inputs is None:
-                inputs = make_random_inputs(problem, index)
+                inputs = make_random_inputs(problem, seed)
             yield name, problem, padding, inputs
         del inputs
         torch.cuda.empty_cache()
+
+
+def padded_sweep_pairs(deadline, dtypes=None):
+    """padded_pairs of every non-empty public-sweep problem (of `dtypes` where given), seeded by its place."""
+    yield from padded_pairs(((name, problem, index) for index, (name, problem) in enumerate(random_problems().items())
+                             if (dtypes is None or problem[1] in dtypes) and
+                             problem[0][0] * problem[0][1] * problem[0][2] * problem[0][3] > 0), deadline)
+
+
+def forced_ab(inputs, padding, forcings):
+    """The padded forward of `inputs` under each of `forcings` ({label: a context manager's factory, or None for the
+    rule}): its error against the float64 shortcut, then its time (µs, best of rounds, beside the padding-0 forward
+    as "p0"). Returns (errors, times), each {label: value}."""
+    x, weight, conv_bias, bias = inputs
+
+    def run(forcing):
+        with forcing() if forcing is not None else contextlib.nullcontext():
+            return fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=padding)
+
+    truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
+    errs = {label: rel_err(run(forcing), truth) for label, forcing in forcings.items()}
+    del truth
+    calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias)}
+    calls.update({label: (lambda forcing=forcing: run(forcing)) for label, forcing in forcings.items()})
+    for fn in calls.values():
+        fn()
+    us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
+    return errs, us
 
 
 def main():
@@ -66,21 +93,8 @@ def main():
             if forced.get("gemm_over") != "elements":
                 continue
             rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
-
-            def run(force, settings=dict(padding=padding)):
-                if force is None:
-                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
-                with elements_forced(x) if force else forced_element_gemm(False):
-                    return fusedlse_cuda.forward(x, weight, conv_bias, bias, **settings)
-
-            truth = reference.tap_shortcut(*(t.double() for t in inputs), padding=padding)
-            errs = {k: rel_err(run(f), truth) for k, f in (("taps", False), ("elements", True), ("rule", None))}
-            del truth
-            calls = {"p0": lambda: fusedlse_cuda.forward(x, weight, conv_bias, bias),
-                     "taps": lambda: run(False), "elements": lambda: run(True), "rule": lambda: run(None)}
-            for fn in calls.values():
-                fn()
-            us = {k: round(v * 1e3, 2) for k, v in best_of_rounds(calls, lambda _, fn: time_ms(fn)).items()}
+            errs, us = forced_ab(inputs, padding, {"taps": lambda: forced_element_gemm(False),
+                                                   "elements": lambda: elements_forced(x), "rule": None})
             row = dict(name=name, shape=list(shape), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
                        padding=padding, mib=round(x.nbytes / 2**20, 1), us=us,
                        rule=rule_plan.get("gemm_over"), gemm=forced["gemm"].get("epilogue"),

@@ -63,6 +63,12 @@ KEEP = [(551, 36, 514, 8, 137, 4, 4, "contiguous"), (551, 36, 257, 16, 137, 4, 4
         (8192, 2, 64, 64, 512, 3, 3, "contiguous")]
 
 
+def keep_problems():
+    """name (k00, ...) -> (shape, dtype, layout) of KEEP, bfloat16 and float16 in turn."""
+    return {f"k{i:02d}": ((b, c, h, w, n, kh, kw), (torch.bfloat16, torch.float16)[i % 2], layout)
+            for i, (b, c, h, w, n, kh, kw, layout) in enumerate(KEEP)}
+
+
 def cases():
     """name -> (problem as the sweep writes it, padding)"""
     out = {}
@@ -79,11 +85,10 @@ def cases():
         dtype = (torch.bfloat16, torch.float16)[i % 2]
         layout = ("contiguous", "channels_last")[i // 2 % 2]
         out[f"f{i:02d}_p0"] = (((b, c, h, w, n, 3, 3), dtype, layout), 0)
-    for i, (b, c, h, w, n, kh, kw, layout) in enumerate(KEEP):
-        dtype = (torch.bfloat16, torch.float16)[i % 2]
+    for name, problem in keep_problems().items():
         for padding in (1, 2, 3):
-            if allowed((b, c, h, w, n, kh, kw), dict(padding=padding)):
-                out[f"k{i:02d}_p{padding}"] = (((b, c, h, w, n, kh, kw), dtype, layout), padding)
+            if allowed(problem[0], dict(padding=padding)):
+                out[f"{name}_p{padding}"] = (problem, padding)
     for i, (b, c, n) in enumerate(ELEMENTS):
         dtype = (torch.bfloat16, torch.float16)[i % 2]
         layout = ("contiguous", "channels_last")[i // 2 % 2]
