@@ -856,7 +856,7 @@ def test_keep_gemm_tap_sums(dtype):
     "keep_gemm"; forced here past the rule's bounds on plane sizes and counts): every setting, one GEMM where the planes
     are the same stride apart (contiguous, offset by an element, channels sliced with one batch) and a batched one
     where they are not (every other batch, channels sliced); never where rows are strided, for float32 or channels-last
-    x. The sums against the CPU backend's, the output against the float64 model, the forward without the sums bitwise
+    x, or for planes of more than 8192 elements. The sums against the CPU backend's, the output against the float64 model, the forward without the sums bitwise
     the one with them. Infinities in a cropped border reach only the taps that keep them (the GEMM's 0 x infinity is
     mended)."""
     from fusedlse_cuda.planning import forced_element_gemm, forced_keep_gemm
@@ -895,9 +895,11 @@ def test_keep_gemm_tap_sums(dtype):
             if layout != "infinities":
                 truth = reference.truth(x, weight, conv_bias, bias, **settings)
                 assert rel_err(out, truth) <= TOLERANCE[dtype], what
-    # Never where x's rows are strided, x is float32 or channels-last, even forced.
+    # Never where x's rows are strided, x is float32 or channels-last, or its planes pass 8192 elements, even forced.
     x, weight, _, _ = make_problem(4, 3, 6, 9, 2, 3, 3, dtype=dtype, device="cuda")
     with forced_keep_gemm(True):
+        long_planes = torch.empty(1, 3, 91, 91, dtype=dtype, device="cuda")
+        assert fusedlse_cuda.explain(long_planes, weight, padding=1)["tap_sums"] != "keep_gemm"
         assert fusedlse_cuda.explain(lay_out(x, "sliced"), weight, padding=1)["tap_sums"] != "keep_gemm"
         assert fusedlse_cuda.explain(lay_out(x, "channels_last"), weight, padding=1)["tap_sums"] != "keep_gemm"
         assert fusedlse_cuda.explain(x.float(), weight.float(), padding=1)["tap_sums"] != "keep_gemm"
@@ -906,23 +908,24 @@ def test_keep_gemm_tap_sums(dtype):
 @pytest.mark.cuda
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 def test_keep_gemm_by_the_rule():
-    """Unforced: 160 bfloat16 planes of 6 x 168 a multiprocessor (r33's planes and kernel, fewer batches) at padding 2
-    take the keep GEMM (the rows walk's GEMM would run over the 10 taps), and so do r17's planes of 514 x 8 under its
-    20 taps; at padding 1 (9 cells, fewer than the taps), with planes of 15 elements (the small-plane kernel), fewer
-    than 128 planes a multiprocessor, or planes not 16 bytes apart or not at a 16-byte address they keep the tap
-    paths. Against the float64 shortcut."""
-    sms = torch.cuda.get_device_properties(0).multi_processor_count
-    x, weight, conv_bias, bias = make_problem(5 * sms, 32, 6, 168, 24, 2, 5, dtype=torch.bfloat16, device="cuda",
+    """Unforced: 8192 bfloat16 planes of 6 x 168 (r33's planes and kernel, fewer batches) at padding 2 take the keep
+    GEMM (the rows walk's GEMM would run over the 10 taps), and so do r17's planes of 514 x 8 under its 20 taps, and
+    planes of at most 1024 elements not 16 bytes apart or not at a 16-byte address; at padding 1 (9 cells, fewer than
+    the taps), with planes of 15 elements (the small-plane kernel), fewer planes, or planes of more than 1024 elements
+    not 16 bytes apart they keep the tap paths. Against the float64 shortcut."""
+    x, weight, conv_bias, bias = make_problem(256, 32, 6, 168, 24, 2, 5, dtype=torch.bfloat16, device="cuda",
                                               draw_on_device=True)
     plan = fusedlse_cuda.explain(x, weight, padding=2)
     assert (plan["tap_sums"], plan["gemm_over"]) == ("keep_gemm", "taps"), plan
     plan = fusedlse_cuda.explain(x, weight, padding=1)
     assert (plan["tap_sums"], plan["gemm_over"]) == ("kernels", "cells"), plan
-    assert fusedlse_cuda.explain(x[:4 * sms - 1], weight, padding=2)["tap_sums"] == "kernels"
+    assert fusedlse_cuda.explain(x[:255], weight, padding=2)["tap_sums"] == "kernels"
     assert fusedlse_cuda.explain(x[:, :, :3, :5].contiguous(), weight, padding=1)["tap_sums"] != "keep_gemm"
-    assert fusedlse_cuda.explain(x[:, :, :, :167].contiguous(), weight, padding=2)["tap_sums"] != "keep_gemm"
+    assert fusedlse_cuda.explain(x[:, :, :, :167].contiguous(), weight, padding=2)["tap_sums"] == "keep_gemm"
     x_off_16 = torch.empty(x.numel() + 1, dtype=x.dtype, device="cuda")[1:].view(x.shape)  # 2 bytes past 16
-    assert fusedlse_cuda.explain(x_off_16, weight, padding=2)["tap_sums"] != "keep_gemm"
+    assert fusedlse_cuda.explain(x_off_16, weight, padding=2)["tap_sums"] == "keep_gemm"
+    x_1026 = torch.empty(256, 32, 6, 171, dtype=torch.bfloat16, device="cuda")  # planes 2052 bytes apart
+    assert fusedlse_cuda.explain(x_1026, weight, padding=2)["tap_sums"] != "keep_gemm"
     x_r17 = torch.empty(551, 36, 514, 8, dtype=torch.bfloat16, device="cuda")
     weight_r17 = torch.empty(36, 137, 5, 4, dtype=torch.bfloat16, device="cuda")
     assert fusedlse_cuda.explain(x_r17, weight_r17, padding=2)["tap_sums"] == "keep_gemm"

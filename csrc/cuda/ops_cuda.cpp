@@ -1434,16 +1434,18 @@ bool keep_gemm_planes_aligned(const at::Tensor& x, const ForwardShape& s) {
 }
 
 // Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes
-// are each one run of memory (rows contiguous, each right after the one before), a kernel of at most kKeepGemmMaxTaps
+// are each one run of memory (rows contiguous, each right after the one before) of at most kKeepGemmMaxElements
+// elements (tuning.h: the tensor cores' float32 sums over longer planes drift), a kernel of at most kKeepGemmMaxTaps
 // taps. By the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and
-// its GEMM would run over taps, not cells: planes 16-byte aligned (keep_gemm_planes_aligned) of kKeepGemmMinElements
-// to kKeepGemmMaxElements elements, kKeepGemmPlanesPerSm of them or more a multiprocessor. plan::force_keep_gemm may
-// force it on (those bounds aside) or off.
+// its GEMM would run over taps, not cells: planes of kKeepGemmMinElements elements or more, 16-byte aligned
+// (keep_gemm_planes_aligned) where over kKeepGemmUnalignedMaxElements, kKeepGemmMinPlanes of them or more.
+// plan::force_keep_gemm may force it on (the rule aside) or off.
 bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath& otherwise) {
   const int forced = plan::forced_keep_gemm();
+  const int64_t plane = x.numel() == 0 ? 0 : s.height * s.width;  // no product of sizes past x's elements
   if (forced == 0 || (x.scalar_type() != at::kHalf && x.scalar_type() != at::kBFloat16) || x.numel() == 0 ||
-      s.kernel_h * s.kernel_w > kKeepGemmMaxTaps || s.kernel_h > kMaxKernelTaps || s.kernel_w > kMaxKernelTaps ||
-      std::max(s.height, s.width) >= (int64_t{1} << 31) || s.batch * s.in_channels >= (int64_t{1} << 31) ||
+      plane > kKeepGemmMaxElements || s.kernel_h * s.kernel_w > kKeepGemmMaxTaps || s.kernel_h > kMaxKernelTaps ||
+      s.kernel_w > kMaxKernelTaps || s.batch * s.in_channels >= (int64_t{1} << 31) ||
       (s.width > 1 && x.stride(3) != 1) || (s.height > 1 && x.stride(2) != s.width)) {
     return false;
   }
@@ -1452,10 +1454,9 @@ bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath
   // keep GEMM and the GEMM over taps after it (tuning.h).
   const bool rows_walk_over_taps = otherwise.kernels && !otherwise.channels &&
                                    !cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
-  const int64_t plane = s.height * s.width;
-  return rows_walk_over_taps && keep_gemm_planes_aligned(x, s) && plane >= kKeepGemmMinElements &&
-         plane <= kKeepGemmMaxElements &&
-         s.batch * s.in_channels >= kKeepGemmPlanesPerSm * device_props(x.get_device()).multiprocessors;
+  return rows_walk_over_taps && plane >= kKeepGemmMinElements &&
+         (plane <= kKeepGemmUnalignedMaxElements || keep_gemm_planes_aligned(x, s)) &&
+         s.batch * s.in_channels >= kKeepGemmMinPlanes;
 }
 
 // tap_sums [B, C, kH, kW] (float32) of 16-bit x by one GEMM (keep_gemm_applies): x's planes (keep_gemm_planes) times

@@ -660,7 +660,8 @@ constexpr double kTapReaderElementsPerSmUs = 2800.0;
 // terms (29-36 us on the H200's properties for x of 1-2 MB), which tell neither path's reads apart.
 constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 // Padding's tap sums of 16-bit x by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_applies): planes of
-// kKeepGemmMinElements to kKeepGemmMaxElements elements, kKeepGemmPlanesPerSm of them or more a multiprocessor. H100, cuBLAS's GEMM
+// kKeepGemmMinElements to kKeepGemmMaxElements elements, 16-byte aligned where over kKeepGemmUnalignedMaxElements,
+// kKeepGemmMinPlanes of them or more. H100, cuBLAS's GEMM
 // alone (torch.mm with out_dtype float32; bench/experiments/device_calls/keep_gemm.py, docs/limits.md §111) against
 // the whole padded forward at padding 1-3, us: r18 ([70, 445, 54, 64] float16) 92 against 229-258; r33 ([7000, 40,
 // 6, 168] bfloat16) 282 against 359-714; r46 ([96, 256, 100, 6] float16, batches sliced) 24 against 43-89; r13
@@ -677,14 +678,18 @@ constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 // walk's GEMM over taps alone. That A/B (s92, kernels of at most 16 taps) also lost on made-up planes: k06 ([400, 32,
 // 90, 90] bfloat16, planes of 8100 elements, not 16 bytes apart, 15 taps) 250 against 128 at padding 2, k10 ([8192,
 // 1, 64, 64] float16, 9 taps) 125 against 95-104, k05 ([2000, 64, 32, 32] float16, 9 taps) 303 against 278 at padding
-// 1 (and won at 2 and 3). So by the rule planes 16-byte aligned (keep_gemm_planes_aligned), and at least 128 a
-// multiprocessor (k06's 12800 and k10's 8192 are fewer on 132; a GEMM tile of 128 planes for each, as a guess: k11's
-// 12800 won), and keep's columns rounded up to kKeepGemmColumnMultiple: H100, the GEMM alone (keep_gemm.py's
-// one_stage_pad), r33's 10 taps 281 -> 238 us (x.sum 211), r17's 20 taps 107 -> 75 (x.sum 74), where keep's rows and
-// the GEMM's were not 16 bytes apart.
+// 1 (and won at 2 and 3). keep's columns are rounded up to kKeepGemmColumnMultiple: H100, the GEMM alone
+// (keep_gemm.py's one_stage_pad), r33's 10 taps 281 -> 238 us (x.sum 211), r17's 20 taps 107 -> 75 (x.sum 74), where
+// keep's rows and the GEMM's were not 16 bytes apart. With them (s93, keep_ab.py on an H100, §113), forced on against
+// off where the rows walk's GEMM runs over taps: faster on every made-up problem of 8192 planes or more (k10 0.90-0.99,
+// k14 and k22 0.75-0.91 on 8192-16384 planes of 4096 elements, k11 0.57-0.70 on 12800 of 1920) but k06 (planes of
+// 8100 elements, not 16 bytes apart: 1.06-1.16; k16, the same with 8096, 0.84-0.92); planes of 900 not 16 bytes apart
+// 0.43-0.86 (k13, k18). Past kKeepGemmMaxElements, even forced, never: r29's bfloat16 planes of 4.2M elements came out
+// 2.1-2.5% off the float64 model (its tolerance 0.8%), the tensor cores' float32 sums not rounded to nearest.
 constexpr int64_t kKeepGemmMinElements = 16;
 constexpr int64_t kKeepGemmMaxElements = 8192;
-constexpr int64_t kKeepGemmPlanesPerSm = 128;
+constexpr int64_t kKeepGemmUnalignedMaxElements = 1024;
+constexpr int64_t kKeepGemmMinPlanes = 8192;
 constexpr int64_t kKeepGemmColumnMultiple = 8;
 
 }  // namespace fusedlse

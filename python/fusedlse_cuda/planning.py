@@ -34,8 +34,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             then only ``tap_sums`` (``"keep_gemm"``: one GEMM of x's planes by a 0/1 matrix of the elements each tap
             keeps, in x's dtype on the tensor cores with float32 sums, for float16 and bfloat16 x whose planes are
             each one run of memory, where the tap kernels' rows walk would run its GEMM over taps (not fewer cells),
-            kernels of at most 32 taps, planes 16-byte aligned of 16 to 8192 elements and 128 planes or more a
-            multiprocessor, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at most 64
+            kernels of at most 32 taps, planes of 16 to 8192 elements (16-byte aligned where over 1024) and 8192
+            planes or more, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at most 64
             elements in any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by
             coalesced loads, then a thread per cell and plane, for more planes than the tap kernels' combining warps
             take in one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are
@@ -243,8 +243,9 @@ def forced_element_gemm(elements: bool):
 def forced_keep_gemm(keep: bool):
     """For measurements and tests only: inside the block every padded CUDA forward of 16-bit x, in every thread, takes
     its tap sums by one GEMM over a 0/1 keep matrix (explain's tap_sums "keep_gemm") wherever x's layout and the kernel
-    allow it (True), or never (False), bypassing the rule's bounds on the path it replaces, plane sizes, plane counts
-    and taps."""
+    allow it and its planes are at most 8192 elements (True), or never (False), bypassing the rule's other bounds: the
+    path it replaces, the smallest planes, plane counts and alignment. Longer planes never take it: the tensor cores'
+    float32 sums over them drift (bfloat16 planes of 4.2M elements 2% off, docs/limits.md section 113)."""
     if not isinstance(keep, bool):
         raise ValueError(f"forced_keep_gemm: keep must be a bool, got {keep!r}")
     return _forcing(torch.ops.fusedlse._force_keep_gemm, (int(keep),), (-1,))
