@@ -852,13 +852,13 @@ KEEP_GEMM_CASES = [
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=str)
 def test_keep_gemm_tap_sums(dtype):
-    """Padding's tap sums of 16-bit x by one GEMM of its planes over a 0/1 keep matrix (explain's tap_sums
-    "keep_gemm"; forced here past the rule's bounds on plane sizes and counts): every setting, one GEMM where the planes
-    are the same stride apart (contiguous, offset by an element, channels sliced with one batch) and a batched one
-    where they are not (every other batch, channels sliced); never where rows are strided, for float32 or channels-last
-    x, or for planes of more than 8192 elements. The sums against the CPU backend's, the output against the float64 model, the forward without the sums bitwise
-    the one with them. Infinities in a cropped border reach only the taps that keep them (the GEMM's 0 x infinity is
-    mended)."""
+    """Padding's tap sums of 16-bit x by one GEMM of its planes over a 0/1 keep matrix (explain's tap_sums "keep_gemm";
+    forced here past the rule's bounds on plane sizes and counts): every setting, one GEMM where the planes are the same
+    stride apart (contiguous, offset by an element, channels sliced with one batch) and a batched one where they are not
+    (every other batch, channels sliced); never where rows are strided, for float32 or channels-last x, or for planes of
+    more than 8192 elements. The sums against the CPU backend's, the output against the float64 model, the forward
+    without the sums bitwise the one with them. Infinities in a cropped border reach only the taps that keep them (the
+    GEMM's 0 x infinity is mended)."""
     from fusedlse_cuda.planning import forced_element_gemm, forced_keep_gemm
 
     for case, (shape, settings) in enumerate(KEEP_GEMM_CASES):

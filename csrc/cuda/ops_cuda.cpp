@@ -1424,22 +1424,13 @@ KeepGemmPlanes keep_gemm_planes(const at::Tensor& x, const ForwardShape& s) {
   return {one_matrix, row_stride};
 }
 
-// Whether cuBLAS may load x's planes 16 bytes at a time: x's address and every stride between its planes a multiple
-// of 16 bytes (tuning.h: the keep GEMM of planes that are not lost to the tap kernels).
-bool keep_gemm_planes_aligned(const at::Tensor& x, const ForwardShape& s) {
-  const KeepGemmPlanes planes = keep_gemm_planes(x, s);
-  const int64_t per_16_bytes = 16 / static_cast<int64_t>(x.element_size());
-  return reinterpret_cast<uintptr_t>(x.const_data_ptr()) % 16 == 0 && planes.row_stride % per_16_bytes == 0 &&
-         (planes.one_matrix || x.stride(0) % per_16_bytes == 0);
-}
-
-// Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes
-// are each one run of memory (rows contiguous, each right after the one before) of at most kKeepGemmMaxElements
-// elements (tuning.h: the tensor cores' float32 sums over longer planes drift), a kernel of at most kKeepGemmMaxTaps
-// taps. By the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and
-// its GEMM would run over taps, not cells: planes of kKeepGemmMinElements elements or more, 16-byte aligned
-// (keep_gemm_planes_aligned) where over kKeepGemmUnalignedMaxElements, kKeepGemmMinPlanes of them or more.
-// plan::force_keep_gemm may force it on (the rule aside) or off.
+// Whether padding's tap sums of x take one GEMM over a 0/1 keep matrix (keep_gemm_tap_sums): 16-bit x whose planes are
+// each one run of memory (rows contiguous, each right after the one before) of at most kKeepGemmMaxElements elements
+// (tuning.h: the tensor cores' float32 sums over longer planes drift), a kernel of at most kKeepGemmMaxTaps taps. By
+// the rule (tuning.h), where the sums would otherwise be the rows walk's (`otherwise`, tap_path_of_sums) and its GEMM
+// would run over taps, not cells: planes of kKeepGemmMinElements elements or more, 16-byte aligned
+// (planes_start_aligned: cuBLAS's widest loads) where over kKeepGemmUnalignedMaxElements, kKeepGemmMinPlanes of them or
+// more. plan::force_keep_gemm may force it on (the rule aside) or off.
 bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath& otherwise) {
   const int forced = plan::forced_keep_gemm();
   const int64_t plane = x.numel() == 0 ? 0 : s.height * s.width;  // no product of sizes past x's elements
@@ -1455,7 +1446,7 @@ bool keep_gemm_applies(const at::Tensor& x, const ForwardShape& s, const TapPath
   const bool rows_walk_over_taps = otherwise.kernels && !otherwise.channels &&
                                    !cropped_gemm_over_cells(s, cell_weight_in_one_pass(s));
   return rows_walk_over_taps && plane >= kKeepGemmMinElements &&
-         (plane <= kKeepGemmUnalignedMaxElements || keep_gemm_planes_aligned(x, s)) &&
+         (plane <= kKeepGemmUnalignedMaxElements || planes_start_aligned(x)) &&
          s.batch * s.in_channels >= kKeepGemmMinPlanes;
 }
 
@@ -1575,8 +1566,8 @@ TapPath tap_path(const at::Tensor& x, const ForwardShape& s) {
   path.whole_planes = cut_of(s, 0).segments() == 1 && cut_of(s, 1).segments() == 1;
   if (!path.whole_planes && keep_gemm_applies(x, s, path)) {
     TapPath keep{false,
-                 "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps rounded up to 8] on the tensor cores (float32 sums; planes "
-                 "whose taps hold an infinity or a NaN summed again by adds alone)"};
+                 "one GEMM of x's planes by a 0/1 keep matrix [H * W, taps rounded up to 8] on the tensor cores "
+                 "(float32 sums; planes whose taps hold an infinity or a NaN summed again by adds alone)"};
     keep.keep_gemm = true;
     return keep;
   }

@@ -661,31 +661,31 @@ constexpr double kTapReaderElementsPerSmUs = 2800.0;
 constexpr int64_t kElementGemmMinBytes = int64_t{8} << 20;
 // Padding's tap sums of 16-bit x by one GEMM over a 0/1 keep matrix (ops_cuda.cpp keep_gemm_applies): planes of
 // kKeepGemmMinElements to kKeepGemmMaxElements elements, 16-byte aligned where over kKeepGemmUnalignedMaxElements,
-// kKeepGemmMinPlanes of them or more. H100, cuBLAS's GEMM
-// alone (torch.mm with out_dtype float32; bench/experiments/device_calls/keep_gemm.py, docs/limits.md §111) against
-// the whole padded forward at padding 1-3, us: r18 ([70, 445, 54, 64] float16) 92 against 229-258; r33 ([7000, 40,
-// 6, 168] bfloat16) 282 against 359-714; r46 ([96, 256, 100, 6] float16, batches sliced) 24 against 43-89; r13
-// ([18415, 8, 5, 6] bfloat16) 20 against 41; r45 ([348652, 10, 4, 8] bfloat16) 310 against 456-540. It lost on planes
-// of 6 elements or fewer (r01 198 against 85, r50 561 against 150), of 26596 (r49 82 against 71-81) and on few
-// planes (r61, 114 of 146910 elements: 1176 against 35-46); r17 ([551, 36, 514, 8] bfloat16, planes of 4112) 106
-// against 86 at padding 1, 123 and 138 at 2 and 3. As whole forwards (the GEMM over taps after it; device_calls/
-// callE2K.sh, H100, docs/limits.md §112), against the tap paths before it, us: where the rows walk's GEMM runs over
-// taps, r18 201-203 against 227-258, r33 at padding 2 and 3 340 against 702-725, r46 45 against 76-90, but r17 (20
-// taps) 132 against 124 at padding 2 (and 132 against 138 at 3); where it runs over fewer cells than taps, r17 132
-// against 85 at padding 1, r46 45 against 43 (r33 341 against 355); against the small-plane kernels, slower always:
-// r13 56 against 40-42, r45 916 against 453-541 (348652 batches of 10 planes, one small GEMM each), and 8 of the 9
-// made-up problems of plan_changes.py that took them (1.03-1.65x; m13 307 against 309). So by the rule: the rows
-// walk's GEMM over taps alone. That A/B (s92, kernels of at most 16 taps) also lost on made-up planes: k06 ([400, 32,
-// 90, 90] bfloat16, planes of 8100 elements, not 16 bytes apart, 15 taps) 250 against 128 at padding 2, k10 ([8192,
-// 1, 64, 64] float16, 9 taps) 125 against 95-104, k05 ([2000, 64, 32, 32] float16, 9 taps) 303 against 278 at padding
-// 1 (and won at 2 and 3). keep's columns are rounded up to kKeepGemmColumnMultiple: H100, the GEMM alone
-// (keep_gemm.py's one_stage_pad), r33's 10 taps 281 -> 238 us (x.sum 211), r17's 20 taps 107 -> 75 (x.sum 74), where
-// keep's rows and the GEMM's were not 16 bytes apart. With them (s93, keep_ab.py on an H100, §113), forced on against
-// off where the rows walk's GEMM runs over taps: faster on every made-up problem of 8192 planes or more (k10 0.90-0.99,
-// k14 and k22 0.75-0.91 on 8192-16384 planes of 4096 elements, k11 0.57-0.70 on 12800 of 1920) but k06 (planes of
-// 8100 elements, not 16 bytes apart: 1.06-1.16; k16, the same with 8096, 0.84-0.92); planes of 900 not 16 bytes apart
-// 0.43-0.86 (k13, k18). Past kKeepGemmMaxElements, even forced, never: r29's bfloat16 planes of 4.2M elements came out
-// 2.1-2.5% off the float64 model (its tolerance 0.8%), the tensor cores' float32 sums not rounded to nearest.
+// kKeepGemmMinPlanes of them or more. H100, cuBLAS's GEMM alone (torch.mm with out_dtype float32;
+// bench/experiments/device_calls/keep_gemm.py, docs/limits.md §111) against the whole padded forward at padding 1-3,
+// us: r18 ([70, 445, 54, 64] float16) 92 against 229-258; r33 ([7000, 40, 6, 168] bfloat16) 282 against 359-714; r46
+// ([96, 256, 100, 6] float16, batches sliced) 24 against 43-89; r13 ([18415, 8, 5, 6] bfloat16) 20 against 41; r45
+// ([348652, 10, 4, 8] bfloat16) 310 against 456-540. It lost on planes of 6 elements or fewer (r01 198 against 85, r50
+// 561 against 150), of 26596 (r49 82 against 71-81) and on few planes (r61, 114 of 146910 elements: 1176 against
+// 35-46); r17 ([551, 36, 514, 8] bfloat16, planes of 4112) 106 against 86 at padding 1, 123 and 138 at 2 and 3. As
+// whole forwards (the GEMM over taps after it; device_calls/callE2K.sh, H100, docs/limits.md §112), against the tap
+// paths before it, us: where the rows walk's GEMM runs over taps, r18 201-203 against 227-258, r33 at padding 2 and 3
+// 340 against 702-725, r46 45 against 76-90, but r17 (20 taps) 132 against 124 at padding 2 (and 132 against 138 at 3);
+// where it runs over fewer cells than taps, r17 132 against 85 at padding 1, r46 45 against 43 (r33 341 against 355);
+// against the small-plane kernels, slower always: r13 56 against 40-42, r45 916 against 453-541 (348652 batches of 10
+// planes, one small GEMM each), and 8 of the 9 made-up problems of plan_changes.py that took them (1.03-1.65x; m13 307
+// against 309). So by the rule: the rows walk's GEMM over taps alone. That A/B (s92, kernels of at most 16 taps) also
+// lost on made-up planes: k06 ([400, 32, 90, 90] bfloat16, planes of 8100 elements, not 16 bytes apart, 15 taps) 250
+// against 128 at padding 2, k10 ([8192, 1, 64, 64] float16, 9 taps) 125 against 95-104, k05 ([2000, 64, 32, 32]
+// float16, 9 taps) 303 against 278 at padding 1 (and won at 2 and 3). keep's columns are rounded up to
+// kKeepGemmColumnMultiple: H100, the GEMM alone (keep_gemm.py's one_stage_pad), r33's 10 taps 281 -> 238 us (x.sum
+// 211), r17's 20 taps 107 -> 75 (x.sum 74), where keep's rows and the GEMM's were not 16 bytes apart. With them (s93,
+// keep_ab.py on an H100, §113), forced on against off where the rows walk's GEMM runs over taps: faster on every
+// made-up problem of 8192 planes or more (k10 0.90-0.99, k14 and k22 0.75-0.91 on 8192-16384 planes of 4096 elements,
+// k11 0.57-0.70 on 12800 of 1920) but k06 (planes of 8100 elements, not 16 bytes apart: 1.06-1.16; k16, the same with
+// 8096, 0.84-0.92); planes of 900 not 16 bytes apart 0.43-0.86 (k13, k18). Past kKeepGemmMaxElements, even forced,
+// never: r29's bfloat16 planes of 4.2M elements came out 2.1-2.5% off the float64 model (its tolerance 0.8%), the
+// tensor cores' float32 sums not rounded to nearest.
 constexpr int64_t kKeepGemmMinElements = 16;
 constexpr int64_t kKeepGemmMaxElements = 8192;
 constexpr int64_t kKeepGemmUnalignedMaxElements = 1024;

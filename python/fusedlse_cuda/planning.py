@@ -35,8 +35,8 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             keeps, in x's dtype on the tensor cores with float32 sums, for float16 and bfloat16 x whose planes are
             each one run of memory, where the tap kernels' rows walk would run its GEMM over taps (not fewer cells),
             kernels of at most 32 taps, planes of 16 to 8192 elements (16-byte aligned where over 1024) and 8192
-            planes or more, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at most 64
-            elements in any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by
+            planes or more, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at
+            most 64 elements in any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by
             coalesced loads, then a thread per cell and plane, for more planes than the tap kernels' combining warps
             take in one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are
             contiguous;
