@@ -109,7 +109,7 @@ def empty_inputs(problem):
 
 def summary(plan):
     """The plan's choices, without its predictions."""
-    keep = ("strategy", "reader", "epilogue", "cublas_factors", "tap_sums", "gemm_over")
+    keep = ("strategy", "reader", "epilogue", "cublas_factors", "tap_sums", "gemm_over", "combine")
     out = {k: plan[k] for k in keep if k in plan}
     if "gemm" in plan:
         out["gemm"] = summary(plan["gemm"]) if isinstance(plan["gemm"], dict) else plan["gemm"]
