@@ -1,8 +1,9 @@
 #!/bin/bash
 # On a warm machine after callE2.sh built .devrun/trees/$TREE (no carry): $AB.py ($AB_S seconds, 190 unless set, cut
 # off $AB_GRACE s after, 60; AB=element_ab, s87's GEMM over x's elements, §110, or AB=keep_ab, s91's keep GEMM, §112:
-# forced off, on and by the rule on every sweep pair at padding 1-3 that can take it), then bench/padding_groups.py's
-# padding sweep (p1-p3 on every problem; cut off after $SWEEP_S s, 200; 0 skips it) with FUSEDLSE_COMMIT=$REV. Writes
+# forced off, on and by the rule on every sweep pair at padding 1-3 that can take it; or AB=combine_lanes, s95's lane
+# counts, §115), then bench/padding_groups.py's padding sweep (p1-p3 on every problem; cut off after $SWEEP_S s, 200;
+# 0 skips it) with FUSEDLSE_COMMIT=$REV. Writes
 # $OUT/$AB.jsonl, $OUT/padding_sweep.{json,md} and their logs.
 set -u
 W=${TREE:?TREE=<the tree>}; REV=${REV:?REV=<its commit>}; AB=${AB:-element_ab}; SWEEP_S=${SWEEP_S:-200}

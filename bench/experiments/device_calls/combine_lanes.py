@@ -1,52 +1,44 @@
-"""The padded forward with padding's combine forced to each lane count a plane (planning.forced_tap_combine_lanes),
-beside the rule's choice and the padding-0 forward, on sweep rows (rNN:p). Run with a tree's PYTHONPATH (one that has
-forced_tap_combine_lanes: s95's branch), from the tree's root:
-    ROUNDS=2 python combine_lanes.py OUT.jsonl SPEC...
-A line per spec: explain's combine, tap_sums and gemm_over under the rule, and do_bench medians (us, L2 flushed) of
-each lane count, the rule's and padding 0's, taking turns for ROUNDS rounds (default 2), the least of each kept; `same`:
-every forced count's output bitwise the rule's. 32 lanes is the warp per plane: main's combine wherever the GEMM does
-not ask for the cells."""
-import json
-import os
-import sys
+"""Padding's combine of per-tap sums without shares at each lane count a plane (s95: planning.forced_tap_combine_lanes,
+explain's combine) against the rule's, on one machine: every problem of the public sweep at padding 1..3 whose tap
+sums take the tap kernels without shares, timed with 1, 2, 4, 8, 16 and 32 lanes forced and by the rule, beside the
+padding-0 forward; each forward checked against the float64 shortcut. 32 lanes is main's warp per plane wherever the
+GEMM does not ask for the cells, so "32" against "rule" is s95's A/B within one build. One JSON line a (problem,
+padding):
 
-sys.path.insert(0, os.path.join(os.getcwd(), "bench"))
-import torch  # noqa: E402
+    python combine_lanes.py OUT.jsonl [SECONDS]     # run in a built tree's root (PYTHONPATH=python:bench)
+
+Lines as they finish, so a run cut off at SECONDS keeps what it timed. callEL.sh runs it with AB=combine_lanes."""
+import json
+import sys
+import time
+
+sys.path.insert(0, "bench")
 
 import fusedlse_cuda  # noqa: E402
 from fusedlse_cuda.planning import forced_tap_combine_lanes  # noqa: E402
-from problems import make_random_inputs, random_problems  # noqa: E402
-from timing import median_ms  # noqa: E402
+from element_ab import forced_ab, padded_sweep_pairs  # noqa: E402  (beside this file)
 
-ROUNDS = int(os.environ.get("ROUNDS", "2"))
 LANES = (1, 2, 4, 8, 16, 32)
 
-problems = random_problems()
-names = list(problems)
-with open(sys.argv[1], "a") as out:
-    for spec in sys.argv[2:]:
-        name, padding = spec.rsplit(":", 1)
-        padding = int(padding)
-        args = make_random_inputs(problems[name], names.index(name))
-        plan = fusedlse_cuda.explain(*args[:2], padding=padding)
-        best, same = {}, True
-        rule_out = fusedlse_cuda.forward(*args, padding=padding)
-        for _ in range(ROUNDS):
-            for lanes in ("rule",) + LANES:
-                def call(args=args):
-                    return fusedlse_cuda.forward(*args, padding=padding)
-                if lanes == "rule":
-                    us = median_ms(call, 10, 50) * 1e3
-                else:
-                    with forced_tap_combine_lanes(lanes):
-                        us = median_ms(call, 10, 50) * 1e3
-                        same = same and torch.equal(call(), rule_out)  # the same sums in the same order
-                best[lanes] = min(best.get(lanes, float("inf")), us)
-            us0 = median_ms(lambda args=args: fusedlse_cuda.forward(*args), 10, 50) * 1e3
-            best["p0"] = min(best.get("p0", float("inf")), us0)
-        row = dict(spec=spec, combine=plan.get("combine"), tap_sums=plan.get("tap_sums"),
-                   gemm_over=plan.get("gemm_over"), same=same, us={str(k): round(v, 1) for k, v in best.items()})
-        print(json.dumps(row), file=out, flush=True)
-        print(spec, row["combine"], row["us"], flush=True)
-        args = None  # freed before the next spec's inputs are drawn
-        torch.cuda.empty_cache()
+
+def main():
+    out_path = sys.argv[1]
+    deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
+    with open(out_path, "w") as out:
+        for name, problem, padding, inputs in padded_sweep_pairs(deadline):
+            x, weight = inputs[:2]
+            plan = fusedlse_cuda.explain(x, weight, padding=padding)
+            if "combine" not in plan or plan.get("gemm", {}).get("strategy") == "tap_shares":
+                continue
+            forcings = {str(lanes): (lambda lanes=lanes: forced_tap_combine_lanes(lanes)) for lanes in LANES}
+            errs, us = forced_ab(inputs, padding, {**forcings, "rule": None})
+            row = dict(name=name, shape=list(problem[0]), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
+                       padding=padding, mib=round(x.nbytes / 2**20, 1), us=us, rule=plan["combine"],
+                       tap_sums=plan["tap_sums"], gemm_over=plan.get("gemm_over"),
+                       err={k: float(f"{v:.3g}") for k, v in errs.items()})
+            print(json.dumps(row), file=out, flush=True)
+            print(name, padding, row["dtype"], row["layout"], us, plan["combine"], flush=True)
+
+
+if __name__ == "__main__":
+    main()
