@@ -675,6 +675,14 @@ TORCH_LIBRARY(fusedlse, m) {
                          multiprocessors);
           return plan::tap_shares_short(planes, c_out, taps, acc_bytes, multiprocessors);
         });
+  // padding's lanes a plane in the combine without shares (plan::tap_combine_lanes), for the planner's CPU tests.
+  m.def("_tap_combine_lanes(int planes, int multiprocessors, int warps_per_sm) -> int",
+        [](int64_t planes, int64_t multiprocessors, int64_t warps_per_sm) -> int64_t {
+          FUSEDLSE_CHECK(planes >= 1 && multiprocessors >= 1 && warps_per_sm >= 1,
+                         "_tap_combine_lanes: planes, multiprocessors and warps_per_sm must each be 1 or more, got ",
+                         planes, ", ", multiprocessors, ", ", warps_per_sm);
+          return plan::tap_combine_lanes(planes, multiprocessors, warps_per_sm);
+        });
   // padding's rule for the channels walk row by row (plan::channel_walk_by_rows), for the planner's CPU tests.
   m.def("_channel_walk_by_rows(int channels, int width, int element_bytes) -> bool",
         [](int64_t channels, int64_t width, int64_t element_bytes) {

@@ -1339,6 +1339,13 @@ void force_tap_middle_by_span(int by_span) {
   forced_tap_middle_by_span.store(by_span, std::memory_order_relaxed);
 }
 
+int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm) {
+  const int64_t resident_lanes = multiprocessors * warps_per_sm * 32;
+  int32_t lanes = 1;
+  while (lanes < 32 && planes * lanes < resident_lanes) lanes *= 2;
+  return lanes;
+}
+
 int64_t tap_combine_warps(int64_t multiprocessors) {
   return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;
 }

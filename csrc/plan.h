@@ -429,6 +429,14 @@ bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_b
 // code.
 void force_tap_middle_by_span(int by_span);
 
+// Lanes a plane in padding's combine of per-tap sums without shares (cuda/taps.cu): the fewest (a power of two) that
+// give every warp resident on the device (multiprocessors x warps_per_sm) a group of planes, `planes` of them, 32 at
+// most. Below 32 tap_group_combine_kernel runs the combine, that many lanes a plane (more where a plane has more runs
+// of rows); at 32 tap_combine_kernel, a warp a plane. A lane a plane with too few planes for the device took r10 of
+// the sweep ([4844, 2, 31, 44] float16, 9688 planes, k 4 x 3) at padding 2 and 3 from 1.95 and 2.17 to 2.23 and 2.42
+// times its padding-0 forward (H100, docs/limits.md §114).
+int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm);
+
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
 // `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.
 int64_t tap_combine_warps(int64_t multiprocessors);

@@ -521,6 +521,52 @@ def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
     assert torch.equal(out, with_sums)
 
 
+@pytest.mark.cuda
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("many_planes", [True, False], ids=["many_planes", "few_planes"])
+@pytest.mark.parametrize("shape,dtype,layout,padding", [
+    ((6, 16, 40, 36, 24, 3, 3), torch.float32, "contiguous", 1),       # borders of 1 column in registers
+    ((4, 12, 60, 50, 16, 3, 5), torch.bfloat16, "channels_last", 2),   # the channels walk
+    ((3, 10, 44, 30, 12, 5, 5), torch.float64, "contiguous", 3),       # borders in shared memory (kSide 0)
+    ((5, 8, 2, 640, 16, 3, 3), torch.float32, "contiguous", 1),        # no middle row
+])
+def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_planes):
+    """The two combines of the tap kernels: a warp per plane where it makes the planes' shares of the GEMM (the
+    shares forced on; explain's combine "warp_per_plane"), and without shares (forced off) groups of lanes where the
+    planes are enough to give every resident warp a group of them (twice the device's resident warps in planes:
+    "lane_groups", 16 lanes a plane or fewer) or the GEMM runs over cells (the 2-row planes: 6 cells, 9 taps), else
+    the warp per plane again. Runs of one row each (as many runs as the
+    resident warps ask for), of 1 KiB and whole planes (a lane a plane where the planes are many); never the GEMM over
+    x's elements, whose tap sums take the tap kernels without shares. Both combines add the same cells in the same
+    order, so the per-tap sums the forward keeps are bitwise the same, and the CPU's within the dtype's tolerance."""
+    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_min_run_bytes, forced_tap_shares
+
+    batch, c_in, height, width, c_out, kh, kw = shape
+    if many_planes:
+        props = torch.cuda.get_device_properties(0)
+        resident_warps = props.multi_processor_count * props.max_threads_per_multi_processor // 32
+        batch = -(-2 * resident_warps // c_in)
+    x, weight, conv_bias, bias = make_problem(batch, c_in, height, width, c_out, kh, kw, dtype=dtype, device="cuda",
+                                              layout=layout, seed=padding)
+    args = (x, weight, conv_bias, bias) + tuple(conv_settings(padding=padding).values())
+    cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
+    for run_bytes in (0, 1024, 2**40):
+        sums = {}
+        for shares in (True, False):
+            with forced_tap_min_run_bytes(run_bytes), forced_tap_shares(shares), forced_element_gemm(False):
+                plan = fusedlse_cuda.explain(x, weight, padding=padding)
+                assert plan["tap_sums"] in ("kernels", "channel_kernels"), plan
+                # the GEMM over cells asks for them: the group combine writes the middle row's into the grid
+                groups = not shares and (many_planes or plan.get("gemm_over") == "cells")
+                assert plan["combine"] == ("lane_groups" if groups else "warp_per_plane"), plan
+                assert (plan["gemm"]["strategy"] == "tap_shares") == shares, plan
+                poison_allocator("cuda")
+                sums[shares] = torch.ops.fusedlse.forward(*args, keep_sums=True)[1]
+        what = (batch, shape, dtype, layout, padding, run_bytes)
+        assert torch.equal(sums[True], sums[False]), what
+        assert rel_err(sums[False].cpu(), cpu_sums) <= TOLERANCE[dtype], what
+
+
 @pytest.mark.parametrize("groups", [2, 3])
 @pytest.mark.parametrize("padding", [0, 1, 3])
 @pytest.mark.parametrize("plane", [32, 5], ids=["taps", "small_planes"])
@@ -1166,7 +1212,7 @@ def test_tap_reader_reads_views_of_any_strides(dtype, view):
     """Padding's readers over views of any strides (helpers.STRIDED_VIEWS), with runs of a row or so, of 256 bytes
     and the rule's, each plane's shares of the GEMM added by the tap kernels or not: the per-tap sums as the CPU
     backend's of a contiguous float64 copy, the output as the float64 model's, and the same without the sums."""
-    from fusedlse_cuda.planning import forced_tap_min_run_bytes, forced_tap_shares
+    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_min_run_bytes, forced_tap_shares
 
     for case, shape in enumerate([(40, 3, 31, 44, 20, 4, 3), (8, 33, 50, 20, 16, 4, 5)]):
         x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", seed=case)

@@ -836,6 +836,29 @@ def test_tap_shares_only_as_a_short_loop_over_one_round_of_planes(case):
     assert torch.ops.fusedlse._tap_shares_short(*args, RTX_4090["multiprocessors"]) is on_4090
 
 
+# padding's lanes a plane in the combine without shares (plan::tap_combine_lanes): (planes, device) -> lanes; a group
+# of planes for every resident warp (H200: 132 x 64 = 8448 warps, 270336 lanes; RTX 4090: 128 x 48 = 6144, 196608).
+TAP_COMBINE_LANES = {
+    "r16_h200": ((228748, "h200"), 2),        # a lane a plane would leave warps idle: 2 lanes, 14297 warps
+    "r16_rtx4090": ((228748, "rtx4090"), 1),  # 7149 warps of 32 planes cover the 6144
+    "r37_h200": ((34536, "h200"), 8),
+    "r60_h200": ((20148, "h200"), 16),
+    "r10_h200": ((9688, "h200"), 32),         # a warp a plane (tap_combine_kernel)
+    "one_plane": ((1, "h200"), 32),
+    "every_lane_a_plane": ((270336, "h200"), 1),
+    "one_short": ((270335, "h200"), 2),
+}
+
+
+@pytest.mark.parametrize("case", list(TAP_COMBINE_LANES))
+def test_tap_combine_lanes_give_every_resident_warp_planes(case):
+    (planes, device), lanes = TAP_COMBINE_LANES[case]
+    props = DEVICES[device]
+    assert torch.ops.fusedlse._tap_combine_lanes(planes, props["multiprocessors"], props["warps_per_sm"]) == lanes
+    with pytest.raises(RuntimeError, match="warps_per_sm must each be 1 or more, got 0, 132, 64"):
+        torch.ops.fusedlse._tap_combine_lanes(0, 132, 64)
+
+
 # padding's channels walk row by row (plan::channel_walk_by_rows): (C, W, element bytes) -> row by row.
 CHANNEL_WALKS = {
     "r04_float32": ((64, 2048, 4), True),      # 2 slices of 32 lanes, a lane a channel

@@ -191,9 +191,9 @@ struct BroadcastArgs {
 // tap_sums of x whose rows are contiguous (unit stride along W, or W = 1), or whose channels are (channels_walk). A
 // warp reads runs of chunk_rows rows of a plane (of a slice of channels) and takes the border columns of its middle
 // rows from the same loads. Per run it writes the middle rows' sums over the middle columns and over each border
-// column to `partials`, and each border row's cells to `grid`; then a warp per plane adds the runs in order (the
-// middle row's cells, written to `grid` where complete_grid), and the cells each tap keeps (and, where asked, the
-// plane's share of the cropped GEMM).
+// column to `partials`, and each border row's cells to `grid`; then the combine adds each plane's runs in order (the
+// middle row's cells) and the cells each tap keeps: a warp per plane (and, where asked, the plane's share of the
+// cropped GEMM), or groups of lanes a plane (group_lanes), the middle row's cells written to `grid`.
 struct TapSumsArgs {
   ScalarKind kind;
   // [B, C, H, W] in `kind`: element (b, c, i, j) at b*stride_b + c*stride_c + i*stride_h + j (rows walks), or
@@ -246,10 +246,9 @@ struct TapSumsArgs {
   // (launch.cuh, start_beside_previous_grid); the combining launch waits at its start as ever.
   bool beside_previous;
   void* partials;    // [B*C, chunks, 1 + cols.head + cols.tail] accumulation type
-  void* grid;        // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs
-  // The combine writes the middle row's cells into `grid` too (the cropped GEMM over cells reads them); else they
-  // live only in its shared memory.
-  bool complete_grid;
+  // [B*C, rows.segments, cols.segments] accumulation type: sums of x over segment pairs, the middle row's by the
+  // combine where no shares are asked (tap_group_combine_kernel; the cropped GEMM over cells reads them)
+  void* grid;
   void* sums;        // [B*C, rows.taps, cols.taps] accumulation type, or null (the shares or the grid alone)
   // The cropped GEMM's shares (tap_shares_apply): shares[b*C + c, n] = sum over taps t of sums[b, c, t] *
   // weight[c, n - (first column of c's group), t] for the columns n of c's group, 0 for the others, by the
@@ -266,10 +265,12 @@ struct TapSumsArgs {
   // B * C < 2^31).
   int64_t group_columns;
   FastDivisor channel_divisor, group_divisor;
-  // Where the cells are all the forward reads (sums and shares null, complete_grid): the middle row's cells by
-  // groups of middle_lanes lanes a plane (a power of two, at most 32: tap_middle_cells_kernel), combine_blocks of
-  // them, none where there is no middle row. 0: tap_combine_kernel.
-  int32_t middle_lanes;
+  // Above 0 where the combine goes by groups of lanes (ops_cuda.cpp tap_combine_by_lane_groups: no shares, and the
+  // cells asked or fewer than 32 lanes a plane by plan::tap_combine_lanes): the middle row's cells into `grid`, then
+  // the taps where `sums` is set, by groups of group_lanes lanes a plane (a power of two, at most 32:
+  // tap_group_combine_kernel), combine_blocks of them; for the cells alone none where there is no middle row. 0:
+  // tap_combine_kernel, a warp a plane.
+  int32_t group_lanes;
 };
 
 // tap_sums of x whose planes are small (H * W <= kSmallPlaneElements), for any strides, and where asked the sums of

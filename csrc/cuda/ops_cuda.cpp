@@ -1589,9 +1589,22 @@ bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCut
          plan::tap_middle_by_span(tap_whole_vector_rows(x, s, cols), s.width, x.element_size(), cols.head, cols.tail);
 }
 
+// Whether the tap kernels' combine of x's planes runs by groups of lanes (tap_group_combine_kernel) rather than a warp
+// a plane (tap_combine_kernel): never where it makes the planes' `shares` of the GEMM; always where the `cells` are
+// asked (it writes the middle row's into the grid); else where plan::tap_combine_lanes gives a plane fewer than 32
+// lanes.
+bool tap_combine_by_lane_groups(const at::Tensor& x, const ForwardShape& s, bool shares, bool cells) {
+  if (shares) return false;
+  if (cells) return true;
+  const plan::DeviceProps& props = device_props(x.get_device());
+  return plan::tap_combine_lanes(s.batch * s.in_channels, props.multiprocessors, props.warps_per_sm) < 32;
+}
+
 // How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
-// "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span).
-std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s) {
+// "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span); for the tap kernels their "combine"
+// ("lane_groups" or "warp_per_plane", tap_combine_by_lane_groups of the forward's `shares` and `cells`).
+std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s, bool shares,
+                            bool cells) {
   const char* name = path.keep_gemm         ? "keep_gemm"
                      : path.staged.tile > 0 ? "staged_planes"
                      : path.small_planes    ? "small_planes"
@@ -1602,6 +1615,10 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
     fields += std::string(", \"middle_by_span\": ") + (tap_middle_by_span(x, s, path.cols) ? "true" : "false");
+  }
+  if (path.kernels) {
+    fields += std::string(", \"combine\": \"") +
+              (tap_combine_by_lane_groups(x, s, shares, cells) ? "lane_groups" : "warp_per_plane") + "\"";
   }
   return fields;
 }
@@ -1917,7 +1934,6 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const at::Tensor grid = at::empty({planes, rows.segments, cols.segments}, acc);
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
-  a.complete_grid = cells != nullptr;
   if (cells != nullptr) *cells = grid.view({s.batch, s.in_channels, rows.segments, cols.segments});
   a.sums = want_taps ? sums.data_ptr() : nullptr;
   if (weight != nullptr) {
@@ -1934,14 +1950,15 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   }
   a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
   const plan::DeviceProps& props = device_props(device);
-  if (cells != nullptr && !want_taps && weight == nullptr) {
-    // The cells alone: tap_middle_cells_kernel, the fewest lanes a plane that cover its runs, as many blocks as are
-    // resident at once at most (a loop over the rest); no launch where no row is a middle one (the reader wrote
-    // every cell).
+  if (tap_combine_by_lane_groups(x, s, weight != nullptr, cells != nullptr)) {
+    // tap_group_combine_kernel: at least as many lanes a plane as cover its runs, and for the taps as many as
+    // plan::tap_combine_lanes asks for; as many blocks as are resident at once at most (a loop over the rest); for
+    // the cells alone no launch where no row is a middle one (the reader wrote every cell).
     int32_t lanes = 1;
     while (lanes < 32 && lanes < a.chunks) lanes *= 2;
-    a.middle_lanes = lanes;
-    a.combine_blocks = s.height - rows.tail > rows.head
+    if (want_taps) lanes = std::max(lanes, plan::tap_combine_lanes(planes, props.multiprocessors, props.warps_per_sm));
+    a.group_lanes = lanes;
+    a.combine_blocks = want_taps || s.height - rows.tail > rows.head
                            ? std::min(ceil_div(planes * lanes, int64_t{kBlockThreads}),
                                       props.multiprocessors * props.warps_per_sm / kWarpsPerBlock)
                            : 0;
@@ -2300,7 +2317,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
       return groups_json +
              cublas_factors_json(x, g.batch, g.in_channels, g.out_channels,
                                  (g.batch + g.out_channels) * g.in_channels * acc_bytes) +
-             "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
+             "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s, false, false) +
              ", \"whole_planes\": false, \"cells_in_x\": true, \"gemm\": " +
              plan::to_json(elements->plan, elements->problem, props) +
              ", \"gemm_over\": \"elements\", \"gemm_depth\": " + std::to_string(g.in_channels) +
@@ -2315,7 +2332,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     }
     if (tap_shares_apply(x, weight, s, path)) {
       const bool in_lse = shares_added_in_lse(s);
-      return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
+      return groups_json + "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s, true, false) +
              ", \"gemm\": {\"strategy\": "
              "\"tap_shares\", \"shares_added\": \"" + (in_lse ? "in_lse" : "torch_sum") + "\"}, \"why\": \"padding "
              "crops the output: per-tap sums of x, then their GEMM over C_in * kH * kW: each plane's share by the warp "
@@ -2337,7 +2354,7 @@ std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, at::IntA
     // forward_cropped_cuda's problem for run_epilogue: its GEMM's operands, both in the accumulation type.
     const int64_t gemm_bytes = (g.batch + g.out_channels) * g.in_channels * gemm_x.element_size();
     return groups_json + cublas_factors_json(x, g.batch, g.in_channels, g.out_channels, gemm_bytes) +
-           "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s) +
+           "\"strategy\": \"cropped\", " + tap_path_fields(path, x, s, false, cells) +
            ", \"whole_planes\": " + (whole_planes ? "true" : "false") +
            ", \"cells_in_x\": " + (cells_in_x ? "true" : "false") +
            ", \"gemm\": " + plan::to_json(plan::choose(gemm, props), gemm, props) +

@@ -139,10 +139,10 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
   combine_planes<T, kTapSums, kSide, kStagedWeight>(a);
 }
 
-// The launch of middle_cells_of_planes (kernels/combine_taps.cuh).
-template <typename A, int kSide>
-__global__ void __launch_bounds__(kBlockThreads) tap_middle_cells_kernel(const __grid_constant__ TapSumsArgs a) {
-  middle_cells_of_planes<A, kSide>(a);
+// The launch of combine_by_lane_groups (kernels/combine_taps.cuh).
+template <typename A, int kSide, bool kTaps>
+__global__ void __launch_bounds__(kBlockThreads) tap_group_combine_kernel(const __grid_constant__ TapSumsArgs a) {
+  combine_by_lane_groups<A, kSide, kTaps>(a);
 }
 
 // The launch of spread_taps_over_cells (kernels/combine_taps.cuh).
@@ -220,9 +220,12 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   if (read != cudaSuccess || a.combine_blocks == 0) return read;
   return with_border_side(combine_side(a.border_side), cudaErrorInvalidValue, [&](auto side) {
     constexpr int kSide = decltype(side)::value;
-    if (a.middle_lanes > 0) {
-      return launch_after_previous(tap_middle_cells_kernel<acc_t<T>, kSide>, static_cast<unsigned>(a.combine_blocks),
-                                   kBlockThreads, stream, a);
+    if (a.group_lanes > 0) {
+      const auto launch = [&](auto kernel) {
+        return launch_after_previous(kernel, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
+      };
+      return a.sums != nullptr ? launch(tap_group_combine_kernel<acc_t<T>, kSide, true>)
+                               : launch(tap_group_combine_kernel<acc_t<T>, kSide, false>);
     }
     return with_tap_combine_kernel<T, kSide>(a.sums != nullptr, a.weight_pitch > 0, [&](auto combine) {
       return launch_after_previous_with_shared(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads,

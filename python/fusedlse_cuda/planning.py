@@ -44,7 +44,11 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             are contiguous; ``"channel_kernels"``: the same kernels walking runs of rows of up to 32 neighbouring
             channels, for x whose channels are contiguous (channels_last and its slices), with ``channel_walk``
             (``"rows"``: row by row, for float32 where a lane takes one channel of rows of 64 or more; else
-            ``"flat"``: a lane's loads run on into the next rows); ``"aten"``: ATen's
+            ``"flat"``: a lane's loads run on into the next rows); for both, ``combine`` (how each plane's runs and
+            taps are added after the reader: ``"lane_groups"``, a plane by a group of lanes, as few as give every
+            warp resident on the device a group of planes and cover a plane's runs, where no shares are made and the
+            planes are many or the cells asked; else ``"warp_per_plane"``);
+            ``"aten"``: ATen's
             reductions over each plane's border pieces and fusedlse's readers over its middle, for x with neither
             contiguous, rows narrower than 16 elements with gaps wider than a quarter of a row between them, and
             paddings that make a tap lose more than 8 rows or columns at a border or kernels of more than 16 taps a

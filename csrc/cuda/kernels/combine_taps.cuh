@@ -1,8 +1,8 @@
 // Combining the tap reader's partials and cells into each plane's taps and its share of the cropped GEMM
-// (combine_planes), or into the middle row's cells alone (middle_cells_of_planes), and the adjoint's first step
-// (spread_taps_over_cells): the bodies of tap_combine_kernel, tap_middle_cells_kernel and tap_spread_kernel
-// (../taps.cu), and their parts: a run's partials added, a channel's weight staged, the cells a tap keeps, a plane's
-// channel and its group's columns.
+// (combine_planes), or by groups of lanes into the middle row's cells and where asked the taps
+// (combine_by_lane_groups), and the adjoint's first step (spread_taps_over_cells): the bodies of tap_combine_kernel,
+// tap_group_combine_kernel and tap_spread_kernel (../taps.cu), and their parts: a run's partials added, a channel's
+// weight staged, the cells a tap keeps, a plane's channel and its group's columns.
 #pragma once
 
 #include "../launch.cuh"
@@ -80,16 +80,18 @@ __host__ __device__ inline int64_t combine_warp_values(const TapSumsArgs& a) {
 // tap_combine_kernel's body (../taps.cu), a warp per plane: its cells staged in shared memory (the border rows' from
 // the reader's grid, the middle row's the runs' partials added, lanes across runs, then a butterfly: a fixed order),
 // then each tap's sum of the cells it keeps, lanes across taps; then, where asked, the plane's share of the cropped
-// GEMM, lanes across columns, the taps in order (from shared memory: every lane needs every tap). Each step issues its
-// loads before its adds: the combine's time is its round trips to L2 (H200 headline padding 1: 17.6 us with a trip per
-// border column, per cell a tap keeps and per 32 columns of shares; padding 3, 40.9). The weight of a warp's first
-// plane's channel is staged in shared memory before the wait for the reader (TapSumsArgs::weight_pitch; the caller's,
-// ready before the reader started), whose last blocks it overlaps: the shares' loads after the wait took 4.1 us of the
-// headline's padding 1, the cells' 3.6, a launch with nothing after its wait 0.6 (docs/limits.md §77). kTapSums false
-// (TapSumsArgs::sums null): the taps are staged for the shares but not stored (an instance, not a run-time test: either
-// way the float64 kernel without the store spills 16 bytes on sm_90, and the run-time test made the one with it spill
-// too). kSide as tap_grid_kernel's (combine_side): a run's partials are at most 1 + 2 * kSide (registers for them), and
-// the blocks per SM tap_combine_blocks_per_sm says. Dynamic shared memory: combine_warp_values a warp.
+// GEMM (without shares this combine runs only where plan::tap_combine_lanes gives a plane 32 lanes; elsewhere
+// combine_by_lane_groups), lanes across columns, the taps in order (from shared memory: every lane needs every tap).
+// Each step issues its loads before its adds: the combine's time is its round trips to L2 (H200 headline padding 1:
+// 17.6 us with a trip per border column, per cell a tap keeps and per 32 columns of shares; padding 3, 40.9). The
+// weight of a warp's first plane's channel is staged in shared memory before the wait for the reader
+// (TapSumsArgs::weight_pitch; the caller's, ready before the reader started), whose last blocks it overlaps: the
+// shares' loads after the wait took 4.1 us of the headline's padding 1, the cells' 3.6, a launch with nothing after its
+// wait 0.6 (docs/limits.md §77). kTapSums false (TapSumsArgs::sums null): the taps are staged for the shares but not
+// stored (an instance, not a run-time test: either way the float64 kernel without the store spills 16 bytes on sm_90,
+// and the run-time test made the one with it spill too). kSide as tap_grid_kernel's (combine_side): a run's partials
+// are at most 1 + 2 * kSide (registers for them), and the blocks per SM tap_combine_blocks_per_sm says. Dynamic shared
+// memory: combine_warp_values a warp.
 template <typename T, bool kTapSums, int kSide, bool kStagedWeight>
 __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
   using A = acc_t<T>;
@@ -162,7 +164,6 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
         const int cell = partial_column_segment(k, a.cols, middle_col);
         if (lane == 0 && (k > 0 || middle_col)) {
           middle_cells[cell] = total;
-          if (a.complete_grid) grid[plane * cells + a.rows.head * a.cols.segments + cell] = total;
         }
       }
     }
@@ -229,45 +230,69 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
   }
 }
 
-// The combine where the cells are all the forward reads (TapSumsArgs::sums and shares null, complete_grid): only the
-// middle row's cells, each the sum of the plane's runs' partials as tap_combine_kernel adds them (lane l of the plane
-// the runs l, l + 32, ..., then the same tree over the lanes), by a group of middle_lanes lanes per plane, the fewest
-// (a power of two) that cover the runs: a lane past the runs adds nothing, so the tree over fewer lanes gives the
-// same sums (a -0 may come out +0). The border rows' cells are the reader's already. tap_combine_kernel's warp per
-// plane left 31 lanes idle where a plane is one run, and staged every cell and tap, which a forward over cells does
-// not read. kSide as tap_grid_kernel's (combine_side; registers for a run's partials).
-template <typename A, int kSide>
-__device__ __forceinline__ void middle_cells_of_planes(const TapSumsArgs& a) {
+// The combine by groups of lanes (TapSumsArgs::group_lanes), where no shares are asked: the middle row's cells, each
+// the sum of the plane's runs' partials as tap_combine_kernel adds them (lane l of the plane the runs l, l + 32, ...,
+// then the same tree over the lanes), by a group of group_lanes lanes per plane (a power of two), at least as many as
+// the runs, and with kTaps as many as plan::tap_combine_lanes asks for: a lane past the runs adds nothing, so the tree
+// over fewer lanes gives the same sums (a -0 may come out +0). They go to `grid`, whose border rows' cells are the
+// reader's already. With kTaps, then each tap's sum of the cells it keeps, read back from `grid` (the warp's own
+// stores, after __syncwarp), a lane a (plane, tap) of the warp's planes, the cells added in tap_combine_kernel's order:
+// the same sums. tap_combine_kernel's warp per plane left 31 lanes idle where a plane is one run, and ran each plane's
+// steps one after another, a round trip to L2 each: r16 of the sweep ([1378, 166, 25, 39] float32, 228748 planes of one
+// run) at padding 1, 171 us of its combine against 326 for its reader (H100, docs/limits.md §114). kSide as
+// tap_grid_kernel's (combine_side; registers for a run's partials).
+template <typename A, int kSide, bool kTaps>
+__device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
+  A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW] where kTaps
   wait_for_previous_grid();
-  const int lane = threadIdx.x & 31, group_lanes = a.middle_lanes, group_lane = lane % group_lanes;
+  const int lane = threadIdx.x & 31, group_lanes = a.group_lanes, group_lane = lane % group_lanes;
   const int partial_count = 1 + a.cols.head + a.cols.tail;
-  const bool middle_col = a.width - a.cols.tail > a.cols.head;
+  const bool middle_row = a.height - a.rows.tail > a.rows.head, middle_col = a.width - a.cols.tail > a.cols.head;
   const int64_t planes = a.batch * a.channels;
   const int64_t warp_planes = 32 / group_lanes;
-  A* middle_cells = grid + a.rows.head * a.cols.segments;  // plane 0's, planes rows.segments * cols.segments apart
+  const int cells = a.rows.segments * a.cols.segments, taps = a.rows.taps * a.cols.taps;
+  A* middle_cells = grid + a.rows.head * a.cols.segments;  // plane 0's, planes `cells` apart
   // Warps step together (the shuffles take the whole warp); a group past the last plane loads nothing.
   for (int64_t first = (static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + (threadIdx.x >> 5)) * warp_planes;
        first < planes; first += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock * warp_planes) {
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
-    A totals[kMaxPartials] = {};
-    for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
-      if (!real) break;
-      const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-      add_run(run, partial_count, totals);
-    }
-#pragma unroll
-    for (int k = 0; k < kMaxPartials; ++k) {
-      if (k >= partial_count) break;
-      A total = totals[k];
-      for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
-        total += __shfl_xor_sync(0xffffffffu, total, offset);
+    if (middle_row) {
+      A totals[kMaxPartials] = {};
+      for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+        if (!real) break;
+        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
+        add_run(run, partial_count, totals);
       }
-      if (real && group_lane == 0 && (k > 0 || middle_col)) {
-        middle_cells[plane * a.rows.segments * a.cols.segments + partial_column_segment(k, a.cols, middle_col)] = total;
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        A total = totals[k];
+        for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
+          total += __shfl_xor_sync(0xffffffffu, total, offset);
+        }
+        if (real && group_lane == 0 && (k > 0 || middle_col)) {
+          middle_cells[plane * cells + partial_column_segment(k, a.cols, middle_col)] = total;
+        }
+      }
+    }
+    if constexpr (kTaps) {
+      __syncwarp();  // the middle cells stored by other lanes are read below
+      const int pairs = static_cast<int>(min(warp_planes, planes - first)) * taps;
+      for (int pair = lane; pair < pairs; pair += 32) {
+        const int64_t pair_plane = first + pair / taps;
+        const int tap = pair % taps;
+        const TapCells kept = tap_cells(a, tap);
+        const A* plane_grid = grid + pair_plane * cells;
+        A total = 0;
+        for (int r = 0; r < kept.rows; ++r) {
+          const A* row = plane_grid + kept.first + r * a.cols.segments;
+          for (int q = 0; q < kept.cols; ++q) total += row[q];
+        }
+        sums[pair_plane * taps + tap] = total;
       }
     }
   }
