@@ -187,13 +187,16 @@ __global__ void __launch_bounds__(kBlockThreads) keep_gemm_mend_kernel(const __g
   keep_gemm_mend<T>(a);
 }
 
-// f(T{}) for the 16-bit kinds KeepGemmArgs takes; `otherwise` for the rest.
+// f(T{}) for the 16-bit kinds KeepGemmArgs takes (with_element_type's switch, its other kinds left out of the
+// instances); `otherwise` for the rest.
 template <typename R, typename F> R with_16bit_type(ScalarKind kind, R otherwise, F&& f) {
-  switch (kind) {
-    case ScalarKind::kHalf: return f(__half{});
-    case ScalarKind::kBFloat16: return f(__nv_bfloat16{});
-    default: return otherwise;
-  }
+  return with_element_type(kind, otherwise, [&](auto t) -> R {
+    if constexpr (sizeof(t) == 2) {
+      return f(t);
+    } else {
+      return otherwise;
+    }
+  });
 }
 
 // f(kernel) for tap_combine_kernel<T, tap_sums, kSide, staged_weight>; float64 has no staged instance (its stage
