@@ -683,6 +683,14 @@ TORCH_LIBRARY(fusedlse, m) {
                          planes, ", ", multiprocessors, ", ", warps_per_sm);
           return plan::tap_combine_lanes(planes, multiprocessors, warps_per_sm);
         });
+  // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's combine without
+  // shares takes `lanes` lanes a plane (32: a warp a plane, tap_combine_kernel; fewer: tap_group_combine_kernel, raised
+  // to cover a plane's runs), bypassing plan::tap_combine_lanes's rule; -1 leaves it to the rule.
+  m.def("_force_tap_combine_lanes(int lanes) -> ()", [](int64_t lanes) {
+    FUSEDLSE_CHECK(lanes == -1 || (lanes >= 1 && lanes <= 32 && (lanes & (lanes - 1)) == 0),
+                   "_force_tap_combine_lanes: lanes must be -1 or a power of two from 1 to 32, got ", lanes);
+    plan::force_tap_combine_lanes(static_cast<int>(lanes));
+  });
   // padding's rule for the channels walk row by row (plan::channel_walk_by_rows), for the planner's CPU tests.
   m.def("_channel_walk_by_rows(int channels, int width, int element_bytes) -> bool",
         [](int64_t channels, int64_t width, int64_t element_bytes) {

@@ -394,6 +394,7 @@ std::atomic<int> forced_element_gemms{-1};
 std::atomic<int> forced_keep_gemms{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_tap_middle_by_span{-1};
+std::atomic<int> forced_tap_combine_lanes{-1};
 std::atomic<int> forced_plane_lanes_persistent{-1};
 std::atomic<int64_t> forced_plane_lanes_pieces{0};
 
@@ -1340,11 +1341,15 @@ void force_tap_middle_by_span(int by_span) {
 }
 
 int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm) {
+  const int forced = forced_tap_combine_lanes.load(std::memory_order_relaxed);
+  if (forced > 0) return forced;
   const int64_t resident_lanes = multiprocessors * warps_per_sm * 32;
   int32_t lanes = 1;
   while (lanes < 32 && planes * lanes < resident_lanes) lanes *= 2;
   return lanes;
 }
+
+void force_tap_combine_lanes(int lanes) { forced_tap_combine_lanes.store(lanes, std::memory_order_relaxed); }
 
 int64_t tap_combine_warps(int64_t multiprocessors) {
   return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;

@@ -436,6 +436,9 @@ void force_tap_middle_by_span(int by_span);
 // the sweep ([4844, 2, 31, 44] float16, 9688 planes, k 4 x 3) at padding 2 and 3 from 1.95 and 2.17 to 2.23 and 2.42
 // times its padding-0 forward (H100, docs/limits.md §114).
 int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm);
+// For measurements and tests: every later tap_combine_lanes answers `lanes` (1, 2, 4, 8, 16 or 32), the group
+// combine's lanes still raised to cover a plane's runs; -1 leaves it to the rule. Not for production code.
+void force_tap_combine_lanes(int lanes);
 
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
 // `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.

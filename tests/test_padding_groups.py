@@ -537,9 +537,11 @@ def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_pla
     "lane_groups", 16 lanes a plane or fewer) or the GEMM runs over cells (the 2-row planes: 6 cells, 9 taps), else
     the warp per plane again. Runs of one row each (as many runs as the
     resident warps ask for), of 1 KiB and whole planes (a lane a plane where the planes are many); never the GEMM over
-    x's elements, whose tap sums take the tap kernels without shares. Both combines add the same cells in the same
-    order, so the per-tap sums the forward keeps are bitwise the same, and the CPU's within the dtype's tolerance."""
-    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_min_run_bytes, forced_tap_shares
+    x's elements, whose tap sums take the tap kernels without shares; then each of 1, 4 and 32 lanes a plane forced.
+    Both combines add the same cells in the same order, so the per-tap sums the forward keeps are bitwise the same,
+    and the CPU's within the dtype's tolerance."""
+    from fusedlse_cuda.planning import (forced_element_gemm, forced_tap_combine_lanes, forced_tap_min_run_bytes,
+                                        forced_tap_shares)
 
     batch, c_in, height, width, c_out, kh, kw = shape
     if many_planes:
@@ -564,6 +566,15 @@ def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_pla
                 sums[shares] = torch.ops.fusedlse.forward(*args, keep_sums=True)[1]
         what = (batch, shape, dtype, layout, padding, run_bytes)
         assert torch.equal(sums[True], sums[False]), what
+        for lanes in (1, 4, 32):  # each lane count forced: a warp a plane at 32 unless the cells are asked
+            with forced_tap_min_run_bytes(run_bytes), forced_tap_shares(False), forced_element_gemm(False), \
+                    forced_tap_combine_lanes(lanes):
+                plan = fusedlse_cuda.explain(x, weight, padding=padding)
+                groups = lanes < 32 or plan.get("gemm_over") == "cells"
+                assert plan["combine"] == ("lane_groups" if groups else "warp_per_plane"), (plan, lanes)
+                poison_allocator("cuda")
+                forced_sums = torch.ops.fusedlse.forward(*args, keep_sums=True)[1]
+            assert torch.equal(forced_sums, sums[True]), what + (lanes,)
         assert rel_err(sums[False].cpu(), cpu_sums) <= TOLERANCE[dtype], what
 
 

@@ -859,6 +859,25 @@ def test_tap_combine_lanes_give_every_resident_warp_planes(case):
         torch.ops.fusedlse._tap_combine_lanes(0, 132, 64)
 
 
+def test_forced_tap_combine_lanes_answer_for_the_rule():
+    """forced_tap_combine_lanes: inside the block the rule answers the forced lanes (a warp a plane for one plane
+    of the H200's, which gives 32, forced down to 2; every lane a plane's 1 forced up to 32); outside, the rule's own;
+    anything but a power of two from 1 to 32 refused by name."""
+    from fusedlse_cuda.planning import forced_tap_combine_lanes
+
+    rule = torch.ops.fusedlse._tap_combine_lanes
+    with forced_tap_combine_lanes(2):
+        assert rule(1, 132, 64) == 2
+    with forced_tap_combine_lanes(32):
+        assert rule(270336, 132, 64) == 32
+    assert (rule(1, 132, 64), rule(270336, 132, 64)) == (32, 1)
+    for bad in (0, 3, 64, True, 4.0):
+        with pytest.raises(ValueError, match=f"lanes must be 1, 2, 4, 8, 16 or 32, got {bad!r}"):
+            forced_tap_combine_lanes(bad)
+    with pytest.raises(RuntimeError, match="lanes must be -1 or a power of two from 1 to 32, got 6"):
+        torch.ops.fusedlse._force_tap_combine_lanes(6)
+
+
 # padding's channels walk row by row (plan::channel_walk_by_rows): (C, W, element bytes) -> row by row.
 CHANNEL_WALKS = {
     "r04_float32": ((64, 2048, 4), True),      # 2 slices of 32 lanes, a lane a channel

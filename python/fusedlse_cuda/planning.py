@@ -277,6 +277,16 @@ def forced_tap_middle_by_span(by_span: bool):
     return _forcing(torch.ops.fusedlse._force_tap_middle_by_span, (int(by_span),), (-1,))
 
 
+def forced_tap_combine_lanes(lanes: int):
+    """For measurements and tests only: inside the block padding's CUDA combine of per-tap sums without shares
+    (explain's combine), in every thread, takes `lanes` lanes a plane (32: "warp_per_plane"; 1, 2, 4, 8 or 16:
+    "lane_groups", raised where a plane's runs need more), bypassing the rule (plan::tap_combine_lanes). The sums are
+    the same bitwise either way."""
+    if isinstance(lanes, bool) or not isinstance(lanes, int) or lanes not in (1, 2, 4, 8, 16, 32):
+        raise ValueError(f"forced_tap_combine_lanes: lanes must be 1, 2, 4, 8, 16 or 32, got {lanes!r}")
+    return _forcing(torch.ops.fusedlse._force_tap_combine_lanes, (lanes,), (-1,))
+
+
 def forced_plane_lanes_persistent(persistent: bool):
     """For measurements and tests only: inside the block every launch of the plane-lanes reader (explain's reader or
     split_reader "plane_lanes", and the W.sum it reads), in every thread, takes a persistent grid (True: at most the
