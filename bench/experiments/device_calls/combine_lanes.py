@@ -8,36 +8,18 @@ padding):
     python combine_lanes.py OUT.jsonl [SECONDS]     # run in a built tree's root (PYTHONPATH=python:bench)
 
 Lines as they finish, so a run cut off at SECONDS keeps what it timed. callEL.sh runs it with AB=combine_lanes."""
-import json
-import sys
-import time
-
-sys.path.insert(0, "bench")
-
-import fusedlse_cuda  # noqa: E402
-from fusedlse_cuda.planning import forced_tap_combine_lanes  # noqa: E402
-from element_ab import forced_ab, padded_sweep_pairs  # noqa: E402  (beside this file)
+from fusedlse_cuda.planning import forced_tap_combine_lanes
+from element_ab import sweep_ab  # beside this file
 
 LANES = (1, 2, 4, 8, 16, 32)
 
 
 def main():
-    out_path = sys.argv[1]
-    deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
-    with open(out_path, "w") as out:
-        for name, problem, padding, inputs in padded_sweep_pairs(deadline):
-            x, weight = inputs[:2]
-            plan = fusedlse_cuda.explain(x, weight, padding=padding)
-            if "combine" not in plan or plan.get("gemm", {}).get("strategy") == "tap_shares":
-                continue
-            forcings = {str(lanes): (lambda lanes=lanes: forced_tap_combine_lanes(lanes)) for lanes in LANES}
-            errs, us = forced_ab(inputs, padding, {**forcings, "rule": None})
-            row = dict(name=name, shape=list(problem[0]), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
-                       padding=padding, mib=round(x.nbytes / 2**20, 1), us=us, rule=plan["combine"],
-                       tap_sums=plan["tap_sums"], gemm_over=plan.get("gemm_over"),
-                       err={k: float(f"{v:.3g}") for k, v in errs.items()})
-            print(json.dumps(row), file=out, flush=True)
-            print(name, padding, row["dtype"], row["layout"], us, plan["combine"], flush=True)
+    forcings = {str(lanes): (lambda lanes=lanes: forced_tap_combine_lanes(lanes)) for lanes in LANES}
+    sweep_ab(lambda plan: "combine" in plan and plan.get("gemm", {}).get("strategy") != "tap_shares",
+             {**forcings, "rule": None},
+             lambda plan, weight: dict(rule=plan["combine"], tap_sums=plan["tap_sums"],
+                                       gemm_over=plan.get("gemm_over")))
 
 
 if __name__ == "__main__":

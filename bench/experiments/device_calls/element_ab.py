@@ -81,6 +81,27 @@ def forced_ab(inputs, padding, forcings):
     return errs, us
 
 
+def sweep_ab(selects, forcings, fields):
+    """The main() of an A/B over the sweep pairs (`python SCRIPT.py OUT.jsonl [SECONDS]` in a built tree's root):
+    forced_ab of `forcings` ({label: a context manager's factory, or None for the rule}) on each pair whose rule plan
+    (explain) `selects`, one JSON line each as it finishes: name, shape, dtype, layout, padding, x's MiB, the times,
+    the errors and fields(plan, weight)'s; a line on stdout too."""
+    out_path = sys.argv[1]
+    deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
+    with open(out_path, "w") as out:
+        for name, problem, padding, inputs in padded_sweep_pairs(deadline):
+            x, weight = inputs[:2]
+            plan = fusedlse_cuda.explain(x, weight, padding=padding)
+            if not selects(plan):
+                continue
+            errs, us = forced_ab(inputs, padding, forcings)
+            row = dict(name=name, shape=list(problem[0]), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
+                       padding=padding, mib=round(x.nbytes / 2**20, 1), us=us,
+                       err={k: float(f"{v:.3g}") for k, v in errs.items()}, **fields(plan, weight))
+            print(json.dumps(row), file=out, flush=True)
+            print(name, padding, row["dtype"], row["layout"], us, flush=True)
+
+
 def main():
     out_path = sys.argv[1]
     deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
