@@ -4,9 +4,9 @@
 # each cut $AB_S s in, 40); the GPU suite on it until $SUITE_END s after the call's start (360); with KPROF set,
 # kprof.py's per-kernel times of those padded sweep rows (rNN:p ...); then the padding sweep (FUSEDLSE_COMMIT=$REV, cut
 # off after $SWEEP_S s, 75; 0 skips it; its log's tail in the output, not under $OUT: at most 8 files come back, and
-# two A/Bs, the build, the suite and the sweep's json and md are 8; KPROF's two more: one A/B then). Shortest first, so a call cut off by its limit
-# keeps the most. Carry .devrun on a fresh machine, not on a warm one's later calls (it replaces what they built
-# there). About 400 s.
+# two A/Bs, the build, the suite and the sweep's json and md are 8; KPROF's two more: one A/B then). Shortest first,
+# so a call cut off by its limit keeps the most. Carry .devrun on a fresh machine, not on a warm one's later calls
+# (it replaces what they built there). About 400 s.
 set -u
 W=${TREE:?TREE=<the tree>}; REV=${REV:?REV=<its commit>}; AB=${AB:-combine_lanes}; ARCHS=${ARCHS:-9.0}
 source .devrun/build_module.sh
