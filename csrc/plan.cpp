@@ -1343,9 +1343,10 @@ void force_tap_middle_by_span(int by_span) {
 int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm) {
   const int forced = forced_tap_combine_lanes.load(std::memory_order_relaxed);
   if (forced > 0) return forced;
+  if (planes < multiprocessors * kTapGroupCombineMinPlanesPerSm) return 32;
   const int64_t resident_lanes = multiprocessors * warps_per_sm * 32;
   int32_t lanes = 1;
-  while (lanes < 32 && planes * lanes < resident_lanes) lanes *= 2;
+  while (lanes < kTapGroupCombineMaxLanes && planes * lanes < resident_lanes) lanes *= 2;
   return lanes;
 }
 

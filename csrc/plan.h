@@ -429,12 +429,13 @@ bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_b
 // code.
 void force_tap_middle_by_span(int by_span);
 
-// Lanes a plane in padding's combine of per-tap sums without shares (cuda/taps.cu): the fewest (a power of two) that
-// give every warp resident on the device (multiprocessors x warps_per_sm) a group of planes, `planes` of them, 32 at
-// most. Below 32 tap_group_combine_kernel runs the combine, that many lanes a plane (more where a plane has more runs
-// of rows); at 32 tap_combine_kernel, a warp a plane. A lane a plane with too few planes for the device took r10 of
-// the sweep ([4844, 2, 31, 44] float16, 9688 planes, k 4 x 3) at padding 2 and 3 from 1.95 and 2.17 to 2.23 and 2.42
-// times its padding-0 forward (H100, docs/limits.md §114).
+// Lanes a plane in padding's combine of per-tap sums without shares (cuda/taps.cu): 32 (tap_combine_kernel, a warp a
+// plane) where the planes are fewer than kTapGroupCombineMinPlanesPerSm a multiprocessor; else the fewest (a power of
+// two, at most kTapGroupCombineMaxLanes) that give every warp resident on the device (multiprocessors x warps_per_sm)
+// a group of planes, and tap_group_combine_kernel runs the combine with that many lanes a plane (more where a plane
+// has more runs of rows). H100, each lane count forced on every sweep pair it applies to (docs/limits.md §116): the
+// group combine took r16 at padding 1-3 to 0.67-0.73 of the warp per plane's forward, r10's 9688 planes at padding
+// 3 to 0.88 (8 lanes), and r20's 3152 at padding 2 to 1.06 (every lane count).
 int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps_per_sm);
 // For measurements and tests: every later tap_combine_lanes answers `lanes` (1, 2, 4, 8, 16 or 32), the group
 // combine's lanes still raised to cover a plane's runs; -1 leaves it to the rule. Not for production code.

@@ -533,13 +533,12 @@ def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
 def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_planes):
     """The two combines of the tap kernels: a warp per plane where it makes the planes' shares of the GEMM (the
     shares forced on; explain's combine "warp_per_plane"), and without shares (forced off) groups of lanes where the
-    planes are enough to give every resident warp a group of them (twice the device's resident warps in planes:
-    "lane_groups", 16 lanes a plane or fewer) or the GEMM runs over cells (the 2-row planes: 6 cells, 9 taps), else
-    the warp per plane again. Runs of one row each (as many runs as the resident warps ask for), of 1 KiB and whole
-    planes (a lane a plane where the planes are many); never the GEMM over x's elements, whose tap sums take the tap
-    kernels without shares; then each of 1, 4 and 32 lanes a plane forced. Both combines add the same cells in the
-    same order, so the per-tap sums the forward keeps are bitwise the same, and the CPU's within the dtype's
-    tolerance."""
+    planes are at least 32 a multiprocessor (twice the device's resident warps in planes: "lane_groups", 8 lanes a
+    plane) or the GEMM runs over cells (the 2-row planes: 6 cells, 9 taps), else the warp per plane again. Runs of one
+    row each (as many runs as the resident warps ask for), of 1 KiB and whole planes (a lane a plane where the planes
+    are many); never the GEMM over x's elements, whose tap sums take the tap kernels without shares; then each of 1, 4
+    and 32 lanes a plane forced. Both combines add the same cells in the same order, so the per-tap sums the forward
+    keeps are bitwise the same, and the CPU's within the dtype's tolerance."""
     from fusedlse_cuda.planning import (forced_element_gemm, forced_tap_combine_lanes, forced_tap_min_run_bytes,
                                         forced_tap_shares)
 

@@ -836,14 +836,20 @@ def test_tap_shares_only_as_a_short_loop_over_one_round_of_planes(case):
     assert torch.ops.fusedlse._tap_shares_short(*args, RTX_4090["multiprocessors"]) is on_4090
 
 
-# padding's lanes a plane in the combine without shares (plan::tap_combine_lanes): (planes, device) -> lanes; a group
-# of planes for every resident warp (H200: 132 x 64 = 8448 warps, 270336 lanes; RTX 4090: 128 x 48 = 6144, 196608).
+# padding's lanes a plane in the combine without shares (plan::tap_combine_lanes): (planes, device) -> lanes; a warp a
+# plane under 32 planes a multiprocessor (H200: 4224; RTX 4090: 4096), else a group of planes for every resident warp
+# (H200: 132 x 64 = 8448 warps, 270336 lanes; RTX 4090: 128 x 48 = 6144, 196608), 8 lanes a plane at most.
 TAP_COMBINE_LANES = {
     "r16_h200": ((228748, "h200"), 2),        # a lane a plane would leave warps idle: 2 lanes, 14297 warps
     "r16_rtx4090": ((228748, "rtx4090"), 1),  # 7149 warps of 32 planes cover the 6144
     "r37_h200": ((34536, "h200"), 8),
-    "r60_h200": ((20148, "h200"), 16),
-    "r10_h200": ((9688, "h200"), 32),         # a warp a plane (tap_combine_kernel)
+    "r60_h200": ((20148, "h200"), 8),         # 16 would give every warp planes; 8 at most
+    "r10_h200": ((9688, "h200"), 8),
+    "r20_h200": ((3152, "h200"), 32),         # a warp a plane (tap_combine_kernel): under 32 an SM
+    "fewest_groups_h200": ((4224, "h200"), 8),
+    "one_short_h200": ((4223, "h200"), 32),
+    "fewest_groups_rtx4090": ((4096, "rtx4090"), 8),
+    "one_short_rtx4090": ((4095, "rtx4090"), 32),
     "one_plane": ((1, "h200"), 32),
     "every_lane_a_plane": ((270336, "h200"), 1),
     "one_short": ((270335, "h200"), 2),
@@ -851,7 +857,7 @@ TAP_COMBINE_LANES = {
 
 
 @pytest.mark.parametrize("case", list(TAP_COMBINE_LANES))
-def test_tap_combine_lanes_give_every_resident_warp_planes(case):
+def test_tap_combine_lanes_give_every_resident_warp_planes_where_planes_are_many(case):
     (planes, device), lanes = TAP_COMBINE_LANES[case]
     props = DEVICES[device]
     assert torch.ops.fusedlse._tap_combine_lanes(planes, props["multiprocessors"], props["warps_per_sm"]) == lanes

@@ -600,6 +600,19 @@ constexpr int64_t kTapSpanSumMinRowBytes = 256;
 // the tap reader's). 3 fit without spilling on sm_90; 4 spilled in every instance. Wider borders keep the
 // uncapped kernel (it spilled at 3).
 constexpr int kTapCombineBlocksPerSm = 3;
+// Padding's combine without shares by groups of lanes (plan::tap_combine_lanes) only where x has at least this many
+// planes a multiprocessor: fewer, and the warp per plane (tap_combine_kernel, 16-24 warps an SM resident) runs them
+// all in about one round, its cells and taps in shared memory where the group combine sums each tap's cells from L2.
+// H100, the forward at padding 1-3, group combine at its best lane count over the warp per plane (combine_lanes.py,
+// docs/limits.md §116): r20 of the sweep (3152 planes, 23.9 an SM) 1.060 at padding 2 whatever the lanes, 0.981 at
+// 3; r51 (1794) 0.996 / 0.955; r02, r12, r44 (64-395 planes of many runs) 0.98-1.023; r55 (5841, 44 an SM)
+// 0.979-0.995; r41 (6756) 0.900 / 0.847; r10 (9688) 0.907 / 0.879; r57 (13668) 0.927-0.961.
+constexpr int64_t kTapGroupCombineMinPlanesPerSm = 32;
+// ... and at most this many lanes a plane (raised to cover a plane's runs): 16 was no faster than 8 on any sweep pair
+// and slower on most (same runs: r10 padding 3 0.908 against 0.879, r41 0.870 / 0.853, r16 0.739-0.825 against
+// 0.667-0.755, r37 0.937-0.965 / 0.921-0.950), and the rule's fewer lanes where the planes are many gain a little more
+// (r16 2 lanes 0.670-0.732).
+constexpr int32_t kTapGroupCombineMaxLanes = 8;
 // The channels walk's slices of C (plan::channel_walk_slices): each group of a slice's lanes loads at least this many
 // bytes of neighbouring channels. H200, the forward at padding 1 with each slice count forced (do_bench, us): r55 of
 // the sweep ([177, 33, 466, 25] float64 channels-last, k 5 x 3) 275.3 at 2 slices of 17 lanes (ceil(C / 32), the rule
