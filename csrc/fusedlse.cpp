@@ -225,6 +225,14 @@ Cut element_cut(const ForwardShape& s, int dim) {
   return c;
 }
 
+Cut tap_cut(const ForwardShape& s, int dim) {
+  const int64_t taps = dim == 0 ? s.kernel_h : s.kernel_w;
+  Cut c;
+  for (int64_t t = 0; t < taps; ++t) c.kept.push_back({t, t + 1});
+  c.head = taps;  // every "input" (a tap) a segment of its own
+  return c;
+}
+
 at::Tensor ungrouped_weight(const at::Tensor& weight, int64_t groups) {
   if (groups == 1) return weight;
   const int64_t in_per_group = weight.size(0) / groups, out_per_group = weight.size(1);
@@ -375,10 +383,10 @@ at::Tensor kept_element_block(const at::Tensor& x, const ForwardShape& s) {
 
 CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
                                   const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
-                                  const at::Tensor& cell_weight) {
+                                  const at::Tensor& weight_rows_built) {
   if (!over_cells) {
-    return {taps.reshape({s.batch, s.in_channels * s.kernel_h * s.kernel_w}), tap_weight_rows(weight, s),
-            s.kernel_h * s.kernel_w};
+    return {taps.reshape({s.batch, s.in_channels * s.kernel_h * s.kernel_w}),
+            weight_rows_built.defined() ? weight_rows_built : tap_weight_rows(weight, s), s.kernel_h * s.kernel_w};
   }
   const Cut rows = cut_of(s, 0), cols = cut_of(s, 1);
   const int64_t row_segments = rows.segments(), col_segments = cols.segments();
@@ -405,7 +413,7 @@ CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool
     }
     return t.index_select(dim, at::tensor(kept.cells, at::TensorOptions().dtype(at::kLong)).to(t.device()));
   };
-  at::Tensor weight_rows = cell_weight;
+  at::Tensor weight_rows = weight_rows_built;
   if (!weight_rows.defined()) {
     // Each cell's weight: the sum of the weights of the taps that keep it (spread_taps), over the weight laid out
     // [C_in, kH, kW, C_out] so that every pass reads and writes whole rows of C_out; then the kept cells'.

@@ -130,6 +130,9 @@ struct Cut {
 Cut cut_of(const ForwardShape& s, int dim);
 // cut_of's cut with every input a segment of its own: its cells are x's elements (the cropped GEMM over x's elements).
 Cut element_cut(const ForwardShape& s, int dim);
+// A cut of the kernel's taps along `dim` (0: kH, 1: kW) rather than x's inputs: tap t keeps segment t alone, so its
+// cells are the taps and each cell's weight (a backend's cell weight over these cuts) is its tap's own: tap_weight_rows.
+Cut tap_cut(const ForwardShape& s, int dim);
 
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane, the sum of x over each cell, a pair (row segment, column
 // segment) of the cuts: [B, C_in, row segments, column segments] in the accumulation type. One read of x; none where
@@ -224,11 +227,11 @@ struct CroppedGemm {
 };
 // over_cells: cropped_gemm_over_cells' answer; cells: [B, C_in, row segments, column segments] (cell_sums), or with
 // cells_kept_only [B, C_in, kept cells] (the kept cells alone, in order); taps [B, C_in, kH, kW] (tap_sums); weight
-// as the forward takes it; cell_weight the GEMM's weight over cells [C_in * kept cells, C_out] where a backend built
-// it, else undefined (built here by ATen).
+// as the forward takes it; weight_rows the GEMM's weight where a backend built it, over cells [C_in * kept cells,
+// C_out] or over taps as tap_weight_rows lays it out (over_cells says which), else undefined (built here by ATen).
 CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
                                   const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
-                                  const at::Tensor& cell_weight = at::Tensor());
+                                  const at::Tensor& weight_rows = at::Tensor());
 
 // The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),
 // checked as check_forward_args checks them.

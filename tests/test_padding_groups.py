@@ -772,6 +772,44 @@ def test_cropped_gemm_over_cells_or_taps(device, dtype):
     assert rel_err(fusedlse_cuda.forward(x, weight, conv_bias, bias, padding=1), truth) <= TOLERANCE[torch.float64]
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
+def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
+    """The cropped GEMM over taps (explain's gemm_over "taps", the shares forced off) takes each tap's own weight
+    (CUDA: the cells' weight kernel over tap_cut's cells, one launch ahead of the tap sums; ATen's copy where a side
+    of the kernel has more than 64 taps), zero between groups, in every layout, against the float64 model; the
+    forward bitwise the same with the sums kept. (The GEMM over x's elements forced off, as the shares.)"""
+    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_shares
+
+    cases = [
+        # (B, C_in, H, W, C_out / groups, kH, kW), settings
+        ((3, 4, 7, 40, 64, 2, 2), dict(padding=1)),  # 9 cells, 4 taps
+        ((3, 4, 7, 40, 16, 2, 2), dict(padding=1, groups=2)),
+        ((2, 6, 9, 50, 10, 3, 5), dict(padding=(1, 2), groups=3)),
+        ((2, 2, 4, 70, 20, 1, 65), dict(padding=(0, 32))),  # 65 segments and 65 taps a row: ATen's copy
+    ]
+    for case, (shape, settings) in enumerate(cases):
+        settings = dict(groups=1) | settings
+        for layout in ("contiguous", "channels_last", "sliced"):
+            x, weight, conv_bias, bias = grouped_problem(shape, settings, dtype, device, layout, seed=case)
+            what = f"{shape}, {settings}, {layout}"
+            forcings = contextlib.ExitStack()
+            if device == "cuda":
+                forcings.enter_context(forced_tap_shares(False))
+                forcings.enter_context(forced_element_gemm(False))
+            with forcings:
+                if device == "cuda":
+                    plan = fusedlse_cuda.explain(x, weight, **settings)
+                    assert plan["gemm_over"] == "taps" and plan["gemm"].get("strategy") != "tap_shares", (plan, what)
+                args = (x, weight, conv_bias, bias) + tuple(conv_settings(**settings).values())
+                poison_allocator(device)
+                out = torch.ops.fusedlse.forward(*args)[0]
+                poison_allocator(device)
+                out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+            assert torch.equal(out_alone, out), what
+            assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
+
+
 ELEMENT_CASES = [
     # (B, C_in, H, W, C_out, kH, kW), settings: every element kept by some tap
     ((300, 4, 5, 6, 7, 3, 3), dict(padding=1)),  # cells of several elements

@@ -1772,7 +1772,8 @@ at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape
   return cell_weight_cuda(grouped_weight, s, cut_of(s, 0), cut_of(s, 1));
 }
 
-// The same over the cells of other cuts of x's rows and columns (element_cut's: x's elements).
+// The same over the cells of other cuts of x's rows and columns (element_cut's: x's elements), or of the kernel's taps
+// (tap_cut's: the weight over taps, [C_in * kH * kW, C_out]).
 at::Tensor cell_weight_cuda(const at::Tensor& grouped_weight, const ForwardShape& s, const Cut& row_cut,
                             const Cut& col_cut) {
   CellWeightArgs a{};
@@ -2230,23 +2231,26 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor cells, sums;
   bool cells_kept_only = false;
   const bool over_cells = gemm_over_cells(path, s);
-  // The cells' weight first, and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
-  // and reader: the weight's launch took 6-9 us of r10, r20 and r30's padded forwards (H200), in a row before. Not
-  // beside a weight made contiguous for that launch: the copy, freed on return while still read, could become the
-  // reader's outputs.
-  const at::Tensor cell_weight = over_cells ? cell_weight_cuda(grouped_weight, s) : at::Tensor();
-  const bool beside_cell_weight = cell_weight.defined() && grouped_weight.is_contiguous();
+  // The GEMM's weight first, over cells or over taps (cell_weight_cuda over tap_cut's cells: each tap's own weight,
+  // tap_weight_rows' layout), and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
+  // and reader: the cells' weight took 6-9 us of r10, r20 and r30's padded forwards (H200) in a row before; the taps'
+  // was ATen's copy between the combine and the GEMM (H100: 1.6-5.6 us of the 20-70 us forwards of r02, r10, r41 and
+  // r51, 64 of r60's 229 at padding 2; docs/limits.md §114, §116). Not beside a weight made contiguous for that launch:
+  // the copy, freed on return while still read, could become the reader's outputs.
+  const at::Tensor weight_rows = over_cells ? cell_weight_cuda(grouped_weight, s)
+                                            : cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1));
+  const bool beside_weight_rows = weight_rows.defined() && grouped_weight.is_contiguous();
   if (over_cells && !keep_sums && cells_are_elements(s)) {
     // The cells are x's values: the GEMM reads x where it lies (x of the accumulation type), or its widened copy.
     // H200, sweep shape r50 [9319, 1244, 2, 2] float16 at padding 1: the small-plane kernel's taps took 232 us, bound
     // by its instructions, where the whole padding-0 forward took 73 (docs/limits.md §61).
-    cells = element_cells_cuda(x, s, beside_cell_weight);
+    cells = element_cells_cuda(x, s, beside_weight_rows);
   } else {
     sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
-                         beside_cell_weight, keep_sums || !over_cells);
+                         beside_weight_rows, keep_sums || !over_cells);
   }
   cropped_gemm_forward(x, cropped_gemm_operands(over_cells, cells, cells_kept_only, sums, grouped_weight, s,
-                                                cell_weight),
+                                                weight_rows),
                        conv_bias, bias, s, out, stream);
   return {out, sums};
 }
