@@ -391,6 +391,7 @@ std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_element_gemms{-1};
+std::atomic<int> forced_tap_weight_copy{-1};
 std::atomic<int> forced_keep_gemms{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_tap_middle_by_span{-1};
@@ -1370,6 +1371,10 @@ void force_tap_shares(int shares) { forced_tap_shares.store(shares, std::memory_
 void force_element_gemm(int elements) { forced_element_gemms.store(elements, std::memory_order_relaxed); }
 
 int forced_element_gemm() { return forced_element_gemms.load(std::memory_order_relaxed); }
+
+void force_tap_weight_by_copy(int copy) { forced_tap_weight_copy.store(copy, std::memory_order_relaxed); }
+
+int forced_tap_weight_by_copy() { return forced_tap_weight_copy.load(std::memory_order_relaxed); }
 
 void force_keep_gemm(int keep) { forced_keep_gemms.store(keep, std::memory_order_relaxed); }
 

@@ -457,6 +457,12 @@ void force_tap_shares(int shares);
 // it to the rule. Not for production code. forced_element_gemm: the value last forced.
 void force_element_gemm(int elements);
 int forced_element_gemm();
+// For measurements and tests: every later padded CUDA forward whose GEMM runs over taps takes its weight by ATen's
+// copy after the tap sums (1: the way before the cells' weight kernel took it, docs/limits.md §116), or by that kernel
+// ahead of them (0); -1 leaves it to the rule (the kernel, wherever a side of the kernel has at most 64 taps). Not for
+// production code. forced_tap_weight_by_copy: the value last forced.
+void force_tap_weight_by_copy(int copy);
+int forced_tap_weight_by_copy();
 // For measurements and tests: every later padded CUDA forward of 16-bit x takes its tap sums by one GEMM over a 0/1
 // keep matrix wherever x's layout and the kernel allow it (1: cuda/ops_cuda.cpp keep_gemm_applies, the rule's bounds
 // on paths, plane sizes, counts and taps aside), or never (0); -1 leaves it to the rule. Not for production code.

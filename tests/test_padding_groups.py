@@ -778,8 +778,9 @@ def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
     """The cropped GEMM over taps (explain's gemm_over "taps", the shares forced off) takes each tap's own weight
     (CUDA: the cells' weight kernel over tap_cut's cells, one launch ahead of the tap sums; ATen's copy where a side
     of the kernel has more than 64 taps), zero between groups, in every layout, against the float64 model; the
-    forward bitwise the same with the sums kept. (The GEMM over x's elements forced off, as the shares.)"""
-    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_shares
+    forward bitwise the same with the sums kept, and (CUDA) with ATen's copy forced. (The GEMM over x's elements
+    forced off, as the shares.)"""
+    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_shares, forced_tap_weight_copy
 
     cases = [
         # (B, C_in, H, W, C_out / groups, kH, kW), settings
@@ -806,6 +807,11 @@ def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
                 out = torch.ops.fusedlse.forward(*args)[0]
                 poison_allocator(device)
                 out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+                if device == "cuda":
+                    with forced_tap_weight_copy(True):
+                        poison_allocator(device)
+                        out_copied = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+                    assert torch.equal(out_copied, out), what
             assert torch.equal(out_alone, out), what
             assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
 

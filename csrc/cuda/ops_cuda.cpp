@@ -2237,8 +2237,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   // was ATen's copy between the combine and the GEMM (H100: 1.6-5.6 us of the 20-70 us forwards of r02, r10, r41 and
   // r51, 64 of r60's 229 at padding 2; docs/limits.md §114, §116). Not beside a weight made contiguous for that launch:
   // the copy, freed on return while still read, could become the reader's outputs.
-  const at::Tensor weight_rows = over_cells ? cell_weight_cuda(grouped_weight, s)
-                                            : cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1));
+  const at::Tensor weight_rows =
+      over_cells                                ? cell_weight_cuda(grouped_weight, s)
+      : plan::forced_tap_weight_by_copy() != 1 ? cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1))
+                                                : at::Tensor();
   const bool beside_weight_rows = weight_rows.defined() && grouped_weight.is_contiguous();
   if (over_cells && !keep_sums && cells_are_elements(s)) {
     // The cells are x's values: the GEMM reads x where it lies (x of the accumulation type), or its widened copy.

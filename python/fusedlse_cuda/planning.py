@@ -244,6 +244,16 @@ def forced_element_gemm(elements: bool):
     return _forcing(torch.ops.fusedlse._force_element_gemm, (int(elements),), (-1,))
 
 
+def forced_tap_weight_copy(copy: bool):
+    """For measurements and tests only: inside the block every padded CUDA forward whose GEMM runs over taps (explain's
+    gemm_over "taps"), in every thread, takes that GEMM's weight by ATen's copy after the tap sums (True: the way before
+    the cells' weight kernel took it) or by that kernel ahead of them (False), bypassing the rule (the kernel wherever
+    a side of the kernel has at most 64 taps). The weight is the same either way."""
+    if not isinstance(copy, bool):
+        raise ValueError(f"forced_tap_weight_copy: copy must be a bool, got {copy!r}")
+    return _forcing(torch.ops.fusedlse._force_tap_weight_by_copy, (int(copy),), (-1,))
+
+
 def forced_keep_gemm(keep: bool):
     """For measurements and tests only: inside the block every padded CUDA forward of 16-bit x, in every thread, takes
     its tap sums by one GEMM over a 0/1 keep matrix (explain's tap_sums "keep_gemm") wherever x's layout and the kernel
