@@ -227,11 +227,12 @@ struct CroppedGemm {
 };
 // over_cells: cropped_gemm_over_cells' answer; cells: [B, C_in, row segments, column segments] (cell_sums), or with
 // cells_kept_only [B, C_in, kept cells] (the kept cells alone, in order); taps [B, C_in, kH, kW] (tap_sums); weight
-// as the forward takes it; weight_rows the GEMM's weight where a backend built it, over cells [C_in * kept cells,
-// C_out] or over taps as tap_weight_rows lays it out (over_cells says which), else undefined (built here by ATen).
+// as the forward takes it; weight_rows_built the GEMM's weight where a backend built it, over cells [C_in * kept
+// cells, C_out] or over taps as tap_weight_rows lays it out (over_cells says which), else undefined (built here by
+// ATen).
 CroppedGemm cropped_gemm_operands(bool over_cells, const at::Tensor& cells, bool cells_kept_only,
                                   const at::Tensor& taps, const at::Tensor& weight, const ForwardShape& s,
-                                  const at::Tensor& weight_rows = at::Tensor());
+                                  const at::Tensor& weight_rows_built = at::Tensor());
 
 // The shape of a tap_sums or broadcast_taps call: planes [B, C, H, W], the kernel and the settings (groups 1),
 // checked as check_forward_args checks them.
