@@ -783,11 +783,11 @@ TORCH_LIBRARY(fusedlse, m) {
     plan::force_element_gemm(static_cast<int>(elements));
   });
   // For measurements and tests only (tests/test_padding_groups.py, bench/experiments): every later padded CUDA forward
-  // whose GEMM runs over taps takes its weight by ATen's copy after the tap sums (1) or by the cells' weight kernel
-  // ahead of them (0); -1 leaves it to the rule.
-  m.def("_force_tap_weight_by_copy(int copy) -> ()", [](int64_t copy) {
-    FUSEDLSE_CHECK(copy >= -1 && copy <= 1, "_force_tap_weight_by_copy: copy must be -1, 0 or 1, got ", copy);
-    plan::force_tap_weight_by_copy(static_cast<int>(copy));
+  // whose GEMM runs over taps makes its weight this way (plan::TapWeightWay); -1 leaves it to the rule.
+  m.def("_force_tap_weight_way(int way) -> ()", [](int64_t way) {
+    constexpr int kLastWay = static_cast<int>(plan::TapWeightWay::kCopy);
+    FUSEDLSE_CHECK(way >= -1 && way <= kLastWay, "_force_tap_weight_way: way must be -1..", kLastWay, ", got ", way);
+    plan::force_tap_weight_way(static_cast<int>(way));
   });
   // For measurements and tests only (tests/test_padding_groups.py, bench/experiments): every later padded CUDA forward
   // of 16-bit x takes its tap sums by one GEMM over a 0/1 keep matrix wherever x's layout and the kernel allow it (1)

@@ -391,7 +391,7 @@ std::atomic<int64_t> forced_channel_slices{0};
 std::atomic<int64_t> forced_tap_min_run_bytes{-1};
 std::atomic<int> forced_tap_shares{-1};
 std::atomic<int> forced_element_gemms{-1};
-std::atomic<int> forced_tap_weight_copy{-1};
+std::atomic<int> forced_tap_weight_way{-1};
 std::atomic<int> forced_keep_gemms{-1};
 std::atomic<int> forced_tap_stage{-1};
 std::atomic<int> forced_tap_middle_by_span{-1};
@@ -1372,9 +1372,16 @@ void force_element_gemm(int elements) { forced_element_gemms.store(elements, std
 
 int forced_element_gemm() { return forced_element_gemms.load(std::memory_order_relaxed); }
 
-void force_tap_weight_by_copy(int copy) { forced_tap_weight_copy.store(copy, std::memory_order_relaxed); }
+TapWeightWay tap_weight_way(bool reader_beside, int64_t weight_bytes, int64_t l2_bytes) {
+  const int forced = forced_tap_weight_way.load(std::memory_order_relaxed);
+  if (forced >= 0) return static_cast<TapWeightWay>(forced);
+  // RULE PENDING (s98's GPU A/B)
+  (void)weight_bytes;
+  (void)l2_bytes;
+  return reader_beside ? TapWeightWay::kAheadBeside : TapWeightWay::kAfter;
+}
 
-int forced_tap_weight_by_copy() { return forced_tap_weight_copy.load(std::memory_order_relaxed); }
+void force_tap_weight_way(int way) { forced_tap_weight_way.store(way, std::memory_order_relaxed); }
 
 void force_keep_gemm(int keep) { forced_keep_gemms.store(keep, std::memory_order_relaxed); }
 

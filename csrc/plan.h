@@ -457,12 +457,19 @@ void force_tap_shares(int shares);
 // it to the rule. Not for production code. forced_element_gemm: the value last forced.
 void force_element_gemm(int elements);
 int forced_element_gemm();
-// For measurements and tests: every later padded CUDA forward whose GEMM runs over taps takes its weight by ATen's
-// copy after the tap sums (1: the way before the cells' weight kernel took it, docs/limits.md §116), or by that kernel
-// ahead of them (0); -1 leaves it to the rule (the kernel, wherever a side of the kernel has at most 64 taps). Not for
-// production code. forced_tap_weight_by_copy: the value last forced.
-void force_tap_weight_by_copy(int copy);
-int forced_tap_weight_by_copy();
+// Where a padded CUDA forward whose GEMM runs over taps makes that GEMM's weight, [C_in * kH * kW, C_out] of the
+// accumulation type (fusedlse.h tap_weight_rows' layout): by the cells' weight kernel over tap_cut's cells ahead of the
+// tap sums, their reader beside it (kAheadBeside) or waiting for it (kAheadWaits); by that kernel after the tap sums,
+// just before the GEMM (kAfter); or by ATen's copy there (kCopy, the way before that kernel took it: docs/limits.md
+// §116). ATen's copy whatever the way where the kernel takes no such weight (a side of more than 64 taps).
+enum class TapWeightWay { kAheadBeside, kAheadWaits, kAfter, kCopy };
+// The way for a forward whose tap reader can run beside the grid ahead of it (`reader_beside`: the tap kernels; not
+// the small-plane kernels nor the keep GEMM), whose weight over taps takes `weight_bytes`, on a device of `l2_bytes`
+// of L2. Or with force_tap_weight_way, as forced.
+TapWeightWay tap_weight_way(bool reader_beside, int64_t weight_bytes, int64_t l2_bytes);
+// For measurements and tests: every later tap_weight_way answers `way` (a TapWeightWay); -1 leaves it to the rule. Not
+// for production code.
+void force_tap_weight_way(int way);
 // For measurements and tests: every later padded CUDA forward of 16-bit x takes its tap sums by one GEMM over a 0/1
 // keep matrix wherever x's layout and the kernel allow it (1: cuda/ops_cuda.cpp keep_gemm_applies, the rule's bounds
 // on paths, plane sizes, counts and taps aside), or never (0); -1 leaves it to the rule. Not for production code.

@@ -776,11 +776,11 @@ def test_cropped_gemm_over_cells_or_taps(device, dtype):
 @pytest.mark.parametrize("device", DEVICES)
 def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
     """The cropped GEMM over taps (explain's gemm_over "taps", the shares forced off) takes each tap's own weight
-    (CUDA: the cells' weight kernel over tap_cut's cells, one launch ahead of the tap sums; ATen's copy where a side
-    of the kernel has more than 64 taps), zero between groups, in every layout, against the float64 model; the
-    forward bitwise the same with the sums kept, and (CUDA) with ATen's copy forced. (The GEMM over x's elements
-    forced off, as the shares.)"""
-    from fusedlse_cuda.planning import forced_element_gemm, forced_tap_shares, forced_tap_weight_copy
+    (CUDA: the cells' weight kernel over tap_cut's cells, where plan::tap_weight_way says; ATen's copy where a side of
+    the kernel has more than 64 taps), zero between groups, in every layout, by the tap kernels and the small-plane
+    kernel, against the float64 model; the forward bitwise the same with the sums kept, and (CUDA) with each way of
+    making that weight forced. (The GEMM over x's elements forced off, as the shares.)"""
+    from fusedlse_cuda.planning import TAP_WEIGHT_WAYS, forced_element_gemm, forced_tap_shares, forced_tap_weight_way
 
     cases = [
         # (B, C_in, H, W, C_out / groups, kH, kW), settings
@@ -788,6 +788,7 @@ def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
         ((3, 4, 7, 40, 16, 2, 2), dict(padding=1, groups=2)),
         ((2, 6, 9, 50, 10, 3, 5), dict(padding=(1, 2), groups=3)),
         ((2, 2, 4, 70, 20, 1, 65), dict(padding=(0, 32))),  # 65 segments and 65 taps a row: ATen's copy
+        ((5, 6, 5, 6, 12, 2, 3), dict(padding=1)),  # planes of 30 elements: the small-plane kernel
     ]
     for case, (shape, settings) in enumerate(cases):
         settings = dict(groups=1) | settings
@@ -808,10 +809,11 @@ def test_cropped_gemm_over_taps_takes_each_taps_own_weight(device, dtype):
                 poison_allocator(device)
                 out_alone = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
                 if device == "cuda":
-                    with forced_tap_weight_copy(True):
-                        poison_allocator(device)
-                        out_copied = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
-                    assert torch.equal(out_copied, out), what
+                    for way in TAP_WEIGHT_WAYS:
+                        with forced_tap_weight_way(way):
+                            poison_allocator(device)
+                            out_way = torch.ops.fusedlse.forward(*args, keep_sums=False)[0]
+                        assert torch.equal(out_way, out), (way, what)
             assert torch.equal(out_alone, out), what
             assert rel_err(out, reference.truth(x, weight, conv_bias, bias, **settings)) <= TOLERANCE[dtype], what
 

@@ -930,18 +930,20 @@ def test_forced_tap_shares_bypass_the_rule():
         torch.ops.fusedlse._tap_shares_short(395, 2739, 15, 2, 132)
 
 
-def test_forced_tap_weight_copy_refuses_what_is_no_bool():
-    """forced_tap_weight_copy (the padded CUDA forward's weight over taps by ATen's copy) takes a bool, the op -1, 0
-    or 1 (the forward it changes needs a GPU: test_padding_groups.py)."""
-    from fusedlse_cuda.planning import forced_tap_weight_copy
+def test_forced_tap_weight_way_refuses_what_is_no_way():
+    """forced_tap_weight_way (where the padded CUDA forward makes its weight over taps) takes the names of
+    TAP_WEIGHT_WAYS, the op their places or -1 (the forward it changes needs a GPU: test_padding_groups.py)."""
+    from fusedlse_cuda.planning import TAP_WEIGHT_WAYS, forced_tap_weight_way
 
-    with forced_tap_weight_copy(True), forced_tap_weight_copy(False):
-        pass
-    for bad in (1, None, "yes"):
-        with pytest.raises(ValueError, match=f"copy must be a bool, got {bad!r}"):
-            forced_tap_weight_copy(bad)
-    with pytest.raises(RuntimeError, match="copy must be -1, 0 or 1, got 2"):
-        torch.ops.fusedlse._force_tap_weight_by_copy(2)
+    for way in TAP_WEIGHT_WAYS:
+        with forced_tap_weight_way(way):
+            pass
+    for bad in (0, None, "ahead"):
+        with pytest.raises(ValueError, match=f"way must be one of .*, got {bad!r}"):
+            forced_tap_weight_way(bad)
+    for bad in (-2, len(TAP_WEIGHT_WAYS)):
+        with pytest.raises(RuntimeError, match=f"way must be -1..{len(TAP_WEIGHT_WAYS) - 1}, got {bad}"):
+            torch.ops.fusedlse._force_tap_weight_way(bad)
 
 
 def test_plane_lanes_grid_is_a_block_a_turn_unless_forced_persistent():

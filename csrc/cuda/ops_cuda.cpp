@@ -2231,17 +2231,27 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   at::Tensor cells, sums;
   bool cells_kept_only = false;
   const bool over_cells = gemm_over_cells(path, s);
-  // The GEMM's weight first, over cells or over taps (cell_weight_cuda over tap_cut's cells: each tap's own weight,
-  // tap_weight_rows' layout), and the tap kernels' reader of x beside it (launch.cuh), as the split strategy's W.sum
-  // and reader: the cells' weight took 6-9 us of r10, r20 and r30's padded forwards (H200) in a row before; the taps'
-  // was ATen's copy between the combine and the GEMM (H100: 1.6-5.6 us of the 20-70 us forwards of r02, r10, r41 and
-  // r51, 64 of r60's 229 at padding 2; docs/limits.md §114, §116). Not beside a weight made contiguous for that launch:
+  // The GEMM's weight over cells first, and the tap kernels' reader of x beside it (launch.cuh), as the split
+  // strategy's W.sum and reader: it took 6-9 us of r10, r20 and r30's padded forwards (H200) in a row before. Over
+  // taps, by the same kernel over tap_cut's cells (each tap's own weight, tap_weight_rows' layout) where
+  // plan::tap_weight_way says: ATen's copy between the combine and the GEMM took 1.6-5.6 us of the 20-70 us forwards
+  // of r02, r10, r41 and r51 (H100, docs/limits.md §114, §116). Not beside a weight made contiguous for that launch:
   // the copy, freed on return while still read, could become the reader's outputs.
-  const at::Tensor weight_rows =
-      over_cells                                ? cell_weight_cuda(grouped_weight, s)
-      : plan::forced_tap_weight_by_copy() != 1 ? cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1))
-                                                : at::Tensor();
-  const bool beside_weight_rows = weight_rows.defined() && grouped_weight.is_contiguous();
+  const plan::TapWeightWay tap_way =
+      over_cells ? plan::TapWeightWay::kAheadBeside
+                 : plan::tap_weight_way(path.kernels && !path.small_planes && !path.keep_gemm,
+                                        s.in_channels * s.kernel_h * s.kernel_w * s.out_channels *
+                                            static_cast<int64_t>(c10::elementSize(
+                                                accumulation_type(grouped_weight.scalar_type()))),
+                                        device_props(x.get_device()).l2_bytes);
+  const auto make_weight_rows = [&] {
+    return over_cells ? cell_weight_cuda(grouped_weight, s)
+                      : cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1));
+  };
+  const bool ahead = tap_way == plan::TapWeightWay::kAheadBeside || tap_way == plan::TapWeightWay::kAheadWaits;
+  at::Tensor weight_rows = ahead ? make_weight_rows() : at::Tensor();
+  const bool beside_weight_rows = weight_rows.defined() && grouped_weight.is_contiguous() &&
+                                  tap_way == plan::TapWeightWay::kAheadBeside;
   if (over_cells && !keep_sums && cells_are_elements(s)) {
     // The cells are x's values: the GEMM reads x where it lies (x of the accumulation type), or its widened copy.
     // H200, sweep shape r50 [9319, 1244, 2, 2] float16 at padding 1: the small-plane kernel's taps took 232 us, bound
@@ -2251,6 +2261,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
     sums = tap_sums_cuda(x, s, path, over_cells ? &cells : nullptr, &cells_kept_only, nullptr, nullptr,
                          beside_weight_rows, keep_sums || !over_cells);
   }
+  if (tap_way == plan::TapWeightWay::kAfter) weight_rows = make_weight_rows();
   cropped_gemm_forward(x, cropped_gemm_operands(over_cells, cells, cells_kept_only, sums, grouped_weight, s,
                                                 weight_rows),
                        conv_bias, bias, s, out, stream);

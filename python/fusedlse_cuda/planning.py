@@ -16,6 +16,10 @@ EPILOGUES = ("tiled_lse", "cublas_lse", "rows_lse", "narrow_lse", "gemv_lse")
 # 2, 4 or 8 elements that never straddle a 16-byte vector whole per vector, or tiles of a block's planes staged in
 # shared memory, a thread per plane.
 WALKS = ("lanes", "runs", "vector_planes", "staged")
+# Where a padded forward whose GEMM runs over taps makes that GEMM's weight, in the order of plan::TapWeightWay: by
+# fusedlse's kernel ahead of the tap sums, their reader beside it or waiting for it; by that kernel after the tap sums;
+# by torch's copy there.
+TAP_WEIGHT_WAYS = ("ahead_beside", "ahead_waits", "after", "copy")
 
 
 def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrPair = 0,
@@ -244,14 +248,14 @@ def forced_element_gemm(elements: bool):
     return _forcing(torch.ops.fusedlse._force_element_gemm, (int(elements),), (-1,))
 
 
-def forced_tap_weight_copy(copy: bool):
+def forced_tap_weight_way(way: str):
     """For measurements and tests only: inside the block every padded CUDA forward whose GEMM runs over taps (explain's
-    gemm_over "taps"), in every thread, takes that GEMM's weight by ATen's copy after the tap sums (True: the way before
-    the cells' weight kernel took it) or by that kernel ahead of them (False), bypassing the rule (the kernel wherever
-    a side of the kernel has at most 64 taps). The weight is the same either way."""
-    if not isinstance(copy, bool):
-        raise ValueError(f"forced_tap_weight_copy: copy must be a bool, got {copy!r}")
-    return _forcing(torch.ops.fusedlse._force_tap_weight_by_copy, (int(copy),), (-1,))
+    gemm_over "taps"), in every thread, makes that GEMM's weight `way` (one of TAP_WEIGHT_WAYS) instead of the rule's
+    (torch's copy whatever the way where a side of the kernel has more than 64 taps). The weight is the same every
+    way."""
+    if way not in TAP_WEIGHT_WAYS:
+        raise ValueError(f"forced_tap_weight_way: way must be one of {TAP_WEIGHT_WAYS}, got {way!r}")
+    return _forcing(torch.ops.fusedlse._force_tap_weight_way, (TAP_WEIGHT_WAYS.index(way),), (-1,))
 
 
 def forced_keep_gemm(keep: bool):
