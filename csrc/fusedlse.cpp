@@ -683,6 +683,15 @@ TORCH_LIBRARY(fusedlse, m) {
                          multiprocessors);
           return plan::tap_shares_short(planes, c_out, taps, acc_bytes, multiprocessors);
         });
+  // Where padding's forward over taps makes its GEMM's weight (plan::tap_weight_way, its place in TapWeightWay), for
+  // the planner's CPU tests.
+  m.def("_tap_weight_way(bool reader_beside, int x_bytes, int weight_bytes) -> int",
+        [](bool reader_beside, int64_t x_bytes, int64_t weight_bytes) -> int64_t {
+          FUSEDLSE_CHECK(x_bytes >= 0 && weight_bytes >= 0,
+                         "_tap_weight_way: x_bytes and weight_bytes must each be 0 or more, got ", x_bytes, ", ",
+                         weight_bytes);
+          return static_cast<int64_t>(plan::tap_weight_way(reader_beside, x_bytes, weight_bytes));
+        });
   // padding's lanes a plane in the combine without shares (plan::tap_combine_lanes), for the planner's CPU tests.
   m.def("_tap_combine_lanes(int planes, int multiprocessors, int warps_per_sm) -> int",
         [](int64_t planes, int64_t multiprocessors, int64_t warps_per_sm) -> int64_t {

@@ -1372,13 +1372,11 @@ void force_element_gemm(int elements) { forced_element_gemms.store(elements, std
 
 int forced_element_gemm() { return forced_element_gemms.load(std::memory_order_relaxed); }
 
-TapWeightWay tap_weight_way(bool reader_beside, int64_t weight_bytes, int64_t l2_bytes) {
+TapWeightWay tap_weight_way(bool reader_beside, int64_t x_bytes, int64_t weight_bytes) {
   const int forced = forced_tap_weight_way.load(std::memory_order_relaxed);
   if (forced >= 0) return static_cast<TapWeightWay>(forced);
-  // RULE PENDING (s98's GPU A/B)
-  (void)weight_bytes;
-  (void)l2_bytes;
-  return reader_beside ? TapWeightWay::kAheadBeside : TapWeightWay::kAfter;
+  if (reader_beside) return x_bytes <= kTapWeightBesideMaxXBytes ? TapWeightWay::kAheadBeside : TapWeightWay::kCopy;
+  return weight_bytes <= kTapWeightAheadMaxRowsBytes ? TapWeightWay::kAheadWaits : TapWeightWay::kCopy;
 }
 
 void force_tap_weight_way(int way) { forced_tap_weight_way.store(way, std::memory_order_relaxed); }

@@ -463,10 +463,12 @@ int forced_element_gemm();
 // just before the GEMM (kAfter); or by ATen's copy there (kCopy, the way before that kernel took it: docs/limits.md
 // §116). ATen's copy whatever the way where the kernel takes no such weight (a side of more than 64 taps).
 enum class TapWeightWay { kAheadBeside, kAheadWaits, kAfter, kCopy };
-// The way for a forward whose tap reader can run beside the grid ahead of it (`reader_beside`: the tap kernels; not
-// the small-plane kernels nor the keep GEMM), whose weight over taps takes `weight_bytes`, on a device of `l2_bytes`
-// of L2. Or with force_tap_weight_way, as forced.
-TapWeightWay tap_weight_way(bool reader_beside, int64_t weight_bytes, int64_t l2_bytes);
+// The way for a forward over `x_bytes` of x whose tap reader can run beside the grid ahead of it (`reader_beside`:
+// the tap kernels; not the small-plane kernels nor the keep GEMM) and whose weight over taps takes `weight_bytes`:
+// ahead with the reader beside it for x of at most kTapWeightBesideMaxXBytes, ahead alone (readers that cannot run
+// beside it) for a weight of at most kTapWeightAheadMaxRowsBytes (tuning.h), ATen's copy otherwise. Or with
+// force_tap_weight_way, as forced.
+TapWeightWay tap_weight_way(bool reader_beside, int64_t x_bytes, int64_t weight_bytes);
 // For measurements and tests: every later tap_weight_way answers `way` (a TapWeightWay); -1 leaves it to the rule. Not
 // for production code.
 void force_tap_weight_way(int way);

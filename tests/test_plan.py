@@ -930,6 +930,33 @@ def test_forced_tap_shares_bypass_the_rule():
         torch.ops.fusedlse._tap_shares_short(395, 2739, 15, 2, 132)
 
 
+MIB = 1 << 20
+# (reader beside, x's bytes, the weight over taps' bytes) -> way: ahead with the tap kernels' reader beside it for x
+# of at most 128 MiB, ahead alone before readers that cannot run beside it for a weight of at most 4 MiB, else ATen's
+# copy after the tap sums. Sizes of the H100 sweep pairs (docs/limits.md §117).
+TAP_WEIGHT_WAYS_BY_RULE = {
+    "r02": ((True, 8 * MIB, MIB // 10), "ahead_beside"),
+    "r60": ((True, 113 * MIB, 52 * MIB), "ahead_beside"),  # a large weight beside a reader of x it hides under
+    "beside_bound": ((True, 128 * MIB, 0), "ahead_beside"),
+    "beside_past": ((True, 128 * MIB + 1, 0), "copy"),
+    "r37": ((True, 489 * MIB, MIB // 4), "copy"),
+    "r13": ((False, 8 * MIB, MIB // 40), "ahead_waits"),
+    "alone_bound": ((False, 1, 4 * MIB), "ahead_waits"),
+    "alone_past": ((False, 1, 4 * MIB + 1), "copy"),
+    "r18": ((False, 205 * MIB, 39 * MIB), "copy"),
+}
+
+
+@pytest.mark.parametrize("case", list(TAP_WEIGHT_WAYS_BY_RULE))
+def test_tap_weight_way_ahead_only_where_x_or_the_weight_is_small(case):
+    from fusedlse_cuda.planning import TAP_WEIGHT_WAYS
+
+    args, way = TAP_WEIGHT_WAYS_BY_RULE[case]
+    assert TAP_WEIGHT_WAYS[torch.ops.fusedlse._tap_weight_way(*args)] == way
+    with pytest.raises(RuntimeError, match="must each be 0 or more, got -1, 0"):
+        torch.ops.fusedlse._tap_weight_way(True, -1, 0)
+
+
 def test_forced_tap_weight_way_refuses_what_is_no_way():
     """forced_tap_weight_way (where the padded CUDA forward makes its weight over taps) takes the names of
     TAP_WEIGHT_WAYS, the op their places or -1 (the forward it changes needs a GPU: test_padding_groups.py)."""
@@ -937,7 +964,8 @@ def test_forced_tap_weight_way_refuses_what_is_no_way():
 
     for way in TAP_WEIGHT_WAYS:
         with forced_tap_weight_way(way):
-            pass
+            assert TAP_WEIGHT_WAYS[torch.ops.fusedlse._tap_weight_way(True, 1, 1)] == way
+    assert TAP_WEIGHT_WAYS[torch.ops.fusedlse._tap_weight_way(True, 1, 1)] == "ahead_beside"
     for bad in (0, None, "ahead"):
         with pytest.raises(ValueError, match=f"way must be one of .*, got {bad!r}"):
             forced_tap_weight_way(bad)

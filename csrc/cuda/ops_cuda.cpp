@@ -2240,10 +2240,10 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   const plan::TapWeightWay tap_way =
       over_cells ? plan::TapWeightWay::kAheadBeside
                  : plan::tap_weight_way(path.kernels && !path.small_planes && !path.keep_gemm,
+                                        x.numel() * static_cast<int64_t>(x.element_size()),
                                         s.in_channels * s.kernel_h * s.kernel_w * s.out_channels *
                                             static_cast<int64_t>(c10::elementSize(
-                                                accumulation_type(grouped_weight.scalar_type()))),
-                                        device_props(x.get_device()).l2_bytes);
+                                                accumulation_type(grouped_weight.scalar_type()))));
   const auto make_weight_rows = [&] {
     return over_cells ? cell_weight_cuda(grouped_weight, s)
                       : cell_weight_cuda(grouped_weight, s, tap_cut(s, 0), tap_cut(s, 1));

@@ -613,6 +613,17 @@ constexpr int64_t kTapGroupCombineMinPlanesPerSm = 32;
 // 0.667-0.755, r37 0.937-0.965 / 0.921-0.950), and the rule's fewer lanes where the planes are many gain a little more
 // (r16 2 lanes 0.670-0.732).
 constexpr int32_t kTapGroupCombineMaxLanes = 8;
+// plan::tap_weight_way: the weight over taps ahead of the tap sums, their reader beside it, only for x of at most this
+// many bytes. H100, the cells' weight kernel ahead with the reader beside it over ATen's copy after the combine
+// (taps_weight_ab.py, docs/limits.md §117): r02, r10, r41, r61 of the sweep (8-37 MiB of x, 20-60 us forwards)
+// 0.82-0.95, r60 (113 MiB, its weight 52) 0.965 / 0.983; on larger x at most 1-2.5% (r55, r57, 371-519 MiB) and
+// r37 (489 MiB bfloat16 channels-last, k 2 x 1) 1.03-1.05, its cause not found.
+constexpr int64_t kTapWeightBesideMaxXBytes = int64_t{128} << 20;
+// ... and ahead of tap sums whose reader cannot run beside it (the small-plane kernels, the keep GEMM) only for a
+// weight over taps (of the accumulation type) of at most this many bytes: there it runs alone, and the GEMM then
+// reads it from memory where ATen's copy after the tap sums leaves it in L2. Same runs: r13, r46 (under 1 MiB) 0.96-0.98;
+// r18 (39 MiB, keep GEMM) 1.055-1.080, r06 (72 MiB, small planes) 1.035-1.047.
+constexpr int64_t kTapWeightAheadMaxRowsBytes = int64_t{4} << 20;
 // The channels walk's slices of C (plan::channel_walk_slices): each group of a slice's lanes loads at least this many
 // bytes of neighbouring channels. H200, the forward at padding 1 with each slice count forced (do_bench, us): r55 of
 // the sweep ([177, 33, 466, 25] float64 channels-last, k 5 x 3) 275.3 at 2 slices of 17 lanes (ceil(C / 32), the rule
