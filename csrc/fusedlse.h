@@ -131,7 +131,8 @@ Cut cut_of(const ForwardShape& s, int dim);
 // cut_of's cut with every input a segment of its own: its cells are x's elements (the cropped GEMM over x's elements).
 Cut element_cut(const ForwardShape& s, int dim);
 // A cut of the kernel's taps along `dim` (0: kH, 1: kW) rather than x's inputs: tap t keeps segment t alone, so its
-// cells are the taps and each cell's weight (a backend's cell weight over these cuts) is its tap's own: tap_weight_rows.
+// cells are the taps and each cell's weight (a backend's cell weight over these cuts) is its tap's own, as
+// tap_weight_rows lays it out.
 Cut tap_cut(const ForwardShape& s, int dim);
 
 // For padding > 0 (s.conv.crops()): per (b, c_in) plane, the sum of x over each cell, a pair (row segment, column

@@ -621,8 +621,8 @@ constexpr int32_t kTapGroupCombineMaxLanes = 8;
 constexpr int64_t kTapWeightBesideMaxXBytes = int64_t{128} << 20;
 // ... and ahead of tap sums whose reader cannot run beside it (the small-plane kernels, the keep GEMM) only for a
 // weight over taps (of the accumulation type) of at most this many bytes: there it runs alone, and the GEMM then
-// reads it from memory where ATen's copy after the tap sums leaves it in L2. Same runs: r13, r46 (under 1 MiB) 0.96-0.98;
-// r18 (39 MiB, keep GEMM) 1.055-1.080, r06 (72 MiB, small planes) 1.035-1.047.
+// reads it from memory where ATen's copy after the tap sums leaves it in L2. Same runs: r13, r46 (under 1 MiB)
+// 0.96-0.98; r18 (39 MiB, keep GEMM) 1.055-1.080, r06 (72 MiB, small planes) 1.035-1.047.
 constexpr int64_t kTapWeightAheadMaxRowsBytes = int64_t{4} << 20;
 // The channels walk's slices of C (plan::channel_walk_slices): each group of a slice's lanes loads at least this many
 // bytes of neighbouring channels. H200, the forward at padding 1 with each slice count forced (do_bench, us): r55 of
