@@ -14,6 +14,9 @@ import json
 import re
 import sys
 
+# ncu's units of gpu__time_duration: "ns" on the H100 of docs/limits.md §118 (the first run read them as µs).
+MICROSECONDS_PER_UNIT = {"ns": 1e-3, "nsecond": 1e-3, "us": 1.0, "usecond": 1.0, "ms": 1e3, "msecond": 1e3}
+
 
 def run(specs):
     import torch
@@ -57,7 +60,7 @@ def table(path):
         if "spin_kernel" in kernel:
             parts.append([])
             continue
-        scale = {"nsecond": 1e-3, "usecond": 1.0, "msecond": 1e3}.get(row.get("Metric Unit"), 1.0)
+        scale = MICROSECONDS_PER_UNIT.get(row.get("Metric Unit"), 1.0)
         us = float(row["Metric Value"].replace(",", "")) * scale
         if parts:
             parts[-1].append((kernel[:80], round(us, 2)))
