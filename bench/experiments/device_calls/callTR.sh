@@ -1,0 +1,44 @@
+#!/bin/bash
+# Tree $B against $A (default main) on the tap reader: both built in parallel for $ARCHS (build_pair.sh), then
+# tap_reader_ab.py in each in turn, twice, $AB_S s (25) a run; a summary line a pair (each tree's least forward, µs,
+# B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B until then
+# (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
+A=${A:-main}; B=${B:?B=<the tree>}; PAIR="$A $B"; source .devrun/build_pair.sh
+for round in 1 2; do
+  for W in $PAIR; do
+    (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:bench timeout $(( ${AB_S:-25} + 20 )) python3 \
+      $ROOT/.devrun/tap_reader_ab.py $OUT/tr_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
+    echo "tap_reader_ab $W round $round rc=$? $(( $(date +%s) - T0 ))s"
+  done
+done
+tail -3 $OUT/err.log
+python3 - $OUT $A $B <<'PY'
+import glob, json, math, sys
+out, a_tree, b_tree = sys.argv[1:4]
+best = {}
+for w in (a_tree, b_tree):
+    for path in glob.glob(f"{out}/tr_{w}_*.jsonl"):
+        for line in open(path):
+            r = json.loads(line)
+            key = (r["name"], r["padding"])
+            us, p0 = r["us"]["rule"], r["us"]["p0"]
+            old = best.get((key, w), (math.inf, math.inf))
+            best[(key, w)] = (min(old[0], us), min(old[1], p0))
+ratios = []
+for (key, w), (us, p0) in sorted(best.items()):
+    if w != b_tree or (key, a_tree) not in best:
+        continue
+    a_us, a_p0 = best[(key, a_tree)]
+    ratios.append(us / a_us)
+    print(f"{key[0]} p{key[1]} {a_tree} {a_us:.1f} ({a_us / a_p0:.3f}) {b_tree} {us:.1f} ({us / p0:.3f})",
+          f"{us / a_us:.3f}")
+if ratios:
+    ratios.sort()
+    print(f"{len(ratios)} pairs; {b_tree}/{a_tree} min {ratios[0]:.3f} median {ratios[len(ratios) // 2]:.3f} "
+          f"max {ratios[-1]:.3f}; geomean {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
+PY
+grep -qiE "error:|\berror\b" $OUT/build_*.log || rm -f $OUT/build_*.log
+if [ -n "${SUITE_END:-}" ]; then
+  W=$B; cd $ROOT/.devrun/trees/$W; SUITE="tests bench/test_problems.py --ignore=tests/test_build.py" \
+    source $ROOT/.devrun/suite.sh
+fi
