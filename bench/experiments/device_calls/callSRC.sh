@@ -2,8 +2,9 @@
 # Where the tap reader's instructions go, line by line: Nsight Compute's SourceCounters of tap_grid_kernel alone in the
 # padded forwards of $PN (rNN:p ...; pad_ncu.py run, the padding-0 forwards' kernels filtered out), tree
 # .devrun/trees/$TREE built alone (sm_90, -lineinfo as setup.py builds). Files: the build's log, the report
-# (src.ncu-rep), its source page as CSV with CUDA lines (src_cuda.csv) and SASS (src_sass.csv), ncu's stderr.
-# Carry .devrun on a fresh machine (docs/limits.md §118).
+# (src.ncu-rep: over 16 MiB for three kernels, so it does not come back), its source page as CSV with CUDA lines
+# (src_cuda.csv: the H100 machine's ncu printed the source without counts) and with SASS (src_sass.csv: a row and its
+# counts a SASS instruction, about 5 MB), ncu's stderr. Carry .devrun on a fresh machine (docs/limits.md §119).
 set -u
 W=${TREE:?TREE=<the tree>}; ARCHS=${ARCHS:-9.0}
 source .devrun/build_module.sh
