@@ -1213,6 +1213,10 @@ def test_channels_walk_of_every_slicing(dtype):
         ((2, 9, 10, 150, 5, 5, 3), dict(padding=(1, 2)), (), 0, False),  # 9 channels, 2 lanes across a row: flat
         ((2, 32, 9, 70, 3, 4, 4), dict(padding=3), (), 0, True),
         ((2, 24, 7, 75, 4, 3, 5), dict(padding=(2, 1), stride=(1, 2)), (), 5, True),
+        # Rows of 2 at padding 1: no middle column, the flat walk's middle rows their border columns alone; rows of 3:
+        # a middle column, up to 32 position lanes stepping 32 rows at a time.
+        ((2, 33, 40, 2, 5, 3, 3), dict(padding=1), (2, 33), 0, False),
+        ((3, 20, 30, 3, 4, 3, 3), dict(padding=1), (1, 5, 20), 0, False),
     ]
     for case, (shape, settings, slicings, cut, rows_in_float32) in enumerate(cases):
         settings = dict(groups=1) | settings

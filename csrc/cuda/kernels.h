@@ -215,6 +215,13 @@ struct TapSumsArgs {
   // next (position_wrap_offset).
   int32_t position_step_cols;
   int64_t position_step_offset, position_wrap_offset;
+  // The same for the flat walk's middle rows, whose middle columns [cols.head, W - cols.tail) are walked apart from
+  // their border columns (kernels/read_tap_channels.cuh middle_columns_walk): middle_width = W - cols.head -
+  // cols.tail of them (0: none), a step of position_lanes % middle_width columns (middle_step_cols) and, in elements,
+  // position_lanes / middle_width rows with it (middle_step_offset), and from column W - cols.tail of a row to column
+  // cols.head of the next (middle_wrap_offset).
+  int32_t middle_width, middle_step_cols;
+  int64_t middle_step_offset, middle_wrap_offset;
   // The channels walk row by row (float32, position_lanes 1, rows of at least kChannelRowsMinColumns): a lane takes
   // every column of each row in turn, rather than positions running on from row to row.
   bool channel_rows;

@@ -1545,8 +1545,8 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
     TapPath channels{true,
                      "the tap kernels' channels walk: a warp per run of rows of up to 32 neighbouring channels, a lane "
                      "per channel (several positions at once where C is under 16; row by row in float32 where a lane "
-                     "takes one channel of rows of 64 or more, else flat), its border columns from the same loads, "
-                     "then each tap's sum of the pieces it keeps",
+                     "takes one channel of rows of 64 or more, else flat: its middle rows' middle columns walked "
+                     "apart from their border columns), then each tap's sum of the pieces it keeps",
                      *rows, *cols};
     channels.channels = true;
     channels.channel_rows = plan::channel_walk_by_rows(s.in_channels, s.width, x.element_size());
@@ -1876,6 +1876,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
     a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
     a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
+    a.middle_width = static_cast<int32_t>(s.width - cols.head - cols.tail);
+    if (a.middle_width > 0) {
+      a.middle_step_cols = a.position_lanes % a.middle_width;
+      a.middle_step_offset = a.position_lanes / a.middle_width * x.stride(2) + a.middle_step_cols * x.stride(3);
+      a.middle_wrap_offset = x.stride(2) - a.middle_width * x.stride(3);
+    }
     a.channel_rows = path.channel_rows;
     TORCH_INTERNAL_ASSERT(!a.channel_rows || a.position_lanes == 1,
                           "tap_sums_cuda: the row walk takes a lane a channel");

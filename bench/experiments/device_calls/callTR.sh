@@ -2,7 +2,8 @@
 # Tree $B against $A (default main) on the tap reader: both built in parallel for $ARCHS (build_pair.sh), then
 # tap_reader_ab.py in each in turn, twice, $AB_S s (25) a run; a summary line a pair (each tree's least forward, µs,
 # B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B until then
-# (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
+# (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118. TAP_SUMS
+# (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120).
 A=${A:-main}; B=${B:?B=<the tree>}; PAIR="$A $B"; source .devrun/build_pair.sh
 for round in 1 2; do
   for W in $PAIR; do

@@ -80,6 +80,74 @@ __device__ __forceinline__ void positions_walk(const T* channel_base, const TapS
   }
 }
 
+// The middle columns [cols.head, W - cols.tail) of rows [first_row, first_row + row_count) of one channel
+// (channel_base: its element (0, 0)) that fall to this lane, as positions_walk's flat walk takes positions but over
+// those columns alone (TapSumsArgs::middle_width and middle_step_*): every value is a middle one, so a load and an add
+// with no compare of its column. positions_walk sent each through RunSums::add, about 20 instructions a 2-byte
+// element (H100 SASS counts of r37 [24, 1439, 165, 45] bfloat16 channels-last at padding 1, 61% of its reader's
+// instructions; docs/limits.md §119). Their sum, in a fixed order.
+template <typename T, bool kEvictFirst>
+__device__ __forceinline__ acc_t<T> middle_columns_walk(const T* channel_base, const TapSumsArgs& a,
+                                                        int32_t first_row, int32_t row_count, int position_lane) {
+  using A = acc_t<T>;
+  constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;  // as positions_walk's
+  const int32_t width = a.middle_width, step = a.position_lanes;
+  const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+  const int32_t lead_rows = position_lane / width;
+  int32_t col = position_lane - lead_rows * width;
+  const T* at = channel_base + (first_row + lead_rows) * a.stride_h + (a.cols.head + col) * a.stride_w;
+  A total = 0;
+#pragma unroll 1
+  for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+    A v[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
+      at += a.middle_step_offset;
+      col += a.middle_step_cols;
+      if (col >= width) col -= width, at += a.middle_wrap_offset;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) total += v[u];
+  }
+  return total;
+}
+
+// The border columns (the first cols.head, then the last cols.tail) of rows [first_row, first_row + row_count) of one
+// channel into `sums` (RunSums::add), their positions walked flat as positions_walk walks a row's: position_lanes
+// apart, kLoads in flight a lane.
+template <typename T, bool kEvictFirst, int kSide>
+__device__ __forceinline__ void border_columns_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
+                                                    int32_t row_count, int position_lane,
+                                                    RunSums<acc_t<T>, kSide>& sums) {
+  using A = acc_t<T>;
+  constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
+  const int32_t border_cols = a.cols.head + a.cols.tail, step = a.position_lanes;
+  const int32_t width = static_cast<int32_t>(a.width);
+  const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(border_cols);
+  const int32_t step_rows = step / border_cols, step_k = step - step_rows * border_cols;
+  int32_t row = first_row + position_lane / border_cols, k = position_lane % border_cols;
+#pragma unroll 1
+  for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+    A v[kLoads];
+    int32_t col[kLoads];
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      col[u] = border_column(a.cols, width, k);
+      v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(channel_base + row * a.stride_h +
+                                                                       col[u] * a.stride_w))
+                                     : A(0);
+      k += step_k;
+      row += step_rows;
+      if (k >= border_cols) k -= border_cols, ++row;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoads; ++u) {
+      if (base + step * u < count) sums.add(col[u], v[u]);
+    }
+  }
+}
+
 // Run `unit` of the channels walk (batch / chunks / channel_slices, rows [first_row, end_row) of one slice): the
 // middle rows' partials into `partials` and each border row's cells into `grid`, for each of the slice's channels.
 // Position lanes' values are added by a tree over the position lanes (a fixed order), into position lane 0.
@@ -103,8 +171,9 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
   const bool writer = position_lane == 0 && c < a.channels;
   const int64_t plane = b * a.channels + c;
   // The sums of rows [row, row + count) of this lane's channel, added over the position lanes, to f(k, total) in
-  // position lane 0 (every lane takes part in the shuffles).
-  const auto walk_rows = [&](int32_t row, int32_t count, auto&& f) {
+  // position lane 0 (every lane takes part in the shuffles). The flat walk's middle rows by their middle and their
+  // border columns apart (middle_columns_walk), its border rows and the walk row by row position by position.
+  const auto walk_rows = [&](int32_t row, int32_t count, bool middle, auto&& f) {
     RunSums<A, kSide> sums;
     sums.lane_sums = warp_border_sums + lane;
     sums.first_col = a.cols.head;
@@ -113,7 +182,18 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
     if constexpr (kSide == 0) {
       for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
     }
-    if (active) positions_walk<T, kEvictFirst, kSide, kRowByRow>(channel_base, a, row, count, position_lane, sums);
+    if (active) {
+      if (!kRowByRow && middle) {
+        if (a.middle_width > 0) {
+          sums.middle += middle_columns_walk<T, kEvictFirst>(channel_base, a, row, count, position_lane);
+        }
+        if (border_cols > 0) {
+          border_columns_walk<T, kEvictFirst, kSide>(channel_base, a, row, count, position_lane, sums);
+        }
+      } else {
+        positions_walk<T, kEvictFirst, kSide, kRowByRow>(channel_base, a, row, count, position_lane, sums);
+      }
+    }
     for_each_partial(sums, a.cols, [&](int k, A value) {
       for (int apart = a.position_lanes / 2; apart > 0; apart /= 2) {
         value += __shfl_down_sync(0xffffffffu, value, apart * a.channel_lanes);
@@ -132,7 +212,7 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
     const bool middle = i >= middle_first && i < middle_end;
     const int32_t rows = middle ? middle_end - i : 1;
     A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;  // a border row's cells
-    walk_rows(i, rows, [&](int k, A total) {
+    walk_rows(i, rows, middle, [&](int k, A total) {
       if (!writer) return;
       if (middle) {
         part[k] = total;
