@@ -1318,6 +1318,12 @@ std::optional<TapCutGeometry> tap_geometry(const Cut& c) {
   return g;
 }
 
+// The elements of channels-last x a row of the channels walk spans, at least W (its positions): a run of rows spans
+// fewer than 2^31 of both, the walk's counts of positions and offsets being 32-bit (tap_sums_cuda's chunk_rows).
+int64_t channel_row_extent(const at::Tensor& x) {
+  return std::max({x.size(3), x.size(3) * x.stride(3), x.stride(2)});
+}
+
 // Whether the tap kernels' rows walk reads rows of `width` elements `stride_h` apart by the span walk: 16-byte loads
 // of the memory the rows span, gaps between them included, while the gaps are at most a quarter of W (a slice of
 // W); else the element walk, as for rows that overlap (a stride under W) or are 2^31 elements apart.
@@ -1541,6 +1547,10 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
             *rows, *cols};
   }
   if (x.stride(1) == 1) {
+    if (channel_row_extent(x) >= (int64_t{1} << 31)) {
+      return {false, "a row of x spans 2^31 elements or more, beyond the channels walk's 32-bit offsets: ATen sums the "
+                     "border pieces, fusedlse's readers the middle (in place)"};
+    }
     static_assert(kChannelRowsMinColumns == 64, "the text below names the width");
     TapPath channels{true,
                      "the tap kernels' channels walk: a warp per run of rows of up to 32 neighbouring channels, a lane "
@@ -1873,14 +1883,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.channel_slices = plan::channel_walk_slices(s.in_channels, x.element_size());
     a.channel_lanes = static_cast<int32_t>(ceil_div(s.in_channels, a.channel_slices));
     a.position_lanes = plan::channel_walk_position_groups(a.channel_lanes);
-    a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
-    a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
-    a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
     a.middle_width = static_cast<int32_t>(s.width - cols.head - cols.tail);
     if (a.middle_width > 0) {
       a.middle_step_cols = a.position_lanes % a.middle_width;
-      a.middle_step_offset = a.position_lanes / a.middle_width * x.stride(2) + a.middle_step_cols * x.stride(3);
-      a.middle_wrap_offset = x.stride(2) - a.middle_width * x.stride(3);
+      a.middle_step_offset = static_cast<uint32_t>(a.position_lanes / a.middle_width * x.stride(2) +
+                                                   a.middle_step_cols * x.stride(3));
+      a.middle_wrap_offset = static_cast<uint32_t>(x.stride(2) - a.middle_width * x.stride(3));
     }
     a.channel_rows = path.channel_rows;
     TORCH_INTERNAL_ASSERT(!a.channel_rows || a.position_lanes == 1,
@@ -1931,8 +1939,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   // A run's row: the bytes of x a warp loads for it (the lanes' channels of each position in the channels walk).
   const int64_t row_bytes = (a.channels_walk ? s.width * a.channel_lanes : s.width) * x.element_size();
   const int64_t chunks = plan::tap_run_chunks(s.height, row_bytes, runs_of_all_rows, resident_blocks * kWarpsPerBlock);
-  // The channels walk counts a run's positions (rows * W) in 32 bits; the rows walks its span of elements.
-  const int64_t row_extent = a.channels_walk ? s.width : std::max(s.width, stride_h);
+  // The channels walk counts a run's positions (rows * W) and its offsets in 32 bits; the rows walks its span of
+  // elements.
+  const int64_t row_extent = a.channels_walk ? channel_row_extent(x) : std::max(s.width, stride_h);
   a.chunk_rows = std::min(ceil_div(s.height, chunks), ((int64_t{1} << 31) - 1) / row_extent);
   a.chunks = ceil_div(s.height, a.chunk_rows);
   a.evict_first = loads_evict_first(x, device_props(device));

@@ -41,6 +41,23 @@ template <typename A, int kSide> struct RunSums {
   }
 };
 
+// Border column k of a row (the first cols.head, then the last cols.tail: border_column) into its sum, by the index
+// rather than the column (no compare against the middle's).
+template <typename A, int kSide>
+__device__ __forceinline__ void add_border_column(RunSums<A, kSide>& sums, const TapCutGeometry& cols, int k,
+                                                  A value) {
+  if constexpr (kSide > 0) {
+    // head[j] holds column j, tail[j] column W - kSide + j: tail column k - cols.head.
+#pragma unroll
+    for (int j = 0; j < kSide; ++j) {
+      if (k == j && k < cols.head) sums.head[j] += value;
+      if (k >= cols.head && k - cols.head == j - (kSide - cols.tail)) sums.tail[j] += value;
+    }
+  } else {
+    sums.lane_sums[32 * k] += value;
+  }
+}
+
 // A vector of a whole-vector row (TapSumsArgs::whole_vector_rows; kSide 1 to kVectorBorderSide) that starts at column
 // `col` < W: its middle columns into sums.middle, its first kSide into head[] where it is a row's first vector, its
 // last kSide into tail[] where it is a row's last. Every vector takes the same instructions, the border ones' choices
