@@ -210,12 +210,17 @@ struct TapSumsArgs {
   bool channels_walk;
   int32_t channel_lanes, position_lanes;
   int64_t channel_slices;
-  // The flat walk (kernels/read_tap_channels.cuh): a run's rows by their middle columns [cols.head, W - cols.tail),
-  // middle_width = W - cols.head - cols.tail of them (0: none), apart from their border columns. A lane's step of
-  // position_lanes positions among the middle columns: position_lanes % middle_width columns (middle_step_cols), and in
-  // elements of x that step with position_lanes / middle_width rows (middle_step_offset), and from column W -
-  // cols.tail of a row to column cols.head of the next (middle_wrap_offset); both modulo 2^32, the walk's offsets
-  // within a run (which spans fewer than 2^31 elements) being 32-bit.
+  // A lane's step of position_lanes positions: position_lanes % W columns (position_step_cols), and in elements of x
+  // that step with position_lanes / W rows (position_step_offset), and from column W of a row to column 0 of the
+  // next (position_wrap_offset): the flat walk over all of a row's columns (4- and 8-byte x).
+  int32_t position_step_cols;
+  int64_t position_step_offset, position_wrap_offset;
+  // 2-byte x's flat walk (kernels/read_tap_channels.cuh): a run's rows by their middle columns [cols.head, W -
+  // cols.tail), middle_width = W - cols.head - cols.tail of them (0: none), apart from their border columns. A lane's
+  // step of position_lanes positions among the middle columns: position_lanes % middle_width columns
+  // (middle_step_cols), and in elements of x that step with position_lanes / middle_width rows (middle_step_offset),
+  // and from column W - cols.tail of a row to column cols.head of the next (middle_wrap_offset); both modulo 2^32,
+  // the walk's offsets within a run (which spans fewer than 2^31 elements) being 32-bit.
   int32_t middle_width, middle_step_cols;
   uint32_t middle_step_offset, middle_wrap_offset;
   // The channels walk row by row (float32, position_lanes 1, rows of at least kChannelRowsMinColumns): a lane takes

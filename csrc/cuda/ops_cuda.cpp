@@ -1883,6 +1883,9 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.channel_slices = plan::channel_walk_slices(s.in_channels, x.element_size());
     a.channel_lanes = static_cast<int32_t>(ceil_div(s.in_channels, a.channel_slices));
     a.position_lanes = plan::channel_walk_position_groups(a.channel_lanes);
+    a.position_step_cols = static_cast<int32_t>(a.position_lanes % s.width);
+    a.position_step_offset = a.position_lanes / s.width * x.stride(2) + a.position_step_cols * x.stride(3);
+    a.position_wrap_offset = x.stride(2) - s.width * x.stride(3);
     a.middle_width = static_cast<int32_t>(s.width - cols.head - cols.tail);
     if (a.middle_width > 0) {
       a.middle_step_cols = a.position_lanes % a.middle_width;

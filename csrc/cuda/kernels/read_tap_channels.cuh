@@ -8,33 +8,74 @@
 namespace fusedlse {
 namespace {
 
-// The columns of rows [first_row, first_row + row_count) of one channel (channel_base: its element (0, 0)) that fall to
-// this lane, position_lanes apart (TapSumsArgs::channel_rows: the host takes this walk for float32 at position_lanes 1
-// only; in 16 bits it was 2.3-2.7x slower than the flat walk, tuning.h kChannelRowsMinColumns; with step and
-// position_lane fixed at 1 and 0 here tap_grid_kernel<T, 2, kChannelRowsWalk> spilled 8 bytes on sm_89), kLoads
-// loads at a time: the address and column stepped by constants, no wrap into the next row (the flat walk spent a
-// column's wrap and its address on each element: H200, r04 of the sweep [1, 64, 2048, 2048] float32 channels-last at
-// padding 1, 199 million instructions and 313 us where padding 0's reader took 246; docs/limits.md §81). A row's
-// border columns in the middle ones' trips: loaded apart, without a compare per middle element, r04's read took 273
-// us against 283 so, but two more trips a row, r37's (45 columns) 754 against the flat walk's 305.
-template <typename T, bool kEvictFirst, int kSide>
-__device__ __forceinline__ void row_by_row_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
-                                                int32_t row_count, int position_lane, RunSums<acc_t<T>, kSide>& sums) {
+// The positions [0, row_count * W) of rows first_row... of one channel (channel_base: its element (0, 0)) that fall
+// to this lane, position_lanes apart (the channels walk, TapSumsArgs::channels_walk), kTapUnroll loads in flight. A
+// lane's next position is position_lanes / W rows and position_lanes % W columns on, then at most one wrap into the
+// next row: no division, the address stepped rather than made per load, the steps read from the launch's parameters
+// (TapSumsArgs::position_step_*: registers for the loads).
+template <typename T, bool kEvictFirst, int kSide, bool kRowByRow>
+__device__ __forceinline__ void positions_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
+                                               int32_t row_count, int position_lane,
+                                               RunSums<acc_t<T>, kSide>& sums) {
   using A = acc_t<T>;
   // float64: half the loads, the same bytes in flight as float32's (eight spilled registers under the cap).
   constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;
   const int32_t width = static_cast<int32_t>(a.width), step = a.position_lanes;
-  const int64_t column_step = step * a.stride_w;
+  if constexpr (kRowByRow) {
+    // Columns position_lane, position_lane + step, ... of each row (the host takes this walk for float32 at
+    // position_lanes 1 only: in 16 bits it was 2.3-2.7x slower than the flat walk, tuning.h kChannelRowsMinColumns; but
+    // with step and position_lane fixed at 1 and 0 here tap_grid_kernel<T, 2, kChannelRowsWalk> spilled 8 bytes on
+    // sm_89), kLoads loads at a time: the address and column stepped by constants, no wrap into the next row (the flat
+    // walk below spent a column's wrap and its address on each element: H200, r04 of the sweep [1, 64, 2048, 2048]
+    // float32 channels-last at padding 1, 199 million instructions and 313 us where padding 0's reader took 246;
+    // docs/limits.md §81). A row's border columns in the middle ones' trips: loaded apart, without a compare per middle
+    // element, r04's read took 273 us against 283 so, but two more trips a row, r37's (45 columns) 754 against the flat
+    // walk's 305.
+    const int64_t column_step = step * a.stride_w;
 #pragma unroll 1
-  for (int32_t row = first_row; row < first_row + row_count; ++row) {
-    const T* at = channel_base + row * a.stride_h + position_lane * a.stride_w;
+    for (int32_t row = first_row; row < first_row + row_count; ++row) {
+      const T* at = channel_base + row * a.stride_h + position_lane * a.stride_w;
 #pragma unroll 1
-    for (int32_t col = position_lane; col < width; col += step * kLoads) {
-      load_trip_until<A, kLoads>(
-          [&](int u) { return col + step * u >= width; },
-          [&](int u) { return to_acc(load_once<kEvictFirst>(at + u * column_step)); },
-          [&](int u, const A& value) { sums.add(col + step * u, value); });
-      at += kLoads * column_step;
+      for (int32_t col = position_lane; col < width; col += step * kLoads) {
+        load_trip_until<A, kLoads>(
+            [&](int u) { return col + step * u >= width; },
+            [&](int u) { return to_acc(load_once<kEvictFirst>(at + u * column_step)); },
+            [&](int u, const A& value) { sums.add(col + step * u, value); });
+        at += kLoads * column_step;
+      }
+    }
+  } else {
+    const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
+    const int32_t lead_rows = position_lane / width;
+    int32_t col = position_lane - lead_rows * width;
+    const T* at = channel_base + (first_row + lead_rows) * a.stride_h + col * a.stride_w;
+    // A trip's values into `sums`, the first at column `col`, which it leaves at the next trip's first. (RunSums::add
+    // by selects instead of branches, for borders of 1, let ptxas sink the trip's later loads below the first
+    // values' selects, sm_90 SASS: not kept.)
+    const auto add_trip = [&](uint32_t base, const A (&v)[kLoads]) {
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        if (base + step * u < count) sums.add(col, v[u]);
+        col += a.position_step_cols;
+        if (col >= width) col -= width;
+      }
+    };
+    // Each load steps its column and wraps into the next row, whatever the layout. A second loop for rows without a
+    // gap between them (address a constant step, no wrap: about 11% fewer instructions a trip, sm_90 SASS) was in the
+    // series of docs/limits.md §83-88, where channels-last x at padding 3 read slower than this loop (H100, r37 1.16x,
+    // r38 1.20x, r21 1.11x; §88-89).
+#pragma unroll 1
+    for (uint32_t base = position_lane; base < count; base += static_cast<uint32_t>(step) * kLoads) {
+      A v[kLoads];
+      int32_t load_col = col;
+#pragma unroll
+      for (int u = 0; u < kLoads; ++u) {
+        v[u] = base + step * u < count ? to_acc(load_once<kEvictFirst>(at)) : A(0);
+        at += a.position_step_offset;
+        load_col += a.position_step_cols;
+        if (load_col >= width) load_col -= width, at += a.position_wrap_offset;
+      }
+      add_trip(base, v);
     }
   }
 }
@@ -53,8 +94,9 @@ __device__ __forceinline__ void row_by_row_walk(const T* channel_base, const Tap
 template <typename T, bool kEvictFirst>
 __device__ __forceinline__ acc_t<T> middle_columns_walk(const T* channel_base, const TapSumsArgs& a,
                                                         int32_t first_row, int32_t row_count, int position_lane) {
+  static_assert(sizeof(T) == 2, "2-byte x's walk (channel_run)");
   using A = acc_t<T>;
-  constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 2 : kTapUnroll;  // 8 in flight, 4 of float64's
+  constexpr int kLoads = kTapUnroll;
   const int32_t width = a.middle_width, step = a.position_lanes;
   const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
   const T* run = channel_base + first_row * a.stride_h + a.cols.head * a.stride_w;  // [rows, middle columns]
@@ -110,7 +152,8 @@ template <typename T, bool kEvictFirst, int kSide>
 __device__ __forceinline__ void border_columns_walk(const T* channel_base, const TapSumsArgs& a, int32_t first_row,
                                                     int32_t row_count, int position_lane,
                                                     RunSums<acc_t<T>, kSide>& sums) {
-  constexpr int kLoads = sizeof(T) == 8 ? kTapUnroll / 4 : kTapUnroll / 2;
+  static_assert(sizeof(T) == 2, "2-byte x's walk (channel_run)");
+  constexpr int kLoads = kTapUnroll / 2;
   const int32_t border_cols = a.cols.head + a.cols.tail, step = a.position_lanes;
   const int32_t width = static_cast<int32_t>(a.width);
   const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(border_cols);
@@ -163,8 +206,11 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
   const bool writer = position_lane == 0 && c < a.channels;
   const int64_t plane = b * a.channels + c;
   // The sums of rows [row, row + count) of this lane's channel, added over the position lanes, to f(k, total) in
-  // position lane 0 (every lane takes part in the shuffles). The flat walk's middle rows by their middle and their
-  // border columns apart (middle_columns_walk), its border rows and the walk row by row position by position.
+  // position lane 0 (every lane takes part in the shuffles). 2-byte x's flat walk by each row's middle columns and
+  // its border columns apart (middle_columns_walk, border_columns_walk); 4- and 8-byte x's by every column through
+  // RunSums::add (positions_walk): the walk apart was 1.16-1.17x slower on float64 r55 [177, 33, 466, 25] and
+  // 0.98-1.03x on float32 r20 [16, 197, 186, 20], where it made bfloat16 and float16 forwards 0.68-0.91x (r21, r37,
+  // r38; H100, docs/limits.md §120).
   const auto walk_rows = [&](int32_t row, int32_t count, auto&& f) {
     RunSums<A, kSide> sums;
     sums.lane_sums = warp_border_sums + lane;
@@ -175,8 +221,8 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
       for (int k = 0; k < border_cols; ++k) sums.lane_sums[32 * k] = 0;
     }
     if (active) {
-      if constexpr (kRowByRow) {
-        row_by_row_walk<T, kEvictFirst, kSide>(channel_base, a, row, count, position_lane, sums);
+      if constexpr (kRowByRow || sizeof(T) > 2) {
+        positions_walk<T, kEvictFirst, kSide, kRowByRow>(channel_base, a, row, count, position_lane, sums);
       } else {
         if (a.middle_width > 0) {
           sums.middle += middle_columns_walk<T, kEvictFirst>(channel_base, a, row, count, position_lane);
