@@ -239,27 +239,23 @@ __device__ __forceinline__ void channel_run(const TapSumsArgs& a, int64_t unit, 
       f(k, value);
     });
   };
-  // The run's partials ([1 + border columns]) and the plane's cells, addressed where they are stored, after the walks:
-  // registers for the loads.
-  const auto run_partials = [&] {
-    return static_cast<A*>(a.partials) + (plane * a.chunks + chunk) * (1 + border_cols);
-  };
+  A* part = static_cast<A*>(a.partials) + (plane * a.chunks + chunk) * (1 + border_cols);  // [1 + border columns]
   if (middle_first >= middle_end && writer) {
-    for (int k = 0; k <= border_cols; ++k) run_partials()[k] = A(0);  // no middle rows in this run
+    for (int k = 0; k <= border_cols; ++k) part[k] = A(0);  // no middle rows in this run
   }
+  A* cells = plane_cells<A>(a, plane);
   // The middle rows in one walk, each border row in one of its own: one call of the walk (two took registers that
   // float64's spilled).
   for (int32_t i = first_row; i < end_row;) {
     const bool middle = i >= middle_first && i < middle_end;
     const int32_t rows = middle ? middle_end - i : 1;
+    A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;  // a border row's cells
     walk_rows(i, rows, [&](int k, A total) {
       if (!writer) return;
       if (middle) {
-        run_partials()[k] = total;
+        part[k] = total;
       } else if (k > 0 || middle_col) {
-        // a border row's cells
-        plane_cells<A>(a, plane)[segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments +
-                                 partial_column_segment(k, a.cols, middle_col)] = total;
+        row_cells[partial_column_segment(k, a.cols, middle_col)] = total;
       }
     });
     i += rows;
