@@ -1555,8 +1555,8 @@ TapPath tap_path_of_sums(const at::Tensor& x, const ForwardShape& s) {
     TapPath channels{true,
                      "the tap kernels' channels walk: a warp per run of rows of up to 32 neighbouring channels, a lane "
                      "per channel (several positions at once where C is under 16; row by row in float32 where a lane "
-                     "takes one channel of rows of 64 or more, else flat: its middle rows' middle columns walked "
-                     "apart from their border columns), then each tap's sum of the pieces it keeps",
+                     "takes one channel of rows of 64 or more, else flat; in 2-byte x each row's middle columns "
+                     "walked apart from its border columns), then each tap's sum of the pieces it keeps",
                      *rows, *cols};
     channels.channels = true;
     channels.channel_rows = plan::channel_walk_by_rows(s.in_channels, s.width, x.element_size());
