@@ -96,7 +96,9 @@ __device__ __forceinline__ acc_t<T> middle_columns_walk(const T* channel_base, c
                                                         int32_t first_row, int32_t row_count, int position_lane) {
   static_assert(sizeof(T) == 2, "2-byte x's walk (channel_run)");
   using A = acc_t<T>;
-  constexpr int kLoads = kTapUnroll;
+  // 16 loads in flight a lane (1 KiB a warp, as float32's 8 and float64's 4 elsewhere): the trips within a row at
+  // once, the wrapping ones 8 at a time (s106, not yet run on a GPU: docs/limits.md §120).
+  constexpr int kLoads = 2 * kTapUnroll;
   const int32_t width = a.middle_width, step = a.position_lanes;
   const uint32_t count = static_cast<uint32_t>(row_count) * static_cast<uint32_t>(width);
   const T* run = channel_base + first_row * a.stride_h + a.cols.head * a.stride_w;  // [rows, middle columns]
