@@ -1295,8 +1295,8 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
     """The tap reader's staged walk (rows that are not whole 16-byte vectors, W > 1, a row's span within a warp's
     stage): rows narrower than half a warp (several rows at once), wider than a warp (a lane's columns 32 apart),
     pieces of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in
-    registers and in shared memory (before the stages), border rows (1 to 3 a side) taken from the stage with the
-    middle ones; the sums as the CPU backend's, the output as the model's, and the same without the sums. Staged
+    registers and in shared memory (before the stages), border rows (1 to 6 a side, in groups of any count) taken
+    from the stage with the middle ones, planes of border rows or border columns alone; the sums as the CPU backend's, the output as the model's, and the same without the sums. Staged
     whatever the rule (planning.forced_tap_stage): it sends rows past 1.5 KiB to the span walk."""
     from fusedlse_cuda.planning import forced_tap_stage
 
@@ -1307,6 +1307,10 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
         ((4, 3, 64, 13, 5, 5, 5), "offset", 3),
         ((3, 2, 40, 301, 7, 5, 5), "contiguous", 2),
         ((5, 4, 33, 10, 6, 3, 3), "sliced", 1),
+        ((4, 3, 40, 23, 5, 9, 7), "contiguous", 6),  # 12 border rows and 12 border columns
+        ((3, 2, 30, 4, 5, 3, 3), "contiguous", 2),  # every column a border one
+        ((5, 4, 6, 37, 6, 7, 3), "offset", 3),  # every row a border one
+        ((2, 3, 50, 70, 4, 5, 7), "sliced", 3),  # 3 border rows a side, 70 columns
     ]
     with forced_tap_stage(True):
         for case, (shape, layout, padding) in enumerate(cases):

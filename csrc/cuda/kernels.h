@@ -269,10 +269,15 @@ struct TapSumsArgs {
   // Above 0 (shares only): tap_combine_kernel stages each plane's channel's weight in shared memory, column n's taps
   // at n * weight_pitch (odd: a warp's columns in distinct banks), the first plane's before its wait for the reader.
   int32_t weight_pitch;
-  // Shares only: C_out / groups, and C and C / groups as divisors (the combine's plane -> channel -> group, where
-  // B * C < 2^31).
+  // Shares only: C_out / groups, and C / groups as a divisor (the combine's plane -> channel -> group, where B * C <
+  // 2^31). channel_divisor divides by C where B * C < 2^31 (the combine's plane -> channel, every rows walk's unit's
+  // plane -> batch).
   int64_t group_columns;
   FastDivisor channel_divisor, group_divisor;
+  // The rows walks' units (B * C * chunks of them) below 2^31: a unit's plane and chunk by chunk_divisor, its batch
+  // and channel by channel_divisor (kernels/read_tap_rows.cuh tap_run).
+  bool unit_divisions;
+  FastDivisor chunk_divisor;
   // Above 0 where the combine goes by groups of lanes (ops_cuda.cpp tap_combine_by_lane_groups: no shares, and the
   // cells asked or fewer than 32 lanes a plane by plan::tap_combine_lanes): the middle row's cells into `grid`, then
   // the taps where `sums` is set, by groups of group_lanes lanes a plane (a power of two, at most 32:

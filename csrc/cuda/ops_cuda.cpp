@@ -1963,10 +1963,12 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     a.c_out = s.out_channels;
     a.group_columns = s.out_channels / s.conv.groups;
     if (planes < (int64_t{1} << 31)) {
-      a.channel_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels));
       a.group_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels / s.conv.groups));
     }
   }
+  if (planes < (int64_t{1} << 31)) a.channel_divisor = fast_divisor(static_cast<uint32_t>(s.in_channels));
+  a.unit_divisions = !a.channels_walk && planes * a.chunks < (int64_t{1} << 31);
+  if (a.unit_divisions) a.chunk_divisor = fast_divisor(static_cast<uint32_t>(a.chunks));
   a.read_blocks = ceil_div(runs_of_all_rows * a.chunks, kWarpsPerBlock);
   const plan::DeviceProps& props = device_props(device);
   if (tap_combine_by_lane_groups(x, s, weight != nullptr, cells != nullptr)) {

@@ -560,6 +560,9 @@ constexpr int kTapBlocksPerSm = 4;
 // tap_grid_kernel<bfloat16, 0 or 1 or 2, kRowsWalk> (sm_90); float64 keeps a row at a time with its eight loads, as
 // two rows of four spilled <double, 0 and 2, kRowsWalk>.
 template <typename T> constexpr int kBorderRowsAtOnce = sizeof(T) == 8 ? 1 : 2;
+// The staged walk's border rows of a piece at a time (kernels/read_tap_rows.cuh staged_border_rows), where a piece
+// has more than 2 (2 at a time where it has 1 or 2); float64's 4 (registers).
+template <typename T> constexpr int kStagedBorderRows = sizeof(T) == 8 ? 2 : 4;
 // The rows walk's stage (kernels/read_tap_rows.cuh staged_walk, for rows that are not whole 16-byte vectors): at most
 // this many bytes of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the
 // multiprocessor's shared memory or a block's 48 KiB without opting in (the sm_89 RTX 4090's 100 KiB: 3 KiB a warp); no

@@ -178,14 +178,58 @@ __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSum
   return false;
 }
 
+// Border rows k0 .. k0 + kRows - 1 of a piece in the warp's stage (`piece_stage`: the piece's first row; fewer where
+// border.count ends first, the last one's loads repeated in the slots past it), into the plane's `cells`: lanes take
+// the columns 32 apart, every row's element of a column at once; a middle column's into its row's sum, a border
+// column's stored as its cell where it lies; then the rows' sums over the warp at once (warp_sums), row r's by lane
+// r. A row at a time (its middle by the warp in trips of loads, a warp_sum, a store by lane 0, border column k's by
+// lane k) took 82 warp instructions a border row, a third of the reader's on r16 of the sweep at padding 3 (H100
+// SASS counts, docs/limits.md §119).
+template <typename T, int kRows>
+__device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T* piece_stage, int32_t piece,
+                                                   const BorderRows& border, int32_t k0, int lane, acc_t<T>* cells) {
+  using A = acc_t<T>;
+  const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
+  const int32_t height = static_cast<int32_t>(a.height), middle_end = width - a.cols.tail;
+  const bool middle_col = middle_end > a.cols.head;
+  const T* row[kRows];
+  A middle[kRows];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    row[r] = piece_stage + (border.row(min(k0 + r, border.count - 1)) - piece) * stride;
+    middle[r] = A(0);
+  }
+#pragma unroll 1
+  for (int32_t col = lane; col < width; col += 32) {
+    T v[kRows];
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) v[r] = row[r][col];
+    if (col >= a.cols.head && col < middle_end) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) middle[r] += to_acc(v[r]);
+    } else {
+      // Border column k (the first cols.head, then the last cols.tail) is cell partial_column_segment(1 + k).
+      const int32_t segment = col < a.cols.head ? col : col - middle_end + a.cols.head + (middle_col ? 1 : 0);
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (k0 + r >= border.count) break;
+        cells[segment_of<int32_t>(a.rows, border.row(k0 + r), height) * a.cols.segments + segment] = to_acc(v[r]);
+      }
+    }
+  }
+  const A total = warp_sums(middle, lane);
+  if (middle_col && lane < kRows && k0 + lane < border.count) {
+    cells[segment_of<int32_t>(a.rows, border.row(k0 + lane), height) * a.cols.segments + a.cols.head] = total;
+  }
+}
+
 // A run's rows [first_row, end_row) of a plane through the warp's stage in shared memory (TapSumsArgs::stage_rows;
 // rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded as the span walk loads it (16-byte
 // loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the few elements outside whole vectors
 // a lane each) and stored as it lies. Then from the stage: each lane adds its column of the piece's middle rows, 32
 // columns apart (rows under 16 elements: 32 / W rows at once, a column a lane), and its column's sum into RunSums once
 // a piece; and each of the piece's border rows (those before rows.head, then those from H - rows.tail on, as tap_run
-// counts them) gets its cells, the middle columns' sum by the warp (lanes in turn, then warp_sum) and border column k
-// by lane k. The span walk sends every vector that straddles a row's end or a border column through RunSums::add
+// counts them) gets its cells, several rows at a time (staged_border_rows). The span walk sends every vector that straddles a row's end or a border column through RunSums::add
 // element by element, a compare chain each, and a warp pays that path on nearly every trip: here an element is a
 // shared load and an add whatever W. The border rows come with the middle ones' loads, not a round trip to memory
 // each after them (tap_run's path for the other walks).
@@ -252,22 +296,16 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
         sums.add(col, column);
       }
     }
-    // The piece's border rows: the middle columns' sum by the warp, lanes in turn.
+    // The piece's border rows, a few at a time (staged_border_rows): 2 where there are no more, else
+    // kStagedBorderRows<T>.
     const BorderRows border = border_rows_of(a, height, piece, piece_end);
-    const int32_t middle_col_end = width - a.cols.tail;
-    for (int32_t k = 0; k < border.count; ++k) {
-      const int32_t i = border.row(k);
-      const T* row = stage + lead + (i - piece) * stride;
-      A middle = 0;
-#pragma unroll 1
-      for (int32_t c0 = a.cols.head + lane; c0 < middle_col_end; c0 += 32 * kTapStageLoads) {
-        load_trip_until<T, kTapStageLoads>([&](int u) { return c0 + 32 * u >= middle_col_end; },
-                                           [&](int u) { return row[c0 + 32 * u]; },
-                                           [&](int, T value) { middle += to_acc(value); });
+    const T* piece_stage = stage + lead;  // the piece's row i - piece at (i - piece) * stride
+    if (border.count <= 2) {
+      if (border.count > 0) staged_border_rows<T, 2>(a, piece_stage, piece, border, 0, lane, cells);
+    } else {
+      for (int32_t k0 = 0; k0 < border.count; k0 += kStagedBorderRows<T>) {
+        staged_border_rows<T, kStagedBorderRows<T>>(a, piece_stage, piece, border, k0, lane, cells);
       }
-      middle = warp_sum(middle);
-      const A own = lane < a.cols.head + a.cols.tail ? to_acc(row[border_column(a.cols, width, lane)]) : A(0);
-      store_border_row_cells(a, cells, i, lane, middle_col_end > a.cols.head, middle, own);
     }
     __syncwarp();  // the next piece rewrites the stage
   }
@@ -404,10 +442,24 @@ template <typename T, bool kEvictFirst, int kSide, bool kStaged, bool kBySpan>
 __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums,
                                         T* warp_stage) {
   using A = acc_t<T>;
-  const int64_t plane = unit / a.chunks;
-  const int32_t chunk = static_cast<int32_t>(unit - plane * a.chunks);
-  const int64_t b = plane / a.channels, c = plane - b * a.channels;
-  const T* base = static_cast<const T*>(a.x) + b * a.stride_b + c * a.stride_c;  // [H, W], rows contiguous
+  // The run's plane and chunk, and the plane's batch and channel: by multiply-and-shift divisions where the units
+  // allow (TapSumsArgs::unit_divisions): two 32-bit divisions took 7.7% of the reader's instructions on r16 of the
+  // sweep at padding 3 (H100 SASS counts, docs/limits.md §119).
+  int64_t plane;
+  int32_t chunk;
+  const T* base = static_cast<const T*>(a.x);  // then the plane's [H, W], rows contiguous
+  if (a.unit_divisions) {
+    const uint32_t run = static_cast<uint32_t>(unit), plane32 = divide(run, a.chunk_divisor);
+    const uint32_t b32 = divide(plane32, a.channel_divisor);
+    chunk = static_cast<int32_t>(run - plane32 * static_cast<uint32_t>(a.chunks));
+    plane = plane32;
+    base += b32 * a.stride_b + (plane32 - b32 * static_cast<uint32_t>(a.channels)) * a.stride_c;
+  } else {
+    plane = unit / a.chunks;
+    chunk = static_cast<int32_t>(unit - plane * a.chunks);
+    const int64_t b = plane / a.channels;
+    base += b * a.stride_b + (plane - b * a.channels) * a.stride_c;
+  }
   const int32_t height = static_cast<int32_t>(a.height), width = static_cast<int32_t>(a.width);
   const int32_t first_row = chunk * static_cast<int32_t>(a.chunk_rows);
   const int32_t end_row = min(first_row + static_cast<int32_t>(a.chunk_rows), height);
@@ -448,7 +500,7 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   if constexpr (kStaged) return;  // its border rows came from the stage
   // The run's border rows, each a row of the grid's cells: a row's middle columns by border_rows_middle, its border
   // column k by lane k. The partials are stored first: the border rows then have the registers of `sums`. The plane's
-  // cells, border_column, border_rows_of and store_border_row_cells written out: through them ptxas computed the
+  // cells, border_column, border_rows_of and the cells' stores written out: through them ptxas computed the
   // cells' offset before the partials' stores, and tap_grid_kernel<double, 0, kRowsWalk> spilled 8 bytes on sm_90.
   const int32_t own_col = lane < a.cols.head ? lane : width - a.cols.tail + (lane - a.cols.head);
   const bool middle_col = width - a.cols.tail > a.cols.head;

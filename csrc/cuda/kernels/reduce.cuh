@@ -16,6 +16,29 @@ template <typename A, int kLanes = 32> __device__ __forceinline__ A group_sum(A 
 }
 template <typename A> __device__ __forceinline__ A warp_sum(A v) { return group_sum<A, 32>(v); }
 
+// The warp's sums of kValues values a lane at once (a power of two, at most 32): lane l returns the total of
+// values[l % kValues] (`values` is overwritten). At each of the first log2(kValues) steps a lane keeps half of the
+// values it still holds and sends the other half to the lane across that bit, which keeps that half: kValues - 1
+// shuffles, then log2(32 / kValues) more across the lanes that hold the same value, where a warp_sum each takes 5 a
+// value. The same tree every run; the whole warp must take part.
+template <typename A, int kValues>
+__device__ __forceinline__ A warp_sums(A (&values)[kValues], int lane) {
+  static_assert(kValues >= 1 && kValues <= 32 && (kValues & (kValues - 1)) == 0, "a power of two, at most 32");
+#pragma unroll
+  for (int half = kValues / 2; half > 0; half /= 2) {
+    const bool upper = (lane & half) != 0;
+#pragma unroll
+    for (int i = 0; i < half; ++i) {
+      const A send = upper ? values[i] : values[i + half];
+      const A keep = upper ? values[i + half] : values[i];
+      values[i] = keep + __shfl_xor_sync(0xffffffffu, send, half);
+    }
+  }
+#pragma unroll
+  for (int offset = kValues; offset < 32; offset *= 2) values[0] += __shfl_xor_sync(0xffffffffu, values[0], offset);
+  return values[0];
+}
+
 // Logsumexp, online.
 // torch.logsumexp's semantics: NaN if any value is NaN, else +inf if any is +inf, -inf if all are -inf.
 // max_value is the max of the values pushed, or, for double, a reference at most 64 below it (lse_push_all).

@@ -145,15 +145,5 @@ __device__ __forceinline__ int32_t border_column(const TapCutGeometry& cols, int
   return lane < cols.head ? lane : width - cols.tail + (lane - cols.head);
 }
 
-// Border row i's cells into the plane's `cells`: its middle columns' sum (lane 0's `middle`, where `middle_col`:
-// W - cols.tail > cols.head) and border column k's element (lane k's `own`, at border_column).
-template <typename A>
-__device__ __forceinline__ void store_border_row_cells(const TapSumsArgs& a, A* cells, int32_t i, int lane,
-                                                       bool middle_col, A middle, A own) {
-  A* row_cells = cells + segment_of<int64_t>(a.rows, i, a.height) * a.cols.segments;
-  if (lane == 0 && middle_col) row_cells[a.cols.head] = middle;
-  if (lane < a.cols.head + a.cols.tail) row_cells[partial_column_segment(1 + lane, a.cols, middle_col)] = own;
-}
-
 }  // namespace
 }  // namespace fusedlse
