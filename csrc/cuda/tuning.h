@@ -561,7 +561,9 @@ constexpr int kTapBlocksPerSm = 4;
 // two rows of four spilled <double, 0 and 2, kRowsWalk>.
 template <typename T> constexpr int kBorderRowsAtOnce = sizeof(T) == 8 ? 1 : 2;
 // The staged walk's border rows of a piece at a time (kernels/read_tap_rows.cuh staged_border_rows), where a piece
-// has more than 2 (2 at a time where it has 1 or 2); float64's 4 (registers).
+// has more than 2 (2 at a time where it has 1 or 2). Registers: 8 (float64 4) spilled 88-168 bytes in every staged
+// instance on sm_89 and sm_90 (ptxas 13.0). With 4, r16 of the sweep at padding 2 / 3 took 0.936 / 0.948 of the
+// forward's time a row at a time (H100, docs/limits.md §121).
 template <typename T> constexpr int kStagedBorderRows = sizeof(T) == 8 ? 2 : 4;
 // The rows walk's stage (kernels/read_tap_rows.cuh staged_walk, for rows that are not whole 16-byte vectors): at most
 // this many bytes of shared memory a warp, less where kTapBlocksPerSm blocks of stages would not fit the

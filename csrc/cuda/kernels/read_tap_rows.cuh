@@ -184,7 +184,8 @@ __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSum
 // column's stored as its cell where it lies; then the rows' sums over the warp at once (warp_sums), row r's by lane
 // r. A row at a time (its middle by the warp in trips of loads, a warp_sum, a store by lane 0, border column k's by
 // lane k) took 82 warp instructions a border row, a third of the reader's on r16 of the sweep at padding 3 (H100
-// SASS counts, docs/limits.md §119).
+// SASS counts, docs/limits.md §119); so, r16's forward at padding 1 / 2 / 3 0.977 / 0.936 / 0.948 of that, r10's
+// 0.956-0.977 (H100, §121).
 template <typename T, int kRows>
 __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T* piece_stage, int32_t piece,
                                                    const BorderRows& border, int32_t k0, int lane, acc_t<T>* cells) {
