@@ -1293,11 +1293,12 @@ def test_tap_reader_reads_views_of_any_strides(dtype, view):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
     """The tap reader's staged walk (rows that are not whole 16-byte vectors, W > 1, a row's span within a warp's
-    stage): rows narrower than half a warp (several rows at once), wider than a warp (a lane's columns 32 apart),
-    pieces of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in
-    registers and in shared memory (before the stages), border rows (1 to 6 a side, in groups of any count) taken
-    from the stage with the middle ones, planes of border rows or border columns alone; the sums as the CPU backend's, the output as the model's, and the same without the sums. Staged
-    whatever the rule (planning.forced_tap_stage): it sends rows past 1.5 KiB to the span walk."""
+    stage): rows narrower than half a warp (several rows at once), wider than a warp (a lane's columns 32 apart), pieces
+    of many rows and of one, gaps of NaN between rows (which no sum may take), planes off 16 bytes, borders in registers
+    and in shared memory (before the stages), border rows (1 to 6 a side, in groups of any count) taken from the stage
+    with the middle ones, planes of border rows or border columns alone; the sums as the CPU backend's, the output as
+    the model's, and the same without the sums. Staged whatever the rule (planning.forced_tap_stage): it sends rows past
+    1.5 KiB to the span walk."""
     from fusedlse_cuda.planning import forced_tap_stage
 
     cases = [

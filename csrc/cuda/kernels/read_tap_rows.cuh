@@ -224,16 +224,16 @@ __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T
   }
 }
 
-// A run's rows [first_row, end_row) of a plane through the warp's stage in shared memory (TapSumsArgs::stage_rows;
-// rows that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded as the span walk loads it (16-byte
-// loads of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the few elements outside whole vectors
-// a lane each) and stored as it lies. Then from the stage: each lane adds its column of the piece's middle rows, 32
-// columns apart (rows under 16 elements: 32 / W rows at once, a column a lane), and its column's sum into RunSums once
-// a piece; and each of the piece's border rows (those before rows.head, then those from H - rows.tail on, as tap_run
-// counts them) gets its cells, several rows at a time (staged_border_rows). The span walk sends every vector that straddles a row's end or a border column through RunSums::add
-// element by element, a compare chain each, and a warp pays that path on nearly every trip: here an element is a
-// shared load and an add whatever W. The border rows come with the middle ones' loads, not a round trip to memory
-// each after them (tap_run's path for the other walks).
+// A run's rows [first_row, end_row) of a plane through the warp's stage in shared memory (TapSumsArgs::stage_rows; rows
+// that are not whole 16-byte vectors): pieces of stage_rows rows, each loaded as the span walk loads it (16-byte loads
+// of the memory it spans, gaps and all, kTapVectorLoads in flight a lane, the few elements outside whole vectors a lane
+// each) and stored as it lies. Then from the stage: each lane adds its column of the piece's middle rows, 32 columns
+// apart (rows under 16 elements: 32 / W rows at once, a column a lane), and its column's sum into RunSums once a piece;
+// and each of the piece's border rows (those before rows.head, then those from H - rows.tail on, as tap_run counts
+// them) gets its cells, several rows at a time (staged_border_rows). The span walk sends every vector that straddles a
+// row's end or a border column through RunSums::add element by element, a compare chain each, and a warp pays that path
+// on nearly every trip: here an element is a shared load and an add whatever W. The border rows come with the middle
+// ones' loads, not a round trip to memory each after them (tap_run's path for the other walks).
 template <typename T, bool kEvictFirst, int kSide>
 __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
                                             int32_t end_row, int lane, T* stage, RunSums<acc_t<T>, kSide>& sums,
@@ -350,16 +350,17 @@ __device__ __forceinline__ void element_walk(const T* plane_base, const TapSumsA
   }
 }
 
-// Columns [first[r], end[r]) of kRows border rows (tap_run: their middle columns, or pieces of one row's), each
-// row's summed by the warp, the rows' loads in flight together: a warp whose plane is all border rows waited on a
-// round trip a row (r33 [7000, 40, 6, 168] bfloat16 at padding 3: its tap_grid_kernel took 0.61 ms a row at a time
-// where main's took 0.50, H200 Nsight Compute, docs/limits.md §90). 2- and 4-byte x by 16-byte loads of the vectors
-// the columns touch, a vector of each row a trip, each element kept by a compare (a vector's other elements lie in
-// the same 16 bytes as a kept one: no line DRAM would not fetch anyway); a scalar load per element took most of r33's
-// 949 warp instructions a plane at padding 1 (§82). float64 a load per element, eight in flight in all (two were slower on r51, [46, 39, 14, 46] at padding 1:
-// 7.4 us against 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0, kRowsWalk> on sm_90). The loads go
-// through the read-only cache, not streaming (__ldcs): a border row shares its first and last lines with the rows
-// beside it, which the same warp reads next (with streaming vectors r33 at padding 3 read 1.15x slower, H100, §88).
+// Columns [first[r], end[r]) of kRows border rows (tap_run: their middle columns, or pieces of one row's), each row's
+// summed by the warp, the rows' loads in flight together: a warp whose plane is all border rows waited on a round trip
+// a row (r33 [7000, 40, 6, 168] bfloat16 at padding 3: its tap_grid_kernel took 0.61 ms a row at a time where main's
+// took 0.50, H200 Nsight Compute, docs/limits.md §90). 2- and 4-byte x by 16-byte loads of the vectors the columns
+// touch, a vector of each row a trip, each element kept by a compare (a vector's other elements lie in the same 16
+// bytes as a kept one: no line DRAM would not fetch anyway); a scalar load per element took most of r33's 949 warp
+// instructions a plane at padding 1 (§82). float64 a load per element, eight in flight in all (two were slower on r51,
+// [46, 39, 14, 46] at padding 1: 7.4 us against 5.7, §85; its vectors of two spilled tap_grid_kernel<double, 0,
+// kRowsWalk> on sm_90). The loads go through the read-only cache, not streaming (__ldcs): a border row shares its first
+// and last lines with the rows beside it, which the same warp reads next (with streaming vectors r33 at padding 3 read
+// 1.15x slower, H100, §88).
 template <typename T, int kRows>
 __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows], const uint32_t (&first)[kRows],
                                                    const uint32_t (&end)[kRows], int lane, acc_t<T> (&middle)[kRows]) {
