@@ -1,11 +1,11 @@
 #!/bin/bash
 # Tree $B against $A (default main) on the tap reader: both built in parallel for $ARCHS (build_pair.sh), then
-# tap_reader_ab.py in each in turn, twice, $AB_S s (25) a run; a summary line a pair (each tree's least forward, µs,
-# B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B until then
-# (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118. TAP_SUMS
-# (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120).
+# tap_reader_ab.py in each in turn, $ROUNDS times (2), $AB_S s (25) a run; a summary line a pair (each tree's least
+# forward, µs, B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B
+# until then (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
+# TAP_SUMS (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120).
 A=${A:-main}; B=${B:?B=<the tree>}; PAIR="$A $B"; source .devrun/build_pair.sh
-for round in 1 2; do
+for round in $(seq 1 ${ROUNDS:-2}); do
   for W in $PAIR; do
     (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:bench timeout $(( ${AB_S:-25} + 20 )) python3 \
       $ROOT/.devrun/tap_reader_ab.py $OUT/tr_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
