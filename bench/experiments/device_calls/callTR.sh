@@ -3,26 +3,27 @@
 # tap_reader_ab.py in each in turn, $ROUNDS times (2), $AB_S s (25) a run; a summary line a pair (each tree's least
 # forward, µs, B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B
 # until then (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
-# TAP_SUMS (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120).
+# TAP_SUMS (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120). AB_SCRIPT runs another
+# A/B script of that form (its rows' times compared by AB_KEY, "rule"): shares_weight_ab.py with AB_KEY=shares (§121).
 A=${A:-main}; B=${B:?B=<the tree>}; PAIR="$A $B"; source .devrun/build_pair.sh
 for round in $(seq 1 ${ROUNDS:-2}); do
   for W in $PAIR; do
     (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:bench timeout $(( ${AB_S:-25} + 20 )) python3 \
-      $ROOT/.devrun/tap_reader_ab.py $OUT/tr_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
+      $ROOT/.devrun/${AB_SCRIPT:-tap_reader_ab.py} $OUT/tr_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
     echo "tap_reader_ab $W round $round rc=$? $(( $(date +%s) - T0 ))s"
   done
 done
 tail -3 $OUT/err.log
-python3 - $OUT $A $B <<'PY'
+python3 - $OUT $A $B ${AB_KEY:-rule} <<'PY'
 import glob, json, math, sys
-out, a_tree, b_tree = sys.argv[1:4]
+out, a_tree, b_tree, key_us = sys.argv[1:5]
 best = {}
 for w in (a_tree, b_tree):
     for path in glob.glob(f"{out}/tr_{w}_*.jsonl"):
         for line in open(path):
             r = json.loads(line)
             key = (r["name"], r["padding"])
-            us, p0 = r["us"]["rule"], r["us"]["p0"]
+            us, p0 = r["us"][key_us], r["us"]["p0"]
             old = best.get((key, w), (math.inf, math.inf))
             best[(key, w)] = (min(old[0], us), min(old[1], p0))
 ratios = []
