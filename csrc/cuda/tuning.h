@@ -549,10 +549,6 @@ constexpr int64_t kTapRunFixedBytes = 8192;
 // loads, 98 registers held it to 2 blocks: 78% of DRAM's throughput under Nsight Compute where the plane-lanes
 // reader, at 4 blocks, reached 92% (H200 headline padding 1, docs/limits.md §30).
 constexpr int kTapVectorLoads = 4;
-// The staged walk's shared-memory loads in flight per lane along a border row of a piece (kernels/read_tap_rows.cuh
-// staged_walk), issued before their adds. Down a column of the middle rows the same trips were slower than a plain
-// loop (docs/limits.md §85); along border rows not measured apart.
-constexpr int kTapStageLoads = 4;
 constexpr int kTapBlocksPerSm = 4;
 // The rows walk's border rows whose loads are in flight together (kernels/read_tap_rows.cuh tap_run): r33 [7000, 40,
 // 6, 168] bfloat16 at padding 3, six border rows a plane, waited on a round trip a row (docs/limits.md §90). Two at

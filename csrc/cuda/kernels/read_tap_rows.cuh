@@ -287,9 +287,8 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
       const int32_t step = row_lanes * stride;
 #pragma unroll 1
       for (int32_t col = lane - lane_row * width; col < width; col += 32) {
-        // A plain loop, unrolled by 4. Trips of kTapStageLoads shared loads issued before their adds (load_trip)
-        // were slower: H200, padding 1, r57 152 -> 206 us, r29 92 -> 113, r49 61 -> 73, r48 101 -> 112
-        // (docs/limits.md §85).
+        // A plain loop, unrolled by 4. Trips of 4 shared loads issued before their adds (load_trip) were slower: H200,
+        // padding 1, r57 152 -> 206 us, r29 92 -> 113, r49 61 -> 73, r48 101 -> 112 (docs/limits.md §85).
         A column = 0;
         const T* element = stage + lead + (middle_first - piece + lane_row) * stride + col;
 #pragma unroll 4
