@@ -5,21 +5,29 @@
 # until then (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
 # TAP_SUMS (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120). AB_SCRIPT runs another
 # A/B script of that form (its rows' times compared by AB_KEY, "rule"): shares_weight_ab.py with AB_KEY=shares (§121).
-A=${A:-main}; B=${B:?B=<the tree>}; PAIR="$A $B"; source .devrun/build_pair.sh
+# ALSO_BUILD names more trees to build beside the pair; BUILT=1 skips the build (an earlier callTR.sh built them), and
+# AB_TAG ("tr") prefixes the JSON files, so two A/Bs of one call keep theirs apart (callTR2.sh, §122).
+A=${A:-main}; B=${B:?B=<the tree>}; TAG=${AB_TAG:-tr}
+if [ -n "${BUILT:-}" ]; then
+  T0=$(date +%s); ROOT=$(pwd)
+else
+  PAIR="$A $B ${ALSO_BUILD:-}"; source .devrun/build_pair.sh
+fi
+PAIR="$A $B"
 for round in $(seq 1 ${ROUNDS:-2}); do
   for W in $PAIR; do
     (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:bench timeout $(( ${AB_S:-25} + 20 )) python3 \
-      $ROOT/.devrun/${AB_SCRIPT:-tap_reader_ab.py} $OUT/tr_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
-    echo "tap_reader_ab $W round $round rc=$? $(( $(date +%s) - T0 ))s"
+      $ROOT/.devrun/${AB_SCRIPT:-tap_reader_ab.py} $OUT/${TAG}_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
+    echo "${AB_SCRIPT:-tap_reader_ab.py} $W round $round rc=$? $(( $(date +%s) - T0 ))s"
   done
 done
 tail -3 $OUT/err.log
-python3 - $OUT $A $B ${AB_KEY:-rule} <<'PY'
+python3 - $OUT $A $B ${AB_KEY:-rule} $TAG <<'PY'
 import glob, json, math, sys
-out, a_tree, b_tree, key_us = sys.argv[1:5]
+out, a_tree, b_tree, key_us, tag = sys.argv[1:6]
 best = {}
 for w in (a_tree, b_tree):
-    for path in glob.glob(f"{out}/tr_{w}_*.jsonl"):
+    for path in glob.glob(f"{out}/{tag}_{w}_*.jsonl"):
         for line in open(path):
             r = json.loads(line)
             key = (r["name"], r["padding"])
