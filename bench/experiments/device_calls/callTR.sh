@@ -17,7 +17,8 @@ PAIR="$A $B"
 for round in $(seq 1 ${ROUNDS:-2}); do
   for W in $PAIR; do
     (cd $ROOT/.devrun/trees/$W && PYTHONPATH=python:bench timeout $(( ${AB_S:-25} + 20 )) python3 \
-      $ROOT/.devrun/${AB_SCRIPT:-tap_reader_ab.py} $OUT/${TAG}_${W}_$round.jsonl ${AB_S:-25} > /dev/null 2>> $OUT/err.log)
+      $ROOT/.devrun/${AB_SCRIPT:-tap_reader_ab.py} $OUT/${TAG}_${W}_$round.jsonl ${AB_S:-25} \
+      > /dev/null 2>> $OUT/err.log)
     echo "${AB_SCRIPT:-tap_reader_ab.py} $W round $round rc=$? $(( $(date +%s) - T0 ))s"
   done
 done

@@ -6,7 +6,7 @@ padding):
 
     python staged_lse_ab.py OUT.jsonl [SECONDS]     # in a built tree's root (PYTHONPATH=python:bench)
 
-Run it in callTR.sh's loop (AB_SCRIPT=staged_lse_ab.py AB_KEY=lse) and compare "lse" with "no_lse"."""
+callLSE.sh runs it in one built tree (its three ways in the same build) before that tree's suite (§122)."""
 import json
 import sys
 import time
