@@ -1,19 +1,21 @@
 """s111's staged small-plane kernel that ends each batch itself (SmallPlaneTapArgs::lse) against the small-plane
 path's sums and separate GEMM, on one machine: every problem of the public sweep at padding 1..3 where that kernel
-can run (forced on, explain's gemm strategy "staged_lse"), timed forced on ("lse"), forced off ("no_lse") and by the
-rule beside the padding-0 forward, each forward checked against the float64 shortcut. One JSON line a (problem,
-padding):
+can run (forced on with the GEMM over x's elements forced off, which comes first: explain's gemm strategy
+"staged_lse"), timed so forced ("lse"), with the kernel forced off ("no_lse": the element GEMM where its rule says)
+and by the rule, beside the padding-0 forward, each forward checked against the float64 shortcut. One JSON line a
+(problem, padding):
 
     python staged_lse_ab.py OUT.jsonl [SECONDS]     # in a built tree's root (PYTHONPATH=python:bench)
 
 callLSE.sh runs it in one built tree (its three ways in the same build) before that tree's suite (§122)."""
+import contextlib
 import json
 import sys
 import time
 
 import fusedlse_cuda
 from element_ab import forced_ab, padded_pairs  # beside this file
-from fusedlse_cuda.planning import forced_staged_lse
+from fusedlse_cuda.planning import forced_element_gemm, forced_staged_lse
 from problems import random_problems  # bench/
 
 
@@ -25,6 +27,13 @@ def may_apply(problem):
     return batch * c_in > 0 and c_in <= 256 and height * width <= 1024 and c_in * c_out * 4 <= 48 * 1024
 
 
+@contextlib.contextmanager
+def lse_forced():
+    """s111's kernel wherever it can run, the GEMM over x's elements (which comes first) forced off."""
+    with forced_staged_lse(True), forced_element_gemm(False):
+        yield
+
+
 def main():
     out_path = sys.argv[1]
     deadline = time.time() + (float(sys.argv[2]) if len(sys.argv) > 2 else 1e9)
@@ -33,12 +42,12 @@ def main():
                     if may_apply(problem))
         for name, problem, padding, inputs in padded_pairs(problems, deadline):
             x, weight = inputs[:2]
-            with forced_staged_lse(True):
+            with lse_forced():
                 forced = fusedlse_cuda.explain(x, weight, padding=padding)
             if forced.get("gemm", {}).get("strategy") != "staged_lse":
                 continue
             rule_plan = fusedlse_cuda.explain(x, weight, padding=padding)
-            errs, us = forced_ab(inputs, padding, {"lse": lambda: forced_staged_lse(True),
+            errs, us = forced_ab(inputs, padding, {"lse": lse_forced,
                                                    "no_lse": lambda: forced_staged_lse(False), "rule": None})
             row = dict(name=name, shape=list(problem[0]), dtype=str(x.dtype).replace("torch.", ""), layout=problem[2],
                        padding=padding, mib=round(x.nbytes / 2**20, 1), us=us, tile=forced["gemm"]["tile"],
