@@ -1,10 +1,8 @@
 #!/bin/bash
 # callTR.sh (tree $B against $A on the tap reader's pairs, then the GPU suite on $B until $SUITE_END s), then the
-# padding sweep of $B (bench/padding_groups.py, FUSEDLSE_COMMIT=$REV, cut off after $SWEEP_S s, 75): a candidate's A/B,
+# padding sweep of $B (padding_sweep.sh, FUSEDLSE_COMMIT=$REV, cut off after $SWEEP_S s, 75): a candidate's A/B,
 # suite and sweep in one call. Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §120.
 set -u
-REV=${REV:?REV=<B's commit>}; T0_CALL=$(date +%s)
+REV=${REV:?REV=<the commit of B>}; T0_CALL=$(date +%s)
 bash .devrun/callTR.sh
-cd .devrun/trees/$B && FUSEDLSE_COMMIT=$REV PYTHONPATH=python:. timeout ${SWEEP_S:-75} python3 bench/padding_groups.py \
-  --every 1 --variants p1,p2,p3 --stem padding_sweep --out $OUT > /tmp/padding_sweep.log 2>&1
-echo "padding sweep rc=$? $(( $(date +%s) - T0_CALL ))s"; tail -3 /tmp/padding_sweep.log
+W=$B; T0=$T0_CALL; SWEEP_S=${SWEEP_S:-75}; source .devrun/padding_sweep.sh
