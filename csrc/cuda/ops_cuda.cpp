@@ -2259,8 +2259,7 @@ std::tuple<at::Tensor, at::Tensor> forward_cropped_cuda(const at::Tensor& x, con
   // the copy, freed on return while still read, could become the reader's outputs.
   const plan::TapWeightWay tap_way =
       over_cells ? plan::TapWeightWay::kAheadBeside
-                 : plan::tap_weight_way(path.kernels && !path.small_planes && !path.keep_gemm,
-                                        x.numel() * static_cast<int64_t>(x.element_size()),
+                 : plan::tap_weight_way(path.kernels, static_cast<int64_t>(x.nbytes()),
                                         s.in_channels * s.kernel_h * s.kernel_w * s.out_channels *
                                             static_cast<int64_t>(c10::elementSize(
                                                 accumulation_type(grouped_weight.scalar_type()))));
