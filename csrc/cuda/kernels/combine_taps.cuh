@@ -200,15 +200,21 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
         }
         A total[kShareColumns] = {};
         for (int t0 = 0; t0 < taps; t0 += kShareTaps) {
-          A w[kShareColumns][kShareTaps];
+          // The weight where it lies kept raw until its products: a 16-bit value converted beside its load made ptxas
+          // wait for each load before issuing the next (27 of the trip's 32 loads, sm_90 SASS; serial_loads.py,
+          // docs/limits.md §120).
+          std::conditional_t<kStagedWeight, A, T> w[kShareColumns][kShareTaps];
 #pragma unroll
           for (int j = 0; j < kShareColumns; ++j) {
             const Offset column_first = static_cast<Offset>(in_group >> j & 1 ? column0 + 32 * j : 0) * weight_pitch;
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
               if (t0 + u >= taps) break;
-              w[j][u] = kStagedWeight ? weight_stage[column_first + t0 + u]
-                                      : to_acc(__ldg(weight + column_first + t0 + u));
+              if constexpr (kStagedWeight) {
+                w[j][u] = weight_stage[column_first + t0 + u];
+              } else {
+                w[j][u] = __ldg(weight + column_first + t0 + u);
+              }
             }
           }
 #pragma unroll
@@ -216,7 +222,7 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
 #pragma unroll
             for (int u = 0; u < kShareTaps; ++u) {
               if (t0 + u >= taps) break;
-              total[j] += plane_taps[t0 + u] * w[j][u];
+              total[j] += plane_taps[t0 + u] * to_acc(w[j][u]);
             }
           }
         }
