@@ -209,8 +209,9 @@ __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T
 #pragma unroll
       for (int r = 0; r < kRows; ++r) middle[r] += to_acc(v[r]);
     } else {
-      // Border column k (the first cols.head, then the last cols.tail) is cell partial_column_segment(1 + k).
-      const int32_t segment = col < a.cols.head ? col : col - middle_end + a.cols.head + (middle_col ? 1 : 0);
+      // Border column k: the first cols.head, then the last cols.tail (border_column's numbering).
+      const int32_t k = col < a.cols.head ? col : a.cols.head + (col - middle_end);
+      const int32_t segment = partial_column_segment(1 + k, a.cols, middle_col);
 #pragma unroll
       for (int r = 0; r < kRows; ++r) {
         if (k0 + r >= border.count) break;
