@@ -183,6 +183,45 @@ def test_tap_sums_for_every_border_width(device, dtype):
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("device", DEVICES)
+def test_small_planes_by_vectors_across_row_gaps(device, dtype):
+    """Small planes (a thread per plane) whose rows are contiguous with gaps of under a DRAM sector between them, loaded
+    (CUDA) as the aligned 16-byte vectors around each plane (explain's plane_loads "vectors"; float64's only where
+    they are at most half the plane's elements): planes starting anywhere in a vector, rows of 1 to 7 elements, a
+    single row, spans of 1 to 14 vectors, more planes than a block's threads. Every element of the backing outside the
+    planes (the gaps, the columns and rows sliced off) is NaN, so one added would show. Against the taps' definition,
+    and (CUDA) bitwise the same as the planes copied contiguous; explain names element loads where the gaps reach a
+    sector, the planes do not all start alike in a vector, or the vectors save too few loads."""
+    # (H, W) of a plane cut at (row, column) from planes of (rows, row stride) in the backing, whose planes are a whole
+    # number of 16-byte vectors apart in every dtype (rows * row stride a multiple of 8).
+    cases = [((3, 6), (1, 2), (4, 8)),  # the sweep's sliced H/W (r26's planes)
+             ((4, 5), (0, 1), (5, 8)), ((2, 7), (0, 1), (2, 8)), ((1, 6), (0, 0), (1, 8)), ((1, 5), (0, 3), (1, 8)),
+             ((5, 3), (1, 1), (6, 4)), ((7, 7), (0, 1), (8, 8)), ((2, 3), (0, 0), (2, 4))]
+    kernel, settings = (3, 3), dict(padding=1)
+    for (height, width), (row, column), (rows, row_stride) in cases:
+        backing = torch.full((7, 50, rows, row_stride), float("nan"), dtype=dtype, device=device)
+        x = backing[:, :, row:row + height, column:column + width]
+        x.copy_(make_problem(7, 50, height, width, 1, 1, 1, dtype=dtype, device=device, seed=height * 8 + width)[0])
+        what = (height, width, row, column, rows, row_stride)
+        poison_allocator(device)
+        got = fusedlse_cuda.tap_sums(x, kernel, **settings)
+        want = one_tap_truth(x, kernel, settings)
+        assert rel_err(got.to("cpu", torch.float64), want) <= TOLERANCE[dtype], what
+        if device == "cuda":
+            loads = fusedlse_cuda.explain(x, torch.ones(50, 1, *kernel, dtype=dtype, device=device),
+                                          **settings)["plane_loads"]
+            # float64's two elements a vector: vectors save enough loads only on a single row starting on one.
+            assert loads == ("vectors" if dtype != torch.float64 or what[:3] == (1, 6, 0) else "elements"), what
+            assert torch.equal(got, fusedlse_cuda.tap_sums(x.contiguous(), kernel, **settings)), what
+    if device == "cuda":
+        weight = torch.ones(3, 1, *kernel, dtype=dtype, device=device)
+        wide_gaps = torch.zeros(7, 3, 3, 40, dtype=dtype, device=device)[..., :2]  # rows 40 apart: 76+ bytes
+        misaligned = torch.zeros(7, 3, 3, 5, dtype=dtype, device=device)  # planes 15 elements apart
+        for unlike in (wide_gaps, misaligned):
+            assert fusedlse_cuda.explain(unlike, weight, **settings)["plane_loads"] == "elements", unlike.stride()
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("device", DEVICES)
 def test_long_border_rows_by_pieces(device, dtype):
     """Border rows whose middle is longer than a trip of the warp (CUDA's rows walk, kernels/read_tap_rows.cuh
     tap_run), a last one alone in its group read by pieces: runs of a row each (every border row alone), of whole

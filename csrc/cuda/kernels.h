@@ -301,10 +301,13 @@ struct SmallPlaneTapArgs {
   const void* x;  // [B, C, H, W] in `kind`: plane (b, c) at b*stride_b + c*stride_c
   int64_t batch, channels;
   int64_t stride_b, stride_c;
-  // vector_planes: every plane H * W contiguous elements, 16-byte aligned and a whole number of 16-byte vectors,
-  // loaded as such; cell[k] is element k's (k = i * W + j), -1 where no tap keeps it. Else `elements` kept elements,
-  // element k at offset[k] (i*stride_h + j*stride_w) in cell[k].
+  // vector_planes: each plane loaded as the `elements` / (16 bytes) aligned vectors from the one holding its first
+  // element, vector_lead elements before it (the same for every plane); cell[k] is the cell of the element at
+  // position k of them (element (i, j) at vector_lead + i * stride_h + j), -1 where no tap keeps it and at every
+  // position outside the plane (ops_cuda.cpp small_plane_vectors). Else `elements` kept elements, element k at
+  // offset[k] (i*stride_h + j*stride_w) in cell[k].
   bool vector_planes;
+  int32_t vector_lead;
   int32_t elements;
   int64_t offset[kSmallPlaneElements];
   int8_t cell[kSmallPlaneElements];       // kept row segment * kept column segments + kept column segment

@@ -1331,12 +1331,36 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
   return stride_h >= width && 4 * (stride_h - width) <= width && stride_h < (int64_t{1} << 31);
 }
 
-// Whether small_plane_taps_kernel loads x's planes as 16-byte vectors: each plane H * W contiguous elements, a whole
-// number of vectors, every plane starting on one.
-bool small_planes_as_vectors(const at::Tensor& x, const ForwardShape& s) {
-  const auto aligned = [&](int64_t elements) { return elements * x.element_size() % 16 == 0; };
-  return x.stride(3) == 1 && x.stride(2) == s.width && aligned(s.height * s.width) &&
-         reinterpret_cast<uintptr_t>(x.data_ptr()) % 16 == 0 && aligned(x.stride(0)) && aligned(x.stride(1));
+// How small_plane_taps_kernel loads x's planes (SmallPlaneTapArgs::vector_planes): as the aligned 16-byte vectors
+// around each plane where its rows are contiguous with gaps between them shorter than a DRAM sector
+// (masked_vectors_suit's rule: the vectors hold no byte DRAM would not fetch anyway), every plane starts at the same
+// place in a vector (B's and C's strides whole vectors), those vectors hold at most kSmallPlaneElements elements and
+// number at most half the plane's elements; else (positions 0) element by element. A thread's plane by scalar loads, 32
+// planes apart across the warp, makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6]
+// float16, rows 8 apart) took 769 us in this kernel at padding 1, its cells' stores beside, where padding 0's forward
+// by the masked-vector walk takes 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes
+// before x's first element and the last end past its last: such a load cannot fault (its 16 aligned bytes share a page
+// with an element of x), and the kernel adds none of those bytes.
+struct SmallPlaneVectors {
+  int32_t lead = 0;       // elements of a plane's first vector before the plane's first element
+  int32_t positions = 0;  // elements the vectors hold, lead and gaps included: a whole number of vectors
+};
+SmallPlaneVectors small_plane_vectors(const at::Tensor& x, const ForwardShape& s) {
+  const int64_t bytes = x.element_size(), vec = 16 / bytes;
+  const int64_t row_stride = s.height > 1 ? x.stride(2) : s.width;
+  const auto whole_vectors = [&](int64_t size, int64_t stride) { return size == 1 || stride * bytes % 16 == 0; };
+  if ((s.width > 1 && x.stride(3) != 1) || row_stride < s.width ||
+      (row_stride - s.width) * bytes >= kMaskedVectorsMaxGapBytes || !whole_vectors(s.batch, x.stride(0)) ||
+      !whole_vectors(s.in_channels, x.stride(1))) {
+    return {};
+  }
+  const int64_t lead = static_cast<int64_t>(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16) / bytes;
+  const int64_t positions = ceil_div(lead + (s.height - 1) * row_stride + s.width, vec) * vec;
+  // At most half as many loads as the plane has elements: each position costs the thread a cell lookup, gaps and all,
+  // so vectors that save few loads (r59's 3 x 1 float64 planes, 3 elements apart: 4 vectors for 3 elements; r11's 13 x
+  // 3: 32 for 39) are left to the element loads (a bound the first A/B on a GPU is to check).
+  if (positions > kSmallPlaneElements || 2 * (positions / vec) > s.height * s.width) return {};
+  return {static_cast<int32_t>(lead), static_cast<int32_t>(positions)};
 }
 
 // staged_plane_taps_kernel's tile (SmallPlaneTapArgs::staged_planes) and staging order for x, or a tile of 0 where
@@ -1612,7 +1636,8 @@ bool tap_combine_by_lane_groups(const at::Tensor& x, const ForwardShape& s, bool
 
 // How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
 // "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span); for the tap kernels their "combine"
-// ("lane_groups" or "warp_per_plane", tap_combine_by_lane_groups of the forward's `shares` and `cells`).
+// ("lane_groups" or "warp_per_plane", tap_combine_by_lane_groups of the forward's `shares` and `cells`); for the
+// thread per small plane its "plane_loads" ("vectors" or "elements", small_plane_vectors).
 std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s, bool shares,
                             bool cells) {
   const char* name = path.keep_gemm         ? "keep_gemm"
@@ -1625,6 +1650,10 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
     fields += std::string(", \"middle_by_span\": ") + (tap_middle_by_span(x, s, path.cols) ? "true" : "false");
+  }
+  if (path.small_planes && path.staged.tile == 0) {
+    fields += std::string(", \"plane_loads\": \"") +
+              (small_plane_vectors(x, s).positions > 0 ? "vectors" : "elements") + "\"";
   }
   if (path.kernels) {
     fields += std::string(", \"combine\": \"") +
@@ -1660,20 +1689,26 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
   a.channels = s.in_channels;
   a.stride_b = x.stride(0);
   a.stride_c = x.stride(1);
-  a.vector_planes = small_planes_as_vectors(x, s);
+  const SmallPlaneVectors vectors = staged.tile == 0 ? small_plane_vectors(x, s) : SmallPlaneVectors{};
+  a.vector_planes = vectors.positions > 0;
+  a.vector_lead = vectors.lead;
+  if (a.vector_planes) {
+    a.elements = vectors.positions;
+    std::fill(a.cell, a.cell + vectors.positions, int8_t{-1});  // the lead, the gaps and past the plane's end
+  }
+  const int64_t row_stride = s.height > 1 ? x.stride(2) : s.width;  // the vectors' (small_plane_vectors)
   for (int64_t i = 0; staged.tile == 0 && i < s.height; ++i) {
     for (int64_t j = 0; j < s.width; ++j) {
       const int32_t r = row_place[rows.segment(i)], q = col_place[cols.segment(j)];
       const int8_t cell = static_cast<int8_t>(r < 0 || q < 0 ? -1 : r * kept_cols + q);
       if (a.vector_planes) {
-        a.cell[i * s.width + j] = cell;
+        a.cell[vectors.lead + i * row_stride + j] = cell;
       } else if (cell >= 0) {
         a.offset[a.elements] = i * x.stride(2) + j * x.stride(3);
         a.cell[a.elements++] = cell;
       }
     }
   }
-  if (a.vector_planes) a.elements = static_cast<int32_t>(s.height * s.width);
   a.row_segments = kept_rows;
   a.column_segments = kept_cols;
   a.taps_h = static_cast<int32_t>(s.kernel_h);

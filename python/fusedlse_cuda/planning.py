@@ -40,8 +40,11 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             each one run of memory, where the tap kernels' rows walk would run its GEMM over taps (not fewer cells),
             kernels of at most 32 taps, planes of 16 to 8192 elements (16-byte aligned where over 1024) and 8192
             planes or more, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at
-            most 64 elements in any layout; ``"staged_planes"``: a block per tile of planes copied into shared memory by
-            coalesced loads, then a thread per cell and plane, for more planes than the tap kernels' combining warps
+            most 64 elements in any layout, with ``plane_loads`` (``"vectors"``: the aligned 16-byte vectors around
+            each plane, where its rows are contiguous with gaps of under 32 bytes between them, every plane starts
+            alike in a vector and they hold at most 64 elements; else ``"elements"``, one load each);
+            ``"staged_planes"``: a block per tile of planes copied into shared memory by coalesced loads, then a
+            thread per cell and plane, for more planes than the tap kernels' combining warps
             take in one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are
             contiguous;
             ``"kernels"``: fusedlse's tap kernels, a warp per run of a plane's rows, for x whose rows

@@ -34,15 +34,15 @@ __device__ __forceinline__ void store_block_planes(A* out, int64_t first, int bl
   }
 }
 
-// A thread per plane of at most kSmallPlaneElements elements (SmallPlaneTapArgs), its cells in shared memory (a
-// column per thread: neighbouring threads' cells in neighbouring banks), then its taps beside them. Neighbouring
-// threads read neighbouring planes: with C the contiguous dimension (channels_last) each load is one line across
-// the warp; with whole planes contiguous, by 16-byte vectors, the warp's first loads bring in the lines its later
-// ones find in L1. The block's planes' cells and taps leave by the block's threads together, consecutive threads on
-// consecutive values (a thread's own taps, stored by it, were 9 stores 36 bytes apart: H200, x [1000000, 4, 1, 1]
-// float32, 325 us for 176 MB). kTapSums false (SmallPlaneTapArgs::sums null): the taps are added in shared memory
-// but not stored, the cells alone leave (a run-time test, or skipping the adds, made float64 or float16 spill on
-// sm_90).
+// A thread per plane of at most kSmallPlaneElements elements (SmallPlaneTapArgs), its cells in shared memory (a column
+// per thread: neighbouring threads' cells in neighbouring banks), then its taps beside them. Neighbouring threads read
+// neighbouring planes: with C the contiguous dimension (channels_last) each load is one line across the warp; with rows
+// contiguous and narrow gaps between them, by the 16-byte vectors around the plane (SmallPlaneTapArgs::vector_planes),
+// the warp's first loads bring in the lines its later ones find in L1. The block's planes' cells and taps leave by the
+// block's threads together, consecutive threads on consecutive values (a thread's own taps, stored by it, were 9 stores
+// 36 bytes apart: H200, x [1000000, 4, 1, 1] float32, 325 us for 176 MB). kTapSums false (SmallPlaneTapArgs::sums
+// null): the taps are added in shared memory but not stored, the cells alone leave (a run-time test, or skipping the
+// adds, made float64 or float16 spill on sm_90).
 template <typename T, bool kTapSums>
 __device__ __forceinline__ void small_plane_taps(const SmallPlaneTapArgs& a) {
   using A = acc_t<T>;
@@ -74,7 +74,7 @@ __device__ __forceinline__ void small_plane_taps(const SmallPlaneTapArgs& a) {
       // Each group's loads issued before its adds, a `break` at the plane's end rather than a predicate per load
       // (ptxas would issue the loads one at a time: docs/limits.md §32).
       if (a.vector_planes) {
-        const uint4* vectors = reinterpret_cast<const uint4*>(base);
+        const uint4* vectors = reinterpret_cast<const uint4*>(base - a.vector_lead);  // aligned: the host checks
         const int count = a.elements / kVec;
         for (int v0 = 0; v0 < count; v0 += kVectorLoads) {
           uint4 v[kVectorLoads];
