@@ -1342,8 +1342,9 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
 // before x's first element and the last end past its last: such a load cannot fault (its 16 aligned bytes share a page
 // with an element of x), and the kernel adds none of those bytes.
 struct SmallPlaneVectors {
-  int32_t lead = 0;       // elements of a plane's first vector before the plane's first element
-  int32_t positions = 0;  // elements the vectors hold, lead and gaps included: a whole number of vectors
+  int32_t lead = 0;        // elements of a plane's first vector before the plane's first element
+  int32_t positions = 0;   // elements the vectors hold, lead and gaps included: a whole number of vectors
+  int64_t row_stride = 0;  // positions from a row's first element to the next row's
 };
 SmallPlaneVectors small_plane_vectors(const at::Tensor& x, const ForwardShape& s) {
   const int64_t bytes = x.element_size(), vec = 16 / bytes;
@@ -1360,7 +1361,7 @@ SmallPlaneVectors small_plane_vectors(const at::Tensor& x, const ForwardShape& s
   // so vectors that save few loads (r59's 3 x 1 float64 planes, 3 elements apart: 4 vectors for 3 elements; r11's 13 x
   // 3: 32 for 39) are left to the element loads (a bound the first A/B on a GPU is to check).
   if (positions > kSmallPlaneElements || 2 * (positions / vec) > s.height * s.width) return {};
-  return {static_cast<int32_t>(lead), static_cast<int32_t>(positions)};
+  return {static_cast<int32_t>(lead), static_cast<int32_t>(positions), row_stride};
 }
 
 // staged_plane_taps_kernel's tile (SmallPlaneTapArgs::staged_planes) and staging order for x, or a tile of 0 where
@@ -1696,13 +1697,12 @@ at::Tensor small_plane_tap_sums(const at::Tensor& x, const ForwardShape& s, at::
     a.elements = vectors.positions;
     std::fill(a.cell, a.cell + vectors.positions, int8_t{-1});  // the lead, the gaps and past the plane's end
   }
-  const int64_t row_stride = s.height > 1 ? x.stride(2) : s.width;  // the vectors' (small_plane_vectors)
   for (int64_t i = 0; staged.tile == 0 && i < s.height; ++i) {
     for (int64_t j = 0; j < s.width; ++j) {
       const int32_t r = row_place[rows.segment(i)], q = col_place[cols.segment(j)];
       const int8_t cell = static_cast<int8_t>(r < 0 || q < 0 ? -1 : r * kept_cols + q);
       if (a.vector_planes) {
-        a.cell[vectors.lead + i * row_stride + j] = cell;
+        a.cell[vectors.lead + i * vectors.row_stride + j] = cell;
       } else if (cell >= 0) {
         a.offset[a.elements] = i * x.stride(2) + j * x.stride(3);
         a.cell[a.elements++] = cell;
