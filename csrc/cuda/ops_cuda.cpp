@@ -1335,7 +1335,7 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
 // around each plane where its rows are contiguous with gaps between them shorter than a DRAM sector
 // (masked_vectors_suit's rule: the vectors hold no byte DRAM would not fetch anyway), every plane starts at the same
 // place in a vector (B's and C's strides whole vectors), those vectors hold at most kSmallPlaneElements elements and
-// number at most half the plane's elements; else (positions 0) element by element. A thread's plane by scalar loads, 32
+// save enough loads (below); else (positions 0) element by element. A thread's plane by scalar loads, 32
 // planes apart across the warp, makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6]
 // float16, rows 8 apart) took 769 us in this kernel at padding 1, its cells' stores beside, where padding 0's forward
 // by the masked-vector walk takes 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes
@@ -1357,10 +1357,13 @@ SmallPlaneVectors small_plane_vectors(const at::Tensor& x, const ForwardShape& s
   }
   const int64_t lead = static_cast<int64_t>(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16) / bytes;
   const int64_t positions = ceil_div(lead + (s.height - 1) * row_stride + s.width, vec) * vec;
-  // At most half as many loads as the plane has elements: each position costs the thread a cell lookup, gaps and all,
-  // so vectors that save few loads (r59's 3 x 1 float64 planes, 3 elements apart: 4 vectors for 3 elements; r11's 13 x
-  // 3: 32 for 39) are left to the element loads (a bound the first A/B on a GPU is to check).
-  if (positions > kSmallPlaneElements || 2 * (positions / vec) > s.height * s.width) return {};
+  // Vectors that save few loads are left to the element loads: each position costs the thread a cell lookup, gaps
+  // and all. Whole contiguous planes (no lead, no gaps: float64's two elements a vector) at most half as many vectors
+  // as elements; planes read across a lead or gaps at most a quarter, in effect the 16-bit types (a float32 vector
+  // holds 4 at most). Measured (H100, docs/limits.md §124): r26's [500741, 18, 3, 6] float16, 3 vectors for 18
+  // elements, 912 -> 799 us at padding 1; r24's [1903, 588, 3, 5] float32, 5 for 15, 67 -> 85 us.
+  const bool gapless = lead == 0 && row_stride == s.width;
+  if (positions > kSmallPlaneElements || (gapless ? 2 : 4) * (positions / vec) > s.height * s.width) return {};
   return {static_cast<int32_t>(lead), static_cast<int32_t>(positions), row_stride};
 }
 

@@ -42,7 +42,9 @@ def explain(x: Tensor, weight: Tensor, *, stride: IntOrPair = 1, padding: IntOrP
             planes or more, its GEMM then over the taps; ``"small_planes"``: a thread per plane, for planes of at
             most 64 elements in any layout, with ``plane_loads`` (``"vectors"``: the aligned 16-byte vectors around
             each plane, where its rows are contiguous with gaps of under 32 bytes between them, every plane starts
-            alike in a vector and they hold at most 64 elements; else ``"elements"``, one load each);
+            alike in a vector, they hold at most 64 elements and number at most half the plane's elements (whole
+            contiguous planes) or a quarter (planes read across a lead or gaps: in effect 16-bit types); else
+            ``"elements"``, one load each);
             ``"staged_planes"``: a block per tile of planes copied into shared memory by coalesced loads, then a
             thread per cell and plane, for more planes than the tap kernels' combining warps
             take in one round, of 65 to 1024 elements whose rows (up to 256 elements a plane) or channels are
