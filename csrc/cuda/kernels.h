@@ -298,16 +298,16 @@ constexpr int kMaxStagedSegments = 32;
 constexpr int kStagedPlanesLeast = 16;
 struct SmallPlaneTapArgs {
   ScalarKind kind;
-  const void* x;  // [B, C, H, W] in `kind`: plane (b, c) at b*stride_b + c*stride_c
+  // [B, C, H, W] in `kind`: plane (b, c) at b*stride_b + c*stride_c; with vector_planes, the 16-byte vector holding
+  // x's first element, lead elements before it (ops_cuda.cpp small_plane_vectors), so every plane's vectors start there
+  const void* x;
   int64_t batch, channels;
   int64_t stride_b, stride_c;
   // vector_planes: each plane loaded as the `elements` / (16 bytes) aligned vectors from the one holding its first
-  // element, vector_lead elements before it (the same for every plane); cell[k] is the cell of the element at
-  // position k of them (element (i, j) at vector_lead + i * stride_h + j), -1 where no tap keeps it and at every
-  // position outside the plane (ops_cuda.cpp small_plane_vectors). Else `elements` kept elements, element k at
+  // element; cell[k] is the cell of the element at position k of them (element (i, j) at lead + i * stride_h + j), -1
+  // where no tap keeps it and at every position outside the plane. Else `elements` kept elements, element k at
   // offset[k] (i*stride_h + j*stride_w) in cell[k].
   bool vector_planes;
-  int32_t vector_lead;
   int32_t elements;
   int64_t offset[kSmallPlaneElements];
   int8_t cell[kSmallPlaneElements];       // kept row segment * kept column segments + kept column segment

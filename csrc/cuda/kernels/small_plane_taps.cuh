@@ -74,7 +74,7 @@ __device__ __forceinline__ void small_plane_taps(const SmallPlaneTapArgs& a) {
       // Each group's loads issued before its adds, a `break` at the plane's end rather than a predicate per load
       // (ptxas would issue the loads one at a time: docs/limits.md §32).
       if (a.vector_planes) {
-        const uint4* vectors = reinterpret_cast<const uint4*>(base - a.vector_lead);  // aligned: the host checks
+        const uint4* vectors = reinterpret_cast<const uint4*>(base);  // aligned: the host checks
         const int count = a.elements / kVec;
         for (int v0 = 0; v0 < count; v0 += kVectorLoads) {
           uint4 v[kVectorLoads];
