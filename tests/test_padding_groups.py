@@ -198,11 +198,12 @@ def vectors_save_loads(x):
 def test_small_planes_by_vectors_across_row_gaps(device, dtype):
     """Small planes (a thread per plane) whose rows are contiguous with gaps of under a DRAM sector between them, loaded
     (CUDA) as the aligned 16-byte vectors around each plane (explain's plane_loads "vectors" where they number at most
-    half the plane's elements for whole contiguous planes, a quarter across a lead or gaps): planes starting anywhere in a vector, rows of 1 to 7 elements, a
-    single row, spans of 1 to 14 vectors, more planes than a block's threads. Every element of the backing outside the
-    planes (the gaps, the columns and rows sliced off) is NaN, so one added would show. Against the taps' definition,
-    and (CUDA) bitwise the same as the planes copied contiguous; explain names element loads where the gaps reach a
-    sector, the planes do not all start alike in a vector, or the vectors save too few loads."""
+    half the plane's elements for whole contiguous planes, a quarter across a lead or gaps: vectors_save_loads):
+    planes starting anywhere in a vector, rows of 1 to 7 elements, a single row, spans of 1 to 14 vectors, more planes
+    than a block's threads. Every element of the backing outside the planes (the gaps, the columns and rows sliced
+    off) is NaN, so one added would show. Against the taps' definition, and (CUDA) bitwise the same as the planes
+    copied contiguous; explain names element loads where the gaps reach a sector, the planes do not all start alike
+    in a vector, or the vectors save too few loads."""
     # (H, W) of a plane cut at (row, column) from planes of (rows, row stride) in the backing, whose planes are a whole
     # number of 16-byte vectors apart in every dtype (rows * row stride a multiple of 8).
     cases = [((3, 6), (1, 2), (4, 8)),  # the sweep's sliced H/W (r26's planes)
