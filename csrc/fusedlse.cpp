@@ -731,6 +731,13 @@ TORCH_LIBRARY(fusedlse, m) {
     FUSEDLSE_CHECK(stage >= -1 && stage <= 1, "_force_tap_stage: stage must be -1, 0 or 1, got ", stage);
     plan::force_tap_stage(static_cast<int>(stage));
   });
+  // padding's rule for the staged walk's span sums (plan::tap_staged_span_sums), for the planner's CPU tests.
+  m.def("_tap_staged_span_sums(int width, int head, int tail) -> bool",
+        [](int64_t width, int64_t head, int64_t tail) {
+          FUSEDLSE_CHECK(width >= 1 && head >= 0 && tail >= 0, "_tap_staged_span_sums: width must be 1 or more and "
+                         "head and tail 0 or more, got ", width, ", ", head, ", ", tail);
+          return plan::tap_staged_span_sums(width, head, tail);
+        });
   // padding's rule for summing the rows walk's middle rows whole (plan::tap_middle_by_span), for the planner's CPU
   // tests.
   m.def("_tap_middle_by_span(bool whole_vector_rows, int width, int element_bytes, int head, int tail) -> bool",
@@ -742,7 +749,9 @@ TORCH_LIBRARY(fusedlse, m) {
         });
   // For measurements and tests only (tests/test_padding_groups.py): every later padded forward's rows walk sums the
   // middle rows whole wherever their rows follow each other with no gap, a middle column is left and the borders are
-  // at most 2 columns a side (1), or never (0), bypassing plan::tap_middle_by_span's rule; -1 leaves it to the rule.
+  // at most 2 columns a side, and its staged walk takes their span sums wherever a middle column is left (1), or
+  // neither ever (0), bypassing plan::tap_middle_by_span's and plan::tap_staged_span_sums' rules; -1 leaves them to
+  // the rules.
   m.def("_force_tap_middle_by_span(int by_span) -> ()", [](int64_t by_span) {
     FUSEDLSE_CHECK(by_span >= -1 && by_span <= 1, "_force_tap_middle_by_span: by_span must be -1, 0 or 1, got ",
                    by_span);

@@ -1337,6 +1337,13 @@ bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_b
          width >= kTapSpanSumMinWidthPerBorderColumn * (head + tail);
 }
 
+bool tap_staged_span_sums(int64_t width, int64_t head, int64_t tail) {
+  if (width <= head + tail) return false;
+  const int forced = forced_tap_middle_by_span.load(std::memory_order_relaxed);
+  if (forced >= 0) return forced == 1;
+  return width >= kStagedSpanSumMinWidthPerBorderColumn * (head + tail);
+}
+
 void force_tap_middle_by_span(int by_span) {
   forced_tap_middle_by_span.store(by_span, std::memory_order_relaxed);
 }

@@ -424,9 +424,15 @@ void force_tap_stage(int stage);
 // where the answer is 0; never with wider borders (the kernel has no walk for them). Or with force_tap_middle_by_span,
 // as forced (where a middle column is left and the borders are at most kTapSpanSumMaxBorderSide a side).
 bool tap_middle_by_span(bool whole_vector_rows, int64_t width, int64_t element_bytes, int64_t head, int64_t tail);
+// Whether the staged walk takes a piece's middle rows as its staged span's sum less its border rows and the middle
+// rows' border columns (cuda/kernels/read_tap_rows.cuh staged_walk, kSpanSums), where x's rows follow each other with
+// no gap (its caller's test), a row of `width` elements with `head` and `tail` border columns: a middle column left and
+// at least kStagedSpanSumMinWidthPerBorderColumn elements per border column (cuda/tuning.h has the measurements). Or
+// with force_tap_middle_by_span, as forced (where a middle column is left).
+bool tap_staged_span_sums(int64_t width, int64_t head, int64_t tail);
 // For measurements and tests: every later tap_middle_by_span answers `by_span` (0 or 1) where a middle column is
-// left and the borders are at most kTapSpanSumMaxBorderSide a side; -1 leaves it to the rule. Not for production
-// code.
+// left and the borders are at most kTapSpanSumMaxBorderSide a side, and every later tap_staged_span_sums where a middle
+// column is left; -1 leaves them to their rules. Not for production code.
 void force_tap_middle_by_span(int by_span);
 
 // Lanes a plane in padding's combine of per-tap sums without shares (cuda/taps.cu): 32 (tap_combine_kernel, a warp a

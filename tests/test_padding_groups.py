@@ -1376,6 +1376,40 @@ def test_rows_that_are_not_whole_vectors_through_the_stage(dtype):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_staged_span_sums_fall_back_where_not_finite(dtype):
+    """The staged walk's middle rows as the sum of the staged span less its border rows and border columns (rows
+    with no gap between them and at least 8 elements a border column: explain's middle_by_span with the stage): a
+    piece with an infinity or a NaN anywhere (its middle, a middle row's border column, a border row) takes the column
+    walk, so the per-tap sums are the CPU backend's, infinities and NaNs where it has them and the finite sums within
+    the dtype's tolerance; pieces of every row and of a few (rows of 45 and 301 elements), and rows of 45 at padding 3
+    (6 border columns: the walk without span sums)."""
+    from fusedlse_cuda.planning import forced_tap_stage
+
+    for width in (45, 301):
+        x = make_problem(3, 4, 40, width, 1, 1, 1, dtype=dtype, device="cuda", seed=width)[0]
+        x[0, 1, 20, 22] = float("inf")  # a middle row's middle column
+        x[1, 2, 10, 30] = float("nan")
+        x[2, 3, 15, 0] = float("-inf")  # a middle row's border column
+        x[2, 0, 0, 10] = float("inf")  # a border row
+        for padding, kernel in itertools.product((1, 3), ((3, 5), (4, 4))):
+            what = (width, padding, kernel, dtype)
+            with forced_tap_stage(True):
+                plan = fusedlse_cuda.explain(x, torch.ones(4, 1, *kernel, dtype=dtype, device="cuda"),
+                                             padding=padding)
+                # a border column a side per padding step (stride 1): 2 * padding of them
+                assert plan["middle_by_span"] == (width >= 8 * 2 * padding), (what, plan)
+                got = fusedlse_cuda.tap_sums(x, kernel, padding=padding).to("cpu", torch.float64)
+            want = fusedlse_cuda.tap_sums(x.cpu(), kernel, padding=padding).to(torch.float64)
+            finite = torch.isfinite(want)
+            assert not finite.all() and finite.any(), what
+            assert torch.equal(torch.isfinite(got), finite), what
+            assert torch.equal(got[~finite].isnan(), want[~finite].isnan()), what
+            assert torch.equal(got[~finite].nan_to_num(0.0), want[~finite].nan_to_num(0.0)), what
+            assert rel_err(got[finite], want[finite]) <= TOLERANCE[dtype], what
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("stage", [True, False], ids=["staged", "span"])
 def test_tap_reader_with_the_stage_forced(dtype, stage):
     """forced_tap_stage: rows of whole 16-byte vectors through the stage (borders of 1 to 3 columns, 3 in shared
@@ -1407,11 +1441,12 @@ def test_tap_reader_with_the_stage_forced(dtype, stage):
 @pytest.mark.parametrize("by_span", [True, False], ids=["by_span", "walks"])
 def test_tap_reader_with_the_middle_by_span_forced(dtype, by_span):
     """forced_tap_middle_by_span: the middle rows of rows that follow each other with no gap summed whole, each row's
-    border columns loaded apart and taken off (True; explain's middle_by_span), or never (the stage or the span walk):
-    borders of 0 to 2 columns a side (in registers; borders of 3, in shared memory, never by span), rows of whole
-    16-byte vectors and not, a middle of one column, a column (W = 1), planes off 16 bytes, runs of one row and of
-    many. The sums as the CPU backend's, the output as the model's; infinities in border columns of middle rows and of
-    border rows kept apart: a run that meets one is read again by a walk that only adds."""
+    border columns loaded apart and taken off, or the stage's span less the rest (True; explain's middle_by_span), or
+    never (the stage or the span walk adding the middle columns): borders of 0 to 2 columns a side (in registers;
+    borders of 3 by the stage's span sums, rows of 37 elements that are not whole vectors), rows of whole 16-byte
+    vectors and not, a middle of one column, a column (W = 1), planes off 16 bytes, runs of one row and of many. The
+    sums as the CPU backend's, the output as the model's; infinities in border columns of middle rows and of border rows
+    kept apart: a run that meets one is read again by a walk that only adds."""
     from fusedlse_cuda.planning import forced_tap_middle_by_span, forced_tap_min_run_bytes
 
     cases = [
@@ -1429,7 +1464,7 @@ def test_tap_reader_with_the_middle_by_span_forced(dtype, by_span):
         for case, (shape, layout, padding, least_run) in enumerate(cases):
             x, weight, conv_bias, bias = make_problem(*shape, dtype=dtype, device="cuda", layout=layout, seed=case)
             plan = fusedlse_cuda.explain(x, weight, padding=padding)
-            assert (plan["tap_sums"], plan["middle_by_span"]) == ("kernels", by_span and padding[1] < 3), (shape, plan)
+            assert (plan["tap_sums"], plan["middle_by_span"]) == ("kernels", by_span), (shape, plan)
             args = (x, weight, conv_bias, bias, [1, 1], list(padding), [0, 0], [1, 1], 1)
             cpu_sums = torch.ops.fusedlse.forward(*(t.cpu() if isinstance(t, torch.Tensor) else t for t in args))[1]
             truth = reference.truth(x, weight, conv_bias, bias, padding=padding)

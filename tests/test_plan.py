@@ -1065,6 +1065,25 @@ def test_tap_rows_staged_for_rows_that_are_not_whole_vectors_and_as_forced():
         staged(False, 0, 4)
 
 
+def test_tap_staged_span_sums_for_rows_of_8_elements_a_border_column_and_as_forced():
+    from fusedlse_cuda.planning import forced_tap_middle_by_span
+
+    span_sums = torch.ops.fusedlse._tap_staged_span_sums
+    # (W, head, tail): 8 elements or more a border column (r61's rows of 177 at padding 3, 6 border columns; r16's of
+    # 39 at padding 1 and 2), not fewer (r51's 46 and r44's 30 at padding 3, r46's 6 at padding 1: slower by the span
+    # sums, H100), nor where no middle column is left; no border columns at all, the span less the border rows
+    assert span_sums(177, 3, 3) and span_sums(39, 1, 1) and span_sums(39, 2, 2) and span_sums(48, 3, 3)
+    assert not span_sums(46, 3, 3) and not span_sums(30, 3, 3) and not span_sums(6, 1, 1) and not span_sums(47, 3, 3)
+    assert span_sums(2, 0, 0) and not span_sums(2, 1, 1) and not span_sums(1, 1, 0)
+    with forced_tap_middle_by_span(True):  # wherever a middle column is left
+        assert span_sums(6, 1, 1) and span_sums(7, 3, 3) and not span_sums(6, 3, 3) and span_sums(1, 0, 0)
+    with forced_tap_middle_by_span(False):
+        assert not span_sums(177, 3, 3) and not span_sums(2, 0, 0)
+    assert span_sums(177, 3, 3) and not span_sums(46, 3, 3)  # the rule again after the block
+    with pytest.raises(RuntimeError, match="head and tail 0 or more, got 5, -1, 1"):
+        span_sums(5, -1, 1)
+
+
 def test_tap_middle_by_span_for_rows_with_room_beside_their_borders_and_as_forced():
     from fusedlse_cuda.planning import forced_tap_middle_by_span
 

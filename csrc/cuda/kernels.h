@@ -236,10 +236,13 @@ struct TapSumsArgs {
   // stage_bytes in dynamic shared memory: pieces of stage_rows rows through the stage (kernels/read_tap_rows.cuh
   // staged_walk). 0: no stage (stage_bytes 0 too).
   int32_t stage_rows, stage_bytes;
-  // The middle rows summed whole, each row's border columns loaded apart and taken off (kernels/read_tap_rows.cuh
-  // middle_by_span; plan::tap_middle_by_span): rows that follow each other with no gap (stride_h == W), W above
-  // cols.head + cols.tail, borders of at most 2 columns a side (border_side 1 or 2), no stage (stage_bytes 0). A run
-  // that meets a value that is not finite is read again by the walks that only add.
+  // The middle rows' middle columns as a span's sum less the rest, for rows that follow each other with no gap
+  // (stride_h == W) and W above cols.head + cols.tail. Without a stage: the middle rows summed whole, each row's border
+  // columns loaded apart and taken off (kernels/read_tap_rows.cuh middle_by_span; plan::tap_middle_by_span), borders
+  // of at most 2 columns a side (border_side 1 or 2); a run that meets a value that is not finite is read again by the
+  // walks that only add. With a stage: each piece's staged span less its border rows and the middle rows' border
+  // columns (staged_walk's kSpanSums; plan::tap_staged_span_sums); a piece whose difference is not finite takes the
+  // column walk.
   bool middle_by_span;
   FastDivisor row_stride, row_elements;
   // The element walk's step of 32 elements: 32 % W columns and 32 / W rows (element_step_offset: 32 / W * stride_h).

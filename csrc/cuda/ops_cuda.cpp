@@ -1627,6 +1627,20 @@ bool tap_middle_by_span(const at::Tensor& x, const ForwardShape& s, const TapCut
          plan::tap_middle_by_span(tap_whole_vector_rows(x, s, cols), s.width, x.element_size(), cols.head, cols.tail);
 }
 
+// Whether x's rows walk goes through the stage (TapSumsArgs::stage_rows, where a row fits it): rows the span walk
+// reads, as plan::tap_rows_staged rules, where the middle rows are not summed whole.
+bool tap_rows_staged(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols) {
+  return rows_span_walk(x.stride(2), s.width) && !tap_middle_by_span(x, s, cols) &&
+         plan::tap_rows_staged(tap_whole_vector_rows(x, s, cols), s.width, x.element_size());
+}
+
+// TapSumsArgs::middle_by_span of x for the staged walk: rows that follow each other with no gap, as
+// plan::tap_staged_span_sums rules for rows of W elements and the cut's border columns.
+bool tap_staged_span_sums(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols) {
+  return x.stride(2) == s.width && (s.width == 1 || x.stride(3) == 1) &&
+         plan::tap_staged_span_sums(s.width, cols.head, cols.tail);
+}
+
 // Whether the tap kernels' combine of x's planes runs by groups of lanes (tap_group_combine_kernel) rather than a warp
 // a plane (tap_combine_kernel): never where it makes the planes' `shares` of the GEMM; always where the `cells` are
 // asked (it writes the middle row's into the grid); else where plan::tap_combine_lanes gives a plane fewer than 32
@@ -1639,9 +1653,9 @@ bool tap_combine_by_lane_groups(const at::Tensor& x, const ForwardShape& s, bool
 }
 
 // How explain() names `path` of x for s: its "tap_sums" field; for the channels walk its "channel_walk" ("rows" or
-// "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span); for the tap kernels their "combine"
-// ("lane_groups" or "warp_per_plane", tap_combine_by_lane_groups of the forward's `shares` and `cells`); for the
-// thread per small plane its "plane_loads" ("vectors" or "elements", small_plane_vectors).
+// "flat"); for the rows walks "middle_by_span" (TapSumsArgs::middle_by_span, staged or not); for the tap kernels their
+// "combine" ("lane_groups" or "warp_per_plane", tap_combine_by_lane_groups of the forward's `shares` and `cells`); for
+// the thread per small plane its "plane_loads" ("vectors" or "elements", small_plane_vectors).
 std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const ForwardShape& s, bool shares,
                             bool cells) {
   const char* name = path.keep_gemm         ? "keep_gemm"
@@ -1653,7 +1667,9 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
   std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
-    fields += std::string(", \"middle_by_span\": ") + (tap_middle_by_span(x, s, path.cols) ? "true" : "false");
+    const bool by_span = tap_middle_by_span(x, s, path.cols) ||
+                         (tap_rows_staged(x, s, path.cols) && tap_staged_span_sums(x, s, path.cols));
+    fields += std::string(", \"middle_by_span\": ") + (by_span ? "true" : "false");
   }
   if (path.small_planes && path.staged.tile == 0) {
     fields += std::string(", \"plane_loads\": \"") +
@@ -1945,8 +1961,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.border_side = tap_border_side(cols);
   a.whole_vector_rows = a.span_walk && tap_whole_vector_rows(x, s, cols);
   a.middle_by_span = a.span_walk && tap_middle_by_span(x, s, cols);
-  const bool staged =
-      a.span_walk && !a.middle_by_span && plan::tap_rows_staged(a.whole_vector_rows, s.width, x.element_size());
+  const bool staged = a.span_walk && tap_rows_staged(x, s, cols);
   // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
   // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
   if (a.whole_vector_rows && !staged && !a.middle_by_span && std::max(cols.head, cols.tail) == kVectorBorderSide) {
@@ -1967,6 +1982,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     if (stage_elements >= s.width + vec - 1) {
       a.stage_bytes = static_cast<int32_t>(stage_bytes);
       a.stage_rows = static_cast<int32_t>((stage_elements - s.width - (vec - 1)) / stride_h + 1);
+      a.middle_by_span = tap_staged_span_sums(x, s, cols);
     }
   }
   const int blocks_per_sm = once_per_key(

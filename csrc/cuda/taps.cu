@@ -29,15 +29,16 @@ __host__ __device__ inline size_t tap_border_bytes(ScalarKind kind, int border_s
   return static_cast<size_t>(kWarpsPerBlock) * 32 * border_cols * (kind == ScalarKind::kDouble ? 8 : 4);
 }
 
-// Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep
-// the loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
+// Blocks of kBlockThreads, at least kTapBlocksPerSm resident (registers capped to fit them): warps enough to keep the
+// loads in flight. Dynamic shared memory: tap_grid_shared_bytes. A unit is a run of one plane's rows (tap_run: its
 // middle rows by the span or the element walk, or kStagedWalk's staged walk, an instance of its own so the others keep
-// their registers; or kSpanSumWalk's middle rows summed whole, TapSumsArgs::middle_by_span, an instance of its own for
-// kSide 1 and 2: in kRowsWalk's, beside the element walk, the kSide 0 16-bit ones spilled 4 bytes), or of a slice of
-// channels' (kChannelsWalk, or row by row kChannelRowsWalk, an instance of its own: beside the flat walk, the kSide 2
-// instances spilled 4-32 bytes; channel_run; neighbouring warps take neighbouring slices of the same rows, which share
-// lines of x).
-enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk, kSpanSumWalk };
+// their registers, and kStagedSpanWalk's, the staged walk taking the middle rows' span sums
+// (TapSumsArgs::middle_by_span with a stage), one more; or kSpanSumWalk's middle rows summed whole,
+// TapSumsArgs::middle_by_span, an instance of its own for kSide 1 and 2: in kRowsWalk's, beside the element walk, the
+// kSide 0 16-bit ones spilled 4 bytes), or of a slice of channels' (kChannelsWalk, or row by row kChannelRowsWalk, an
+// instance of its own: beside the flat walk, the kSide 2 instances spilled 4-32 bytes; channel_run; neighbouring warps
+// take neighbouring slices of the same rows, which share lines of x).
+enum TapWalk : int { kRowsWalk, kChannelsWalk, kStagedWalk, kChannelRowsWalk, kSpanSumWalk, kStagedSpanWalk };
 template <typename T, int kSide, int kWalk>
 __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
     tap_grid_kernel(const __grid_constant__ TapSumsArgs a) {
@@ -61,8 +62,9 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
         channel_run<T, decltype(evict_first)::value, kSide, kWalk == kChannelRowsWalk>(a, unit, lane,
                                                                                       warp_border_sums);
       } else {
-        tap_run<T, decltype(evict_first)::value, kSide, kWalk == kStagedWalk, kWalk == kSpanSumWalk>(
-            a, unit, lane, warp_border_sums, warp_stage);
+        constexpr bool kStaged = kWalk == kStagedWalk || kWalk == kStagedSpanWalk;
+        constexpr bool kBySpan = kWalk == kSpanSumWalk || kWalk == kStagedSpanWalk;
+        tap_run<T, decltype(evict_first)::value, kSide, kStaged, kBySpan>(a, unit, lane, warp_border_sums, warp_stage);
       }
     }
   });
@@ -72,6 +74,7 @@ __global__ void __launch_bounds__(kBlockThreads, kTapBlocksPerSm)
 // of `stage_bytes` and `middle_by_span` take (TapSumsArgs::channels_walk, stage_bytes, middle_by_span).
 template <typename R, typename F> R with_walk(bool channels_walk, int32_t stage_bytes, bool middle_by_span, F&& f) {
   if (channels_walk) return f(std::integral_constant<int, kChannelsWalk>{});
+  if (stage_bytes > 0 && middle_by_span) return f(std::integral_constant<int, kStagedSpanWalk>{});
   if (stage_bytes > 0) return f(std::integral_constant<int, kStagedWalk>{});
   if (middle_by_span) return f(std::integral_constant<int, kSpanSumWalk>{});
   return f(std::integral_constant<int, kRowsWalk>{});

@@ -595,6 +595,15 @@ constexpr int64_t kTapStageMaxRowBytes = 1536;
 constexpr int64_t kTapSpanSumMinWidthPerBorderColumn = 4;
 constexpr int64_t kTapSpanSumMaxBorderSide = 2;  // at most 2: the walk keeps its border sums in registers alone
 constexpr int64_t kTapSpanSumMinRowBytes = 256;
+// The staged walk's span sums (kernels/read_tap_rows.cuh staged_walk's kSpanSums; plan::tap_staged_span_sums): rows
+// that follow each other with no gap and at least this many elements per border column (a lane loads each middle row's
+// border columns apart and adds every staged vector, where the column walk adds each middle column once). H100, the
+// padded forward with the span sums for every such staged row (a run-time flag, s109) over the walk without them
+// (docs/limits.md §123), by W / border columns: 29-44 gained, r61 0.944, r29 0.957, r49 0.960, r19 0.974 at padding 3;
+// r16 at 19.5 and 9.75 0.986 and 0.983 (padding 1, 2); lost at 7.7 and below, r51 1.038 (padding 3), r44 1.009, r46
+// (3 a column) 1.081. The flag cost the staged rows it did not take 1.01-1.05x besides (r41, r57, r10): the walk with
+// span sums is an instance of its own now (cuda/taps.cu kStagedSpanWalk).
+constexpr int64_t kStagedSpanSumMinWidthPerBorderColumn = 8;
 // The combining launch's blocks per SM (registers capped to fit them) where borders are at most 2 columns a side: a
 // warp per plane, each a few round trips to L2, so the planes resident at once set its time. At 100 registers, 2
 // blocks fit (H200, sweep shape r10 [4844, 2, 31, 44] float16 at padding 1: 16.0 us under Nsight Compute, a third of

@@ -288,9 +288,12 @@ def forced_tap_middle_by_span(by_span: bool):
     """For measurements and tests only: inside the block padding's CUDA tap reader (explain's tap_sums "kernels"), in
     every thread, sums the middle rows whole and takes each row's border columns off (True; explain's
     "middle_by_span") wherever x's rows follow each other with no gap, a middle column is left and the borders are
-    at most 2 columns a side (the walk keeps their sums in registers alone), whole-vector rows too, or never (False:
-    the stage or the span walk, as their rule says), bypassing the rule that keeps it to rows of 256 bytes or more
-    that are not whole 16-byte vectors, with 4 elements or more per border column."""
+    at most 2 columns a side (the walk keeps their sums in registers alone), whole-vector rows too, and takes the
+    staged walk's middle rows as the staged span's sum less the rest wherever a middle column is left (the stage's
+    rows; explain's "middle_by_span" too), or neither ever (False: the stage or the span walk, as their rule says,
+    each adding its middle columns), bypassing the rules that keep the first to rows of 256 bytes or more that are not
+    whole 16-byte vectors, with 4 elements or more per border column, and the second to rows of 8 elements or more
+    per border column."""
     if not isinstance(by_span, bool):
         raise ValueError(f"forced_tap_middle_by_span: by_span must be a bool, got {by_span!r}")
     return _forcing(torch.ops.fusedlse._force_tap_middle_by_span, (int(by_span),), (-1,))

@@ -181,14 +181,16 @@ __device__ __forceinline__ bool middle_by_span(const T* plane_base, const TapSum
 // Border rows k0 .. k0 + kRows - 1 of a piece in the warp's stage (`piece_stage`: the piece's first row; fewer where
 // border.count ends first, the last one's loads repeated in the slots past it), into the plane's `cells`: lanes take
 // the columns 32 apart, every row's element of a column at once; a middle column's into its row's sum, a border
-// column's stored as its cell where it lies; then the rows' sums over the warp at once (warp_sums), row r's by lane
-// r. A row at a time (its middle by the warp in trips of loads, a warp_sum, a store by lane 0, border column k's by
-// lane k) took 82 warp instructions a border row, a third of the reader's on r16 of the sweep at padding 3 (H100
-// SASS counts, docs/limits.md §119); so, r16's forward at padding 1 / 2 / 3 0.977 / 0.936 / 0.948 of that, r10's
-// 0.956-0.977 (H100, §121).
-template <typename T, int kRows>
+// column's stored as its cell where it lies; then the rows' sums over the warp at once (warp_sums), row r's by lane r.
+// kSpanSums with `take_off`: each element this lane loads is also taken off its `span_sum` (staged_walk's sum of the
+// span). A row at a time (its middle by the warp in trips of loads, a warp_sum, a store by lane 0, border column k's by
+// lane k) took 82 warp instructions a border row, a third of the reader's on r16 of the sweep at padding 3 (H100 SASS
+// counts, docs/limits.md §119); so, r16's forward at padding 1 / 2 / 3 0.977 / 0.936 / 0.948 of that, r10's 0.956-0.977
+// (H100, §121).
+template <typename T, int kRows, bool kSpanSums>
 __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T* piece_stage, int32_t piece,
-                                                   const BorderRows& border, int32_t k0, int lane, acc_t<T>* cells) {
+                                                   const BorderRows& border, int32_t k0, int lane, acc_t<T>* cells,
+                                                   bool take_off, acc_t<T>& span_sum) {
   using A = acc_t<T>;
   const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
   const int32_t height = static_cast<int32_t>(a.height), middle_end = width - a.cols.tail;
@@ -205,6 +207,12 @@ __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T
     T v[kRows];
 #pragma unroll
     for (int r = 0; r < kRows; ++r) v[r] = row[r][col];
+    if (kSpanSums && take_off) {
+#pragma unroll
+      for (int r = 0; r < kRows; ++r) {
+        if (k0 + r < border.count) span_sum -= to_acc(v[r]);
+      }
+    }
     if (col >= a.cols.head && col < middle_end) {
 #pragma unroll
       for (int r = 0; r < kRows; ++r) middle[r] += to_acc(v[r]);
@@ -231,11 +239,17 @@ __device__ __forceinline__ void staged_border_rows(const TapSumsArgs& a, const T
 // each) and stored as it lies. Then from the stage: each lane adds its column of the piece's middle rows, 32 columns
 // apart (rows under 16 elements: 32 / W rows at once, a column a lane), and its column's sum into RunSums once a piece;
 // and each of the piece's border rows (those before rows.head, then those from H - rows.tail on, as tap_run counts
-// them) gets its cells, several rows at a time (staged_border_rows). The span walk sends every vector that straddles a
-// row's end or a border column through RunSums::add element by element, a compare chain each, and a warp pays that path
-// on nearly every trip: here an element is a shared load and an add whatever W. The border rows come with the middle
-// ones' loads, not a round trip to memory each after them (tap_run's path for the other walks).
-template <typename T, bool kEvictFirst, int kSide>
+// them) gets its cells, several rows at a time (staged_border_rows). kSpanSums (TapSumsArgs::middle_by_span with a
+// stage, rows that follow each other with no gap, an instance of its own): the middle rows' middle columns are not
+// walked: each lane sums the vectors it stages (vec_sum, as padding 0's reader sums a plane), and takes off it the
+// border rows' elements and the middle rows' border columns it loads from the stage; a piece whose difference is not
+// finite in some lane (an infinity or a NaN anywhere in it, or an overflow) takes the column walk instead. Beside the
+// other staged walks, as a run-time flag, that took their forwards to 1.01-1.05x (r41, r57, r10, H100, docs/limits.md
+// §123). The span walk sends every vector that straddles a row's end or a border column through RunSums::add element by
+// element, a compare chain each, and a warp pays that path on nearly every trip: here an element is a shared load and
+// an add whatever W. The border rows come with the middle ones' loads, not a round trip to memory each after them
+// (tap_run's path for the other walks).
+template <typename T, bool kEvictFirst, int kSide, bool kSpanSums>
 __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsArgs& a, int32_t first_row,
                                             int32_t end_row, int lane, T* stage, RunSums<acc_t<T>, kSide>& sums,
                                             acc_t<T>* cells) {
@@ -244,6 +258,7 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
   constexpr int kLoads = kTapVectorLoads;
   uint4* stage_vectors = reinterpret_cast<uint4*>(stage);
   const int32_t height = static_cast<int32_t>(a.height);
+  A span_sum = 0;  // kSpanSums: this lane's share of a piece's span, then less the rest
 #pragma unroll 1
   for (int32_t piece = first_row; piece < end_row; piece += a.stage_rows) {
     const int32_t rows = min(a.stage_rows, end_row - piece);
@@ -264,30 +279,79 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
       }
 #pragma unroll
       for (int u = 0; u < kLoads; ++u) {
-        if (base + 32 * u < end_vector) stage_vectors[base + 32 * u] = v[u];
+        if (base + 32 * u < end_vector) {
+          stage_vectors[base + 32 * u] = v[u];
+          if constexpr (kSpanSums) span_sum += vec_sum<T>(v[u]);
+        }
       }
     }
     // The elements outside whole vectors: after `lead` in the first granule, and from the last whole vector's end.
     const uint32_t at = lane < kVec ? lead + lane : max(first_vector, end_vector) * kVec + (lane - kVec);
     if ((lane < kVec && at < min(first_vector * kVec, stage_end)) ||
         (lane >= kVec && lane < 2 * kVec && at < stage_end)) {
-      stage[at] = start[at - lead];
+      const T value = start[at - lead];
+      stage[at] = value;
+      if constexpr (kSpanSums) span_sum += to_acc(value);
     }
     __syncwarp();
     const int32_t width = static_cast<int32_t>(a.width), stride = static_cast<int32_t>(a.stride_h);
     const int32_t piece_end = piece + rows;
     // The piece's middle rows [middle_first, middle_end).
     const int32_t middle_first = max(piece, a.rows.head), middle_end = min(piece_end, height - a.rows.tail);
+    // The middle rows' middle columns as the span's sum less the rest (kSpanSums), where the piece has middle rows:
+    // their border columns here, a lane a row, each into its own sum too.
+    const bool by_span = kSpanSums && middle_first < middle_end;
+    const int border_cols = a.cols.head + a.cols.tail;
+    if (by_span) {
+#pragma unroll 1
+      for (int32_t i = middle_first + lane; i < middle_end; i += 32) {
+        const T* row = stage + lead + (i - piece) * stride;
+#pragma unroll 1
+        for (int k = 0; k < border_cols; ++k) {
+          const A value = to_acc(row[border_column(a.cols, width, k)]);
+          add_border_column(sums, a.cols, k, value);
+          span_sum -= value;
+        }
+      }
+    }
+    // The piece's border rows, a few at a time (staged_border_rows): 2 where there are no more, else
+    // kStagedBorderRows<T>. With kSpanSums before the middle rows' walk (their elements come off the span's sum),
+    // else after it.
+    const auto piece_border_rows = [&] {
+      const BorderRows border = border_rows_of(a, height, piece, piece_end);
+      const T* piece_stage = stage + lead;  // the piece's row i - piece at (i - piece) * stride
+      if (border.count <= 2) {
+        if (border.count > 0) {
+          staged_border_rows<T, 2, kSpanSums>(a, piece_stage, piece, border, 0, lane, cells, by_span, span_sum);
+        }
+      } else {
+        for (int32_t k0 = 0; k0 < border.count; k0 += kStagedBorderRows<T>) {
+          staged_border_rows<T, kStagedBorderRows<T>, kSpanSums>(a, piece_stage, piece, border, k0, lane, cells,
+                                                                 by_span, span_sum);
+        }
+      }
+    };
+    bool span_taken = false;
+    if constexpr (kSpanSums) {
+      piece_border_rows();
+      // A value that is not finite anywhere in the span (or a sum that overflows) leaves some lane's difference not
+      // finite: then the middle rows' middle columns by the column walk, which only adds.
+      span_taken = by_span && __all_sync(0xffffffffu, isfinite(span_sum));
+      if (span_taken) sums.middle += span_sum;
+      span_sum = A(0);
+    }
     // A lane's column, and its first row and row step: rows narrower than a warp take 32 / W rows at once (lanes past
     // them idle), wider ones a column a lane, 32 apart.
     const int32_t row_lanes = width < 32 ? 32 / width : 1;
     const int32_t lane_row = width < 32 ? lane / width : 0;
-    if (middle_first < middle_end && lane_row < row_lanes) {
+    if (!span_taken && middle_first < middle_end && lane_row < row_lanes) {
       // The lane's middle rows, lane_row, lane_row + row_lanes, ..., each `step` elements after the last.
       const int32_t lane_rows = (middle_end - middle_first - lane_row + row_lanes - 1) / row_lanes;
       const int32_t step = row_lanes * stride;
 #pragma unroll 1
       for (int32_t col = lane - lane_row * width; col < width; col += 32) {
+        // Where the span was tried its border columns are in their sums already.
+        if (by_span && (col < a.cols.head || col >= width - a.cols.tail)) continue;
         // A plain loop, unrolled by 4. Trips of 4 shared loads issued before their adds (load_trip) were slower: H200,
         // padding 1, r57 152 -> 206 us, r29 92 -> 113, r49 61 -> 73, r48 101 -> 112 (docs/limits.md §85).
         A column = 0;
@@ -297,17 +361,7 @@ __device__ __forceinline__ void staged_walk(const T* plane_base, const TapSumsAr
         sums.add(col, column);
       }
     }
-    // The piece's border rows, a few at a time (staged_border_rows): 2 where there are no more, else
-    // kStagedBorderRows<T>.
-    const BorderRows border = border_rows_of(a, height, piece, piece_end);
-    const T* piece_stage = stage + lead;  // the piece's row i - piece at (i - piece) * stride
-    if (border.count <= 2) {
-      if (border.count > 0) staged_border_rows<T, 2>(a, piece_stage, piece, border, 0, lane, cells);
-    } else {
-      for (int32_t k0 = 0; k0 < border.count; k0 += kStagedBorderRows<T>) {
-        staged_border_rows<T, kStagedBorderRows<T>>(a, piece_stage, piece, border, k0, lane, cells);
-      }
-    }
+    if constexpr (!kSpanSums) piece_border_rows();
     __syncwarp();  // the next piece rewrites the stage
   }
 }
@@ -435,11 +489,11 @@ __device__ __forceinline__ void border_rows_middle(const T* const (&rows)[kRows]
   for (int r = 0; r < kRows; ++r) middle[r] = warp_sum(sum[r]);
 }
 
-// Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum,
-// then each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of
-// `grid` (kStaged: by staged_walk, from its stage). kBySpan: the middle rows by middle_by_span, or where it meets a
-// value that is not finite by the span walk. Row and column indices are 32-bit (tap_path) and the output addresses are
-// made after the loads: registers for the loads.
+// Run `unit` (plane unit / chunks, rows [first_row, end_row)): its middle rows' partials (the middle columns' sum, then
+// each border column's, from the same loads) into `partials`, its border rows' cells into the plane's cells of `grid`
+// (kStaged: by staged_walk, from its stage). kBySpan: the middle rows by middle_by_span, or where it meets a value that
+// is not finite by the span walk; with kStaged, the staged walk's span sums (its kSpanSums). Row and column indices are
+// 32-bit (tap_path) and the output addresses are made after the loads: registers for the loads.
 template <typename T, bool kEvictFirst, int kSide, bool kStaged, bool kBySpan>
 __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int lane, acc_t<T>* warp_border_sums,
                                         T* warp_stage) {
@@ -478,7 +532,8 @@ __device__ __forceinline__ void tap_run(const TapSumsArgs& a, int64_t unit, int 
   const int32_t middle_first = max(first_row, a.rows.head);
   const int32_t middle_end = min(end_row, height - a.rows.tail);
   if constexpr (kStaged) {
-    staged_walk<T, kEvictFirst, kSide>(base, a, first_row, end_row, lane, warp_stage, sums, plane_cells<A>(a, plane));
+    staged_walk<T, kEvictFirst, kSide, kBySpan>(base, a, first_row, end_row, lane, warp_stage, sums,
+                                                plane_cells<A>(a, plane));
   } else if constexpr (kBySpan) {
     if (middle_first < middle_end &&
         !middle_by_span<T, kEvictFirst, kSide>(base, a, middle_first, middle_end - middle_first, lane, sums)) {
