@@ -1335,12 +1335,12 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
 // around each plane where its rows are contiguous with gaps between them shorter than a DRAM sector
 // (masked_vectors_suit's rule: the vectors hold no byte DRAM would not fetch anyway), every plane starts at the same
 // place in a vector (B's and C's strides whole vectors), those vectors hold at most kSmallPlaneElements elements and
-// save enough loads (below); else (positions 0) element by element. A thread's plane by scalar loads, 32
-// planes apart across the warp, makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6]
-// float16, rows 8 apart) took 769 us in this kernel at padding 1, its cells' stores beside, where padding 0's forward
-// by the masked-vector walk takes 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes
-// before x's first element and the last end past its last: such a load cannot fault (its 16 aligned bytes share a page
-// with an element of x), and the kernel adds none of those bytes.
+// save enough loads (below); else (positions 0) element by element. A thread's plane by scalar loads, 32 planes apart
+// across the warp, makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6] float16, rows
+// 8 apart) took 769 us in this kernel at padding 1, its cells' stores beside, where padding 0's forward by the
+// masked-vector walk takes 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes before x's
+// first element and the last end past its last: such a load cannot fault (its 16 aligned bytes share a page with an
+// element of x), and the kernel adds none of those bytes.
 struct SmallPlaneVectors {
   int32_t lead = 0;        // elements of a plane's first vector before the plane's first element
   int32_t positions = 0;   // elements the vectors hold, lead and gaps included: a whole number of vectors
