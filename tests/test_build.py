@@ -58,12 +58,13 @@ def test_fused_kernels_load_16_bytes_and_never_spill(arch):
 
 
 # The kernels that read x, each with its count of instances (dtypes x walks; the pixel-vector walk with and without
-# chunks; the tap reader 4 dtypes x 3 border sides x 3 walks (rows, channels, staged) and 4 dtypes x the 2 border
-# sides in registers for the middle rows summed whole, kVectorBorderSide's rows walk for the 3 dtypes of 2 and 4
-# bytes, and float32's channels walk row by row for the 3 border sides; the keep GEMM's mend for the 2 16-bit
-# dtypes): their loads in flight are what they were tuned for, and a spill puts local-memory round trips among them.
+# chunks; the tap reader 4 dtypes x 3 border sides x 4 walks (rows, channels, staged, staged by span sums) and 4
+# dtypes x the 2 border sides in registers for the middle rows summed whole, kVectorBorderSide's rows walk for the 3
+# dtypes of 2 and 4 bytes, and float32's channels walk row by row for the 3 border sides; the keep GEMM's mend for
+# the 2 16-bit dtypes): their loads in flight are what they were tuned for, and a spill puts local-memory round trips
+# among them.
 X_READERS = {"plane_lanes_kernel": 80, "plane_runs_kernel": 17, "channel_rows_kernel": 8, "channel_vectors_kernel": 4,
-             "pixel_vectors_kernel": 8, "tap_grid_kernel": 50, "small_plane_taps_kernel": 8,
+             "pixel_vectors_kernel": 8, "tap_grid_kernel": 62, "small_plane_taps_kernel": 8,
              "self_contained_kernel": 4, "keep_gemm_mend_kernel": 2}
 
 
