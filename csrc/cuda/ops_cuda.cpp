@@ -559,6 +559,12 @@ bool read_channel_rows(const at::Tensor& x, at::Tensor& sums, const WeightFold& 
   return true;
 }
 
+// Whether rows of `width` elements of `element_bytes`, `row_stride` elements apart, leave gaps between them shorter
+// than a DRAM sector: the aligned 16-byte vectors around them then hold no byte DRAM would not fetch anyway.
+bool row_gaps_under_a_sector(int64_t row_stride, int64_t width, int64_t element_bytes) {
+  return row_stride >= width && (row_stride - width) * element_bytes < kMaskedVectorsMaxGapBytes;
+}
+
 // Whether the plane-lanes reader takes `a`'s planes (read_plane_lanes' form of x) by the masked-vector walk: planes
 // of strided rows (or of one strided row), whose gaps are shorter than a DRAM sector, so that the aligned vectors
 // around every plane hold no byte DRAM would not fetch anyway. The scalar walk gives small planes one lane each, and
@@ -572,10 +578,10 @@ bool masked_vectors_suit(const PlaneLanesArgs& a, int64_t element_bytes) {
   const bool one_strided_row = a.height == 1 && a.stride_w > 1;
   const int64_t row_stride = one_strided_row ? a.stride_w : a.stride_h;
   const int64_t row_width = one_strided_row ? 1 : a.width;
-  if (!(one_strided_row || (a.height > 1 && a.stride_w == 1)) || row_stride < row_width) return false;  // no overlap
+  if (!(one_strided_row || (a.height > 1 && a.stride_w == 1))) return false;
   const int64_t elements = a.height * a.width;
   return elements >= kMaskedVectorsMinElements && (!one_strided_row || elements <= kMaskedColumnMaxElements) &&
-         (row_stride - row_width) * element_bytes < kMaskedVectorsMaxGapBytes;
+         row_gaps_under_a_sector(row_stride, row_width, element_bytes);  // rows that do not overlap, narrow gaps
 }
 
 // The run walk's view of `a`'s planes (read_plane_lanes' form of x), where they are contiguous, of at most
@@ -1333,14 +1339,14 @@ bool rows_span_walk(int64_t stride_h, int64_t width) {
 
 // How small_plane_taps_kernel loads x's planes (SmallPlaneTapArgs::vector_planes): as the aligned 16-byte vectors
 // around each plane where its rows are contiguous with gaps between them shorter than a DRAM sector
-// (masked_vectors_suit's rule: the vectors hold no byte DRAM would not fetch anyway), every plane starts at the same
-// place in a vector (B's and C's strides whole vectors), those vectors hold at most kSmallPlaneElements elements and
-// save enough loads (below); else (positions 0) element by element. A thread's plane by scalar loads, 32 planes apart
-// across the warp, makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6] float16, rows
-// 8 apart) took 769 us in this kernel at padding 1, its cells' stores beside, where padding 0's forward by the
-// masked-vector walk takes 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes before x's
-// first element and the last end past its last: such a load cannot fault (its 16 aligned bytes share a page with an
-// element of x), and the kernel adds none of those bytes.
+// (row_gaps_under_a_sector, as masked_vectors_suit takes them), every plane starts at the same place in a vector (B's
+// and C's strides whole vectors), those vectors hold at most kSmallPlaneElements elements and save enough loads
+// (below); else (positions 0) element by element. A thread's plane by scalar loads, 32 planes apart across the warp,
+// makes each load touch a sector for 2 to 8 bytes: r26 of the sweep ([500741, 18, 3, 6] float16, rows 8 apart) took 769
+// us in this kernel at padding 1, its cells' stores beside, where padding 0's forward by the masked-vector walk takes
+// 248 (H100, docs/limits.md §118, §123). The first vector may start up to 15 bytes before x's first element and the
+// last end past its last: such a load cannot fault (its 16 aligned bytes share a page with an element of x), and the
+// kernel adds none of those bytes.
 struct SmallPlaneVectors {
   int32_t lead = 0;        // elements of a plane's first vector before the plane's first element
   int32_t positions = 0;   // elements the vectors hold, lead and gaps included: a whole number of vectors
@@ -1350,9 +1356,8 @@ SmallPlaneVectors small_plane_vectors(const at::Tensor& x, const ForwardShape& s
   const int64_t bytes = x.element_size(), vec = 16 / bytes;
   const int64_t row_stride = s.height > 1 ? x.stride(2) : s.width;
   const auto whole_vectors = [&](int64_t size, int64_t stride) { return size == 1 || stride * bytes % 16 == 0; };
-  if ((s.width > 1 && x.stride(3) != 1) || row_stride < s.width ||
-      (row_stride - s.width) * bytes >= kMaskedVectorsMaxGapBytes || !whole_vectors(s.batch, x.stride(0)) ||
-      !whole_vectors(s.in_channels, x.stride(1))) {
+  if ((s.width > 1 && x.stride(3) != 1) || !row_gaps_under_a_sector(row_stride, s.width, bytes) ||
+      !whole_vectors(s.batch, x.stride(0)) || !whole_vectors(s.in_channels, x.stride(1))) {
     return {};
   }
   const int64_t lead = static_cast<int64_t>(reinterpret_cast<uintptr_t>(x.data_ptr()) % 16) / bytes;
