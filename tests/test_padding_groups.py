@@ -210,6 +210,7 @@ def test_small_planes_by_vectors_across_row_gaps(device, dtype):
              ((4, 5), (0, 1), (5, 8)), ((2, 7), (0, 1), (2, 8)), ((1, 6), (0, 0), (1, 8)), ((1, 5), (0, 3), (1, 8)),
              ((5, 3), (1, 1), (6, 4)), ((7, 7), (0, 1), (8, 8)), ((2, 3), (0, 0), (2, 4))]
     kernel, settings = (3, 3), dict(padding=1)
+    by_vectors = 0  # the cases explain says load vectors: the vector path must run in every dtype
     for (height, width), (row, column), (rows, row_stride) in cases:
         backing = torch.full((7, 50, rows, row_stride), float("nan"), dtype=dtype, device=device)
         x = backing[:, :, row:row + height, column:column + width]
@@ -223,8 +224,10 @@ def test_small_planes_by_vectors_across_row_gaps(device, dtype):
             loads = fusedlse_cuda.explain(x, torch.ones(50, 1, *kernel, dtype=dtype, device=device),
                                           **settings)["plane_loads"]
             assert loads == ("vectors" if vectors_save_loads(x) else "elements"), what
+            by_vectors += loads == "vectors"
             assert torch.equal(got, fusedlse_cuda.tap_sums(x.contiguous(), kernel, **settings)), what
     if device == "cuda":
+        assert by_vectors >= 1, dtype
         weight = torch.ones(3, 1, *kernel, dtype=dtype, device=device)
         wide_gaps = torch.zeros(7, 3, 3, 40, dtype=dtype, device=device)[..., :2]  # rows 40 apart: 76+ bytes
         misaligned = torch.zeros(7, 3, 3, 5, dtype=dtype, device=device)  # planes 15 elements apart
