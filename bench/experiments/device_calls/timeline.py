@@ -26,7 +26,7 @@ def timeline(fn):
             flush.zero_(); fn(); torch.cuda.synchronize(); time.sleep(0.002)
     events = sorted(((e.time_range.start, e.time_range.end, e.name) for e in prof.events()
                      if e.device_type == torch.autograd.DeviceType.CUDA), key=lambda t: t[0])
-    calls, current, last_end = [], [], None
+    calls, current = [], []
     for start, end, name in events:
         if name in flush_names:  # a flush ends one call and starts the next
             if current: calls.append(current)
