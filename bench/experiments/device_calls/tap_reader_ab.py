@@ -6,16 +6,20 @@ writes them:
     python tap_reader_ab.py OUT.jsonl [SECONDS]     # run in a built tree's root (PYTHONPATH=python:bench)
 
 TAP_SUMS in the environment names the tap_sums values taken, comma-separated (default "kernels"; the channels walk's
-is "channel_kernels", docs/limits.md §120)."""
+is "channel_kernels", docs/limits.md §120). COMBINE, where set, keeps only the pairs whose plan's "combine" is one
+of its comma-separated values ("lane_groups", "warp_per_plane"): a candidate that changes one combine alone is timed
+on the pairs that run it, in less device time (docs/limits.md §128)."""
 import os
 
 from element_ab import sweep_ab  # beside this file
 
 TAKEN = os.environ.get("TAP_SUMS", "kernels").split(",")
+COMBINES = os.environ["COMBINE"].split(",") if os.environ.get("COMBINE") else None
 
 
 def main():
-    sweep_ab(lambda plan: plan.get("tap_sums") in TAKEN, {"rule": None},
+    sweep_ab(lambda plan: plan.get("tap_sums") in TAKEN and (COMBINES is None or plan.get("combine") in COMBINES),
+             {"rule": None},
              lambda plan, weight: dict(tap_sums=plan["tap_sums"], combine=plan.get("combine"),
                                        gemm_over=plan.get("gemm_over")))
 
