@@ -3,8 +3,9 @@
 # tap_reader_ab.py in each in turn, $ROUNDS times (2), $AB_S s (25) a run; a summary line a pair (each tree's least
 # forward, µs, B over A, and each one's over its own padding-0 forward); then with SUITE_END set the GPU suite on $B
 # until then (suite.sh). Carry .devrun on a fresh machine (make_trees.sh with TREES="$A $B"). docs/limits.md §118.
-# TAP_SUMS (tap_reader_ab.py's) picks the pairs: "channel_kernels" for the channels walk (§120). AB_SCRIPT runs another
-# A/B script of that form (its rows' times compared by AB_KEY, "rule"): shares_weight_ab.py with AB_KEY=shares (§121).
+# TAP_SUMS and COMBINE (tap_reader_ab.py's) pick the pairs: "channel_kernels" for the channels walk (§120),
+# COMBINE=lane_groups for one combine's pairs alone (§128). AB_SCRIPT runs another A/B script of that form (its
+# rows' times compared by AB_KEY, "rule"): shares_weight_ab.py with AB_KEY=shares (§121).
 # ALSO_BUILD names more trees to build beside the pair; BUILT=1 skips the build (an earlier callTR.sh built them), and
 # AB_TAG ("tr") prefixes the JSON files, so two A/Bs of one call keep theirs apart (callTR2.sh, §122).
 A=${A:-main}; B=${B:?B=<the tree>}; TAG=${AB_TAG:-tr}
