@@ -2014,6 +2014,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
   if (cells != nullptr) *cells = grid.view({s.batch, s.in_channels, rows.segments, cols.segments});
+  a.grid_scratch = cells == nullptr;
   a.sums = want_taps ? sums.data_ptr() : nullptr;
   if (weight != nullptr) {
     *shares = at::empty({planes, s.out_channels}, acc);

@@ -42,14 +42,15 @@ __device__ __forceinline__ void stage_channel_weight(const TapSumsArgs& a, int64
   }
 }
 
-// The cells tap `tap` keeps: rows x cols of them from cell `first` of the plane's grid ([row, column segments]).
+// The cells tap `tap` keeps: rows x cols of them from cell `first` of the plane's grid ([row, column segments]), row
+// segment `row` and column segment `col`.
 struct TapCells {
-  int32_t first, rows, cols;
+  int32_t first, rows, cols, row, col;
 };
 __device__ __forceinline__ TapCells tap_cells(const TapSumsArgs& a, int tap) {
   const int t = tap / a.cols.taps, u = tap - t * a.cols.taps;
   return {a.rows.first[t] * a.cols.segments + a.cols.first[u], a.rows.end[t] - a.rows.first[t],
-          a.cols.end[u] - a.cols.first[u]};
+          a.cols.end[u] - a.cols.first[u], a.rows.first[t], a.cols.first[u]};
 }
 
 // A plane's channel, and the columns of the output its group's weight covers: [group_first, group_first +
@@ -245,8 +246,15 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
 // stores, after __syncwarp), a lane a (plane, tap) of the warp's planes, the cells added in tap_combine_kernel's order:
 // the same sums. tap_combine_kernel's warp per plane left 31 lanes idle where a plane is one run, and ran each plane's
 // steps one after another, a round trip to L2 each: r16 of the sweep ([1378, 166, 25, 39] float32, 228748 planes of one
-// run) at padding 1, 171 us of its combine against 326 for its reader (H100, docs/limits.md §114). kSide as
-// tap_grid_kernel's (combine_side; registers for a run's partials).
+// run) at padding 1, 171 us of its combine against 326 for its reader (H100, docs/limits.md §114). Where nothing reads
+// `grid` after this launch (TapSumsArgs::grid_scratch: the taps alone asked), each group's lanes take their own plane's
+// taps instead, the middle row's cells from the registers the group's sums left them (every lane of the group holds
+// them), the other rows' from `grid`, in the same order: a plane's middle cells are `grid` values `cells` apart, each
+// store a sector of its own, and those stores took r16's combine at padding 3 (7 a plane) to 57 us against 15 at
+// padding 1 (3 a plane; Nsight Compute, 85% of its sectors excess, H100). A stage in shared memory for them instead
+// (s118) kept the combine's blocks from starting beside a staged reader's, whose stages fill the multiprocessor's
+// shared memory: r10 at padding 3 1.02x (H200, docs/limits.md §125). kSide as tap_grid_kernel's (combine_side;
+// registers for a run's partials).
 template <typename A, int kSide, bool kTaps>
 __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
@@ -266,6 +274,8 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
        first < planes; first += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock * warp_planes) {
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
+    const bool own_taps = kTaps && a.grid_scratch;
+    A middle[kMaxPartials] = {};  // own_taps: the plane's partials' sums, every lane of its group
     if (middle_row) {
       A totals[kMaxPartials] = {};
       for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
@@ -280,12 +290,37 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
         for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
           total += __shfl_xor_sync(0xffffffffu, total, offset);
         }
-        if (real && group_lane == 0 && (k > 0 || middle_col)) {
+        if constexpr (kTaps) middle[k] = total;
+        if (!own_taps && real && group_lane == 0 && (k > 0 || middle_col)) {
           middle_cells[plane * cells + partial_column_segment(k, a.cols, middle_col)] = total;
         }
       }
     }
-    if constexpr (kTaps) {
+    if (own_taps) {
+      // The plane's taps by its group's lanes. Column segment q of the middle row is partial k (partial_column_segment
+      // inverted), picked from `middle` by selects (an index into it would put it in local memory).
+      const auto middle_cell = [&](int q) {
+        const int k = q == a.cols.head && middle_col ? 0 : q < a.cols.head ? q + 1 : q - (middle_col ? 1 : 0) + 1;
+        A value = 0;
+#pragma unroll
+        for (int j = 0; j < kMaxPartials; ++j) value = j == k ? middle[j] : value;
+        return value;
+      };
+      const A* plane_grid = grid + plane * cells;
+      for (int tap = group_lane; real && tap < taps; tap += group_lanes) {
+        const TapCells kept = tap_cells(a, tap);
+        A total = 0;
+        for (int r = 0; r < kept.rows; ++r) {
+          if (middle_row && kept.row + r == a.rows.head) {
+            for (int q = 0; q < kept.cols; ++q) total += middle_cell(kept.col + q);
+          } else {
+            const A* row = plane_grid + kept.first + r * a.cols.segments;
+            for (int q = 0; q < kept.cols; ++q) total += row[q];
+          }
+        }
+        sums[plane * taps + tap] = total;
+      }
+    } else if constexpr (kTaps) {
       __syncwarp();  // the middle cells stored by other lanes are read below
       const int pairs = static_cast<int>(min(warp_planes, planes - first)) * taps;
       for (int pair = lane; pair < pairs; pair += 32) {
