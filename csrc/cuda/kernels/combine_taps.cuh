@@ -252,9 +252,9 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
 // them), the other rows' from `grid`, in the same order: a plane's middle cells are `grid` values `cells` apart, each
 // store a sector of its own, and those stores took r16's combine at padding 3 (7 a plane) to 57 us against 15 at
 // padding 1 (3 a plane; Nsight Compute, 85% of its sectors excess, H100). A stage in shared memory for them instead
-// (s118) kept the combine's blocks from starting beside a staged reader's, whose stages fill the multiprocessor's
-// shared memory: r10 at padding 3 1.02x (H200, docs/limits.md §125). kSide as tap_grid_kernel's (combine_side;
-// registers for a run's partials).
+// (s118) took r10 at padding 3 to 1.02x its time (H200, docs/limits.md §125), likely because a staged reader's stages
+// fill the multiprocessor's shared memory, so combine blocks that need some could not start beside its blocks. kSide as
+// tap_grid_kernel's (combine_side; registers for a run's partials).
 template <typename A, int kSide, bool kTaps>
 __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
