@@ -1418,6 +1418,27 @@ def test_staged_span_sums_fall_back_where_not_finite(dtype):
 
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_explain_names_the_middle_rows_the_reader_takes(dtype):
+    """explain's middle_by_span is the reader's own choice (ops_cuda.cpp tap_rows_walk) even where forced_tap_stage
+    sends rows to a stage they do not fit: rows of 64 elements go through the stage and sum their middle rows as its
+    span less the rest (8 elements and more a border column: True); rows of 2100 (past kTapStageMaxBytes, 4 KiB, in
+    every dtype) take the span walk, which at borders of 3 columns walks the middle rows (False). The sums as the CPU
+    backend's either way."""
+    from fusedlse_cuda.planning import forced_tap_stage
+
+    kernel, padding = (3, 3), 3  # 3 border columns a side
+    for width, by_span in ((64, True), (2100, False)):
+        x = make_problem(3, 4, 40, width, 1, 1, 1, dtype=dtype, device="cuda", seed=width)[0]
+        with forced_tap_stage(True):
+            plan = fusedlse_cuda.explain(x, torch.ones(4, 1, *kernel, dtype=dtype, device="cuda"), padding=padding)
+            assert (plan["tap_sums"], plan["middle_by_span"]) == ("kernels", by_span), (width, plan)
+            got = fusedlse_cuda.tap_sums(x, kernel, padding=padding).to("cpu", torch.float64)
+        want = fusedlse_cuda.tap_sums(x.cpu(), kernel, padding=padding).to(torch.float64)
+        assert rel_err(got, want) <= TOLERANCE[dtype], (width, dtype)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU and the CUDA backend")
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("stage", [True, False], ids=["staged", "span"])
 def test_tap_reader_with_the_stage_forced(dtype, stage):
     """forced_tap_stage: rows of whole 16-byte vectors through the stage (borders of 1 to 3 columns, 3 in shared

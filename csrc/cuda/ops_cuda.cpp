@@ -1646,6 +1646,50 @@ bool tap_staged_span_sums(const at::Tensor& x, const ForwardShape& s, const TapC
          plan::tap_staged_span_sums(s.width, cols.head, cols.tail);
 }
 
+// TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
+// memory) for wider ones; tap_sums_cuda makes borders of 3 on whole-vector rows kVectorBorderSide.
+int32_t tap_border_side(const TapCutGeometry& cols) {
+  const int32_t side = std::max(cols.head, cols.tail);
+  return side <= 1 ? 1 : side <= 2 ? 2 : 0;
+}
+
+// How the rows walks read x's planes for the columns' cut `cols` where the span walk reads its rows
+// (rows_span_walk): TapSumsArgs' border_side, stage_bytes, stage_rows and middle_by_span. One place for tap_sums_cuda
+// and explain's "middle_by_span", so that what explain reports is what the reader runs.
+struct TapRowsWalk {
+  int32_t border_side;
+  int32_t stage_bytes = 0;  // 0: not through the stage
+  int32_t stage_rows = 0;
+  bool middle_by_span = false;
+};
+TapRowsWalk tap_rows_walk(const at::Tensor& x, const ForwardShape& s, const TapCutGeometry& cols) {
+  TapRowsWalk walk{tap_border_side(cols)};
+  walk.middle_by_span = tap_middle_by_span(x, s, cols);
+  const bool staged = tap_rows_staged(x, s, cols);
+  // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
+  // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
+  if (tap_whole_vector_rows(x, s, cols) && !staged && !walk.middle_by_span &&
+      std::max(cols.head, cols.tail) == kVectorBorderSide) {
+    walk.border_side = kVectorBorderSide;
+  }
+  if (!staged) return walk;
+  // The staged walk: a stage a warp as large as kTapBlocksPerSm blocks of them allow, its pieces as many rows as
+  // their span (from the 16-byte boundary before it) fits; none where one row does not (the span walk then, its
+  // borders as the staged walk's would be).
+  const int64_t shared_per_sm = device_props(x.get_device()).shared_bytes_per_sm;
+  const int64_t block_bytes =
+      std::min<int64_t>(kDefaultSharedBytesPerBlock, shared_per_sm / kTapBlocksPerSm) -
+      static_cast<int64_t>(tap_grid_shared_bytes(kind_of(x.scalar_type()), walk.border_side, cols.head + cols.tail, 0));
+  const int64_t stage_bytes = std::min<int64_t>(kTapStageMaxBytes, block_bytes / kWarpsPerBlock / 16 * 16);
+  const int64_t stage_elements = stage_bytes / x.element_size(), vec = 16 / x.element_size();
+  if (stage_elements >= s.width + vec - 1) {
+    walk.stage_bytes = static_cast<int32_t>(stage_bytes);
+    walk.stage_rows = static_cast<int32_t>((stage_elements - s.width - (vec - 1)) / x.stride(2) + 1);
+    walk.middle_by_span = tap_staged_span_sums(x, s, cols);
+  }
+  return walk;
+}
+
 // Whether the tap kernels' combine of x's planes runs by groups of lanes (tap_group_combine_kernel) rather than a warp
 // a plane (tap_combine_kernel): never where it makes the planes' `shares` of the GEMM; always where the `cells` are
 // asked (it writes the middle row's into the grid); else where plan::tap_combine_lanes gives a plane fewer than 32
@@ -1672,8 +1716,7 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
   std::string fields = std::string("\"tap_sums\": \"") + name + "\"";
   if (path.channels) fields += std::string(", \"channel_walk\": \"") + (path.channel_rows ? "rows" : "flat") + "\"";
   if (path.kernels && !path.channels) {
-    const bool by_span = tap_middle_by_span(x, s, path.cols) ||
-                         (tap_rows_staged(x, s, path.cols) && tap_staged_span_sums(x, s, path.cols));
+    const bool by_span = rows_span_walk(x.stride(2), s.width) && tap_rows_walk(x, s, path.cols).middle_by_span;
     fields += std::string(", \"middle_by_span\": ") + (by_span ? "true" : "false");
   }
   if (path.small_planes && path.staged.tile == 0) {
@@ -1685,13 +1728,6 @@ std::string tap_path_fields(const TapPath& path, const at::Tensor& x, const Forw
               (tap_combine_by_lane_groups(x, s, shares, cells) ? "lane_groups" : "warp_per_plane") + "\"";
   }
   return fields;
-}
-
-// TapSumsArgs::border_side for the columns' cut `cols`: 1 or 2 where that is as wide as either border, 0 (shared
-// memory) for wider ones; tap_sums_cuda makes borders of 3 on whole-vector rows kVectorBorderSide.
-int32_t tap_border_side(const TapCutGeometry& cols) {
-  const int32_t side = std::max(cols.head, cols.tail);
-  return side <= 1 ? 1 : side <= 2 ? 2 : 0;
 }
 
 // tap_sums [B, C, kH, kW] of x with small planes (SmallPlaneTapArgs), x not empty; with `kept_cells`, also the sums
@@ -1963,33 +1999,16 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.row_elements = fast_divisor(static_cast<uint32_t>(s.width));
   a.element_step_cols = static_cast<int32_t>(32 % s.width);
   a.element_step_offset = 32 / s.width * stride_h;
-  a.border_side = tap_border_side(cols);
   a.whole_vector_rows = a.span_walk && tap_whole_vector_rows(x, s, cols);
-  a.middle_by_span = a.span_walk && tap_middle_by_span(x, s, cols);
-  const bool staged = a.span_walk && tap_rows_staged(x, s, cols);
-  // Borders of 3 in registers too where the span walk takes rows of whole vectors (H200 headline, padding 3: 265.2
-  // -> 261.8 us in float32, 211.2 -> 170.3 in bfloat16; docs/limits.md §79).
-  if (a.whole_vector_rows && !staged && !a.middle_by_span && std::max(cols.head, cols.tail) == kVectorBorderSide) {
-    a.border_side = kVectorBorderSide;
-  }
+  const TapRowsWalk walk = a.span_walk ? tap_rows_walk(x, s, cols) : TapRowsWalk{tap_border_side(cols)};
+  a.border_side = walk.border_side;
+  a.stage_bytes = walk.stage_bytes;
+  a.stage_rows = walk.stage_rows;
+  a.middle_by_span = walk.middle_by_span;
   // Runs of rows as plan::tap_run_chunks cuts them for the warps resident at once, each spanning fewer than 2^31
   // elements (the walks' 32-bit positions).
   const int device = x.get_device();
   const int border_cols = cols.head + cols.tail;
-  if (staged) {
-    // The staged walk: a stage a warp as large as kTapBlocksPerSm blocks of them allow, its pieces as many rows as
-    // their span (from the 16-byte boundary before it) fits; none where one row does not (the span walk then).
-    const int64_t block_bytes =
-        std::min<int64_t>(kDefaultSharedBytesPerBlock, device_props(device).shared_bytes_per_sm / kTapBlocksPerSm) -
-        static_cast<int64_t>(tap_grid_shared_bytes(a.kind, a.border_side, border_cols, 0));
-    const int64_t stage_bytes = std::min<int64_t>(kTapStageMaxBytes, block_bytes / kWarpsPerBlock / 16 * 16);
-    const int64_t stage_elements = stage_bytes / x.element_size(), vec = 16 / x.element_size();
-    if (stage_elements >= s.width + vec - 1) {
-      a.stage_bytes = static_cast<int32_t>(stage_bytes);
-      a.stage_rows = static_cast<int32_t>((stage_elements - s.width - (vec - 1)) / stride_h + 1);
-      a.middle_by_span = tap_staged_span_sums(x, s, cols);
-    }
-  }
   const int blocks_per_sm = once_per_key(
       std::make_tuple(device, static_cast<int>(a.kind), a.border_side, border_cols, a.channels_walk, a.channel_rows,
                       a.stage_bytes, a.middle_by_span),
