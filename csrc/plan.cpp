@@ -1360,6 +1360,8 @@ int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps
 
 void force_tap_combine_lanes(int lanes) { forced_tap_combine_lanes.store(lanes, std::memory_order_relaxed); }
 
+bool tap_combine_own_taps(int32_t lanes) { return lanes <= kTapOwnTapsMaxLanes; }
+
 int64_t tap_combine_warps(int64_t multiprocessors) {
   return multiprocessors * kTapCombineBlocksPerSm * kWarpsPerBlock;
 }

@@ -446,6 +446,11 @@ int32_t tap_combine_lanes(int64_t planes, int64_t multiprocessors, int64_t warps
 // For measurements and tests: every later tap_combine_lanes answers `lanes` (1, 2, 4, 8, 16 or 32), the group
 // combine's lanes still raised to cover a plane's runs; -1 leaves it to the rule. Not for production code.
 void force_tap_combine_lanes(int lanes);
+// Whether the group combine with the taps, where no cells are asked, takes each plane's taps by its own group of
+// `lanes` lanes, the middle row's cells kept in registers rather than stored to the grid and read back
+// (cuda/kernels/combine_taps.cuh combine_by_lane_groups, TapSumsArgs::own_taps): groups of at most
+// kTapOwnTapsMaxLanes lanes, where the planes are so many that those stores outweigh the registers it holds.
+bool tap_combine_own_taps(int32_t lanes);
 
 // Padding's combining warps (cuda/taps.cu tap_combine_kernel, a warp a plane) resident at once on a device of
 // `multiprocessors` SMs: past that many planes each warp runs another plane's chain of round trips.

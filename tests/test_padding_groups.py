@@ -592,8 +592,9 @@ def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_pla
     row each (as many runs as the resident warps ask for), of 1 KiB and whole planes (a lane a plane where the planes
     are many); never the GEMM over x's elements, whose tap sums take the tap kernels without shares; then each of 1, 4
     and 32 lanes a plane forced. Both combines add the same cells in the same order, so the per-tap sums the forward
-    keeps are bitwise the same, and the CPU's within the dtype's tolerance. Groups of lanes without the cells asked (the
-    GEMM over taps) keep the middle row's cells in registers, not in the grid (TapSumsArgs::grid_scratch)."""
+    keeps are bitwise the same, and the CPU's within the dtype's tolerance. Groups of 1 or 2 lanes without the cells
+    asked (tap_sums, the GEMM over taps) keep the middle row's cells in registers, not in the grid
+    (TapSumsArgs::own_taps)."""
     from fusedlse_cuda.planning import (forced_element_gemm, forced_tap_combine_lanes, forced_tap_min_run_bytes,
                                         forced_tap_shares)
 
@@ -628,7 +629,7 @@ def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_pla
                 assert plan["combine"] == ("lane_groups" if groups else "warp_per_plane"), (plan, lanes)
                 poison_allocator("cuda")
                 forced_sums = torch.ops.fusedlse.forward(*args, keep_sums=True)[1]
-                # tap_sums asks for no cells: with fewer than 32 lanes a plane, the middle row's cells in registers
+                # tap_sums asks for no cells: at 1 lane a plane the middle row's cells in registers, at 4 in the grid
                 poison_allocator("cuda")
                 op_sums = fusedlse_cuda.tap_sums(x, (kh, kw), padding=padding)
             assert torch.equal(forced_sums, sums[True]), what + (lanes,)

@@ -287,10 +287,10 @@ struct TapSumsArgs {
   // tap_group_combine_kernel), combine_blocks of them; for the cells alone none where there is no middle row. 0:
   // tap_combine_kernel, a warp a plane.
   int32_t group_lanes;
-  // Nothing reads `grid` after the combine (no cells asked: tap_sums_cuda's `cells` null). Then the groups' combine
-  // with the taps keeps the middle row's cells in registers, not in `grid` (kernels/combine_taps.cuh
-  // combine_by_lane_groups).
-  bool grid_scratch;
+  // The groups' combine with the taps keeps the middle row's cells in registers, not in `grid`, each group's lanes
+  // taking their own plane's taps (kernels/combine_taps.cuh combine_by_lane_groups): where nothing reads `grid` after
+  // the combine (no cells asked: tap_sums_cuda's `cells` null) and plan::tap_combine_own_taps allows it.
+  bool own_taps;
 };
 
 // tap_sums of x whose planes are small (H * W <= kSmallPlaneElements), for any strides, and where asked the sums of

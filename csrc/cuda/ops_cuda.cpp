@@ -2033,7 +2033,6 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   a.partials = partials.data_ptr();
   a.grid = grid.data_ptr();
   if (cells != nullptr) *cells = grid.view({s.batch, s.in_channels, rows.segments, cols.segments});
-  a.grid_scratch = cells == nullptr;
   a.sums = want_taps ? sums.data_ptr() : nullptr;
   if (weight != nullptr) {
     *shares = at::empty({planes, s.out_channels}, acc);
@@ -2059,6 +2058,7 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
     while (lanes < 32 && lanes < a.chunks) lanes *= 2;
     if (want_taps) lanes = std::max(lanes, plan::tap_combine_lanes(planes, props.multiprocessors, props.warps_per_sm));
     a.group_lanes = lanes;
+    a.own_taps = want_taps && cells == nullptr && plan::tap_combine_own_taps(lanes);
     a.combine_blocks = want_taps || s.height - rows.tail > rows.head
                            ? std::min(ceil_div(planes * lanes, int64_t{kBlockThreads}),
                                       props.multiprocessors * props.warps_per_sm / kWarpsPerBlock)

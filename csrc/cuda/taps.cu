@@ -143,9 +143,9 @@ __global__ void __launch_bounds__(kBlockThreads, tap_combine_blocks_per_sm(kSide
 }
 
 // The launch of combine_by_lane_groups (kernels/combine_taps.cuh).
-template <typename A, int kSide, bool kTaps>
+template <typename A, int kSide, bool kTaps, bool kOwnTaps>
 __global__ void __launch_bounds__(kBlockThreads) tap_group_combine_kernel(const __grid_constant__ TapSumsArgs a) {
-  combine_by_lane_groups<A, kSide, kTaps>(a);
+  combine_by_lane_groups<A, kSide, kTaps, kOwnTaps>(a);
 }
 
 // The launch of spread_taps_over_cells (kernels/combine_taps.cuh).
@@ -230,8 +230,9 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
       const auto launch = [&](auto kernel) {
         return launch_after_previous(kernel, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
       };
-      return a.sums != nullptr ? launch(tap_group_combine_kernel<acc_t<T>, kSide, true>)
-                               : launch(tap_group_combine_kernel<acc_t<T>, kSide, false>);
+      if (a.sums == nullptr) return launch(tap_group_combine_kernel<acc_t<T>, kSide, false, false>);
+      return a.own_taps ? launch(tap_group_combine_kernel<acc_t<T>, kSide, true, true>)
+                        : launch(tap_group_combine_kernel<acc_t<T>, kSide, true, false>);
     }
     return with_tap_combine_kernel<T, kSide>(a.sums != nullptr, a.weight_pitch > 0, [&](auto combine) {
       return launch_after_previous_with_shared(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads,

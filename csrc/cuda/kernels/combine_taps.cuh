@@ -246,17 +246,20 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
 // stores, after __syncwarp), a lane a (plane, tap) of the warp's planes, the cells added in tap_combine_kernel's order:
 // the same sums. tap_combine_kernel's warp per plane left 31 lanes idle where a plane is one run, and ran each plane's
 // steps one after another, a round trip to L2 each: r16 of the sweep ([1378, 166, 25, 39] float32, 228748 planes of one
-// run) at padding 1, 171 us of its combine against 326 for its reader (H100, docs/limits.md §114). Where nothing reads
-// `grid` after this launch (TapSumsArgs::grid_scratch: the taps alone asked), each group's lanes take their own plane's
-// taps instead, the middle row's cells from the registers the group's sums left them (every lane of the group holds
-// them), the other rows' from `grid`, in the same order: a plane's middle cells are `grid` values `cells` apart, each
-// store a sector of its own, and those stores took r16's combine at padding 3 (7 a plane) to 57 us against 15 at
-// padding 1 (3 a plane; Nsight Compute, 85% of its sectors excess, H100). A stage in shared memory for them instead
-// (s118) took r10 at padding 3 to 1.02x its time (H200, docs/limits.md §125), likely because a staged reader's stages
-// fill the multiprocessor's shared memory, so combine blocks that need some could not start beside its blocks. kSide as
-// tap_grid_kernel's (combine_side; registers for a run's partials).
-template <typename A, int kSide, bool kTaps>
+// run) at padding 1, 171 us of its combine against 326 for its reader (H100, docs/limits.md §114). With
+// TapSumsArgs::own_taps (the taps alone asked, and groups of few lanes: plan::tap_combine_own_taps), each group's lanes
+// take their own plane's taps instead, the middle row's cells from the registers the group's sums left them (every lane
+// of the group holds them), the other rows' from `grid`, in the same order: a plane's middle cells are `grid` values
+// `cells` apart, each store a sector of its own, and those stores took r16's combine at padding 3 (7 a plane) to 57 us
+// against 15 at padding 1 (3 a plane; Nsight Compute, 85% of its sectors excess, H100). A stage in shared memory for
+// them instead (s118) took r10 at padding 3 to 1.02x its time (H200, docs/limits.md §125), and these registers to
+// 1.077x (H100, §126; 80 registers a thread for float32 kSide 0, not 60): where the planes are few their stores cost
+// little, so the rule keeps this way to groups of few lanes, which tap_combine_lanes gives the most planes. kSide as
+// tap_grid_kernel's (combine_side; registers for a run's partials); kOwnTaps (TapSumsArgs::own_taps) an instance of its
+// own, so that the other keeps its registers.
+template <typename A, int kSide, bool kTaps, bool kOwnTaps>
 __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
+  static_assert(kTaps || !kOwnTaps, "combine_by_lane_groups: its own taps only where the taps are asked");
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
@@ -274,8 +277,7 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
        first < planes; first += static_cast<int64_t>(gridDim.x) * kWarpsPerBlock * warp_planes) {
     const int64_t plane = first + lane / group_lanes;
     const bool real = plane < planes;
-    const bool own_taps = kTaps && a.grid_scratch;
-    A middle[kMaxPartials] = {};  // own_taps: the plane's partials' sums, every lane of its group
+    A middle[kMaxPartials] = {};  // kOwnTaps: the plane's partials' sums, every lane of its group
     if (middle_row) {
       A totals[kMaxPartials] = {};
       for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
@@ -290,20 +292,25 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
         for (int offset = group_lanes / 2; offset > 0; offset >>= 1) {
           total += __shfl_xor_sync(0xffffffffu, total, offset);
         }
-        if constexpr (kTaps) middle[k] = total;
-        if (!own_taps && real && group_lane == 0 && (k > 0 || middle_col)) {
+        if constexpr (kOwnTaps) middle[k] = total;
+        if (!kOwnTaps && real && group_lane == 0 && (k > 0 || middle_col)) {
           middle_cells[plane * cells + partial_column_segment(k, a.cols, middle_col)] = total;
         }
       }
     }
-    if (own_taps) {
+    if constexpr (kOwnTaps) {
       // The plane's taps by its group's lanes. Column segment q of the middle row is partial k (partial_column_segment
       // inverted), picked from `middle` by selects (an index into it would put it in local memory).
       const auto middle_cell = [&](int q) {
         const int k = q == a.cols.head && middle_col ? 0 : q < a.cols.head ? q + 1 : q - (middle_col ? 1 : 0) + 1;
         A value = 0;
 #pragma unroll
-        for (int j = 0; j < kMaxPartials; ++j) value = j == k ? middle[j] : value;
+        for (int j = 0; j < kMaxPartials; ++j) {
+          if constexpr (kSide == 0) {
+            if (j >= partial_count) break;  // kMaxPartials is the widest cut's; most cuts have fewer
+          }
+          value = j == k ? middle[j] : value;
+        }
         return value;
       };
       const A* plane_grid = grid + plane * cells;
