@@ -626,9 +626,10 @@ constexpr int32_t kTapGroupCombineMaxLanes = 8;
 // plan::tap_combine_own_taps: each plane's taps by its own group's lanes, the middle row's cells in registers, only
 // for groups of at most this many lanes (tap_combine_lanes gives those where the planes are a quarter of the resident
 // lanes or more). H100, always over never (s120 against main, tap_reader_ab.py, docs/limits.md §126): r16 (228748
-// planes, 2 lanes) 0.992 / 0.953 / 0.928 at padding 1-3; at 8 lanes r10 (9688 planes, 12 taps) 1.038 / 1.077 at
-// padding 2-3, r60 p3 1.033, r41 p3 1.031, r55 p3 1.026 (a kSide-0 cut's selects, and 80 registers a thread, not 60: 3
-// blocks an SM, not 4), r37 and r57 level. Forwards whose kernels did not change moved by up to 1.04 in that run.
+// planes, 2 lanes) 0.991 / 0.953 / 0.928 at padding 1-3; at 8 lanes r10 (9688 planes, 12 taps) 1.038 / 1.077 at
+// padding 2-3, r60 p3 1.033, r41 p3 1.031, r55 p3 1.026, r37 and r57 level; forwards whose kernels did not change moved
+// by up to 1.04 in that run. Its likely costs, not measured apart: 80 registers a thread, not 60 (3 blocks an SM, not
+// 4), and the selects over a kSide-0 cut's widest partials.
 constexpr int32_t kTapOwnTapsMaxLanes = 2;
 // plan::tap_weight_way: the weight over taps ahead of the tap sums, their reader beside it, only for x of at most this
 // many bytes. H100, the cells' weight kernel ahead with the reader beside it over ATen's copy after the combine
