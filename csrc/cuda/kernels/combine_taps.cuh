@@ -53,6 +53,19 @@ __device__ __forceinline__ TapCells tap_cells(const TapSumsArgs& a, int tap) {
           a.cols.end[u] - a.cols.first[u], a.rows.first[t], a.cols.first[u]};
 }
 
+// The sum of the cells `kept` holds, of a plane's cells [row, column segments], row by row and each row's columns in
+// order: every combine adds a tap's cells in this order (combine_by_lane_groups' own taps too, its middle row from
+// registers), so each gives the same taps bitwise.
+template <typename A>
+__device__ __forceinline__ A kept_cells_sum(const TapSumsArgs& a, const A* plane_cells, const TapCells& kept) {
+  A total = 0;
+  for (int r = 0; r < kept.rows; ++r) {
+    const A* row = plane_cells + kept.first + r * a.cols.segments;
+    for (int q = 0; q < kept.cols; ++q) total += row[q];
+  }
+  return total;
+}
+
 // A plane's channel, and the columns of the output its group's weight covers: [group_first, group_first +
 // group_columns). By multiply-and-shift divisions (TapSumsArgs::channel_divisor, group_divisor) where the planes
 // allow: the three divisions took 0.5 us of the headline's padded tail after the wait (docs/limits.md §78).
@@ -171,12 +184,7 @@ __device__ __forceinline__ void combine_planes(const TapSumsArgs& a) {
     if (!middle_row) store_held();
     __syncwarp();  // cells (and the staged weight) written by other lanes are read by every lane
     for (int tap = lane; tap < taps; tap += 32) {
-      const TapCells kept = tap_cells(a, tap);
-      A total = 0;
-      for (int r = 0; r < kept.rows; ++r) {
-        const A* row = plane_cells + kept.first + r * a.cols.segments;
-        for (int q = 0; q < kept.cols; ++q) total += row[q];
-      }
+      const A total = kept_cells_sum(a, plane_cells, tap_cells(a, tap));
       if constexpr (kTapSums) sums[plane * taps + tap] = total;
       plane_taps[tap] = total;
     }
@@ -334,13 +342,7 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
         const int64_t pair_plane = first + pair / taps;
         const int tap = pair % taps;
         const TapCells kept = tap_cells(a, tap);
-        const A* plane_grid = grid + pair_plane * cells;
-        A total = 0;
-        for (int r = 0; r < kept.rows; ++r) {
-          const A* row = plane_grid + kept.first + r * a.cols.segments;
-          for (int q = 0; q < kept.cols; ++q) total += row[q];
-        }
-        sums[pair_plane * taps + tap] = total;
+        sums[pair_plane * taps + tap] = kept_cells_sum(a, grid + pair_plane * cells, kept);
       }
     }
   }
