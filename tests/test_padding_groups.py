@@ -582,6 +582,7 @@ def test_tap_combine_stages_the_weight_or_reads_it(shape, dtype, groups):
     ((6, 16, 40, 36, 24, 3, 3), torch.float32, "contiguous", 1),       # borders of 1 column in registers
     ((4, 12, 60, 50, 16, 3, 5), torch.bfloat16, "channels_last", 2),   # the channels walk
     ((3, 10, 44, 30, 12, 5, 5), torch.float64, "contiguous", 3),       # borders in shared memory (kSide 0)
+    ((3, 6, 52, 28, 8, 5, 5), torch.float64, "contiguous", 2),         # borders of 2: a group lane's runs 2 a trip
     ((5, 8, 2, 640, 16, 3, 3), torch.float32, "contiguous", 1),        # no middle row
 ])
 def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_planes):
@@ -594,7 +595,9 @@ def test_tap_combines_give_the_same_sums(shape, dtype, layout, padding, many_pla
     and 32 lanes a plane forced. Both combines add the same cells in the same order, so the per-tap sums the forward
     keeps are bitwise the same, and the CPU's within the dtype's tolerance. Groups of 1 or 2 lanes without the cells
     asked (tap_sums, the GEMM over taps) keep the middle row's cells in registers, not in the grid
-    (TapSumsArgs::own_taps)."""
+    (TapSumsArgs::own_taps). Groups of 4 or more lanes take several of a lane's runs a trip (add_runs: 4 with borders
+    of one column, 2 with two), in add_run's order: few planes in runs of one row give 4 lanes 10-13 runs each, the
+    last trip part-full."""
     from fusedlse_cuda.planning import (forced_element_gemm, forced_tap_combine_lanes, forced_tap_min_run_bytes,
                                         forced_tap_shares)
 

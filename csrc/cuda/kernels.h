@@ -608,6 +608,9 @@ size_t tap_combine_shared_bytes(const TapSumsArgs& args);
 // it stages the weight (weight_pitch > 0) and its dynamic shared memory.
 int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums, bool staged_weight,
                                 size_t shared_bytes);
+// tap_group_combine_kernel's blocks that fit on an SM, for TapSumsArgs::border_side, whether it makes the taps and
+// whether each group takes its own plane's (TapSumsArgs::own_taps).
+int tap_group_combine_resident_per_sm(ScalarKind kind, int border_side, bool taps, bool own_taps);
 // Runs gemm_lse, and its merge when args.column_runs > 1; with args.k_splits > 1 only the partial logits (the caller
 // runs bias_lse over them).
 cudaError_t launch_gemm_lse(const GemmLseArgs& args, cudaStream_t stream);

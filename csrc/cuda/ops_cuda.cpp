@@ -2052,16 +2052,20 @@ at::Tensor tap_sums_cuda(const at::Tensor& x, const ForwardShape& s, const TapPa
   const plan::DeviceProps& props = device_props(device);
   if (tap_combine_by_lane_groups(x, s, weight != nullptr, cells != nullptr)) {
     // tap_group_combine_kernel: at least as many lanes a plane as cover its runs, and for the taps as many as
-    // plan::tap_combine_lanes asks for; as many blocks as are resident at once at most (a loop over the rest); for
-    // the cells alone no launch where no row is a middle one (the reader wrote every cell).
+    // plan::tap_combine_lanes asks for; as many blocks as its instance's registers let be resident at once at most (a
+    // loop over the rest: §125 found r16's float32 kSide-0 combine at 4 blocks an SM run in two waves when the grid
+    // was sized for 8); for the cells alone no launch where no row is a middle one (the reader wrote every cell).
     int32_t lanes = 1;
     while (lanes < 32 && lanes < a.chunks) lanes *= 2;
     if (want_taps) lanes = std::max(lanes, plan::tap_combine_lanes(planes, props.multiprocessors, props.warps_per_sm));
     a.group_lanes = lanes;
     a.own_taps = want_taps && cells == nullptr && plan::tap_combine_own_taps(lanes);
+    const int64_t group_combine_per_sm = once_per_key(
+        std::make_tuple(device, static_cast<int>(a.kind), a.border_side, want_taps, a.own_taps),
+        [&] { return tap_group_combine_resident_per_sm(a.kind, a.border_side, want_taps, a.own_taps); });
     a.combine_blocks = want_taps || s.height - rows.tail > rows.head
                            ? std::min(ceil_div(planes * lanes, int64_t{kBlockThreads}),
-                                      props.multiprocessors * props.warps_per_sm / kWarpsPerBlock)
+                                      props.multiprocessors * group_combine_per_sm)
                            : 0;
   } else {
     // The weight staged for the shares where kTapCombineBlocksPerSm blocks of it fit on an SM, without opting in

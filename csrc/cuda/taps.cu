@@ -213,6 +213,13 @@ template <typename T, int kSide, typename F> auto with_tap_combine_kernel(bool t
   return tap_sums ? f(tap_combine_kernel<T, true, kSide, false>) : f(tap_combine_kernel<T, false, kSide, false>);
 }
 
+// f(kernel) for tap_group_combine_kernel<A, kSide, taps, own_taps> (own_taps only with the taps).
+template <typename A, int kSide, typename F> auto with_tap_group_combine_kernel(bool taps, bool own_taps, F&& f) {
+  if (!taps) return f(tap_group_combine_kernel<A, kSide, false, false>);
+  return own_taps ? f(tap_group_combine_kernel<A, kSide, true, true>)
+                  : f(tap_group_combine_kernel<A, kSide, true, false>);
+}
+
 template <typename T>
 cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   const size_t shared_bytes = tap_grid_shared_bytes(a.kind, a.border_side, a.cols.head + a.cols.tail, a.stage_bytes);
@@ -227,12 +234,9 @@ cudaError_t launch_tap_sums_typed(const TapSumsArgs& a, cudaStream_t stream) {
   return with_border_side(combine_side(a.border_side), cudaErrorInvalidValue, [&](auto side) {
     constexpr int kSide = decltype(side)::value;
     if (a.group_lanes > 0) {
-      const auto launch = [&](auto kernel) {
+      return with_tap_group_combine_kernel<acc_t<T>, kSide>(a.sums != nullptr, a.own_taps, [&](auto kernel) {
         return launch_after_previous(kernel, static_cast<unsigned>(a.combine_blocks), kBlockThreads, stream, a);
-      };
-      if (a.sums == nullptr) return launch(tap_group_combine_kernel<acc_t<T>, kSide, false, false>);
-      return a.own_taps ? launch(tap_group_combine_kernel<acc_t<T>, kSide, true, true>)
-                        : launch(tap_group_combine_kernel<acc_t<T>, kSide, true, false>);
+      });
     }
     return with_tap_combine_kernel<T, kSide>(a.sums != nullptr, a.weight_pitch > 0, [&](auto combine) {
       return launch_after_previous_with_shared(combine, static_cast<unsigned>(a.combine_blocks), kBlockThreads,
@@ -334,6 +338,16 @@ int tap_combine_resident_per_sm(ScalarKind kind, int border_side, bool tap_sums,
       return with_tap_combine_kernel<T, decltype(side)::value>(tap_sums, staged_weight, [&](auto combine) {
         return resident_blocks_per_sm(combine, kBlockThreads, shared_bytes);
       });
+    });
+  });
+}
+
+int tap_group_combine_resident_per_sm(ScalarKind kind, int border_side, bool taps, bool own_taps) {
+  return with_element_type(kind, 1, [&](auto t) {
+    using A = acc_t<decltype(t)>;
+    return with_border_side(combine_side(border_side), 1, [&](auto side) {
+      return with_tap_group_combine_kernel<A, decltype(side)::value>(
+          taps, own_taps, [&](auto combine) { return resident_blocks_per_sm(combine, kBlockThreads, 0); });
     });
   });
 }

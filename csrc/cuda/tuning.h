@@ -631,6 +631,11 @@ constexpr int32_t kTapGroupCombineMaxLanes = 8;
 // by up to 1.04 in that run. Its likely costs, not measured apart: 80 registers a thread, not 60 (3 blocks an SM, not
 // 4), and the selects over a kSide-0 cut's widest partials.
 constexpr int32_t kTapOwnTapsMaxLanes = 2;
+// The lane groups' combine: a lane's runs' partials loaded a trip (combine_taps.cuh add_runs), about this many values:
+// 4 runs of kSide 1's 3 partials, 2 of kSide 2's 5. A guess, not yet timed: a plane of many runs (r63 of the sweep, 7
+// planes of 5.5 MB float64) took 7.9 us in its combine, each of a lane's ~21 runs a round trip to L2 (H100, Nsight
+// Compute, docs/limits.md §129).
+constexpr int kTapCombineRunValues = 12;
 // plan::tap_weight_way: the weight over taps ahead of the tap sums, their reader beside it, only for x of at most this
 // many bytes. H100, the cells' weight kernel ahead with the reader beside it over ATen's copy after the combine
 // (taps_weight_ab.py, docs/limits.md §117): r02, r10, r41, r61 of the sweep (8-37 MiB of x, 20-60 us forwards)

@@ -22,6 +22,42 @@ __device__ __forceinline__ void add_run(const A* run, int partial_count, A (&tot
                                    [&](int k, A value) { totals[k] += value; });
 }
 
+// Adds up to kRuns runs' partials into `totals`: runs first, first + step, ... below `runs` of `plane_partials`
+// ([runs, partial_count]). Every load of the trip is issued before the first add, and the adds go run by run as
+// add_run's, so the sums are bitwise those of add_run over the same runs in turn. For the lane groups' combine where a
+// plane's runs are many: few planes get 32 lanes each, and a lane adding its runs one at a time waits a round trip to
+// L2 for each (r63 of the sweep, 7 planes of 689576 float64 rows: 7.9 us in its combine against 13.7 in its reader,
+// H100, docs/limits.md §129). kRuns 1 is add_run. tap_combine_kernel keeps add_run: a loop like this one spilled its
+// float64 kSide-2 instance and bought no forward on r29 or r48 (§81-82).
+template <typename A, int kMaxPartials, int kRuns>
+__device__ __forceinline__ void add_runs(const A* plane_partials, int64_t first, int step, int64_t runs,
+                                         int partial_count, A (&totals)[kMaxPartials]) {
+  if constexpr (kRuns == 1) {
+    add_run(plane_partials + first * partial_count, partial_count, totals);
+  } else {
+    A values[kRuns][kMaxPartials];
+#pragma unroll
+    for (int r = 0; r < kRuns; ++r) {
+      if (first + r * step >= runs) break;
+      const A* run = plane_partials + (first + r * step) * partial_count;
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        values[r][k] = run[k];
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRuns; ++r) {
+      if (first + r * step >= runs) break;
+#pragma unroll
+      for (int k = 0; k < kMaxPartials; ++k) {
+        if (k >= partial_count) break;
+        totals[k] += values[r][k];
+      }
+    }
+  }
+}
+
 // The weight of channel c ([c_out / groups, taps] contiguous, in `kind`) into `stage` (column n's taps at n *
 // weight_pitch) by the warp's lanes, kStageLoads loads in flight a lane.
 template <typename T>
@@ -269,6 +305,10 @@ template <typename A, int kSide, bool kTaps, bool kOwnTaps>
 __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
   static_assert(kTaps || !kOwnTaps, "combine_by_lane_groups: its own taps only where the taps are asked");
   constexpr int kMaxPartials = 1 + 2 * (kSide > 0 ? kSide : kMaxTapCut);
+  // A lane's runs a trip (add_runs): kTapCombineRunValues values in flight. One where a run's partials are up to 17
+  // (kSide 0), and with kOwnTaps, whose groups of 1-2 lanes take planes of few runs (4 runs spilled its float64 kSide-1
+  // instance on sm_90, 12 bytes).
+  constexpr int kRunsAtOnce = kSide == 0 || kOwnTaps ? 1 : kTapCombineRunValues / kMaxPartials;
   const A* partials = static_cast<const A*>(a.partials);  // [B*C, chunks, 1 + border columns]
   A* grid = static_cast<A*>(a.grid);                      // [B*C, row segments, column segments]
   A* sums = static_cast<A*>(a.sums);                      // [B*C, kH, kW] where kTaps
@@ -288,10 +328,10 @@ __device__ __forceinline__ void combine_by_lane_groups(const TapSumsArgs& a) {
     A middle[kMaxPartials] = {};  // kOwnTaps: the plane's partials' sums, every lane of its group
     if (middle_row) {
       A totals[kMaxPartials] = {};
-      for (int64_t chunk = group_lane; chunk < a.chunks; chunk += group_lanes) {
+      const A* plane_partials = partials + plane * a.chunks * partial_count;
+      for (int64_t chunk = group_lane; chunk < a.chunks; chunk += kRunsAtOnce * group_lanes) {
         if (!real) break;
-        const A* run = partials + (plane * a.chunks + chunk) * partial_count;
-        add_run(run, partial_count, totals);
+        add_runs<A, kMaxPartials, kRunsAtOnce>(plane_partials, chunk, group_lanes, a.chunks, partial_count, totals);
       }
 #pragma unroll
       for (int k = 0; k < kMaxPartials; ++k) {
