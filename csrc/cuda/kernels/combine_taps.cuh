@@ -91,7 +91,8 @@ __device__ __forceinline__ TapCells tap_cells(const TapSumsArgs& a, int tap) {
 
 // The sum of the cells `kept` holds, of a plane's cells [row, column segments], row by row and each row's columns in
 // order: every combine adds a tap's cells in this order (combine_by_lane_groups' own taps too, its middle row from
-// registers), so each gives the same taps bitwise.
+// registers, in a loop of its own: this one over a row accessor took its float32 kSide-0 instance to an 8-byte spill
+// on sm_89), so each gives the same taps bitwise.
 template <typename A>
 __device__ __forceinline__ A kept_cells_sum(const TapSumsArgs& a, const A* plane_cells, const TapCells& kept) {
   A total = 0;
